@@ -1,0 +1,49 @@
+import type { AgentInfo, SkillInfo, TaskSubmitRequest } from "../contract/types.js";
+
+/** What an executor receives to run one task. */
+export interface ExecutionContext {
+  readonly taskId: string;
+  readonly request: Readonly<TaskSubmitRequest>;
+  /** Working directory reserved for this task (per session), created before execute is called. */
+  readonly workspace: string;
+  /** Aborted on cancel, timeout or shutdown; `signal.reason` says which. Executors must stop promptly. */
+  readonly signal: AbortSignal;
+  /** Report progress in [0, 100] with an optional message. */
+  progress(progress: number, message?: string): void;
+  /** Report a chunk of output (a log line, streamed tokens); kept in the task's history. */
+  output(chunk: string): void;
+}
+
+/** The result of a finished execution. Throwing means the task failed. */
+export interface ExecutionResult {
+  output: string;
+  data?: unknown;
+}
+
+/** Whether an agent can run here now, and why not. */
+export type Availability = { available: true } | { available: false; reason: string };
+
+/** Runs tasks for one agent. */
+export interface AgentExecutor {
+  /** Public description; `capabilities` drive routing in the mesh. */
+  readonly info: AgentInfo;
+  /**
+   * After an unclean stop, may a task that was running be started again from the
+   * beginning? Side-effect-free or idempotent agents say true.
+   */
+  readonly resumable: boolean;
+  /** May the mesh re-route a task of this agent to another node when its executor dies. */
+  readonly retryable: boolean;
+  /** Default per-task timeout in ms, or undefined for the engine default. */
+  readonly timeoutMs?: number;
+  /** Checked when listing and before every submit. */
+  availability(): Availability | Promise<Availability>;
+  execute(ctx: ExecutionContext): Promise<ExecutionResult>;
+}
+
+/** Lookup of agents and skills a node can offer. */
+export interface AgentRegistry {
+  get(agentId: string): AgentExecutor | undefined;
+  list(): AgentExecutor[];
+  listSkills(): SkillInfo[] | Promise<SkillInfo[]>;
+}

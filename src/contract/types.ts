@@ -1,0 +1,182 @@
+/**
+ * The runtime contract, compatible with the upstream CoderClaw types.
+ *
+ * Field names follow upstream so existing callers keep working; fields added for
+ * the mesh are optional and never rename what upstream has.
+ */
+
+/** Lifecycle of a task. `completed`, `failed` and `cancelled` are terminal. */
+export type TaskStatus =
+  | "pending"
+  | "planning"
+  | "running"
+  | "waiting"
+  | "completed"
+  | "failed"
+  | "cancelled";
+
+/** All statuses, in lifecycle order. */
+export const TASK_STATUSES: readonly TaskStatus[] = [
+  "pending",
+  "planning",
+  "running",
+  "waiting",
+  "completed",
+  "failed",
+  "cancelled",
+];
+
+/** Statuses after which a task never changes again. */
+export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set<TaskStatus>([
+  "completed",
+  "failed",
+  "cancelled",
+]);
+
+/** Deployment modes of the runtime. */
+export type RuntimeMode = "local-only" | "remote-enabled" | "distributed-cluster";
+
+/** What a caller sends to start a task. */
+export interface TaskSubmitRequest {
+  agentId?: string;
+  description: string;
+  input: string;
+  model?: string;
+  thinking?: string;
+  sessionId?: string;
+  parentTaskId?: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** The observable state of one task. */
+export interface TaskState {
+  id: string;
+  status: TaskStatus;
+  agentId?: string;
+  description: string;
+  sessionId?: string;
+  parentTaskId?: string;
+  createdAt: Date;
+  startedAt?: Date;
+  completedAt?: Date;
+  output?: string;
+  error?: string;
+  progress?: number;
+  metadata?: Record<string, unknown>;
+  /** Mesh addition: the device id (PeerId) of the node that executes the task. */
+  executorId?: string;
+}
+
+/** One update on a task's stream. */
+export interface TaskUpdateEvent {
+  taskId: string;
+  status: TaskStatus;
+  timestamp: Date;
+  message?: string;
+  progress?: number;
+  data?: unknown;
+  /** Mesh addition: position of this update in the task's history, from 1, for resumable streams. */
+  seq?: number;
+}
+
+/** Kinds of entries in a task's history. */
+export type TaskEventType =
+  | "created"
+  | "status_changed"
+  | "progress_updated"
+  | "output_added"
+  | "error_set";
+
+/** One entry of a task's full history. */
+export interface TaskEvent {
+  /** Position in the task's history, from 1. */
+  seq: number;
+  type: TaskEventType;
+  timestamp: Date;
+  status: TaskStatus;
+  message?: string;
+  progress?: number;
+  data?: unknown;
+}
+
+/** An agent that can run tasks. */
+export interface AgentInfo {
+  id: string;
+  name: string;
+  description: string;
+  capabilities: string[];
+  model?: string;
+  thinking?: string;
+  /** Addition: false when configured but not runnable here now. */
+  available?: boolean;
+  /** Addition: why the agent cannot run here, when `available` is false. */
+  unavailableReason?: string;
+}
+
+/** A skill an agent may use. */
+export interface SkillInfo {
+  id: string;
+  name: string;
+  description: string;
+  version: string;
+  enabled: boolean;
+  /** Addition: the missing requirement when `enabled` is false. */
+  disabledReason?: string;
+  /** Addition: skills that can change the machine (run commands, write files). */
+  dangerous?: boolean;
+}
+
+/** Health and counters of a runtime. */
+export interface RuntimeStatus {
+  version: string;
+  uptime: number;
+  activeTasks: number;
+  totalTasks: number;
+  mode: RuntimeMode;
+  healthy: boolean;
+}
+
+/** Filter for listing tasks. */
+export interface TaskListFilter {
+  status?: TaskStatus;
+  sessionId?: string;
+  /** Most recent first; at most this many. */
+  limit?: number;
+}
+
+/** Options for streaming updates. */
+export interface StreamOptions {
+  /** Resume after this sequence number (exclusive): updates with seq <= afterSeq are skipped. */
+  afterSeq?: number;
+  /** Stop streaming when this signal aborts. */
+  signal?: AbortSignal;
+}
+
+/** The contract every runtime offers, whatever its deployment mode. */
+export interface RuntimeInterface {
+  submitTask(request: TaskSubmitRequest): Promise<TaskState>;
+  getTaskState(taskId: string): Promise<TaskState | null>;
+  streamTaskUpdates(taskId: string, options?: StreamOptions): AsyncIterable<TaskUpdateEvent>;
+  cancelTask(taskId: string): Promise<boolean>;
+  listAgents(): Promise<AgentInfo[]>;
+  listSkills(): Promise<SkillInfo[]>;
+  getStatus(): Promise<RuntimeStatus>;
+}
+
+/**
+ * What `CoderClawRuntime` needs from a transport: the runtime contract minus the
+ * mode, plus listing. Local, HTTP and mesh adapters all implement it and all pass
+ * `test/compliance/runtime-adapter`.
+ */
+export interface TransportAdapter {
+  submitTask(request: TaskSubmitRequest): Promise<TaskState>;
+  getTaskState(taskId: string): Promise<TaskState | null>;
+  streamTaskUpdates(taskId: string, options?: StreamOptions): AsyncIterable<TaskUpdateEvent>;
+  cancelTask(taskId: string): Promise<boolean>;
+  listTasks(filter?: TaskListFilter): Promise<TaskState[]>;
+  listAgents(): Promise<AgentInfo[]>;
+  listSkills(): Promise<SkillInfo[]>;
+  getStatus(): Promise<Omit<RuntimeStatus, "mode">>;
+  /** Release resources (sockets, storage). Idempotent. */
+  close(): Promise<void>;
+}
