@@ -1,0 +1,59 @@
+import type { Doc, Heads } from "@automerge/automerge";
+
+/** Where a document change came from; sync must not echo remote changes back as new work. */
+export type ChangeOrigin = "local" | "remote";
+
+/** Emitted after a change to a document is durable. */
+export interface DocumentChange {
+  id: string;
+  origin: ChangeOrigin;
+  heads: Heads;
+}
+
+/**
+ * A store of Automerge documents, one per id. Ids are slash-separated paths whose
+ * first segment is a namespace (`task/<uuid>`, `audit/<author>/<segment>`,
+ * `mesh/<name>`), so replication can select namespaces by prefix.
+ *
+ * Documents are loaded lazily, cached while in use and evicted when idle; every
+ * update is persisted as an incremental chunk before the returned promise
+ * resolves, and chunks are compacted into snapshots in the background.
+ */
+export interface DocumentStore {
+  /** The current document, or undefined when the store holds none with this id. */
+  get<T>(id: string): Promise<Doc<T> | undefined>;
+  /**
+   * Serialised read-modify-write of one document. `fn` receives the current
+   * document (undefined when absent) and returns the next one (or the same one
+   * for no change). New changes are persisted atomically before resolving.
+   */
+  update<T>(id: string, fn: (doc: Doc<T> | undefined) => Doc<T> | undefined, origin?: ChangeOrigin): Promise<Doc<T> | undefined>;
+  /** Ids of stored documents under a prefix, in lexicographic order. */
+  ids(prefix?: string): AsyncIterable<string>;
+  /** Current heads of a document without loading it, from the heads index. */
+  heads(id: string): Promise<Heads | undefined>;
+  /**
+   * Compact digest of everything under a prefix: a fixed number of buckets, each the
+   * hash of the (id, heads) pairs whose id hashes into it. Two stores holding the
+   * same documents at the same heads have identical summaries.
+   */
+  summary(prefix: string): Promise<StoreSummary>;
+  /** (id, heads) of every document under `prefix` whose id hashes into one of `buckets`. */
+  bucketEntries(prefix: string, buckets: readonly number[]): Promise<Array<{ id: string; heads: Heads }>>;
+  /** Subscribe to durable changes; returns an unsubscribe function. */
+  onChange(listener: (change: DocumentChange) => void): () => void;
+  /** Flush, stop background work and release the underlying database. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** See {@link DocumentStore.summary}. */
+export interface StoreSummary {
+  prefix: string;
+  /** Number of documents under the prefix. */
+  count: number;
+  /** Hex digests, one per bucket; empty buckets have the digest of nothing. */
+  buckets: string[];
+}
+
+/** Number of summary buckets. Fixed so that two nodes' summaries are comparable. */
+export const SUMMARY_BUCKETS = 256;
