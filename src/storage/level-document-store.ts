@@ -1,0 +1,265 @@
+import { createHash } from "node:crypto";
+import * as A from "@automerge/automerge";
+import { InvalidInputError, StorageError } from "../contract/errors.js";
+import type { ChangeOrigin, DocumentChange, DocumentStore, StoreSummary } from "./document-store.js";
+import { SUMMARY_BUCKETS } from "./document-store.js";
+import type { Database } from "./level-database.js";
+import { WriteBatcher, type WriteOp } from "./write-batcher.js";
+
+/** Options of {@link LevelDocumentStore}. */
+export interface LevelDocumentStoreOptions {
+  /** Automerge actor id (hex) used when loading documents, so this node's changes carry one actor. */
+  actorId?: string;
+  /** Documents kept in memory at most; least recently used ones are evicted beyond it. Default 2,000. */
+  maxCachedDocs?: number;
+  /** Incremental chunks per document before they are folded into one snapshot. Default 16. */
+  compactAfterChunks?: number;
+  /** Shared group-commit writer, so other modules' writes can land in the same atomic batch. */
+  batcher?: WriteBatcher;
+  /** Database path, for error messages. */
+  path?: string;
+}
+
+interface CacheEntry {
+  doc: A.Doc<unknown>;
+  heads: A.Heads;
+  /** Number of incremental chunk keys stored after the snapshot. */
+  chunks: number;
+}
+
+const DOC = "doc:";
+const HEADS = "heads:";
+const SEP = "\u0001";
+const SNAPSHOT = "s";
+const CHUNK = "c:";
+const MAX_ID_LENGTH = 512;
+const EMPTY_DIGEST = createHash("sha256").digest("hex");
+
+/** Checks a document id: printable, bounded, namespaced. */
+export function validateDocumentId(id: string): void {
+  if (id.length === 0 || id.length > MAX_ID_LENGTH) throw new InvalidInputError(`must be 1..${MAX_ID_LENGTH} characters`, "documentId");
+  // Control characters would break the key layout (SEP) and are never meaningful in ids.
+  if (/[\u0000-\u001f\u007f]/.test(id)) throw new InvalidInputError("must not contain control characters", "documentId");
+  if (!id.includes("/")) throw new InvalidInputError("must be namespaced as <namespace>/<name>", "documentId");
+}
+
+/** Which summary bucket an id falls into: the first byte of its SHA-256. */
+export function bucketOf(id: string): number {
+  return createHash("sha256").update(id).digest()[0]!;
+}
+
+function chunkKey(id: string, n: number): string {
+  return `${DOC}${id}${SEP}${CHUNK}${n.toString().padStart(10, "0")}`;
+}
+
+function encodeHeads(heads: A.Heads): Uint8Array {
+  return Buffer.from([...heads].sort().join(","), "utf8");
+}
+
+function decodeHeads(bytes: Uint8Array): A.Heads {
+  const s = Buffer.from(bytes).toString("utf8");
+  return s.length === 0 ? [] : s.split(",");
+}
+
+function sameHeads(a: A.Heads, b: A.Heads): boolean {
+  if (a.length !== b.length) return false;
+  const sb = new Set(b);
+  return a.every((h) => sb.has(h));
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/**
+ * {@link DocumentStore} on LevelDB.
+ *
+ * Key layout: `doc:<id>\x01s` holds the compacted snapshot, `doc:<id>\x01c:<n>` the
+ * incremental chunks after it, and `heads:<id>` the current heads (the index that
+ * answers `ids`, `heads` and `summary` without loading documents).
+ */
+export class LevelDocumentStore implements DocumentStore {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly listeners = new Set<(change: DocumentChange) => void>();
+  private readonly batcher: WriteBatcher;
+  private readonly maxCached: number;
+  private readonly compactAfter: number;
+  private closed = false;
+
+  constructor(private readonly db: Database, private readonly options: LevelDocumentStoreOptions = {}) {
+    this.batcher = options.batcher ?? new WriteBatcher(db);
+    this.maxCached = options.maxCachedDocs ?? 2000;
+    this.compactAfter = options.compactAfterChunks ?? 16;
+  }
+
+  async get<T>(id: string): Promise<A.Doc<T> | undefined> {
+    const entry = this.cache.get(id) ?? (await this.load(id));
+    return entry?.doc as A.Doc<T> | undefined;
+  }
+
+  update<T>(
+    id: string,
+    fn: (doc: A.Doc<T> | undefined) => A.Doc<T> | undefined,
+    origin: ChangeOrigin = "local",
+    extraOps?: (doc: A.Doc<T>) => WriteOp[],
+  ): Promise<A.Doc<T> | undefined> {
+    validateDocumentId(id);
+    this.assertOpen();
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const run = prev.then(
+      () => this.applyUpdate(id, fn, origin, extraOps),
+      () => this.applyUpdate(id, fn, origin, extraOps),
+    );
+    this.locks.set(id, run);
+    const release = (): void => {
+      if (this.locks.get(id) === run) this.locks.delete(id);
+    };
+    run.then(release, release);
+    return run;
+  }
+
+  async *ids(prefix = ""): AsyncIterable<string> {
+    for await (const key of this.db.keys({ gte: HEADS + prefix, lt: HEADS + prefix + "\uffff" })) {
+      yield key.slice(HEADS.length);
+    }
+  }
+
+  async heads(id: string): Promise<A.Heads | undefined> {
+    const cached = this.cache.get(id);
+    if (cached) return cached.heads;
+    const bytes = await this.db.get(HEADS + id);
+    return bytes === undefined ? undefined : decodeHeads(bytes);
+  }
+
+  async summary(prefix: string): Promise<StoreSummary> {
+    const hashes = Array.from({ length: SUMMARY_BUCKETS }, () => createHash("sha256"));
+    const used = new Set<number>();
+    let count = 0;
+    for await (const [key, value] of this.db.iterator({ gte: HEADS + prefix, lt: HEADS + prefix + "\uffff" })) {
+      const id = key.slice(HEADS.length);
+      const b = bucketOf(id);
+      used.add(b);
+      // Keys arrive sorted, so each bucket hashes its entries in one canonical order.
+      hashes[b]!.update(id).update("\n").update(value).update("\n");
+      count++;
+    }
+    return {
+      prefix,
+      count,
+      buckets: hashes.map((h, i) => (used.has(i) ? h.digest("hex") : EMPTY_DIGEST)),
+    };
+  }
+
+  async bucketEntries(prefix: string, buckets: readonly number[]): Promise<Array<{ id: string; heads: A.Heads }>> {
+    const wanted = new Set(buckets);
+    const out: Array<{ id: string; heads: A.Heads }> = [];
+    for await (const [key, value] of this.db.iterator({ gte: HEADS + prefix, lt: HEADS + prefix + "\uffff" })) {
+      const id = key.slice(HEADS.length);
+      if (wanted.has(bucketOf(id))) out.push({ id, heads: decodeHeads(value) });
+    }
+    return out;
+  }
+
+  onChange(listener: (change: DocumentChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves when every write issued so far is durable. */
+  flush(): Promise<void> {
+    return this.batcher.drain();
+  }
+
+  /** Number of documents currently held in memory. */
+  cachedCount(): number {
+    return this.cache.size;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.allSettled([...this.locks.values()]);
+    await this.batcher.drain();
+    this.closed = true;
+    this.cache.clear();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StorageError("STORAGE_CORRUPT", this.options.path ?? "document store", "store is closed");
+  }
+
+  private async applyUpdate<T>(
+    id: string,
+    fn: (doc: A.Doc<T> | undefined) => A.Doc<T> | undefined,
+    origin: ChangeOrigin,
+    extraOps?: (doc: A.Doc<T>) => WriteOp[],
+  ): Promise<A.Doc<T> | undefined> {
+    const entry = this.cache.get(id) ?? (await this.load(id));
+    const before = entry?.doc as A.Doc<T> | undefined;
+    const next = fn(before);
+    if (next === undefined || next === before) return before;
+    const heads = A.getHeads(next);
+    if (entry && sameHeads(entry.heads, heads)) return next;
+
+    const ops: WriteOp[] = [];
+    let chunks: number;
+    if (!entry) {
+      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: A.save(next) });
+      chunks = 0;
+    } else if (entry.chunks + 1 >= this.compactAfter) {
+      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: A.save(next) });
+      for (let n = 0; n < entry.chunks; n++) ops.push({ type: "del", key: chunkKey(id, n) });
+      chunks = 0;
+    } else {
+      ops.push({ type: "put", key: chunkKey(id, entry.chunks), value: A.saveSince(next, entry.heads) });
+      chunks = entry.chunks + 1;
+    }
+    ops.push({ type: "put", key: HEADS + id, value: encodeHeads(heads) });
+    if (extraOps) for (const op of extraOps(next)) ops.push(op);
+
+    await this.batcher.write(ops);
+    this.remember(id, { doc: next as A.Doc<unknown>, heads, chunks });
+    const change: DocumentChange = { id, origin, heads };
+    for (const listener of this.listeners) listener(change);
+    return next;
+  }
+
+  private async load(id: string): Promise<CacheEntry | undefined> {
+    const parts: Uint8Array[] = [];
+    let snapshot: Uint8Array | undefined;
+    let chunks = 0;
+    for await (const [key, value] of this.db.iterator({ gte: `${DOC}${id}${SEP}`, lt: `${DOC}${id}${SEP}\uffff` })) {
+      if (key.endsWith(SEP + SNAPSHOT)) snapshot = value;
+      else {
+        parts.push(value);
+        chunks++;
+      }
+    }
+    if (!snapshot && parts.length === 0) return undefined;
+    // The snapshot sorts after its chunks in key order but comes first in history.
+    if (snapshot) parts.unshift(snapshot);
+    let doc: A.Doc<unknown>;
+    try {
+      doc = this.options.actorId ? A.load(concatBytes(parts), { actor: this.options.actorId }) : A.load(concatBytes(parts));
+    } catch (err) {
+      throw new StorageError("STORAGE_CORRUPT", this.options.path ?? "document store", `document ${id} cannot be decoded: ${(err as Error).message}`, err);
+    }
+    const entry: CacheEntry = { doc, heads: A.getHeads(doc), chunks };
+    // A concurrent load of the same id may have finished first; keep one copy.
+    const raced = this.cache.get(id);
+    if (raced) return raced;
+    this.remember(id, entry);
+    return entry;
+  }
+
+  private remember(id: string, entry: CacheEntry): void {
+    this.cache.delete(id);
+    this.cache.set(id, entry);
+    if (this.cache.size <= this.maxCached) return;
+    for (const victim of this.cache.keys()) {
+      if (this.cache.size <= this.maxCached) break;
+      // A document with an update in flight stays: evicting it would make the writer reload a stale copy.
+      if (!this.locks.has(victim)) this.cache.delete(victim);
+    }
+  }
+}

@@ -1,0 +1,119 @@
+import * as A from "@automerge/automerge";
+import fc from "fast-check";
+import { afterEach, describe, expect, it } from "vitest";
+import { openDatabase } from "../../src/storage/level-database.js";
+import { LevelDocumentStore, bucketOf } from "../../src/storage/level-document-store.js";
+import { hasCode } from "../../src/contract/errors.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+type Counter = { n: number; tags: string[] };
+
+const dirs: Array<{ remove: () => void }> = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) d.remove();
+});
+
+async function openStore(path: string, opts: ConstructorParameters<typeof LevelDocumentStore>[1] = {}) {
+  const db = await openDatabase(path);
+  const store = new LevelDocumentStore(db, { path, ...opts });
+  return { db, store, close: async () => { await store.close(); await db.close(); } };
+}
+
+describe("LevelDocumentStore", () => {
+  it("persists incremental updates and reloads them after reopening, across compactions", async () => {
+    const dir = tempDir(); dirs.push(dir);
+    let s = await openStore(dir.path, { compactAfterChunks: 4 });
+    await s.store.update<Counter>("test/a", () => A.from<Counter>({ n: 0, tags: [] }));
+    for (let i = 1; i <= 10; i++) {
+      await s.store.update<Counter>("test/a", (d) => A.change(d!, (x) => { x.n = i; x.tags.push(`t${i}`); }));
+    }
+    const headsBefore = await s.store.heads("test/a");
+    await s.close();
+
+    s = await openStore(dir.path, { maxCachedDocs: 1 });
+    const doc = await s.store.get<Counter>("test/a");
+    expect(doc?.n).toBe(10);
+    expect(doc?.tags).toHaveLength(10);
+    expect(A.getHeads(doc!).sort()).toEqual(headsBefore!.slice().sort());
+    await s.close();
+  });
+
+  it("serialises concurrent updates of one document", async () => {
+    const dir = tempDir(); dirs.push(dir);
+    const s = await openStore(dir.path);
+    await s.store.update<Counter>("test/c", () => A.from<Counter>({ n: 0, tags: [] }));
+    await Promise.all(Array.from({ length: 50 }, () => s.store.update<Counter>("test/c", (d) => A.change(d!, (x) => { x.n += 1; }))));
+    expect((await s.store.get<Counter>("test/c"))?.n).toBe(50);
+    await s.close();
+  });
+
+  it("lists ids by prefix and gives equal summaries for equal contents", async () => {
+    const a = tempDir(); const b = tempDir(); dirs.push(a, b);
+    const sa = await openStore(a.path);
+    const sb = await openStore(b.path);
+    const base = A.from<Counter>({ n: 1, tags: [] });
+    for (const id of ["task/1", "task/2", "audit/x/0"]) {
+      await sa.store.update(id, () => A.clone(base));
+      await sb.store.update(id, () => A.clone(base));
+    }
+    const ids: string[] = [];
+    for await (const id of sa.store.ids("task/")) ids.push(id);
+    expect(ids).toEqual(["task/1", "task/2"]);
+    expect(await sa.store.summary("task/")).toEqual(await sb.store.summary("task/"));
+    await sa.store.update<Counter>("task/2", (d) => A.change(d!, (x) => { x.n = 2; }));
+    const [sumA, sumB] = [await sa.store.summary("task/"), await sb.store.summary("task/")];
+    const differing = sumA.buckets.flatMap((h, i) => (h === sumB.buckets[i] ? [] : [i]));
+    expect(differing).toEqual([bucketOf("task/2")]);
+    expect((await sa.store.bucketEntries("task/", differing)).map((e) => e.id)).toEqual(["task/2"]);
+    await sa.close(); await sb.close();
+  });
+
+  it("refuses a database held by another handle with STORAGE_LOCKED naming the path", async () => {
+    const dir = tempDir(); dirs.push(dir);
+    const s = await openStore(dir.path);
+    const err = await openDatabase(dir.path).catch((e: unknown) => e);
+    expect(hasCode(err, "STORAGE_LOCKED")).toBe(true);
+    expect((err as Error).message).toContain(dir.path);
+    await s.close();
+  });
+
+  it("refuses ids without a namespace or with control characters", async () => {
+    const dir = tempDir(); dirs.push(dir);
+    const s = await openStore(dir.path);
+    expect(() => s.store.update("nonamespace", () => A.from({}))).toThrow(/namespaced/);
+    expect(() => s.store.update("task/\u0001x", () => A.from({}))).toThrow(/control/);
+    await s.close();
+  });
+
+  it("property: any sequence of updates, evictions and reopenings reads back as the in-memory model", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ doc: fc.integer({ min: 0, max: 3 }), value: fc.integer(), reopen: fc.boolean() }), { minLength: 1, maxLength: 40 }),
+        async (steps) => {
+          const dir = tempDir(); 
+          let s = await openStore(dir.path, { maxCachedDocs: 2, compactAfterChunks: 3 });
+          const model = new Map<string, number[]>();
+          try {
+            for (const step of steps) {
+              const id = `prop/${step.doc}`;
+              const list = model.get(id) ?? [];
+              list.push(step.value);
+              model.set(id, list);
+              await s.store.update<{ values: number[] }>(id, (d) =>
+                d ? A.change(d, (x) => { x.values.push(step.value); }) : A.from({ values: [step.value] }),
+              );
+              if (step.reopen) { await s.close(); s = await openStore(dir.path, { maxCachedDocs: 2, compactAfterChunks: 3 }); }
+            }
+            for (const [id, values] of model) {
+              expect((await s.store.get<{ values: number[] }>(id))?.values).toEqual(values);
+            }
+          } finally {
+            await s.close();
+            dir.remove();
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+});
