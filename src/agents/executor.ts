@@ -12,6 +12,12 @@ export interface ExecutionContext {
   progress(progress: number, message?: string): void;
   /** Report a chunk of output (a log line, streamed tokens); kept in the task's history. */
   output(chunk: string): void;
+  /**
+   * A safe point: resolves at once while the task runs, and waits while it is
+   * paused. Executors that can pause call it between steps; those that never
+   * call it are held at completion instead.
+   */
+  checkpoint(): Promise<void>;
 }
 
 /** The result of a finished execution. Throwing means the task failed. */

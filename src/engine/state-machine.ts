@@ -1,0 +1,29 @@
+import { InvalidTransitionError } from "../contract/errors.js";
+import type { TaskStatus } from "../contract/types.js";
+import { TERMINAL_STATUSES } from "../contract/types.js";
+
+/** The only legal edges of the task lifecycle (DESIGN.md). */
+export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
+  pending: ["planning", "cancelled"],
+  planning: ["running", "failed", "cancelled"],
+  running: ["waiting", "completed", "failed", "cancelled"],
+  waiting: ["running", "failed", "cancelled"],
+  completed: [],
+  failed: [],
+  cancelled: [],
+};
+
+/** True when `from -> to` is an edge of the lifecycle. */
+export function canTransition(from: TaskStatus, to: TaskStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** Throws {@link InvalidTransitionError} unless `from -> to` is legal. */
+export function assertTransition(taskId: string, from: TaskStatus, to: TaskStatus): void {
+  if (!canTransition(from, to)) throw new InvalidTransitionError(taskId, from, to);
+}
+
+/** True for completed, failed and cancelled. */
+export function isTerminal(status: TaskStatus): boolean {
+  return TERMINAL_STATUSES.has(status);
+}
