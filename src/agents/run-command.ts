@@ -1,0 +1,72 @@
+import type { ExecutionContext, ExecutionResult } from "./executor.js";
+import { ExecutionFailedError } from "./errors.js";
+import { DEFAULT_OUTPUT_LIMIT } from "./output-limit.js";
+import { runProcess } from "./process.js";
+
+/** How much of stderr an error message quotes. */
+const STDERR_TAIL_BYTES = 2_048;
+
+/** What {@link executeCommand} runs and within which limits. */
+export interface CommandSpec {
+  argv: readonly [string, ...string[]];
+  cwd: string;
+  env: Record<string, string>;
+  stdin?: string;
+  timeoutMs?: number;
+  killGraceMs?: number;
+  outputLimitBytes?: number;
+  /** Names the command in progress messages and errors. */
+  label: string;
+}
+
+/**
+ * Run a command for a task: lines stream to the task's output (stderr lines
+ * marked), exit 0 gives the result (stdout, head and tail kept), anything else
+ * throws an {@link ExecutionFailedError} quoting the tail of stderr.
+ *
+ * Streaming stops once the output limit's worth of lines went out, with one
+ * marker line, so a flood cannot flood the task's history either.
+ */
+export async function executeCommand(ctx: ExecutionContext, spec: CommandSpec): Promise<ExecutionResult> {
+  const limit = spec.outputLimitBytes ?? DEFAULT_OUTPUT_LIMIT;
+  let streamed = 0;
+  let streamCut = false;
+  ctx.progress(0, `running ${spec.label}`);
+  const result = await runProcess({
+    argv: spec.argv,
+    cwd: spec.cwd,
+    env: spec.env,
+    ...(spec.stdin === undefined ? {} : { stdin: spec.stdin }),
+    signal: ctx.signal,
+    ...(spec.timeoutMs === undefined ? {} : { timeoutMs: spec.timeoutMs }),
+    ...(spec.killGraceMs === undefined ? {} : { killGraceMs: spec.killGraceMs }),
+    outputLimitBytes: limit,
+    onLine: (stream, line) => {
+      if (streamCut) return;
+      streamed += Buffer.byteLength(line) + 1;
+      if (streamed > limit) {
+        streamCut = true;
+        ctx.output(`[output limit of ${limit} bytes reached: no more lines are streamed; the result keeps the head and the tail]`);
+        return;
+      }
+      ctx.output(stream === "stderr" ? `[stderr] ${line}` : line);
+    },
+  });
+  const data = {
+    exitCode: result.exitCode,
+    exitSignal: result.exitSignal,
+    stdoutBytes: result.stdout.totalBytes,
+    stderrBytes: result.stderr.totalBytes,
+    cutBytes: result.stdout.cutBytes + result.stderr.cutBytes,
+  };
+  if (result.exitCode === 0) {
+    ctx.progress(100, `${spec.label} exited with code 0`);
+    return { output: result.stdout.toString(), data };
+  }
+  const tail = result.stderr.lastText(STDERR_TAIL_BYTES).trimEnd();
+  const how = result.exitCode === null ? `was killed by ${result.exitSignal ?? "a signal"}` : `exited with code ${result.exitCode}`;
+  throw new ExecutionFailedError(`${spec.label} ${how}${tail.length > 0 ? `; stderr ends with:\n${tail}` : ""}`, {
+    exitCode: result.exitCode,
+    exitSignal: result.exitSignal,
+  });
+}
