@@ -1,0 +1,116 @@
+import { noise } from "@chainsafe/libp2p-noise";
+import { yamux } from "@chainsafe/libp2p-yamux";
+import { identify, type Identify } from "@libp2p/identify";
+import type { Libp2p, PeerId, PrivateKey } from "@libp2p/interface";
+import { kadDHT, removePublicAddressesMapper, type KadDHT, type SelectFn, type ValidateFn } from "@libp2p/kad-dht";
+import { mdns } from "@libp2p/mdns";
+import { peerIdFromString } from "@libp2p/peer-id";
+import { ping, type Ping } from "@libp2p/ping";
+import { tcp } from "@libp2p/tcp";
+import { multiaddr } from "@multiformats/multiaddr";
+import { createLibp2p } from "libp2p";
+import { selectNodeRecord, validateNodeRecord } from "../../protocols/capability/node-record.js";
+
+/** The private Kademlia protocol: a CoderClaw mesh never joins the public DHT. */
+export const MESH_DHT_PROTOCOL = "/coderclaw/kad/1.0.0";
+
+/** Services every mesh node carries. */
+export type MeshServices = {
+  dht: KadDHT;
+  ping: Ping;
+  identify: Identify;
+};
+
+/** A started-or-startable libp2p node with the mesh services. */
+export type MeshLibp2p = Libp2p<MeshServices>;
+
+/** Decides whether a remote peer may hold a connection to this node; false refuses it. */
+export type AdmitPeer = (peerId: string) => boolean | Promise<boolean>;
+
+/** Options of {@link createMeshLibp2p}. */
+export interface MeshLibp2pOptions {
+  /** The device key; its PeerId is the node's identity. */
+  privateKey: PrivateKey;
+  /** Listen multiaddrs. Default `/ip4/127.0.0.1/tcp/0`. */
+  listen?: string[];
+  /** Multiaddrs (with `/p2p/<id>`) dialed at start and kept connected. */
+  bootstrap?: string[];
+  /** LAN discovery by mDNS. Default true. */
+  mdns?: boolean;
+  /**
+   * Membership decision, asked once the remote's key is proven by the Noise
+   * handshake and before any protocol runs. Pairing exceptions are this callback's to make.
+   */
+  admit: AdmitPeer;
+  /** Validator and selector of `/coderclaw/...` DHT records. Default: signed node records. */
+  records?: { validate: ValidateFn; select: SelectFn };
+  /** Inbound connections per second accepted from one host. Default 5 (libp2p's); raise for many local nodes. */
+  inboundConnectionThreshold?: number;
+  /** Start the node before returning. Default true. */
+  start?: boolean;
+}
+
+/**
+ * Assembles libp2p for the mesh: TCP, Noise, Yamux, identify, ping, a private
+ * kad-dht in server mode with LAN addresses only, optional mDNS, and a gater
+ * that refuses non-admitted peers as soon as their key is known.
+ */
+export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<MeshLibp2p> {
+  const { admit } = options;
+  const refuse = async (peerId: PeerId): Promise<boolean> => !(await admit(peerId.toString()));
+  const node = await createLibp2p({
+    privateKey: options.privateKey,
+    addresses: { listen: options.listen ?? ["/ip4/127.0.0.1/tcp/0"] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: options.mdns === false ? [] : [mdns()],
+    connectionGater: {
+      denyDialPeer: refuse,
+      denyInboundEncryptedConnection: refuse,
+      denyOutboundEncryptedConnection: refuse,
+    },
+    connectionManager: {
+      inboundConnectionThreshold: options.inboundConnectionThreshold ?? 5,
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: MESH_DHT_PROTOCOL,
+        clientMode: false,
+        peerInfoMapper: removePublicAddressesMapper,
+        validators: { coderclaw: options.records?.validate ?? validateNodeRecord },
+        selectors: { coderclaw: options.records?.select ?? selectNodeRecord },
+      }),
+    },
+    start: false,
+  });
+  if (options.start !== false) {
+    await node.start();
+    await dialBootstrap(node, options.bootstrap ?? []);
+  }
+  return node;
+}
+
+/**
+ * Tags bootstrap peers keep-alive, so libp2p redials them when they drop, and
+ * dials them once now. A peer that is down is not an error: the mesh works
+ * without it and the reconnect queue keeps trying.
+ */
+async function dialBootstrap(node: MeshLibp2p, addresses: string[]): Promise<void> {
+  await Promise.all(
+    addresses.map(async (address) => {
+      const ma = multiaddr(address);
+      const peer = ma.getComponents().find((c) => c.name === "p2p")?.value;
+      if (peer !== undefined) {
+        await node.peerStore.merge(peerIdFromString(peer), { multiaddrs: [ma], tags: { "keep-alive": { value: 1 } } });
+      }
+      try {
+        await node.dial(ma, { signal: AbortSignal.timeout(10_000) });
+      } catch (err) {
+        node.logger.forComponent("coderclaw:bootstrap").error("bootstrap dial to %s failed: %e", address, err);
+      }
+    }),
+  );
+}

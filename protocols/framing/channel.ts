@@ -1,0 +1,270 @@
+import type { Stream } from "@libp2p/interface";
+import type { MessageCodec } from "./codec.js";
+import { ChannelClosedError, FrameTimeoutError, FramingError, MalformedFrameError, PeerLimitError } from "./errors.js";
+import { encodeFrame, FrameDecoder } from "./frame.js";
+import type { PeerRateLimiter } from "./limits.js";
+
+/** Options of {@link FramedChannel}. */
+export interface FramedChannelOptions<T> {
+  stream: Stream;
+  codec: MessageCodec<T>;
+  /** Remote peer id, for limits and error reports. */
+  peer: string;
+  /** A started frame must complete within this many ms, else the peer is stalled. Default 10 s. */
+  frameTimeoutMs?: number;
+  /** A send waiting for the remote to drain gives up after this many ms. Default 30 s. */
+  sendTimeoutMs?: number;
+  /**
+   * Received bytes not yet consumed above which the stream is paused, which makes
+   * the muxer stop granting the sender window. Default 4 MiB.
+   */
+  maxBufferedBytes?: number;
+  /** Per-peer frame allowance, shared across this peer's channels. */
+  limiter?: PeerRateLimiter;
+  /** Called once when the channel ends; `error` is set when it failed. */
+  onClose?: (error?: FramingError) => void;
+}
+
+/** Per-read options of {@link FramedChannel.receive}. */
+export interface ReceiveOptions {
+  /** Reject with {@link FrameTimeoutError} when no message arrives in time; the channel stays open. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+interface Waiter<T> {
+  resolve: (value: T) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Typed messages over one long-lived libp2p stream: length-prefixed frames,
+ * strict decoding and validation at the edge, backpressure both ways, a stall
+ * timeout and a per-peer rate limit. Any protocol violation by the remote aborts
+ * this stream only, so every other peer keeps being served.
+ */
+export class FramedChannel<T> implements AsyncIterable<T> {
+  readonly peer: string;
+  readonly stream: Stream;
+  readonly #codec: MessageCodec<T>;
+  readonly #decoder: FrameDecoder;
+  readonly #frameTimeoutMs: number;
+  readonly #sendTimeoutMs: number;
+  readonly #maxBufferedBytes: number;
+  readonly #limiter: PeerRateLimiter | undefined;
+  readonly #onClose: ((error?: FramingError) => void) | undefined;
+  readonly #queue: Array<{ message: T; bytes: number }> = [];
+  #queuedBytes = 0;
+  readonly #waiters: Array<Waiter<T>> = [];
+  #stallTimer: ReturnType<typeof setTimeout> | undefined;
+  #sending: Promise<void> = Promise.resolve();
+  #ended = false;
+  #failure: FramingError | undefined;
+  #paused = false;
+
+  constructor(options: FramedChannelOptions<T>) {
+    this.stream = options.stream;
+    this.peer = options.peer;
+    this.#codec = options.codec;
+    this.#decoder = new FrameDecoder(options.codec.maxMessageBytes);
+    this.#frameTimeoutMs = options.frameTimeoutMs ?? 10_000;
+    this.#sendTimeoutMs = options.sendTimeoutMs ?? 30_000;
+    this.#maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
+    this.#limiter = options.limiter;
+    this.#onClose = options.onClose;
+    this.stream.addEventListener("message", (event) => {
+      const data = event.data;
+      this.#onData(data instanceof Uint8Array ? data : data.subarray());
+    });
+    this.stream.addEventListener("end", () => this.#finish());
+    this.stream.addEventListener("close", (event) => {
+      if (event.error !== undefined && !event.local) this.#finish(new ChannelClosedError(`stream reset by ${this.peer}`, { peer: this.peer, cause: event.error }));
+      else this.#finish();
+    });
+  }
+
+  /** True once the channel can neither send nor receive. */
+  get closed(): boolean {
+    return this.#ended;
+  }
+
+  /** The error that ended the channel, if it failed. */
+  get failure(): FramingError | undefined {
+    return this.#failure;
+  }
+
+  /**
+   * Queue a message. Resolves once the stream accepted it; waits for the remote to
+   * drain when the stream signals backpressure. Sends keep their order.
+   */
+  send(message: T): Promise<void> {
+    if (this.#ended) return Promise.reject(this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer }));
+    let frame: Uint8Array;
+    try {
+      frame = encodeFrame(this.#codec.encode(message), this.#codec.maxMessageBytes);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const sent = this.#sending.then(async () => {
+      if (this.#ended) throw this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer });
+      if (this.stream.writableNeedsDrain) {
+        try {
+          await this.stream.onDrain({ signal: AbortSignal.timeout(this.#sendTimeoutMs) });
+        } catch (err) {
+          const failure = this.#ended
+            ? (this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer }))
+            : new FrameTimeoutError(`${this.peer} did not read for ${this.#sendTimeoutMs} ms`, this.peer);
+          if (!this.#ended) this.abort(failure);
+          throw failure;
+        }
+      }
+      this.stream.send(frame);
+    });
+    this.#sending = sent.catch(() => undefined);
+    return sent;
+  }
+
+  /** The next message; rejects with {@link ChannelClosedError} once the remote ended cleanly. */
+  receive(options?: ReceiveOptions): Promise<T> {
+    const next = this.#queue.shift();
+    if (next !== undefined) {
+      this.#consumed(next.bytes);
+      return Promise.resolve(next.message);
+    }
+    if (this.#ended) return Promise.reject(this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer }));
+    return new Promise<T>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = (): void => settle(() => reject(options?.signal?.reason));
+      const settle = (fn: () => void): void => {
+        if (timer !== undefined) clearTimeout(timer);
+        options?.signal?.removeEventListener("abort", onAbort);
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        fn();
+      };
+      const waiter: Waiter<T> = {
+        resolve: (value) => settle(() => resolve(value)),
+        reject: (err) => settle(() => reject(err)),
+      };
+      if (options?.timeoutMs !== undefined) {
+        const ms = options.timeoutMs;
+        timer = setTimeout(() => waiter.reject(new FrameTimeoutError(`no message from ${this.peer} within ${ms} ms`, this.peer)), ms);
+      }
+      if (options?.signal !== undefined) {
+        if (options.signal.aborted) return onAbort();
+        options.signal.addEventListener("abort", onAbort, { once: true });
+      }
+      this.#waiters.push(waiter);
+    });
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    while (true) {
+      try {
+        yield await this.receive();
+      } catch (err) {
+        if (err instanceof ChannelClosedError && this.#failure === undefined) return;
+        throw err;
+      }
+    }
+  }
+
+  /** Flush queued sends and close gracefully; aborts if the remote does not let us finish in time. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#ended) return;
+    const signal = AbortSignal.timeout(this.#sendTimeoutMs);
+    try {
+      await this.#sending;
+      await this.stream.close({ signal });
+    } catch (err) {
+      this.stream.abort(err instanceof Error ? err : new Error(String(err)));
+    }
+    this.#finish();
+  }
+
+  /** Drop the stream at once, failing pending reads and sends with `error`. */
+  abort(error: FramingError): void {
+    if (this.#ended) return;
+    this.#finish(error);
+    this.stream.abort(error);
+  }
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#ended) return;
+    let frames: Uint8Array[];
+    try {
+      frames = this.#decoder.push(chunk);
+    } catch (err) {
+      return this.#violation(err);
+    }
+    for (const frame of frames) {
+      if (this.#limiter !== undefined && !this.#limiter.take(this.peer)) {
+        return this.abort(new PeerLimitError(`${this.peer} exceeded its frame rate`, this.peer));
+      }
+      let message: T;
+      try {
+        message = this.#codec.decode(frame);
+      } catch (err) {
+        return this.#violation(err);
+      }
+      const waiter = this.#waiters.shift();
+      if (waiter !== undefined) {
+        waiter.resolve(message);
+        continue;
+      }
+      this.#queue.push({ message, bytes: frame.byteLength });
+      this.#queuedBytes += frame.byteLength;
+    }
+    if (!this.#paused && this.#queuedBytes > this.#maxBufferedBytes) {
+      this.#paused = true;
+      this.stream.pause();
+    }
+    this.#armStallTimer();
+  }
+
+  #armStallTimer(): void {
+    if (!this.#decoder.partial) {
+      if (this.#stallTimer !== undefined) clearTimeout(this.#stallTimer);
+      this.#stallTimer = undefined;
+      return;
+    }
+    if (this.#stallTimer !== undefined) return;
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = undefined;
+      this.abort(new FrameTimeoutError(`${this.peer} stalled mid-frame for ${this.#frameTimeoutMs} ms`, this.peer));
+    }, this.#frameTimeoutMs);
+  }
+
+  #consumed(bytes: number): void {
+    this.#queuedBytes -= bytes;
+    if (this.#paused && this.#queuedBytes <= this.#maxBufferedBytes / 2) {
+      this.#paused = false;
+      this.stream.resume();
+    }
+  }
+
+  #violation(err: unknown): void {
+    const failure = err instanceof FramingError ? err : new MalformedFrameError(String(err), { cause: err });
+    this.abort(failure.peer === undefined ? withPeer(failure, this.peer) : failure);
+  }
+
+  #finish(error?: FramingError): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#failure = error;
+    if (this.#stallTimer !== undefined) clearTimeout(this.#stallTimer);
+    this.#stallTimer = undefined;
+    const reason = error ?? new ChannelClosedError(undefined, { peer: this.peer });
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(reason);
+    if (error !== undefined) {
+      this.#queue.length = 0;
+      this.#queuedBytes = 0;
+    }
+    this.#onClose?.(error);
+  }
+}
+
+function withPeer(error: FramingError, peer: string): FramingError {
+  (error as { peer?: string }).peer = peer;
+  return error;
+}

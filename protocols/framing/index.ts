@@ -1,0 +1,15 @@
+export { FramedChannel, type FramedChannelOptions, type ReceiveOptions } from "./channel.js";
+export { bytesSchema, createMessageCodec, decodeStrict, encodeCanonical, type MessageCodec, type MessageCodecOptions } from "./codec.js";
+export {
+  ChannelClosedError,
+  FrameTimeoutError,
+  FrameTooLargeError,
+  FramingError,
+  MalformedFrameError,
+  PeerLimitError,
+  UnsupportedVersionError,
+  type FramingFailure,
+} from "./errors.js";
+export { encodeFrame, FrameDecoder, varintLength } from "./frame.js";
+export { createPeerRateLimiter, type PeerRateLimiter, type PeerRateLimiterOptions, type PeerRateLimits } from "./limits.js";
+export { ChannelPool, handleFramed, type ChannelPoolOptions, type ChannelSettings, type HandleFramedOptions } from "./pool.js";
