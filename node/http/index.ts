@@ -1,0 +1,13 @@
+/** The remote-enabled HTTP API of a node. */
+export {
+  createHttpServer,
+  DEFAULT_BODY_LIMIT,
+  type AccessDecision,
+  type HttpAction,
+  type HttpAuditQuery,
+  type HttpResource,
+  type HttpServer,
+  type HttpServerOptions,
+  type HttpTlsOptions,
+} from "./server.js";
+export { buildOpenApiDocument } from "./openapi.js";

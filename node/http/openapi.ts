@@ -1,0 +1,200 @@
+import { z } from "zod";
+import {
+  AgentInfoSchema,
+  AuditQuerySchema,
+  CancelResultSchema,
+  ErrorBodySchema,
+  HTTP_API_PREFIX,
+  RuntimeStatusSchema,
+  SkillInfoSchema,
+  TaskListQuerySchema,
+  TaskStateSchema,
+  TaskSubmitRequestSchema,
+  TaskUpdateEventSchema,
+} from "../../src/transport/http-wire.js";
+
+type JsonSchema = Record<string, unknown>;
+
+/** JSON form (the schema's input side), without the per-document `$schema` key OpenAPI does not want. */
+function jsonSchema(schema: z.ZodType): JsonSchema {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { target: "draft-2020-12", io: "input", unrepresentable: "any" });
+  return rest;
+}
+
+const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
+
+function errorResponses(...statuses: number[]): Record<string, unknown> {
+  const descriptions: Record<number, string> = {
+    400: "Invalid input: malformed JSON, a field failing validation, or an unknown key",
+    401: "Missing, expired or invalid bearer token",
+    403: "The caller's roles or policies do not allow this",
+    404: "No such task or route",
+    409: "The task cannot move to the requested status",
+    413: "Request body larger than the configured limit",
+    415: "Body is not application/json",
+    422: "The agent is unknown or cannot run here now",
+    503: "The node is shutting down or overloaded",
+  };
+  return Object.fromEntries(
+    statuses.map((status) => [
+      String(status),
+      { description: descriptions[status] ?? "Error", content: { "application/json": { schema: ref("Error") } } },
+    ]),
+  );
+}
+
+function queryParameters(schema: z.ZodObject): unknown[] {
+  const json = jsonSchema(schema) as { properties?: Record<string, JsonSchema> };
+  return Object.entries(json.properties ?? {}).map(([name, property]) => ({ name, in: "query", required: false, schema: property }));
+}
+
+const taskIdParameter = { name: "id", in: "path", required: true, schema: { type: "string" } };
+const json = (schema: JsonSchema, description: string): unknown => ({ description, content: { "application/json": { schema } } });
+const readErrors = errorResponses(400, 401, 403, 404);
+
+let cached: Record<string, unknown> | undefined;
+
+/**
+ * The OpenAPI 3.1 description of the HTTP API, served at `/openapi.json`. Built
+ * from the same zod schemas that validate requests, so it cannot drift from them.
+ */
+export function buildOpenApiDocument(): Record<string, unknown> {
+  cached ??= {
+    openapi: "3.1.0",
+    info: {
+      title: "CoderClaw node HTTP API",
+      version: "1.0.0",
+      description:
+        "Remote-enabled mode of a CoderClaw node: submit, follow, query and cancel agent tasks. " +
+        "Every /v1 route needs `Authorization: Bearer <token>` (a session token or an OIDC JWT).",
+    },
+    security: [{ bearer: [] }],
+    paths: {
+      [`${HTTP_API_PREFIX}/tasks`]: {
+        post: {
+          operationId: "submitTask",
+          summary: "Submit a task",
+          requestBody: { required: true, content: { "application/json": { schema: ref("TaskSubmitRequest") } } },
+          responses: { "201": json(ref("TaskState"), "The accepted task"), ...errorResponses(400, 401, 403, 413, 415, 422, 503) },
+        },
+        get: {
+          operationId: "listTasks",
+          summary: "List tasks the caller may read, most recent first",
+          parameters: queryParameters(TaskListQuerySchema),
+          responses: {
+            "200": json({ type: "object", properties: { tasks: { type: "array", items: ref("TaskState") } }, required: ["tasks"] }, "Tasks"),
+            ...errorResponses(400, 401, 403),
+          },
+        },
+      },
+      [`${HTTP_API_PREFIX}/tasks/{id}`]: {
+        get: {
+          operationId: "getTask",
+          summary: "A task's current state",
+          parameters: [taskIdParameter],
+          responses: { "200": json(ref("TaskState"), "The task"), ...readErrors },
+        },
+      },
+      [`${HTTP_API_PREFIX}/tasks/{id}/cancel`]: {
+        post: {
+          operationId: "cancelTask",
+          summary: "Request cancellation; `cancelled` is false when the task had already ended",
+          parameters: [taskIdParameter],
+          responses: { "200": json(ref("CancelResult"), "Whether the task was cancelled"), ...readErrors, ...errorResponses(409) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/tasks/{id}/events`]: {
+        get: {
+          operationId: "streamTaskEvents",
+          summary: "Server-Sent Events: the task's updates, replayed from the start, then live",
+          description:
+            "Each `update` event carries a TaskUpdateEvent as JSON with `id:` set to its seq. To resume, send " +
+            "`Last-Event-ID` (or `?after=<seq>`): only later updates are sent. An `end` event follows the terminal " +
+            "status and the stream closes; a stream that closes without `end` should be resumed. An `error` event " +
+            "carries an Error body. Comment lines are heartbeats.",
+          parameters: [
+            taskIdParameter,
+            { name: "after", in: "query", required: false, schema: { type: "integer", minimum: 0 } },
+            { name: "Last-Event-ID", in: "header", required: false, schema: { type: "integer", minimum: 0 } },
+          ],
+          responses: {
+            "200": {
+              description: "An event stream of TaskUpdateEvent",
+              content: { "text/event-stream": { schema: ref("TaskUpdateEvent") } },
+            },
+            ...readErrors,
+            ...errorResponses(503),
+          },
+        },
+      },
+      [`${HTTP_API_PREFIX}/agents`]: {
+        get: {
+          operationId: "listAgents",
+          summary: "Agents this node offers",
+          responses: {
+            "200": json({ type: "object", properties: { agents: { type: "array", items: ref("AgentInfo") } }, required: ["agents"] }, "Agents"),
+            ...errorResponses(401, 403),
+          },
+        },
+      },
+      [`${HTTP_API_PREFIX}/skills`]: {
+        get: {
+          operationId: "listSkills",
+          summary: "Skills this node offers",
+          responses: {
+            "200": json({ type: "object", properties: { skills: { type: "array", items: ref("SkillInfo") } }, required: ["skills"] }, "Skills"),
+            ...errorResponses(401, 403),
+          },
+        },
+      },
+      [`${HTTP_API_PREFIX}/status`]: {
+        get: {
+          operationId: "getStatus",
+          summary: "Health and counters",
+          responses: { "200": json(ref("RuntimeStatus"), "Status"), ...errorResponses(401, 403) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/audit`]: {
+        get: {
+          operationId: "queryAudit",
+          summary: "Audit log entries (needs admin:all)",
+          parameters: queryParameters(AuditQuerySchema),
+          responses: {
+            "200": json({ type: "object", properties: { entries: { type: "array", items: {} } }, required: ["entries"] }, "Entries"),
+            ...errorResponses(400, 401, 403, 404),
+          },
+        },
+      },
+      "/healthz": {
+        get: {
+          operationId: "health",
+          summary: "Liveness, no authentication",
+          security: [],
+          responses: { "200": json({ type: "object", properties: { ok: { const: true } }, required: ["ok"] }, "Alive") },
+        },
+      },
+      "/openapi.json": {
+        get: {
+          operationId: "openapi",
+          summary: "This document, no authentication",
+          security: [],
+          responses: { "200": json({ type: "object" }, "OpenAPI 3.1 document") },
+        },
+      },
+    },
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "Session token or OIDC JWT" } },
+      schemas: {
+        TaskSubmitRequest: jsonSchema(TaskSubmitRequestSchema),
+        TaskState: jsonSchema(TaskStateSchema),
+        TaskUpdateEvent: jsonSchema(TaskUpdateEventSchema),
+        AgentInfo: jsonSchema(AgentInfoSchema),
+        SkillInfo: jsonSchema(SkillInfoSchema),
+        RuntimeStatus: jsonSchema(RuntimeStatusSchema),
+        CancelResult: jsonSchema(CancelResultSchema),
+        Error: jsonSchema(ErrorBodySchema),
+      },
+    },
+  };
+  return cached;
+}

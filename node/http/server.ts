@@ -1,0 +1,355 @@
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyRequest } from "fastify";
+import { z } from "zod";
+import type { TaskState, TransportAdapter } from "../../src/contract/types.js";
+import { CoderClawError, InvalidInputError, NotFoundError } from "../../src/contract/errors.js";
+import {
+  AuditQuerySchema,
+  HTTP_API_PREFIX,
+  HTTP_STATUS_BY_CODE,
+  MAX_INPUT_BYTES,
+  SeqSchema,
+  TaskIdSchema,
+  TaskListQuerySchema,
+  TaskSubmitRequestSchema,
+  type ErrorBody,
+} from "../../src/transport/http-wire.js";
+import { buildOpenApiDocument } from "./openapi.js";
+import { writeSseStream } from "./sse.js";
+
+/**
+ * What a request asks to do, named after the security service's permissions so
+ * `authorize` can hand them to `checkPermission` unchanged.
+ */
+export type HttpAction = "task:submit" | "task:read" | "task:cancel" | "agent:invoke" | "admin:all";
+
+/** What the action is about. For tasks, `sessionId` is the task's owner session. */
+export type HttpResource =
+  | { type: "task"; id?: string; sessionId?: string; agentId?: string }
+  | { type: "agent"; id: string }
+  | { type: "runtime" }
+  | { type: "audit" };
+
+/** Answer of `authorize`: deny wins, and `reason` is returned to the caller on a 403. */
+export interface AccessDecision {
+  allowed: boolean;
+  reason?: string;
+}
+
+/** Filter of `GET /v1/audit`, handed to the `audit` dependency. */
+export type HttpAuditQuery = z.output<typeof AuditQuerySchema>;
+
+/** TLS material, PEM encoded. When given, the server speaks HTTPS only. */
+export interface HttpTlsOptions {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
+
+/**
+ * Dependencies and limits of the HTTP server. The server owns no policy: the
+ * security service supplies `authenticate`, `authorize` and `audit`, the engine
+ * supplies `adapter`.
+ *
+ * @typeParam TAuth - what `authenticate` returns for a valid bearer token (a session context).
+ */
+export interface HttpServerOptions<TAuth> {
+  adapter: TransportAdapter;
+  /** Turns a bearer token into a caller context; throws (ideally a CoderClawError UNAUTHENTICATED) when invalid or expired. */
+  authenticate: (bearerToken: string) => TAuth | Promise<TAuth>;
+  /** Decides each action; when absent every authenticated caller may do everything. */
+  authorize?: (ctx: TAuth, action: HttpAction, resource: HttpResource) => AccessDecision | Promise<AccessDecision>;
+  /** The caller's session, stamped on tasks it submits without one so session isolation can apply. */
+  sessionIdOf?: (ctx: TAuth) => string | undefined;
+  /** Serves `GET /v1/audit`; the route answers 404 when absent. */
+  audit?: (query: HttpAuditQuery, ctx: TAuth) => unknown[] | Promise<unknown[]>;
+  /** Default 127.0.0.1: remote exposure is a deliberate configuration choice. */
+  host?: string;
+  /** Default 0 (an ephemeral port; read it from `url`). */
+  port?: number;
+  tls?: HttpTlsOptions;
+  /** Largest request body in bytes; default a 1 MiB task input plus room for JSON escaping and the other fields. */
+  bodyLimit?: number;
+  /** Time to receive a whole request (headers and body), ms. Default 30 s. */
+  requestTimeoutMs?: number;
+  /** Socket inactivity before it is dropped, ms. Default 60 s; must exceed `sseHeartbeatMs`. */
+  connectionTimeoutMs?: number;
+  /** Idle keep-alive socket lifetime, ms. Default 5 s. */
+  keepAliveTimeoutMs?: number;
+  /** SSE heartbeat interval, ms. Default 15 s. */
+  sseHeartbeatMs?: number;
+  /** Concurrent SSE streams before new ones get 503. Default 1,000. */
+  maxSseStreams?: number;
+  /** A pino-compatible logger; default silent. */
+  logger?: FastifyBaseLogger;
+}
+
+/** A listening server. */
+export interface HttpServer {
+  /** Base URL, e.g. `http://127.0.0.1:41234`. */
+  readonly url: string;
+  readonly port: number;
+  /** Open SSE streams right now. */
+  sseStreams(): number;
+  /** Ends SSE streams (clients will resume elsewhere), stops accepting, waits for in-flight requests. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Default body limit: the engine's 1 MiB input cap plus 64 KiB for escaping and other fields. */
+export const DEFAULT_BODY_LIMIT = MAX_INPUT_BYTES + 64 * 1024;
+
+const MAX_BATCH_AUTHORIZE = 1000;
+
+declare module "fastify" {
+  interface FastifyRequest {
+    authContext: unknown;
+  }
+}
+
+/**
+ * Starts the remote-enabled HTTP API on `host:port` and resolves once it listens.
+ *
+ * Routes (all JSON; errors are `{ error: { code, message, field? } }`):
+ * `POST /v1/tasks`, `GET /v1/tasks`, `GET /v1/tasks/:id`, `POST /v1/tasks/:id/cancel`,
+ * `GET /v1/tasks/:id/events` (SSE), `GET /v1/agents`, `GET /v1/skills`,
+ * `GET /v1/status`, `GET /v1/audit`, and unauthenticated `GET /healthz` and
+ * `GET /openapi.json`.
+ */
+export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>): Promise<HttpServer> {
+  const { adapter } = options;
+  const host = options.host ?? "127.0.0.1";
+  const requestTimeout = options.requestTimeoutMs ?? 30_000;
+  const connectionTimeout = options.connectionTimeoutMs ?? 60_000;
+  const keepAliveTimeout = options.keepAliveTimeoutMs ?? 5_000;
+  const heartbeatMs = options.sseHeartbeatMs ?? 15_000;
+  const maxSseStreams = options.maxSseStreams ?? 1000;
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const authorize = options.authorize ?? (() => ({ allowed: true }));
+  const tls = options.tls;
+
+  const serverOptions: http.ServerOptions = {
+    requestTimeout,
+    headersTimeout: Math.min(requestTimeout, 10_000),
+    keepAliveTimeout,
+    // Node checks request and header deadlines on this interval (default 30 s);
+    // a tighter one makes slow-header clients go away close to their deadline.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(requestTimeout / 4))),
+  };
+
+  const app = Fastify({
+    bodyLimit,
+    ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    serverFactory: (handler) => {
+      const server = tls
+        ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key }, handler)
+        : http.createServer(serverOptions, handler);
+      server.setTimeout(connectionTimeout);
+      return server;
+    },
+  });
+
+  const streams = new AbortController();
+  let openStreams = 0;
+
+  app.setErrorHandler((err: FastifyError | Error, request, reply) => {
+    const { status, body } = errorResponse(err);
+    if (status >= 500) request.log.error({ err }, "request failed");
+    if (status === 401) reply.header("www-authenticate", 'Bearer realm="coderclaw", error="invalid_token"');
+    return reply.code(status).type("application/json").send(body);
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(errorBody("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)),
+  );
+
+  app.get("/healthz", async () => ({ ok: true }));
+  app.get("/openapi.json", async () => buildOpenApiDocument());
+
+  await app.register(
+    async (api) => {
+      api.decorateRequest("authContext", null);
+      api.addHook("onRequest", async (request) => {
+        request.authContext = await authenticateRequest(request, options.authenticate);
+      });
+
+      const ctxOf = (request: FastifyRequest): TAuth => request.authContext as TAuth;
+      const check = async (request: FastifyRequest, action: HttpAction, resource: HttpResource): Promise<void> => {
+        const decision = await authorize(ctxOf(request), action, resource);
+        if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? `${action} denied`);
+      };
+      const readableTask = async (request: FastifyRequest, rawId: unknown): Promise<TaskState> => {
+        const id = parse(TaskIdSchema, rawId, "id");
+        const task = await adapter.getTaskState(id);
+        if (task === null) throw new NotFoundError("task", id);
+        await check(request, "task:read", taskResource(task));
+        return task;
+      };
+
+      api.post("/tasks", async (request, reply) => {
+        const body = parse(TaskSubmitRequestSchema, request.body, "");
+        const sessionId = body.sessionId ?? options.sessionIdOf?.(ctxOf(request));
+        const submit = sessionId === undefined ? body : { ...body, sessionId };
+        await check(request, "task:submit", {
+          type: "task",
+          ...(sessionId === undefined ? {} : { sessionId }),
+          ...(submit.agentId === undefined ? {} : { agentId: submit.agentId }),
+        });
+        if (submit.agentId !== undefined) await check(request, "agent:invoke", { type: "agent", id: submit.agentId });
+        const task = await adapter.submitTask(submit);
+        return reply.code(201).header("location", `${HTTP_API_PREFIX}/tasks/${encodeURIComponent(task.id)}`).send(task);
+      });
+
+      api.get("/tasks", async (request) => {
+        const filter = parse(TaskListQuerySchema, request.query, "");
+        await check(request, "task:read", { type: "task", ...(filter.sessionId === undefined ? {} : { sessionId: filter.sessionId }) });
+        const tasks = (await adapter.listTasks(filter)).slice(0, MAX_BATCH_AUTHORIZE);
+        // Filter per task rather than trusting the query: a session must not see
+        // another's tasks just by leaving sessionId out.
+        const visible: TaskState[] = [];
+        for (const task of tasks) {
+          if ((await authorize(ctxOf(request), "task:read", taskResource(task))).allowed) visible.push(task);
+        }
+        return { tasks: visible };
+      });
+
+      api.get<{ Params: { id: string } }>("/tasks/:id", async (request) => readableTask(request, request.params.id));
+
+      api.post<{ Params: { id: string } }>("/tasks/:id/cancel", async (request) => {
+        const task = await readableTask(request, request.params.id);
+        await check(request, "task:cancel", taskResource(task));
+        return { cancelled: await adapter.cancelTask(task.id) };
+      });
+
+      api.get<{ Params: { id: string }; Querystring: { after?: string } }>("/tasks/:id/events", async (request, reply) => {
+        const afterSeq = resumePosition(request);
+        const task = await readableTask(request, request.params.id);
+        if (openStreams >= maxSseStreams) throw new CoderClawError("UNAVAILABLE", "too many open event streams; retry later");
+        reply.hijack();
+        openStreams += 1;
+        try {
+          await writeSseStream(
+            reply.raw,
+            (signal) => adapter.streamTaskUpdates(task.id, { ...(afterSeq === undefined ? {} : { afterSeq }), signal }),
+            { heartbeatMs, retryMs: 1000, signal: streams.signal },
+          );
+        } finally {
+          openStreams -= 1;
+        }
+      });
+
+      api.get("/agents", async (request) => {
+        await check(request, "task:read", { type: "runtime" });
+        return { agents: await adapter.listAgents() };
+      });
+
+      api.get("/skills", async (request) => {
+        await check(request, "task:read", { type: "runtime" });
+        return { skills: await adapter.listSkills() };
+      });
+
+      api.get("/status", async (request) => {
+        await check(request, "task:read", { type: "runtime" });
+        return adapter.getStatus();
+      });
+
+      api.get("/audit", async (request) => {
+        if (options.audit === undefined) throw new CoderClawError("NOT_FOUND", "this node has no audit log");
+        const query = parse(AuditQuerySchema, request.query, "");
+        await check(request, "admin:all", { type: "audit" });
+        return { entries: await options.audit(query, ctxOf(request)) };
+      });
+    },
+    { prefix: HTTP_API_PREFIX },
+  );
+
+  // Hijacked SSE responses are invisible to Fastify's close: end them first so
+  // close() does not wait on streams that would otherwise last as long as their task.
+  app.addHook("preClose", async () => {
+    streams.abort();
+  });
+
+  await app.listen({ host, port: options.port ?? 0 });
+  const port = (app.server.address() as AddressInfo).port;
+  const hostPart = host.includes(":") ? `[${host}]` : host;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `${tls ? "https" : "http"}://${hostPart}:${port}`,
+    port,
+    sseStreams: () => openStreams,
+    close: () => (closing ??= app.close()),
+  };
+}
+
+async function authenticateRequest<TAuth>(
+  request: FastifyRequest,
+  authenticate: (token: string) => TAuth | Promise<TAuth>,
+): Promise<TAuth> {
+  const header = request.headers.authorization;
+  const match = header === undefined ? null : /^Bearer[ ]+([^\s]+)\s*$/i.exec(header);
+  if (match === null || match[1] === undefined) {
+    throw new CoderClawError("UNAUTHENTICATED", "missing bearer token (Authorization: Bearer <token>)");
+  }
+  try {
+    return await authenticate(match[1]);
+  } catch (err) {
+    // Fail closed, and do not echo verifier internals for errors not meant for callers.
+    if (err instanceof CoderClawError && err.code === "UNAUTHENTICATED") throw err;
+    if (err instanceof CoderClawError && HTTP_STATUS_BY_CODE[err.code] >= 500) throw err;
+    throw new CoderClawError("UNAUTHENTICATED", "invalid token", { cause: err });
+  }
+}
+
+function resumePosition(request: FastifyRequest<{ Querystring: { after?: string } }>): number | undefined {
+  const header = request.headers["last-event-id"];
+  const raw = typeof header === "string" && header !== "" ? header : request.query.after;
+  if (raw === undefined) return undefined;
+  return parse(SeqSchema, raw, typeof header === "string" && header !== "" ? "Last-Event-ID" : "after");
+}
+
+function taskResource(task: TaskState): HttpResource {
+  return {
+    type: "task",
+    id: task.id,
+    ...(task.sessionId === undefined ? {} : { sessionId: task.sessionId }),
+    ...(task.agentId === undefined ? {} : { agentId: task.agentId }),
+  };
+}
+
+/** Parses with zod; failures become INVALID_INPUT naming the first offending field. */
+function parse<S extends z.ZodType>(schema: S, value: unknown, base: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = [base, ...(issue?.path ?? []).map(String)].filter((p) => p !== "").join(".");
+  if (issue?.code === "unrecognized_keys") {
+    const key = issue.keys[0] ?? "";
+    throw new InvalidInputError(`unknown field(s): ${issue.keys.join(", ")}`, [path, key].filter((p) => p !== "").join("."));
+  }
+  throw new InvalidInputError(issue?.message ?? "invalid", path === "" ? undefined : path);
+}
+
+function errorBody(code: string, message: string, field?: string): ErrorBody {
+  return { error: { code, message, ...(field === undefined ? {} : { field }) } };
+}
+
+function errorResponse(err: FastifyError | Error): { status: number; body: ErrorBody } {
+  if (err instanceof CoderClawError) {
+    return { status: HTTP_STATUS_BY_CODE[err.code], body: errorBody(err.code, err.message, err.field) };
+  }
+  const fastifyError = err as Partial<FastifyError>;
+  const status = fastifyError.statusCode;
+  if (status === 413) return { status, body: errorBody("INVALID_INPUT", "request body too large") };
+  if (status === 415) return { status, body: errorBody("INVALID_INPUT", "content-type must be application/json") };
+  if (status !== undefined && status >= 400 && status < 500) {
+    const message = err instanceof SyntaxError || fastifyError.code === "FST_ERR_CTP_INVALID_JSON_BODY"
+      ? `malformed JSON body: ${err.message}`
+      : err.message;
+    return { status, body: errorBody("INVALID_INPUT", message) };
+  }
+  return { status: 500, body: errorBody("UNAVAILABLE", "internal error") };
+}

@@ -1,0 +1,182 @@
+/**
+ * The JSON wire form of the runtime contract over HTTP, shared by the server in
+ * node/http (request validation, the OpenAPI document) and HTTPTransportAdapter
+ * (response parsing). One set of zod schemas keeps the three from drifting.
+ *
+ * Dates travel as RFC 3339 strings; each schema's input side is the JSON form and
+ * its output side is the contract type with `Date` values.
+ */
+import { z } from "zod";
+import { TASK_STATUSES, type TaskStatus } from "../contract/types.js";
+import type { ErrorCode } from "../contract/errors.js";
+import { AGENT_ID_RE, DEFAULT_MAX_INPUT_BYTES, SESSION_ID_RE } from "../engine/submit-schema.js";
+
+/** Version prefix of every API route. */
+export const HTTP_API_PREFIX = "/v1";
+
+/** Default cap on a submitted task's `input`, in UTF-8 bytes: the engine's. */
+export const MAX_INPUT_BYTES = DEFAULT_MAX_INPUT_BYTES;
+
+const utf8Bytes = (s: string): number => Buffer.byteLength(s, "utf8");
+const sessionId = z.string().regex(SESSION_ID_RE, "must be 1-128 characters of A-Z a-z 0-9 . _ -");
+
+const wireDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
+
+/** A task id as it may appear in a URL path. */
+export const TaskIdSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, "must be letters, digits, '.', '_', ':' or '-'");
+
+/** Task status. */
+export const TaskStatusSchema = z.enum(TASK_STATUSES as [TaskStatus, ...TaskStatus[]]);
+
+/**
+ * Body of `POST /v1/tasks`, mirroring the engine's submit rules (which check again)
+ * so the OpenAPI document states them. Unknown keys are refused so typos surface as 400s.
+ */
+export const TaskSubmitRequestSchema = z.strictObject({
+  agentId: z.string().regex(AGENT_ID_RE, "must be a lowercase id like 'echo' or 'code-reviewer'").optional(),
+  description: z.string().refine((s) => s.trim().length > 0, "must not be empty").refine((s) => utf8Bytes(s) <= 16 * 1024, "must be at most 16384 bytes"),
+  // The byte cap is the engine's, configurable per node; the body limit bounds it here.
+  input: z.string(),
+  model: z.string().min(1).max(256).optional(),
+  thinking: z.string().min(1).max(64).optional(),
+  sessionId: sessionId.optional(),
+  parentTaskId: TaskIdSchema.optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** Query of `GET /v1/tasks`. */
+export const TaskListQuerySchema = z.strictObject({
+  status: TaskStatusSchema.optional(),
+  sessionId: sessionId.optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+
+/** Resume position of `GET /v1/tasks/:id/events`, from `?after=` or `Last-Event-ID`. */
+export const SeqSchema = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** Query of `GET /v1/audit`; passed to the audit dependency as is. */
+export const AuditQuerySchema = z.strictObject({
+  userId: z.string().min(1).max(256).optional(),
+  action: z.string().min(1).max(128).optional(),
+  result: z.enum(["allowed", "denied", "error"]).optional(),
+  startDate: wireDate.optional(),
+  endDate: wireDate.optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+});
+
+/** A task's state on the wire. */
+export const TaskStateSchema = z.object({
+  id: z.string(),
+  status: TaskStatusSchema,
+  agentId: z.string().optional(),
+  description: z.string(),
+  sessionId: z.string().optional(),
+  parentTaskId: z.string().optional(),
+  createdAt: wireDate,
+  startedAt: wireDate.optional(),
+  completedAt: wireDate.optional(),
+  output: z.string().optional(),
+  error: z.string().optional(),
+  progress: z.number().optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  executorId: z.string().optional(),
+});
+
+/** One update of a task's event stream, the `data:` of an SSE `update` event. */
+export const TaskUpdateEventSchema = z.object({
+  taskId: z.string(),
+  status: TaskStatusSchema,
+  timestamp: wireDate,
+  message: z.string().optional(),
+  progress: z.number().optional(),
+  data: z.unknown().optional(),
+  seq: z.number().int().min(1).optional(),
+});
+
+/** An agent on the wire. */
+export const AgentInfoSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  description: z.string(),
+  capabilities: z.array(z.string()),
+  model: z.string().optional(),
+  thinking: z.string().optional(),
+  available: z.boolean().optional(),
+  unavailableReason: z.string().optional(),
+});
+
+/** A skill on the wire. */
+export const SkillInfoSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  description: z.string(),
+  version: z.string(),
+  enabled: z.boolean(),
+  disabledReason: z.string().optional(),
+  dangerous: z.boolean().optional(),
+});
+
+/** `GET /v1/status`: the adapter's status; the caller's runtime adds its own mode. */
+export const RuntimeStatusSchema = z.object({
+  version: z.string(),
+  uptime: z.number(),
+  activeTasks: z.number().int(),
+  totalTasks: z.number().int(),
+  healthy: z.boolean(),
+});
+
+/** `POST /v1/tasks/:id/cancel`. */
+export const CancelResultSchema = z.object({ cancelled: z.boolean() });
+
+/** Every non-2xx answer, and the `data:` of an SSE `error` event. */
+export const ErrorBodySchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    field: z.string().optional(),
+  }),
+});
+
+/** JSON form of an error answer. */
+export type ErrorBody = z.input<typeof ErrorBodySchema>;
+
+/** SSE event names the server sends on a task stream. */
+export const SSE_EVENTS = {
+  update: "update",
+  /** The task reached a terminal status and every update was sent: do not reconnect. */
+  end: "end",
+  error: "error",
+} as const;
+
+/**
+ * HTTP status for each error code. The client never maps back from the status:
+ * it reads `error.code` from the body, so two codes may share a status.
+ */
+export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
+  INVALID_INPUT: 400,
+  PROTOCOL: 400,
+  UNAUTHENTICATED: 401,
+  PERMISSION_DENIED: 403,
+  NOT_FOUND: 404,
+  INVALID_TRANSITION: 409,
+  CANCELLED: 409,
+  AGENT_UNAVAILABLE: 422,
+  UNKNOWN_AGENT: 422,
+  STORAGE_CORRUPT: 500,
+  CONFIG: 500,
+  SHUTTING_DOWN: 503,
+  STORAGE_LOCKED: 503,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+};
+
+const ERROR_CODES = new Set(Object.keys(HTTP_STATUS_BY_CODE));
+
+/** True when `code` is one of the contract's error codes. */
+export function isErrorCode(code: string): code is ErrorCode {
+  return ERROR_CODES.has(code);
+}

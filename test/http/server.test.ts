@@ -1,0 +1,220 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import https from "node:https";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { HttpServer } from "../../node/http/index.js";
+import { FixtureAdapter } from "./fixture-adapter.js";
+import { TOKENS, eventually, request, startServer, type RawAnswer } from "./helpers.js";
+
+const submitBody = (extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({ description: "say hi", input: "hi", agentId: "echo", ...extra });
+
+function expectError(answer: RawAnswer, status: number, code: string): { code: string; message: string; field?: string } {
+  expect(answer.status, JSON.stringify(answer.body)).toBe(status);
+  expect(answer.headers["content-type"]).toMatch(/^application\/json/);
+  const error = (answer.body as { error: { code: string; message: string; field?: string } }).error;
+  expect(error.code).toBe(code);
+  expect(typeof error.message).toBe("string");
+  return error;
+}
+
+describe("HTTP server over real sockets", () => {
+  let adapter: FixtureAdapter;
+  let server: HttpServer;
+  const audited: unknown[] = [];
+
+  beforeAll(async () => {
+    adapter = new FixtureAdapter();
+    server = await startServer(adapter, {
+      bodyLimit: 64 * 1024,
+      connectionTimeoutMs: 400,
+      requestTimeoutMs: 1_000,
+      sseHeartbeatMs: 100,
+      audit: (query) => {
+        audited.push(query);
+        return [{ action: "task.submit", result: "allowed" }];
+      },
+    });
+  });
+  afterAll(async () => {
+    await server.close();
+    await adapter.close();
+  });
+
+  it("binds loopback and serves /healthz and /openapi.json without a token", async () => {
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const health = await request(server.url, "GET", "/healthz");
+    expect(health).toMatchObject({ status: 200, body: { ok: true } });
+    const doc = (await request(server.url, "GET", "/openapi.json")).body as {
+      openapi: string;
+      paths: Record<string, Record<string, unknown>>;
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths).sort()).toEqual(
+      [
+        "/healthz",
+        "/openapi.json",
+        "/v1/agents",
+        "/v1/audit",
+        "/v1/skills",
+        "/v1/status",
+        "/v1/tasks",
+        "/v1/tasks/{id}",
+        "/v1/tasks/{id}/cancel",
+        "/v1/tasks/{id}/events",
+      ].sort(),
+    );
+    expect(Object.keys(doc.paths["/v1/tasks"] ?? {}).sort()).toEqual(["get", "post"]);
+    expect(doc.components.schemas["TaskSubmitRequest"]?.properties).toHaveProperty("description");
+    expect(doc.components.schemas["TaskState"]?.properties?.["createdAt"]).toMatchObject({ type: "string", format: "date-time" });
+  });
+
+  it("submits, reads, lists and cancels tasks, and lists agents, skills and status", async () => {
+    const submitted = await request(server.url, "POST", "/v1/tasks", { token: TOKENS.alice, body: submitBody() });
+    expect(submitted.status).toBe(201);
+    const task = submitted.body as { id: string; status: string; sessionId: string; createdAt: string };
+    expect(submitted.headers.location).toBe(`/v1/tasks/${task.id}`);
+    expect(task.sessionId).toBe("s-alice");
+    expect(new Date(task.createdAt).toISOString()).toBe(task.createdAt);
+
+    await eventually(async () => ((await request(server.url, "GET", `/v1/tasks/${task.id}`, { token: TOKENS.alice })).body as { status: string }).status === "completed");
+    const done = await request(server.url, "GET", `/v1/tasks/${task.id}`, { token: TOKENS.alice });
+    expect(done.body).toMatchObject({ id: task.id, status: "completed", output: "hi" });
+
+    const manual = (await request(server.url, "POST", "/v1/tasks", { token: TOKENS.alice, body: submitBody({ agentId: "manual" }) })).body as { id: string };
+    const listed = await request(server.url, "GET", "/v1/tasks?status=pending&limit=5", { token: TOKENS.alice });
+    expect((listed.body as { tasks: { id: string }[] }).tasks.map((t) => t.id)).toContain(manual.id);
+
+    expect((await request(server.url, "POST", `/v1/tasks/${manual.id}/cancel`, { token: TOKENS.alice })).body).toEqual({ cancelled: true });
+    expect((await request(server.url, "POST", `/v1/tasks/${manual.id}/cancel`, { token: TOKENS.alice })).body).toEqual({ cancelled: false });
+
+    const agents = (await request(server.url, "GET", "/v1/agents", { token: TOKENS.alice })).body as { agents: { id: string }[] };
+    expect(agents.agents.map((a) => a.id)).toEqual(["echo", "manual"]);
+    expect((await request(server.url, "GET", "/v1/skills", { token: TOKENS.alice })).body).toMatchObject({ skills: [{ id: "noop" }] });
+    expect((await request(server.url, "GET", "/v1/status", { token: TOKENS.alice })).body).toMatchObject({ healthy: true, version: "0.0.0-test" });
+  });
+
+  it("answers every bad input with the right status and a JSON error body", async () => {
+    const base = server.url;
+    const alice = TOKENS.alice;
+
+    expectError(await request(base, "POST", "/v1/tasks", { token: alice, body: '{"description": "x", "input": ' }), 400, "INVALID_INPUT");
+    expect(expectError(await request(base, "POST", "/v1/tasks", { token: alice, body: "not json" }), 400, "INVALID_INPUT").message).toMatch(/JSON/);
+    expectError(await request(base, "POST", "/v1/tasks", { token: alice, body: JSON.stringify({ input: "x".repeat(128 * 1024), description: "big" }) }), 413, "INVALID_INPUT");
+    expectError(await request(base, "POST", "/v1/tasks", { token: alice, body: "description=x", headers: { "content-type": "application/x-www-form-urlencoded" } }), 415, "INVALID_INPUT");
+    expect(expectError(await request(base, "POST", "/v1/tasks", { token: alice, body: JSON.stringify({ input: "x" }) }), 400, "INVALID_INPUT").field).toBe("description");
+    expect(expectError(await request(base, "POST", "/v1/tasks", { token: alice, body: submitBody({ prority: 1 }) }), 400, "INVALID_INPUT").field).toBe("prority");
+    expect(expectError(await request(base, "POST", "/v1/tasks", { token: alice, body: "[1,2]" }), 400, "INVALID_INPUT").message).toMatch(/object/);
+    expect(expectError(await request(base, "GET", "/v1/tasks?status=done", { token: alice }), 400, "INVALID_INPUT").field).toBe("status");
+    expect(expectError(await request(base, "GET", "/v1/tasks?limit=-1", { token: alice }), 400, "INVALID_INPUT").field).toBe("limit");
+    expect(expectError(await request(base, "GET", "/v1/tasks/bad%20id!", { token: alice }), 400, "INVALID_INPUT").field).toBe("id");
+    expectError(await request(base, "GET", "/v1/tasks/00000000-0000-4000-8000-000000000000", { token: alice }), 404, "NOT_FOUND");
+    expectError(await request(base, "POST", "/v1/tasks", { token: alice, body: submitBody({ agentId: "nobody" }) }), 422, "UNKNOWN_AGENT");
+
+    const missing = await request(base, "GET", "/v1/tasks");
+    expectError(missing, 401, "UNAUTHENTICATED");
+    expect(missing.headers["www-authenticate"]).toMatch(/^Bearer /);
+    expectError(await request(base, "GET", "/v1/tasks", { headers: { authorization: "Basic YTpi" } }), 401, "UNAUTHENTICATED");
+    expect(expectError(await request(base, "GET", "/v1/tasks", { token: TOKENS.expired }), 401, "UNAUTHENTICATED").message).toMatch(/expired/);
+    expectError(await request(base, "GET", "/v1/tasks", { token: "tok-forged" }), 401, "UNAUTHENTICATED");
+    expectError(await request(base, "POST", "/v1/tasks", { token: "tok-forged", body: "not json" }), 401, "UNAUTHENTICATED");
+
+    expectError(await request(base, "GET", "/v2/tasks", { token: alice }), 404, "NOT_FOUND");
+    expectError(await request(base, "DELETE", "/v1/tasks", { token: alice }), 404, "NOT_FOUND");
+    expectError(await request(base, "GET", "/nope"), 404, "NOT_FOUND");
+
+    expectError(await request(base, "POST", "/v1/tasks", { token: TOKENS.reader, body: submitBody() }), 403, "PERMISSION_DENIED");
+
+    expect((await request(base, "GET", "/healthz")).status).toBe(200);
+    expect((await request(base, "POST", "/v1/tasks", { token: alice, body: submitBody() })).status).toBe(201);
+  });
+
+  it("keeps sessions apart: another session's task is invisible unless admin", async () => {
+    const task = (await request(server.url, "POST", "/v1/tasks", { token: TOKENS.alice, body: submitBody({ agentId: "manual" }) })).body as { id: string };
+    expectError(await request(server.url, "GET", `/v1/tasks/${task.id}`, { token: TOKENS.bob }), 403, "PERMISSION_DENIED");
+    expectError(await request(server.url, "POST", `/v1/tasks/${task.id}/cancel`, { token: TOKENS.bob }), 403, "PERMISSION_DENIED");
+    expectError(await request(server.url, "GET", `/v1/tasks/${task.id}/events`, { token: TOKENS.bob }), 403, "PERMISSION_DENIED");
+    expectError(await request(server.url, "POST", "/v1/tasks", { token: TOKENS.bob, body: submitBody({ sessionId: "s-alice" }) }), 403, "PERMISSION_DENIED");
+    const bobList = (await request(server.url, "GET", "/v1/tasks", { token: TOKENS.bob })).body as { tasks: { id: string }[] };
+    expect(bobList.tasks.map((t) => t.id)).not.toContain(task.id);
+    expect((await request(server.url, "GET", `/v1/tasks/${task.id}`, { token: TOKENS.admin })).status).toBe(200);
+    adapter.update(task.id, "cancelled");
+  });
+
+  it("delegates /v1/audit to the audit dependency, admins only", async () => {
+    const answer = await request(server.url, "GET", "/v1/audit?action=task.submit&startDate=2026-01-01T00:00:00Z", { token: TOKENS.admin });
+    expect(answer).toMatchObject({ status: 200, body: { entries: [{ action: "task.submit" }] } });
+    expect(audited.at(-1)).toMatchObject({ action: "task.submit", startDate: new Date("2026-01-01T00:00:00Z") });
+    expectError(await request(server.url, "GET", "/v1/audit", { token: TOKENS.alice }), 403, "PERMISSION_DENIED");
+    expect(expectError(await request(server.url, "GET", "/v1/audit?result=maybe", { token: TOKENS.admin }), 400, "INVALID_INPUT").field).toBe("result");
+  });
+
+  it("drops clients that stall mid-headers or mid-body, and keeps serving", async () => {
+    const stall = (bytes: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(server.port, "127.0.0.1", () => socket.write(bytes));
+        let received = "";
+        socket.setEncoding("utf8");
+        socket.on("data", (d: string) => (received += d));
+        socket.on("close", () => resolve(received));
+        socket.on("error", reject);
+      });
+    const [midHeaders, midBody] = await Promise.all([
+      stall("GET /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthor"),
+      stall(`POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.alice}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"desc`),
+    ]);
+    // Node answers a request it never finished receiving with 408 or simply closes; either way the socket is gone.
+    expect(midHeaders === "" || midHeaders.startsWith("HTTP/1.1 408")).toBe(true);
+    expect(midBody === "" || midBody.startsWith("HTTP/1.1 408")).toBe(true);
+    expect((await request(server.url, "GET", "/healthz")).status).toBe(200);
+  });
+});
+
+describe("HTTP server configuration", () => {
+  it("speaks HTTPS when given a certificate and key", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "coderclaw-tls-"));
+    try {
+      execFileSync("openssl", [
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+      ], { stdio: "ignore" });
+      const cert = readFileSync(join(dir, "cert.pem"));
+      const adapter = new FixtureAdapter();
+      const server = await startServer(adapter, { tls: { cert, key: readFileSync(join(dir, "key.pem")) } });
+      try {
+        expect(server.url).toMatch(/^https:\/\//);
+        const body = await new Promise<string>((resolve, reject) => {
+          https
+            .get(`${server.url}/v1/status`, { ca: cert, headers: { authorization: `Bearer ${TOKENS.alice}` } }, (res) => {
+              let text = "";
+              res.setEncoding("utf8");
+              res.on("data", (d: string) => (text += d));
+              res.on("end", () => resolve(text));
+            })
+            .on("error", reject);
+        });
+        expect(JSON.parse(body)).toMatchObject({ healthy: true });
+      } finally {
+        await server.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses event streams beyond maxSseStreams with 503 and a JSON body", async () => {
+    const adapter = new FixtureAdapter();
+    const server = await startServer(adapter, { maxSseStreams: 0 });
+    try {
+      const task = await adapter.submitTask({ description: "d", input: "i", agentId: "manual", sessionId: "s-alice" });
+      expectError(await request(server.url, "GET", `/v1/tasks/${task.id}/events`, { token: TOKENS.alice }), 503, "UNAVAILABLE");
+    } finally {
+      await server.close();
+    }
+  });
+});
