@@ -1,0 +1,410 @@
+import * as A from "@automerge/automerge";
+import { canonicalDecode, canonicalEncode } from "../canonical.js";
+import { verifySignature, type KeyResolver, type Signer } from "../keys.js";
+import { decodeAuditEntry, signAuditEntry, type AuditBody, type AuditEntry, type AuditResult, type DecodedAuditEntry } from "./entry.js";
+import { SegmentStore, type AuditDatabase, type SegmentDoc } from "./segments.js";
+import { verifyChain, type AuditProblem, type ForkEvidence } from "./verify.js";
+
+/** Dependencies of an {@link AuditLog}. */
+export interface AuditLogOptions {
+  /** The node's database (a `Level` or a sublevel); the log keeps to its own `audit` sublevel. */
+  db: AuditDatabase;
+  /** This node's key: it signs every entry of this node's log. */
+  signer: Signer;
+  /** Public keys of other authors, for verifying replicated logs. */
+  resolveKey: KeyResolver;
+  /** Entries per segment document. */
+  segmentSize?: number;
+  /** Most entries committed in one Automerge change. */
+  maxBatch?: number;
+  now?: () => number;
+}
+
+/** Filter of {@link AuditLog.query}; every given field must match. */
+export interface AuditQuery {
+  userId?: string;
+  action?: string;
+  result?: AuditResult;
+  /** Inclusive. */
+  startDate?: Date;
+  /** Inclusive. */
+  endDate?: Date;
+  /** Only this author's log; all logs when absent. */
+  author?: string;
+  /** At most this many, oldest first. */
+  limit?: number;
+}
+
+/** Result of {@link AuditLog.verify}. */
+export interface AuditVerifyReport {
+  ok: boolean;
+  /** Chains checked. */
+  authors: number;
+  /** Entries whose hash, signature and link were checked. */
+  entries: number;
+  /** The first bad entry of each bad chain, by author. */
+  problems: AuditProblem[];
+  /** Every pair of conflicting authentic entries found. */
+  forks: ForkEvidence[];
+}
+
+/** Result of {@link AuditLog.ingest}. */
+export interface IngestReport {
+  /** Entries added to their author's chain. */
+  appended: number;
+  /** Entries already held. */
+  duplicates: number;
+  /** Authentic entries conflicting with the held chain, kept as fork evidence. */
+  forks: number;
+  /** Entries refused (malformed, forged), with why. */
+  rejected: Array<{ reason: string }>;
+  /** Per author, the first seq still missing when entries arrived past a gap (they were not stored). */
+  gaps: Array<{ author: string; missingFrom: number }>;
+}
+
+interface Head {
+  seq: number;
+  hash: string | null;
+}
+
+interface OpenSegment {
+  segment: number;
+  doc: A.Doc<SegmentDoc>;
+  chunks: number;
+}
+
+interface Pending {
+  body: AuditBody;
+  resolve: (entry: AuditEntry) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * A node's tamper-evident audit log, plus the logs replicated from other nodes.
+ *
+ * Appends use group commit: entries waiting while a batch is being written are
+ * signed and chained together into the next single Automerge change and LevelDB
+ * batch, and each `append` resolves once the batch holding it is durable.
+ */
+export class AuditLog {
+  readonly #store: SegmentStore;
+  readonly #signer: Signer;
+  readonly #resolveKey: KeyResolver;
+  readonly #segmentSize: number;
+  readonly #maxBatch: number;
+  readonly #now: () => number;
+  readonly #open = new Map<string, OpenSegment>();
+  readonly #heads = new Map<string, Head>();
+  #pending: Pending[] = [];
+  #draining = false;
+  #writes: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  constructor(options: AuditLogOptions) {
+    this.#store = new SegmentStore(options.db);
+    this.#signer = options.signer;
+    this.#resolveKey = options.resolveKey;
+    this.#segmentSize = options.segmentSize ?? 1000;
+    this.#maxBatch = Math.min(options.maxBatch ?? 500, this.#segmentSize);
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** This node's author id. */
+  get author(): string {
+    return this.#signer.id;
+  }
+
+  /** Appends an entry to this node's log; resolves when it is durable. */
+  append(body: AuditBody): Promise<AuditEntry> {
+    if (this.#closed) return Promise.reject(new Error("audit log is closed"));
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ body, resolve, reject });
+      if (!this.#draining) {
+        this.#draining = true;
+        // Deferred so that appends issued in the same tick share the first batch.
+        queueMicrotask(() => void this.#exclusive(() => this.#drain()));
+      }
+    });
+  }
+
+  /** Entries matching `filter` across all stored logs, oldest first per author. */
+  async query(filter: AuditQuery = {}): Promise<AuditEntry[]> {
+    await this.#writes;
+    const start = filter.startDate?.getTime() ?? -Infinity;
+    const end = filter.endDate?.getTime() ?? Infinity;
+    const limit = filter.limit ?? Infinity;
+    const out: AuditEntry[] = [];
+    const authors = filter.author === undefined ? await this.#store.authors() : [filter.author];
+    for (const author of authors) {
+      for (const segment of await this.#store.segments(author)) {
+        const loaded = await this.#store.load(author, segment);
+        if (loaded === undefined) continue;
+        for (const bytes of loaded.doc.entries) {
+          let entry: AuditEntry;
+          try {
+            entry = decodeAuditEntry(bytes).entry;
+          } catch {
+            continue;
+          }
+          const b = entry.body;
+          if (filter.userId !== undefined && b.userId !== filter.userId) continue;
+          if (filter.action !== undefined && b.action !== filter.action) continue;
+          if (filter.result !== undefined && b.result !== filter.result) continue;
+          if (entry.time < start || entry.time > end) continue;
+          out.push(entry);
+          if (out.length >= limit) return out;
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Checks every chain in storage (this node's and replicated ones) from the stored
+   * bytes, not from memory, and names the first bad entry of each.
+   */
+  async verify(): Promise<AuditVerifyReport> {
+    await this.#writes;
+    const report: AuditVerifyReport = { ok: true, authors: 0, entries: 0, problems: [], forks: [] };
+    for (const author of await this.#store.authors()) {
+      report.authors++;
+      const headBytes = await this.#store.head(author);
+      const head = headBytes === undefined ? undefined : decodeHead(headBytes);
+      const result = await verifyChain({
+        author,
+        key: this.#keyOf(author),
+        segments: this.#segmentsOf(author),
+        recordedHead: head?.seq,
+      });
+      report.entries += result.entries;
+      if (result.problem !== undefined) report.problems.push(result.problem);
+      report.forks.push(...result.forks);
+    }
+    report.ok = report.problems.length === 0;
+    return report;
+  }
+
+  /**
+   * Stores entries replicated from other nodes. Each is checked against its author's
+   * key; entries extending a chain are appended in order, repeats are skipped,
+   * authentic conflicting entries are kept as fork evidence, forged ones refused.
+   */
+  async ingest(entries: Iterable<Uint8Array>): Promise<IngestReport> {
+    const report: IngestReport = { appended: 0, duplicates: 0, forks: 0, rejected: [], gaps: [] };
+    const byAuthor = new Map<string, DecodedAuditEntry[]>();
+    for (const bytes of entries) {
+      let decoded: DecodedAuditEntry;
+      try {
+        decoded = decodeAuditEntry(bytes);
+      } catch (err) {
+        report.rejected.push({ reason: `malformed: ${(err as Error).message}` });
+        continue;
+      }
+      const key = this.#keyOf(decoded.entry.author);
+      if (key === undefined) {
+        report.rejected.push({ reason: `forged: unknown author key ${decoded.entry.author}` });
+        continue;
+      }
+      if (!verifySignature(key, decoded.signed, decoded.sig)) {
+        report.rejected.push({ reason: `forged: bad signature on ${decoded.entry.author}#${decoded.entry.seq}` });
+        continue;
+      }
+      let list = byAuthor.get(decoded.entry.author);
+      if (list === undefined) byAuthor.set(decoded.entry.author, (list = []));
+      list.push(decoded);
+    }
+    await this.#exclusive(async () => {
+      for (const [author, list] of [...byAuthor].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+        list.sort((a, b) => a.entry.seq - b.entry.seq);
+        await this.#ingestChain(author, list, report);
+      }
+    });
+    return report;
+  }
+
+  /** Stored bytes of `author`'s entries with seq > `afterSeq`, in order, for replication. */
+  async exportEntries(author: string, afterSeq = 0): Promise<Uint8Array[]> {
+    await this.#writes;
+    const out: Uint8Array[] = [];
+    const first = Math.floor(afterSeq / this.#segmentSize);
+    for (const segment of await this.#store.segments(author)) {
+      if (segment < first) continue;
+      const loaded = await this.#store.load(author, segment);
+      if (loaded === undefined) continue;
+      const base = segment * this.#segmentSize;
+      loaded.doc.entries.forEach((bytes, i) => {
+        if (base + i + 1 > afterSeq) out.push(bytes);
+      });
+    }
+    return out;
+  }
+
+  /** Last seq and hash of every stored chain, for replication. */
+  async heads(): Promise<Map<string, Head>> {
+    await this.#writes;
+    const heads = new Map<string, Head>();
+    for (const author of await this.#store.authors()) heads.set(author, await this.#head(author));
+    return heads;
+  }
+
+  /** Waits for pending appends and refuses new ones. Idempotent; does not close the database, which the caller owns. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    while (this.#draining) await this.#writes;
+    await this.#writes;
+    this.#open.clear();
+  }
+
+  #keyOf(author: string): Uint8Array | undefined {
+    return author === this.#signer.id ? this.#signer.publicKey : this.#resolveKey(author);
+  }
+
+  // One writer at a time: own appends and ingested chains share segment documents and heads.
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#writes.then(fn, fn);
+    this.#writes = run.catch(() => undefined);
+    return run;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      // Bounded by the number of appends queued; each pass commits at least one.
+      while (this.#pending.length > 0) {
+        const head = await this.#head(this.#signer.id);
+        const room = this.#segmentSize - (head.seq % this.#segmentSize);
+        const batch = this.#pending.splice(0, Math.min(this.#maxBatch, room));
+        try {
+          const written = await this.#commitOwn(head, batch.map((p) => p.body));
+          batch.forEach((p, i) => p.resolve(written[i] as AuditEntry));
+        } catch (err) {
+          for (const p of batch) p.reject(err);
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  async #commitOwn(head: Head, bodies: AuditBody[]): Promise<AuditEntry[]> {
+    const author = this.#signer.id;
+    let { seq, hash } = head;
+    const time = this.#now();
+    const encoded = bodies.map((body) => {
+      const e = signAuditEntry(this.#signer, ++seq, hash, time, body);
+      hash = e.entry.hash;
+      return e;
+    });
+    await this.#appendToChain(author, head.seq + 1, encoded.map((e) => e.bytes), encoded.map((e) => e.entry.hash));
+    return encoded.map((e) => e.entry);
+  }
+
+  // Appends consecutive entries starting at `firstSeq`, all within one segment, and advances the head.
+  async #appendToChain(author: string, firstSeq: number, bytes: Uint8Array[], hashes: string[]): Promise<void> {
+    const segment = Math.floor((firstSeq - 1) / this.#segmentSize);
+    const open = await this.#segment(author, segment);
+    const doc = A.change(open.doc, (d) => {
+      d.entries.push(...bytes);
+      d.hashes.push(...hashes.map((h) => new A.ImmutableString(h)));
+    });
+    const lastSeq = firstSeq + bytes.length - 1;
+    const head: Head = { seq: lastSeq, hash: hashes.at(-1) ?? null };
+    const chunks = await this.#store.persist(author, segment, doc, open.chunks, encodeHead(head));
+    this.#heads.set(author, head);
+    if (lastSeq % this.#segmentSize === 0) this.#open.delete(`${author}\n${segment}`);
+    else this.#open.set(`${author}\n${segment}`, { segment, doc, chunks });
+  }
+
+  async #addFork(author: string, segment: number, bytes: Uint8Array): Promise<void> {
+    const open = await this.#segment(author, segment);
+    const head = await this.#head(author);
+    const doc = A.change(open.doc, (d) => {
+      d.forks.push(bytes);
+    });
+    const chunks = await this.#store.persist(author, segment, doc, open.chunks, encodeHead(head));
+    this.#open.set(`${author}\n${segment}`, { segment, doc, chunks });
+  }
+
+  async #ingestChain(author: string, list: DecodedAuditEntry[], report: IngestReport): Promise<void> {
+    let run: DecodedAuditEntry[] = [];
+    const flush = async () => {
+      if (run.length === 0) return;
+      const first = run[0] as DecodedAuditEntry;
+      await this.#appendToChain(author, first.entry.seq, run.map((d) => d.bytes), run.map((d) => d.entry.hash));
+      report.appended += run.length;
+      run = [];
+    };
+    for (const decoded of list) {
+      const { entry } = decoded;
+      const head = await this.#head(author);
+      const tip = run.at(-1)?.entry ?? { seq: head.seq, hash: head.hash };
+      if (entry.seq === tip.seq + 1 && entry.prev === tip.hash) {
+        run.push(decoded);
+        if (entry.seq % this.#segmentSize === 0 || run.length >= this.#maxBatch) await flush();
+        continue;
+      }
+      await flush();
+      if (entry.seq > tip.seq + 1) {
+        report.gaps.push({ author, missingFrom: tip.seq + 1 });
+        return;
+      }
+      const held = entry.seq <= tip.seq ? await this.#hashAt(author, entry.seq) : undefined;
+      if (held === entry.hash) {
+        report.duplicates++;
+        continue;
+      }
+      const segment = Math.floor((entry.seq - 1) / this.#segmentSize);
+      const open = await this.#segment(author, segment);
+      if (open.doc.forks.some((f) => Buffer.compare(Buffer.from(f), Buffer.from(decoded.bytes)) === 0)) {
+        report.duplicates++;
+        continue;
+      }
+      await this.#addFork(author, segment, decoded.bytes);
+      report.forks++;
+    }
+    await flush();
+  }
+
+  async #hashAt(author: string, seq: number): Promise<string | undefined> {
+    const segment = Math.floor((seq - 1) / this.#segmentSize);
+    const open = await this.#segment(author, segment);
+    return open.doc.hashes[(seq - 1) % this.#segmentSize]?.val;
+  }
+
+  async #segment(author: string, segment: number): Promise<OpenSegment> {
+    const key = `${author}\n${segment}`;
+    const cached = this.#open.get(key);
+    if (cached !== undefined) return cached;
+    const loaded = await this.#store.load(author, segment);
+    const open: OpenSegment = loaded === undefined ? { segment, doc: this.#store.create(author, segment), chunks: 0 } : { segment, doc: loaded.doc, chunks: loaded.chunks };
+    // Only open tails and recent fork targets are cached; everything else is reloaded on demand.
+    if (this.#open.size >= 32) this.#open.clear();
+    this.#open.set(key, open);
+    return open;
+  }
+
+  async #head(author: string): Promise<Head> {
+    const cached = this.#heads.get(author);
+    if (cached !== undefined) return cached;
+    const bytes = await this.#store.head(author);
+    const head = bytes === undefined ? { seq: 0, hash: null } : decodeHead(bytes);
+    this.#heads.set(author, head);
+    return head;
+  }
+
+  async *#segmentsOf(author: string): AsyncIterable<{ segment: number; doc: A.Doc<SegmentDoc> }> {
+    for (const segment of await this.#store.segments(author)) {
+      const loaded = await this.#store.load(author, segment);
+      if (loaded !== undefined) yield { segment, doc: loaded.doc };
+    }
+  }
+}
+
+function encodeHead(head: Head): Uint8Array {
+  return canonicalEncode({ seq: head.seq, hash: head.hash });
+}
+
+function decodeHead(bytes: Uint8Array): Head {
+  const v = canonicalDecode(bytes) as { seq?: unknown; hash?: unknown };
+  if (!Number.isSafeInteger(v.seq) || !(v.hash === null || typeof v.hash === "string")) throw new TypeError("audit head record is malformed");
+  return { seq: v.seq as number, hash: v.hash as string | null };
+}

@@ -1,0 +1,67 @@
+import { z } from "zod";
+import { PERMISSIONS } from "./permissions.js";
+import { TRUST_LEVELS } from "./trust.js";
+
+const trustLevel = z.enum(TRUST_LEVELS as unknown as readonly ["untrusted", "verified", "trusted"]);
+const permission = z.enum(PERMISSIONS);
+const name = z.string().min(1).max(200);
+
+/** Schema of `.coderClaw/security.yaml`, the repository policy. Unknown keys are errors: a typo must not silently loosen a policy. */
+export const repoPolicySchema = z.strictObject({
+  enforceTrust: z.boolean().default(false),
+  minimumTrustLevel: trustLevel.default("verified"),
+  allowedRoles: z.array(name).optional(),
+  roles: z
+    .record(
+      name,
+      z.strictObject({
+        inherits: z.array(name).optional(),
+        additionalPermissions: z.array(permission).optional(),
+      }),
+    )
+    .default({}),
+  remote: z
+    .strictObject({
+      allow: z.boolean().default(false),
+      allowedRoles: z.array(name).optional(),
+      permissions: z.array(permission).optional(),
+    })
+    .optional(),
+  agentPolicies: z
+    .record(
+      name,
+      z.strictObject({
+        allowedRoles: z.array(name).optional(),
+        requireDeviceTrust: z.union([z.boolean(), trustLevel]).optional(),
+      }),
+    )
+    .default({}),
+  skillPolicies: z
+    .record(
+      name,
+      z.strictObject({
+        dangerous: z.boolean().default(false),
+        requiredPermissions: z.array(permission).optional(),
+        allowedRoles: z.array(name).optional(),
+      }),
+    )
+    .default({}),
+});
+
+/** Schema of `team-policy.yaml`, the organization policy. */
+export const teamPolicySchema = z.strictObject({
+  enforceTrust: z.boolean().default(false),
+  minimumTrustLevel: trustLevel.default("verified"),
+  requiredSkills: z.array(name).default([]),
+  deniedSkills: z.array(name).default([]),
+});
+
+/** A validated repository policy. */
+export type RepoPolicy = z.output<typeof repoPolicySchema>;
+/** A validated organization policy. */
+export type TeamPolicy = z.output<typeof teamPolicySchema>;
+
+/** The policy used when a repository has no `.coderClaw/security.yaml`. */
+export const DEFAULT_REPO_POLICY: RepoPolicy = repoPolicySchema.parse({});
+/** The policy used when there is no `team-policy.yaml`. */
+export const DEFAULT_TEAM_POLICY: TeamPolicy = teamPolicySchema.parse({});

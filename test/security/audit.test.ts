@@ -1,0 +1,200 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import * as A from "@automerge/automerge";
+import fc from "fast-check";
+import { AuditLog, canonicalDecode, canonicalEncode, generateSigner, staticKeyResolver, type AuditBody, type Signer } from "../../src/security/index.js";
+import { signAuditEntry } from "../../src/security/audit/entry.js";
+import { tamperSegment, tempLevel } from "./helpers.js";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+const body = (i: number, extra: Partial<AuditBody> = {}): AuditBody => ({
+  action: i % 2 === 0 ? "task.submit" : "task.read",
+  userId: `user-${i % 3}`,
+  result: i % 5 === 0 ? "denied" : "allowed",
+  resource: `task-${i}`,
+  ...extra,
+});
+
+describe("audit log", () => {
+  let level: Awaited<ReturnType<typeof tempLevel>>;
+  let node: Signer;
+  beforeEach(async () => {
+    level = await tempLevel();
+    node = generateSigner("node-a");
+  });
+  afterEach(async () => level.dispose());
+
+  const openLog = (signer = node, segmentSize = 10) =>
+    new AuditLog({ db: level.db, signer, resolveKey: staticKeyResolver([node]), segmentSize, maxBatch: 4 });
+
+  it("chains concurrent appends across segments and verifies them", async () => {
+    const log = openLog();
+    const entries = await Promise.all(Array.from({ length: 35 }, (_, i) => log.append(body(i))));
+    expect(entries.map((e) => e.seq)).toEqual(Array.from({ length: 35 }, (_, i) => i + 1));
+    for (let i = 1; i < entries.length; i++) expect(entries[i]?.prev).toBe(entries[i - 1]?.hash);
+    const report = await log.verify();
+    expect(report).toMatchObject({ ok: true, authors: 1, entries: 35, problems: [] });
+    await log.close();
+
+    const reopened = openLog();
+    const next = await reopened.append(body(99));
+    expect(next.seq).toBe(36);
+    expect(next.prev).toBe(entries[34]?.hash);
+    expect((await reopened.verify()).entries).toBe(36);
+    await reopened.close();
+  });
+
+  it("queries by user, action, result and time", async () => {
+    let clock = 1_000;
+    const log = new AuditLog({ db: level.db, signer: node, resolveKey: staticKeyResolver([node]), segmentSize: 10, now: () => clock });
+    for (let i = 0; i < 20; i++) {
+      clock = 1_000 + i * 100;
+      await log.append(body(i));
+    }
+    expect((await log.query({ userId: "user-1" })).map((e) => e.body.resource)).toEqual(["task-1", "task-4", "task-7", "task-10", "task-13", "task-16", "task-19"]);
+    expect((await log.query({ action: "task.submit", result: "denied" })).map((e) => e.seq)).toEqual([1, 11]);
+    expect((await log.query({ startDate: new Date(1_500), endDate: new Date(1_700) })).map((e) => e.seq)).toEqual([6, 7, 8]);
+    expect(await log.query({ limit: 2 })).toHaveLength(2);
+    await log.close();
+  });
+
+  describe("tampering directly in LevelDB", () => {
+    async function writeLog(): Promise<void> {
+      const log = openLog();
+      for (let i = 0; i < 25; i++) await log.append(body(i));
+      await log.close();
+    }
+    const verifyFresh = async () => {
+      const log = openLog();
+      const report = await log.verify();
+      await log.close();
+      return report;
+    };
+
+    it("names an edited entry", async () => {
+      await writeLog();
+      await tamperSegment(level.db, node.id, 1, (d) => {
+        // Turn a denial into an approval, keeping the original signature: a quiet edit.
+        const [signed, sig] = canonicalDecode(d.entries[5] as Uint8Array) as [Uint8Array, Uint8Array];
+        const fields = canonicalDecode(signed) as { seq: number; body: AuditBody };
+        expect(fields).toMatchObject({ seq: 16, body: { result: "denied" } });
+        fields.body.result = "allowed";
+        d.entries[5] = canonicalEncode([canonicalEncode(fields), sig]);
+      });
+      const report = await verifyFresh();
+      expect(report.ok).toBe(false);
+      expect(report.problems[0]).toMatchObject({ author: node.id, kind: "edited", seq: 16, segment: 1, index: 5 });
+      expect(report.problems[0]?.reason).toMatch(/^hash mismatch/);
+    });
+
+    it("names an edit that also rewrote the stored hash as a forgery", async () => {
+      await writeLog();
+      const impostor = generateSigner(node.id);
+      await tamperSegment(level.db, node.id, 1, (d) => {
+        const prev = d.hashes[1]?.val ?? null;
+        const fake = signAuditEntry(impostor, 13, prev, 0, body(12, { result: "allowed" }));
+        d.entries[2] = fake.bytes;
+        d.hashes[2] = new A.ImmutableString(fake.entry.hash);
+      });
+      const report = await verifyFresh();
+      expect(report.problems[0]).toMatchObject({ kind: "forged", seq: 13, segment: 1, index: 2 });
+    });
+
+    it("names a removed entry", async () => {
+      await writeLog();
+      await tamperSegment(level.db, node.id, 0, (d) => {
+        d.entries.splice(4, 1);
+        d.hashes.splice(4, 1);
+      });
+      const report = await verifyFresh();
+      expect(report.problems[0]).toMatchObject({ kind: "removed", seq: 6, segment: 0, index: 4 });
+      expect(report.problems[0]?.reason).toContain("seq 5 missing");
+    });
+
+    it("names a truncated tail", async () => {
+      await writeLog();
+      await tamperSegment(level.db, node.id, 2, (d) => {
+        d.entries.splice(3);
+        d.hashes.splice(3);
+      });
+      const report = await verifyFresh();
+      expect(report.problems[0]).toMatchObject({ kind: "removed", seq: 24 });
+    });
+
+    it("names reordered entries", async () => {
+      await writeLog();
+      await tamperSegment(level.db, node.id, 0, (d) => {
+        const e6 = d.entries[6] as Uint8Array;
+        const h6 = d.hashes[6]?.val ?? "";
+        d.entries.splice(6, 1);
+        d.hashes.splice(6, 1);
+        d.entries.insertAt(7, e6);
+        d.hashes.insertAt(7, new A.ImmutableString(h6));
+      });
+      const report = await verifyFresh();
+      expect(report.problems[0]).toMatchObject({ kind: "reordered", seq: 8, segment: 0, index: 6 });
+    });
+  });
+
+  it("ingests another node's log, keeps fork evidence and refuses forgeries", async () => {
+    const other = generateSigner("node-b");
+    const keys = staticKeyResolver([node, other]);
+    const log = new AuditLog({ db: level.db, signer: node, resolveKey: keys, segmentSize: 10 });
+    const chain: Uint8Array[] = [];
+    let prev: string | null = null;
+    for (let seq = 1; seq <= 15; seq++) {
+      const e = signAuditEntry(other, seq, prev, 1_000 + seq, body(seq));
+      chain.push(e.bytes);
+      prev = e.entry.hash;
+    }
+    // Out of order and repeated, as replication delivers them.
+    const first = await log.ingest([...chain.slice(5, 15), ...chain.slice(0, 5), chain[2] as Uint8Array]);
+    expect(first).toMatchObject({ appended: 15, duplicates: 1, forks: 0, rejected: [], gaps: [] });
+
+    const equivocation = signAuditEntry(other, 7, null, 5, body(7, { reason: "other branch" }));
+    const forgery = signAuditEntry(generateSigner("node-b"), 16, prev, 5, body(16));
+    const second = await log.ingest([equivocation.bytes, forgery.bytes]);
+    expect(second.forks).toBe(1);
+    expect(second.rejected).toEqual([{ reason: "forged: bad signature on node-b#16" }]);
+
+    const report = await log.verify();
+    expect(report.problems).toEqual([expect.objectContaining({ author: "node-b", kind: "forked", seq: 7 })]);
+    expect(report.forks).toEqual([{ author: "node-b", seq: 7, hashes: [expect.any(String), equivocation.entry.hash] }]);
+    expect((await log.exportEntries("node-b", 12)).map(hex)).toEqual(chain.slice(12).map(hex));
+    await log.close();
+  });
+
+  it("reports a gap instead of storing entries past it", async () => {
+    const other = generateSigner("node-c");
+    const log = new AuditLog({ db: level.db, signer: node, resolveKey: staticKeyResolver([other]), segmentSize: 10 });
+    const one = signAuditEntry(other, 1, null, 1, body(1));
+    const three = signAuditEntry(other, 3, "00".repeat(32), 3, body(3));
+    expect(await log.ingest([one.bytes, three.bytes])).toMatchObject({ appended: 1, gaps: [{ author: "node-c", missingFrom: 2 }] });
+    await log.close();
+  });
+
+  it("property: any interleaving of appends verifies, and every entry is found by query", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.boolean()), { minLength: 1, maxLength: 40 }), fc.integer({ min: 2, max: 7 }), async (ops, segmentSize) => {
+        const scratch = await tempLevel();
+        try {
+          const log = new AuditLog({ db: scratch.db, signer: node, resolveKey: staticKeyResolver([node]), segmentSize, maxBatch: 3 });
+          const waves: Array<Promise<unknown>> = [];
+          for (const [i, wait] of ops) {
+            const p = log.append(body(i));
+            waves.push(p);
+            if (wait) await p;
+          }
+          await Promise.all(waves);
+          const report = await log.verify();
+          expect(report).toMatchObject({ ok: true, entries: ops.length });
+          expect(await log.query()).toHaveLength(ops.length);
+          await log.close();
+        } finally {
+          await scratch.dispose();
+        }
+      }),
+      { numRuns: 15 },
+    );
+  });
+});

@@ -1,0 +1,49 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as A from "@automerge/automerge";
+import { Level } from "level";
+import type { SegmentDoc } from "../../src/security/audit/segments.js";
+import { segmentDocId } from "../../src/security/audit/segments.js";
+
+/** A real LevelDB in a fresh temp directory; `dispose` closes and deletes it. */
+export async function tempLevel(): Promise<{ db: Level<string, Uint8Array>; dir: string; dispose: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "cc-security-"));
+  const db = new Level<string, Uint8Array>(join(dir, "db"), { valueEncoding: "view" });
+  await db.open();
+  return {
+    db,
+    dir,
+    dispose: async () => {
+      await db.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Rewrites one stored segment behind the audit log's back, the way an attacker with
+ * access to the database directory would: load the Automerge document from its
+ * LevelDB keys, change it, and store it back as a single snapshot.
+ */
+export async function tamperSegment(
+  db: Level<string, Uint8Array>,
+  author: string,
+  segment: number,
+  edit: (doc: SegmentDoc) => void,
+): Promise<void> {
+  const raw = db.sublevel<string, Uint8Array>("audit", { keyEncoding: "utf8", valueEncoding: "view" });
+  const id = segmentDocId(author, segment);
+  const keys: string[] = [];
+  const parts: Uint8Array[] = [];
+  for await (const [key, value] of raw.iterator({ gte: `${id}/`, lt: `${id}0` })) {
+    keys.push(key);
+    parts.push(value);
+  }
+  // The snapshot key sorts after the chunk keys; Automerge needs it first.
+  const snapIndex = keys.indexOf(`${id}/snap`);
+  if (snapIndex > 0) parts.unshift(...parts.splice(snapIndex, 1));
+  if (parts.length === 0) throw new Error(`no stored segment ${id}`);
+  const doc = A.change(A.load<SegmentDoc>(Buffer.concat(parts)), (d) => edit(d));
+  await raw.batch([...keys.map((key) => ({ type: "del" as const, key })), { type: "put" as const, key: `${id}/snap`, value: A.save(doc) }]);
+}
