@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
@@ -152,6 +153,8 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
   });
 
   const streams = new AbortController();
+  // One listener per open SSE stream, bounded by maxSseStreams.
+  setMaxListeners(0, streams.signal);
   let openStreams = 0;
 
   app.setErrorHandler((err: FastifyError | Error, request, reply) => {

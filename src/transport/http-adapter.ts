@@ -9,8 +9,9 @@ import type {
   TaskUpdateEvent,
   TransportAdapter,
 } from "../contract/types.js";
-import { CoderClawError, type ErrorCode } from "../contract/errors.js";
+import { setMaxListeners } from "node:events";
 import { z } from "zod";
+import { CoderClawError, type ErrorCode } from "../contract/errors.js";
 import {
   AgentInfoSchema,
   CancelResultSchema,
@@ -105,6 +106,8 @@ export class HTTPTransportAdapter implements TransportAdapter {
     this.#idleMs = config.streamIdleTimeoutMs ?? 45_000;
     this.#maxReconnects = config.maxReconnects ?? 8;
     this.#reconnectDelayMs = config.reconnectDelayMs ?? 100;
+    // Every open stream and call listens on this signal; hundreds at once are normal, not a leak.
+    setMaxListeners(0, this.#closed.signal);
   }
 
   async submitTask(request: TaskSubmitRequest): Promise<TaskState> {

@@ -1,4 +1,5 @@
 import http from "node:http";
+import net from "node:net";
 import { CoderClawError } from "../../src/contract/errors.js";
 import type { TransportAdapter } from "../../src/contract/types.js";
 import { createHttpServer, type AccessDecision, type HttpAction, type HttpResource, type HttpServer, type HttpServerOptions } from "../../node/http/index.js";
@@ -180,4 +181,45 @@ export async function eventually(check: () => boolean | Promise<boolean>, rounds
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error("condition not met in time");
+}
+
+/**
+ * A TCP relay in front of the server that the test can cut, to drop live
+ * connections the way a flaky network does. `seen` holds every request head.
+ */
+export async function startRelay(targetPort: number): Promise<{ url: string; seen: string[]; cutAll: () => void; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const seen: string[] = [];
+  const relay = net.createServer((client) => {
+    const upstream = net.connect(targetPort, "127.0.0.1");
+    sockets.add(client);
+    sockets.add(upstream);
+    client.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("latin1");
+      if (/^[A-Z]+ \/\S* HTTP\/1\.1\r\n/.test(text)) seen.push(text.split("\r\n\r\n")[0] ?? text);
+    });
+    client.pipe(upstream).pipe(client);
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+  const port = (relay.address() as net.AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    cutAll: () => {
+      for (const s of [...sockets]) s.destroy();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of [...sockets]) s.destroy();
+        relay.close(() => resolve());
+      }),
+  };
 }

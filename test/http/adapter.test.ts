@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CoderClawError } from "../../src/contract/errors.js";
+import { HTTPTransportAdapter, parseSse } from "../../src/transport/http-adapter.js";
+import type { HttpServer } from "../../node/http/index.js";
+import { FixtureAdapter } from "./fixture-adapter.js";
+import { TOKENS, startServer } from "./helpers.js";
+
+async function rejection(promise: Promise<unknown>): Promise<CoderClawError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(CoderClawError);
+    return err as CoderClawError;
+  }
+  throw new Error("expected a rejection");
+}
+
+describe("HTTPTransportAdapter against the real server", () => {
+  let adapter: FixtureAdapter;
+  let server: HttpServer;
+  let client: HTTPTransportAdapter;
+
+  beforeAll(async () => {
+    adapter = new FixtureAdapter();
+    server = await startServer(adapter);
+    client = new HTTPTransportAdapter({ baseUrl: `${server.url}/`, token: TOKENS.alice });
+  });
+  afterAll(async () => {
+    await client.close();
+    await server.close();
+    await adapter.close();
+  });
+
+  it("runs the contract round trip with Dates revived", async () => {
+    expect(client.mode).toBe("remote-enabled");
+    const task = await client.submitTask({ description: "echo it", input: "hello", agentId: "echo" });
+    expect(task.createdAt).toBeInstanceOf(Date);
+    const statuses: string[] = [];
+    for await (const update of client.streamTaskUpdates(task.id)) statuses.push(update.status);
+    expect(statuses).toEqual(["pending", "planning", "running", "completed"]);
+    const done = await client.getTaskState(task.id);
+    expect(done).toMatchObject({ id: task.id, status: "completed", output: "hello", sessionId: "s-alice" });
+    expect(done?.completedAt).toBeInstanceOf(Date);
+    expect((await client.listTasks({ status: "completed", limit: 10 })).map((t) => t.id)).toContain(task.id);
+    expect(await client.cancelTask(task.id)).toBe(false);
+    expect((await client.listAgents()).map((a) => a.id)).toEqual(["echo", "manual"]);
+    expect(await client.listSkills()).toHaveLength(1);
+    expect(await client.getStatus()).toMatchObject({ healthy: true });
+  });
+
+  it("rethrows server errors with the server's code and field", async () => {
+    expect(await client.getTaskState("00000000-0000-4000-8000-000000000000")).toBeNull();
+    const invalid = await rejection(client.submitTask({ description: "", input: "x" }));
+    expect(invalid).toMatchObject({ code: "INVALID_INPUT", field: "description" });
+    expect((await rejection(client.submitTask({ description: "d", input: "x", agentId: "ghost" }))).code).toBe("UNKNOWN_AGENT");
+    expect((await rejection(client.cancelTask("00000000-0000-4000-8000-000000000000"))).code).toBe("NOT_FOUND");
+
+    const stranger = new HTTPTransportAdapter({ baseUrl: server.url, token: "tok-forged" });
+    expect((await rejection(stranger.listAgents())).code).toBe("UNAUTHENTICATED");
+    const reader = new HTTPTransportAdapter({ baseUrl: server.url, token: async () => TOKENS.reader });
+    expect((await rejection(reader.submitTask({ description: "d", input: "x" }))).code).toBe("PERMISSION_DENIED");
+
+    const stream = client.streamTaskUpdates("00000000-0000-4000-8000-000000000000")[Symbol.asyncIterator]();
+    expect((await rejection(stream.next())).code).toBe("NOT_FOUND");
+  });
+
+  it("stops a stream quietly when the caller's signal aborts", async () => {
+    const task = await adapter.submitTask({ description: "d", input: "", agentId: "manual", sessionId: "s-alice" });
+    const abort = new AbortController();
+    const seen: number[] = [];
+    for await (const update of client.streamTaskUpdates(task.id, { signal: abort.signal })) {
+      seen.push(update.seq ?? 0);
+      abort.abort();
+    }
+    expect(seen).toEqual([1]);
+    adapter.update(task.id, "cancelled");
+  });
+
+  it("starts after afterSeq", async () => {
+    const task = await client.submitTask({ description: "d", input: "x" });
+    const seqs: number[] = [];
+    for await (const update of client.streamTaskUpdates(task.id, { afterSeq: 2 })) seqs.push(update.seq ?? 0);
+    expect(seqs).toEqual([3, 4]);
+  });
+});
+
+describe("HTTPTransportAdapter without a server", () => {
+  it("reports an unreachable node as UNAVAILABLE and gives up on streams after its reconnect budget", async () => {
+    const adapter = new FixtureAdapter();
+    const server = await startServer(adapter);
+    const url = server.url;
+    await server.close();
+    const client = new HTTPTransportAdapter({ baseUrl: url, token: TOKENS.alice, maxReconnects: 2, reconnectDelayMs: 1 });
+    expect((await rejection(client.getStatus())).code).toBe("UNAVAILABLE");
+    const stream = client.streamTaskUpdates("00000000-0000-4000-8000-000000000000")[Symbol.asyncIterator]();
+    const err = await rejection(stream.next());
+    expect(err.code).toBe("UNAVAILABLE");
+    expect(err.message).toMatch(/after 2 reconnects/);
+  });
+
+  it("refuses a base URL that is not http(s)", () => {
+    expect(() => new HTTPTransportAdapter({ baseUrl: "ftp://x", token: "t" })).toThrow(/http\(s\)/);
+    expect(() => new HTTPTransportAdapter({ baseUrl: "not a url", token: "t" })).toThrow(CoderClawError);
+  });
+});
+
+describe("parseSse", () => {
+  it("handles CRLF, CR and LF line ends, split chunks, multi-line data and comments", async () => {
+    const chunks = ["id: 1\r\nevent: update\r\ndata: {\"a\":", "1}\r\n\r", "\n: heartbeat\n\nevent: x\rdata: one\rdata: two\r\r", "data: last\n\n"];
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(new TextEncoder().encode(chunk));
+        controller.close();
+      },
+    });
+    const messages = [];
+    for await (const message of parseSse(body)) messages.push(message);
+    expect(messages).toEqual([
+      { event: "update", data: '{"a":1}', id: "1" },
+      { event: "x", data: "one\ntwo", id: "1" },
+      { event: "message", data: "last", id: "1" },
+    ]);
+  });
+});
