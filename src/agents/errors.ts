@@ -29,14 +29,16 @@ export class ExecutionFailedError extends CoderClawError {
 /**
  * The typed error to throw once `signal` has aborted.
  *
- * The engine aborts with a reason saying why (cancel, timeout, shutdown); a
- * CoderClawError reason is passed through so the engine sees its own code back,
- * a DOMException `TimeoutError` (from `AbortSignal.timeout`) becomes TIMEOUT, and
- * anything else is a cancellation.
+ * The engine aborts with a reason saying why (its AbortCause: "cancelled",
+ * "timeout", "shutdown"); those map to CANCELLED, TIMEOUT and SHUTTING_DOWN. A
+ * CoderClawError reason is passed through, a DOMException `TimeoutError` (from
+ * `AbortSignal.timeout`) becomes TIMEOUT, and anything else is a cancellation.
  */
 export function abortError(signal: AbortSignal): CoderClawError {
   const reason: unknown = signal.reason;
   if (reason instanceof CoderClawError) return reason;
+  if (reason === "timeout") return new CoderClawError("TIMEOUT", "timed out");
+  if (reason === "shutdown") return new CoderClawError("SHUTTING_DOWN", "stopped: the node is shutting down");
   if (reason instanceof Error && reason.name === "TimeoutError") {
     return new CoderClawError("TIMEOUT", `timed out: ${reason.message}`, { cause: reason });
   }

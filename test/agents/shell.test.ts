@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CoderClawError, hasCode } from "../../src/contract/errors.js";
-import { ExecutionFailedError } from "../../src/agents/errors.js";
+import { ExecutionFailedError, abortError } from "../../src/agents/errors.js";
 import { SHELL_EXEC_SKILL, createShellAgent } from "../../src/agents/shell.js";
 import { makeContext, pidAlive, tempDir, waitFor } from "./helpers.js";
 
@@ -130,5 +130,23 @@ describe("shell agent (shell-exec)", () => {
     const err = await createShellAgent().execute(makeContext({ input: "true" }, join(dir.path, "missing"))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CoderClawError);
     expect((err as Error).message).toContain("could not start");
+  });
+});
+
+describe("abort reasons", () => {
+  it("map the engine's causes to typed errors", async () => {
+    const codeFor = (reason: unknown): string => {
+      const c = new AbortController();
+      c.abort(reason);
+      return abortError(c.signal).code;
+    };
+    expect(codeFor("cancelled")).toBe("CANCELLED");
+    expect(codeFor("timeout")).toBe("TIMEOUT");
+    expect(codeFor("shutdown")).toBe("SHUTTING_DOWN");
+    expect(codeFor(undefined)).toBe("CANCELLED");
+    expect(codeFor(new CoderClawError("PERMISSION_DENIED", "revoked"))).toBe("PERMISSION_DENIED");
+    const timed = AbortSignal.timeout(1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(abortError(timed).code).toBe("TIMEOUT");
   });
 });
