@@ -15,7 +15,19 @@ export const SESSION_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 const utf8Bytes = (s: string): number => Buffer.byteLength(s, "utf8");
 
-function schema(maxInputBytes: number) {
+const schemas = new Map<number, ReturnType<typeof buildSchema>>();
+
+/** Schemas are built once per input limit: building one costs far more than parsing with it. */
+function schema(maxInputBytes: number): ReturnType<typeof buildSchema> {
+  let s = schemas.get(maxInputBytes);
+  if (!s) {
+    s = buildSchema(maxInputBytes);
+    schemas.set(maxInputBytes, s);
+  }
+  return s;
+}
+
+function buildSchema(maxInputBytes: number) {
   return z.strictObject({
     agentId: z.string().regex(AGENT_ID_RE, "must be a lowercase id like 'echo' or 'code-reviewer'").optional(),
     description: z

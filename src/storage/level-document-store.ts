@@ -20,6 +20,17 @@ export interface LevelDocumentStoreOptions {
   path?: string;
 }
 
+/** Extras of {@link LevelDocumentStore.update} beyond the {@link DocumentStore} contract. */
+export interface UpdateExtras<T> {
+  /** More writes (derived indexes) to commit in the same atomic batch as the document. */
+  ops?: (doc: A.Doc<T>) => WriteOp[];
+  /**
+   * The caller knows the id is fresh (a new UUID): skip the storage read that
+   * would look for an existing document.
+   */
+  isNew?: boolean;
+}
+
 interface CacheEntry {
   doc: A.Doc<unknown>;
   heads: A.Heads;
@@ -102,14 +113,14 @@ export class LevelDocumentStore implements DocumentStore {
     id: string,
     fn: (doc: A.Doc<T> | undefined) => A.Doc<T> | undefined,
     origin: ChangeOrigin = "local",
-    extraOps?: (doc: A.Doc<T>) => WriteOp[],
+    extras: UpdateExtras<T> = {},
   ): Promise<A.Doc<T> | undefined> {
     validateDocumentId(id);
     this.assertOpen();
     const prev = this.locks.get(id) ?? Promise.resolve();
     const run = prev.then(
-      () => this.applyUpdate(id, fn, origin, extraOps),
-      () => this.applyUpdate(id, fn, origin, extraOps),
+      () => this.applyUpdate(id, fn, origin, extras),
+      () => this.applyUpdate(id, fn, origin, extras),
     );
     this.locks.set(id, run);
     const release = (): void => {
@@ -192,9 +203,9 @@ export class LevelDocumentStore implements DocumentStore {
     id: string,
     fn: (doc: A.Doc<T> | undefined) => A.Doc<T> | undefined,
     origin: ChangeOrigin,
-    extraOps?: (doc: A.Doc<T>) => WriteOp[],
+    extras: UpdateExtras<T>,
   ): Promise<A.Doc<T> | undefined> {
-    const entry = this.cache.get(id) ?? (await this.load(id));
+    const entry = this.cache.get(id) ?? (extras.isNew ? undefined : await this.load(id));
     const before = entry?.doc as A.Doc<T> | undefined;
     const next = fn(before);
     if (next === undefined || next === before) return before;
@@ -215,7 +226,7 @@ export class LevelDocumentStore implements DocumentStore {
       chunks = entry.chunks + 1;
     }
     ops.push({ type: "put", key: HEADS + id, value: encodeHeads(heads) });
-    if (extraOps) for (const op of extraOps(next)) ops.push(op);
+    if (extras.ops) for (const op of extras.ops(next)) ops.push(op);
 
     await this.batcher.write(ops);
     this.remember(id, { doc: next as A.Doc<unknown>, heads, chunks });

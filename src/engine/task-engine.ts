@@ -1,0 +1,617 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { AgentUnavailableError, CoderClawError, NotFoundError } from "../contract/errors.js";
+import type {
+  StreamOptions,
+  TaskEvent,
+  TaskEventType,
+  TaskListFilter,
+  TaskState,
+  TaskStatus,
+  TaskSubmitRequest,
+  TaskUpdateEvent,
+} from "../contract/types.js";
+import type { AgentExecutor, AgentRegistry, ExecutionContext, ExecutionResult } from "../agents/executor.js";
+import { AsyncQueue } from "../util/async-queue.js";
+import { assertTransition, isTerminal } from "./state-machine.js";
+import { assertTaskId, DEFAULT_MAX_INPUT_BYTES, parseSubmitRequest } from "./submit-schema.js";
+import type { TaskRecord } from "./task-document.js";
+import type { TaskChangeSet, TaskRepository } from "./task-repository.js";
+
+/** Dependencies and limits of a {@link TaskEngine}. */
+export interface TaskEngineOptions {
+  repository: TaskRepository;
+  agents: AgentRegistry;
+  /** Root under which per-session workspaces are created. */
+  workspaceRoot: string;
+  /** Tasks executing at once; more wait in the queue. Default 10. */
+  maxConcurrentTasks?: number;
+  /** Per-task timeout when the agent declares none. Default 30 minutes. */
+  defaultTimeoutMs?: number;
+  /** Limit on a request's `input` in UTF-8 bytes. Default 1 MiB. */
+  maxInputBytes?: number;
+  /** Agent used when a request names none. Default `echo`. */
+  defaultAgentId?: string;
+  /** Recorded as `executorId` on every task this engine runs (the node's device id). */
+  executorId?: string;
+  /** How long shutdown waits for running tasks before interrupting them. Default 5 s. */
+  shutdownGraceMs?: number;
+  /** Output chunks arriving within this window become one history entry. Default 25 ms. */
+  outputCoalesceMs?: number;
+}
+
+/** Why an execution was aborted; carried as the AbortSignal's reason. */
+export type AbortCause = "cancelled" | "timeout" | "shutdown";
+
+/** Counters for status reporting. */
+export interface EngineCounters {
+  activeTasks: number;
+  queuedTasks: number;
+  runningExecutions: number;
+  totalTasks: number;
+  healthy: boolean;
+}
+
+const MAX_OUTPUT_EVENT_BYTES = 64 * 1024;
+const MAX_OUTPUT_HISTORY_BYTES = 1024 * 1024;
+
+interface LiveTask extends TaskRecord {
+  persistedStatus: TaskStatus | undefined;
+  persistedEvents: number;
+  agent: AgentExecutor | undefined;
+  controller?: AbortController;
+  executing: boolean;
+  timer?: NodeJS.Timeout;
+  /** Executor finished while the task was paused: applied on resume. */
+  held?: { ok: true; result: ExecutionResult } | { ok: false; error: unknown };
+  /** Recovered from storage with no executor behind it; resume must start one. */
+  orphaned: boolean;
+  checkpointWaiters: Array<() => void>;
+  listeners: Set<(event: TaskEvent) => void>;
+  persistWaiters: Array<{ upTo: number; resolve: () => void; reject: (e: unknown) => void }>;
+  outputBuffer: string[];
+  outputTimer?: NodeJS.Timeout;
+  outputBytes: number;
+  outputTruncated: boolean;
+}
+
+function copyState(state: TaskState): TaskState {
+  const copy = { ...state };
+  if (state.metadata !== undefined) copy.metadata = { ...state.metadata };
+  return copy;
+}
+
+/** Turn a history entry into the stream's update shape. */
+export function toUpdate(taskId: string, e: TaskEvent): TaskUpdateEvent {
+  const u: TaskUpdateEvent = { taskId, status: e.status, timestamp: e.timestamp, seq: e.seq };
+  if (e.message !== undefined) u.message = e.message;
+  if (e.progress !== undefined) u.progress = e.progress;
+  if (e.data !== undefined) u.data = e.data;
+  return u;
+}
+
+function isTerminalEvent(e: TaskEvent): boolean {
+  return e.type === "status_changed" && isTerminal(e.status);
+}
+
+/**
+ * The durable task engine: validates and accepts tasks, queues them under a
+ * concurrency bound, runs them on agent executors with timeouts, cancellation
+ * and pause/resume, records every change as history, and persists with group
+ * commit. Live tasks are authoritative in memory; finished ones are read back from
+ * the repository on demand, so memory does not grow with the number of tasks.
+ */
+export class TaskEngine {
+  private readonly live = new Map<string, LiveTask>();
+  private readonly queue: LiveTask[] = [];
+  private readonly dirty = new Set<LiveTask>();
+  private readonly workspaces = new Set<string>();
+  private running = 0;
+  private flushScheduled = false;
+  private flushChain: Promise<void> = Promise.resolve();
+  private accepting = true;
+  private healthy = true;
+  private total = 0;
+  private readonly max: number;
+  private readonly maxInputBytes: number;
+  private readonly idleWaiters: Array<() => void> = [];
+  private readonly eventListeners = new Set<(taskId: string, event: TaskEvent) => void>();
+
+  private constructor(private readonly options: TaskEngineOptions) {
+    this.max = options.maxConcurrentTasks ?? 10;
+    this.maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
+  }
+
+  /**
+   * Open an engine over its repository and recover: pending tasks are queued
+   * again; tasks that were planning or running are restarted when their agent is
+   * resumable and failed with `interrupted by restart` otherwise.
+   */
+  static async open(options: TaskEngineOptions): Promise<TaskEngine> {
+    const engine = new TaskEngine(options);
+    await engine.recover();
+    return engine;
+  }
+
+  /** Validate, persist and queue a task. Resolves once the task is durable. */
+  async submit(input: unknown): Promise<TaskState> {
+    if (!this.accepting) throw new CoderClawError("SHUTTING_DOWN", "the runtime is shutting down and accepts no new tasks");
+    const request = parseSubmitRequest(input, this.maxInputBytes);
+    const agentId = request.agentId ?? this.options.defaultAgentId ?? "echo";
+    const agent = this.options.agents.get(agentId);
+    if (!agent) throw new AgentUnavailableError(agentId, "no such agent on this node", "UNKNOWN_AGENT");
+    const availability = await agent.availability();
+    if (!availability.available) throw new AgentUnavailableError(agentId, availability.reason);
+
+    const now = new Date();
+    const state: TaskState = { id: crypto.randomUUID(), status: "pending", agentId, description: request.description, createdAt: now };
+    if (request.sessionId !== undefined) state.sessionId = request.sessionId;
+    if (request.parentTaskId !== undefined) state.parentTaskId = request.parentTaskId;
+    if (request.metadata !== undefined) state.metadata = request.metadata;
+    if (this.options.executorId !== undefined) state.executorId = this.options.executorId;
+    const task = this.newLive({ request: { ...request, agentId }, state, events: [] }, agent, undefined);
+    this.record(task, "created", "task accepted");
+    this.live.set(state.id, task);
+    this.total++;
+    await this.persisted(task);
+    this.queue.push(task);
+    this.pump();
+    return copyState(task.state);
+  }
+
+  /** Current state, or null when no task has this id. */
+  async getTask(taskId: string): Promise<TaskState | null> {
+    assertTaskId(taskId);
+    const live = this.live.get(taskId);
+    if (live) return copyState(live.state);
+    const stored = await this.options.repository.load(taskId);
+    return stored ? stored.state : null;
+  }
+
+  /** Full history of a task, oldest first. */
+  async getTaskEvents(taskId: string): Promise<TaskEvent[]> {
+    const record = await this.requireRecord(taskId);
+    return record.events.map((e) => ({ ...e }));
+  }
+
+  /** Tasks newest first, from memory for live ones and from the indexes for the rest. */
+  async listTasks(filter: TaskListFilter = {}): Promise<TaskState[]> {
+    await this.flushChain;
+    const stored = await this.options.repository.list(filter);
+    return stored.map((s) => {
+      const live = this.live.get(s.id);
+      return live ? copyState(live.state) : s;
+    }).filter((s) => (filter.status === undefined || s.status === filter.status) && (filter.sessionId === undefined || s.sessionId === filter.sessionId));
+  }
+
+  /**
+   * Cancel a task: a queued one never starts, a running one is cancelled at once
+   * and its executor aborted. False when the task had already finished.
+   */
+  async cancel(taskId: string): Promise<boolean> {
+    const task = await this.requireLive(taskId);
+    if (!task) return false;
+    const at = this.queue.indexOf(task);
+    if (at >= 0) this.queue.splice(at, 1);
+    this.transition(task, "cancelled", "cancelled by request");
+    task.controller?.abort("cancelled" satisfies AbortCause);
+    await this.persisted(task);
+    return true;
+  }
+
+  /** Pause a running task (to `waiting`); its executor halts at its next checkpoint. */
+  async pause(taskId: string): Promise<TaskState> {
+    const task = await this.requireLive(taskId);
+    if (!task) throw new CoderClawError("INVALID_TRANSITION", `task ${taskId} has already finished`);
+    this.transition(task, "waiting", "paused by request");
+    await this.persisted(task);
+    return copyState(task.state);
+  }
+
+  /** Resume a paused task. */
+  async resume(taskId: string): Promise<TaskState> {
+    const task = await this.requireLive(taskId);
+    if (!task) throw new CoderClawError("INVALID_TRANSITION", `task ${taskId} has already finished`);
+    this.transition(task, "running", "resumed by request");
+    for (const w of task.checkpointWaiters.splice(0)) w();
+    if (task.held) {
+      const held = task.held;
+      delete task.held;
+      this.settle(task, held);
+    } else if (task.orphaned) {
+      this.restartOrphan(task, "resumed after restart");
+    }
+    await this.persisted(task);
+    return copyState(task.state);
+  }
+
+  /**
+   * Updates of a task: its history after `afterSeq`, then live updates, ending
+   * after a terminal status. A task that has already finished replays and ends.
+   */
+  async *stream(taskId: string, options: StreamOptions = {}): AsyncGenerator<TaskUpdateEvent> {
+    assertTaskId(taskId);
+    let last = options.afterSeq ?? 0;
+    const task = this.live.get(taskId);
+    if (!task) {
+      const stored = await this.requireRecord(taskId);
+      for (const e of stored.events) if (e.seq > last) yield toUpdate(taskId, e);
+      return;
+    }
+    const queue = new AsyncQueue<TaskEvent>();
+    const listener = (e: TaskEvent): void => {
+      queue.push(e);
+      if (isTerminalEvent(e)) queue.end();
+    };
+    const onAbort = (): void => queue.end();
+    task.listeners.add(listener);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (const e of [...task.events]) {
+        if (e.seq <= last) continue;
+        last = e.seq;
+        yield toUpdate(taskId, e);
+        if (isTerminalEvent(e)) return;
+      }
+      if (options.signal?.aborted) return;
+      for (let r = await queue.next(); !r.done; r = await queue.next()) {
+        if (r.value.seq <= last) continue;
+        last = r.value.seq;
+        yield toUpdate(taskId, r.value);
+        if (isTerminalEvent(r.value)) return;
+      }
+    } finally {
+      task.listeners.delete(listener);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Every history entry of every task, as it happens (before it is durable). Returns an unsubscribe function. */
+  onEvent(listener: (taskId: string, event: TaskEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  /** Counters for status reports. */
+  counters(): EngineCounters {
+    let active = 0;
+    for (const t of this.live.values()) if (!isTerminal(t.state.status)) active++;
+    return { activeTasks: active, queuedTasks: this.queue.length, runningExecutions: this.running, totalTasks: this.total, healthy: this.healthy };
+  }
+
+  /** Resolves when no task is queued or executing (tests and benchmarks use it). */
+  idle(): Promise<void> {
+    if (this.running === 0 && this.queue.length === 0) return this.flushChain;
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stop accepting tasks, give running ones `shutdownGraceMs` to finish, then
+   * interrupt the rest: resumable ones stay running in storage and restart at the
+   * next start, others fail with `interrupted by shutdown`. Queued tasks stay
+   * pending. Everything is flushed before this resolves.
+   */
+  async shutdown(): Promise<void> {
+    if (!this.accepting) return this.flushChain;
+    this.accepting = false;
+    this.queue.length = 0;
+    const grace = this.options.shutdownGraceMs ?? 5000;
+    if (this.running > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, grace))),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const task of this.live.values()) {
+      if (!task.executing) continue;
+      task.controller?.abort("shutdown" satisfies AbortCause);
+      if (!task.agent?.resumable && !isTerminal(task.state.status)) {
+        this.fail(task, "interrupted by shutdown");
+      }
+    }
+    for (const task of this.live.values()) {
+      clearTimeout(task.timer);
+      this.flushOutput(task);
+    }
+    this.scheduleFlush();
+    await this.flushChain;
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.flushChain;
+  }
+
+  // ---- internals ----
+
+  private newLive(record: TaskRecord, agent: AgentExecutor | undefined, persistedStatus: TaskStatus | undefined): LiveTask {
+    return {
+      ...record,
+      persistedStatus,
+      persistedEvents: persistedStatus === undefined ? 0 : record.events.length,
+      agent,
+      executing: false,
+      orphaned: false,
+      checkpointWaiters: [],
+      listeners: new Set(),
+      persistWaiters: [],
+      outputBuffer: [],
+      outputBytes: 0,
+      outputTruncated: false,
+    };
+  }
+
+  private async recover(): Promise<void> {
+    const repo = this.options.repository;
+    this.total = await repo.count();
+    for (const id of await repo.activeTaskIds()) {
+      const record = await repo.load(id);
+      if (!record || isTerminal(record.state.status)) continue;
+      const agent = record.state.agentId === undefined ? undefined : this.options.agents.get(record.state.agentId);
+      const task = this.newLive(record, agent, record.state.status);
+      this.live.set(id, task);
+      switch (record.state.status) {
+        case "pending":
+          this.queue.push(task);
+          break;
+        case "waiting":
+          task.orphaned = true;
+          break;
+        default:
+          if (agent?.resumable) {
+            this.restartOrphan(task, "resumed after restart");
+          } else {
+            this.fail(task, agent ? "interrupted by restart" : `interrupted by restart (agent ${record.state.agentId ?? "?"} is not available here)`);
+          }
+      }
+    }
+    this.pump();
+  }
+
+  /** Start an executor for a recovered task whose previous run was cut off. */
+  private restartOrphan(task: LiveTask, message: string): void {
+    task.orphaned = false;
+    if (!task.agent?.resumable) {
+      this.fail(task, "interrupted by restart");
+      return;
+    }
+    if (task.state.status === "planning") this.transition(task, "running", message);
+    else this.record(task, "progress_updated", message);
+    if (!task.executing) {
+      // Restarted work takes a slot even beyond the limit: it was admitted before the restart.
+      this.running++;
+      this.execute(task);
+    }
+  }
+
+  private pump(): void {
+    while (this.running < this.max && this.queue.length > 0 && this.accepting) {
+      const task = this.queue.shift()!;
+      if (task.state.status !== "pending") continue;
+      this.running++;
+      this.start(task);
+    }
+    if (this.running === 0 && this.queue.length === 0) {
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private start(task: LiveTask): void {
+    this.transition(task, "planning", "preparing workspace");
+    try {
+      const agent = task.agent;
+      if (!agent) throw new AgentUnavailableError(task.state.agentId ?? "?", "no such agent on this node", "UNKNOWN_AGENT");
+      this.transition(task, "running", `running on agent ${agent.info.id}`);
+      this.execute(task);
+    } catch (err) {
+      this.fail(task, (err as Error).message);
+      this.running--;
+      this.pump();
+    }
+  }
+
+  private workspaceFor(task: LiveTask): string {
+    const dir = join(this.options.workspaceRoot, task.state.sessionId ?? "default");
+    if (!this.workspaces.has(dir)) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      this.workspaces.add(dir);
+    }
+    return dir;
+  }
+
+  private execute(task: LiveTask): void {
+    const agent = task.agent!;
+    const controller = new AbortController();
+    task.controller = controller;
+    task.executing = true;
+    const timeoutMs = agent.timeoutMs ?? this.options.defaultTimeoutMs ?? 30 * 60 * 1000;
+    task.timer = setTimeout(() => controller.abort("timeout" satisfies AbortCause), timeoutMs);
+    task.timer.unref();
+    const ctx: ExecutionContext = {
+      taskId: task.state.id,
+      request: task.request,
+      workspace: this.workspaceFor(task),
+      signal: controller.signal,
+      progress: (p, message) => this.progress(task, p, message),
+      output: (chunk) => this.output(task, chunk),
+      checkpoint: () =>
+        task.state.status === "waiting" && !controller.signal.aborted
+          ? new Promise<void>((resolve) => task.checkpointWaiters.push(resolve))
+          : Promise.resolve(),
+    };
+    let promise: Promise<ExecutionResult>;
+    try {
+      promise = Promise.resolve(agent.execute(ctx));
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    promise.then(
+      (result) => this.finish(task, controller, { ok: true, result }),
+      (error: unknown) => this.finish(task, controller, { ok: false, error }),
+    );
+  }
+
+  private finish(task: LiveTask, controller: AbortController, outcome: NonNullable<LiveTask["held"]>): void {
+    clearTimeout(task.timer);
+    task.executing = false;
+    for (const w of task.checkpointWaiters.splice(0)) w();
+    this.running--;
+    const cause = controller.signal.aborted ? (controller.signal.reason as AbortCause) : undefined;
+    if (cause === "shutdown") {
+      // Left as it is in storage: recovery decides at the next start.
+    } else if (cause === "timeout" && !isTerminal(task.state.status)) {
+      const ms = task.agent?.timeoutMs ?? this.options.defaultTimeoutMs ?? 30 * 60 * 1000;
+      this.fail(task, `timed out after ${ms} ms`);
+    } else if (!isTerminal(task.state.status)) {
+      if (task.state.status === "waiting") task.held = outcome;
+      else this.settle(task, outcome);
+    }
+    this.pump();
+  }
+
+  private settle(task: LiveTask, outcome: NonNullable<LiveTask["held"]>): void {
+    this.flushOutput(task);
+    if (outcome.ok) {
+      task.state.output = outcome.result.output;
+      task.state.progress = 100;
+      this.transition(task, "completed", "completed", outcome.result.data);
+    } else {
+      const err = outcome.error;
+      this.fail(task, err instanceof Error ? err.message : typeof err === "string" ? err : "executor failed");
+    }
+  }
+
+  private fail(task: LiveTask, message: string): void {
+    this.flushOutput(task);
+    task.state.error = message;
+    this.record(task, "error_set", message);
+    this.transition(task, "failed", message);
+  }
+
+  private progress(task: LiveTask, progress: number, message?: string): void {
+    if (task.state.status !== "running") return;
+    const p = Math.max(0, Math.min(100, Number.isFinite(progress) ? progress : 0));
+    if (p === task.state.progress && message === undefined) return;
+    task.state.progress = p;
+    this.record(task, "progress_updated", message, undefined, p);
+  }
+
+  private output(task: LiveTask, chunk: string): void {
+    if (isTerminal(task.state.status) || task.outputTruncated || chunk.length === 0) return;
+    task.outputBuffer.push(chunk);
+    task.outputTimer ??= setTimeout(() => this.flushOutput(task), this.options.outputCoalesceMs ?? 25);
+  }
+
+  /** Move buffered output into history as one entry, within the per-task budget. */
+  private flushOutput(task: LiveTask): void {
+    clearTimeout(task.outputTimer);
+    delete task.outputTimer;
+    if (task.outputBuffer.length === 0) return;
+    let text = task.outputBuffer.join("");
+    task.outputBuffer = [];
+    const budget = Math.min(MAX_OUTPUT_EVENT_BYTES, MAX_OUTPUT_HISTORY_BYTES - task.outputBytes);
+    if (Buffer.byteLength(text) > budget) {
+      text = Buffer.from(text).subarray(0, Math.max(0, budget)).toString("utf8");
+      if (task.outputBytes + Buffer.byteLength(text) >= MAX_OUTPUT_HISTORY_BYTES) task.outputTruncated = true;
+    }
+    task.outputBytes += Buffer.byteLength(text);
+    if (text.length > 0) this.record(task, "output_added", text);
+    if (task.outputTruncated) this.record(task, "output_added", `[output history truncated at ${MAX_OUTPUT_HISTORY_BYTES} bytes]`);
+  }
+
+  private transition(task: LiveTask, to: TaskStatus, message: string, data?: unknown): void {
+    assertTransition(task.state.id, task.state.status, to);
+    task.state.status = to;
+    const now = new Date();
+    if (to === "running" && task.state.startedAt === undefined) task.state.startedAt = now;
+    if (isTerminal(to)) {
+      task.state.completedAt = now;
+      clearTimeout(task.timer);
+      clearTimeout(task.outputTimer);
+    }
+    this.record(task, "status_changed", message, data);
+  }
+
+  private record(task: LiveTask, type: TaskEventType, message?: string, data?: unknown, progress?: number): void {
+    const event: TaskEvent = { seq: task.events.length + 1, type, timestamp: new Date(), status: task.state.status };
+    if (message !== undefined) event.message = message;
+    if (progress !== undefined) event.progress = progress;
+    else if (task.state.progress !== undefined && type === "status_changed") event.progress = task.state.progress;
+    if (data !== undefined) event.data = data;
+    task.events.push(event);
+    for (const l of task.listeners) l(event);
+    for (const l of this.eventListeners) l(task.state.id, event);
+    this.dirty.add(task);
+    this.scheduleFlush();
+  }
+
+  private persisted(task: LiveTask): Promise<void> {
+    const upTo = task.events.length;
+    if (task.persistedEvents >= upTo) return Promise.resolve();
+    return new Promise((resolve, reject) => task.persistWaiters.push({ upTo, resolve, reject }));
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushChain = this.flushChain.then(() => this.flush());
+    });
+  }
+
+  /** Group commit: every dirty task's new events in one repository call. */
+  private async flush(): Promise<void> {
+    if (this.dirty.size === 0) return;
+    const tasks = [...this.dirty];
+    this.dirty.clear();
+    const changes: TaskChangeSet[] = [];
+    const marks: Array<{ task: LiveTask; upTo: number }> = [];
+    for (const task of tasks) {
+      const upTo = task.events.length;
+      changes.push({
+        record: { request: task.request, state: copyState(task.state), events: task.events },
+        persistedStatus: task.persistedStatus,
+        newEvents: task.events.slice(task.persistedEvents, upTo),
+      });
+      marks.push({ task, upTo });
+      task.persistedStatus = task.state.status;
+      task.persistedEvents = upTo;
+    }
+    try {
+      await this.options.repository.persist(changes);
+    } catch (err) {
+      this.healthy = false;
+      for (const { task } of marks) for (const w of task.persistWaiters.splice(0)) w.reject(err);
+      return;
+    }
+    for (const { task, upTo } of marks) {
+      const waiting = task.persistWaiters;
+      task.persistWaiters = waiting.filter((w) => w.upTo > upTo);
+      for (const w of waiting) if (w.upTo <= upTo) w.resolve();
+      // A finished, fully persisted task leaves memory; reads go to storage from now on.
+      if (isTerminal(task.state.status) && !task.executing && task.persistedEvents === task.events.length && !this.dirty.has(task)) {
+        this.live.delete(task.state.id);
+      }
+    }
+  }
+
+  private async requireRecord(taskId: string): Promise<TaskRecord> {
+    assertTaskId(taskId);
+    const live = this.live.get(taskId);
+    if (live) return live;
+    const stored = await this.options.repository.load(taskId);
+    if (!stored) throw new NotFoundError("task", taskId);
+    return stored;
+  }
+
+  /** The live task, undefined when it has finished; NOT_FOUND when it never existed. */
+  private async requireLive(taskId: string): Promise<LiveTask | undefined> {
+    assertTaskId(taskId);
+    const live = this.live.get(taskId);
+    if (live && !isTerminal(live.state.status)) return live;
+    if (live) return undefined;
+    const stored = await this.options.repository.load(taskId);
+    if (!stored) throw new NotFoundError("task", taskId);
+    return undefined;
+  }
+}

@@ -1,0 +1,157 @@
+import type * as A from "@automerge/automerge";
+import type { TaskEvent, TaskListFilter, TaskState, TaskStatus } from "../contract/types.js";
+import type { Database } from "../storage/level-database.js";
+import type { LevelDocumentStore } from "../storage/level-document-store.js";
+import type { WriteOp } from "../storage/write-batcher.js";
+import { createTaskDoc, readTaskDoc, taskDocId, updateTaskDoc, type TaskDoc, type TaskRecord } from "./task-document.js";
+
+/** What changed in one task since it was last persisted. */
+export interface TaskChangeSet {
+  record: TaskRecord;
+  /** Status as last persisted; undefined for a task not persisted yet. */
+  persistedStatus: TaskStatus | undefined;
+  /** Events not persisted yet, in order. */
+  newEvents: readonly TaskEvent[];
+}
+
+/** Durable home of tasks: documents plus the indexes derived from them. */
+export interface TaskRepository {
+  /** Persist many tasks' changes; resolves when all of them are durable. */
+  persist(changes: readonly TaskChangeSet[]): Promise<void>;
+  load(taskId: string): Promise<TaskRecord | undefined>;
+  /** Newest first. */
+  list(filter?: TaskListFilter): Promise<TaskState[]>;
+  /** Ids of tasks whose stored status is not terminal, oldest first. */
+  activeTaskIds(): Promise<string[]>;
+  /** Number of tasks ever accepted. */
+  count(): Promise<number>;
+  /** Drop and recompute every index from the task documents. */
+  rebuildIndexes(): Promise<number>;
+}
+
+const IDX = "idx:";
+const COUNT_KEY = "meta:taskCount";
+const ACTIVE: readonly TaskStatus[] = ["pending", "planning", "running", "waiting"];
+const MAX_LIST = 10_000;
+
+const pad = (ms: number): string => ms.toString().padStart(15, "0");
+const statusKey = (s: TaskStatus, createdAt: number, id: string): string => `${IDX}status:${s}:${pad(createdAt)}:${id}`;
+const sessionKey = (sid: string, createdAt: number, id: string): string => `${IDX}session:${sid}:${pad(createdAt)}:${id}`;
+const timeKey = (createdAt: number, id: string): string => `${IDX}time:${pad(createdAt)}:${id}`;
+const EMPTY = new Uint8Array(0);
+
+function encodeCount(n: number): Uint8Array {
+  return Buffer.from(String(n), "utf8");
+}
+
+/**
+ * {@link TaskRepository} over the LevelDB document store: one Automerge document
+ * per task, and status/session/time indexes written in the same atomic batch as
+ * the document change they derive from, so they can never disagree after a crash.
+ */
+export class LevelTaskRepository implements TaskRepository {
+  private total = -1;
+
+  constructor(
+    private readonly db: Database,
+    private readonly store: LevelDocumentStore,
+    private readonly options: { actorId?: string } = {},
+  ) {}
+
+  async persist(changes: readonly TaskChangeSet[]): Promise<void> {
+    if (this.total < 0) await this.count();
+    const writes: Array<Promise<unknown>> = [];
+    for (const change of changes) {
+      const { record, persistedStatus, newEvents } = change;
+      const { state } = record;
+      const created = state.createdAt.getTime();
+      const indexOps: WriteOp[] = [];
+      if (persistedStatus === undefined) {
+        this.total++;
+        indexOps.push({ type: "put", key: timeKey(created, state.id), value: EMPTY });
+        if (state.sessionId !== undefined) indexOps.push({ type: "put", key: sessionKey(state.sessionId, created, state.id), value: EMPTY });
+        indexOps.push({ type: "put", key: COUNT_KEY, value: encodeCount(this.total) });
+      } else if (persistedStatus !== state.status) {
+        indexOps.push({ type: "del", key: statusKey(persistedStatus, created, state.id) });
+      }
+      if (persistedStatus !== state.status) indexOps.push({ type: "put", key: statusKey(state.status, created, state.id), value: EMPTY });
+
+      const fn =
+        persistedStatus === undefined
+          ? () => createTaskDoc({ ...record, events: [...newEvents] }, this.options.actorId)
+          : (doc: A.Doc<TaskDoc> | undefined) => updateTaskDoc(doc!, state, newEvents);
+      writes.push(this.store.update<TaskDoc>(taskDocId(state.id), fn, "local", { ops: () => indexOps, isNew: persistedStatus === undefined }));
+    }
+    await Promise.all(writes);
+  }
+
+  async load(taskId: string): Promise<TaskRecord | undefined> {
+    const doc = await this.store.get<TaskDoc>(taskDocId(taskId));
+    return doc === undefined ? undefined : readTaskDoc(doc);
+  }
+
+  async list(filter: TaskListFilter = {}): Promise<TaskState[]> {
+    const limit = Math.min(filter.limit ?? 100, MAX_LIST);
+    const prefix =
+      filter.sessionId !== undefined
+        ? `${IDX}session:${filter.sessionId}:`
+        : filter.status !== undefined
+          ? `${IDX}status:${filter.status}:`
+          : `${IDX}time:`;
+    const out: TaskState[] = [];
+    for await (const key of this.db.keys({ gte: prefix, lt: prefix + "\uffff", reverse: true })) {
+      const id = key.slice(key.lastIndexOf(":") + 1);
+      const record = await this.load(id);
+      if (!record) continue;
+      if (filter.status !== undefined && record.state.status !== filter.status) continue;
+      out.push(record.state);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async activeTaskIds(): Promise<string[]> {
+    const found: Array<{ key: string; id: string }> = [];
+    for (const status of ACTIVE) {
+      const prefix = `${IDX}status:${status}:`;
+      for await (const key of this.db.keys({ gte: prefix, lt: prefix + "\uffff" })) {
+        found.push({ key: key.slice(prefix.length), id: key.slice(key.lastIndexOf(":") + 1) });
+      }
+    }
+    // Sorting by the zero-padded creation time restores submission order across statuses.
+    return found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((f) => f.id);
+  }
+
+  async count(): Promise<number> {
+    if (this.total >= 0) return this.total;
+    const raw = await this.db.get(COUNT_KEY);
+    this.total = raw === undefined ? 0 : Number(Buffer.from(raw).toString("utf8"));
+    return this.total;
+  }
+
+  async rebuildIndexes(): Promise<number> {
+    const dels: WriteOp[] = [];
+    for await (const key of this.db.keys({ gte: IDX, lt: IDX + "\uffff" })) dels.push({ type: "del", key });
+    await this.db.batch(dels);
+    let n = 0;
+    let ops: WriteOp[] = [];
+    for await (const docId of this.store.ids("task/")) {
+      const record = await this.load(docId.slice("task/".length));
+      if (!record) continue;
+      const { state } = record;
+      const created = state.createdAt.getTime();
+      ops.push({ type: "put", key: timeKey(created, state.id), value: EMPTY });
+      ops.push({ type: "put", key: statusKey(state.status, created, state.id), value: EMPTY });
+      if (state.sessionId !== undefined) ops.push({ type: "put", key: sessionKey(state.sessionId, created, state.id), value: EMPTY });
+      n++;
+      if (ops.length >= 3000) {
+        await this.db.batch(ops);
+        ops = [];
+      }
+    }
+    ops.push({ type: "put", key: COUNT_KEY, value: encodeCount(n) });
+    await this.db.batch(ops);
+    this.total = n;
+    return n;
+  }
+}

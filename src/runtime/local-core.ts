@@ -1,0 +1,78 @@
+import { mkdirSync } from "node:fs";
+import type { AgentRegistry } from "../agents/executor.js";
+import { createBuiltinRegistry } from "../agents/builtin.js";
+import { TaskEngine } from "../engine/task-engine.js";
+import { LevelTaskRepository } from "../engine/task-repository.js";
+import { openDatabase, type Database } from "../storage/level-database.js";
+import { LevelDocumentStore } from "../storage/level-document-store.js";
+import { WriteBatcher } from "../storage/write-batcher.js";
+import { dataPaths, resolveDataDir } from "./data-dir.js";
+
+/** What a local runtime needs: where its data lives and what it can run. */
+export interface LocalContext {
+  /** Data directory; default `$CODERCLAW_HOME`, else `~/.coderclaw`. */
+  dataDir?: string;
+  /** Agents this node runs; default the built-in `echo` and `sleep`. */
+  agents?: AgentRegistry;
+  maxConcurrentTasks?: number;
+  defaultTimeoutMs?: number;
+  maxInputBytes?: number;
+  defaultAgentId?: string;
+  shutdownGraceMs?: number;
+  /** The node's device id, recorded as each task's `executorId`. */
+  executorId?: string;
+  /** Automerge actor id (hex) for this node's document changes. */
+  actorId?: string;
+}
+
+/** The storage and engine of one node, opened together and closed together. */
+export interface LocalCore {
+  dataDir: string;
+  db: Database;
+  batcher: WriteBatcher;
+  store: LevelDocumentStore;
+  repository: LevelTaskRepository;
+  engine: TaskEngine;
+  agents: AgentRegistry;
+  /** Graceful: engine shutdown, flush, close the database. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Open the data directory's database and start the task engine on it (with recovery). */
+export async function openLocalCore(context: LocalContext = {}): Promise<LocalCore> {
+  const dataDir = resolveDataDir(context.dataDir);
+  const paths = dataPaths(dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const db = await openDatabase(paths.database);
+  try {
+    const batcher = new WriteBatcher(db);
+    const storeOptions = context.actorId === undefined ? { batcher, path: paths.database } : { batcher, path: paths.database, actorId: context.actorId };
+    const store = new LevelDocumentStore(db, storeOptions);
+    const repository = new LevelTaskRepository(db, store, context.actorId === undefined ? {} : { actorId: context.actorId });
+    const agents = context.agents ?? createBuiltinRegistry();
+    const engine = await TaskEngine.open({
+      repository,
+      agents,
+      workspaceRoot: paths.workspaces,
+      ...(context.maxConcurrentTasks !== undefined && { maxConcurrentTasks: context.maxConcurrentTasks }),
+      ...(context.defaultTimeoutMs !== undefined && { defaultTimeoutMs: context.defaultTimeoutMs }),
+      ...(context.maxInputBytes !== undefined && { maxInputBytes: context.maxInputBytes }),
+      ...(context.defaultAgentId !== undefined && { defaultAgentId: context.defaultAgentId }),
+      ...(context.shutdownGraceMs !== undefined && { shutdownGraceMs: context.shutdownGraceMs }),
+      ...(context.executorId !== undefined && { executorId: context.executorId }),
+    });
+    let closing: Promise<void> | undefined;
+    return {
+      dataDir, db, batcher, store, repository, engine, agents,
+      close: () =>
+        (closing ??= (async () => {
+          await engine.shutdown();
+          await store.close();
+          await db.close();
+        })()),
+    };
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}

@@ -1,0 +1,7 @@
+import "../polyfills.js";
+
+export { CoderClawRuntime } from "./runtime.js";
+export { LocalTransportAdapter } from "./local-adapter.js";
+export type { LocalContext } from "../runtime/local-core.js";
+export * from "../contract/types.js";
+export * from "../contract/errors.js";
