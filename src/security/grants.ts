@@ -1,52 +1,51 @@
-import { createHash } from "node:crypto";
-import { canonicalDecode, canonicalEncode } from "./canonical.js";
-import { verifySignature, type KeyResolver, type Signer } from "./keys.js";
+import { z } from "zod";
+import { decodeStatement, signStatement, type SignedStatement } from "../../identity/statement.js";
+import { deviceIdSchema, meshIdSchema, registerStatementKind, statementKindSpec, timestampSchema } from "../../identity/statement-kinds.js";
+import type { Signer } from "./keys.js";
 
-/** The signed claim that `subject` (a user id or device id) holds `roles` in `meshId`. */
-export interface RoleGrant {
-  kind: "role-grant";
-  /** Id of the admin who signed the grant. */
-  issuer: string;
-  subject: string;
-  roles: string[];
-  meshId: string;
-  /** Milliseconds since the epoch. */
-  issuedAt: number;
-  expiresAt?: number;
+/** Body of a `role-grant` statement: `issuer` (an admin) grants `roles` to `subject` (a user id or device id) in `meshId`. */
+export const roleGrantSchema = z.strictObject({
+  issuer: deviceIdSchema,
+  subject: z.string().min(1).max(256),
+  roles: z.array(z.string().min(1).max(64)).min(1).max(32),
+  meshId: meshIdSchema,
+  issuedAt: timestampSchema,
+  expiresAt: timestampSchema.optional(),
+});
+
+/** Body of a `role-grant` statement. */
+export type RoleGrant = z.infer<typeof roleGrantSchema>;
+
+declare module "../../identity/statement-kinds.js" {
+  interface StatementBodies {
+    "role-grant": RoleGrant;
+  }
 }
 
-/** A statement as it travels and is stored: its canonical bytes and the issuer's signature over them. */
-export interface SignedStatement {
-  bytes: Uint8Array;
-  sig: Uint8Array;
+// Registration is global to the process; a second copy of this module must not throw.
+if (statementKindSpec("role-grant") === undefined) {
+  registerStatementKind("role-grant", { schema: roleGrantSchema, signer: (body) => body.issuer });
 }
 
-/** Signs a role grant; the signer's id becomes the issuer. */
-export function signRoleGrant(signer: Signer, grant: Omit<RoleGrant, "kind" | "issuer" | "issuedAt"> & { issuedAt?: number }): SignedStatement {
-  const statement: RoleGrant = {
-    kind: "role-grant",
-    issuer: signer.id,
+/** Signs a role grant as `signer`, who becomes its issuer. Returns the statement's canonical bytes, which are what replicates. */
+export function signRoleGrant(signer: Signer, grant: Omit<RoleGrant, "issuer" | "issuedAt"> & { issuedAt?: number }): Uint8Array {
+  const body: RoleGrant = {
+    issuer: signer.peerId,
     subject: grant.subject,
-    roles: [...grant.roles].sort(),
+    roles: [...new Set(grant.roles)].sort(),
     meshId: grant.meshId,
     issuedAt: grant.issuedAt ?? Date.now(),
     ...(grant.expiresAt === undefined ? {} : { expiresAt: grant.expiresAt }),
   };
-  const bytes = canonicalEncode(statement);
-  return { bytes, sig: signer.sign(bytes) };
+  return signStatement(signer, "role-grant", body).bytes;
 }
 
 /** Outcome of offering a grant to the store. */
 export interface GrantOutcome {
-  /** `accepted`: in force now; `ignored`: authentic but its issuer is not an admin (it counts if the issuer becomes one); `rejected`: forged, malformed or for another mesh. */
+  /** `accepted`: in force now; `ignored`: authentic but not in force (issuer not an admin, or expired); `rejected`: forged, malformed or for another mesh. */
   status: "accepted" | "ignored" | "rejected";
   reason: string;
   grant?: RoleGrant;
-}
-
-interface StoredGrant {
-  grant: RoleGrant;
-  id: string;
 }
 
 /** Dependencies of a {@link GrantStore}. */
@@ -54,43 +53,50 @@ export interface GrantStoreOptions {
   meshId: string;
   /** Admins by construction: the owner of a personal mesh, the founders of a team mesh. */
   rootAdmins: readonly string[];
-  resolveKey: KeyResolver;
   now?: () => number;
 }
 
+const EMPTY: ReadonlySet<string> = new Set();
+
 /**
- * Role grants of one mesh, verified offline. Which grants are in force is a fixpoint
- * over the whole set (admins are the roots plus subjects granted `admin` by an
- * admin), recomputed from scratch on every change, so the outcome does not depend on
- * the order in which grants arrive.
+ * Role grants of one mesh, verified offline (ids are self-certifying, so a grant
+ * needs nothing but its bytes). Which grants are in force is a fixpoint over the
+ * whole set (admins are the roots plus subjects granted `admin` by an admin),
+ * recomputed from scratch on every change, so the outcome does not depend on the
+ * order grants arrive in.
  */
 export class GrantStore {
   readonly #meshId: string;
   readonly #rootAdmins: ReadonlySet<string>;
-  readonly #resolveKey: KeyResolver;
   readonly #now: () => number;
-  readonly #grants = new Map<string, StoredGrant>();
+  readonly #grants = new Map<string, SignedStatement<"role-grant">>();
   #roles = new Map<string, ReadonlySet<string>>();
-  #admins: ReadonlySet<string> = new Set();
+  #admins: ReadonlySet<string> = EMPTY;
   #validUntil = Infinity;
 
   constructor(options: GrantStoreOptions) {
     this.#meshId = options.meshId;
     this.#rootAdmins = new Set(options.rootAdmins);
-    this.#resolveKey = options.resolveKey;
     this.#now = options.now ?? Date.now;
     this.#recompute();
   }
 
   /** Verifies and stores a grant. Forged grants are never stored. */
-  add(statement: SignedStatement): GrantOutcome {
-    const checked = this.#check(statement);
-    if ("reason" in checked) return { status: "rejected", reason: checked.reason };
-    const { grant, id } = checked;
-    this.#grants.set(id, { grant, id });
+  add(bytes: Uint8Array): GrantOutcome {
+    let statement: SignedStatement;
+    try {
+      statement = decodeStatement(bytes);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const prefix = code === "BAD_SIGNATURE" ? "forged grant" : "malformed grant";
+      return { status: "rejected", reason: `${prefix}: ${(err as Error).message}` };
+    }
+    if (statement.kind !== "role-grant") return { status: "rejected", reason: `malformed grant: statement kind is ${statement.kind}` };
+    const grant = statement.body;
+    if (grant.meshId !== this.#meshId) return { status: "rejected", reason: `grant is for mesh ${grant.meshId}, not ${this.#meshId}`, grant };
+    this.#grants.set(statement.id, statement);
     this.#recompute();
-    const now = this.#now();
-    if (grant.expiresAt !== undefined && grant.expiresAt <= now) return { status: "ignored", reason: "grant expired", grant };
+    if (grant.expiresAt !== undefined && grant.expiresAt <= this.#now()) return { status: "ignored", reason: "grant expired", grant };
     if (!this.#admins.has(grant.issuer)) return { status: "ignored", reason: `issuer ${grant.issuer} is not an admin of mesh ${this.#meshId}`, grant };
     return { status: "accepted", reason: `${grant.subject} granted ${grant.roles.join(",")} by ${grant.issuer}`, grant };
   }
@@ -107,35 +113,19 @@ export class GrantStore {
     return this.#admins.has(subject);
   }
 
-  /** Authentic grants held, whether in force or not (for replication). */
-  get size(): number {
-    return this.#grants.size;
-  }
-
-  #check(statement: SignedStatement): StoredGrant | { reason: string } {
-    let decoded: unknown;
-    try {
-      decoded = canonicalDecode(statement.bytes);
-    } catch (err) {
-      return { reason: `malformed grant: ${(err as Error).message}` };
-    }
-    const grant = asRoleGrant(decoded);
-    if (grant === undefined) return { reason: "malformed grant: not a role-grant statement" };
-    if (grant.meshId !== this.#meshId) return { reason: `grant is for mesh ${grant.meshId}, not ${this.#meshId}` };
-    const key = this.#resolveKey(grant.issuer);
-    if (key === undefined) return { reason: `forged grant: unknown issuer key ${grant.issuer}` };
-    if (!verifySignature(key, statement.bytes, statement.sig)) return { reason: `forged grant: bad signature for issuer ${grant.issuer}` };
-    return { grant, id: createHash("sha256").update(statement.bytes).digest("hex") };
+  /** Canonical bytes of every authentic grant held, in force or not, for replication. */
+  statements(): Uint8Array[] {
+    return [...this.#grants.values()].map((s) => s.bytes);
   }
 
   #recompute(): void {
     const now = this.#now();
-    const live = [...this.#grants.values()].filter((g) => g.grant.expiresAt === undefined || g.grant.expiresAt > now);
+    const live = [...this.#grants.values()].map((s) => s.body).filter((g) => g.expiresAt === undefined || g.expiresAt > now);
     const admins = new Set(this.#rootAdmins);
-    // Each pass can only add admins, so it ends after at most one pass per grant.
+    // Each pass can only add admins, so it settles within one pass per grant.
     for (let changed = true, passes = 0; changed && passes <= live.length; passes++) {
       changed = false;
-      for (const { grant } of live) {
+      for (const grant of live) {
         if (admins.has(grant.issuer) && grant.roles.includes("admin") && !admins.has(grant.subject)) {
           admins.add(grant.subject);
           changed = true;
@@ -145,36 +135,16 @@ export class GrantStore {
     const roles = new Map<string, Set<string>>();
     for (const admin of this.#rootAdmins) roles.set(admin, new Set(["admin"]));
     let validUntil = Infinity;
-    for (const { grant } of live) {
+    for (const grant of live) {
       if (!admins.has(grant.issuer)) continue;
       let set = roles.get(grant.subject);
       if (set === undefined) roles.set(grant.subject, (set = new Set()));
       for (const r of grant.roles) set.add(r);
-      if (grant.expiresAt !== undefined) validUntil = Math.min(validUntil, grant.expiresAt);
     }
+    // A not-yet-expired grant can still change the outcome when it expires, as can expired ones leaving.
+    for (const s of this.#grants.values()) if (s.body.expiresAt !== undefined && s.body.expiresAt > now) validUntil = Math.min(validUntil, s.body.expiresAt);
     this.#roles = roles;
     this.#admins = admins;
     this.#validUntil = validUntil;
   }
-}
-
-const EMPTY: ReadonlySet<string> = new Set();
-
-function asRoleGrant(value: unknown): RoleGrant | undefined {
-  if (typeof value !== "object" || value === null) return undefined;
-  const v = value as Record<string, unknown>;
-  const allowed = new Set(["kind", "issuer", "subject", "roles", "meshId", "issuedAt", "expiresAt"]);
-  if (Object.keys(v).some((k) => !allowed.has(k))) return undefined;
-  if (v.kind !== "role-grant" || typeof v.issuer !== "string" || typeof v.subject !== "string" || typeof v.meshId !== "string") return undefined;
-  if (!Array.isArray(v.roles) || !v.roles.every((r) => typeof r === "string")) return undefined;
-  if (typeof v.issuedAt !== "number" || (v.expiresAt !== undefined && typeof v.expiresAt !== "number")) return undefined;
-  return {
-    kind: "role-grant",
-    issuer: v.issuer,
-    subject: v.subject,
-    roles: v.roles as string[],
-    meshId: v.meshId,
-    issuedAt: v.issuedAt,
-    ...(v.expiresAt === undefined ? {} : { expiresAt: v.expiresAt as number }),
-  };
 }

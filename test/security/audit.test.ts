@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as A from "@automerge/automerge";
 import fc from "fast-check";
-import { AuditLog, canonicalDecode, canonicalEncode, generateSigner, staticKeyResolver, type AuditBody, type Signer } from "../../src/security/index.js";
+import { AuditLog, canonicalDecode, canonicalEncode, generateSigner, type AuditBody, type Signer } from "../../src/security/index.js";
 import { signAuditEntry } from "../../src/security/audit/entry.js";
 import { tamperSegment, tempLevel } from "./helpers.js";
 
@@ -20,12 +20,12 @@ describe("audit log", () => {
   let node: Signer;
   beforeEach(async () => {
     level = await tempLevel();
-    node = generateSigner("node-a");
+    node = generateSigner();
   });
   afterEach(async () => level.dispose());
 
   const openLog = (signer = node, segmentSize = 10) =>
-    new AuditLog({ db: level.db, signer, resolveKey: staticKeyResolver([node]), segmentSize, maxBatch: 4 });
+    new AuditLog({ db: level.db, signer, segmentSize, maxBatch: 4 });
 
   it("chains concurrent appends across segments and verifies them", async () => {
     const log = openLog();
@@ -46,7 +46,7 @@ describe("audit log", () => {
 
   it("queries by user, action, result and time", async () => {
     let clock = 1_000;
-    const log = new AuditLog({ db: level.db, signer: node, resolveKey: staticKeyResolver([node]), segmentSize: 10, now: () => clock });
+    const log = new AuditLog({ db: level.db, signer: node, segmentSize: 10, now: () => clock });
     for (let i = 0; i < 20; i++) {
       clock = 1_000 + i * 100;
       await log.append(body(i));
@@ -73,7 +73,7 @@ describe("audit log", () => {
 
     it("names an edited entry", async () => {
       await writeLog();
-      await tamperSegment(level.db, node.id, 1, (d) => {
+      await tamperSegment(level.db, node.peerId, 1, (d) => {
         // Turn a denial into an approval, keeping the original signature: a quiet edit.
         const [signed, sig] = canonicalDecode(d.entries[5] as Uint8Array) as [Uint8Array, Uint8Array];
         const fields = canonicalDecode(signed) as { seq: number; body: AuditBody };
@@ -83,14 +83,14 @@ describe("audit log", () => {
       });
       const report = await verifyFresh();
       expect(report.ok).toBe(false);
-      expect(report.problems[0]).toMatchObject({ author: node.id, kind: "edited", seq: 16, segment: 1, index: 5 });
+      expect(report.problems[0]).toMatchObject({ author: node.peerId, kind: "edited", seq: 16, segment: 1, index: 5 });
       expect(report.problems[0]?.reason).toMatch(/^hash mismatch/);
     });
 
     it("names an edit that also rewrote the stored hash as a forgery", async () => {
       await writeLog();
-      const impostor = generateSigner(node.id);
-      await tamperSegment(level.db, node.id, 1, (d) => {
+      const impostor: Signer = { ...generateSigner(), peerId: node.peerId };
+      await tamperSegment(level.db, node.peerId, 1, (d) => {
         const prev = d.hashes[1]?.val ?? null;
         const fake = signAuditEntry(impostor, 13, prev, 0, body(12, { result: "allowed" }));
         d.entries[2] = fake.bytes;
@@ -102,7 +102,7 @@ describe("audit log", () => {
 
     it("names a removed entry", async () => {
       await writeLog();
-      await tamperSegment(level.db, node.id, 0, (d) => {
+      await tamperSegment(level.db, node.peerId, 0, (d) => {
         d.entries.splice(4, 1);
         d.hashes.splice(4, 1);
       });
@@ -113,7 +113,7 @@ describe("audit log", () => {
 
     it("names a truncated tail", async () => {
       await writeLog();
-      await tamperSegment(level.db, node.id, 2, (d) => {
+      await tamperSegment(level.db, node.peerId, 2, (d) => {
         d.entries.splice(3);
         d.hashes.splice(3);
       });
@@ -123,13 +123,13 @@ describe("audit log", () => {
 
     it("names reordered entries", async () => {
       await writeLog();
-      await tamperSegment(level.db, node.id, 0, (d) => {
+      await tamperSegment(level.db, node.peerId, 0, (d) => {
         const e6 = d.entries[6] as Uint8Array;
         const h6 = d.hashes[6]?.val ?? "";
         d.entries.splice(6, 1);
         d.hashes.splice(6, 1);
-        d.entries.insertAt(7, e6);
-        d.hashes.insertAt(7, new A.ImmutableString(h6));
+        d.entries.splice(7, 0, e6);
+        d.hashes.splice(7, 0, new A.ImmutableString(h6));
       });
       const report = await verifyFresh();
       expect(report.problems[0]).toMatchObject({ kind: "reordered", seq: 8, segment: 0, index: 6 });
@@ -137,9 +137,8 @@ describe("audit log", () => {
   });
 
   it("ingests another node's log, keeps fork evidence and refuses forgeries", async () => {
-    const other = generateSigner("node-b");
-    const keys = staticKeyResolver([node, other]);
-    const log = new AuditLog({ db: level.db, signer: node, resolveKey: keys, segmentSize: 10 });
+    const other = generateSigner();
+    const log = new AuditLog({ db: level.db, signer: node, segmentSize: 10 });
     const chain: Uint8Array[] = [];
     let prev: string | null = null;
     for (let seq = 1; seq <= 15; seq++) {
@@ -152,24 +151,24 @@ describe("audit log", () => {
     expect(first).toMatchObject({ appended: 15, duplicates: 1, forks: 0, rejected: [], gaps: [] });
 
     const equivocation = signAuditEntry(other, 7, null, 5, body(7, { reason: "other branch" }));
-    const forgery = signAuditEntry(generateSigner("node-b"), 16, prev, 5, body(16));
+    const forgery = signAuditEntry({ ...generateSigner(), peerId: other.peerId }, 16, prev, 5, body(16));
     const second = await log.ingest([equivocation.bytes, forgery.bytes]);
     expect(second.forks).toBe(1);
-    expect(second.rejected).toEqual([{ reason: "forged: bad signature on node-b#16" }]);
+    expect(second.rejected).toEqual([{ reason: `forged: bad signature on ${other.peerId}#16` }]);
 
     const report = await log.verify();
-    expect(report.problems).toEqual([expect.objectContaining({ author: "node-b", kind: "forked", seq: 7 })]);
-    expect(report.forks).toEqual([{ author: "node-b", seq: 7, hashes: [expect.any(String), equivocation.entry.hash] }]);
-    expect((await log.exportEntries("node-b", 12)).map(hex)).toEqual(chain.slice(12).map(hex));
+    expect(report.problems).toEqual([expect.objectContaining({ author: other.peerId, kind: "forked", seq: 7 })]);
+    expect(report.forks).toEqual([{ author: other.peerId, seq: 7, hashes: [expect.any(String), equivocation.entry.hash] }]);
+    expect((await log.exportEntries(other.peerId, 12)).map(hex)).toEqual(chain.slice(12).map(hex));
     await log.close();
   });
 
   it("reports a gap instead of storing entries past it", async () => {
-    const other = generateSigner("node-c");
-    const log = new AuditLog({ db: level.db, signer: node, resolveKey: staticKeyResolver([other]), segmentSize: 10 });
+    const other = generateSigner();
+    const log = new AuditLog({ db: level.db, signer: node, segmentSize: 10 });
     const one = signAuditEntry(other, 1, null, 1, body(1));
     const three = signAuditEntry(other, 3, "00".repeat(32), 3, body(3));
-    expect(await log.ingest([one.bytes, three.bytes])).toMatchObject({ appended: 1, gaps: [{ author: "node-c", missingFrom: 2 }] });
+    expect(await log.ingest([one.bytes, three.bytes])).toMatchObject({ appended: 1, gaps: [{ author: other.peerId, missingFrom: 2 }] });
     await log.close();
   });
 
@@ -178,7 +177,7 @@ describe("audit log", () => {
       fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.boolean()), { minLength: 1, maxLength: 40 }), fc.integer({ min: 2, max: 7 }), async (ops, segmentSize) => {
         const scratch = await tempLevel();
         try {
-          const log = new AuditLog({ db: scratch.db, signer: node, resolveKey: staticKeyResolver([node]), segmentSize, maxBatch: 3 });
+          const log = new AuditLog({ db: scratch.db, signer: node, segmentSize, maxBatch: 3 });
           const waves: Array<Promise<unknown>> = [];
           for (const [i, wait] of ops) {
             const p = log.append(body(i));

@@ -56,14 +56,14 @@ const ENTRY_VERSION = 1;
 export function signAuditEntry(signer: Signer, seq: number, prev: string | null, time: number, body: AuditBody): EncodedAuditEntry {
   const signed = canonicalEncode({
     v: ENTRY_VERSION,
-    author: signer.id,
+    author: signer.peerId,
     seq,
     prev: prev === null ? null : Buffer.from(prev, "hex"),
     time,
     body: cleanBody(body),
   });
   const bytes = canonicalEncode([signed, signer.sign(signed)]);
-  return { entry: { author: signer.id, seq, prev, time, body, hash: hashEntryBytes(bytes) }, bytes };
+  return { entry: { author: signer.peerId, seq, prev, time, body, hash: hashEntryBytes(bytes) }, bytes };
 }
 
 /** Hex SHA-256 of stored entry bytes. */

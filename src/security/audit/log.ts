@@ -1,6 +1,6 @@
 import * as A from "@automerge/automerge";
 import { canonicalDecode, canonicalEncode } from "../canonical.js";
-import { verifySignature, type KeyResolver, type Signer } from "../keys.js";
+import { deviceKeyResolver, verifySignature, type KeyResolver, type Signer } from "../keys.js";
 import { decodeAuditEntry, signAuditEntry, type AuditBody, type AuditEntry, type AuditResult, type DecodedAuditEntry } from "./entry.js";
 import { SegmentStore, type AuditDatabase, type SegmentDoc } from "./segments.js";
 import { verifyChain, type AuditProblem, type ForkEvidence } from "./verify.js";
@@ -11,8 +11,8 @@ export interface AuditLogOptions {
   db: AuditDatabase;
   /** This node's key: it signs every entry of this node's log. */
   signer: Signer;
-  /** Public keys of other authors, for verifying replicated logs. */
-  resolveKey: KeyResolver;
+  /** Public keys of authors; defaults to reading them out of device ids. */
+  resolveKey?: KeyResolver;
   /** Entries per segment document. */
   segmentSize?: number;
   /** Most entries committed in one Automerge change. */
@@ -103,7 +103,7 @@ export class AuditLog {
   constructor(options: AuditLogOptions) {
     this.#store = new SegmentStore(options.db);
     this.#signer = options.signer;
-    this.#resolveKey = options.resolveKey;
+    this.#resolveKey = options.resolveKey ?? deviceKeyResolver;
     this.#segmentSize = options.segmentSize ?? 1000;
     this.#maxBatch = Math.min(options.maxBatch ?? 500, this.#segmentSize);
     this.#now = options.now ?? Date.now;
@@ -111,7 +111,7 @@ export class AuditLog {
 
   /** This node's author id. */
   get author(): string {
-    return this.#signer.id;
+    return this.#signer.peerId;
   }
 
   /** Appends an entry to this node's log; resolves when it is durable. */
@@ -256,7 +256,7 @@ export class AuditLog {
   }
 
   #keyOf(author: string): Uint8Array | undefined {
-    return author === this.#signer.id ? this.#signer.publicKey : this.#resolveKey(author);
+    return author === this.#signer.peerId ? this.#signer.publicKey : this.#resolveKey(author);
   }
 
   // One writer at a time: own appends and ingested chains share segment documents and heads.
@@ -270,7 +270,7 @@ export class AuditLog {
     try {
       // Bounded by the number of appends queued; each pass commits at least one.
       while (this.#pending.length > 0) {
-        const head = await this.#head(this.#signer.id);
+        const head = await this.#head(this.#signer.peerId);
         const room = this.#segmentSize - (head.seq % this.#segmentSize);
         const batch = this.#pending.splice(0, Math.min(this.#maxBatch, room));
         try {
@@ -286,7 +286,7 @@ export class AuditLog {
   }
 
   async #commitOwn(head: Head, bodies: AuditBody[]): Promise<AuditEntry[]> {
-    const author = this.#signer.id;
+    const author = this.#signer.peerId;
     let { seq, hash } = head;
     const time = this.#now();
     const encoded = bodies.map((body) => {
