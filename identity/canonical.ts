@@ -97,7 +97,7 @@ export function decodeCanonical(bytes: Uint8Array, limits: DecodeLimits): unknow
   } catch (err) {
     if (err instanceof DecodeError) throw err;
     const message = err instanceof Error ? err.message : String(err);
-    throw new DecodeError(/duplicate/i.test(message) ? "DUPLICATE_KEY" : "MALFORMED", `not valid CBOR: ${message}`, err);
+    throw new DecodeError(/repeat map key/.test(message) ? "DUPLICATE_KEY" : "MALFORMED", `not valid CBOR: ${message}`, err);
   }
   let again: Uint8Array;
   try {

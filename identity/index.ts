@@ -56,4 +56,4 @@ export {
   comparisonCode,
 } from "./pairing-proof.js";
 export { type AtomicWriteOptions, writeFileAtomic } from "./atomic-file.js";
-export { toBase64Url as toBase64UrlBytes, fromBase64Url } from "./bytes.js";
+export { toBase64Url, fromBase64Url, toHex, fromHex } from "./bytes.js";

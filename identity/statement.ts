@@ -44,6 +44,22 @@ function signedBytes(kind: string, body: unknown, issuer: string): Uint8Array {
   return concatBytes(DOMAIN, encodeCanonical({ v: STATEMENT_VERSION, kind, body, issuer }));
 }
 
+// A canonical envelope is a5 {v} {sig} {body} {kind} {issuer} (keys sorted
+// bytewise) with v = 1 (3 bytes) and a 64-byte sig (70 bytes); the signed map
+// is a4 {v} {body} {kind} {issuer}. Slicing saves re-encoding on the hot path,
+// and is only sound after decodeCanonical and the envelope checks passed.
+const V_ENTRY_END = 4;
+const SIG_ENTRY_END = V_ENTRY_END + 70;
+
+function signedBytesOfEnvelope(envelope: Uint8Array): Uint8Array {
+  const out = new Uint8Array(DOMAIN.byteLength + envelope.byteLength - 70);
+  out.set(DOMAIN, 0);
+  out[DOMAIN.byteLength] = 0xa4;
+  out.set(envelope.subarray(1, V_ENTRY_END), DOMAIN.byteLength + 1);
+  out.set(envelope.subarray(SIG_ENTRY_END), DOMAIN.byteLength + V_ENTRY_END);
+  return out;
+}
+
 function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
@@ -100,7 +116,7 @@ export function decodeStatement(bytes: Uint8Array): SignedStatement {
   const parsed = spec.schema.safeParse(body);
   if (!parsed.success) throw new DecodeError("WRONG_TYPE", `${kind}: ${parsed.error.issues[0]?.message ?? "invalid body"}`);
   if (spec.signer(parsed.data) !== issuer) throw new DecodeError("BAD_SIGNATURE", `${kind} signed by ${issuer}, but its body names another signer`);
-  const toVerify = signedBytes(kind, body, issuer);
+  const toVerify = signedBytesOfEnvelope(bytes);
   if (!ed25519.verify(sig, toVerify, publicKey)) throw new DecodeError("BAD_SIGNATURE", `${kind} signature does not verify`);
   return { v: 1, kind, body: parsed.data, issuer, sig, id: sha256Hex(toVerify), bytes } as SignedStatement;
 }
