@@ -1,5 +1,6 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadAgentsConfig, parseAgentsConfig, substitute } from "../../src/config/agents-config.js";
 import { ConfigError } from "../../src/config/yaml-source.js";
@@ -142,5 +143,18 @@ describe("agents configuration", () => {
   it("substitutes placeholders with brace escapes", () => {
     expect(substitute("{{literal}} {input} / {description}", { input: "IN", description: "DESC" })).toBe("{literal} IN / DESC");
     expect(substitute("{input}", { input: "{description}", description: "no" })).toBe("{description}");
+  });
+});
+
+describe("docs/agents.md", () => {
+  it("has YAML examples that parse, for at least three real coding-agent CLIs", () => {
+    const docs = fileURLToPath(new URL("../../docs/agents.md", import.meta.url));
+    const blocks = [...readFileSync(docs, "utf8").matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+    const programs: string[] = [];
+    for (const block of blocks) {
+      const config = parseAgentsConfig(block, { path: docs, kind: "runtime" });
+      programs.push(...config.agents.map((a) => a.command[0]));
+    }
+    expect(programs).toEqual(expect.arrayContaining(["claude", "codex", "aider", "gemini"]));
   });
 });
