@@ -1,0 +1,218 @@
+import * as A from "@automerge/automerge";
+import type { FramedChannel } from "../../protocols/framing/channel.js";
+import { PeerLimitError } from "../../protocols/framing/errors.js";
+import type { DocsMessage, EntriesMessage, SummaryMessage, SyncMessage } from "../../protocols/sync/messages.js";
+import type { DocumentStore } from "../../src/storage/document-store.js";
+
+/** Limits and collaborators of one peer's sync session. */
+export interface PeerSessionOptions {
+  store: DocumentStore;
+  prefixes: readonly string[];
+  /** Automerge sync states kept for this peer; least recently used dropped first. */
+  maxSyncStates: number;
+  /** A docs frame is sent once it holds this many bytes of sync messages. */
+  targetFrameBytes: number;
+  /** Entries frames carry whole buckets up to about this many entries. */
+  maxEntriesPerFrame: number;
+  onError: (error: Error) => void;
+}
+
+/** Entries one multi-frame answer may carry; far above any real store prefix, it only stops a peer that never sends `last`. */
+const MAX_PENDING_ENTRIES = 1_000_000;
+
+/** An empty document to generate sync messages for ids this node does not hold; only read, never passed to a receive. */
+const EMPTY = A.init<unknown>();
+
+function sameHeads(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((h) => set.has(h));
+}
+
+/**
+ * Sync with one peer over one channel. Both sides run the same steps: send a
+ * summary per prefix; answer a differing summary with the entries of the
+ * differing buckets (split over frames, the last one flagged); run Automerge sync for the ids whose heads differ, many
+ * documents per frame. Every step runs through one serial queue so a document's
+ * sync state is never used by two steps at once.
+ */
+export class PeerSession {
+  readonly channel: FramedChannel<SyncMessage>;
+  readonly #options: PeerSessionOptions;
+  /** Insertion order is recency order: re-set on use, evict from the front. */
+  readonly #states = new Map<string, A.SyncState>();
+  #serial: Promise<void> = Promise.resolve();
+  /** Entries of a multi-frame answer, per prefix, until its last frame. */
+  readonly #pendingEntries = new Map<string, Array<{ id: string; heads: string[] }>>();
+
+  constructor(channel: FramedChannel<SyncMessage>, options: PeerSessionOptions) {
+    this.channel = channel;
+    this.#options = options;
+  }
+
+  /** Sync states held now; bounded by `maxSyncStates`. */
+  get syncStates(): number {
+    return this.#states.size;
+  }
+
+  /** Send summaries, then process the peer's messages until the channel ends. */
+  async run(): Promise<void> {
+    await this.#enqueue(() => this.#sendSummaries());
+    for await (const message of this.channel) await this.#enqueue(() => this.#handle(message));
+  }
+
+  /** Push the current state of `ids` to this peer (after local or relayed changes). */
+  push(ids: readonly string[]): Promise<void> {
+    return this.#enqueue(() => this.#syncIds(ids));
+  }
+
+  #enqueue(step: () => Promise<void>): Promise<void> {
+    const next = this.#serial.then(step);
+    this.#serial = next.catch((err: unknown) => {
+      if (!this.channel.closed) this.#options.onError(err instanceof Error ? err : new Error(String(err)));
+    });
+    return this.#serial;
+  }
+
+  async #sendSummaries(): Promise<void> {
+    for (const prefix of this.#options.prefixes) {
+      const summary = await this.#options.store.summary(prefix);
+      await this.channel.send({ t: "summary", prefix, count: summary.count, buckets: summary.buckets });
+    }
+  }
+
+  async #handle(message: SyncMessage): Promise<void> {
+    switch (message.t) {
+      case "summary":
+        return this.#onSummary(message);
+      case "entries":
+        return this.#onEntries(message);
+      case "docs":
+        return this.#onDocs(message);
+    }
+  }
+
+  #replicated(id: string): boolean {
+    return this.#options.prefixes.some((p) => id.startsWith(p));
+  }
+
+  async #onSummary(remote: SummaryMessage): Promise<void> {
+    if (!this.#options.prefixes.includes(remote.prefix)) return;
+    const local = await this.#options.store.summary(remote.prefix);
+    const differing: number[] = [];
+    local.buckets.forEach((digest, i) => {
+      if (remote.buckets[i] !== digest) differing.push(i);
+    });
+    if (differing.length === 0) return;
+    const entries = await this.#options.store.bucketEntries(remote.prefix, differing);
+    const max = this.#options.maxEntriesPerFrame;
+    for (let i = 0; i === 0 || i < entries.length; i += max) {
+      const last = i + max >= entries.length;
+      await this.channel.send({ t: "entries", prefix: remote.prefix, buckets: differing, entries: entries.slice(i, i + max), last });
+    }
+  }
+
+  async #onEntries(remote: EntriesMessage): Promise<void> {
+    if (!this.#options.prefixes.includes(remote.prefix)) return;
+    const pending = this.#pendingEntries.get(remote.prefix) ?? [];
+    for (const entry of remote.entries) if (entry.id.startsWith(remote.prefix)) pending.push(entry);
+    if (pending.length > MAX_PENDING_ENTRIES) {
+      this.channel.abort(new PeerLimitError(`${this.channel.peer} sent more than ${MAX_PENDING_ENTRIES} entries without a last frame`, this.channel.peer));
+      return;
+    }
+    if (!remote.last) {
+      this.#pendingEntries.set(remote.prefix, pending);
+      return;
+    }
+    this.#pendingEntries.delete(remote.prefix);
+    const local = await this.#options.store.bucketEntries(remote.prefix, remote.buckets);
+    const localHeads = new Map(local.map((e) => [e.id, e.heads]));
+    const differing = new Set<string>();
+    for (const entry of pending) {
+      const mine = localHeads.get(entry.id);
+      if (mine === undefined || !sameHeads(mine, entry.heads)) differing.add(entry.id);
+      localHeads.delete(entry.id);
+    }
+    for (const id of localHeads.keys()) differing.add(id);
+    await this.#syncIds([...differing]);
+  }
+
+  async #onDocs(message: DocsMessage): Promise<void> {
+    const { store } = this.#options;
+    const replies = await Promise.all(
+      message.items.map(async ({ id, msg }) => {
+        if (!this.#replicated(id)) return undefined;
+        let state = this.#takeState(id);
+        let doc: A.Doc<unknown> | undefined;
+        try {
+          doc = await store.update<unknown>(
+            id,
+            (current) => {
+              // Receiving outdates the document it is given even when no heads move, and the store keeps its
+              // cached copy in that case; receiving into a copy keeps the cached document writable.
+              const [next, nextState] = A.receiveSyncMessage(current === undefined ? A.init<unknown>() : A.clone(current), state, msg);
+              state = nextState;
+              // A heads-only message about a document we lack must not create an empty one.
+              if (current === undefined) return A.getHeads(next).length === 0 ? undefined : next;
+              return sameHeads(A.getHeads(current), A.getHeads(next)) ? current : next;
+            },
+            "remote",
+          );
+        } catch (err) {
+          this.#options.onError(new Error(`sync of ${id} from ${this.channel.peer} failed: ${(err as Error).message}`, { cause: err }));
+          return undefined;
+        }
+        return this.#generate(id, doc, state);
+      }),
+    );
+    await this.#sendDocs(replies.filter((r): r is { id: string; msg: Uint8Array } => r !== undefined));
+  }
+
+  async #syncIds(ids: readonly string[]): Promise<void> {
+    const { store } = this.#options;
+    const out: Array<{ id: string; msg: Uint8Array }> = [];
+    for (const id of ids) {
+      const item = this.#generate(id, await store.get<unknown>(id), this.#takeState(id));
+      if (item !== undefined) out.push(item);
+    }
+    await this.#sendDocs(out);
+  }
+
+  #generate(id: string, doc: A.Doc<unknown> | undefined, state: A.SyncState): { id: string; msg: Uint8Array } | undefined {
+    const [nextState, msg] = A.generateSyncMessage(doc ?? EMPTY, state);
+    this.#keepState(id, nextState);
+    return msg === null ? undefined : { id, msg };
+  }
+
+  async #sendDocs(items: Array<{ id: string; msg: Uint8Array }>): Promise<void> {
+    let batch: Array<{ id: string; msg: Uint8Array }> = [];
+    let bytes = 0;
+    for (const item of items) {
+      if (batch.length > 0 && bytes + item.msg.byteLength > this.#options.targetFrameBytes) {
+        await this.channel.send({ t: "docs", items: batch });
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(item);
+      bytes += item.msg.byteLength + item.id.length + 8;
+    }
+    if (batch.length > 0) await this.channel.send({ t: "docs", items: batch });
+  }
+
+  #takeState(id: string): A.SyncState {
+    const state = this.#states.get(id);
+    if (state === undefined) return A.initSyncState();
+    this.#states.delete(id);
+    return state;
+  }
+
+  #keepState(id: string, state: A.SyncState): void {
+    this.#states.delete(id);
+    this.#states.set(id, state);
+    while (this.#states.size > this.#options.maxSyncStates) {
+      const oldest = this.#states.keys().next().value;
+      if (oldest === undefined) break;
+      this.#states.delete(oldest);
+    }
+  }
+}

@@ -1,0 +1,157 @@
+import type { Libp2p, PeerId } from "@libp2p/interface";
+import { FramedChannel } from "../../protocols/framing/channel.js";
+import { ChannelClosedError } from "../../protocols/framing/errors.js";
+import type { PeerRateLimiter } from "../../protocols/framing/limits.js";
+import { handleFramed } from "../../protocols/framing/pool.js";
+import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
+import type { DocumentChange, DocumentStore } from "../../src/storage/document-store.js";
+import { PeerSession } from "./peer-session.js";
+
+/** Namespaces replicated between members by default. */
+export const REPLICATED_PREFIXES = ["task/", "audit/", "mesh/"] as const;
+
+/** Options of {@link createSyncEngine}. */
+export interface SyncEngineOptions {
+  libp2p: Libp2p;
+  store: DocumentStore;
+  /** Whether a peer is a mesh member; non-members get no sync stream and no data. */
+  isMember: (peerId: string) => boolean | Promise<boolean>;
+  /** Default {@link REPLICATED_PREFIXES}. */
+  prefixes?: readonly string[];
+  /** Local changes are collected this long before one batched push. Default 15 ms. */
+  debounceMs?: number;
+  /** Automerge sync states kept per peer. Default 2,048. */
+  maxSyncStatesPerPeer?: number;
+  /** Default 1 MiB. */
+  targetFrameBytes?: number;
+  /** Default 5,000. */
+  maxEntriesPerFrame?: number;
+  /** Shared per-peer frame allowance. */
+  limiter?: PeerRateLimiter;
+  /** A started frame must complete within this many ms. Default 10 s. */
+  frameTimeoutMs?: number;
+  /** Reports sync failures and misbehaving peers; the engine keeps going. */
+  onError?: (peer: string, error: Error) => void;
+}
+
+/** Replicates documents under the configured prefixes with every connected member. */
+export interface SyncEngine {
+  /** Peers with an open sync session. */
+  peers(): string[];
+  /** Sync states held for `peer` (bounded by `maxSyncStatesPerPeer`). */
+  syncStates(peer: string): number;
+  /** Drop the session with `peer` (e.g. after its membership was revoked). */
+  disconnect(peer: string): void;
+  /** Stop syncing and release the protocol. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts document sync: one long-lived stream per member peer, opened by the
+ * peer whose id sorts first so each pair shares a single stream; a summary
+ * exchange on every (re)connect; live, debounced, batched pushes afterwards.
+ * Changes received from one peer are relayed to the others, so members that are
+ * not directly connected still converge.
+ */
+export async function createSyncEngine(options: SyncEngineOptions): Promise<SyncEngine> {
+  const { libp2p, store, isMember } = options;
+  const prefixes = options.prefixes ?? REPLICATED_PREFIXES;
+  const codec = createSyncCodec();
+  const self = libp2p.peerId.toString();
+  const sessions = new Map<string, PeerSession>();
+  const settings = {
+    frameTimeoutMs: options.frameTimeoutMs ?? 10_000,
+    maxBufferedBytes: 32 * 1024 * 1024,
+    ...(options.limiter === undefined ? {} : { limiter: options.limiter }),
+  };
+  // A closed channel is the normal end of a session (hang-up, restart); only report real failures.
+  const report = (peer: string, error: Error): void => {
+    if (!(error instanceof ChannelClosedError)) options.onError?.(peer, error);
+  };
+  let stopped = false;
+
+  const startSession = (channel: FramedChannel<SyncMessage>): void => {
+    const peer = channel.peer;
+    sessions.get(peer)?.channel.abort(closedBy("replaced by a newer stream"));
+    const session = new PeerSession(channel, {
+      store,
+      prefixes,
+      maxSyncStates: options.maxSyncStatesPerPeer ?? 2048,
+      targetFrameBytes: options.targetFrameBytes ?? 1024 * 1024,
+      maxEntriesPerFrame: options.maxEntriesPerFrame ?? 5000,
+      onError: (error) => report(peer, error),
+    });
+    sessions.set(peer, session);
+    session
+      .run()
+      .catch((error: unknown) => report(peer, error instanceof Error ? error : new Error(String(error))))
+      .finally(() => {
+        if (sessions.get(peer) === session) sessions.delete(peer);
+      });
+  };
+
+  const open = async (peerId: PeerId): Promise<void> => {
+    const peer = peerId.toString();
+    if (stopped || sessions.has(peer) || self > peer || !(await isMember(peer))) return;
+    try {
+      const stream = await libp2p.dialProtocol(peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(10_000) });
+      if (stopped || sessions.has(peer)) {
+        stream.abort(new Error("sync session already open"));
+        return;
+      }
+      startSession(new FramedChannel<SyncMessage>({ ...settings, stream, codec, peer, onClose: (error) => error && report(peer, error) }));
+    } catch (error) {
+      report(peer, error instanceof Error ? error : new Error(String(error)));
+    }
+  };
+
+  await handleFramed<SyncMessage>(libp2p, SYNC_PROTOCOL, {
+    codec,
+    settings,
+    maxInboundStreams: 2,
+    accept: async (peer) => !stopped && (await isMember(peer)),
+    onChannel: startSession,
+    onError: report,
+  });
+  const topology = await libp2p.register(SYNC_PROTOCOL, {
+    onConnect: (peerId) => void open(peerId),
+    onDisconnect: (peerId) => sessions.get(peerId.toString())?.channel.abort(closedBy("disconnect")),
+  });
+
+  const pending = new Set<string>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = (): void => {
+    timer = undefined;
+    const ids = [...pending];
+    pending.clear();
+    for (const session of sessions.values()) void session.push(ids);
+  };
+  const unsubscribe = store.onChange((change: DocumentChange) => {
+    if (stopped || !prefixes.some((p) => change.id.startsWith(p))) return;
+    pending.add(change.id);
+    timer ??= setTimeout(flush, options.debounceMs ?? 15);
+  });
+
+  // Peers connected before the engine started get no onConnect; open to them now.
+  for (const connection of libp2p.getConnections()) void open(connection.remotePeer);
+
+  return {
+    peers: () => [...sessions.keys()],
+    syncStates: (peer) => sessions.get(peer)?.syncStates ?? 0,
+    disconnect: (peer) => sessions.get(peer)?.channel.abort(closedBy("membership revoked")),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      unsubscribe();
+      if (timer !== undefined) clearTimeout(timer);
+      libp2p.unregister(topology);
+      await libp2p.unhandle(SYNC_PROTOCOL);
+      await Promise.allSettled([...sessions.values()].map((s) => s.channel.close()));
+      sessions.clear();
+    },
+  };
+}
+
+function closedBy(reason: string): ChannelClosedError {
+  return new ChannelClosedError(`sync session ended: ${reason}`);
+}

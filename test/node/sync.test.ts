@@ -1,0 +1,155 @@
+import * as A from "@automerge/automerge";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
+import { createSyncEngine, type SyncEngine } from "../../node/sync/index.js";
+import { openDatabase, type Database } from "../../src/storage/level-database.js";
+import { LevelDocumentStore } from "../../src/storage/level-document-store.js";
+import { connect, connectAll, eventually, startNodes, stopAll } from "./helpers.js";
+
+interface Peer {
+  node: MeshLibp2p;
+  store: LevelDocumentStore;
+  db: Database;
+  engine: SyncEngine;
+  errors: Error[];
+}
+
+type Task = { status: string; note?: string; by?: string[] };
+
+let peers: Peer[] = [];
+let dirs: string[] = [];
+
+afterEach(async () => {
+  await Promise.allSettled(peers.map((p) => p.engine.stop()));
+  await stopAll(peers.map((p) => p.node));
+  await Promise.allSettled(peers.map(async (p) => {
+    await p.store.close();
+    await p.db.close();
+  }));
+  await Promise.allSettled(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  peers = [];
+  dirs = [];
+});
+
+/**
+ * `n` nodes with LevelDB stores and sync engines. `blocked` holds "i-j" pairs that
+ * may not connect: the gater refuses them, which is how a partition is made.
+ */
+async function mesh(n: number, options: { members?: (i: number, peer: string) => boolean; maxSyncStates?: number } = {}) {
+  const blocked = new Set<string>();
+  const ids: string[] = [];
+  const indexOf = (peer: string): number => ids.indexOf(peer);
+  const nodes = await startNodes(n, { admit: (i) => (peer) => !blocked.has(`${Math.min(i, indexOf(peer))}-${Math.max(i, indexOf(peer))}`) });
+  ids.push(...nodes.map((node) => node.peerId.toString()));
+  for (const [i, node] of nodes.entries()) {
+    const dir = await mkdtemp(join(tmpdir(), "coderclaw-sync-"));
+    dirs.push(dir);
+    const db = await openDatabase(dir);
+    const store = new LevelDocumentStore(db, { path: dir });
+    const errors: Error[] = [];
+    const engine = await createSyncEngine({
+      libp2p: node,
+      store,
+      isMember: (peer) => options.members?.(i, peer) ?? true,
+      ...(options.maxSyncStates === undefined ? {} : { maxSyncStatesPerPeer: options.maxSyncStates }),
+      onError: (_peer, error) => errors.push(error),
+    });
+    peers.push({ node, store, db, engine, errors });
+  }
+  return { peers: [...peers], blocked, ids };
+}
+
+async function put(store: LevelDocumentStore, id: string, change: (doc: Task) => void): Promise<void> {
+  await store.update<Task>(id, (doc) => A.change(doc ?? A.from<Task>({ status: "pending" }), change));
+}
+
+/** id -> sorted heads, for every replicated document a store holds. */
+async function snapshot(store: LevelDocumentStore): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for await (const id of store.ids("task/")) out.set(id, [...((await store.heads(id)) ?? [])].sort().join(","));
+  return out;
+}
+
+async function converged(group: Peer[], expectedDocs: number): Promise<boolean> {
+  const snaps = await Promise.all(group.map((p) => snapshot(p.store)));
+  const first = snaps[0];
+  if (first === undefined || first.size !== expectedDocs) return false;
+  return snaps.every((s) => s.size === first.size && [...first].every(([id, h]) => s.get(id) === h));
+}
+
+describe("document sync", () => {
+  it("replicates documents between 3 nodes and pushes later changes live", async () => {
+    const { peers: [a, b, c] } = await mesh(3);
+    if (a === undefined || b === undefined || c === undefined) throw new Error("mesh");
+    for (let i = 0; i < 30; i++) await put(a.store, `task/a-${i}`, (d) => void (d.note = `a${i}`));
+    for (let i = 0; i < 10; i++) await put(b.store, `task/b-${i}`, (d) => void (d.note = `b${i}`));
+    await connectAll([a.node, b.node, c.node]);
+    await eventually(() => converged([a, b, c], 40), 15_000, "initial convergence");
+
+    await put(c.store, "task/a-3", (d) => void (d.status = "running"));
+    await put(a.store, "task/new", (d) => void (d.note = "live"));
+    await eventually(() => converged([a, b, c], 41), 15_000, "live convergence");
+    const doc = await b.store.get<Task>("task/a-3");
+    expect(doc?.status).toBe("running");
+    expect((await c.store.get<Task>("task/new"))?.note).toBe("live");
+    expect([a, b, c].flatMap((p) => p.errors)).toEqual([]);
+    // One sync stream per pair of peers, in either direction.
+    for (const p of [a, b, c]) {
+      const syncStreams = p.node.getConnections().flatMap((conn) => conn.streams).filter((s) => s.protocol === "/coderclaw/sync/1.0.0");
+      expect(syncStreams.length).toBe(2);
+    }
+  });
+
+  it("gives non-members nothing", async () => {
+    const { peers: [a, b, outsider], ids } = await mesh(3, { members: (i, peer) => i !== 2 && peer !== ids[2] });
+    if (a === undefined || b === undefined || outsider === undefined) throw new Error("mesh");
+    for (let i = 0; i < 5; i++) await put(a.store, `task/secret-${i}`, (d) => void (d.note = "secret"));
+    await put(outsider.store, "task/intruder", (d) => void (d.note = "spam"));
+    await connectAll([a.node, b.node, outsider.node]);
+    await eventually(() => converged([a, b], 5), 15_000, "members converge");
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await snapshot(outsider.store)).size).toBe(1);
+    expect(await a.store.get("task/intruder")).toBeUndefined();
+    expect(a.engine.peers()).toEqual([b.node.peerId.toString()]);
+  });
+
+  it("converges after a partition with changes on both sides", async () => {
+    const { peers: [a, b, c], blocked } = await mesh(3);
+    if (a === undefined || b === undefined || c === undefined) throw new Error("mesh");
+    for (let i = 0; i < 20; i++) await put(a.store, `task/t-${i}`, (d) => void (d.by = ["a"]));
+    await connectAll([a.node, b.node, c.node]);
+    await eventually(() => converged([a, b, c], 20), 15_000, "before partition");
+
+    blocked.add("0-1").add("0-2");
+    await Promise.all([a.node.hangUp(b.node.peerId), a.node.hangUp(c.node.peerId)]);
+    await eventually(() => a.engine.peers().length === 0, 5_000, "a isolated");
+
+    for (let i = 0; i < 10; i++) await put(a.store, `task/t-${i}`, (d) => void (d.by ?? []).push("a2"));
+    for (let i = 5; i < 15; i++) await put(b.store, `task/t-${i}`, (d) => void (d.by ?? []).push("b"));
+    for (let i = 0; i < 5; i++) await put(a.store, `task/only-a-${i}`, (d) => void (d.note = "a"));
+    for (let i = 0; i < 5; i++) await put(c.store, `task/only-c-${i}`, (d) => void (d.note = "c"));
+    await eventually(() => converged([b, c], 25), 15_000, "majority side converges");
+    expect((await snapshot(a.store)).size).toBe(25);
+
+    blocked.clear();
+    await connect(a.node, b.node);
+    await connect(a.node, c.node);
+    await eventually(() => converged([a, b, c], 30), 15_000, "after healing");
+    const merged = await c.store.get<Task>("task/t-7");
+    expect([...(merged?.by ?? [])].sort()).toEqual(["a", "a2", "b"]);
+    expect([a, b, c].flatMap((p) => p.errors)).toEqual([]);
+  });
+
+  it("bounds sync state per peer and still converges", async () => {
+    const { peers: [a, b] } = await mesh(2, { maxSyncStates: 8 });
+    if (a === undefined || b === undefined) throw new Error("mesh");
+    for (let i = 0; i < 100; i++) await put(a.store, `task/x-${i}`, (d) => void (d.note = String(i)));
+    await connect(a.node, b.node);
+    await eventually(() => converged([a, b], 100), 15_000, "convergence");
+    expect(a.engine.syncStates(b.node.peerId.toString())).toBeLessThanOrEqual(8);
+    expect(b.engine.syncStates(a.node.peerId.toString())).toBeLessThanOrEqual(8);
+  });
+});
