@@ -150,3 +150,19 @@ describe("abort reasons", () => {
     expect(abortError(timed).code).toBe("TIMEOUT");
   });
 });
+
+describe("a failing flood", () => {
+  it("fails with a bounded message quoting the end of stderr", async () => {
+    const dirFlood = tempDir("flood");
+    try {
+      const ctx = makeContext({ input: "i=0; while [ $i -lt 5000 ]; do echo \"noise line $i\" >&2; i=$((i+1)); done; echo 'final cause' >&2; exit 9" }, dirFlood.path);
+      const err = await createShellAgent({ outputLimitBytes: 8_192 }).execute(ctx).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ExecutionFailedError);
+      expect((err as ExecutionFailedError).exitCode).toBe(9);
+      expect((err as Error).message).toMatch(/final cause$/);
+      expect((err as Error).message.length).toBeLessThan(2_200);
+    } finally {
+      dirFlood.cleanup();
+    }
+  });
+});
