@@ -5,6 +5,7 @@ export {
   type AccessDecision,
   type HttpAction,
   type HttpAuditQuery,
+  type HttpRequestInfo,
   type HttpResource,
   type HttpServer,
   type HttpServerOptions,

@@ -42,6 +42,15 @@ export interface AccessDecision {
 /** Filter of `GET /v1/audit`, handed to the `audit` dependency. */
 export type HttpAuditQuery = z.output<typeof AuditQuerySchema>;
 
+/** What the transport knows about a request's origin, for the security service's connection record. */
+export interface HttpRequestInfo {
+  /** Peer address of the TCP connection (proxies are not trusted). */
+  remoteAddress: string;
+  /** True when the request arrived over TLS. */
+  secure: boolean;
+  userAgent?: string;
+}
+
 /** TLS material, PEM encoded. When given, the server speaks HTTPS only. */
 export interface HttpTlsOptions {
   cert: string | Buffer;
@@ -57,10 +66,19 @@ export interface HttpTlsOptions {
  */
 export interface HttpServerOptions<TAuth> {
   adapter: TransportAdapter;
-  /** Turns a bearer token into a caller context; throws (ideally a CoderClawError UNAUTHENTICATED) when invalid or expired. */
-  authenticate: (bearerToken: string) => TAuth | Promise<TAuth>;
-  /** Decides each action; when absent every authenticated caller may do everything. */
+  /**
+   * Turns a bearer token (a session token or an OIDC JWT) into a caller context;
+   * throws, ideally a CoderClawError UNAUTHENTICATED, when it is invalid or expired.
+   */
+  authenticate: (bearerToken: string, request: HttpRequestInfo) => TAuth | Promise<TAuth>;
+  /** Decides each action (and audits it); when absent every authenticated caller may do everything. */
   authorize?: (ctx: TAuth, action: HttpAction, resource: HttpResource) => AccessDecision | Promise<AccessDecision>;
+  /**
+   * Unaudited read check used to filter `GET /v1/tasks`, so a listing does not
+   * write one audit entry per task (the security service's `canReadTask`).
+   * Defaults to `authorize(ctx, "task:read", task)`.
+   */
+  canReadTask?: (ctx: TAuth, task: Extract<HttpResource, { type: "task" }>) => AccessDecision | Promise<AccessDecision>;
   /** The caller's session, stamped on tasks it submits without one so session isolation can apply. */
   sessionIdOf?: (ctx: TAuth) => string | undefined;
   /** Serves `GET /v1/audit`; the route answers 404 when absent. */
@@ -213,9 +231,10 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         const tasks = (await adapter.listTasks(filter)).slice(0, MAX_BATCH_AUTHORIZE);
         // Filter per task rather than trusting the query: a session must not see
         // another's tasks just by leaving sessionId out.
+        const canRead = options.canReadTask ?? ((ctx: TAuth, resource: HttpResource) => authorize(ctx, "task:read", resource));
         const visible: TaskState[] = [];
         for (const task of tasks) {
-          if ((await authorize(ctxOf(request), "task:read", taskResource(task))).allowed) visible.push(task);
+          if ((await canRead(ctxOf(request), taskResource(task))).allowed) visible.push(task);
         }
         return { tasks: visible };
       });
@@ -290,7 +309,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
 
 async function authenticateRequest<TAuth>(
   request: FastifyRequest,
-  authenticate: (token: string) => TAuth | Promise<TAuth>,
+  authenticate: (token: string, info: HttpRequestInfo) => TAuth | Promise<TAuth>,
 ): Promise<TAuth> {
   const header = request.headers.authorization;
   const match = header === undefined ? null : /^Bearer[ ]+([^\s]+)\s*$/i.exec(header);
@@ -298,7 +317,12 @@ async function authenticateRequest<TAuth>(
     throw new CoderClawError("UNAUTHENTICATED", "missing bearer token (Authorization: Bearer <token>)");
   }
   try {
-    return await authenticate(match[1]);
+    const userAgent = request.headers["user-agent"];
+    return await authenticate(match[1], {
+      remoteAddress: request.socket.remoteAddress ?? "",
+      secure: request.protocol === "https",
+      ...(userAgent === undefined ? {} : { userAgent }),
+    });
   } catch (err) {
     // Fail closed, and do not echo verifier internals for errors not meant for callers.
     if (err instanceof CoderClawError && err.code === "UNAUTHENTICATED") throw err;
@@ -314,7 +338,7 @@ function resumePosition(request: FastifyRequest<{ Querystring: { after?: string 
   return parse(SeqSchema, raw, typeof header === "string" && header !== "" ? "Last-Event-ID" : "after");
 }
 
-function taskResource(task: TaskState): HttpResource {
+function taskResource(task: TaskState): Extract<HttpResource, { type: "task" }> {
   return {
     type: "task",
     id: task.id,

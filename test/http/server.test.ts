@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HttpServer } from "../../node/http/index.js";
 import { FixtureAdapter } from "./fixture-adapter.js";
-import { TOKENS, eventually, request, startServer, type RawAnswer } from "./helpers.js";
+import { TOKENS, authenticate, eventually, request, startServer, type RawAnswer } from "./helpers.js";
 
 const submitBody = (extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ description: "say hi", input: "hi", agentId: "echo", ...extra });
@@ -204,6 +204,29 @@ describe("HTTP server configuration", () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("tells authenticate where the request came from, and filters listings with canReadTask", async () => {
+    const adapter = new FixtureAdapter();
+    const seen: { remoteAddress: string; secure: boolean; userAgent?: string }[] = [];
+    const server = await startServer(adapter, {
+      authenticate: (token, info) => {
+        seen.push(info);
+        return authenticate(token);
+      },
+      canReadTask: (_ctx, task) => ({ allowed: task.agentId !== "manual" }),
+    });
+    try {
+      const hidden = await adapter.submitTask({ description: "d", input: "i", agentId: "manual", sessionId: "s-alice" });
+      const shown = await adapter.submitTask({ description: "d", input: "i", agentId: "echo", sessionId: "s-alice" });
+      const listed = await request(server.url, "GET", "/v1/tasks", { token: TOKENS.alice, headers: { "user-agent": "ci/1" } });
+      expect((listed.body as { tasks: { id: string }[] }).tasks.map((t) => t.id)).toEqual([shown.id]);
+      expect((await request(server.url, "GET", `/v1/tasks/${hidden.id}`, { token: TOKENS.alice })).status).toBe(200);
+      expect(seen[0]).toEqual({ remoteAddress: "127.0.0.1", secure: false, userAgent: "ci/1" });
+      adapter.update(hidden.id, "cancelled");
+    } finally {
+      await server.close();
     }
   });
 
