@@ -174,14 +174,20 @@ export class TaskEngine {
     return record.events.map((e) => ({ ...e }));
   }
 
-  /** Tasks newest first, from memory for live ones and from the indexes for the rest. */
+  /** Tasks newest first: live ones from memory, the rest from storage via the indexes. */
   async listTasks(filter: TaskListFilter = {}): Promise<TaskState[]> {
-    await this.flushChain;
-    const stored = await this.options.repository.list(filter);
-    return stored.map((s) => {
-      const live = this.live.get(s.id);
-      return live ? copyState(live.state) : s;
-    }).filter((s) => (filter.status === undefined || s.status === filter.status) && (filter.sessionId === undefined || s.sessionId === filter.sessionId));
+    await this.drainFlushes();
+    const out: TaskState[] = [];
+    for (const id of await this.options.repository.listIds(filter)) {
+      // Checked per id after the index read: a task leaves memory only once fully persisted.
+      const live = this.live.get(id);
+      const state = live ? copyState(live.state) : (await this.options.repository.load(id))?.state;
+      if (!state) continue;
+      if (filter.status !== undefined && state.status !== filter.status) continue;
+      if (filter.sessionId !== undefined && state.sessionId !== filter.sessionId) continue;
+      out.push(state);
+    }
+    return out;
   }
 
   /**
@@ -280,9 +286,9 @@ export class TaskEngine {
   }
 
   /** Resolves when no task is queued or executing (tests and benchmarks use it). */
-  idle(): Promise<void> {
-    if (this.running === 0 && this.queue.length === 0) return this.flushChain;
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  async idle(): Promise<void> {
+    if (this.running > 0 || this.queue.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.drainFlushes();
   }
 
   /**
@@ -292,7 +298,7 @@ export class TaskEngine {
    * pending. Everything is flushed before this resolves.
    */
   async shutdown(): Promise<void> {
-    if (!this.accepting) return this.flushChain;
+    if (!this.accepting) return this.drainFlushes();
     this.accepting = false;
     this.queue.length = 0;
     const grace = this.options.shutdownGraceMs ?? 5000;
@@ -315,10 +321,7 @@ export class TaskEngine {
       clearTimeout(task.timer);
       this.flushOutput(task);
     }
-    this.scheduleFlush();
-    await this.flushChain;
-    await new Promise((resolve) => setImmediate(resolve));
-    await this.flushChain;
+    await this.drainFlushes();
   }
 
   // ---- internals ----
@@ -548,6 +551,15 @@ export class TaskEngine {
     const upTo = task.events.length;
     if (task.persistedEvents >= upTo) return Promise.resolve();
     return new Promise((resolve, reject) => task.persistWaiters.push({ upTo, resolve, reject }));
+  }
+
+  /** Resolves when every event recorded so far is durable. */
+  private async drainFlushes(): Promise<void> {
+    while (this.flushScheduled || this.dirty.size > 0) {
+      if (!this.flushScheduled) this.scheduleFlush();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await this.flushChain;
   }
 
   private scheduleFlush(): void {

@@ -1,5 +1,5 @@
 import type * as A from "@automerge/automerge";
-import type { TaskEvent, TaskListFilter, TaskState, TaskStatus } from "../contract/types.js";
+import type { TaskEvent, TaskListFilter, TaskStatus } from "../contract/types.js";
 import type { Database } from "../storage/level-database.js";
 import type { LevelDocumentStore } from "../storage/level-document-store.js";
 import type { WriteOp } from "../storage/write-batcher.js";
@@ -19,8 +19,8 @@ export interface TaskRepository {
   /** Persist many tasks' changes; resolves when all of them are durable. */
   persist(changes: readonly TaskChangeSet[]): Promise<void>;
   load(taskId: string): Promise<TaskRecord | undefined>;
-  /** Newest first. */
-  list(filter?: TaskListFilter): Promise<TaskState[]>;
+  /** Ids newest first, from the index that fits the filter (callers re-check the filter on each state). */
+  listIds(filter?: TaskListFilter): Promise<string[]>;
   /** Ids of tasks whose stored status is not terminal, oldest first. */
   activeTaskIds(): Promise<string[]>;
   /** Number of tasks ever accepted. */
@@ -90,7 +90,7 @@ export class LevelTaskRepository implements TaskRepository {
     return doc === undefined ? undefined : readTaskDoc(doc);
   }
 
-  async list(filter: TaskListFilter = {}): Promise<TaskState[]> {
+  async listIds(filter: TaskListFilter = {}): Promise<string[]> {
     const limit = Math.min(filter.limit ?? 100, MAX_LIST);
     const prefix =
       filter.sessionId !== undefined
@@ -98,14 +98,9 @@ export class LevelTaskRepository implements TaskRepository {
         : filter.status !== undefined
           ? `${IDX}status:${filter.status}:`
           : `${IDX}time:`;
-    const out: TaskState[] = [];
-    for await (const key of this.db.keys({ gte: prefix, lt: prefix + "\uffff", reverse: true })) {
-      const id = key.slice(key.lastIndexOf(":") + 1);
-      const record = await this.load(id);
-      if (!record) continue;
-      if (filter.status !== undefined && record.state.status !== filter.status) continue;
-      out.push(record.state);
-      if (out.length >= limit) break;
+    const out: string[] = [];
+    for await (const key of this.db.keys({ gte: prefix, lt: prefix + "\uffff", reverse: true, limit })) {
+      out.push(key.slice(key.lastIndexOf(":") + 1));
     }
     return out;
   }

@@ -1,0 +1,86 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import type { TaskEvent, TaskState } from "../../src/contract/types.js";
+import { canTransition } from "../../src/engine/state-machine.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const child = fileURLToPath(new URL("../fixtures/durability-child.mjs", import.meta.url));
+const built = fileURLToPath(new URL("../../dist/src/index.js", import.meta.url));
+const dirs: Array<{ remove: () => void }> = [];
+afterEach(() => dirs.splice(0).forEach((d) => d.remove()));
+
+interface Stored {
+  state: TaskState & { createdAt: string };
+  events: Array<TaskEvent & { timestamp: string }>;
+}
+
+describe("durability across SIGKILL", () => {
+  it("keeps every accepted task, once, with its history; resumes resumable work and fails the rest as interrupted", async () => {
+    expect(existsSync(built), "run `npm run build` first (npm test does)").toBe(true);
+    const dir = tempDir("cc-durability-");
+    dirs.push(dir);
+
+    const accepted = new Map<string, string>();
+    const proc = spawn(process.execPath, [child, "run", dir.path], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    let buffer = "";
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`child accepted only ${accepted.size} tasks in time; stderr: ${stderr}`)), 20_000);
+      proc.stdout.on("data", (d: Buffer) => {
+        buffer += d.toString();
+        const lines = buffer.split("\n");
+        buffer = lines.pop()!;
+        for (const line of lines) {
+          const [word, id, kind] = line.split(" ");
+          if (word === "accepted" && id && kind) accepted.set(id, kind);
+        }
+        // Kill mid-run: plenty accepted, sleeps still running, more queued.
+        if (accepted.size >= 60) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.on("exit", (code) => reject(new Error(`child exited early with ${code}: ${stderr}`)));
+    });
+    proc.removeAllListeners("exit");
+    const exited = new Promise((r) => proc.on("exit", r));
+    proc.kill("SIGKILL");
+    await exited;
+
+    const recover = spawn(process.execPath, [child, "recover", dir.path], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    recover.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    recover.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const code = await new Promise((r) => recover.on("exit", r));
+    expect(code, err).toBe(0);
+    const stored = JSON.parse(out) as Stored[];
+
+    const byId = new Map(stored.map((s) => [s.state.id, s]));
+    expect(byId.size).toBe(stored.length); // no duplicates
+    for (const [id, kind] of accepted) {
+      const s = byId.get(id);
+      expect(s, `accepted task ${id} (${kind}) lost`).toBeDefined();
+      const status = s!.state.status;
+      expect(["completed", "failed"]).toContain(status);
+      if (kind !== "sleep") expect(status, `${kind} ${id}`).toBe("completed");
+      if (status === "failed") expect(s!.state.error).toBe("interrupted by restart");
+      // Full, legal history with gap-free sequence numbers.
+      expect(s!.events[0]?.type).toBe("created");
+      expect(s!.events.map((e) => e.seq)).toEqual(s!.events.map((_, i) => i + 1));
+      let at = "pending" as TaskState["status"];
+      for (const e of s!.events.filter((e) => e.type === "status_changed")) {
+        expect(canTransition(at, e.status), `${id}: ${at} -> ${e.status}`).toBe(true);
+        at = e.status;
+      }
+    }
+    // Tasks beyond the accepted ones can only be submissions that became durable just before the kill.
+    expect(stored.length - accepted.size).toBeLessThanOrEqual(1);
+    const interrupted = stored.filter((s) => s.state.error === "interrupted by restart");
+    expect(interrupted.length).toBeGreaterThan(0);
+    expect(stored.some((s) => s.events.some((e) => e.message === "resumed after restart"))).toBe(true);
+  }, 60_000);
+});
