@@ -16,6 +16,8 @@ export const LLM_ENV = {
 export const DEFAULT_PROBE_TIMEOUT_MS = 2_000;
 /** How long a probe result is trusted before the provider is asked again. */
 export const DEFAULT_PROBE_CACHE_MS = 30_000;
+/** How long a failed probe is trusted, at most. */
+export const FAILED_PROBE_CACHE_MS = 5_000;
 /** Default per-task timeout of LLM agents: 10 minutes. */
 export const DEFAULT_LLM_TIMEOUT_MS = 10 * 60 * 1000;
 /** Longest single SSE line accepted from a provider. */
@@ -120,7 +122,10 @@ export class LlmProvider {
    */
   availability(): Promise<Availability> {
     const cacheMs = this.config.probeCacheMs ?? DEFAULT_PROBE_CACHE_MS;
-    if (this.probeCache !== undefined && Date.now() - this.probeCache.at < cacheMs) return Promise.resolve(this.probeCache.result);
+    const cached = this.probeCache;
+    // A failure is trusted for less time, so a provider that comes up is noticed soon.
+    const ttl = cached?.result.available === false ? Math.min(cacheMs, FAILED_PROBE_CACHE_MS) : cacheMs;
+    if (cached !== undefined && Date.now() - cached.at < ttl) return Promise.resolve(cached.result);
     this.probing ??= this.probe().then((result) => {
       this.probeCache = { at: Date.now(), result };
       this.probing = undefined;

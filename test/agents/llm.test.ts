@@ -14,6 +14,7 @@ let server: Server;
 let baseUrl: string;
 let handler: Handler;
 let modelsHits = 0;
+let modelsStatus = 200;
 let lastRequest: { headers: IncomingMessage["headers"]; body: string } | undefined;
 
 beforeAll(async () => {
@@ -23,7 +24,7 @@ beforeAll(async () => {
     req.on("end", () => {
       if (req.method === "GET" && req.url === "/v1/models") {
         modelsHits++;
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ data: [{ id: "test-model" }] }));
+        res.writeHead(modelsStatus, { "content-type": "application/json" }).end(JSON.stringify({ data: [{ id: "test-model" }] }));
         return;
       }
       lastRequest = { headers: req.headers, body };
@@ -39,6 +40,7 @@ afterAll(async () => {
 });
 beforeEach(() => {
   modelsHits = 0;
+  modelsStatus = 200;
   lastRequest = undefined;
 });
 
@@ -105,6 +107,17 @@ describe("LLM agents over an OpenAI-compatible API", () => {
     const down = await dead.availability();
     expect(down.available).toBe(false);
     expect(!down.available && down.reason).toContain(`LLM provider at http://127.0.0.1:${deadPort}/v1 is unreachable: ECONNREFUSED`);
+  });
+
+  it("notices a provider that comes back once the probe cache expires", async () => {
+    modelsStatus = 503;
+    const agent = createLlmAgent(LLM_ROLES[0]!, new LlmProvider({ baseUrl, model: "m", probeCacheMs: 50 }));
+    expect(await agent.availability()).toEqual({ available: false, reason: `LLM provider at ${baseUrl} answered HTTP 503 to GET /models` });
+    modelsStatus = 200;
+    expect((await agent.availability()).available).toBe(false);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(await agent.availability()).toEqual({ available: true });
+    expect(modelsHits).toBe(2);
   });
 
   it("streams tokens as output and progress, with the role's system prompt and the key", async () => {
