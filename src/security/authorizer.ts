@@ -11,8 +11,8 @@ export interface AuthorizerOptions {
   teamPolicy?: TeamPolicy;
   /** True for devices whose trust was revoked; such devices are refused everything. */
   isDeviceRevoked?: (deviceId: string) => boolean;
-  /** False for sessions that were revoked or expired since the context was built. */
-  isSessionActive?: (sessionId: string) => boolean;
+  /** True for sessions this node opened that were revoked or expired since the context was built. */
+  isSessionEnded?: (sessionId: string) => boolean;
 }
 
 /** A decision about reading a task, with whether it crossed session boundaries (which must be audited). */
@@ -46,7 +46,7 @@ export class Authorizer {
   readonly #repo: RepoPolicy;
   readonly #team: TeamPolicy;
   readonly #isDeviceRevoked: (deviceId: string) => boolean;
-  readonly #isSessionActive: (sessionId: string) => boolean;
+  readonly #isSessionEnded: (sessionId: string) => boolean;
   readonly #allowedRoles: ReadonlySet<string> | undefined;
   readonly #remoteAllowed: boolean;
   readonly #remoteRoles: ReadonlySet<string> | undefined;
@@ -60,7 +60,7 @@ export class Authorizer {
     this.#repo = options.repoPolicy ?? DEFAULT_REPO_POLICY;
     this.#team = options.teamPolicy ?? DEFAULT_TEAM_POLICY;
     this.#isDeviceRevoked = options.isDeviceRevoked ?? (() => false);
-    this.#isSessionActive = options.isSessionActive ?? (() => true);
+    this.#isSessionEnded = options.isSessionEnded ?? (() => false);
     this.roles = buildRoleTable(this.#repo.roles);
     this.#allowedRoles = optionalSet(this.#repo.allowedRoles);
     this.#remoteAllowed = this.#repo.remote?.allow ?? false;
@@ -166,7 +166,7 @@ export class Authorizer {
   #forbids(context: SecurityContext, permission: Permission): Decision | undefined {
     if (context.meshId !== this.#meshId) return deny(`context is for mesh ${context.meshId}, not ${this.#meshId}`);
     if (this.#isDeviceRevoked(context.deviceId)) return deny(`device ${context.deviceId} is revoked`);
-    if (context.sessionId !== undefined && !this.#isSessionActive(context.sessionId)) return deny(`session ${context.sessionId} is not active`);
+    if (context.sessionId !== undefined && this.#isSessionEnded(context.sessionId)) return deny(`session ${context.sessionId} has ended`);
     if (trustRank(context.deviceTrustLevel) < 0) return deny(`device ${context.deviceId} has unknown trust level`);
     if (this.#team.enforceTrust && !meetsTrust(context.deviceTrustLevel, this.#team.minimumTrustLevel)) {
       return deny(`organization policy requires device trust ${this.#team.minimumTrustLevel}, device ${context.deviceId} is ${context.deviceTrustLevel}`);

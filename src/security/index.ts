@@ -18,3 +18,7 @@ export * from "./audit/entry.js";
 export { segmentDocId, type SegmentDoc, type AuditDatabase } from "./audit/segments.js";
 export * from "./audit/verify.js";
 export * from "./audit/log.js";
+export * from "./errors.js";
+export * from "./sessions.js";
+export * from "./providers.js";
+export * from "./service.js";

@@ -47,3 +47,8 @@ export async function tamperSegment(
   const doc = A.change(A.load<SegmentDoc>(Buffer.concat(parts)), (d) => edit(d));
   await raw.batch([...keys.map((key) => ({ type: "del" as const, key })), { type: "put" as const, key: `${id}/snap`, value: A.save(doc) }]);
 }
+
+/** A syntactically valid mesh id (identity/ derives real ones from a genesis statement). */
+export function meshIdFor(letter: string): string {
+  return `mesh-${letter.repeat(26)}`;
+}

@@ -1,0 +1,342 @@
+import type { AuditLog, AuditQuery, AuditVerifyReport, IngestReport } from "./audit/log.js";
+import type { AuditBody, AuditEntry } from "./audit/entry.js";
+import { Authorizer, type TaskReadDecision } from "./authorizer.js";
+import type { Decision, RequestOrigin, SecurityContext } from "./context.js";
+import { PermissionDeniedError, UnauthenticatedError } from "./errors.js";
+import { GrantStore, type GrantOutcome } from "./grants.js";
+import type { Permission } from "./permissions.js";
+import type { RepoPolicy, TeamPolicy } from "./policy-schema.js";
+import type { Signer } from "./keys.js";
+import type { IdentityProvider } from "./providers.js";
+import { SessionManager, type Session } from "./sessions.js";
+import type { TrustLevel } from "./trust.js";
+
+/** A device's standing, as identity/'s trust store evaluates it. */
+export interface DeviceStanding {
+  level: TrustLevel;
+  revoked: boolean;
+}
+
+/** Dependencies of a {@link SecurityService}. */
+export interface SecurityServiceOptions {
+  meshId: string;
+  /** This node's device key: signs session tokens (the audit log signs with its own signer). */
+  signer: Signer;
+  /** This node's audit log. */
+  audit: AuditLog;
+  /** Admins by construction (the owner of a personal mesh). */
+  rootAdmins: readonly string[];
+  repoPolicy?: RepoPolicy;
+  teamPolicy?: TeamPolicy;
+  /** Identity providers by name (`local`, `oidc`, `github`, ...). */
+  providers?: ReadonlyArray<IdentityProvider<never>>;
+  /**
+   * Current standing of a device, from signed trust certificates and revocations.
+   * When given, it overrides whatever trust level a caller claims; devices it does
+   * not know are `untrusted`.
+   */
+  deviceStanding?: (deviceId: string) => DeviceStanding | undefined;
+  sessionTtlMs?: number;
+  now?: () => number;
+}
+
+/** An action to authorize: the permission it needs, and the agent and skill it touches. */
+export interface AccessRequest {
+  /** Audit verb, e.g. `task.submit`, `agent.invoke`, `skill.execute`. */
+  action: string;
+  permission: Permission;
+  agentId?: string;
+  skillId?: string;
+  /** What is acted on, for the audit entry. */
+  resource?: string;
+}
+
+/** How a request reached this node, established by the transport (never by the caller). */
+export interface Connection {
+  deviceId: string;
+  origin: RequestOrigin;
+  /** Used only when the service has no `deviceStanding` source (a local-only runtime). */
+  deviceTrustLevel?: TrustLevel;
+}
+
+/**
+ * The security service a node runs: sessions, role grants, policy checks and the
+ * audit trail, wired together so that every decision that matters is written to
+ * the node's signed log before it takes effect. Audited methods fail closed: when
+ * the audit entry cannot be written, the request is refused.
+ */
+export class SecurityService {
+  readonly meshId: string;
+  readonly grants: GrantStore;
+  readonly sessions: SessionManager;
+  readonly audit: AuditLog;
+  #authorizer: Authorizer;
+  readonly #providers: Map<string, IdentityProvider<never>>;
+  readonly #standing: ((deviceId: string) => DeviceStanding | undefined) | undefined;
+  readonly #revokedDevices = new Set<string>();
+  readonly #now: () => number;
+
+  constructor(options: SecurityServiceOptions) {
+    this.meshId = options.meshId;
+    this.audit = options.audit;
+    this.#now = options.now ?? Date.now;
+    this.#standing = options.deviceStanding;
+    this.grants = new GrantStore({ meshId: options.meshId, rootAdmins: options.rootAdmins, now: this.#now });
+    this.sessions = new SessionManager({
+      signer: options.signer,
+      meshId: options.meshId,
+      grantedRoles: (userId, deviceId) => new Set([...this.grants.rolesOf(userId), ...this.grants.rolesOf(deviceId)]),
+      now: this.#now,
+      ...(options.sessionTtlMs === undefined ? {} : { ttlMs: options.sessionTtlMs }),
+    });
+    this.#providers = new Map((options.providers ?? []).map((p) => [p.name, p]));
+    this.#authorizer = this.#build(options.repoPolicy, options.teamPolicy);
+  }
+
+  /** Replaces the repository and organization policies (after a validated, audited config change). */
+  setPolicies(repoPolicy: RepoPolicy | undefined, teamPolicy: TeamPolicy | undefined): void {
+    this.#authorizer = this.#build(repoPolicy, teamPolicy);
+  }
+
+  /** The pure decision engine, for callers that check without auditing (listing, UI hints). */
+  get authorizer(): Authorizer {
+    return this.#authorizer;
+  }
+
+  /** Pure check of one permission; not audited. */
+  checkPermission(context: SecurityContext, permission: Permission): Decision {
+    return this.#authorizer.checkPermission(context, permission);
+  }
+
+  /** Pure check of agent access; not audited. */
+  checkAgentAccess(context: SecurityContext, agentId: string): Decision {
+    return this.#authorizer.checkAgentAccess(context, agentId);
+  }
+
+  /** Pure check of skill access; not audited. */
+  checkSkillAccess(context: SecurityContext, skillId: string): Decision {
+    return this.#authorizer.checkSkillAccess(context, skillId);
+  }
+
+  /**
+   * Decides a request and records the decision. The permission, agent and skill
+   * checks must all allow (the first refusal, in that fixed order, is the reason).
+   */
+  async authorize(context: SecurityContext, request: AccessRequest): Promise<Decision> {
+    let decision = this.#authorizer.checkPermission(context, request.permission);
+    if (decision.allowed && request.agentId !== undefined) decision = this.#authorizer.checkAgentAccess(context, request.agentId);
+    if (decision.allowed && request.skillId !== undefined) decision = this.#authorizer.checkSkillAccess(context, request.skillId);
+    const resource = request.resource ?? request.skillId ?? request.agentId;
+    return this.#record(context, request.action, decision, resource);
+  }
+
+  /** {@link authorize}, throwing {@link PermissionDeniedError} when refused. */
+  async enforce(context: SecurityContext, request: AccessRequest): Promise<void> {
+    const decision = await this.authorize(context, request);
+    if (!decision.allowed) throw new PermissionDeniedError(decision.reason);
+  }
+
+  /**
+   * May the context read or stream this task? Reads of another session's task are
+   * audited whether allowed (admin) or refused; reads of one's own tasks are not, to
+   * keep the log about decisions that matter.
+   */
+  async authorizeTaskRead(context: SecurityContext, task: { id: string; sessionId?: string | undefined }, action = "task.read"): Promise<TaskReadDecision> {
+    const decision = this.#authorizer.canReadTask(context, task);
+    if (!decision.crossSession && decision.allowed) return decision;
+    const recorded = await this.#record(context, action, decision, task.id);
+    return { ...decision, ...recorded };
+  }
+
+  /** Pure form of {@link authorizeTaskRead}, for filtering lists; not audited. */
+  canReadTask(context: SecurityContext, task: { id?: string; sessionId?: string | undefined }): TaskReadDecision {
+    return this.#authorizer.canReadTask(context, task);
+  }
+
+  /**
+   * Builds the context of a request from its bearer token and the connection it came
+   * on. Trust level and revocation come from the device standing source, never from
+   * the caller. Refusals are audited and throw {@link UnauthenticatedError}.
+   */
+  async authenticate(token: string, connection: Connection): Promise<SecurityContext> {
+    const check = this.sessions.verify(token, connection.deviceId);
+    if (!check.ok) {
+      await this.#log({ action: "auth.token", userId: check.userId ?? "(unknown)", deviceId: connection.deviceId, result: "denied", reason: check.reason, ...(check.sessionId === undefined ? {} : { sessionId: check.sessionId }) });
+      throw new UnauthenticatedError(check.reason);
+    }
+    const { session } = check;
+    const standing = this.#deviceStanding(connection.deviceId, connection.deviceTrustLevel);
+    if (standing.revoked) {
+      await this.#log({ action: "auth.token", userId: session.userId, sessionId: session.id, deviceId: connection.deviceId, result: "denied", reason: `device ${connection.deviceId} is revoked` });
+      throw new UnauthenticatedError(`device ${connection.deviceId} is revoked`);
+    }
+    return { userId: session.userId, sessionId: session.id, roles: session.roles, deviceId: connection.deviceId, deviceTrustLevel: standing.level, origin: connection.origin, meshId: this.meshId };
+  }
+
+  /**
+   * Builds the context of a request that arrived from another mesh node, for the node
+   * that executes it. `deviceId` must be the authenticated peer of the connection
+   * (the libp2p PeerId), and the caller's claimed roles are cut down to what signed
+   * grants held here give the user or that device: the submitting node's word adds
+   * nothing.
+   */
+  contextForPeer(claim: { userId: string; roles: readonly string[]; sessionId?: string }, deviceId: string): SecurityContext {
+    const granted = new Set([...this.grants.rolesOf(claim.userId), ...this.grants.rolesOf(deviceId)]);
+    const standing = this.#deviceStanding(deviceId, undefined);
+    return {
+      userId: claim.userId,
+      ...(claim.sessionId === undefined ? {} : { sessionId: claim.sessionId }),
+      roles: claim.roles.filter((r) => granted.has(r)),
+      deviceId,
+      deviceTrustLevel: standing.level,
+      origin: "remote",
+      meshId: this.meshId,
+    };
+  }
+
+  /**
+   * Opens a session for a user on a device with `roles`, which must all be granted
+   * (by signed grants or by `providerRoles`). Audited; throws {@link PermissionDeniedError}.
+   */
+  async createSession(userId: string, deviceId: string, roles: readonly string[], options: { providerRoles?: readonly string[]; ttlMs?: number } = {}): Promise<Session> {
+    const base = { action: "session.create", userId, deviceId };
+    if (this.#deviceStanding(deviceId, "verified").revoked) {
+      await this.#log({ ...base, result: "denied", reason: `device ${deviceId} is revoked` });
+      throw new PermissionDeniedError(`device ${deviceId} is revoked`);
+    }
+    let session: Session;
+    try {
+      session = this.sessions.createSession(userId, deviceId, roles, options);
+    } catch (err) {
+      await this.#log({ ...base, result: "denied", reason: (err as PermissionDeniedError).reason ?? (err as Error).message });
+      throw err;
+    }
+    await this.#log({ ...base, sessionId: session.id, result: "allowed", reason: `roles ${session.roles.join(",")}` });
+    return session;
+  }
+
+  /**
+   * Authenticates with a named identity provider and opens a session. `roles`
+   * defaults to everything the user holds (signed grants plus provider roles).
+   */
+  async login(providerName: string, credential: unknown, deviceId: string, roles?: readonly string[]): Promise<Session> {
+    const provider = this.#providers.get(providerName);
+    if (provider === undefined) {
+      await this.#log({ action: "auth.login", userId: "(unknown)", deviceId, result: "denied", reason: `no identity provider ${providerName}` });
+      throw new UnauthenticatedError(`no identity provider ${providerName}`);
+    }
+    let identity;
+    try {
+      identity = await provider.authenticate(credential as never);
+    } catch (err) {
+      const reason = err instanceof UnauthenticatedError ? err.reason : (err as Error).message;
+      await this.#log({ action: "auth.login", userId: "(unknown)", deviceId, result: err instanceof UnauthenticatedError ? "denied" : "error", reason: `${providerName}: ${reason}` });
+      throw err instanceof UnauthenticatedError ? err : new UnauthenticatedError(reason);
+    }
+    await this.#log({ action: "auth.login", userId: identity.userId, deviceId, result: "allowed", reason: providerName });
+    const held = [...new Set([...this.grants.rolesOf(identity.userId), ...identity.roles])].sort();
+    return this.createSession(identity.userId, deviceId, roles ?? held, { providerRoles: identity.roles });
+  }
+
+  /** Swaps a token for a fresh one; the old one is refused afterwards. Audited. */
+  async rotateSession(token: string): Promise<Session> {
+    const check = this.sessions.rotate(token);
+    if (!check.ok) {
+      await this.#log({ action: "session.rotate", userId: check.userId ?? "(unknown)", result: "denied", reason: check.reason, ...(check.sessionId === undefined ? {} : { sessionId: check.sessionId }) });
+      throw new UnauthenticatedError(check.reason);
+    }
+    await this.#log({ action: "session.rotate", userId: check.session.userId, sessionId: check.session.id, deviceId: check.session.deviceId, result: "allowed" });
+    return check.session;
+  }
+
+  /** Revokes a session; audited under the revoking context's user. */
+  async revokeSession(sessionId: string, by: { userId: string; deviceId?: string }, reason = "revoked"): Promise<boolean> {
+    const found = this.sessions.revoke(sessionId, reason);
+    await this.#log({ action: "session.revoke", userId: by.userId, sessionId, result: found ? "allowed" : "error", reason: found ? reason : "unknown session", ...(by.deviceId === undefined ? {} : { deviceId: by.deviceId }) });
+    return found;
+  }
+
+  /**
+   * Records that a device was revoked (identity/ holds the signed revocation): its
+   * sessions end and its requests are refused from now on. Audited.
+   */
+  async revokeDevice(deviceId: string, by: { userId: string }, reason = "device revoked"): Promise<void> {
+    this.#revokedDevices.add(deviceId);
+    const ended = this.sessions.revokeDevice(deviceId, reason);
+    await this.#log({ action: "device.revoke", userId: by.userId, deviceId, result: "allowed", reason: `${reason}; ${ended.length} session(s) ended` });
+  }
+
+  /** Offers a signed role grant (local or replicated). Forged and non-admin grants are ignored and audited as denied. */
+  async addRoleGrant(bytes: Uint8Array, from: { deviceId?: string } = {}): Promise<GrantOutcome> {
+    const outcome = this.grants.add(bytes);
+    await this.#log({
+      action: "grant.add",
+      userId: outcome.grant?.issuer ?? "(unknown)",
+      result: outcome.status === "accepted" ? "allowed" : "denied",
+      reason: `${outcome.status}: ${outcome.reason}`,
+      ...(outcome.grant === undefined ? {} : { resource: outcome.grant.subject }),
+      ...(from.deviceId === undefined ? {} : { deviceId: from.deviceId }),
+    });
+    return outcome;
+  }
+
+  /** Appends an entry for something other modules decided (pairing, trust change, config change). */
+  record(body: AuditBody): Promise<AuditEntry> {
+    return this.audit.append(body);
+  }
+
+  /** Audit entries matching a filter, across this node's and replicated logs. */
+  getAuditLog(filter: AuditQuery = {}): Promise<AuditEntry[]> {
+    return this.audit.query(filter);
+  }
+
+  /** Checks every audit chain held; see {@link AuditLog.verify}. */
+  verifyAudit(): Promise<AuditVerifyReport> {
+    return this.audit.verify();
+  }
+
+  /** Stores audit entries replicated from other nodes; see {@link AuditLog.ingest}. */
+  ingestAudit(entries: Iterable<Uint8Array>): Promise<IngestReport> {
+    return this.audit.ingest(entries);
+  }
+
+  #build(repoPolicy: RepoPolicy | undefined, teamPolicy: TeamPolicy | undefined): Authorizer {
+    return new Authorizer({
+      meshId: this.meshId,
+      ...(repoPolicy === undefined ? {} : { repoPolicy }),
+      ...(teamPolicy === undefined ? {} : { teamPolicy }),
+      isDeviceRevoked: (deviceId) => this.#revokedDevices.has(deviceId) || (this.#standing?.(deviceId)?.revoked ?? false),
+      isSessionEnded: (sessionId) => this.sessions.hasEnded(sessionId),
+    });
+  }
+
+  #deviceStanding(deviceId: string, claimed: TrustLevel | undefined): DeviceStanding {
+    const revokedHere = this.#revokedDevices.has(deviceId);
+    if (this.#standing !== undefined) {
+      const standing = this.#standing(deviceId) ?? { level: "untrusted", revoked: false };
+      return { level: standing.level, revoked: standing.revoked || revokedHere };
+    }
+    return { level: claimed ?? "untrusted", revoked: revokedHere };
+  }
+
+  async #record<D extends Decision>(context: SecurityContext, action: string, decision: D, resource: string | undefined): Promise<D | Decision> {
+    try {
+      await this.audit.append({
+        action,
+        userId: context.userId,
+        deviceId: context.deviceId,
+        result: decision.allowed ? "allowed" : "denied",
+        reason: decision.reason,
+        ...(context.sessionId === undefined ? {} : { sessionId: context.sessionId }),
+        ...(resource === undefined ? {} : { resource }),
+      });
+      return decision;
+    } catch (err) {
+      return { allowed: false, reason: `audit log unavailable: ${(err as Error).message}` };
+    }
+  }
+
+  async #log(body: AuditBody): Promise<void> {
+    await this.audit.append(body);
+  }
+}

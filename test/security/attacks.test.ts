@@ -1,0 +1,249 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  AuditLog,
+  PermissionDeniedError,
+  SecurityService,
+  UnauthenticatedError,
+  generateSigner,
+  parseRepoPolicy,
+  parseTeamPolicy,
+  signRoleGrant,
+  type AuditQuery,
+  type DeviceStanding,
+  type SecurityContext,
+} from "../../src/security/index.js";
+import { meshIdFor, tempLevel } from "./helpers.js";
+
+const MESH = meshIdFor("a");
+
+const REPO_POLICY = `
+roles:
+  ci-runner:
+    inherits: [ci]
+    additionalPermissions: [skill:execute]
+agentPolicies:
+  deployer:
+    requireDeviceTrust: trusted
+skillPolicies:
+  shell:
+    dangerous: true
+    requiredPermissions: [skill:execute]
+    allowedRoles: [developer]
+`;
+
+const TEAM_POLICY = `
+enforceTrust: true
+minimumTrustLevel: verified
+`;
+
+/**
+ * The attack table: every row is an attempt that must be refused, and every refusal
+ * must leave a denied entry in the node's audit log.
+ */
+describe("attack table", () => {
+  let level: Awaited<ReturnType<typeof tempLevel>>;
+  let clock: number;
+  let service: SecurityService;
+  const node = generateSigner();
+  const owner = generateSigner();
+  const laptop = generateSigner();
+  const stranger = generateSigner();
+  const standing = new Map<string, DeviceStanding>();
+
+  beforeEach(async () => {
+    level = await tempLevel();
+    clock = Date.UTC(2026, 10, 24, 3, 0, 0);
+    standing.clear();
+    standing.set(laptop.peerId, { level: "verified", revoked: false });
+    standing.set(stranger.peerId, { level: "untrusted", revoked: false });
+    service = new SecurityService({
+      meshId: MESH,
+      signer: node,
+      audit: new AuditLog({ db: level.db, signer: node, now: () => clock }),
+      rootAdmins: [owner.peerId],
+      repoPolicy: parseRepoPolicy(REPO_POLICY),
+      teamPolicy: parseTeamPolicy(TEAM_POLICY),
+      deviceStanding: (id) => standing.get(id),
+      sessionTtlMs: 15 * 60_000,
+      now: () => clock,
+    });
+    for (const [subject, roles] of [
+      ["reader", ["readonly"]],
+      ["ci-bot", ["ci", "ci-runner"]],
+      ["dev", ["developer"]],
+      ["dev2", ["developer"]],
+    ] as const) {
+      expect((await service.addRoleGrant(signRoleGrant(owner, { subject, roles: [...roles], meshId: MESH, issuedAt: clock }))).status).toBe("accepted");
+    }
+  });
+
+  afterEach(async () => {
+    await service.audit.close();
+    await level.dispose();
+  });
+
+  const login = async (userId: string, roles: string[], device = laptop.peerId): Promise<{ token: string; context: SecurityContext }> => {
+    const session = await service.createSession(userId, device, roles);
+    return { token: session.token, context: await service.authenticate(session.token, { deviceId: device, origin: "local" }) };
+  };
+
+  const expectAudited = async (query: AuditQuery & { reason?: RegExp }) => {
+    const { reason, ...filter } = query;
+    const entries = await service.getAuditLog({ result: "denied", ...filter });
+    const matching = entries.filter((e) => reason === undefined || reason.test(e.body.reason ?? ""));
+    expect(matching, `no denied audit entry for ${JSON.stringify(query)}`).not.toHaveLength(0);
+  };
+
+  it("readonly submitting a task", async () => {
+    const { context } = await login("reader", ["readonly"]);
+    const decision = await service.authorize(context, { action: "task.submit", permission: "task:submit", resource: "task-1" });
+    expect(decision).toEqual({ allowed: false, reason: "no role of reader grants task:submit" });
+    await expectAudited({ action: "task.submit", userId: "reader" });
+    await expect(service.enforce(context, { action: "task.submit", permission: "task:submit" })).rejects.toBeInstanceOf(PermissionDeniedError);
+  });
+
+  it("ci invoking a dangerous skill, with and without skill:execute", async () => {
+    const plain = await login("ci-bot", ["ci"]);
+    expect(await service.authorize(plain.context, { action: "skill.execute", permission: "skill:execute", skillId: "shell" })).toMatchObject({ allowed: false, reason: "no role of ci-bot grants skill:execute" });
+    const runner = await login("ci-bot", ["ci-runner"]);
+    expect(await service.authorize(runner.context, { action: "skill.execute", permission: "skill:execute", skillId: "shell" })).toMatchObject({ allowed: false, reason: "skill shell is restricted to roles developer" });
+    await expectAudited({ action: "skill.execute", userId: "ci-bot", reason: /restricted to roles developer/ });
+    await expectAudited({ action: "skill.execute", userId: "ci-bot", reason: /grants skill:execute/ });
+  });
+
+  it("an untrusted device submitting", async () => {
+    const { context } = await login("dev", ["developer"], stranger.peerId);
+    expect(context.deviceTrustLevel).toBe("untrusted");
+    const real = await service.authorize(context, { action: "task.submit", permission: "task:submit" });
+    expect(real).toEqual({ allowed: false, reason: `organization policy requires device trust verified, device ${stranger.peerId} is untrusted` });
+    await expectAudited({ action: "task.submit", userId: "dev", reason: /requires device trust verified/ });
+  });
+
+  it("a revoked device submitting, with an old context and with its token", async () => {
+    const { token, context } = await login("dev", ["developer"]);
+    await service.revokeDevice(laptop.peerId, { userId: owner.peerId }, "laptop stolen");
+    expect(await service.authorize(context, { action: "task.submit", permission: "task:submit" })).toMatchObject({ allowed: false, reason: `device ${laptop.peerId} is revoked` });
+    await expect(service.authenticate(token, { deviceId: laptop.peerId, origin: "local" })).rejects.toBeInstanceOf(UnauthenticatedError);
+    await expect(service.createSession("dev", laptop.peerId, ["developer"])).rejects.toBeInstanceOf(PermissionDeniedError);
+    await expectAudited({ action: "task.submit", userId: "dev", reason: /is revoked/ });
+    await expectAudited({ action: "auth.token", userId: "dev", reason: /revoked/ });
+    await expectAudited({ action: "session.create", userId: "dev", reason: /is revoked/ });
+  });
+
+  it("a device revoked by the trust store (signed revocation replicated from elsewhere)", async () => {
+    const { token } = await login("dev", ["developer"]);
+    standing.set(laptop.peerId, { level: "verified", revoked: true });
+    await expect(service.authenticate(token, { deviceId: laptop.peerId, origin: "local" })).rejects.toThrow(/is revoked/);
+    await expectAudited({ action: "auth.token", reason: /is revoked/ });
+  });
+
+  it("a forged role grant: non-admin issuer, tampered bytes, another mesh", async () => {
+    const byStranger = await service.addRoleGrant(signRoleGrant(stranger, { subject: "reader", roles: ["admin"], meshId: MESH }));
+    expect(byStranger).toMatchObject({ status: "ignored", reason: `issuer ${stranger.peerId} is not an admin of mesh ${MESH}` });
+
+    // A genuine grant to someone else, re-addressed to the attacker: same length, so still well-formed CBOR.
+    const genuine = Buffer.from(signRoleGrant(owner, { subject: "dev3", roles: ["admin"], meshId: MESH }));
+    genuine.write("evil", genuine.indexOf(Buffer.from("dev3")), "latin1");
+    const forged = await service.addRoleGrant(new Uint8Array(genuine));
+    expect(forged).toMatchObject({ status: "rejected", reason: "forged grant: role-grant signature does not verify" });
+    expect(service.grants.rolesOf("evil").size).toBe(0);
+
+    const elsewhere = await service.addRoleGrant(signRoleGrant(owner, { subject: "reader", roles: ["admin"], meshId: meshIdFor("b") }));
+    expect(elsewhere).toMatchObject({ status: "rejected", reason: `grant is for mesh ${meshIdFor("b")}, not ${MESH}` });
+
+    expect([...service.grants.rolesOf("reader")]).toEqual(["readonly"]);
+    await expect(service.createSession("reader", laptop.peerId, ["admin"])).rejects.toThrow("reader is not granted role(s) admin");
+    await expectAudited({ action: "grant.add", userId: stranger.peerId, reason: /^ignored: issuer/ });
+    await expectAudited({ action: "grant.add", reason: /^rejected: forged grant/ });
+    await expectAudited({ action: "grant.add", reason: /^rejected: grant is for mesh/ });
+    await expectAudited({ action: "session.create", userId: "reader", reason: /not granted role\(s\) admin/ });
+  });
+
+  it("a session token replayed after revocation, and after rotation", async () => {
+    const first = await login("dev", ["developer"]);
+    const rotated = await service.rotateSession(first.token);
+    await expect(service.authenticate(first.token, { deviceId: laptop.peerId, origin: "local" })).rejects.toThrow(/superseded token replayed/);
+    await service.revokeSession(rotated.id, { userId: "dev" }, "logout");
+    await expect(service.authenticate(rotated.token, { deviceId: laptop.peerId, origin: "local" })).rejects.toThrow(/revoked \(logout\); token replayed/);
+    expect(await service.authorize(first.context, { action: "task.read", permission: "task:read" })).toMatchObject({ allowed: false, reason: `session ${first.context.sessionId} has ended` });
+    await expectAudited({ action: "auth.token", userId: "dev", reason: /superseded token replayed/ });
+    await expectAudited({ action: "auth.token", userId: "dev", reason: /token replayed/ });
+    await expectAudited({ action: "task.read", userId: "dev", reason: /has ended/ });
+  });
+
+  it("an expired session token", async () => {
+    const { token } = await login("dev", ["developer"]);
+    clock += 16 * 60_000;
+    await expect(service.authenticate(token, { deviceId: laptop.peerId, origin: "local" })).rejects.toThrow(/expired/);
+    await expect(service.rotateSession(token)).rejects.toThrow(/expired/);
+    await expectAudited({ action: "auth.token", userId: "dev", reason: /expired/ });
+    await expectAudited({ action: "session.rotate", userId: "dev", reason: /expired/ });
+  });
+
+  it("a token from another mesh, from another node, or for another device", async () => {
+    const level2 = await tempLevel();
+    try {
+      const otherMesh = new SecurityService({ meshId: meshIdFor("b"), signer: node, audit: new AuditLog({ db: level2.db, signer: node }), rootAdmins: ["dev"] });
+      const foreignMesh = await otherMesh.createSession("dev", laptop.peerId, ["admin"]);
+      await expect(service.authenticate(foreignMesh.token, { deviceId: laptop.peerId, origin: "local" })).rejects.toThrow(`session token is for mesh ${meshIdFor("b")}, not ${MESH}`);
+
+      const otherNode = generateSigner();
+      const sameMesh = new SecurityService({ meshId: MESH, signer: otherNode, audit: new AuditLog({ db: level2.db, signer: otherNode }), rootAdmins: ["dev"] });
+      const foreignNode = await sameMesh.createSession("dev", laptop.peerId, ["admin"]);
+      await expect(service.authenticate(foreignNode.token, { deviceId: laptop.peerId, origin: "local" })).rejects.toThrow(`session token issued by ${otherNode.peerId}, not by this node`);
+      await otherMesh.audit.close();
+      await sameMesh.audit.close();
+    } finally {
+      await level2.dispose();
+    }
+    const mine = await login("dev", ["developer"]);
+    await expect(service.authenticate(mine.token, { deviceId: stranger.peerId, origin: "local" })).rejects.toThrow(/belongs to device/);
+    await expectAudited({ action: "auth.token", reason: /is for mesh/ });
+    await expectAudited({ action: "auth.token", reason: /not by this node/ });
+    await expectAudited({ action: "auth.token", reason: /belongs to device/ });
+  });
+
+  it("a policy requiring more trust than the device has", async () => {
+    const { context } = await login("dev", ["developer"]);
+    expect(context.deviceTrustLevel).toBe("verified");
+    expect(await service.authorize(context, { action: "agent.invoke", permission: "agent:invoke", agentId: "deployer" })).toEqual({
+      allowed: false,
+      reason: `agent deployer requires device trust trusted, device ${laptop.peerId} is verified`,
+    });
+    const untrusted = await login("dev", ["developer"], stranger.peerId);
+    expect(await service.authorize(untrusted.context, { action: "agent.invoke", permission: "agent:invoke", agentId: "coder" })).toMatchObject({ allowed: false });
+    await expectAudited({ action: "agent.invoke", reason: /requires device trust trusted/ });
+    await expectAudited({ action: "agent.invoke", reason: /requires device trust verified, device .* is untrusted/ });
+  });
+
+  it("a session reading or streaming another session's task; an admin may, and that is audited too", async () => {
+    const a = await login("dev", ["developer"]);
+    const b = await login("dev2", ["developer"]);
+    const task = { id: "task-of-b", sessionId: b.context.sessionId };
+    expect(await service.authorizeTaskRead(b.context, task)).toMatchObject({ allowed: true, crossSession: false });
+    expect(await service.authorizeTaskRead(a.context, task)).toMatchObject({ allowed: false, reason: "task task-of-b belongs to another session" });
+    expect(await service.authorizeTaskRead(a.context, task, "task.stream")).toMatchObject({ allowed: false });
+    await expectAudited({ action: "task.read", userId: "dev", reason: /another session/ });
+    await expectAudited({ action: "task.stream", userId: "dev", reason: /another session/ });
+
+    const admin = await login(owner.peerId, ["admin"]);
+    expect(await service.authorizeTaskRead(admin.context, task)).toMatchObject({ allowed: true, crossSession: true });
+    const allowed = await service.getAuditLog({ action: "task.read", userId: owner.peerId, result: "allowed" });
+    expect(allowed.map((e) => e.body.resource)).toEqual(["task-of-b"]);
+  });
+
+  it("a remote request, and a remote peer claiming roles it was never granted", async () => {
+    const claimed = service.contextForPeer({ userId: "reader", roles: ["admin", "readonly"] }, laptop.peerId);
+    expect(claimed.roles).toEqual(["readonly"]);
+    expect(await service.authorize(claimed, { action: "task.read", permission: "task:read" })).toEqual({ allowed: false, reason: "remote requests are not allowed by the repository policy" });
+    await expectAudited({ action: "task.read", userId: "reader", reason: /remote requests are not allowed/ });
+  });
+
+  it("leaves an audit log that verifies", async () => {
+    const { context } = await login("reader", ["readonly"]);
+    await service.authorize(context, { action: "task.submit", permission: "task:submit" });
+    const report = await service.verifyAudit();
+    expect(report).toMatchObject({ ok: true, authors: 1, problems: [] });
+    expect(report.entries).toBeGreaterThan(5);
+  });
+});
