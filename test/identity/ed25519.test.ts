@@ -63,7 +63,9 @@ describe("node:crypto and @noble/ed25519 agree", () => {
       fc.property(seed, seed, message, fc.nat(), fc.integer({ min: 0, max: 7 }), fc.constantFrom("sig", "msg", "key", "other-key"), (s, s2, m, at, bit, what) => {
         const pub = nodeEd25519.publicKey(s);
         const sig = nodeEd25519.sign(m, s);
-        let [tsig, tmsg, tpub] = [new Uint8Array(sig), new Uint8Array(m), new Uint8Array(pub)];
+        const tsig = new Uint8Array(sig);
+        let tmsg: Uint8Array = new Uint8Array(m);
+        let tpub: Uint8Array = new Uint8Array(pub);
         if (what === "sig") tsig[at % 64]! ^= 1 << bit;
         if (what === "msg") tmsg = m.length === 0 ? new Uint8Array([1]) : (tmsg[at % m.length]! ^= 1 << bit, tmsg);
         if (what === "key") tpub[at % 32]! ^= 1 << bit;
