@@ -1,10 +1,13 @@
 import { generateKeyPair } from "@libp2p/crypto/keys";
+import type { PrivateKey } from "@libp2p/interface";
 import { createMeshLibp2p, type AdmitPeer, type MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
 
 /** Options of {@link startNodes}. */
 export interface StartNodesOptions {
   /** Membership decision of node `index`; default admits everyone. */
   admit?: (index: number) => AdmitPeer;
+  /** Device keys of the nodes, by index; generated when absent. */
+  keys?: PrivateKey[];
 }
 
 /** `n` started mesh nodes on 127.0.0.1 with mDNS off, not yet connected. */
@@ -12,7 +15,7 @@ export async function startNodes(n: number, options: StartNodesOptions = {}): Pr
   return Promise.all(
     Array.from({ length: n }, async (_, i) =>
       createMeshLibp2p({
-        privateKey: await generateKeyPair("Ed25519"),
+        privateKey: options.keys?.[i] ?? (await generateKeyPair("Ed25519")),
         mdns: false,
         admit: options.admit?.(i) ?? (() => true),
         inboundConnectionThreshold: 1000,

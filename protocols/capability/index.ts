@@ -1,0 +1,14 @@
+export { CAPS_PROTOCOL, CAPS_VERSION, capsMessage, createCapsCodec, type CapsMessage } from "./messages.js";
+export {
+  capabilityCid,
+  nodeRecordKey,
+  nodeRecordKeyString,
+  nodeRecordSchema,
+  openNodeRecord,
+  selectNodeRecord,
+  signNodeRecord,
+  validateNodeRecord,
+  type CapabilityKind,
+  type NodeRecord,
+  type SignedNodeRecord,
+} from "./node-record.js";

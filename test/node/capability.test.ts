@@ -1,0 +1,121 @@
+import { generateKeyPair } from "@libp2p/crypto/keys";
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
+import { afterEach, describe, expect, it } from "vitest";
+import type { MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
+import { createCapabilityDirectory, type CapabilityDirectory, type LocalCapabilities } from "../../node/routing/index.js";
+import {
+  nodeRecordKey,
+  openNodeRecord,
+  selectNodeRecord,
+  signNodeRecord,
+  validateNodeRecord,
+  type NodeRecord,
+} from "../../protocols/capability/index.js";
+import { MalformedFrameError } from "../../protocols/framing/index.js";
+import { connect, connectAll, startNodes, stopAll } from "./helpers.js";
+
+let nodes: MeshLibp2p[] = [];
+let directories: CapabilityDirectory[] = [];
+afterEach(async () => {
+  await Promise.allSettled(directories.map((d) => d.stop()));
+  await stopAll(nodes);
+  nodes = [];
+  directories = [];
+});
+
+const base = (peerId: string, seq: number): NodeRecord => ({
+  peerId,
+  agents: ["echo"],
+  skills: [],
+  capabilities: ["shell"],
+  load: 0,
+  maxConcurrency: 4,
+  version: "0.1.0",
+  seq,
+  updatedAt: 1_700_000_000_000 + seq,
+});
+
+describe("signed node records", () => {
+  it("validate only under their own key and when signed by that peer", async () => {
+    const key = await generateKeyPair("Ed25519");
+    const other = await generateKeyPair("Ed25519");
+    const peerId = peerIdFromPrivateKey(key).toString();
+    const good = await signNodeRecord(base(peerId, 1), key);
+    await expect(validateNodeRecord(nodeRecordKey(peerId), good.bytes)).resolves.toBeUndefined();
+    expect((await openNodeRecord(good.bytes)).record).toEqual(base(peerId, 1));
+
+    const forged = await signNodeRecord(base(peerId, 2), other);
+    await expect(validateNodeRecord(nodeRecordKey(peerId), forged.bytes)).rejects.toBeInstanceOf(MalformedFrameError);
+    const otherId = peerIdFromPrivateKey(other).toString();
+    await expect(validateNodeRecord(nodeRecordKey(otherId), good.bytes)).rejects.toThrow(/foreign key/);
+    const tampered = good.bytes.slice();
+    tampered[tampered.length - 70] = (tampered[tampered.length - 70] ?? 0) ^ 1;
+    await expect(validateNodeRecord(nodeRecordKey(peerId), tampered)).rejects.toBeInstanceOf(MalformedFrameError);
+  });
+
+  it("select the newest record and never an undecodable one", async () => {
+    const key = await generateKeyPair("Ed25519");
+    const peerId = peerIdFromPrivateKey(key).toString();
+    const records = await Promise.all([3, 9, 5].map(async (seq) => (await signNodeRecord(base(peerId, seq), key)).bytes));
+    expect(selectNodeRecord(nodeRecordKey(peerId), [new Uint8Array([1, 2]), ...records])).toBe(2);
+  });
+});
+
+describe("capability directory", () => {
+  async function mesh(n: number, offers: (i: number) => Partial<LocalCapabilities>, members?: (i: number, peer: string) => boolean) {
+    const keys = await Promise.all(Array.from({ length: n }, () => generateKeyPair("Ed25519")));
+    nodes = await startNodes(n, { keys });
+    directories = await Promise.all(
+      nodes.map(async (node, i) =>
+        createCapabilityDirectory({
+          libp2p: node,
+          privateKey: keys[i] as (typeof keys)[number],
+          local: () => ({ agents: [], skills: [], capabilities: [], load: i, maxConcurrency: 4, ...offers(i) }),
+          version: "0.1.0",
+          isMember: (peer) => members?.(i, peer) ?? true,
+          refreshMs: 3_600_000,
+        }),
+      ),
+    );
+    return nodes.map((node) => node.peerId.toString());
+  }
+
+  it("finds the one node of five that has an agent by asking connected members", async () => {
+    const ids = await mesh(5, (i) => (i === 3 ? { agents: ["claude-coder", "echo"] } : { agents: ["echo"] }));
+    await connectAll(nodes);
+    const [first] = directories;
+    const found = await first!.findAgent("claude-coder", { timeoutMs: 5_000 });
+    expect(found.map((c) => c.peerId)).toEqual([ids[3]]);
+    expect(found[0]?.record.load).toBe(3);
+    expect(found[0]?.source).toBe("direct");
+    expect(found[0]?.latencyMs).toBeGreaterThan(0);
+
+    const echo = await first!.findAgent("echo", { timeoutMs: 5_000 });
+    expect(echo.map((c) => c.peerId).sort()).toEqual([...ids].sort());
+    expect(echo.find((c) => c.local)?.peerId).toBe(ids[0]);
+    expect(await first!.findAgent("nobody-has-this", { strategy: "direct", timeoutMs: 5_000 })).toEqual([]);
+  });
+
+  it("finds a node through DHT provider and node records when it is not connected", async () => {
+    const ids = await mesh(4, (i) => (i === 3 ? { agents: ["reviewer"], skills: ["git"] } : {}));
+    // A line 0-1-2-3: node 0 has no connection to node 3 and must go through the DHT.
+    await connect(nodes[0]!, nodes[1]!);
+    await connect(nodes[1]!, nodes[2]!);
+    await connect(nodes[2]!, nodes[3]!);
+    await new Promise((r) => setTimeout(r, 500));
+    await Promise.all(directories.map((d) => d.publish()));
+    const found = await directories[0]!.findAgent("reviewer", { strategy: "dht", timeoutMs: 10_000 });
+    expect(found.map((c) => c.peerId)).toEqual([ids[3]]);
+    expect(found[0]?.source).toBe("dht");
+    expect(found[0]?.record.skills).toEqual(["git"]);
+    const bySkill = await directories[1]!.find("skill", "git", { strategy: "dht", timeoutMs: 10_000 });
+    expect(bySkill.map((c) => c.peerId)).toEqual([ids[3]]);
+  });
+
+  it("does not answer non-members", async () => {
+    const ids = await mesh(2, () => ({ agents: ["echo"] }), (i, peer) => i === 1 && peer === ids[0] ? false : true);
+    await connect(nodes[0]!, nodes[1]!);
+    const found = await directories[0]!.findAgent("echo", { strategy: "direct", excludeLocal: true, timeoutMs: 2_000 });
+    expect(found).toEqual([]);
+  });
+});
