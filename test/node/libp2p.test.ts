@@ -1,0 +1,62 @@
+import { generateKeyPair } from "@libp2p/crypto/keys";
+import { afterEach, describe, expect, it } from "vitest";
+import { createMeshLibp2p, MESH_DHT_PROTOCOL, type MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
+import { connect, eventually, startNodes, stopAll } from "./helpers.js";
+
+let nodes: MeshLibp2p[] = [];
+afterEach(async () => {
+  await stopAll(nodes);
+  nodes = [];
+});
+
+describe("mesh libp2p assembly", () => {
+  it("connects nodes on loopback and speaks only the private DHT protocol", async () => {
+    nodes = await startNodes(3);
+    const [a, b, c] = nodes as [MeshLibp2p, MeshLibp2p, MeshLibp2p];
+    await connect(a, b);
+    await connect(b, c);
+    expect(a.getPeers().map(String)).toEqual([b.peerId.toString()]);
+    expect(b.getPeers().length).toBe(2);
+    expect(a.getProtocols()).toContain(MESH_DHT_PROTOCOL);
+    expect(a.getProtocols().some((p) => p.startsWith("/ipfs/kad"))).toBe(false);
+    expect(a.services.dht.getMode()).toBe("server");
+    const rtt = await a.services.ping.ping(b.peerId);
+    expect(rtt).toBeGreaterThanOrEqual(0);
+  });
+
+  it("refuses peers the admit callback rejects, inbound and outbound, once their key is known", async () => {
+    const asked: string[] = [];
+    let allowed = new Set<string>();
+    nodes = await startNodes(3, {
+      admit: (i) => async (peer) => {
+        if (i === 1) asked.push(peer);
+        return i !== 1 || allowed.has(peer);
+      },
+    });
+    const [a, b, c] = nodes as [MeshLibp2p, MeshLibp2p, MeshLibp2p];
+    allowed = new Set([a.peerId.toString()]);
+    await connect(a, b);
+    // The dialer may finish its side of the handshake before b's gater drops the connection.
+    await connect(c, b).catch(() => undefined);
+    await expect(connect(b, c)).rejects.toThrow();
+    await eventually(() => c.getConnections(b.peerId).length === 0, 5_000, "refused connection dropped");
+    expect(b.getPeers().map(String)).toEqual([a.peerId.toString()]);
+    expect(asked).toContain(c.peerId.toString());
+    expect(asked).toContain(a.peerId.toString());
+  });
+
+  it("dials bootstrap peers at start", async () => {
+    nodes = await startNodes(1);
+    const [seed] = nodes as [MeshLibp2p];
+    const address = seed.getMultiaddrs()[0]?.toString();
+    expect(address).toContain("/p2p/");
+    const joiner = await createMeshLibp2p({
+      privateKey: await generateKeyPair("Ed25519"),
+      mdns: false,
+      admit: () => true,
+      bootstrap: [address as string],
+    });
+    nodes.push(joiner);
+    await eventually(() => joiner.getPeers().some((p) => p.equals(seed.peerId)), 5_000, "bootstrap connection");
+  });
+});
