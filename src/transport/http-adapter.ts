@@ -188,7 +188,8 @@ export class HTTPTransportAdapter implements TransportAdapter {
           cause = err;
         } else if (response.body !== null) {
           for await (const frame of parseSse(response.body, touch)) {
-            if (frame.event === SSE_EVENTS.end) return;
+            // Frames already buffered keep parsing after an abort; the caller asked for no more.
+            if (stop.aborted || frame.event === SSE_EVENTS.end) return;
             if (frame.event === SSE_EVENTS.error) throw errorFromBody(safeJson(frame.data), 500);
             if (frame.event !== SSE_EVENTS.update) continue;
             const update = TaskUpdateEventSchema.parse(safeJson(frame.data)) as TaskUpdateEvent;

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HttpServer } from "../../node/http/index.js";
-import { FixtureAdapter } from "./fixture-adapter.js";
+import { openEngine, type Engine } from "./engine.js";
 import { TOKENS, authenticate, eventually, request, startServer, type RawAnswer } from "./helpers.js";
 
 const submitBody = (extra: Record<string, unknown> = {}): string =>
@@ -22,13 +22,13 @@ function expectError(answer: RawAnswer, status: number, code: string): { code: s
 }
 
 describe("HTTP server over real sockets", () => {
-  let adapter: FixtureAdapter;
+  let engine: Engine;
   let server: HttpServer;
   const audited: unknown[] = [];
 
   beforeAll(async () => {
-    adapter = new FixtureAdapter();
-    server = await startServer(adapter, {
+    engine = await openEngine();
+    server = await startServer(engine.adapter, {
       bodyLimit: 64 * 1024,
       connectionTimeoutMs: 400,
       requestTimeoutMs: 1_000,
@@ -41,7 +41,7 @@ describe("HTTP server over real sockets", () => {
   });
   afterAll(async () => {
     await server.close();
-    await adapter.close();
+    await engine.close();
   });
 
   it("binds loopback and serves /healthz and /openapi.json without a token", async () => {
@@ -85,17 +85,17 @@ describe("HTTP server over real sockets", () => {
     const done = await request(server.url, "GET", `/v1/tasks/${task.id}`, { token: TOKENS.alice });
     expect(done.body).toMatchObject({ id: task.id, status: "completed", output: "hi" });
 
-    const manual = (await request(server.url, "POST", "/v1/tasks", { token: TOKENS.alice, body: submitBody({ agentId: "manual" }) })).body as { id: string };
-    const listed = await request(server.url, "GET", "/v1/tasks?status=pending&limit=5", { token: TOKENS.alice });
-    expect((listed.body as { tasks: { id: string }[] }).tasks.map((t) => t.id)).toContain(manual.id);
+    const manual = await engine.startManual();
+    const listed = await request(server.url, "GET", "/v1/tasks?status=running&limit=5", { token: TOKENS.alice });
+    expect((listed.body as { tasks: { id: string }[] }).tasks.map((t) => t.id)).toEqual([manual]);
 
-    expect((await request(server.url, "POST", `/v1/tasks/${manual.id}/cancel`, { token: TOKENS.alice })).body).toEqual({ cancelled: true });
-    expect((await request(server.url, "POST", `/v1/tasks/${manual.id}/cancel`, { token: TOKENS.alice })).body).toEqual({ cancelled: false });
+    expect((await request(server.url, "POST", `/v1/tasks/${manual}/cancel`, { token: TOKENS.alice })).body).toEqual({ cancelled: true });
+    expect((await request(server.url, "POST", `/v1/tasks/${manual}/cancel`, { token: TOKENS.alice })).body).toEqual({ cancelled: false });
 
     const agents = (await request(server.url, "GET", "/v1/agents", { token: TOKENS.alice })).body as { agents: { id: string }[] };
-    expect(agents.agents.map((a) => a.id)).toEqual(["echo", "manual"]);
-    expect((await request(server.url, "GET", "/v1/skills", { token: TOKENS.alice })).body).toMatchObject({ skills: [{ id: "noop" }] });
-    expect((await request(server.url, "GET", "/v1/status", { token: TOKENS.alice })).body).toMatchObject({ healthy: true, version: "0.0.0-test" });
+    expect(agents.agents.map((a) => a.id)).toEqual(["echo", "sleep", "manual"]);
+    expect((await request(server.url, "GET", "/v1/skills", { token: TOKENS.alice })).body).toEqual({ skills: [] });
+    expect((await request(server.url, "GET", "/v1/status", { token: TOKENS.alice })).body).toMatchObject({ healthy: true, version: expect.any(String) });
   });
 
   it("answers every bad input with the right status and a JSON error body", async () => {
@@ -134,7 +134,7 @@ describe("HTTP server over real sockets", () => {
   });
 
   it("keeps sessions apart: another session's task is invisible unless admin", async () => {
-    const task = (await request(server.url, "POST", "/v1/tasks", { token: TOKENS.alice, body: submitBody({ agentId: "manual" }) })).body as { id: string };
+    const task = { id: await engine.startManual() };
     expectError(await request(server.url, "GET", `/v1/tasks/${task.id}`, { token: TOKENS.bob }), 403, "PERMISSION_DENIED");
     expectError(await request(server.url, "POST", `/v1/tasks/${task.id}/cancel`, { token: TOKENS.bob }), 403, "PERMISSION_DENIED");
     expectError(await request(server.url, "GET", `/v1/tasks/${task.id}/events`, { token: TOKENS.bob }), 403, "PERMISSION_DENIED");
@@ -142,7 +142,7 @@ describe("HTTP server over real sockets", () => {
     const bobList = (await request(server.url, "GET", "/v1/tasks", { token: TOKENS.bob })).body as { tasks: { id: string }[] };
     expect(bobList.tasks.map((t) => t.id)).not.toContain(task.id);
     expect((await request(server.url, "GET", `/v1/tasks/${task.id}`, { token: TOKENS.admin })).status).toBe(200);
-    adapter.update(task.id, "cancelled");
+    expect(await engine.adapter.cancelTask(task.id)).toBe(true);
   });
 
   it("delegates /v1/audit to the audit dependency, admins only", async () => {
@@ -184,8 +184,8 @@ describe("HTTP server configuration", () => {
         "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
       ], { stdio: "ignore" });
       const cert = readFileSync(join(dir, "cert.pem"));
-      const adapter = new FixtureAdapter();
-      const server = await startServer(adapter, { tls: { cert, key: readFileSync(join(dir, "key.pem")) } });
+      const engine = await openEngine();
+      const server = await startServer(engine.adapter, { tls: { cert, key: readFileSync(join(dir, "key.pem")) } });
       try {
         expect(server.url).toMatch(/^https:\/\//);
         const body = await new Promise<string>((resolve, reject) => {
@@ -201,6 +201,7 @@ describe("HTTP server configuration", () => {
         expect(JSON.parse(body)).toMatchObject({ healthy: true });
       } finally {
         await server.close();
+        await engine.close();
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -208,9 +209,9 @@ describe("HTTP server configuration", () => {
   });
 
   it("tells authenticate where the request came from, and filters listings with canReadTask", async () => {
-    const adapter = new FixtureAdapter();
+    const engine = await openEngine();
     const seen: { remoteAddress: string; secure: boolean; userAgent?: string }[] = [];
-    const server = await startServer(adapter, {
+    const server = await startServer(engine.adapter, {
       authenticate: (token, info) => {
         seen.push(info);
         return authenticate(token);
@@ -218,26 +219,28 @@ describe("HTTP server configuration", () => {
       canReadTask: (_ctx, task) => ({ allowed: task.agentId !== "manual" }),
     });
     try {
-      const hidden = await adapter.submitTask({ description: "d", input: "i", agentId: "manual", sessionId: "s-alice" });
-      const shown = await adapter.submitTask({ description: "d", input: "i", agentId: "echo", sessionId: "s-alice" });
+      const hidden = { id: await engine.startManual() };
+      const shown = await engine.adapter.submitTask({ description: "d", input: "i", agentId: "echo", sessionId: "s-alice" });
       const listed = await request(server.url, "GET", "/v1/tasks", { token: TOKENS.alice, headers: { "user-agent": "ci/1" } });
       expect((listed.body as { tasks: { id: string }[] }).tasks.map((t) => t.id)).toEqual([shown.id]);
       expect((await request(server.url, "GET", `/v1/tasks/${hidden.id}`, { token: TOKENS.alice })).status).toBe(200);
       expect(seen[0]).toEqual({ remoteAddress: "127.0.0.1", secure: false, userAgent: "ci/1" });
-      adapter.update(hidden.id, "cancelled");
+      await engine.adapter.cancelTask(hidden.id);
     } finally {
       await server.close();
+      await engine.close();
     }
   });
 
   it("refuses event streams beyond maxSseStreams with 503 and a JSON body", async () => {
-    const adapter = new FixtureAdapter();
-    const server = await startServer(adapter, { maxSseStreams: 0 });
+    const engine = await openEngine();
+    const server = await startServer(engine.adapter, { maxSseStreams: 0 });
     try {
-      const task = await adapter.submitTask({ description: "d", input: "i", agentId: "manual", sessionId: "s-alice" });
+      const task = await engine.adapter.submitTask({ description: "d", input: "i", agentId: "echo", sessionId: "s-alice" });
       expectError(await request(server.url, "GET", `/v1/tasks/${task.id}/events`, { token: TOKENS.alice }), 503, "UNAVAILABLE");
     } finally {
       await server.close();
+      await engine.close();
     }
   });
 });

@@ -3,96 +3,85 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TaskUpdateEvent } from "../../src/contract/types.js";
 import { HTTPTransportAdapter } from "../../src/transport/http-adapter.js";
 import type { HttpServer } from "../../node/http/index.js";
-import { FixtureAdapter } from "./fixture-adapter.js";
+import { openEngine, type Engine } from "./engine.js";
 import { TOKENS, eventually, openSse, startRelay, startServer } from "./helpers.js";
 
-const STEPS = 20;
+/** What a subscriber must have seen: the engine's own history, field for field. */
+const view = (events: TaskUpdateEvent[]): unknown[] => events.map((e) => [e.seq, e.status, e.progress, e.message, e.timestamp.toISOString()]);
 
 describe("task event streams over SSE", () => {
-  let adapter: FixtureAdapter;
+  let engine: Engine;
   let server: HttpServer;
 
   beforeAll(async () => {
-    adapter = new FixtureAdapter();
-    server = await startServer(adapter, { sseHeartbeatMs: 50 });
+    engine = await openEngine();
+    server = await startServer(engine.adapter, { sseHeartbeatMs: 50 });
   });
   afterAll(async () => {
     await server.close();
-    await adapter.close();
+    await engine.close();
   });
 
-  const manualTask = async (): Promise<string> =>
-    (await adapter.submitTask({ description: "driven", input: "", agentId: "manual", sessionId: "s-alice" })).id;
-
-  /** planning, running, STEPS progress updates, completed: every task's history is seq 1..STEPS+4. */
-  const drive = (id: string, from = 0, to = STEPS): void => {
-    if (from === 0) {
-      adapter.update(id, "planning");
-      adapter.update(id, "running");
-    }
-    for (let i = from + 1; i <= to; i += 1) adapter.update(id, "running", { progress: Math.round((i / STEPS) * 100), message: `step ${i}` });
-    if (to === STEPS) adapter.update(id, "completed", { output: "done" });
-  };
-  const allSeqs = Array.from({ length: STEPS + 4 }, (_, i) => i + 1);
-
   it("delivers every update to 100 concurrent subscribers, then ends each stream", async () => {
-    const id = await manualTask();
+    const id = await engine.startManual();
     const client = new HTTPTransportAdapter({ baseUrl: server.url, token: TOKENS.alice });
     const received: TaskUpdateEvent[][] = Array.from({ length: 100 }, () => []);
     const subscribers = received.map(async (events) => {
       for await (const update of client.streamTaskUpdates(id)) events.push(update);
     });
     await eventually(() => server.sseStreams() === 100);
-    drive(id);
+    for (let p = 5; p <= 100; p += 5) engine.controller.progress(id, p);
+    engine.controller.complete(id, "all done");
     await Promise.all(subscribers);
-    for (const events of received) {
-      expect(events.map((e) => e.seq)).toEqual(allSeqs);
-      expect(events.at(-1)).toMatchObject({ taskId: id, status: "completed" });
-      expect(events[5]?.timestamp).toBeInstanceOf(Date);
-    }
+    const expected = view(await engine.history(id));
+    expect(expected.length).toBeGreaterThan(20);
+    for (const events of received) expect(view(events)).toEqual(expected);
+    expect(received[0]?.at(-1)).toMatchObject({ taskId: id, status: "completed" });
     await eventually(() => server.sseStreams() === 0);
     await client.close();
   });
 
   it("resumes a raw subscriber from Last-Event-ID and ?after= with nothing missed or repeated", async () => {
-    const id = await manualTask();
-    drive(id, 0, 5);
+    const id = await engine.startManual();
+    for (let p = 1; p <= 3; p += 1) engine.controller.progress(id, p);
     const first = openSse(server.url, `/v1/tasks/${id}/events`, TOKENS.alice);
     await first.next(4);
     first.cut();
     await first.ended;
-    const lastId = first.frames.at(-1)?.id ?? "";
-    expect(Number(lastId)).toBeGreaterThanOrEqual(4);
+    const firstLast = first.frames.at(-1)?.id ?? "";
 
-    drive(id, 5, 12);
-    const second = openSse(server.url, `/v1/tasks/${id}/events`, TOKENS.alice, { "last-event-id": lastId });
-    await second.next(10 - Number(lastId) + 2);
+    // Updates made while nobody listens.
+    for (let p = 4; p <= 8; p += 1) engine.controller.progress(id, p);
+    const second = openSse(server.url, `/v1/tasks/${id}/events`, TOKENS.alice, { "last-event-id": firstLast });
+    await second.next(2);
     second.cut();
     await second.ended;
     const secondLast = second.frames.at(-1)?.id ?? "";
 
-    drive(id, 12, STEPS);
+    for (let p = 9; p <= 12; p += 1) engine.controller.progress(id, p);
+    engine.controller.complete(id);
     const third = openSse(server.url, `/v1/tasks/${id}/events?after=${secondLast}`, TOKENS.alice);
     expect(await third.ended).toBe(200);
+    expect(third.frames.at(-1)?.event).toBe("end");
 
     const updates = [...first.frames, ...second.frames, ...third.frames].filter((f) => f.event === "update");
-    expect(updates.map((f) => Number(f.id))).toEqual(allSeqs);
-    expect(updates.map((f) => (JSON.parse(f.data) as { seq: number }).seq)).toEqual(allSeqs);
-    expect(third.frames.at(-1)?.event).toBe("end");
+    const expected = (await engine.history(id)).map((e) => e.seq);
+    expect(updates.map((f) => Number(f.id))).toEqual(expected);
+    expect(updates.map((f) => (JSON.parse(f.data) as { seq: number }).seq)).toEqual(expected);
     await eventually(() => server.sseStreams() === 0);
   });
 
   it("replays the full history of a task that already ended, then sends end", async () => {
-    const id = await manualTask();
-    drive(id);
-    const stream = openSse(server.url, `/v1/tasks/${id}/events`, TOKENS.alice);
+    const task = await engine.adapter.submitTask({ description: "echo", input: "again", agentId: "echo", sessionId: "s-alice" });
+    const expected = (await engine.history(task.id)).map((e) => String(e.seq));
+    const stream = openSse(server.url, `/v1/tasks/${task.id}/events`, TOKENS.alice);
     await stream.ended;
-    expect(stream.frames.filter((f) => f.event === "update").map((f) => Number(f.id))).toEqual(allSeqs);
+    expect(stream.frames.filter((f) => f.event === "update").map((f) => f.id)).toEqual(expected);
     expect(stream.frames.at(-1)).toMatchObject({ event: "end" });
   });
 
   it("sends heartbeat comments while idle and frees the stream when the client leaves", async () => {
-    const id = await manualTask();
+    const id = await engine.startManual();
     const chunks: string[] = [];
     const req = http.get(`${server.url}/v1/tasks/${id}/events`, { headers: { authorization: `Bearer ${TOKENS.alice}` }, agent: false });
     const response = await new Promise<http.IncomingMessage>((resolve) => req.on("response", resolve));
@@ -103,64 +92,65 @@ describe("task event streams over SSE", () => {
     expect(server.sseStreams()).toBe(1);
     req.destroy();
     await eventually(() => server.sseStreams() === 0);
-    adapter.update(id, "cancelled");
+    await engine.adapter.cancelTask(id);
   });
 
   it("refuses a bad resume position with 400 before opening a stream", async () => {
-    const id = await manualTask();
-    const stream = openSse(server.url, `/v1/tasks/${id}/events`, TOKENS.alice, { "last-event-id": "yesterday" });
+    const task = await engine.adapter.submitTask({ description: "echo", input: "x", agentId: "echo", sessionId: "s-alice" });
+    const stream = openSse(server.url, `/v1/tasks/${task.id}/events`, TOKENS.alice, { "last-event-id": "yesterday" });
     expect(await stream.ended).toBe(400);
-    adapter.update(id, "cancelled");
   });
 });
 
 describe("HTTPTransportAdapter resumes dropped streams", () => {
   it("reconnects through a cut connection with Last-Event-ID and misses nothing", async () => {
-    const adapter = new FixtureAdapter();
-    const server = await startServer(adapter, { sseHeartbeatMs: 50 });
+    const engine = await openEngine();
+    const server = await startServer(engine.adapter, { sseHeartbeatMs: 50 });
     const relay = await startRelay(server.port);
     const client = new HTTPTransportAdapter({ baseUrl: relay.url, token: TOKENS.alice, reconnectDelayMs: 10 });
     try {
-      const id = (await adapter.submitTask({ description: "d", input: "", agentId: "manual", sessionId: "s-alice" })).id;
-      const seqs: number[] = [];
+      const id = await engine.startManual();
+      const received: TaskUpdateEvent[] = [];
       let cut = false;
       const consumer = (async () => {
         for await (const update of client.streamTaskUpdates(id)) {
-          seqs.push(update.seq ?? -1);
-          if (update.seq === 6 && !cut) {
+          received.push(update);
+          if (update.progress === 10 && !cut) {
             cut = true;
             relay.cutAll();
             // Updates made while the client is away must still reach it.
-            for (let i = 0; i < 5; i += 1) adapter.update(id, "running", { progress: 50 + i });
+            for (let p = 20; p <= 24; p += 1) engine.controller.progress(id, p);
           }
         }
       })();
-      adapter.update(id, "planning");
-      adapter.update(id, "running");
-      for (let i = 0; i < 4; i += 1) adapter.update(id, "running", { progress: i * 10 });
-      await eventually(() => seqs.length >= 12);
-      adapter.update(id, "completed", { output: "ok" });
+      engine.controller.progress(id, 10);
+      await eventually(() => received.some((u) => u.progress === 24));
+      engine.controller.complete(id);
       await consumer;
-      expect(seqs).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
-      expect(relay.seen.filter((head) => head.includes("/events")).length).toBeGreaterThanOrEqual(2);
-      // The resume position is the last update the client had parsed when the socket died (6, or 7 if already buffered).
-      const resumedFrom = relay.seen.map((head) => /last-event-id: (\d+)/i.exec(head)?.[1]).find((v) => v !== undefined);
-      expect(Number(resumedFrom)).toBeGreaterThanOrEqual(6);
+      expect(view(received)).toEqual(view(await engine.history(id)));
+      const resumes = relay.seen.filter((head) => head.includes("/events") && /last-event-id: \d+/i.test(head));
+      expect(resumes.length).toBeGreaterThanOrEqual(1);
     } finally {
       await client.close();
       await relay.close();
       await server.close();
+      await engine.close();
     }
   });
 
   it("ends open streams when the server closes, without waiting for their tasks", async () => {
-    const adapter = new FixtureAdapter();
-    const server = await startServer(adapter);
-    const id = (await adapter.submitTask({ description: "d", input: "", agentId: "manual", sessionId: "s-alice" })).id;
-    const stream = openSse(server.url, `/v1/tasks/${id}/events`, TOKENS.alice);
-    await stream.next(1);
-    await server.close();
-    expect(await stream.ended).toBe(200);
-    expect(stream.frames.some((f) => f.event === "end")).toBe(false);
+    const engine = await openEngine();
+    const server = await startServer(engine.adapter);
+    try {
+      const id = await engine.startManual();
+      const stream = openSse(server.url, `/v1/tasks/${id}/events`, TOKENS.alice);
+      await stream.next(1);
+      await server.close();
+      expect(await stream.ended).toBe(200);
+      expect(stream.frames.some((f) => f.event === "end")).toBe(false);
+      await engine.adapter.cancelTask(id);
+    } finally {
+      await engine.close();
+    }
   });
 });
