@@ -15,13 +15,13 @@ export interface CommandSpec {
   timeoutMs?: number;
   killGraceMs?: number;
   outputLimitBytes?: number;
-  /** Names the command in progress messages and errors. */
+  /** Names the command in error messages. */
   label: string;
 }
 
 /**
  * Run a command for a task: lines stream to the task's output (stderr lines
- * marked), exit 0 gives the result (stdout, head and tail kept), anything else
+ * marked) as they come, exit 0 gives the result (stdout, head and tail kept), anything else
  * throws an {@link ExecutionFailedError} quoting the tail of stderr.
  *
  * Streaming stops once the output limit's worth of lines went out, with one
@@ -31,7 +31,6 @@ export async function executeCommand(ctx: ExecutionContext, spec: CommandSpec): 
   const limit = spec.outputLimitBytes ?? DEFAULT_OUTPUT_LIMIT;
   let streamed = 0;
   let streamCut = false;
-  ctx.progress(0, `running ${spec.label}`);
   const result = await runProcess({
     argv: spec.argv,
     cwd: spec.cwd,
@@ -59,8 +58,9 @@ export async function executeCommand(ctx: ExecutionContext, spec: CommandSpec): 
     stderrBytes: result.stderr.totalBytes,
     cutBytes: result.stdout.cutBytes + result.stderr.cutBytes,
   };
+  // No progress events of our own: the engine already records "running" and
+  // the final status, and every history entry is a stored document change.
   if (result.exitCode === 0) {
-    ctx.progress(100, `${spec.label} exited with code 0`);
     return { output: result.stdout.toString(), data };
   }
   const tail = result.stderr.lastText(STDERR_TAIL_BYTES).trimEnd();
