@@ -239,6 +239,12 @@ describe("attack table", () => {
     await expectAudited({ action: "task.read", userId: "reader", reason: /remote requests are not allowed/ });
   });
 
+  it("any request while the audit log cannot be written (fails closed)", async () => {
+    const { context } = await login("dev", ["developer"]);
+    await level.db.close();
+    expect(await service.authorize(context, { action: "task.submit", permission: "task:submit" })).toMatchObject({ allowed: false, reason: expect.stringMatching(/^audit log unavailable/) });
+  });
+
   it("leaves an audit log that verifies", async () => {
     const { context } = await login("reader", ["readonly"]);
     await service.authorize(context, { action: "task.submit", permission: "task:submit" });

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as A from "@automerge/automerge";
 import fc from "fast-check";
-import { AuditLog, canonicalDecode, canonicalEncode, generateSigner, type AuditBody, type Signer } from "../../src/security/index.js";
+import { AuditLog, canonicalDecode, canonicalEncode, generateSigner, segmentDocId, type AuditBody, type Signer } from "../../src/security/index.js";
 import { signAuditEntry } from "../../src/security/audit/entry.js";
 import { tamperSegment, tempLevel } from "./helpers.js";
 
@@ -41,6 +41,23 @@ describe("audit log", () => {
     expect(next.seq).toBe(36);
     expect(next.prev).toBe(entries[34]?.hash);
     expect((await reopened.verify()).entries).toBe(36);
+    await reopened.close();
+  });
+
+  it("compacts a segment written one entry at a time and keeps appending after reopening", async () => {
+    const log = new AuditLog({ db: level.db, signer: node, segmentSize: 200 });
+    for (let i = 0; i < 150; i++) await log.append(body(i));
+    await log.close();
+    const raw = level.db.sublevel<string, Uint8Array>("audit", { keyEncoding: "utf8", valueEncoding: "view" });
+    const keys: string[] = [];
+    for await (const key of raw.keys()) keys.push(key);
+    const id = segmentDocId(node.peerId, 0);
+    expect(keys).toContain(`${id}/snap`);
+    expect(keys.filter((k) => k.startsWith(`${id}/chunk/`)).length).toBeLessThan(64);
+
+    const reopened = new AuditLog({ db: level.db, signer: node, segmentSize: 200 });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => reopened.append(body(i))));
+    expect(await reopened.verify()).toMatchObject({ ok: true, entries: 250 });
     await reopened.close();
   });
 
@@ -161,6 +178,21 @@ describe("audit log", () => {
     expect(report.forks).toEqual([{ author: other.peerId, seq: 7, hashes: [expect.any(String), equivocation.entry.hash] }]);
     expect((await log.exportEntries(other.peerId, 12)).map(hex)).toEqual(chain.slice(12).map(hex));
     await log.close();
+  });
+
+  it("names a whole chain by an author whose key nobody knows as forged", async () => {
+    const mallory: Signer = { ...generateSigner(), peerId: "mallory" };
+    const theirs = new AuditLog({ db: level.db, signer: mallory, segmentSize: 10 });
+    await theirs.append(body(1));
+    await theirs.close();
+    const mine = openLog();
+    await mine.append(body(2));
+    const report = await mine.verify();
+    expect(report.authors).toBe(2);
+    expect(report.problems).toEqual([expect.objectContaining({ author: "mallory", kind: "forged", seq: 1, reason: "unknown author key for mallory" })]);
+    await expect(mine.ingest([(await mine.exportEntries("mallory"))[0] as Uint8Array])).resolves.toMatchObject({ rejected: [{ reason: "forged: unknown author key mallory" }] });
+    await mine.close();
+    await expect(mine.append(body(3))).rejects.toThrow("audit log is closed");
   });
 
   it("reports a gap instead of storing entries past it", async () => {

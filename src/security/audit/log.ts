@@ -268,15 +268,17 @@ export class AuditLog {
 
   async #drain(): Promise<void> {
     try {
-      // Bounded by the number of appends queued; each pass commits at least one.
+      // Bounded by the number of appends queued; each pass settles at least one.
       while (this.#pending.length > 0) {
-        const head = await this.#head(this.#signer.peerId);
-        const room = this.#segmentSize - (head.seq % this.#segmentSize);
-        const batch = this.#pending.splice(0, Math.min(this.#maxBatch, room));
+        let batch: Pending[] = [];
         try {
+          const head = await this.#head(this.#signer.peerId);
+          const room = this.#segmentSize - (head.seq % this.#segmentSize);
+          batch = this.#pending.splice(0, Math.min(this.#maxBatch, room));
           const written = await this.#commitOwn(head, batch.map((p) => p.body));
           batch.forEach((p, i) => p.resolve(written[i] as AuditEntry));
         } catch (err) {
+          if (batch.length === 0) batch = this.#pending.splice(0);
           for (const p of batch) p.reject(err);
         }
       }
@@ -308,7 +310,7 @@ export class AuditLog {
     });
     const lastSeq = firstSeq + bytes.length - 1;
     const head: Head = { seq: lastSeq, hash: hashes.at(-1) ?? null };
-    const chunks = await this.#store.persist(author, segment, doc, open.chunks, encodeHead(head));
+    const chunks = await this.#persist(author, segment, doc, open.chunks, head);
     this.#heads.set(author, head);
     if (lastSeq % this.#segmentSize === 0) this.#open.delete(`${author}\n${segment}`);
     else this.#open.set(`${author}\n${segment}`, { segment, doc, chunks });
@@ -320,8 +322,19 @@ export class AuditLog {
     const doc = A.change(open.doc, (d) => {
       d.forks.push(bytes);
     });
-    const chunks = await this.#store.persist(author, segment, doc, open.chunks, encodeHead(head));
+    const chunks = await this.#persist(author, segment, doc, open.chunks, head);
     this.#open.set(`${author}\n${segment}`, { segment, doc, chunks });
+  }
+
+  // A failed write leaves the cached document behind what Automerge thinks was saved; reload it from storage next time.
+  async #persist(author: string, segment: number, doc: A.Doc<SegmentDoc>, chunks: number, head: Head): Promise<number> {
+    try {
+      return await this.#store.persist(author, segment, doc, chunks, encodeHead(head));
+    } catch (err) {
+      this.#open.delete(`${author}\n${segment}`);
+      this.#heads.delete(author);
+      throw err;
+    }
   }
 
   async #ingestChain(author: string, list: DecodedAuditEntry[], report: IngestReport): Promise<void> {
