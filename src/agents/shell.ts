@@ -41,8 +41,8 @@ export interface ShellAgentOptions {
 /**
  * The `shell` agent: the task's input is a command line, run as
  * `/bin/sh -c <input>` in the task's workspace with a scrubbed environment.
- * `request.metadata.timeoutMs` (a positive integer) shortens or lengthens the
- * timeout for one task.
+ * `request.metadata.timeoutMs` (a positive integer) shortens the timeout for
+ * one task.
  */
 export function createShellAgent(options: ShellAgentOptions = {}): AgentExecutor {
   const source = options.env ?? process.env;
@@ -80,12 +80,16 @@ export function createShellAgent(options: ShellAgentOptions = {}): AgentExecutor
   };
 }
 
-/** The timeout a request asks for in `metadata.timeoutMs`, else `fallback`. */
-export function taskTimeout(metadata: Readonly<Record<string, unknown>> | undefined, fallback: number): number {
+/**
+ * The timeout of one task: `metadata.timeoutMs` when the request sets it, capped
+ * at the agent's `limit` (the engine aborts at the agent's declared timeout
+ * anyway, so a longer one would be a promise we cannot keep).
+ */
+export function taskTimeout(metadata: Readonly<Record<string, unknown>> | undefined, limit: number): number {
   const asked = metadata?.["timeoutMs"];
-  if (asked === undefined) return fallback;
+  if (asked === undefined) return limit;
   if (typeof asked !== "number" || !Number.isSafeInteger(asked) || asked <= 0 || asked > MAX_TASK_TIMEOUT_MS) {
     throw new InvalidInputError(`must be an integer number of ms in [1, ${MAX_TASK_TIMEOUT_MS}]`, "metadata.timeoutMs");
   }
-  return asked;
+  return Math.min(asked, limit);
 }

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CoderClawError, hasCode } from "../../src/contract/errors.js";
 import { ExecutionFailedError, abortError } from "../../src/agents/errors.js";
-import { SHELL_EXEC_SKILL, createShellAgent } from "../../src/agents/shell.js";
+import { SHELL_EXEC_SKILL, createShellAgent, taskTimeout } from "../../src/agents/shell.js";
 import { makeContext, pidAlive, tempDir, waitFor } from "./helpers.js";
 
 let dir: { path: string; cleanup: () => void };
@@ -163,5 +163,13 @@ describe("a failing flood", () => {
     } finally {
       dirFlood.cleanup();
     }
+  });
+});
+
+describe("per-task timeouts", () => {
+  it("can shorten the agent's timeout but not lengthen it", () => {
+    expect(taskTimeout(undefined, 1_000)).toBe(1_000);
+    expect(taskTimeout({ timeoutMs: 200 }, 1_000)).toBe(200);
+    expect(taskTimeout({ timeoutMs: 5_000 }, 1_000)).toBe(1_000);
   });
 });
