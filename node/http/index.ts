@@ -12,3 +12,4 @@ export {
   type HttpTlsOptions,
 } from "./server.js";
 export { buildOpenApiDocument } from "./openapi.js";
+export { securityHttpHooks, type SecurityHttpOptions } from "./security.js";
