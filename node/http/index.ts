@@ -13,3 +13,4 @@ export {
 } from "./server.js";
 export { buildOpenApiDocument } from "./openapi.js";
 export { securityHttpHooks, type SecurityHttpOptions } from "./security.js";
+export { httpListenOptions } from "./config.js";

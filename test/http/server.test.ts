@@ -1,11 +1,12 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { HttpServer } from "../../node/http/index.js";
+import { httpListenOptions, type HttpServer } from "../../node/http/index.js";
+import { loadRuntimeConfig } from "../../src/config/runtime-config.js";
 import { openEngine, type Engine } from "./engine.js";
 import { TOKENS, authenticate, eventually, request, startServer, type RawAnswer } from "./helpers.js";
 
@@ -175,7 +176,7 @@ describe("HTTP server over real sockets", () => {
 });
 
 describe("HTTP server configuration", () => {
-  it("speaks HTTPS when given a certificate and key", async () => {
+  it("speaks HTTPS with the certificate and key runtime.yaml names", async () => {
     const dir = mkdtempSync(join(tmpdir(), "coderclaw-tls-"));
     try {
       execFileSync("openssl", [
@@ -184,8 +185,12 @@ describe("HTTP server configuration", () => {
         "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
       ], { stdio: "ignore" });
       const cert = readFileSync(join(dir, "cert.pem"));
+      mkdirSync(join(dir, ".coderClaw"));
+      writeFileSync(join(dir, ".coderClaw", "runtime.yaml"), "mode: remote-enabled\nhttp:\n  port: 0\n  tls:\n    cert: ../cert.pem\n    key: ../key.pem\n");
+      const { config } = loadRuntimeConfig({ cwd: dir, env: {} });
+      expect(() => httpListenOptions({ ...config.http, tls: { cert: join(dir, "missing.pem"), key: "k" } })).toThrow(/http\.tls\.cert: cannot read .*missing\.pem/);
       const engine = await openEngine();
-      const server = await startServer(engine.adapter, { tls: { cert, key: readFileSync(join(dir, "key.pem")) } });
+      const server = await startServer(engine.adapter, httpListenOptions(config.http));
       try {
         expect(server.url).toMatch(/^https:\/\//);
         const body = await new Promise<string>((resolve, reject) => {
