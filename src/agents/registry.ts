@@ -1,5 +1,6 @@
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { loadAgentsConfig, type AgentsConfigFile, type CommandAgentConfig } from "../config/agents-config.js";
+import { RUNTIME_CONFIG_PATH, findRuntimeConfigFile } from "../config/runtime-config.js";
 import { ConfigError } from "../config/yaml-source.js";
 import type { AgentInfo, SkillInfo } from "../contract/types.js";
 import { createEchoAgent, createSleepAgent, describeAgent } from "./builtin.js";
@@ -101,17 +102,22 @@ export function createAgentRegistry(options: AgentRegistryOptions): CoderClawAge
 /** Inputs of {@link loadAgentRegistry}. */
 export interface LoadAgentRegistryOptions extends Omit<AgentRegistryOptions, "commandAgents" | "llm"> {
   /**
-   * Configuration files, read in order. Defaults to
-   * `<workspaceDir>/.coderClaw/runtime.yaml` and `<workspaceDir>/.coderClaw/team-agents.yaml`.
+   * Configuration files, read in order. Defaults to {@link defaultConfigFiles}
+   * of `workspaceDir`; none without one.
    */
   configFiles?: AgentsConfigFile[];
 }
 
-/** The default configuration files of a project directory. */
-export function defaultConfigFiles(workspaceDir: string): AgentsConfigFile[] {
+/**
+ * The configuration files for a project directory: the runtime.yaml the runtime
+ * configuration uses (`<workspaceDir>/.coderClaw/runtime.yaml`, else the one in
+ * the CoderClaw home) and the `team-agents.yaml` beside it.
+ */
+export function defaultConfigFiles(workspaceDir: string, env: Readonly<Record<string, string | undefined>> = process.env): AgentsConfigFile[] {
+  const runtime = findRuntimeConfigFile(workspaceDir, env) ?? join(workspaceDir, RUNTIME_CONFIG_PATH);
   return [
-    { path: join(workspaceDir, ".coderClaw", "runtime.yaml"), kind: "runtime" },
-    { path: join(workspaceDir, ".coderClaw", "team-agents.yaml"), kind: "team" },
+    { path: runtime, kind: "runtime" },
+    { path: join(dirname(runtime), "team-agents.yaml"), kind: "team" },
   ];
 }
 
@@ -123,7 +129,7 @@ export function defaultConfigFiles(workspaceDir: string): AgentsConfigFile[] {
  */
 export function loadAgentRegistry(options: LoadAgentRegistryOptions): CoderClawAgentRegistry {
   const env = options.env ?? process.env;
-  const files = options.configFiles ?? (options.workspaceDir === undefined ? [] : defaultConfigFiles(options.workspaceDir));
+  const files = options.configFiles ?? (options.workspaceDir === undefined ? [] : defaultConfigFiles(options.workspaceDir, env));
   const config = loadAgentsConfig(files);
   const llm = resolveLlmProvider(config.llm, env);
   return createAgentRegistry({ ...options, env, commandAgents: config.agents, ...(llm === undefined ? {} : { llm }) });

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NO_PROVIDER_REASON } from "../../src/agents/llm.js";
-import { createAgentRegistry, loadAgentRegistry } from "../../src/agents/registry.js";
+import { createAgentRegistry, defaultConfigFiles, loadAgentRegistry } from "../../src/agents/registry.js";
 import { REPOSITORY_PATH_KEY, resolveWorkspace } from "../../src/agents/workspace.js";
 import { ConfigError } from "../../src/config/yaml-source.js";
 import { CoderClawError, hasCode } from "../../src/contract/errors.js";
@@ -100,6 +100,26 @@ describe("agent registry", () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toBe(`${join(project, ".coderClaw", "team-agents.yaml")}:2:5: agents[0].id: agent id 'shell' is taken by a built-in agent`);
+  });
+
+  it("falls back to the runtime.yaml of the CoderClaw home, with team-agents.yaml beside it", () => {
+    const home = join(dir.path, "home");
+    const bare = join(dir.path, "bare-project");
+    mkdirSync(join(home, ".coderClaw"), { recursive: true });
+    mkdirSync(bare);
+    writeFileSync(
+      join(home, ".coderClaw", "team-agents.yaml"),
+      ["agents:", "  - id: lister", "    name: L", "    description: d", "    capabilities: [c]", "    command: [ls]", "    input: stdin"].join("\n"),
+    );
+    writeFileSync(join(home, ".coderClaw", "runtime.yaml"), "llm:\n  baseUrl: http://127.0.0.1:9/v1\n  model: home-model\n");
+    const env = { PATH: process.env["PATH"], CODERCLAW_HOME: home };
+    expect(defaultConfigFiles(bare, env).map((f) => f.path)).toEqual([
+      join(home, ".coderClaw", "runtime.yaml"),
+      join(home, ".coderClaw", "team-agents.yaml"),
+    ]);
+    const registry = loadAgentRegistry({ dataDir, workspaceDir: bare, env });
+    expect(registry.get("lister")).toBeDefined();
+    expect(registry.get("code-reviewer")?.info.model).toBe("home-model");
   });
 
   it("accepts extra executors in place of the built-ins and can leave the shell out", () => {
