@@ -174,6 +174,8 @@ export interface TransportAdapter {
   streamTaskUpdates(taskId: string, options?: StreamOptions): AsyncIterable<TaskUpdateEvent>;
   cancelTask(taskId: string): Promise<boolean>;
   listTasks(filter?: TaskListFilter): Promise<TaskState[]>;
+  /** Full history so far, without following it; adapters that lack it are read through a stream replay. */
+  getTaskEvents?(taskId: string): Promise<TaskEvent[]>;
   listAgents(): Promise<AgentInfo[]>;
   listSkills(): Promise<SkillInfo[]>;
   getStatus(): Promise<Omit<RuntimeStatus, "mode">>;

@@ -38,6 +38,12 @@ export interface TaskEngineOptions {
   shutdownGraceMs?: number;
   /** Output chunks arriving within this window become one history entry. Default 25 ms. */
   outputCoalesceMs?: number;
+  /**
+   * False opens the engine for reading and queueing only: no recovery, and
+   * submitted tasks stay pending for the next engine that runs tasks (the CLI uses
+   * this when no node is running). Default true.
+   */
+  runTasks?: boolean;
 }
 
 /** Why an execution was aborted; carried as the AbortSignal's reason. */
@@ -118,7 +124,7 @@ export class TaskEngine {
   private readonly eventListeners = new Set<(taskId: string, event: TaskEvent) => void>();
 
   private constructor(private readonly options: TaskEngineOptions) {
-    this.max = options.maxConcurrentTasks ?? 10;
+    this.max = options.runTasks === false ? 0 : (options.maxConcurrentTasks ?? 10);
     this.maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
   }
 
@@ -129,7 +135,8 @@ export class TaskEngine {
    */
   static async open(options: TaskEngineOptions): Promise<TaskEngine> {
     const engine = new TaskEngine(options);
-    await engine.recover();
+    if (options.runTasks === false) engine.total = await options.repository.count();
+    else await engine.recover();
     return engine;
   }
 

@@ -23,6 +23,8 @@ export interface LocalContext {
   executorId?: string;
   /** Automerge actor id (hex) for this node's document changes. */
   actorId?: string;
+  /** False: read and queue only, run nothing, recover nothing (see TaskEngineOptions.runTasks). */
+  runTasks?: boolean;
 }
 
 /** The storage and engine of one node, opened together and closed together. */
@@ -60,6 +62,7 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
       ...(context.defaultAgentId !== undefined && { defaultAgentId: context.defaultAgentId }),
       ...(context.shutdownGraceMs !== undefined && { shutdownGraceMs: context.shutdownGraceMs }),
       ...(context.executorId !== undefined && { executorId: context.executorId }),
+      ...(context.runTasks !== undefined && { runTasks: context.runTasks }),
     });
     let closing: Promise<void> | undefined;
     return {

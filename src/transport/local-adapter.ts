@@ -3,6 +3,7 @@ import type {
   RuntimeStatus,
   SkillInfo,
   StreamOptions,
+  TaskEvent,
   TaskListFilter,
   TaskState,
   TaskSubmitRequest,
@@ -58,6 +59,10 @@ export class LocalTransportAdapter implements TransportAdapter {
 
   async cancelTask(taskId: string): Promise<boolean> {
     return (await this.core).engine.cancel(taskId);
+  }
+
+  async getTaskEvents(taskId: string): Promise<TaskEvent[]> {
+    return (await this.core).engine.getTaskEvents(taskId);
   }
 
   async listTasks(filter?: TaskListFilter): Promise<TaskState[]> {

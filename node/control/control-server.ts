@@ -1,0 +1,177 @@
+import { timingSafeEqual } from "node:crypto";
+import { chmodSync, existsSync, unlinkSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { createInterface } from "node:readline";
+import { z } from "zod";
+import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
+import type { TaskListFilter, TaskSubmitRequest, TransportAdapter } from "../../src/contract/types.js";
+import {
+  CloseStreamParamsSchema,
+  HelloSchema,
+  MAX_CONTROL_LINE_BYTES,
+  RequestSchema,
+  StreamParamsSchema,
+  TaskParamsSchema,
+  type ResponseLine,
+} from "./control-protocol.js";
+import { TaskListQuerySchema } from "../../src/transport/http-wire.js";
+
+/** Options of {@link startControlServer}. */
+export interface ControlServerOptions {
+  /** Unix socket path (in the data directory, so only its owner can reach it). */
+  socketPath: string;
+  /** Secret every client must present first; kept in a 0600 file beside the socket. */
+  token: string;
+  /** The runtime the socket serves. */
+  adapter: TransportAdapter;
+}
+
+/** A running control server. */
+export interface ControlServer {
+  close(): Promise<void>;
+}
+
+function errorBody(err: unknown): { code: string; message: string; field?: string } {
+  if (err instanceof CoderClawError) return err.field === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, field: err.field };
+  return { code: "PROTOCOL", message: err instanceof Error ? err.message : String(err) };
+}
+
+/** Parse call parameters, refusing bad ones as INVALID_INPUT with the field named. */
+function params<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  throw new InvalidInputError(issue.message, issue.path.length > 0 ? issue.path.join(".") : undefined);
+}
+
+function tokensEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * Serve the runtime contract to local CLI processes over a Unix socket, one JSON
+ * object per line. A connection must first present the token; anything malformed
+ * gets an error line naming the problem, and a connection that sends a line over
+ * the limit is closed.
+ */
+export async function startControlServer(options: ControlServerOptions): Promise<ControlServer> {
+  const { adapter } = options;
+  if (existsSync(options.socketPath)) unlinkSync(options.socketPath); // stale socket of a node that died
+  const sockets = new Set<Socket>();
+
+  const serve = (socket: Socket): void => {
+    sockets.add(socket);
+    const streams = new Map<number, AbortController>();
+    let authed = false;
+    let buffered = 0;
+    const send = (line: ResponseLine | { type: "hello"; ok: boolean; error?: string }): void => {
+      if (!socket.destroyed) socket.write(JSON.stringify(line) + "\n");
+    };
+    socket.on("data", (chunk: Buffer) => {
+      buffered += chunk.length;
+      if (buffered > MAX_CONTROL_LINE_BYTES) socket.destroy();
+    });
+    const lines = createInterface({ input: socket, crlfDelay: Infinity });
+    lines.on("line", (line) => {
+      buffered = 0;
+      let json: unknown;
+      try {
+        json = JSON.parse(line);
+      } catch {
+        send({ id: 0, error: { code: "PROTOCOL", message: "line is not valid JSON" } });
+        return;
+      }
+      if (!authed) {
+        const hello = HelloSchema.safeParse(json);
+        if (!hello.success || !tokensEqual(hello.data.token, options.token)) {
+          send({ type: "hello", ok: false, error: "bad control token" });
+          socket.end();
+          return;
+        }
+        authed = true;
+        send({ type: "hello", ok: true });
+        return;
+      }
+      const req = RequestSchema.safeParse(json);
+      if (!req.success) {
+        send({ id: 0, error: { code: "PROTOCOL", message: `bad request: ${req.error.issues[0]?.message ?? "invalid"}` } });
+        return;
+      }
+      const { id, method } = req.data;
+      const raw = req.data.params;
+      const reply = (run: () => unknown): void => {
+        Promise.resolve().then(run).then(
+          (result) => send({ id, result: result ?? null }),
+          (err: unknown) => send({ id, error: errorBody(err) }),
+        );
+      };
+      switch (method) {
+        case "submitTask":
+          // The engine validates the request itself, with the same errors for every transport.
+          return reply(() => adapter.submitTask(raw as TaskSubmitRequest));
+        case "getTaskState":
+          return reply(() => adapter.getTaskState(params(TaskParamsSchema, raw).taskId));
+        case "getTaskEvents":
+          return reply(() => adapter.getTaskEvents?.(params(TaskParamsSchema, raw).taskId) ?? []);
+        case "cancelTask":
+          return reply(() => adapter.cancelTask(params(TaskParamsSchema, raw).taskId));
+        case "listTasks":
+          return reply(() => adapter.listTasks(params(TaskListQuerySchema, raw ?? {}) as TaskListFilter));
+        case "listAgents":
+          return reply(() => adapter.listAgents());
+        case "listSkills":
+          return reply(() => adapter.listSkills());
+        case "getStatus":
+          return reply(() => adapter.getStatus());
+        case "closeStream":
+          return reply(() => {
+            streams.get(params(CloseStreamParamsSchema, raw).streamId)?.abort();
+            return true;
+          });
+        case "streamTaskUpdates": {
+          let parsed: { taskId: string; afterSeq?: number | undefined };
+          try {
+            parsed = params(StreamParamsSchema, raw);
+          } catch (err) {
+            return reply(() => Promise.reject(err));
+          }
+          const controller = new AbortController();
+          streams.set(id, controller);
+          void (async () => {
+            try {
+              const opts = parsed.afterSeq === undefined ? { signal: controller.signal } : { signal: controller.signal, afterSeq: parsed.afterSeq };
+              for await (const event of adapter.streamTaskUpdates(parsed.taskId, opts)) send({ id, event });
+              send({ id, end: true });
+            } catch (err) {
+              send({ id, error: errorBody(err) });
+            } finally {
+              streams.delete(id);
+            }
+          })();
+          return;
+        }
+      }
+    });
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      sockets.delete(socket);
+      for (const c of streams.values()) c.abort();
+    });
+  };
+
+  const server: Server = createServer(serve);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.socketPath, () => resolve());
+  });
+  chmodSync(options.socketPath, 0o600);
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

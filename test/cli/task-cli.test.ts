@@ -1,0 +1,111 @@
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+beforeAll(assertBuilt);
+
+function home(): string {
+  const d = tempDir("cc-cli-");
+  cleanups.push(() => d.remove());
+  return d.path;
+}
+
+describe("coderclaw task (no node running: storage and in-process)", () => {
+  it("submit --wait runs in-process, streams plain lines when piped, prints the output and exits 0", async () => {
+    const h = home();
+    const r = await runCli(["task", "submit", "hello cli", "--agent", "echo", "--wait"], h);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("hello cli\n");
+    expect(r.stderr).toMatch(/^pending task accepted\nplanning .*\nrunning .*\ncompleted 100% completed\n$/);
+  });
+
+  it("submit --wait --json prints the final state; a failed task exits 1", async () => {
+    const h = home();
+    const ok = await runCli(["task", "submit", "hi", "--wait", "--json"], h);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ status: "completed", output: "hi", agentId: "echo" });
+    const bad = await runCli(["task", "submit", "not-a-number", "--agent", "sleep", "--wait", "--json"], h);
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ status: "failed" });
+    expect(JSON.parse(bad.stdout).error).toContain("whole number of milliseconds");
+  });
+
+  it("exits 2 for usage and input errors, naming what was wrong", async () => {
+    const h = home();
+    const noArg = await runCli(["task", "submit"], h);
+    expect(noArg.code).toBe(2);
+    expect(noArg.stderr).toContain("missing required argument 'input'");
+    const agent = await runCli(["task", "submit", "x", "--agent", "nope"], h);
+    expect(agent.code).toBe(2);
+    expect(agent.stderr).toContain("agent nope");
+    const badId = await runCli(["task", "show", "zzz"], h);
+    expect(badId.code).toBe(2);
+    expect(badId.stderr).toContain("taskId");
+    const badStatus = await runCli(["task", "list", "--status", "done"], h);
+    expect(badStatus.code).toBe(2);
+    const huge = await runCli(["task", "submit", "x".repeat(1024 * 1024 + 1)], h).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message }));
+    // Argument lists this long may be refused by the OS before we see them; when we see them, they are refused as input.
+    if (huge.code !== -1) {
+      expect(huge.code).toBe(2);
+      expect(huge.stderr).toContain("input");
+    }
+    const list = await runCli(["task", "list", "--json"], h);
+    expect(JSON.parse(list.stdout)).toEqual([]);
+  });
+
+  it("submit without --wait and without a node queues the task for the next start; reads come from storage", async () => {
+    const h = home();
+    const r = await runCli(["task", "submit", "later", "--agent", "echo"], h);
+    expect(r.code).toBe(0);
+    const id = r.stdout.trim();
+    expect(r.stderr).toContain("no node is running");
+    const show = await runCli(["task", "show", id, "--json"], h);
+    expect(JSON.parse(show.stdout)).toMatchObject({ id, status: "pending" });
+    const node = await startCli(["start"], h, /control socket/);
+    cleanups.push(() => node.stop());
+    let status = "pending";
+    for (let i = 0; i < 20 && status !== "completed"; i++) {
+      status = (JSON.parse((await runCli(["task", "show", id, "--json"], h)).stdout) as { status: string }).status;
+    }
+    expect(status).toBe("completed");
+  });
+});
+
+describe("coderclaw start and the control socket", () => {
+  it("serves other CLI processes: submit, follow, show, events, cancel, list, status", async () => {
+    const h = home();
+    const node = await startCli(["start"], h, /control socket/);
+    cleanups.push(() => node.stop());
+    const status = await runCli(["status", "--json"], h);
+    expect(JSON.parse(status.stdout)).toMatchObject({ healthy: true, reachedThrough: "node" });
+
+    const sub = await runCli(["task", "submit", "60000 600", "--agent", "sleep", "--json"], h);
+    const id = (JSON.parse(sub.stdout) as { id: string }).id;
+    const cancel = await runCli(["task", "cancel", id], h);
+    expect(cancel.code).toBe(0);
+    const again = await runCli(["task", "cancel", id], h);
+    expect(again.code).toBe(1);
+    const events = JSON.parse((await runCli(["task", "events", id, "--json"], h)).stdout) as Array<{ status: string }>;
+    expect(events.at(-1)?.status).toBe("cancelled");
+
+    const waited = await runCli(["task", "submit", "via node", "--wait"], h);
+    expect(waited.code).toBe(0);
+    expect(waited.stdout).toBe("via node\n");
+    const list = JSON.parse((await runCli(["task", "list", "--json"], h)).stdout) as Array<{ status: string }>;
+    expect(list.map((t) => t.status)).toEqual(["completed", "cancelled"]);
+    expect(await node.stop()).toBe(0);
+  });
+
+  it("refuses a client with a wrong control token", async () => {
+    const h = home();
+    const node = await startCli(["start"], h, /control socket/);
+    cleanups.push(() => node.stop());
+    const { ControlClientAdapter } = await import("../../node/control/control-client.js");
+    const err = await ControlClientAdapter.connect(`${h}/control.sock`, "wrong").catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe("UNAUTHENTICATED");
+  });
+});

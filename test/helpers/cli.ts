@@ -1,0 +1,63 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+/** The built CLI entry point; `npm test` builds before running tests. */
+export const CLI = fileURLToPath(new URL("../../dist/node/cli/main.js", import.meta.url));
+
+export function assertBuilt(): void {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
+}
+
+/** Run the CLI to completion with a data directory; bounded in time. */
+export function runCli(args: string[], home: string, timeoutMs = 20_000, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, CODERCLAW_HOME: home, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`coderclaw ${args.join(" ")} did not finish in ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Start a long-running CLI command (e.g. `start`) and wait until its stderr shows `ready`. */
+export function startCli(args: string[], home: string, ready: RegExp, timeoutMs = 20_000): Promise<{ child: ChildProcess; output: () => string; stop: () => Promise<number | null> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, CODERCLAW_HOME: home }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`coderclaw ${args.join(" ")} not ready in ${timeoutMs} ms: ${out}`));
+    }, timeoutMs);
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      if (ready.test(out)) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          output: () => out,
+          stop: () =>
+            new Promise((r) => {
+              if (child.exitCode !== null) return r(child.exitCode);
+              child.once("exit", (code) => r(code));
+              child.kill("SIGINT");
+            }),
+        });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`coderclaw ${args.join(" ")} exited with ${code}: ${out}`));
+    });
+  });
+}
