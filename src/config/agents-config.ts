@@ -163,6 +163,11 @@ function commandAgent(source: YamlSource, index: number, raw: unknown): CommandA
   if (program.length === 0 || unknownPlaceholder(program) !== undefined || program !== substitute(program, { input: "", description: "" })) {
     throw configErrorAt(source, [...path, "command", 0], "the program must be a plain name or path, without placeholders");
   }
+  // A relative path would be looked up from the node's directory when checking
+  // availability but from the task's workspace when running: refuse the ambiguity.
+  if (program.includes("/") && !program.startsWith("/")) {
+    throw configErrorAt(source, [...path, "command", 0], "the program must be a name looked up on PATH or an absolute path");
+  }
   if (agent.input === "arg" && !args.some((arg) => substitute(arg, { input: "\0", description: "" }).includes("\0"))) {
     throw configErrorAt(source, [...path, "command"], "input: arg needs an {input} placeholder in the arguments");
   }

@@ -99,6 +99,9 @@ describe("agents configuration", () => {
       parseAgentsConfig([...base.slice(0, 5), "    command: [tool, '{description}']", "    input: arg"].join("\n"), RUNTIME),
     );
     expect(noInputArg.message).toContain("needs an {input} placeholder");
+    const relative = configError(() => parseAgentsConfig([...base.slice(0, 5), "    command: [./tool, '{input}']", "    input: arg"].join("\n"), RUNTIME));
+    expect(relative.key).toBe("agents[0].command[0]");
+    expect(relative.message).toContain("absolute path");
     const badTimeout = configError(() => parseAgentsConfig([...base, "    input: arg", "    timeout: forever"].join("\n"), RUNTIME));
     expect(badTimeout.key).toBe("agents[0].timeout");
     expect(badTimeout.line).toBe(8);
