@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import { CoderClawError } from "../contract/errors.js";
 import { ExecutionFailedError, abortError } from "./errors.js";
@@ -144,9 +145,9 @@ export function runProcess(options: RunProcessOptions): Promise<RunProcessResult
     }
 
     child.on("error", (err: NodeJS.ErrnoException) => {
-      finish(() =>
-        reject(new ExecutionFailedError(`could not start ${program}: ${err.code ?? err.message}`, { cause: err })),
-      );
+      // spawn reports a missing working directory as ENOENT, as if the program were missing.
+      const why = err.code === "ENOENT" && !existsSync(options.cwd) ? `working directory ${options.cwd} does not exist` : (err.code ?? err.message);
+      finish(() => reject(new ExecutionFailedError(`could not start ${program}: ${why}`, { cause: err })));
     });
     child.on("exit", () => {
       // The leader is gone; anything left in its group (a backgrounded child

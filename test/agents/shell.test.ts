@@ -128,7 +128,9 @@ describe("shell agent (shell-exec)", () => {
   it("is a CoderClawError for a missing workspace, and the process carries on", async () => {
     const err = await createShellAgent().execute(makeContext({ input: "true" }, join(dir.path, "missing"))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CoderClawError);
-    expect((err as Error).message).toContain("could not start");
+    expect((err as Error).message).toBe(`could not start /bin/sh: working directory ${join(dir.path, "missing")} does not exist`);
+    const noProgram = await createShellAgent({ shell: "/no/such/sh" }).execute(makeContext({ input: "true" }, dir.path)).catch((e: unknown) => e);
+    expect((noProgram as Error).message).toBe("could not start /no/such/sh: ENOENT");
   });
 });
 
