@@ -45,10 +45,11 @@ export async function executeCommand(ctx: ExecutionContext, spec: CommandSpec): 
       streamed += Buffer.byteLength(line) + 1;
       if (streamed > limit) {
         streamCut = true;
-        ctx.output(`[output limit of ${limit} bytes reached: no more lines are streamed; the result keeps the head and the tail]`);
+        ctx.output(`[output limit of ${limit} bytes reached: no more lines are streamed; the result keeps the head and the tail]\n`);
         return;
       }
-      ctx.output(stream === "stderr" ? `[stderr] ${line}` : line);
+      // Chunks are raw text that the engine concatenates: each line keeps its newline.
+      ctx.output(stream === "stderr" ? `[stderr] ${line}\n` : `${line}\n`);
     },
   });
   const data = {

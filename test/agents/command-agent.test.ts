@@ -61,7 +61,7 @@ describe("command agents", () => {
     expect(result.output).toContain("arg=fix it; rm -rf / $(whoami)\n");
     expect(result.output).toContain("arg=--desc=Bug 12\n");
     expect(result.output).toContain(`cwd=${join(dir.path, "ws")}\n`);
-    expect(ctx.outputs).toContain("arg=-p");
+    expect(ctx.outputs).toContain("arg=-p\n");
   });
 
   it("writes the input to stdin and runs in a cwd relative to the workspace", async () => {

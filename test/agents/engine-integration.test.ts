@@ -41,9 +41,11 @@ describe("agents in the task engine", () => {
     const done = await settled(task.id);
     expect(done.status).toBe("completed");
     expect(done.output).toBe("hello\n");
-    const messages = (await core.engine.getTaskEvents(task.id)).map((e) => e.message ?? "").join("\n");
-    expect(messages).toContain("hello");
-    expect(messages).toContain("[stderr] oops");
+    const streamed = (await core.engine.getTaskEvents(task.id))
+      .filter((e) => e.type === "output_added")
+      .map((e) => e.message ?? "")
+      .join("");
+    expect(streamed.split("\n").sort()).toEqual(["", "[stderr] oops", "hello"]);
   });
 
   it("fails a non-zero exit with the exit code", async () => {

@@ -26,9 +26,9 @@ describe("shell agent (shell-exec)", () => {
     const ctx = makeContext({ input: "echo one; echo two >&2; printf 'three'; pwd > where.txt" }, dir.path);
     const result = await createShellAgent().execute(ctx);
     expect(result.output).toBe("one\nthree");
-    expect(ctx.outputs).toContain("one");
-    expect(ctx.outputs).toContain("[stderr] two");
-    expect(ctx.outputs).toContain("three");
+    expect(ctx.outputs).toContain("one\n");
+    expect(ctx.outputs).toContain("[stderr] two\n");
+    expect(ctx.outputs).toContain("three\n");
     expect(readFileSync(join(dir.path, "where.txt"), "utf8").trim()).toBe(dir.path);
     expect(result.data).toMatchObject({ exitCode: 0, cutBytes: 0 });
   });
