@@ -217,4 +217,18 @@ describe("LLM agents over an OpenAI-compatible API", () => {
     expect((err as Error).message).toContain("user cancelled");
     expect(await waitFor(() => closed, 5_000)).toBe(true);
   });
+
+  it("cancel before the provider answers aborts the request too", async () => {
+    let closed = false;
+    handler = (req) => {
+      // Holds the answer back; only the client going away ends the exchange.
+      req.socket.on("close", () => (closed = true));
+    };
+    const ctx = makeContext({ input: "x" }, "/tmp");
+    const running = reviewer().agent.execute(ctx).catch((e: unknown) => e);
+    expect(await waitFor(() => lastRequest !== undefined, 5_000)).toBe(true);
+    ctx.controller.abort("timeout");
+    expect(hasCode(await running, "TIMEOUT")).toBe(true);
+    expect(await waitFor(() => closed, 5_000)).toBe(true);
+  });
 });
