@@ -22,9 +22,8 @@ import { isTerminal } from "../src/engine/state-machine.js";
 import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
 import { percentile, printResult } from "./report.js";
 
-const ITERATIONS = Number(process.env["BENCH_ITERATIONS"] ?? 200);
+const ITERATIONS = Number(process.env["BENCH_ITERATIONS"] ?? 500);
 const WARMUP = 20;
-const ROUNDS = 3;
 
 function spawnTrue(cwd: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -62,12 +61,20 @@ function stats(samples: number[]): { meanMs: number; p50Ms: number; p99Ms: numbe
   return { meanMs: Math.round(mean * 1000) / 1000, p50Ms: percentile(samples, 50), p99Ms: percentile(samples, 99) };
 }
 
-async function measure(run: () => Promise<unknown>, into: number[]): Promise<void> {
-  for (let i = 0; i < WARMUP; i++) await run();
+/**
+ * Run each case once per iteration, in a rotating order, so that load from
+ * elsewhere on the machine drifts over all cases alike.
+ */
+async function measure(cases: Array<{ run: () => Promise<unknown>; into: number[] }>): Promise<void> {
+  for (let i = 0; i < WARMUP; i++) for (const c of cases) await c.run();
   for (let i = 0; i < ITERATIONS; i++) {
-    const start = performance.now();
-    await run();
-    into.push(performance.now() - start);
+    for (let k = 0; k < cases.length; k++) {
+      const c = cases[(i + k) % cases.length];
+      if (c === undefined) continue;
+      const start = performance.now();
+      await c.run();
+      c.into.push(performance.now() - start);
+    }
   }
 }
 
@@ -88,11 +95,11 @@ async function main(): Promise<void> {
     const direct: number[] = [];
     const task: number[] = [];
     const executor: number[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      await measure(() => spawnTrue(dataDir), direct);
-      await measure(() => runTask(core), task);
-      await measure(() => agent.execute(ctx()), executor);
-    }
+    await measure([
+      { run: () => spawnTrue(dataDir), into: direct },
+      { run: () => runTask(core), into: task },
+      { run: () => agent.execute(ctx()), into: executor },
+    ]);
     const d = stats(direct);
     const t = stats(task);
     const e = stats(executor);
