@@ -293,6 +293,8 @@ async function readEventStream(response: Response, onText: (text: string) => voi
     eventData.push(data);
   };
 
+  // Ends with the stream, [DONE] or a limit; a provider that only sends
+  // keep-alive comments forever is stopped by the task's timeout (the signal).
   for (;;) {
     const { done, value } = await reader.read();
     pending += done ? decoder.decode() : decoder.decode(value, { stream: true });

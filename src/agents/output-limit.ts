@@ -33,6 +33,7 @@ export class HeadTailBuffer {
     return this.headBytes + this.tailBytes + this.cut;
   }
 
+  /** Add bytes at the end; memory stays within `limit` however much comes. */
   append(chunk: Buffer | string): void {
     let data = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
     if (this.headBytes < this.headLimit) {
