@@ -7,6 +7,7 @@ import {
   HTTP_API_PREFIX,
   RuntimeStatusSchema,
   SkillInfoSchema,
+  TaskEventSchema,
   TaskListQuerySchema,
   TaskStateSchema,
   TaskSubmitRequestSchema,
@@ -103,6 +104,17 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           responses: { "200": json(ref("CancelResult"), "Whether the task was cancelled"), ...readErrors, ...errorResponses(409) },
         },
       },
+      [`${HTTP_API_PREFIX}/tasks/{id}/history`]: {
+        get: {
+          operationId: "getTaskHistory",
+          summary: "The task's full history so far (created, status_changed, progress_updated, output_added, error_set)",
+          parameters: [taskIdParameter],
+          responses: {
+            "200": json({ type: "object", properties: { events: { type: "array", items: ref("TaskEvent") } }, required: ["events"] }, "History, oldest first"),
+            ...readErrors,
+          },
+        },
+      },
       [`${HTTP_API_PREFIX}/tasks/{id}/events`]: {
         get: {
           operationId: "streamTaskEvents",
@@ -188,6 +200,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         TaskSubmitRequest: jsonSchema(TaskSubmitRequestSchema),
         TaskState: jsonSchema(TaskStateSchema),
         TaskUpdateEvent: jsonSchema(TaskUpdateEventSchema),
+        TaskEvent: jsonSchema(TaskEventSchema),
         AgentInfo: jsonSchema(AgentInfoSchema),
         SkillInfo: jsonSchema(SkillInfoSchema),
         RuntimeStatus: jsonSchema(RuntimeStatusSchema),

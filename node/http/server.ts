@@ -131,7 +131,7 @@ declare module "fastify" {
  *
  * Routes (all JSON; errors are `{ error: { code, message, field? } }`):
  * `POST /v1/tasks`, `GET /v1/tasks`, `GET /v1/tasks/:id`, `POST /v1/tasks/:id/cancel`,
- * `GET /v1/tasks/:id/events` (SSE), `GET /v1/agents`, `GET /v1/skills`,
+ * `GET /v1/tasks/:id/history`, `GET /v1/tasks/:id/events` (SSE), `GET /v1/agents`, `GET /v1/skills`,
  * `GET /v1/status`, `GET /v1/audit`, and unauthenticated `GET /healthz` and
  * `GET /openapi.json`.
  */
@@ -245,6 +245,12 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         const task = await readableTask(request, request.params.id);
         await check(request, "task:cancel", taskResource(task));
         return { cancelled: await adapter.cancelTask(task.id) };
+      });
+
+      api.get<{ Params: { id: string } }>("/tasks/:id/history", async (request) => {
+        const task = await readableTask(request, request.params.id);
+        if (adapter.getTaskEvents === undefined) throw new CoderClawError("NOT_FOUND", "this node keeps no task histories; stream the task's events instead");
+        return { events: await adapter.getTaskEvents(task.id) };
       });
 
       api.get<{ Params: { id: string }; Querystring: { after?: string } }>("/tasks/:id/events", async (request, reply) => {

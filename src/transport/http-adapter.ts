@@ -6,6 +6,7 @@ import type {
   TaskListFilter,
   TaskState,
   TaskSubmitRequest,
+  TaskEvent,
   TaskUpdateEvent,
   TransportAdapter,
 } from "../contract/types.js";
@@ -20,6 +21,7 @@ import {
   RuntimeStatusSchema,
   SkillInfoSchema,
   SSE_EVENTS,
+  TaskEventSchema,
   TaskStateSchema,
   TaskUpdateEventSchema,
   isErrorCode,
@@ -44,6 +46,7 @@ export interface HTTPTransportConfig {
 }
 
 const TaskListSchema = z.object({ tasks: z.array(TaskStateSchema) });
+const TaskHistorySchema = z.object({ events: z.array(TaskEventSchema) });
 const AgentListSchema = z.object({ agents: z.array(AgentInfoSchema) });
 const SkillListSchema = z.object({ skills: z.array(SkillInfoSchema) });
 
@@ -135,6 +138,11 @@ export class HTTPTransportAdapter implements TransportAdapter {
     if (filter.limit !== undefined) query.set("limit", String(filter.limit));
     const suffix = query.size === 0 ? "" : `?${query.toString()}`;
     return TaskListSchema.parse(await this.#call("GET", `/tasks${suffix}`)).tasks as TaskState[];
+  }
+
+  /** The task's full history so far, without following it. */
+  async getTaskEvents(taskId: string): Promise<TaskEvent[]> {
+    return TaskHistorySchema.parse(await this.#call("GET", `/tasks/${encodeURIComponent(taskId)}/history`)).events as TaskEvent[];
   }
 
   async listAgents(): Promise<AgentInfo[]> {

@@ -97,6 +97,17 @@ export const TaskUpdateEventSchema = z.object({
   seq: z.number().int().min(1).optional(),
 });
 
+/** One entry of a task's full history (`GET /v1/tasks/:id/history`). */
+export const TaskEventSchema = z.object({
+  seq: z.number().int().min(1),
+  type: z.enum(["created", "status_changed", "progress_updated", "output_added", "error_set"]),
+  timestamp: wireDate,
+  status: TaskStatusSchema,
+  message: z.string().optional(),
+  progress: z.number().optional(),
+  data: z.unknown().optional(),
+});
+
 /** An agent on the wire. */
 export const AgentInfoSchema = z.object({
   id: z.string(),

@@ -45,6 +45,10 @@ describe("HTTPTransportAdapter against the real server", () => {
     expect(done?.completedAt).toBeInstanceOf(Date);
     expect((await client.listTasks({ status: "completed", limit: 10 })).map((t) => t.id)).toContain(task.id);
     expect(await client.cancelTask(task.id)).toBe(false);
+    const history = await client.getTaskEvents(task.id);
+    expect(history).toEqual(await engine.adapter.getTaskEvents(task.id));
+    expect(history[0]).toMatchObject({ seq: 1, type: "created", status: "pending" });
+    expect(history[0]?.timestamp).toBeInstanceOf(Date);
     expect((await client.listAgents()).map((a) => a.id)).toEqual(["echo", "sleep", "manual"]);
     expect(await client.listSkills()).toEqual([]);
     expect(await client.getStatus()).toMatchObject({ healthy: true });

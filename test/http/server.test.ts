@@ -31,8 +31,6 @@ describe("HTTP server over real sockets", () => {
     engine = await openEngine();
     server = await startServer(engine.adapter, {
       bodyLimit: 64 * 1024,
-      connectionTimeoutMs: 400,
-      requestTimeoutMs: 1_000,
       sseHeartbeatMs: 100,
       audit: (query) => {
         audited.push(query);
@@ -67,9 +65,16 @@ describe("HTTP server over real sockets", () => {
         "/v1/tasks/{id}",
         "/v1/tasks/{id}/cancel",
         "/v1/tasks/{id}/events",
+        "/v1/tasks/{id}/history",
       ].sort(),
     );
     expect(Object.keys(doc.paths["/v1/tasks"] ?? {}).sort()).toEqual(["get", "post"]);
+    const operations = Object.values(doc.paths).flatMap((item) => Object.values(item) as { operationId: string; responses: object }[]);
+    expect(new Set(operations.map((o) => o.operationId)).size).toBe(operations.length);
+    for (const op of operations) expect(Object.keys(op.responses).length, op.operationId).toBeGreaterThan(0);
+    const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1] ?? "");
+    expect(refs.length).toBeGreaterThan(10);
+    for (const name of refs) expect(doc.components.schemas, name).toHaveProperty(name);
     expect(doc.components.schemas["TaskSubmitRequest"]?.properties).toHaveProperty("description");
     expect(doc.components.schemas["TaskState"]?.properties?.["createdAt"]).toMatchObject({ type: "string", format: "date-time" });
   });
@@ -153,8 +158,13 @@ describe("HTTP server over real sockets", () => {
     expectError(await request(server.url, "GET", "/v1/audit", { token: TOKENS.alice }), 403, "PERMISSION_DENIED");
     expect(expectError(await request(server.url, "GET", "/v1/audit?result=maybe", { token: TOKENS.admin }), 400, "INVALID_INPUT").field).toBe("result");
   });
+});
 
+describe("HTTP server configuration", () => {
   it("drops clients that stall mid-headers or mid-body, and keeps serving", async () => {
+    const engine = await openEngine();
+    // Tight limits so the test need not wait long; the defaults are 60 s and 30 s.
+    const server = await startServer(engine.adapter, { connectionTimeoutMs: 400, requestTimeoutMs: 1_000 });
     const stall = (bytes: string): Promise<string> =>
       new Promise((resolve, reject) => {
         const socket = net.connect(server.port, "127.0.0.1", () => socket.write(bytes));
@@ -172,10 +182,10 @@ describe("HTTP server over real sockets", () => {
     expect(midHeaders === "" || midHeaders.startsWith("HTTP/1.1 408")).toBe(true);
     expect(midBody === "" || midBody.startsWith("HTTP/1.1 408")).toBe(true);
     expect((await request(server.url, "GET", "/healthz")).status).toBe(200);
+    await server.close();
+    await engine.close();
   });
-});
 
-describe("HTTP server configuration", () => {
   it("speaks HTTPS with the certificate and key runtime.yaml names", async () => {
     const dir = mkdtempSync(join(tmpdir(), "coderclaw-tls-"));
     try {
