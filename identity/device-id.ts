@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { publicKeyFromRaw } from "@libp2p/crypto/keys";
-import { peerIdFromPublicKey, peerIdFromString } from "@libp2p/peer-id";
+import { peerIdFromPublicKey } from "@libp2p/peer-id";
 import { toBase32 } from "./bytes.js";
 
 /**
@@ -9,7 +9,31 @@ import { toBase32 } from "./bytes.js";
  */
 export const DEVICE_ID_PATTERN = /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/;
 
-// Parsing a PeerId (base58 + multihash) costs more than a verify; ids repeat, so keep them.
+const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+const BASE58_VALUE = new Map([...BASE58].map((c, i) => [c, i]));
+// Identity multihash (0x00, 36 bytes) of the libp2p protobuf PublicKey {Type: Ed25519, Data: 32 bytes}.
+const ED25519_PEER_ID_PREFIX = [0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
+const DEVICE_ID_BYTES = ED25519_PEER_ID_PREFIX.length + 32;
+
+function base58Decode(text: string): Uint8Array | undefined {
+  const bytes: number[] = [];
+  for (const char of text) {
+    let carry = BASE58_VALUE.get(char);
+    if (carry === undefined) return undefined;
+    for (let i = 0; i < bytes.length; i += 1) {
+      carry += bytes[i]! * 58;
+      bytes[i] = carry & 0xff;
+      carry >>= 8;
+    }
+    for (; carry > 0; carry >>= 8) bytes.push(carry & 0xff);
+  }
+  for (let i = 0; i < text.length && text[i] === "1"; i += 1) bytes.push(0);
+  return Uint8Array.from(bytes.reverse());
+}
+
+// Ids repeat on every statement; libp2p's parser costs about as much as a
+// signature check, so ids are decoded here and remembered (bounded, since
+// hostile input can name any number of them).
 const CACHE_LIMIT = 8192;
 const publicKeys = new Map<string, Uint8Array | null>();
 
@@ -19,12 +43,9 @@ export function publicKeyOfDeviceId(deviceId: string): Uint8Array | undefined {
   if (key === undefined) {
     key = null;
     if (DEVICE_ID_PATTERN.test(deviceId)) {
-      try {
-        const peerId = peerIdFromString(deviceId);
-        if (peerId.type === "Ed25519") key = peerId.publicKey.raw;
-      } catch {
-        key = null;
-      }
+      const bytes = base58Decode(deviceId);
+      // A fixed length and prefix also make the spelling canonical: one key, one id.
+      if (bytes?.length === DEVICE_ID_BYTES && ED25519_PEER_ID_PREFIX.every((b, i) => bytes[i] === b)) key = bytes.subarray(ED25519_PEER_ID_PREFIX.length);
     }
     if (publicKeys.size >= CACHE_LIMIT) publicKeys.clear();
     publicKeys.set(deviceId, key);

@@ -21,11 +21,17 @@ export interface Ed25519 {
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
 }
 
-// DER prefixes of PKCS#8 and SPKI Ed25519 keys (RFC 8410); raw key bytes follow.
+// Public keys enter node:crypto as JWK: measured here, importing a JWK is
+// over ten times cheaper than importing the equivalent SPKI DER. Private keys
+// (one per device, made once) use PKCS#8 DER, which needs no public half.
 const PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
-const SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
 
-// Building a public KeyObject costs more than the verify itself, so keep them.
+function publicJwk(publicKey: Uint8Array) {
+  const x = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString("base64url");
+  return { key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" as const };
+}
+
+// Building a public KeyObject can cost more than the verify itself, so keep them.
 // A mesh has thousands of devices, not millions: a bounded map cleared when
 // full is enough and never grows without limit under hostile input.
 const PUBLIC_CACHE_LIMIT = 8192;
@@ -36,7 +42,7 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
   const cacheKey = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString("latin1");
   let key = publicKeyObjects.get(cacheKey);
   if (key === undefined) {
-    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: "der", type: "spki" });
+    key = createPublicKey(publicJwk(publicKey));
     if (publicKeyObjects.size >= PUBLIC_CACHE_LIMIT) publicKeyObjects.clear();
     publicKeyObjects.set(cacheKey, key);
   }

@@ -1,15 +1,20 @@
 import { expect, test } from "vitest";
+import fc from "fast-check";
 import {
   createInvite,
   createMeshGenesis,
   DecodeError,
+  decodeCanonical,
   decodeStatement,
+  encodeCanonical,
   encodeInvite,
   InviteError,
   issueRevocation,
   issueTrustCert,
   parseInvite,
+  STATEMENT_LIMITS,
   toBase64Url,
+  toHex,
 } from "../../identity/index.js";
 import { identity } from "./helpers.js";
 
@@ -81,6 +86,10 @@ test("100,000 random and mutated statements: no crash, only DecodeErrors", () =>
     const base = seeds[next() % seeds.length]!;
     const input = mutate(next, base);
     try {
+      const value = decodeCanonical(input, STATEMENT_LIMITS);
+      // The decoder checks canonical form token by token; whatever it lets
+      // through must be exactly what the encoder makes of the value.
+      if (toHex(encodeCanonical(value)) !== toHex(input)) throw new Error(`accepted a non-canonical encoding: ${toHex(input)}`);
       decodeStatement(input);
       accepted += 1;
     } catch (err) {
@@ -114,4 +123,36 @@ test("20,000 mutated invite strings: only InviteErrors", () => {
       if (!(err instanceof InviteError) || err.code !== "INVITE_MALFORMED") throw err;
     }
   }
+});
+
+const valueArb = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: "small", withCrossShrink: true },
+    fc.integer({ min: -(2 ** 53) + 1, max: 2 ** 53 - 1 }),
+    fc.double({ noNaN: true, noDefaultInfinity: true }).filter((d) => !Object.is(d, -0)),
+    fc.string({ unit: "binary", maxLength: 40 }),
+    fc.uint8Array({ maxLength: 40 }),
+    fc.boolean(),
+    fc.constant(null),
+    fc.array(tie("value"), { maxLength: 4 }),
+    fc.dictionary(fc.string({ unit: "binary", maxLength: 8 }).filter((k) => k !== "__proto__"), tie("value"), { maxKeys: 4 }),
+  ),
+})).value;
+
+test("random values round-trip, and their single-byte mutations decode canonically or not at all", () => {
+  fc.assert(
+    fc.property(valueArb, fc.nat(), fc.integer({ min: 0, max: 255 }), (value, at, byte) => {
+      const bytes = encodeCanonical(value);
+      expect(toHex(encodeCanonical(decodeCanonical(bytes, { maxBytes: 1 << 20, maxDepth: 64 })))).toBe(toHex(bytes));
+      const mutated = new Uint8Array(bytes);
+      mutated[at % mutated.length] = byte;
+      try {
+        const back = decodeCanonical(mutated, { maxBytes: 1 << 20, maxDepth: 64 });
+        expect(toHex(encodeCanonical(back))).toBe(toHex(mutated));
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
+      }
+    }),
+    { numRuns: 3000 },
+  );
 });

@@ -87,6 +87,12 @@ describe("canonical encoding", () => {
     expect(toHex(encodeCanonical({ b: 1, a: [1, "x"], ccc: new Uint8Array([1]) }))).toBe(toHex(encodeCanonical({ ccc: new Uint8Array([1]), a: [1, "x"], b: 1 })));
   });
 
+  test("accepts canonical floats and nested values", () => {
+    expect(decodeCanonical(fromHex("f93e00"), STATEMENT_LIMITS)).toBe(1.5);
+    const value = { z: [1.1, -2.5e300, "é", null, true], a: { b: new Uint8Array([1, 2]) }, long: "x".repeat(30) };
+    expect(decodeCanonical(encodeCanonical(value), STATEMENT_LIMITS)).toEqual(value);
+  });
+
   test("optional fields left undefined are omitted", () => {
     expect(toHex(encodeCanonical({ a: 1, b: undefined }))).toBe(toHex(encodeCanonical({ a: 1 })));
   });
@@ -100,7 +106,12 @@ describe("canonical encoding", () => {
     ["undefined", "f7", "MALFORMED"],
     ["NaN", "f97e00", "MALFORMED"],
     ["float64 that fits float16", "fb3ff0000000000000", "NOT_CANONICAL"],
-    ["non-string key", "a10101", "MALFORMED"],
+    ["non-string key", "a10101", "WRONG_TYPE"],
+    ["invalid UTF-8 text", "62c328", "NOT_CANONICAL"],
+    ["truncated 4-byte UTF-8 sequence", "63f09080", "NOT_CANONICAL"],
+    ["float32 that fits float16", "fa3fc00000", "NOT_CANONICAL"],
+    ["integral float", "f93c00", "NOT_CANONICAL"],
+    ["keys sorted by JS order, not canonical order", "a2626161016162", "NOT_CANONICAL"],
     ["trailing bytes", "0101", "MALFORMED"],
     ["truncated", "6361", "MALFORMED"],
     ["empty input", "", "MALFORMED"],
