@@ -1,5 +1,6 @@
 import type { PeerId, PrivateKey } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
+import { setMaxListeners } from "node:events";
 import { CAPS_PROTOCOL, createCapsCodec, type CapsMessage } from "../../protocols/capability/messages.js";
 import {
   capabilityCid,
@@ -33,7 +34,7 @@ export interface Candidate {
   local: boolean;
   /** Round trip to the peer in ms: 0 for the local node, undefined when it could not be measured. */
   latencyMs: number | undefined;
-  /** Where the record came from. */
+  /** How the candidate was found: itself, asking a connected member, or a DHT provider record. */
   source: "local" | "direct" | "dht";
 }
 
@@ -65,6 +66,8 @@ export interface CapabilityDirectoryOptions {
   directAskMax?: number;
   /** Node record republished this often (load goes stale otherwise). Default 60 s. */
   refreshMs?: number;
+  /** After the first DHT provider is found, wait this long for more before ending the query. Default 50 ms. */
+  providerGraceMs?: number;
   /** Budget of one DHT publication. Default 10 s. */
   publishTimeoutMs?: number;
   /** Shared per-peer frame allowance. */
@@ -237,28 +240,56 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
     }
   };
 
-  const fromDht = async (kind: CapabilityKind, id: string, signal: AbortSignal): Promise<Candidate[]> => {
-    const providers = new Set<string>();
+  /** A provider's record, asked directly on its caps stream (dialing it), else read from the DHT. */
+  const resolveProvider = async (peer: string, kind: CapabilityKind, id: string, signal: AbortSignal): Promise<Candidate | undefined> => {
     try {
-      for await (const event of libp2p.services.dht.findProviders(await capabilityCid(kind, id), { signal })) {
-        if (event.name === "PROVIDER") for (const p of event.providers) providers.add(p.id.toString());
+      const { record, latencyMs } = await ask(peerIdFromString(peer), signal);
+      return offers(record, kind, id) ? { peerId: peer, record, local: false, latencyMs, source: "dht" } : undefined;
+    } catch {
+      const record = await recordFromDht(peer, signal);
+      if (record === undefined || !offers(record, kind, id)) return undefined;
+      return { peerId: peer, record, local: false, latencyMs: await latencyTo(peer, signal), source: "dht" };
+    }
+  };
+
+  /**
+   * Providers from the DHT, resolved as they arrive. A provider query otherwise
+   * walks to the end of the key space; once one provider is known, the query
+   * gets `providerGraceMs` more to find others and is then cut short.
+   */
+  const fromDht = async (kind: CapabilityKind, id: string, signal: AbortSignal): Promise<Candidate[]> => {
+    const query = new AbortController();
+    setMaxListeners(Infinity, query.signal);
+    const stopQuery = (): void => query.abort(signal.reason);
+    signal.addEventListener("abort", stopQuery, { once: true });
+    const seen = new Set<string>([self]);
+    const resolving: Array<Promise<Candidate | undefined>> = [];
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    try {
+      for await (const event of libp2p.services.dht.findProviders(await capabilityCid(kind, id), { signal: query.signal })) {
+        if (event.name !== "PROVIDER") continue;
+        for (const provider of event.providers) {
+          const peer = provider.id.toString();
+          if (seen.has(peer)) continue;
+          seen.add(peer);
+          resolving.push(resolveProvider(peer, kind, id, signal));
+          grace ??= setTimeout(() => query.abort(new Error("provider grace period over")), options.providerGraceMs ?? 50);
+        }
       }
     } catch (error) {
-      if (!signal.aborted) report(error);
+      if (!query.signal.aborted) report(error);
+    } finally {
+      if (grace !== undefined) clearTimeout(grace);
+      signal.removeEventListener("abort", stopQuery);
     }
-    providers.delete(self);
-    const found = await Promise.all(
-      [...providers].map(async (peer): Promise<Candidate | undefined> => {
-        const record = await recordFromDht(peer, signal);
-        if (record === undefined || !offers(record, kind, id)) return undefined;
-        return { peerId: peer, record, local: false, latencyMs: await latencyTo(peer, signal), source: "dht" };
-      }),
-    );
+    const found = await Promise.all(resolving);
     return found.filter((c): c is Candidate => c !== undefined);
   };
 
   const find = async (kind: CapabilityKind, id: string, findOptions: FindOptions = {}): Promise<Candidate[]> => {
     const signal = AbortSignal.timeout(findOptions.timeoutMs ?? 5_000);
+    // One lookup hands its signal to every peer it asks and every DHT query.
+    setMaxListeners(Infinity, signal);
     const strategy = findOptions.strategy ?? "auto";
     const byPeer = new Map<string, Candidate>();
     const add = (candidates: Candidate[]): void => {
@@ -282,6 +313,7 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
 
   const publish = async (): Promise<void> => {
     const signal = AbortSignal.timeout(options.publishTimeoutMs ?? 10_000);
+    setMaxListeners(Infinity, signal);
     const { record, bytes } = await localRecord();
     const dht = libp2p.services.dht;
     const keys: Array<[CapabilityKind, string]> = [

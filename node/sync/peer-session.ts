@@ -14,6 +14,12 @@ export interface PeerSessionOptions {
   targetFrameBytes: number;
   /** Entries frames carry whole buckets up to about this many entries. */
   maxEntriesPerFrame: number;
+  /**
+   * The side that opened the stream drives reconciliation: it sends the
+   * summaries and starts Automerge sync for the differing ids; the other side
+   * answers. One driver halves the sync messages of a reconnect.
+   */
+  initiator: boolean;
   onError: (error: Error) => void;
 }
 
@@ -30,10 +36,12 @@ function sameHeads(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /**
- * Sync with one peer over one channel. Both sides run the same steps: send a
- * summary per prefix; answer a differing summary with the entries of the
- * differing buckets (split over frames, the last one flagged); run Automerge sync for the ids whose heads differ, many
- * documents per frame. Every step runs through one serial queue so a document's
+ * Sync with one peer over one channel. The initiator sends a summary per
+ * prefix; the other side answers a differing summary with the entries of the
+ * differing buckets (split over frames, the last one flagged); the initiator
+ * then starts Automerge sync for the ids whose heads differ, many documents per
+ * frame, and both sides answer sync messages until Automerge has nothing left
+ * to send. Live pushes go both ways. Every step runs through one serial queue so a document's
  * sync state is never used by two steps at once.
  */
 export class PeerSession {
@@ -55,9 +63,9 @@ export class PeerSession {
     return this.#states.size;
   }
 
-  /** Send summaries, then process the peer's messages until the channel ends. */
+  /** Send summaries when driving, then process the peer's messages until the channel ends. */
   async run(): Promise<void> {
-    await this.#enqueue(() => this.#sendSummaries());
+    if (this.#options.initiator) await this.#enqueue(() => this.#sendSummaries());
     for await (const message of this.channel) await this.#enqueue(() => this.#handle(message));
   }
 

@@ -70,7 +70,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
   };
   let stopped = false;
 
-  const startSession = (channel: FramedChannel<SyncMessage>): void => {
+  const startSession = (channel: FramedChannel<SyncMessage>, initiator: boolean): void => {
     const peer = channel.peer;
     sessions.get(peer)?.channel.abort(closedBy("replaced by a newer stream"));
     const session = new PeerSession(channel, {
@@ -79,6 +79,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
       maxSyncStates: options.maxSyncStatesPerPeer ?? 2048,
       targetFrameBytes: options.targetFrameBytes ?? 1024 * 1024,
       maxEntriesPerFrame: options.maxEntriesPerFrame ?? 5000,
+      initiator,
       onError: (error) => report(peer, error),
     });
     sessions.set(peer, session);
@@ -99,7 +100,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
         stream.abort(new Error("sync session already open"));
         return;
       }
-      startSession(new FramedChannel<SyncMessage>({ ...settings, stream, codec, peer, onClose: (error) => error && report(peer, error) }));
+      startSession(new FramedChannel<SyncMessage>({ ...settings, stream, codec, peer, onClose: (error) => error && report(peer, error) }), true);
     } catch (error) {
       report(peer, error instanceof Error ? error : new Error(String(error)));
     }
@@ -110,7 +111,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     settings,
     maxInboundStreams: 2,
     accept: async (peer) => !stopped && (await isMember(peer)),
-    onChannel: startSession,
+    onChannel: (channel) => startSession(channel, false),
     onError: report,
   });
   const topology = await libp2p.register(SYNC_PROTOCOL, {

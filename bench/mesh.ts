@@ -1,0 +1,320 @@
+import "../src/polyfills.js";
+import * as A from "@automerge/automerge";
+import { generateKeyPair } from "@libp2p/crypto/keys";
+import type { PrivateKey } from "@libp2p/interface";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { createMeshLibp2p, type MeshLibp2p } from "../node/libp2p/create-libp2p.js";
+import { createCapabilityDirectory, type CapabilityDirectory } from "../node/routing/capability-directory.js";
+import { createSyncEngine, type SyncEngine } from "../node/sync/sync-engine.js";
+import { createMessageCodec } from "../protocols/framing/codec.js";
+import { ChannelPool, handleFramed } from "../protocols/framing/pool.js";
+import { openDatabase, type Database } from "../src/storage/level-database.js";
+import { LevelDocumentStore } from "../src/storage/level-document-store.js";
+import { percentile, printResult } from "./report.js";
+
+type Task = { status: A.ImmutableString; note: A.ImmutableString; progress: number };
+
+async function startNode(privateKey?: PrivateKey, admit: (peer: string) => boolean = () => true): Promise<MeshLibp2p> {
+  return createMeshLibp2p({
+    privateKey: privateKey ?? (await generateKeyPair("Ed25519")),
+    mdns: false,
+    admit,
+    inboundConnectionThreshold: 10_000,
+  });
+}
+
+async function dial(a: MeshLibp2p, b: MeshLibp2p): Promise<void> {
+  const addr = b.getMultiaddrs()[0];
+  if (addr === undefined) throw new Error("no listen address");
+  await a.dial(addr, { signal: AbortSignal.timeout(10_000) });
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number, pollMs = 2): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** Round trips on one open stream: raw bytes echoed, and typed messages through a FramedChannel. */
+async function roundTrips(count: number): Promise<Record<string, number>> {
+  const [a, b] = await Promise.all([startNode(), startNode()]);
+  try {
+    await dial(a, b);
+    await b.handle("/bench/raw/1.0.0", (stream) => {
+      stream.addEventListener("message", (e) => {
+        stream.send(e.data);
+      });
+    });
+    const raw = await a.dialProtocol(b.peerId, "/bench/raw/1.0.0");
+    const rawLatencies: number[] = [];
+    let resolveEcho: (() => void) | undefined;
+    raw.addEventListener("message", () => resolveEcho?.());
+    const ping = new Uint8Array(32);
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now();
+      await new Promise<void>((resolve) => {
+        resolveEcho = resolve;
+        raw.send(ping);
+      });
+      rawLatencies.push(performance.now() - t0);
+    }
+
+    const codec = createMessageCodec({ version: 1, schema: z.object({ n: z.number().int(), id: z.string() }) });
+    await handleFramed(b, "/bench/framed/1.0.0", {
+      codec,
+      accept: () => true,
+      onChannel: (channel) => {
+        void (async () => {
+          for await (const msg of channel) await channel.send(msg);
+        })().catch(() => undefined);
+      },
+    });
+    const pool = new ChannelPool({ libp2p: a, protocol: "/bench/framed/1.0.0", codec });
+    const framedLatencies: number[] = [];
+    for (let n = 0; n < count; n++) {
+      const t0 = performance.now();
+      const channel = await pool.get(b.peerId);
+      await channel.send({ n, id: "00000000-0000-4000-8000-000000000000" });
+      await channel.receive({ timeoutMs: 5_000 });
+      framedLatencies.push(performance.now() - t0);
+    }
+    await pool.close();
+    return {
+      raw_stream_rtt_p50_ms: percentile(rawLatencies.slice(count / 10), 50),
+      raw_stream_rtt_p99_ms: percentile(rawLatencies.slice(count / 10), 99),
+      framed_channel_rtt_p50_ms: percentile(framedLatencies.slice(count / 10), 50),
+      framed_channel_rtt_p99_ms: percentile(framedLatencies.slice(count / 10), 99),
+    };
+  } finally {
+    await Promise.allSettled([a.stop(), b.stop()]);
+  }
+}
+
+interface SyncPeer {
+  node: MeshLibp2p;
+  db: Database;
+  store: LevelDocumentStore;
+  engine: SyncEngine;
+  dir: string;
+}
+
+/**
+ * Two nodes share `docs` task documents, are cut apart, one side changes every
+ * document, then they redial. The figure is redial -> identical summaries; the
+ * baseline is Automerge's own sync of the same documents in memory, both sides
+ * already loaded, no network and no storage.
+ */
+async function reconnectSync(docs: number): Promise<Record<string, number>> {
+  let partitioned = false;
+  const peers: SyncPeer[] = [];
+  for (let i = 0; i < 2; i++) {
+    const node = await startNode(undefined, () => !partitioned);
+    const dir = mkdtempSync(join(tmpdir(), "coderclaw-bench-mesh-"));
+    const db = await openDatabase(dir);
+    const store = new LevelDocumentStore(db, { path: dir });
+    const engine = await createSyncEngine({ libp2p: node, store, isMember: () => true });
+    peers.push({ node, db, store, engine, dir });
+  }
+  const [a, b] = peers as [SyncPeer, SyncPeer];
+  try {
+    const ids = Array.from({ length: docs }, (_, i) => `task/${String(i).padStart(8, "0")}-bench`);
+    await Promise.all(
+      ids.map((id) =>
+        a.store.update<Task>(id, () => A.from<Task>({ status: new A.ImmutableString("pending"), note: new A.ImmutableString(id), progress: 0 })),
+      ),
+    );
+    const same = async (): Promise<boolean> => {
+      const [sa, sb] = await Promise.all([a.store.summary("task/"), b.store.summary("task/")]);
+      return sa.count === sb.count && sa.buckets.every((d, i) => sb.buckets[i] === d);
+    };
+    await dial(a.node, b.node);
+    await until(same, 120_000, 20);
+
+    partitioned = true;
+    await a.node.hangUp(b.node.peerId);
+    await until(async () => a.engine.peers().length === 0 && b.engine.peers().length === 0, 10_000);
+    const before = new Map<string, A.Doc<Task>>();
+    for (const id of ids) before.set(id, A.clone((await b.store.get<Task>(id)) as A.Doc<Task>));
+    await Promise.all(
+      ids.map((id) =>
+        a.store.update<Task>(id, (doc) =>
+          A.change(doc as A.Doc<Task>, (d) => {
+            d.status = new A.ImmutableString("running");
+            d.progress = 50;
+          }),
+        ),
+      ),
+    );
+    const after = new Map<string, A.Doc<Task>>();
+    for (const id of ids) after.set(id, A.clone((await a.store.get<Task>(id)) as A.Doc<Task>));
+
+    partitioned = false;
+    // Count arrivals instead of polling summaries: polling would steal the CPU being measured.
+    let arrived = 0;
+    let allArrived!: () => void;
+    const arrival = new Promise<void>((resolve) => (allArrived = resolve));
+    const off = b.store.onChange((change) => {
+      if (change.origin === "remote" && ++arrived === docs) allArrived();
+    });
+    const t0 = performance.now();
+    await dial(b.node, a.node);
+    await Promise.race([arrival, new Promise((_, reject) => setTimeout(() => reject(new Error("reconnect sync timed out")), 120_000))]);
+    const meshMs = performance.now() - t0;
+    off();
+    if (!(await same())) throw new Error("stores differ after reconnect sync");
+
+    const r0 = performance.now();
+    let rounds = 0;
+    for (const id of ids) {
+      let x = after.get(id) as A.Doc<Task>;
+      let y = before.get(id) as A.Doc<Task>;
+      let sx = A.initSyncState();
+      let sy = A.initSyncState();
+      for (;;) {
+        const [nsx, mx] = A.generateSyncMessage(x, sx);
+        sx = nsx;
+        if (mx !== null) [y, sy] = A.receiveSyncMessage(y, sy, mx);
+        const [nsy, my] = A.generateSyncMessage(y, sy);
+        sy = nsy;
+        if (my !== null) [x, sx] = A.receiveSyncMessage(x, sx, my);
+        rounds++;
+        if (mx === null && my === null) break;
+      }
+    }
+    const rawMs = performance.now() - r0;
+    return {
+      reconnect_sync_docs: docs,
+      reconnect_sync_mesh_ms: Math.round(meshMs * 10) / 10,
+      reconnect_sync_raw_automerge_ms: Math.round(rawMs * 10) / 10,
+      reconnect_sync_raw_rounds_per_doc: Math.round((rounds / docs) * 10) / 10,
+      reconnect_sync_ratio: Math.round((meshMs / rawMs) * 100) / 100,
+    };
+  } finally {
+    for (const p of peers) {
+      await Promise.allSettled([p.engine.stop()]);
+      await Promise.allSettled([p.node.stop()]);
+      await Promise.allSettled([p.store.close()]);
+      await Promise.allSettled([p.db.close()]);
+      rmSync(p.dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * A 20-node mesh, each node connected to a few neighbours (ring plus chords),
+ * one node holding a rare agent; lookups from every other node, by asking
+ * connected members ("auto") and through the DHT only.
+ */
+async function capabilityLookup(size: number, lookups: number): Promise<Record<string, number>> {
+  const keys = await Promise.all(Array.from({ length: size }, () => generateKeyPair("Ed25519")));
+  const nodes = await Promise.all(keys.map((k) => startNode(k)));
+  const holder = 7;
+  const directories: CapabilityDirectory[] = [];
+  try {
+    for (const [i, node] of nodes.entries()) {
+      directories.push(
+        await createCapabilityDirectory({
+          libp2p: node,
+          privateKey: keys[i] as PrivateKey,
+          local: () => ({ agents: i === holder ? ["rare", "echo"] : ["echo"], skills: [], capabilities: [], load: 0, maxConcurrency: 4 }),
+          version: "bench",
+          isMember: () => true,
+          refreshMs: 3_600_000,
+        }),
+      );
+    }
+    for (let i = 0; i < size; i++) {
+      for (const step of [1, 2, 5]) {
+        await dial(nodes[i] as MeshLibp2p, nodes[(i + step) % size] as MeshLibp2p).catch(() => undefined);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+    await Promise.all(directories.map((d) => d.publish()));
+    const measure = async (strategy: "auto" | "dht"): Promise<{ p50: number; found: number }> => {
+      const latencies: number[] = [];
+      let found = 0;
+      for (let k = 0; k < lookups; k++) {
+        const from = (holder + 1 + (k % (size - 1))) % size;
+        const t0 = performance.now();
+        const candidates = await (directories[from] as CapabilityDirectory).findAgent("rare", { strategy, timeoutMs: 10_000 });
+        latencies.push(performance.now() - t0);
+        if (candidates.some((c) => c.peerId === nodes[holder]?.peerId.toString())) found++;
+      }
+      return { p50: percentile(latencies, 50), found };
+    };
+    const auto = await measure("auto");
+    const dht = await measure("dht");
+    return {
+      capability_mesh_nodes: size,
+      capability_lookup_auto_p50_ms: auto.p50,
+      capability_lookup_auto_found_ratio: auto.found / lookups,
+      capability_lookup_dht_p50_ms: dht.p50,
+      capability_lookup_dht_found_ratio: dht.found / lookups,
+    };
+  } finally {
+    await Promise.allSettled(directories.map((d) => d.stop()));
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+  }
+}
+
+/** Child-process mode: one node with store, sync and directory, idle; prints its RSS. */
+async function idleNode(): Promise<void> {
+  const privateKey = await generateKeyPair("Ed25519");
+  const node = await startNode(privateKey);
+  const dir = mkdtempSync(join(tmpdir(), "coderclaw-bench-idle-"));
+  const db = await openDatabase(dir);
+  const store = new LevelDocumentStore(db, { path: dir });
+  const engine = await createSyncEngine({ libp2p: node, store, isMember: () => true });
+  const directory = await createCapabilityDirectory({
+    libp2p: node,
+    privateKey,
+    local: () => ({ agents: ["echo"], skills: [], capabilities: [], load: 0, maxConcurrency: 4 }),
+    version: "bench",
+    isMember: () => true,
+  });
+  await new Promise((r) => setTimeout(r, 2_000));
+  globalThis.gc?.();
+  process.stdout.write(JSON.stringify({ rss: process.memoryUsage().rss }) + "\n");
+  await directory.stop();
+  await engine.stop();
+  await node.stop();
+  await store.close();
+  await db.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function idleRss(): Promise<number> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--idle-node"], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  await new Promise<void>((resolve, reject) => {
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`idle node exited with ${code}`))));
+  });
+  const parsed = z.object({ rss: z.number() }).parse(JSON.parse(out.trim().split("\n").pop() ?? "{}"));
+  return Math.round((parsed.rss / 1024 / 1024) * 10) / 10;
+}
+
+/** `--only rtt,sync,caps,rss` runs a subset, for profiling one part. */
+async function main(): Promise<void> {
+  if (process.argv.includes("--idle-node")) return idleNode();
+  const onlyAt = process.argv.indexOf("--only");
+  const only = onlyAt >= 0 ? new Set((process.argv[onlyAt + 1] ?? "").split(",")) : undefined;
+  const run = (part: string): boolean => only === undefined || only.has(part);
+  const figures: Record<string, number> = {};
+  if (run("rtt")) Object.assign(figures, await roundTrips(2_000));
+  if (run("sync")) Object.assign(figures, await reconnectSync(1_000));
+  if (run("caps")) Object.assign(figures, await capabilityLookup(20, 40));
+  if (run("rss")) figures.idle_node_rss_mb = await idleRss();
+  printResult("mesh", figures);
+  // libp2p leaves timers (DHT, reconnect queue) that outlive stop(); the figures are printed.
+  process.exit(0);
+}
+
+await main();
