@@ -47,8 +47,9 @@ interface Frame {
   /** Child tokens still to come (maps count keys and values). */
   remaining: number;
   readonly isMap: boolean;
-  /** Encoded bytes of the previous key, for the ordering check. */
-  lastKey: Uint8Array | undefined;
+  /** Where the previous key's encoding starts and ends (-1: none yet), for the ordering check. */
+  lastKeyStart: number;
+  lastKeyEnd: number;
 }
 
 /**
@@ -93,21 +94,32 @@ class CanonicalTokenizer {
     }
     if ((token.type === Type.array || token.type === Type.map) && token.value > 0) {
       const isMap = token.type === Type.map;
-      frames.push({ remaining: isMap ? token.value * 2 : token.value, isMap, lastKey: undefined });
+      frames.push({ remaining: isMap ? token.value * 2 : token.value, isMap, lastKeyStart: -1, lastKeyEnd: -1 });
       if (frames.length > this.maxDepth) throw new DecodeError("TOO_DEEP", `nesting deeper than ${this.maxDepth}`);
     }
     return token;
   }
   private checkKey(frame: Frame, token: Token, start: number): void {
     if (token.type !== Type.string) throw new DecodeError("WRONG_TYPE", "map keys must be text");
-    const key = this.data.subarray(start, this.inner.pos());
-    if (frame.lastKey !== undefined) {
-      const order = Buffer.compare(frame.lastKey, key);
+    const end = this.inner.pos();
+    if (frame.lastKeyStart >= 0) {
+      const order = compareRanges(this.data, frame.lastKeyStart, frame.lastKeyEnd, start, end);
       if (order === 0) throw new DecodeError("DUPLICATE_KEY", "duplicate map key");
       if (order > 0) throw new DecodeError("NOT_CANONICAL", "map keys are not in canonical order");
     }
-    frame.lastKey = key;
+    frame.lastKeyStart = start;
+    frame.lastKeyEnd = end;
   }
+}
+
+/** Bytewise comparison of two ranges of one buffer (no subarray allocations on the hot path). */
+function compareRanges(data: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
+  const length = Math.min(aEnd - aStart, bEnd - bStart);
+  for (let i = 0; i < length; i += 1) {
+    const diff = data[aStart + i]! - data[bStart + i]!;
+    if (diff !== 0) return diff;
+  }
+  return aEnd - aStart - (bEnd - bStart);
 }
 
 const HEADER_BYTES: Record<number, number> = { 24: 2, 25: 3, 26: 5, 27: 9 };

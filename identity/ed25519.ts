@@ -36,9 +36,13 @@ function publicJwk(publicKey: Uint8Array) {
 // full is enough and never grows without limit under hostile input.
 const PUBLIC_CACHE_LIMIT = 8192;
 const publicKeyObjects = new Map<string, KeyObject>();
+// Callers that hold on to a key's bytes (device-id parsing does) skip building the string key.
+const publicKeyObjectsByArray = new WeakMap<Uint8Array, KeyObject>();
 const privateKeyObjects = new WeakMap<Uint8Array, KeyObject>();
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  const byArray = publicKeyObjectsByArray.get(publicKey);
+  if (byArray !== undefined) return byArray;
   const cacheKey = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString("latin1");
   let key = publicKeyObjects.get(cacheKey);
   if (key === undefined) {
@@ -46,6 +50,7 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
     if (publicKeyObjects.size >= PUBLIC_CACHE_LIMIT) publicKeyObjects.clear();
     publicKeyObjects.set(cacheKey, key);
   }
+  publicKeyObjectsByArray.set(publicKey, key);
   return key;
 }
 

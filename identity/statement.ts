@@ -101,8 +101,9 @@ export function decodeStatement(bytes: Uint8Array): SignedStatement {
   const value = decodeCanonical(bytes, STATEMENT_LIMITS);
   if (!isPlainObject(value)) throw new DecodeError("WRONG_TYPE", "statement is not a map");
   if (value.v !== STATEMENT_VERSION) throw new DecodeError("UNKNOWN_VERSION", `unknown statement version: ${String(value.v)}`);
-  const keys = Object.keys(value).sort();
-  if (keys.length !== ENVELOPE_KEYS.length || keys.some((k, i) => k !== ENVELOPE_KEYS[i])) {
+  let keyCount = 0;
+  for (const key in value) if (Object.hasOwn(value, key)) keyCount += 1;
+  if (keyCount !== ENVELOPE_KEYS.length || !ENVELOPE_KEYS.every((k) => Object.hasOwn(value, k))) {
     throw new DecodeError("WRONG_TYPE", `statement envelope must have exactly the keys ${ENVELOPE_KEYS.join(", ")}`);
   }
   const { kind, body, issuer, sig } = value;
