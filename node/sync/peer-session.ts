@@ -1,7 +1,7 @@
 import * as A from "@automerge/automerge";
 import type { FramedChannel } from "../../protocols/framing/channel.js";
 import { PeerLimitError } from "../../protocols/framing/errors.js";
-import type { DocsMessage, EntriesMessage, SummaryMessage, SyncMessage } from "../../protocols/sync/messages.js";
+import type { DocsMessage, EntriesMessage, PatchMessage, SummaryMessage, SyncMessage, WantMessage } from "../../protocols/sync/messages.js";
 import type { DocumentStore } from "../../src/storage/document-store.js";
 
 /** Limits and collaborators of one peer's sync session. */
@@ -29,6 +29,13 @@ const MAX_PENDING_ENTRIES = 1_000_000;
 /** An empty document to generate sync messages for ids this node does not hold; only read, never passed to a receive. */
 const EMPTY = A.init<unknown>();
 
+type PatchItem = PatchMessage["items"][number];
+
+/** The changes of `doc` after `since`; a whole compressed document when the peer has nothing. */
+function makePatch(id: string, doc: A.Doc<unknown>, since: string[]): PatchItem {
+  return { id, since, heads: A.getHeads(doc), changes: since.length === 0 ? A.save(doc) : A.saveSince(doc, since) };
+}
+
 function sameHeads(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   const set = new Set(a);
@@ -38,11 +45,13 @@ function sameHeads(a: readonly string[], b: readonly string[]): boolean {
 /**
  * Sync with one peer over one channel. The initiator sends a summary per
  * prefix; the other side answers a differing summary with the entries of the
- * differing buckets (split over frames, the last one flagged); the initiator
- * then starts Automerge sync for the ids whose heads differ, many documents per
- * frame, and both sides answer sync messages until Automerge has nothing left
- * to send. Live pushes go both ways. Every step runs through one serial queue so a document's
- * sync state is never used by two steps at once.
+ * differing buckets (split over frames, the last one flagged). For each id whose
+ * heads differ, the initiator sends a patch when it holds every head the peer
+ * has, else a want; the peer answers a want with a patch, or with Automerge sync
+ * when both sides changed the document. Patches, wants and sync messages carry
+ * many documents per frame. Live pushes use Automerge sync both ways. Every step
+ * runs through one serial queue so a document's sync state is never used by two
+ * steps at once.
  */
 export class PeerSession {
   readonly channel: FramedChannel<SyncMessage>;
@@ -97,6 +106,10 @@ export class PeerSession {
         return this.#onEntries(message);
       case "docs":
         return this.#onDocs(message);
+      case "patch":
+        return this.#onPatch(message);
+      case "want":
+        return this.#onWant(message);
     }
   }
 
@@ -133,16 +146,84 @@ export class PeerSession {
       return;
     }
     this.#pendingEntries.delete(remote.prefix);
+    const remoteHeads = new Map(pending.map((e) => [e.id, e.heads]));
     const local = await this.#options.store.bucketEntries(remote.prefix, remote.buckets);
-    const localHeads = new Map(local.map((e) => [e.id, e.heads]));
     const differing = new Set<string>();
-    for (const entry of pending) {
-      const mine = localHeads.get(entry.id);
-      if (mine === undefined || !sameHeads(mine, entry.heads)) differing.add(entry.id);
-      localHeads.delete(entry.id);
+    for (const entry of local) {
+      const theirs = remoteHeads.get(entry.id);
+      if (theirs === undefined || !sameHeads(entry.heads, theirs)) differing.add(entry.id);
     }
-    for (const id of localHeads.keys()) differing.add(id);
-    await this.#syncIds([...differing]);
+    const localIds = new Set(local.map((e) => e.id));
+    for (const id of remoteHeads.keys()) if (!localIds.has(id)) differing.add(id);
+    // Where this side holds everything the peer has, one patch settles the document; otherwise ask for
+    // the peer's patch, and the peer falls back to Automerge sync when both sides changed.
+    const patches: PatchItem[] = [];
+    const wants: Array<{ id: string; heads: string[] }> = [];
+    for (const id of differing) {
+      const doc = await this.#options.store.get<unknown>(id);
+      const theirs = remoteHeads.get(id) ?? [];
+      if (doc !== undefined && A.hasHeads(doc, theirs)) patches.push(makePatch(id, doc, theirs));
+      else wants.push({ id, heads: doc === undefined ? [] : A.getHeads(doc) });
+    }
+    await this.#sendPatches(patches);
+    for (let i = 0; i < wants.length; i += 5000) await this.channel.send({ t: "want", items: wants.slice(i, i + 5000) });
+  }
+
+  async #onWant(message: WantMessage): Promise<void> {
+    const patches: PatchItem[] = [];
+    const concurrent: string[] = [];
+    for (const { id, heads } of message.items) {
+      if (!this.#replicated(id)) continue;
+      const doc = await this.#options.store.get<unknown>(id);
+      if (doc === undefined) continue;
+      if (A.hasHeads(doc, heads)) patches.push(makePatch(id, doc, heads));
+      else concurrent.push(id);
+    }
+    await this.#sendPatches(patches);
+    await this.#syncIds(concurrent);
+  }
+
+  async #onPatch(message: PatchMessage): Promise<void> {
+    const { store } = this.#options;
+    const fallback: string[] = [];
+    await Promise.all(
+      message.items.map(async ({ id, since, heads, changes }) => {
+        if (!this.#replicated(id)) return;
+        try {
+          await store.update<unknown>(
+            id,
+            (current) => {
+              if (current !== undefined && A.hasHeads(current, heads)) return current;
+              // Missing dependencies would leave the heads unmoved: let Automerge sync work out what is missing.
+              if (since.length > 0 && (current === undefined || !A.hasHeads(current, since))) {
+                fallback.push(id);
+                return current;
+              }
+              return A.loadIncremental(current ?? A.init<unknown>(), changes);
+            },
+            "remote",
+          );
+        } catch (err) {
+          this.#options.onError(new Error(`patch of ${id} from ${this.channel.peer} failed: ${(err as Error).message}`, { cause: err }));
+        }
+      }),
+    );
+    await this.#syncIds(fallback);
+  }
+
+  async #sendPatches(patches: PatchItem[]): Promise<void> {
+    let batch: PatchItem[] = [];
+    let bytes = 0;
+    for (const item of patches) {
+      if (batch.length > 0 && bytes + item.changes.byteLength > this.#options.targetFrameBytes) {
+        await this.channel.send({ t: "patch", items: batch });
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(item);
+      bytes += item.changes.byteLength + item.id.length + 70 * (item.heads.length + item.since.length);
+    }
+    if (batch.length > 0) await this.channel.send({ t: "patch", items: batch });
   }
 
   async #onDocs(message: DocsMessage): Promise<void> {

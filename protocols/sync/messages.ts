@@ -40,14 +40,32 @@ export const docsMessage = z.object({
   items: z.array(z.object({ id: documentId, msg: bytesSchema })).max(10_000),
 });
 
+/**
+ * Changes that bring a document from `since` (heads the receiver is known to
+ * hold, empty for a document it lacks) to `heads`, in Automerge save format.
+ * The one-message path for a document only one side changed.
+ */
+export const patchMessage = z.object({
+  t: z.literal("patch"),
+  items: z.array(z.object({ id: documentId, since: heads, heads, changes: bytesSchema })).max(10_000),
+});
+
+/** Ask for a patch from `heads` (the sender's current heads, empty when it lacks the document). */
+export const wantMessage = z.object({
+  t: z.literal("want"),
+  items: z.array(z.object({ id: documentId, heads })).max(10_000),
+});
+
 /** Any message of the sync protocol. */
-export const syncMessage = z.discriminatedUnion("t", [summaryMessage, entriesMessage, docsMessage]);
+export const syncMessage = z.discriminatedUnion("t", [summaryMessage, entriesMessage, docsMessage, patchMessage, wantMessage]);
 
 /** See {@link syncMessage}. */
 export type SyncMessage = z.infer<typeof syncMessage>;
 export type SummaryMessage = z.infer<typeof summaryMessage>;
 export type EntriesMessage = z.infer<typeof entriesMessage>;
 export type DocsMessage = z.infer<typeof docsMessage>;
+export type PatchMessage = z.infer<typeof patchMessage>;
+export type WantMessage = z.infer<typeof wantMessage>;
 
 /** The strict codec of the sync protocol. */
 export function createSyncCodec(maxMessageBytes = MAX_SYNC_FRAME_BYTES): MessageCodec<SyncMessage> {
