@@ -30,6 +30,7 @@ const GRANTS = 1_000;
 const CHECKS = 1_000_000;
 const APPENDS = 20_000;
 const IN_FLIGHT = 2_000;
+const ROUNDS = 3;
 const MESH = "mesh-abcdefghijklmnopqrstuvwxyz";
 
 function permissionBench(): { checksPerSecond: number; roles: number; grants: number } {
@@ -64,6 +65,11 @@ function permissionBench(): { checksPerSecond: number; roles: number; grants: nu
   return { checksPerSecond: Math.round(CHECKS / seconds), roles: ROLES, grants: GRANTS };
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
 async function auditBench(): Promise<Record<string, number>> {
   const dir = await mkdtemp(join(tmpdir(), "cc-bench-security-"));
   const db = new Level<string, Uint8Array>(join(dir, "db"), { valueEncoding: "view" });
@@ -82,30 +88,37 @@ async function auditBench(): Promise<Record<string, number>> {
     await Promise.all(inFlight);
     const appendSeconds = (performance.now() - start) / 1000;
 
-    const verifyStart = performance.now();
-    const report = await log.verify();
-    const verifySeconds = (performance.now() - verifyStart) / 1000;
-    if (!report.ok || report.entries !== APPENDS) throw new Error(`verify failed: ${JSON.stringify(report.problems[0])}`);
-
-    // Same count of signatures over messages of the same size, same key: the floor verify() is compared to.
-    const samples = (await log.exportEntries(signer.peerId)).slice(0, 1);
+    // Other work shares this machine, so verify() and the raw baseline alternate and each
+    // reports its median round: load that changes mid-run then hits both sides alike.
+    const samples = await log.exportEntries(signer.peerId, APPENDS - 1);
     const message = samples[0] ?? new Uint8Array(200);
     const sig = signer.sign(message);
-    const rawStart = performance.now();
-    let good = 0;
-    for (let i = 0; i < APPENDS; i++) if (ed25519.verify(sig, message, signer.publicKey)) good++;
-    const rawSeconds = (performance.now() - rawStart) / 1000;
-    if (good !== APPENDS) throw new Error("raw verify failed");
+    const verifyRates: number[] = [];
+    const rawRates: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const verifyStart = performance.now();
+      const report = await log.verify();
+      verifyRates.push(APPENDS / ((performance.now() - verifyStart) / 1000));
+      if (!report.ok || report.entries !== APPENDS) throw new Error(`verify failed: ${JSON.stringify(report.problems[0])}`);
+
+      // Same count of signatures over an entry-sized message with the same key.
+      const rawStart = performance.now();
+      let good = 0;
+      for (let i = 0; i < APPENDS; i++) if (ed25519.verify(sig, message, signer.publicKey)) good++;
+      rawRates.push(APPENDS / ((performance.now() - rawStart) / 1000));
+      if (good !== APPENDS) throw new Error("raw verify failed");
+    }
     await log.close();
 
-    const verifyRate = APPENDS / verifySeconds;
-    const rawRate = APPENDS / rawSeconds;
+    const verifyRate = median(verifyRates);
+    const rawRate = median(rawRates);
     return {
       auditAppendsPerSecond: Math.round(APPENDS / appendSeconds),
       auditEntries: APPENDS,
       auditVerifyPerSecond: Math.round(verifyRate),
       rawEd25519VerifyPerSecond: Math.round(rawRate),
       verifyRatio: Math.round((verifyRate / rawRate) * 100) / 100,
+      verifyRounds: ROUNDS,
     };
   } finally {
     await db.close();

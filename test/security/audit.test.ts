@@ -92,11 +92,12 @@ describe("audit log", () => {
       await writeLog();
       await tamperSegment(level.db, node.peerId, 1, (d) => {
         // Turn a denial into an approval, keeping the original signature: a quiet edit.
-        const [signed, sig] = canonicalDecode(d.entries[5] as Uint8Array) as [Uint8Array, Uint8Array];
-        const fields = canonicalDecode(signed) as { seq: number; body: AuditBody };
+        const stored = d.entries[5] as Uint8Array;
+        const sig = stored.subarray(stored.length - 64);
+        const fields = canonicalDecode(stored.subarray(0, stored.length - 64)) as { seq: number; body: AuditBody };
         expect(fields).toMatchObject({ seq: 16, body: { result: "denied" } });
         fields.body.result = "allowed";
-        d.entries[5] = canonicalEncode([canonicalEncode(fields), sig]);
+        d.entries[5] = Buffer.concat([canonicalEncode(fields), sig]);
       });
       const report = await verifyFresh();
       expect(report.ok).toBe(false);

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { canonicalDecode, canonicalEncode } from "../canonical.js";
+import { decode } from "cborg";
+import { canonicalEncode } from "../canonical.js";
 import type { Signer } from "../keys.js";
 
 /** Outcome recorded for an audited action. */
@@ -36,7 +37,7 @@ export interface AuditEntry {
 /** An entry plus the bytes it travels and is stored as. */
 export interface EncodedAuditEntry {
   entry: AuditEntry;
-  /** `cbor([signedBytes, signature])`. */
+  /** The signed bytes (canonical CBOR) followed by the 64-byte signature. */
   bytes: Uint8Array;
 }
 
@@ -47,6 +48,9 @@ export interface DecodedAuditEntry extends EncodedAuditEntry {
 }
 
 const ENTRY_VERSION = 1;
+const SIG_LENGTH = 64;
+/** Largest stored entry accepted; bounds the work a hostile entry can cause. */
+export const MAX_ENTRY_BYTES = 16 * 1024;
 
 /**
  * Builds and signs the next entry of `signer`'s log. The signature covers the
@@ -62,7 +66,10 @@ export function signAuditEntry(signer: Signer, seq: number, prev: string | null,
     time,
     body: cleanBody(body),
   });
-  const bytes = canonicalEncode([signed, signer.sign(signed)]);
+  const sig = signer.sign(signed);
+  const bytes = new Uint8Array(signed.length + SIG_LENGTH);
+  bytes.set(signed);
+  bytes.set(sig, signed.length);
   return { entry: { author: signer.peerId, seq, prev, time, body, hash: hashEntryBytes(bytes) }, bytes };
 }
 
@@ -71,28 +78,34 @@ export function hashEntryBytes(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/** Decodes stored entry bytes strictly; throws on anything malformed. Does not check the signature. */
+/**
+ * Decodes stored entry bytes; throws on anything malformed. Does not check the
+ * signature. The signed part is decoded without identity/'s canonical re-encoding
+ * check because nothing here depends on canonical form: the signature covers the
+ * exact signed bytes and the hash the exact stored bytes, so any other encoding of
+ * the same values is simply a different, unsigned entry. Skipping that check keeps
+ * verification close to the cost of the signature check alone.
+ */
 export function decodeAuditEntry(bytes: Uint8Array): DecodedAuditEntry {
-  const outer = canonicalDecode(bytes);
-  if (!Array.isArray(outer) || outer.length !== 2 || !(outer[0] instanceof Uint8Array) || !(outer[1] instanceof Uint8Array)) {
-    throw new TypeError("entry is not [signed, signature]");
-  }
-  const [signed, sig] = outer as [Uint8Array, Uint8Array];
-  const inner = canonicalDecode(signed) as Record<string, unknown>;
-  if (typeof inner !== "object" || inner === null) throw new TypeError("signed part is not a map");
+  if (bytes.length > MAX_ENTRY_BYTES) throw new RangeError(`entry exceeds ${MAX_ENTRY_BYTES} bytes`);
+  if (bytes.length <= SIG_LENGTH) throw new TypeError("entry is shorter than a signature");
+  const signed = bytes.subarray(0, bytes.length - SIG_LENGTH);
+  const sig = bytes.subarray(bytes.length - SIG_LENGTH);
+  // Strict: one value per key, definite lengths only; nesting deep enough to exhaust the stack throws a RangeError, caught by callers like any malformed entry.
+  const inner = decode(signed, { strict: true, rejectDuplicateMapKeys: true, allowIndefinite: false, allowUndefined: false, useMaps: false }) as Record<string, unknown>;
+  if (typeof inner !== "object" || inner === null || Array.isArray(inner)) throw new TypeError("signed part is not a map");
   if (inner.v !== ENTRY_VERSION) throw new TypeError(`unknown entry version ${String(inner.v)}`);
   const { author, seq, prev, time } = inner;
   if (typeof author !== "string" || !Number.isSafeInteger(seq) || (seq as number) < 1 || typeof time !== "number") {
     throw new TypeError("entry header is malformed");
   }
   if (!(prev === null || (prev instanceof Uint8Array && prev.length === 32))) throw new TypeError("entry prev is malformed");
-  const body = asBody(inner.body);
   const entry: AuditEntry = {
     author,
     seq: seq as number,
-    prev: prev === null ? null : Buffer.from(prev).toString("hex"),
+    prev: prev === null ? null : Buffer.from(prev.buffer, prev.byteOffset, prev.byteLength).toString("hex"),
     time,
-    body,
+    body: asBody(inner.body),
     hash: hashEntryBytes(bytes),
   };
   return { entry, bytes, signed, sig };
