@@ -116,6 +116,7 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
   let lastSeq = 0;
   const provided = new Set<string>();
   let stopped = false;
+  const stopping = new AbortController();
 
   const localRecord = async (): Promise<SignedNodeRecord> => {
     const caps = options.local();
@@ -312,7 +313,7 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
   };
 
   const publish = async (): Promise<void> => {
-    const signal = AbortSignal.timeout(options.publishTimeoutMs ?? 10_000);
+    const signal = AbortSignal.any([AbortSignal.timeout(options.publishTimeoutMs ?? 10_000), stopping.signal]);
     setMaxListeners(Infinity, signal);
     const { record, bytes } = await localRecord();
     const dht = libp2p.services.dht;
@@ -334,10 +335,23 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
     for (const result of results) if (result.status === "rejected" && !signal.aborted) report(result.reason);
   };
 
-  const refresh = setInterval(() => {
-    if (!stopped) publish().catch(report);
-  }, options.refreshMs ?? 60_000);
+  let inFlight: Promise<void> | undefined;
+  let lastPublish = 0;
+  const publishInBackground = (): void => {
+    if (stopped || inFlight !== undefined) return;
+    lastPublish = Date.now();
+    inFlight = publish()
+      .catch(report)
+      .finally(() => (inFlight = undefined));
+  };
+  const refresh = setInterval(publishInBackground, options.refreshMs ?? 60_000);
   refresh.unref();
+  // A publication made with few peers reaches few; a newly connected peer is a reason to publish again, at a bounded rate.
+  const onPeer = (): void => {
+    if (Date.now() - lastPublish > (options.publishTimeoutMs ?? 10_000)) publishInBackground();
+  };
+  libp2p.addEventListener("peer:connect", onPeer);
+  publishInBackground();
 
   return {
     publish,
@@ -348,6 +362,9 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
       if (stopped) return;
       stopped = true;
       clearInterval(refresh);
+      libp2p.removeEventListener("peer:connect", onPeer);
+      stopping.abort(new Error("capability directory stopped"));
+      await inFlight;
       await libp2p.unhandle(CAPS_PROTOCOL);
       await pool.close();
     },
