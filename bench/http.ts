@@ -76,8 +76,12 @@ async function measureAll(trips: Record<string, RoundTrip>): Promise<Record<stri
     for (let i = 0; i < WARMUP; i += 1) await trip();
     samples[name] = { latencies: [], tasks: 0, seconds: 0 };
   }
+  const entries = Object.entries(trips);
   for (let r = 0; r < ROUNDS; r += 1) {
-    for (const [name, trip] of Object.entries(trips)) {
+    // Rotate the order each round: the engine's background work (group commits,
+    // compaction) left by one variant must not always land on the same next one.
+    for (let k = 0; k < entries.length; k += 1) {
+      const [name, trip] = entries[(r + k) % entries.length] as [string, RoundTrip];
       await sample(trip, samples[name] as Samples, SEQUENTIAL / ROUNDS, PARALLEL_TASKS / ROUNDS);
     }
   }
