@@ -42,7 +42,6 @@ export function encodeCanonical(value: unknown): Uint8Array {
   return encode(value, ENCODE_OPTIONS);
 }
 
-
 interface Frame {
   /** Child tokens still to come (maps count keys and values). */
   remaining: number;

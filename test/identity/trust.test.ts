@@ -5,6 +5,8 @@ import {
   evaluateTrust,
   issueRevocation,
   issueTrustCert,
+  meetsTrustLevel,
+  compareTrustLevels,
   signStatement,
   TrustStore,
   type DeviceIdentity,
@@ -30,6 +32,13 @@ function storeOf(statements: SignedStatement[], policy = {}): TrustStore {
 }
 
 describe("trust levels", () => {
+  test("order: untrusted < verified < trusted", () => {
+    expect(compareTrustLevels("untrusted", "verified")).toBeLessThan(0);
+    expect(compareTrustLevels("trusted", "verified")).toBeGreaterThan(0);
+    expect(meetsTrustLevel("trusted", "verified")).toBe(true);
+    expect(meetsTrustLevel("verified", "trusted")).toBe(false);
+  });
+
   test("founder is trusted; strangers are untrusted", () => {
     const store = storeOf([]);
     expect(store.level(founder.peerId, NOW)).toBe("trusted");
