@@ -301,7 +301,12 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
     streams.abort();
   });
 
-  await app.listen({ host, port: options.port ?? 0 });
+  try {
+    await app.listen({ host, port: options.port ?? 0 });
+  } catch (err) {
+    await app.close();
+    throw new CoderClawError("UNAVAILABLE", `cannot listen on ${host}:${options.port ?? 0}: ${(err as Error).message}`, { cause: err });
+  }
   const port = (app.server.address() as AddressInfo).port;
   const hostPart = host.includes(":") ? `[${host}]` : host;
   let closing: Promise<void> | undefined;

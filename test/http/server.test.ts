@@ -247,6 +247,18 @@ describe("HTTP server configuration", () => {
     }
   });
 
+  it("fails to start with an error naming the address when the port is taken", async () => {
+    const engine = await openEngine();
+    const first = await startServer(engine.adapter);
+    try {
+      await expect(startServer(engine.adapter, { port: first.port })).rejects.toThrow(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.port}: .*EADDRINUSE`));
+      expect((await request(first.url, "GET", "/healthz")).status).toBe(200);
+    } finally {
+      await first.close();
+      await engine.close();
+    }
+  });
+
   it("refuses event streams beyond maxSseStreams with 503 and a JSON body", async () => {
     const engine = await openEngine();
     const server = await startServer(engine.adapter, { maxSseStreams: 0 });
