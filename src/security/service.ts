@@ -8,7 +8,7 @@ import type { Permission } from "./permissions.js";
 import type { RepoPolicy, TeamPolicy } from "./policy-schema.js";
 import type { Signer } from "./keys.js";
 import type { IdentityProvider } from "./providers.js";
-import { SessionManager, type Session } from "./sessions.js";
+import { SessionManager, verifyPeerSessionToken, type Session } from "./sessions.js";
 import type { TrustLevel } from "./trust.js";
 
 /** A device's standing, as identity/'s trust store evaluates it. */
@@ -192,6 +192,28 @@ export class SecurityService {
       origin: "remote",
       meshId: this.meshId,
     };
+  }
+
+  /**
+   * Builds the context of a task request relayed by another mesh node, on the node
+   * that will execute it. `peer` is the authenticated remote peer of the connection
+   * (never a field of the request). With a session token minted by that peer, the
+   * user is the token's subject; without one, the peer device itself is the caller.
+   * Either way the roles are cut down to signed grants held here (see
+   * {@link contextForPeer}). Refusals are audited and throw {@link UnauthenticatedError}.
+   */
+  async authenticatePeer(request: { session?: string | undefined; meshId: string }, peer: string): Promise<SecurityContext> {
+    const refuse = async (reason: string, userId = peer, sessionId?: string): Promise<never> => {
+      await this.#log({ action: "auth.peer", userId, deviceId: peer, result: "denied", reason, ...(sessionId === undefined ? {} : { sessionId }) });
+      throw new UnauthenticatedError(reason);
+    };
+    if (request.meshId !== this.meshId) return refuse(`request is for mesh ${request.meshId}, not ${this.meshId}`);
+    if (this.#deviceStanding(peer, undefined).revoked) return refuse(`device ${peer} is revoked`);
+    if (request.session === undefined) return this.contextForPeer({ userId: peer, roles: [...this.grants.rolesOf(peer)] }, peer);
+    const check = verifyPeerSessionToken(request.session, { meshId: this.meshId, issuer: peer, now: this.#now() });
+    if (!check.ok) return refuse(check.reason, check.userId, check.sessionId);
+    const { claims } = check;
+    return this.contextForPeer({ userId: claims.sub, roles: claims.roles, sessionId: claims.sid }, peer);
   }
 
   /**

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { fromBase64Url, toBase64Url } from "../../identity/bytes.js";
 import { canonicalDecode, canonicalEncode } from "./canonical.js";
 import { PermissionDeniedError } from "./errors.js";
+import { publicKeyOfDeviceId } from "../../identity/device-id.js";
 import { verifySignature, type Signer } from "./keys.js";
 
 /** A live session and its bearer token. */
@@ -17,7 +18,7 @@ export interface Session {
 }
 
 /** Claims inside a session token (canonical CBOR, signed by the issuing node). */
-interface Claims {
+export interface SessionClaims {
   v: 1;
   sid: string;
   sub: string;
@@ -173,26 +174,17 @@ export class SessionManager {
   }
 
   #mint(id: string, record: Record, roles: string[], now: number): Session {
-    const claims: Claims = { v: 1, sid: id, sub: record.userId, dev: record.deviceId, roles, mesh: this.#meshId, iss: this.#signer.peerId, iat: now, exp: record.expiresAt, gen: record.gen };
+    const claims: SessionClaims = { v: 1, sid: id, sub: record.userId, dev: record.deviceId, roles, mesh: this.#meshId, iss: this.#signer.peerId, iat: now, exp: record.expiresAt, gen: record.gen };
     const bytes = canonicalEncode(claims);
     const sig = this.#signer.sign(concat(DOMAIN, bytes));
     const token = `${PREFIX}.${toBase64Url(bytes)}.${toBase64Url(sig)}`;
     return { id, userId: record.userId, deviceId: record.deviceId, roles, token, issuedAt: now, expiresAt: record.expiresAt };
   }
 
-  #parse(token: string): { claims: Claims } | { ok: false; reason: string } {
-    if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) return { ok: false, reason: "malformed session token" };
-    const parts = token.split(".");
-    if (parts.length !== 3 || parts[0] !== PREFIX) return { ok: false, reason: "malformed session token" };
-    const bytes = fromBase64Url(parts[1] as string);
-    const sig = fromBase64Url(parts[2] as string);
-    if (bytes === undefined || sig === undefined) return { ok: false, reason: "malformed session token" };
-    let claims: Claims;
-    try {
-      claims = asClaims(canonicalDecode(bytes));
-    } catch {
-      return { ok: false, reason: "malformed session token" };
-    }
+  #parse(token: string): { claims: SessionClaims } | { ok: false; reason: string } {
+    const parsed = parseToken(token);
+    if ("reason" in parsed) return parsed;
+    const { claims, bytes, sig } = parsed;
     if (claims.iss !== this.#signer.peerId) return { ok: false, reason: `session token issued by ${claims.iss}, not by this node` };
     if (!verifySignature(this.#signer.publicKey, concat(DOMAIN, bytes), sig)) return { ok: false, reason: "session token signature does not verify" };
     if (claims.mesh !== this.#meshId) return { ok: false, reason: `session token is for mesh ${claims.mesh}, not ${this.#meshId}` };
@@ -206,6 +198,41 @@ export class SessionManager {
   }
 }
 
+/**
+ * Checks a session token minted by another node of the mesh, for the node that
+ * executes a task on its behalf: the issuer's signature (its key is in its device
+ * id), the mesh, the expiry, and that the issuer is the peer relaying it. Session
+ * state (rotation, revocation) lives on the issuer, so it cannot be checked here:
+ * short token lifetimes and device revocation bound the exposure, and the caller
+ * must still cut the claimed roles down to grants it holds itself.
+ */
+export function verifyPeerSessionToken(token: string, expected: { meshId: string; issuer: string; now: number }): { ok: true; claims: SessionClaims } | { ok: false; reason: string; sessionId?: string; userId?: string } {
+  const parsed = parseToken(token);
+  if ("reason" in parsed) return parsed;
+  const { claims, bytes, sig } = parsed;
+  const who = { sessionId: claims.sid, userId: claims.sub };
+  if (claims.iss !== expected.issuer) return { ok: false, reason: `session token issued by ${claims.iss}, relayed by ${expected.issuer}`, ...who };
+  const key = publicKeyOfDeviceId(claims.iss);
+  if (key === undefined || !verifySignature(key, concat(DOMAIN, bytes), sig)) return { ok: false, reason: "session token signature does not verify", ...who };
+  if (claims.mesh !== expected.meshId) return { ok: false, reason: `session token is for mesh ${claims.mesh}, not ${expected.meshId}`, ...who };
+  if (claims.exp <= expected.now) return { ok: false, reason: `session token expired at ${new Date(claims.exp).toISOString()}`, ...who };
+  return { ok: true, claims };
+}
+
+function parseToken(token: string): { claims: SessionClaims; bytes: Uint8Array; sig: Uint8Array } | { ok: false; reason: string } {
+  if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) return { ok: false, reason: "malformed session token" };
+  const parts = token.split(".");
+  if (parts.length !== 3 || parts[0] !== PREFIX) return { ok: false, reason: "malformed session token" };
+  const bytes = fromBase64Url(parts[1] as string);
+  const sig = fromBase64Url(parts[2] as string);
+  if (bytes === undefined || sig === undefined) return { ok: false, reason: "malformed session token" };
+  try {
+    return { claims: asClaims(canonicalDecode(bytes)), bytes, sig };
+  } catch {
+    return { ok: false, reason: "malformed session token" };
+  }
+}
+
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a);
@@ -213,12 +240,12 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-function asClaims(value: unknown): Claims {
+function asClaims(value: unknown): SessionClaims {
   const v = value as { [k: string]: unknown };
   const strings = ["sid", "sub", "dev", "mesh", "iss"] as const;
   if (typeof v !== "object" || v === null || v.v !== 1) throw new TypeError("bad claims");
   for (const k of strings) if (typeof v[k] !== "string") throw new TypeError(`bad claim ${k}`);
   for (const k of ["iat", "exp", "gen"] as const) if (!Number.isSafeInteger(v[k])) throw new TypeError(`bad claim ${k}`);
   if (!Array.isArray(v.roles) || !v.roles.every((r) => typeof r === "string")) throw new TypeError("bad claim roles");
-  return v as unknown as Claims;
+  return v as unknown as SessionClaims;
 }

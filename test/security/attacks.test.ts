@@ -239,6 +239,39 @@ describe("attack table", () => {
     await expectAudited({ action: "task.read", userId: "reader", reason: /remote requests are not allowed/ });
   });
 
+  it("mesh requests: a relayed token the relaying peer did not mint, a foreign mesh, an expired token, claimed roles beyond grants", async () => {
+    const level2 = await tempLevel();
+    const peer = generateSigner();
+    const thief = generateSigner();
+    const peerService = new SecurityService({ meshId: MESH, signer: peer, audit: new AuditLog({ db: level2.db, signer: peer }), rootAdmins: ["dev"], now: () => clock });
+    try {
+      service.setPolicies(parseRepoPolicy("remote:\n  allow: true\n"), undefined);
+      standing.set(peer.peerId, { level: "verified", revoked: false });
+      // On the submitting node "dev" is an admin; here only the owner's grant (developer) counts.
+      const token = (await peerService.createSession("dev", peer.peerId, ["admin"])).token;
+      const context = await service.authenticatePeer({ session: token, meshId: MESH }, peer.peerId);
+      expect(context).toMatchObject({ userId: "dev", roles: [], origin: "remote", deviceTrustLevel: "verified" });
+      expect(await service.authorize(context, { action: "task.submit", permission: "task:submit" })).toMatchObject({ allowed: false });
+
+      const devToken = (await peerService.createSession("dev", peer.peerId, ["admin"])).token;
+      await expect(service.authenticatePeer({ session: devToken, meshId: MESH }, thief.peerId)).rejects.toThrow(`session token issued by ${peer.peerId}, relayed by ${thief.peerId}`);
+      await expect(service.authenticatePeer({ session: devToken, meshId: meshIdFor("b") }, peer.peerId)).rejects.toThrow(/request is for mesh/);
+      clock += 2 * 60 * 60_000;
+      await expect(service.authenticatePeer({ session: devToken, meshId: MESH }, peer.peerId)).rejects.toThrow(/expired/);
+
+      await service.addRoleGrant(signRoleGrant(owner, { subject: peer.peerId, roles: ["ci"], meshId: MESH, issuedAt: clock }));
+      const asDevice = await service.authenticatePeer({ meshId: MESH }, peer.peerId);
+      expect(asDevice).toMatchObject({ userId: peer.peerId, roles: ["ci"] });
+      expect(await service.authorize(asDevice, { action: "task.submit", permission: "task:submit" })).toMatchObject({ allowed: true });
+      await expectAudited({ action: "auth.peer", reason: /relayed by/ });
+      await expectAudited({ action: "auth.peer", reason: /request is for mesh/ });
+      await expectAudited({ action: "auth.peer", userId: "dev", reason: /expired/ });
+    } finally {
+      await peerService.audit.close();
+      await level2.dispose();
+    }
+  });
+
   it("any request while the audit log cannot be written (fails closed)", async () => {
     const { context } = await login("dev", ["developer"]);
     await level.db.close();
