@@ -135,6 +135,10 @@ export class InviteBook {
   private lockedUntil = 0;
   private refusalLog: InviteRefusal[] = [];
   private saving: Promise<void> = Promise.resolve();
+  // Refusals that change no counter (replays, expired, attempts while locked)
+  // are kept in memory and written with the next real change, so a flood of
+  // them cannot turn into a flood of disk writes.
+  private dirty = false;
 
   private constructor(
     private readonly storage: InviteStorage,
@@ -180,7 +184,7 @@ export class InviteBook {
   async check(inviteId: Uint8Array, meshId: string, now: number = Date.now(), joiner?: string): Promise<IssuedInvite> {
     const found = this.lookup(toHex(inviteId), meshId, now, joiner);
     if (found instanceof InviteError) {
-      await this.persist();
+      await this.persistIfDirty();
       throw found;
     }
     return found;
@@ -201,7 +205,7 @@ export class InviteBook {
     const id = toHex(inviteId);
     const found = this.lookup(id, meshId, now, joiner);
     if (found instanceof InviteError) {
-      await this.persist();
+      await this.persistIfDirty();
       throw found;
     }
     if (!prove(found.secret)) {
@@ -239,6 +243,7 @@ export class InviteBook {
   }
 
   private countFailure(now: number): void {
+    this.dirty = true;
     const windowStart = now - this.limits.globalWindowMs;
     this.failures = this.failures.filter((at) => at > windowStart);
     this.failures.push(now);
@@ -299,8 +304,13 @@ export class InviteBook {
     };
   }
 
+  private persistIfDirty(): Promise<void> {
+    return this.dirty ? this.persist() : this.saving.catch(() => undefined);
+  }
+
   // Saves run one after another, each writing the state as of its call.
   private persist(): Promise<void> {
+    this.dirty = false;
     const state = this.snapshot();
     this.saving = this.saving.catch(() => undefined).then(() => this.storage.save(state));
     return this.saving;
