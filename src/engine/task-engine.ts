@@ -243,12 +243,17 @@ export class TaskEngine {
    * after a terminal status. A task that has already finished replays and ends.
    */
   async *stream(taskId: string, options: StreamOptions = {}): AsyncGenerator<TaskUpdateEvent> {
+    for await (const e of this.streamEvents(taskId, options)) yield toUpdate(taskId, e);
+  }
+
+  /** Like {@link TaskEngine.stream}, as full history entries (with their type). */
+  async *streamEvents(taskId: string, options: StreamOptions = {}): AsyncGenerator<TaskEvent> {
     assertTaskId(taskId);
     let last = options.afterSeq ?? 0;
     const task = this.live.get(taskId);
     if (!task) {
       const stored = await this.requireRecord(taskId);
-      for (const e of stored.events) if (e.seq > last) yield toUpdate(taskId, e);
+      for (const e of stored.events) if (e.seq > last) yield e;
       return;
     }
     const queue = new AsyncQueue<TaskEvent>();
@@ -263,14 +268,14 @@ export class TaskEngine {
       for (const e of [...task.events]) {
         if (e.seq <= last) continue;
         last = e.seq;
-        yield toUpdate(taskId, e);
+        yield e;
         if (isTerminalEvent(e)) return;
       }
       if (options.signal?.aborted) return;
       for (let r = await queue.next(); !r.done; r = await queue.next()) {
         if (r.value.seq <= last) continue;
         last = r.value.seq;
-        yield toUpdate(taskId, r.value);
+        yield r.value;
         if (isTerminalEvent(r.value)) return;
       }
     } finally {
@@ -356,6 +361,8 @@ export class TaskEngine {
     for (const id of await repo.activeTaskIds()) {
       const record = await repo.load(id);
       if (!record || isTerminal(record.state.status)) continue;
+      // Replicas of tasks other nodes execute are theirs to recover, never ours.
+      if (record.state.executorId !== undefined && record.state.executorId !== this.options.executorId) continue;
       const agent = record.state.agentId === undefined ? undefined : this.options.agents.get(record.state.agentId);
       const task = this.newLive(record, agent, record.state.status);
       this.live.set(id, task);

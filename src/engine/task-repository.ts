@@ -34,6 +34,7 @@ const COUNT_KEY = "meta:taskCount";
 const ACTIVE: readonly TaskStatus[] = ["pending", "planning", "running", "waiting"];
 const MAX_LIST = 10_000;
 
+const statusOfKey = (id: string): string => `${IDX}st:${id}`;
 const pad = (ms: number): string => ms.toString().padStart(15, "0");
 const statusKey = (s: TaskStatus, createdAt: number, id: string): string => `${IDX}status:${s}:${pad(createdAt)}:${id}`;
 const sessionKey = (sid: string, createdAt: number, id: string): string => `${IDX}session:${sid}:${pad(createdAt)}:${id}`;
@@ -51,12 +52,46 @@ function encodeCount(n: number): Uint8Array {
  */
 export class LevelTaskRepository implements TaskRepository {
   private total = -1;
+  private indexing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly db: Database,
     private readonly store: LevelDocumentStore,
     private readonly options: { actorId?: string } = {},
-  ) {}
+  ) {
+    // Task documents other nodes execute arrive by sync; index them like our own so lists show the mesh's tasks.
+    store.onChange((change) => {
+      if (change.origin !== "remote" || !change.id.startsWith("task/")) return;
+      this.indexing = this.indexing.then(() => this.indexReplica(change.id.slice("task/".length))).catch(() => undefined);
+    });
+  }
+
+  /** Index (or re-index) a task document written by another node. */
+  private async indexReplica(taskId: string): Promise<void> {
+    const record = await this.load(taskId).catch(() => undefined);
+    if (!record) return;
+    const { state } = record;
+    const created = state.createdAt.getTime();
+    const previous = await this.db.get(statusOfKey(taskId));
+    const prev = previous === undefined ? undefined : (Buffer.from(previous).toString("utf8") as TaskStatus);
+    if (prev === state.status) return;
+    const ops: WriteOp[] = [];
+    if (prev === undefined) {
+      if (this.total < 0) await this.count();
+      this.total++;
+      ops.push({ type: "put", key: timeKey(created, taskId), value: EMPTY }, { type: "put", key: COUNT_KEY, value: encodeCount(this.total) });
+      if (state.sessionId !== undefined) ops.push({ type: "put", key: sessionKey(state.sessionId, created, taskId), value: EMPTY });
+    } else {
+      ops.push({ type: "del", key: statusKey(prev, created, taskId) });
+    }
+    ops.push({ type: "put", key: statusKey(state.status, created, taskId), value: EMPTY }, { type: "put", key: statusOfKey(taskId), value: Buffer.from(state.status) });
+    await this.db.batch(ops);
+  }
+
+  /** Resolves when replicas received so far are indexed. */
+  replicasIndexed(): Promise<void> {
+    return this.indexing;
+  }
 
   async persist(changes: readonly TaskChangeSet[]): Promise<void> {
     if (this.total < 0) await this.count();
@@ -74,7 +109,10 @@ export class LevelTaskRepository implements TaskRepository {
       } else if (persistedStatus !== state.status) {
         indexOps.push({ type: "del", key: statusKey(persistedStatus, created, state.id) });
       }
-      if (persistedStatus !== state.status) indexOps.push({ type: "put", key: statusKey(state.status, created, state.id), value: EMPTY });
+      if (persistedStatus !== state.status) {
+        indexOps.push({ type: "put", key: statusKey(state.status, created, state.id), value: EMPTY });
+        indexOps.push({ type: "put", key: statusOfKey(state.id), value: Buffer.from(state.status) });
+      }
 
       const fn =
         persistedStatus === undefined
@@ -137,6 +175,7 @@ export class LevelTaskRepository implements TaskRepository {
       const created = state.createdAt.getTime();
       ops.push({ type: "put", key: timeKey(created, state.id), value: EMPTY });
       ops.push({ type: "put", key: statusKey(state.status, created, state.id), value: EMPTY });
+      ops.push({ type: "put", key: statusOfKey(state.id), value: Buffer.from(state.status) });
       if (state.sessionId !== undefined) ops.push({ type: "put", key: sessionKey(state.sessionId, created, state.id), value: EMPTY });
       n++;
       if (ops.length >= 3000) {

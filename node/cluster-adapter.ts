@@ -1,0 +1,263 @@
+import { describeAgent } from "../src/agents/builtin.js";
+import type { AgentRegistry } from "../src/agents/executor.js";
+import { AgentUnavailableError, CoderClawError, InvalidInputError } from "../src/contract/errors.js";
+import type {
+  AgentInfo,
+  RuntimeStatus,
+  SkillInfo,
+  StreamOptions,
+  TaskEvent,
+  TaskListFilter,
+  TaskState,
+  TaskSubmitRequest,
+  TaskUpdateEvent,
+  TransportAdapter,
+} from "../src/contract/types.js";
+import { isTerminal } from "../src/engine/state-machine.js";
+import { assertTaskId, parseSubmitRequest } from "../src/engine/submit-schema.js";
+import { toUpdate, type TaskEngine } from "../src/engine/task-engine.js";
+import { VERSION } from "../src/version.js";
+import type { Candidate, CapabilityDirectory } from "./routing/index.js";
+import type { TaskClient } from "./tasks/task-client.js";
+
+/** What the adapter needs of a node. */
+export interface ClusterParts {
+  selfId: string;
+  engine: TaskEngine;
+  agents: AgentRegistry;
+  directory: CapabilityDirectory;
+  client: TaskClient;
+  isMember: (peerId: string) => boolean;
+  /** Executor silence after which a remote task is presumed lost, ms. Default 10 s. */
+  leaseTimeoutMs?: number;
+  /** Capability lookup deadline, ms. Default 3 s. */
+  lookupTimeoutMs?: number;
+}
+
+/** Where to run a task: `auto` (route by capability, trust, load and latency) or a peer id. */
+export interface SubmitOptions {
+  route?: string;
+}
+
+/** Errors after which the next candidate is tried: the node could not or would not take the task. */
+const RETRY_NEXT = new Set(["AGENT_UNAVAILABLE", "UNKNOWN_AGENT", "UNAVAILABLE", "TIMEOUT", "SHUTTING_DOWN", "PERMISSION_DENIED"]);
+
+interface Route {
+  peer: string;
+  request: TaskSubmitRequest;
+  retryable: boolean;
+  /** Set when the task was re-routed: the task now carrying the work. */
+  successor?: string;
+  /** Set when the executor was lost and the task cannot be retried. */
+  lost?: TaskState;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The runtime contract over the mesh (mode `distributed-cluster`): each task is
+ * routed to a member that offers its agent (this node first when it can run it),
+ * followed over the task protocol with resumable streams, and watched through its
+ * executor's lease: when the lease lapses, a retryable task is re-routed and any
+ * other fails with a clear error, so nothing is left silently stuck.
+ */
+export class ClusterTransportAdapter implements TransportAdapter {
+  private readonly routes = new Map<string, Route>();
+  private readonly startedAt = Date.now();
+
+  constructor(private readonly parts: ClusterParts) {}
+
+  async submitTask(request: TaskSubmitRequest, options: SubmitOptions = {}): Promise<TaskState> {
+    const parsed = parseSubmitRequest(request);
+    const agentId = parsed.agentId ?? "echo";
+    const candidates = await this.candidates(agentId, options.route ?? "auto", new Set());
+    return this.submitToFirst({ ...parsed, agentId }, candidates);
+  }
+
+  async getTaskState(taskId: string): Promise<TaskState | null> {
+    assertTaskId(taskId);
+    const route = this.routes.get(taskId);
+    if (route?.lost) return { ...route.lost };
+    if (route?.successor) {
+      const next = await this.getTaskState(route.successor);
+      return next ? { ...next, id: taskId } : null;
+    }
+    const peer = route?.peer ?? (await this.parts.engine.getTask(taskId))?.executorId;
+    if (peer && peer !== this.parts.selfId) {
+      try {
+        return await this.parts.client.get(peer, taskId);
+      } catch {
+        // Unreachable executor: the replicated document is the best we know.
+      }
+    }
+    return this.parts.engine.getTask(taskId);
+  }
+
+  async getTaskEvents(taskId: string): Promise<TaskEvent[]> {
+    assertTaskId(taskId);
+    const peer = await this.executorOf(taskId);
+    if (peer && peer !== this.parts.selfId) {
+      try {
+        return await this.parts.client.events(peer, taskId);
+      } catch {
+        // fall back to the replica
+      }
+    }
+    return this.parts.engine.getTaskEvents(taskId);
+  }
+
+  async *streamTaskUpdates(taskId: string, options: StreamOptions = {}): AsyncIterable<TaskUpdateEvent> {
+    assertTaskId(taskId);
+    let last = options.afterSeq ?? 0;
+    let current = taskId;
+    // Sequence numbers of a re-routed task continue after the last one seen of its predecessor.
+    let offset = 0;
+    for (;;) {
+      const peer = await this.executorOf(current);
+      if (!peer || peer === this.parts.selfId) {
+        for await (const e of this.parts.engine.streamEvents(current, { ...options, afterSeq: last - offset })) {
+          last = e.seq + offset;
+          yield { ...toUpdate(taskId, e), seq: last };
+        }
+        return;
+      }
+      const outcome = yield* this.followRemote(taskId, current, peer, () => last, (seq) => (last = seq), offset, options.signal);
+      if (outcome.kind === "done") return;
+      const route = this.routes.get(current);
+      if (!route?.retryable) {
+        const lost = await this.markLost(current, peer);
+        yield { taskId, status: "failed", timestamp: new Date(), message: lost.error!, seq: ++last };
+        return;
+      }
+      const successor = await this.reroute(current, route, peer);
+      yield { taskId, status: "running", timestamp: new Date(), message: `executor ${peer} lost (lease expired); re-routed to ${successor.executorId ?? "?"} as task ${successor.id}`, data: { reroutedTo: successor.id }, seq: ++last };
+      offset = last;
+      current = successor.id;
+    }
+  }
+
+  async cancelTask(taskId: string): Promise<boolean> {
+    assertTaskId(taskId);
+    const route = this.routes.get(taskId);
+    if (route?.lost) return false;
+    if (route?.successor) return this.cancelTask(route.successor);
+    const peer = await this.executorOf(taskId);
+    if (peer && peer !== this.parts.selfId) return this.parts.client.cancel(peer, taskId);
+    return this.parts.engine.cancel(taskId);
+  }
+
+  listTasks(filter?: TaskListFilter): Promise<TaskState[]> {
+    return this.parts.engine.listTasks(filter);
+  }
+
+  /** Agents of this node; other members' agents are found per task by routing. */
+  async listAgents(): Promise<AgentInfo[]> {
+    return Promise.all(this.parts.agents.list().map(describeAgent));
+  }
+
+  async listSkills(): Promise<SkillInfo[]> {
+    return this.parts.agents.listSkills();
+  }
+
+  async getStatus(): Promise<Omit<RuntimeStatus, "mode">> {
+    const c = this.parts.engine.counters();
+    return { version: VERSION, uptime: Date.now() - this.startedAt, activeTasks: c.activeTasks, totalTasks: c.totalTasks, healthy: c.healthy };
+  }
+
+  async close(): Promise<void> {
+    // The node owns the engine, client and directory; it closes them.
+  }
+
+  private async executorOf(taskId: string): Promise<string | undefined> {
+    const route = this.routes.get(taskId);
+    if (route) return route.peer;
+    const state = await this.parts.engine.getTask(taskId);
+    if (!state) throw new CoderClawError("NOT_FOUND", `task not found: ${taskId}`);
+    return state.executorId;
+  }
+
+  private async candidates(agentId: string, route: string, exclude: ReadonlySet<string>): Promise<string[]> {
+    const self = this.parts.selfId;
+    if (route !== "auto") {
+      if (route !== self && !this.parts.isMember(route)) throw new InvalidInputError(`${route} is not a member of this mesh`, "route");
+      return [route];
+    }
+    const out: string[] = [];
+    const localAgent = this.parts.agents.get(agentId);
+    if (!exclude.has(self) && localAgent && (await localAgent.availability()).available) out.push(self);
+    const found = await this.parts.directory.findAgent(agentId, { timeoutMs: this.parts.lookupTimeoutMs ?? 3000, excludeLocal: true }).catch(() => [] as Candidate[]);
+    const score = (c: Candidate): number => c.record.load / Math.max(1, c.record.maxConcurrency) + (c.latencyMs ?? 50) / 1000;
+    for (const c of found.filter((c) => !exclude.has(c.peerId) && this.parts.isMember(c.peerId)).sort((a, b) => score(a) - score(b))) {
+      if (!out.includes(c.peerId)) out.push(c.peerId);
+    }
+    return out;
+  }
+
+  private async submitToFirst(request: TaskSubmitRequest, candidates: string[]): Promise<TaskState> {
+    const agentId = request.agentId!;
+    if (candidates.length === 0) throw new AgentUnavailableError(agentId, "no node in the mesh offers it now", "UNKNOWN_AGENT");
+    let lastError: unknown;
+    for (const peer of candidates) {
+      try {
+        const task = peer === this.parts.selfId ? await this.parts.engine.submit(request) : await this.parts.client.submit(peer, request);
+        const retryable = peer === this.parts.selfId ? (this.parts.agents.get(agentId)?.retryable ?? false) : task.metadata?.retryable === true;
+        this.routes.set(task.id, { peer, request, retryable });
+        return task;
+      } catch (err) {
+        lastError = err;
+        if (!(err instanceof CoderClawError && RETRY_NEXT.has(err.code))) throw err;
+      }
+    }
+    throw lastError instanceof CoderClawError ? lastError : new AgentUnavailableError(agentId, `every candidate refused: ${String(lastError)}`);
+  }
+
+  /** Follow a remote task until it ends ("done") or its executor's lease lapses ("lost"). */
+  private async *followRemote(
+    taskId: string,
+    current: string,
+    peer: string,
+    getLast: () => number,
+    setLast: (seq: number) => void,
+    offset: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<TaskUpdateEvent, { kind: "done" | "lost" }> {
+    const leaseTimeout = this.parts.leaseTimeoutMs ?? 10_000;
+    let silentSince = Date.now();
+    for (;;) {
+      try {
+        for await (const e of this.parts.client.subscribe(peer, current, Math.max(0, getLast() - offset), signal)) {
+          silentSince = Date.now();
+          setLast(e.seq + offset);
+          yield { ...toUpdate(taskId, e), seq: e.seq + offset };
+          if (e.type === "status_changed" && isTerminal(e.status)) return { kind: "done" };
+        }
+        return { kind: "done" };
+      } catch (err) {
+        if (signal?.aborted) return { kind: "done" };
+        if (!(err instanceof CoderClawError && (err.code === "UNAVAILABLE" || err.code === "TIMEOUT"))) throw err;
+      }
+      const lease = this.parts.client.leaseOf(current);
+      const lastHeard = Math.max(silentSince, lease?.at ?? 0);
+      if (Date.now() - lastHeard > leaseTimeout) return { kind: "lost" };
+      await sleep(Math.min(500, leaseTimeout / 4));
+    }
+  }
+
+  private async markLost(taskId: string, peer: string): Promise<TaskState> {
+    const known = (await this.parts.engine.getTask(taskId).catch(() => null)) ?? null;
+    const route = this.routes.get(taskId);
+    const base: TaskState = known ?? { id: taskId, status: "running", description: route?.request.description ?? "", createdAt: new Date() };
+    const lost: TaskState = { ...base, status: "failed", error: `executor ${peer} unreachable: lease expired and agent ${route?.request.agentId ?? "?"} is not retryable`, completedAt: new Date() };
+    if (route) route.lost = lost;
+    else this.routes.set(taskId, { peer, request: { description: base.description, input: "" }, retryable: false, lost });
+    return lost;
+  }
+
+  private async reroute(taskId: string, route: Route, deadPeer: string): Promise<TaskState> {
+    const agentId = route.request.agentId ?? "echo";
+    const candidates = await this.candidates(agentId, "auto", new Set([deadPeer]));
+    const successor = await this.submitToFirst({ ...route.request, parentTaskId: taskId, metadata: { ...(route.request.metadata ?? {}), reroutedFrom: taskId } }, candidates);
+    route.successor = successor.id;
+    return successor;
+  }
+}

@@ -1,0 +1,233 @@
+import "../src/polyfills.js";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { multiaddr } from "@multiformats/multiaddr";
+import { InviteBook, loadOrCreateDeviceIdentity, type DeviceIdentity } from "../identity/index.js";
+import type { AgentRegistry } from "../src/agents/executor.js";
+import { dataPaths, resolveDataDir } from "../src/runtime/data-dir.js";
+import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
+import { VERSION } from "../src/version.js";
+import { ClusterTransportAdapter } from "./cluster-adapter.js";
+import { createMeshLibp2p, type MeshLibp2p } from "./libp2p/create-libp2p.js";
+import { Membership } from "./mesh/membership.js";
+import { PairingService } from "./mesh/pairing-service.js";
+import { createCapabilityDirectory, type CapabilityDirectory } from "./routing/index.js";
+import { createSyncEngine, type SyncEngine } from "./sync/index.js";
+import { TaskClient } from "./tasks/task-client.js";
+import { startTaskServer, type AuthorizeSubmit, type TaskServer } from "./tasks/task-server.js";
+
+/** Options of {@link createNode}. */
+export interface NodeOptions {
+  /** Data directory; default `$CODERCLAW_HOME`, else `~/.coderclaw`. */
+  dataDir?: string;
+  /** Listen multiaddrs. Default `/ip4/127.0.0.1/tcp/0` (pass `/ip4/0.0.0.0/tcp/4001` to serve a LAN). */
+  listen?: string[];
+  /** Peers (multiaddrs with `/p2p/<id>`) to dial at start. */
+  bootstrap?: string[];
+  /** LAN discovery by mDNS. Default true. */
+  mdns?: boolean;
+  /** Agents this node runs; default the built-in `echo` and `sleep`. */
+  agents?: AgentRegistry;
+  maxConcurrentTasks?: number;
+  defaultTimeoutMs?: number;
+  /** Lease renewals to submitters, ms. Default 1,000. */
+  leaseIntervalMs?: number;
+  /** Executor silence after which a remote task is presumed lost, ms. Default 10,000. */
+  leaseTimeoutMs?: number;
+  /** Security re-check of remote submissions; default: members may submit. */
+  authorize?: AuthorizeSubmit;
+  /** Inbound connections per second from one host; raise for many nodes on one machine. */
+  inboundConnectionThreshold?: number;
+  /** Errors of background work (sync, routing, misbehaving peers). Default: ignored. */
+  onError?: (where: string, error: Error) => void;
+}
+
+/** A connected peer as `coderclaw peers` shows it. */
+export interface PeerInfo {
+  peerId: string;
+  level: string;
+  addrs: string[];
+  latencyMs?: number;
+}
+
+/** A running mesh node. */
+export interface CoderClawNode {
+  readonly peerId: string;
+  readonly identity: DeviceIdentity;
+  readonly dataDir: string;
+  readonly libp2p: MeshLibp2p;
+  readonly core: LocalCore;
+  readonly membership: Membership;
+  readonly pairing: PairingService;
+  readonly directory: CapabilityDirectory;
+  readonly sync: SyncEngine;
+  readonly client: TaskClient;
+  /** The runtime contract over the mesh. */
+  readonly adapter: ClusterTransportAdapter;
+  /** Addresses other nodes can dial, with `/p2p/<id>`. */
+  multiaddrs(): string[];
+  /** Dial a peer by multiaddr (with `/p2p/<id>`). */
+  dial(addr: string): Promise<void>;
+  /** Connected peers with their trust level and latency. */
+  peers(): Promise<PeerInfo[]>;
+  /** Re-publish this node's capability record (after its load or agents changed). */
+  publish(): Promise<void>;
+  /** Graceful stop: tasks, sync, libp2p, storage. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Automerge actor ids are hex; derive a stable one from the device id. */
+function actorIdOf(peerId: string): string {
+  return createHash("sha256").update(peerId).digest("hex").slice(0, 32);
+}
+
+/**
+ * Start a mesh node: device identity, storage and task engine, libp2p with the
+ * membership gater, document sync, capability records, the task protocol and
+ * pairing. Another Node app embeds a node with this one call.
+ */
+export async function createNode(options: NodeOptions = {}): Promise<CoderClawNode> {
+  const dataDir = resolveDataDir(options.dataDir);
+  const paths = dataPaths(dataDir);
+  const identity = await loadOrCreateDeviceIdentity(dataDir);
+  const meshFile = join(paths.identity, "mesh-id");
+  const readPinned = (): string | undefined => (existsSync(meshFile) ? readFileSync(meshFile, "utf8").trim() || undefined : undefined);
+  const report = (where: string) => (error: Error) => options.onError?.(where, error);
+
+  const core = await openLocalCore({
+    dataDir,
+    executorId: identity.peerId,
+    actorId: actorIdOf(identity.peerId),
+    ...(options.agents && { agents: options.agents }),
+    ...(options.maxConcurrentTasks !== undefined && { maxConcurrentTasks: options.maxConcurrentTasks }),
+    ...(options.defaultTimeoutMs !== undefined && { defaultTimeoutMs: options.defaultTimeoutMs }),
+  });
+  const stack: Array<() => Promise<unknown>> = [() => core.close()];
+  const unwind = async (): Promise<void> => {
+    for (const f of stack.splice(0).reverse()) await f().catch(() => undefined);
+  };
+
+  try {
+    let enforce = (): void => undefined;
+    const membership = await Membership.open({ store: core.store, identity, pinnedMeshId: readPinned, onChange: () => enforce() });
+    stack.push(async () => membership.close());
+    const isMember = (peer: string): boolean => membership.isMember(peer);
+    const inviteBook = await InviteBook.openFile(join(paths.identity, "invites.json"));
+    let allowed: string | undefined;
+    let pairing: PairingService | undefined;
+
+    const libp2p = await createMeshLibp2p({
+      privateKey: identity.privateKey,
+      listen: options.listen ?? ["/ip4/127.0.0.1/tcp/0"],
+      ...(options.bootstrap && { bootstrap: options.bootstrap }),
+      mdns: options.mdns ?? true,
+      ...(options.inboundConnectionThreshold !== undefined && { inboundConnectionThreshold: options.inboundConnectionThreshold }),
+      // Strangers may connect only to pair, and only while this node has an open invite.
+      admit: (peer) => isMember(peer) || peer === allowed || (pairing?.hasOpenInvites() ?? false),
+    });
+    stack.push(async () => libp2p.stop());
+
+    pairing = new PairingService({
+      libp2p,
+      identity,
+      membership,
+      inviteBook,
+      pinMesh: (meshId) => writeFileSync(meshFile, meshId + "\n", { mode: 0o600 }),
+      allowPeer: (peer) => (allowed = peer),
+    });
+    await pairing.start();
+
+    const sync = await createSyncEngine({ libp2p, store: core.store, isMember, onError: (peer, err) => report(`sync ${peer}`)(err) });
+    stack.push(async () => sync.stop());
+
+    const agents = core.agents;
+    const directory = await createCapabilityDirectory({
+      libp2p,
+      privateKey: identity.privateKey,
+      version: VERSION,
+      isMember,
+      local: () => {
+        const c = core.engine.counters();
+        return {
+          agents: agents.list().map((a) => a.info.id),
+          skills: [],
+          capabilities: [...new Set(agents.list().flatMap((a) => a.info.capabilities))],
+          load: c.runningExecutions + c.queuedTasks,
+          maxConcurrency: options.maxConcurrentTasks ?? 10,
+        };
+      },
+      onError: report("routing"),
+    });
+    stack.push(async () => directory.stop());
+
+    const server: TaskServer = await startTaskServer({
+      libp2p,
+      engine: core.engine,
+      agents,
+      meshId: () => membership.meshId,
+      isMember,
+      ...(options.authorize && { authorize: options.authorize }),
+      ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),
+      onError: (peer, err) => report(`task ${peer}`)(err),
+    });
+    stack.push(async () => server.stop());
+    const client = new TaskClient({ libp2p, identity, meshId: () => membership.meshId });
+    stack.push(() => client.close());
+
+    enforce = () => {
+      // A revoked or no-longer-trusted device is cut off wherever the statement reaches.
+      for (const conn of libp2p.getConnections()) {
+        const peer = conn.remotePeer.toString();
+        if (!isMember(peer) && peer !== allowed && !pairing!.hasOpenInvites()) {
+          sync.disconnect(peer);
+          void conn.close().catch(() => undefined);
+        }
+      }
+    };
+
+    const adapter = new ClusterTransportAdapter({
+      selfId: identity.peerId,
+      engine: core.engine,
+      agents,
+      directory,
+      client,
+      isMember,
+      ...(options.leaseTimeoutMs !== undefined && { leaseTimeoutMs: options.leaseTimeoutMs }),
+    });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      peerId: identity.peerId,
+      identity,
+      dataDir,
+      libp2p,
+      core,
+      membership,
+      pairing,
+      directory,
+      sync,
+      client,
+      adapter,
+      multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
+      dial: async (addr) => {
+        await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) });
+      },
+      peers: async () => {
+        const out: PeerInfo[] = [];
+        for (const conn of libp2p.getConnections()) {
+          const peer = conn.remotePeer.toString();
+          if (out.some((p) => p.peerId === peer)) continue;
+          const latencyMs = await libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+          out.push({ peerId: peer, level: membership.levelOf(peer), addrs: [conn.remoteAddr.toString()], ...(latencyMs !== undefined && { latencyMs }) });
+        }
+        return out;
+      },
+      publish: () => directory.publish(),
+      stop: () => (stopping ??= unwind()),
+    };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}

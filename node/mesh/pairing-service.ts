@@ -1,0 +1,141 @@
+import type { Libp2p } from "@libp2p/interface";
+import { peerIdFromString } from "@libp2p/peer-id";
+import { multiaddr } from "@multiformats/multiaddr";
+import { z } from "zod";
+import { encodeInvite, parseInvite, type DeviceIdentity, type InviteBook } from "../../identity/index.js";
+import { CoderClawError } from "../../src/contract/errors.js";
+import { createMessageCodec, FramedChannel, handleFramed } from "../../protocols/framing/index.js";
+import { handlePairingRequest, PAIRING_PROTOCOL, runPairingJoiner, type PairingChannel } from "../../protocols/pairing/index.js";
+import type { Membership } from "./membership.js";
+
+/** Pairing messages are validated by the handshake itself; the frame only bounds their size. */
+const pairingCodec = createMessageCodec({ version: 1, schema: z.unknown(), maxMessageBytes: 2 * 1024 * 1024 });
+
+function asPairingChannel(channel: FramedChannel<unknown>): PairingChannel {
+  return { send: (msg) => channel.send(msg), receive: () => channel.receive() };
+}
+
+/** What a completed pairing reports on either side. */
+export interface PairingReport {
+  peer: string;
+  meshId: string;
+  comparisonCode: string;
+  level: string;
+}
+
+/** Options of {@link PairingService}. */
+export interface PairingServiceOptions {
+  libp2p: Libp2p;
+  identity: DeviceIdentity;
+  membership: Membership;
+  inviteBook: InviteBook;
+  /** Records the mesh id locally when this node joins one. */
+  pinMesh: (meshId: string) => void;
+  /** Lets the gater admit one not-yet-member peer (the inviter we dial) for the duration of a join. */
+  allowPeer: (peerId: string | undefined) => void;
+  /** Every pairing outcome, success or refusal, for the audit log. */
+  onPairing?: (event: { role: "inviter" | "joiner"; ok: boolean; peer?: string; detail: string }) => void;
+}
+
+/**
+ * Pairing over libp2p: the inviter serves the pairing protocol to anyone while an
+ * invite is open (the gater lets them connect for that only); the joiner dials the
+ * inviter named in the invite and runs the handshake.
+ */
+export class PairingService {
+  constructor(private readonly options: PairingServiceOptions) {}
+
+  /** True while this node has an unexpired, unused invite: the gater then admits strangers for pairing. */
+  hasOpenInvites(now = Date.now()): boolean {
+    return this.options.inviteBook.list().some((i) => !i.usedBy && i.expiresAt > now);
+  }
+
+  /** Register the pairing protocol handler. */
+  async start(): Promise<void> {
+    const { libp2p, identity, inviteBook, membership } = this.options;
+    await handleFramed(libp2p, PAIRING_PROTOCOL, {
+      codec: pairingCodec,
+      maxInboundStreams: 2,
+      accept: () => this.hasOpenInvites(),
+      onChannel: (channel) => {
+        void (async () => {
+          try {
+            const outcome = await handlePairingRequest(asPairingChannel(channel), {
+              identity,
+              inviteBook,
+              statements: () => membership.statements(),
+              remotePeer: channel.peer,
+            });
+            await membership.add([outcome.certificate]);
+            this.options.onPairing?.({ role: "inviter", ok: true, peer: outcome.joiner, detail: `paired at ${outcome.invite.level}; code ${outcome.comparisonCode}` });
+          } catch (err) {
+            this.options.onPairing?.({ role: "inviter", ok: false, peer: channel.peer, detail: (err as Error).message });
+          } finally {
+            await channel.close().catch(() => undefined);
+          }
+        })();
+      },
+    });
+  }
+
+  /** Issue an invite for a device to join at `level`, valid for `ttlMs`; returns the compact string. */
+  async invite(level: "verified" | "trusted", ttlMs: number): Promise<{ invite: string; expiresAt: number }> {
+    const meshId = this.options.membership.meshId;
+    if (!meshId) throw new CoderClawError("INVALID_INPUT", "this node is not in a mesh: run `coderclaw mesh create` first");
+    const addrs = this.options.libp2p.getMultiaddrs().map((a) => a.toString());
+    if (addrs.length === 0) throw new CoderClawError("UNAVAILABLE", "this node listens on no address a joiner could dial");
+    const invite = await this.options.inviteBook.create({ meshId, inviter: this.options.identity.peerId, addrs, level, expiresAt: Date.now() + ttlMs });
+    return { invite: encodeInvite(invite), expiresAt: invite.expiresAt };
+  }
+
+  /**
+   * The pairing connection was opened by a stranger; members' protocols (sync,
+   * routing, tasks) start on a new connection, once the inviter has filed our
+   * certificate, which it does just after the handshake.
+   */
+  private async reconnectAsMember(inviterId: ReturnType<typeof peerIdFromString>): Promise<void> {
+    const { libp2p } = this.options;
+    await libp2p.hangUp(inviterId).catch(() => undefined);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        await libp2p.dial(inviterId, { signal: AbortSignal.timeout(5000) });
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  /** Join the mesh of `inviteText`: dial its inviter, pair, and keep the statements received. */
+  async join(inviteText: string): Promise<PairingReport> {
+    const invite = parseInvite(inviteText.trim());
+    const current = this.options.membership.meshId;
+    if (current !== undefined && current !== invite.meshId) {
+      throw new CoderClawError("INVALID_INPUT", `this node is already in mesh ${current}; an invite to ${invite.meshId} cannot be used here`);
+    }
+    const { libp2p } = this.options;
+    this.options.allowPeer(invite.inviter);
+    try {
+      const inviterId = peerIdFromString(invite.inviter);
+      await libp2p.peerStore.merge(inviterId, { multiaddrs: invite.addrs.map((a) => multiaddr(a)) });
+      const stream = await libp2p.dialProtocol(inviterId, PAIRING_PROTOCOL, { signal: AbortSignal.timeout(15_000) });
+      const channel = new FramedChannel<unknown>({ stream, codec: pairingCodec, peer: invite.inviter });
+      try {
+        const result = await runPairingJoiner(asPairingChannel(channel), invite, this.options.identity);
+        this.options.pinMesh(result.meshId);
+        await this.options.membership.add([...result.statements, result.certificate]);
+        this.options.onPairing?.({ role: "joiner", ok: true, peer: invite.inviter, detail: `joined ${result.meshId} at ${result.level}` });
+        await channel.close().catch(() => undefined);
+        await this.reconnectAsMember(inviterId);
+        return { peer: invite.inviter, meshId: result.meshId, comparisonCode: result.comparisonCode, level: result.level };
+      } finally {
+        await channel.close().catch(() => undefined);
+      }
+    } catch (err) {
+      this.options.onPairing?.({ role: "joiner", ok: false, peer: invite.inviter, detail: (err as Error).message });
+      throw err;
+    } finally {
+      this.options.allowPeer(undefined);
+    }
+  }
+}

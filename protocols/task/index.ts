@@ -1,0 +1,13 @@
+export {
+  TASK_PROTOCOL,
+  TASK_PROTOCOL_VERSION,
+  MAX_TASK_MESSAGE_BYTES,
+  createTaskCodec,
+  submitEnvelopeSchema,
+  taskMessageSchema,
+  wireEventSchema,
+  wireStateSchema,
+  type SubmitEnvelope,
+  type TaskMessage,
+} from "./messages.js";
+export { eventFromWire, eventToWire, stateFromWire, stateToWire, updateFromWire } from "./wire.js";

@@ -1,0 +1,95 @@
+import { z } from "zod";
+import { TASK_STATUSES, type TaskStatus } from "../../src/contract/types.js";
+import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/codec.js";
+
+/** Remote task submission, cancellation, queries and update streams between mesh members. */
+export const TASK_PROTOCOL = "/coderclaw/task/1.0.0";
+/** Wire version inside every task-protocol envelope. */
+export const TASK_PROTOCOL_VERSION = 1;
+/** A 1 MiB input plus envelope. */
+export const MAX_TASK_MESSAGE_BYTES = 1280 * 1024;
+
+const status = z.enum(TASK_STATUSES as [TaskStatus, ...TaskStatus[]]);
+const rid = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+const taskId = z.string().min(1).max(64);
+const ms = z.number().int().min(0);
+const text = (max: number) => z.string().max(max);
+
+/** The request a submitter signs: its content, who asks, when, and a nonce against replay. */
+export const submitEnvelopeSchema = z.strictObject({
+  request: z.strictObject({
+    agentId: text(64).optional(),
+    description: text(16 * 1024),
+    input: text(1024 * 1024),
+    model: text(256).optional(),
+    thinking: text(64).optional(),
+    sessionId: text(128).optional(),
+    parentTaskId: text(64).optional(),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+  }),
+  /** Device id (PeerId) of the requesting node; must be the connection's remote peer. */
+  requester: z.string().min(1).max(128),
+  meshId: z.string().min(1).max(128),
+  issuedAt: ms,
+  nonce: bytesSchema,
+  /** Session token of the user on whose behalf the node submits, checked by the executor's security service. */
+  session: text(4096).optional(),
+});
+
+/** See {@link submitEnvelopeSchema}. */
+export type SubmitEnvelope = z.infer<typeof submitEnvelopeSchema>;
+
+/** A task's state on the wire: times as epoch milliseconds. */
+export const wireStateSchema = z.strictObject({
+  id: taskId,
+  status,
+  agentId: text(64).optional(),
+  description: text(16 * 1024),
+  sessionId: text(128).optional(),
+  parentTaskId: text(64).optional(),
+  createdAt: ms,
+  startedAt: ms.optional(),
+  completedAt: ms.optional(),
+  output: text(2 * 1024 * 1024).optional(),
+  error: text(64 * 1024).optional(),
+  progress: z.number().min(0).max(100).optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  executorId: text(128).optional(),
+});
+
+/** One history entry or update on the wire. */
+export const wireEventSchema = z.strictObject({
+  seq: z.number().int().min(1),
+  type: z.enum(["created", "status_changed", "progress_updated", "output_added", "error_set"]),
+  ts: ms,
+  status,
+  message: text(128 * 1024).optional(),
+  progress: z.number().min(0).max(100).optional(),
+  data: z.unknown().optional(),
+});
+
+/** Every message of the task protocol, both directions; `rid` pairs answers with requests on the shared stream. */
+export const taskMessageSchema = z.discriminatedUnion("t", [
+  z.strictObject({ t: z.literal("submit"), rid, envelope: bytesSchema, sig: bytesSchema }),
+  z.strictObject({ t: z.literal("cancel"), rid, taskId }),
+  z.strictObject({ t: z.literal("get"), rid, taskId }),
+  z.strictObject({ t: z.literal("events"), rid, taskId }),
+  z.strictObject({ t: z.literal("sub"), rid, taskId, after: z.number().int().min(0) }),
+  z.strictObject({ t: z.literal("unsub"), rid }),
+  z.strictObject({ t: z.literal("state"), rid, state: wireStateSchema.nullable() }),
+  z.strictObject({ t: z.literal("bool"), rid, value: z.boolean() }),
+  z.strictObject({ t: z.literal("history"), rid, events: z.array(wireEventSchema).max(100_000) }),
+  z.strictObject({ t: z.literal("upd"), rid, taskId, event: wireEventSchema }),
+  z.strictObject({ t: z.literal("end"), rid }),
+  z.strictObject({ t: z.literal("err"), rid, code: text(64), message: text(4096), field: text(256).optional() }),
+  /** Lease renewal: the executor still holds these tasks of the peer it sends to. */
+  z.strictObject({ t: z.literal("lease"), tasks: z.array(z.strictObject({ id: taskId, status })).max(10_000) }),
+]);
+
+/** See {@link taskMessageSchema}. */
+export type TaskMessage = z.infer<typeof taskMessageSchema>;
+
+/** The strict codec of the task protocol. */
+export function createTaskCodec(): MessageCodec<TaskMessage> {
+  return createMessageCodec({ version: TASK_PROTOCOL_VERSION, schema: taskMessageSchema, maxMessageBytes: MAX_TASK_MESSAGE_BYTES });
+}

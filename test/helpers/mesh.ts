@@ -1,0 +1,54 @@
+import { createBuiltinRegistry } from "../../src/agents/builtin.js";
+import type { AgentExecutor } from "../../src/agents/executor.js";
+import { createNode, type CoderClawNode, type NodeOptions } from "../../node/create-node.js";
+import { tempDir } from "./temp-dir.js";
+
+/** Nodes on 127.0.0.1 in this process, with temp homes and mDNS off; `stop()` removes everything. */
+export async function startNodes(count: number, extra: (i: number) => { agents?: AgentExecutor[]; options?: NodeOptions } = () => ({})): Promise<{ nodes: CoderClawNode[]; homes: string[]; stop: () => Promise<void> }> {
+  const nodes: CoderClawNode[] = [];
+  const dirs = Array.from({ length: count }, () => tempDir("cc-mesh-"));
+  for (let i = 0; i < count; i++) {
+    const e = extra(i);
+    nodes.push(
+      await createNode({
+        dataDir: dirs[i]!.path,
+        mdns: false,
+        agents: createBuiltinRegistry(e.agents ?? []),
+        leaseIntervalMs: 200,
+        leaseTimeoutMs: 1500,
+        inboundConnectionThreshold: 100,
+        ...e.options,
+      }),
+    );
+  }
+  return {
+    nodes,
+    homes: dirs.map((d) => d.path),
+    stop: async () => {
+      await Promise.all(nodes.map((n) => n.stop()));
+      for (const d of dirs) d.remove();
+    },
+  };
+}
+
+/** Node 0 founds a mesh and pairs every other node into it at `level`. */
+export async function formMesh(nodes: CoderClawNode[], level: "verified" | "trusted" = "trusted"): Promise<string> {
+  const [founder, ...rest] = nodes;
+  const meshId = await founder!.membership.create("test mesh");
+  for (const n of rest) {
+    const { invite } = await founder!.pairing.invite(level, 60_000);
+    await n.pairing.join(invite);
+  }
+  // Everyone dials everyone, so routing can ask members directly.
+  for (const a of nodes) for (const b of nodes) if (a !== b) await a.dial(b.multiaddrs()[0]!).catch(() => undefined);
+  return meshId;
+}
+
+/** Poll until `pred` holds, bounded. */
+export async function eventually(pred: () => Promise<boolean> | boolean, ms = 10_000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`${what} not reached within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
