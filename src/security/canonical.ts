@@ -1,7 +1,7 @@
 import { decodeCanonical, encodeCanonical, type DecodeLimits } from "../../identity/canonical.js";
 
-/** Bounds on decoding an audit entry from storage or the network. */
-export const AUDIT_LIMITS: DecodeLimits = { maxBytes: 16 * 1024, maxDepth: 4 };
+/** Bounds on decoding security data (session claims) from outside. */
+export const SECURITY_DECODE_LIMITS: DecodeLimits = { maxBytes: 4 * 1024, maxDepth: 4 };
 
 /**
  * identity/'s canonical CBOR (RFC 8949 bytewise key order, smallest forms, no
@@ -12,6 +12,6 @@ export function canonicalEncode(value: unknown): Uint8Array {
 }
 
 /** Strict, bounded decoding (duplicate keys, indefinite lengths, excess depth or size are refused). */
-export function canonicalDecode(bytes: Uint8Array, limits: DecodeLimits = AUDIT_LIMITS): unknown {
+export function canonicalDecode(bytes: Uint8Array, limits: DecodeLimits = SECURITY_DECODE_LIMITS): unknown {
   return decodeCanonical(bytes, limits);
 }

@@ -1,10 +1,11 @@
-/** How far a device is trusted, lowest first (identity/ decides a device's level). */
-export type TrustLevel = "untrusted" | "verified" | "trusted";
+import type { TrustLevel } from "../../identity/trust-level.js";
+
+export type { TrustLevel };
 
 /** All trust levels, lowest first. */
 export const TRUST_LEVELS: readonly TrustLevel[] = ["untrusted", "verified", "trusted"];
 
-/** Rank of a level for comparisons; unknown strings rank below `untrusted`. */
+/** Rank of a level for comparisons; strings that are not a level rank below `untrusted`, so a garbled context never passes a trust check. */
 export function trustRank(level: string): number {
   return TRUST_LEVELS.indexOf(level as TrustLevel);
 }
