@@ -154,6 +154,25 @@ describe("audit log", () => {
     });
   });
 
+  it("names a fork that arrived by merging two replicas of a segment, and keeps both entries", async () => {
+    const log = openLog();
+    const written = [];
+    for (let i = 0; i < 5; i++) written.push(await log.append(body(i)));
+    await log.close();
+    // The author signed a second seq 4 (say, after restoring an old backup); a replica merged it in.
+    const other = signAuditEntry(node, 4, written[2]?.hash ?? null, 0, body(40, { reason: "restored from backup" }));
+    await tamperSegment(level.db, node.peerId, 0, (d) => {
+      d.entries.push(other.bytes);
+      d.hashes.push(new A.ImmutableString(other.entry.hash));
+    });
+    const reopened = openLog();
+    const report = await reopened.verify();
+    expect(report.problems).toEqual([expect.objectContaining({ kind: "forked", seq: 4, segment: 0, index: 5 })]);
+    expect(report.forks).toEqual([{ author: node.peerId, seq: 4, hashes: [written[3]?.hash, other.entry.hash] }]);
+    expect(await reopened.query({ userId: "user-1" })).toHaveLength(3);
+    await reopened.close();
+  });
+
   it("ingests another node's log, keeps fork evidence and refuses forgeries", async () => {
     const other = generateSigner();
     const log = new AuditLog({ db: level.db, signer: node, segmentSize: 10 });
