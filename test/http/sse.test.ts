@@ -3,6 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TaskUpdateEvent } from "../../src/contract/types.js";
 import { HTTPTransportAdapter } from "../../src/transport/http-adapter.js";
 import type { HttpServer } from "../../node/http/index.js";
+import { createBuiltinRegistry } from "../../src/agents/builtin.js";
+import { LocalTransportAdapter } from "../../src/transport/local-adapter.js";
+import { ExecutionController } from "../helpers/controlled-agent.js";
+import { tempDir } from "../helpers/temp-dir.js";
 import { openEngine, type Engine } from "./engine.js";
 import { TOKENS, eventually, openSse, startRelay, startServer } from "./helpers.js";
 
@@ -135,6 +139,48 @@ describe("HTTPTransportAdapter resumes dropped streams", () => {
       await relay.close();
       await server.close();
       await engine.close();
+    }
+  });
+
+  it("follows a task across a restart of the node on the same port, missing nothing", async () => {
+    const dir = tempDir("cc-http-restart-");
+    const controller = new ExecutionController();
+    const open = (): Promise<LocalTransportAdapter> =>
+      LocalTransportAdapter.open({ dataDir: dir.path, agents: createBuiltinRegistry([controller.agent("manual", true)]), shutdownGraceMs: 50 });
+    let local = await open();
+    let server = await startServer(local);
+    const port = server.port;
+    const client = new HTTPTransportAdapter({ baseUrl: server.url, token: TOKENS.alice, reconnectDelayMs: 20, maxReconnects: 100 });
+    try {
+      const id = (await local.submitTask({ description: "long", input: "", agentId: "manual", sessionId: "s-alice" })).id;
+      await eventually(() => controller.isExecuting(id));
+      const received: TaskUpdateEvent[] = [];
+      const consumer = (async () => {
+        for await (const update of client.streamTaskUpdates(id)) received.push(update);
+      })();
+      controller.progress(id, 30);
+      await eventually(() => received.some((u) => u.progress === 30));
+
+      // The node goes down mid-task; the resumable task survives in storage.
+      await server.close();
+      await local.close();
+      controller.reset();
+      local = await open();
+      server = await startServer(local, { port });
+      await eventually(() => controller.isExecuting(id), 500);
+      controller.progress(id, 60);
+      controller.complete(id, "finished after restart");
+      await consumer;
+
+      const history = [];
+      for await (const event of local.streamTaskUpdates(id)) history.push(event);
+      expect(view(received)).toEqual(view(history));
+      expect(received.at(-1)).toMatchObject({ status: "completed" });
+    } finally {
+      await client.close();
+      await server.close();
+      await local.close();
+      dir.remove();
     }
   });
 
