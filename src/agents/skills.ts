@@ -25,11 +25,14 @@ const frontmatterSchema = z.looseObject({
       coderclaw: z
         .looseObject({
           dangerous: z.boolean().optional(),
+          os: z.array(z.string().min(1).max(32)).max(16).optional(),
           requires: z
             .object({
               bins: z.array(z.string().min(1).max(256)).max(32).optional(),
+              anyBins: z.array(z.string().min(1).max(256)).min(1).max(32).optional(),
               env: z.array(z.string().regex(ENV_NAME, "must be an environment variable name")).max(32).optional(),
             })
+            // A requirement we cannot check must not pass silently as met.
             .strict()
             .optional(),
         })
@@ -101,6 +104,21 @@ function frontmatter(text: string, file: string): string {
   throw new ConfigError(file, 1, "", "frontmatter is not closed by a '---' line");
 }
 
+type CoderClawMetadata = NonNullable<NonNullable<z.output<typeof frontmatterSchema>["metadata"]>["coderclaw"]>;
+
+/** The first requirement of a skill this node does not meet, in words; undefined when all are met. */
+function unmetRequirement(meta: CoderClawMetadata | undefined, env: Readonly<Record<string, string | undefined>>): string | undefined {
+  if (meta?.os !== undefined && !meta.os.includes(process.platform)) return `not supported on ${process.platform} (needs ${meta.os.join(" or ")})`;
+  const requires = meta?.requires;
+  const onPath = (bin: string): boolean => findOnPath(bin, env["PATH"]) !== undefined;
+  const missingBin = requires?.bins?.find((bin) => !onPath(bin));
+  if (missingBin !== undefined) return `binary not found on PATH: ${missingBin}`;
+  if (requires?.anyBins !== undefined && !requires.anyBins.some(onPath)) return `none of these binaries is on PATH: ${requires.anyBins.join(", ")}`;
+  const missingEnv = requires?.env?.find((name) => (env[name] ?? "") === "");
+  if (missingEnv !== undefined) return `environment variable not set: ${missingEnv}`;
+  return undefined;
+}
+
 /**
  * Read one skill folder. A malformed SKILL.md does not throw: the skill is
  * listed disabled (under its folder name) with the error, which names file
@@ -114,11 +132,7 @@ export function loadSkill(dir: string, source: SkillSource, env: Readonly<Record
     if (size > MAX_SKILL_FILE_BYTES) throw new ConfigError(file, 1, "", `file is ${size} bytes, over the limit of ${MAX_SKILL_FILE_BYTES}`);
     const yaml = frontmatter(readFileSync(file, "utf8"), file);
     const meta = validateYaml(parseYamlSource(yaml, file, { maxBytes: MAX_FRONTMATTER_BYTES, lineOffset: 1 }), frontmatterSchema);
-    const requires = meta.metadata?.coderclaw?.requires;
-    const missingBin = requires?.bins?.find((bin) => findOnPath(bin, env["PATH"]) === undefined);
-    const missingEnv = requires?.env?.find((name) => (env[name] ?? "") === "");
-    const disabledReason =
-      missingBin !== undefined ? `binary not found on PATH: ${missingBin}` : missingEnv !== undefined ? `environment variable not set: ${missingEnv}` : undefined;
+    const disabledReason = unmetRequirement(meta.metadata?.coderclaw, env);
     const info: SkillInfo = {
       id: meta.name,
       name: meta.name,

@@ -54,6 +54,19 @@ describe("SKILL.md skills", () => {
     ]);
   });
 
+  it("checks anyBins and os, and reads upstream's JSON-style metadata", () => {
+    const root = join(dir.path, "skills");
+    skill(root, "any", ["name: any", "description: d", 'metadata: { "coderclaw": { "requires": { "anyBins": ["absent-tool", "present-tool"] }, "primaryEnv": "X" } }', "user-invocable: true"]);
+    skill(root, "none", ["name: none", "description: d", 'metadata: { "coderclaw": { "requires": { "anyBins": ["absent-a", "absent-b"] } } }']);
+    skill(root, "mac", ["name: mac", "description: d", 'metadata: { "coderclaw": { "os": ["darwin"] } }']);
+    skill(root, "cfg", ["name: cfg", "description: d", 'metadata: { "coderclaw": { "requires": { "config": ["skills.x"] } } }']);
+    const byName = new Map(loadSkills([{ path: root, source: "workspace" }], { PATH: bin }).map((s) => [s.info.name, s.info]));
+    expect(byName.get("any")).toMatchObject({ enabled: true, version: "0.0.0" });
+    expect(byName.get("none")?.disabledReason).toBe("none of these binaries is on PATH: absent-a, absent-b");
+    expect(byName.get("mac")?.disabledReason).toBe(`not supported on ${process.platform} (needs darwin)`);
+    expect(byName.get("cfg")?.disabledReason).toMatch(/metadata\.coderclaw\.requires\.config: unknown key$/);
+  });
+
   it("lists a malformed SKILL.md as disabled with file, line and key", () => {
     const root = join(dir.path, "skills");
     skill(root, "bad-name", ["name: Bad Name!", "description: d"]);
