@@ -139,6 +139,29 @@ describe("HTTP server over real sockets", () => {
     expect((await request(base, "POST", "/v1/tasks", { token: alice, body: submitBody() })).status).toBe(201);
   });
 
+  it("answers a concurrent burst of bad requests correctly and keeps serving good ones", async () => {
+    const bad: [() => Promise<RawAnswer>, number][] = [
+      [() => request(server.url, "POST", "/v1/tasks", { token: TOKENS.alice, body: "{oops" }), 400],
+      [() => request(server.url, "POST", "/v1/tasks", { token: TOKENS.alice, body: "x".repeat(100 * 1024) }), 413],
+      [() => request(server.url, "GET", "/v1/status", { token: "tok-wrong" }), 401],
+      [() => request(server.url, "GET", "/v1/status"), 401],
+      [() => request(server.url, "GET", "/v1/nowhere", { token: TOKENS.alice }), 404],
+    ];
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const [send, status] = bad[i % bad.length] as [() => Promise<RawAnswer>, number];
+        const answer = await send();
+        return { status, answer };
+      }),
+    );
+    for (const { status, answer } of answers) {
+      expect(answer.status).toBe(status);
+      expect(answer.body).toMatchObject({ error: { code: expect.any(String), message: expect.any(String) } });
+    }
+    const good = await request(server.url, "POST", "/v1/tasks", { token: TOKENS.alice, body: submitBody() });
+    expect(good.status).toBe(201);
+  });
+
   it("keeps sessions apart: another session's task is invisible unless admin", async () => {
     const task = { id: await engine.startManual() };
     expectError(await request(server.url, "GET", `/v1/tasks/${task.id}`, { token: TOKENS.bob }), 403, "PERMISSION_DENIED");
