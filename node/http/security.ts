@@ -20,7 +20,11 @@ export interface SecurityHttpOptions {
    * issuer. Default: GitHub Actions tokens go to `github`, any other issuer to `oidc`.
    */
   providerForIssuer?: (issuer: string) => string | undefined;
-  /** JWT logins remembered so one CI job's requests share a session. Default 1,000. */
+  /**
+   * JWT logins remembered so one CI job's requests share a session. A remembered
+   * JWT keeps working until its session expires, even past its own `exp`, so a long
+   * task's stream can reconnect; a JWT is only ever verified once. Default 1,000.
+   */
   maxCachedLogins?: number;
 }
 
