@@ -111,7 +111,14 @@ export function runProcess(options: RunProcessOptions): Promise<RunProcessResult
       const decoder = new StringDecoder("utf8");
       let pending = "";
       const emit = (line: string): void => {
-        if (options.onLine !== undefined) options.onLine(name, line);
+        if (options.onLine === undefined || failure !== undefined) return;
+        try {
+          options.onLine(name, line);
+        } catch (err) {
+          // A throw here would escape as an uncaught exception from a stream
+          // event and take the node down; it fails this run instead.
+          stop(err instanceof CoderClawError ? err : new CoderClawError("UNAVAILABLE", `output handler failed: ${String(err)}`, { cause: err }));
+        }
       };
       stream.on("data", (chunk: Buffer) => {
         buffer.append(chunk);

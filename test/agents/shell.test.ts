@@ -175,3 +175,20 @@ describe("per-task timeouts", () => {
     expect(taskTimeout({ timeoutMs: 5_000 }, 1_000)).toBe(1_000);
   });
 });
+
+describe("an output handler that throws", () => {
+  it("fails the run and kills the process instead of crashing the node", async () => {
+    const ws = tempDir("throwing");
+    try {
+      const ctx = makeContext({ input: "echo first; sleep 30" }, ws.path);
+      ctx.output = () => {
+        throw new Error("history is full");
+      };
+      const err = await createShellAgent({ killGraceMs: 200 }).execute(ctx).catch((e: unknown) => e);
+      expect(hasCode(err, "UNAVAILABLE")).toBe(true);
+      expect((err as Error).message).toBe("output handler failed: Error: history is full");
+    } finally {
+      ws.cleanup();
+    }
+  });
+});
