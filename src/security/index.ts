@@ -13,6 +13,7 @@ export * from "./canonical.js";
 export * from "./grants.js";
 export * from "./policy-schema.js";
 export * from "./policy-file.js";
+export * from "./policy-statement.js";
 export * from "./authorizer.js";
 export * from "./audit/entry.js";
 export { segmentDocId, type SegmentDoc, type AuditDatabase } from "./audit/segments.js";

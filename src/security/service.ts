@@ -5,7 +5,9 @@ import type { Decision, RequestOrigin, SecurityContext } from "./context.js";
 import { PermissionDeniedError, UnauthenticatedError } from "./errors.js";
 import { GrantStore, type GrantOutcome } from "./grants.js";
 import type { Permission } from "./permissions.js";
+import { parseRepoPolicy, parseTeamPolicy } from "./policy-file.js";
 import type { RepoPolicy, TeamPolicy } from "./policy-schema.js";
+import { openSignedPolicy, type SignedPolicy } from "./policy-statement.js";
 import type { Signer } from "./keys.js";
 import type { IdentityProvider } from "./providers.js";
 import { SessionManager, verifyPeerSessionToken, type Session } from "./sessions.js";
@@ -71,6 +73,9 @@ export class SecurityService {
   readonly sessions: SessionManager;
   readonly audit: AuditLog;
   #authorizer: Authorizer;
+  #repoPolicy: RepoPolicy | undefined;
+  #teamPolicy: TeamPolicy | undefined;
+  readonly #signedPolicies = new Map<"repo" | "team", { issuedAt: number; id: string }>();
   readonly #providers: Map<string, IdentityProvider<never>>;
   readonly #standing: ((deviceId: string) => DeviceStanding | undefined) | undefined;
   readonly #revokedDevices = new Set<string>();
@@ -90,12 +95,47 @@ export class SecurityService {
       ...(options.sessionTtlMs === undefined ? {} : { ttlMs: options.sessionTtlMs }),
     });
     this.#providers = new Map((options.providers ?? []).map((p) => [p.name, p]));
+    this.#repoPolicy = options.repoPolicy;
+    this.#teamPolicy = options.teamPolicy;
     this.#authorizer = this.#build(options.repoPolicy, options.teamPolicy);
   }
 
-  /** Replaces the repository and organization policies (after a validated, audited config change). */
+  /** Replaces the repository and organization policies, e.g. after reading the policy files at start-up. */
   setPolicies(repoPolicy: RepoPolicy | undefined, teamPolicy: TeamPolicy | undefined): void {
+    this.#repoPolicy = repoPolicy;
+    this.#teamPolicy = teamPolicy;
     this.#authorizer = this.#build(repoPolicy, teamPolicy);
+  }
+
+  /**
+   * Applies a policy an admin signed for the mesh (local or replicated). Per scope,
+   * the newest by `issuedAt` (then statement id) wins whatever the arrival order;
+   * text that does not validate is refused with its line and key. Audited as
+   * `config.policy`.
+   */
+  async applySignedPolicy(policy: SignedPolicy): Promise<{ status: "accepted" | "ignored" | "rejected"; reason: string }> {
+    const opened = openSignedPolicy(policy, this.meshId);
+    const outcome = await (async () => {
+      if (!opened.ok) return { status: "rejected" as const, reason: opened.reason, issuer: undefined };
+      const { body, id } = opened.statement;
+      if (!this.grants.isAdmin(body.issuer)) return { status: "ignored" as const, reason: `issuer ${body.issuer} is not an admin of mesh ${this.meshId}`, issuer: body.issuer };
+      const current = this.#signedPolicies.get(body.scope);
+      if (current !== undefined && (current.issuedAt > body.issuedAt || (current.issuedAt === body.issuedAt && current.id >= id))) {
+        return { status: "ignored" as const, reason: `a newer ${body.scope} policy is in force`, issuer: body.issuer };
+      }
+      const file = `mesh:${body.scope}-policy@${id.slice(0, 12)}`;
+      try {
+        if (body.scope === "repo") this.#repoPolicy = parseRepoPolicy(policy.text, file);
+        else this.#teamPolicy = parseTeamPolicy(policy.text, file);
+      } catch (err) {
+        return { status: "rejected" as const, reason: (err as Error).message, issuer: body.issuer };
+      }
+      this.#signedPolicies.set(body.scope, { issuedAt: body.issuedAt, id });
+      this.#authorizer = this.#build(this.#repoPolicy, this.#teamPolicy);
+      return { status: "accepted" as const, reason: `${body.scope} policy ${id.slice(0, 12)} in force`, issuer: body.issuer };
+    })();
+    await this.#log({ action: "config.policy", userId: outcome.issuer ?? "(unknown)", result: outcome.status === "accepted" ? "allowed" : "denied", reason: `${outcome.status}: ${outcome.reason}` });
+    return { status: outcome.status, reason: outcome.reason };
   }
 
   /** The pure decision engine, for callers that check without auditing (listing, UI hints). */
