@@ -3,6 +3,7 @@ import { VERSION } from "../../src/version.js";
 import { taskCommand } from "./commands/task.js";
 import { infoCommands } from "./commands/info.js";
 import { startCommand } from "./commands/start.js";
+import { meshCommands } from "./commands/mesh.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 
 /** Build the `coderclaw` command tree. `setExit` records the process exit code. */
@@ -18,6 +19,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(taskCommand(setExit));
   for (const c of infoCommands(setExit)) program.addCommand(c);
   program.addCommand(startCommand(setExit));
+  for (const c of meshCommands(setExit)) program.addCommand(c);
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);

@@ -158,8 +158,13 @@ export class ControlClientAdapter implements TransportAdapter {
     });
   }
 
-  async submitTask(request: TaskSubmitRequest): Promise<TaskState> {
-    return TaskStateSchema.parse(await this.call("submitTask", request)) as TaskState;
+  async submitTask(request: TaskSubmitRequest, options: { route?: string } = {}): Promise<TaskState> {
+    return TaskStateSchema.parse(await this.call("submitTask", options.route === undefined ? { request } : { request, route: options.route })) as TaskState;
+  }
+
+  /** An administrative call of the node (see node/node-admin.ts); the answer is the node's JSON. */
+  admin(method: string, params?: unknown): Promise<unknown> {
+    return this.call("admin", params === undefined ? { method } : { method, params });
   }
 
   async getTaskState(taskId: string): Promise<TaskState | null> {

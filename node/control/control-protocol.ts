@@ -15,6 +15,7 @@ export const CONTROL_METHODS = [
   "getStatus",
   "streamTaskUpdates",
   "closeStream",
+  "admin",
 ] as const;
 
 /** The first line of every connection: proof that the client can read the data directory. */
@@ -26,6 +27,12 @@ export const RequestSchema = z.strictObject({
   method: z.enum(CONTROL_METHODS),
   params: z.unknown().optional(),
 });
+
+/** Parameters of `admin`: one administrative call of a mesh node (see node/node-admin.ts). */
+export const AdminParamsSchema = z.strictObject({ method: z.string().min(1).max(64), params: z.unknown().optional() });
+
+/** Parameters of `submitTask`: the request, and where to run it in a mesh. */
+export const SubmitParamsSchema = z.strictObject({ request: z.unknown(), route: z.string().min(1).max(128).optional() });
 
 /** Parameters that name one task. */
 export const TaskParamsSchema = z.strictObject({ taskId: z.string().max(128) });

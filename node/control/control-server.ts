@@ -6,8 +6,10 @@ import { z } from "zod";
 import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
 import type { TaskListFilter, TaskSubmitRequest, TransportAdapter } from "../../src/contract/types.js";
 import {
+  AdminParamsSchema,
   CloseStreamParamsSchema,
   HelloSchema,
+  SubmitParamsSchema,
   MAX_CONTROL_LINE_BYTES,
   RequestSchema,
   StreamParamsSchema,
@@ -24,6 +26,10 @@ export interface ControlServerOptions {
   token: string;
   /** The runtime the socket serves. */
   adapter: TransportAdapter;
+  /** Submission with a route (`auto` or a peer id), when the runtime is a mesh. */
+  submitRouted?: (request: TaskSubmitRequest, route: string) => Promise<unknown>;
+  /** Administrative calls (mesh, devices, peers), when the runtime is a mesh node. */
+  admin?: (method: string, params: unknown) => Promise<unknown>;
 }
 
 /** A running control server. */
@@ -109,8 +115,21 @@ export async function startControlServer(options: ControlServerOptions): Promise
       };
       switch (method) {
         case "submitTask":
-          // The engine validates the request itself, with the same errors for every transport.
-          return reply(() => adapter.submitTask(raw as TaskSubmitRequest));
+          return reply(() => {
+            const { request, route } = params(SubmitParamsSchema, raw);
+            // The engine validates the request itself, with the same errors for every transport.
+            if (route !== undefined && route !== "auto") {
+              if (!options.submitRouted) throw new InvalidInputError("this node is not in a mesh; --route needs `coderclaw start` with a mesh", "route");
+              return options.submitRouted(request as TaskSubmitRequest, route);
+            }
+            return adapter.submitTask(request as TaskSubmitRequest);
+          });
+        case "admin":
+          return reply(() => {
+            const { method: m, params: p } = params(AdminParamsSchema, raw);
+            if (!options.admin) throw new CoderClawError("UNAVAILABLE", "this node runs no mesh administration");
+            return options.admin(m, p);
+          });
         case "getTaskState":
           return reply(() => adapter.getTaskState(params(TaskParamsSchema, raw).taskId));
         case "getTaskEvents":

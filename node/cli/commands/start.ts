@@ -1,27 +1,61 @@
 import { randomBytes } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { Command } from "commander";
-import { openLocalCore } from "../../../src/runtime/local-core.js";
+import { loadAgentRegistry } from "../../../src/agents/index.js";
 import { dataPaths, resolveDataDir } from "../../../src/runtime/data-dir.js";
-import { LocalTransportAdapter } from "../../../src/transport/local-adapter.js";
 import { startControlServer } from "../../control/control-server.js";
+import { createNode } from "../../create-node.js";
+import { runAdmin } from "../../node-admin.js";
 import { EXIT } from "../exit-codes.js";
 import type { AccessOptions } from "../runtime-access.js";
 
-/** `coderclaw start`: run a node in the foreground until SIGINT/SIGTERM. */
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** `coderclaw start`: run a mesh node in the foreground until SIGINT/SIGTERM. */
 export function startCommand(setExit: (code: number) => void): Command {
   return new Command("start")
-    .description("run a node in the foreground; other commands reach it through its control socket")
-    .option("--max-concurrent <n>", "tasks executing at once", (v) => Number(v))
-    .action(async (opts: { maxConcurrent?: number }, cmd: Command) => {
+    .description("run a node in the foreground; other commands on this machine reach it through its control socket")
+    .option("--listen <multiaddr>", "listen address (repeatable; default /ip4/127.0.0.1/tcp/0, use /ip4/0.0.0.0/tcp/4001 for a LAN)", collect, [])
+    .option("--bootstrap <multiaddr>", "peer to dial at start, with /p2p/<id> (repeatable)", collect, [])
+    .option("--no-mdns", "no LAN discovery by mDNS")
+    .option("--max-concurrent <n>", "tasks executing at once", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error("--max-concurrent must be a whole number 1..1000");
+      return n;
+    })
+    .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; maxConcurrent?: number }, cmd: Command) => {
       const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
       const paths = dataPaths(dataDir);
-      const core = await openLocalCore({ dataDir, ...(opts.maxConcurrent !== undefined && { maxConcurrentTasks: opts.maxConcurrent }) });
-      const adapter = new LocalTransportAdapter(core);
+      const agents = loadAgentRegistry({ dataDir, workspaceDir: process.cwd() });
+      const node = await createNode({
+        dataDir,
+        agents,
+        mdns: opts.mdns,
+        ...(opts.listen.length > 0 && { listen: opts.listen }),
+        ...(opts.bootstrap.length > 0 && { bootstrap: opts.bootstrap }),
+        ...(opts.maxConcurrent !== undefined && { maxConcurrentTasks: opts.maxConcurrent }),
+        onError: (where, err) => process.stderr.write(`[${where}] ${err.message}\n`),
+      });
       const token = randomBytes(32).toString("hex");
       writeFileSync(paths.controlToken, token + "\n", { mode: 0o600 });
-      const control = await startControlServer({ socketPath: paths.controlSocket, token, adapter });
-      process.stderr.write(`coderclaw node running; data ${dataDir}; control socket ${paths.controlSocket}\n`);
+      const control = await startControlServer({
+        socketPath: paths.controlSocket,
+        token,
+        adapter: node.adapter,
+        submitRouted: (request, route) => node.adapter.submitTask(request, { route }),
+        admin: (method, params) => runAdmin(node, method, params),
+      });
+      process.stderr.write(
+        [
+          `coderclaw node ${node.peerId}`,
+          `  fingerprint ${node.identity.fingerprint}`,
+          `  mesh ${node.membership.meshId ?? "(none: coderclaw mesh create | mesh join <invite>)"}`,
+          ...node.multiaddrs().map((a) => `  listening ${a}`),
+          `  data ${dataDir}`,
+          `  control socket ${paths.controlSocket}`,
+          "",
+        ].join("\n"),
+      );
       await new Promise<void>((resolve) => {
         process.once("SIGINT", resolve);
         process.once("SIGTERM", resolve);
@@ -29,7 +63,7 @@ export function startCommand(setExit: (code: number) => void): Command {
       process.stderr.write("shutting down...\n");
       await control.close();
       rmSync(paths.controlToken, { force: true });
-      await core.close();
+      await node.stop();
       setExit(EXIT.ok);
     });
 }

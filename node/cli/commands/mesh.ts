@@ -1,0 +1,162 @@
+import { existsSync, readFileSync } from "node:fs";
+import { Command, Option } from "commander";
+import Table from "cli-table3";
+import { loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js";
+import { CoderClawError } from "../../../src/contract/errors.js";
+import { dataPaths, resolveDataDir } from "../../../src/runtime/data-dir.js";
+import { ControlClientAdapter } from "../../control/control-client.js";
+import { createNode } from "../../create-node.js";
+import { runAdmin } from "../../node-admin.js";
+import { EXIT } from "../exit-codes.js";
+import { printJson } from "../output.js";
+import type { AccessOptions } from "../runtime-access.js";
+
+/**
+ * Run an administrative call on the node of this data directory: the running one
+ * through its control socket, or (when `offline` allows) a node started in this
+ * process for the call.
+ */
+async function admin(cmd: Command, method: string, params: unknown, offline: boolean): Promise<unknown> {
+  const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
+  const paths = dataPaths(dataDir);
+  if (existsSync(paths.controlSocket) && existsSync(paths.controlToken)) {
+    try {
+      const client = await ControlClientAdapter.connect(paths.controlSocket, readFileSync(paths.controlToken, "utf8").trim());
+      try {
+        return await client.admin(method, params);
+      } finally {
+        await client.close();
+      }
+    } catch (err) {
+      if (!(err instanceof CoderClawError && err.code === "UNAVAILABLE" && /connect|greet|answer/.test(err.message))) throw err;
+    }
+  }
+  if (!offline) throw new CoderClawError("UNAVAILABLE", "this needs a running node: start one with `coderclaw start`");
+  const node = await createNode({ dataDir, mdns: false });
+  try {
+    return await runAdmin(node, method, params);
+  } finally {
+    await node.stop();
+  }
+}
+
+function parseTtl(text: string): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(text);
+  if (!m) throw new Error("--ttl must look like 90s, 10m, 2h or 1d");
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
+}
+
+/** `coderclaw id`, `peers`, `mesh ...` and `devices ...`. */
+export function meshCommands(setExit: (code: number) => void): Command[] {
+  const id = new Command("id")
+    .description("this device's id (its PeerId) and a short fingerprint to compare by eye")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const identity = await loadOrCreateDeviceIdentity(resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home));
+      if (opts.json) printJson({ deviceId: identity.peerId, fingerprint: identity.fingerprint });
+      else process.stdout.write(`${identity.peerId}\nfingerprint ${identity.fingerprint}\n`);
+      setExit(EXIT.ok);
+    });
+
+  const peers = new Command("peers")
+    .description("connected peers with trust level and latency")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const list = (await admin(cmd, "node.peers", undefined, false)) as Array<{ peerId: string; level: string; latencyMs?: number; addrs: string[] }>;
+      if (opts.json) printJson(list);
+      else {
+        const t = new Table({ head: ["peer", "level", "latency", "address"], style: { head: [] } });
+        for (const p of list) t.push([p.peerId, p.level, p.latencyMs === undefined ? "" : `${p.latencyMs} ms`, p.addrs.join(" ")]);
+        process.stdout.write(list.length === 0 ? "no peers connected\n" : t.toString() + "\n");
+      }
+      setExit(EXIT.ok);
+    });
+
+  const mesh = new Command("mesh").description("create, invite to and join a mesh");
+  mesh
+    .command("create")
+    .description("found a mesh with this device as its first, trusted member")
+    .option("--name <name>", "mesh name", "my mesh")
+    .option("--json", "print JSON")
+    .action(async (opts: { name: string; json?: boolean }, cmd: Command) => {
+      const r = (await admin(cmd, "mesh.create", { name: opts.name }, true)) as { meshId: string };
+      if (opts.json) printJson(r);
+      else process.stdout.write(`created mesh ${r.meshId} (${opts.name})\n`);
+      setExit(EXIT.ok);
+    });
+  mesh
+    .command("invite")
+    .description("print a one-time invite (and a QR code on a terminal) for another device to join")
+    .addOption(new Option("--level <level>", "level the new device gets").choices(["verified", "trusted"]).default("verified"))
+    .option("--ttl <duration>", "validity, e.g. 10m", "10m")
+    .option("--json", "print JSON")
+    .action(async (opts: { level: string; ttl: string; json?: boolean }, cmd: Command) => {
+      const r = (await admin(cmd, "mesh.invite", { level: opts.level, ttlMs: parseTtl(opts.ttl) }, false)) as { invite: string; expiresAt: number };
+      if (opts.json) printJson(r);
+      else {
+        process.stdout.write(`${r.invite}\n`);
+        if (process.stdout.isTTY) process.stdout.write((await renderQr(r.invite)) + "\n");
+        process.stderr.write(`single use; expires ${new Date(r.expiresAt).toISOString()}; on the other device: coderclaw mesh join <invite>\n`);
+      }
+      setExit(EXIT.ok);
+    });
+  mesh
+    .command("join")
+    .description("join the mesh of an invite: dial the inviter and pair")
+    .argument("<invite>", "the invite string")
+    .option("--json", "print JSON")
+    .action(async (invite: string, opts: { json?: boolean }, cmd: Command) => {
+      const r = (await admin(cmd, "mesh.join", { invite }, true)) as { meshId: string; comparisonCode: string; level: string; peer: string };
+      if (opts.json) printJson(r);
+      else process.stdout.write(`joined mesh ${r.meshId} as ${r.level}\ncomparison code ${r.comparisonCode} (the inviter's node shows the same)\n`);
+      setExit(EXIT.ok);
+    });
+  mesh
+    .command("status")
+    .description("this node's mesh")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const r = await admin(cmd, "mesh.status", undefined, true);
+      if (opts.json) printJson(r);
+      else process.stdout.write(Object.entries(r as object).map(([k, v]) => `${k.padEnd(8)} ${String(v)}`).join("\n") + "\n");
+      setExit(EXIT.ok);
+    });
+
+  const devices = new Command("devices").description("devices of the mesh and their trust");
+  devices
+    .command("list")
+    .description("devices with level, who vouched and whether connected")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const list = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; level: string; revoked: boolean; vouchedBy?: string; connected: boolean }>;
+      if (opts.json) printJson(list);
+      else {
+        const t = new Table({ head: ["device", "level", "vouched by", "connected"], style: { head: [] } });
+        for (const d of list) t.push([d.deviceId, d.revoked ? "revoked" : d.level, d.vouchedBy ?? "", d.connected ? "yes" : ""]);
+        process.stdout.write(t.toString() + "\n");
+      }
+      setExit(EXIT.ok);
+    });
+  devices
+    .command("trust")
+    .description("vouch for a device at a level (signed by this device)")
+    .argument("<deviceId>", "device id")
+    .addOption(new Option("--level <level>", "level").choices(["verified", "trusted"]).makeOptionMandatory())
+    .action(async (deviceId: string, opts: { level: string }, cmd: Command) => {
+      const r = (await admin(cmd, "devices.trust", { deviceId, level: opts.level }, true)) as { certificate: string };
+      process.stdout.write(`certificate ${r.certificate}\n`);
+      setExit(EXIT.ok);
+    });
+  devices
+    .command("revoke")
+    .description("revoke a device for good: every node the revocation reaches disconnects and refuses it")
+    .argument("<deviceId>", "device id")
+    .option("--reason <text>", "why", "")
+    .action(async (deviceId: string, opts: { reason: string }, cmd: Command) => {
+      const r = (await admin(cmd, "devices.revoke", { deviceId, reason: opts.reason }, true)) as { revocation: string };
+      process.stdout.write(`revocation ${r.revocation}\n`);
+      setExit(EXIT.ok);
+    });
+
+  return [id, peers, mesh, devices];
+}

@@ -1,0 +1,72 @@
+import { z } from "zod";
+import { CoderClawError, InvalidInputError } from "../src/contract/errors.js";
+import type { CoderClawNode } from "./create-node.js";
+
+/** Administrative calls on a running node, served over the control socket. */
+export const ADMIN_METHODS = ["node.id", "node.peers", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke"] as const;
+export type AdminMethod = (typeof ADMIN_METHODS)[number];
+
+const levelSchema = z.enum(["verified", "trusted"]);
+const deviceSchema = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, "must be a device id (a PeerId)");
+const schemas = {
+  "node.id": z.strictObject({}).optional(),
+  "node.peers": z.strictObject({}).optional(),
+  "mesh.create": z.strictObject({ name: z.string().min(1).max(128) }),
+  "mesh.invite": z.strictObject({ level: levelSchema, ttlMs: z.number().int().min(1000).max(7 * 24 * 3600 * 1000) }),
+  "mesh.join": z.strictObject({ invite: z.string().min(10).max(4096) }),
+  "mesh.status": z.strictObject({}).optional(),
+  "devices.list": z.strictObject({}).optional(),
+  "devices.trust": z.strictObject({ deviceId: deviceSchema, level: levelSchema }),
+  "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
+} satisfies Record<AdminMethod, z.ZodType>;
+
+function parse<T>(schema: z.ZodType<T>, raw: unknown): T {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  throw new InvalidInputError(issue.message, issue.path.join(".") || undefined);
+}
+
+/** True when `method` is one of {@link ADMIN_METHODS}. */
+export function isAdminMethod(method: string): method is AdminMethod {
+  return (ADMIN_METHODS as readonly string[]).includes(method);
+}
+
+/** Runs one administrative call against `node`; parameters are validated here, at the edge. */
+export async function runAdmin(node: CoderClawNode, method: string, raw: unknown): Promise<unknown> {
+  if (!isAdminMethod(method)) throw new InvalidInputError(`unknown administrative call ${method}`, "method");
+  const m = node.membership;
+  switch (method) {
+    case "node.id":
+      parse(schemas[method], raw);
+      return { deviceId: node.peerId, fingerprint: node.identity.fingerprint, addrs: node.multiaddrs(), meshId: m.meshId ?? null, level: m.levelOf(node.peerId) };
+    case "node.peers":
+      parse(schemas[method], raw);
+      return node.peers();
+    case "mesh.create":
+      return { meshId: await m.create(parse(schemas[method], raw).name) };
+    case "mesh.invite": {
+      const { level, ttlMs } = parse(schemas[method], raw);
+      return node.pairing.invite(level, ttlMs);
+    }
+    case "mesh.join":
+      return node.pairing.join(parse(schemas[method], raw).invite);
+    case "mesh.status":
+      parse(schemas[method], raw);
+      return { meshId: m.meshId ?? null, name: m.meshName ?? null, devices: m.devices().length, self: m.levelOf(node.peerId) };
+    case "devices.list": {
+      parse(schemas[method], raw);
+      const connected = new Set(node.libp2p.getConnections().map((c) => c.remotePeer.toString()));
+      return m.devices().map((d) => ({ ...d, connected: connected.has(d.deviceId) || d.deviceId === node.peerId }));
+    }
+    case "devices.trust": {
+      const { deviceId, level } = parse(schemas[method], raw);
+      return { certificate: (await m.certify(deviceId, level)).id };
+    }
+    case "devices.revoke": {
+      const { deviceId, reason } = parse(schemas[method], raw);
+      if (deviceId === node.peerId) throw new CoderClawError("INVALID_INPUT", "a node cannot revoke itself from its own CLI; revoke it from another member", { field: "deviceId" });
+      return { revocation: (await m.revoke(deviceId, reason)).id };
+    }
+  }
+}
