@@ -1,5 +1,5 @@
 import { decode, encode, Tokenizer, Type, type Token } from "cborg";
-import { DecodeError } from "./errors.js";
+import { DecodeError, withoutStacks } from "./errors.js";
 import { isUtf8 } from "node:buffer";
 import { bytesEqual } from "./bytes.js";
 
@@ -152,13 +152,11 @@ export function decodeCanonical(bytes: Uint8Array, limits: DecodeLimits): unknow
   if (bytes.byteLength > limits.maxBytes) {
     throw new DecodeError("OVERSIZE", `${bytes.byteLength} bytes exceeds the limit of ${limits.maxBytes}`);
   }
-  let value: unknown;
   try {
-    value = decode(bytes, { ...DECODE_OPTIONS, tokenizer: new CanonicalTokenizer(bytes, DECODE_OPTIONS, limits.maxDepth) });
+    return withoutStacks(() => decode(bytes, { ...DECODE_OPTIONS, tokenizer: new CanonicalTokenizer(bytes, DECODE_OPTIONS, limits.maxDepth) }));
   } catch (err) {
     if (err instanceof DecodeError) throw err;
     const message = err instanceof Error ? err.message : String(err);
     throw new DecodeError(/repeat map key/.test(message) ? "DUPLICATE_KEY" : "MALFORMED", `not valid CBOR: ${message}`, err);
   }
-  return value;
 }

@@ -44,7 +44,12 @@ export type DecodeErrorCode =
 export class DecodeError extends IdentityError {
   declare readonly code: DecodeErrorCode;
   constructor(code: DecodeErrorCode, message: string, cause?: unknown) {
+    // A refusal describes the input, not the code path, and hostile peers can
+    // make thousands a second: capturing a stack would dominate their cost.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(code, message, { cause });
+    Error.stackTraceLimit = limit;
   }
 }
 
@@ -63,5 +68,20 @@ export class InviteError extends IdentityError {
   declare readonly code: InviteErrorCode;
   constructor(code: InviteErrorCode, message: string, cause?: unknown) {
     super(code, message, { cause });
+  }
+}
+
+/**
+ * Runs `fn` with stack capture off. Parsers of untrusted input (cborg, zod)
+ * report refusals by building Errors whose stacks say nothing about the input
+ * and cost more than the parse; a synchronous call cannot leak the setting.
+ */
+export function withoutStacks<T>(fn: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return fn();
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }

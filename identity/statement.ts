@@ -3,7 +3,7 @@ import { decodeCanonical, encodeCanonical, STATEMENT_LIMITS } from "./canonical.
 import { concatBytes, toHex, utf8 } from "./bytes.js";
 import { publicKeyOfDeviceId } from "./device-id.js";
 import { ed25519 } from "./ed25519.js";
-import { DecodeError } from "./errors.js";
+import { DecodeError, withoutStacks } from "./errors.js";
 import { statementKindSpec, type StatementBodies, type StatementKind } from "./statement-kinds.js";
 
 /** Envelope version this code writes and the only one it reads. */
@@ -114,7 +114,7 @@ export function decodeStatement(bytes: Uint8Array): SignedStatement {
   const publicKey = publicKeyOfDeviceId(issuer);
   if (publicKey === undefined) throw new DecodeError("WRONG_TYPE", "statement issuer is not a device id");
   if (!(sig instanceof Uint8Array) || sig.byteLength !== 64) throw new DecodeError("WRONG_TYPE", "statement sig is not 64 bytes");
-  const parsed = spec.schema.safeParse(body);
+  const parsed = withoutStacks(() => spec.schema.safeParse(body));
   if (!parsed.success) throw new DecodeError("WRONG_TYPE", `${kind}: ${parsed.error.issues[0]?.message ?? "invalid body"}`);
   if (spec.signer(parsed.data) !== issuer) throw new DecodeError("BAD_SIGNATURE", `${kind} signed by ${issuer}, but its body names another signer`);
   const toVerify = signedBytesOfEnvelope(bytes);
