@@ -129,8 +129,9 @@ export class Authorizer {
   }
 
   /**
-   * May the context read (or stream) a task? A session sees its own tasks; reading
-   * another session's task takes `admin:all` and is flagged for the audit log.
+   * May the context read (or stream) a task? A session sees its own tasks (a caller
+   * without a session sees tasks without one); reading another session's task takes
+   * `admin:all` and is flagged `crossSession` for the audit log.
    */
   canReadTask(context: SecurityContext, task: { id?: string; sessionId?: string | undefined }): TaskReadDecision {
     const base = this.checkPermission(context, "task:read");

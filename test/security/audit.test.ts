@@ -224,6 +224,57 @@ describe("audit log", () => {
     await log.close();
   });
 
+  it("property: any single edit, removal or swap of stored entries is named with the right kind and seq", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 4, max: 30 }),
+        fc.integer({ min: 3, max: 8 }),
+        fc.constantFrom("edit" as const, "remove" as const, "swap" as const),
+        fc.nat(),
+        async (count, segmentSize, op, pick) => {
+          const scratch = await tempLevel();
+          try {
+            const log = new AuditLog({ db: scratch.db, signer: node, segmentSize });
+            for (let i = 0; i < count; i++) await log.append(body(i));
+            await log.close();
+            // Swaps stay inside one segment, so the victim needs a successor in its segment.
+            const candidates = Array.from({ length: count }, (_, i) => i).filter((i) => op !== "swap" || (i + 1 < count && Math.floor(i / segmentSize) === Math.floor((i + 1) / segmentSize)));
+            const victim = candidates[pick % candidates.length] as number;
+            const segment = Math.floor(victim / segmentSize);
+            const index = victim % segmentSize;
+            await tamperSegment(scratch.db, node.peerId, segment, (d) => {
+              if (op === "edit") {
+                const stored = Buffer.from(d.entries[index] as Uint8Array);
+                stored[stored.length - 70] = (stored[stored.length - 70] ?? 0) ^ 1;
+                d.entries[index] = new Uint8Array(stored);
+              } else if (op === "remove") {
+                d.entries.splice(index, 1);
+                d.hashes.splice(index, 1);
+              } else {
+                const [e, h] = [d.entries[index] as Uint8Array, d.hashes[index]?.val ?? ""];
+                d.entries.splice(index, 1);
+                d.hashes.splice(index, 1);
+                d.entries.splice(index + 1, 0, e);
+                d.hashes.splice(index + 1, 0, new A.ImmutableString(h));
+              }
+            });
+            const check = new AuditLog({ db: scratch.db, signer: node, segmentSize });
+            const [problem, ...rest] = (await check.verify()).problems;
+            await check.close();
+            expect(rest).toEqual([]);
+            if (op === "edit") expect(problem).toMatchObject({ kind: "edited", segment, index });
+            else if (op === "swap") expect(problem).toMatchObject({ kind: "reordered", seq: victim + 2, segment, index });
+            else if (victim === count - 1) expect(problem).toMatchObject({ kind: "removed", seq: count });
+            else expect(problem).toMatchObject({ kind: "removed", seq: victim + 2 });
+          } finally {
+            await scratch.dispose();
+          }
+        },
+      ),
+      { numRuns: 20 },
+    );
+  });
+
   it("property: any interleaving of appends verifies, and every entry is found by query", async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.boolean()), { minLength: 1, maxLength: 40 }), fc.integer({ min: 2, max: 7 }), async (ops, segmentSize) => {
