@@ -32,6 +32,8 @@ export interface ClusterParts {
   leaseTimeoutMs?: number;
   /** Capability lookup deadline, ms. Default 3 s. */
   lookupTimeoutMs?: number;
+  /** Route used when a submission names none: `auto`, or a peer id to pin work to (a build server). Default `auto`. */
+  defaultRoute?: string;
 }
 
 /** Where to run a task: `auto` (route by capability, trust, load and latency) or a peer id. */
@@ -70,7 +72,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
   async submitTask(request: TaskSubmitRequest, options: SubmitOptions = {}): Promise<TaskState> {
     const parsed = parseSubmitRequest(request);
     const agentId = parsed.agentId ?? "echo";
-    const candidates = await this.candidates(agentId, options.route ?? "auto", new Set());
+    const candidates = await this.candidates(agentId, options.route ?? this.parts.defaultRoute ?? "auto", new Set());
     return this.submitToFirst({ ...parsed, agentId }, candidates);
   }
 
@@ -146,8 +148,19 @@ export class ClusterTransportAdapter implements TransportAdapter {
     return this.parts.engine.cancel(taskId);
   }
 
-  listTasks(filter?: TaskListFilter): Promise<TaskState[]> {
-    return this.parts.engine.listTasks(filter);
+  /**
+   * Tasks known here (executed here or replicated from members), plus tasks this
+   * node routed elsewhere whose documents have not replicated yet, read from their
+   * executors so a caller always sees its own submissions.
+   */
+  async listTasks(filter: TaskListFilter = {}): Promise<TaskState[]> {
+    const local = await this.parts.engine.listTasks(filter);
+    const seen = new Set(local.map((t) => t.id));
+    const missing = [...this.routes.entries()].filter(([id, r]) => !seen.has(id) && r.peer !== this.parts.selfId && !r.successor).slice(-200);
+    const fetched = await Promise.all(missing.map(([id]) => this.getTaskState(id).catch(() => null)));
+    const extra = fetched.filter((t): t is TaskState => t !== null && (filter.status === undefined || t.status === filter.status) && (filter.sessionId === undefined || t.sessionId === filter.sessionId));
+    if (extra.length === 0) return local;
+    return [...local, ...extra].sort((x, y) => y.createdAt.getTime() - x.createdAt.getTime()).slice(0, filter.limit ?? 100);
   }
 
   /** Agents of this node; other members' agents are found per task by routing. */
@@ -159,9 +172,12 @@ export class ClusterTransportAdapter implements TransportAdapter {
     return this.parts.agents.listSkills();
   }
 
+  /** Counters of this node: tasks it executes, plus tasks it submitted to other members. */
   async getStatus(): Promise<Omit<RuntimeStatus, "mode">> {
     const c = this.parts.engine.counters();
-    return { version: VERSION, uptime: Date.now() - this.startedAt, activeTasks: c.activeTasks, totalTasks: c.totalTasks, healthy: c.healthy };
+    let routedAway = 0;
+    for (const r of this.routes.values()) if (r.peer !== this.parts.selfId) routedAway++;
+    return { version: VERSION, uptime: Date.now() - this.startedAt, activeTasks: c.activeTasks, totalTasks: c.totalTasks + routedAway, healthy: c.healthy };
   }
 
   async close(): Promise<void> {
