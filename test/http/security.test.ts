@@ -1,4 +1,8 @@
+import { execFile } from "node:child_process";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
 import type { AddressInfo } from "node:net";
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWTPayload } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +18,7 @@ import {
 import { HTTPTransportAdapter } from "../../src/transport/http-adapter.js";
 import { createHttpServer, securityHttpHooks, type HttpServer } from "../../node/http/index.js";
 import { meshIdFor, tempLevel } from "../security/helpers.js";
+import { tempDir } from "../helpers/temp-dir.js";
 import { openEngine, type Engine } from "./engine.js";
 import { request } from "./helpers.js";
 
@@ -101,6 +106,67 @@ describe("HTTP API with the security service", () => {
     expect(logins).toHaveLength(1);
     expect(await service.getAuditLog({ userId: "ci:acme/app", action: "task.submit", result: "allowed" })).toHaveLength(1);
     expect(await service.getAuditLog({ userId: "ci:acme/app", action: "task.cancel", result: "denied" })).toHaveLength(1);
+  });
+
+  it("runs action.yml's script as a workflow would: OIDC token from the runner, the CLI, exit code and outputs", async () => {
+    const cli = join(process.cwd(), "dist", "node", "cli", "main.js");
+    expect(existsSync(cli), `${cli} missing: run npx tsc -p tsconfig.json`).toBe(true);
+    const action = parseYaml(readFileSync("action.yml", "utf8")) as { runs: { steps: { id?: string; run?: string }[] } };
+    const script = action.runs.steps.find((step) => step.id === "run")?.run ?? "";
+    const dir = tempDir("cc-action-");
+    // The runner's token service: hands the job a JWT for the audience it asks for.
+    const jwt = await githubToken({});
+    const tokenService = createServer((req, res) => {
+      const ok = req.headers.authorization === "bearer runner-request-token" && (req.url ?? "").includes("audience=coderclaw");
+      res.writeHead(ok ? 200 : 403, { "content-type": "application/json" }).end(JSON.stringify(ok ? { value: jwt } : { message: "no" }));
+    });
+    await new Promise<void>((resolve) => tokenService.listen(0, "127.0.0.1", resolve));
+    try {
+      writeFileSync(join(dir.path, "run.sh"), script);
+      // npx stands in for the registry download: the CLI built from this checkout.
+      writeFileSync(join(dir.path, "npx"), `#!/bin/sh\nshift 2\nexec "${process.execPath}" "${cli}" "$@"\n`);
+      chmodSync(join(dir.path, "npx"), 0o755);
+      const runAction = (task: string, agent: string): Promise<{ code: number; stdout: string; stderr: string; outputs: string }> => {
+        const outputs = join(dir.path, `outputs-${agent}`);
+        writeFileSync(outputs, "");
+        const env = {
+          PATH: `${dir.path}:${process.env["PATH"] ?? ""}`,
+          HOME: dir.path,
+          CODERCLAW_HOME: join(dir.path, "home"),
+          GITHUB_OUTPUT: outputs,
+          GITHUB_ACTION_PATH: process.cwd(),
+          ACTIONS_ID_TOKEN_REQUEST_URL: `http://127.0.0.1:${(tokenService.address() as AddressInfo).port}/token?api-version=2.0`,
+          ACTIONS_ID_TOKEN_REQUEST_TOKEN: "runner-request-token",
+          CC_TASK: task,
+          CC_AGENT: agent,
+          CC_DESCRIPTION: "workflow run",
+          CC_MODE: "remote-enabled",
+          CC_SERVER: server.url,
+          CC_TOKEN: "",
+          CC_AUDIENCE: AUDIENCE,
+          CC_VERSION: "",
+        };
+        return new Promise((resolve) => {
+          execFile("bash", [join(dir.path, "run.sh")], { env, timeout: 60_000 }, (err, stdout, stderr) =>
+            resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr, outputs: readFileSync(outputs, "utf8") }),
+          );
+        });
+      };
+
+      const passed = await runAction("lint $(rm -rf /) ok", "echo");
+      expect(passed.code, passed.stderr).toBe(0);
+      expect(passed.stdout).toContain(`::add-mask::${jwt}`);
+      expect(passed.outputs).toMatch(/^status=completed$/m);
+      const taskId = /^task-id=(.+)$/m.exec(passed.outputs)?.[1] ?? "";
+      expect(await engine.adapter.getTaskState(taskId)).toMatchObject({ status: "completed", output: "lint $(rm -rf /) ok", description: "workflow run" });
+
+      const failed = await runAction("not-a-duration", "sleep");
+      expect(failed.code, failed.stderr).toBe(1);
+      expect(failed.outputs).toMatch(/^status=failed$/m);
+    } finally {
+      await new Promise<void>((resolve) => tokenService.close(() => resolve()));
+      dir.remove();
+    }
   });
 
   it("refuses OIDC tokens from another repository, expired ones, and garbage, with 401 and a JSON body", async () => {
