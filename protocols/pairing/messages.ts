@@ -9,8 +9,12 @@ const b64 = (bytes: number) => z.string().regex(new RegExp(`^[A-Za-z0-9_-]{${Mat
 /** A base64url signed statement (at most 4 KiB of CBOR). */
 const statementText = z.string().regex(/^[A-Za-z0-9_-]{1,5462}$/);
 
-/** Most statements a welcome may carry. */
-export const MAX_WELCOME_STATEMENTS = 50_000;
+/**
+ * Most statements a welcome may carry: a mesh of 1,000 devices and 10,000
+ * certificates fits. The stream binding should still cap one message
+ * (about 16 MiB covers this limit in JSON).
+ */
+export const MAX_WELCOME_STATEMENTS = 20_000;
 
 /** Joiner -> inviter: which invite, who I am, my nonce. */
 export const helloSchema = z.strictObject({
