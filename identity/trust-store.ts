@@ -1,4 +1,5 @@
 import { decodeStatement, type SignedStatement } from "./statement.js";
+import { isDeviceId } from "./device-id.js";
 import { isGenesisConsistent } from "./mesh.js";
 import { DEFAULT_TRUST_POLICY, type DeviceTrust, type TrustLevel, type TrustPolicy } from "./trust-level.js";
 
@@ -242,11 +243,11 @@ export class TrustStore {
       const cert = this.certs.get(body.target);
       if (cert !== undefined) {
         if (issuer === cert.issuer || issuer === cert.subject || authorities.has(issuer)) certs.add(cert.id);
-      } else if (body.target === founder) {
-        if (issuer === founder) devices.add(body.target);
-      } else if (issuer === body.target || authorities.has(issuer)) {
-        devices.add(body.target);
+      } else if (isDeviceId(body.target)) {
+        const allowed = body.target === founder ? issuer === founder : issuer === body.target || authorities.has(issuer);
+        if (allowed) devices.add(body.target);
       }
+      // Otherwise it names a certificate not held yet; it takes effect when that arrives.
     }
     this.revocationState = { devices, certs, authorities };
     return this.revocationState;
