@@ -3,7 +3,7 @@ import { CoderClawError, InvalidInputError } from "../src/contract/errors.js";
 import type { CoderClawNode } from "./create-node.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["node.id", "node.peers", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke"] as const;
+export const ADMIN_METHODS = ["node.id", "node.peers", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
@@ -11,6 +11,7 @@ const deviceSchema = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/
 const schemas = {
   "node.id": z.strictObject({}).optional(),
   "node.peers": z.strictObject({}).optional(),
+  "node.dial": z.strictObject({ addr: z.string().min(8).max(512).regex(/\/p2p\//, "must end with /p2p/<peer id>") }),
   "mesh.create": z.strictObject({ name: z.string().min(1).max(128) }),
   "mesh.invite": z.strictObject({ level: levelSchema, ttlMs: z.number().int().min(1000).max(7 * 24 * 3600 * 1000) }),
   "mesh.join": z.strictObject({ invite: z.string().min(10).max(4096) }),
@@ -43,6 +44,9 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     case "node.peers":
       parse(schemas[method], raw);
       return node.peers();
+    case "node.dial":
+      await node.dial(parse(schemas[method], raw).addr);
+      return { connected: true };
     case "mesh.create":
       return { meshId: await m.create(parse(schemas[method], raw).name) };
     case "mesh.invite": {

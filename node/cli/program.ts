@@ -4,6 +4,7 @@ import { taskCommand } from "./commands/task.js";
 import { infoCommands } from "./commands/info.js";
 import { startCommand } from "./commands/start.js";
 import { meshCommands } from "./commands/mesh.js";
+import { demoCommand } from "./commands/demo.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 
 /** Build the `coderclaw` command tree. `setExit` records the process exit code. */
@@ -20,6 +21,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   for (const c of infoCommands(setExit)) program.addCommand(c);
   program.addCommand(startCommand(setExit));
   for (const c of meshCommands(setExit)) program.addCommand(c);
+  program.addCommand(demoCommand(setExit));
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);

@@ -1,0 +1,164 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command } from "commander";
+import type { TaskState } from "../../../src/contract/types.js";
+import { ControlClientAdapter } from "../../control/control-client.js";
+import { EXIT } from "../exit-codes.js";
+
+const CLI = fileURLToPath(new URL("../main.js", import.meta.url));
+
+/** The agent only the third node has: a real command agent that streams a line per input line. */
+const DEMO_AGENT_YAML = `agents:
+  - id: line-counter
+    name: Line counter
+    description: Numbers the lines of its input, slowly, to show live progress across the mesh
+    capabilities: [demo]
+    command: [sh, -c, 'n=0; while IFS= read -r line; do n=$((n+1)); echo "line $n: $line"; sleep 0.3; done; echo "$n lines counted on $(hostname)"']
+    input: stdin
+    timeout: 1m
+`;
+
+interface DemoNode {
+  name: string;
+  home: string;
+  child?: ChildProcess;
+  client?: ControlClientAdapter;
+  deviceId?: string;
+  addr?: string;
+}
+
+const say = (text: string): void => void process.stdout.write(`${text}\n`);
+const step = (n: number, text: string): void => say(`\n[${n}] ${text}`);
+
+function startProcess(node: DemoNode, extra: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, "--home", node.home, "start", "--no-mdns", ...extra], { cwd: node.home, stdio: ["ignore", "ignore", "pipe"] });
+    node.child = child;
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${node.name} did not start in time:\n${out}`)), 30_000);
+    child.stderr!.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("control socket")) {
+        clearTimeout(timer);
+        const listening = /listening (\S+)/.exec(out);
+        if (listening) node.addr = listening[1]!;
+        resolve();
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      if (!out.includes("control socket")) reject(new Error(`${node.name} exited with ${code}:\n${out}`));
+    });
+  });
+}
+
+async function connect(node: DemoNode): Promise<ControlClientAdapter> {
+  const token = readFileSync(join(node.home, "control.token"), "utf8").trim();
+  node.client = await ControlClientAdapter.connect(join(node.home, "control.sock"), token);
+  const id = (await node.client.admin("node.id")) as { deviceId: string };
+  node.deviceId = id.deviceId;
+  return node.client;
+}
+
+const short = (id: string | undefined): string => (id ? `${id.slice(0, 12)}…${id.slice(-6)}` : "?");
+
+async function eventually<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`${what}: not reached within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const fingerprint = (tasks: TaskState[]): string =>
+  tasks
+    .map((t) => `${t.id}:${t.status}:${t.executorId ?? ""}`)
+    .sort()
+    .join("\n");
+
+/** `coderclaw demo`: three nodes as separate processes on 127.0.0.1, end to end. */
+export function demoCommand(setExit: (code: number) => void): Command {
+  return new Command("demo")
+    .description("start three nodes on 127.0.0.1, pair them, route a task to the only node that can run it, kill and restart a node, and watch the mesh converge")
+    .option("--keep", "keep the temporary data directories")
+    .action(async (opts: { keep?: boolean }) => {
+      const root = mkdtempSync(join(tmpdir(), "coderclaw-demo-"));
+      const nodes: DemoNode[] = ["alpha", "beta", "gamma"].map((name) => ({ name, home: join(root, name) }));
+      const [alpha, beta, gamma] = nodes as [DemoNode, DemoNode, DemoNode];
+      try {
+        for (const n of nodes) mkdirSync(n.home, { recursive: true });
+        mkdirSync(join(gamma.home, ".coderClaw"), { recursive: true });
+        writeFileSync(join(gamma.home, ".coderClaw", "runtime.yaml"), DEMO_AGENT_YAML);
+
+        step(1, "starting three nodes as separate processes on 127.0.0.1");
+        await Promise.all(nodes.map((n) => startProcess(n, [])));
+        for (const n of nodes) {
+          await connect(n);
+          say(`    ${n.name.padEnd(6)} ${short(n.deviceId)}  ${n.addr ?? ""}`);
+        }
+        say("    gamma alone has the agent 'line-counter' (a command agent from its .coderClaw/runtime.yaml)");
+
+        step(2, "alpha founds a mesh; beta and gamma join with one-time invites");
+        const created = (await alpha.client!.admin("mesh.create", { name: "demo mesh" })) as { meshId: string };
+        say(`    mesh ${created.meshId}`);
+        for (const joiner of [beta, gamma]) {
+          const { invite } = (await alpha.client!.admin("mesh.invite", { level: "trusted", ttlMs: 600_000 })) as { invite: string };
+          const joined = (await joiner.client!.admin("mesh.join", { invite })) as { comparisonCode: string; level: string };
+          say(`    ${joiner.name} joined as ${joined.level} (comparison code ${joined.comparisonCode})`);
+        }
+        await beta.client!.admin("node.dial", { addr: gamma.addr });
+        say("    beta also dials gamma directly: a full mesh of three");
+
+        step(3, "beta submits a task for 'line-counter': beta cannot run it, so the mesh routes it");
+        const task = await beta.client!.submitTask({ description: "count lines", input: "alpha\nbeta\ngamma\ndelta\nepsilon\n", agentId: "line-counter" });
+        const executor = nodes.find((n) => n.deviceId === task.executorId);
+        say(`    task ${task.id} accepted by ${executor?.name ?? short(task.executorId)}`);
+        for await (const u of beta.client!.streamTaskUpdates(task.id)) {
+          say(`    #${String(u.seq).padEnd(3)} ${u.status.padEnd(9)} ${(u.message ?? "").trimEnd().replace(/\n/g, " | ")}`);
+        }
+        const done = await beta.client!.getTaskState(task.id);
+        say(`    result on beta: ${done?.status}: ${(done?.output ?? done?.error ?? "").trim().split("\n").at(-1)}`);
+
+        step(4, "beta is killed (SIGKILL) while the others keep working");
+        beta.child!.kill("SIGKILL");
+        await new Promise((r) => beta.child!.once("exit", r));
+        await beta.client!.close();
+        const more: string[] = [];
+        for (let i = 1; i <= 3; i++) more.push((await alpha.client!.submitTask({ description: `while beta is down ${i}`, input: `work ${i}`, agentId: "echo" })).id);
+        more.push((await alpha.client!.submitTask({ description: "one more for gamma", input: "x\ny", agentId: "line-counter" })).id);
+        for (const id of more) for await (const _ of alpha.client!.streamTaskUpdates(id));
+        say(`    alpha ran 3 tasks and routed 1 to gamma while beta was down`);
+
+        step(5, "beta restarts from its data directory and rejoins through alpha");
+        await startProcess(beta, ["--bootstrap", alpha.addr!]);
+        await connect(beta);
+        const reference = fingerprint(await alpha.client!.listTasks({ limit: 1000 }));
+        const count = reference.split("\n").length;
+        await eventually("beta converges", 30_000, async () => {
+          const b = fingerprint(await beta.client!.listTasks({ limit: 1000 }));
+          const g = fingerprint(await gamma.client!.listTasks({ limit: 1000 }));
+          return b === reference && g === reference ? true : undefined;
+        });
+        say(`    converged: alpha, beta and gamma hold the same ${count} tasks with identical states`);
+        say("\ndemo complete");
+        setExit(EXIT.ok);
+      } finally {
+        for (const n of nodes) {
+          await n.client?.close().catch(() => undefined);
+          if (n.child && n.child.exitCode === null) {
+            const exited = new Promise((r) => n.child!.once("exit", r));
+            n.child.kill("SIGINT");
+            await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+            if (n.child.exitCode === null) n.child.kill("SIGKILL");
+          }
+        }
+        if (opts.keep) say(`data kept in ${root}`);
+        else rmSync(root, { recursive: true, force: true });
+      }
+    });
+}
