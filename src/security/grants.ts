@@ -40,11 +40,18 @@ export function signRoleGrant(signer: Signer, grant: Omit<RoleGrant, "issuer" | 
   return signStatement(signer, "role-grant", body).bytes;
 }
 
+/** Statement id of a signed grant: what a revocation targets. */
+export function grantId(bytes: Uint8Array): string {
+  return decodeStatement(bytes).id;
+}
+
 /** Outcome of offering a grant to the store. */
 export interface GrantOutcome {
   /** `accepted`: in force now; `ignored`: authentic but not in force (issuer not an admin, or expired); `rejected`: forged, malformed or for another mesh. */
   status: "accepted" | "ignored" | "rejected";
   reason: string;
+  /** Who signed the statement offered, when it could be read. */
+  actor?: string;
   grant?: RoleGrant;
 }
 
@@ -70,6 +77,8 @@ export class GrantStore {
   readonly #rootAdmins: ReadonlySet<string>;
   readonly #now: () => number;
   readonly #grants = new Map<string, SignedStatement<"role-grant">>();
+  /** Revoked grant id -> issuers of revocations targeting it. */
+  readonly #revocations = new Map<string, Set<string>>();
   #roles = new Map<string, ReadonlySet<string>>();
   #admins: ReadonlySet<string> = EMPTY;
   #validUntil = Infinity;
@@ -93,12 +102,41 @@ export class GrantStore {
     }
     if (statement.kind !== "role-grant") return { status: "rejected", reason: `malformed grant: statement kind is ${statement.kind}` };
     const grant = statement.body;
-    if (grant.meshId !== this.#meshId) return { status: "rejected", reason: `grant is for mesh ${grant.meshId}, not ${this.#meshId}`, grant };
+    if (grant.meshId !== this.#meshId) return { status: "rejected", reason: `grant is for mesh ${grant.meshId}, not ${this.#meshId}`, actor: grant.issuer, grant };
     this.#grants.set(statement.id, statement);
     this.#recompute();
-    if (grant.expiresAt !== undefined && grant.expiresAt <= this.#now()) return { status: "ignored", reason: "grant expired", grant };
-    if (!this.#admins.has(grant.issuer)) return { status: "ignored", reason: `issuer ${grant.issuer} is not an admin of mesh ${this.#meshId}`, grant };
-    return { status: "accepted", reason: `${grant.subject} granted ${grant.roles.join(",")} by ${grant.issuer}`, grant };
+    const actor = grant.issuer;
+    if (this.#isRevoked(statement.id, grant)) return { status: "ignored", reason: "grant was revoked", actor, grant };
+    if (grant.expiresAt !== undefined && grant.expiresAt <= this.#now()) return { status: "ignored", reason: "grant expired", actor, grant };
+    if (!this.#admins.has(grant.issuer)) return { status: "ignored", reason: `issuer ${grant.issuer} is not an admin of mesh ${this.#meshId}`, actor, grant };
+    return { status: "accepted", reason: `${grant.subject} granted ${grant.roles.join(",")} by ${grant.issuer}`, actor, grant };
+  }
+
+  /**
+   * Applies an identity/ `revocation` statement whose target is a grant's statement
+   * id. It takes effect when signed by a root admin or by the grant's own issuer
+   * (who may always withdraw what they granted): both are known without the
+   * fixpoint, so revocations too are independent of arrival order. A revocation may
+   * arrive before its grant and is kept until then.
+   */
+  addRevocation(bytes: Uint8Array): GrantOutcome {
+    let statement: SignedStatement;
+    try {
+      statement = decodeStatement(bytes);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      return { status: "rejected", reason: `${code === "BAD_SIGNATURE" ? "forged" : "malformed"} revocation: ${(err as Error).message}` };
+    }
+    if (statement.kind !== "revocation") return { status: "rejected", reason: `malformed revocation: statement kind is ${statement.kind}` };
+    const { issuer, target } = statement.body;
+    let issuers = this.#revocations.get(target);
+    if (issuers === undefined) this.#revocations.set(target, (issuers = new Set()));
+    issuers.add(issuer);
+    this.#recompute();
+    const grant = this.#grants.get(target)?.body;
+    if (grant === undefined) return { status: "ignored", reason: `no grant ${target} held (yet)`, actor: issuer };
+    if (!this.#isRevoked(target, grant)) return { status: "ignored", reason: `${issuer} may not revoke a grant issued by ${grant.issuer}`, actor: issuer, grant };
+    return { status: "accepted", reason: `grant of ${grant.roles.join(",")} to ${grant.subject} revoked by ${issuer}`, actor: issuer, grant };
   }
 
   /** Roles in force for a user or device id (empty when none). */
@@ -118,9 +156,16 @@ export class GrantStore {
     return [...this.#grants.values()].map((s) => s.bytes);
   }
 
+  #isRevoked(id: string, grant: RoleGrant): boolean {
+    const issuers = this.#revocations.get(id);
+    if (issuers === undefined) return false;
+    for (const issuer of issuers) if (issuer === grant.issuer || this.#rootAdmins.has(issuer)) return true;
+    return false;
+  }
+
   #recompute(): void {
     const now = this.#now();
-    const live = [...this.#grants.values()].map((s) => s.body).filter((g) => g.expiresAt === undefined || g.expiresAt > now);
+    const live = [...this.#grants.values()].filter((s) => !this.#isRevoked(s.id, s.body)).map((s) => s.body).filter((g) => g.expiresAt === undefined || g.expiresAt > now);
     const admins = new Set(this.#rootAdmins);
     // Each pass can only add admins, so it settles within one pass per grant.
     for (let changed = true, passes = 0; changed && passes <= live.length; passes++) {

@@ -333,11 +333,24 @@ export class SecurityService {
     const outcome = this.grants.add(bytes);
     await this.#log({
       action: "grant.add",
-      userId: outcome.grant?.issuer ?? "(unknown)",
+      userId: outcome.actor ?? "(unknown)",
       result: outcome.status === "accepted" ? "allowed" : "denied",
       reason: `${outcome.status}: ${outcome.reason}`,
       ...(outcome.grant === undefined ? {} : { resource: outcome.grant.subject }),
       ...(from.deviceId === undefined ? {} : { deviceId: from.deviceId }),
+    });
+    return outcome;
+  }
+
+  /** Offers a signed revocation of a role grant (identity/ `revocation` targeting the grant's id). Audited. */
+  async revokeRoleGrant(bytes: Uint8Array): Promise<GrantOutcome> {
+    const outcome = this.grants.addRevocation(bytes);
+    await this.#log({
+      action: "grant.revoke",
+      userId: outcome.actor ?? "(unknown)",
+      result: outcome.status === "accepted" ? "allowed" : "denied",
+      reason: `${outcome.status}: ${outcome.reason}`,
+      ...(outcome.grant === undefined ? {} : { resource: outcome.grant.subject }),
     });
     return outcome;
   }

@@ -5,6 +5,7 @@ import {
   SecurityService,
   UnauthenticatedError,
   generateSigner,
+  grantId,
   parseRepoPolicy,
   parseTeamPolicy,
   signRoleGrant,
@@ -12,6 +13,7 @@ import {
   type DeviceStanding,
   type SecurityContext,
 } from "../../src/security/index.js";
+import { issueRevocation } from "../../identity/index.js";
 import { meshIdFor, tempLevel } from "./helpers.js";
 
 const MESH = meshIdFor("a");
@@ -157,6 +159,18 @@ describe("attack table", () => {
     await expectAudited({ action: "grant.add", reason: /^rejected: forged grant/ });
     await expectAudited({ action: "grant.add", reason: /^rejected: grant is for mesh/ });
     await expectAudited({ action: "session.create", userId: "reader", reason: /not granted role\(s\) admin/ });
+  });
+
+  it("a session whose role grant was revoked after it opened", async () => {
+    const grant = signRoleGrant(owner, { subject: "dev3", roles: ["developer"], meshId: MESH, issuedAt: clock });
+    await service.addRoleGrant(grant);
+    const { token } = await login("dev3", ["developer"]);
+    expect((await service.revokeRoleGrant(issueRevocation(owner, grantId(grant), "left", clock).bytes)).status).toBe("accepted");
+    const context = await service.authenticate(token, { deviceId: laptop.peerId, origin: "local" });
+    expect(context.roles).toEqual([]);
+    expect(await service.authorize(context, { action: "task.submit", permission: "task:submit" })).toMatchObject({ allowed: false, reason: "no role of dev3 grants task:submit" });
+    await expectAudited({ action: "task.submit", userId: "dev3" });
+    expect(await service.getAuditLog({ action: "grant.revoke", userId: owner.peerId, result: "allowed" })).toHaveLength(1);
   });
 
   it("a session token replayed after revocation, and after rotation", async () => {

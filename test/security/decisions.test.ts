@@ -4,6 +4,7 @@ import {
   Authorizer,
   GrantStore,
   PERMISSIONS,
+  grantId,
   TRUST_LEVELS,
   generateSigner,
   repoPolicySchema,
@@ -12,6 +13,7 @@ import {
   type Permission,
   type SecurityContext,
 } from "../../src/security/index.js";
+import { issueRevocation } from "../../identity/index.js";
 import { meshIdFor } from "./helpers.js";
 
 const MESH = meshIdFor("a");
@@ -151,6 +153,32 @@ describe("role grants", () => {
       }),
       { numRuns: 60 },
     );
+  });
+
+  it("honours revocations by a root admin or the grant's issuer, in any order", () => {
+    const deputy = deputies[0] as (typeof deputies)[number];
+    const stranger = deputies[1] as (typeof deputies)[number];
+    const toAlice = signRoleGrant(owner, { subject: "alice", roles: ["developer"], meshId: MESH, issuedAt: 1 });
+    const makeDeputy = signRoleGrant(owner, { subject: deputy.peerId, roles: ["admin"], meshId: MESH, issuedAt: 1 });
+    const toBob = signRoleGrant(deputy, { subject: "bob", roles: ["ci"], meshId: MESH, issuedAt: 1 });
+    const byStranger = issueRevocation(stranger, grantId(toAlice), "", 2).bytes;
+    const byOwner = issueRevocation(owner, grantId(toAlice), "left the team", 2).bytes;
+    const byDeputy = issueRevocation(deputy, grantId(toBob), "", 2).bytes;
+
+    const store = new GrantStore({ meshId: MESH, rootAdmins: [owner.peerId] });
+    for (const g of [toAlice, makeDeputy, toBob]) store.add(g);
+    expect(store.addRevocation(byStranger)).toMatchObject({ status: "ignored", actor: stranger.peerId });
+    expect([...store.rolesOf("alice")]).toEqual(["developer"]);
+    expect(store.addRevocation(byOwner)).toMatchObject({ status: "accepted", actor: owner.peerId });
+    expect(store.addRevocation(byDeputy)).toMatchObject({ status: "accepted" });
+    expect(store.rolesOf("alice").size).toBe(0);
+    expect(store.rolesOf("bob").size).toBe(0);
+    expect(store.addRevocation(toAlice)).toMatchObject({ status: "rejected" });
+
+    const reversed = new GrantStore({ meshId: MESH, rootAdmins: [owner.peerId] });
+    expect(reversed.addRevocation(byOwner)).toMatchObject({ status: "ignored", reason: expect.stringMatching(/held \(yet\)/) });
+    expect(reversed.add(toAlice)).toMatchObject({ status: "ignored", reason: "grant was revoked" });
+    expect(reversed.rolesOf("alice").size).toBe(0);
   });
 
   it("follows admin delegation, and drops it when the delegating grant expires", () => {
