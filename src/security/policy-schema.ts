@@ -8,8 +8,10 @@ const name = z.string().min(1).max(200);
 
 /** Schema of `.coderClaw/security.yaml`, the repository policy. Unknown keys are errors: a typo must not silently loosen a policy. */
 export const repoPolicySchema = z.strictObject({
+  /** Refuse devices below `minimumTrustLevel` for everything. */
   enforceTrust: z.boolean().default(false),
   minimumTrustLevel: trustLevel.default("verified"),
+  /** Roles that may act in this repository at all; other roles are ignored, `admin` included unless listed. */
   allowedRoles: z.array(name).optional(),
   roles: z
     .record(
@@ -20,6 +22,7 @@ export const repoPolicySchema = z.strictObject({
       }),
     )
     .default({}),
+  /** Requests from other mesh nodes are refused unless `allow` is true; `allowedRoles` and `permissions` narrow them further. */
   remote: z
     .strictObject({
       allow: z.boolean().default(false),
@@ -32,6 +35,7 @@ export const repoPolicySchema = z.strictObject({
       name,
       z.strictObject({
         allowedRoles: z.array(name).optional(),
+        /** `true` means at least `verified`. */
         requireDeviceTrust: z.union([z.boolean(), trustLevel]).optional(),
       }),
     )
@@ -40,6 +44,7 @@ export const repoPolicySchema = z.strictObject({
     .record(
       name,
       z.strictObject({
+        /** Changes the machine: only listed roles (or admins) on a `verified` device may run it. */
         dangerous: z.boolean().default(false),
         requiredPermissions: z.array(permission).optional(),
         allowedRoles: z.array(name).optional(),
@@ -52,7 +57,9 @@ export const repoPolicySchema = z.strictObject({
 export const teamPolicySchema = z.strictObject({
   enforceTrust: z.boolean().default(false),
   minimumTrustLevel: trustLevel.default("verified"),
+  /** Skills every node must have; see `Authorizer.missingRequiredSkills`. */
   requiredSkills: z.array(name).default([]),
+  /** Skills nobody may run, admins included. */
   deniedSkills: z.array(name).default([]),
 });
 
