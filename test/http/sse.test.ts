@@ -1,6 +1,6 @@
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TaskUpdateEvent } from "../../src/contract/types.js";
+import type { TaskUpdateEvent, TransportAdapter } from "../../src/contract/types.js";
 import { HTTPTransportAdapter } from "../../src/transport/http-adapter.js";
 import type { HttpServer } from "../../node/http/index.js";
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
@@ -97,6 +97,58 @@ describe("task event streams over SSE", () => {
     req.destroy();
     await eventually(() => server.sseStreams() === 0);
     await engine.adapter.cancelTask(id);
+  });
+
+  it("stops pulling updates while a subscriber does not read, then delivers them all in order", async () => {
+    const total = 4000;
+    const filler = "x".repeat(8 * 1024);
+    let pulled = 0;
+    const task = await engine.adapter.submitTask({ description: "echo", input: "x", agentId: "echo", sessionId: "s-alice" });
+    const local = engine.adapter;
+    // The real engine for everything but the stream, which is a flood far larger than any socket buffer.
+    const flooding: TransportAdapter = {
+      submitTask: (r) => local.submitTask(r),
+      getTaskState: (id) => local.getTaskState(id),
+      cancelTask: (id) => local.cancelTask(id),
+      listTasks: (f) => local.listTasks(f),
+      listAgents: () => local.listAgents(),
+      listSkills: () => local.listSkills(),
+      getStatus: () => local.getStatus(),
+      close: async () => undefined,
+      async *streamTaskUpdates(taskId) {
+        for (let seq = 1; seq <= total; seq += 1) {
+          pulled += 1;
+          yield { taskId, status: seq === total ? "completed" : "running", timestamp: new Date(), message: filler, seq };
+        }
+      },
+    };
+    const floodServer = await startServer(flooding);
+    try {
+      const req = http.get(`${floodServer.url}/v1/tasks/${task.id}/events`, { headers: { authorization: `Bearer ${TOKENS.alice}` }, agent: false });
+      const response = await new Promise<http.IncomingMessage>((resolve) => req.on("response", resolve));
+      response.pause();
+      // Wait for the producer to stall: the same count on three polls in a row.
+      let last = -1;
+      let steady = 0;
+      for (let i = 0; i < 400 && steady < 3; i += 1) {
+        await new Promise((r) => setTimeout(r, 50));
+        steady = pulled === last ? steady + 1 : 0;
+        last = pulled;
+      }
+      expect(steady).toBe(3);
+      expect(pulled).toBeLessThan(total / 2);
+
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (d: string) => (text += d));
+      response.resume();
+      await new Promise((resolve) => response.on("end", resolve));
+      const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(ids).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      expect(text.endsWith("event: end\ndata: {}\n\n")).toBe(true);
+    } finally {
+      await floodServer.close();
+    }
   });
 
   it("refuses a bad resume position with 400 before opening a stream", async () => {
