@@ -1,4 +1,4 @@
-import { decode, encode, Tokenizer, Type, type Token } from "cborg";
+import { decode, encode } from "cborg";
 import { DecodeError, withoutStacks } from "./errors.js";
 import { isUtf8 } from "node:buffer";
 import { bytesEqual } from "./bytes.js";
@@ -42,76 +42,96 @@ export function encodeCanonical(value: unknown): Uint8Array {
   return encode(value, ENCODE_OPTIONS);
 }
 
-interface Frame {
-  /** Child tokens still to come (maps count keys and values). */
-  remaining: number;
-  readonly isMap: boolean;
-  /** Where the previous key's encoding starts and ends (-1: none yet), for the ordering check. */
-  lastKeyStart: number;
-  lastKeyEnd: number;
-}
-
 /**
- * Checks canonical form token by token while cborg decodes, so no second
- * encoding is needed on the hot path. cborg's strict mode already refuses
- * non-minimal integers and lengths; this adds what it cannot check: nesting
- * depth (cborg recurses unbounded, so hostile nesting would overflow the
- * stack), map keys that are text in strictly increasing RFC 8949 order (which
- * also refuses duplicates), valid UTF-8, and floats in their shortest form.
+ * One iterative pass over the raw bytes before cborg decodes them. cborg's
+ * strict mode refuses non-minimal integers and lengths; this adds what it
+ * cannot check: nesting depth (cborg recurses without bound, so hostile
+ * nesting would overflow the stack), text-only map keys in strictly
+ * increasing RFC 8949 order (which also refuses duplicates), valid UTF-8,
+ * shortest floats, and no tags, undefined, simple values or indefinite
+ * lengths. It allocates nothing on the common path, which makes it several
+ * times cheaper than checking cborg's tokens or re-encoding.
  */
-class CanonicalTokenizer {
-  private readonly inner: Tokenizer;
-  private readonly frames: Frame[] = [];
-  constructor(
-    private readonly data: Uint8Array,
-    options: object,
-    private readonly maxDepth: number,
-  ) {
-    this.inner = new Tokenizer(data, options);
-  }
-  done(): boolean {
-    return this.inner.done();
-  }
-  pos(): number {
-    return this.inner.pos();
-  }
-  next(): Token {
-    const start = this.inner.pos();
-    const token = this.inner.next();
-    const frames = this.frames;
-    while (frames.length > 0 && frames[frames.length - 1]!.remaining === 0) frames.pop();
-    const parent = frames[frames.length - 1];
-    if (parent !== undefined) {
-      if (parent.isMap && parent.remaining % 2 === 0) this.checkKey(parent, token, start);
-      parent.remaining -= 1;
+function scanCanonical(data: Uint8Array, maxDepth: number): void {
+  // Per open container: items still to come, whether it is a map, and where
+  // its previous key's encoding starts and ends.
+  const remaining: number[] = [1];
+  const isMap: boolean[] = [false];
+  const keyStart: number[] = [-1];
+  const keyEnd: number[] = [-1];
+  let pos = 0;
+  while (remaining.length > 0) {
+    if (pos >= data.length) throw new DecodeError("MALFORMED", "input ends inside a value");
+    const top = remaining.length - 1;
+    const atKey = isMap[top] === true && remaining[top]! % 2 === 0;
+    remaining[top]! -= 1;
+    const initial = data[pos]!;
+    const major = initial >>> 5;
+    const info = initial & 31;
+    if (info === 31) throw new DecodeError("MALFORMED", "indefinite lengths are not allowed");
+    if (info > 27) throw new DecodeError("MALFORMED", `reserved additional information ${info}`);
+    const headBytes = info < 24 ? 1 : 1 + (1 << (info - 24));
+    if (pos + headBytes > data.length) throw new DecodeError("MALFORMED", "input ends inside a head");
+    const argument = info < 24 ? info : readArgument(data, pos + 1, headBytes - 1);
+    if (atKey && major !== 3) throw new DecodeError("WRONG_TYPE", "map keys must be text");
+    let next = pos + headBytes;
+    if (major === 2 || major === 3) {
+      if (argument > data.length - next) throw new DecodeError("MALFORMED", "input ends inside a string");
+      next += argument;
+      if (major === 3 && !isAscii(data, pos + headBytes, next) && !isUtf8(data.subarray(pos + headBytes, next))) {
+        throw new DecodeError("NOT_CANONICAL", "text is not valid UTF-8");
+      }
+    } else if (major === 6) {
+      throw new DecodeError("MALFORMED", "tags are not allowed");
+    } else if (major === 7) {
+      if (info >= 25) {
+        if (!bytesEqual(encode(decode(data.subarray(pos, next))), data.subarray(pos, next))) {
+          throw new DecodeError("NOT_CANONICAL", "float is not in its shortest form");
+        }
+      } else if (info < 20 || info > 22) {
+        throw new DecodeError("MALFORMED", "only false, true and null are allowed among simple values");
+      }
     }
-    if (token.type === Type.string && !isUtf8(this.data.subarray(start + headerLength(this.data[start] ?? 0), this.inner.pos()))) {
-      throw new DecodeError("NOT_CANONICAL", "text is not valid UTF-8");
+    if (atKey) {
+      if (keyStart[top]! >= 0) {
+        const order = compareRanges(data, keyStart[top]!, keyEnd[top]!, pos, next);
+        if (order === 0) throw new DecodeError("DUPLICATE_KEY", "duplicate map key");
+        if (order > 0) throw new DecodeError("NOT_CANONICAL", "map keys are not in canonical order");
+      }
+      keyStart[top] = pos;
+      keyEnd[top] = next;
     }
-    if (token.type === Type.float && !bytesEqual(encode(token.value), this.data.subarray(start, this.inner.pos()))) {
-      throw new DecodeError("NOT_CANONICAL", "float is not in its shortest form");
+    pos = next;
+    if ((major === 4 || major === 5) && argument > 0) {
+      if (remaining.length > maxDepth) throw new DecodeError("TOO_DEEP", `nesting deeper than ${maxDepth}`);
+      if (argument > data.length) throw new DecodeError("MALFORMED", "container longer than the input");
+      remaining.push(major === 5 ? argument * 2 : argument);
+      isMap.push(major === 5);
+      keyStart.push(-1);
+      keyEnd.push(-1);
     }
-    if ((token.type === Type.array || token.type === Type.map) && token.value > 0) {
-      const isMap = token.type === Type.map;
-      frames.push({ remaining: isMap ? token.value * 2 : token.value, isMap, lastKeyStart: -1, lastKeyEnd: -1 });
-      if (frames.length > this.maxDepth) throw new DecodeError("TOO_DEEP", `nesting deeper than ${this.maxDepth}`);
+    while (remaining.length > 0 && remaining[remaining.length - 1] === 0) {
+      remaining.pop();
+      isMap.pop();
+      keyStart.pop();
+      keyEnd.pop();
     }
-    return token;
   }
-  private checkKey(frame: Frame, token: Token, start: number): void {
-    if (token.type !== Type.string) throw new DecodeError("WRONG_TYPE", "map keys must be text");
-    const end = this.inner.pos();
-    if (frame.lastKeyStart >= 0) {
-      const order = compareRanges(this.data, frame.lastKeyStart, frame.lastKeyEnd, start, end);
-      if (order === 0) throw new DecodeError("DUPLICATE_KEY", "duplicate map key");
-      if (order > 0) throw new DecodeError("NOT_CANONICAL", "map keys are not in canonical order");
-    }
-    frame.lastKeyStart = start;
-    frame.lastKeyEnd = end;
-  }
+  if (pos !== data.length) throw new DecodeError("MALFORMED", "trailing bytes after the value");
 }
 
-/** Bytewise comparison of two ranges of one buffer (no subarray allocations on the hot path). */
+function readArgument(data: Uint8Array, at: number, bytes: number): number {
+  let value = 0;
+  for (let i = 0; i < bytes; i += 1) value = value * 256 + data[at + i]!;
+  return value;
+}
+
+function isAscii(data: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i += 1) if (data[i]! > 0x7f) return false;
+  return true;
+}
+
+/** Bytewise comparison of two ranges of one buffer. */
 function compareRanges(data: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
   const length = Math.min(aEnd - aStart, bEnd - bStart);
   for (let i = 0; i < length; i += 1) {
@@ -119,13 +139,6 @@ function compareRanges(data: Uint8Array, aStart: number, aEnd: number, bStart: n
     if (diff !== 0) return diff;
   }
   return aEnd - aStart - (bEnd - bStart);
-}
-
-const HEADER_BYTES: Record<number, number> = { 24: 2, 25: 3, 26: 5, 27: 9 };
-
-/** Bytes of a CBOR head, from its initial byte. */
-function headerLength(initial: number): number {
-  return HEADER_BYTES[initial & 31] ?? 1;
 }
 
 const DECODE_OPTIONS = {
@@ -152,8 +165,9 @@ export function decodeCanonical(bytes: Uint8Array, limits: DecodeLimits): unknow
   if (bytes.byteLength > limits.maxBytes) {
     throw new DecodeError("OVERSIZE", `${bytes.byteLength} bytes exceeds the limit of ${limits.maxBytes}`);
   }
+  scanCanonical(bytes, limits.maxDepth);
   try {
-    return withoutStacks(() => decode(bytes, { ...DECODE_OPTIONS, tokenizer: new CanonicalTokenizer(bytes, DECODE_OPTIONS, limits.maxDepth) }));
+    return withoutStacks(() => decode(bytes, DECODE_OPTIONS));
   } catch (err) {
     if (err instanceof DecodeError) throw err;
     const message = err instanceof Error ? err.message : String(err);
