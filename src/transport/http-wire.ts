@@ -38,7 +38,7 @@ export const TaskStatusSchema = z.enum(TASK_STATUSES as [TaskStatus, ...TaskStat
  */
 export const TaskSubmitRequestSchema = z.strictObject({
   agentId: z.string().regex(AGENT_ID_RE, "must be a lowercase id like 'echo' or 'code-reviewer'").optional(),
-  description: z.string().refine((s) => s.trim().length > 0, "must not be empty").refine((s) => utf8Bytes(s) <= 16 * 1024, "must be at most 16384 bytes"),
+  description: z.string().min(1).max(16 * 1024).refine((s) => s.trim().length > 0, "must not be empty").refine((s) => utf8Bytes(s) <= 16 * 1024, "must be at most 16384 bytes"),
   // The byte cap is the engine's, configurable per node; the body limit bounds it here.
   input: z.string(),
   model: z.string().min(1).max(256).optional(),
