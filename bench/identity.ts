@@ -44,7 +44,7 @@ function median(values: number[]): number {
 
 const round = (n: number, digits = 3) => Number(n.toFixed(digits));
 
-const ROUNDS = 60;
+const ROUNDS = 100;
 
 function benchVerification() {
   const issuers = Array.from({ length: 100 }, (_, i) => deviceIdentityFromSeed(seedOf(i)));
