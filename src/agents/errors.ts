@@ -3,9 +3,7 @@ import { CoderClawError } from "../contract/errors.js";
 /**
  * An agent ran and failed: a process exited non-zero or died by a signal, or a
  * model provider answered with an HTTP error.
- *
- * The contract has no "execution failed" code yet; `UNAVAILABLE` is the closest
- * (the agent could not deliver a result), and the details ride on the fields.
+ * The details ride on the fields.
  */
 export class ExecutionFailedError extends CoderClawError {
   /** Exit code of the process, when it exited. */
@@ -19,7 +17,7 @@ export class ExecutionFailedError extends CoderClawError {
     message: string,
     details: { exitCode?: number | null; exitSignal?: string | null; httpStatus?: number; cause?: unknown } = {},
   ) {
-    super("UNAVAILABLE", message, details.cause === undefined ? undefined : { cause: details.cause });
+    super("EXECUTION_FAILED", message, details.cause === undefined ? undefined : { cause: details.cause });
     if (typeof details.exitCode === "number") this.exitCode = details.exitCode;
     if (typeof details.exitSignal === "string") this.exitSignal = details.exitSignal;
     if (details.httpStatus !== undefined) this.httpStatus = details.httpStatus;

@@ -152,7 +152,7 @@ export class LlmProvider {
   /**
    * Stream a chat completion. `onText` gets the text of each network read as it
    * arrives. Rejects with the signal's typed error on abort (the request is
-   * aborted with it), UNAVAILABLE on HTTP errors, PROTOCOL on malformed chunks.
+   * aborted with it), EXECUTION_FAILED on HTTP errors, PROTOCOL on malformed chunks.
    */
   async chat(messages: ChatMessage[], options: { model: string; signal: AbortSignal; onText: (text: string) => void }): Promise<ChatResult> {
     const { signal } = options;

@@ -19,6 +19,7 @@ export type ErrorCode =
   | "CANCELLED"
   | "PROTOCOL"
   | "UNAVAILABLE"
+  | "EXECUTION_FAILED"
   | "CONFIG";
 
 /** Base of every error this package throws on purpose. */

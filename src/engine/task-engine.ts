@@ -1,5 +1,4 @@
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { AgentUnavailableError, CoderClawError, NotFoundError } from "../contract/errors.js";
 import type {
   StreamOptions,
@@ -13,6 +12,7 @@ import type {
 } from "../contract/types.js";
 import type { AgentExecutor, AgentRegistry, ExecutionContext, ExecutionResult } from "../agents/executor.js";
 import { AsyncQueue } from "../util/async-queue.js";
+import { resolveWorkspace } from "../agents/workspace.js";
 import { assertTransition, isTerminal } from "./state-machine.js";
 import { assertTaskId, DEFAULT_MAX_INPUT_BYTES, parseSubmitRequest } from "./submit-schema.js";
 import type { TaskRecord } from "./task-document.js";
@@ -22,8 +22,10 @@ import type { TaskChangeSet, TaskRepository } from "./task-repository.js";
 export interface TaskEngineOptions {
   repository: TaskRepository;
   agents: AgentRegistry;
-  /** Root under which per-session workspaces are created. */
-  workspaceRoot: string;
+  /** Data directory: per-session workspaces live in `<dataDir>/workspaces`. */
+  dataDir: string;
+  /** May a request run in the repository at `metadata.repositoryPath`? Default: never. */
+  allowRepository?: (path: string, request: Readonly<TaskSubmitRequest>) => boolean;
   /** Tasks executing at once; more wait in the queue. Default 10. */
   maxConcurrentTasks?: number;
   /** Per-task timeout when the agent declares none. Default 30 minutes. */
@@ -144,6 +146,8 @@ export class TaskEngine {
   async submit(input: unknown): Promise<TaskState> {
     if (!this.accepting) throw new CoderClawError("SHUTTING_DOWN", "the runtime is shutting down and accepts no new tasks");
     const request = parseSubmitRequest(input, this.maxInputBytes);
+    // Refused here, before anything is stored, when the session or repository is not allowed.
+    this.workspaceOf(request);
     const agentId = request.agentId ?? this.options.defaultAgentId ?? "echo";
     const agent = this.options.agents.get(agentId);
     if (!agent) throw new AgentUnavailableError(agentId, "no such agent on this node", "UNKNOWN_AGENT");
@@ -426,8 +430,15 @@ export class TaskEngine {
     }
   }
 
+  private workspaceOf(request: Readonly<TaskSubmitRequest>): string {
+    return resolveWorkspace(request, {
+      dataDir: this.options.dataDir,
+      ...(this.options.allowRepository && { allowRepository: this.options.allowRepository }),
+    });
+  }
+
   private workspaceFor(task: LiveTask): string {
-    const dir = join(this.options.workspaceRoot, task.state.sessionId ?? "default");
+    const dir = this.workspaceOf(task.request);
     if (!this.workspaces.has(dir)) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       this.workspaces.add(dir);

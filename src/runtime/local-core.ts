@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import type { TaskSubmitRequest } from "../contract/types.js";
 import type { AgentRegistry } from "../agents/executor.js";
 import { createBuiltinRegistry } from "../agents/builtin.js";
 import { TaskEngine } from "../engine/task-engine.js";
@@ -23,6 +24,8 @@ export interface LocalContext {
   executorId?: string;
   /** Automerge actor id (hex) for this node's document changes. */
   actorId?: string;
+  /** May a request run in the repository at `metadata.repositoryPath`? Default: never. */
+  allowRepository?: (path: string, request: Readonly<TaskSubmitRequest>) => boolean;
   /** False: read and queue only, run nothing, recover nothing (see TaskEngineOptions.runTasks). */
   runTasks?: boolean;
 }
@@ -55,7 +58,8 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
     const engine = await TaskEngine.open({
       repository,
       agents,
-      workspaceRoot: paths.workspaces,
+      dataDir,
+      ...(context.allowRepository && { allowRepository: context.allowRepository }),
       ...(context.maxConcurrentTasks !== undefined && { maxConcurrentTasks: context.maxConcurrentTasks }),
       ...(context.defaultTimeoutMs !== undefined && { defaultTimeoutMs: context.defaultTimeoutMs }),
       ...(context.maxInputBytes !== undefined && { maxInputBytes: context.maxInputBytes }),

@@ -182,6 +182,7 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   SHUTTING_DOWN: 503,
   STORAGE_LOCKED: 503,
   UNAVAILABLE: 503,
+  EXECUTION_FAILED: 502,
   TIMEOUT: 504,
 };
 

@@ -181,7 +181,7 @@ describe("LLM agents over an OpenAI-compatible API", () => {
       { body: `data: ${JSON.stringify({ choices: "nope" })}\n\n`, code: "PROTOCOL", text: "chunk 1 has an unexpected shape at 'choices'" },
       { body: `${chunk("a")}this is not sse\n\n`, code: "PROTOCOL", text: "unexpected line: this is not sse" },
       { body: chunk("partial"), code: "PROTOCOL", text: "the stream ended before [DONE]" },
-      { body: `data: ${JSON.stringify({ error: { message: "model overloaded" } })}\n\n`, code: "UNAVAILABLE", text: "model overloaded" },
+      { body: `data: ${JSON.stringify({ error: { message: "model overloaded" } })}\n\n`, code: "EXECUTION_FAILED", text: "model overloaded" },
     ];
     for (const c of cases) {
       handler = (_req, _body, res) => {

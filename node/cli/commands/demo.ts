@@ -1,14 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import type { TaskState } from "../../../src/contract/types.js";
-import { ControlClientAdapter } from "../../control/control-client.js";
 import { EXIT } from "../exit-codes.js";
-
-const CLI = fileURLToPath(new URL("../main.js", import.meta.url));
+import { startNodeProcess, type NodeProcess } from "../node-process.js";
 
 /** The agent only the third node has: a real command agent that streams a line per input line. */
 const DEMO_AGENT_YAML = `agents:
@@ -24,44 +20,11 @@ const DEMO_AGENT_YAML = `agents:
 interface DemoNode {
   name: string;
   home: string;
-  child?: ChildProcess;
-  client?: ControlClientAdapter;
-  deviceId?: string;
-  addr?: string;
+  proc?: NodeProcess;
 }
 
 const say = (text: string): void => void process.stdout.write(`${text}\n`);
 const step = (n: number, text: string): void => say(`\n[${n}] ${text}`);
-
-function startProcess(node: DemoNode, extra: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "--home", node.home, "start", "--no-mdns", ...extra], { cwd: node.home, stdio: ["ignore", "ignore", "pipe"] });
-    node.child = child;
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`${node.name} did not start in time:\n${out}`)), 30_000);
-    child.stderr!.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("control socket")) {
-        clearTimeout(timer);
-        const listening = /listening (\S+)/.exec(out);
-        if (listening) node.addr = listening[1]!;
-        resolve();
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      if (!out.includes("control socket")) reject(new Error(`${node.name} exited with ${code}:\n${out}`));
-    });
-  });
-}
-
-async function connect(node: DemoNode): Promise<ControlClientAdapter> {
-  const token = readFileSync(join(node.home, "control.token"), "utf8").trim();
-  node.client = await ControlClientAdapter.connect(join(node.home, "control.sock"), token);
-  const id = (await node.client.admin("node.id")) as { deviceId: string };
-  node.deviceId = id.deviceId;
-  return node.client;
-}
 
 const short = (id: string | undefined): string => (id ? `${id.slice(0, 12)}…${id.slice(-6)}` : "?");
 
@@ -96,67 +59,54 @@ export function demoCommand(setExit: (code: number) => void): Command {
         writeFileSync(join(gamma.home, ".coderClaw", "runtime.yaml"), DEMO_AGENT_YAML);
 
         step(1, "starting three nodes as separate processes on 127.0.0.1");
-        await Promise.all(nodes.map((n) => startProcess(n, [])));
-        for (const n of nodes) {
-          await connect(n);
-          say(`    ${n.name.padEnd(6)} ${short(n.deviceId)}  ${n.addr ?? ""}`);
-        }
+        await Promise.all(nodes.map(async (n) => (n.proc = await startNodeProcess(n.home))));
+        const [a, b, g] = [alpha.proc!, beta.proc!, gamma.proc!];
+        for (const n of nodes) say(`    ${n.name.padEnd(6)} ${short(n.proc!.deviceId)}  ${n.proc!.addr}`);
         say("    gamma alone has the agent 'line-counter' (a command agent from its .coderClaw/runtime.yaml)");
 
         step(2, "alpha founds a mesh; beta and gamma join with one-time invites");
-        const created = (await alpha.client!.admin("mesh.create", { name: "demo mesh" })) as { meshId: string };
+        const created = (await a.client.admin("mesh.create", { name: "demo mesh" })) as { meshId: string };
         say(`    mesh ${created.meshId}`);
         for (const joiner of [beta, gamma]) {
-          const { invite } = (await alpha.client!.admin("mesh.invite", { level: "trusted", ttlMs: 600_000 })) as { invite: string };
-          const joined = (await joiner.client!.admin("mesh.join", { invite })) as { comparisonCode: string; level: string };
+          const { invite } = (await a.client.admin("mesh.invite", { level: "trusted", ttlMs: 600_000 })) as { invite: string };
+          const joined = (await joiner.proc!.client.admin("mesh.join", { invite })) as { comparisonCode: string; level: string };
           say(`    ${joiner.name} joined as ${joined.level} (comparison code ${joined.comparisonCode})`);
         }
-        await beta.client!.admin("node.dial", { addr: gamma.addr });
+        await b.client.admin("node.dial", { addr: g.addr });
         say("    beta also dials gamma directly: a full mesh of three");
 
         step(3, "beta submits a task for 'line-counter': beta cannot run it, so the mesh routes it");
-        const task = await beta.client!.submitTask({ description: "count lines", input: "alpha\nbeta\ngamma\ndelta\nepsilon\n", agentId: "line-counter" });
-        const executor = nodes.find((n) => n.deviceId === task.executorId);
+        const task = await b.client.submitTask({ description: "count lines", input: "alpha\nbeta\ngamma\ndelta\nepsilon\n", agentId: "line-counter" });
+        const executor = nodes.find((n) => n.proc?.deviceId === task.executorId);
         say(`    task ${task.id} accepted by ${executor?.name ?? short(task.executorId)}`);
-        for await (const u of beta.client!.streamTaskUpdates(task.id)) {
+        for await (const u of b.client.streamTaskUpdates(task.id)) {
           say(`    #${String(u.seq).padEnd(3)} ${u.status.padEnd(9)} ${(u.message ?? "").trimEnd().replace(/\n/g, " | ")}`);
         }
-        const done = await beta.client!.getTaskState(task.id);
+        const done = await b.client.getTaskState(task.id);
         say(`    result on beta: ${done?.status}: ${(done?.output ?? done?.error ?? "").trim().split("\n").at(-1)}`);
 
         step(4, "beta is killed (SIGKILL) while the others keep working");
-        beta.child!.kill("SIGKILL");
-        await new Promise((r) => beta.child!.once("exit", r));
-        await beta.client!.close();
+        await b.kill();
         const more: string[] = [];
-        for (let i = 1; i <= 3; i++) more.push((await alpha.client!.submitTask({ description: `while beta is down ${i}`, input: `work ${i}`, agentId: "echo" })).id);
-        more.push((await alpha.client!.submitTask({ description: "one more for gamma", input: "x\ny", agentId: "line-counter" })).id);
-        for (const id of more) for await (const _ of alpha.client!.streamTaskUpdates(id));
+        for (let i = 1; i <= 3; i++) more.push((await a.client.submitTask({ description: `while beta is down ${i}`, input: `work ${i}`, agentId: "echo" })).id);
+        more.push((await a.client.submitTask({ description: "one more for gamma", input: "x\ny", agentId: "line-counter" })).id);
+        for (const id of more) for await (const _ of a.client.streamTaskUpdates(id));
         say(`    alpha ran 3 tasks and routed 1 to gamma while beta was down`);
 
         step(5, "beta restarts from its data directory and rejoins through alpha");
-        await startProcess(beta, ["--bootstrap", alpha.addr!]);
-        await connect(beta);
-        const reference = fingerprint(await alpha.client!.listTasks({ limit: 1000 }));
+        const b2 = (beta.proc = await startNodeProcess(beta.home, ["--bootstrap", a.addr]));
+        const reference = fingerprint(await a.client.listTasks({ limit: 1000 }));
         const count = reference.split("\n").length;
         await eventually("beta converges", 30_000, async () => {
-          const b = fingerprint(await beta.client!.listTasks({ limit: 1000 }));
-          const g = fingerprint(await gamma.client!.listTasks({ limit: 1000 }));
-          return b === reference && g === reference ? true : undefined;
+          const onBeta = fingerprint(await b2.client.listTasks({ limit: 1000 }));
+          const onGamma = fingerprint(await g.client.listTasks({ limit: 1000 }));
+          return onBeta === reference && onGamma === reference ? true : undefined;
         });
         say(`    converged: alpha, beta and gamma hold the same ${count} tasks with identical states`);
         say("\ndemo complete");
         setExit(EXIT.ok);
       } finally {
-        for (const n of nodes) {
-          await n.client?.close().catch(() => undefined);
-          if (n.child && n.child.exitCode === null) {
-            const exited = new Promise((r) => n.child!.once("exit", r));
-            n.child.kill("SIGINT");
-            await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-            if (n.child.exitCode === null) n.child.kill("SIGKILL");
-          }
-        }
+        await Promise.all(nodes.map((n) => n.proc?.stop().catch(() => undefined)));
         if (opts.keep) say(`data kept in ${root}`);
         else rmSync(root, { recursive: true, force: true });
       }
