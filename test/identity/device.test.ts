@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
-import { deviceKeyPath, ed25519, KeyFileError, loadOrCreateDeviceIdentity, publicKeyOfDeviceId, toHex } from "../../identity/index.js";
+import { deviceIdOfPublicKey, deviceKeyPath, ed25519, isDeviceId, KeyFileError, loadOrCreateDeviceIdentity, publicKeyOfDeviceId, toHex } from "../../identity/index.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -40,6 +40,10 @@ describe("device identity", () => {
     expect(peerIdFromPrivateKey(id.privateKey).toString()).toBe(id.peerId);
     expect(id.peerId).toMatch(/^12D3KooW/);
     expect(toHex(publicKeyOfDeviceId(id.peerId)!)).toBe(toHex(id.publicKey));
+    expect(deviceIdOfPublicKey(id.publicKey)).toBe(id.peerId);
+    expect(isDeviceId(id.peerId.replace("12D3KooW", "12D3KooX"))).toBe(false);
+    expect(isDeviceId(`${id.peerId}1`)).toBe(false);
+    expect(isDeviceId("QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N")).toBe(false);
     const msg = new TextEncoder().encode("hello");
     const sig = id.sign(msg);
     expect(ed25519.verify(sig, msg, id.publicKey)).toBe(true);

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
@@ -99,6 +99,23 @@ describe("invite book", () => {
     expect(await codeOf(book.redeem(invite.id, meshId, "j", wrong, T0))).toBe("INVITE_WRONG_SECRET");
     expect(book.refusals().map((r) => r.code)).toEqual(["INVITE_EXPIRED", "INVITE_OTHER_MESH", "INVITE_UNKNOWN", "INVITE_WRONG_SECRET"]);
     expect(book.refusals()[0]!.inviteId).toBe(toHex(invite.id));
+  });
+
+  test("failure counts and locks survive a restart", async () => {
+    const path = join(dir, "invites.json");
+    const book = await InviteBook.openFile(path, { maxFailuresPerInvite: 2 });
+    const invite = await book.create(options, T0);
+    await codeOf(book.redeem(invite.id, meshId, "j", wrong, T0));
+    await codeOf(book.redeem(invite.id, meshId, "j", wrong, T0));
+    const reopened = await InviteBook.openFile(path, { maxFailuresPerInvite: 2 });
+    expect(await codeOf(reopened.redeem(invite.id, meshId, "j", right, T0))).toBe("INVITE_RATE_LIMITED");
+  });
+
+  test("a damaged book file is an error, not an empty book", async () => {
+    const path = join(dir, "invites.json");
+    await (await InviteBook.openFile(path)).create(options, T0);
+    await writeFile(path, "{ not json");
+    await expect(InviteBook.openFile(path)).rejects.toMatchObject({ code: "KEY_CORRUPT", path });
   });
 
   test("an invite is burned after too many wrong secrets", async () => {

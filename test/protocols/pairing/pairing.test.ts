@@ -97,6 +97,16 @@ describe("pairing handshake", () => {
     expect(joined.value.certificate.body.expiresAt).toBe(clock + 60_000);
   });
 
+  test("every message survives a JSON wire", async () => {
+    const [joinerEnd, inviterEnd] = memoryChannelPair();
+    const json = (end: PairingChannel): PairingChannel => ({
+      send: (msg) => end.send(JSON.stringify(msg)),
+      receive: async () => JSON.parse((await end.receive()) as string) as unknown,
+    });
+    const [joined] = await Promise.all([runPairingJoiner(json(joinerEnd), await newInvite(), laptop), handlePairingRequest(json(inviterEnd), context())]);
+    expect(joined.level).toBe("verified");
+  });
+
   test("the secret never crosses the wire", async () => {
     const invite = await newInvite();
     const [joinerEnd, inviterEnd] = memoryChannelPair();
