@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import { canonicalDecode, canonicalEncode } from "../canonical.js";
 import { deviceKeyResolver, verifySignature, type KeyResolver, type Signer } from "../keys.js";
 import { decodeAuditEntry, signAuditEntry, type AuditBody, type AuditEntry, type AuditResult, type DecodedAuditEntry } from "./entry.js";
-import { SegmentStore, type AuditDatabase, type SegmentDoc } from "./segments.js";
+import { SegmentStore, hex, type AuditDatabase, type SegmentDoc } from "./segments.js";
 import { verifyChain, type AuditProblem, type ForkEvidence } from "./verify.js";
 
 /** Dependencies of an {@link AuditLog}. */
@@ -306,7 +306,7 @@ export class AuditLog {
     const open = await this.#segment(author, segment);
     const doc = A.change(open.doc, (d) => {
       d.entries.push(...bytes);
-      d.hashes.push(...hashes.map((h) => new A.ImmutableString(h)));
+      d.hashes.push(...hashes.map((h) => Buffer.from(h, "hex")));
     });
     const lastSeq = firstSeq + bytes.length - 1;
     const head: Head = { seq: lastSeq, hash: hashes.at(-1) ?? null };
@@ -380,7 +380,8 @@ export class AuditLog {
   async #hashAt(author: string, seq: number): Promise<string | undefined> {
     const segment = Math.floor((seq - 1) / this.#segmentSize);
     const open = await this.#segment(author, segment);
-    return open.doc.hashes[(seq - 1) % this.#segmentSize]?.val;
+    const stored = open.doc.hashes[(seq - 1) % this.#segmentSize];
+    return stored === undefined ? undefined : hex(stored);
   }
 
   async #segment(author: string, segment: number): Promise<OpenSegment> {

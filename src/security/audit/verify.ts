@@ -1,7 +1,7 @@
 import type * as A from "@automerge/automerge";
 import { verifySignature } from "../keys.js";
 import { decodeAuditEntry, type DecodedAuditEntry } from "./entry.js";
-import type { SegmentDoc } from "./segments.js";
+import { hex, type SegmentDoc } from "./segments.js";
 
 /** How a chain was broken. */
 export type AuditProblemKind = "edited" | "removed" | "reordered" | "forged" | "forked";
@@ -86,7 +86,8 @@ export async function verifyChain(input: ChainInput): Promise<ChainResult> {
     if (problem !== undefined && lookingFor === undefined) continue;
     const { entries: list, hashes } = doc;
     for (let index = 0; index < list.length; index++) {
-      const item: Item = { segment, index, bytes: list[index] as Uint8Array, storedHash: hashes[index]?.val };
+      const stored = hashes[index];
+      const item: Item = { segment, index, bytes: list[index] as Uint8Array, storedHash: stored === undefined ? undefined : hex(stored) };
       if (lookingFor !== undefined) {
         if (peekSeq(item.bytes) === lookingFor.seq) lookingFor.found = true;
         continue;
