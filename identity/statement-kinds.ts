@@ -62,7 +62,11 @@ export type StatementKind = keyof StatementBodies & string;
 
 /** What identity/ needs to know about a statement kind. */
 export interface StatementKindSpec<K extends StatementKind> {
-  /** Validates (and types) a decoded body; must accept only canonical-CBOR-safe values. */
+  /**
+   * Validates (and types) a decoded body; must accept only canonical-CBOR-safe
+   * values. It only judges: decoded statements carry the signed body as is,
+   * so defaults or transforms in it have no effect.
+   */
   readonly schema: z.ZodType<StatementBodies[K]>;
   /** The device that must have signed a body of this kind. */
   readonly signer: (body: StatementBodies[K]) => string;

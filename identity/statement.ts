@@ -119,6 +119,7 @@ export function decodeStatement(bytes: Uint8Array): SignedStatement {
   if (spec.signer(parsed.data) !== issuer) throw new DecodeError("BAD_SIGNATURE", `${kind} signed by ${issuer}, but its body names another signer`);
   const toVerify = signedBytesOfEnvelope(bytes);
   if (!ed25519.verify(sig, toVerify, publicKey)) throw new DecodeError("BAD_SIGNATURE", `${kind} signature does not verify`);
-  return { v: 1, kind, body: parsed.data, issuer, sig, id: sha256Hex(toVerify), bytes } as SignedStatement;
+  // The body handed back is the one that was signed, whatever a schema might transform.
+  return { v: 1, kind, body, issuer, sig, id: sha256Hex(toVerify), bytes } as SignedStatement;
 }
 
