@@ -74,14 +74,13 @@ export function signStatement<K extends StatementKind>(signer: StatementSigner, 
   if (spec === undefined) throw new DecodeError("UNKNOWN_KIND", `unknown statement kind: ${kind}`);
   const parsed = spec.schema.safeParse(body);
   if (!parsed.success) throw new DecodeError("WRONG_TYPE", `${kind}: ${parsed.error.issues[0]?.message ?? "invalid body"}`);
-  const clean = parsed.data;
-  if (spec.signer(clean) !== signer.peerId) {
-    throw new DecodeError("BAD_SIGNATURE", `${kind} must be signed by ${spec.signer(clean)}, not ${signer.peerId}`);
+  if (spec.signer(body) !== signer.peerId) {
+    throw new DecodeError("BAD_SIGNATURE", `${kind} must be signed by ${spec.signer(body)}, not ${signer.peerId}`);
   }
-  const toSign = signedBytes(kind, clean, signer.peerId);
+  const toSign = signedBytes(kind, body, signer.peerId);
   const sig = signer.sign(toSign);
-  const bytes = encodeCanonical({ v: STATEMENT_VERSION, kind, body: clean, issuer: signer.peerId, sig });
-  return { v: 1, kind, body: clean, issuer: signer.peerId, sig, id: sha256Hex(toSign), bytes } as SignedStatement<K>;
+  const bytes = encodeCanonical({ v: STATEMENT_VERSION, kind, body, issuer: signer.peerId, sig });
+  return { v: 1, kind, body, issuer: signer.peerId, sig, id: sha256Hex(toSign), bytes } as SignedStatement<K>;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
