@@ -44,6 +44,18 @@ describe("signed, replicated policies", () => {
     expect(await service.getAuditLog({ action: "config.policy", result: "allowed" })).toHaveLength(1);
   });
 
+  it("counts a policy once its issuer becomes an admin, and refuses role cycles up front", async () => {
+    const deputy = generateSigner();
+    expect(await service.applySignedPolicy(signPolicy(deputy, { meshId: MESH, scope: "repo", text: "remote: { allow: true }\n" }))).toMatchObject({ status: "ignored" });
+    expect(submit()).toBe(false);
+    await service.addRoleGrant(signRoleGrant(owner, { subject: deputy.peerId, roles: ["admin"], meshId: MESH }));
+    expect(submit()).toBe(true);
+
+    const cyclic = "roles:\n  a: { inherits: [b] }\n  b: { inherits: [a] }\n";
+    expect(await service.applySignedPolicy(signPolicy(owner, { meshId: MESH, scope: "repo", text: cyclic }))).toMatchObject({ status: "rejected", reason: "role inheritance cycle: a -> b -> a" });
+    expect(submit()).toBe(true);
+  });
+
   it("keeps the newest policy per scope whatever the arrival order", async () => {
     const older = signPolicy(owner, { meshId: MESH, scope: "repo", text: "remote: { allow: true }\n", issuedAt: 1_000 });
     const newer = signPolicy(owner, { meshId: MESH, scope: "repo", text: "remote: { allow: false }\n", issuedAt: 2_000 });
