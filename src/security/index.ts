@@ -14,6 +14,7 @@ export * from "./grants.js";
 export * from "./policy-schema.js";
 export * from "./policy-file.js";
 export * from "./policy-statement.js";
+export * from "./policy-set.js";
 export * from "./authorizer.js";
 export * from "./audit/entry.js";
 export { segmentDocId, type SegmentDoc, type AuditDatabase } from "./audit/segments.js";

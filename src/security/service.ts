@@ -5,9 +5,9 @@ import type { Decision, RequestOrigin, SecurityContext } from "./context.js";
 import { PermissionDeniedError, UnauthenticatedError } from "./errors.js";
 import { GrantStore, type GrantOutcome } from "./grants.js";
 import type { Permission } from "./permissions.js";
-import { parseRepoPolicy, parseTeamPolicy } from "./policy-file.js";
 import type { RepoPolicy, TeamPolicy } from "./policy-schema.js";
-import { openSignedPolicy, type SignedPolicy } from "./policy-statement.js";
+import { PolicySet, type PolicyOutcome } from "./policy-set.js";
+import type { SignedPolicy } from "./policy-statement.js";
 import type { Signer } from "./keys.js";
 import type { AuthenticatedIdentity, IdentityProvider } from "./providers.js";
 import { SessionManager, verifyPeerSessionToken, type Session } from "./sessions.js";
@@ -42,9 +42,6 @@ export interface SecurityServiceOptions {
   now?: () => number;
 }
 
-/** An authentic, valid signed policy, in force or not. */
-type PolicyCandidate = { id: string; issuer: string; issuedAt: number } & ({ scope: "repo"; repo: RepoPolicy; team?: undefined } | { scope: "team"; team: TeamPolicy; repo?: undefined });
-
 /** An action to authorize: the permission it needs, and the agent and skill it touches. */
 export interface AccessRequest {
   /** Audit verb, e.g. `task.submit`, `agent.invoke`, `skill.execute`. */
@@ -76,9 +73,7 @@ export class SecurityService {
   readonly sessions: SessionManager;
   readonly audit: AuditLog;
   #authorizer: Authorizer;
-  #localRepoPolicy: RepoPolicy | undefined;
-  #localTeamPolicy: TeamPolicy | undefined;
-  readonly #policyCandidates = new Map<string, PolicyCandidate>();
+  readonly #policies: PolicySet;
   readonly #providers: Map<string, IdentityProvider<never>>;
   readonly #standing: ((deviceId: string) => DeviceStanding | undefined) | undefined;
   readonly #revokedDevices = new Set<string>();
@@ -98,68 +93,30 @@ export class SecurityService {
       ...(options.sessionTtlMs === undefined ? {} : { ttlMs: options.sessionTtlMs }),
     });
     this.#providers = new Map((options.providers ?? []).map((p) => [p.name, p]));
-    this.#localRepoPolicy = options.repoPolicy;
-    this.#localTeamPolicy = options.teamPolicy;
+    this.#policies = new PolicySet({ meshId: options.meshId, isAdmin: (id) => this.grants.isAdmin(id), repoPolicy: options.repoPolicy, teamPolicy: options.teamPolicy });
     this.#authorizer = this.#build(options.repoPolicy, options.teamPolicy);
   }
 
   /** Replaces the local repository and organization policies, e.g. after reading the policy files at start-up. Signed mesh policies in force still take precedence per scope. */
   setPolicies(repoPolicy: RepoPolicy | undefined, teamPolicy: TeamPolicy | undefined): void {
-    this.#localRepoPolicy = repoPolicy;
-    this.#localTeamPolicy = teamPolicy;
+    this.#policies.setLocal(repoPolicy, teamPolicy);
     this.#rebuild();
   }
 
   /**
-   * Offers a policy an admin signed for the mesh (local or replicated). Authentic,
-   * valid policies are all kept; per scope, the newest (by `issuedAt`, then
-   * statement id) whose issuer is an admin now is in force, re-evaluated whenever
-   * grants change, so neither arrival order nor a late admin grant matters. Text that
-   * does not validate is refused with its line and key. Audited as `config.policy`.
+   * Offers a policy an admin signed for the mesh (local or replicated); see
+   * {@link PolicySet}. Audited as `config.policy`.
    */
-  async applySignedPolicy(policy: SignedPolicy): Promise<{ status: "accepted" | "ignored" | "rejected"; reason: string }> {
-    const outcome = this.#offerPolicy(policy);
-    await this.#log({ action: "config.policy", userId: outcome.issuer ?? "(unknown)", result: outcome.status === "accepted" ? "allowed" : "denied", reason: `${outcome.status}: ${outcome.reason}` });
-    return { status: outcome.status, reason: outcome.reason };
-  }
-
-  #offerPolicy(policy: SignedPolicy): { status: "accepted" | "ignored" | "rejected"; reason: string; issuer?: string } {
-    const opened = openSignedPolicy(policy, this.meshId);
-    if (!opened.ok) return { status: "rejected", reason: opened.reason };
-    const { body, id } = opened.statement;
-    const issuer = body.issuer;
-    const file = `mesh:${body.scope}-policy@${id.slice(0, 12)}`;
-    let candidate: PolicyCandidate;
-    try {
-      candidate =
-        body.scope === "repo"
-          ? { scope: "repo", id, issuer, issuedAt: body.issuedAt, repo: parseRepoPolicy(policy.text, file) }
-          : { scope: "team", id, issuer, issuedAt: body.issuedAt, team: parseTeamPolicy(policy.text, file) };
-      // Custom roles are only checked for cycles when an authorizer is built; refuse them here, not later.
-      if (candidate.repo !== undefined) this.#build(candidate.repo, undefined);
-    } catch (err) {
-      return { status: "rejected", reason: (err as Error).message, issuer };
-    }
-    this.#policyCandidates.set(id, candidate);
+  async applySignedPolicy(policy: SignedPolicy): Promise<PolicyOutcome> {
+    const outcome = this.#policies.offer(policy);
     this.#rebuild();
-    if (!this.grants.isAdmin(issuer)) return { status: "ignored", reason: `issuer ${issuer} is not an admin of mesh ${this.meshId}`, issuer };
-    if (this.#inForce(body.scope)?.id !== id) return { status: "ignored", reason: `a newer ${body.scope} policy is in force`, issuer };
-    return { status: "accepted", reason: `${body.scope} policy ${id.slice(0, 12)} in force`, issuer };
-  }
-
-  #inForce(scope: "repo" | "team"): PolicyCandidate | undefined {
-    let best: PolicyCandidate | undefined;
-    for (const c of this.#policyCandidates.values()) {
-      if (c.scope !== scope || !this.grants.isAdmin(c.issuer)) continue;
-      if (best === undefined || c.issuedAt > best.issuedAt || (c.issuedAt === best.issuedAt && c.id > best.id)) best = c;
-    }
-    return best;
+    await this.#log({ action: "config.policy", userId: outcome.issuer ?? "(unknown)", result: outcome.status === "accepted" ? "allowed" : "denied", reason: `${outcome.status}: ${outcome.reason}` });
+    return outcome;
   }
 
   // Called whenever policies or grants change: admin status decides which signed policies count.
   #rebuild(): void {
-    const repo = this.#inForce("repo")?.repo ?? this.#localRepoPolicy;
-    const team = this.#inForce("team")?.team ?? this.#localTeamPolicy;
+    const { repo, team } = this.#policies.current();
     this.#authorizer = this.#build(repo, team);
   }
 
@@ -356,7 +313,7 @@ export class SecurityService {
   /** Offers a signed role grant (local or replicated). Forged and non-admin grants are ignored and audited as denied. */
   async addRoleGrant(bytes: Uint8Array, from: { deviceId?: string } = {}): Promise<GrantOutcome> {
     const outcome = this.grants.add(bytes);
-    if (this.#policyCandidates.size > 0) this.#rebuild();
+    if (this.#policies.hasSigned) this.#rebuild();
     await this.#log({
       action: "grant.add",
       userId: outcome.actor ?? "(unknown)",
@@ -371,7 +328,7 @@ export class SecurityService {
   /** Offers a signed revocation of a role grant (identity/ `revocation` targeting the grant's id). Audited. */
   async revokeRoleGrant(bytes: Uint8Array): Promise<GrantOutcome> {
     const outcome = this.grants.addRevocation(bytes);
-    if (this.#policyCandidates.size > 0) this.#rebuild();
+    if (this.#policies.hasSigned) this.#rebuild();
     await this.#log({
       action: "grant.revoke",
       userId: outcome.actor ?? "(unknown)",
