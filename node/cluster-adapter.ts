@@ -32,6 +32,8 @@ export interface ClusterParts {
   leaseTimeoutMs?: number;
   /** Capability lookup deadline, ms. Default 3 s. */
   lookupTimeoutMs?: number;
+  /** Members currently connected, asked about tasks this node has not heard of yet. */
+  connectedMembers?: () => string[];
   /** Route used when a submission names none: `auto`, or a peer id to pin work to (a build server). Default `auto`. */
   defaultRoute?: string;
 }
@@ -188,8 +190,23 @@ export class ClusterTransportAdapter implements TransportAdapter {
     const route = this.routes.get(taskId);
     if (route) return route.peer;
     const state = await this.parts.engine.getTask(taskId);
-    if (!state) throw new CoderClawError("NOT_FOUND", `task not found: ${taskId}`);
-    return state.executorId;
+    if (state) return state.executorId;
+    // Not replicated here yet: ask the members we are connected to; the executor knows its own tasks.
+    const executor = await this.askMembers(taskId);
+    if (!executor) throw new CoderClawError("NOT_FOUND", `task not found: ${taskId}`);
+    this.routes.set(taskId, { peer: executor.peer, request: { description: executor.state.description, input: "" }, retryable: executor.state.metadata?.retryable === true });
+    return executor.peer;
+  }
+
+  private async askMembers(taskId: string): Promise<{ peer: string; state: TaskState } | undefined> {
+    const peers = this.parts.connectedMembers?.() ?? [];
+    const answers = await Promise.all(
+      peers.map(async (peer) => {
+        const state = await this.parts.client.get(peer, taskId).catch(() => null);
+        return state?.executorId === undefined ? undefined : { peer: state.executorId, state };
+      }),
+    );
+    return answers.find((a) => a !== undefined);
   }
 
   private async candidates(agentId: string, route: string, exclude: ReadonlySet<string>): Promise<string[]> {

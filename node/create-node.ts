@@ -71,6 +71,12 @@ export interface CoderClawNode {
   dial(addr: string): Promise<void>;
   /** Connected peers with their trust level and latency. */
   peers(): Promise<PeerInfo[]>;
+  /**
+   * Refuse a peer locally until unblocked, whatever its trust (a misbehaving or
+   * quarantined machine): its connections are closed and new ones refused.
+   */
+  block(peerId: string): void;
+  unblock(peerId: string): void;
   /** Re-publish this node's capability record (after its load or agents changed). */
   publish(): Promise<void>;
   /** Graceful stop: tasks, sync, libp2p, storage. Idempotent. */
@@ -116,6 +122,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const inviteBook = await InviteBook.openFile(join(paths.identity, "invites.json"));
     let allowed: string | undefined;
     let pairing: PairingService | undefined;
+    const blocked = new Set<string>();
 
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
@@ -124,7 +131,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       mdns: options.mdns ?? true,
       ...(options.inboundConnectionThreshold !== undefined && { inboundConnectionThreshold: options.inboundConnectionThreshold }),
       // Strangers may connect only to pair, and only while this node has an open invite.
-      admit: (peer) => isMember(peer) || peer === allowed || (pairing?.hasOpenInvites() ?? false),
+      admit: (peer) => !blocked.has(peer) && (isMember(peer) || peer === allowed || (pairing?.hasOpenInvites() ?? false) || (pairing?.isPairing(peer) ?? false)),
     });
     stack.push(async () => libp2p.stop());
 
@@ -179,7 +186,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       // A revoked or no-longer-trusted device is cut off wherever the statement reaches.
       for (const conn of libp2p.getConnections()) {
         const peer = conn.remotePeer.toString();
-        if (!isMember(peer) && peer !== allowed && !pairing!.hasOpenInvites()) {
+        if (blocked.has(peer) || (!isMember(peer) && peer !== allowed && !pairing!.hasOpenInvites() && !pairing!.isPairing(peer))) {
           sync.disconnect(peer);
           void conn.close().catch(() => undefined);
         }
@@ -193,6 +200,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       directory,
       client,
       isMember,
+      connectedMembers: () => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(isMember),
       ...(options.leaseTimeoutMs !== undefined && { leaseTimeoutMs: options.leaseTimeoutMs }),
     });
 
@@ -223,6 +231,11 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
         }
         return out;
       },
+      block: (peer) => {
+        blocked.add(peer);
+        enforce();
+      },
+      unblock: (peer) => void blocked.delete(peer),
       publish: () => directory.publish(),
       stop: () => (stopping ??= unwind()),
     };

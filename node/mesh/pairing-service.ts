@@ -43,11 +43,19 @@ export interface PairingServiceOptions {
  * inviter named in the invite and runs the handshake.
  */
 export class PairingService {
+  /** Peers in the middle of a handshake with us: their invite is already consumed, their certificate not yet filed. */
+  private readonly pairing = new Set<string>();
+
   constructor(private readonly options: PairingServiceOptions) {}
 
   /** True while this node has an unexpired, unused invite: the gater then admits strangers for pairing. */
   hasOpenInvites(now = Date.now()): boolean {
     return this.options.inviteBook.list().some((i) => !i.usedBy && i.expiresAt > now);
+  }
+
+  /** True while `peer` is pairing with this node, so membership enforcement must not cut it off. */
+  isPairing(peer: string): boolean {
+    return this.pairing.has(peer);
   }
 
   /** Register the pairing protocol handler. */
@@ -58,6 +66,7 @@ export class PairingService {
       maxInboundStreams: 2,
       accept: () => this.hasOpenInvites(),
       onChannel: (channel) => {
+        this.pairing.add(channel.peer);
         void (async () => {
           try {
             const outcome = await handlePairingRequest(asPairingChannel(channel), {
@@ -71,6 +80,7 @@ export class PairingService {
           } catch (err) {
             this.options.onPairing?.({ role: "inviter", ok: false, peer: channel.peer, detail: (err as Error).message });
           } finally {
+            this.pairing.delete(channel.peer);
             await channel.close().catch(() => undefined);
           }
         })();

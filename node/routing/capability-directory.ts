@@ -94,6 +94,25 @@ function offers(record: NodeRecord, kind: CapabilityKind, id: string): boolean {
   return list.includes(id);
 }
 
+/** `promise`, or the signal's reason once it aborts, whichever comes first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
 async function drain(events: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of events);
 }
@@ -150,46 +169,63 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
   });
 
   const pool = new ChannelPool<CapsMessage>({ libp2p, protocol: CAPS_PROTOCOL, codec, settings: settings, openTimeoutMs: 5_000 });
-  const waiting = new Map<FramedChannel<CapsMessage>, Map<number, (bytes: Uint8Array) => void>>();
+  interface PendingAnswer {
+    resolve: (bytes: Uint8Array) => void;
+    reject: (error: unknown) => void;
+  }
+  const waiting = new Map<FramedChannel<CapsMessage>, Map<number, PendingAnswer>>();
   let nextRequest = 0;
 
-  /** One reader per outbound channel routes answers to their requests by `n`. */
-  const answersOf = (channel: FramedChannel<CapsMessage>): Map<number, (bytes: Uint8Array) => void> => {
-    let pending = waiting.get(channel);
-    if (pending !== undefined) return pending;
-    const created = new Map<number, (bytes: Uint8Array) => void>();
-    waiting.set(channel, created);
+  /** One reader per outbound channel routes answers to their requests by `n`; a closed channel fails its requests. */
+  const answersOf = (channel: FramedChannel<CapsMessage>): Map<number, PendingAnswer> => {
+    const existing = waiting.get(channel);
+    if (existing !== undefined) return existing;
+    const pending = new Map<number, PendingAnswer>();
+    waiting.set(channel, pending);
     void (async () => {
       try {
-        for await (const message of channel) if (message.t === "record") created.get(message.n)?.(message.record);
+        for await (const message of channel) if (message.t === "record") pending.get(message.n)?.resolve(message.record);
       } catch (error) {
         report(error);
       } finally {
         waiting.delete(channel);
+        const closed = channel.failure ?? new ChannelClosedError(`caps channel to ${channel.peer} closed`, { peer: channel.peer });
+        for (const answer of pending.values()) answer.reject(closed);
       }
     })();
-    pending = created;
     return pending;
   };
 
   const ask = async (peer: PeerId, signal: AbortSignal): Promise<{ record: NodeRecord; latencyMs: number }> => {
-    const channel = await pool.get(peer);
+    const channel = await untilAborted(pool.get(peer), signal);
     const pending = answersOf(channel);
     const n = nextRequest++;
     const started = performance.now();
+    let onAbort = (): void => undefined;
     const answer = new Promise<Uint8Array>((resolve, reject) => {
-      const onAbort = (): void => {
+      const settle = (): void => {
+        signal.removeEventListener("abort", onAbort);
         pending.delete(n);
+      };
+      onAbort = () => {
+        settle();
         reject(signal.reason);
       };
       signal.addEventListener("abort", onAbort, { once: true });
-      pending.set(n, (bytes) => {
-        signal.removeEventListener("abort", onAbort);
-        pending.delete(n);
-        resolve(bytes);
+      pending.set(n, {
+        resolve: (bytes) => {
+          settle();
+          resolve(bytes);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
       });
     });
-    await channel.send({ t: "get", n });
+    // Not awaited: a send stuck waiting for the peer to drain must not outlive the lookup, and the answer
+    // promise already ends on an answer, a closed channel or the lookup's signal.
+    channel.send({ t: "get", n }).catch((error: unknown) => pending.get(n)?.reject(error));
     const bytes = await answer;
     const latencyMs = performance.now() - started;
     const { record } = await openNodeRecord(bytes);
