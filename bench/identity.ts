@@ -152,18 +152,25 @@ function benchTrust() {
   for (let i = 0; i < LOOKUPS; i += 1) if (store.level(ids[(i * 7919) % DEVICES]!, now) === "trusted") sink += 1;
   const lookupMs = (performance.now() - lookupStart) / LOOKUPS;
 
-  // A new certificate is folded in without re-evaluating the mesh.
-  const extra = issueTrustCert(devices[5]!, meshId, deviceIdentityFromSeed(seedOf(99_999)).peerId, "verified", { issuedAt: T0 });
-  const incStart = performance.now();
-  store.add(extra);
-  store.level(extra.body.subject, now);
-  const incrementalCertMs = performance.now() - incStart;
+  // New certificates are folded in without re-evaluating the mesh.
+  const incremental: number[] = [];
+  for (let i = 0; i < 21; i += 1) {
+    const extra = issueTrustCert(devices[5 + i]!, meshId, deviceIdentityFromSeed(seedOf(90_000 + i)).peerId, "verified", { issuedAt: T0 });
+    const start = performance.now();
+    store.add(extra);
+    store.level(extra.body.subject, now);
+    incremental.push(performance.now() - start);
+  }
 
-  // A revocation re-evaluates the mesh on the next lookup.
-  const revStart = performance.now();
-  store.add(issueRevocation(founder, devices[7]!.peerId, "bench", T0));
-  store.level(devices[8]!.peerId, now);
-  const revocationReevaluationMs = performance.now() - revStart;
+  // A revocation re-evaluates the whole mesh on the next lookup.
+  const reevaluations: number[] = [];
+  for (let i = 0; i < 5; i += 1) {
+    const revocation = issueRevocation(founder, devices[100 + i * 100]!.peerId, "bench", T0);
+    const start = performance.now();
+    store.add(revocation);
+    store.level(devices[8]!.peerId, now);
+    reevaluations.push(performance.now() - start);
+  }
 
   const levels = { trusted: 0, verified: 0, untrusted: 0 };
   for (const id of ids) levels[store.level(id, now)] += 1;
@@ -173,9 +180,9 @@ function benchTrust() {
     lookupMsAfterWarmup: round(lookupMs, 5),
     lookupsPerSec: Math.round(1 / lookupMs * 1000),
     target: "<= 1 ms",
-    coldEvaluationMs: round(coldEvaluationMs, 2),
-    incrementalCertAddPlusLookupMs: round(incrementalCertMs, 3),
-    revocationReevaluationMs: round(revocationReevaluationMs, 2),
+    firstEvaluationMsJitCold: round(coldEvaluationMs, 2),
+    incrementalCertAddPlusLookupMsMedian: round(median(incremental), 3),
+    revocationReevaluationMsMedian: round(median(reevaluations), 2),
     addAllMs: round(addMs, 1),
     setupSigningMs: round(signMs, 0),
     levels,

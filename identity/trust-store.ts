@@ -300,8 +300,10 @@ export class TrustStore {
         const current = standings.get(edge.subject);
         if (current === undefined || better(candidate, current)) {
           standings.set(edge.subject, candidate);
+          // What a device passes on depends on its rank and depth only, not on which certificate won the tie.
+          const passesOnMore = current === undefined || candidate.rank !== current.rank || candidate.depth !== current.depth;
           const next = this.certsByIssuer.get(edge.subject);
-          if (next !== undefined) queue.push(next);
+          if (passesOnMore && next !== undefined) queue.push(next);
         }
       }
     }
@@ -315,10 +317,13 @@ function better(a: Standing, b: Standing): boolean {
 }
 
 function narrowWindow(evaluation: Evaluation, edge: CertEdge): void {
-  for (const boundary of [edge.start, edge.end]) {
-    if (boundary <= evaluation.now) evaluation.validFrom = Math.max(evaluation.validFrom, boundary);
-    else evaluation.validUntil = Math.min(evaluation.validUntil, boundary);
-  }
+  narrowAt(evaluation, edge.start);
+  narrowAt(evaluation, edge.end);
+}
+
+function narrowAt(evaluation: Evaluation, boundary: number): void {
+  if (boundary <= evaluation.now) evaluation.validFrom = Math.max(evaluation.validFrom, boundary);
+  else evaluation.validUntil = Math.min(evaluation.validUntil, boundary);
 }
 
 /**
