@@ -24,10 +24,11 @@ async function drive(side: CoderClawNode[], tag: string): Promise<string[]> {
   for (const [i, node] of side.entries()) {
     for (let k = 0; k < 3; k++) {
       const echo = await node.adapter.submitTask({ description: `${tag} echo ${i}.${k}`, input: `${tag}-${i}-${k}`, agentId: "echo" });
-      const slow = await node.adapter.submitTask({ description: `${tag} sleep ${i}.${k}`, input: "400 4", agentId: "sleep" });
+      // Every other slow task could never finish on its own: it ends only by a cancel, sent from the other node of the same side.
+      const doomed = k % 2 === 0;
+      const slow = await node.adapter.submitTask({ description: `${tag} sleep ${i}.${k}`, input: doomed ? "600000 600" : "400 4", agentId: "sleep" });
       ids.push(echo.id, slow.id);
-      // Cancel every other slow task mid-run, from the other node of the same side.
-      if (k % 2 === 0) work.push(new Promise((r) => setTimeout(r, 120)).then(() => side[(i + 1) % side.length]!.adapter.cancelTask(slow.id)));
+      if (doomed) work.push(new Promise((r) => setTimeout(r, 120)).then(() => side[(i + 1) % side.length]!.adapter.cancelTask(slow.id)));
     }
   }
   await Promise.all(work);
