@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ControlClientAdapter } from "../control/control-client.js";
 
-const CLI = fileURLToPath(new URL("./main.js", import.meta.url));
+const here = fileURLToPath(import.meta.url);
+// From sources (tests run TypeScript directly) the runnable CLI is the built one.
+const CLI = here.endsWith(".ts") ? resolve(dirname(here), "../../dist/node/cli/main.js") : join(dirname(here), "main.js");
 
 /** A `coderclaw start` process on 127.0.0.1 and a control connection to it. */
 export interface NodeProcess {

@@ -23,7 +23,12 @@ export function startCommand(setExit: (code: number) => void): Command {
       if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error("--max-concurrent must be a whole number 1..1000");
       return n;
     })
-    .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; maxConcurrent?: number }, cmd: Command) => {
+    .option("--lease-timeout <ms>", "executor silence after which a remote task is presumed lost (default 10000)", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 500 || n > 3_600_000) throw new Error("--lease-timeout must be 500..3600000 ms");
+      return n;
+    })
+    .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; maxConcurrent?: number; leaseTimeout?: number }, cmd: Command) => {
       const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
       const paths = dataPaths(dataDir);
       const agents = loadAgentRegistry({ dataDir, workspaceDir: process.cwd() });
@@ -34,6 +39,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         ...(opts.listen.length > 0 && { listen: opts.listen }),
         ...(opts.bootstrap.length > 0 && { bootstrap: opts.bootstrap }),
         ...(opts.maxConcurrent !== undefined && { maxConcurrentTasks: opts.maxConcurrent }),
+        ...(opts.leaseTimeout !== undefined && { leaseTimeoutMs: opts.leaseTimeout, leaseIntervalMs: Math.max(100, Math.floor(opts.leaseTimeout / 5)) }),
         onError: (where, err) => process.stderr.write(`[${where}] ${err.message}\n`),
       });
       const token = randomBytes(32).toString("hex");
