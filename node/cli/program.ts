@@ -5,6 +5,7 @@ import { infoCommands } from "./commands/info.js";
 import { startCommand } from "./commands/start.js";
 import { meshCommands } from "./commands/mesh.js";
 import { demoCommand } from "./commands/demo.js";
+import { configCommand } from "./commands/config.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 
 /** Build the `coderclaw` command tree. `setExit` records the process exit code. */
@@ -22,6 +23,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(startCommand(setExit));
   for (const c of meshCommands(setExit)) program.addCommand(c);
   program.addCommand(demoCommand(setExit));
+  program.addCommand(configCommand(setExit));
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);
