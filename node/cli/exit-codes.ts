@@ -1,3 +1,4 @@
+import { DecodeError, IdentityError, InviteError } from "../../identity/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 
 /** Process exit codes of the CLI; scripts and CI rely on them. */
@@ -17,5 +18,8 @@ const USAGE_CODES = new Set(["INVALID_INPUT", "UNKNOWN_AGENT", "AGENT_UNAVAILABL
 /** Exit code for an error that ended a command. */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof CoderClawError) return USAGE_CODES.has(err.code) ? EXIT.usage : EXIT.runtime;
+  // identity/ has its own errors: a bad invite or statement is the user's input; key files and pairing failures are the environment's.
+  if (err instanceof InviteError || err instanceof DecodeError) return EXIT.usage;
+  if (err instanceof IdentityError) return EXIT.runtime;
   return EXIT.runtime;
 }

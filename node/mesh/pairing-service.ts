@@ -8,8 +8,12 @@ import { createMessageCodec, FramedChannel, handleFramed } from "../../protocols
 import { handlePairingRequest, PAIRING_PROTOCOL, runPairingJoiner, type PairingChannel } from "../../protocols/pairing/index.js";
 import type { Membership } from "./membership.js";
 
-/** Pairing messages are validated by the handshake itself; the frame only bounds their size. */
-const pairingCodec = createMessageCodec({ version: 1, schema: z.unknown(), maxMessageBytes: 2 * 1024 * 1024 });
+/**
+ * Pairing messages are validated by the handshake itself; the frame only bounds
+ * their size, which must fit a welcome carrying a large mesh's statements.
+ */
+const pairingCodec = createMessageCodec({ version: 1, schema: z.unknown(), maxMessageBytes: 16 * 1024 * 1024 });
+const PAIRING_BUFFER_BYTES = 32 * 1024 * 1024;
 
 function asPairingChannel(channel: FramedChannel<unknown>): PairingChannel {
   return { send: (msg) => channel.send(msg), receive: () => channel.receive() };
@@ -63,6 +67,7 @@ export class PairingService {
     const { libp2p, identity, inviteBook, membership } = this.options;
     await handleFramed(libp2p, PAIRING_PROTOCOL, {
       codec: pairingCodec,
+      settings: { maxBufferedBytes: PAIRING_BUFFER_BYTES },
       maxInboundStreams: 2,
       accept: () => this.hasOpenInvites(),
       onChannel: (channel) => {
@@ -129,7 +134,7 @@ export class PairingService {
       const inviterId = peerIdFromString(invite.inviter);
       await libp2p.peerStore.merge(inviterId, { multiaddrs: invite.addrs.map((a) => multiaddr(a)) });
       const stream = await libp2p.dialProtocol(inviterId, PAIRING_PROTOCOL, { signal: AbortSignal.timeout(15_000) });
-      const channel = new FramedChannel<unknown>({ stream, codec: pairingCodec, peer: invite.inviter });
+      const channel = new FramedChannel<unknown>({ stream, codec: pairingCodec, peer: invite.inviter, maxBufferedBytes: PAIRING_BUFFER_BYTES });
       try {
         const result = await runPairingJoiner(asPairingChannel(channel), invite, this.options.identity);
         this.options.pinMesh(result.meshId);

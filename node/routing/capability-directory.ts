@@ -13,7 +13,7 @@ import {
 } from "../../protocols/capability/node-record.js";
 import type { FramedChannel } from "../../protocols/framing/channel.js";
 import { ChannelClosedError } from "../../protocols/framing/errors.js";
-import type { PeerRateLimiter } from "../../protocols/framing/limits.js";
+import { createPeerRateLimiter, type PeerRateLimiter } from "../../protocols/framing/limits.js";
 import { ChannelPool, handleFramed } from "../../protocols/framing/pool.js";
 import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
 
@@ -70,7 +70,7 @@ export interface CapabilityDirectoryOptions {
   providerGraceMs?: number;
   /** Budget of one DHT publication. Default 10 s. */
   publishTimeoutMs?: number;
-  /** Shared per-peer frame allowance. */
+  /** Per-peer frame allowance; pass the node's shared limiter. Default: 200 frames/s, bursts of 400. */
   limiter?: PeerRateLimiter;
   onError?: (error: Error) => void;
 }
@@ -130,7 +130,7 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
   const report = (error: unknown): void => {
     if (!(error instanceof ChannelClosedError)) options.onError?.(error instanceof Error ? error : new Error(String(error)));
   };
-  const settings = options.limiter === undefined ? {} : { limiter: options.limiter };
+  const settings = { limiter: options.limiter ?? createPeerRateLimiter({ framesPerSecond: 200, burst: 400 }) };
   let signed: { content: string; record: SignedNodeRecord } | undefined;
   let lastSeq = 0;
   const provided = new Set<string>();

@@ -1,7 +1,7 @@
 import type { Libp2p, PeerId } from "@libp2p/interface";
 import { FramedChannel } from "../../protocols/framing/channel.js";
 import { ChannelClosedError } from "../../protocols/framing/errors.js";
-import type { PeerRateLimiter } from "../../protocols/framing/limits.js";
+import { createPeerRateLimiter, type PeerRateLimiter } from "../../protocols/framing/limits.js";
 import { handleFramed } from "../../protocols/framing/pool.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
 import type { DocumentChange, DocumentStore } from "../../src/storage/document-store.js";
@@ -26,7 +26,7 @@ export interface SyncEngineOptions {
   targetFrameBytes?: number;
   /** Default 5,000. */
   maxEntriesPerFrame?: number;
-  /** Shared per-peer frame allowance. */
+  /** Per-peer frame allowance; pass the node's shared limiter. Default: 1,000 frames/s, bursts of 2,000. */
   limiter?: PeerRateLimiter;
   /** A started frame must complete within this many ms. Default 10 s. */
   frameTimeoutMs?: number;
@@ -62,7 +62,8 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
   const settings = {
     frameTimeoutMs: options.frameTimeoutMs ?? 10_000,
     maxBufferedBytes: 32 * 1024 * 1024,
-    ...(options.limiter === undefined ? {} : { limiter: options.limiter }),
+    // Sync batches many documents per frame, so an honest peer sends few frames; a flood is cut off.
+    limiter: options.limiter ?? createPeerRateLimiter({ framesPerSecond: 1000, burst: 2000 }),
   };
   // A closed channel is the normal end of a session (hang-up, restart); only report real failures.
   const report = (peer: string, error: Error): void => {

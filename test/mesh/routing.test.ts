@@ -64,3 +64,24 @@ describe("mesh task lists", () => {
     expect((await b.adapter.listTasks({ status: "completed" })).map((t) => t.id)).toContain(task.id);
   }, 60_000);
 });
+
+describe("revocation", () => {
+  it("a revoked device is disconnected and refused by every member the revocation reaches", async () => {
+    const mesh = await startNodes(3);
+    stop = mesh.stop;
+    const [a, b, c] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0], typeof mesh.nodes[0]];
+    await formMesh(mesh.nodes);
+    await eventually(() => b.libp2p.getConnections(c.libp2p.peerId).length > 0, 5000, "B connected to C");
+
+    await a.membership.revoke(c.peerId, "laptop stolen");
+    expect(a.membership.isMember(c.peerId)).toBe(false);
+    // B learns it by sync from A, not from C, and cuts C off.
+    await eventually(() => b.membership.isRevoked(c.peerId), 10_000, "B holds the revocation");
+    await eventually(() => b.libp2p.getConnections(c.libp2p.peerId).length === 0 && a.libp2p.getConnections(c.libp2p.peerId).length === 0, 10_000, "C disconnected everywhere");
+    // C may still open a transport connection, but B's gater drops it once C's key is known.
+    await c.dial(b.multiaddrs()[0]!).catch(() => undefined);
+    await expect(c.client.submit(b.peerId, { description: "sneaky", input: "x", agentId: "echo" })).rejects.toThrow();
+    await eventually(() => b.libp2p.getConnections(c.libp2p.peerId).length === 0, 5000, "C refused by B");
+    expect((await b.core.engine.listTasks()).some((t) => t.description === "sneaky")).toBe(false);
+  }, 60_000);
+});
