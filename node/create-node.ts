@@ -41,6 +41,8 @@ export interface NodeOptions {
   inboundConnectionThreshold?: number;
   /** Errors of background work (sync, routing, misbehaving peers). Default: ignored. */
   onError?: (where: string, error: Error) => void;
+  /** Every pairing attempt on either side, with the comparison code on success (for the operator and the audit log). */
+  onPairing?: (event: { role: "inviter" | "joiner"; ok: boolean; peer?: string; detail: string }) => void;
 }
 
 /** A connected peer as `coderclaw peers` shows it. */
@@ -71,6 +73,8 @@ export interface CoderClawNode {
   dial(addr: string): Promise<void>;
   /** Connected peers with their trust level and latency. */
   peers(): Promise<PeerInfo[]>;
+  /** When each peer was last connected to this node (ms since epoch), since this node started. */
+  lastSeen(peerId: string): number | undefined;
   /**
    * Refuse a peer locally until unblocked, whatever its trust (a misbehaving or
    * quarantined machine): its connections are closed and new ones refused.
@@ -134,6 +138,10 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       admit: (peer) => !blocked.has(peer) && (isMember(peer) || peer === allowed || (pairing?.hasOpenInvites() ?? false) || (pairing?.isPairing(peer) ?? false)),
     });
     stack.push(async () => libp2p.stop());
+    const seen = new Map<string, number>();
+    const touch = (evt: CustomEvent<{ toString(): string }>): void => void seen.set(evt.detail.toString(), Date.now());
+    libp2p.addEventListener("peer:connect", touch);
+    libp2p.addEventListener("peer:disconnect", touch);
 
     pairing = new PairingService({
       libp2p,
@@ -142,6 +150,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       inviteBook,
       pinMesh: (meshId) => writeFileSync(meshFile, meshId + "\n", { mode: 0o600 }),
       allowPeer: (peer) => (allowed = peer),
+      ...(options.onPairing && { onPairing: options.onPairing }),
     });
     await pairing.start();
 
@@ -231,6 +240,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
         }
         return out;
       },
+      lastSeen: (peer) => (libp2p.getConnections().some((c) => c.remotePeer.toString() === peer) ? Date.now() : seen.get(peer)),
       block: (peer) => {
         blocked.add(peer);
         enforce();

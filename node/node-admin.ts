@@ -61,7 +61,11 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     case "devices.list": {
       parse(schemas[method], raw);
       const connected = new Set(node.libp2p.getConnections().map((c) => c.remotePeer.toString()));
-      return m.devices().map((d) => ({ ...d, connected: connected.has(d.deviceId) || d.deviceId === node.peerId }));
+      return m.devices().map((d) => {
+        const self = d.deviceId === node.peerId;
+        const last = self ? Date.now() : node.lastSeen(d.deviceId);
+        return { ...d, self, connected: self || connected.has(d.deviceId), ...(last !== undefined && { lastSeen: new Date(last).toISOString() }) };
+      });
     }
     case "devices.trust": {
       const { deviceId, level } = parse(schemas[method], raw);

@@ -128,11 +128,11 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
     .description("devices with level, who vouched and whether connected")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const list = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; level: string; revoked: boolean; vouchedBy?: string; connected: boolean }>;
+      const list = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; level: string; revoked: boolean; vouchedBy?: string; connected: boolean; self: boolean; lastSeen?: string }>;
       if (opts.json) printJson(list);
       else {
-        const t = new Table({ head: ["device", "level", "vouched by", "connected"], style: { head: [] } });
-        for (const d of list) t.push([d.deviceId, d.revoked ? "revoked" : d.level, d.vouchedBy ?? "", d.connected ? "yes" : ""]);
+        const t = new Table({ head: ["device", "level", "vouched by", "connected", "last seen"], style: { head: [] } });
+        for (const d of list) t.push([d.self ? `${d.deviceId} (this device)` : d.deviceId, d.revoked ? "revoked" : d.level, d.vouchedBy ?? (d.level === "trusted" && !d.vouchedBy ? "founder" : ""), d.connected ? "yes" : "", d.lastSeen?.replace("T", " ").slice(0, 19) ?? ""]);
         process.stdout.write(t.toString() + "\n");
       }
       setExit(EXIT.ok);

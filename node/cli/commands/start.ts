@@ -41,6 +41,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         ...(opts.maxConcurrent !== undefined && { maxConcurrentTasks: opts.maxConcurrent }),
         ...(opts.leaseTimeout !== undefined && { leaseTimeoutMs: opts.leaseTimeout, leaseIntervalMs: Math.max(100, Math.floor(opts.leaseTimeout / 5)) }),
         onError: (where, err) => process.stderr.write(`[${where}] ${err.message}\n`),
+        onPairing: (e) => process.stderr.write(`[pairing] ${e.role} ${e.ok ? "ok" : "refused"}${e.peer ? ` ${e.peer}` : ""}: ${e.detail}\n`),
       });
       const token = randomBytes(32).toString("hex");
       writeFileSync(paths.controlToken, token + "\n", { mode: 0o600 });
