@@ -60,6 +60,25 @@ describe("audit log", () => {
     await reopened.close();
   });
 
+  it("keeps storage and the chain consistent when the database goes away mid-stream", async () => {
+    const log = new AuditLog({ db: level.db, signer: node, segmentSize: 100, maxBatch: 20 });
+    const outcomes = Array.from({ length: 600 }, (_, i) => log.append(body(i)).then(() => true, () => false));
+    await outcomes[0];
+    await level.db.close();
+    const results = await Promise.all(outcomes);
+    const written = results.filter(Boolean).length;
+    expect(results.slice(0, written).every(Boolean)).toBe(true);
+    expect(written).toBeLessThan(600);
+    await log.close();
+
+    await level.db.open();
+    const reopened = new AuditLog({ db: level.db, signer: node, segmentSize: 100 });
+    expect(await reopened.verify()).toMatchObject({ ok: true, entries: written });
+    expect((await reopened.append(body(1))).seq).toBe(written + 1);
+    expect((await reopened.verify()).ok).toBe(true);
+    await reopened.close();
+  });
+
   it("queries by user, action, result and time", async () => {
     let clock = 1_000;
     const log = new AuditLog({ db: level.db, signer: node, segmentSize: 10, now: () => clock });

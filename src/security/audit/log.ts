@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import { canonicalDecode, canonicalEncode } from "../canonical.js";
 import { deviceKeyResolver, verifySignature, type KeyResolver, type Signer } from "../keys.js";
 import { decodeAuditEntry, signAuditEntry, type AuditBody, type AuditEntry, type AuditResult, type DecodedAuditEntry } from "./entry.js";
-import { SegmentStore, hex, type AuditDatabase, type SegmentDoc } from "./segments.js";
+import { SegmentStore, hex, type AuditDatabase, type PreparedWrite, type SegmentDoc } from "./segments.js";
 import { verifyChain, type AuditProblem, type ForkEvidence } from "./verify.js";
 
 /** Dependencies of an {@link AuditLog}. */
@@ -266,19 +266,56 @@ export class AuditLog {
     return run;
   }
 
+  /**
+   * Commits queued appends batch by batch. Signing and the Automerge change of the
+   * next batch overlap the LevelDB write of the previous one; writes are applied in
+   * order, and once one fails every later write is skipped and the cached state is
+   * dropped, so storage never holds a batch whose predecessor is missing.
+   */
   async #drain(): Promise<void> {
+    const author = this.#signer.peerId;
+    let previous: Promise<void> = Promise.resolve();
+    let failure: { error: unknown } | undefined;
+    const inFlight: Array<Promise<void>> = [];
     try {
-      // Bounded by the number of appends queued; each pass settles at least one.
-      while (this.#pending.length > 0) {
+      // Bounded by the appends queued; each pass stages a batch or settles a write. The
+      // loop re-checks the queue after every write, since callers append again as soon
+      // as their entry is settled, and `#draining` stays true until then.
+      while (this.#pending.length > 0 || inFlight.length > 0) {
+        if (this.#pending.length === 0) {
+          await inFlight.shift();
+          continue;
+        }
+        if (failure !== undefined) {
+          await Promise.all(inFlight.splice(0));
+          failure = undefined;
+          previous = Promise.resolve();
+        }
         let batch: Pending[] = [];
         try {
-          const head = await this.#head(this.#signer.peerId);
+          const head = await this.#head(author);
           const room = this.#segmentSize - (head.seq % this.#segmentSize);
           batch = this.#pending.splice(0, Math.min(this.#maxBatch, room));
-          const written = await this.#commitOwn(head, batch.map((p) => p.body));
-          batch.forEach((p, i) => p.resolve(written[i] as AuditEntry));
+          const staged = await this.#stage(author, head.seq + 1, batch.map((p) => p.body));
+          const settled = batch;
+          previous = previous
+            .then(async () => {
+              if (failure !== undefined) throw failure.error;
+              await this.#store.write(staged.write);
+            })
+            .then(
+              () => settled.forEach((p, i) => p.resolve(staged.entries[i] as AuditEntry)),
+              (err: unknown) => {
+                failure ??= { error: err };
+                this.#forget(author);
+                for (const p of settled) p.reject(err);
+              },
+            );
+          inFlight.push(previous);
+          if (inFlight.length >= 2) await inFlight.shift();
         } catch (err) {
           if (batch.length === 0) batch = this.#pending.splice(0);
+          this.#forget(author);
           for (const p of batch) p.reject(err);
         }
       }
@@ -287,21 +324,22 @@ export class AuditLog {
     }
   }
 
-  async #commitOwn(head: Head, bodies: AuditBody[]): Promise<AuditEntry[]> {
-    const author = this.#signer.peerId;
-    let { seq, hash } = head;
+  // Signs the next entries of this node's chain and applies them to the cached segment and head.
+  async #stage(author: string, firstSeq: number, bodies: AuditBody[]): Promise<{ entries: AuditEntry[]; write: PreparedWrite }> {
+    const head = await this.#head(author);
+    let hash = head.hash;
     const time = this.#now();
-    const encoded = bodies.map((body) => {
-      const e = signAuditEntry(this.#signer, ++seq, hash, time, body);
+    const encoded = bodies.map((body, i) => {
+      const e = signAuditEntry(this.#signer, firstSeq + i, hash, time, body);
       hash = e.entry.hash;
       return e;
     });
-    await this.#appendToChain(author, head.seq + 1, encoded.map((e) => e.bytes), encoded.map((e) => e.entry.hash));
-    return encoded.map((e) => e.entry);
+    const write = await this.#applyToChain(author, firstSeq, encoded.map((e) => e.bytes), encoded.map((e) => e.entry.hash));
+    return { entries: encoded.map((e) => e.entry), write };
   }
 
-  // Appends consecutive entries starting at `firstSeq`, all within one segment, and advances the head.
-  async #appendToChain(author: string, firstSeq: number, bytes: Uint8Array[], hashes: string[]): Promise<void> {
+  // Appends consecutive entries starting at `firstSeq` (all within one segment) to the cached segment and head; returns the write that persists them.
+  async #applyToChain(author: string, firstSeq: number, bytes: Uint8Array[], hashes: string[]): Promise<PreparedWrite> {
     const segment = Math.floor((firstSeq - 1) / this.#segmentSize);
     const open = await this.#segment(author, segment);
     const doc = A.change(open.doc, (d) => {
@@ -310,10 +348,15 @@ export class AuditLog {
     });
     const lastSeq = firstSeq + bytes.length - 1;
     const head: Head = { seq: lastSeq, hash: hashes.at(-1) ?? null };
-    const chunks = await this.#persist(author, segment, doc, open.chunks, head);
+    const write = this.#store.prepare(author, segment, doc, open.chunks, encodeHead(head));
     this.#heads.set(author, head);
     if (lastSeq % this.#segmentSize === 0) this.#open.delete(`${author}\n${segment}`);
-    else this.#open.set(`${author}\n${segment}`, { segment, doc, chunks });
+    else this.#open.set(`${author}\n${segment}`, { segment, doc, chunks: write.chunks });
+    return write;
+  }
+
+  async #appendToChain(author: string, firstSeq: number, bytes: Uint8Array[], hashes: string[]): Promise<void> {
+    await this.#persist(author, await this.#applyToChain(author, firstSeq, bytes, hashes));
   }
 
   async #addFork(author: string, segment: number, bytes: Uint8Array): Promise<void> {
@@ -322,19 +365,24 @@ export class AuditLog {
     const doc = A.change(open.doc, (d) => {
       d.forks.push(bytes);
     });
-    const chunks = await this.#persist(author, segment, doc, open.chunks, head);
-    this.#open.set(`${author}\n${segment}`, { segment, doc, chunks });
+    const write = this.#store.prepare(author, segment, doc, open.chunks, encodeHead(head));
+    this.#open.set(`${author}\n${segment}`, { segment, doc, chunks: write.chunks });
+    await this.#persist(author, write);
   }
 
-  // A failed write leaves the cached document behind what Automerge thinks was saved; reload it from storage next time.
-  async #persist(author: string, segment: number, doc: A.Doc<SegmentDoc>, chunks: number, head: Head): Promise<number> {
+  async #persist(author: string, write: PreparedWrite): Promise<void> {
     try {
-      return await this.#store.persist(author, segment, doc, chunks, encodeHead(head));
+      await this.#store.write(write);
     } catch (err) {
-      this.#open.delete(`${author}\n${segment}`);
-      this.#heads.delete(author);
+      this.#forget(author);
       throw err;
     }
+  }
+
+  // After a failed write the cached documents and head are ahead of storage; reload them from storage next time.
+  #forget(author: string): void {
+    for (const key of this.#open.keys()) if (key.startsWith(`${author}\n`)) this.#open.delete(key);
+    this.#heads.delete(author);
   }
 
   async #ingestChain(author: string, list: DecodedAuditEntry[], report: IngestReport): Promise<void> {

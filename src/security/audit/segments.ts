@@ -23,6 +23,15 @@ export type AuditDatabase = AbstractLevel<any, any, any>;
 
 type Db = AbstractLevel<unknown, string, Uint8Array>;
 
+type BatchOp = { type: "put"; key: string; value: Uint8Array } | { type: "del"; key: string };
+
+/** A segment write computed ahead of applying it; see {@link SegmentStore.prepare}. */
+export interface PreparedWrite {
+  ops: BatchOp[];
+  /** The segment's chunk count once applied. */
+  chunks: number;
+}
+
 /** Automerge document id of a segment: `audit/<author>/<segmentNo>`. */
 export function segmentDocId(author: string, segment: number): string {
   return `audit/${encodeURIComponent(author)}/${String(segment).padStart(10, "0")}`;
@@ -63,26 +72,33 @@ export class SegmentStore {
   }
 
   /**
-   * Persists the changes made to `doc` since its last save, together with the chain's
-   * new head, in one atomic batch. Returns the new chunk count of the segment.
+   * The write that persists the changes made to `doc` since its last save, with the
+   * chain's new head, as one atomic batch, and the segment's chunk count after it.
+   * Computed synchronously, so the next change can be made while this one is written;
+   * writes of one segment must then be applied in the order they were prepared.
    */
-  async persist(author: string, segment: number, doc: A.Doc<SegmentDoc>, chunks: number, head: Uint8Array): Promise<number> {
+  prepare(author: string, segment: number, doc: A.Doc<SegmentDoc>, chunks: number, head: Uint8Array): PreparedWrite {
     const id = segmentDocId(author, segment);
     if (chunks + 1 >= COMPACT_AFTER_CHUNKS) {
-      const ops: Array<{ type: "put"; key: string; value: Uint8Array } | { type: "del"; key: string }> = [
+      const ops: BatchOp[] = [
         { type: "put", key: `${id}/snap`, value: A.save(doc) },
         { type: "put", key: headKey(author), value: head },
       ];
-      for await (const key of this.#db.keys({ gte: `${id}/chunk/`, lt: `${id}/chunk0` })) ops.push({ type: "del", key });
-      await this.#db.batch(ops);
-      return 0;
+      for (let n = 0; n < chunks; n++) ops.push({ type: "del", key: chunkKey(id, n) });
+      return { ops, chunks: 0 };
     }
-    const chunk = A.saveIncremental(doc);
-    await this.#db.batch([
-      { type: "put", key: `${id}/chunk/${String(chunks).padStart(6, "0")}`, value: chunk },
-      { type: "put", key: headKey(author), value: head },
-    ]);
-    return chunks + 1;
+    return {
+      ops: [
+        { type: "put", key: chunkKey(id, chunks), value: A.saveIncremental(doc) },
+        { type: "put", key: headKey(author), value: head },
+      ],
+      chunks: chunks + 1,
+    };
+  }
+
+  /** Applies a prepared write. */
+  async write(prepared: PreparedWrite): Promise<void> {
+    await this.#db.batch(prepared.ops);
   }
 
   /** The encoded head record of a chain, if stored. */
@@ -117,6 +133,10 @@ export class SegmentStore {
 /** Lowercase hex of bytes. */
 export function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+}
+
+function chunkKey(id: string, n: number): string {
+  return `${id}/chunk/${String(n).padStart(6, "0")}`;
 }
 
 function headKey(author: string): string {
