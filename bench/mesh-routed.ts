@@ -21,7 +21,7 @@ export async function measureRoutedTasks(options: { sequential: number; total: n
   const dirs = [mkdtempSync(join(tmpdir(), "cc-bench-routed-a-")), mkdtempSync(join(tmpdir(), "cc-bench-routed-b-"))];
   const [a, b] = await Promise.all(dirs.map((dataDir) => createNode({ dataDir, mdns: false, agents: createBuiltinRegistry(), maxConcurrentTasks: 64 })));
   try {
-    await a!.membership.create("bench");
+    await a!.createMesh("bench");
     const { invite } = await a!.pairing.invite("trusted", 60_000);
     await b!.pairing.join(invite);
     for (let i = 0; i < 50; i++) await routedOnce(a!, b!);

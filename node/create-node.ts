@@ -15,6 +15,7 @@ import { PairingService } from "./mesh/pairing-service.js";
 import { createCapabilityDirectory, type CapabilityDirectory } from "./routing/index.js";
 import { createSyncEngine, type SyncEngine } from "./sync/index.js";
 import { TaskClient } from "./tasks/task-client.js";
+import { NodeSecurity } from "./security/node-security.js";
 import { startTaskServer, type AuthorizeSubmit, type TaskServer } from "./tasks/task-server.js";
 
 /** Options of {@link createNode}. */
@@ -35,13 +36,15 @@ export interface NodeOptions {
   leaseIntervalMs?: number;
   /** Executor silence after which a remote task is presumed lost, ms. Default 10,000. */
   leaseTimeoutMs?: number;
-  /** Security re-check of remote submissions; default: members may submit. */
+  /** Security re-check of remote submissions; default: the node's security service (grants, policies, trust). */
   authorize?: AuthorizeSubmit;
   /** Inbound connections per second from one host; raise for many nodes on one machine. */
   inboundConnectionThreshold?: number;
   /** Errors of background work (sync, routing, misbehaving peers). Default: ignored. */
   onError?: (where: string, error: Error) => void;
-  /** Every pairing attempt on either side, with the comparison code on success (for the operator and the audit log). */
+  /** Project directory holding `.coderClaw/security.yaml` and `team-policy.yaml`. Default: the data directory. */
+  workspaceDir?: string;
+  /** Every pairing attempt on either side, with the comparison code on success (for the operator; the audit log records it too). */
   onPairing?: (event: { role: "inviter" | "joiner"; ok: boolean; peer?: string; detail: string }) => void;
 }
 
@@ -67,6 +70,13 @@ export interface CoderClawNode {
   readonly client: TaskClient;
   /** The runtime contract over the mesh. */
   readonly adapter: ClusterTransportAdapter;
+  /** RBAC, policies, sessions and this node's audit log. */
+  readonly security: NodeSecurity;
+  /**
+   * Found a mesh with this device as founder and admin, and sign its default
+   * policy (members may send each other work). Returns the mesh id.
+   */
+  createMesh(name: string): Promise<string>;
   /** Addresses other nodes can dial, with `/p2p/<id>`. */
   multiaddrs(): string[];
   /** Dial a peer by multiaddr (with `/p2p/<id>`). */
@@ -120,8 +130,20 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
 
   try {
     let enforce = (): void => undefined;
-    const membership = await Membership.open({ store: core.store, identity, pinnedMeshId: readPinned, onChange: () => enforce() });
+    let security: NodeSecurity | undefined;
+    const membership = await Membership.open({
+      store: core.store,
+      identity,
+      pinnedMeshId: readPinned,
+      onChange: () => {
+        enforce();
+        void security?.refresh().catch((err: Error) => report("security")(err));
+      },
+    });
     stack.push(async () => membership.close());
+    security = await NodeSecurity.open({ db: core.db, store: core.store, identity, membership, workspaceDir: options.workspaceDir ?? dataDir });
+    const sec = security;
+    stack.push(async () => sec.close());
     const isMember = (peer: string): boolean => membership.isMember(peer);
     const inviteBook = await InviteBook.openFile(join(paths.identity, "invites.json"));
     let allowed: string | undefined;
@@ -150,7 +172,15 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       inviteBook,
       pinMesh: (meshId) => writeFileSync(meshFile, meshId + "\n", { mode: 0o600 }),
       allowPeer: (peer) => (allowed = peer),
-      ...(options.onPairing && { onPairing: options.onPairing }),
+      // The founder gives each device it pairs the roles of its level, signed and replicated.
+      statementsForJoiner: (joiner, level) => {
+        const grant = sec.isAdmin() ? sec.grantForLevel(joiner, level) : undefined;
+        return grant ? [grant] : [];
+      },
+      onPairing: (e) => {
+        options.onPairing?.(e);
+        void sec.record({ action: `pairing.${e.role}`, userId: e.peer ?? "(unknown)", ...(e.peer && { deviceId: e.peer }), result: e.ok ? "allowed" : "denied", reason: e.detail }).catch(() => undefined);
+      },
     });
     await pairing.start();
 
@@ -183,7 +213,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       agents,
       meshId: () => membership.meshId,
       isMember,
-      ...(options.authorize && { authorize: options.authorize }),
+      authorize: options.authorize ?? ((submit) => sec.authorizeSubmit(submit.peer, submit.envelope)),
       ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),
       onError: (peer, err) => report(`task ${peer}`)(err),
     });
@@ -226,6 +256,14 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       sync,
       client,
       adapter,
+      security: sec,
+      createMesh: async (name) => {
+        const meshId = await membership.create(name);
+        await sec.refresh();
+        await sec.signDefaultPolicy();
+        await sec.record({ action: "mesh.create", userId: identity.peerId, deviceId: identity.peerId, resource: meshId, result: "allowed" });
+        return meshId;
+      },
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
       dial: async (addr) => {
         await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) });

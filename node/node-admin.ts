@@ -48,7 +48,7 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       await node.dial(parse(schemas[method], raw).addr);
       return { connected: true };
     case "mesh.create":
-      return { meshId: await m.create(parse(schemas[method], raw).name) };
+      return { meshId: await node.createMesh(parse(schemas[method], raw).name) };
     case "mesh.invite": {
       const { level, ttlMs } = parse(schemas[method], raw);
       return node.pairing.invite(level, ttlMs);
@@ -69,12 +69,16 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     }
     case "devices.trust": {
       const { deviceId, level } = parse(schemas[method], raw);
-      return { certificate: (await m.certify(deviceId, level)).id };
+      const cert = await m.certify(deviceId, level);
+      await node.security.record({ action: "trust.certify", userId: node.peerId, deviceId: node.peerId, resource: deviceId, result: "allowed", reason: `level ${level}` });
+      return { certificate: cert.id };
     }
     case "devices.revoke": {
       const { deviceId, reason } = parse(schemas[method], raw);
       if (deviceId === node.peerId) throw new CoderClawError("INVALID_INPUT", "a node cannot revoke itself from its own CLI; revoke it from another member", { field: "deviceId" });
-      return { revocation: (await m.revoke(deviceId, reason)).id };
+      const rev = await m.revoke(deviceId, reason);
+      await node.security.record({ action: "trust.revoke", userId: node.peerId, deviceId: node.peerId, resource: deviceId, result: "allowed", reason });
+      return { revocation: rev.id };
     }
   }
 }

@@ -2,10 +2,8 @@ import { existsSync, readFileSync } from "node:fs";
 import type { TransportAdapter } from "../../src/contract/types.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { dataPaths, resolveDataDir } from "../../src/runtime/data-dir.js";
-import { LocalTransportAdapter } from "../../src/transport/local-adapter.js";
 import { HTTPTransportAdapter } from "../../src/transport/http-adapter.js";
 import { ControlClientAdapter } from "../control/control-client.js";
-import { loadAgentRegistry } from "../../src/agents/index.js";
 
 /** Global CLI options that say where tasks live. */
 export interface AccessOptions {
@@ -41,6 +39,7 @@ export async function openAccess(options: AccessOptions, runTasks: boolean): Pro
       if (!(err instanceof CoderClawError && err.code === "UNAVAILABLE")) throw err;
     }
   }
+  const [{ loadAgentRegistry }, { LocalTransportAdapter }] = await Promise.all([import("../../src/agents/index.js"), import("../../src/transport/local-adapter.js")]);
   const agents = loadAgentRegistry({ dataDir, workspaceDir: process.cwd() });
   const adapter = await LocalTransportAdapter.open({ dataDir, runTasks, agents });
   return { adapter, kind: runTasks ? "in-process" : "storage" };

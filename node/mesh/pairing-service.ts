@@ -2,7 +2,7 @@ import type { Libp2p } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
-import { encodeInvite, parseInvite, type DeviceIdentity, type InviteBook } from "../../identity/index.js";
+import { encodeInvite, parseInvite, type DeviceIdentity, type InviteBook, type SignedStatement } from "../../identity/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { createMessageCodec, FramedChannel, handleFramed } from "../../protocols/framing/index.js";
 import { handlePairingRequest, PAIRING_PROTOCOL, runPairingJoiner, type PairingChannel } from "../../protocols/pairing/index.js";
@@ -37,6 +37,8 @@ export interface PairingServiceOptions {
   pinMesh: (meshId: string) => void;
   /** Lets the gater admit one not-yet-member peer (the inviter we dial) for the duration of a join. */
   allowPeer: (peerId: string | undefined) => void;
+  /** Statements to file with a new member's certificate (e.g. its role grant), given the invite's level. */
+  statementsForJoiner?: (joiner: string, level: "verified" | "trusted") => SignedStatement[];
   /** Every pairing outcome, success or refusal, for the audit log. */
   onPairing?: (event: { role: "inviter" | "joiner"; ok: boolean; peer?: string; detail: string }) => void;
 }
@@ -80,7 +82,7 @@ export class PairingService {
               statements: () => membership.statements(),
               remotePeer: channel.peer,
             });
-            await membership.add([outcome.certificate]);
+            await membership.add([outcome.certificate, ...(this.options.statementsForJoiner?.(outcome.joiner, outcome.invite.level) ?? [])]);
             this.options.onPairing?.({ role: "inviter", ok: true, peer: outcome.joiner, detail: `paired at ${outcome.invite.level}; code ${outcome.comparisonCode}` });
           } catch (err) {
             this.options.onPairing?.({ role: "inviter", ok: false, peer: channel.peer, detail: (err as Error).message });

@@ -76,7 +76,7 @@ describe("coderclaw task (no node running: storage and in-process)", () => {
 });
 
 describe("coderclaw start and the control socket", () => {
-  it("serves other CLI processes: submit, follow, show, events, cancel, list, status", async () => {
+  it("serves other CLI processes: submit, follow, show, events, cancel, list, status", { timeout: 90_000 }, async () => {
     const h = home();
     const node = await startCli(["start"], h, /control socket/);
     cleanups.push(() => node.stop());

@@ -34,7 +34,7 @@ export async function startNodes(count: number, extra: (i: number) => { agents?:
 /** Node 0 founds a mesh and pairs every other node into it at `level`. */
 export async function formMesh(nodes: CoderClawNode[], level: "verified" | "trusted" = "trusted"): Promise<string> {
   const [founder, ...rest] = nodes;
-  const meshId = await founder!.membership.create("test mesh");
+  const meshId = await founder!.createMesh("test mesh");
   for (const n of rest) {
     const { invite } = await founder!.pairing.invite(level, 60_000);
     await n.pairing.join(invite);

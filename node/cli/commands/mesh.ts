@@ -5,8 +5,6 @@ import { loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js
 import { CoderClawError } from "../../../src/contract/errors.js";
 import { dataPaths, resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { ControlClientAdapter } from "../../control/control-client.js";
-import { createNode } from "../../create-node.js";
-import { runAdmin } from "../../node-admin.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson } from "../output.js";
 import type { AccessOptions } from "../runtime-access.js";
@@ -32,6 +30,7 @@ async function admin(cmd: Command, method: string, params: unknown, offline: boo
     }
   }
   if (!offline) throw new CoderClawError("UNAVAILABLE", "this needs a running node: start one with `coderclaw start`");
+  const [{ createNode }, { runAdmin }] = await Promise.all([import("../../create-node.js"), import("../../node-admin.js")]);
   const node = await createNode({ dataDir, mdns: false });
   try {
     return await runAdmin(node, method, params);

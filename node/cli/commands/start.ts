@@ -1,11 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { Command } from "commander";
-import { loadAgentRegistry } from "../../../src/agents/index.js";
 import { dataPaths, resolveDataDir } from "../../../src/runtime/data-dir.js";
-import { startControlServer } from "../../control/control-server.js";
-import { createNode } from "../../create-node.js";
-import { runAdmin } from "../../node-admin.js";
 import { EXIT } from "../exit-codes.js";
 import type { AccessOptions } from "../runtime-access.js";
 
@@ -29,6 +25,13 @@ export function startCommand(setExit: (code: number) => void): Command {
       return n;
     })
     .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; maxConcurrent?: number; leaseTimeout?: number }, cmd: Command) => {
+      // The node stack is loaded only by the commands that run one, so quick commands start quickly.
+      const [{ loadAgentRegistry }, { startControlServer }, { createNode }, { runAdmin }] = await Promise.all([
+        import("../../../src/agents/index.js"),
+        import("../../control/control-server.js"),
+        import("../../create-node.js"),
+        import("../../node-admin.js"),
+      ]);
       const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
       const paths = dataPaths(dataDir);
       const agents = loadAgentRegistry({ dataDir, workspaceDir: process.cwd() });

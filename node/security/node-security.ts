@@ -1,0 +1,198 @@
+import { join } from "node:path";
+import * as A from "@automerge/automerge";
+import { decodeStatement, type DeviceIdentity, type SignedStatement } from "../../identity/index.js";
+import { CoderClawError } from "../../src/contract/errors.js";
+import type { DocumentStore } from "../../src/storage/document-store.js";
+import type { Database } from "../../src/storage/level-database.js";
+import {
+  AuditLog,
+  loadRepoPolicy,
+  loadTeamPolicy,
+  LocalIdentityProvider,
+  SecurityService,
+  policyTextHash,
+  signPolicy,
+  signRoleGrant,
+  type AuditBody,
+  type RepoPolicy,
+  type TeamPolicy,
+} from "../../src/security/index.js";
+import type { SubmitEnvelope } from "../../protocols/task/index.js";
+import type { Membership } from "../mesh/membership.js";
+
+/**
+ * Texts of signed policies, replicated, by their SHA-256. The signed statements
+ * themselves travel with the other mesh statements (so a newcomer gets them in
+ * its pairing welcome); a policy takes effect once its text is here too. The
+ * default mesh policy's text is known to every node.
+ */
+export const MESH_POLICY_TEXTS_DOC = "mesh/policy-texts";
+
+type PolicyTextsDoc = { t: Record<string, string> };
+
+/** The policy a founder signs when it creates a mesh: members may send each other work. */
+export const DEFAULT_MESH_POLICY = "remote:\n  allow: true\n";
+
+/** Roles the founder grants a device it pairs, by the level of the invite. */
+const ROLES_BY_LEVEL: Record<"verified" | "trusted", string[]> = { trusted: ["developer"], verified: ["ci"] };
+
+/** Options of {@link NodeSecurity.open}. */
+export interface NodeSecurityOptions {
+  db: Database;
+  store: DocumentStore;
+  identity: DeviceIdentity;
+  membership: Membership;
+  /** Project directory holding `.coderClaw/security.yaml` and `team-policy.yaml`. */
+  workspaceDir: string;
+}
+
+/**
+ * The security service of one node, kept in step with its mesh: the device's own
+ * audit log, the repository and organization policy files, role grants and signed
+ * policies replicated through the mesh documents, and device standing from the
+ * trust statements. It is rebuilt when the node founds or joins a mesh (sessions
+ * do not survive that, as they do not survive a restart).
+ */
+export class NodeSecurity {
+  private service!: SecurityService;
+  private meshId: string | undefined;
+  /** Statement ids already offered to the current service, so each grant and policy is applied (and audited) once. */
+  private applied = new Set<string>();
+  private readonly unsubscribe: () => void;
+
+  private constructor(
+    private readonly options: NodeSecurityOptions,
+    readonly audit: AuditLog,
+    private readonly repoPolicy: RepoPolicy | undefined,
+    private readonly teamPolicy: TeamPolicy | undefined,
+  ) {
+    this.unsubscribe = options.store.onChange((change) => {
+      if (change.id === MESH_POLICY_TEXTS_DOC) void this.applyStatements(options.membership.statements());
+    });
+  }
+
+  /** Load the policy files (an invalid one stops start-up, naming file, line and key) and open the audit log. */
+  static async open(options: NodeSecurityOptions): Promise<NodeSecurity> {
+    const dir = join(options.workspaceDir, ".coderClaw");
+    const repo = await loadRepoPolicy(join(dir, "security.yaml"));
+    const team = await loadTeamPolicy(join(dir, "team-policy.yaml"));
+    const audit = new AuditLog({ db: options.db, signer: options.identity });
+    const s = new NodeSecurity(options, audit, repo, team);
+    await s.refresh();
+    return s;
+  }
+
+  /** The service for the current mesh. */
+  get current(): SecurityService {
+    return this.service;
+  }
+
+  /** Rebuild after the node founded or joined a mesh, or when the statements changed. */
+  async refresh(): Promise<void> {
+    const { membership, identity } = this.options;
+    const meshId = membership.meshId ?? `unpaired-${identity.peerId}`;
+    if (this.service && meshId === this.meshId) {
+      await this.applyStatements(membership.statements());
+      return;
+    }
+    this.meshId = meshId;
+    this.applied = new Set();
+    const founder = membership.statements().find((s) => s.kind === "mesh-genesis")?.issuer;
+    this.service = new SecurityService({
+      meshId,
+      signer: identity,
+      audit: this.audit,
+      // The founder of a personal mesh is its admin; before any mesh, this device owns itself.
+      rootAdmins: [founder ?? identity.peerId],
+      ...(this.repoPolicy && { repoPolicy: this.repoPolicy }),
+      ...(this.teamPolicy && { teamPolicy: this.teamPolicy }),
+      providers: [new LocalIdentityProvider()],
+      deviceStanding: (id) => ({ level: id === identity.peerId && !membership.meshId ? "trusted" : membership.levelOf(id), revoked: membership.isRevoked(id) }),
+    });
+    await this.applyStatements(membership.statements());
+  }
+
+  /**
+   * The executing node's check of a remote submission, from the signed request
+   * only: the peer (or the user of the session it relays), its grants held here,
+   * device trust and policies. Audited by the service.
+   */
+  async authorizeSubmit(peer: string, envelope: SubmitEnvelope): Promise<{ allowed: boolean; reason?: string }> {
+    try {
+      const ctx = await this.service.authenticatePeer({ session: envelope.session, meshId: envelope.meshId }, peer);
+      const agentId = envelope.request.agentId;
+      const decision = await this.service.authorize(ctx, {
+        action: "task.submit",
+        permission: "task:submit",
+        ...(agentId !== undefined && { agentId }),
+        // The shell agent is the shell-exec skill: its dangerous-skill policy applies.
+        ...(agentId === "shell" && { skillId: "shell-exec" }),
+        resource: agentId ?? "default agent",
+      });
+      return decision.allowed ? { allowed: true } : { allowed: false, reason: decision.reason };
+    } catch (err) {
+      return { allowed: false, reason: (err as Error).message };
+    }
+  }
+
+  /** Record something that happened outside the service's own checks (pairing, trust changes). */
+  record(body: AuditBody): Promise<unknown> {
+    return this.service.record(body);
+  }
+
+  /** As the founder: sign the default mesh policy (members may send each other work). */
+  async signDefaultPolicy(): Promise<void> {
+    await this.signPolicy("repo", DEFAULT_MESH_POLICY);
+  }
+
+  /** As an admin: sign policy text for the mesh; it replicates and takes effect on every member. */
+  async signPolicy(scope: "repo" | "team", text: string): Promise<void> {
+    const meshId = this.options.membership.meshId;
+    if (!meshId) throw new CoderClawError("INVALID_INPUT", "no mesh to sign a policy for");
+    const policy = signPolicy(this.options.identity, { meshId, scope, text });
+    if (text !== DEFAULT_MESH_POLICY) {
+      await this.options.store.update<PolicyTextsDoc>(MESH_POLICY_TEXTS_DOC, (doc) => {
+        const base = doc ?? A.from<PolicyTextsDoc>({ t: {} });
+        const hash = policyTextHash(text);
+        return base.t[hash] !== undefined ? (doc ?? base) : A.change(base, (d) => void (d.t[hash] = text));
+      });
+    }
+    await this.options.membership.add([decodeStatement(policy.statement)]);
+  }
+
+  /** As an admin: the signed grant of the roles matching `level`, for a device just paired. */
+  grantForLevel(subject: string, level: "verified" | "trusted"): SignedStatement | undefined {
+    const meshId = this.options.membership.meshId;
+    if (!meshId) return undefined;
+    return decodeStatement(signRoleGrant(this.options.identity, { subject, roles: ROLES_BY_LEVEL[level], meshId }));
+  }
+
+  /** True when this device is an admin of its mesh (the founder, by construction). */
+  isAdmin(): boolean {
+    return this.options.membership.statements().some((s) => s.kind === "mesh-genesis" && s.issuer === this.options.identity.peerId);
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  /** Offer role grants and signed policies (whose text is known) to the service, each once. */
+  private async applyStatements(statements: readonly SignedStatement[]): Promise<void> {
+    let texts: Record<string, string> | undefined;
+    for (const st of statements) {
+      if (this.applied.has(st.id)) continue;
+      const kind = st.kind as string;
+      if (kind === "role-grant") {
+        this.applied.add(st.id);
+        await this.service.addRoleGrant(st.bytes);
+      } else if (kind === "security-policy") {
+        const hash = (st.body as { sha256: string }).sha256;
+        texts ??= (await this.options.store.get<PolicyTextsDoc>(MESH_POLICY_TEXTS_DOC))?.t ?? {};
+        const text = hash === policyTextHash(DEFAULT_MESH_POLICY) ? DEFAULT_MESH_POLICY : texts[hash]?.toString();
+        if (text === undefined) continue;
+        this.applied.add(st.id);
+        await this.service.applySignedPolicy({ statement: st.bytes, text });
+      }
+    }
+  }
+}
