@@ -3,12 +3,22 @@ import { CoderClawError, InvalidInputError } from "../src/contract/errors.js";
 import type { CoderClawNode } from "./create-node.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["node.id", "node.peers", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke"] as const;
+export const ADMIN_METHODS = ["audit.query", "audit.verify", "node.id", "node.peers", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
 const deviceSchema = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, "must be a device id (a PeerId)");
+const isoDate = z.iso.datetime({ offset: true }).transform((v) => new Date(v));
 const schemas = {
+  "audit.query": z.strictObject({
+    userId: z.string().min(1).max(256).optional(),
+    action: z.string().min(1).max(128).optional(),
+    result: z.enum(["allowed", "denied", "error"]).optional(),
+    startDate: isoDate.optional(),
+    endDate: isoDate.optional(),
+    limit: z.number().int().min(1).max(100_000).optional(),
+  }),
+  "audit.verify": z.strictObject({}).optional(),
   "node.id": z.strictObject({}).optional(),
   "node.peers": z.strictObject({}).optional(),
   "node.dial": z.strictObject({ addr: z.string().min(8).max(512).regex(/\/p2p\//, "must end with /p2p/<peer id>") }),
@@ -38,6 +48,14 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
   if (!isAdminMethod(method)) throw new InvalidInputError(`unknown administrative call ${method}`, "method");
   const m = node.membership;
   switch (method) {
+    case "audit.query": {
+      const q = parse(schemas[method], raw);
+      const filter = Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined));
+      return node.security.current.getAuditLog(filter);
+    }
+    case "audit.verify":
+      parse(schemas[method], raw);
+      return node.security.current.verifyAudit();
     case "node.id":
       parse(schemas[method], raw);
       return { deviceId: node.peerId, fingerprint: node.identity.fingerprint, addrs: node.multiaddrs(), meshId: m.meshId ?? null, level: m.levelOf(node.peerId) };

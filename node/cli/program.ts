@@ -6,6 +6,7 @@ import { startCommand } from "./commands/start.js";
 import { meshCommands } from "./commands/mesh.js";
 import { demoCommand } from "./commands/demo.js";
 import { configCommand } from "./commands/config.js";
+import { auditCommand } from "./commands/audit.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 
 /** Build the `coderclaw` command tree. `setExit` records the process exit code. */
@@ -24,6 +25,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   for (const c of meshCommands(setExit)) program.addCommand(c);
   program.addCommand(demoCommand(setExit));
   program.addCommand(configCommand(setExit));
+  program.addCommand(auditCommand(setExit));
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);

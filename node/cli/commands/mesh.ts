@@ -14,7 +14,7 @@ import type { AccessOptions } from "../runtime-access.js";
  * through its control socket, or (when `offline` allows) a node started in this
  * process for the call.
  */
-async function admin(cmd: Command, method: string, params: unknown, offline: boolean): Promise<unknown> {
+export async function admin(cmd: Command, method: string, params: unknown, offline: boolean): Promise<unknown> {
   const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
   const paths = dataPaths(dataDir);
   if (existsSync(paths.controlSocket) && existsSync(paths.controlToken)) {

@@ -1,0 +1,47 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { hasCode } from "../../src/contract/errors.js";
+import { TaskClient } from "../../node/tasks/task-client.js";
+import { eventually, startNodes } from "../helpers/mesh.js";
+
+let stop: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await stop?.();
+  stop = undefined;
+});
+
+describe("security where work runs", () => {
+  it("the executing node re-checks each signed submission from its own grants and policies, and audits the decision", async () => {
+    const mesh = await startNodes(3);
+    stop = mesh.stop;
+    const [a, b, c] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0], typeof mesh.nodes[0]];
+    await a.createMesh("secure");
+    for (const [n, level] of [[b, "trusted"], [c, "verified"]] as const) {
+      const { invite } = await a.pairing.invite(level, 60_000);
+      await n.pairing.join(invite);
+    }
+    for (const x of mesh.nodes) for (const y of mesh.nodes) if (x !== y) await x.dial(y.multiaddrs()[0]!).catch(() => undefined);
+    await eventually(async () => (await a.security.current.getAuditLog({ action: "grant.add", result: "allowed" })).length >= 2, 10_000, "grants in force on A");
+
+    // B (trusted: developer) may have A run an ordinary agent.
+    const ok = await b.adapter.submitTask({ description: "fine", input: "x", agentId: "echo" }, { route: a.peerId });
+    expect(ok.executorId).toBe(a.peerId);
+
+    // C (verified: ci) may not run the dangerous shell agent on A, whatever C's node says.
+    const denied = await c.adapter.submitTask({ description: "rm", input: "rm -rf /", agentId: "shell" }, { route: a.peerId }).catch((e: unknown) => e);
+    expect(hasCode(denied, "PERMISSION_DENIED")).toBe(true);
+    const audit = await a.security.current.getAuditLog({ action: "task.submit" });
+    expect(audit.some((e) => e.body.userId === b.peerId && e.body.result === "allowed")).toBe(true);
+    expect(audit.some((e) => e.body.userId === c.peerId && e.body.result === "denied")).toBe(true);
+
+    // A submission signed by B but sent over C's connection is refused before any policy runs.
+    const impostor = new TaskClient({ libp2p: c.libp2p, identity: b.identity, meshId: () => c.membership.meshId });
+    const forged = await impostor.submit(a.peerId, { description: "forged", input: "x", agentId: "echo" }).catch((e: unknown) => e);
+    await impostor.close();
+    expect(hasCode(forged, "PERMISSION_DENIED")).toBe(true);
+    expect((forged as Error).message).toMatch(/signed for .* arrived from/);
+
+    // Every decision is in A's chain, which verifies.
+    const report = await a.security.current.verifyAudit();
+    expect(report.ok).toBe(true);
+  }, 60_000);
+});
