@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
 import { createSyncEngine, type SyncEngine } from "../../node/sync/index.js";
+import { encodeFrame, PeerLimitError } from "../../protocols/framing/index.js";
+import { createSyncCodec, SYNC_PROTOCOL } from "../../protocols/sync/index.js";
 import { openDatabase, type Database } from "../../src/storage/level-database.js";
 import { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 import { connect, connectAll, eventually, startNodes, stopAll } from "./helpers.js";
@@ -151,5 +153,23 @@ describe("document sync", () => {
     await eventually(() => converged([a, b], 100), 15_000, "convergence");
     expect(a.engine.syncStates(b.node.peerId.toString())).toBeLessThanOrEqual(8);
     expect(b.engine.syncStates(a.node.peerId.toString())).toBeLessThanOrEqual(8);
+  });
+});
+
+describe("document sync under abuse", () => {
+  it("cuts off a member flooding the sync protocol and keeps syncing with the others", async () => {
+    const { peers: [a, b, flooder] } = await mesh(3);
+    if (a === undefined || b === undefined || flooder === undefined) throw new Error("mesh");
+    await connectAll([a.node, b.node, flooder.node]);
+    await flooder.engine.stop();
+    const codec = createSyncCodec();
+    const frame = encodeFrame(codec.encode({ t: "want", items: [] }), codec.maxMessageBytes);
+    const burst = new Uint8Array(frame.byteLength * 5000);
+    for (let i = 0; i < 5000; i++) burst.set(frame, i * frame.byteLength);
+    const stream = await flooder.node.dialProtocol(a.node.peerId, SYNC_PROTOCOL);
+    stream.send(burst);
+    await eventually(() => a.errors.some((e) => e instanceof PeerLimitError), 10_000, "flood cut-off");
+    await put(b.store, "task/after-flood", (d) => void (d.note = "still served"));
+    await eventually(async () => (await a.store.get<Task>("task/after-flood"))?.note === "still served", 10_000, "sync after flood");
   });
 });
