@@ -3,13 +3,18 @@ import { CoderClawError, InvalidInputError } from "../src/contract/errors.js";
 import type { CoderClawNode } from "./create-node.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["audit.query", "audit.verify", "node.id", "node.peers", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke"] as const;
+export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
 const deviceSchema = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, "must be a device id (a PeerId)");
 const isoDate = z.iso.datetime({ offset: true }).transform((v) => new Date(v));
 const schemas = {
+  "session.create": z.strictObject({
+    userId: z.string().min(1).max(256).optional(),
+    roles: z.array(z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/)).min(1).max(16).optional(),
+    ttlMs: z.number().int().min(60_000).max(30 * 24 * 3600 * 1000).optional(),
+  }),
   "audit.query": z.strictObject({
     userId: z.string().min(1).max(256).optional(),
     action: z.string().min(1).max(128).optional(),
@@ -48,6 +53,16 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
   if (!isAdminMethod(method)) throw new InvalidInputError(`unknown administrative call ${method}`, "method");
   const m = node.membership;
   switch (method) {
+    case "session.create": {
+      const { userId, roles, ttlMs } = parse(schemas[method], raw);
+      // Sessions belong to this node's device: HTTP accepts only tokens opened here.
+      const user = userId ?? node.peerId;
+      // Without explicit roles, the session carries every role the user holds here.
+      const held = roles ?? [...node.security.current.grants.rolesOf(user)];
+      if (held.length === 0) throw new CoderClawError("PERMISSION_DENIED", `${user} holds no role on this node; an admin grants roles`);
+      const session = await node.security.current.createSession(user, node.peerId, held, ttlMs === undefined ? {} : { ttlMs });
+      return { token: session.token, userId: session.userId, roles: session.roles, expiresAt: new Date(session.expiresAt).toISOString() };
+    }
     case "audit.query": {
       const q = parse(schemas[method], raw);
       const filter = Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined));

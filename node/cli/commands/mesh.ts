@@ -157,5 +157,24 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       setExit(EXIT.ok);
     });
 
-  return [id, peers, mesh, devices];
+  const session = new Command("session").description("sessions for HTTP clients of this node");
+  session
+    .command("create")
+    .description("open a session on this node and print its bearer token (for --server/--token, or CODERCLAW_TOKEN)")
+    .option("--user <id>", "user id (default: this device)")
+    .option("--roles <list>", "comma-separated roles (default: every role the user holds here)")
+    .option("--ttl <duration>", "lifetime, e.g. 1h", "1h")
+    .option("--json", "print JSON")
+    .action(async (opts: { user?: string; roles?: string; ttl: string; json?: boolean }, cmd: Command) => {
+      const roles = opts.roles?.split(",").map((x) => x.trim()).filter(Boolean);
+      const r = (await admin(cmd, "session.create", { ttlMs: parseTtl(opts.ttl), ...(roles && { roles }), ...(opts.user && { userId: opts.user }) }, false)) as { token: string; expiresAt: string };
+      if (opts.json) printJson(r);
+      else {
+        process.stdout.write(`${r.token}\n`);
+        process.stderr.write(`expires ${r.expiresAt}; sessions end when the node restarts\n`);
+      }
+      setExit(EXIT.ok);
+    });
+
+  return [id, peers, mesh, devices, session];
 }

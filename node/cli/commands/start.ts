@@ -7,6 +7,14 @@ import type { AccessOptions } from "../runtime-access.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
+/** `--http` alone uses the configured address; `--http host:port` overrides it. */
+function parseHttpFlag(flag: string | boolean | undefined): { http?: { host: string; port: number } } {
+  if (typeof flag !== "string") return {};
+  const m = /^(.+):(\d{1,5})$/.exec(flag);
+  if (!m) throw new Error("--http must look like 127.0.0.1:7420");
+  return { http: { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) } };
+}
+
 /** `coderclaw start`: run a mesh node in the foreground until SIGINT/SIGTERM. */
 export function startCommand(setExit: (code: number) => void): Command {
   return new Command("start")
@@ -24,14 +32,17 @@ export function startCommand(setExit: (code: number) => void): Command {
       if (!Number.isInteger(n) || n < 500 || n > 3_600_000) throw new Error("--lease-timeout must be 500..3600000 ms");
       return n;
     })
-    .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; maxConcurrent?: number; leaseTimeout?: number }, cmd: Command) => {
+    .option("--http [host:port]", "serve the HTTP API (remote-enabled mode); default from runtime.yaml's http section, 127.0.0.1:7420")
+    .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; maxConcurrent?: number; leaseTimeout?: number; http?: string | boolean }, cmd: Command) => {
       // The node stack is loaded only by the commands that run one, so quick commands start quickly.
-      const [{ loadAgentRegistry }, { startControlServer }, { createNode }, { runAdmin }] = await Promise.all([
+      const [{ loadAgentRegistry }, { startControlServer }, { createNode }, { runAdmin }, { loadRuntimeConfig }] = await Promise.all([
         import("../../../src/agents/index.js"),
         import("../../control/control-server.js"),
         import("../../create-node.js"),
         import("../../node-admin.js"),
+        import("../../../src/config/runtime-config.js"),
       ]);
+      const config = loadRuntimeConfig({ cwd: process.cwd(), overrides: parseHttpFlag(opts.http) }).config;
       const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
       const paths = dataPaths(dataDir);
       const agents = loadAgentRegistry({ dataDir, workspaceDir: process.cwd() });
@@ -41,7 +52,8 @@ export function startCommand(setExit: (code: number) => void): Command {
         mdns: opts.mdns,
         ...(opts.listen.length > 0 && { listen: opts.listen }),
         ...(opts.bootstrap.length > 0 && { bootstrap: opts.bootstrap }),
-        ...(opts.maxConcurrent !== undefined && { maxConcurrentTasks: opts.maxConcurrent }),
+        maxConcurrentTasks: opts.maxConcurrent ?? config.deployment.maxConcurrentTasks,
+        workspaceDir: process.cwd(),
         ...(opts.leaseTimeout !== undefined && { leaseTimeoutMs: opts.leaseTimeout, leaseIntervalMs: Math.max(100, Math.floor(opts.leaseTimeout / 5)) }),
         onError: (where, err) => process.stderr.write(`[${where}] ${err.message}\n`),
         onPairing: (e) => process.stderr.write(`[pairing] ${e.role} ${e.ok ? "ok" : "refused"}${e.peer ? ` ${e.peer}` : ""}: ${e.detail}\n`),
@@ -55,6 +67,20 @@ export function startCommand(setExit: (code: number) => void): Command {
         submitRouted: (request, route) => node.adapter.submitTask(request, { route }),
         admin: (method, params) => runAdmin(node, method, params),
       });
+      const serveHttp = opts.http !== undefined || config.mode === "remote-enabled";
+      let http: { url: string; close(): Promise<void> } | undefined;
+      if (serveHttp) {
+        const { createHttpServer, httpListenOptions, securityHttpHooks } = await import("../../http/index.js");
+        // The security service is rebuilt when the node founds or joins a mesh; the HTTP hooks follow the current one.
+        const service = new Proxy({} as typeof node.security.current, {
+          get: (_t, key) => {
+            const current = node.security.current;
+            const value = Reflect.get(current, key) as unknown;
+            return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(current) : value;
+          },
+        });
+        http = await createHttpServer({ adapter: node.adapter, ...httpListenOptions(config.http), ...securityHttpHooks(service, { deviceId: node.peerId }) });
+      }
       process.stderr.write(
         [
           `coderclaw node ${node.peerId}`,
@@ -62,6 +88,7 @@ export function startCommand(setExit: (code: number) => void): Command {
           `  mesh ${node.membership.meshId ?? "(none: coderclaw mesh create | mesh join <invite>)"}`,
           ...node.multiaddrs().map((a) => `  listening ${a}`),
           `  data ${dataDir}`,
+          ...(http ? [`  http ${http.url} (tokens: coderclaw session create)`] : []),
           `  control socket ${paths.controlSocket}`,
           "",
         ].join("\n"),
@@ -72,6 +99,7 @@ export function startCommand(setExit: (code: number) => void): Command {
       });
       process.stderr.write("shutting down...\n");
       await control.close();
+      await http?.close();
       rmSync(paths.controlToken, { force: true });
       await node.stop();
       setExit(EXIT.ok);
