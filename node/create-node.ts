@@ -16,6 +16,7 @@ import { createCapabilityDirectory, type CapabilityDirectory } from "./routing/i
 import { createSyncEngine, type SyncEngine } from "./sync/index.js";
 import { TaskClient } from "./tasks/task-client.js";
 import { NodeSecurity } from "./security/node-security.js";
+import { startAuditReplicator, type AuditReplicator } from "./audit/audit-replicator.js";
 import { startTaskServer, type AuthorizeSubmit, type TaskServer } from "./tasks/task-server.js";
 
 /** Options of {@link createNode}. */
@@ -72,6 +73,8 @@ export interface CoderClawNode {
   readonly adapter: ClusterTransportAdapter;
   /** RBAC, policies, sessions and this node's audit log. */
   readonly security: NodeSecurity;
+  /** Audit log replication with members. */
+  readonly auditReplicator: AuditReplicator;
   /**
    * Found a mesh with this device as founder and admin, and sign its default
    * policy (members may send each other work). Returns the mesh id.
@@ -220,6 +223,9 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     stack.push(async () => server.stop());
     const client = new TaskClient({ libp2p, identity, meshId: () => membership.meshId });
     stack.push(() => client.close());
+    const connectedMembers = (): string[] => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(isMember);
+    const auditReplicator = await startAuditReplicator({ libp2p, audit: sec.audit, isMember, members: connectedMembers, onError: (peer, err) => report(`audit ${peer}`)(err) });
+    stack.push(() => auditReplicator.stop());
 
     enforce = () => {
       // A revoked or no-longer-trusted device is cut off wherever the statement reaches.
@@ -239,7 +245,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       directory,
       client,
       isMember,
-      connectedMembers: () => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(isMember),
+      connectedMembers,
       ...(options.leaseTimeoutMs !== undefined && { leaseTimeoutMs: options.leaseTimeoutMs }),
     });
 
@@ -257,6 +263,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       client,
       adapter,
       security: sec,
+      auditReplicator,
       createMesh: async (name) => {
         const meshId = await membership.create(name);
         await sec.refresh();

@@ -45,3 +45,29 @@ describe("security where work runs", () => {
     expect(report.ok).toBe(true);
   }, 60_000);
 });
+
+describe("audit replication", () => {
+  it("members hold each other's audit chains, verified entry by entry, and every chain verifies", async () => {
+    const mesh = await startNodes(3);
+    stop = mesh.stop;
+    const [a, b, c] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0], typeof mesh.nodes[0]];
+    await a.createMesh("audited");
+    for (const n of [b, c]) {
+      const { invite } = await a.pairing.invite("trusted", 60_000);
+      await n.pairing.join(invite);
+    }
+    await b.adapter.submitTask({ description: "audited", input: "x", agentId: "echo" }, { route: a.peerId });
+    // C is connected only to A, yet receives B's chain through A.
+    for (let i = 0; i < 3; i++) for (const n of mesh.nodes) await n.auditReplicator.syncNow();
+    const authors = async (n: typeof a): Promise<Set<string>> => new Set((await n.security.current.getAuditLog({})).map((e) => e.author));
+    for (const n of mesh.nodes) expect([...(await authors(n))].sort()).toEqual([a.peerId, b.peerId, c.peerId].sort());
+    const aLog = (await a.security.current.getAuditLog({})).filter((e) => e.author === a.peerId).map((e) => e.hash);
+    const cCopy = (await c.security.current.getAuditLog({})).filter((e) => e.author === a.peerId).map((e) => e.hash);
+    expect(cCopy).toEqual(aLog.slice(0, cCopy.length));
+    for (const n of mesh.nodes) {
+      const report = await n.security.current.verifyAudit();
+      expect(report.ok, JSON.stringify(report.problems)).toBe(true);
+      expect(report.authors).toBe(3);
+    }
+  }, 60_000);
+});
