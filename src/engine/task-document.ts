@@ -4,7 +4,7 @@ import type { TaskEvent, TaskEventType, TaskState, TaskStatus, TaskSubmitRequest
 import { TASK_STATUSES } from "../contract/types.js";
 
 /** Version of the task document layout; documents of another version are refused on read. */
-export const TASK_DOC_VERSION = 1;
+export const TASK_DOC_VERSION = 2;
 
 /** Document id of a task in the document store. */
 export function taskDocId(taskId: string): string {
@@ -12,33 +12,52 @@ export function taskDocId(taskId: string): string {
 }
 
 type IS = A.ImmutableString;
+const im = (s: string): IS => new A.ImmutableString(s);
 
 /**
- * The Automerge shape of one task. Scalars that are never edited concurrently are
- * ImmutableStrings (cheaper than collaborative text); each history entry is one
- * ImmutableString of JSON, so appending an event is one list insert rather than a
- * map of fields, which keeps per-task write cost low.
+ * The Automerge shape of one task, written by one node only (its executor).
+ *
+ * Every Automerge operation costs tens of microseconds, so the layout is made of
+ * few, coarse values: the id and status as ImmutableStrings of their own (what
+ * other nodes look at), the fields fixed at submission as one JSON value, the
+ * fields that change while the task runs as another (rewritten whole when one of
+ * them changes), and the history as a list whose entries each hold the events
+ * one change appended. A task that runs and ends between two flushes is thus one
+ * change of seven operations.
  */
 export interface TaskDoc {
   v: number;
   id: IS;
   status: IS;
-  description: IS;
-  input: IS;
-  agentId?: IS;
-  sessionId?: IS;
-  parentTaskId?: IS;
-  model?: IS;
-  thinking?: IS;
-  metadata?: IS;
-  executorId?: IS;
+  /** JSON of {@link TaskSpec}. */
+  spec: IS;
+  /** JSON of {@link TaskProgressFields}; absent until one of them is set. */
+  run?: IS;
+  /** Each entry a JSON array of stored events, oldest first. */
+  events: IS[];
+}
+
+/** What a task document holds in `spec`: fixed when the task is accepted. */
+interface TaskSpec {
+  description: string;
+  input: string;
   createdAt: number;
+  agentId?: string;
+  sessionId?: string;
+  parentTaskId?: string;
+  model?: string;
+  thinking?: string;
+  metadata?: Record<string, unknown>;
+  executorId?: string;
+}
+
+/** What a task document holds in `run`: set while the task runs. */
+interface TaskProgressFields {
   startedAt?: number;
   completedAt?: number;
   progress?: number;
-  output?: IS;
-  error?: IS;
-  events: IS[];
+  output?: string;
+  error?: string;
 }
 
 /** A task as the engine keeps it: its request, current state and full history. */
@@ -58,19 +77,9 @@ interface StoredEvent {
   data?: unknown;
 }
 
-const im = (s: string): IS => new A.ImmutableString(s);
 const str = (v: IS | undefined): string | undefined => (v === undefined ? undefined : v.toString());
 
-function encodeEvent(e: TaskEvent): IS {
-  const stored: StoredEvent = { seq: e.seq, type: e.type, ts: e.timestamp.getTime(), status: e.status };
-  if (e.message !== undefined) stored.message = e.message;
-  if (e.progress !== undefined) stored.progress = e.progress;
-  if (e.data !== undefined) stored.data = e.data;
-  return im(JSON.stringify(stored));
-}
-
-function decodeEvent(raw: IS): TaskEvent {
-  const s = JSON.parse(raw.toString()) as StoredEvent;
+function fromStoredEvent(s: StoredEvent): TaskEvent {
   const e: TaskEvent = { seq: s.seq, type: s.type, timestamp: new Date(s.ts), status: s.status };
   if (s.message !== undefined) e.message = s.message;
   if (s.progress !== undefined) e.progress = s.progress;
@@ -78,74 +87,189 @@ function decodeEvent(raw: IS): TaskEvent {
   return e;
 }
 
-/** Optional scalar fields mirrored between TaskState and the document. */
-const OPTIONAL_TEXT = ["agentId", "sessionId", "parentTaskId", "executorId", "output", "error"] as const;
-const OPTIONAL_TIME = ["startedAt", "completedAt"] as const;
+const ROOT = "_root";
+const SPEC_TEXT = ["agentId", "sessionId", "parentTaskId", "executorId"] as const;
 
-/** Build the document of a new task (one Automerge change). */
+/**
+ * Change timestamps in seconds, as `A.change` stamps them, so raw and proxied
+ * changes carry the same metadata.
+ */
+const changeTime = (): number => Math.floor(Date.now() / 1000);
+
+function specOf(record: TaskRecord): string {
+  const { state, request } = record;
+  const spec: TaskSpec = { description: state.description, input: request.input, createdAt: state.createdAt.getTime() };
+  for (const k of SPEC_TEXT) if (state[k] !== undefined) spec[k] = state[k];
+  if (request.model !== undefined) spec.model = request.model;
+  if (request.thinking !== undefined) spec.thinking = request.thinking;
+  if (state.metadata !== undefined) spec.metadata = state.metadata;
+  return JSON.stringify(spec);
+}
+
+/** The `run` value of a state, or undefined when none of its fields is set. */
+function runOf(state: TaskState): string | undefined {
+  const run: TaskProgressFields = {};
+  if (state.startedAt !== undefined) run.startedAt = state.startedAt.getTime();
+  if (state.completedAt !== undefined) run.completedAt = state.completedAt.getTime();
+  if (state.progress !== undefined) run.progress = state.progress;
+  if (state.output !== undefined) run.output = state.output;
+  if (state.error !== undefined) run.error = state.error;
+  return Object.keys(run).length > 0 ? JSON.stringify(run) : undefined;
+}
+
+function sameRun(a: TaskState, b: TaskState): boolean {
+  return (
+    a.startedAt?.getTime() === b.startedAt?.getTime() &&
+    a.completedAt?.getTime() === b.completedAt?.getTime() &&
+    a.progress === b.progress &&
+    a.output === b.output &&
+    a.error === b.error
+  );
+}
+
+function encodeEvents(events: readonly TaskEvent[]): string {
+  return JSON.stringify(events.map(toStoredEvent));
+}
+
+/**
+ * Build the document of a task in one Automerge change, from its whole record.
+ *
+ * The root is written through the backend in one batch insertion (what `A.from`
+ * does), not with `A.change`: its proxies and patch materialisation cost more
+ * than the operations themselves, and this runs once per task on the engine's
+ * hot path. The returned document's JS object is therefore stale (empty); read
+ * it through `A.view(doc, A.getHeads(doc))`, which is what the document store
+ * hands out for documents written this way.
+ */
 export function createTaskDoc(record: TaskRecord, actor?: string): A.Doc<TaskDoc> {
-  const init = actor === undefined ? A.init<TaskDoc>() : A.init<TaskDoc>({ actor });
-  return A.change(init, (d) => {
-    const { state, request } = record;
-    d.v = TASK_DOC_VERSION;
-    d.id = im(state.id);
-    d.status = im(state.status);
-    d.description = im(state.description);
-    d.input = im(request.input);
-    d.createdAt = state.createdAt.getTime();
-    if (request.model !== undefined) d.model = im(request.model);
-    if (request.thinking !== undefined) d.thinking = im(request.thinking);
-    if (state.metadata !== undefined) d.metadata = im(JSON.stringify(state.metadata));
-    for (const k of OPTIONAL_TEXT) if (state[k] !== undefined) d[k] = im(state[k]!);
-    for (const k of OPTIONAL_TIME) if (state[k] !== undefined) d[k] = state[k]!.getTime();
-    if (state.progress !== undefined) d.progress = state.progress;
-    d.events = record.events.map(encodeEvent);
-  });
+  const doc = actor === undefined ? A.init<TaskDoc>() : A.init<TaskDoc>({ actor });
+  const root: TaskDoc = {
+    v: TASK_DOC_VERSION,
+    id: im(record.state.id),
+    status: im(record.state.status),
+    spec: im(specOf(record)),
+    events: record.events.length > 0 ? [im(encodeEvents(record.events))] : [],
+  };
+  const run = runOf(record.state);
+  if (run !== undefined) root.run = im(run);
+  const h = A.getBackend(doc);
+  h.initRootFromHydrate(root);
+  h.commit(null, changeTime());
+  return doc;
 }
 
 /**
  * Apply the current state and the events not yet stored to a task document, as
- * one change that touches only the fields that differ.
+ * one change that touches only the values that differ from `previous` (the state
+ * the document holds). Written through the backend like {@link createTaskDoc}:
+ * the same document object is returned, with new heads and a stale JS object.
+ * Only the status and `run` can change: `spec` is fixed at submission.
  */
-export function updateTaskDoc(doc: A.Doc<TaskDoc>, state: TaskState, newEvents: readonly TaskEvent[]): A.Doc<TaskDoc> {
-  return A.change(doc, (d) => {
-    if (d.status.toString() !== state.status) d.status = im(state.status);
-    for (const k of OPTIONAL_TEXT) {
-      const v = state[k];
-      if (v !== undefined && str(d[k]) !== v) d[k] = im(v);
-    }
-    for (const k of OPTIONAL_TIME) {
-      const v = state[k];
-      if (v !== undefined && d[k] !== v.getTime()) d[k] = v.getTime();
-    }
-    if (state.progress !== undefined && d.progress !== state.progress) d.progress = state.progress;
-    for (const e of newEvents) d.events.push(encodeEvent(e));
-  });
+export function updateTaskDoc(doc: A.Doc<TaskDoc>, previous: TaskState, state: TaskState, newEvents: readonly TaskEvent[]): A.Doc<TaskDoc> {
+  const h = A.getBackend(doc);
+  if (previous.status !== state.status) h.put(ROOT, "status", state.status, "str");
+  if (!sameRun(previous, state)) {
+    const run = runOf(state);
+    if (run !== undefined) h.put(ROOT, "run", run, "str");
+  }
+  if (newEvents.length > 0) {
+    const events = h.get(ROOT, "events");
+    if (typeof events !== "string") throw corrupt(state.id, "events is not a list");
+    h.insert(events, h.length(events), encodeEvents(newEvents), "str");
+  }
+  if (h.pendingOps() > 0) h.commit(null, changeTime());
+  return doc;
 }
 
 function corrupt(id: string, why: string): CoderClawError {
   return new CoderClawError("STORAGE_CORRUPT", `task document ${id}: ${why}`);
 }
 
+function parseJson<T>(id: string, what: string, raw: IS | undefined): T | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw.toString()) as T;
+  } catch {
+    throw corrupt(id, `${what} is not JSON`);
+  }
+}
+
 /** Read a task document back into a record, refusing documents of another layout. */
 export function readTaskDoc(doc: A.Doc<TaskDoc>): TaskRecord {
-  const id = str(doc.id) ?? "?";
+  const id = doc.id?.toString() ?? "?";
   if (doc.v !== TASK_DOC_VERSION) throw corrupt(id, `unsupported layout version ${String(doc.v)}`);
-  const status = str(doc.status) as TaskStatus;
+  const status = doc.status?.toString() as TaskStatus;
   if (!TASK_STATUSES.includes(status)) throw corrupt(id, `unknown status ${String(status)}`);
-  const state: TaskState = { id, status, description: str(doc.description) ?? "", createdAt: new Date(doc.createdAt) };
-  for (const k of OPTIONAL_TEXT) {
-    const v = str(doc[k]);
-    if (v !== undefined) state[k] = v;
+  const spec = parseJson<TaskSpec>(id, "spec", doc.spec);
+  if (spec === undefined) throw corrupt(id, "spec is missing");
+  const run = parseJson<TaskProgressFields>(id, "run", doc.run) ?? {};
+  const state: TaskState = { id, status, description: spec.description, createdAt: new Date(spec.createdAt) };
+  for (const k of SPEC_TEXT) if (spec[k] !== undefined) state[k] = spec[k];
+  if (run.startedAt !== undefined) state.startedAt = new Date(run.startedAt);
+  if (run.completedAt !== undefined) state.completedAt = new Date(run.completedAt);
+  if (run.progress !== undefined) state.progress = run.progress;
+  if (run.output !== undefined) state.output = run.output;
+  if (run.error !== undefined) state.error = run.error;
+  if (spec.metadata !== undefined) state.metadata = spec.metadata;
+  const request: TaskSubmitRequest = { description: spec.description, input: spec.input };
+  for (const k of ["agentId", "sessionId", "parentTaskId"] as const) if (spec[k] !== undefined) request[k] = spec[k];
+  if (spec.model !== undefined) request.model = spec.model;
+  if (spec.thinking !== undefined) request.thinking = spec.thinking;
+  if (spec.metadata !== undefined) request.metadata = spec.metadata;
+  const events: TaskEvent[] = [];
+  for (const entry of doc.events ?? []) {
+    for (const e of parseJson<StoredEvent[]>(id, "history entry", entry)!) events.push(fromStoredEvent(e));
   }
-  for (const k of OPTIONAL_TIME) if (doc[k] !== undefined) state[k] = new Date(doc[k]!);
-  if (doc.progress !== undefined) state.progress = doc.progress;
-  const metadata = str(doc.metadata);
-  if (metadata !== undefined) state.metadata = JSON.parse(metadata) as Record<string, unknown>;
-  const request: TaskSubmitRequest = { description: state.description, input: str(doc.input) ?? "" };
-  for (const k of ["agentId", "sessionId", "parentTaskId"] as const) if (state[k] !== undefined) request[k] = state[k];
-  if (doc.model !== undefined) request.model = doc.model.toString();
-  if (doc.thinking !== undefined) request.thinking = doc.thinking.toString();
-  if (state.metadata !== undefined) request.metadata = state.metadata;
-  return { request, state, events: doc.events.map(decodeEvent) };
+  return { request, state, events };
+}
+
+/** Layout version of write-ahead records; records of another version are refused on read. */
+const WAL_VERSION = 1;
+
+type StoredState = Omit<TaskState, "createdAt" | "startedAt" | "completedAt"> & { createdAt: number; startedAt?: number; completedAt?: number };
+
+interface WalRecord {
+  v: number;
+  request: TaskSubmitRequest;
+  state: StoredState;
+  events: StoredEvent[];
+}
+
+function toStoredEvent(e: TaskEvent): StoredEvent {
+  const stored: StoredEvent = { seq: e.seq, type: e.type, ts: e.timestamp.getTime(), status: e.status };
+  if (e.message !== undefined) stored.message = e.message;
+  if (e.progress !== undefined) stored.progress = e.progress;
+  if (e.data !== undefined) stored.data = e.data;
+  return stored;
+}
+
+/**
+ * Encode a task's whole record as a write-ahead record: the durable form of a
+ * task whose Automerge document is not written yet (see `LevelTaskRepository`).
+ */
+export function encodeWalRecord(record: TaskRecord): Uint8Array {
+  const { createdAt, startedAt, completedAt, ...rest } = record.state;
+  const stored: StoredState = { ...rest, createdAt: createdAt.getTime() };
+  if (startedAt !== undefined) stored.startedAt = startedAt.getTime();
+  if (completedAt !== undefined) stored.completedAt = completedAt.getTime();
+  const wal: WalRecord = { v: WAL_VERSION, request: record.request, state: stored, events: record.events.map(toStoredEvent) };
+  return Buffer.from(JSON.stringify(wal), "utf8");
+}
+
+/** Decode a write-ahead record, refusing other layouts. */
+export function decodeWalRecord(bytes: Uint8Array): TaskRecord {
+  let wal: WalRecord;
+  try {
+    wal = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")) as WalRecord;
+  } catch (err) {
+    throw new CoderClawError("STORAGE_CORRUPT", `task write-ahead record cannot be parsed: ${(err as Error).message}`, { cause: err });
+  }
+  const id = typeof wal.state?.id === "string" ? wal.state.id : "?";
+  if (wal.v !== WAL_VERSION) throw corrupt(id, `unsupported write-ahead layout version ${String(wal.v)}`);
+  if (!TASK_STATUSES.includes(wal.state.status)) throw corrupt(id, `unknown status ${String(wal.state.status)}`);
+  const { createdAt, startedAt, completedAt, ...rest } = wal.state;
+  const state: TaskState = { ...rest, createdAt: new Date(createdAt) };
+  if (startedAt !== undefined) state.startedAt = new Date(startedAt);
+  if (completedAt !== undefined) state.completedAt = new Date(completedAt);
+  return { request: wal.request, state, events: wal.events.map(fromStoredEvent) };
 }

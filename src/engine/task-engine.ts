@@ -15,8 +15,9 @@ import { AsyncQueue } from "../util/async-queue.js";
 import { resolveWorkspace } from "../agents/workspace.js";
 import { assertTransition, isTerminal } from "./state-machine.js";
 import { assertTaskId, DEFAULT_MAX_INPUT_BYTES, parseSubmitRequest } from "./submit-schema.js";
+import { newTaskId } from "./task-id.js";
 import type { TaskRecord } from "./task-document.js";
-import type { TaskChangeSet, TaskRepository } from "./task-repository.js";
+import type { StoredAs, TaskChangeSet, TaskRepository } from "./task-repository.js";
 
 /** Dependencies and limits of a {@link TaskEngine}. */
 export interface TaskEngineOptions {
@@ -41,6 +42,12 @@ export interface TaskEngineOptions {
   /** Output chunks arriving within this window become one history entry. Default 25 ms. */
   outputCoalesceMs?: number;
   /**
+   * A task lives as a write-ahead record until it ends or is this old; then its
+   * Automerge document is written (and replicates). A short task thus costs one
+   * document change instead of one per flush. Default 1 s.
+   */
+  materializeAfterMs?: number;
+  /**
    * False opens the engine for reading and queueing only: no recovery, and
    * submitted tasks stay pending for the next engine that runs tasks (the CLI uses
    * this when no node is running). Default true.
@@ -64,7 +71,9 @@ const MAX_OUTPUT_EVENT_BYTES = 64 * 1024;
 const MAX_OUTPUT_HISTORY_BYTES = 1024 * 1024;
 
 interface LiveTask extends TaskRecord {
-  persistedStatus: TaskStatus | undefined;
+  stored: StoredAs;
+  /** State as last handed to the repository; undefined before the first flush. */
+  persisted: TaskState | undefined;
   persistedEvents: number;
   agent: AgentExecutor | undefined;
   controller?: AbortController;
@@ -124,10 +133,15 @@ export class TaskEngine {
   private readonly maxInputBytes: number;
   private readonly idleWaiters: Array<() => void> = [];
   private readonly eventListeners = new Set<(taskId: string, event: TaskEvent) => void>();
+  /** Tasks stored only as write-ahead records, waiting for their document. */
+  private readonly unmaterialized = new Set<LiveTask>();
+  private materializeTimer: NodeJS.Timeout | undefined;
+  private readonly materializeAfterMs: number;
 
   private constructor(private readonly options: TaskEngineOptions) {
     this.max = options.runTasks === false ? 0 : (options.maxConcurrentTasks ?? 10);
     this.maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
+    this.materializeAfterMs = options.materializeAfterMs ?? 1000;
   }
 
   /**
@@ -155,7 +169,7 @@ export class TaskEngine {
     if (!availability.available) throw new AgentUnavailableError(agentId, availability.reason);
 
     const now = new Date();
-    const state: TaskState = { id: crypto.randomUUID(), status: "pending", agentId, description: request.description, createdAt: now };
+    const state: TaskState = { id: newTaskId(now.getTime()), status: "pending", agentId, description: request.description, createdAt: now };
     if (request.sessionId !== undefined) state.sessionId = request.sessionId;
     if (request.parentTaskId !== undefined) state.parentTaskId = request.parentTaskId;
     if (request.metadata !== undefined) state.metadata = request.metadata;
@@ -338,15 +352,19 @@ export class TaskEngine {
       this.flushOutput(task);
     }
     await this.drainFlushes();
+    // Write-ahead records are durable; the next start turns them into documents.
+    clearTimeout(this.materializeTimer);
   }
 
   // ---- internals ----
 
-  private newLive(record: TaskRecord, agent: AgentExecutor | undefined, persistedStatus: TaskStatus | undefined): LiveTask {
+  /** `stored` is the record as read back from the repository, if it came from there. */
+  private newLive(record: TaskRecord, agent: AgentExecutor | undefined, stored: TaskState | undefined): LiveTask {
     return {
       ...record,
-      persistedStatus,
-      persistedEvents: persistedStatus === undefined ? 0 : record.events.length,
+      stored: stored === undefined ? "none" : "doc",
+      persisted: stored,
+      persistedEvents: stored === undefined ? 0 : record.events.length,
       agent,
       executing: false,
       orphaned: false,
@@ -361,6 +379,7 @@ export class TaskEngine {
 
   private async recover(): Promise<void> {
     const repo = this.options.repository;
+    await repo.replayWriteAhead();
     this.total = await repo.count();
     for (const id of await repo.activeTaskIds()) {
       const record = await repo.load(id);
@@ -368,7 +387,7 @@ export class TaskEngine {
       // Replicas of tasks other nodes execute are theirs to recover, never ours.
       if (record.state.executorId !== undefined && record.state.executorId !== this.options.executorId) continue;
       const agent = record.state.agentId === undefined ? undefined : this.options.agents.get(record.state.agentId);
-      const task = this.newLive(record, agent, record.state.status);
+      const task = this.newLive(record, agent, copyState(record.state));
       this.live.set(id, task);
       switch (record.state.status) {
         case "pending":
@@ -596,24 +615,39 @@ export class TaskEngine {
     });
   }
 
-  /** Group commit: every dirty task's new events in one repository call. */
+  /**
+   * Group commit: every dirty task's new events in one repository call. A task
+   * that has ended, or lived `materializeAfterMs`, gets its document; a younger
+   * one only a write-ahead record.
+   */
   private async flush(): Promise<void> {
     if (this.dirty.size === 0) return;
     const tasks = [...this.dirty];
     this.dirty.clear();
     const changes: TaskChangeSet[] = [];
     const marks: Array<{ task: LiveTask; upTo: number }> = [];
+    const now = Date.now();
     for (const task of tasks) {
       const upTo = task.events.length;
+      const state = copyState(task.state);
+      const materialize = task.stored === "doc" || isTerminal(state.status) || now - state.createdAt.getTime() >= this.materializeAfterMs;
+      // A document is built from (and a write-ahead record holds) the whole history; a document update only the new part.
+      const events = task.stored === "doc" ? task.events : task.events.slice(0, upTo);
       changes.push({
-        record: { request: task.request, state: copyState(task.state), events: task.events },
-        persistedStatus: task.persistedStatus,
+        record: { request: task.request, state, events },
+        stored: task.stored,
+        previous: task.persisted,
         newEvents: task.events.slice(task.persistedEvents, upTo),
+        materialize,
       });
       marks.push({ task, upTo });
-      task.persistedStatus = task.state.status;
+      task.stored = materialize ? "doc" : "wal";
+      task.persisted = state;
       task.persistedEvents = upTo;
+      if (materialize) this.unmaterialized.delete(task);
+      else this.unmaterialized.add(task);
     }
+    this.armMaterializeTimer();
     try {
       await this.options.repository.persist(changes);
     } catch (err) {
@@ -630,6 +664,25 @@ export class TaskEngine {
         this.live.delete(task.state.id);
       }
     }
+  }
+
+  /**
+   * Tasks that stay quiet (queued, or running without news) get their document
+   * from a timer: until then other nodes cannot replicate them.
+   */
+  private armMaterializeTimer(): void {
+    if (this.materializeTimer !== undefined || this.unmaterialized.size === 0) return;
+    this.materializeTimer = setTimeout(() => {
+      this.materializeTimer = undefined;
+      const due = Date.now() - this.materializeAfterMs;
+      for (const task of this.unmaterialized) {
+        if (task.state.createdAt.getTime() > due) continue;
+        this.dirty.add(task);
+      }
+      if (this.dirty.size > 0) this.scheduleFlush();
+      else this.armMaterializeTimer();
+    }, this.materializeAfterMs);
+    this.materializeTimer.unref();
   }
 
   private async requireRecord(taskId: string): Promise<TaskRecord> {

@@ -1,17 +1,42 @@
+import { randomBytes } from "node:crypto";
 import type * as A from "@automerge/automerge";
-import type { TaskEvent, TaskListFilter, TaskStatus } from "../contract/types.js";
+import type { TaskEvent, TaskListFilter, TaskState, TaskStatus } from "../contract/types.js";
 import type { Database } from "../storage/level-database.js";
 import type { LevelDocumentStore } from "../storage/level-document-store.js";
 import type { WriteOp } from "../storage/write-batcher.js";
-import { createTaskDoc, readTaskDoc, taskDocId, updateTaskDoc, type TaskDoc, type TaskRecord } from "./task-document.js";
+import {
+  createTaskDoc,
+  decodeWalRecord,
+  encodeWalRecord,
+  readTaskDoc,
+  taskDocId,
+  updateTaskDoc,
+  type TaskDoc,
+  type TaskRecord,
+} from "./task-document.js";
+
+/** How a task is stored: not yet, as a write-ahead record, or as its Automerge document. */
+export type StoredAs = "none" | "wal" | "doc";
 
 /** What changed in one task since it was last persisted. */
 export interface TaskChangeSet {
+  /**
+   * The task now. Its events must be every event up to the end of `newEvents`
+   * (a snapshot, not a list that keeps growing) unless `stored` is "doc", when
+   * only `newEvents` are read.
+   */
   record: TaskRecord;
-  /** Status as last persisted; undefined for a task not persisted yet. */
-  persistedStatus: TaskStatus | undefined;
+  stored: StoredAs;
+  /** State as last persisted; undefined when `stored` is "none". */
+  previous: TaskState | undefined;
   /** Events not persisted yet, in order. */
   newEvents: readonly TaskEvent[];
+  /**
+   * Write the task's Automerge document now (a task stored as "doc" always is);
+   * otherwise (re)write its write-ahead record, a plain encoding that costs a
+   * fraction of a document change.
+   */
+  materialize: boolean;
 }
 
 /** Durable home of tasks: documents plus the indexes derived from them. */
@@ -25,11 +50,14 @@ export interface TaskRepository {
   activeTaskIds(): Promise<string[]>;
   /** Number of tasks ever accepted. */
   count(): Promise<number>;
-  /** Drop and recompute every index from the task documents. */
+  /** Drop and recompute every index from the task documents and write-ahead records. */
   rebuildIndexes(): Promise<number>;
+  /** Turn every write-ahead record into its task's document (recovery does this first). Returns how many. */
+  replayWriteAhead(): Promise<number>;
 }
 
 const IDX = "idx:";
+const WAL = "wal:";
 const COUNT_KEY = "meta:taskCount";
 const ACTIVE: readonly TaskStatus[] = ["pending", "planning", "running", "waiting"];
 const MAX_LIST = 10_000;
@@ -54,11 +82,19 @@ export class LevelTaskRepository implements TaskRepository {
   private total = -1;
   private indexing: Promise<void> = Promise.resolve();
 
+  /**
+   * Actor of the documents this repository creates: the configured one, else one
+   * per repository, because drawing a random actor for each new document was a
+   * fifth of the cost of creating it.
+   */
+  private readonly actorId: string;
+
   constructor(
     private readonly db: Database,
     private readonly store: LevelDocumentStore,
-    private readonly options: { actorId?: string } = {},
+    options: { actorId?: string } = {},
   ) {
+    this.actorId = options.actorId ?? randomBytes(16).toString("hex");
     // Task documents other nodes execute arrive by sync; index them like our own so lists show the mesh's tasks.
     store.onChange((change) => {
       if (change.origin !== "remote" || !change.id.startsWith("task/")) return;
@@ -96,36 +132,66 @@ export class LevelTaskRepository implements TaskRepository {
   async persist(changes: readonly TaskChangeSet[]): Promise<void> {
     if (this.total < 0) await this.count();
     const writes: Array<Promise<unknown>> = [];
+    const plain: WriteOp[] = [];
     for (const change of changes) {
-      const { record, persistedStatus, newEvents } = change;
+      const { record, stored, previous, newEvents, materialize } = change;
       const { state } = record;
+      const persistedStatus = previous?.status;
       const created = state.createdAt.getTime();
       const indexOps: WriteOp[] = [];
-      if (persistedStatus === undefined) {
+      if (stored === "none") {
         this.total++;
         indexOps.push({ type: "put", key: timeKey(created, state.id), value: EMPTY });
         if (state.sessionId !== undefined) indexOps.push({ type: "put", key: sessionKey(state.sessionId, created, state.id), value: EMPTY });
         indexOps.push({ type: "put", key: COUNT_KEY, value: encodeCount(this.total) });
       } else if (persistedStatus !== state.status) {
-        indexOps.push({ type: "del", key: statusKey(persistedStatus, created, state.id) });
+        indexOps.push({ type: "del", key: statusKey(persistedStatus!, created, state.id) });
       }
       if (persistedStatus !== state.status) {
         indexOps.push({ type: "put", key: statusKey(state.status, created, state.id), value: EMPTY });
         indexOps.push({ type: "put", key: statusOfKey(state.id), value: Buffer.from(state.status) });
       }
 
-      const fn =
-        persistedStatus === undefined
-          ? () => createTaskDoc({ ...record, events: [...newEvents] }, this.options.actorId)
-          : (doc: A.Doc<TaskDoc> | undefined) => updateTaskDoc(doc!, state, newEvents);
-      writes.push(this.store.update<TaskDoc>(taskDocId(state.id), fn, "local", { ops: () => indexOps, isNew: persistedStatus === undefined }));
+      const id = taskDocId(state.id);
+      if (stored === "doc") {
+        const fn = (doc: A.Doc<TaskDoc> | undefined) => updateTaskDoc(doc!, previous!, state, newEvents);
+        writes.push(this.store.update<TaskDoc>(id, fn, "local", { ops: () => indexOps, raw: true }));
+      } else if (materialize) {
+        // The document replaces the write-ahead record in one atomic batch: never both, never neither.
+        if (stored === "wal") indexOps.push({ type: "del", key: WAL + state.id });
+        const fn = () => createTaskDoc(record, this.actorId);
+        writes.push(this.store.update<TaskDoc>(id, fn, "local", { ops: () => indexOps, isNew: true, raw: true }));
+      } else {
+        plain.push({ type: "put", key: WAL + state.id, value: encodeWalRecord(record) }, ...indexOps);
+      }
+    }
+    if (plain.length > 0) writes.push(this.store.write(plain));
+    await Promise.all(writes);
+  }
+
+  async replayWriteAhead(): Promise<number> {
+    let n = 0;
+    let writes: Array<Promise<unknown>> = [];
+    for await (const [key, value] of this.db.iterator({ gte: WAL, lt: WAL + "\uffff" })) {
+      const record = decodeWalRecord(value);
+      const ops: WriteOp[] = [{ type: "del", key }];
+      writes.push(this.store.update<TaskDoc>(taskDocId(record.state.id), () => createTaskDoc(record, this.actorId), "local", { ops: () => ops, isNew: true, raw: true }));
+      n++;
+      // Bounded batches keep memory flat however many records a crash left behind.
+      if (writes.length >= 500) {
+        await Promise.all(writes);
+        writes = [];
+      }
     }
     await Promise.all(writes);
+    return n;
   }
 
   async load(taskId: string): Promise<TaskRecord | undefined> {
     const doc = await this.store.get<TaskDoc>(taskDocId(taskId));
-    return doc === undefined ? undefined : readTaskDoc(doc);
+    if (doc !== undefined) return readTaskDoc(doc);
+    const wal = await this.db.get(WAL + taskId);
+    return wal === undefined ? undefined : decodeWalRecord(wal);
   }
 
   async listIds(filter: TaskListFilter = {}): Promise<string[]> {
@@ -168,9 +234,14 @@ export class LevelTaskRepository implements TaskRepository {
     await this.db.batch(dels);
     let n = 0;
     let ops: WriteOp[] = [];
-    for await (const docId of this.store.ids("task/")) {
-      const record = await this.load(docId.slice("task/".length));
-      if (!record) continue;
+    const records = async function* (repo: LevelTaskRepository, db: Database): AsyncGenerator<TaskRecord> {
+      for await (const docId of repo.store.ids("task/")) {
+        const record = await repo.load(docId.slice("task/".length));
+        if (record) yield record;
+      }
+      for await (const value of db.values({ gte: WAL, lt: WAL + "\uffff" })) yield decodeWalRecord(value);
+    };
+    for await (const record of records(this, this.db)) {
       const { state } = record;
       const created = state.createdAt.getTime();
       ops.push({ type: "put", key: timeKey(created, state.id), value: EMPTY });

@@ -29,6 +29,13 @@ export interface UpdateExtras<T> {
    * would look for an existing document.
    */
   isNew?: boolean;
+  /**
+   * `fn` wrote through the document's backend (`A.getBackend`) rather than
+   * `A.change`: the document it returns may be the one it was given, with new
+   * heads and a JS object that no longer shows them. The store then judges change
+   * by heads, and hands out fresh views of the document instead of the object.
+   */
+  raw?: boolean;
 }
 
 interface CacheEntry {
@@ -36,6 +43,8 @@ interface CacheEntry {
   heads: A.Heads;
   /** Number of incremental chunk keys stored after the snapshot. */
   chunks: number;
+  /** Written through the backend since it was last materialised: its JS object may lag its heads. */
+  raw: boolean;
 }
 
 const DOC = "doc:";
@@ -78,6 +87,14 @@ function sameHeads(a: A.Heads, b: A.Heads): boolean {
   return a.every((h) => sb.has(h));
 }
 
+/**
+ * A document's snapshot without Automerge's own deflate: LevelDB compresses
+ * blocks already, and deflating was half the cost of saving a small document.
+ */
+function snapshot(doc: A.Doc<unknown>): Uint8Array {
+  return A.getBackend(doc).saveNoCompress();
+}
+
 function concatBytes(parts: Uint8Array[]): Uint8Array {
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
@@ -106,7 +123,9 @@ export class LevelDocumentStore implements DocumentStore {
 
   async get<T>(id: string): Promise<A.Doc<T> | undefined> {
     const entry = this.cache.get(id) ?? (await this.load(id));
-    return entry?.doc as A.Doc<T> | undefined;
+    if (!entry) return undefined;
+    // A view pins content and heads together; the raw-written object itself shows neither reliably.
+    return (entry.raw ? A.view(entry.doc, entry.heads) : entry.doc) as A.Doc<T>;
   }
 
   update<T>(
@@ -177,6 +196,15 @@ export class LevelDocumentStore implements DocumentStore {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Write `ops` (records that are not documents, such as write-ahead records and
+   * indexes) in the same group commit as document updates.
+   */
+  write(ops: WriteOp[]): Promise<void> {
+    this.assertOpen();
+    return this.batcher.write(ops);
+  }
+
   /** Resolves when every write issued so far is durable. */
   flush(): Promise<void> {
     return this.batcher.drain();
@@ -206,19 +234,21 @@ export class LevelDocumentStore implements DocumentStore {
     extras: UpdateExtras<T>,
   ): Promise<A.Doc<T> | undefined> {
     const entry = this.cache.get(id) ?? (extras.isNew ? undefined : await this.load(id));
+    // A caller using A.change needs the object to show what the backend holds.
+    if (entry?.raw && !extras.raw) this.refresh(entry);
     const before = entry?.doc as A.Doc<T> | undefined;
     const next = fn(before);
-    if (next === undefined || next === before) return before;
+    if (next === undefined || (next === before && !extras.raw)) return before;
     const heads = A.getHeads(next);
     if (entry && sameHeads(entry.heads, heads)) return next;
 
     const ops: WriteOp[] = [];
     let chunks: number;
     if (!entry) {
-      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: A.save(next) });
+      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: snapshot(next) });
       chunks = 0;
     } else if (entry.chunks + 1 >= this.compactAfter) {
-      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: A.save(next) });
+      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: snapshot(next) });
       for (let n = 0; n < entry.chunks; n++) ops.push({ type: "del", key: chunkKey(id, n) });
       chunks = 0;
     } else {
@@ -229,7 +259,7 @@ export class LevelDocumentStore implements DocumentStore {
     if (extras.ops) for (const op of extras.ops(next)) ops.push(op);
 
     await this.batcher.write(ops);
-    this.remember(id, { doc: next as A.Doc<unknown>, heads, chunks });
+    this.remember(id, { doc: next as A.Doc<unknown>, heads, chunks, raw: extras.raw === true || (entry?.raw === true && next === before) });
     const change: DocumentChange = { id, origin, heads };
     for (const listener of this.listeners) listener(change);
     return next;
@@ -255,12 +285,22 @@ export class LevelDocumentStore implements DocumentStore {
     } catch (err) {
       throw new StorageError("STORAGE_CORRUPT", this.options.path ?? "document store", `document ${id} cannot be decoded: ${(err as Error).message}`, err);
     }
-    const entry: CacheEntry = { doc, heads: A.getHeads(doc), chunks };
+    const entry: CacheEntry = { doc, heads: A.getHeads(doc), chunks, raw: false };
     // A concurrent load of the same id may have finished first; keep one copy.
     const raced = this.cache.get(id);
     if (raced) return raced;
     this.remember(id, entry);
     return entry;
+  }
+
+  /**
+   * Replace a raw-written entry's document by a writable copy whose object shows
+   * its heads: a clone of a fresh view, keeping the actor so this node's history
+   * stays one actor.
+   */
+  private refresh(entry: CacheEntry): void {
+    entry.doc = A.clone(A.view(entry.doc, entry.heads), { actor: A.getActorId(entry.doc) });
+    entry.raw = false;
   }
 
   private remember(id: string, entry: CacheEntry): void {

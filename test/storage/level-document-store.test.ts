@@ -85,6 +85,56 @@ describe("LevelDocumentStore", () => {
     await s.close();
   });
 
+  it("hands out fresh views of documents written through their backend, and A.change updates see those writes", async () => {
+    const dir = tempDir(); dirs.push(dir);
+    const s = await openStore(dir.path);
+    type Raw = { status?: A.ImmutableString; n?: number };
+    const bump = (status: string, n: number) => (d: A.Doc<Raw> | undefined) => {
+      const doc = d ?? A.init<Raw>();
+      const h = A.getBackend(doc);
+      h.put("_root", "status", status, "str");
+      h.put("_root", "n", n, "int");
+      h.commit(null, 0);
+      return doc;
+    };
+    await s.store.update<Raw>("task/r", bump("pending", 1), "local", { raw: true, isNew: true });
+    const first = (await s.store.get<Raw>("task/r"))!;
+    expect(first.status?.toString()).toBe("pending");
+    await s.store.update<Raw>("task/r", bump("running", 2), "local", { raw: true });
+    const second = (await s.store.get<Raw>("task/r"))!;
+    // The earlier view keeps its content and its heads; the new one shows the new write.
+    expect([first.status?.toString(), first.n, second.status?.toString(), second.n]).toEqual(["pending", 1, "running", 2]);
+    expect(A.getHeads(first)).not.toEqual(A.getHeads(second));
+    expect(A.getHeads(second)).toEqual(await s.store.heads("task/r"));
+
+    // A writer using A.change gets an object that shows the raw writes, and its change keeps them.
+    await s.store.update<Raw>("task/r", (d) => {
+      expect(d?.status?.toString()).toBe("running");
+      return A.change(d!, (x) => { x.n = 3; });
+    });
+    const third = (await s.store.get<Raw>("task/r"))!;
+    expect([third.status?.toString(), third.n]).toEqual(["running", 3]);
+
+    // Sync works from what get() hands out.
+    let peer = A.init<Raw>();
+    let [ours, theirs] = [A.initSyncState(), A.initSyncState()];
+    for (let round = 0; round < 5; round++) {
+      const [nextOurs, msg] = A.generateSyncMessage(third, ours);
+      ours = nextOurs;
+      if (msg) [peer, theirs] = A.receiveSyncMessage(peer, theirs, msg);
+      const [nextTheirs, reply] = A.generateSyncMessage(peer, theirs);
+      theirs = nextTheirs;
+      if (reply) [, ours] = A.receiveSyncMessage(A.clone(third), ours, reply);
+    }
+    expect([peer.status?.toString(), peer.n]).toEqual(["running", 3]);
+    await s.close();
+
+    const reopened = await openStore(dir.path);
+    const loaded = (await reopened.store.get<Raw>("task/r"))!;
+    expect([loaded.status?.toString(), loaded.n]).toEqual(["running", 3]);
+    await reopened.close();
+  });
+
   it("property: any sequence of updates, evictions and reopenings reads back as the in-memory model", async () => {
     await fc.assert(
       fc.asyncProperty(
