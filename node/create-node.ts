@@ -217,6 +217,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       meshId: () => membership.meshId,
       isMember,
       authorize: options.authorize ?? ((submit) => sec.authorizeSubmit(submit.peer, submit.envelope)),
+      authorizeCancel: (peer, taskId) => sec.authorizeCancel(peer, taskId),
       ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),
       onError: (peer, err) => report(`task ${peer}`)(err),
     });

@@ -46,14 +46,14 @@ export interface MeshLibp2pOptions {
   records?: { validate: ValidateFn; select: SelectFn };
   /** Inbound connections per second accepted from one host. Default 5 (libp2p's); raise for many local nodes. */
   inboundConnectionThreshold?: number;
-  /** Start the node before returning. Default true. */
-  start?: boolean;
 }
 
 /**
- * Assembles libp2p for the mesh: TCP, Noise, Yamux, identify, ping, a private
- * kad-dht in server mode with LAN addresses only, optional mDNS, and a gater
- * that refuses non-admitted peers as soon as their key is known.
+ * Assembles and starts libp2p for the mesh: TCP, Noise, Yamux, identify, ping,
+ * a private kad-dht in server mode with LAN addresses only, optional mDNS, and
+ * a gater that refuses non-admitted peers as soon as their key is known.
+ * Discovered peers that are admitted get dialed; bootstrap peers are dialed
+ * before it returns.
  */
 export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<MeshLibp2p> {
   const { admit } = options;
@@ -84,12 +84,17 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
         selectors: { coderclaw: options.records?.select ?? selectNodeRecord },
       }),
     },
-    start: false,
   });
-  if (options.start !== false) {
-    await node.start();
-    await dialBootstrap(node, options.bootstrap ?? []);
-  }
+  // libp2p 3 does not dial what discovery (mDNS, DHT walks) finds; members should end up connected.
+  node.addEventListener("peer:discovery", (event) => {
+    const peer = event.detail.id;
+    if (node.getConnections(peer).length > 0) return;
+    void (async () => {
+      if (!(await admit(peer.toString()))) return;
+      await node.dial(peer, { signal: AbortSignal.timeout(10_000) });
+    })().catch((err: unknown) => node.logger.forComponent("coderclaw:discovery").trace("dial to discovered %p failed: %e", peer, err));
+  });
+  await dialBootstrap(node, options.bootstrap ?? []);
   return node;
 }
 

@@ -135,6 +135,17 @@ export class NodeSecurity {
     }
   }
 
+  /** The executing node's check of a remote cancel: the peer's own grants here must give `task:cancel`. Audited. */
+  async authorizeCancel(peer: string, taskId: string): Promise<{ allowed: boolean; reason?: string }> {
+    try {
+      const ctx = await this.service.authenticatePeer({ meshId: this.meshId ?? "" }, peer);
+      const decision = await this.service.authorize(ctx, { action: "task.cancel", permission: "task:cancel", resource: taskId });
+      return decision.allowed ? { allowed: true } : { allowed: false, reason: decision.reason };
+    } catch (err) {
+      return { allowed: false, reason: (err as Error).message };
+    }
+  }
+
   /** Record something that happened outside the service's own checks (pairing, trust changes). */
   record(body: AuditBody): Promise<unknown> {
     return this.service.record(body);

@@ -23,6 +23,8 @@ export interface TaskServerOptions {
   isMember: (peerId: string) => boolean | Promise<boolean>;
   /** The security re-check of each submission; default: members may submit. */
   authorize?: AuthorizeSubmit;
+  /** The security check of a remote cancel; default: members may cancel. */
+  authorizeCancel?: (peer: string, taskId: string) => Promise<{ allowed: boolean; reason?: string }>;
   /** Lease renewals sent to each submitter at this interval, ms. Default 1,000. */
   leaseIntervalMs?: number;
   /** A submission signed more than this far from our clock is refused (replay window), ms. Default 5 min. */
@@ -120,7 +122,11 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
               });
               break;
             case "cancel":
-              answer(m.rid, async () => ({ t: "bool", rid: m.rid, value: await engine.cancel(m.taskId) }));
+              answer(m.rid, async () => {
+                const decision = (await options.authorizeCancel?.(peer, m.taskId)) ?? { allowed: true };
+                if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? "not allowed to cancel");
+                return { t: "bool", rid: m.rid, value: await engine.cancel(m.taskId) };
+              });
               break;
             case "get":
               answer(m.rid, async () => {

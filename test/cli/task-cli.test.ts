@@ -109,3 +109,20 @@ describe("coderclaw start and the control socket", () => {
     expect((err as { code?: string }).code).toBe("UNAUTHENTICATED");
   });
 });
+
+describe("the owner's operations through the control socket are audited", () => {
+  it("records submits and cancels in the node's audit log, which verifies", { timeout: 90_000 }, async () => {
+    const h = home();
+    const node = await startCli(["start", "--no-mdns"], h, /control socket/);
+    cleanups.push(() => node.stop());
+    const sub = await runCli(["task", "submit", "audited", "--json"], h);
+    const id = (JSON.parse(sub.stdout) as { id: string }).id;
+    await runCli(["task", "cancel", id], h);
+    const entries = JSON.parse((await runCli(["audit", "query", "--json"], h)).stdout) as Array<{ body: { action: string; resource?: string } }>;
+    expect(entries.some((e) => e.body.action === "task.submit" && e.body.resource === id)).toBe(true);
+    expect(entries.some((e) => e.body.action === "task.cancel" && e.body.resource === id)).toBe(true);
+    const verify = await runCli(["audit", "verify"], h);
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/^ok: \d+ entries in 1 chain/);
+  });
+});

@@ -33,6 +33,14 @@ describe("security where work runs", () => {
     expect(audit.some((e) => e.body.userId === b.peerId && e.body.result === "allowed")).toBe(true);
     expect(audit.some((e) => e.body.userId === c.peerId && e.body.result === "denied")).toBe(true);
 
+    // C's role (ci) has no task:cancel: A refuses C's cancel of B's running task, and audits it.
+    const long = await b.adapter.submitTask({ description: "long", input: "600000 600", agentId: "sleep" }, { route: a.peerId });
+    const refusedCancel = await c.client.cancel(a.peerId, long.id).catch((e: unknown) => e);
+    expect(hasCode(refusedCancel, "PERMISSION_DENIED")).toBe(true);
+    expect(await b.adapter.cancelTask(long.id)).toBe(true);
+    const cancels = await a.security.current.getAuditLog({ action: "task.cancel" });
+    expect(cancels.map((e) => [e.body.userId, e.body.result])).toEqual(expect.arrayContaining([[c.peerId, "denied"], [b.peerId, "allowed"]]));
+
     // A submission signed by B but sent over C's connection is refused before any policy runs.
     const impostor = new TaskClient({ libp2p: c.libp2p, identity: b.identity, meshId: () => c.membership.meshId });
     const forged = await impostor.submit(a.peerId, { description: "forged", input: "x", agentId: "echo" }).catch((e: unknown) => e);

@@ -60,11 +60,13 @@ export function startCommand(setExit: (code: number) => void): Command {
       });
       const token = randomBytes(32).toString("hex");
       writeFileSync(paths.controlToken, token + "\n", { mode: 0o600 });
+      const { AuditedAdapter } = await import("../../security/audited-adapter.js");
+      const owned = new AuditedAdapter(node.adapter, (body) => node.security.record(body), node.peerId);
       const control = await startControlServer({
         socketPath: paths.controlSocket,
         token,
-        adapter: node.adapter,
-        submitRouted: (request, route) => node.adapter.submitTask(request, { route }),
+        adapter: owned,
+        submitRouted: (request, route) => owned.submitTask(request, { route }),
         admin: (method, params) => runAdmin(node, method, params),
       });
       const serveHttp = opts.http !== undefined || config.mode === "remote-enabled";

@@ -1,0 +1,76 @@
+import type {
+  AgentInfo,
+  RuntimeStatus,
+  SkillInfo,
+  StreamOptions,
+  TaskEvent,
+  TaskListFilter,
+  TaskState,
+  TaskSubmitRequest,
+  TaskUpdateEvent,
+  TransportAdapter,
+} from "../../src/contract/types.js";
+import type { AuditBody } from "../../src/security/index.js";
+
+/**
+ * The runtime as the node's owner reaches it through the control socket (whose
+ * token only the data directory's owner can read): every submission and cancel
+ * is recorded in the node's audit log, allowed or not, before the answer returns.
+ */
+export class AuditedAdapter implements TransportAdapter {
+  constructor(
+    private readonly inner: TransportAdapter & { submitTask(request: TaskSubmitRequest, options?: { route?: string }): Promise<TaskState> },
+    private readonly record: (body: AuditBody) => Promise<unknown>,
+    private readonly userId: string,
+  ) {}
+
+  async submitTask(request: TaskSubmitRequest, options?: { route?: string }): Promise<TaskState> {
+    const base = { action: "task.submit", userId: this.userId, deviceId: this.userId, ...(request.sessionId !== undefined && { sessionId: request.sessionId }) };
+    try {
+      const task = await this.inner.submitTask(request, options);
+      await this.record({ ...base, resource: task.id, result: "allowed", reason: `local; agent ${task.agentId ?? "?"} on ${task.executorId ?? "?"}` });
+      return task;
+    } catch (err) {
+      await this.record({ ...base, resource: request.agentId ?? "default agent", result: "error", reason: (err as Error).message.slice(0, 500) });
+      throw err;
+    }
+  }
+
+  async cancelTask(taskId: string): Promise<boolean> {
+    const cancelled = await this.inner.cancelTask(taskId);
+    await this.record({ action: "task.cancel", userId: this.userId, deviceId: this.userId, resource: taskId, result: "allowed", reason: cancelled ? "local; cancelled" : "local; had already finished" });
+    return cancelled;
+  }
+
+  getTaskState(taskId: string): Promise<TaskState | null> {
+    return this.inner.getTaskState(taskId);
+  }
+
+  getTaskEvents(taskId: string): Promise<TaskEvent[]> {
+    return this.inner.getTaskEvents ? this.inner.getTaskEvents(taskId) : Promise.resolve([]);
+  }
+
+  streamTaskUpdates(taskId: string, options?: StreamOptions): AsyncIterable<TaskUpdateEvent> {
+    return this.inner.streamTaskUpdates(taskId, options);
+  }
+
+  listTasks(filter?: TaskListFilter): Promise<TaskState[]> {
+    return this.inner.listTasks(filter);
+  }
+
+  listAgents(): Promise<AgentInfo[]> {
+    return this.inner.listAgents();
+  }
+
+  listSkills(): Promise<SkillInfo[]> {
+    return this.inner.listSkills();
+  }
+
+  getStatus(): Promise<Omit<RuntimeStatus, "mode">> {
+    return this.inner.getStatus();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
