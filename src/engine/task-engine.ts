@@ -361,7 +361,9 @@ export class TaskEngine {
   /** `stored` is the record as read back from the repository, if it came from there. */
   private newLive(record: TaskRecord, agent: AgentExecutor | undefined, stored: TaskState | undefined): LiveTask {
     return {
-      ...record,
+      request: record.request,
+      state: record.state,
+      events: record.events,
       stored: stored === undefined ? "none" : "doc",
       persisted: stored,
       persistedEvents: stored === undefined ? 0 : record.events.length,

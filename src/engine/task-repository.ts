@@ -133,6 +133,7 @@ export class LevelTaskRepository implements TaskRepository {
     if (this.total < 0) await this.count();
     const writes: Array<Promise<unknown>> = [];
     const plain: WriteOp[] = [];
+    const totalBefore = this.total;
     for (const change of changes) {
       const { record, stored, previous, newEvents, materialize } = change;
       const { state } = record;
@@ -143,7 +144,6 @@ export class LevelTaskRepository implements TaskRepository {
         this.total++;
         indexOps.push({ type: "put", key: timeKey(created, state.id), value: EMPTY });
         if (state.sessionId !== undefined) indexOps.push({ type: "put", key: sessionKey(state.sessionId, created, state.id), value: EMPTY });
-        indexOps.push({ type: "put", key: COUNT_KEY, value: encodeCount(this.total) });
       } else if (persistedStatus !== state.status) {
         indexOps.push({ type: "del", key: statusKey(persistedStatus!, created, state.id) });
       }
@@ -165,6 +165,8 @@ export class LevelTaskRepository implements TaskRepository {
         plain.push({ type: "put", key: WAL + state.id, value: encodeWalRecord(record) }, ...indexOps);
       }
     }
+    // One count for the whole call: every write queued here lands in the same group commit as this one.
+    if (this.total !== totalBefore) plain.push({ type: "put", key: COUNT_KEY, value: encodeCount(this.total) });
     if (plain.length > 0) writes.push(this.store.write(plain));
     await Promise.all(writes);
   }

@@ -34,6 +34,12 @@ export interface UpdateExtras<T> {
    * `A.change`: the document it returns may be the one it was given, with new
    * heads and a JS object that no longer shows them. The store then judges change
    * by heads, and hands out fresh views of the document instead of the object.
+   *
+   * The store then owns the document: `update` resolves to undefined, and the
+   * document's memory is freed as soon as it leaves the cache (unless views of
+   * it were handed out), rather than whenever the garbage collector finalises it.
+   * Thousands of Automerge documents left to finalisation keep V8 running full
+   * collections back to back.
    */
   raw?: boolean;
 }
@@ -45,6 +51,8 @@ interface CacheEntry {
   chunks: number;
   /** Written through the backend since it was last materialised: its JS object may lag its heads. */
   raw: boolean;
+  /** Handed out (itself or a view sharing its memory): only the garbage collector may free it. */
+  shared: boolean;
 }
 
 const DOC = "doc:";
@@ -95,6 +103,11 @@ function snapshot(doc: A.Doc<unknown>): Uint8Array {
   return A.getBackend(doc).saveNoCompress();
 }
 
+/** Free a document's memory now, unless someone else may still hold it. */
+function release(doc: A.Doc<unknown>, shared: boolean): void {
+  if (!shared) A.free(doc);
+}
+
 function concatBytes(parts: Uint8Array[]): Uint8Array {
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
@@ -124,6 +137,7 @@ export class LevelDocumentStore implements DocumentStore {
   async get<T>(id: string): Promise<A.Doc<T> | undefined> {
     const entry = this.cache.get(id) ?? (await this.load(id));
     if (!entry) return undefined;
+    entry.shared = true;
     // A view pins content and heads together; the raw-written object itself shows neither reliably.
     return (entry.raw ? A.view(entry.doc, entry.heads) : entry.doc) as A.Doc<T>;
   }
@@ -220,6 +234,7 @@ export class LevelDocumentStore implements DocumentStore {
     await Promise.allSettled([...this.locks.values()]);
     await this.batcher.drain();
     this.closed = true;
+    for (const entry of this.cache.values()) release(entry.doc, entry.shared);
     this.cache.clear();
   }
 
@@ -237,10 +252,12 @@ export class LevelDocumentStore implements DocumentStore {
     // A caller using A.change needs the object to show what the backend holds.
     if (entry?.raw && !extras.raw) this.refresh(entry);
     const before = entry?.doc as A.Doc<T> | undefined;
+    if (entry && !extras.raw) entry.shared = true;
     const next = fn(before);
-    if (next === undefined || (next === before && !extras.raw)) return before;
+    const result = extras.raw ? undefined : next;
+    if (next === undefined || (next === before && !extras.raw)) return extras.raw ? undefined : before;
     const heads = A.getHeads(next);
-    if (entry && sameHeads(entry.heads, heads)) return next;
+    if (entry && sameHeads(entry.heads, heads)) return result;
 
     const ops: WriteOp[] = [];
     let chunks: number;
@@ -259,10 +276,11 @@ export class LevelDocumentStore implements DocumentStore {
     if (extras.ops) for (const op of extras.ops(next)) ops.push(op);
 
     await this.batcher.write(ops);
-    this.remember(id, { doc: next as A.Doc<unknown>, heads, chunks, raw: extras.raw === true || (entry?.raw === true && next === before) });
+    const raw = extras.raw === true || (entry?.raw === true && next === before);
+    this.remember(id, { doc: next as A.Doc<unknown>, heads, chunks, raw, shared: next === before ? entry!.shared : !extras.raw });
     const change: DocumentChange = { id, origin, heads };
     for (const listener of this.listeners) listener(change);
-    return next;
+    return result;
   }
 
   private async load(id: string): Promise<CacheEntry | undefined> {
@@ -285,7 +303,7 @@ export class LevelDocumentStore implements DocumentStore {
     } catch (err) {
       throw new StorageError("STORAGE_CORRUPT", this.options.path ?? "document store", `document ${id} cannot be decoded: ${(err as Error).message}`, err);
     }
-    const entry: CacheEntry = { doc, heads: A.getHeads(doc), chunks, raw: false };
+    const entry: CacheEntry = { doc, heads: A.getHeads(doc), chunks, raw: false, shared: false };
     // A concurrent load of the same id may have finished first; keep one copy.
     const raced = this.cache.get(id);
     if (raced) return raced;
@@ -299,8 +317,11 @@ export class LevelDocumentStore implements DocumentStore {
    * stays one actor.
    */
   private refresh(entry: CacheEntry): void {
-    entry.doc = A.clone(A.view(entry.doc, entry.heads), { actor: A.getActorId(entry.doc) });
+    const stale = entry.doc;
+    entry.doc = A.clone(A.view(stale, entry.heads), { actor: A.getActorId(stale) });
     entry.raw = false;
+    release(stale, entry.shared);
+    entry.shared = false;
   }
 
   private remember(id: string, entry: CacheEntry): void {
@@ -310,7 +331,10 @@ export class LevelDocumentStore implements DocumentStore {
     for (const victim of this.cache.keys()) {
       if (this.cache.size <= this.maxCached) break;
       // A document with an update in flight stays: evicting it would make the writer reload a stale copy.
-      if (!this.locks.has(victim)) this.cache.delete(victim);
+      if (this.locks.has(victim)) continue;
+      const evicted = this.cache.get(victim)!;
+      this.cache.delete(victim);
+      release(evicted.doc, evicted.shared);
     }
   }
 }
