@@ -72,6 +72,11 @@ export function demoCommand(setExit: (code: number) => void): Command {
           const joined = (await joiner.proc!.client.admin("mesh.join", { invite })) as { comparisonCode: string; level: string };
           say(`    ${joiner.name} joined as ${joined.level} (comparison code ${joined.comparisonCode})`);
         }
+        // Beta learns of gamma's certificate by replication from alpha; its gater admits gamma from then on.
+        await eventually("beta knows gamma", 15_000, async () => {
+          const devices = (await b.client.admin("devices.list")) as Array<{ deviceId: string; level: string }>;
+          return devices.some((d) => d.deviceId === g.deviceId && d.level !== "untrusted") ? true : undefined;
+        });
         await b.client.admin("node.dial", { addr: g.addr });
         say("    beta also dials gamma directly: a full mesh of three");
 
