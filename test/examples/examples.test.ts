@@ -16,4 +16,10 @@ describe("examples", () => {
       home.remove();
     }
   });
+
+  it("two-node-mesh.mjs pairs two embedded nodes and runs a task on the other one", () => {
+    const r = spawnSync(process.execPath, [example("two-node-mesh.mjs")], { encoding: "utf8", timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^paired, comparison code \d{6}\nruns on the other node: true\npending \nplanning \nrunning \n(running \d+\n)+completed 100\n$/);
+  });
 });
