@@ -132,28 +132,45 @@ function encodeEvents(events: readonly TaskEvent[]): string {
 }
 
 /**
- * Build the document of a task in one Automerge change, from its whole record.
+ * The values of a new task document's root, as plain strings: what
+ * {@link createTaskDoc} writes, and what a builder on another thread receives.
+ */
+export interface TaskDocRoot {
+  id: string;
+  status: string;
+  spec: string;
+  run?: string;
+  events: string[];
+}
+
+/** The root values of the document of a task with this whole record. */
+export function taskDocRoot(record: TaskRecord): TaskDocRoot {
+  const root: TaskDocRoot = {
+    id: record.state.id,
+    status: record.state.status,
+    spec: specOf(record),
+    events: record.events.length > 0 ? [encodeEvents(record.events)] : [],
+  };
+  const run = runOf(record.state);
+  if (run !== undefined) root.run = run;
+  return root;
+}
+
+/**
+ * Build the document of a task in one Automerge change, from its root values.
  *
  * The root is written through the backend in one batch insertion (what `A.from`
  * does), not with `A.change`: its proxies and patch materialisation cost more
- * than the operations themselves, and this runs once per task on the engine's
- * hot path. The returned document's JS object is therefore stale (empty); read
- * it through `A.view(doc, A.getHeads(doc))`, which is what the document store
- * hands out for documents written this way.
+ * than the operations themselves. The returned document's JS object is
+ * therefore stale (empty); read it through `A.view(doc, A.getHeads(doc))`.
+ * `task-doc-builder.ts` runs the same steps on a worker thread.
  */
-export function createTaskDoc(record: TaskRecord, actor?: string): A.Doc<TaskDoc> {
+export function createTaskDoc(root: TaskDocRoot, actor?: string): A.Doc<TaskDoc> {
   const doc = actor === undefined ? A.init<TaskDoc>() : A.init<TaskDoc>({ actor });
-  const root: TaskDoc = {
-    v: TASK_DOC_VERSION,
-    id: im(record.state.id),
-    status: im(record.state.status),
-    spec: im(specOf(record)),
-    events: record.events.length > 0 ? [im(encodeEvents(record.events))] : [],
-  };
-  const run = runOf(record.state);
-  if (run !== undefined) root.run = im(run);
+  const value: TaskDoc = { v: TASK_DOC_VERSION, id: im(root.id), status: im(root.status), spec: im(root.spec), events: root.events.map(im) };
+  if (root.run !== undefined) value.run = im(root.run);
   const h = A.getBackend(doc);
-  h.initRootFromHydrate(root);
+  h.initRootFromHydrate(value);
   h.commit(null, changeTime());
   return doc;
 }

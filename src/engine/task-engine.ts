@@ -354,6 +354,7 @@ export class TaskEngine {
     await this.drainFlushes();
     // Write-ahead records are durable; the next start turns them into documents.
     clearTimeout(this.materializeTimer);
+    await this.options.repository.close();
   }
 
   // ---- internals ----
@@ -632,7 +633,8 @@ export class TaskEngine {
     for (const task of tasks) {
       const upTo = task.events.length;
       const state = copyState(task.state);
-      const materialize = task.stored === "doc" || isTerminal(state.status) || now - state.createdAt.getTime() >= this.materializeAfterMs;
+      const materialize =
+        task.stored === "doc" || (task.stored === "wal" && (isTerminal(state.status) || now - state.createdAt.getTime() >= this.materializeAfterMs));
       // A document is built from (and a write-ahead record holds) the whole history; a document update only the new part.
       const events = task.stored === "doc" ? task.events : task.events.slice(0, upTo);
       changes.push({
@@ -678,7 +680,7 @@ export class TaskEngine {
       this.materializeTimer = undefined;
       const due = Date.now() - this.materializeAfterMs;
       for (const task of this.unmaterialized) {
-        if (task.state.createdAt.getTime() > due) continue;
+        if (task.state.createdAt.getTime() > due && !isTerminal(task.state.status)) continue;
         this.dirty.add(task);
       }
       if (this.dirty.size > 0) this.scheduleFlush();

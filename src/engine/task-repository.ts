@@ -4,12 +4,13 @@ import type { TaskEvent, TaskListFilter, TaskState, TaskStatus } from "../contra
 import type { Database } from "../storage/level-database.js";
 import type { LevelDocumentStore } from "../storage/level-document-store.js";
 import type { WriteOp } from "../storage/write-batcher.js";
+import { WorkerTaskDocBuilder, type TaskDocBuilder } from "./task-doc-builder.js";
 import {
-  createTaskDoc,
   decodeWalRecord,
   encodeWalRecord,
   readTaskDoc,
   taskDocId,
+  taskDocRoot,
   updateTaskDoc,
   type TaskDoc,
   type TaskRecord,
@@ -34,7 +35,8 @@ export interface TaskChangeSet {
   /**
    * Write the task's Automerge document now (a task stored as "doc" always is);
    * otherwise (re)write its write-ahead record, a plain encoding that costs a
-   * fraction of a document change.
+   * fraction of a document change. Never set for a task stored as "none": its
+   * first write is the record, so that it lands in one batch with the count.
    */
   materialize: boolean;
 }
@@ -54,6 +56,16 @@ export interface TaskRepository {
   rebuildIndexes(): Promise<number>;
   /** Turn every write-ahead record into its task's document (recovery does this first). Returns how many. */
   replayWriteAhead(): Promise<number>;
+  /** Stop background work (it starts again if needed). */
+  close(): Promise<void>;
+}
+
+/** Options of {@link LevelTaskRepository}. */
+export interface LevelTaskRepositoryOptions {
+  /** Automerge actor id (hex) of the task documents this node writes. */
+  actorId?: string;
+  /** Where new task documents are built. Default: a worker thread. */
+  builder?: TaskDocBuilder;
 }
 
 const IDX = "idx:";
@@ -88,13 +100,15 @@ export class LevelTaskRepository implements TaskRepository {
    * fifth of the cost of creating it.
    */
   private readonly actorId: string;
+  private readonly builder: TaskDocBuilder;
 
   constructor(
     private readonly db: Database,
     private readonly store: LevelDocumentStore,
-    options: { actorId?: string } = {},
+    options: LevelTaskRepositoryOptions = {},
   ) {
     this.actorId = options.actorId ?? randomBytes(16).toString("hex");
+    this.builder = options.builder ?? new WorkerTaskDocBuilder();
     // Task documents other nodes execute arrive by sync; index them like our own so lists show the mesh's tasks.
     store.onChange((change) => {
       if (change.origin !== "remote" || !change.id.startsWith("task/")) return;
@@ -156,11 +170,10 @@ export class LevelTaskRepository implements TaskRepository {
       if (stored === "doc") {
         const fn = (doc: A.Doc<TaskDoc> | undefined) => updateTaskDoc(doc!, previous!, state, newEvents);
         writes.push(this.store.update<TaskDoc>(id, fn, "local", { ops: () => indexOps, raw: true }));
-      } else if (materialize) {
+      } else if (materialize && stored === "wal") {
         // The document replaces the write-ahead record in one atomic batch: never both, never neither.
-        if (stored === "wal") indexOps.push({ type: "del", key: WAL + state.id });
-        const fn = () => createTaskDoc(record, this.actorId);
-        writes.push(this.store.update<TaskDoc>(id, fn, "local", { ops: () => indexOps, isNew: true, raw: true }));
+        indexOps.push({ type: "del", key: WAL + state.id });
+        writes.push(this.builder.build(taskDocRoot(record), this.actorId).then((built) => this.store.insert(id, built.bytes, built.heads, indexOps)));
       } else {
         plain.push({ type: "put", key: WAL + state.id, value: encodeWalRecord(record) }, ...indexOps);
       }
@@ -177,7 +190,7 @@ export class LevelTaskRepository implements TaskRepository {
     for await (const [key, value] of this.db.iterator({ gte: WAL, lt: WAL + "\uffff" })) {
       const record = decodeWalRecord(value);
       const ops: WriteOp[] = [{ type: "del", key }];
-      writes.push(this.store.update<TaskDoc>(taskDocId(record.state.id), () => createTaskDoc(record, this.actorId), "local", { ops: () => ops, isNew: true, raw: true }));
+      writes.push(this.builder.build(taskDocRoot(record), this.actorId).then((built) => this.store.insert(taskDocId(record.state.id), built.bytes, built.heads, ops)));
       n++;
       // Bounded batches keep memory flat however many records a crash left behind.
       if (writes.length >= 500) {
@@ -187,6 +200,10 @@ export class LevelTaskRepository implements TaskRepository {
     }
     await Promise.all(writes);
     return n;
+  }
+
+  close(): Promise<void> {
+    return this.builder.close();
   }
 
   async load(taskId: string): Promise<TaskRecord | undefined> {

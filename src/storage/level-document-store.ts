@@ -150,17 +150,43 @@ export class LevelDocumentStore implements DocumentStore {
   ): Promise<A.Doc<T> | undefined> {
     validateDocumentId(id);
     this.assertOpen();
+    return this.locked(id, () => this.applyUpdate(id, fn, origin, extras));
+  }
+
+  /** Run `work` after every earlier write of `id` has settled. */
+  private locked<R>(id: string, work: () => Promise<R>): Promise<R> {
     const prev = this.locks.get(id) ?? Promise.resolve();
-    const run = prev.then(
-      () => this.applyUpdate(id, fn, origin, extras),
-      () => this.applyUpdate(id, fn, origin, extras),
-    );
+    const run = prev.then(work, work);
     this.locks.set(id, run);
     const release = (): void => {
       if (this.locks.get(id) === run) this.locks.delete(id);
     };
     run.then(release, release);
     return run;
+  }
+
+  /**
+   * Store a new document given as saved bytes and heads (built elsewhere, for
+   * instance on a worker thread), with `ops` in the same atomic batch. The id must
+   * hold no document yet. Nothing is cached: the first read loads it.
+   */
+  insert(id: string, bytes: Uint8Array, heads: A.Heads, ops: WriteOp[] = [], origin: ChangeOrigin = "local"): Promise<void> {
+    validateDocumentId(id);
+    this.assertOpen();
+    return this.locked(id, async () => {
+      const cached = this.cache.get(id);
+      if (cached) {
+        this.cache.delete(id);
+        release(cached.doc, cached.shared);
+      }
+      await this.batcher.write([
+        { type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: bytes },
+        { type: "put", key: HEADS + id, value: encodeHeads(heads) },
+        ...ops,
+      ]);
+      const change: DocumentChange = { id, origin, heads };
+      for (const listener of this.listeners) listener(change);
+    });
   }
 
   async *ids(prefix = ""): AsyncIterable<string> {
