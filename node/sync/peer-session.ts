@@ -20,6 +20,11 @@ export interface PeerSessionOptions {
    * answers. One driver halves the sync messages of a reconnect.
    */
   initiator: boolean;
+  /**
+   * Document id -> peer whose changes are being applied to it right now, shared
+   * by all sessions, so the engine does not push those changes straight back.
+   */
+  applying: Map<string, string>;
   onError: (error: Error) => void;
 }
 
@@ -189,6 +194,7 @@ export class PeerSession {
     await Promise.all(
       message.items.map(async ({ id, since, heads, changes }) => {
         if (!this.#replicated(id)) return;
+        this.#options.applying.set(id, this.channel.peer);
         try {
           await store.update<unknown>(
             id,
@@ -205,6 +211,8 @@ export class PeerSession {
           );
         } catch (err) {
           this.#options.onError(new Error(`patch of ${id} from ${this.channel.peer} failed: ${(err as Error).message}`, { cause: err }));
+        } finally {
+          this.#options.applying.delete(id);
         }
       }),
     );
@@ -233,6 +241,7 @@ export class PeerSession {
         if (!this.#replicated(id)) return undefined;
         let state = this.#takeState(id);
         let doc: A.Doc<unknown> | undefined;
+        this.#options.applying.set(id, this.channel.peer);
         try {
           doc = await store.update<unknown>(
             id,
@@ -250,6 +259,8 @@ export class PeerSession {
         } catch (err) {
           this.#options.onError(new Error(`sync of ${id} from ${this.channel.peer} failed: ${(err as Error).message}`, { cause: err }));
           return undefined;
+        } finally {
+          this.#options.applying.delete(id);
         }
         return this.#generate(id, doc, state);
       }),

@@ -59,6 +59,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
   const codec = createSyncCodec();
   const self = libp2p.peerId.toString();
   const sessions = new Map<string, PeerSession>();
+  const applying = new Map<string, string>();
   const settings = {
     frameTimeoutMs: options.frameTimeoutMs ?? 10_000,
     maxBufferedBytes: 32 * 1024 * 1024,
@@ -81,6 +82,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
       targetFrameBytes: options.targetFrameBytes ?? 1024 * 1024,
       maxEntriesPerFrame: options.maxEntriesPerFrame ?? 5000,
       initiator,
+      applying,
       onError: (error) => report(peer, error),
     });
     sessions.set(peer, session);
@@ -120,17 +122,23 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     onDisconnect: (peerId) => sessions.get(peerId.toString())?.channel.abort(closedBy("disconnect")),
   });
 
-  const pending = new Set<string>();
+  /** Changed ids waiting for the debounced push -> the peer they came from (undefined: local change). */
+  const pending = new Map<string, string | undefined>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const flush = (): void => {
     timer = undefined;
-    const ids = [...pending];
+    const changed = [...pending];
     pending.clear();
-    for (const session of sessions.values()) void session.push(ids);
+    for (const [peer, session] of sessions) {
+      // The peer a change came from has it already; pushing it back would only start another exchange.
+      const ids = changed.filter(([, from]) => from !== peer).map(([id]) => id);
+      if (ids.length > 0) void session.push(ids);
+    }
   };
   const unsubscribe = store.onChange((change: DocumentChange) => {
     if (stopped || !prefixes.some((p) => change.id.startsWith(p))) return;
-    pending.add(change.id);
+    const from = change.origin === "remote" ? applying.get(change.id) : undefined;
+    pending.set(change.id, pending.has(change.id) && pending.get(change.id) !== from ? undefined : from);
     timer ??= setTimeout(flush, options.debounceMs ?? 15);
   });
 
