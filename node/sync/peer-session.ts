@@ -250,9 +250,12 @@ export class PeerSession {
               // cached copy in that case; receiving into a copy keeps the cached document writable.
               const [next, nextState] = A.receiveSyncMessage(current === undefined ? A.init<unknown>() : A.clone(current), state, msg);
               state = nextState;
-              // A heads-only message about a document we lack must not create an empty one.
-              if (current === undefined) return A.getHeads(next).length === 0 ? undefined : next;
-              return sameHeads(A.getHeads(current), A.getHeads(next)) ? current : next;
+              // A heads-only message must not create an empty document, and an unchanged copy is dropped at once:
+              // wasm memory is not the garbage collector's, and leftover copies slow every later allocation.
+              const unchanged = current === undefined ? A.getHeads(next).length === 0 : sameHeads(A.getHeads(current), A.getHeads(next));
+              if (!unchanged) return next;
+              A.free(next);
+              return current;
             },
             "remote",
           );
