@@ -77,8 +77,6 @@ interface StoredEvent {
   data?: unknown;
 }
 
-const str = (v: IS | undefined): string | undefined => (v === undefined ? undefined : v.toString());
-
 function fromStoredEvent(s: StoredEvent): TaskEvent {
   const e: TaskEvent = { seq: s.seq, type: s.type, timestamp: new Date(s.ts), status: s.status };
   if (s.message !== undefined) e.message = s.message;

@@ -88,7 +88,13 @@ function encodeCount(n: number): Uint8Array {
 /**
  * {@link TaskRepository} over the LevelDB document store: one Automerge document
  * per task, and status/session/time indexes written in the same atomic batch as
- * the document change they derive from, so they can never disagree after a crash.
+ * the document change (or write-ahead record) they derive from, so they can never
+ * disagree after a crash.
+ *
+ * A task is first stored as a write-ahead record (`wal:<id>`, its whole record as
+ * JSON, rewritten at each flush), then, when the engine asks, as its document,
+ * built on a worker thread and written in one batch with the record's deletion.
+ * Reads fall back to the record; recovery replays records into documents first.
  */
 export class LevelTaskRepository implements TaskRepository {
   private total = -1;
@@ -178,7 +184,7 @@ export class LevelTaskRepository implements TaskRepository {
         plain.push({ type: "put", key: WAL + state.id, value: encodeWalRecord(record) }, ...indexOps);
       }
     }
-    // One count for the whole call: every write queued here lands in the same group commit as this one.
+    // One count for the whole call, atomic with the tasks it counts: a new task's first write is always in `plain`.
     if (this.total !== totalBefore) plain.push({ type: "put", key: COUNT_KEY, value: encodeCount(this.total) });
     if (plain.length > 0) writes.push(this.store.write(plain));
     await Promise.all(writes);
