@@ -30,7 +30,7 @@ export interface ClusterParts {
   isMember: (peerId: string) => boolean;
   /** Executor silence after which a remote task is presumed lost, ms. Default 10 s. */
   leaseTimeoutMs?: number;
-  /** Capability lookup deadline, ms. Default 3 s. */
+  /** Capability lookup deadline, ms. Default 5 s (retried once, twice as long, when nothing answers). */
   lookupTimeoutMs?: number;
   /** Members currently connected, asked about tasks this node has not heard of yet. */
   connectedMembers?: () => string[];
@@ -218,7 +218,11 @@ export class ClusterTransportAdapter implements TransportAdapter {
     const out: string[] = [];
     const localAgent = this.parts.agents.get(agentId);
     if (!exclude.has(self) && localAgent && (await localAgent.availability()).available) out.push(self);
-    const found = await this.parts.directory.findAgent(agentId, { timeoutMs: this.parts.lookupTimeoutMs ?? 3000, excludeLocal: true }).catch(() => [] as Candidate[]);
+    const lookup = (timeoutMs: number): Promise<Candidate[]> => this.parts.directory.findAgent(agentId, { timeoutMs, excludeLocal: true }).catch(() => [] as Candidate[]);
+    const timeoutMs = this.parts.lookupTimeoutMs ?? 5000;
+    let found = await lookup(timeoutMs);
+    // A busy machine or a peer that just vanished can eat a whole lookup; one more, longer try before refusing.
+    if (found.length === 0 && out.length === 0) found = await lookup(timeoutMs * 2);
     const score = (c: Candidate): number => c.record.load / Math.max(1, c.record.maxConcurrency) + (c.latencyMs ?? 50) / 1000;
     for (const c of found.filter((c) => !exclude.has(c.peerId) && this.parts.isMember(c.peerId)).sort((a, b) => score(a) - score(b))) {
       if (!out.includes(c.peerId)) out.push(c.peerId);
