@@ -600,13 +600,14 @@ export class TaskEngine {
     return new Promise((resolve, reject) => task.persistWaiters.push({ upTo, resolve, reject }));
   }
 
-  /** Resolves when every event recorded so far is durable. */
+  /** Resolves when every event recorded so far is durable and every ended task has its document. */
   private async drainFlushes(): Promise<void> {
     while (this.flushScheduled || this.dirty.size > 0) {
       if (!this.flushScheduled) this.scheduleFlush();
       await new Promise((resolve) => setImmediate(resolve));
     }
     await this.flushChain;
+    await this.options.repository.settled();
   }
 
   private scheduleFlush(): void {

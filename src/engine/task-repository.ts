@@ -4,6 +4,7 @@ import type { TaskEvent, TaskListFilter, TaskState, TaskStatus } from "../contra
 import type { Database } from "../storage/level-database.js";
 import type { LevelDocumentStore } from "../storage/level-document-store.js";
 import type { WriteOp } from "../storage/write-batcher.js";
+import { isTerminal } from "./state-machine.js";
 import { WorkerTaskDocBuilder, type TaskDocBuilder } from "./task-doc-builder.js";
 import {
   decodeWalRecord,
@@ -56,7 +57,9 @@ export interface TaskRepository {
   rebuildIndexes(): Promise<number>;
   /** Turn every write-ahead record into its task's document (recovery does this first). Returns how many. */
   replayWriteAhead(): Promise<number>;
-  /** Stop background work (it starts again if needed). */
+  /** Resolves when documents being written in the background are durable. */
+  settled(): Promise<void>;
+  /** Let background work finish, then stop it (it starts again if needed). */
   close(): Promise<void>;
 }
 
@@ -70,6 +73,8 @@ export interface LevelTaskRepositoryOptions {
 
 const IDX = "idx:";
 const WAL = "wal:";
+/** Documents of ended tasks written in the background at most; beyond it, persist waits for them. */
+const MAX_BACKGROUND = 4096;
 const COUNT_KEY = "meta:taskCount";
 const ACTIVE: readonly TaskStatus[] = ["pending", "planning", "running", "waiting"];
 const MAX_LIST = 10_000;
@@ -107,6 +112,9 @@ export class LevelTaskRepository implements TaskRepository {
    */
   private readonly actorId: string;
   private readonly builder: TaskDocBuilder;
+  private readonly background = new Set<Promise<void>>();
+  /** Why a background write failed; the next persist reports it. */
+  private failure: unknown;
 
   constructor(
     private readonly db: Database,
@@ -150,9 +158,12 @@ export class LevelTaskRepository implements TaskRepository {
   }
 
   async persist(changes: readonly TaskChangeSet[]): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
     if (this.total < 0) await this.count();
+    if (this.background.size >= MAX_BACKGROUND) await this.settled();
     const writes: Array<Promise<unknown>> = [];
     const plain: WriteOp[] = [];
+    const later: TaskRecord[] = [];
     const totalBefore = this.total;
     for (const change of changes) {
       const { record, stored, previous, newEvents, materialize } = change;
@@ -176,18 +187,44 @@ export class LevelTaskRepository implements TaskRepository {
       if (stored === "doc") {
         const fn = (doc: A.Doc<TaskDoc> | undefined) => updateTaskDoc(doc!, previous!, state, newEvents);
         writes.push(this.store.update<TaskDoc>(id, fn, "local", { ops: () => indexOps, raw: true }));
-      } else if (materialize && stored === "wal") {
+      } else if (materialize && stored === "wal" && !isTerminal(state.status)) {
         // The document replaces the write-ahead record in one atomic batch: never both, never neither.
         indexOps.push({ type: "del", key: WAL + state.id });
         writes.push(this.builder.build(taskDocRoot(record), this.actorId).then((built) => this.store.insert(id, built.bytes, built.heads, indexOps)));
       } else {
         plain.push({ type: "put", key: WAL + state.id, value: encodeWalRecord(record) }, ...indexOps);
+        // An ended task never changes again: its record makes the end durable now, and its document can follow
+        // without holding up the engine's next group commit.
+        if (materialize) later.push(record);
       }
     }
     // One count for the whole call, atomic with the tasks it counts: a new task's first write is always in `plain`.
     if (this.total !== totalBefore) plain.push({ type: "put", key: COUNT_KEY, value: encodeCount(this.total) });
-    if (plain.length > 0) writes.push(this.store.write(plain));
+    const recorded = plain.length > 0 ? this.store.write(plain) : Promise.resolve();
+    writes.push(recorded);
+    for (const record of later) this.materializeLater(record, recorded);
     await Promise.all(writes);
+  }
+
+  /**
+   * Write an ended task's document once its final record is durable (else the
+   * record could outlive its own deletion), deleting the record in the same batch.
+   */
+  private materializeLater(record: TaskRecord, recorded: Promise<void>): void {
+    const id = record.state.id;
+    const built = this.builder.build(taskDocRoot(record), this.actorId);
+    const done = Promise.all([built, recorded])
+      .then(([b]) => this.store.insert(taskDocId(id), b.bytes, b.heads, [{ type: "del", key: WAL + id }]))
+      .catch((err: unknown) => {
+        // The record stays: reads fall back to it and the next start replays it.
+        this.failure ??= err;
+      })
+      .finally(() => this.background.delete(done));
+    this.background.add(done);
+  }
+
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.all([...this.background]);
   }
 
   async replayWriteAhead(): Promise<number> {
@@ -208,15 +245,17 @@ export class LevelTaskRepository implements TaskRepository {
     return n;
   }
 
-  close(): Promise<void> {
-    return this.builder.close();
+  async close(): Promise<void> {
+    await this.settled();
+    await this.builder.close();
   }
 
   async load(taskId: string): Promise<TaskRecord | undefined> {
-    const doc = await this.store.get<TaskDoc>(taskDocId(taskId));
-    if (doc !== undefined) return readTaskDoc(doc);
+    // The record first: it is deleted only in the batch that writes the document, so one of the two reads finds the task.
     const wal = await this.db.get(WAL + taskId);
-    return wal === undefined ? undefined : decodeWalRecord(wal);
+    if (wal !== undefined) return decodeWalRecord(wal);
+    const doc = await this.store.get<TaskDoc>(taskDocId(taskId));
+    return doc === undefined ? undefined : readTaskDoc(doc);
   }
 
   async listIds(filter: TaskListFilter = {}): Promise<string[]> {
