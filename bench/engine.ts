@@ -77,7 +77,7 @@ async function coldStart(dir: string): Promise<void> {
 
 async function main(): Promise<void> {
   const quick = process.argv.includes("--quick");
-  const stored = quick ? 5_000 : 100_000;
+  const stored = quick ? 20_000 : 100_000;
   const dir = mkdtempSync(join(tmpdir(), "cc-bench-engine-"));
   try {
     const core = await openLocalCore({ dataDir: dir, ...OPTIONS });
