@@ -298,12 +298,21 @@ export class LevelTaskRepository implements TaskRepository {
     await this.db.batch(dels);
     let n = 0;
     let ops: WriteOp[] = [];
+    // Records before documents, skipping documents already seen as records: a task whose document is written
+    // between the two scans is then counted once, never missed.
     const records = async function* (repo: LevelTaskRepository, db: Database): AsyncGenerator<TaskRecord> {
+      const seen = new Set<string>();
+      for await (const value of db.values({ gte: WAL, lt: WAL + "\uffff" })) {
+        const record = decodeWalRecord(value);
+        seen.add(record.state.id);
+        yield record;
+      }
       for await (const docId of repo.store.ids("task/")) {
-        const record = await repo.load(docId.slice("task/".length));
+        const taskId = docId.slice("task/".length);
+        if (seen.has(taskId)) continue;
+        const record = await repo.load(taskId);
         if (record) yield record;
       }
-      for await (const value of db.values({ gte: WAL, lt: WAL + "\uffff" })) yield decodeWalRecord(value);
     };
     for await (const record of records(this, this.db)) {
       const { state } = record;
