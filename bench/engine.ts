@@ -105,6 +105,10 @@ async function main(): Promise<void> {
         perTaskMsSmall: perTaskSmall * 1000,
         perTaskMsLarge: perTaskLarge * 1000,
         ratio: perTaskLarge / perTaskSmall,
+        // The same ratio in CPU time: less swayed by whatever else the machine runs.
+        cpuMsPerTaskSmall: small.cpuMsPerTask,
+        cpuMsPerTaskLarge: large.cpuMsPerTask,
+        cpuRatio: large.cpuMsPerTask / small.cpuMsPerTask,
         target: 1.3,
       },
       loadAverage1m: loadavg()[0],
