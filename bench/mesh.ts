@@ -16,6 +16,7 @@ import { ChannelPool, handleFramed } from "../protocols/framing/pool.js";
 import { openDatabase, type Database } from "../src/storage/level-database.js";
 import { LevelDocumentStore } from "../src/storage/level-document-store.js";
 import { percentile, printResult } from "./report.js";
+import { measureRoutedTasks } from "./mesh-routed.js";
 
 type Task = { status: A.ImmutableString; note: A.ImmutableString; progress: number };
 
@@ -363,7 +364,7 @@ async function idleRss(): Promise<number> {
   return Math.round((parsed.rss / 1024 / 1024) * 10) / 10;
 }
 
-/** `--only rtt,sync,caps,rss` runs a subset, for profiling one part. */
+/** `--only rtt,routed,sync,caps,rss` runs a subset, for profiling one part. */
 async function main(): Promise<void> {
   if (process.argv.includes("--idle-node")) return idleNode();
   const onlyAt = process.argv.indexOf("--only");
@@ -371,6 +372,12 @@ async function main(): Promise<void> {
   const run = (part: string): boolean => only === undefined || only.has(part);
   const figures: Record<string, number> = {};
   if (run("rtt")) Object.assign(figures, await roundTrips(2_000));
+  if (run("routed")) {
+    Object.assign(figures, await measureRoutedTasks({ sequential: 300, total: 2_000, window: 32 }));
+    if (figures.raw_stream_rtt_p50_ms !== undefined && figures.routed_task_p50_ms !== undefined) {
+      figures.routed_p50_over_raw_rtt = Math.round((figures.routed_task_p50_ms / figures.raw_stream_rtt_p50_ms) * 10) / 10;
+    }
+  }
   if (run("sync")) Object.assign(figures, await reconnectSync(Number(process.env.BENCH_SYNC_DOCS ?? 1_000)));
   if (run("caps")) Object.assign(figures, await capabilityLookup(20, 40));
   if (run("rss")) figures.idle_node_rss_mb = await idleRss();
