@@ -165,9 +165,15 @@ export class ClusterTransportAdapter implements TransportAdapter {
     return [...local, ...extra].sort((x, y) => y.createdAt.getTime() - x.createdAt.getTime()).slice(0, filter.limit ?? 100);
   }
 
-  /** Agents of this node; other members' agents are found per task by routing. */
+  /** Agents of this node, then agents only connected members offer (from their signed records). */
   async listAgents(): Promise<AgentInfo[]> {
-    return Promise.all(this.parts.agents.list().map(describeAgent));
+    const local = await Promise.all(this.parts.agents.list().map(describeAgent));
+    const known = new Set(local.map((a) => a.id));
+    const remote = new Map<string, string[]>();
+    for (const c of await this.parts.directory.members().catch(() => [] as Candidate[])) {
+      for (const id of c.record.agents) if (!known.has(id)) remote.set(id, [...(remote.get(id) ?? []), c.peerId]);
+    }
+    return [...local, ...[...remote].map(([id, peers]) => ({ id, name: id, description: `offered by ${peers.join(", ")}`, capabilities: [], available: true }))];
   }
 
   async listSkills(): Promise<SkillInfo[]> {

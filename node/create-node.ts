@@ -55,6 +55,10 @@ export interface PeerInfo {
   level: string;
   addrs: string[];
   latencyMs?: number;
+  /** From the member's signed capability record, when it answered. */
+  agents?: string[];
+  capabilities?: string[];
+  load?: number;
 }
 
 /** A running mesh node. */
@@ -277,12 +281,20 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
         await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) });
       },
       peers: async () => {
+        const records = new Map((await directory.members().catch(() => [])).map((c) => [c.peerId, c.record]));
         const out: PeerInfo[] = [];
         for (const conn of libp2p.getConnections()) {
           const peer = conn.remotePeer.toString();
           if (out.some((p) => p.peerId === peer)) continue;
           const latencyMs = await libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
-          out.push({ peerId: peer, level: membership.levelOf(peer), addrs: [conn.remoteAddr.toString()], ...(latencyMs !== undefined && { latencyMs }) });
+          const record = records.get(peer);
+          out.push({
+            peerId: peer,
+            level: membership.levelOf(peer),
+            addrs: [conn.remoteAddr.toString()],
+            ...(latencyMs !== undefined && { latencyMs }),
+            ...(record && { agents: record.agents, capabilities: record.capabilities, load: record.load }),
+          });
         }
         return out;
       },

@@ -83,6 +83,8 @@ export interface CapabilityDirectory {
   localRecord(): Promise<SignedNodeRecord>;
   /** Nodes offering `id` of `kind`, each at most once, with load and latency. */
   find(kind: CapabilityKind, id: string, options?: FindOptions): Promise<Candidate[]>;
+  /** The signed records of every connected member that answers within `timeoutMs` (default 2 s), with latency. */
+  members(timeoutMs?: number): Promise<Candidate[]>;
   /** Shorthand for `find("agent", agentId)`. */
   findAgent(agentId: string, options?: FindOptions): Promise<Candidate[]>;
   /** Stop serving and refreshing. Idempotent. */
@@ -389,10 +391,17 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
   libp2p.addEventListener("peer:connect", onPeer);
   publishInBackground();
 
+  const members = async (timeoutMs = 2000): Promise<Candidate[]> => {
+    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), stopping.signal]);
+    const answers = await Promise.allSettled((await connectedMembers()).map((peer) => ask(peer, signal)));
+    return answers.flatMap((a) => (a.status === "fulfilled" ? [{ peerId: a.value.record.peerId, record: a.value.record, local: false, latencyMs: a.value.latencyMs, source: "direct" as const }] : []));
+  };
+
   return {
     publish,
     localRecord,
     find,
+    members,
     findAgent: (agentId, findOptions) => find("agent", agentId, findOptions),
     async stop() {
       if (stopped) return;

@@ -85,3 +85,18 @@ describe("revocation", () => {
     expect((await b.core.engine.listTasks()).some((t) => t.description === "sneaky")).toBe(false);
   }, 60_000);
 });
+
+describe("peers and agents across the mesh", () => {
+  it("lists connected peers with level, latency and capabilities, and agents only a member offers", async () => {
+    const mesh = await startNodes(2, (i) => (i === 1 ? { agents: [onlyHere] } : {}));
+    stop = mesh.stop;
+    const [a, b] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0]];
+    await formMesh(mesh.nodes);
+    const peers = await a.peers();
+    expect(peers).toHaveLength(1);
+    expect(peers[0]).toMatchObject({ peerId: b.peerId, level: "trusted", agents: expect.arrayContaining(["echo", "sleep", "only-c"]) });
+    expect(peers[0]!.latencyMs).toBeGreaterThanOrEqual(0);
+    const agents = await a.adapter.listAgents();
+    expect(agents.find((x) => x.id === "only-c")?.description).toBe(`offered by ${b.peerId}`);
+  }, 60_000);
+});

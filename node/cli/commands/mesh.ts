@@ -61,11 +61,11 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
     .description("connected peers with trust level and latency")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const list = (await admin(cmd, "node.peers", undefined, false)) as Array<{ peerId: string; level: string; latencyMs?: number; addrs: string[] }>;
+      const list = (await admin(cmd, "node.peers", undefined, false)) as Array<{ peerId: string; level: string; latencyMs?: number; addrs: string[]; agents?: string[]; load?: number }>;
       if (opts.json) printJson(list);
       else {
-        const t = new Table({ head: ["peer", "level", "latency", "address"], style: { head: [] } });
-        for (const p of list) t.push([p.peerId, p.level, p.latencyMs === undefined ? "" : `${p.latencyMs} ms`, p.addrs.join(" ")]);
+        const t = new Table({ head: ["peer", "level", "latency", "agents", "load", "address"], style: { head: [] } });
+        for (const p of list) t.push([p.peerId, p.level, p.latencyMs === undefined ? "" : `${p.latencyMs} ms`, (p.agents ?? []).join(", "), p.load ?? "", p.addrs.join(" ")]);
         process.stdout.write(list.length === 0 ? "no peers connected\n" : t.toString() + "\n");
       }
       setExit(EXIT.ok);
