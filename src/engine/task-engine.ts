@@ -315,10 +315,14 @@ export class TaskEngine {
     return { activeTasks: active, queuedTasks: this.queue.length, runningExecutions: this.running, totalTasks: this.total, healthy: this.healthy };
   }
 
-  /** Resolves when no task is queued or executing (tests and benchmarks use it). */
+  /**
+   * Resolves when no task is queued or executing, everything is durable and
+   * every ended task has its document (tests and benchmarks use it).
+   */
   async idle(): Promise<void> {
     if (this.running > 0 || this.queue.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.drainFlushes();
+    await this.options.repository.settled();
   }
 
   /**
@@ -600,14 +604,13 @@ export class TaskEngine {
     return new Promise((resolve, reject) => task.persistWaiters.push({ upTo, resolve, reject }));
   }
 
-  /** Resolves when every event recorded so far is durable and every ended task has its document. */
+  /** Resolves when every event recorded so far is durable. */
   private async drainFlushes(): Promise<void> {
     while (this.flushScheduled || this.dirty.size > 0) {
       if (!this.flushScheduled) this.scheduleFlush();
       await new Promise((resolve) => setImmediate(resolve));
     }
     await this.flushChain;
-    await this.options.repository.settled();
   }
 
   private scheduleFlush(): void {
