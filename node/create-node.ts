@@ -15,6 +15,7 @@ import { PairingService } from "./mesh/pairing-service.js";
 import { createCapabilityDirectory, type CapabilityDirectory } from "./routing/index.js";
 import { createSyncEngine, type SyncEngine } from "./sync/index.js";
 import { TaskClient } from "./tasks/task-client.js";
+import { createPeerRateLimiter } from "../protocols/framing/index.js";
 import { NodeSecurity } from "./security/node-security.js";
 import { startAuditReplicator, type AuditReplicator } from "./audit/audit-replicator.js";
 import { startTaskServer, type AuthorizeSubmit, type TaskServer } from "./tasks/task-server.js";
@@ -222,6 +223,8 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       isMember,
       authorize: options.authorize ?? ((submit) => sec.authorizeSubmit(submit.peer, submit.envelope)),
       authorizeCancel: (peer, taskId) => sec.authorizeCancel(peer, taskId),
+      // A flooding member is cut off on its own channels; everyone else keeps being served.
+      limiter: createPeerRateLimiter({ framesPerSecond: 5000, burst: 10_000 }),
       ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),
       onError: (peer, err) => report(`task ${peer}`)(err),
     });

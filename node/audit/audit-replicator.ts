@@ -1,7 +1,7 @@
 import type { Libp2p } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { AuditLog } from "../../src/security/index.js";
-import { ChannelPool, handleFramed, type FramedChannel } from "../../protocols/framing/index.js";
+import { ChannelPool, createPeerRateLimiter, handleFramed, type FramedChannel } from "../../protocols/framing/index.js";
 import { AUDIT_PAGE, AUDIT_PROTOCOL, createAuditCodec, type AuditMessage } from "../../protocols/audit/messages.js";
 
 /** Options of {@link startAuditReplicator}. */
@@ -53,6 +53,7 @@ export async function startAuditReplicator(options: AuditReplicatorOptions): Pro
 
   await handleFramed(options.libp2p, AUDIT_PROTOCOL, {
     codec,
+    settings: { limiter: createPeerRateLimiter({ framesPerSecond: 200, burst: 400 }) },
     maxInboundStreams: 2,
     accept: options.isMember,
     onChannel: (channel) => void serve(channel),
