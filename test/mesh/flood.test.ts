@@ -1,0 +1,34 @@
+import { peerIdFromString } from "@libp2p/peer-id";
+import { afterEach, describe, expect, it } from "vitest";
+import { FramedChannel } from "../../protocols/framing/index.js";
+import { createTaskCodec, TASK_PROTOCOL, type TaskMessage } from "../../protocols/task/index.js";
+import { formMesh, startNodes } from "../helpers/mesh.js";
+
+let stop: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await stop?.();
+  stop = undefined;
+});
+
+describe("a flooding member", () => {
+  it("is cut off on its own channel while other members keep being served", async () => {
+    const mesh = await startNodes(3);
+    stop = mesh.stop;
+    const [a, b, c] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0], typeof mesh.nodes[0]];
+    await formMesh(mesh.nodes);
+
+    const stream = await b.libp2p.dialProtocol(peerIdFromString(a.peerId), TASK_PROTOCOL);
+    const flood = new FramedChannel<TaskMessage>({ stream, codec: createTaskCodec(), peer: a.peerId });
+    const closed = new Promise<void>((resolve) => stream.addEventListener("close", () => resolve()));
+    // Far beyond the per-peer burst (10,000 frames), as fast as the stream takes them.
+    const sends: Array<Promise<void>> = [];
+    for (let rid = 1; rid <= 30_000; rid++) sends.push(flood.send({ t: "get", rid, taskId: "00000000-0000-4000-8000-000000000000" }).catch(() => undefined));
+    await Promise.all(sends);
+    await closed;
+    expect(stream.status).not.toBe("open");
+
+    const task = await c.adapter.submitTask({ description: "still served", input: "x", agentId: "echo" }, { route: a.peerId });
+    for await (const u of c.adapter.streamTaskUpdates(task.id)) if (u.status === "completed") break;
+    expect((await c.adapter.getTaskState(task.id))?.status).toBe("completed");
+  }, 90_000);
+});
