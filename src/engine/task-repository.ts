@@ -5,7 +5,7 @@ import type { Database } from "../storage/level-database.js";
 import type { LevelDocumentStore } from "../storage/level-document-store.js";
 import type { WriteOp } from "../storage/write-batcher.js";
 import { isTerminal } from "./state-machine.js";
-import { WorkerTaskDocBuilder, type TaskDocBuilder } from "./task-doc-builder.js";
+import { InlineTaskDocBuilder, type TaskDocBuilder, type WorkerTaskDocBuilder } from "./task-doc-builder.js";
 import {
   decodeWalRecord,
   encodeWalRecord,
@@ -67,7 +67,14 @@ export interface TaskRepository {
 export interface LevelTaskRepositoryOptions {
   /** Automerge actor id (hex) of the task documents this node writes. */
   actorId?: string;
-  /** Where new task documents are built. Default: a worker thread. */
+  /**
+   * Where new task documents are built. Default: on the calling thread. A
+   * {@link WorkerTaskDocBuilder} is faster on a machine with a spare core, but
+   * with it Node 20.20's V8 aborted the process about once in 25 runs of
+   * `bench:engine --quick` ("unreachable code" in
+   * Deoptimizer::DoComputeBuiltinContinuation, on a thread other than the main
+   * one), so it is not the default until that is understood.
+   */
   builder?: TaskDocBuilder;
 }
 
@@ -98,7 +105,7 @@ function encodeCount(n: number): Uint8Array {
  *
  * A task is first stored as a write-ahead record (`wal:<id>`, its whole record as
  * JSON, rewritten at each flush), then, when the engine asks, as its document,
- * built on a worker thread and written in one batch with the record's deletion.
+ * written in one batch with the record's deletion.
  * Reads fall back to the record; recovery replays records into documents first.
  */
 export class LevelTaskRepository implements TaskRepository {
@@ -122,7 +129,7 @@ export class LevelTaskRepository implements TaskRepository {
     options: LevelTaskRepositoryOptions = {},
   ) {
     this.actorId = options.actorId ?? randomBytes(16).toString("hex");
-    this.builder = options.builder ?? new WorkerTaskDocBuilder();
+    this.builder = options.builder ?? new InlineTaskDocBuilder();
     // Task documents other nodes execute arrive by sync; index them like our own so lists show the mesh's tasks.
     store.onChange((change) => {
       if (change.origin !== "remote" || !change.id.startsWith("task/")) return;
