@@ -283,7 +283,12 @@ export class LevelDocumentStore implements DocumentStore {
     const result = extras.raw ? undefined : next;
     if (next === undefined || (next === before && !extras.raw)) return extras.raw ? undefined : before;
     const heads = A.getHeads(next);
-    if (entry && sameHeads(entry.heads, heads)) return result;
+    if (entry && sameHeads(entry.heads, heads)) {
+      // Nothing to store, but the caller may have handed back a new object (receiveSyncMessage
+      // marks the one it was given outdated even when nothing arrives): keep the current one.
+      if (!extras.raw && next !== before) entry.doc = next as A.Doc<unknown>;
+      return result;
+    }
 
     const ops: WriteOp[] = [];
     let chunks: number;

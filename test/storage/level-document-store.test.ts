@@ -167,3 +167,18 @@ describe("LevelDocumentStore", () => {
     );
   });
 });
+
+describe("LevelDocumentStore keeps the live object", () => {
+  it("after an update that returns a new object with unchanged heads, the next A.change still works", async () => {
+    const dir = tempDir(); dirs.push(dir);
+    const s = await openStore(dir.path);
+    await s.store.update<Counter>("test/sync", () => A.from<Counter>({ n: 1, tags: [] }));
+    // A sync round that brings nothing still returns a new document and outdates the one it was given.
+    const peer = A.clone((await s.store.get<Counter>("test/sync"))!);
+    const [, msg] = A.generateSyncMessage(peer, A.initSyncState());
+    await s.store.update<Counter>("test/sync", (d) => A.receiveSyncMessage(d!, A.initSyncState(), msg!)[0], "remote");
+    await s.store.update<Counter>("test/sync", (d) => A.change(d!, (x) => { x.n = 2; }));
+    expect((await s.store.get<Counter>("test/sync"))?.n).toBe(2);
+    await s.close();
+  });
+});
