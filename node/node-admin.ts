@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CoderClawError, InvalidInputError } from "../src/contract/errors.js";
+import { parseInput } from "../src/contract/parse-input.js";
 import type { CoderClawNode } from "./create-node.js";
 
 /** Administrative calls on a running node, served over the control socket. */
@@ -36,13 +37,6 @@ const schemas = {
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
 } satisfies Record<AdminMethod, z.ZodType>;
 
-function parse<T>(schema: z.ZodType<T>, raw: unknown): T {
-  const parsed = schema.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  throw new InvalidInputError(issue.message, issue.path.join(".") || undefined);
-}
-
 /** True when `method` is one of {@link ADMIN_METHODS}. */
 export function isAdminMethod(method: string): method is AdminMethod {
   return (ADMIN_METHODS as readonly string[]).includes(method);
@@ -54,7 +48,7 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
   const m = node.membership;
   switch (method) {
     case "session.create": {
-      const { userId, roles, ttlMs } = parse(schemas[method], raw);
+      const { userId, roles, ttlMs } = parseInput(schemas[method], raw);
       // Sessions belong to this node's device: HTTP accepts only tokens opened here.
       const user = userId ?? node.peerId;
       // Without explicit roles, the session carries every role the user holds here.
@@ -64,35 +58,35 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       return { token: session.token, userId: session.userId, roles: session.roles, expiresAt: new Date(session.expiresAt).toISOString() };
     }
     case "audit.query": {
-      const q = parse(schemas[method], raw);
+      const q = parseInput(schemas[method], raw);
       const filter = Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined));
       return node.security.current.getAuditLog(filter);
     }
     case "audit.verify":
-      parse(schemas[method], raw);
+      parseInput(schemas[method], raw);
       return node.security.current.verifyAudit();
     case "node.id":
-      parse(schemas[method], raw);
+      parseInput(schemas[method], raw);
       return { deviceId: node.peerId, fingerprint: node.identity.fingerprint, addrs: node.multiaddrs(), meshId: m.meshId ?? null, level: m.levelOf(node.peerId) };
     case "node.peers":
-      parse(schemas[method], raw);
+      parseInput(schemas[method], raw);
       return node.peers();
     case "node.dial":
-      await node.dial(parse(schemas[method], raw).addr);
+      await node.dial(parseInput(schemas[method], raw).addr);
       return { connected: true };
     case "mesh.create":
-      return { meshId: await node.createMesh(parse(schemas[method], raw).name) };
+      return { meshId: await node.createMesh(parseInput(schemas[method], raw).name) };
     case "mesh.invite": {
-      const { level, ttlMs } = parse(schemas[method], raw);
+      const { level, ttlMs } = parseInput(schemas[method], raw);
       return node.pairing.invite(level, ttlMs);
     }
     case "mesh.join":
-      return node.pairing.join(parse(schemas[method], raw).invite);
+      return node.pairing.join(parseInput(schemas[method], raw).invite);
     case "mesh.status":
-      parse(schemas[method], raw);
+      parseInput(schemas[method], raw);
       return { meshId: m.meshId ?? null, name: m.meshName ?? null, devices: m.devices().length, self: m.levelOf(node.peerId) };
     case "devices.list": {
-      parse(schemas[method], raw);
+      parseInput(schemas[method], raw);
       const connected = new Set(node.libp2p.getConnections().map((c) => c.remotePeer.toString()));
       return m.devices().map((d) => {
         const self = d.deviceId === node.peerId;
@@ -101,13 +95,13 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       });
     }
     case "devices.trust": {
-      const { deviceId, level } = parse(schemas[method], raw);
+      const { deviceId, level } = parseInput(schemas[method], raw);
       const cert = await m.certify(deviceId, level);
       await node.security.record({ action: "trust.certify", userId: node.peerId, deviceId: node.peerId, resource: deviceId, result: "allowed", reason: `level ${level}` });
       return { certificate: cert.id };
     }
     case "devices.revoke": {
-      const { deviceId, reason } = parse(schemas[method], raw);
+      const { deviceId, reason } = parseInput(schemas[method], raw);
       if (deviceId === node.peerId) throw new CoderClawError("INVALID_INPUT", "a node cannot revoke itself from its own CLI; revoke it from another member", { field: "deviceId" });
       const rev = await m.revoke(deviceId, reason);
       await node.security.record({ action: "trust.revoke", userId: node.peerId, deviceId: node.peerId, resource: deviceId, result: "allowed", reason });

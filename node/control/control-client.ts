@@ -1,7 +1,8 @@
 import { connect, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { z } from "zod";
-import { CoderClawError, type ErrorCode } from "../../src/contract/errors.js";
+import { CoderClawError } from "../../src/contract/errors.js";
+import { errorFromWire } from "../../src/transport/error-wire.js";
 import type {
   AgentInfo,
   RuntimeStatus,
@@ -20,7 +21,6 @@ import {
   SkillInfoSchema,
   TaskStateSchema,
   TaskUpdateEventSchema,
-  isErrorCode,
 } from "../../src/transport/http-wire.js";
 import { AsyncQueue } from "../../src/util/async-queue.js";
 import { MAX_CONTROL_LINE_BYTES } from "./control-protocol.js";
@@ -46,11 +46,6 @@ const LineSchema = z.object({
 });
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: unknown) => void };
-
-function toError(e: { code: string; message: string; field?: string }): CoderClawError {
-  const code: ErrorCode = isErrorCode(e.code) ? e.code : "PROTOCOL";
-  return e.field === undefined ? new CoderClawError(code, e.message) : new CoderClawError(code, e.message, { field: e.field });
-}
 
 /**
  * The runtime contract over a running node's control socket: what the CLI uses
@@ -125,7 +120,7 @@ export class ControlClientAdapter implements TransportAdapter {
     if (stream) {
       if (parsed.event !== undefined) stream.push({ event: parsed.event });
       else {
-        if (parsed.error !== undefined && typeof parsed.error !== "string") stream.push({ error: toError(parsed.error) });
+        if (parsed.error !== undefined && typeof parsed.error !== "string") stream.push({ error: errorFromWire(parsed.error) });
         stream.end();
         this.streams.delete(id);
       }
@@ -134,7 +129,7 @@ export class ControlClientAdapter implements TransportAdapter {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
-    if (parsed.error !== undefined) p.reject(typeof parsed.error === "string" ? new CoderClawError("PROTOCOL", parsed.error) : toError(parsed.error));
+    if (parsed.error !== undefined) p.reject(typeof parsed.error === "string" ? new CoderClawError("PROTOCOL", parsed.error) : errorFromWire(parsed.error));
     else p.resolve(parsed.result);
   }
 

@@ -2,8 +2,9 @@ import { timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { createInterface } from "node:readline";
-import { z } from "zod";
 import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
+import { parseInput } from "../../src/contract/parse-input.js";
+import { errorToWire } from "../../src/transport/error-wire.js";
 import type { TaskListFilter, TaskSubmitRequest, TransportAdapter } from "../../src/contract/types.js";
 import {
   AdminParamsSchema,
@@ -35,19 +36,6 @@ export interface ControlServerOptions {
 /** A running control server. */
 export interface ControlServer {
   close(): Promise<void>;
-}
-
-function errorBody(err: unknown): { code: string; message: string; field?: string } {
-  if (err instanceof CoderClawError) return err.field === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, field: err.field };
-  return { code: "PROTOCOL", message: err instanceof Error ? err.message : String(err) };
-}
-
-/** Parse call parameters, refusing bad ones as INVALID_INPUT with the field named. */
-function params<T>(schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  throw new InvalidInputError(issue.message, issue.path.length > 0 ? issue.path.join(".") : undefined);
 }
 
 function tokensEqual(a: string, b: string): boolean {
@@ -110,13 +98,13 @@ export async function startControlServer(options: ControlServerOptions): Promise
       const reply = (run: () => unknown): void => {
         Promise.resolve().then(run).then(
           (result) => send({ id, result: result ?? null }),
-          (err: unknown) => send({ id, error: errorBody(err) }),
+          (err: unknown) => send({ id, error: errorToWire(err) }),
         );
       };
       switch (method) {
         case "submitTask":
           return reply(() => {
-            const { request, route } = params(SubmitParamsSchema, raw);
+            const { request, route } = parseInput(SubmitParamsSchema, raw);
             // The engine validates the request itself, with the same errors for every transport.
             if (route !== undefined && route !== "auto") {
               if (!options.submitRouted) throw new InvalidInputError("this node is not in a mesh; --route needs `coderclaw start` with a mesh", "route");
@@ -126,18 +114,18 @@ export async function startControlServer(options: ControlServerOptions): Promise
           });
         case "admin":
           return reply(() => {
-            const { method: m, params: p } = params(AdminParamsSchema, raw);
+            const { method: m, params: p } = parseInput(AdminParamsSchema, raw);
             if (!options.admin) throw new CoderClawError("UNAVAILABLE", "this node runs no mesh administration");
             return options.admin(m, p);
           });
         case "getTaskState":
-          return reply(() => adapter.getTaskState(params(TaskParamsSchema, raw).taskId));
+          return reply(() => adapter.getTaskState(parseInput(TaskParamsSchema, raw).taskId));
         case "getTaskEvents":
-          return reply(() => adapter.getTaskEvents?.(params(TaskParamsSchema, raw).taskId) ?? []);
+          return reply(() => adapter.getTaskEvents?.(parseInput(TaskParamsSchema, raw).taskId) ?? []);
         case "cancelTask":
-          return reply(() => adapter.cancelTask(params(TaskParamsSchema, raw).taskId));
+          return reply(() => adapter.cancelTask(parseInput(TaskParamsSchema, raw).taskId));
         case "listTasks":
-          return reply(() => adapter.listTasks(params(TaskListQuerySchema, raw ?? {}) as TaskListFilter));
+          return reply(() => adapter.listTasks(parseInput(TaskListQuerySchema, raw ?? {}) as TaskListFilter));
         case "listAgents":
           return reply(() => adapter.listAgents());
         case "listSkills":
@@ -146,13 +134,13 @@ export async function startControlServer(options: ControlServerOptions): Promise
           return reply(() => adapter.getStatus());
         case "closeStream":
           return reply(() => {
-            streams.get(params(CloseStreamParamsSchema, raw).streamId)?.abort();
+            streams.get(parseInput(CloseStreamParamsSchema, raw).streamId)?.abort();
             return true;
           });
         case "streamTaskUpdates": {
           let parsed: { taskId: string; afterSeq?: number | undefined };
           try {
-            parsed = params(StreamParamsSchema, raw);
+            parsed = parseInput(StreamParamsSchema, raw);
           } catch (err) {
             return reply(() => Promise.reject(err));
           }
@@ -164,7 +152,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
               for await (const event of adapter.streamTaskUpdates(parsed.taskId, opts)) send({ id, event });
               send({ id, end: true });
             } catch (err) {
-              send({ id, error: errorBody(err) });
+              send({ id, error: errorToWire(err) });
             } finally {
               streams.delete(id);
             }

@@ -2,12 +2,12 @@ import { randomBytes } from "node:crypto";
 import type { Libp2p } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { DeviceIdentity } from "../../identity/index.js";
-import { CoderClawError, type ErrorCode } from "../../src/contract/errors.js";
+import { CoderClawError } from "../../src/contract/errors.js";
 import type { TaskEvent, TaskState, TaskSubmitRequest } from "../../src/contract/types.js";
 import { AsyncQueue } from "../../src/util/async-queue.js";
 import { ChannelPool, encodeCanonical, type FramedChannel } from "../../protocols/framing/index.js";
 import { createTaskCodec, eventFromWire, stateFromWire, TASK_PROTOCOL, type SubmitEnvelope, type TaskMessage } from "../../protocols/task/index.js";
-import { isErrorCode } from "../../src/transport/http-wire.js";
+import { errorFromWire } from "../../src/transport/error-wire.js";
 
 /** Options of {@link TaskClient}. */
 export interface TaskClientOptions {
@@ -26,8 +26,7 @@ interface ChannelState {
 }
 
 function toError(m: Extract<TaskMessage, { t: "err" }>): CoderClawError {
-  const code: ErrorCode = isErrorCode(m.code) ? m.code : "PROTOCOL";
-  return m.field === undefined ? new CoderClawError(code, m.message) : new CoderClawError(code, m.message, { field: m.field });
+  return errorFromWire(m.field === undefined ? { code: m.code, message: m.message } : { code: m.code, message: m.message, field: m.field });
 }
 
 /**

@@ -1,6 +1,8 @@
 import type { Libp2p } from "@libp2p/interface";
 import { ed25519, publicKeyOfDeviceId } from "../../identity/index.js";
-import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
+import { CoderClawError } from "../../src/contract/errors.js";
+import { parseInput } from "../../src/contract/parse-input.js";
+import { errorToWire } from "../../src/transport/error-wire.js";
 import type { TaskSubmitRequest } from "../../src/contract/types.js";
 import type { TaskEngine } from "../../src/engine/task-engine.js";
 import type { AgentRegistry } from "../../src/agents/executor.js";
@@ -45,10 +47,7 @@ interface PeerState {
 }
 
 function errorMessage(rid: number, err: unknown): TaskMessage {
-  if (err instanceof CoderClawError) {
-    return err.field === undefined ? { t: "err", rid, code: err.code, message: err.message.slice(0, 4096) } : { t: "err", rid, code: err.code, message: err.message.slice(0, 4096), field: err.field };
-  }
-  return { t: "err", rid, code: "PROTOCOL", message: (err instanceof Error ? err.message : String(err)).slice(0, 4096) };
+  return { t: "err", rid, ...errorToWire(err) };
 }
 
 /**
@@ -74,12 +73,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
   };
 
   const verifySubmit = async (peer: string, envelopeBytes: Uint8Array, sig: Uint8Array): Promise<SubmitEnvelope> => {
-    const parsed = submitEnvelopeSchema.safeParse(decodeStrict(envelopeBytes));
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new InvalidInputError(issue?.message ?? "invalid submission", issue?.path.join("."));
-    }
-    const envelope = parsed.data;
+    const envelope = parseInput(submitEnvelopeSchema, decodeStrict(envelopeBytes));
     if (envelope.requester !== peer) throw new CoderClawError("PERMISSION_DENIED", `submission signed for ${envelope.requester} arrived from ${peer}`);
     const publicKey = publicKeyOfDeviceId(peer);
     if (!publicKey || !ed25519.verify(sig, envelopeBytes, publicKey)) throw new CoderClawError("PERMISSION_DENIED", "submission signature does not verify");

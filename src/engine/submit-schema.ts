@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { InvalidInputError } from "../contract/errors.js";
+import { parseInput } from "../contract/parse-input.js";
 import type { TaskSubmitRequest } from "../contract/types.js";
 
 /** Default limit on `input`, in UTF-8 bytes. */
@@ -53,12 +54,7 @@ function buildSchema(maxInputBytes: number) {
  * refused with an {@link InvalidInputError} whose `field` names the first problem.
  */
 export function parseSubmitRequest(input: unknown, maxInputBytes = DEFAULT_MAX_INPUT_BYTES): TaskSubmitRequest {
-  const result = schema(maxInputBytes).safeParse(input);
-  if (result.success) return result.data as TaskSubmitRequest;
-  const issue = result.error.issues[0]!;
-  const field = issue.path.length > 0 ? issue.path.join(".") : undefined;
-  const message = issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message;
-  throw new InvalidInputError(message, field);
+  return parseInput(schema(maxInputBytes), input) as TaskSubmitRequest;
 }
 
 /** Throws unless `id` is a task id (UUID). */
