@@ -16,6 +16,22 @@ export interface AccessOptions {
 export type AccessKind = "server" | "node" | "storage" | "in-process";
 
 /**
+ * The node running on `dataDir`, through its control socket; undefined when none
+ * answers (no socket, or one left by a node that died: storage, which the
+ * database lock protects, is then the caller's to open).
+ */
+export async function connectRunningNode(dataDir: string): Promise<ControlClientAdapter | undefined> {
+  const paths = dataPaths(dataDir);
+  if (!existsSync(paths.controlSocket) || !existsSync(paths.controlToken)) return undefined;
+  try {
+    return await ControlClientAdapter.connect(paths.controlSocket, readFileSync(paths.controlToken, "utf8").trim());
+  } catch (err) {
+    if (err instanceof CoderClawError && err.code === "UNAVAILABLE") return undefined;
+    throw err;
+  }
+}
+
+/**
  * Reach the runtime the way the README describes:
  * `--server URL` talks HTTP to a remote node; otherwise a node running on this
  * data directory (`coderclaw start`) is reached over its control socket;
@@ -29,16 +45,8 @@ export async function openAccess(options: AccessOptions, runTasks: boolean): Pro
     return { adapter: new HTTPTransportAdapter({ baseUrl: options.server, token }), kind: "server" };
   }
   const dataDir = resolveDataDir(options.home);
-  const paths = dataPaths(dataDir);
-  if (existsSync(paths.controlSocket) && existsSync(paths.controlToken)) {
-    try {
-      const token = readFileSync(paths.controlToken, "utf8").trim();
-      return { adapter: await ControlClientAdapter.connect(paths.controlSocket, token), kind: "node" };
-    } catch (err) {
-      // A socket left by a node that died: fall through to storage, which the lock protects.
-      if (!(err instanceof CoderClawError && err.code === "UNAVAILABLE")) throw err;
-    }
-  }
+  const client = await connectRunningNode(dataDir);
+  if (client) return { adapter: client, kind: "node" };
   const [{ loadAgentRegistry }, { LocalTransportAdapter }] = await Promise.all([import("../../src/agents/index.js"), import("../../src/transport/local-adapter.js")]);
   const agents = loadAgentRegistry({ dataDir, workspaceDir: process.cwd() });
   const adapter = await LocalTransportAdapter.open({ dataDir, runTasks, agents });

@@ -1,13 +1,11 @@
-import { existsSync, readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import Table from "cli-table3";
 import { loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js";
 import { CoderClawError } from "../../../src/contract/errors.js";
-import { dataPaths, resolveDataDir } from "../../../src/runtime/data-dir.js";
-import { ControlClientAdapter } from "../../control/control-client.js";
+import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson } from "../output.js";
-import type { AccessOptions } from "../runtime-access.js";
+import { connectRunningNode, type AccessOptions } from "../runtime-access.js";
 
 /**
  * Run an administrative call on the node of this data directory: the running one
@@ -16,17 +14,12 @@ import type { AccessOptions } from "../runtime-access.js";
  */
 export async function admin(cmd: Command, method: string, params: unknown, offline: boolean): Promise<unknown> {
   const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
-  const paths = dataPaths(dataDir);
-  if (existsSync(paths.controlSocket) && existsSync(paths.controlToken)) {
+  const client = await connectRunningNode(dataDir);
+  if (client) {
     try {
-      const client = await ControlClientAdapter.connect(paths.controlSocket, readFileSync(paths.controlToken, "utf8").trim());
-      try {
-        return await client.admin(method, params);
-      } finally {
-        await client.close();
-      }
-    } catch (err) {
-      if (!(err instanceof CoderClawError && err.code === "UNAVAILABLE" && /connect|greet|answer/.test(err.message))) throw err;
+      return await client.admin(method, params);
+    } finally {
+      await client.close();
     }
   }
   if (!offline) throw new CoderClawError("UNAVAILABLE", "this needs a running node: start one with `coderclaw start`");
