@@ -56,6 +56,9 @@ interface Route {
   lost?: TaskState;
 }
 
+/** Routes kept in memory (re-routing, lease failures, lists before replication). */
+const MAX_ROUTES = 10_000;
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -192,6 +195,16 @@ export class ClusterTransportAdapter implements TransportAdapter {
     // The node owns the engine, client and directory; it closes them.
   }
 
+  /**
+   * Keep a task's route, forgetting the oldest beyond {@link MAX_ROUTES}: old tasks
+   * are answered from their replicated documents, so memory stays bounded on a
+   * long-running node.
+   */
+  private remember(taskId: string, route: Route): void {
+    this.routes.set(taskId, route);
+    if (this.routes.size > MAX_ROUTES) this.routes.delete(this.routes.keys().next().value!);
+  }
+
   private async executorOf(taskId: string): Promise<string | undefined> {
     const route = this.routes.get(taskId);
     if (route) return route.peer;
@@ -200,7 +213,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
     // Not replicated here yet: ask the members we are connected to; the executor knows its own tasks.
     const executor = await this.askMembers(taskId);
     if (!executor) throw new CoderClawError("NOT_FOUND", `task not found: ${taskId}`);
-    this.routes.set(taskId, { peer: executor.peer, request: { description: executor.state.description, input: "" }, retryable: executor.state.metadata?.retryable === true });
+    this.remember(taskId, { peer: executor.peer, request: { description: executor.state.description, input: "" }, retryable: executor.state.metadata?.retryable === true });
     return executor.peer;
   }
 
@@ -244,7 +257,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
       try {
         const task = peer === this.parts.selfId ? await this.parts.engine.submit(request) : await this.parts.client.submit(peer, request);
         const retryable = peer === this.parts.selfId ? (this.parts.agents.get(agentId)?.retryable ?? false) : task.metadata?.retryable === true;
-        this.routes.set(task.id, { peer, request, retryable });
+        this.remember(task.id, { peer, request, retryable });
         return task;
       } catch (err) {
         lastError = err;
@@ -292,7 +305,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
     const base: TaskState = known ?? { id: taskId, status: "running", description: route?.request.description ?? "", createdAt: new Date() };
     const lost: TaskState = { ...base, status: "failed", error: `executor ${peer} unreachable: lease expired and agent ${route?.request.agentId ?? "?"} is not retryable`, completedAt: new Date() };
     if (route) route.lost = lost;
-    else this.routes.set(taskId, { peer, request: { description: base.description, input: "" }, retryable: false, lost });
+    else this.remember(taskId, { peer, request: { description: base.description, input: "" }, retryable: false, lost });
     return lost;
   }
 
