@@ -209,6 +209,31 @@ function parseJson<T>(id: string, what: string, raw: IS | undefined): T | undefi
   }
 }
 
+/** What the task indexes are derived from. */
+export interface TaskIndexFields {
+  status: TaskStatus;
+  createdAt: number;
+  sessionId?: string;
+}
+
+/**
+ * The indexed fields of a task document, or undefined while the document does
+ * not hold them in a readable form (a sync still under way, another layout).
+ */
+export function readTaskIndexFields(doc: A.Doc<TaskDoc>): TaskIndexFields | undefined {
+  if (doc.v !== TASK_DOC_VERSION) return undefined;
+  const status = doc.status?.toString() as TaskStatus;
+  if (!TASK_STATUSES.includes(status)) return undefined;
+  let spec: TaskSpec | undefined;
+  try {
+    spec = parseJson<TaskSpec>("", "spec", doc.spec);
+  } catch {
+    return undefined;
+  }
+  if (spec === undefined || typeof spec.createdAt !== "number") return undefined;
+  return spec.sessionId === undefined ? { status, createdAt: spec.createdAt } : { status, createdAt: spec.createdAt, sessionId: spec.sessionId };
+}
+
 /** Read a task document back into a record, refusing documents of another layout. */
 export function readTaskDoc(doc: A.Doc<TaskDoc>): TaskRecord {
   const id = doc.id?.toString() ?? "?";

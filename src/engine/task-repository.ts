@@ -10,10 +10,12 @@ import {
   decodeWalRecord,
   encodeWalRecord,
   readTaskDoc,
+  readTaskIndexFields,
   taskDocId,
   taskDocRoot,
   updateTaskDoc,
   type TaskDoc,
+  type TaskIndexFields,
   type TaskRecord,
 } from "./task-document.js";
 
@@ -110,7 +112,6 @@ function encodeCount(n: number): Uint8Array {
  */
 export class LevelTaskRepository implements TaskRepository {
   private total = -1;
-  private indexing: Promise<void> = Promise.resolve();
 
   /**
    * Actor of the documents this repository creates: the configured one, else one
@@ -123,45 +124,44 @@ export class LevelTaskRepository implements TaskRepository {
   /** Why a background write failed; the next persist reports it. */
   private failure: unknown;
 
-  constructor(
+  private constructor(
     private readonly db: Database,
     private readonly store: LevelDocumentStore,
-    options: LevelTaskRepositoryOptions = {},
+    options: LevelTaskRepositoryOptions,
   ) {
     this.actorId = options.actorId ?? randomBytes(16).toString("hex");
     this.builder = options.builder ?? new InlineTaskDocBuilder();
-    // Task documents other nodes execute arrive by sync; index them like our own so lists show the mesh's tasks.
-    store.onChange((change) => {
-      if (change.origin !== "remote" || !change.id.startsWith("task/")) return;
-      this.indexing = this.indexing.then(() => this.indexReplica(change.id.slice("task/".length))).catch(() => undefined);
-    });
   }
 
-  /** Index (or re-index) a task document written by another node. */
-  private async indexReplica(taskId: string): Promise<void> {
-    const record = await this.load(taskId).catch(() => undefined);
-    if (!record) return;
-    const { state } = record;
-    const created = state.createdAt.getTime();
-    const previous = await this.db.get(statusOfKey(taskId));
-    const prev = previous === undefined ? undefined : (Buffer.from(previous).toString("utf8") as TaskStatus);
-    if (prev === state.status) return;
+  /**
+   * A repository over `store`, which also indexes the task documents other nodes
+   * write (they arrive by sync), in the same batch as each received change.
+   */
+  static async open(db: Database, store: LevelDocumentStore, options: LevelTaskRepositoryOptions = {}): Promise<LevelTaskRepository> {
+    const repository = new LevelTaskRepository(db, store, options);
+    await repository.count();
+    store.deriveFromRemote<TaskIndexFields>({
+      prefix: "task/",
+      read: (doc) => readTaskIndexFields(doc as A.Doc<TaskDoc>),
+      ops: (id, before, after) => repository.replicaIndexOps(id.slice("task/".length), before, after),
+    });
+    return repository;
+  }
+
+  /** Index writes that take a received task document from `before` to `after`. */
+  private replicaIndexOps(taskId: string, before: TaskIndexFields | undefined, after: TaskIndexFields | undefined): WriteOp[] {
+    if (after === undefined || before?.status === after.status) return [];
+    const created = after.createdAt;
     const ops: WriteOp[] = [];
-    if (prev === undefined) {
-      if (this.total < 0) await this.count();
+    if (before === undefined) {
       this.total++;
       ops.push({ type: "put", key: timeKey(created, taskId), value: EMPTY }, { type: "put", key: COUNT_KEY, value: encodeCount(this.total) });
-      if (state.sessionId !== undefined) ops.push({ type: "put", key: sessionKey(state.sessionId, created, taskId), value: EMPTY });
+      if (after.sessionId !== undefined) ops.push({ type: "put", key: sessionKey(after.sessionId, created, taskId), value: EMPTY });
     } else {
-      ops.push({ type: "del", key: statusKey(prev, created, taskId) });
+      ops.push({ type: "del", key: statusKey(before.status, before.createdAt, taskId) });
     }
-    ops.push({ type: "put", key: statusKey(state.status, created, taskId), value: EMPTY }, { type: "put", key: statusOfKey(taskId), value: Buffer.from(state.status) });
-    await this.db.batch(ops);
-  }
-
-  /** Resolves when replicas received so far are indexed. */
-  replicasIndexed(): Promise<void> {
-    return this.indexing;
+    ops.push({ type: "put", key: statusKey(after.status, created, taskId), value: EMPTY }, { type: "put", key: statusOfKey(taskId), value: Buffer.from(after.status) });
+    return ops;
   }
 
   async persist(changes: readonly TaskChangeSet[]): Promise<void> {

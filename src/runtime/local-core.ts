@@ -53,7 +53,7 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
     const batcher = new WriteBatcher(db);
     const storeOptions = context.actorId === undefined ? { batcher, path: paths.database } : { batcher, path: paths.database, actorId: context.actorId };
     const store = new LevelDocumentStore(db, storeOptions);
-    const repository = new LevelTaskRepository(db, store, context.actorId === undefined ? {} : { actorId: context.actorId });
+    const repository = await LevelTaskRepository.open(db, store, context.actorId === undefined ? {} : { actorId: context.actorId });
     const agents = context.agents ?? createBuiltinRegistry();
     const engine = await TaskEngine.open({
       repository,

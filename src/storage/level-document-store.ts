@@ -44,6 +44,20 @@ export interface UpdateExtras<T> {
   raw?: boolean;
 }
 
+/**
+ * Records kept beside the documents under a prefix that other nodes write (an
+ * index of them), derived from what a document says before and after a remote
+ * change and committed in the same batch as the change: a crash between the two
+ * could otherwise leave a received document out of its index for good.
+ */
+export interface RemoteDerivation<S> {
+  prefix: string;
+  /** What the derived records depend on, or undefined when the document does not say yet (a partial sync). */
+  read(doc: A.Doc<unknown>): S | undefined;
+  /** The writes that take the derived records from `before` to `after`. */
+  ops(id: string, before: S | undefined, after: S | undefined): WriteOp[];
+}
+
 interface CacheEntry {
   doc: A.Doc<unknown>;
   heads: A.Heads;
@@ -123,6 +137,7 @@ export class LevelDocumentStore implements DocumentStore {
   private readonly cache = new Map<string, CacheEntry>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly listeners = new Set<(change: DocumentChange) => void>();
+  private readonly derivations = new Set<RemoteDerivation<unknown>>();
   private readonly batcher: WriteBatcher;
   private readonly maxCached: number;
   private readonly compactAfter: number;
@@ -236,6 +251,21 @@ export class LevelDocumentStore implements DocumentStore {
     return () => this.listeners.delete(listener);
   }
 
+  /** Keep records derived from remotely changed documents, atomically with each change; returns a function that stops it. */
+  deriveFromRemote<S>(derivation: RemoteDerivation<S>): () => void {
+    const d = derivation as RemoteDerivation<unknown>;
+    this.derivations.add(d);
+    return () => this.derivations.delete(d);
+  }
+
+  /** The derivations that apply to a remote change of `id`, with what each read from the document before it. */
+  private derivationsBefore(id: string, origin: ChangeOrigin, before: A.Doc<unknown> | undefined): Array<[RemoteDerivation<unknown>, unknown]> {
+    if (origin !== "remote" || this.derivations.size === 0) return [];
+    const out: Array<[RemoteDerivation<unknown>, unknown]> = [];
+    for (const d of this.derivations) if (id.startsWith(d.prefix)) out.push([d, before === undefined ? undefined : d.read(before)]);
+    return out;
+  }
+
   /**
    * Write `ops` (records that are not documents, such as write-ahead records and
    * indexes) in the same group commit as document updates.
@@ -279,6 +309,8 @@ export class LevelDocumentStore implements DocumentStore {
     if (entry?.raw && !extras.raw) this.refresh(entry);
     const before = entry?.doc as A.Doc<T> | undefined;
     if (entry && !extras.raw) entry.shared = true;
+    // Read before `fn`: applying changes can leave the document it was given outdated and unreadable.
+    const derived = this.derivationsBefore(id, origin, before);
     const next = fn(before);
     const result = extras.raw ? undefined : next;
     if (next === undefined || (next === before && !extras.raw)) return extras.raw ? undefined : before;
@@ -305,6 +337,7 @@ export class LevelDocumentStore implements DocumentStore {
     }
     ops.push({ type: "put", key: HEADS + id, value: encodeHeads(heads) });
     if (extras.ops) for (const op of extras.ops(next)) ops.push(op);
+    for (const [d, was] of derived) for (const op of d.ops(id, was, d.read(next))) ops.push(op);
 
     await this.batcher.write(ops);
     const raw = extras.raw === true || (entry?.raw === true && next === before);

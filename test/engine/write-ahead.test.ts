@@ -28,7 +28,7 @@ async function open(path: string, ctl: ExecutionController, materializeAfterMs: 
   const db = await openDatabase(path);
   opened.push(db);
   const store = new LevelDocumentStore(db, { path });
-  const repository = new LevelTaskRepository(db, store);
+  const repository = await LevelTaskRepository.open(db, store);
   const agents = new StaticAgentRegistry([createEchoAgent(), ctl.agent("ctl", true), ctl.agent("once", false)]);
   const engine = await TaskEngine.open({ repository, agents, dataDir: path, materializeAfterMs, shutdownGraceMs: 0 });
   return { db, store, repository, engine };
