@@ -81,6 +81,13 @@ export class FramedChannel<T> implements AsyncIterable<T> {
       if (event.error !== undefined && !event.local) this.#finish(new ChannelClosedError(`stream reset by ${this.peer}`, { peer: this.peer, cause: event.error }));
       else this.#finish();
     });
+    // A stream can end before it is handed over (the remote refused it as soon as it was negotiated);
+    // its close and end events are gone by then.
+    if (this.stream.status === "reset" || this.stream.status === "aborted") {
+      this.#finish(new ChannelClosedError(`stream ${this.stream.status} before the channel was set up`, { peer: this.peer }));
+    } else if ((this.stream.readStatus === "closed" || this.stream.remoteWriteStatus === "closed") && this.stream.readBufferLength === 0) {
+      this.#finish();
+    }
   }
 
   /** True once the channel can neither send nor receive. */
@@ -118,7 +125,14 @@ export class FramedChannel<T> implements AsyncIterable<T> {
           throw failure;
         }
       }
-      this.stream.send(frame);
+      try {
+        this.stream.send(frame);
+      } catch (err) {
+        // The stream ended under us without an event reaching this channel yet: it is over either way.
+        const failure = new ChannelClosedError(`stream to ${this.peer} closed: ${(err as Error).message}`, { peer: this.peer, cause: err });
+        this.abort(failure);
+        throw failure;
+      }
     });
     this.#sending = sent.catch(() => undefined);
     return sent;

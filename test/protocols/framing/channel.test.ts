@@ -10,6 +10,7 @@ import {
   encodeFrame,
   FrameTimeoutError,
   FrameTooLargeError,
+  FramedChannel,
   FramingError,
   handleFramed,
   MalformedFrameError,
@@ -70,6 +71,19 @@ function protocolStreams(node: MeshLibp2p, peer: MeshLibp2p): number {
 }
 
 describe("framed channel over libp2p", () => {
+  it("ends at once on a stream that was refused before it was handed over, and fails sends instead of hanging", async () => {
+    nodes = await startNodes(2);
+    await connectAll(nodes);
+    const [server, client] = nodes as [MeshLibp2p, MeshLibp2p];
+    await handleFramed<Msg>(server, PROTOCOL, { codec, accept: () => false, onChannel: () => undefined });
+    const stream = await client.dialProtocol(server.peerId, PROTOCOL);
+    await eventually(() => stream.status !== "open", 5_000, "the refusal to arrive");
+    const channel = new FramedChannel<Msg>({ stream, codec, peer: server.peerId.toString() });
+    expect(channel.closed).toBe(true);
+    await expect(channel.send({ n: 1 })).rejects.toBeInstanceOf(FramingError);
+    await expect(channel.receive()).rejects.toThrow(/reset before the channel was set up/);
+  });
+
   it("reuses one stream for many round trips", async () => {
     const { server, honest, pool } = await setup();
     for (let n = 0; n < 200; n++) {
