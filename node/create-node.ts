@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { multiaddr } from "@multiformats/multiaddr";
+import { KEEP_ALIVE, type PeerId } from "@libp2p/interface";
 import { InviteBook, loadOrCreateDeviceIdentity, type DeviceIdentity } from "../identity/index.js";
 import type { AgentRegistry } from "../src/agents/executor.js";
 import { dataPaths, resolveDataDir } from "../src/runtime/data-dir.js";
@@ -235,6 +236,12 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const auditReplicator = await startAuditReplicator({ libp2p, audit: sec.audit, isMember, members: connectedMembers, onError: (peer, err) => report(`audit ${peer}`)(err) });
     stack.push(() => auditReplicator.stop());
 
+    // libp2p redials a keep-alive peer that drops (a few times, backing off), so members stay connected.
+    const keepAlive = (peer: PeerId): void => {
+      if (!isMember(peer.toString()) || blocked.has(peer.toString())) return;
+      libp2p.peerStore.merge(peer, { tags: { [KEEP_ALIVE]: { value: 1 } } }).catch(report("keep-alive"));
+    };
+    libp2p.addEventListener("peer:connect", (evt) => keepAlive(evt.detail));
     enforce = () => {
       // A revoked or no-longer-trusted device is cut off wherever the statement reaches.
       for (const conn of libp2p.getConnections()) {
@@ -242,8 +249,12 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
         if (blocked.has(peer) || (!isMember(peer) && peer !== allowed && !pairing!.hasOpenInvites() && !pairing!.isPairing(peer))) {
           sync.disconnect(peer);
           void conn.close().catch(() => undefined);
+        } else {
+          keepAlive(conn.remotePeer);
         }
       }
+      // A connection admitted while pairing carries a member from now on.
+      sync.membersChanged();
     };
 
     const adapter = new ClusterTransportAdapter({

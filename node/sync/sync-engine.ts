@@ -1,7 +1,9 @@
 import type { Libp2p, PeerId } from "@libp2p/interface";
+import { peerIdFromString } from "@libp2p/peer-id";
 import { FramedChannel } from "../../protocols/framing/channel.js";
 import { ChannelClosedError } from "../../protocols/framing/errors.js";
 import { createPeerRateLimiter, type PeerRateLimiter } from "../../protocols/framing/limits.js";
+import { openStream } from "../../protocols/framing/dial.js";
 import { handleFramed } from "../../protocols/framing/pool.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
 import type { DocumentChange, DocumentStore } from "../../src/storage/document-store.js";
@@ -30,6 +32,8 @@ export interface SyncEngineOptions {
   limiter?: PeerRateLimiter;
   /** A started frame must complete within this many ms. Default 10 s. */
   frameTimeoutMs?: number;
+  /** Longest pause between attempts to open a session with a connected member. Default 5 s. */
+  retryMaxMs?: number;
   /** Reports sync failures and misbehaving peers; the engine keeps going. */
   onError?: (peer: string, error: Error) => void;
 }
@@ -42,6 +46,8 @@ export interface SyncEngine {
   syncStates(peer: string): number;
   /** Drop the session with `peer` (e.g. after its membership was revoked). */
   disconnect(peer: string): void;
+  /** Open sessions to connected peers that have just become members. */
+  membersChanged(): void;
   /** Stop syncing and release the protocol. Idempotent. */
   stop(): Promise<void>;
 }
@@ -90,22 +96,41 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
       .run()
       .catch((error: unknown) => report(peer, error instanceof Error ? error : new Error(String(error))))
       .finally(() => {
-        if (sessions.get(peer) === session) sessions.delete(peer);
+        if (sessions.get(peer) !== session) return;
+        sessions.delete(peer);
+        // A session can end while its peer stays connected (a stream reset, the old connection of a redial).
+        void ensure(peerIdFromString(peer));
       });
   };
 
-  const open = async (peerId: PeerId): Promise<void> => {
+  const opening = new Set<string>();
+  /**
+   * Keeps one session with each connected member. The peer whose id sorts first
+   * opens it, and keeps trying while the peer stays connected: otherwise one
+   * failed attempt would leave the pair without sync until they reconnect.
+   */
+  const ensure = async (peerId: PeerId): Promise<void> => {
     const peer = peerId.toString();
-    if (stopped || sessions.has(peer) || self > peer || !(await isMember(peer))) return;
+    if (self > peer || opening.has(peer)) return;
+    opening.add(peer);
     try {
-      const stream = await libp2p.dialProtocol(peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(10_000) });
-      if (stopped || sessions.has(peer)) {
-        stream.abort(new Error("sync session already open"));
-        return;
+      for (let attempt = 0; ; attempt++) {
+        if (stopped || sessions.has(peer) || libp2p.getConnections(peerId).length === 0 || !(await isMember(peer))) return;
+        try {
+          const stream = await openStream(libp2p, peerId, SYNC_PROTOCOL, { timeoutMs: 10_000 });
+          if (stopped || sessions.has(peer)) {
+            stream.abort(new Error("sync session already open"));
+            return;
+          }
+          startSession(new FramedChannel<SyncMessage>({ ...settings, stream, codec, peer, onClose: (error) => error && report(peer, error) }), true);
+          return;
+        } catch (error) {
+          if (attempt === 0) report(peer, error instanceof Error ? error : new Error(String(error)));
+          await new Promise((resolve) => setTimeout(resolve, Math.min(options.retryMaxMs ?? 5000, 250 * 2 ** attempt)));
+        }
       }
-      startSession(new FramedChannel<SyncMessage>({ ...settings, stream, codec, peer, onClose: (error) => error && report(peer, error) }), true);
-    } catch (error) {
-      report(peer, error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      opening.delete(peer);
     }
   };
 
@@ -118,7 +143,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     onError: report,
   });
   const topology = await libp2p.register(SYNC_PROTOCOL, {
-    onConnect: (peerId) => void open(peerId),
+    onConnect: (peerId) => void ensure(peerId),
     onDisconnect: (peerId) => sessions.get(peerId.toString())?.channel.abort(closedBy("disconnect")),
   });
 
@@ -142,13 +167,17 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     timer ??= setTimeout(flush, options.debounceMs ?? 15);
   });
 
-  // Peers connected before the engine started get no onConnect; open to them now.
-  for (const connection of libp2p.getConnections()) void open(connection.remotePeer);
+  const ensureAll = (): void => {
+    for (const connection of libp2p.getConnections()) void ensure(connection.remotePeer);
+  };
+  // Peers connected before the engine started get no onConnect.
+  ensureAll();
 
   return {
     peers: () => [...sessions.keys()],
     syncStates: (peer) => sessions.get(peer)?.syncStates ?? 0,
     disconnect: (peer) => sessions.get(peer)?.channel.abort(closedBy("membership revoked")),
+    membersChanged: ensureAll,
     async stop() {
       if (stopped) return;
       stopped = true;

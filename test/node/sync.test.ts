@@ -118,6 +118,33 @@ describe("document sync", () => {
     expect(a.engine.peers()).toEqual([b.node.peerId.toString()]);
   });
 
+  it("opens the session again when the first attempt is refused, and when a connected peer becomes a member", async () => {
+    let refusals = 1;
+    const members = new Set<number>([0, 1]);
+    const { peers: [a, b, c], ids } = await mesh(3, {
+      members: (i, peer) => {
+        const j = ids.indexOf(peer);
+        if (!members.has(i) || !members.has(j)) return false;
+        // The side that accepts (the larger id) refuses the first stream: a peer whose certificate arrives a moment late.
+        if ((ids[i] ?? "") > peer && refusals > 0) {
+          refusals--;
+          return false;
+        }
+        return true;
+      },
+    });
+    if (a === undefined || b === undefined || c === undefined) throw new Error("mesh");
+    await put(a.store, "task/one", (d) => void (d.note = "one"));
+    await connectAll([a.node, b.node, c.node]);
+    await eventually(() => converged([a, b], 1), 15_000, "sync after a refused first attempt");
+    expect(refusals).toBe(0);
+    expect((await snapshot(c.store)).size).toBe(0);
+
+    members.add(2);
+    for (const p of [a, b, c]) p.engine.membersChanged();
+    await eventually(() => converged([a, b, c], 1), 15_000, "sync with the new member on the same connections");
+  });
+
   it("converges after a partition with changes on both sides", async () => {
     const { peers: [a, b, c], blocked } = await mesh(3);
     if (a === undefined || b === undefined || c === undefined) throw new Error("mesh");
