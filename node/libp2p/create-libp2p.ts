@@ -1,7 +1,7 @@
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { identify, type Identify } from "@libp2p/identify";
-import type { Libp2p, PeerId, PrivateKey } from "@libp2p/interface";
+import { KEEP_ALIVE, type Libp2p, type PeerId, type PrivateKey } from "@libp2p/interface";
 import { kadDHT, removePublicAddressesMapper, type KadDHT, type SelectFn, type ValidateFn } from "@libp2p/kad-dht";
 import { mdns } from "@libp2p/mdns";
 import { peerIdFromString } from "@libp2p/peer-id";
@@ -63,7 +63,9 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
     addresses: { listen: options.listen ?? ["/ip4/127.0.0.1/tcp/0"] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // A member opens a dozen streams (identify, DHT, ping, sync, caps) the moment its side of a connection is up;
+    // on a busy machine they arrive before ours is, and yamux's default of 10 such streams resets the connection.
+    streamMuxers: [yamux({ maxEarlyStreams: 256 })],
     peerDiscovery: options.mdns === false ? [] : [mdns()],
     connectionGater: {
       denyDialPeer: refuse,
@@ -109,7 +111,7 @@ async function dialBootstrap(node: MeshLibp2p, addresses: string[]): Promise<voi
       const ma = multiaddr(address);
       const peer = ma.getComponents().find((c) => c.name === "p2p")?.value;
       if (peer !== undefined) {
-        await node.peerStore.merge(peerIdFromString(peer), { multiaddrs: [ma], tags: { "keep-alive": { value: 1 } } });
+        await node.peerStore.merge(peerIdFromString(peer), { multiaddrs: [ma], tags: { [KEEP_ALIVE]: { value: 1 } } });
       }
       try {
         await node.dial(ma, { signal: AbortSignal.timeout(10_000) });

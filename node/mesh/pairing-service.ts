@@ -113,12 +113,14 @@ export class PairingService {
   private async reconnectAsMember(inviterId: ReturnType<typeof peerIdFromString>): Promise<void> {
     const { libp2p } = this.options;
     await libp2p.hangUp(inviterId).catch(() => undefined);
-    for (let attempt = 0; attempt < 20; attempt++) {
+    // The inviter refuses us until its store has our certificate, which can take a while on a busy machine.
+    const deadline = Date.now() + 20_000;
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
       try {
         await libp2p.dial(inviterId, { signal: AbortSignal.timeout(5000) });
         return;
       } catch {
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
       }
     }
   }

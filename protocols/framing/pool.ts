@@ -1,6 +1,7 @@
 import type { Connection, Libp2p, PeerId } from "@libp2p/interface";
 import { FramedChannel, type FramedChannelOptions } from "./channel.js";
 import type { MessageCodec } from "./codec.js";
+import { openStream } from "./dial.js";
 import { ChannelClosedError } from "./errors.js";
 
 /** Channel settings shared by the dialing and the answering side of a protocol. */
@@ -29,12 +30,20 @@ export class ChannelPool<T> {
     this.#options = options;
   }
 
-  /** The open channel to `peer`, opening one if there is none. */
-  get(peer: PeerId): Promise<FramedChannel<T>> {
-    if (this.#closed) return Promise.reject(new ChannelClosedError("channel pool closed"));
+  /** The open channel to `peer`, opening one if there is none or the one held has ended. */
+  async get(peer: PeerId): Promise<FramedChannel<T>> {
+    if (this.#closed) throw new ChannelClosedError("channel pool closed");
     const key = peer.toString();
     const existing = this.#channels.get(key);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      const channel = await existing.catch(() => undefined);
+      // A stream whose connection just died may not have told its channel yet.
+      if (channel !== undefined && !channel.closed && channel.stream.status === "open") return channel;
+      if (this.#channels.get(key) === existing) this.#channels.delete(key);
+      if (this.#closed) throw new ChannelClosedError("channel pool closed");
+      const racing = this.#channels.get(key);
+      if (racing !== undefined) return racing;
+    }
     const opening = this.#open(peer, key);
     this.#channels.set(key, opening);
     opening.catch(() => {
@@ -53,7 +62,7 @@ export class ChannelPool<T> {
 
   async #open(peer: PeerId, key: string): Promise<FramedChannel<T>> {
     const { libp2p, protocol, codec, settings } = this.#options;
-    const stream = await libp2p.dialProtocol(peer, protocol, { signal: AbortSignal.timeout(this.#options.openTimeoutMs ?? 10_000) });
+    const stream = await openStream(libp2p, peer, protocol, { timeoutMs: this.#options.openTimeoutMs ?? 10_000 });
     // Read after the dial: get() stored this promise synchronously before the first await.
     const opened = this.#channels.get(key);
     return new FramedChannel<T>({

@@ -1,6 +1,7 @@
 import { generateKeyPair } from "@libp2p/crypto/keys";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMeshLibp2p, MESH_DHT_PROTOCOL, type MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
+import { openStream } from "../../protocols/framing/dial.js";
 import { connect, eventually, startNodes, stopAll } from "./helpers.js";
 
 let nodes: MeshLibp2p[] = [];
@@ -58,5 +59,24 @@ describe("mesh libp2p assembly", () => {
     });
     nodes.push(joiner);
     await eventually(() => joiner.getPeers().some((p) => p.equals(seed.peerId)), 5_000, "bootstrap connection");
+  });
+});
+
+describe("opening protocol streams", () => {
+  it("replaces a connection that is listed open but whose muxer gave up", async () => {
+    nodes = await startNodes(2);
+    const [a, b] = nodes as [MeshLibp2p, MeshLibp2p];
+    await b.handle("/test/echo/1.0.0", (stream) => void stream.close());
+    await connect(a, b);
+    const [zombie] = a.getConnections(b.peerId);
+    // What yamux does to a connection that receives too many streams before it is set up: the muxer is
+    // aborted, the TCP connection stays up and listed as open.
+    (zombie as unknown as { muxer: { abort(error: Error): void } }).muxer.abort(new Error("too many early streams"));
+    expect(zombie!.status).toBe("open");
+    await expect(a.dialProtocol(b.peerId, "/test/echo/1.0.0")).rejects.toThrow(/muxer/);
+
+    const stream = await openStream(a, b.peerId, "/test/echo/1.0.0", { timeoutMs: 5_000 });
+    expect(stream.protocol).toBe("/test/echo/1.0.0");
+    expect(a.getConnections(b.peerId)).not.toContain(zombie);
   });
 });
