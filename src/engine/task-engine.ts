@@ -322,7 +322,6 @@ export class TaskEngine {
   async idle(): Promise<void> {
     if (this.running > 0 || this.queue.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.drainFlushes();
-    await this.options.repository.settled();
   }
 
   /**
@@ -358,7 +357,6 @@ export class TaskEngine {
     await this.drainFlushes();
     // Write-ahead records are durable; the next start turns them into documents.
     clearTimeout(this.materializeTimer);
-    await this.options.repository.close();
   }
 
   // ---- internals ----

@@ -4,10 +4,9 @@ import type { TaskEvent, TaskListFilter, TaskState, TaskStatus } from "../contra
 import type { Database } from "../storage/level-database.js";
 import type { LevelDocumentStore } from "../storage/level-document-store.js";
 import type { WriteOp } from "../storage/write-batcher.js";
-import { isTerminal } from "./state-machine.js";
-import { InlineTaskDocBuilder, type TaskDocBuilder, type WorkerTaskDocBuilder } from "./task-doc-builder.js";
 import {
   decodeWalRecord,
+  encodeTaskDoc,
   encodeWalRecord,
   readTaskDoc,
   readTaskIndexFields,
@@ -59,31 +58,16 @@ export interface TaskRepository {
   rebuildIndexes(): Promise<number>;
   /** Turn every write-ahead record into its task's document (recovery does this first). Returns how many. */
   replayWriteAhead(): Promise<number>;
-  /** Resolves when documents being written in the background are durable. */
-  settled(): Promise<void>;
-  /** Let background work finish, then stop it (it starts again if needed). */
-  close(): Promise<void>;
 }
 
 /** Options of {@link LevelTaskRepository}. */
 export interface LevelTaskRepositoryOptions {
   /** Automerge actor id (hex) of the task documents this node writes. */
   actorId?: string;
-  /**
-   * Where new task documents are built. Default: on the calling thread. A
-   * {@link WorkerTaskDocBuilder} is faster on a machine with a spare core, but
-   * with it Node 20.20's V8 aborted the process about once in 25 runs of
-   * `bench:engine --quick` ("unreachable code" in
-   * Deoptimizer::DoComputeBuiltinContinuation, on a thread other than the main
-   * one), so it is not the default until that is understood.
-   */
-  builder?: TaskDocBuilder;
 }
 
 const IDX = "idx:";
 const WAL = "wal:";
-/** Documents of ended tasks written in the background at most; beyond it, persist waits for them. */
-const MAX_BACKGROUND = 4096;
 const COUNT_KEY = "meta:taskCount";
 const ACTIVE: readonly TaskStatus[] = ["pending", "planning", "running", "waiting"];
 const MAX_LIST = 10_000;
@@ -119,10 +103,6 @@ export class LevelTaskRepository implements TaskRepository {
    * fifth of the cost of creating it.
    */
   private readonly actorId: string;
-  private readonly builder: TaskDocBuilder;
-  private readonly background = new Set<Promise<void>>();
-  /** Why a background write failed; the next persist reports it. */
-  private failure: unknown;
 
   private constructor(
     private readonly db: Database,
@@ -130,7 +110,6 @@ export class LevelTaskRepository implements TaskRepository {
     options: LevelTaskRepositoryOptions,
   ) {
     this.actorId = options.actorId ?? randomBytes(16).toString("hex");
-    this.builder = options.builder ?? new InlineTaskDocBuilder();
   }
 
   /**
@@ -165,12 +144,9 @@ export class LevelTaskRepository implements TaskRepository {
   }
 
   async persist(changes: readonly TaskChangeSet[]): Promise<void> {
-    if (this.failure !== undefined) throw this.failure;
     if (this.total < 0) await this.count();
-    if (this.background.size >= MAX_BACKGROUND) await this.settled();
     const writes: Array<Promise<unknown>> = [];
     const plain: WriteOp[] = [];
-    const later: TaskRecord[] = [];
     const totalBefore = this.total;
     for (const change of changes) {
       const { record, stored, previous, newEvents, materialize } = change;
@@ -194,44 +170,20 @@ export class LevelTaskRepository implements TaskRepository {
       if (stored === "doc") {
         const fn = (doc: A.Doc<TaskDoc> | undefined) => updateTaskDoc(doc!, previous!, state, newEvents);
         writes.push(this.store.update<TaskDoc>(id, fn, "local", { ops: () => indexOps, raw: true }));
-      } else if (materialize && stored === "wal" && !isTerminal(state.status)) {
+      } else if (materialize && stored === "wal") {
         // The document replaces the write-ahead record in one atomic batch: never both, never neither.
         indexOps.push({ type: "del", key: WAL + state.id });
-        writes.push(this.builder.build(taskDocRoot(record), this.actorId).then((built) => this.store.insert(id, built.bytes, built.heads, indexOps)));
+        const built = encodeTaskDoc(taskDocRoot(record), this.actorId);
+        writes.push(this.store.insert(id, built.bytes, built.heads, indexOps));
       } else {
         plain.push({ type: "put", key: WAL + state.id, value: encodeWalRecord(record) }, ...indexOps);
-        // An ended task never changes again: its record makes the end durable now, and its document can follow
-        // without holding up the engine's next group commit.
-        if (materialize) later.push(record);
       }
     }
     // One count for the whole call, atomic with the tasks it counts: a new task's first write is always in `plain`.
     if (this.total !== totalBefore) plain.push({ type: "put", key: COUNT_KEY, value: encodeCount(this.total) });
     const recorded = plain.length > 0 ? this.store.write(plain) : Promise.resolve();
     writes.push(recorded);
-    for (const record of later) this.materializeLater(record, recorded);
     await Promise.all(writes);
-  }
-
-  /**
-   * Write an ended task's document once its final record is durable (else the
-   * record could outlive its own deletion), deleting the record in the same batch.
-   */
-  private materializeLater(record: TaskRecord, recorded: Promise<void>): void {
-    const id = record.state.id;
-    const built = this.builder.build(taskDocRoot(record), this.actorId);
-    const done = Promise.all([built, recorded])
-      .then(([b]) => this.store.insert(taskDocId(id), b.bytes, b.heads, [{ type: "del", key: WAL + id }]))
-      .catch((err: unknown) => {
-        // The record stays: reads fall back to it and the next start replays it.
-        this.failure ??= err;
-      })
-      .finally(() => this.background.delete(done));
-    this.background.add(done);
-  }
-
-  async settled(): Promise<void> {
-    while (this.background.size > 0) await Promise.all([...this.background]);
   }
 
   async replayWriteAhead(): Promise<number> {
@@ -240,7 +192,8 @@ export class LevelTaskRepository implements TaskRepository {
     for await (const [key, value] of this.db.iterator({ gte: WAL, lt: WAL + "\uffff" })) {
       const record = decodeWalRecord(value);
       const ops: WriteOp[] = [{ type: "del", key }];
-      writes.push(this.builder.build(taskDocRoot(record), this.actorId).then((built) => this.store.insert(taskDocId(record.state.id), built.bytes, built.heads, ops)));
+      const built = encodeTaskDoc(taskDocRoot(record), this.actorId);
+      writes.push(this.store.insert(taskDocId(record.state.id), built.bytes, built.heads, ops));
       n++;
       // Bounded batches keep memory flat however many records a crash left behind.
       if (writes.length >= 500) {
@@ -250,11 +203,6 @@ export class LevelTaskRepository implements TaskRepository {
     }
     await Promise.all(writes);
     return n;
-  }
-
-  async close(): Promise<void> {
-    await this.settled();
-    await this.builder.close();
   }
 
   async load(taskId: string): Promise<TaskRecord | undefined> {

@@ -1,7 +1,7 @@
 import * as A from "@automerge/automerge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { TaskState } from "../../src/contract/types.js";
-import { createTaskDoc, taskDocId, taskDocRoot, updateTaskDoc, type TaskDoc, type TaskRecord } from "../../src/engine/task-document.js";
+import { encodeTaskDoc, taskDocId, taskDocRoot, updateTaskDoc, type TaskDoc, type TaskRecord } from "../../src/engine/task-document.js";
 import { newTaskId } from "../../src/engine/task-id.js";
 import { LevelTaskRepository } from "../../src/engine/task-repository.js";
 import { openDatabase, type Database } from "../../src/storage/level-database.js";
@@ -38,7 +38,7 @@ describe("task documents received from other nodes", () => {
     dirs.push(dir);
     const first = await open(dir.path);
     const running = record("running", "s1");
-    const doc = createTaskDoc(taskDocRoot(running));
+    const doc = A.load<TaskDoc>(encodeTaskDoc(taskDocRoot(running), "0a".repeat(16)).bytes);
     await receive(first.store, doc);
     expect(await first.repository.listIds()).toEqual([running.state.id]);
     expect(await first.repository.listIds({ status: "running" })).toEqual([running.state.id]);
