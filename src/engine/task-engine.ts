@@ -107,6 +107,17 @@ export function toUpdate(taskId: string, e: TaskEvent): TaskUpdateEvent {
   return u;
 }
 
+/** Ended tasks whose records stay in memory for the reads that follow their end, and the size of the largest kept. */
+const RECENTLY_ENDED = 1024;
+const RECENTLY_ENDED_MAX_BYTES = 16 * 1024;
+
+/** Characters of text a record holds, roughly its memory. */
+function recordSize(record: TaskRecord): number {
+  let n = record.request.input.length + (record.state.output?.length ?? 0) + (record.state.error?.length ?? 0);
+  for (const e of record.events) n += 32 + (e.message?.length ?? 0);
+  return n;
+}
+
 function isTerminalEvent(e: TaskEvent): boolean {
   return e.type === "status_changed" && isTerminal(e.status);
 }
@@ -120,6 +131,12 @@ function isTerminalEvent(e: TaskEvent): boolean {
  */
 export class TaskEngine {
   private readonly live = new Map<string, LiveTask>();
+  /**
+   * The records of the tasks that most recently ended and left memory, oldest
+   * first: a submitter reads a task again just after it ends (its follow, its
+   * state), and reading it back would load its Automerge document.
+   */
+  private readonly recentlyEnded = new Map<string, TaskRecord>();
   private readonly queue: LiveTask[] = [];
   private readonly dirty = new Set<LiveTask>();
   private readonly workspaces = new Set<string>();
@@ -189,8 +206,8 @@ export class TaskEngine {
     assertTaskId(taskId);
     const live = this.live.get(taskId);
     if (live) return copyState(live.state);
-    const stored = await this.options.repository.load(taskId);
-    return stored ? stored.state : null;
+    const stored = await this.storedRecord(taskId);
+    return stored ? copyState(stored.state) : null;
   }
 
   /** Full history of a task, oldest first. */
@@ -206,7 +223,8 @@ export class TaskEngine {
     for (const id of await this.options.repository.listIds(filter)) {
       // Checked per id after the index read: a task leaves memory only once fully persisted.
       const live = this.live.get(id);
-      const state = live ? copyState(live.state) : (await this.options.repository.load(id))?.state;
+      const stored = live ? live : await this.storedRecord(id);
+      const state = stored ? copyState(stored.state) : undefined;
       if (!state) continue;
       if (filter.status !== undefined && state.status !== filter.status) continue;
       if (filter.sessionId !== undefined && state.sessionId !== filter.sessionId) continue;
@@ -271,7 +289,7 @@ export class TaskEngine {
     const task = this.live.get(taskId);
     if (!task) {
       const stored = await this.requireRecord(taskId);
-      for (const e of stored.events) if (e.seq > last) yield e;
+      for (const e of stored.events) if (e.seq > last) yield { ...e };
       return;
     }
     const queue = new AsyncQueue<TaskEvent>();
@@ -668,6 +686,10 @@ export class TaskEngine {
       // A finished, fully persisted task leaves memory; reads go to storage from now on.
       if (isTerminal(task.state.status) && !task.executing && task.persistedEvents === task.events.length && !this.dirty.has(task)) {
         this.live.delete(task.state.id);
+        if (recordSize(task) <= RECENTLY_ENDED_MAX_BYTES) {
+          this.recentlyEnded.set(task.state.id, { request: task.request, state: task.state, events: task.events });
+          if (this.recentlyEnded.size > RECENTLY_ENDED) this.recentlyEnded.delete(this.recentlyEnded.keys().next().value!);
+        }
       }
     }
   }
@@ -695,9 +717,13 @@ export class TaskEngine {
     assertTaskId(taskId);
     const live = this.live.get(taskId);
     if (live) return live;
-    const stored = await this.options.repository.load(taskId);
+    const stored = await this.storedRecord(taskId);
     if (!stored) throw new NotFoundError("task", taskId);
     return stored;
+  }
+
+  private async storedRecord(taskId: string): Promise<TaskRecord | undefined> {
+    return this.recentlyEnded.get(taskId) ?? (await this.options.repository.load(taskId));
   }
 
   /** The live task, undefined when it has finished; NOT_FOUND when it never existed. */
@@ -706,7 +732,7 @@ export class TaskEngine {
     const live = this.live.get(taskId);
     if (live && !isTerminal(live.state.status)) return live;
     if (live) return undefined;
-    const stored = await this.options.repository.load(taskId);
+    const stored = await this.storedRecord(taskId);
     if (!stored) throw new NotFoundError("task", taskId);
     return undefined;
   }
