@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Libp2p } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { multiaddr } from "@multiformats/multiaddr";
@@ -120,7 +121,7 @@ export class PairingService {
         await libp2p.dial(inviterId, { signal: AbortSignal.timeout(5000) });
         return;
       } catch {
-        await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
+        await sleep(Math.min(1000, 100 * 2 ** attempt));
       }
     }
   }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Libp2p, PeerId } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { FramedChannel } from "../../protocols/framing/channel.js";
@@ -126,7 +127,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
           return;
         } catch (error) {
           if (attempt === 0) report(peer, error instanceof Error ? error : new Error(String(error)));
-          await new Promise((resolve) => setTimeout(resolve, Math.min(options.retryMaxMs ?? 5000, 250 * 2 ** attempt)));
+          await sleep(Math.min(options.retryMaxMs ?? 5000, 250 * 2 ** attempt));
         }
       }
     } finally {

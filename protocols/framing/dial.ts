@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Libp2p, PeerId, Stream } from "@libp2p/interface";
 
 /** Options of {@link openStream}. */
@@ -10,8 +11,6 @@ export interface OpenStreamOptions {
 
 /** What libp2p throws when a connection listed as open has no working muxer. */
 const DEAD_CONNECTION = new Set(["ConnectionClosedError", "MuxerClosedError"]);
-
-const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Opens a `protocol` stream to `peer`, trying again when the attempt fails.
@@ -37,7 +36,7 @@ export async function openStream(libp2p: Libp2p, peer: PeerId, protocol: string,
       }
     } catch (error) {
       if (signal.aborted || attempt >= retries) throw error;
-      await pause(50 * 2 ** attempt);
+      await sleep(50 * 2 ** attempt);
     }
   }
 }

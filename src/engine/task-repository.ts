@@ -79,6 +79,23 @@ const sessionKey = (sid: string, createdAt: number, id: string): string => `${ID
 const timeKey = (createdAt: number, id: string): string => `${IDX}time:${pad(createdAt)}:${id}`;
 const EMPTY = new Uint8Array(0);
 
+/**
+ * Index writes that move a task from status `from` (undefined: not indexed yet,
+ * so its time and session entries are written too) to `to`; none when unchanged.
+ */
+function statusIndexOps(taskId: string, created: number, sessionId: string | undefined, from: TaskStatus | undefined, to: TaskStatus): WriteOp[] {
+  if (from === to) return [];
+  const ops: WriteOp[] = [];
+  if (from === undefined) {
+    ops.push({ type: "put", key: timeKey(created, taskId), value: EMPTY });
+    if (sessionId !== undefined) ops.push({ type: "put", key: sessionKey(sessionId, created, taskId), value: EMPTY });
+  } else {
+    ops.push({ type: "del", key: statusKey(from, created, taskId) });
+  }
+  ops.push({ type: "put", key: statusKey(to, created, taskId), value: EMPTY }, { type: "put", key: statusOfKey(taskId), value: Buffer.from(to) });
+  return ops;
+}
+
 function encodeCount(n: number): Uint8Array {
   return Buffer.from(String(n), "utf8");
 }
@@ -129,17 +146,9 @@ export class LevelTaskRepository implements TaskRepository {
 
   /** Index writes that take a received task document from `before` to `after`. */
   private replicaIndexOps(taskId: string, before: TaskIndexFields | undefined, after: TaskIndexFields | undefined): WriteOp[] {
-    if (after === undefined || before?.status === after.status) return [];
-    const created = after.createdAt;
-    const ops: WriteOp[] = [];
-    if (before === undefined) {
-      this.total++;
-      ops.push({ type: "put", key: timeKey(created, taskId), value: EMPTY }, { type: "put", key: COUNT_KEY, value: encodeCount(this.total) });
-      if (after.sessionId !== undefined) ops.push({ type: "put", key: sessionKey(after.sessionId, created, taskId), value: EMPTY });
-    } else {
-      ops.push({ type: "del", key: statusKey(before.status, before.createdAt, taskId) });
-    }
-    ops.push({ type: "put", key: statusKey(after.status, created, taskId), value: EMPTY }, { type: "put", key: statusOfKey(taskId), value: Buffer.from(after.status) });
+    if (after === undefined) return [];
+    const ops = statusIndexOps(taskId, after.createdAt, after.sessionId, before?.status, after.status);
+    if (before === undefined) ops.push({ type: "put", key: COUNT_KEY, value: encodeCount(++this.total) });
     return ops;
   }
 
@@ -151,20 +160,9 @@ export class LevelTaskRepository implements TaskRepository {
     for (const change of changes) {
       const { record, stored, previous, newEvents, materialize } = change;
       const { state } = record;
-      const persistedStatus = previous?.status;
-      const created = state.createdAt.getTime();
-      const indexOps: WriteOp[] = [];
-      if (stored === "none") {
-        this.total++;
-        indexOps.push({ type: "put", key: timeKey(created, state.id), value: EMPTY });
-        if (state.sessionId !== undefined) indexOps.push({ type: "put", key: sessionKey(state.sessionId, created, state.id), value: EMPTY });
-      } else if (persistedStatus !== state.status) {
-        indexOps.push({ type: "del", key: statusKey(persistedStatus!, created, state.id) });
-      }
-      if (persistedStatus !== state.status) {
-        indexOps.push({ type: "put", key: statusKey(state.status, created, state.id), value: EMPTY });
-        indexOps.push({ type: "put", key: statusOfKey(state.id), value: Buffer.from(state.status) });
-      }
+      if (stored === "none") this.total++;
+      // A task not stored yet has no persisted state, so it is indexed as new.
+      const indexOps = statusIndexOps(state.id, state.createdAt.getTime(), state.sessionId, previous?.status, state.status);
 
       const id = taskDocId(state.id);
       if (stored === "doc") {
@@ -271,11 +269,7 @@ export class LevelTaskRepository implements TaskRepository {
     };
     for await (const record of records(this, this.db)) {
       const { state } = record;
-      const created = state.createdAt.getTime();
-      ops.push({ type: "put", key: timeKey(created, state.id), value: EMPTY });
-      ops.push({ type: "put", key: statusKey(state.status, created, state.id), value: EMPTY });
-      ops.push({ type: "put", key: statusOfKey(state.id), value: Buffer.from(state.status) });
-      if (state.sessionId !== undefined) ops.push({ type: "put", key: sessionKey(state.sessionId, created, state.id), value: EMPTY });
+      ops.push(...statusIndexOps(state.id, state.createdAt.getTime(), state.sessionId, undefined, state.status));
       n++;
       if (ops.length >= 3000) {
         await this.db.batch(ops);
