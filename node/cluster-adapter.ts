@@ -13,7 +13,7 @@ import type {
   TaskUpdateEvent,
   TransportAdapter,
 } from "../src/contract/types.js";
-import { isTerminal } from "../src/engine/state-machine.js";
+import { isTerminalEvent } from "../src/engine/state-machine.js";
 import { assertTaskId, parseSubmitRequest } from "../src/engine/submit-schema.js";
 import { toUpdate, type TaskEngine } from "../src/engine/task-engine.js";
 import { VERSION } from "../src/version.js";
@@ -255,7 +255,8 @@ export class ClusterTransportAdapter implements TransportAdapter {
     let lastError: unknown;
     for (const peer of candidates) {
       try {
-        const task = peer === this.parts.selfId ? await this.parts.engine.submit(request) : await this.parts.client.submit(peer, request);
+        // Followed: a caller streams the task's updates next, and a quick task's arrive with the answer.
+        const task = peer === this.parts.selfId ? await this.parts.engine.submit(request) : await this.parts.client.submit(peer, request, undefined, { follow: true });
         const retryable = peer === this.parts.selfId ? (this.parts.agents.get(agentId)?.retryable ?? false) : task.metadata?.retryable === true;
         this.remember(task.id, { peer, request, retryable });
         return task;
@@ -285,7 +286,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
           silentSince = Date.now();
           setLast(e.seq + offset);
           yield { ...toUpdate(taskId, e), seq: e.seq + offset };
-          if (e.type === "status_changed" && isTerminal(e.status)) return { kind: "done" };
+          if (isTerminalEvent(e)) return { kind: "done" };
         }
         return { kind: "done" };
       } catch (err) {

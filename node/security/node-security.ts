@@ -115,13 +115,15 @@ export class NodeSecurity {
   /**
    * The executing node's check of a remote submission, from the signed request
    * only: the peer (or the user of the session it relays), its grants held here,
-   * device trust and policies. Audited by the service.
+   * device trust and policies. The decision comes at once; `recorded` settles
+   * when its audit entry is durable (rejecting when it cannot be written), so
+   * the task can be stored meanwhile but must not start before.
    */
-  async authorizeSubmit(peer: string, envelope: SubmitEnvelope): Promise<{ allowed: boolean; reason?: string }> {
+  async authorizeSubmit(peer: string, envelope: SubmitEnvelope): Promise<{ allowed: boolean; reason?: string; recorded?: Promise<void> }> {
     try {
       const ctx = await this.service.authenticatePeer({ session: envelope.session, meshId: envelope.meshId }, peer);
       const agentId = envelope.request.agentId;
-      const decision = await this.service.authorize(ctx, {
+      const { decision, recorded } = this.service.decide(ctx, {
         action: "task.submit",
         permission: "task:submit",
         ...(agentId !== undefined && { agentId }),
@@ -129,7 +131,13 @@ export class NodeSecurity {
         ...(agentId === "shell" && { skillId: "shell-exec" }),
         resource: agentId ?? "default agent",
       });
-      return decision.allowed ? { allowed: true } : { allowed: false, reason: decision.reason };
+      const audited = recorded.catch((err: unknown) => {
+        throw new CoderClawError("PERMISSION_DENIED", `audit log unavailable: ${(err as Error).message}`, { cause: err });
+      });
+      if (decision.allowed) return { allowed: true, recorded: audited };
+      // A refusal takes effect only once it is on record, as before the split.
+      await audited;
+      return { allowed: false, reason: decision.reason };
     } catch (err) {
       return { allowed: false, reason: (err as Error).message };
     }

@@ -34,7 +34,8 @@ const MAX_PENDING_ENTRIES = 1_000_000;
 /** An empty document to generate sync messages for ids this node does not hold; only read, never passed to a receive. */
 const EMPTY = A.init<unknown>();
 
-type PatchItem = PatchMessage["items"][number];
+/** Changes of one document from `since` to `heads`, in Automerge save format. */
+export type PatchItem = PatchMessage["items"][number];
 
 /** The changes of `doc` after `since`; a whole compressed document when the peer has nothing. */
 function makePatch(id: string, doc: A.Doc<unknown>, since: string[]): PatchItem {
@@ -83,9 +84,18 @@ export class PeerSession {
     for await (const message of this.channel) await this.#enqueue(() => this.#handle(message));
   }
 
-  /** Push the current state of `ids` to this peer (after local or relayed changes). */
+  /** Push the current state of `ids` to this peer by Automerge sync (when what the peer holds is unknown). */
   push(ids: readonly string[]): Promise<void> {
     return this.#enqueue(() => this.#syncIds(ids));
+  }
+
+  /**
+   * Push changes as patches: one message, no exchange. A peer that holds each
+   * patch's `since` (the usual case for a live peer) applies it at once; any
+   * other falls back to Automerge sync for that document.
+   */
+  pushPatches(patches: PatchItem[]): Promise<void> {
+    return this.#enqueue(() => this.#sendPatches(patches));
   }
 
   #enqueue(step: () => Promise<void>): Promise<void> {
@@ -205,7 +215,8 @@ export class PeerSession {
                 fallback.push(id);
                 return current;
               }
-              return A.loadIncremental(current ?? A.init<unknown>(), changes);
+              // A document new here loads whole: far cheaper than applying it to an empty one.
+              return current === undefined ? A.load<unknown>(changes) : A.loadIncremental(current, changes);
             },
             "remote",
           );

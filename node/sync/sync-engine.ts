@@ -8,7 +8,7 @@ import { openStream } from "../../protocols/framing/dial.js";
 import { handleFramed } from "../../protocols/framing/pool.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
 import type { DocumentChange, DocumentStore } from "../../src/storage/document-store.js";
-import { PeerSession } from "./peer-session.js";
+import { PeerSession, type PatchItem } from "./peer-session.js";
 
 /** Namespaces replicated between members by default. */
 export const REPLICATED_PREFIXES = ["task/", "audit/", "mesh/"] as const;
@@ -148,23 +148,41 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     onDisconnect: (peerId) => sessions.get(peerId.toString())?.channel.abort(closedBy("disconnect")),
   });
 
-  /** Changed ids waiting for the debounced push -> the peer they came from (undefined: local change). */
-  const pending = new Map<string, string | undefined>();
+  /** Changes waiting for the debounced push, by document id. */
+  const pending = new Map<string, PendingPush>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const flush = (): void => {
     timer = undefined;
     const changed = [...pending];
     pending.clear();
     for (const [peer, session] of sessions) {
-      // The peer a change came from has it already; pushing it back would only start another exchange.
-      const ids = changed.filter(([, from]) => from !== peer).map(([id]) => id);
-      if (ids.length > 0) void session.push(ids);
+      const patches: PatchItem[] = [];
+      const unknown: string[] = [];
+      for (const [id, p] of changed) {
+        // The peer a change came from has it already; pushing it back would only start another exchange.
+        if (p.from === peer) continue;
+        if (p.parts === undefined) unknown.push(id);
+        else patches.push({ id, since: p.since, heads: p.heads, changes: p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts) });
+      }
+      if (patches.length > 0) void session.pushPatches(patches);
+      if (unknown.length > 0) void session.push(unknown);
     }
   };
   const unsubscribe = store.onChange((change: DocumentChange) => {
     if (stopped || !prefixes.some((p) => change.id.startsWith(p))) return;
     const from = change.origin === "remote" ? applying.get(change.id) : undefined;
-    pending.set(change.id, pending.has(change.id) && pending.get(change.id) !== from ? undefined : from);
+    const p = pending.get(change.id);
+    if (p === undefined) {
+      pending.set(change.id, { from, since: change.before, heads: change.heads, parts: [change.changes], bytes: change.changes.byteLength });
+    } else {
+      if (p.from !== from) p.from = undefined;
+      // Changes that do not follow on from each other (or grow past one frame) go by Automerge sync instead.
+      if (p.parts !== undefined && sameHeads(p.heads, change.before) && p.bytes + change.changes.byteLength <= MAX_PATCH_BYTES) {
+        p.parts.push(change.changes);
+        p.bytes += change.changes.byteLength;
+      } else delete p.parts;
+      p.heads = change.heads;
+    }
     timer ??= setTimeout(flush, options.debounceMs ?? 15);
   });
 
@@ -190,6 +208,24 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
       sessions.clear();
     },
   };
+}
+
+/** A document's changes since the last push, as one patch when they follow on from each other. */
+interface PendingPush {
+  /** The peer every one of these changes came from; undefined when any was local or from another peer. */
+  from: string | undefined;
+  since: string[];
+  heads: string[];
+  /** Undefined when the document goes by Automerge sync instead. */
+  parts?: Uint8Array[];
+  bytes: number;
+}
+
+/** Largest patch pushed live; a bigger change goes by Automerge sync, which splits it. */
+const MAX_PATCH_BYTES = 1024 * 1024;
+
+function sameHeads(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((h) => b.includes(h));
 }
 
 function closedBy(reason: string): ChannelClosedError {

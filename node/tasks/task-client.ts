@@ -16,14 +16,29 @@ export interface TaskClientOptions {
   meshId: () => string | undefined;
   /** Deadline of one request/answer exchange, ms. Default 15 s. */
   requestTimeoutMs?: number;
+  /** Events of a followed task held until a subscriber claims them; past this the task is let go. Default 1,000. */
+  maxUnclaimedEvents?: number;
 }
 
-type Answer = Extract<TaskMessage, { t: "state" | "bool" | "history" | "err" }>;
+type Answer = Extract<TaskMessage, { t: "state" | "accepted" | "bool" | "history" | "err" }>;
+type StreamMessage = Extract<TaskMessage, { t: "upd" | "end" | "err" }>;
+
+/** The events of one subscription or followed submit, in arrival order. */
+interface EventStream {
+  queue: AsyncQueue<StreamMessage>;
+  /** Events received while no subscriber has claimed a followed task yet; undefined once claimed. */
+  unclaimed?: number;
+  /** The followed task, once the executor accepted it. */
+  taskId?: string;
+}
 
 interface ChannelState {
   pending: Map<number, { resolve: (m: Answer) => void; reject: (e: unknown) => void }>;
-  streams: Map<number, AsyncQueue<TaskMessage>>;
+  streams: Map<number, EventStream>;
 }
+
+/** Followed tasks waiting for a subscriber; the oldest is let go beyond this. */
+const MAX_UNCLAIMED_TASKS = 1024;
 
 function toError(m: Extract<TaskMessage, { t: "err" }>): CoderClawError {
   return errorFromWire(m.field === undefined ? { code: m.code, message: m.message } : { code: m.code, message: m.message, field: m.field });
@@ -38,14 +53,22 @@ export class TaskClient {
   private readonly pool: ChannelPool<TaskMessage>;
   private readonly states = new Map<FramedChannel<TaskMessage>, ChannelState>();
   private readonly leases = new Map<string, { at: number; status: string }>();
+  /** Followed tasks whose events wait for a subscriber, oldest first. */
+  private readonly unclaimed = new Map<string, { peer: string; rid: number }>();
   private nextRid = 1;
 
   constructor(private readonly options: TaskClientOptions) {
     this.pool = new ChannelPool({ libp2p: options.libp2p, protocol: TASK_PROTOCOL, codec: createTaskCodec(), openTimeoutMs: 5000 });
   }
 
-  /** Submit a signed request to `peer`; resolves with the task as the executor accepted it. */
-  async submit(peer: string, request: TaskSubmitRequest, session?: string): Promise<TaskState> {
+  /**
+   * Submit a signed request to `peer`; resolves with the task as the executor
+   * accepted it. With `follow`, the executor streams the task's events from then
+   * on over the same request, and the next {@link TaskClient.subscribe} to the
+   * task consumes them without asking again: a task that ends at once needs no
+   * second round trip.
+   */
+  async submit(peer: string, request: TaskSubmitRequest, session?: string, options: { follow?: boolean } = {}): Promise<TaskState> {
     const meshId = this.options.meshId();
     if (!meshId) throw new CoderClawError("UNAVAILABLE", "this node is not in a mesh yet (coderclaw mesh create | join)");
     const envelope: SubmitEnvelope = {
@@ -57,9 +80,22 @@ export class TaskClient {
       ...(session !== undefined && { session }),
     };
     const bytes = encodeCanonical(envelope);
-    const answer = await this.request(peer, (rid) => ({ t: "submit", rid, envelope: bytes, sig: this.options.identity.sign(bytes) }));
-    if (answer.t !== "state" || answer.state === null) throw new CoderClawError("PROTOCOL", `unexpected answer ${answer.t} to submit`);
-    const state = stateFromWire(answer.state);
+    const sig = this.options.identity.sign(bytes);
+    if (options.follow !== true) {
+      const answer = await this.request(peer, (rid) => ({ t: "submit", rid, envelope: bytes, sig }));
+      if (answer.t !== "state" || answer.state === null) throw new CoderClawError("PROTOCOL", `unexpected answer ${answer.t} to submit`);
+      return this.accepted(stateFromWire(answer.state));
+    }
+    const stream: EventStream = { queue: new AsyncQueue(), unclaimed: 0 };
+    const answer = await this.request(peer, (rid) => ({ t: "submit", rid, envelope: bytes, sig, follow: true }), stream);
+    if (answer.t !== "accepted") throw new CoderClawError("PROTOCOL", `unexpected answer ${answer.t} to a followed submit`);
+    const state = this.accepted(stateFromWire(answer.state));
+    this.unclaimed.set(state.id, { peer, rid: answer.rid });
+    if (this.unclaimed.size > MAX_UNCLAIMED_TASKS) this.release(this.unclaimed.keys().next().value!);
+    return state;
+  }
+
+  private accepted(state: TaskState): TaskState {
     this.leases.set(state.id, { at: Date.now(), status: state.status });
     return state;
   }
@@ -90,29 +126,59 @@ export class TaskClient {
   async *subscribe(peer: string, taskId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<TaskEvent> {
     const channel = await this.channel(peer);
     const state = this.states.get(channel)!;
-    const rid = this.nextRid++;
-    const queue = new AsyncQueue<TaskMessage>();
-    state.streams.set(rid, queue);
+    const followed = this.claim(peer, taskId, state);
+    const rid = followed?.rid ?? this.nextRid++;
+    const stream = followed?.stream ?? { queue: new AsyncQueue<StreamMessage>() };
+    state.streams.set(rid, stream);
     const onAbort = (): void => {
       channel.send({ t: "unsub", rid }).catch(() => undefined);
-      queue.end();
+      stream.queue.end();
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      await channel.send({ t: "sub", rid, taskId, after: afterSeq });
-      for (let r = await queue.next(); !r.done; r = await queue.next()) {
+      if (!followed) await channel.send({ t: "sub", rid, taskId, after: afterSeq });
+      for (let r = await stream.queue.next(); !r.done; r = await stream.queue.next()) {
         const m = r.value;
         if (m.t === "upd") {
-          const e = eventFromWire(m.event);
-          this.leases.set(taskId, { at: Date.now(), status: e.status });
-          yield e;
+          for (const w of m.events) {
+            // A followed task's events start at its first; a subscriber resuming later skips what it saw.
+            if (w.seq <= afterSeq) continue;
+            const e = eventFromWire(w);
+            this.leases.set(taskId, { at: Date.now(), status: e.status });
+            yield e;
+          }
         } else if (m.t === "end") return;
-        else if (m.t === "err") throw toError(m);
+        else throw toError(m);
       }
       if (!signal?.aborted) throw new CoderClawError("UNAVAILABLE", `stream from ${peer} broke`);
     } finally {
       signal?.removeEventListener("abort", onAbort);
       state.streams.delete(rid);
+    }
+  }
+
+  /** The stream of a followed submit of `taskId` on this channel, now claimed by a subscriber. */
+  private claim(peer: string, taskId: string, state: ChannelState): { rid: number; stream: EventStream } | undefined {
+    const held = this.unclaimed.get(taskId);
+    if (held === undefined || held.peer !== peer) return undefined;
+    this.unclaimed.delete(taskId);
+    const stream = state.streams.get(held.rid);
+    if (stream === undefined) return undefined;
+    delete stream.unclaimed;
+    return { rid: held.rid, stream };
+  }
+
+  /** Stop holding a followed task's events: the executor stops sending them, and a later subscriber asks afresh. */
+  private release(taskId: string): void {
+    const held = this.unclaimed.get(taskId);
+    if (held === undefined) return;
+    this.unclaimed.delete(taskId);
+    for (const [channel, state] of this.states) {
+      const stream = state.streams.get(held.rid);
+      if (stream?.taskId !== taskId) continue;
+      state.streams.delete(held.rid);
+      stream.queue.end();
+      channel.send({ t: "unsub", rid: held.rid }).catch(() => undefined);
     }
   }
 
@@ -146,14 +212,23 @@ export class TaskClient {
         }
         if (!("rid" in m)) continue;
         const stream = state.streams.get(m.rid);
-        if (stream) {
-          stream.push(m);
-          if (m.t === "end" || m.t === "err") stream.end();
+        if (m.t === "accepted") {
+          if (stream) {
+            stream.taskId = m.state.id;
+            if (m.events.length > 0) this.deliver(stream, { t: "upd", rid: m.rid, taskId: m.state.id, events: m.events }, m.state.id);
+            if (m.end) this.deliver(stream, { t: "end", rid: m.rid }, m.state.id);
+          }
+        } else if (stream && (m.t === "upd" || m.t === "end" || (m.t === "err" && !state.pending.has(m.rid)))) {
+          this.deliver(stream, m, stream.taskId);
           continue;
         }
         const p = state.pending.get(m.rid);
-        if (p && (m.t === "state" || m.t === "bool" || m.t === "history" || m.t === "err")) {
+        if (p && (m.t === "state" || m.t === "accepted" || m.t === "bool" || m.t === "history" || m.t === "err")) {
           state.pending.delete(m.rid);
+          if (m.t === "err") {
+            state.streams.delete(m.rid);
+            stream?.queue.end();
+          }
           p.resolve(m);
         }
       }
@@ -163,17 +238,30 @@ export class TaskClient {
       this.states.delete(channel);
       const err = new CoderClawError("UNAVAILABLE", `connection to ${channel.peer} closed`);
       for (const p of state.pending.values()) p.reject(err);
-      for (const s of state.streams.values()) s.end();
+      for (const s of state.streams.values()) s.queue.end();
     }
   }
 
-  private async request(peer: string, build: (rid: number) => TaskMessage): Promise<Answer> {
+  /** Queue a stream message; a followed task nobody has claimed yet is let go once it holds too many events. */
+  private deliver(stream: EventStream, m: StreamMessage, taskId: string | undefined): void {
+    stream.queue.push(m);
+    if (m.t !== "upd") stream.queue.end();
+    if (stream.unclaimed === undefined) return;
+    stream.unclaimed += m.t === "upd" ? m.events.length : 0;
+    // Past the limit the executor is told to stop, and a later subscriber asks afresh.
+    if (stream.unclaimed > (this.options.maxUnclaimedEvents ?? 1000) && taskId !== undefined) this.release(taskId);
+  }
+
+  /** Send a request and wait for its answer; `stream` receives what follows the answer on the same rid. */
+  private async request(peer: string, build: (rid: number) => TaskMessage, stream?: EventStream): Promise<Answer> {
     const channel = await this.channel(peer);
     const state = this.states.get(channel)!;
     const rid = this.nextRid++;
+    if (stream) state.streams.set(rid, stream);
     const answer = await new Promise<Answer>((resolve, reject) => {
       const timer = setTimeout(() => {
         state.pending.delete(rid);
+        state.streams.delete(rid);
         reject(new CoderClawError("TIMEOUT", `no answer from ${peer}`));
       }, this.options.requestTimeoutMs ?? 15_000);
       state.pending.set(rid, {
@@ -189,6 +277,7 @@ export class TaskClient {
       channel.send(build(rid)).catch((err: unknown) => {
         clearTimeout(timer);
         state.pending.delete(rid);
+        state.streams.delete(rid);
         reject(new CoderClawError("UNAVAILABLE", `cannot send to ${peer}: ${(err as Error).message}`));
       });
     });

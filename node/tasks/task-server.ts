@@ -3,15 +3,37 @@ import { ed25519, publicKeyOfDeviceId } from "../../identity/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { parseInput } from "../../src/contract/parse-input.js";
 import { errorToWire } from "../../src/transport/error-wire.js";
-import type { TaskSubmitRequest } from "../../src/contract/types.js";
+import type { TaskEvent, TaskState, TaskSubmitRequest } from "../../src/contract/types.js";
 import type { TaskEngine } from "../../src/engine/task-engine.js";
 import type { AgentRegistry } from "../../src/agents/executor.js";
-import { isTerminal } from "../../src/engine/state-machine.js";
+import { isTerminal, isTerminalEvent } from "../../src/engine/state-machine.js";
+import { coalesce } from "../../src/util/coalesce.js";
 import { decodeStrict, handleFramed, type FramedChannel, type PeerRateLimiter } from "../../protocols/framing/index.js";
-import { createTaskCodec, eventToWire, stateToWire, submitEnvelopeSchema, TASK_PROTOCOL, type SubmitEnvelope, type TaskMessage } from "../../protocols/task/index.js";
+import {
+  createTaskCodec,
+  eventToWire,
+  MAX_EVENTS_PER_MESSAGE,
+  stateToWire,
+  submitEnvelopeSchema,
+  TASK_PROTOCOL,
+  type SubmitEnvelope,
+  type TaskMessage,
+} from "../../protocols/task/index.js";
 
-/** What the executing node decides about a remote submission, from the signed request alone. */
-export type AuthorizeSubmit = (submit: { peer: string; envelope: SubmitEnvelope }) => Promise<{ allowed: boolean; reason?: string }> | { allowed: boolean; reason?: string };
+/**
+ * What the executing node decides about a remote submission, from the signed
+ * request alone. `recorded`, when given, settles once the decision is on record
+ * (the audit log): the task is stored meanwhile but starts only after it
+ * resolves, and is cancelled unstarted when it rejects.
+ */
+export type AuthorizeSubmit = (submit: { peer: string; envelope: SubmitEnvelope }) => Promise<SubmitDecision> | SubmitDecision;
+
+/** See {@link AuthorizeSubmit}. */
+export interface SubmitDecision {
+  allowed: boolean;
+  reason?: string;
+  recorded?: Promise<void>;
+}
 
 /** Options of {@link startTaskServer}. */
 export interface TaskServerOptions {
@@ -50,6 +72,27 @@ function errorMessage(rid: number, err: unknown): TaskMessage {
   return { t: "err", rid, ...errorToWire(err) };
 }
 
+/** Rough wire size of events kept in one message, far below the frame limit: an output event alone may hold 64 KiB of text. */
+const EVENT_BYTES_PER_MESSAGE = 256 * 1024;
+
+/** Split a batch of events into runs that each fit one message. */
+function* fitMessages(events: TaskEvent[]): Generator<TaskEvent[]> {
+  let run: TaskEvent[] = [];
+  let bytes = 0;
+  for (const e of events) {
+    // UTF-8 takes at most three bytes per UTF-16 unit; data is rare (a completion's result).
+    const size = 64 + 3 * (e.message?.length ?? 0) + (e.data === undefined ? 0 : 3 * JSON.stringify(e.data).length);
+    if (run.length > 0 && bytes + size > EVENT_BYTES_PER_MESSAGE) {
+      yield run;
+      run = [];
+      bytes = 0;
+    }
+    run.push(e);
+    bytes += size;
+  }
+  if (run.length > 0) yield run;
+}
+
 /**
  * Serve the task protocol: members submit (signed requests, re-checked here, never
  * on the submitter's word), cancel, query and subscribe to tasks this node
@@ -72,7 +115,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     return p;
   };
 
-  const verifySubmit = async (peer: string, envelopeBytes: Uint8Array, sig: Uint8Array): Promise<SubmitEnvelope> => {
+  const verifySubmit = async (peer: string, envelopeBytes: Uint8Array, sig: Uint8Array): Promise<{ envelope: SubmitEnvelope; recorded?: Promise<void> }> => {
     const envelope = parseInput(submitEnvelopeSchema, decodeStrict(envelopeBytes));
     if (envelope.requester !== peer) throw new CoderClawError("PERMISSION_DENIED", `submission signed for ${envelope.requester} arrived from ${peer}`);
     const publicKey = publicKeyOfDeviceId(peer);
@@ -83,9 +126,9 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     const nonce = `${peer}:${Buffer.from(envelope.nonce).toString("hex")}`;
     if (seenNonces.has(nonce)) throw new CoderClawError("PERMISSION_DENIED", "replayed submission");
     seenNonces.set(nonce, now);
-    const decision = (await options.authorize?.({ peer, envelope })) ?? { allowed: true };
+    const decision: SubmitDecision = (await options.authorize?.({ peer, envelope })) ?? { allowed: true };
     if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? "not allowed");
-    return envelope;
+    return decision.recorded === undefined ? { envelope } : { envelope, recorded: decision.recorded };
   };
 
   const serve = (channel: FramedChannel<TaskMessage>): void => {
@@ -99,21 +142,57 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     const answer = (rid: number, run: () => Promise<TaskMessage>): void => {
       run().then(send, (err: unknown) => send(errorMessage(rid, err)));
     };
+    const submit = async (m: Extract<TaskMessage, { t: "submit" }>): Promise<TaskState> => {
+      const { envelope, recorded } = await verifySubmit(peer, m.envelope, m.sig);
+      const request: TaskSubmitRequest = { ...envelope.request } as TaskSubmitRequest;
+      const agent = request.agentId === undefined ? undefined : options.agents.get(request.agentId);
+      // The submitter re-routes on a dead executor only when the agent said a retry is safe.
+      request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false };
+      // The task is stored while its audit entry is written; it starts once both are durable.
+      const task = await engine.submit(request, recorded === undefined ? {} : { admitted: recorded });
+      state.leased.add(task.id);
+      return task;
+    };
+    /**
+     * Stream a task's events after `after` on `rid`, batched, then `end`. When
+     * `accepted` is given, the first batch goes out as the answer to the submit
+     * that created the task, flagged when it already ends the task.
+     */
+    const follow = async (rid: number, taskId: string, after: number, controller: AbortController, accepted?: TaskState): Promise<void> => {
+      let ended = false;
+      try {
+        for await (const batch of coalesce(engine.streamEvents(taskId, { afterSeq: after, signal: controller.signal }), MAX_EVENTS_PER_MESSAGE)) {
+          for (const run of fitMessages(batch)) {
+            const events = run.map(eventToWire);
+            if (accepted === undefined) {
+              await channel.send({ t: "upd", rid, taskId, events });
+              continue;
+            }
+            ended = isTerminalEvent(run.at(-1)!);
+            await channel.send({ t: "accepted", rid, state: stateToWire(accepted), events, end: ended });
+            accepted = undefined;
+          }
+        }
+        if (!ended && !controller.signal.aborted) send({ t: "end", rid });
+      } catch (err) {
+        send(errorMessage(rid, err));
+      }
+    };
     void (async () => {
       try {
         for await (const m of channel) {
           switch (m.t) {
             case "submit":
-              answer(m.rid, async () => {
-                const envelope = await verifySubmit(peer, m.envelope, m.sig);
-                const request: TaskSubmitRequest = { ...envelope.request } as TaskSubmitRequest;
-                const agent = request.agentId === undefined ? undefined : options.agents.get(request.agentId);
-                // The submitter re-routes on a dead executor only when the agent said a retry is safe.
-                request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false };
-                const task = await engine.submit(request);
-                state.leased.add(task.id);
-                return { t: "state", rid: m.rid, state: stateToWire(task) };
-              });
+              if (m.follow === true) {
+                const controller = new AbortController();
+                subscriptions.set(m.rid, controller);
+                submit(m)
+                  .then((task) => follow(m.rid, task.id, 0, controller, task))
+                  .catch((err: unknown) => send(errorMessage(m.rid, err)))
+                  .finally(() => subscriptions.delete(m.rid));
+              } else {
+                answer(m.rid, async () => ({ t: "state", rid: m.rid, state: stateToWire(await submit(m)) }));
+              }
               break;
             case "cancel":
               answer(m.rid, async () => {
@@ -134,18 +213,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
             case "sub": {
               const controller = new AbortController();
               subscriptions.set(m.rid, controller);
-              void (async () => {
-                try {
-                  for await (const e of engine.streamEvents(m.taskId, { afterSeq: m.after, signal: controller.signal })) {
-                    await channel.send({ t: "upd", rid: m.rid, taskId: m.taskId, event: eventToWire(e) });
-                  }
-                  if (!controller.signal.aborted) send({ t: "end", rid: m.rid });
-                } catch (err) {
-                  send(errorMessage(m.rid, err));
-                } finally {
-                  subscriptions.delete(m.rid);
-                }
-              })();
+              void follow(m.rid, m.taskId, m.after, controller).finally(() => subscriptions.delete(m.rid));
               break;
             }
             case "unsub":

@@ -2,6 +2,7 @@ export {
   TASK_PROTOCOL,
   TASK_PROTOCOL_VERSION,
   MAX_TASK_MESSAGE_BYTES,
+  MAX_EVENTS_PER_MESSAGE,
   createTaskCodec,
   submitEnvelopeSchema,
   taskMessageSchema,

@@ -5,7 +5,7 @@ import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/c
 /** Remote task submission, cancellation, queries and update streams between mesh members. */
 export const TASK_PROTOCOL = "/coderclaw/task/1.0.0";
 /** Wire version inside every task-protocol envelope. */
-export const TASK_PROTOCOL_VERSION = 1;
+export const TASK_PROTOCOL_VERSION = 2;
 /** A 1 MiB input plus envelope. */
 export const MAX_TASK_MESSAGE_BYTES = 1280 * 1024;
 
@@ -68,9 +68,18 @@ export const wireEventSchema = z.strictObject({
   data: z.unknown().optional(),
 });
 
+/** Most events one `accepted` or `upd` message carries. */
+export const MAX_EVENTS_PER_MESSAGE = 1000;
+const eventBatch = z.array(wireEventSchema).max(MAX_EVENTS_PER_MESSAGE);
+
 /** Every message of the task protocol, both directions; `rid` pairs answers with requests on the shared stream. */
 export const taskMessageSchema = z.discriminatedUnion("t", [
-  z.strictObject({ t: z.literal("submit"), rid, envelope: bytesSchema, sig: bytesSchema }),
+  /**
+   * With `follow`, the executor answers `accepted` and keeps sending the task's events on the same
+   * rid (`upd`, then `end`): a submitter that follows its task saves a round trip, and a task that
+   * ends at once travels back in that one answer.
+   */
+  z.strictObject({ t: z.literal("submit"), rid, envelope: bytesSchema, sig: bytesSchema, follow: z.boolean().optional() }),
   z.strictObject({ t: z.literal("cancel"), rid, taskId }),
   z.strictObject({ t: z.literal("get"), rid, taskId }),
   z.strictObject({ t: z.literal("events"), rid, taskId }),
@@ -79,7 +88,9 @@ export const taskMessageSchema = z.discriminatedUnion("t", [
   z.strictObject({ t: z.literal("state"), rid, state: wireStateSchema.nullable() }),
   z.strictObject({ t: z.literal("bool"), rid, value: z.boolean() }),
   z.strictObject({ t: z.literal("history"), rid, events: z.array(wireEventSchema).max(100_000) }),
-  z.strictObject({ t: z.literal("upd"), rid, taskId, event: wireEventSchema }),
+  /** The answer to a following submit: the task as accepted, its events so far, and whether they already end it. */
+  z.strictObject({ t: z.literal("accepted"), rid, state: wireStateSchema, events: eventBatch, end: z.boolean() }),
+  z.strictObject({ t: z.literal("upd"), rid, taskId, events: eventBatch.min(1) }),
   z.strictObject({ t: z.literal("end"), rid }),
   z.strictObject({ t: z.literal("err"), rid, code: text(64), message: text(4096), field: text(256).optional() }),
   /** Lease renewal: the executor still holds these tasks of the peer it sends to. */

@@ -1,5 +1,5 @@
 import { InvalidTransitionError } from "../contract/errors.js";
-import type { TaskStatus } from "../contract/types.js";
+import type { TaskEvent, TaskStatus } from "../contract/types.js";
 import { TERMINAL_STATUSES } from "../contract/types.js";
 
 /** The only legal edges of the task lifecycle (DESIGN.md). */
@@ -26,4 +26,9 @@ export function assertTransition(taskId: string, from: TaskStatus, to: TaskStatu
 /** True for completed, failed and cancelled. */
 export function isTerminal(status: TaskStatus): boolean {
   return TERMINAL_STATUSES.has(status);
+}
+
+/** True for the history entry that ends a task: its change to a terminal status. */
+export function isTerminalEvent(e: TaskEvent): boolean {
+  return e.type === "status_changed" && isTerminal(e.status);
 }

@@ -13,7 +13,7 @@ import type {
 import type { AgentExecutor, AgentRegistry, ExecutionContext, ExecutionResult } from "../agents/executor.js";
 import { AsyncQueue } from "../util/async-queue.js";
 import { resolveWorkspace } from "../agents/workspace.js";
-import { assertTransition, isTerminal } from "./state-machine.js";
+import { assertTransition, isTerminal, isTerminalEvent } from "./state-machine.js";
 import { assertTaskId, DEFAULT_MAX_INPUT_BYTES, parseSubmitRequest } from "./submit-schema.js";
 import { newTaskId } from "./task-id.js";
 import type { TaskRecord } from "./task-document.js";
@@ -112,14 +112,17 @@ const RECENTLY_ENDED = 1024;
 const RECENTLY_ENDED_MAX_BYTES = 16 * 1024;
 
 /** Characters of text a record holds, roughly its memory. */
+const ok = (): { ok: true } => ({ ok: true });
+const refused = (error: unknown): { ok: false; error: unknown } => ({ ok: false, error });
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 function recordSize(record: TaskRecord): number {
   let n = record.request.input.length + (record.state.output?.length ?? 0) + (record.state.error?.length ?? 0);
   for (const e of record.events) n += 32 + (e.message?.length ?? 0);
   return n;
-}
-
-function isTerminalEvent(e: TaskEvent): boolean {
-  return e.type === "status_changed" && isTerminal(e.status);
 }
 
 /**
@@ -173,8 +176,14 @@ export class TaskEngine {
     return engine;
   }
 
-  /** Validate, persist and queue a task. Resolves once the task is durable. */
-  async submit(input: unknown): Promise<TaskState> {
+  /**
+   * Validate, persist and queue a task. Resolves once the task is durable.
+   *
+   * `admitted` is a condition written alongside the task (a remote submission's
+   * audit entry): the task is queued only once it resolves too; when it rejects,
+   * the task is cancelled before it starts and `submit` rejects with its error.
+   */
+  async submit(input: unknown, options: { admitted?: Promise<unknown> } = {}): Promise<TaskState> {
     if (!this.accepting) throw new CoderClawError("SHUTTING_DOWN", "the runtime is shutting down and accepts no new tasks");
     const request = parseSubmitRequest(input, this.maxInputBytes);
     // Refused here, before anything is stored, when the session or repository is not allowed.
@@ -195,7 +204,12 @@ export class TaskEngine {
     this.record(task, "created", "task accepted");
     this.live.set(state.id, task);
     this.total++;
-    await this.persisted(task);
+    const [, admission] = await Promise.all([this.persisted(task), options.admitted?.then(ok, refused)]);
+    if (admission && !admission.ok) {
+      this.transition(task, "cancelled", `not admitted: ${errorText(admission.error)}`);
+      await this.persisted(task);
+      throw admission.error;
+    }
     this.queue.push(task);
     this.pump();
     return copyState(task.state);

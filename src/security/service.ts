@@ -145,11 +145,25 @@ export class SecurityService {
    * checks must all allow (the first refusal, in that fixed order, is the reason).
    */
   async authorize(context: SecurityContext, request: AccessRequest): Promise<Decision> {
+    return this.#record(context, request.action, this.#decide(context, request), resourceOf(request));
+  }
+
+  /**
+   * {@link authorize} for work that can be prepared while its decision is
+   * written: the decision at once, and `recorded`, which resolves once the audit
+   * entry is durable and rejects when it cannot be written. Nothing allowed may
+   * take effect before `recorded` resolves.
+   */
+  decide(context: SecurityContext, request: AccessRequest): { decision: Decision; recorded: Promise<void> } {
+    const decision = this.#decide(context, request);
+    return { decision, recorded: this.audit.append(auditBody(context, request.action, decision, resourceOf(request))).then(() => undefined) };
+  }
+
+  #decide(context: SecurityContext, request: AccessRequest): Decision {
     let decision = this.#authorizer.checkPermission(context, request.permission);
     if (decision.allowed && request.agentId !== undefined) decision = this.#authorizer.checkAgentAccess(context, request.agentId);
     if (decision.allowed && request.skillId !== undefined) decision = this.#authorizer.checkSkillAccess(context, request.skillId);
-    const resource = request.resource ?? request.skillId ?? request.agentId;
-    return this.#record(context, request.action, decision, resource);
+    return decision;
   }
 
   /** {@link authorize}, throwing {@link PermissionDeniedError} when refused. */
@@ -380,15 +394,7 @@ export class SecurityService {
 
   async #record<D extends Decision>(context: SecurityContext, action: string, decision: D, resource: string | undefined): Promise<D | Decision> {
     try {
-      await this.audit.append({
-        action,
-        userId: context.userId,
-        deviceId: context.deviceId,
-        result: decision.allowed ? "allowed" : "denied",
-        reason: decision.reason,
-        ...(context.sessionId === undefined ? {} : { sessionId: context.sessionId }),
-        ...(resource === undefined ? {} : { resource }),
-      });
+      await this.audit.append(auditBody(context, action, decision, resource));
       return decision;
     } catch (err) {
       return { allowed: false, reason: `audit log unavailable: ${(err as Error).message}` };
@@ -398,4 +404,21 @@ export class SecurityService {
   async #log(body: AuditBody): Promise<void> {
     await this.audit.append(body);
   }
+}
+
+function resourceOf(request: AccessRequest): string | undefined {
+  return request.resource ?? request.skillId ?? request.agentId;
+}
+
+/** The audit entry of a decision. */
+function auditBody(context: SecurityContext, action: string, decision: Decision, resource: string | undefined): AuditBody {
+  return {
+    action,
+    userId: context.userId,
+    deviceId: context.deviceId,
+    result: decision.allowed ? "allowed" : "denied",
+    reason: decision.reason,
+    ...(context.sessionId === undefined ? {} : { sessionId: context.sessionId }),
+    ...(resource === undefined ? {} : { resource }),
+  };
 }

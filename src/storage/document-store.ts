@@ -8,6 +8,14 @@ export interface DocumentChange {
   id: string;
   origin: ChangeOrigin;
   heads: Heads;
+  /** The heads before this change; empty when the document is new here. */
+  before: Heads;
+  /**
+   * Automerge bytes (changes, or a whole saved document) that bring a holder of
+   * `before` to `heads`: what was just stored, so sync can pass a change on
+   * without loading the document.
+   */
+  changes: Uint8Array;
 }
 
 /**

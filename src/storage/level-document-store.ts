@@ -199,7 +199,7 @@ export class LevelDocumentStore implements DocumentStore {
         { type: "put", key: HEADS + id, value: encodeHeads(heads) },
         ...ops,
       ]);
-      const change: DocumentChange = { id, origin, heads };
+      const change: DocumentChange = { id, origin, heads, before: [], changes: bytes };
       for (const listener of this.listeners) listener(change);
     });
   }
@@ -324,15 +324,19 @@ export class LevelDocumentStore implements DocumentStore {
 
     const ops: WriteOp[] = [];
     let chunks: number;
+    let changes: Uint8Array;
     if (!entry) {
-      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: snapshot(next) });
+      changes = snapshot(next);
+      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: changes });
       chunks = 0;
     } else if (entry.chunks + 1 >= this.compactAfter) {
-      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: snapshot(next) });
+      changes = snapshot(next);
+      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: changes });
       for (let n = 0; n < entry.chunks; n++) ops.push({ type: "del", key: chunkKey(id, n) });
       chunks = 0;
     } else {
-      ops.push({ type: "put", key: chunkKey(id, entry.chunks), value: A.saveSince(next, entry.heads) });
+      changes = A.saveSince(next, entry.heads);
+      ops.push({ type: "put", key: chunkKey(id, entry.chunks), value: changes });
       chunks = entry.chunks + 1;
     }
     ops.push({ type: "put", key: HEADS + id, value: encodeHeads(heads) });
@@ -342,7 +346,7 @@ export class LevelDocumentStore implements DocumentStore {
     await this.batcher.write(ops);
     const raw = extras.raw === true || (entry?.raw === true && next === before);
     this.remember(id, { doc: next as A.Doc<unknown>, heads, chunks, raw, shared: next === before ? entry!.shared : !extras.raw });
-    const change: DocumentChange = { id, origin, heads };
+    const change: DocumentChange = { id, origin, heads, before: entry?.heads ?? [], changes };
     for (const listener of this.listeners) listener(change);
     return result;
   }

@@ -8,6 +8,7 @@ import { createSyncEngine, type SyncEngine } from "../../node/sync/index.js";
 import { encodeFrame, PeerLimitError } from "../../protocols/framing/index.js";
 import { createSyncCodec, SYNC_PROTOCOL } from "../../protocols/sync/index.js";
 import { openDatabase, type Database } from "../../src/storage/level-database.js";
+import type { DocumentChange, DocumentStore } from "../../src/storage/document-store.js";
 import { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 import { connect, connectAll, eventually, startNodes, stopAll } from "./helpers.js";
 
@@ -40,7 +41,7 @@ afterEach(async () => {
  * `n` nodes with LevelDB stores and sync engines. `blocked` holds "i-j" pairs that
  * may not connect: the gater refuses them, which is how a partition is made.
  */
-async function mesh(n: number, options: { members?: (i: number, peer: string) => boolean; maxSyncStates?: number } = {}) {
+async function mesh(n: number, options: { members?: (i: number, peer: string) => boolean; maxSyncStates?: number; store?: (i: number, store: LevelDocumentStore) => DocumentStore } = {}) {
   const blocked = new Set<string>();
   const ids: string[] = [];
   const indexOf = (peer: string): number => ids.indexOf(peer);
@@ -54,7 +55,7 @@ async function mesh(n: number, options: { members?: (i: number, peer: string) =>
     const errors: Error[] = [];
     const engine = await createSyncEngine({
       libp2p: node,
-      store,
+      store: options.store?.(i, store) ?? store,
       isMember: (peer) => options.members?.(i, peer) ?? true,
       ...(options.maxSyncStates === undefined ? {} : { maxSyncStatesPerPeer: options.maxSyncStates }),
       onError: (_peer, error) => errors.push(error),
@@ -103,6 +104,47 @@ describe("document sync", () => {
       const syncStreams = p.node.getConnections().flatMap((conn) => conn.streams).filter((s) => s.protocol === "/coderclaw/sync/1.0.0");
       expect(syncStreams.length).toBe(2);
     }
+  });
+
+  it("pushes live changes as patches, with no Automerge sync exchange", async () => {
+    const { peers: [a, b] } = await mesh(2);
+    if (a === undefined || b === undefined) throw new Error("mesh");
+    await put(a.store, "task/before", (d) => void (d.note = "old"));
+    await connectAll([a.node, b.node]);
+    await eventually(() => converged([a, b], 1), 15_000, "initial convergence");
+    for (let i = 0; i < 20; i++) await put(a.store, `task/live-${i}`, (d) => void (d.note = `n${i}`));
+    await put(b.store, "task/before", (d) => void (d.status = "running"));
+    await put(b.store, "task/before", (d) => void (d.status = "completed"));
+    await eventually(() => converged([a, b], 21), 15_000, "live convergence");
+    expect((await a.store.get<Task>("task/before"))?.status).toBe("completed");
+    // Automerge sync keeps a sync state per document it exchanged; patches need none.
+    expect(a.engine.syncStates(b.node.peerId.toString())).toBe(0);
+    expect(b.engine.syncStates(a.node.peerId.toString())).toBe(0);
+    expect([a, b].flatMap((p) => p.errors)).toEqual([]);
+  });
+
+  it("falls back to Automerge sync when the peer lacks what a patch builds on", async () => {
+    // A's pushes claim to build on heads nobody has: B cannot apply them and must sync instead.
+    const unknownBase = "ab".repeat(32);
+    const { peers: [a, b] } = await mesh(2, {
+      store: (i, store) =>
+        i !== 0
+          ? store
+          : new Proxy(store, {
+              get(target, prop, receiver) {
+                if (prop !== "onChange") return Reflect.get(target, prop, receiver) as unknown;
+                return (listener: (change: DocumentChange) => void) => target.onChange((c) => listener(c.before.length === 0 ? c : { ...c, before: [unknownBase] }));
+              },
+            }),
+    });
+    if (a === undefined || b === undefined) throw new Error("mesh");
+    await put(a.store, "task/x", (d) => void (d.note = "v1"));
+    await connectAll([a.node, b.node]);
+    await eventually(() => converged([a, b], 1), 15_000, "initial convergence");
+    await put(a.store, "task/x", (d) => void (d.note = "v2"));
+    await eventually(async () => (await b.store.get<Task>("task/x"))?.note === "v2", 15_000, "B gets the change by Automerge sync");
+    await eventually(() => converged([a, b], 1), 15_000, "same heads");
+    expect(b.engine.syncStates(a.node.peerId.toString())).toBeGreaterThan(0);
   });
 
   it("gives non-members nothing", async () => {

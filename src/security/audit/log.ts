@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import { canonicalDecode, canonicalEncode } from "../canonical.js";
 import { deviceKeyResolver, verifySignature, type KeyResolver, type Signer } from "../keys.js";
 import { decodeAuditEntry, signAuditEntry, type AuditBody, type AuditEntry, type AuditResult, type DecodedAuditEntry } from "./entry.js";
-import { SegmentStore, hex, type AuditDatabase, type PreparedWrite, type SegmentDoc } from "./segments.js";
+import { SegmentStore, appendToSegment, hex, segmentItem, segmentLength, type AuditDatabase, type PreparedWrite, type SegmentDoc } from "./segments.js";
 import { verifyChain, type AuditProblem, type ForkEvidence } from "./verify.js";
 
 /** Dependencies of an {@link AuditLog}. */
@@ -342,10 +342,8 @@ export class AuditLog {
   async #applyToChain(author: string, firstSeq: number, bytes: Uint8Array[], hashes: string[]): Promise<PreparedWrite> {
     const segment = Math.floor((firstSeq - 1) / this.#segmentSize);
     const open = await this.#segment(author, segment);
-    const doc = A.change(open.doc, (d) => {
-      d.entries.push(...bytes);
-      d.hashes.push(...hashes.map((h) => Buffer.from(h, "hex")));
-    });
+    const doc = open.doc;
+    appendToSegment(doc, { entries: bytes, hashes: hashes.map((h) => Buffer.from(h, "hex")) });
     const lastSeq = firstSeq + bytes.length - 1;
     const head: Head = { seq: lastSeq, hash: hashes.at(-1) ?? null };
     const write = this.#store.prepare(author, segment, doc, open.chunks, encodeHead(head));
@@ -362,9 +360,8 @@ export class AuditLog {
   async #addFork(author: string, segment: number, bytes: Uint8Array): Promise<void> {
     const open = await this.#segment(author, segment);
     const head = await this.#head(author);
-    const doc = A.change(open.doc, (d) => {
-      d.forks.push(bytes);
-    });
+    const doc = open.doc;
+    appendToSegment(doc, { forks: [bytes] });
     const write = this.#store.prepare(author, segment, doc, open.chunks, encodeHead(head));
     this.#open.set(`${author}\n${segment}`, { segment, doc, chunks: write.chunks });
     await this.#persist(author, write);
@@ -415,7 +412,8 @@ export class AuditLog {
       }
       const segment = Math.floor((entry.seq - 1) / this.#segmentSize);
       const open = await this.#segment(author, segment);
-      if (open.doc.forks.some((f) => Buffer.compare(Buffer.from(f), Buffer.from(decoded.bytes)) === 0)) {
+      const forks = segmentLength(open.doc, "forks");
+      if (Array.from({ length: forks }, (_, i) => segmentItem(open.doc, "forks", i)).some((f) => f !== undefined && Buffer.compare(f, decoded.bytes) === 0)) {
         report.duplicates++;
         continue;
       }
@@ -428,7 +426,7 @@ export class AuditLog {
   async #hashAt(author: string, seq: number): Promise<string | undefined> {
     const segment = Math.floor((seq - 1) / this.#segmentSize);
     const open = await this.#segment(author, segment);
-    const stored = open.doc.hashes[(seq - 1) % this.#segmentSize];
+    const stored = segmentItem(open.doc, "hashes", (seq - 1) % this.#segmentSize);
     return stored === undefined ? undefined : hex(stored);
   }
 

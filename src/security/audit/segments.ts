@@ -130,6 +130,43 @@ export class SegmentStore {
   }
 }
 
+type SegmentList = "entries" | "hashes" | "forks";
+
+/**
+ * Appends values to a segment's lists and commits them as one change, through
+ * the document's backend: `A.change` rebuilds the JS object after every change,
+ * which made an append cost far more than the entry's signature. The object
+ * then no longer shows the appended values: read a segment that was appended to
+ * with {@link segmentItem} and {@link segmentLength}, or load it again.
+ */
+export function appendToSegment(doc: A.Doc<SegmentDoc>, lists: Partial<Record<SegmentList, readonly Uint8Array[]>>): void {
+  const h = A.getBackend(doc);
+  for (const [list, values] of Object.entries(lists) as Array<[SegmentList, readonly Uint8Array[]]>) {
+    const obj = listId(h, list);
+    for (const value of values) h.push(obj, value, "bytes");
+  }
+  if (h.pendingOps() > 0) h.commit(null, Math.floor(Date.now() / 1000));
+}
+
+/** The value at `index` of a segment's list, as its backend holds it. */
+export function segmentItem(doc: A.Doc<SegmentDoc>, list: SegmentList, index: number): Uint8Array | undefined {
+  const h = A.getBackend(doc);
+  const value = h.get(listId(h, list), index);
+  return value instanceof Uint8Array ? value : undefined;
+}
+
+/** The length of a segment's list, as its backend holds it. */
+export function segmentLength(doc: A.Doc<SegmentDoc>, list: SegmentList): number {
+  const h = A.getBackend(doc);
+  return h.length(listId(h, list));
+}
+
+function listId(h: ReturnType<typeof A.getBackend>, list: SegmentList): string {
+  const obj = h.get("_root", list);
+  if (typeof obj !== "string") throw new TypeError(`audit segment has no ${list} list`);
+  return obj;
+}
+
 /** Lowercase hex of bytes. */
 export function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");

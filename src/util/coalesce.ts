@@ -1,0 +1,44 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
+
+/**
+ * Batches of the items of `source`, each holding everything that arrived while
+ * the consumer handled the previous batch, or that arrived in the same turn of
+ * the event loop, up to `max` items. A task whose events all happen at once (a
+ * quick agent) then travels as one message instead of one per event.
+ *
+ * The source is read eagerly; it must end on its own (or through its own abort
+ * signal) for the reading to stop. Its failure is rethrown after the items that
+ * came before it.
+ */
+export async function* coalesce<T>(source: AsyncIterable<T>, max: number): AsyncGenerator<T[]> {
+  const buffer: T[] = [];
+  let done = false;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  void (async () => {
+    try {
+      for await (const item of source) {
+        buffer.push(item);
+        wake?.();
+      }
+    } catch (error) {
+      failure = { error };
+    } finally {
+      done = true;
+      wake?.();
+    }
+  })();
+  for (;;) {
+    if (buffer.length === 0 && !done) {
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+    // Whatever the same turn produces (an agent finishing right after it started) joins this batch.
+    if (!done) await nextTurn();
+    if (buffer.length > 0) yield buffer.splice(0, max);
+    else if (done) {
+      if (failure) throw failure.error;
+      return;
+    }
+  }
+}

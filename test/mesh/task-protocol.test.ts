@@ -1,0 +1,95 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { FramedChannel } from "../../protocols/framing/index.js";
+import { TaskClient } from "../../node/tasks/task-client.js";
+import { CoderClawError } from "../../src/contract/errors.js";
+import type { TaskEvent } from "../../src/contract/types.js";
+import { formMesh, startNodes } from "../helpers/mesh.js";
+
+let stop: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await stop?.();
+  stop = undefined;
+});
+
+async function twoNodes() {
+  const mesh = await startNodes(2);
+  stop = mesh.stop;
+  await formMesh(mesh.nodes);
+  return mesh.nodes as [(typeof mesh.nodes)[0], (typeof mesh.nodes)[0]];
+}
+
+/** Message types sent on any framed channel from now on. */
+function sentTypes(): string[] {
+  const types: string[] = [];
+  const send = FramedChannel.prototype.send;
+  vi.spyOn(FramedChannel.prototype, "send").mockImplementation(function (this: FramedChannel<unknown>, message: unknown) {
+    types.push((message as { t?: string }).t ?? "?");
+    return send.call(this, message);
+  });
+  return types;
+}
+
+async function collect(events: AsyncIterable<TaskEvent>): Promise<TaskEvent[]> {
+  const out: TaskEvent[] = [];
+  for await (const e of events) out.push(e);
+  return out;
+}
+
+describe("task protocol", () => {
+  it("answers a followed submit of a quick task with its whole history: the subscriber asks nothing more", async () => {
+    const [a, b] = await twoNodes();
+    const types = sentTypes();
+    const task = await a.client.submit(b.peerId, { description: "quick", input: "hi", agentId: "echo" }, undefined, { follow: true });
+    const events = await collect(a.client.subscribe(b.peerId, task.id, 0));
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.at(-1)).toMatchObject({ type: "status_changed", status: "completed" });
+    expect(types.filter((t) => t === "sub")).toEqual([]);
+    expect(types.filter((t) => t === "accepted")).toHaveLength(1);
+    expect(types.filter((t) => t === "upd")).toEqual([]);
+
+    // A subscriber resuming after what it saw gets the rest from the same answer.
+    const again = await a.client.submit(b.peerId, { description: "quick", input: "hi", agentId: "echo" }, undefined, { follow: true });
+    const rest = await collect(a.client.subscribe(b.peerId, again.id, 2));
+    expect(rest[0]?.seq).toBe(3);
+    expect(rest.at(-1)?.status).toBe("completed");
+  }, 60_000);
+
+  it("streams a longer followed task in batches after the answer, and lets an unclaimed one go past its limit", async () => {
+    const [a, b] = await twoNodes();
+    const task = await a.client.submit(b.peerId, { description: "steps", input: "200 8", agentId: "sleep" }, undefined, { follow: true });
+    const events = await collect(a.client.subscribe(b.peerId, task.id, 0));
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.filter((e) => e.type === "progress_updated").length).toBeGreaterThanOrEqual(8);
+    expect(events.at(-1)?.status).toBe("completed");
+
+    // Nobody claims this one in time: the client stops holding its events and a late subscriber asks afresh.
+    const client = new TaskClient({ libp2p: a.libp2p, identity: a.identity, meshId: () => a.membership.meshId, maxUnclaimedEvents: 3 });
+    try {
+      const types = sentTypes();
+      const late = await client.submit(b.peerId, { description: "steps", input: "100 8", agentId: "sleep" }, undefined, { follow: true });
+      await vi.waitFor(async () => expect((await b.core.engine.getTask(late.id))?.status).toBe("completed"), { timeout: 10_000 });
+      expect(types).toContain("unsub");
+      const all = await collect(client.subscribe(b.peerId, late.id, 0));
+      expect(types).toContain("sub");
+      expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
+      expect(all.at(-1)?.status).toBe("completed");
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+
+  it("cancels a remote task before it starts when its audit entry cannot be written", async () => {
+    const [a, b] = await twoNodes();
+    await b.security.audit.close();
+    const refused = await a.client.submit(b.peerId, { description: "unrecorded", input: "x", agentId: "echo" }, undefined, { follow: true }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(CoderClawError);
+    expect((refused as CoderClawError).code).toBe("PERMISSION_DENIED");
+    expect((refused as Error).message).toMatch(/audit log unavailable/);
+    const [cancelled] = await b.core.engine.listTasks({ status: "cancelled" });
+    expect(cancelled?.description).toBe("unrecorded");
+    const history = await b.core.engine.getTaskEvents(cancelled!.id);
+    expect(history.map((e) => e.status)).toEqual(["pending", "cancelled"]);
+    expect(history.at(-1)?.message).toMatch(/^not admitted: audit log unavailable/);
+  }, 60_000);
+});

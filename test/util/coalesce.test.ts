@@ -1,0 +1,47 @@
+import fc from "fast-check";
+import { setTimeout as sleep } from "node:timers/promises";
+import { describe, expect, it } from "vitest";
+import { AsyncQueue } from "../../src/util/async-queue.js";
+import { coalesce } from "../../src/util/coalesce.js";
+
+/** Pushes `bursts` into a queue, each burst in one turn, with a pause between bursts; then ends it (or fails). */
+async function* produce(bursts: number[][], fail?: Error): AsyncGenerator<number> {
+  const queue = new AsyncQueue<number>();
+  void (async () => {
+    for (const burst of bursts) {
+      for (const item of burst) queue.push(item);
+      await sleep(2);
+    }
+    queue.end();
+  })();
+  for (let r = await queue.next(); !r.done; r = await queue.next()) yield r.value;
+  if (fail) throw fail;
+}
+
+describe("coalesce", () => {
+  it("keeps every item in order, in batches of at most max, with a burst of one turn in one batch", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(fc.integer(), { minLength: 1, maxLength: 20 }), { maxLength: 8 }), fc.integer({ min: 1, max: 25 }), async (bursts, max) => {
+        const batches: number[][] = [];
+        for await (const batch of coalesce(produce(bursts), max)) batches.push(batch);
+        expect(batches.flat()).toEqual(bursts.flat());
+        for (const b of batches) expect(b.length).toBeGreaterThan(0);
+        for (const b of batches) expect(b.length).toBeLessThanOrEqual(max);
+        // A burst never splits unless it exceeds max (on a slow machine two bursts may share a batch).
+        expect(batches.length).toBeLessThanOrEqual(bursts.reduce((n, b) => n + Math.ceil(b.length / max), 0));
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it("rethrows the source's failure after the items that came before it", async () => {
+    const seen: number[] = [];
+    const failure = new Error("source broke");
+    await expect(
+      (async () => {
+        for await (const batch of coalesce(produce([[1, 2], [3]], failure), 10)) seen.push(...batch);
+      })(),
+    ).rejects.toBe(failure);
+    expect(seen).toEqual([1, 2, 3]);
+  });
+});
