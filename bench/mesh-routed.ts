@@ -1,50 +1,149 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { peerIdFromString } from "@libp2p/peer-id";
 import { createBuiltinRegistry } from "../src/agents/builtin.js";
 import { createNode, type CoderClawNode } from "../node/create-node.js";
 import { percentile } from "./report.js";
+import { RAW_ECHO_PROTOCOL, type ExecutorRequest } from "./routed-executor.js";
 
-async function routedOnce(a: CoderClawNode, b: CoderClawNode): Promise<number> {
+/** Two paired nodes: A submits, B executes. */
+interface RoutedPair {
+  submitter: CoderClawNode;
+  executorId: string;
+  /** CPU time of both nodes so far, ms. */
+  cpuMs(): Promise<number>;
+  /** Round trips of 32 bytes on one open stream between the two processes, ms. */
+  rawRoundTrips?(count: number): Promise<number[]>;
+  stop(): Promise<void>;
+}
+
+function processCpuMs(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+}
+
+async function newSubmitter(): Promise<{ node: CoderClawNode; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "cc-bench-routed-a-"));
+  const node = await createNode({ dataDir: dir, mdns: false, agents: createBuiltinRegistry(), maxConcurrentTasks: 64 });
+  await node.createMesh("bench");
+  return { node, dir };
+}
+
+/** Both nodes in this process, sharing one event loop. */
+async function inOneProcess(): Promise<RoutedPair> {
+  const { node: a, dir } = await newSubmitter();
+  const bDir = mkdtempSync(join(tmpdir(), "cc-bench-routed-b-"));
+  const b = await createNode({ dataDir: bDir, mdns: false, agents: createBuiltinRegistry(), maxConcurrentTasks: 64 });
+  const { invite } = await a.pairing.invite("trusted", 60_000);
+  await b.pairing.join(invite);
+  return {
+    submitter: a,
+    executorId: b.peerId,
+    cpuMs: async () => processCpuMs(),
+    stop: async () => {
+      await Promise.all([a.stop(), b.stop()]);
+      for (const d of [dir, bDir]) rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The executor in a child process of its own, as two machines would run them. */
+async function inTwoProcesses(): Promise<RoutedPair> {
+  const script = fileURLToPath(new URL("./routed-executor.js", import.meta.url));
+  const child: ChildProcess = fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const ask = async <T>(m: ExecutorRequest): Promise<T> => {
+    const answer = once(child, "message");
+    child.send(m);
+    const [reply] = (await answer) as [T & { error?: string }];
+    if (reply.error !== undefined) throw new Error(`executor: ${reply.error}`);
+    return reply;
+  };
+  await once(child, "message");
+  const { node: a, dir } = await newSubmitter();
+  const { invite } = await a.pairing.invite("trusted", 60_000);
+  const { peerId } = await ask<{ peerId: string }>({ join: invite });
+  return {
+    submitter: a,
+    executorId: peerId,
+    cpuMs: async () => processCpuMs() + (await ask<{ cpuMs: number }>({ cpu: true })).cpuMs,
+    rawRoundTrips: async (count) => {
+      const stream = await a.libp2p.dialProtocol(peerIdFromString(peerId), RAW_ECHO_PROTOCOL);
+      let echoed: (() => void) | undefined;
+      stream.addEventListener("message", () => echoed?.());
+      const ping = new Uint8Array(32);
+      const out: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const t0 = performance.now();
+        await new Promise<void>((resolve) => {
+          echoed = resolve;
+          stream.send(ping);
+        });
+        out.push(performance.now() - t0);
+      }
+      stream.abort(new Error("done"));
+      return out;
+    },
+    stop: async () => {
+      const exited = once(child, "exit");
+      child.send({ stop: true } satisfies ExecutorRequest);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+      child.kill("SIGKILL");
+      await a.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function routedOnce(pair: RoutedPair): Promise<number> {
+  const a = pair.submitter;
   const t0 = performance.now();
-  const task = await a.adapter.submitTask({ description: "bench", input: "x", agentId: "echo" }, { route: b.peerId });
+  const task = await a.adapter.submitTask({ description: "bench", input: "x", agentId: "echo" }, { route: pair.executorId });
   for await (const u of a.adapter.streamTaskUpdates(task.id)) if (u.status === "completed" || u.status === "failed") break;
   return performance.now() - t0;
 }
 
 /**
- * Routed no-op tasks between two in-process nodes on 127.0.0.1: A submits `echo`
- * pinned to B and follows it to completion over the task protocol. p50 from
- * sequential tasks; throughput with `window` tasks in flight.
+ * Routed no-op tasks on 127.0.0.1: A submits `echo` pinned to B and follows it
+ * to completion over the task protocol, with B's audit, durable storage and
+ * replication to A all running. p50 from sequential tasks; throughput and CPU
+ * per task (both nodes) with `window` tasks in flight. `processes: 2` runs B
+ * in a child process, as deployed; `1` runs both in this process.
  */
-export async function measureRoutedTasks(options: { sequential: number; total: number; window: number }): Promise<Record<string, number>> {
-  const dirs = [mkdtempSync(join(tmpdir(), "cc-bench-routed-a-")), mkdtempSync(join(tmpdir(), "cc-bench-routed-b-"))];
-  const [a, b] = await Promise.all(dirs.map((dataDir) => createNode({ dataDir, mdns: false, agents: createBuiltinRegistry(), maxConcurrentTasks: 64 })));
+export async function measureRoutedTasks(options: { sequential: number; total: number; window: number; processes: 1 | 2 }): Promise<Record<string, number>> {
+  const pair = options.processes === 2 ? await inTwoProcesses() : await inOneProcess();
   try {
-    await a!.createMesh("bench");
-    const { invite } = await a!.pairing.invite("trusted", 60_000);
-    await b!.pairing.join(invite);
-    for (let i = 0; i < 50; i++) await routedOnce(a!, b!);
+    for (let i = 0; i < 200; i++) await routedOnce(pair);
     const latencies: number[] = [];
-    for (let i = 0; i < options.sequential; i++) latencies.push(await routedOnce(a!, b!));
+    for (let i = 0; i < options.sequential; i++) latencies.push(await routedOnce(pair));
     let next = 0;
+    const cpu0 = await pair.cpuMs();
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: options.window }, async () => {
         while (next < options.total) {
           next++;
-          await routedOnce(a!, b!);
+          await routedOnce(pair);
         }
       }),
     );
     const seconds = (performance.now() - t0) / 1000;
-    return {
+    const cpuMs = (await pair.cpuMs()) - cpu0;
+    const figures: Record<string, number> = {
       routed_task_p50_ms: percentile(latencies, 50),
       routed_task_p99_ms: percentile(latencies, 99),
       routed_tasks_per_sec: Math.round(options.total / seconds),
+      routed_cpu_ms_per_task: Math.round((cpuMs / options.total) * 1000) / 1000,
     };
+    if (pair.rawRoundTrips) {
+      const raw = await pair.rawRoundTrips(2_000);
+      figures.raw_stream_rtt_p50_ms = percentile(raw.slice(200), 50);
+    }
+    return figures;
   } finally {
-    await Promise.all([a!.stop(), b!.stop()]);
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    await pair.stop();
   }
 }

@@ -23,6 +23,14 @@ describe("audit log", () => {
   });
   afterEach(async () => level.dispose());
 
+  /** Every key under the audit log's sublevel. */
+  async function auditKeys(): Promise<string[]> {
+    const raw = level.db.sublevel<string, Uint8Array>("audit", { keyEncoding: "utf8", valueEncoding: "view" });
+    const keys: string[] = [];
+    for await (const key of raw.keys()) keys.push(key);
+    return keys;
+  }
+
   const openLog = (signer = node, segmentSize = 10) =>
     new AuditLog({ db: level.db, signer, segmentSize, maxBatch: 4 });
 
@@ -45,18 +53,35 @@ describe("audit log", () => {
 
   it("compacts a segment written one entry at a time and keeps appending after reopening", async () => {
     const log = new AuditLog({ db: level.db, signer: node, segmentSize: 200 });
-    for (let i = 0; i < 150; i++) await log.append(body(i));
+    for (let i = 0; i < 150; i++) {
+      await log.append(body(i));
+      // A reader folds the journal into the segment: one change per entry here.
+      await log.exportEntries(node.peerId, i);
+    }
     await log.close();
-    const raw = level.db.sublevel<string, Uint8Array>("audit", { keyEncoding: "utf8", valueEncoding: "view" });
-    const keys: string[] = [];
-    for await (const key of raw.keys()) keys.push(key);
+    const keys = await auditKeys();
     const id = segmentDocId(node.peerId, 0);
     expect(keys).toContain(`${id}/snap`);
     expect(keys.filter((k) => k.startsWith(`${id}/chunk/`)).length).toBeLessThan(64);
+    expect(keys.filter((k) => k.startsWith("journal/"))).toEqual([]);
 
     const reopened = new AuditLog({ db: level.db, signer: node, segmentSize: 200 });
     await Promise.all(Array.from({ length: 100 }, (_, i) => reopened.append(body(i))));
     expect(await reopened.verify()).toMatchObject({ ok: true, entries: 250 });
+    await reopened.close();
+  });
+
+  it("folds entries left in the journal by a crash at the next open", async () => {
+    // The first log never folds on its own and is never closed: a process killed right after its appends.
+    const crashed = new AuditLog({ db: level.db, signer: node, segmentSize: 50, foldAfterMs: 3_600_000 });
+    await Promise.all(Array.from({ length: 120 }, (_, i) => crashed.append(body(i))));
+    expect((await auditKeys()).filter((k) => k.startsWith("journal/"))).toHaveLength(120);
+
+    const reopened = new AuditLog({ db: level.db, signer: node, segmentSize: 50 });
+    await reopened.append(body(120));
+    expect(await reopened.verify()).toMatchObject({ ok: true, entries: 121 });
+    expect((await reopened.query({ author: node.peerId })).map((e) => e.seq)).toEqual(Array.from({ length: 121 }, (_, i) => i + 1));
+    expect((await auditKeys()).filter((k) => k.startsWith("journal/"))).toEqual([]);
     await reopened.close();
   });
 

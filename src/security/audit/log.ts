@@ -17,6 +17,8 @@ export interface AuditLogOptions {
   segmentSize?: number;
   /** Most entries committed in one Automerge change. */
   maxBatch?: number;
+  /** Journaled entries are folded into their segment documents this long after the first of them, ms. Default 50. */
+  foldAfterMs?: number;
   now?: () => number;
 }
 
@@ -83,8 +85,11 @@ interface Pending {
  * A node's tamper-evident audit log, plus the logs replicated from other nodes.
  *
  * Appends use group commit: entries waiting while a batch is being written are
- * signed and chained together into the next single Automerge change and LevelDB
- * batch, and each `append` resolves once the batch holding it is durable.
+ * signed and chained together into the next LevelDB batch, and each `append`
+ * resolves once the batch holding it is durable. That batch is a journal of the
+ * signed entries: folding them into the Automerge segment documents costs more
+ * than the signatures, so it happens a little later, many entries per change,
+ * and before anything reads the segments (or at the next open, after a crash).
  */
 export class AuditLog {
   readonly #store: SegmentStore;
@@ -99,6 +104,8 @@ export class AuditLog {
   #draining = false;
   #writes: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #foldTimer: NodeJS.Timeout | undefined;
+  readonly #foldAfterMs: number;
 
   constructor(options: AuditLogOptions) {
     this.#store = new SegmentStore(options.db);
@@ -107,6 +114,7 @@ export class AuditLog {
     this.#segmentSize = options.segmentSize ?? 1000;
     this.#maxBatch = Math.min(options.maxBatch ?? 500, this.#segmentSize);
     this.#now = options.now ?? Date.now;
+    this.#foldAfterMs = options.foldAfterMs ?? 50;
   }
 
   /** This node's author id. */
@@ -129,7 +137,7 @@ export class AuditLog {
 
   /** Entries matching `filter` across all stored logs, oldest first per author. */
   async query(filter: AuditQuery = {}): Promise<AuditEntry[]> {
-    await this.#writes;
+    await this.#settled();
     const start = filter.startDate?.getTime() ?? -Infinity;
     const end = filter.endDate?.getTime() ?? Infinity;
     const limit = filter.limit ?? Infinity;
@@ -164,7 +172,7 @@ export class AuditLog {
    * bytes, not from memory, and names the first bad entry of each.
    */
   async verify(): Promise<AuditVerifyReport> {
-    await this.#writes;
+    await this.#settled();
     const report: AuditVerifyReport = { ok: true, authors: 0, entries: 0, problems: [], forks: [] };
     for (const author of await this.#store.authors()) {
       report.authors++;
@@ -214,6 +222,8 @@ export class AuditLog {
       list.push(decoded);
     }
     await this.#exclusive(async () => {
+      // Our own entries relayed back are compared with our segments: fold the journal into them first.
+      await this.#fold();
       for (const [author, list] of [...byAuthor].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         list.sort((a, b) => a.entry.seq - b.entry.seq);
         await this.#ingestChain(author, list, report);
@@ -224,7 +234,7 @@ export class AuditLog {
 
   /** Stored bytes of `author`'s entries with seq > `afterSeq`, in order, for replication. */
   async exportEntries(author: string, afterSeq = 0): Promise<Uint8Array[]> {
-    await this.#writes;
+    await this.#settled();
     const out: Uint8Array[] = [];
     const first = Math.floor(afterSeq / this.#segmentSize);
     for (const segment of await this.#store.segments(author)) {
@@ -251,7 +261,9 @@ export class AuditLog {
   async close(): Promise<void> {
     this.#closed = true;
     while (this.#draining) await this.#writes;
-    await this.#writes;
+    clearTimeout(this.#foldTimer);
+    // Folding now leaves compact storage; entries it cannot fold stay journaled for the next open.
+    await this.#exclusive(() => this.#fold()).catch(() => undefined);
     this.#open.clear();
   }
 
@@ -296,7 +308,7 @@ export class AuditLog {
           const head = await this.#head(author);
           const room = this.#segmentSize - (head.seq % this.#segmentSize);
           batch = this.#pending.splice(0, Math.min(this.#maxBatch, room));
-          const staged = await this.#stage(author, head.seq + 1, batch.map((p) => p.body));
+          const staged = this.#stage(author, head, batch.map((p) => p.body));
           const settled = batch;
           previous = previous
             .then(async () => {
@@ -304,7 +316,10 @@ export class AuditLog {
               await this.#store.write(staged.write);
             })
             .then(
-              () => settled.forEach((p, i) => p.resolve(staged.entries[i] as AuditEntry)),
+              () => {
+                settled.forEach((p, i) => p.resolve(staged.entries[i] as AuditEntry));
+                this.#scheduleFold();
+              },
               (err: unknown) => {
                 failure ??= { error: err };
                 this.#forget(author);
@@ -324,28 +339,72 @@ export class AuditLog {
     }
   }
 
-  // Signs the next entries of this node's chain and applies them to the cached segment and head.
-  async #stage(author: string, firstSeq: number, bodies: AuditBody[]): Promise<{ entries: AuditEntry[]; write: PreparedWrite }> {
-    const head = await this.#head(author);
+  // Signs the next entries of this node's chain after `head` and moves the cached head; returns the journal write that makes them durable.
+  #stage(author: string, head: Head, bodies: AuditBody[]): { entries: AuditEntry[]; write: PreparedWrite } {
     let hash = head.hash;
     const time = this.#now();
     const encoded = bodies.map((body, i) => {
-      const e = signAuditEntry(this.#signer, firstSeq + i, hash, time, body);
+      const e = signAuditEntry(this.#signer, head.seq + 1 + i, hash, time, body);
       hash = e.entry.hash;
       return e;
     });
-    const write = await this.#applyToChain(author, firstSeq, encoded.map((e) => e.bytes), encoded.map((e) => e.entry.hash));
+    const next: Head = { seq: head.seq + bodies.length, hash };
+    const write = this.#store.journalWrite(
+      author,
+      encoded.map((e) => ({ seq: e.entry.seq, hash: Buffer.from(e.entry.hash, "hex"), bytes: e.bytes })),
+      encodeHead(next),
+    );
+    this.#heads.set(author, next);
     return { entries: encoded.map((e) => e.entry), write };
   }
 
-  // Appends consecutive entries starting at `firstSeq` (all within one segment) to the cached segment and head; returns the write that persists them.
-  async #applyToChain(author: string, firstSeq: number, bytes: Uint8Array[], hashes: string[]): Promise<PreparedWrite> {
+  #scheduleFold(): void {
+    if (this.#foldTimer !== undefined || this.#closed) return;
+    this.#foldTimer = setTimeout(() => {
+      this.#foldTimer = undefined;
+      this.#exclusive(() => this.#fold()).catch(() => undefined);
+    }, this.#foldAfterMs);
+    this.#foldTimer.unref();
+  }
+
+  /** Pending appends written and the journal folded into the segments: what readers of the segments need. */
+  async #settled(): Promise<void> {
+    while (this.#draining) await this.#writes;
+    await this.#exclusive(() => this.#fold());
+  }
+
+  /**
+   * Moves this node's journaled entries into their segment documents, one
+   * change and one atomic batch per segment (which also removes them from the
+   * journal). Each batch writes the chain's newest head, never an older one.
+   * Runs exclusively, so no append is half-way through meanwhile.
+   */
+  async #fold(): Promise<void> {
+    const author = this.#signer.peerId;
+    const journal = await this.#store.journal(author);
+    if (journal.length === 0) return;
+    const head = await this.#head(author);
+    for (let i = 0; i < journal.length; ) {
+      const segment = Math.floor((journal[i]!.seq - 1) / this.#segmentSize);
+      let j = i;
+      while (j < journal.length && Math.floor((journal[j]!.seq - 1) / this.#segmentSize) === segment) j++;
+      const run = journal.slice(i, j);
+      const write = await this.#applyToChain(author, run[0]!.seq, run.map((e) => e.bytes), run.map((e) => hex(e.hash)), head);
+      write.ops.push(...this.#store.journalDeletes(author, run.map((e) => e.seq)));
+      await this.#persist(author, write);
+      i = j;
+    }
+  }
+
+  // Appends consecutive entries starting at `firstSeq` (all within one segment) to the cached segment and head (or keeps `head`, when
+  // the chain is already ahead of them); returns the write that persists them.
+  async #applyToChain(author: string, firstSeq: number, bytes: Uint8Array[], hashes: string[], keepHead?: Head): Promise<PreparedWrite> {
     const segment = Math.floor((firstSeq - 1) / this.#segmentSize);
     const open = await this.#segment(author, segment);
     const doc = open.doc;
     appendToSegment(doc, { entries: bytes, hashes: hashes.map((h) => Buffer.from(h, "hex")) });
     const lastSeq = firstSeq + bytes.length - 1;
-    const head: Head = { seq: lastSeq, hash: hashes.at(-1) ?? null };
+    const head: Head = keepHead ?? { seq: lastSeq, hash: hashes.at(-1) ?? null };
     const write = this.#store.prepare(author, segment, doc, open.chunks, encodeHead(head));
     this.#heads.set(author, head);
     if (lastSeq % this.#segmentSize === 0) this.#open.delete(`${author}\n${segment}`);

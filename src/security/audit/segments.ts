@@ -48,7 +48,9 @@ interface LoadedSegment {
 /**
  * LevelDB layout of audit segments, under the sublevel given:
  * `<docId>/snap` holds a compacted snapshot, `<docId>/chunk/<n>` incremental changes
- * written since, and `head/<author>` the last seq and hash of each chain.
+ * written since, `head/<author>` the last seq and hash of each chain, and
+ * `journal/<author>/<seq>` this node's entries made durable but not yet folded
+ * into their segment (the entry's 32-byte hash, then its bytes).
  */
 export class SegmentStore {
   readonly #db: Db;
@@ -81,7 +83,8 @@ export class SegmentStore {
     const id = segmentDocId(author, segment);
     if (chunks + 1 >= COMPACT_AFTER_CHUNKS) {
       const ops: BatchOp[] = [
-        { type: "put", key: `${id}/snap`, value: A.save(doc) },
+        // Uncompressed: LevelDB compresses blocks already, and deflating a full segment was most of a compaction.
+        { type: "put", key: `${id}/snap`, value: A.getBackend(doc).saveNoCompress() },
         { type: "put", key: headKey(author), value: head },
       ];
       for (let n = 0; n < chunks; n++) ops.push({ type: "del", key: chunkKey(id, n) });
@@ -99,6 +102,28 @@ export class SegmentStore {
   /** Applies a prepared write. */
   async write(prepared: PreparedWrite): Promise<void> {
     await this.#db.batch(prepared.ops);
+  }
+
+  /** The write that makes entries durable in the journal, with the chain's new head, before any segment holds them. */
+  journalWrite(author: string, entries: ReadonlyArray<{ seq: number; hash: Uint8Array; bytes: Uint8Array }>, head: Uint8Array): PreparedWrite {
+    const ops: BatchOp[] = entries.map((e) => ({ type: "put", key: journalKey(author, e.seq), value: Buffer.concat([e.hash, e.bytes]) }));
+    ops.push({ type: "put", key: headKey(author), value: head });
+    return { ops, chunks: 0 };
+  }
+
+  /** Journaled entries of an author, by seq. */
+  async journal(author: string): Promise<Array<{ seq: number; hash: Uint8Array; bytes: Uint8Array }>> {
+    const prefix = `journal/${encodeURIComponent(author)}/`;
+    const out: Array<{ seq: number; hash: Uint8Array; bytes: Uint8Array }> = [];
+    for await (const [key, value] of this.#db.iterator({ gte: prefix, lt: `${prefix.slice(0, -1)}0` })) {
+      out.push({ seq: Number(key.slice(prefix.length)), hash: value.subarray(0, 32), bytes: value.subarray(32) });
+    }
+    return out;
+  }
+
+  /** Operations removing journaled entries (once a segment write holds them). */
+  journalDeletes(author: string, seqs: readonly number[]): BatchOp[] {
+    return seqs.map((seq) => ({ type: "del", key: journalKey(author, seq) }));
   }
 
   /** The encoded head record of a chain, if stored. */
@@ -174,6 +199,10 @@ export function hex(bytes: Uint8Array): string {
 
 function chunkKey(id: string, n: number): string {
   return `${id}/chunk/${String(n).padStart(6, "0")}`;
+}
+
+function journalKey(author: string, seq: number): string {
+  return `journal/${encodeURIComponent(author)}/${String(seq).padStart(16, "0")}`;
 }
 
 function headKey(author: string): string {
