@@ -366,7 +366,11 @@ async function idleRss(): Promise<number> {
 
 /** `--only rtt,routed,sync,caps,rss` runs a subset, for profiling one part. */
 async function main(): Promise<void> {
-  if (process.argv.includes("--idle-node")) return idleNode();
+  if (process.argv.includes("--idle-node")) {
+    await idleNode();
+    // As below: libp2p's leftover timers would keep the child alive after stop().
+    process.exit(0);
+  }
   const onlyAt = process.argv.indexOf("--only");
   const only = onlyAt >= 0 ? new Set((process.argv[onlyAt + 1] ?? "").split(",")) : undefined;
   const run = (part: string): boolean => only === undefined || only.has(part);

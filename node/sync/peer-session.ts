@@ -42,7 +42,8 @@ function makePatch(id: string, doc: A.Doc<unknown>, since: string[]): PatchItem 
   return { id, since, heads: A.getHeads(doc), changes: since.length === 0 ? A.save(doc) : A.saveSince(doc, since) };
 }
 
-function sameHeads(a: readonly string[], b: readonly string[]): boolean {
+/** True when two head sets hold the same hashes. */
+export function sameHeads(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   const set = new Set(a);
   return b.every((h) => set.has(h));

@@ -8,7 +8,7 @@ import { openStream } from "../../protocols/framing/dial.js";
 import { handleFramed } from "../../protocols/framing/pool.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
 import type { DocumentChange, DocumentStore } from "../../src/storage/document-store.js";
-import { PeerSession, type PatchItem } from "./peer-session.js";
+import { PeerSession, sameHeads, type PatchItem } from "./peer-session.js";
 
 /** Namespaces replicated between members by default. */
 export const REPLICATED_PREFIXES = ["task/", "audit/", "mesh/"] as const;
@@ -223,10 +223,6 @@ interface PendingPush {
 
 /** Largest patch pushed live; a bigger change goes by Automerge sync, which splits it. */
 const MAX_PATCH_BYTES = 1024 * 1024;
-
-function sameHeads(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((h) => b.includes(h));
-}
 
 function closedBy(reason: string): ChannelClosedError {
   return new ChannelClosedError(`sync session ended: ${reason}`);
