@@ -8,7 +8,8 @@ import { peerIdFromString } from "@libp2p/peer-id";
 import { createBuiltinRegistry } from "../src/agents/builtin.js";
 import { createNode, type CoderClawNode } from "../node/create-node.js";
 import { percentile } from "./report.js";
-import { RAW_ECHO_PROTOCOL, type ExecutorRequest } from "./routed-executor.js";
+import { RAW_ECHO_PROTOCOL, rawRoundTrips } from "./raw-echo.js";
+import type { ExecutorRequest } from "./routed-executor.js";
 
 /** Two paired nodes: A submits, B executes. */
 interface RoutedPair {
@@ -72,18 +73,7 @@ async function inTwoProcesses(): Promise<RoutedPair> {
     cpuMs: async () => processCpuMs() + (await ask<{ cpuMs: number }>({ cpu: true })).cpuMs,
     rawRoundTrips: async (count) => {
       const stream = await a.libp2p.dialProtocol(peerIdFromString(peerId), RAW_ECHO_PROTOCOL);
-      let echoed: (() => void) | undefined;
-      stream.addEventListener("message", () => echoed?.());
-      const ping = new Uint8Array(32);
-      const out: number[] = [];
-      for (let i = 0; i < count; i++) {
-        const t0 = performance.now();
-        await new Promise<void>((resolve) => {
-          echoed = resolve;
-          stream.send(ping);
-        });
-        out.push(performance.now() - t0);
-      }
+      const out = await rawRoundTrips(stream, count);
       stream.abort(new Error("done"));
       return out;
     },

@@ -17,6 +17,7 @@ import { openDatabase, type Database } from "../src/storage/level-database.js";
 import { LevelDocumentStore } from "../src/storage/level-document-store.js";
 import { percentile, printResult } from "./report.js";
 import { measureRoutedTasks } from "./mesh-routed.js";
+import { RAW_ECHO_PROTOCOL, rawRoundTrips, serveRawEcho } from "./raw-echo.js";
 
 type Task = { status: A.ImmutableString; note: A.ImmutableString; progress: number };
 
@@ -48,24 +49,8 @@ async function roundTrips(count: number): Promise<Record<string, number>> {
   const [a, b] = await Promise.all([startNode(), startNode()]);
   try {
     await dial(a, b);
-    await b.handle("/bench/raw/1.0.0", (stream) => {
-      stream.addEventListener("message", (e) => {
-        stream.send(e.data);
-      });
-    });
-    const raw = await a.dialProtocol(b.peerId, "/bench/raw/1.0.0");
-    const rawLatencies: number[] = [];
-    let resolveEcho: (() => void) | undefined;
-    raw.addEventListener("message", () => resolveEcho?.());
-    const ping = new Uint8Array(32);
-    for (let i = 0; i < count; i++) {
-      const t0 = performance.now();
-      await new Promise<void>((resolve) => {
-        resolveEcho = resolve;
-        raw.send(ping);
-      });
-      rawLatencies.push(performance.now() - t0);
-    }
+    await serveRawEcho(b);
+    const rawLatencies = await rawRoundTrips(await a.dialProtocol(b.peerId, RAW_ECHO_PROTOCOL), count);
 
     const codec = createMessageCodec({ version: 1, schema: z.object({ n: z.number().int(), id: z.string() }) });
     await handleFramed(b, "/bench/framed/1.0.0", {

@@ -10,20 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createBuiltinRegistry } from "../src/agents/builtin.js";
 import { createNode } from "../node/create-node.js";
+import { serveRawEcho } from "./raw-echo.js";
 
 /** Messages from the parent. */
 export type ExecutorRequest = { join: string } | { cpu: true } | { stop: true };
 
-/** Bare echo protocol for the raw round-trip baseline. */
-export const RAW_ECHO_PROTOCOL = "/bench/raw/1.0.0";
-
 const dataDir = mkdtempSync(join(tmpdir(), "cc-bench-executor-"));
 const node = await createNode({ dataDir, mdns: false, agents: createBuiltinRegistry(), maxConcurrentTasks: 64 });
-await node.libp2p.handle(RAW_ECHO_PROTOCOL, (stream) => {
-  stream.addEventListener("message", (e) => {
-    stream.send(e.data);
-  });
-});
+await serveRawEcho(node.libp2p);
 const reply = (m: unknown): void => void process.send?.(m);
 process.on("message", (m: ExecutorRequest) => {
   void (async () => {
