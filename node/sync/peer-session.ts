@@ -3,6 +3,7 @@ import type { FramedChannel } from "../../protocols/framing/channel.js";
 import { PeerLimitError } from "../../protocols/framing/errors.js";
 import type { DocsMessage, EntriesMessage, PatchMessage, SummaryMessage, SyncMessage, WantMessage } from "../../protocols/sync/messages.js";
 import type { DocumentStore } from "../../src/storage/document-store.js";
+import { runsBySize } from "../../src/util/runs-by-size.js";
 
 /** Limits and collaborators of one peer's sync session. */
 export interface PeerSessionOptions {
@@ -232,18 +233,8 @@ export class PeerSession {
   }
 
   async #sendPatches(patches: PatchItem[]): Promise<void> {
-    let batch: PatchItem[] = [];
-    let bytes = 0;
-    for (const item of patches) {
-      if (batch.length > 0 && bytes + item.changes.byteLength > this.#options.targetFrameBytes) {
-        await this.channel.send({ t: "patch", items: batch });
-        batch = [];
-        bytes = 0;
-      }
-      batch.push(item);
-      bytes += item.changes.byteLength + item.id.length + 70 * (item.heads.length + item.since.length);
-    }
-    if (batch.length > 0) await this.channel.send({ t: "patch", items: batch });
+    const size = (item: PatchItem): number => item.changes.byteLength + item.id.length + 70 * (item.heads.length + item.since.length);
+    for (const items of runsBySize(patches, size, this.#options.targetFrameBytes)) await this.channel.send({ t: "patch", items });
   }
 
   async #onDocs(message: DocsMessage): Promise<void> {
@@ -299,19 +290,9 @@ export class PeerSession {
     return msg === null ? undefined : { id, msg };
   }
 
-  async #sendDocs(items: Array<{ id: string; msg: Uint8Array }>): Promise<void> {
-    let batch: Array<{ id: string; msg: Uint8Array }> = [];
-    let bytes = 0;
-    for (const item of items) {
-      if (batch.length > 0 && bytes + item.msg.byteLength > this.#options.targetFrameBytes) {
-        await this.channel.send({ t: "docs", items: batch });
-        batch = [];
-        bytes = 0;
-      }
-      batch.push(item);
-      bytes += item.msg.byteLength + item.id.length + 8;
-    }
-    if (batch.length > 0) await this.channel.send({ t: "docs", items: batch });
+  async #sendDocs(docs: Array<{ id: string; msg: Uint8Array }>): Promise<void> {
+    const size = (item: { id: string; msg: Uint8Array }): number => item.msg.byteLength + item.id.length + 8;
+    for (const items of runsBySize(docs, size, this.#options.targetFrameBytes)) await this.channel.send({ t: "docs", items });
   }
 
   #takeState(id: string): A.SyncState {

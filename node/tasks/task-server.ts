@@ -8,6 +8,7 @@ import type { TaskEngine } from "../../src/engine/task-engine.js";
 import type { AgentRegistry } from "../../src/agents/executor.js";
 import { isTerminal, isTerminalEvent } from "../../src/engine/state-machine.js";
 import { coalesce } from "../../src/util/coalesce.js";
+import { runsBySize } from "../../src/util/runs-by-size.js";
 import { decodeStrict, handleFramed, type FramedChannel, type PeerRateLimiter } from "../../protocols/framing/index.js";
 import {
   createTaskCodec,
@@ -75,22 +76,9 @@ function errorMessage(rid: number, err: unknown): TaskMessage {
 /** Rough wire size of events kept in one message, far below the frame limit: an output event alone may hold 64 KiB of text. */
 const EVENT_BYTES_PER_MESSAGE = 256 * 1024;
 
-/** Split a batch of events into runs that each fit one message. */
-function* fitMessages(events: TaskEvent[]): Generator<TaskEvent[]> {
-  let run: TaskEvent[] = [];
-  let bytes = 0;
-  for (const e of events) {
-    // UTF-8 takes at most three bytes per UTF-16 unit; data is rare (a completion's result).
-    const size = 64 + 3 * (e.message?.length ?? 0) + (e.data === undefined ? 0 : 3 * JSON.stringify(e.data).length);
-    if (run.length > 0 && bytes + size > EVENT_BYTES_PER_MESSAGE) {
-      yield run;
-      run = [];
-      bytes = 0;
-    }
-    run.push(e);
-    bytes += size;
-  }
-  if (run.length > 0) yield run;
+/** An event's wire size, over-estimated: UTF-8 takes at most three bytes per UTF-16 unit; data is rare (a completion's result). */
+function eventSize(e: TaskEvent): number {
+  return 64 + 3 * (e.message?.length ?? 0) + (e.data === undefined ? 0 : 3 * JSON.stringify(e.data).length);
 }
 
 /**
@@ -162,7 +150,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
       let ended = false;
       try {
         for await (const batch of coalesce(engine.streamEvents(taskId, { afterSeq: after, signal: controller.signal }), MAX_EVENTS_PER_MESSAGE)) {
-          for (const run of fitMessages(batch)) {
+          for (const run of runsBySize(batch, eventSize, EVENT_BYTES_PER_MESSAGE)) {
             const events = run.map(eventToWire);
             if (accepted === undefined) {
               await channel.send({ t: "upd", rid, taskId, events });
