@@ -215,11 +215,11 @@ export class TaskClient {
         if (m.t === "accepted") {
           if (stream) {
             stream.taskId = m.state.id;
-            if (m.events.length > 0) this.deliver(stream, { t: "upd", rid: m.rid, taskId: m.state.id, events: m.events }, m.state.id);
-            if (m.end) this.deliver(stream, { t: "end", rid: m.rid }, m.state.id);
+            if (m.events.length > 0) this.deliver(stream, { t: "upd", rid: m.rid, taskId: m.state.id, events: m.events });
+            if (m.end) this.deliver(stream, { t: "end", rid: m.rid });
           }
         } else if (stream && (m.t === "upd" || m.t === "end" || (m.t === "err" && !state.pending.has(m.rid)))) {
-          this.deliver(stream, m, stream.taskId);
+          this.deliver(stream, m);
           continue;
         }
         const p = state.pending.get(m.rid);
@@ -243,13 +243,13 @@ export class TaskClient {
   }
 
   /** Queue a stream message; a followed task nobody has claimed yet is let go once it holds too many events. */
-  private deliver(stream: EventStream, m: StreamMessage, taskId: string | undefined): void {
+  private deliver(stream: EventStream, m: StreamMessage): void {
     stream.queue.push(m);
     if (m.t !== "upd") stream.queue.end();
     if (stream.unclaimed === undefined) return;
     stream.unclaimed += m.t === "upd" ? m.events.length : 0;
     // Past the limit the executor is told to stop, and a later subscriber asks afresh.
-    if (stream.unclaimed > (this.options.maxUnclaimedEvents ?? 1000) && taskId !== undefined) this.release(taskId);
+    if (stream.unclaimed > (this.options.maxUnclaimedEvents ?? 1000) && stream.taskId !== undefined) this.release(stream.taskId);
   }
 
   /** Send a request and wait for its answer; `stream` receives what follows the answer on the same rid. */
