@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import type { FramedChannel } from "../../protocols/framing/channel.js";
 import { PeerLimitError } from "../../protocols/framing/errors.js";
 import type { DocsMessage, EntriesMessage, PatchMessage, SummaryMessage, SyncMessage, WantMessage } from "../../protocols/sync/messages.js";
-import type { DocumentStore } from "../../src/storage/document-store.js";
+import { sameHeads, type DocumentStore } from "../../src/storage/document-store.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
 
 /** Limits and collaborators of one peer's sync session. */
@@ -41,13 +41,6 @@ export type PatchItem = PatchMessage["items"][number];
 /** The changes of `doc` after `since`; a whole compressed document when the peer has nothing. */
 function makePatch(id: string, doc: A.Doc<unknown>, since: string[]): PatchItem {
   return { id, since, heads: A.getHeads(doc), changes: since.length === 0 ? A.save(doc) : A.saveSince(doc, since) };
-}
-
-/** True when two head sets hold the same hashes. */
-export function sameHeads(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  const set = new Set(a);
-  return b.every((h) => set.has(h));
 }
 
 /**

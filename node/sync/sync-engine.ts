@@ -7,8 +7,8 @@ import { createPeerRateLimiter, type PeerRateLimiter } from "../../protocols/fra
 import { openStream } from "../../protocols/framing/dial.js";
 import { handleFramed } from "../../protocols/framing/pool.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
-import type { DocumentChange, DocumentStore } from "../../src/storage/document-store.js";
-import { PeerSession, sameHeads, type PatchItem } from "./peer-session.js";
+import { sameHeads, type DocumentChange, type DocumentStore } from "../../src/storage/document-store.js";
+import { PeerSession, type PatchItem } from "./peer-session.js";
 
 /** Namespaces replicated between members by default. */
 export const REPLICATED_PREFIXES = ["task/", "audit/", "mesh/"] as const;
@@ -153,16 +153,21 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
   let timer: ReturnType<typeof setTimeout> | undefined;
   const flush = (): void => {
     timer = undefined;
-    const changed = [...pending];
+    // Each patch is built once, whatever the number of peers it goes to.
+    const changed = [...pending].map(([id, p]) => ({
+      id,
+      from: p.from,
+      patch: p.parts === undefined ? undefined : { id, since: p.since, heads: p.heads, changes: p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts) },
+    }));
     pending.clear();
     for (const [peer, session] of sessions) {
       const patches: PatchItem[] = [];
       const unknown: string[] = [];
-      for (const [id, p] of changed) {
+      for (const { id, from, patch } of changed) {
         // The peer a change came from has it already; pushing it back would only start another exchange.
-        if (p.from === peer) continue;
-        if (p.parts === undefined) unknown.push(id);
-        else patches.push({ id, since: p.since, heads: p.heads, changes: p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts) });
+        if (from === peer) continue;
+        if (patch === undefined) unknown.push(id);
+        else patches.push(patch);
       }
       if (patches.length > 0) void session.pushPatches(patches);
       if (unknown.length > 0) void session.push(unknown);

@@ -65,3 +65,10 @@ export interface StoreSummary {
 
 /** Number of summary buckets. Fixed so that two nodes' summaries are comparable. */
 export const SUMMARY_BUCKETS = 256;
+
+/** True when two sets of heads hold the same change hashes, in any order. */
+export function sameHeads(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((h) => set.has(h));
+}

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import * as A from "@automerge/automerge";
 import { InvalidInputError, StorageError } from "../contract/errors.js";
 import type { ChangeOrigin, DocumentChange, DocumentStore, StoreSummary } from "./document-store.js";
-import { SUMMARY_BUCKETS } from "./document-store.js";
+import { sameHeads, SUMMARY_BUCKETS } from "./document-store.js";
 import type { Database } from "./level-database.js";
 import { WriteBatcher, type WriteOp } from "./write-batcher.js";
 
@@ -101,12 +101,6 @@ function encodeHeads(heads: A.Heads): Uint8Array {
 function decodeHeads(bytes: Uint8Array): A.Heads {
   const s = Buffer.from(bytes).toString("utf8");
   return s.length === 0 ? [] : s.split(",");
-}
-
-function sameHeads(a: A.Heads, b: A.Heads): boolean {
-  if (a.length !== b.length) return false;
-  const sb = new Set(b);
-  return a.every((h) => sb.has(h));
 }
 
 /**
