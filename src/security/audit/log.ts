@@ -260,10 +260,9 @@ export class AuditLog {
   /** Waits for pending appends and refuses new ones. Idempotent; does not close the database, which the caller owns. */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#draining) await this.#writes;
     clearTimeout(this.#foldTimer);
     // Folding now leaves compact storage; entries it cannot fold stay journaled for the next open.
-    await this.#exclusive(() => this.#fold()).catch(() => undefined);
+    await this.#settled().catch(() => undefined);
     this.#open.clear();
   }
 
