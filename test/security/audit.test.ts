@@ -1,7 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { AuditLog, canonicalDecode, canonicalEncode, generateSigner, segmentDocId, type AuditBody, type Signer } from "../../src/security/index.js";
-import { signAuditEntry } from "../../src/security/audit/entry.js";
+import { decodeAuditEntry, signAuditEntry } from "../../src/security/audit/entry.js";
+
+const decodeHash = (bytes: Uint8Array): string => decodeAuditEntry(bytes).entry.hash;
 import { tamperSegment, tempLevel } from "./helpers.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -241,6 +243,65 @@ describe("audit log", () => {
     expect(report.forks).toEqual([{ author: other.peerId, seq: 7, hashes: [expect.any(String), equivocation.entry.hash] }]);
     expect((await log.exportEntries(other.peerId, 12)).map(hex)).toEqual(chain.slice(12).map(hex));
     await log.close();
+  });
+
+  describe("a run authenticated by its newest entry", () => {
+    /** A chain by `other` where entries at `forgedAt` (1-based seqs) carry a signature by another key. */
+    function chainWithForgeries(other: Signer, length: number, forgedAt: number[]): Uint8Array[] {
+      const impostor = { ...generateSigner(), peerId: other.peerId };
+      const out: Uint8Array[] = [];
+      let prev: string | null = null;
+      for (let seq = 1; seq <= length; seq++) {
+        const e = signAuditEntry(forgedAt.includes(seq) ? impostor : other, seq, prev, 1_000 + seq, body(seq));
+        out.push(e.bytes);
+        prev = e.entry.hash;
+      }
+      return out;
+    }
+    const ingestInto = async (chain: Uint8Array[], maxBatch = 500) => {
+      const log = new AuditLog({ db: level.db, signer: node, segmentSize: 100, maxBatch });
+      const report = await log.ingest(chain);
+      return { log, report };
+    };
+
+    it("keeps the authentic prefix when the newest entry is forged, then takes the genuine one", async () => {
+      const other = generateSigner();
+      const forged = chainWithForgeries(other, 6, [6]);
+      const genuine = signAuditEntry(other, 6, decodeHash(forged[4]!), 2_000, body(6));
+      const { log, report } = await ingestInto([...forged, genuine.bytes]);
+      expect(report).toMatchObject({ appended: 6, rejected: [{ reason: `forged: bad signature on ${other.peerId}#6` }], gaps: [], forks: 0 });
+      expect((await log.exportEntries(other.peerId)).map(hex)).toEqual([...forged.slice(0, 5), genuine.bytes].map(hex));
+      expect(await log.verify()).toMatchObject({ ok: true });
+      await log.close();
+    });
+
+    it("stops at the first forged entry of a run whose newest entry is forged too, naming the gap", async () => {
+      const other = generateSigner();
+      const chain = chainWithForgeries(other, 8, [3, 8]);
+      const { log, report } = await ingestInto(chain);
+      expect(report).toMatchObject({ appended: 2, rejected: [{ reason: `forged: bad signature on ${other.peerId}#3` }], gaps: [{ author: other.peerId, missingFrom: 3 }] });
+      expect(await log.exportEntries(other.peerId)).toHaveLength(2);
+      await log.close();
+    });
+
+    it("checks each batch by its own newest entry", async () => {
+      const other = generateSigner();
+      // With batches of 4, entries 1-4 are vouched for by #4 and 5-8 by #8, which is forged; #9 then links to nothing held.
+      const chain = chainWithForgeries(other, 10, [8]);
+      const { log, report } = await ingestInto(chain, 4);
+      expect(report).toMatchObject({ appended: 7, rejected: [{ reason: `forged: bad signature on ${other.peerId}#8` }], gaps: [{ author: other.peerId, missingFrom: 8 }] });
+      await log.close();
+    });
+
+    it("accepts a forged entry that a later authentic entry vouches for, and verify still names it", async () => {
+      const other = generateSigner();
+      const chain = chainWithForgeries(other, 5, [3]);
+      const { log, report } = await ingestInto(chain);
+      expect(report).toMatchObject({ appended: 5, rejected: [] });
+      const verified = await log.verify();
+      expect(verified.problems).toEqual([expect.objectContaining({ author: other.peerId, kind: "forged", seq: 3 })]);
+      await log.close();
+    });
   });
 
   it("names a whole chain by an author whose key nobody knows as forged", async () => {

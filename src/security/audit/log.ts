@@ -193,9 +193,16 @@ export class AuditLog {
   }
 
   /**
-   * Stores entries replicated from other nodes. Each is checked against its author's
-   * key; entries extending a chain are appended in order, repeats are skipped,
-   * authentic conflicting entries are kept as fork evidence, forged ones refused.
+   * Stores entries replicated from other nodes. Entries extending a chain are
+   * appended in order, repeats are skipped, authentic conflicting entries are kept
+   * as fork evidence, forged ones refused.
+   *
+   * A run of entries that extends a chain is authenticated by the signature of its
+   * newest entry: that entry's signed bytes hold the hash of the one before it
+   * (signature included), and so on back to the head this log already holds, so
+   * one signature check vouches for the whole run. Only when that check fails is
+   * each entry checked on its own, keeping the authentic prefix. A fork candidate
+   * is always checked on its own. {@link verify} still checks every signature.
    */
   async ingest(entries: Iterable<Uint8Array>): Promise<IngestReport> {
     const report: IngestReport = { appended: 0, duplicates: 0, forks: 0, rejected: [], gaps: [] };
@@ -213,10 +220,6 @@ export class AuditLog {
         report.rejected.push({ reason: `forged: unknown author key ${decoded.entry.author}` });
         continue;
       }
-      if (!verifySignature(key, decoded.signed, decoded.sig)) {
-        report.rejected.push({ reason: `forged: bad signature on ${decoded.entry.author}#${decoded.entry.seq}` });
-        continue;
-      }
       let list = byAuthor.get(decoded.entry.author);
       if (list === undefined) byAuthor.set(decoded.entry.author, (list = []));
       list.push(decoded);
@@ -226,7 +229,7 @@ export class AuditLog {
       await this.#fold();
       for (const [author, list] of [...byAuthor].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         list.sort((a, b) => a.entry.seq - b.entry.seq);
-        await this.#ingestChain(author, list, report);
+        await this.#ingestChain(author, this.#keyOf(author) as Uint8Array, list, report);
       }
     });
     return report;
@@ -440,25 +443,46 @@ export class AuditLog {
     this.#heads.delete(author);
   }
 
-  async #ingestChain(author: string, list: DecodedAuditEntry[], report: IngestReport): Promise<void> {
+  async #ingestChain(author: string, key: Uint8Array, list: DecodedAuditEntry[], report: IngestReport): Promise<void> {
+    const authentic = (d: DecodedAuditEntry): boolean => verifySignature(key, d.signed, d.sig);
+    const reject = (d: DecodedAuditEntry): void => void report.rejected.push({ reason: `forged: bad signature on ${author}#${d.entry.seq}` });
     let run: DecodedAuditEntry[] = [];
-    const flush = async () => {
-      if (run.length === 0) return;
-      const first = run[0] as DecodedAuditEntry;
-      await this.#appendToChain(author, first.entry.seq, run.map((d) => d.bytes), run.map((d) => d.entry.hash));
-      report.appended += run.length;
+    /** Appends the run; false when a forged entry in it cut the chain short of entries after it. */
+    const flush = async (): Promise<boolean> => {
+      let good = run;
       run = [];
+      let whole = true;
+      // The newest entry vouches for the run through the hash chain (see ingest); without it, each answers for itself.
+      if (good.length > 0 && !authentic(good.at(-1) as DecodedAuditEntry)) {
+        const bad = good.findIndex((d) => !authentic(d));
+        reject(good[bad] as DecodedAuditEntry);
+        if (bad < good.length - 1) {
+          report.gaps.push({ author, missingFrom: (good[bad] as DecodedAuditEntry).entry.seq });
+          whole = false;
+        }
+        good = good.slice(0, bad);
+      }
+      if (good.length > 0) {
+        await this.#appendToChain(author, (good[0] as DecodedAuditEntry).entry.seq, good.map((d) => d.bytes), good.map((d) => d.entry.hash));
+        report.appended += good.length;
+      }
+      return whole;
     };
     for (const decoded of list) {
       const { entry } = decoded;
-      const head = await this.#head(author);
-      const tip = run.at(-1)?.entry ?? { seq: head.seq, hash: head.hash };
-      if (entry.seq === tip.seq + 1 && entry.prev === tip.hash) {
+      const last = run.at(-1)?.entry;
+      let tip = last === undefined ? await this.#head(author) : { seq: last.seq, hash: last.hash };
+      const extendsTip = (): boolean => entry.seq === tip.seq + 1 && entry.prev === tip.hash;
+      if (!extendsTip() && run.length > 0) {
+        if (!(await flush())) return;
+        // A forged newest entry leaves the chain one shorter than the run was.
+        tip = await this.#head(author);
+      }
+      if (extendsTip()) {
         run.push(decoded);
-        if (entry.seq % this.#segmentSize === 0 || run.length >= this.#maxBatch) await flush();
+        if ((entry.seq % this.#segmentSize === 0 || run.length >= this.#maxBatch) && !(await flush())) return;
         continue;
       }
-      await flush();
       if (entry.seq > tip.seq + 1) {
         report.gaps.push({ author, missingFrom: tip.seq + 1 });
         return;
@@ -466,6 +490,10 @@ export class AuditLog {
       const held = entry.seq <= tip.seq ? await this.#hashAt(author, entry.seq) : undefined;
       if (held === entry.hash) {
         report.duplicates++;
+        continue;
+      }
+      if (!authentic(decoded)) {
+        reject(decoded);
         continue;
       }
       const segment = Math.floor((entry.seq - 1) / this.#segmentSize);
