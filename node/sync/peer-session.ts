@@ -201,6 +201,7 @@ export class PeerSession {
         if (!this.#replicated(id)) return;
         this.#options.applying.set(id, this.channel.peer);
         try {
+          if (since.length === 0 && (await store.receiveNew(id, changes))) return;
           await store.update<unknown>(
             id,
             (current) => {

@@ -245,17 +245,24 @@ export interface TaskIndexFields {
  * not hold them in a readable form (a sync still under way, another layout).
  */
 export function readTaskIndexFields(doc: A.Doc<TaskDoc>): TaskIndexFields | undefined {
-  if (doc.v !== TASK_DOC_VERSION) return undefined;
-  const status = doc.status?.toString() as TaskStatus;
-  if (!TASK_STATUSES.includes(status)) return undefined;
-  let spec: TaskSpec | undefined;
+  // Through the backend, which also answers for a document stored without building its JS object
+  // (a whole document received by sync, see DocumentStore.receiveNew).
+  const h = A.getBackend(doc);
+  if (h.get(ROOT, "v") !== TASK_DOC_VERSION) return undefined;
+  const status = h.get(ROOT, "status");
+  if (typeof status !== "string" || !TASK_STATUSES.includes(status as TaskStatus)) return undefined;
+  const rawSpec = h.get(ROOT, "spec");
+  if (typeof rawSpec !== "string") return undefined;
+  let spec: Partial<TaskSpec>;
   try {
-    spec = parseJson<TaskSpec>("", "spec", doc.spec);
+    spec = JSON.parse(rawSpec) as Partial<TaskSpec>;
   } catch {
     return undefined;
   }
-  if (spec === undefined || typeof spec.createdAt !== "number") return undefined;
-  return spec.sessionId === undefined ? { status, createdAt: spec.createdAt } : { status, createdAt: spec.createdAt, sessionId: spec.sessionId };
+  if (typeof spec !== "object" || spec === null || typeof spec.createdAt !== "number") return undefined;
+  const fields: TaskIndexFields = { status: status as TaskStatus, createdAt: spec.createdAt };
+  if (typeof spec.sessionId === "string") fields.sessionId = spec.sessionId;
+  return fields;
 }
 
 /** Read a task document back into a record, refusing documents of another layout. */

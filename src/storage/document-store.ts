@@ -36,6 +36,16 @@ export interface DocumentStore {
    * for no change). New changes are persisted atomically before resolving.
    */
   update<T>(id: string, fn: (doc: Doc<T> | undefined) => Doc<T> | undefined, origin?: ChangeOrigin): Promise<Doc<T> | undefined>;
+  /**
+   * Store a document this store does not hold yet, received whole as Automerge
+   * bytes (a saved document or all of its changes), keeping the bytes as they came
+   * and without building its JS object: loading, materialising and saving a small
+   * document again costs several times more than checking it. Resolves false,
+   * writing nothing, when the id is already held or the bytes do not make a
+   * complete document; the caller then takes the general path ({@link update}),
+   * which names what is wrong with them.
+   */
+  receiveNew(id: string, bytes: Uint8Array, origin?: ChangeOrigin): Promise<boolean>;
   /** Ids of stored documents under a prefix, in lexicographic order. */
   ids(prefix?: string): AsyncIterable<string>;
   /** Current heads of a document without loading it, from the heads index. */

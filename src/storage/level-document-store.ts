@@ -198,6 +198,37 @@ export class LevelDocumentStore implements DocumentStore {
     });
   }
 
+  receiveNew(id: string, bytes: Uint8Array, origin: ChangeOrigin = "remote"): Promise<boolean> {
+    validateDocumentId(id);
+    this.assertOpen();
+    return this.locked(id, async () => {
+      if (this.cache.has(id) || (await this.db.get(HEADS + id)) !== undefined) return false;
+      const doc = this.options.actorId ? A.init<unknown>({ actor: this.options.actorId }) : A.init<unknown>();
+      try {
+        const backend = A.getBackend(doc);
+        try {
+          backend.loadIncremental(bytes);
+        } catch {
+          return false;
+        }
+        // Changes whose dependencies are missing sit unapplied in the backend, and the stored bytes would not load.
+        const heads = backend.getHeads();
+        if (heads.length === 0 || backend.getMissingDeps().length > 0) return false;
+        const ops: WriteOp[] = [
+          { type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: bytes },
+          { type: "put", key: HEADS + id, value: encodeHeads(heads) },
+        ];
+        for (const [d] of this.derivationsBefore(id, origin, undefined)) for (const op of d.ops(id, undefined, d.read(doc))) ops.push(op);
+        await this.batcher.write(ops);
+        const change: DocumentChange = { id, origin, heads, before: [], changes: bytes };
+        for (const listener of this.listeners) listener(change);
+        return true;
+      } finally {
+        A.free(doc);
+      }
+    });
+  }
+
   async *ids(prefix = ""): AsyncIterable<string> {
     for await (const key of this.db.keys({ gte: HEADS + prefix, lt: HEADS + prefix + "\uffff" })) {
       yield key.slice(HEADS.length);

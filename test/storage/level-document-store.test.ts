@@ -135,6 +135,56 @@ describe("LevelDocumentStore", () => {
     await reopened.close();
   });
 
+  it("stores a document received whole as its bytes, with derived records, and updates it later like any other", async () => {
+    const dir = tempDir(); dirs.push(dir);
+    let s = await openStore(dir.path);
+    const derived: Array<[string, unknown, unknown]> = [];
+    s.store.deriveFromRemote<number>({
+      prefix: "test/",
+      read: (doc) => A.getBackend(doc).get("_root", "n") as number | undefined,
+      ops: (id, before, after) => {
+        derived.push([id, before, after]);
+        return [{ type: "put", key: `derived:${id}`, value: Buffer.from(String(after)) }];
+      },
+    });
+    const changes: Array<{ id: string; before: string[]; heads: string[] }> = [];
+    s.store.onChange((c) => changes.push({ id: c.id, before: c.before, heads: c.heads }));
+    let source = A.from<Counter>({ n: 7, tags: ["x"] });
+    source = A.change(source, (d) => { d.n = 8; });
+    const bytes = A.save(source);
+
+    expect(await s.store.receiveNew("test/r", bytes)).toBe(true);
+    expect(derived).toEqual([["test/r", undefined, 8]]);
+    expect(Buffer.from((await s.db.get("derived:test/r"))!).toString()).toBe("8");
+    expect(changes).toEqual([{ id: "test/r", before: [], heads: A.getHeads(source) }]);
+    expect(await s.store.heads("test/r")).toEqual(A.getHeads(source));
+    // Held now: a second copy is left to the general path.
+    expect(await s.store.receiveNew("test/r", bytes)).toBe(false);
+    await s.close();
+
+    s = await openStore(dir.path);
+    const doc = await s.store.get<Counter>("test/r");
+    expect(doc).toMatchObject({ n: 8, tags: ["x"] });
+    await s.store.update<Counter>("test/r", (d) => A.change(d!, (x) => { x.n = 9; }));
+    expect((await s.store.get<Counter>("test/r"))?.n).toBe(9);
+    await s.close();
+  });
+
+  it("refuses, writing nothing, received bytes that are not a whole document", async () => {
+    const dir = tempDir(); dirs.push(dir);
+    const s = await openStore(dir.path);
+    const first = A.from<Counter>({ n: 1, tags: [] });
+    const second = A.change(first, (d) => { d.n = 2; });
+    // The second change alone depends on the first, which the store never saw.
+    expect(await s.store.receiveNew("test/partial", A.saveSince(second, A.getHeads(first)))).toBe(false);
+    expect(await s.store.receiveNew("test/garbage", new Uint8Array([0x85, 0x6f, 0x4a, 0x83, 1, 2, 3]))).toBe(false);
+    expect(await s.store.receiveNew("test/empty", new Uint8Array())).toBe(false);
+    const ids: string[] = [];
+    for await (const id of s.store.ids("test/")) ids.push(id);
+    expect(ids).toEqual([]);
+    await s.close();
+  });
+
   it("property: any sequence of updates, evictions and reopenings reads back as the in-memory model", async () => {
     await fc.assert(
       fc.asyncProperty(
