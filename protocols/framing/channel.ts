@@ -19,6 +19,15 @@ export interface FramedChannelOptions<T> {
    * the muxer stop granting the sender window. Default 4 MiB.
    */
   maxBufferedBytes?: number;
+  /**
+   * Messages handed to readers per turn of the event loop; the rest of a burst
+   * waits for the next turn. A reader that starts work on each message (a
+   * server answering requests) then answers a burst in slices: the first answers
+   * leave while later requests are still being handled, so both ends stay busy
+   * instead of taking turns, and other peers and timers are not held up by one
+   * peer's burst. Default 16.
+   */
+  messagesPerTurn?: number;
   /** Per-peer frame allowance, shared across this peer's channels. */
   limiter?: PeerRateLimiter;
   /** Called once when the channel ends; `error` is set when it failed. */
@@ -30,6 +39,32 @@ export interface ReceiveOptions {
   /** Reject with {@link FrameTimeoutError} when no message arrives in time; the channel stays open. */
   timeoutMs?: number;
   signal?: AbortSignal;
+}
+
+interface OutgoingFrame {
+  frame: Uint8Array;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** Frames joined into one write up to this size; a larger frame goes alone rather than being copied. */
+const MAX_JOINED_BYTES = 64 * 1024;
+
+/** The frames of `batch`, in order, joined into as few writes as {@link MAX_JOINED_BYTES} allows. */
+function* writesOf(batch: readonly OutgoingFrame[]): Generator<{ bytes: Uint8Array; frames: OutgoingFrame[] }> {
+  let frames: OutgoingFrame[] = [];
+  let size = 0;
+  const joined = () => ({ bytes: frames.length === 1 ? frames[0]!.frame : Buffer.concat(frames.map((f) => f.frame), size), frames });
+  for (const item of batch) {
+    if (size > 0 && size + item.frame.byteLength > MAX_JOINED_BYTES) {
+      yield joined();
+      frames = [];
+      size = 0;
+    }
+    frames.push(item);
+    size += item.frame.byteLength;
+  }
+  if (size > 0) yield joined();
 }
 
 interface Waiter<T> {
@@ -58,6 +93,10 @@ export class FramedChannel<T> implements AsyncIterable<T> {
   readonly #waiters: Array<Waiter<T>> = [];
   #stallTimer: ReturnType<typeof setTimeout> | undefined;
   #sending: Promise<void> = Promise.resolve();
+  readonly #outbox: OutgoingFrame[] = [];
+  readonly #perTurn: number;
+  #allowance: number;
+  #refillScheduled = false;
   #ended = false;
   #failure: FramingError | undefined;
   #paused = false;
@@ -71,6 +110,8 @@ export class FramedChannel<T> implements AsyncIterable<T> {
     this.#sendTimeoutMs = options.sendTimeoutMs ?? 30_000;
     this.#maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
     this.#limiter = options.limiter;
+    this.#perTurn = options.messagesPerTurn ?? 16;
+    this.#allowance = this.#perTurn;
     this.#onClose = options.onClose;
     this.stream.addEventListener("message", (event) => {
       const data = event.data;
@@ -103,6 +144,11 @@ export class FramedChannel<T> implements AsyncIterable<T> {
   /**
    * Queue a message. Resolves once the stream accepted it; waits for the remote to
    * drain when the stream signals backpressure. Sends keep their order.
+   *
+   * Frames queued in the same turn of the event loop leave in one stream write:
+   * every write is a muxer frame, an encryption, a socket write and a window
+   * update from the remote, whatever its size, so under load many small messages
+   * cost little more than one.
    */
   send(message: T): Promise<void> {
     if (this.#ended) return Promise.reject(this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer }));
@@ -112,40 +158,60 @@ export class FramedChannel<T> implements AsyncIterable<T> {
     } catch (err) {
       return Promise.reject(err);
     }
+    return new Promise<void>((resolve, reject) => {
+      this.#outbox.push({ frame, resolve, reject });
+      if (this.#outbox.length === 1) setImmediate(() => this.#flushOutbox());
+    });
+  }
+
+  #flushOutbox(): void {
+    if (this.#outbox.length === 0) return;
+    const writes = [...writesOf(this.#outbox.splice(0))];
     const sent = this.#sending.then(async () => {
-      if (this.#ended) throw this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer });
-      if (this.stream.writableNeedsDrain) {
+      for (const [i, { bytes, frames }] of writes.entries()) {
         try {
-          await this.stream.onDrain({ signal: AbortSignal.timeout(this.#sendTimeoutMs) });
+          await this.#write(bytes);
         } catch (err) {
-          const failure = this.#ended
-            ? (this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer }))
-            : new FrameTimeoutError(`${this.peer} did not read for ${this.#sendTimeoutMs} ms`, this.peer);
-          if (!this.#ended) this.abort(failure);
-          throw failure;
+          for (const { frames: unsent } of writes.slice(i)) for (const f of unsent) f.reject(err);
+          throw err;
         }
-      }
-      try {
-        this.stream.send(frame);
-      } catch (err) {
-        // The stream ended under us without an event reaching this channel yet: it is over either way.
-        const failure = new ChannelClosedError(`stream to ${this.peer} closed: ${(err as Error).message}`, { peer: this.peer, cause: err });
-        this.abort(failure);
-        throw failure;
+        for (const f of frames) f.resolve();
       }
     });
     this.#sending = sent.catch(() => undefined);
-    return sent;
+  }
+
+  async #write(bytes: Uint8Array): Promise<void> {
+    if (this.#ended) throw this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer });
+    if (this.stream.writableNeedsDrain) {
+      try {
+        await this.stream.onDrain({ signal: AbortSignal.timeout(this.#sendTimeoutMs) });
+      } catch {
+        const failure = this.#ended
+          ? (this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer }))
+          : new FrameTimeoutError(`${this.peer} did not read for ${this.#sendTimeoutMs} ms`, this.peer);
+        if (!this.#ended) this.abort(failure);
+        throw failure;
+      }
+    }
+    try {
+      this.stream.send(bytes);
+    } catch (err) {
+      // The stream ended under us without an event reaching this channel yet: it is over either way.
+      const failure = new ChannelClosedError(`stream to ${this.peer} closed: ${(err as Error).message}`, { peer: this.peer, cause: err });
+      this.abort(failure);
+      throw failure;
+    }
   }
 
   /** The next message; rejects with {@link ChannelClosedError} once the remote ended cleanly. */
   receive(options?: ReceiveOptions): Promise<T> {
-    const next = this.#queue.shift();
-    if (next !== undefined) {
+    if (this.#queue.length > 0 && this.#spend()) {
+      const next = this.#queue.shift()!;
       this.#consumed(next.bytes);
       return Promise.resolve(next.message);
     }
-    if (this.#ended) return Promise.reject(this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer }));
+    if (this.#ended && this.#queue.length === 0) return Promise.reject(this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer }));
     return new Promise<T>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const onAbort = (): void => settle(() => reject(options?.signal?.reason));
@@ -187,6 +253,7 @@ export class FramedChannel<T> implements AsyncIterable<T> {
   async close(): Promise<void> {
     if (this.#ended) return;
     const signal = AbortSignal.timeout(this.#sendTimeoutMs);
+    this.#flushOutbox();
     try {
       await this.#sending;
       await this.stream.close({ signal });
@@ -221,9 +288,8 @@ export class FramedChannel<T> implements AsyncIterable<T> {
       } catch (err) {
         return this.#violation(err);
       }
-      const waiter = this.#waiters.shift();
-      if (waiter !== undefined) {
-        waiter.resolve(message);
+      if (this.#waiters.length > 0 && this.#spend()) {
+        this.#waiters.shift()!.resolve(message);
         continue;
       }
       this.#queue.push({ message, bytes: frame.byteLength });
@@ -234,6 +300,39 @@ export class FramedChannel<T> implements AsyncIterable<T> {
       this.stream.pause();
     }
     this.#armStallTimer();
+  }
+
+  /**
+   * Takes one delivery from this turn's allowance, false when it is spent. The
+   * allowance comes back on the next turn of the event loop, when messages held
+   * meanwhile go to the readers waiting for them.
+   */
+  #spend(): boolean {
+    this.#scheduleRefill();
+    if (this.#allowance === 0) return false;
+    this.#allowance--;
+    return true;
+  }
+
+  #scheduleRefill(): void {
+    if (this.#refillScheduled) return;
+    this.#refillScheduled = true;
+    setImmediate(() => this.#refill());
+  }
+
+  #refill(): void {
+    this.#refillScheduled = false;
+    this.#allowance = this.#perTurn;
+    while (this.#waiters.length > 0 && this.#queue.length > 0 && this.#spend()) {
+      const next = this.#queue.shift()!;
+      this.#consumed(next.bytes);
+      this.#waiters.shift()!.resolve(next.message);
+    }
+    // Readers that waited behind held messages of a channel that has since ended cleanly.
+    if (this.#ended && this.#queue.length === 0) {
+      const reason = this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer });
+      for (const waiter of this.#waiters.splice(0)) waiter.reject(reason);
+    }
   }
 
   #armStallTimer(): void {
@@ -268,12 +367,14 @@ export class FramedChannel<T> implements AsyncIterable<T> {
     this.#failure = error;
     if (this.#stallTimer !== undefined) clearTimeout(this.#stallTimer);
     this.#stallTimer = undefined;
-    const reason = error ?? new ChannelClosedError(undefined, { peer: this.peer });
-    for (const waiter of this.#waiters.splice(0)) waiter.reject(reason);
     if (error !== undefined) {
       this.#queue.length = 0;
       this.#queuedBytes = 0;
     }
+    // Readers waiting behind held messages get them first (see #refill); the others learn of the end now.
+    const reason = error ?? new ChannelClosedError(undefined, { peer: this.peer });
+    for (const waiter of this.#waiters.splice(this.#queue.length)) waiter.reject(reason);
+    if (this.#waiters.length > 0) this.#scheduleRefill();
     this.#onClose?.(error);
   }
 }

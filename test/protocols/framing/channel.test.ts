@@ -95,6 +95,30 @@ describe("framed channel over libp2p", () => {
     await pool.close();
   });
 
+  it("sends the messages of one turn in one stream write, in order, and flushes them on close", async () => {
+    const { server, pool } = await setup();
+    const channel = await pool.get(server.peerId);
+    const writes: number[] = [];
+    const send = channel.stream.send.bind(channel.stream);
+    channel.stream.send = (data) => {
+      writes.push(data.byteLength);
+      return send(data);
+    };
+    // 300 small messages and, among them, two too large to be joined with the rest (64 KiB each way).
+    const big = "y".repeat(70 * 1024);
+    const sent = Array.from({ length: 300 }, (_, n) => channel.send(n === 100 || n === 200 ? { n, pad: big } : { n }));
+    await Promise.all(sent);
+    expect(writes.length).toBeLessThanOrEqual(5);
+    for (let n = 0; n < 300; n++) expect((await channel.receive({ timeoutMs: 5_000 })).n).toBe(n);
+
+    writes.length = 0;
+    const last = channel.send({ n: 1000 });
+    await channel.close();
+    await last;
+    expect(writes).toHaveLength(1);
+    await pool.close();
+  });
+
   it("delivers large volumes in order under backpressure", async () => {
     const { server, pool } = await setup();
     const channel = await pool.get(server.peerId);
@@ -169,5 +193,64 @@ describe("framed channel over libp2p", () => {
     expect((errors[0]?.error as FramingError).reason).toBe("limit");
     await assertStillServes(pool, server);
     await pool.close();
+  });
+});
+
+describe("framed channel delivery", () => {
+  const BURST_PROTOCOL = "/coderclaw/test-burst/1.0.0";
+
+  /** Node 0 reads each channel with `read` and reports what it returns. */
+  async function burstServer<R>(read: (channel: FramedChannel<Msg>) => Promise<R>): Promise<{ client: MeshLibp2p; server: MeshLibp2p; result: Promise<R> }> {
+    nodes = await startNodes(2);
+    await connectAll(nodes);
+    const [server, client] = nodes as [MeshLibp2p, MeshLibp2p];
+    let deliver!: (r: R) => void;
+    const result = new Promise<R>((resolve) => (deliver = resolve));
+    await handleFramed<Msg>(server, BURST_PROTOCOL, { codec, settings: { messagesPerTurn: 8 }, accept: () => true, onChannel: (channel) => void read(channel).then(deliver) });
+    return { client, server, result };
+  }
+
+  /** `count` frames in one stream write, then the stream's write side closed. */
+  async function sendBurst(client: MeshLibp2p, server: MeshLibp2p, count: number, close: boolean): Promise<void> {
+    const stream = await client.dialProtocol(server.peerId, BURST_PROTOCOL);
+    const frames = Array.from({ length: count }, (_, n) => encodeFrame(codec.encode({ n }), 1024));
+    stream.send(Buffer.concat(frames));
+    if (close) await stream.close();
+  }
+
+  it("hands a burst to its reader a few messages per turn of the event loop, in order", async () => {
+    const { client, server, result } = await burstServer(async (channel) => {
+      // Let the whole burst arrive and queue up before reading.
+      await new Promise((r) => setTimeout(r, 300));
+      let turn = 0;
+      let ticking = true;
+      const tick = (): void => {
+        turn++;
+        if (ticking) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const seen: Array<{ n: number; turn: number }> = [];
+      for (let i = 0; i < 50; i++) seen.push({ n: (await channel.receive()).n, turn });
+      ticking = false;
+      return seen;
+    });
+    await sendBurst(client, server, 50, false);
+    const seen = await result;
+    expect(seen.map((s) => s.n)).toEqual(Array.from({ length: 50 }, (_, n) => n));
+    const perTurn = new Map<number, number>();
+    for (const { turn } of seen) perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1);
+    expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(8);
+    expect(perTurn.size).toBeGreaterThanOrEqual(7);
+  });
+
+  it("delivers every held message of a channel the remote has closed before ending it", async () => {
+    const { client, server, result } = await burstServer(async (channel) => {
+      await new Promise((r) => setTimeout(r, 300));
+      const got: number[] = [];
+      for await (const m of channel) got.push(m.n);
+      return got;
+    });
+    await sendBurst(client, server, 40, true);
+    expect(await result).toEqual(Array.from({ length: 40 }, (_, n) => n));
   });
 });
