@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
 import * as A from "@automerge/automerge";
 import type { FramedChannel } from "../../protocols/framing/channel.js";
 import { PeerLimitError } from "../../protocols/framing/errors.js";
@@ -28,6 +29,9 @@ export interface PeerSessionOptions {
   applying: Map<string, string>;
   onError: (error: Error) => void;
 }
+
+/** Documents of one patch frame applied per turn of the event loop. */
+const PATCH_ITEMS_PER_TURN = 8;
 
 /** Entries one multi-frame answer may carry; far above any real store prefix, it only stops a peer that never sends `last`. */
 const MAX_PENDING_ENTRIES = 1_000_000;
@@ -194,10 +198,20 @@ export class PeerSession {
   }
 
   async #onPatch(message: PatchMessage): Promise<void> {
-    const { store } = this.#options;
     const fallback: string[] = [];
+    // Replication is background work: a frame of many documents is applied a slice per turn of the
+    // event loop, so requests and answers arriving meanwhile are not held up behind all of it.
+    for (let i = 0; i < message.items.length; i += PATCH_ITEMS_PER_TURN) {
+      if (i > 0) await nextTurn();
+      await this.#applyPatches(message.items.slice(i, i + PATCH_ITEMS_PER_TURN), fallback);
+    }
+    await this.#syncIds(fallback);
+  }
+
+  async #applyPatches(items: PatchMessage["items"], fallback: string[]): Promise<void> {
+    const { store } = this.#options;
     await Promise.all(
-      message.items.map(async ({ id, since, heads, changes }) => {
+      items.map(async ({ id, since, heads, changes }) => {
         if (!this.#replicated(id)) return;
         this.#options.applying.set(id, this.channel.peer);
         try {
@@ -223,7 +237,6 @@ export class PeerSession {
         }
       }),
     );
-    await this.#syncIds(fallback);
   }
 
   async #sendPatches(patches: PatchItem[]): Promise<void> {
