@@ -1,5 +1,4 @@
 import type { Libp2p } from "@libp2p/interface";
-import { peerIdFromString } from "@libp2p/peer-id";
 import type { AuditLog } from "../../src/security/index.js";
 import { ChannelPool, createPeerRateLimiter, handleFramed, type FramedChannel } from "../../protocols/framing/index.js";
 import { AUDIT_PAGE, AUDIT_PROTOCOL, createAuditCodec, type AuditMessage } from "../../protocols/audit/messages.js";
@@ -72,7 +71,7 @@ export async function startAuditReplicator(options: AuditReplicatorOptions): Pro
     if (busy.has(peer)) return;
     busy.add(peer);
     try {
-      const channel = await pool.get(peerIdFromString(peer));
+      const channel = await pool.get(peer);
       const answer = await ask(channel, { t: "heads", rid: nextRid++ });
       if (answer.t !== "heads-ans") return;
       const mine = await options.audit.heads();

@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import type { Libp2p } from "@libp2p/interface";
-import { peerIdFromString } from "@libp2p/peer-id";
 import type { DeviceIdentity } from "../../identity/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import type { TaskEvent, TaskState, TaskSubmitRequest } from "../../src/contract/types.js";
@@ -192,7 +191,7 @@ export class TaskClient {
   }
 
   private async channel(peer: string): Promise<FramedChannel<TaskMessage>> {
-    const channel = await this.pool.get(peerIdFromString(peer)).catch((err: unknown) => {
+    const channel = await this.pool.get(peer).catch((err: unknown) => {
       throw new CoderClawError("UNAVAILABLE", `cannot reach ${peer}: ${(err as Error).message}`, { cause: err });
     });
     if (!this.states.has(channel)) {

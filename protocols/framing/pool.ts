@@ -1,4 +1,5 @@
 import type { Connection, Libp2p, PeerId } from "@libp2p/interface";
+import { peerIdFromString } from "@libp2p/peer-id";
 import { FramedChannel, type FramedChannelOptions } from "./channel.js";
 import type { MessageCodec } from "./codec.js";
 import { openStream } from "./dial.js";
@@ -30,10 +31,14 @@ export class ChannelPool<T> {
     this.#options = options;
   }
 
-  /** The open channel to `peer`, opening one if there is none or the one held has ended. */
-  async get(peer: PeerId): Promise<FramedChannel<T>> {
+  /**
+   * The open channel to `peer`, opening one if there is none or the one held has
+   * ended. A peer id given as a string is parsed only to open a channel: parsing
+   * and printing one costs more than the rest of a lookup.
+   */
+  async get(peer: PeerId | string): Promise<FramedChannel<T>> {
     if (this.#closed) throw new ChannelClosedError("channel pool closed");
-    const key = peer.toString();
+    const key = typeof peer === "string" ? peer : peer.toString();
     const existing = this.#channels.get(key);
     if (existing !== undefined) {
       const channel = await existing.catch(() => undefined);
@@ -44,7 +49,7 @@ export class ChannelPool<T> {
       const racing = this.#channels.get(key);
       if (racing !== undefined) return racing;
     }
-    const opening = this.#open(peer, key);
+    const opening = this.#open(typeof peer === "string" ? peerIdFromString(peer) : peer, key);
     this.#channels.set(key, opening);
     opening.catch(() => {
       if (this.#channels.get(key) === opening) this.#channels.delete(key);
