@@ -94,6 +94,10 @@ export class FramedChannel<T> implements AsyncIterable<T> {
   #stallTimer: ReturnType<typeof setTimeout> | undefined;
   #sending: Promise<void> = Promise.resolve();
   readonly #outbox: OutgoingFrame[] = [];
+  /** A send happened this turn: later ones wait for the end-of-turn flush. */
+  #turnOpen = false;
+  /** Flushes whose writes have not all gone out (waiting for the remote to drain). */
+  #flushing = 0;
   readonly #perTurn: number;
   #allowance: number;
   #refillScheduled = false;
@@ -145,10 +149,11 @@ export class FramedChannel<T> implements AsyncIterable<T> {
    * Queue a message. Resolves once the stream accepted it; waits for the remote to
    * drain when the stream signals backpressure. Sends keep their order.
    *
-   * Frames queued in the same turn of the event loop leave in one stream write:
-   * every write is a muxer frame, an encryption, a socket write and a window
-   * update from the remote, whatever its size, so under load many small messages
-   * cost little more than one.
+   * The first message of a turn of the event loop leaves at once; the others
+   * sent in the same turn follow together in one stream write at its end. Every
+   * write is a muxer frame, an encryption, a socket write and a window update
+   * from the remote, whatever its size, so under load many small messages cost
+   * little more than one, while a lone request waits for nothing.
    */
   send(message: T): Promise<void> {
     if (this.#ended) return Promise.reject(this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer }));
@@ -158,15 +163,22 @@ export class FramedChannel<T> implements AsyncIterable<T> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise<void>((resolve, reject) => {
-      this.#outbox.push({ frame, resolve, reject });
-      if (this.#outbox.length === 1) setImmediate(() => this.#flushOutbox());
-    });
+    const sent = new Promise<void>((resolve, reject) => this.#outbox.push({ frame, resolve, reject }));
+    if (!this.#turnOpen) {
+      this.#turnOpen = true;
+      setImmediate(() => {
+        this.#turnOpen = false;
+        this.#flushOutbox();
+      });
+      if (this.#flushing === 0) this.#flushOutbox();
+    }
+    return sent;
   }
 
   #flushOutbox(): void {
     if (this.#outbox.length === 0) return;
     const writes = [...writesOf(this.#outbox.splice(0))];
+    this.#flushing++;
     const sent = this.#sending.then(async () => {
       for (const [i, { bytes, frames }] of writes.entries()) {
         try {
@@ -178,7 +190,7 @@ export class FramedChannel<T> implements AsyncIterable<T> {
         for (const f of frames) f.resolve();
       }
     });
-    this.#sending = sent.catch(() => undefined);
+    this.#sending = sent.catch(() => undefined).finally(() => this.#flushing--);
   }
 
   async #write(bytes: Uint8Array): Promise<void> {
