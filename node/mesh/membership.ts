@@ -21,6 +21,25 @@ type StatementsDoc = {
   s: Record<string, Uint8Array>;
 };
 
+/**
+ * Every statement a statements document holds. Two nodes that each created the
+ * document (a founder, and a joiner storing what pairing gave it) each made
+ * their own `s` map; once merged, Automerge shows one of them at `s` and keeps
+ * the other as a conflict. The set is grow-only, so it is the union of all of them.
+ */
+function statementsOf(doc: A.Doc<StatementsDoc>): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  const conflicts = A.getConflicts(doc, "s");
+  const maps = conflicts === undefined ? [doc.s] : Object.values(conflicts);
+  for (const map of maps) {
+    if (typeof map !== "object" || map === null || map instanceof Uint8Array) continue;
+    for (const [id, bytes] of Object.entries(map as Record<string, unknown>)) {
+      if (!out.has(id) && bytes instanceof Uint8Array) out.set(id, bytes);
+    }
+  }
+  return out;
+}
+
 /** Options of {@link Membership.open}. */
 export interface MembershipOptions {
   store: DocumentStore;
@@ -131,7 +150,8 @@ export class Membership {
       MESH_STATEMENTS_DOC,
       (doc) => {
         const base = doc ?? A.from<StatementsDoc>({ s: {} });
-        const fresh = statements.filter((st) => base.s[st.id] === undefined);
+        const held = statementsOf(base);
+        const fresh = statements.filter((st) => !held.has(st.id));
         if (fresh.length === 0) return doc ?? base;
         return A.change(base, (d) => {
           for (const st of fresh) d.s[st.id] = st.bytes;
@@ -156,7 +176,7 @@ export class Membership {
     const doc = await this.options.store.get<StatementsDoc>(MESH_STATEMENTS_DOC);
     if (!doc) return;
     const decoded: SignedStatement[] = [];
-    for (const [id, bytes] of Object.entries(doc.s)) {
+    for (const [id, bytes] of statementsOf(doc)) {
       if (this.trust?.has(id)) continue;
       try {
         decoded.push(decodeStatement(new Uint8Array(bytes)));
