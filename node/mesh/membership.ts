@@ -1,4 +1,5 @@
 import * as A from "@automerge/automerge";
+import { mergedMapEntries } from "../../src/storage/merged-map.js";
 import {
   createMeshGenesis,
   decodeStatement,
@@ -21,22 +22,10 @@ type StatementsDoc = {
   s: Record<string, Uint8Array>;
 };
 
-/**
- * Every statement a statements document holds. Two nodes that each created the
- * document (a founder, and a joiner storing what pairing gave it) each made
- * their own `s` map; once merged, Automerge shows one of them at `s` and keeps
- * the other as a conflict. The set is grow-only, so it is the union of all of them.
- */
+/** Every statement the document holds (see {@link mergedMapEntries}: two nodes may each have created it). */
 function statementsOf(doc: A.Doc<StatementsDoc>): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
-  const conflicts = A.getConflicts(doc, "s");
-  const maps = conflicts === undefined ? [doc.s] : Object.values(conflicts);
-  for (const map of maps) {
-    if (typeof map !== "object" || map === null || map instanceof Uint8Array) continue;
-    for (const [id, bytes] of Object.entries(map as Record<string, unknown>)) {
-      if (!out.has(id) && bytes instanceof Uint8Array) out.set(id, bytes);
-    }
-  }
+  for (const [id, bytes] of mergedMapEntries(doc, "s")) if (bytes instanceof Uint8Array) out.set(id, bytes);
   return out;
 }
 

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import * as A from "@automerge/automerge";
+import { mergedMapEntries } from "../../src/storage/merged-map.js";
 import { decodeStatement, type DeviceIdentity, type SignedStatement } from "../../identity/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import type { DocumentStore } from "../../src/storage/document-store.js";
@@ -173,7 +174,7 @@ export class NodeSecurity {
       await this.options.store.update<PolicyTextsDoc>(MESH_POLICY_TEXTS_DOC, (doc) => {
         const base = doc ?? A.from<PolicyTextsDoc>({ t: {} });
         const hash = policyTextHash(text);
-        return base.t[hash] !== undefined ? (doc ?? base) : A.change(base, (d) => void (d.t[hash] = text));
+        return mergedMapEntries(base, "t").has(hash) ? (doc ?? base) : A.change(base, (d) => void (d.t[hash] = text));
       });
     }
     await this.options.membership.add([decodeStatement(policy.statement)]);
@@ -197,7 +198,7 @@ export class NodeSecurity {
 
   /** Offer role grants and signed policies (whose text is known) to the service, each once. */
   private async applyStatements(statements: readonly SignedStatement[]): Promise<void> {
-    let texts: Record<string, string> | undefined;
+    let texts: Map<string, unknown> | undefined;
     for (const st of statements) {
       if (this.applied.has(st.id)) continue;
       const kind = st.kind as string;
@@ -206,8 +207,12 @@ export class NodeSecurity {
         await this.service.addRoleGrant(st.bytes);
       } else if (kind === "security-policy") {
         const hash = (st.body as { sha256: string }).sha256;
-        texts ??= (await this.options.store.get<PolicyTextsDoc>(MESH_POLICY_TEXTS_DOC))?.t ?? {};
-        const text = hash === policyTextHash(DEFAULT_MESH_POLICY) ? DEFAULT_MESH_POLICY : texts[hash]?.toString();
+        if (texts === undefined) {
+          const doc = await this.options.store.get<PolicyTextsDoc>(MESH_POLICY_TEXTS_DOC);
+          texts = doc === undefined ? new Map() : mergedMapEntries(doc, "t");
+        }
+        const stored = texts.get(hash);
+        const text = hash === policyTextHash(DEFAULT_MESH_POLICY) ? DEFAULT_MESH_POLICY : stored === undefined ? undefined : String(stored);
         if (text === undefined) continue;
         this.applied.add(st.id);
         await this.service.applySignedPolicy({ statement: st.bytes, text });
