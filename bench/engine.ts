@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
 import { isTerminal } from "../src/engine/state-machine.js";
-import { percentile, printResult } from "./report.js";
+import { percentile, printResult, sized } from "./report.js";
 
 /**
  * Submit `n` no-op tasks with at most `window` submissions in flight. Latency is
@@ -90,12 +90,12 @@ async function medianRun(core: LocalCore, n: number): ReturnType<typeof runNoop>
 
 async function main(): Promise<void> {
   const quick = process.argv.includes("--quick");
-  const stored = quick ? 20_000 : 100_000;
+  const stored = sized(quick ? 20_000 : 100_000, 3_000);
   const dir = mkdtempSync(join(tmpdir(), "cc-bench-engine-"));
   try {
     const core = await openLocalCore({ dataDir: dir, ...OPTIONS });
-    await runNoop(core, 5000, 500); // warm-up: JIT, wasm, LevelDB files, the worker
-    const measure = quick ? 2000 : 10_000;
+    await runNoop(core, sized(5000, 200), 500); // warm-up: JIT, wasm, LevelDB files, the worker
+    const measure = sized(quick ? 2000 : 10_000, 300);
     const small = await medianRun(core, measure);
     const perTaskSmall = small.seconds / measure;
     await fill(core, stored - (await core.repository.count()));
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
       latencyMs: { p50: percentile(small.latencies, 50), p99: percentile(small.latencies, 99) },
       target: { throughputTasksPerSec: 5000, bullmqOnLocalRedisJobsPerSec: 5400 },
       flatness: {
-        storedSmall: 5000 + ROUNDS * measure,
+        storedSmall: sized(5000, 200) + ROUNDS * measure,
         storedLarge: storedCount - ROUNDS * measure,
         perTaskMsSmall: perTaskSmall * 1000,
         perTaskMsLarge: perTaskLarge * 1000,

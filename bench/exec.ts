@@ -20,10 +20,10 @@ import { createAgentRegistry } from "../src/agents/registry.js";
 import { createShellAgent } from "../src/agents/shell.js";
 import { isTerminal } from "../src/engine/state-machine.js";
 import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
-import { percentile, printResult } from "./report.js";
+import { percentile, printResult, sized } from "./report.js";
 
-const ITERATIONS = Number(process.env["BENCH_ITERATIONS"] ?? 500);
-const WARMUP = 20;
+const ITERATIONS = Number(process.env["BENCH_ITERATIONS"] ?? sized(500, 10));
+const WARMUP = sized(20, 2);
 
 function spawnTrue(cwd: string): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -17,13 +17,14 @@ import { LocalTransportAdapter } from "../src/transport/local-adapter.js";
 import { HTTPTransportAdapter, parseSse } from "../src/transport/http-adapter.js";
 import { createHttpServer } from "../node/http/index.js";
 import { sseFrame } from "../node/http/sse.js";
+import { sized } from "./report.js";
 
 const TOKEN = "bench-token";
-const WARMUP = 100;
-const SEQUENTIAL = 400;
+const WARMUP = sized(100, 5);
+const SEQUENTIAL = sized(400, 10);
 const CONCURRENCY = 16;
-const PARALLEL_TASKS = 2000;
-const ROUNDS = 4;
+const PARALLEL_TASKS = sized(2000, 50);
+const ROUNDS = sized(4, 1);
 
 interface Figures {
   p50Ms: number;

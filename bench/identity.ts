@@ -9,6 +9,7 @@
  *   incremental update cost.
  */
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
+import { sized } from "./report.js";
 import {
   createMeshGenesis,
   decodeStatement,
@@ -44,7 +45,7 @@ function median(values: number[]): number {
 
 const round = (n: number, digits = 3) => Number(n.toFixed(digits));
 
-const ROUNDS = 100;
+const ROUNDS = sized(100, 4);
 
 function benchVerification() {
   const issuers = Array.from({ length: 100 }, (_, i) => deviceIdentityFromSeed(seedOf(i)));
@@ -111,8 +112,8 @@ function benchVerification() {
 }
 
 function benchTrust() {
-  const DEVICES = 1000;
-  const CERTS = 10_000;
+  const DEVICES = sized(1000, 600);
+  const CERTS = sized(10_000, 1_000);
   const T0 = 1_700_000_000_000;
   const random = rng(42);
   const devices: DeviceIdentity[] = Array.from({ length: DEVICES }, (_, i) => deviceIdentityFromSeed(seedOf(1000 + i)));
@@ -145,7 +146,7 @@ function benchTrust() {
   const coldEvaluationMs = performance.now() - coldStart;
 
   const ids = devices.map((d) => d.peerId);
-  const LOOKUPS = 200_000;
+  const LOOKUPS = sized(200_000, 2_000);
   let sink = 0;
   for (let i = 0; i < 10_000; i += 1) if (store.level(ids[i % DEVICES]!, now) === "trusted") sink += 1;
   const lookupStart = performance.now();

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { createBuiltinRegistry } from "../src/agents/builtin.js";
 import { createNode, type CoderClawNode } from "../node/create-node.js";
-import { percentile } from "./report.js";
+import { percentile, sized } from "./report.js";
 import { RAW_ECHO_PROTOCOL, rawRoundTrips } from "./raw-echo.js";
 import type { ExecutorRequest } from "./routed-executor.js";
 
@@ -109,7 +109,7 @@ async function routedOnce(pair: RoutedPair): Promise<number> {
 export async function measureRoutedTasks(options: { sequential: number; total: number; window: number; processes: 1 | 2 }): Promise<Record<string, number>> {
   const pair = options.processes === 2 ? await inTwoProcesses() : await inOneProcess();
   try {
-    for (let i = 0; i < 200; i++) await routedOnce(pair);
+    for (let i = 0; i < sized(200, 10); i++) await routedOnce(pair);
     const latencies: number[] = [];
     for (let i = 0; i < options.sequential; i++) latencies.push(await routedOnce(pair));
     let next = 0;
@@ -136,8 +136,9 @@ export async function measureRoutedTasks(options: { sequential: number; total: n
     // Which side bounds throughput: each process has at most one core's worth of main thread.
     if (executorCpuMs !== undefined) figures.routed_executor_cpu_ms_per_task = Math.round((executorCpuMs / options.total) * 1000) / 1000;
     if (pair.rawRoundTrips) {
-      const raw = await pair.rawRoundTrips(2_000);
-      figures.raw_stream_rtt_p50_ms = percentile(raw.slice(200), 50);
+      const trips = sized(2_000, 100);
+      const raw = await pair.rawRoundTrips(trips);
+      figures.raw_stream_rtt_p50_ms = percentile(raw.slice(trips / 10), 50);
     }
     return figures;
   } finally {

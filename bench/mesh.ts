@@ -15,7 +15,7 @@ import { createMessageCodec } from "../protocols/framing/codec.js";
 import { ChannelPool, handleFramed } from "../protocols/framing/pool.js";
 import { openDatabase, type Database } from "../src/storage/level-database.js";
 import { LevelDocumentStore } from "../src/storage/level-document-store.js";
-import { percentile, printResult } from "./report.js";
+import { percentile, printResult, sized } from "./report.js";
 import { measureRoutedTasks } from "./mesh-routed.js";
 import { RAW_ECHO_PROTOCOL, rawRoundTrips, serveRawEcho } from "./raw-echo.js";
 
@@ -258,7 +258,7 @@ async function waitForQuiet(share: number, maxMs: number): Promise<number> {
 async function capabilityLookup(size: number, lookups: number): Promise<Record<string, number>> {
   const keys = await Promise.all(Array.from({ length: size }, () => generateKeyPair("Ed25519")));
   const nodes = await Promise.all(keys.map((k) => startNode(k)));
-  const holder = 7;
+  const holder = Math.min(7, size - 1);
   const directories: CapabilityDirectory[] = [];
   try {
     for (const [i, node] of nodes.entries()) {
@@ -360,21 +360,21 @@ async function main(): Promise<void> {
   const only = onlyAt >= 0 ? new Set((process.argv[onlyAt + 1] ?? "").split(",")) : undefined;
   const run = (part: string): boolean => only === undefined || only.has(part);
   const figures: Record<string, number> = {};
-  if (run("rtt")) Object.assign(figures, await roundTrips(2_000));
+  if (run("rtt")) Object.assign(figures, await roundTrips(sized(2_000, 100)));
   if (run("routed")) {
     // As deployed: the executor in a process of its own; the raw round trip crosses the same two processes.
-    const { raw_stream_rtt_p50_ms: rawTwo, ...two } = await measureRoutedTasks({ sequential: 500, total: 3_000, window: 32, processes: 2 });
+    const { raw_stream_rtt_p50_ms: rawTwo, ...two } = await measureRoutedTasks({ sequential: sized(500, 20), total: sized(3_000, 100), window: 32, processes: 2 });
     Object.assign(figures, two);
     if (rawTwo !== undefined && two.routed_task_p50_ms !== undefined) {
       figures.raw_stream_rtt_p50_ms_two_processes = rawTwo;
       figures.routed_p50_over_raw_rtt = Math.round((two.routed_task_p50_ms / rawTwo) * 10) / 10;
     }
     // Both nodes on one event loop: every task's audit, storage and replication of both sides compete.
-    const one = await measureRoutedTasks({ sequential: 300, total: 2_000, window: 32, processes: 1 });
+    const one = await measureRoutedTasks({ sequential: sized(300, 20), total: sized(2_000, 100), window: 32, processes: 1 });
     for (const [k, v] of Object.entries(one)) figures[`${k}_one_process`] = v;
   }
-  if (run("sync")) Object.assign(figures, await reconnectSync(Number(process.env.BENCH_SYNC_DOCS ?? 1_000)));
-  if (run("caps")) Object.assign(figures, await capabilityLookup(20, 40));
+  if (run("sync")) Object.assign(figures, await reconnectSync(Number(process.env.BENCH_SYNC_DOCS ?? sized(1_000, 50))));
+  if (run("caps")) Object.assign(figures, await capabilityLookup(sized(20, 8), sized(40, 4)));
   if (run("rss")) figures.idle_node_rss_mb = await idleRss();
   printResult("mesh", figures);
   // libp2p leaves timers (DHT, reconnect queue) that outlive stop(); the figures are printed.

@@ -11,3 +11,15 @@ export function printResult(name: string, figures: Record<string, unknown>): voi
   const machine = { node: process.version, platform: process.platform, arch: process.arch };
   process.stdout.write(JSON.stringify({ bench: name, ...figures, machine }, null, 2) + "\n");
 }
+
+/**
+ * `--smoke`: the benchmark runs its whole path at a size that takes seconds, so
+ * `npm test` can check that it still runs and prints every figure. Figures from
+ * a smoke run measure nothing.
+ */
+export const SMOKE = process.argv.includes("--smoke");
+
+/** `full`, or `smoke` in a {@link SMOKE} run. */
+export function sized(full: number, smoke: number): number {
+  return SMOKE ? smoke : full;
+}

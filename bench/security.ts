@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Level } from "level";
 import { ed25519 } from "../identity/ed25519.js";
-import { printResult } from "./report.js";
+import { printResult, sized } from "./report.js";
 import {
   AuditLog,
   Authorizer,
@@ -28,10 +28,10 @@ import {
 
 const ROLES = 1_000;
 const GRANTS = 1_000;
-const CHECKS = 1_000_000;
-const APPENDS = 20_000;
-const IN_FLIGHT = 2_000;
-const ROUNDS = 3;
+const CHECKS = sized(1_000_000, 10_000);
+const APPENDS = sized(20_000, 500);
+const IN_FLIGHT = sized(2_000, 100);
+const ROUNDS = sized(3, 1);
 const MESH = "mesh-abcdefghijklmnopqrstuvwxyz";
 
 function permissionBench(): { checksPerSecond: number; roles: number; grants: number } {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
+import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The built CLI entry point; `npm test` builds before running tests. */
@@ -9,23 +10,28 @@ export function assertBuilt(): void {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
 }
 
-/** Run the CLI to completion with a data directory; bounded in time. */
-export function runCli(args: string[], home: string, timeoutMs = 20_000, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Run a Node script to completion; bounded in time. */
+export function runScript(script: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, CODERCLAW_HOME: home, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [script, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`coderclaw ${args.join(" ")} did not finish in ${timeoutMs} ms; stderr: ${stderr}`));
+      reject(new Error(`${basename(script)} ${args.join(" ")} did not finish in ${timeoutMs} ms; stderr: ${stderr}`));
     }, timeoutMs);
     child.on("exit", (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Run the CLI to completion with a data directory; bounded in time. */
+export function runCli(args: string[], home: string, timeoutMs = 20_000, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runScript(CLI, args, timeoutMs, { ...process.env, CODERCLAW_HOME: home, ...env });
 }
 
 /** Start a long-running CLI command (e.g. `start`) and wait until its stderr shows `ready`. */

@@ -1,0 +1,79 @@
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { runScript } from "../helpers/cli.js";
+
+/**
+ * Every `npm run bench:*` at smoke size (`--smoke`): each still runs its whole
+ * path, exits, and prints every figure its issue asks for. The figures of a
+ * smoke run measure nothing, so only their presence and sanity are checked.
+ */
+
+const BENCH_DIR = fileURLToPath(new URL("../../dist/bench/", import.meta.url));
+
+async function runBench(name: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  const script = `${BENCH_DIR}${name}.js`;
+  if (!existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` first (npm test does)`);
+  const { code, stdout, stderr } = await runScript(script, ["--smoke"], timeoutMs);
+  if (code !== 0) throw new Error(`bench ${name} exited ${code}; stderr: ${stderr}`);
+  try {
+    return JSON.parse(stdout) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`bench ${name} printed no JSON object: ${stdout.slice(0, 500)}`, { cause: err });
+  }
+}
+
+/** The value at a dotted path of a parsed JSON object. */
+function at(value: unknown, path: string): unknown {
+  return path.split(".").reduce<unknown>((v, k) => (typeof v === "object" && v !== null ? (v as Record<string, unknown>)[k] : undefined), value);
+}
+
+function expectPositive(result: Record<string, unknown>, paths: readonly string[]): void {
+  for (const path of paths) {
+    const v = at(result, path);
+    expect(typeof v === "number" && Number.isFinite(v) && v > 0, `${path} = ${String(v)}`).toBe(true);
+  }
+}
+
+const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly string[] }> = [
+  { name: "engine", timeoutMs: 60_000, figures: ["throughputTasksPerSec", "cpuMsPerTask", "latencyMs.p50", "flatness.ratio", "coldStart.ms", "coldStart.rssMb"] },
+  { name: "exec", timeoutMs: 60_000, figures: ["spawnTrue.p50Ms", "shellExecTask.p50Ms", "ratio.taskP50"] },
+  { name: "identity", timeoutMs: 60_000, figures: ["verification.ratio", "trust.lookupMsAfterWarmup"] },
+  { name: "security", timeoutMs: 60_000, figures: ["permissionChecksPerSecond", "auditAppendsPerSecond", "verifyRatio"] },
+  { name: "http", timeoutMs: 60_000, figures: ["ratio.p50HttpOverBare", "ratio.throughputHttpOverBare"] },
+  {
+    name: "mesh",
+    timeoutMs: 150_000,
+    figures: [
+      "raw_stream_rtt_p50_ms",
+      "framed_channel_rtt_p50_ms",
+      "routed_task_p50_ms",
+      "routed_tasks_per_sec",
+      "routed_cpu_ms_per_task",
+      "routed_executor_cpu_ms_per_task",
+      "raw_stream_rtt_p50_ms_two_processes",
+      "routed_p50_over_raw_rtt",
+      "routed_task_p50_ms_one_process",
+      "routed_tasks_per_sec_one_process",
+      "reconnect_sync_ratio",
+      "reconnect_sync_concurrent_ratio",
+      "capability_lookup_auto_p50_ms",
+      "capability_lookup_dht_p50_ms",
+      "idle_node_rss_mb",
+    ],
+  },
+];
+
+describe("benchmarks at smoke size", () => {
+  for (const { name, timeoutMs, figures } of CASES) {
+    it(`bench:${name} runs and prints its figures`, { timeout: timeoutMs + 5_000 }, async () => {
+      const result = await runBench(name, timeoutMs);
+      expect(result.bench).toBe(name);
+      expectPositive(result, figures);
+      if (name === "mesh") {
+        // A lookup that finds nothing would still have a latency.
+        expect(result.capability_lookup_auto_found_ratio).toBe(1);
+      }
+    });
+  }
+});
