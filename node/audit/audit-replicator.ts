@@ -26,9 +26,10 @@ export interface AuditReplicator {
 /**
  * Replicates audit logs among members: each round asks every connected member for
  * its chain heads and pulls, page by page, the entries of any chain it is behind
- * on, whoever authored them. Ingestion verifies every entry against its author's
- * key, so a member relaying entries cannot forge or edit them; conflicting
- * authentic entries are kept as fork evidence.
+ * on, whoever authored them. Ingestion authenticates every entry by its author's
+ * key (a run of entries through the hash chain to its newest entry's signature),
+ * so a member relaying entries cannot forge or edit them; conflicting authentic
+ * entries are kept as fork evidence.
  */
 export async function startAuditReplicator(options: AuditReplicatorOptions): Promise<AuditReplicator> {
   const codec = createAuditCodec();
@@ -39,7 +40,7 @@ export async function startAuditReplicator(options: AuditReplicatorOptions): Pro
           const heads = await options.audit.heads();
           await channel.send({ t: "heads-ans", rid: m.rid, heads: [...heads].map(([author, h]) => ({ author, seq: h.seq })) });
         } else if (m.t === "pull") {
-          const entries = (await options.audit.exportEntries(m.author, m.after)).slice(0, AUDIT_PAGE);
+          const entries = await options.audit.exportEntries(m.author, m.after, AUDIT_PAGE);
           await channel.send({ t: "entries", rid: m.rid, entries });
         } else {
           await channel.send({ t: "err", rid: "rid" in m ? m.rid : 1, message: `unexpected ${m.t}` });

@@ -245,6 +245,21 @@ describe("audit log", () => {
     await log.close();
   });
 
+  it("exports a page of entries after a seq, across segment boundaries", async () => {
+    const log = openLog();
+    const written = await Promise.all(Array.from({ length: 25 }, (_, i) => log.append(body(i))));
+    const seqs = async (after: number, limit?: number) => {
+      const page = await log.exportEntries(node.peerId, after, limit);
+      return page.map((bytes) => written.findIndex((e) => e.hash === decodeHash(bytes)) + 1);
+    };
+    expect(await seqs(5, 7)).toEqual([6, 7, 8, 9, 10, 11, 12]);
+    expect(await seqs(20, 100)).toEqual([21, 22, 23, 24, 25]);
+    expect(await seqs(9, 1)).toEqual([10]);
+    expect(await seqs(0, 0)).toEqual([]);
+    expect(await seqs(25)).toEqual([]);
+    await log.close();
+  });
+
   describe("a run authenticated by its newest entry", () => {
     /** A chain by `other` where entries at `forgedAt` (1-based seqs) carry a signature by another key. */
     function chainWithForgeries(other: Signer, length: number, forgedAt: number[]): Uint8Array[] {

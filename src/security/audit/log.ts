@@ -235,19 +235,25 @@ export class AuditLog {
     return report;
   }
 
-  /** Stored bytes of `author`'s entries with seq > `afterSeq`, in order, for replication. */
-  async exportEntries(author: string, afterSeq = 0): Promise<Uint8Array[]> {
+  /**
+   * Stored bytes of `author`'s entries with seq > `afterSeq`, in order, for
+   * replication; at most `limit` of them, reading only the segments they are in.
+   */
+  async exportEntries(author: string, afterSeq = 0, limit = Infinity): Promise<Uint8Array[]> {
     await this.#settled();
     const out: Uint8Array[] = [];
     const first = Math.floor(afterSeq / this.#segmentSize);
     for (const segment of await this.#store.segments(author)) {
       if (segment < first) continue;
+      if (out.length >= limit) break;
       const loaded = await this.#store.load(author, segment);
       if (loaded === undefined) continue;
       const base = segment * this.#segmentSize;
-      loaded.doc.entries.forEach((bytes, i) => {
-        if (base + i + 1 > afterSeq) out.push(bytes);
-      });
+      for (const [i, bytes] of loaded.doc.entries.entries()) {
+        if (base + i + 1 <= afterSeq) continue;
+        if (out.length >= limit) break;
+        out.push(bytes);
+      }
     }
     return out;
   }
