@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { CoderClawError } from "../contract/errors.js";
 import type { TaskEvent, TaskEventType, TaskState, TaskStatus, TaskSubmitRequest } from "../contract/types.js";
 import { TASK_STATUSES } from "../contract/types.js";
+import type { RootReader } from "../storage/root-reader.js";
 
 /** Version of the task document layout; documents of another version are refused on read. */
 export const TASK_DOC_VERSION = 2;
@@ -244,14 +245,11 @@ export interface TaskIndexFields {
  * The indexed fields of a task document, or undefined while the document does
  * not hold them in a readable form (a sync still under way, another layout).
  */
-export function readTaskIndexFields(doc: A.Doc<TaskDoc>): TaskIndexFields | undefined {
-  // Through the backend, which also answers for a document stored without building its JS object
-  // (a whole document received by sync, see DocumentStore.receiveNew).
-  const h = A.getBackend(doc);
-  if (h.get(ROOT, "v") !== TASK_DOC_VERSION) return undefined;
-  const status = h.get(ROOT, "status");
+export function readTaskIndexFields(root: RootReader): TaskIndexFields | undefined {
+  if (root("v") !== TASK_DOC_VERSION) return undefined;
+  const status = root("status");
   if (typeof status !== "string" || !TASK_STATUSES.includes(status as TaskStatus)) return undefined;
-  const rawSpec = h.get(ROOT, "spec");
+  const rawSpec = root("spec");
   if (typeof rawSpec !== "string") return undefined;
   let spec: Partial<TaskSpec>;
   try {

@@ -138,7 +138,7 @@ export class LevelTaskRepository implements TaskRepository {
     await repository.count();
     store.deriveFromRemote<TaskIndexFields>({
       prefix: "task/",
-      read: (doc) => readTaskIndexFields(doc as A.Doc<TaskDoc>),
+      read: readTaskIndexFields,
       ops: (id, before, after) => repository.replicaIndexOps(id.slice("task/".length), before, after),
     });
     return repository;

@@ -4,6 +4,8 @@ import { InvalidInputError, StorageError } from "../contract/errors.js";
 import type { ChangeOrigin, DocumentChange, DocumentStore, StoreSummary } from "./document-store.js";
 import { sameHeads, SUMMARY_BUCKETS } from "./document-store.js";
 import type { Database } from "./level-database.js";
+import { readFirstChange } from "./first-change.js";
+import { docRootReader, type RootReader } from "./root-reader.js";
 import { WriteBatcher, type WriteOp } from "./write-batcher.js";
 
 /** Options of {@link LevelDocumentStore}. */
@@ -52,8 +54,12 @@ export interface UpdateExtras<T> {
  */
 export interface RemoteDerivation<S> {
   prefix: string;
-  /** What the derived records depend on, or undefined when the document does not say yet (a partial sync). */
-  read(doc: A.Doc<unknown>): S | undefined;
+  /**
+   * What the derived records depend on, read from the document's root, or
+   * undefined when the document does not say yet (a partial sync). A document
+   * received whole may be read without ever being loaded (see receiveNew).
+   */
+  read(root: RootReader): S | undefined;
   /** The writes that take the derived records from `before` to `after`. */
   ops(id: string, before: S | undefined, after: S | undefined): WriteOp[];
 }
@@ -203,30 +209,43 @@ export class LevelDocumentStore implements DocumentStore {
     this.assertOpen();
     return this.locked(id, async () => {
       if (this.cache.has(id) || (await this.db.get(HEADS + id)) !== undefined) return false;
-      const doc = this.options.actorId ? A.init<unknown>({ actor: this.options.actorId }) : A.init<unknown>();
-      try {
-        const backend = A.getBackend(doc);
-        try {
-          backend.loadIncremental(bytes);
-        } catch {
-          return false;
-        }
-        // Changes whose dependencies are missing sit unapplied in the backend, and the stored bytes would not load.
-        const heads = backend.getHeads();
-        if (heads.length === 0 || backend.getMissingDeps().length > 0) return false;
-        const ops: WriteOp[] = [
-          { type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: bytes },
-          { type: "put", key: HEADS + id, value: encodeHeads(heads) },
-        ];
-        for (const [d] of this.derivationsBefore(id, origin, undefined)) for (const op of d.ops(id, undefined, d.read(doc))) ops.push(op);
-        await this.batcher.write(ops);
-        const change: DocumentChange = { id, origin, heads, before: [], changes: bytes };
-        for (const listener of this.listeners) listener(change);
-        return true;
-      } finally {
-        A.free(doc);
-      }
+      const received = this.checkReceived(id, origin, bytes);
+      if (received === undefined) return false;
+      const { heads, derived } = received;
+      await this.batcher.write([
+        { type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: bytes },
+        { type: "put", key: HEADS + id, value: encodeHeads(heads) },
+        ...derived,
+      ]);
+      const change: DocumentChange = { id, origin, heads, before: [], changes: bytes };
+      for (const listener of this.listeners) listener(change);
+      return true;
     });
+  }
+
+  /**
+   * The heads of a whole document given as bytes, and the records derived from
+   * it; undefined when the bytes are not Automerge or miss changes they depend on
+   * (those would sit unapplied, and the stored bytes would not load). A first
+   * change that needs nothing else is read without Automerge loading it; anything
+   * else is loaded into a bare backend, freed at once.
+   */
+  private checkReceived(id: string, origin: ChangeOrigin, bytes: Uint8Array): { heads: A.Heads; derived: WriteOp[] } | undefined {
+    const derive = (root: RootReader): WriteOp[] => this.derivationsBefore(id, origin, undefined).flatMap(([d]) => d.ops(id, undefined, d.read(root)));
+    const first = readFirstChange(bytes);
+    if (first !== undefined) return { heads: first.heads, derived: derive(first.root) };
+    const doc = this.options.actorId ? A.init<unknown>({ actor: this.options.actorId }) : A.init<unknown>();
+    try {
+      const backend = A.getBackend(doc);
+      backend.loadIncremental(bytes);
+      const heads = backend.getHeads();
+      if (heads.length === 0 || backend.getMissingDeps().length > 0) return undefined;
+      return { heads, derived: derive(docRootReader(doc)) };
+    } catch {
+      return undefined;
+    } finally {
+      A.free(doc);
+    }
   }
 
   async *ids(prefix = ""): AsyncIterable<string> {
@@ -287,7 +306,7 @@ export class LevelDocumentStore implements DocumentStore {
   private derivationsBefore(id: string, origin: ChangeOrigin, before: A.Doc<unknown> | undefined): Array<[RemoteDerivation<unknown>, unknown]> {
     if (origin !== "remote" || this.derivations.size === 0) return [];
     const out: Array<[RemoteDerivation<unknown>, unknown]> = [];
-    for (const d of this.derivations) if (id.startsWith(d.prefix)) out.push([d, before === undefined ? undefined : d.read(before)]);
+    for (const d of this.derivations) if (id.startsWith(d.prefix)) out.push([d, before === undefined ? undefined : d.read(docRootReader(before))]);
     return out;
   }
 
@@ -366,7 +385,7 @@ export class LevelDocumentStore implements DocumentStore {
     }
     ops.push({ type: "put", key: HEADS + id, value: encodeHeads(heads) });
     if (extras.ops) for (const op of extras.ops(next)) ops.push(op);
-    for (const [d, was] of derived) for (const op of d.ops(id, was, d.read(next))) ops.push(op);
+    for (const [d, was] of derived) for (const op of d.ops(id, was, d.read(docRootReader(next)))) ops.push(op);
 
     await this.batcher.write(ops);
     const raw = extras.raw === true || (entry?.raw === true && next === before);

@@ -141,7 +141,7 @@ describe("LevelDocumentStore", () => {
     const derived: Array<[string, unknown, unknown]> = [];
     s.store.deriveFromRemote<number>({
       prefix: "test/",
-      read: (doc) => A.getBackend(doc).get("_root", "n") as number | undefined,
+      read: (root) => root("n") as number | undefined,
       ops: (id, before, after) => {
         derived.push([id, before, after]);
         return [{ type: "put", key: `derived:${id}`, value: Buffer.from(String(after)) }];

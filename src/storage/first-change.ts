@@ -1,0 +1,88 @@
+import { createHash } from "node:crypto";
+import * as A from "@automerge/automerge";
+import type { RootReader, RootScalar } from "./root-reader.js";
+
+/** A document given as its first and only change; see {@link readFirstChange}. */
+export interface FirstChange {
+  /** The document's heads: the change's hash. */
+  heads: string[];
+  root: RootReader;
+}
+
+const MAGIC = [0x85, 0x6f, 0x4a, 0x83];
+const CHANGE_CHUNK = 1;
+const ALLOWED = new Set(["makeMap", "makeList", "makeText", "set"]);
+
+/**
+ * Reads bytes that hold a whole document as one Automerge change chunk needing
+ * nothing else: a first change (no dependencies, seq 1, first op 1) whose every
+ * operation creates a value, at the root or in an object the change itself made,
+ * replacing nothing and setting no map key twice. Such a change applies to an
+ * empty document whatever it holds, so a store may keep the bytes as they came
+ * after this check, which costs a fifth of loading them into Automerge.
+ *
+ * Undefined for anything else (several chunks, a saved document, later changes,
+ * operations on objects made elsewhere, deletions, marks, a bad checksum): the
+ * caller then loads the bytes into Automerge, which decides.
+ */
+export function readFirstChange(bytes: Uint8Array): FirstChange | undefined {
+  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b) || bytes[8] !== CHANGE_CHUNK) return undefined;
+  const hash = createHash("sha256").update(bytes.subarray(8)).digest();
+  // Automerge's decoder does not check the checksum; loading does.
+  if (hash[0] !== bytes[4] || hash[1] !== bytes[5] || hash[2] !== bytes[6] || hash[3] !== bytes[7]) return undefined;
+  let change: A.DecodedChange;
+  try {
+    change = A.decodeChange(bytes);
+  } catch {
+    return undefined;
+  }
+  const head = hash.toString("hex");
+  if (change.hash !== head || change.deps.length !== 0 || change.seq !== 1 || change.startOp !== 1) return undefined;
+  const maps = new Set<string>(["_root"]);
+  /** Per sequence made in this change: the ids of elements inserted into it so far. */
+  const sequences = new Map<string, Set<string>>();
+  const setKeys = new Set<string>();
+  const root = new Map<string, RootScalar | undefined>();
+  for (const [i, op] of (change.ops as unknown as DecodedOp[]).entries()) {
+    if (!ALLOWED.has(op.action) || op.pred.length !== 0) return undefined;
+    const id = `${change.startOp + i}@${change.actor}`;
+    const elements = sequences.get(op.obj);
+    if (maps.has(op.obj)) {
+      if (typeof op.key !== "string" || op.insert === true || op.elemId !== undefined) return undefined;
+      const slot = `${op.obj}\u0000${op.key}`;
+      if (setKeys.has(slot)) return undefined;
+      setKeys.add(slot);
+      if (op.obj === "_root") root.set(op.key, op.action === "set" ? scalarOf(op) : undefined);
+    } else if (elements !== undefined) {
+      if (op.insert !== true || typeof op.elemId !== "string" || (op.elemId !== "_head" && !elements.has(op.elemId))) return undefined;
+      elements.add(id);
+    } else {
+      return undefined;
+    }
+    if (op.action === "makeMap") maps.add(id);
+    else if (op.action === "makeList" || op.action === "makeText") sequences.set(id, new Set());
+  }
+  return { heads: [head], root: (key) => root.get(key) };
+}
+
+/** An operation as `A.decodeChange` gives it: its declared type leaves out list positions. */
+interface DecodedOp {
+  action: string;
+  obj: string;
+  key?: unknown;
+  elemId?: unknown;
+  insert?: unknown;
+  value?: unknown;
+  datatype?: unknown;
+  pred: unknown[];
+}
+
+/** The value of a `set`, as a backend reads it back: plain values only. */
+function scalarOf(op: DecodedOp): RootScalar | undefined {
+  const { value, datatype } = op;
+  if (datatype === "int" || datatype === "uint") return typeof value === "number" && Number.isSafeInteger(value) ? value : undefined;
+  if (datatype === "float64") return typeof value === "number" ? value : undefined;
+  if (datatype !== undefined) return undefined;
+  if (typeof value === "string" || typeof value === "boolean" || value === null) return value;
+  return undefined;
+}
