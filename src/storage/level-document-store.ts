@@ -194,14 +194,19 @@ export class LevelDocumentStore implements DocumentStore {
         this.cache.delete(id);
         release(cached.doc, cached.shared);
       }
-      await this.batcher.write([
-        { type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: bytes },
-        { type: "put", key: HEADS + id, value: encodeHeads(heads) },
-        ...ops,
-      ]);
-      const change: DocumentChange = { id, origin, heads, before: [], changes: bytes };
-      for (const listener of this.listeners) listener(change);
+      await this.storeNew(id, bytes, heads, ops, origin);
     });
+  }
+
+  /** Write a new document's bytes as its snapshot, with its heads and `ops`, then tell the listeners. */
+  private async storeNew(id: string, bytes: Uint8Array, heads: A.Heads, ops: WriteOp[], origin: ChangeOrigin): Promise<void> {
+    await this.batcher.write([
+      { type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: bytes },
+      { type: "put", key: HEADS + id, value: encodeHeads(heads) },
+      ...ops,
+    ]);
+    const change: DocumentChange = { id, origin, heads, before: [], changes: bytes };
+    for (const listener of this.listeners) listener(change);
   }
 
   receiveNew(id: string, bytes: Uint8Array, origin: ChangeOrigin = "remote"): Promise<boolean> {
@@ -211,14 +216,7 @@ export class LevelDocumentStore implements DocumentStore {
       if (this.cache.has(id) || (await this.db.get(HEADS + id)) !== undefined) return false;
       const received = this.checkReceived(id, origin, bytes);
       if (received === undefined) return false;
-      const { heads, derived } = received;
-      await this.batcher.write([
-        { type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: bytes },
-        { type: "put", key: HEADS + id, value: encodeHeads(heads) },
-        ...derived,
-      ]);
-      const change: DocumentChange = { id, origin, heads, before: [], changes: bytes };
-      for (const listener of this.listeners) listener(change);
+      await this.storeNew(id, bytes, received.heads, received.derived, origin);
       return true;
     });
   }
