@@ -160,6 +160,8 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
             await channel.send({ t: "accepted", rid, state: stateToWire(accepted), events, end: ended });
             accepted = undefined;
           }
+          // The submitter has the task's end from this stream: leases need not tell it again, nor read the task back.
+          if (isTerminalEvent(batch.at(-1)!)) state.leased.delete(taskId);
         }
         if (!ended && !controller.signal.aborted) send({ t: "end", rid });
       } catch (err) {

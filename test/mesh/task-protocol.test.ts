@@ -55,6 +55,23 @@ describe("task protocol", () => {
     expect(rest.at(-1)?.status).toBe("completed");
   }, 60_000);
 
+  it("leaves a followed task that ended out of later leases, and reports an unfollowed one there", async () => {
+    const [a, b] = await twoNodes();
+    const leased: string[] = [];
+    const send = FramedChannel.prototype.send;
+    vi.spyOn(FramedChannel.prototype, "send").mockImplementation(function (this: FramedChannel<unknown>, message: unknown) {
+      const m = message as { t?: string; tasks?: Array<{ id: string }> };
+      if (m.t === "lease") leased.push(...(m.tasks ?? []).map((t) => t.id));
+      return send.call(this, message);
+    });
+    const followed = await a.client.submit(b.peerId, { description: "quick", input: "hi", agentId: "echo" }, undefined, { follow: true });
+    expect((await collect(a.client.subscribe(b.peerId, followed.id, 0))).at(-1)?.status).toBe("completed");
+    const unfollowed = await a.client.submit(b.peerId, { description: "quick", input: "hi", agentId: "echo" });
+    // Leases go out every second.
+    await vi.waitFor(() => expect(leased).toContain(unfollowed.id), { timeout: 5_000 });
+    expect(leased).not.toContain(followed.id);
+  }, 60_000);
+
   it("streams a longer followed task in batches after the answer, and lets an unclaimed one go past its limit", async () => {
     const [a, b] = await twoNodes();
     const task = await a.client.submit(b.peerId, { description: "steps", input: "200 8", agentId: "sleep" }, undefined, { follow: true });
