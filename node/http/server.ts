@@ -5,7 +5,8 @@ import type { AddressInfo } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { TaskState, TransportAdapter } from "../../src/contract/types.js";
-import { CoderClawError, InvalidInputError, NotFoundError } from "../../src/contract/errors.js";
+import { CoderClawError, NotFoundError } from "../../src/contract/errors.js";
+import { parseInput } from "../../src/contract/parse-input.js";
 import {
   AuditQuerySchema,
   HTTP_API_PREFIX,
@@ -204,7 +205,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? `${action} denied`);
       };
       const readableTask = async (request: FastifyRequest, rawId: unknown): Promise<TaskState> => {
-        const id = parse(TaskIdSchema, rawId, "id");
+        const id = parseInput(TaskIdSchema, rawId, "id");
         const task = await adapter.getTaskState(id);
         if (task === null) throw new NotFoundError("task", id);
         await check(request, "task:read", taskResource(task));
@@ -212,7 +213,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       };
 
       api.post("/tasks", async (request, reply) => {
-        const body = parse(TaskSubmitRequestSchema, request.body, "");
+        const body = parseInput(TaskSubmitRequestSchema, request.body);
         const sessionId = body.sessionId ?? options.sessionIdOf?.(ctxOf(request));
         const submit = sessionId === undefined ? body : { ...body, sessionId };
         await check(request, "task:submit", {
@@ -226,7 +227,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       });
 
       api.get("/tasks", async (request) => {
-        const filter = parse(TaskListQuerySchema, request.query, "");
+        const filter = parseInput(TaskListQuerySchema, request.query);
         await check(request, "task:read", { type: "task", ...(filter.sessionId === undefined ? {} : { sessionId: filter.sessionId }) });
         const tasks = (await adapter.listTasks(filter)).slice(0, MAX_BATCH_AUTHORIZE);
         // Filter per task rather than trusting the query: a session must not see
@@ -287,7 +288,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
 
       api.get("/audit", async (request) => {
         if (options.audit === undefined) throw new CoderClawError("NOT_FOUND", "this node has no audit log");
-        const query = parse(AuditQuerySchema, request.query, "");
+        const query = parseInput(AuditQuerySchema, request.query);
         await check(request, "admin:all", { type: "audit" });
         return { entries: await options.audit(query, ctxOf(request)) };
       });
@@ -346,7 +347,7 @@ function resumePosition(request: FastifyRequest<{ Querystring: { after?: string 
   const header = request.headers["last-event-id"];
   const raw = typeof header === "string" && header !== "" ? header : request.query.after;
   if (raw === undefined) return undefined;
-  return parse(SeqSchema, raw, typeof header === "string" && header !== "" ? "Last-Event-ID" : "after");
+  return parseInput(SeqSchema, raw, typeof header === "string" && header !== "" ? "Last-Event-ID" : "after");
 }
 
 function taskResource(task: TaskState): Extract<HttpResource, { type: "task" }> {
@@ -356,19 +357,6 @@ function taskResource(task: TaskState): Extract<HttpResource, { type: "task" }> 
     ...(task.sessionId === undefined ? {} : { sessionId: task.sessionId }),
     ...(task.agentId === undefined ? {} : { agentId: task.agentId }),
   };
-}
-
-/** Parses with zod; failures become INVALID_INPUT naming the first offending field. */
-function parse<S extends z.ZodType>(schema: S, value: unknown, base: string): z.output<S> {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const path = [base, ...(issue?.path ?? []).map(String)].filter((p) => p !== "").join(".");
-  if (issue?.code === "unrecognized_keys") {
-    const key = issue.keys[0] ?? "";
-    throw new InvalidInputError(`unknown field(s): ${issue.keys.join(", ")}`, [path, key].filter((p) => p !== "").join("."));
-  }
-  throw new InvalidInputError(issue?.message ?? "invalid", path === "" ? undefined : path);
 }
 
 function errorBody(code: string, message: string, field?: string): ErrorBody {
