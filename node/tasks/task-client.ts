@@ -39,9 +39,6 @@ interface ChannelState {
 /** Followed tasks waiting for a subscriber; the oldest is let go beyond this. */
 const MAX_UNCLAIMED_TASKS = 1024;
 
-function toError(m: Extract<TaskMessage, { t: "err" }>): CoderClawError {
-  return errorFromWire(m.field === undefined ? { code: m.code, message: m.message } : { code: m.code, message: m.message, field: m.field });
-}
 
 /**
  * The submitting side of the task protocol: one long-lived channel per executor
@@ -147,7 +144,7 @@ export class TaskClient {
             yield e;
           }
         } else if (m.t === "end") return;
-        else throw toError(m);
+        else throw errorFromWire(m);
       }
       if (!signal?.aborted) throw new CoderClawError("UNAVAILABLE", `stream from ${peer} broke`);
     } finally {
@@ -280,7 +277,7 @@ export class TaskClient {
         reject(new CoderClawError("UNAVAILABLE", `cannot send to ${peer}: ${(err as Error).message}`));
       });
     });
-    if (answer.t === "err") throw toError(answer);
+    if (answer.t === "err") throw errorFromWire(answer);
     return answer;
   }
 }

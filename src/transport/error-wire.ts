@@ -5,7 +5,7 @@ import { isErrorCode } from "./http-wire.js";
 export interface WireError {
   code: string;
   message: string;
-  field?: string;
+  field?: string | undefined;
 }
 
 /** Any thrown value as a {@link WireError}; errors that are not ours are PROTOCOL. Messages are cut to `maxMessage` characters. */
