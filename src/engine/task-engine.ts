@@ -111,7 +111,7 @@ export function toUpdate(taskId: string, e: TaskEvent): TaskUpdateEvent {
 const RECENTLY_ENDED = 1024;
 const RECENTLY_ENDED_MAX_BYTES = 16 * 1024;
 
-/** Characters of text a record holds, roughly its memory. */
+/** An admission's outcome, settled either way so that it can be awaited beside the task's own write. */
 const ok = (): { ok: true } => ({ ok: true });
 const refused = (error: unknown): { ok: false; error: unknown } => ({ ok: false, error });
 
@@ -119,6 +119,7 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Characters of text a record holds, roughly its memory. */
 function recordSize(record: TaskRecord): number {
   let n = record.request.input.length + (record.state.output?.length ?? 0) + (record.state.error?.length ?? 0);
   for (const e of record.events) n += 32 + (e.message?.length ?? 0);
