@@ -11,6 +11,7 @@ import { openDatabase, type Database } from "../../src/storage/level-database.js
 import type { DocumentChange, DocumentStore } from "../../src/storage/document-store.js";
 import { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 import { connect, connectAll, eventually, startNodes, stopAll } from "./helpers.js";
+import { countTurns, mostPerTurn } from "../helpers/turns.js";
 
 interface Peer {
   node: MeshLibp2p;
@@ -63,6 +64,12 @@ async function mesh(n: number, options: { members?: (i: number, peer: string) =>
     peers.push({ node, store, db, engine, errors });
   }
   return { peers: [...peers], blocked, ids };
+}
+
+/** A `store` option of {@link mesh}: node `index` gets its store with method `name` replaced by what `replacement` makes of it. */
+function replacing(index: number, name: keyof LevelDocumentStore, replacement: (target: LevelDocumentStore) => unknown) {
+  return (i: number, store: LevelDocumentStore): DocumentStore =>
+    i !== index ? store : new Proxy(store, { get: (target, prop, receiver) => (prop === name ? replacement(target) : (Reflect.get(target, prop, receiver) as unknown)) });
 }
 
 async function put(store: LevelDocumentStore, id: string, change: (doc: Task) => void): Promise<void> {
@@ -124,29 +131,15 @@ describe("document sync", () => {
   });
 
   it("stores documents new to the receiver as they came, a few per turn of the event loop", async () => {
-    let turn = 0;
-    let ticking = true;
-    const tick = (): void => {
-      turn++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
+    const turns = countTurns();
     const received: Array<{ turn: number; stored: boolean }> = [];
     const { peers: [a, b] } = await mesh(2, {
-      store: (i, store) =>
-        i !== 1
-          ? store
-          : new Proxy(store, {
-              get(target, prop, receiver) {
-                if (prop !== "receiveNew") return Reflect.get(target, prop, receiver) as unknown;
-                return async (id: string, bytes: Uint8Array) => {
-                  const at = turn;
-                  const stored = await target.receiveNew(id, bytes);
-                  received.push({ turn: at, stored });
-                  return stored;
-                };
-              },
-            }),
+      store: replacing(1, "receiveNew", (target) => async (id: string, bytes: Uint8Array) => {
+        const at = turns.now;
+        const stored = await target.receiveNew(id, bytes);
+        received.push({ turn: at, stored });
+        return stored;
+      }),
     });
     if (a === undefined || b === undefined) throw new Error("mesh");
     await connectAll([a.node, b.node]);
@@ -157,12 +150,10 @@ describe("document sync", () => {
     // Written in one go, the 40 documents leave in one patch frame.
     await Promise.all(Array.from({ length: 40 }, (_, i) => put(a.store, `task/burst-${i}`, (d) => void (d.note = `n${i}`))));
     await eventually(() => converged([a, b], 41), 15_000, "burst replicated");
-    ticking = false;
+    turns.stop();
     // Each was stored as it came, none by the general path.
     expect(received.filter((r) => r.stored)).toHaveLength(40);
-    const perTurn = new Map<number, number>();
-    for (const { turn: t } of received) perTurn.set(t, (perTurn.get(t) ?? 0) + 1);
-    expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(8);
+    expect(mostPerTurn(received.map((r) => r.turn))).toBeLessThanOrEqual(8);
     expect([a, b].flatMap((p) => p.errors)).toEqual([]);
   });
 
@@ -170,15 +161,9 @@ describe("document sync", () => {
     // A's pushes claim to build on heads nobody has: B cannot apply them and must sync instead.
     const unknownBase = "ab".repeat(32);
     const { peers: [a, b] } = await mesh(2, {
-      store: (i, store) =>
-        i !== 0
-          ? store
-          : new Proxy(store, {
-              get(target, prop, receiver) {
-                if (prop !== "onChange") return Reflect.get(target, prop, receiver) as unknown;
-                return (listener: (change: DocumentChange) => void) => target.onChange((c) => listener(c.before.length === 0 ? c : { ...c, before: [unknownBase] }));
-              },
-            }),
+      store: replacing(0, "onChange", (target) => (listener: (change: DocumentChange) => void) =>
+        target.onChange((c) => listener(c.before.length === 0 ? c : { ...c, before: [unknownBase] })),
+      ),
     });
     if (a === undefined || b === undefined) throw new Error("mesh");
     await put(a.store, "task/x", (d) => void (d.note = "v1"));
