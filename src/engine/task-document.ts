@@ -1,8 +1,8 @@
 import * as A from "@automerge/automerge";
-import { createHash } from "node:crypto";
 import { CoderClawError } from "../contract/errors.js";
 import type { TaskEvent, TaskEventType, TaskState, TaskStatus, TaskSubmitRequest } from "../contract/types.js";
 import { TASK_STATUSES } from "../contract/types.js";
+import { changeChunkHash } from "../storage/first-change.js";
 import type { RootReader } from "../storage/root-reader.js";
 
 /** Version of the task document layout; documents of another version are refused on read. */
@@ -170,8 +170,7 @@ type ChangeOp = Parameters<typeof A.encodeChange>[0]["ops"][number];
  * The document of a new task, encoded as its one Automerge change without
  * building the document: creating and saving a document costs ~110 us of wasm
  * per task, mostly fixed per-document work, where encoding the change costs
- * ~25 us. A chunk's hash (the document's head) is the SHA-256 of the chunk
- * after its magic bytes and checksum.
+ * ~25 us. The document's head is the change chunk's hash.
  *
  * Root keys are written in sorted order and the history list is made first,
  * as Automerge itself orders the operations of one change.
@@ -195,7 +194,7 @@ export function encodeTaskDoc(root: TaskDocRoot, actor: string): EncodedTaskDoc 
     after = `${ops.length}@${actor}`;
   }
   const bytes = A.encodeChange({ actor, author: null, seq: 1, startOp: 1, time: changeTime(), message: null, deps: [], ops: ops as ChangeOp[] });
-  return { bytes, heads: [createHash("sha256").update(bytes.subarray(8)).digest("hex")] };
+  return { bytes, heads: [changeChunkHash(bytes).toString("hex")] };
 }
 
 /**

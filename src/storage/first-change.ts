@@ -14,6 +14,14 @@ const CHANGE_CHUNK = 1;
 const ALLOWED = new Set(["makeMap", "makeList", "makeText", "set"]);
 
 /**
+ * The SHA-256 of an Automerge change chunk after its magic bytes and checksum:
+ * the change's hash (a document's head), whose first four bytes are the checksum.
+ */
+export function changeChunkHash(bytes: Uint8Array): Buffer {
+  return createHash("sha256").update(bytes.subarray(8)).digest();
+}
+
+/**
  * Reads bytes that hold a whole document as one Automerge change chunk needing
  * nothing else: a first change (no dependencies, seq 1, first op 1) whose every
  * operation creates a value, at the root or in an object the change itself made,
@@ -27,7 +35,7 @@ const ALLOWED = new Set(["makeMap", "makeList", "makeText", "set"]);
  */
 export function readFirstChange(bytes: Uint8Array): FirstChange | undefined {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b) || bytes[8] !== CHANGE_CHUNK) return undefined;
-  const hash = createHash("sha256").update(bytes.subarray(8)).digest();
+  const hash = changeChunkHash(bytes);
   // Automerge's decoder does not check the checksum; loading does.
   if (hash[0] !== bytes[4] || hash[1] !== bytes[5] || hash[2] !== bytes[6] || hash[3] !== bytes[7]) return undefined;
   let change: A.DecodedChange;
