@@ -3,6 +3,7 @@ import type { MessageCodec } from "./codec.js";
 import { ChannelClosedError, FrameTimeoutError, FramingError, MalformedFrameError, PeerLimitError } from "./errors.js";
 import { encodeFrame, FrameDecoder } from "./frame.js";
 import type { PeerRateLimiter } from "./limits.js";
+import { runsBySize } from "../../src/util/runs-by-size.js";
 
 /** Options of {@link FramedChannel}. */
 export interface FramedChannelOptions<T> {
@@ -52,19 +53,9 @@ const MAX_JOINED_BYTES = 64 * 1024;
 
 /** The frames of `batch`, in order, joined into as few writes as {@link MAX_JOINED_BYTES} allows. */
 function* writesOf(batch: readonly OutgoingFrame[]): Generator<{ bytes: Uint8Array; frames: OutgoingFrame[] }> {
-  let frames: OutgoingFrame[] = [];
-  let size = 0;
-  const joined = () => ({ bytes: frames.length === 1 ? frames[0]!.frame : Buffer.concat(frames.map((f) => f.frame), size), frames });
-  for (const item of batch) {
-    if (size > 0 && size + item.frame.byteLength > MAX_JOINED_BYTES) {
-      yield joined();
-      frames = [];
-      size = 0;
-    }
-    frames.push(item);
-    size += item.frame.byteLength;
+  for (const frames of runsBySize(batch, (f) => f.frame.byteLength, MAX_JOINED_BYTES)) {
+    yield { bytes: frames.length === 1 ? frames[0]!.frame : Buffer.concat(frames.map((f) => f.frame)), frames };
   }
-  if (size > 0) yield joined();
 }
 
 interface Waiter<T> {
