@@ -363,14 +363,14 @@ async function main(): Promise<void> {
   if (run("rtt")) Object.assign(figures, await roundTrips(sized(2_000, 100)));
   if (run("routed")) {
     // As deployed: the executor in a process of its own; the raw round trip crosses the same two processes.
-    const { raw_stream_rtt_p50_ms: rawTwo, ...two } = await measureRoutedTasks({ sequential: sized(500, 20), total: sized(3_000, 100), window: 32, processes: 2 });
+    const { raw_stream_rtt_p50_ms: rawTwo, ...two } = await measureRoutedTasks({ warmup: sized(3_000, 50), sequential: sized(500, 20), total: sized(3_000, 100), window: 32, processes: 2 });
     Object.assign(figures, two);
     if (rawTwo !== undefined && two.routed_task_p50_ms !== undefined) {
       figures.raw_stream_rtt_p50_ms_two_processes = rawTwo;
       figures.routed_p50_over_raw_rtt = Math.round((two.routed_task_p50_ms / rawTwo) * 10) / 10;
     }
     // Both nodes on one event loop: every task's audit, storage and replication of both sides compete.
-    const one = await measureRoutedTasks({ sequential: sized(300, 20), total: sized(2_000, 100), window: 32, processes: 1 });
+    const one = await measureRoutedTasks({ warmup: sized(3_000, 50), sequential: sized(300, 20), total: sized(2_000, 100), window: 32, processes: 1 });
     for (const [k, v] of Object.entries(one)) figures[`${k}_one_process`] = v;
   }
   if (run("sync")) Object.assign(figures, await reconnectSync(Number(process.env.BENCH_SYNC_DOCS ?? sized(1_000, 50))));

@@ -48,6 +48,7 @@ const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly 
       "raw_stream_rtt_p50_ms",
       "framed_channel_rtt_p50_ms",
       "routed_task_p50_ms",
+      "routed_task_p50_ms_cold",
       "routed_tasks_per_sec",
       "routed_cpu_ms_per_task",
       "routed_executor_cpu_ms_per_task",
