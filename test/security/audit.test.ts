@@ -87,6 +87,38 @@ describe("audit log", () => {
     await reopened.close();
   });
 
+  it("keeps entries whose fold failed journaled, and a later fold moves them", async () => {
+    // The first write that deletes journal entries (a fold) fails, as a full disk would fail it.
+    let failFold = true;
+    const sublevel = level.db.sublevel.bind(level.db);
+    const db = Object.create(level.db, {
+      sublevel: {
+        value: (...args: Parameters<typeof sublevel>) => {
+          const audit = sublevel(...args);
+          const batch = audit.batch.bind(audit) as (ops: Array<{ type: string }>) => Promise<void>;
+          return Object.assign(audit, {
+            batch: async (ops: Array<{ type: string }>) => {
+              if (failFold && ops.some((op) => op.type === "del")) {
+                failFold = false;
+                throw new Error("disk full");
+              }
+              return batch(ops);
+            },
+          });
+        },
+      },
+    }) as typeof level.db;
+    const log = new AuditLog({ db, signer: node, segmentSize: 50, foldAfterMs: 3_600_000 });
+    await Promise.all(Array.from({ length: 70 }, (_, i) => log.append(body(i))));
+    await expect(log.query({ author: node.peerId })).rejects.toThrow("disk full");
+    expect((await auditKeys()).filter((k) => k.startsWith("journal/"))).toHaveLength(70);
+    await log.append(body(70));
+    expect((await log.query({ author: node.peerId })).map((e) => e.seq)).toEqual(Array.from({ length: 71 }, (_, i) => i + 1));
+    expect((await auditKeys()).filter((k) => k.startsWith("journal/"))).toEqual([]);
+    expect(await log.verify()).toMatchObject({ ok: true, entries: 71 });
+    await log.close();
+  });
+
   it("keeps storage and the chain consistent when the database goes away mid-stream", async () => {
     const log = new AuditLog({ db: level.db, signer: node, segmentSize: 100, maxBatch: 20 });
     const outcomes = Array.from({ length: 600 }, (_, i) => log.append(body(i)).then(() => true, () => false));

@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import { canonicalDecode, canonicalEncode } from "../canonical.js";
 import { deviceKeyResolver, verifySignature, type KeyResolver, type Signer } from "../keys.js";
 import { decodeAuditEntry, signAuditEntry, type AuditBody, type AuditEntry, type AuditResult, type DecodedAuditEntry } from "./entry.js";
-import { SegmentStore, appendToSegment, hex, segmentItem, segmentLength, type AuditDatabase, type PreparedWrite, type SegmentDoc } from "./segments.js";
+import { SegmentStore, appendToSegment, hex, segmentItem, segmentLength, type AuditDatabase, type JournaledEntry, type PreparedWrite, type SegmentDoc } from "./segments.js";
 import { verifyChain, type AuditProblem, type ForkEvidence } from "./verify.js";
 
 /** Dependencies of an {@link AuditLog}. */
@@ -106,6 +106,13 @@ export class AuditLog {
   #closed = false;
   #foldTimer: NodeJS.Timeout | undefined;
   readonly #foldAfterMs: number;
+  /**
+   * This node's journaled entries not folded yet, oldest first; undefined until
+   * the first fold reads what a previous run left. Only this log writes the
+   * journal, so afterwards memory is exact, and a fold need not iterate a key
+   * range strewn with the tombstones of every entry folded before.
+   */
+  #journaled: JournaledEntry[] | undefined;
 
   constructor(options: AuditLogOptions) {
     this.#store = new SegmentStore(options.db);
@@ -325,6 +332,7 @@ export class AuditLog {
             })
             .then(
               () => {
+                this.#journaled?.push(...staged.journaled);
                 settled.forEach((p, i) => p.resolve(staged.entries[i] as AuditEntry));
                 this.#scheduleFold();
               },
@@ -348,7 +356,7 @@ export class AuditLog {
   }
 
   // Signs the next entries of this node's chain after `head` and moves the cached head; returns the journal write that makes them durable.
-  #stage(author: string, head: Head, bodies: AuditBody[]): { entries: AuditEntry[]; write: PreparedWrite } {
+  #stage(author: string, head: Head, bodies: AuditBody[]): { entries: AuditEntry[]; journaled: JournaledEntry[]; write: PreparedWrite } {
     let hash = head.hash;
     const time = this.#now();
     const encoded = bodies.map((body, i) => {
@@ -357,13 +365,10 @@ export class AuditLog {
       return e;
     });
     const next: Head = { seq: head.seq + bodies.length, hash };
-    const write = this.#store.journalWrite(
-      author,
-      encoded.map((e) => ({ seq: e.entry.seq, hash: Buffer.from(e.entry.hash, "hex"), bytes: e.bytes })),
-      encodeHead(next),
-    );
+    const journaled = encoded.map((e) => ({ seq: e.entry.seq, hash: Buffer.from(e.entry.hash, "hex"), bytes: e.bytes }));
+    const write = this.#store.journalWrite(author, journaled, encodeHead(next));
     this.#heads.set(author, next);
-    return { entries: encoded.map((e) => e.entry), write };
+    return { entries: encoded.map((e) => e.entry), journaled, write };
   }
 
   #scheduleFold(): void {
@@ -389,18 +394,18 @@ export class AuditLog {
    */
   async #fold(): Promise<void> {
     const author = this.#signer.peerId;
-    const journal = await this.#store.journal(author);
+    const journal = (this.#journaled ??= await this.#store.journal(author));
     if (journal.length === 0) return;
     const head = await this.#head(author);
-    for (let i = 0; i < journal.length; ) {
-      const segment = Math.floor((journal[i]!.seq - 1) / this.#segmentSize);
-      let j = i;
+    while (journal.length > 0) {
+      const segment = Math.floor((journal[0]!.seq - 1) / this.#segmentSize);
+      let j = 0;
       while (j < journal.length && Math.floor((journal[j]!.seq - 1) / this.#segmentSize) === segment) j++;
-      const run = journal.slice(i, j);
+      const run = journal.slice(0, j);
       const write = await this.#applyToChain(author, run[0]!.seq, run.map((e) => e.bytes), run.map((e) => hex(e.hash)), head);
       write.ops.push(...this.#store.journalDeletes(author, run.map((e) => e.seq)));
       await this.#persist(author, write);
-      i = j;
+      journal.splice(0, j);
     }
   }
 
@@ -447,6 +452,7 @@ export class AuditLog {
   #forget(author: string): void {
     for (const key of this.#open.keys()) if (key.startsWith(`${author}\n`)) this.#open.delete(key);
     this.#heads.delete(author);
+    if (author === this.#signer.peerId) this.#journaled = undefined;
   }
 
   async #ingestChain(author: string, key: Uint8Array, list: DecodedAuditEntry[], report: IngestReport): Promise<void> {

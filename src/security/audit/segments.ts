@@ -23,6 +23,13 @@ export type AuditDatabase = AbstractLevel<any, any, any>;
 
 type Db = AbstractLevel<unknown, string, Uint8Array>;
 
+/** A signed entry held in the journal until a fold moves it into its segment. */
+export interface JournaledEntry {
+  seq: number;
+  hash: Uint8Array;
+  bytes: Uint8Array;
+}
+
 type BatchOp = { type: "put"; key: string; value: Uint8Array } | { type: "del"; key: string };
 
 /** A segment write computed ahead of applying it; see {@link SegmentStore.prepare}. */
@@ -105,16 +112,16 @@ export class SegmentStore {
   }
 
   /** The write that makes entries durable in the journal, with the chain's new head, before any segment holds them. */
-  journalWrite(author: string, entries: ReadonlyArray<{ seq: number; hash: Uint8Array; bytes: Uint8Array }>, head: Uint8Array): PreparedWrite {
+  journalWrite(author: string, entries: readonly JournaledEntry[], head: Uint8Array): PreparedWrite {
     const ops: BatchOp[] = entries.map((e) => ({ type: "put", key: journalKey(author, e.seq), value: Buffer.concat([e.hash, e.bytes]) }));
     ops.push({ type: "put", key: headKey(author), value: head });
     return { ops, chunks: 0 };
   }
 
   /** Journaled entries of an author, by seq. */
-  async journal(author: string): Promise<Array<{ seq: number; hash: Uint8Array; bytes: Uint8Array }>> {
+  async journal(author: string): Promise<JournaledEntry[]> {
     const prefix = `journal/${encodeURIComponent(author)}/`;
-    const out: Array<{ seq: number; hash: Uint8Array; bytes: Uint8Array }> = [];
+    const out: JournaledEntry[] = [];
     for await (const [key, value] of this.#db.iterator({ gte: prefix, lt: `${prefix.slice(0, -1)}0` })) {
       out.push({ seq: Number(key.slice(prefix.length)), hash: value.subarray(0, 32), bytes: value.subarray(32) });
     }
