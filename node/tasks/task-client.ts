@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import type { Libp2p } from "@libp2p/interface";
 import type { DeviceIdentity } from "../../identity/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
-import type { TaskEvent, TaskState, TaskSubmitRequest } from "../../src/contract/types.js";
+import type { TaskEvent, TaskState, TaskStatus, TaskSubmitRequest } from "../../src/contract/types.js";
+import { isTerminal } from "../../src/engine/state-machine.js";
 import { AsyncQueue } from "../../src/util/async-queue.js";
 import { ChannelPool, encodeCanonical, type FramedChannel } from "../../protocols/framing/index.js";
 import { createTaskCodec, eventFromWire, stateFromWire, TASK_PROTOCOL, type SubmitEnvelope, type TaskMessage } from "../../protocols/task/index.js";
@@ -92,8 +93,14 @@ export class TaskClient {
   }
 
   private accepted(state: TaskState): TaskState {
-    this.leases.set(state.id, { at: Date.now(), status: state.status });
+    this.renew(state.id, state.status);
     return state;
+  }
+
+  /** The executor vouched for `taskId` now. An ended task needs no lease, and keeping one per task ever submitted would grow without bound. */
+  private renew(taskId: string, status: TaskStatus): void {
+    if (isTerminal(status)) this.leases.delete(taskId);
+    else this.leases.set(taskId, { at: Date.now(), status });
   }
 
   async cancel(peer: string, taskId: string): Promise<boolean> {
@@ -140,7 +147,7 @@ export class TaskClient {
             // A followed task's events start at its first; a subscriber resuming later skips what it saw.
             if (w.seq <= afterSeq) continue;
             const e = eventFromWire(w);
-            this.leases.set(taskId, { at: Date.now(), status: e.status });
+            this.renew(taskId, e.status);
             yield e;
           }
         } else if (m.t === "end") return;
@@ -178,7 +185,7 @@ export class TaskClient {
     }
   }
 
-  /** When the executor last renewed our lease on `taskId` (ms since epoch), if ever. */
+  /** When the executor last renewed our lease on `taskId` (ms since epoch); undefined if never, or once the task has ended. */
   leaseOf(taskId: string): { at: number; status: string } | undefined {
     return this.leases.get(taskId);
   }
@@ -203,7 +210,7 @@ export class TaskClient {
     try {
       for await (const m of channel) {
         if (m.t === "lease") {
-          for (const t of m.tasks) this.leases.set(t.id, { at: Date.now(), status: t.status });
+          for (const t of m.tasks) this.renew(t.id, t.status);
           continue;
         }
         if (!("rid" in m)) continue;

@@ -70,6 +70,9 @@ describe("task protocol", () => {
     // Leases go out every second.
     await vi.waitFor(() => expect(leased).toContain(unfollowed.id), { timeout: 5_000 });
     expect(leased).not.toContain(followed.id);
+    // The submitter keeps no lease of a task it knows has ended, however it learnt so.
+    expect(a.client.leaseOf(followed.id)).toBeUndefined();
+    expect(a.client.leaseOf(unfollowed.id)).toBeUndefined();
   }, 60_000);
 
   it("streams a longer followed task in batches after the answer, and lets an unclaimed one go past its limit", async () => {
