@@ -6,7 +6,17 @@ import type { TaskEvent, TaskState, TaskStatus, TaskSubmitRequest } from "../../
 import { isTerminal } from "../../src/engine/state-machine.js";
 import { AsyncQueue } from "../../src/util/async-queue.js";
 import { ChannelPool, encodeCanonical, type FramedChannel } from "../../protocols/framing/index.js";
-import { createTaskCodec, eventFromWire, stateFromWire, TASK_PROTOCOL, type SubmitEnvelope, type TaskMessage } from "../../protocols/task/index.js";
+import {
+  createTaskCodec,
+  eventFromWire,
+  MAX_SUBMITS_PER_MESSAGE,
+  stateFromWire,
+  submitSignedBytes,
+  TASK_PROTOCOL,
+  type SubmitEnvelope,
+  type TaskMessage,
+} from "../../protocols/task/index.js";
+import { runsBySize } from "../../src/util/runs-by-size.js";
 import { errorFromWire } from "../../src/transport/error-wire.js";
 
 /** Options of {@link TaskClient}. */
@@ -32,10 +42,25 @@ interface EventStream {
   taskId?: string;
 }
 
+/** A submission waiting to go out in the next `submit` message to its executor. */
+interface QueuedSubmit {
+  rid: number;
+  envelope: Uint8Array;
+  follow: boolean;
+  sent: { resolve: () => void; reject: (err: unknown) => void };
+}
+
 interface ChannelState {
   pending: Map<number, { resolve: (m: Answer) => void; reject: (e: unknown) => void }>;
   streams: Map<number, EventStream>;
+  /** Submissions made during this turn of the event loop after its first, sent together at its end. */
+  submits: QueuedSubmit[];
+  /** A submission went out this turn: later ones wait for the end-of-turn message. */
+  submitTurnOpen: boolean;
 }
+
+/** Envelope bytes joined under one signature up to this much; a larger envelope goes in a message of its own. */
+const SUBMIT_MESSAGE_BYTES = 256 * 1024;
 
 /** Followed tasks waiting for a subscriber; the oldest is let go beyond this. */
 const MAX_UNCLAIMED_TASKS = 1024;
@@ -77,19 +102,55 @@ export class TaskClient {
       ...(session !== undefined && { session }),
     };
     const bytes = encodeCanonical(envelope);
-    const sig = this.options.identity.sign(bytes);
-    if (options.follow !== true) {
-      const answer = await this.request(peer, (rid) => ({ t: "submit", rid, envelope: bytes, sig }));
+    const follow = options.follow === true;
+    const submit = (channel: FramedChannel<TaskMessage>, state: ChannelState, rid: number): Promise<void> => this.queueSubmit(channel, state, rid, bytes, follow);
+    if (!follow) {
+      const answer = await this.exchange(peer, submit);
       if (answer.t !== "state" || answer.state === null) throw new CoderClawError("PROTOCOL", `unexpected answer ${answer.t} to submit`);
       return this.accepted(stateFromWire(answer.state));
     }
     const stream: EventStream = { queue: new AsyncQueue(), unclaimed: 0 };
-    const answer = await this.request(peer, (rid) => ({ t: "submit", rid, envelope: bytes, sig, follow: true }), stream);
+    const answer = await this.exchange(peer, submit, stream);
     if (answer.t !== "accepted") throw new CoderClawError("PROTOCOL", `unexpected answer ${answer.t} to a followed submit`);
     const state = this.accepted(stateFromWire(answer.state));
     this.unclaimed.set(state.id, { peer, rid: answer.rid });
     if (this.unclaimed.size > MAX_UNCLAIMED_TASKS) this.release(this.unclaimed.keys().next().value!);
     return state;
+  }
+
+  /**
+   * Send a submission. On a channel with no other request waiting for its answer
+   * it goes out at once, signed alone. Under load, submissions made during one
+   * turn of the event loop go out together at its end under one signature (see
+   * submitSignedBytes), so a burst costs both ends one signature instead of one
+   * per task, while a lone submission waits for nothing.
+   */
+  private queueSubmit(channel: FramedChannel<TaskMessage>, state: ChannelState, rid: number, envelope: Uint8Array, follow: boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      state.submits.push({ rid, envelope, follow, sent: { resolve, reject } });
+      if (state.submitTurnOpen) return;
+      state.submitTurnOpen = true;
+      // This submission is already pending itself: any other means the executor is busy with our requests.
+      if (state.pending.size <= 1) this.sendSubmits(channel, state);
+      setImmediate(() => {
+        state.submitTurnOpen = false;
+        this.sendSubmits(channel, state);
+      });
+    });
+  }
+
+  private sendSubmits(channel: FramedChannel<TaskMessage>, state: ChannelState): void {
+    for (const run of runsBySize(state.submits.splice(0), (q) => q.envelope.byteLength, SUBMIT_MESSAGE_BYTES)) {
+      for (let i = 0; i < run.length; i += MAX_SUBMITS_PER_MESSAGE) {
+        const group = run.slice(i, i + MAX_SUBMITS_PER_MESSAGE);
+        const items = group.map(({ rid, envelope, follow }) => (follow ? { rid, envelope, follow } : { rid, envelope }));
+        const sig = this.options.identity.sign(submitSignedBytes(group.map((q) => q.envelope)));
+        channel.send({ t: "submit", sig, items }).then(
+          () => group.forEach((q) => q.sent.resolve()),
+          (err: unknown) => group.forEach((q) => q.sent.reject(err)),
+        );
+      }
+    }
   }
 
   private accepted(state: TaskState): TaskState {
@@ -199,7 +260,7 @@ export class TaskClient {
       throw new CoderClawError("UNAVAILABLE", `cannot reach ${peer}: ${(err as Error).message}`, { cause: err });
     });
     if (!this.states.has(channel)) {
-      const state: ChannelState = { pending: new Map(), streams: new Map() };
+      const state: ChannelState = { pending: new Map(), streams: new Map(), submits: [], submitTurnOpen: false };
       this.states.set(channel, state);
       void this.read(channel, state);
     }
@@ -256,7 +317,16 @@ export class TaskClient {
   }
 
   /** Send a request and wait for its answer; `stream` receives what follows the answer on the same rid. */
-  private async request(peer: string, build: (rid: number) => TaskMessage, stream?: EventStream): Promise<Answer> {
+  private request(peer: string, build: (rid: number) => TaskMessage, stream?: EventStream): Promise<Answer> {
+    return this.exchange(peer, (channel, _state, rid) => channel.send(build(rid)), stream);
+  }
+
+  /** Send what `send` sends on a new rid and wait for the answer on that rid; `stream` receives what follows it. */
+  private async exchange(
+    peer: string,
+    send: (channel: FramedChannel<TaskMessage>, state: ChannelState, rid: number) => Promise<void>,
+    stream?: EventStream,
+  ): Promise<Answer> {
     const channel = await this.channel(peer);
     const state = this.states.get(channel)!;
     const rid = this.nextRid++;
@@ -277,7 +347,7 @@ export class TaskClient {
           reject(e);
         },
       });
-      channel.send(build(rid)).catch((err: unknown) => {
+      send(channel, state, rid).catch((err: unknown) => {
         clearTimeout(timer);
         state.pending.delete(rid);
         state.streams.delete(rid);

@@ -9,13 +9,14 @@ import type { AgentRegistry } from "../../src/agents/executor.js";
 import { isTerminal, isTerminalEvent } from "../../src/engine/state-machine.js";
 import { coalesce } from "../../src/util/coalesce.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
-import { decodeStrict, handleFramed, type FramedChannel, type PeerRateLimiter } from "../../protocols/framing/index.js";
+import { decodeStrict, handleFramed, PeerLimitError, type FramedChannel, type PeerRateLimiter } from "../../protocols/framing/index.js";
 import {
   createTaskCodec,
   eventToWire,
   MAX_EVENTS_PER_MESSAGE,
   stateToWire,
   submitEnvelopeSchema,
+  submitSignedBytes,
   TASK_PROTOCOL,
   type SubmitEnvelope,
   type TaskMessage,
@@ -103,11 +104,21 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     return p;
   };
 
-  const verifySubmit = async (peer: string, envelopeBytes: Uint8Array, sig: Uint8Array): Promise<{ envelope: SubmitEnvelope; recorded?: Promise<void> }> => {
+  /** A submission's envelope, parsed, and refused when it names another requester than the connection's peer. */
+  const readEnvelope = (peer: string, envelopeBytes: Uint8Array): SubmitEnvelope => {
     const envelope = parseInput(submitEnvelopeSchema, decodeStrict(envelopeBytes));
     if (envelope.requester !== peer) throw new CoderClawError("PERMISSION_DENIED", `submission signed for ${envelope.requester} arrived from ${peer}`);
+    return envelope;
+  };
+
+  /** Whether `peer`'s device key signed these envelopes, as one `submit` message carries them: one check for all. */
+  const signedByPeer = (peer: string, envelopes: readonly Uint8Array[], sig: Uint8Array): boolean => {
     const publicKey = publicKeyOfDeviceId(peer);
-    if (!publicKey || !ed25519.verify(sig, envelopeBytes, publicKey)) throw new CoderClawError("PERMISSION_DENIED", "submission signature does not verify");
+    return publicKey !== undefined && ed25519.verify(sig, submitSignedBytes(envelopes), publicKey);
+  };
+
+  /** The checks of a signed envelope against this mesh, the clock and replays, then the security check. */
+  const admit = async (peer: string, envelope: SubmitEnvelope): Promise<{ recorded?: Promise<void> }> => {
     if (envelope.meshId !== options.meshId()) throw new CoderClawError("PERMISSION_DENIED", `submission is for mesh ${envelope.meshId}, not this one`);
     const now = Date.now();
     if (Math.abs(now - envelope.issuedAt) > skew) throw new CoderClawError("PERMISSION_DENIED", "submission timestamp outside the replay window");
@@ -116,7 +127,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     seenNonces.set(nonce, now);
     const decision: SubmitDecision = (await options.authorize?.({ peer, envelope })) ?? { allowed: true };
     if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? "not allowed");
-    return decision.recorded === undefined ? { envelope } : { envelope, recorded: decision.recorded };
+    return decision.recorded === undefined ? {} : { recorded: decision.recorded };
   };
 
   const serve = (channel: FramedChannel<TaskMessage>): void => {
@@ -130,8 +141,8 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     const answer = (rid: number, run: () => Promise<TaskMessage>): void => {
       run().then(send, (err: unknown) => send(errorMessage(rid, err)));
     };
-    const submit = async (m: Extract<TaskMessage, { t: "submit" }>): Promise<TaskState> => {
-      const { envelope, recorded } = await verifySubmit(peer, m.envelope, m.sig);
+    const submit = async (envelope: SubmitEnvelope): Promise<TaskState> => {
+      const { recorded } = await admit(peer, envelope);
       const request: TaskSubmitRequest = { ...envelope.request } as TaskSubmitRequest;
       const agent = request.agentId === undefined ? undefined : options.agents.get(request.agentId);
       // The submitter re-routes on a dead executor only when the agent said a retry is safe.
@@ -140,6 +151,40 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
       const task = await engine.submit(request, recorded === undefined ? {} : { admitted: recorded });
       state.leased.add(task.id);
       return task;
+    };
+    /** Each submission of a message is answered on its own rid; one signature check covers them all. */
+    const submitAll = (m: Extract<TaskMessage, { t: "submit" }>): void => {
+      // Each submission beyond the first spends a frame of the peer's allowance, as if it had come alone.
+      for (let i = 1; i < m.items.length; i++) {
+        if (options.limiter?.take(peer) === false) return channel.abort(new PeerLimitError(`${peer} exceeded its frame rate`, peer));
+      }
+      const envelopes = m.items.map((item): { envelope: SubmitEnvelope } | { error: unknown } => {
+        try {
+          return { envelope: readEnvelope(peer, item.envelope) };
+        } catch (error) {
+          return { error };
+        }
+      });
+      const signed = signedByPeer(peer, m.items.map((item) => item.envelope), m.sig);
+      for (const [i, item] of m.items.entries()) {
+        const read = envelopes[i]!;
+        const accepted =
+          "error" in read
+            ? Promise.reject(read.error)
+            : signed
+              ? submit(read.envelope)
+              : Promise.reject(new CoderClawError("PERMISSION_DENIED", "submission signature does not verify"));
+        if (item.follow !== true) {
+          answer(item.rid, async () => ({ t: "state", rid: item.rid, state: stateToWire(await accepted) }));
+          continue;
+        }
+        const controller = new AbortController();
+        subscriptions.set(item.rid, controller);
+        accepted
+          .then((task) => follow(item.rid, task.id, 0, controller, task))
+          .catch((err: unknown) => send(errorMessage(item.rid, err)))
+          .finally(() => subscriptions.delete(item.rid));
+      }
     };
     /**
      * Stream a task's events after `after` on `rid`, batched, then `end`. When
@@ -173,16 +218,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
         for await (const m of channel) {
           switch (m.t) {
             case "submit":
-              if (m.follow === true) {
-                const controller = new AbortController();
-                subscriptions.set(m.rid, controller);
-                submit(m)
-                  .then((task) => follow(m.rid, task.id, 0, controller, task))
-                  .catch((err: unknown) => send(errorMessage(m.rid, err)))
-                  .finally(() => subscriptions.delete(m.rid));
-              } else {
-                answer(m.rid, async () => ({ t: "state", rid: m.rid, state: stateToWire(await submit(m)) }));
-              }
+              submitAll(m);
               break;
             case "cancel":
               answer(m.rid, async () => {

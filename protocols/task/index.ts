@@ -3,6 +3,7 @@ export {
   TASK_PROTOCOL_VERSION,
   MAX_TASK_MESSAGE_BYTES,
   MAX_EVENTS_PER_MESSAGE,
+  MAX_SUBMITS_PER_MESSAGE,
   createTaskCodec,
   submitEnvelopeSchema,
   taskMessageSchema,
@@ -11,4 +12,5 @@ export {
   type SubmitEnvelope,
   type TaskMessage,
 } from "./messages.js";
+export { submitSignedBytes } from "./submit-signature.js";
 export { eventFromWire, eventToWire, stateFromWire, stateToWire, updateFromWire } from "./wire.js";

@@ -4,8 +4,8 @@ import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/c
 
 /** Remote task submission, cancellation, queries and update streams between mesh members. */
 export const TASK_PROTOCOL = "/coderclaw/task/1.0.0";
-/** Wire version inside every task-protocol envelope. */
-export const TASK_PROTOCOL_VERSION = 2;
+/** Wire version inside every task-protocol envelope (3: submissions travel in signed groups). */
+export const TASK_PROTOCOL_VERSION = 3;
 /** A 1 MiB input plus envelope. */
 export const MAX_TASK_MESSAGE_BYTES = 1280 * 1024;
 
@@ -68,6 +68,12 @@ export const wireEventSchema = z.strictObject({
   data: z.unknown().optional(),
 });
 
+/** Most submissions one `submit` message (and its one signature) carries. */
+export const MAX_SUBMITS_PER_MESSAGE = 64;
+
+/** One submission of a `submit` message; `rid` pairs it with its answer. */
+const submitItem = z.strictObject({ rid, envelope: bytesSchema, follow: z.boolean().optional() });
+
 /** Most events one `accepted` or `upd` message carries. */
 export const MAX_EVENTS_PER_MESSAGE = 1000;
 const eventBatch = z.array(wireEventSchema).max(MAX_EVENTS_PER_MESSAGE);
@@ -75,11 +81,15 @@ const eventBatch = z.array(wireEventSchema).max(MAX_EVENTS_PER_MESSAGE);
 /** Every message of the task protocol, both directions; `rid` pairs answers with requests on the shared stream. */
 export const taskMessageSchema = z.discriminatedUnion("t", [
   /**
+   * Submissions, each answered on its own rid, under one signature of the requesting device over
+   * all their envelopes (see submitSignedBytes): a submitter sends what it submits in one turn of its
+   * event loop together, and the executor checks one signature for all of them.
+   *
    * With `follow`, the executor answers `accepted` and keeps sending the task's events on the same
    * rid (`upd`, then `end`): a submitter that follows its task saves a round trip, and a task that
    * ends at once travels back in that one answer.
    */
-  z.strictObject({ t: z.literal("submit"), rid, envelope: bytesSchema, sig: bytesSchema, follow: z.boolean().optional() }),
+  z.strictObject({ t: z.literal("submit"), sig: bytesSchema, items: z.array(submitItem).min(1).max(MAX_SUBMITS_PER_MESSAGE) }),
   z.strictObject({ t: z.literal("cancel"), rid, taskId }),
   z.strictObject({ t: z.literal("get"), rid, taskId }),
   z.strictObject({ t: z.literal("events"), rid, taskId }),

@@ -1,7 +1,7 @@
 import { peerIdFromString } from "@libp2p/peer-id";
 import { afterEach, describe, expect, it } from "vitest";
 import { FramedChannel } from "../../protocols/framing/index.js";
-import { createTaskCodec, TASK_PROTOCOL, type TaskMessage } from "../../protocols/task/index.js";
+import { createTaskCodec, MAX_SUBMITS_PER_MESSAGE, TASK_PROTOCOL, type TaskMessage } from "../../protocols/task/index.js";
 import { formMesh, startNodes } from "../helpers/mesh.js";
 
 let stop: (() => Promise<void>) | undefined;
@@ -30,5 +30,23 @@ describe("a flooding member", () => {
     const task = await c.adapter.submitTask({ description: "still served", input: "x", agentId: "echo" }, { route: a.peerId });
     for await (const u of c.adapter.streamTaskUpdates(task.id)) if (u.status === "completed") break;
     expect((await c.adapter.getTaskState(task.id))?.status).toBe("completed");
+  }, 90_000);
+
+  it("spends a frame of its allowance on each submission a message carries", async () => {
+    const mesh = await startNodes(2);
+    stop = mesh.stop;
+    const [a, b] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0]];
+    await formMesh(mesh.nodes);
+
+    const stream = await b.libp2p.dialProtocol(peerIdFromString(a.peerId), TASK_PROTOCOL);
+    const flood = new FramedChannel<TaskMessage>({ stream, codec: createTaskCodec(), peer: a.peerId });
+    const closed = new Promise<void>((resolve) => stream.addEventListener("close", () => resolve()));
+    // 64 submissions per frame: 200 frames are 12,800 submissions, past the burst of 10,000.
+    const items = Array.from({ length: MAX_SUBMITS_PER_MESSAGE }, (_, i) => ({ rid: i + 1, envelope: new Uint8Array([i]) }));
+    const sends: Array<Promise<void>> = [];
+    for (let n = 0; n < 200; n++) sends.push(flood.send({ t: "submit", sig: new Uint8Array(64), items }).catch(() => undefined));
+    await Promise.all(sends);
+    await closed;
+    expect(stream.status).not.toBe("open");
   }, 90_000);
 });

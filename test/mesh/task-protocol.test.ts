@@ -1,5 +1,9 @@
+import { randomBytes } from "node:crypto";
+import { peerIdFromString } from "@libp2p/peer-id";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { FramedChannel } from "../../protocols/framing/index.js";
+import { ed25519 } from "../../identity/index.js";
+import { encodeCanonical, FramedChannel } from "../../protocols/framing/index.js";
+import { createTaskCodec, submitSignedBytes, TASK_PROTOCOL, type SubmitEnvelope, type TaskMessage } from "../../protocols/task/index.js";
 import { TaskClient } from "../../node/tasks/task-client.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import type { TaskEvent } from "../../src/contract/types.js";
@@ -72,7 +76,7 @@ describe("task protocol", () => {
     expect(leased).not.toContain(followed.id);
     // The submitter keeps no lease of a task it knows has ended, however it learnt so.
     expect(a.client.leaseOf(followed.id)).toBeUndefined();
-    expect(a.client.leaseOf(unfollowed.id)).toBeUndefined();
+    await vi.waitFor(() => expect(a.client.leaseOf(unfollowed.id)).toBeUndefined(), { timeout: 5_000 });
   }, 60_000);
 
   it("streams a longer followed task in batches after the answer, and lets an unclaimed one go past its limit", async () => {
@@ -97,6 +101,71 @@ describe("task protocol", () => {
     } finally {
       await client.close();
     }
+  }, 60_000);
+
+  it("sends what is submitted in one turn under load as one message with one signature, answering each on its own rid", async () => {
+    const [a, b] = await twoNodes();
+    const groups: number[] = [];
+    const send = FramedChannel.prototype.send;
+    vi.spyOn(FramedChannel.prototype, "send").mockImplementation(function (this: FramedChannel<unknown>, message: unknown) {
+      const m = message as { t?: string; items?: unknown[] };
+      if (m.t === "submit") groups.push(m.items?.length ?? 0);
+      return send.call(this, message);
+    });
+    const verify = ed25519.verify.bind(ed25519);
+    let submitChecks = 0;
+    vi.spyOn(ed25519, "verify").mockImplementation((sig, message, key) => {
+      if (Buffer.from(message).toString("latin1").startsWith("coderclaw/task/submit/")) submitChecks++;
+      return verify(sig, message, key);
+    });
+    const tasks = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => a.client.submit(b.peerId, { description: `burst ${i}`, input: String(i), agentId: "echo" }, undefined, { follow: true })),
+    );
+    // The first leaves at once, alone; the rest of the turn follow together.
+    expect(groups).toEqual([1, 19]);
+    expect(submitChecks).toBe(2);
+    expect(new Set(tasks.map((t) => t.id)).size).toBe(20);
+    for (const [i, task] of tasks.entries()) {
+      expect(task.description).toBe(`burst ${i}`);
+      expect((await collect(a.client.subscribe(b.peerId, task.id, 0))).at(-1)).toMatchObject({ status: "completed" });
+      expect((await b.core.engine.getTask(task.id))?.output).toBe(String(i));
+    }
+  }, 60_000);
+
+  it("refuses every submission of a message its signature does not cover, stores none, and refuses a replayed one", async () => {
+    const [a, b] = await twoNodes();
+    const envelope = (description: string): Uint8Array =>
+      encodeCanonical({
+        request: { description, input: "x", agentId: "echo" },
+        requester: a.peerId,
+        meshId: a.membership.meshId!,
+        issuedAt: Date.now(),
+        nonce: randomBytes(16),
+      } satisfies SubmitEnvelope);
+    const stream = await a.libp2p.dialProtocol(peerIdFromString(b.peerId), TASK_PROTOCOL);
+    const channel = new FramedChannel<TaskMessage>({ stream, codec: createTaskCodec(), peer: b.peerId });
+    const answers = async (count: number): Promise<TaskMessage[]> => {
+      const out: TaskMessage[] = [];
+      while (out.length < count) out.push(await channel.receive({ timeoutMs: 10_000 }));
+      return out.sort((x, y) => ("rid" in x && "rid" in y ? x.rid - y.rid : 0));
+    };
+    const [one, two, three] = [envelope("one"), envelope("two"), envelope("three")];
+    const sign = (envelopes: Uint8Array[]): Uint8Array => a.identity.sign(submitSignedBytes(envelopes));
+
+    // Signed for [one, two]; sent as [one, three], then as [two, one]: nothing verifies.
+    await channel.send({ t: "submit", sig: sign([one, two]), items: [{ rid: 1, envelope: one }, { rid: 2, envelope: three }] });
+    await channel.send({ t: "submit", sig: sign([one, two]), items: [{ rid: 3, envelope: two }, { rid: 4, envelope: one }] });
+    for (const m of await answers(4)) expect(m).toMatchObject({ t: "err", code: "PERMISSION_DENIED", message: "submission signature does not verify" });
+    expect(await b.core.engine.listTasks()).toEqual([]);
+
+    // Signed as sent: both stored; sent again: both refused as replays.
+    const sig = sign([one, two]);
+    await channel.send({ t: "submit", sig, items: [{ rid: 5, envelope: one }, { rid: 6, envelope: two }] });
+    expect((await answers(2)).map((m) => m.t)).toEqual(["state", "state"]);
+    await channel.send({ t: "submit", sig, items: [{ rid: 7, envelope: one }, { rid: 8, envelope: two }] });
+    for (const m of await answers(2)) expect(m).toMatchObject({ t: "err", code: "PERMISSION_DENIED", message: "replayed submission" });
+    expect((await b.core.engine.listTasks()).map((t) => t.description).sort()).toEqual(["one", "two"]);
+    await channel.close();
   }, 60_000);
 
   it("cancels a remote task before it starts when its audit entry cannot be written", async () => {
