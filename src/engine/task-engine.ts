@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { AgentUnavailableError, CoderClawError, NotFoundError } from "../contract/errors.js";
 import type {
   StreamOptions,
@@ -147,6 +148,8 @@ export class TaskEngine {
   private running = 0;
   private flushScheduled = false;
   private flushChain: Promise<void> = Promise.resolve();
+  /** A flush is being written. */
+  private flushing = false;
   private accepting = true;
   private healthy = true;
   private total = 0;
@@ -649,7 +652,11 @@ export class TaskEngine {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      this.flushChain = this.flushChain.then(() => this.flush());
+      // Behind a flush still being written, this one waits for the end of the turn in which that write completes:
+      // the completion lets the work that waited for it go on (an admitted task starts and, when quick, ends in that
+      // turn), and taking the dirty tasks mid-turn would write states already out of date, a write each.
+      const behind = this.flushing;
+      this.flushChain = this.flushChain.then(() => (behind ? nextTurn() : undefined)).then(() => this.flush());
     });
   }
 
@@ -660,6 +667,16 @@ export class TaskEngine {
    */
   private async flush(): Promise<void> {
     if (this.dirty.size === 0) return;
+    this.flushing = true;
+    try {
+      await this.writeDirty();
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** The write of {@link TaskEngine.flush}, while `flushing` is set. */
+  private async writeDirty(): Promise<void> {
     const tasks = [...this.dirty];
     this.dirty.clear();
     const changes: TaskChangeSet[] = [];

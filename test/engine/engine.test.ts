@@ -43,6 +43,26 @@ describe("task engine", () => {
     expect(ids.map((id) => ctl.isExecuting(id))).toEqual([true, false, true, true, false, false, false]);
   });
 
+  it("writes quick tasks that start when an earlier write completes once more, already ended", async () => {
+    const { core: c } = await core({ maxConcurrentTasks: 100 });
+    const written: string[] = [];
+    const persist = c.repository.persist.bind(c.repository);
+    c.repository.persist = (changes) => {
+      for (const change of changes) written.push(change.record.state.status);
+      return persist(changes);
+    };
+    const first = Array.from({ length: 50 }, (_, i) => c.engine.submit({ description: `first ${i}`, input: "x", agentId: "echo" }, { admitted: Promise.resolve() }));
+    // The first write is under way; this task's write queues behind it, and the first fifty start and end as it completes.
+    await new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+    const late = c.engine.submit({ description: "late", input: "x", agentId: "echo" });
+    const tasks = await Promise.all([...first, late]);
+    await waitFor(async () => (await Promise.all(tasks.map((t) => c.engine.getTask(t.id)))).every((t) => t?.status === "completed"));
+    await c.engine.listTasks();
+    expect(written.filter((s) => s === "pending")).toHaveLength(51);
+    expect(written.filter((s) => s === "completed")).toHaveLength(51);
+    expect(written.filter((s) => s !== "pending" && s !== "completed")).toEqual([]);
+  });
+
   it("fails a task that exceeds its timeout, aborting the executor", async () => {
     const slow: AgentExecutor = {
       info: { id: "slow", name: "slow", description: "", capabilities: [] },
