@@ -194,7 +194,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     const follow = async (rid: number, taskId: string, after: number, controller: AbortController, accepted?: TaskState): Promise<void> => {
       let ended = false;
       try {
-        for await (const batch of coalesce(engine.streamEvents(taskId, { afterSeq: after, signal: controller.signal }), MAX_EVENTS_PER_MESSAGE)) {
+        for await (const batch of coalesce(engine.streamEvents(taskId, { afterSeq: after, signal: controller.signal }), MAX_EVENTS_PER_MESSAGE, isTerminalEvent)) {
           for (const run of runsBySize(batch, eventSize, EVENT_BYTES_PER_MESSAGE)) {
             const events = run.map(eventToWire);
             if (accepted === undefined) {

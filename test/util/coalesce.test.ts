@@ -34,6 +34,22 @@ describe("coalesce", () => {
     );
   });
 
+  it("hands over a batch that ends with the last item at once, without waiting for the turn to end", async () => {
+    const queue = new AsyncQueue<number>();
+    async function* source(): AsyncGenerator<number> {
+      for (let r = await queue.next(); !r.done; r = await queue.next()) yield r.value;
+    }
+    const batches = coalesce(source(), 10, (n) => n === 3)[Symbol.asyncIterator]();
+    const first = batches.next();
+    let turnEnded = false;
+    setImmediate(() => (turnEnded = true));
+    for (const n of [1, 2, 3]) queue.push(n);
+    expect((await first).value).toEqual([1, 2, 3]);
+    expect(turnEnded).toBe(false);
+    queue.end();
+    expect((await batches.next()).done).toBe(true);
+  });
+
   it("rethrows the source's failure after the items that came before it", async () => {
     const seen: number[] = [];
     const failure = new Error("source broke");
