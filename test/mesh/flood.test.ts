@@ -41,10 +41,11 @@ describe("a flooding member", () => {
     const stream = await b.libp2p.dialProtocol(peerIdFromString(a.peerId), TASK_PROTOCOL);
     const flood = new FramedChannel<TaskMessage>({ stream, codec: createTaskCodec(), peer: a.peerId });
     const closed = new Promise<void>((resolve) => stream.addEventListener("close", () => resolve()));
-    // 64 submissions per frame: 200 frames are 12,800 submissions, past the burst of 10,000.
+    // 64 submissions per frame: 1,000 frames, far below the burst of 10,000, carry 64,000 submissions, far past it
+    // and past what 5,000 a second refill while a busy machine works through them.
     const items = Array.from({ length: MAX_SUBMITS_PER_MESSAGE }, (_, i) => ({ rid: i + 1, envelope: new Uint8Array([i]) }));
     const sends: Array<Promise<void>> = [];
-    for (let n = 0; n < 200; n++) sends.push(flood.send({ t: "submit", sig: new Uint8Array(64), items }).catch(() => undefined));
+    for (let n = 0; n < 1_000; n++) sends.push(flood.send({ t: "submit", sig: new Uint8Array(64), items }).catch(() => undefined));
     await Promise.all(sends);
     await closed;
     expect(stream.status).not.toBe("open");
