@@ -179,7 +179,8 @@ export class LevelTaskRepository implements TaskRepository {
     }
     // One count for the whole call, atomic with the tasks it counts: a new task's first write is always in `plain`.
     if (this.total !== totalBefore) plain.push({ type: "put", key: COUNT_KEY, value: encodeCount(this.total) });
-    const recorded = plain.length > 0 ? this.store.write(plain) : Promise.resolve();
+    // The engine calls this from its group commit at the end of a turn: the write need not wait for another.
+    const recorded = plain.length > 0 ? this.store.write(plain, { now: true }) : Promise.resolve();
     writes.push(recorded);
     await Promise.all(writes);
   }

@@ -310,11 +310,12 @@ export class LevelDocumentStore implements DocumentStore {
 
   /**
    * Write `ops` (records that are not documents, such as write-ahead records and
-   * indexes) in the same group commit as document updates.
+   * indexes) in the same group commit as document updates; with `now`, without
+   * waiting for the end of the turn (see {@link WriteBatcher.writeNow}).
    */
-  write(ops: WriteOp[]): Promise<void> {
+  write(ops: WriteOp[], options: { now?: boolean } = {}): Promise<void> {
     this.assertOpen();
-    return this.batcher.write(ops);
+    return options.now === true ? this.batcher.writeNow(ops) : this.batcher.write(ops);
   }
 
   /** Resolves when every write issued so far is durable. */
