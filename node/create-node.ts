@@ -150,7 +150,14 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       },
     });
     stack.push(async () => membership.close());
-    security = await NodeSecurity.open({ db: core.db, store: core.store, identity, membership, workspaceDir: options.workspaceDir ?? dataDir });
+    security = await NodeSecurity.open({
+      db: core.db,
+      store: core.store,
+      identity,
+      membership,
+      workspaceDir: options.workspaceDir ?? dataDir,
+      write: (ops) => core.batcher.write(ops),
+    });
     const sec = security;
     stack.push(async () => sec.close());
     const isMember = (peer: string): boolean => membership.isMember(peer);

@@ -5,6 +5,7 @@ import { decodeStatement, type DeviceIdentity, type SignedStatement } from "../.
 import { CoderClawError } from "../../src/contract/errors.js";
 import type { DocumentStore } from "../../src/storage/document-store.js";
 import type { Database } from "../../src/storage/level-database.js";
+import type { WriteOp } from "../../src/storage/write-batcher.js";
 import {
   AuditLog,
   loadRepoPolicy,
@@ -45,6 +46,8 @@ export interface NodeSecurityOptions {
   membership: Membership;
   /** Project directory holding `.coderClaw/security.yaml` and `team-policy.yaml`. */
   workspaceDir: string;
+  /** The database's group commit, which the audit log writes through (see `AuditLogOptions.write`). */
+  write?: (ops: WriteOp[]) => Promise<void>;
 }
 
 /**
@@ -77,7 +80,8 @@ export class NodeSecurity {
     const dir = join(options.workspaceDir, ".coderClaw");
     const repo = await loadRepoPolicy(join(dir, "security.yaml"));
     const team = await loadTeamPolicy(join(dir, "team-policy.yaml"));
-    const audit = new AuditLog({ db: options.db, signer: options.identity });
+    const write = options.write;
+    const audit = new AuditLog({ db: options.db, signer: options.identity, ...(write && { write: (ops) => write(ops as WriteOp[]) }) });
     const s = new NodeSecurity(options, audit, repo, team);
     await s.refresh();
     return s;

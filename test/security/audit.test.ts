@@ -5,6 +5,7 @@ import { decodeAuditEntry, signAuditEntry } from "../../src/security/audit/entry
 
 const decodeHash = (bytes: Uint8Array): string => decodeAuditEntry(bytes).entry.hash;
 import { tamperSegment, tempLevel } from "./helpers.js";
+import { WriteBatcher, type WriteOp } from "../../src/storage/write-batcher.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -87,6 +88,30 @@ describe("audit log", () => {
     await reopened.close();
   });
 
+  it("writes through the group commit it is given, in one batch with what else that turn writes", async () => {
+    const batcher = new WriteBatcher(level.db);
+    const batches: number[] = [];
+    const batch = level.db.batch.bind(level.db) as (ops: unknown[]) => Promise<void>;
+    (level.db as unknown as { batch: (ops: unknown[]) => Promise<void> }).batch = (ops) => {
+      batches.push(ops.length);
+      return batch(ops);
+    };
+    const log = new AuditLog({ db: level.db, signer: node, segmentSize: 10, maxBatch: 4, write: (ops) => batcher.write(ops as WriteOp[]) });
+    // The first append reads the chain's head from storage; from then on it is known.
+    await log.append(body(0));
+    batches.length = 0;
+    // The entry and the head, with another writer's record of the same turn.
+    await Promise.all([log.append(body(1)), batcher.write([{ type: "put", key: "task", value: new Uint8Array([1]) }])]);
+    expect(batches).toEqual([3]);
+    await Promise.all(Array.from({ length: 24 }, (_, i) => log.append(body(i + 2))));
+    expect(await log.verify()).toMatchObject({ ok: true, entries: 26 });
+    await log.close();
+    expect((await auditKeys()).filter((k) => k.startsWith("journal/"))).toEqual([]);
+    const reopened = openLog();
+    expect((await reopened.query({ author: node.peerId })).map((e) => e.seq)).toEqual(Array.from({ length: 26 }, (_, i) => i + 1));
+    await reopened.close();
+  });
+
   it("keeps entries whose fold failed journaled, and a later fold moves them", async () => {
     // The first write that deletes journal entries (a fold) fails, as a full disk would fail it.
     let failFold = true;
@@ -95,7 +120,7 @@ describe("audit log", () => {
       sublevel: {
         value: (...args: Parameters<typeof sublevel>) => {
           const audit = sublevel(...args);
-          const batch = audit.batch.bind(audit) as (ops: Array<{ type: string }>) => Promise<void>;
+          const batch = audit.batch.bind(audit) as unknown as (ops: Array<{ type: string }>) => Promise<void>;
           return Object.assign(audit, {
             batch: async (ops: Array<{ type: string }>) => {
               if (failFold && ops.some((op) => op.type === "del")) {

@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import { canonicalDecode, canonicalEncode } from "../canonical.js";
 import { deviceKeyResolver, verifySignature, type KeyResolver, type Signer } from "../keys.js";
 import { decodeAuditEntry, signAuditEntry, type AuditBody, type AuditEntry, type AuditResult, type DecodedAuditEntry } from "./entry.js";
-import { SegmentStore, appendToSegment, hex, segmentItem, segmentLength, type AuditDatabase, type JournaledEntry, type PreparedWrite, type SegmentDoc } from "./segments.js";
+import { SegmentStore, appendToSegment, hex, segmentItem, segmentLength, type AuditDatabase, type AuditWrite, type JournaledEntry, type PreparedWrite, type SegmentDoc } from "./segments.js";
 import { verifyChain, type AuditProblem, type ForkEvidence } from "./verify.js";
 
 /** Dependencies of an {@link AuditLog}. */
@@ -19,6 +19,14 @@ export interface AuditLogOptions {
   maxBatch?: number;
   /** Journaled entries are folded into their segment documents this long after the first of them, ms. Default 50. */
   foldAfterMs?: number;
+  /**
+   * The database's group commit, to write through instead of a batch of the
+   * log's own: it must apply each call's operations (on the log's sublevel of
+   * `db`, named by each one's `sublevel`) atomically and in call order. A node
+   * passes the one its task engine uses, so an audited submission's entry and
+   * the task it admits share a write.
+   */
+  write?: AuditWrite;
   now?: () => number;
 }
 
@@ -115,7 +123,7 @@ export class AuditLog {
   #journaled: JournaledEntry[] | undefined;
 
   constructor(options: AuditLogOptions) {
-    this.#store = new SegmentStore(options.db);
+    this.#store = new SegmentStore(options.db, options.write);
     this.#signer = options.signer;
     this.#resolveKey = options.resolveKey ?? deviceKeyResolver;
     this.#segmentSize = options.segmentSize ?? 1000;

@@ -23,6 +23,9 @@ export type AuditDatabase = AbstractLevel<any, any, any>;
 
 type Db = AbstractLevel<unknown, string, Uint8Array>;
 
+/** A group commit that writes operations on a sublevel atomically; see `AuditLogOptions.write`. */
+export type AuditWrite = (ops: Array<BatchOp & { sublevel: AuditDatabase }>) => Promise<void>;
+
 /** A signed entry held in the journal until a fold moves it into its segment. */
 export interface JournaledEntry {
   seq: number;
@@ -61,9 +64,11 @@ interface LoadedSegment {
  */
 export class SegmentStore {
   readonly #db: Db;
+  readonly #write: AuditWrite | undefined;
 
-  constructor(db: AuditDatabase) {
+  constructor(db: AuditDatabase, write?: AuditWrite) {
     this.#db = db.sublevel<string, Uint8Array>("audit", { keyEncoding: "utf8", valueEncoding: "view" }) as unknown as Db;
+    this.#write = write;
   }
 
   /** Loads a segment from storage; undefined when absent. */
@@ -108,7 +113,8 @@ export class SegmentStore {
 
   /** Applies a prepared write. */
   async write(prepared: PreparedWrite): Promise<void> {
-    await this.#db.batch(prepared.ops);
+    const sublevel = this.#db as AuditDatabase;
+    await (this.#write === undefined ? this.#db.batch(prepared.ops) : this.#write(prepared.ops.map((op) => ({ ...op, sublevel }))));
   }
 
   /** The write that makes entries durable in the journal, with the chain's new head, before any segment holds them. */
