@@ -53,9 +53,9 @@ interface QueuedSubmit {
 interface ChannelState {
   pending: Map<number, { resolve: (m: Answer) => void; reject: (e: unknown) => void }>;
   streams: Map<number, EventStream>;
-  /** Submissions made during this turn of the event loop after its first, sent together at its end. */
+  /** Submissions waiting for the message that goes out at the end of this turn of the event loop. */
   submits: QueuedSubmit[];
-  /** A submission went out this turn: later ones wait for the end-of-turn message. */
+  /** That end-of-turn message is scheduled: later submissions of the turn join it. */
   submitTurnOpen: boolean;
 }
 
