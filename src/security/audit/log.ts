@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import { canonicalDecode, canonicalEncode } from "../canonical.js";
 import { deviceKeyResolver, verifySignature, type KeyResolver, type Signer } from "../keys.js";
 import { decodeAuditEntry, signAuditEntry, type AuditBody, type AuditEntry, type AuditResult, type DecodedAuditEntry } from "./entry.js";
-import { SegmentStore, appendToSegment, hex, segmentItem, segmentLength, type AuditDatabase, type AuditWrite, type JournaledEntry, type PreparedWrite, type SegmentDoc } from "./segments.js";
+import { SegmentStore, appendToSegment, hex, segmentItem, segmentItems, segmentLength, type AuditDatabase, type AuditWrite, type JournaledEntry, type PreparedWrite, type SegmentDoc } from "./segments.js";
 import { verifyChain, type AuditProblem, type ForkEvidence } from "./verify.js";
 
 /** Dependencies of an {@link AuditLog}. */
@@ -261,11 +261,9 @@ export class AuditLog {
     for (const segment of await this.#store.segments(author)) {
       if (segment < first) continue;
       if (out.length >= limit) break;
-      const loaded = await this.#store.load(author, segment);
-      if (loaded === undefined) continue;
-      const base = segment * this.#segmentSize;
-      for (const [i, bytes] of loaded.doc.entries.entries()) {
-        if (base + i + 1 <= afterSeq) continue;
+      // The open tail is the segment members pull again and again as it grows: read it from memory, not storage.
+      const { doc } = await this.#segment(author, segment);
+      for (const bytes of segmentItems(doc, "entries", Math.max(0, afterSeq - segment * this.#segmentSize))) {
         if (out.length >= limit) break;
         out.push(bytes);
       }
