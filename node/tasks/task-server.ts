@@ -8,6 +8,7 @@ import type { TaskEngine } from "../../src/engine/task-engine.js";
 import type { AgentRegistry } from "../../src/agents/executor.js";
 import { isTerminal, isTerminalEvent } from "../../src/engine/state-machine.js";
 import { coalesce } from "../../src/util/coalesce.js";
+import { createReplayGuard, type ReplayGuard } from "./replay-guard.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
 import { decodeStrict, handleFramed, PeerLimitError, type FramedChannel, type PeerRateLimiter } from "../../protocols/framing/index.js";
 import {
@@ -55,6 +56,8 @@ export interface TaskServerOptions {
   leaseIntervalMs?: number;
   /** A submission signed more than this far from our clock is refused (replay window), ms. Default 5 min. */
   maxClockSkewMs?: number;
+  /** How far behind a peer's newest submission another of its submissions may be signed, ms (see {@link ReplayGuard}). Default 60 s. */
+  replayMemoryMs?: number;
   limiter?: PeerRateLimiter;
   onError?: (peer: string, error: Error) => void;
 }
@@ -92,8 +95,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
   const { engine } = options;
   const codec = createTaskCodec();
   const peers = new Map<string, PeerState>();
-  const seenNonces = new Map<string, number>();
-  const skew = options.maxClockSkewMs ?? 5 * 60_000;
+  const replays = createReplayGuard({ maxClockSkewMs: options.maxClockSkewMs ?? 5 * 60_000, memoryMs: options.replayMemoryMs ?? 60_000 });
 
   const peerState = (peer: string): PeerState => {
     let p = peers.get(peer);
@@ -120,11 +122,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
   /** The checks of a signed envelope against this mesh, the clock and replays, then the security check. */
   const admit = async (peer: string, envelope: SubmitEnvelope): Promise<{ recorded?: Promise<void> }> => {
     if (envelope.meshId !== options.meshId()) throw new CoderClawError("PERMISSION_DENIED", `submission is for mesh ${envelope.meshId}, not this one`);
-    const now = Date.now();
-    if (Math.abs(now - envelope.issuedAt) > skew) throw new CoderClawError("PERMISSION_DENIED", "submission timestamp outside the replay window");
-    const nonce = `${peer}:${Buffer.from(envelope.nonce).toString("hex")}`;
-    if (seenNonces.has(nonce)) throw new CoderClawError("PERMISSION_DENIED", "replayed submission");
-    seenNonces.set(nonce, now);
+    replays.admit(peer, envelope.issuedAt, envelope.nonce);
     const decision: SubmitDecision = (await options.authorize?.({ peer, envelope })) ?? { allowed: true };
     if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? "not allowed");
     return decision.recorded === undefined ? {} : { recorded: decision.recorded };
@@ -281,8 +279,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
         const channel = state.channels.values().next().value;
         channel?.send({ t: "lease", tasks }).catch(() => undefined);
       }
-      const horizon = Date.now() - 2 * skew;
-      for (const [nonce, at] of seenNonces) if (at < horizon) seenNonces.delete(nonce);
+      replays.prune();
     })();
   }, options.leaseIntervalMs ?? 1000);
   leaseTimer.unref();
