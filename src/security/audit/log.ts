@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import { canonicalDecode, canonicalEncode } from "../canonical.js";
 import { deviceKeyResolver, verifySignature, type KeyResolver, type Signer } from "../keys.js";
 import { decodeAuditEntry, signAuditEntry, type AuditBody, type AuditEntry, type AuditResult, type DecodedAuditEntry } from "./entry.js";
-import { SegmentStore, appendToSegment, hex, segmentItem, segmentItems, segmentLength, type AuditDatabase, type AuditWrite, type JournaledEntry, type PreparedWrite, type SegmentDoc } from "./segments.js";
+import { SegmentStore, appendToSegment, hex, segmentItem, segmentItems, type AuditDatabase, type AuditWrite, type JournaledEntry, type PreparedWrite, type SegmentDoc } from "./segments.js";
 import { verifyChain, type AuditProblem, type ForkEvidence } from "./verify.js";
 
 /** Dependencies of an {@link AuditLog}. */
@@ -516,8 +516,7 @@ export class AuditLog {
       }
       const segment = Math.floor((entry.seq - 1) / this.#segmentSize);
       const open = await this.#segment(author, segment);
-      const forks = segmentLength(open.doc, "forks");
-      if (Array.from({ length: forks }, (_, i) => segmentItem(open.doc, "forks", i)).some((f) => f !== undefined && Buffer.compare(f, decoded.bytes) === 0)) {
+      if (segmentItems(open.doc, "forks").some((f) => Buffer.compare(f, decoded.bytes) === 0)) {
         report.duplicates++;
         continue;
       }

@@ -175,7 +175,7 @@ type SegmentList = "entries" | "hashes" | "forks";
  * the document's backend: `A.change` rebuilds the JS object after every change,
  * which made an append cost far more than the entry's signature. The object
  * then no longer shows the appended values: read a segment that was appended to
- * with {@link segmentItem} and {@link segmentLength}, or load it again.
+ * with {@link segmentItem} and {@link segmentItems}, or load it again.
  */
 export function appendToSegment(doc: A.Doc<SegmentDoc>, lists: Partial<Record<SegmentList, readonly Uint8Array[]>>): void {
   const h = A.getBackend(doc);
@@ -205,12 +205,6 @@ export function segmentItems(doc: A.Doc<SegmentDoc>, list: SegmentList, start = 
   const h = A.getBackend(doc);
   const values = h.materialize(listId(h, list)) as unknown[];
   return values.slice(start).filter((v): v is Uint8Array => v instanceof Uint8Array);
-}
-
-/** The length of a segment's list, as its backend holds it. */
-export function segmentLength(doc: A.Doc<SegmentDoc>, list: SegmentList): number {
-  const h = A.getBackend(doc);
-  return h.length(listId(h, list));
 }
 
 function listId(h: ReturnType<typeof A.getBackend>, list: SegmentList): string {
