@@ -316,9 +316,9 @@ export class TaskClient {
     if (stream.unclaimed > (this.options.maxUnclaimedEvents ?? 1000) && stream.taskId !== undefined) this.release(stream.taskId);
   }
 
-  /** Send a request and wait for its answer; `stream` receives what follows the answer on the same rid. */
-  private request(peer: string, build: (rid: number) => TaskMessage, stream?: EventStream): Promise<Answer> {
-    return this.exchange(peer, (channel, _state, rid) => channel.send(build(rid)), stream);
+  /** Send a request and wait for its answer. */
+  private request(peer: string, build: (rid: number) => TaskMessage): Promise<Answer> {
+    return this.exchange(peer, (channel, _state, rid) => channel.send(build(rid)));
   }
 
   /** Send what `send` sends on a new rid and wait for the answer on that rid; `stream` receives what follows it. */
