@@ -17,6 +17,7 @@ import {
   type TaskMessage,
 } from "../../protocols/task/index.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
+import { TurnBatch } from "../../src/util/turn-batch.js";
 import { errorFromWire } from "../../src/transport/error-wire.js";
 
 /** Options of {@link TaskClient}. */
@@ -53,10 +54,13 @@ interface QueuedSubmit {
 interface ChannelState {
   pending: Map<number, { resolve: (m: Answer) => void; reject: (e: unknown) => void }>;
   streams: Map<number, EventStream>;
-  /** Submissions waiting for the message that goes out at the end of this turn of the event loop. */
-  submits: QueuedSubmit[];
-  /** That end-of-turn message is scheduled: later submissions of the turn join it. */
-  submitTurnOpen: boolean;
+  /**
+   * Submissions of this turn of the event loop: sent at once, signed alone, on a
+   * channel with no other request waiting for its answer; under load, together
+   * at the end of the turn under one signature (see submitSignedBytes), so a
+   * burst costs both ends one signature instead of one per task.
+   */
+  submits: TurnBatch<QueuedSubmit>;
 }
 
 /** Envelope bytes joined under one signature up to this much; a larger envelope goes in a message of its own. */
@@ -103,7 +107,8 @@ export class TaskClient {
     };
     const bytes = encodeCanonical(envelope);
     const follow = options.follow === true;
-    const submit = (channel: FramedChannel<TaskMessage>, state: ChannelState, rid: number): Promise<void> => this.queueSubmit(channel, state, rid, bytes, follow);
+    const submit = (_channel: FramedChannel<TaskMessage>, state: ChannelState, rid: number): Promise<void> =>
+      new Promise<void>((resolve, reject) => state.submits.push({ rid, envelope: bytes, follow, sent: { resolve, reject } }));
     if (!follow) {
       const answer = await this.exchange(peer, submit);
       if (answer.t !== "state" || answer.state === null) throw new CoderClawError("PROTOCOL", `unexpected answer ${answer.t} to submit`);
@@ -118,29 +123,9 @@ export class TaskClient {
     return state;
   }
 
-  /**
-   * Send a submission. On a channel with no other request waiting for its answer
-   * it goes out at once, signed alone. Under load, submissions made during one
-   * turn of the event loop go out together at its end under one signature (see
-   * submitSignedBytes), so a burst costs both ends one signature instead of one
-   * per task, while a lone submission waits for nothing.
-   */
-  private queueSubmit(channel: FramedChannel<TaskMessage>, state: ChannelState, rid: number, envelope: Uint8Array, follow: boolean): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      state.submits.push({ rid, envelope, follow, sent: { resolve, reject } });
-      if (state.submitTurnOpen) return;
-      state.submitTurnOpen = true;
-      // This submission is already pending itself: any other means the executor is busy with our requests.
-      if (state.pending.size <= 1) this.sendSubmits(channel, state);
-      setImmediate(() => {
-        state.submitTurnOpen = false;
-        this.sendSubmits(channel, state);
-      });
-    });
-  }
-
-  private sendSubmits(channel: FramedChannel<TaskMessage>, state: ChannelState): void {
-    for (const run of runsBySize(state.submits.splice(0), (q) => q.envelope.byteLength, SUBMIT_MESSAGE_BYTES)) {
+  /** Send queued submissions, as many per message and signature as the limits allow. */
+  private sendSubmits(channel: FramedChannel<TaskMessage>, submits: QueuedSubmit[]): void {
+    for (const run of runsBySize(submits, (q) => q.envelope.byteLength, SUBMIT_MESSAGE_BYTES)) {
       for (let i = 0; i < run.length; i += MAX_SUBMITS_PER_MESSAGE) {
         const group = run.slice(i, i + MAX_SUBMITS_PER_MESSAGE);
         const items = group.map(({ rid, envelope, follow }) => (follow ? { rid, envelope, follow } : { rid, envelope }));
@@ -260,7 +245,13 @@ export class TaskClient {
       throw new CoderClawError("UNAVAILABLE", `cannot reach ${peer}: ${(err as Error).message}`, { cause: err });
     });
     if (!this.states.has(channel)) {
-      const state: ChannelState = { pending: new Map(), streams: new Map(), submits: [], submitTurnOpen: false };
+      const pending: ChannelState["pending"] = new Map();
+      const state: ChannelState = {
+        pending,
+        streams: new Map(),
+        // A submission is pending itself when queued: any other means the executor is busy with our requests.
+        submits: new TurnBatch((submits) => this.sendSubmits(channel, submits), () => pending.size <= 1),
+      };
       this.states.set(channel, state);
       void this.read(channel, state);
     }

@@ -4,6 +4,7 @@ import { ChannelClosedError, FrameTimeoutError, FramingError, MalformedFrameErro
 import { encodeFrame, FrameDecoder } from "./frame.js";
 import type { PeerRateLimiter } from "./limits.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
+import { TurnBatch } from "../../src/util/turn-batch.js";
 
 /** Options of {@link FramedChannel}. */
 export interface FramedChannelOptions<T> {
@@ -84,10 +85,12 @@ export class FramedChannel<T> implements AsyncIterable<T> {
   readonly #waiters: Array<Waiter<T>> = [];
   #stallTimer: ReturnType<typeof setTimeout> | undefined;
   #sending: Promise<void> = Promise.resolve();
-  readonly #outbox: OutgoingFrame[] = [];
-  /** A send happened this turn: later ones wait for the end-of-turn flush. */
-  #turnOpen = false;
-  /** Flushes whose writes have not all gone out (waiting for the remote to drain). */
+  /** Frames sent this turn; they go out at once when no earlier write is still waiting for the remote. */
+  readonly #outbox = new TurnBatch<OutgoingFrame>(
+    (frames) => this.#writeFrames(frames),
+    () => this.#flushing === 0,
+  );
+  /** Frame writes that have not all gone out (waiting for the remote to drain). */
   #flushing = 0;
   readonly #perTurn: number;
   #allowance: number;
@@ -154,21 +157,11 @@ export class FramedChannel<T> implements AsyncIterable<T> {
     } catch (err) {
       return Promise.reject(err);
     }
-    const sent = new Promise<void>((resolve, reject) => this.#outbox.push({ frame, resolve, reject }));
-    if (!this.#turnOpen) {
-      this.#turnOpen = true;
-      setImmediate(() => {
-        this.#turnOpen = false;
-        this.#flushOutbox();
-      });
-      if (this.#flushing === 0) this.#flushOutbox();
-    }
-    return sent;
+    return new Promise<void>((resolve, reject) => this.#outbox.push({ frame, resolve, reject }));
   }
 
-  #flushOutbox(): void {
-    if (this.#outbox.length === 0) return;
-    const writes = [...writesOf(this.#outbox.splice(0))];
+  #writeFrames(frames: OutgoingFrame[]): void {
+    const writes = [...writesOf(frames)];
     this.#flushing++;
     const sent = this.#sending.then(async () => {
       for (const [i, { bytes, frames }] of writes.entries()) {
@@ -256,7 +249,7 @@ export class FramedChannel<T> implements AsyncIterable<T> {
   async close(): Promise<void> {
     if (this.#ended) return;
     const signal = AbortSignal.timeout(this.#sendTimeoutMs);
-    this.#flushOutbox();
+    this.#outbox.take();
     try {
       await this.#sending;
       await this.stream.close({ signal });
