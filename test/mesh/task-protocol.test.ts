@@ -23,15 +23,15 @@ async function twoNodes() {
   return mesh.nodes as [(typeof mesh.nodes)[0], (typeof mesh.nodes)[0]];
 }
 
-/** Message types sent on any framed channel from now on. */
-function sentTypes(): string[] {
-  const types: string[] = [];
+/** Messages sent on any framed channel from now on; other protocols' too, which tests tell apart by type. */
+function sentMessages(): TaskMessage[] {
+  const sent: TaskMessage[] = [];
   const send = FramedChannel.prototype.send;
   vi.spyOn(FramedChannel.prototype, "send").mockImplementation(function (this: FramedChannel<unknown>, message: unknown) {
-    types.push((message as { t?: string }).t ?? "?");
+    sent.push(message as TaskMessage);
     return send.call(this, message);
   });
-  return types;
+  return sent;
 }
 
 async function collect(events: AsyncIterable<TaskEvent>): Promise<TaskEvent[]> {
@@ -43,11 +43,12 @@ async function collect(events: AsyncIterable<TaskEvent>): Promise<TaskEvent[]> {
 describe("task protocol", () => {
   it("answers a followed submit of a quick task with its whole history: the subscriber asks nothing more", async () => {
     const [a, b] = await twoNodes();
-    const types = sentTypes();
+    const sent = sentMessages();
     const task = await a.client.submit(b.peerId, { description: "quick", input: "hi", agentId: "echo" }, undefined, { follow: true });
     const events = await collect(a.client.subscribe(b.peerId, task.id, 0));
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     expect(events.at(-1)).toMatchObject({ type: "status_changed", status: "completed" });
+    const types = sent.map((m) => m.t);
     expect(types.filter((t) => t === "sub")).toEqual([]);
     expect(types.filter((t) => t === "accepted")).toHaveLength(1);
     expect(types.filter((t) => t === "upd")).toEqual([]);
@@ -61,19 +62,14 @@ describe("task protocol", () => {
 
   it("leaves a followed task that ended out of later leases, and reports an unfollowed one there", async () => {
     const [a, b] = await twoNodes();
-    const leased: string[] = [];
-    const send = FramedChannel.prototype.send;
-    vi.spyOn(FramedChannel.prototype, "send").mockImplementation(function (this: FramedChannel<unknown>, message: unknown) {
-      const m = message as { t?: string; tasks?: Array<{ id: string }> };
-      if (m.t === "lease") leased.push(...(m.tasks ?? []).map((t) => t.id));
-      return send.call(this, message);
-    });
+    const sent = sentMessages();
+    const leased = (): string[] => sent.flatMap((m) => (m.t === "lease" ? m.tasks.map((t) => t.id) : []));
     const followed = await a.client.submit(b.peerId, { description: "quick", input: "hi", agentId: "echo" }, undefined, { follow: true });
     expect((await collect(a.client.subscribe(b.peerId, followed.id, 0))).at(-1)?.status).toBe("completed");
     const unfollowed = await a.client.submit(b.peerId, { description: "quick", input: "hi", agentId: "echo" });
     // Leases go out every second.
-    await vi.waitFor(() => expect(leased).toContain(unfollowed.id), { timeout: 5_000 });
-    expect(leased).not.toContain(followed.id);
+    await vi.waitFor(() => expect(leased()).toContain(unfollowed.id), { timeout: 5_000 });
+    expect(leased()).not.toContain(followed.id);
     // The submitter keeps no lease of a task it knows has ended, however it learnt so.
     expect(a.client.leaseOf(followed.id)).toBeUndefined();
     await vi.waitFor(() => expect(a.client.leaseOf(unfollowed.id)).toBeUndefined(), { timeout: 5_000 });
@@ -90,12 +86,12 @@ describe("task protocol", () => {
     // Nobody claims this one in time: the client stops holding its events and a late subscriber asks afresh.
     const client = new TaskClient({ libp2p: a.libp2p, identity: a.identity, meshId: () => a.membership.meshId, maxUnclaimedEvents: 3 });
     try {
-      const types = sentTypes();
+      const sent = sentMessages();
       const late = await client.submit(b.peerId, { description: "steps", input: "100 8", agentId: "sleep" }, undefined, { follow: true });
       await vi.waitFor(async () => expect((await b.core.engine.getTask(late.id))?.status).toBe("completed"), { timeout: 10_000 });
-      expect(types).toContain("unsub");
+      expect(sent.map((m) => m.t)).toContain("unsub");
       const all = await collect(client.subscribe(b.peerId, late.id, 0));
-      expect(types).toContain("sub");
+      expect(sent.map((m) => m.t)).toContain("sub");
       expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
       expect(all.at(-1)?.status).toBe("completed");
     } finally {
@@ -105,13 +101,7 @@ describe("task protocol", () => {
 
   it("sends what is submitted in one turn under load as one message with one signature, answering each on its own rid", async () => {
     const [a, b] = await twoNodes();
-    const groups: number[] = [];
-    const send = FramedChannel.prototype.send;
-    vi.spyOn(FramedChannel.prototype, "send").mockImplementation(function (this: FramedChannel<unknown>, message: unknown) {
-      const m = message as { t?: string; items?: unknown[] };
-      if (m.t === "submit") groups.push(m.items?.length ?? 0);
-      return send.call(this, message);
-    });
+    const sent = sentMessages();
     const verify = ed25519.verify.bind(ed25519);
     let submitChecks = 0;
     vi.spyOn(ed25519, "verify").mockImplementation((sig, message, key) => {
@@ -122,7 +112,7 @@ describe("task protocol", () => {
       Array.from({ length: 20 }, (_, i) => a.client.submit(b.peerId, { description: `burst ${i}`, input: String(i), agentId: "echo" }, undefined, { follow: true })),
     );
     // The first leaves at once, alone; the rest of the turn follow together.
-    expect(groups).toEqual([1, 19]);
+    expect(sent.flatMap((m) => (m.t === "submit" ? [m.items.length] : []))).toEqual([1, 19]);
     expect(submitChecks).toBe(2);
     expect(new Set(tasks.map((t) => t.id)).size).toBe(20);
     for (const [i, task] of tasks.entries()) {
