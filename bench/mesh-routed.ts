@@ -69,11 +69,12 @@ async function inTwoProcesses(): Promise<RoutedPair> {
   const { node: a, dir } = await newSubmitter();
   const { invite } = await a.pairing.invite("trusted", 60_000);
   const { peerId } = await ask<{ peerId: string }>({ join: invite });
+  const executorCpuMs = async (): Promise<number> => (await ask<{ cpuMs: number }>({ cpu: true })).cpuMs;
   return {
     submitter: a,
     executorId: peerId,
-    cpuMs: async () => processCpuMs() + (await ask<{ cpuMs: number }>({ cpu: true })).cpuMs,
-    executorCpuMs: async () => (await ask<{ cpuMs: number }>({ cpu: true })).cpuMs,
+    cpuMs: async () => processCpuMs() + (await executorCpuMs()),
+    executorCpuMs,
     rawRoundTrips: async (count) => {
       const stream = await a.libp2p.dialProtocol(peerIdFromString(peerId), RAW_ECHO_PROTOCOL);
       const out = await rawRoundTrips(stream, count);
