@@ -1,6 +1,7 @@
 import net from "node:net";
 import type { Stream } from "@libp2p/interface";
 import { afterEach, describe, expect, it } from "vitest";
+import { RAW_ECHO_PROTOCOL, rawRoundTrips, serveRawEcho } from "../../bench/raw-echo.js";
 import type { MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
 import { connect, eventually, startNodes, stopAll } from "./helpers.js";
 
@@ -8,7 +9,6 @@ import { connect, eventually, startNodes, stopAll } from "./helpers.js";
 // encrypter hands over as several buffers in one socket write, and yamux tops a stream's receive window up
 // once half of it is consumed instead of after every data frame.
 
-const ECHO = "/test/echo/1.0.0";
 const SINK = "/test/sink/1.0.0";
 
 let nodes: MeshLibp2p[] = [];
@@ -42,10 +42,6 @@ function listenPort(node: MeshLibp2p): number {
   return Number(port);
 }
 
-function nextMessage(stream: Stream): Promise<void> {
-  return new Promise((resolve) => stream.addEventListener("message", () => resolve(), { once: true }));
-}
-
 async function pair(): Promise<[MeshLibp2p, MeshLibp2p]> {
   nodes = await startNodes(2);
   const [a, b] = nodes as [MeshLibp2p, MeshLibp2p];
@@ -56,20 +52,13 @@ async function pair(): Promise<[MeshLibp2p, MeshLibp2p]> {
 describe("libp2p transport writes", () => {
   it("costs one socket write per message each way on a round trip, window updates included", async () => {
     const [a, b] = await pair();
-    await b.handle(ECHO, (stream) => {
-      stream.addEventListener("message", (event) => void stream.send(event.data.subarray()));
-    });
-    const stream = await a.dialProtocol(b.peerId, ECHO);
-    const roundTrip = async (): Promise<void> => {
-      const echoed = nextMessage(stream);
-      stream.send(new Uint8Array(100));
-      await echoed;
-    };
-    for (let i = 0; i < 20; i++) await roundTrip();
+    await serveRawEcho(b);
+    const stream = await a.dialProtocol(b.peerId, RAW_ECHO_PROTOCOL);
+    await rawRoundTrips(stream, 20);
 
     const counts = countWrites();
     const trips = 300;
-    for (let i = 0; i < trips; i++) await roundTrip();
+    await rawRoundTrips(stream, trips);
     restore?.();
     // Unpatched: a length-prefix write and a ciphertext write per frame, and a window-update frame answering each
     // data frame, 8 writes per round trip. A few writes of background protocols (identify, ping) may fall inside.
