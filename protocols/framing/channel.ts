@@ -145,9 +145,9 @@ export class FramedChannel<T> implements AsyncIterable<T> {
    *
    * The first message of a turn of the event loop leaves at once; the others
    * sent in the same turn follow together in one stream write at its end. Every
-   * write is a muxer frame, an encryption, a socket write and a window update
-   * from the remote, whatever its size, so under load many small messages cost
-   * little more than one, while a lone request waits for nothing.
+   * write is a muxer frame, an encryption and a socket write, whatever its
+   * size, so under load many small messages cost little more than one, while a
+   * lone request waits for nothing.
    */
   send(message: T): Promise<void> {
     if (this.#ended) return Promise.reject(this.#failure ?? new ChannelClosedError(undefined, { peer: this.peer }));
