@@ -1,10 +1,17 @@
 import type { AbstractSublevel } from "abstract-level";
+import { TurnBatch } from "../util/turn-batch.js";
 import type { Database } from "./level-database.js";
 
 /** One LevelDB write; with `sublevel`, the key is that sublevel's (a sublevel of the batcher's database). */
 export type WriteOp = ({ type: "put"; key: string; value: Uint8Array } | { type: "del"; key: string }) & {
   sublevel?: AbstractSublevel<Database, string | Buffer | Uint8Array, string, Uint8Array>;
 };
+
+interface QueuedWrite {
+  ops: WriteOp[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
 
 /**
  * Group commit: writes queued during one turn of the event loop go to LevelDB as
@@ -13,23 +20,14 @@ export type WriteOp = ({ type: "put"; key: string; value: Uint8Array } | { type:
  * hundred batches, which is what lets the engine keep up.
  */
 export class WriteBatcher {
-  private pending: WriteOp[] = [];
-  private waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
-  private scheduled = false;
+  private readonly turn = new TurnBatch<QueuedWrite>((queued) => this.commit(queued), () => false);
   private inFlight: Promise<void> = Promise.resolve();
 
   constructor(private readonly db: Database) {}
 
   /** Queue `ops` to be written atomically with everything else queued this turn. */
   write(ops: WriteOp[]): Promise<void> {
-    for (const op of ops) this.pending.push(op);
-    return new Promise<void>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
+    return new Promise<void>((resolve, reject) => this.turn.push({ ops, resolve, reject }));
   }
 
   /**
@@ -40,30 +38,25 @@ export class WriteBatcher {
    */
   writeNow(ops: WriteOp[]): Promise<void> {
     const written = this.write(ops);
-    this.flush();
+    this.turn.take();
     return written;
   }
 
   /** Resolves when everything queued so far is durable. */
   async drain(): Promise<void> {
-    if (this.pending.length > 0) await this.write([]);
+    this.turn.take();
     await this.inFlight;
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    if (this.waiters.length === 0) return;
-    const ops = this.pending;
-    const waiters = this.waiters;
-    this.pending = [];
-    this.waiters = [];
+  private commit(queued: QueuedWrite[]): void {
+    const ops = queued.flatMap((q) => q.ops);
     // Batches are chained so that LevelDB sees them in submission order.
     this.inFlight = this.inFlight.then(async () => {
       try {
         if (ops.length > 0) await this.db.batch(ops);
-        for (const w of waiters) w.resolve();
+        for (const q of queued) q.resolve();
       } catch (err) {
-        for (const w of waiters) w.reject(err);
+        for (const q of queued) q.reject(err);
       }
     });
   }
