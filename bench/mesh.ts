@@ -11,6 +11,9 @@ import { z } from "zod";
 import { createMeshLibp2p, type MeshLibp2p } from "../node/libp2p/create-libp2p.js";
 import { createCapabilityDirectory, type CapabilityDirectory } from "../node/routing/capability-directory.js";
 import { createSyncEngine, type SyncEngine } from "../node/sync/sync-engine.js";
+import { createReplicaAuthority, type ReplicaAuthority, type WriterRule } from "../node/sync/replica-authority.js";
+import { deviceIdentityFromSeed, type DeviceIdentity } from "../identity/index.js";
+import { randomBytes } from "node:crypto";
 import { createMessageCodec } from "../protocols/framing/codec.js";
 import { ChannelPool, handleFramed } from "../protocols/framing/pool.js";
 import { openDatabase, type Database } from "../src/storage/level-database.js";
@@ -19,7 +22,26 @@ import { percentile, printResult, sized } from "./report.js";
 import { measureRoutedTasks } from "./mesh-routed.js";
 import { RAW_ECHO_PROTOCOL, rawRoundTrips, serveRawEcho } from "./raw-echo.js";
 
-type Task = { status: A.ImmutableString; note: A.ImmutableString; progress: number };
+type Task = { status: A.ImmutableString; note: A.ImmutableString; progress: number; owner: A.ImmutableString };
+
+/** Bench documents name their writer in `owner`. */
+const OWNER_RULE: WriterRule = { prefix: "task/", writerOf: (_id, root) => (typeof root("owner") === "string" ? (root("owner") as string) : undefined) };
+
+/**
+ * The baseline of signed replication: the same protocol with a signature nobody
+ * makes or checks, so the ratio is the cost of signing and verifying alone.
+ */
+function unsignedAuthority(writer: string): ReplicaAuthority {
+  const sig = new Uint8Array(64);
+  return {
+    replicates: (id) => id.startsWith("task/"),
+    signatureFor: (_id, heads) => ({ writer, heads: [...heads], sig }),
+    screen: () => undefined,
+    judge: () => undefined,
+    recordOps: () => [],
+    held: () => undefined,
+  };
+}
 
 async function startNode(privateKey?: PrivateKey, admit: (peer: string) => boolean = () => true): Promise<MeshLibp2p> {
   return createMeshLibp2p({
@@ -97,23 +119,26 @@ interface SyncPeer {
  * baseline is Automerge's own sync of the same documents in memory, both sides
  * already loaded, no network and no storage.
  */
-async function reconnectSync(docs: number): Promise<Record<string, number>> {
+async function reconnectSync(docs: number, signed: boolean): Promise<Record<string, number>> {
   let partitioned = false;
   const peers: SyncPeer[] = [];
-  for (let i = 0; i < 2; i++) {
-    const node = await startNode(undefined, () => !partitioned);
+  const identities: DeviceIdentity[] = [deviceIdentityFromSeed(randomBytes(32)), deviceIdentityFromSeed(randomBytes(32))];
+  for (const identity of identities) {
+    const node = await startNode(identity.privateKey, () => !partitioned);
     const dir = mkdtempSync(join(tmpdir(), "coderclaw-bench-mesh-"));
     const db = await openDatabase(dir);
     const store = new LevelDocumentStore(db, { path: dir });
-    const engine = await createSyncEngine({ libp2p: node, store, isMember: () => true });
+    const authority = signed ? createReplicaAuthority({ identity, db, rules: [OWNER_RULE], mayWrite: () => true }) : unsignedAuthority(identities[0]!.peerId);
+    const engine = await createSyncEngine({ libp2p: node, store, authority, isMember: () => true });
     peers.push({ node, db, store, engine, dir });
   }
   const [a, b] = peers as [SyncPeer, SyncPeer];
+  const owner = new A.ImmutableString(identities[0]!.peerId);
   try {
     const ids = Array.from({ length: docs }, (_, i) => `task/${String(i).padStart(8, "0")}-bench`);
     await Promise.all(
       ids.map((id) =>
-        a.store.update<Task>(id, () => A.from<Task>({ status: new A.ImmutableString("pending"), note: new A.ImmutableString(id), progress: 0 })),
+        a.store.update<Task>(id, () => A.from<Task>({ status: new A.ImmutableString("pending"), note: new A.ImmutableString(id), progress: 0, owner })),
       ),
     );
     const same = async (): Promise<boolean> => {
@@ -124,12 +149,11 @@ async function reconnectSync(docs: number): Promise<Record<string, number>> {
     await until(same, 120_000, 20);
 
     /**
-     * Cut the pair apart, change every document on A (and on B too when `bothSides`: concurrent edits), then
-     * redial and time until both stores hold every change; returns that time and Automerge's in-memory sync
-     * of the same two sets of documents.
+     * Cut the pair apart, change every document on A (its writer), then redial and time until B holds every
+     * change; returns that time and Automerge's in-memory sync of the same two sets of documents.
      */
     let rounds = 0;
-    const round = async (label: string, bothSides: boolean): Promise<Record<string, number>> => {
+    const round = async (label: string): Promise<Record<string, number>> => {
       partitioned = true;
       await a.node.hangUp(b.node.peerId);
       await until(async () => a.engine.peers().length === 0 && b.engine.peers().length === 0, 10_000);
@@ -147,7 +171,6 @@ async function reconnectSync(docs: number): Promise<Record<string, number>> {
       // Distinct values per round and side, so every edit is a real change.
       rounds += 1;
       await edit(a.store, rounds * 10 + 1);
-      if (bothSides) await edit(b.store, rounds * 10 + 2);
       const copies = async (store: LevelDocumentStore): Promise<Map<string, A.Doc<Task>>> => {
         const out = new Map<string, A.Doc<Task>>();
         for (const id of ids) out.set(id, A.clone((await store.get<Task>(id)) as A.Doc<Task>));
@@ -168,7 +191,7 @@ async function reconnectSync(docs: number): Promise<Record<string, number>> {
         return { done, off, seen };
       };
       const atB = arrivedAt(b.store, docs);
-      const atA = arrivedAt(a.store, bothSides ? docs : 0);
+      const atA = arrivedAt(a.store, 0);
       const t0 = performance.now();
       await dial(b.node, a.node);
       const timeout = new Promise((_, reject) =>
@@ -219,13 +242,8 @@ async function reconnectSync(docs: number): Promise<Record<string, number>> {
         [`${label}_ratio`]: Math.round((meshMs / rawMs) * 100) / 100,
       };
     };
-    return {
-      reconnect_sync_docs: docs,
-      // Task documents have one writer (the executing node): the product's case.
-      ...(await round("reconnect_sync", false)),
-      // Both sides changed every document: the fallback to Automerge sync.
-      ...(await round("reconnect_sync_concurrent", true)),
-    };
+    // Task documents have one writer (the executing node), so only one side ever changes a document.
+    return await round(signed ? "reconnect_sync" : "reconnect_sync_unsigned");
   } finally {
     for (const p of peers) {
       await Promise.allSettled([p.engine.stop()]);
@@ -319,7 +337,9 @@ async function idleNode(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "coderclaw-bench-idle-"));
   const db = await openDatabase(dir);
   const store = new LevelDocumentStore(db, { path: dir });
-  const engine = await createSyncEngine({ libp2p: node, store, isMember: () => true });
+  const identity = deviceIdentityFromSeed(randomBytes(32));
+  const authority = createReplicaAuthority({ identity, db, rules: [OWNER_RULE], mayWrite: () => true });
+  const engine = await createSyncEngine({ libp2p: node, store, authority, isMember: () => true });
   const directory = await createCapabilityDirectory({
     libp2p: node,
     privateKey,
@@ -373,7 +393,22 @@ async function main(): Promise<void> {
     const one = await measureRoutedTasks({ warmup: sized(3_000, 50), sequential: sized(300, 20), total: sized(2_000, 100), window: 32, processes: 1 });
     for (const [k, v] of Object.entries(one)) figures[`${k}_one_process`] = v;
   }
-  if (run("sync")) Object.assign(figures, await reconnectSync(Number(process.env.BENCH_SYNC_DOCS ?? sized(1_000, 50))));
+  if (run("sync")) {
+    const docs = Number(process.env.BENCH_SYNC_DOCS ?? sized(1_000, 50));
+    figures.reconnect_sync_docs = docs;
+    // Unsigned first, then signed, alternating twice, so neither side gets all the warm (or all the cold) runs.
+    const unsigned: number[] = [];
+    const signedMs: number[] = [];
+    for (let pass = 0; pass < 2; pass++) {
+      const u = await reconnectSync(docs, false);
+      const s = await reconnectSync(docs, true);
+      unsigned.push(u.reconnect_sync_unsigned_mesh_ms!);
+      signedMs.push(s.reconnect_sync_mesh_ms!);
+      if (pass === 1) Object.assign(figures, u, s);
+    }
+    const [u, sg] = [percentile(unsigned, 50), percentile(signedMs, 50)];
+    figures.reconnect_sync_signed_over_unsigned = Math.round((sg / u) * 100) / 100;
+  }
   if (run("caps")) Object.assign(figures, await capabilityLookup(sized(20, 8), sized(40, 4)));
   if (run("rss")) figures.idle_node_rss_mb = await idleRss();
   printResult("mesh", figures);

@@ -14,7 +14,7 @@ import { createMeshLibp2p, type MeshLibp2p } from "./libp2p/create-libp2p.js";
 import { Membership } from "./mesh/membership.js";
 import { PairingService } from "./mesh/pairing-service.js";
 import { createCapabilityDirectory, type CapabilityDirectory } from "./routing/index.js";
-import { createSyncEngine, type SyncEngine } from "./sync/index.js";
+import { createQuarantine, createReplicaAuthority, createSyncEngine, quarantineUnsignedReplicas, TASK_WRITER_RULE, type Quarantine, type SyncEngine } from "./sync/index.js";
 import { TaskClient } from "./tasks/task-client.js";
 import { createPeerRateLimiter } from "../protocols/framing/index.js";
 import { NodeSecurity } from "./security/node-security.js";
@@ -74,6 +74,8 @@ export interface CoderClawNode {
   readonly pairing: PairingService;
   readonly directory: CapabilityDirectory;
   readonly sync: SyncEngine;
+  /** Replicated content this node refused or set aside, kept as evidence. */
+  readonly quarantine: Quarantine;
   readonly client: TaskClient;
   /** The runtime contract over the mesh. */
   readonly adapter: ClusterTransportAdapter;
@@ -105,6 +107,9 @@ export interface CoderClawNode {
   /** Graceful stop: tasks, sync, libp2p, storage. Idempotent. */
   stop(): Promise<void>;
 }
+
+/** How long a peer that kept sending forged replicated changes stays disconnected. */
+const OFFENDER_BLOCK_MS = 10 * 60_000;
 
 /** Automerge actor ids are hex; derive a stable one from the device id. */
 function actorIdOf(peerId: string): string {
@@ -200,7 +205,30 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     });
     await pairing.start();
 
-    const sync = await createSyncEngine({ libp2p, store: core.store, isMember, onError: (peer, err) => report(`sync ${peer}`)(err) });
+    // Task documents have one writer, their executor: every change carries its signature over the heads it ends at.
+    const writerRules = [TASK_WRITER_RULE];
+    const authority = createReplicaAuthority({ identity, db: core.db, rules: writerRules, mayWrite: isMember });
+    const quarantine = createQuarantine({ db: core.db, write: (ops) => core.batcher.write(ops) });
+    const setAside = (resource: string, reason: string, peer?: string): void =>
+      void sec.record({ action: "sync.refused", userId: peer ?? identity.peerId, deviceId: peer ?? identity.peerId, resource, result: "denied", reason }).catch(report("audit"));
+    await quarantineUnsignedReplicas({ store: core.store, db: core.db, authority, rules: writerRules, quarantine, self: identity.peerId, onQuarantined: (id, reason) => setAside(id, reason) });
+    const sync = await createSyncEngine({
+      libp2p,
+      store: core.store,
+      authority,
+      isMember,
+      onRefused: (r) => {
+        void quarantine.keep({ at: Date.now(), id: r.id, reason: r.reason, peer: r.peer, writer: r.writer, bytes: r.changes }).catch(report("quarantine"));
+        setAside(r.id, r.reason, r.peer);
+      },
+      // A member that keeps sending forged changes is cut off for a while, whatever its trust.
+      onOffender: (peer) => {
+        blocked.add(peer);
+        enforce();
+        setTimeout(() => blocked.delete(peer), OFFENDER_BLOCK_MS).unref();
+      },
+      onError: (peer, err) => report(`sync ${peer}`)(err),
+    });
     stack.push(async () => sync.stop());
 
     const agents = core.agents;
@@ -286,6 +314,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       pairing,
       directory,
       sync,
+      quarantine,
       client,
       adapter,
       security: sec,

@@ -1,25 +1,37 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import * as A from "@automerge/automerge";
 import type { FramedChannel } from "../../protocols/framing/channel.js";
-import { PeerLimitError } from "../../protocols/framing/errors.js";
-import type { DocsMessage, EntriesMessage, PatchMessage, SummaryMessage, SyncMessage, WantMessage } from "../../protocols/sync/messages.js";
+import { MalformedFrameError, PeerLimitError } from "../../protocols/framing/errors.js";
+import type { EntriesMessage, PatchMessage, SummaryMessage, SyncMessage, WantMessage } from "../../protocols/sync/messages.js";
+import type { HeadsSignature } from "../../protocols/sync/heads-signature.js";
 import { sameHeads, type DocumentStore } from "../../src/storage/document-store.js";
+import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
+import { docRootReader } from "../../src/storage/root-reader.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
+import type { Refusal, ReplicaAuthority } from "./replica-authority.js";
+
+/** A received change that was not taken, with what came, for the audit log and the quarantine. */
+export interface RefusedChange extends Refusal {
+  id: string;
+  peer: string;
+  writer: string;
+  /** The bytes as they came: evidence, never read as state. */
+  changes: Uint8Array;
+}
 
 /** Limits and collaborators of one peer's sync session. */
 export interface PeerSessionOptions {
-  store: DocumentStore;
+  store: Pick<LevelDocumentStore, "get" | "update" | "receiveNew" | "heads" | "summary" | "bucketEntries">;
+  authority: ReplicaAuthority;
   prefixes: readonly string[];
-  /** Automerge sync states kept for this peer; least recently used dropped first. */
-  maxSyncStates: number;
-  /** A docs frame is sent once it holds this many bytes of sync messages. */
+  /** A patch frame is sent once it holds this many bytes of changes. */
   targetFrameBytes: number;
   /** Entries frames carry whole buckets up to about this many entries. */
   maxEntriesPerFrame: number;
   /**
    * The side that opened the stream drives reconciliation: it sends the
-   * summaries and starts Automerge sync for the differing ids; the other side
-   * answers. One driver halves the sync messages of a reconnect.
+   * summaries and the patches or wants for the differing ids; the other side
+   * answers.
    */
   initiator: boolean;
   /**
@@ -27,6 +39,8 @@ export interface PeerSessionOptions {
    * by all sessions, so the engine does not push those changes straight back.
    */
   applying: Map<string, string>;
+  /** Every refused change; the session is cut after one that is an offence. */
+  onRefused: (refused: RefusedChange) => void;
   onError: (error: Error) => void;
 }
 
@@ -36,15 +50,12 @@ const PATCH_ITEMS_PER_TURN = 8;
 /** Entries one multi-frame answer may carry; far above any real store prefix, it only stops a peer that never sends `last`. */
 const MAX_PENDING_ENTRIES = 1_000_000;
 
-/** An empty document to generate sync messages for ids this node does not hold; only read, never passed to a receive. */
-const EMPTY = A.init<unknown>();
-
-/** Changes of one document from `since` to `heads`, in Automerge save format. */
+/** Changes of one document from `since` to `heads`, in Automerge save format, with its writer's signature. */
 export type PatchItem = PatchMessage["items"][number];
 
-/** The changes of `doc` after `since`; a whole compressed document when the peer has nothing. */
-function makePatch(id: string, doc: A.Doc<unknown>, since: string[]): PatchItem {
-  return { id, since, heads: A.getHeads(doc), changes: since.length === 0 ? A.save(doc) : A.saveSince(doc, since) };
+/** A patch item carrying `signature`. */
+export function signedPatch(id: string, since: string[], changes: Uint8Array, signature: HeadsSignature): PatchItem {
+  return { id, since, heads: signature.heads, changes, w: signature.writer, sig: signature.sig };
 }
 
 /**
@@ -52,17 +63,15 @@ function makePatch(id: string, doc: A.Doc<unknown>, since: string[]): PatchItem 
  * prefix; the other side answers a differing summary with the entries of the
  * differing buckets (split over frames, the last one flagged). For each id whose
  * heads differ, the initiator sends a patch when it holds every head the peer
- * has, else a want; the peer answers a want with a patch, or with Automerge sync
- * when both sides changed the document. Patches, wants and sync messages carry
- * many documents per frame. Live pushes use Automerge sync both ways. Every step
- * runs through one serial queue so a document's sync state is never used by two
- * steps at once.
+ * has, else a want; the peer answers a want with a patch. Every patch carries
+ * the document's writer's signature over the heads it ends at, and is refused
+ * unless it ends exactly there: a document has one writer, so its history is one
+ * line and one side always holds all the other has. Patches and wants carry many
+ * documents per frame. Every step runs through one serial queue.
  */
 export class PeerSession {
   readonly channel: FramedChannel<SyncMessage>;
   readonly #options: PeerSessionOptions;
-  /** Insertion order is recency order: re-set on use, evict from the front. */
-  readonly #states = new Map<string, A.SyncState>();
   #serial: Promise<void> = Promise.resolve();
   /** Entries of a multi-frame answer, per prefix, until its last frame. */
   readonly #pendingEntries = new Map<string, Array<{ id: string; heads: string[] }>>();
@@ -72,26 +81,28 @@ export class PeerSession {
     this.#options = options;
   }
 
-  /** Sync states held now; bounded by `maxSyncStates`. */
-  get syncStates(): number {
-    return this.#states.size;
-  }
-
   /** Send summaries when driving, then process the peer's messages until the channel ends. */
   async run(): Promise<void> {
     if (this.#options.initiator) await this.#enqueue(() => this.#sendSummaries());
     for await (const message of this.channel) await this.#enqueue(() => this.#handle(message));
   }
 
-  /** Push the current state of `ids` to this peer by Automerge sync (when what the peer holds is unknown). */
-  push(ids: readonly string[]): Promise<void> {
-    return this.#enqueue(() => this.#syncIds(ids));
+  /** Push the changes of each document after `since` (heads the peer is taken to hold), built from the stored document. */
+  push(items: ReadonlyArray<{ id: string; since: string[] }>): Promise<void> {
+    return this.#enqueue(async () => {
+      const patches: PatchItem[] = [];
+      for (const { id, since } of items) {
+        const patch = this.#patchOf(id, await this.#options.store.get<unknown>(id), since);
+        if (patch !== undefined) patches.push(patch);
+      }
+      await this.#sendPatches(patches);
+    });
   }
 
   /**
    * Push changes as patches: one message, no exchange. A peer that holds each
    * patch's `since` (the usual case for a live peer) applies it at once; any
-   * other falls back to Automerge sync for that document.
+   * other answers with a want.
    */
   pushPatches(patches: PatchItem[]): Promise<void> {
     return this.#enqueue(() => this.#sendPatches(patches));
@@ -103,6 +114,15 @@ export class PeerSession {
       if (!this.channel.closed) this.#options.onError(err instanceof Error ? err : new Error(String(err)));
     });
     return this.#serial;
+  }
+
+  /** The changes of `doc` after `since` (the whole document when the peer has nothing), signed; undefined when unsigned. */
+  #patchOf(id: string, doc: A.Doc<unknown> | undefined, since: string[]): PatchItem | undefined {
+    if (doc === undefined || !A.hasHeads(doc, since)) return undefined;
+    const heads = A.getHeads(doc);
+    const signature = this.#options.authority.signatureFor(id, heads, () => docRootReader(doc));
+    if (signature === undefined) return undefined;
+    return signedPatch(id, since, since.length === 0 ? A.save(doc) : A.saveSince(doc, since), signature);
   }
 
   async #sendSummaries(): Promise<void> {
@@ -118,8 +138,6 @@ export class PeerSession {
         return this.#onSummary(message);
       case "entries":
         return this.#onEntries(message);
-      case "docs":
-        return this.#onDocs(message);
       case "patch":
         return this.#onPatch(message);
       case "want":
@@ -128,7 +146,7 @@ export class PeerSession {
   }
 
   #replicated(id: string): boolean {
-    return this.#options.prefixes.some((p) => id.startsWith(p));
+    return this.#options.prefixes.some((p) => id.startsWith(p)) && this.#options.authority.replicates(id);
   }
 
   async #onSummary(remote: SummaryMessage): Promise<void> {
@@ -169,153 +187,113 @@ export class PeerSession {
     }
     const localIds = new Set(local.map((e) => e.id));
     for (const id of remoteHeads.keys()) if (!localIds.has(id)) differing.add(id);
-    // Where this side holds everything the peer has, one patch settles the document; otherwise ask for
-    // the peer's patch, and the peer falls back to Automerge sync when both sides changed.
+    // Where this side holds everything the peer has, one patch settles the document; otherwise ask for the peer's.
     const patches: PatchItem[] = [];
     const wants: Array<{ id: string; heads: string[] }> = [];
     for (const id of differing) {
+      if (!this.#replicated(id)) continue;
       const doc = await this.#options.store.get<unknown>(id);
       const theirs = remoteHeads.get(id) ?? [];
-      if (doc !== undefined && A.hasHeads(doc, theirs)) patches.push(makePatch(id, doc, theirs));
-      else wants.push({ id, heads: doc === undefined ? [] : A.getHeads(doc) });
+      if (doc !== undefined && A.hasHeads(doc, theirs)) {
+        const patch = this.#patchOf(id, doc, theirs);
+        if (patch !== undefined) patches.push(patch);
+      } else if (remoteHeads.has(id)) wants.push({ id, heads: doc === undefined ? [] : A.getHeads(doc) });
     }
     await this.#sendPatches(patches);
-    for (let i = 0; i < wants.length; i += 5000) await this.channel.send({ t: "want", items: wants.slice(i, i + 5000) });
+    await this.#sendWants(wants);
   }
 
   async #onWant(message: WantMessage): Promise<void> {
     const patches: PatchItem[] = [];
-    const concurrent: string[] = [];
     for (const { id, heads } of message.items) {
       if (!this.#replicated(id)) continue;
-      const doc = await this.#options.store.get<unknown>(id);
-      if (doc === undefined) continue;
-      if (A.hasHeads(doc, heads)) patches.push(makePatch(id, doc, heads));
-      else concurrent.push(id);
+      // A document this side lacks, or holds behind the peer, is the peer's to send.
+      const patch = this.#patchOf(id, await this.#options.store.get<unknown>(id), heads);
+      if (patch !== undefined) patches.push(patch);
     }
     await this.#sendPatches(patches);
-    await this.#syncIds(concurrent);
   }
 
   async #onPatch(message: PatchMessage): Promise<void> {
-    const fallback: string[] = [];
+    const behind: Array<{ id: string; heads: string[] }> = [];
     // Replication is background work: a frame of many documents is applied a slice per turn of the
     // event loop, so requests and answers arriving meanwhile are not held up behind all of it.
     for (let i = 0; i < message.items.length; i += PATCH_ITEMS_PER_TURN) {
       if (i > 0) await nextTurn();
-      await this.#applyPatches(message.items.slice(i, i + PATCH_ITEMS_PER_TURN), fallback);
+      if (this.channel.closed) return;
+      await this.#applyPatches(message.items.slice(i, i + PATCH_ITEMS_PER_TURN), behind);
     }
-    await this.#syncIds(fallback);
+    await this.#sendWants(behind);
   }
 
-  async #applyPatches(items: PatchMessage["items"], fallback: string[]): Promise<void> {
-    const { store } = this.#options;
-    await Promise.all(
-      items.map(async ({ id, since, heads, changes }) => {
-        if (!this.#replicated(id)) return;
+  async #applyPatches(items: PatchMessage["items"], behind: Array<{ id: string; heads: string[] }>): Promise<void> {
+    const { store, authority } = this.#options;
+    const refusals = await Promise.all(
+      items.map(async ({ id, since, heads, changes, w, sig }): Promise<RefusedChange | undefined> => {
+        const signature: HeadsSignature = { writer: w, heads, sig };
+        const refuse = (refusal: Refusal): RefusedChange => ({ ...refusal, id, peer: this.channel.peer, writer: w, changes });
+        if (!this.#replicated(id)) return refuse({ reason: `${id} is not a replicated document`, offence: true });
+        const storedHeads = await store.heads(id);
+        if (storedHeads !== undefined && sameHeads(storedHeads, heads)) return undefined;
+        const extendsHeld = storedHeads !== undefined && since.length > 0 && since.every((h) => storedHeads.includes(h));
+        const screened = authority.screen(id, signature, storedHeads !== undefined, extendsHeld);
+        if (screened !== undefined) return refuse(screened);
         this.#options.applying.set(id, this.channel.peer);
         try {
-          if (since.length === 0 && (await store.receiveNew(id, changes))) return;
+          const judge = (resultHeads: readonly string[], root: Parameters<ReplicaAuthority["judge"]>[3]): void => {
+            const refusal = authority.judge(id, signature, resultHeads, root);
+            if (refusal !== undefined) throw new RefusedChangeError(refusal);
+          };
+          const ops = authority.recordOps(id, signature);
+          if (since.length === 0 && storedHeads === undefined && (await store.receiveNew(id, changes, "remote", { ops, check: judge }))) return undefined;
+          let missing = false;
           await store.update<unknown>(
             id,
             (current) => {
               if (current !== undefined && A.hasHeads(current, heads)) return current;
-              // Missing dependencies would leave the heads unmoved: let Automerge sync work out what is missing.
               if (since.length > 0 && (current === undefined || !A.hasHeads(current, since))) {
-                fallback.push(id);
+                missing = true;
                 return current;
               }
               // A document new here loads whole: far cheaper than applying it to an empty one.
-              return current === undefined ? A.load<unknown>(changes) : A.loadIncremental(current, changes);
+              const next = current === undefined ? A.load<unknown>(changes) : A.loadIncremental(current, changes);
+              judge(A.getHeads(next), docRootReader(next));
+              return next;
             },
             "remote",
+            { ops: () => ops },
           );
+          if (missing) behind.push({ id, heads: storedHeads ?? [] });
+          return undefined;
         } catch (err) {
-          this.#options.onError(new Error(`patch of ${id} from ${this.channel.peer} failed: ${(err as Error).message}`, { cause: err }));
+          if (err instanceof RefusedChangeError) return refuse(err.refusal);
+          // Bytes Automerge cannot read are the sender's doing as much as a forged signature.
+          return refuse({ reason: `changes of ${id} cannot be applied: ${(err as Error).message}`, offence: true });
         } finally {
           this.#options.applying.delete(id);
         }
       }),
     );
+    for (const refused of refusals) {
+      if (refused === undefined) continue;
+      this.#options.onRefused(refused);
+      if (refused.offence) this.channel.abort(new MalformedFrameError(`sync session cut: ${refused.reason}`, { peer: this.channel.peer }));
+    }
   }
 
   async #sendPatches(patches: PatchItem[]): Promise<void> {
-    const size = (item: PatchItem): number => item.changes.byteLength + item.id.length + 70 * (item.heads.length + item.since.length);
+    const size = (item: PatchItem): number => item.changes.byteLength + item.id.length + item.w.length + 64 + 70 * (item.heads.length + item.since.length);
     for (const items of runsBySize(patches, size, this.#options.targetFrameBytes)) await this.channel.send({ t: "patch", items });
   }
 
-  async #onDocs(message: DocsMessage): Promise<void> {
-    const { store } = this.#options;
-    const replies = await Promise.all(
-      message.items.map(async ({ id, msg }) => {
-        if (!this.#replicated(id)) return undefined;
-        let state = this.#takeState(id);
-        let doc: A.Doc<unknown> | undefined;
-        this.#options.applying.set(id, this.channel.peer);
-        try {
-          doc = await store.update<unknown>(
-            id,
-            (current) => {
-              // Receiving outdates the document it is given even when no heads move, and the store keeps its
-              // cached copy in that case; receiving into a copy keeps the cached document writable.
-              const [next, nextState] = A.receiveSyncMessage(current === undefined ? A.init<unknown>() : A.clone(current), state, msg);
-              state = nextState;
-              // A heads-only message must not create an empty document, and an unchanged copy is dropped at once:
-              // wasm memory is not the garbage collector's, and leftover copies slow every later allocation.
-              const unchanged = current === undefined ? A.getHeads(next).length === 0 : sameHeads(A.getHeads(current), A.getHeads(next));
-              if (!unchanged) return next;
-              A.free(next);
-              return current;
-            },
-            "remote",
-          );
-        } catch (err) {
-          this.#options.onError(new Error(`sync of ${id} from ${this.channel.peer} failed: ${(err as Error).message}`, { cause: err }));
-          return undefined;
-        } finally {
-          this.#options.applying.delete(id);
-        }
-        return this.#generate(id, doc, state);
-      }),
-    );
-    await this.#sendDocs(replies.filter((r): r is { id: string; msg: Uint8Array } => r !== undefined));
+  async #sendWants(wants: Array<{ id: string; heads: string[] }>): Promise<void> {
+    for (let i = 0; i < wants.length; i += 5000) await this.channel.send({ t: "want", items: wants.slice(i, i + 5000) });
   }
+}
 
-  async #syncIds(ids: readonly string[]): Promise<void> {
-    const { store } = this.#options;
-    const out: Array<{ id: string; msg: Uint8Array }> = [];
-    for (const id of ids) {
-      const item = this.#generate(id, await store.get<unknown>(id), this.#takeState(id));
-      if (item !== undefined) out.push(item);
-    }
-    await this.#sendDocs(out);
-  }
-
-  #generate(id: string, doc: A.Doc<unknown> | undefined, state: A.SyncState): { id: string; msg: Uint8Array } | undefined {
-    const [nextState, msg] = A.generateSyncMessage(doc ?? EMPTY, state);
-    this.#keepState(id, nextState);
-    return msg === null ? undefined : { id, msg };
-  }
-
-  async #sendDocs(docs: Array<{ id: string; msg: Uint8Array }>): Promise<void> {
-    const size = (item: { id: string; msg: Uint8Array }): number => item.msg.byteLength + item.id.length + 8;
-    for (const items of runsBySize(docs, size, this.#options.targetFrameBytes)) await this.channel.send({ t: "docs", items });
-  }
-
-  #takeState(id: string): A.SyncState {
-    const state = this.#states.get(id);
-    if (state === undefined) return A.initSyncState();
-    this.#states.delete(id);
-    return state;
-  }
-
-  #keepState(id: string, state: A.SyncState): void {
-    this.#states.delete(id);
-    this.#states.set(id, state);
-    while (this.#states.size > this.#options.maxSyncStates) {
-      const oldest = this.#states.keys().next().value;
-      if (oldest === undefined) break;
-      this.#states.delete(oldest);
-    }
+/** Thrown inside a store update to refuse the change it would make; nothing is written. */
+class RefusedChangeError extends Error {
+  constructor(readonly refusal: Refusal) {
+    super(refusal.reason);
   }
 }

@@ -7,24 +7,35 @@ import { createPeerRateLimiter, type PeerRateLimiter } from "../../protocols/fra
 import { openStream } from "../../protocols/framing/dial.js";
 import { handleFramed } from "../../protocols/framing/pool.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
-import { sameHeads, type DocumentChange, type DocumentStore } from "../../src/storage/document-store.js";
-import { PeerSession, type PatchItem } from "./peer-session.js";
+import * as A from "@automerge/automerge";
+import { sameHeads, type DocumentChange } from "../../src/storage/document-store.js";
+import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
+import { docRootReader } from "../../src/storage/root-reader.js";
+import { PeerSession, signedPatch, type PatchItem, type RefusedChange } from "./peer-session.js";
+import type { ReplicaAuthority } from "./replica-authority.js";
 
-/** Namespaces replicated between members by default. */
-export const REPLICATED_PREFIXES = ["task/", "audit/", "mesh/"] as const;
+/**
+ * Namespaces replicated between members by default: task documents. Audit logs
+ * have their own protocol (entries signed one by one), and signed statements
+ * theirs (a grow-only set).
+ */
+export const REPLICATED_PREFIXES = ["task/"] as const;
+
+/** The document store operations sync uses. */
+export type SyncStore = Pick<LevelDocumentStore, "get" | "update" | "receiveNew" | "heads" | "summary" | "bucketEntries" | "onChange">;
 
 /** Options of {@link createSyncEngine}. */
 export interface SyncEngineOptions {
   libp2p: Libp2p;
-  store: DocumentStore;
+  store: SyncStore;
+  /** Who may write each document, and the signatures that prove it. */
+  authority: ReplicaAuthority;
   /** Whether a peer is a mesh member; non-members get no sync stream and no data. */
   isMember: (peerId: string) => boolean | Promise<boolean>;
   /** Default {@link REPLICATED_PREFIXES}. */
   prefixes?: readonly string[];
   /** Local changes are collected this long before one batched push. Default 15 ms. */
   debounceMs?: number;
-  /** Automerge sync states kept per peer. Default 2,048. */
-  maxSyncStatesPerPeer?: number;
   /** Default 1 MiB. */
   targetFrameBytes?: number;
   /** Default 5,000. */
@@ -37,14 +48,18 @@ export interface SyncEngineOptions {
   retryMaxMs?: number;
   /** Reports sync failures and misbehaving peers; the engine keeps going. */
   onError?: (peer: string, error: Error) => void;
+  /** Every received change that was refused (for the audit log and the quarantine); nothing of it was stored. */
+  onRefused?: (refused: RefusedChange) => void;
+  /** Offences (see {@link RefusedChange.offence}) after which a peer is reported to {@link onOffender}. Default 3. */
+  maxOffences?: number;
+  /** A peer that kept sending forged or malformed changes: the node disconnects it. */
+  onOffender?: (peer: string) => void;
 }
 
 /** Replicates documents under the configured prefixes with every connected member. */
 export interface SyncEngine {
   /** Peers with an open sync session. */
   peers(): string[];
-  /** Sync states held for `peer` (bounded by `maxSyncStatesPerPeer`). */
-  syncStates(peer: string): number;
   /** Drop the session with `peer` (e.g. after its membership was revoked). */
   disconnect(peer: string): void;
   /** Open sessions to connected peers that have just become members. */
@@ -61,7 +76,7 @@ export interface SyncEngine {
  * not directly connected still converge.
  */
 export async function createSyncEngine(options: SyncEngineOptions): Promise<SyncEngine> {
-  const { libp2p, store, isMember } = options;
+  const { libp2p, store, isMember, authority } = options;
   const prefixes = options.prefixes ?? REPLICATED_PREFIXES;
   const codec = createSyncCodec();
   const self = libp2p.peerId.toString();
@@ -78,18 +93,27 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     if (!(error instanceof ChannelClosedError)) options.onError?.(peer, error);
   };
   let stopped = false;
+  const offences = new Map<string, number>();
+  const onRefused = (refused: RefusedChange): void => {
+    options.onRefused?.(refused);
+    if (!refused.offence) return;
+    const count = (offences.get(refused.peer) ?? 0) + 1;
+    offences.set(refused.peer, count);
+    if (count === (options.maxOffences ?? 3)) options.onOffender?.(refused.peer);
+  };
 
   const startSession = (channel: FramedChannel<SyncMessage>, initiator: boolean): void => {
     const peer = channel.peer;
     sessions.get(peer)?.channel.abort(closedBy("replaced by a newer stream"));
     const session = new PeerSession(channel, {
       store,
+      authority,
       prefixes,
-      maxSyncStates: options.maxSyncStatesPerPeer ?? 2048,
       targetFrameBytes: options.targetFrameBytes ?? 1024 * 1024,
       maxEntriesPerFrame: options.maxEntriesPerFrame ?? 5000,
       initiator,
       applying,
+      onRefused,
       onError: (error) => report(peer, error),
     });
     sessions.set(peer, session);
@@ -151,26 +175,41 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
   /** Changes waiting for the debounced push, by document id. */
   const pending = new Map<string, PendingPush>();
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const flush = (): void => {
+  /** The writer's signature for `heads` of `id`, reading the document only when this node may be its writer. */
+  const signatureOf = async (id: string, heads: string[]) => {
+    const known = authority.signatureFor(id, heads, () => undefined);
+    if (known !== undefined || authority.held(id) !== undefined) return known;
+    const doc = await store.get<unknown>(id);
+    if (doc === undefined || !sameHeads(A.getHeads(doc), heads)) return undefined;
+    return authority.signatureFor(id, heads, () => docRootReader(doc));
+  };
+  const flush = async (): Promise<void> => {
     timer = undefined;
-    // Each patch is built once, whatever the number of peers it goes to.
-    const changed = [...pending].map(([id, p]) => ({
-      id,
-      from: p.from,
-      patch: p.parts === undefined ? undefined : { id, since: p.since, heads: p.heads, changes: p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts) },
-    }));
+    const batch = [...pending];
     pending.clear();
+    // Each patch is built and signed once, whatever the number of peers it goes to.
+    const changed: Array<{ id: string; from: string | undefined; since: string[]; patch: PatchItem | undefined }> = [];
+    for (const [id, p] of batch) {
+      if (p.parts === undefined) {
+        changed.push({ id, from: p.from, since: p.since, patch: undefined });
+        continue;
+      }
+      const signature = await signatureOf(id, p.heads);
+      // Unsigned: a document this node neither writes nor holds a signature for (it is not sent).
+      if (signature === undefined) continue;
+      changed.push({ id, from: p.from, since: p.since, patch: signedPatch(id, p.since, p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts), signature) });
+    }
     for (const [peer, session] of sessions) {
       const patches: PatchItem[] = [];
-      const unknown: string[] = [];
-      for (const { id, from, patch } of changed) {
+      const rebuilt: Array<{ id: string; since: string[] }> = [];
+      for (const { id, from, since, patch } of changed) {
         // The peer a change came from has it already; pushing it back would only start another exchange.
         if (from === peer) continue;
-        if (patch === undefined) unknown.push(id);
+        if (patch === undefined) rebuilt.push({ id, since });
         else patches.push(patch);
       }
       if (patches.length > 0) void session.pushPatches(patches);
-      if (unknown.length > 0) void session.push(unknown);
+      if (rebuilt.length > 0) void session.push(rebuilt);
     }
   };
   const unsubscribe = store.onChange((change: DocumentChange) => {
@@ -181,14 +220,14 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
       pending.set(change.id, { from, since: change.before, heads: change.heads, parts: [change.changes], bytes: change.changes.byteLength });
     } else {
       if (p.from !== from) p.from = undefined;
-      // Changes that do not follow on from each other (or grow past one frame) go by Automerge sync instead.
+      // Changes that do not follow on from each other (or grow past one frame) are sent from the stored document.
       if (p.parts !== undefined && sameHeads(p.heads, change.before) && p.bytes + change.changes.byteLength <= MAX_PATCH_BYTES) {
         p.parts.push(change.changes);
         p.bytes += change.changes.byteLength;
       } else delete p.parts;
       p.heads = change.heads;
     }
-    timer ??= setTimeout(flush, options.debounceMs ?? 15);
+    timer ??= setTimeout(() => void flush().catch((err: Error) => options.onError?.("(push)", err)), options.debounceMs ?? 15);
   });
 
   const ensureAll = (): void => {
@@ -199,7 +238,6 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
 
   return {
     peers: () => [...sessions.keys()],
-    syncStates: (peer) => sessions.get(peer)?.syncStates ?? 0,
     disconnect: (peer) => sessions.get(peer)?.channel.abort(closedBy("membership revoked")),
     membersChanged: ensureAll,
     async stop() {
@@ -221,12 +259,12 @@ interface PendingPush {
   from: string | undefined;
   since: string[];
   heads: string[];
-  /** Undefined when the document goes by Automerge sync instead. */
+  /** Undefined when the changes are sent from the stored document instead. */
   parts?: Uint8Array[];
   bytes: number;
 }
 
-/** Largest patch pushed live; a bigger change goes by Automerge sync, which splits it. */
+/** Largest patch pushed live as the bytes stored; a bigger one is built from the stored document. */
 const MAX_PATCH_BYTES = 1024 * 1024;
 
 function closedBy(reason: string): ChannelClosedError {

@@ -1,6 +1,5 @@
 export {
   createSyncCodec,
-  docsMessage,
   entriesMessage,
   MAX_SYNC_FRAME_BYTES,
   patchMessage,
@@ -9,10 +8,10 @@ export {
   SYNC_VERSION,
   syncMessage,
   wantMessage,
-  type DocsMessage,
   type EntriesMessage,
   type PatchMessage,
   type SummaryMessage,
   type SyncMessage,
   type WantMessage,
 } from "./messages.js";
+export { headsSignedBytes, signHeads, verifyHeads, type HeadsSignature } from "./heads-signature.js";

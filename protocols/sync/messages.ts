@@ -1,11 +1,16 @@
 import { z } from "zod";
 import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/codec.js";
 
-/** Document sync over one long-lived stream per peer. */
-export const SYNC_PROTOCOL = "/coderclaw/sync/1.0.0";
+/**
+ * Document sync over one long-lived stream per peer. Version 2: every patch
+ * carries its writer's signature over the heads it leads to, and Automerge's
+ * own sync exchange is gone (a document has one writer, so two sides never
+ * both change one).
+ */
+export const SYNC_PROTOCOL = "/coderclaw/sync/2.0.0";
 /** Wire version inside every sync message envelope. */
-export const SYNC_VERSION = 1;
-/** Largest sync frame; one Automerge sync message for one document must fit. */
+export const SYNC_VERSION = 2;
+/** Largest sync frame; one document's patch must fit. */
 export const MAX_SYNC_FRAME_BYTES = 8 * 1024 * 1024;
 
 const documentId = z.string().min(3).max(512);
@@ -13,6 +18,8 @@ const prefix = z.string().min(1).max(64);
 const head = z.string().regex(/^[0-9a-f]{64}$/);
 const heads = z.array(head).max(1024);
 const bucket = z.number().int().min(0).max(255);
+const deviceId = z.string().min(1).max(128);
+const signature = bytesSchema.refine((b) => b.byteLength === 64, "expected a 64-byte signature");
 
 /** Digest of everything one side holds under a prefix, one hex digest per bucket. */
 export const summaryMessage = z.object({
@@ -34,20 +41,16 @@ export const entriesMessage = z.object({
   last: z.boolean(),
 });
 
-/** Automerge sync messages for many documents at once. */
-export const docsMessage = z.object({
-  t: z.literal("docs"),
-  items: z.array(z.object({ id: documentId, msg: bytesSchema })).max(10_000),
-});
-
 /**
  * Changes that bring a document from `since` (heads the receiver is known to
- * hold, empty for a document it lacks) to `heads`, in Automerge save format.
- * The one-message path for a document only one side changed.
+ * hold, empty for a document it lacks) to `heads`, in Automerge save format,
+ * with the document's writer `w` and its signature `sig` over `heads` (see
+ * protocols/sync/heads-signature.ts). A relay forwards the writer's signature
+ * as it received it.
  */
 export const patchMessage = z.object({
   t: z.literal("patch"),
-  items: z.array(z.object({ id: documentId, since: heads, heads, changes: bytesSchema })).max(10_000),
+  items: z.array(z.object({ id: documentId, since: heads, heads, changes: bytesSchema, w: deviceId, sig: signature })).max(10_000),
 });
 
 /** Ask for a patch from `heads` (the sender's current heads, empty when it lacks the document). */
@@ -57,13 +60,12 @@ export const wantMessage = z.object({
 });
 
 /** Any message of the sync protocol. */
-export const syncMessage = z.discriminatedUnion("t", [summaryMessage, entriesMessage, docsMessage, patchMessage, wantMessage]);
+export const syncMessage = z.discriminatedUnion("t", [summaryMessage, entriesMessage, patchMessage, wantMessage]);
 
 /** See {@link syncMessage}. */
 export type SyncMessage = z.infer<typeof syncMessage>;
 export type SummaryMessage = z.infer<typeof summaryMessage>;
 export type EntriesMessage = z.infer<typeof entriesMessage>;
-export type DocsMessage = z.infer<typeof docsMessage>;
 export type PatchMessage = z.infer<typeof patchMessage>;
 export type WantMessage = z.infer<typeof wantMessage>;
 

@@ -54,6 +54,8 @@ export interface TaskEngineOptions {
    * this when no node is running). Default true.
    */
   runTasks?: boolean;
+  /** A stored task that cannot be read (its document is damaged): listing skips it and reports it here. */
+  onUnreadable?: (taskId: string, error: Error) => void;
 }
 
 /** Why an execution was aborted; carried as the AbortSignal's reason. */
@@ -241,7 +243,15 @@ export class TaskEngine {
     for (const id of await this.options.repository.listIds(filter)) {
       // Checked per id after the index read: a task leaves memory only once fully persisted.
       const live = this.live.get(id);
-      const stored = live ? live : await this.storedRecord(id);
+      let stored: TaskRecord | undefined;
+      try {
+        stored = live ? live : await this.storedRecord(id);
+      } catch (err) {
+        // One unreadable document (a replica some other node wrote badly) must not hide every other task.
+        if (!(err instanceof CoderClawError && err.code === "STORAGE_CORRUPT")) throw err;
+        this.options.onUnreadable?.(id, err);
+        continue;
+      }
       const state = stored ? copyState(stored.state) : undefined;
       if (!state) continue;
       if (filter.status !== undefined && state.status !== filter.status) continue;
@@ -422,10 +432,14 @@ export class TaskEngine {
     const repo = this.options.repository;
     await repo.replayWriteAhead();
     this.total = await repo.count();
+    // A home from before admission records: its active tasks that name this node (or no node) as executor were its own.
+    await repo.adoptAdmissions((record) => record.state.executorId === this.options.executorId);
     for (const id of await repo.activeTaskIds()) {
+      // Only work this node admitted itself runs here: a replicated document is state, never work, whatever it says.
+      if (!repo.isAdmitted(id)) continue;
       const record = await repo.load(id);
       if (!record || isTerminal(record.state.status)) continue;
-      // Replicas of tasks other nodes execute are theirs to recover, never ours.
+      // Queued by a process that names no executor (the CLI with no node running) or by this node.
       if (record.state.executorId !== undefined && record.state.executorId !== this.options.executorId) continue;
       const agent = record.state.agentId === undefined ? undefined : this.options.agents.get(record.state.agentId);
       const task = this.newLive(record, agent, copyState(record.state));

@@ -58,6 +58,17 @@ export interface TaskRepository {
   rebuildIndexes(): Promise<number>;
   /** Turn every write-ahead record into its task's document (recovery does this first). Returns how many. */
   replayWriteAhead(): Promise<number>;
+  /**
+   * True when this node admitted the task itself: its first record was written
+   * here, from a submission this node accepted. A document another node wrote and
+   * this one holds as a replica is never admitted, whatever it says.
+   */
+  isAdmitted(taskId: string): boolean;
+  /**
+   * For a home written before admission records: admit the active tasks `own`
+   * accepts, once. Returns how many were admitted (0 when already done).
+   */
+  adoptAdmissions(own: (record: TaskRecord) => boolean): Promise<number>;
 }
 
 /** Options of {@link LevelTaskRepository}. */
@@ -68,6 +79,10 @@ export interface LevelTaskRepositoryOptions {
 
 const IDX = "idx:";
 const WAL = "wal:";
+/** `adm:<id>`: this node admitted the task itself (written with its first record); only such tasks run here. */
+const ADMITTED = "adm:";
+/** Set once every active task of a home written before admission records existed was sorted out. */
+const ADMISSIONS_KEY = "meta:admissions";
 const COUNT_KEY = "meta:taskCount";
 const ACTIVE: readonly TaskStatus[] = ["pending", "planning", "running", "waiting"];
 const MAX_LIST = 10_000;
@@ -144,9 +159,21 @@ export class LevelTaskRepository implements TaskRepository {
     return repository;
   }
 
-  /** Index writes that take a received task document from `before` to `after`. */
+  /**
+   * Index writes that take a received task document from `before` to `after`;
+   * a document that no longer reads (or was removed) leaves the indexes.
+   */
   private replicaIndexOps(taskId: string, before: TaskIndexFields | undefined, after: TaskIndexFields | undefined): WriteOp[] {
-    if (after === undefined) return [];
+    if (after === undefined) {
+      if (before === undefined) return [];
+      const ops: WriteOp[] = [
+        { type: "del", key: statusKey(before.status, before.createdAt, taskId) },
+        { type: "del", key: timeKey(before.createdAt, taskId) },
+        { type: "del", key: statusOfKey(taskId) },
+      ];
+      if (before.sessionId !== undefined) ops.push({ type: "del", key: sessionKey(before.sessionId, before.createdAt, taskId) });
+      return ops;
+    }
     const ops = statusIndexOps(taskId, after.createdAt, after.sessionId, before?.status, after.status);
     if (before === undefined) ops.push({ type: "put", key: COUNT_KEY, value: encodeCount(++this.total) });
     return ops;
@@ -160,7 +187,10 @@ export class LevelTaskRepository implements TaskRepository {
     for (const change of changes) {
       const { record, stored, previous, newEvents, materialize } = change;
       const { state } = record;
-      if (stored === "none") this.total++;
+      if (stored === "none") {
+        this.total++;
+        plain.push({ type: "put", key: ADMITTED + state.id, value: EMPTY });
+      }
       // A task not stored yet has no persisted state, so it is indexed as new.
       const indexOps = statusIndexOps(state.id, state.createdAt.getTime(), state.sessionId, previous?.status, state.status);
 
@@ -202,6 +232,26 @@ export class LevelTaskRepository implements TaskRepository {
     }
     await Promise.all(writes);
     return n;
+  }
+
+  isAdmitted(taskId: string): boolean {
+    return this.db.getSync(ADMITTED + taskId) !== undefined;
+  }
+
+  async adoptAdmissions(own: (record: TaskRecord) => boolean): Promise<number> {
+    if (this.db.getSync(ADMISSIONS_KEY) !== undefined) return 0;
+    const ops: WriteOp[] = [];
+    for (const id of await this.activeTaskIds()) {
+      let record: TaskRecord | undefined;
+      try {
+        record = await this.load(id);
+      } catch {
+        continue;
+      }
+      if (record !== undefined && own(record)) ops.push({ type: "put", key: ADMITTED + id, value: EMPTY });
+    }
+    await this.store.write([...ops, { type: "put", key: ADMISSIONS_KEY, value: EMPTY }], { now: true });
+    return ops.length;
   }
 
   async load(taskId: string): Promise<TaskRecord | undefined> {

@@ -46,6 +46,14 @@ export interface UpdateExtras<T> {
   raw?: boolean;
 }
 
+/** Extras of {@link LevelDocumentStore.receiveNew}. */
+export interface ReceiveExtras {
+  /** More writes to commit in the same atomic batch as the document (the writer's signature). */
+  ops?: WriteOp[];
+  /** Sees the received document's heads and root before it is stored; throws to refuse it, writing nothing. */
+  check?: (heads: A.Heads, root: RootReader) => void;
+}
+
 /**
  * Records kept beside the documents under a prefix that other nodes write (an
  * index of them), derived from what a document says before and after a remote
@@ -209,14 +217,14 @@ export class LevelDocumentStore implements DocumentStore {
     for (const listener of this.listeners) listener(change);
   }
 
-  receiveNew(id: string, bytes: Uint8Array, origin: ChangeOrigin = "remote"): Promise<boolean> {
+  receiveNew(id: string, bytes: Uint8Array, origin: ChangeOrigin = "remote", extras: ReceiveExtras = {}): Promise<boolean> {
     validateDocumentId(id);
     this.assertOpen();
     return this.locked(id, async () => {
       if (this.cache.has(id) || this.storedHeads(id) !== undefined) return false;
-      const received = this.checkReceived(id, origin, bytes);
+      const received = this.checkReceived(id, origin, bytes, extras.check);
       if (received === undefined) return false;
-      await this.storeNew(id, bytes, received.heads, received.derived, origin);
+      await this.storeNew(id, bytes, received.heads, [...received.derived, ...(extras.ops ?? [])], origin);
       return true;
     });
   }
@@ -226,24 +234,72 @@ export class LevelDocumentStore implements DocumentStore {
    * it; undefined when the bytes are not Automerge or miss changes they depend on
    * (those would sit unapplied, and the stored bytes would not load). A first
    * change that needs nothing else is read without Automerge loading it; anything
-   * else is loaded into a bare backend, freed at once.
+   * else is loaded into a bare backend, freed at once. `check` sees the result
+   * before anything is decided, and refuses it by throwing.
    */
-  private checkReceived(id: string, origin: ChangeOrigin, bytes: Uint8Array): { heads: A.Heads; derived: WriteOp[] } | undefined {
+  private checkReceived(id: string, origin: ChangeOrigin, bytes: Uint8Array, check?: ReceiveExtras["check"]): { heads: A.Heads; derived: WriteOp[] } | undefined {
     const derive = (root: RootReader): WriteOp[] => this.derivationsBefore(id, origin, undefined).flatMap(([d]) => d.ops(id, undefined, d.read(root)));
     const first = readFirstChange(bytes);
-    if (first !== undefined) return { heads: first.heads, derived: derive(first.root) };
+    if (first !== undefined) {
+      check?.(first.heads, first.root);
+      return { heads: first.heads, derived: derive(first.root) };
+    }
     const doc = this.options.actorId ? A.init<unknown>({ actor: this.options.actorId }) : A.init<unknown>();
     try {
       const backend = A.getBackend(doc);
-      backend.loadIncremental(bytes);
+      try {
+        backend.loadIncremental(bytes);
+      } catch {
+        return undefined;
+      }
       const heads = backend.getHeads();
       if (heads.length === 0 || backend.getMissingDeps().length > 0) return undefined;
-      return { heads, derived: derive(docRootReader(doc)) };
-    } catch {
-      return undefined;
+      const root = docRootReader(doc);
+      check?.(heads, root);
+      return { heads, derived: derive(root) };
     } finally {
       A.free(doc);
     }
+  }
+
+  /**
+   * Forget a document received from elsewhere: its changes, its heads and the
+   * records derived from it, in one batch with `ops`; resolves to the bytes it
+   * held (undefined when it held none). Used to quarantine content that must not
+   * be read as state: the caller keeps those bytes as evidence. Listeners are not
+   * told; nothing replicates a removal.
+   */
+  remove(id: string, ops: WriteOp[] = []): Promise<Uint8Array | undefined> {
+    validateDocumentId(id);
+    this.assertOpen();
+    return this.locked(id, async () => {
+      const parts: Uint8Array[] = [];
+      const keys: string[] = [];
+      let snapshot: Uint8Array | undefined;
+      for await (const [key, value] of this.db.iterator({ gte: `${DOC}${id}${SEP}`, lt: `${DOC}${id}${SEP}\uffff` })) {
+        keys.push(key);
+        if (key.endsWith(SEP + SNAPSHOT)) snapshot = value;
+        else parts.push(value);
+      }
+      if (snapshot) parts.unshift(snapshot);
+      if (keys.length === 0 && this.storedHeads(id) === undefined) return undefined;
+      const bytes = parts.length === 0 ? new Uint8Array(0) : concatBytes(parts);
+      let derived: WriteOp[] = [];
+      try {
+        const doc = A.load<unknown>(bytes);
+        derived = this.derivationsBefore(id, "remote", doc).flatMap(([d, was]) => d.ops(id, was, undefined));
+        A.free(doc);
+      } catch {
+        // Bytes that do not load derived nothing readable either.
+      }
+      const cached = this.cache.get(id);
+      if (cached) {
+        this.cache.delete(id);
+        release(cached.doc, cached.shared);
+      }
+      await this.batcher.write([...keys.map((key): WriteOp => ({ type: "del", key })), { type: "del", key: HEADS + id }, ...derived, ...ops]);
+      return bytes;
+    });
   }
 
   async *ids(prefix = ""): AsyncIterable<string> {
@@ -354,7 +410,18 @@ export class LevelDocumentStore implements DocumentStore {
     if (entry && !extras.raw) entry.shared = true;
     // Read before `fn`: applying changes can leave the document it was given outdated and unreadable.
     const derived = this.derivationsBefore(id, origin, before);
-    const next = fn(before);
+    let next: A.Doc<T> | undefined;
+    try {
+      next = fn(before);
+    } catch (err) {
+      // `fn` may have applied changes to the cached document before refusing them (loadIncremental works in
+      // place): drop it, so the next read loads what storage holds.
+      if (entry) {
+        this.cache.delete(id);
+        release(entry.doc, entry.shared);
+      }
+      throw err;
+    }
     const result = extras.raw ? undefined : next;
     if (next === undefined || (next === before && !extras.raw)) return extras.raw ? undefined : before;
     const heads = A.getHeads(next);

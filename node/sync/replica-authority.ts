@@ -1,0 +1,162 @@
+import { decode, encode } from "cborg";
+import { isDeviceId } from "../../identity/index.js";
+import { signHeads, verifyHeads, type HeadsSignature } from "../../protocols/sync/heads-signature.js";
+import { sameHeads } from "../../src/storage/document-store.js";
+import type { Database } from "../../src/storage/level-database.js";
+import type { RootReader } from "../../src/storage/root-reader.js";
+import type { WriteOp } from "../../src/storage/write-batcher.js";
+
+/**
+ * Who may write the documents under one prefix: the device a document names as
+ * its writer. The writer is read from the document itself, so it is fixed by
+ * the writer's own signed first change and nobody else can claim it.
+ */
+export interface WriterRule {
+  prefix: string;
+  /** The device that may write `id`, as the document says; undefined when it says nothing readable. */
+  writerOf(id: string, root: RootReader): string | undefined;
+}
+
+/** Task documents are written by their executor only (`executorId` in the submission fields), and name their own id. */
+export const TASK_WRITER_RULE: WriterRule = {
+  prefix: "task/",
+  writerOf(id, root) {
+    if (root("id") !== id.slice("task/".length)) return undefined;
+    const spec = root("spec");
+    if (typeof spec !== "string") return undefined;
+    try {
+      const executor = (JSON.parse(spec) as { executorId?: unknown }).executorId;
+      return typeof executor === "string" ? executor : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/** Why a received change was not taken. */
+export interface Refusal {
+  reason: string;
+  /**
+   * True when the sender sent something no honest node sends (a bad signature,
+   * changes that do not end at the signed heads, a writer claiming a document
+   * it does not own): the sender is audited and its session cut. False for what
+   * an honest relay may still hold (a writer revoked since).
+   */
+  offence: boolean;
+}
+
+/** Options of {@link createReplicaAuthority}. */
+export interface ReplicaAuthorityOptions {
+  /** This device: it signs the heads of the documents it writes. */
+  identity: { peerId: string; sign(bytes: Uint8Array): Uint8Array };
+  /** The database the document store keeps its documents in; signatures of received documents are kept beside them. */
+  db: Database;
+  rules: readonly WriterRule[];
+  /** Devices whose documents this node takes now (the mesh's members). */
+  mayWrite(deviceId: string): boolean;
+}
+
+/**
+ * The single-writer rule of replicated documents. A node accepts a change to a
+ * document only when the document's writer signed the heads the change ends at;
+ * it keeps that signature beside the document (in the change's own batch) so it
+ * can forward it, and signs the heads of the documents it writes itself.
+ */
+export interface ReplicaAuthority {
+  /** True when documents with this id replicate (a rule covers its prefix). */
+  replicates(id: string): boolean;
+  /**
+   * The signature to send with `heads` of `id`: this node's own for a document it
+   * writes, the writer's as received for one it relays; undefined when it holds
+   * none for exactly these heads (the document is then not sent).
+   */
+  signatureFor(id: string, heads: readonly string[], root: () => RootReader | undefined): HeadsSignature | undefined;
+  /**
+   * Judge a received signature before anything is applied. `held` says whether
+   * this node holds the document; `extendsHeld`, whether the patch builds on
+   * heads this node holds (so it claims to continue this node's copy).
+   */
+  screen(id: string, signature: HeadsSignature, held: boolean, extendsHeld: boolean): Refusal | undefined;
+  /** Judge the document a received change produced: it must end at the signed heads and name the signer as writer. */
+  judge(id: string, signature: HeadsSignature, heads: readonly string[], root: RootReader): Refusal | undefined;
+  /** Writes that keep `signature` beside the document, for the batch of the change it vouches for. */
+  recordOps(id: string, signature: HeadsSignature): WriteOp[];
+  /** The writer's signature this node holds for a document it received, if any. */
+  held(id: string): HeadsSignature | undefined;
+}
+
+/** Key of the signature kept beside a received document. */
+export const SIGNATURE_PREFIX = "dsig:";
+
+/** Own documents whose writer was checked, kept so a live push signs without re-reading the document. */
+const OWN_CACHE_LIMIT = 50_000;
+
+/** See {@link ReplicaAuthority}. */
+export function createReplicaAuthority(options: ReplicaAuthorityOptions): ReplicaAuthority {
+  const { identity, db, rules } = options;
+  const self = identity.peerId;
+  const own = new Set<string>();
+  const ruleOf = (id: string): WriterRule | undefined => rules.find((r) => id.startsWith(r.prefix));
+
+  const held = (id: string): HeadsSignature | undefined => {
+    const bytes = db.getSync(SIGNATURE_PREFIX + id);
+    return bytes === undefined ? undefined : decodeSignature(bytes);
+  };
+
+  return {
+    replicates: (id) => ruleOf(id) !== undefined,
+    held,
+    signatureFor(id, heads, root) {
+      const relayed = held(id);
+      if (relayed !== undefined) return sameHeads(relayed.heads, heads) ? relayed : undefined;
+      if (!own.has(id)) {
+        const rule = ruleOf(id);
+        const reader = rule === undefined ? undefined : root();
+        if (reader === undefined || rule!.writerOf(id, reader) !== self) return undefined;
+        if (own.size >= OWN_CACHE_LIMIT) own.clear();
+        own.add(id);
+      }
+      return signHeads(identity, id, heads);
+    },
+    screen(id, signature, isHeld, extendsHeld) {
+      if (ruleOf(id) === undefined) return { reason: `${id} is not a replicated document`, offence: true };
+      if (signature.writer === self) return { reason: `${id} is written by this node only`, offence: true };
+      if (!isDeviceId(signature.writer)) return { reason: `writer ${signature.writer.slice(0, 80)} is not a device id`, offence: true };
+      if (!verifyHeads(id, signature)) return { reason: `bad signature of ${signature.writer} over the heads of ${id}`, offence: true };
+      if (isHeld) {
+        const previous = held(id);
+        // A document held with no signature beside it was written here.
+        if (previous === undefined) return { reason: `${id} is written by this node only`, offence: true };
+        // Another member may have claimed the id first (it signs its own copy validly): an honest relay of the
+        // other copy is not at fault, so this is refused and reported without cutting the sender off.
+        if (previous.writer !== signature.writer) return { reason: `${id} is written by ${previous.writer}, not ${signature.writer}`, offence: extendsHeld };
+      }
+      if (!options.mayWrite(signature.writer)) return { reason: `writer ${signature.writer} of ${id} is not a member`, offence: false };
+      return undefined;
+    },
+    judge(id, signature, heads, root) {
+      if (!sameHeads(heads, signature.heads)) return { reason: `changes of ${id} do not end at the heads its writer signed`, offence: true };
+      const writer = ruleOf(id)?.writerOf(id, root);
+      if (writer !== signature.writer) return { reason: `${id} names ${writer ?? "no writer"} as its writer, but ${signature.writer} signed it`, offence: true };
+      return undefined;
+    },
+    recordOps: (id, signature) => [{ type: "put", key: SIGNATURE_PREFIX + id, value: encodeSignature(signature) }],
+  };
+}
+
+function encodeSignature(s: HeadsSignature): Uint8Array {
+  return encode([s.writer, s.heads, s.sig]);
+}
+
+/** A stored signature; undefined when its bytes are not one (a damaged record vouches for nothing). */
+function decodeSignature(bytes: Uint8Array): HeadsSignature | undefined {
+  try {
+    const value: unknown = decode(bytes);
+    if (!Array.isArray(value) || value.length !== 3) return undefined;
+    const [writer, heads, sig] = value as [unknown, unknown, unknown];
+    if (typeof writer !== "string" || !Array.isArray(heads) || !heads.every((h) => typeof h === "string") || !(sig instanceof Uint8Array)) return undefined;
+    return { writer, heads: heads as string[], sig };
+  } catch {
+    return undefined;
+  }
+}
