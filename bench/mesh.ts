@@ -35,11 +35,12 @@ function unsignedAuthority(writer: string): ReplicaAuthority {
   const sig = new Uint8Array(64);
   return {
     replicates: (id) => id.startsWith("task/"),
-    signatureFor: (_id, heads) => ({ writer, heads: [...heads], sig }),
+    signaturesFor: (items) => items.map(({ heads }) => ({ writer, heads: [...heads], sig, index: 0, size: 1, proof: [] })),
     screen: () => undefined,
     judge: () => undefined,
     recordOps: () => [],
     held: () => undefined,
+    writesKnown: () => true,
   };
 }
 

@@ -2,4 +2,4 @@ export { createSyncEngine, REPLICATED_PREFIXES, type SyncEngine, type SyncEngine
 export { createReplicaAuthority, TASK_WRITER_RULE, SIGNATURE_PREFIX, type ReplicaAuthority, type ReplicaAuthorityOptions, type Refusal, type WriterRule } from "./replica-authority.js";
 export { createQuarantine, type Quarantine, type QuarantineEntry, type QuarantineOptions } from "./quarantine.js";
 export { quarantineUnsignedReplicas, type LegacyReplicaOptions } from "./legacy-replicas.js";
-export type { RefusedChange } from "./peer-session.js";
+export { signedPatch, type PatchItem, type RefusedChange } from "./peer-session.js";

@@ -55,7 +55,12 @@ export type PatchItem = PatchMessage["items"][number];
 
 /** A patch item carrying `signature`. */
 export function signedPatch(id: string, since: string[], changes: Uint8Array, signature: HeadsSignature): PatchItem {
-  return { id, since, heads: signature.heads, changes, w: signature.writer, sig: signature.sig };
+  return { id, since, heads: signature.heads, changes, w: signature.writer, sig: signature.sig, at: signature.index, n: signature.size, proof: signature.proof };
+}
+
+/** The signature a patch item carries. */
+function signatureOf(item: PatchItem): HeadsSignature {
+  return { writer: item.w, heads: item.heads, sig: item.sig, index: item.at, size: item.n, proof: item.proof };
 }
 
 /**
@@ -90,12 +95,9 @@ export class PeerSession {
   /** Push the changes of each document after `since` (heads the peer is taken to hold), built from the stored document. */
   push(items: ReadonlyArray<{ id: string; since: string[] }>): Promise<void> {
     return this.#enqueue(async () => {
-      const patches: PatchItem[] = [];
-      for (const { id, since } of items) {
-        const patch = this.#patchOf(id, await this.#options.store.get<unknown>(id), since);
-        if (patch !== undefined) patches.push(patch);
-      }
-      await this.#sendPatches(patches);
+      const wanted: Array<{ id: string; doc: A.Doc<unknown> | undefined; since: string[] }> = [];
+      for (const { id, since } of items) wanted.push({ id, doc: await this.#options.store.get<unknown>(id), since });
+      await this.#sendPatches(this.#patchesOf(wanted));
     });
   }
 
@@ -116,13 +118,21 @@ export class PeerSession {
     return this.#serial;
   }
 
-  /** The changes of `doc` after `since` (the whole document when the peer has nothing), signed; undefined when unsigned. */
-  #patchOf(id: string, doc: A.Doc<unknown> | undefined, since: string[]): PatchItem | undefined {
-    if (doc === undefined || !A.hasHeads(doc, since)) return undefined;
-    const heads = A.getHeads(doc);
-    const signature = this.#options.authority.signatureFor(id, heads, () => docRootReader(doc));
-    if (signature === undefined) return undefined;
-    return signedPatch(id, since, since.length === 0 ? A.save(doc) : A.saveSince(doc, since), signature);
+  /**
+   * The changes of each document after `since` (the whole document when the peer
+   * has nothing), signed; documents this side does not hold past `since`, or holds
+   * no signature for, are left out.
+   */
+  #patchesOf(wanted: ReadonlyArray<{ id: string; doc: A.Doc<unknown> | undefined; since: string[] }>): PatchItem[] {
+    const held = wanted.filter((w): w is { id: string; doc: A.Doc<unknown>; since: string[] } => w.doc !== undefined && A.hasHeads(w.doc, w.since));
+    const heads = held.map((w) => A.getHeads(w.doc));
+    const signatures = this.#options.authority.signaturesFor(held.map((w, i) => ({ id: w.id, heads: heads[i]!, root: () => docRootReader(w.doc) })));
+    const out: PatchItem[] = [];
+    held.forEach(({ id, doc, since }, i) => {
+      const signature = signatures[i];
+      if (signature !== undefined) out.push(signedPatch(id, since, since.length === 0 ? A.save(doc) : A.saveSince(doc, since), signature));
+    });
+    return out;
   }
 
   async #sendSummaries(): Promise<void> {
@@ -188,30 +198,24 @@ export class PeerSession {
     const localIds = new Set(local.map((e) => e.id));
     for (const id of remoteHeads.keys()) if (!localIds.has(id)) differing.add(id);
     // Where this side holds everything the peer has, one patch settles the document; otherwise ask for the peer's.
-    const patches: PatchItem[] = [];
+    const offered: Array<{ id: string; doc: A.Doc<unknown>; since: string[] }> = [];
     const wants: Array<{ id: string; heads: string[] }> = [];
     for (const id of differing) {
       if (!this.#replicated(id)) continue;
       const doc = await this.#options.store.get<unknown>(id);
       const theirs = remoteHeads.get(id) ?? [];
-      if (doc !== undefined && A.hasHeads(doc, theirs)) {
-        const patch = this.#patchOf(id, doc, theirs);
-        if (patch !== undefined) patches.push(patch);
-      } else if (remoteHeads.has(id)) wants.push({ id, heads: doc === undefined ? [] : A.getHeads(doc) });
+      if (doc !== undefined && A.hasHeads(doc, theirs)) offered.push({ id, doc, since: theirs });
+      else if (remoteHeads.has(id)) wants.push({ id, heads: doc === undefined ? [] : A.getHeads(doc) });
     }
-    await this.#sendPatches(patches);
+    await this.#sendPatches(this.#patchesOf(offered));
     await this.#sendWants(wants);
   }
 
   async #onWant(message: WantMessage): Promise<void> {
-    const patches: PatchItem[] = [];
-    for (const { id, heads } of message.items) {
-      if (!this.#replicated(id)) continue;
-      // A document this side lacks, or holds behind the peer, is the peer's to send.
-      const patch = this.#patchOf(id, await this.#options.store.get<unknown>(id), heads);
-      if (patch !== undefined) patches.push(patch);
-    }
-    await this.#sendPatches(patches);
+    const wanted: Array<{ id: string; doc: A.Doc<unknown> | undefined; since: string[] }> = [];
+    // A document this side lacks, or holds behind the peer, is the peer's to send.
+    for (const { id, heads } of message.items) if (this.#replicated(id)) wanted.push({ id, doc: await this.#options.store.get<unknown>(id), since: heads });
+    await this.#sendPatches(this.#patchesOf(wanted));
   }
 
   async #onPatch(message: PatchMessage): Promise<void> {
@@ -229,8 +233,9 @@ export class PeerSession {
   async #applyPatches(items: PatchMessage["items"], behind: Array<{ id: string; heads: string[] }>): Promise<void> {
     const { store, authority } = this.#options;
     const refusals = await Promise.all(
-      items.map(async ({ id, since, heads, changes, w, sig }): Promise<RefusedChange | undefined> => {
-        const signature: HeadsSignature = { writer: w, heads, sig };
+      items.map(async (item): Promise<RefusedChange | undefined> => {
+        const { id, since, heads, changes, w } = item;
+        const signature = signatureOf(item);
         const refuse = (refusal: Refusal): RefusedChange => ({ ...refusal, id, peer: this.channel.peer, writer: w, changes });
         if (!this.#replicated(id)) return refuse({ reason: `${id} is not a replicated document`, offence: true });
         const storedHeads = await store.heads(id);
@@ -282,7 +287,7 @@ export class PeerSession {
   }
 
   async #sendPatches(patches: PatchItem[]): Promise<void> {
-    const size = (item: PatchItem): number => item.changes.byteLength + item.id.length + item.w.length + 64 + 70 * (item.heads.length + item.since.length);
+    const size = (item: PatchItem): number => item.changes.byteLength + item.id.length + item.w.length + 80 + 34 * item.proof.length + 70 * (item.heads.length + item.since.length);
     for (const items of runsBySize(patches, size, this.#options.targetFrameBytes)) await this.channel.send({ t: "patch", items });
   }
 

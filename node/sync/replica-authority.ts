@@ -1,6 +1,6 @@
 import { decode, encode } from "cborg";
 import { isDeviceId } from "../../identity/index.js";
-import { signHeads, verifyHeads, type HeadsSignature } from "../../protocols/sync/heads-signature.js";
+import { signHeadsBatch, verifyHeads, type HeadsSignature } from "../../protocols/sync/heads-signature.js";
 import { sameHeads } from "../../src/storage/document-store.js";
 import type { Database } from "../../src/storage/level-database.js";
 import type { RootReader } from "../../src/storage/root-reader.js";
@@ -66,11 +66,13 @@ export interface ReplicaAuthority {
   /** True when documents with this id replicate (a rule covers its prefix). */
   replicates(id: string): boolean;
   /**
-   * The signature to send with `heads` of `id`: this node's own for a document it
-   * writes, the writer's as received for one it relays; undefined when it holds
-   * none for exactly these heads (the document is then not sent).
+   * The signatures to send with the heads of these documents: the writer's as
+   * received for one this node relays, this node's own for those it writes (one
+   * batch signature for all of them); undefined where it holds none for exactly
+   * these heads (that document is then not sent). `root` reads a document this
+   * node may write, to check that it does.
    */
-  signatureFor(id: string, heads: readonly string[], root: () => RootReader | undefined): HeadsSignature | undefined;
+  signaturesFor(items: ReadonlyArray<{ id: string; heads: readonly string[]; root: () => RootReader | undefined }>): Array<HeadsSignature | undefined>;
   /**
    * Judge a received signature before anything is applied. `held` says whether
    * this node holds the document; `extendsHeld`, whether the patch builds on
@@ -83,6 +85,8 @@ export interface ReplicaAuthority {
   recordOps(id: string, signature: HeadsSignature): WriteOp[];
   /** The writer's signature this node holds for a document it received, if any. */
   held(id: string): HeadsSignature | undefined;
+  /** True when this node already found that it writes `id` (so signing it needs no read of the document). */
+  writesKnown(id: string): boolean;
 }
 
 /** Key of the signature kept beside a received document. */
@@ -106,17 +110,28 @@ export function createReplicaAuthority(options: ReplicaAuthorityOptions): Replic
   return {
     replicates: (id) => ruleOf(id) !== undefined,
     held,
-    signatureFor(id, heads, root) {
-      const relayed = held(id);
-      if (relayed !== undefined) return sameHeads(relayed.heads, heads) ? relayed : undefined;
-      if (!own.has(id)) {
-        const rule = ruleOf(id);
-        const reader = rule === undefined ? undefined : root();
-        if (reader === undefined || rule!.writerOf(id, reader) !== self) return undefined;
-        if (own.size >= OWN_CACHE_LIMIT) own.clear();
-        own.add(id);
-      }
-      return signHeads(identity, id, heads);
+    writesKnown: (id) => own.has(id),
+    signaturesFor(items) {
+      const out: Array<HeadsSignature | undefined> = [];
+      const mine: Array<{ at: number; id: string; heads: readonly string[] }> = [];
+      items.forEach(({ id, heads, root }, at) => {
+        out.push(undefined);
+        const relayed = held(id);
+        if (relayed !== undefined) {
+          if (sameHeads(relayed.heads, heads)) out[at] = relayed;
+          return;
+        }
+        if (!own.has(id)) {
+          const rule = ruleOf(id);
+          const reader = rule === undefined ? undefined : root();
+          if (reader === undefined || rule!.writerOf(id, reader) !== self) return;
+          if (own.size >= OWN_CACHE_LIMIT) own.clear();
+          own.add(id);
+        }
+        mine.push({ at, id, heads });
+      });
+      signHeadsBatch(identity, mine).forEach((signature, i) => (out[mine[i]!.at] = signature));
+      return out;
     },
     screen(id, signature, isHeld, extendsHeld) {
       if (ruleOf(id) === undefined) return { reason: `${id} is not a replicated document`, offence: true };
@@ -145,17 +160,18 @@ export function createReplicaAuthority(options: ReplicaAuthorityOptions): Replic
 }
 
 function encodeSignature(s: HeadsSignature): Uint8Array {
-  return encode([s.writer, s.heads, s.sig]);
+  return encode([s.writer, s.heads, s.sig, s.index, s.size, s.proof]);
 }
 
 /** A stored signature; undefined when its bytes are not one (a damaged record vouches for nothing). */
 function decodeSignature(bytes: Uint8Array): HeadsSignature | undefined {
   try {
     const value: unknown = decode(bytes);
-    if (!Array.isArray(value) || value.length !== 3) return undefined;
-    const [writer, heads, sig] = value as [unknown, unknown, unknown];
+    if (!Array.isArray(value) || value.length !== 6) return undefined;
+    const [writer, heads, sig, index, size, proof] = value as unknown[];
     if (typeof writer !== "string" || !Array.isArray(heads) || !heads.every((h) => typeof h === "string") || !(sig instanceof Uint8Array)) return undefined;
-    return { writer, heads: heads as string[], sig };
+    if (typeof index !== "number" || typeof size !== "number" || !Array.isArray(proof) || !proof.every((p) => p instanceof Uint8Array)) return undefined;
+    return { writer, heads: heads as string[], sig, index, size, proof: proof as Uint8Array[] };
   } catch {
     return undefined;
   }

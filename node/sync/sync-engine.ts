@@ -175,26 +175,31 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
   /** Changes waiting for the debounced push, by document id. */
   const pending = new Map<string, PendingPush>();
   let timer: ReturnType<typeof setTimeout> | undefined;
-  /** The writer's signature for `heads` of `id`, reading the document only when this node may be its writer. */
-  const signatureOf = async (id: string, heads: string[]) => {
-    const known = authority.signatureFor(id, heads, () => undefined);
-    if (known !== undefined || authority.held(id) !== undefined) return known;
-    const doc = await store.get<unknown>(id);
-    if (doc === undefined || !sameHeads(A.getHeads(doc), heads)) return undefined;
-    return authority.signatureFor(id, heads, () => docRootReader(doc));
-  };
   const flush = async (): Promise<void> => {
     timer = undefined;
     const batch = [...pending];
     pending.clear();
-    // Each patch is built and signed once, whatever the number of peers it goes to.
+    // Each patch is built once, whatever the number of peers it goes to, and this node's own changes are
+    // signed together: one signature for the batch.
+    const docs = new Map<string, A.Doc<unknown>>();
+    for (const [id, p] of batch) {
+      if (p.parts === undefined || authority.writesKnown(id) || authority.held(id) !== undefined) continue;
+      // A document this node may write: read it (from the cache, just written) to check that it does.
+      const doc = await store.get<unknown>(id);
+      if (doc !== undefined && sameHeads(A.getHeads(doc), p.heads)) docs.set(id, doc);
+    }
+    const contiguous = batch.filter(([, p]) => p.parts !== undefined);
+    const signatures = authority.signaturesFor(
+      contiguous.map(([id, p]) => ({ id, heads: p.heads, root: () => (docs.has(id) ? docRootReader(docs.get(id)!) : undefined) })),
+    );
+    const signed = new Map(contiguous.map(([id], i) => [id, signatures[i]]));
     const changed: Array<{ id: string; from: string | undefined; since: string[]; patch: PatchItem | undefined }> = [];
     for (const [id, p] of batch) {
       if (p.parts === undefined) {
         changed.push({ id, from: p.from, since: p.since, patch: undefined });
         continue;
       }
-      const signature = await signatureOf(id, p.heads);
+      const signature = signed.get(id);
       // Unsigned: a document this node neither writes nor holds a signature for (it is not sent).
       if (signature === undefined) continue;
       changed.push({ id, from: p.from, since: p.since, patch: signedPatch(id, p.since, p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts), signature) });

@@ -14,4 +14,4 @@ export {
   type SyncMessage,
   type WantMessage,
 } from "./messages.js";
-export { headsSignedBytes, signHeads, verifyHeads, type HeadsSignature } from "./heads-signature.js";
+export { headsLeaf, MAX_BATCH, signHeads, signHeadsBatch, verifyHeads, type HeadsSignature } from "./heads-signature.js";

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/codec.js";
+import { MAX_BATCH } from "./heads-signature.js";
 
 /**
  * Document sync over one long-lived stream per peer. Version 2: every patch
@@ -20,6 +21,7 @@ const heads = z.array(head).max(1024);
 const bucket = z.number().int().min(0).max(255);
 const deviceId = z.string().min(1).max(128);
 const signature = bytesSchema.refine((b) => b.byteLength === 64, "expected a 64-byte signature");
+const hash = bytesSchema.refine((b) => b.byteLength === 32, "expected a 32-byte hash");
 
 /** Digest of everything one side holds under a prefix, one hex digest per bucket. */
 export const summaryMessage = z.object({
@@ -44,13 +46,14 @@ export const entriesMessage = z.object({
 /**
  * Changes that bring a document from `since` (heads the receiver is known to
  * hold, empty for a document it lacks) to `heads`, in Automerge save format,
- * with the document's writer `w` and its signature `sig` over `heads` (see
- * protocols/sync/heads-signature.ts). A relay forwards the writer's signature
- * as it received it.
+ * with the document's writer `w` and its signature over `heads`: `sig` over the
+ * root of a batch of `n` documents, this one at position `at`, with the sibling
+ * hashes `proof` (see protocols/sync/heads-signature.ts). A relay forwards the
+ * writer's signature as it received it.
  */
 export const patchMessage = z.object({
   t: z.literal("patch"),
-  items: z.array(z.object({ id: documentId, since: heads, heads, changes: bytesSchema, w: deviceId, sig: signature })).max(10_000),
+  items: z.array(z.object({ id: documentId, since: heads, heads, changes: bytesSchema, w: deviceId, sig: signature, at: z.number().int().min(0), n: z.number().int().min(1).max(MAX_BATCH), proof: z.array(hash).max(21) })).max(10_000),
 });
 
 /** Ask for a patch from `heads` (the sender's current heads, empty when it lacks the document). */

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { deviceIdentityFromSeed, type DeviceIdentity } from "../../identity/index.js";
 import type { MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
-import { createReplicaAuthority, createSyncEngine, type RefusedChange, type SyncEngine, type SyncStore, type WriterRule } from "../../node/sync/index.js";
+import { createReplicaAuthority, createSyncEngine, signedPatch, type RefusedChange, type SyncEngine, type SyncStore, type WriterRule } from "../../node/sync/index.js";
 import { encodeFrame, PeerLimitError } from "../../protocols/framing/index.js";
 import { createSyncCodec, signHeads, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/index.js";
 import { openDatabase, type Database } from "../../src/storage/level-database.js";
@@ -296,7 +296,7 @@ describe("document sync: one writer per document", () => {
     const before = await snapshot(b.store);
     // Signed by the forger itself: a valid signature, by the wrong device.
     const own = signHeads(m.identity, "task/victim", forgedHeads);
-    await sendRaw(m.node, b.node, [{ t: "patch", items: [{ id: "task/victim", since, heads: forgedHeads, changes, w: own.writer, sig: own.sig }] }]);
+    await sendRaw(m.node, b.node, [{ t: "patch", items: [signedPatch("task/victim", since, changes, own)] }]);
     await eventually(() => b.refused.length > 0, 10_000, "refused");
     expect(b.refused[0]).toMatchObject({ id: "task/victim", peer: m.identity.peerId, offence: true });
     expect(b.refused[0]!.reason).toContain(a.identity.peerId);
@@ -304,8 +304,8 @@ describe("document sync: one writer per document", () => {
     expect((await b.store.get<Task>("task/victim"))?.status).toBe("completed");
 
     // Claiming to be the writer, with a signature that is not the writer's.
-    const fake = { writer: a.identity.peerId, sig: signHeads(m.identity, "task/victim", forgedHeads).sig };
-    await sendRaw(m.node, a.node, [{ t: "patch", items: [{ id: "task/victim", since, heads: forgedHeads, changes, w: fake.writer, sig: fake.sig }] }]);
+    const fake = { ...signHeads(m.identity, "task/victim", forgedHeads), writer: a.identity.peerId };
+    await sendRaw(m.node, a.node, [{ t: "patch", items: [signedPatch("task/victim", since, changes, fake)] }]);
     await eventually(() => a.refused.length > 0, 10_000, "refused by the writer");
     expect(a.refused[0]!.offence).toBe(true);
     expect((await a.store.get<Task>("task/victim"))?.status).toBe("completed");
@@ -323,7 +323,7 @@ describe("document sync: one writer per document", () => {
     expect(genuine.writer).toBe(a.identity.peerId);
     const forged = A.from<Task>({ owner: new A.ImmutableString(a.identity.peerId), status: "pending" }, { actor: "cc".repeat(16) });
     await connect(m.node, b.node);
-    await sendRaw(m.node, b.node, [{ t: "patch", items: [{ id: "task/victim", since: [], heads: genuine.heads, changes: A.save(forged), w: genuine.writer, sig: genuine.sig }] }]);
+    await sendRaw(m.node, b.node, [{ t: "patch", items: [signedPatch("task/victim", [], A.save(forged), genuine)] }]);
     await eventually(() => b.refused.length > 0, 10_000, "refused");
     expect(b.refused[0]!.reason).toMatch(/do not end at the heads its writer signed/);
     expect(b.refused[0]!.offence).toBe(true);
@@ -335,7 +335,7 @@ describe("document sync: one writer per document", () => {
     const injected = A.from<Task>({ owner: new A.ImmutableString(a.identity.peerId), status: "pending" }, { actor: "dd".repeat(16) });
     const heads = A.getHeads(injected);
     const sig = signHeads(m.identity, "task/injected", heads);
-    await sendRaw(m.node, b.node, [{ t: "patch", items: [{ id: "task/injected", since: [], heads, changes: A.save(injected), w: sig.writer, sig: sig.sig }] }]);
+    await sendRaw(m.node, b.node, [{ t: "patch", items: [signedPatch("task/injected", [], A.save(injected), sig)] }]);
     await eventually(() => b.refused.length > 0, 10_000, "refused");
     expect(b.refused[0]!.reason).toMatch(/names .* as its writer/);
     expect(await b.store.get("task/injected")).toBeUndefined();
@@ -345,7 +345,7 @@ describe("document sync: one writer per document", () => {
     const { b, m, since, changes, forgedHeads } = await forgeryScene();
     const own = signHeads(m.identity, "task/victim", forgedHeads);
     for (let i = 0; i < 3; i++) {
-      await sendRaw(m.node, b.node, [{ t: "patch", items: [{ id: "task/victim", since, heads: forgedHeads, changes, w: own.writer, sig: own.sig }] }]);
+      await sendRaw(m.node, b.node, [{ t: "patch", items: [signedPatch("task/victim", since, changes, own)] }]);
       await eventually(() => b.refused.length > i, 10_000, `refusal ${i}`);
     }
     expect(b.offenders).toEqual([m.identity.peerId]);

@@ -11,7 +11,7 @@ describe("sync protocol codec", () => {
     const messages: SyncMessage[] = [
       { t: "summary", prefix: "task/", count: 2, buckets: Array.from({ length: 256 }, () => head) },
       { t: "entries", prefix: "task/", buckets: [0, 255], entries: [{ id: "task/1", heads: [head] }], last: true },
-      { t: "patch", items: [{ id: "task/1", since: [], heads: [head], changes: new Uint8Array([4]), w: "12D3KooWexample", sig: new Uint8Array(64) }] },
+      { t: "patch", items: [{ id: "task/1", since: [], heads: [head], changes: new Uint8Array([4]), w: "12D3KooWexample", sig: new Uint8Array(64), at: 1, n: 2, proof: [new Uint8Array(32)] }] },
       { t: "want", items: [{ id: "audit/n/1", heads: [head] }] },
     ];
     for (const message of messages) expect(codec.decode(codec.encode(message))).toEqual(message);
@@ -23,7 +23,9 @@ describe("sync protocol codec", () => {
       { t: "entries", prefix: "task/", buckets: [256], entries: [], last: true },
       { t: "want", items: [{ id: "task/1", heads: ["not-a-hash"] }] },
       { t: "patch", items: [{ id: "task/1", since: [], heads: [head], changes: "text, not bytes", w: "x", sig: new Uint8Array(64) }] },
-      { t: "patch", items: [{ id: "task/1", since: [], heads: [head], changes: new Uint8Array([4]), w: "x", sig: new Uint8Array(63) }] },
+      { t: "patch", items: [{ id: "task/1", since: [], heads: [head], changes: new Uint8Array([4]), w: "x", sig: new Uint8Array(63), at: 0, n: 1, proof: [] }] },
+      { t: "patch", items: [{ id: "task/1", since: [], heads: [head], changes: new Uint8Array([4]), w: "x", sig: new Uint8Array(64), at: 0, n: 1, proof: [new Uint8Array(31)] }] },
+      { t: "patch", items: [{ id: "task/1", since: [], heads: [head], changes: new Uint8Array([4]), w: "x", sig: new Uint8Array(64), at: 0, n: 0, proof: [] }] },
       { t: "patch", items: [{ id: "task/1", since: [], heads: [head], changes: new Uint8Array([4]) }] },
       // Automerge's own sync exchange is not part of the protocol any more: a document has one writer.
       { t: "docs", items: [{ id: "task/1", msg: new Uint8Array([1]) }] },
@@ -35,6 +37,6 @@ describe("sync protocol codec", () => {
   it("refuses other protocol versions and oversize messages", () => {
     expect(() => codec.decode(encode([1, { t: "want", items: [] }]))).toThrow(UnsupportedVersionError);
     const small = createSyncCodec(1024);
-    expect(() => small.encode({ t: "patch", items: [{ id: "task/1", since: [], heads: [head], changes: new Uint8Array(2048), w: "x", sig: new Uint8Array(64) }] })).toThrow(FrameTooLargeError);
+    expect(() => small.encode({ t: "patch", items: [{ id: "task/1", since: [], heads: [head], changes: new Uint8Array(2048), w: "x", sig: new Uint8Array(64), at: 0, n: 1, proof: [] }] })).toThrow(FrameTooLargeError);
   });
 });
