@@ -8,7 +8,7 @@ import { sameHeads, type DocumentStore } from "../../src/storage/document-store.
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 import { docRootReader } from "../../src/storage/root-reader.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
-import type { Refusal, ReplicaAuthority } from "./replica-authority.js";
+import { ECHO, type Refusal, type ReplicaAuthority } from "./replica-authority.js";
 
 /** A received change that was not taken, with what came, for the audit log and the quarantine. */
 export interface RefusedChange extends Refusal {
@@ -242,6 +242,7 @@ export class PeerSession {
         if (storedHeads !== undefined && sameHeads(storedHeads, heads)) return undefined;
         const extendsHeld = storedHeads !== undefined && since.length > 0 && since.every((h) => storedHeads.includes(h));
         const screened = authority.screen(id, signature, storedHeads !== undefined, extendsHeld);
+        if (screened === ECHO) return undefined;
         if (screened !== undefined) return refuse(screened);
         this.#options.applying.set(id, this.channel.peer);
         try {

@@ -78,7 +78,7 @@ export interface ReplicaAuthority {
    * this node holds the document; `extendsHeld`, whether the patch builds on
    * heads this node holds (so it claims to continue this node's copy).
    */
-  screen(id: string, signature: HeadsSignature, held: boolean, extendsHeld: boolean): Refusal | undefined;
+  screen(id: string, signature: HeadsSignature, held: boolean, extendsHeld: boolean): Refusal | typeof ECHO | undefined;
   /** Judge the document a received change produced: it must end at the signed heads and name the signer as writer. */
   judge(id: string, signature: HeadsSignature, heads: readonly string[], root: RootReader): Refusal | undefined;
   /** Writes that keep `signature` beside the document, for the batch of the change it vouches for. */
@@ -88,6 +88,13 @@ export interface ReplicaAuthority {
   /** True when this node already found that it writes `id` (so signing it needs no read of the document). */
   writesKnown(id: string): boolean;
 }
+
+/**
+ * What {@link ReplicaAuthority.screen} says of this node's own document signed
+ * by this node: an echo from a relay that reconciled while it was writing, with
+ * nothing this node lacks. Ignored, not held against anyone.
+ */
+export const ECHO = "echo";
 
 /** Key of the signature kept beside a received document. */
 export const SIGNATURE_PREFIX = "dsig:";
@@ -135,9 +142,9 @@ export function createReplicaAuthority(options: ReplicaAuthorityOptions): Replic
     },
     screen(id, signature, isHeld, extendsHeld) {
       if (ruleOf(id) === undefined) return { reason: `${id} is not a replicated document`, offence: true };
-      if (signature.writer === self) return { reason: `${id} is written by this node only`, offence: true };
       if (!isDeviceId(signature.writer)) return { reason: `writer ${signature.writer.slice(0, 80)} is not a device id`, offence: true };
       if (!verifyHeads(id, signature)) return { reason: `bad signature of ${signature.writer} over the heads of ${id}`, offence: true };
+      if (signature.writer === self) return ECHO;
       if (isHeld) {
         const previous = held(id);
         // A document held with no signature beside it was written here.

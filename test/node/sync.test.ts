@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { deviceIdentityFromSeed, type DeviceIdentity } from "../../identity/index.js";
 import type { MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
@@ -350,6 +351,94 @@ describe("document sync: one writer per document", () => {
     }
     expect(b.offenders).toEqual([m.identity.peerId]);
   });
+});
+
+describe("document sync: convergence with forgers (property)", () => {
+  type Step =
+    | { kind: "write"; by: number; doc: number; value: number }
+    | { kind: "forge"; by: number; doc: number; to: number; replay: boolean }
+    | { kind: "cut"; a: number; b: number }
+    | { kind: "heal" };
+  const N = 3;
+  const member = fc.integer({ min: 0, max: N - 1 });
+  const doc = fc.integer({ min: 0, max: 1 });
+  const step: fc.Arbitrary<Step> = fc.oneof(
+    { arbitrary: fc.record({ kind: fc.constant("write" as const), by: member, doc, value: fc.nat(1000) }), weight: 3 },
+    { arbitrary: fc.record({ kind: fc.constant("forge" as const), by: member, doc, to: member, replay: fc.boolean() }), weight: 3 },
+    { arbitrary: fc.record({ kind: fc.constant("cut" as const), a: member, b: member }), weight: 1 },
+    { arbitrary: fc.constant({ kind: "heal" as const }), weight: 1 },
+  );
+
+  it("random honest writes, forgeries and partitions converge on every node to the writers' own documents, with no forged change", async () => {
+    let forgeries = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 6, maxLength: 16 }), async (steps) => {
+        const { peers: group, blocked } = await mesh(N);
+        try {
+          await connectAll(group.map((p) => p.node));
+          const docId = (writer: number, doc: number): string => `task/w${writer}-d${doc}`;
+          for (const st of steps) {
+            if (st.kind === "write") {
+              await put(group[st.by]!, docId(st.by, st.doc), (d) => void (d.note = `honest-${st.value}`));
+            } else if (st.kind === "cut") {
+              if (st.a === st.b) continue;
+              blocked.add(`${Math.min(st.a, st.b)}-${Math.max(st.a, st.b)}`);
+              await group[st.a]!.node.hangUp(group[st.b]!.node.peerId).catch(() => undefined);
+            } else if (st.kind === "heal") {
+              blocked.clear();
+              await connectAll(group.map((p) => p.node)).catch(() => undefined);
+            } else {
+              // A member edits a document another member writes and sends it, signed by itself or under a
+              // signature it holds for other heads.
+              const forger = group[st.by]!;
+              const target = group[st.to]!;
+              const victim = (st.by + 1) % N;
+              const id = docId(victim, st.doc);
+              if (st.by === st.to || blocked.has(`${Math.min(st.by, st.to)}-${Math.max(st.by, st.to)}`)) continue;
+              // Forge from what the forger holds once the writer's latest copy reached it (when it can).
+              const latest = await group[victim]!.store.heads(id);
+              if (latest === undefined) continue;
+              await eventually(async () => (await forger.store.heads(id))?.join() === latest.join(), 3_000, "forger holds the document").catch(() => undefined);
+              const held = await forger.store.get<Task>(id);
+              if (held === undefined) continue;
+              forgeries++;
+              const since = A.getHeads(held);
+              const forged = A.change(A.clone(held, { actor: "ff".repeat(16) }), (d) => void (d.note = "forged"));
+              const genuine = createReplicaAuthority({ identity: forger.identity, db: forger.db, rules: [OWNER_RULE], mayWrite: () => true }).held(id);
+              const signature = st.replay && genuine !== undefined ? genuine : signHeads(forger.identity, id, A.getHeads(forged));
+              await connect(forger.node, target.node).catch(() => undefined);
+              await sendRaw(forger.node, target.node, [{ t: "patch", items: [signedPatch(id, since, A.saveSince(forged, since), signature)] }]).catch(() => undefined);
+              A.free(forged);
+            }
+          }
+          blocked.clear();
+          await connectAll(group.map((p) => p.node)).catch(() => undefined);
+          const written = new Set(steps.filter((st): st is Extract<Step, { kind: "write" }> => st.kind === "write").map((st) => docId(st.by, st.doc)));
+          await eventually(() => converged(group, written.size), 20_000, "convergence");
+          for (const p of group) {
+            for await (const id of p.store.ids("task/")) {
+              const doc = (await p.store.get<Task>(id))!;
+              expect(doc.note).not.toBe("forged");
+              const writer = Number(id.slice("task/w".length, id.indexOf("-")));
+              // Every copy is at its writer's heads.
+              expect(await p.store.heads(id)).toEqual(await group[writer]!.store.heads(id));
+            }
+          }
+        } finally {
+          await Promise.allSettled(group.map((p) => p.engine.stop()));
+          await stopAll(group.map((p) => p.node));
+          await Promise.allSettled(group.map(async (p) => {
+            await p.store.close();
+            await p.db.close();
+          }));
+          peers = peers.filter((p) => !group.includes(p));
+        }
+      }),
+      { numRuns: 15 },
+    );
+    // The property says something only if forgeries were actually sent.
+    expect(forgeries).toBeGreaterThan(5);
+  }, 240_000);
 });
 
 describe("document sync under abuse", () => {
