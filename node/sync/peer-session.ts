@@ -6,7 +6,7 @@ import type { EntriesMessage, PatchMessage, SummaryMessage, SyncMessage, WantMes
 import type { HeadsSignature } from "../../protocols/sync/heads-signature.js";
 import { sameHeads, type DocumentStore } from "../../src/storage/document-store.js";
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
-import { docRootReader } from "../../src/storage/root-reader.js";
+import { docRootListReader, docRootReader, type RootListReader, type RootReader } from "../../src/storage/root-reader.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
 import { ECHO, type Refusal, type ReplicaAuthority } from "./replica-authority.js";
 
@@ -246,8 +246,8 @@ export class PeerSession {
         if (screened !== undefined) return refuse(screened);
         this.#options.applying.set(id, this.channel.peer);
         try {
-          const judge = (resultHeads: readonly string[], root: Parameters<ReplicaAuthority["judge"]>[3]): void => {
-            const refusal = authority.judge(id, signature, resultHeads, root);
+          const judge = (resultHeads: readonly string[], root: RootReader, lists: RootListReader): void => {
+            const refusal = authority.judge(id, signature, resultHeads, root, lists);
             if (refusal !== undefined) throw new RefusedChangeError(refusal);
           };
           const ops = authority.recordOps(id, signature);
@@ -263,7 +263,7 @@ export class PeerSession {
               }
               // A document new here loads whole: far cheaper than applying it to an empty one.
               const next = current === undefined ? A.load<unknown>(changes) : A.loadIncremental(current, changes);
-              judge(A.getHeads(next), docRootReader(next));
+              judge(A.getHeads(next), docRootReader(next), docRootListReader(next));
               return next;
             },
             "remote",

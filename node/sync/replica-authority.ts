@@ -3,7 +3,8 @@ import { isDeviceId } from "../../identity/index.js";
 import { signHeadsBatch, verifyHeads, type HeadsSignature } from "../../protocols/sync/heads-signature.js";
 import { sameHeads } from "../../src/storage/document-store.js";
 import type { Database } from "../../src/storage/level-database.js";
-import type { RootReader } from "../../src/storage/root-reader.js";
+import type { RootListReader, RootReader } from "../../src/storage/root-reader.js";
+import { taskContentProblem } from "../../src/engine/task-document.js";
 import type { WriteOp } from "../../src/storage/write-batcher.js";
 
 /**
@@ -15,6 +16,8 @@ export interface WriterRule {
   prefix: string;
   /** The device that may write `id`, as the document says; undefined when it says nothing readable. */
   writerOf(id: string, root: RootReader): string | undefined;
+  /** What is wrong with a received document's content, if anything: such content is never stored. */
+  problem?(root: RootReader, lists: RootListReader): string | undefined;
 }
 
 /** Task documents are written by their executor only (`executorId` in the submission fields), and name their own id. */
@@ -31,6 +34,7 @@ export const TASK_WRITER_RULE: WriterRule = {
       return undefined;
     }
   },
+  problem: taskContentProblem,
 };
 
 /** Why a received change was not taken. */
@@ -79,8 +83,11 @@ export interface ReplicaAuthority {
    * heads this node holds (so it claims to continue this node's copy).
    */
   screen(id: string, signature: HeadsSignature, held: boolean, extendsHeld: boolean): Refusal | typeof ECHO | undefined;
-  /** Judge the document a received change produced: it must end at the signed heads and name the signer as writer. */
-  judge(id: string, signature: HeadsSignature, heads: readonly string[], root: RootReader): Refusal | undefined;
+  /**
+   * Judge the document a received change produced: it must end at the signed
+   * heads, name the signer as writer, and read as what its prefix holds.
+   */
+  judge(id: string, signature: HeadsSignature, heads: readonly string[], root: RootReader, lists: RootListReader): Refusal | undefined;
   /** Writes that keep `signature` beside the document, for the batch of the change it vouches for. */
   recordOps(id: string, signature: HeadsSignature): WriteOp[];
   /** The writer's signature this node holds for a document it received, if any. */
@@ -156,10 +163,14 @@ export function createReplicaAuthority(options: ReplicaAuthorityOptions): Replic
       if (!options.mayWrite(signature.writer)) return { reason: `writer ${signature.writer} of ${id} is not a member`, offence: false };
       return undefined;
     },
-    judge(id, signature, heads, root) {
+    judge(id, signature, heads, root, lists) {
       if (!sameHeads(heads, signature.heads)) return { reason: `changes of ${id} do not end at the heads its writer signed`, offence: true };
-      const writer = ruleOf(id)?.writerOf(id, root);
+      const rule = ruleOf(id);
+      const writer = rule?.writerOf(id, root);
       if (writer !== signature.writer) return { reason: `${id} names ${writer ?? "no writer"} as its writer, but ${signature.writer} signed it`, offence: true };
+      const problem = rule?.problem?.(root, lists);
+      // Its writer's own document, badly made: it harms no one else once refused, and a relay is not at fault.
+      if (problem !== undefined) return { reason: `${id} from ${writer} is malformed: ${problem}`, offence: false };
       return undefined;
     },
     recordOps: (id, signature) => [{ type: "put", key: SIGNATURE_PREFIX + id, value: encodeSignature(signature) }],

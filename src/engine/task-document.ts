@@ -3,7 +3,7 @@ import { CoderClawError } from "../contract/errors.js";
 import type { TaskEvent, TaskEventType, TaskState, TaskStatus, TaskSubmitRequest } from "../contract/types.js";
 import { TASK_STATUSES } from "../contract/types.js";
 import { changeChunkHash } from "../storage/first-change.js";
-import type { RootReader } from "../storage/root-reader.js";
+import type { RootListReader, RootReader } from "../storage/root-reader.js";
 
 /** Version of the task document layout; documents of another version are refused on read. */
 export const TASK_DOC_VERSION = 2;
@@ -260,6 +260,49 @@ export function readTaskIndexFields(root: RootReader): TaskIndexFields | undefin
   const fields: TaskIndexFields = { status: status as TaskStatus, createdAt: spec.createdAt };
   if (typeof spec.sessionId === "string") fields.sessionId = spec.sessionId;
   return fields;
+}
+
+/**
+ * What is wrong with a task document received from another node, read from its
+ * root values and history entries without building it; undefined when
+ * {@link readTaskDoc} will read it. Replicated content that fails this is never
+ * stored, so one bad document cannot stop a node from listing or starting.
+ */
+export function taskContentProblem(root: RootReader, lists: RootListReader): string | undefined {
+  if (root("v") !== TASK_DOC_VERSION) return `unsupported layout version ${String(root("v"))}`;
+  const status = root("status");
+  if (typeof status !== "string" || !TASK_STATUSES.includes(status as TaskStatus)) return `unknown status ${String(status).slice(0, 40)}`;
+  const spec = jsonObject(root("spec"));
+  if (spec === undefined || typeof spec.createdAt !== "number" || typeof spec.description !== "string" || typeof spec.input !== "string") return "spec is missing or not a JSON object";
+  const run = root("run");
+  if (run !== undefined && jsonObject(run) === undefined) return "run is not a JSON object";
+  const entries = lists("events");
+  if (entries === undefined) return "events is not a list";
+  for (const [i, entry] of entries.entries()) {
+    let events: unknown;
+    try {
+      events = typeof entry === "string" ? JSON.parse(entry) : undefined;
+    } catch {
+      events = undefined;
+    }
+    if (!Array.isArray(events)) return `history entry ${i} is not a JSON list`;
+    for (const e of events as Array<Partial<StoredEvent> | null>) {
+      if (e === null || typeof e !== "object" || typeof e.seq !== "number" || typeof e.type !== "string" || typeof e.ts !== "number" || !TASK_STATUSES.includes(e.status as TaskStatus)) {
+        return `history entry ${i} holds an event that is not one`;
+      }
+    }
+  }
+  return undefined;
+}
+
+function jsonObject(raw: unknown): Record<string, unknown> | undefined {
+  if (typeof raw !== "string") return undefined;
+  try {
+    const value: unknown = JSON.parse(raw);
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Read a task document back into a record, refusing documents of another layout. */

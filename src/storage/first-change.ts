@@ -1,12 +1,14 @@
 import { createHash } from "node:crypto";
 import * as A from "@automerge/automerge";
-import type { RootReader, RootScalar } from "./root-reader.js";
+import type { RootListReader, RootReader, RootScalar } from "./root-reader.js";
 
 /** A document given as its first and only change; see {@link readFirstChange}. */
 export interface FirstChange {
   /** The document's heads: the change's hash. */
   heads: string[];
   root: RootReader;
+  /** The plain values of lists made at the root by this change. */
+  lists: RootListReader;
 }
 
 const MAGIC = [0x85, 0x6f, 0x4a, 0x83];
@@ -51,6 +53,9 @@ export function readFirstChange(bytes: Uint8Array): FirstChange | undefined {
   const sequences = new Map<string, Set<string>>();
   const setKeys = new Set<string>();
   const root = new Map<string, RootScalar | undefined>();
+  /** Lists made at the root, by key: their object id, and the values inserted in order after each element. */
+  const rootLists = new Map<string, string>();
+  const listValues = new Map<string, Array<{ id: string; after: string; value: RootScalar | undefined }>>();
   for (const [i, op] of (change.ops as unknown as DecodedOp[]).entries()) {
     if (!ALLOWED.has(op.action) || op.pred.length !== 0) return undefined;
     const id = `${change.startOp + i}@${change.actor}`;
@@ -60,17 +65,50 @@ export function readFirstChange(bytes: Uint8Array): FirstChange | undefined {
       const slot = `${op.obj}\u0000${op.key}`;
       if (setKeys.has(slot)) return undefined;
       setKeys.add(slot);
-      if (op.obj === "_root") root.set(op.key, op.action === "set" ? scalarOf(op) : undefined);
+      if (op.obj === "_root") {
+        root.set(op.key, op.action === "set" ? scalarOf(op) : undefined);
+        if (op.action === "makeList") rootLists.set(op.key, id);
+      }
     } else if (elements !== undefined) {
       if (op.insert !== true || typeof op.elemId !== "string" || (op.elemId !== "_head" && !elements.has(op.elemId))) return undefined;
       elements.add(id);
+      let values = listValues.get(op.obj);
+      if (values === undefined) listValues.set(op.obj, (values = []));
+      values.push({ id, after: op.elemId, value: op.action === "set" ? scalarOf(op) : undefined });
     } else {
       return undefined;
     }
     if (op.action === "makeMap") maps.add(id);
     else if (op.action === "makeList" || op.action === "makeText") sequences.set(id, new Set());
   }
-  return { heads: [head], root: (key) => root.get(key) };
+  const lists: RootListReader = (key) => {
+    const obj = rootLists.get(key);
+    if (obj === undefined) return undefined;
+    return listOrder(listValues.get(obj) ?? []);
+  };
+  return { heads: [head], root: (key) => root.get(key), lists };
+}
+
+/**
+ * The values of a list built by one change, in list order. Each element was
+ * inserted after another (or at the head); a later insert after the same element
+ * goes before the earlier ones, as in Automerge's RGA.
+ */
+function listOrder(inserts: Array<{ id: string; after: string; value: RootScalar | undefined }>): Array<RootScalar | undefined> {
+  const children = new Map<string, Array<{ id: string; value: RootScalar | undefined }>>();
+  for (const e of inserts) {
+    const list = children.get(e.after) ?? [];
+    list.unshift({ id: e.id, value: e.value });
+    children.set(e.after, list);
+  }
+  const out: Array<RootScalar | undefined> = [];
+  const stack = [...(children.get("_head") ?? [])].reverse();
+  while (stack.length > 0) {
+    const next = stack.pop()!;
+    out.push(next.value);
+    for (const child of [...(children.get(next.id) ?? [])].reverse()) stack.push(child);
+  }
+  return out;
 }
 
 /** An operation as `A.decodeChange` gives it: its declared type leaves out list positions. */

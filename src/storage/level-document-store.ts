@@ -5,7 +5,7 @@ import type { ChangeOrigin, DocumentChange, DocumentStore, StoreSummary } from "
 import { sameHeads, SUMMARY_BUCKETS } from "./document-store.js";
 import type { Database } from "./level-database.js";
 import { readFirstChange } from "./first-change.js";
-import { docRootReader, type RootReader } from "./root-reader.js";
+import { docRootListReader, docRootReader, type RootListReader, type RootReader } from "./root-reader.js";
 import { WriteBatcher, type WriteOp } from "./write-batcher.js";
 
 /** Options of {@link LevelDocumentStore}. */
@@ -50,8 +50,8 @@ export interface UpdateExtras<T> {
 export interface ReceiveExtras {
   /** More writes to commit in the same atomic batch as the document (the writer's signature). */
   ops?: WriteOp[];
-  /** Sees the received document's heads and root before it is stored; throws to refuse it, writing nothing. */
-  check?: (heads: A.Heads, root: RootReader) => void;
+  /** Sees the received document's heads, root values and root lists before it is stored; throws to refuse it, writing nothing. */
+  check?: (heads: A.Heads, root: RootReader, lists: RootListReader) => void;
 }
 
 /**
@@ -241,7 +241,7 @@ export class LevelDocumentStore implements DocumentStore {
     const derive = (root: RootReader): WriteOp[] => this.derivationsBefore(id, origin, undefined).flatMap(([d]) => d.ops(id, undefined, d.read(root)));
     const first = readFirstChange(bytes);
     if (first !== undefined) {
-      check?.(first.heads, first.root);
+      check?.(first.heads, first.root, first.lists);
       return { heads: first.heads, derived: derive(first.root) };
     }
     const doc = this.options.actorId ? A.init<unknown>({ actor: this.options.actorId }) : A.init<unknown>();
@@ -255,7 +255,7 @@ export class LevelDocumentStore implements DocumentStore {
       const heads = backend.getHeads();
       if (heads.length === 0 || backend.getMissingDeps().length > 0) return undefined;
       const root = docRootReader(doc);
-      check?.(heads, root);
+      check?.(heads, root, docRootListReader(doc));
       return { heads, derived: derive(root) };
     } finally {
       A.free(doc);

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { encodeTaskDoc } from "../../src/engine/task-document.js";
 import { readFirstChange } from "../../src/storage/first-change.js";
-import { docRootReader } from "../../src/storage/root-reader.js";
+import { docRootListReader, docRootReader } from "../../src/storage/root-reader.js";
 
 const ACTOR = "ab".repeat(16);
 
@@ -34,7 +34,12 @@ describe("readFirstChange", () => {
         const loaded = A.load(bytes!);
         expect(first!.heads).toEqual(A.getHeads(loaded));
         const reader = docRootReader(loaded);
-        for (const key of [...Object.keys(root), "absent"]) expect(first!.root(key)).toEqual(reader(key));
+        const lists = docRootListReader(loaded);
+        for (const key of [...Object.keys(root), "absent"]) {
+          expect(first!.root(key)).toEqual(reader(key));
+          // Lists made at the root read in the same order as Automerge builds them.
+          expect(first!.lists(key)).toEqual(lists(key));
+        }
       }),
       { numRuns: 200 },
     );
@@ -46,6 +51,7 @@ describe("readFirstChange", () => {
     const first = readFirstChange(bytes);
     expect(first?.heads).toEqual(heads);
     expect([first?.root("v"), first?.root("status"), first?.root("spec"), first?.root("events")]).toEqual([2, "completed", spec, undefined]);
+    expect(first?.lists("events")).toEqual(["[1]", "[2]", "[3]"]);
   });
 
   it("leaves to Automerge whatever is not a self-contained first change", () => {
