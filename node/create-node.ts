@@ -1,5 +1,4 @@
 import "../src/polyfills.js";
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { multiaddr } from "@multiformats/multiaddr";
@@ -10,6 +9,7 @@ import { dataPaths, resolveDataDir } from "../src/runtime/data-dir.js";
 import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
 import { VERSION } from "../src/version.js";
 import { ClusterTransportAdapter } from "./cluster-adapter.js";
+import { actorIdOf } from "./device-actor.js";
 import { createMeshLibp2p, type MeshLibp2p } from "./libp2p/create-libp2p.js";
 import { Membership } from "./mesh/membership.js";
 import { PairingService } from "./mesh/pairing-service.js";
@@ -111,10 +111,6 @@ export interface CoderClawNode {
 /** How long a peer that kept sending forged replicated changes stays disconnected. */
 const OFFENDER_BLOCK_MS = 10 * 60_000;
 
-/** Automerge actor ids are hex; derive a stable one from the device id. */
-function actorIdOf(peerId: string): string {
-  return createHash("sha256").update(peerId).digest("hex").slice(0, 32);
-}
 
 /**
  * Start a mesh node: device identity, storage and task engine, libp2p with the

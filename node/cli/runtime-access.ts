@@ -4,6 +4,8 @@ import { CoderClawError } from "../../src/contract/errors.js";
 import { dataPaths, resolveDataDir } from "../../src/runtime/data-dir.js";
 import { HTTPTransportAdapter } from "../../src/transport/http-adapter.js";
 import { ControlClientAdapter } from "../control/control-client.js";
+import { deviceKeyPath, loadOrCreateDeviceIdentity } from "../../identity/index.js";
+import { actorIdOf } from "../device-actor.js";
 
 /** Global CLI options that say where tasks live. */
 export interface AccessOptions {
@@ -49,6 +51,9 @@ export async function openAccess(options: AccessOptions, runTasks: boolean): Pro
   if (client) return { adapter: client, kind: "node" };
   const [{ loadAgentRegistry }, { LocalTransportAdapter }] = await Promise.all([import("../../src/agents/index.js"), import("../../src/transport/local-adapter.js")]);
   const agents = loadAgentRegistry({ dataDir, workspaceDir: process.cwd() });
-  const adapter = await LocalTransportAdapter.open({ dataDir, runTasks, agents });
+  // In a node's home, tasks written here are the node's own: they name its device as executor, so the node
+  // runs what is queued and its peers take the documents as signed by it.
+  const device = existsSync(deviceKeyPath(dataDir)) ? await loadOrCreateDeviceIdentity(dataDir) : undefined;
+  const adapter = await LocalTransportAdapter.open({ dataDir, runTasks, agents, ...(device && { executorId: device.peerId, actorId: actorIdOf(device.peerId) }) });
   return { adapter, kind: runTasks ? "in-process" : "storage" };
 }
