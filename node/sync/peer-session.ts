@@ -246,8 +246,8 @@ export class PeerSession {
         if (screened !== undefined) return refuse(screened);
         this.#options.applying.set(id, this.channel.peer);
         try {
-          const judge = (resultHeads: readonly string[], root: RootReader, lists: RootListReader): void => {
-            const refusal = authority.judge(id, signature, resultHeads, root, lists);
+          const judge = (resultHeads: readonly string[], root: RootReader, lists: RootListReader, actors: () => string[]): void => {
+            const refusal = authority.judge(id, signature, resultHeads, root, lists, actors);
             if (refusal !== undefined) throw new RefusedChangeError(refusal);
           };
           const ops = authority.recordOps(id, signature);
@@ -263,7 +263,9 @@ export class PeerSession {
               }
               // A document new here loads whole: far cheaper than applying it to an empty one.
               const next = current === undefined ? A.load<unknown>(changes) : A.loadIncremental(current, changes);
-              judge(A.getHeads(next), docRootReader(next), docRootListReader(next));
+              // The changes this patch adds: those before were checked when they came, or are this node's own.
+              const added = (): string[] => A.getBackend(next).getChanges(storedHeads ?? []).map((c) => A.decodeChange(c).actor);
+              judge(A.getHeads(next), docRootReader(next), docRootListReader(next), added);
               return next;
             },
             "remote",

@@ -5,6 +5,8 @@ import { sameHeads } from "../../src/storage/document-store.js";
 import type { Database } from "../../src/storage/level-database.js";
 import type { RootListReader, RootReader } from "../../src/storage/root-reader.js";
 import { taskContentProblem } from "../../src/engine/task-document.js";
+import { isTaskIdOf } from "../../src/engine/task-id.js";
+import { actorIdOf } from "../device-actor.js";
 import type { WriteOp } from "../../src/storage/write-batcher.js";
 
 /**
@@ -18,23 +20,35 @@ export interface WriterRule {
   writerOf(id: string, root: RootReader): string | undefined;
   /** What is wrong with a received document's content, if anything: such content is never stored. */
   problem?(root: RootReader, lists: RootListReader): string | undefined;
+  /**
+   * The Automerge actor every change of a writer's document must carry. Bound
+   * to the writer, it stops a member from taking another's history, adding a
+   * change that names itself the writer, and signing the lot as its own.
+   */
+  actorOf?(writer: string): string;
 }
 
-/** Task documents are written by their executor only (`executorId` in the submission fields), and name their own id. */
+/**
+ * Task documents are written by their executor only: the `executorId` of the
+ * submission fields, which the task id itself must name (see `isTaskIdOf`),
+ * every change made as the executor's actor.
+ */
 export const TASK_WRITER_RULE: WriterRule = {
   prefix: "task/",
   writerOf(id, root) {
-    if (root("id") !== id.slice("task/".length)) return undefined;
+    const taskId = id.slice("task/".length);
+    if (root("id") !== taskId) return undefined;
     const spec = root("spec");
     if (typeof spec !== "string") return undefined;
     try {
       const executor = (JSON.parse(spec) as { executorId?: unknown }).executorId;
-      return typeof executor === "string" ? executor : undefined;
+      return typeof executor === "string" && isTaskIdOf(taskId, executor) ? executor : undefined;
     } catch {
       return undefined;
     }
   },
   problem: taskContentProblem,
+  actorOf: actorIdOf,
 };
 
 /** Why a received change was not taken. */
@@ -87,7 +101,7 @@ export interface ReplicaAuthority {
    * Judge the document a received change produced: it must end at the signed
    * heads, name the signer as writer, and read as what its prefix holds.
    */
-  judge(id: string, signature: HeadsSignature, heads: readonly string[], root: RootReader, lists: RootListReader): Refusal | undefined;
+  judge(id: string, signature: HeadsSignature, heads: readonly string[], root: RootReader, lists: RootListReader, actors: () => string[]): Refusal | undefined;
   /** Writes that keep `signature` beside the document, for the batch of the change it vouches for. */
   recordOps(id: string, signature: HeadsSignature): WriteOp[];
   /** The writer's signature this node holds for a document it received, if any. */
@@ -163,11 +177,13 @@ export function createReplicaAuthority(options: ReplicaAuthorityOptions): Replic
       if (!options.mayWrite(signature.writer)) return { reason: `writer ${signature.writer} of ${id} is not a member`, offence: false };
       return undefined;
     },
-    judge(id, signature, heads, root, lists) {
+    judge(id, signature, heads, root, lists, actors) {
       if (!sameHeads(heads, signature.heads)) return { reason: `changes of ${id} do not end at the heads its writer signed`, offence: true };
       const rule = ruleOf(id);
       const writer = rule?.writerOf(id, root);
       if (writer !== signature.writer) return { reason: `${id} names ${writer ?? "no writer"} as its writer, but ${signature.writer} signed it`, offence: true };
+      const actor = rule?.actorOf?.(signature.writer);
+      if (actor !== undefined && actors().some((a) => a !== actor)) return { reason: `${id} holds changes not made by its writer ${signature.writer}`, offence: false };
       const problem = rule?.problem?.(root, lists);
       // Its writer's own document, badly made: it harms no one else once refused, and a relay is not at fault.
       if (problem !== undefined) return { reason: `${id} from ${writer} is malformed: ${problem}`, offence: false };

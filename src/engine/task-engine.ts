@@ -201,7 +201,7 @@ export class TaskEngine {
     if (!availability.available) throw new AgentUnavailableError(agentId, availability.reason);
 
     const now = new Date();
-    const state: TaskState = { id: newTaskId(now.getTime()), status: "pending", agentId, description: request.description, createdAt: now };
+    const state: TaskState = { id: newTaskId(now.getTime(), this.options.executorId), status: "pending", agentId, description: request.description, createdAt: now };
     if (request.sessionId !== undefined) state.sessionId = request.sessionId;
     if (request.parentTaskId !== undefined) state.parentTaskId = request.parentTaskId;
     if (request.metadata !== undefined) state.metadata = request.metadata;

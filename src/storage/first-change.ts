@@ -9,6 +9,8 @@ export interface FirstChange {
   root: RootReader;
   /** The plain values of lists made at the root by this change. */
   lists: RootListReader;
+  /** The change's actor. */
+  actor: string;
 }
 
 const MAGIC = [0x85, 0x6f, 0x4a, 0x83];
@@ -86,7 +88,7 @@ export function readFirstChange(bytes: Uint8Array): FirstChange | undefined {
     if (obj === undefined) return undefined;
     return listOrder(listValues.get(obj) ?? []);
   };
-  return { heads: [head], root: (key) => root.get(key), lists };
+  return { heads: [head], root: (key) => root.get(key), lists, actor: change.actor };
 }
 
 /**

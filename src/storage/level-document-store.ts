@@ -50,8 +50,11 @@ export interface UpdateExtras<T> {
 export interface ReceiveExtras {
   /** More writes to commit in the same atomic batch as the document (the writer's signature). */
   ops?: WriteOp[];
-  /** Sees the received document's heads, root values and root lists before it is stored; throws to refuse it, writing nothing. */
-  check?: (heads: A.Heads, root: RootReader, lists: RootListReader) => void;
+  /**
+   * Sees the received document's heads, root values, root lists and the actors
+   * of its changes before it is stored; throws to refuse it, writing nothing.
+   */
+  check?: (heads: A.Heads, root: RootReader, lists: RootListReader, actors: () => string[]) => void;
 }
 
 /**
@@ -241,7 +244,7 @@ export class LevelDocumentStore implements DocumentStore {
     const derive = (root: RootReader): WriteOp[] => this.derivationsBefore(id, origin, undefined).flatMap(([d]) => d.ops(id, undefined, d.read(root)));
     const first = readFirstChange(bytes);
     if (first !== undefined) {
-      check?.(first.heads, first.root, first.lists);
+      check?.(first.heads, first.root, first.lists, () => [first.actor]);
       return { heads: first.heads, derived: derive(first.root) };
     }
     const doc = this.options.actorId ? A.init<unknown>({ actor: this.options.actorId }) : A.init<unknown>();
@@ -255,7 +258,7 @@ export class LevelDocumentStore implements DocumentStore {
       const heads = backend.getHeads();
       if (heads.length === 0 || backend.getMissingDeps().length > 0) return undefined;
       const root = docRootReader(doc);
-      check?.(heads, root, docRootListReader(doc));
+      check?.(heads, root, docRootListReader(doc), () => A.getAllChanges(doc).map((c) => A.decodeChange(c).actor));
       return { heads, derived: derive(root) };
     } finally {
       A.free(doc);

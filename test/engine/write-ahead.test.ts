@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createEchoAgent, StaticAgentRegistry } from "../../src/agents/builtin.js";
 import { TaskEngine } from "../../src/engine/task-engine.js";
 import { readTaskDoc, taskDocId, type TaskDoc } from "../../src/engine/task-document.js";
-import { newTaskId } from "../../src/engine/task-id.js";
+import { BOUND_TASK_IDS_SINCE, isTaskIdOf, newTaskId } from "../../src/engine/task-id.js";
 import { LevelTaskRepository } from "../../src/engine/task-repository.js";
 import { openDatabase, type Database } from "../../src/storage/level-database.js";
 import { LevelDocumentStore } from "../../src/storage/level-document-store.js";
@@ -142,5 +142,19 @@ describe("task ids", () => {
     for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect([...ids].sort()).toEqual(ids);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it("name their executor: an id minted for one device is no other's, except ids from before binding", () => {
+    const [v, m] = ["12D3KooWVictimVictimVictimVictimVictimVictimVictimVi", "12D3KooWMemberMemberMemberMemberMemberMemberMemberMe"];
+    const ids = Array.from({ length: 2000 }, () => newTaskId(Date.now(), v));
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.every((id) => isTaskIdOf(id, v) && !isTaskIdOf(id, m))).toBe(true);
+    // Unbound ids minted now are nobody's; those from before binding are taken from any executor.
+    expect(isTaskIdOf(newTaskId(Date.now()), v)).toBe(false);
+    const before = (BOUND_TASK_IDS_SINCE - 1).toString(16).padStart(12, "0");
+    expect(isTaskIdOf(`${before.slice(0, 8)}-${before.slice(8)}-7000-8000-0123456789ab`, m)).toBe(true);
+    expect(isTaskIdOf("not-a-uuid", v)).toBe(false);
   });
 });

@@ -9,6 +9,7 @@ import { createSyncCodec, signHeads, SYNC_PROTOCOL, type SyncMessage } from "../
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import { createShellAgent } from "../../src/agents/shell.js";
 import { encodeTaskDoc, taskDocId, type TaskDoc } from "../../src/engine/task-document.js";
+import { actorIdOf } from "../../node/device-actor.js";
 import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -138,6 +139,31 @@ describe("attack table: replicated task state", () => {
     expect(runs(s)).toBe(1);
   }, 90_000);
 
+  it("forged task state: a member that takes a task's history, names itself the executor and signs it cannot pass it off to a node that lacks the task", async () => {
+    const s = await scene();
+    // F stays apart from V, so F does not hold V's task when M offers its version.
+    await s.f.libp2p.hangUp(s.v.libp2p.peerId);
+    s.f.block(s.v.peerId);
+    const task = await s.m.adapter.submitTask({ description: "v's", input: "x", agentId: "echo" }, { route: s.v.peerId }).catch(() => undefined);
+    const id = task?.id ?? (await shellTaskOnV(s));
+    await eventually(async () => (await s.m.core.engine.getTask(id))?.status === "completed", 10_000, "M holds V's task");
+    const docId = taskDocId(id);
+    const held = (await s.m.core.store.get<TaskDoc>(docId))!;
+    const taken = A.change(A.clone(held, { actor: actorIdOf(s.m.peerId) }), (d) => {
+      const spec = JSON.parse(d.spec.toString()) as Record<string, unknown>;
+      d.spec = new A.ImmutableString(JSON.stringify({ ...spec, executorId: s.m.peerId }));
+      d.run = new A.ImmutableString(JSON.stringify({ output: "forged" }));
+    });
+    const sig = signHeads(s.m.identity, docId, A.getHeads(taken));
+    await sendAsM(s, s.f, [{ t: "patch", items: [signedPatch(docId, [], A.save(taken), sig)] }]);
+    await eventually(async () => (await refusalsOf(s.f, s.m.peerId)) >= 1, 10_000, "refused and audited");
+    expect(await s.f.core.engine.getTask(id)).toBeNull();
+    // Once F meets V again, it takes V's own copy.
+    s.f.unblock(s.v.peerId);
+    await s.f.dial(s.v.multiaddrs()[0]!);
+    await eventually(async () => (await s.f.core.engine.getTask(id))?.executorId === s.v.peerId, 15_000, "F holds V's genuine task");
+  }, 90_000);
+
   it("remote code execution: a pending shell task injected by a member is never stored as V's, and nothing runs after restarts", async () => {
     const s = await scene();
     const make = (taskId: string, executorId: string | undefined): { bytes: Uint8Array; heads: string[] } => {
@@ -171,7 +197,7 @@ describe("attack table: replicated task state", () => {
     const s = await scene();
     const taskId = "01a00000-0000-7000-8000-0000000000bb";
     const spec = JSON.stringify({ description: "brick", input: "x", createdAt: Date.now(), agentId: "echo", executorId: s.m.peerId });
-    const { bytes, heads } = encodeTaskDoc({ id: taskId, status: "completed", spec, events: ["this is not JSON"] }, "bb".repeat(16));
+    const { bytes, heads } = encodeTaskDoc({ id: taskId, status: "completed", spec, events: ["this is not JSON"] }, actorIdOf(s.m.peerId));
     const sig = signHeads(s.m.identity, taskDocId(taskId), heads);
     for (const to of [s.f, s.v]) await sendAsM(s, to, [{ t: "patch", items: [signedPatch(taskDocId(taskId), [], bytes, sig)] }]);
     for (const node of [s.f, s.v]) await eventually(async () => (await refusalsOf(node, s.m.peerId)) >= 1, 10_000, "refused and audited");
