@@ -12,6 +12,9 @@ import { ClusterTransportAdapter } from "./cluster-adapter.js";
 import { actorIdOf } from "./device-actor.js";
 import { createMeshLibp2p, type MeshLibp2p } from "./libp2p/create-libp2p.js";
 import { Membership } from "./mesh/membership.js";
+import { importLegacyStatements } from "./mesh/legacy-statements.js";
+import { StatementSet } from "./mesh/statement-set.js";
+import { startStatementSync, type StatementSync } from "./mesh/statement-sync.js";
 import { PairingService } from "./mesh/pairing-service.js";
 import { createCapabilityDirectory, type CapabilityDirectory } from "./routing/index.js";
 import { createQuarantine, createReplicaAuthority, createSyncEngine, quarantineUnsignedReplicas, TASK_WRITER_RULE, type Quarantine, type SyncEngine } from "./sync/index.js";
@@ -74,6 +77,8 @@ export interface CoderClawNode {
   readonly pairing: PairingService;
   readonly directory: CapabilityDirectory;
   readonly sync: SyncEngine;
+  /** Replication of the mesh's signed statements and policy texts (a grow-only set). */
+  readonly statements: StatementSync;
   /** Replicated content this node refused or set aside, kept as evidence. */
   readonly quarantine: Quarantine;
   readonly client: TaskClient;
@@ -141,8 +146,11 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
   try {
     let enforce = (): void => undefined;
     let security: NodeSecurity | undefined;
-    const membership = await Membership.open({
-      store: core.store,
+    // The set checks each statement against the mesh the membership knows, so it is made first and asks later.
+    let view: Membership | undefined;
+    const set = await StatementSet.open({ db: core.db, write: (ops) => core.batcher.write(ops), admissible: (st) => view?.admissible(st) });
+    const membership = Membership.open({
+      set,
       identity,
       pinnedMeshId: readPinned,
       onChange: () => {
@@ -150,10 +158,12 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
         void security?.refresh().catch((err: Error) => report("security")(err));
       },
     });
+    view = membership;
     stack.push(async () => membership.close());
+    await importLegacyStatements(core.store, set);
     security = await NodeSecurity.open({
       db: core.db,
-      store: core.store,
+      set,
       identity,
       membership,
       workspaceDir: options.workspaceDir ?? dataDir,
@@ -200,6 +210,16 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       },
     });
     await pairing.start();
+
+    const statementSync = await startStatementSync({
+      libp2p,
+      set,
+      isMember,
+      onRefused: (peer, r) =>
+        void sec.record({ action: "statements.refused", userId: peer, deviceId: peer, resource: `${r.kind} ${r.id}`, result: "denied", reason: r.reason }).catch(report("audit")),
+      onError: (peer, err) => report(`statements ${peer}`)(err),
+    });
+    stack.push(() => statementSync.stop());
 
     // Task documents have one writer, their executor: every change carries its signature over the heads it ends at.
     const writerRules = [TASK_WRITER_RULE];
@@ -286,6 +306,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       }
       // A connection admitted while pairing carries a member from now on.
       sync.membersChanged();
+      statementSync.membersChanged();
     };
 
     const adapter = new ClusterTransportAdapter({
@@ -310,6 +331,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       pairing,
       directory,
       sync,
+      statements: statementSync,
       quarantine,
       client,
       adapter,

@@ -11,7 +11,8 @@ import "../src/polyfills.js";
 
 export { createNode, type CoderClawNode, type NodeOptions, type PeerInfo } from "./create-node.js";
 export { ClusterTransportAdapter, type ClusterParts, type SubmitOptions } from "./cluster-adapter.js";
-export { Membership, MESH_STATEMENTS_DOC } from "./mesh/membership.js";
+export { Membership } from "./mesh/membership.js";
+export { StatementSet, type SetItem, type ItemKind } from "./mesh/statement-set.js";
 export { PairingService, type PairingReport } from "./mesh/pairing-service.js";
 export { runAdmin, ADMIN_METHODS, type AdminMethod } from "./node-admin.js";
 export { startControlServer, type ControlServer, type ControlServerOptions } from "./control/control-server.js";

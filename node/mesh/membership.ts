@@ -1,8 +1,5 @@
-import * as A from "@automerge/automerge";
-import { mergedMapEntries } from "../../src/storage/merged-map.js";
 import {
   createMeshGenesis,
-  decodeStatement,
   issueRevocation,
   issueTrustCert,
   meetsTrustLevel,
@@ -13,58 +10,66 @@ import {
   type TrustLevel,
 } from "../../identity/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
-import type { DocumentStore } from "../../src/storage/document-store.js";
-
-/** Document holding the mesh's signed statements: a grow-only map from statement id to its bytes. */
-export const MESH_STATEMENTS_DOC = "mesh/statements";
-
-type StatementsDoc = {
-  s: Record<string, Uint8Array>;
-};
-
-/** Every statement the document holds (see {@link mergedMapEntries}: two nodes may each have created it). */
-function statementsOf(doc: A.Doc<StatementsDoc>): Map<string, Uint8Array> {
-  const out = new Map<string, Uint8Array>();
-  for (const [id, bytes] of mergedMapEntries(doc, "s")) if (bytes instanceof Uint8Array) out.set(id, bytes);
-  return out;
-}
+import type { SetItem, StatementSet } from "./statement-set.js";
 
 /** Options of {@link Membership.open}. */
 export interface MembershipOptions {
-  store: DocumentStore;
+  /** The mesh's signed items; this node's view is built from its statements. */
+  set: StatementSet;
   identity: DeviceIdentity;
   /** Called after the set of statements (and so possibly someone's level) changed. */
   onChange?: () => void;
-  /** Statements that fail to decode or verify are skipped and reported here. */
+  /** Statements the trust store refuses are reported here. */
   onInvalid?: (id: string, error: Error) => void;
   /**
    * The mesh this node belongs to, as recorded locally when it founded or joined
-   * one. Other meshes' geneses in the document (a member could add any) are ignored.
+   * one. Other meshes' geneses (a member could offer any) are ignored.
    */
   pinnedMeshId?: () => string | undefined;
 }
 
+/** A statement as an item of the set. */
+export function statementItem(statement: SignedStatement): SetItem {
+  return { id: statement.id, kind: "statement", bytes: statement.bytes };
+}
+
 /**
  * This node's view of its mesh: the signed statements (genesis, certificates,
- * revocations) replicated as one grow-only document, and the trust verdicts they
- * give. Verdicts are a pure function of the statement set, so every member that
- * holds the same statements agrees, whatever order they arrived in.
+ * revocations) of the grow-only set, and the trust verdicts they give, updated
+ * as each statement arrives. Verdicts are a pure function of the statement set,
+ * so every member that holds the same statements agrees, whatever order they
+ * arrived in.
  */
 export class Membership {
   private trust: TrustStore | undefined;
   private readonly unsubscribe: () => void;
 
   private constructor(private readonly options: MembershipOptions) {
-    this.unsubscribe = options.store.onChange((change) => {
-      if (change.id === MESH_STATEMENTS_DOC && change.origin === "remote") void this.reload().then(() => options.onChange?.());
+    this.unsubscribe = options.set.onAdded((items) => {
+      if (!items.some((i) => i.kind === "statement")) return;
+      this.reload();
+      options.onChange?.();
     });
   }
 
-  /** Load the statements this node holds. */
-  static async open(options: MembershipOptions): Promise<Membership> {
+  /** Build the view from the statements this node holds. */
+  static open(options: MembershipOptions): Membership {
     const m = new Membership(options);
-    await m.reload();
+    m.reload();
     return m;
+  }
+
+  /**
+   * Whether a verified statement belongs in this node's set: one of its mesh
+   * (or, before it joined one, anything: what pairing hands it). A revocation
+   * names no mesh; its issuer must be a device the mesh knows.
+   */
+  admissible(statement: SignedStatement): string | undefined {
+    if (!this.trust) return undefined;
+    const meshId = (statement.body as { meshId?: unknown }).meshId;
+    if (typeof meshId === "string") return meshId === this.trust.meshId ? undefined : `statement of another mesh (${meshId})`;
+    const known = this.trust.level(statement.issuer) !== "untrusted" || this.trust.isRevoked(statement.issuer);
+    return known ? undefined : `issuer ${statement.issuer} is not a device of this mesh`;
   }
 
   /** The mesh id, once this node founded or joined a mesh. */
@@ -129,27 +134,13 @@ export class Membership {
   }
 
   /**
-   * Add statements (from pairing or local signing) to the replicated document.
-   * Only statements of this node's mesh (or, before joining, a genesis with
-   * them) are kept.
+   * Add statements (from pairing or local signing) to the set; they replicate
+   * from there. The view is updated before this resolves.
    */
   async add(statements: readonly SignedStatement[]): Promise<void> {
     if (statements.length === 0) return;
-    await this.options.store.update<StatementsDoc>(
-      MESH_STATEMENTS_DOC,
-      (doc) => {
-        const base = doc ?? A.from<StatementsDoc>({ s: {} });
-        const held = statementsOf(base);
-        const fresh = statements.filter((st) => !held.has(st.id));
-        if (fresh.length === 0) return doc ?? base;
-        return A.change(base, (d) => {
-          for (const st of fresh) d.s[st.id] = st.bytes;
-        });
-      },
-      "local",
-    );
-    await this.reload();
-    this.options.onChange?.();
+    const { refused } = await this.options.set.add(statements.map(statementItem));
+    for (const r of refused) this.options.onInvalid?.(r.id, new Error(r.reason));
   }
 
   close(): void {
@@ -161,18 +152,9 @@ export class Membership {
     return this.trust.meshId;
   }
 
-  private async reload(): Promise<void> {
-    const doc = await this.options.store.get<StatementsDoc>(MESH_STATEMENTS_DOC);
-    if (!doc) return;
-    const decoded: SignedStatement[] = [];
-    for (const [id, bytes] of statementsOf(doc)) {
-      if (this.trust?.has(id)) continue;
-      try {
-        decoded.push(decodeStatement(new Uint8Array(bytes)));
-      } catch (err) {
-        this.options.onInvalid?.(id, err as Error);
-      }
-    }
+  /** Offer the trust store the statements it has not seen; verdicts change at once. */
+  private reload(): void {
+    const decoded = this.options.set.statements().filter((s) => !this.trust?.has(s.id));
     if (!this.trust) {
       const pinned = this.options.pinnedMeshId?.();
       const genesis = decoded.find((s) => s.kind === "mesh-genesis" && (pinned === undefined || s.body.meshId === pinned));

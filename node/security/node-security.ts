@@ -1,9 +1,6 @@
 import { join } from "node:path";
-import * as A from "@automerge/automerge";
-import { mergedMapEntries } from "../../src/storage/merged-map.js";
 import { decodeStatement, type DeviceIdentity, type SignedStatement } from "../../identity/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
-import type { DocumentStore } from "../../src/storage/document-store.js";
 import type { Database } from "../../src/storage/level-database.js";
 import type { WriteOp } from "../../src/storage/write-batcher.js";
 import {
@@ -21,16 +18,7 @@ import {
 } from "../../src/security/index.js";
 import type { SubmitEnvelope } from "../../protocols/task/index.js";
 import type { Membership } from "../mesh/membership.js";
-
-/**
- * Texts of signed policies, replicated, by their SHA-256. The signed statements
- * themselves travel with the other mesh statements (so a newcomer gets them in
- * its pairing welcome); a policy takes effect once its text is here too. The
- * default mesh policy's text is known to every node.
- */
-export const MESH_POLICY_TEXTS_DOC = "mesh/policy-texts";
-
-type PolicyTextsDoc = { t: Record<string, string> };
+import { textId, type StatementSet } from "../mesh/statement-set.js";
 
 /** The policy a founder signs when it creates a mesh: members may send each other work. */
 export const DEFAULT_MESH_POLICY = "remote:\n  allow: true\n";
@@ -41,7 +29,12 @@ const ROLES_BY_LEVEL: Record<"verified" | "trusted", string[]> = { trusted: ["de
 /** Options of {@link NodeSecurity.open}. */
 export interface NodeSecurityOptions {
   db: Database;
-  store: DocumentStore;
+  /**
+   * The mesh's signed items: role grants and policy statements come from it, and
+   * policy texts, keyed by their SHA-256. A policy takes effect once its text is
+   * there too; the default mesh policy's text is known to every node.
+   */
+  set: StatementSet;
   identity: DeviceIdentity;
   membership: Membership;
   /** Project directory holding `.coderClaw/security.yaml` and `team-policy.yaml`. */
@@ -70,9 +63,8 @@ export class NodeSecurity {
     private readonly repoPolicy: RepoPolicy | undefined,
     private readonly teamPolicy: TeamPolicy | undefined,
   ) {
-    this.unsubscribe = options.store.onChange((change) => {
-      if (change.id === MESH_POLICY_TEXTS_DOC) void this.applyStatements(options.membership.statements());
-    });
+    // A grant, a policy or the text of one takes effect as it arrives.
+    this.unsubscribe = options.set.onAdded(() => void this.applyStatements(options.membership.statements()));
   }
 
   /** Load the policy files (an invalid one stops start-up, naming file, line and key) and open the audit log. */
@@ -174,13 +166,7 @@ export class NodeSecurity {
     const meshId = this.options.membership.meshId;
     if (!meshId) throw new CoderClawError("INVALID_INPUT", "no mesh to sign a policy for");
     const policy = signPolicy(this.options.identity, { meshId, scope, text });
-    if (text !== DEFAULT_MESH_POLICY) {
-      await this.options.store.update<PolicyTextsDoc>(MESH_POLICY_TEXTS_DOC, (doc) => {
-        const base = doc ?? A.from<PolicyTextsDoc>({ t: {} });
-        const hash = policyTextHash(text);
-        return mergedMapEntries(base, "t").has(hash) ? (doc ?? base) : A.change(base, (d) => void (d.t[hash] = text));
-      });
-    }
+    if (text !== DEFAULT_MESH_POLICY) await this.options.set.add([{ id: textId(text), kind: "text", bytes: Buffer.from(text, "utf8") }]);
     await this.options.membership.add([decodeStatement(policy.statement)]);
   }
 
@@ -202,7 +188,6 @@ export class NodeSecurity {
 
   /** Offer role grants and signed policies (whose text is known) to the service, each once. */
   private async applyStatements(statements: readonly SignedStatement[]): Promise<void> {
-    let texts: Map<string, unknown> | undefined;
     for (const st of statements) {
       if (this.applied.has(st.id)) continue;
       const kind = st.kind as string;
@@ -211,12 +196,7 @@ export class NodeSecurity {
         await this.service.addRoleGrant(st.bytes);
       } else if (kind === "security-policy") {
         const hash = (st.body as { sha256: string }).sha256;
-        if (texts === undefined) {
-          const doc = await this.options.store.get<PolicyTextsDoc>(MESH_POLICY_TEXTS_DOC);
-          texts = doc === undefined ? new Map() : mergedMapEntries(doc, "t");
-        }
-        const stored = texts.get(hash);
-        const text = hash === policyTextHash(DEFAULT_MESH_POLICY) ? DEFAULT_MESH_POLICY : stored === undefined ? undefined : String(stored);
+        const text = hash === policyTextHash(DEFAULT_MESH_POLICY) ? DEFAULT_MESH_POLICY : this.options.set.text(hash);
         if (text === undefined) continue;
         this.applied.add(st.id);
         await this.service.applySignedPolicy({ statement: st.bytes, text });

@@ -83,11 +83,23 @@ function runs(s: Scene): number {
   return existsSync(s.marker) ? readFileSync(s.marker, "utf8").split("\n").filter(Boolean).length : 0;
 }
 
-/** M opens a sync stream of its own to `to` and sends `messages`, as modified code would. */
+/**
+ * M opens a sync stream of its own to `to` and sends `messages`, as modified code
+ * would. A connection just made may refuse a first stream while it settles: M
+ * tries again, as an attacker would.
+ */
 async function sendAsM(s: Scene, to: CoderClawNode, messages: SyncMessage[]): Promise<void> {
   const codec = createSyncCodec();
-  const stream = await s.m.libp2p.dialProtocol(to.libp2p.peerId, SYNC_PROTOCOL);
-  for (const m of messages) stream.send(encodeFrame(codec.encode(m), codec.maxMessageBytes));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const stream = await s.m.libp2p.dialProtocol(to.libp2p.peerId, SYNC_PROTOCOL);
+      for (const m of messages) stream.send(encodeFrame(codec.encode(m), codec.maxMessageBytes));
+      return;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 async function refusalsOf(node: CoderClawNode, sender: string): Promise<number> {
@@ -141,13 +153,18 @@ describe("attack table: replicated task state", () => {
 
   it("forged task state: a member that takes a task's history, names itself the executor and signs it cannot pass it off to a node that lacks the task", async () => {
     const s = await scene();
-    // F stays apart from V, so F does not hold V's task when M offers its version.
-    await s.f.libp2p.hangUp(s.v.libp2p.peerId);
-    s.f.block(s.v.peerId);
-    const task = await s.m.adapter.submitTask({ description: "v's", input: "x", agentId: "echo" }, { route: s.v.peerId }).catch(() => undefined);
-    const id = task?.id ?? (await shellTaskOnV(s));
-    await eventually(async () => (await s.m.core.engine.getTask(id))?.status === "completed", 10_000, "M holds V's task");
-    const docId = taskDocId(id);
+    // F is away while V runs M's task; M then withholds V's copy and offers its own version when F is back.
+    await s.f.stop();
+    const task = await s.m.adapter.submitTask({ description: "v's", input: "x", agentId: "echo" }, { route: s.v.peerId });
+    await eventually(async () => (await s.m.core.engine.getTask(task.id))?.status === "completed", 10_000, "M holds V's task");
+    await s.m.sync.stop();
+    const f = await createNode(options(s.homes.f, false));
+    s.f = f;
+    cleanups.push(() => f.stop());
+    f.block(s.v.peerId);
+    await f.dial(s.m.multiaddrs()[0]!);
+    await eventually(() => s.m.libp2p.getConnections(f.libp2p.peerId).length > 0, 5_000, "M sees F's connection");
+    const docId = taskDocId(task.id);
     const held = (await s.m.core.store.get<TaskDoc>(docId))!;
     const taken = A.change(A.clone(held, { actor: actorIdOf(s.m.peerId) }), (d) => {
       const spec = JSON.parse(d.spec.toString()) as Record<string, unknown>;
@@ -155,13 +172,14 @@ describe("attack table: replicated task state", () => {
       d.run = new A.ImmutableString(JSON.stringify({ output: "forged" }));
     });
     const sig = signHeads(s.m.identity, docId, A.getHeads(taken));
-    await sendAsM(s, s.f, [{ t: "patch", items: [signedPatch(docId, [], A.save(taken), sig)] }]);
-    await eventually(async () => (await refusalsOf(s.f, s.m.peerId)) >= 1, 10_000, "refused and audited");
-    expect(await s.f.core.engine.getTask(id)).toBeNull();
+    await sendAsM(s, f, [{ t: "patch", items: [signedPatch(docId, [], A.save(taken), sig)] }]);
+    await eventually(async () => (await refusalsOf(f, s.m.peerId)) >= 1, 10_000, "refused and audited");
+    expect(await f.core.engine.getTask(task.id)).toBeNull();
     // Once F meets V again, it takes V's own copy.
-    s.f.unblock(s.v.peerId);
-    await s.f.dial(s.v.multiaddrs()[0]!);
-    await eventually(async () => (await s.f.core.engine.getTask(id))?.executorId === s.v.peerId, 15_000, "F holds V's genuine task");
+    f.unblock(s.v.peerId);
+    await f.dial(s.v.multiaddrs()[0]!);
+    await eventually(async () => (await f.core.engine.getTask(task.id))?.executorId === s.v.peerId, 15_000, "F holds V's genuine task");
+    expect((await f.core.engine.getTask(task.id))?.output).not.toBe("forged");
   }, 90_000);
 
   it("remote code execution: a pending shell task injected by a member is never stored as V's, and nothing runs after restarts", async () => {

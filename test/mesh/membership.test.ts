@@ -5,7 +5,9 @@ import { join } from "node:path";
 import * as A from "@automerge/automerge";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMeshGenesis, deviceIdentityFromSeed, issueTrustCert, type SignedStatement } from "../../identity/index.js";
-import { Membership, MESH_STATEMENTS_DOC } from "../../node/mesh/membership.js";
+import { Membership } from "../../node/mesh/membership.js";
+import { importLegacyStatements } from "../../node/mesh/legacy-statements.js";
+import { StatementSet } from "../../node/mesh/statement-set.js";
 import { openDatabase } from "../../src/storage/level-database.js";
 import { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 
@@ -24,7 +26,7 @@ function docOf(statements: readonly SignedStatement[], actor: string): A.Doc<Sta
 }
 
 describe("membership", () => {
-  it("sees every statement of two documents created apart and merged, whichever `s` map Automerge shows", async () => {
+  it("carries a home's statements from the merged legacy document, whichever `s` map Automerge shows, into the set once", async () => {
     const dir = await mkdtemp(join(tmpdir(), "coderclaw-membership-"));
     dirs.push(dir);
     const db = await openDatabase(dir);
@@ -39,15 +41,21 @@ describe("membership", () => {
     const merged = A.merge(docOf([genesis, joinerCert], "ff".repeat(16)), docOf([genesis, joinerCert, laterCert], "01".repeat(16)));
     expect(A.getConflicts(merged, "s")).toBeDefined();
     expect(merged.s[laterCert.id]).toBeUndefined();
-    await store.update<StatementsDoc>(MESH_STATEMENTS_DOC, () => merged);
+    // A member slipped garbage into the editable map: the import checks every item.
+    await store.update<StatementsDoc>("mesh/statements", () => A.change(merged, (d) => void (d.s["ab".repeat(32)] = new Uint8Array([1, 2, 3]))));
 
-    const membership = await Membership.open({ store, identity: joiner!, pinnedMeshId: () => meshId });
+    let membership: Membership | undefined;
+    const set = await StatementSet.open({ db, write: (ops) => store.write(ops), admissible: (st) => membership?.admissible(st) });
+    membership = Membership.open({ set, identity: joiner!, pinnedMeshId: () => meshId });
+    expect(await importLegacyStatements(store, set)).toBe(3);
     expect(membership.levelOf(joiner!.peerId)).toBe("trusted");
     expect(membership.levelOf(later!.peerId)).toBe("trusted");
-    // Adding what is already held in either map changes nothing.
-    const heads = await store.heads(MESH_STATEMENTS_DOC);
+    expect(set.has("ab".repeat(32))).toBe(false);
+    // Again: nothing new.
+    expect(await importLegacyStatements(store, set)).toBe(0);
+    const digest = set.digest();
     await membership.add([laterCert]);
-    expect(await store.heads(MESH_STATEMENTS_DOC)).toEqual(heads);
+    expect(set.digest()).toBe(digest);
     membership.close();
     await store.close();
     await db.close();
