@@ -60,14 +60,17 @@ export class Membership {
   }
 
   /**
-   * Whether a verified statement belongs in this node's set: one of its mesh
-   * (or, before it joined one, anything: what pairing hands it). A revocation
-   * names no mesh; its issuer must be a device the mesh knows.
+   * Whether a verified statement belongs in this node's set: one of its mesh,
+   * or, before it holds the genesis, of the mesh it pinned (anything, when it
+   * pinned none: what pairing hands it). A revocation names no mesh; its issuer
+   * must be a device the mesh knows, so it waits for the mesh's genesis and the
+   * issuer's certificate.
    */
   admissible(statement: SignedStatement): string | undefined {
-    if (!this.trust) return undefined;
+    const mesh = this.trust?.meshId ?? this.options.pinnedMeshId?.();
     const meshId = (statement.body as { meshId?: unknown }).meshId;
-    if (typeof meshId === "string") return meshId === this.trust.meshId ? undefined : `statement of another mesh (${meshId})`;
+    if (typeof meshId === "string") return mesh === undefined || meshId === mesh ? undefined : `statement of another mesh (${meshId})`;
+    if (!this.trust) return mesh === undefined ? undefined : `revocation by ${statement.issuer} before this node holds its mesh's genesis`;
     const known = this.trust.level(statement.issuer) !== "untrusted" || this.trust.isRevoked(statement.issuer);
     return known ? undefined : `issuer ${statement.issuer} is not a device of this mesh`;
   }

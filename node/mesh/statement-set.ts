@@ -43,6 +43,8 @@ export interface StatementSetOptions {
 export type AddedListener = (items: readonly SetItem[], from: string | undefined) => void;
 
 const PREFIX = "signed:";
+/** Valid statements held back until they belong (see `#parked`). */
+const MAX_PARKED = 1000;
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** The SHA-256 of a policy text's UTF-8 bytes: its id in the set. */
@@ -66,6 +68,13 @@ export class StatementSet {
   #digest: string | undefined;
   /** Additions run one at a time, so two offers of one item store it once. */
   #serial: Promise<unknown> = Promise.resolve();
+  /**
+   * Valid statements that did not belong yet (a revocation whose issuer's
+   * certificate has not arrived), tried again whenever the set grows: the set a
+   * node ends with must not depend on the order items came in. Bounded; the
+   * oldest go first.
+   */
+  readonly #parked = new Map<string, SetItem>();
 
   private constructor(private readonly options: StatementSetOptions) {}
 
@@ -133,7 +142,9 @@ export class StatementSet {
   add(items: readonly SetItem[], from?: string): Promise<{ added: SetItem[]; refused: RefusedItem[] }> {
     const run = this.#serial.then(async () => {
       const added: SetItem[] = [];
-      let pending = items.filter((item, i) => !this.#items.has(item.id) && items.findIndex((other) => other.id === item.id) === i);
+      const offered = items.filter((item, i) => !this.#items.has(item.id) && items.findIndex((other) => other.id === item.id) === i);
+      const offeredIds = new Set(offered.map((i) => i.id));
+      let pending = [...offered, ...[...this.#parked.values()].filter((p) => !offeredIds.has(p.id))];
       let refused: RefusedItem[] = [];
       // Passes until nothing more is taken: a statement may belong here only once another of the same batch
       // is held (a revocation by a device whose certificate comes with it).
@@ -150,7 +161,10 @@ export class StatementSet {
           }
           fresh.push([{ id: item.id, kind: item.kind, bytes: new Uint8Array(item.bytes) }, checked]);
         }
-        if (fresh.length === 0) break;
+        if (fresh.length === 0) {
+          for (const item of later) this.#park(item);
+          break;
+        }
         await this.options.write(fresh.map(([item]) => ({ type: "put", key: `${PREFIX}${item.kind}:${item.id}`, value: item.bytes })));
         const now = fresh.map(([item, statement]) => {
           this.#keep(item, statement);
@@ -160,7 +174,8 @@ export class StatementSet {
         for (const listener of this.#listeners) listener(now, from);
         pending = later;
       }
-      return { added, refused };
+      // Only what was offered now is reported refused; parked items were reported when they came.
+      return { added, refused: refused.filter((r) => offeredIds.has(r.id)) };
     });
     this.#serial = run.catch(() => undefined);
     return run;
@@ -192,7 +207,14 @@ export class StatementSet {
     return refusal === undefined ? statement : new Refusal(refusal, false);
   }
 
+  #park(item: SetItem): void {
+    this.#parked.delete(item.id);
+    this.#parked.set(item.id, item);
+    while (this.#parked.size > MAX_PARKED) this.#parked.delete(this.#parked.keys().next().value!);
+  }
+
   #keep(item: SetItem, statement: SignedStatement | undefined): void {
+    this.#parked.delete(item.id);
     this.#items.set(item.id, item);
     if (statement !== undefined) this.#statements.set(item.id, statement);
     this.#sorted = undefined;
