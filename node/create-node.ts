@@ -77,7 +77,9 @@ export interface CoderClawNode {
   readonly pairing: PairingService;
   readonly directory: CapabilityDirectory;
   readonly sync: SyncEngine;
-  /** Replication of the mesh's signed statements and policy texts (a grow-only set). */
+  /** The mesh's signed statements and policy texts: a grow-only set of self-authenticating items. */
+  readonly statementSet: StatementSet;
+  /** Replication of {@link statementSet} with members. */
   readonly statements: StatementSync;
   /** Replicated content this node refused or set aside, kept as evidence. */
   readonly quarantine: Quarantine;
@@ -331,6 +333,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       pairing,
       directory,
       sync,
+      statementSet: set,
       statements: statementSync,
       quarantine,
       client,

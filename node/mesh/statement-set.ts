@@ -142,6 +142,14 @@ export class StatementSet {
   add(items: readonly SetItem[], from?: string): Promise<{ added: SetItem[]; refused: RefusedItem[] }> {
     const run = this.#serial.then(async () => {
       const added: SetItem[] = [];
+      // An item under an id held already is the same item or a forgery: nothing hashes to one id twice.
+      const clashes: RefusedItem[] = [];
+      for (const item of items) {
+        const held = this.#items.get(item.id);
+        if (held !== undefined && !Buffer.from(held.bytes).equals(Buffer.from(item.bytes))) {
+          clashes.push({ id: item.id, kind: item.kind, reason: `${item.kind} ${item.id.slice(0, 16)} differs from the one held under its id`, offence: true });
+        }
+      }
       const offered = items.filter((item, i) => !this.#items.has(item.id) && items.findIndex((other) => other.id === item.id) === i);
       const offeredIds = new Set(offered.map((i) => i.id));
       let pending = [...offered, ...[...this.#parked.values()].filter((p) => !offeredIds.has(p.id))];
@@ -175,7 +183,7 @@ export class StatementSet {
         pending = later;
       }
       // Only what was offered now is reported refused; parked items were reported when they came.
-      return { added, refused: refused.filter((r) => offeredIds.has(r.id)) };
+      return { added, refused: [...clashes, ...refused.filter((r) => offeredIds.has(r.id))] };
     });
     this.#serial = run.catch(() => undefined);
     return run;
