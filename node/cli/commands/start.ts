@@ -68,6 +68,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         adapter: owned,
         submitRouted: (request, route) => owned.submitTask(request, { route }),
         admin: (method, params) => runAdmin(node, method, params),
+        authorize: (access) => node.security.authorizeOwner(access),
       });
       const serveHttp = opts.http !== undefined || config.mode === "remote-enabled";
       let http: { url: string; close(): Promise<void> } | undefined;
