@@ -15,5 +15,6 @@ export { Membership, MESH_STATEMENTS_DOC } from "./mesh/membership.js";
 export { PairingService, type PairingReport } from "./mesh/pairing-service.js";
 export { runAdmin, ADMIN_METHODS, type AdminMethod } from "./node-admin.js";
 export { startControlServer, type ControlServer, type ControlServerOptions } from "./control/control-server.js";
+export { startNodeControl, type NodeControlOptions } from "./control/node-control.js";
 export { ControlClientAdapter } from "./control/control-client.js";
 export { CoderClawRuntime } from "../src/transport/runtime.js";
