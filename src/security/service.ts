@@ -169,17 +169,6 @@ export class SecurityService {
     return this.#record(context, request.action, this.#decide(context, request), resourceOf(request));
   }
 
-  /**
-   * {@link authorize} for work that can be prepared while its decision is
-   * written: the decision at once, and `recorded`, which resolves once the audit
-   * entry is durable and rejects when it cannot be written. Nothing allowed may
-   * take effect before `recorded` resolves.
-   */
-  decide(context: SecurityContext, request: AccessRequest): { decision: Decision; recorded: Promise<void> } {
-    const decision = this.#decide(context, request);
-    return { decision, recorded: this.audit.append(auditBody(context, request.action, decision, resourceOf(request))).then(() => undefined) };
-  }
-
   #decide(context: SecurityContext, request: AccessRequest): Decision {
     let decision = this.#authorizer.checkPermission(context, request.permission);
     if (decision.allowed && request.agentId !== undefined) decision = this.#authorizer.checkAgentAccess(context, request.agentId);
