@@ -218,11 +218,6 @@ export class SecurityService {
     return decision;
   }
 
-  /** Skills a task of `agentId` uses, as {@link authorizeTask} checks them. */
-  skillsOf(agentId: string): readonly string[] {
-    return this.#agentSkills(agentId);
-  }
-
   /**
    * The context of a device acting for itself on this node, from signed grants
    * held here only: the node's owner on its control socket (origin `local`) is
