@@ -22,6 +22,7 @@ import { TaskClient } from "./tasks/task-client.js";
 import { createPeerRateLimiter } from "../protocols/framing/index.js";
 import { NodeSecurity } from "./security/node-security.js";
 import { startAuditReplicator, type AuditReplicator } from "./audit/audit-replicator.js";
+import { createLevelReplayStore } from "./tasks/replay-store.js";
 import { startTaskServer, type AuthorizeSubmit, type TaskServer } from "./tasks/task-server.js";
 
 /** Options of {@link createNode}. */
@@ -170,6 +171,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       membership,
       workspaceDir: options.workspaceDir ?? dataDir,
       write: (ops) => core.batcher.write(ops),
+      agents: core.agents,
     });
     const sec = security;
     stack.push(async () => sec.close());
@@ -277,6 +279,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       isMember,
       authorize: options.authorize ?? ((submit) => sec.authorizeSubmit(submit.peer, submit.envelope)),
       authorizeCancel: (peer, taskId) => sec.authorizeCancel(peer, taskId),
+      replayStore: createLevelReplayStore({ db: core.db, write: (ops) => core.batcher.write(ops) }),
       // A flooding member is cut off on its own channels; everyone else keeps being served.
       limiter: createPeerRateLimiter({ framesPerSecond: 5000, burst: 10_000 }),
       ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),

@@ -16,5 +16,6 @@ export { StatementSet, type SetItem, type ItemKind } from "./mesh/statement-set.
 export { PairingService, type PairingReport } from "./mesh/pairing-service.js";
 export { runAdmin, ADMIN_METHODS, type AdminMethod } from "./node-admin.js";
 export { startControlServer, type ControlServer, type ControlServerOptions } from "./control/control-server.js";
+export { startNodeControl, type NodeControlOptions } from "./control/node-control.js";
 export { ControlClientAdapter } from "./control/control-client.js";
 export { CoderClawRuntime } from "../src/transport/runtime.js";

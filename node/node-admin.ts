@@ -1,10 +1,11 @@
 import { z } from "zod";
 import { CoderClawError, InvalidInputError } from "../src/contract/errors.js";
 import { parseInput } from "../src/contract/parse-input.js";
+import { parseRepoPolicy, parseTeamPolicy } from "../src/security/policy-file.js";
 import type { CoderClawNode } from "./create-node.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke"] as const;
+export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
@@ -35,6 +36,7 @@ const schemas = {
   "devices.list": z.strictObject({}).optional(),
   "devices.trust": z.strictObject({ deviceId: deviceSchema, level: levelSchema }),
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
+  "policy.sign": z.strictObject({ scope: z.enum(["repo", "team"]), text: z.string().min(1).max(256 * 1024), file: z.string().min(1).max(4096) }),
 } satisfies Record<AdminMethod, z.ZodType>;
 
 /** True when `method` is one of {@link ADMIN_METHODS}. */
@@ -106,6 +108,15 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       const rev = await m.revoke(deviceId, reason);
       await node.security.record({ action: "trust.revoke", userId: node.peerId, deviceId: node.peerId, resource: deviceId, result: "allowed", reason });
       return { revocation: rev.id };
+    }
+    case "policy.sign": {
+      const { scope, text, file } = parseInput(schemas[method], raw);
+      // A policy that does not parse would be refused by every node that receives it: say so here, naming file, line and key.
+      if (scope === "repo") parseRepoPolicy(text, file);
+      else parseTeamPolicy(text, file);
+      if (!node.security.current.grants.isAdmin(node.peerId)) throw new CoderClawError("PERMISSION_DENIED", "only an admin's signed policy takes effect, and this device is not an admin of its mesh");
+      await node.security.signPolicy(scope, text);
+      return { scope, signedBy: node.peerId };
     }
   }
 }

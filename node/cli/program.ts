@@ -7,6 +7,7 @@ import { meshCommands } from "./commands/mesh.js";
 import { demoCommand } from "./commands/demo.js";
 import { configCommand } from "./commands/config.js";
 import { auditCommand } from "./commands/audit.js";
+import { policyCommand } from "./commands/policy.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 
 /** Build the `coderclaw` command tree. `setExit` records the process exit code. */
@@ -26,6 +27,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(demoCommand(setExit));
   program.addCommand(configCommand(setExit));
   program.addCommand(auditCommand(setExit));
+  program.addCommand(policyCommand(setExit));
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);

@@ -18,6 +18,7 @@ import {
   type ResponseLine,
 } from "./control-protocol.js";
 import { TaskListQuerySchema } from "../../src/transport/http-wire.js";
+import type { TaskAccess } from "../../src/security/service.js";
 
 /** Options of {@link startControlServer}. */
 export interface ControlServerOptions {
@@ -31,11 +32,23 @@ export interface ControlServerOptions {
   submitRouted?: (request: TaskSubmitRequest, route: string) => Promise<unknown>;
   /** Administrative calls (mesh, devices, peers), when the runtime is a mesh node. */
   admin?: (method: string, params: unknown) => Promise<unknown>;
+  /**
+   * The decision on submits and cancels, for the node's owner (the token holder):
+   * the same one HTTP and the mesh make. Without it, the token holder may do anything
+   * (a local-only runtime, which has no roles).
+   */
+  authorize?: (access: TaskAccess) => Promise<{ allowed: boolean; reason?: string }>;
 }
 
 /** A running control server. */
 export interface ControlServer {
   close(): Promise<void>;
+}
+
+/** The agent a raw submit request names, when it names one as a string; the engine refuses any other shape. */
+function agentIdOf(request: unknown): string | undefined {
+  const agentId = typeof request === "object" && request !== null ? (request as { agentId?: unknown }).agentId : undefined;
+  return typeof agentId === "string" ? agentId : undefined;
 }
 
 function tokensEqual(a: string, b: string): boolean {
@@ -54,6 +67,10 @@ export async function startControlServer(options: ControlServerOptions): Promise
   const { adapter } = options;
   if (existsSync(options.socketPath)) unlinkSync(options.socketPath); // stale socket of a node that died
   const sockets = new Set<Socket>();
+  const permit = async (access: TaskAccess): Promise<void> => {
+    const decision = (await options.authorize?.(access)) ?? { allowed: true };
+    if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? `${access.action} denied`);
+  };
 
   const serve = (socket: Socket): void => {
     sockets.add(socket);
@@ -103,8 +120,10 @@ export async function startControlServer(options: ControlServerOptions): Promise
       };
       switch (method) {
         case "submitTask":
-          return reply(() => {
+          return reply(async () => {
             const { request, route } = parseInput(SubmitParamsSchema, raw);
+            const agentId = agentIdOf(request);
+            await permit({ action: "task.submit", ...(agentId !== undefined && { agentId }) });
             // The engine validates the request itself, with the same errors for every transport.
             if (route !== undefined && route !== "auto") {
               if (!options.submitRouted) throw new InvalidInputError("this node is not in a mesh; --route needs `coderclaw start` with a mesh", "route");
@@ -123,7 +142,11 @@ export async function startControlServer(options: ControlServerOptions): Promise
         case "getTaskEvents":
           return reply(() => adapter.getTaskEvents?.(parseInput(TaskParamsSchema, raw).taskId) ?? []);
         case "cancelTask":
-          return reply(() => adapter.cancelTask(parseInput(TaskParamsSchema, raw).taskId));
+          return reply(async () => {
+            const { taskId } = parseInput(TaskParamsSchema, raw);
+            await permit({ action: "task.cancel", taskId });
+            return adapter.cancelTask(taskId);
+          });
         case "listTasks":
           return reply(() => adapter.listTasks(parseInput(TaskListQuerySchema, raw ?? {}) as TaskListFilter));
         case "listAgents":

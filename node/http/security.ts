@@ -91,12 +91,13 @@ export function securityHttpHooks(
             if (!into.allowed) return allow(into);
           }
           const agentId = resource.type === "task" ? resource.agentId : undefined;
-          return allow(await service.authorize(ctx, { action: "task.submit", permission: "task:submit", ...(agentId === undefined ? {} : { agentId }) }));
+          // The same decision as the control socket and the mesh: the agent's skills are checked too.
+          return allow(await service.authorizeTask(ctx, { action: "task.submit", ...(agentId === undefined ? {} : { agentId }) }));
         }
         case "agent:invoke":
           return allow(await service.authorize(ctx, { action: "agent.invoke", permission: "agent:invoke", ...(resource.type === "agent" ? { agentId: resource.id } : {}) }));
         case "task:cancel":
-          return allow(await service.authorize(ctx, { action: "task.cancel", permission: "task:cancel", ...(resource.type === "task" && resource.id !== undefined ? { resource: resource.id } : {}) }));
+          return allow(await service.authorizeTask(ctx, { action: "task.cancel", ...(resource.type === "task" && resource.id !== undefined ? { taskId: resource.id } : {}) }));
         case "task:read":
           if (resource.type === "task" && resource.id !== undefined) {
             return allow(await service.authorizeTaskRead(ctx, { id: resource.id, sessionId: resource.sessionId }));

@@ -14,9 +14,11 @@ import {
   signRoleGrant,
   type AuditBody,
   type RepoPolicy,
+  type TaskAccess,
   type TeamPolicy,
 } from "../../src/security/index.js";
 import type { SubmitEnvelope } from "../../protocols/task/index.js";
+import { agentSkills, type AgentLookup } from "../../src/agents/agent-skills.js";
 import type { Membership } from "../mesh/membership.js";
 import { textId, type StatementSet } from "../mesh/statement-set.js";
 
@@ -41,6 +43,8 @@ export interface NodeSecurityOptions {
   workspaceDir: string;
   /** The database's group commit, which the audit log writes through (see `AuditLogOptions.write`). */
   write?: (ops: WriteOp[]) => Promise<void>;
+  /** The node's agents: the skills a task uses are derived from its agent. */
+  agents?: AgentLookup;
 }
 
 /**
@@ -104,30 +108,25 @@ export class NodeSecurity {
       ...(this.repoPolicy && { repoPolicy: this.repoPolicy }),
       ...(this.teamPolicy && { teamPolicy: this.teamPolicy }),
       providers: [new LocalIdentityProvider()],
+      agentSkills: agentSkills(this.options.agents),
       deviceStanding: (id) => ({ level: id === identity.peerId && !membership.meshId ? "trusted" : membership.levelOf(id), revoked: membership.isRevoked(id) }),
     });
     await this.applyStatements(membership.statements());
   }
 
   /**
-   * The executing node's check of a remote submission, from the signed request
-   * only: the peer (or the user of the session it relays), its grants held here,
-   * device trust and policies. The decision comes at once; `recorded` settles
-   * when its audit entry is durable (rejecting when it cannot be written), so
-   * the task can be stored meanwhile but must not start before.
+   * The executing node's check of a remote submission, from signed evidence only:
+   * the peer's own grants held here (or, for a session it relays, the user's grants
+   * cut to the peer's), device trust and policies, through the same decision as
+   * HTTP and the control socket. The decision comes at once; `recorded` settles
+   * when its audit entry is durable (rejecting when it cannot be written), so the
+   * task can be stored meanwhile but must not start before.
    */
   async authorizeSubmit(peer: string, envelope: SubmitEnvelope): Promise<{ allowed: boolean; reason?: string; recorded?: Promise<void> }> {
     try {
       const ctx = await this.service.authenticatePeer({ session: envelope.session, meshId: envelope.meshId }, peer);
       const agentId = envelope.request.agentId;
-      const { decision, recorded } = this.service.decide(ctx, {
-        action: "task.submit",
-        permission: "task:submit",
-        ...(agentId !== undefined && { agentId }),
-        // The shell agent is the shell-exec skill: its dangerous-skill policy applies.
-        ...(agentId === "shell" && { skillId: "shell-exec" }),
-        resource: agentId ?? "default agent",
-      });
+      const { decision, recorded } = this.service.admitTask(ctx, { action: "task.submit", ...(agentId !== undefined && { agentId }) });
       const audited = recorded.catch((err: unknown) => {
         throw new CoderClawError("PERMISSION_DENIED", `audit log unavailable: ${(err as Error).message}`, { cause: err });
       });
@@ -144,11 +143,22 @@ export class NodeSecurity {
   async authorizeCancel(peer: string, taskId: string): Promise<{ allowed: boolean; reason?: string }> {
     try {
       const ctx = await this.service.authenticatePeer({ meshId: this.meshId ?? "" }, peer);
-      const decision = await this.service.authorize(ctx, { action: "task.cancel", permission: "task:cancel", resource: taskId });
+      const decision = await this.service.authorizeTask(ctx, { action: "task.cancel", taskId });
       return decision.allowed ? { allowed: true } : { allowed: false, reason: decision.reason };
     } catch (err) {
       return { allowed: false, reason: (err as Error).message };
     }
+  }
+
+  /**
+   * The check of a task operation by the node's owner on its control socket: the
+   * token proves the caller owns this node's data directory, so the caller is this
+   * node's device, with the roles its signed grants give it here (the founder is
+   * admin). Same decision as HTTP and the mesh; audited.
+   */
+  async authorizeOwner(access: TaskAccess): Promise<{ allowed: boolean; reason?: string }> {
+    const decision = await this.service.authorizeTask(this.service.contextForDevice(this.options.identity.peerId, "local"), access);
+    return decision.allowed ? { allowed: true } : { allowed: false, reason: decision.reason };
   }
 
   /** Record something that happened outside the service's own checks (pairing, trust changes). */

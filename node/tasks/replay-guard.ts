@@ -27,10 +27,22 @@ export interface ReplayGuard {
    * from `now`, too far behind the peer's newest, or carries a nonce already seen.
    */
   admit(peer: string, issuedAt: number, nonce: Uint8Array, now?: number): void;
-  /** Forgets what can no longer be accepted again anyway. */
-  prune(now?: number): void;
+  /**
+   * Takes back a nonce admitted before a restart (see `ReplayStore`), without the
+   * clock checks: what it held then, it holds again. Feed a peer's oldest first.
+   */
+  restore(peer: string, issuedAt: number, nonce: Uint8Array): void;
+  /** Forgets what can no longer be accepted again anyway; returns what it forgot. */
+  prune(now?: number): RememberedNonce[];
   /** Nonces held. */
   readonly size: number;
+}
+
+/** A nonce a guard holds: the submitting peer, when the submission was signed, the nonce. */
+export interface RememberedNonce {
+  peer: string;
+  issuedAt: number;
+  nonce: Uint8Array;
 }
 
 interface PeerMemory {
@@ -60,10 +72,21 @@ export function createReplayGuard(options: ReplayGuardOptions): ReplayGuard {
       size++;
       if (issuedAt > memory.newest) memory.newest = issuedAt;
     },
+    restore(peer, issuedAt, nonce) {
+      let memory = peers.get(peer);
+      if (memory === undefined) peers.set(peer, (memory = { newest: issuedAt, nonces: new Map() }));
+      const key = Buffer.from(nonce).toString("hex");
+      if (!memory.nonces.has(key)) size++;
+      memory.nonces.set(key, issuedAt);
+      if (issuedAt > memory.newest) memory.newest = issuedAt;
+    },
     prune(now = Date.now()) {
+      const forgotten: RememberedNonce[] = [];
+      const forget = (peer: string, key: string, issuedAt: number): void => void forgotten.push({ peer, issuedAt, nonce: Buffer.from(key, "hex") });
       for (const [peer, memory] of peers) {
         // Every submission this peer signed is now outside the clock window: nothing of it can be taken again.
         if (memory.newest < now - maxClockSkewMs) {
+          for (const [key, issuedAt] of memory.nonces) forget(peer, key, issuedAt);
           size -= memory.nonces.size;
           peers.delete(peer);
           continue;
@@ -73,9 +96,11 @@ export function createReplayGuard(options: ReplayGuardOptions): ReplayGuard {
         for (const [key, issuedAt] of memory.nonces) {
           if (issuedAt >= floor) break;
           memory.nonces.delete(key);
+          forget(peer, key, issuedAt);
           size--;
         }
       }
+      return forgotten;
     },
     get size() {
       return size;

@@ -9,6 +9,7 @@ import type { AgentRegistry } from "../../src/agents/executor.js";
 import { isTerminal, isTerminalEvent } from "../../src/engine/state-machine.js";
 import { coalesce } from "../../src/util/coalesce.js";
 import { createReplayGuard, type ReplayGuard } from "./replay-guard.js";
+import type { ReplayStore } from "./replay-store.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
 import { decodeStrict, handleFramed, PeerLimitError, type FramedChannel, type PeerRateLimiter } from "../../protocols/framing/index.js";
 import {
@@ -58,6 +59,8 @@ export interface TaskServerOptions {
   maxClockSkewMs?: number;
   /** How far behind a peer's newest submission another of its submissions may be signed, ms (see {@link ReplayGuard}). Default 60 s. */
   replayMemoryMs?: number;
+  /** Where the nonces of taken submissions survive a restart; without one, they live in memory only. */
+  replayStore?: ReplayStore;
   limiter?: PeerRateLimiter;
   onError?: (peer: string, error: Error) => void;
 }
@@ -96,6 +99,14 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
   const codec = createTaskCodec();
   const peers = new Map<string, PeerState>();
   const replays = createReplayGuard({ maxClockSkewMs: options.maxClockSkewMs ?? 5 * 60_000, memoryMs: options.replayMemoryMs ?? 60_000 });
+  const replayStore = options.replayStore;
+  const forget = (forgotten: Parameters<ReplayStore["forget"]>[0]): void => {
+    if (forgotten.length > 0) replayStore?.forget(forgotten).catch((err: unknown) => options.onError?.("(replay store)", err as Error));
+  };
+  if (replayStore !== undefined) {
+    for (const e of await replayStore.load()) replays.restore(e.peer, e.issuedAt, e.nonce);
+    forget(replays.prune());
+  }
 
   const peerState = (peer: string): PeerState => {
     let p = peers.get(peer);
@@ -123,9 +134,16 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
   const admit = async (peer: string, envelope: SubmitEnvelope): Promise<{ recorded?: Promise<void> }> => {
     if (envelope.meshId !== options.meshId()) throw new CoderClawError("PERMISSION_DENIED", `submission is for mesh ${envelope.meshId}, not this one`);
     replays.admit(peer, envelope.issuedAt, envelope.nonce);
+    // Queued before the task reaches the engine, so it is durable no later than the task (see createLevelReplayStore).
+    const remembered = replayStore?.remember({ peer, issuedAt: envelope.issuedAt, nonce: envelope.nonce });
     const decision: SubmitDecision = (await options.authorize?.({ peer, envelope })) ?? { allowed: true };
-    if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? "not allowed");
-    return decision.recorded === undefined ? {} : { recorded: decision.recorded };
+    if (!decision.allowed) {
+      // A refused submission's nonce is kept too, but failing to keep it changes nothing about the refusal.
+      await remembered?.catch(() => undefined);
+      throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? "not allowed");
+    }
+    const recorded = remembered === undefined ? decision.recorded : decision.recorded === undefined ? remembered : Promise.all([decision.recorded, remembered]).then(() => undefined);
+    return recorded === undefined ? {} : { recorded };
   };
 
   const serve = (channel: FramedChannel<TaskMessage>): void => {
@@ -279,7 +297,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
         const channel = state.channels.values().next().value;
         channel?.send({ t: "lease", tasks }).catch(() => undefined);
       }
-      replays.prune();
+      forget(replays.prune());
     })();
   }, options.leaseIntervalMs ?? 1000);
   leaseTimer.unref();

@@ -31,6 +31,7 @@ export function createCommandAgent(config: CommandAgentConfig, options: CommandA
   const timeoutMs = config.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   return {
     info: { id: config.id, name: config.name, description: config.description, capabilities: [...config.capabilities] },
+    skills: [...(config.skills ?? [])],
     // A coding agent edits files and may call paid APIs: running it twice is not harmless.
     resumable: false,
     retryable: false,

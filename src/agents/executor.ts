@@ -40,6 +40,11 @@ export interface AgentExecutor {
   readonly resumable: boolean;
   /** May the mesh re-route a task of this agent to another node when its executor dies. */
   readonly retryable: boolean;
+  /**
+   * Skills a task of this agent uses; each is authorised (`skill:execute` and its
+   * policy) before a task of the agent is accepted. Undefined: none.
+   */
+  readonly skills?: readonly string[];
   /** Default per-task timeout in ms, or undefined for the engine default. */
   readonly timeoutMs?: number;
   /** Checked when listing and before every submit. */

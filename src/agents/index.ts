@@ -5,6 +5,7 @@
  */
 export { createAgentRegistry, loadAgentRegistry, defaultConfigFiles, CoderClawAgentRegistry } from "./registry.js";
 export type { AgentRegistryOptions, LoadAgentRegistryOptions } from "./registry.js";
+export { agentSkills, type AgentLookup } from "./agent-skills.js";
 export { createShellAgent, SHELL_EXEC_SKILL, SHELL_AGENT_ID, SHELL_EXEC_ID, DEFAULT_SHELL_TIMEOUT_MS } from "./shell.js";
 export type { ShellAgentOptions } from "./shell.js";
 export { createCommandAgent, DEFAULT_COMMAND_TIMEOUT_MS } from "./command-agent.js";

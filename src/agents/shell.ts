@@ -56,6 +56,7 @@ export function createShellAgent(options: ShellAgentOptions = {}): AgentExecutor
       description: "Runs the task input as a shell command line in the task workspace (skill shell-exec)",
       capabilities: [SHELL_EXEC_ID],
     },
+    skills: [SHELL_EXEC_ID],
     resumable: false,
     retryable: false,
     timeoutMs,

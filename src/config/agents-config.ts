@@ -46,6 +46,8 @@ const commandAgentSchema = z
     name: text(128),
     description: text(1024),
     capabilities: z.array(text(64)).min(1).max(32),
+    /** Skills the agent uses (e.g. `shell-exec` for a coding agent that runs commands): authorised before each task. */
+    skills: z.array(text(64)).max(32).optional(),
     command: z.array(z.string().max(4096)).min(1).max(64),
     input: z.enum(["stdin", "arg"]),
     env: envSchema.optional(),
@@ -85,6 +87,8 @@ export interface CommandAgentConfig {
   name: string;
   description: string;
   capabilities: string[];
+  /** Skills the agent uses, each authorised before a task of it is accepted. */
+  skills?: string[];
   /** Program and arguments; arguments may hold `{input}` and `{description}`. */
   command: [string, ...string[]];
   /** `arg`: the input goes where `{input}` stands; `stdin`: it is written to stdin. */
@@ -178,6 +182,7 @@ function commandAgent(source: YamlSource, index: number, raw: unknown): CommandA
     name: agent.name,
     description: agent.description,
     capabilities: agent.capabilities,
+    skills: agent.skills ?? [],
     command: [program, ...args],
     input: agent.input,
     env,

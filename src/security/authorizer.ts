@@ -34,6 +34,14 @@ interface AgentRule {
 const ALLOW: Decision = Object.freeze({ allowed: true, reason: "allowed" });
 
 /**
+ * Skill rules every policy starts from; a repository policy's own entry for the
+ * same skill replaces them. `shell-exec` runs anything on the machine, so it is
+ * dangerous unless a policy says otherwise: only admins, or roles an admin's
+ * policy lists, may reach it.
+ */
+export const BASELINE_SKILL_POLICIES: Readonly<RepoPolicy["skillPolicies"]> = Object.freeze({ "shell-exec": Object.freeze({ dangerous: true }) });
+
+/**
  * Pure access decisions from a context and the loaded policies, in the Cedar style:
  * every forbid is evaluated before any permit, so deny wins; nothing is allowed
  * without a permit (default deny); roles are combined with OR over precomputed masks
@@ -70,7 +78,7 @@ export class Authorizer {
       const minimumTrust = p.requireDeviceTrust === true ? "verified" : p.requireDeviceTrust === false ? undefined : p.requireDeviceTrust;
       this.#agents.set(id, { allowedRoles: optionalSet(p.allowedRoles), minimumTrust });
     }
-    for (const [id, p] of Object.entries(this.#repo.skillPolicies)) {
+    for (const [id, p] of Object.entries({ ...BASELINE_SKILL_POLICIES, ...this.#repo.skillPolicies })) {
       this.#skills.set(id, { dangerous: p.dangerous, required: maskOf(p.requiredPermissions ?? []), allowedRoles: optionalSet(p.allowedRoles) });
     }
     this.#deniedSkills = new Set(this.#team.deniedSkills);

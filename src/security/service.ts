@@ -12,6 +12,7 @@ import type { Signer } from "./keys.js";
 import type { AuthenticatedIdentity, IdentityProvider } from "./providers.js";
 import { SessionManager, verifyPeerSessionToken, type Session } from "./sessions.js";
 import type { TrustLevel } from "./trust.js";
+import { agentSkills } from "../agents/agent-skills.js";
 
 /** A device's standing, as identity/'s trust store evaluates it. */
 export interface DeviceStanding {
@@ -38,8 +39,26 @@ export interface SecurityServiceOptions {
    * not know are `untrusted`.
    */
   deviceStanding?: (deviceId: string) => DeviceStanding | undefined;
+  /**
+   * Skills a task of an agent uses (see `agentSkills` of src/agents): derived here
+   * from the agent, never taken from the request. Default: the built-in agents'
+   * (`shell` uses `shell-exec`).
+   */
+  agentSkills?: (agentId: string) => readonly string[];
   sessionTtlMs?: number;
   now?: () => number;
+}
+
+/**
+ * A task operation, as every entry point (HTTP, the control socket, the mesh)
+ * asks for it: the same request gets the same decision whichever way it came.
+ */
+export interface TaskAccess {
+  action: "task.submit" | "task.cancel";
+  /** The agent a submission names; undefined: the node's default agent. */
+  agentId?: string;
+  /** The task a cancel names, for the audit entry. */
+  taskId?: string;
 }
 
 /** An action to authorize: the permission it needs, and the agent and skill it touches. */
@@ -76,6 +95,7 @@ export class SecurityService {
   readonly #policies: PolicySet;
   readonly #providers: Map<string, IdentityProvider<never>>;
   readonly #standing: ((deviceId: string) => DeviceStanding | undefined) | undefined;
+  readonly #agentSkills: (agentId: string) => readonly string[];
   readonly #revokedDevices = new Set<string>();
   readonly #now: () => number;
 
@@ -84,6 +104,7 @@ export class SecurityService {
     this.audit = options.audit;
     this.#now = options.now ?? Date.now;
     this.#standing = options.deviceStanding;
+    this.#agentSkills = options.agentSkills ?? agentSkills();
     this.grants = new GrantStore({ meshId: options.meshId, rootAdmins: options.rootAdmins, now: this.#now });
     this.sessions = new SessionManager({
       signer: options.signer,
@@ -148,22 +169,63 @@ export class SecurityService {
     return this.#record(context, request.action, this.#decide(context, request), resourceOf(request));
   }
 
-  /**
-   * {@link authorize} for work that can be prepared while its decision is
-   * written: the decision at once, and `recorded`, which resolves once the audit
-   * entry is durable and rejects when it cannot be written. Nothing allowed may
-   * take effect before `recorded` resolves.
-   */
-  decide(context: SecurityContext, request: AccessRequest): { decision: Decision; recorded: Promise<void> } {
-    const decision = this.#decide(context, request);
-    return { decision, recorded: this.audit.append(auditBody(context, request.action, decision, resourceOf(request))).then(() => undefined) };
-  }
-
   #decide(context: SecurityContext, request: AccessRequest): Decision {
     let decision = this.#authorizer.checkPermission(context, request.permission);
     if (decision.allowed && request.agentId !== undefined) decision = this.#authorizer.checkAgentAccess(context, request.agentId);
     if (decision.allowed && request.skillId !== undefined) decision = this.#authorizer.checkSkillAccess(context, request.skillId);
     return decision;
+  }
+
+  /**
+   * The one decision on a task operation, whichever entry point it came through
+   * (HTTP, the control socket, the mesh): `task:submit` (or `task:cancel`), then
+   * access to the agent, then every skill the agent uses (derived from the agent,
+   * so a caller cannot leave one out), in that fixed order; the first refusal is
+   * the reason. Resolves once the decision is on record; fails closed when the
+   * audit entry cannot be written.
+   */
+  async authorizeTask(context: SecurityContext, access: TaskAccess): Promise<Decision> {
+    const { decision, recorded } = this.admitTask(context, access);
+    try {
+      await recorded;
+      return decision;
+    } catch (err) {
+      return { allowed: false, reason: `audit log unavailable: ${(err as Error).message}` };
+    }
+  }
+
+  /**
+   * {@link authorizeTask} for a submission that can be stored while its decision
+   * is written: the decision at once, and `recorded`, which settles when the
+   * audit entry is durable. Nothing allowed may take effect before it resolves.
+   */
+  admitTask(context: SecurityContext, access: TaskAccess): { decision: Decision; recorded: Promise<void> } {
+    const decision = this.checkTask(context, access);
+    const resource = access.action === "task.cancel" ? access.taskId : (access.agentId ?? "default agent");
+    return { decision, recorded: this.audit.append(auditBody(context, access.action, decision, resource)).then(() => undefined) };
+  }
+
+  /** Pure form of {@link authorizeTask}: the same decision, not audited. */
+  checkTask(context: SecurityContext, access: TaskAccess): Decision {
+    if (access.action === "task.cancel") return this.#authorizer.checkPermission(context, "task:cancel");
+    let decision = this.#authorizer.checkPermission(context, "task:submit");
+    if (access.agentId === undefined) return decision;
+    if (decision.allowed) decision = this.#authorizer.checkAgentAccess(context, access.agentId);
+    for (const skill of [...this.#agentSkills(access.agentId)].sort()) {
+      if (!decision.allowed) break;
+      decision = this.#authorizer.checkSkillAccess(context, skill);
+    }
+    return decision;
+  }
+
+  /**
+   * The context of a device acting for itself on this node, from signed grants
+   * held here only: the node's owner on its control socket (origin `local`) is
+   * the node's own device, with whatever roles its grants give it here.
+   */
+  contextForDevice(deviceId: string, origin: RequestOrigin): SecurityContext {
+    const standing = this.#deviceStanding(deviceId, undefined);
+    return { userId: deviceId, roles: [...this.grants.rolesOf(deviceId)].sort(), deviceId, deviceTrustLevel: standing.level, origin, meshId: this.meshId };
   }
 
   /** {@link authorize}, throwing {@link PermissionDeniedError} when refused. */
@@ -212,12 +274,15 @@ export class SecurityService {
   /**
    * Builds the context of a request that arrived from another mesh node, for the node
    * that executes it. `deviceId` must be the authenticated peer of the connection
-   * (the libp2p PeerId), and the caller's claimed roles are cut down to what signed
-   * grants held here give the user or that device: the submitting node's word adds
-   * nothing.
+   * (the libp2p PeerId). Authority is what signatures held here prove: the claimed
+   * roles are cut to the device's own signed grants, and when the claim names
+   * another user, also to that user's: a node cannot confer a role on a subject it
+   * holds no grant for, nor lend a user more than it has itself.
    */
   contextForPeer(claim: { userId: string; roles: readonly string[]; sessionId?: string }, deviceId: string): SecurityContext {
-    const granted = new Set([...this.grants.rolesOf(claim.userId), ...this.grants.rolesOf(deviceId)]);
+    const device = this.grants.rolesOf(deviceId);
+    const user = this.grants.rolesOf(claim.userId);
+    const granted = claim.userId === deviceId ? device : new Set([...device].filter((r) => user.has(r)));
     const standing = this.#deviceStanding(deviceId, undefined);
     return {
       userId: claim.userId,

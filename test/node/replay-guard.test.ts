@@ -1,6 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createReplayGuard } from "../../node/tasks/replay-guard.js";
+import { createLevelReplayStore } from "../../node/tasks/replay-store.js";
+import type { Database } from "../../src/storage/level-database.js";
+import { tempLevel } from "../security/helpers.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 
 const SKEW = 300_000;
@@ -80,5 +83,38 @@ describe("replay guard", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("replay store", () => {
+  it("a guard restored from the store refuses what the one before the restart had taken, and the store forgets what the guard prunes", async () => {
+    const level = await tempLevel();
+    try {
+      const store = createLevelReplayStore({ db: level.db as unknown as Database, write: (ops) => level.db.batch(ops) });
+      const now = 1_000_000_000;
+      const before = createReplayGuard({ maxClockSkewMs: SKEW, memoryMs: MEMORY });
+      for (const [i, at] of [now - MEMORY - 5_000, now - 1_000, now].entries()) {
+        before.admit("peer-a", at, nonce(i), now);
+        await store.remember({ peer: "peer-a", issuedAt: at, nonce: nonce(i) });
+      }
+      // A key that is not the store's own shape is dropped as it loads, not read.
+      await level.db.put("rpl:garbage", new Uint8Array(0));
+
+      const after = createReplayGuard({ maxClockSkewMs: SKEW, memoryMs: MEMORY });
+      const loaded = await store.load();
+      expect(loaded.map((e) => e.issuedAt)).toEqual([now - MEMORY - 5_000, now - 1_000, now]);
+      for (const e of loaded) after.restore(e.peer, e.issuedAt, e.nonce);
+      expect(tryAdmit(() => after.admit("peer-a", now, nonce(2), now + 10))).toBe("replayed submission");
+      expect(tryAdmit(() => after.admit("peer-a", now - 1_000, nonce(1), now + 10))).toBe("replayed submission");
+      expect(tryAdmit(() => after.admit("peer-a", now - MEMORY - 1, nonce(9), now + 10))).toMatch(/before this peer's newest one/);
+
+      const forgotten = after.prune(now + 10);
+      expect(forgotten.map((e) => e.issuedAt)).toEqual([now - MEMORY - 5_000]);
+      await store.forget(forgotten);
+      expect((await store.load()).map((e) => e.issuedAt)).toEqual([now - 1_000, now]);
+      expect(await level.db.keys({ gte: "rpl:", lt: "rpl;" }).all()).toHaveLength(2);
+    } finally {
+      await level.dispose();
+    }
   });
 });

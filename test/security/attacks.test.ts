@@ -247,7 +247,11 @@ describe("attack table", () => {
   });
 
   it("a remote request, and a remote peer claiming roles it was never granted", async () => {
-    const claimed = service.contextForPeer({ userId: "reader", roles: ["admin", "readonly"] }, laptop.peerId);
+    // The laptop holds no grant here: it can lend the reader nothing, whatever the reader holds.
+    expect(service.contextForPeer({ userId: "reader", roles: ["admin", "readonly"] }, laptop.peerId).roles).toEqual([]);
+    // Once it holds some, it lends only what both it and the reader hold, and only what is claimed.
+    await service.addRoleGrant(signRoleGrant(owner, { subject: laptop.peerId, roles: ["readonly", "developer"], meshId: MESH, issuedAt: clock }));
+    const claimed = service.contextForPeer({ userId: "reader", roles: ["admin", "readonly", "developer"] }, laptop.peerId);
     expect(claimed.roles).toEqual(["readonly"]);
     expect(await service.authorize(claimed, { action: "task.read", permission: "task:read" })).toEqual({ allowed: false, reason: "remote requests are not allowed by the repository policy" });
     await expectAudited({ action: "task.read", userId: "reader", reason: /remote requests are not allowed/ });

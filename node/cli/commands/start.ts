@@ -35,11 +35,10 @@ export function startCommand(setExit: (code: number) => void): Command {
     .option("--http [host:port]", "serve the HTTP API (remote-enabled mode); default from runtime.yaml's http section, 127.0.0.1:7420")
     .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; maxConcurrent?: number; leaseTimeout?: number; http?: string | boolean }, cmd: Command) => {
       // The node stack is loaded only by the commands that run one, so quick commands start quickly.
-      const [{ loadAgentRegistry }, { startControlServer }, { createNode }, { runAdmin }, { loadRuntimeConfig }] = await Promise.all([
+      const [{ loadAgentRegistry }, { startNodeControl }, { createNode }, { loadRuntimeConfig }] = await Promise.all([
         import("../../../src/agents/index.js"),
-        import("../../control/control-server.js"),
+        import("../../control/node-control.js"),
         import("../../create-node.js"),
-        import("../../node-admin.js"),
         import("../../../src/config/runtime-config.js"),
       ]);
       const config = loadRuntimeConfig({ cwd: process.cwd(), overrides: parseHttpFlag(opts.http) }).config;
@@ -60,15 +59,7 @@ export function startCommand(setExit: (code: number) => void): Command {
       });
       const token = randomBytes(32).toString("hex");
       writeFileSync(paths.controlToken, token + "\n", { mode: 0o600 });
-      const { AuditedAdapter } = await import("../../security/audited-adapter.js");
-      const owned = new AuditedAdapter(node.adapter, (body) => node.security.record(body), node.peerId);
-      const control = await startControlServer({
-        socketPath: paths.controlSocket,
-        token,
-        adapter: owned,
-        submitRouted: (request, route) => owned.submitTask(request, { route }),
-        admin: (method, params) => runAdmin(node, method, params),
-      });
+      const control = await startNodeControl(node, { socketPath: paths.controlSocket, token });
       const serveHttp = opts.http !== undefined || config.mode === "remote-enabled";
       let http: { url: string; close(): Promise<void> } | undefined;
       if (serveHttp) {
