@@ -1,11 +1,8 @@
-import { setTimeout as sleep } from "node:timers/promises";
-import type { Libp2p, PeerId } from "@libp2p/interface";
-import { peerIdFromString } from "@libp2p/peer-id";
-import { FramedChannel } from "../../protocols/framing/channel.js";
-import { openStream } from "../../protocols/framing/dial.js";
-import { ChannelClosedError, FramingError, MalformedFrameError, PeerLimitError } from "../../protocols/framing/errors.js";
+import type { Libp2p } from "@libp2p/interface";
+import type { FramedChannel } from "../../protocols/framing/channel.js";
+import { ChannelClosedError, MalformedFrameError, PeerLimitError } from "../../protocols/framing/errors.js";
 import { createPeerRateLimiter } from "../../protocols/framing/limits.js";
-import { handleFramed } from "../../protocols/framing/pool.js";
+import { startPairSessions, type PairSession } from "../../protocols/framing/pair-sessions.js";
 import {
   createStatementsCodec,
   MAX_IDS_PER_MESSAGE,
@@ -54,14 +51,9 @@ const TARGET_ITEMS_BYTES = 1024 * 1024;
  */
 export async function startStatementSync(options: StatementSyncOptions): Promise<StatementSync> {
   const { libp2p, set, isMember } = options;
-  const codec = createStatementsCodec();
-  const self = libp2p.peerId.toString();
-  const sessions = new Map<string, FramedChannel<StatementsMessage>>();
-  const settings = { frameTimeoutMs: 10_000, maxBufferedBytes: 8 * 1024 * 1024, limiter: createPeerRateLimiter({ framesPerSecond: 200, burst: 400 }) };
   const report = (peer: string, error: Error): void => {
     if (!(error instanceof ChannelClosedError)) options.onError?.(peer, error);
   };
-  let stopped = false;
 
   const sendItems = async (channel: FramedChannel<StatementsMessage>, items: readonly SetItem[]): Promise<void> => {
     for (const run of runsBySize([...items], (i) => i.bytes.byteLength + 80, TARGET_ITEMS_BYTES)) {
@@ -71,6 +63,7 @@ export async function startStatementSync(options: StatementSyncOptions): Promise
     }
   };
 
+  /** Both sides say what they hold; where that differs both send their ids, then what the other lacks. */
   const serve = async (channel: FramedChannel<StatementsMessage>): Promise<void> => {
     const peer = channel.peer;
     let theirs: string[] = [];
@@ -100,85 +93,27 @@ export async function startStatementSync(options: StatementSyncOptions): Promise
     }
   };
 
-  const startSession = (channel: FramedChannel<StatementsMessage>): void => {
-    const peer = channel.peer;
-    sessions.get(peer)?.abort(new ChannelClosedError("statements session replaced by a newer stream"));
-    sessions.set(peer, channel);
-    serve(channel)
-      .catch((error: unknown) => {
-        const err = error instanceof FramingError ? error : new MalformedFrameError(`statements session failed: ${String((error as Error)?.message ?? error)}`, { peer, cause: error });
-        report(peer, err);
-        channel.abort(err);
-      })
-      .finally(() => {
-        if (sessions.get(peer) !== channel) return;
-        sessions.delete(peer);
-        void ensure(peerIdFromString(peer));
-      });
-  };
-
-  const opening = new Set<string>();
-  /** The peer whose id sorts first opens the one session of a pair, and keeps trying while the peer stays connected. */
-  const ensure = async (peerId: PeerId): Promise<void> => {
-    const peer = peerId.toString();
-    if (self > peer || opening.has(peer)) return;
-    opening.add(peer);
-    try {
-      for (let attempt = 0; ; attempt++) {
-        if (stopped || sessions.has(peer) || libp2p.getConnections(peerId).length === 0 || !isMember(peer)) return;
-        try {
-          const stream = await openStream(libp2p, peerId, STATEMENTS_PROTOCOL, { timeoutMs: 10_000 });
-          if (stopped || sessions.has(peer)) {
-            stream.abort(new Error("statements session already open"));
-            return;
-          }
-          startSession(new FramedChannel<StatementsMessage>({ ...settings, stream, codec, peer, onClose: (error) => error && report(peer, error) }));
-          return;
-        } catch (error) {
-          if (attempt === 0) report(peer, error instanceof Error ? error : new Error(String(error)));
-          await sleep(Math.min(options.retryMaxMs ?? 5000, 250 * 2 ** attempt));
-        }
-      }
-    } finally {
-      opening.delete(peer);
-    }
-  };
-
-  await handleFramed<StatementsMessage>(libp2p, STATEMENTS_PROTOCOL, {
-    codec,
-    settings,
-    maxInboundStreams: 2,
-    accept: (peer) => !stopped && isMember(peer),
-    onChannel: startSession,
+  const pairs = await startPairSessions<StatementsMessage, PairSession<StatementsMessage>>({
+    libp2p,
+    protocol: STATEMENTS_PROTOCOL,
+    codec: createStatementsCodec(),
+    settings: { frameTimeoutMs: 10_000, maxBufferedBytes: 8 * 1024 * 1024, limiter: createPeerRateLimiter({ framesPerSecond: 200, burst: 400 }) },
+    isMember,
+    open: (channel) => ({ channel, run: () => serve(channel) }),
+    ...(options.retryMaxMs !== undefined && { retryMaxMs: options.retryMaxMs }),
     onError: report,
-  });
-  const topology = await libp2p.register(STATEMENTS_PROTOCOL, {
-    onConnect: (peerId) => void ensure(peerId),
-    onDisconnect: (peerId) => sessions.get(peerId.toString())?.abort(new ChannelClosedError("statements session ended: disconnect")),
   });
   // New items go to every session but the one they came from, which holds them already.
   const unsubscribe = set.onAdded((items, from) => {
-    for (const [peer, channel] of sessions) if (peer !== from) void sendItems(channel, items).catch((err: Error) => report(peer, err));
+    for (const [peer, session] of pairs.sessions) if (peer !== from) void sendItems(session.channel, items).catch((err: Error) => report(peer, err));
   });
-  const ensureAll = (): void => {
-    for (const connection of libp2p.getConnections()) void ensure(connection.remotePeer);
-  };
-  ensureAll();
 
   return {
-    peers: () => [...sessions.keys()],
-    membersChanged: () => {
-      for (const [peer, channel] of sessions) if (!isMember(peer)) channel.abort(new ChannelClosedError("statements session ended: no longer a member"));
-      ensureAll();
-    },
+    peers: () => [...pairs.sessions.keys()],
+    membersChanged: () => void pairs.membersChanged(),
     async stop() {
-      if (stopped) return;
-      stopped = true;
       unsubscribe();
-      libp2p.unregister(topology);
-      await libp2p.unhandle(STATEMENTS_PROTOCOL);
-      await Promise.allSettled([...sessions.values()].map((c) => c.close()));
-      sessions.clear();
+      await pairs.stop();
     },
   };
 }

@@ -1,11 +1,7 @@
-import { setTimeout as sleep } from "node:timers/promises";
-import type { Libp2p, PeerId } from "@libp2p/interface";
-import { peerIdFromString } from "@libp2p/peer-id";
-import { FramedChannel } from "../../protocols/framing/channel.js";
+import type { Libp2p } from "@libp2p/interface";
 import { ChannelClosedError } from "../../protocols/framing/errors.js";
 import { createPeerRateLimiter, type PeerRateLimiter } from "../../protocols/framing/limits.js";
-import { openStream } from "../../protocols/framing/dial.js";
-import { handleFramed } from "../../protocols/framing/pool.js";
+import { startPairSessions } from "../../protocols/framing/pair-sessions.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
 import * as A from "@automerge/automerge";
 import { sameHeads, type DocumentChange } from "../../src/storage/document-store.js";
@@ -79,8 +75,6 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
   const { libp2p, store, isMember, authority } = options;
   const prefixes = options.prefixes ?? REPLICATED_PREFIXES;
   const codec = createSyncCodec();
-  const self = libp2p.peerId.toString();
-  const sessions = new Map<string, PeerSession>();
   const applying = new Map<string, string>();
   const settings = {
     frameTimeoutMs: options.frameTimeoutMs ?? 10_000,
@@ -102,75 +96,28 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     if (count === (options.maxOffences ?? 3)) options.onOffender?.(refused.peer);
   };
 
-  const startSession = (channel: FramedChannel<SyncMessage>, initiator: boolean): void => {
-    const peer = channel.peer;
-    sessions.get(peer)?.channel.abort(closedBy("replaced by a newer stream"));
-    const session = new PeerSession(channel, {
-      store,
-      authority,
-      prefixes,
-      targetFrameBytes: options.targetFrameBytes ?? 1024 * 1024,
-      maxEntriesPerFrame: options.maxEntriesPerFrame ?? 5000,
-      initiator,
-      applying,
-      onRefused,
-      onError: (error) => report(peer, error),
-    });
-    sessions.set(peer, session);
-    session
-      .run()
-      .catch((error: unknown) => report(peer, error instanceof Error ? error : new Error(String(error))))
-      .finally(() => {
-        if (sessions.get(peer) !== session) return;
-        sessions.delete(peer);
-        // A session can end while its peer stays connected (a stream reset, the old connection of a redial).
-        void ensure(peerIdFromString(peer));
-      });
-  };
-
-  const opening = new Set<string>();
-  /**
-   * Keeps one session with each connected member. The peer whose id sorts first
-   * opens it, and keeps trying while the peer stays connected: otherwise one
-   * failed attempt would leave the pair without sync until they reconnect.
-   */
-  const ensure = async (peerId: PeerId): Promise<void> => {
-    const peer = peerId.toString();
-    if (self > peer || opening.has(peer)) return;
-    opening.add(peer);
-    try {
-      for (let attempt = 0; ; attempt++) {
-        if (stopped || sessions.has(peer) || libp2p.getConnections(peerId).length === 0 || !(await isMember(peer))) return;
-        try {
-          const stream = await openStream(libp2p, peerId, SYNC_PROTOCOL, { timeoutMs: 10_000 });
-          if (stopped || sessions.has(peer)) {
-            stream.abort(new Error("sync session already open"));
-            return;
-          }
-          startSession(new FramedChannel<SyncMessage>({ ...settings, stream, codec, peer, onClose: (error) => error && report(peer, error) }), true);
-          return;
-        } catch (error) {
-          if (attempt === 0) report(peer, error instanceof Error ? error : new Error(String(error)));
-          await sleep(Math.min(options.retryMaxMs ?? 5000, 250 * 2 ** attempt));
-        }
-      }
-    } finally {
-      opening.delete(peer);
-    }
-  };
-
-  await handleFramed<SyncMessage>(libp2p, SYNC_PROTOCOL, {
+  const pairs = await startPairSessions<SyncMessage, PeerSession>({
+    libp2p,
+    protocol: SYNC_PROTOCOL,
     codec,
     settings,
-    maxInboundStreams: 2,
-    accept: async (peer) => !stopped && (await isMember(peer)),
-    onChannel: (channel) => startSession(channel, false),
+    isMember,
+    open: (channel, initiator) =>
+      new PeerSession(channel, {
+        store,
+        authority,
+        prefixes,
+        targetFrameBytes: options.targetFrameBytes ?? 1024 * 1024,
+        maxEntriesPerFrame: options.maxEntriesPerFrame ?? 5000,
+        initiator,
+        applying,
+        onRefused,
+        onError: (error) => report(channel.peer, error),
+      }),
+    ...(options.retryMaxMs !== undefined && { retryMaxMs: options.retryMaxMs }),
     onError: report,
   });
-  const topology = await libp2p.register(SYNC_PROTOCOL, {
-    onConnect: (peerId) => void ensure(peerId),
-    onDisconnect: (peerId) => sessions.get(peerId.toString())?.channel.abort(closedBy("disconnect")),
-  });
+  const sessions = pairs.sessions;
 
   /** Changes waiting for the debounced push, by document id. */
   const pending = new Map<string, PendingPush>();
@@ -235,25 +182,16 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     timer ??= setTimeout(() => void flush().catch((err: Error) => options.onError?.("(push)", err)), options.debounceMs ?? 15);
   });
 
-  const ensureAll = (): void => {
-    for (const connection of libp2p.getConnections()) void ensure(connection.remotePeer);
-  };
-  // Peers connected before the engine started get no onConnect.
-  ensureAll();
-
   return {
     peers: () => [...sessions.keys()],
-    disconnect: (peer) => sessions.get(peer)?.channel.abort(closedBy("membership revoked")),
-    membersChanged: ensureAll,
+    disconnect: (peer) => pairs.disconnect(peer, "membership revoked"),
+    membersChanged: () => void pairs.membersChanged(),
     async stop() {
       if (stopped) return;
       stopped = true;
       unsubscribe();
       if (timer !== undefined) clearTimeout(timer);
-      libp2p.unregister(topology);
-      await libp2p.unhandle(SYNC_PROTOCOL);
-      await Promise.allSettled([...sessions.values()].map((s) => s.channel.close()));
-      sessions.clear();
+      await pairs.stop();
     },
   };
 }
@@ -271,7 +209,3 @@ interface PendingPush {
 
 /** Largest patch pushed live as the bytes stored; a bigger one is built from the stored document. */
 const MAX_PATCH_BYTES = 1024 * 1024;
-
-function closedBy(reason: string): ChannelClosedError {
-  return new ChannelClosedError(`sync session ended: ${reason}`);
-}

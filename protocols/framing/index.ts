@@ -13,3 +13,4 @@ export {
 export { encodeFrame, FrameDecoder, varintLength } from "./frame.js";
 export { createPeerRateLimiter, type PeerRateLimiter, type PeerRateLimiterOptions, type PeerRateLimits } from "./limits.js";
 export { ChannelPool, handleFramed, type ChannelPoolOptions, type ChannelSettings, type HandleFramedOptions } from "./pool.js";
+export { startPairSessions, type PairSession, type PairSessions, type PairSessionsOptions } from "./pair-sessions.js";
