@@ -140,6 +140,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     ...(options.agents && { agents: options.agents }),
     ...(options.maxConcurrentTasks !== undefined && { maxConcurrentTasks: options.maxConcurrentTasks }),
     ...(options.defaultTimeoutMs !== undefined && { defaultTimeoutMs: options.defaultTimeoutMs }),
+    onUnreadable: (taskId, error) => report("storage")(new Error(`task ${taskId} cannot be read and is left out of listings: ${error.message}`, { cause: error })),
   });
   const stack: Array<() => Promise<unknown>> = [() => core.close()];
   const unwind = async (): Promise<void> => {

@@ -28,6 +28,8 @@ export interface LocalContext {
   allowRepository?: (path: string, request: Readonly<TaskSubmitRequest>) => boolean;
   /** False: read and queue only, run nothing, recover nothing (see TaskEngineOptions.runTasks). */
   runTasks?: boolean;
+  /** A stored task that cannot be read: listing skips it and reports it here. */
+  onUnreadable?: (taskId: string, error: Error) => void;
 }
 
 /** The storage and engine of one node, opened together and closed together. */
@@ -67,6 +69,7 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
       ...(context.shutdownGraceMs !== undefined && { shutdownGraceMs: context.shutdownGraceMs }),
       ...(context.executorId !== undefined && { executorId: context.executorId }),
       ...(context.runTasks !== undefined && { runTasks: context.runTasks }),
+      ...(context.onUnreadable && { onUnreadable: context.onUnreadable }),
     });
     let closing: Promise<void> | undefined;
     return {
