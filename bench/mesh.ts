@@ -41,6 +41,7 @@ function unsignedAuthority(writer: string): ReplicaAuthority {
     recordOps: () => [],
     held: () => undefined,
     writesKnown: () => true,
+    checkStored: () => undefined,
   };
 }
 

@@ -232,6 +232,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const quarantine = createQuarantine({ db: core.db, write: (ops) => core.batcher.write(ops) });
     const setAside = (resource: string, reason: string, peer?: string): void =>
       void sec.record({ action: "sync.refused", userId: peer ?? identity.peerId, deviceId: peer ?? identity.peerId, resource, result: "denied", reason }).catch(report("audit"));
+    core.repository.screenStored((id, heads, root) => authority.checkStored(id, heads, root));
     await quarantineUnsignedReplicas({ store: core.store, db: core.db, authority, rules: writerRules, quarantine, self: identity.peerId, onQuarantined: (id, reason) => setAside(id, reason) });
     const sync = await createSyncEngine({
       libp2p,

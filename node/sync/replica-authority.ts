@@ -108,6 +108,12 @@ export interface ReplicaAuthority {
   held(id: string): HeadsSignature | undefined;
   /** True when this node already found that it writes `id` (so signing it needs no read of the document). */
   writesKnown(id: string): boolean;
+  /**
+   * Check a document read from storage as on receipt: one another device writes
+   * must still carry that writer's valid signature over exactly the heads stored.
+   * Why not, or undefined.
+   */
+  checkStored(id: string, heads: readonly string[], root: RootReader): string | undefined;
 }
 
 /**
@@ -139,6 +145,17 @@ export function createReplicaAuthority(options: ReplicaAuthorityOptions): Replic
     replicates: (id) => ruleOf(id) !== undefined,
     held,
     writesKnown: (id) => own.has(id),
+    checkStored(id, heads, root) {
+      const rule = ruleOf(id);
+      if (rule === undefined) return undefined;
+      const writer = rule.writerOf(id, root);
+      const signature = held(id);
+      // Written here (or queued here with no executor named): nobody else's signature is due.
+      if (signature === undefined) return writer === undefined || writer === self ? undefined : `held with no signature of its writer ${writer}`;
+      if (!sameHeads(signature.heads, heads)) return `its heads are not those its writer ${signature.writer} signed`;
+      if (writer !== signature.writer) return `it names ${writer ?? "no writer"} as its writer, but ${signature.writer} signed it`;
+      return verifyHeads(id, signature) ? undefined : `its writer's signature does not verify`;
+    },
     signaturesFor(items) {
       const out: Array<HeadsSignature | undefined> = [];
       const mine: Array<{ at: number; id: string; heads: readonly string[] }> = [];

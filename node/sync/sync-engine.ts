@@ -6,7 +6,8 @@ import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocol
 import * as A from "@automerge/automerge";
 import { sameHeads, type DocumentChange } from "../../src/storage/document-store.js";
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
-import { docRootReader } from "../../src/storage/root-reader.js";
+import { readFirstChange } from "../../src/storage/first-change.js";
+import { docRootReader, type RootReader } from "../../src/storage/root-reader.js";
 import { PeerSession, signedPatch, type PatchItem, type RefusedChange } from "./peer-session.js";
 import type { ReplicaAuthority } from "./replica-authority.js";
 
@@ -128,17 +129,21 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     pending.clear();
     // Each patch is built once, whatever the number of peers it goes to, and this node's own changes are
     // signed together: one signature for the batch.
-    const docs = new Map<string, A.Doc<unknown>>();
+    const roots = new Map<string, RootReader>();
     for (const [id, p] of batch) {
       if (p.parts === undefined || authority.writesKnown(id) || authority.held(id) !== undefined) continue;
-      // A document this node may write: read it (from the cache, just written) to check that it does.
+      // A document this node may write: check that it does from its first change when it is new here (a task
+      // document is written whole, and not cached), else from the stored document (cached, just written).
+      const first = p.since.length === 0 ? readFirstChange(p.parts[0]!) : undefined;
+      if (first !== undefined) {
+        roots.set(id, first.root);
+        continue;
+      }
       const doc = await store.get<unknown>(id);
-      if (doc !== undefined && sameHeads(A.getHeads(doc), p.heads)) docs.set(id, doc);
+      if (doc !== undefined && sameHeads(A.getHeads(doc), p.heads)) roots.set(id, docRootReader(doc));
     }
     const contiguous = batch.filter(([, p]) => p.parts !== undefined);
-    const signatures = authority.signaturesFor(
-      contiguous.map(([id, p]) => ({ id, heads: p.heads, root: () => (docs.has(id) ? docRootReader(docs.get(id)!) : undefined) })),
-    );
+    const signatures = authority.signaturesFor(contiguous.map(([id, p]) => ({ id, heads: p.heads, root: () => roots.get(id) })));
     const signed = new Map(contiguous.map(([id], i) => [id, signatures[i]]));
     const changed: Array<{ id: string; from: string | undefined; since: string[]; patch: PatchItem | undefined }> = [];
     for (const [id, p] of batch) {

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
-import type * as A from "@automerge/automerge";
+import * as A from "@automerge/automerge";
+import { CoderClawError } from "../contract/errors.js";
+import { docRootReader, type RootReader } from "../storage/root-reader.js";
 import type { TaskEvent, TaskListFilter, TaskState, TaskStatus } from "../contract/types.js";
 import type { Database } from "../storage/level-database.js";
 import type { LevelDocumentStore } from "../storage/level-document-store.js";
@@ -71,6 +73,9 @@ export interface TaskRepository {
   adoptAdmissions(own: (record: TaskRecord) => boolean): Promise<number>;
 }
 
+/** Why a task document read from storage must not be taken as state, or undefined; see {@link LevelTaskRepository.screenStored}. */
+export type StoredScreen = (docId: string, heads: readonly string[], root: RootReader) => string | undefined;
+
 /** Options of {@link LevelTaskRepository}. */
 export interface LevelTaskRepositoryOptions {
   /** Automerge actor id (hex) of the task documents this node writes. */
@@ -135,6 +140,7 @@ export class LevelTaskRepository implements TaskRepository {
    * fifth of the cost of creating it.
    */
   private readonly actorId: string;
+  private screen: StoredScreen | undefined;
 
   private constructor(
     private readonly db: Database,
@@ -234,6 +240,16 @@ export class LevelTaskRepository implements TaskRepository {
     return n;
   }
 
+  /**
+   * Judge every task document as it is read from storage: one `screen` refuses
+   * is read as damaged (STORAGE_CORRUPT naming why), so listings leave it out and
+   * nothing takes it as state. The node checks with it that a replica still
+   * carries its writer's valid signature over the heads stored.
+   */
+  screenStored(screen: StoredScreen): void {
+    this.screen = screen;
+  }
+
   isAdmitted(taskId: string): boolean {
     return this.db.getSync(ADMITTED + taskId) !== undefined;
   }
@@ -259,7 +275,10 @@ export class LevelTaskRepository implements TaskRepository {
     const wal = await this.db.get(WAL + taskId);
     if (wal !== undefined) return decodeWalRecord(wal);
     const doc = await this.store.get<TaskDoc>(taskDocId(taskId));
-    return doc === undefined ? undefined : readTaskDoc(doc);
+    if (doc === undefined) return undefined;
+    const refused = this.screen?.(taskDocId(taskId), A.getHeads(doc), docRootReader(doc));
+    if (refused !== undefined) throw new CoderClawError("STORAGE_CORRUPT", `task document ${taskId}: ${refused}`);
+    return readTaskDoc(doc);
   }
 
   async listIds(filter: TaskListFilter = {}): Promise<string[]> {

@@ -1,3 +1,4 @@
+import * as A from "@automerge/automerge";
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { deviceIdentityFromSeed } from "../../identity/index.js";
@@ -5,6 +6,7 @@ import { createQuarantine, createReplicaAuthority, quarantineUnsignedReplicas, T
 import { signHeads } from "../../protocols/sync/index.js";
 import { encodeTaskDoc, taskDocId } from "../../src/engine/task-document.js";
 import { newTaskId } from "../../src/engine/task-id.js";
+import { LevelTaskRepository } from "../../src/engine/task-repository.js";
 import { openDatabase, type Database } from "../../src/storage/level-database.js";
 import { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -59,5 +61,31 @@ describe("replicas held from before signed replication", () => {
     // Once: a later unsigned replica (there are none by then, but a run must not repeat) is left to sync.
     await put(newTaskId(Date.now(), other.peerId), other.peerId);
     expect(await set()).toBe(0);
+  });
+});
+
+describe("replicas read from storage", () => {
+  it("are taken as state only while they carry their writer's valid signature over exactly the heads stored", async () => {
+    const { db, store } = await open();
+    const self = deviceIdentityFromSeed(randomBytes(32));
+    const other = deviceIdentityFromSeed(randomBytes(32));
+    const authority = createReplicaAuthority({ identity: self, db, rules: [TASK_WRITER_RULE], mayWrite: () => true });
+    const repository = await LevelTaskRepository.open(db, store);
+    repository.screenStored((id, heads, root) => authority.checkStored(id, heads, root));
+    const put = async (id: string, executor: string, signer?: typeof other): Promise<void> => {
+      const { bytes, heads } = taskBytes(id, executor);
+      await store.insert(taskDocId(id), bytes, heads, signer ? authority.recordOps(taskDocId(id), signHeads(signer, taskDocId(id), heads)) : []);
+    };
+    const ids = { own: newTaskId(Date.now(), self.peerId), signed: newTaskId(Date.now(), other.peerId), edited: newTaskId(Date.now(), other.peerId), wrongSigner: newTaskId(Date.now(), other.peerId) };
+    await put(ids.own, self.peerId);
+    await put(ids.signed, other.peerId, other);
+    await put(ids.edited, other.peerId, other);
+    await put(ids.wrongSigner, other.peerId, self);
+    // Someone with the disk appends a change to a replica: its heads move past what the writer signed.
+    await store.update<{ status: A.ImmutableString }>(taskDocId(ids.edited), (doc) => A.change(doc!, (d) => void (d.status = new A.ImmutableString("pending"))));
+    expect((await repository.load(ids.own))?.state.id).toBe(ids.own);
+    expect((await repository.load(ids.signed))?.state.executorId).toBe(other.peerId);
+    await expect(repository.load(ids.edited)).rejects.toThrow(/heads are not those its writer .* signed/);
+    await expect(repository.load(ids.wrongSigner)).rejects.toThrow(/signature does not verify|names .* as its writer/);
   });
 });
