@@ -92,7 +92,7 @@ async function sendAsM(s: Scene, to: CoderClawNode, messages: SyncMessage[]): Pr
   const codec = createSyncCodec();
   for (let attempt = 0; ; attempt++) {
     try {
-      const stream = await s.m.libp2p.dialProtocol(to.libp2p.peerId, SYNC_PROTOCOL);
+      const stream = await s.m.libp2p.dialProtocol(to.libp2p.peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(5_000) });
       for (const m of messages) stream.send(encodeFrame(codec.encode(m), codec.maxMessageBytes));
       return;
     } catch (err) {

@@ -57,7 +57,7 @@ async function mesh(): Promise<{ n: Nodes; homes: Record<Name, string>; links: A
 async function send<T>(from: CoderClawNode, to: CoderClawNode, protocol: string, codec: { encode(m: T): Uint8Array; maxMessageBytes: number }, messages: T[]): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const stream = await from.libp2p.dialProtocol(to.libp2p.peerId, protocol);
+      const stream = await from.libp2p.dialProtocol(to.libp2p.peerId, protocol, { signal: AbortSignal.timeout(5_000) });
       for (const m of messages) stream.send(encodeFrame(codec.encode(m), codec.maxMessageBytes));
       return;
     } catch (err) {

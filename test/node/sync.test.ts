@@ -113,7 +113,7 @@ async function converged(group: Peer[], expectedDocs: number): Promise<boolean> 
 /** Open a raw sync stream from `from` to `to` and send `messages` as frames, as a hostile member would. */
 async function sendRaw(from: MeshLibp2p, to: MeshLibp2p, messages: SyncMessage[]): Promise<void> {
   const codec = createSyncCodec();
-  const stream = await from.dialProtocol(to.peerId, SYNC_PROTOCOL);
+  const stream = await from.dialProtocol(to.peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(5_000) });
   for (const m of messages) stream.send(encodeFrame(codec.encode(m), codec.maxMessageBytes));
 }
 
@@ -400,8 +400,9 @@ describe("document sync: convergence with forgers (property)", () => {
                 for await (const held of forger.store.ids("task/")) if (!held.startsWith(`task/w${st.by}-`)) foreign.push(held);
                 return foreign.length > 0;
               };
-              // What others wrote may still be on its way to the forger.
-              if (!(await eventually(look, 2_000, "a foreign document").then(() => true, () => false))) continue;
+              // What others wrote may still be on its way to the forger; when nobody else wrote yet, there is nothing to forge.
+              const othersWrote = steps.slice(0, steps.indexOf(st)).some((x) => x.kind === "write" && x.by !== st.by);
+              if (!othersWrote || !(await eventually(look, 2_000, "a foreign document").then(() => true, () => false))) continue;
               const id = foreign[st.doc % foreign.length]!;
               const held = (await forger.store.get<Task>(id))!;
               forgeries++;
