@@ -5,6 +5,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { KEEP_ALIVE, type PeerId } from "@libp2p/interface";
 import { InviteBook, loadOrCreateDeviceIdentity, type DeviceIdentity } from "../identity/index.js";
 import type { AgentRegistry } from "../src/agents/executor.js";
+import type { SandboxMode } from "../src/agents/sandbox.js";
 import { dataPaths, resolveDataDir } from "../src/runtime/data-dir.js";
 import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
 import { VERSION } from "../src/version.js";
@@ -51,6 +52,13 @@ export interface NodeOptions {
   onError?: (where: string, error: Error) => void;
   /** Project directory holding `.coderClaw/security.yaml` and `team-policy.yaml`. Default: the data directory. */
   workspaceDir?: string;
+  /**
+   * How processes run for work other devices submit: `required` (default) in a
+   * bubblewrap sandbox (refused where bwrap is missing), `off` unsandboxed.
+   */
+  sandbox?: SandboxMode;
+  /** The bubblewrap binary; default /usr/bin/bwrap. */
+  bwrapPath?: string;
   /** Every pairing attempt on either side, with the comparison code on success (for the operator; the audit log records it too). */
   onPairing?: (event: { role: "inviter" | "joiner"; ok: boolean; peer?: string; detail: string }) => void;
 }
@@ -140,6 +148,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     ...(options.agents && { agents: options.agents }),
     ...(options.maxConcurrentTasks !== undefined && { maxConcurrentTasks: options.maxConcurrentTasks }),
     ...(options.defaultTimeoutMs !== undefined && { defaultTimeoutMs: options.defaultTimeoutMs }),
+    sandbox: { mode: options.sandbox ?? "required", ...(options.bwrapPath !== undefined && { bwrap: options.bwrapPath }) },
     onUnreadable: (taskId, error) => report("storage")(new Error(`task ${taskId} cannot be read and is left out of listings: ${error.message}`, { cause: error })),
   });
   const stack: Array<() => Promise<unknown>> = [() => core.close()];

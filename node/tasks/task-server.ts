@@ -164,7 +164,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
       // The submitter re-routes on a dead executor only when the agent said a retry is safe.
       request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false };
       // The task is stored while its audit entry is written; it starts once both are durable.
-      const task = await engine.submit(request, recorded === undefined ? {} : { admitted: recorded });
+      const task = await engine.submit(request, { submittedBy: peer, ...(recorded !== undefined && { admitted: recorded }) });
       state.leased.add(task.id);
       return task;
     };

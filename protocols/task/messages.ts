@@ -55,6 +55,7 @@ export const wireStateSchema = z.strictObject({
   progress: z.number().min(0).max(100).optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
   executorId: text(128).optional(),
+  submittedBy: text(128).optional(),
 });
 
 /** One history entry or update on the wire. */

@@ -28,6 +28,7 @@ export function stateToWire(s: TaskState): WireState {
     progress: s.progress,
     metadata: s.metadata,
     executorId: s.executorId,
+    submittedBy: s.submittedBy,
   });
 }
 

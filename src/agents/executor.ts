@@ -1,3 +1,4 @@
+import type { SandboxSpec } from "./sandbox.js";
 import type { AgentInfo, SkillInfo, TaskSubmitRequest } from "../contract/types.js";
 
 /** What an executor receives to run one task. */
@@ -6,6 +7,11 @@ export interface ExecutionContext {
   readonly request: Readonly<TaskSubmitRequest>;
   /** Working directory reserved for this task (per session), created before execute is called. */
   readonly workspace: string;
+  /**
+   * Set for work another device submitted on a node that sandboxes it: agents
+   * that run processes run them inside (see `sandboxArgv`).
+   */
+  readonly sandbox?: SandboxSpec;
   /** Aborted on cancel, timeout or shutdown; `signal.reason` says which. Executors must stop promptly. */
   readonly signal: AbortSignal;
   /** Report progress in [0, 100] with an optional message. */

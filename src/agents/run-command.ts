@@ -2,6 +2,7 @@ import type { ExecutionContext, ExecutionResult } from "./executor.js";
 import { ExecutionFailedError } from "./errors.js";
 import { DEFAULT_OUTPUT_LIMIT } from "./output-limit.js";
 import { runProcess } from "./process.js";
+import { sandboxArgv } from "./sandbox.js";
 
 /** How much of stderr an error message quotes. */
 const STDERR_TAIL_BYTES = 2_048;
@@ -32,7 +33,7 @@ export async function executeCommand(ctx: ExecutionContext, spec: CommandSpec): 
   let streamed = 0;
   let streamCut = false;
   const result = await runProcess({
-    argv: spec.argv,
+    argv: ctx.sandbox === undefined ? spec.argv : sandboxArgv(ctx.sandbox, spec.argv),
     cwd: spec.cwd,
     env: spec.env,
     ...(spec.stdin === undefined ? {} : { stdin: spec.stdin }),

@@ -38,6 +38,8 @@ export interface RuntimeConfig {
     requireAuth: boolean;
     /** Roles a new session gets when nothing grants it more. */
     defaultRoles: string[];
+    /** Processes for work other devices submit run in a bubblewrap sandbox (`required`) or not (`off`). */
+    sandbox: "required" | "off";
   };
   deployment: {
     /** Defaults to, and must equal, the top-level `mode`. */
@@ -100,6 +102,7 @@ const SETTINGS = {
   "security.enforceTrust": { schema: z.boolean(), env: "CODERCLAW_ENFORCE_TRUST" },
   "security.requireAuth": { schema: z.boolean(), env: "CODERCLAW_REQUIRE_AUTH" },
   "security.defaultRoles": { schema: z.array(roleSchema).max(32), env: "CODERCLAW_DEFAULT_ROLES" },
+  "security.sandbox": { schema: z.enum(["required", "off"]), env: "CODERCLAW_SANDBOX" },
   "deployment.mode": { schema: modeSchema },
   "deployment.allowRemoteSessions": { schema: z.boolean(), env: "CODERCLAW_ALLOW_REMOTE_SESSIONS" },
   "deployment.maxConcurrentTasks": { schema: z.number().int().min(1).max(10_000), env: "CODERCLAW_MAX_CONCURRENT_TASKS" },
@@ -128,6 +131,7 @@ const DEFAULTS: Partial<Record<SettingKey, unknown>> = {
   "security.enforceTrust": false,
   "security.requireAuth": false,
   "security.defaultRoles": ["developer"],
+  "security.sandbox": "required",
   "deployment.maxConcurrentTasks": 10,
   "http.host": "127.0.0.1",
   "http.port": 7420,
@@ -289,6 +293,7 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
       enforceTrust: get("security.enforceTrust"),
       requireAuth: get("security.requireAuth"),
       defaultRoles: get("security.defaultRoles"),
+      sandbox: get("security.sandbox"),
     },
     deployment: {
       mode: get("deployment.mode"),

@@ -65,6 +65,8 @@ export interface TaskState {
   metadata?: Record<string, unknown>;
   /** Mesh addition: the device id (PeerId) of the node that executes the task. */
   executorId?: string;
+  /** Mesh addition: the device id of the node that submitted the task, when it came from another node. */
+  submittedBy?: string;
 }
 
 /** One update on a task's stream. */

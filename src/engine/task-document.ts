@@ -50,6 +50,7 @@ interface TaskSpec {
   thinking?: string;
   metadata?: Record<string, unknown>;
   executorId?: string;
+  submittedBy?: string;
 }
 
 /** What a task document holds in `run`: set while the task runs. */
@@ -87,7 +88,7 @@ function fromStoredEvent(s: StoredEvent): TaskEvent {
 }
 
 const ROOT = "_root";
-const SPEC_TEXT = ["agentId", "sessionId", "parentTaskId", "executorId"] as const;
+const SPEC_TEXT = ["agentId", "sessionId", "parentTaskId", "executorId", "submittedBy"] as const;
 
 /**
  * Change timestamps in seconds, as `A.change` stamps them, so raw and proxied

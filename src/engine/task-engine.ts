@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdirSync } from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { AgentUnavailableError, CoderClawError, NotFoundError } from "../contract/errors.js";
@@ -14,6 +15,7 @@ import type {
 import type { AgentExecutor, AgentRegistry, ExecutionContext, ExecutionResult } from "../agents/executor.js";
 import { AsyncQueue } from "../util/async-queue.js";
 import { resolveWorkspace } from "../agents/workspace.js";
+import { DEFAULT_BWRAP, type SandboxMode, type SandboxSpec } from "../agents/sandbox.js";
 import { assertTransition, isTerminal, isTerminalEvent } from "./state-machine.js";
 import { assertTaskId, DEFAULT_MAX_INPUT_BYTES, parseSubmitRequest } from "./submit-schema.js";
 import { newTaskId } from "./task-id.js";
@@ -56,6 +58,13 @@ export interface TaskEngineOptions {
   runTasks?: boolean;
   /** A stored task that cannot be read (its document is damaged): listing skips it and reports it here. */
   onUnreadable?: (taskId: string, error: Error) => void;
+  /**
+   * How processes run for work another device submitted (see `SandboxMode`).
+   * Default `required`: in a bubblewrap sandbox that sees the workspace
+   * read-write, the system read-only, and not the data directory or home
+   * directories.
+   */
+  sandbox?: { mode: SandboxMode; bwrap?: string; hide?: readonly string[] };
 }
 
 /** Why an execution was aborted; carried as the AbortSignal's reason. */
@@ -189,7 +198,11 @@ export class TaskEngine {
    * audit entry): the task is queued only once it resolves too; when it rejects,
    * the task is cancelled before it starts and `submit` rejects with its error.
    */
-  async submit(input: unknown, options: { admitted?: Promise<unknown> } = {}): Promise<TaskState> {
+  /**
+   * `submittedBy`: the device that sent the task from another node (the mesh's
+   * task server says so); its processes run sandboxed, also after a restart.
+   */
+  async submit(input: unknown, options: { admitted?: Promise<unknown>; submittedBy?: string } = {}): Promise<TaskState> {
     if (!this.accepting) throw new CoderClawError("SHUTTING_DOWN", "the runtime is shutting down and accepts no new tasks");
     const request = parseSubmitRequest(input, this.maxInputBytes);
     // Refused here, before anything is stored, when the session or repository is not allowed.
@@ -202,6 +215,7 @@ export class TaskEngine {
 
     const now = new Date();
     const state: TaskState = { id: newTaskId(now.getTime(), this.options.executorId), status: "pending", agentId, description: request.description, createdAt: now };
+    if (options.submittedBy !== undefined) state.submittedBy = options.submittedBy;
     if (request.sessionId !== undefined) state.sessionId = request.sessionId;
     if (request.parentTaskId !== undefined) state.parentTaskId = request.parentTaskId;
     if (request.metadata !== undefined) state.metadata = request.metadata;
@@ -520,6 +534,15 @@ export class TaskEngine {
     return dir;
   }
 
+  /** The sandbox of a task another device submitted, unless this node runs such work unsandboxed. */
+  private sandboxFor(task: LiveTask, workspace: string): SandboxSpec | undefined {
+    const policy = this.options.sandbox ?? { mode: "required" };
+    if (task.state.submittedBy === undefined || policy.mode === "off") return undefined;
+    const home = process.env.HOME;
+    const hide = [this.options.dataDir, "/root", "/home", ...(home ? [home] : []), ...(policy.hide ?? [])].filter((p): p is string => p !== undefined);
+    return { bwrap: policy.bwrap ?? DEFAULT_BWRAP, workspace, hide: [...new Set(hide)].filter((p) => existsSync(p)) };
+  }
+
   private execute(task: LiveTask): void {
     const agent = task.agent!;
     const controller = new AbortController();
@@ -528,10 +551,13 @@ export class TaskEngine {
     const timeoutMs = agent.timeoutMs ?? this.options.defaultTimeoutMs ?? 30 * 60 * 1000;
     task.timer = setTimeout(() => controller.abort("timeout" satisfies AbortCause), timeoutMs);
     task.timer.unref();
+    const workspace = this.workspaceFor(task);
+    const sandbox = this.sandboxFor(task, workspace);
     const ctx: ExecutionContext = {
       taskId: task.state.id,
       request: task.request,
-      workspace: this.workspaceFor(task),
+      workspace,
+      ...(sandbox && { sandbox }),
       signal: controller.signal,
       progress: (p, message) => this.progress(task, p, message),
       output: (chunk) => this.output(task, chunk),

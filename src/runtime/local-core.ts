@@ -8,6 +8,7 @@ import { openDatabase, type Database } from "../storage/level-database.js";
 import { LevelDocumentStore } from "../storage/level-document-store.js";
 import { WriteBatcher } from "../storage/write-batcher.js";
 import { dataPaths, resolveDataDir } from "./data-dir.js";
+import type { SandboxMode } from "../agents/sandbox.js";
 
 /** What a local runtime needs: where its data lives and what it can run. */
 export interface LocalContext {
@@ -30,6 +31,8 @@ export interface LocalContext {
   runTasks?: boolean;
   /** A stored task that cannot be read: listing skips it and reports it here. */
   onUnreadable?: (taskId: string, error: Error) => void;
+  /** How processes run for work other devices submit (see TaskEngineOptions.sandbox). Default: sandboxed, required. */
+  sandbox?: { mode: SandboxMode; bwrap?: string };
 }
 
 /** The storage and engine of one node, opened together and closed together. */
@@ -70,6 +73,7 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
       ...(context.executorId !== undefined && { executorId: context.executorId }),
       ...(context.runTasks !== undefined && { runTasks: context.runTasks }),
       ...(context.onUnreadable && { onUnreadable: context.onUnreadable }),
+      ...(context.sandbox && { sandbox: context.sandbox }),
     });
     let closing: Promise<void> | undefined;
     return {

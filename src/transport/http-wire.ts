@@ -84,6 +84,7 @@ export const TaskStateSchema = z.object({
   progress: z.number().optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
   executorId: z.string().optional(),
+  submittedBy: z.string().optional(),
 });
 
 /** One update of a task's event stream, the `data:` of an SSE `update` event. */

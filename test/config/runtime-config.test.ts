@@ -48,11 +48,19 @@ describe("loadRuntimeConfig", () => {
     expect(loaded.config).toEqual({
       mode: "local-only",
       transport: { type: "local", enabled: true },
-      security: { enforceTrust: false, requireAuth: false, defaultRoles: ["developer"] },
+      security: { enforceTrust: false, requireAuth: false, defaultRoles: ["developer"], sandbox: "required" },
       deployment: { mode: "local-only", allowRemoteSessions: false, maxConcurrentTasks: 10 },
       http: { host: "127.0.0.1", port: 7420 },
     });
     expect(new Set(Object.values(loaded.sources))).toEqual(new Set(["default"]));
+  });
+
+  it("takes security.sandbox from the file or CODERCLAW_SANDBOX, and refuses other values naming the key", () => {
+    const file = writeConfig("security:\n  sandbox: off\n");
+    expect(loadRuntimeConfig({ cwd: dir, env: noHome() }).config.security.sandbox).toBe("off");
+    expect(loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_SANDBOX: "required" } }).config.security.sandbox).toBe("required");
+    writeFileSync(file, "security:\n  sandbox: maybe\n");
+    expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/security\.sandbox/);
   });
 
   it("reads the seed's runtime.yaml and says which line each value came from", () => {

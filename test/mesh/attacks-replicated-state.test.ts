@@ -55,7 +55,8 @@ async function scene(): Promise<Scene> {
     v: await createNode(options(homes.v, true)),
     m: await createNode(options(homes.m, false)),
     homes,
-    marker: join(homes.v, "runs.txt"),
+    // In V's workspace: V runs F's shell work sandboxed, and the sandbox sees only the workspace of V's home.
+    marker: join(homes.v, "workspaces", "default", "runs.txt"),
   };
   cleanups.push(() => Object.values(dirs).forEach((d) => d.remove()));
   cleanups.push(async () => {
@@ -74,7 +75,7 @@ async function scene(): Promise<Scene> {
 
 /** F has V run a shell task that appends a line to V's marker file; resolves when every node holds it completed. */
 async function shellTaskOnV(s: Scene): Promise<string> {
-  const task = await s.f.adapter.submitTask({ description: "append", input: `echo run >> ${s.marker}`, agentId: "shell" }, { route: s.v.peerId });
+  const task = await s.f.adapter.submitTask({ description: "append", input: "echo run >> runs.txt", agentId: "shell" }, { route: s.v.peerId });
   for (const node of [s.f, s.v, s.m]) await eventually(async () => (await node.core.engine.getTask(task.id))?.status === "completed", 15_000, `completed on ${node.peerId.slice(-6)}`);
   return task.id;
 }
@@ -185,7 +186,7 @@ describe("attack table: replicated task state", () => {
   it("remote code execution: a pending shell task injected by a member is never stored as V's, and nothing runs after restarts", async () => {
     const s = await scene();
     const make = (taskId: string, executorId: string | undefined): { bytes: Uint8Array; heads: string[] } => {
-      const spec = JSON.stringify({ description: "pwn", input: `echo pwned >> ${s.marker}`, createdAt: Date.now(), agentId: "shell", ...(executorId && { executorId }) });
+      const spec = JSON.stringify({ description: "pwn", input: "echo pwned >> runs.txt", createdAt: Date.now(), agentId: "shell", ...(executorId && { executorId }) });
       const events = [JSON.stringify([{ seq: 1, type: "created", ts: Date.now(), status: "pending" }])];
       return encodeTaskDoc({ id: taskId, status: "pending", spec, events }, "aa".repeat(16));
     };

@@ -1,0 +1,45 @@
+import { existsSync } from "node:fs";
+import { CoderClawError } from "../contract/errors.js";
+
+/** Where Debian (and most distributions) install bubblewrap. */
+export const DEFAULT_BWRAP = "/usr/bin/bwrap";
+
+/**
+ * How a node runs processes for work that came from another device: `required`
+ * (the default) runs them in a bubblewrap sandbox and refuses them where none
+ * can be had; `off` runs them as local work is run.
+ */
+export type SandboxMode = "required" | "off";
+
+/** What the sandbox of one task shows and hides. */
+export interface SandboxSpec {
+  /** The bubblewrap binary. */
+  bwrap: string;
+  /** Read-write: the task's workspace. */
+  workspace: string;
+  /** Hidden behind empty directories: the node's data directory (keys, database), home directories. */
+  hide: readonly string[];
+}
+
+/**
+ * The argv that runs `argv` inside the sandbox: the whole system read-only,
+ * fresh /dev, /proc and /tmp, the hidden paths replaced by empty directories,
+ * the workspace bound read-write on top (it may live inside a hidden path, the
+ * node's home), in new PID and session namespaces that die with the node. The
+ * network stays: coding work fetches dependencies and talks to local services.
+ *
+ * Throws UNAVAILABLE, saying what to do, when bubblewrap is not installed.
+ */
+export function sandboxArgv(spec: SandboxSpec, argv: readonly [string, ...string[]]): [string, ...string[]] {
+  if (!existsSync(spec.bwrap)) {
+    throw new CoderClawError(
+      "UNAVAILABLE",
+      `this node runs commands for other devices only in a bubblewrap sandbox, and ${spec.bwrap} is not installed: ` +
+        "install it (apt-get install bubblewrap) or set security.sandbox: off in .coderClaw/runtime.yaml (CODERCLAW_SANDBOX=off)",
+    );
+  }
+  const out: [string, ...string[]] = [spec.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"];
+  for (const path of spec.hide) out.push("--tmpfs", path);
+  out.push("--bind", spec.workspace, spec.workspace, "--chdir", spec.workspace, "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--", ...argv);
+  return out;
+}

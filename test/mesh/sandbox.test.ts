@@ -1,0 +1,86 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { createNode, type CoderClawNode, type NodeOptions } from "../../node/create-node.js";
+import { deviceKeyPath } from "../../identity/index.js";
+import { createBuiltinRegistry } from "../../src/agents/builtin.js";
+import { createShellAgent } from "../../src/agents/shell.js";
+import { eventually } from "../helpers/mesh.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+/**
+ * Shell work from another device runs in a bubblewrap sandbox (installed by
+ * .ci/run): it sees its workspace read-write and the system read-only, not the
+ * node's data directory (keys, database) nor home directories. Real nodes on
+ * 127.0.0.1, real bwrap, real processes.
+ */
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function pair(v: Partial<NodeOptions> = {}): Promise<{ f: CoderClawNode; v: CoderClawNode; vHome: string }> {
+  const dirs = [tempDir("cc-sbx-f-"), tempDir("cc-sbx-v-")];
+  cleanups.push(() => dirs.forEach((d) => d.remove()));
+  const base = (home: string): NodeOptions => ({ dataDir: home, mdns: false, agents: createBuiltinRegistry([createShellAgent()]), inboundConnectionThreshold: 100 });
+  const f = await createNode(base(dirs[0]!.path));
+  const vNode = await createNode({ ...base(dirs[1]!.path), ...v });
+  cleanups.push(async () => void (await Promise.allSettled([f.stop(), vNode.stop()])));
+  await f.createMesh("sandbox");
+  const { invite } = await f.pairing.invite("trusted", 60_000);
+  await vNode.pairing.join(invite);
+  await f.dial(vNode.multiaddrs()[0]!);
+  await eventually(() => f.membership.isMember(vNode.peerId) && vNode.membership.isMember(f.peerId), 10_000, "members");
+  return { f, v: vNode, vHome: dirs[1]!.path };
+}
+
+/** F (admin) has V run `script`; resolves with V's final state of it. */
+async function runOnV(f: CoderClawNode, v: CoderClawNode, script: string) {
+  const task = await f.adapter.submitTask({ description: "probe", input: script, agentId: "shell" }, { route: v.peerId });
+  await eventually(async () => ["completed", "failed"].includes((await v.core.engine.getTask(task.id))?.status ?? ""), 15_000, "task ended");
+  return (await v.core.engine.getTask(task.id))!;
+}
+
+describe("sandbox of work from other devices", () => {
+  it("sees the workspace read-write and the system read-only, and neither the node's keys and database nor home directories", async () => {
+    const { f, v, vHome } = await pair();
+    const probe = join(homedir(), `.coderclaw-sandbox-probe-${process.pid}`);
+    writeFileSync(probe, "dotfile secret\n");
+    cleanups.push(() => rmSync(probe, { force: true }));
+    const key = deviceKeyPath(vHome);
+    const state = await runOnV(
+      f,
+      v,
+      [
+        `cat ${key} >/dev/null 2>&1 && echo KEY-READ || echo key-hidden`,
+        `ls ${join(vHome, "db")} >/dev/null 2>&1 && echo DB-SEEN || echo db-hidden`,
+        `cat ${probe} >/dev/null 2>&1 && echo DOTFILE-READ || echo dotfile-hidden`,
+        `touch /usr/coderclaw-sandbox-probe 2>/dev/null && echo SYSTEM-WRITTEN || echo system-read-only`,
+        "echo made > in-workspace.txt && cat in-workspace.txt",
+        "test -x /bin/sh && echo tools-present",
+      ].join("; "),
+    );
+    expect(state.status).toBe("completed");
+    expect(state.output?.split("\n").filter(Boolean)).toEqual(["key-hidden", "db-hidden", "dotfile-hidden", "system-read-only", "made", "tools-present"]);
+    expect(existsSync("/usr/coderclaw-sandbox-probe")).toBe(false);
+    expect(readFileSync(join(vHome, "workspaces", "default", "in-workspace.txt"), "utf8")).toBe("made\n");
+
+    // The node's own work is not sandboxed.
+    const local = await v.adapter.submitTask({ description: "local", input: `cat ${probe}`, agentId: "shell" }, { route: v.peerId });
+    await eventually(async () => (await v.core.engine.getTask(local.id))?.status === "completed", 15_000, "local task");
+    expect((await v.core.engine.getTask(local.id))?.output).toBe("dotfile secret\n");
+  }, 60_000);
+
+  it("refuses remote shell work clearly where bubblewrap is missing, and runs it unsandboxed only when told to", async () => {
+    const missing = await pair({ bwrapPath: "/nonexistent/bwrap" });
+    const refused = await runOnV(missing.f, missing.v, "echo ran");
+    expect(refused.status).toBe("failed");
+    expect(refused.error).toMatch(/bubblewrap sandbox.*\/nonexistent\/bwrap is not installed.*apt-get install bubblewrap.*security\.sandbox: off/);
+
+    const off = await pair({ sandbox: "off", bwrapPath: "/nonexistent/bwrap" });
+    const ran = await runOnV(off.f, off.v, `test -r ${deviceKeyPath(off.vHome)} && echo key-visible`);
+    expect(ran.status).toBe("completed");
+    expect(ran.output).toBe("key-visible\n");
+  }, 60_000);
+});
