@@ -71,6 +71,8 @@ export async function startControlServer(options: ControlServerOptions): Promise
       if (buffered > MAX_CONTROL_LINE_BYTES) socket.destroy();
     });
     const lines = createInterface({ input: socket, crlfDelay: Infinity });
+    // readline re-emits the socket's errors; a client that resets must not stop the node.
+    lines.on("error", () => undefined);
     lines.on("line", (line) => {
       if (refused) return;
       buffered = 0;

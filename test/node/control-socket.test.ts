@@ -1,6 +1,9 @@
 import { connect } from "node:net";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
+import { fileURLToPath } from "node:url";
+import { exitCodeFor } from "../../node/cli/exit-codes.js";
+import { CoderClawError } from "../../src/contract/errors.js";
+import { assertBuilt, runCli, runScript, startCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const cleanups: Array<() => unknown> = [];
@@ -39,5 +42,21 @@ describe("the control socket of a running node", () => {
     expect(node.child.exitCode).toBeNull();
     const status = await runCli(["status", "--json"], h);
     expect(JSON.parse(status.stdout)).toMatchObject({ healthy: true, reachedThrough: "node" });
+  });
+});
+
+describe("ControlClientAdapter when the node dies mid-request", () => {
+  it("rejects every pending and later call as unreachable, and its host process lives on", { timeout: 30_000 }, async () => {
+    const dir = home();
+    const fixture = fileURLToPath(new URL("../fixtures/control-client-reset.mjs", import.meta.url));
+    const r = await runScript(fixture, [dir], 20_000);
+    expect(r.stderr).not.toContain("ECONNRESET\n");
+    expect(r.code).toBe(0);
+    const { results, after } = JSON.parse(r.stdout) as { results: Array<{ code: string; message: string }>; after: { code: string; message: string } };
+    for (const ended of [...results, after]) {
+      expect(ended.code).toBe("UNAVAILABLE");
+      expect(ended.message).toMatch(/control connection (lost|closed).*node/);
+      expect(exitCodeFor(new CoderClawError("UNAVAILABLE", ended.message))).toBe(3);
+    }
   });
 });
