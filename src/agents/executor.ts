@@ -1,3 +1,4 @@
+import type { ProcessRecords } from "./process-records.js";
 import type { AgentInfo, SkillInfo, TaskSubmitRequest } from "../contract/types.js";
 
 /** What an executor receives to run one task. */
@@ -18,6 +19,8 @@ export interface ExecutionContext {
    * call it are held at completion instead.
    */
   checkpoint(): Promise<void>;
+  /** Where executors record the process groups they start (see {@link ProcessRecords}); absent when nothing keeps them. */
+  readonly processes?: ProcessRecords;
 }
 
 /** The result of a finished execution. Throwing means the task failed. */

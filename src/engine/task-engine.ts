@@ -12,6 +12,7 @@ import type {
   TaskUpdateEvent,
 } from "../contract/types.js";
 import type { AgentExecutor, AgentRegistry, ExecutionContext, ExecutionResult } from "../agents/executor.js";
+import type { ProcessRecords } from "../agents/process-records.js";
 import { AsyncQueue } from "../util/async-queue.js";
 import { resolveWorkspace } from "../agents/workspace.js";
 import { assertTransition, isTerminal, isTerminalEvent } from "./state-machine.js";
@@ -56,6 +57,8 @@ export interface TaskEngineOptions {
   runTasks?: boolean;
   /** A stored task that cannot be read (its document is damaged): listing skips it and reports it here. */
   onUnreadable?: (taskId: string, error: Error) => void;
+  /** Where executors record the process groups they start, handed to each execution. */
+  processes?: ProcessRecords;
 }
 
 /** Why an execution was aborted; carried as the AbortSignal's reason. */
@@ -535,6 +538,7 @@ export class TaskEngine {
       signal: controller.signal,
       progress: (p, message) => this.progress(task, p, message),
       output: (chunk) => this.output(task, chunk),
+      ...(this.options.processes === undefined ? {} : { processes: this.options.processes }),
       checkpoint: () =>
         task.state.status === "waiting" && !controller.signal.aborted
           ? new Promise<void>((resolve) => task.checkpointWaiters.push(resolve))
