@@ -47,6 +47,10 @@ const LineSchema = z.object({
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: unknown) => void };
 
+function connectionLost(err: NodeJS.ErrnoException): CoderClawError {
+  return new CoderClawError("UNAVAILABLE", `control connection lost (${err.code ?? err.message}): the node stopped or is unreachable`);
+}
+
 /**
  * The runtime contract over a running node's control socket: what the CLI uses
  * when `coderclaw start` is running on this data directory.
@@ -56,12 +60,17 @@ export class ControlClientAdapter implements TransportAdapter {
   private readonly pending = new Map<number, Pending>();
   private readonly streams = new Map<number, AsyncQueue<{ event?: unknown; error?: CoderClawError }>>();
   private closed = false;
+  /** Why the connection ended, once it has: later calls fail with it instead of waiting forever. */
+  private lost: CoderClawError | undefined;
 
   private constructor(private readonly socket: Socket) {
     const lines = createInterface({ input: socket, crlfDelay: Infinity });
     lines.on("line", (line) => this.onLine(line));
-    socket.on("close", () => this.fail(new CoderClawError("UNAVAILABLE", "control connection closed")));
-    socket.on("error", () => undefined);
+    // readline re-emits the socket's errors (ECONNRESET when the node dies mid-request);
+    // unheard, that error would end the host process instead of failing the calls.
+    lines.on("error", (err: NodeJS.ErrnoException) => this.fail(connectionLost(err)));
+    socket.on("error", (err: NodeJS.ErrnoException) => this.fail(connectionLost(err)));
+    socket.on("close", () => this.fail(new CoderClawError("UNAVAILABLE", "control connection closed by the node")));
   }
 
   /** Connect and authenticate; rejects with UNAVAILABLE when no node listens there. */
@@ -134,6 +143,7 @@ export class ControlClientAdapter implements TransportAdapter {
   }
 
   private fail(err: CoderClawError): void {
+    this.lost ??= err;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     for (const s of this.streams.values()) {
@@ -146,6 +156,7 @@ export class ControlClientAdapter implements TransportAdapter {
 
   private call(method: string, params?: unknown): Promise<unknown> {
     if (this.closed) return Promise.reject(new CoderClawError("UNAVAILABLE", "control client is closed"));
+    if (this.lost) return Promise.reject(this.lost);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -172,6 +183,7 @@ export class ControlClientAdapter implements TransportAdapter {
   }
 
   async *streamTaskUpdates(taskId: string, options: StreamOptions = {}): AsyncIterable<TaskUpdateEvent> {
+    if (this.lost) throw this.lost;
     const id = this.nextId++;
     const queue = new AsyncQueue<{ event?: unknown; error?: CoderClawError }>();
     this.streams.set(id, queue);

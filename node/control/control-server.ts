@@ -76,16 +76,22 @@ export async function startControlServer(options: ControlServerOptions): Promise
     sockets.add(socket);
     const streams = new Map<number, AbortController>();
     let authed = false;
+    let refused = false;
     let buffered = 0;
+    // A socket ended by us, or closed by the client, may still have lines queued in readline
+    // or replies in flight: writing after end throws an error that would stop the node.
     const send = (line: ResponseLine | { type: "hello"; ok: boolean; error?: string }): void => {
-      if (!socket.destroyed) socket.write(JSON.stringify(line) + "\n");
+      if (socket.writable) socket.write(JSON.stringify(line) + "\n");
     };
     socket.on("data", (chunk: Buffer) => {
       buffered += chunk.length;
       if (buffered > MAX_CONTROL_LINE_BYTES) socket.destroy();
     });
     const lines = createInterface({ input: socket, crlfDelay: Infinity });
+    // readline re-emits the socket's errors; a client that resets must not stop the node.
+    lines.on("error", () => undefined);
     lines.on("line", (line) => {
+      if (refused) return;
       buffered = 0;
       let json: unknown;
       try {
@@ -98,6 +104,8 @@ export async function startControlServer(options: ControlServerOptions): Promise
         const hello = HelloSchema.safeParse(json);
         if (!hello.success || !tokensEqual(hello.data.token, options.token)) {
           send({ type: "hello", ok: false, error: "bad control token" });
+          refused = true;
+          lines.close();
           socket.end();
           return;
         }

@@ -176,8 +176,12 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
   setMaxListeners(0, streams.signal);
   let openStreams = 0;
 
+  // Fastify parses text/plain bodies into strings by default; every endpoint here takes
+  // JSON only, so any other type is refused as 415 rather than failing validation as 400.
+  app.removeContentTypeParser("text/plain");
+
   app.setErrorHandler((err: FastifyError | Error, request, reply) => {
-    const { status, body } = errorResponse(err);
+    const { status, body } = errorResponse(err, request.headers["content-type"]);
     if (status >= 500) request.log.error({ err }, "request failed");
     if (status === 401) reply.header("www-authenticate", 'Bearer realm="coderclaw", error="invalid_token"');
     return reply.code(status).type("application/json").send(body);
@@ -363,14 +367,17 @@ function errorBody(code: string, message: string, field?: string): ErrorBody {
   return { error: { code, message, ...(field === undefined ? {} : { field }) } };
 }
 
-function errorResponse(err: FastifyError | Error): { status: number; body: ErrorBody } {
+function errorResponse(err: FastifyError | Error, contentType: string | undefined): { status: number; body: ErrorBody } {
   if (err instanceof CoderClawError) {
     return { status: HTTP_STATUS_BY_CODE[err.code], body: errorBody(err.code, err.message, err.field) };
   }
   const fastifyError = err as Partial<FastifyError>;
   const status = fastifyError.statusCode;
   if (status === 413) return { status, body: errorBody("INVALID_INPUT", "request body too large") };
-  if (status === 415) return { status, body: errorBody("INVALID_INPUT", "content-type must be application/json") };
+  if (status === 415) {
+    const given = contentType === undefined ? "none" : JSON.stringify(contentType.split(";")[0]!.trim().slice(0, 100));
+    return { status, body: errorBody("INVALID_INPUT", `content-type must be application/json, not ${given}`) };
+  }
   if (status !== undefined && status >= 400 && status < 500) {
     const message = err instanceof SyntaxError || fastifyError.code === "FST_ERR_CTP_INVALID_JSON_BODY"
       ? `malformed JSON body: ${err.message}`

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MetadataSchema } from "../../src/contract/metadata.js";
 import { TASK_STATUSES, type TaskStatus } from "../../src/contract/types.js";
 import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/codec.js";
 
@@ -25,7 +26,7 @@ export const submitEnvelopeSchema = z.strictObject({
     thinking: text(64).optional(),
     sessionId: text(128).optional(),
     parentTaskId: text(64).optional(),
-    metadata: z.record(z.string(), z.unknown()).optional(),
+    metadata: MetadataSchema.optional(),
   }),
   /** Device id (PeerId) of the requesting node; must be the connection's remote peer. */
   requester: z.string().min(1).max(128),

@@ -1,4 +1,5 @@
 import type { SandboxSpec } from "./sandbox.js";
+import type { ProcessRecords } from "./process-records.js";
 import type { AgentInfo, SkillInfo, TaskSubmitRequest } from "../contract/types.js";
 
 /** What an executor receives to run one task. */
@@ -24,6 +25,8 @@ export interface ExecutionContext {
    * call it are held at completion instead.
    */
   checkpoint(): Promise<void>;
+  /** Where executors record the process groups they start (see {@link ProcessRecords}); absent when nothing keeps them. */
+  readonly processes?: ProcessRecords;
 }
 
 /** The result of a finished execution. Throwing means the task failed. */

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import { CoderClawError } from "../contract/errors.js";
 import { ExecutionFailedError, abortError } from "./errors.js";
+import type { ProcessRecords } from "./process-records.js";
 import { DEFAULT_OUTPUT_LIMIT, HeadTailBuffer } from "./output-limit.js";
 
 /** How long a process group gets between SIGTERM and SIGKILL. */
@@ -32,6 +33,8 @@ export interface RunProcessOptions {
   outputLimitBytes?: number;
   /** Called for each complete line (without its newline), and for the unterminated rest at the end. */
   onLine?: (stream: StreamName, line: string) => void;
+  /** Where the process group is recorded while it runs, so the next start can stop it if this node dies. */
+  records?: ProcessRecords;
 }
 
 /** How a process ended. */
@@ -68,6 +71,8 @@ export function runProcess(options: RunProcessOptions): Promise<RunProcessResult
       detached: true,
       stdio: [options.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
+    const { records } = options;
+    const recorded = child.pid;
     let failure: CoderClawError | undefined;
     let killTimer: NodeJS.Timeout | undefined;
     let settled = false;
@@ -87,6 +92,15 @@ export function runProcess(options: RunProcessOptions): Promise<RunProcessResult
       killTimer = setTimeout(() => killGroup("SIGKILL"), grace);
       killTimer.unref();
     };
+    if (records !== undefined && recorded !== undefined) {
+      try {
+        records.record(recorded);
+      } catch (err) {
+        // A group we could not record would outlive a crash unseen: it does not get to run.
+        stop(new ExecutionFailedError(`could not record process ${recorded}: ${(err as Error).message}`, { cause: err }));
+        killGroup("SIGKILL");
+      }
+    }
     const onAbort = (): void => stop(abortError(signal));
     signal.addEventListener("abort", onAbort, { once: true });
     const timeoutTimer =
@@ -163,6 +177,7 @@ export function runProcess(options: RunProcessOptions): Promise<RunProcessResult
       killGroup("SIGKILL");
     });
     child.on("close", (code, sig) => {
+      if (records !== undefined && recorded !== undefined) records.release(recorded);
       finish(() => {
         if (failure !== undefined) reject(failure);
         else resolve({ exitCode: code, exitSignal: sig, stdout, stderr, pid: child.pid ?? -1 });

@@ -41,6 +41,7 @@ export async function executeCommand(ctx: ExecutionContext, spec: CommandSpec): 
     ...(spec.timeoutMs === undefined ? {} : { timeoutMs: spec.timeoutMs }),
     ...(spec.killGraceMs === undefined ? {} : { killGraceMs: spec.killGraceMs }),
     outputLimitBytes: limit,
+    ...(ctx.processes === undefined ? {} : { records: ctx.processes }),
     onLine: (stream, line) => {
       if (streamCut) return;
       streamed += Buffer.byteLength(line) + 1;

@@ -1,12 +1,12 @@
 import { z } from "zod";
 import { InvalidInputError } from "../contract/errors.js";
+import { MetadataSchema } from "../contract/metadata.js";
 import { parseInput } from "../contract/parse-input.js";
 import type { TaskSubmitRequest } from "../contract/types.js";
 
 /** Default limit on `input`, in UTF-8 bytes. */
 export const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024;
 const MAX_DESCRIPTION_BYTES = 16 * 1024;
-const MAX_METADATA_BYTES = 64 * 1024;
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 /** Agent and skill ids: lowercase words joined by dots, dashes or underscores. */
@@ -42,10 +42,7 @@ function buildSchema(maxInputBytes: number) {
     thinking: z.string().min(1).max(64).optional(),
     sessionId: z.string().regex(SESSION_ID_RE, "must be 1-128 characters of A-Z a-z 0-9 . _ -").optional(),
     parentTaskId: z.string().regex(UUID_RE, "must be a task id (UUID)").optional(),
-    metadata: z
-      .record(z.string(), z.unknown())
-      .refine((m) => utf8Bytes(JSON.stringify(m)) <= MAX_METADATA_BYTES, `must serialise to at most ${MAX_METADATA_BYTES} bytes`)
-      .optional(),
+    metadata: MetadataSchema.optional(),
   });
 }
 

@@ -13,6 +13,7 @@ import type {
   TaskUpdateEvent,
 } from "../contract/types.js";
 import type { AgentExecutor, AgentRegistry, ExecutionContext, ExecutionResult } from "../agents/executor.js";
+import type { ProcessRecords } from "../agents/process-records.js";
 import { AsyncQueue } from "../util/async-queue.js";
 import { resolveWorkspace } from "../agents/workspace.js";
 import { DEFAULT_BWRAP, type SandboxMode, type SandboxSpec } from "../agents/sandbox.js";
@@ -65,6 +66,8 @@ export interface TaskEngineOptions {
    * directories.
    */
   sandbox?: { mode: SandboxMode; bwrap?: string; hide?: readonly string[] };
+  /** Where executors record the process groups they start, handed to each execution. */
+  processes?: ProcessRecords;
 }
 
 /** Why an execution was aborted; carried as the AbortSignal's reason. */
@@ -561,6 +564,7 @@ export class TaskEngine {
       signal: controller.signal,
       progress: (p, message) => this.progress(task, p, message),
       output: (chunk) => this.output(task, chunk),
+      ...(this.options.processes === undefined ? {} : { processes: this.options.processes }),
       checkpoint: () =>
         task.state.status === "waiting" && !controller.signal.aborted
           ? new Promise<void>((resolve) => task.checkpointWaiters.push(resolve))

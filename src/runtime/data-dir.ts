@@ -21,5 +21,7 @@ export function dataPaths(dataDir: string) {
     identity: join(dataDir, "identity"),
     controlSocket: join(dataDir, "control.sock"),
     controlToken: join(dataDir, "control.token"),
+    /** One record per process group agents are running (see src/agents/process-records.ts). */
+    processes: join(dataDir, "run", "processes"),
   };
 }

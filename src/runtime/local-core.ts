@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import type { TaskSubmitRequest } from "../contract/types.js";
 import type { AgentRegistry } from "../agents/executor.js";
 import { createBuiltinRegistry } from "../agents/builtin.js";
+import { createProcessRecords, type ProcessRecords } from "../agents/process-records.js";
 import { TaskEngine } from "../engine/task-engine.js";
 import { LevelTaskRepository } from "../engine/task-repository.js";
 import { openDatabase, type Database } from "../storage/level-database.js";
@@ -60,6 +61,13 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
     const store = new LevelDocumentStore(db, storeOptions);
     const repository = await LevelTaskRepository.open(db, store, context.actorId === undefined ? {} : { actorId: context.actorId });
     const agents = context.agents ?? createBuiltinRegistry();
+    let processes: ProcessRecords | undefined;
+    if (context.runTasks !== false) {
+      // Holding the database lock, we are the only runner of this directory: groups still
+      // recorded were left by a previous run that died, and must stop before recovery re-runs their tasks.
+      processes = createProcessRecords(paths.processes);
+      processes.reapLeftovers();
+    }
     const engine = await TaskEngine.open({
       repository,
       agents,
@@ -74,6 +82,7 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
       ...(context.runTasks !== undefined && { runTasks: context.runTasks }),
       ...(context.onUnreadable && { onUnreadable: context.onUnreadable }),
       ...(context.sandbox && { sandbox: context.sandbox }),
+      ...(processes !== undefined && { processes }),
     });
     let closing: Promise<void> | undefined;
     return {

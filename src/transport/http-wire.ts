@@ -7,6 +7,7 @@
  * its output side is the contract type with `Date` values.
  */
 import { z } from "zod";
+import { MetadataSchema } from "../contract/metadata.js";
 import { TASK_STATUSES, type TaskStatus } from "../contract/types.js";
 import type { ErrorCode } from "../contract/errors.js";
 import { AGENT_ID_RE, DEFAULT_MAX_INPUT_BYTES, SESSION_ID_RE } from "../engine/submit-schema.js";
@@ -45,7 +46,7 @@ export const TaskSubmitRequestSchema = z.strictObject({
   thinking: z.string().min(1).max(64).optional(),
   sessionId: sessionId.optional(),
   parentTaskId: TaskIdSchema.optional(),
-  metadata: z.record(z.string(), z.unknown()).optional(),
+  metadata: MetadataSchema.optional(),
 });
 
 /** Query of `GET /v1/tasks`. */

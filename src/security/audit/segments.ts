@@ -1,5 +1,6 @@
 import * as A from "@automerge/automerge";
 import type { AbstractLevel } from "abstract-level";
+import { CoderClawError } from "../../contract/errors.js";
 
 /**
  * One bounded piece of an author's log, as an Automerge document. Entries are kept
@@ -77,7 +78,13 @@ export class SegmentStore {
     const [snap, chunks] = await Promise.all([this.#db.get(`${id}/snap`), this.#chunks(id)]);
     if (snap === undefined && chunks.length === 0) return undefined;
     const parts = snap === undefined ? chunks : [snap, ...chunks];
-    return { doc: A.load<SegmentDoc>(Buffer.concat(parts)), chunks: chunks.length };
+    let doc: A.Doc<SegmentDoc>;
+    try {
+      doc = A.load<SegmentDoc>(Buffer.concat(parts));
+    } catch (err) {
+      throw new CorruptSegmentError(author, segment, err);
+    }
+    return { doc, chunks: chunks.length };
   }
 
   /** A new, empty segment document. */
@@ -144,11 +151,26 @@ export class SegmentStore {
     return this.#db.get(headKey(author));
   }
 
-  /** Authors with a chain in storage, sorted. */
+  /**
+   * Authors with a chain in storage, sorted: those with a head record and those with
+   * segments, so a chain whose head record is lost is still listed and verified.
+   */
   async authors(): Promise<string[]> {
-    const authors: string[] = [];
-    for await (const key of this.#db.keys({ gte: "head/", lt: "head0" })) authors.push(decodeURIComponent(key.slice("head/".length)));
-    return authors.sort();
+    const authors = new Set<string>();
+    for await (const key of this.#db.keys({ gte: "head/", lt: "head0" })) authors.add(decodeURIComponent(key.slice("head/".length)));
+    let key = await this.#firstKeyFrom("audit/");
+    while (key !== undefined && key.startsWith("audit/")) {
+      const encoded = key.slice("audit/".length, key.indexOf("/", "audit/".length));
+      authors.add(decodeURIComponent(encoded));
+      // Skip the rest of this author's segments in one seek.
+      key = await this.#firstKeyFrom(`audit/${encoded}0`);
+    }
+    return [...authors].sort();
+  }
+
+  async #firstKeyFrom(gte: string): Promise<string | undefined> {
+    for await (const key of this.#db.keys({ gte, limit: 1 })) return key;
+    return undefined;
   }
 
   /** Segment numbers stored for an author, ascending. */
@@ -165,6 +187,17 @@ export class SegmentStore {
     const chunks: Uint8Array[] = [];
     for await (const value of this.#db.values({ gte: `${id}/chunk/`, lt: `${id}/chunk0` })) chunks.push(value);
     return chunks;
+  }
+}
+
+/** A stored segment that does not load: named by chain and segment so the damage can be found. */
+export class CorruptSegmentError extends CoderClawError {
+  constructor(
+    readonly author: string,
+    readonly segment: number,
+    cause: unknown,
+  ) {
+    super("STORAGE_CORRUPT", `audit segment ${segment} of chain ${author} is corrupt (${segmentDocId(author, segment)}): ${(cause as Error).message}`, { cause });
   }
 }
 

@@ -1,10 +1,10 @@
 import type * as A from "@automerge/automerge";
 import { verifySignature } from "../keys.js";
 import { decodeAuditEntry, type DecodedAuditEntry } from "./entry.js";
-import { hex, type SegmentDoc } from "./segments.js";
+import { CorruptSegmentError, hex, type SegmentDoc } from "./segments.js";
 
 /** How a chain was broken. */
-export type AuditProblemKind = "edited" | "removed" | "reordered" | "forged" | "forked";
+export type AuditProblemKind = "edited" | "removed" | "reordered" | "forged" | "forked" | "corrupt";
 
 /** The first bad entry of one author's chain. */
 export interface AuditProblem {
@@ -73,77 +73,13 @@ export async function verifyChain(input: ChainInput): Promise<ChainResult> {
     problem = { author, kind, seq, segment: item.segment, index: item.index, reason };
   };
 
-  for await (const { segment, doc } of input.segments) {
-    doc.forks.forEach((bytes, index) => {
-      const item: Item = { segment, index, bytes, storedHash: undefined };
-      try {
-        const decoded = decodeAuditEntry(bytes);
-        if (key !== undefined && decoded.entry.author === author && verifySignature(key, decoded.signed, decoded.sig)) forkCandidates.push({ item, decoded });
-      } catch {
-        // Undecodable fork material is no evidence of anything; the chain itself is what is judged.
-      }
-    });
-    if (problem !== undefined && lookingFor === undefined) continue;
-    const { entries: list, hashes } = doc;
-    for (let index = 0; index < list.length; index++) {
-      const stored = hashes[index];
-      const item: Item = { segment, index, bytes: list[index] as Uint8Array, storedHash: stored === undefined ? undefined : hex(stored) };
-      if (lookingFor !== undefined) {
-        if (peekSeq(item.bytes) === lookingFor.seq) lookingFor.found = true;
-        continue;
-      }
-      let decoded: DecodedAuditEntry;
-      try {
-        decoded = decodeAuditEntry(item.bytes);
-      } catch (err) {
-        fail(item, "edited", undefined, `entry does not decode: ${(err as Error).message}`);
-        break;
-      }
-      const { entry } = decoded;
-      if (item.storedHash !== entry.hash) {
-        fail(item, "edited", entry.seq, `hash mismatch: stored ${item.storedHash ?? "(none)"}, content hashes to ${entry.hash}`);
-        break;
-      }
-      if (entry.author !== author) {
-        fail(item, "forged", entry.seq, `entry claims author ${entry.author} inside ${author}'s log`);
-        break;
-      }
-      if (key === undefined) {
-        fail(item, "forged", entry.seq, `unknown author key for ${author}`);
-        break;
-      }
-      if (!verifySignature(key, decoded.signed, decoded.sig)) {
-        fail(item, "forged", entry.seq, `bad signature for author ${author}`);
-        break;
-      }
-      if (entry.seq < expected) {
-        const other = seen.get(entry.seq);
-        if (other === entry.hash) continue;
-        if (other !== undefined) {
-          forks.push({ author, seq: entry.seq, hashes: [other, entry.hash] });
-          fail(item, "forked", entry.seq, `two entries with seq ${entry.seq}: ${other} and ${entry.hash}`);
-        } else {
-          fail(item, "reordered", entry.seq, `seq ${entry.seq} stored after seq ${expected - 1}`);
-        }
-        break;
-      }
-      if (entry.seq > expected) {
-        lookingFor = { seq: expected, item, found: false, stored: entry.seq };
-        continue;
-      }
-      if (entry.prev !== prevHash) {
-        fail(item, "forked", entry.seq, `prev ${entry.prev ?? "null"} does not match seq ${expected - 1} (${prevHash ?? "null"})`);
-        break;
-      }
-      seen.set(entry.seq, entry.hash);
-      prevHash = entry.hash;
-      expected++;
-      entries++;
-    }
-    if (lookingFor?.found === true) {
-      finishGap(lookingFor);
-      lookingFor = undefined;
-    }
+  try {
+    await walk();
+  } catch (err) {
+    if (!(err instanceof CorruptSegmentError)) throw err;
+    // Nothing from the segment that does not load onwards can be checked; the chain is reported, never passed.
+    problem ??= { author, kind: "corrupt", seq: undefined, segment: err.segment, index: -1, reason: err.message };
+    lookingFor = undefined;
   }
   if (lookingFor !== undefined && problem === undefined) finishGap(lookingFor);
   if (problem === undefined && input.recordedHead !== undefined && input.recordedHead > expected - 1) {
@@ -160,6 +96,81 @@ export async function verifyChain(input: ChainInput): Promise<ChainResult> {
     }
   }
   return problem === undefined ? { entries, forks } : { entries, problem, forks };
+
+  async function walk(): Promise<void> {
+    for await (const { segment, doc } of input.segments) {
+      doc.forks.forEach((bytes, index) => {
+        const item: Item = { segment, index, bytes, storedHash: undefined };
+        try {
+          const decoded = decodeAuditEntry(bytes);
+          if (key !== undefined && decoded.entry.author === author && verifySignature(key, decoded.signed, decoded.sig)) forkCandidates.push({ item, decoded });
+        } catch {
+          // Undecodable fork material is no evidence of anything; the chain itself is what is judged.
+        }
+      });
+      if (problem !== undefined && lookingFor === undefined) continue;
+      const { entries: list, hashes } = doc;
+      for (let index = 0; index < list.length; index++) {
+        const stored = hashes[index];
+        const item: Item = { segment, index, bytes: list[index] as Uint8Array, storedHash: stored === undefined ? undefined : hex(stored) };
+        if (lookingFor !== undefined) {
+          if (peekSeq(item.bytes) === lookingFor.seq) lookingFor.found = true;
+          continue;
+        }
+        let decoded: DecodedAuditEntry;
+        try {
+          decoded = decodeAuditEntry(item.bytes);
+        } catch (err) {
+          fail(item, "edited", undefined, `entry does not decode: ${(err as Error).message}`);
+          break;
+        }
+        const { entry } = decoded;
+        if (item.storedHash !== entry.hash) {
+          fail(item, "edited", entry.seq, `hash mismatch: stored ${item.storedHash ?? "(none)"}, content hashes to ${entry.hash}`);
+          break;
+        }
+        if (entry.author !== author) {
+          fail(item, "forged", entry.seq, `entry claims author ${entry.author} inside ${author}'s log`);
+          break;
+        }
+        if (key === undefined) {
+          fail(item, "forged", entry.seq, `unknown author key for ${author}`);
+          break;
+        }
+        if (!verifySignature(key, decoded.signed, decoded.sig)) {
+          fail(item, "forged", entry.seq, `bad signature for author ${author}`);
+          break;
+        }
+        if (entry.seq < expected) {
+          const other = seen.get(entry.seq);
+          if (other === entry.hash) continue;
+          if (other !== undefined) {
+            forks.push({ author, seq: entry.seq, hashes: [other, entry.hash] });
+            fail(item, "forked", entry.seq, `two entries with seq ${entry.seq}: ${other} and ${entry.hash}`);
+          } else {
+            fail(item, "reordered", entry.seq, `seq ${entry.seq} stored after seq ${expected - 1}`);
+          }
+          break;
+        }
+        if (entry.seq > expected) {
+          lookingFor = { seq: expected, item, found: false, stored: entry.seq };
+          continue;
+        }
+        if (entry.prev !== prevHash) {
+          fail(item, "forked", entry.seq, `prev ${entry.prev ?? "null"} does not match seq ${expected - 1} (${prevHash ?? "null"})`);
+          break;
+        }
+        seen.set(entry.seq, entry.hash);
+        prevHash = entry.hash;
+        expected++;
+        entries++;
+      }
+      if (lookingFor?.found === true) {
+        finishGap(lookingFor);
+        lookingFor = undefined;
+      }
+    }
+  }
 
   function finishGap(gap: { seq: number; item: Item; found: boolean; stored: number }): void {
     if (problem !== undefined) return;
