@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -70,6 +71,17 @@ describe("sandbox of work from other devices", () => {
     const local = await v.adapter.submitTask({ description: "local", input: `cat ${probe}`, agentId: "shell" }, { route: v.peerId });
     await eventually(async () => (await v.core.engine.getTask(local.id))?.status === "completed", 15_000, "local task");
     expect((await v.core.engine.getTask(local.id))?.output).toBe("dotfile secret\n");
+  }, 60_000);
+
+  it("a cancel reaches the processes inside the sandbox", async () => {
+    const { f, v } = await pair();
+    // A duration no other process here sleeps, to find it in ps.
+    const marker = `sleep 6${process.pid}.25`;
+    const task = await f.adapter.submitTask({ description: "long", input: marker, agentId: "shell" }, { route: v.peerId });
+    const running = (): boolean => execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).includes(marker);
+    await eventually(running, 10_000, "the sandboxed sleep runs");
+    expect(await f.adapter.cancelTask(task.id)).toBe(true);
+    await eventually(() => !running(), 10_000, "the sandboxed sleep is gone");
   }, 60_000);
 
   it("refuses remote shell work clearly where bubblewrap is missing, and runs it unsandboxed only when told to", async () => {
