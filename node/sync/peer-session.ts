@@ -80,6 +80,8 @@ export class PeerSession {
   #serial: Promise<void> = Promise.resolve();
   /** Entries of a multi-frame answer, per prefix, until its last frame. */
   readonly #pendingEntries = new Map<string, Array<{ id: string; heads: string[] }>>();
+  /** Set when this side cut the session for an offence. */
+  #cut = false;
 
   constructor(channel: FramedChannel<SyncMessage>, options: PeerSessionOptions) {
     this.channel = channel;
@@ -224,7 +226,8 @@ export class PeerSession {
     // event loop, so requests and answers arriving meanwhile are not held up behind all of it.
     for (let i = 0; i < message.items.length; i += PATCH_ITEMS_PER_TURN) {
       if (i > 0) await nextTurn();
-      if (this.channel.closed) return;
+      // After an offence the rest of the frame is not looked at; a peer that merely ended its side is still heard.
+      if (this.#cut) return;
       await this.#applyPatches(message.items.slice(i, i + PATCH_ITEMS_PER_TURN), behind);
     }
     await this.#sendWants(behind);
@@ -285,7 +288,10 @@ export class PeerSession {
     for (const refused of refusals) {
       if (refused === undefined) continue;
       this.#options.onRefused(refused);
-      if (refused.offence) this.channel.abort(new MalformedFrameError(`sync session cut: ${refused.reason}`, { peer: this.channel.peer }));
+      if (refused.offence) {
+        this.#cut = true;
+        this.channel.abort(new MalformedFrameError(`sync session cut: ${refused.reason}`, { peer: this.channel.peer }));
+      }
     }
   }
 
