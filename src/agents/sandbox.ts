@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { isAbsolute, relative, sep } from "node:path";
 import { CoderClawError } from "../contract/errors.js";
 
 /** Where Debian (and most distributions) install bubblewrap. */
@@ -25,7 +26,9 @@ export interface SandboxSpec {
  * The argv that runs `argv` inside the sandbox: the whole system read-only,
  * fresh /dev, /proc and /tmp, the hidden paths replaced by empty directories,
  * the workspace bound read-write on top (it may live inside a hidden path, the
- * node's home), in new PID and session namespaces that die with the node. The
+ * node's home), and hidden paths inside the workspace hidden again over that
+ * bind (a repository the policy allows may hold the data directory or be a
+ * home), in new PID and session namespaces that die with the node. The
  * network stays: coding work fetches dependencies and talks to local services.
  *
  * Throws UNAVAILABLE, saying what to do, when bubblewrap is not installed.
@@ -40,6 +43,14 @@ export function sandboxArgv(spec: SandboxSpec, argv: readonly [string, ...string
   }
   const out: [string, ...string[]] = [spec.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"];
   for (const path of spec.hide) out.push("--tmpfs", path);
-  out.push("--bind", spec.workspace, spec.workspace, "--chdir", spec.workspace, "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--", ...argv);
+  out.push("--bind", spec.workspace, spec.workspace);
+  for (const path of spec.hide) if (isInside(path, spec.workspace)) out.push("--tmpfs", path);
+  out.push("--chdir", spec.workspace, "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--", ...argv);
   return out;
+}
+
+/** Whether `path` lies strictly below `dir`. */
+function isInside(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== "" && rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }
