@@ -33,7 +33,7 @@ export async function executeCommand(ctx: ExecutionContext, spec: CommandSpec): 
   let streamed = 0;
   let streamCut = false;
   const result = await runProcess({
-    argv: ctx.sandbox === undefined ? spec.argv : sandboxArgv(ctx.sandbox, spec.argv),
+    argv: ctx.sandbox === undefined ? spec.argv : sandboxArgv(ctx.sandbox, spec.argv, spec.cwd),
     cwd: spec.cwd,
     env: spec.env,
     ...(spec.stdin === undefined ? {} : { stdin: spec.stdin }),

@@ -31,9 +31,12 @@ export interface SandboxSpec {
  * home), in new PID and session namespaces that die with the node. The
  * network stays: coding work fetches dependencies and talks to local services.
  *
+ * `cwd` (default: the workspace) is where the command starts inside, as a
+ * command agent's configured `cwd` asks.
+ *
  * Throws UNAVAILABLE, saying what to do, when bubblewrap is not installed.
  */
-export function sandboxArgv(spec: SandboxSpec, argv: readonly [string, ...string[]]): [string, ...string[]] {
+export function sandboxArgv(spec: SandboxSpec, argv: readonly [string, ...string[]], cwd = spec.workspace): [string, ...string[]] {
   if (!existsSync(spec.bwrap)) {
     throw new CoderClawError(
       "UNAVAILABLE",
@@ -45,7 +48,7 @@ export function sandboxArgv(spec: SandboxSpec, argv: readonly [string, ...string
   for (const path of spec.hide) out.push("--tmpfs", path);
   out.push("--bind", spec.workspace, spec.workspace);
   for (const path of spec.hide) if (isInside(path, spec.workspace)) out.push("--tmpfs", path);
-  out.push("--chdir", spec.workspace, "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--", ...argv);
+  out.push("--chdir", cwd, "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--", ...argv);
   return out;
 }
 

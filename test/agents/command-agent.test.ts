@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createCommandAgent } from "../../src/agents/command-agent.js";
 import { ExecutionFailedError } from "../../src/agents/errors.js";
+import { DEFAULT_BWRAP } from "../../src/agents/sandbox.js";
 import { parseAgentsConfig, type CommandAgentConfig } from "../../src/config/agents-config.js";
 import { hasCode } from "../../src/contract/errors.js";
 import { makeContext, tempDir } from "./helpers.js";
@@ -72,6 +73,17 @@ describe("command agents", () => {
     const result = await agent.execute(makeContext({ input: "line one\nline two\n" }, join(dir.path, "ws")));
     expect(result.output).toContain("stdin=line one\nstdin=line two\n");
     expect(result.output).toContain(`cwd=${join(dir.path, "ws", "repo")}\n`);
+  });
+
+  it("starts in its configured cwd inside the sandbox of work from another device", async () => {
+    const ws = join(dir.path, "ws");
+    mkdirSync(join(ws, "repo"));
+    // Inside the workspace: the sandbox hides the rest of the temp directory.
+    mkdirSync(join(ws, "bin"));
+    writeFileSync(join(ws, "bin", "where"), '#!/bin/sh\necho "cwd=$(pwd)"\n', { mode: 0o755 });
+    const agent = createCommandAgent(agentConfig(["    command: [where]", "    input: stdin", "    cwd: repo"]), { env: { PATH: join(ws, "bin") } });
+    const ctx = { ...makeContext({ input: "x" }, ws), sandbox: { bwrap: DEFAULT_BWRAP, workspace: ws, hide: [] } };
+    expect((await agent.execute(ctx)).output).toBe(`cwd=${join(ws, "repo")}\n`);
   });
 
   it("passes only the variables the config names", async () => {
