@@ -159,6 +159,8 @@ export class TaskEngine {
   private readonly queue: LiveTask[] = [];
   private readonly dirty = new Set<LiveTask>();
   private readonly workspaces = new Set<string>();
+  /** What the sandbox of work from other devices hides; see {@link sandboxFor}. */
+  private hidden: string[] | undefined;
   private running = 0;
   private flushScheduled = false;
   private flushChain: Promise<void> = Promise.resolve();
@@ -541,9 +543,9 @@ export class TaskEngine {
   private sandboxFor(task: LiveTask, workspace: string): SandboxSpec | undefined {
     const policy = this.options.sandbox ?? { mode: "required" };
     if (task.state.submittedBy === undefined || policy.mode === "off") return undefined;
-    const home = process.env.HOME;
-    const hide = [this.options.dataDir, "/root", "/home", ...(home ? [home] : []), ...(policy.hide ?? [])].filter((p): p is string => p !== undefined);
-    return { bwrap: policy.bwrap ?? DEFAULT_BWRAP, workspace, hide: [...new Set(hide)].filter((p) => existsSync(p)) };
+    // The same for every task; looked up once, not on the path of each routed task.
+    this.hidden ??= [...new Set([this.options.dataDir, "/root", "/home", ...(process.env.HOME ? [process.env.HOME] : []), ...(policy.hide ?? [])])].filter((p) => existsSync(p));
+    return { bwrap: policy.bwrap ?? DEFAULT_BWRAP, workspace, hide: this.hidden };
   }
 
   private execute(task: LiveTask): void {
