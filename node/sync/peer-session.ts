@@ -4,7 +4,7 @@ import type { FramedChannel } from "../../protocols/framing/channel.js";
 import { MalformedFrameError, PeerLimitError } from "../../protocols/framing/errors.js";
 import type { EntriesMessage, PatchMessage, SummaryMessage, SyncMessage, WantMessage } from "../../protocols/sync/messages.js";
 import type { HeadsSignature } from "../../protocols/sync/heads-signature.js";
-import { sameHeads, type DocumentStore } from "../../src/storage/document-store.js";
+import { sameHeads } from "../../src/storage/document-store.js";
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 import { docRootListReader, docRootReader, type RootListReader, type RootReader } from "../../src/storage/root-reader.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";

@@ -88,9 +88,12 @@ export interface ReplicaAuthority {
    * received for one this node relays, this node's own for those it writes (one
    * batch signature for all of them); undefined where it holds none for exactly
    * these heads (that document is then not sent). `root` reads a document this
-   * node may write, to check that it does.
+   * node may write, to check that it does; `written` says this node just wrote
+   * the change itself, which settles it (a document it wrote that names another
+   * writer, such as one queued by an old CLI with no executor, is refused by
+   * receivers without holding it against this node).
    */
-  signaturesFor(items: ReadonlyArray<{ id: string; heads: readonly string[]; root: () => RootReader | undefined }>): Array<HeadsSignature | undefined>;
+  signaturesFor(items: ReadonlyArray<{ id: string; heads: readonly string[]; root: () => RootReader | undefined; written?: boolean }>): Array<HeadsSignature | undefined>;
   /**
    * Judge a received signature before anything is applied. `held` says whether
    * this node holds the document; `extendsHeld`, whether the patch builds on
@@ -159,14 +162,14 @@ export function createReplicaAuthority(options: ReplicaAuthorityOptions): Replic
     signaturesFor(items) {
       const out: Array<HeadsSignature | undefined> = [];
       const mine: Array<{ at: number; id: string; heads: readonly string[] }> = [];
-      items.forEach(({ id, heads, root }, at) => {
+      items.forEach(({ id, heads, root, written }, at) => {
         out.push(undefined);
         const relayed = held(id);
         if (relayed !== undefined) {
           if (sameHeads(relayed.heads, heads)) out[at] = relayed;
           return;
         }
-        if (!own.has(id)) {
+        if (!own.has(id) && written !== true) {
           const rule = ruleOf(id);
           const reader = rule === undefined ? undefined : root();
           if (reader === undefined || rule!.writerOf(id, reader) !== self) return;
@@ -198,7 +201,8 @@ export function createReplicaAuthority(options: ReplicaAuthorityOptions): Replic
       if (!sameHeads(heads, signature.heads)) return { reason: `changes of ${id} do not end at the heads its writer signed`, offence: true };
       const rule = ruleOf(id);
       const writer = rule?.writerOf(id, root);
-      if (writer !== signature.writer) return { reason: `${id} names ${writer ?? "no writer"} as its writer, but ${signature.writer} signed it`, offence: true };
+      // Naming another device is forgery; naming none is what an honest node's old, executor-less document does.
+      if (writer !== signature.writer) return { reason: `${id} names ${writer ?? "no writer"} as its writer, but ${signature.writer} signed it`, offence: writer !== undefined };
       const actor = rule?.actorOf?.(signature.writer);
       if (actor !== undefined && actors().some((a) => a !== actor)) return { reason: `${id} holds changes not made by its writer ${signature.writer}`, offence: false };
       const problem = rule?.problem?.(root, lists);

@@ -3,11 +3,8 @@ import { ChannelClosedError } from "../../protocols/framing/errors.js";
 import { createPeerRateLimiter, type PeerRateLimiter } from "../../protocols/framing/limits.js";
 import { startPairSessions } from "../../protocols/framing/pair-sessions.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
-import * as A from "@automerge/automerge";
 import { sameHeads, type DocumentChange } from "../../src/storage/document-store.js";
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
-import { readFirstChange } from "../../src/storage/first-change.js";
-import { docRootReader, type RootReader } from "../../src/storage/root-reader.js";
 import { PeerSession, signedPatch, type PatchItem, type RefusedChange } from "./peer-session.js";
 import type { ReplicaAuthority } from "./replica-authority.js";
 
@@ -129,21 +126,9 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     pending.clear();
     // Each patch is built once, whatever the number of peers it goes to, and this node's own changes are
     // signed together: one signature for the batch.
-    const roots = new Map<string, RootReader>();
-    for (const [id, p] of batch) {
-      if (p.parts === undefined || authority.writesKnown(id) || authority.held(id) !== undefined) continue;
-      // A document this node may write: check that it does from its first change when it is new here (a task
-      // document is written whole, and not cached), else from the stored document (cached, just written).
-      const first = p.since.length === 0 ? readFirstChange(p.parts[0]!) : undefined;
-      if (first !== undefined) {
-        roots.set(id, first.root);
-        continue;
-      }
-      const doc = await store.get<unknown>(id);
-      if (doc !== undefined && sameHeads(A.getHeads(doc), p.heads)) roots.set(id, docRootReader(doc));
-    }
     const contiguous = batch.filter(([, p]) => p.parts !== undefined);
-    const signatures = authority.signaturesFor(contiguous.map(([id, p]) => ({ id, heads: p.heads, root: () => roots.get(id) })));
+    // A change made here is this node's own writing: it signs it without reading the document back.
+    const signatures = authority.signaturesFor(contiguous.map(([id, p]) => ({ id, heads: p.heads, root: () => undefined, written: p.local })));
     const signed = new Map(contiguous.map(([id], i) => [id, signatures[i]]));
     const changed: Array<{ id: string; from: string | undefined; since: string[]; patch: PatchItem | undefined }> = [];
     for (const [id, p] of batch) {
@@ -174,9 +159,10 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     const from = change.origin === "remote" ? applying.get(change.id) : undefined;
     const p = pending.get(change.id);
     if (p === undefined) {
-      pending.set(change.id, { from, since: change.before, heads: change.heads, parts: [change.changes], bytes: change.changes.byteLength });
+      pending.set(change.id, { from, local: change.origin === "local", since: change.before, heads: change.heads, parts: [change.changes], bytes: change.changes.byteLength });
     } else {
       if (p.from !== from) p.from = undefined;
+      if (change.origin !== "local") p.local = false;
       // Changes that do not follow on from each other (or grow past one frame) are sent from the stored document.
       if (p.parts !== undefined && sameHeads(p.heads, change.before) && p.bytes + change.changes.byteLength <= MAX_PATCH_BYTES) {
         p.parts.push(change.changes);
@@ -205,6 +191,8 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
 interface PendingPush {
   /** The peer every one of these changes came from; undefined when any was local or from another peer. */
   from: string | undefined;
+  /** Every one of these changes was made by this node. */
+  local: boolean;
   since: string[];
   heads: string[];
   /** Undefined when the changes are sent from the stored document instead. */
