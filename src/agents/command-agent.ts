@@ -32,6 +32,7 @@ export function createCommandAgent(config: CommandAgentConfig, options: CommandA
   return {
     info: { id: config.id, name: config.name, description: config.description, capabilities: [...config.capabilities] },
     skills: [...(config.skills ?? [])],
+    runsProcesses: true,
     // A coding agent edits files and may call paid APIs: running it twice is not harmless.
     resumable: false,
     retryable: false,

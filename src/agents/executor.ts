@@ -54,6 +54,11 @@ export interface AgentExecutor {
    * policy) before a task of the agent is accepted. Undefined: none.
    */
   readonly skills?: readonly string[];
+  /**
+   * True for agents that run processes (shell, command agents): their work from
+   * another device needs the sandbox, and is refused where there is none.
+   */
+  readonly runsProcesses?: boolean;
   /** Default per-task timeout in ms, or undefined for the engine default. */
   readonly timeoutMs?: number;
   /** Checked when listing and before every submit. */

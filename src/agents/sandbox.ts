@@ -37,19 +37,29 @@ export interface SandboxSpec {
  * Throws UNAVAILABLE, saying what to do, when bubblewrap is not installed.
  */
 export function sandboxArgv(spec: SandboxSpec, argv: readonly [string, ...string[]], cwd = spec.workspace): [string, ...string[]] {
-  if (!existsSync(spec.bwrap)) {
-    throw new CoderClawError(
-      "UNAVAILABLE",
-      `this node runs commands for other devices only in a bubblewrap sandbox, and ${spec.bwrap} is not installed: ` +
-        "install it (apt-get install bubblewrap) or set security.sandbox: off in .coderClaw/runtime.yaml (CODERCLAW_SANDBOX=off)",
-    );
-  }
+  assertSandboxAvailable(spec.bwrap);
   const out: [string, ...string[]] = [spec.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"];
   for (const path of spec.hide) out.push("--tmpfs", path);
   out.push("--bind", spec.workspace, spec.workspace);
   for (const path of spec.hide) if (isInside(path, spec.workspace)) out.push("--tmpfs", path);
   out.push("--chdir", cwd, "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--", ...argv);
   return out;
+}
+
+/**
+ * Throws UNAVAILABLE, naming the missing binary and how to allow the work, when
+ * bubblewrap is not at `bwrap`. Checked when work from another device is
+ * admitted, so its submitter hears why at once, and again when its processes
+ * start (bubblewrap may be gone by a restart).
+ */
+export function assertSandboxAvailable(bwrap: string): void {
+  if (!existsSync(bwrap)) {
+    throw new CoderClawError(
+      "UNAVAILABLE",
+      `this node runs commands for other devices only in a bubblewrap sandbox, and ${bwrap} is not installed: ` +
+        "install it (apt-get install bubblewrap) or set security.sandbox: off in .coderClaw/runtime.yaml (CODERCLAW_SANDBOX=off)",
+    );
+  }
 }
 
 /** Whether `path` lies strictly below `dir`. */

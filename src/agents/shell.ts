@@ -57,6 +57,7 @@ export function createShellAgent(options: ShellAgentOptions = {}): AgentExecutor
       capabilities: [SHELL_EXEC_ID],
     },
     skills: [SHELL_EXEC_ID],
+    runsProcesses: true,
     resumable: false,
     retryable: false,
     timeoutMs,

@@ -16,7 +16,7 @@ import type { AgentExecutor, AgentRegistry, ExecutionContext, ExecutionResult } 
 import type { ProcessRecords } from "../agents/process-records.js";
 import { AsyncQueue } from "../util/async-queue.js";
 import { resolveWorkspace } from "../agents/workspace.js";
-import { DEFAULT_BWRAP, type SandboxMode, type SandboxSpec } from "../agents/sandbox.js";
+import { assertSandboxAvailable, DEFAULT_BWRAP, type SandboxMode, type SandboxSpec } from "../agents/sandbox.js";
 import { assertTransition, isTerminal, isTerminalEvent } from "./state-machine.js";
 import { assertTaskId, DEFAULT_MAX_INPUT_BYTES, parseSubmitRequest } from "./submit-schema.js";
 import { newTaskId } from "./task-id.js";
@@ -63,7 +63,8 @@ export interface TaskEngineOptions {
    * How processes run for work another device submitted (see `SandboxMode`).
    * Default `required`: in a bubblewrap sandbox that sees the workspace
    * read-write, the system read-only, and not the data directory or home
-   * directories.
+   * directories; where bubblewrap is missing, such work of an agent that runs
+   * processes is refused when submitted.
    */
   sandbox?: { mode: SandboxMode; bwrap?: string; hide?: readonly string[] };
   /** Where executors record the process groups they start, handed to each execution. */
@@ -217,6 +218,9 @@ export class TaskEngine {
     if (!agent) throw new AgentUnavailableError(agentId, "no such agent on this node", "UNKNOWN_AGENT");
     const availability = await agent.availability();
     if (!availability.available) throw new AgentUnavailableError(agentId, availability.reason);
+    // Refused before anything is stored: the submitter hears why, and nothing is left to fail later.
+    const sandbox = this.sandboxPolicy();
+    if (options.submittedBy !== undefined && agent.runsProcesses && sandbox.mode === "required") assertSandboxAvailable(sandbox.bwrap ?? DEFAULT_BWRAP);
 
     const now = new Date();
     const state: TaskState = { id: newTaskId(now.getTime(), this.options.executorId), status: "pending", agentId, description: request.description, createdAt: now };
@@ -539,9 +543,13 @@ export class TaskEngine {
     return dir;
   }
 
+  private sandboxPolicy(): NonNullable<TaskEngineOptions["sandbox"]> {
+    return this.options.sandbox ?? { mode: "required" };
+  }
+
   /** The sandbox of a task another device submitted, unless this node runs such work unsandboxed. */
   private sandboxFor(task: LiveTask, workspace: string): SandboxSpec | undefined {
-    const policy = this.options.sandbox ?? { mode: "required" };
+    const policy = this.sandboxPolicy();
     if (task.state.submittedBy === undefined || policy.mode === "off") return undefined;
     // The same for every task; looked up once, not on the path of each routed task.
     this.hidden ??= [...new Set([this.options.dataDir, "/root", "/home", ...(process.env.HOME ? [process.env.HOME] : []), ...(policy.hide ?? [])])].filter((p) => existsSync(p));

@@ -2,6 +2,9 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createBuiltinRegistry, StaticAgentRegistry } from "../../src/agents/builtin.js";
+import { createCommandAgent } from "../../src/agents/command-agent.js";
+import { createShellAgent } from "../../src/agents/shell.js";
+import { parseAgentsConfig } from "../../src/config/agents-config.js";
 import { hasCode } from "../../src/contract/errors.js";
 import type { AgentExecutor } from "../../src/agents/executor.js";
 import { resolveDataDir } from "../../src/runtime/data-dir.js";
@@ -184,5 +187,23 @@ describe("task engine", () => {
     expect(resolveDataDir("/x/y", { CODERCLAW_HOME: "/env" })).toBe("/x/y");
     expect(resolveDataDir(undefined, { CODERCLAW_HOME: "/env" })).toBe("/env");
     expect(resolveDataDir(undefined, {})).toMatch(/\.coderclaw$/);
+  });
+});
+
+describe("work from another device on a node without bubblewrap", () => {
+  it("is refused when submitted, before anything is stored, for every agent that runs processes; the node's own work and process-free agents run", async () => {
+    const yaml = ["agents:", "  - id: cmd", "    name: Cmd", "    description: d", "    capabilities: [code-creation]", "    command: [sh, -c, 'echo {input}']", "    input: arg"].join("\n");
+    const command = createCommandAgent(parseAgentsConfig(yaml, { path: "runtime.yaml", kind: "runtime" }).agents[0]!);
+    const { core: c } = await core({ agents: createBuiltinRegistry([command, createShellAgent()]), sandbox: { mode: "required", bwrap: "/nonexistent/bwrap" } });
+    for (const agentId of ["cmd", "shell"]) {
+      const err = await c.engine.submit({ description: "remote", input: "hi", agentId }, { submittedBy: "peer-1" }).catch((e: unknown) => e);
+      expect(hasCode(err, "UNAVAILABLE")).toBe(true);
+      expect((err as Error).message).toMatch(/\/nonexistent\/bwrap is not installed: install it \(apt-get install bubblewrap\) or set security\.sandbox: off/);
+    }
+    expect(await c.engine.listTasks()).toEqual([]);
+    const remoteEcho = await c.engine.submit({ description: "remote echo", input: "hi", agentId: "echo" }, { submittedBy: "peer-1" });
+    const local = await c.engine.submit({ description: "local", input: "hi", agentId: "cmd" });
+    await waitFor(async () => (await c.engine.getTask(remoteEcho.id))?.status === "completed" && (await c.engine.getTask(local.id))?.status === "completed");
+    expect((await c.engine.getTask(local.id))?.output).toBe("hi\n");
   });
 });

@@ -84,11 +84,18 @@ describe("sandbox of work from other devices", () => {
     await eventually(() => !running(), 10_000, "the sandboxed sleep is gone");
   }, 60_000);
 
-  it("refuses remote shell work clearly where bubblewrap is missing, and runs it unsandboxed only when told to", async () => {
+  it("refuses remote shell work clearly where bubblewrap is missing, when it is submitted, and runs it unsandboxed only when told to", async () => {
     const missing = await pair({ bwrapPath: "/nonexistent/bwrap" });
-    const refused = await runOnV(missing.f, missing.v, "echo ran");
-    expect(refused.status).toBe("failed");
-    expect(refused.error).toMatch(/bubblewrap sandbox.*\/nonexistent\/bwrap is not installed.*apt-get install bubblewrap.*security\.sandbox: off/);
+    await expect(missing.f.adapter.submitTask({ description: "probe", input: "echo ran", agentId: "shell" }, { route: missing.v.peerId })).rejects.toThrow(
+      /bubblewrap sandbox.*\/nonexistent\/bwrap is not installed.*apt-get install bubblewrap.*security\.sandbox: off/,
+    );
+    expect(await missing.v.core.engine.listTasks()).toEqual([]);
+    // Work that runs no process needs no sandbox.
+    const echo = await missing.f.adapter.submitTask({ description: "echo", input: "hi", agentId: "echo" }, { route: missing.v.peerId });
+    await eventually(async () => (await missing.v.core.engine.getTask(echo.id))?.status === "completed", 15_000, "echo task");
+    // The node's own shell work needs none either.
+    const local = await missing.v.adapter.submitTask({ description: "local", input: "echo local", agentId: "shell" }, { route: missing.v.peerId });
+    await eventually(async () => (await missing.v.core.engine.getTask(local.id))?.status === "completed", 15_000, "local shell task");
 
     const off = await pair({ sandbox: "off", bwrapPath: "/nonexistent/bwrap" });
     const ran = await runOnV(off.f, off.v, `test -r ${deviceKeyPath(off.vHome)} && echo key-visible`);
