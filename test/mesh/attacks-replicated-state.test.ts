@@ -200,6 +200,10 @@ describe("attack table: replicated task state", () => {
       for (const to of [s.f, s.v]) await sendAsM(s, to, [{ t: "patch", items: [signedPatch(taskDocId(taskId), [], bytes, sig)] }]);
     }
     for (const node of [s.f, s.v]) await eventually(async () => (await refusalsOf(node, s.m.peerId)) >= 2, 10_000, "both refused and audited");
+    // M's raw streams took the place of its sync sessions where they were not cut; going on as an honest node, it
+    // drops those connections and dials again.
+    for (const node of [s.f, s.v]) await s.m.libp2p.hangUp(node.libp2p.peerId);
+    for (const node of [s.f, s.v]) await s.m.dial(node.multiaddrs()[0]!);
     for (const node of [s.f, s.v]) for (const [taskId] of naming) expect(await node.core.engine.getTask(taskId)).toBeNull();
 
     // M's own task naming M as executor is state others may hold, never work for them.
