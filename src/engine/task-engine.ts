@@ -1,5 +1,4 @@
-import { existsSync } from "node:fs";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { AgentUnavailableError, CoderClawError, NotFoundError } from "../contract/errors.js";
 import type {
