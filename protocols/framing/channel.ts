@@ -115,7 +115,12 @@ export class FramedChannel<T> implements AsyncIterable<T> {
       const data = event.data;
       this.#onData(data instanceof Uint8Array ? data : data.subarray());
     });
-    this.stream.addEventListener("end", () => this.#finish());
+    this.stream.addEventListener("end", () => {
+      this.#finish();
+      // The remote ended its side, and the channel is done: end ours, so the stream does not linger half open
+      // (counted against the remote's inbound stream limit of the protocol until the connection goes).
+      void this.stream.close({ signal: AbortSignal.timeout(this.#sendTimeoutMs) }).catch(() => undefined);
+    });
     this.stream.addEventListener("close", (event) => {
       if (event.error !== undefined && !event.local) this.#finish(new ChannelClosedError(`stream reset by ${this.peer}`, { peer: this.peer, cause: event.error }));
       else this.#finish();

@@ -115,6 +115,7 @@ async function sendRaw(from: MeshLibp2p, to: MeshLibp2p, messages: SyncMessage[]
   const codec = createSyncCodec();
   const stream = await from.dialProtocol(to.peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(5_000) });
   for (const m of messages) stream.send(encodeFrame(codec.encode(m), codec.maxMessageBytes));
+  await stream.close({ signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
 }
 
 describe("document sync", () => {
