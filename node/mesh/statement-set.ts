@@ -142,35 +142,34 @@ export class StatementSet {
   add(items: readonly SetItem[], from?: string): Promise<{ added: SetItem[]; refused: RefusedItem[] }> {
     const run = this.#serial.then(async () => {
       const added: SetItem[] = [];
-      // An item under an id held already is the same item or a forgery: nothing hashes to one id twice.
-      const clashes: RefusedItem[] = [];
+      const refused: RefusedItem[] = [];
+      const offered = new Map<string, SetItem>();
       for (const item of items) {
         const held = this.#items.get(item.id);
+        // An item under an id held already is the same item or a forgery: nothing hashes to one id twice.
         if (held !== undefined && !Buffer.from(held.bytes).equals(Buffer.from(item.bytes))) {
-          clashes.push({ id: item.id, kind: item.kind, reason: `${item.kind} ${item.id.slice(0, 16)} differs from the one held under its id`, offence: true });
-        }
+          refused.push({ id: item.id, kind: item.kind, reason: `${item.kind} ${item.id.slice(0, 16)} differs from the one held under its id`, offence: true });
+        } else if (held === undefined && !offered.has(item.id)) offered.set(item.id, item);
       }
-      const offered = items.filter((item, i) => !this.#items.has(item.id) && items.findIndex((other) => other.id === item.id) === i);
-      const offeredIds = new Set(offered.map((i) => i.id));
-      let pending = [...offered, ...[...this.#parked.values()].filter((p) => !offeredIds.has(p.id))];
-      let refused: RefusedItem[] = [];
+      let pending = [...offered.values(), ...[...this.#parked.values()].filter((p) => !offered.has(p.id))];
       // Passes until nothing more is taken: a statement may belong here only once another of the same batch
-      // is held (a revocation by a device whose certificate comes with it).
+      // is held (a revocation by a device whose certificate comes with it). Offences are final at once; what
+      // does not belong yet is tried again in the next pass, and parked after the last.
       for (;;) {
-        refused = [];
         const fresh: Array<[SetItem, SignedStatement | undefined]> = [];
-        const later: SetItem[] = [];
+        const later: Array<[SetItem, Refusal]> = [];
         for (const item of pending) {
           const checked = this.#check(item, true);
-          if (checked instanceof Refusal) {
-            refused.push({ id: item.id, kind: item.kind, reason: checked.reason, offence: checked.offence });
-            if (!checked.offence) later.push(item);
-            continue;
-          }
-          fresh.push([{ id: item.id, kind: item.kind, bytes: new Uint8Array(item.bytes) }, checked]);
+          if (!(checked instanceof Refusal)) fresh.push([{ id: item.id, kind: item.kind, bytes: new Uint8Array(item.bytes) }, checked]);
+          else if (checked.offence) refused.push({ id: item.id, kind: item.kind, reason: checked.reason, offence: true });
+          else later.push([item, checked]);
         }
         if (fresh.length === 0) {
-          for (const item of later) this.#park(item);
+          for (const [item, why] of later) {
+            this.#park(item);
+            // Only what was offered now is reported; parked items were reported when they came.
+            if (offered.has(item.id)) refused.push({ id: item.id, kind: item.kind, reason: why.reason, offence: false });
+          }
           break;
         }
         await this.options.write(fresh.map(([item]) => ({ type: "put", key: `${PREFIX}${item.kind}:${item.id}`, value: item.bytes })));
@@ -180,10 +179,9 @@ export class StatementSet {
         });
         added.push(...now);
         for (const listener of this.#listeners) listener(now, from);
-        pending = later;
+        pending = later.map(([item]) => item);
       }
-      // Only what was offered now is reported refused; parked items were reported when they came.
-      return { added, refused: [...clashes, ...refused.filter((r) => offeredIds.has(r.id))] };
+      return { added, refused };
     });
     this.#serial = run.catch(() => undefined);
     return run;

@@ -77,6 +77,15 @@ describe("the set of signed items", () => {
     expect(membership.levelOf(alice.peerId)).toBe("trusted");
   });
 
+  it("reports a forged item even when the same batch holds valid new items", async () => {
+    const { set } = await openSet();
+    const forged = tampered(statementItem(issueTrustCert(founder, meshId, bob.peerId, "trusted")));
+    const { added, refused } = await set.add([statementItem(genesis), statementItem(issueTrustCert(founder, meshId, alice.peerId, "trusted")), forged]);
+    expect(added).toHaveLength(2);
+    expect(refused.map((r) => [r.id, r.offence])).toEqual([[forged.id, true]]);
+    expect(set.has(forged.id)).toBe(false);
+  });
+
   it("takes a revocation whose issuer's certificate comes in the same batch, and applies it at once", async () => {
     const { set, membership } = await openSet();
     await set.add([statementItem(genesis), statementItem(issueTrustCert(founder, meshId, alice.peerId, "trusted"))]);
