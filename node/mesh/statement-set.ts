@@ -47,11 +47,6 @@ const PREFIX = "signed:";
 const MAX_PARKED = 1000;
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** The SHA-256 of a policy text's UTF-8 bytes: its id in the set. */
-export function textId(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("hex");
-}
-
 /**
  * The mesh's signed items as a grow-only set: trust certificates, revocations,
  * role grants and policies (each verified alone and keyed by its id), and

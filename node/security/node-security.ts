@@ -20,7 +20,7 @@ import {
 import type { SubmitEnvelope } from "../../protocols/task/index.js";
 import { agentSkills, type AgentLookup } from "../../src/agents/agent-skills.js";
 import type { Membership } from "../mesh/membership.js";
-import { textId, type StatementSet } from "../mesh/statement-set.js";
+import type { StatementSet } from "../mesh/statement-set.js";
 
 /** The policy a founder signs when it creates a mesh: members may send each other work. */
 export const DEFAULT_MESH_POLICY = "remote:\n  allow: true\n";
@@ -67,8 +67,11 @@ export class NodeSecurity {
     private readonly repoPolicy: RepoPolicy | undefined,
     private readonly teamPolicy: TeamPolicy | undefined,
   ) {
-    // A grant, a policy or the text of one takes effect as it arrives.
-    this.unsubscribe = options.set.onAdded(() => void this.applyStatements(options.membership.statements()));
+    // A policy whose text arrives after it takes effect then. Grants and policies themselves come through the
+    // membership's change (refresh), which sees them first.
+    this.unsubscribe = options.set.onAdded((items) => {
+      if (items.some((i) => i.kind === "text")) void this.applyStatements(options.membership.statements());
+    });
   }
 
   /** Load the policy files (an invalid one stops start-up, naming file, line and key) and open the audit log. */
@@ -176,7 +179,7 @@ export class NodeSecurity {
     const meshId = this.options.membership.meshId;
     if (!meshId) throw new CoderClawError("INVALID_INPUT", "no mesh to sign a policy for");
     const policy = signPolicy(this.options.identity, { meshId, scope, text });
-    if (text !== DEFAULT_MESH_POLICY) await this.options.set.add([{ id: textId(text), kind: "text", bytes: Buffer.from(text, "utf8") }]);
+    if (text !== DEFAULT_MESH_POLICY) await this.options.set.add([{ id: policyTextHash(text), kind: "text", bytes: Buffer.from(text, "utf8") }]);
     await this.options.membership.add([decodeStatement(policy.statement)]);
   }
 

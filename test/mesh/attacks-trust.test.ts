@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import { afterEach, describe, expect, it } from "vitest";
 import { createNode, type CoderClawNode, type NodeOptions } from "../../node/create-node.js";
 import { statementItem } from "../../node/mesh/membership.js";
-import { textId } from "../../node/mesh/statement-set.js";
+import { policyTextHash } from "../../src/security/index.js";
 import { signedPatch } from "../../node/sync/index.js";
 import { encodeFrame } from "../../protocols/framing/index.js";
 import { createStatementsCodec, STATEMENTS_PROTOCOL, type StatementsMessage } from "../../protocols/statements/index.js";
@@ -114,7 +114,7 @@ describe("attack table: trust", () => {
     const { n, homes } = await mesh();
     const policy = "skills:\n  shell-exec:\n    dangerous: true\ndeniedSkills: [shell-exec]\n";
     await n.f.security.signPolicy("repo", policy);
-    for (const k of ["a", "b"] as const) await eventually(() => n[k].statementSet.text(textId(policy)) === policy, 10_000, `${k} holds the policy text`);
+    for (const k of ["a", "b"] as const) await eventually(() => n[k].statementSet.text(policyTextHash(policy)) === policy, 10_000, `${k} holds the policy text`);
 
     const codec = createStatementsCodec();
     const forgedText = Buffer.from("deniedSkills: []\n");
@@ -124,20 +124,20 @@ describe("attack table: trust", () => {
     const items: StatementsMessage = {
       t: "items",
       items: [
-        { id: textId(policy), kind: "text", bytes: forgedText },
+        { id: policyTextHash(policy), kind: "text", bytes: forgedText },
         { ...statementItem(cert), id: cert.id, bytes: edited },
       ],
     };
     for (const to of [n.a, n.b]) {
       await send<StatementsMessage>(n.m, to, STATEMENTS_PROTOCOL, codec, [items]);
       await eventually(() => audited(to, "statements.refused", n.m.peerId), 10_000, "refused and audited");
-      expect(to.statementSet.text(textId(policy))).toBe(policy);
+      expect(to.statementSet.text(policyTextHash(policy))).toBe(policy);
     }
     await n.a.stop();
     const fresh = await createNode(options(homes.a));
     n.a = fresh;
     cleanups.push(() => fresh.stop());
-    expect(n.a.statementSet.text(textId(policy))).toBe(policy);
+    expect(n.a.statementSet.text(policyTextHash(policy))).toBe(policy);
     expect(n.a.statementSet.has(cert.id)).toBe(true);
   }, 120_000);
 });

@@ -3,7 +3,8 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMeshGenesis, deviceIdentityFromSeed, issueRevocation, issueTrustCert, type SignedStatement } from "../../identity/index.js";
 import { Membership, statementItem } from "../../node/mesh/membership.js";
-import { StatementSet, textId, type SetItem } from "../../node/mesh/statement-set.js";
+import { StatementSet, type SetItem } from "../../node/mesh/statement-set.js";
+import { policyTextHash } from "../../src/security/index.js";
 import { encode } from "cborg";
 import { createStatementsCodec } from "../../protocols/statements/index.js";
 import { MalformedFrameError } from "../../protocols/framing/index.js";
@@ -54,12 +55,12 @@ describe("the set of signed items", () => {
     const { set, membership } = await openSet();
     const cert = issueTrustCert(founder, meshId, alice.peerId, "trusted");
     const text = "remote:\n  allow: true\n";
-    const { added, refused } = await set.add([statementItem(genesis), statementItem(cert), { id: textId(text), kind: "text", bytes: Buffer.from(text) }]);
+    const { added, refused } = await set.add([statementItem(genesis), statementItem(cert), { id: policyTextHash(text), kind: "text", bytes: Buffer.from(text) }]);
     expect(added).toHaveLength(3);
     expect(refused).toEqual([]);
     expect(membership.levelOf(alice.peerId)).toBe("trusted");
 
-    const edited = await set.add([tampered(statementItem(issueTrustCert(founder, meshId, bob.peerId, "trusted"))), tampered({ id: textId("x: 1"), kind: "text", bytes: Buffer.from("x: 1") })]);
+    const edited = await set.add([tampered(statementItem(issueTrustCert(founder, meshId, bob.peerId, "trusted"))), tampered({ id: policyTextHash("x: 1"), kind: "text", bytes: Buffer.from("x: 1") })]);
     expect(edited.added).toEqual([]);
     expect(edited.refused.map((r) => r.offence)).toEqual([true, true]);
     // A valid item under another's id, a text under the wrong hash, another mesh's statement.
@@ -124,7 +125,7 @@ describe("the set of signed items", () => {
       issueRevocation(founder, mallory.peerId, "compromised"),
       issueRevocation(bob, alice.peerId, "bob may not revoke alice's standing, but the statement is valid"),
     ];
-    const texts = ["remote:\n  allow: true\n", "skills:\n  shell-exec:\n    dangerous: true\n"].map((t): SetItem => ({ id: textId(t), kind: "text", bytes: Buffer.from(t) }));
+    const texts = ["remote:\n  allow: true\n", "skills:\n  shell-exec:\n    dangerous: true\n"].map((t): SetItem => ({ id: policyTextHash(t), kind: "text", bytes: Buffer.from(t) }));
     const good: SetItem[] = [...honest.map(statementItem), ...texts];
     const forged: SetItem[] = [
       ...good.map(tampered),
