@@ -40,7 +40,6 @@ function unsignedAuthority(writer: string): ReplicaAuthority {
     judge: () => undefined,
     recordOps: () => [],
     held: () => undefined,
-    writesKnown: () => true,
     checkStored: () => undefined,
   };
 }

@@ -127,7 +127,6 @@ export interface CoderClawNode {
 /** How long a peer that kept sending forged replicated changes stays disconnected. */
 const OFFENDER_BLOCK_MS = 10 * 60_000;
 
-
 /**
  * Start a mesh node: device identity, storage and task engine, libp2p with the
  * membership gater, document sync, capability records, the task protocol and

@@ -109,8 +109,6 @@ export interface ReplicaAuthority {
   recordOps(id: string, signature: HeadsSignature): WriteOp[];
   /** The writer's signature this node holds for a document it received, if any. */
   held(id: string): HeadsSignature | undefined;
-  /** True when this node already found that it writes `id` (so signing it needs no read of the document). */
-  writesKnown(id: string): boolean;
   /**
    * Check a document read from storage as on receipt: one another device writes
    * must still carry that writer's valid signature over exactly the heads stored.
@@ -147,7 +145,6 @@ export function createReplicaAuthority(options: ReplicaAuthorityOptions): Replic
   return {
     replicates: (id) => ruleOf(id) !== undefined,
     held,
-    writesKnown: (id) => own.has(id),
     checkStored(id, heads, root) {
       const rule = ruleOf(id);
       if (rule === undefined) return undefined;

@@ -120,10 +120,12 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
   /** Changes waiting for the debounced push, by document id. */
   const pending = new Map<string, PendingPush>();
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const flush = async (): Promise<void> => {
+  const flush = (): void => {
     timer = undefined;
     const batch = [...pending];
     pending.clear();
+    // With nobody to push to, signing would be wasted: a session that opens later reconciles by summary.
+    if (sessions.size === 0) return;
     // Each patch is built once, whatever the number of peers it goes to, and this node's own changes are
     // signed together: one signature for the batch.
     const contiguous = batch.filter(([, p]) => p.parts !== undefined);
@@ -170,7 +172,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
       } else delete p.parts;
       p.heads = change.heads;
     }
-    timer ??= setTimeout(() => void flush().catch((err: Error) => options.onError?.("(push)", err)), options.debounceMs ?? 15);
+    timer ??= setTimeout(flush, options.debounceMs ?? 15);
   });
 
   return {
