@@ -276,15 +276,7 @@ export class LevelDocumentStore implements DocumentStore {
     validateDocumentId(id);
     this.assertOpen();
     return this.locked(id, async () => {
-      const parts: Uint8Array[] = [];
-      const keys: string[] = [];
-      let snapshot: Uint8Array | undefined;
-      for await (const [key, value] of this.db.iterator({ gte: `${DOC}${id}${SEP}`, lt: `${DOC}${id}${SEP}\uffff` })) {
-        keys.push(key);
-        if (key.endsWith(SEP + SNAPSHOT)) snapshot = value;
-        else parts.push(value);
-      }
-      if (snapshot) parts.unshift(snapshot);
+      const { keys, parts } = await this.readStored(id);
       if (keys.length === 0 && this.storedHeads(id) === undefined) return undefined;
       const bytes = parts.length === 0 ? new Uint8Array(0) : concatBytes(parts);
       let derived: WriteOp[] = [];
@@ -474,23 +466,28 @@ export class LevelDocumentStore implements DocumentStore {
     return this.db.getSync(HEADS + id);
   }
 
+  /** A stored document's keys, and its bytes in history order: the snapshot, then the chunks after it. */
+  private async readStored(id: string): Promise<{ keys: string[]; parts: Uint8Array[]; chunks: number }> {
+    const keys: string[] = [];
+    const parts: Uint8Array[] = [];
+    let snapshot: Uint8Array | undefined;
+    for await (const [key, value] of this.db.iterator({ gte: `${DOC}${id}${SEP}`, lt: `${DOC}${id}${SEP}\uffff` })) {
+      keys.push(key);
+      if (key.endsWith(SEP + SNAPSHOT)) snapshot = value;
+      else parts.push(value);
+    }
+    const chunks = parts.length;
+    // The snapshot sorts after its chunks in key order but comes first in history.
+    if (snapshot) parts.unshift(snapshot);
+    return { keys, parts, chunks };
+  }
+
   private async load(id: string): Promise<CacheEntry | undefined> {
     // Every stored document has its heads key, written in the batch of each change. Sync asks for many ids this
     // node has never held, and a point read tells that far more cheaply than opening an iterator.
     if (this.storedHeads(id) === undefined) return undefined;
-    const parts: Uint8Array[] = [];
-    let snapshot: Uint8Array | undefined;
-    let chunks = 0;
-    for await (const [key, value] of this.db.iterator({ gte: `${DOC}${id}${SEP}`, lt: `${DOC}${id}${SEP}\uffff` })) {
-      if (key.endsWith(SEP + SNAPSHOT)) snapshot = value;
-      else {
-        parts.push(value);
-        chunks++;
-      }
-    }
-    if (!snapshot && parts.length === 0) return undefined;
-    // The snapshot sorts after its chunks in key order but comes first in history.
-    if (snapshot) parts.unshift(snapshot);
+    const { parts, chunks } = await this.readStored(id);
+    if (parts.length === 0) return undefined;
     let doc: A.Doc<unknown>;
     try {
       doc = this.options.actorId ? A.load(concatBytes(parts), { actor: this.options.actorId }) : A.load(concatBytes(parts));
