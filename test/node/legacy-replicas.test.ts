@@ -33,23 +33,28 @@ function taskBytes(id: string, executorId?: string): { bytes: Uint8Array; heads:
   return encodeTaskDoc({ id, status: "completed", spec, events: [JSON.stringify([{ seq: 1, type: "created", ts: 1, status: "pending" }])] }, "ab".repeat(16));
 }
 
+/** A home of device `self` holding task documents, each put as its executor would have written it, signed by `signer` or unsigned. */
+async function replicaHome() {
+  const { db, store } = await open();
+  const self = deviceIdentityFromSeed(randomBytes(32));
+  const other = deviceIdentityFromSeed(randomBytes(32));
+  const authority = createReplicaAuthority({ identity: self, db, rules: [TASK_WRITER_RULE], mayWrite: () => true });
+  const put = async (id: string, executor: string | undefined, signer?: typeof other): Promise<void> => {
+    const { bytes, heads } = taskBytes(id, executor);
+    await store.insert(taskDocId(id), bytes, heads, signer ? authority.recordOps(taskDocId(id), signHeads(signer, taskDocId(id), heads)) : []);
+  };
+  return { db, store, self, other, authority, put };
+}
+
 describe("replicas held from before signed replication", () => {
   it("sets aside, once, unsigned documents another device writes; keeps this node's own, those naming no writer, and signed replicas", async () => {
-    const { db, store } = await open();
-    const self = deviceIdentityFromSeed(randomBytes(32));
-    const other = deviceIdentityFromSeed(randomBytes(32));
-    const authority = createReplicaAuthority({ identity: self, db, rules: [TASK_WRITER_RULE], mayWrite: () => true });
+    const { db, store, self, other, authority, put } = await replicaHome();
     const quarantine = createQuarantine({ db, write: (ops) => store.write(ops) });
-    const put = async (id: string, executor: string | undefined, signed = false): Promise<void> => {
-      const { bytes, heads } = taskBytes(id, executor);
-      const ops = signed ? authority.recordOps(taskDocId(id), signHeads(other, taskDocId(id), heads)) : [];
-      await store.insert(taskDocId(id), bytes, heads, ops);
-    };
     const ids = { own: newTaskId(Date.now(), self.peerId), cli: newTaskId(), foreign: newTaskId(Date.now(), other.peerId), signed: newTaskId(Date.now(), other.peerId) };
     await put(ids.own, self.peerId);
     await put(ids.cli, undefined);
     await put(ids.foreign, other.peerId);
-    await put(ids.signed, other.peerId, true);
+    await put(ids.signed, other.peerId, other);
     const set = (): Promise<number> => quarantineUnsignedReplicas({ store, db, authority, rules: [TASK_WRITER_RULE], quarantine, self: self.peerId });
     expect(await set()).toBe(1);
     const held: string[] = [];
@@ -66,16 +71,9 @@ describe("replicas held from before signed replication", () => {
 
 describe("replicas read from storage", () => {
   it("are taken as state only while they carry their writer's valid signature over exactly the heads stored", async () => {
-    const { db, store } = await open();
-    const self = deviceIdentityFromSeed(randomBytes(32));
-    const other = deviceIdentityFromSeed(randomBytes(32));
-    const authority = createReplicaAuthority({ identity: self, db, rules: [TASK_WRITER_RULE], mayWrite: () => true });
+    const { db, store, self, other, authority, put } = await replicaHome();
     const repository = await LevelTaskRepository.open(db, store);
     repository.screenStored((id, heads, root) => authority.checkStored(id, heads, root));
-    const put = async (id: string, executor: string, signer?: typeof other): Promise<void> => {
-      const { bytes, heads } = taskBytes(id, executor);
-      await store.insert(taskDocId(id), bytes, heads, signer ? authority.recordOps(taskDocId(id), signHeads(signer, taskDocId(id), heads)) : []);
-    };
     const ids = { own: newTaskId(Date.now(), self.peerId), signed: newTaskId(Date.now(), other.peerId), edited: newTaskId(Date.now(), other.peerId), wrongSigner: newTaskId(Date.now(), other.peerId) };
     await put(ids.own, self.peerId);
     await put(ids.signed, other.peerId, other);
