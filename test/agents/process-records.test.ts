@@ -5,27 +5,19 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createProcessRecords, processStartTime } from "../../src/agents/process-records.js";
 import { runProcess } from "../../src/agents/process.js";
 import { tempDir } from "../helpers/temp-dir.js";
+import { isAlive } from "../helpers/processes.js";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 /** A real `sleep` in its own process group, as agents start them. */
 function sleeper(): number {
   const child = spawn("sleep", ["600"], { detached: true, stdio: "ignore" });
   child.unref();
   const pid = child.pid!;
-  cleanups.push(() => alive(pid) && process.kill(-pid, "SIGKILL"));
+  cleanups.push(() => isAlive(pid) && process.kill(-pid, "SIGKILL"));
   return pid;
 }
 
@@ -60,9 +52,9 @@ describe("process records", () => {
     writeFileSync(join(dir, "12345678"), "{ cut short");
 
     expect(createProcessRecords(dir).reapLeftovers()).toEqual([ours]);
-    for (let i = 0; i < 100 && alive(ours); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(alive(ours)).toBe(false);
-    expect(alive(reused)).toBe(true);
+    for (let i = 0; i < 100 && isAlive(ours); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(isAlive(ours)).toBe(false);
+    expect(isAlive(reused)).toBe(true);
     expect(readdirSync(dir)).toEqual([]);
   });
 });

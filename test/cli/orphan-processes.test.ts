@@ -3,21 +3,13 @@ import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
+import { isAlive } from "../helpers/processes.js";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 beforeAll(assertBuilt);
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
   for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (ok()) return;
@@ -32,7 +24,7 @@ describe("process groups of a node that was SIGKILLed", () => {
     const pidFile = join(h, "sleep.pid");
     let sleeper: number | undefined;
     cleanups.push(() => {
-      if (sleeper !== undefined && alive(sleeper)) process.kill(sleeper, "SIGKILL");
+      if (sleeper !== undefined && isAlive(sleeper)) process.kill(sleeper, "SIGKILL");
     });
 
     const first = await startCli(["start", "--no-mdns"], h, /control socket/);
@@ -46,11 +38,11 @@ describe("process groups of a node that was SIGKILLed", () => {
     first.child.kill("SIGKILL");
     await new Promise((r) => first.child.once("exit", r));
     await new Promise((r) => setTimeout(r, 300));
-    expect(alive(sleeper)).toBe(true);
+    expect(isAlive(sleeper)).toBe(true);
 
     const second = await startCli(["start", "--no-mdns"], h, /control socket/);
     cleanups.push(() => second.stop());
-    await until("the orphaned sleep to be killed", () => !alive(sleeper!) || readFileSync(`/proc/${sleeper}/stat`, "utf8").includes(") Z "));
+    await until("the orphaned sleep to be killed", () => !isAlive(sleeper!) || readFileSync(`/proc/${sleeper}/stat`, "utf8").includes(") Z "));
     expect(readdirSync(join(h, "run", "processes"))).toEqual([]);
   });
 });
