@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AuditLog, canonicalDecode, canonicalEncode, generateSigner, segmentDocId, type AuditBody, type Signer } from "../../src/security/index.js";
+import { AuditLog, generateSigner, segmentDocId, type AuditBody, type Signer } from "../../src/security/index.js";
 import { signAuditEntry } from "../../src/security/audit/entry.js";
-import { tamperSegment, tempLevel } from "./helpers.js";
+import { flipResult, tamperSegment, tempLevel } from "./helpers.js";
 
 const body = (i: number): AuditBody => ({ action: "task.submit", userId: `user-${i}`, result: i % 2 === 0 ? "denied" : "allowed", resource: `task-${i}` });
 
@@ -44,14 +44,7 @@ describe("audit verify checks what storage holds, whatever is missing or garbage
 
   it("verifies a replicated chain whose head record was deleted from its segments, naming an edited entry", async () => {
     await writeChains();
-    await tamperSegment(level.db, other.peerId, 1, (d) => {
-      const stored = d.entries[2] as Uint8Array;
-      const sig = stored.subarray(stored.length - 64);
-      const fields = canonicalDecode(stored.subarray(0, stored.length - 64)) as { seq: number; body: AuditBody };
-      expect(fields).toMatchObject({ seq: 13, body: { result: "allowed" } });
-      fields.body.result = "denied";
-      d.entries[2] = Buffer.concat([canonicalEncode(fields), sig]);
-    });
+    await tamperSegment(level.db, other.peerId, 1, (d) => flipResult(d, 2, 13, "denied"));
     await raw().del(`head/${encodeURIComponent(other.peerId)}`);
     const report = await verifyFresh();
     expect(report.ok).toBe(false);

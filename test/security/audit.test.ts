@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { AuditLog, canonicalDecode, canonicalEncode, generateSigner, segmentDocId, type AuditBody, type Signer } from "../../src/security/index.js";
+import { AuditLog, generateSigner, segmentDocId, type AuditBody, type Signer } from "../../src/security/index.js";
 import { decodeAuditEntry, signAuditEntry } from "../../src/security/audit/entry.js";
 
 const decodeHash = (bytes: Uint8Array): string => decodeAuditEntry(bytes).entry.hash;
-import { tamperSegment, tempLevel } from "./helpers.js";
+import { flipResult, tamperSegment, tempLevel } from "./helpers.js";
 import { WriteBatcher, type WriteOp } from "../../src/storage/write-batcher.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -192,15 +192,8 @@ describe("audit log", () => {
 
     it("names an edited entry", async () => {
       await writeLog();
-      await tamperSegment(level.db, node.peerId, 1, (d) => {
-        // Turn a denial into an approval, keeping the original signature: a quiet edit.
-        const stored = d.entries[5] as Uint8Array;
-        const sig = stored.subarray(stored.length - 64);
-        const fields = canonicalDecode(stored.subarray(0, stored.length - 64)) as { seq: number; body: AuditBody };
-        expect(fields).toMatchObject({ seq: 16, body: { result: "denied" } });
-        fields.body.result = "allowed";
-        d.entries[5] = Buffer.concat([canonicalEncode(fields), sig]);
-      });
+      // Turn a denial into an approval, keeping the original signature: a quiet edit.
+      await tamperSegment(level.db, node.peerId, 1, (d) => flipResult(d, 5, 16, "allowed"));
       const report = await verifyFresh();
       expect(report.ok).toBe(false);
       expect(report.problems[0]).toMatchObject({ author: node.peerId, kind: "edited", seq: 16, segment: 1, index: 5 });

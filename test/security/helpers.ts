@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as A from "@automerge/automerge";
 import { Level } from "level";
+import { expect } from "vitest";
 import type { SegmentDoc } from "../../src/security/audit/segments.js";
+import { canonicalDecode, canonicalEncode, type AuditBody } from "../../src/security/index.js";
 import { segmentDocId } from "../../src/security/audit/segments.js";
 
 /** A real LevelDB in a fresh temp directory; `dispose` closes and deletes it. */
@@ -46,6 +48,20 @@ export async function tamperSegment(
   if (parts.length === 0) throw new Error(`no stored segment ${id}`);
   const doc = A.change(A.load<SegmentDoc>(Buffer.concat(parts)), (d) => edit(d));
   await raw.batch([...keys.map((key) => ({ type: "del" as const, key })), { type: "put" as const, key: `${id}/snap`, value: A.save(doc) }]);
+}
+
+/**
+ * Edits entry `index` of a segment quietly: its body's result is set to `result`,
+ * its original signature kept. Asserts first that the entry is seq `seq` with the
+ * other result, so a test edits the entry it means to.
+ */
+export function flipResult(doc: SegmentDoc, index: number, seq: number, result: AuditBody["result"]): void {
+  const stored = doc.entries[index] as Uint8Array;
+  const sig = stored.subarray(stored.length - 64);
+  const fields = canonicalDecode(stored.subarray(0, stored.length - 64)) as { seq: number; body: AuditBody };
+  expect(fields).toMatchObject({ seq, body: { result: result === "allowed" ? "denied" : "allowed" } });
+  fields.body.result = result;
+  doc.entries[index] = Buffer.concat([canonicalEncode(fields), sig]);
 }
 
 /** A syntactically valid mesh id (identity/ derives real ones from a genesis statement). */
