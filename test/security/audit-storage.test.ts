@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AuditLog, generateSigner, segmentDocId, type AuditBody, type Signer } from "../../src/security/index.js";
-import { signAuditEntry } from "../../src/security/audit/entry.js";
-import { flipResult, tamperSegment, tempLevel } from "./helpers.js";
+import { flipResult, signedChain, tamperSegment, tempLevel } from "./helpers.js";
 
 const body = (i: number): AuditBody => ({ action: "task.submit", userId: `user-${i}`, result: i % 2 === 0 ? "denied" : "allowed", resource: `task-${i}` });
 
@@ -22,13 +21,7 @@ describe("audit verify checks what storage holds, whatever is missing or garbage
   async function writeChains(): Promise<void> {
     const log = new AuditLog({ db: level.db, signer: node, segmentSize: 10 });
     for (let i = 0; i < 5; i++) await log.append(body(i));
-    const chain: Uint8Array[] = [];
-    let prev: string | null = null;
-    for (let seq = 1; seq <= 15; seq++) {
-      const e = signAuditEntry(other, seq, prev, 1_000 + seq, body(seq));
-      chain.push(e.bytes);
-      prev = e.entry.hash;
-    }
+    const chain = signedChain(() => other, 15, body);
     expect(await log.ingest(chain)).toMatchObject({ appended: 15, rejected: [] });
     await log.close();
   }

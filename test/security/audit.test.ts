@@ -4,7 +4,7 @@ import { AuditLog, generateSigner, segmentDocId, type AuditBody, type Signer } f
 import { decodeAuditEntry, signAuditEntry } from "../../src/security/audit/entry.js";
 
 const decodeHash = (bytes: Uint8Array): string => decodeAuditEntry(bytes).entry.hash;
-import { flipResult, tamperSegment, tempLevel } from "./helpers.js";
+import { flipResult, signedChain, tamperSegment, tempLevel } from "./helpers.js";
 import { WriteBatcher, type WriteOp } from "../../src/storage/write-batcher.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -271,19 +271,13 @@ describe("audit log", () => {
   it("ingests another node's log, keeps fork evidence and refuses forgeries", async () => {
     const other = generateSigner();
     const log = new AuditLog({ db: level.db, signer: node, segmentSize: 10 });
-    const chain: Uint8Array[] = [];
-    let prev: string | null = null;
-    for (let seq = 1; seq <= 15; seq++) {
-      const e = signAuditEntry(other, seq, prev, 1_000 + seq, body(seq));
-      chain.push(e.bytes);
-      prev = e.entry.hash;
-    }
+    const chain = signedChain(() => other, 15, (seq) => body(seq));
     // Out of order and repeated, as replication delivers them.
     const first = await log.ingest([...chain.slice(5, 15), ...chain.slice(0, 5), chain[2] as Uint8Array]);
     expect(first).toMatchObject({ appended: 15, duplicates: 1, forks: 0, rejected: [], gaps: [] });
 
     const equivocation = signAuditEntry(other, 7, null, 5, body(7, { reason: "other branch" }));
-    const forgery = signAuditEntry({ ...generateSigner(), peerId: other.peerId }, 16, prev, 5, body(16));
+    const forgery = signAuditEntry({ ...generateSigner(), peerId: other.peerId }, 16, decodeHash(chain[14]!), 5, body(16));
     const second = await log.ingest([equivocation.bytes, forgery.bytes]);
     expect(second.forks).toBe(1);
     expect(second.rejected).toEqual([{ reason: `forged: bad signature on ${other.peerId}#16` }]);
@@ -314,14 +308,7 @@ describe("audit log", () => {
     /** A chain by `other` where entries at `forgedAt` (1-based seqs) carry a signature by another key. */
     function chainWithForgeries(other: Signer, length: number, forgedAt: number[]): Uint8Array[] {
       const impostor = { ...generateSigner(), peerId: other.peerId };
-      const out: Uint8Array[] = [];
-      let prev: string | null = null;
-      for (let seq = 1; seq <= length; seq++) {
-        const e = signAuditEntry(forgedAt.includes(seq) ? impostor : other, seq, prev, 1_000 + seq, body(seq));
-        out.push(e.bytes);
-        prev = e.entry.hash;
-      }
-      return out;
+      return signedChain((seq) => (forgedAt.includes(seq) ? impostor : other), length, (seq) => body(seq));
     }
     const ingestInto = async (chain: Uint8Array[], maxBatch = 500) => {
       const log = new AuditLog({ db: level.db, signer: node, segmentSize: 100, maxBatch });

@@ -5,7 +5,8 @@ import * as A from "@automerge/automerge";
 import { Level } from "level";
 import { expect } from "vitest";
 import type { SegmentDoc } from "../../src/security/audit/segments.js";
-import { canonicalDecode, canonicalEncode, type AuditBody } from "../../src/security/index.js";
+import { canonicalDecode, canonicalEncode, type AuditBody, type Signer } from "../../src/security/index.js";
+import { signAuditEntry } from "../../src/security/audit/entry.js";
 import { segmentDocId } from "../../src/security/audit/segments.js";
 
 /** A real LevelDB in a fresh temp directory; `dispose` closes and deletes it. */
@@ -62,6 +63,22 @@ export function flipResult(doc: SegmentDoc, index: number, seq: number, result: 
   expect(fields).toMatchObject({ seq, body: { result: result === "allowed" ? "denied" : "allowed" } });
   fields.body.result = result;
   doc.entries[index] = Buffer.concat([canonicalEncode(fields), sig]);
+}
+
+/**
+ * The encoded entries 1..`length` of a hash chain, entry `seq` signed by
+ * `signerAt(seq)` with body `bodyOf(seq)` at time 1000 + seq, as another node's
+ * log arrives by replication.
+ */
+export function signedChain(signerAt: (seq: number) => Signer, length: number, bodyOf: (seq: number) => AuditBody): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let prev: string | null = null;
+  for (let seq = 1; seq <= length; seq++) {
+    const e = signAuditEntry(signerAt(seq), seq, prev, 1_000 + seq, bodyOf(seq));
+    out.push(e.bytes);
+    prev = e.entry.hash;
+  }
+  return out;
 }
 
 /** A syntactically valid mesh id (identity/ derives real ones from a genesis statement). */
