@@ -73,6 +73,8 @@ async function audited(node: CoderClawNode, action: string, sender: string): Pro
 
 /** The old way: an Automerge change to the document statements used to live in, pushed over sync. */
 async function legacyDocumentEdit(m: CoderClawNode, to: CoderClawNode, edit: (d: { s: Record<string, Uint8Array> }) => void): Promise<void> {
+  // Modified code runs no honest sync beside its forgeries (it would replace the raw stream before it is read).
+  await m.sync.stop();
   const doc = A.change(A.from<{ s: Record<string, Uint8Array> }>({ s: Object.fromEntries(m.membership.statements().map((s) => [s.id, s.bytes])) }), edit);
   const heads = A.getHeads(doc);
   await send<SyncMessage>(m, to, SYNC_PROTOCOL, createSyncCodec(), [{ t: "patch", items: [signedPatch("mesh/statements", [], A.save(doc), signHeads(m.identity, "mesh/statements", heads))] }]);
@@ -129,6 +131,7 @@ describe("attack table: trust", () => {
       ],
     };
     for (const to of [n.a, n.b]) {
+      await n.m.statements.stop();
       await send<StatementsMessage>(n.m, to, STATEMENTS_PROTOCOL, codec, [items]);
       await eventually(() => audited(to, "statements.refused", n.m.peerId), 10_000, "refused and audited");
       expect(to.statementSet.text(policyTextHash(policy))).toBe(policy);
