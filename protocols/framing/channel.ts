@@ -2,6 +2,7 @@ import type { Stream } from "@libp2p/interface";
 import type { MessageCodec } from "./codec.js";
 import { ChannelClosedError, FrameTimeoutError, FramingError, MalformedFrameError, PeerLimitError } from "./errors.js";
 import { encodeFrame, FrameDecoder } from "./frame.js";
+import type { MessageChannel } from "./message-channel.js";
 import type { PeerRateLimiter } from "./limits.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
 import { TurnBatch } from "../../src/util/turn-batch.js";
@@ -70,7 +71,7 @@ interface Waiter<T> {
  * timeout and a per-peer rate limit. Any protocol violation by the remote aborts
  * this stream only, so every other peer keeps being served.
  */
-export class FramedChannel<T> implements AsyncIterable<T> {
+export class FramedChannel<T> implements MessageChannel<T> {
   readonly peer: string;
   readonly stream: Stream;
   readonly #codec: MessageCodec<T>;

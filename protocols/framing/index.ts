@@ -14,3 +14,13 @@ export { encodeFrame, FrameDecoder, varintLength } from "./frame.js";
 export { createPeerRateLimiter, type PeerRateLimiter, type PeerRateLimiterOptions, type PeerRateLimits } from "./limits.js";
 export { ChannelPool, handleFramed, type ChannelPoolOptions, type ChannelSettings, type HandleFramedOptions } from "./pool.js";
 export { startPairSessions, type PairSession, type PairSessions, type PairSessionsOptions } from "./pair-sessions.js";
+export { memoryChannelPair, type MemoryChannelOptions, type MessageChannel } from "./message-channel.js";
+export {
+  RequestChannel,
+  serveRequests,
+  type Exchange,
+  type ExchangeOptions,
+  type RequestChannelOptions,
+  type RequestShape,
+  type ServeRequestsOptions,
+} from "./request-channel.js";
