@@ -24,3 +24,4 @@ export {
   type RequestShape,
   type ServeRequestsOptions,
 } from "./request-channel.js";
+export { RequestPool, type RequestPoolOptions } from "./request-pool.js";
