@@ -10,15 +10,15 @@ import {
   type TrustLevel,
 } from "../../identity/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
-import type { SetItem, StatementSet } from "./statement-set.js";
+import type { Database } from "../../src/storage/level-database.js";
+import type { WriteOp } from "../../src/storage/write-batcher.js";
+import { StatementSet, type SetItem } from "./statement-set.js";
 
 /** Options of {@link Membership.open}. */
 export interface MembershipOptions {
   /** The mesh's signed items; this node's view is built from its statements. */
   set: StatementSet;
   identity: DeviceIdentity;
-  /** Called after the set of statements (and so possibly someone's level) changed. */
-  onChange?: () => void;
   /** Statements the trust store refuses are reported here. */
   onInvalid?: (id: string, error: Error) => void;
   /**
@@ -43,13 +43,37 @@ export function statementItem(statement: SignedStatement): SetItem {
 export class Membership {
   private trust: TrustStore | undefined;
   private readonly unsubscribe: () => void;
+  private readonly listeners = new Set<() => void>();
 
   private constructor(private readonly options: MembershipOptions) {
     this.unsubscribe = options.set.onAdded((items) => {
       if (!items.some((i) => i.kind === "statement")) return;
       this.reload();
-      options.onChange?.();
+      for (const listener of this.listeners) listener();
     });
+  }
+
+  /**
+   * Open the set of signed statements kept in `db` and this node's view of it.
+   * The two need each other: the set admits only statements of the mesh the
+   * view knows, and the view is built from the set.
+   */
+  static async openStored(options: Omit<MembershipOptions, "set"> & { db: Database; write: (ops: WriteOp[]) => Promise<void> }): Promise<Membership> {
+    let view: Membership | undefined;
+    const set = await StatementSet.open({ db: options.db, write: options.write, admissible: (statement) => view?.admissible(statement) });
+    view = Membership.open({ ...options, set });
+    return view;
+  }
+
+  /** The mesh's signed items this view is built from. */
+  get set(): StatementSet {
+    return this.options.set;
+  }
+
+  /** Be told after the statements (and so possibly someone's level) changed; returns the unsubscribe function. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
   }
 
   /** Build the view from the statements this node holds. */
@@ -148,6 +172,7 @@ export class Membership {
 
   close(): void {
     this.unsubscribe();
+    this.listeners.clear();
   }
 
   private requireMesh(): string {

@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Libp2p } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
@@ -7,6 +6,8 @@ import { encodeInvite, parseInvite, type DeviceIdentity, type InviteBook, type S
 import { CoderClawError } from "../../src/contract/errors.js";
 import { createMessageCodec, FramedChannel, handleFramed } from "../../protocols/framing/index.js";
 import { handlePairingRequest, PAIRING_PROTOCOL, runPairingJoiner, type PairingChannel } from "../../protocols/pairing/index.js";
+import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
+import type { MeshService, ServiceContext } from "../services/mesh-service.js";
 import type { Membership } from "./membership.js";
 
 /**
@@ -30,14 +31,11 @@ export interface PairingReport {
 
 /** Options of {@link PairingService}. */
 export interface PairingServiceOptions {
-  libp2p: Libp2p;
   identity: DeviceIdentity;
   membership: Membership;
   inviteBook: InviteBook;
   /** Records the mesh id locally when this node joins one. */
   pinMesh: (meshId: string) => void;
-  /** Lets the gater admit one not-yet-member peer (the inviter we dial) for the duration of a join. */
-  allowPeer: (peerId: string | undefined) => void;
   /** Statements to file with a new member's certificate (e.g. its role grant), given the invite's level. */
   statementsForJoiner?: (joiner: string, level: "verified" | "trusted") => SignedStatement[];
   /** Every pairing outcome, success or refusal, for the audit log. */
@@ -46,14 +44,24 @@ export interface PairingServiceOptions {
 
 /**
  * Pairing over libp2p: the inviter serves the pairing protocol to anyone while an
- * invite is open (the gater lets them connect for that only); the joiner dials the
- * inviter named in the invite and runs the handshake.
+ * invite is open (its door lets them connect for that only); the joiner dials the
+ * inviter named in the invite (let in for the length of the join) and runs the
+ * handshake.
  */
-export class PairingService {
+export class PairingService implements MeshService {
+  readonly protocol = PAIRING_PROTOCOL;
   /** Peers in the middle of a handshake with us: their invite is already consumed, their certificate not yet filed. */
   private readonly pairing = new Set<string>();
+  /** The inviter this node is joining through, let in before it is a member. */
+  private joiningThrough: string | undefined;
+  private bound: { libp2p: MeshLibp2p; closeDoor: () => void } | undefined;
 
   constructor(private readonly options: PairingServiceOptions) {}
+
+  private get libp2p(): MeshLibp2p {
+    if (this.bound === undefined) throw new CoderClawError("UNAVAILABLE", "pairing has not started");
+    return this.bound.libp2p;
+  }
 
   /** True while this node has an unexpired, unused invite: the gater then admits strangers for pairing. */
   hasOpenInvites(now = Date.now()): boolean {
@@ -65,9 +73,12 @@ export class PairingService {
     return this.pairing.has(peer);
   }
 
-  /** Register the pairing protocol handler. */
-  async start(): Promise<void> {
-    const { libp2p, identity, inviteBook, membership } = this.options;
+  /** Serve the pairing protocol, and let strangers connect while an invite is open or a handshake runs. */
+  async start(context: ServiceContext): Promise<void> {
+    const { libp2p } = context;
+    const { identity, inviteBook, membership } = this.options;
+    const closeDoor = context.openDoor((peer) => peer === this.joiningThrough || this.hasOpenInvites() || this.isPairing(peer));
+    this.bound = { libp2p, closeDoor };
     await handleFramed(libp2p, PAIRING_PROTOCOL, {
       codec: pairingCodec,
       settings: { maxBufferedBytes: PAIRING_BUFFER_BYTES },
@@ -96,11 +107,19 @@ export class PairingService {
     });
   }
 
+  async stop(): Promise<void> {
+    const bound = this.bound;
+    if (bound === undefined) return;
+    this.bound = undefined;
+    bound.closeDoor();
+    await bound.libp2p.unhandle(PAIRING_PROTOCOL).catch(() => undefined);
+  }
+
   /** Issue an invite for a device to join at `level`, valid for `ttlMs`; returns the compact string. */
   async invite(level: "verified" | "trusted", ttlMs: number): Promise<{ invite: string; expiresAt: number }> {
     const meshId = this.options.membership.meshId;
     if (!meshId) throw new CoderClawError("INVALID_INPUT", "this node is not in a mesh: run `coderclaw mesh create` first");
-    const addrs = this.options.libp2p.getMultiaddrs().map((a) => a.toString());
+    const addrs = this.libp2p.getMultiaddrs().map((a) => a.toString());
     if (addrs.length === 0) throw new CoderClawError("UNAVAILABLE", "this node listens on no address a joiner could dial");
     const invite = await this.options.inviteBook.create({ meshId, inviter: this.options.identity.peerId, addrs, level, expiresAt: Date.now() + ttlMs });
     return { invite: encodeInvite(invite), expiresAt: invite.expiresAt };
@@ -112,7 +131,7 @@ export class PairingService {
    * certificate, which it does just after the handshake.
    */
   private async reconnectAsMember(inviterId: ReturnType<typeof peerIdFromString>): Promise<void> {
-    const { libp2p } = this.options;
+    const { libp2p } = this;
     await libp2p.hangUp(inviterId).catch(() => undefined);
     // The inviter refuses us until its store has our certificate, which can take a while on a busy machine.
     const deadline = Date.now() + 20_000;
@@ -133,8 +152,8 @@ export class PairingService {
     if (current !== undefined && current !== invite.meshId) {
       throw new CoderClawError("INVALID_INPUT", `this node is already in mesh ${current}; an invite to ${invite.meshId} cannot be used here`);
     }
-    const { libp2p } = this.options;
-    this.options.allowPeer(invite.inviter);
+    const { libp2p } = this;
+    this.joiningThrough = invite.inviter;
     try {
       const inviterId = peerIdFromString(invite.inviter);
       await libp2p.peerStore.merge(inviterId, { multiaddrs: invite.addrs.map((a) => multiaddr(a)) });
@@ -155,7 +174,7 @@ export class PairingService {
       this.options.onPairing?.({ role: "joiner", ok: false, peer: invite.inviter, detail: (err as Error).message });
       throw err;
     } finally {
-      this.options.allowPeer(undefined);
+      this.joiningThrough = undefined;
     }
   }
 }

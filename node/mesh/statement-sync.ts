@@ -11,6 +11,7 @@ import {
   type StatementsMessage,
 } from "../../protocols/statements/messages.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
+import { defineService, type DefinedService } from "../services/mesh-service.js";
 import type { RefusedItem, SetItem, StatementSet } from "./statement-set.js";
 
 /** Options of {@link startStatementSync}. */
@@ -116,4 +117,20 @@ export async function startStatementSync(options: StatementSyncOptions): Promise
       await pairs.stop();
     },
   };
+}
+
+/**
+ * The replication of `set` as a node service: refused items are audited, the
+ * rest of {@link startStatementSync}'s options come from the node.
+ */
+export function statementSyncService(set: StatementSet): DefinedService<StatementSync> {
+  return defineService(STATEMENTS_PROTOCOL, (context) =>
+    startStatementSync({
+      libp2p: context.libp2p,
+      set,
+      isMember: context.isMember,
+      onRefused: (peer, r) => context.audit({ action: "statements.refused", peer, resource: `${r.kind} ${r.id}`, result: "denied", reason: r.reason }),
+      onError: (peer, error) => context.report(error, peer),
+    }),
+  );
 }

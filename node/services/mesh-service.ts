@@ -31,6 +31,8 @@ export interface ServiceContext {
   audit(entry: ServiceAuditEntry): void;
   /** Cut `peer` off for `ms` (a member that misbehaves): its connections close and new ones are refused. */
   block(peer: string, ms: number): void;
+  /** Let the strangers `door` names connect (pairing while an invite is open), until the returned function is called. */
+  openDoor(door: (peer: string) => boolean): () => void;
 }
 
 /**
@@ -48,4 +50,39 @@ export interface MeshService {
   stop(): Promise<void>;
   /** Someone's membership changed (a statement arrived): close what a non-member holds, open what a new member should get. */
   membersChanged?(): void | Promise<void>;
+}
+
+/** What a started service holds: at least a way to stop. */
+export interface Running {
+  stop(): Promise<void>;
+  membersChanged?(): void | Promise<void>;
+}
+
+/** A {@link MeshService} made by {@link defineService}: what it started is {@link running} once started. */
+export interface DefinedService<R extends Running> extends MeshService {
+  /** What `start` made; throws before the service started. */
+  readonly running: R;
+}
+
+/**
+ * A mesh service from one function that starts it with the node's context and
+ * returns what runs (its stop, and how it follows membership): the one
+ * lifecycle every service of a node shares.
+ */
+export function defineService<R extends Running>(protocol: string, start: (context: ServiceContext) => Promise<R>): DefinedService<R> {
+  let running: R | undefined;
+  let stopping: Promise<void> | undefined;
+  return {
+    protocol,
+    get running(): R {
+      if (running === undefined) throw new Error(`${protocol} has not started`);
+      return running;
+    },
+    async start(context) {
+      if (running !== undefined) throw new Error(`${protocol} has already started`);
+      running = await start(context);
+    },
+    stop: () => (stopping ??= running?.stop() ?? Promise.resolve()),
+    membersChanged: () => running?.membersChanged?.(),
+  };
 }

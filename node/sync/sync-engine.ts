@@ -7,6 +7,8 @@ import { sameHeads, type DocumentChange } from "../../src/storage/document-store
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 import { PeerSession, signedPatch, type PatchItem, type RefusedChange } from "./peer-session.js";
 import type { ReplicaAuthority } from "./replica-authority.js";
+import type { Quarantine } from "./quarantine.js";
+import { defineService, type DefinedService } from "../services/mesh-service.js";
 
 /**
  * Namespaces replicated between members by default: task documents. Audit logs
@@ -204,3 +206,33 @@ interface PendingPush {
 
 /** Largest patch pushed live as the bytes stored; a bigger one is built from the stored document. */
 const MAX_PATCH_BYTES = 1024 * 1024;
+
+/** How long a member that kept sending forged replicated changes stays disconnected. */
+export const OFFENDER_BLOCK_MS = 10 * 60_000;
+
+/** What {@link syncService} needs beyond the node's context. */
+export type SyncServiceOptions = Pick<SyncEngineOptions, "store" | "authority" | "prefixes"> & {
+  /** Keeps refused changes as evidence. */
+  quarantine: Quarantine;
+};
+
+/**
+ * Document sync as a node service: a refused change is quarantined and audited,
+ * and a member that keeps sending forged changes is cut off for
+ * {@link OFFENDER_BLOCK_MS}, whatever its trust.
+ */
+export function syncService(options: SyncServiceOptions): DefinedService<SyncEngine> {
+  return defineService(SYNC_PROTOCOL, (context) =>
+    createSyncEngine({
+      ...options,
+      libp2p: context.libp2p,
+      isMember: context.isMember,
+      onRefused: (r) => {
+        options.quarantine.keep({ at: Date.now(), id: r.id, reason: r.reason, peer: r.peer, writer: r.writer, bytes: r.changes }).catch((error: Error) => context.report(error, r.peer));
+        context.audit({ action: "sync.refused", peer: r.peer, resource: r.id, result: "denied", reason: r.reason });
+      },
+      onOffender: (peer) => context.block(peer, OFFENDER_BLOCK_MS),
+      onError: (peer, error) => context.report(error, peer),
+    }),
+  );
+}

@@ -7,7 +7,6 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createMeshGenesis, deviceIdentityFromSeed, issueTrustCert, type SignedStatement } from "../../identity/index.js";
 import { Membership } from "../../node/mesh/membership.js";
 import { importLegacyStatements } from "../../node/mesh/legacy-statements.js";
-import { StatementSet } from "../../node/mesh/statement-set.js";
 import { openDatabase } from "../../src/storage/level-database.js";
 import { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 
@@ -44,9 +43,8 @@ describe("membership", () => {
     // A member slipped garbage into the editable map: the import checks every item.
     await store.update<StatementsDoc>("mesh/statements", () => A.change(merged, (d) => void (d.s["ab".repeat(32)] = new Uint8Array([1, 2, 3]))));
 
-    let membership: Membership | undefined;
-    const set = await StatementSet.open({ db, write: (ops) => store.write(ops), admissible: (st) => membership?.admissible(st) });
-    membership = Membership.open({ set, identity: joiner!, pinnedMeshId: () => meshId });
+    const membership = await Membership.openStored({ db, write: (ops) => store.write(ops), identity: joiner!, pinnedMeshId: () => meshId });
+    const set = membership.set;
     expect(await importLegacyStatements(store, set)).toBe(3);
     expect(membership.levelOf(joiner!.peerId)).toBe("trusted");
     expect(membership.levelOf(later!.peerId)).toBe("trusted");

@@ -31,12 +31,11 @@ async function openSet(): Promise<{ db: Database; set: StatementSet; membership:
   const dir = tempDir("cc-set-");
   const db = await openDatabase(dir.path);
   const batcher = new WriteBatcher(db);
-  let membership: Membership | undefined;
-  const set = await StatementSet.open({ db, write: (ops) => batcher.write(ops), admissible: (st) => membership?.admissible(st) });
-  membership = Membership.open({ set, identity: alice, pinnedMeshId: () => meshId });
+  const membership = await Membership.openStored({ db, write: (ops) => batcher.write(ops), identity: alice, pinnedMeshId: () => meshId });
+  const set = membership.set;
   cleanups.push(() => dir.remove());
   cleanups.push(async () => {
-    membership?.close();
+    membership.close();
     await batcher.drain();
     await db.close();
   });

@@ -1,0 +1,108 @@
+import type { DeviceIdentity } from "../identity/index.js";
+import type { AgentRegistry } from "../src/agents/executor.js";
+import type { SandboxMode } from "../src/agents/sandbox.js";
+import type { LocalCore } from "../src/runtime/local-core.js";
+import type { AuditReplicator } from "./audit/audit-replicator.js";
+import type { ClusterTransportAdapter } from "./cluster-adapter.js";
+import type { MeshLibp2p } from "./libp2p/create-libp2p.js";
+import type { Membership } from "./mesh/membership.js";
+import type { PairingService } from "./mesh/pairing-service.js";
+import type { PeerInfo } from "./mesh/peer-list.js";
+import type { StatementSet } from "./mesh/statement-set.js";
+import type { StatementSync } from "./mesh/statement-sync.js";
+import type { CapabilityDirectory } from "./routing/index.js";
+import type { MeshService } from "./services/mesh-service.js";
+import type { Quarantine, SyncEngine } from "./sync/index.js";
+import type { NodeSecurity } from "./security/node-security.js";
+import type { TaskClient } from "./tasks/task-client.js";
+import type { AuthorizeSubmit } from "./tasks/task-server.js";
+
+export type { PeerInfo } from "./mesh/peer-list.js";
+
+/** Options of {@link createNode}. */
+export interface NodeOptions {
+  /** Data directory; default `$CODERCLAW_HOME`, else `~/.coderclaw`. */
+  dataDir?: string;
+  /** Listen multiaddrs. Default `/ip4/127.0.0.1/tcp/0` (pass `/ip4/0.0.0.0/tcp/4001` to serve a LAN). */
+  listen?: string[];
+  /** Peers (multiaddrs with `/p2p/<id>`) to dial at start. */
+  bootstrap?: string[];
+  /** LAN discovery by mDNS. Default true. */
+  mdns?: boolean;
+  /** Agents this node runs; default the built-in `echo` and `sleep`. */
+  agents?: AgentRegistry;
+  maxConcurrentTasks?: number;
+  defaultTimeoutMs?: number;
+  /** Lease renewals to submitters, ms. Default 1,000. */
+  leaseIntervalMs?: number;
+  /** Executor silence after which a remote task is presumed lost, ms. Default 10,000. */
+  leaseTimeoutMs?: number;
+  /** Security re-check of remote submissions; default: the node's security service (grants, policies, trust). */
+  authorize?: AuthorizeSubmit;
+  /** Inbound connections per second from one host; raise for many nodes on one machine. */
+  inboundConnectionThreshold?: number;
+  /** Errors of background work (sync, routing, misbehaving peers). Default: ignored. */
+  onError?: (where: string, error: Error) => void;
+  /** Project directory holding `.coderClaw/security.yaml` and `team-policy.yaml`. Default: the data directory. */
+  workspaceDir?: string;
+  /**
+   * How processes run for work other devices submit: `required` (default) in a
+   * bubblewrap sandbox (refused where bwrap is missing), `off` unsandboxed.
+   */
+  sandbox?: SandboxMode;
+  /** The bubblewrap binary; default /usr/bin/bwrap. */
+  bwrapPath?: string;
+  /** Every pairing attempt on either side, with the comparison code on success (for the operator; the audit log records it too). */
+  onPairing?: (event: { role: "inviter" | "joiner"; ok: boolean; peer?: string; detail: string }) => void;
+  /** More mesh protocols this node speaks, started after the built-in ones (see node/services/mesh-service.ts). */
+  services?: MeshService[];
+}
+
+/** A running mesh node. */
+export interface CoderClawNode {
+  readonly peerId: string;
+  readonly identity: DeviceIdentity;
+  readonly dataDir: string;
+  readonly libp2p: MeshLibp2p;
+  readonly core: LocalCore;
+  readonly membership: Membership;
+  readonly pairing: PairingService;
+  readonly directory: CapabilityDirectory;
+  readonly sync: SyncEngine;
+  /** The mesh's signed statements and policy texts: a grow-only set of self-authenticating items. */
+  readonly statementSet: StatementSet;
+  /** Replication of {@link statementSet} with members. */
+  readonly statements: StatementSync;
+  /** Replicated content this node refused or set aside, kept as evidence. */
+  readonly quarantine: Quarantine;
+  readonly client: TaskClient;
+  /** The runtime contract over the mesh. */
+  readonly adapter: ClusterTransportAdapter;
+  /** RBAC, policies, sessions and this node's audit log. */
+  readonly security: NodeSecurity;
+  /** Audit log replication with members. */
+  readonly auditReplicator: AuditReplicator;
+  /**
+   * Found a mesh with this device as founder and admin, and sign its default
+   * policy (members may send each other work). Returns the mesh id.
+   */
+  createMesh(name: string): Promise<string>;
+  /** Addresses other nodes can dial, with `/p2p/<id>`. */
+  multiaddrs(): string[];
+  /** Dial a peer by multiaddr (with `/p2p/<id>`). */
+  dial(addr: string): Promise<void>;
+  /** Connected peers with their trust level and latency. */
+  peers(): Promise<PeerInfo[]>;
+  /** When each peer was last connected to this node (ms since epoch), since this node started. */
+  lastSeen(peerId: string): number | undefined;
+  /**
+   * Refuse a peer locally until unblocked, whatever its trust (a misbehaving or
+   * quarantined machine): its connections are closed and new ones refused.
+   */
+  block(peerId: string): void;
+  unblock(peerId: string): void;
+  /** Re-publish this node's capability record (after its load or agents changed). */
+  publish(): Promise<void>;
+  /** Graceful stop: tasks, sync, libp2p, storage. Idempotent. */
+  stop(): Promise<void>;
+}
