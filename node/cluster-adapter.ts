@@ -17,6 +17,7 @@ import { isTerminalEvent } from "../src/engine/state-machine.js";
 import { assertTaskId, parseSubmitRequest } from "../src/engine/submit-schema.js";
 import { toUpdate, type TaskEngine } from "../src/engine/task-engine.js";
 import { VERSION } from "../src/version.js";
+import { LEASE_TIMEOUT_MS, presumedLost } from "../protocols/task/lease.js";
 import type { Candidate, CapabilityDirectory } from "./routing/index.js";
 import type { TaskClient } from "./tasks/task-client.js";
 
@@ -278,7 +279,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
     offset: number,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<TaskUpdateEvent, { kind: "done" | "lost" }> {
-    const leaseTimeout = this.parts.leaseTimeoutMs ?? 10_000;
+    const leaseTimeout = this.parts.leaseTimeoutMs ?? LEASE_TIMEOUT_MS;
     let silentSince = Date.now();
     for (;;) {
       try {
@@ -293,9 +294,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
         if (signal?.aborted) return { kind: "done" };
         if (!(err instanceof CoderClawError && (err.code === "UNAVAILABLE" || err.code === "TIMEOUT"))) throw err;
       }
-      const lease = this.parts.client.leaseOf(current);
-      const lastHeard = Math.max(silentSince, lease?.at ?? 0);
-      if (Date.now() - lastHeard > leaseTimeout) return { kind: "lost" };
+      if (presumedLost(this.parts.client.leaseOf(current), silentSince, leaseTimeout)) return { kind: "lost" };
       await sleep(Math.min(500, leaseTimeout / 4));
     }
   }

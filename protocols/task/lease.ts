@@ -1,0 +1,104 @@
+import type { TaskStatus } from "../../src/contract/types.js";
+import { isTerminal } from "../../src/engine/state-machine.js";
+import type { TaskMessage } from "./messages.js";
+
+/**
+ * The executor lease: how long a submitter trusts that a remote executor still
+ * holds its task. The executor renews it for each submitter every
+ * {@link LEASE_INTERVAL_MS} ({@link LeaseRenewals}); the submitter records the
+ * renewals ({@link LeaseBook}) and presumes a task lost once neither its stream
+ * nor a renewal spoke for {@link LEASE_TIMEOUT_MS} ({@link presumedLost}).
+ */
+
+/** Default interval of an executor's lease renewals, ms. */
+export const LEASE_INTERVAL_MS = 1000;
+
+/** Default executor silence after which a submitter presumes a remote task lost, ms: ten renewals missed. */
+export const LEASE_TIMEOUT_MS = 10_000;
+
+/** When an executor last vouched for a task, and the status it gave. */
+export interface Lease {
+  /** Milliseconds since the epoch, by the submitter's clock. */
+  at: number;
+  status: TaskStatus;
+}
+
+/** The submitter's record of the leases its executors renewed. */
+export class LeaseBook {
+  readonly #leases = new Map<string, Lease>();
+
+  /** The executor vouched for `taskId` now. An ended task needs no lease, and keeping one per task ever submitted would grow without bound. */
+  renew(taskId: string, status: TaskStatus): void {
+    if (isTerminal(status)) this.#leases.delete(taskId);
+    else this.#leases.set(taskId, { at: Date.now(), status });
+  }
+
+  /** Record every renewal a `lease` message carries. */
+  renewAll(message: Extract<TaskMessage, { t: "lease" }>): void {
+    for (const t of message.tasks) this.renew(t.id, t.status);
+  }
+
+  /** The last renewal of `taskId`; undefined if never, or once the task has ended. */
+  of(taskId: string): Lease | undefined {
+    return this.#leases.get(taskId);
+  }
+}
+
+/**
+ * Whether a remote task is presumed lost: neither its own stream (last heard at
+ * `lastHeard`) nor its executor's lease spoke within `timeoutMs`.
+ */
+export function presumedLost(lease: Lease | undefined, lastHeard: number, timeoutMs: number = LEASE_TIMEOUT_MS, now: number = Date.now()): boolean {
+  return now - Math.max(lastHeard, lease?.at ?? 0) > timeoutMs;
+}
+
+/** Options of {@link LeaseRenewals}. */
+export interface LeaseRenewalsOptions {
+  /** A held task's status now; undefined when it is not known here. */
+  statusOf(taskId: string): Promise<TaskStatus | undefined>;
+  /** Where `peer`'s renewals go, or undefined while no channel to it is open. */
+  sendTo(peer: string): ((message: TaskMessage) => void) | undefined;
+}
+
+/**
+ * The executor's side: the tasks each submitter holds a lease on, renewed in
+ * each {@link LeaseRenewals.renew} round until the submitter has learnt their
+ * end.
+ */
+export class LeaseRenewals {
+  readonly #held = new Map<string, Set<string>>();
+
+  constructor(private readonly options: LeaseRenewalsOptions) {}
+
+  /** `peer` submitted `taskId` here. */
+  hold(peer: string, taskId: string): void {
+    let tasks = this.#held.get(peer);
+    if (tasks === undefined) {
+      tasks = new Set();
+      this.#held.set(peer, tasks);
+    }
+    tasks.add(taskId);
+  }
+
+  /** `peer` has the task's end from its stream: renewals need not tell it again, nor read the task back. */
+  release(peer: string, taskId: string): void {
+    this.#held.get(peer)?.delete(taskId);
+  }
+
+  /** One round: each connected submitter hears the status of the tasks it holds; those reported ended are let go. */
+  async renew(): Promise<void> {
+    for (const [peer, held] of this.#held) {
+      if (held.size === 0) continue;
+      if (this.options.sendTo(peer) === undefined) continue;
+      const tasks: Array<{ id: string; status: TaskStatus }> = [];
+      for (const id of held) {
+        const status = await this.options.statusOf(id).catch(() => undefined);
+        if (status === undefined) continue;
+        tasks.push({ id, status });
+        if (isTerminal(status)) held.delete(id);
+      }
+      // The channel it was to go on may have closed meanwhile; another may have opened.
+      this.options.sendTo(peer)?.({ t: "lease", tasks });
+    }
+  }
+}

@@ -1,0 +1,278 @@
+import { ed25519, publicKeyOfDeviceId } from "../../identity/index.js";
+import { CoderClawError } from "../../src/contract/errors.js";
+import { parseInput } from "../../src/contract/parse-input.js";
+import type { TaskEvent, TaskState, TaskStatus, TaskSubmitRequest } from "../../src/contract/types.js";
+import { isTerminalEvent } from "../../src/engine/state-machine.js";
+import { errorToWire } from "../../src/transport/error-wire.js";
+import { coalesce } from "../../src/util/coalesce.js";
+import { runsBySize } from "../../src/util/runs-by-size.js";
+import { decodeStrict } from "../framing/codec.js";
+import { PeerLimitError } from "../framing/errors.js";
+import type { MessageChannel } from "../framing/message-channel.js";
+import { LEASE_INTERVAL_MS, LeaseRenewals } from "./lease.js";
+import { MAX_EVENTS_PER_MESSAGE, submitEnvelopeSchema, type SubmitEnvelope, type TaskMessage } from "./messages.js";
+import { submitSignedBytes } from "./submit-signature.js";
+import { eventToWire, stateToWire } from "./wire.js";
+
+/**
+ * What the executing node decides about a remote submission, from the signed
+ * request alone. `recorded`, when given, settles once the decision is on record
+ * (the audit log): the task is stored meanwhile but starts only after it
+ * resolves, and is cancelled unstarted when it rejects.
+ */
+export type AuthorizeSubmit = (submit: { peer: string; envelope: SubmitEnvelope }) => Promise<SubmitDecision> | SubmitDecision;
+
+/** See {@link AuthorizeSubmit}. */
+export interface SubmitDecision {
+  allowed: boolean;
+  reason?: string;
+  recorded?: Promise<void>;
+}
+
+/** What the executor side needs of the task engine. */
+export interface TaskEngineLike {
+  submit(request: TaskSubmitRequest, options: { submittedBy: string; admitted?: Promise<unknown> }): Promise<TaskState>;
+  getTask(taskId: string): Promise<TaskState | null>;
+  getTaskEvents(taskId: string): Promise<TaskEvent[]>;
+  streamEvents(taskId: string, options: { afterSeq: number; signal: AbortSignal }): AsyncIterable<TaskEvent>;
+  cancel(taskId: string): Promise<boolean>;
+}
+
+/** The replay check of signed submissions (see the node's replay guard and store). */
+export interface SubmissionReplays {
+  /**
+   * Take a submission, or throw PERMISSION_DENIED when it is a replay or signed
+   * too far from now. The promise, when one is returned, settles once the
+   * submission is remembered durably.
+   */
+  admit(peer: string, issuedAt: number, nonce: Uint8Array): Promise<void> | undefined;
+  /** Forget what can no longer be accepted again anyway; called on each lease round. */
+  prune(): void;
+}
+
+/** Options of {@link createTaskExecutor}. */
+export interface TaskExecutorOptions {
+  engine: TaskEngineLike;
+  /** To tell submitters whether a task may be re-routed if this node dies. */
+  agents: { get(agentId: string): { readonly retryable: boolean } | undefined };
+  /** This node's mesh; submissions for another mesh are refused. */
+  meshId: () => string | undefined;
+  replays: SubmissionReplays;
+  /** The security re-check of each submission; default: members may submit. */
+  authorize?: AuthorizeSubmit;
+  /** The security check of a remote cancel; default: members may cancel. */
+  authorizeCancel?: (peer: string, taskId: string) => Promise<{ allowed: boolean; reason?: string }>;
+  /** Lease renewals sent to each submitter at this interval, ms. Default {@link LEASE_INTERVAL_MS}. */
+  leaseIntervalMs?: number;
+  /** Each submission beyond the first of a message spends one of the peer's frames here, as if it had come alone. */
+  limiter?: { take(peer: string): boolean };
+  onError?: (peer: string, error: Error) => void;
+}
+
+/** The executor side of the task protocol, serving each submitter's channel. */
+export interface TaskExecutor {
+  /** Serve one submitter's channel until it ends. */
+  serve(channel: MessageChannel<TaskMessage>): Promise<void>;
+  /** Stop renewing leases and close every channel served. */
+  stop(): Promise<void>;
+}
+
+function errorMessage(rid: number, err: unknown): TaskMessage {
+  return { t: "err", rid, ...errorToWire(err) };
+}
+
+/** Rough wire size of events kept in one message, far below the frame limit: an output event alone may hold 64 KiB of text. */
+const EVENT_BYTES_PER_MESSAGE = 256 * 1024;
+
+/** An event's wire size, over-estimated: UTF-8 takes at most three bytes per UTF-16 unit; data is rare (a completion's result). */
+function eventSize(e: TaskEvent): number {
+  return 64 + 3 * (e.message?.length ?? 0) + (e.data === undefined ? 0 : 3 * JSON.stringify(e.data).length);
+}
+
+/** A submission's envelope, parsed, and refused when it names another requester than the channel's peer. */
+function readEnvelope(peer: string, envelopeBytes: Uint8Array): SubmitEnvelope {
+  const envelope = parseInput(submitEnvelopeSchema, decodeStrict(envelopeBytes));
+  if (envelope.requester !== peer) throw new CoderClawError("PERMISSION_DENIED", `submission signed for ${envelope.requester} arrived from ${peer}`);
+  return envelope;
+}
+
+/** Whether `peer`'s device key signed these envelopes, as one `submit` message carries them: one check for all. */
+function signedByPeer(peer: string, envelopes: readonly Uint8Array[], sig: Uint8Array): boolean {
+  const publicKey = publicKeyOfDeviceId(peer);
+  return publicKey !== undefined && ed25519.verify(sig, submitSignedBytes(envelopes), publicKey);
+}
+
+/**
+ * The executor side of the task protocol: members submit (signed requests,
+ * re-checked here, never on the submitter's word), cancel, query and subscribe
+ * to tasks this node executes; each submitter receives lease renewals for its
+ * tasks so it can tell a dead executor from a slow one.
+ */
+export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
+  const { engine, replays } = options;
+  const channels = new Map<string, Set<MessageChannel<TaskMessage>>>();
+  const leases = new LeaseRenewals({
+    statusOf: async (taskId): Promise<TaskStatus | undefined> => (await engine.getTask(taskId))?.status,
+    sendTo: (peer) => {
+      const channel = channels.get(peer)?.values().next().value;
+      return channel === undefined ? undefined : (m) => void channel.send(m).catch(() => undefined);
+    },
+  });
+
+  /** The checks of a signed envelope against this mesh, the clock and replays, then the security check. */
+  const admit = async (peer: string, envelope: SubmitEnvelope): Promise<{ recorded?: Promise<void> }> => {
+    if (envelope.meshId !== options.meshId()) throw new CoderClawError("PERMISSION_DENIED", `submission is for mesh ${envelope.meshId}, not this one`);
+    // Queued before the task reaches the engine, so it is durable no later than the task.
+    const remembered = replays.admit(peer, envelope.issuedAt, envelope.nonce);
+    const decision: SubmitDecision = (await options.authorize?.({ peer, envelope })) ?? { allowed: true };
+    if (!decision.allowed) {
+      // A refused submission's nonce is kept too, but failing to keep it changes nothing about the refusal.
+      await remembered?.catch(() => undefined);
+      throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? "not allowed");
+    }
+    const recorded = remembered === undefined ? decision.recorded : decision.recorded === undefined ? remembered : Promise.all([decision.recorded, remembered]).then(() => undefined);
+    return recorded === undefined ? {} : { recorded };
+  };
+
+  const serve = async (channel: MessageChannel<TaskMessage>): Promise<void> => {
+    const peer = channel.peer;
+    let open = channels.get(peer);
+    if (open === undefined) {
+      open = new Set();
+      channels.set(peer, open);
+    }
+    open.add(channel);
+    const subscriptions = new Map<number, AbortController>();
+    const send = (m: TaskMessage): void => {
+      channel.send(m).catch(() => undefined);
+    };
+    const answer = (rid: number, run: () => Promise<TaskMessage>): void => {
+      run().then(send, (err: unknown) => send(errorMessage(rid, err)));
+    };
+    const submit = async (envelope: SubmitEnvelope): Promise<TaskState> => {
+      const { recorded } = await admit(peer, envelope);
+      const request: TaskSubmitRequest = { ...envelope.request } as TaskSubmitRequest;
+      const agent = request.agentId === undefined ? undefined : options.agents.get(request.agentId);
+      // The submitter re-routes on a dead executor only when the agent said a retry is safe.
+      request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false };
+      // The task is stored while its audit entry is written; it starts once both are durable.
+      const task = await engine.submit(request, { submittedBy: peer, ...(recorded !== undefined && { admitted: recorded }) });
+      leases.hold(peer, task.id);
+      return task;
+    };
+    /** Each submission of a message is answered on its own rid; one signature check covers them all. */
+    const submitAll = (m: Extract<TaskMessage, { t: "submit" }>): void => {
+      for (let i = 1; i < m.items.length; i++) {
+        if (options.limiter?.take(peer) === false) return channel.abort(new PeerLimitError(`${peer} exceeded its frame rate`, peer));
+      }
+      const envelopes = m.items.map((item): { envelope: SubmitEnvelope } | { error: unknown } => {
+        try {
+          return { envelope: readEnvelope(peer, item.envelope) };
+        } catch (error) {
+          return { error };
+        }
+      });
+      const signed = signedByPeer(peer, m.items.map((item) => item.envelope), m.sig);
+      for (const [i, item] of m.items.entries()) {
+        const read = envelopes[i]!;
+        const accepted =
+          "error" in read
+            ? Promise.reject(read.error)
+            : signed
+              ? submit(read.envelope)
+              : Promise.reject(new CoderClawError("PERMISSION_DENIED", "submission signature does not verify"));
+        if (item.follow !== true) {
+          answer(item.rid, async () => ({ t: "state", rid: item.rid, state: stateToWire(await accepted) }));
+          continue;
+        }
+        const controller = new AbortController();
+        subscriptions.set(item.rid, controller);
+        accepted
+          .then((task) => follow(item.rid, task.id, 0, controller, task))
+          .catch((err: unknown) => send(errorMessage(item.rid, err)))
+          .finally(() => subscriptions.delete(item.rid));
+      }
+    };
+    /**
+     * Stream a task's events after `after` on `rid`, batched, then `end`. When
+     * `accepted` is given, the first batch goes out as the answer to the submit
+     * that created the task, flagged when it already ends the task.
+     */
+    const follow = async (rid: number, taskId: string, after: number, controller: AbortController, accepted?: TaskState): Promise<void> => {
+      let ended = false;
+      try {
+        for await (const batch of coalesce(engine.streamEvents(taskId, { afterSeq: after, signal: controller.signal }), MAX_EVENTS_PER_MESSAGE, isTerminalEvent)) {
+          for (const run of runsBySize(batch, eventSize, EVENT_BYTES_PER_MESSAGE)) {
+            const events = run.map(eventToWire);
+            if (accepted === undefined) {
+              await channel.send({ t: "upd", rid, taskId, events });
+              continue;
+            }
+            ended = isTerminalEvent(run.at(-1)!);
+            await channel.send({ t: "accepted", rid, state: stateToWire(accepted), events, end: ended });
+            accepted = undefined;
+          }
+          if (isTerminalEvent(batch.at(-1)!)) leases.release(peer, taskId);
+        }
+        if (!ended && !controller.signal.aborted) send({ t: "end", rid });
+      } catch (err) {
+        send(errorMessage(rid, err));
+      }
+    };
+    try {
+      for await (const m of channel) {
+        switch (m.t) {
+          case "submit":
+            submitAll(m);
+            break;
+          case "cancel":
+            answer(m.rid, async () => {
+              const decision = (await options.authorizeCancel?.(peer, m.taskId)) ?? { allowed: true };
+              if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? "not allowed to cancel");
+              return { t: "bool", rid: m.rid, value: await engine.cancel(m.taskId) };
+            });
+            break;
+          case "get":
+            answer(m.rid, async () => {
+              const s = await engine.getTask(m.taskId);
+              return { t: "state", rid: m.rid, state: s ? stateToWire(s) : null };
+            });
+            break;
+          case "events":
+            answer(m.rid, async () => ({ t: "history", rid: m.rid, events: (await engine.getTaskEvents(m.taskId)).map(eventToWire) }));
+            break;
+          case "sub": {
+            const controller = new AbortController();
+            subscriptions.set(m.rid, controller);
+            void follow(m.rid, m.taskId, m.after, controller).finally(() => subscriptions.delete(m.rid));
+            break;
+          }
+          case "unsub":
+            subscriptions.get(m.rid)?.abort();
+            break;
+          default:
+            // Answers and leases only flow the other way; a peer sending them is confused, not fatal.
+            send({ t: "err", rid: "rid" in m ? m.rid : 1, code: "PROTOCOL", message: `unexpected message ${m.t}` });
+        }
+      }
+    } catch (err) {
+      options.onError?.(peer, err as Error);
+    } finally {
+      for (const c of subscriptions.values()) c.abort();
+      open.delete(channel);
+    }
+  };
+
+  const leaseTimer = setInterval(() => {
+    void leases.renew().then(() => replays.prune());
+  }, options.leaseIntervalMs ?? LEASE_INTERVAL_MS);
+  leaseTimer.unref();
+
+  return {
+    serve,
+    stop: async () => {
+      clearInterval(leaseTimer);
+      for (const open of channels.values()) for (const c of open) await c.close().catch(() => undefined);
+    },
+  };
+}
