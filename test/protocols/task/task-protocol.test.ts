@@ -1,0 +1,180 @@
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { deviceIdentityFromSeed, encodeCanonical, type DeviceIdentity } from "../../../identity/index.js";
+import { memoryChannelPair, RequestChannel, type MessageChannel } from "../../../protocols/framing/index.js";
+import {
+  createTaskCodec,
+  createTaskExecutor,
+  presumedLost,
+  submitSignedBytes,
+  TaskRequester,
+  taskRequestShape,
+  type AuthorizeSubmit,
+  type SubmitEnvelope,
+  type TaskExecutor,
+  type TaskMessage,
+} from "../../../protocols/task/index.js";
+import { createBuiltinRegistry } from "../../../src/agents/builtin.js";
+import { CoderClawError } from "../../../src/contract/errors.js";
+import type { TaskEvent } from "../../../src/contract/types.js";
+import { openLocalCore, type LocalCore } from "../../../src/runtime/local-core.js";
+import { createReplayGuard } from "../../../node/tasks/replay-guard.js";
+import { ExecutionController } from "../../helpers/controlled-agent.js";
+import { tempDir } from "../../helpers/temp-dir.js";
+
+const MESH = "mesh-under-test";
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+interface Pair {
+  core: LocalCore;
+  requester: TaskRequester;
+  executor: TaskExecutor;
+  submitter: DeviceIdentity;
+  executorId: string;
+  /** The submitter's end of a second channel to the executor, written raw as a hostile member would. */
+  raw(): MessageChannel<TaskMessage>;
+}
+
+/** A submitter and an executor (a real engine on a temp home) joined by in-memory channels that encode every message as the wire does. */
+async function pair(options: { authorize?: AuthorizeSubmit; leaseIntervalMs?: number } = {}): Promise<Pair & { ctl: ExecutionController }> {
+  const ctl = new ExecutionController();
+  const dir = tempDir("cc-task-protocol-");
+  const core = await openLocalCore({ dataDir: dir.path, shutdownGraceMs: 50, agents: createBuiltinRegistry([ctl.agent("ctl", false)]) });
+  cleanups.push(() => dir.remove(), () => core.close());
+  const submitter = deviceIdentityFromSeed(randomBytes(32));
+  const executorId = deviceIdentityFromSeed(randomBytes(32)).peerId;
+  const guard = createReplayGuard({ maxClockSkewMs: 60_000, memoryMs: 60_000 });
+  const executor = createTaskExecutor({
+    engine: core.engine,
+    agents: core.agents,
+    meshId: () => MESH,
+    replays: { admit: (peer, issuedAt, nonce) => void guard.admit(peer, issuedAt, nonce), prune: () => void guard.prune() },
+    leaseIntervalMs: options.leaseIntervalMs ?? 60_000,
+    ...(options.authorize !== undefined && { authorize: options.authorize }),
+  });
+  cleanups.push(() => executor.stop());
+  const connect = (): MessageChannel<TaskMessage> => {
+    const [mine, theirs] = memoryChannelPair<TaskMessage>({ codec: createTaskCodec(), peers: [submitter.peerId, executorId] });
+    void executor.serve(theirs);
+    return mine;
+  };
+  let requests: RequestChannel<TaskMessage> | undefined;
+  const requester = new TaskRequester({
+    channelTo: async () => (requests ??= new RequestChannel(connect(), taskRequestShape, requester.requestOptions)),
+    identity: submitter,
+    meshId: () => MESH,
+    requestTimeoutMs: 5_000,
+  });
+  cleanups.push(() => requests?.close());
+  return { core, requester, executor, submitter, executorId, raw: connect, ctl };
+}
+
+async function collect(events: AsyncIterable<TaskEvent>): Promise<TaskEvent[]> {
+  const out: TaskEvent[] = [];
+  for await (const e of events) out.push(e);
+  return out;
+}
+
+/** A signed envelope of `submitter` for the test mesh, encoded as it is signed. */
+function envelope(submitter: DeviceIdentity, description: string): Uint8Array {
+  return encodeCanonical({ request: { description, input: "x", agentId: "echo" }, requester: submitter.peerId, meshId: MESH, issuedAt: Date.now(), nonce: randomBytes(16) } satisfies SubmitEnvelope);
+}
+
+/** Send one raw `submit` and read the answer to it. */
+async function rawSubmit(channel: MessageChannel<TaskMessage>, items: Uint8Array[], sig: Uint8Array): Promise<TaskMessage[]> {
+  await channel.send({ t: "submit", sig, items: items.map((e, i) => ({ rid: i + 1, envelope: e })) });
+  const answers: TaskMessage[] = [];
+  for await (const m of channel) {
+    if (m.t === "lease") continue;
+    answers.push(m);
+    if (answers.length === items.length) break;
+  }
+  return answers;
+}
+
+describe("task protocol over an in-memory channel", () => {
+  it("submits, answers get and events, and stores the task with its submitter", async () => {
+    const { requester, executorId, core, submitter } = await pair();
+    const task = await requester.submit(executorId, { description: "plain", input: "hello", agentId: "echo" });
+    expect(task.description).toBe("plain");
+    await vi.waitFor(async () => expect((await requester.get(executorId, task.id))?.status).toBe("completed"));
+    expect((await core.engine.getTask(task.id))?.submittedBy).toBe(submitter.peerId);
+    expect((await core.engine.getTask(task.id))?.metadata).toMatchObject({ requester: submitter.peerId, retryable: core.agents.get("echo")!.retryable });
+    const history = await requester.events(executorId, task.id);
+    expect(history.map((e) => e.seq)).toEqual(history.map((_, i) => i + 1));
+    expect(history.at(-1)?.status).toBe("completed");
+    expect(await requester.get(executorId, "00000000-0000-4000-8000-000000000000")).toBeNull();
+  });
+
+  it("streams a followed submit's events to its subscriber, and a later subscriber resumes after the sequence it saw", async () => {
+    const { requester, executorId } = await pair();
+    const task = await requester.submit(executorId, { description: "steps", input: "50 4", agentId: "sleep" }, undefined, { follow: true });
+    const events = await collect(requester.subscribe(executorId, task.id, 0));
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.filter((e) => e.type === "progress_updated").length).toBeGreaterThanOrEqual(4);
+    expect(events.at(-1)?.status).toBe("completed");
+    const rest = await collect(requester.subscribe(executorId, task.id, 2));
+    expect(rest.map((e) => e.seq)).toEqual(events.slice(2).map((e) => e.seq));
+  });
+
+  it("cancels a running task at the executor", async () => {
+    const { requester, executorId, ctl, core } = await pair();
+    const task = await requester.submit(executorId, { description: "held", input: "x", agentId: "ctl" });
+    await vi.waitFor(() => expect(ctl.isExecuting(task.id)).toBe(true));
+    expect(await requester.cancel(executorId, task.id)).toBe(true);
+    await vi.waitFor(async () => expect((await core.engine.getTask(task.id))?.status).toBe("cancelled"));
+    expect(await requester.cancel(executorId, task.id)).toBe(false);
+  });
+
+  it("gives the executor's refusal as the typed error it sent, and stores nothing", async () => {
+    const { requester, executorId, core } = await pair({ authorize: () => ({ allowed: false, reason: "not on this node" }) });
+    for (const follow of [false, true]) {
+      const refused = requester.submit(executorId, { description: "no", input: "x", agentId: "echo" }, undefined, { follow });
+      await expect(refused).rejects.toBeInstanceOf(CoderClawError);
+      await expect(refused).rejects.toMatchObject({ code: "PERMISSION_DENIED", message: "not on this node" });
+    }
+    expect(await core.engine.listTasks({})).toEqual([]);
+  });
+
+  it("refuses a replayed submission and a forged signature", async () => {
+    const { submitter, raw, core } = await pair();
+    const channel = raw();
+    const one = envelope(submitter, "once");
+    const sig = submitter.sign(submitSignedBytes([one]));
+    expect((await rawSubmit(channel, [one], sig))[0]).toMatchObject({ t: "state", rid: 1 });
+    expect((await rawSubmit(channel, [one], sig))[0]).toMatchObject({ t: "err", rid: 1, code: "PERMISSION_DENIED" });
+
+    const forger = deviceIdentityFromSeed(randomBytes(32));
+    const two = [envelope(submitter, "forged a"), envelope(submitter, "forged b")];
+    const answers = await rawSubmit(channel, two, forger.sign(submitSignedBytes(two)));
+    expect(answers).toEqual([
+      { t: "err", rid: 1, code: "PERMISSION_DENIED", message: "submission signature does not verify" },
+      { t: "err", rid: 2, code: "PERMISSION_DENIED", message: "submission signature does not verify" },
+    ]);
+    expect((await core.engine.listTasks({})).map((t) => t.description)).toEqual(["once"]);
+  });
+
+  it("renews the lease of a running task at the submitter until the task ends", async () => {
+    const { requester, executorId, ctl } = await pair({ leaseIntervalMs: 20 });
+    const task = await requester.submit(executorId, { description: "held", input: "x", agentId: "ctl" });
+    await vi.waitFor(() => expect(requester.leaseOf(task.id)?.status).toBe("running"));
+    const first = requester.leaseOf(task.id)!.at;
+    await vi.waitFor(() => expect(requester.leaseOf(task.id)!.at).toBeGreaterThan(first));
+    expect(presumedLost(requester.leaseOf(task.id), 0, 1_000)).toBe(false);
+    ctl.complete(task.id);
+    await vi.waitFor(() => expect(requester.leaseOf(task.id)).toBeUndefined());
+  });
+});
+
+describe("presumedLost", () => {
+  it("presumes a task lost only once neither its stream nor its lease spoke within the timeout", () => {
+    const now = 100_000;
+    expect(presumedLost(undefined, now - 10_001, 10_000, now)).toBe(true);
+    expect(presumedLost(undefined, now - 10_000, 10_000, now)).toBe(false);
+    expect(presumedLost({ at: now - 5_000, status: "running" }, 0, 10_000, now)).toBe(false);
+    expect(presumedLost({ at: now - 10_001, status: "running" }, now - 20_000, 10_000, now)).toBe(true);
+  });
+});
