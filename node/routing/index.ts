@@ -1,8 +1,10 @@
 export {
+  capabilityService,
   createCapabilityDirectory,
   type Candidate,
   type CapabilityDirectory,
   type CapabilityDirectoryOptions,
+  type CapabilityServiceOptions,
   type FindOptions,
   type LocalCapabilities,
   type LookupStrategy,
