@@ -63,7 +63,7 @@ export interface PullReport {
  * The pulling side: asks the remote for its chain heads and, for each chain it
  * is ahead on, pulls pages after the local head until caught up. Entries are
  * ingested page by page, so a relayed chain arrives whoever authored it. A
- * page that adds nothing (a gap, a refusal, an empty answer) stops that chain
+ * page that adds nothing (a gap, forged or edited entries, an empty page) stops that chain
  * for now: the local copy cannot extend further from this remote until it
  * learns more elsewhere. A refused or unexpected answer stops the pull.
  * Rejects only when the channel fails or an answer is late.
