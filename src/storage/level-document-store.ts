@@ -44,6 +44,8 @@ export interface UpdateExtras<T> {
    * collections back to back.
    */
   raw?: boolean;
+  /** The peer a remote change came from; its {@link DocumentChange} names it. */
+  from?: string;
 }
 
 /** Extras of {@link LevelDocumentStore.receiveNew}. */
@@ -55,6 +57,8 @@ export interface ReceiveExtras {
    * of its changes before it is stored; throws to refuse it, writing nothing.
    */
   check?: (heads: A.Heads, root: RootReader, lists: RootListReader, actors: () => string[]) => void;
+  /** The peer the document came from; its {@link DocumentChange} names it. */
+  from?: string;
 }
 
 /**
@@ -205,18 +209,18 @@ export class LevelDocumentStore implements DocumentStore {
         this.cache.delete(id);
         release(cached.doc, cached.shared);
       }
-      await this.storeNew(id, bytes, heads, ops, origin);
+      await this.storeNew(id, bytes, heads, ops, origin, undefined);
     });
   }
 
   /** Write a new document's bytes as its snapshot, with its heads and `ops`, then tell the listeners. */
-  private async storeNew(id: string, bytes: Uint8Array, heads: A.Heads, ops: WriteOp[], origin: ChangeOrigin): Promise<void> {
+  private async storeNew(id: string, bytes: Uint8Array, heads: A.Heads, ops: WriteOp[], origin: ChangeOrigin, from: string | undefined): Promise<void> {
     await this.batcher.write([
       { type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: bytes },
       { type: "put", key: HEADS + id, value: encodeHeads(heads) },
       ...ops,
     ]);
-    const change: DocumentChange = { id, origin, heads, before: [], changes: bytes };
+    const change: DocumentChange = { id, origin, heads, before: [], changes: bytes, ...(from !== undefined && { from }) };
     for (const listener of this.listeners) listener(change);
   }
 
@@ -227,7 +231,7 @@ export class LevelDocumentStore implements DocumentStore {
       if (this.cache.has(id) || this.storedHeads(id) !== undefined) return false;
       const received = this.checkReceived(id, origin, bytes, extras.check);
       if (received === undefined) return false;
-      await this.storeNew(id, bytes, received.heads, [...received.derived, ...(extras.ops ?? [])], origin);
+      await this.storeNew(id, bytes, received.heads, [...received.derived, ...(extras.ops ?? [])], origin, extras.from);
       return true;
     });
   }
@@ -451,7 +455,7 @@ export class LevelDocumentStore implements DocumentStore {
     await this.batcher.write(ops);
     const raw = extras.raw === true || (entry?.raw === true && next === before);
     this.remember(id, { doc: next as A.Doc<unknown>, heads, chunks, raw, shared: next === before ? entry!.shared : !extras.raw });
-    const change: DocumentChange = { id, origin, heads, before: entry?.heads ?? [], changes };
+    const change: DocumentChange = { id, origin, heads, before: entry?.heads ?? [], changes, ...(extras.from !== undefined && { from: extras.from }) };
     for (const listener of this.listeners) listener(change);
     return result;
   }
