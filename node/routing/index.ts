@@ -9,3 +9,4 @@ export {
   type LocalCapabilities,
   type LookupStrategy,
 } from "./capability-directory.js";
+export { localOffer } from "./local-offer.js";
