@@ -80,7 +80,7 @@ export function signStatement<K extends StatementKind>(signer: StatementSigner, 
   const toSign = signedBytes(kind, body, signer.peerId);
   const sig = signer.sign(toSign);
   const bytes = encodeCanonical({ v: STATEMENT_VERSION, kind, body, issuer: signer.peerId, sig });
-  return { v: 1, kind, body, issuer: signer.peerId, sig, id: sha256Hex(toSign), bytes } as SignedStatement<K>;
+  return { v: 1, kind, body, issuer: signer.peerId, sig, id: sha256Hex(toSign), bytes };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

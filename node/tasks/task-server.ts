@@ -159,7 +159,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     };
     const submit = async (envelope: SubmitEnvelope): Promise<TaskState> => {
       const { recorded } = await admit(peer, envelope);
-      const request: TaskSubmitRequest = { ...envelope.request } as TaskSubmitRequest;
+      const request: TaskSubmitRequest = { ...envelope.request };
       const agent = request.agentId === undefined ? undefined : options.agents.get(request.agentId);
       // The submitter re-routes on a dead executor only when the agent said a retry is safe.
       request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false };

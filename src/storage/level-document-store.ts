@@ -427,7 +427,7 @@ export class LevelDocumentStore implements DocumentStore {
     if (entry && sameHeads(entry.heads, heads)) {
       // Nothing to store, but the caller may have handed back a new object (receiveSyncMessage
       // marks the one it was given outdated even when nothing arrives): keep the current one.
-      if (!extras.raw && next !== before) entry.doc = next as A.Doc<unknown>;
+      if (!extras.raw && next !== before) entry.doc = next;
       return result;
     }
 
@@ -454,7 +454,7 @@ export class LevelDocumentStore implements DocumentStore {
 
     await this.batcher.write(ops);
     const raw = extras.raw === true || (entry?.raw === true && next === before);
-    this.remember(id, { doc: next as A.Doc<unknown>, heads, chunks, raw, shared: next === before ? entry!.shared : !extras.raw });
+    this.remember(id, { doc: next, heads, chunks, raw, shared: next === before ? entry!.shared : !extras.raw });
     const change: DocumentChange = { id, origin, heads, before: entry?.heads ?? [], changes, ...(extras.from !== undefined && { from: extras.from }) };
     for (const listener of this.listeners) listener(change);
     return result;

@@ -68,7 +68,7 @@ export class SegmentStore {
   readonly #write: AuditWrite | undefined;
 
   constructor(db: AuditDatabase, write?: AuditWrite) {
-    this.#db = db.sublevel<string, Uint8Array>("audit", { keyEncoding: "utf8", valueEncoding: "view" }) as unknown as Db;
+    this.#db = db.sublevel<string, Uint8Array>("audit", { keyEncoding: "utf8", valueEncoding: "view" });
     this.#write = write;
   }
 
