@@ -1,4 +1,4 @@
-import * as A from "@automerge/automerge";
+import type * as A from "@automerge/automerge";
 import { canonicalDecode, canonicalEncode } from "../canonical.js";
 import { deviceKeyResolver, verifySignature, type KeyResolver, type Signer } from "../keys.js";
 import { decodeAuditEntry, signAuditEntry, type AuditBody, type AuditEntry, type AuditResult, type DecodedAuditEntry } from "./entry.js";
