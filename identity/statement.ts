@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { decodeCanonical, encodeCanonical, STATEMENT_LIMITS } from "./canonical.js";
-import { concatBytes, toHex, utf8 } from "./bytes.js";
+import { concatBytes, utf8 } from "./bytes.js";
 import { publicKeyOfDeviceId } from "./device-id.js";
 import { ed25519 } from "./ed25519.js";
 import { DecodeError, withoutStacks } from "./errors.js";
