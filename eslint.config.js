@@ -6,9 +6,19 @@ import tseslint from "typescript-eslint";
 const everywhere = {
   eqeqeq: "error",
   "prefer-const": ["error", { ignoreReadBeforeAssign: true }],
+  "no-async-promise-executor": "error",
+  "no-unsafe-finally": "error",
+  "no-unsafe-optional-chaining": "error",
+  "no-constant-binary-expression": "error",
+  "no-self-compare": "error",
+  "no-cond-assign": "error",
+  "no-dupe-else-if": "error",
+  "no-useless-catch": "error",
+  "no-empty": "error",
+  "no-unused-private-class-members": "error",
 };
 
-/** Type-aware rules for the asynchronous, networked code paths, tests included. */
+/** Type-aware rules for promises and thrown errors, tests included. */
 const promises = {
   "@typescript-eslint/no-floating-promises": "error",
   "@typescript-eslint/no-misused-promises": "error",
@@ -26,11 +36,16 @@ const typescript = {
   "@typescript-eslint/no-unused-vars": ["error", { varsIgnorePattern: "^_", argsIgnorePattern: "^_", ignoreRestSiblings: true }],
   "@typescript-eslint/no-unnecessary-type-assertion": "error",
   "@typescript-eslint/no-deprecated": "error",
+  "@typescript-eslint/no-for-in-array": "error",
+  "@typescript-eslint/no-array-delete": "error",
+  "@typescript-eslint/no-implied-eval": "error",
 };
 
 /** Rules for shipped code only: tests read JSON and talk to libraries loosely on purpose. */
 const library = {
   "@typescript-eslint/switch-exhaustiveness-check": ["error", { considerDefaultExhaustiveForUnions: true }],
+  "@typescript-eslint/restrict-template-expressions": "error",
+  "@typescript-eslint/restrict-plus-operands": "error",
   "@typescript-eslint/no-unsafe-assignment": "error",
   "@typescript-eslint/no-unsafe-argument": "error",
   "@typescript-eslint/no-unsafe-call": "error",
