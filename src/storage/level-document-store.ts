@@ -89,8 +89,11 @@ interface CacheEntry {
 }
 
 const HEADS = "heads:";
-/** Control characters never occur in ids (see validateDocumentId), so the separator cannot either. */
-const LAYOUT: ChunkLayout = { keyPrefix: "doc:", separator: "\u0001", snapshot: "s", chunk: "c:", chunkDigits: 10 };
+/**
+ * Where LevelDocumentStore keeps a document's snapshot and chunks. Control
+ * characters never occur in ids (see validateDocumentId), so the separator cannot either.
+ */
+export const DOCUMENT_LAYOUT: ChunkLayout = { keyPrefix: "doc:", separator: "\u0001", snapshot: "s", chunk: "c:", chunkDigits: 10 };
 const MAX_ID_LENGTH = 512;
 const EMPTY_DIGEST = createHash("sha256").digest("hex");
 
@@ -141,7 +144,7 @@ export class LevelDocumentStore implements DocumentStore {
   constructor(private readonly db: Database, private readonly options: LevelDocumentStoreOptions = {}) {
     this.batcher = options.batcher ?? new WriteBatcher(db);
     this.maxCached = options.maxCachedDocs ?? 2000;
-    this.documents = new ChunkedDocuments(levelKeyValues(db), LAYOUT, options.compactAfterChunks ?? 16);
+    this.documents = new ChunkedDocuments(levelKeyValues(db), DOCUMENT_LAYOUT, options.compactAfterChunks ?? 16);
   }
 
   async get<T>(id: string): Promise<A.Doc<T> | undefined> {

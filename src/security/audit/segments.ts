@@ -50,8 +50,8 @@ export function segmentDocId(author: string, segment: number): string {
 
 // Compacting every 64 chunks bounds load time without rewriting the snapshot on every commit.
 const COMPACT_AFTER_CHUNKS = 64;
-/** Segment ids hold no `/snap` or `/chunk/` (authors are URI-encoded), so the layout's keys are unambiguous. */
-const LAYOUT: ChunkLayout = { keyPrefix: "", separator: "/", snapshot: "snap", chunk: "chunk/", chunkDigits: 6 };
+/** Where audit segments' snapshots and chunks lie; segment ids hold no `/snap` or `/chunk/` (authors are URI-encoded). */
+export const SEGMENT_LAYOUT: ChunkLayout = { keyPrefix: "", separator: "/", snapshot: "snap", chunk: "chunk/", chunkDigits: 6 };
 
 interface LoadedSegment {
   doc: A.Doc<SegmentDoc>;
@@ -74,7 +74,7 @@ export class SegmentStore {
   constructor(db: AuditDatabase, write?: AuditWrite) {
     this.#sublevel = db.sublevel<string, Uint8Array>("audit", { keyEncoding: "utf8", valueEncoding: "view" });
     this.#kv = levelKeyValues(this.#sublevel);
-    this.#documents = new ChunkedDocuments(this.#kv, LAYOUT, COMPACT_AFTER_CHUNKS);
+    this.#documents = new ChunkedDocuments(this.#kv, SEGMENT_LAYOUT, COMPACT_AFTER_CHUNKS);
     this.#write = write;
   }
 
