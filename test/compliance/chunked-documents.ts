@@ -74,6 +74,13 @@ export function chunkedDocumentsSuite(name: string, setup: () => Promise<Chunked
         return doc;
       }
 
+      /** Saves `id` new, then one chunk per item. */
+      async function saveWithChunks(items: string[]): Promise<{ doc: A.Doc<Doc>; stored: StoredState }> {
+        let state = { doc: await saveNew(id), stored: { chunks: 0 } as StoredState };
+        for (const item of items) state = await changeAndSave(state.doc, state.stored, item);
+        return state;
+      }
+
       it("holds nothing for an id never saved", async () => {
         expect(await docs.load(id)).toBeUndefined();
         expect(await docs.read(id)).toEqual({ keys: [], parts: [], chunks: 0 });
@@ -96,8 +103,7 @@ export function chunkedDocumentsSuite(name: string, setup: () => Promise<Chunked
       });
 
       it("appends changes as incremental chunks after the snapshot and loads them in history order", async () => {
-        let state = { doc: await saveNew(id), stored: { chunks: 0 } as StoredState };
-        for (const item of ["a", "b", "c"]) state = await changeAndSave(state.doc, state.stored, item);
+        const state = await saveWithChunks(["a", "b", "c"]);
         const read = await docs.read(id);
         expect(read.chunks).toBe(3);
         expect(read.keys[0]).toBe(chunkKey);
@@ -124,7 +130,7 @@ export function chunkedDocumentsSuite(name: string, setup: () => Promise<Chunked
       });
 
       it("compacts the chunks into a snapshot at the threshold, keeping content and heads", async () => {
-        let state = { doc: await saveNew(id), stored: { chunks: 0 } as StoredState };
+        let state = await saveWithChunks([]);
         const items = Array.from({ length: COMPACT_AFTER * 2 + 1 }, (_, i) => `i${i}`);
         const counts: number[] = [];
         for (const item of items) {
@@ -140,8 +146,7 @@ export function chunkedDocumentsSuite(name: string, setup: () => Promise<Chunked
       });
 
       it("removes every record of one document and nothing of another", async () => {
-        let state = { doc: await saveNew(id), stored: { chunks: 0 } as StoredState };
-        state = await changeAndSave(state.doc, state.stored, "a");
+        await saveWithChunks(["a"]);
         await saveNew(sibling, ["kept"]);
         const read = await docs.read(id);
         await kv.batch(docs.remove(read));
@@ -151,8 +156,7 @@ export function chunkedDocumentsSuite(name: string, setup: () => Promise<Chunked
       });
 
       it("lists each stored document once, in key order, under a prefix", async () => {
-        let state = { doc: await saveNew(id), stored: { chunks: 0 } as StoredState };
-        for (const item of ["a", "b"]) state = await changeAndSave(state.doc, state.stored, item);
+        await saveWithChunks(["a", "b"]);
         await saveNew(other);
         await saveNew(sibling);
         expect(await collect(docs.ids())).toEqual([...ids].sort());
@@ -162,14 +166,13 @@ export function chunkedDocumentsSuite(name: string, setup: () => Promise<Chunked
       });
 
       it("reopens after close holding what was written, and carries on from the stored chunk count", async () => {
-        let state = { doc: await saveNew(id), stored: { chunks: 0 } as StoredState };
-        for (const item of ["a", "b"]) state = await changeAndSave(state.doc, state.stored, item);
+        const state = await saveWithChunks(["a", "b"]);
         kv = await fixture.reopen();
         docs = new ChunkedDocuments(kv, layout, COMPACT_AFTER);
         const loaded = (await docs.load<Doc>(id))!;
         expect(loaded.chunks).toBe(2);
         expect(A.getHeads(loaded.doc).sort()).toEqual(A.getHeads(state.doc).sort());
-        state = await changeAndSave(loaded.doc, { chunks: loaded.chunks, heads: A.getHeads(loaded.doc) }, "c");
+        await changeAndSave(loaded.doc, { chunks: loaded.chunks, heads: A.getHeads(loaded.doc) }, "c");
         expect((await docs.read(id)).chunks).toBe(3);
         expect(A.toJS((await docs.load<Doc>(id))!.doc).items).toEqual(["a", "b", "c"]);
       });
@@ -179,8 +182,7 @@ export function chunkedDocumentsSuite(name: string, setup: () => Promise<Chunked
         ["corrupt", (bytes: Uint8Array) => bytes.map((b, i) => (i === 10 ? b ^ 0xff : b))],
       ] as const) {
         it(`reports a ${damage} chunk as a corrupt document naming it, never as a shorter document`, async () => {
-          let state = { doc: await saveNew(id), stored: { chunks: 0 } as StoredState };
-          for (const item of ["a", "b"]) state = await changeAndSave(state.doc, state.stored, item);
+          await saveWithChunks(["a", "b"]);
           const read = await docs.read(id);
           const last = read.keys[read.chunks - 1]!;
           await kv.batch([{ type: "put", key: last, value: harm(read.parts.at(-1)!) }]);
