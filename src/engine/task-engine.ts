@@ -9,22 +9,24 @@ import type {
   TaskSubmitRequest,
   TaskUpdateEvent,
 } from "../contract/types.js";
-import type { AgentExecutor, AgentRegistry, ExecutionContext, ExecutionResult } from "../agents/executor.js";
+import type { AgentRegistry } from "../agents/executor.js";
 import type { ProcessRecords } from "../agents/process-records.js";
 import type { SandboxMode } from "../agents/sandbox.js";
 import { followEvents, toUpdate } from "./event-stream.js";
+import { startExecution, timeoutOf, type AbortCause, type ExecutionReports, type ExecutionSettings } from "./execution.js";
 import { ExecutionEnvironment } from "./execution-environment.js";
 import { copyState, newLiveTask, type LiveTask, type Outcome } from "./live-task.js";
 import { OutputBuffer } from "./output-buffer.js";
 import { assertTransition, isTerminal } from "./state-machine.js";
-import { assertTaskId, DEFAULT_MAX_INPUT_BYTES, parseSubmitRequest } from "./submit-schema.js";
-import { newTaskId } from "./task-id.js";
+import { assertTaskId, DEFAULT_MAX_INPUT_BYTES } from "./submit-schema.js";
 import type { TaskRecord } from "./task-document.js";
 import { TaskPersistence } from "./task-persistence.js";
+import { takeIn, type IntakeSettings } from "./task-intake.js";
 import { ownUnfinishedTasks } from "./task-recovery.js";
 import type { TaskRepository } from "./task-repository.js";
 
 export { toUpdate };
+export type { AbortCause };
 
 /** Dependencies and limits of a {@link TaskEngine}. */
 export interface TaskEngineOptions {
@@ -74,9 +76,6 @@ export interface TaskEngineOptions {
   processes?: ProcessRecords;
 }
 
-/** Why an execution was aborted; carried as the AbortSignal's reason. */
-export type AbortCause = "cancelled" | "timeout" | "shutdown";
-
 /** Counters for status reporting. */
 export interface EngineCounters {
   activeTasks: number;
@@ -105,18 +104,22 @@ export class TaskEngine {
   private readonly live = new Map<string, LiveTask>();
   private readonly queue: LiveTask[] = [];
   private readonly persistence: TaskPersistence<LiveTask>;
-  private readonly environment: ExecutionEnvironment;
+  private readonly execution: ExecutionSettings;
+  private readonly reports: ExecutionReports = {
+    progress: (task, progress, message) => this.progress(task, progress, message),
+    output: (task, chunk) => this.output(task, chunk),
+    finished: (task, controller, outcome) => this.finish(task, controller, outcome),
+  };
   private running = 0;
   private accepting = true;
   private total = 0;
   private readonly max: number;
-  private readonly maxInputBytes: number;
+  private readonly intake: IntakeSettings;
   private readonly idleWaiters: Array<() => void> = [];
   private readonly eventListeners = new Set<(taskId: string, event: TaskEvent) => void>();
 
   private constructor(private readonly options: TaskEngineOptions) {
     this.max = options.runTasks === false ? 0 : (options.maxConcurrentTasks ?? 10);
-    this.maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
     this.persistence = new TaskPersistence<LiveTask>({
       repository: options.repository,
       materializeAfterMs: options.materializeAfterMs ?? 1000,
@@ -127,7 +130,15 @@ export class TaskEngine {
         return true;
       },
     });
-    this.environment = new ExecutionEnvironment(options);
+    const environment = new ExecutionEnvironment(options);
+    this.intake = {
+      agents: options.agents,
+      environment,
+      maxInputBytes: options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
+      defaultAgentId: options.defaultAgentId ?? "echo",
+      executorId: options.executorId,
+    };
+    this.execution = { environment, defaultTimeoutMs: options.defaultTimeoutMs ?? 30 * 60 * 1000, processes: options.processes };
   }
 
   /**
@@ -154,27 +165,10 @@ export class TaskEngine {
    */
   async submit(input: unknown, options: { admitted?: Promise<unknown>; submittedBy?: string } = {}): Promise<TaskState> {
     if (!this.accepting) throw new CoderClawError("SHUTTING_DOWN", "the runtime is shutting down and accepts no new tasks");
-    const request = parseSubmitRequest(input, this.maxInputBytes);
-    // Refused here, before anything is stored, when the session or repository is not allowed.
-    this.environment.assertWorkspaceAllowed(request);
-    const agentId = request.agentId ?? this.options.defaultAgentId ?? "echo";
-    const agent = this.options.agents.get(agentId);
-    if (!agent) throw new AgentUnavailableError(agentId, "no such agent on this node", "UNKNOWN_AGENT");
-    const availability = await agent.availability();
-    if (!availability.available) throw new AgentUnavailableError(agentId, availability.reason);
-    // Refused before anything is stored: the submitter hears why, and nothing is left to fail later.
-    this.environment.assertSandboxFor(agent, options.submittedBy);
-
-    const now = new Date();
-    const state: TaskState = { id: newTaskId(now.getTime(), this.options.executorId), status: "pending", agentId, description: request.description, createdAt: now };
-    if (options.submittedBy !== undefined) state.submittedBy = options.submittedBy;
-    if (request.sessionId !== undefined) state.sessionId = request.sessionId;
-    if (request.parentTaskId !== undefined) state.parentTaskId = request.parentTaskId;
-    if (request.metadata !== undefined) state.metadata = request.metadata;
-    if (this.options.executorId !== undefined) state.executorId = this.options.executorId;
-    const task = newLiveTask({ request: { ...request, agentId }, state, events: [] }, agent, undefined);
+    const { record, agent } = await takeIn(input, options.submittedBy, this.intake);
+    const task = newLiveTask(record, agent, undefined);
     this.record(task, "created", "task accepted");
-    this.live.set(state.id, task);
+    this.live.set(task.state.id, task);
     this.total++;
     const [, admission] = await Promise.all([this.persistence.durable(task), options.admitted?.then(ok, refused)]);
     if (admission && !admission.ok) {
@@ -415,39 +409,7 @@ export class TaskEngine {
   }
 
   private execute(task: LiveTask): void {
-    const agent = task.agent!;
-    const controller = new AbortController();
-    task.controller = controller;
-    task.executing = true;
-    const timeoutMs = agent.timeoutMs ?? this.options.defaultTimeoutMs ?? 30 * 60 * 1000;
-    task.timer = setTimeout(() => controller.abort("timeout" satisfies AbortCause), timeoutMs);
-    task.timer.unref();
-    const workspace = this.environment.workspaceFor(task.request);
-    const sandbox = this.environment.sandboxFor(task.state, workspace);
-    const ctx: ExecutionContext = {
-      taskId: task.state.id,
-      request: task.request,
-      workspace,
-      ...(sandbox && { sandbox }),
-      signal: controller.signal,
-      progress: (p, message) => this.progress(task, p, message),
-      output: (chunk) => this.output(task, chunk),
-      ...(this.options.processes === undefined ? {} : { processes: this.options.processes }),
-      checkpoint: () =>
-        task.state.status === "waiting" && !controller.signal.aborted
-          ? new Promise<void>((resolve) => task.checkpointWaiters.push(resolve))
-          : Promise.resolve(),
-    };
-    let promise: Promise<ExecutionResult>;
-    try {
-      promise = Promise.resolve(agent.execute(ctx));
-    } catch (err) {
-      promise = Promise.reject(err);
-    }
-    promise.then(
-      (result) => this.finish(task, controller, { ok: true, result }),
-      (error: unknown) => this.finish(task, controller, { ok: false, error }),
-    );
+    startExecution(task, this.execution, this.reports);
   }
 
   private finish(task: LiveTask, controller: AbortController, outcome: Outcome): void {
@@ -459,8 +421,7 @@ export class TaskEngine {
     if (cause === "shutdown") {
       // Left as it is in storage: recovery decides at the next start.
     } else if (cause === "timeout" && !isTerminal(task.state.status)) {
-      const ms = task.agent?.timeoutMs ?? this.options.defaultTimeoutMs ?? 30 * 60 * 1000;
-      this.fail(task, `timed out after ${ms} ms`);
+      this.fail(task, `timed out after ${timeoutOf(task.agent, this.execution)} ms`);
     } else if (!isTerminal(task.state.status)) {
       if (task.state.status === "waiting") task.held = outcome;
       else this.settle(task, outcome);
