@@ -57,9 +57,11 @@ function task(): PersistedTask {
   return { request: { description: "t", input: "x", agentId: "echo" }, state, events: [], stored: "none", persisted: undefined, persistedEvents: 0, persistWaiters: [] };
 }
 
-function change(t: PersistedTask, status: TaskStatus = t.state.status): void {
+/** A new history entry of the task, handed to the persistence. */
+function change(persistence: TaskPersistence<PersistedTask>, t: PersistedTask, status: TaskStatus = t.state.status): void {
   t.state.status = status;
   t.events.push({ seq: t.events.length + 1, type: "status_changed", timestamp: new Date(), status });
+  persistence.changed(t);
 }
 
 describe("TaskPersistence", () => {
@@ -68,8 +70,7 @@ describe("TaskPersistence", () => {
     const tasks = [task(), task(), task()];
     for (const t of tasks) {
       for (let i = 0; i < 3; i++) {
-        change(t);
-        s.persistence.changed(t);
+        change(s.persistence, t);
       }
     }
     await Promise.all(tasks.map((t) => s.persistence.durable(t)));
@@ -82,18 +83,14 @@ describe("TaskPersistence", () => {
     const s = await setup({ slowMs: 30 });
     const a = task();
     const b = task();
-    change(a);
-    s.persistence.changed(a);
+    change(s.persistence, a);
     const first = s.persistence.durable(a);
     await sleep(5);
     expect(s.writes).toHaveLength(1);
-    change(a);
-    s.persistence.changed(a);
+    change(s.persistence, a);
     await new Promise((resolve) => setImmediate(resolve));
-    change(a);
-    s.persistence.changed(a);
-    change(b);
-    s.persistence.changed(b);
+    change(s.persistence, a);
+    change(s.persistence, b);
     await first;
     await s.persistence.drain();
     expect(s.writes).toEqual([[`${a.state.id}:1`], [`${a.state.id}:3`, `${b.state.id}:1`]]);
@@ -103,8 +100,7 @@ describe("TaskPersistence", () => {
   it("drain waits for changes of this turn and writes in progress", async () => {
     const s = await setup({ slowMs: 20 });
     const a = task();
-    change(a);
-    s.persistence.changed(a);
+    change(s.persistence, a);
     await s.persistence.drain();
     expect(a.persistedEvents).toBe(1);
     expect(s.writes).toHaveLength(1);
@@ -113,8 +109,7 @@ describe("TaskPersistence", () => {
   it("an ended task is offered for release once durable; a released one is read back from memory", async () => {
     const s = await setup();
     const t = task();
-    change(t, "completed");
-    s.persistence.changed(t);
+    change(s.persistence, t, "completed");
     await s.persistence.drain();
     expect(s.released).toEqual([t.state.id]);
     expect((await s.persistence.load(t.state.id))?.events).toBe(t.events);
@@ -123,8 +118,7 @@ describe("TaskPersistence", () => {
   it("a task its owner keeps is read back from the repository", async () => {
     const s = await setup({ release: false });
     const t = task();
-    change(t, "completed");
-    s.persistence.changed(t);
+    change(s.persistence, t, "completed");
     await s.persistence.drain();
     const loaded = await s.persistence.load(t.state.id);
     expect(loaded?.events).not.toBe(t.events);
@@ -134,8 +128,7 @@ describe("TaskPersistence", () => {
   it("a quiet task gets its document from the timer once it is old enough", async () => {
     const s = await setup({ materializeAfterMs: 40 });
     const t = task();
-    change(t);
-    s.persistence.changed(t);
+    change(s.persistence, t);
     await s.persistence.drain();
     expect(t.stored).toBe("wal");
     await sleep(150);
@@ -147,8 +140,7 @@ describe("TaskPersistence", () => {
   it("a failed write rejects its waiters and marks the persistence unhealthy", async () => {
     const s = await setup();
     const t = task();
-    change(t);
-    s.persistence.changed(t);
+    change(s.persistence, t);
     s.repository.persist = () => Promise.reject(new Error("disk full"));
     await expect(s.persistence.durable(t)).rejects.toThrow("disk full");
     expect(s.persistence.healthy).toBe(false);
