@@ -4,10 +4,19 @@ import type { AgentExecutor } from "../agents/executor.js";
 import { resolveWorkspace } from "../agents/workspace.js";
 import { assertSandboxAvailable, DEFAULT_BWRAP, type SandboxMode, type SandboxSpec } from "../agents/sandbox.js";
 
-/** What an {@link ExecutionEnvironment} needs; the fields of the same names in `TaskEngineOptions`. */
+/** Where tasks run and how they are confined; part of `TaskEngineOptions`. */
 export interface ExecutionEnvironmentOptions {
+  /** Data directory: per-session workspaces live in `<dataDir>/workspaces`. */
   dataDir: string;
+  /** May a request run in the repository at `metadata.repositoryPath`? Default: never. */
   allowRepository?: (path: string, request: Readonly<TaskSubmitRequest>) => boolean;
+  /**
+   * How processes run for work another device submitted (see `SandboxMode`).
+   * Default `required`: in a bubblewrap sandbox that sees the workspace
+   * read-write, the system read-only, and not the data directory or home
+   * directories; where bubblewrap is missing, such work of an agent that runs
+   * processes is refused when submitted.
+   */
   sandbox?: { mode: SandboxMode; bwrap?: string; hide?: readonly string[] };
 }
 

@@ -6,15 +6,13 @@ import type {
   TaskListFilter,
   TaskState,
   TaskStatus,
-  TaskSubmitRequest,
   TaskUpdateEvent,
 } from "../contract/types.js";
 import type { AgentRegistry } from "../agents/executor.js";
 import type { ProcessRecords } from "../agents/process-records.js";
-import type { SandboxMode } from "../agents/sandbox.js";
 import { followEvents, toUpdate } from "./event-stream.js";
 import { startExecution, timeoutOf, type AbortCause, type ExecutionReports, type ExecutionSettings } from "./execution.js";
-import { ExecutionEnvironment } from "./execution-environment.js";
+import { ExecutionEnvironment, type ExecutionEnvironmentOptions } from "./execution-environment.js";
 import { copyState, newLiveTask, type LiveTask, type Outcome } from "./live-task.js";
 import { OutputBuffer } from "./output-buffer.js";
 import { assertTransition, isTerminal } from "./state-machine.js";
@@ -29,13 +27,9 @@ export { toUpdate };
 export type { AbortCause };
 
 /** Dependencies and limits of a {@link TaskEngine}. */
-export interface TaskEngineOptions {
+export interface TaskEngineOptions extends ExecutionEnvironmentOptions {
   repository: TaskRepository;
   agents: AgentRegistry;
-  /** Data directory: per-session workspaces live in `<dataDir>/workspaces`. */
-  dataDir: string;
-  /** May a request run in the repository at `metadata.repositoryPath`? Default: never. */
-  allowRepository?: (path: string, request: Readonly<TaskSubmitRequest>) => boolean;
   /** Tasks executing at once; more wait in the queue. Default 10. */
   maxConcurrentTasks?: number;
   /** Per-task timeout when the agent declares none. Default 30 minutes. */
@@ -64,14 +58,6 @@ export interface TaskEngineOptions {
   runTasks?: boolean;
   /** A stored task that cannot be read (its document is damaged): listing skips it and reports it here. */
   onUnreadable?: (taskId: string, error: Error) => void;
-  /**
-   * How processes run for work another device submitted (see `SandboxMode`).
-   * Default `required`: in a bubblewrap sandbox that sees the workspace
-   * read-write, the system read-only, and not the data directory or home
-   * directories; where bubblewrap is missing, such work of an agent that runs
-   * processes is refused when submitted.
-   */
-  sandbox?: { mode: SandboxMode; bwrap?: string; hide?: readonly string[] };
   /** Where executors record the process groups they start, handed to each execution. */
   processes?: ProcessRecords;
 }
@@ -99,6 +85,12 @@ function errorText(error: unknown): string {
  * and pause/resume, records every change as history, and persists with group
  * commit. Live tasks are authoritative in memory; finished ones are read back from
  * the repository on demand, so memory does not grow with the number of tasks.
+ *
+ * The engine coordinates queueing and execution. Checking a submission
+ * (task-intake), starting an executor (execution), writing and reading back
+ * tasks ({@link TaskPersistence}), buffering output ({@link OutputBuffer}),
+ * following a history (event-stream) and finding the tasks to take up after a
+ * restart (task-recovery) each live in a module of their own.
  */
 export class TaskEngine {
   private readonly live = new Map<string, LiveTask>();
