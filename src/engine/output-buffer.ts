@@ -39,7 +39,7 @@ export class OutputBuffer {
     this.#chunks = [];
     const budget = Math.min(MAX_OUTPUT_EVENT_BYTES, MAX_OUTPUT_HISTORY_BYTES - this.#bytes);
     if (Buffer.byteLength(text) > budget) {
-      text = Buffer.from(text).subarray(0, Math.max(0, budget)).toString("utf8");
+      text = utf8Prefix(text, budget);
       if (this.#bytes + Buffer.byteLength(text) >= MAX_OUTPUT_HISTORY_BYTES) this.#truncated = true;
     }
     this.#bytes += Buffer.byteLength(text);
@@ -54,4 +54,13 @@ export class OutputBuffer {
   stopTimer(): void {
     clearTimeout(this.#timer);
   }
+}
+
+/** The longest prefix of `text` that fits in `budget` UTF-8 bytes, cut between characters (never inside one). */
+function utf8Prefix(text: string, budget: number): string {
+  const bytes = Buffer.from(text);
+  let end = Math.max(0, Math.min(budget, bytes.length));
+  // A continuation byte (10xxxxxx) at the cut means the character it belongs to started before it.
+  while (end > 0 && end < bytes.length && (bytes[end]! & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString("utf8");
 }

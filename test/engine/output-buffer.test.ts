@@ -53,4 +53,13 @@ describe("OutputBuffer", () => {
     expect(kept.reduce((n, t) => n + t.length, 0)).toBe(1024 * 1024);
     expect(emitted.at(-1)).toBe(notices[0]);
   });
+
+  it("cuts an entry between characters: a multi-byte character at the limit is left out whole, never split", () => {
+    const { out, emitted } = buffer();
+    out.add("x".repeat(64 * 1024 - 1) + "é€");
+    out.flush();
+    expect(emitted[0]).toBe("x".repeat(64 * 1024 - 1));
+    expect(emitted[0]).not.toContain("\ufffd");
+    expect(Buffer.byteLength(emitted[0]!)).toBeLessThanOrEqual(64 * 1024);
+  });
 });
