@@ -159,5 +159,5 @@ export function encodeHead(head: Head): Uint8Array {
 export function decodeHead(bytes: Uint8Array): Head {
   const v = canonicalDecode(bytes) as { seq?: unknown; hash?: unknown };
   if (!Number.isSafeInteger(v.seq) || !(v.hash === null || typeof v.hash === "string")) throw new TypeError("audit head record is malformed");
-  return { seq: v.seq as number, hash: v.hash as string | null };
+  return { seq: v.seq as number, hash: v.hash };
 }

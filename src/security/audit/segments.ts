@@ -66,7 +66,7 @@ interface LoadedSegment {
  * into their segment (the entry's 32-byte hash, then its bytes).
  */
 export class SegmentStore {
-  readonly #sublevel: AuditDatabase;
+  readonly #sublevel: AbstractLevel<unknown, string, Uint8Array>;
   readonly #kv: KeyValueStore;
   readonly #documents: ChunkedDocuments;
   readonly #write: AuditWrite | undefined;
