@@ -9,7 +9,7 @@ import { ClusterTransportAdapter } from "./cluster-adapter.js";
 import { actorIdOf } from "./device-actor.js";
 import { createMeshLibp2p } from "./libp2p/create-libp2p.js";
 import { createAdmission } from "./mesh/admission.js";
-import { foundMesh } from "./mesh/found-mesh.js";
+import { foundMesh } from "./security/found-mesh.js";
 import { importLegacyStatements } from "./mesh/legacy-statements.js";
 import { Membership } from "./mesh/membership.js";
 import { meshIdFile } from "./mesh/mesh-id-file.js";

@@ -8,7 +8,7 @@ import type { TaskEngine } from "../../src/engine/task-engine.js";
 import type { AgentRegistry } from "../../src/agents/executor.js";
 import { isTerminal, isTerminalEvent } from "../../src/engine/state-machine.js";
 import { coalesce } from "../../src/util/coalesce.js";
-import { createReplayGuard, type ReplayGuard } from "./replay-guard.js";
+import { createReplayGuard } from "./replay-guard.js";
 import type { ReplayStore } from "./replay-store.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
 import { decodeStrict, handleFramed, PeerLimitError, type FramedChannel, type PeerRateLimiter } from "../../protocols/framing/index.js";
@@ -57,7 +57,7 @@ export interface TaskServerOptions {
   leaseIntervalMs?: number;
   /** A submission signed more than this far from our clock is refused (replay window), ms. Default 5 min. */
   maxClockSkewMs?: number;
-  /** How far behind a peer's newest submission another of its submissions may be signed, ms (see {@link ReplayGuard}). Default 60 s. */
+  /** How far behind a peer's newest submission another of its submissions may be signed, ms (see ReplayGuard). Default 60 s. */
   replayMemoryMs?: number;
   /** Where the nonces of taken submissions survive a restart; without one, they live in memory only. */
   replayStore?: ReplayStore;
@@ -159,7 +159,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     };
     const submit = async (envelope: SubmitEnvelope): Promise<TaskState> => {
       const { recorded } = await admit(peer, envelope);
-      const request: TaskSubmitRequest = { ...envelope.request } as TaskSubmitRequest;
+      const request: TaskSubmitRequest = { ...envelope.request };
       const agent = request.agentId === undefined ? undefined : options.agents.get(request.agentId);
       // The submitter re-routes on a dead executor only when the agent said a retry is safe.
       request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false };

@@ -197,7 +197,7 @@ function decodeSignature(bytes: Uint8Array): HeadsSignature | undefined {
     const [writer, heads, sig, index, size, proof] = value as unknown[];
     if (typeof writer !== "string" || !Array.isArray(heads) || !heads.every((h) => typeof h === "string") || !(sig instanceof Uint8Array)) return undefined;
     if (typeof index !== "number" || typeof size !== "number" || !Array.isArray(proof) || !proof.every((p) => p instanceof Uint8Array)) return undefined;
-    return { writer, heads: heads as string[], sig, index, size, proof: proof as Uint8Array[] };
+    return { writer, heads, sig, index, size, proof };
   } catch {
     return undefined;
   }
