@@ -11,7 +11,7 @@ import { z } from "zod";
 import { createMeshLibp2p, type MeshLibp2p } from "../node/libp2p/create-libp2p.js";
 import { createCapabilityDirectory, type CapabilityDirectory } from "../node/routing/capability-directory.js";
 import { createSyncEngine, type SyncEngine } from "../node/sync/sync-engine.js";
-import { createReplicaAuthority, type ReplicaAuthority, type WriterRule } from "../node/sync/replica-authority.js";
+import { createReplicaAuthority, type ReplicaAuthority, type WriterRule } from "../protocols/sync/replica-authority.js";
 import { deviceIdentityFromSeed, type DeviceIdentity } from "../identity/index.js";
 import { randomBytes } from "node:crypto";
 import { createMessageCodec } from "../protocols/framing/codec.js";

@@ -167,7 +167,7 @@ export function decodeCanonical(bytes: Uint8Array, limits: DecodeLimits): unknow
   }
   scanCanonical(bytes, limits.maxDepth);
   try {
-    return withoutStacks(() => decode(bytes, DECODE_OPTIONS));
+    return withoutStacks((): unknown => decode(bytes, DECODE_OPTIONS));
   } catch (err) {
     if (err instanceof DecodeError) throw err;
     const message = err instanceof Error ? err.message : String(err);

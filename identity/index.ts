@@ -1,6 +1,21 @@
 /**
- * coderclaw/identity: device keys, signatures, signed statements, trust
+ * `coderclaw/identity`: device keys, signatures, signed statements, trust
  * levels, revocation and invites. Pure Node; nothing here touches the network.
+ *
+ * @example Found a mesh, vouch for a device, and ask its trust level
+ * ```ts
+ * import { randomBytes } from "node:crypto";
+ * import { createMeshGenesis, deviceIdentityFromSeed, issueTrustCert, TrustStore } from "coderclaw/identity";
+ *
+ * const founder = deviceIdentityFromSeed(randomBytes(32));
+ * const laptop = deviceIdentityFromSeed(randomBytes(32));
+ * const genesis = createMeshGenesis(founder, "home");
+ * const trust = new TrustStore(genesis.body.meshId);
+ * trust.addAll([genesis, issueTrustCert(founder, genesis.body.meshId, laptop.peerId, "trusted")]);
+ * console.log(trust.level(laptop.peerId)); // "trusted"
+ * ```
+ *
+ * @packageDocumentation
  */
 export { IdentityError, KeyFileError, DecodeError, InviteError } from "./errors.js";
 export type { KeyFileErrorCode, DecodeErrorCode, InviteErrorCode } from "./errors.js";

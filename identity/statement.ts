@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { decodeCanonical, encodeCanonical, STATEMENT_LIMITS } from "./canonical.js";
-import { concatBytes, toHex, utf8 } from "./bytes.js";
+import { concatBytes, utf8 } from "./bytes.js";
 import { publicKeyOfDeviceId } from "./device-id.js";
 import { ed25519 } from "./ed25519.js";
 import { DecodeError, withoutStacks } from "./errors.js";
@@ -80,7 +80,7 @@ export function signStatement<K extends StatementKind>(signer: StatementSigner, 
   const toSign = signedBytes(kind, body, signer.peerId);
   const sig = signer.sign(toSign);
   const bytes = encodeCanonical({ v: STATEMENT_VERSION, kind, body, issuer: signer.peerId, sig });
-  return { v: 1, kind, body, issuer: signer.peerId, sig, id: sha256Hex(toSign), bytes } as SignedStatement<K>;
+  return { v: 1, kind, body, issuer: signer.peerId, sig, id: sha256Hex(toSign), bytes };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

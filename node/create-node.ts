@@ -9,7 +9,7 @@ import { ClusterTransportAdapter } from "./cluster-adapter.js";
 import { actorIdOf } from "./device-actor.js";
 import { createMeshLibp2p } from "./libp2p/create-libp2p.js";
 import { createAdmission } from "./mesh/admission.js";
-import { foundMesh } from "./mesh/found-mesh.js";
+import { foundMesh } from "./security/found-mesh.js";
 import { importLegacyStatements } from "./mesh/legacy-statements.js";
 import { Membership } from "./mesh/membership.js";
 import { meshIdFile } from "./mesh/mesh-id-file.js";
@@ -22,7 +22,9 @@ import type { ServiceAuditEntry, ServiceContext } from "./services/mesh-service.
 import { startServices } from "./services/service-list.js";
 import { syncService } from "./sync/sync-engine.js";
 import { openTaskReplicas } from "./sync/task-replicas.js";
-import { auditReplicationService, capabilityService, taskClientService, taskServerService } from "./services/interim.js";
+import { taskClientService, taskServerService } from "./services/interim.js";
+import { auditReplicationService } from "./audit/audit-replicator.js";
+import { capabilityService, localOffer } from "./routing/index.js";
 
 export type { CoderClawNode, NodeOptions, PeerInfo } from "./node-api.js";
 
@@ -95,10 +97,10 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     });
     const statements = statementSyncService(membership.set);
     const sync = syncService({ store: core.store, authority: replicas.authority, quarantine: replicas.quarantine });
-    const directory = capabilityService({ core, version: VERSION, maxConcurrentTasks: options.maxConcurrentTasks ?? 10 });
+    const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10), version: VERSION });
     const server = taskServerService({ core, security, options });
     const client = taskClientService();
-    const auditReplication = auditReplicationService(security.audit);
+    const auditReplication = auditReplicationService({ audit: security.audit });
     const connectedMembers = (): string[] => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(admission.isMember);
     const context: Omit<ServiceContext, "report"> = {
       libp2p,

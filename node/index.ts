@@ -1,11 +1,23 @@
 /**
- * `coderclaw/node`: run a mesh node inside another Node app.
+ * `coderclaw/node`: run a mesh node inside another Node app: `createNode`, the
+ * cluster adapter, membership, pairing, the control socket.
  *
+ * @example Two nodes in one process: found a mesh, pair, run a task on the other
  * ```ts
- * import { createNode } from "coderclaw/node";
- * const node = await createNode({ dataDir: "/var/lib/app/coderclaw" });
- * const runtime = new CoderClawRuntime(node.adapter, "distributed-cluster");
+ * import { createNode, CoderClawRuntime } from "coderclaw/node";
+ *
+ * const laptop = await createNode({ dataDir: "/tmp/coderclaw-laptop", mdns: false });
+ * const server = await createNode({ dataDir: "/tmp/coderclaw-server", mdns: false });
+ * await laptop.createMesh("home");
+ * const { invite } = await laptop.pairing.invite("trusted", 60_000);
+ * await server.pairing.join(invite);
+ * const task = await laptop.adapter.submitTask({ description: "nap", input: "100 2", agentId: "sleep" }, { route: server.peerId });
+ * const runtime = new CoderClawRuntime(laptop.adapter, "distributed-cluster");
+ * for await (const update of runtime.streamTaskUpdates(task.id)) console.log(update.status, update.progress ?? "");
+ * await Promise.all([laptop.stop(), server.stop()]);
  * ```
+ *
+ * @packageDocumentation
  */
 import "../src/polyfills.js";
 

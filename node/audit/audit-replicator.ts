@@ -1,13 +1,15 @@
 import type { Libp2p } from "@libp2p/interface";
+import { AUDIT_PROTOCOL, createAuditCodec, type AuditMessage } from "../../protocols/audit/messages.js";
+import { auditRequestShape, pullAuditLog, serveAuditLog, type ReplicatedLog } from "../../protocols/audit/replication.js";
+import { createPeerRateLimiter, handleFramed, RequestPool } from "../../protocols/framing/index.js";
 import type { AuditLog } from "../../src/security/index.js";
-import { ChannelPool, createPeerRateLimiter, handleFramed, type FramedChannel } from "../../protocols/framing/index.js";
-import { AUDIT_PAGE, AUDIT_PROTOCOL, createAuditCodec, type AuditMessage } from "../../protocols/audit/messages.js";
+import { defineService, type DefinedService } from "../services/mesh-service.js";
 
 /** Options of {@link startAuditReplicator}. */
 export interface AuditReplicatorOptions {
   libp2p: Libp2p;
   /** The log to serve from and ingest into. */
-  audit: AuditLog;
+  audit: ReplicatedLog;
   isMember: (peerId: string) => boolean;
   /** Members connected now. */
   members: () => string[];
@@ -23,70 +25,40 @@ export interface AuditReplicator {
   stop(): Promise<void>;
 }
 
+/** Deadline of each answer (heads, or one page of entries), ms. */
+const ANSWER_TIMEOUT_MS = 10_000;
+
 /**
- * Replicates audit logs among members: each round asks every connected member for
- * its chain heads and pulls, page by page, the entries of any chain it is behind
- * on, whoever authored them. Ingestion authenticates every entry by its author's
- * key (a run of entries through the hash chain to its newest entry's signature),
- * so a member relaying entries cannot forge or edit them; conflicting authentic
- * entries are kept as fork evidence.
+ * Replicates audit logs among members over libp2p (the logic is
+ * {@link serveAuditLog} and {@link pullAuditLog}): it serves this node's log to
+ * members, and each round pulls from every connected member, at most one pull
+ * per member at a time, on one long-lived stream each.
  */
 export async function startAuditReplicator(options: AuditReplicatorOptions): Promise<AuditReplicator> {
   const codec = createAuditCodec();
-  const serve = async (channel: FramedChannel<AuditMessage>): Promise<void> => {
-    try {
-      for await (const m of channel) {
-        if (m.t === "heads") {
-          const heads = await options.audit.heads();
-          await channel.send({ t: "heads-ans", rid: m.rid, heads: [...heads].map(([author, h]) => ({ author, seq: h.seq })) });
-        } else if (m.t === "pull") {
-          const entries = await options.audit.exportEntries(m.author, m.after, AUDIT_PAGE);
-          await channel.send({ t: "entries", rid: m.rid, entries });
-        } else {
-          await channel.send({ t: "err", rid: "rid" in m ? m.rid : 1, message: `unexpected ${m.t}` });
-        }
-      }
-    } catch (err) {
-      options.onError?.(channel.peer, err as Error);
-    }
-  };
-
-  await handleFramed(options.libp2p, AUDIT_PROTOCOL, {
+  await handleFramed<AuditMessage>(options.libp2p, AUDIT_PROTOCOL, {
     codec,
     settings: { limiter: createPeerRateLimiter({ framesPerSecond: 200, burst: 400 }) },
     maxInboundStreams: 2,
     accept: options.isMember,
-    onChannel: (channel) => void serve(channel),
+    onChannel: (channel) => void serveAuditLog(channel, options.audit).catch((err: Error) => options.onError?.(channel.peer, err)),
     ...(options.onError && { onError: options.onError }),
   });
 
-  const pool = new ChannelPool<AuditMessage>({ libp2p: options.libp2p, protocol: AUDIT_PROTOCOL, codec, openTimeoutMs: 5000 });
-  let nextRid = 1;
-  const ask = async (channel: FramedChannel<AuditMessage>, m: AuditMessage): Promise<AuditMessage> => {
-    await channel.send(m);
-    // One request at a time per channel: the answer is the next message.
-    return channel.receive({ timeoutMs: 10_000 });
-  };
+  const pool = new RequestPool<AuditMessage>({
+    libp2p: options.libp2p,
+    protocol: AUDIT_PROTOCOL,
+    codec,
+    openTimeoutMs: 5000,
+    shape: auditRequestShape,
+    requests: { timeoutMs: ANSWER_TIMEOUT_MS },
+  });
   const busy = new Set<string>();
   const pullFrom = async (peer: string): Promise<void> => {
     if (busy.has(peer)) return;
     busy.add(peer);
     try {
-      const channel = await pool.get(peer);
-      const answer = await ask(channel, { t: "heads", rid: nextRid++ });
-      if (answer.t !== "heads-ans") return;
-      const mine = await options.audit.heads();
-      for (const { author, seq } of answer.heads) {
-        let have = mine.get(author)?.seq ?? 0;
-        while (have < seq) {
-          const page = await ask(channel, { t: "pull", rid: nextRid++, author, after: have });
-          if (page.t !== "entries" || page.entries.length === 0) break;
-          const report = await options.audit.ingest(page.entries);
-          // A gap or refusal means our copy cannot extend further from this peer now; stop, retry next round.
-          if (report.appended === 0) break;
-          have += report.appended;
-        }
-      }
+      await pullAuditLog(await pool.get(peer), options.audit);
     } catch (err) {
       options.onError?.(peer, err as Error);
     } finally {
@@ -106,4 +78,29 @@ export async function startAuditReplicator(options: AuditReplicatorOptions): Pro
       await pool.close();
     },
   };
+}
+
+/** Options of {@link auditReplicationService}. */
+export interface AuditReplicationServiceOptions {
+  /** This node's audit log: served to members, and where their logs are ingested. */
+  audit: AuditLog;
+  /** Pull round interval, ms. Default 5,000. */
+  intervalMs?: number;
+}
+
+/**
+ * Audit replication as a node service: members are the node's, and a failed
+ * pull or serve is reported against its peer.
+ */
+export function auditReplicationService(options: AuditReplicationServiceOptions): DefinedService<AuditReplicator> {
+  return defineService(AUDIT_PROTOCOL, (context) =>
+    startAuditReplicator({
+      libp2p: context.libp2p,
+      audit: options.audit,
+      isMember: context.isMember,
+      members: context.connectedMembers,
+      ...(options.intervalMs !== undefined && { intervalMs: options.intervalMs }),
+      onError: (peer, error) => context.report(error, peer),
+    }),
+  );
 }

@@ -35,7 +35,7 @@ export async function startNodeProcess(home: string, extraArgs: string[] = [], t
       child.kill("SIGKILL");
       reject(new Error(`node in ${home} did not start in ${timeoutMs} ms:\n${out}`));
     }, timeoutMs);
-    child.stderr!.on("data", (d: Buffer) => {
+    child.stderr.on("data", (d: Buffer) => {
       out += d.toString();
       const listening = /listening (\S+)/.exec(out);
       if (out.includes("control socket") && listening) {

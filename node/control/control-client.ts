@@ -165,7 +165,7 @@ export class ControlClientAdapter implements TransportAdapter {
   }
 
   async submitTask(request: TaskSubmitRequest, options: { route?: string } = {}): Promise<TaskState> {
-    return TaskStateSchema.parse(await this.call("submitTask", options.route === undefined ? { request } : { request, route: options.route })) as TaskState;
+    return TaskStateSchema.parse(await this.call("submitTask", options.route === undefined ? { request } : { request, route: options.route }));
   }
 
   /** An administrative call of the node (see node/node-admin.ts); the answer is the node's JSON. */
@@ -175,11 +175,11 @@ export class ControlClientAdapter implements TransportAdapter {
 
   async getTaskState(taskId: string): Promise<TaskState | null> {
     const r = await this.call("getTaskState", { taskId });
-    return r === null ? null : (TaskStateSchema.parse(r) as TaskState);
+    return r === null ? null : TaskStateSchema.parse(r);
   }
 
   async getTaskEvents(taskId: string): Promise<TaskEvent[]> {
-    return z.array(TaskEventSchema).parse(await this.call("getTaskEvents", { taskId })) as TaskEvent[];
+    return z.array(TaskEventSchema).parse(await this.call("getTaskEvents", { taskId }));
   }
 
   async *streamTaskUpdates(taskId: string, options: StreamOptions = {}): AsyncIterable<TaskUpdateEvent> {
@@ -194,7 +194,7 @@ export class ControlClientAdapter implements TransportAdapter {
     try {
       for (let r = await queue.next(); !r.done; r = await queue.next()) {
         if (r.value.error) throw r.value.error;
-        yield TaskUpdateEventSchema.parse(r.value.event) as TaskUpdateEvent;
+        yield TaskUpdateEventSchema.parse(r.value.event);
       }
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
@@ -207,15 +207,15 @@ export class ControlClientAdapter implements TransportAdapter {
   }
 
   async listTasks(filter: TaskListFilter = {}): Promise<TaskState[]> {
-    return z.array(TaskStateSchema).parse(await this.call("listTasks", filter)) as TaskState[];
+    return z.array(TaskStateSchema).parse(await this.call("listTasks", filter));
   }
 
   async listAgents(): Promise<AgentInfo[]> {
-    return z.array(AgentInfoSchema).parse(await this.call("listAgents")) as AgentInfo[];
+    return z.array(AgentInfoSchema).parse(await this.call("listAgents"));
   }
 
   async listSkills(): Promise<SkillInfo[]> {
-    return z.array(SkillInfoSchema).parse(await this.call("listSkills")) as SkillInfo[];
+    return z.array(SkillInfoSchema).parse(await this.call("listSkills"));
   }
 
   async getStatus(): Promise<Omit<RuntimeStatus, "mode">> {

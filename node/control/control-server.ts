@@ -156,7 +156,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
             return adapter.cancelTask(taskId);
           });
         case "listTasks":
-          return reply(() => adapter.listTasks(parseInput(TaskListQuerySchema, raw ?? {}) as TaskListFilter));
+          return reply(() => adapter.listTasks(parseInput<TaskListFilter>(TaskListQuerySchema, raw ?? {})));
         case "listAgents":
           return reply(() => adapter.listAgents());
         case "listSkills":

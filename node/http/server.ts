@@ -3,7 +3,7 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyRequest } from "fastify";
-import { z } from "zod";
+import type { z } from "zod";
 import type { TaskState, TransportAdapter } from "../../src/contract/types.js";
 import { CoderClawError, NotFoundError } from "../../src/contract/errors.js";
 import { parseInput } from "../../src/contract/parse-input.js";

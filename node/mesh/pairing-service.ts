@@ -5,7 +5,7 @@ import { z } from "zod";
 import { encodeInvite, parseInvite, type DeviceIdentity, type InviteBook, type SignedStatement } from "../../identity/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { createMessageCodec, FramedChannel, handleFramed } from "../../protocols/framing/index.js";
-import { handlePairingRequest, PAIRING_PROTOCOL, runPairingJoiner, type PairingChannel } from "../../protocols/pairing/index.js";
+import { handlePairingRequest, PAIRING_PROTOCOL, runPairingJoiner } from "../../protocols/pairing/index.js";
 import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
 import type { MeshService, ServiceContext } from "../services/mesh-service.js";
 import type { Membership } from "./membership.js";
@@ -16,10 +16,6 @@ import type { Membership } from "./membership.js";
  */
 const pairingCodec = createMessageCodec({ version: 1, schema: z.unknown(), maxMessageBytes: 16 * 1024 * 1024 });
 const PAIRING_BUFFER_BYTES = 32 * 1024 * 1024;
-
-function asPairingChannel(channel: FramedChannel<unknown>): PairingChannel {
-  return { send: (msg) => channel.send(msg), receive: () => channel.receive() };
-}
 
 /** What a completed pairing reports on either side. */
 export interface PairingReport {
@@ -88,7 +84,7 @@ export class PairingService implements MeshService {
         this.pairing.add(channel.peer);
         void (async () => {
           try {
-            const outcome = await handlePairingRequest(asPairingChannel(channel), {
+            const outcome = await handlePairingRequest(channel, {
               identity,
               inviteBook,
               statements: () => membership.statements(),
@@ -160,7 +156,7 @@ export class PairingService implements MeshService {
       const stream = await libp2p.dialProtocol(inviterId, PAIRING_PROTOCOL, { signal: AbortSignal.timeout(15_000) });
       const channel = new FramedChannel<unknown>({ stream, codec: pairingCodec, peer: invite.inviter, maxBufferedBytes: PAIRING_BUFFER_BYTES });
       try {
-        const result = await runPairingJoiner(asPairingChannel(channel), invite, this.options.identity);
+        const result = await runPairingJoiner(channel, invite, this.options.identity);
         this.options.pinMesh(result.meshId);
         await this.options.membership.add([...result.statements, result.certificate]);
         this.options.onPairing?.({ role: "joiner", ok: true, peer: invite.inviter, detail: `joined ${result.meshId} at ${result.level}` });

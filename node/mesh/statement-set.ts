@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { decodeStatement, type SignedStatement } from "../../identity/index.js";
 import { MAX_ITEM_BYTES } from "../../protocols/statements/messages.js";
+import type { ItemSet, RefusedItem } from "../../protocols/statements/session.js";
 import type { Database } from "../../src/storage/level-database.js";
 import type { WriteOp } from "../../src/storage/write-batcher.js";
 
@@ -15,17 +16,7 @@ export interface SetItem {
 }
 
 /** Why an offered item was not taken. */
-export interface RefusedItem {
-  id: string;
-  kind: ItemKind;
-  reason: string;
-  /**
-   * True when the item is not what it claims (bad signature, wrong hash,
-   * malformed): no honest node sends one. False for a valid statement that does
-   * not belong here (another mesh's).
-   */
-  offence: boolean;
-}
+export type { RefusedItem } from "../../protocols/statements/session.js";
 
 /** Options of {@link StatementSet.open}. */
 export interface StatementSetOptions {
@@ -55,7 +46,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * sends what, the set only grows by valid items, and two nodes holding the same
  * items hold the same set.
  */
-export class StatementSet {
+export class StatementSet implements ItemSet {
   readonly #items = new Map<string, SetItem>();
   readonly #statements = new Map<string, SignedStatement>();
   readonly #listeners = new Set<AddedListener>();

@@ -1,18 +1,10 @@
 import type { Libp2p } from "@libp2p/interface";
-import type { FramedChannel } from "../../protocols/framing/channel.js";
-import { ChannelClosedError, MalformedFrameError, PeerLimitError } from "../../protocols/framing/errors.js";
+import { ChannelClosedError } from "../../protocols/framing/errors.js";
 import { createPeerRateLimiter } from "../../protocols/framing/limits.js";
 import { startPairSessions, type PairSession } from "../../protocols/framing/pair-sessions.js";
-import {
-  createStatementsCodec,
-  MAX_IDS_PER_MESSAGE,
-  MAX_ITEMS_PER_MESSAGE,
-  STATEMENTS_PROTOCOL,
-  type StatementsMessage,
-} from "../../protocols/statements/messages.js";
-import { runsBySize } from "../../src/util/runs-by-size.js";
+import { createStatementsCodec, runStatementsSession, sendItems, STATEMENTS_PROTOCOL, type StatementsMessage } from "../../protocols/statements/index.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";
-import type { RefusedItem, SetItem, StatementSet } from "./statement-set.js";
+import type { RefusedItem, StatementSet } from "./statement-set.js";
 
 /** Options of {@link startStatementSync}. */
 export interface StatementSyncOptions {
@@ -36,11 +28,6 @@ export interface StatementSync {
   stop(): Promise<void>;
 }
 
-/** Ids one reconciliation may carry; far above any real set, it only stops a peer that never sends `last`. */
-const MAX_PENDING_IDS = 1_000_000;
-/** Bytes of items per message, well inside the codec's limit. */
-const TARGET_ITEMS_BYTES = 1024 * 1024;
-
 /**
  * Replicates the grow-only set of signed items with every connected member over
  * one long-lived stream per pair: on each session both sides say what they hold
@@ -56,51 +43,13 @@ export async function startStatementSync(options: StatementSyncOptions): Promise
     if (!(error instanceof ChannelClosedError)) options.onError?.(peer, error);
   };
 
-  const sendItems = async (channel: FramedChannel<StatementsMessage>, items: readonly SetItem[]): Promise<void> => {
-    for (const run of runsBySize([...items], (i) => i.bytes.byteLength + 80, TARGET_ITEMS_BYTES)) {
-      for (let i = 0; i < run.length; i += MAX_ITEMS_PER_MESSAGE) {
-        await channel.send({ t: "items", items: run.slice(i, i + MAX_ITEMS_PER_MESSAGE).map((x) => ({ id: x.id, kind: x.kind, bytes: x.bytes })) });
-      }
-    }
-  };
-
-  /** Both sides say what they hold; where that differs both send their ids, then what the other lacks. */
-  const serve = async (channel: FramedChannel<StatementsMessage>): Promise<void> => {
-    const peer = channel.peer;
-    let theirs: string[] = [];
-    await channel.send({ t: "have", count: set.size, digest: set.digest() });
-    for await (const message of channel) {
-      if (message.t === "have") {
-        if (message.digest === set.digest()) continue;
-        const ids = set.ids();
-        for (let i = 0; i === 0 || i < ids.length; i += MAX_IDS_PER_MESSAGE) {
-          await channel.send({ t: "ids", ids: ids.slice(i, i + MAX_IDS_PER_MESSAGE), last: i + MAX_IDS_PER_MESSAGE >= ids.length });
-        }
-      } else if (message.t === "ids") {
-        theirs.push(...message.ids);
-        if (theirs.length > MAX_PENDING_IDS) throw new PeerLimitError(`${peer} sent more than ${MAX_PENDING_IDS} ids`, peer);
-        if (!message.last) continue;
-        const known = new Set(theirs);
-        theirs = [];
-        const missing: SetItem[] = [];
-        for (const id of set.ids()) if (!known.has(id)) missing.push(set.get(id)!);
-        await sendItems(channel, missing);
-      } else {
-        const { refused } = await set.add(message.items, peer);
-        for (const r of refused) options.onRefused?.(peer, r);
-        const offence = refused.find((r) => r.offence);
-        if (offence !== undefined) throw new MalformedFrameError(`statements session cut: ${offence.reason}`, { peer });
-      }
-    }
-  };
-
   const pairs = await startPairSessions<StatementsMessage, PairSession<StatementsMessage>>({
     libp2p,
     protocol: STATEMENTS_PROTOCOL,
     codec: createStatementsCodec(),
     settings: { frameTimeoutMs: 10_000, maxBufferedBytes: 8 * 1024 * 1024, limiter: createPeerRateLimiter({ framesPerSecond: 200, burst: 400 }) },
     isMember,
-    open: (channel) => ({ channel, run: () => serve(channel) }),
+    open: (channel) => ({ channel, run: () => runStatementsSession(channel, set, (r) => options.onRefused?.(channel.peer, r)) }),
     ...(options.retryMaxMs !== undefined && { retryMaxMs: options.retryMaxMs }),
     onError: report,
   });

@@ -1,21 +1,15 @@
 import type { PeerId, PrivateKey } from "@libp2p/interface";
-import { peerIdFromString } from "@libp2p/peer-id";
 import { setMaxListeners } from "node:events";
+import { askNodeRecord, CAPS_FIRST_REQUEST, capsRequestShape, serveNodeRecord, type AskedRecord } from "../../protocols/capability/exchange.js";
 import { CAPS_PROTOCOL, createCapsCodec, type CapsMessage } from "../../protocols/capability/messages.js";
-import {
-  capabilityCid,
-  nodeRecordKey,
-  openNodeRecord,
-  signNodeRecord,
-  type CapabilityKind,
-  type NodeRecord,
-  type SignedNodeRecord,
-} from "../../protocols/capability/node-record.js";
-import type { FramedChannel } from "../../protocols/framing/channel.js";
+import { signNodeRecord, type CapabilityKind, type NodeRecord, type SignedNodeRecord } from "../../protocols/capability/node-record.js";
 import { ChannelClosedError } from "../../protocols/framing/errors.js";
 import { createPeerRateLimiter, type PeerRateLimiter } from "../../protocols/framing/limits.js";
-import { ChannelPool, handleFramed } from "../../protocols/framing/pool.js";
+import { handleFramed } from "../../protocols/framing/pool.js";
+import { RequestPool } from "../../protocols/framing/request-pool.js";
 import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
+import { defineService, type DefinedService } from "../services/mesh-service.js";
+import { dhtRecords } from "./dht-records.js";
 
 /** What this node offers now; read whenever a record is signed or served. */
 export interface LocalCapabilities {
@@ -115,10 +109,6 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-async function drain(events: AsyncIterable<unknown>): Promise<void> {
-  for await (const _ of events);
-}
-
 /**
  * Starts the capability directory: serves the caps protocol, publishes the node
  * record and provider records now and every `refreshMs`. Lookups ask connected
@@ -133,9 +123,9 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
     if (!(error instanceof ChannelClosedError)) options.onError?.(error instanceof Error ? error : new Error(String(error)));
   };
   const settings = { limiter: options.limiter ?? createPeerRateLimiter({ framesPerSecond: 200, burst: 400 }) };
+  const dht = dhtRecords({ libp2p, report, ...(options.providerGraceMs !== undefined && { providerGraceMs: options.providerGraceMs }) });
   let signed: { content: string; record: SignedNodeRecord } | undefined;
   let lastSeq = 0;
-  const provided = new Set<string>();
   let stopped = false;
   const stopping = new AbortController();
 
@@ -160,80 +150,22 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
     maxInboundStreams: 2,
     accept: async (peer) => !stopped && (await isMember(peer)),
     onError: (_peer, error) => report(error),
-    onChannel: (channel) => {
-      void (async () => {
-        for await (const message of channel) {
-          if (message.t !== "get") continue;
-          await channel.send({ t: "record", n: message.n, record: (await localRecord()).bytes });
-        }
-      })().catch(report);
-    },
+    onChannel: (channel) => void serveNodeRecord(channel, localRecord).catch(report),
   });
 
-  const pool = new ChannelPool<CapsMessage>({ libp2p, protocol: CAPS_PROTOCOL, codec, settings: settings, openTimeoutMs: 5_000 });
-  interface PendingAnswer {
-    resolve: (bytes: Uint8Array) => void;
-    reject: (error: unknown) => void;
-  }
-  const waiting = new Map<FramedChannel<CapsMessage>, Map<number, PendingAnswer>>();
-  let nextRequest = 0;
+  const pool = new RequestPool<CapsMessage>({
+    libp2p,
+    protocol: CAPS_PROTOCOL,
+    codec,
+    settings,
+    openTimeoutMs: 5_000,
+    shape: capsRequestShape,
+    requests: { firstRid: CAPS_FIRST_REQUEST, onClose: (error) => error !== undefined && report(error) },
+  });
 
-  /** One reader per outbound channel routes answers to their requests by `n`; a closed channel fails its requests. */
-  const answersOf = (channel: FramedChannel<CapsMessage>): Map<number, PendingAnswer> => {
-    const existing = waiting.get(channel);
-    if (existing !== undefined) return existing;
-    const pending = new Map<number, PendingAnswer>();
-    waiting.set(channel, pending);
-    void (async () => {
-      try {
-        for await (const message of channel) if (message.t === "record") pending.get(message.n)?.resolve(message.record);
-      } catch (error) {
-        report(error);
-      } finally {
-        waiting.delete(channel);
-        const closed = channel.failure ?? new ChannelClosedError(`caps channel to ${channel.peer} closed`, { peer: channel.peer });
-        for (const answer of pending.values()) answer.reject(closed);
-      }
-    })();
-    return pending;
-  };
-
-  const ask = async (peer: PeerId, signal: AbortSignal): Promise<{ record: NodeRecord; latencyMs: number }> => {
-    const channel = await untilAborted(pool.get(peer), signal);
-    const pending = answersOf(channel);
-    const n = nextRequest++;
-    const started = performance.now();
-    let onAbort = (): void => undefined;
-    const answer = new Promise<Uint8Array>((resolve, reject) => {
-      const settle = (): void => {
-        signal.removeEventListener("abort", onAbort);
-        pending.delete(n);
-      };
-      onAbort = () => {
-        settle();
-        reject(signal.reason);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      pending.set(n, {
-        resolve: (bytes) => {
-          settle();
-          resolve(bytes);
-        },
-        reject: (error) => {
-          settle();
-          reject(error);
-        },
-      });
-    });
-    // Not awaited: a send stuck waiting for the peer to drain must not outlive the lookup, and the answer
-    // promise already ends on an answer, a closed channel or the lookup's signal.
-    channel.send({ t: "get", n }).catch((error: unknown) => pending.get(n)?.reject(error));
-    const bytes = await answer;
-    const latencyMs = performance.now() - started;
-    const { record } = await openNodeRecord(bytes);
-    if (record.peerId !== peer.toString()) throw new Error(`${peer.toString()} answered with the record of ${record.peerId}`);
-    return { record, latencyMs };
-  };
+  /** The peer's record, asked on its caps stream; the lookup's whole budget is the answer's deadline too. */
+  const ask = async (peer: PeerId | string, signal: AbortSignal, timeoutMs: number): Promise<AskedRecord> =>
+    askNodeRecord(await untilAborted(pool.get(peer), signal), { signal, timeoutMs });
 
   const connectedMembers = async (): Promise<PeerId[]> => {
     const unique = new Map<string, PeerId>();
@@ -242,8 +174,8 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
     return members.filter((p): p is PeerId => p !== undefined);
   };
 
-  const askAll = async (peers: PeerId[], kind: CapabilityKind, id: string, signal: AbortSignal): Promise<Candidate[]> => {
-    const answers = await Promise.allSettled(peers.map((peer) => ask(peer, signal)));
+  const askAll = async (peers: PeerId[], kind: CapabilityKind, id: string, signal: AbortSignal, timeoutMs: number): Promise<Candidate[]> => {
+    const answers = await Promise.allSettled(peers.map((peer) => ask(peer, signal, timeoutMs)));
     const out: Candidate[] = [];
     for (const answer of answers) {
       if (answer.status === "rejected") continue;
@@ -253,80 +185,21 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
     return out;
   };
 
-  const recordFromDht = async (peer: string, signal: AbortSignal): Promise<NodeRecord | undefined> => {
-    let best: NodeRecord | undefined;
-    try {
-      for await (const event of libp2p.services.dht.get(nodeRecordKey(peer), { signal })) {
-        if (event.name !== "VALUE") continue;
-        try {
-          const { record } = await openNodeRecord(event.value);
-          if (record.peerId === peer && (best === undefined || record.seq > best.seq)) best = record;
-        } catch (error) {
-          report(error);
-        }
-      }
-    } catch (error) {
-      if (best === undefined && !signal.aborted) report(error);
-    }
-    return best;
-  };
-
-  const latencyTo = async (peer: string, signal: AbortSignal): Promise<number | undefined> => {
-    try {
-      return await libp2p.services.ping.ping(peerIdFromString(peer), { signal });
-    } catch {
-      return undefined;
-    }
-  };
-
   /** A provider's record, asked directly on its caps stream (dialing it), else read from the DHT. */
-  const resolveProvider = async (peer: string, kind: CapabilityKind, id: string, signal: AbortSignal): Promise<Candidate | undefined> => {
+  const resolveProvider = async (peer: string, kind: CapabilityKind, id: string, signal: AbortSignal, timeoutMs: number): Promise<Candidate | undefined> => {
     try {
-      const { record, latencyMs } = await ask(peerIdFromString(peer), signal);
+      const { record, latencyMs } = await ask(peer, signal, timeoutMs);
       return offers(record, kind, id) ? { peerId: peer, record, local: false, latencyMs, source: "dht" } : undefined;
     } catch {
-      const record = await recordFromDht(peer, signal);
+      const record = await dht.recordOf(peer, signal);
       if (record === undefined || !offers(record, kind, id)) return undefined;
-      return { peerId: peer, record, local: false, latencyMs: await latencyTo(peer, signal), source: "dht" };
+      return { peerId: peer, record, local: false, latencyMs: await dht.latencyTo(peer, signal), source: "dht" };
     }
-  };
-
-  /**
-   * Providers from the DHT, resolved as they arrive. A provider query otherwise
-   * walks to the end of the key space; once one provider is known, the query
-   * gets `providerGraceMs` more to find others and is then cut short.
-   */
-  const fromDht = async (kind: CapabilityKind, id: string, signal: AbortSignal): Promise<Candidate[]> => {
-    const query = new AbortController();
-    setMaxListeners(Infinity, query.signal);
-    const stopQuery = (): void => query.abort(signal.reason);
-    signal.addEventListener("abort", stopQuery, { once: true });
-    const seen = new Set<string>([self]);
-    const resolving: Array<Promise<Candidate | undefined>> = [];
-    let grace: ReturnType<typeof setTimeout> | undefined;
-    try {
-      for await (const event of libp2p.services.dht.findProviders(await capabilityCid(kind, id), { signal: query.signal })) {
-        if (event.name !== "PROVIDER") continue;
-        for (const provider of event.providers) {
-          const peer = provider.id.toString();
-          if (seen.has(peer)) continue;
-          seen.add(peer);
-          resolving.push(resolveProvider(peer, kind, id, signal));
-          grace ??= setTimeout(() => query.abort(new Error("provider grace period over")), options.providerGraceMs ?? 50);
-        }
-      }
-    } catch (error) {
-      if (!query.signal.aborted) report(error);
-    } finally {
-      if (grace !== undefined) clearTimeout(grace);
-      signal.removeEventListener("abort", stopQuery);
-    }
-    const found = await Promise.all(resolving);
-    return found.filter((c): c is Candidate => c !== undefined);
   };
 
   const find = async (kind: CapabilityKind, id: string, findOptions: FindOptions = {}): Promise<Candidate[]> => {
-    const signal = AbortSignal.timeout(findOptions.timeoutMs ?? 5_000);
+    const timeoutMs = findOptions.timeoutMs ?? 5_000;
+    const signal = AbortSignal.timeout(timeoutMs);
     // One lookup hands its signal to every peer it asks and every DHT query.
     setMaxListeners(Infinity, signal);
     const strategy = findOptions.strategy ?? "auto";
@@ -343,9 +216,9 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
     }
     const members = strategy === "dht" ? [] : await connectedMembers();
     const direct = strategy === "direct" || (strategy === "auto" && members.length <= (options.directAskMax ?? 32));
-    if (direct) add(await askAll(members, kind, id, signal));
+    if (direct) add(await askAll(members, kind, id, signal, timeoutMs));
     if (strategy === "dht" || (strategy === "auto" && [...byPeer.values()].every((c) => c.local))) {
-      add(await fromDht(kind, id, signal));
+      add(await dht.providers(kind, id, signal, (peer) => resolveProvider(peer, kind, id, signal, timeoutMs)));
     }
     return [...byPeer.values()];
   };
@@ -353,24 +226,7 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
   const publish = async (): Promise<void> => {
     const signal = AbortSignal.any([AbortSignal.timeout(options.publishTimeoutMs ?? 10_000), stopping.signal]);
     setMaxListeners(Infinity, signal);
-    const { record, bytes } = await localRecord();
-    const dht = libp2p.services.dht;
-    const keys: Array<[CapabilityKind, string]> = [
-      ...record.agents.map((a): [CapabilityKind, string] => ["agent", a]),
-      ...record.skills.map((s): [CapabilityKind, string] => ["skill", s]),
-      ...record.capabilities.map((c): [CapabilityKind, string] => ["cap", c]),
-    ];
-    const results = await Promise.allSettled([
-      drain(dht.put(nodeRecordKey(self), bytes, { signal })),
-      ...keys.map(async ([kind, id]) => {
-        const cid = await capabilityCid(kind, id);
-        // kad-dht reprovides on its own schedule; a refresh only announces what is new.
-        if (provided.has(cid.toString())) return;
-        await drain(dht.provide(cid, { signal }));
-        provided.add(cid.toString());
-      }),
-    ]);
-    for (const result of results) if (result.status === "rejected" && !signal.aborted) report(result.reason);
+    await dht.publish(await localRecord(), signal);
   };
 
   let inFlight: Promise<void> | undefined;
@@ -393,7 +249,7 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
 
   const members = async (timeoutMs = 2000): Promise<Candidate[]> => {
     const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), stopping.signal]);
-    const answers = await Promise.allSettled((await connectedMembers()).map((peer) => ask(peer, signal)));
+    const answers = await Promise.allSettled((await connectedMembers()).map((peer) => ask(peer, signal, timeoutMs)));
     return answers.flatMap((a) => (a.status === "fulfilled" ? [{ peerId: a.value.record.peerId, record: a.value.record, local: false, latencyMs: a.value.latencyMs, source: "direct" as const }] : []));
   };
 
@@ -414,4 +270,23 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
       await pool.close();
     },
   };
+}
+
+/** What {@link capabilityService} needs beyond the node's context. */
+export type CapabilityServiceOptions = Omit<CapabilityDirectoryOptions, "libp2p" | "privateKey" | "isMember" | "onError">;
+
+/**
+ * The capability directory as a node service: the node's device key signs its
+ * record, only members ask or are answered, and failures are reported.
+ */
+export function capabilityService(options: CapabilityServiceOptions): DefinedService<CapabilityDirectory> {
+  return defineService(CAPS_PROTOCOL, (context) =>
+    createCapabilityDirectory({
+      ...options,
+      libp2p: context.libp2p,
+      privateKey: context.identity.privateKey,
+      isMember: context.isMember,
+      onError: (error) => context.report(error),
+    }),
+  );
 }

@@ -70,6 +70,7 @@ export interface DefinedService<R extends Running> extends MeshService {
  * lifecycle every service of a node shares.
  */
 export function defineService<R extends Running>(protocol: string, start: (context: ServiceContext) => Promise<R>): DefinedService<R> {
+  let starting: Promise<R> | undefined;
   let running: R | undefined;
   let stopping: Promise<void> | undefined;
   return {
@@ -79,10 +80,12 @@ export function defineService<R extends Running>(protocol: string, start: (conte
       return running;
     },
     async start(context) {
-      if (running !== undefined) throw new Error(`${protocol} has already started`);
-      running = await start(context);
+      if (starting !== undefined) throw new Error(`${protocol} has already started`);
+      starting = start(context);
+      running = await starting;
     },
-    stop: () => (stopping ??= running?.stop() ?? Promise.resolve()),
+    // A stop asked for while the service is still starting waits for it, then stops what started.
+    stop: () => (stopping ??= (async () => void (await (await starting?.catch(() => undefined))?.stop()))()),
     membersChanged: () => running?.membersChanged?.(),
   };
 }

@@ -2,7 +2,7 @@ import type { Database } from "../../src/storage/level-database.js";
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 import { docRootReader } from "../../src/storage/root-reader.js";
 import type { Quarantine } from "./quarantine.js";
-import type { ReplicaAuthority, WriterRule } from "./replica-authority.js";
+import type { ReplicaAuthority, WriterRule } from "../../protocols/sync/replica-authority.js";
 
 /** Set once a home's replicas from before signed replication were sorted out. */
 const DONE_KEY = "meta:replicas-signed";

@@ -3,10 +3,11 @@ import { ChannelClosedError } from "../../protocols/framing/errors.js";
 import { createPeerRateLimiter, type PeerRateLimiter } from "../../protocols/framing/limits.js";
 import { startPairSessions } from "../../protocols/framing/pair-sessions.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
-import { sameHeads, type DocumentChange } from "../../src/storage/document-store.js";
+import type { DocumentChange } from "../../src/storage/document-store.js";
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
-import { PeerSession, signedPatch, type PatchItem, type RefusedChange } from "./peer-session.js";
-import type { ReplicaAuthority } from "./replica-authority.js";
+import { createLivePush } from "../../protocols/sync/live-push.js";
+import { PeerSession, type RefusedChange } from "../../protocols/sync/peer-session.js";
+import type { ReplicaAuthority } from "../../protocols/sync/replica-authority.js";
 import type { Quarantine } from "./quarantine.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";
 
@@ -75,7 +76,6 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
   const { libp2p, store, isMember, authority } = options;
   const prefixes = options.prefixes ?? REPLICATED_PREFIXES;
   const codec = createSyncCodec();
-  const applying = new Map<string, string>();
   const settings = {
     frameTimeoutMs: options.frameTimeoutMs ?? 10_000,
     maxBufferedBytes: 32 * 1024 * 1024,
@@ -110,102 +110,31 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
         targetFrameBytes: options.targetFrameBytes ?? 1024 * 1024,
         maxEntriesPerFrame: options.maxEntriesPerFrame ?? 5000,
         initiator,
-        applying,
         onRefused,
         onError: (error) => report(channel.peer, error),
       }),
     ...(options.retryMaxMs !== undefined && { retryMaxMs: options.retryMaxMs }),
     onError: report,
   });
-  const sessions = pairs.sessions;
 
-  /** Changes waiting for the debounced push, by document id. */
-  const pending = new Map<string, PendingPush>();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const flush = (): void => {
-    timer = undefined;
-    const batch = [...pending];
-    pending.clear();
-    // With nobody to push to, signing would be wasted: a session that opens later reconciles by summary.
-    if (sessions.size === 0) return;
-    // Each patch is built once, whatever the number of peers it goes to, and this node's own changes are
-    // signed together: one signature for the batch.
-    const contiguous = batch.filter(([, p]) => p.parts !== undefined);
-    // A change made here is this node's own writing: it signs it without reading the document back.
-    const signatures = authority.signaturesFor(contiguous.map(([id, p]) => ({ id, heads: p.heads, root: () => undefined, written: p.local })));
-    const signed = new Map(contiguous.map(([id], i) => [id, signatures[i]]));
-    const changed: Array<{ id: string; from: string | undefined; since: string[]; patch: PatchItem | undefined }> = [];
-    for (const [id, p] of batch) {
-      if (p.parts === undefined) {
-        changed.push({ id, from: p.from, since: p.since, patch: undefined });
-        continue;
-      }
-      const signature = signed.get(id);
-      // Unsigned: a document this node neither writes nor holds a signature for (it is not sent).
-      if (signature === undefined) continue;
-      changed.push({ id, from: p.from, since: p.since, patch: signedPatch(id, p.since, p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts), signature) });
-    }
-    for (const [peer, session] of sessions) {
-      const patches: PatchItem[] = [];
-      const rebuilt: Array<{ id: string; since: string[] }> = [];
-      for (const { id, from, since, patch } of changed) {
-        // The peer a change came from has it already; pushing it back would only start another exchange.
-        if (from === peer) continue;
-        if (patch === undefined) rebuilt.push({ id, since });
-        else patches.push(patch);
-      }
-      if (patches.length > 0) void session.pushPatches(patches);
-      if (rebuilt.length > 0) void session.push(rebuilt);
-    }
-  };
+  const push = createLivePush({ sessions: pairs.sessions, authority, ...(options.debounceMs !== undefined && { debounceMs: options.debounceMs }) });
   const unsubscribe = store.onChange((change: DocumentChange) => {
-    if (stopped || !prefixes.some((p) => change.id.startsWith(p))) return;
-    const from = change.origin === "remote" ? applying.get(change.id) : undefined;
-    const p = pending.get(change.id);
-    if (p === undefined) {
-      pending.set(change.id, { from, local: change.origin === "local", since: change.before, heads: change.heads, parts: [change.changes], bytes: change.changes.byteLength });
-    } else {
-      if (p.from !== from) p.from = undefined;
-      if (change.origin !== "local") p.local = false;
-      // Changes that do not follow on from each other (or grow past one frame) are sent from the stored document.
-      if (p.parts !== undefined && sameHeads(p.heads, change.before) && p.bytes + change.changes.byteLength <= MAX_PATCH_BYTES) {
-        p.parts.push(change.changes);
-        p.bytes += change.changes.byteLength;
-      } else delete p.parts;
-      p.heads = change.heads;
-    }
-    timer ??= setTimeout(flush, options.debounceMs ?? 15);
+    if (!stopped && prefixes.some((p) => change.id.startsWith(p))) push.changed(change);
   });
 
   return {
-    peers: () => [...sessions.keys()],
+    peers: () => [...pairs.sessions.keys()],
     disconnect: (peer) => pairs.disconnect(peer, "membership revoked"),
     membersChanged: () => void pairs.membersChanged(),
     async stop() {
       if (stopped) return;
       stopped = true;
       unsubscribe();
-      if (timer !== undefined) clearTimeout(timer);
+      push.stop();
       await pairs.stop();
     },
   };
 }
-
-/** A document's changes since the last push, as one patch when they follow on from each other. */
-interface PendingPush {
-  /** The peer every one of these changes came from; undefined when any was local or from another peer. */
-  from: string | undefined;
-  /** Every one of these changes was made by this node. */
-  local: boolean;
-  since: string[];
-  heads: string[];
-  /** Undefined when the changes are sent from the stored document instead. */
-  parts?: Uint8Array[];
-  bytes: number;
-}
-
-/** Largest patch pushed live as the bytes stored; a bigger one is built from the stored document. */
-const MAX_PATCH_BYTES = 1024 * 1024;
 
 /** How long a member that kept sending forged replicated changes stays disconnected. */
 export const OFFENDER_BLOCK_MS = 10 * 60_000;

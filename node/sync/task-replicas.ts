@@ -2,7 +2,8 @@ import type { DeviceIdentity } from "../../identity/index.js";
 import type { LocalCore } from "../../src/runtime/local-core.js";
 import { quarantineUnsignedReplicas } from "./legacy-replicas.js";
 import { createQuarantine, type Quarantine } from "./quarantine.js";
-import { createReplicaAuthority, TASK_WRITER_RULE, type ReplicaAuthority } from "./replica-authority.js";
+import { createReplicaAuthority, type ReplicaAuthority } from "../../protocols/sync/replica-authority.js";
+import { TASK_WRITER_RULE } from "./task-writer-rule.js";
 
 /** Options of {@link openTaskReplicas}. */
 export interface TaskReplicaOptions {

@@ -1,3 +1,4 @@
+export { askNodeRecord, CAPS_FIRST_REQUEST, capsRequestShape, serveNodeRecord, type AskedRecord } from "./exchange.js";
 export { CAPS_PROTOCOL, CAPS_VERSION, capsMessage, createCapsCodec, type CapsMessage } from "./messages.js";
 export {
   capabilityCid,

@@ -5,11 +5,12 @@ import { FramedChannel } from "./channel.js";
 import type { MessageCodec } from "./codec.js";
 import { openStream } from "./dial.js";
 import { ChannelClosedError, FramingError, MalformedFrameError } from "./errors.js";
+import type { MessageChannel } from "./message-channel.js";
 import { handleFramed, type ChannelSettings } from "./pool.js";
 
 /** A protocol session with one peer over one channel, run until the channel ends. */
 export interface PairSession<T> {
-  readonly channel: FramedChannel<T>;
+  readonly channel: MessageChannel<T>;
   run(): Promise<void>;
 }
 

@@ -1,6 +1,6 @@
 /** The pairing protocol: message schemas and both sides of the handshake over an abstract channel. */
 export { PairingError, type PairingErrorCode } from "./errors.js";
-export { type PairingChannel, memoryChannelPair, receiveWithin } from "./channel.js";
+export { type PairingChannel, receiveWithin } from "./channel.js";
 export {
   PAIRING_PROTOCOL,
   MAX_WELCOME_STATEMENTS,

@@ -12,3 +12,4 @@ export {
   type StatementsMessage,
   type WireItem,
 } from "./messages.js";
+export { runStatementsSession, sendItems, type ItemSet, type RefusedItem } from "./session.js";

@@ -151,7 +151,7 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
     };
     const submit = async (envelope: SubmitEnvelope): Promise<TaskState> => {
       const { recorded } = await admit(peer, envelope);
-      const request: TaskSubmitRequest = { ...envelope.request } as TaskSubmitRequest;
+      const request: TaskSubmitRequest = { ...envelope.request };
       const agent = request.agentId === undefined ? undefined : options.agents.get(request.agentId);
       // The submitter re-routes on a dead executor only when the agent said a retry is safe.
       request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false };

@@ -50,7 +50,7 @@ export function eventToWire(e: TaskEvent): WireEvent {
 /** Wire form back to a history entry. */
 export function eventFromWire(w: WireEvent): TaskEvent {
   const { ts, ...rest } = w;
-  return { ...defined({ ...rest }), timestamp: new Date(ts) } as TaskEvent;
+  return { ...defined({ ...rest }), timestamp: new Date(ts) };
 }
 
 /** Wire event to a stream update of `taskId`. */

@@ -190,7 +190,7 @@ function describeFetchError(err: unknown): string {
 }
 
 async function readBounded(response: Response, maxBytes: number): Promise<string> {
-  const reader = response.body?.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = response.body?.getReader();
   if (reader === undefined) return "";
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -248,7 +248,7 @@ async function readJsonCompletion(response: Response, onText: (text: string) => 
  * provider cannot make us hold unbounded memory.
  */
 async function readEventStream(response: Response, onText: (text: string) => void): Promise<ChatResult> {
-  const reader = response.body?.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = response.body?.getReader();
   if (reader === undefined) throw protocolError("empty body");
   const decoder = new TextDecoder("utf-8", { fatal: false });
   let pending = "";

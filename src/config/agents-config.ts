@@ -152,7 +152,7 @@ function commandAgent(source: YamlSource, index: number, raw: unknown): CommandA
   const parsed = commandAgentSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const sub = (issue?.path ?? []) as PropertyKey[];
+    const sub = issue?.path ?? [];
     if (issue?.code === "unrecognized_keys") throw configErrorAt(source, [...path, ...sub], "unknown key", issue.keys[0] ?? "");
     throw configErrorAt(source, [...path, ...sub], issue?.message ?? "invalid agent");
   }

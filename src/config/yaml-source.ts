@@ -94,7 +94,7 @@ export function validateYaml<S extends z.ZodType>(source: YamlSource, schema: S)
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   if (issue === undefined) throw new ConfigError(source.file, 1 + source.lineOffset, "", "invalid configuration");
-  const path = issue.path as PropertyKey[];
+  const path = issue.path;
   if (issue.code === "unrecognized_keys") {
     const key = issue.keys[0] ?? "";
     throw configErrorAt(source, path, "unknown key", key);

@@ -2,7 +2,7 @@ import { InvalidTransitionError } from "../contract/errors.js";
 import type { TaskEvent, TaskStatus } from "../contract/types.js";
 import { TERMINAL_STATUSES } from "../contract/types.js";
 
-/** The only legal edges of the task lifecycle (DESIGN.md). */
+/** The only legal edges of the task lifecycle (docs/architecture.md, Tasks). */
 export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   pending: ["planning", "cancelled"],
   planning: ["running", "failed", "cancelled"],

@@ -51,7 +51,7 @@ function buildSchema(maxInputBytes: number) {
  * refused with an {@link InvalidInputError} whose `field` names the first problem.
  */
 export function parseSubmitRequest(input: unknown, maxInputBytes = DEFAULT_MAX_INPUT_BYTES): TaskSubmitRequest {
-  return parseInput(schema(maxInputBytes), input) as TaskSubmitRequest;
+  return parseInput<TaskSubmitRequest>(schema(maxInputBytes), input);
 }
 
 /** Throws unless `id` is a task id (UUID). */

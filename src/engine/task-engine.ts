@@ -1,5 +1,3 @@
-import { existsSync, mkdirSync } from "node:fs";
-import { setImmediate as nextTurn } from "node:timers/promises";
 import { AgentUnavailableError, CoderClawError, NotFoundError } from "../contract/errors.js";
 import type {
   StreamOptions,
@@ -8,28 +6,30 @@ import type {
   TaskListFilter,
   TaskState,
   TaskStatus,
-  TaskSubmitRequest,
   TaskUpdateEvent,
 } from "../contract/types.js";
-import type { AgentExecutor, AgentRegistry, ExecutionContext, ExecutionResult } from "../agents/executor.js";
+import type { AgentRegistry } from "../agents/executor.js";
 import type { ProcessRecords } from "../agents/process-records.js";
-import { AsyncQueue } from "../util/async-queue.js";
-import { resolveWorkspace } from "../agents/workspace.js";
-import { assertSandboxAvailable, DEFAULT_BWRAP, type SandboxMode, type SandboxSpec } from "../agents/sandbox.js";
-import { assertTransition, isTerminal, isTerminalEvent } from "./state-machine.js";
-import { assertTaskId, DEFAULT_MAX_INPUT_BYTES, parseSubmitRequest } from "./submit-schema.js";
-import { newTaskId } from "./task-id.js";
+import { followEvents, toUpdate } from "./event-stream.js";
+import { startExecution, timeoutOf, type AbortCause, type ExecutionReports, type ExecutionSettings } from "./execution.js";
+import { ExecutionEnvironment, type ExecutionEnvironmentOptions } from "./execution-environment.js";
+import { copyState, newLiveTask, type LiveTask, type Outcome } from "./live-task.js";
+import { OutputBuffer } from "./output-buffer.js";
+import { assertTransition, isTerminal } from "./state-machine.js";
+import { assertTaskId, DEFAULT_MAX_INPUT_BYTES } from "./submit-schema.js";
 import type { TaskRecord } from "./task-document.js";
-import type { StoredAs, TaskChangeSet, TaskRepository } from "./task-repository.js";
+import { TaskPersistence } from "./task-persistence.js";
+import { takeIn, type IntakeSettings } from "./task-intake.js";
+import { ownUnfinishedTasks } from "./task-recovery.js";
+import type { TaskRepository } from "./task-repository.js";
+
+export { toUpdate };
+export type { AbortCause };
 
 /** Dependencies and limits of a {@link TaskEngine}. */
-export interface TaskEngineOptions {
+export interface TaskEngineOptions extends ExecutionEnvironmentOptions {
   repository: TaskRepository;
   agents: AgentRegistry;
-  /** Data directory: per-session workspaces live in `<dataDir>/workspaces`. */
-  dataDir: string;
-  /** May a request run in the repository at `metadata.repositoryPath`? Default: never. */
-  allowRepository?: (path: string, request: Readonly<TaskSubmitRequest>) => boolean;
   /** Tasks executing at once; more wait in the queue. Default 10. */
   maxConcurrentTasks?: number;
   /** Per-task timeout when the agent declares none. Default 30 minutes. */
@@ -58,20 +58,9 @@ export interface TaskEngineOptions {
   runTasks?: boolean;
   /** A stored task that cannot be read (its document is damaged): listing skips it and reports it here. */
   onUnreadable?: (taskId: string, error: Error) => void;
-  /**
-   * How processes run for work another device submitted (see `SandboxMode`).
-   * Default `required`: in a bubblewrap sandbox that sees the workspace
-   * read-write, the system read-only, and not the data directory or home
-   * directories; where bubblewrap is missing, such work of an agent that runs
-   * processes is refused when submitted.
-   */
-  sandbox?: { mode: SandboxMode; bwrap?: string; hide?: readonly string[] };
   /** Where executors record the process groups they start, handed to each execution. */
   processes?: ProcessRecords;
 }
-
-/** Why an execution was aborted; carried as the AbortSignal's reason. */
-export type AbortCause = "cancelled" | "timeout" | "shutdown";
 
 /** Counters for status reporting. */
 export interface EngineCounters {
@@ -82,50 +71,6 @@ export interface EngineCounters {
   healthy: boolean;
 }
 
-const MAX_OUTPUT_EVENT_BYTES = 64 * 1024;
-const MAX_OUTPUT_HISTORY_BYTES = 1024 * 1024;
-
-interface LiveTask extends TaskRecord {
-  stored: StoredAs;
-  /** State as last handed to the repository; undefined before the first flush. */
-  persisted: TaskState | undefined;
-  persistedEvents: number;
-  agent: AgentExecutor | undefined;
-  controller?: AbortController;
-  executing: boolean;
-  timer?: NodeJS.Timeout;
-  /** Executor finished while the task was paused: applied on resume. */
-  held?: { ok: true; result: ExecutionResult } | { ok: false; error: unknown };
-  /** Recovered from storage with no executor behind it; resume must start one. */
-  orphaned: boolean;
-  checkpointWaiters: Array<() => void>;
-  listeners: Set<(event: TaskEvent) => void>;
-  persistWaiters: Array<{ upTo: number; resolve: () => void; reject: (e: unknown) => void }>;
-  outputBuffer: string[];
-  outputTimer?: NodeJS.Timeout;
-  outputBytes: number;
-  outputTruncated: boolean;
-}
-
-function copyState(state: TaskState): TaskState {
-  const copy = { ...state };
-  if (state.metadata !== undefined) copy.metadata = { ...state.metadata };
-  return copy;
-}
-
-/** Turn a history entry into the stream's update shape. */
-export function toUpdate(taskId: string, e: TaskEvent): TaskUpdateEvent {
-  const u: TaskUpdateEvent = { taskId, status: e.status, timestamp: e.timestamp, seq: e.seq };
-  if (e.message !== undefined) u.message = e.message;
-  if (e.progress !== undefined) u.progress = e.progress;
-  if (e.data !== undefined) u.data = e.data;
-  return u;
-}
-
-/** Ended tasks whose records stay in memory for the reads that follow their end, and the size of the largest kept. */
-const RECENTLY_ENDED = 1024;
-const RECENTLY_ENDED_MAX_BYTES = 16 * 1024;
-
 /** An admission's outcome, settled either way so that it can be awaited beside the task's own write. */
 const ok = (): { ok: true } => ({ ok: true });
 const refused = (error: unknown): { ok: false; error: unknown } => ({ ok: false, error });
@@ -134,54 +79,58 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Characters of text a record holds, roughly its memory. */
-function recordSize(record: TaskRecord): number {
-  let n = record.request.input.length + (record.state.output?.length ?? 0) + (record.state.error?.length ?? 0);
-  for (const e of record.events) n += 32 + (e.message?.length ?? 0);
-  return n;
-}
-
 /**
  * The durable task engine: validates and accepts tasks, queues them under a
  * concurrency bound, runs them on agent executors with timeouts, cancellation
  * and pause/resume, records every change as history, and persists with group
  * commit. Live tasks are authoritative in memory; finished ones are read back from
  * the repository on demand, so memory does not grow with the number of tasks.
+ *
+ * The engine coordinates queueing and execution. Checking a submission
+ * (task-intake), starting an executor (execution), writing and reading back
+ * tasks ({@link TaskPersistence}), buffering output ({@link OutputBuffer}),
+ * following a history (event-stream) and finding the tasks to take up after a
+ * restart (task-recovery) each live in a module of their own.
  */
 export class TaskEngine {
   private readonly live = new Map<string, LiveTask>();
-  /**
-   * The records of the tasks that most recently ended and left memory, oldest
-   * first: a submitter reads a task again just after it ends (its follow, its
-   * state), and reading it back would load its Automerge document.
-   */
-  private readonly recentlyEnded = new Map<string, TaskRecord>();
   private readonly queue: LiveTask[] = [];
-  private readonly dirty = new Set<LiveTask>();
-  private readonly workspaces = new Set<string>();
-  /** What the sandbox of work from other devices hides; see {@link sandboxFor}. */
-  private hidden: string[] | undefined;
+  private readonly persistence: TaskPersistence<LiveTask>;
+  private readonly execution: ExecutionSettings;
+  private readonly reports: ExecutionReports = {
+    progress: (task, progress, message) => this.progress(task, progress, message),
+    output: (task, chunk) => this.output(task, chunk),
+    finished: (task, controller, outcome) => this.finish(task, controller, outcome),
+  };
   private running = 0;
-  private flushScheduled = false;
-  private flushChain: Promise<void> = Promise.resolve();
-  /** A flush is being written. */
-  private flushing = false;
   private accepting = true;
-  private healthy = true;
   private total = 0;
   private readonly max: number;
-  private readonly maxInputBytes: number;
+  private readonly intake: IntakeSettings;
   private readonly idleWaiters: Array<() => void> = [];
   private readonly eventListeners = new Set<(taskId: string, event: TaskEvent) => void>();
-  /** Tasks stored only as write-ahead records, waiting for their document. */
-  private readonly unmaterialized = new Set<LiveTask>();
-  private materializeTimer: NodeJS.Timeout | undefined;
-  private readonly materializeAfterMs: number;
 
   private constructor(private readonly options: TaskEngineOptions) {
     this.max = options.runTasks === false ? 0 : (options.maxConcurrentTasks ?? 10);
-    this.maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
-    this.materializeAfterMs = options.materializeAfterMs ?? 1000;
+    this.persistence = new TaskPersistence<LiveTask>({
+      repository: options.repository,
+      materializeAfterMs: options.materializeAfterMs ?? 1000,
+      release: (task) => {
+        // An ended task whose executor has not returned yet holds a slot that finish() gives back.
+        if (task.executing) return false;
+        this.live.delete(task.state.id);
+        return true;
+      },
+    });
+    const environment = new ExecutionEnvironment(options);
+    this.intake = {
+      agents: options.agents,
+      environment,
+      maxInputBytes: options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
+      defaultAgentId: options.defaultAgentId ?? "echo",
+      executorId: options.executorId,
+    };
+    this.execution = { environment, defaultTimeoutMs: options.defaultTimeoutMs ?? 30 * 60 * 1000, processes: options.processes };
   }
 
   /**
@@ -202,40 +151,21 @@ export class TaskEngine {
    * `admitted` is a condition written alongside the task (a remote submission's
    * audit entry): the task is queued only once it resolves too; when it rejects,
    * the task is cancelled before it starts and `submit` rejects with its error.
-   */
-  /**
+   *
    * `submittedBy`: the device that sent the task from another node (the mesh's
    * task server says so); its processes run sandboxed, also after a restart.
    */
   async submit(input: unknown, options: { admitted?: Promise<unknown>; submittedBy?: string } = {}): Promise<TaskState> {
     if (!this.accepting) throw new CoderClawError("SHUTTING_DOWN", "the runtime is shutting down and accepts no new tasks");
-    const request = parseSubmitRequest(input, this.maxInputBytes);
-    // Refused here, before anything is stored, when the session or repository is not allowed.
-    this.workspaceOf(request);
-    const agentId = request.agentId ?? this.options.defaultAgentId ?? "echo";
-    const agent = this.options.agents.get(agentId);
-    if (!agent) throw new AgentUnavailableError(agentId, "no such agent on this node", "UNKNOWN_AGENT");
-    const availability = await agent.availability();
-    if (!availability.available) throw new AgentUnavailableError(agentId, availability.reason);
-    // Refused before anything is stored: the submitter hears why, and nothing is left to fail later.
-    const sandbox = this.sandboxPolicy();
-    if (options.submittedBy !== undefined && agent.runsProcesses && sandbox.mode === "required") assertSandboxAvailable(sandbox.bwrap ?? DEFAULT_BWRAP);
-
-    const now = new Date();
-    const state: TaskState = { id: newTaskId(now.getTime(), this.options.executorId), status: "pending", agentId, description: request.description, createdAt: now };
-    if (options.submittedBy !== undefined) state.submittedBy = options.submittedBy;
-    if (request.sessionId !== undefined) state.sessionId = request.sessionId;
-    if (request.parentTaskId !== undefined) state.parentTaskId = request.parentTaskId;
-    if (request.metadata !== undefined) state.metadata = request.metadata;
-    if (this.options.executorId !== undefined) state.executorId = this.options.executorId;
-    const task = this.newLive({ request: { ...request, agentId }, state, events: [] }, agent, undefined);
+    const { record, agent } = await takeIn(input, options.submittedBy, this.intake);
+    const task = newLiveTask(record, agent, undefined);
     this.record(task, "created", "task accepted");
-    this.live.set(state.id, task);
+    this.live.set(task.state.id, task);
     this.total++;
-    const [, admission] = await Promise.all([this.persisted(task), options.admitted?.then(ok, refused)]);
+    const [, admission] = await Promise.all([this.persistence.durable(task), options.admitted?.then(ok, refused)]);
     if (admission && !admission.ok) {
       this.transition(task, "cancelled", `not admitted: ${errorText(admission.error)}`);
-      await this.persisted(task);
+      await this.persistence.durable(task);
       throw admission.error;
     }
     this.queue.push(task);
@@ -248,7 +178,7 @@ export class TaskEngine {
     assertTaskId(taskId);
     const live = this.live.get(taskId);
     if (live) return copyState(live.state);
-    const stored = await this.storedRecord(taskId);
+    const stored = await this.persistence.load(taskId);
     return stored ? copyState(stored.state) : null;
   }
 
@@ -260,14 +190,14 @@ export class TaskEngine {
 
   /** Tasks newest first: live ones from memory, the rest from storage via the indexes. */
   async listTasks(filter: TaskListFilter = {}): Promise<TaskState[]> {
-    await this.drainFlushes();
+    await this.persistence.drain();
     const out: TaskState[] = [];
     for (const id of await this.options.repository.listIds(filter)) {
       // Checked per id after the index read: a task leaves memory only once fully persisted.
       const live = this.live.get(id);
       let stored: TaskRecord | undefined;
       try {
-        stored = live ? live : await this.storedRecord(id);
+        stored = live ? live : await this.persistence.load(id);
       } catch (err) {
         // One unreadable document (a replica some other node wrote badly) must not hide every other task.
         if (!(err instanceof CoderClawError && err.code === "STORAGE_CORRUPT")) throw err;
@@ -294,7 +224,7 @@ export class TaskEngine {
     if (at >= 0) this.queue.splice(at, 1);
     this.transition(task, "cancelled", "cancelled by request");
     task.controller?.abort("cancelled" satisfies AbortCause);
-    await this.persisted(task);
+    await this.persistence.durable(task);
     return true;
   }
 
@@ -303,7 +233,7 @@ export class TaskEngine {
     const task = await this.requireLive(taskId);
     if (!task) throw new CoderClawError("INVALID_TRANSITION", `task ${taskId} has already finished`);
     this.transition(task, "waiting", "paused by request");
-    await this.persisted(task);
+    await this.persistence.durable(task);
     return copyState(task.state);
   }
 
@@ -320,7 +250,7 @@ export class TaskEngine {
     } else if (task.orphaned) {
       this.restartOrphan(task, "resumed after restart");
     }
-    await this.persisted(task);
+    await this.persistence.durable(task);
     return copyState(task.state);
   }
 
@@ -335,39 +265,13 @@ export class TaskEngine {
   /** Like {@link TaskEngine.stream}, as full history entries (with their type). */
   async *streamEvents(taskId: string, options: StreamOptions = {}): AsyncGenerator<TaskEvent> {
     assertTaskId(taskId);
-    let last = options.afterSeq ?? 0;
     const task = this.live.get(taskId);
-    if (!task) {
-      const stored = await this.requireRecord(taskId);
-      for (const e of stored.events) if (e.seq > last) yield { ...e };
+    if (task) {
+      yield* followEvents(task, options.afterSeq ?? 0, options.signal);
       return;
     }
-    const queue = new AsyncQueue<TaskEvent>();
-    const listener = (e: TaskEvent): void => {
-      queue.push(e);
-      if (isTerminalEvent(e)) queue.end();
-    };
-    const onAbort = (): void => queue.end();
-    task.listeners.add(listener);
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      for (const e of [...task.events]) {
-        if (e.seq <= last) continue;
-        last = e.seq;
-        yield e;
-        if (isTerminalEvent(e)) return;
-      }
-      if (options.signal?.aborted) return;
-      for (let r = await queue.next(); !r.done; r = await queue.next()) {
-        if (r.value.seq <= last) continue;
-        last = r.value.seq;
-        yield r.value;
-        if (isTerminalEvent(r.value)) return;
-      }
-    } finally {
-      task.listeners.delete(listener);
-      options.signal?.removeEventListener("abort", onAbort);
-    }
+    const stored = await this.requireRecord(taskId);
+    for (const e of stored.events) if (e.seq > (options.afterSeq ?? 0)) yield { ...e };
   }
 
   /** Every history entry of every task, as it happens (before it is durable). Returns an unsubscribe function. */
@@ -380,7 +284,7 @@ export class TaskEngine {
   counters(): EngineCounters {
     let active = 0;
     for (const t of this.live.values()) if (!isTerminal(t.state.status)) active++;
-    return { activeTasks: active, queuedTasks: this.queue.length, runningExecutions: this.running, totalTasks: this.total, healthy: this.healthy };
+    return { activeTasks: active, queuedTasks: this.queue.length, runningExecutions: this.running, totalTasks: this.total, healthy: this.persistence.healthy };
   }
 
   /**
@@ -389,7 +293,7 @@ export class TaskEngine {
    */
   async idle(): Promise<void> {
     if (this.running > 0 || this.queue.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    await this.drainFlushes();
+    await this.persistence.drain();
   }
 
   /**
@@ -399,7 +303,7 @@ export class TaskEngine {
    * pending. Everything is flushed before this resolves.
    */
   async shutdown(): Promise<void> {
-    if (!this.accepting) return this.drainFlushes();
+    if (!this.accepting) return this.persistence.drain();
     this.accepting = false;
     this.queue.length = 0;
     const grace = this.options.shutdownGraceMs ?? 5000;
@@ -420,52 +324,22 @@ export class TaskEngine {
     }
     for (const task of this.live.values()) {
       clearTimeout(task.timer);
-      this.flushOutput(task);
+      task.output?.flush();
     }
-    await this.drainFlushes();
-    // Write-ahead records are durable; the next start turns them into documents.
-    clearTimeout(this.materializeTimer);
+    await this.persistence.drain();
+    this.persistence.stop();
   }
 
   // ---- internals ----
-
-  /** `stored` is the record as read back from the repository, if it came from there. */
-  private newLive(record: TaskRecord, agent: AgentExecutor | undefined, stored: TaskState | undefined): LiveTask {
-    return {
-      request: record.request,
-      state: record.state,
-      events: record.events,
-      stored: stored === undefined ? "none" : "doc",
-      persisted: stored,
-      persistedEvents: stored === undefined ? 0 : record.events.length,
-      agent,
-      executing: false,
-      orphaned: false,
-      checkpointWaiters: [],
-      listeners: new Set(),
-      persistWaiters: [],
-      outputBuffer: [],
-      outputBytes: 0,
-      outputTruncated: false,
-    };
-  }
 
   private async recover(): Promise<void> {
     const repo = this.options.repository;
     await repo.replayWriteAhead();
     this.total = await repo.count();
-    // A home from before admission records: its active tasks that name this node (or no node) as executor were its own.
-    await repo.adoptAdmissions((record) => record.state.executorId === this.options.executorId);
-    for (const id of await repo.activeTaskIds()) {
-      // Only work this node admitted itself runs here: a replicated document is state, never work, whatever it says.
-      if (!repo.isAdmitted(id)) continue;
-      const record = await repo.load(id);
-      if (!record || isTerminal(record.state.status)) continue;
-      // Queued by a process that names no executor (the CLI with no node running) or by this node.
-      if (record.state.executorId !== undefined && record.state.executorId !== this.options.executorId) continue;
+    for await (const record of ownUnfinishedTasks(repo, this.options.executorId)) {
       const agent = record.state.agentId === undefined ? undefined : this.options.agents.get(record.state.agentId);
-      const task = this.newLive(record, agent, copyState(record.state));
-      this.live.set(id, task);
+      const task = newLiveTask(record, agent, copyState(record.state));
+      this.live.set(record.state.id, task);
       switch (record.state.status) {
         case "pending":
           this.queue.push(task);
@@ -526,72 +400,11 @@ export class TaskEngine {
     }
   }
 
-  private workspaceOf(request: Readonly<TaskSubmitRequest>): string {
-    return resolveWorkspace(request, {
-      dataDir: this.options.dataDir,
-      ...(this.options.allowRepository && { allowRepository: this.options.allowRepository }),
-    });
-  }
-
-  private workspaceFor(task: LiveTask): string {
-    const dir = this.workspaceOf(task.request);
-    if (!this.workspaces.has(dir)) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      this.workspaces.add(dir);
-    }
-    return dir;
-  }
-
-  private sandboxPolicy(): NonNullable<TaskEngineOptions["sandbox"]> {
-    return this.options.sandbox ?? { mode: "required" };
-  }
-
-  /** The sandbox of a task another device submitted, unless this node runs such work unsandboxed. */
-  private sandboxFor(task: LiveTask, workspace: string): SandboxSpec | undefined {
-    const policy = this.sandboxPolicy();
-    if (task.state.submittedBy === undefined || policy.mode === "off") return undefined;
-    // The same for every task; looked up once, not on the path of each routed task.
-    this.hidden ??= [...new Set([this.options.dataDir, "/root", "/home", ...(process.env.HOME ? [process.env.HOME] : []), ...(policy.hide ?? [])])].filter((p) => existsSync(p));
-    return { bwrap: policy.bwrap ?? DEFAULT_BWRAP, workspace, hide: this.hidden };
-  }
-
   private execute(task: LiveTask): void {
-    const agent = task.agent!;
-    const controller = new AbortController();
-    task.controller = controller;
-    task.executing = true;
-    const timeoutMs = agent.timeoutMs ?? this.options.defaultTimeoutMs ?? 30 * 60 * 1000;
-    task.timer = setTimeout(() => controller.abort("timeout" satisfies AbortCause), timeoutMs);
-    task.timer.unref();
-    const workspace = this.workspaceFor(task);
-    const sandbox = this.sandboxFor(task, workspace);
-    const ctx: ExecutionContext = {
-      taskId: task.state.id,
-      request: task.request,
-      workspace,
-      ...(sandbox && { sandbox }),
-      signal: controller.signal,
-      progress: (p, message) => this.progress(task, p, message),
-      output: (chunk) => this.output(task, chunk),
-      ...(this.options.processes === undefined ? {} : { processes: this.options.processes }),
-      checkpoint: () =>
-        task.state.status === "waiting" && !controller.signal.aborted
-          ? new Promise<void>((resolve) => task.checkpointWaiters.push(resolve))
-          : Promise.resolve(),
-    };
-    let promise: Promise<ExecutionResult>;
-    try {
-      promise = Promise.resolve(agent.execute(ctx));
-    } catch (err) {
-      promise = Promise.reject(err);
-    }
-    promise.then(
-      (result) => this.finish(task, controller, { ok: true, result }),
-      (error: unknown) => this.finish(task, controller, { ok: false, error }),
-    );
+    startExecution(task, this.execution, this.reports);
   }
 
-  private finish(task: LiveTask, controller: AbortController, outcome: NonNullable<LiveTask["held"]>): void {
+  private finish(task: LiveTask, controller: AbortController, outcome: Outcome): void {
     clearTimeout(task.timer);
     task.executing = false;
     for (const w of task.checkpointWaiters.splice(0)) w();
@@ -600,8 +413,7 @@ export class TaskEngine {
     if (cause === "shutdown") {
       // Left as it is in storage: recovery decides at the next start.
     } else if (cause === "timeout" && !isTerminal(task.state.status)) {
-      const ms = task.agent?.timeoutMs ?? this.options.defaultTimeoutMs ?? 30 * 60 * 1000;
-      this.fail(task, `timed out after ${ms} ms`);
+      this.fail(task, `timed out after ${timeoutOf(task.agent, this.execution)} ms`);
     } else if (!isTerminal(task.state.status)) {
       if (task.state.status === "waiting") task.held = outcome;
       else this.settle(task, outcome);
@@ -609,8 +421,8 @@ export class TaskEngine {
     this.pump();
   }
 
-  private settle(task: LiveTask, outcome: NonNullable<LiveTask["held"]>): void {
-    this.flushOutput(task);
+  private settle(task: LiveTask, outcome: Outcome): void {
+    task.output?.flush();
     if (outcome.ok) {
       task.state.output = outcome.result.output;
       task.state.progress = 100;
@@ -622,7 +434,7 @@ export class TaskEngine {
   }
 
   private fail(task: LiveTask, message: string): void {
-    this.flushOutput(task);
+    task.output?.flush();
     task.state.error = message;
     this.record(task, "error_set", message);
     this.transition(task, "failed", message);
@@ -637,26 +449,9 @@ export class TaskEngine {
   }
 
   private output(task: LiveTask, chunk: string): void {
-    if (isTerminal(task.state.status) || task.outputTruncated || chunk.length === 0) return;
-    task.outputBuffer.push(chunk);
-    task.outputTimer ??= setTimeout(() => this.flushOutput(task), this.options.outputCoalesceMs ?? 25);
-  }
-
-  /** Move buffered output into history as one entry, within the per-task budget. */
-  private flushOutput(task: LiveTask): void {
-    clearTimeout(task.outputTimer);
-    delete task.outputTimer;
-    if (task.outputBuffer.length === 0) return;
-    let text = task.outputBuffer.join("");
-    task.outputBuffer = [];
-    const budget = Math.min(MAX_OUTPUT_EVENT_BYTES, MAX_OUTPUT_HISTORY_BYTES - task.outputBytes);
-    if (Buffer.byteLength(text) > budget) {
-      text = Buffer.from(text).subarray(0, Math.max(0, budget)).toString("utf8");
-      if (task.outputBytes + Buffer.byteLength(text) >= MAX_OUTPUT_HISTORY_BYTES) task.outputTruncated = true;
-    }
-    task.outputBytes += Buffer.byteLength(text);
-    if (text.length > 0) this.record(task, "output_added", text);
-    if (task.outputTruncated) this.record(task, "output_added", `[output history truncated at ${MAX_OUTPUT_HISTORY_BYTES} bytes]`);
+    if (isTerminal(task.state.status)) return;
+    task.output ??= new OutputBuffer(this.options.outputCoalesceMs ?? 25, (text) => this.record(task, "output_added", text));
+    task.output.add(chunk);
   }
 
   private transition(task: LiveTask, to: TaskStatus, message: string, data?: unknown): void {
@@ -667,7 +462,7 @@ export class TaskEngine {
     if (isTerminal(to)) {
       task.state.completedAt = now;
       clearTimeout(task.timer);
-      clearTimeout(task.outputTimer);
+      task.output?.stopTimer();
     }
     this.record(task, "status_changed", message, data);
   }
@@ -681,134 +476,16 @@ export class TaskEngine {
     task.events.push(event);
     for (const l of task.listeners) l(event);
     for (const l of this.eventListeners) l(task.state.id, event);
-    this.dirty.add(task);
-    this.scheduleFlush();
-  }
-
-  private persisted(task: LiveTask): Promise<void> {
-    const upTo = task.events.length;
-    if (task.persistedEvents >= upTo) return Promise.resolve();
-    return new Promise((resolve, reject) => task.persistWaiters.push({ upTo, resolve, reject }));
-  }
-
-  /** Resolves when every event recorded so far is durable. */
-  private async drainFlushes(): Promise<void> {
-    while (this.flushScheduled || this.dirty.size > 0) {
-      if (!this.flushScheduled) this.scheduleFlush();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    await this.flushChain;
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      // Behind a flush still being written, this one waits for the end of the turn in which that write completes:
-      // the completion lets the work that waited for it go on (an admitted task starts and, when quick, ends in that
-      // turn), and taking the dirty tasks mid-turn would write states already out of date, a write each.
-      const behind = this.flushing;
-      this.flushChain = this.flushChain.then(() => (behind ? nextTurn() : undefined)).then(() => this.flush());
-    });
-  }
-
-  /**
-   * Group commit: every dirty task's new events in one repository call. A task
-   * that has ended, or lived `materializeAfterMs`, gets its document; a younger
-   * one only a write-ahead record.
-   */
-  private async flush(): Promise<void> {
-    if (this.dirty.size === 0) return;
-    this.flushing = true;
-    try {
-      await this.writeDirty();
-    } finally {
-      this.flushing = false;
-    }
-  }
-
-  /** The write of {@link TaskEngine.flush}, while `flushing` is set. */
-  private async writeDirty(): Promise<void> {
-    const tasks = [...this.dirty];
-    this.dirty.clear();
-    const changes: TaskChangeSet[] = [];
-    const marks: Array<{ task: LiveTask; upTo: number }> = [];
-    const now = Date.now();
-    for (const task of tasks) {
-      const upTo = task.events.length;
-      const state = copyState(task.state);
-      const materialize =
-        task.stored === "doc" || (task.stored === "wal" && (isTerminal(state.status) || now - state.createdAt.getTime() >= this.materializeAfterMs));
-      // A document is built from (and a write-ahead record holds) the whole history; a document update only the new part.
-      const events = task.stored === "doc" ? task.events : task.events.slice(0, upTo);
-      changes.push({
-        record: { request: task.request, state, events },
-        stored: task.stored,
-        previous: task.persisted,
-        newEvents: task.events.slice(task.persistedEvents, upTo),
-        materialize,
-      });
-      marks.push({ task, upTo });
-      task.stored = materialize ? "doc" : "wal";
-      task.persisted = state;
-      task.persistedEvents = upTo;
-      if (materialize) this.unmaterialized.delete(task);
-      else this.unmaterialized.add(task);
-    }
-    this.armMaterializeTimer();
-    try {
-      await this.options.repository.persist(changes);
-    } catch (err) {
-      this.healthy = false;
-      for (const { task } of marks) for (const w of task.persistWaiters.splice(0)) w.reject(err);
-      return;
-    }
-    for (const { task, upTo } of marks) {
-      const waiting = task.persistWaiters;
-      task.persistWaiters = waiting.filter((w) => w.upTo > upTo);
-      for (const w of waiting) if (w.upTo <= upTo) w.resolve();
-      // A finished, fully persisted task leaves memory; reads go to storage from now on.
-      if (isTerminal(task.state.status) && !task.executing && task.persistedEvents === task.events.length && !this.dirty.has(task)) {
-        this.live.delete(task.state.id);
-        if (recordSize(task) <= RECENTLY_ENDED_MAX_BYTES) {
-          this.recentlyEnded.set(task.state.id, { request: task.request, state: task.state, events: task.events });
-          if (this.recentlyEnded.size > RECENTLY_ENDED) this.recentlyEnded.delete(this.recentlyEnded.keys().next().value!);
-        }
-      }
-    }
-  }
-
-  /**
-   * Tasks that stay quiet (queued, or running without news) get their document
-   * from a timer: until then other nodes cannot replicate them.
-   */
-  private armMaterializeTimer(): void {
-    if (this.materializeTimer !== undefined || this.unmaterialized.size === 0) return;
-    this.materializeTimer = setTimeout(() => {
-      this.materializeTimer = undefined;
-      const due = Date.now() - this.materializeAfterMs;
-      for (const task of this.unmaterialized) {
-        if (task.state.createdAt.getTime() > due && !isTerminal(task.state.status)) continue;
-        this.dirty.add(task);
-      }
-      if (this.dirty.size > 0) this.scheduleFlush();
-      else this.armMaterializeTimer();
-    }, this.materializeAfterMs);
-    this.materializeTimer.unref();
+    this.persistence.changed(task);
   }
 
   private async requireRecord(taskId: string): Promise<TaskRecord> {
     assertTaskId(taskId);
     const live = this.live.get(taskId);
     if (live) return live;
-    const stored = await this.storedRecord(taskId);
+    const stored = await this.persistence.load(taskId);
     if (!stored) throw new NotFoundError("task", taskId);
     return stored;
-  }
-
-  private async storedRecord(taskId: string): Promise<TaskRecord | undefined> {
-    return this.recentlyEnded.get(taskId) ?? (await this.options.repository.load(taskId));
   }
 
   /** The live task, undefined when it has finished; NOT_FOUND when it never existed. */
@@ -817,7 +494,7 @@ export class TaskEngine {
     const live = this.live.get(taskId);
     if (live && !isTerminal(live.state.status)) return live;
     if (live) return undefined;
-    const stored = await this.storedRecord(taskId);
+    const stored = await this.persistence.load(taskId);
     if (!stored) throw new NotFoundError("task", taskId);
     return undefined;
   }

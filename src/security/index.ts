@@ -1,6 +1,17 @@
 /**
- * The security service: RBAC, repository and organization policies, sessions,
- * identity providers and the tamper-evident audit log.
+ * `coderclaw/security`: the security service: RBAC, repository and
+ * organization policies, sessions, identity providers and the tamper-evident
+ * audit log.
+ *
+ * @example A decision from a context and the default policies
+ * ```ts
+ * import { Authorizer, type SecurityContext } from "coderclaw/security";
+ *
+ * const authorizer = new Authorizer({ meshId: "mesh-example" });
+ * const developer: SecurityContext = { userId: "ana", roles: ["developer"], deviceId: "laptop", deviceTrustLevel: "verified", origin: "local", meshId: "mesh-example" };
+ * console.log(authorizer.checkPermission(developer, "task:submit")); // { allowed: true, reason: "allowed" }
+ * console.log(authorizer.checkSkillAccess(developer, "shell-exec").allowed); // false: dangerous, admins only by default
+ * ```
  *
  * @packageDocumentation
  */

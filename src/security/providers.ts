@@ -188,7 +188,7 @@ export class GitHubActionsIdentityProvider implements IdentityProvider<string> {
       if (rule.workflow !== undefined) checks.push(["workflow", glob(rule.workflow)]);
       if (rule.jobWorkflowRef !== undefined) checks.push(["job_workflow_ref", glob(rule.jobWorkflowRef)]);
       if (rule.ref !== undefined) checks.push(["ref", glob(rule.ref)]);
-      return { rule, test: (claims) => checks.every(([claim, re]) => typeof claims[claim] === "string" && re.test(claims[claim] as string)) };
+      return { rule, test: (claims) => checks.every(([claim, re]) => typeof claims[claim] === "string" && re.test(claims[claim])) };
     });
   }
 

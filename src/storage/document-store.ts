@@ -16,6 +16,8 @@ export interface DocumentChange {
    * without loading the document.
    */
   changes: Uint8Array;
+  /** For a remote change, the peer it came from: sync does not push it back there. */
+  from?: string;
 }
 
 /**

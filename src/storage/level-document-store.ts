@@ -1,10 +1,12 @@
 import { createHash } from "node:crypto";
 import * as A from "@automerge/automerge";
 import { InvalidInputError, StorageError } from "../contract/errors.js";
+import { ChunkedDocuments, CorruptDocumentError, storedBytes, type ChunkLayout } from "./chunked-documents.js";
 import type { ChangeOrigin, DocumentChange, DocumentStore, StoreSummary } from "./document-store.js";
 import { sameHeads, SUMMARY_BUCKETS } from "./document-store.js";
 import type { Database } from "./level-database.js";
 import { readFirstChange } from "./first-change.js";
+import { levelKeyValues } from "./key-value.js";
 import { docRootListReader, docRootReader, type RootListReader, type RootReader } from "./root-reader.js";
 import { WriteBatcher, type WriteOp } from "./write-batcher.js";
 
@@ -44,6 +46,8 @@ export interface UpdateExtras<T> {
    * collections back to back.
    */
   raw?: boolean;
+  /** The peer a remote change came from; its {@link DocumentChange} names it. */
+  from?: string;
 }
 
 /** Extras of {@link LevelDocumentStore.receiveNew}. */
@@ -55,6 +59,8 @@ export interface ReceiveExtras {
    * of its changes before it is stored; throws to refuse it, writing nothing.
    */
   check?: (heads: A.Heads, root: RootReader, lists: RootListReader, actors: () => string[]) => void;
+  /** The peer the document came from; its {@link DocumentChange} names it. */
+  from?: string;
 }
 
 /**
@@ -86,11 +92,12 @@ interface CacheEntry {
   shared: boolean;
 }
 
-const DOC = "doc:";
 const HEADS = "heads:";
-const SEP = "\u0001";
-const SNAPSHOT = "s";
-const CHUNK = "c:";
+/**
+ * Where LevelDocumentStore keeps a document's snapshot and chunks. Control
+ * characters never occur in ids (see validateDocumentId), so the separator cannot either.
+ */
+export const DOCUMENT_LAYOUT: ChunkLayout = { keyPrefix: "doc:", separator: "\u0001", snapshot: "s", chunk: "c:", chunkDigits: 10 };
 const MAX_ID_LENGTH = 512;
 const EMPTY_DIGEST = createHash("sha256").digest("hex");
 
@@ -107,10 +114,6 @@ export function bucketOf(id: string): number {
   return createHash("sha256").update(id).digest()[0]!;
 }
 
-function chunkKey(id: string, n: number): string {
-  return `${DOC}${id}${SEP}${CHUNK}${n.toString().padStart(10, "0")}`;
-}
-
 function encodeHeads(heads: A.Heads): Uint8Array {
   return Buffer.from([...heads].sort().join(","), "utf8");
 }
@@ -120,27 +123,15 @@ function decodeHeads(bytes: Uint8Array): A.Heads {
   return s.length === 0 ? [] : s.split(",");
 }
 
-/**
- * A document's snapshot without Automerge's own deflate: LevelDB compresses
- * blocks already, and deflating was half the cost of saving a small document.
- */
-function snapshot(doc: A.Doc<unknown>): Uint8Array {
-  return A.getBackend(doc).saveNoCompress();
-}
-
 /** Free a document's memory now, unless someone else may still hold it. */
 function release(doc: A.Doc<unknown>, shared: boolean): void {
   if (!shared) A.free(doc);
 }
 
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-}
-
 /**
  * {@link DocumentStore} on LevelDB.
  *
- * Key layout: `doc:<id>\x01s` holds the compacted snapshot, `doc:<id>\x01c:<n>` the
+ * Key layout, kept by {@link ChunkedDocuments}: `doc:<id>\x01s` holds the compacted snapshot, `doc:<id>\x01c:<n>` the
  * incremental chunks after it, and `heads:<id>` the current heads (the index that
  * answers `ids`, `heads` and `summary` without loading documents).
  */
@@ -150,14 +141,14 @@ export class LevelDocumentStore implements DocumentStore {
   private readonly listeners = new Set<(change: DocumentChange) => void>();
   private readonly derivations = new Set<RemoteDerivation<unknown>>();
   private readonly batcher: WriteBatcher;
+  private readonly documents: ChunkedDocuments;
   private readonly maxCached: number;
-  private readonly compactAfter: number;
   private closed = false;
 
   constructor(private readonly db: Database, private readonly options: LevelDocumentStoreOptions = {}) {
     this.batcher = options.batcher ?? new WriteBatcher(db);
     this.maxCached = options.maxCachedDocs ?? 2000;
-    this.compactAfter = options.compactAfterChunks ?? 16;
+    this.documents = new ChunkedDocuments(levelKeyValues(db), DOCUMENT_LAYOUT, options.compactAfterChunks ?? 16);
   }
 
   async get<T>(id: string): Promise<A.Doc<T> | undefined> {
@@ -205,18 +196,14 @@ export class LevelDocumentStore implements DocumentStore {
         this.cache.delete(id);
         release(cached.doc, cached.shared);
       }
-      await this.storeNew(id, bytes, heads, ops, origin);
+      await this.storeNew(id, bytes, heads, ops, origin, undefined);
     });
   }
 
   /** Write a new document's bytes as its snapshot, with its heads and `ops`, then tell the listeners. */
-  private async storeNew(id: string, bytes: Uint8Array, heads: A.Heads, ops: WriteOp[], origin: ChangeOrigin): Promise<void> {
-    await this.batcher.write([
-      { type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: bytes },
-      { type: "put", key: HEADS + id, value: encodeHeads(heads) },
-      ...ops,
-    ]);
-    const change: DocumentChange = { id, origin, heads, before: [], changes: bytes };
+  private async storeNew(id: string, bytes: Uint8Array, heads: A.Heads, ops: WriteOp[], origin: ChangeOrigin, from: string | undefined): Promise<void> {
+    await this.batcher.write([this.documents.insert(id, bytes), { type: "put", key: HEADS + id, value: encodeHeads(heads) }, ...ops]);
+    const change: DocumentChange = { id, origin, heads, before: [], changes: bytes, ...(from !== undefined && { from }) };
     for (const listener of this.listeners) listener(change);
   }
 
@@ -227,7 +214,7 @@ export class LevelDocumentStore implements DocumentStore {
       if (this.cache.has(id) || this.storedHeads(id) !== undefined) return false;
       const received = this.checkReceived(id, origin, bytes, extras.check);
       if (received === undefined) return false;
-      await this.storeNew(id, bytes, received.heads, [...received.derived, ...(extras.ops ?? [])], origin);
+      await this.storeNew(id, bytes, received.heads, [...received.derived, ...(extras.ops ?? [])], origin, extras.from);
       return true;
     });
   }
@@ -276,9 +263,9 @@ export class LevelDocumentStore implements DocumentStore {
     validateDocumentId(id);
     this.assertOpen();
     return this.locked(id, async () => {
-      const { keys, parts } = await this.readStored(id);
-      if (keys.length === 0 && this.storedHeads(id) === undefined) return undefined;
-      const bytes = parts.length === 0 ? new Uint8Array(0) : concatBytes(parts);
+      const stored = await this.documents.read(id);
+      if (stored.keys.length === 0 && this.storedHeads(id) === undefined) return undefined;
+      const bytes = storedBytes(stored);
       let derived: WriteOp[] = [];
       try {
         const doc = A.load<unknown>(bytes);
@@ -292,7 +279,7 @@ export class LevelDocumentStore implements DocumentStore {
         this.cache.delete(id);
         release(cached.doc, cached.shared);
       }
-      await this.batcher.write([...keys.map((key): WriteOp => ({ type: "del", key })), { type: "del", key: HEADS + id }, ...derived, ...ops]);
+      await this.batcher.write([...this.documents.remove(stored), { type: "del", key: HEADS + id }, ...derived, ...ops]);
       return bytes;
     });
   }
@@ -423,35 +410,19 @@ export class LevelDocumentStore implements DocumentStore {
     if (entry && sameHeads(entry.heads, heads)) {
       // Nothing to store, but the caller may have handed back a new object (receiveSyncMessage
       // marks the one it was given outdated even when nothing arrives): keep the current one.
-      if (!extras.raw && next !== before) entry.doc = next as A.Doc<unknown>;
+      if (!extras.raw && next !== before) entry.doc = next;
       return result;
     }
 
-    const ops: WriteOp[] = [];
-    let chunks: number;
-    let changes: Uint8Array;
-    if (!entry) {
-      changes = snapshot(next);
-      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: changes });
-      chunks = 0;
-    } else if (entry.chunks + 1 >= this.compactAfter) {
-      changes = snapshot(next);
-      ops.push({ type: "put", key: `${DOC}${id}${SEP}${SNAPSHOT}`, value: changes });
-      for (let n = 0; n < entry.chunks; n++) ops.push({ type: "del", key: chunkKey(id, n) });
-      chunks = 0;
-    } else {
-      changes = A.saveSince(next, entry.heads);
-      ops.push({ type: "put", key: chunkKey(id, entry.chunks), value: changes });
-      chunks = entry.chunks + 1;
-    }
+    const { ops, chunks, changes }: { ops: WriteOp[]; chunks: number; changes: Uint8Array } = this.documents.save(id, next, entry);
     ops.push({ type: "put", key: HEADS + id, value: encodeHeads(heads) });
     if (extras.ops) for (const op of extras.ops(next)) ops.push(op);
     for (const [d, was] of derived) for (const op of d.ops(id, was, d.read(docRootReader(next)))) ops.push(op);
 
     await this.batcher.write(ops);
     const raw = extras.raw === true || (entry?.raw === true && next === before);
-    this.remember(id, { doc: next as A.Doc<unknown>, heads, chunks, raw, shared: next === before ? entry!.shared : !extras.raw });
-    const change: DocumentChange = { id, origin, heads, before: entry?.heads ?? [], changes };
+    this.remember(id, { doc: next, heads, chunks, raw, shared: next === before ? entry!.shared : !extras.raw });
+    const change: DocumentChange = { id, origin, heads, before: entry?.heads ?? [], changes, ...(extras.from !== undefined && { from: extras.from }) };
     for (const listener of this.listeners) listener(change);
     return result;
   }
@@ -466,35 +437,19 @@ export class LevelDocumentStore implements DocumentStore {
     return this.db.getSync(HEADS + id);
   }
 
-  /** A stored document's keys, and its bytes in history order: the snapshot, then the chunks after it. */
-  private async readStored(id: string): Promise<{ keys: string[]; parts: Uint8Array[]; chunks: number }> {
-    const keys: string[] = [];
-    const parts: Uint8Array[] = [];
-    let snapshot: Uint8Array | undefined;
-    for await (const [key, value] of this.db.iterator({ gte: `${DOC}${id}${SEP}`, lt: `${DOC}${id}${SEP}\uffff` })) {
-      keys.push(key);
-      if (key.endsWith(SEP + SNAPSHOT)) snapshot = value;
-      else parts.push(value);
-    }
-    const chunks = parts.length;
-    // The snapshot sorts after its chunks in key order but comes first in history.
-    if (snapshot) parts.unshift(snapshot);
-    return { keys, parts, chunks };
-  }
-
   private async load(id: string): Promise<CacheEntry | undefined> {
     // Every stored document has its heads key, written in the batch of each change. Sync asks for many ids this
     // node has never held, and a point read tells that far more cheaply than opening an iterator.
     if (this.storedHeads(id) === undefined) return undefined;
-    const { parts, chunks } = await this.readStored(id);
-    if (parts.length === 0) return undefined;
-    let doc: A.Doc<unknown>;
+    let loaded: { doc: A.Doc<unknown>; chunks: number } | undefined;
     try {
-      doc = this.options.actorId ? A.load(concatBytes(parts), { actor: this.options.actorId }) : A.load(concatBytes(parts));
+      loaded = await this.documents.load(id, { actor: this.options.actorId || undefined });
     } catch (err) {
-      throw new StorageError("STORAGE_CORRUPT", this.options.path ?? "document store", `document ${id} cannot be decoded: ${(err as Error).message}`, err);
+      if (!(err instanceof CorruptDocumentError)) throw err;
+      throw new StorageError("STORAGE_CORRUPT", this.options.path ?? "document store", err.message, err.cause);
     }
-    const entry: CacheEntry = { doc, heads: A.getHeads(doc), chunks, raw: false, shared: false };
+    if (loaded === undefined) return undefined;
+    const entry: CacheEntry = { doc: loaded.doc, heads: A.getHeads(loaded.doc), chunks: loaded.chunks, raw: false, shared: false };
     // A concurrent load of the same id may have finished first; keep one copy.
     const raced = this.cache.get(id);
     if (raced) return raced;

@@ -35,7 +35,7 @@ export function docRootListReader(doc: A.Doc<unknown>): RootListReader {
     if (typed === null || typed === undefined || typed[0] !== "list" || typeof typed[1] !== "string") return undefined;
     const obj = typed[1];
     const out: Array<RootScalar | undefined> = [];
-    for (let i = 0; i < backend.length(obj); i++) out.push(scalar(backend.getWithType(obj, i) as [string, unknown] | null | undefined));
+    for (let i = 0; i < backend.length(obj); i++) out.push(scalar(backend.getWithType(obj, i)));
     return out;
   };
 }
@@ -43,5 +43,5 @@ export function docRootListReader(doc: A.Doc<unknown>): RootListReader {
 /** The root reader of a held document, through its backend (right for raw-written documents too). */
 export function docRootReader(doc: A.Doc<unknown>): RootReader {
   const backend = A.getBackend(doc);
-  return (key) => scalar(backend.getWithType("_root", key) as [string, unknown] | null | undefined);
+  return (key) => scalar(backend.getWithType("_root", key));
 }

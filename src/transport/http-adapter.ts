@@ -114,12 +114,12 @@ export class HTTPTransportAdapter implements TransportAdapter {
   }
 
   async submitTask(request: TaskSubmitRequest): Promise<TaskState> {
-    return TaskStateSchema.parse(await this.#call("POST", "/tasks", request)) as TaskState;
+    return TaskStateSchema.parse(await this.#call("POST", "/tasks", request));
   }
 
   async getTaskState(taskId: string): Promise<TaskState | null> {
     try {
-      return TaskStateSchema.parse(await this.#call("GET", `/tasks/${encodeURIComponent(taskId)}`)) as TaskState;
+      return TaskStateSchema.parse(await this.#call("GET", `/tasks/${encodeURIComponent(taskId)}`));
     } catch (err) {
       if (err instanceof CoderClawError && err.code === "NOT_FOUND") return null;
       throw err;
@@ -137,12 +137,12 @@ export class HTTPTransportAdapter implements TransportAdapter {
     if (filter.sessionId !== undefined) query.set("sessionId", filter.sessionId);
     if (filter.limit !== undefined) query.set("limit", String(filter.limit));
     const suffix = query.size === 0 ? "" : `?${query.toString()}`;
-    return TaskListSchema.parse(await this.#call("GET", `/tasks${suffix}`)).tasks as TaskState[];
+    return TaskListSchema.parse(await this.#call("GET", `/tasks${suffix}`)).tasks;
   }
 
   /** The task's full history so far, without following it. */
   async getTaskEvents(taskId: string): Promise<TaskEvent[]> {
-    return TaskHistorySchema.parse(await this.#call("GET", `/tasks/${encodeURIComponent(taskId)}/history`)).events as TaskEvent[];
+    return TaskHistorySchema.parse(await this.#call("GET", `/tasks/${encodeURIComponent(taskId)}/history`)).events;
   }
 
   async listAgents(): Promise<AgentInfo[]> {
@@ -200,7 +200,7 @@ export class HTTPTransportAdapter implements TransportAdapter {
             if (stop.aborted || frame.event === SSE_EVENTS.end) return;
             if (frame.event === SSE_EVENTS.error) throw errorFromBody(safeJson(frame.data), 500);
             if (frame.event !== SSE_EVENTS.update) continue;
-            const update = TaskUpdateEventSchema.parse(safeJson(frame.data)) as TaskUpdateEvent;
+            const update = TaskUpdateEventSchema.parse(safeJson(frame.data));
             // After a resume the server starts past lastSeq; the check also guards against a proxy replaying.
             if (update.seq !== undefined && update.seq <= lastSeq) continue;
             if (update.seq !== undefined) lastSeq = update.seq;

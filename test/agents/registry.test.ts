@@ -5,7 +5,7 @@ import { NO_PROVIDER_REASON } from "../../src/agents/llm.js";
 import { createAgentRegistry, defaultConfigFiles, loadAgentRegistry } from "../../src/agents/registry.js";
 import { REPOSITORY_PATH_KEY, resolveWorkspace } from "../../src/agents/workspace.js";
 import { ConfigError } from "../../src/config/yaml-source.js";
-import { CoderClawError, hasCode } from "../../src/contract/errors.js";
+import { type CoderClawError, hasCode } from "../../src/contract/errors.js";
 import { makeContext, tempDir } from "./helpers.js";
 
 let dir: { path: string; cleanup: () => void };

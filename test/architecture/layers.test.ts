@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-/** Dependencies flow left to right only (DESIGN.md). */
+/** Dependencies flow left to right only (docs/architecture.md, Layers). */
 const LAYERS = ["identity", "src", "protocols", "node"] as const;
 
 function files(dir: string): string[] {

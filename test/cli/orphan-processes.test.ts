@@ -42,7 +42,7 @@ describe("process groups of a node that was SIGKILLed", () => {
 
     const second = await startCli(["start", "--no-mdns"], h, /control socket/);
     cleanups.push(() => second.stop());
-    await until("the orphaned sleep to be killed", () => !isAlive(sleeper!) || readFileSync(`/proc/${sleeper}/stat`, "utf8").includes(") Z "));
+    await until("the orphaned sleep to be killed", () => !isAlive(sleeper) || readFileSync(`/proc/${sleeper}/stat`, "utf8").includes(") Z "));
     expect(readdirSync(join(h, "run", "processes"))).toEqual([]);
   });
 });

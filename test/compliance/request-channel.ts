@@ -16,7 +16,7 @@ import {
 
 const rid = z.number().int().min(1);
 /** A toy request protocol: asks answered after a delay (so out of order), streams of items, refusals, notices. */
-const schema = z.discriminatedUnion("t", [
+export const toySchema = z.discriminatedUnion("t", [
   z.strictObject({ t: z.literal("ask"), rid, n: z.number().int(), delayMs: z.number().int().min(0).max(5000) }),
   z.strictObject({ t: z.literal("ans"), rid, n: z.number().int() }),
   z.strictObject({ t: z.literal("sub"), rid, count: z.number().int().min(-1).max(1000) }),
@@ -27,9 +27,9 @@ const schema = z.discriminatedUnion("t", [
   z.strictObject({ t: z.literal("note"), text: z.string() }),
 ]);
 /** A message of the toy protocol the suite speaks. */
-export type ToyMessage = z.infer<typeof schema>;
+export type ToyMessage = z.infer<typeof toySchema>;
 /** The toy protocol's strict codec, for channel factories that need one. */
-export const toyCodec = createMessageCodec({ version: 1, schema, maxMessageBytes: 64 * 1024 });
+export const toyCodec = createMessageCodec({ version: 1, schema: toySchema, maxMessageBytes: 64 * 1024 });
 
 const shape: RequestShape<ToyMessage> = {
   answerTo: (m) => ("rid" in m && m.t !== "ask" && m.t !== "sub" && m.t !== "unsub" ? m.rid : undefined),

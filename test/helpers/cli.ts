@@ -59,8 +59,8 @@ export function startCli(args: string[], home: string, ready: RegExp, timeoutMs 
         });
       }
     };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
     child.on("exit", (code) => {
       clearTimeout(timer);
       reject(new Error(`coderclaw ${args.join(" ")} exited with ${code}: ${out}`));

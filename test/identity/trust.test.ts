@@ -266,7 +266,7 @@ describe("trust evaluation properties", () => {
         const incremental = new TrustStore(meshId);
         for (const [i, s] of statements.entries()) {
           incremental.add(s);
-          incremental.level(people[i % people.length]!.peerId, times[i % times.length]!);
+          incremental.level(people[i % people.length]!.peerId, times[i % times.length]);
         }
         for (const now of times) expect(summary(incremental, now)).toEqual(reference(statements, now));
       }),

@@ -68,7 +68,8 @@ describe("audit replication", () => {
     // C is connected only to A, yet receives B's chain through A.
     for (let i = 0; i < 3; i++) for (const n of mesh.nodes) await n.auditReplicator.syncNow();
     const authors = async (n: typeof a): Promise<Set<string>> => new Set((await n.security.current.getAuditLog({})).map((e) => e.author));
-    for (const n of mesh.nodes) expect([...(await authors(n))].sort()).toEqual([a.peerId, b.peerId, c.peerId].sort());
+    const seenBy = (n: typeof a): string => `node ${mesh.nodes.indexOf(n)}, connected to ${n.libp2p.getConnections().length}, members ${[a, b, c].map((m) => n.membership.isMember(m.peerId)).join("/")}`;
+    for (const n of mesh.nodes) expect([...(await authors(n))].sort(), seenBy(n)).toEqual([a.peerId, b.peerId, c.peerId].sort());
     const aLog = (await a.security.current.getAuditLog({})).filter((e) => e.author === a.peerId).map((e) => e.hash);
     const cCopy = (await c.security.current.getAuditLog({})).filter((e) => e.author === a.peerId).map((e) => e.hash);
     expect(cCopy).toEqual(aLog.slice(0, cCopy.length));

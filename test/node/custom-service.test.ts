@@ -30,7 +30,7 @@ function greetService(): DefinedService<Greeter> {
       accept: context.isMember,
       onChannel: (channel) =>
         void serveRequests(channel, {
-          answer: (m) => (m.t === "hello" ? { t: "greeting", rid: m.rid, text: `hello ${m.name}, from ${context.identity.peerId}` } : undefined),
+          answer: (m): Greet | undefined => (m.t === "hello" ? { t: "greeting", rid: m.rid, text: `hello ${m.name}, from ${context.identity.peerId}` } : undefined),
         }).catch((error: Error) => context.report(error, channel.peer)),
     });
     const pool = new RequestPool<Greet>({ libp2p: context.libp2p, protocol: GREET_PROTOCOL, codec: greetCodec, shape: greetShape, requests: { timeoutMs: 5000 } });

@@ -2,7 +2,6 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createReplayGuard } from "../../node/tasks/replay-guard.js";
 import { createLevelReplayStore } from "../../node/tasks/replay-store.js";
-import type { Database } from "../../src/storage/level-database.js";
 import { tempLevel } from "../security/helpers.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 
@@ -90,7 +89,7 @@ describe("replay store", () => {
   it("a guard restored from the store refuses what the one before the restart had taken, and the store forgets what the guard prunes", async () => {
     const level = await tempLevel();
     try {
-      const store = createLevelReplayStore({ db: level.db as unknown as Database, write: (ops) => level.db.batch(ops) });
+      const store = createLevelReplayStore({ db: level.db, write: (ops) => level.db.batch(ops) });
       const now = 1_000_000_000;
       const before = createReplayGuard({ maxClockSkewMs: SKEW, memoryMs: MEMORY });
       for (const [i, at] of [now - MEMORY - 5_000, now - 1_000, now].entries()) {

@@ -27,7 +27,7 @@ function countWrites(): Map<number, number> {
   net.Socket.prototype.write = function (this: net.Socket, ...args: unknown[]) {
     counts.set(this.localPort ?? -1, (counts.get(this.localPort ?? -1) ?? 0) + 1);
     return (write as (...a: unknown[]) => boolean).apply(this, args);
-  } as typeof write;
+  };
   restore = () => {
     net.Socket.prototype.write = write;
   };

@@ -27,7 +27,7 @@ describe("readFirstChange", () => {
   it("property: a document's first change is read as Automerge loads it: same heads, same root values", () => {
     fc.assert(
       fc.property(rootObject, (root) => {
-        const doc = A.from(root as Record<string, unknown>, { actor: ACTOR });
+        const doc = A.from(root, { actor: ACTOR });
         const [bytes] = A.getAllChanges(doc);
         const first = readFirstChange(bytes!);
         expect(first).toBeDefined();

@@ -77,6 +77,23 @@ describe("LevelDocumentStore", () => {
     await s.close();
   });
 
+  it("reads a torn chunk as STORAGE_CORRUPT naming the path and the document, not as an older document", async () => {
+    const dir = tempDir(); dirs.push(dir);
+    let s = await openStore(dir.path);
+    await s.store.update<Counter>("test/a", () => A.from<Counter>({ n: 0, tags: [] }));
+    await s.store.update<Counter>("test/a", (d) => A.change(d!, (x) => { x.n = 1; x.tags.push("one"); }));
+    const chunkKey = "doc:test/a\u0001c:0000000000";
+    const chunk = await s.db.get(chunkKey);
+    await s.db.put(chunkKey, chunk.slice(0, chunk.length - 3));
+    await s.close();
+
+    s = await openStore(dir.path);
+    const err = await s.store.get("test/a").catch((e: unknown) => e);
+    expect(hasCode(err, "STORAGE_CORRUPT")).toBe(true);
+    expect((err as Error).message).toContain(`${dir.path}: document test/a cannot be decoded`);
+    await s.close();
+  });
+
   it("refuses ids without a namespace or with control characters", async () => {
     const dir = tempDir(); dirs.push(dir);
     const s = await openStore(dir.path);
@@ -155,7 +172,7 @@ describe("LevelDocumentStore", () => {
 
     expect(await s.store.receiveNew("test/r", bytes)).toBe(true);
     expect(derived).toEqual([["test/r", undefined, 8]]);
-    expect(Buffer.from((await s.db.get("derived:test/r"))!).toString()).toBe("8");
+    expect(Buffer.from(await s.db.get("derived:test/r")).toString()).toBe("8");
     expect(changes).toEqual([{ id: "test/r", before: [], heads: A.getHeads(source) }]);
     expect(await s.store.heads("test/r")).toEqual(A.getHeads(source));
     // Held now: a second copy is left to the general path.

@@ -87,7 +87,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       if (opts.json) printJson(r);
       else {
         process.stdout.write(`${r.invite}\n`);
-        if (process.stdout.isTTY) process.stdout.write((await renderQr(r.invite)) + "\n");
+        if (process.stdout.isTTY) process.stdout.write(renderQr(r.invite) + "\n");
         process.stderr.write(`single use; expires ${new Date(r.expiresAt).toISOString()}; on the other device: coderclaw mesh join <invite>\n`);
       }
       setExit(EXIT.ok);

@@ -1,6 +1,8 @@
 import * as A from "@automerge/automerge";
 import type { AbstractLevel } from "abstract-level";
 import { CoderClawError } from "../../contract/errors.js";
+import { ChunkedDocuments, CorruptDocumentError, type ChunkLayout } from "../../storage/chunked-documents.js";
+import { levelKeyValues, type KeyValueOp, type KeyValueStore } from "../../storage/key-value.js";
 
 /**
  * One bounded piece of an author's log, as an Automerge document. Entries are kept
@@ -22,8 +24,6 @@ export type SegmentDoc = {
 /** The database type the audit log accepts: a `Level` or any sublevel of one. */
 export type AuditDatabase = AbstractLevel<any, any, any>;
 
-type Db = AbstractLevel<unknown, string, Uint8Array>;
-
 /** A group commit that writes operations on a sublevel atomically; see `AuditLogOptions.write`. */
 export type AuditWrite = (ops: Array<BatchOp & { sublevel: AuditDatabase }>) => Promise<void>;
 
@@ -34,7 +34,7 @@ export interface JournaledEntry {
   bytes: Uint8Array;
 }
 
-type BatchOp = { type: "put"; key: string; value: Uint8Array } | { type: "del"; key: string };
+type BatchOp = KeyValueOp;
 
 /** A segment write computed ahead of applying it; see {@link SegmentStore.prepare}. */
 export interface PreparedWrite {
@@ -50,6 +50,8 @@ export function segmentDocId(author: string, segment: number): string {
 
 // Compacting every 64 chunks bounds load time without rewriting the snapshot on every commit.
 const COMPACT_AFTER_CHUNKS = 64;
+/** Where audit segments' snapshots and chunks lie; segment ids hold no `/snap` or `/chunk/` (authors are URI-encoded). */
+export const SEGMENT_LAYOUT: ChunkLayout = { keyPrefix: "", separator: "/", snapshot: "snap", chunk: "chunk/", chunkDigits: 6 };
 
 interface LoadedSegment {
   doc: A.Doc<SegmentDoc>;
@@ -57,34 +59,33 @@ interface LoadedSegment {
 }
 
 /**
- * LevelDB layout of audit segments, under the sublevel given:
- * `<docId>/snap` holds a compacted snapshot, `<docId>/chunk/<n>` incremental changes
+ * LevelDB layout of audit segments, under the sublevel given (the segments kept
+ * by {@link ChunkedDocuments}): `<docId>/snap` holds a compacted snapshot, `<docId>/chunk/<n>` incremental changes
  * written since, `head/<author>` the last seq and hash of each chain, and
  * `journal/<author>/<seq>` this node's entries made durable but not yet folded
  * into their segment (the entry's 32-byte hash, then its bytes).
  */
 export class SegmentStore {
-  readonly #db: Db;
+  readonly #sublevel: AbstractLevel<unknown, string, Uint8Array>;
+  readonly #kv: KeyValueStore;
+  readonly #documents: ChunkedDocuments;
   readonly #write: AuditWrite | undefined;
 
   constructor(db: AuditDatabase, write?: AuditWrite) {
-    this.#db = db.sublevel<string, Uint8Array>("audit", { keyEncoding: "utf8", valueEncoding: "view" }) as unknown as Db;
+    this.#sublevel = db.sublevel<string, Uint8Array>("audit", { keyEncoding: "utf8", valueEncoding: "view" });
+    this.#kv = levelKeyValues(this.#sublevel);
+    this.#documents = new ChunkedDocuments(this.#kv, SEGMENT_LAYOUT, COMPACT_AFTER_CHUNKS);
     this.#write = write;
   }
 
   /** Loads a segment from storage; undefined when absent. */
   async load(author: string, segment: number): Promise<LoadedSegment | undefined> {
-    const id = segmentDocId(author, segment);
-    const [snap, chunks] = await Promise.all([this.#db.get(`${id}/snap`), this.#chunks(id)]);
-    if (snap === undefined && chunks.length === 0) return undefined;
-    const parts = snap === undefined ? chunks : [snap, ...chunks];
-    let doc: A.Doc<SegmentDoc>;
     try {
-      doc = A.load<SegmentDoc>(Buffer.concat(parts));
+      return await this.#documents.load<SegmentDoc>(segmentDocId(author, segment));
     } catch (err) {
-      throw new CorruptSegmentError(author, segment, err);
+      if (!(err instanceof CorruptDocumentError)) throw err;
+      throw new CorruptSegmentError(author, segment, err.cause);
     }
-    return { doc, chunks: chunks.length };
   }
 
   /** A new, empty segment document. */
@@ -99,29 +100,15 @@ export class SegmentStore {
    * writes of one segment must then be applied in the order they were prepared.
    */
   prepare(author: string, segment: number, doc: A.Doc<SegmentDoc>, chunks: number, head: Uint8Array): PreparedWrite {
-    const id = segmentDocId(author, segment);
-    if (chunks + 1 >= COMPACT_AFTER_CHUNKS) {
-      const ops: BatchOp[] = [
-        // Uncompressed: LevelDB compresses blocks already, and deflating a full segment was most of a compaction.
-        { type: "put", key: `${id}/snap`, value: A.getBackend(doc).saveNoCompress() },
-        { type: "put", key: headKey(author), value: head },
-      ];
-      for (let n = 0; n < chunks; n++) ops.push({ type: "del", key: chunkKey(id, n) });
-      return { ops, chunks: 0 };
-    }
-    return {
-      ops: [
-        { type: "put", key: chunkKey(id, chunks), value: A.saveIncremental(doc) },
-        { type: "put", key: headKey(author), value: head },
-      ],
-      chunks: chunks + 1,
-    };
+    const saved = this.#documents.save(segmentDocId(author, segment), doc, { chunks });
+    saved.ops.push({ type: "put", key: headKey(author), value: head });
+    return { ops: saved.ops, chunks: saved.chunks };
   }
 
   /** Applies a prepared write. */
   async write(prepared: PreparedWrite): Promise<void> {
-    const sublevel = this.#db as AuditDatabase;
-    await (this.#write === undefined ? this.#db.batch(prepared.ops) : this.#write(prepared.ops.map((op) => ({ ...op, sublevel }))));
+    const sublevel = this.#sublevel;
+    await (this.#write === undefined ? this.#kv.batch(prepared.ops) : this.#write(prepared.ops.map((op) => ({ ...op, sublevel }))));
   }
 
   /** The write that makes entries durable in the journal, with the chain's new head, before any segment holds them. */
@@ -135,7 +122,7 @@ export class SegmentStore {
   async journal(author: string): Promise<JournaledEntry[]> {
     const prefix = `journal/${encodeURIComponent(author)}/`;
     const out: JournaledEntry[] = [];
-    for await (const [key, value] of this.#db.iterator({ gte: prefix, lt: `${prefix.slice(0, -1)}0` })) {
+    for await (const [key, value] of this.#kv.entries({ gte: prefix, lt: `${prefix.slice(0, -1)}0` })) {
       out.push({ seq: Number(key.slice(prefix.length)), hash: value.subarray(0, 32), bytes: value.subarray(32) });
     }
     return out;
@@ -148,7 +135,7 @@ export class SegmentStore {
 
   /** The encoded head record of a chain, if stored. */
   async head(author: string): Promise<Uint8Array | undefined> {
-    return this.#db.get(headKey(author));
+    return this.#kv.get(headKey(author));
   }
 
   /**
@@ -157,7 +144,7 @@ export class SegmentStore {
    */
   async authors(): Promise<string[]> {
     const authors = new Set<string>();
-    for await (const key of this.#db.keys({ gte: "head/", lt: "head0" })) authors.add(decodeURIComponent(key.slice("head/".length)));
+    for await (const key of this.#kv.keys({ gte: "head/", lt: "head0" })) authors.add(decodeURIComponent(key.slice("head/".length)));
     let key = await this.#firstKeyFrom("audit/");
     while (key !== undefined && key.startsWith("audit/")) {
       const encoded = key.slice("audit/".length, key.indexOf("/", "audit/".length));
@@ -169,24 +156,16 @@ export class SegmentStore {
   }
 
   async #firstKeyFrom(gte: string): Promise<string | undefined> {
-    for await (const key of this.#db.keys({ gte, limit: 1 })) return key;
+    for await (const key of this.#kv.keys({ gte, limit: 1 })) return key;
     return undefined;
   }
 
   /** Segment numbers stored for an author, ascending. */
   async segments(author: string): Promise<number[]> {
     const prefix = `audit/${encodeURIComponent(author)}/`;
-    const seen = new Set<number>();
-    for await (const key of this.#db.keys({ gte: prefix, lt: `${prefix.slice(0, -1)}0` })) {
-      seen.add(Number(key.slice(prefix.length, prefix.length + 10)));
-    }
-    return [...seen].sort((a, b) => a - b);
-  }
-
-  async #chunks(id: string): Promise<Uint8Array[]> {
-    const chunks: Uint8Array[] = [];
-    for await (const value of this.#db.values({ gte: `${id}/chunk/`, lt: `${id}/chunk0` })) chunks.push(value);
-    return chunks;
+    const segments: number[] = [];
+    for await (const id of this.#documents.ids(prefix)) segments.push(Number(id.slice(prefix.length)));
+    return segments;
   }
 }
 
@@ -249,10 +228,6 @@ function listId(h: ReturnType<typeof A.getBackend>, list: SegmentList): string {
 /** Lowercase hex of bytes. */
 export function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
-}
-
-function chunkKey(id: string, n: number): string {
-  return `${id}/chunk/${String(n).padStart(6, "0")}`;
 }
 
 function journalKey(author: string, seq: number): string {

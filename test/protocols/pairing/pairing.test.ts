@@ -14,14 +14,34 @@ import {
   type DeviceIdentity,
   type Invite,
 } from "../../../identity/index.js";
+import { memoryChannelPair } from "../../../protocols/framing/index.js";
 import {
   handlePairingRequest,
-  memoryChannelPair,
   PairingError,
+  receiveWithin,
   runPairingJoiner,
   type InviterContext,
   type PairingChannel,
 } from "../../../protocols/pairing/index.js";
+
+/** `end` with what it sends and receives passed through `out` and `in`. */
+function through(end: PairingChannel, out: (msg: unknown) => unknown, into: (msg: unknown) => unknown = (m) => m): PairingChannel {
+  return {
+    peer: end.peer,
+    get closed() {
+      return end.closed;
+    },
+    get failure() {
+      return end.failure;
+    },
+    send: (msg) => end.send(out(msg)),
+    close: () => end.close(),
+    abort: (error) => end.abort(error),
+    async *[Symbol.asyncIterator]() {
+      for await (const msg of end) yield into(msg);
+    },
+  };
+}
 
 const seeded = (n: number) => deviceIdentityFromSeed(new Uint8Array(32).fill(n));
 const founder = seeded(1);
@@ -57,7 +77,7 @@ async function newInvite(level: "verified" | "trusted" = "verified"): Promise<In
 }
 
 async function pair(invite: Invite, joiner: DeviceIdentity = laptop, ctx: InviterContext = context()) {
-  const [joinerEnd, inviterEnd] = memoryChannelPair();
+  const [joinerEnd, inviterEnd] = memoryChannelPair<unknown>();
   const [joined, handled] = await Promise.allSettled([
     runPairingJoiner(joinerEnd, invite, joiner, { timeoutMs: 2000, now: () => clock }),
     handlePairingRequest(inviterEnd, ctx),
@@ -98,26 +118,17 @@ describe("pairing handshake", () => {
   });
 
   test("every message survives a JSON wire", async () => {
-    const [joinerEnd, inviterEnd] = memoryChannelPair();
-    const json = (end: PairingChannel): PairingChannel => ({
-      send: (msg) => end.send(JSON.stringify(msg)),
-      receive: async () => JSON.parse((await end.receive()) as string) as unknown,
-    });
+    const [joinerEnd, inviterEnd] = memoryChannelPair<unknown>();
+    const json = (end: PairingChannel): PairingChannel => through(end, (msg) => JSON.stringify(msg), (text) => JSON.parse(text as string) as unknown);
     const [joined] = await Promise.all([runPairingJoiner(json(joinerEnd), await newInvite(), laptop), handlePairingRequest(json(inviterEnd), context())]);
     expect(joined.level).toBe("verified");
   });
 
   test("the secret never crosses the wire", async () => {
     const invite = await newInvite();
-    const [joinerEnd, inviterEnd] = memoryChannelPair();
+    const [joinerEnd, inviterEnd] = memoryChannelPair<unknown>();
     const seen: unknown[] = [];
-    const tap = (end: PairingChannel): PairingChannel => ({
-      send: async (msg) => {
-        seen.push(msg);
-        await end.send(msg);
-      },
-      receive: () => end.receive(),
-    });
+    const tap = (end: PairingChannel): PairingChannel => through(end, (msg) => (seen.push(msg), msg));
     await Promise.all([runPairingJoiner(tap(joinerEnd), invite, laptop), handlePairingRequest(tap(inviterEnd), context())]);
     expect(JSON.stringify(seen)).not.toContain(toBase64Url(invite.secret));
     expect(seen).toHaveLength(4);
@@ -181,26 +192,26 @@ describe("refusals reach both sides with their codes", () => {
 
   test("an inviter that does not know the secret is caught by the joiner", async () => {
     const invite = await newInvite();
-    const [joinerEnd, fake] = memoryChannelPair();
+    const [joinerEnd, fake] = memoryChannelPair<unknown>();
     const joining = runPairingJoiner(joinerEnd, invite, laptop, { timeoutMs: 2000 });
-    await fake.receive();
+    await receiveWithin(fake, 2000);
     await fake.send({ type: "challenge", inviter: founder.peerId, nonce: toBase64Url(new Uint8Array(32)) });
-    await fake.receive();
+    await receiveWithin(fake, 2000);
     const cert = issueTrustCert(stranger, meshId, laptop.peerId, "verified");
     await fake.send({ type: "welcome", mac: toBase64Url(new Uint8Array(32)), certificate: toBase64Url(cert.bytes), statements: [] });
     await expect(joining).rejects.toMatchObject({ code: "PAIRING_INVITER_UNPROVEN" });
   });
 
   test("off-schema and oversize messages are protocol errors", async () => {
-    const [a, b] = memoryChannelPair();
+    const [a, b] = memoryChannelPair<unknown>();
     const handling = handlePairingRequest(b, context());
     await a.send({ type: "hello", v: 1, inviteId: "x".repeat(100000) });
     await expect(handling).rejects.toMatchObject({ code: "PAIRING_PROTOCOL" });
-    expect(await a.receive()).toMatchObject({ type: "error", code: "PAIRING_PROTOCOL" });
+    expect(await receiveWithin(a, 2000)).toMatchObject({ type: "error", code: "PAIRING_PROTOCOL" });
   });
 
   test("a silent peer times out", async () => {
-    const [a] = memoryChannelPair();
+    const [a] = memoryChannelPair<unknown>();
     await expect(runPairingJoiner(a, await newInvite(), laptop, { timeoutMs: 50 })).rejects.toMatchObject({ code: "PAIRING_TIMEOUT" });
   });
 

@@ -1,12 +1,9 @@
 import { decode, encode } from "cborg";
 import { isDeviceId } from "../../identity/index.js";
-import { signHeadsBatch, verifyHeads, type HeadsSignature } from "../../protocols/sync/heads-signature.js";
+import { signHeadsBatch, verifyHeads, type HeadsSignature } from "./heads-signature.js";
 import { sameHeads } from "../../src/storage/document-store.js";
 import type { Database } from "../../src/storage/level-database.js";
 import type { RootListReader, RootReader } from "../../src/storage/root-reader.js";
-import { taskContentProblem } from "../../src/engine/task-document.js";
-import { isTaskIdOf } from "../../src/engine/task-id.js";
-import { actorIdOf } from "../device-actor.js";
 import type { WriteOp } from "../../src/storage/write-batcher.js";
 
 /**
@@ -27,29 +24,6 @@ export interface WriterRule {
    */
   actorOf?(writer: string): string;
 }
-
-/**
- * Task documents are written by their executor only: the `executorId` of the
- * submission fields, which the task id itself must name (see `isTaskIdOf`),
- * every change made as the executor's actor.
- */
-export const TASK_WRITER_RULE: WriterRule = {
-  prefix: "task/",
-  writerOf(id, root) {
-    const taskId = id.slice("task/".length);
-    if (root("id") !== taskId) return undefined;
-    const spec = root("spec");
-    if (typeof spec !== "string") return undefined;
-    try {
-      const executor = (JSON.parse(spec) as { executorId?: unknown }).executorId;
-      return typeof executor === "string" && isTaskIdOf(taskId, executor) ? executor : undefined;
-    } catch {
-      return undefined;
-    }
-  },
-  problem: taskContentProblem,
-  actorOf: actorIdOf,
-};
 
 /** Why a received change was not taken. */
 export interface Refusal {
@@ -223,7 +197,7 @@ function decodeSignature(bytes: Uint8Array): HeadsSignature | undefined {
     const [writer, heads, sig, index, size, proof] = value as unknown[];
     if (typeof writer !== "string" || !Array.isArray(heads) || !heads.every((h) => typeof h === "string") || !(sig instanceof Uint8Array)) return undefined;
     if (typeof index !== "number" || typeof size !== "number" || !Array.isArray(proof) || !proof.every((p) => p instanceof Uint8Array)) return undefined;
-    return { writer, heads: heads as string[], sig, index, size, proof: proof as Uint8Array[] };
+    return { writer, heads, sig, index, size, proof };
   } catch {
     return undefined;
   }

@@ -1,6 +1,6 @@
 import type { DeviceIdentity } from "../../identity/index.js";
-import type { NodeSecurity } from "../security/node-security.js";
-import type { Membership } from "./membership.js";
+import type { NodeSecurity } from "./node-security.js";
+import type { Membership } from "../mesh/membership.js";
 
 /**
  * Found a mesh with `identity` as founder and admin, and sign its default

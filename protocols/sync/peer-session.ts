@@ -1,9 +1,9 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import * as A from "@automerge/automerge";
-import type { FramedChannel } from "../../protocols/framing/channel.js";
-import { MalformedFrameError, PeerLimitError } from "../../protocols/framing/errors.js";
-import type { EntriesMessage, PatchMessage, SummaryMessage, SyncMessage, WantMessage } from "../../protocols/sync/messages.js";
-import type { HeadsSignature } from "../../protocols/sync/heads-signature.js";
+import { MalformedFrameError, PeerLimitError } from "../framing/errors.js";
+import type { MessageChannel } from "../framing/message-channel.js";
+import type { EntriesMessage, PatchMessage, SummaryMessage, SyncMessage, WantMessage } from "./messages.js";
+import type { HeadsSignature } from "./heads-signature.js";
 import { sameHeads } from "../../src/storage/document-store.js";
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 import { docRootListReader, docRootReader, type RootListReader, type RootReader } from "../../src/storage/root-reader.js";
@@ -34,11 +34,6 @@ export interface PeerSessionOptions {
    * answers.
    */
   initiator: boolean;
-  /**
-   * Document id -> peer whose changes are being applied to it right now, shared
-   * by all sessions, so the engine does not push those changes straight back.
-   */
-  applying: Map<string, string>;
   /** Every refused change; the session is cut after one that is an offence. */
   onRefused: (refused: RefusedChange) => void;
   onError: (error: Error) => void;
@@ -75,7 +70,7 @@ function signatureOf(item: PatchItem): HeadsSignature {
  * documents per frame. Every step runs through one serial queue.
  */
 export class PeerSession {
-  readonly channel: FramedChannel<SyncMessage>;
+  readonly channel: MessageChannel<SyncMessage>;
   readonly #options: PeerSessionOptions;
   #serial: Promise<void> = Promise.resolve();
   /** Entries of a multi-frame answer, per prefix, until its last frame. */
@@ -83,7 +78,7 @@ export class PeerSession {
   /** Set when this side cut the session for an offence. */
   #cut = false;
 
-  constructor(channel: FramedChannel<SyncMessage>, options: PeerSessionOptions) {
+  constructor(channel: MessageChannel<SyncMessage>, options: PeerSessionOptions) {
     this.channel = channel;
     this.#options = options;
   }
@@ -247,14 +242,14 @@ export class PeerSession {
         const screened = authority.screen(id, signature, storedHeads !== undefined, extendsHeld);
         if (screened === ECHO) return undefined;
         if (screened !== undefined) return refuse(screened);
-        this.#options.applying.set(id, this.channel.peer);
+        const from = this.channel.peer;
         try {
           const judge = (resultHeads: readonly string[], root: RootReader, lists: RootListReader, actors: () => string[]): void => {
             const refusal = authority.judge(id, signature, resultHeads, root, lists, actors);
             if (refusal !== undefined) throw new RefusedChangeError(refusal);
           };
           const ops = authority.recordOps(id, signature);
-          if (since.length === 0 && storedHeads === undefined && (await store.receiveNew(id, changes, "remote", { ops, check: judge }))) return undefined;
+          if (since.length === 0 && storedHeads === undefined && (await store.receiveNew(id, changes, "remote", { ops, check: judge, from }))) return undefined;
           let missing = false;
           await store.update<unknown>(
             id,
@@ -272,7 +267,7 @@ export class PeerSession {
               return next;
             },
             "remote",
-            { ops: () => ops },
+            { ops: () => ops, from },
           );
           if (missing) behind.push({ id, heads: storedHeads ?? [] });
           return undefined;
@@ -280,8 +275,6 @@ export class PeerSession {
           if (err instanceof RefusedChangeError) return refuse(err.refusal);
           // Bytes Automerge cannot read are the sender's doing as much as a forged signature.
           return refuse({ reason: `changes of ${id} cannot be applied: ${(err as Error).message}`, offence: true });
-        } finally {
-          this.#options.applying.delete(id);
         }
       }),
     );

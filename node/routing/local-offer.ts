@@ -1,0 +1,21 @@
+import type { LocalCore } from "../../src/runtime/local-core.js";
+import type { LocalCapabilities } from "./capability-directory.js";
+
+/**
+ * What a node's runtime offers now, for its capability record: its agents,
+ * their capabilities, and its load (running and queued tasks) against
+ * `maxConcurrency`. Read again whenever the record is signed or served.
+ */
+export function localOffer(core: Pick<LocalCore, "engine" | "agents">, maxConcurrency: number): () => LocalCapabilities {
+  return () => {
+    const counters = core.engine.counters();
+    const agents = core.agents.list();
+    return {
+      agents: agents.map((a) => a.info.id),
+      skills: [],
+      capabilities: [...new Set(agents.flatMap((a) => a.info.capabilities))],
+      load: counters.runningExecutions + counters.queuedTasks,
+      maxConcurrency,
+    };
+  };
+}

@@ -1,0 +1,76 @@
+import { existsSync, mkdirSync } from "node:fs";
+import type { TaskState, TaskSubmitRequest } from "../contract/types.js";
+import type { AgentExecutor } from "../agents/executor.js";
+import { resolveWorkspace } from "../agents/workspace.js";
+import { assertSandboxAvailable, DEFAULT_BWRAP, type SandboxMode, type SandboxSpec } from "../agents/sandbox.js";
+
+/** Where tasks run and how they are confined; part of `TaskEngineOptions`. */
+export interface ExecutionEnvironmentOptions {
+  /** Data directory: per-session workspaces live in `<dataDir>/workspaces`. */
+  dataDir: string;
+  /** May a request run in the repository at `metadata.repositoryPath`? Default: never. */
+  allowRepository?: (path: string, request: Readonly<TaskSubmitRequest>) => boolean;
+  /**
+   * How processes run for work another device submitted (see `SandboxMode`).
+   * Default `required`: in a bubblewrap sandbox that sees the workspace
+   * read-write, the system read-only, and not the data directory or home
+   * directories; where bubblewrap is missing, such work of an agent that runs
+   * processes is refused when submitted.
+   */
+  sandbox?: { mode: SandboxMode; bwrap?: string; hide?: readonly string[] };
+}
+
+/**
+ * Where a task's executor runs: its workspace directory and, for work another
+ * device submitted, the sandbox its processes run in. Both are checked when a
+ * task is submitted, so that what cannot run is refused before it is stored.
+ */
+export class ExecutionEnvironment {
+  /** Workspace directories known to exist. */
+  readonly #workspaces = new Set<string>();
+  /** What the sandbox of work from other devices hides; see {@link sandboxFor}. */
+  #hidden: string[] | undefined;
+
+  constructor(private readonly options: ExecutionEnvironmentOptions) {}
+
+  /** Throws when the request's session or repository may not be used as a workspace. */
+  assertWorkspaceAllowed(request: Readonly<TaskSubmitRequest>): void {
+    this.#workspaceOf(request);
+  }
+
+  /** Throws when work another device submitted would run processes without the sandbox it requires. */
+  assertSandboxFor(agent: AgentExecutor, submittedBy: string | undefined): void {
+    const sandbox = this.#policy();
+    if (submittedBy !== undefined && agent.runsProcesses && sandbox.mode === "required") assertSandboxAvailable(sandbox.bwrap ?? DEFAULT_BWRAP);
+  }
+
+  /** The task's workspace directory, created when it does not exist yet. */
+  workspaceFor(request: Readonly<TaskSubmitRequest>): string {
+    const dir = this.#workspaceOf(request);
+    if (!this.#workspaces.has(dir)) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      this.#workspaces.add(dir);
+    }
+    return dir;
+  }
+
+  /** The sandbox of a task another device submitted, unless this node runs such work unsandboxed. */
+  sandboxFor(state: Readonly<TaskState>, workspace: string): SandboxSpec | undefined {
+    const policy = this.#policy();
+    if (state.submittedBy === undefined || policy.mode === "off") return undefined;
+    // The same for every task; looked up once, not on the path of each routed task.
+    this.#hidden ??= [...new Set([this.options.dataDir, "/root", "/home", ...(process.env.HOME ? [process.env.HOME] : []), ...(policy.hide ?? [])])].filter((p) => existsSync(p));
+    return { bwrap: policy.bwrap ?? DEFAULT_BWRAP, workspace, hide: this.#hidden };
+  }
+
+  #workspaceOf(request: Readonly<TaskSubmitRequest>): string {
+    return resolveWorkspace(request, {
+      dataDir: this.options.dataDir,
+      ...(this.options.allowRepository && { allowRepository: this.options.allowRepository }),
+    });
+  }
+
+  #policy(): NonNullable<ExecutionEnvironmentOptions["sandbox"]> {
+    return this.options.sandbox ?? { mode: "required" };
+  }
+}

@@ -1,0 +1,69 @@
+import type { AgentExecutor, ExecutionContext, ExecutionResult } from "../agents/executor.js";
+import type { ProcessRecords } from "../agents/process-records.js";
+import type { ExecutionEnvironment } from "./execution-environment.js";
+import type { LiveTask, Outcome } from "./live-task.js";
+
+/** Why an execution was aborted; carried as the AbortSignal's reason. */
+export type AbortCause = "cancelled" | "timeout" | "shutdown";
+
+/** What every execution shares. */
+export interface ExecutionSettings {
+  environment: ExecutionEnvironment;
+  /** Per-task timeout when the agent declares none. */
+  defaultTimeoutMs: number;
+  processes: ProcessRecords | undefined;
+}
+
+/** What an executor reports back to the engine. */
+export interface ExecutionReports {
+  progress(task: LiveTask, progress: number, message?: string): void;
+  output(task: LiveTask, chunk: string): void;
+  /** The executor has returned or thrown; `controller` says whether it was aborted, and why. */
+  finished(task: LiveTask, controller: AbortController, outcome: Outcome): void;
+}
+
+/** How long the agent's executions may run. */
+export function timeoutOf(agent: AgentExecutor | undefined, settings: ExecutionSettings): number {
+  return agent?.timeoutMs ?? settings.defaultTimeoutMs;
+}
+
+/**
+ * Start the task's executor in its workspace, sandboxed when another device
+ * submitted the task, aborted with "timeout" when it runs too long. Its
+ * checkpoints wait while the task is paused. `finished` hears its outcome once,
+ * also when it throws before returning a promise.
+ */
+export function startExecution(task: LiveTask, settings: ExecutionSettings, reports: ExecutionReports): void {
+  const agent = task.agent!;
+  const controller = new AbortController();
+  task.controller = controller;
+  task.executing = true;
+  task.timer = setTimeout(() => controller.abort("timeout" satisfies AbortCause), timeoutOf(agent, settings));
+  task.timer.unref();
+  const workspace = settings.environment.workspaceFor(task.request);
+  const sandbox = settings.environment.sandboxFor(task.state, workspace);
+  const ctx: ExecutionContext = {
+    taskId: task.state.id,
+    request: task.request,
+    workspace,
+    ...(sandbox && { sandbox }),
+    signal: controller.signal,
+    progress: (p, message) => reports.progress(task, p, message),
+    output: (chunk) => reports.output(task, chunk),
+    ...(settings.processes === undefined ? {} : { processes: settings.processes }),
+    checkpoint: () =>
+      task.state.status === "waiting" && !controller.signal.aborted
+        ? new Promise<void>((resolve) => task.checkpointWaiters.push(resolve))
+        : Promise.resolve(),
+  };
+  let promise: Promise<ExecutionResult>;
+  try {
+    promise = Promise.resolve(agent.execute(ctx));
+  } catch (err) {
+    promise = Promise.reject(err);
+  }
+  promise.then(
+    (result) => reports.finished(task, controller, { ok: true, result }),
+    (error: unknown) => reports.finished(task, controller, { ok: false, error }),
+  );
+}

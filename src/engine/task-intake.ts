@@ -1,0 +1,45 @@
+import { AgentUnavailableError } from "../contract/errors.js";
+import type { TaskState } from "../contract/types.js";
+import type { AgentExecutor, AgentRegistry } from "../agents/executor.js";
+import type { ExecutionEnvironment } from "./execution-environment.js";
+import { parseSubmitRequest } from "./submit-schema.js";
+import type { TaskRecord } from "./task-document.js";
+import { newTaskId } from "./task-id.js";
+
+/** What a submission is checked against; see the fields of the same names in `TaskEngineOptions`. */
+export interface IntakeSettings {
+  agents: AgentRegistry;
+  environment: ExecutionEnvironment;
+  maxInputBytes: number;
+  defaultAgentId: string;
+  executorId: string | undefined;
+}
+
+/**
+ * A submission checked and made a new task, not stored yet: its record and the
+ * agent that runs it. Whatever cannot run here (a malformed request, a session
+ * or repository not allowed, an agent missing or unavailable, a sandbox missing
+ * for work from another device) is refused before anything is stored: the
+ * submitter hears why, and nothing is left to fail later.
+ *
+ * @param submittedBy The device that sent the task from another node, if one did.
+ */
+export async function takeIn(input: unknown, submittedBy: string | undefined, settings: IntakeSettings): Promise<{ record: TaskRecord; agent: AgentExecutor }> {
+  const request = parseSubmitRequest(input, settings.maxInputBytes);
+  settings.environment.assertWorkspaceAllowed(request);
+  const agentId = request.agentId ?? settings.defaultAgentId;
+  const agent = settings.agents.get(agentId);
+  if (!agent) throw new AgentUnavailableError(agentId, "no such agent on this node", "UNKNOWN_AGENT");
+  const availability = await agent.availability();
+  if (!availability.available) throw new AgentUnavailableError(agentId, availability.reason);
+  settings.environment.assertSandboxFor(agent, submittedBy);
+
+  const now = new Date();
+  const state: TaskState = { id: newTaskId(now.getTime(), settings.executorId), status: "pending", agentId, description: request.description, createdAt: now };
+  if (submittedBy !== undefined) state.submittedBy = submittedBy;
+  if (request.sessionId !== undefined) state.sessionId = request.sessionId;
+  if (request.parentTaskId !== undefined) state.parentTaskId = request.parentTaskId;
+  if (request.metadata !== undefined) state.metadata = request.metadata;
+  if (settings.executorId !== undefined) state.executorId = settings.executorId;
+  return { record: { request: { ...request, agentId }, state, events: [] }, agent };
+}

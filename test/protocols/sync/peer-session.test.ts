@@ -1,0 +1,124 @@
+import * as A from "@automerge/automerge";
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { deviceIdentityFromSeed, type DeviceIdentity } from "../../../identity/index.js";
+import { memoryChannelPair, type MessageChannel } from "../../../protocols/framing/index.js";
+import {
+  createLivePush,
+  createReplicaAuthority,
+  createSyncCodec,
+  PeerSession,
+  signedPatch,
+  signHeads,
+  type RefusedChange,
+  type SyncMessage,
+  type WriterRule,
+} from "../../../protocols/sync/index.js";
+import { openDatabase, type Database } from "../../../src/storage/level-database.js";
+import { LevelDocumentStore } from "../../../src/storage/level-document-store.js";
+import { eventually } from "../../helpers/mesh.js";
+import { tempDir } from "../../helpers/temp-dir.js";
+
+/** Test documents name their writer in `owner`. */
+type Doc = { owner: A.ImmutableString; status: string };
+const OWNER_RULE: WriterRule = { prefix: "task/", writerOf: (_id, root) => (typeof root("owner") === "string" ? (root("owner") as string) : undefined) };
+
+interface Side {
+  identity: DeviceIdentity;
+  db: Database;
+  store: LevelDocumentStore;
+  refused: RefusedChange[];
+  errors: Error[];
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function side(): Promise<Side> {
+  const dir = tempDir("cc-session-");
+  const db = await openDatabase(dir.path);
+  const store = new LevelDocumentStore(db, { path: dir.path });
+  cleanups.push(async () => {
+    await store.close();
+    await db.close();
+    dir.remove();
+  });
+  return { identity: deviceIdentityFromSeed(randomBytes(32)), db, store, refused: [], errors: [] };
+}
+
+/** Two sides' sessions over an in-memory channel through the sync codec; `a` drives. */
+function connect(a: Side, b: Side): { sessions: [PeerSession, PeerSession]; ends: [MessageChannel<SyncMessage>, MessageChannel<SyncMessage>] } {
+  const ends = memoryChannelPair<SyncMessage>({ codec: createSyncCodec(), peers: [a.identity.peerId, b.identity.peerId] });
+  const make = (s: Side, channel: MessageChannel<SyncMessage>, initiator: boolean): PeerSession =>
+    new PeerSession(channel, {
+      store: s.store,
+      authority: createReplicaAuthority({ identity: s.identity, db: s.db, rules: [OWNER_RULE], mayWrite: () => true }),
+      prefixes: ["task/"],
+      targetFrameBytes: 64 * 1024,
+      maxEntriesPerFrame: 100,
+      initiator,
+      onRefused: (r) => s.refused.push(r),
+      onError: (e) => s.errors.push(e),
+    });
+  const sessions: [PeerSession, PeerSession] = [make(a, ends[0], true), make(b, ends[1], false)];
+  for (const session of sessions) void session.run().catch(() => undefined);
+  cleanups.push(async () => void (await Promise.all(ends.map((e) => e.close()))));
+  return { sessions, ends };
+}
+
+const write = (s: Side, id: string, status: string) =>
+  s.store.update<Doc>(id, (doc) => A.change(doc ?? A.from<Doc>({ owner: new A.ImmutableString(s.identity.peerId), status: "pending" }, { actor: "aa".repeat(16) }), (d) => void (d.status = status)));
+
+describe("sync session over an in-memory channel", () => {
+  it("reconciles by summary: the side that lacks documents gets them, signed by their writer, in a few frames", async () => {
+    const [a, b] = [await side(), await side()];
+    for (let i = 0; i < 150; i++) await write(a, `task/${String(i).padStart(4, "0")}`, `done ${i}`);
+    connect(a, b);
+    await eventually(async () => (await b.store.heads("task/0149")) !== undefined, 5000, "b holds every document");
+    for (const id of ["task/0000", "task/0077", "task/0149"]) expect(await b.store.heads(id)).toEqual(await a.store.heads(id));
+    expect((await b.store.get<Doc>("task/0077"))?.status).toBe("done 77");
+    expect([a.refused, b.refused, a.errors, b.errors]).toEqual([[], [], [], []]);
+  });
+
+  it("pushes live changes as signed patches to every session but the one a change came from", async () => {
+    const [a, b] = [await side(), await side()];
+    await write(a, "task/live", "pending");
+    const { sessions } = connect(a, b);
+    await eventually(async () => (await b.store.heads("task/live")) !== undefined, 5000, "first reconciliation");
+    const authority = createReplicaAuthority({ identity: a.identity, db: a.db, rules: [OWNER_RULE], mayWrite: () => true });
+    const push = createLivePush({ sessions: new Map([[b.identity.peerId, sessions[0]]]), authority, debounceMs: 1 });
+    const off = a.store.onChange((change) => push.changed(change));
+    cleanups.push(async () => {
+      off();
+      push.stop();
+    });
+    await write(a, "task/live", "running");
+    await write(a, "task/live", "completed");
+    await eventually(async () => (await b.store.get<Doc>("task/live"))?.status === "completed", 5000, "the live change");
+    // B's store names the peer each change came from, so B's own push would not send it back.
+    const seen: Array<string | undefined> = [];
+    b.store.onChange((change) => seen.push(change.from));
+    await write(a, "task/live", "completed again");
+    await eventually(() => seen.length > 0, 5000, "the change reaches b");
+    expect(seen).toEqual([a.identity.peerId]);
+  });
+
+  it("refuses a patch to a document its sender does not write, stores nothing of it, and ends the session", async () => {
+    const [a, b] = [await side(), await side()];
+    await write(a, "task/victim", "completed");
+    const { ends } = connect(a, b);
+    await eventually(async () => (await b.store.heads("task/victim")) !== undefined, 5000, "b holds the document");
+    const held = await b.store.heads("task/victim");
+    // A forged continuation, signed by A's peer on the channel but not its writer: sent as if A had sent it.
+    const mallory = deviceIdentityFromSeed(randomBytes(32));
+    const victim = (await a.store.get<Doc>("task/victim"))!;
+    const forged = A.change(A.clone(victim, { actor: "cc".repeat(16) }), (d) => void (d.status = "failed"));
+    await ends[0].send({ t: "patch", items: [signedPatch("task/victim", A.getHeads(victim), A.saveSince(forged, A.getHeads(victim)), signHeads(mallory, "task/victim", A.getHeads(forged)))] });
+    await eventually(() => b.refused.length > 0, 5000, "refused");
+    expect(b.refused[0]).toMatchObject({ id: "task/victim", peer: a.identity.peerId, offence: true });
+    expect(await b.store.heads("task/victim")).toEqual(held);
+    await eventually(() => ends[1].closed, 5000, "the session is cut");
+  });
+});
