@@ -3,10 +3,8 @@ import { join } from "node:path";
 import { multiaddr } from "@multiformats/multiaddr";
 import { InviteBook, loadOrCreateDeviceIdentity } from "../identity/index.js";
 import { dataPaths, resolveDataDir } from "../src/runtime/data-dir.js";
-import { openLocalCore } from "../src/runtime/local-core.js";
 import { VERSION } from "../src/version.js";
 import { ClusterTransportAdapter } from "./cluster-adapter.js";
-import { actorIdOf } from "./device-actor.js";
 import { createMeshLibp2p } from "./libp2p/create-libp2p.js";
 import { createAdmission } from "./mesh/admission.js";
 import { foundMesh } from "./security/found-mesh.js";
@@ -17,12 +15,16 @@ import { PairingService } from "./mesh/pairing-service.js";
 import { listPeers, trackLastSeen } from "./mesh/peer-list.js";
 import { statementSyncService } from "./mesh/statement-sync.js";
 import type { CoderClawNode, NodeOptions } from "./node-api.js";
+import { openNodeCore } from "./node-core.js";
 import { NodeSecurity } from "./security/node-security.js";
 import type { ServiceAuditEntry, ServiceContext } from "./services/mesh-service.js";
 import { startServices } from "./services/service-list.js";
 import { syncService } from "./sync/sync-engine.js";
 import { openTaskReplicas } from "./sync/task-replicas.js";
-import { taskClientService, taskServerService } from "./services/interim.js";
+import { createPeerRateLimiter } from "../protocols/framing/index.js";
+import { createLevelReplayStore } from "./tasks/replay-store.js";
+import { taskClientService } from "./tasks/task-client.js";
+import { taskServerService } from "./tasks/task-server.js";
 import { auditReplicationService } from "./audit/audit-replicator.js";
 import { capabilityService, localOffer } from "./routing/index.js";
 
@@ -41,16 +43,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
   const identity = await loadOrCreateDeviceIdentity(dataDir);
   const meshId = meshIdFile(paths.identity);
   const report = (where: string) => (error: Error) => options.onError?.(where, error);
-  const core = await openLocalCore({
-    dataDir,
-    executorId: identity.peerId,
-    actorId: actorIdOf(identity.peerId),
-    ...(options.agents && { agents: options.agents }),
-    ...(options.maxConcurrentTasks !== undefined && { maxConcurrentTasks: options.maxConcurrentTasks }),
-    ...(options.defaultTimeoutMs !== undefined && { defaultTimeoutMs: options.defaultTimeoutMs }),
-    sandbox: { mode: options.sandbox ?? "required", ...(options.bwrapPath !== undefined && { bwrap: options.bwrapPath }) },
-    onUnreadable: (taskId, error) => report("storage")(new Error(`task ${taskId} cannot be read and is left out of listings: ${error.message}`, { cause: error })),
-  });
+  const core = await openNodeCore(dataDir, identity.peerId, options, report("storage"));
   const stack: Array<() => unknown> = [() => core.close()];
   const unwind = async (): Promise<void> => {
     for (const release of stack.splice(0).reverse()) await Promise.resolve(release()).catch(() => undefined);
@@ -63,8 +56,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const security = await NodeSecurity.open({ db: core.db, set: membership.set, identity, membership, workspaceDir: options.workspaceDir ?? dataDir, write, agents: core.agents });
     stack.push(() => security.close());
     stack.push(membership.onChange(() => void security.refresh().catch(report("security"))));
-    const audit = (e: ServiceAuditEntry): void =>
-      void security.record({ action: e.action, userId: e.peer, deviceId: e.peer, result: e.result, ...(e.resource !== undefined && { resource: e.resource }), ...(e.reason !== undefined && { reason: e.reason }) }).catch(report("audit"));
+    const audit = (e: ServiceAuditEntry): void => void security.recordPeerEvent(e).catch(report("audit"));
     const admission = createAdmission({ members: membership, onError: report("keep-alive") });
     const replicas = await openTaskReplicas({ core, identity, isMember: admission.isMember, onQuarantined: (id, reason) => audit({ action: "sync.refused", peer: identity.peerId, resource: id, result: "denied", reason }) });
 
@@ -85,11 +77,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       membership,
       inviteBook: await InviteBook.openFile(join(paths.identity, "invites.json")),
       pinMesh: meshId.pin,
-      // The founder gives each device it pairs the roles of its level, signed and replicated.
-      statementsForJoiner: (joiner, level) => {
-        const grant = security.isAdmin() ? security.grantForLevel(joiner, level) : undefined;
-        return grant ? [grant] : [];
-      },
+      statementsForJoiner: (joiner, level) => security.statementsForJoiner(joiner, level),
       onPairing: (e) => {
         options.onPairing?.(e);
         audit({ action: `pairing.${e.role}`, peer: e.peer ?? "(unknown)", result: e.ok ? "allowed" : "denied", reason: e.detail });
@@ -98,7 +86,16 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const statements = statementSyncService(membership.set);
     const sync = syncService({ store: core.store, authority: replicas.authority, quarantine: replicas.quarantine });
     const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10), version: VERSION });
-    const server = taskServerService({ core, security, options });
+    const server = taskServerService({
+      engine: core.engine,
+      agents: core.agents,
+      authorize: options.authorize ?? ((submit) => security.authorizeSubmit(submit.peer, submit.envelope)),
+      authorizeCancel: (peer, taskId) => security.authorizeCancel(peer, taskId),
+      replayStore: createLevelReplayStore({ db: core.db, write }),
+      // A flooding member is cut off on its own channels; everyone else keeps being served.
+      limiter: createPeerRateLimiter({ framesPerSecond: 5000, burst: 10_000 }),
+      ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),
+    });
     const client = taskClientService();
     const auditReplication = auditReplicationService({ audit: security.audit });
     const connectedMembers = (): string[] => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(admission.isMember);

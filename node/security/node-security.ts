@@ -19,6 +19,7 @@ import {
 } from "../../src/security/index.js";
 import type { SubmitEnvelope } from "../../protocols/task/index.js";
 import { agentSkills, type AgentLookup } from "../../src/agents/agent-skills.js";
+import type { ServiceAuditEntry } from "../services/mesh-service.js";
 import type { Membership } from "../mesh/membership.js";
 import type { StatementSet } from "../mesh/statement-set.js";
 
@@ -165,6 +166,11 @@ export class NodeSecurity {
   }
 
   /** Record something that happened outside the service's own checks (pairing, trust changes). */
+  /** Record what a mesh service saw a peer do (a refusal, a pairing), as done by that peer's device. */
+  recordPeerEvent(e: ServiceAuditEntry): Promise<unknown> {
+    return this.record({ action: e.action, userId: e.peer, deviceId: e.peer, result: e.result, ...(e.resource !== undefined && { resource: e.resource }), ...(e.reason !== undefined && { reason: e.reason }) });
+  }
+
   record(body: AuditBody): Promise<unknown> {
     return this.service.record(body);
   }
@@ -183,11 +189,15 @@ export class NodeSecurity {
     await this.options.membership.add([decodeStatement(policy.statement)]);
   }
 
-  /** As an admin: the signed grant of the roles matching `level`, for a device just paired. */
-  grantForLevel(subject: string, level: "verified" | "trusted"): SignedStatement | undefined {
+  /**
+   * What a device just paired gets with its certificate: from an admin (the
+   * founder), the signed grant of the roles matching its level, replicated with
+   * the rest of the mesh's statements.
+   */
+  statementsForJoiner(subject: string, level: "verified" | "trusted"): SignedStatement[] {
     const meshId = this.options.membership.meshId;
-    if (!meshId) return undefined;
-    return decodeStatement(signRoleGrant(this.options.identity, { subject, roles: ROLES_BY_LEVEL[level], meshId }));
+    if (!meshId || !this.isAdmin()) return [];
+    return [decodeStatement(signRoleGrant(this.options.identity, { subject, roles: ROLES_BY_LEVEL[level], meshId }))];
   }
 
   /** True when this device is an admin of its mesh (the founder, by construction). */

@@ -1,0 +1,21 @@
+import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
+import { actorIdOf } from "./device-actor.js";
+import type { NodeOptions } from "./node-api.js";
+
+/**
+ * The local core of a mesh node: storage and the task engine, executing as
+ * this device (its id binds the tasks it runs; its Automerge actor writes their
+ * documents), with work from other devices sandboxed unless told otherwise.
+ */
+export function openNodeCore(dataDir: string, deviceId: string, options: NodeOptions, report: (error: Error) => void): Promise<LocalCore> {
+  return openLocalCore({
+    dataDir,
+    executorId: deviceId,
+    actorId: actorIdOf(deviceId),
+    ...(options.agents && { agents: options.agents }),
+    ...(options.maxConcurrentTasks !== undefined && { maxConcurrentTasks: options.maxConcurrentTasks }),
+    ...(options.defaultTimeoutMs !== undefined && { defaultTimeoutMs: options.defaultTimeoutMs }),
+    sandbox: { mode: options.sandbox ?? "required", ...(options.bwrapPath !== undefined && { bwrap: options.bwrapPath }) },
+    onUnreadable: (taskId, error) => report(new Error(`task ${taskId} cannot be read and is left out of listings: ${error.message}`, { cause: error })),
+  });
+}
