@@ -1,11 +1,13 @@
 import { describeAgent } from "../src/agents/builtin.js";
 import type { AgentRegistry } from "../src/agents/executor.js";
 import { AgentUnavailableError, CoderClawError, InvalidInputError } from "../src/contract/errors.js";
+import { parseRoute } from "../src/contract/route.js";
 import type {
   AgentInfo,
   RuntimeStatus,
   SkillInfo,
   StreamOptions,
+  SubmitOptions,
   TaskEvent,
   TaskListFilter,
   TaskState,
@@ -13,6 +15,7 @@ import type {
   TaskUpdateEvent,
   TransportAdapter,
 } from "../src/contract/types.js";
+import { ROUTE_AUTO, ROUTE_LOCAL } from "../src/contract/types.js";
 import { isTerminalEvent } from "../src/engine/state-machine.js";
 import { assertTaskId, parseSubmitRequest } from "../src/engine/submit-schema.js";
 import { toUpdate, type TaskEngine } from "../src/engine/task-engine.js";
@@ -38,10 +41,7 @@ export interface ClusterParts {
   defaultRoute?: string;
 }
 
-/** Where to run a task: `auto` (route by capability, trust, load and latency) or a peer id. */
-export interface SubmitOptions {
-  route?: string;
-}
+export type { SubmitOptions } from "../src/contract/types.js";
 
 /** Errors after which the next candidate is tried: the node could not or would not take the task. */
 const RETRY_NEXT = new Set(["AGENT_UNAVAILABLE", "UNKNOWN_AGENT", "UNAVAILABLE", "TIMEOUT", "SHUTTING_DOWN", "PERMISSION_DENIED"]);
@@ -74,10 +74,16 @@ export class ClusterTransportAdapter implements TransportAdapter {
 
   constructor(private readonly parts: ClusterParts) {}
 
+  /**
+   * Route the task: `auto` to the best member offering its agent, `local` (or this
+   * node's id) here, a member's peer id there; any other peer is refused
+   * (INVALID_INPUT on `route`). Without a route, the node's `defaultRoute`.
+   */
   async submitTask(request: TaskSubmitRequest, options: SubmitOptions = {}): Promise<TaskState> {
     const parsed = parseSubmitRequest(request);
     const agentId = parsed.agentId ?? "echo";
-    const candidates = await this.candidates(agentId, options.route ?? this.parts.defaultRoute ?? "auto", new Set());
+    const route = options.route === undefined ? (this.parts.defaultRoute ?? ROUTE_AUTO) : parseRoute(options.route);
+    const candidates = await this.candidates(agentId, route === ROUTE_LOCAL ? this.parts.selfId : route, new Set());
     return this.submitToFirst({ ...parsed, agentId }, candidates);
   }
 
@@ -230,7 +236,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
 
   private async candidates(agentId: string, route: string, exclude: ReadonlySet<string>): Promise<string[]> {
     const self = this.parts.selfId;
-    if (route !== "auto") {
+    if (route !== ROUTE_AUTO) {
       if (route !== self && !this.parts.isMember(route)) throw new InvalidInputError(`${route} is not a member of this mesh`, "route");
       return [route];
     }

@@ -3,6 +3,7 @@ import type {
   RuntimeStatus,
   SkillInfo,
   StreamOptions,
+  SubmitOptions,
   TaskEvent,
   TaskListFilter,
   TaskState,
@@ -19,12 +20,12 @@ import type { AuditBody } from "../../src/security/index.js";
  */
 export class AuditedAdapter implements TransportAdapter {
   constructor(
-    private readonly inner: TransportAdapter & { submitTask(request: TaskSubmitRequest, options?: { route?: string }): Promise<TaskState> },
+    private readonly inner: TransportAdapter,
     private readonly record: (body: AuditBody) => Promise<unknown>,
     private readonly userId: string,
   ) {}
 
-  async submitTask(request: TaskSubmitRequest, options?: { route?: string }): Promise<TaskState> {
+  async submitTask(request: TaskSubmitRequest, options?: SubmitOptions): Promise<TaskState> {
     const base = { action: "task.submit", userId: this.userId, deviceId: this.userId, ...(request.sessionId !== undefined && { sessionId: request.sessionId }) };
     try {
       const task = await this.inner.submitTask(request, options);
