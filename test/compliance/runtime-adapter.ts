@@ -103,6 +103,14 @@ export function runtimeAdapterCompliance(name: string, makeFixture: () => Promis
       expect((await adapter.getStatus()).totalTasks).toBe(before);
     });
 
+    it("refuses a request that is not an object with INVALID_INPUT, and persists nothing", async () => {
+      const before = (await adapter.getStatus()).totalTasks;
+      for (const request of [null, "a task", 7, []]) {
+        expect(await codeOf(adapter.submitTask(request as never)), JSON.stringify(request)).toBe("INVALID_INPUT");
+      }
+      expect((await adapter.getStatus()).totalTasks).toBe(before);
+    });
+
     it("refuses an unknown agent with UNKNOWN_AGENT", async () => {
       expect(await codeOf(adapter.submitTask({ description: "d", input: "x", agentId: "no-such-agent" }))).toBe("UNKNOWN_AGENT");
     });
