@@ -1,11 +1,13 @@
 import { describeAgent } from "../src/agents/builtin.js";
 import type { AgentRegistry } from "../src/agents/executor.js";
 import { AgentUnavailableError, CoderClawError, InvalidInputError } from "../src/contract/errors.js";
+import { parseRoute } from "../src/contract/route.js";
 import type {
   AgentInfo,
   RuntimeStatus,
   SkillInfo,
   StreamOptions,
+  SubmitOptions,
   TaskEvent,
   TaskListFilter,
   TaskState,
@@ -13,6 +15,7 @@ import type {
   TaskUpdateEvent,
   TransportAdapter,
 } from "../src/contract/types.js";
+import { ROUTE_AUTO, ROUTE_LOCAL } from "../src/contract/types.js";
 import { isTerminalEvent } from "../src/engine/state-machine.js";
 import { assertTaskId, parseSubmitRequest } from "../src/engine/submit-schema.js";
 import { toUpdate, type TaskEngine } from "../src/engine/task-engine.js";
@@ -39,10 +42,7 @@ export interface ClusterParts {
   defaultRoute?: string;
 }
 
-/** Where to run a task: `auto` (route by capability, trust, load and latency) or a peer id. */
-export interface SubmitOptions {
-  route?: string;
-}
+export type { SubmitOptions } from "../src/contract/types.js";
 
 /** Errors after which the next candidate is tried: the node could not or would not take the task. */
 const RETRY_NEXT = new Set(["AGENT_UNAVAILABLE", "UNKNOWN_AGENT", "UNAVAILABLE", "TIMEOUT", "SHUTTING_DOWN", "PERMISSION_DENIED"]);
@@ -75,10 +75,16 @@ export class ClusterTransportAdapter implements TransportAdapter {
 
   constructor(private readonly parts: ClusterParts) {}
 
+  /**
+   * Route the task: `auto` to the best member offering its agent, `local` (or this
+   * node's id) here, a member's peer id there; any other peer is refused
+   * (INVALID_INPUT on `route`). Without a route, the node's `defaultRoute`.
+   */
   async submitTask(request: TaskSubmitRequest, options: SubmitOptions = {}): Promise<TaskState> {
     const parsed = parseSubmitRequest(request);
     const agentId = parsed.agentId ?? "echo";
-    const candidates = await this.candidates(agentId, options.route ?? this.parts.defaultRoute ?? "auto", new Set());
+    const route = options.route === undefined ? (this.parts.defaultRoute ?? ROUTE_AUTO) : parseRoute(options.route);
+    const candidates = this.candidates(agentId, route === ROUTE_LOCAL ? this.parts.selfId : route, new Set());
     return this.submitToFirst({ ...parsed, agentId }, candidates);
   }
 
@@ -229,32 +235,41 @@ export class ClusterTransportAdapter implements TransportAdapter {
     return answers.find((a) => a !== undefined);
   }
 
-  private async candidates(agentId: string, route: string, exclude: ReadonlySet<string>): Promise<string[]> {
+  /**
+   * The nodes to try, best first. This node comes first when it can run the agent,
+   * and the mesh is looked up only if it refuses: a lookup that finds no other
+   * offer waits out its whole deadline, which a lone node would pay on every task.
+   */
+  private async *candidates(agentId: string, route: string, exclude: ReadonlySet<string>): AsyncGenerator<string> {
     const self = this.parts.selfId;
-    if (route !== "auto") {
+    if (route !== ROUTE_AUTO) {
       if (route !== self && !this.parts.isMember(route)) throw new InvalidInputError(`${route} is not a member of this mesh`, "route");
-      return [route];
+      yield route;
+      return;
     }
-    const out: string[] = [];
     const localAgent = this.parts.agents.get(agentId);
-    if (!exclude.has(self) && localAgent && (await localAgent.availability()).available) out.push(self);
+    const here = !exclude.has(self) && localAgent !== undefined && (await localAgent.availability()).available;
+    if (here) yield self;
     const lookup = (timeoutMs: number): Promise<Candidate[]> => this.parts.directory.findAgent(agentId, { timeoutMs, excludeLocal: true }).catch(() => [] as Candidate[]);
     const timeoutMs = this.parts.lookupTimeoutMs ?? 5000;
     let found = await lookup(timeoutMs);
     // A busy machine or a peer that just vanished can eat a whole lookup; one more, longer try before refusing.
-    if (found.length === 0 && out.length === 0) found = await lookup(timeoutMs * 2);
+    if (found.length === 0 && !here) found = await lookup(timeoutMs * 2);
     const score = (c: Candidate): number => c.record.load / Math.max(1, c.record.maxConcurrency) + (c.latencyMs ?? 50) / 1000;
+    const seen = new Set(here ? [self] : []);
     for (const c of found.filter((c) => !exclude.has(c.peerId) && this.parts.isMember(c.peerId)).sort((a, b) => score(a) - score(b))) {
-      if (!out.includes(c.peerId)) out.push(c.peerId);
+      if (seen.has(c.peerId)) continue;
+      seen.add(c.peerId);
+      yield c.peerId;
     }
-    return out;
   }
 
-  private async submitToFirst(request: TaskSubmitRequest, candidates: string[]): Promise<TaskState> {
+  private async submitToFirst(request: TaskSubmitRequest, candidates: AsyncIterable<string>): Promise<TaskState> {
     const agentId = request.agentId!;
-    if (candidates.length === 0) throw new AgentUnavailableError(agentId, "no node in the mesh offers it now", "UNKNOWN_AGENT");
+    let tried = false;
     let lastError: unknown;
-    for (const peer of candidates) {
+    for await (const peer of candidates) {
+      tried = true;
       try {
         // Followed: a caller streams the task's updates next, and a quick task's arrive with the answer.
         const task = peer === this.parts.selfId ? await this.parts.engine.submit(request) : await this.parts.client.submit(peer, request, undefined, { follow: true });
@@ -266,6 +281,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
         if (!(err instanceof CoderClawError && RETRY_NEXT.has(err.code))) throw err;
       }
     }
+    if (!tried) throw new AgentUnavailableError(agentId, "no node in the mesh offers it now", "UNKNOWN_AGENT");
     throw lastError instanceof CoderClawError ? lastError : new AgentUnavailableError(agentId, `every candidate refused: ${String(lastError)}`);
   }
 
@@ -311,7 +327,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
 
   private async reroute(taskId: string, route: Route, deadPeer: string): Promise<TaskState> {
     const agentId = route.request.agentId ?? "echo";
-    const candidates = await this.candidates(agentId, "auto", new Set([deadPeer]));
+    const candidates = this.candidates(agentId, "auto", new Set([deadPeer]));
     const successor = await this.submitToFirst({ ...route.request, parentTaskId: taskId, metadata: { ...(route.request.metadata ?? {}), reroutedFrom: taskId } }, candidates);
     route.successor = successor.id;
     return successor;

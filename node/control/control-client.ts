@@ -8,6 +8,7 @@ import type {
   RuntimeStatus,
   SkillInfo,
   StreamOptions,
+  SubmitOptions,
   TaskEvent,
   TaskListFilter,
   TaskState,
@@ -19,21 +20,12 @@ import {
   AgentInfoSchema,
   RuntimeStatusSchema,
   SkillInfoSchema,
+  TaskEventSchema,
   TaskStateSchema,
   TaskUpdateEventSchema,
 } from "../../src/transport/http-wire.js";
 import { AsyncQueue } from "../../src/util/async-queue.js";
 import { MAX_CONTROL_LINE_BYTES } from "./control-protocol.js";
-
-const TaskEventSchema = z.object({
-  seq: z.number().int(),
-  type: z.enum(["created", "status_changed", "progress_updated", "output_added", "error_set"]),
-  timestamp: z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
-  status: TaskStateSchema.shape.status,
-  message: z.string().optional(),
-  progress: z.number().optional(),
-  data: z.unknown().optional(),
-});
 
 const LineSchema = z.object({
   id: z.number().int().optional(),
@@ -164,7 +156,8 @@ export class ControlClientAdapter implements TransportAdapter {
     });
   }
 
-  async submitTask(request: TaskSubmitRequest, options: { route?: string } = {}): Promise<TaskState> {
+  /** The node's runtime honours or refuses `options.route` (a mesh node takes a peer id). */
+  async submitTask(request: TaskSubmitRequest, options: SubmitOptions = {}): Promise<TaskState> {
     return TaskStateSchema.parse(await this.call("submitTask", options.route === undefined ? { request } : { request, route: options.route }));
   }
 

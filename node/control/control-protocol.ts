@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { RouteSchema } from "../../src/contract/route.js";
 
 /** Longest line either side accepts: a 1 MiB input can double in size when JSON-escaped. */
 export const MAX_CONTROL_LINE_BYTES = 4 * 1024 * 1024;
@@ -31,8 +32,8 @@ export const RequestSchema = z.strictObject({
 /** Parameters of `admin`: one administrative call of a mesh node (see node/node-admin.ts). */
 export const AdminParamsSchema = z.strictObject({ method: z.string().min(1).max(64), params: z.unknown().optional() });
 
-/** Parameters of `submitTask`: the request, and where to run it in a mesh. */
-export const SubmitParamsSchema = z.strictObject({ request: z.unknown(), route: z.string().min(1).max(128).optional() });
+/** Parameters of `submitTask`: the request, and where to run it (`SubmitOptions.route`). */
+export const SubmitParamsSchema = z.strictObject({ request: z.unknown(), route: RouteSchema.optional() });
 
 /** Parameters that name one task. */
 export const TaskParamsSchema = z.strictObject({ taskId: z.string().max(128) });

@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { createInterface } from "node:readline";
-import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
+import { CoderClawError } from "../../src/contract/errors.js";
 import { parseInput } from "../../src/contract/parse-input.js";
 import { errorToWire } from "../../src/transport/error-wire.js";
 import type { TaskListFilter, TaskSubmitRequest, TransportAdapter } from "../../src/contract/types.js";
@@ -28,8 +28,6 @@ export interface ControlServerOptions {
   token: string;
   /** The runtime the socket serves. */
   adapter: TransportAdapter;
-  /** Submission with a route (`auto` or a peer id), when the runtime is a mesh. */
-  submitRouted?: (request: TaskSubmitRequest, route: string) => Promise<unknown>;
   /** Administrative calls (mesh, devices, peers), when the runtime is a mesh node. */
   admin?: (method: string, params: unknown) => Promise<unknown>;
   /**
@@ -132,12 +130,8 @@ export async function startControlServer(options: ControlServerOptions): Promise
             const { request, route } = parseInput(SubmitParamsSchema, raw);
             const agentId = agentIdOf(request);
             await permit({ action: "task.submit", ...(agentId !== undefined && { agentId }) });
-            // The engine validates the request itself, with the same errors for every transport.
-            if (route !== undefined && route !== "auto") {
-              if (!options.submitRouted) throw new InvalidInputError("this node is not in a mesh; --route needs `coderclaw start` with a mesh", "route");
-              return options.submitRouted(request as TaskSubmitRequest, route);
-            }
-            return adapter.submitTask(request as TaskSubmitRequest);
+            // The engine validates the request itself, and the adapter the route, with the same errors for every transport.
+            return adapter.submitTask(request as TaskSubmitRequest, route === undefined ? undefined : { route });
           });
         case "admin":
           return reply(() => {

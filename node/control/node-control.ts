@@ -23,7 +23,6 @@ export function startNodeControl(node: CoderClawNode, options: NodeControlOption
     socketPath: options.socketPath,
     token: options.token,
     adapter: owned,
-    submitRouted: (request, route) => owned.submitTask(request, { route }),
     admin: (method, params) => runAdmin(node, method, params),
     authorize: (access) => node.security.authorizeOwner(access),
   });

@@ -10,6 +10,7 @@ import {
   TaskEventSchema,
   TaskListQuerySchema,
   TaskStateSchema,
+  TaskSubmitQuerySchema,
   TaskSubmitRequestSchema,
   TaskUpdateEventSchema,
 } from "../../src/transport/http-wire.js";
@@ -75,6 +76,10 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         post: {
           operationId: "submitTask",
           summary: "Submit a task",
+          description:
+            "`route` says where to run it: `auto` (the default; a mesh node routes by capability, trust, load and latency), " +
+            "`local` (this node), or the peer id of a mesh member. A node that cannot honour the route answers 400 with `field: \"route\"`.",
+          parameters: queryParameters(TaskSubmitQuerySchema),
           requestBody: { required: true, content: { "application/json": { schema: ref("TaskSubmitRequest") } } },
           responses: { "201": json(ref("TaskState"), "The accepted task"), ...errorResponses(400, 401, 403, 413, 415, 422, 503) },
         },

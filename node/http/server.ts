@@ -15,6 +15,7 @@ import {
   SeqSchema,
   TaskIdSchema,
   TaskListQuerySchema,
+  TaskSubmitQuerySchema,
   TaskSubmitRequestSchema,
   type ErrorBody,
 } from "../../src/transport/http-wire.js";
@@ -131,7 +132,7 @@ declare module "fastify" {
  * Starts the remote-enabled HTTP API on `host:port` and resolves once it listens.
  *
  * Routes (all JSON; errors are `{ error: { code, message, field? } }`):
- * `POST /v1/tasks`, `GET /v1/tasks`, `GET /v1/tasks/:id`, `POST /v1/tasks/:id/cancel`,
+ * `POST /v1/tasks[?route=]`, `GET /v1/tasks`, `GET /v1/tasks/:id`, `POST /v1/tasks/:id/cancel`,
  * `GET /v1/tasks/:id/history`, `GET /v1/tasks/:id/events` (SSE), `GET /v1/agents`, `GET /v1/skills`,
  * `GET /v1/status`, `GET /v1/audit`, and unauthenticated `GET /healthz` and
  * `GET /openapi.json`.
@@ -218,6 +219,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
 
       api.post("/tasks", async (request, reply) => {
         const body = parseInput(TaskSubmitRequestSchema, request.body);
+        const { route } = parseInput(TaskSubmitQuerySchema, request.query);
         const sessionId = body.sessionId ?? options.sessionIdOf?.(ctxOf(request));
         const submit = sessionId === undefined ? body : { ...body, sessionId };
         await check(request, "task:submit", {
@@ -226,7 +228,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
           ...(submit.agentId === undefined ? {} : { agentId: submit.agentId }),
         });
         if (submit.agentId !== undefined) await check(request, "agent:invoke", { type: "agent", id: submit.agentId });
-        const task = await adapter.submitTask(submit);
+        const task = await adapter.submitTask(submit, route === undefined ? undefined : { route });
         return reply.code(201).header("location", `${HTTP_API_PREFIX}/tasks/${encodeURIComponent(task.id)}`).send(task);
       });
 

@@ -3,6 +3,7 @@ import type {
   RuntimeStatus,
   SkillInfo,
   StreamOptions,
+  SubmitOptions,
   TaskEvent,
   TaskListFilter,
   TaskState,
@@ -13,25 +14,36 @@ import type {
 import type { AuditBody } from "../../src/security/index.js";
 
 /**
+ * A string field of a request the inner adapter has not checked yet (it may come
+ * straight off a socket, as any JSON value): anything else reads as absent, so a
+ * malformed request is refused by the inner adapter, and recorded, like any other.
+ */
+function stringField(request: unknown, field: "sessionId" | "agentId"): string | undefined {
+  const value = typeof request === "object" && request !== null ? (request as Record<string, unknown>)[field] : undefined;
+  return typeof value === "string" ? value : undefined;
+}
+
+/**
  * The runtime as the node's owner reaches it through the control socket (whose
  * token only the data directory's owner can read): every submission and cancel
  * is recorded in the node's audit log, allowed or not, before the answer returns.
  */
 export class AuditedAdapter implements TransportAdapter {
   constructor(
-    private readonly inner: TransportAdapter & { submitTask(request: TaskSubmitRequest, options?: { route?: string }): Promise<TaskState> },
+    private readonly inner: TransportAdapter,
     private readonly record: (body: AuditBody) => Promise<unknown>,
     private readonly userId: string,
   ) {}
 
-  async submitTask(request: TaskSubmitRequest, options?: { route?: string }): Promise<TaskState> {
-    const base = { action: "task.submit", userId: this.userId, deviceId: this.userId, ...(request.sessionId !== undefined && { sessionId: request.sessionId }) };
+  async submitTask(request: TaskSubmitRequest, options?: SubmitOptions): Promise<TaskState> {
+    const sessionId = stringField(request, "sessionId");
+    const base = { action: "task.submit", userId: this.userId, deviceId: this.userId, ...(sessionId !== undefined && { sessionId }) };
     try {
       const task = await this.inner.submitTask(request, options);
       await this.record({ ...base, resource: task.id, result: "allowed", reason: `local; agent ${task.agentId ?? "?"} on ${task.executorId ?? "?"}` });
       return task;
     } catch (err) {
-      await this.record({ ...base, resource: request.agentId ?? "default agent", result: "error", reason: (err as Error).message.slice(0, 500) });
+      await this.record({ ...base, resource: stringField(request, "agentId") ?? "default agent", result: "error", reason: (err as Error).message.slice(0, 500) });
       throw err;
     }
   }

@@ -154,9 +154,38 @@ export interface StreamOptions {
   signal?: AbortSignal;
 }
 
+/** Route every runtime accepts: let it decide where the task runs (in a mesh, by capability, trust, load and latency). */
+export const ROUTE_AUTO = "auto";
+/** Route every runtime accepts: run the task on the node that receives the submission. */
+export const ROUTE_LOCAL = "local";
+/** Longest route accepted, in characters: a peer id is about 52. */
+export const MAX_ROUTE_LENGTH = 128;
+
+/**
+ * How to submit a task, apart from the task itself.
+ *
+ * An adapter that cannot honour an option refuses the submission with a
+ * `CoderClawError` `INVALID_INPUT` whose `field` is the option's name (`route`)
+ * and whose message says what it accepts, before anything is stored.
+ */
+export interface SubmitOptions {
+  /**
+   * Where to run the task:
+   * - absent: the runtime's default (`auto`, unless a mesh node was built to pin its work to one peer);
+   * - `auto` ({@link ROUTE_AUTO}): wherever the runtime decides; a mesh routes by capability, trust, load and latency;
+   * - `local` ({@link ROUTE_LOCAL}): on the node that receives the submission;
+   * - anything else: the peer id of the mesh member to run it, accepted only by a runtime
+   *   that is a mesh node (directly, over its control socket or over its HTTP API);
+   *   in-process runtimes refuse it.
+   *
+   * At most {@link MAX_ROUTE_LENGTH} characters.
+   */
+  route?: string;
+}
+
 /** The contract every runtime offers, whatever its deployment mode. */
 export interface RuntimeInterface {
-  submitTask(request: TaskSubmitRequest): Promise<TaskState>;
+  submitTask(request: TaskSubmitRequest, options?: SubmitOptions): Promise<TaskState>;
   getTaskState(taskId: string): Promise<TaskState | null>;
   streamTaskUpdates(taskId: string, options?: StreamOptions): AsyncIterable<TaskUpdateEvent>;
   cancelTask(taskId: string): Promise<boolean>;
@@ -171,7 +200,8 @@ export interface RuntimeInterface {
  * `test/compliance/runtime-adapter`.
  */
 export interface TransportAdapter {
-  submitTask(request: TaskSubmitRequest): Promise<TaskState>;
+  /** Store the task and start it where `options.route` says; see {@link SubmitOptions} for what an adapter may refuse. */
+  submitTask(request: TaskSubmitRequest, options?: SubmitOptions): Promise<TaskState>;
   getTaskState(taskId: string): Promise<TaskState | null>;
   streamTaskUpdates(taskId: string, options?: StreamOptions): AsyncIterable<TaskUpdateEvent>;
   cancelTask(taskId: string): Promise<boolean>;

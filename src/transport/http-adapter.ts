@@ -3,6 +3,7 @@ import type {
   RuntimeStatus,
   SkillInfo,
   StreamOptions,
+  SubmitOptions,
   TaskListFilter,
   TaskState,
   TaskSubmitRequest,
@@ -113,8 +114,10 @@ export class HTTPTransportAdapter implements TransportAdapter {
     setMaxListeners(0, this.#closed.signal);
   }
 
-  async submitTask(request: TaskSubmitRequest): Promise<TaskState> {
-    return TaskStateSchema.parse(await this.#call("POST", "/tasks", request));
+  /** The server's runtime honours or refuses `options.route` (a mesh node takes a peer id; any node takes `auto` and `local`). */
+  async submitTask(request: TaskSubmitRequest, options?: SubmitOptions): Promise<TaskState> {
+    const query = options?.route === undefined ? "" : `?${new URLSearchParams({ route: options.route }).toString()}`;
+    return TaskStateSchema.parse(await this.#call("POST", `/tasks${query}`, request));
   }
 
   async getTaskState(taskId: string): Promise<TaskState | null> {

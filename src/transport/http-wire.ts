@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import { MetadataSchema } from "../contract/metadata.js";
+import { RouteSchema } from "../contract/route.js";
 import { TASK_STATUSES, type TaskStatus } from "../contract/types.js";
 import type { ErrorCode } from "../contract/errors.js";
 import { AGENT_ID_RE, DEFAULT_MAX_INPUT_BYTES, SESSION_ID_RE } from "../engine/submit-schema.js";
@@ -47,6 +48,14 @@ export const TaskSubmitRequestSchema = z.strictObject({
   sessionId: sessionId.optional(),
   parentTaskId: TaskIdSchema.optional(),
   metadata: MetadataSchema.optional(),
+});
+
+/**
+ * Query of `POST /v1/tasks`: where to run the task (`SubmitOptions`), apart from
+ * the task itself in the body, as the control socket keeps it apart from the request.
+ */
+export const TaskSubmitQuerySchema = z.strictObject({
+  route: RouteSchema.describe("auto (the default), local (this node), or the peer id of the mesh member to run the task").optional(),
 });
 
 /** Query of `GET /v1/tasks`. */

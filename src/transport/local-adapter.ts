@@ -3,6 +3,7 @@ import type {
   RuntimeStatus,
   SkillInfo,
   StreamOptions,
+  SubmitOptions,
   TaskEvent,
   TaskListFilter,
   TaskState,
@@ -11,6 +12,7 @@ import type {
   TransportAdapter,
 } from "../contract/types.js";
 import { describeAgent } from "../agents/builtin.js";
+import { refusePeerRoute } from "../contract/route.js";
 import { openLocalCore, type LocalContext, type LocalCore } from "../runtime/local-core.js";
 import { VERSION } from "../version.js";
 
@@ -44,7 +46,9 @@ export class LocalTransportAdapter implements TransportAdapter {
     return this.core;
   }
 
-  async submitTask(request: TaskSubmitRequest): Promise<TaskState> {
+  /** Runs the task here: the routes `auto` and `local` are the same, and a peer is refused (INVALID_INPUT on `route`). */
+  async submitTask(request: TaskSubmitRequest, options?: SubmitOptions): Promise<TaskState> {
+    refusePeerRoute(options, "LocalTransportAdapter");
     return (await this.core).engine.submit(request);
   }
 

@@ -5,6 +5,7 @@ import type {
   RuntimeStatus,
   SkillInfo,
   StreamOptions,
+  SubmitOptions,
   TaskListFilter,
   TaskState,
   TaskSubmitRequest,
@@ -24,8 +25,8 @@ export class CoderClawRuntime implements RuntimeInterface {
     readonly mode: RuntimeMode,
   ) {}
 
-  submitTask(request: TaskSubmitRequest): Promise<TaskState> {
-    return this.adapter.submitTask(request);
+  submitTask(request: TaskSubmitRequest, options?: SubmitOptions): Promise<TaskState> {
+    return this.adapter.submitTask(request, options);
   }
 
   getTaskState(taskId: string): Promise<TaskState | null> {

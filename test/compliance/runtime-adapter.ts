@@ -11,6 +11,8 @@ export interface AdapterFixture {
 }
 
 const UNKNOWN_ID = "00000000-0000-4000-8000-000000000000";
+/** A well-formed peer id that no test mesh has as a member. */
+const STRANGER = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
 
 async function collect(stream: AsyncIterable<TaskUpdateEvent>): Promise<TaskUpdateEvent[]> {
   const out: TaskUpdateEvent[] = [];
@@ -101,8 +103,37 @@ export function runtimeAdapterCompliance(name: string, makeFixture: () => Promis
       expect((await adapter.getStatus()).totalTasks).toBe(before);
     });
 
+    it("refuses a request that is not an object with INVALID_INPUT, and persists nothing", async () => {
+      const before = (await adapter.getStatus()).totalTasks;
+      for (const request of [null, "a task", 7, []]) {
+        expect(await codeOf(adapter.submitTask(request as never)), JSON.stringify(request)).toBe("INVALID_INPUT");
+      }
+      expect((await adapter.getStatus()).totalTasks).toBe(before);
+    });
+
     it("refuses an unknown agent with UNKNOWN_AGENT", async () => {
       expect(await codeOf(adapter.submitTask({ description: "d", input: "x", agentId: "no-such-agent" }))).toBe("UNKNOWN_AGENT");
+    });
+
+    it("takes no route, `auto` and `local` alike: the task runs to completion", async () => {
+      for (const options of [undefined, { route: "auto" }, { route: "local" }]) {
+        const input = `route ${options?.route ?? "none"}`;
+        const task = await adapter.submitTask({ description: "routed", input, agentId: "echo" }, options);
+        expect((await collect(adapter.streamTaskUpdates(task.id))).at(-1)?.status).toBe("completed");
+        expect((await adapter.getTaskState(task.id))?.output).toBe(input);
+      }
+    });
+
+    it("refuses a route to a peer it cannot run on, an empty and an overlong route with INVALID_INPUT on `route`, and persists nothing", async () => {
+      const before = (await adapter.getStatus()).totalTasks;
+      for (const route of [STRANGER, "", "x".repeat(129)]) {
+        const err = await adapter.submitTask({ description: "d", input: "x", agentId: "echo" }, { route }).catch((e: unknown) => e);
+        expect(err, `route ${JSON.stringify(route.slice(0, 20))}`).toBeInstanceOf(CoderClawError);
+        expect((err as CoderClawError).code).toBe("INVALID_INPUT");
+        expect((err as CoderClawError).field).toBe("route");
+        expect((err as CoderClawError).message).toMatch(/^route: /);
+      }
+      expect((await adapter.getStatus()).totalTasks).toBe(before);
     });
 
     it("answers null for an unknown task, NOT_FOUND for its stream and cancel, INVALID_INPUT for a malformed id", async () => {

@@ -1,7 +1,5 @@
 import { Command, Option } from "commander";
 import { TASK_STATUSES, type TaskStatus, type TaskSubmitRequest, type TransportAdapter } from "../../../src/contract/types.js";
-import { CoderClawError } from "../../../src/contract/errors.js";
-import { ControlClientAdapter } from "../../control/control-client.js";
 import { EXIT } from "../exit-codes.js";
 import { followTask } from "../follow.js";
 import { eventLines, printJson, taskDetails, taskTable } from "../output.js";
@@ -32,7 +30,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .option("-d, --description <text>", "short description (default: the first line of the input)")
     .option("-s, --session <id>", "session the task belongs to")
     .option("-w, --wait", "follow the task until it ends, with live progress")
-    .option("-r, --route <where>", "in a mesh: auto (route by capability, trust, load, latency) or a peer id", "auto")
+    .option("-r, --route <where>", "auto (in a mesh: route by capability, trust, load, latency), local (this node), or a mesh member's peer id", "auto")
     .option("--json", "print JSON")
     .action(async (input: string, opts: { agent?: string; description?: string; session?: string; wait?: boolean; route: string; json?: boolean }, cmd: Command) => {
       const request: TaskSubmitRequest = { input, description: opts.description ?? (input.split("\n")[0]!.slice(0, 200) || "task") };
@@ -40,10 +38,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
       if (opts.session !== undefined) request.sessionId = opts.session;
       setExit(
         await withRuntime(cmd, opts.wait === true, async (adapter, kind) => {
-          let accepted;
-          if (opts.route === "auto") accepted = await adapter.submitTask(request);
-          else if (adapter instanceof ControlClientAdapter) accepted = await adapter.submitTask(request, { route: opts.route });
-          else throw new CoderClawError("INVALID_INPUT", "--route needs a running mesh node (coderclaw start)", { field: "route" });
+          const accepted = await adapter.submitTask(request, { route: opts.route });
           if (!opts.wait) {
             if (opts.json) printJson(accepted);
             else {
