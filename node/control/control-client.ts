@@ -1,5 +1,4 @@
-import { connect, type Socket } from "node:net";
-import { createInterface } from "node:readline";
+import { connect } from "node:net";
 import { z } from "zod";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { errorFromWire } from "../../src/transport/error-wire.js";
@@ -24,10 +23,13 @@ import {
   TaskStateSchema,
   TaskUpdateEventSchema,
 } from "../../src/transport/http-wire.js";
-import { AsyncQueue } from "../../src/util/async-queue.js";
+import { ChannelClosedError } from "../../protocols/framing/errors.js";
+import { RequestChannel, type RequestShape } from "../../protocols/framing/request-channel.js";
 import { MAX_CONTROL_LINE_BYTES } from "./control-protocol.js";
+import { jsonLineChannel } from "./line-channel.js";
 
-const LineSchema = z.object({
+/** A line from the node: the answer to the hello, or a result, streamed event, stream end or error of a request. */
+const AnswerLineSchema = z.object({
   id: z.number().int().optional(),
   type: z.literal("hello").optional(),
   ok: z.boolean().optional(),
@@ -37,33 +39,45 @@ const LineSchema = z.object({
   error: z.union([z.string(), z.object({ code: z.string(), message: z.string(), field: z.string().optional() })]).optional(),
 });
 
-type Pending = { resolve: (v: unknown) => void; reject: (e: unknown) => void };
+/** Every line either side sends. */
+type ControlLine = z.infer<typeof AnswerLineSchema> | { type: "hello"; token: string } | { id: number; method: string; params?: unknown };
+type Answer = z.infer<typeof AnswerLineSchema>;
 
-function connectionLost(err: NodeJS.ErrnoException): CoderClawError {
-  return new CoderClawError("UNAVAILABLE", `control connection lost (${err.code ?? err.message}): the node stopped or is unreachable`);
+/** The hello is request 0; requests count from 1. */
+const HELLO = 0;
+
+/** How the control socket's lines pair answers with requests (see control-protocol.ts). */
+const controlShape: RequestShape<ControlLine> = {
+  answerTo: (line) => ("type" in line && line.type === "hello" ? HELLO : "id" in line && !("method" in line) ? line.id : undefined),
+  failure: (line) => {
+    const answer = line as Answer;
+    if (answer.type === "hello") return answer.ok === true ? undefined : new CoderClawError("UNAUTHENTICATED", typeof answer.error === "string" ? answer.error : "control token refused");
+    if (answer.error === undefined) return undefined;
+    return typeof answer.error === "string" ? new CoderClawError("PROTOCOL", answer.error) : errorFromWire(answer.error);
+  },
+  ends: (line) => (line as Answer).end === true,
+  // Its own answer is not waited for: it carries the stream's id, which no exchange holds any more.
+  cancel: (rid) => ({ id: HELLO, method: "closeStream", params: { streamId: rid } }),
+};
+
+/** The channel's end in the words of a CLI user. */
+function explained(error: unknown): unknown {
+  if (!(error instanceof ChannelClosedError)) return error;
+  const code = (error.cause as NodeJS.ErrnoException | undefined)?.code;
+  return code === undefined
+    ? new CoderClawError("UNAVAILABLE", "control connection closed by the node")
+    : new CoderClawError("UNAVAILABLE", `control connection lost (${code}): the node stopped or is unreachable`);
 }
 
 /**
  * The runtime contract over a running node's control socket: what the CLI uses
- * when `coderclaw start` is running on this data directory.
+ * when `coderclaw start` is running on this data directory. One JSON object per
+ * line, on the one request channel every protocol uses.
  */
 export class ControlClientAdapter implements TransportAdapter {
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  private readonly streams = new Map<number, AsyncQueue<{ event?: unknown; error?: CoderClawError }>>();
   private closed = false;
-  /** Why the connection ended, once it has: later calls fail with it instead of waiting forever. */
-  private lost: CoderClawError | undefined;
 
-  private constructor(private readonly socket: Socket) {
-    const lines = createInterface({ input: socket, crlfDelay: Infinity });
-    lines.on("line", (line) => this.onLine(line));
-    // readline re-emits the socket's errors (ECONNRESET when the node dies mid-request);
-    // unheard, that error would end the host process instead of failing the calls.
-    lines.on("error", (err: NodeJS.ErrnoException) => this.fail(connectionLost(err)));
-    socket.on("error", (err: NodeJS.ErrnoException) => this.fail(connectionLost(err)));
-    socket.on("close", () => this.fail(new CoderClawError("UNAVAILABLE", "control connection closed by the node")));
-  }
+  private constructor(private readonly requests: RequestChannel<ControlLine>) {}
 
   /** Connect and authenticate; rejects with UNAVAILABLE when no node listens there. */
   static async connect(socketPath: string, token: string, timeoutMs = 2000): Promise<ControlClientAdapter> {
@@ -79,81 +93,24 @@ export class ControlClientAdapter implements TransportAdapter {
         reject(new CoderClawError("UNAVAILABLE", `cannot connect to ${socketPath}: ${err.message}`));
       });
     });
-    const client = new ControlClientAdapter(socket);
-    await client.hello(token, timeoutMs);
-    return client;
-  }
-
-  private hello(token: string, timeoutMs: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new CoderClawError("UNAVAILABLE", "control socket did not greet")), timeoutMs);
-      this.pending.set(0, {
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.socket.write(JSON.stringify({ type: "hello", token }) + "\n");
+    const channel = jsonLineChannel<ControlLine>({ socket, peer: "the node", parse: (json) => AnswerLineSchema.parse(json), maxLineBytes: MAX_CONTROL_LINE_BYTES });
+    // A call may wait as long as the node works on it (a routed submit looks the mesh up first).
+    const requests = new RequestChannel(channel, controlShape, { firstRid: HELLO, timeoutMs: Infinity });
+    await requests.request(() => ({ type: "hello", token }), { timeoutMs }).catch((error: unknown) => {
+      socket.destroy();
+      throw error instanceof CoderClawError && error.code === "TIMEOUT" ? new CoderClawError("UNAVAILABLE", "control socket did not greet") : explained(error);
     });
+    return new ControlClientAdapter(requests);
   }
 
-  private onLine(line: string): void {
-    if (line.length > MAX_CONTROL_LINE_BYTES) return this.fail(new CoderClawError("PROTOCOL", "control line over the size limit"));
-    let parsed: z.infer<typeof LineSchema>;
+  private async call(method: string, params?: unknown): Promise<unknown> {
+    if (this.closed) throw new CoderClawError("UNAVAILABLE", "control client is closed");
     try {
-      parsed = LineSchema.parse(JSON.parse(line));
-    } catch {
-      return this.fail(new CoderClawError("PROTOCOL", "malformed line from the control socket"));
+      const answer = (await this.requests.request((id) => (params === undefined ? { id, method } : { id, method, params }))) as Answer;
+      return answer.result;
+    } catch (error) {
+      throw explained(error);
     }
-    if (parsed.type === "hello") {
-      const p = this.pending.get(0);
-      this.pending.delete(0);
-      if (parsed.ok) p?.resolve(undefined);
-      else p?.reject(new CoderClawError("UNAUTHENTICATED", typeof parsed.error === "string" ? parsed.error : "control token refused"));
-      return;
-    }
-    const id = parsed.id ?? 0;
-    const stream = this.streams.get(id);
-    if (stream) {
-      if (parsed.event !== undefined) stream.push({ event: parsed.event });
-      else {
-        if (parsed.error !== undefined && typeof parsed.error !== "string") stream.push({ error: errorFromWire(parsed.error) });
-        stream.end();
-        this.streams.delete(id);
-      }
-      return;
-    }
-    const p = this.pending.get(id);
-    if (!p) return;
-    this.pending.delete(id);
-    if (parsed.error !== undefined) p.reject(typeof parsed.error === "string" ? new CoderClawError("PROTOCOL", parsed.error) : errorFromWire(parsed.error));
-    else p.resolve(parsed.result);
-  }
-
-  private fail(err: CoderClawError): void {
-    this.lost ??= err;
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
-    for (const s of this.streams.values()) {
-      s.push({ error: err });
-      s.end();
-    }
-    this.streams.clear();
-    this.socket.destroy();
-  }
-
-  private call(method: string, params?: unknown): Promise<unknown> {
-    if (this.closed) return Promise.reject(new CoderClawError("UNAVAILABLE", "control client is closed"));
-    if (this.lost) return Promise.reject(this.lost);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.socket.write(JSON.stringify(params === undefined ? { id, method } : { id, method, params }) + "\n");
-    });
   }
 
   /** The node's runtime honours or refuses `options.route` (a mesh node takes a peer id). */
@@ -176,22 +133,25 @@ export class ControlClientAdapter implements TransportAdapter {
   }
 
   async *streamTaskUpdates(taskId: string, options: StreamOptions = {}): AsyncIterable<TaskUpdateEvent> {
-    if (this.lost) throw this.lost;
-    const id = this.nextId++;
-    const queue = new AsyncQueue<{ event?: unknown; error?: CoderClawError }>();
-    this.streams.set(id, queue);
+    if (this.closed) throw new CoderClawError("UNAVAILABLE", "control client is closed");
     const params = options.afterSeq === undefined ? { taskId } : { taskId, afterSeq: options.afterSeq };
-    this.socket.write(JSON.stringify({ id, method: "streamTaskUpdates", params }) + "\n");
-    const onAbort = (): void => void this.call("closeStream", { streamId: id }).catch(() => undefined);
-    options.signal?.addEventListener("abort", onAbort, { once: true });
+    const exchange = this.requests.open((id) => this.requests.channel.send({ id, method: "streamTaskUpdates", params }), {
+      stream: true,
+      ...(options.signal && { signal: options.signal }),
+    });
     try {
-      for (let r = await queue.next(); !r.done; r = await queue.next()) {
-        if (r.value.error) throw r.value.error;
-        yield TaskUpdateEventSchema.parse(r.value.event);
+      for (;;) {
+        let line: Answer | undefined;
+        try {
+          line = (await exchange.next());
+        } catch (error) {
+          throw explained(error);
+        }
+        if (line === undefined) return;
+        if (line.event !== undefined) yield TaskUpdateEventSchema.parse(line.event);
       }
     } finally {
-      options.signal?.removeEventListener("abort", onAbort);
-      if (this.streams.delete(id)) void this.call("closeStream", { streamId: id }).catch(() => undefined);
+      exchange.close();
     }
   }
 
@@ -217,7 +177,7 @@ export class ControlClientAdapter implements TransportAdapter {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.socket.end();
+    await this.requests.close();
   }
 }
 

@@ -19,7 +19,7 @@ export interface RequestShape<T> {
 
 /** Options of {@link RequestChannel}. */
 export interface RequestChannelOptions<T> {
-  /** Deadline of a request's answer (and of a stream's first message when asked), ms. Default 15 s. */
+  /** Deadline of a request's answer (and of a stream's first message when asked), ms; `Infinity` for none. Default 15 s. */
   timeoutMs?: number;
   /** Requests waiting for their answer at once; more wait for a slot (inside their deadline). Default 1,024. */
   maxInFlight?: number;
@@ -122,7 +122,7 @@ export class RequestChannel<T> {
     }
     this.#exchanges.set(rid, state);
     const timeoutMs = options.timeoutMs ?? (state.stream ? undefined : (this.#options.timeoutMs ?? 15_000));
-    if (timeoutMs !== undefined) {
+    if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
       state.timer = setTimeout(() => fail(new FrameTimeoutError(`no answer from ${this.peer} within ${timeoutMs} ms`, this.peer)), timeoutMs);
     }
     if (options.signal !== undefined) {
