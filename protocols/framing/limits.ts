@@ -1,4 +1,4 @@
-/** Allowance of one remote peer, shared by every channel it has with this node. */
+/** Allowance of one remote peer, shared by every channel it has with this node under the protocol that holds it. */
 export interface PeerRateLimits {
   /** Sustained frames per second a peer may send. */
   framesPerSecond: number;
@@ -23,8 +23,10 @@ export interface PeerRateLimiterOptions extends PeerRateLimits {
 }
 
 /**
- * Per-peer token buckets. Shared across protocols so a peer cannot multiply its
- * allowance by opening more protocols.
+ * Per-peer token buckets, one limiter per protocol, shared by every channel of
+ * that protocol, so a peer cannot multiply its allowance by opening more
+ * streams. Each protocol holds its own because honest rates differ by orders of
+ * magnitude (a burst of submissions against a round of audit heads).
  */
 export function createPeerRateLimiter(options: PeerRateLimiterOptions): PeerRateLimiter {
   const { framesPerSecond, burst } = options;
