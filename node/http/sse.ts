@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import type { TaskUpdateEvent } from "../../src/contract/types.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { SSE_EVENTS, type ErrorBody } from "../../src/transport/http-wire.js";
+import { untilAborted } from "../../src/util/until-aborted.js";
 
 /** How one Server-Sent Events response is paced and bounded. */
 export interface SseOptions {
@@ -54,7 +55,11 @@ export async function writeSseStream(
   const iterator = source(abort.signal)[Symbol.asyncIterator]();
   try {
     for (;;) {
-      const next = await nextOrAbort(iterator, abort.signal);
+      // A client that went away ends the stream, whatever the source was waiting for.
+      const next = await untilAborted(iterator.next(), abort.signal).catch((error: unknown) => {
+        if (abort.signal.aborted) return null;
+        throw error;
+      });
       if (next === null || next.done === true) break;
       const event = next.value;
       if (!res.write(sseFrame(SSE_EVENTS.update, event, event.seq))) await drainOrAbort(res, abort.signal);
@@ -72,28 +77,6 @@ export async function writeSseStream(
       if (!res.writableEnded) res.end();
     }
   }
-}
-
-/**
- * The source's next item, or null once `signal` aborts: an adapter that ignores
- * the signal must not keep a dead connection's handler waiting.
- */
-function nextOrAbort<T>(iterator: AsyncIterator<T>, signal: AbortSignal): Promise<IteratorResult<T> | null> {
-  if (signal.aborted) return Promise.resolve(null);
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => resolve(null);
-    signal.addEventListener("abort", onAbort, { once: true });
-    iterator.next().then(
-      (result) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(result);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 function drainOrAbort(res: ServerResponse, signal: AbortSignal): Promise<void> {

@@ -10,6 +10,7 @@ import { RequestPool } from "../../protocols/framing/request-pool.js";
 import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";
 import { dhtRecords } from "./dht-records.js";
+import { untilAborted } from "../../src/util/until-aborted.js";
 
 /** What this node offers now; read whenever a record is signed or served. */
 export interface LocalCapabilities {
@@ -88,25 +89,6 @@ export interface CapabilityDirectory {
 function offers(record: NodeRecord, kind: CapabilityKind, id: string): boolean {
   const list = kind === "agent" ? record.agents : kind === "skill" ? record.skills : record.capabilities;
   return list.includes(id);
-}
-
-/** `promise`, or the signal's reason once it aborts, whichever comes first. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /**
