@@ -14,6 +14,9 @@ import { MAX_EVENTS_PER_MESSAGE, submitEnvelopeSchema, type SubmitEnvelope, type
 import { submitSignedBytes } from "./submit-signature.js";
 import { eventToWire, stateToWire } from "./wire.js";
 
+/** How long the answer to a followed submit waits for the task's outcome before it goes with what there is. */
+const ACCEPTED_LINGER_MS = 5;
+
 /**
  * What the executing node decides about a remote submission, from the signed
  * request alone. `recorded`, when given, settles once the decision is on record
@@ -201,7 +204,9 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
     const follow = async (rid: number, taskId: string, after: number, controller: AbortController, accepted?: TaskState): Promise<void> => {
       let ended = false;
       try {
-        for await (const batch of coalesce(engine.streamEvents(taskId, { afterSeq: after, signal: controller.signal }), MAX_EVENTS_PER_MESSAGE, isTerminalEvent)) {
+        // The answer to a submit waits a few ms for the outcome (told once durable), so a quick task still travels back in one message.
+        const history = engine.streamEvents(taskId, { afterSeq: after, signal: controller.signal });
+        for await (const batch of coalesce(history, MAX_EVENTS_PER_MESSAGE, isTerminalEvent, accepted === undefined ? undefined : ACCEPTED_LINGER_MS)) {
           for (const run of runsBySize(batch, eventSize, EVENT_BYTES_PER_MESSAGE)) {
             const events = run.map(eventToWire);
             if (accepted === undefined) {

@@ -2,9 +2,11 @@ import type { TaskEvent, TaskUpdateEvent } from "../contract/types.js";
 import { AsyncQueue } from "../util/async-queue.js";
 import { isTerminalEvent } from "./state-machine.js";
 
-/** A task's history as it grows: the entries so far, and the listeners told of each new one. */
+/** A task's history as it grows: the entries so far, how many of them are announced, and the listeners told of each new one. */
 export interface FollowedHistory {
   events: readonly TaskEvent[];
+  /** Entries past this one are recorded but not announced yet (an outcome waiting to be durable); they come through the listeners. */
+  announced: number;
   listeners: Set<(event: TaskEvent) => void>;
 }
 
@@ -32,7 +34,7 @@ export async function* followEvents(task: FollowedHistory, afterSeq: number, sig
   task.listeners.add(listener);
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    for (const e of [...task.events]) {
+    for (const e of task.events.slice(0, task.announced)) {
       if (e.seq <= last) continue;
       last = e.seq;
       yield e;

@@ -29,6 +29,8 @@ export interface LiveTask extends PersistedTask {
   checkpointWaiters: Array<() => void>;
   /** Followers of this task's history (see `followEvents`). */
   listeners: Set<(event: TaskEvent) => void>;
+  /** Events told to followers so far: all but an outcome that is not durable yet. */
+  announced: number;
   /** Created by the task's first output; most tasks have none. */
   output?: OutputBuffer;
 }
@@ -48,6 +50,7 @@ export function newLiveTask(record: TaskRecord, agent: AgentExecutor | undefined
     orphaned: false,
     checkpointWaiters: [],
     listeners: new Set(),
+    announced: record.events.length,
   };
 }
 

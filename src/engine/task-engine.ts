@@ -177,7 +177,10 @@ export class TaskEngine {
   async getTask(taskId: string): Promise<TaskState | null> {
     assertTaskId(taskId);
     const live = this.live.get(taskId);
-    if (live) return copyState(live.state);
+    if (live) {
+      await this.announced(live);
+      return copyState(live.state);
+    }
     const stored = await this.persistence.load(taskId);
     return stored ? copyState(stored.state) : null;
   }
@@ -274,7 +277,7 @@ export class TaskEngine {
     for (const e of stored.events) if (e.seq > (options.afterSeq ?? 0)) yield { ...e };
   }
 
-  /** Every history entry of every task, as it happens (before it is durable). Returns an unsubscribe function. */
+  /** Every history entry of every task, as it happens (an outcome once it is durable). Returns an unsubscribe function. */
   onEvent(listener: (taskId: string, event: TaskEvent) => void): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
@@ -474,15 +477,30 @@ export class TaskEngine {
     else if (task.state.progress !== undefined && type === "status_changed") event.progress = task.state.progress;
     if (data !== undefined) event.data = data;
     task.events.push(event);
-    for (const l of task.listeners) l(event);
-    for (const l of this.eventListeners) l(task.state.id, event);
     this.persistence.changed(task);
+    const announce = (): void => {
+      task.announced = event.seq;
+      for (const l of task.listeners) l(event);
+      for (const l of this.eventListeners) l(task.state.id, event);
+    };
+    // A result once reported survives any crash: an outcome is told to anyone (streams, the mesh, readers) only once
+    // it is durable. Should its write fail, the engine is unhealthy and the outcome is told all the same, rather than never.
+    if (type === "status_changed" && isTerminal(event.status)) void this.persistence.durable(task).then(announce, announce);
+    else announce();
+  }
+
+  /** Wait until what the task tells is durable: a reader never sees an outcome a crash could still take back. */
+  private async announced(task: LiveTask): Promise<void> {
+    if (task.announced < task.events.length) await this.persistence.durable(task).catch(() => undefined);
   }
 
   private async requireRecord(taskId: string): Promise<TaskRecord> {
     assertTaskId(taskId);
     const live = this.live.get(taskId);
-    if (live) return live;
+    if (live) {
+      await this.announced(live);
+      return live;
+    }
     const stored = await this.persistence.load(taskId);
     if (!stored) throw new NotFoundError("task", taskId);
     return stored;

@@ -8,11 +8,16 @@
  * batch holding it goes out at once instead of at the end of the turn, since
  * nothing more can join it.
  *
+ * With `firstWithinMs`, the first batch waits that long (rather than to the
+ * end of the turn) for the last item: a quick task's outcome, told only once it
+ * is durable, then still travels in the same message as its start.
+ *
  * The source is read eagerly; it must end on its own (or through its own abort
  * signal) for the reading to stop. Its failure is rethrown after the items that
  * came before it.
  */
-export async function* coalesce<T>(source: AsyncIterable<T>, max: number, isLast: (item: T) => boolean = () => false): AsyncGenerator<T[]> {
+export async function* coalesce<T>(source: AsyncIterable<T>, max: number, isLast: (item: T) => boolean = () => false, firstWithinMs?: number): AsyncGenerator<T[]> {
+  let first = firstWithinMs !== undefined;
   const buffer: T[] = [];
   let done = false;
   let failure: { error: unknown } | undefined;
@@ -40,15 +45,18 @@ export async function* coalesce<T>(source: AsyncIterable<T>, max: number, isLast
     const complete = (): boolean => done || (buffer.length > 0 && isLast(buffer.at(-1)!));
     if (!complete()) {
       await new Promise<void>((resolve) => {
-        const turnEnd = setImmediate(resolve);
+        const timer = first ? setTimeout(resolve, firstWithinMs) : undefined;
+        const turnEnd = first ? undefined : setImmediate(resolve);
         wake = () => {
           if (!complete()) return;
-          clearImmediate(turnEnd);
+          clearTimeout(timer);
+          if (turnEnd !== undefined) clearImmediate(turnEnd);
           resolve();
         };
       });
       wake = undefined;
     }
+    first = false;
     if (buffer.length > 0) yield buffer.splice(0, max);
     else if (done) {
       if (failure) throw failure.error;

@@ -16,6 +16,43 @@ interface Stored {
   events: Array<TaskEvent & { timestamp: string }>;
 }
 
+/** Run the child in `mode` until `enough` says so from the lines it printed, then SIGKILL it. */
+async function runThenKill(mode: string, home: string, enough: (line: string) => boolean): Promise<void> {
+  const proc = spawn(process.execPath, [child, mode, home], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  let buffer = "";
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the child did not get far enough in time; stderr: ${stderr}`)), 20_000);
+    proc.stdout.on("data", (d: Buffer) => {
+      buffer += d.toString();
+      const lines = buffer.split("\n");
+      buffer = lines.pop()!;
+      if (lines.filter(enough).length > 0) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    proc.on("exit", (code) => reject(new Error(`child exited early with ${code}: ${stderr}`)));
+  });
+  proc.removeAllListeners("exit");
+  const exited = new Promise((r) => proc.on("exit", r));
+  proc.kill("SIGKILL");
+  await exited;
+}
+
+/** What a restarted process finds in `home` once recovery has finished. */
+async function recovered(home: string): Promise<Stored[]> {
+  const recover = spawn(process.execPath, [child, "recover", home], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  recover.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  recover.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const code = await new Promise((r) => recover.on("exit", r));
+  expect(code, err).toBe(0);
+  return JSON.parse(out) as Stored[];
+}
+
 describe("durability across SIGKILL", () => {
   it("keeps every accepted task, once, with its history; resumes resumable work and fails the rest as interrupted", async () => {
     expect(existsSync(built), "run `npm run build` first (npm test does)").toBe(true);
@@ -23,41 +60,13 @@ describe("durability across SIGKILL", () => {
     dirs.push(dir);
 
     const accepted = new Map<string, string>();
-    const proc = spawn(process.execPath, [child, "run", dir.path], { stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    let buffer = "";
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`child accepted only ${accepted.size} tasks in time; stderr: ${stderr}`)), 20_000);
-      proc.stdout.on("data", (d: Buffer) => {
-        buffer += d.toString();
-        const lines = buffer.split("\n");
-        buffer = lines.pop()!;
-        for (const line of lines) {
-          const [word, id, kind] = line.split(" ");
-          if (word === "accepted" && id && kind) accepted.set(id, kind);
-        }
-        // Kill mid-run: plenty accepted, sleeps still running, more queued.
-        if (accepted.size >= 60) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      proc.on("exit", (code) => reject(new Error(`child exited early with ${code}: ${stderr}`)));
+    await runThenKill("run", dir.path, (line) => {
+      const [word, id, kind] = line.split(" ");
+      if (word === "accepted" && id && kind) accepted.set(id, kind);
+      // Kill mid-run: plenty accepted, sleeps still running, more queued.
+      return accepted.size >= 60;
     });
-    proc.removeAllListeners("exit");
-    const exited = new Promise((r) => proc.on("exit", r));
-    proc.kill("SIGKILL");
-    await exited;
-
-    const recover = spawn(process.execPath, [child, "recover", dir.path], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    recover.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    recover.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    const code = await new Promise((r) => recover.on("exit", r));
-    expect(code, err).toBe(0);
-    const stored = JSON.parse(out) as Stored[];
+    const stored = await recovered(dir.path);
 
     const byId = new Map(stored.map((s) => [s.state.id, s]));
     expect(byId.size).toBe(stored.length); // no duplicates
@@ -82,5 +91,19 @@ describe("durability across SIGKILL", () => {
     const interrupted = stored.filter((s) => s.state.error === "interrupted by restart");
     expect(interrupted.length).toBeGreaterThan(0);
     expect(stored.some((s) => s.events.some((e) => e.message === "resumed after restart"))).toBe(true);
+  }, 60_000);
+
+  it("keeps every outcome it announced: a task a stream saw complete is complete after the crash", async () => {
+    const dir = tempDir("cc-announced-");
+    dirs.push(dir);
+    const announced = new Map<string, string>();
+    await runThenKill("announce", dir.path, (line) => {
+      const [word, id, status] = line.split(" ");
+      if (word === "outcome" && id && status) announced.set(id, status);
+      return announced.size >= 150;
+    });
+    const byId = new Map((await recovered(dir.path)).map((s) => [s.state.id, s.state]));
+    const changed = [...announced].filter(([id, status]) => byId.get(id)?.status !== status).map(([id, status]) => `${id}: announced ${status}, found ${byId.get(id)?.status ?? "nothing"} ${byId.get(id)?.error ?? ""}`);
+    expect(changed, `of ${announced.size} announced outcomes`).toEqual([]);
   }, 60_000);
 });

@@ -41,7 +41,7 @@ async function collect(events: AsyncIterable<TaskEvent>): Promise<TaskEvent[]> {
 }
 
 describe("task protocol", () => {
-  it("answers a followed submit of a quick task with its whole history: the subscriber asks nothing more", async () => {
+  it("answers a followed submit of a quick task with its history, the outcome at most one update behind: the subscriber asks nothing more", async () => {
     const [a, b] = await twoNodes();
     const sent = sentMessages();
     const task = await a.client.submit(b.peerId, { description: "quick", input: "hi", agentId: "echo" }, undefined, { follow: true });
@@ -51,7 +51,8 @@ describe("task protocol", () => {
     const types = sent.map((m) => m.t);
     expect(types.filter((t) => t === "sub")).toEqual([]);
     expect(types.filter((t) => t === "accepted")).toHaveLength(1);
-    expect(types.filter((t) => t === "upd")).toEqual([]);
+    // The outcome is told once it is durable: it may follow the answer in one update, never more.
+    expect(types.filter((t) => t === "upd").length).toBeLessThanOrEqual(1);
 
     // A subscriber resuming after what it saw gets the rest from the same answer.
     const again = await a.client.submit(b.peerId, { description: "quick", input: "hi", agentId: "echo" }, undefined, { follow: true });

@@ -60,4 +60,26 @@ describe("coalesce", () => {
     ).rejects.toBe(failure);
     expect(seen).toEqual([1, 2, 3]);
   });
+
+  it("lets the first batch wait up to firstWithinMs for the last item, and only the first", async () => {
+    const run = async (firstWithinMs?: number): Promise<number[][]> => {
+      const queue = new AsyncQueue<number>();
+      async function* source(): AsyncGenerator<number> {
+        for (let r = await queue.next(); !r.done; r = await queue.next()) yield r.value;
+      }
+      const out: number[][] = [];
+      const reading = (async () => {
+        for await (const batch of coalesce(source(), 10, (n) => n === 3, firstWithinMs)) out.push(batch);
+      })();
+      queue.push(1);
+      await sleep(5);
+      queue.push(2);
+      queue.push(3);
+      queue.end();
+      await reading;
+      return out;
+    };
+    expect(await run(200)).toEqual([[1, 2, 3]]);
+    expect(await run()).toEqual([[1], [2, 3]]);
+  });
 });
