@@ -1,6 +1,7 @@
 import type { Socket } from "node:net";
 import { ChannelClosedError, FrameTimeoutError, FrameTooLargeError, MalformedFrameError, type FramingError } from "../../protocols/framing/errors.js";
 import type { MessageChannel } from "../../protocols/framing/message-channel.js";
+import { AsyncQueue } from "../../src/util/async-queue.js";
 
 /** Options of {@link jsonLineChannel}. */
 export interface JsonLineChannelOptions<T> {
@@ -17,8 +18,6 @@ export interface JsonLineChannelOptions<T> {
   sendTimeoutMs?: number;
 }
 
-type Slot<T> = { value: T } | { end: true };
-
 /**
  * A {@link MessageChannel} of JSON objects, one per line, over a stream socket
  * (the control socket). Anything that is not a line of valid JSON the `parse`
@@ -26,25 +25,19 @@ type Slot<T> = { value: T } | { end: true };
  */
 export function jsonLineChannel<T>(options: JsonLineChannelOptions<T>): MessageChannel<T> {
   const { socket, peer } = options;
-  const queue: Array<Slot<T>> = [];
-  let reader: ((slot: Slot<T>) => void) | undefined;
+  const queue = new AsyncQueue<T>();
+  const maxQueued = options.maxQueued ?? 256;
   let partial: Buffer[] = [];
   let partialBytes = 0;
   let ended = false;
   let failure: FramingError | undefined;
 
-  const put = (slot: Slot<T>): void => {
-    const waiting = reader;
-    reader = undefined;
-    if (waiting !== undefined) waiting(slot);
-    else queue.push(slot);
-    if (queue.length > (options.maxQueued ?? 256)) socket.pause();
-  };
   const finish = (error?: FramingError): void => {
     if (ended) return;
     ended = true;
     failure = error;
-    put({ end: true });
+    if (error === undefined) queue.end();
+    else queue.fail(error);
   };
   const violation = (error: FramingError): void => {
     finish(error);
@@ -57,11 +50,14 @@ export function jsonLineChannel<T>(options: JsonLineChannelOptions<T>): MessageC
     } catch {
       return violation(new MalformedFrameError(`a line from ${peer} is not valid JSON`, { peer }));
     }
+    let message: T;
     try {
-      put({ value: options.parse(json) });
+      message = options.parse(json);
     } catch (error) {
-      violation(new MalformedFrameError(`a line from ${peer} was refused: ${(error as Error).message}`, { peer, cause: error }));
+      return violation(new MalformedFrameError(`a line from ${peer} was refused: ${(error as Error).message}`, { peer, cause: error }));
     }
+    queue.push(message);
+    if (queue.size > maxQueued) socket.pause();
   };
 
   socket.on("data", (chunk: Buffer) => {
@@ -116,15 +112,10 @@ export function jsonLineChannel<T>(options: JsonLineChannelOptions<T>): MessageC
     },
     async *[Symbol.asyncIterator]() {
       for (;;) {
-        const slot = queue.shift() ?? (await new Promise<Slot<T>>((resolve) => (reader = resolve)));
-        if (queue.length <= (options.maxQueued ?? 256) / 2 && socket.isPaused()) socket.resume();
-        if ("value" in slot) {
-          yield slot.value;
-          continue;
-        }
-        queue.unshift(slot);
-        if (failure !== undefined) throw failure;
-        return;
+        const next = await queue.next();
+        if (queue.size <= maxQueued / 2 && socket.isPaused()) socket.resume();
+        if (next.done === true) return;
+        yield next.value;
       }
     },
   };

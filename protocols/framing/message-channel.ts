@@ -1,4 +1,5 @@
 import type { MessageCodec } from "./codec.js";
+import { AsyncQueue } from "../../src/util/async-queue.js";
 import { ChannelClosedError, FramingError } from "./errors.js";
 
 /**
@@ -47,12 +48,9 @@ export function memoryChannelPair<T>(options: MemoryChannelOptions<T> = {}): [Me
   return [a, b];
 }
 
-type Slot<T> = { value: T } | { error: FramingError } | { end: true };
-
 class MemoryEnd<T> implements MessageChannel<T> {
   remote!: MemoryEnd<T>;
-  readonly #inbox: Array<Slot<T>> = [];
-  #waiter: ((slot: Slot<T>) => void) | undefined;
+  readonly #inbox = new AsyncQueue<T>();
   #ended = false;
   #failure: FramingError | undefined;
 
@@ -74,7 +72,7 @@ class MemoryEnd<T> implements MessageChannel<T> {
     const bytes = this.codec?.encode(message);
     const copy = bytes === undefined ? structuredClone(message) : undefined;
     queueMicrotask(() => {
-      if (bytes === undefined) return this.remote.#deliver({ value: copy as T });
+      if (bytes === undefined) return this.remote.#inbox.push(copy as T);
       let decoded: T;
       try {
         decoded = this.codec!.decode(bytes);
@@ -82,47 +80,32 @@ class MemoryEnd<T> implements MessageChannel<T> {
         const failure = err instanceof FramingError ? err : new ChannelClosedError(String(err), { peer: this.remote.peer });
         return this.remote.abort(failure);
       }
-      this.remote.#deliver({ value: decoded });
+      this.remote.#inbox.push(decoded);
     });
   }
 
   async close(): Promise<void> {
     if (this.#ended) return;
     this.#finish();
-    queueMicrotask(() => this.remote.#deliver({ end: true }));
+    queueMicrotask(() => this.remote.#finish());
   }
 
   abort(error: FramingError): void {
     if (this.#ended) return;
     this.#finish(error);
-    queueMicrotask(() => this.remote.#deliver({ error: new ChannelClosedError(`stream reset by ${this.remote.peer}`, { peer: this.remote.peer, cause: error }) }));
+    queueMicrotask(() => this.remote.#finish(new ChannelClosedError(`stream reset by ${this.remote.peer}`, { peer: this.remote.peer, cause: error })));
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    for (;;) {
-      const slot = this.#inbox.shift() ?? (this.#ended ? { end: true as const } : await new Promise<Slot<T>>((resolve) => (this.#waiter = resolve)));
-      if ("value" in slot) yield slot.value;
-      else if ("error" in slot) throw slot.error;
-      else if (this.#failure !== undefined) throw this.#failure;
-      else return;
-    }
+    for (let next = await this.#inbox.next(); next.done !== true; next = await this.#inbox.next()) yield next.value;
   }
 
-  #deliver(slot: Slot<T>): void {
-    if (this.#ended && "value" in slot) return;
-    if (!("value" in slot)) this.#finish("error" in slot ? slot.error : undefined);
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    if (waiter !== undefined) waiter(slot);
-    else this.#inbox.push(slot);
-  }
-
+  /** No more messages in: what came before is still read, then the end (or `error`). */
   #finish(error?: FramingError): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#failure = error;
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    waiter?.(error === undefined ? { end: true } : { error });
+    if (error === undefined) this.#inbox.end();
+    else this.#inbox.fail(error);
   }
 }

@@ -1,5 +1,6 @@
 import { ChannelClosedError, FrameTimeoutError, FramingError, PeerLimitError } from "./errors.js";
 import type { MessageChannel } from "./message-channel.js";
+import { AsyncQueue } from "../../src/util/async-queue.js";
 
 /**
  * How a protocol's messages pair answers with requests. Protocols keep their
@@ -58,7 +59,8 @@ export interface Exchange<T> extends AsyncIterable<T> {
   close(): void;
 }
 
-type Slot<T> = { message: T } | { error: unknown } | { done: true };
+/** How an exchange ended: cleanly (its last answer, or closed here), or with an error. */
+type Ending = { done: true } | { error: unknown };
 
 /**
  * Requests and their answers over one {@link MessageChannel}: request ids,
@@ -74,6 +76,7 @@ export class RequestChannel<T> {
   readonly #slotWaiters: Array<() => void> = [];
   #nextRid: number;
   #inFlight = 0;
+  #awaiting = 0;
   #streams = 0;
   #end: FramingError | undefined;
 
@@ -95,9 +98,14 @@ export class RequestChannel<T> {
     return this.#end !== undefined || this.channel.closed;
   }
 
-  /** Requests sent and not yet answered. */
+  /** Requests sent and not yet answered (the ones {@link RequestChannelOptions.maxInFlight} bounds). */
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /** Exchanges sent and not answered yet, requests and streams alike: how busy the remote is with this side's asks. */
+  get awaiting(): number {
+    return this.#awaiting;
   }
 
   /**
@@ -138,6 +146,7 @@ export class RequestChannel<T> {
     const start = (): void => {
       if (state.ended) return;
       state.sent = true;
+      this.#awaiting++;
       if (!state.stream) this.#inFlight++;
       send(rid).catch((error: unknown) => fail(error instanceof FramingError ? error : new ChannelClosedError(`cannot send to ${this.peer}: ${(error as Error)?.message ?? String(error)}`, { peer: this.peer, cause: error })));
     };
@@ -163,9 +172,8 @@ export class RequestChannel<T> {
 
   #view(state: ExchangeState<T>, options: ExchangeOptions<T>): Exchange<T> {
     const next = async (): Promise<T | undefined> => {
-      const slot = await state.take();
-      if ("message" in slot) return slot.message;
-      if ("error" in slot) throw slot.error;
+      const answer = await state.answers.next();
+      if (!answer.done) return answer.value;
       if (options.signal?.aborted && !state.stream) throw options.signal.reason;
       return undefined;
     };
@@ -202,18 +210,23 @@ export class RequestChannel<T> {
     if (cancel !== undefined) this.channel.send(cancel).catch(() => undefined);
   }
 
-  /** End an exchange with its last slot; frees its place. */
-  #settle(state: ExchangeState<T>, last: Slot<T>): void {
+  /** End an exchange; frees its place. */
+  #settle(state: ExchangeState<T>, ending: Ending): void {
     if (state.ended) return;
-    state.end(last);
+    state.end(ending);
     if (this.#exchanges.get(state.rid) === state) {
       this.#exchanges.delete(state.rid);
       if (state.stream) this.#streams--;
     }
-    if (state.sent && !state.answered && !state.stream) this.#release();
+    if (state.sent) this.#answered(state);
   }
 
-  #release(): void {
+  /** The exchange has its first answer (or will get none): the remote no longer owes this side one, and a request's slot is free. */
+  #answered(state: ExchangeState<T>): void {
+    if (state.answered) return;
+    state.answered = true;
+    this.#awaiting--;
+    if (state.stream) return;
     this.#inFlight--;
     this.#slotWaiters.shift()?.();
   }
@@ -232,15 +245,12 @@ export class RequestChannel<T> {
     if (rid === undefined) return this.#options.onUnsolicited?.(message);
     const state = this.#exchanges.get(rid);
     if (state === undefined) return;
-    if (!state.answered && !state.stream) {
-      state.answered = true;
-      this.#release();
-    }
+    this.#answered(state);
     state.clearTimer();
     const failure = this.#shape.failure(message);
     if (failure !== undefined) return this.#settle(state, { error: failure });
     state.onMessage?.(message);
-    state.push(message);
+    state.answers.push(message);
     if (!state.stream || this.#shape.ends?.(message) === true) this.#settle(state, { done: true });
   }
 
@@ -257,10 +267,9 @@ export class RequestChannel<T> {
   }
 }
 
-/** The answers of one exchange, queued until read. */
+/** One exchange's bookkeeping, and its answers queued until read. */
 class ExchangeState<T> {
-  readonly #slots: Array<Slot<T>> = [];
-  #reader: ((slot: Slot<T>) => void) | undefined;
+  readonly answers = new AsyncQueue<T>();
   ended = false;
   sent = false;
   answered = false;
@@ -273,42 +282,17 @@ class ExchangeState<T> {
     readonly onMessage: ((message: T) => void) | undefined,
   ) {}
 
-  push(message: T): void {
-    this.#put({ message });
-  }
-
-  end(last: Slot<T>): void {
+  end(ending: Ending): void {
     this.ended = true;
     this.clearTimer();
     for (const cleanup of this.cleanups.splice(0)) cleanup();
-    this.#put(last);
+    if ("error" in ending) this.answers.fail(ending.error);
+    else this.answers.end();
   }
 
   clearTimer(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-  }
-
-  take(): Promise<Slot<T>> {
-    const slot = this.#slots[0];
-    if (slot !== undefined) {
-      // The last slot stays, so every later read sees the same end.
-      if (!("message" in slot) && this.#slots.length === 1) return Promise.resolve(slot);
-      this.#slots.shift();
-      return Promise.resolve(slot);
-    }
-    return new Promise((resolve) => (this.#reader = resolve));
-  }
-
-  #put(slot: Slot<T>): void {
-    const reader = this.#reader;
-    this.#reader = undefined;
-    if (reader !== undefined && "message" in slot) return reader(slot);
-    if (reader !== undefined) {
-      this.#slots.push(slot);
-      return reader(slot);
-    }
-    this.#slots.push(slot);
   }
 }
 

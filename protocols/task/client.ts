@@ -52,8 +52,6 @@ interface ChannelState {
    * burst costs both ends one signature instead of one per task.
    */
   submits: TurnBatch<QueuedSubmit>;
-  /** Followed submissions sent and not answered yet: streams, which the channel's `inFlight` leaves out. */
-  followsAwaited: number;
 }
 
 /** A followed submission's stream, held from its answer until a subscriber claims it. */
@@ -129,27 +127,9 @@ export class TaskRequester {
       return this.#accepted(stateFromWire(answer.state));
     }
     const followed: Partial<Followed> & { unclaimed: number } = { peer, requests, unclaimed: 0 };
-    let awaited = true;
-    const answered = (): void => {
-      if (awaited) state.followsAwaited--;
-      awaited = false;
-    };
-    state.followsAwaited++;
-    const exchange = requests.open(send, {
-      stream: true,
-      timeoutMs: this.#timeoutMs,
-      onMessage: (m) => {
-        answered();
-        this.#hold(followed as Followed, m);
-      },
-    });
+    const exchange = requests.open(send, { stream: true, timeoutMs: this.#timeoutMs, onMessage: (m) => this.#hold(followed as Followed, m) });
     followed.exchange = exchange;
-    let answer: TaskMessage | undefined;
-    try {
-      answer = await this.#next(peer, exchange);
-    } finally {
-      answered();
-    }
+    const answer = await this.#next(peer, exchange);
     if (answer?.t !== "accepted") {
       exchange.close();
       throw new CoderClawError("PROTOCOL", `unexpected answer ${answer?.t ?? "(none)"} to a followed submit`);
@@ -237,12 +217,10 @@ export class TaskRequester {
   #state(requests: RequestChannel<TaskMessage>): ChannelState {
     let state = this.#channels.get(requests);
     if (state === undefined) {
-      const created: ChannelState = {
+      state = {
         // A submission is awaited itself when queued: any other means the executor is busy with our requests.
-        submits: new TurnBatch((submits) => this.#sendSubmits(requests, submits), () => requests.inFlight + created.followsAwaited <= 1),
-        followsAwaited: 0,
+        submits: new TurnBatch((submits) => this.#sendSubmits(requests, submits), () => requests.awaiting <= 1),
       };
-      state = created;
       this.#channels.set(requests, state);
     }
     return state;
