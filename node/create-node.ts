@@ -18,7 +18,7 @@ import type { CoderClawNode, NodeOptions } from "./node-api.js";
 import { openNodeCore } from "./node-core.js";
 import { NodeSecurity } from "./security/node-security.js";
 import type { ServiceAuditEntry, ServiceContext } from "./services/mesh-service.js";
-import { startServices } from "./services/service-list.js";
+import { serviceList } from "./services/service-list.js";
 import { syncService } from "./sync/sync-engine.js";
 import { openTaskReplicas } from "./sync/task-replicas.js";
 import { createPeerRateLimiter } from "../protocols/framing/index.js";
@@ -99,17 +99,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const client = taskClientService();
     const auditReplication = auditReplicationService({ audit: security.audit });
     const connectedMembers = (): string[] => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(admission.isMember);
-    const context: Omit<ServiceContext, "report"> = {
-      libp2p,
-      identity,
-      isMember: admission.isMember,
-      connectedMembers,
-      meshId: () => membership.meshId,
-      audit,
-      block: (peer, ms) => block(peer, ms),
-      openDoor: admission.openDoor,
-    };
-    const services = await startServices([pairing, statements, sync, directory, server, client, auditReplication, ...(options.services ?? [])], context, (where, error) => options.onError?.(where, error));
+    const services = serviceList([pairing, statements, sync, directory, server, client, auditReplication, ...(options.services ?? [])]);
     stack.push(() => services.stop());
     // A revoked or no-longer-trusted device is cut off wherever the statement reaches; a new member gets every protocol.
     const membersChanged = (): void => {
@@ -120,6 +110,17 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       admission.block(peer, ms);
       services.membersChanged();
     };
+    const context: Omit<ServiceContext, "report"> = {
+      libp2p,
+      identity,
+      isMember: admission.isMember,
+      connectedMembers,
+      meshId: () => membership.meshId,
+      audit,
+      block,
+      openDoor: admission.openDoor,
+    };
+    await services.start(context, (where, error) => options.onError?.(where, error));
     stack.push(membership.onChange(membersChanged));
     membersChanged();
 

@@ -83,4 +83,20 @@ describe("a mesh protocol added through the service shape alone", () => {
     await expect(greeters[0]!.running.greet(b.peerId, "a")).rejects.toThrow("closed");
     expect(a.libp2p.getProtocols()).not.toContain(GREET_PROTOCOL);
   });
+
+  it("may cut a misbehaving peer off while later services still start", async () => {
+    const stranger = (await startNodes(1)).nodes[0]!;
+    const blocker = defineService("/example/blocker/1.0.0", async (context) => {
+      // As sync does when a member's forgeries pile up during its first reconciliation.
+      context.block(stranger.peerId, 60_000);
+      return { stop: async () => undefined };
+    });
+    const { nodes, stop } = await startNodes(1, () => ({ options: { services: [blocker, greetService()] } }));
+    stopMesh = async () => {
+      await stop();
+      await stranger.stop();
+    };
+    // Starting at all is the point: the node's block was not ready while its services started.
+    expect(nodes[0]!.libp2p.status).toBe("started");
+  });
 });
