@@ -274,15 +274,18 @@ export class TaskRequester {
   /** Send a request and wait for its answer. */
   async #request(peer: string, build: (rid: number) => TaskMessage): Promise<TaskMessage> {
     const requests = await this.#channel(peer);
-    const answer = await this.#next(peer, requests.open((rid) => requests.channel.send(build(rid))));
-    if (answer === undefined) throw new CoderClawError("UNAVAILABLE", `connection to ${peer} closed`);
-    return answer;
+    return this.#explained(peer, requests.request(build));
   }
 
-  /** An exchange's next answer; a channel that timed out or failed is a TIMEOUT or UNAVAILABLE, as the contract's callers expect. */
-  async #next(peer: string, exchange: Exchange<TaskMessage>): Promise<TaskMessage | undefined> {
+  /** An exchange's next answer. */
+  #next(peer: string, exchange: Exchange<TaskMessage>): Promise<TaskMessage | undefined> {
+    return this.#explained(peer, exchange.next());
+  }
+
+  /** A channel that timed out or failed is a TIMEOUT or UNAVAILABLE, as the contract's callers expect. */
+  async #explained<R>(peer: string, pending: Promise<R>): Promise<R> {
     try {
-      return await exchange.next();
+      return await pending;
     } catch (err) {
       if (err instanceof FrameTimeoutError) throw new CoderClawError("TIMEOUT", `no answer from ${peer}`, { cause: err });
       if (err instanceof FramingError) throw new CoderClawError("UNAVAILABLE", `connection to ${peer} closed`, { cause: err });
