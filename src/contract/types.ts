@@ -67,6 +67,8 @@ export interface TaskState {
   executorId?: string;
   /** Mesh addition: the device id of the node that submitted the task, when it came from another node. */
   submittedBy?: string;
+  /** Mesh addition: how a task submitted through the mesh is placed (see {@link TaskPlacement}). */
+  placement?: TaskPlacement;
 }
 
 /** One update on a task's stream. */
@@ -181,6 +183,63 @@ export interface SubmitOptions {
    * At most {@link MAX_ROUTE_LENGTH} characters.
    */
   route?: string;
+  /**
+   * Mesh addition: among tasks waiting on the same submitter, higher goes first;
+   * equal priorities go in submission order. An integer from
+   * {@link MIN_PRIORITY} to {@link MAX_PRIORITY}. Default 0.
+   */
+  priority?: number;
+  /** Mesh addition: labels and resources the node that runs the task must have. */
+  requires?: TaskRequirements;
+  /**
+   * Mesh addition: a task that has not started on some node by then fails with
+   * a clear error instead of waiting longer.
+   */
+  deadline?: Date;
+  /**
+   * Mesh addition: `false` refuses the task at once (AGENT_UNAVAILABLE) when no
+   * member can start it now, as a runtime without a queue would. Default `true`:
+   * the task is stored as `pending` with the reason it waits, and starts when a
+   * capable member has a free slot.
+   */
+  waitForPeer?: boolean;
+}
+
+/** Lowest {@link SubmitOptions.priority}. */
+export const MIN_PRIORITY = -100;
+/** Highest {@link SubmitOptions.priority}. */
+export const MAX_PRIORITY = 100;
+
+/**
+ * Mesh addition: what a task needs of the node that runs it. A node qualifies
+ * when it has every label and, for each resource, at least the amount asked,
+ * as its configuration declares them (`labels`, `resources`).
+ */
+export interface TaskRequirements {
+  /** Each at most 64 characters of `[A-Za-z0-9._-]`; at most 32. */
+  labels?: string[];
+  /** Resource name (as labels) to the least amount needed, a finite number >= 0; at most 32. */
+  resources?: Record<string, number>;
+}
+
+/**
+ * Mesh addition: where a task submitted through the mesh stands. The node that
+ * took the submission keeps the task (its id, its history, its outcome) and
+ * runs it as an attempt on the member it places it on; a re-routed task keeps
+ * its id and gets a new attempt.
+ */
+export interface TaskPlacement {
+  /** While the task is `pending`: why it waits (`waiting for a member with agent X`, `infeasible: ...`, `waiting for a free slot`). */
+  reason?: string;
+  /** The member running (or that ran) the current attempt. */
+  runsOn?: string;
+  /** The current attempt's task id on that member. */
+  attemptId?: string;
+  /** The current attempt's number, from 1. */
+  attempt?: number;
+  priority?: number;
+  requires?: TaskRequirements;
+  deadline?: Date;
 }
 
 /** The contract every runtime offers, whatever its deployment mode. */
@@ -211,6 +270,13 @@ export interface TransportAdapter {
   listAgents(): Promise<AgentInfo[]>;
   listSkills(): Promise<SkillInfo[]>;
   getStatus(): Promise<Omit<RuntimeStatus, "mode">>;
+  /**
+   * Run an ended task (failed or cancelled) again as a new task with the same
+   * request and placement options; the new task's `parentTaskId` and
+   * `metadata.retryOf` name the old one. INVALID_TRANSITION while the task has
+   * not ended or when it completed.
+   */
+  retryTask?(taskId: string): Promise<TaskState>;
   /** Release resources (sockets, storage). Idempotent. */
   close(): Promise<void>;
 }

@@ -1,0 +1,49 @@
+import { z } from "zod";
+import { parseInput } from "./parse-input.js";
+import { RouteSchema } from "./route.js";
+import { MAX_PRIORITY, MIN_PRIORITY, type SubmitOptions, type TaskRequirements } from "./types.js";
+
+/** Most labels, and most resources, one submission may require. */
+export const MAX_REQUIREMENTS = 32;
+
+/** A label or resource name: what configuration files and `--requires` may spell. */
+export const RequirementNameSchema = z
+  .string()
+  .min(1, "must not be empty")
+  .max(64, "must be at most 64 characters")
+  .regex(/^[A-Za-z0-9._-]+$/, "may hold only letters, digits, '.', '_' and '-'");
+
+/** {@link TaskRequirements} from outside. */
+export const RequirementsSchema: z.ZodType<TaskRequirements> = z.strictObject({
+  labels: z.array(RequirementNameSchema).max(MAX_REQUIREMENTS, `at most ${MAX_REQUIREMENTS} labels`).optional(),
+  resources: z
+    .record(RequirementNameSchema, z.number().finite().min(0, "must be at least 0"))
+    .refine((r) => Object.keys(r).length <= MAX_REQUIREMENTS, `at most ${MAX_REQUIREMENTS} resources`)
+    .optional(),
+});
+
+/** {@link SubmitOptions} from outside (control socket, HTTP, embedding code); a deadline may come as a date or epoch milliseconds. */
+export const SubmitOptionsSchema = z.strictObject({
+  route: RouteSchema.optional(),
+  priority: z
+    .number()
+    .int("must be an integer")
+    .min(MIN_PRIORITY, `must be at least ${MIN_PRIORITY}`)
+    .max(MAX_PRIORITY, `must be at most ${MAX_PRIORITY}`)
+    .optional(),
+  requires: RequirementsSchema.optional(),
+  deadline: z.union([z.date(), z.number().int().min(0)]).transform((d) => (d instanceof Date ? d : new Date(d))).optional(),
+  waitForPeer: z.boolean().optional(),
+});
+
+/** `options` checked against {@link SubmitOptionsSchema}, refused as INVALID_INPUT naming the field. */
+export function parseSubmitOptions(options: unknown): SubmitOptions {
+  const parsed = parseInput(SubmitOptionsSchema, options ?? {});
+  const out: SubmitOptions = {};
+  if (parsed.route !== undefined) out.route = parsed.route;
+  if (parsed.priority !== undefined) out.priority = parsed.priority;
+  if (parsed.requires !== undefined) out.requires = parsed.requires;
+  if (parsed.deadline !== undefined) out.deadline = parsed.deadline;
+  if (parsed.waitForPeer !== undefined) out.waitForPeer = parsed.waitForPeer;
+  return out;
+}
