@@ -4,6 +4,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { InviteBook, loadOrCreateDeviceIdentity } from "../identity/index.js";
 import { dataPaths, resolveDataDir } from "../src/runtime/data-dir.js";
 import { VERSION } from "../src/version.js";
+import { LEASE_TIMEOUT_MS } from "../protocols/task/lease.js";
 import { ClusterTransportAdapter } from "./cluster-adapter.js";
 import { createMeshLibp2p } from "./libp2p/create-libp2p.js";
 import { createAdmission } from "./mesh/admission.js";
@@ -23,6 +24,7 @@ import { syncService } from "./sync/sync-engine.js";
 import { openTaskReplicas } from "./sync/task-replicas.js";
 import { createPeerRateLimiter } from "../protocols/framing/index.js";
 import { createLevelReplayStore } from "./tasks/replay-store.js";
+import { Dispatcher } from "./scheduling/dispatcher.js";
 import { taskClientService } from "./tasks/task-client.js";
 import { taskServerService } from "./tasks/task-server.js";
 import { auditReplicationService } from "./audit/audit-replicator.js";
@@ -124,13 +126,28 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     stack.push(membership.onChange(membersChanged));
     membersChanged();
 
+    const dispatcher = new Dispatcher({
+      selfId: identity.peerId,
+      engine: core.engine,
+      agents: core.agents,
+      client: client.running,
+      members: () => directory.running.members(),
+      isMember: admission.isMember,
+      leaseTimeoutMs: options.leaseTimeoutMs ?? LEASE_TIMEOUT_MS,
+      onError: (where, error) => options.onError?.(where, error),
+    });
+    stack.push(() => dispatcher.stop());
+    const onConnect = (): void => dispatcher.membersChanged();
+    libp2p.addEventListener("peer:connect", onConnect);
+    stack.push(() => libp2p.removeEventListener("peer:connect", onConnect));
+    dispatcher.start();
     const adapter = new ClusterTransportAdapter({
       selfId: identity.peerId,
       engine: core.engine,
       agents: core.agents,
       directory: directory.running,
       client: client.running,
-      isMember: admission.isMember,
+      dispatcher,
       connectedMembers,
       ...(options.leaseTimeoutMs !== undefined && { leaseTimeoutMs: options.leaseTimeoutMs }),
     });
@@ -150,6 +167,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       quarantine: replicas.quarantine,
       client: client.running,
       adapter,
+      dispatcher,
       security,
       auditReplicator: auditReplication.running,
       createMesh: (name) => foundMesh({ membership, security, identity }, name),

@@ -1,3 +1,4 @@
+import type { Dispatcher } from "./scheduling/dispatcher.js";
 import type { DeviceIdentity } from "../identity/index.js";
 import type { AgentRegistry } from "../src/agents/executor.js";
 import type { SandboxMode } from "../src/agents/sandbox.js";
@@ -78,6 +79,8 @@ export interface CoderClawNode {
   readonly client: TaskClient;
   /** The runtime contract over the mesh. */
   readonly adapter: ClusterTransportAdapter;
+  /** Places the tasks submitted on this node (what waits, and where the rest runs). */
+  readonly dispatcher: Dispatcher;
   /** RBAC, policies, sessions and this node's audit log. */
   readonly security: NodeSecurity;
   /** Audit log replication with members. */

@@ -20,7 +20,8 @@ export type ErrorCode =
   | "PROTOCOL"
   | "UNAVAILABLE"
   | "EXECUTION_FAILED"
-  | "CONFIG";
+  | "CONFIG"
+  | "BUSY";
 
 /** Base of every error this package throws on purpose. */
 export class CoderClawError extends Error {

@@ -33,6 +33,8 @@ export interface LiveTask extends PersistedTask {
   announced: number;
   /** Created by the task's first output; most tasks have none. */
   output?: OutputBuffer;
+  /** Kept here but placed and run elsewhere by a dispatcher (see `TaskEngine.submit`'s `hold`); never started by the engine. */
+  delegated: boolean;
 }
 
 /** `stored` is the record's state as read back from the repository, if it came from there. */
@@ -51,6 +53,7 @@ export function newLiveTask(record: TaskRecord, agent: AgentExecutor | undefined
     checkpointWaiters: [],
     listeners: new Set(),
     announced: record.events.length,
+    delegated: false,
   };
 }
 
@@ -58,5 +61,6 @@ export function newLiveTask(record: TaskRecord, agent: AgentExecutor | undefined
 export function copyState(state: TaskState): TaskState {
   const copy = { ...state };
   if (state.metadata !== undefined) copy.metadata = { ...state.metadata };
+  if (state.placement !== undefined) copy.placement = { ...state.placement };
   return copy;
 }

@@ -1,6 +1,6 @@
 import * as A from "@automerge/automerge";
 import { CoderClawError } from "../contract/errors.js";
-import type { TaskEvent, TaskEventType, TaskState, TaskStatus, TaskSubmitRequest } from "../contract/types.js";
+import type { TaskEvent, TaskEventType, TaskPlacement, TaskState, TaskStatus, TaskSubmitRequest } from "../contract/types.js";
 import { TASK_STATUSES } from "../contract/types.js";
 import { changeChunkHash } from "../storage/first-change.js";
 import type { RootListReader, RootReader } from "../storage/root-reader.js";
@@ -51,6 +51,23 @@ interface TaskSpec {
   metadata?: Record<string, unknown>;
   executorId?: string;
   submittedBy?: string;
+  /** What the submission asked of placement: fixed with it. */
+  placement?: FixedPlacement;
+}
+
+/** The part of a task's placement fixed at submission; the deadline in epoch ms. */
+interface FixedPlacement {
+  priority?: number;
+  requires?: TaskPlacement["requires"];
+  deadline?: number;
+}
+
+/** The part of a task's placement that changes as it waits and is placed. */
+interface MovingPlacement {
+  reason?: string;
+  runsOn?: string;
+  attemptId?: string;
+  attempt?: number;
 }
 
 /** What a task document holds in `run`: set while the task runs. */
@@ -60,6 +77,55 @@ interface TaskProgressFields {
   progress?: number;
   output?: string;
   error?: string;
+  placement?: MovingPlacement;
+}
+
+/** The fixed part of a placement, or undefined when it has none. */
+function fixedPlacement(p: TaskPlacement | undefined): FixedPlacement | undefined {
+  if (p === undefined) return undefined;
+  const f: FixedPlacement = {};
+  if (p.priority !== undefined) f.priority = p.priority;
+  if (p.requires !== undefined) f.requires = p.requires;
+  if (p.deadline !== undefined) f.deadline = p.deadline.getTime();
+  return f;
+}
+
+/** The moving part of a placement, or undefined when none of it is set. */
+function movingPlacement(p: TaskPlacement | undefined): MovingPlacement | undefined {
+  if (p === undefined) return undefined;
+  const m: MovingPlacement = {};
+  if (p.reason !== undefined) m.reason = p.reason;
+  if (p.runsOn !== undefined) m.runsOn = p.runsOn;
+  if (p.attemptId !== undefined) m.attemptId = p.attemptId;
+  if (p.attempt !== undefined) m.attempt = p.attempt;
+  return Object.keys(m).length > 0 ? m : undefined;
+}
+
+const isString = (v: unknown): v is string => typeof v === "string";
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/**
+ * A placement read back from a document, keeping only well-typed fields: a
+ * replica written by another node is state to show, and must not put a value
+ * of the wrong type into a TaskState.
+ */
+function readPlacement(fixed: unknown, moving: unknown): TaskPlacement | undefined {
+  const f = (typeof fixed === "object" && fixed !== null ? fixed : {}) as Record<string, unknown>;
+  const m = (typeof moving === "object" && moving !== null ? moving : {}) as Record<string, unknown>;
+  if (fixed === undefined && moving === undefined) return undefined;
+  const p: TaskPlacement = {};
+  if (isNumber(f.priority)) p.priority = f.priority;
+  if (typeof f.requires === "object" && f.requires !== null) p.requires = f.requires;
+  if (isNumber(f.deadline)) p.deadline = new Date(f.deadline);
+  if (isString(m.reason)) p.reason = m.reason;
+  if (isString(m.runsOn)) p.runsOn = m.runsOn;
+  if (isString(m.attemptId)) p.attemptId = m.attemptId;
+  if (isNumber(m.attempt)) p.attempt = m.attempt;
+  return p;
+}
+
+function samePlacement(a: TaskPlacement | undefined, b: TaskPlacement | undefined): boolean {
+  return a?.reason === b?.reason && a?.runsOn === b?.runsOn && a?.attemptId === b?.attemptId && a?.attempt === b?.attempt;
 }
 
 /** A task as the engine keeps it: its request, current state and full history. */
@@ -103,6 +169,8 @@ function specOf(record: TaskRecord): string {
   if (request.model !== undefined) spec.model = request.model;
   if (request.thinking !== undefined) spec.thinking = request.thinking;
   if (state.metadata !== undefined) spec.metadata = state.metadata;
+  const placement = fixedPlacement(state.placement);
+  if (placement !== undefined) spec.placement = placement;
   return JSON.stringify(spec);
 }
 
@@ -114,6 +182,8 @@ function runOf(state: TaskState): string | undefined {
   if (state.progress !== undefined) run.progress = state.progress;
   if (state.output !== undefined) run.output = state.output;
   if (state.error !== undefined) run.error = state.error;
+  const placement = movingPlacement(state.placement);
+  if (placement !== undefined) run.placement = placement;
   return Object.keys(run).length > 0 ? JSON.stringify(run) : undefined;
 }
 
@@ -123,7 +193,8 @@ function sameRun(a: TaskState, b: TaskState): boolean {
     a.completedAt?.getTime() === b.completedAt?.getTime() &&
     a.progress === b.progress &&
     a.output === b.output &&
-    a.error === b.error
+    a.error === b.error &&
+    samePlacement(a.placement, b.placement)
   );
 }
 
@@ -323,6 +394,8 @@ export function readTaskDoc(doc: A.Doc<TaskDoc>): TaskRecord {
   if (run.output !== undefined) state.output = run.output;
   if (run.error !== undefined) state.error = run.error;
   if (spec.metadata !== undefined) state.metadata = spec.metadata;
+  const placement = readPlacement(spec.placement, run.placement);
+  if (placement !== undefined) state.placement = placement;
   const request: TaskSubmitRequest = { description: spec.description, input: spec.input };
   for (const k of ["agentId", "sessionId", "parentTaskId"] as const) if (spec[k] !== undefined) request[k] = spec[k];
   if (spec.model !== undefined) request.model = spec.model;
@@ -338,7 +411,12 @@ export function readTaskDoc(doc: A.Doc<TaskDoc>): TaskRecord {
 /** Layout version of write-ahead records; records of another version are refused on read. */
 const WAL_VERSION = 1;
 
-type StoredState = Omit<TaskState, "createdAt" | "startedAt" | "completedAt"> & { createdAt: number; startedAt?: number; completedAt?: number };
+type StoredState = Omit<TaskState, "createdAt" | "startedAt" | "completedAt" | "placement"> & {
+  createdAt: number;
+  startedAt?: number;
+  completedAt?: number;
+  placement?: { fixed?: FixedPlacement; moving?: MovingPlacement };
+};
 
 interface WalRecord {
   v: number;
@@ -360,10 +438,11 @@ function toStoredEvent(e: TaskEvent): StoredEvent {
  * task whose Automerge document is not written yet (see `LevelTaskRepository`).
  */
 export function encodeWalRecord(record: TaskRecord): Uint8Array {
-  const { createdAt, startedAt, completedAt, ...rest } = record.state;
+  const { createdAt, startedAt, completedAt, placement, ...rest } = record.state;
   const stored: StoredState = { ...rest, createdAt: createdAt.getTime() };
   if (startedAt !== undefined) stored.startedAt = startedAt.getTime();
   if (completedAt !== undefined) stored.completedAt = completedAt.getTime();
+  if (placement !== undefined) stored.placement = { fixed: fixedPlacement(placement), moving: movingPlacement(placement) };
   const wal: WalRecord = { v: WAL_VERSION, request: record.request, state: stored, events: record.events.map(toStoredEvent) };
   return Buffer.from(JSON.stringify(wal), "utf8");
 }
@@ -379,9 +458,10 @@ export function decodeWalRecord(bytes: Uint8Array): TaskRecord {
   const id = typeof wal.state?.id === "string" ? wal.state.id : "?";
   if (wal.v !== WAL_VERSION) throw corrupt(id, `unsupported write-ahead layout version ${String(wal.v)}`);
   if (!TASK_STATUSES.includes(wal.state.status)) throw corrupt(id, `unknown status ${String(wal.state.status)}`);
-  const { createdAt, startedAt, completedAt, ...rest } = wal.state;
+  const { createdAt, startedAt, completedAt, placement, ...rest } = wal.state;
   const state: TaskState = { ...rest, createdAt: new Date(createdAt) };
   if (startedAt !== undefined) state.startedAt = new Date(startedAt);
   if (completedAt !== undefined) state.completedAt = new Date(completedAt);
+  if (placement !== undefined) state.placement = readPlacement(placement.fixed ?? {}, placement.moving) ?? {};
   return { request: wal.request, state, events: wal.events.map(fromStoredEvent) };
 }

@@ -4,8 +4,10 @@ import type {
   TaskEvent,
   TaskEventType,
   TaskListFilter,
+  TaskPlacement,
   TaskState,
   TaskStatus,
+  TaskSubmitRequest,
   TaskUpdateEvent,
 } from "../contract/types.js";
 import type { AgentRegistry } from "../agents/executor.js";
@@ -15,11 +17,11 @@ import { startExecution, timeoutOf, type AbortCause, type ExecutionReports, type
 import { ExecutionEnvironment, type ExecutionEnvironmentOptions } from "./execution-environment.js";
 import { copyState, newLiveTask, type LiveTask, type Outcome } from "./live-task.js";
 import { OutputBuffer } from "./output-buffer.js";
-import { assertTransition, isTerminal } from "./state-machine.js";
+import { assertTransition, canTransition, isTerminal } from "./state-machine.js";
 import { assertTaskId, DEFAULT_MAX_INPUT_BYTES } from "./submit-schema.js";
 import type { TaskRecord } from "./task-document.js";
 import { TaskPersistence } from "./task-persistence.js";
-import { takeIn, type IntakeSettings } from "./task-intake.js";
+import { takeIn, takeInForPlacement, type IntakeSettings } from "./task-intake.js";
 import { ownUnfinishedTasks } from "./task-recovery.js";
 import type { TaskRepository } from "./task-repository.js";
 
@@ -70,6 +72,15 @@ export interface EngineCounters {
   totalTasks: number;
   healthy: boolean;
 }
+
+/** The moving part of a held task's placement, as its dispatcher reports it. */
+export type PlacementUpdate = Pick<TaskPlacement, "reason" | "runsOn" | "attemptId" | "attempt">;
+
+/** How a held task ended where it ran, as its dispatcher reports it. */
+export type HeldOutcome =
+  | { status: "completed"; output?: string; data?: unknown }
+  | { status: "failed"; error: string }
+  | { status: "cancelled"; message: string };
 
 /** An admission's outcome, settled either way so that it can be awaited beside the task's own write. */
 const ok = (): { ok: true } => ({ ok: true });
@@ -173,6 +184,126 @@ export class TaskEngine {
     return copyState(task.state);
   }
 
+  /**
+   * Store a task that a dispatcher places on some member (node/scheduling): it
+   * is durable, listed and followed like any other, but this engine never starts
+   * it unless handed it back with {@link TaskEngine.runHere}. It waits `pending`
+   * (`placement.reason` says why, `placement.runsOn` where it is being placed); the dispatcher reports where it goes with
+   * {@link TaskEngine.placeHeld}, {@link TaskEngine.advanceHeld} and
+   * {@link TaskEngine.mirrorHeld}, and ends it with {@link TaskEngine.concludeHeld}.
+   * Resolves once the task is durable.
+   */
+  async hold(input: unknown, placement: TaskPlacement, message: string): Promise<TaskState> {
+    if (!this.accepting) throw new CoderClawError("SHUTTING_DOWN", "the runtime is shutting down and accepts no new tasks");
+    const record = takeInForPlacement(input, placement, this.intake);
+    const task = newLiveTask(record, undefined, undefined);
+    task.delegated = true;
+    this.record(task, "created", `task accepted; ${message}`);
+    this.live.set(task.state.id, task);
+    this.total++;
+    await this.persistence.durable(task);
+    return copyState(task.state);
+  }
+
+  /** The held tasks that have not ended (after a restart: those left by the last run), oldest first. */
+  heldTasks(): TaskState[] {
+    const out: TaskState[] = [];
+    for (const t of this.live.values()) if (t.delegated && !isTerminal(t.state.status)) out.push(copyState(t.state));
+    return out.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1));
+  }
+
+  /** The request a held task was submitted with. */
+  heldRequest(taskId: string): TaskSubmitRequest {
+    return { ...this.requireHeld(taskId).request };
+  }
+
+  /** Record where a held task stands (why it waits, where it runs); resolves once durable. No entry when nothing changed. */
+  async placeHeld(taskId: string, update: PlacementUpdate, message?: string, data?: unknown): Promise<void> {
+    const task = this.requireHeld(taskId);
+    const placement: TaskPlacement = { ...task.state.placement };
+    for (const k of ["reason", "runsOn", "attemptId", "attempt"] as const) {
+      if (k in update) {
+        if (update[k] === undefined) delete placement[k];
+        else (placement as Record<string, unknown>)[k] = update[k];
+      }
+    }
+    const same = (["reason", "runsOn", "attemptId", "attempt"] as const).every((k) => placement[k] === task.state.placement?.[k]);
+    if (same && message === undefined) return;
+    task.state.placement = placement;
+    this.record(task, "progress_updated", message ?? placement.reason, data);
+    await this.persistence.durable(task);
+  }
+
+  /** Move a held task on (to planning, running or waiting) as its attempt does; resolves once durable. A move the lifecycle forbids is skipped. */
+  async advanceHeld(taskId: string, to: "planning" | "running" | "waiting", message: string, data?: unknown): Promise<void> {
+    const task = this.requireHeld(taskId);
+    if (to === "running" && task.state.status === "pending") this.transition(task, "planning", message);
+    if (!canTransition(task.state.status, to)) return;
+    this.transition(task, to, message, data);
+    await this.persistence.durable(task);
+  }
+
+  /** Copy an event of a held task's attempt into its history: output, progress, and moves between running and waiting. */
+  mirrorHeld(taskId: string, event: TaskEvent): void {
+    const task = this.requireHeld(taskId);
+    if (event.type === "output_added" && event.message !== undefined) this.record(task, "output_added", event.message);
+    else if (event.type === "progress_updated" && event.progress !== undefined && task.state.status === "running") this.progress(task, event.progress, event.message);
+    else if (event.type === "status_changed" && (event.status === "running" || event.status === "waiting") && task.state.status !== event.status && canTransition(task.state.status, event.status)) {
+      this.transition(task, event.status, event.message ?? event.status, event.data);
+    }
+  }
+
+  /** End a held task with its attempt's outcome; resolves with its state once durable (and only then is the outcome told). */
+  async concludeHeld(taskId: string, outcome: HeldOutcome): Promise<TaskState> {
+    const task = this.requireHeld(taskId);
+    if (outcome.status === "cancelled") {
+      this.transition(task, "cancelled", outcome.message);
+    } else {
+      if (task.state.status === "pending") this.transition(task, "planning", "placing");
+      if (outcome.status === "completed") {
+        if (task.state.status !== "running") this.transition(task, "running", "running");
+        if (outcome.output !== undefined) task.state.output = outcome.output;
+        task.state.progress = 100;
+        this.transition(task, "completed", "completed", outcome.data);
+      } else {
+        this.fail(task, outcome.error);
+      }
+    }
+    await this.persistence.durable(task);
+    return copyState(task.state);
+  }
+
+  /**
+   * Run a held task here after all, as if submitted here: false when its agent
+   * is missing or unavailable here. It queues behind the tasks already queued.
+   */
+  async runHere(taskId: string): Promise<boolean> {
+    const task = this.requireHeld(taskId);
+    const agent = this.options.agents.get(task.state.agentId ?? this.intake.defaultAgentId);
+    if (agent === undefined || !(await agent.availability()).available || !task.delegated || task.state.status !== "pending") return false;
+    task.delegated = false;
+    task.agent = agent;
+    const placement: TaskPlacement = { ...task.state.placement };
+    delete placement.reason;
+    if (this.options.executorId !== undefined) placement.runsOn = this.options.executorId;
+    task.state.placement = placement;
+    this.record(task, "progress_updated", "placed on this node");
+    await this.persistence.durable(task);
+    this.queue.push(task);
+    this.pump();
+    return true;
+  }
+
+  /** Slots free for new work here now: the concurrency limit less what runs and waits in the local queue. */
+  freeSlots(): number {
+    return Math.max(0, this.max - this.running - this.queue.length);
+  }
+
+  /** The concurrency limit: tasks executing at once here. */
+  get slots(): number {
+    return this.max;
+  }
+
   /** Current state, or null when no task has this id. */
   async getTask(taskId: string): Promise<TaskState | null> {
     assertTaskId(taskId);
@@ -183,6 +314,12 @@ export class TaskEngine {
     }
     const stored = await this.persistence.load(taskId);
     return stored ? copyState(stored.state) : null;
+  }
+
+  /** The request a task was submitted with. */
+  async getTaskRequest(taskId: string): Promise<TaskSubmitRequest> {
+    const record = await this.requireRecord(taskId);
+    return { ...record.request };
   }
 
   /** Full history of a task, oldest first. */
@@ -343,6 +480,12 @@ export class TaskEngine {
       const agent = record.state.agentId === undefined ? undefined : this.options.agents.get(record.state.agentId);
       const task = newLiveTask(record, agent, copyState(record.state));
       this.live.set(record.state.id, task);
+      const placement = record.state.placement;
+      if (placement !== undefined && (placement.runsOn === undefined || placement.runsOn !== this.options.executorId)) {
+        // Placed elsewhere (or still waiting): its dispatcher takes it up again.
+        task.delegated = true;
+        continue;
+      }
       switch (record.state.status) {
         case "pending":
           this.queue.push(task);
@@ -504,6 +647,14 @@ export class TaskEngine {
     const stored = await this.persistence.load(taskId);
     if (!stored) throw new NotFoundError("task", taskId);
     return stored;
+  }
+
+  /** A held task that has not ended: INVALID_TRANSITION otherwise (NOT_FOUND when it is not live here). */
+  private requireHeld(taskId: string): LiveTask {
+    const task = this.live.get(taskId);
+    if (task === undefined) throw new NotFoundError("task", taskId);
+    if (!task.delegated || isTerminal(task.state.status)) throw new CoderClawError("INVALID_TRANSITION", `task ${taskId} is not held for placement (or has ended)`);
+    return task;
   }
 
   /** The live task, undefined when it has finished; NOT_FOUND when it never existed. */

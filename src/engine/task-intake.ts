@@ -1,5 +1,5 @@
 import { AgentUnavailableError } from "../contract/errors.js";
-import type { TaskState } from "../contract/types.js";
+import type { TaskPlacement, TaskState, TaskSubmitRequest } from "../contract/types.js";
 import type { AgentExecutor, AgentRegistry } from "../agents/executor.js";
 import type { ExecutionEnvironment } from "./execution-environment.js";
 import { parseSubmitRequest } from "./submit-schema.js";
@@ -34,6 +34,23 @@ export async function takeIn(input: unknown, submittedBy: string | undefined, se
   if (!availability.available) throw new AgentUnavailableError(agentId, availability.reason);
   settings.environment.assertSandboxFor(agent, submittedBy);
 
+  return { record: newRecord(request, agentId, submittedBy, settings), agent };
+}
+
+/**
+ * A submission checked and made a new task that a dispatcher places on some
+ * member: the request is checked as for {@link takeIn}, but the agent need not
+ * exist here (the member that runs the task checks it).
+ */
+export function takeInForPlacement(input: unknown, placement: TaskPlacement, settings: IntakeSettings): TaskRecord {
+  const request = parseSubmitRequest(input, settings.maxInputBytes);
+  settings.environment.assertWorkspaceAllowed(request);
+  const record = newRecord(request, request.agentId ?? settings.defaultAgentId, undefined, settings);
+  record.state.placement = { ...placement };
+  return record;
+}
+
+function newRecord(request: TaskSubmitRequest, agentId: string, submittedBy: string | undefined, settings: IntakeSettings): TaskRecord {
   const now = new Date();
   const state: TaskState = { id: newTaskId(now.getTime(), settings.executorId), status: "pending", agentId, description: request.description, createdAt: now };
   if (submittedBy !== undefined) state.submittedBy = submittedBy;
@@ -41,5 +58,5 @@ export async function takeIn(input: unknown, submittedBy: string | undefined, se
   if (request.parentTaskId !== undefined) state.parentTaskId = request.parentTaskId;
   if (request.metadata !== undefined) state.metadata = request.metadata;
   if (settings.executorId !== undefined) state.executorId = settings.executorId;
-  return { record: { request: { ...request, agentId }, state, events: [] }, agent };
+  return { request: { ...request, agentId }, state, events: [] };
 }

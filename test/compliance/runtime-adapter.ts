@@ -111,8 +111,8 @@ export function runtimeAdapterCompliance(name: string, makeFixture: () => Promis
       expect((await adapter.getStatus()).totalTasks).toBe(before);
     });
 
-    it("refuses an unknown agent with UNKNOWN_AGENT", async () => {
-      expect(await codeOf(adapter.submitTask({ description: "d", input: "x", agentId: "no-such-agent" }))).toBe("UNKNOWN_AGENT");
+    it("refuses an unknown agent with UNKNOWN_AGENT when told not to wait for a member that has it", async () => {
+      expect(await codeOf(adapter.submitTask({ description: "d", input: "x", agentId: "no-such-agent" }, { waitForPeer: false }))).toBe("UNKNOWN_AGENT");
     });
 
     it("takes no route, `auto` and `local` alike: the task runs to completion", async () => {

@@ -14,7 +14,7 @@ runtimeAdapterCompliance("ClusterTransportAdapter (tasks run on a peer)", async 
     agents: a.core.agents,
     directory: a.directory,
     client: a.client,
-    isMember: (p) => a.membership.isMember(p),
+    dispatcher: a.dispatcher,
     defaultRoute: b.peerId,
   });
   return { adapter, cleanup: mesh.stop };

@@ -75,7 +75,9 @@ describe("route, through every entry point of a mesh node", () => {
   it("a peer id pins the task to that member, though the receiving node could run it", async () => {
     for (const [name, adapter] of entries) {
       const task = await adapter.submitTask({ description: "pinned", input: name, agentId: "echo" }, { route: b.peerId });
-      expect(task.executorId, name).toBe(b.peerId);
+      // Kept by the receiving node, run by B as an attempt.
+      expect(task.executorId, name).toBe(a.peerId);
+      expect(task.placement?.runsOn, name).toBe(b.peerId);
       expect(await lastStatus(adapter, task.id), name).toBe("completed");
     }
   }, 60_000);
@@ -88,7 +90,7 @@ describe("route, through every entry point of a mesh node", () => {
       const local = await adapter.submitTask({ description: "here", input: name, agentId: "echo" }, { route: "local" });
       expect(local.executorId, name).toBe(a.peerId);
       const routed = await adapter.submitTask({ description: "there", input: name, agentId: "only-b" }, { route: "auto" });
-      expect(routed.executorId, name).toBe(b.peerId);
+      expect(routed.placement?.runsOn, name).toBe(b.peerId);
       expect(await lastStatus(adapter, routed.id), name).toBe("completed");
     }
   }, 60_000);

@@ -33,7 +33,8 @@ describe("mesh routing", () => {
     await eventually(() => b.membership.isMember(c.peerId), 10_000, "B learns C is a member");
 
     const task = await a.adapter.submitTask({ description: "special", input: "hello", agentId: "only-c" });
-    expect(task.executorId).toBe(c.peerId);
+    expect(task.executorId).toBe(a.peerId);
+    expect(task.placement?.runsOn).toBe(c.peerId);
     const updates: TaskUpdateEvent[] = [];
     for await (const u of a.adapter.streamTaskUpdates(task.id)) updates.push(u);
     expect(updates.at(-1)?.status).toBe("completed");
@@ -41,7 +42,7 @@ describe("mesh routing", () => {
     expect(updates.map((u) => u.seq)).toEqual(updates.map((_, i) => i + 1));
     expect((await a.adapter.getTaskState(task.id))?.output).toBe("done on C: hello");
 
-    // The executor owns the document; every member ends up with the same one.
+    // The submitter keeps the task and C runs it as an attempt; every member ends up with the same documents.
     await eventually(async () => (await b.core.engine.getTask(task.id))?.status === "completed", 10_000, "B replicates the task");
     await eventually(async () => (await a.core.engine.getTask(task.id))?.status === "completed", 10_000, "A replicates the task");
 
@@ -61,7 +62,9 @@ describe("mesh task lists", () => {
     for await (const _ of a.adapter.streamTaskUpdates(task.id));
     await eventually(async () => (await a.adapter.listTasks({ sessionId: "s1" })).some((t) => t.id === task.id && t.status === "completed"), 10_000, "A lists B's task");
     expect((await a.adapter.listTasks({ status: "completed" })).map((t) => t.id)).toContain(task.id);
-    expect((await b.adapter.listTasks({ status: "completed" })).map((t) => t.id)).toContain(task.id);
+    await eventually(async () => (await b.adapter.listTasks({ status: "completed" })).some((t) => t.id === task.id), 10_000, "B lists A's task once it replicates");
+    // The attempt B ran for it is not listed as a task of its own.
+    expect((await b.adapter.listTasks()).filter((t) => t.description === "special")).toHaveLength(1);
   }, 60_000);
 });
 

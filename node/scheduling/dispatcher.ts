@@ -1,0 +1,507 @@
+import type { AgentRegistry } from "../../src/agents/executor.js";
+import { AgentUnavailableError, CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
+import type { SubmitOptions, TaskEvent, TaskPlacement, TaskRequirements, TaskState, TaskSubmitRequest } from "../../src/contract/types.js";
+import { ROUTE_AUTO, ROUTE_LOCAL } from "../../src/contract/types.js";
+import { isTerminal, isTerminalEvent } from "../../src/engine/state-machine.js";
+import type { HeldOutcome, TaskEngine } from "../../src/engine/task-engine.js";
+import { presumedLost, type Lease } from "../../protocols/task/lease.js";
+import type { Candidate } from "../routing/index.js";
+import { placeWaiting, type PlacementCandidate, type WaitingTask } from "./placement.js";
+
+/** What the dispatcher needs to run attempts on other members (the task client). */
+export interface AttemptClient {
+  submit(peer: string, request: TaskSubmitRequest, session: string | undefined, options: { follow?: boolean; key?: string; fenceAfterMs?: number }): Promise<TaskState>;
+  subscribe(peer: string, taskId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<TaskEvent>;
+  get(peer: string, taskId: string): Promise<TaskState | null>;
+  cancel(peer: string, taskId: string): Promise<boolean>;
+  leaseOf(taskId: string): Lease | undefined;
+}
+
+/** Dependencies of a {@link Dispatcher}. */
+export interface DispatcherOptions {
+  selfId: string;
+  engine: TaskEngine;
+  agents: AgentRegistry;
+  client: AttemptClient;
+  /** Signed records of the connected members (their agents, slots, load, labels, resources). */
+  members: () => Promise<Candidate[]>;
+  isMember: (peerId: string) => boolean;
+  /** This node's own labels and resources, as configured. */
+  local?: () => { labels?: readonly string[]; resources?: Readonly<Record<string, number>> };
+  /** Executor silence after which an attempt is presumed lost, ms. */
+  leaseTimeoutMs: number;
+  /** Records of members are asked again once older than this while tasks wait, ms. Default 1 s. */
+  recordsMaxAgeMs?: number;
+  onError?: (where: string, error: Error) => void;
+}
+
+/** A task waiting on this node for a member to run it. */
+interface Waiting {
+  id: string;
+  agentId: string;
+  priority: number;
+  order: number;
+  requires?: TaskRequirements;
+  deadline?: number;
+  /** Pinned to one member by its route. */
+  only?: string;
+  /** Members not to try again before the time given (one that lost or refused the task). */
+  avoid: Map<string, number>;
+  /** Attempts made so far. */
+  attempts: number;
+  /** Reason last recorded, so an unchanged one is not written again. */
+  reason?: string;
+}
+
+/** An attempt under way on another member. */
+interface Attempt {
+  peer: string;
+  controller: AbortController;
+  attemptId?: string;
+}
+
+/** Error codes after which a member did not take an attempt, and another may be tried. */
+const REFUSALS = new Set(["AGENT_UNAVAILABLE", "UNKNOWN_AGENT", "PERMISSION_DENIED", "BUSY", "SHUTTING_DOWN", "INVALID_INPUT"]);
+
+/** A failed attempt that a retryable task runs again elsewhere: the member lost it, it did not fail by itself. */
+const LOST_ATTEMPT = /^(interrupted|superseded)/;
+
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/**
+ * Places the tasks submitted on this node: on this node while it has a free
+ * slot and qualifies, else on a connected member that offers the agent, has
+ * the labels and resources asked for and a free slot; otherwise the task waits
+ * `pending`, durably, with its reason, and goes out as soon as a capable
+ * member has a slot (in priority then submission order). A task placed on a
+ * member runs there as an attempt, keyed so that a repeated submission finds
+ * the same attempt; this node follows it, mirrors its history into the task
+ * and ends the task with its outcome. An attempt whose member goes silent past
+ * the lease is re-placed when its agent is retryable (the member fences it) and
+ * waited for otherwise. Everything this node decides is durable before it acts
+ * on it, so a restart takes every task up where it was.
+ */
+export class Dispatcher {
+  readonly #o: DispatcherOptions;
+  readonly #waiting = new Map<string, Waiting>();
+  readonly #attempts = new Map<string, Attempt>();
+  /** Attempts of ours under way per member. */
+  readonly #ours = new Map<string, number>();
+  /** Slots of a member taken by others' work, estimated from its record and its refusals. */
+  readonly #theirs = new Map<string, number>();
+  /** Tasks this dispatcher is ending itself, whose end it must not mistake for a cancel. */
+  readonly #concluding = new Set<string>();
+  #records: { at: number; list: Candidate[] } | undefined;
+  #refreshing: Promise<Candidate[]> | undefined;
+  #order = 0;
+  #passing = false;
+  #again = false;
+  #scheduled = false;
+  #stopped = false;
+  readonly #timer: NodeJS.Timeout;
+  readonly #unsubscribe: () => void;
+
+  constructor(options: DispatcherOptions) {
+    this.#o = options;
+    this.#unsubscribe = options.engine.onEvent((taskId, event) => this.#onEvent(taskId, event));
+    // Members come, gain agents and free slots without telling us; while tasks wait, look again now and then.
+    this.#timer = setInterval(() => {
+      if (this.#waiting.size > 0) this.#schedule();
+    }, Math.min(1000, this.#o.recordsMaxAgeMs ?? 1000));
+    this.#timer.unref();
+  }
+
+  /** Take up the tasks a previous run left waiting or placed: each attempt is asked for again under its key. */
+  start(): void {
+    for (const task of this.#o.engine.heldTasks()) {
+      const p = task.placement ?? {};
+      if (p.runsOn !== undefined && p.attempt !== undefined) {
+        void this.#run(task.id, p.runsOn, p.attempt, task.status !== "pending");
+      } else {
+        this.#enqueue(task, p.attempt ?? 0);
+      }
+    }
+    this.#schedule();
+  }
+
+  /**
+   * Take a submission: run it here at once when this node qualifies and has a
+   * slot and nothing waits ahead of it, else keep it as a held task and place
+   * it. Refuses at once (AGENT_UNAVAILABLE) with `waitForPeer: false` when no
+   * member can start it now.
+   */
+  async submit(request: TaskSubmitRequest, options: SubmitOptions): Promise<TaskState> {
+    const { engine, selfId } = this.#o;
+    const agentId = request.agentId ?? "echo";
+    const route = options.route ?? ROUTE_AUTO;
+    if (route === ROUTE_LOCAL || route === selfId) return engine.submit({ ...request, agentId });
+    if (route !== ROUTE_AUTO && !this.#o.isMember(route)) throw new InvalidInputError(`${route} is not a member of this mesh`, "route");
+    const only = route === ROUTE_AUTO ? undefined : route;
+    const placement: TaskPlacement = { priority: options.priority ?? 0 };
+    if (options.requires !== undefined) placement.requires = options.requires;
+    if (options.deadline !== undefined) placement.deadline = options.deadline;
+    if (only === undefined && this.#waiting.size === 0 && options.requires === undefined && engine.freeSlots() > 0 && (await this.#availableHere(agentId))) {
+      return engine.submit({ ...request, agentId });
+    }
+    const probe: Waiting = { id: "", agentId, priority: placement.priority!, order: Number.MAX_SAFE_INTEGER, avoid: new Map(), attempts: 0 };
+    if (only !== undefined) probe.only = only;
+    if (options.requires !== undefined) probe.requires = options.requires;
+    const decision = await this.#decide([...this.#waiting.values(), probe]);
+    const target = decision.placed.find((p) => p.taskId === "")?.peerId;
+    if (target === undefined && options.waitForPeer === false) {
+      throw new AgentUnavailableError(agentId, `no member can start it now (${decision.waiting.get("") ?? "no member offers it"})`, "UNKNOWN_AGENT");
+    }
+    if (target === selfId) {
+      return engine.submit({ ...request, agentId });
+    }
+    if (target !== undefined && this.#waiting.size === 0) {
+      // Where the first attempt goes is durable with the task itself: a restart asks that member again under the same key.
+      const held = await engine.hold({ ...request, agentId }, { ...placement, runsOn: target, attempt: 1 }, `placing on ${target} (attempt 1)`);
+      void this.#run(held.id, target, 1, false);
+      return held;
+    }
+    const reason = decision.waiting.get("") ?? "queued";
+    const held = await engine.hold({ ...request, agentId }, { ...placement, reason }, reason);
+    this.#enqueue(held, 0, reason);
+    this.#schedule();
+    return held;
+  }
+
+  /** Submit an ended task (failed or cancelled) again with the same request and placement options. */
+  async retry(taskId: string, task: TaskState, request: TaskSubmitRequest): Promise<TaskState> {
+    if (task.status !== "failed" && task.status !== "cancelled") {
+      throw new CoderClawError("INVALID_TRANSITION", `task ${taskId} is ${task.status}: only a failed or cancelled task can be retried`);
+    }
+    const metadata = { ...(request.metadata ?? {}) };
+    for (const k of ["attemptOf", "attempt", "requester", "retryable"]) delete metadata[k];
+    const options: SubmitOptions = {};
+    const p = task.placement;
+    if (p?.priority !== undefined) options.priority = p.priority;
+    if (p?.requires !== undefined) options.requires = p.requires;
+    return this.submit({ ...request, parentTaskId: taskId, metadata: { ...metadata, retryOf: taskId } }, options);
+  }
+
+  /** Members or their records changed: look again. */
+  membersChanged(): void {
+    this.#records = undefined;
+    this.#schedule();
+  }
+
+  /** Stop placing; attempts under way stay as they are, durable, for the next start. */
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    this.#unsubscribe();
+    for (const a of this.#attempts.values()) a.controller.abort();
+  }
+
+  #enqueue(task: TaskState, attempts: number, reason?: string): void {
+    const p = task.placement ?? {};
+    const w: Waiting = { id: task.id, agentId: task.agentId ?? "echo", priority: p.priority ?? 0, order: this.#order++, avoid: new Map(), attempts };
+    if (p.requires !== undefined) w.requires = p.requires;
+    if (p.deadline !== undefined) w.deadline = p.deadline.getTime();
+    if (reason !== undefined) w.reason = reason;
+    this.#waiting.set(task.id, w);
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    if (this.#passing) {
+      this.#again = true;
+      return;
+    }
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#pass();
+    });
+  }
+
+  /** One placement pass over the waiting tasks. */
+  async #pass(): Promise<void> {
+    if (this.#passing || this.#stopped) return;
+    this.#passing = true;
+    try {
+      do {
+        this.#again = false;
+        await this.#expire();
+        if (this.#waiting.size === 0) break;
+        const decision = await this.#decide([...this.#waiting.values()]);
+        for (const { taskId, peerId } of decision.placed) await this.#place(taskId, peerId);
+        for (const [taskId, reason] of decision.waiting) this.#explain(taskId, reason);
+      } while (this.#again && !this.#stopped);
+    } catch (err) {
+      this.#o.onError?.("dispatch", err as Error);
+    } finally {
+      this.#passing = false;
+    }
+  }
+
+  /** Fail the waiting tasks whose deadline has passed. */
+  async #expire(): Promise<void> {
+    const now = Date.now();
+    for (const w of [...this.#waiting.values()]) {
+      if (w.deadline === undefined || w.deadline > now) continue;
+      this.#waiting.delete(w.id);
+      const why = w.reason ?? "no member could run it";
+      await this.#conclude(w.id, { status: "failed", error: `deadline ${new Date(w.deadline).toISOString()} passed before a member could run it (${why})` });
+    }
+  }
+
+  /** Record why a task waits, once per change of reason. */
+  #explain(taskId: string, reason: string): void {
+    const w = this.#waiting.get(taskId);
+    if (w === undefined || w.reason === reason) return;
+    w.reason = reason;
+    this.#o.engine.placeHeld(taskId, { reason }).catch((err: unknown) => this.#o.onError?.("dispatch", err as Error));
+  }
+
+  async #place(taskId: string, peer: string): Promise<void> {
+    const w = this.#waiting.get(taskId);
+    if (w === undefined) return;
+    this.#waiting.delete(taskId);
+    const { engine } = this.#o;
+    try {
+      if (peer === this.#o.selfId) {
+        if (!(await engine.runHere(taskId))) this.#waiting.set(taskId, w);
+        return;
+      }
+      const attempt = w.attempts + 1;
+      // Durable before the member hears of it: a restart asks it again under the same key rather than elsewhere.
+      await engine.placeHeld(taskId, { reason: undefined, runsOn: peer, attempt, attemptId: undefined }, `placing on ${peer} (attempt ${attempt})`);
+      void this.#run(taskId, peer, attempt, w.attempts > 0, w);
+    } catch (err) {
+      // The task ended meanwhile (cancelled), or storage failed: either way it is not waiting any more.
+      if (!(err instanceof CoderClawError && err.code === "INVALID_TRANSITION")) this.#o.onError?.("dispatch", err as Error);
+    }
+  }
+
+  /**
+   * Run attempt `n` of a held task on `peer` to its end: submit it (again,
+   * under the same key, while the member cannot be reached), follow it, mirror
+   * it, and end the task, re-place it, or wait for the member, as its outcome says.
+   */
+  async #run(taskId: string, peer: string, n: number, started: boolean, waiting?: Waiting): Promise<void> {
+    const { engine } = this.#o;
+    const controller = new AbortController();
+    const attempt: Attempt = { peer, controller };
+    this.#attempts.set(taskId, attempt);
+    this.#ours.set(peer, (this.#ours.get(peer) ?? 0) + 1);
+    try {
+      const request = engine.heldRequest(taskId);
+      const metadata = { ...(request.metadata ?? {}), attemptOf: taskId, attempt: n };
+      const accepted = await this.#submitAttempt(peer, { ...request, metadata }, `${taskId}/${n}`, controller.signal);
+      if (controller.signal.aborted) return;
+      if ("refused" in accepted) {
+        this.#theirsFull(peer, accepted.refused);
+        await engine.placeHeld(taskId, { runsOn: undefined, attempt: n, attemptId: undefined }, `${peer} did not take it: ${errorText(accepted.refused)}`);
+        this.#requeue(taskId, n, peer, waiting, 2000);
+        return;
+      }
+      const task = accepted.task;
+      attempt.attemptId = task.id;
+      const retryable = task.metadata?.retryable === true;
+      void engine.placeHeld(taskId, { attemptId: task.id }).catch(() => undefined);
+      if (!started) void engine.advanceHeld(taskId, "running", `running on ${peer} as task ${task.id}`).catch(() => undefined);
+      const end = await this.#follow(taskId, peer, task.id, retryable, controller.signal);
+      if (controller.signal.aborted) return;
+      if (end.kind === "lost" || (retryable && end.outcome.status === "failed" && LOST_ATTEMPT.test(end.outcome.error))) {
+        const why = end.kind === "lost" ? "lease expired" : end.outcome.status === "failed" ? end.outcome.error : "lost";
+        await engine.placeHeld(taskId, { runsOn: undefined, attemptId: undefined, reason: `attempt ${n} on ${peer} lost (${why}); re-placing` });
+        await engine.advanceHeld(taskId, "waiting", `attempt ${n} on ${peer} lost (${why}); re-placing`);
+        this.#requeue(taskId, n, peer, waiting, 3 * this.#o.leaseTimeoutMs);
+        return;
+      }
+      await this.#conclude(taskId, end.outcome);
+    } catch (err) {
+      if (!(err instanceof CoderClawError && (err.code === "INVALID_TRANSITION" || err.code === "NOT_FOUND"))) this.#o.onError?.("dispatch", err as Error);
+    } finally {
+      if (this.#attempts.get(taskId) === attempt) this.#attempts.delete(taskId);
+      this.#ours.set(peer, Math.max(0, (this.#ours.get(peer) ?? 1) - 1));
+      this.#schedule();
+    }
+  }
+
+  /** Put a task back in the queue after attempt `n`, keeping away from `peer` for `avoidMs`. */
+  #requeue(taskId: string, n: number, peer: string, waiting: Waiting | undefined, avoidMs: number): void {
+    const task = { id: taskId };
+    const w: Waiting = waiting ?? { ...this.#fromEngine(task.id), order: this.#order++ };
+    w.attempts = n;
+    w.avoid.set(peer, Date.now() + avoidMs);
+    delete w.reason;
+    this.#waiting.set(taskId, w);
+    this.#schedule();
+  }
+
+  #fromEngine(taskId: string): Waiting {
+    const held = this.#o.engine.heldTasks().find((t) => t.id === taskId);
+    const p = held?.placement ?? {};
+    const w: Waiting = { id: taskId, agentId: held?.agentId ?? "echo", priority: p.priority ?? 0, order: 0, avoid: new Map(), attempts: p.attempt ?? 0 };
+    if (p.requires !== undefined) w.requires = p.requires;
+    if (p.deadline !== undefined) w.deadline = p.deadline.getTime();
+    return w;
+  }
+
+  /**
+   * Submit an attempt until the member answers: a refusal is final, but a
+   * submission that may or may not have arrived is sent again under the same
+   * key (the member answers with the attempt it already has) and never
+   * elsewhere, so the work cannot start twice.
+   */
+  async #submitAttempt(peer: string, request: TaskSubmitRequest, key: string, signal: AbortSignal): Promise<{ task: TaskState } | { refused: CoderClawError }> {
+    let backoff = 100;
+    for (;;) {
+      try {
+        return { task: await this.#o.client.submit(peer, request, undefined, { follow: true, key, fenceAfterMs: this.#o.leaseTimeoutMs }) };
+      } catch (err) {
+        if (!(err instanceof CoderClawError)) throw err;
+        if (REFUSALS.has(err.code)) return { refused: err };
+        if (signal.aborted || this.#stopped) return { refused: err };
+      }
+      await sleep(backoff, signal);
+      backoff = Math.min(2000, backoff * 2);
+    }
+  }
+
+  /** Follow an attempt to its end, mirroring it; "lost" when a retryable attempt's member stays silent past the lease. */
+  async #follow(taskId: string, peer: string, attemptId: string, retryable: boolean, signal: AbortSignal): Promise<{ kind: "ended"; outcome: HeldOutcome } | { kind: "lost" }> {
+    const { engine, client, leaseTimeoutMs } = this.#o;
+    let after = 0;
+    let heard = Date.now();
+    let noted = false;
+    for (;;) {
+      try {
+        for await (const e of client.subscribe(peer, attemptId, after, signal)) {
+          heard = Date.now();
+          after = e.seq;
+          if (isTerminalEvent(e)) return { kind: "ended", outcome: await this.#outcome(peer, attemptId, e, signal) };
+          if (e.type !== "created") engine.mirrorHeld(taskId, e);
+        }
+      } catch (err) {
+        if (!(err instanceof CoderClawError && (err.code === "UNAVAILABLE" || err.code === "TIMEOUT"))) throw err;
+      }
+      if (signal.aborted) return { kind: "lost" };
+      if (presumedLost(client.leaseOf(attemptId), heard, leaseTimeoutMs)) {
+        if (retryable) return { kind: "lost" };
+        if (!noted) {
+          noted = true;
+          // Not retryable: only its member can say how it ended, so the task waits for it rather than guess.
+          await engine.placeHeld(taskId, {}, `${peer} unreachable since ${new Date(heard).toISOString()}; waiting for it to return`);
+        }
+      }
+      await sleep(Math.min(500, leaseTimeoutMs / 4), signal);
+    }
+  }
+
+  /** How an attempt ended, with its output read from its member (asked again until it answers). */
+  async #outcome(peer: string, attemptId: string, end: TaskEvent, signal: AbortSignal): Promise<HeldOutcome> {
+    for (let backoff = 100; ; backoff = Math.min(2000, backoff * 2)) {
+      const state = await this.#o.client.get(peer, attemptId).catch(() => undefined);
+      if (state !== undefined && state !== null && isTerminal(state.status)) {
+        if (state.status === "completed") return { status: "completed", ...(state.output !== undefined && { output: state.output }), ...(end.data !== undefined && { data: end.data }) };
+        if (state.status === "failed") return { status: "failed", error: state.error ?? end.message ?? "failed" };
+        return { status: "cancelled", message: end.message ?? "cancelled" };
+      }
+      if (signal.aborted) return { status: "failed", error: "stopped" };
+      await sleep(backoff, signal);
+    }
+  }
+
+  async #conclude(taskId: string, outcome: HeldOutcome): Promise<void> {
+    this.#concluding.add(taskId);
+    try {
+      await this.#o.engine.concludeHeld(taskId, outcome);
+    } finally {
+      this.#concluding.delete(taskId);
+    }
+  }
+
+  /** A held task cancelled here: stop placing it, and cancel its attempt where it runs. */
+  #onEvent(taskId: string, event: TaskEvent): void {
+    if (!isTerminalEvent(event) || event.status !== "cancelled" || this.#concluding.has(taskId)) return;
+    this.#waiting.delete(taskId);
+    const attempt = this.#attempts.get(taskId);
+    if (attempt === undefined) return;
+    attempt.controller.abort();
+    if (attempt.attemptId !== undefined) {
+      const { peer, attemptId } = attempt;
+      void this.#o.client.cancel(peer, attemptId).catch((err: unknown) => this.#o.onError?.("dispatch", err as Error));
+    }
+  }
+
+  /** A member refused for want of a slot: count it full until its record is read again. */
+  #theirsFull(peer: string, refusal: CoderClawError): void {
+    if (refusal.code !== "BUSY") return;
+    const record = this.#records?.list.find((c) => c.peerId === peer)?.record;
+    this.#theirs.set(peer, record?.maxConcurrency ?? Number.MAX_SAFE_INTEGER);
+  }
+
+  async #availableHere(agentId: string): Promise<boolean> {
+    const agent = this.#o.agents.get(agentId);
+    return agent !== undefined && (await agent.availability()).available;
+  }
+
+  /** The connected members' records, read again when older than the bound. */
+  async #memberRecords(): Promise<Candidate[]> {
+    const maxAge = this.#o.recordsMaxAgeMs ?? 1000;
+    if (this.#records !== undefined && Date.now() - this.#records.at < maxAge) return this.#records.list;
+    this.#refreshing ??= this.#o
+      .members()
+      .catch(() => [] as Candidate[])
+      .then((list) => {
+        const members = list.filter((c) => this.#o.isMember(c.peerId) && c.peerId !== this.#o.selfId);
+        this.#records = { at: Date.now(), list: members };
+        this.#theirs.clear();
+        // What a member's record counts as load beyond our own attempts there is others' work.
+        for (const c of members) this.#theirs.set(c.peerId, Math.max(0, c.record.load - (this.#ours.get(c.peerId) ?? 0)));
+        return members;
+      })
+      .finally(() => (this.#refreshing = undefined));
+    return this.#refreshing;
+  }
+
+  /** Placement of `tasks` over this node and the connected members as they stand now. */
+  async #decide(tasks: Waiting[]): Promise<ReturnType<typeof placeWaiting>> {
+    const { engine, agents, selfId } = this.#o;
+    const local = this.#o.local?.() ?? {};
+    const here: string[] = [];
+    for (const a of agents.list()) if ((await a.availability()).available) here.push(a.info.id);
+    const candidates: PlacementCandidate[] = [
+      { peerId: selfId, local: true, agents: new Set(here), labels: new Set(local.labels ?? []), resources: local.resources ?? {}, freeSlots: engine.freeSlots(), latencyMs: 0 },
+    ];
+    for (const c of await this.#memberRecords()) {
+      const record = c.record as typeof c.record & { labels?: string[]; resources?: Record<string, number> };
+      candidates.push({
+        peerId: c.peerId,
+        local: false,
+        agents: new Set(record.agents),
+        labels: new Set(record.labels ?? []),
+        resources: record.resources ?? {},
+        freeSlots: Math.max(0, record.maxConcurrency - (this.#ours.get(c.peerId) ?? 0) - (this.#theirs.get(c.peerId) ?? 0)),
+        ...(c.latencyMs !== undefined && { latencyMs: c.latencyMs }),
+      });
+    }
+    const now = Date.now();
+    const waiting: WaitingTask[] = tasks.map((w) => {
+      const exclude = new Set<string>();
+      for (const [peer, until] of w.avoid) if (until > now) exclude.add(peer);
+      if (w.only !== undefined) for (const c of candidates) if (c.peerId !== w.only) exclude.add(c.peerId);
+      return { id: w.id, agentId: w.agentId, priority: w.priority, order: w.order, exclude, ...(w.requires !== undefined && { requires: w.requires }) };
+    });
+    const decision = placeWaiting(waiting, candidates);
+    for (const w of tasks) {
+      if (w.only !== undefined && !candidates.some((c) => c.peerId === w.only) && decision.waiting.has(w.id)) decision.waiting.set(w.id, `waiting for member ${w.only} to connect`);
+    }
+    return decision;
+  }
+}
