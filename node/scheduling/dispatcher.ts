@@ -4,6 +4,7 @@ import type { SubmitOptions, TaskEvent, TaskPlacement, TaskRequirements, TaskSta
 import { ROUTE_AUTO, ROUTE_LOCAL } from "../../src/contract/types.js";
 import { isTerminal, isTerminalEvent } from "../../src/engine/state-machine.js";
 import type { HeldOutcome, TaskEngine } from "../../src/engine/task-engine.js";
+import { newTaskId } from "../../src/engine/task-id.js";
 import { presumedLost, type Lease } from "../../protocols/task/lease.js";
 import type { Candidate } from "../routing/index.js";
 import { placeWaiting, type PlacementCandidate, type WaitingTask } from "./placement.js";
@@ -60,8 +61,19 @@ interface Attempt {
   attemptId?: string;
 }
 
-/** Error codes after which a member did not take an attempt, and another may be tried. */
-const REFUSALS = new Set(["AGENT_UNAVAILABLE", "UNKNOWN_AGENT", "PERMISSION_DENIED", "BUSY", "SHUTTING_DOWN", "INVALID_INPUT"]);
+/**
+ * A submission that may or may not have reached the member: the connection
+ * failed or no answer came (the client gives these a cause). Only the same key
+ * to the same member settles it. The member's own answers are definite, even
+ * one that says UNAVAILABLE.
+ */
+const inDoubt = (err: CoderClawError): boolean => (err.code === "UNAVAILABLE" || err.code === "TIMEOUT") && err.cause !== undefined;
+
+/** Refusals after which the task waits for another chance (another member, or a slot); any other refusal ends it. */
+const WAIT_AFTER = new Set(["BUSY", "SHUTTING_DOWN", "UNKNOWN_AGENT", "AGENT_UNAVAILABLE"]);
+
+/** Member records younger than this are trusted to tell a new submission it must wait, ms. */
+const FRESH_MS = 100;
 
 /** A failed attempt that a retryable task runs again elsewhere: the member lost it, it did not fail by itself. */
 const LOST_ATTEMPT = /^(interrupted|superseded)/;
@@ -152,28 +164,59 @@ export class Dispatcher {
     if (only === undefined && this.#waiting.size === 0 && options.requires === undefined && engine.freeSlots() > 0 && (await this.#availableHere(agentId))) {
       return engine.submit({ ...request, agentId });
     }
+    if (only !== undefined) placement.route = only;
     const probe: Waiting = { id: "", agentId, priority: placement.priority!, order: Number.MAX_SAFE_INTEGER, avoid: new Map(), attempts: 0 };
     if (only !== undefined) probe.only = only;
     if (options.requires !== undefined) probe.requires = options.requires;
-    const decision = await this.#decide([...this.#waiting.values(), probe]);
+    let decision = await this.#decide([...this.#waiting.values(), probe]);
+    if (!decision.placed.some((p) => p.taskId === "") && this.#records !== undefined && Date.now() - this.#records.at > FRESH_MS) {
+      // Before telling a caller its task must wait, make sure of it with what the members say now.
+      this.#records = undefined;
+      decision = await this.#decide([...this.#waiting.values(), probe]);
+    }
     const target = decision.placed.find((p) => p.taskId === "")?.peerId;
     if (target === undefined && options.waitForPeer === false) {
       throw new AgentUnavailableError(agentId, `no member can start it now (${decision.waiting.get("") ?? "no member offers it"})`, "UNKNOWN_AGENT");
     }
-    if (target === selfId) {
-      return engine.submit({ ...request, agentId });
-    }
+    const req = { ...request, agentId };
+    if (target === selfId) return engine.submit(req);
     if (target !== undefined && this.#waiting.size === 0) {
-      // Where the first attempt goes is durable with the task itself: a restart asks that member again under the same key.
-      const held = await engine.hold({ ...request, agentId }, { ...placement, runsOn: target, attempt: 1 }, `placing on ${target} (attempt 1)`);
-      void this.#run(held.id, target, 1, false);
-      return held;
+      const sent = await this.#sendFirst(req, placement, target);
+      if (sent !== undefined) return sent;
     }
-    const reason = decision.waiting.get("") ?? "queued";
-    const held = await engine.hold({ ...request, agentId }, { ...placement, reason }, reason);
+    const reason = decision.waiting.get("") ?? "queued behind other tasks";
+    const held = await engine.hold(req, { ...placement, reason }, reason);
     this.#enqueue(held, 0, reason);
     this.#schedule();
     return held;
+  }
+
+  /**
+   * The first attempt of a new task, sent before the task is stored here: a
+   * member that refuses it leaves no trace here and the caller hears why at
+   * once. Once the member took it (or may have), the task is stored with its
+   * attempt and followed. Undefined when the member had no free slot: the task
+   * waits like any other.
+   */
+  async #sendFirst(request: TaskSubmitRequest, placement: TaskPlacement, peer: string): Promise<TaskState | undefined> {
+    const { engine, selfId } = this.#o;
+    const id = newTaskId(Date.now(), selfId);
+    const sent = await this.#submitAttempt(peer, this.#attemptRequest(id, 1, request), `${id}/1`, undefined, 1);
+    if ("refused" in sent && sent.refused.code === "BUSY") {
+      this.#theirsFull(peer, sent.refused);
+      return undefined;
+    }
+    if ("refused" in sent && !inDoubt(sent.refused)) throw sent.refused;
+    const accepted = "task" in sent ? sent.task : undefined;
+    const where: TaskPlacement = { ...placement, runsOn: peer, attempt: 1, ...(accepted !== undefined && { attemptId: accepted.id }) };
+    const held = await engine.hold(request, where, accepted === undefined ? `sent to ${peer} (attempt 1), no answer yet` : `placed on ${peer} as task ${accepted.id}`, id);
+    void this.#run(id, peer, 1, false, undefined, accepted);
+    return held;
+  }
+
+  /** An attempt's request: the task's, naming the task and the attempt. */
+  #attemptRequest(taskId: string, n: number, request: TaskSubmitRequest): TaskSubmitRequest {
+    return { ...request, metadata: { ...(request.metadata ?? {}), attemptOf: taskId, attempt: n } };
   }
 
   /** Submit an ended task (failed or cancelled) again with the same request and placement options. */
@@ -207,6 +250,7 @@ export class Dispatcher {
   #enqueue(task: TaskState, attempts: number, reason?: string): void {
     const p = task.placement ?? {};
     const w: Waiting = { id: task.id, agentId: task.agentId ?? "echo", priority: p.priority ?? 0, order: this.#order++, avoid: new Map(), attempts };
+    if (p.route !== undefined) w.only = p.route;
     if (p.requires !== undefined) w.requires = p.requires;
     if (p.deadline !== undefined) w.deadline = p.deadline.getTime();
     if (reason !== undefined) w.reason = reason;
@@ -291,20 +335,28 @@ export class Dispatcher {
    * under the same key, while the member cannot be reached), follow it, mirror
    * it, and end the task, re-place it, or wait for the member, as its outcome says.
    */
-  async #run(taskId: string, peer: string, n: number, started: boolean, waiting?: Waiting): Promise<void> {
+  async #run(taskId: string, peer: string, n: number, started: boolean, waiting?: Waiting, alreadyAccepted?: TaskState): Promise<void> {
     const { engine } = this.#o;
     const controller = new AbortController();
     const attempt: Attempt = { peer, controller };
     this.#attempts.set(taskId, attempt);
     this.#ours.set(peer, (this.#ours.get(peer) ?? 0) + 1);
     try {
-      const request = engine.heldRequest(taskId);
-      const metadata = { ...(request.metadata ?? {}), attemptOf: taskId, attempt: n };
-      const accepted = await this.#submitAttempt(peer, { ...request, metadata }, `${taskId}/${n}`, controller.signal);
-      if (controller.signal.aborted) return;
+      const accepted = alreadyAccepted !== undefined ? { task: alreadyAccepted } : await this.#submitAttempt(peer, this.#attemptRequest(taskId, n, engine.heldRequest(taskId)), `${taskId}/${n}`, controller.signal);
+      if (controller.signal.aborted) {
+        // Cancelled while the member had not answered yet: it may hold the attempt all the same.
+        if ("task" in accepted) void this.#o.client.cancel(peer, accepted.task.id).catch((err: unknown) => this.#o.onError?.("dispatch", err as Error));
+        return;
+      }
       if ("refused" in accepted) {
-        this.#theirsFull(peer, accepted.refused);
-        await engine.placeHeld(taskId, { runsOn: undefined, attempt: n, attemptId: undefined }, `${peer} did not take it: ${errorText(accepted.refused)}`);
+        const refusal = accepted.refused;
+        this.#theirsFull(peer, refusal);
+        const pinned = engine.heldTasks().find((t) => t.id === taskId)?.placement?.route !== undefined;
+        if (!WAIT_AFTER.has(refusal.code) || (pinned && refusal.code !== "BUSY")) {
+          await this.#conclude(taskId, { status: "failed", error: `${peer} refused it: ${refusal.message}` });
+          return;
+        }
+        await engine.placeHeld(taskId, { runsOn: undefined, attempt: n, attemptId: undefined }, `${peer} did not take it: ${errorText(refusal)}`);
         this.#requeue(taskId, n, peer, waiting, 2000);
         return;
       }
@@ -347,6 +399,7 @@ export class Dispatcher {
     const held = this.#o.engine.heldTasks().find((t) => t.id === taskId);
     const p = held?.placement ?? {};
     const w: Waiting = { id: taskId, agentId: held?.agentId ?? "echo", priority: p.priority ?? 0, order: 0, avoid: new Map(), attempts: p.attempt ?? 0 };
+    if (p.route !== undefined) w.only = p.route;
     if (p.requires !== undefined) w.requires = p.requires;
     if (p.deadline !== undefined) w.deadline = p.deadline.getTime();
     return w;
@@ -358,15 +411,14 @@ export class Dispatcher {
    * key (the member answers with the attempt it already has) and never
    * elsewhere, so the work cannot start twice.
    */
-  async #submitAttempt(peer: string, request: TaskSubmitRequest, key: string, signal: AbortSignal): Promise<{ task: TaskState } | { refused: CoderClawError }> {
+  async #submitAttempt(peer: string, request: TaskSubmitRequest, key: string, signal: AbortSignal | undefined, tries = Infinity): Promise<{ task: TaskState } | { refused: CoderClawError }> {
     let backoff = 100;
-    for (;;) {
+    for (let tried = 1; ; tried++) {
       try {
         return { task: await this.#o.client.submit(peer, request, undefined, { follow: true, key, fenceAfterMs: this.#o.leaseTimeoutMs }) };
       } catch (err) {
         if (!(err instanceof CoderClawError)) throw err;
-        if (REFUSALS.has(err.code)) return { refused: err };
-        if (signal.aborted || this.#stopped) return { refused: err };
+        if (!inDoubt(err) || tried >= tries || signal?.aborted === true || this.#stopped) return { refused: err };
       }
       await sleep(backoff, signal);
       backoff = Math.min(2000, backoff * 2);
@@ -385,7 +437,10 @@ export class Dispatcher {
           heard = Date.now();
           after = e.seq;
           if (isTerminalEvent(e)) return { kind: "ended", outcome: await this.#outcome(peer, attemptId, e, signal) };
-          if (e.type !== "created") engine.mirrorHeld(taskId, e);
+          if (e.type !== "created" && !engine.mirrorHeld(taskId, e)) {
+            this.#cancelAttempt(taskId);
+            return { kind: "lost" };
+          }
         }
       } catch (err) {
         if (!(err instanceof CoderClawError && (err.code === "UNAVAILABLE" || err.code === "TIMEOUT"))) throw err;
@@ -430,8 +485,13 @@ export class Dispatcher {
   #onEvent(taskId: string, event: TaskEvent): void {
     if (!isTerminalEvent(event) || event.status !== "cancelled" || this.#concluding.has(taskId)) return;
     this.#waiting.delete(taskId);
+    this.#cancelAttempt(taskId);
+  }
+
+  /** Stop following a task's attempt and cancel it where it runs, once. */
+  #cancelAttempt(taskId: string): void {
     const attempt = this.#attempts.get(taskId);
-    if (attempt === undefined) return;
+    if (attempt === undefined || attempt.controller.signal.aborted) return;
     attempt.controller.abort();
     if (attempt.attemptId !== undefined) {
       const { peer, attemptId } = attempt;
@@ -492,16 +552,29 @@ export class Dispatcher {
       });
     }
     const now = Date.now();
-    const waiting: WaitingTask[] = tasks.map((w) => {
-      const exclude = new Set<string>();
-      for (const [peer, until] of w.avoid) if (until > now) exclude.add(peer);
-      if (w.only !== undefined) for (const c of candidates) if (c.peerId !== w.only) exclude.add(c.peerId);
-      return { id: w.id, agentId: w.agentId, priority: w.priority, order: w.order, exclude, ...(w.requires !== undefined && { requires: w.requires }) };
-    });
-    const decision = placeWaiting(waiting, candidates);
-    for (const w of tasks) {
-      if (w.only !== undefined && !candidates.some((c) => c.peerId === w.only) && decision.waiting.has(w.id)) decision.waiting.set(w.id, `waiting for member ${w.only} to connect`);
+    // A task pinned to a member goes there as soon as it has a slot: the member, not this node, judges whether it can run it.
+    const pinned = tasks.filter((w) => w.only !== undefined).sort((x, y) => y.priority - x.priority || x.order - y.order);
+    const pinnedPlaced: Array<{ taskId: string; peerId: string }> = [];
+    const pinnedWaiting = new Map<string, string>();
+    for (const w of pinned) {
+      const c = candidates.find((k) => k.peerId === w.only);
+      if (c === undefined) pinnedWaiting.set(w.id, `waiting for member ${w.only} to connect`);
+      else if (c.freeSlots <= 0) pinnedWaiting.set(w.id, `waiting for a free slot on member ${w.only}`);
+      else {
+        c.freeSlots--;
+        pinnedPlaced.push({ taskId: w.id, peerId: c.peerId });
+      }
     }
+    const waiting: WaitingTask[] = tasks
+      .filter((w) => w.only === undefined)
+      .map((w) => {
+        const exclude = new Set<string>();
+        for (const [peer, until] of w.avoid) if (until > now) exclude.add(peer);
+        return { id: w.id, agentId: w.agentId, priority: w.priority, order: w.order, exclude, ...(w.requires !== undefined && { requires: w.requires }) };
+      });
+    const decision = placeWaiting(waiting, candidates);
+    decision.placed.unshift(...pinnedPlaced);
+    for (const [id, reason] of pinnedWaiting) decision.waiting.set(id, reason);
     return decision;
   }
 }

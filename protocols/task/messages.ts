@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MetadataSchema } from "../../src/contract/metadata.js";
+import { RequirementsSchema } from "../../src/contract/submit-options.js";
 import { TASK_STATUSES, type TaskStatus } from "../../src/contract/types.js";
 import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/codec.js";
 
@@ -57,6 +58,18 @@ export const wireStateSchema = z.strictObject({
   metadata: z.record(z.string(), z.unknown()).optional(),
   executorId: text(128).optional(),
   submittedBy: text(128).optional(),
+  placement: z
+    .strictObject({
+      reason: text(1024).optional(),
+      runsOn: text(128).optional(),
+      attemptId: taskId.optional(),
+      attempt: z.number().int().min(1).optional(),
+      priority: z.number().int().optional(),
+      requires: RequirementsSchema.optional(),
+      deadline: ms.optional(),
+      route: text(128).optional(),
+    })
+    .optional(),
 });
 
 /** One history entry or update on the wire. */

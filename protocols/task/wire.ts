@@ -29,14 +29,20 @@ export function stateToWire(s: TaskState): WireState {
     metadata: s.metadata,
     executorId: s.executorId,
     submittedBy: s.submittedBy,
+    placement: s.placement === undefined ? undefined : defined({ ...s.placement, deadline: s.placement.deadline?.getTime() }),
   });
 }
 
 /** Wire form back to TaskState. */
 export function stateFromWire(w: WireState): TaskState {
-  const { createdAt, startedAt, completedAt, ...rest } = w;
+  const { createdAt, startedAt, completedAt, placement, ...rest } = w;
   const s = defined({ ...rest }) as TaskState;
   s.createdAt = new Date(createdAt);
+  if (placement !== undefined) {
+    const { deadline, ...moving } = placement;
+    s.placement = defined({ ...moving }) as TaskState["placement"] & object;
+    if (deadline !== undefined) s.placement.deadline = new Date(deadline);
+  }
   if (startedAt !== undefined) s.startedAt = new Date(startedAt);
   if (completedAt !== undefined) s.completedAt = new Date(completedAt);
   return s;

@@ -240,6 +240,8 @@ export interface TaskPlacement {
   priority?: number;
   requires?: TaskRequirements;
   deadline?: Date;
+  /** The member the submission pinned the task to (its route), when it named one. */
+  route?: string;
 }
 
 /** The contract every runtime offers, whatever its deployment mode. */

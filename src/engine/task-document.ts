@@ -60,6 +60,7 @@ interface FixedPlacement {
   priority?: number;
   requires?: TaskPlacement["requires"];
   deadline?: number;
+  route?: string;
 }
 
 /** The part of a task's placement that changes as it waits and is placed. */
@@ -87,6 +88,7 @@ function fixedPlacement(p: TaskPlacement | undefined): FixedPlacement | undefine
   if (p.priority !== undefined) f.priority = p.priority;
   if (p.requires !== undefined) f.requires = p.requires;
   if (p.deadline !== undefined) f.deadline = p.deadline.getTime();
+  if (p.route !== undefined) f.route = p.route;
   return f;
 }
 
@@ -117,6 +119,7 @@ function readPlacement(fixed: unknown, moving: unknown): TaskPlacement | undefin
   if (isNumber(f.priority)) p.priority = f.priority;
   if (typeof f.requires === "object" && f.requires !== null) p.requires = f.requires;
   if (isNumber(f.deadline)) p.deadline = new Date(f.deadline);
+  if (isString(f.route)) p.route = f.route;
   if (isString(m.reason)) p.reason = m.reason;
   if (isString(m.runsOn)) p.runsOn = m.runsOn;
   if (isString(m.attemptId)) p.attemptId = m.attemptId;

@@ -191,11 +191,13 @@ export class TaskEngine {
    * (`placement.reason` says why, `placement.runsOn` where it is being placed); the dispatcher reports where it goes with
    * {@link TaskEngine.placeHeld}, {@link TaskEngine.advanceHeld} and
    * {@link TaskEngine.mirrorHeld}, and ends it with {@link TaskEngine.concludeHeld}.
+   * `id`, when given, is the task's id, minted for this node beforehand (the
+   * dispatcher names the task in its first attempt before storing it).
    * Resolves once the task is durable.
    */
-  async hold(input: unknown, placement: TaskPlacement, message: string): Promise<TaskState> {
+  async hold(input: unknown, placement: TaskPlacement, message: string, id?: string): Promise<TaskState> {
     if (!this.accepting) throw new CoderClawError("SHUTTING_DOWN", "the runtime is shutting down and accepts no new tasks");
-    const record = takeInForPlacement(input, placement, this.intake);
+    const record = takeInForPlacement(input, placement, this.intake, id);
     const task = newLiveTask(record, undefined, undefined);
     task.delegated = true;
     this.record(task, "created", `task accepted; ${message}`);
@@ -243,14 +245,20 @@ export class TaskEngine {
     await this.persistence.durable(task);
   }
 
-  /** Copy an event of a held task's attempt into its history: output, progress, and moves between running and waiting. */
-  mirrorHeld(taskId: string, event: TaskEvent): void {
-    const task = this.requireHeld(taskId);
+  /**
+   * Copy an event of a held task's attempt into its history: output, progress,
+   * and moves between running and waiting. False when the task is no longer
+   * held here (it was cancelled meanwhile): its attempt is no longer wanted.
+   */
+  mirrorHeld(taskId: string, event: TaskEvent): boolean {
+    const task = this.live.get(taskId);
+    if (task === undefined || !task.delegated || isTerminal(task.state.status)) return false;
     if (event.type === "output_added" && event.message !== undefined) this.record(task, "output_added", event.message);
     else if (event.type === "progress_updated" && event.progress !== undefined && task.state.status === "running") this.progress(task, event.progress, event.message);
     else if (event.type === "status_changed" && (event.status === "running" || event.status === "waiting") && task.state.status !== event.status && canTransition(task.state.status, event.status)) {
       this.transition(task, event.status, event.message ?? event.status, event.data);
     }
+    return true;
   }
 
   /** End a held task with its attempt's outcome; resolves with its state once durable (and only then is the outcome told). */

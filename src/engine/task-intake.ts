@@ -1,10 +1,10 @@
-import { AgentUnavailableError } from "../contract/errors.js";
+import { AgentUnavailableError, CoderClawError } from "../contract/errors.js";
 import type { TaskPlacement, TaskState, TaskSubmitRequest } from "../contract/types.js";
 import type { AgentExecutor, AgentRegistry } from "../agents/executor.js";
 import type { ExecutionEnvironment } from "./execution-environment.js";
 import { parseSubmitRequest } from "./submit-schema.js";
 import type { TaskRecord } from "./task-document.js";
-import { newTaskId } from "./task-id.js";
+import { isTaskIdOf, newTaskId } from "./task-id.js";
 
 /** What a submission is checked against; see the fields of the same names in `TaskEngineOptions`. */
 export interface IntakeSettings {
@@ -42,10 +42,14 @@ export async function takeIn(input: unknown, submittedBy: string | undefined, se
  * member: the request is checked as for {@link takeIn}, but the agent need not
  * exist here (the member that runs the task checks it).
  */
-export function takeInForPlacement(input: unknown, placement: TaskPlacement, settings: IntakeSettings): TaskRecord {
+export function takeInForPlacement(input: unknown, placement: TaskPlacement, settings: IntakeSettings, id?: string): TaskRecord {
   const request = parseSubmitRequest(input, settings.maxInputBytes);
   settings.environment.assertWorkspaceAllowed(request);
   const record = newRecord(request, request.agentId ?? settings.defaultAgentId, undefined, settings);
+  if (id !== undefined) {
+    if (settings.executorId === undefined || !isTaskIdOf(id, settings.executorId)) throw new CoderClawError("INVALID_INPUT", `task id ${id} is not one of this node's`, { field: "id" });
+    record.state.id = id;
+  }
   record.state.placement = { ...placement };
   return record;
 }

@@ -159,7 +159,9 @@ describe("attack table: replicated task state", () => {
     const s = await scene();
     // F is away while V runs M's task; M then withholds V's copy and offers its own version when F is back.
     await s.f.stop();
-    const task = await s.m.adapter.submitTask({ description: "v's", input: "x", agentId: "echo" }, { route: s.v.peerId });
+    const submitted = await s.m.adapter.submitTask({ description: "v's", input: "x", agentId: "echo" }, { route: s.v.peerId });
+    // The task V runs for M (its attempt) is V's document.
+    const task = { id: submitted.placement!.attemptId! };
     await eventually(async () => (await s.m.core.engine.getTask(task.id))?.status === "completed", 10_000, "M holds V's task");
     await s.m.sync.stop();
     const f = await createNode(options(s.homes.f, false));

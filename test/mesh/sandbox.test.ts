@@ -39,8 +39,11 @@ async function pair(v: Partial<NodeOptions> = {}): Promise<{ f: CoderClawNode; v
 /** F (admin) has V run `script`; resolves with V's final state of it. */
 async function runOnV(f: CoderClawNode, v: CoderClawNode, script: string) {
   const task = await f.adapter.submitTask({ description: "probe", input: script, agentId: "shell" }, { route: v.peerId });
-  await eventually(async () => ["completed", "failed"].includes((await v.core.engine.getTask(task.id))?.status ?? ""), 15_000, "task ended");
-  return (await v.core.engine.getTask(task.id))!;
+  for await (const _ of f.adapter.streamTaskUpdates(task.id));
+  const state = (await f.adapter.getTaskState(task.id))!;
+  // V ran it as an attempt of F's task, and recorded the same outcome.
+  expect((await v.core.engine.getTask(state.placement!.attemptId!))?.status).toBe(state.status);
+  return state;
 }
 
 describe("sandbox of work from other devices", () => {
@@ -92,7 +95,7 @@ describe("sandbox of work from other devices", () => {
     expect(await missing.v.core.engine.listTasks()).toEqual([]);
     // Work that runs no process needs no sandbox.
     const echo = await missing.f.adapter.submitTask({ description: "echo", input: "hi", agentId: "echo" }, { route: missing.v.peerId });
-    await eventually(async () => (await missing.v.core.engine.getTask(echo.id))?.status === "completed", 15_000, "echo task");
+    await eventually(async () => (await missing.f.adapter.getTaskState(echo.id))?.status === "completed", 15_000, "echo task");
     // The node's own shell work needs none either.
     const local = await missing.v.adapter.submitTask({ description: "local", input: "echo local", agentId: "shell" }, { route: missing.v.peerId });
     await eventually(async () => (await missing.v.core.engine.getTask(local.id))?.status === "completed", 15_000, "local shell task");

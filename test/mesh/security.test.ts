@@ -24,20 +24,23 @@ describe("security where work runs", () => {
 
     // B (trusted: developer) may have A run an ordinary agent.
     const ok = await b.adapter.submitTask({ description: "fine", input: "x", agentId: "echo" }, { route: a.peerId });
-    expect(ok.executorId).toBe(a.peerId);
+    expect(ok.placement?.runsOn).toBe(a.peerId);
 
     // C (verified: ci) may not run the dangerous shell agent on A, whatever C's node says.
     const denied = await c.adapter.submitTask({ description: "rm", input: "rm -rf /", agentId: "shell" }, { route: a.peerId }).catch((e: unknown) => e);
-    expect(hasCode(denied, "PERMISSION_DENIED")).toBe(true);
+    expect(hasCode(denied, "PERMISSION_DENIED"), JSON.stringify(denied)).toBe(true);
     const audit = await a.security.current.getAuditLog({ action: "task.submit" });
     expect(audit.some((e) => e.body.userId === b.peerId && e.body.result === "allowed")).toBe(true);
     expect(audit.some((e) => e.body.userId === c.peerId && e.body.result === "denied")).toBe(true);
 
     // C's role (ci) has no task:cancel: A refuses C's cancel of B's running task, and audits it.
     const long = await b.adapter.submitTask({ description: "long", input: "600000 600", agentId: "sleep" }, { route: a.peerId });
-    const refusedCancel = await c.client.cancel(a.peerId, long.id).catch((e: unknown) => e);
+    // A runs it as an attempt of B's task.
+    const refusedCancel = await c.client.cancel(a.peerId, long.placement!.attemptId!).catch((e: unknown) => e);
     expect(hasCode(refusedCancel, "PERMISSION_DENIED")).toBe(true);
+    // B's cancel of its task reaches the attempt on A.
     expect(await b.adapter.cancelTask(long.id)).toBe(true);
+    await eventually(async () => (await a.core.engine.getTask(long.placement!.attemptId!))?.status === "cancelled", 10_000, "A cancels the attempt");
     const cancels = await a.security.current.getAuditLog({ action: "task.cancel" });
     expect(cancels.map((e) => [e.body.userId, e.body.result])).toEqual(expect.arrayContaining([[c.peerId, "denied"], [b.peerId, "allowed"]]));
 
