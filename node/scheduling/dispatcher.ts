@@ -115,6 +115,10 @@ export class Dispatcher {
   #records: { at: number; list: Candidate[] } | undefined;
   #refreshing: Promise<Candidate[]> | undefined;
   #order = 0;
+  /** Local slots promised to submissions whose task the engine has not queued yet. */
+  #reservedHere = 0;
+  /** The last placement decision queued; the next one waits for it. */
+  #turn: Promise<void> = Promise.resolve();
   #passing = false;
   #again = false;
   #scheduled = false;
@@ -137,6 +141,7 @@ export class Dispatcher {
     for (const task of this.#o.engine.heldTasks()) {
       const p = task.placement ?? {};
       if (p.runsOn !== undefined && p.attempt !== undefined) {
+        this.#reserve(p.runsOn);
         void this.#run(task.id, p.runsOn, p.attempt, task.status !== "pending");
       } else {
         this.#enqueue(task, p.attempt ?? 0);
@@ -161,28 +166,46 @@ export class Dispatcher {
     const placement: TaskPlacement = { priority: options.priority ?? 0 };
     if (options.requires !== undefined) placement.requires = options.requires;
     if (options.deadline !== undefined) placement.deadline = options.deadline;
-    if (only === undefined && this.#waiting.size === 0 && options.requires === undefined && engine.freeSlots() > 0 && (await this.#availableHere(agentId))) {
-      return engine.submit({ ...request, agentId });
+    if (only === undefined && this.#waiting.size === 0 && options.requires === undefined && this.#freeHere() > 0) {
+      // The slot is taken before anything is awaited: a burst of submissions must not all see the same free slot.
+      this.#reservedHere++;
+      try {
+        if (await this.#availableHere(agentId)) return await engine.submit({ ...request, agentId });
+      } finally {
+        this.#reservedHere--;
+      }
     }
     if (only !== undefined) placement.route = only;
     const probe: Waiting = { id: "", agentId, priority: placement.priority!, order: Number.MAX_SAFE_INTEGER, avoid: new Map(), attempts: 0 };
     if (only !== undefined) probe.only = only;
     if (options.requires !== undefined) probe.requires = options.requires;
-    let decision = await this.#decide([...this.#waiting.values(), probe]);
-    if (!decision.placed.some((p) => p.taskId === "") && this.#records !== undefined && Date.now() - this.#records.at > FRESH_MS) {
-      // Before telling a caller its task must wait, make sure of it with what the members say now.
-      this.#records = undefined;
-      decision = await this.#decide([...this.#waiting.values(), probe]);
-    }
-    const target = decision.placed.find((p) => p.taskId === "")?.peerId;
+    // Decisions are taken one at a time, each reserving the slot it picks: a burst of submissions must not all see the same slot free.
+    const { decision, target } = await this.#exclusive(async () => {
+      let d = await this.#decide([...this.#waiting.values(), probe]);
+      if (!d.placed.some((p) => p.taskId === "") && this.#records !== undefined && Date.now() - this.#records.at > FRESH_MS) {
+        // Before telling a caller its task must wait, make sure of it with what the members say now.
+        this.#records = undefined;
+        d = await this.#decide([...this.#waiting.values(), probe]);
+      }
+      const t = d.placed.find((p) => p.taskId === "")?.peerId;
+      if (t !== undefined) this.#reserve(t);
+      return { decision: d, target: t };
+    });
     if (target === undefined && options.waitForPeer === false) {
       throw new AgentUnavailableError(agentId, `no member can start it now (${decision.waiting.get("") ?? "no member offers it"})`, "UNKNOWN_AGENT");
     }
     const req = { ...request, agentId };
-    if (target === selfId) return engine.submit(req);
-    if (target !== undefined && this.#waiting.size === 0) {
-      const sent = await this.#sendFirst(req, placement, target);
+    if (target === selfId) {
+      try {
+        return await engine.submit(req);
+      } finally {
+        this.#release(selfId);
+      }
+    }
+    if (target !== undefined) {
+      const sent = this.#waiting.size === 0 ? await this.#sendFirst(req, placement, target) : undefined;
       if (sent !== undefined) return sent;
+      this.#release(target);
     }
     const reason = decision.waiting.get("") ?? "queued behind other tasks";
     const held = await engine.hold(req, { ...placement, reason }, reason);
@@ -196,7 +219,7 @@ export class Dispatcher {
    * member that refuses it leaves no trace here and the caller hears why at
    * once. Once the member took it (or may have), the task is stored with its
    * attempt and followed. Undefined when the member had no free slot: the task
-   * waits like any other.
+   * waits like any other. The member's slot is reserved by the caller.
    */
   async #sendFirst(request: TaskSubmitRequest, placement: TaskPlacement, peer: string): Promise<TaskState | undefined> {
     const { engine, selfId } = this.#o;
@@ -206,10 +229,20 @@ export class Dispatcher {
       this.#theirsFull(peer, sent.refused);
       return undefined;
     }
-    if ("refused" in sent && !inDoubt(sent.refused)) throw sent.refused;
+    if ("refused" in sent && !inDoubt(sent.refused)) {
+      this.#release(peer);
+      throw sent.refused;
+    }
     const accepted = "task" in sent ? sent.task : undefined;
     const where: TaskPlacement = { ...placement, runsOn: peer, attempt: 1, ...(accepted !== undefined && { attemptId: accepted.id }) };
-    const held = await engine.hold(request, where, accepted === undefined ? `sent to ${peer} (attempt 1), no answer yet` : `placed on ${peer} as task ${accepted.id}`, id);
+    let held: TaskState;
+    try {
+      held = await engine.hold(request, where, accepted === undefined ? `sent to ${peer} (attempt 1), no answer yet` : `placed on ${peer} as task ${accepted.id}`, id);
+    } catch (err) {
+      this.#release(peer);
+      throw err;
+    }
+    // The attempt takes over the slot reserved for it.
     void this.#run(id, peer, 1, false, undefined, accepted);
     return held;
   }
@@ -280,8 +313,13 @@ export class Dispatcher {
         this.#again = false;
         await this.#expire();
         if (this.#waiting.size === 0) break;
-        const decision = await this.#decide([...this.#waiting.values()]);
-        for (const { taskId, peerId } of decision.placed) await this.#place(taskId, peerId);
+        const decision = await this.#exclusive(async () => {
+          const d = await this.#decide([...this.#waiting.values()]);
+          for (const { peerId } of d.placed) this.#reserve(peerId);
+          return d;
+        });
+        // Placed together, so that their placement records share one write.
+        await Promise.all(decision.placed.map(({ taskId, peerId }) => this.#place(taskId, peerId)));
         for (const [taskId, reason] of decision.waiting) this.#explain(taskId, reason);
       } while (this.#again && !this.#stopped);
     } catch (err) {
@@ -310,19 +348,32 @@ export class Dispatcher {
     this.#o.engine.placeHeld(taskId, { reason }).catch((err: unknown) => this.#o.onError?.("dispatch", err as Error));
   }
 
+  /** Send a waiting task where the pass placed it, on the slot the pass reserved there. */
   async #place(taskId: string, peer: string): Promise<void> {
     const w = this.#waiting.get(taskId);
-    if (w === undefined) return;
+    if (w === undefined) {
+      this.#release(peer);
+      return;
+    }
     this.#waiting.delete(taskId);
     const { engine } = this.#o;
     try {
       if (peer === this.#o.selfId) {
-        if (!(await engine.runHere(taskId))) this.#waiting.set(taskId, w);
+        try {
+          if (!(await engine.runHere(taskId))) this.#waiting.set(taskId, w);
+        } finally {
+          this.#release(peer);
+        }
         return;
       }
       const attempt = w.attempts + 1;
-      // Durable before the member hears of it: a restart asks it again under the same key rather than elsewhere.
-      await engine.placeHeld(taskId, { reason: undefined, runsOn: peer, attempt, attemptId: undefined }, `placing on ${peer} (attempt ${attempt})`);
+      try {
+        // Durable before the member hears of it: a restart asks it again under the same key rather than elsewhere.
+        await engine.placeHeld(taskId, { reason: undefined, runsOn: peer, attempt, attemptId: undefined }, `placing on ${peer} (attempt ${attempt})`);
+      } catch (err) {
+        this.#release(peer);
+        throw err;
+      }
       void this.#run(taskId, peer, attempt, w.attempts > 0, w);
     } catch (err) {
       // The task ended meanwhile (cancelled), or storage failed: either way it is not waiting any more.
@@ -333,14 +384,21 @@ export class Dispatcher {
   /**
    * Run attempt `n` of a held task on `peer` to its end: submit it (again,
    * under the same key, while the member cannot be reached), follow it, mirror
-   * it, and end the task, re-place it, or wait for the member, as its outcome says.
+   * it, and end the task, re-place it, or wait for the member, as its outcome
+   * says. It owns the slot reserved for it there, and gives it back at its end.
    */
   async #run(taskId: string, peer: string, n: number, started: boolean, waiting?: Waiting, alreadyAccepted?: TaskState): Promise<void> {
     const { engine } = this.#o;
     const controller = new AbortController();
     const attempt: Attempt = { peer, controller };
     this.#attempts.set(taskId, attempt);
-    this.#ours.set(peer, (this.#ours.get(peer) ?? 0) + 1);
+    let slotHeld = true;
+    const freeSlot = (): void => {
+      if (!slotHeld) return;
+      slotHeld = false;
+      this.#release(peer);
+      this.#schedule();
+    };
     try {
       const accepted = alreadyAccepted !== undefined ? { task: alreadyAccepted } : await this.#submitAttempt(peer, this.#attemptRequest(taskId, n, engine.heldRequest(taskId)), `${taskId}/${n}`, controller.signal);
       if (controller.signal.aborted) {
@@ -366,6 +424,8 @@ export class Dispatcher {
       void engine.placeHeld(taskId, { attemptId: task.id }).catch(() => undefined);
       if (!started) void engine.advanceHeld(taskId, "running", `running on ${peer} as task ${task.id}`).catch(() => undefined);
       const end = await this.#follow(taskId, peer, task.id, retryable, controller.signal);
+      // The member's slot is free from now on: the next task need not wait for this one's outcome to be written here.
+      freeSlot();
       if (controller.signal.aborted) return;
       if (end.kind === "lost" || (retryable && end.outcome.status === "failed" && LOST_ATTEMPT.test(end.outcome.error))) {
         const why = end.kind === "lost" ? "lease expired" : end.outcome.status === "failed" ? end.outcome.error : "lost";
@@ -379,8 +439,7 @@ export class Dispatcher {
       if (!(err instanceof CoderClawError && (err.code === "INVALID_TRANSITION" || err.code === "NOT_FOUND"))) this.#o.onError?.("dispatch", err as Error);
     } finally {
       if (this.#attempts.get(taskId) === attempt) this.#attempts.delete(taskId);
-      this.#ours.set(peer, Math.max(0, (this.#ours.get(peer) ?? 1) - 1));
-      this.#schedule();
+      freeSlot();
     }
   }
 
@@ -481,9 +540,12 @@ export class Dispatcher {
     }
   }
 
-  /** A held task cancelled here: stop placing it, and cancel its attempt where it runs. */
+  /** A task ended here: a held one cancelled stops being placed and its attempt is cancelled where it runs. */
   #onEvent(taskId: string, event: TaskEvent): void {
-    if (!isTerminalEvent(event) || event.status !== "cancelled" || this.#concluding.has(taskId)) return;
+    if (!isTerminalEvent(event)) return;
+    // A task that ended here freed a local slot.
+    if (this.#waiting.size > 0) this.#schedule();
+    if (event.status !== "cancelled" || this.#concluding.has(taskId)) return;
     this.#waiting.delete(taskId);
     this.#cancelAttempt(taskId);
   }
@@ -504,6 +566,34 @@ export class Dispatcher {
     if (refusal.code !== "BUSY") return;
     const record = this.#records?.list.find((c) => c.peerId === peer)?.record;
     this.#theirs.set(peer, record?.maxConcurrency ?? Number.MAX_SAFE_INTEGER);
+  }
+
+  /** Take a slot of `peer` (this node or a member) for a task about to go there. */
+  #reserve(peer: string): void {
+    if (peer === this.#o.selfId) this.#reservedHere++;
+    else this.#ours.set(peer, (this.#ours.get(peer) ?? 0) + 1);
+  }
+
+  #release(peer: string): void {
+    if (peer === this.#o.selfId) this.#reservedHere = Math.max(0, this.#reservedHere - 1);
+    else this.#ours.set(peer, Math.max(0, (this.#ours.get(peer) ?? 1) - 1));
+  }
+
+  /** Run `fn` after every decision started before it, and before any started after. */
+  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const before = this.#turn;
+    let done!: () => void;
+    this.#turn = new Promise<void>((resolve) => (done = resolve));
+    await before;
+    try {
+      return await fn();
+    } finally {
+      done();
+    }
+  }
+
+  #freeHere(): number {
+    return this.#o.engine.freeSlots() - this.#reservedHere;
   }
 
   async #availableHere(agentId: string): Promise<boolean> {
@@ -532,12 +622,12 @@ export class Dispatcher {
 
   /** Placement of `tasks` over this node and the connected members as they stand now. */
   async #decide(tasks: Waiting[]): Promise<ReturnType<typeof placeWaiting>> {
-    const { engine, agents, selfId } = this.#o;
+    const { agents, selfId } = this.#o;
     const local = this.#o.local?.() ?? {};
     const here: string[] = [];
     for (const a of agents.list()) if ((await a.availability()).available) here.push(a.info.id);
     const candidates: PlacementCandidate[] = [
-      { peerId: selfId, local: true, agents: new Set(here), labels: new Set(local.labels ?? []), resources: local.resources ?? {}, freeSlots: engine.freeSlots(), latencyMs: 0 },
+      { peerId: selfId, local: true, agents: new Set(here), labels: new Set(local.labels ?? []), resources: local.resources ?? {}, freeSlots: this.#freeHere(), latencyMs: 0 },
     ];
     for (const c of await this.#memberRecords()) {
       const record = c.record as typeof c.record & { labels?: string[]; resources?: Record<string, number> };

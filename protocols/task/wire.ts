@@ -40,7 +40,7 @@ export function stateFromWire(w: WireState): TaskState {
   s.createdAt = new Date(createdAt);
   if (placement !== undefined) {
     const { deadline, ...moving } = placement;
-    s.placement = defined({ ...moving }) as TaskState["placement"] & object;
+    s.placement = defined({ ...moving });
     if (deadline !== undefined) s.placement.deadline = new Date(deadline);
   }
   if (startedAt !== undefined) s.startedAt = new Date(startedAt);

@@ -1,7 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { TaskUpdateEvent } from "../../src/contract/types.js";
 import { startNodeProcess, type NodeProcess } from "../../node/cli/node-process.js";
 import { assertBuilt } from "../helpers/cli.js";
 import { eventually } from "../helpers/mesh.js";
