@@ -64,6 +64,11 @@ const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly 
       "idle_node_rss_mb",
     ],
   },
+  {
+    name: "schedule",
+    timeoutMs: 90_000,
+    figures: ["makespan.ms", "makespan.ratio", "arrivalToStartMs.p50", "queuedThroughput.allStartedMs", "queuedThroughput.tasksPerSec", "routed.p50Ms", "routed.bareAttemptP50Ms", "routed.ratio"],
+  },
 ];
 
 describe("benchmarks at smoke size", () => {
