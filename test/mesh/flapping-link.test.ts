@@ -72,7 +72,7 @@ describe("a flapping link", () => {
     await eventually(async () => (await Promise.all(ids.map((id) => a.adapter.getTaskState(id)))).every((t) => t?.status === "completed"), 60_000, "every task completed");
     for (const [i, id] of ids.entries()) {
       expect(runs.get(`input ${i}`), `input ${i}`).toBe(1);
-      const events = await a.adapter.getTaskEvents!(id);
+      const events = await a.adapter.getTaskEvents(id);
       expect(illegal(events), id).toBeUndefined();
       expect((await a.adapter.getTaskState(id))?.output).toBe(`did input ${i}`);
     }
