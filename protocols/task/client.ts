@@ -103,9 +103,10 @@ export class TaskRequester {
    * accepted it. With `follow`, the executor streams the task's events from then
    * on over the same request, and the next {@link TaskRequester.subscribe} to the
    * task consumes them without asking again: a task that ends at once needs no
-   * second round trip.
+   * second round trip. With `key`, a repeated submission (after a lost answer,
+   * or a restart of this node) gets the task the executor already has.
    */
-  async submit(peer: string, request: TaskSubmitRequest, session?: string, options: { follow?: boolean } = {}): Promise<TaskState> {
+  async submit(peer: string, request: TaskSubmitRequest, session?: string, options: { follow?: boolean; key?: string } = {}): Promise<TaskState> {
     const meshId = this.#options.meshId();
     if (!meshId) throw new CoderClawError("UNAVAILABLE", "this node is not in a mesh yet (coderclaw mesh create | join)");
     const envelope: SubmitEnvelope = {
@@ -115,6 +116,7 @@ export class TaskRequester {
       issuedAt: Date.now(),
       nonce: randomBytes(16),
       ...(session !== undefined && { session }),
+      ...(options.key !== undefined && { key: options.key }),
     };
     const bytes = encodeCanonical(envelope);
     const follow = options.follow === true;

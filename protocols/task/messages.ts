@@ -36,6 +36,13 @@ export const submitEnvelopeSchema = z.strictObject({
   nonce: bytesSchema,
   /** Session token of the user on whose behalf the node submits, checked by the executor's security service. */
   session: text(4096).optional(),
+  /**
+   * Idempotency key, unique per requester: an executor that already took a
+   * submission from this requester under this key answers with that task
+   * instead of creating another. A keyed submission comes from a scheduler, so
+   * an executor without a free slot refuses it (BUSY) rather than queue it.
+   */
+  key: z.string().min(1).max(128).optional(),
 });
 
 /** See {@link submitEnvelopeSchema}. */

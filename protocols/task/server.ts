@@ -35,6 +35,11 @@ export interface SubmitDecision {
 /** What the executor side needs of the task engine. */
 export interface TaskEngineLike {
   submit(request: TaskSubmitRequest, options: { submittedBy: string; admitted?: Promise<unknown> }): Promise<TaskState>;
+  /** The task `submittedBy` submitted under idempotency key `key`, once stored. */
+  findByKey(submittedBy: string, key: string): Promise<TaskState | null>;
+  /** Slots free for new work now, and the concurrency limit. */
+  freeSlots(): number;
+  readonly slots: number;
   getTask(taskId: string): Promise<TaskState | null>;
   getTaskEvents(taskId: string): Promise<TaskEvent[]>;
   streamEvents(taskId: string, options: { afterSeq: number; signal: AbortSignal }): AsyncIterable<TaskEvent>;
@@ -114,6 +119,10 @@ function signedByPeer(peer: string, envelopes: readonly Uint8Array[], sig: Uint8
 export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
   const { engine, replays } = options;
   const channels = new Map<string, Set<MessageChannel<TaskMessage>>>();
+  /** Keyed submissions being taken now, by requester and key: a repeat waits for the first rather than race it. */
+  const taking = new Map<string, Promise<TaskState>>();
+  /** Slots promised to keyed submissions not yet queued by the engine. */
+  let promised = 0;
   const leases = new LeaseRenewals({
     statusOf: async (taskId): Promise<TaskStatus | undefined> => (await engine.getTask(taskId))?.status,
     sendTo: (peer) => {
@@ -152,14 +161,45 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
     const answer = (rid: number, run: () => Promise<TaskMessage>): void => {
       run().then(send, (err: unknown) => send(errorMessage(rid, err)));
     };
-    const submit = async (envelope: SubmitEnvelope): Promise<TaskState> => {
+    const create = async (envelope: SubmitEnvelope): Promise<TaskState> => {
       const { recorded } = await admit(peer, envelope);
       const request: TaskSubmitRequest = { ...envelope.request };
       const agent = request.agentId === undefined ? undefined : options.agents.get(request.agentId);
       // The submitter re-routes on a dead executor only when the agent said a retry is safe.
-      request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false };
-      // The task is stored while its audit entry is written; it starts once both are durable.
-      const task = await engine.submit(request, { submittedBy: peer, ...(recorded !== undefined && { admitted: recorded }) });
+      request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false, ...(envelope.key !== undefined && { idempotencyKey: envelope.key }) };
+      if (envelope.key === undefined) return engine.submit(request, { submittedBy: peer, ...(recorded !== undefined && { admitted: recorded }) });
+      // Taken before the task is stored (the engine counts it only once queued): a burst must not all see one slot free.
+      if (engine.freeSlots() - promised <= 0) throw new CoderClawError("BUSY", `no free slot here: ${engine.slots} of ${engine.slots} in use`);
+      promised++;
+      try {
+        // The task is stored while its audit entry is written; it starts once both are durable.
+        return await engine.submit(request, { submittedBy: peer, ...(recorded !== undefined && { admitted: recorded }) });
+      } finally {
+        promised--;
+      }
+    };
+    /** A keyed submission seen before gets the task it made; any other is taken anew. */
+    const submit = async (envelope: SubmitEnvelope): Promise<TaskState> => {
+      const key = envelope.key;
+      let task: TaskState;
+      if (key === undefined) {
+        task = await create(envelope);
+      } else {
+        const id = `${peer}\n${key}`;
+        const pending = taking.get(id);
+        const known = pending === undefined ? await engine.findByKey(peer, key) : await pending;
+        if (known !== null) {
+          task = known;
+        } else {
+          const made = create(envelope);
+          taking.set(id, made);
+          try {
+            task = await made;
+          } finally {
+            if (taking.get(id) === made) taking.delete(id);
+          }
+        }
+      }
       leases.hold(peer, task.id);
       return task;
     };

@@ -324,6 +324,15 @@ export class TaskEngine {
     return stored ? copyState(stored.state) : null;
   }
 
+  /**
+   * The task `submittedBy` submitted here under idempotency key `key`
+   * (`metadata.idempotencyKey`), once stored; null when there is none.
+   */
+  async findByKey(submittedBy: string, key: string): Promise<TaskState | null> {
+    const id = this.options.repository.taskIdForKey(submittedBy, key);
+    return id === undefined ? null : this.getTask(id);
+  }
+
   /** The request a task was submitted with. */
   async getTaskRequest(taskId: string): Promise<TaskSubmitRequest> {
     const record = await this.requireRecord(taskId);

@@ -67,6 +67,11 @@ export interface TaskRepository {
    */
   isAdmitted(taskId: string): boolean;
   /**
+   * The task this node admitted from `submittedBy` under idempotency key `key`
+   * (`metadata.idempotencyKey`, indexed with the task's first record), if any.
+   */
+  taskIdForKey(submittedBy: string, key: string): string | undefined;
+  /**
    * For a home written before admission records: admit the active tasks `own`
    * accepts, once. Returns how many were admitted (0 when already done).
    */
@@ -86,6 +91,12 @@ const IDX = "idx:";
 const WAL = "wal:";
 /** `adm:<id>`: this node admitted the task itself (written with its first record); only such tasks run here. */
 const ADMITTED = "adm:";
+
+function keyedKey(submittedBy: string, key: string): string {
+  return `${KEYED}${submittedBy}\n${key}`;
+}
+/** `key:<submitter>\n<key>` -> task id: a repeated submission under the same idempotency key finds its task. */
+const KEYED = "key:";
 /** Set once every active task of a home written before admission records existed was sorted out. */
 const ADMISSIONS_KEY = "meta:admissions";
 const COUNT_KEY = "meta:taskCount";
@@ -196,6 +207,8 @@ export class LevelTaskRepository implements TaskRepository {
       if (stored === "none") {
         this.total++;
         plain.push({ type: "put", key: ADMITTED + state.id, value: EMPTY });
+        const key = state.metadata?.idempotencyKey;
+        if (typeof key === "string" && state.submittedBy !== undefined) plain.push({ type: "put", key: keyedKey(state.submittedBy, key), value: Buffer.from(state.id, "utf8") });
       }
       // A task not stored yet has no persisted state, so it is indexed as new.
       const indexOps = statusIndexOps(state.id, state.createdAt.getTime(), state.sessionId, previous?.status, state.status);
@@ -248,6 +261,11 @@ export class LevelTaskRepository implements TaskRepository {
    */
   screenStored(screen: StoredScreen): void {
     this.screen = screen;
+  }
+
+  taskIdForKey(submittedBy: string, key: string): string | undefined {
+    const id = this.db.getSync(keyedKey(submittedBy, key));
+    return id === undefined ? undefined : Buffer.from(id).toString("utf8");
   }
 
   isAdmitted(taskId: string): boolean {

@@ -139,3 +139,20 @@ describe("placement", () => {
     expect(done.placement?.runsOn).toBe(g.peerId);
   }, 60_000);
 });
+
+describe("exactly once", () => {
+  it("an executor restarted from its home answers a repeated idempotency key with the task it took before", async () => {
+    const mesh = await startNodes(2);
+    cleanups.push(mesh.stop);
+    const [a, b] = mesh.nodes as [CoderClawNode, CoderClawNode];
+    await formMesh(mesh.nodes);
+    const first = await a.client.submit(b.peerId, { description: "once", input: "x", agentId: "echo" }, undefined, { key: "attempt-1" });
+    await b.stop();
+    const back = await createNode({ dataDir: mesh.homes[1]!, mdns: false, agents: createBuiltinRegistry() });
+    cleanups.push(() => back.stop());
+    await back.dial(a.multiaddrs()[0]!);
+    const again = await a.client.submit(b.peerId, { description: "once", input: "x", agentId: "echo" }, undefined, { key: "attempt-1" });
+    expect(again.id).toBe(first.id);
+    expect((await back.core.engine.listTasks()).filter((t) => t.description === "once")).toHaveLength(1);
+  }, 60_000);
+});

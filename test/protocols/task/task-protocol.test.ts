@@ -39,10 +39,10 @@ interface Pair {
 }
 
 /** A submitter and an executor (a real engine on a temp home) joined by in-memory channels that encode every message as the wire does. */
-async function pair(options: { authorize?: AuthorizeSubmit; leaseIntervalMs?: number } = {}): Promise<Pair & { ctl: ExecutionController }> {
+async function pair(options: { authorize?: AuthorizeSubmit; leaseIntervalMs?: number; slots?: number } = {}): Promise<Pair & { ctl: ExecutionController; requesterAs(identity: DeviceIdentity): TaskRequester }> {
   const ctl = new ExecutionController();
   const dir = tempDir("cc-task-protocol-");
-  const core = await openLocalCore({ dataDir: dir.path, shutdownGraceMs: 50, agents: createBuiltinRegistry([ctl.agent("ctl", false)]) });
+  const core = await openLocalCore({ dataDir: dir.path, shutdownGraceMs: 50, agents: createBuiltinRegistry([ctl.agent("ctl", false)]), ...(options.slots !== undefined && { maxConcurrentTasks: options.slots }) });
   cleanups.push(() => dir.remove(), () => core.close());
   const submitter = deviceIdentityFromSeed(randomBytes(32));
   const executorId = deviceIdentityFromSeed(randomBytes(32)).peerId;
@@ -56,20 +56,24 @@ async function pair(options: { authorize?: AuthorizeSubmit; leaseIntervalMs?: nu
     ...(options.authorize !== undefined && { authorize: options.authorize }),
   });
   cleanups.push(() => executor.stop());
-  const connect = (): MessageChannel<TaskMessage> => {
-    const [mine, theirs] = memoryChannelPair<TaskMessage>({ codec: createTaskCodec(), peers: [submitter.peerId, executorId] });
+  const connect = (as: DeviceIdentity = submitter): MessageChannel<TaskMessage> => {
+    const [mine, theirs] = memoryChannelPair<TaskMessage>({ codec: createTaskCodec(), peers: [as.peerId, executorId] });
     void executor.serve(theirs);
     return mine;
   };
-  let requests: RequestChannel<TaskMessage> | undefined;
-  const requester = new TaskRequester({
-    channelTo: async () => (requests ??= new RequestChannel(connect(), taskRequestShape, requester.requestOptions)),
-    identity: submitter,
-    meshId: () => MESH,
-    requestTimeoutMs: 5_000,
-  });
-  cleanups.push(() => requests?.close());
-  return { core, requester, executor, submitter, executorId, raw: connect, ctl };
+  /** A requester of its own device, on a channel of its own. */
+  const requesterAs = (identity: DeviceIdentity): TaskRequester => {
+    let requests: RequestChannel<TaskMessage> | undefined;
+    const r: TaskRequester = new TaskRequester({
+      channelTo: async () => (requests ??= new RequestChannel(connect(identity), taskRequestShape, r.requestOptions)),
+      identity,
+      meshId: () => MESH,
+      requestTimeoutMs: 5_000,
+    });
+    cleanups.push(() => requests?.close());
+    return r;
+  };
+  return { core, requester: requesterAs(submitter), executor, submitter, executorId, raw: () => connect(), ctl, requesterAs };
 }
 
 async function collect(events: AsyncIterable<TaskEvent>): Promise<TaskEvent[]> {
@@ -176,5 +180,44 @@ describe("presumedLost", () => {
     expect(presumedLost(undefined, now - 10_000, 10_000, now)).toBe(false);
     expect(presumedLost({ at: now - 5_000, status: "running" }, 0, 10_000, now)).toBe(false);
     expect(presumedLost({ at: now - 10_001, status: "running" }, now - 20_000, 10_000, now)).toBe(true);
+  });
+});
+
+describe("idempotency keys and free slots", () => {
+  it("a repeated key gets the task it made, one after the other or together; another requester's same key makes its own", async () => {
+    const { requester, executorId, core, requesterAs } = await pair();
+    const request = { description: "keyed", input: "x", agentId: "echo" };
+    const first = await requester.submit(executorId, request, undefined, { key: "k1" });
+    const again = await requester.submit(executorId, request, undefined, { key: "k1" });
+    expect(again.id).toBe(first.id);
+    // Together: one signed message carries both, and the second must not race the first.
+    const [x, y] = await Promise.all([requester.submit(executorId, request, undefined, { key: "k2" }), requester.submit(executorId, request, undefined, { key: "k2" }, )]);
+    expect(y.id).toBe(x.id);
+    expect(x.id).not.toBe(first.id);
+    const other = await requesterAs(deviceIdentityFromSeed(randomBytes(32))).submit(executorId, request, undefined, { key: "k1" });
+    expect(other.id).not.toBe(first.id);
+    expect((await core.engine.listTasks()).length).toBe(3);
+    // A followed repeat streams the task from its start.
+    await vi.waitFor(async () => expect((await requester.get(executorId, first.id))?.status).toBe("completed"));
+    const followed = await requester.submit(executorId, request, undefined, { key: "k1", follow: true });
+    expect(followed.id).toBe(first.id);
+    expect((await collect(requester.subscribe(executorId, first.id, 0))).at(-1)?.status).toBe("completed");
+  });
+
+  it("a keyed submission finds a full executor BUSY, and a repeat of one it took still gets its task", async () => {
+    const { requester, executorId, core } = await pair({ slots: 1 });
+    const long = await requester.submit(executorId, { description: "long", input: "3000", agentId: "sleep" }, undefined, { key: "long" });
+    const busy = await requester.submit(executorId, { description: "more", input: "x", agentId: "echo" }, undefined, { key: "more" }).catch((e: unknown) => e);
+    expect((busy as CoderClawError).code).toBe("BUSY");
+    expect((await requester.submit(executorId, { description: "long", input: "3000", agentId: "sleep" }, undefined, { key: "long" })).id).toBe(long.id);
+    expect(await requester.cancel(executorId, long.id)).toBe(true);
+    await vi.waitFor(() => expect(core.engine.freeSlots()).toBe(1));
+    const more = await requester.submit(executorId, { description: "more", input: "x", agentId: "echo" }, undefined, { key: "more" });
+    expect(more.id).not.toBe(long.id);
+    // Unkeyed work comes from no scheduler that would place it elsewhere: it queues, as before.
+    await requester.submit(executorId, { description: "long again", input: "3000", agentId: "sleep" }, undefined, { key: "long again" });
+    const queued = await requester.submit(executorId, { description: "unkeyed", input: "x", agentId: "echo" });
+    expect(queued.status).toBe("pending");
+    expect((await core.engine.listTasks()).length).toBe(4);
   });
 });
