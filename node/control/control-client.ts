@@ -113,9 +113,17 @@ export class ControlClientAdapter implements TransportAdapter {
     }
   }
 
-  /** The node's runtime honours or refuses `options.route` (a mesh node takes a peer id). */
+  /** The node's runtime honours or refuses `options` (a mesh node takes a peer id as route, and places by priority and requirements). */
   async submitTask(request: TaskSubmitRequest, options: SubmitOptions = {}): Promise<TaskState> {
-    return TaskStateSchema.parse(await this.call("submitTask", options.route === undefined ? { request } : { request, route: options.route }));
+    const { route, deadline, ...rest } = options;
+    const more = { ...rest, ...(deadline !== undefined && { deadline: deadline.getTime() }) };
+    const params = { request, ...(route !== undefined && { route }), ...(Object.keys(more).length > 0 && { options: more }) };
+    return TaskStateSchema.parse(await this.call("submitTask", params));
+  }
+
+  /** Submit an ended task again (see `TransportAdapter.retryTask`). */
+  async retryTask(taskId: string): Promise<TaskState> {
+    return TaskStateSchema.parse(await this.call("retryTask", { taskId }));
   }
 
   /** An administrative call of the node (see node/node-admin.ts); the answer is the node's JSON. */

@@ -16,6 +16,7 @@ export const CONTROL_METHODS = [
   "getStatus",
   "streamTaskUpdates",
   "closeStream",
+  "retryTask",
   "admin",
 ] as const;
 
@@ -32,8 +33,12 @@ export const RequestSchema = z.strictObject({
 /** Parameters of `admin`: one administrative call of a mesh node (see node/node-admin.ts). */
 export const AdminParamsSchema = z.strictObject({ method: z.string().min(1).max(64), params: z.unknown().optional() });
 
-/** Parameters of `submitTask`: the request, and where to run it (`SubmitOptions.route`). */
-export const SubmitParamsSchema = z.strictObject({ request: z.unknown(), route: RouteSchema.optional() });
+/**
+ * Parameters of `submitTask`: the request, where to run it (`SubmitOptions.route`)
+ * and the other submit options (priority, requires, deadline as epoch ms,
+ * waitForPeer), which the node's runtime checks as every edge does.
+ */
+export const SubmitParamsSchema = z.strictObject({ request: z.unknown(), route: RouteSchema.optional(), options: z.record(z.string(), z.unknown()).optional() });
 
 /** Parameters that name one task. */
 export const TaskParamsSchema = z.strictObject({ taskId: z.string().max(128) });

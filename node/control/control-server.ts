@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { parseInput } from "../../src/contract/parse-input.js";
+import { parseSubmitOptions } from "../../src/contract/submit-options.js";
 import { errorToWire } from "../../src/transport/error-wire.js";
 import type { TaskListFilter, TaskSubmitRequest, TransportAdapter } from "../../src/contract/types.js";
 import {
@@ -127,17 +128,25 @@ export async function startControlServer(options: ControlServerOptions): Promise
       switch (method) {
         case "submitTask":
           return reply(async () => {
-            const { request, route } = parseInput(SubmitParamsSchema, raw);
+            const { request, route, options: rest } = parseInput(SubmitParamsSchema, raw);
+            const options = parseSubmitOptions({ ...rest, ...(route !== undefined && { route }) });
             const agentId = agentIdOf(request);
             await permit({ action: "task.submit", ...(agentId !== undefined && { agentId }) });
             // The engine validates the request itself, and the adapter the route, with the same errors for every transport.
-            return adapter.submitTask(request as TaskSubmitRequest, route === undefined ? undefined : { route });
+            return adapter.submitTask(request as TaskSubmitRequest, options);
           });
         case "admin":
           return reply(() => {
             const { method: m, params: p } = parseInput(AdminParamsSchema, raw);
             if (!options.admin) throw new CoderClawError("UNAVAILABLE", "this node runs no mesh administration");
             return options.admin(m, p);
+          });
+        case "retryTask":
+          return reply(async () => {
+            // A retry submits the task again: allowed to whoever may submit.
+            await permit({ action: "task.submit" });
+            if (!adapter.retryTask) throw new CoderClawError("UNAVAILABLE", "this runtime cannot retry tasks");
+            return adapter.retryTask(parseInput(TaskParamsSchema, raw).taskId);
           });
         case "getTaskState":
           return reply(() => adapter.getTaskState(parseInput(TaskParamsSchema, raw).taskId));

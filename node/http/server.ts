@@ -16,6 +16,7 @@ import {
   TaskIdSchema,
   TaskListQuerySchema,
   TaskSubmitQuerySchema,
+  submitOptionsFromQuery,
   TaskSubmitRequestSchema,
   type ErrorBody,
 } from "../../src/transport/http-wire.js";
@@ -132,7 +133,7 @@ declare module "fastify" {
  * Starts the remote-enabled HTTP API on `host:port` and resolves once it listens.
  *
  * Routes (all JSON; errors are `{ error: { code, message, field? } }`):
- * `POST /v1/tasks[?route=]`, `GET /v1/tasks`, `GET /v1/tasks/:id`, `POST /v1/tasks/:id/cancel`,
+ * `POST /v1/tasks[?route=]`, `GET /v1/tasks`, `GET /v1/tasks/:id`, `POST /v1/tasks/:id/cancel`, `POST /v1/tasks/:id/retry`,
  * `GET /v1/tasks/:id/history`, `GET /v1/tasks/:id/events` (SSE), `GET /v1/agents`, `GET /v1/skills`,
  * `GET /v1/status`, `GET /v1/audit`, and unauthenticated `GET /healthz` and
  * `GET /openapi.json`.
@@ -219,7 +220,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
 
       api.post("/tasks", async (request, reply) => {
         const body = parseInput(TaskSubmitRequestSchema, request.body);
-        const { route } = parseInput(TaskSubmitQuerySchema, request.query);
+        const submitOptions = submitOptionsFromQuery(parseInput(TaskSubmitQuerySchema, request.query));
         const sessionId = body.sessionId ?? options.sessionIdOf?.(ctxOf(request));
         const submit = sessionId === undefined ? body : { ...body, sessionId };
         await check(request, "task:submit", {
@@ -228,7 +229,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
           ...(submit.agentId === undefined ? {} : { agentId: submit.agentId }),
         });
         if (submit.agentId !== undefined) await check(request, "agent:invoke", { type: "agent", id: submit.agentId });
-        const task = await adapter.submitTask(submit, route === undefined ? undefined : { route });
+        const task = await adapter.submitTask(submit, submitOptions);
         return reply.code(201).header("location", `${HTTP_API_PREFIX}/tasks/${encodeURIComponent(task.id)}`).send(task);
       });
 
@@ -247,6 +248,16 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       });
 
       api.get<{ Params: { id: string } }>("/tasks/:id", async (request) => readableTask(request, request.params.id));
+
+      api.post<{ Params: { id: string } }>("/tasks/:id/retry", async (request, reply) => {
+        const old = await readableTask(request, request.params.id);
+        // A retry submits the same work again: it needs what submitting it needs.
+        await check(request, "task:submit", taskResource(old));
+        if (old.agentId !== undefined) await check(request, "agent:invoke", { type: "agent", id: old.agentId });
+        if (!adapter.retryTask) throw new CoderClawError("UNAVAILABLE", "this runtime cannot retry tasks");
+        const task = await adapter.retryTask(old.id);
+        return reply.code(201).header("location", `${HTTP_API_PREFIX}/tasks/${encodeURIComponent(task.id)}`).send(task);
+      });
 
       api.post<{ Params: { id: string } }>("/tasks/:id/cancel", async (request) => {
         const task = await readableTask(request, request.params.id);

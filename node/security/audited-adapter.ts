@@ -1,3 +1,4 @@
+import { CoderClawError } from "../../src/contract/errors.js";
 import type {
   AgentInfo,
   RuntimeStatus,
@@ -44,6 +45,20 @@ export class AuditedAdapter implements TransportAdapter {
       return task;
     } catch (err) {
       await this.record({ ...base, resource: stringField(request, "agentId") ?? "default agent", result: "error", reason: (err as Error).message.slice(0, 500) });
+      throw err;
+    }
+  }
+
+  /** A retry is a submission of the same work: audited as one. */
+  async retryTask(taskId: string): Promise<TaskState> {
+    if (!this.inner.retryTask) throw new CoderClawError("UNAVAILABLE", "this runtime cannot retry tasks");
+    const base = { action: "task.submit", userId: this.userId, deviceId: this.userId };
+    try {
+      const task = await this.inner.retryTask(taskId);
+      await this.record({ ...base, resource: task.id, result: "allowed", reason: `local; retry of ${taskId}` });
+      return task;
+    } catch (err) {
+      await this.record({ ...base, resource: taskId, result: "error", reason: `retry: ${(err as Error).message.slice(0, 500)}` });
       throw err;
     }
   }

@@ -32,7 +32,10 @@ export const SubmitOptionsSchema = z.strictObject({
     .max(MAX_PRIORITY, `must be at most ${MAX_PRIORITY}`)
     .optional(),
   requires: RequirementsSchema.optional(),
-  deadline: z.union([z.date(), z.number().int().min(0)]).transform((d) => (d instanceof Date ? d : new Date(d))).optional(),
+  deadline: z
+    .union([z.date(), z.number().int().min(0), z.iso.datetime({ offset: true })], "must be a date, epoch milliseconds or an ISO 8601 date-time")
+    .transform((d) => (d instanceof Date ? d : new Date(d)))
+    .optional(),
   waitForPeer: z.boolean().optional(),
 });
 

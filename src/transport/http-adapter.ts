@@ -24,6 +24,7 @@ import {
   SSE_EVENTS,
   TaskEventSchema,
   TaskStateSchema,
+  submitOptionsToQuery,
   TaskUpdateEventSchema,
   isErrorCode,
 } from "./http-wire.js";
@@ -114,10 +115,14 @@ export class HTTPTransportAdapter implements TransportAdapter {
     setMaxListeners(0, this.#closed.signal);
   }
 
-  /** The server's runtime honours or refuses `options.route` (a mesh node takes a peer id; any node takes `auto` and `local`). */
+  /** The server's runtime honours or refuses `options` (a mesh node takes a peer id as route; any node takes `auto` and `local`). */
   async submitTask(request: TaskSubmitRequest, options?: SubmitOptions): Promise<TaskState> {
-    const query = options?.route === undefined ? "" : `?${new URLSearchParams({ route: options.route }).toString()}`;
-    return TaskStateSchema.parse(await this.#call("POST", `/tasks${query}`, request));
+    return TaskStateSchema.parse(await this.#call("POST", `/tasks${submitOptionsToQuery(options)}`, request));
+  }
+
+  /** Submit an ended task again (see `TransportAdapter.retryTask`). */
+  async retryTask(taskId: string): Promise<TaskState> {
+    return TaskStateSchema.parse(await this.#call("POST", `/tasks/${encodeURIComponent(taskId)}/retry`));
   }
 
   async getTaskState(taskId: string): Promise<TaskState | null> {

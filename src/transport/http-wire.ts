@@ -8,8 +8,10 @@
  */
 import { z } from "zod";
 import { MetadataSchema } from "../contract/metadata.js";
+import { formatRequirements, parseRequirements } from "../contract/requirements.js";
 import { RouteSchema } from "../contract/route.js";
-import { TASK_STATUSES, type TaskStatus } from "../contract/types.js";
+import { parseSubmitOptions, RequirementsSchema } from "../contract/submit-options.js";
+import { MAX_PRIORITY, MIN_PRIORITY, TASK_STATUSES, type SubmitOptions, type TaskStatus } from "../contract/types.js";
 import type { ErrorCode } from "../contract/errors.js";
 import { AGENT_ID_RE, DEFAULT_MAX_INPUT_BYTES, SESSION_ID_RE } from "../engine/submit-schema.js";
 
@@ -56,7 +58,35 @@ export const TaskSubmitRequestSchema = z.strictObject({
  */
 export const TaskSubmitQuerySchema = z.strictObject({
   route: RouteSchema.describe("auto (the default), local (this node), or the peer id of the mesh member to run the task").optional(),
+  priority: z.coerce.number().int().describe(`among tasks waiting on the node, higher first (${MIN_PRIORITY}..${MAX_PRIORITY}, default 0)`).optional(),
+  requires: z.string().max(4096).describe("labels and resources the node that runs it must have: gpu,cpu>=4").optional(),
+  deadline: z.string().max(64).describe("fail the task if it has not started by then: an ISO 8601 date-time or epoch milliseconds").optional(),
+  waitForPeer: z.enum(["true", "false"]).describe("false refuses the task at once when no member can start it now (default true: it waits)").optional(),
 });
+
+/** The submit options a `POST /v1/tasks` query asks for, checked as every edge checks them. */
+export function submitOptionsFromQuery(query: z.infer<typeof TaskSubmitQuerySchema>): SubmitOptions {
+  return parseSubmitOptions({
+    ...(query.route !== undefined && { route: query.route }),
+    ...(query.priority !== undefined && { priority: query.priority }),
+    ...(query.requires !== undefined && { requires: parseRequirements(query.requires) }),
+    ...(query.deadline !== undefined && { deadline: /^\d+$/.test(query.deadline) ? Number(query.deadline) : query.deadline }),
+    ...(query.waitForPeer !== undefined && { waitForPeer: query.waitForPeer === "true" }),
+  });
+}
+
+/** The query of `POST /v1/tasks` that carries `options` (what {@link submitOptionsFromQuery} reads back). */
+export function submitOptionsToQuery(options: SubmitOptions | undefined): string {
+  if (options === undefined) return "";
+  const q = new URLSearchParams();
+  if (options.route !== undefined) q.set("route", options.route);
+  if (options.priority !== undefined) q.set("priority", String(options.priority));
+  if (options.requires !== undefined) q.set("requires", formatRequirements(options.requires));
+  if (options.deadline !== undefined) q.set("deadline", String(options.deadline.getTime()));
+  if (options.waitForPeer !== undefined) q.set("waitForPeer", String(options.waitForPeer));
+  const text = q.toString();
+  return text === "" ? "" : `?${text}`;
+}
 
 /** Query of `GET /v1/tasks`. */
 export const TaskListQuerySchema = z.strictObject({
@@ -95,6 +125,18 @@ export const TaskStateSchema = z.object({
   metadata: z.record(z.string(), z.unknown()).optional(),
   executorId: z.string().optional(),
   submittedBy: z.string().optional(),
+  placement: z
+    .object({
+      reason: z.string().optional(),
+      runsOn: z.string().optional(),
+      attemptId: z.string().optional(),
+      attempt: z.number().int().optional(),
+      priority: z.number().int().optional(),
+      requires: RequirementsSchema.optional(),
+      deadline: wireDate.optional(),
+      route: z.string().optional(),
+    })
+    .optional(),
 });
 
 /** One update of a task's event stream, the `data:` of an SSE `update` event. */

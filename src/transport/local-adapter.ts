@@ -13,6 +13,8 @@ import type {
 } from "../contract/types.js";
 import { describeAgent } from "../agents/builtin.js";
 import { refusePeerRoute } from "../contract/route.js";
+import { CoderClawError, InvalidInputError, NotFoundError } from "../contract/errors.js";
+import { parseSubmitOptions } from "../contract/submit-options.js";
 import { openLocalCore, type LocalContext, type LocalCore } from "../runtime/local-core.js";
 import { VERSION } from "../version.js";
 
@@ -46,10 +48,30 @@ export class LocalTransportAdapter implements TransportAdapter {
     return this.core;
   }
 
-  /** Runs the task here: the routes `auto` and `local` are the same, and a peer is refused (INVALID_INPUT on `route`). */
+  /**
+   * Runs the task here: the routes `auto` and `local` are the same, and a peer
+   * is refused (INVALID_INPUT on `route`). One queue runs tasks in submission
+   * order, so `priority` changes nothing here, and `waitForPeer` has no member
+   * to wait for; `requires` and `deadline` need members to place on and are
+   * refused (INVALID_INPUT).
+   */
   async submitTask(request: TaskSubmitRequest, options?: SubmitOptions): Promise<TaskState> {
-    refusePeerRoute(options, "LocalTransportAdapter");
+    const parsed = parseSubmitOptions(options);
+    refusePeerRoute(parsed, "LocalTransportAdapter");
+    for (const field of ["requires", "deadline"] as const) {
+      if (parsed[field] !== undefined) throw new InvalidInputError(`LocalTransportAdapter runs tasks in this process and has no members to place on: ${field} needs a mesh node (coderclaw start)`, field);
+    }
     return (await this.core).engine.submit(request);
+  }
+
+  /** Submit an ended (failed or cancelled) task again as a new one that names it (`parentTaskId`, `metadata.retryOf`). */
+  async retryTask(taskId: string): Promise<TaskState> {
+    const { engine } = await this.core;
+    const old = await engine.getTask(taskId);
+    if (old === null) throw new NotFoundError("task", taskId);
+    if (old.status !== "failed" && old.status !== "cancelled") throw new CoderClawError("INVALID_TRANSITION", `task ${taskId} is ${old.status}: only a failed or cancelled task can be retried`);
+    const request = await engine.getTaskRequest(taskId);
+    return engine.submit({ ...request, parentTaskId: taskId, metadata: { ...(request.metadata ?? {}), retryOf: taskId } });
   }
 
   async getTaskState(taskId: string): Promise<TaskState | null> {

@@ -1,3 +1,4 @@
+import { CoderClawError } from "../contract/errors.js";
 import type {
   AgentInfo,
   RuntimeInterface,
@@ -40,6 +41,12 @@ export class CoderClawRuntime implements RuntimeInterface {
 
   cancelTask(taskId: string): Promise<boolean> {
     return this.adapter.cancelTask(taskId);
+  }
+
+  /** Run an ended (failed or cancelled) task again as a new task; see `TransportAdapter.retryTask`. */
+  async retryTask(taskId: string): Promise<TaskState> {
+    if (!this.adapter.retryTask) throw new CoderClawError("UNAVAILABLE", "this runtime's transport cannot retry tasks");
+    return this.adapter.retryTask(taskId);
   }
 
   listTasks(filter?: TaskListFilter): Promise<TaskState[]> {

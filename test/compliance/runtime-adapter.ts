@@ -155,6 +155,25 @@ export function runtimeAdapterCompliance(name: string, makeFixture: () => Promis
       expect(completed.every((t) => t.status === "completed")).toBe(true);
     });
 
+    it("retries a failed or cancelled task as a new task naming it, and refuses to retry one that completed", async () => {
+      if (!adapter.retryTask) throw new Error("retryTask is part of the contract every adapter offers");
+      const failed = await adapter.submitTask({ description: "fails", input: "not a number", agentId: "sleep" }).catch(() => undefined);
+      const cancelled = await adapter.submitTask({ description: "cancelled", input: "20000", agentId: "sleep" });
+      expect(await adapter.cancelTask(cancelled.id)).toBe(true);
+      for (const old of [cancelled, ...(failed === undefined ? [] : [failed])]) {
+        await collect(adapter.streamTaskUpdates(old.id));
+        const again = await adapter.retryTask(old.id);
+        expect(again.id).not.toBe(old.id);
+        expect(again.parentTaskId).toBe(old.id);
+        expect(again.metadata?.retryOf).toBe(old.id);
+        expect(again.description).toBe(old.description);
+        await adapter.cancelTask(again.id);
+      }
+      const done = await adapter.submitTask({ description: "done", input: "x", agentId: "echo" });
+      await collect(adapter.streamTaskUpdates(done.id));
+      expect(await codeOf(adapter.retryTask(done.id))).toBe("INVALID_TRANSITION");
+    });
+
     it("lists agents and skills, and reports status", async () => {
       const agents = await adapter.listAgents();
       expect(agents.map((a) => a.id)).toEqual(expect.arrayContaining(["echo", "sleep"]));

@@ -1,0 +1,51 @@
+import { InvalidInputError } from "./errors.js";
+import { RequirementNameSchema, RequirementsSchema } from "./submit-options.js";
+import { parseInput } from "./parse-input.js";
+import type { TaskRequirements } from "./types.js";
+
+/**
+ * Requirements from their text form, as `--requires` and HTTP queries spell
+ * them: comma-separated items, `gpu` a label, `cpu>=4` (or `cpu=4`) a resource
+ * with the least amount needed. A repeated resource keeps the larger amount.
+ * Refused as INVALID_INPUT on `requires`, naming the item.
+ */
+export function parseRequirements(text: string): TaskRequirements {
+  const labels = new Set<string>();
+  const resources: Record<string, number> = {};
+  const items = text.split(",").map((s) => s.trim());
+  for (const [i, item] of items.entries()) {
+    const where = `requires: item ${i + 1} ${JSON.stringify(item)}`;
+    if (item === "") throw new InvalidInputError(`${where}: empty`, "requires");
+    const m = /^([^<>=\s]+)\s*(>=|=)\s*(.+)$/.exec(item);
+    const name = m?.[1] ?? item;
+    const named = RequirementNameSchema.safeParse(name);
+    if (!named.success) throw new InvalidInputError(`${where}: name ${named.error.issues[0]!.message}`, "requires");
+    if (m === null) {
+      labels.add(name);
+      continue;
+    }
+    const amount = Number(m[3]);
+    if (!Number.isFinite(amount) || amount < 0 || m[3]!.trim() === "") throw new InvalidInputError(`${where}: amount must be a number >= 0`, "requires");
+    resources[name] = Math.max(resources[name] ?? 0, amount);
+  }
+  const out: TaskRequirements = {};
+  if (labels.size > 0) out.labels = [...labels];
+  if (Object.keys(resources).length > 0) out.resources = resources;
+  return parseInput(RequirementsSchema, out, "requires");
+}
+
+/** The text form of requirements: what {@link parseRequirements} reads back. */
+export function formatRequirements(req: TaskRequirements): string {
+  return [...(req.labels ?? []), ...Object.entries(req.resources ?? {}).map(([k, v]) => `${k}>=${v}`)].join(",");
+}
+
+/**
+ * The upstream CoderClaw step form `remote:auto[gpu,high-memory]`,
+ * `remote:<peer-id>[...]` or `remote:auto`: where to run and what it needs.
+ */
+export function parseRemoteStep(text: string): { route: string; requires?: TaskRequirements } {
+  const m = /^remote:([^[\]\s]+)(?:\[([^\]]*)\])?$/.exec(text.trim());
+  if (m === null) throw new InvalidInputError(`expected remote:<auto|peer-id>[requirement,...], got ${JSON.stringify(text.slice(0, 80))}`, "route");
+  const route = m[1]!;
+  return m[2] === undefined || m[2].trim() === "" ? { route } : { route, requires: parseRequirements(m[2]) };
+}
