@@ -17,7 +17,7 @@ export const RequirementNameSchema = z
 export const RequirementsSchema: z.ZodType<TaskRequirements> = z.strictObject({
   labels: z.array(RequirementNameSchema).max(MAX_REQUIREMENTS, `at most ${MAX_REQUIREMENTS} labels`).optional(),
   resources: z
-    .record(RequirementNameSchema, z.number().finite().min(0, "must be at least 0"))
+    .record(RequirementNameSchema, z.number().min(0, "must be at least 0"))
     .refine((r) => Object.keys(r).length <= MAX_REQUIREMENTS, `at most ${MAX_REQUIREMENTS} resources`)
     .optional(),
 });
