@@ -1,4 +1,5 @@
 import Table from "cli-table3";
+import { formatRequirements } from "../../src/contract/requirements.js";
 import type { AgentInfo, SkillInfo, TaskEvent, TaskState, TaskUpdateEvent } from "../../src/contract/types.js";
 
 /** Print a value as pretty JSON on stdout. */
@@ -10,9 +11,27 @@ const time = (d: Date | undefined): string => (d ? d.toISOString().replace("T", 
 
 /** A table of tasks, newest first. */
 export function taskTable(tasks: TaskState[]): string {
-  const t = new Table({ head: ["id", "status", "agent", "session", "created", "description"], style: { head: [] } });
+  const t = new Table({ head: ["id", "status", "agent", "session", "created", "description", "where / why"], style: { head: [] } });
   for (const task of tasks) {
-    t.push([task.id, task.status, task.agentId ?? "", task.sessionId ?? "", time(task.createdAt), task.description.slice(0, 40)]);
+    t.push([task.id, task.status, task.agentId ?? "", task.sessionId ?? "", time(task.createdAt), task.description.slice(0, 40), whereOrWhy(task)]);
+  }
+  return t.toString();
+}
+
+/** Where a task runs, or, while it waits, why. */
+function whereOrWhy(task: TaskState): string {
+  if (task.status === "pending" && task.placement?.reason !== undefined) return task.placement.reason.slice(0, 60);
+  return short(task.placement?.runsOn ?? task.executorId);
+}
+
+const short = (peer: string | undefined): string => (peer === undefined ? "" : peer.length > 16 ? `${peer.slice(0, 8)}…${peer.slice(-6)}` : peer);
+
+/** The tasks waiting for a member: on which node, at what priority, for how long, and why. */
+export function queueTable(tasks: TaskState[], now = Date.now()): string {
+  const t = new Table({ head: ["id", "agent", "waits on", "priority", "age", "reason"], style: { head: [] } });
+  for (const task of tasks) {
+    const age = Math.max(0, Math.round((now - task.createdAt.getTime()) / 1000));
+    t.push([task.id, task.agentId ?? "", short(task.executorId), String(task.placement?.priority ?? 0), `${age}s`, task.placement?.reason ?? ""]);
   }
   return t.toString();
 }
@@ -25,7 +44,13 @@ export function taskDetails(task: TaskState): string {
     ["agent", task.agentId ?? ""],
     ["description", task.description],
     ["session", task.sessionId ?? ""],
-    ["executor", task.executorId ?? ""],
+    ["kept by", task.executorId ?? ""],
+    ["runs on", task.placement?.runsOn ?? ""],
+    ["attempt", task.placement?.attempt === undefined ? "" : `${task.placement.attempt} (${task.placement.attemptId ?? "not answered yet"})`],
+    ["waits for", task.status === "pending" ? (task.placement?.reason ?? "") : ""],
+    ["priority", task.placement?.priority === undefined || task.placement.priority === 0 ? "" : String(task.placement.priority)],
+    ["requires", task.placement?.requires === undefined ? "" : formatRequirements(task.placement.requires)],
+    ["deadline", time(task.placement?.deadline)],
     ["created", time(task.createdAt)],
     ["started", time(task.startedAt)],
     ["completed", time(task.completedAt)],

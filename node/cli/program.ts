@@ -1,6 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../../src/version.js";
-import { taskCommand } from "./commands/task.js";
+import { queueCommand, taskCommand } from "./commands/task.js";
 import { infoCommands } from "./commands/info.js";
 import { startCommand } from "./commands/start.js";
 import { meshCommands } from "./commands/mesh.js";
@@ -21,6 +21,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .showHelpAfterError()
     .exitOverride();
   program.addCommand(taskCommand(setExit));
+  program.addCommand(queueCommand(setExit));
   for (const c of infoCommands(setExit)) program.addCommand(c);
   program.addCommand(startCommand(setExit));
   for (const c of meshCommands(setExit)) program.addCommand(c);

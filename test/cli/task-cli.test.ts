@@ -161,3 +161,48 @@ describe("coderclaw task submit --route", () => {
     expect(stranger.stderr).toContain(`route: ${STRANGER} is not a member of this mesh`);
   });
 });
+
+describe("coderclaw queue, task retry and the scheduling flags", () => {
+  it("a task no member can run waits with its reason, shown by submit, queue and task list; --no-wait-for-peer refuses; bad flags exit 2; retry runs a cancelled task again", { timeout: 90_000 }, async () => {
+    const h = home();
+    const node = await startCli(["start", "--no-mdns"], h, /control socket/);
+    cleanups.push(() => node.stop());
+    const waits = await runCli(["task", "submit", "train it", "--agent", "trainer", "--priority", "5", "--requires", "gpu,memoryGiB>=16", "--deadline", "2h"], h);
+    expect(waits.code).toBe(0);
+    const id = waits.stdout.trim();
+    expect(waits.stderr).toBe("pending: waiting for a member with agent trainer\n");
+    const queue = await runCli(["queue"], h);
+    expect(queue.stdout).toContain(id);
+    expect(queue.stdout).toContain("waiting for a member with agent trainer");
+    const queued = JSON.parse((await runCli(["queue", "--json"], h)).stdout) as Array<{ id: string; placement: { priority: number; requires: unknown; deadline: string } }>;
+    expect(queued.map((t) => t.id)).toEqual([id]);
+    expect(queued[0]!.placement).toMatchObject({ priority: 5, requires: { labels: ["gpu"], resources: { memoryGiB: 16 } } });
+    expect(Date.parse(queued[0]!.placement.deadline) - Date.now()).toBeGreaterThan(60 * 60 * 1000);
+    expect((await runCli(["task", "list"], h)).stdout).toContain("waiting for a member with agent trainer");
+    expect((await runCli(["task", "show", id], h)).stdout).toMatch(/waits for\s+waiting for a member with agent trainer/);
+
+    const now = await runCli(["task", "submit", "now or never", "--agent", "trainer", "--no-wait-for-peer"], h);
+    expect(now.code).toBe(2);
+    expect(now.stderr).toContain("agent trainer: no member can start it now");
+    for (const [flags, message] of [
+      [["--deadline", "someday"], "--deadline"],
+      [["--priority", "high"], "--priority"],
+      [["--requires", "gpu,cpu>=lots"], "requires: item 2"],
+      [["--route", "remote:auto[gpu"], "remote:<auto|peer-id>"],
+    ] as const) {
+      const bad = await runCli(["task", "submit", "x", ...flags], h);
+      expect(bad.code, flags.join(" ")).toBe(2);
+      expect(bad.stderr, flags.join(" ")).toContain(message);
+    }
+
+    expect((await runCli(["task", "cancel", id], h)).code).toBe(0);
+    const retried = await runCli(["task", "retry", id, "--json"], h);
+    expect(retried.code).toBe(0);
+    const again = JSON.parse(retried.stdout) as { id: string; parentTaskId: string; status: string; placement: { priority: number } };
+    expect(again).toMatchObject({ parentTaskId: id, status: "pending", placement: { priority: 5 } });
+    const done = await runCli(["task", "submit", "fine", "--wait"], h);
+    expect(done.code).toBe(0);
+    const notAgain = await runCli(["task", "retry", again.id.replace(/.$/, "0"), "--json"], h);
+    expect(notAgain.code).not.toBe(0);
+  });
+});

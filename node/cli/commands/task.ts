@@ -2,7 +2,8 @@ import { Command, Option } from "commander";
 import { TASK_STATUSES, type TaskStatus, type TaskSubmitRequest, type TransportAdapter } from "../../../src/contract/types.js";
 import { EXIT } from "../exit-codes.js";
 import { followTask } from "../follow.js";
-import { eventLines, printJson, taskDetails, taskTable } from "../output.js";
+import { eventLines, printJson, queueTable, taskDetails, taskTable } from "../output.js";
+import { submitOptionsFromFlags, type SubmitFlags } from "../submit-options.js";
 import { openAccess, type AccessOptions } from "../runtime-access.js";
 
 /** Run `fn` with the runtime, closing it afterwards; returns the exit code. */
@@ -30,20 +31,26 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .option("-d, --description <text>", "short description (default: the first line of the input)")
     .option("-s, --session <id>", "session the task belongs to")
     .option("-w, --wait", "follow the task until it ends, with live progress")
-    .option("-r, --route <where>", "auto (in a mesh: route by capability, trust, load, latency), local (this node), or a mesh member's peer id", "auto")
+    .option("-r, --route <where>", "auto (in a mesh: place by capability, slots, labels, latency), local (this node), a mesh member's peer id, or remote:auto[gpu,...]", "auto")
+    .option("-p, --priority <n>", "among tasks waiting on the node, higher goes first (-100..100, default 0)")
+    .option("--requires <list>", "labels and resources the node that runs it must have: gpu,cpu>=4,memoryGiB>=16")
+    .option("--deadline <when>", "fail it if it has not started by then: a duration (30m, 2h) or a date")
+    .option("--no-wait-for-peer", "refuse at once when no member can start it now, instead of waiting for one")
     .option("--json", "print JSON")
-    .action(async (input: string, opts: { agent?: string; description?: string; session?: string; wait?: boolean; route: string; json?: boolean }, cmd: Command) => {
+    .action(async (input: string, opts: SubmitFlags & { agent?: string; description?: string; session?: string; wait?: boolean; json?: boolean }, cmd: Command) => {
       const request: TaskSubmitRequest = { input, description: opts.description ?? (input.split("\n")[0]!.slice(0, 200) || "task") };
       if (opts.agent !== undefined) request.agentId = opts.agent;
       if (opts.session !== undefined) request.sessionId = opts.session;
+      const options = submitOptionsFromFlags(opts);
       setExit(
         await withRuntime(cmd, opts.wait === true, async (adapter, kind) => {
-          const accepted = await adapter.submitTask(request, { route: opts.route });
+          const accepted = await adapter.submitTask(request, options);
           if (!opts.wait) {
             if (opts.json) printJson(accepted);
             else {
               process.stdout.write(`${accepted.id}\n`);
               if (kind === "storage") process.stderr.write("queued: no node is running on this data directory; it runs at the next `coderclaw start`\n");
+              else if (accepted.placement?.reason !== undefined) process.stderr.write(`pending: ${accepted.placement.reason}\n`);
             }
             return EXIT.ok;
           }
@@ -120,6 +127,23 @@ export function taskCommand(setExit: (code: number) => void): Command {
     });
 
   task
+    .command("retry")
+    .description("run a failed or cancelled task again, as a new task that names it; prints the new task's id")
+    .argument("<id>", "task id")
+    .option("--json", "print JSON")
+    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
+      setExit(
+        await withRuntime(cmd, false, async (adapter) => {
+          if (!adapter.retryTask) throw new Error("this runtime cannot retry tasks");
+          const again = await adapter.retryTask(id);
+          if (opts.json) printJson(again);
+          else process.stdout.write(`${again.id}\n`);
+          return EXIT.ok;
+        }),
+      );
+    });
+
+  task
     .command("cancel")
     .description("cancel a task; exit 0 when cancelled, 1 when it had already finished")
     .argument("<id>", "task id")
@@ -136,6 +160,25 @@ export function taskCommand(setExit: (code: number) => void): Command {
     });
 
   return task;
+}
+
+/** `coderclaw queue`: what waits, where, and why. */
+export function queueCommand(setExit: (code: number) => void): Command {
+  return new Command("queue")
+    .description("tasks waiting for a member to run them: where each waits, its priority, age and reason")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      setExit(
+        await withRuntime(cmd, false, async (adapter) => {
+          const waiting = (await adapter.listTasks({ status: "pending", limit: 1000 })).sort(
+            (x, y) => (y.placement?.priority ?? 0) - (x.placement?.priority ?? 0) || x.createdAt.getTime() - y.createdAt.getTime(),
+          );
+          if (opts.json) printJson(waiting);
+          else process.stdout.write(waiting.length === 0 ? "nothing waits\n" : queueTable(waiting) + "\n");
+          return EXIT.ok;
+        }),
+      );
+    });
 }
 
 export { withRuntime };
