@@ -1,4 +1,6 @@
 import "../src/polyfills.js";
+import { parseInput } from "../src/contract/parse-input.js";
+import { RequirementsSchema } from "../src/contract/submit-options.js";
 import { join } from "node:path";
 import { multiaddr } from "@multiformats/multiaddr";
 import { InviteBook, loadOrCreateDeviceIdentity } from "../identity/index.js";
@@ -87,7 +89,9 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     });
     const statements = statementSyncService(membership.set);
     const sync = syncService({ store: core.store, authority: replicas.authority, quarantine: replicas.quarantine });
-    const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10), version: VERSION });
+    // What the node advertises for placement, checked as a task's requirements are.
+    const placement = parseInput(RequirementsSchema, { ...(options.labels !== undefined && { labels: options.labels }), ...(options.resources !== undefined && { resources: options.resources }) });
+    const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10, placement), version: VERSION });
     const server = taskServerService({
       engine: core.engine,
       agents: core.agents,
@@ -133,6 +137,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       client: client.running,
       members: () => directory.running.members(),
       isMember: admission.isMember,
+      local: () => placement,
       leaseTimeoutMs: options.leaseTimeoutMs ?? LEASE_TIMEOUT_MS,
       onError: (where, error) => options.onError?.(where, error),
     });

@@ -33,6 +33,10 @@ export interface NodeOptions {
   /** Agents this node runs; default the built-in `echo` and `sleep`. */
   agents?: AgentRegistry;
   maxConcurrentTasks?: number;
+  /** Labels this node advertises (`gpu`, `macos`): tasks that require them can be placed here. */
+  labels?: string[];
+  /** Resources this node advertises (`{ cpu: 8, memoryGiB: 32 }`): tasks that require at least an amount can be placed here. */
+  resources?: Record<string, number>;
   defaultTimeoutMs?: number;
   /** Lease renewals to submitters, ms. Default 1,000. */
   leaseIntervalMs?: number;

@@ -19,6 +19,8 @@ export interface LocalCapabilities {
   capabilities: string[];
   load: number;
   maxConcurrency: number;
+  labels?: string[];
+  resources?: Record<string, number>;
 }
 
 /** A node that can run what was asked for. */
@@ -113,7 +115,7 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
 
   const localRecord = async (): Promise<SignedNodeRecord> => {
     const caps = options.local();
-    const content = JSON.stringify([caps.agents, caps.skills, caps.capabilities, caps.load, caps.maxConcurrency, options.version]);
+    const content = JSON.stringify([caps.agents, caps.skills, caps.capabilities, caps.load, caps.maxConcurrency, caps.labels, caps.resources, options.version]);
     if (signed !== undefined && signed.content === content) return signed.record;
     const now = Date.now();
     // Time-based so a restarted node's record still beats the one it published before.

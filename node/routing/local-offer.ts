@@ -4,9 +4,14 @@ import type { LocalCapabilities } from "./capability-directory.js";
 /**
  * What a node's runtime offers now, for its capability record: its agents,
  * their capabilities, and its load (running and queued tasks) against
- * `maxConcurrency`. Read again whenever the record is signed or served.
+ * `maxConcurrency`, and the labels and resources its configuration declares.
+ * Read again whenever the record is signed or served.
  */
-export function localOffer(core: Pick<LocalCore, "engine" | "agents">, maxConcurrency: number): () => LocalCapabilities {
+export function localOffer(
+  core: Pick<LocalCore, "engine" | "agents">,
+  maxConcurrency: number,
+  placement: { labels?: readonly string[]; resources?: Readonly<Record<string, number>> } = {},
+): () => LocalCapabilities {
   return () => {
     const counters = core.engine.counters();
     const agents = core.agents.list();
@@ -16,6 +21,8 @@ export function localOffer(core: Pick<LocalCore, "engine" | "agents">, maxConcur
       capabilities: [...new Set(agents.flatMap((a) => a.info.capabilities))],
       load: counters.runningExecutions + counters.queuedTasks,
       maxConcurrency,
+      ...(placement.labels !== undefined && placement.labels.length > 0 && { labels: [...placement.labels] }),
+      ...(placement.resources !== undefined && Object.keys(placement.resources).length > 0 && { resources: { ...placement.resources } }),
     };
   };
 }

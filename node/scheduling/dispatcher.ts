@@ -630,7 +630,7 @@ export class Dispatcher {
       { peerId: selfId, local: true, agents: new Set(here), labels: new Set(local.labels ?? []), resources: local.resources ?? {}, freeSlots: this.#freeHere(), latencyMs: 0 },
     ];
     for (const c of await this.#memberRecords()) {
-      const record = c.record as typeof c.record & { labels?: string[]; resources?: Record<string, number> };
+      const record = c.record;
       candidates.push({
         peerId: c.peerId,
         local: false,

@@ -3,6 +3,7 @@ import { peerIdFromString } from "@libp2p/peer-id";
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
 import { z } from "zod";
+import { MAX_REQUIREMENTS, RequirementNameSchema } from "../../src/contract/submit-options.js";
 import { bytesSchema, createMessageCodec, decodeStrict, encodeCanonical } from "../framing/codec.js";
 import { MalformedFrameError } from "../framing/errors.js";
 
@@ -19,6 +20,13 @@ export const nodeRecordSchema = z.object({
   /** Tasks running now. */
   load: z.number().int().min(0),
   maxConcurrency: z.number().int().min(1),
+  /** Labels the node's configuration gives it (`gpu`); absent in records of older nodes. */
+  labels: z.array(RequirementNameSchema).max(MAX_REQUIREMENTS).optional(),
+  /** Resources the node's configuration declares (`cpu: 8`); absent in records of older nodes. */
+  resources: z
+    .record(RequirementNameSchema, z.number().min(0))
+    .refine((r) => Object.keys(r).length <= MAX_REQUIREMENTS)
+    .optional(),
   /** Software version of the publishing node. */
   version: z.string().max(64),
   /** Increases with every publication; the highest wins. */

@@ -14,6 +14,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import type { RuntimeMode } from "../contract/types.js";
 import { CoderClawError } from "../contract/errors.js";
+import { MAX_REQUIREMENTS, RequirementNameSchema } from "../contract/submit-options.js";
 import { parseAgentsConfig } from "./agents-config.js";
 import { ConfigError, configErrorAt, locate, parseYamlSource, validateYaml, type YamlSource } from "./yaml-source.js";
 
@@ -48,6 +49,10 @@ export interface RuntimeConfig {
     allowRemoteSessions: boolean;
     maxConcurrentTasks: number;
   };
+  /** Labels this node advertises to the mesh; a task may require them (`--requires gpu`). */
+  labels: string[];
+  /** Resources this node advertises (`cpu: 8`, `memoryGiB: 32`); a task may require at least an amount (`--requires cpu>=4`). */
+  resources: Record<string, number>;
   http: {
     host: string;
     port: number;
@@ -106,6 +111,12 @@ const SETTINGS = {
   "deployment.mode": { schema: modeSchema },
   "deployment.allowRemoteSessions": { schema: z.boolean(), env: "CODERCLAW_ALLOW_REMOTE_SESSIONS" },
   "deployment.maxConcurrentTasks": { schema: z.number().int().min(1).max(10_000), env: "CODERCLAW_MAX_CONCURRENT_TASKS" },
+  labels: { schema: z.array(RequirementNameSchema).max(MAX_REQUIREMENTS), env: "CODERCLAW_LABELS" },
+  resources: {
+    schema: z
+      .record(RequirementNameSchema, z.number().min(0, "must be at least 0"))
+      .refine((r) => Object.keys(r).length <= MAX_REQUIREMENTS, `at most ${MAX_REQUIREMENTS} resources`),
+  },
   "http.host": { schema: z.string().min(1).max(255).regex(/^[A-Za-z0-9.:-]+$/, "must be a host name or IP address"), env: "CODERCLAW_HTTP_HOST" },
   "http.port": { schema: z.number().int().min(0).max(65_535), env: "CODERCLAW_HTTP_PORT" },
   "http.tls.cert": { schema: z.string().min(1).max(4096), env: "CODERCLAW_HTTP_TLS_CERT" },
@@ -133,6 +144,8 @@ const DEFAULTS: Partial<Record<SettingKey, unknown>> = {
   "security.defaultRoles": ["developer"],
   "security.sandbox": "required",
   "deployment.maxConcurrentTasks": 10,
+  labels: [],
+  resources: {},
   "http.host": "127.0.0.1",
   "http.port": 7420,
 };
@@ -300,6 +313,8 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
       allowRemoteSessions: get("deployment.allowRemoteSessions"),
       maxConcurrentTasks: get("deployment.maxConcurrentTasks"),
     },
+    labels: get("labels"),
+    resources: get("resources"),
     http: {
       host: get("http.host"),
       port: get("http.port"),

@@ -50,9 +50,22 @@ describe("loadRuntimeConfig", () => {
       transport: { type: "local", enabled: true },
       security: { enforceTrust: false, requireAuth: false, defaultRoles: ["developer"], sandbox: "required" },
       deployment: { mode: "local-only", allowRemoteSessions: false, maxConcurrentTasks: 10 },
+      labels: [],
+      resources: {},
       http: { host: "127.0.0.1", port: 7420 },
     });
     expect(new Set(Object.values(loaded.sources))).toEqual(new Set(["default"]));
+  });
+
+  it("takes the labels and resources a node advertises for placement, and refuses malformed ones naming the key", () => {
+    const file = writeConfig("labels: [gpu, macos]\nresources:\n  cpu: 8\n  memoryGiB: 32\n");
+    const { config } = loadRuntimeConfig({ cwd: dir, env: noHome() });
+    expect([config.labels, config.resources]).toEqual([["gpu", "macos"], { cpu: 8, memoryGiB: 32 }]);
+    expect(loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_LABELS: "arm64, fast" } }).config.labels).toEqual(["arm64", "fast"]);
+    writeFileSync(file, "labels: [has space]\n");
+    expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/labels/);
+    writeFileSync(file, "resources:\n  cpu: lots\n");
+    expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/resources/);
   });
 
   it("takes security.sandbox from the file or CODERCLAW_SANDBOX, and refuses other values naming the key", () => {

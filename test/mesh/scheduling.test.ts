@@ -128,7 +128,7 @@ describe("placement", () => {
     expect(task.status).toBe("pending");
     expect(task.placement?.reason).toBe("infeasible: no known member with agent echo has label gpu");
 
-    const gpu = await startNodes(1, () => ({ options: { labels: ["gpu"] } as never }));
+    const gpu = await startNodes(1, () => ({ options: { labels: ["gpu"] } }));
     cleanups.push(gpu.stop);
     const g = gpu.nodes[0]!;
     const { invite } = await a.pairing.invite("trusted", 60_000);

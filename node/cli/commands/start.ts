@@ -52,6 +52,8 @@ export function startCommand(setExit: (code: number) => void): Command {
         ...(opts.listen.length > 0 && { listen: opts.listen }),
         ...(opts.bootstrap.length > 0 && { bootstrap: opts.bootstrap }),
         maxConcurrentTasks: opts.maxConcurrent ?? config.deployment.maxConcurrentTasks,
+        labels: config.labels,
+        resources: config.resources,
         sandbox: config.security.sandbox,
         workspaceDir: process.cwd(),
         ...(opts.leaseTimeout !== undefined && { leaseTimeoutMs: opts.leaseTimeout, leaseIntervalMs: Math.max(100, Math.floor(opts.leaseTimeout / 5)) }),
