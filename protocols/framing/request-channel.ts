@@ -29,7 +29,7 @@ export interface RequestChannelOptions<T> {
   /** First request id. Default 1. */
   firstRid?: number;
   /** Messages that answer no request (see {@link RequestShape.answerTo}). */
-  onUnsolicited?: (message: T) => void;
+  onUnsolicited?: (message: T, channel: MessageChannel<T>) => void;
   /** The channel ended; `error` is set when it failed. Every open exchange has been failed by then. */
   onClose?: (error?: FramingError) => void;
 }
@@ -242,7 +242,7 @@ export class RequestChannel<T> {
 
   #dispatch(message: T): void {
     const rid = this.#shape.answerTo(message);
-    if (rid === undefined) return this.#options.onUnsolicited?.(message);
+    if (rid === undefined) return this.#options.onUnsolicited?.(message, this.channel);
     const state = this.#exchanges.get(rid);
     if (state === undefined) return;
     this.#answered(state);

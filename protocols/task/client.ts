@@ -15,7 +15,7 @@ import { eventFromWire, stateFromWire } from "./wire.js";
 
 /** How task-protocol messages carry request ids: every answer by `rid`; a lease renewal answers nothing. */
 export const taskRequestShape: RequestShape<TaskMessage> = {
-  answerTo: (m) => (m.t === "lease" || m.t === "submit" ? undefined : m.rid),
+  answerTo: (m) => (m.t === "lease" || m.t === "leased" || m.t === "submit" ? undefined : m.rid),
   failure: (m) => (m.t === "err" ? errorFromWire(m) : undefined),
   ends: (m) => m.t === "end" || (m.t === "accepted" && m.end),
   cancel: (rid) => ({ t: "unsub", rid }),
@@ -92,8 +92,11 @@ export class TaskRequester {
   get requestOptions(): RequestChannelOptions<TaskMessage> {
     return {
       timeoutMs: this.#timeoutMs,
-      onUnsolicited: (m) => {
-        if (m.t === "lease") this.#leases.renewAll(m);
+      onUnsolicited: (m, channel) => {
+        if (m.t !== "lease") return;
+        this.#leases.renewAll(m);
+        // The executor fences what it cannot get acknowledged: say at once that this round arrived.
+        void channel.send({ t: "leased", round: m.round }).catch(() => undefined);
       },
     };
   }
@@ -104,9 +107,11 @@ export class TaskRequester {
    * on over the same request, and the next {@link TaskRequester.subscribe} to the
    * task consumes them without asking again: a task that ends at once needs no
    * second round trip. With `key`, a repeated submission (after a lost answer,
-   * or a restart of this node) gets the task the executor already has.
+   * or a restart of this node) gets the task the executor already has. With
+   * `fenceAfterMs`, the executor stops a retryable task it cannot get its
+   * lease acknowledged for before this node would re-place it.
    */
-  async submit(peer: string, request: TaskSubmitRequest, session?: string, options: { follow?: boolean; key?: string } = {}): Promise<TaskState> {
+  async submit(peer: string, request: TaskSubmitRequest, session?: string, options: { follow?: boolean; key?: string; fenceAfterMs?: number } = {}): Promise<TaskState> {
     const meshId = this.#options.meshId();
     if (!meshId) throw new CoderClawError("UNAVAILABLE", "this node is not in a mesh yet (coderclaw mesh create | join)");
     const envelope: SubmitEnvelope = {
@@ -117,6 +122,7 @@ export class TaskRequester {
       nonce: randomBytes(16),
       ...(session !== undefined && { session }),
       ...(options.key !== undefined && { key: options.key }),
+      ...(options.fenceAfterMs !== undefined && { fenceAfterMs: options.fenceAfterMs }),
     };
     const bytes = encodeCanonical(envelope);
     const follow = options.follow === true;

@@ -60,15 +60,67 @@ export interface LeaseRenewalsOptions {
   sendTo(peer: string): ((message: TaskMessage) => void) | undefined;
 }
 
+/** Share of a submitter's `fenceAfterMs` after which the executor stops a fenced task: it must stop before the submitter gives up on it. */
+export const FENCE_SHARE = 0.8;
+
+/** A task the executor stops once its submitter has not acknowledged a renewal for long enough. */
+interface Fence {
+  afterMs: number;
+  /** Epoch ms from which silence counts before any acknowledged round. */
+  since: number;
+}
+
 /**
  * The executor's side: the tasks each submitter holds a lease on, renewed in
  * each {@link LeaseRenewals.renew} round until the submitter has learnt their
- * end.
+ * end. Each round is numbered; the submitter acknowledges it (`leased`), and a
+ * fenced task whose submitter has acknowledged nothing for
+ * {@link FENCE_SHARE} of its `fenceAfterMs` is past its fence: the submitter
+ * may re-place it elsewhere soon, so it must not also finish here.
  */
 export class LeaseRenewals {
   readonly #held = new Map<string, Set<string>>();
+  readonly #fences = new Map<string, { peer: string; fence: Fence }>();
+  /** When each round was sent, per submitter; the last acknowledged round's time. */
+  readonly #sent = new Map<string, Map<number, number>>();
+  readonly #acknowledged = new Map<string, number>();
+  #round = 0;
 
   constructor(private readonly options: LeaseRenewalsOptions) {}
+
+  /** Stop `taskId` of `peer` once nothing was acknowledged for {@link FENCE_SHARE} of `afterMs`, counting from `since` at the earliest. */
+  fence(peer: string, taskId: string, afterMs: number, since: number): void {
+    this.#fences.set(taskId, { peer, fence: { afterMs, since } });
+  }
+
+  /** Why `taskId` must not finish here now (its fence has passed), or undefined. */
+  fenced(taskId: string, now = Date.now()): string | undefined {
+    const f = this.#fences.get(taskId);
+    if (f === undefined) return undefined;
+    const heard = Math.max(f.fence.since, this.#acknowledged.get(f.peer) ?? 0);
+    const silent = now - heard;
+    if (silent <= FENCE_SHARE * f.fence.afterMs) return undefined;
+    return `superseded: lease lost (${f.peer} acknowledged nothing for ${silent} ms; it re-places the task after ${f.fence.afterMs} ms)`;
+  }
+
+  /** The fenced tasks past their fence now. */
+  pastFence(now = Date.now()): Array<{ taskId: string; reason: string }> {
+    const out: Array<{ taskId: string; reason: string }> = [];
+    for (const taskId of this.#fences.keys()) {
+      const reason = this.fenced(taskId, now);
+      if (reason !== undefined) out.push({ taskId, reason });
+    }
+    return out;
+  }
+
+  /** `peer` acknowledged lease round `round`. */
+  acknowledge(peer: string, round: number): void {
+    const sent = this.#sent.get(peer);
+    const at = sent?.get(round);
+    if (at === undefined) return;
+    this.#acknowledged.set(peer, Math.max(this.#acknowledged.get(peer) ?? 0, at));
+    for (const r of sent!.keys()) if (r <= round) sent!.delete(r);
+  }
 
   /** `peer` submitted `taskId` here. */
   hold(peer: string, taskId: string): void {
@@ -83,6 +135,7 @@ export class LeaseRenewals {
   /** `peer` has the task's end from its stream: renewals need not tell it again, nor read the task back. */
   release(peer: string, taskId: string): void {
     this.#held.get(peer)?.delete(taskId);
+    this.#fences.delete(taskId);
   }
 
   /** One round: each connected submitter hears the status of the tasks it holds; those reported ended are let go. */
@@ -95,10 +148,24 @@ export class LeaseRenewals {
         const status = await this.options.statusOf(id).catch(() => undefined);
         if (status === undefined) continue;
         tasks.push({ id, status });
-        if (isTerminal(status)) held.delete(id);
+        if (isTerminal(status)) {
+          held.delete(id);
+          this.#fences.delete(id);
+        }
       }
       // The channel it was to go on may have closed meanwhile; another may have opened.
-      this.options.sendTo(peer)?.({ t: "lease", tasks });
+      const send = this.options.sendTo(peer);
+      if (send === undefined) continue;
+      const round = this.#round++;
+      let sent = this.#sent.get(peer);
+      if (sent === undefined) {
+        sent = new Map();
+        this.#sent.set(peer, sent);
+      }
+      sent.set(round, Date.now());
+      // Unacknowledged rounds are kept only a while: an acknowledgement that late proves nothing recent.
+      if (sent.size > 64) sent.delete(sent.keys().next().value!);
+      send({ t: "lease", round, tasks });
     }
   }
 }

@@ -6,8 +6,8 @@ import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/c
 
 /** Remote task submission, cancellation, queries and update streams between mesh members. */
 export const TASK_PROTOCOL = "/coderclaw/task/1.0.0";
-/** Wire version inside every task-protocol envelope (3: submissions travel in signed groups). */
-export const TASK_PROTOCOL_VERSION = 3;
+/** Wire version inside every task-protocol envelope (4: idempotency keys, fencing, acknowledged leases). */
+export const TASK_PROTOCOL_VERSION = 4;
 /** A 1 MiB input plus envelope. */
 export const MAX_TASK_MESSAGE_BYTES = 1280 * 1024;
 
@@ -43,6 +43,13 @@ export const submitEnvelopeSchema = z.strictObject({
    * an executor without a free slot refuses it (BUSY) rather than queue it.
    */
   key: z.string().min(1).max(128).optional(),
+  /**
+   * The submitter re-places the task elsewhere once this executor has been
+   * silent this long, ms: an executor that cannot get its lease renewals
+   * acknowledged stops the task (retryable agents only) before then, so it
+   * does not also finish it.
+   */
+  fenceAfterMs: z.number().int().min(500).max(24 * 60 * 60 * 1000).optional(),
 });
 
 /** See {@link submitEnvelopeSchema}. */
@@ -125,8 +132,10 @@ export const taskMessageSchema = z.discriminatedUnion("t", [
   z.strictObject({ t: z.literal("upd"), rid, taskId, events: eventBatch.min(1) }),
   z.strictObject({ t: z.literal("end"), rid }),
   z.strictObject({ t: z.literal("err"), rid, code: text(64), message: text(4096), field: text(256).optional() }),
-  /** Lease renewal: the executor still holds these tasks of the peer it sends to. */
-  z.strictObject({ t: z.literal("lease"), tasks: z.array(z.strictObject({ id: taskId, status })).max(10_000) }),
+  /** Lease renewal: the executor still holds these tasks of the peer it sends to; `round` numbers it for the acknowledgement. */
+  z.strictObject({ t: z.literal("lease"), round: z.number().int().min(0), tasks: z.array(z.strictObject({ id: taskId, status })).max(10_000) }),
+  /** The submitter heard lease round `round`: until some time after it, the executor may go on with the tasks it fences. */
+  z.strictObject({ t: z.literal("leased"), round: z.number().int().min(0) }),
 ]);
 
 /** See {@link taskMessageSchema}. */

@@ -37,6 +37,10 @@ export interface TaskEngineLike {
   submit(request: TaskSubmitRequest, options: { submittedBy: string; admitted?: Promise<unknown> }): Promise<TaskState>;
   /** The task `submittedBy` submitted under idempotency key `key`, once stored. */
   findByKey(submittedBy: string, key: string): Promise<TaskState | null>;
+  /** Consult `guard` before the task is recorded completed; a reason fails it instead. */
+  guardOutcome(taskId: string, guard: () => string | undefined): void;
+  /** Stop a task that must not finish here, failing it with `reason`. */
+  supersede(taskId: string, reason: string): Promise<boolean>;
   /** Slots free for new work now, and the concurrency limit. */
   freeSlots(): number;
   readonly slots: number;
@@ -178,12 +182,24 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
         promised--;
       }
     };
+    /**
+     * A retryable task whose submitter asked for a fence stops once the
+     * submitter stops acknowledging renewals, and never completes past that
+     * point: the submitter may re-place it then. Work that is not retryable is
+     * never re-placed, so it runs on whatever happens to the link.
+     */
+    const fenceIfAsked = (envelope: SubmitEnvelope, task: TaskState): void => {
+      if (envelope.fenceAfterMs === undefined || task.metadata?.retryable !== true) return;
+      leases.fence(peer, task.id, envelope.fenceAfterMs, Math.min(Date.now(), envelope.issuedAt));
+      engine.guardOutcome(task.id, () => leases.fenced(task.id));
+    };
     /** A keyed submission seen before gets the task it made; any other is taken anew. */
     const submit = async (envelope: SubmitEnvelope): Promise<TaskState> => {
       const key = envelope.key;
       let task: TaskState;
       if (key === undefined) {
         task = await create(envelope);
+        fenceIfAsked(envelope, task);
       } else {
         const id = `${peer}\n${key}`;
         const pending = taking.get(id);
@@ -198,6 +214,7 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
           } finally {
             if (taking.get(id) === made) taking.delete(id);
           }
+          fenceIfAsked(envelope, task);
         }
       }
       leases.hold(peer, task.id);
@@ -295,6 +312,9 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
           case "unsub":
             subscriptions.get(m.rid)?.abort();
             break;
+          case "leased":
+            leases.acknowledge(peer, m.round);
+            break;
           default:
             // Answers and leases only flow the other way; a peer sending them is confused, not fatal.
             send({ t: "err", rid: "rid" in m ? m.rid : 1, code: "PROTOCOL", message: `unexpected message ${m.t}` });
@@ -309,6 +329,7 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
   };
 
   const leaseTimer = setInterval(() => {
+    for (const { taskId, reason } of leases.pastFence()) void engine.supersede(taskId, reason).catch((err: unknown) => options.onError?.("(fence)", err as Error));
     void leases.renew().then(() => replays.prune());
   }, options.leaseIntervalMs ?? LEASE_INTERVAL_MS);
   leaseTimer.unref();

@@ -33,6 +33,8 @@ export interface LiveTask extends PersistedTask {
   announced: number;
   /** Created by the task's first output; most tasks have none. */
   output?: OutputBuffer;
+  /** Consulted before the task is recorded `completed`: a reason makes it fail with that reason instead (a fenced task). */
+  outcomeGuard?: () => string | undefined;
   /** Kept here but placed and run elsewhere by a dispatcher (see `TaskEngine.submit`'s `hold`); never started by the engine. */
   delegated: boolean;
 }

@@ -302,6 +302,29 @@ export class TaskEngine {
     return true;
   }
 
+  /**
+   * Have `guard` consulted before `taskId` is recorded completed: when it gives
+   * a reason, the task fails with it instead. The mesh uses it for tasks whose
+   * submitter may already have re-placed them elsewhere (fencing).
+   */
+  guardOutcome(taskId: string, guard: () => string | undefined): void {
+    const task = this.live.get(taskId);
+    if (task !== undefined && !isTerminal(task.state.status)) task.outcomeGuard = guard;
+  }
+
+  /** Stop a task that must not finish here (its lease is lost), failing it with `reason`. False when it had already ended. */
+  async supersede(taskId: string, reason: string): Promise<boolean> {
+    const task = this.live.get(taskId);
+    if (task === undefined || isTerminal(task.state.status)) return false;
+    const at = this.queue.indexOf(task);
+    if (at >= 0) this.queue.splice(at, 1);
+    if (task.state.status === "pending") this.transition(task, "planning", "stopping");
+    this.fail(task, reason);
+    task.controller?.abort("cancelled" satisfies AbortCause);
+    await this.persistence.durable(task);
+    return true;
+  }
+
   /** Slots free for new work here now: the concurrency limit less what runs and waits in the local queue. */
   freeSlots(): number {
     return Math.max(0, this.max - this.running - this.queue.length);
@@ -586,7 +609,10 @@ export class TaskEngine {
 
   private settle(task: LiveTask, outcome: Outcome): void {
     task.output?.flush();
-    if (outcome.ok) {
+    const veto = outcome.ok ? task.outcomeGuard?.() : undefined;
+    if (veto !== undefined) {
+      this.fail(task, veto);
+    } else if (outcome.ok) {
       task.state.output = outcome.result.output;
       task.state.progress = 100;
       this.transition(task, "completed", "completed", outcome.result.data);

@@ -83,6 +83,10 @@ describe("executor leases", () => {
     expect(final?.status).toBe("completed");
     expect(final?.placement?.runsOn).toBe(b.peerId);
     expect(final?.placement?.attempt).toBe(2);
+    // C, cut off, stopped its copy before A re-placed it: it did not also finish it.
+    const first = await c.core.engine.getTask(retry.placement!.attemptId!);
+    expect(first?.status).toBe("failed");
+    expect(first?.error).toMatch(/^superseded: lease lost/);
 
     // Never declared failed while C, unreachable, still ran it: it ends as C ran it.
     expect(onceUpdates.some((u) => u.message?.includes("unreachable"))).toBe(true);

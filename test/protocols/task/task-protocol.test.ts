@@ -221,3 +221,63 @@ describe("idempotency keys and free slots", () => {
     expect((await core.engine.listTasks()).length).toBe(4);
   });
 });
+
+describe("fencing: an executor stops a retryable task its submitter may re-place", () => {
+  /** A signed `submit` of the sleep agent (retryable) for `ms`, asking for a fence, sent raw: this submitter never acknowledges a lease. */
+  async function submitFenced(p: Pair, ms: number, fenceAfterMs: number): Promise<{ id: string; channel: MessageChannel<TaskMessage> }> {
+    const env = encodeCanonical({
+      request: { description: "fenced", input: String(ms), agentId: "sleep" },
+      requester: p.submitter.peerId,
+      meshId: MESH,
+      issuedAt: Date.now(),
+      nonce: randomBytes(16),
+      fenceAfterMs,
+    } satisfies SubmitEnvelope);
+    const channel = p.raw();
+    const [answer] = await rawSubmit(channel, [env], p.submitter.sign(submitSignedBytes([env])));
+    if (answer?.t !== "state" || answer.state === null) throw new Error(`unexpected answer ${JSON.stringify(answer)}`);
+    return { id: answer.state.id, channel };
+  }
+
+  it("a submitter that acknowledges no renewal sees its task stopped as superseded before it would re-place it", async () => {
+    const p = await pair({ leaseIntervalMs: 50 });
+    const started = Date.now();
+    const { id } = await submitFenced(p, 10_000, 800);
+    await vi.waitFor(async () => expect((await p.core.engine.getTask(id))?.status).toBe("failed"), { timeout: 5000 });
+    const ended = (await p.core.engine.getTask(id))!;
+    expect(ended.error).toMatch(/^superseded: lease lost \(.* acknowledged nothing for \d+ ms; it re-places the task after 800 ms\)$/);
+    expect(ended.completedAt!.getTime() - started).toBeLessThan(800);
+  });
+
+  it("an outcome reached past the fence is recorded as superseded, not completed", async () => {
+    // No renewal round runs (60 s apart), so nothing is acknowledged and only the check at the end stands between the outcome and the record.
+    const p = await pair({ leaseIntervalMs: 60_000 });
+    const { id } = await submitFenced(p, 900, 600);
+    await vi.waitFor(async () => expect((await p.core.engine.getTask(id))?.status).toBe("failed"), { timeout: 5000 });
+    expect((await p.core.engine.getTask(id))?.error).toMatch(/^superseded: lease lost/);
+  });
+
+  it("a submitter that acknowledges its renewals keeps its task running past many fence periods, to completion", async () => {
+    const p = await pair({ leaseIntervalMs: 50 });
+    const task = await p.requester.submit(p.executorId, { description: "kept", input: "1500", agentId: "sleep" }, undefined, { fenceAfterMs: 500 });
+    await vi.waitFor(async () => expect((await p.core.engine.getTask(task.id))?.status).toBe("completed"), { timeout: 5000 });
+  });
+
+  it("work that is not retryable is never fenced: nobody re-places it", async () => {
+    const p = await pair({ leaseIntervalMs: 50 });
+    const env = encodeCanonical({
+      request: { description: "once", input: "x", agentId: "ctl" },
+      requester: p.submitter.peerId,
+      meshId: MESH,
+      issuedAt: Date.now(),
+      nonce: randomBytes(16),
+      fenceAfterMs: 500,
+    } satisfies SubmitEnvelope);
+    const [answer] = await rawSubmit(p.raw(), [env], p.submitter.sign(submitSignedBytes([env])));
+    const id = answer?.t === "state" ? answer.state!.id : "";
+    await new Promise((r) => setTimeout(r, 900));
+    expect((await p.core.engine.getTask(id))?.status).toBe("running");
+    p.ctl.complete(id);
+    await vi.waitFor(async () => expect((await p.core.engine.getTask(id))?.status).toBe("completed"), { timeout: 5000 });
+  });
+});
