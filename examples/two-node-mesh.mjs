@@ -15,7 +15,7 @@ try {
 
   const runtime = new CoderClawRuntime(laptop.adapter, "distributed-cluster");
   const task = await laptop.adapter.submitTask({ description: "nap", input: "300 3", agentId: "sleep" }, { route: server.peerId });
-  console.log("runs on the other node:", task.executorId === server.peerId);
+  console.log("runs on the other node:", task.placement?.runsOn === server.peerId);
   for await (const update of runtime.streamTaskUpdates(task.id)) console.log(update.status, update.progress ?? "");
 } finally {
   await Promise.all([laptop.stop(), server.stop()]);

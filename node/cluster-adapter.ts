@@ -124,7 +124,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
     assertTaskId(taskId);
     const owner = await this.ownerOf(taskId);
     if (owner !== this.parts.selfId) return this.parts.client.cancel(owner, taskId);
-    return this.parts.engine.cancel(taskId);
+    return this.parts.dispatcher.cancel(taskId);
   }
 
   /**

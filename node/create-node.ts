@@ -3,6 +3,7 @@ import { parseInput } from "../src/contract/parse-input.js";
 import { RequirementsSchema } from "../src/contract/submit-options.js";
 import { join } from "node:path";
 import { multiaddr } from "@multiformats/multiaddr";
+import { peerIdFromString } from "@libp2p/peer-id";
 import { InviteBook, loadOrCreateDeviceIdentity } from "../identity/index.js";
 import { dataPaths, resolveDataDir } from "../src/runtime/data-dir.js";
 import { VERSION } from "../src/version.js";
@@ -137,6 +138,8 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       client: client.running,
       members: () => directory.running.members(),
       isMember: admission.isMember,
+      isConnected: (peer) => connectedMembers().includes(peer),
+      reach: async (peer) => void (await libp2p.dial(peerIdFromString(peer), { signal: AbortSignal.timeout(3000) })),
       local: () => placement,
       leaseTimeoutMs: options.leaseTimeoutMs ?? LEASE_TIMEOUT_MS,
       onError: (where, error) => options.onError?.(where, error),

@@ -27,6 +27,10 @@ export interface DispatcherOptions {
   /** Signed records of the connected members (their agents, slots, load, labels, resources). */
   members: () => Promise<Candidate[]>;
   isMember: (peerId: string) => boolean;
+  /** True while a connection to `peerId` is open. */
+  isConnected?: (peerId: string) => boolean;
+  /** Open a connection to a member, from the addresses this node knows; rejects when it cannot. */
+  reach?: (peerId: string) => Promise<void>;
   /** This node's own labels and resources, as configured. */
   local?: () => { labels?: readonly string[]; resources?: Readonly<Record<string, number>> };
   /** Executor silence after which an attempt is presumed lost, ms. */
@@ -71,6 +75,9 @@ const inDoubt = (err: CoderClawError): boolean => (err.code === "UNAVAILABLE" ||
 
 /** Refusals after which the task waits for another chance (another member, or a slot); any other refusal ends it. */
 const WAIT_AFTER = new Set(["BUSY", "SHUTTING_DOWN", "UNKNOWN_AGENT", "AGENT_UNAVAILABLE"]);
+
+/** A member that pinned work waits for is dialled at most this often, ms. */
+const REACH_EVERY_MS = 5000;
 
 /** Member records younger than this are trusted to tell a new submission it must wait, ms. */
 const FRESH_MS = 100;
@@ -117,6 +124,8 @@ export class Dispatcher {
   #order = 0;
   /** Local slots promised to submissions whose task the engine has not queued yet. */
   #reservedHere = 0;
+  /** When each member pinned work waits for was last dialled. */
+  readonly #dialled = new Map<string, number>();
   /** The last placement decision queued; the next one waits for it. */
   #turn: Promise<void> = Promise.resolve();
   #passing = false;
@@ -175,7 +184,14 @@ export class Dispatcher {
         this.#reservedHere--;
       }
     }
-    if (only !== undefined) placement.route = only;
+    if (only !== undefined) {
+      placement.route = only;
+      // A member we paired with but are not connected to is dialled first: pinned work goes there now if it can.
+      if (this.#o.isConnected?.(only) === false) {
+        await this.#reach(only);
+        this.#records = undefined;
+      }
+    }
     const probe: Waiting = { id: "", agentId, priority: placement.priority!, order: Number.MAX_SAFE_INTEGER, avoid: new Map(), attempts: 0 };
     if (only !== undefined) probe.only = only;
     if (options.requires !== undefined) probe.requires = options.requires;
@@ -264,6 +280,24 @@ export class Dispatcher {
     if (p?.priority !== undefined) options.priority = p.priority;
     if (p?.requires !== undefined) options.requires = p.requires;
     return this.submit({ ...request, parentTaskId: taskId, metadata: { ...metadata, retryOf: taskId } }, options);
+  }
+
+  /**
+   * Cancel a task kept here. One with an attempt under way is cancelled where
+   * it runs first, as that member decides (it may refuse: PERMISSION_DENIED),
+   * and ends here as the attempt ends; any other is cancelled here. False when
+   * it had already ended.
+   */
+  async cancel(taskId: string): Promise<boolean> {
+    const attempt = this.#attempts.get(taskId);
+    if (attempt?.attemptId === undefined || attempt.controller.signal.aborted) return this.#o.engine.cancel(taskId);
+    try {
+      return await this.#o.client.cancel(attempt.peer, attempt.attemptId);
+    } catch (err) {
+      // Out of reach: the task ends here now, and its attempt is cancelled when the member can be told.
+      if (err instanceof CoderClawError && inDoubt(err)) return this.#o.engine.cancel(taskId);
+      throw err;
+    }
   }
 
   /** Members or their records changed: look again. */
@@ -568,6 +602,14 @@ export class Dispatcher {
     this.#theirs.set(peer, record?.maxConcurrency ?? Number.MAX_SAFE_INTEGER);
   }
 
+  /** Dial a member that pinned work waits for, at most every few seconds; failing to is what waiting means. */
+  async #reach(peer: string): Promise<void> {
+    const now = Date.now();
+    if ((this.#dialled.get(peer) ?? 0) > now - REACH_EVERY_MS) return;
+    this.#dialled.set(peer, now);
+    await this.#o.reach?.(peer).catch(() => undefined);
+  }
+
   /** Take a slot of `peer` (this node or a member) for a task about to go there. */
   #reserve(peer: string): void {
     if (peer === this.#o.selfId) this.#reservedHere++;
@@ -648,7 +690,12 @@ export class Dispatcher {
     const pinnedWaiting = new Map<string, string>();
     for (const w of pinned) {
       const c = candidates.find((k) => k.peerId === w.only);
-      if (c === undefined) pinnedWaiting.set(w.id, `waiting for member ${w.only} to connect`);
+      // Connected but its record not read yet (it just joined): send it there, and let the member answer.
+      if (c === undefined && this.#o.isConnected?.(w.only!) === true) pinnedPlaced.push({ taskId: w.id, peerId: w.only! });
+      else if (c === undefined) {
+        pinnedWaiting.set(w.id, `waiting for member ${w.only} to connect`);
+        void this.#reach(w.only!);
+      }
       else if (c.freeSlots <= 0) pinnedWaiting.set(w.id, `waiting for a free slot on member ${w.only}`);
       else {
         c.freeSlots--;

@@ -11,7 +11,8 @@ import type { TaskRequirements } from "./types.js";
  */
 export function parseRequirements(text: string): TaskRequirements {
   const labels = new Set<string>();
-  const resources: Record<string, number> = {};
+  // A Map, not an object: a resource named `toString` must not meet Object.prototype.
+  const resources = new Map<string, number>();
   const items = text.split(",").map((s) => s.trim());
   for (const [i, item] of items.entries()) {
     const where = `requires: item ${i + 1} ${JSON.stringify(item)}`;
@@ -26,11 +27,11 @@ export function parseRequirements(text: string): TaskRequirements {
     }
     const amount = Number(m[3]);
     if (!Number.isFinite(amount) || amount < 0 || m[3]!.trim() === "") throw new InvalidInputError(`${where}: amount must be a number >= 0`, "requires");
-    resources[name] = Math.max(resources[name] ?? 0, amount);
+    resources.set(name, Math.max(resources.get(name) ?? 0, amount));
   }
   const out: TaskRequirements = {};
   if (labels.size > 0) out.labels = [...labels];
-  if (Object.keys(resources).length > 0) out.resources = resources;
+  if (resources.size > 0) out.resources = Object.fromEntries(resources);
   return parseInput(RequirementsSchema, out, "requires");
 }
 

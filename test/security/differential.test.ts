@@ -105,7 +105,7 @@ describe("one decision for every entry point", () => {
   });
 
   const submitThrough = (s: Subject, entry: Entry, request: TaskSubmitRequest): Promise<unknown> =>
-    entry === "http" ? s.http.submitTask(request) : entry === "control" ? s.control.submitTask(request) : s.node.adapter.submitTask(request, { route: s.executor.peerId });
+    entry === "http" ? s.http.submitTask(request) : entry === "control" ? s.control.submitTask(request) : s.node.adapter.submitTask(request, { route: s.executor.peerId, waitForPeer: false });
 
   const decisions = async (request: TaskSubmitRequest): Promise<Record<string, Record<Entry, Decision>>> => {
     const out: Record<string, Record<Entry, Decision>> = {};
@@ -113,7 +113,7 @@ describe("one decision for every entry point", () => {
       out[s.name] = {
         http: await decisionOf(() => submitThrough(s, "http", request)),
         control: await decisionOf(() => submitThrough(s, "control", request)),
-        // Members drop a revoked device's connections: its refusal on the mesh is that it cannot reach the executor.
+        // Members drop a revoked device's connections: its refusal on the mesh is that it cannot reach the executor (and may not wait for it).
         mesh: await decisionOf(() => submitThrough(s, "mesh", request), s.name === "revoked"),
       };
     }

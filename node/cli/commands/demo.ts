@@ -82,8 +82,10 @@ export function demoCommand(setExit: (code: number) => void): Command {
 
         step(3, "beta submits a task for 'line-counter': beta cannot run it, so the mesh routes it");
         const task = await b.client.submitTask({ description: "count lines", input: "alpha\nbeta\ngamma\ndelta\nepsilon\n", agentId: "line-counter" });
-        const executor = nodes.find((n) => n.proc?.deviceId === task.executorId);
-        say(`    task ${task.id} accepted by ${executor?.name ?? short(task.executorId)}`);
+        // Kept by the node it was submitted to, run as an attempt on the node that has the agent.
+        const runsOn = task.placement?.runsOn ?? task.executorId;
+        const executor = nodes.find((n) => n.proc?.deviceId === runsOn);
+        say(`    task ${task.id} accepted by ${executor?.name ?? short(runsOn)}`);
         for await (const u of b.client.streamTaskUpdates(task.id)) {
           say(`    #${String(u.seq).padEnd(3)} ${u.status.padEnd(9)} ${(u.message ?? "").trimEnd().replace(/\n/g, " | ")}`);
         }
