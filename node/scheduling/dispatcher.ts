@@ -16,6 +16,8 @@ export interface AttemptClient {
   get(peer: string, taskId: string): Promise<TaskState | null>;
   cancel(peer: string, taskId: string): Promise<boolean>;
   leaseOf(taskId: string): Lease | undefined;
+  /** The final state that came with a followed task's last events, if it did. */
+  finalState?(taskId: string): TaskState | undefined;
 }
 
 /** Dependencies of a {@link Dispatcher}. */
@@ -553,8 +555,10 @@ export class Dispatcher {
 
   /** How an attempt ended, with its output read from its member (asked again until it answers). */
   async #outcome(peer: string, attemptId: string, end: TaskEvent, signal: AbortSignal): Promise<HeldOutcome> {
+    let carried = this.#o.client.finalState?.(attemptId);
     for (let backoff = 100; ; backoff = Math.min(2000, backoff * 2)) {
-      const state = await this.#o.client.get(peer, attemptId).catch(() => undefined);
+      const state = carried ?? (await this.#o.client.get(peer, attemptId).catch(() => undefined));
+      carried = undefined;
       if (state !== undefined && state !== null && isTerminal(state.status)) {
         if (state.status === "completed") return { status: "completed", ...(state.output !== undefined && { output: state.output }), ...(end.data !== undefined && { data: end.data }) };
         if (state.status === "failed") return { status: "failed", error: state.error ?? end.message ?? "failed" };

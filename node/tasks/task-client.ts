@@ -66,6 +66,11 @@ export class TaskClient {
     return this.#requester.subscribe(peer, taskId, afterSeq, signal);
   }
 
+  /** See {@link TaskRequester.finalState}. */
+  finalState(taskId: string): TaskState | undefined {
+    return this.#requester.finalState(taskId);
+  }
+
   /** When the executor last renewed our lease on `taskId`; undefined if never, or once the task has ended. */
   leaseOf(taskId: string): Lease | undefined {
     return this.#requester.leaseOf(taskId);

@@ -83,6 +83,8 @@ export class TaskRequester {
   readonly #channels = new WeakMap<RequestChannel<TaskMessage>, ChannelState>();
   /** Followed tasks whose events wait for a subscriber, oldest first. */
   readonly #unclaimed = new Map<string, Followed>();
+  /** Final states that came with a task's last events, until read with {@link TaskRequester.finalState}. */
+  readonly #finals = new Map<string, TaskState>();
 
   constructor(options: TaskRequesterOptions) {
     this.#options = options;
@@ -192,12 +194,15 @@ export class TaskRequester {
       });
     try {
       if (followed?.accepted !== undefined) {
+        this.#keepFinal(followed.accepted.final);
         yield* unseen(followed.accepted.events);
         if (followed.accepted.end) return;
       }
       for (let m = await this.#next(peer, exchange); m !== undefined; m = await this.#next(peer, exchange)) {
-        if (m.t === "upd") yield* unseen(m.events);
-        else if (m.t === "end") return;
+        if (m.t === "upd") {
+          this.#keepFinal(m.final);
+          yield* unseen(m.events);
+        } else if (m.t === "end") return;
       }
       if (!signal?.aborted) throw new CoderClawError("UNAVAILABLE", `stream from ${peer} broke`);
     } finally {
@@ -205,6 +210,20 @@ export class TaskRequester {
       // After a task's end its executor ends the stream itself; before, a subscriber that stopped reading cancels it.
       if (!ended) exchange.close();
     }
+  }
+
+  /** The final state that came with a followed task's last events, once: undefined when none came (ask with `get`). */
+  finalState(taskId: string): TaskState | undefined {
+    const state = this.#finals.get(taskId);
+    this.#finals.delete(taskId);
+    return state;
+  }
+
+  #keepFinal(wire: Accepted["final"]): void {
+    if (wire === undefined) return;
+    this.#finals.set(wire.id, stateFromWire(wire));
+    // Kept for the subscriber that reads it next; one nobody reads goes after the next thousand.
+    if (this.#finals.size > MAX_UNCLAIMED_TASKS) this.#finals.delete(this.#finals.keys().next().value!);
   }
 
   /** When the executor last renewed our lease on `taskId`; undefined if never, or once the task has ended. */

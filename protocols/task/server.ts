@@ -266,12 +266,15 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
         for await (const batch of coalesce(history, MAX_EVENTS_PER_MESSAGE, isTerminalEvent, accepted === undefined ? undefined : ACCEPTED_LINGER_MS)) {
           for (const run of runsBySize(batch, eventSize, EVENT_BYTES_PER_MESSAGE)) {
             const events = run.map(eventToWire);
+            // The outcome's message carries the final state: its follower need not ask for the output.
+            const last = isTerminalEvent(run.at(-1)!) ? await engine.getTask(taskId) : null;
+            const final = last === null ? {} : { final: stateToWire(last) };
             if (accepted === undefined) {
-              await channel.send({ t: "upd", rid, taskId, events });
+              await channel.send({ t: "upd", rid, taskId, events, ...final });
               continue;
             }
-            ended = isTerminalEvent(run.at(-1)!);
-            await channel.send({ t: "accepted", rid, state: stateToWire(accepted), events, end: ended });
+            ended = last !== null;
+            await channel.send({ t: "accepted", rid, state: stateToWire(accepted), events, end: ended, ...final });
             accepted = undefined;
           }
           if (isTerminalEvent(batch.at(-1)!)) leases.release(peer, taskId);
