@@ -109,6 +109,14 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           responses: { "200": json(ref("CancelResult"), "Whether the task was cancelled"), ...readErrors, ...errorResponses(409) },
         },
       },
+      [`${HTTP_API_PREFIX}/tasks/{id}/retry`]: {
+        post: {
+          operationId: "retryTask",
+          summary: "Run a failed or cancelled task again as a new task naming it (`parentTaskId`, `metadata.retryOf`); 409 when it has not ended or completed",
+          parameters: [taskIdParameter],
+          responses: { "201": json(ref("TaskState"), "The new task"), ...readErrors, ...errorResponses(409) },
+        },
+      },
       [`${HTTP_API_PREFIX}/tasks/{id}/history`]: {
         get: {
           operationId: "getTaskHistory",
