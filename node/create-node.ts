@@ -93,11 +93,15 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     // What the node advertises for placement, checked as a task's requirements are.
     const placement = parseInput(RequirementsSchema, { ...(options.labels !== undefined && { labels: options.labels }), ...(options.resources !== undefined && { resources: options.resources }) });
     const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10, placement), version: VERSION });
+    /** The dispatcher, made once the services it needs are running; the task server reaches it through here. */
+    const dispatcherRef: { current?: Dispatcher } = {};
     const server = taskServerService({
       engine: core.engine,
       agents: core.agents,
       authorize: options.authorize ?? ((submit) => security.authorizeSubmit(submit.peer, submit.envelope)),
       authorizeCancel: (peer, taskId) => security.authorizeCancel(peer, taskId),
+      // A member's cancel of a task this node placed elsewhere goes through the dispatcher, as the node's own does.
+      cancel: (taskId) => (dispatcherRef.current === undefined ? core.engine.cancel(taskId) : dispatcherRef.current.cancel(taskId)),
       replayStore: createLevelReplayStore({ db: core.db, write }),
       // A flooding member is cut off on its own channels; everyone else keeps being served.
       limiter: createPeerRateLimiter({ framesPerSecond: 5000, burst: 10_000 }),
@@ -131,7 +135,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     stack.push(membership.onChange(membersChanged));
     membersChanged();
 
-    const dispatcher = new Dispatcher({
+    const dispatcher = (dispatcherRef.current = new Dispatcher({
       selfId: identity.peerId,
       engine: core.engine,
       agents: core.agents,
@@ -143,7 +147,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       local: () => placement,
       leaseTimeoutMs: options.leaseTimeoutMs ?? LEASE_TIMEOUT_MS,
       onError: (where, error) => options.onError?.(where, error),
-    });
+    }));
     stack.push(() => dispatcher.stop());
     const onConnect = (): void => dispatcher.membersChanged();
     libp2p.addEventListener("peer:connect", onConnect);

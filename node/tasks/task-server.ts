@@ -3,7 +3,7 @@ import type { AgentRegistry } from "../../src/agents/executor.js";
 import type { TaskEngine } from "../../src/engine/task-engine.js";
 import { handleFramed, type PeerRateLimiter } from "../../protocols/framing/index.js";
 import { createTaskCodec, TASK_PROTOCOL } from "../../protocols/task/index.js";
-import { createTaskExecutor, type AuthorizeSubmit } from "../../protocols/task/server.js";
+import { createTaskExecutor, type AuthorizeSubmit, type TaskEngineLike } from "../../protocols/task/server.js";
 import type { ServiceContext } from "../services/mesh-service.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";
 import type { ReplayStore } from "./replay-store.js";
@@ -20,6 +20,8 @@ export interface TaskServerDeps {
   authorize?: AuthorizeSubmit;
   /** The security check of a remote cancel; default: members may cancel. */
   authorizeCancel?: (peer: string, taskId: string) => Promise<{ allowed: boolean; reason?: string }>;
+  /** How an allowed remote cancel is carried out; default the engine's. The node's dispatcher cancels a task it placed where it runs first. */
+  cancel?: (taskId: string) => Promise<boolean>;
   /** Lease renewals sent to each submitter at this interval, ms. Default 1,000. */
   leaseIntervalMs?: number;
   /** A submission signed more than this far from our clock is refused (replay window), ms. Default 5 min. */
@@ -58,8 +60,27 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     ...(options.replayStore !== undefined && { store: options.replayStore }),
     onError: (error) => report("(replay store)", error),
   });
+  const { engine, cancel } = options;
+  // The engine, but for a cancel, which goes where this node says (a placed task is cancelled where it runs first).
+  const served: TaskEngineLike =
+    cancel === undefined
+      ? engine
+      : {
+          submit: (request, o) => engine.submit(request, o),
+          getTask: (id) => engine.getTask(id),
+          getTaskEvents: (id) => engine.getTaskEvents(id),
+          streamEvents: (id, o) => engine.streamEvents(id, o),
+          findByKey: (peer, key) => engine.findByKey(peer, key),
+          freeSlots: () => engine.freeSlots(),
+          get slots() {
+            return engine.slots;
+          },
+          guardOutcome: (id, guard) => engine.guardOutcome(id, guard),
+          supersede: (id, reason) => engine.supersede(id, reason),
+          cancel,
+        };
   const executor = createTaskExecutor({
-    engine: options.engine,
+    engine: served,
     agents: options.agents,
     meshId: options.meshId,
     replays,

@@ -156,3 +156,18 @@ describe("exactly once", () => {
     expect((await back.core.engine.listTasks()).filter((t) => t.description === "once")).toHaveLength(1);
   }, 60_000);
 });
+
+describe("cancel", () => {
+  it("a member's cancel of a task placed elsewhere reaches its attempt: one outcome, cancelled, on both", async () => {
+    const mesh = await startNodes(3, (i) => ({ agents: i === 1 ? [onlyB] : [] }));
+    cleanups.push(mesh.stop);
+    const [a, b, c] = mesh.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    await formMesh(mesh.nodes);
+    // Pinned to B, a long sleep.
+    const task = await a.adapter.submitTask({ description: "long", input: "60000", agentId: "sleep" }, { route: b.peerId });
+    await eventually(async () => (await a.adapter.getTaskState(task.id))?.status === "running", 10_000, "running on B");
+    expect(await c.client.cancel(a.peerId, task.id)).toBe(true);
+    await eventually(async () => (await a.adapter.getTaskState(task.id))?.status === "cancelled", 10_000, "cancelled on A");
+    await eventually(async () => (await b.core.engine.getTask(task.placement!.attemptId!))?.status === "cancelled", 10_000, "its attempt cancelled on B");
+  }, 60_000);
+});
