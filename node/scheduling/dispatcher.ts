@@ -11,7 +11,7 @@ import { placeWaiting, type PlacementCandidate, type WaitingTask } from "./place
 
 /** What the dispatcher needs to run attempts on other members (the task client). */
 export interface AttemptClient {
-  submit(peer: string, request: TaskSubmitRequest, session: string | undefined, options: { follow?: boolean; key?: string; fenceAfterMs?: number }): Promise<TaskState>;
+  submit(peer: string, request: TaskSubmitRequest, session: string | undefined, options: { follow?: boolean; key?: string; fenceAfterMs?: number; timeoutMs?: number }): Promise<TaskState>;
   subscribe(peer: string, taskId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<TaskEvent>;
   get(peer: string, taskId: string): Promise<TaskState | null>;
   cancel(peer: string, taskId: string): Promise<boolean>;
@@ -77,6 +77,9 @@ const inDoubt = (err: CoderClawError): boolean => (err.code === "UNAVAILABLE" ||
 
 /** Refusals after which the task waits for another chance (another member, or a slot); any other refusal ends it. */
 const WAIT_AFTER = new Set(["BUSY", "SHUTTING_DOWN", "UNKNOWN_AGENT", "AGENT_UNAVAILABLE"]);
+
+/** Shortest wait for a member's answer to an attempt before asking again, ms. */
+const ANSWER_WITHIN_MS = 5000;
 
 /** A member that pinned work waits for is dialled at most this often, ms. */
 const REACH_EVERY_MS = 5000;
@@ -510,7 +513,9 @@ export class Dispatcher {
     let backoff = 100;
     for (let tried = 1; ; tried++) {
       try {
-        return { task: await this.#o.client.submit(peer, request, undefined, { follow: true, key, fenceAfterMs: this.#o.leaseTimeoutMs }) };
+        // An answer that does not come within the lease is in doubt like a lost one: asked again, on a fresh stream.
+        const timeoutMs = Math.max(ANSWER_WITHIN_MS, this.#o.leaseTimeoutMs);
+        return { task: await this.#o.client.submit(peer, request, undefined, { follow: true, key, fenceAfterMs: this.#o.leaseTimeoutMs, timeoutMs }) };
       } catch (err) {
         if (!(err instanceof CoderClawError)) throw err;
         if (!inDoubt(err) || tried >= tries || signal?.aborted === true || this.#stopped) return { refused: err };
@@ -527,8 +532,13 @@ export class Dispatcher {
     let heard = Date.now();
     let noted = false;
     for (;;) {
+      // A stream that stays silent past the lease, renewals included, may be dead without saying so: drop it and ask again.
+      const watchdog = new AbortController();
+      const watch = setInterval(() => {
+        if (presumedLost(client.leaseOf(attemptId), heard, leaseTimeoutMs)) watchdog.abort();
+      }, Math.max(100, leaseTimeoutMs / 2));
       try {
-        for await (const e of client.subscribe(peer, attemptId, after, signal)) {
+        for await (const e of client.subscribe(peer, attemptId, after, AbortSignal.any([signal, watchdog.signal]))) {
           heard = Date.now();
           after = e.seq;
           if (isTerminalEvent(e)) return { kind: "ended", outcome: await this.#outcome(peer, attemptId, e, signal) };
@@ -539,6 +549,8 @@ export class Dispatcher {
         }
       } catch (err) {
         if (!(err instanceof CoderClawError && (err.code === "UNAVAILABLE" || err.code === "TIMEOUT"))) throw err;
+      } finally {
+        clearInterval(watch);
       }
       if (signal.aborted) return { kind: "lost" };
       if (presumedLost(client.leaseOf(attemptId), heard, leaseTimeoutMs)) {

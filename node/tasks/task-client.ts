@@ -45,7 +45,7 @@ export class TaskClient {
   }
 
   /** See {@link TaskRequester.submit}. */
-  submit(peer: string, request: TaskSubmitRequest, session?: string, options: { follow?: boolean; key?: string; fenceAfterMs?: number } = {}): Promise<TaskState> {
+  submit(peer: string, request: TaskSubmitRequest, session?: string, options: { follow?: boolean; key?: string; fenceAfterMs?: number; timeoutMs?: number } = {}): Promise<TaskState> {
     return this.#requester.submit(peer, request, session, options);
   }
 

@@ -111,9 +111,11 @@ export class TaskRequester {
    * second round trip. With `key`, a repeated submission (after a lost answer,
    * or a restart of this node) gets the task the executor already has. With
    * `fenceAfterMs`, the executor stops a retryable task it cannot get its
-   * lease acknowledged for before this node would re-place it.
+   * lease acknowledged for before this node would re-place it. With
+   * `timeoutMs`, the answer is awaited that long, and a channel that gave none
+   * is closed, so that the next submission opens a fresh stream.
    */
-  async submit(peer: string, request: TaskSubmitRequest, session?: string, options: { follow?: boolean; key?: string; fenceAfterMs?: number } = {}): Promise<TaskState> {
+  async submit(peer: string, request: TaskSubmitRequest, session?: string, options: { follow?: boolean; key?: string; fenceAfterMs?: number; timeoutMs?: number } = {}): Promise<TaskState> {
     const meshId = this.#options.meshId();
     if (!meshId) throw new CoderClawError("UNAVAILABLE", "this node is not in a mesh yet (coderclaw mesh create | join)");
     const envelope: SubmitEnvelope = {
@@ -131,15 +133,25 @@ export class TaskRequester {
     const requests = await this.#channel(peer);
     const state = this.#state(requests);
     const send = (rid: number): Promise<void> => new Promise<void>((resolve, reject) => state.submits.push({ rid, envelope: bytes, follow, sent: { resolve, reject } }));
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    /** A submission with a deadline of its own that got no answer: the channel is suspect, and the next one opens afresh. */
+    const answerTo = async (exchange: Exchange<TaskMessage>): Promise<TaskMessage | undefined> => {
+      try {
+        return await this.#next(peer, exchange);
+      } catch (err) {
+        if (options.timeoutMs !== undefined && err instanceof CoderClawError && err.code === "TIMEOUT") void requests.close().catch(() => undefined);
+        throw err;
+      }
+    };
     if (!follow) {
-      const answer = await this.#next(peer, requests.open(send));
+      const answer = await answerTo(requests.open(send, { timeoutMs }));
       if (answer?.t !== "state" || answer.state === null) throw new CoderClawError("PROTOCOL", `unexpected answer ${answer?.t ?? "(none)"} to submit`);
       return this.#accepted(stateFromWire(answer.state));
     }
     const followed: Partial<Followed> & { unclaimed: number } = { peer, requests, unclaimed: 0 };
-    const exchange = requests.open(send, { stream: true, timeoutMs: this.#timeoutMs, onMessage: (m) => this.#hold(followed as Followed, m) });
+    const exchange = requests.open(send, { stream: true, timeoutMs, onMessage: (m) => this.#hold(followed as Followed, m) });
     followed.exchange = exchange;
-    const answer = await this.#next(peer, exchange);
+    const answer = await answerTo(exchange);
     if (answer?.t !== "accepted") {
       exchange.close();
       throw new CoderClawError("PROTOCOL", `unexpected answer ${answer?.t ?? "(none)"} to a followed submit`);

@@ -69,7 +69,14 @@ describe("a flapping link", () => {
     await flaps;
     expect(flapping).toBe(false);
 
-    await eventually(async () => (await Promise.all(ids.map((id) => a.adapter.getTaskState(id)))).every((t) => t?.status === "completed"), 60_000, "every task completed");
+    try {
+      await eventually(async () => (await Promise.all(ids.map((id) => a.adapter.getTaskState(id)))).every((t) => t?.status === "completed"), 120_000, "every task completed");
+    } catch (err) {
+      // Say which tasks did not end, and what their histories say, before failing.
+      const stuck = (await Promise.all(ids.map((id) => a.adapter.getTaskState(id)))).filter((t) => t?.status !== "completed");
+      const histories = await Promise.all(stuck.slice(0, 3).map(async (t) => (await a.adapter.getTaskEvents!(t!.id)).map((e) => `${e.status}: ${e.message ?? ""}`)));
+      throw new Error(`${stuck.length} not completed: ${JSON.stringify(stuck.slice(0, 3).map((t) => [t?.status, t?.placement]))} ${JSON.stringify(histories)}`, { cause: err });
+    }
     for (const [i, id] of ids.entries()) {
       expect(runs.get(`input ${i}`), `input ${i}`).toBe(1);
       const events = await a.adapter.getTaskEvents(id);
@@ -77,5 +84,5 @@ describe("a flapping link", () => {
       expect((await a.adapter.getTaskState(id))?.output).toBe(`did input ${i}`);
     }
     expect([...runs.values()].reduce((x, y) => x + y, 0)).toBe(200);
-  }, 120_000);
+  }, 240_000);
 });

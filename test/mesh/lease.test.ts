@@ -94,6 +94,6 @@ describe("executor leases", () => {
     expect(onceUpdates.at(-1)?.status).toBe("completed");
     expect((await a.adapter.getTaskState(once.id))?.output).toBe("finished by slow-once");
     // One task, one outcome, wherever it is read.
-    await eventually(async () => (await c.adapter.getTaskState(once.id))?.status === "completed", 10_000, "C agrees");
+    await eventually(async () => (await c.adapter.getTaskState(once.id))?.status === "completed", 30_000, "C agrees");
   }, 60_000);
 });
