@@ -74,7 +74,7 @@ describe("a flapping link", () => {
     } catch (err) {
       // Say which tasks did not end, and what their histories say, before failing.
       const stuck = (await Promise.all(ids.map((id) => a.adapter.getTaskState(id)))).filter((t) => t?.status !== "completed");
-      const histories = await Promise.all(stuck.slice(0, 3).map(async (t) => (await a.adapter.getTaskEvents!(t!.id)).map((e) => `${e.status}: ${e.message ?? ""}`)));
+      const histories = await Promise.all(stuck.slice(0, 3).map(async (t) => (await a.adapter.getTaskEvents(t!.id)).map((e) => `${e.status}: ${e.message ?? ""}`)));
       throw new Error(`${stuck.length} not completed: ${JSON.stringify(stuck.slice(0, 3).map((t) => [t?.status, t?.placement]))} ${JSON.stringify(histories)}`, { cause: err });
     }
     for (const [i, id] of ids.entries()) {
