@@ -1,6 +1,7 @@
 import { InvalidInputError } from "./errors.js";
 import { RequirementNameSchema, RequirementsSchema } from "./submit-options.js";
 import { parseInput } from "./parse-input.js";
+import { parseRoute } from "./route.js";
 import type { TaskRequirements } from "./types.js";
 
 /**
@@ -15,9 +16,10 @@ export function parseRequirements(text: string): TaskRequirements {
   const resources = new Map<string, number>();
   const items = text.split(",").map((s) => s.trim());
   for (const [i, item] of items.entries()) {
-    const where = `requires: item ${i + 1} ${JSON.stringify(item)}`;
+    const where = `item ${i + 1} ${JSON.stringify(item.slice(0, 80))}`;
     if (item === "") throw new InvalidInputError(`${where}: empty`, "requires");
-    const m = /^([^<>=\s]+)\s*(>=|=)\s*(.+)$/.exec(item);
+    const m = /^([^<>=\s]+)\s*(>=|=)\s*(.*)$/.exec(item);
+    if (m === null && /[<>=]/.test(item)) throw new InvalidInputError(`${where}: expected name>=amount or name=amount`, "requires");
     const name = m?.[1] ?? item;
     const named = RequirementNameSchema.safeParse(name);
     if (!named.success) throw new InvalidInputError(`${where}: name ${named.error.issues[0]!.message}`, "requires");
@@ -25,8 +27,8 @@ export function parseRequirements(text: string): TaskRequirements {
       labels.add(name);
       continue;
     }
-    const amount = Number(m[3]);
-    if (!Number.isFinite(amount) || amount < 0 || m[3]!.trim() === "") throw new InvalidInputError(`${where}: amount must be a number >= 0`, "requires");
+    const amount = DECIMAL.test(m[3]!) ? Number(m[3]) : NaN;
+    if (!Number.isFinite(amount)) throw new InvalidInputError(`${where}: amount must be a number >= 0`, "requires");
     resources.set(name, Math.max(resources.get(name) ?? 0, amount));
   }
   const out: TaskRequirements = {};
@@ -34,6 +36,9 @@ export function parseRequirements(text: string): TaskRequirements {
   if (resources.size > 0) out.resources = Object.fromEntries(resources);
   return parseInput(RequirementsSchema, out, "requires");
 }
+
+/** A plain decimal amount (`4`, `0.5`, `.5`, `1e-7` as numbers print): no sign, no hex, no `Infinity`. */
+const DECIMAL = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /** The text form of requirements: what {@link parseRequirements} reads back. */
 export function formatRequirements(req: TaskRequirements): string {
@@ -47,6 +52,6 @@ export function formatRequirements(req: TaskRequirements): string {
 export function parseRemoteStep(text: string): { route: string; requires?: TaskRequirements } {
   const m = /^remote:([^[\]\s]+)(?:\[([^\]]*)\])?$/.exec(text.trim());
   if (m === null) throw new InvalidInputError(`expected remote:<auto|peer-id>[requirement,...], got ${JSON.stringify(text.slice(0, 80))}`, "route");
-  const route = m[1]!;
+  const route = parseRoute(m[1]);
   return m[2] === undefined || m[2].trim() === "" ? { route } : { route, requires: parseRequirements(m[2]) };
 }
