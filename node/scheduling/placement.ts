@@ -34,10 +34,10 @@ const UNKNOWN_LATENCY_MS = 50;
 function requirementTerms(req: TaskRequirements | undefined): Array<{ term: string; met: (c: PlacementCandidate) => boolean }> {
   return [
     ...(req?.labels ?? []).map((l) => ({ term: `label ${l}`, met: (c: PlacementCandidate) => c.labels.has(l) })),
-    // Own properties only: a resource named `constructor` must not meet Object.prototype.
+    // Own properties only (undeclared is 0): a resource named `constructor` must not meet Object.prototype.
     ...Object.entries(req?.resources ?? {}).map(([k, v]) => ({
       term: `resource ${k} >= ${v}`,
-      met: (c: PlacementCandidate) => Object.hasOwn(c.resources, k) && c.resources[k]! >= v,
+      met: (c: PlacementCandidate) => (Object.hasOwn(c.resources, k) ? c.resources[k]! : 0) >= v,
     })),
   ];
 }

@@ -18,7 +18,7 @@ function qualifies(c: PlacementCandidate, t: WaitingTask): boolean {
     c.agents.has(t.agentId) &&
     !(t.exclude?.has(c.peerId) ?? false) &&
     (t.requires?.labels ?? []).every((l) => c.labels.has(l)) &&
-    Object.entries(t.requires?.resources ?? {}).every(([k, v]) => Object.hasOwn(c.resources, k) && c.resources[k]! >= v)
+    Object.entries(t.requires?.resources ?? {}).every(([k, v]) => (Object.hasOwn(c.resources, k) ? c.resources[k]! : 0) >= v)
   );
 }
 
@@ -104,6 +104,8 @@ describe("placement", () => {
     expect(r.placed).toEqual([]);
     expect(r.waiting.get("t")).toBe("infeasible: no known member with agent echo has resource constructor >= 1");
     expect(placeWaiting([task("t", 1, { requires: { resources: { toString: 1 } } })], [candidate("has", 1, { resources: { toString: 2 } })]).placed).toEqual([{ taskId: "t", peerId: "has" }]);
+    // An undeclared resource counts as 0, which a least amount of 0 is.
+    expect(placeWaiting([task("t", 1, { requires: { resources: { constructor: 0 } } })], [candidate("bare", 1)]).placed).toEqual([{ taskId: "t", peerId: "bare" }]);
   });
 
   it("describes requirements in the words of its reasons", () => {
