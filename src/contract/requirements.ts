@@ -4,6 +4,9 @@ import { parseInput } from "./parse-input.js";
 import { parseRoute } from "./route.js";
 import type { TaskRequirements } from "./types.js";
 
+/** Longest text form read: room for the most labels and resources with long names, and no more. */
+const MAX_REQUIREMENTS_TEXT = 8192;
+
 /**
  * Requirements from their text form, as `--requires` and HTTP queries spell
  * them: comma-separated items, `gpu` a label, `cpu>=4` (or `cpu=4`) a resource
@@ -11,6 +14,7 @@ import type { TaskRequirements } from "./types.js";
  * Refused as INVALID_INPUT on `requires`, naming the item.
  */
 export function parseRequirements(text: string): TaskRequirements {
+  if (text.length > MAX_REQUIREMENTS_TEXT) throw new InvalidInputError(`must be at most ${MAX_REQUIREMENTS_TEXT} characters`, "requires");
   const labels = new Set<string>();
   // A Map, not an object: a resource named `toString` must not meet Object.prototype.
   const resources = new Map<string, number>();

@@ -42,6 +42,7 @@ describe("requirements in text", () => {
       const err = thrown(() => parseRequirements(text));
       expect([err.message, err.field]).toEqual([message, "requires"]);
     }
+    expect(thrown(() => parseRequirements("gpu,".repeat(3000))).message).toBe("requires: must be at most 8192 characters");
     const many = Array.from({ length: 33 }, (_, i) => `l${i}`).join(",");
     expect(thrown(() => parseRequirements(many)).message).toBe("requires.labels: at most 32 labels");
   });
