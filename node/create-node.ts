@@ -43,6 +43,8 @@ export type { CoderClawNode, NodeOptions, PeerInfo } from "./node-api.js";
  * one call.
  */
 export async function createNode(options: NodeOptions = {}): Promise<CoderClawNode> {
+  // What the node advertises for placement, checked as a task's requirements are, before anything is opened.
+  const placement = parseInput(RequirementsSchema, { ...(options.labels !== undefined && { labels: options.labels }), ...(options.resources !== undefined && { resources: options.resources }) });
   const dataDir = resolveDataDir(options.dataDir);
   const paths = dataPaths(dataDir);
   const identity = await loadOrCreateDeviceIdentity(dataDir);
@@ -90,8 +92,6 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     });
     const statements = statementSyncService(membership.set);
     const sync = syncService({ store: core.store, authority: replicas.authority, quarantine: replicas.quarantine });
-    // What the node advertises for placement, checked as a task's requirements are.
-    const placement = parseInput(RequirementsSchema, { ...(options.labels !== undefined && { labels: options.labels }), ...(options.resources !== undefined && { resources: options.resources }) });
     const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10, placement), version: VERSION });
     /** The dispatcher, made once the services it needs are running; the task server reaches it through here. */
     const dispatcherRef: { current?: Dispatcher } = {};

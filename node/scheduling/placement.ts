@@ -27,29 +27,53 @@ export interface PlacementResult {
   waiting: Map<string, string>;
 }
 
-function unmet(c: PlacementCandidate, req: TaskRequirements | undefined): string | undefined {
-  for (const l of req?.labels ?? []) if (!c.labels.has(l)) return `label ${l}`;
-  for (const [k, v] of Object.entries(req?.resources ?? {})) if ((c.resources[k] ?? 0) < v) return `resource ${k} >= ${v}`;
-  return undefined;
+/** Unknown latency ranks as this many ms: behind a measured nearby member, ahead of a far one. */
+const UNKNOWN_LATENCY_MS = 50;
+
+/** Each requirement in the words of the reasons (`label gpu`, `resource cpu >= 4`), labels first. */
+function requirementTerms(req: TaskRequirements | undefined): Array<{ term: string; met: (c: PlacementCandidate) => boolean }> {
+  return [
+    ...(req?.labels ?? []).map((l) => ({ term: `label ${l}`, met: (c: PlacementCandidate) => c.labels.has(l) })),
+    // Own properties only (undeclared is 0): a resource named `constructor` must not meet Object.prototype.
+    ...Object.entries(req?.resources ?? {}).map(([k, v]) => ({
+      term: `resource ${k} >= ${v}`,
+      met: (c: PlacementCandidate) => (Object.hasOwn(c.resources, k) ? c.resources[k]! : 0) >= v,
+    })),
+  ];
 }
 
-/** Place waiting tasks, best ranked first, on qualifying candidates with free slots. */
+/** Requirements in words for messages: `label gpu, resource cpu >= 4`, or `nothing` when there are none. */
+export function describeRequirements(req: TaskRequirements | undefined): string {
+  const terms = requirementTerms(req).map((r) => r.term);
+  return terms.length === 0 ? "nothing" : terms.join(", ");
+}
+
+/**
+ * Place waiting tasks, best ranked first, on qualifying candidates with free
+ * slots; a pure decision the dispatcher makes on every pass. See
+ * docs/scheduling.md for the rules and the reasons a task waits.
+ */
 export function placeWaiting(tasks: readonly WaitingTask[], candidates: readonly PlacementCandidate[]): PlacementResult {
   const slots = new Map(candidates.map((c) => [c.peerId, c.freeSlots]));
-  const ranked = [...candidates].sort((a, b) => Number(b.local) - Number(a.local) || (a.latencyMs ?? 50) - (b.latencyMs ?? 50) || (a.peerId < b.peerId ? -1 : 1));
+  const latency = (c: PlacementCandidate): number => c.latencyMs ?? UNKNOWN_LATENCY_MS;
+  const ranked = [...candidates].sort((a, b) => Number(b.local) - Number(a.local) || latency(a) - latency(b) || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0));
   const result: PlacementResult = { placed: [], waiting: new Map() };
   for (const t of [...tasks].sort((a, b) => b.priority - a.priority || a.order - b.order)) {
-    const offering = ranked.filter((c) => c.agents.has(t.agentId) && !t.exclude?.has(c.peerId));
+    const offering = ranked.filter((c) => c.agents.has(t.agentId) && !(t.exclude?.has(c.peerId) ?? false));
     if (offering.length === 0) {
       result.waiting.set(t.id, `waiting for a member with agent ${t.agentId}`);
       continue;
     }
-    const qualifying = offering.filter((c) => unmet(c, t.requires) === undefined);
+    const terms = requirementTerms(t.requires);
+    const unmet = offering.map((c) => terms.filter((r) => !r.met(c)).map((r) => r.term));
+    const qualifying = offering.filter((_, i) => unmet[i]!.length === 0);
     if (qualifying.length === 0) {
-      result.waiting.set(t.id, `infeasible: no known member with agent ${t.agentId} has ${unmet(offering[0]!, t.requires)!}`);
+      // The candidate missing the fewest requirements, the best ranked among equals: its first gap is the one to fix.
+      const closest = unmet.reduce((best, u) => (u.length < best.length ? u : best));
+      result.waiting.set(t.id, `infeasible: no known member with agent ${t.agentId} has ${closest[0]!}`);
       continue;
     }
-    const free = qualifying.find((c) => (slots.get(c.peerId) ?? 0) > 0);
+    const free = qualifying.find((c) => slots.get(c.peerId)! > 0);
     if (free === undefined) {
       result.waiting.set(t.id, `waiting for a free slot on ${qualifying.length} member${qualifying.length === 1 ? "" : "s"} that can run it`);
       continue;

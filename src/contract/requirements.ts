@@ -1,7 +1,11 @@
 import { InvalidInputError } from "./errors.js";
 import { RequirementNameSchema, RequirementsSchema } from "./submit-options.js";
 import { parseInput } from "./parse-input.js";
+import { parseRoute } from "./route.js";
 import type { TaskRequirements } from "./types.js";
+
+/** Longest text form read: room for the most labels and resources with long names, and no more. */
+const MAX_REQUIREMENTS_TEXT = 8192;
 
 /**
  * Requirements from their text form, as `--requires` and HTTP queries spell
@@ -10,14 +14,16 @@ import type { TaskRequirements } from "./types.js";
  * Refused as INVALID_INPUT on `requires`, naming the item.
  */
 export function parseRequirements(text: string): TaskRequirements {
+  if (text.length > MAX_REQUIREMENTS_TEXT) throw new InvalidInputError(`must be at most ${MAX_REQUIREMENTS_TEXT} characters`, "requires");
   const labels = new Set<string>();
   // A Map, not an object: a resource named `toString` must not meet Object.prototype.
   const resources = new Map<string, number>();
   const items = text.split(",").map((s) => s.trim());
   for (const [i, item] of items.entries()) {
-    const where = `requires: item ${i + 1} ${JSON.stringify(item)}`;
+    const where = `item ${i + 1} ${JSON.stringify(item.slice(0, 80))}`;
     if (item === "") throw new InvalidInputError(`${where}: empty`, "requires");
-    const m = /^([^<>=\s]+)\s*(>=|=)\s*(.+)$/.exec(item);
+    const m = /^([^<>=\s]+)\s*(>=|=)\s*(.*)$/.exec(item);
+    if (m === null && /[<>=]/.test(item)) throw new InvalidInputError(`${where}: expected name>=amount or name=amount`, "requires");
     const name = m?.[1] ?? item;
     const named = RequirementNameSchema.safeParse(name);
     if (!named.success) throw new InvalidInputError(`${where}: name ${named.error.issues[0]!.message}`, "requires");
@@ -25,8 +31,8 @@ export function parseRequirements(text: string): TaskRequirements {
       labels.add(name);
       continue;
     }
-    const amount = Number(m[3]);
-    if (!Number.isFinite(amount) || amount < 0 || m[3]!.trim() === "") throw new InvalidInputError(`${where}: amount must be a number >= 0`, "requires");
+    const amount = DECIMAL.test(m[3]!) ? Number(m[3]) : NaN;
+    if (!Number.isFinite(amount)) throw new InvalidInputError(`${where}: amount must be a number >= 0`, "requires");
     resources.set(name, Math.max(resources.get(name) ?? 0, amount));
   }
   const out: TaskRequirements = {};
@@ -34,6 +40,9 @@ export function parseRequirements(text: string): TaskRequirements {
   if (resources.size > 0) out.resources = Object.fromEntries(resources);
   return parseInput(RequirementsSchema, out, "requires");
 }
+
+/** A plain decimal amount (`4`, `0.5`, `.5`, `1e-7` as numbers print): no sign, no hex, no `Infinity`. */
+const DECIMAL = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /** The text form of requirements: what {@link parseRequirements} reads back. */
 export function formatRequirements(req: TaskRequirements): string {
@@ -47,6 +56,6 @@ export function formatRequirements(req: TaskRequirements): string {
 export function parseRemoteStep(text: string): { route: string; requires?: TaskRequirements } {
   const m = /^remote:([^[\]\s]+)(?:\[([^\]]*)\])?$/.exec(text.trim());
   if (m === null) throw new InvalidInputError(`expected remote:<auto|peer-id>[requirement,...], got ${JSON.stringify(text.slice(0, 80))}`, "route");
-  const route = m[1]!;
+  const route = parseRoute(m[1]);
   return m[2] === undefined || m[2].trim() === "" ? { route } : { route, requires: parseRequirements(m[2]) };
 }

@@ -11,7 +11,9 @@ export const RequirementNameSchema = z
   .string()
   .min(1, "must not be empty")
   .max(64, "must be at most 64 characters")
-  .regex(/^[A-Za-z0-9._-]+$/, "may hold only letters, digits, '.', '_' and '-'");
+  .regex(/^[A-Za-z0-9._-]+$/, "may hold only letters, digits, '.', '_' and '-'")
+  // As an object key it would set the prototype instead: the requirement would vanish unseen.
+  .refine((n) => n !== "__proto__", "__proto__ is reserved");
 
 /** {@link TaskRequirements} from outside. */
 export const RequirementsSchema: z.ZodType<TaskRequirements> = z.strictObject({

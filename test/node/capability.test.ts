@@ -59,6 +59,25 @@ describe("signed node records", () => {
     const records = await Promise.all([3, 9, 5].map(async (seq) => (await signNodeRecord(base(peerId, seq), key)).bytes));
     expect(selectNodeRecord(nodeRecordKey(peerId), [new Uint8Array([1, 2]), ...records])).toBe(2);
   });
+
+  it("carry labels and resources signed, still validate without them (an older node's record), and refuse malformed ones", async () => {
+    const key = await generateKeyPair("Ed25519");
+    const peerId = peerIdFromPrivateKey(key).toString();
+    const older = await openNodeRecord((await signNodeRecord(base(peerId, 1), key)).bytes);
+    expect([older.record.labels, older.record.resources]).toEqual([undefined, undefined]);
+    const placed = { ...base(peerId, 2), labels: ["gpu", "macos"], resources: { cpu: 8, memoryGiB: 0.5 } };
+    const signed = await signNodeRecord(placed, key);
+    await expect(validateNodeRecord(nodeRecordKey(peerId), signed.bytes)).resolves.toBeUndefined();
+    expect((await openNodeRecord(signed.bytes)).record).toEqual(placed);
+    for (const bad of [
+      { labels: ["has space"] },
+      { labels: Array.from({ length: 33 }, (_, i) => `l${i}`) },
+      { resources: { cpu: -1 } },
+      { resources: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`r${i}`, 1])) },
+    ]) {
+      await expect(signNodeRecord({ ...base(peerId, 3), ...bad }, key)).rejects.toThrow();
+    }
+  });
 });
 
 describe("capability directory", () => {
