@@ -174,7 +174,7 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
       request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false, ...(envelope.key !== undefined && { idempotencyKey: envelope.key }) };
       if (envelope.key === undefined) return engine.submit(request, { submittedBy: peer, ...(recorded !== undefined && { admitted: recorded }) });
       // Taken before the task is stored (the engine counts it only once queued): a burst must not all see one slot free.
-      if (engine.freeSlots() - promised <= 0) throw new CoderClawError("BUSY", `no free slot here: ${engine.slots} of ${engine.slots} in use`);
+      if (engine.freeSlots() - promised <= 0) throw new CoderClawError("BUSY", `no free slot: ${engine.slots} of ${engine.slots} in use`);
       promised++;
       try {
         // The task is stored while its audit entry is written; it starts once both are durable.

@@ -220,6 +220,7 @@ describe("idempotency keys and free slots", () => {
     const long = await requester.submit(executorId, { description: "long", input: "3000", agentId: "sleep" }, undefined, { key: "long" });
     const busy = await requester.submit(executorId, { description: "more", input: "x", agentId: "echo" }, undefined, { key: "more" }).catch((e: unknown) => e);
     expect((busy as CoderClawError).code).toBe("BUSY");
+    expect((busy as CoderClawError).message).toBe(`no free slot on ${executorId}: 1 of 1 in use`);
     expect((await requester.submit(executorId, { description: "long", input: "3000", agentId: "sleep" }, undefined, { key: "long" })).id).toBe(long.id);
     expect(await requester.cancel(executorId, long.id)).toBe(true);
     await vi.waitFor(() => expect(core.engine.freeSlots()).toBe(1));
