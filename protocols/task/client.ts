@@ -328,6 +328,8 @@ export class TaskRequester {
     } catch (err) {
       if (err instanceof FrameTimeoutError) throw new CoderClawError("TIMEOUT", `no answer from ${peer}`, { cause: err });
       if (err instanceof FramingError) throw new CoderClawError("UNAVAILABLE", `connection to ${peer} closed`, { cause: err });
+      // The executor cannot name itself as this node's users know it: say which member was full.
+      if (err instanceof CoderClawError && err.code === "BUSY") throw new CoderClawError("BUSY", err.message.replace(/^no free slot/, `no free slot on ${peer}`), { cause: err });
       throw err;
     }
   }

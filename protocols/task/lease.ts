@@ -58,6 +58,8 @@ export interface LeaseRenewalsOptions {
   statusOf(taskId: string): Promise<TaskStatus | undefined>;
   /** Where `peer`'s renewals go, or undefined while no channel to it is open. */
   sendTo(peer: string): ((message: TaskMessage) => void) | undefined;
+  /** A fenced task passed its fence (`reason` says why); called once, at its fence time rather than at the next round. */
+  onPastFence?(taskId: string, reason: string): void;
 }
 
 /** Share of a submitter's `fenceAfterMs` after which the executor stops a fenced task: it must stop before the submitter gives up on it. */
@@ -68,6 +70,8 @@ interface Fence {
   afterMs: number;
   /** Epoch ms from which silence counts before any acknowledged round. */
   since: number;
+  /** Fires at the fence time; a round acknowledged meanwhile moves it on. */
+  timer?: NodeJS.Timeout;
 }
 
 /**
@@ -90,27 +94,53 @@ export class LeaseRenewals {
 
   /** Stop `taskId` of `peer` once nothing was acknowledged for {@link FENCE_SHARE} of `afterMs`, counting from `since` at the earliest. */
   fence(peer: string, taskId: string, afterMs: number, since: number): void {
+    this.#unfence(taskId);
     this.#fences.set(taskId, { peer, fence: { afterMs, since } });
+    this.#arm(taskId);
   }
 
   /** Why `taskId` must not finish here now (its fence has passed), or undefined. */
   fenced(taskId: string, now = Date.now()): string | undefined {
     const f = this.#fences.get(taskId);
     if (f === undefined) return undefined;
-    const heard = Math.max(f.fence.since, this.#acknowledged.get(f.peer) ?? 0);
-    const silent = now - heard;
+    const silent = now - this.#heard(f.peer, f.fence);
     if (silent <= FENCE_SHARE * f.fence.afterMs) return undefined;
     return `superseded: lease lost (${f.peer} acknowledged nothing for ${silent} ms; it re-places the task after ${f.fence.afterMs} ms)`;
   }
 
-  /** The fenced tasks past their fence now. */
-  pastFence(now = Date.now()): Array<{ taskId: string; reason: string }> {
-    const out: Array<{ taskId: string; reason: string }> = [];
-    for (const taskId of this.#fences.keys()) {
-      const reason = this.fenced(taskId, now);
-      if (reason !== undefined) out.push({ taskId, reason });
-    }
-    return out;
+  /** Forget every fence and its timer (the executor stops). */
+  close(): void {
+    for (const taskId of [...this.#fences.keys()]) this.#unfence(taskId);
+  }
+
+  #heard(peer: string, fence: Fence): number {
+    return Math.max(fence.since, this.#acknowledged.get(peer) ?? 0);
+  }
+
+  /**
+   * Time the fence itself rather than leave it to the renewal rounds: a round
+   * every second would stop a task fenced at 1 s up to 1.8 s late, after its
+   * submitter may have re-placed it. The fence stays (the outcome check reads
+   * it) until the task is released.
+   */
+  #arm(taskId: string): void {
+    const f = this.#fences.get(taskId);
+    if (f === undefined) return;
+    const due = this.#heard(f.peer, f.fence) + FENCE_SHARE * f.fence.afterMs - Date.now();
+    f.fence.timer = setTimeout(
+      () => {
+        const reason = this.fenced(taskId);
+        if (reason === undefined) this.#arm(taskId);
+        else this.options.onPastFence?.(taskId, reason);
+      },
+      Math.max(0, Math.ceil(due)) + 1,
+    );
+    f.fence.timer.unref();
+  }
+
+  #unfence(taskId: string): void {
+    clearTimeout(this.#fences.get(taskId)?.fence.timer);
+    this.#fences.delete(taskId);
   }
 
   /** `peer` acknowledged lease round `round`. */
@@ -135,7 +165,7 @@ export class LeaseRenewals {
   /** `peer` has the task's end from its stream: renewals need not tell it again, nor read the task back. */
   release(peer: string, taskId: string): void {
     this.#held.get(peer)?.delete(taskId);
-    this.#fences.delete(taskId);
+    this.#unfence(taskId);
   }
 
   /** One round: each connected submitter hears the status of the tasks it holds; those reported ended are let go. */
@@ -150,7 +180,7 @@ export class LeaseRenewals {
         tasks.push({ id, status });
         if (isTerminal(status)) {
           held.delete(id);
-          this.#fences.delete(id);
+          this.#unfence(id);
         }
       }
       // The channel it was to go on may have closed meanwhile; another may have opened.

@@ -133,6 +133,7 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
       const channel = channels.get(peer)?.values().next().value;
       return channel === undefined ? undefined : (m) => void channel.send(m).catch(() => undefined);
     },
+    onPastFence: (taskId, reason) => void engine.supersede(taskId, reason).catch((err: unknown) => options.onError?.("(fence)", err as Error)),
   });
 
   /** The checks of a signed envelope against this mesh, the clock and replays, then the security check. */
@@ -173,7 +174,7 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
       request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false, ...(envelope.key !== undefined && { idempotencyKey: envelope.key }) };
       if (envelope.key === undefined) return engine.submit(request, { submittedBy: peer, ...(recorded !== undefined && { admitted: recorded }) });
       // Taken before the task is stored (the engine counts it only once queued): a burst must not all see one slot free.
-      if (engine.freeSlots() - promised <= 0) throw new CoderClawError("BUSY", `no free slot here: ${engine.slots} of ${engine.slots} in use`);
+      if (engine.freeSlots() - promised <= 0) throw new CoderClawError("BUSY", `no free slot: ${engine.slots} of ${engine.slots} in use`);
       promised++;
       try {
         // The task is stored while its audit entry is written; it starts once both are durable.
@@ -202,20 +203,23 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
         fenceIfAsked(envelope, task);
       } else {
         const id = `${peer}\n${key}`;
-        const pending = taking.get(id);
-        const known = pending === undefined ? await engine.findByKey(peer, key) : await pending;
-        if (known !== null) {
-          task = known;
-        } else {
-          const made = create(envelope);
-          taking.set(id, made);
-          try {
-            task = await made;
-          } finally {
-            if (taking.get(id) === made) taking.delete(id);
-          }
-          fenceIfAsked(envelope, task);
+        let pending = taking.get(id);
+        if (pending === undefined) {
+          // Registered before the first await: a repeat in another message arriving during the lookup must wait for it, not race it.
+          const took = (async (): Promise<TaskState> => {
+            const known = await engine.findByKey(peer, key);
+            if (known !== null) return known;
+            const made = await create(envelope);
+            fenceIfAsked(envelope, made);
+            return made;
+          })();
+          pending = took;
+          taking.set(id, took);
+          void took.finally(() => {
+            if (taking.get(id) === took) taking.delete(id);
+          }).catch(() => undefined);
         }
+        task = await pending;
       }
       leases.hold(peer, task.id);
       return task;
@@ -332,7 +336,6 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
   };
 
   const leaseTimer = setInterval(() => {
-    for (const { taskId, reason } of leases.pastFence()) void engine.supersede(taskId, reason).catch((err: unknown) => options.onError?.("(fence)", err as Error));
     void leases.renew().then(() => replays.prune());
   }, options.leaseIntervalMs ?? LEASE_INTERVAL_MS);
   leaseTimer.unref();
@@ -341,6 +344,7 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
     serve,
     stop: async () => {
       clearInterval(leaseTimer);
+      leases.close();
       for (const open of channels.values()) for (const c of open) await c.close().catch(() => undefined);
     },
   };

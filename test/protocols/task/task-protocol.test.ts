@@ -42,7 +42,7 @@ interface Pair {
 async function pair(options: { authorize?: AuthorizeSubmit; leaseIntervalMs?: number; slots?: number } = {}): Promise<Pair & { ctl: ExecutionController; requesterAs(identity: DeviceIdentity): TaskRequester }> {
   const ctl = new ExecutionController();
   const dir = tempDir("cc-task-protocol-");
-  const core = await openLocalCore({ dataDir: dir.path, shutdownGraceMs: 50, agents: createBuiltinRegistry([ctl.agent("ctl", false)]), ...(options.slots !== undefined && { maxConcurrentTasks: options.slots }) });
+  const core = await openLocalCore({ dataDir: dir.path, shutdownGraceMs: 50, agents: createBuiltinRegistry([ctl.agent("ctl", false), ctl.agent("ctl-retry", true)]), ...(options.slots !== undefined && { maxConcurrentTasks: options.slots }) });
   cleanups.push(() => dir.remove(), () => core.close());
   const submitter = deviceIdentityFromSeed(randomBytes(32));
   const executorId = deviceIdentityFromSeed(randomBytes(32)).peerId;
@@ -204,11 +204,23 @@ describe("idempotency keys and free slots", () => {
     expect((await collect(requester.subscribe(executorId, first.id, 0))).at(-1)?.status).toBe("completed");
   });
 
+  it("a repeated key in two messages at once, on two channels, gets one task", async () => {
+    const { submitter, core, raw } = await pair();
+    const keyed = (): Uint8Array =>
+      encodeCanonical({ request: { description: "twice", input: "x", agentId: "echo" }, requester: submitter.peerId, meshId: MESH, issuedAt: Date.now(), nonce: randomBytes(16), key: "same" } satisfies SubmitEnvelope);
+    const [one, two] = [keyed(), keyed()];
+    const answers = await Promise.all([rawSubmit(raw(), [one], submitter.sign(submitSignedBytes([one]))), rawSubmit(raw(), [two], submitter.sign(submitSignedBytes([two])))]);
+    const ids = answers.map(([a]) => (a?.t === "state" ? a.state?.id : JSON.stringify(a)));
+    expect(ids[0]).toBe(ids[1]);
+    expect((await core.engine.listTasks()).length).toBe(1);
+  });
+
   it("a keyed submission finds a full executor BUSY, and a repeat of one it took still gets its task", async () => {
     const { requester, executorId, core } = await pair({ slots: 1 });
     const long = await requester.submit(executorId, { description: "long", input: "3000", agentId: "sleep" }, undefined, { key: "long" });
     const busy = await requester.submit(executorId, { description: "more", input: "x", agentId: "echo" }, undefined, { key: "more" }).catch((e: unknown) => e);
     expect((busy as CoderClawError).code).toBe("BUSY");
+    expect((busy as CoderClawError).message).toBe(`no free slot on ${executorId}: 1 of 1 in use`);
     expect((await requester.submit(executorId, { description: "long", input: "3000", agentId: "sleep" }, undefined, { key: "long" })).id).toBe(long.id);
     expect(await requester.cancel(executorId, long.id)).toBe(true);
     await vi.waitFor(() => expect(core.engine.freeSlots()).toBe(1));
@@ -224,9 +236,9 @@ describe("idempotency keys and free slots", () => {
 
 describe("fencing: an executor stops a retryable task its submitter may re-place", () => {
   /** A signed `submit` of the sleep agent (retryable) for `ms`, asking for a fence, sent raw: this submitter never acknowledges a lease. */
-  async function submitFenced(p: Pair, ms: number, fenceAfterMs: number): Promise<{ id: string; channel: MessageChannel<TaskMessage> }> {
+  async function submitFenced(p: Pair, ms: number, fenceAfterMs: number, agentId = "sleep"): Promise<{ id: string; channel: MessageChannel<TaskMessage> }> {
     const env = encodeCanonical({
-      request: { description: "fenced", input: String(ms), agentId: "sleep" },
+      request: { description: "fenced", input: String(ms), agentId },
       requester: p.submitter.peerId,
       meshId: MESH,
       issuedAt: Date.now(),
@@ -249,10 +261,22 @@ describe("fencing: an executor stops a retryable task its submitter may re-place
     expect(ended.completedAt!.getTime() - started).toBeLessThan(800);
   });
 
-  it("an outcome reached past the fence is recorded as superseded, not completed", async () => {
-    // No renewal round runs (60 s apart), so nothing is acknowledged and only the check at the end stands between the outcome and the record.
-    const p = await pair({ leaseIntervalMs: 60_000 });
-    const { id } = await submitFenced(p, 900, 600);
+  it("stops a task at its fence time, not at the next renewal round", async () => {
+    // Rounds 60 s apart: only the fence's own timer can stop the task in time.
+    const p = await pair();
+    const started = Date.now();
+    const { id } = await submitFenced(p, 10_000, 800);
+    await vi.waitFor(async () => expect((await p.core.engine.getTask(id))?.status).toBe("failed"), { timeout: 3000 });
+    expect((await p.core.engine.getTask(id))!.completedAt!.getTime() - started).toBeLessThan(800);
+  });
+
+  it("an outcome reached past the fence (the process was frozen meanwhile) is recorded as superseded, not completed", async () => {
+    const p = await pair();
+    const { id } = await submitFenced(p, 0, 600, "ctl-retry");
+    await vi.waitFor(() => expect(p.ctl.isExecuting(id)).toBe(true));
+    // As under SIGSTOP: nothing runs, timers included, past the fence (480 ms); the outcome is the first thing to happen on waking.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 700);
+    p.ctl.complete(id);
     await vi.waitFor(async () => expect((await p.core.engine.getTask(id))?.status).toBe("failed"), { timeout: 5000 });
     expect((await p.core.engine.getTask(id))?.error).toMatch(/^superseded: lease lost/);
   });
