@@ -78,6 +78,9 @@ const inDoubt = (err: CoderClawError): boolean => (err.code === "UNAVAILABLE" ||
 /** Refusals after which the task waits for another chance (another member, or a slot); any other refusal ends it. */
 const WAIT_AFTER = new Set(["BUSY", "SHUTTING_DOWN", "UNKNOWN_AGENT", "AGENT_UNAVAILABLE"]);
 
+/** How long after an unexpected failure an attempt is taken up again, ms. */
+const RETAKE_AFTER_MS = 1000;
+
 /** Shortest wait for a member's answer to an attempt before asking again, ms. */
 const ANSWER_WITHIN_MS = 5000;
 
@@ -90,13 +93,16 @@ const FRESH_MS = 100;
 /** A failed attempt that a retryable task runs again elsewhere: the member lost it, it did not fail by itself. */
 const LOST_ATTEMPT = /^(interrupted|superseded)/;
 
+/** Wait `ms`, or until `signal` aborts; the listener goes with the wait, so a long-lived signal does not collect them. */
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
+    const done = (): void => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
   });
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -408,7 +414,7 @@ export class Dispatcher {
       const attempt = w.attempts + 1;
       try {
         // Durable before the member hears of it: a restart asks it again under the same key rather than elsewhere.
-        await engine.placeHeld(taskId, { reason: undefined, runsOn: peer, attempt, attemptId: undefined }, `placing on ${peer} (attempt ${attempt})`);
+        await engine.placeHeld(taskId, { reason: undefined, runsOn: peer, attempt, attemptId: undefined, attemptSeq: undefined }, `placing on ${peer} (attempt ${attempt})`);
       } catch (err) {
         this.#release(peer);
         throw err;
@@ -462,24 +468,40 @@ export class Dispatcher {
       const retryable = task.metadata?.retryable === true;
       void engine.placeHeld(taskId, { attemptId: task.id }).catch(() => undefined);
       if (!started) void engine.advanceHeld(taskId, "running", `running on ${peer} as task ${task.id}`).catch(() => undefined);
-      const end = await this.#follow(taskId, peer, task.id, retryable, controller.signal);
+      // Taken up again (a restart, a retry), the copy resumes after what it already holds.
+      const copied = (await engine.getTask(taskId))?.placement?.attemptSeq ?? 0;
+      const end = await this.#follow(taskId, peer, task.id, retryable, controller.signal, copied);
       // The member's slot is free from now on: the next task need not wait for this one's outcome to be written here.
       freeSlot();
       if (controller.signal.aborted) return;
       if (end.kind === "lost" || (retryable && end.outcome.status === "failed" && LOST_ATTEMPT.test(end.outcome.error))) {
         const why = end.kind === "lost" ? "lease expired" : end.outcome.status === "failed" ? end.outcome.error : "lost";
-        await engine.placeHeld(taskId, { runsOn: undefined, attemptId: undefined, reason: `attempt ${n} on ${peer} lost (${why}); re-placing` });
+        await engine.placeHeld(taskId, { runsOn: undefined, attemptId: undefined, attemptSeq: undefined, reason: `attempt ${n} on ${peer} lost (${why}); re-placing` });
         await engine.advanceHeld(taskId, "waiting", `attempt ${n} on ${peer} lost (${why}); re-placing`);
         this.#requeue(taskId, n, peer, waiting, 3 * this.#o.leaseTimeoutMs);
         return;
       }
       await this.#conclude(taskId, end.outcome);
     } catch (err) {
-      if (!(err instanceof CoderClawError && (err.code === "INVALID_TRANSITION" || err.code === "NOT_FOUND"))) this.#o.onError?.("dispatch", err as Error);
+      if (!(err instanceof CoderClawError && err.code === "INVALID_TRANSITION")) {
+        this.#o.onError?.("dispatch", err as Error);
+        // Whatever went wrong, the task must not be left held with nobody following it: the same attempt is taken up again, under its key.
+        if (!this.#stopped && !controller.signal.aborted) this.#retake(taskId, peer, n);
+      }
     } finally {
       if (this.#attempts.get(taskId) === attempt) this.#attempts.delete(taskId);
       freeSlot();
     }
+  }
+
+  /** Take attempt `n` of a task up again in a while, if the task is still held here. */
+  #retake(taskId: string, peer: string, n: number): void {
+    const timer = setTimeout(() => {
+      if (this.#stopped || this.#attempts.has(taskId) || !this.#o.engine.heldTasks().some((t) => t.id === taskId)) return;
+      this.#reserve(peer);
+      void this.#run(taskId, peer, n, true);
+    }, RETAKE_AFTER_MS);
+    timer.unref();
   }
 
   /** Put a task back in the queue after attempt `n`, keeping away from `peer` for `avoidMs`. */
@@ -526,9 +548,9 @@ export class Dispatcher {
   }
 
   /** Follow an attempt to its end, mirroring it; "lost" when a retryable attempt's member stays silent past the lease. */
-  async #follow(taskId: string, peer: string, attemptId: string, retryable: boolean, signal: AbortSignal): Promise<{ kind: "ended"; outcome: HeldOutcome } | { kind: "lost" }> {
+  async #follow(taskId: string, peer: string, attemptId: string, retryable: boolean, signal: AbortSignal, from: number): Promise<{ kind: "ended"; outcome: HeldOutcome } | { kind: "lost" }> {
     const { engine, client, leaseTimeoutMs } = this.#o;
-    let after = 0;
+    let after = from;
     let heard = Date.now();
     let noted = false;
     for (;;) {
@@ -537,8 +559,10 @@ export class Dispatcher {
       const watch = setInterval(() => {
         if (presumedLost(client.leaseOf(attemptId), heard, leaseTimeoutMs)) watchdog.abort();
       }, Math.max(100, leaseTimeoutMs / 2));
+      const stop = (): void => watchdog.abort();
+      signal.addEventListener("abort", stop, { once: true });
       try {
-        for await (const e of client.subscribe(peer, attemptId, after, AbortSignal.any([signal, watchdog.signal]))) {
+        for await (const e of client.subscribe(peer, attemptId, after, watchdog.signal)) {
           heard = Date.now();
           after = e.seq;
           if (isTerminalEvent(e)) return { kind: "ended", outcome: await this.#outcome(peer, attemptId, e, signal) };
@@ -551,6 +575,7 @@ export class Dispatcher {
         if (!(err instanceof CoderClawError && (err.code === "UNAVAILABLE" || err.code === "TIMEOUT"))) throw err;
       } finally {
         clearInterval(watch);
+        signal.removeEventListener("abort", stop);
       }
       if (signal.aborted) return { kind: "lost" };
       if (presumedLost(client.leaseOf(attemptId), heard, leaseTimeoutMs)) {

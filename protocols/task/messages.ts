@@ -78,6 +78,7 @@ export const wireStateSchema = z.strictObject({
       runsOn: text(128).optional(),
       attemptId: taskId.optional(),
       attempt: z.number().int().min(1).optional(),
+      attemptSeq: z.number().int().min(0).optional(),
       priority: z.number().int().optional(),
       requires: RequirementsSchema.optional(),
       deadline: ms.optional(),

@@ -237,6 +237,8 @@ export interface TaskPlacement {
   attemptId?: string;
   /** The current attempt's number, from 1. */
   attempt?: number;
+  /** The last event of the current attempt copied into this task's history (its sequence number there). */
+  attemptSeq?: number;
   priority?: number;
   requires?: TaskRequirements;
   deadline?: Date;

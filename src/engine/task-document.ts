@@ -69,6 +69,7 @@ interface MovingPlacement {
   runsOn?: string;
   attemptId?: string;
   attempt?: number;
+  attemptSeq?: number;
 }
 
 /** What a task document holds in `run`: set while the task runs. */
@@ -100,6 +101,7 @@ function movingPlacement(p: TaskPlacement | undefined): MovingPlacement | undefi
   if (p.runsOn !== undefined) m.runsOn = p.runsOn;
   if (p.attemptId !== undefined) m.attemptId = p.attemptId;
   if (p.attempt !== undefined) m.attempt = p.attempt;
+  if (p.attemptSeq !== undefined) m.attemptSeq = p.attemptSeq;
   return Object.keys(m).length > 0 ? m : undefined;
 }
 
@@ -124,11 +126,12 @@ function readPlacement(fixed: unknown, moving: unknown): TaskPlacement | undefin
   if (isString(m.runsOn)) p.runsOn = m.runsOn;
   if (isString(m.attemptId)) p.attemptId = m.attemptId;
   if (isNumber(m.attempt)) p.attempt = m.attempt;
+  if (isNumber(m.attemptSeq)) p.attemptSeq = m.attemptSeq;
   return p;
 }
 
 function samePlacement(a: TaskPlacement | undefined, b: TaskPlacement | undefined): boolean {
-  return a?.reason === b?.reason && a?.runsOn === b?.runsOn && a?.attemptId === b?.attemptId && a?.attempt === b?.attempt;
+  return a?.reason === b?.reason && a?.runsOn === b?.runsOn && a?.attemptId === b?.attemptId && a?.attempt === b?.attempt && a?.attemptSeq === b?.attemptSeq;
 }
 
 /** A task as the engine keeps it: its request, current state and full history. */

@@ -74,7 +74,7 @@ export interface EngineCounters {
 }
 
 /** The moving part of a held task's placement, as its dispatcher reports it. */
-export type PlacementUpdate = Pick<TaskPlacement, "reason" | "runsOn" | "attemptId" | "attempt">;
+export type PlacementUpdate = Pick<TaskPlacement, "reason" | "runsOn" | "attemptId" | "attempt" | "attemptSeq">;
 
 /** How a held task ended where it ran, as its dispatcher reports it. */
 export type HeldOutcome =
@@ -223,7 +223,7 @@ export class TaskEngine {
   async placeHeld(taskId: string, update: PlacementUpdate, message?: string, data?: unknown): Promise<void> {
     const task = this.requireHeld(taskId);
     const placement: TaskPlacement = { ...task.state.placement };
-    for (const k of ["reason", "runsOn", "attemptId", "attempt"] as const) {
+    for (const k of ["reason", "runsOn", "attemptId", "attempt", "attemptSeq"] as const) {
       if (k in update) {
         if (update[k] === undefined) delete placement[k];
         else (placement as Record<string, unknown>)[k] = update[k];
@@ -253,6 +253,8 @@ export class TaskEngine {
   mirrorHeld(taskId: string, event: TaskEvent): boolean {
     const task = this.live.get(taskId);
     if (task === undefined || !task.delegated || isTerminal(task.state.status)) return false;
+    // Where the copy stands, written with what it copies: a follower taken up again after a restart resumes after it.
+    task.state.placement = { ...task.state.placement, attemptSeq: event.seq };
     if (event.type === "output_added" && event.message !== undefined) this.record(task, "output_added", event.message);
     else if (event.type === "progress_updated" && event.progress !== undefined && task.state.status === "running") this.progress(task, event.progress, event.message);
     else if (event.type === "status_changed" && (event.status === "running" || event.status === "waiting") && task.state.status !== event.status && canTransition(task.state.status, event.status)) {

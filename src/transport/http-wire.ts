@@ -131,6 +131,7 @@ export const TaskStateSchema = z.object({
       runsOn: z.string().optional(),
       attemptId: z.string().optional(),
       attempt: z.number().int().optional(),
+      attemptSeq: z.number().int().optional(),
       priority: z.number().int().optional(),
       requires: RequirementsSchema.optional(),
       deadline: wireDate.optional(),
