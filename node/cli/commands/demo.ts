@@ -102,12 +102,15 @@ export function demoCommand(setExit: (code: number) => void): Command {
 
         step(5, "beta restarts from its data directory and rejoins through alpha");
         const b2 = (beta.proc = await startNodeProcess(beta.home, ["--bootstrap", a.addr]));
-        const reference = fingerprint(await a.client.listTasks({ limit: 1000 }));
-        const count = reference.split("\n").length;
-        await eventually("beta converges", 30_000, async () => {
-          const onBeta = fingerprint(await b2.client.listTasks({ limit: 1000 }));
-          const onGamma = fingerprint(await g.client.listTasks({ limit: 1000 }));
-          return onBeta === reference && onGamma === reference ? true : undefined;
+        // Every node's view is read again each time: alpha, too, may still be missing what beta wrote just before it was killed.
+        let last = "";
+        const count = await eventually("beta converges", 30_000, async () => {
+          const [onAlpha, onBeta, onGamma] = await Promise.all([a, b2, g].map(async (n) => fingerprint(await n.client.listTasks({ limit: 1000 }))));
+          last = `alpha:\n${onAlpha}\nbeta:\n${onBeta}\ngamma:\n${onGamma}`;
+          return onBeta === onAlpha && onGamma === onAlpha ? onAlpha!.split("\n").length : undefined;
+        }).catch((err: unknown) => {
+          process.stderr.write(`${last}\n`);
+          throw err;
         });
         say(`    converged: alpha, beta and gamma hold the same ${count} tasks with identical states`);
         say("\ndemo complete");
