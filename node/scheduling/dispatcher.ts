@@ -58,6 +58,8 @@ interface Waiting {
   attempts: number;
   /** Reason last recorded, so an unchanged one is not written again. */
   reason?: string;
+  /** False for a submission that must start now or be refused: a pinned member is tried only when its signed record vouches for it. */
+  mayWait?: boolean;
 }
 
 /** An attempt under way on another member. */
@@ -206,6 +208,7 @@ export class Dispatcher {
     const probe: Waiting = { id: "", agentId, priority: placement.priority!, order: Number.MAX_SAFE_INTEGER, avoid: new Map(), attempts: 0 };
     if (only !== undefined) probe.only = only;
     if (options.requires !== undefined) probe.requires = options.requires;
+    if (options.waitForPeer === false) probe.mayWait = false;
     // Decisions are taken one at a time, each reserving the slot it picks: a burst of submissions must not all see the same slot free.
     const { decision, target } = await this.#exclusive(async () => {
       let d = await this.#decide([...this.#waiting.values(), probe]);
@@ -732,7 +735,7 @@ export class Dispatcher {
     for (const w of pinned) {
       const c = candidates.find((k) => k.peerId === w.only);
       // Connected but its record not read yet (it just joined): send it there, and let the member answer.
-      if (c === undefined && this.#o.isConnected?.(w.only!) === true) pinnedPlaced.push({ taskId: w.id, peerId: w.only! });
+      if (c === undefined && w.mayWait !== false && this.#o.isConnected?.(w.only!) === true) pinnedPlaced.push({ taskId: w.id, peerId: w.only! });
       else if (c === undefined) {
         pinnedWaiting.set(w.id, `waiting for member ${w.only} to connect`);
         void this.#reach(w.only!);
