@@ -1,4 +1,5 @@
 import { describeAgent } from "../src/agents/builtin.js";
+import { ATTEMPT_OF } from "./scheduling/attempt-metadata.js";
 import type { AgentRegistry } from "../src/agents/executor.js";
 import { CoderClawError, InvalidInputError } from "../src/contract/errors.js";
 import { parseSubmitOptions } from "../src/contract/submit-options.js";
@@ -134,7 +135,7 @@ export class ClusterTransportAdapter implements TransportAdapter {
    */
   async listTasks(filter: TaskListFilter = {}): Promise<TaskState[]> {
     const tasks = await this.parts.engine.listTasks(filter);
-    return tasks.filter((t) => t.metadata?.attemptOf === undefined);
+    return tasks.filter((t) => t.metadata?.[ATTEMPT_OF] === undefined);
   }
 
   /** Agents of this node, then agents only connected members offer (from their signed records). */

@@ -1,5 +1,6 @@
 import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
 import { actorIdOf } from "./device-actor.js";
+import { ATTEMPT_OF } from "./scheduling/attempt-metadata.js";
 import type { NodeOptions } from "./node-api.js";
 
 /**
@@ -16,6 +17,8 @@ export function openNodeCore(dataDir: string, deviceId: string, options: NodeOpt
     ...(options.maxConcurrentTasks !== undefined && { maxConcurrentTasks: options.maxConcurrentTasks }),
     ...(options.defaultTimeoutMs !== undefined && { defaultTimeoutMs: options.defaultTimeoutMs }),
     sandbox: { mode: options.sandbox ?? "required", ...(options.bwrapPath !== undefined && { bwrap: options.bwrapPath }) },
+    // An attempt's keeper mirrors it into the task it replicates: the attempt's own document can wait for its end.
+    documentOnlyAtEnd: (request) => request.metadata?.[ATTEMPT_OF] !== undefined,
     onUnreadable: (taskId, error) => report(new Error(`task ${taskId} cannot be read and is left out of listings: ${error.message}`, { cause: error })),
   });
 }

@@ -1,4 +1,5 @@
 import type { AgentRegistry } from "../../src/agents/executor.js";
+import { ATTEMPT, ATTEMPT_OF } from "./attempt-metadata.js";
 import { AgentUnavailableError, CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
 import type { SubmitOptions, TaskEvent, TaskPlacement, TaskRequirements, TaskState, TaskSubmitRequest } from "../../src/contract/types.js";
 import { ROUTE_AUTO, ROUTE_LOCAL } from "../../src/contract/types.js";
@@ -91,6 +92,9 @@ const REACH_EVERY_MS = 5000;
 
 /** Member records younger than this are trusted to tell a new submission it must wait, ms. */
 const FRESH_MS = 100;
+
+/** Member records up to this old still serve a placement while fresh ones are read, ms. */
+const STALE_RECORDS_SERVE_MS = 5000;
 
 /** A failed attempt that a retryable task runs again elsewhere: the member lost it, it did not fail by itself. */
 const LOST_ATTEMPT = /^(interrupted|superseded)/;
@@ -279,7 +283,7 @@ export class Dispatcher {
 
   /** An attempt's request: the task's, naming the task and the attempt. */
   #attemptRequest(taskId: string, n: number, request: TaskSubmitRequest): TaskSubmitRequest {
-    return { ...request, metadata: { ...(request.metadata ?? {}), attemptOf: taskId, attempt: n } };
+    return { ...request, metadata: { ...(request.metadata ?? {}), [ATTEMPT_OF]: taskId, [ATTEMPT]: n } };
   }
 
   /** Submit an ended task (failed or cancelled) again with the same request and placement options. */
@@ -288,7 +292,7 @@ export class Dispatcher {
       throw new CoderClawError("INVALID_TRANSITION", `task ${taskId} is ${task.status}: only a failed or cancelled task can be retried`);
     }
     const metadata = { ...(request.metadata ?? {}) };
-    for (const k of ["attemptOf", "attempt", "requester", "retryable"]) delete metadata[k];
+    for (const k of [ATTEMPT_OF, ATTEMPT, "requester", "retryable"]) delete metadata[k];
     const options: SubmitOptions = {};
     const p = task.placement;
     if (p?.priority !== undefined) options.priority = p.priority;
@@ -687,11 +691,18 @@ export class Dispatcher {
     return agent !== undefined && (await agent.availability()).available;
   }
 
-  /** The connected members' records, read again when older than the bound. */
+  /**
+   * The connected members' records, read again when older than the bound. Records
+   * a little older than that still serve the decision at hand while the fresh ones
+   * are read: a slot freed on a member must not wait for a round of record requests
+   * to every member (what changed since, a member that is full after all, answers
+   * BUSY and the task waits for the next pass, which the fresh records trigger).
+   */
   async #memberRecords(): Promise<Candidate[]> {
     const maxAge = this.#o.recordsMaxAgeMs ?? 1000;
-    if (this.#records !== undefined && Date.now() - this.#records.at < maxAge) return this.#records.list;
-    this.#refreshing ??= this.#o
+    const age = this.#records === undefined ? Infinity : Date.now() - this.#records.at;
+    if (age < maxAge) return this.#records!.list;
+    const refreshing = (this.#refreshing ??= this.#o
       .members()
       .catch(() => [] as Candidate[])
       .then((list) => {
@@ -700,10 +711,13 @@ export class Dispatcher {
         this.#theirs.clear();
         // What a member's record counts as load beyond our own attempts there is others' work.
         for (const c of members) this.#theirs.set(c.peerId, Math.max(0, c.record.load - (this.#ours.get(c.peerId) ?? 0)));
+        if (this.#waiting.size > 0) this.#schedule();
         return members;
       })
-      .finally(() => (this.#refreshing = undefined));
-    return this.#refreshing;
+      .finally(() => (this.#refreshing = undefined)));
+    if (age >= STALE_RECORDS_SERVE_MS) return refreshing;
+    const connected = this.#o.isConnected;
+    return this.#records!.list.filter((c) => connected?.(c.peerId) !== false);
   }
 
   /** Placement of `tasks` over this node and the connected members as they stand now. */

@@ -31,9 +31,11 @@ export function timeoutOf(agent: AgentExecutor | undefined, settings: ExecutionS
  * Start the task's executor in its workspace, sandboxed when another device
  * submitted the task, aborted with "timeout" when it runs too long. Its
  * checkpoints wait while the task is paused. `finished` hears its outcome once,
- * also when it throws before returning a promise.
+ * also when it throws before returning a promise. With `recorded`, the agent
+ * starts only once it resolves (the task's start is durable) and never when it
+ * rejects.
  */
-export function startExecution(task: LiveTask, settings: ExecutionSettings, reports: ExecutionReports): void {
+export function startExecution(task: LiveTask, settings: ExecutionSettings, reports: ExecutionReports, recorded?: Promise<void>): void {
   const agent = task.agent!;
   const controller = new AbortController();
   task.controller = controller;
@@ -56,12 +58,16 @@ export function startExecution(task: LiveTask, settings: ExecutionSettings, repo
         ? new Promise<void>((resolve) => task.checkpointWaiters.push(resolve))
         : Promise.resolve(),
   };
-  let promise: Promise<ExecutionResult>;
-  try {
-    promise = Promise.resolve(agent.execute(ctx));
-  } catch (err) {
-    promise = Promise.reject(err);
-  }
+  const run = (): Promise<ExecutionResult> => {
+    // Stopped (cancelled, timed out, shut down) while its start was being recorded: the agent never acts.
+    if (controller.signal.aborted) return Promise.reject(new Error(`stopped before it started (${String(controller.signal.reason)})`));
+    try {
+      return Promise.resolve(agent.execute(ctx));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+  const promise = recorded === undefined ? run() : recorded.then(run);
   promise.then(
     (result) => reports.finished(task, controller, { ok: true, result }),
     (error: unknown) => reports.finished(task, controller, { ok: false, error }),

@@ -53,6 +53,13 @@ export interface TaskEngineOptions extends ExecutionEnvironmentOptions {
    */
   materializeAfterMs?: number;
   /**
+   * Tasks whose progress other nodes see elsewhere (a mesh node's attempts, which
+   * their keeper mirrors into the task it replicates): these get their document
+   * only when they end, not on ageing, so that a wave of attempts does not cost a
+   * wave of documents mid-run as well. Default: none.
+   */
+  documentOnlyAtEnd?: (request: Readonly<TaskSubmitRequest>) => boolean;
+  /**
    * False opens the engine for reading and queueing only: no recovery, and
    * submitted tasks stay pending for the next engine that runs tasks (the CLI uses
    * this when no node is running). Default true.
@@ -126,6 +133,7 @@ export class TaskEngine {
     this.persistence = new TaskPersistence<LiveTask>({
       repository: options.repository,
       materializeAfterMs: options.materializeAfterMs ?? 1000,
+      ...(options.documentOnlyAtEnd && { documentOnlyAtEnd: (task: LiveTask) => options.documentOnlyAtEnd!(task.request) }),
       release: (task) => {
         // An ended task whose executor has not returned yet holds a slot that finish() gives back.
         if (task.executing) return false;
@@ -285,12 +293,17 @@ export class TaskEngine {
 
   /**
    * Run a held task here after all, as if submitted here: false when its agent
-   * is missing or unavailable here. It queues behind the tasks already queued.
+   * is missing or unavailable here. A task that has not started queues behind
+   * the tasks already queued; one whose attempt elsewhere was lost (`waiting`)
+   * starts at once if a slot is free (false otherwise), for the lifecycle has no
+   * way back to `pending` and a queued `waiting` task would read as paused.
    */
   async runHere(taskId: string): Promise<boolean> {
     const task = this.requireHeld(taskId);
     const agent = this.options.agents.get(task.state.agentId ?? this.intake.defaultAgentId);
-    if (agent === undefined || !(await agent.availability()).available || !task.delegated || task.state.status !== "pending") return false;
+    const status = task.state.status;
+    if (agent === undefined || !(await agent.availability()).available || !task.delegated) return false;
+    if (task.state.status !== status || (status !== "pending" && status !== "waiting") || (status === "waiting" && (this.running >= this.max || !this.accepting))) return false;
     task.delegated = false;
     task.agent = agent;
     const placement: TaskPlacement = { ...task.state.placement };
@@ -298,9 +311,16 @@ export class TaskEngine {
     if (this.options.executorId !== undefined) placement.runsOn = this.options.executorId;
     task.state.placement = placement;
     this.record(task, "progress_updated", "placed on this node");
+    if (status === "waiting") {
+      this.running++;
+      this.transition(task, "running", `running on agent ${agent.info.id}`);
+      this.execute(task);
+    }
     await this.persistence.durable(task);
-    this.queue.push(task);
-    this.pump();
+    if (status === "pending") {
+      this.queue.push(task);
+      this.pump();
+    }
     return true;
   }
 
@@ -589,7 +609,10 @@ export class TaskEngine {
   }
 
   private execute(task: LiveTask): void {
-    startExecution(task, this.execution, this.reports);
+    // An agent that cannot resume acts only once its task is on record as running: a crash before that
+    // write leaves it pending and it runs once after the restart; a crash after it leaves it running, and
+    // recovery fails it as interrupted instead of running its side effects a second time.
+    startExecution(task, this.execution, this.reports, task.agent?.resumable === true ? undefined : this.persistence.durable(task));
   }
 
   private finish(task: LiveTask, controller: AbortController, outcome: Outcome): void {

@@ -11,6 +11,8 @@ export interface TaskPersistenceOptions<T extends PersistedTask> {
   repository: TaskRepository;
   /** Age at which a task that has not ended gets its document; see `TaskEngineOptions.materializeAfterMs`. */
   materializeAfterMs: number;
+  /** Tasks that get their document only when they end; see `TaskEngineOptions.documentOnlyAtEnd`. */
+  documentOnlyAtEnd?: (task: T) => boolean;
   /**
    * Called after a write for each task that has ended and whose whole history is
    * now durable: true when its owner has let it go from memory, so that reads
@@ -31,6 +33,7 @@ export class TaskPersistence<T extends PersistedTask> {
   readonly #repository: TaskRepository;
   readonly #materializeAfterMs: number;
   readonly #release: (task: T) => boolean;
+  readonly #documentOnlyAtEnd: (task: T) => boolean;
   /** Tasks with changes not yet taken by a write. */
   readonly #dirty = new Set<T>();
   /**
@@ -56,6 +59,7 @@ export class TaskPersistence<T extends PersistedTask> {
     this.#repository = options.repository;
     this.#materializeAfterMs = options.materializeAfterMs;
     this.#release = options.release;
+    this.#documentOnlyAtEnd = options.documentOnlyAtEnd ?? (() => false);
   }
 
   /** False once a write has failed. */
@@ -127,8 +131,7 @@ export class TaskPersistence<T extends PersistedTask> {
     for (const task of tasks) {
       const upTo = task.events.length;
       const state = copyState(task.state);
-      const materialize =
-        task.stored === "doc" || (task.stored === "wal" && (isTerminal(state.status) || now - state.createdAt.getTime() >= this.#materializeAfterMs));
+      const materialize = task.stored === "doc" || (task.stored === "wal" && (isTerminal(state.status) || this.#aged(task, now)));
       // A document is built from (and a write-ahead record holds) the whole history; a document update only the new part.
       const events = task.stored === "doc" ? task.events : task.events.slice(0, upTo);
       changes.push({
@@ -142,7 +145,7 @@ export class TaskPersistence<T extends PersistedTask> {
       task.stored = materialize ? "doc" : "wal";
       task.persisted = state;
       task.persistedEvents = upTo;
-      if (materialize) this.#unmaterialized.delete(task);
+      if (materialize || this.#documentOnlyAtEnd(task)) this.#unmaterialized.delete(task);
       else this.#unmaterialized.add(task);
     }
     this.#armMaterializeTimer();
@@ -161,6 +164,10 @@ export class TaskPersistence<T extends PersistedTask> {
         this.#recentlyEnded.keep(task);
       }
     }
+  }
+
+  #aged(task: T, now: number): boolean {
+    return now - task.state.createdAt.getTime() >= this.#materializeAfterMs && !this.#documentOnlyAtEnd(task);
   }
 
   /**

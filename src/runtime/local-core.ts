@@ -30,6 +30,8 @@ export interface LocalContext {
   allowRepository?: (path: string, request: Readonly<TaskSubmitRequest>) => boolean;
   /** False: read and queue only, run nothing, recover nothing (see TaskEngineOptions.runTasks). */
   runTasks?: boolean;
+  /** Tasks that get their document only when they end (see TaskEngineOptions.documentOnlyAtEnd). */
+  documentOnlyAtEnd?: (request: Readonly<TaskSubmitRequest>) => boolean;
   /** A stored task that cannot be read: listing skips it and reports it here. */
   onUnreadable?: (taskId: string, error: Error) => void;
   /** How processes run for work other devices submit (see TaskEngineOptions.sandbox). Default: sandboxed, required. */
@@ -81,6 +83,7 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
       ...(context.executorId !== undefined && { executorId: context.executorId }),
       ...(context.runTasks !== undefined && { runTasks: context.runTasks }),
       ...(context.onUnreadable && { onUnreadable: context.onUnreadable }),
+      ...(context.documentOnlyAtEnd && { documentOnlyAtEnd: context.documentOnlyAtEnd }),
       ...(context.sandbox && { sandbox: context.sandbox }),
       ...(processes !== undefined && { processes }),
     });

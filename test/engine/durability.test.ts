@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import type { TaskEvent, TaskState } from "../../src/contract/types.js";
@@ -106,4 +107,21 @@ describe("durability across SIGKILL", () => {
     const changed = [...announced].filter(([id, status]) => byId.get(id)?.status !== status).map(([id, status]) => `${id}: announced ${status}, found ${byId.get(id)?.status ?? "nothing"} ${byId.get(id)?.error ?? ""}`);
     expect(changed, `of ${announced.size} announced outcomes`).toEqual([]);
   }, 60_000);
+
+  it("never runs a task of an agent that cannot resume twice: its start is on record before the agent acts", async () => {
+    const dir = tempDir("cc-effects-");
+    dirs.push(dir);
+    // Killed in five different moments of a stream of starts, each run recovering what the last left.
+    for (let round = 0; round < 5; round++) {
+      let accepted = 0;
+      await runThenKill("effects", dir.path, (line) => line.startsWith("accepted") && ++accepted >= 40 + round * 7);
+    }
+    const stored = await recovered(dir.path);
+    const effects = readFileSync(join(dir.path, "effects"), "utf8").split("\n").filter(Boolean);
+    const twice = effects.filter((id, i) => effects.indexOf(id) !== i);
+    expect(twice, `of ${effects.length} starts`).toEqual([]);
+    // Every task whose agent acted ended as it ran or as interrupted; none of them ran again.
+    const byId = new Map(stored.map((s) => [s.state.id, s.state]));
+    for (const id of effects) expect(["completed", "failed"], id).toContain(byId.get(id)?.status);
+  }, 120_000);
 });

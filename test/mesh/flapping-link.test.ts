@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { AgentExecutor } from "../../src/agents/executor.js";
-import type { TaskEvent } from "../../src/contract/types.js";
-import { canTransition } from "../../src/engine/state-machine.js";
 import type { CoderClawNode } from "../../node/index.js";
+import { illegal } from "../helpers/histories.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
 
 let stop: (() => Promise<void>) | undefined;
@@ -26,18 +25,6 @@ const sideEffect: AgentExecutor = {
     return { output: `did ${ctx.request.input}` };
   },
 };
-
-/** A history is legal when its sequence numbers count up from 1 and every status change is an edge of the lifecycle. */
-function illegal(events: TaskEvent[]): string | undefined {
-  let status = "pending";
-  for (const [i, e] of events.entries()) {
-    if (e.seq !== i + 1) return `event ${i} has seq ${e.seq}`;
-    if (e.type !== "status_changed" || i === 0) continue;
-    if (e.status !== status && !canTransition(status as TaskEvent["status"], e.status)) return `${status} -> ${e.status}`;
-    status = e.status;
-  }
-  return undefined;
-}
 
 describe("a flapping link", () => {
   it("20 cuts and restores of the A-B link while 200 tasks are dispatched: none lost, none run twice, every history legal", async () => {
