@@ -101,7 +101,7 @@ describe("durability across SIGKILL", () => {
     await runThenKill("announce", dir.path, (line) => {
       const [word, id, status] = line.split(" ");
       if (word === "outcome" && id && status) announced.set(id, status);
-      return announced.size >= 150;
+      return announced.size >= 330;
     });
     const byId = new Map((await recovered(dir.path)).map((s) => [s.state.id, s.state]));
     const changed = [...announced].filter(([id, status]) => byId.get(id)?.status !== status).map(([id, status]) => `${id}: announced ${status}, found ${byId.get(id)?.status ?? "nothing"} ${byId.get(id)?.error ?? ""}`);
