@@ -1,0 +1,127 @@
+import { execFile } from "node:child_process";
+import { readdir, readFile, realpath } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import ignoreModule from "ignore";
+
+const run = promisify(execFile);
+// The package is CommonJS typed with an ES default export: under NodeNext the
+// factory is that `default` (which the package also sets at run time).
+const ignore = ignoreModule.default;
+
+/** The name of the ignore file honoured outside git repositories (gitignore syntax). */
+export const IGNORE_FILE = ".coderclawignore";
+
+/** A path left out of a snapshot on purpose, and why. */
+export interface SkippedPath {
+  readonly path: string;
+  readonly reason: string;
+}
+
+/** The candidate paths of a tree, relative to its root, POSIX-separated. */
+export interface TreeListing {
+  readonly paths: string[];
+  /** Paths that could not be taken at all (such as names that are not UTF-8). */
+  readonly skipped: SkippedPath[];
+  /** The commit the working tree sits on, when the root is a git repository's top level with a commit. */
+  readonly base: { commit: string } | undefined;
+}
+
+// The listing must describe the directory asked for, not whatever repository
+// a hook or a wrapper pointed git at through its environment.
+function gitEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR", "GIT_PREFIX", "GIT_NAMESPACE"]) delete env[name];
+  return env;
+}
+
+async function git(dir: string, args: string[]): Promise<Buffer> {
+  const { stdout } = await run("git", args, { cwd: dir, env: gitEnv(), encoding: "buffer", maxBuffer: 1024 ** 3 });
+  return stdout;
+}
+
+/**
+ * Lists a directory's tree: in a git work tree, what `git ls-files` reports
+ * as tracked or untracked-and-not-ignored under it (so deleted tracked files
+ * drop out when they are stat'ed); elsewhere, every path not excluded by the
+ * root's {@link IGNORE_FILE}. `.git` is never descended into.
+ */
+export async function listTree(dir: string): Promise<TreeListing> {
+  const root = await realpath(dir);
+  const top = await gitTopLevel(root);
+  return top === undefined ? listPlainTree(root) : listGitTree(root, top);
+}
+
+async function gitTopLevel(dir: string): Promise<string | undefined> {
+  try {
+    const out = (await git(dir, ["rev-parse", "--is-inside-work-tree", "--show-toplevel"])).toString("utf8").split("\n");
+    return out[0] === "true" && out[1] !== undefined ? await realpath(out[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function listGitTree(root: string, top: string): Promise<TreeListing> {
+  const raw = await git(root, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
+  const seen = new Set<string>();
+  const paths: string[] = [];
+  const skipped: SkippedPath[] = [];
+  let start = 0;
+  while (start < raw.length) {
+    let end = raw.indexOf(0, start);
+    if (end < 0) end = raw.length;
+    const bytes = raw.subarray(start, end);
+    start = end + 1;
+    const path = bytes.toString("utf8");
+    if (!Buffer.from(path, "utf8").equals(bytes)) {
+      skipped.push({ path, reason: "name is not valid UTF-8" });
+    } else if (path.endsWith("/")) {
+      skipped.push({ path: path.slice(0, -1), reason: "nested git repository (not descended)" });
+    } else if (!seen.has(path)) {
+      // A conflicted path is listed once per stage.
+      seen.add(path);
+      paths.push(path);
+    }
+  }
+  let base: { commit: string } | undefined;
+  if (top === root) {
+    try {
+      base = { commit: (await git(root, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])).toString("utf8").trim() };
+    } catch {
+      base = undefined;
+    }
+  }
+  return { paths, skipped, base };
+}
+
+async function listPlainTree(root: string): Promise<TreeListing> {
+  const rules = ignore();
+  try {
+    rules.add(await readFile(join(root, IGNORE_FILE), "utf8"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const paths: string[] = [];
+  const skipped: SkippedPath[] = [];
+  const pending: string[] = [""];
+  while (pending.length > 0) {
+    const prefix = pending.pop()!;
+    const names = await readdir(prefix === "" ? root : join(root, prefix), { withFileTypes: true, encoding: "buffer" });
+    for (const dirent of names) {
+      const name = dirent.name.toString("utf8");
+      const path = prefix === "" ? name : `${prefix}/${name}`;
+      if (name.toLowerCase() === ".git") continue;
+      if (!Buffer.from(name, "utf8").equals(dirent.name)) {
+        skipped.push({ path, reason: "name is not valid UTF-8" });
+      } else if (name.includes("\\")) {
+        // The ignore rules (and other systems) read a backslash as a separator.
+        skipped.push({ path, reason: "name contains a backslash" });
+      } else if (dirent.isDirectory()) {
+        if (!rules.ignores(`${path}/`)) pending.push(path);
+      } else if (!rules.ignores(path)) {
+        paths.push(path);
+      }
+    }
+  }
+  return { paths, skipped, base: undefined };
+}
