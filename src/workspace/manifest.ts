@@ -103,7 +103,8 @@ export function pathProblem(path: string, maxPathBytes = DEFAULT_MANIFEST_LIMITS
   return undefined;
 }
 
-const digestSchema = z.string().regex(/^[0-9a-f]{64}$/, "is not a lowercase hex SHA-256 digest");
+const DIGEST = /^[0-9a-f]{64}$/;
+const digestSchema = z.string().regex(DIGEST, "is not a lowercase hex SHA-256 digest");
 const entrySchema = z.discriminatedUnion("kind", [
   z.strictObject({
     path: z.string(),
@@ -151,6 +152,9 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
       symlinks.set(entry.path, entry.target);
       continue;
     }
+    if (!Number.isSafeInteger(entry.size) || entry.size < 0) {
+      throw new InvalidInputError(`${JSON.stringify(entry.path)} has size ${entry.size}, not a byte count`, entryField(i, ".size"));
+    }
     if (entry.size > limits.maxFileBytes) {
       throw new InvalidInputError(`${JSON.stringify(entry.path)} is ${entry.size} bytes, over the file limit of ${limits.maxFileBytes}`, entryField(i, ".size"));
     }
@@ -158,6 +162,8 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
     if (entry.chunks.length !== expected) {
       throw new InvalidInputError(`${JSON.stringify(entry.path)} has ${entry.chunks.length} chunks for ${entry.size} bytes (expected ${expected})`, entryField(i, ".chunks"));
     }
+    const bad = entry.chunks.findIndex((digest) => !DIGEST.test(digest));
+    if (bad >= 0) throw new InvalidInputError(`${JSON.stringify(entry.path)} has a chunk that is not a lowercase hex SHA-256 digest`, entryField(i, `.chunks[${bad}]`));
     total += entry.size;
     if (total > limits.maxTreeBytes) {
       throw new InvalidInputError(`${JSON.stringify(entry.path)} brings the tree over its limit of ${limits.maxTreeBytes} bytes`, entryField(i, ".size"));
