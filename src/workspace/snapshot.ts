@@ -168,7 +168,7 @@ function dropEscapingLinks(candidates: Candidate[], skipped: SkippedPath[], maxP
     const targets = new Map(links.map((l) => [l.path, l.target]));
     const kept = links.filter((l) => {
       const problem = symlinkTargetProblem(l.path, l.target, targets, maxPathBytes);
-      if (problem !== undefined) skipped.push({ path: l.path, reason: `symlink ${problem}` });
+      if (problem !== undefined) skipped.push({ path: l.path, reason: `symlink to ${JSON.stringify(l.target)} ${problem}` });
       return problem === undefined;
     });
     if (kept.length === links.length) return kept;

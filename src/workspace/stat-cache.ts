@@ -79,7 +79,7 @@ export class StatCache {
     if (record === undefined) return undefined;
     const matches =
       BigInt(record.size) === stat.size && record.mtimeNs === stat.mtimeNs && record.ctimeNs === stat.ctimeNs && record.ino === stat.ino && record.dev === stat.dev;
-    const settled = stat.ctimeNs < record.statAtNs - RACY_MARGIN_NS && stat.mtimeNs < record.statAtNs - RACY_MARGIN_NS;
+    const settled = record.ctimeNs < record.statAtNs - RACY_MARGIN_NS && record.mtimeNs < record.statAtNs - RACY_MARGIN_NS;
     if (!matches || !settled) return undefined;
     this.hits += 1;
     this.current.set(path, record);
