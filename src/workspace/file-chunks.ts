@@ -1,10 +1,10 @@
-import { constants, type BigIntStats } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import { open } from "node:fs/promises";
 import { blobDigest, CHUNK_SIZE } from "./manifest.js";
 
 /** A file's chunk digests and the stat they belong to. */
 export interface HashedFile {
-  readonly stat: BigIntStats;
+  readonly stat: Stats;
   readonly chunks: string[];
 }
 
@@ -22,9 +22,9 @@ export async function hashFileChunks(path: string): Promise<HashedFile> {
   for (let attempt = 1; ; attempt += 1) {
     const handle = await open(path, READ_FLAGS);
     try {
-      const before = await handle.stat({ bigint: true });
+      const before = await handle.stat();
       if (!before.isFile()) throw new Error(`${path} is no longer a regular file`);
-      const size = Number(before.size);
+      const size = before.size;
       const buffer = Buffer.allocUnsafe(Math.min(size, CHUNK_SIZE));
       const chunks: string[] = [];
       let offset = 0;
@@ -39,7 +39,7 @@ export async function hashFileChunks(path: string): Promise<HashedFile> {
         chunks.push(blobDigest(buffer.subarray(0, length)));
         offset += length;
       }
-      const after = await handle.stat({ bigint: true });
+      const after = await handle.stat();
       if (complete && sameContentStat(before, after)) return { stat: before, chunks };
       if (attempt >= ATTEMPTS) throw new Error(`${path} kept changing while it was read`);
     } finally {
@@ -49,8 +49,8 @@ export async function hashFileChunks(path: string): Promise<HashedFile> {
 }
 
 /** Whether two stats of one file show no change of its content between them. */
-export function sameContentStat(a: BigIntStats, b: BigIntStats): boolean {
-  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino && a.dev === b.dev;
+export function sameContentStat(a: Stats, b: Stats): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.dev === b.dev;
 }
 
 /**

@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import { z } from "zod";
-import { decodeCanonical, encodeCanonical } from "../../identity/canonical.js";
+import { decodeCanonical } from "../../identity/canonical.js";
 import { DecodeError } from "../../identity/errors.js";
 import { InvalidInputError } from "../contract/errors.js";
+import { writeManifestCbor } from "./manifest-cbor.js";
 
 /**
  * Files are cut into fixed-size chunks. Content-defined chunking would let an
@@ -78,10 +79,20 @@ export function treeIdOf(bytes: Uint8Array): string {
   return blobDigest(bytes);
 }
 
+// Strings without code units from U+D800 up compare the same by UTF-16 code
+// units as by UTF-8 bytes; only surrogates against U+E000..U+FFFF differ.
+const UTF16_ORDER_DIFFERS = /[\uD800-\uFFFF]/;
+
 /** Bytewise order of the UTF-8 encodings, which is the order entries are kept in. */
 export function comparePaths(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+  if (UTF16_ORDER_DIFFERS.test(a) || UTF16_ORDER_DIFFERS.test(b)) return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+  return a < b ? -1 : a > b ? 1 : 0;
 }
+
+// Accepts only paths the segment-by-segment rules below accept too (it also
+// sends ".gıt" and the like to them), in one native pass for the common case.
+const PLAINLY_SAFE_SEGMENT = String.raw`(?!\.\.?(?:/|$))(?!\.git(?:/|$))[^/\\\0]+`;
+const PLAINLY_SAFE_PATH = new RegExp(`^${PLAINLY_SAFE_SEGMENT}(?:/${PLAINLY_SAFE_SEGMENT})*$`, "i");
 
 /**
  * Why `path` cannot name an entry, or undefined when it can: it must be a
@@ -92,6 +103,7 @@ export function comparePaths(a: string, b: string): number {
 export function pathProblem(path: string, maxPathBytes = DEFAULT_MANIFEST_LIMITS.maxPathBytes): string | undefined {
   if (path === "") return "is empty";
   if (Buffer.byteLength(path, "utf8") > maxPathBytes) return `is longer than ${maxPathBytes} bytes`;
+  if (PLAINLY_SAFE_PATH.test(path)) return undefined;
   if (path.startsWith("/")) return "is absolute";
   if (path.includes("\0")) return "contains NUL";
   if (path.includes("\\")) return "contains a backslash";
@@ -117,6 +129,23 @@ const entrySchema = z.discriminatedUnion("kind", [
 ]);
 const manifestSchema = z.strictObject({ version: z.literal(1), entries: z.array(entrySchema) });
 
+/**
+ * Manifests built or decoded here: deep-frozen, so the check they passed stays
+ * true, and mapped to the limits it was made against. Encoding or
+ * materialising one of them does not walk its entries again.
+ */
+const checked = new WeakMap<Manifest, ManifestLimits>();
+
+function sealChecked(manifest: Manifest, limits: ManifestLimits): Manifest {
+  for (const entry of manifest.entries) {
+    if (entry.kind === "file") Object.freeze(entry.chunks);
+    Object.freeze(entry);
+  }
+  Object.freeze(manifest.entries);
+  checked.set(Object.freeze(manifest), limits);
+  return manifest;
+}
+
 function entryField(index: number, rest = ""): string {
   return `entries[${index}]${rest}`;
 }
@@ -127,6 +156,7 @@ function entryField(index: number, rest = ""): string {
  * Builders and decoders share it, so nothing is encoded that a peer would refuse.
  */
 export function validateManifest(manifest: Manifest, limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): Manifest {
+  if (checked.get(manifest) === limits) return manifest;
   const { entries } = manifest;
   if (manifest.version !== 1) throw new InvalidInputError(`unknown manifest version ${String(manifest.version)}`, "version");
   if (entries.length > limits.maxEntries) {
@@ -134,19 +164,18 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
   }
   const kinds = new Map<string, ManifestEntry["kind"]>();
   const symlinks = new Map<string, string>();
-  let previous: Buffer | undefined;
+  let previous: string | undefined;
   let total = 0;
   for (const [i, entry] of entries.entries()) {
     const field = entryField(i, ".path");
     const problem = pathProblem(entry.path, limits.maxPathBytes);
     if (problem !== undefined) throw new InvalidInputError(`${JSON.stringify(entry.path)} ${problem}`, field);
-    const encoded = Buffer.from(entry.path, "utf8");
     if (previous !== undefined) {
-      const order = Buffer.compare(previous, encoded);
+      const order = comparePaths(previous, entry.path);
       if (order === 0) throw new InvalidInputError(`${JSON.stringify(entry.path)} appears twice`, field);
       if (order > 0) throw new InvalidInputError(`${JSON.stringify(entry.path)} is out of order (entries are sorted bytewise by path)`, field);
     }
-    previous = encoded;
+    previous = entry.path;
     kinds.set(entry.path, entry.kind);
     if (entry.kind === "symlink") {
       symlinks.set(entry.path, entry.target);
@@ -170,9 +199,8 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
     }
   }
   for (const [i, entry] of entries.entries()) {
-    const segments = entry.path.split("/");
-    for (let depth = 1; depth < segments.length; depth += 1) {
-      const ancestor = segments.slice(0, depth).join("/");
+    for (let at = entry.path.indexOf("/"); at >= 0; at = entry.path.indexOf("/", at + 1)) {
+      const ancestor = entry.path.slice(0, at);
       const kind = kinds.get(ancestor);
       if (kind !== undefined) {
         throw new InvalidInputError(`${JSON.stringify(entry.path)} goes through the ${kind} ${JSON.stringify(ancestor)}`, entryField(i, ".path"));
@@ -226,9 +254,13 @@ export function symlinkTargetProblem(path: string, target: string, symlinks: Rea
 
 /** Sorts `entries` into a manifest and validates it; the input order does not matter. */
 export function buildManifest(entries: readonly ManifestEntry[], limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): Manifest {
-  const keyed = entries.map((entry) => ({ key: Buffer.from(entry.path, "utf8"), entry: canonicalEntry(entry) }));
-  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
-  return validateManifest({ version: 1, entries: keyed.map((k) => k.entry) }, limits);
+  // Whether each path may be compared as a plain string is found once, not per comparison.
+  const keyed = entries.map((entry) => ({ entry: canonicalEntry(entry), plain: !UTF16_ORDER_DIFFERS.test(entry.path) }));
+  keyed.sort((a, b) => {
+    if (!a.plain || !b.plain) return comparePaths(a.entry.path, b.entry.path);
+    return a.entry.path < b.entry.path ? -1 : a.entry.path > b.entry.path ? 1 : 0;
+  });
+  return sealChecked(validateManifest({ version: 1, entries: keyed.map((k) => k.entry) }, limits), limits);
 }
 
 // Only the fields of the format reach the bytes, whatever else the object carries.
@@ -241,7 +273,7 @@ function canonicalEntry(entry: ManifestEntry): ManifestEntry {
 /** The canonical CBOR of a valid manifest; the same tree always gives the same bytes. */
 export function encodeManifest(manifest: Manifest, limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): Uint8Array {
   validateManifest(manifest, limits);
-  return encodeCanonical({ version: 1, entries: manifest.entries.map(canonicalEntry) });
+  return writeManifestCbor(manifest);
 }
 
 /**
@@ -272,7 +304,7 @@ export function decodeManifest(bytes: Uint8Array, limits: ManifestLimits = DEFAU
     const detail = issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message;
     throw new InvalidInputError(`${detail}${named}`, field === "" ? "manifest" : field);
   }
-  return validateManifest(parsed.data, limits);
+  return sealChecked(validateManifest(parsed.data, limits), limits);
 }
 
 /** Every chunk digest the tree's files need, each once. */

@@ -1,6 +1,6 @@
-import type { BigIntStats } from "node:fs";
-import { lstat, readlink, realpath } from "node:fs/promises";
-import { join } from "node:path";
+import { lstatSync, readlinkSync, type Stats } from "node:fs";
+import { realpath } from "node:fs/promises";
+import { setImmediate } from "node:timers/promises";
 import { InvalidInputError } from "../contract/errors.js";
 import type { BlobSource } from "./blob-source.js";
 import { hashFileChunks, readVerifiedChunk } from "./file-chunks.js";
@@ -17,7 +17,7 @@ import {
   type ManifestLimits,
 } from "./manifest.js";
 import { mapPool } from "./pool.js";
-import { nowNs, StatCache } from "./stat-cache.js";
+import { StatCache } from "./stat-cache.js";
 import { listTree, type SkippedPath } from "./tree-listing.js";
 
 /** Options of {@link snapshotDirectory}. */
@@ -59,7 +59,7 @@ interface ChunkLocation {
   readonly length: number;
 }
 
-type Candidate = { path: string; stat: BigIntStats; kind: "file" } | { path: string; kind: "symlink"; target: string };
+type Candidate = { path: string; stat: Stats; kind: "file" } | { path: string; kind: "symlink"; target: string };
 
 /**
  * Captures `dir` as a manifest. In a git work tree that is the working tree
@@ -84,11 +84,11 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     throw new InvalidInputError(`${usable.length} paths exceed the limit of ${limits.maxEntries} entries; ignore some of them`, dir);
   }
 
-  const candidates = (await mapPool(usable, concurrency * 4, (path) => inspect(root, path, skipped))).filter((c): c is Candidate => c !== undefined);
+  const candidates = await inspectAll(root, usable, skipped);
   let total = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
-    const size = Number(c.stat.size);
+    const size = c.stat.size;
     if (size > limits.maxFileBytes) {
       throw new InvalidInputError(`${size} bytes is over the file limit of ${limits.maxFileBytes}; ignore it or raise the limit`, c.path);
     }
@@ -97,29 +97,27 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   if (total > limits.maxTreeBytes) throw new InvalidInputError(`the tree's ${total} bytes are over the limit of ${limits.maxTreeBytes}`, dir);
   const links = dropEscapingLinks(candidates, skipped, limits.maxPathBytes);
 
-  const locations = new Map<string, ChunkLocation>();
-  let hashedFiles = 0;
+  const entries: ManifestEntry[] = [];
+  const fileEntry = (path: string, stat: Stats, chunks: string[]): void => {
+    entries.push({ path, kind: "file", executable: (stat.mode & 0o100) !== 0, size: stat.size, chunks });
+  };
+  const misses: string[] = [];
+  let files = 0;
+  for (const c of candidates) {
+    if (c.kind !== "file") continue;
+    files += 1;
+    const chunks = cache.lookup(c.path, c.stat);
+    if (chunks === undefined) misses.push(c.path);
+    else fileEntry(c.path, c.stat, chunks);
+  }
   let hashedBytes = 0;
-  const files = candidates.filter((c): c is Extract<Candidate, { kind: "file" }> => c.kind === "file");
-  const entries: ManifestEntry[] = await mapPool(files, concurrency, async (c) => {
-    const file = join(root, c.path);
-    let stat = c.stat;
-    let chunks = cache.lookup(c.path, stat);
-    if (chunks === undefined) {
-      const statAtNs = nowNs();
-      const hashed = await hashFileChunks(file);
-      // The file may have changed since it was listed: describe what was hashed.
-      stat = hashed.stat;
-      chunks = hashed.chunks;
-      cache.record(c.path, hashed.stat, statAtNs, chunks);
-      hashedFiles += 1;
-      hashedBytes += Number(hashed.stat.size);
-    }
-    const size = Number(stat.size);
-    chunks.forEach((digest, i) => {
-      locations.set(digest, { file, offset: i * CHUNK_SIZE, length: Math.min(CHUNK_SIZE, size - i * CHUNK_SIZE) });
-    });
-    return { path: c.path, kind: "file", executable: (Number(stat.mode) & 0o100) !== 0, size, chunks };
+  await mapPool(misses, concurrency, async (path) => {
+    const statAtMs = Date.now();
+    // The file may have changed since it was listed: what was hashed is described.
+    const { stat, chunks } = await hashFileChunks(`${root}/${path}`);
+    cache.record(path, stat, statAtMs, chunks);
+    hashedBytes += stat.size;
+    fileEntry(path, stat, chunks);
   });
   for (const link of links) entries.push({ path: link.path, kind: "symlink", target: link.target });
 
@@ -130,14 +128,14 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     manifest,
     bytes,
     treeId: treeIdOf(bytes),
-    sources: workingTreeSource(locations),
+    sources: workingTreeSource(root, manifest),
     base: listing.base,
     skipped,
-    stats: { files: files.length, hashedFiles, hashedBytes, cachedFiles: cache.hits },
+    stats: { files, hashedFiles: misses.length, hashedBytes, cachedFiles: cache.hits },
   };
 }
 
-function specialKind(stat: BigIntStats): string {
+function specialKind(stat: Stats): string {
   if (stat.isFIFO()) return "fifo";
   if (stat.isSocket()) return "socket";
   if (stat.isCharacterDevice()) return "character device";
@@ -146,19 +144,26 @@ function specialKind(stat: BigIntStats): string {
   return "not a regular file or symlink";
 }
 
-async function inspect(root: string, path: string, skipped: SkippedPath[]): Promise<Candidate | undefined> {
-  let stat: BigIntStats;
-  try {
-    stat = await lstat(join(root, path), { bigint: true });
-  } catch (err) {
-    // Tracked but deleted in the working tree: not part of the snapshot.
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
+// Stat calls are made synchronously: on a warm tree they are answered from the
+// kernel's cache several times faster than through the thread pool; the event
+// loop is let go between batches.
+const INSPECT_BATCH = 1000;
+
+async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[]): Promise<Candidate[]> {
+  const candidates: Candidate[] = [];
+  for (let at = 0; at < paths.length; at += INSPECT_BATCH) {
+    if (at > 0) await setImmediate();
+    for (const path of paths.slice(at, at + INSPECT_BATCH)) {
+      const full = `${root}/${path}`;
+      const stat = lstatSync(full, { throwIfNoEntry: false });
+      // Undefined: tracked but deleted in the working tree, so not part of the snapshot.
+      if (stat === undefined) continue;
+      if (stat.isFile()) candidates.push({ path, stat, kind: "file" });
+      else if (stat.isSymbolicLink()) candidates.push({ path, kind: "symlink", target: readlinkSync(full, "utf8") });
+      else skipped.push({ path, reason: specialKind(stat) });
+    }
   }
-  if (stat.isFile()) return { path, stat, kind: "file" };
-  if (stat.isSymbolicLink()) return { path, kind: "symlink", target: await readlink(join(root, path), "utf8") };
-  skipped.push({ path, reason: specialKind(stat) });
-  return undefined;
+  return candidates;
 }
 
 /** The links whose targets stay inside the tree; the others go to `skipped`, until none is left that escapes. */
@@ -176,11 +181,24 @@ function dropEscapingLinks(candidates: Candidate[], skipped: SkippedPath[], maxP
   }
 }
 
-function workingTreeSource(locations: ReadonlyMap<string, ChunkLocation>): BlobSource {
+function workingTreeSource(root: string, manifest: Manifest): BlobSource {
+  // Built on first use: a snapshot whose blobs the executor holds already is never read here.
+  let locations: Map<string, ChunkLocation> | undefined;
+  const locate = (digest: string): ChunkLocation | undefined => {
+    if (locations === undefined) {
+      locations = new Map();
+      for (const entry of manifest.entries) {
+        if (entry.kind !== "file") continue;
+        const file = `${root}/${entry.path}`;
+        entry.chunks.forEach((d, i) => locations!.set(d, { file, offset: i * CHUNK_SIZE, length: Math.min(CHUNK_SIZE, entry.size - i * CHUNK_SIZE) }));
+      }
+    }
+    return locations.get(digest);
+  };
   return {
-    has: (digest) => locations.has(digest),
+    has: (digest) => locate(digest) !== undefined,
     read: async (digest) => {
-      const at = locations.get(digest);
+      const at = locate(digest);
       return at === undefined ? undefined : readVerifiedChunk(at.file, at.offset, at.length, digest);
     },
   };

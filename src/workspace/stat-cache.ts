@@ -1,104 +1,109 @@
-import type { BigIntStats } from "node:fs";
+import type { Stats } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { z } from "zod";
 import { writeFileAtomic } from "../../identity/atomic-file.js";
 
 /**
  * A file is trusted unchanged from its stat only when its last change was
  * this long before the stat the cache recorded. Closer than that, a write in
  * the same timestamp tick (coarse on some filesystems: 1 s on HFS+, 2 s on
- * FAT) could leave size, mtime and ctime as they were, so the file is hashed
- * again next time, as git does with "racily clean" index entries.
+ * FAT) could leave size, mtime and ctime as they were, so such a file is not
+ * recorded and is hashed again next time, as git does with "racily clean"
+ * index entries.
  */
-export const RACY_MARGIN_NS = 2_000_000_000n;
+export const RACY_MARGIN_MS = 2000;
 
-const CACHE_VERSION = 1;
-const decimal = z.string().regex(/^\d{1,25}$/);
-const recordSchema = z.tuple([z.number().int().min(0), decimal, decimal, decimal, decimal, decimal, z.array(z.string().regex(/^[0-9a-f]{64}$/))]);
-const cacheSchema = z.object({ version: z.literal(CACHE_VERSION), root: z.string(), entries: z.record(z.string(), recordSchema) });
+const HEADER = "coderclaw-stat-cache 1";
+const DIGEST_HEX = 64;
+const DIGESTS = /^(?:[0-9a-f]{64})*$/;
 
-interface CacheRecord {
-  readonly size: number;
-  readonly mtimeNs: bigint;
-  readonly ctimeNs: bigint;
-  readonly ino: bigint;
-  readonly dev: bigint;
-  /** Wall-clock time just before the stat was taken. */
-  readonly statAtNs: bigint;
-  readonly chunks: string[];
+// Everything that changes when a file's content can have: equal keys, same
+// bytes. Times are milliseconds with a fraction (a double keeps about a
+// quarter of a microsecond): any change after a recorded stat is at least
+// RACY_MARGIN_MS later, far beyond that. BigInt stats would keep every
+// nanosecond at twice the cost of a warm snapshot.
+function statKey(stat: Stats): string {
+  return `${stat.size} ${stat.mtimeMs} ${stat.ctimeMs} ${stat.ino} ${stat.dev}`;
 }
 
-/** The current wall-clock time in nanoseconds, comparable with file timestamps. */
-export function nowNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
+interface CacheRecord {
+  readonly key: string;
+  /** The chunk digests, concatenated. */
+  readonly digests: string;
 }
 
 /**
  * Chunk digests of files keyed by relative path and stat (size, mtime, ctime,
- * inode, device), persisted as a JSON file. A cache that cannot be read or
- * parsed, or that belongs to another root, is started afresh; a record is
- * used only when every stat field still matches and the file was not racily
- * fresh when recorded. Only files looked up or recorded in this run are saved,
- * so deleted files drop out.
+ * inode, device), persisted in a file. The file is a header line, the root
+ * as a JSON line, then NUL-separated triples of path, stat key and digests:
+ * NUL cannot occur in a path, and splitting one string is several times
+ * cheaper than parsing JSON for tens of thousands of files. A file that is
+ * unreadable, malformed or for another root is started afresh; a record is
+ * used only when its stat key matches exactly and its digests are well
+ * formed. Only files looked up or recorded in this run are saved, so deleted
+ * files drop out.
  */
 export class StatCache {
-  private readonly previous: Map<string, CacheRecord>;
   private readonly current = new Map<string, CacheRecord>();
+  private recorded = 0;
   /** Look-ups answered from the cache in this run. */
   hits = 0;
 
   private constructor(
     private readonly file: string | undefined,
     private readonly root: string,
-    previous: Map<string, CacheRecord>,
-  ) {
-    this.previous = previous;
-  }
+    private readonly previous: Map<string, CacheRecord>,
+  ) {}
 
   /** Loads the cache for `root` from `file` (none: an in-memory cache that saves nothing). */
   static async load(file: string | undefined, root: string): Promise<StatCache> {
-    const previous = new Map<string, CacheRecord>();
-    if (file !== undefined) {
-      try {
-        const parsed = cacheSchema.safeParse(JSON.parse(await readFile(file, "utf8")));
-        if (parsed.success && parsed.data.root === root) {
-          for (const [path, [size, mtimeNs, ctimeNs, ino, dev, statAtNs, chunks]] of Object.entries(parsed.data.entries)) {
-            previous.set(path, { size, mtimeNs: BigInt(mtimeNs), ctimeNs: BigInt(ctimeNs), ino: BigInt(ino), dev: BigInt(dev), statAtNs: BigInt(statAtNs), chunks });
-          }
-        }
-      } catch {
-        previous.clear();
-      }
-    }
-    return new StatCache(file, root, previous);
+    // Read as bytes and decoded at once: a streaming decode of a large cache costs more.
+    const text = file === undefined ? "" : await readFile(file).then((bytes) => bytes.toString("utf8"), () => "");
+    return new StatCache(file, root, parseCache(text, root));
   }
 
   /** The recorded chunk digests of `path` if `stat` shows it unchanged since, else undefined. */
-  lookup(path: string, stat: BigIntStats): string[] | undefined {
+  lookup(path: string, stat: Stats): string[] | undefined {
     const record = this.previous.get(path);
-    if (record === undefined) return undefined;
-    const matches =
-      BigInt(record.size) === stat.size && record.mtimeNs === stat.mtimeNs && record.ctimeNs === stat.ctimeNs && record.ino === stat.ino && record.dev === stat.dev;
-    const settled = record.ctimeNs < record.statAtNs - RACY_MARGIN_NS && record.mtimeNs < record.statAtNs - RACY_MARGIN_NS;
-    if (!matches || !settled) return undefined;
+    if (record === undefined || record.key !== statKey(stat) || !DIGESTS.test(record.digests)) return undefined;
     this.hits += 1;
     this.current.set(path, record);
-    return record.chunks;
+    const chunks: string[] = [];
+    for (let at = 0; at < record.digests.length; at += DIGEST_HEX) chunks.push(record.digests.slice(at, at + DIGEST_HEX));
+    return chunks;
   }
 
-  /** Records the digests of `path` as hashed at `stat`, taken at `statAtNs`. */
-  record(path: string, stat: BigIntStats, statAtNs: bigint, chunks: string[]): void {
-    this.current.set(path, { size: Number(stat.size), mtimeNs: stat.mtimeNs, ctimeNs: stat.ctimeNs, ino: stat.ino, dev: stat.dev, statAtNs, chunks });
+  /**
+   * Records the digests of `path` as hashed at `stat`, taken at `statAtMs`
+   * (wall clock); a file changed within {@link RACY_MARGIN_MS} before that is
+   * left out.
+   */
+  record(path: string, stat: Stats, statAtMs: number, chunks: readonly string[]): void {
+    this.recorded += 1;
+    if (stat.ctimeMs >= statAtMs - RACY_MARGIN_MS || stat.mtimeMs >= statAtMs - RACY_MARGIN_MS) return;
+    this.current.set(path, { key: statKey(stat), digests: chunks.join("") });
   }
 
-  /** Writes this run's records atomically (temp file, then rename); a no-op without a file. */
+  /**
+   * Writes this run's records atomically (temp file, then rename); a no-op
+   * without a file, or when every record was a hit and none dropped out.
+   */
   async save(): Promise<void> {
     if (this.file === undefined) return;
-    // No prototype, so a file named __proto__ is a key like any other.
-    const entries = Object.create(null) as Record<string, unknown>;
-    for (const [path, r] of this.current) {
-      entries[path] = [r.size, String(r.mtimeNs), String(r.ctimeNs), String(r.ino), String(r.dev), String(r.statAtNs), r.chunks];
-    }
-    await writeFileAtomic(this.file, JSON.stringify({ version: CACHE_VERSION, root: this.root, entries }));
+    if (this.recorded === 0 && this.current.size === this.previous.size) return;
+    const parts = [`${HEADER}\n${JSON.stringify(this.root)}\n`];
+    for (const [path, record] of this.current) parts.push(`${path}\0${record.key}\0${record.digests}\0`);
+    await writeFileAtomic(this.file, parts.join(""));
   }
+}
+
+function parseCache(text: string, root: string): Map<string, CacheRecord> {
+  const records = new Map<string, CacheRecord>();
+  const headerEnd = text.indexOf("\n");
+  const rootEnd = text.indexOf("\n", headerEnd + 1);
+  if (headerEnd < 0 || rootEnd < 0 || text.slice(0, headerEnd) !== HEADER || text.slice(headerEnd + 1, rootEnd) !== JSON.stringify(root)) return records;
+  const fields = text.slice(rootEnd + 1).split("\0");
+  // Complete triples, then the empty string after the last NUL.
+  if (fields.length % 3 !== 1 || fields[fields.length - 1] !== "") return records;
+  for (let i = 0; i + 2 < fields.length; i += 3) records.set(fields[i]!, { key: fields[i + 1]!, digests: fields[i + 2]! });
+  return records;
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { execFile } from "node:child_process";
 import { readdir, readFile, realpath } from "node:fs/promises";
 import { join } from "node:path";
@@ -62,20 +63,18 @@ async function gitTopLevel(dir: string): Promise<string | undefined> {
 }
 
 async function listGitTree(root: string, top: string): Promise<TreeListing> {
-  const raw = await git(root, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
+  const [raw, base] = await Promise.all([
+    git(root, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]),
+    top === root ? headCommit(root) : undefined,
+  ]);
   const seen = new Set<string>();
   const paths: string[] = [];
   const skipped: SkippedPath[] = [];
-  let start = 0;
-  while (start < raw.length) {
-    let end = raw.indexOf(0, start);
-    if (end < 0) end = raw.length;
-    const bytes = raw.subarray(start, end);
-    start = end + 1;
-    const path = bytes.toString("utf8");
-    if (!Buffer.from(path, "utf8").equals(bytes)) {
-      skipped.push({ path, reason: "name is not valid UTF-8" });
-    } else if (path.endsWith("/")) {
+  // Decoded at once when the whole listing is UTF-8; name by name only when some name is not.
+  const names = isUtf8(raw) ? raw.toString("utf8").split("\0") : splitNames(raw, skipped);
+  for (const path of names) {
+    if (path === "") continue;
+    if (path.endsWith("/")) {
       skipped.push({ path: path.slice(0, -1), reason: "nested git repository (not descended)" });
     } else if (!seen.has(path)) {
       // A conflicted path is listed once per stage.
@@ -83,15 +82,30 @@ async function listGitTree(root: string, top: string): Promise<TreeListing> {
       paths.push(path);
     }
   }
-  let base: { commit: string } | undefined;
-  if (top === root) {
-    try {
-      base = { commit: (await git(root, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])).toString("utf8").trim() };
-    } catch {
-      base = undefined;
-    }
-  }
   return { paths, skipped, base };
+}
+
+/** The UTF-8 names of a NUL-separated listing; the others go to `skipped`. */
+function splitNames(raw: Buffer, skipped: SkippedPath[]): string[] {
+  const names: string[] = [];
+  for (let start = 0; start < raw.length; ) {
+    let end = raw.indexOf(0, start);
+    if (end < 0) end = raw.length;
+    const bytes = raw.subarray(start, end);
+    start = end + 1;
+    if (isUtf8(bytes)) names.push(bytes.toString("utf8"));
+    else skipped.push({ path: bytes.toString("utf8"), reason: "name is not valid UTF-8" });
+  }
+  return names;
+}
+
+async function headCommit(root: string): Promise<{ commit: string } | undefined> {
+  try {
+    return { commit: (await git(root, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])).toString("utf8").trim() };
+  } catch {
+    // No commit yet.
+    return undefined;
+  }
 }
 
 async function listPlainTree(root: string): Promise<TreeListing> {
@@ -111,7 +125,7 @@ async function listPlainTree(root: string): Promise<TreeListing> {
       const name = dirent.name.toString("utf8");
       const path = prefix === "" ? name : `${prefix}/${name}`;
       if (name.toLowerCase() === ".git") continue;
-      if (!Buffer.from(name, "utf8").equals(dirent.name)) {
+      if (!isUtf8(dirent.name)) {
         skipped.push({ path, reason: "name is not valid UTF-8" });
       } else if (name.includes("\\")) {
         // The ignore rules (and other systems) read a backslash as a separator.

@@ -49,6 +49,8 @@ describe("manifest encoding", () => {
           const bytes = encodeManifest(manifest);
           expect(decodeManifest(bytes)).toEqual(manifest);
           expect(encodeManifest(decodeManifest(bytes))).toEqual(bytes);
+          // The manifest's own writer and the general canonical encoder agree byte for byte.
+          expect(Buffer.from(bytes).equals(encodeCanonical(manifest))).toBe(true);
           expect(treeIdOf(encodeManifest(buildManifest(shuffled)))).toBe(treeIdOf(bytes));
           expect(treeIdOf(bytes)).toMatch(/^[0-9a-f]{64}$/);
         },
@@ -62,6 +64,18 @@ describe("manifest encoding", () => {
     const manifest = buildManifest([file("\u{1F600}"), file("\uFF5E")]);
     expect(manifest.entries.map((e) => e.path)).toEqual(["\uFF5E", "\u{1F600}"]);
     expect(decodeManifest(encodeManifest(manifest))).toEqual(manifest);
+  });
+
+  it("writes sizes of every CBOR width canonically", () => {
+    const limits = { ...DEFAULT_MANIFEST_LIMITS, maxFileBytes: 2 ** 33, maxTreeBytes: 2 ** 34 };
+    const sizes = [0, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1];
+    const manifest = buildManifest(
+      sizes.map((size, i) => file(`f${i}`, size, Array.from({ length: Math.ceil(size / CHUNK_SIZE) }, () => D(i)))),
+      limits,
+    );
+    const bytes = encodeManifest(manifest, limits);
+    expect(Buffer.from(bytes).equals(encodeCanonical(manifest))).toBe(true);
+    expect(decodeManifest(bytes, limits)).toEqual(manifest);
   });
 
   it("counts blobs once and sums sizes", () => {

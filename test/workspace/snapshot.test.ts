@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { materializeTree } from "../../src/workspace/materialize.js";
 import { blobDigest, CHUNK_SIZE, type ManifestEntry } from "../../src/workspace/manifest.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
-import { RACY_MARGIN_NS } from "../../src/workspace/stat-cache.js";
+import { RACY_MARGIN_MS } from "../../src/workspace/stat-cache.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 function git(cwd: string, ...args: string[]): string {
@@ -177,7 +177,7 @@ describe("snapshotDirectory", () => {
       utimesSync(join(dir, name), mtime, mtime);
     }
     // A file changed less than the racy margin before its stat is never trusted from the cache.
-    await sleep(Number(RACY_MARGIN_NS / 1_000_000n) + 100);
+    await sleep(RACY_MARGIN_MS + 100);
     const first = await snapshotDirectory(dir, { cacheFile });
     expect(first.stats).toMatchObject({ files: 3, hashedFiles: 3, cachedFiles: 0 });
     const second = await snapshotDirectory(dir, { cacheFile });
