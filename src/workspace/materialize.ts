@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { chmod, lstat, mkdir, open, rename, rm, symlink } from "node:fs/promises";
+import { lstat, mkdir, open, rename, rm, symlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { CoderClawError, InvalidInputError } from "../contract/errors.js";
 import { blobDigest, CHUNK_SIZE, comparePaths, DEFAULT_MANIFEST_LIMITS, validateManifest, type Manifest, type ManifestLimits } from "./manifest.js";
@@ -43,7 +43,7 @@ export async function materializeTree(
   if (exists) throw new InvalidInputError(`${target} exists already; a tree is materialised only into a new directory`, "targetDir");
   await mkdir(dirname(target), { recursive: true });
   const partial = `${target}.partial-${randomBytes(6).toString("hex")}`;
-  await mkdir(partial, { mode: 0o700 });
+  await mkdir(partial, { mode: 0o755 });
   try {
     const directories = new Set<string>();
     for (const entry of manifest.entries) {
@@ -83,7 +83,6 @@ export async function materializeTree(
         throw failure(index, entry.path, err);
       });
     }
-    await chmod(partial, 0o755);
     await rename(partial, target);
   } catch (err) {
     await rm(partial, { recursive: true, force: true });

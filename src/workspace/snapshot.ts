@@ -1,5 +1,5 @@
 import { lstatSync, readlinkSync, type Stats } from "node:fs";
-import { realpath } from "node:fs/promises";
+import { realpath, stat as statPath } from "node:fs/promises";
 import { setImmediate } from "node:timers/promises";
 import { InvalidInputError } from "../contract/errors.js";
 import type { BlobSource } from "./blob-source.js";
@@ -72,7 +72,8 @@ type Candidate = { path: string; stat: Stats; kind: "file" } | { path: string; k
 export async function snapshotDirectory(dir: string, options: SnapshotOptions = {}): Promise<Snapshot> {
   const limits = options.limits ?? DEFAULT_MANIFEST_LIMITS;
   const concurrency = options.concurrency ?? 8;
-  const root = await realpath(dir);
+  const root = await realpath(dir).catch(() => dir);
+  if (!(await statPath(root).then((s) => s.isDirectory(), () => false))) throw new InvalidInputError(`${dir} is not a directory`, "dir");
   const [listing, cache] = await Promise.all([listTree(root), StatCache.load(options.cacheFile, root)]);
   const skipped = [...listing.skipped];
   const usable = listing.paths.filter((path) => {

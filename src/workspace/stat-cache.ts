@@ -1,6 +1,7 @@
 import type { Stats } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../../identity/atomic-file.js";
+import { CHUNK_SIZE } from "./manifest.js";
 
 /**
  * A file is trusted unchanged from its stat only when its last change was
@@ -64,7 +65,9 @@ export class StatCache {
   /** The recorded chunk digests of `path` if `stat` shows it unchanged since, else undefined. */
   lookup(path: string, stat: Stats): string[] | undefined {
     const record = this.previous.get(path);
-    if (record === undefined || record.key !== statKey(stat) || !DIGESTS.test(record.digests)) return undefined;
+    if (record === undefined || record.key !== statKey(stat)) return undefined;
+    // A damaged record is a miss, never a broken manifest.
+    if (record.digests.length !== DIGEST_HEX * Math.ceil(stat.size / CHUNK_SIZE) || !DIGESTS.test(record.digests)) return undefined;
     this.hits += 1;
     this.current.set(path, record);
     const chunks: string[] = [];

@@ -155,6 +155,13 @@ describe("snapshotDirectory", () => {
     expect(snapshot.base).toBeUndefined();
   });
 
+  it("refuses a path that is not a directory", async () => {
+    const dir = fresh();
+    write(dir, "file", "x");
+    await expect(snapshotDirectory(join(dir, "file"))).rejects.toThrow(/^dir: .*file is not a directory/);
+    await expect(snapshotDirectory(join(dir, "missing"))).rejects.toThrow(/^dir: .*missing is not a directory/);
+  });
+
   it("serves blobs from the working tree only while the file still holds them", async () => {
     const dir = fresh();
     write(dir, "a.txt", "first\n");
@@ -183,6 +190,12 @@ describe("snapshotDirectory", () => {
     const second = await snapshotDirectory(dir, { cacheFile });
     expect(second.stats).toMatchObject({ files: 3, hashedFiles: 0, cachedFiles: 3 });
     expect(second.treeId).toBe(first.treeId);
+    // A damaged record is a miss, not a broken manifest.
+    const f3 = expectedFile(dir, "f3") as Extract<ManifestEntry, { kind: "file" }>;
+    writeFileSync(cacheFile, readFileSync(cacheFile, "utf8").replace(f3.chunks[0]!, "z".repeat(64)));
+    const damaged = await snapshotDirectory(dir, { cacheFile });
+    expect(damaged.stats).toMatchObject({ hashedFiles: 1, cachedFiles: 2 });
+    expect(damaged.treeId).toBe(first.treeId);
 
     const before = statSync(join(dir, "f1"), { bigint: true });
     writeFileSync(join(dir, "f1"), "CONTENT OF f1");
@@ -200,7 +213,7 @@ describe("snapshotDirectory", () => {
     const fourth = await snapshotDirectory(dir, { cacheFile });
     expect(fourth.manifest.entries[1]).toEqual(expectedFile(dir, "f2"));
 
-    writeFileSync(cacheFile, '{"version":1,"root":');
+    writeFileSync(cacheFile, readFileSync(cacheFile, "utf8").slice(0, 40));
     const afterCorruption = await snapshotDirectory(dir, { cacheFile });
     expect(afterCorruption.stats).toMatchObject({ hashedFiles: 3, cachedFiles: 0 });
     expect(afterCorruption.treeId).toBe(fourth.treeId);
