@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { lstatSync, readlinkSync, type Stats } from "node:fs";
 import { realpath, stat as statPath } from "node:fs/promises";
 import { setImmediate } from "node:timers/promises";
@@ -74,7 +75,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const concurrency = options.concurrency ?? 8;
   const root = await realpath(dir).catch(() => dir);
   if (!(await statPath(root).then((s) => s.isDirectory(), () => false))) throw new InvalidInputError(`${dir} is not a directory`, "dir");
-  const [listing, cache] = await Promise.all([listTree(root), StatCache.load(options.cacheFile, root)]);
+  const [listing, cache] = await Promise.all([listTree(root, limits.maxEntries), StatCache.load(options.cacheFile, root)]);
   const skipped = [...listing.skipped];
   const usable = listing.paths.filter((path) => {
     const problem = pathProblem(path, limits.maxPathBytes);
@@ -160,7 +161,11 @@ async function inspectAll(root: string, paths: readonly string[], skipped: Skipp
       // Undefined: tracked but deleted in the working tree, so not part of the snapshot.
       if (stat === undefined) continue;
       if (stat.isFile()) candidates.push({ path, stat, kind: "file" });
-      else if (stat.isSymbolicLink()) candidates.push({ path, kind: "symlink", target: readlinkSync(full, "utf8") });
+      else if (stat.isSymbolicLink()) {
+        const target = readlinkSync(full, "buffer");
+        if (isUtf8(target)) candidates.push({ path, kind: "symlink", target: target.toString("utf8") });
+        else skipped.push({ path, reason: "symlink target is not valid UTF-8" });
+      }
       else skipped.push({ path, reason: specialKind(stat) });
     }
   }

@@ -4,6 +4,7 @@ import { readdir, readFile, realpath } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import ignoreModule from "ignore";
+import { InvalidInputError } from "../contract/errors.js";
 
 const run = promisify(execFile);
 // The package is CommonJS typed with an ES default export: under NodeNext the
@@ -45,12 +46,13 @@ async function git(dir: string, args: string[]): Promise<Buffer> {
  * Lists a directory's tree: in a git work tree, what `git ls-files` reports
  * as tracked or untracked-and-not-ignored under it (so deleted tracked files
  * drop out when they are stat'ed); elsewhere, every path not excluded by the
- * root's {@link IGNORE_FILE}. `.git` is never descended into.
+ * root's {@link IGNORE_FILE}. `.git` is never descended into. A plain walk
+ * that finds more than `maxPaths` files stops and is refused.
  */
-export async function listTree(dir: string): Promise<TreeListing> {
+export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY): Promise<TreeListing> {
   const root = await realpath(dir);
   const top = await gitTopLevel(root);
-  return top === undefined ? listPlainTree(root) : listGitTree(root, top);
+  return top === undefined ? listPlainTree(root, maxPaths) : listGitTree(root, top);
 }
 
 async function gitTopLevel(dir: string): Promise<string | undefined> {
@@ -108,7 +110,7 @@ async function headCommit(root: string): Promise<{ commit: string } | undefined>
   }
 }
 
-async function listPlainTree(root: string): Promise<TreeListing> {
+async function listPlainTree(root: string, maxPaths: number): Promise<TreeListing> {
   const rules = ignore();
   try {
     rules.add(await readFile(join(root, IGNORE_FILE), "utf8"));
@@ -134,6 +136,10 @@ async function listPlainTree(root: string): Promise<TreeListing> {
         if (!rules.ignores(`${path}/`)) pending.push(path);
       } else if (!rules.ignores(path)) {
         paths.push(path);
+        // Stop walking a huge tree (a home directory, a node_modules) as soon as it is too big.
+        if (paths.length > maxPaths) {
+          throw new InvalidInputError(`more than ${maxPaths} files; list what to leave out in ${IGNORE_FILE}`, root);
+        }
       }
     }
   }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { materializeTree } from "../../src/workspace/materialize.js";
-import { blobDigest, CHUNK_SIZE, type ManifestEntry } from "../../src/workspace/manifest.js";
+import { blobDigest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, type ManifestEntry } from "../../src/workspace/manifest.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
 import { RACY_MARGIN_MS } from "../../src/workspace/stat-cache.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -75,6 +75,7 @@ describe("snapshotDirectory", () => {
     git(repo, "add", "stage.txt", "added.txt");
     write(repo, "new.txt", "untracked\n");
     write(repo, "fresh/x.bin", new Uint8Array([0, 255, 0, 10, 13]));
+    writeFileSync(Buffer.from(`${repo}/fresh/latin1-\xe9`, "latin1"), "a name that is not UTF-8");
     write(repo, "debug.log", "ignored\n");
     write(repo, "build/out.js", "ignored\n");
     // git lists no untracked special file; a tracked path that became one is listed, then skipped.
@@ -93,10 +94,11 @@ describe("snapshotDirectory", () => {
     expect(snapshot.skipped).toEqual(
       expect.arrayContaining([
         { path: "became-fifo", reason: "fifo" },
+        { path: "fresh/latin1-\ufffd", reason: "name is not valid UTF-8" },
         { path: "outside", reason: 'symlink to "../elsewhere" points outside the tree' },
       ]),
     );
-    expect(snapshot.skipped).toHaveLength(2);
+    expect(snapshot.skipped).toHaveLength(3);
     expect(snapshot.base).toEqual({ commit: git(repo, "rev-parse", "HEAD") });
 
     const sub = await snapshotDirectory(join(repo, "dir"));
@@ -142,6 +144,8 @@ describe("snapshotDirectory", () => {
     execFileSync("mkfifo", [join(dir, "sub/pipe")]);
     symlinkSync("/etc/passwd", join(dir, "abs-link"));
     symlinkSync("sub/top-only.txt", join(dir, "in-link"));
+    writeFileSync(Buffer.from(`${dir}/latin1-\xe9`, "latin1"), "a name that is not UTF-8");
+    symlinkSync(Buffer.from("x\xe9", "latin1"), join(dir, "latin1-link"));
     const snapshot = await snapshotDirectory(dir);
     expect(snapshot.manifest.entries.map((e) => e.path)).toEqual([".coderclawignore", "a.txt", "in-link", "keep.log", "sub/top-only.txt"]);
     expect(snapshot.skipped).toEqual(
@@ -149,10 +153,23 @@ describe("snapshotDirectory", () => {
         { path: "back\\slash", reason: "name contains a backslash" },
         { path: "sub/pipe", reason: "fifo" },
         { path: "abs-link", reason: 'symlink to "/etc/passwd" points to an absolute path' },
+        { path: "latin1-\ufffd", reason: "name is not valid UTF-8" },
+        { path: "latin1-link", reason: "symlink target is not valid UTF-8" },
       ]),
     );
-    expect(snapshot.skipped).toHaveLength(3);
+    expect(snapshot.skipped).toHaveLength(5);
     expect(snapshot.base).toBeUndefined();
+  });
+
+  it("refuses a tree with more files than the entry limit, in git and out of it", async () => {
+    const dir = fresh();
+    for (const name of ["a", "b", "c", "d"]) write(dir, `sub/${name}`, name);
+    const limits = { ...DEFAULT_MANIFEST_LIMITS, maxEntries: 3 };
+    await expect(snapshotDirectory(dir, { limits })).rejects.toThrow(/more than 3 files; list what to leave out in \.coderclawignore/);
+    git(dir, "init", "-q");
+    await expect(snapshotDirectory(dir, { limits })).rejects.toThrow(/4 paths exceed the limit of 3 entries/);
+    write(dir, ".gitignore", "sub/c\nsub/d\n");
+    expect((await snapshotDirectory(dir, { limits })).manifest.entries.map((e) => e.path)).toEqual([".gitignore", "sub/a", "sub/b"]);
   });
 
   it("refuses a path that is not a directory", async () => {
