@@ -75,7 +75,12 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const concurrency = options.concurrency ?? 8;
   const root = await realpath(dir).catch(() => dir);
   if (!(await statPath(root).then((s) => s.isDirectory(), () => false))) throw new InvalidInputError(`${dir} is not a directory`, "dir");
-  const [listing, cache] = await Promise.all([listTree(root, limits.maxEntries), StatCache.load(options.cacheFile, root)]);
+  const listed = listTree(root, limits.maxEntries);
+  // Handled at once, so a failed listing is never an unhandled rejection while the cache loads.
+  const listingDone = whenSettled(listed);
+  const cache = await StatCache.load(options.cacheFile, root);
+  const early = await statWhileListing(root, cache.paths(), listingDone);
+  const listing = await listed;
   const skipped = [...listing.skipped];
   const usable = listing.paths.filter((path) => {
     const problem = pathProblem(path, limits.maxPathBytes);
@@ -86,7 +91,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     throw new InvalidInputError(`${usable.length} paths exceed the limit of ${limits.maxEntries} entries; ignore some of them`, dir);
   }
 
-  const candidates = await inspectAll(root, usable, skipped);
+  const candidates = await inspectAll(root, usable, skipped, early);
   let total = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
@@ -149,24 +154,50 @@ function specialKind(stat: Stats): string {
 // Stat calls are made synchronously: on a warm tree they are answered from the
 // kernel's cache several times faster than through the thread pool; the event
 // loop is let go between batches.
-const INSPECT_BATCH = 1000;
+const STAT_BATCH = 500;
 
-async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[]): Promise<Candidate[]> {
+function statIfPresent(root: string, path: string): Stats | undefined {
+  return lstatSync(`${root}/${path}`, { throwIfNoEntry: false });
+}
+
+/**
+ * Stats the files the last snapshot saw while git is still listing the tree,
+ * so the two run side by side; stops when the listing is done. A stat taken
+ * here is as good as one taken after: each file is described as it was at
+ * one moment, which is all a snapshot of a changing tree can promise.
+ */
+async function statWhileListing(root: string, known: readonly string[], listed: () => boolean): Promise<Map<string, Stats | undefined>> {
+  const stats = new Map<string, Stats | undefined>();
+  for (let at = 0; at < known.length && !listed(); at += STAT_BATCH) {
+    for (const path of known.slice(at, at + STAT_BATCH)) stats.set(path, statIfPresent(root, path));
+    await setImmediate();
+  }
+  return stats;
+}
+
+function whenSettled(promise: Promise<unknown>): () => boolean {
+  let settled = false;
+  const mark = (): void => {
+    settled = true;
+  };
+  promise.then(mark, mark);
+  return () => settled;
+}
+
+async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], early: ReadonlyMap<string, Stats | undefined>): Promise<Candidate[]> {
   const candidates: Candidate[] = [];
-  for (let at = 0; at < paths.length; at += INSPECT_BATCH) {
+  for (let at = 0; at < paths.length; at += STAT_BATCH) {
     if (at > 0) await setImmediate();
-    for (const path of paths.slice(at, at + INSPECT_BATCH)) {
-      const full = `${root}/${path}`;
-      const stat = lstatSync(full, { throwIfNoEntry: false });
+    for (const path of paths.slice(at, at + STAT_BATCH)) {
+      const stat = early.has(path) ? early.get(path) : statIfPresent(root, path);
       // Undefined: tracked but deleted in the working tree, so not part of the snapshot.
       if (stat === undefined) continue;
       if (stat.isFile()) candidates.push({ path, stat, kind: "file" });
       else if (stat.isSymbolicLink()) {
-        const target = readlinkSync(full, "buffer");
+        const target = readlinkSync(`${root}/${path}`, "buffer");
         if (isUtf8(target)) candidates.push({ path, kind: "symlink", target: target.toString("utf8") });
         else skipped.push({ path, reason: "symlink target is not valid UTF-8" });
-      }
-      else skipped.push({ path, reason: specialKind(stat) });
+      } else skipped.push({ path, reason: specialKind(stat) });
     }
   }
   return candidates;

@@ -51,8 +51,17 @@ async function git(dir: string, args: string[]): Promise<Buffer> {
  */
 export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY): Promise<TreeListing> {
   const root = await realpath(dir);
-  const top = await gitTopLevel(root);
-  return top === undefined ? listPlainTree(root, maxPaths) : listGitTree(root, top);
+  // All three asked at once: most snapshots are of repositories, and each git
+  // start costs more than the answer. Outside one, the listing fails and is dropped.
+  const [top, listed, head] = await Promise.allSettled([
+    gitTopLevel(root),
+    git(root, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]),
+    headCommit(root),
+  ]);
+  if (top.status === "rejected" || top.value === undefined) return listPlainTree(root, maxPaths);
+  if (listed.status === "rejected") throw listed.reason;
+  const base = top.value === root && head.status === "fulfilled" ? head.value : undefined;
+  return listGitTree(listed.value, base);
 }
 
 async function gitTopLevel(dir: string): Promise<string | undefined> {
@@ -64,11 +73,7 @@ async function gitTopLevel(dir: string): Promise<string | undefined> {
   }
 }
 
-async function listGitTree(root: string, top: string): Promise<TreeListing> {
-  const [raw, base] = await Promise.all([
-    git(root, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]),
-    top === root ? headCommit(root) : undefined,
-  ]);
+function listGitTree(raw: Buffer, base: { commit: string } | undefined): TreeListing {
   const seen = new Set<string>();
   const paths: string[] = [];
   const skipped: SkippedPath[] = [];
