@@ -9,7 +9,7 @@ import type { Manifest } from "./manifest.js";
  * the two encoders to the same bytes.
  */
 export function writeManifestCbor(manifest: Manifest): Uint8Array {
-  const out = new Writer();
+  const out = new Writer(sizeBound(manifest));
   out.head(5, 2);
   out.text("entries");
   out.head(4, manifest.entries.length);
@@ -42,9 +42,23 @@ export function writeManifestCbor(manifest: Manifest): Uint8Array {
   return out.bytes();
 }
 
+// At most 3 UTF-8 bytes per UTF-16 unit, 9 per head, 67 per digest and the
+// keys' own bytes: the writer never has to grow and copy what it wrote.
+function sizeBound(manifest: Manifest): number {
+  let bound = 32;
+  for (const entry of manifest.entries) {
+    bound += 64 + 3 * entry.path.length + (entry.kind === "file" ? 67 * entry.chunks.length : 3 * entry.target.length);
+  }
+  return bound;
+}
+
 class Writer {
-  private buffer = Buffer.allocUnsafe(64 * 1024);
+  private buffer: Buffer;
   private length = 0;
+
+  constructor(capacity: number) {
+    this.buffer = Buffer.allocUnsafe(capacity);
+  }
 
   private reserve(extra: number): void {
     if (this.length + extra <= this.buffer.length) return;
