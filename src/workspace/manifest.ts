@@ -146,6 +146,11 @@ function sealChecked(manifest: Manifest, limits: ManifestLimits): Manifest {
   return manifest;
 }
 
+/** A path as errors show it: quoted, escaped, and cut short when long. */
+function quote(text: string): string {
+  return JSON.stringify(text.length > 120 ? `${text.slice(0, 120)}...` : text);
+}
+
 function entryField(index: number, rest = ""): string {
   return `entries[${index}]${rest}`;
 }
@@ -169,11 +174,11 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
   for (const [i, entry] of entries.entries()) {
     const field = entryField(i, ".path");
     const problem = pathProblem(entry.path, limits.maxPathBytes);
-    if (problem !== undefined) throw new InvalidInputError(`${JSON.stringify(entry.path)} ${problem}`, field);
+    if (problem !== undefined) throw new InvalidInputError(`${quote(entry.path)} ${problem}`, field);
     if (previous !== undefined) {
       const order = comparePaths(previous, entry.path);
-      if (order === 0) throw new InvalidInputError(`${JSON.stringify(entry.path)} appears twice`, field);
-      if (order > 0) throw new InvalidInputError(`${JSON.stringify(entry.path)} is out of order (entries are sorted bytewise by path)`, field);
+      if (order === 0) throw new InvalidInputError(`${quote(entry.path)} appears twice`, field);
+      if (order > 0) throw new InvalidInputError(`${quote(entry.path)} is out of order (entries are sorted bytewise by path)`, field);
     }
     previous = entry.path;
     kinds.set(entry.path, entry.kind);
@@ -182,20 +187,20 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
       continue;
     }
     if (!Number.isSafeInteger(entry.size) || entry.size < 0) {
-      throw new InvalidInputError(`${JSON.stringify(entry.path)} has size ${entry.size}, not a byte count`, entryField(i, ".size"));
+      throw new InvalidInputError(`${quote(entry.path)} has size ${entry.size}, not a byte count`, entryField(i, ".size"));
     }
     if (entry.size > limits.maxFileBytes) {
-      throw new InvalidInputError(`${JSON.stringify(entry.path)} is ${entry.size} bytes, over the file limit of ${limits.maxFileBytes}`, entryField(i, ".size"));
+      throw new InvalidInputError(`${quote(entry.path)} is ${entry.size} bytes, over the file limit of ${limits.maxFileBytes}`, entryField(i, ".size"));
     }
     const expected = Math.ceil(entry.size / CHUNK_SIZE);
     if (entry.chunks.length !== expected) {
-      throw new InvalidInputError(`${JSON.stringify(entry.path)} has ${entry.chunks.length} chunks for ${entry.size} bytes (expected ${expected})`, entryField(i, ".chunks"));
+      throw new InvalidInputError(`${quote(entry.path)} has ${entry.chunks.length} chunks for ${entry.size} bytes (expected ${expected})`, entryField(i, ".chunks"));
     }
     const bad = entry.chunks.findIndex((digest) => !DIGEST.test(digest));
-    if (bad >= 0) throw new InvalidInputError(`${JSON.stringify(entry.path)} has a chunk that is not a lowercase hex SHA-256 digest`, entryField(i, `.chunks[${bad}]`));
+    if (bad >= 0) throw new InvalidInputError(`${quote(entry.path)} has a chunk that is not a lowercase hex SHA-256 digest`, entryField(i, `.chunks[${bad}]`));
     total += entry.size;
     if (total > limits.maxTreeBytes) {
-      throw new InvalidInputError(`${JSON.stringify(entry.path)} brings the tree over its limit of ${limits.maxTreeBytes} bytes`, entryField(i, ".size"));
+      throw new InvalidInputError(`${quote(entry.path)} brings the tree over its limit of ${limits.maxTreeBytes} bytes`, entryField(i, ".size"));
     }
   }
   for (const [i, entry] of entries.entries()) {
@@ -203,12 +208,12 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
       const ancestor = entry.path.slice(0, at);
       const kind = kinds.get(ancestor);
       if (kind !== undefined) {
-        throw new InvalidInputError(`${JSON.stringify(entry.path)} goes through the ${kind} ${JSON.stringify(ancestor)}`, entryField(i, ".path"));
+        throw new InvalidInputError(`${quote(entry.path)} goes through the ${kind} ${quote(ancestor)}`, entryField(i, ".path"));
       }
     }
     if (entry.kind === "symlink") {
       const problem = symlinkTargetProblem(entry.path, entry.target, symlinks, limits.maxPathBytes);
-      if (problem !== undefined) throw new InvalidInputError(`${JSON.stringify(entry.path)} -> ${JSON.stringify(entry.target)} ${problem}`, entryField(i, ".target"));
+      if (problem !== undefined) throw new InvalidInputError(`${quote(entry.path)} -> ${quote(entry.target)} ${problem}`, entryField(i, ".target"));
     }
   }
   return manifest;
@@ -300,7 +305,7 @@ export function decodeManifest(bytes: Uint8Array, limits: ManifestLimits = DEFAU
     const field = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "");
     const index = typeof issue.path[1] === "number" ? issue.path[1] : undefined;
     const entry = index === undefined ? undefined : (raw?.entries as { path?: unknown }[] | undefined)?.[index];
-    const named = typeof entry?.path === "string" ? ` (entry ${JSON.stringify(entry.path)})` : "";
+    const named = typeof entry?.path === "string" ? ` (entry ${quote(entry.path)})` : "";
     const detail = issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message;
     throw new InvalidInputError(`${detail}${named}`, field === "" ? "manifest" : field);
   }

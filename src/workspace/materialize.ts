@@ -50,7 +50,13 @@ export async function materializeTree(
       for (let at = entry.path.indexOf("/"); at >= 0; at = entry.path.indexOf("/", at + 1)) directories.add(entry.path.slice(0, at));
     }
     // Bytewise order puts every directory after its parent.
-    for (const directory of [...directories].sort(comparePaths)) await mkdir(join(partial, directory), { mode: 0o755 });
+    for (const directory of [...directories].sort(comparePaths)) {
+      await mkdir(join(partial, directory), { mode: 0o755 }).catch((err: unknown) => {
+        // A directory is no entry of its own: the first entry under it is named.
+        const index = manifest.entries.findIndex((entry) => entry.path.startsWith(`${directory}/`));
+        throw failure(index, manifest.entries[index]!.path, err);
+      });
+    }
     const indexed = manifest.entries.map((entry, index) => ({ entry, index }));
     await mapPool(indexed, options.concurrency ?? 8, async ({ entry, index }) => {
       if (entry.kind !== "file") return;

@@ -47,7 +47,7 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   { name: "chunks for an empty file", entries: [file("a", 0, [D(1)])], refusal: /^entries\[0\]\.chunks: "a" has 1 chunks for 0 bytes/ },
   { name: "negative size", entries: [file("a", -1, [])], refusal: /^entries\[0\]\.size: .*"a"/ },
   { name: "too many entries", entries: [file("a"), file("b"), file("c")], limits: { maxEntries: 2 }, refusal: /^entries: 3 entries exceed the limit of 2/ },
-  { name: "path too long", entries: [file("a".repeat(4097))], refusal: /^entries\[0\]\.path: "a+" is longer than 4096 bytes/ },
+  { name: "path too long", entries: [file("a".repeat(4097))], refusal: /^entries\[0\]\.path: "a{120}\.\.\." is longer than 4096 bytes/ },
   { name: "file over the limit", entries: [file("big", 2 * CHUNK_SIZE, [D(1), D(2)])], limits: { maxFileBytes: CHUNK_SIZE }, refusal: /^entries\[0\]\.size: "big" is 2097152 bytes, over the file limit/ },
   {
     name: "tree over the limit",
