@@ -49,7 +49,7 @@ export async function hashFileChunks(path: string): Promise<HashedFile> {
 }
 
 /** Whether two stats of one file show no change of its content between them. */
-export function sameContentStat(a: Stats, b: Stats): boolean {
+function sameContentStat(a: Stats, b: Stats): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.dev === b.dev;
 }
 
