@@ -18,7 +18,7 @@ import {
   type ManifestLimits,
 } from "./manifest.js";
 import { mapPool } from "./pool.js";
-import { StatCache } from "./stat-cache.js";
+import { StatCache, statKey } from "./stat-cache.js";
 import { listTree, type SkippedPath } from "./tree-listing.js";
 
 /** Options of {@link snapshotDirectory}. */
@@ -60,7 +60,14 @@ interface ChunkLocation {
   readonly length: number;
 }
 
-type Candidate = { path: string; stat: Stats; kind: "file" } | { path: string; kind: "symlink"; target: string };
+/**
+ * What one lstat said, kept small: the Stats object (with its four Dates) is
+ * dropped at once, so tens of thousands of them die young instead of being
+ * carried through the whole snapshot by the garbage collector.
+ */
+type Observation = { kind: "file"; size: number; executable: boolean; key: string } | { kind: "symlink" } | { kind: "special"; reason: string };
+
+type Candidate = { path: string; kind: "file"; size: number; executable: boolean; key: string } | { path: string; kind: "symlink"; target: string };
 
 /**
  * Captures `dir` as a manifest. In a git work tree that is the working tree
@@ -95,7 +102,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   let total = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
-    const size = c.stat.size;
+    const size = c.size;
     if (size > limits.maxFileBytes) {
       throw new InvalidInputError(`${size} bytes is over the file limit of ${limits.maxFileBytes}; ignore it or raise the limit`, c.path);
     }
@@ -105,17 +112,17 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const links = dropEscapingLinks(candidates, skipped, limits.maxPathBytes);
 
   const entries: ManifestEntry[] = [];
-  const fileEntry = (path: string, stat: Stats, chunks: string[]): void => {
-    entries.push({ path, kind: "file", executable: (stat.mode & 0o100) !== 0, size: stat.size, chunks });
+  const fileEntry = (path: string, executable: boolean, size: number, chunks: string[]): void => {
+    entries.push({ path, kind: "file", executable, size, chunks });
   };
   const misses: string[] = [];
   let files = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
     files += 1;
-    const chunks = cache.lookup(c.path, c.stat);
+    const chunks = cache.lookup(c.path, c.key, c.size);
     if (chunks === undefined) misses.push(c.path);
-    else fileEntry(c.path, c.stat, chunks);
+    else fileEntry(c.path, c.executable, c.size, chunks);
   }
   let hashedBytes = 0;
   await mapPool(misses, concurrency, async (path) => {
@@ -124,7 +131,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     const { stat, chunks } = await hashFileChunks(`${root}/${path}`);
     cache.record(path, stat, statAtMs, chunks);
     hashedBytes += stat.size;
-    fileEntry(path, stat, chunks);
+    fileEntry(path, isExecutable(stat), stat.size, chunks);
   });
   for (const link of links) entries.push({ path: link.path, kind: "symlink", target: link.target });
 
@@ -156,8 +163,16 @@ function specialKind(stat: Stats): string {
 // loop is let go between batches.
 const STAT_BATCH = 500;
 
-function statIfPresent(root: string, path: string): Stats | undefined {
-  return lstatSync(`${root}/${path}`, { throwIfNoEntry: false });
+function isExecutable(stat: Stats): boolean {
+  return (stat.mode & 0o100) !== 0;
+}
+
+function observe(root: string, path: string): Observation | undefined {
+  const stat = lstatSync(`${root}/${path}`, { throwIfNoEntry: false });
+  if (stat === undefined) return undefined;
+  if (stat.isFile()) return { kind: "file", size: stat.size, executable: isExecutable(stat), key: statKey(stat) };
+  if (stat.isSymbolicLink()) return { kind: "symlink" };
+  return { kind: "special", reason: specialKind(stat) };
 }
 
 /**
@@ -166,10 +181,10 @@ function statIfPresent(root: string, path: string): Stats | undefined {
  * here is as good as one taken after: each file is described as it was at
  * one moment, which is all a snapshot of a changing tree can promise.
  */
-async function statWhileListing(root: string, known: readonly string[], listed: () => boolean): Promise<Map<string, Stats | undefined>> {
-  const stats = new Map<string, Stats | undefined>();
+async function statWhileListing(root: string, known: readonly string[], listed: () => boolean): Promise<Map<string, Observation | undefined>> {
+  const stats = new Map<string, Observation | undefined>();
   for (let at = 0; at < known.length && !listed(); at += STAT_BATCH) {
-    for (const path of known.slice(at, at + STAT_BATCH)) stats.set(path, statIfPresent(root, path));
+    for (const path of known.slice(at, at + STAT_BATCH)) stats.set(path, observe(root, path));
     await setImmediate();
   }
   return stats;
@@ -184,20 +199,20 @@ function whenSettled(promise: Promise<unknown>): () => boolean {
   return () => settled;
 }
 
-async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], early: ReadonlyMap<string, Stats | undefined>): Promise<Candidate[]> {
+async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], early: ReadonlyMap<string, Observation | undefined>): Promise<Candidate[]> {
   const candidates: Candidate[] = [];
   for (let at = 0; at < paths.length; at += STAT_BATCH) {
     if (at > 0) await setImmediate();
     for (const path of paths.slice(at, at + STAT_BATCH)) {
-      const stat = early.has(path) ? early.get(path) : statIfPresent(root, path);
+      const seen = early.has(path) ? early.get(path) : observe(root, path);
       // Undefined: tracked but deleted in the working tree, so not part of the snapshot.
-      if (stat === undefined) continue;
-      if (stat.isFile()) candidates.push({ path, stat, kind: "file" });
-      else if (stat.isSymbolicLink()) {
+      if (seen === undefined) continue;
+      if (seen.kind === "file") candidates.push({ path, ...seen });
+      else if (seen.kind === "symlink") {
         const target = readlinkSync(`${root}/${path}`, "buffer");
         if (isUtf8(target)) candidates.push({ path, kind: "symlink", target: target.toString("utf8") });
         else skipped.push({ path, reason: "symlink target is not valid UTF-8" });
-      } else skipped.push({ path, reason: specialKind(stat) });
+      } else skipped.push({ path, reason: seen.reason });
     }
   }
   return candidates;

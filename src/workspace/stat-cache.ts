@@ -17,12 +17,14 @@ const HEADER = "coderclaw-stat-cache 1";
 const DIGEST_HEX = 64;
 const DIGESTS = /^(?:[0-9a-f]{64})*$/;
 
-// Everything that changes when a file's content can have: equal keys, same
-// bytes. Times are kept to the microsecond: any change after a recorded stat
-// is at least RACY_MARGIN_MS later, far beyond that. (BigInt stats would keep
-// every nanosecond at twice the cost of a warm snapshot, and integers print
-// several times faster than fractions.)
-function statKey(stat: Stats): string {
+/**
+ * What changes whenever a file's content can have: size, mtime, ctime, inode
+ * and device. Equal keys, same bytes. Times are kept to the microsecond: any
+ * change after a recorded stat is at least {@link RACY_MARGIN_MS} later, far
+ * beyond that. (BigInt stats would keep every nanosecond at twice the cost of
+ * a warm snapshot, and integers print several times faster than fractions.)
+ */
+export function statKey(stat: Stats): string {
   return `${stat.size} ${Math.round(stat.mtimeMs * 1000)} ${Math.round(stat.ctimeMs * 1000)} ${stat.ino} ${stat.dev}`;
 }
 
@@ -67,12 +69,12 @@ export class StatCache {
     return [...this.previous.keys()];
   }
 
-  /** The recorded chunk digests of `path` if `stat` shows it unchanged since, else undefined. */
-  lookup(path: string, stat: Stats): string[] | undefined {
+  /** The recorded chunk digests of `path` if its {@link statKey} (for `size` bytes) shows it unchanged since, else undefined. */
+  lookup(path: string, key: string, size: number): string[] | undefined {
     const record = this.previous.get(path);
-    if (record === undefined || record.key !== statKey(stat)) return undefined;
+    if (record === undefined || record.key !== key) return undefined;
     // A damaged record is a miss, never a broken manifest.
-    if (record.digests.length !== DIGEST_HEX * Math.ceil(stat.size / CHUNK_SIZE) || !DIGESTS.test(record.digests)) return undefined;
+    if (record.digests.length !== DIGEST_HEX * Math.ceil(size / CHUNK_SIZE) || !DIGESTS.test(record.digests)) return undefined;
     this.hits += 1;
     this.current.set(path, record);
     const chunks: string[] = [];
