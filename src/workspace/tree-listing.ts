@@ -46,7 +46,8 @@ async function git(dir: string, args: string[]): Promise<Buffer> {
  * Lists a directory's tree: in a git work tree, what `git ls-files` reports
  * as tracked or untracked-and-not-ignored under it (so deleted tracked files
  * drop out when they are stat'ed); elsewhere, every path not excluded by the
- * root's {@link IGNORE_FILE}. `.git` is never descended into. A plain walk
+ * {@link IGNORE_FILE}s of the tree, read as git reads nested `.gitignore`
+ * files. `.git` is never descended into. A plain walk
  * that finds more than `maxPaths` files stops and is refused.
  */
 export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY): Promise<TreeListing> {
@@ -115,19 +116,39 @@ async function headCommit(root: string): Promise<{ commit: string } | undefined>
   }
 }
 
-async function listPlainTree(root: string, maxPaths: number): Promise<TreeListing> {
-  const rules = ignore();
-  try {
-    rules.add(await readFile(join(root, IGNORE_FILE), "utf8"));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+/** The rules of one ignore file, and the directory (relative to the root) they apply under. */
+interface IgnoreLevel {
+  readonly base: string;
+  readonly rules: ReturnType<typeof ignore>;
+}
+
+/**
+ * Whether `path` is excluded by the ignore files of its ancestors, as git
+ * reads nested ignore files: each relative to its own directory, deeper files
+ * and later lines overriding, so a deeper `!pattern` takes a path back.
+ */
+function isIgnored(levels: readonly IgnoreLevel[], path: string, directory: boolean): boolean {
+  let ignored = false;
+  for (const { base, rules } of levels) {
+    const relative = base === "" ? path : path.slice(base.length + 1);
+    const verdict = rules.test(directory ? `${relative}/` : relative);
+    if (verdict.ignored) ignored = true;
+    else if (verdict.unignored) ignored = false;
   }
+  return ignored;
+}
+
+async function listPlainTree(root: string, maxPaths: number): Promise<TreeListing> {
   const paths: string[] = [];
   const skipped: SkippedPath[] = [];
-  const pending: string[] = [""];
+  const pending: { prefix: string; levels: readonly IgnoreLevel[] }[] = [{ prefix: "", levels: [] }];
   while (pending.length > 0) {
-    const prefix = pending.pop()!;
-    const names = await readdir(prefix === "" ? root : join(root, prefix), { withFileTypes: true, encoding: "buffer" });
+    const { prefix, levels: above } = pending.pop()!;
+    const directory = prefix === "" ? root : join(root, prefix);
+    const names = await readdir(directory, { withFileTypes: true, encoding: "buffer" });
+    // A linked ignore file is not followed: rules come from inside the tree only.
+    const hasRules = names.some((d) => d.isFile() && d.name.toString("utf8") === IGNORE_FILE);
+    const levels = hasRules ? [...above, { base: prefix, rules: ignore().add(await readFile(join(directory, IGNORE_FILE), "utf8")) }] : above;
     for (const dirent of names) {
       const name = dirent.name.toString("utf8");
       const path = prefix === "" ? name : `${prefix}/${name}`;
@@ -138,8 +159,8 @@ async function listPlainTree(root: string, maxPaths: number): Promise<TreeListin
         // The ignore rules (and other systems) read a backslash as a separator.
         skipped.push({ path, reason: "name contains a backslash" });
       } else if (dirent.isDirectory()) {
-        if (!rules.ignores(`${path}/`)) pending.push(path);
-      } else if (!rules.ignores(path)) {
+        if (!isIgnored(levels, path, true)) pending.push({ prefix: path, levels });
+      } else if (!isIgnored(levels, path, false)) {
         paths.push(path);
         // Stop walking a huge tree (a home directory, a node_modules) as soon as it is too big.
         if (paths.length > maxPaths) {

@@ -161,6 +161,31 @@ describe("snapshotDirectory", () => {
     expect(snapshot.base).toBeUndefined();
   });
 
+  it("outside git reads nested .coderclawignore files as git reads nested .gitignore files", async () => {
+    const dir = fresh();
+    write(dir, ".coderclawignore", "*.log\nvendor/\n");
+    write(dir, "sub/.coderclawignore", "!keep.log\nlocal-only.txt\n");
+    for (const path of ["a.log", "local-only.txt", "sub/keep.log", "sub/x.log", "sub/local-only.txt", "sub/deep/keep.log", "other/keep.log", "vendor/sub/.coderclawignore", "vendor/x.txt"]) {
+      write(dir, path, path);
+    }
+    // A linked ignore file is not read.
+    write(dir, "elsewhere/rules", "*\n");
+    mkdirSync(join(dir, "linked"));
+    symlinkSync("../elsewhere/rules", join(dir, "linked/.coderclawignore"));
+    write(dir, "linked/kept.txt", "kept");
+    const snapshot = await snapshotDirectory(dir);
+    expect(snapshot.manifest.entries.map((e) => e.path)).toEqual([
+      ".coderclawignore",
+      "elsewhere/rules",
+      "linked/.coderclawignore",
+      "linked/kept.txt",
+      "local-only.txt",
+      "sub/.coderclawignore",
+      "sub/deep/keep.log",
+      "sub/keep.log",
+    ]);
+  });
+
   it("refuses a tree with more files than the entry limit, in git and out of it", async () => {
     const dir = fresh();
     for (const name of ["a", "b", "c", "d"]) write(dir, `sub/${name}`, name);
