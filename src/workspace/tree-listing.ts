@@ -30,9 +30,10 @@ export interface TreeListing {
 }
 
 // The listing must describe the directory asked for, not whatever repository
-// a hook or a wrapper pointed git at through its environment.
+// a hook or a wrapper pointed git at through its environment; and git's
+// messages must be the untranslated ones this module recognises.
 function gitEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
+  const env = { ...process.env, LC_ALL: "C" };
   for (const name of ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR", "GIT_PREFIX", "GIT_NAMESPACE"]) delete env[name];
   return env;
 }
@@ -59,19 +60,27 @@ export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY)
     git(root, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]),
     headCommit(root),
   ]);
-  if (top.status === "rejected" || top.value === undefined) return listPlainTree(root, maxPaths);
+  if (top.status === "rejected") throw top.reason;
+  if (top.value === undefined) return listPlainTree(root, maxPaths);
   if (listed.status === "rejected") throw listed.reason;
   const base = top.value === root && head.status === "fulfilled" ? head.value : undefined;
   return listGitTree(listed.value, base);
 }
 
 async function gitTopLevel(dir: string): Promise<string | undefined> {
+  let out: string[];
   try {
-    const out = (await git(dir, ["rev-parse", "--is-inside-work-tree", "--show-toplevel"])).toString("utf8").split("\n");
-    return out[0] === "true" && out[1] !== undefined ? await realpath(out[1]) : undefined;
-  } catch {
+    out = (await git(dir, ["rev-parse", "--is-inside-work-tree", "--show-toplevel"])).toString("utf8").split("\n");
+  } catch (err) {
+    // A repository git refuses to read (another user's) must not be taken as a
+    // plain directory: that would send its ignored files, node_modules and all.
+    const stderr = String((err as { stderr?: unknown }).stderr ?? "");
+    if (stderr.includes("dubious ownership")) {
+      throw new InvalidInputError(`git refuses to read the repository (it belongs to another user; see git's safe.directory)`, dir);
+    }
     return undefined;
   }
+  return out[0] === "true" && out[1] !== undefined ? realpath(out[1]) : undefined;
 }
 
 function listGitTree(raw: Buffer, base: { commit: string } | undefined): TreeListing {

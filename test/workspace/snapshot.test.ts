@@ -197,6 +197,14 @@ describe("snapshotDirectory", () => {
     expect((await snapshotDirectory(dir, { limits })).manifest.entries.map((e) => e.path)).toEqual([".gitignore", "sub/a", "sub/b"]);
   });
 
+  it.runIf(process.getuid?.() === 0)("refuses a repository git will not read rather than take it as a plain directory", async () => {
+    const dir = fresh();
+    git(dir, "init", "-q");
+    write(dir, "a.txt", "a");
+    execFileSync("chown", ["-R", "nobody", dir]);
+    await expect(snapshotDirectory(dir)).rejects.toThrow(/git refuses to read the repository \(it belongs to another user/);
+  });
+
   it("refuses a path that is not a directory", async () => {
     const dir = fresh();
     write(dir, "file", "x");
