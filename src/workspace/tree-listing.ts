@@ -33,7 +33,7 @@ export interface TreeListing {
 // a hook or a wrapper pointed git at through its environment; and git's
 // messages must be the untranslated ones this module recognises.
 function gitEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env, LC_ALL: "C" };
+  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: "C" };
   for (const name of ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR", "GIT_PREFIX", "GIT_NAMESPACE"]) delete env[name];
   return env;
 }
