@@ -1,0 +1,77 @@
+import { constants, type Stats } from "node:fs";
+import { open } from "node:fs/promises";
+import { blobDigest, CHUNK_SIZE } from "./manifest.js";
+
+/** A file's chunk digests and the stat they belong to. */
+export interface HashedFile {
+  readonly stat: Stats;
+  readonly chunks: string[];
+}
+
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
+const ATTEMPTS = 3;
+
+/**
+ * Hashes the regular file at `path` chunk by chunk. The file is opened
+ * without following a symlink and stat'ed through the open handle before and
+ * after reading; if it changed meanwhile it is read again, and after
+ * {@link ATTEMPTS} tries the call fails rather than describe bytes that never
+ * existed together.
+ */
+export async function hashFileChunks(path: string): Promise<HashedFile> {
+  for (let attempt = 1; ; attempt += 1) {
+    const handle = await open(path, READ_FLAGS);
+    try {
+      const before = await handle.stat();
+      if (!before.isFile()) throw new Error(`${path} is no longer a regular file`);
+      const size = before.size;
+      const buffer = Buffer.allocUnsafe(Math.min(size, CHUNK_SIZE));
+      const chunks: string[] = [];
+      let offset = 0;
+      let complete = true;
+      while (offset < size) {
+        const length = Math.min(CHUNK_SIZE, size - offset);
+        const { bytesRead } = await handle.read(buffer, 0, length, offset);
+        if (bytesRead !== length) {
+          complete = false;
+          break;
+        }
+        chunks.push(blobDigest(buffer.subarray(0, length)));
+        offset += length;
+      }
+      const after = await handle.stat();
+      if (complete && sameContentStat(before, after)) return { stat: before, chunks };
+      if (attempt >= ATTEMPTS) throw new Error(`${path} kept changing while it was read`);
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+/** Whether two stats of one file show no change of its content between them. */
+function sameContentStat(a: Stats, b: Stats): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.dev === b.dev;
+}
+
+/**
+ * The `length` bytes at `offset` of the file at `path` if they still hash to
+ * `digest`; undefined when the file is gone, shorter, or different now.
+ */
+export async function readVerifiedChunk(path: string, offset: number, length: number, digest: string): Promise<Uint8Array | undefined> {
+  let handle;
+  try {
+    handle = await open(path, READ_FLAGS);
+  } catch {
+    return undefined;
+  }
+  try {
+    const buffer = Buffer.allocUnsafeSlow(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, offset);
+    if (bytesRead !== length || blobDigest(buffer) !== digest) return undefined;
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, length);
+  } catch {
+    return undefined;
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,24 @@
+export type { BlobSource } from "./blob-source.js";
+export {
+  type Manifest,
+  type ManifestEntry,
+  type ManifestFileEntry,
+  type ManifestSymlinkEntry,
+  type ManifestLimits,
+  CHUNK_SIZE,
+  DEFAULT_MANIFEST_LIMITS,
+  blobDigest,
+  treeIdOf,
+  comparePaths,
+  pathProblem,
+  symlinkTargetProblem,
+  validateManifest,
+  buildManifest,
+  encodeManifest,
+  decodeManifest,
+  blobsOf,
+  totalSize,
+} from "./manifest.js";
+export { type Snapshot, type SnapshotOptions, type SnapshotStats, snapshotDirectory } from "./snapshot.js";
+export { type SkippedPath, IGNORE_FILE } from "./tree-listing.js";
+export { type MaterializeOptions, materializeTree } from "./materialize.js";

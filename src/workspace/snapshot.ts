@@ -1,0 +1,257 @@
+import { isUtf8 } from "node:buffer";
+import { lstatSync, readlinkSync, type Stats } from "node:fs";
+import { realpath, stat as statPath } from "node:fs/promises";
+import { setImmediate } from "node:timers/promises";
+import { InvalidInputError } from "../contract/errors.js";
+import type { BlobSource } from "./blob-source.js";
+import { hashFileChunks, readVerifiedChunk } from "./file-chunks.js";
+import {
+  buildManifest,
+  CHUNK_SIZE,
+  DEFAULT_MANIFEST_LIMITS,
+  encodeManifest,
+  pathProblem,
+  symlinkTargetProblem,
+  treeIdOf,
+  type Manifest,
+  type ManifestEntry,
+  type ManifestLimits,
+} from "./manifest.js";
+import { mapPool } from "./pool.js";
+import { StatCache, statKey } from "./stat-cache.js";
+import { listTree, type SkippedPath } from "./tree-listing.js";
+
+/** Options of {@link snapshotDirectory}. */
+export interface SnapshotOptions {
+  /** Where the stat cache lives between snapshots of this directory; none: every file is hashed. */
+  readonly cacheFile?: string;
+  /** Limits the tree must keep (defaults: {@link DEFAULT_MANIFEST_LIMITS}). */
+  readonly limits?: ManifestLimits;
+  /** Files hashed or stat'ed at once (default 8). */
+  readonly concurrency?: number;
+}
+
+/** What a snapshot cost: how many files were hashed and how many came from the stat cache. */
+export interface SnapshotStats {
+  readonly files: number;
+  readonly hashedFiles: number;
+  readonly hashedBytes: number;
+  readonly cachedFiles: number;
+}
+
+/** A directory captured as a content-addressed tree. */
+export interface Snapshot {
+  readonly manifest: Manifest;
+  /** The manifest's canonical encoding; {@link treeId} is its digest. */
+  readonly bytes: Uint8Array;
+  readonly treeId: string;
+  /** Reads any blob of the tree from the working tree, as long as its file still holds it. */
+  readonly sources: BlobSource;
+  /** The HEAD commit, when the directory is the top level of a git repository with one. */
+  readonly base: { commit: string } | undefined;
+  /** Paths left out (special files, names a manifest cannot carry, links leaving the tree), with why. */
+  readonly skipped: SkippedPath[];
+  readonly stats: SnapshotStats;
+}
+
+interface ChunkLocation {
+  readonly file: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/**
+ * What one lstat said, kept small: the Stats object (with its four Dates) is
+ * dropped at once, so tens of thousands of them die young instead of being
+ * carried through the whole snapshot by the garbage collector.
+ */
+type Observation = { kind: "file"; size: number; executable: boolean; key: string } | { kind: "symlink" } | { kind: "special"; reason: string };
+
+type Candidate = { path: string; kind: "file"; size: number; executable: boolean; key: string } | { path: string; kind: "symlink"; target: string };
+
+/**
+ * Captures `dir` as a manifest. In a git work tree that is the working tree
+ * minus ignored files (HEAD plus staged, unstaged and untracked changes);
+ * elsewhere every file minus what `.coderclawignore` excludes. Regular files
+ * and symlinks are taken (links recorded, never followed); anything else, and
+ * any link whose target could leave the tree, is listed in `skipped`. A file
+ * over the size limit, or a tree over its limits, is refused naming the path.
+ */
+export async function snapshotDirectory(dir: string, options: SnapshotOptions = {}): Promise<Snapshot> {
+  const limits = options.limits ?? DEFAULT_MANIFEST_LIMITS;
+  const concurrency = options.concurrency ?? 8;
+  const root = await realpath(dir).catch(() => dir);
+  if (!(await statPath(root).then((s) => s.isDirectory(), () => false))) throw new InvalidInputError(`${dir} is not a directory`, "dir");
+  const listed = listTree(root, limits.maxEntries);
+  // Handled at once, so a failed listing is never an unhandled rejection while the cache loads.
+  const listingDone = whenSettled(listed);
+  const cache = await StatCache.load(options.cacheFile, root);
+  const early = await statWhileListing(root, cache.paths(), listingDone);
+  const listing = await listed;
+  const skipped = [...listing.skipped];
+  const usable = listing.paths.filter((path) => {
+    const problem = pathProblem(path, limits.maxPathBytes);
+    if (problem !== undefined) skipped.push({ path, reason: `path ${problem}` });
+    return problem === undefined;
+  });
+  if (usable.length > limits.maxEntries) {
+    throw new InvalidInputError(`${usable.length} paths exceed the limit of ${limits.maxEntries} entries; ignore some of them`, dir);
+  }
+
+  const candidates = await inspectAll(root, usable, skipped, early);
+  let total = 0;
+  for (const c of candidates) {
+    if (c.kind !== "file") continue;
+    const size = c.size;
+    if (size > limits.maxFileBytes) {
+      throw new InvalidInputError(`${size} bytes is over the file limit of ${limits.maxFileBytes}; ignore it or raise the limit`, c.path);
+    }
+    total += size;
+  }
+  if (total > limits.maxTreeBytes) throw new InvalidInputError(`the tree's ${total} bytes are over the limit of ${limits.maxTreeBytes}`, dir);
+  const links = dropEscapingLinks(candidates, skipped, limits.maxPathBytes);
+
+  const entries: ManifestEntry[] = [];
+  const fileEntry = (path: string, executable: boolean, size: number, chunks: string[]): void => {
+    entries.push({ path, kind: "file", executable, size, chunks });
+  };
+  const misses: string[] = [];
+  let files = 0;
+  for (const c of candidates) {
+    if (c.kind !== "file") continue;
+    files += 1;
+    const chunks = cache.lookup(c.path, c.key, c.size);
+    if (chunks === undefined) misses.push(c.path);
+    else fileEntry(c.path, c.executable, c.size, chunks);
+  }
+  let hashedBytes = 0;
+  await mapPool(misses, concurrency, async (path) => {
+    const statAtMs = Date.now();
+    // The file may have changed since it was listed: what was hashed is described.
+    const { stat, chunks } = await hashFileChunks(`${root}/${path}`);
+    cache.record(path, stat, statAtMs, chunks);
+    hashedBytes += stat.size;
+    fileEntry(path, isExecutable(stat), stat.size, chunks);
+  });
+  for (const link of links) entries.push({ path: link.path, kind: "symlink", target: link.target });
+
+  const manifest = buildManifest(entries, limits);
+  const bytes = encodeManifest(manifest, limits);
+  await cache.save();
+  return {
+    manifest,
+    bytes,
+    treeId: treeIdOf(bytes),
+    sources: workingTreeSource(root, manifest),
+    base: listing.base,
+    skipped,
+    stats: { files, hashedFiles: misses.length, hashedBytes, cachedFiles: cache.hits },
+  };
+}
+
+function specialKind(stat: Stats): string {
+  if (stat.isFIFO()) return "fifo";
+  if (stat.isSocket()) return "socket";
+  if (stat.isCharacterDevice()) return "character device";
+  if (stat.isBlockDevice()) return "block device";
+  if (stat.isDirectory()) return "directory (a submodule or nested repository is not descended)";
+  return "not a regular file or symlink";
+}
+
+// Stat calls are made synchronously: on a warm tree they are answered from the
+// kernel's cache several times faster than through the thread pool; the event
+// loop is let go between batches.
+const STAT_BATCH = 500;
+
+function isExecutable(stat: Stats): boolean {
+  return (stat.mode & 0o100) !== 0;
+}
+
+function observe(root: string, path: string): Observation | undefined {
+  const stat = lstatSync(`${root}/${path}`, { throwIfNoEntry: false });
+  if (stat === undefined) return undefined;
+  if (stat.isFile()) return { kind: "file", size: stat.size, executable: isExecutable(stat), key: statKey(stat) };
+  if (stat.isSymbolicLink()) return { kind: "symlink" };
+  return { kind: "special", reason: specialKind(stat) };
+}
+
+/**
+ * Stats the files the last snapshot saw while git is still listing the tree,
+ * so the two run side by side; stops when the listing is done. A stat taken
+ * here is as good as one taken after: each file is described as it was at
+ * one moment, which is all a snapshot of a changing tree can promise.
+ */
+async function statWhileListing(root: string, known: readonly string[], listed: () => boolean): Promise<Map<string, Observation | undefined>> {
+  const stats = new Map<string, Observation | undefined>();
+  for (let at = 0; at < known.length && !listed(); at += STAT_BATCH) {
+    for (const path of known.slice(at, at + STAT_BATCH)) stats.set(path, observe(root, path));
+    await setImmediate();
+  }
+  return stats;
+}
+
+function whenSettled(promise: Promise<unknown>): () => boolean {
+  let settled = false;
+  const mark = (): void => {
+    settled = true;
+  };
+  promise.then(mark, mark);
+  return () => settled;
+}
+
+async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], early: ReadonlyMap<string, Observation | undefined>): Promise<Candidate[]> {
+  const candidates: Candidate[] = [];
+  for (let at = 0; at < paths.length; at += STAT_BATCH) {
+    if (at > 0) await setImmediate();
+    for (const path of paths.slice(at, at + STAT_BATCH)) {
+      const seen = early.has(path) ? early.get(path) : observe(root, path);
+      // Undefined: tracked but deleted in the working tree, so not part of the snapshot.
+      if (seen === undefined) continue;
+      if (seen.kind === "file") candidates.push({ path, ...seen });
+      else if (seen.kind === "symlink") {
+        const target = readlinkSync(`${root}/${path}`, "buffer");
+        if (isUtf8(target)) candidates.push({ path, kind: "symlink", target: target.toString("utf8") });
+        else skipped.push({ path, reason: "symlink target is not valid UTF-8" });
+      } else skipped.push({ path, reason: seen.reason });
+    }
+  }
+  return candidates;
+}
+
+/** The links whose targets stay inside the tree; the others go to `skipped`, until none is left that escapes. */
+function dropEscapingLinks(candidates: Candidate[], skipped: SkippedPath[], maxPathBytes: number): { path: string; target: string }[] {
+  let links = candidates.filter((c): c is Extract<Candidate, { kind: "symlink" }> => c.kind === "symlink");
+  for (;;) {
+    const targets = new Map(links.map((l) => [l.path, l.target]));
+    const kept = links.filter((l) => {
+      const problem = symlinkTargetProblem(l.path, l.target, targets, maxPathBytes);
+      if (problem !== undefined) skipped.push({ path: l.path, reason: `symlink to ${JSON.stringify(l.target)} ${problem}` });
+      return problem === undefined;
+    });
+    if (kept.length === links.length) return kept;
+    links = kept;
+  }
+}
+
+function workingTreeSource(root: string, manifest: Manifest): BlobSource {
+  // Built on first use: a snapshot whose blobs the executor holds already is never read here.
+  let locations: Map<string, ChunkLocation> | undefined;
+  const locate = (digest: string): ChunkLocation | undefined => {
+    if (locations === undefined) {
+      locations = new Map();
+      for (const entry of manifest.entries) {
+        if (entry.kind !== "file") continue;
+        const file = `${root}/${entry.path}`;
+        entry.chunks.forEach((d, i) => locations!.set(d, { file, offset: i * CHUNK_SIZE, length: Math.min(CHUNK_SIZE, entry.size - i * CHUNK_SIZE) }));
+      }
+    }
+    return locations.get(digest);
+  };
+  return {
+    has: (digest) => locate(digest) !== undefined,
+    read: async (digest) => {
+      const at = locate(digest);
+      return at === undefined ? undefined : readVerifiedChunk(at.file, at.offset, at.length, digest);
+    },
+  };
+}

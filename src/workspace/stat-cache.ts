@@ -1,0 +1,119 @@
+import type { Stats } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { writeFileAtomic } from "../../identity/atomic-file.js";
+import { CHUNK_SIZE } from "./manifest.js";
+
+/**
+ * A file is trusted unchanged from its stat only when its last change was
+ * this long before the stat the cache recorded. Closer than that, a write in
+ * the same timestamp tick (coarse on some filesystems: 1 s on HFS+, 2 s on
+ * FAT) could leave size, mtime and ctime as they were, so such a file is not
+ * recorded and is hashed again next time, as git does with "racily clean"
+ * index entries.
+ */
+export const RACY_MARGIN_MS = 2000;
+
+const HEADER = "coderclaw-stat-cache 1";
+const DIGEST_HEX = 64;
+const DIGESTS = /^(?:[0-9a-f]{64})*$/;
+
+/**
+ * What changes whenever a file's content can have: size, mtime, ctime, inode
+ * and device. Equal keys, same bytes. Times are kept to the microsecond: any
+ * change after a recorded stat is at least {@link RACY_MARGIN_MS} later, far
+ * beyond that. (BigInt stats would keep every nanosecond at twice the cost of
+ * a warm snapshot, and integers print several times faster than fractions.)
+ */
+export function statKey(stat: Stats): string {
+  return `${stat.size} ${Math.round(stat.mtimeMs * 1000)} ${Math.round(stat.ctimeMs * 1000)} ${stat.ino} ${stat.dev}`;
+}
+
+interface CacheRecord {
+  readonly key: string;
+  /** The chunk digests, concatenated. */
+  readonly digests: string;
+}
+
+/**
+ * Chunk digests of files keyed by relative path and stat (size, mtime, ctime,
+ * inode, device), persisted in a file. The file is a header line, the root
+ * as a JSON line, then NUL-separated triples of path, stat key and digests:
+ * NUL cannot occur in a path, and splitting one string is several times
+ * cheaper than parsing JSON for tens of thousands of files. A file that is
+ * unreadable, malformed or for another root is started afresh; a record is
+ * used only when its stat key matches exactly and its digests are well
+ * formed. Only files looked up or recorded in this run are saved, so deleted
+ * files drop out.
+ */
+export class StatCache {
+  private readonly current = new Map<string, CacheRecord>();
+  private recorded = 0;
+  /** Look-ups answered from the cache in this run. */
+  hits = 0;
+
+  private constructor(
+    private readonly file: string | undefined,
+    private readonly root: string,
+    private readonly previous: Map<string, CacheRecord>,
+  ) {}
+
+  /** Loads the cache for `root` from `file` (none: an in-memory cache that saves nothing). */
+  static async load(file: string | undefined, root: string): Promise<StatCache> {
+    // Read as bytes and decoded at once: a streaming decode of a large cache costs more.
+    const text = file === undefined ? "" : await readFile(file).then((bytes) => bytes.toString("utf8"), () => "");
+    return new StatCache(file, root, parseCache(text, root));
+  }
+
+  /** The paths the cache holds records of, from the last run. */
+  paths(): string[] {
+    return [...this.previous.keys()];
+  }
+
+  /** The recorded chunk digests of `path` if its {@link statKey} (for `size` bytes) shows it unchanged since, else undefined. */
+  lookup(path: string, key: string, size: number): string[] | undefined {
+    const record = this.previous.get(path);
+    if (record === undefined || record.key !== key) return undefined;
+    // A damaged record is a miss, never a broken manifest.
+    if (record.digests.length !== DIGEST_HEX * Math.ceil(size / CHUNK_SIZE) || !DIGESTS.test(record.digests)) return undefined;
+    this.hits += 1;
+    this.current.set(path, record);
+    const chunks: string[] = [];
+    for (let at = 0; at < record.digests.length; at += DIGEST_HEX) chunks.push(record.digests.slice(at, at + DIGEST_HEX));
+    return chunks;
+  }
+
+  /**
+   * Records the digests of `path` as hashed at `stat`, taken at `statAtMs`
+   * (wall clock); a file changed within {@link RACY_MARGIN_MS} before that is
+   * left out.
+   */
+  record(path: string, stat: Stats, statAtMs: number, chunks: readonly string[]): void {
+    this.recorded += 1;
+    if (stat.ctimeMs >= statAtMs - RACY_MARGIN_MS || stat.mtimeMs >= statAtMs - RACY_MARGIN_MS) return;
+    this.current.set(path, { key: statKey(stat), digests: chunks.join("") });
+  }
+
+  /**
+   * Writes this run's records atomically (temp file, then rename); a no-op
+   * without a file, or when every record was a hit and none dropped out.
+   */
+  async save(): Promise<void> {
+    if (this.file === undefined) return;
+    if (this.recorded === 0 && this.current.size === this.previous.size) return;
+    const parts = [`${HEADER}\n${JSON.stringify(this.root)}\n`];
+    for (const [path, record] of this.current) parts.push(`${path}\0${record.key}\0${record.digests}\0`);
+    await writeFileAtomic(this.file, parts.join(""));
+  }
+}
+
+function parseCache(text: string, root: string): Map<string, CacheRecord> {
+  const records = new Map<string, CacheRecord>();
+  const headerEnd = text.indexOf("\n");
+  const rootEnd = text.indexOf("\n", headerEnd + 1);
+  if (headerEnd < 0 || rootEnd < 0 || text.slice(0, headerEnd) !== HEADER || text.slice(headerEnd + 1, rootEnd) !== JSON.stringify(root)) return records;
+  const fields = text.slice(rootEnd + 1).split("\0");
+  // Complete triples, then the empty string after the last NUL.
+  if (fields.length % 3 !== 1 || fields[fields.length - 1] !== "") return records;
+  for (let i = 0; i + 2 < fields.length; i += 3) records.set(fields[i]!, { key: fields[i + 1]!, digests: fields[i + 2]! });
+  return records;
+}

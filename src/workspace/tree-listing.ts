@@ -1,0 +1,182 @@
+import { isUtf8 } from "node:buffer";
+import { execFile } from "node:child_process";
+import { readdir, readFile, realpath } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import ignoreModule from "ignore";
+import { InvalidInputError } from "../contract/errors.js";
+
+const run = promisify(execFile);
+// The package is CommonJS typed with an ES default export: under NodeNext the
+// factory is that `default` (which the package also sets at run time).
+const ignore = ignoreModule.default;
+
+/** The name of the ignore file honoured outside git repositories (gitignore syntax). */
+export const IGNORE_FILE = ".coderclawignore";
+
+/** A path left out of a snapshot on purpose, and why. */
+export interface SkippedPath {
+  readonly path: string;
+  readonly reason: string;
+}
+
+/** The candidate paths of a tree, relative to its root, POSIX-separated. */
+export interface TreeListing {
+  readonly paths: string[];
+  /** Paths that could not be taken at all (such as names that are not UTF-8). */
+  readonly skipped: SkippedPath[];
+  /** The commit the working tree sits on, when the root is a git repository's top level with a commit. */
+  readonly base: { commit: string } | undefined;
+}
+
+// The listing must describe the directory asked for, not whatever repository
+// a hook or a wrapper pointed git at through its environment; and git's
+// messages must be the untranslated ones this module recognises.
+function gitEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: "C" };
+  for (const name of ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR", "GIT_PREFIX", "GIT_NAMESPACE"]) delete env[name];
+  return env;
+}
+
+async function git(dir: string, args: string[]): Promise<Buffer> {
+  const { stdout } = await run("git", args, { cwd: dir, env: gitEnv(), encoding: "buffer", maxBuffer: 1024 ** 3 });
+  return stdout;
+}
+
+/**
+ * Lists a directory's tree: in a git work tree, what `git ls-files` reports
+ * as tracked or untracked-and-not-ignored under it (so deleted tracked files
+ * drop out when they are stat'ed); elsewhere, every path not excluded by the
+ * {@link IGNORE_FILE}s of the tree, read as git reads nested `.gitignore`
+ * files. `.git` is never descended into. A plain walk
+ * that finds more than `maxPaths` files stops and is refused.
+ */
+export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY): Promise<TreeListing> {
+  const root = await realpath(dir);
+  // All three asked at once: most snapshots are of repositories, and each git
+  // start costs more than the answer. Outside one, the listing fails and is dropped.
+  const [top, listed, head] = await Promise.allSettled([
+    gitTopLevel(root),
+    git(root, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]),
+    headCommit(root),
+  ]);
+  if (top.status === "rejected") throw top.reason;
+  if (top.value === undefined) return listPlainTree(root, maxPaths);
+  if (listed.status === "rejected") throw listed.reason;
+  const base = top.value === root && head.status === "fulfilled" ? head.value : undefined;
+  return listGitTree(listed.value, base);
+}
+
+async function gitTopLevel(dir: string): Promise<string | undefined> {
+  let out: string[];
+  try {
+    out = (await git(dir, ["rev-parse", "--is-inside-work-tree", "--show-toplevel"])).toString("utf8").split("\n");
+  } catch (err) {
+    // A repository git refuses to read (another user's) must not be taken as a
+    // plain directory: that would send its ignored files, node_modules and all.
+    const stderr = String((err as { stderr?: unknown }).stderr ?? "");
+    if (stderr.includes("dubious ownership")) {
+      throw new InvalidInputError(`git refuses to read the repository (it belongs to another user; see git's safe.directory)`, dir);
+    }
+    return undefined;
+  }
+  return out[0] === "true" && out[1] !== undefined ? realpath(out[1]) : undefined;
+}
+
+function listGitTree(raw: Buffer, base: { commit: string } | undefined): TreeListing {
+  const seen = new Set<string>();
+  const paths: string[] = [];
+  const skipped: SkippedPath[] = [];
+  // Decoded at once when the whole listing is UTF-8; name by name only when some name is not.
+  const names = isUtf8(raw) ? raw.toString("utf8").split("\0") : splitNames(raw, skipped);
+  for (const path of names) {
+    if (path === "") continue;
+    if (path.endsWith("/")) {
+      skipped.push({ path: path.slice(0, -1), reason: "nested git repository (not descended)" });
+    } else if (!seen.has(path)) {
+      // A conflicted path is listed once per stage.
+      seen.add(path);
+      paths.push(path);
+    }
+  }
+  return { paths, skipped, base };
+}
+
+/** The UTF-8 names of a NUL-separated listing; the others go to `skipped`. */
+function splitNames(raw: Buffer, skipped: SkippedPath[]): string[] {
+  const names: string[] = [];
+  for (let start = 0; start < raw.length; ) {
+    let end = raw.indexOf(0, start);
+    if (end < 0) end = raw.length;
+    const bytes = raw.subarray(start, end);
+    start = end + 1;
+    if (isUtf8(bytes)) names.push(bytes.toString("utf8"));
+    else skipped.push({ path: bytes.toString("utf8"), reason: "name is not valid UTF-8" });
+  }
+  return names;
+}
+
+async function headCommit(root: string): Promise<{ commit: string } | undefined> {
+  try {
+    return { commit: (await git(root, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])).toString("utf8").trim() };
+  } catch {
+    // No commit yet.
+    return undefined;
+  }
+}
+
+/** The rules of one ignore file, and the directory (relative to the root) they apply under. */
+interface IgnoreLevel {
+  readonly base: string;
+  readonly rules: ReturnType<typeof ignore>;
+}
+
+/**
+ * Whether `path` is excluded by the ignore files of its ancestors, as git
+ * reads nested ignore files: each relative to its own directory, deeper files
+ * and later lines overriding, so a deeper `!pattern` takes a path back.
+ */
+function isIgnored(levels: readonly IgnoreLevel[], path: string, directory: boolean): boolean {
+  let ignored = false;
+  for (const { base, rules } of levels) {
+    const relative = base === "" ? path : path.slice(base.length + 1);
+    const verdict = rules.test(directory ? `${relative}/` : relative);
+    if (verdict.ignored) ignored = true;
+    else if (verdict.unignored) ignored = false;
+  }
+  return ignored;
+}
+
+async function listPlainTree(root: string, maxPaths: number): Promise<TreeListing> {
+  const paths: string[] = [];
+  const skipped: SkippedPath[] = [];
+  const pending: { prefix: string; levels: readonly IgnoreLevel[] }[] = [{ prefix: "", levels: [] }];
+  while (pending.length > 0) {
+    const { prefix, levels: above } = pending.pop()!;
+    const directory = prefix === "" ? root : join(root, prefix);
+    const names = await readdir(directory, { withFileTypes: true, encoding: "buffer" });
+    // A linked ignore file is not followed: rules come from inside the tree only.
+    const hasRules = names.some((d) => d.isFile() && d.name.toString("utf8") === IGNORE_FILE);
+    const levels = hasRules ? [...above, { base: prefix, rules: ignore().add(await readFile(join(directory, IGNORE_FILE), "utf8")) }] : above;
+    for (const dirent of names) {
+      const name = dirent.name.toString("utf8");
+      const path = prefix === "" ? name : `${prefix}/${name}`;
+      if (name.toLowerCase() === ".git") continue;
+      if (!isUtf8(dirent.name)) {
+        skipped.push({ path, reason: "name is not valid UTF-8" });
+      } else if (name.includes("\\")) {
+        // The ignore rules (and other systems) read a backslash as a separator.
+        skipped.push({ path, reason: "name contains a backslash" });
+      } else if (dirent.isDirectory()) {
+        if (!isIgnored(levels, path, true)) pending.push({ prefix: path, levels });
+      } else if (!isIgnored(levels, path, false)) {
+        paths.push(path);
+        // Stop walking a huge tree (a home directory, a node_modules) as soon as it is too big.
+        if (paths.length > maxPaths) {
+          throw new InvalidInputError(`more than ${maxPaths} files; list what to leave out in ${IGNORE_FILE}`, root);
+        }
+      }
+    }
+  }
+  return { paths, skipped, base: undefined };
+}
