@@ -1,0 +1,371 @@
+import type { Libp2p, PeerId } from "@libp2p/interface";
+import { peerIdFromString } from "@libp2p/peer-id";
+import { CoderClawError } from "../../src/contract/errors.js";
+import { errorFromWire } from "../../src/transport/error-wire.js";
+import { DigestMismatchError, MAX_BLOB_BYTES, MAX_TREE_BYTES, sha256Hex } from "../../src/workspace/blob-store.js";
+import { FramedChannel } from "../framing/channel.js";
+import { openStream } from "../framing/dial.js";
+import { FrameTimeoutError, FramingError, PeerLimitError } from "../framing/errors.js";
+import { RequestChannel, type RequestShape } from "../framing/request-channel.js";
+import { BLOBS_PROTOCOL, createBlobsCodec, MAX_GET_BUDGET, MAX_ITEMS_PER_GET, type BlobsMessage } from "./messages.js";
+import { DEFAULT_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_TRANSFERS_PER_PEER } from "./server.js";
+import { PeerByteCounters, type ByteCounters } from "./wire-counters.js";
+
+/** Default time a transfer may go without a message from the peer before the peer is cut off, ms. */
+export const DEFAULT_STALL_MS = 10_000;
+/** How long a transfer the server refused as BUSY waits before asking again, ms. */
+const BUSY_RETRY_MS = 50;
+
+/** Where fetched blobs go: the blob store's partial-write API. */
+export interface BlobSink {
+  missing(digests: Iterable<string>): Promise<string[]>;
+  partialOffset(digest: string): Promise<number>;
+  appendPartial(digest: string, offset: number, bytes: Uint8Array, options?: { last?: boolean }): Promise<"partial" | "complete">;
+}
+
+/** Progress of {@link BlobClient.fetchBlobs}. */
+export interface FetchProgress {
+  /** Blobs the store lacked when the fetch started. */
+  total: number;
+  /** Of them, complete now. */
+  done: number;
+  /** Blob bytes received so far by this fetch. */
+  bytes: number;
+}
+
+/** Options of one {@link BlobClient.fetchBlobs}. */
+export interface FetchBlobsOptions {
+  signal?: AbortSignal;
+  onProgress?: (progress: FetchProgress) => void;
+}
+
+/** What {@link BlobClient.fetchBlobs} did. */
+export interface FetchBlobsResult {
+  /** Blobs stored by this fetch. */
+  fetched: number;
+  /** Blob bytes received (resumed blobs count only what was sent this time). */
+  bytes: number;
+  /** Blobs the peer does not hold: ask another member. */
+  unavailable: string[];
+}
+
+/** Options of {@link BlobClient}. */
+export interface BlobClientOptions {
+  libp2p: Libp2p;
+  /** Transfers open at once to one peer. Default 4 (the server's default allowance). */
+  maxTransfersPerPeer?: number;
+  /** Blob bytes one peer may have in flight to this node, over all transfers. Default 8 MiB. */
+  maxBytesInFlightPerPeer?: number;
+  /** A peer that sends nothing this long while it owes data is cut off, ms. Default 10 s. */
+  stallMs?: number;
+  /** Opening a stream gives up after this many ms. Default 10 s. */
+  openTimeoutMs?: number;
+  /** A peer was cut off (it stalled, flooded or sent bytes that do not match their digest). */
+  onPeerError?: (peer: string, error: Error) => void;
+}
+
+const shape: RequestShape<BlobsMessage> = {
+  answerTo: (m) => (m.t === "data" || m.t === "miss" || m.t === "end" || m.t === "err" ? m.rid : undefined),
+  failure: (m) => (m.t === "err" ? errorFromWire(m) : undefined),
+  ends: (m) => m.t === "end",
+  cancel: (rid) => ({ t: "cancel", rid }),
+};
+
+interface Item {
+  d: string;
+  off: number;
+}
+
+/** Turns at a time: a counting semaphore. */
+class Slots {
+  #free: number;
+  readonly #waiters: Array<() => void> = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async take(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+  give(): void {
+    const next = this.#waiters.shift();
+    if (next !== undefined) next();
+    else this.#free++;
+  }
+}
+
+/**
+ * The asking side of the blob protocol: one long-lived stream per peer, on
+ * which manifests and blobs are fetched and checked against their digests as
+ * they stream in. What a peer sends is held to what was asked: data out of
+ * order, beyond a blob's end or the request's budget, a blob that does not
+ * hash to its digest, or silence while data is owed cut that peer off (its
+ * stream is reset and {@link BlobClientOptions.onPeerError} told), and the
+ * transfer fails naming the peer. Blobs land in the store through its partial
+ * writes, so a fetch that breaks off resumes where it stopped next time.
+ */
+export class BlobClient {
+  readonly #options: BlobClientOptions;
+  readonly #channels = new Map<string, Promise<RequestChannel<BlobsMessage>>>();
+  readonly #slots = new Map<string, Slots>();
+  readonly #counters = new PeerByteCounters();
+  readonly #codec = createBlobsCodec();
+  readonly #stallMs: number;
+  #closed = false;
+
+  constructor(options: BlobClientOptions) {
+    this.#options = options;
+    this.#stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+  }
+
+  /** Frame bytes sent to and received from `peer` under this protocol. */
+  counters(peer: string): ByteCounters {
+    return this.#counters.of(peer);
+  }
+
+  /** The manifest of `treeId` from `peer`, checked against the tree id. */
+  async fetchTree(peer: string, treeId: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const requests = await this.#channel(peer);
+    const slots = this.#slotsOf(peer);
+    await slots.take();
+    try {
+      let buffer: Uint8Array | undefined;
+      let filled = 0;
+      const exchange = this.#watch(requests, (rid) => requests.channel.send({ t: "tree", rid, tree: treeId }), options.signal, (m) => {
+        if (m.t !== "data") return m.t === "end" ? undefined : `a ${m.t} message in answer to a manifest request`;
+        if (m.d !== treeId) return `data of ${m.d} in answer to a request for manifest ${treeId}`;
+        if (m.size > MAX_TREE_BYTES) return `a manifest of ${m.size} bytes, above the limit of ${MAX_TREE_BYTES}`;
+        buffer ??= new Uint8Array(m.size);
+        if (m.size !== buffer.byteLength || m.off !== filled || filled + m.bytes.byteLength > m.size) return `manifest bytes ${m.off}-${m.off + m.bytes.byteLength} of ${m.size} where ${filled} of ${buffer.byteLength} were due`;
+        buffer.set(m.bytes, filled);
+        filled += m.bytes.byteLength;
+        return undefined;
+      });
+      for await (const _ of exchange) {
+        // Every message was taken in on arrival.
+      }
+      if (buffer === undefined || filled !== buffer.byteLength) throw this.#cutOff(requests, new PeerLimitError(`${peer} ended the manifest of ${treeId} after ${filled} bytes`, peer));
+      if (sha256Hex(buffer) !== treeId) throw this.#cutOff(requests, new DigestMismatchError(treeId, `the manifest sent by ${peer} does not hash to its tree id`));
+      return buffer;
+    } finally {
+      slots.give();
+    }
+  }
+
+  /**
+   * Fetches from `peer` the blobs of `digests` (all of tree `treeId`) that
+   * `store` lacks, resuming each blob from what the store already holds of it.
+   * Resolves once every blob is stored or known to be unavailable from this peer.
+   */
+  async fetchBlobs(peer: string, treeId: string, digests: Iterable<string>, store: BlobSink, options: FetchBlobsOptions = {}): Promise<FetchBlobsResult> {
+    const wanted = await store.missing(digests);
+    const queue: Item[] = [];
+    for (const d of wanted) queue.push({ d, off: await store.partialOffset(d) });
+    const progress: FetchProgress = { total: wanted.length, done: 0, bytes: 0 };
+    const result: FetchBlobsResult = { fetched: 0, bytes: 0, unavailable: [] };
+    if (queue.length === 0) return result;
+    const requests = await this.#channel(peer);
+    const slots = this.#slotsOf(peer);
+    const transfers = this.#options.maxTransfersPerPeer ?? DEFAULT_TRANSFERS_PER_PEER;
+    const budget = Math.min(MAX_GET_BUDGET, Math.floor((this.#options.maxBytesInFlightPerPeer ?? DEFAULT_BYTES_IN_FLIGHT_PER_PEER) / transfers));
+    let failure: unknown;
+
+    const one = async (batch: Item[]): Promise<void> => {
+      let cursor = 0;
+      let pos = batch[0]!.off;
+      let size = -1;
+      let received = 0;
+      const exchange = this.#watch(requests, (rid) => requests.channel.send({ t: "get", rid, tree: treeId, items: batch, budget }), options.signal, (m) => {
+        if (m.t === "end") return undefined;
+        const item = batch[cursor];
+        if (item === undefined) return `a ${m.t} message after every blob asked for`;
+        if (m.t === "miss") {
+          if (m.d !== item.d || pos !== item.off) return `a miss of ${m.d} where ${item.d} was due`;
+        } else if (m.t === "data") {
+          if (m.d !== item.d) return `data of ${m.d} where ${item.d} was due`;
+          if (m.off !== pos) return `bytes from ${m.off} of ${m.d} where ${pos} was due`;
+          if (size >= 0 && m.size !== size) return `blob ${m.d} announced as ${m.size} bytes, then ${size}`;
+          if (m.size > MAX_BLOB_BYTES || m.off + m.bytes.byteLength > m.size) return `bytes ${m.off}-${m.off + m.bytes.byteLength} of a ${m.size}-byte blob ${m.d}`;
+          if (m.bytes.byteLength === 0 && m.size !== 0) return `an empty data message for ${m.d}`;
+          received += m.bytes.byteLength;
+          if (received > budget) return `${received} bytes in answer to a request for ${budget}`;
+          pos += m.bytes.byteLength;
+          size = m.size;
+          if (pos < size) return undefined;
+        } else return `a ${m.t} message, which only an asker sends`;
+        cursor++;
+        pos = batch[cursor]?.off ?? 0;
+        size = -1;
+        return undefined;
+      });
+      let at = 0;
+      try {
+        for await (const m of exchange) {
+          if (m.t === "miss") {
+            result.unavailable.push(m.d);
+            at++;
+          } else if (m.t === "data") {
+            let stored: "partial" | "complete";
+            try {
+              stored = await store.appendPartial(m.d, m.off, m.bytes, { last: m.off + m.bytes.byteLength === m.size });
+            } catch (err) {
+              if (err instanceof DigestMismatchError) throw this.#cutOff(requests, new DigestMismatchError(m.d, `the bytes sent by ${peer} do not hash to it`));
+              throw err;
+            }
+            batch[at]!.off = m.off + m.bytes.byteLength;
+            progress.bytes += m.bytes.byteLength;
+            result.bytes += m.bytes.byteLength;
+            if (stored === "complete") {
+              at++;
+              progress.done++;
+              result.fetched++;
+            }
+            options.onProgress?.({ ...progress });
+          }
+        }
+      } finally {
+        // What the peer did not get to (its budget ran out, or the exchange failed) is asked for again.
+        queue.unshift(...batch.slice(at));
+      }
+    };
+
+    /** Batches asked for and not finished: what they do not get comes back to the queue. */
+    let asking = 0;
+    const wake: Array<() => void> = [];
+    const changed = (): void => {
+      for (const w of wake.splice(0)) w();
+    };
+    const worker = async (): Promise<void> => {
+      while (failure === undefined) {
+        options.signal?.throwIfAborted();
+        if (queue.length === 0) {
+          if (asking === 0) return;
+          await new Promise<void>((resolve) => wake.push(resolve));
+          continue;
+        }
+        await slots.take();
+        const batch = queue.splice(0, Math.min(MAX_ITEMS_PER_GET, Math.max(1, Math.ceil(queue.length / transfers))));
+        asking++;
+        try {
+          if (batch.length > 0) await one(batch);
+        } catch (err) {
+          if (err instanceof CoderClawError && err.code === "BUSY") await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MS));
+          else failure ??= err;
+        } finally {
+          asking--;
+          slots.give();
+          changed();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: transfers }, worker));
+    if (failure !== undefined) throw failure;
+    return result;
+  }
+
+  /** Close every stream; fetches in progress fail. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const open = [...this.#channels.values()];
+    this.#channels.clear();
+    await Promise.allSettled(open.map(async (p) => (await p).close()));
+  }
+
+  /**
+   * Opens an exchange whose every answer is checked on arrival by `check`
+   * (a complaint cuts the peer off), and which fails when the peer goes
+   * silent for the stall time while the answer is not complete.
+   */
+  #watch(requests: RequestChannel<BlobsMessage>, send: (rid: number) => Promise<void>, signal: AbortSignal | undefined, check: (m: BlobsMessage) => string | undefined) {
+    const peer = requests.peer;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    /** Why the peer was cut off during this exchange: what it sent after that is never read. */
+    let cut: Error | undefined;
+    const arm = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = setTimeout(() => (cut ??= this.#cutOff(requests, new FrameTimeoutError(`${peer} sent nothing for ${this.#stallMs} ms while a transfer was open`, peer))), this.#stallMs);
+    };
+    arm();
+    const exchange = requests.open(send, {
+      stream: true,
+      ...(signal !== undefined && { signal }),
+      onMessage: (m) => {
+        const complaint = check(m);
+        if (cut !== undefined) return;
+        if (complaint !== undefined) {
+          clearTimeout(timer);
+          cut = this.#cutOff(requests, new PeerLimitError(`${peer} sent ${complaint}`, peer));
+          return;
+        }
+        if (m.t === "end") clearTimeout(timer);
+        else arm();
+      },
+    });
+    return {
+      async *[Symbol.asyncIterator](): AsyncGenerator<BlobsMessage> {
+        try {
+          for await (const m of exchange) {
+            if (cut !== undefined) throw cut;
+            yield m;
+          }
+          if (cut !== undefined) throw cut;
+        } finally {
+          clearTimeout(timer);
+          exchange.close();
+        }
+      },
+    };
+  }
+
+  /** Reset the stream to the peer for `error`, report it, and hand the error back to be thrown. */
+  #cutOff<E extends Error>(requests: RequestChannel<BlobsMessage>, error: E): E {
+    if (!requests.closed) {
+      requests.channel.abort(error instanceof FramingError ? error : new PeerLimitError(error.message, requests.peer));
+      this.#options.onPeerError?.(requests.peer, error);
+    }
+    return error;
+  }
+
+  #slotsOf(peer: string): Slots {
+    let slots = this.#slots.get(peer);
+    if (slots === undefined) this.#slots.set(peer, (slots = new Slots(this.#options.maxTransfersPerPeer ?? DEFAULT_TRANSFERS_PER_PEER)));
+    return slots;
+  }
+
+  async #channel(peer: string): Promise<RequestChannel<BlobsMessage>> {
+    if (this.#closed) throw new CoderClawError("UNAVAILABLE", "blob client closed");
+    const held = this.#channels.get(peer);
+    if (held !== undefined) {
+      const requests = await held.catch(() => undefined);
+      if (requests !== undefined && !requests.closed) return requests;
+      if (this.#channels.get(peer) === held) this.#channels.delete(peer);
+    }
+    const opening = this.#open(peerIdFromString(peer), peer);
+    this.#channels.set(peer, opening);
+    opening.catch(() => {
+      if (this.#channels.get(peer) === opening) this.#channels.delete(peer);
+    });
+    return opening;
+  }
+
+  async #open(peerId: PeerId, peer: string): Promise<RequestChannel<BlobsMessage>> {
+    const stream = await openStream(this.#options.libp2p, peerId, BLOBS_PROTOCOL, { timeoutMs: this.#options.openTimeoutMs ?? 10_000 });
+    const channel = new FramedChannel<BlobsMessage>({
+      stream,
+      codec: this.#counters.counting(this.#codec, peer),
+      peer,
+      frameTimeoutMs: this.#stallMs,
+      sendTimeoutMs: this.#stallMs,
+      // Room for every transfer's budget: the requests themselves bound what the peer may send.
+      maxBufferedBytes: (this.#options.maxBytesInFlightPerPeer ?? DEFAULT_BYTES_IN_FLIGHT_PER_PEER) + 1024 * 1024,
+    });
+    const requests: RequestChannel<BlobsMessage> = new RequestChannel(channel, shape, {
+      maxStreams: this.#options.maxTransfersPerPeer ?? DEFAULT_TRANSFERS_PER_PEER,
+      onUnsolicited: (m) => this.#cutOff(requests, new PeerLimitError(`${peer} sent a ${m.t} message that answers no request`, peer)),
+    });
+    return requests;
+  }
+}
