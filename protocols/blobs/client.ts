@@ -19,6 +19,7 @@ const BUSY_RETRY_MS = 50;
 /** Where fetched blobs go: the blob store's partial-write API. */
 export interface BlobSink {
   missing(digests: Iterable<string>): Promise<string[]>;
+  putVerified(digest: string, bytes: Uint8Array): Promise<void>;
   partialOffset(digest: string): Promise<number>;
   appendPartial(digest: string, offset: number, bytes: Uint8Array, options?: { last?: boolean }): Promise<"partial" | "complete">;
 }
@@ -210,7 +211,11 @@ export class BlobClient {
           } else if (m.t === "data") {
             let stored: "partial" | "complete";
             try {
-              stored = await store.appendPartial(m.d, m.off, m.bytes, { last: m.off + m.bytes.byteLength === m.size });
+              // A blob that came whole in one message (most files) is stored in one write.
+              if (m.off === 0 && m.bytes.byteLength === m.size) {
+                await store.putVerified(m.d, m.bytes);
+                stored = "complete";
+              } else stored = await store.appendPartial(m.d, m.off, m.bytes, { last: m.off + m.bytes.byteLength === m.size });
             } catch (err) {
               if (err instanceof DigestMismatchError) throw this.#cutOff(requests, new DigestMismatchError(m.d, `the bytes sent by ${peer} do not hash to it`));
               throw err;

@@ -151,6 +151,30 @@ describe("blob store", () => {
     expect(again.has(recent)).toBe(true);
   });
 
+  it("drops a blob damaged on disk when it is read, so it reads as missing", async () => {
+    const { store, dir } = await fresh();
+    const digest = await store.put(randomBytes(4000));
+    writeFileSync(join(dir, digest.slice(0, 2), digest.slice(2)), randomBytes(4000));
+    expect(await store.read(digest)).toBeUndefined();
+    expect(store.has(digest)).toBe(false);
+    expect(await store.missing([digest])).toEqual([digest]);
+    expect(store.usage().bytes).toBe(0);
+    expect(existsSync(join(dir, digest.slice(0, 2), digest.slice(2)))).toBe(false);
+  });
+
+  it("without fsync, still stores and verifies the same way", async () => {
+    const dir = tempDir("cc-blob-store-");
+    cleanups.push(() => dir.remove());
+    const store = await openBlobStore({ dir: dir.path, fsync: false });
+    cleanups.push(() => store.close());
+    const bytes = randomBytes(70_000);
+    const digest = sha256Hex(bytes);
+    await store.appendPartial(digest, 0, bytes.subarray(0, 1000));
+    expect(await store.appendPartial(digest, 1000, bytes.subarray(1000))).toBe("complete");
+    expect(same(await store.read(digest), bytes)).toBe(true);
+    await expect(store.putVerified(sha256Hex(randomBytes(3)), bytes)).rejects.toBeInstanceOf(DigestMismatchError);
+  });
+
   it("removes leftover temporary files at open", async () => {
     const { dir, reopen } = await fresh();
     writeFileSync(join(dir, ".tmp", "leftover"), "x");

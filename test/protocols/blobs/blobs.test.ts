@@ -19,7 +19,8 @@ afterEach(async () => {
 
 async function store(): Promise<BlobStore> {
   const dir = tempDir("cc-blobs-proto-");
-  const s = await openBlobStore({ dir: dir.path });
+  // Without fsync: a few thousand synced files take seconds on a shared CI disk, and syncing is the store's own test's concern.
+  const s = await openBlobStore({ dir: dir.path, fsync: false });
   cleanups.push(() => dir.remove(), () => s.close());
   return s;
 }
@@ -281,12 +282,35 @@ describe("blob protocol", () => {
     expect(errors.map((e) => e.peer).sort()).toEqual([flooder.peerId.toString(), staller.peerId.toString()].sort());
   });
 
-  it("cuts off a peer that stops reading or stalls mid-frame while another peer is served", { timeout: 60_000 }, async () => {
-    const s = await setup({ clients: 3, stallMs: 1_000 });
+  it("refuses transfers beyond a peer's allowance with BUSY, and serves the rest", async () => {
+    const s = await setup();
+    const tree = await makeTree(s.serverStore, mixedBlobs(8, 8));
+    s.trees.set(tree.id, tree);
+    const stream = await s.clients[0]!.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
+    const channel = new FramedChannel<BlobsMessage>({ stream, codec: createBlobsCodec(), peer: s.server.peerId.toString() });
+    cleanups.push(() => channel.close());
+    // Six transfers at once, each asking for all eight large blobs: the allowance is four.
+    for (let rid = 1; rid <= 6; rid++) void channel.send({ t: "get", rid, tree: tree.id, items: tree.digests.map((d) => ({ d, off: 0 })), budget: 8 * 1024 * 1024 });
+    const busy = new Set<number>();
+    const ended = new Set<number>();
+    for await (const m of channel) {
+      if (m.t === "err") {
+        expect(m.code).toBe("BUSY");
+        busy.add(m.rid);
+      }
+      if (m.t === "end") ended.add(m.rid);
+      if (busy.size + ended.size === 6) break;
+    }
+    expect(busy).toEqual(new Set([5, 6]));
+    expect(ended).toEqual(new Set([1, 2, 3, 4]));
+  });
+
+  it("cuts off a peer that stops reading, stalls mid-frame or sends an oversize frame, while another peer is served", { timeout: 60_000 }, async () => {
+    const s = await setup({ clients: 4, stallMs: 1_000 });
     const tree = await makeTree(s.serverStore, mixedBlobs(400, 12));
     s.trees.set(tree.id, tree);
     const peer = s.server.peerId.toString();
-    const [honest, reader, halfFrame] = s.clients as [MeshLibp2p, MeshLibp2p, MeshLibp2p];
+    const [honest, reader, halfFrame, oversize] = s.clients as [MeshLibp2p, MeshLibp2p, MeshLibp2p, MeshLibp2p];
 
     // Asks for every large blob, then never reads: the server's sends back up until its stall time runs out.
     const stuck = await reader.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
@@ -296,12 +320,16 @@ describe("blob protocol", () => {
     // Starts a frame and never finishes it.
     const half = await halfFrame.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
     half.send(Uint8Array.of(0x80, 0x01, 1, 2, 3));
+    // Declares a 16 MiB frame.
+    const big = await oversize.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
+    big.send(Uint8Array.of(0x80, 0x80, 0x80, 0x08));
 
     const mine = await store();
     const served = await s.client(0, 10_000).fetchBlobs(peer, tree.id, tree.digests, mine);
     expect(served.fetched).toBe(400);
-    await eventually(() => s.serverErrors.length >= 2, 10_000, "both stalling peers cut off");
+    await eventually(() => s.serverErrors.length >= 3, 10_000, "the three misbehaving peers cut off");
     const byPeer = new Map(s.serverErrors.map((e) => [e.peer, e.error.message]));
+    expect(byPeer.get(oversize.peerId.toString())).toMatch(/exceeds the limit/);
     expect(byPeer.get(reader.peerId.toString())).toMatch(/did not read for 1000 ms/);
     expect(byPeer.get(halfFrame.peerId.toString())).toMatch(/stalled mid-frame/);
     expect(byPeer.has(honest.peerId.toString())).toBe(false);
