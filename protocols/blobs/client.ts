@@ -173,6 +173,8 @@ export class BlobClient {
     const transfers = this.#options.maxTransfersPerPeer ?? DEFAULT_TRANSFERS_PER_PEER;
     const budget = Math.min(MAX_GET_BUDGET, Math.floor((this.#options.maxBytesInFlightPerPeer ?? DEFAULT_BYTES_IN_FLIGHT_PER_PEER) / transfers));
     let failure: unknown;
+    /** Resumed blobs that did not verify, asked for again from their start. */
+    const retried = new Set<string>();
 
     const one = async (batch: Item[]): Promise<void> => {
       let cursor = 0;
@@ -203,35 +205,55 @@ export class BlobClient {
         return undefined;
       });
       let at = 0;
+      /**
+       * The bytes of the blob arriving now, held until it is complete and then
+       * stored in one write; a prefix left when the exchange ends early goes to
+       * the store's partial blob, for the next fetch to continue from.
+       */
+      let pending: { d: string; from: number; chunks: Uint8Array[]; bytes: number } | undefined;
+      const save = async (last: boolean): Promise<void> => {
+        const held = pending!;
+        pending = undefined;
+        const bytes = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks);
+        try {
+          if (last && held.from === 0) await store.putVerified(held.d, bytes);
+          else await store.appendPartial(held.d, held.from, bytes, { last });
+        } catch (err) {
+          if (!(err instanceof DigestMismatchError)) throw err;
+          if (held.from > 0 && !retried.has(held.d)) {
+            // The prefix came from an earlier transfer, perhaps from another peer: the store dropped it, and the blob is asked for whole once more.
+            retried.add(held.d);
+            at++;
+            queue.push({ d: held.d, off: 0 });
+            return;
+          }
+          throw this.#cutOff(requests, new DigestMismatchError(held.d, `the bytes sent by ${peer} do not hash to it`));
+        }
+        batch[at]!.off = held.from + bytes.byteLength;
+        progress.bytes += bytes.byteLength;
+        result.bytes += bytes.byteLength;
+        if (last) {
+          at++;
+          progress.done++;
+          result.fetched++;
+        }
+        options.onProgress?.({ ...progress });
+      };
       try {
         for await (const m of exchange) {
           if (m.t === "miss") {
             result.unavailable.push(m.d);
             at++;
           } else if (m.t === "data") {
-            let stored: "partial" | "complete";
-            try {
-              // A blob that came whole in one message (most files) is stored in one write.
-              if (m.off === 0 && m.bytes.byteLength === m.size) {
-                await store.putVerified(m.d, m.bytes);
-                stored = "complete";
-              } else stored = await store.appendPartial(m.d, m.off, m.bytes, { last: m.off + m.bytes.byteLength === m.size });
-            } catch (err) {
-              if (err instanceof DigestMismatchError) throw this.#cutOff(requests, new DigestMismatchError(m.d, `the bytes sent by ${peer} do not hash to it`));
-              throw err;
-            }
-            batch[at]!.off = m.off + m.bytes.byteLength;
-            progress.bytes += m.bytes.byteLength;
-            result.bytes += m.bytes.byteLength;
-            if (stored === "complete") {
-              at++;
-              progress.done++;
-              result.fetched++;
-            }
-            options.onProgress?.({ ...progress });
+            pending ??= { d: m.d, from: m.off, chunks: [], bytes: 0 };
+            pending.chunks.push(m.bytes);
+            pending.bytes += m.bytes.byteLength;
+            if (m.off + m.bytes.byteLength === m.size) await save(true);
           }
         }
       } finally {
+        // Kept only from a peer that was not cut off: bytes from one that misbehaved are not worth continuing.
+        if (pending !== undefined && pending.bytes > 0 && exchange.cut === undefined) await save(false).catch(() => undefined);
         // What the peer did not get to (its budget ran out, or the exchange failed) is asked for again.
         queue.unshift(...batch.slice(at));
       }
@@ -310,6 +332,10 @@ export class BlobClient {
       },
     });
     return {
+      /** Why the peer was cut off during this exchange, if it was. */
+      get cut(): Error | undefined {
+        return cut;
+      },
       async *[Symbol.asyncIterator](): AsyncGenerator<BlobsMessage> {
         try {
           for await (const m of exchange) {

@@ -181,6 +181,19 @@ describe("blob protocol", () => {
     expect(readdirSync(`${mine.dir}/.partial`)).toEqual([]);
   });
 
+  it("starts a blob over when the prefix an earlier transfer left does not verify, without blaming the peer", async () => {
+    const s = await setup();
+    const blobs = [randomBytes(200_000), randomBytes(5000)];
+    const tree = await makeTree(s.serverStore, blobs);
+    s.trees.set(tree.id, tree);
+    const mine = await store();
+    await mine.appendPartial(tree.digests[0]!, 0, randomBytes(1000));
+    const result = await s.client().fetchBlobs(s.server.peerId.toString(), tree.id, tree.digests, mine);
+    expect(result).toEqual({ fetched: 2, bytes: tree.bytes, unavailable: [] });
+    expect(await same(mine, tree.digests[0]!, blobs[0]!)).toBe(true);
+    expect(s.peerErrors).toEqual([]);
+  });
+
   it("refuses a tree the peer may not read, and a blob outside the tree named, alike whether held or not", async () => {
     const s = await setup({ authorize: (_peer, tree) => tree !== secretId });
     let secretId = "";
