@@ -182,7 +182,8 @@ export class BlobClient {
       let size = -1;
       let received = 0;
       const exchange = this.#watch(requests, (rid) => requests.channel.send({ t: "get", rid, tree: treeId, items: batch, budget }), options.signal, (m) => {
-        if (m.t === "end") return undefined;
+        // An answer with nothing in it would have this side ask again for ever.
+        if (m.t === "end") return cursor === 0 && received === 0 ? "an empty answer to a request for blobs" : undefined;
         const item = batch[cursor];
         if (item === undefined) return `a ${m.t} message after every blob asked for`;
         if (m.t === "miss") {

@@ -266,10 +266,13 @@ describe("blob protocol", () => {
     for (const d of digests) expect(await mine.partialOffset(d)).toBe(0);
   });
 
-  it("cuts off a server that sends what was not asked, or goes silent mid-transfer", async () => {
-    nodes = await startNodes(3);
+  it("cuts off a server that sends what was not asked, answers with nothing, or goes silent mid-transfer", async () => {
+    nodes = await startNodes(4);
     await connectAll(nodes);
-    const [flooder, staller, asker] = nodes as [MeshLibp2p, MeshLibp2p, MeshLibp2p];
+    const [flooder, staller, idler, asker] = nodes as [MeshLibp2p, MeshLibp2p, MeshLibp2p, MeshLibp2p];
+    await hostileServer(idler, (m, channel) => {
+      if (m.t === "get") void channel.send({ t: "end", rid: m.rid }).catch(() => undefined);
+    });
     await hostileServer(flooder, (m, channel) => {
       if (m.t === "get") void channel.send({ t: "data", rid: m.rid, d: sha256Hex(randomBytes(4)), off: 0, size: 4, bytes: randomBytes(4) }).catch(() => undefined);
     });
@@ -283,16 +286,18 @@ describe("blob protocol", () => {
     const mine = await store();
     const tree = sha256Hex(randomBytes(8));
     const started = Date.now();
-    const [flood, stall] = await Promise.allSettled([
+    const [flood, stall, idle] = await Promise.allSettled([
       client.fetchBlobs(flooder.peerId.toString(), tree, [sha256Hex(randomBytes(9))], mine),
       client.fetchBlobs(staller.peerId.toString(), tree, [sha256Hex(randomBytes(9))], mine),
+      client.fetchBlobs(idler.peerId.toString(), tree, [sha256Hex(randomBytes(9))], mine),
     ]);
+    expect(String((idle as PromiseRejectedResult).reason)).toMatch(/an empty answer/);
     expect(flood.status).toBe("rejected");
     expect(String((flood as PromiseRejectedResult).reason)).toMatch(/was due/);
     expect(stall.status).toBe("rejected");
     expect(String((stall as PromiseRejectedResult).reason)).toMatch(/sent nothing for 500 ms/);
     expect(Date.now() - started).toBeLessThan(5_000);
-    expect(errors.map((e) => e.peer).sort()).toEqual([flooder.peerId.toString(), staller.peerId.toString()].sort());
+    expect(errors.map((e) => e.peer).sort()).toEqual([flooder, staller, idler].map((n) => n.peerId.toString()).sort());
   });
 
   it("refuses transfers beyond a peer's allowance with BUSY, and serves the rest", async () => {
