@@ -1,6 +1,6 @@
 import { createHash, randomBytes, type Hash } from "node:crypto";
 import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat, utimes, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { CoderClawError } from "../contract/errors.js";
 import { openDatabase, type Database } from "../storage/level-database.js";
@@ -47,12 +47,17 @@ export interface BlobStoreOptions {
    * finds (it checks every blob against its digest) and drops.
    */
   fsync?: boolean;
+  /** A partial blob not written to for this long is removed by {@link BlobStore.gc}, ms. Default one day. */
+  partialMaxAgeMs?: number;
 }
 
 /** What {@link BlobStore.gc} removed. */
 export interface GcResult {
+  /** Blobs and trees removed. */
   removed: number;
   freedBytes: number;
+  /** Abandoned partial blobs removed. */
+  partials: number;
 }
 
 /**
@@ -95,7 +100,11 @@ export interface BlobStore extends BlobSource {
   /** Store the manifest `bytes` of tree `treeId` (their SHA-256); throws {@link DigestMismatchError} otherwise. */
   putTree(treeId: string, bytes: Uint8Array): Promise<void>;
   getTree(treeId: string): Promise<Uint8Array | undefined>;
-  /** Remove unpinned blobs and trees, least recently used first, until the store is within its quota. */
+  /**
+   * Remove unpinned blobs and trees, least recently used first, until the
+   * store is within its quota, and partial blobs abandoned for longer than
+   * {@link BlobStoreOptions.partialMaxAgeMs} (they do not count against the quota).
+   */
   gc(): Promise<GcResult>;
   /** Bytes and entries held now (blobs and trees). */
   usage(): { bytes: number; entries: number };
@@ -155,6 +164,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
   const { dir } = options;
   const quotaBytes = options.quotaBytes ?? DEFAULT_BLOB_QUOTA_BYTES;
   const fsync = options.fsync ?? true;
+  const partialMaxAgeMs = options.partialMaxAgeMs ?? 24 * 60 * 60 * 1000;
   const tmpDir = join(dir, ".tmp");
   const partialDir = join(dir, ".partial");
   const treeDir = join(dir, ".trees");
@@ -221,7 +231,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
   };
 
   const evict = async (targetBytes: number): Promise<GcResult> => {
-    const result: GcResult = { removed: 0, freedBytes: 0 };
+    const result: GcResult = { removed: 0, freedBytes: 0, partials: 0 };
     for (const [key, entry] of [...entries]) {
       if (usedBytes <= targetBytes) break;
       if ((refs.get(entry.digest) ?? 0) > 0 || entries.get(key) !== entry) continue;
@@ -516,8 +526,17 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
       return bytes;
     },
 
-    gc() {
-      return evict(quotaBytes);
+    async gc() {
+      const result = await evict(quotaBytes);
+      const before = Date.now() - partialMaxAgeMs;
+      for (const name of await readdir(partialDir)) {
+        if (!DIGEST.test(name) || partials.has(name) || partialLocks.has(name)) continue;
+        const st = await stat(join(partialDir, name)).catch(() => undefined);
+        if (st === undefined || st.mtimeMs >= before) continue;
+        await rm(join(partialDir, name), { force: true });
+        result.partials++;
+      }
+      return result;
     },
 
     usage() {

@@ -133,7 +133,7 @@ describe("blob store", () => {
     await again.unpin("task-3");
     expect(again.refCount(c)).toBe(1);
     const removed = await again.gc();
-    expect(removed.removed).toBe(2);
+    expect(removed).toEqual({ removed: 2, freedBytes: 6000, partials: 0 });
     expect(again.has(c)).toBe(true);
     expect(again.usage().bytes).toBe(3000);
   });
@@ -173,6 +173,21 @@ describe("blob store", () => {
     expect(await store.appendPartial(digest, 1000, bytes.subarray(1000))).toBe("complete");
     expect(same(await store.read(digest), bytes)).toBe(true);
     await expect(store.putVerified(sha256Hex(randomBytes(3)), bytes)).rejects.toBeInstanceOf(DigestMismatchError);
+  });
+
+  it("gc removes partial blobs abandoned for longer than their allowed age, and keeps recent ones", async () => {
+    const { store, dir, reopen } = await fresh();
+    const old = sha256Hex(randomBytes(10));
+    const recent = sha256Hex(randomBytes(10));
+    await store.appendPartial(old, 0, randomBytes(5));
+    await store.appendPartial(recent, 0, randomBytes(5));
+    const again = await reopen();
+    const { utimesSync } = await import("node:fs");
+    const past = new Date(Date.now() - 2 * 24 * 3_600_000);
+    utimesSync(join(dir, ".partial", old), past, past);
+    expect((await again.gc()).partials).toBe(1);
+    expect(await again.partialOffset(old)).toBe(0);
+    expect(await again.partialOffset(recent)).toBe(5);
   });
 
   it("removes leftover temporary files at open", async () => {
