@@ -172,7 +172,7 @@ export class BlobClient {
     const slots = this.#slotsOf(peer);
     const transfers = this.#options.maxTransfersPerPeer ?? DEFAULT_TRANSFERS_PER_PEER;
     const budget = Math.min(MAX_GET_BUDGET, Math.floor((this.#options.maxBytesInFlightPerPeer ?? DEFAULT_BYTES_IN_FLIGHT_PER_PEER) / transfers));
-    let failure: unknown;
+    let failure: Error | undefined;
     /** Resumed blobs that did not verify, asked for again from their start. */
     const retried = new Set<string>();
 
@@ -281,7 +281,7 @@ export class BlobClient {
           if (batch.length > 0) await one(batch);
         } catch (err) {
           if (err instanceof CoderClawError && err.code === "BUSY") await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MS));
-          else failure ??= err;
+          else failure ??= err instanceof Error ? err : new CoderClawError("PROTOCOL", String(err));
         } finally {
           asking--;
           slots.give();
