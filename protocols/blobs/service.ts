@@ -20,6 +20,8 @@ export interface BlobService {
   readonly server: BlobServer;
   /** Frame bytes sent to and received from `peer` by this service. */
   counters(peer: string): ByteCounters;
+  /** Membership changed: the streams of peers that are no longer members are reset. */
+  membersChanged(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -44,10 +46,8 @@ export async function startBlobService(options: BlobServiceOptions): Promise<Blo
         peer,
         frameTimeoutMs: stallMs,
         sendTimeoutMs: stallMs,
-        onClose: (error) => {
-          channels.delete(channel);
-          if (error !== undefined) options.onError?.(peer, error);
-        },
+        // A failure is reported by the server, whose reading of the channel ends with it.
+        onClose: () => channels.delete(channel),
       });
       channels.add(channel);
       void server.serve(channel);
@@ -57,6 +57,11 @@ export async function startBlobService(options: BlobServiceOptions): Promise<Blo
   return {
     server,
     counters: (peer) => counters.of(peer),
+    membersChanged: async () => {
+      for (const channel of [...channels]) {
+        if (!(await options.isMember(channel.peer))) channel.abort(new ChannelClosedError(`${channel.peer} is no longer a member`, { peer: channel.peer }));
+      }
+    },
     stop: async () => {
       await options.libp2p.unhandle(BLOBS_PROTOCOL);
       await Promise.allSettled([...channels].map((c) => c.close()));

@@ -59,7 +59,7 @@ interface Setup {
 }
 
 /** Node 0 serves the blob protocol from a real store; the others ask. */
-async function setup(options: { clients?: number; stallMs?: number; authorize?: (peer: string, tree: string) => boolean } = {}): Promise<Setup> {
+async function setup(options: { clients?: number; stallMs?: number; authorize?: (peer: string, tree: string) => boolean; isMember?: (peer: string) => boolean } = {}): Promise<Setup> {
   nodes = await startNodes(1 + (options.clients ?? 1));
   await connectAll(nodes);
   const [server, ...clients] = nodes as [MeshLibp2p, ...MeshLibp2p[]];
@@ -69,7 +69,7 @@ async function setup(options: { clients?: number; stallMs?: number; authorize?: 
   const peerErrors: Setup["peerErrors"] = [];
   const service = await startBlobService({
     libp2p: server,
-    isMember: () => true,
+    isMember: (peer) => options.isMember?.(peer) ?? true,
     authorize: (peer, tree) => options.authorize?.(peer, tree) ?? true,
     treeBlobs: (tree) => {
       const t = trees.get(tree);
@@ -222,6 +222,23 @@ describe("blob protocol", () => {
     expect((await client.fetchBlobs(peer, open.id, open.digests, mine)).fetched).toBe(5);
   });
 
+  it("serves members only, and resets the stream of a peer that stops being one", async () => {
+    let members = new Set<string>();
+    const s = await setup({ clients: 2, isMember: (peer) => members.has(peer) });
+    const [member, stranger] = s.clients as [MeshLibp2p, MeshLibp2p];
+    members = new Set([member.peerId.toString()]);
+    const tree = await makeTree(s.serverStore, mixedBlobs(3, 0));
+    s.trees.set(tree.id, tree);
+    const peer = s.server.peerId.toString();
+    await expect(s.client(1).fetchTree(peer, tree.id)).rejects.toThrow();
+    const client = s.client(0);
+    expect(Buffer.from(await client.fetchTree(peer, tree.id)).equals(tree.manifest)).toBe(true);
+    members = new Set();
+    await s.service.membersChanged();
+    await expect(client.fetchTree(peer, tree.id)).rejects.toThrow();
+    expect(stranger.peerId.toString()).not.toBe(member.peerId.toString());
+  });
+
   it("reports blobs of a tree the server does not hold as unavailable and fetches the rest", async () => {
     const s = await setup();
     const blobs = mixedBlobs(6, 1);
@@ -345,7 +362,9 @@ describe("blob protocol", () => {
     const mine = await store();
     const served = await s.client(0, 10_000).fetchBlobs(peer, tree.id, tree.digests, mine);
     expect(served.fetched).toBe(400);
-    await eventually(() => s.serverErrors.length >= 3, 10_000, "the three misbehaving peers cut off");
+    const misbehaving = [reader, halfFrame, oversize].map((n) => n.peerId.toString());
+    await eventually(() => misbehaving.every((p) => s.serverErrors.some((e) => e.peer === p)), 10_000, "the three misbehaving peers cut off");
+    expect(s.serverErrors).toHaveLength(3);
     const byPeer = new Map(s.serverErrors.map((e) => [e.peer, e.error.message]));
     expect(byPeer.get(oversize.peerId.toString())).toMatch(/exceeds the limit/);
     expect(byPeer.get(reader.peerId.toString())).toMatch(/did not read for 1000 ms/);
