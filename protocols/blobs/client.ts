@@ -7,12 +7,10 @@ import { FramedChannel } from "../framing/channel.js";
 import { openStream } from "../framing/dial.js";
 import { FrameTimeoutError, FramingError, PeerLimitError } from "../framing/errors.js";
 import { RequestChannel, type RequestShape } from "../framing/request-channel.js";
-import { BLOBS_PROTOCOL, createBlobsCodec, MAX_GET_BUDGET, MAX_ITEMS_PER_GET, type BlobsMessage } from "./messages.js";
-import { DEFAULT_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_TRANSFERS_PER_PEER } from "./server.js";
+import { BLOBS_PROTOCOL, createBlobsCodec, MAX_ITEMS_PER_GET, MAX_WINDOW_BYTES, type BlobsMessage } from "./messages.js";
+import { DEFAULT_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_STALL_MS, DEFAULT_TRANSFERS_PER_PEER } from "./server.js";
 import { PeerByteCounters, type ByteCounters } from "./wire-counters.js";
 
-/** Default time a transfer may go without a message from the peer before the peer is cut off, ms. */
-export const DEFAULT_STALL_MS = 10_000;
 /** How long a transfer the server refused as BUSY waits before asking again, ms. */
 const BUSY_RETRY_MS = 50;
 
@@ -102,7 +100,7 @@ class Slots {
  * The asking side of the blob protocol: one long-lived stream per peer, on
  * which manifests and blobs are fetched and checked against their digests as
  * they stream in. What a peer sends is held to what was asked: data out of
- * order, beyond a blob's end or the request's budget, a blob that does not
+ * order, beyond a blob's end or the credit granted, a blob that does not
  * hash to its digest, or silence while data is owed cut that peer off (its
  * stream is reset and {@link BlobClientOptions.onPeerError} told), and the
  * transfer fails naming the peer. Blobs land in the store through its partial
@@ -171,7 +169,7 @@ export class BlobClient {
     const requests = await this.#channel(peer);
     const slots = this.#slotsOf(peer);
     const transfers = this.#options.maxTransfersPerPeer ?? DEFAULT_TRANSFERS_PER_PEER;
-    const budget = Math.min(MAX_GET_BUDGET, Math.floor((this.#options.maxBytesInFlightPerPeer ?? DEFAULT_BYTES_IN_FLIGHT_PER_PEER) / transfers));
+    const window = Math.min(MAX_WINDOW_BYTES, Math.floor((this.#options.maxBytesInFlightPerPeer ?? DEFAULT_BYTES_IN_FLIGHT_PER_PEER) / transfers));
     let failure: Error | undefined;
     /** Resumed blobs that did not verify, asked for again from their start. */
     const retried = new Set<string>();
@@ -181,30 +179,59 @@ export class BlobClient {
       let pos = batch[0]!.off;
       let size = -1;
       let received = 0;
-      const exchange = this.#watch(requests, (rid) => requests.channel.send({ t: "get", rid, tree: treeId, items: batch, budget }), options.signal, (m) => {
-        // An answer with nothing in it would have this side ask again for ever.
-        if (m.t === "end") return cursor === 0 && received === 0 ? "an empty answer to a request for blobs" : undefined;
-        const item = batch[cursor];
-        if (item === undefined) return `a ${m.t} message after every blob asked for`;
-        if (m.t === "miss") {
-          if (m.d !== item.d || pos !== item.off) return `a miss of ${m.d} where ${item.d} was due`;
-        } else if (m.t === "data") {
-          if (m.d !== item.d) return `data of ${m.d} where ${item.d} was due`;
-          if (m.off !== pos) return `bytes from ${m.off} of ${m.d} where ${pos} was due`;
-          if (size >= 0 && m.size !== size) return `blob ${m.d} announced as ${m.size} bytes, then ${size}`;
-          if (m.size > MAX_BLOB_BYTES || m.off + m.bytes.byteLength > m.size) return `bytes ${m.off}-${m.off + m.bytes.byteLength} of a ${m.size}-byte blob ${m.d}`;
-          if (m.bytes.byteLength === 0 && m.size !== 0) return `an empty data message for ${m.d}`;
-          received += m.bytes.byteLength;
-          if (received > budget) return `${received} bytes in answer to a request for ${budget}`;
-          pos += m.bytes.byteLength;
-          size = m.size;
-          if (pos < size) return undefined;
-        } else return `a ${m.t} message, which only an asker sends`;
-        cursor++;
-        pos = batch[cursor]?.off ?? 0;
-        size = -1;
-        return undefined;
-      });
+      /** Data the peer may send in all: the window, and the credit sent since. */
+      let granted = window;
+      /** Data taken in and not yet granted back as credit. */
+      let taken = 0;
+      let rid = 0;
+      let ended = false;
+      const exchange = this.#watch(
+        requests,
+        (r) => {
+          rid = r;
+          return requests.channel.send({ t: "get", rid, tree: treeId, items: batch, window });
+        },
+        options.signal,
+        (m) => {
+          // An answer with nothing in it would have this side ask again for ever.
+          if (m.t === "end") {
+            ended = true;
+            return cursor === 0 && received === 0 ? "an empty answer to a request for blobs" : undefined;
+          }
+          const item = batch[cursor];
+          if (item === undefined) return `a ${m.t} message after every blob asked for`;
+          if (m.t === "miss") {
+            if (m.d !== item.d || pos !== item.off) return `a miss of ${m.d} where ${item.d} was due`;
+          } else if (m.t === "data") {
+            if (m.d !== item.d) return `data of ${m.d} where ${item.d} was due`;
+            if (m.off !== pos) return `bytes from ${m.off} of ${m.d} where ${pos} was due`;
+            if (size >= 0 && m.size !== size) return `blob ${m.d} announced as ${m.size} bytes, then ${size}`;
+            if (m.size > MAX_BLOB_BYTES || m.off + m.bytes.byteLength > m.size) return `bytes ${m.off}-${m.off + m.bytes.byteLength} of a ${m.size}-byte blob ${m.d}`;
+            if (m.bytes.byteLength === 0 && m.size !== 0) return `an empty data message for ${m.d}`;
+            received += m.bytes.byteLength;
+            if (received > granted) return `${received} bytes where ${granted} were granted`;
+            pos += m.bytes.byteLength;
+            size = m.size;
+            if (pos < size) return undefined;
+          } else return `a ${m.t} message, which only an asker sends`;
+          cursor++;
+          pos = batch[cursor]?.off ?? 0;
+          size = -1;
+          return undefined;
+        },
+      );
+      /**
+       * Credit goes back in quarters of the window as data is taken in (not
+       * once stored: a blob is stored whole, and a window smaller than a blob
+       * must not wait for its end).
+       */
+      const credit = (bytes: number): void => {
+        taken += bytes;
+        if (taken < window / 4 || ended || requests.closed) return;
+        granted += taken;
+        void requests.channel.send({ t: "credit", rid, bytes: taken }).catch(() => undefined);
+        taken = 0;
+      };
       let at = 0;
       /**
        * The bytes of the blob arriving now, held until it is complete and then
@@ -249,17 +276,20 @@ export class BlobClient {
             pending ??= { d: m.d, from: m.off, chunks: [], bytes: 0 };
             pending.chunks.push(m.bytes);
             pending.bytes += m.bytes.byteLength;
+            credit(m.bytes.byteLength);
             if (m.off + m.bytes.byteLength === m.size) await save(true);
           }
         }
       } finally {
         // Kept only from a peer that was not cut off: bytes from one that misbehaved are not worth continuing.
         if (pending !== undefined && pending.bytes > 0 && exchange.cut === undefined) await save(false).catch(() => undefined);
-        // What the peer did not get to (its budget ran out, or the exchange failed) is asked for again.
+        // What the peer did not get to (it ended early, or the exchange failed) is asked for again.
         queue.unshift(...batch.slice(at));
       }
     };
 
+    // Each transfer streams without pause, so batches can be large; two rounds of them keep the transfers busy to the end.
+    const batchSize = Math.min(MAX_ITEMS_PER_GET, Math.max(1, Math.ceil(queue.length / (2 * transfers))));
     /** Batches asked for and not finished: what they do not get comes back to the queue. */
     let asking = 0;
     const wake: Array<() => void> = [];
@@ -275,7 +305,7 @@ export class BlobClient {
           continue;
         }
         await slots.take();
-        const batch = queue.splice(0, Math.min(MAX_ITEMS_PER_GET, Math.max(1, Math.ceil(queue.length / transfers))));
+        const batch = queue.splice(0, batchSize);
         asking++;
         try {
           if (batch.length > 0) await one(batch);
@@ -391,7 +421,7 @@ export class BlobClient {
       peer,
       frameTimeoutMs: this.#stallMs,
       sendTimeoutMs: this.#stallMs,
-      // Room for every transfer's budget: the requests themselves bound what the peer may send.
+      // Room for every transfer's window: the credit granted bounds what the peer may send.
       maxBufferedBytes: (this.#options.maxBytesInFlightPerPeer ?? DEFAULT_BYTES_IN_FLIGHT_PER_PEER) + 1024 * 1024,
     });
     const requests: RequestChannel<BlobsMessage> = new RequestChannel(channel, shape, {

@@ -10,8 +10,8 @@ export const BLOBS_PROTOCOL_VERSION = 1;
 export const BLOB_CHUNK_BYTES = 64 * 1024;
 /** Blobs one `get` names at most. */
 export const MAX_ITEMS_PER_GET = 1024;
-/** Most bytes one `get` may ask to be sent before the server ends it. */
-export const MAX_GET_BUDGET = 16 * 1024 * 1024;
+/** Largest window of one `get`, and largest grant of one `credit`. */
+export const MAX_WINDOW_BYTES = 16 * 1024 * 1024;
 /** A full chunk plus its envelope, or a `get` of {@link MAX_ITEMS_PER_GET} items. */
 export const MAX_BLOBS_MESSAGE_BYTES = 160 * 1024;
 
@@ -25,15 +25,19 @@ export const blobsMessageSchema = z.discriminatedUnion("t", [
   /**
    * Ask for blobs of `tree`, each from its offset (what the asker already holds of it). The
    * server answers in the order asked: for each blob, `data` from `off` to its end or a
-   * `miss`, and stops with `end` once it has sent `budget` bytes of data, or all of them.
+   * `miss`, then `end`. It sends at most `window` bytes of data beyond what the asker has
+   * granted since with `credit`; when no credit comes for a while it may end early, and the
+   * asker asks again for the rest.
    */
   z.strictObject({
     t: z.literal("get"),
     rid,
     tree: digest,
     items: z.array(z.strictObject({ d: digest, off: z.number().int().min(0).max(MAX_BLOB_BYTES) })).min(1).max(MAX_ITEMS_PER_GET),
-    budget: z.number().int().min(1).max(MAX_GET_BUDGET),
+    window: z.number().int().min(1).max(MAX_WINDOW_BYTES),
   }),
+  /** The asker took `bytes` more of the data of `get` `rid`: the server may send that many more. */
+  z.strictObject({ t: z.literal("credit"), rid, bytes: z.number().int().min(1).max(MAX_WINDOW_BYTES) }),
   /** The asker gave up on `rid`. */
   z.strictObject({ t: z.literal("cancel"), rid }),
   /** Bytes `off` to `off + bytes.length` of blob (or manifest) `d`, which is `size` bytes long. */

@@ -13,6 +13,8 @@ type Get = Extract<BlobsMessage, { t: "get" }>;
 export const DEFAULT_TRANSFERS_PER_PEER = 4;
 /** Default bytes sent to one peer and not yet taken by its stream. */
 export const DEFAULT_BYTES_IN_FLIGHT_PER_PEER = 8 * 1024 * 1024;
+/** Default time a peer may go without progress (no message, no reading, no credit) while a transfer is open, ms. */
+export const DEFAULT_STALL_MS = 10_000;
 
 /** Options of {@link createBlobServer}. */
 export interface BlobServerOptions {
@@ -28,6 +30,8 @@ export interface BlobServerOptions {
   maxTransfersPerPeer?: number;
   /** Default {@link DEFAULT_BYTES_IN_FLIGHT_PER_PEER}. */
   maxBytesInFlightPerPeer?: number;
+  /** A transfer whose asker grants no credit for this long ends early (the asker may ask again), ms. Default {@link DEFAULT_STALL_MS}. */
+  creditWaitMs?: number;
   onError?: (peer: string, error: Error) => void;
 }
 
@@ -37,6 +41,53 @@ export interface BlobServer {
   serve(channel: MessageChannel<BlobsMessage>): Promise<void>;
   /** Read blobs from `source` too (a live snapshot), until the returned function is called. */
   addSource(source: BlobSource): () => void;
+}
+
+/** Data a transfer may still send: its window, plus what the asker granted since. */
+class Credit {
+  #bytes: number;
+  #wake: (() => void) | undefined;
+
+  constructor(bytes: number) {
+    this.#bytes = bytes;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  grant(bytes: number): void {
+    this.#bytes += bytes;
+    this.#wake?.();
+  }
+
+  spend(bytes: number): void {
+    this.#bytes -= bytes;
+  }
+
+  /** True once there is credit; false when none came within `ms`, or the transfer ended. */
+  async wait(ms: number, signal: AbortSignal): Promise<boolean> {
+    if (this.#bytes > 0) return true;
+    if (signal.aborted) return false;
+    return new Promise<boolean>((resolve) => {
+      const finish = (granted: boolean): void => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        signal.removeEventListener("abort", onAbort);
+        resolve(granted);
+      };
+      const onAbort = (): void => finish(false);
+      const timer = setTimeout(() => finish(false), ms);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#wake = () => finish(true);
+    });
+  }
+}
+
+/** One open transfer of a channel. */
+interface Transfer {
+  controller: AbortController;
+  credit: Credit;
 }
 
 interface PeerState {
@@ -56,6 +107,7 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
   const sources: BlobSource[] = [...(options.sources ?? [])];
   const maxTransfers = options.maxTransfersPerPeer ?? DEFAULT_TRANSFERS_PER_PEER;
   const maxInFlight = options.maxBytesInFlightPerPeer ?? DEFAULT_BYTES_IN_FLIGHT_PER_PEER;
+  const creditWaitMs = options.creditWaitMs ?? DEFAULT_STALL_MS;
   const peers = new Map<string, PeerState>();
 
   const readVerified = async (digest: string): Promise<Uint8Array | undefined> => {
@@ -73,7 +125,7 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
     if (state === undefined) peers.set(peer, (state = { transfers: 0, window: new ByteWindow(maxInFlight), channels: 0 }));
     const own = state;
     own.channels++;
-    const open = new Map<number, AbortController>();
+    const open = new Map<number, Transfer>();
 
     /** Sends `message` within the peer's window; the stream's own backpressure and send timeout bound the wait. */
     const send = async (message: BlobsMessage, bytes = 0): Promise<void> => {
@@ -112,33 +164,37 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
       }
     };
 
-    const sendBlobs = async (get: Get, signal: AbortSignal): Promise<void> => {
+    /** Sends blobs within the transfer's credit; returns early (the asker asks again for the rest) when credit stops coming. */
+    const sendBlobs = async (get: Get, { controller: { signal }, credit }: Transfer): Promise<void> => {
       await refuseUnlessAllowed(get.tree);
       const members = await options.treeBlobs(get.tree);
       for (const { d } of get.items) {
         // The same answer whether or not the blob is held here, so a refusal reveals nothing.
         if (members === undefined || !members.has(d)) throw new CoderClawError("PERMISSION_DENIED", `${peer} may not read blob ${d} through tree ${get.tree}`);
       }
-      let sent = 0;
       for (const { d, off: from } of get.items) {
-        if (sent >= get.budget) break;
+        if (!(await credit.wait(creditWaitMs, signal))) return;
         const bytes = await readVerified(d);
         if (bytes === undefined) {
           await send({ t: "miss", rid: get.rid, d });
           continue;
         }
         if (from > bytes.byteLength) throw new CoderClawError("INVALID_INPUT", `offset ${from} is beyond the end of blob ${d} (${bytes.byteLength} bytes)`);
-        for (let off = from; off < bytes.byteLength || (off === 0 && bytes.byteLength === 0); ) {
-          const n = Math.min(BLOB_CHUNK_BYTES, bytes.byteLength - off, get.budget - sent);
+        if (bytes.byteLength === 0) {
+          await sendData({ t: "data", rid: get.rid, d, off: 0, size: 0, bytes }, signal);
+          continue;
+        }
+        for (let off = from; off < bytes.byteLength; ) {
+          if (!(await credit.wait(creditWaitMs, signal))) return;
+          const n = Math.min(BLOB_CHUNK_BYTES, bytes.byteLength - off, credit.bytes);
+          credit.spend(n);
           await sendData({ t: "data", rid: get.rid, d, off, size: bytes.byteLength, bytes: bytes.subarray(off, off + n) }, signal);
-          sent += n;
           off += n;
-          if (bytes.byteLength === 0 || sent >= get.budget) break;
         }
       }
     };
 
-    const transfer = (rid: number, run: (signal: AbortSignal) => Promise<void>): void => {
+    const start = (rid: number, window: number, run: (transfer: Transfer) => Promise<void>): void => {
       if (open.has(rid)) {
         channel.abort(new MalformedFrameError(`${peer} reused request id ${rid} while it was open`, { peer }));
         return;
@@ -148,21 +204,22 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
         return;
       }
       own.transfers++;
-      const controller = new AbortController();
-      open.set(rid, controller);
+      const transfer: Transfer = { controller: new AbortController(), credit: new Credit(window) };
+      const { signal } = transfer.controller;
+      open.set(rid, transfer);
       const done = (): void => {
-        if (open.get(rid) !== controller) return;
+        if (open.get(rid) !== transfer) return;
         open.delete(rid);
         own.transfers--;
       };
-      run(controller.signal).then(
+      run(transfer).then(
         async () => {
           done();
-          if (!controller.signal.aborted) await send({ t: "end", rid });
+          if (!signal.aborted) await send({ t: "end", rid });
         },
         async (err: unknown) => {
           done();
-          if (!controller.signal.aborted && !channel.closed) await send({ t: "err", rid, ...errorToWire(err) });
+          if (!signal.aborted && !channel.closed) await send({ t: "err", rid, ...errorToWire(err) });
         },
       ).catch(() => undefined);
     };
@@ -171,17 +228,22 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
       for await (const message of channel) {
         switch (message.t) {
           case "tree":
-            transfer(message.rid, (signal) => sendTree(message.rid, message.tree, signal));
+            // A manifest is held whole by the asker anyway: it goes without credit, within the peer's window.
+            start(message.rid, Infinity, (transfer) => sendTree(message.rid, message.tree, transfer.controller.signal));
             break;
           case "get":
-            transfer(message.rid, (signal) => sendBlobs(message, signal));
+            start(message.rid, message.window, (transfer) => sendBlobs(message, transfer));
+            break;
+          case "credit":
+            // Credit for a transfer that has just ended is late, not wrong.
+            open.get(message.rid)?.credit.grant(message.bytes);
             break;
           case "cancel": {
-            const controller = open.get(message.rid);
-            if (controller === undefined) break;
+            const transfer = open.get(message.rid);
+            if (transfer === undefined) break;
             open.delete(message.rid);
             own.transfers--;
-            controller.abort();
+            transfer.controller.abort();
             break;
           }
           default:
@@ -191,7 +253,7 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
     } catch (err) {
       options.onError?.(peer, err as Error);
     } finally {
-      for (const controller of open.values()) controller.abort();
+      for (const transfer of open.values()) transfer.controller.abort();
       own.transfers -= open.size;
       open.clear();
       if (--own.channels === 0 && peers.get(peer) === own) peers.delete(peer);

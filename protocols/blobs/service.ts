@@ -1,9 +1,8 @@
 import type { Libp2p } from "@libp2p/interface";
 import { FramedChannel } from "../framing/channel.js";
 import { ChannelClosedError } from "../framing/errors.js";
-import { DEFAULT_STALL_MS } from "./client.js";
 import { BLOBS_PROTOCOL, createBlobsCodec, type BlobsMessage } from "./messages.js";
-import { createBlobServer, type BlobServer, type BlobServerOptions } from "./server.js";
+import { createBlobServer, DEFAULT_STALL_MS, type BlobServer, type BlobServerOptions } from "./server.js";
 import { PeerByteCounters, type ByteCounters } from "./wire-counters.js";
 
 /** Options of {@link startBlobService}. */

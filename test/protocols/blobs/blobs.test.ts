@@ -59,7 +59,7 @@ interface Setup {
 }
 
 /** Node 0 serves the blob protocol from a real store; the others ask. */
-async function setup(options: { clients?: number; stallMs?: number; authorize?: (peer: string, tree: string) => boolean; isMember?: (peer: string) => boolean } = {}): Promise<Setup> {
+async function setup(options: { clients?: number; stallMs?: number; creditWaitMs?: number; authorize?: (peer: string, tree: string) => boolean; isMember?: (peer: string) => boolean } = {}): Promise<Setup> {
   nodes = await startNodes(1 + (options.clients ?? 1));
   await connectAll(nodes);
   const [server, ...clients] = nodes as [MeshLibp2p, ...MeshLibp2p[]];
@@ -78,6 +78,7 @@ async function setup(options: { clients?: number; stallMs?: number; authorize?: 
     tree: (tree) => serverStore.getTree(tree),
     sources: [serverStore],
     ...(options.stallMs !== undefined && { stallMs: options.stallMs }),
+    ...(options.creditWaitMs !== undefined && { creditWaitMs: options.creditWaitMs }),
     onError: (peer, error) => serverErrors.push({ peer, error }),
   });
   cleanups.push(() => service.stop());
@@ -146,11 +147,13 @@ describe("blob protocol", () => {
 
   it("resumes a transfer cut off mid-stream without sending again what was stored", { timeout: 60_000 }, async () => {
     const s = await setup();
-    // Sizes that do not divide a request's budget, so requests end inside blobs as well as between them.
+    // Sizes that are not whole chunks, so the cut lands inside blobs.
     const blobs = Array.from({ length: 12 }, (_, i) => randomBytes(1024 * 1024 - 4099 * (i + 1)));
     const tree = await makeTree(s.serverStore, blobs);
     s.trees.set(tree.id, tree);
-    const client = s.client();
+    // A small window: data comes only as credit goes back, so the cut finds every transfer inside a blob.
+    const client = new BlobClient({ libp2p: s.clients[0]!, maxBytesInFlightPerPeer: 1024 * 1024 });
+    cleanups.push(() => client.close());
     const mine = await store();
     const peer = s.server.peerId.toString();
     let stored = 0;
@@ -317,6 +320,57 @@ describe("blob protocol", () => {
     expect(errors.map((e) => e.peer).sort()).toEqual([flooder, staller, idler].map((n) => n.peerId.toString()).sort());
   });
 
+  it("sends no more than the window and the credit granted, and ends a transfer whose asker stops granting", async () => {
+    const s = await setup({ creditWaitMs: 300 });
+    const tree = await makeTree(s.serverStore, mixedBlobs(3, 3));
+    s.trees.set(tree.id, tree);
+    const stream = await s.clients[0]!.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
+    const channel = new FramedChannel<BlobsMessage>({ stream, codec: createBlobsCodec(), peer: s.server.peerId.toString() });
+    cleanups.push(() => channel.close());
+    let data = 0;
+    let ended = false;
+    void (async () => {
+      for await (const m of channel) {
+        if (m.t === "data") data += m.bytes.byteLength;
+        if (m.t === "end") ended = true;
+      }
+    })().catch(() => undefined);
+    await channel.send({ t: "get", rid: 1, tree: tree.id, items: tree.digests.map((d) => ({ d, off: 0 })), window: 100_000 });
+    await eventually(() => data === 100_000, 5_000, "the window's worth of data");
+    await channel.send({ t: "credit", rid: 1, bytes: 50_000 });
+    await eventually(() => data === 150_000, 5_000, "the credit's worth of data");
+    await eventually(() => ended, 5_000, "the transfer to end for want of credit");
+    expect(data).toBe(150_000);
+  });
+
+  it("cuts off a server that sends more than the credit granted while this side is busy storing", async () => {
+    nodes = await startNodes(2);
+    await connectAll(nodes);
+    const [server, asker] = nodes as [MeshLibp2p, MeshLibp2p];
+    const first = randomBytes(BLOB_CHUNK_BYTES);
+    const second = randomBytes(1024 * 1024);
+    const third = randomBytes(10);
+    const byDigest = new Map([first, second, third].map((b) => [sha256Hex(b), b]));
+    // Sends every blob asked for at once, whatever the window.
+    await hostileServer(server, (m, channel) => {
+      if (m.t !== "get") return;
+      for (const { d } of m.items) {
+        const bytes = byDigest.get(d)!;
+        for (let off = 0; off < bytes.byteLength; off += BLOB_CHUNK_BYTES) void channel.send({ t: "data", rid: m.rid, d, off, size: bytes.byteLength, bytes: bytes.subarray(off, off + BLOB_CHUNK_BYTES) }).catch(() => undefined);
+      }
+    });
+    const mine = await store();
+    // A sink as slow as a loaded disk: it takes its time to store the first blob, while the second floods in.
+    const slow = { ...mine, missing: (d: Iterable<string>) => mine.missing(d), partialOffset: (d: string) => mine.partialOffset(d), appendPartial: mine.appendPartial.bind(mine), putVerified: async (d: string, b: Uint8Array) => { await new Promise((r) => setTimeout(r, 300)); await mine.putVerified(d, b); } };
+    const errors: string[] = [];
+    // One transfer with a 128 KiB window, whose first request names the first two blobs.
+    const client = new BlobClient({ libp2p: asker, maxTransfersPerPeer: 1, maxBytesInFlightPerPeer: 128 * 1024, onPeerError: (peer) => errors.push(peer) });
+    cleanups.push(() => client.close());
+    const err = await client.fetchBlobs(server.peerId.toString(), sha256Hex(randomBytes(8)), [...byDigest.keys()], slow).catch((e: unknown) => e);
+    expect(String(err)).toMatch(/were granted/);
+    expect(errors).toEqual([server.peerId.toString()]);
+  });
+
   it("refuses transfers beyond a peer's allowance with BUSY, and serves the rest", async () => {
     const s = await setup();
     const tree = await makeTree(s.serverStore, mixedBlobs(8, 8));
@@ -325,7 +379,7 @@ describe("blob protocol", () => {
     const channel = new FramedChannel<BlobsMessage>({ stream, codec: createBlobsCodec(), peer: s.server.peerId.toString() });
     cleanups.push(() => channel.close());
     // Six transfers at once, each asking for all eight large blobs: the allowance is four.
-    for (let rid = 1; rid <= 6; rid++) void channel.send({ t: "get", rid, tree: tree.id, items: tree.digests.map((d) => ({ d, off: 0 })), budget: 8 * 1024 * 1024 });
+    for (let rid = 1; rid <= 6; rid++) void channel.send({ t: "get", rid, tree: tree.id, items: tree.digests.map((d) => ({ d, off: 0 })), window: 8 * 1024 * 1024 });
     const busy = new Set<number>();
     const ended = new Set<number>();
     for await (const m of channel) {
@@ -351,7 +405,7 @@ describe("blob protocol", () => {
     const stuck = await reader.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
     stuck.pause();
     const codec = createBlobsCodec();
-    stuck.send(encodeFrame(codec.encode({ t: "get", rid: 1, tree: tree.id, items: tree.digests.slice(0, 12).map((d) => ({ d, off: 0 })), budget: 12 * 1024 * 1024 }), codec.maxMessageBytes));
+    stuck.send(encodeFrame(codec.encode({ t: "get", rid: 1, tree: tree.id, items: tree.digests.slice(0, 12).map((d) => ({ d, off: 0 })), window: 12 * 1024 * 1024 }), codec.maxMessageBytes));
     // Starts a frame and never finishes it.
     const half = await halfFrame.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
     half.send(Uint8Array.of(0x80, 0x01, 1, 2, 3));
