@@ -75,7 +75,7 @@ interface Item {
   off: number;
 }
 
-/** Turns at a time: a counting semaphore. */
+/** Transfers open at once to one peer: a counting semaphore. */
 class Slots {
   #free: number;
   readonly #waiters: Array<() => void> = [];

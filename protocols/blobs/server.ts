@@ -127,15 +127,7 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
     own.channels++;
     const open = new Map<number, Transfer>();
 
-    /** Sends `message` within the peer's window; the stream's own backpressure and send timeout bound the wait. */
-    const send = async (message: BlobsMessage, bytes = 0): Promise<void> => {
-      await own.window.take(bytes);
-      try {
-        await channel.send(message);
-      } finally {
-        own.window.give(bytes);
-      }
-    };
+    const send = (message: BlobsMessage): Promise<void> => channel.send(message);
     /** Data goes out without waiting for the stream to take it, so chunks flow back to back within the window. */
     const sendData = async (message: Extract<BlobsMessage, { t: "data" }>, signal: AbortSignal): Promise<void> => {
       const bytes = message.bytes.byteLength;
