@@ -492,13 +492,14 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
         digests.map((digest) => ({ type: "del" as const, key: pinKey(holder, digest) })),
         { sync: true },
       );
-      if (holders.get(holder) !== set) return;
-      holders.delete(holder);
-      for (const digest of set) {
+      // Only what was deleted: a pin of this holder made meanwhile stays, on disk and here.
+      for (const digest of digests) {
+        if (!set.delete(digest)) continue;
         const n = (refs.get(digest) ?? 1) - 1;
         if (n === 0) refs.delete(digest);
         else refs.set(digest, n);
       }
+      if (set.size === 0 && holders.get(holder) === set) holders.delete(holder);
     },
 
     pinnedBy(holder) {

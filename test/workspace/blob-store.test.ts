@@ -138,6 +138,20 @@ describe("blob store", () => {
     expect(again.usage().bytes).toBe(3000);
   });
 
+  it("a pin made while the same holder is being unpinned survives, here and after a reopen", async () => {
+    const { store, reopen } = await fresh();
+    const a = sha256Hex(randomBytes(8));
+    const b = sha256Hex(randomBytes(8));
+    await store.pin("task", [a]);
+    const unpinning = store.unpin("task");
+    const pinning = store.pin("task", [b]);
+    await Promise.all([unpinning, pinning]);
+    expect([...store.pinnedBy("task")]).toEqual([b]);
+    expect([store.refCount(a), store.refCount(b)]).toEqual([0, 1]);
+    const again = await reopen();
+    expect([...again.pinnedBy("task")]).toEqual([b]);
+  });
+
   it("least recently used order comes from the files' mtimes after a reopen", async () => {
     const { store, dir, reopen } = await fresh(6000);
     const old = await store.put(randomBytes(3000));
