@@ -208,6 +208,13 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     refs.set(digest, (refs.get(digest) ?? 0) + 1);
   }
 
+  /** Pin batches, one after another: LevelDB may apply two batches in flight in either order, and a pin and an unpin of one key must land as called. */
+  let pinWrites: Promise<unknown> = Promise.resolve();
+  const inOrder = (write: () => Promise<void>): Promise<void> => {
+    const done = pinWrites.then(write, write);
+    pinWrites = done.catch(() => undefined);
+    return done;
+  };
   /** Writes in progress by digest: a second write of the same bytes waits for the first. */
   const writing = new Map<string, Promise<void>>();
   const partials = new Map<string, OpenPartial>();
@@ -466,9 +473,11 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
         refs.set(digest, (refs.get(digest) ?? 0) + 1);
       }
       try {
-        await db.batch(
-          added.map((digest) => ({ type: "put" as const, key: pinKey(holder, digest), value: new Uint8Array(0) })),
-          { sync: true },
+        await inOrder(() =>
+          db.batch(
+            added.map((digest) => ({ type: "put" as const, key: pinKey(holder, digest), value: new Uint8Array(0) })),
+            { sync: true },
+          ),
         );
       } catch (err) {
         for (const digest of added) {
@@ -486,20 +495,32 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
       checkHolder(holder);
       const set = holders.get(holder);
       if (set === undefined) return;
+      // Forgotten at once, so a pin of this holder made meanwhile is written anew (after this batch: they land in order).
+      // A gc meanwhile may drop these blobs before the deletion is durable; after a crash the pins are back and the blobs read as missing.
+      holders.delete(holder);
       const digests = [...set];
-      // Counted down only once durable: a crash before then keeps the pins, and gc must not run ahead of the record.
-      await db.batch(
-        digests.map((digest) => ({ type: "del" as const, key: pinKey(holder, digest) })),
-        { sync: true },
-      );
-      // Only what was deleted: a pin of this holder made meanwhile stays, on disk and here.
       for (const digest of digests) {
-        if (!set.delete(digest)) continue;
         const n = (refs.get(digest) ?? 1) - 1;
         if (n === 0) refs.delete(digest);
         else refs.set(digest, n);
       }
-      if (set.size === 0 && holders.get(holder) === set) holders.delete(holder);
+      try {
+        await inOrder(() =>
+          db.batch(
+            digests.map((digest) => ({ type: "del" as const, key: pinKey(holder, digest) })),
+            { sync: true },
+          ),
+        );
+      } catch (err) {
+        let now = holders.get(holder);
+        if (now === undefined) holders.set(holder, (now = new Set()));
+        for (const digest of digests) {
+          if (now.has(digest)) continue;
+          now.add(digest);
+          refs.set(digest, (refs.get(digest) ?? 0) + 1);
+        }
+        throw err;
+      }
     },
 
     pinnedBy(holder) {
@@ -547,6 +568,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     async close() {
       await Promise.allSettled([...writing.values()]);
       await Promise.allSettled([...partialLocks.values()]);
+      await pinWrites;
       for (const digest of [...partials.keys()]) {
         const partial = partials.get(digest);
         partials.delete(digest);
