@@ -327,8 +327,10 @@ export class FramedChannel<T> implements MessageChannel<T> {
     this.#allowance = this.#perTurn;
     while (this.#waiters.length > 0 && this.#queue.length > 0 && this.#spend()) {
       const next = this.#queue.shift()!;
+      // Taken before the stream resumes: resuming can deliver buffered data at once, which must not reach this reader first.
+      const waiter = this.#waiters.shift()!;
       this.#consumed(next.bytes);
-      this.#waiters.shift()!.resolve(next.message);
+      waiter.resolve(next.message);
     }
     // Readers that waited behind held messages of a channel that has since ended cleanly.
     if (this.#ended && this.#queue.length === 0) {

@@ -21,7 +21,8 @@ export type ErrorCode =
   | "UNAVAILABLE"
   | "EXECUTION_FAILED"
   | "CONFIG"
-  | "BUSY";
+  | "BUSY"
+  | "QUOTA";
 
 /** Base of every error this package throws on purpose. */
 export class CoderClawError extends Error {

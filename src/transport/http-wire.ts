@@ -235,6 +235,7 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   CONFIG: 500,
   SHUTTING_DOWN: 503,
   BUSY: 503,
+  QUOTA: 507,
   STORAGE_LOCKED: 503,
   UNAVAILABLE: 503,
   EXECUTION_FAILED: 502,

@@ -1,0 +1,64 @@
+import { z } from "zod";
+import { MAX_BLOB_BYTES, MAX_TREE_BYTES } from "../../src/workspace/blob-store.js";
+import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/codec.js";
+
+/** Blob exchange: members fetch a tree's manifest and the blobs it names from a member that holds them. */
+export const BLOBS_PROTOCOL = "/coderclaw/blobs/1.0.0";
+/** Wire version inside every blob-protocol envelope. */
+export const BLOBS_PROTOCOL_VERSION = 1;
+/** Bytes of a blob or manifest one `data` message carries at most. */
+export const BLOB_CHUNK_BYTES = 64 * 1024;
+/** Blobs one `get` names at most. */
+export const MAX_ITEMS_PER_GET = 1024;
+/** Largest window of one `get`, and largest grant of one `credit`. */
+export const MAX_WINDOW_BYTES = 16 * 1024 * 1024;
+/** A full chunk plus its envelope, or a `get` of {@link MAX_ITEMS_PER_GET} items. */
+export const MAX_BLOBS_MESSAGE_BYTES = 160 * 1024;
+
+const rid = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+const digest = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex characters");
+
+/** Every message of the blob protocol, both directions; `rid` pairs answers with requests on the shared stream. */
+export const blobsMessageSchema = z.discriminatedUnion("t", [
+  /** Ask for the manifest of `tree`: answered by `data` messages (d = the tree id) up to its size, then `end`. */
+  z.strictObject({ t: z.literal("tree"), rid, tree: digest }),
+  /**
+   * Ask for blobs of `tree`, each from its offset (what the asker already holds of it). The
+   * server answers in the order asked: for each blob, `data` from `off` to its end or a
+   * `miss`, then `end`. It sends at most `window` bytes of data beyond what the asker has
+   * granted since with `credit`; when no credit comes for a while it may end early, and the
+   * asker asks again for the rest.
+   */
+  z.strictObject({
+    t: z.literal("get"),
+    rid,
+    tree: digest,
+    items: z.array(z.strictObject({ d: digest, off: z.number().int().min(0).max(MAX_BLOB_BYTES) })).min(1).max(MAX_ITEMS_PER_GET),
+    window: z.number().int().min(1).max(MAX_WINDOW_BYTES),
+  }),
+  /** The asker took `bytes` more of the data of `get` `rid`: the server may send that many more. */
+  z.strictObject({ t: z.literal("credit"), rid, bytes: z.number().int().min(1).max(MAX_WINDOW_BYTES) }),
+  /** The asker gave up on `rid`. */
+  z.strictObject({ t: z.literal("cancel"), rid }),
+  /** Bytes `off` to `off + bytes.length` of blob (or manifest) `d`, which is `size` bytes long. */
+  z.strictObject({
+    t: z.literal("data"),
+    rid,
+    d: digest,
+    off: z.number().int().min(0).max(MAX_TREE_BYTES),
+    size: z.number().int().min(0).max(MAX_TREE_BYTES),
+    bytes: bytesSchema.refine((b) => b.byteLength <= BLOB_CHUNK_BYTES, `a data message carries at most ${BLOB_CHUNK_BYTES} bytes`),
+  }),
+  /** The server holds no valid copy of blob `d` (asked for as part of a tree the asker may read). */
+  z.strictObject({ t: z.literal("miss"), rid, d: digest }),
+  z.strictObject({ t: z.literal("end"), rid }),
+  z.strictObject({ t: z.literal("err"), rid, code: z.string().max(64), message: z.string().max(4096) }),
+]);
+
+/** See {@link blobsMessageSchema}. */
+export type BlobsMessage = z.infer<typeof blobsMessageSchema>;
+
+/** The strict codec of the blob protocol. */
+export function createBlobsCodec(): MessageCodec<BlobsMessage> {
+  return createMessageCodec({ version: BLOBS_PROTOCOL_VERSION, schema: blobsMessageSchema, maxMessageBytes: MAX_BLOBS_MESSAGE_BYTES });
+}

@@ -1,0 +1,265 @@
+import { CoderClawError } from "../../src/contract/errors.js";
+import { errorToWire } from "../../src/transport/error-wire.js";
+import type { BlobSource } from "../../src/workspace/blob-source.js";
+import { sha256Hex } from "../../src/workspace/blob-store.js";
+import { MalformedFrameError } from "../framing/errors.js";
+import type { MessageChannel } from "../framing/message-channel.js";
+import { ByteWindow } from "./byte-window.js";
+import { BLOB_CHUNK_BYTES, type BlobsMessage } from "./messages.js";
+
+type Get = Extract<BlobsMessage, { t: "get" }>;
+
+/** Default transfers (`get` or `tree` requests) one peer may have open at once. */
+export const DEFAULT_TRANSFERS_PER_PEER = 4;
+/** Default bytes sent to one peer and not yet taken by its stream. */
+export const DEFAULT_BYTES_IN_FLIGHT_PER_PEER = 8 * 1024 * 1024;
+/** Default time a peer may go without progress (no message, no reading, no credit) while a transfer is open, ms. */
+export const DEFAULT_STALL_MS = 10_000;
+
+/** Options of {@link createBlobServer}. */
+export interface BlobServerOptions {
+  /** Whether `peer` may read tree `treeId` (its manifest and its blobs). */
+  authorize(peer: string, treeId: string): boolean | Promise<boolean>;
+  /** The digests tree `treeId` names, or undefined when it is not known here. */
+  treeBlobs(treeId: string): ReadonlySet<string> | undefined | Promise<ReadonlySet<string> | undefined>;
+  /** The manifest bytes of `treeId`, when held. */
+  tree(treeId: string): Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /** Sources blobs are read from, in order; more can be added with {@link BlobServer.addSource}. */
+  sources?: readonly BlobSource[];
+  /** Default {@link DEFAULT_TRANSFERS_PER_PEER}; more are refused with BUSY. */
+  maxTransfersPerPeer?: number;
+  /** Default {@link DEFAULT_BYTES_IN_FLIGHT_PER_PEER}. */
+  maxBytesInFlightPerPeer?: number;
+  /** A transfer whose asker grants no credit for this long ends early (the asker may ask again), ms. Default {@link DEFAULT_STALL_MS}. */
+  creditWaitMs?: number;
+  onError?: (peer: string, error: Error) => void;
+}
+
+/** The serving side of the blob protocol. */
+export interface BlobServer {
+  /** Serve one peer's channel until it ends. */
+  serve(channel: MessageChannel<BlobsMessage>): Promise<void>;
+  /** Read blobs from `source` too (a live snapshot), until the returned function is called. */
+  addSource(source: BlobSource): () => void;
+}
+
+/** Data a transfer may still send: its window, plus what the asker granted since. */
+class Credit {
+  #bytes: number;
+  #wake: (() => void) | undefined;
+
+  constructor(bytes: number) {
+    this.#bytes = bytes;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  grant(bytes: number): void {
+    this.#bytes += bytes;
+    this.#wake?.();
+  }
+
+  spend(bytes: number): void {
+    this.#bytes -= bytes;
+  }
+
+  /** True once there is credit; false when none came within `ms`, or the transfer ended. */
+  async wait(ms: number, signal: AbortSignal): Promise<boolean> {
+    if (this.#bytes > 0) return true;
+    if (signal.aborted) return false;
+    return new Promise<boolean>((resolve) => {
+      const finish = (granted: boolean): void => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        signal.removeEventListener("abort", onAbort);
+        resolve(granted);
+      };
+      const onAbort = (): void => finish(false);
+      const timer = setTimeout(() => finish(false), ms);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#wake = () => finish(true);
+    });
+  }
+}
+
+/** One open transfer of a channel. */
+interface Transfer {
+  controller: AbortController;
+  credit: Credit;
+}
+
+interface PeerState {
+  transfers: number;
+  window: ByteWindow;
+  channels: number;
+}
+
+/**
+ * Serves manifests and blobs to peers authorised for the tree they name. A
+ * blob is sent only when it belongs to that tree, and a refusal reads the same
+ * whether or not this node holds the blob. Each blob is checked against its
+ * digest before it leaves: a source whose file changed since it was
+ * snapshotted is skipped rather than sent as corrupt bytes.
+ */
+export function createBlobServer(options: BlobServerOptions): BlobServer {
+  const sources: BlobSource[] = [...(options.sources ?? [])];
+  const maxTransfers = options.maxTransfersPerPeer ?? DEFAULT_TRANSFERS_PER_PEER;
+  const maxInFlight = options.maxBytesInFlightPerPeer ?? DEFAULT_BYTES_IN_FLIGHT_PER_PEER;
+  const creditWaitMs = options.creditWaitMs ?? DEFAULT_STALL_MS;
+  const peers = new Map<string, PeerState>();
+
+  const readVerified = async (digest: string): Promise<Uint8Array | undefined> => {
+    for (const source of sources) {
+      if (!(await source.has(digest))) continue;
+      const bytes = await source.read(digest);
+      if (bytes !== undefined && sha256Hex(bytes) === digest) return bytes;
+    }
+    return undefined;
+  };
+
+  const serve = async (channel: MessageChannel<BlobsMessage>): Promise<void> => {
+    const peer = channel.peer;
+    let state = peers.get(peer);
+    if (state === undefined) peers.set(peer, (state = { transfers: 0, window: new ByteWindow(maxInFlight), channels: 0 }));
+    const own = state;
+    own.channels++;
+    const open = new Map<number, Transfer>();
+
+    const send = (message: BlobsMessage): Promise<void> => channel.send(message);
+    /** Data goes out without waiting for the stream to take it, so chunks flow back to back within the window. */
+    const sendData = async (message: Extract<BlobsMessage, { t: "data" }>, signal: AbortSignal): Promise<void> => {
+      const bytes = message.bytes.byteLength;
+      await own.window.take(bytes);
+      if (signal.aborted || channel.closed) {
+        own.window.give(bytes);
+        throw new CoderClawError("CANCELLED", "transfer ended");
+      }
+      channel.send(message).then(
+        () => own.window.give(bytes),
+        () => own.window.give(bytes),
+      );
+    };
+
+    const refuseUnlessAllowed = async (treeId: string): Promise<void> => {
+      if (!(await options.authorize(peer, treeId))) throw new CoderClawError("PERMISSION_DENIED", `${peer} may not read tree ${treeId}`);
+    };
+
+    const sendTree = async (rid: number, treeId: string, signal: AbortSignal): Promise<void> => {
+      await refuseUnlessAllowed(treeId);
+      const bytes = await options.tree(treeId);
+      if (bytes === undefined) throw new CoderClawError("NOT_FOUND", `tree ${treeId} is not held here`);
+      for (let off = 0; off < bytes.byteLength || off === 0; off += BLOB_CHUNK_BYTES) {
+        await sendData({ t: "data", rid, d: treeId, off, size: bytes.byteLength, bytes: bytes.subarray(off, off + BLOB_CHUNK_BYTES) }, signal);
+        if (bytes.byteLength === 0) break;
+      }
+    };
+
+    /** Sends blobs within the transfer's credit; returns early (the asker asks again for the rest) when credit stops coming. */
+    const sendBlobs = async (get: Get, { controller: { signal }, credit }: Transfer): Promise<void> => {
+      await refuseUnlessAllowed(get.tree);
+      const members = await options.treeBlobs(get.tree);
+      for (const { d } of get.items) {
+        // The same answer whether or not the blob is held here, so a refusal reveals nothing.
+        if (members === undefined || !members.has(d)) throw new CoderClawError("PERMISSION_DENIED", `${peer} may not read blob ${d} through tree ${get.tree}`);
+      }
+      for (const { d, off: from } of get.items) {
+        if (!(await credit.wait(creditWaitMs, signal))) return;
+        const bytes = await readVerified(d);
+        if (bytes === undefined) {
+          await send({ t: "miss", rid: get.rid, d });
+          continue;
+        }
+        if (from > bytes.byteLength) throw new CoderClawError("INVALID_INPUT", `offset ${from} is beyond the end of blob ${d} (${bytes.byteLength} bytes)`);
+        if (bytes.byteLength === 0) {
+          await sendData({ t: "data", rid: get.rid, d, off: 0, size: 0, bytes }, signal);
+          continue;
+        }
+        for (let off = from; off < bytes.byteLength; ) {
+          if (!(await credit.wait(creditWaitMs, signal))) return;
+          const n = Math.min(BLOB_CHUNK_BYTES, bytes.byteLength - off, credit.bytes);
+          credit.spend(n);
+          await sendData({ t: "data", rid: get.rid, d, off, size: bytes.byteLength, bytes: bytes.subarray(off, off + n) }, signal);
+          off += n;
+        }
+      }
+    };
+
+    const start = (rid: number, window: number, run: (transfer: Transfer) => Promise<void>): void => {
+      if (open.has(rid)) {
+        channel.abort(new MalformedFrameError(`${peer} reused request id ${rid} while it was open`, { peer }));
+        return;
+      }
+      if (own.transfers >= maxTransfers) {
+        void send({ t: "err", rid, code: "BUSY", message: `${peer} already has ${maxTransfers} transfers open` }).catch(() => undefined);
+        return;
+      }
+      own.transfers++;
+      const transfer: Transfer = { controller: new AbortController(), credit: new Credit(window) };
+      const { signal } = transfer.controller;
+      open.set(rid, transfer);
+      const done = (): void => {
+        if (open.get(rid) !== transfer) return;
+        open.delete(rid);
+        own.transfers--;
+      };
+      run(transfer).then(
+        async () => {
+          done();
+          if (!signal.aborted) await send({ t: "end", rid });
+        },
+        async (err: unknown) => {
+          done();
+          if (!signal.aborted && !channel.closed) await send({ t: "err", rid, ...errorToWire(err) });
+        },
+      ).catch(() => undefined);
+    };
+
+    try {
+      for await (const message of channel) {
+        switch (message.t) {
+          case "tree":
+            // A manifest is held whole by the asker anyway: it goes without credit, within the peer's window.
+            start(message.rid, Infinity, (transfer) => sendTree(message.rid, message.tree, transfer.controller.signal));
+            break;
+          case "get":
+            start(message.rid, message.window, (transfer) => sendBlobs(message, transfer));
+            break;
+          case "credit":
+            // Credit for a transfer that has just ended is late, not wrong.
+            open.get(message.rid)?.credit.grant(message.bytes);
+            break;
+          case "cancel": {
+            const transfer = open.get(message.rid);
+            if (transfer === undefined) break;
+            open.delete(message.rid);
+            own.transfers--;
+            transfer.controller.abort();
+            break;
+          }
+          default:
+            channel.abort(new MalformedFrameError(`${peer} sent a ${message.t} message, which only a server sends`, { peer }));
+        }
+      }
+    } catch (err) {
+      options.onError?.(peer, err as Error);
+    } finally {
+      for (const transfer of open.values()) transfer.controller.abort();
+      own.transfers -= open.size;
+      open.clear();
+      if (--own.channels === 0 && peers.get(peer) === own) peers.delete(peer);
+    }
+  };
+
+  return {
+    serve,
+    addSource(source) {
+      sources.push(source);
+      return () => {
+        const i = sources.indexOf(source);
+        if (i >= 0) sources.splice(i, 1);
+      };
+    },
+  };
+}

@@ -1,0 +1,581 @@
+import { createHash, randomBytes, type Hash } from "node:crypto";
+import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { CoderClawError } from "../contract/errors.js";
+import { openDatabase, type Database } from "../storage/level-database.js";
+import type { BlobSource } from "./blob-source.js";
+
+/** Largest blob: the snapshot code cuts files in chunks of this size. */
+export const MAX_BLOB_BYTES = 1024 * 1024;
+/** Largest encoded manifest (tree) stored by tree id. */
+export const MAX_TREE_BYTES = 64 * 1024 * 1024;
+/** Default quota of a blob store: 4 GiB. */
+export const DEFAULT_BLOB_QUOTA_BYTES = 4 * 1024 * 1024 * 1024;
+
+const DIGEST = /^[0-9a-f]{64}$/;
+/** Holder names are stored inside LevelDB keys, before a NUL separator. */
+const HOLDER = /^[^\0]{1,256}$/;
+/** An access refreshes a blob's mtime (its place in the LRU order across restarts) at most this often. */
+const TOUCH_INTERVAL_MS = 60_000;
+
+/** Bytes that do not hash to the digest they were offered under. */
+export class DigestMismatchError extends CoderClawError {
+  readonly digest: string;
+  constructor(digest: string, detail: string) {
+    super("PROTOCOL", `blob ${digest}: ${detail}`);
+    this.digest = digest;
+  }
+}
+
+/** Lowercase hex SHA-256 of `bytes`. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Options of {@link openBlobStore}. */
+export interface BlobStoreOptions {
+  /** Directory of the store; created if missing. */
+  dir: string;
+  /** Bytes of blobs and trees kept at most; unpinned ones are evicted, least recently used first. Default 4 GiB. */
+  quotaBytes?: number;
+  /**
+   * Whether each file is fsynced before it is renamed into place. Default true.
+   * Without it a blob costs a tenth as much to store, and a process killed at
+   * any point still leaves no partial file (the rename is atomic); a power
+   * loss may then leave a blob whose bytes were lost, which {@link BlobStore.read}
+   * finds (it checks every blob against its digest) and drops.
+   */
+  fsync?: boolean;
+  /** A partial blob not written to for this long is removed by {@link BlobStore.gc}, ms. Default one day. */
+  partialMaxAgeMs?: number;
+}
+
+/** What {@link BlobStore.gc} removed. */
+export interface GcResult {
+  /** Blobs and trees removed. */
+  removed: number;
+  freedBytes: number;
+  /** Abandoned partial blobs removed. */
+  partials: number;
+}
+
+/**
+ * A content-addressed store of blobs (at most 1 MiB each) and manifests (by
+ * tree id), on disk, with a quota, reference counting by named holders and
+ * resumable partial writes. Every write is verified against its digest before
+ * it becomes visible.
+ */
+export interface BlobStore extends BlobSource {
+  readonly dir: string;
+  readonly quotaBytes: number;
+  /** Store `bytes` under their digest, which is returned; already held bytes are stored once. */
+  put(bytes: Uint8Array): Promise<string>;
+  /** Store `bytes` under `digest`; throws {@link DigestMismatchError} naming the digest when they do not hash to it. */
+  putVerified(digest: string, bytes: Uint8Array): Promise<void>;
+  has(digest: string): boolean;
+  /** The digests of `digests` this store holds no blob of, in order, each once. */
+  missing(digests: Iterable<string>): Promise<string[]>;
+  /** The blob `digest`, checked against it; a blob damaged on disk is dropped and reads as undefined. */
+  read(digest: string): Promise<Uint8Array | undefined>;
+  /** Bytes of `digest` received so far by {@link appendPartial}; 0 when none. */
+  partialOffset(digest: string): Promise<number>;
+  /**
+   * Append `bytes` at `offset` of the partial blob `digest` (offset must equal
+   * {@link partialOffset}). The blob is committed as soon as its bytes hash to
+   * `digest`: "complete". With `last`, bytes that still do not hash to it are
+   * discarded and {@link DigestMismatchError} thrown.
+   */
+  appendPartial(digest: string, offset: number, bytes: Uint8Array, options?: { last?: boolean }): Promise<"partial" | "complete">;
+  /** Drop what {@link appendPartial} received of `digest`. */
+  discardPartial(digest: string): Promise<void>;
+  /** Keep `digests` (blobs or tree ids, held or not yet) from garbage collection on behalf of `holder`; durable when it resolves. */
+  pin(holder: string, digests: Iterable<string>): Promise<void>;
+  /** Drop every pin of `holder`; durable when it resolves. */
+  unpin(holder: string): Promise<void>;
+  /** The digests `holder` pins. */
+  pinnedBy(holder: string): ReadonlySet<string>;
+  /** How many holders pin `digest`. */
+  refCount(digest: string): number;
+  /** Store the manifest `bytes` of tree `treeId` (their SHA-256); throws {@link DigestMismatchError} otherwise. */
+  putTree(treeId: string, bytes: Uint8Array): Promise<void>;
+  getTree(treeId: string): Promise<Uint8Array | undefined>;
+  /**
+   * Remove unpinned blobs and trees, least recently used first, until the
+   * store is within its quota, and partial blobs abandoned for longer than
+   * {@link BlobStoreOptions.partialMaxAgeMs} (they do not count against the quota).
+   */
+  gc(): Promise<GcResult>;
+  /** Bytes and entries held now (blobs and trees). */
+  usage(): { bytes: number; entries: number };
+  close(): Promise<void>;
+}
+
+type Kind = "blob" | "tree";
+
+interface Entry {
+  digest: string;
+  kind: Kind;
+  size: number;
+  /** Last access, ms since the epoch. */
+  used: number;
+  /** Last time the file's mtime was set to record an access. */
+  touched: number;
+}
+
+interface OpenPartial {
+  file: FileHandle;
+  hash: Hash;
+  size: number;
+}
+
+function checkDigest(digest: string, what = "digest"): void {
+  if (!DIGEST.test(digest)) throw new CoderClawError("INVALID_INPUT", `${what} must be 64 lowercase hex characters: ${JSON.stringify(digest.slice(0, 80))}`);
+}
+
+function checkHolder(holder: string): void {
+  if (!HOLDER.test(holder)) throw new CoderClawError("INVALID_INPUT", `holder name must be 1-256 characters without NUL: ${JSON.stringify(holder.slice(0, 80))}`);
+}
+
+/** Key of an entry: a tree's bytes could also be offered as a blob, and the two are kept apart. */
+function entryKey(kind: Kind, digest: string): string {
+  return kind === "blob" ? digest : `tree:${digest}`;
+}
+
+function pinKey(holder: string, digest: string): string {
+  return `${holder}\0${digest}`;
+}
+
+/**
+ * Opens the blob store in `options.dir`.
+ *
+ * Layout: blobs at `<dir>/<2 hex>/<62 hex>`, manifests at `<dir>/.trees/<id>`,
+ * partial blobs at `<dir>/.partial/<digest>`, files being written at
+ * `<dir>/.tmp/`, and pins in a LevelDB at `<dir>/.pins`. Every file is written
+ * to `.tmp`, fsynced and renamed into place, so a process killed at any point
+ * leaves either the whole verified file or none (leftovers in `.tmp` are
+ * removed at open). Pins live in LevelDB because a holder pins thousands of
+ * digests at once and an atomic, synced batch makes that one durable step: a
+ * holder has all of the digests it pinned in one call or none of them. The
+ * reference counts and the LRU order are rebuilt at open from the pins and the
+ * files' mtimes.
+ */
+export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStore> {
+  const { dir } = options;
+  const quotaBytes = options.quotaBytes ?? DEFAULT_BLOB_QUOTA_BYTES;
+  const fsync = options.fsync ?? true;
+  const partialMaxAgeMs = options.partialMaxAgeMs ?? 24 * 60 * 60 * 1000;
+  const tmpDir = join(dir, ".tmp");
+  const partialDir = join(dir, ".partial");
+  const treeDir = join(dir, ".trees");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  rmSync(tmpDir, { recursive: true, force: true });
+  for (const d of [tmpDir, partialDir, treeDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
+
+  /** Every blob and tree held, least recently used first (a Map keeps insertion order). */
+  const entries = new Map<string, Entry>();
+  const found: Array<[string, Entry]> = [];
+  for (const name of readdirSync(dir)) {
+    if (!/^[0-9a-f]{2}$/.test(name)) continue;
+    for (const rest of readdirSync(join(dir, name))) {
+      if (!/^[0-9a-f]{62}$/.test(rest)) continue;
+      const st = statSync(join(dir, name, rest));
+      found.push([name + rest, { digest: name + rest, kind: "blob", size: st.size, used: st.mtimeMs, touched: st.mtimeMs }]);
+    }
+  }
+  for (const name of readdirSync(treeDir)) {
+    if (!DIGEST.test(name)) continue;
+    const st = statSync(join(treeDir, name));
+    found.push([entryKey("tree", name), { digest: name, kind: "tree", size: st.size, used: st.mtimeMs, touched: st.mtimeMs }]);
+  }
+  found.sort((a, b) => a[1].used - b[1].used);
+  let usedBytes = 0;
+  for (const [key, entry] of found) {
+    entries.set(key, entry);
+    usedBytes += entry.size;
+  }
+
+  const db: Database = await openDatabase(join(dir, ".pins"));
+  const holders = new Map<string, Set<string>>();
+  const refs = new Map<string, number>();
+  for await (const key of db.keys()) {
+    const cut = key.lastIndexOf("\0");
+    const holder = key.slice(0, cut);
+    const digest = key.slice(cut + 1);
+    let set = holders.get(holder);
+    if (set === undefined) holders.set(holder, (set = new Set()));
+    set.add(digest);
+    refs.set(digest, (refs.get(digest) ?? 0) + 1);
+  }
+
+  /** Pin batches, one after another: LevelDB may apply two batches in flight in either order, and a pin and an unpin of one key must land as called. */
+  let pinWrites: Promise<unknown> = Promise.resolve();
+  const inOrder = (write: () => Promise<void>): Promise<void> => {
+    const done = pinWrites.then(write, write);
+    pinWrites = done.catch(() => undefined);
+    return done;
+  };
+  /** Writes in progress by digest: a second write of the same bytes waits for the first. */
+  const writing = new Map<string, Promise<void>>();
+  const partials = new Map<string, OpenPartial>();
+  /** One operation at a time on each partial blob. */
+  const partialLocks = new Map<string, Promise<unknown>>();
+  const madeDirs = new Set<string>();
+
+  const blobPath = (digest: string): string => join(dir, digest.slice(0, 2), digest.slice(2));
+  const pathOf = (digest: string, kind: Kind): string => (kind === "blob" ? blobPath(digest) : join(treeDir, digest));
+
+  const used = (entry: Entry): void => {
+    const key = entryKey(entry.kind, entry.digest);
+    entries.delete(key);
+    const now = Date.now();
+    entry.used = now;
+    entries.set(key, entry);
+    if (now - entry.touched < TOUCH_INTERVAL_MS) return;
+    entry.touched = now;
+    const at = new Date(now);
+    utimes(pathOf(entry.digest, entry.kind), at, at).catch(() => undefined);
+  };
+
+  const evict = async (targetBytes: number): Promise<GcResult> => {
+    const result: GcResult = { removed: 0, freedBytes: 0, partials: 0 };
+    for (const [key, entry] of [...entries]) {
+      if (usedBytes <= targetBytes) break;
+      if ((refs.get(entry.digest) ?? 0) > 0 || entries.get(key) !== entry) continue;
+      entries.delete(key);
+      usedBytes -= entry.size;
+      result.removed++;
+      result.freedBytes += entry.size;
+      await rm(pathOf(entry.digest, entry.kind), { force: true });
+    }
+    return result;
+  };
+
+  /** Makes room for `size` more bytes (evicting), or throws QUOTA; the room is counted as used at once. */
+  const reserve = async (digest: string, size: number): Promise<void> => {
+    if (usedBytes + size > quotaBytes) await evict(quotaBytes - size);
+    if (usedBytes + size > quotaBytes) {
+      throw new CoderClawError("QUOTA", `blob store quota exceeded: storing ${digest} (${size} bytes) needs ${usedBytes + size - quotaBytes} bytes more than the quota of ${quotaBytes} allows, and every other entry is pinned`);
+    }
+    usedBytes += size;
+  };
+
+  /** Moves a fully written, synced file into place as `digest`. */
+  const commit = async (digest: string, kind: Kind, size: number, from: string): Promise<void> => {
+    await reserve(digest, size);
+    try {
+      const target = pathOf(digest, kind);
+      if (kind === "blob") {
+        const sub = join(dir, digest.slice(0, 2));
+        if (!madeDirs.has(sub)) {
+          await mkdir(sub, { recursive: true, mode: 0o700 });
+          madeDirs.add(sub);
+        }
+      }
+      await rename(from, target);
+    } catch (err) {
+      usedBytes -= size;
+      throw err;
+    }
+    const now = Date.now();
+    entries.set(entryKey(kind, digest), { digest, kind, size, used: now, touched: now });
+  };
+
+  const writeFile = async (digest: string, kind: Kind, bytes: Uint8Array): Promise<void> => {
+    const key = entryKey(kind, digest);
+    const existing = entries.get(key);
+    if (existing !== undefined) return used(existing);
+    const pending = writing.get(key);
+    if (pending !== undefined) return pending;
+    const tmp = join(tmpDir, `${digest}.${randomBytes(6).toString("hex")}`);
+    const done = (async () => {
+      const file = await open(tmp, "wx", 0o600);
+      try {
+        await file.writeFile(bytes);
+        if (fsync) await file.sync();
+      } finally {
+        await file.close();
+      }
+      try {
+        await commit(digest, kind, bytes.byteLength, tmp);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
+    })().finally(() => writing.delete(key));
+    writing.set(key, done);
+    return done;
+  };
+
+  const withPartialLock = <T>(digest: string, run: () => Promise<T>): Promise<T> => {
+    const before = partialLocks.get(digest) ?? Promise.resolve();
+    const next = before.then(run, run);
+    const settled = next.catch(() => undefined);
+    partialLocks.set(digest, settled);
+    void settled.then(() => {
+      if (partialLocks.get(digest) === settled) partialLocks.delete(digest);
+    });
+    return next;
+  };
+
+  /** The open partial of `digest`, re-hashing what an earlier process left on disk. */
+  const openPartial = async (digest: string): Promise<OpenPartial> => {
+    const held = partials.get(digest);
+    if (held !== undefined) return held;
+    const path = join(partialDir, digest);
+    const prefix = await readFile(path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return new Uint8Array(0);
+      throw err;
+    });
+    if (prefix.byteLength > MAX_BLOB_BYTES) {
+      await rm(path, { force: true });
+      return openPartial(digest);
+    }
+    const file = await open(path, "a", 0o600);
+    const partial: OpenPartial = { file, hash: createHash("sha256").update(prefix), size: prefix.byteLength };
+    partials.set(digest, partial);
+    return partial;
+  };
+
+  const dropPartial = async (digest: string): Promise<void> => {
+    const partial = partials.get(digest);
+    partials.delete(digest);
+    await partial?.file.close().catch(() => undefined);
+    await rm(join(partialDir, digest), { force: true });
+  };
+
+  const store: BlobStore = {
+    dir,
+    quotaBytes,
+
+    async put(bytes) {
+      if (bytes.byteLength > MAX_BLOB_BYTES) throw new CoderClawError("INVALID_INPUT", `blob of ${bytes.byteLength} bytes exceeds the limit of ${MAX_BLOB_BYTES}`);
+      const digest = sha256Hex(bytes);
+      await writeFile(digest, "blob", bytes);
+      return digest;
+    },
+
+    async putVerified(digest, bytes) {
+      checkDigest(digest);
+      if (bytes.byteLength > MAX_BLOB_BYTES) throw new DigestMismatchError(digest, `${bytes.byteLength} bytes exceed the blob limit of ${MAX_BLOB_BYTES}`);
+      const actual = sha256Hex(bytes);
+      if (actual !== digest) throw new DigestMismatchError(digest, `bytes hash to ${actual}`);
+      await writeFile(digest, "blob", bytes);
+    },
+
+    async read(digest) {
+      if (!DIGEST.test(digest)) return undefined;
+      const entry = entries.get(digest);
+      if (entry === undefined) return undefined;
+      let bytes: Uint8Array;
+      try {
+        bytes = await readFile(blobPath(digest));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw err;
+      }
+      if (sha256Hex(bytes) !== digest) {
+        // Damaged on disk (or lost to a power cut before it was synced): it reads as missing and can be fetched again.
+        if (entries.get(digest) === entry) {
+          entries.delete(digest);
+          usedBytes -= entry.size;
+          await rm(blobPath(digest), { force: true });
+        }
+        return undefined;
+      }
+      used(entry);
+      return bytes;
+    },
+
+    has(digest) {
+      return entries.has(digest);
+    },
+
+    async missing(digests) {
+      const out = new Set<string>();
+      for (const digest of digests) {
+        checkDigest(digest);
+        if (!store.has(digest)) out.add(digest);
+      }
+      return [...out];
+    },
+
+    async partialOffset(digest) {
+      checkDigest(digest);
+      const held = partials.get(digest);
+      if (held !== undefined) return held.size;
+      try {
+        return (await stat(join(partialDir, digest))).size;
+      } catch {
+        return 0;
+      }
+    },
+
+    appendPartial(digest, offset, bytes, opts = {}) {
+      checkDigest(digest);
+      return withPartialLock(digest, async () => {
+        if (store.has(digest)) {
+          await dropPartial(digest);
+          return "complete" as const;
+        }
+        const partial = await openPartial(digest);
+        if (offset !== partial.size) throw new CoderClawError("INVALID_INPUT", `blob ${digest}: write at offset ${offset} does not continue the partial blob of ${partial.size} bytes`);
+        if (partial.size + bytes.byteLength > MAX_BLOB_BYTES) {
+          await dropPartial(digest);
+          throw new DigestMismatchError(digest, `${partial.size + bytes.byteLength} bytes exceed the blob limit of ${MAX_BLOB_BYTES}`);
+        }
+        await partial.file.write(bytes);
+        partial.hash.update(bytes);
+        partial.size += bytes.byteLength;
+        if (partial.hash.copy().digest("hex") === digest) {
+          partials.delete(digest);
+          try {
+            if (fsync) await partial.file.sync();
+          } finally {
+            await partial.file.close();
+          }
+          try {
+            await commit(digest, "blob", partial.size, join(partialDir, digest));
+          } catch (err) {
+            await rm(join(partialDir, digest), { force: true });
+            throw err;
+          }
+          return "complete" as const;
+        }
+        if (opts.last === true) {
+          const size = partial.size;
+          await dropPartial(digest);
+          throw new DigestMismatchError(digest, `the ${size} bytes received do not hash to it`);
+        }
+        return "partial" as const;
+      });
+    },
+
+    discardPartial(digest) {
+      checkDigest(digest);
+      return withPartialLock(digest, () => dropPartial(digest));
+    },
+
+    async pin(holder, digests) {
+      checkHolder(holder);
+      let set = holders.get(holder);
+      const added: string[] = [];
+      for (const digest of digests) {
+        checkDigest(digest);
+        if (set?.has(digest) || added.includes(digest)) continue;
+        added.push(digest);
+      }
+      if (added.length === 0) return;
+      if (set === undefined) holders.set(holder, (set = new Set()));
+      // Counted before the write so a gc running meanwhile keeps them; taken back if the write fails.
+      for (const digest of added) {
+        set.add(digest);
+        refs.set(digest, (refs.get(digest) ?? 0) + 1);
+      }
+      try {
+        await inOrder(() =>
+          db.batch(
+            added.map((digest) => ({ type: "put" as const, key: pinKey(holder, digest), value: new Uint8Array(0) })),
+            { sync: true },
+          ),
+        );
+      } catch (err) {
+        for (const digest of added) {
+          set.delete(digest);
+          const n = (refs.get(digest) ?? 1) - 1;
+          if (n === 0) refs.delete(digest);
+          else refs.set(digest, n);
+        }
+        if (set.size === 0) holders.delete(holder);
+        throw err;
+      }
+    },
+
+    async unpin(holder) {
+      checkHolder(holder);
+      const set = holders.get(holder);
+      if (set === undefined) return;
+      // Forgotten at once, so a pin of this holder made meanwhile is written anew (after this batch: they land in order).
+      // A gc meanwhile may drop these blobs before the deletion is durable; after a crash the pins are back and the blobs read as missing.
+      holders.delete(holder);
+      const digests = [...set];
+      for (const digest of digests) {
+        const n = (refs.get(digest) ?? 1) - 1;
+        if (n === 0) refs.delete(digest);
+        else refs.set(digest, n);
+      }
+      try {
+        await inOrder(() =>
+          db.batch(
+            digests.map((digest) => ({ type: "del" as const, key: pinKey(holder, digest) })),
+            { sync: true },
+          ),
+        );
+      } catch (err) {
+        let now = holders.get(holder);
+        if (now === undefined) holders.set(holder, (now = new Set()));
+        for (const digest of digests) {
+          if (now.has(digest)) continue;
+          now.add(digest);
+          refs.set(digest, (refs.get(digest) ?? 0) + 1);
+        }
+        throw err;
+      }
+    },
+
+    pinnedBy(holder) {
+      return holders.get(holder) ?? new Set();
+    },
+
+    refCount(digest) {
+      return refs.get(digest) ?? 0;
+    },
+
+    async putTree(treeId, bytes) {
+      checkDigest(treeId, "tree id");
+      if (bytes.byteLength > MAX_TREE_BYTES) throw new DigestMismatchError(treeId, `manifest of ${bytes.byteLength} bytes exceeds the limit of ${MAX_TREE_BYTES}`);
+      const actual = sha256Hex(bytes);
+      if (actual !== treeId) throw new DigestMismatchError(treeId, `manifest bytes hash to ${actual}`);
+      await writeFile(treeId, "tree", bytes);
+    },
+
+    async getTree(treeId) {
+      if (!DIGEST.test(treeId)) return undefined;
+      const entry = entries.get(entryKey("tree", treeId));
+      if (entry === undefined) return undefined;
+      const bytes = await readFile(join(treeDir, treeId)).catch(() => undefined);
+      if (bytes !== undefined) used(entry);
+      return bytes;
+    },
+
+    async gc() {
+      const result = await evict(quotaBytes);
+      const before = Date.now() - partialMaxAgeMs;
+      for (const name of await readdir(partialDir)) {
+        if (!DIGEST.test(name) || partials.has(name) || partialLocks.has(name)) continue;
+        const st = await stat(join(partialDir, name)).catch(() => undefined);
+        if (st === undefined || st.mtimeMs >= before) continue;
+        await rm(join(partialDir, name), { force: true });
+        result.partials++;
+      }
+      return result;
+    },
+
+    usage() {
+      return { bytes: usedBytes, entries: entries.size };
+    },
+
+    async close() {
+      await Promise.allSettled([...writing.values()]);
+      await Promise.allSettled([...partialLocks.values()]);
+      await pinWrites;
+      for (const digest of [...partials.keys()]) {
+        const partial = partials.get(digest);
+        partials.delete(digest);
+        await partial?.file.close().catch(() => undefined);
+      }
+      await db.close();
+    },
+  };
+  return store;
+}

@@ -1,0 +1,428 @@
+import { randomBytes } from "node:crypto";
+import { readdirSync } from "node:fs";
+import { afterEach, describe, expect, it } from "vitest";
+import type { MeshLibp2p } from "../../../node/libp2p/create-libp2p.js";
+import { BLOB_CHUNK_BYTES, BLOBS_PROTOCOL, BlobClient, createBlobsCodec, startBlobService, type BlobService, type BlobsMessage } from "../../../protocols/blobs/index.js";
+import { encodeFrame, FramedChannel } from "../../../protocols/framing/index.js";
+import { CoderClawError } from "../../../src/contract/errors.js";
+import { DigestMismatchError, openBlobStore, sha256Hex, type BlobStore } from "../../../src/workspace/blob-store.js";
+import { tempDir } from "../../helpers/temp-dir.js";
+import { connectAll, eventually, startNodes, stopAll } from "../../node/helpers.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+let nodes: MeshLibp2p[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  await stopAll(nodes);
+  nodes = [];
+});
+
+async function store(): Promise<BlobStore> {
+  const dir = tempDir("cc-blobs-proto-");
+  // Without fsync: a few thousand synced files take seconds on a shared CI disk, and syncing is the store's own test's concern.
+  const s = await openBlobStore({ dir: dir.path, fsync: false });
+  cleanups.push(() => dir.remove(), () => s.close());
+  return s;
+}
+
+interface Tree {
+  id: string;
+  manifest: Uint8Array;
+  digests: string[];
+  bytes: number;
+}
+
+/** A tree of `blobs` put into `into`; the manifest is just the digests, which is all the protocol needs of it. */
+async function makeTree(into: BlobStore, blobs: Uint8Array[]): Promise<Tree> {
+  const digests: string[] = [];
+  for (const b of blobs) digests.push(await into.put(b));
+  const manifest = new TextEncoder().encode(JSON.stringify(digests));
+  const id = sha256Hex(manifest);
+  await into.putTree(id, manifest);
+  return { id, manifest, digests, bytes: blobs.reduce((n, b) => n + b.byteLength, 0) };
+}
+
+/** Mixed sizes: mostly small files, some chunks of a large one. */
+function mixedBlobs(n: number, large = 4): Uint8Array[] {
+  return Array.from({ length: n }, (_, i) => randomBytes(i < large ? 1024 * 1024 - i : 1 + ((i * 7919) % 3000)));
+}
+
+interface Setup {
+  server: MeshLibp2p;
+  clients: MeshLibp2p[];
+  service: BlobService;
+  serverStore: BlobStore;
+  trees: Map<string, Tree>;
+  peerErrors: Array<{ peer: string; error: Error }>;
+  serverErrors: Array<{ peer: string; error: Error }>;
+  client(i?: number, stallMs?: number): BlobClient;
+}
+
+/** Node 0 serves the blob protocol from a real store; the others ask. */
+async function setup(options: { clients?: number; stallMs?: number; creditWaitMs?: number; authorize?: (peer: string, tree: string) => boolean; isMember?: (peer: string) => boolean } = {}): Promise<Setup> {
+  nodes = await startNodes(1 + (options.clients ?? 1));
+  await connectAll(nodes);
+  const [server, ...clients] = nodes as [MeshLibp2p, ...MeshLibp2p[]];
+  const serverStore = await store();
+  const trees = new Map<string, Tree>();
+  const serverErrors: Setup["serverErrors"] = [];
+  const peerErrors: Setup["peerErrors"] = [];
+  const service = await startBlobService({
+    libp2p: server,
+    isMember: (peer) => options.isMember?.(peer) ?? true,
+    authorize: (peer, tree) => options.authorize?.(peer, tree) ?? true,
+    treeBlobs: (tree) => {
+      const t = trees.get(tree);
+      return t === undefined ? undefined : new Set(t.digests);
+    },
+    tree: (tree) => serverStore.getTree(tree),
+    sources: [serverStore],
+    ...(options.stallMs !== undefined && { stallMs: options.stallMs }),
+    ...(options.creditWaitMs !== undefined && { creditWaitMs: options.creditWaitMs }),
+    onError: (peer, error) => serverErrors.push({ peer, error }),
+  });
+  cleanups.push(() => service.stop());
+  const client = (i = 0, stallMs = options.stallMs): BlobClient => {
+    const c = new BlobClient({ libp2p: clients[i]!, ...(stallMs !== undefined && { stallMs }), onPeerError: (peer, error) => peerErrors.push({ peer, error }) });
+    cleanups.push(() => c.close());
+    return c;
+  };
+  return { server, clients, service, serverStore, trees, peerErrors, serverErrors, client };
+}
+
+/** Registers a hand-written server of the blob protocol on `node`, answering each message with `answer`. */
+async function hostileServer(node: MeshLibp2p, answer: (m: BlobsMessage, channel: FramedChannel<BlobsMessage>) => void): Promise<void> {
+  await node.handle(BLOBS_PROTOCOL, (stream, connection) => {
+    const channel = new FramedChannel<BlobsMessage>({ stream, codec: createBlobsCodec(), peer: connection.remotePeer.toString() });
+    void (async () => {
+      try {
+        for await (const m of channel) answer(m, channel);
+      } catch {
+        // Cut off by the client, as the test expects.
+      }
+    })();
+  });
+}
+
+async function same(s: BlobStore, digest: string, bytes: Uint8Array): Promise<boolean> {
+  const held = await s.read(digest);
+  return held !== undefined && Buffer.from(held).equals(bytes);
+}
+
+describe("blob protocol", () => {
+  it("ships a tree of a few thousand blobs, then only what changed in its next version", { timeout: 60_000 }, async () => {
+    const s = await setup();
+    const blobs = mixedBlobs(3000);
+    const tree = await makeTree(s.serverStore, blobs);
+    s.trees.set(tree.id, tree);
+    const client = s.client();
+    const mine = await store();
+    const peer = s.server.peerId.toString();
+
+    expect(Buffer.from(await client.fetchTree(peer, tree.id)).equals(tree.manifest)).toBe(true);
+    const progress: number[] = [];
+    const first = await client.fetchBlobs(peer, tree.id, tree.digests, mine, { onProgress: (p) => progress.push(p.done) });
+    expect(first).toEqual({ fetched: 3000, bytes: tree.bytes, unavailable: [] });
+    expect(progress.at(-1)).toBe(3000);
+    for (const [i, d] of tree.digests.entries()) expect(await same(mine, d, blobs[i]!)).toBe(true);
+    const afterFirst = client.counters(peer);
+    // Framing, request lists and envelopes cost a few percent of a tree of small files.
+    expect(afterFirst.received).toBeGreaterThan(tree.bytes);
+    expect(afterFirst.received).toBeLessThan(tree.bytes * 1.1);
+    expect(s.service.counters(s.clients[0]!.peerId.toString())).toEqual({ sent: afterFirst.received, received: afterFirst.sent });
+
+    // The next version changes three small files and one large chunk.
+    const changed = [...blobs];
+    for (const i of [0, 10, 500, 2999]) changed[i] = randomBytes(blobs[i]!.byteLength);
+    const next = await makeTree(s.serverStore, changed);
+    s.trees.set(next.id, next);
+    const changedBytes = [0, 10, 500, 2999].reduce((n, i) => n + changed[i]!.byteLength, 0);
+    await client.fetchTree(peer, next.id);
+    const second = await client.fetchBlobs(peer, next.id, next.digests, mine);
+    expect(second).toEqual({ fetched: 4, bytes: changedBytes, unavailable: [] });
+    const moved = client.counters(peer).received - afterFirst.received;
+    expect(moved).toBeLessThan(changedBytes + next.manifest.byteLength + 4096);
+    expect(await client.fetchBlobs(peer, next.id, next.digests, mine)).toEqual({ fetched: 0, bytes: 0, unavailable: [] });
+  });
+
+  it("resumes a transfer cut off mid-stream without sending again what was stored", { timeout: 60_000 }, async () => {
+    const s = await setup();
+    // Sizes that are not whole chunks, so the cut lands inside blobs.
+    const blobs = Array.from({ length: 12 }, (_, i) => randomBytes(1024 * 1024 - 4099 * (i + 1)));
+    const tree = await makeTree(s.serverStore, blobs);
+    s.trees.set(tree.id, tree);
+    // A small window: data comes only as credit goes back, so the cut finds every transfer inside a blob.
+    const client = new BlobClient({ libp2p: s.clients[0]!, maxBytesInFlightPerPeer: 1024 * 1024 });
+    cleanups.push(() => client.close());
+    const mine = await store();
+    const peer = s.server.peerId.toString();
+    let stored = 0;
+    let cut = false;
+    const interrupted = client.fetchBlobs(peer, tree.id, tree.digests, mine, {
+      onProgress: (p) => {
+        stored = p.bytes;
+        if (!cut && p.bytes > 3.5 * 1024 * 1024) {
+          cut = true;
+          void s.clients[0]!.hangUp(s.server.peerId);
+        }
+      },
+    });
+    await expect(interrupted).rejects.toThrow();
+    expect(stored).toBeGreaterThan(3.5 * 1024 * 1024);
+    expect(stored).toBeLessThan(tree.bytes);
+    const partials = readdirSync(`${mine.dir}/.partial`);
+    expect(partials.length).toBeGreaterThan(0);
+
+    const sentBefore = s.service.counters(s.clients[0]!.peerId.toString()).sent;
+    const resumed = await client.fetchBlobs(peer, tree.id, tree.digests, mine);
+    // Exactly the bytes the store did not hold: every partial blob continued from its offset.
+    expect(resumed.bytes).toBe(tree.bytes - stored);
+    expect(resumed.unavailable).toEqual([]);
+    const sentAgain = s.service.counters(s.clients[0]!.peerId.toString()).sent - sentBefore;
+    expect(sentAgain).toBeLessThan(tree.bytes - stored + 64 * 1024);
+    for (const [i, d] of tree.digests.entries()) expect(await same(mine, d, blobs[i]!)).toBe(true);
+    expect(readdirSync(`${mine.dir}/.partial`)).toEqual([]);
+  });
+
+  it("starts a blob over when the prefix an earlier transfer left does not verify, without blaming the peer", async () => {
+    const s = await setup();
+    const blobs = [randomBytes(200_000), randomBytes(5000)];
+    const tree = await makeTree(s.serverStore, blobs);
+    s.trees.set(tree.id, tree);
+    const mine = await store();
+    await mine.appendPartial(tree.digests[0]!, 0, randomBytes(1000));
+    const result = await s.client().fetchBlobs(s.server.peerId.toString(), tree.id, tree.digests, mine);
+    expect(result).toEqual({ fetched: 2, bytes: tree.bytes, unavailable: [] });
+    expect(await same(mine, tree.digests[0]!, blobs[0]!)).toBe(true);
+    expect(s.peerErrors).toEqual([]);
+  });
+
+  it("refuses a tree the peer may not read, and a blob outside the tree named, alike whether held or not", async () => {
+    const s = await setup({ authorize: (_peer, tree) => tree !== secretId });
+    let secretId = "";
+    const open = await makeTree(s.serverStore, mixedBlobs(5, 0));
+    const secret = await makeTree(s.serverStore, mixedBlobs(5, 0));
+    secretId = secret.id;
+    s.trees.set(open.id, open);
+    s.trees.set(secret.id, secret);
+    const client = s.client();
+    const mine = await store();
+    const peer = s.server.peerId.toString();
+
+    for (const attempt of [client.fetchTree(peer, secret.id), client.fetchBlobs(peer, secret.id, secret.digests, mine)]) {
+      const err = await attempt.catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CoderClawError);
+      expect((err as CoderClawError).code).toBe("PERMISSION_DENIED");
+    }
+    // A blob the server holds but the tree does not name, and one it does not hold at all: the same refusal.
+    const held = await client.fetchBlobs(peer, open.id, [secret.digests[0]!], mine).catch((e: unknown) => e as CoderClawError);
+    const absent = sha256Hex(randomBytes(10));
+    const notHeld = await client.fetchBlobs(peer, open.id, [absent], mine).catch((e: unknown) => e as CoderClawError);
+    expect((held as CoderClawError).code).toBe("PERMISSION_DENIED");
+    expect((notHeld as CoderClawError).message.replace(absent, "X")).toBe((held as CoderClawError).message.replace(secret.digests[0]!, "X"));
+    expect(mine.usage().entries).toBe(0);
+    // The refusals did not cost the channel: the tree it may read still comes.
+    expect((await client.fetchBlobs(peer, open.id, open.digests, mine)).fetched).toBe(5);
+  });
+
+  it("serves members only, and resets the stream of a peer that stops being one", async () => {
+    let members = new Set<string>();
+    const s = await setup({ clients: 2, isMember: (peer) => members.has(peer) });
+    const [member, stranger] = s.clients as [MeshLibp2p, MeshLibp2p];
+    members = new Set([member.peerId.toString()]);
+    const tree = await makeTree(s.serverStore, mixedBlobs(3, 0));
+    s.trees.set(tree.id, tree);
+    const peer = s.server.peerId.toString();
+    await expect(s.client(1).fetchTree(peer, tree.id)).rejects.toThrow();
+    const client = s.client(0);
+    expect(Buffer.from(await client.fetchTree(peer, tree.id)).equals(tree.manifest)).toBe(true);
+    members = new Set();
+    await s.service.membersChanged();
+    await expect(client.fetchTree(peer, tree.id)).rejects.toThrow();
+    expect(stranger.peerId.toString()).not.toBe(member.peerId.toString());
+  });
+
+  it("reports blobs of a tree the server does not hold as unavailable and fetches the rest", async () => {
+    const s = await setup();
+    const blobs = mixedBlobs(6, 1);
+    const tree = await makeTree(s.serverStore, blobs);
+    s.trees.set(tree.id, tree);
+    const gone = tree.digests[3]!;
+    const dir = s.serverStore.dir;
+    const { rmSync } = await import("node:fs");
+    rmSync(`${dir}/${gone.slice(0, 2)}/${gone.slice(2)}`);
+    const mine = await store();
+    const result = await s.client().fetchBlobs(s.server.peerId.toString(), tree.id, tree.digests, mine);
+    expect(result.unavailable).toEqual([gone]);
+    expect(result.fetched).toBe(5);
+  });
+
+  it("refuses a server whose bytes do not match their digest, storing nothing, and cuts it off", async () => {
+    nodes = await startNodes(2);
+    await connectAll(nodes);
+    const [server, asker] = nodes as [MeshLibp2p, MeshLibp2p];
+    await hostileServer(server, (m, channel) => {
+      if (m.t !== "get") return;
+      const item = m.items[0]!;
+      const wrong = randomBytes(100_000);
+      void (async () => {
+        for (let off = 0; off < wrong.byteLength; off += BLOB_CHUNK_BYTES) {
+          await channel.send({ t: "data", rid: m.rid, d: item.d, off, size: wrong.byteLength, bytes: wrong.subarray(off, off + BLOB_CHUNK_BYTES) });
+        }
+        await channel.send({ t: "end", rid: m.rid });
+      })().catch(() => undefined);
+    });
+    const errors: Array<{ peer: string; error: Error }> = [];
+    const client = new BlobClient({ libp2p: asker, onPeerError: (peer, error) => errors.push({ peer, error }) });
+    cleanups.push(() => client.close());
+    const mine = await store();
+    const digests = [sha256Hex(randomBytes(100_000)), sha256Hex(randomBytes(100_000))];
+    const err = await client.fetchBlobs(server.peerId.toString(), sha256Hex(randomBytes(8)), digests, mine).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect(digests).toContain((err as DigestMismatchError).digest);
+    expect((err as Error).message).toContain(server.peerId.toString());
+    expect(errors.map((e) => e.peer)).toContain(server.peerId.toString());
+    expect(mine.usage().entries).toBe(0);
+    for (const d of digests) expect(await mine.partialOffset(d)).toBe(0);
+  });
+
+  it("cuts off a server that sends what was not asked, answers with nothing, or goes silent mid-transfer", async () => {
+    nodes = await startNodes(4);
+    await connectAll(nodes);
+    const [flooder, staller, idler, asker] = nodes as [MeshLibp2p, MeshLibp2p, MeshLibp2p, MeshLibp2p];
+    await hostileServer(idler, (m, channel) => {
+      if (m.t === "get") void channel.send({ t: "end", rid: m.rid }).catch(() => undefined);
+    });
+    await hostileServer(flooder, (m, channel) => {
+      if (m.t === "get") void channel.send({ t: "data", rid: m.rid, d: sha256Hex(randomBytes(4)), off: 0, size: 4, bytes: randomBytes(4) }).catch(() => undefined);
+    });
+    await hostileServer(staller, (m, channel) => {
+      const item = m.t === "get" ? m.items[0]! : undefined;
+      if (item !== undefined && m.t === "get") void channel.send({ t: "data", rid: m.rid, d: item.d, off: 0, size: 200_000, bytes: randomBytes(1000) }).catch(() => undefined);
+    });
+    const errors: Array<{ peer: string; error: Error }> = [];
+    const client = new BlobClient({ libp2p: asker, stallMs: 500, onPeerError: (peer, error) => errors.push({ peer, error }) });
+    cleanups.push(() => client.close());
+    const mine = await store();
+    const tree = sha256Hex(randomBytes(8));
+    const started = Date.now();
+    const [flood, stall, idle] = await Promise.allSettled([
+      client.fetchBlobs(flooder.peerId.toString(), tree, [sha256Hex(randomBytes(9))], mine),
+      client.fetchBlobs(staller.peerId.toString(), tree, [sha256Hex(randomBytes(9))], mine),
+      client.fetchBlobs(idler.peerId.toString(), tree, [sha256Hex(randomBytes(9))], mine),
+    ]);
+    expect(String((idle as PromiseRejectedResult).reason)).toMatch(/an empty answer/);
+    expect(flood.status).toBe("rejected");
+    expect(String((flood as PromiseRejectedResult).reason)).toMatch(/was due/);
+    expect(stall.status).toBe("rejected");
+    expect(String((stall as PromiseRejectedResult).reason)).toMatch(/sent nothing for 500 ms/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(errors.map((e) => e.peer).sort()).toEqual([flooder, staller, idler].map((n) => n.peerId.toString()).sort());
+  });
+
+  it("sends no more than the window and the credit granted, and ends a transfer whose asker stops granting", async () => {
+    const s = await setup({ creditWaitMs: 300 });
+    const tree = await makeTree(s.serverStore, mixedBlobs(3, 3));
+    s.trees.set(tree.id, tree);
+    const stream = await s.clients[0]!.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
+    const channel = new FramedChannel<BlobsMessage>({ stream, codec: createBlobsCodec(), peer: s.server.peerId.toString() });
+    cleanups.push(() => channel.close());
+    let data = 0;
+    let ended = false;
+    void (async () => {
+      for await (const m of channel) {
+        if (m.t === "data") data += m.bytes.byteLength;
+        if (m.t === "end") ended = true;
+      }
+    })().catch(() => undefined);
+    await channel.send({ t: "get", rid: 1, tree: tree.id, items: tree.digests.map((d) => ({ d, off: 0 })), window: 100_000 });
+    await eventually(() => data === 100_000, 5_000, "the window's worth of data");
+    await channel.send({ t: "credit", rid: 1, bytes: 50_000 });
+    await eventually(() => data === 150_000, 5_000, "the credit's worth of data");
+    await eventually(() => ended, 5_000, "the transfer to end for want of credit");
+    expect(data).toBe(150_000);
+  });
+
+  it("cuts off a server that sends more than the credit granted while this side is busy storing", async () => {
+    nodes = await startNodes(2);
+    await connectAll(nodes);
+    const [server, asker] = nodes as [MeshLibp2p, MeshLibp2p];
+    const first = randomBytes(BLOB_CHUNK_BYTES);
+    const second = randomBytes(1024 * 1024);
+    const third = randomBytes(10);
+    const byDigest = new Map([first, second, third].map((b) => [sha256Hex(b), b]));
+    // Sends every blob asked for at once, whatever the window.
+    await hostileServer(server, (m, channel) => {
+      if (m.t !== "get") return;
+      for (const { d } of m.items) {
+        const bytes = byDigest.get(d)!;
+        for (let off = 0; off < bytes.byteLength; off += BLOB_CHUNK_BYTES) void channel.send({ t: "data", rid: m.rid, d, off, size: bytes.byteLength, bytes: bytes.subarray(off, off + BLOB_CHUNK_BYTES) }).catch(() => undefined);
+      }
+    });
+    const mine = await store();
+    // A sink as slow as a loaded disk: it takes its time to store the first blob, while the second floods in.
+    const slow = { ...mine, missing: (d: Iterable<string>) => mine.missing(d), partialOffset: (d: string) => mine.partialOffset(d), appendPartial: mine.appendPartial.bind(mine), putVerified: async (d: string, b: Uint8Array) => { await new Promise((r) => setTimeout(r, 300)); await mine.putVerified(d, b); } };
+    const errors: string[] = [];
+    // One transfer with a 128 KiB window, whose first request names the first two blobs.
+    const client = new BlobClient({ libp2p: asker, maxTransfersPerPeer: 1, maxBytesInFlightPerPeer: 128 * 1024, onPeerError: (peer) => errors.push(peer) });
+    cleanups.push(() => client.close());
+    const err = await client.fetchBlobs(server.peerId.toString(), sha256Hex(randomBytes(8)), [...byDigest.keys()], slow).catch((e: unknown) => e);
+    expect(String(err)).toMatch(/were granted/);
+    expect(errors).toEqual([server.peerId.toString()]);
+  });
+
+  it("refuses transfers beyond a peer's allowance with BUSY, and serves the rest", async () => {
+    const s = await setup();
+    const tree = await makeTree(s.serverStore, mixedBlobs(8, 8));
+    s.trees.set(tree.id, tree);
+    const stream = await s.clients[0]!.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
+    const channel = new FramedChannel<BlobsMessage>({ stream, codec: createBlobsCodec(), peer: s.server.peerId.toString() });
+    cleanups.push(() => channel.close());
+    // Six transfers at once, each asking for all eight large blobs: the allowance is four.
+    for (let rid = 1; rid <= 6; rid++) void channel.send({ t: "get", rid, tree: tree.id, items: tree.digests.map((d) => ({ d, off: 0 })), window: 8 * 1024 * 1024 });
+    const busy = new Set<number>();
+    const ended = new Set<number>();
+    for await (const m of channel) {
+      if (m.t === "err") {
+        expect(m.code).toBe("BUSY");
+        busy.add(m.rid);
+      }
+      if (m.t === "end") ended.add(m.rid);
+      if (busy.size + ended.size === 6) break;
+    }
+    expect(busy).toEqual(new Set([5, 6]));
+    expect(ended).toEqual(new Set([1, 2, 3, 4]));
+  });
+
+  it("cuts off a peer that stops reading, stalls mid-frame or sends an oversize frame, while another peer is served", { timeout: 60_000 }, async () => {
+    const s = await setup({ clients: 4, stallMs: 1_000 });
+    const tree = await makeTree(s.serverStore, mixedBlobs(400, 12));
+    s.trees.set(tree.id, tree);
+    const peer = s.server.peerId.toString();
+    const [honest, reader, halfFrame, oversize] = s.clients as [MeshLibp2p, MeshLibp2p, MeshLibp2p, MeshLibp2p];
+
+    // Asks for every large blob, then never reads: the server's sends back up until its stall time runs out.
+    const stuck = await reader.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
+    stuck.pause();
+    const codec = createBlobsCodec();
+    stuck.send(encodeFrame(codec.encode({ t: "get", rid: 1, tree: tree.id, items: tree.digests.slice(0, 12).map((d) => ({ d, off: 0 })), window: 12 * 1024 * 1024 }), codec.maxMessageBytes));
+    // Starts a frame and never finishes it.
+    const half = await halfFrame.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
+    half.send(Uint8Array.of(0x80, 0x01, 1, 2, 3));
+    // Declares a 16 MiB frame.
+    const big = await oversize.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
+    big.send(Uint8Array.of(0x80, 0x80, 0x80, 0x08));
+
+    const mine = await store();
+    const served = await s.client(0, 10_000).fetchBlobs(peer, tree.id, tree.digests, mine);
+    expect(served.fetched).toBe(400);
+    const misbehaving = [reader, halfFrame, oversize].map((n) => n.peerId.toString());
+    await eventually(() => misbehaving.every((p) => s.serverErrors.some((e) => e.peer === p)), 10_000, "the three misbehaving peers cut off");
+    expect(s.serverErrors).toHaveLength(3);
+    const byPeer = new Map(s.serverErrors.map((e) => [e.peer, e.error.message]));
+    expect(byPeer.get(oversize.peerId.toString())).toMatch(/exceeds the limit/);
+    expect(byPeer.get(reader.peerId.toString())).toMatch(/did not read for 1000 ms/);
+    expect(byPeer.get(halfFrame.peerId.toString())).toMatch(/stalled mid-frame/);
+    expect(byPeer.has(honest.peerId.toString())).toBe(false);
+  });
+});
