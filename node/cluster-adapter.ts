@@ -1,4 +1,5 @@
 import { describeAgent } from "../src/agents/builtin.js";
+import { WORKSPACE_KEY, type WorkspaceSpec } from "../src/workspace/task-spec.js";
 import { ATTEMPT_OF } from "./scheduling/attempt-metadata.js";
 import type { AgentRegistry } from "../src/agents/executor.js";
 import { CoderClawError, InvalidInputError } from "../src/contract/errors.js";
@@ -38,6 +39,8 @@ export interface ClusterParts {
   leaseTimeoutMs?: number;
   /** Members currently connected, asked about tasks this node has not heard of yet. */
   connectedMembers?: () => string[];
+  /** Snapshots of directories that tasks carry (see `SubmitOptions.repo`). */
+  workspaces?: { snapshot(dir: string, artifacts?: readonly string[]): Promise<WorkspaceSpec> };
   /** Route used when a submission names none: `auto`, or a peer id to pin work to (a build server). Default `auto`. */
   defaultRoute?: string;
 }
@@ -73,7 +76,14 @@ export class ClusterTransportAdapter implements TransportAdapter {
     const parsed = parseSubmitRequest(request);
     const parsedOptions = parseSubmitOptions(options);
     if (parsedOptions.route === undefined && this.parts.defaultRoute !== undefined) parsedOptions.route = this.parts.defaultRoute;
-    return this.parts.dispatcher.submit({ ...parsed, agentId: parsed.agentId ?? "echo" }, parsedOptions);
+    const { repo, artifacts, ...placement } = parsedOptions;
+    if (repo !== undefined) {
+      if (this.parts.workspaces === undefined) throw new InvalidInputError("this node does not send code with tasks", "repo");
+      // The snapshot's tree id goes into the request, which the attempt signs: the executor fetches exactly that tree.
+      const spec = await this.parts.workspaces.snapshot(repo, artifacts);
+      parsed.metadata = { ...(parsed.metadata ?? {}), [WORKSPACE_KEY]: spec };
+    }
+    return this.parts.dispatcher.submit({ ...parsed, agentId: parsed.agentId ?? "echo" }, placement);
   }
 
   async retryTask(taskId: string): Promise<TaskState> {

@@ -19,6 +19,10 @@ import { PairingService } from "./mesh/pairing-service.js";
 import { listPeers, trackLastSeen } from "./mesh/peer-list.js";
 import { statementSyncService } from "./mesh/statement-sync.js";
 import type { CoderClawNode, NodeOptions } from "./node-api.js";
+import { openBlobStore } from "../src/workspace/blob-store.js";
+import { blobService, type RunningBlobs } from "./workspaces/blob-service.js";
+import { CodeWorkspaces } from "./workspaces/code-workspaces.js";
+import { SharedTrees } from "./workspaces/shared-trees.js";
 import { openNodeCore } from "./node-core.js";
 import { NodeSecurity } from "./security/node-security.js";
 import type { ServiceAuditEntry, ServiceContext } from "./services/mesh-service.js";
@@ -50,8 +54,23 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
   const identity = await loadOrCreateDeviceIdentity(dataDir);
   const meshId = meshIdFile(paths.identity);
   const report = (where: string) => (error: Error) => options.onError?.(where, error);
-  const core = await openNodeCore(dataDir, identity.peerId, options, report("storage"));
-  const stack: Array<() => unknown> = [() => core.close()];
+  // Code-carrying tasks: a content-addressed store, the trees this node serves, and the workspaces made from them.
+  const blobStore = await openBlobStore({ dir: join(dataDir, "blobs"), ...(options.blobQuotaBytes !== undefined && { quotaBytes: options.blobQuotaBytes }) });
+  const sharedTrees = new SharedTrees();
+  const blobsRef: { current?: RunningBlobs } = {};
+  const workspaces = new CodeWorkspaces({
+    selfId: identity.peerId,
+    dataDir,
+    store: blobStore,
+    shared: sharedTrees,
+    client: () => blobsRef.current?.client,
+    addSource: (source) => blobsRef.current?.service.server.addSource(source) ?? (() => undefined),
+  });
+  const core = await openNodeCore(dataDir, identity.peerId, options, report("storage"), workspaces).catch(async (err: unknown) => {
+    await blobStore.close();
+    throw err;
+  });
+  const stack: Array<() => unknown> = [() => blobStore.close(), () => core.close(), () => workspaces.close()];
   const unwind = async (): Promise<void> => {
     for (const release of stack.splice(0).reverse()) await Promise.resolve(release()).catch(() => undefined);
   };
@@ -108,9 +127,10 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),
     });
     const client = taskClientService();
+    const blobs = blobService({ store: blobStore, shared: sharedTrees });
     const auditReplication = auditReplicationService({ audit: security.audit });
     const connectedMembers = (): string[] => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(admission.isMember);
-    const services = serviceList([pairing, statements, sync, directory, server, client, auditReplication, ...(options.services ?? [])]);
+    const services = serviceList([pairing, statements, sync, directory, server, client, blobs, auditReplication, ...(options.services ?? [])]);
     stack.push(() => services.stop());
     // A revoked or no-longer-trusted device is cut off wherever the statement reaches; a new member gets every protocol.
     const membersChanged = (): void => {
@@ -132,6 +152,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       openDoor: admission.openDoor,
     };
     await services.start(context, (where, error) => options.onError?.(where, error));
+    blobsRef.current = blobs.running;
     stack.push(membership.onChange(membersChanged));
     membersChanged();
 
@@ -145,6 +166,11 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       isConnected: (peer) => connectedMembers().includes(peer),
       reach: async (peer) => void (await libp2p.dial(peerIdFromString(peer), { signal: AbortSignal.timeout(3000) })),
       local: () => placement,
+      // A task that carries code lets the member its attempt goes to read that code, and no one else.
+      beforeAttempt: (peer, request) => {
+        const sent = workspaces.grantFor(request, peer);
+        if (sent !== undefined) audit({ action: "task.code.send", peer, resource: sent.tree, result: "allowed", reason: `${sent.files} files, ${sent.bytes} bytes` });
+      },
       leaseTimeoutMs: options.leaseTimeoutMs ?? LEASE_TIMEOUT_MS,
       onError: (where, error) => options.onError?.(where, error),
     }));
@@ -161,6 +187,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       client: client.running,
       dispatcher,
       connectedMembers,
+      workspaces,
       ...(options.leaseTimeoutMs !== undefined && { leaseTimeoutMs: options.leaseTimeoutMs }),
     });
     let stopping: Promise<void> | undefined;
@@ -182,6 +209,8 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       dispatcher,
       security,
       auditReplicator: auditReplication.running,
+      workspaces,
+      blobs: blobs.running,
       createMesh: (name) => foundMesh({ membership, security, identity }, name),
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
       dial: async (addr) => void (await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),

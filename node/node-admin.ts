@@ -3,9 +3,10 @@ import { CoderClawError, InvalidInputError } from "../src/contract/errors.js";
 import { parseInput } from "../src/contract/parse-input.js";
 import { parseRepoPolicy, parseTeamPolicy } from "../src/security/policy-file.js";
 import type { CoderClawNode } from "./create-node.js";
+import { taskChanges } from "./workspaces/task-result.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign"] as const;
+export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign", "task.changes"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
@@ -36,6 +37,7 @@ const schemas = {
   "devices.list": z.strictObject({}).optional(),
   "devices.trust": z.strictObject({ deviceId: deviceSchema, level: levelSchema }),
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
+  "task.changes": z.strictObject({ taskId: z.string().min(1).max(128) }),
   "policy.sign": z.strictObject({ scope: z.enum(["repo", "team"]), text: z.string().min(1).max(256 * 1024), file: z.string().min(1).max(4096) }),
 } satisfies Record<AdminMethod, z.ZodType>;
 
@@ -49,6 +51,11 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
   if (!isAdminMethod(method)) throw new InvalidInputError(`unknown administrative call ${method}`, "method");
   const m = node.membership;
   switch (method) {
+    case "task.changes": {
+      // Bytes travel as base64: the control socket speaks JSON lines.
+      const { result, patch, artifacts } = await taskChanges(node.adapter, node.workspaces, parseInput(schemas[method], raw).taskId);
+      return { result, patch: patch.toString("base64"), artifacts: artifacts.map((a) => ({ path: a.path, bytes: a.bytes.toString("base64") })) };
+    }
     case "session.create": {
       const { userId, roles, ttlMs } = parseInput(schemas[method], raw);
       // Sessions belong to this node's device: HTTP accepts only tokens opened here.

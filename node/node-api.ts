@@ -1,4 +1,6 @@
 import type { Dispatcher } from "./scheduling/dispatcher.js";
+import type { RunningBlobs } from "./workspaces/blob-service.js";
+import type { CodeWorkspaces } from "./workspaces/code-workspaces.js";
 import type { DeviceIdentity } from "../identity/index.js";
 import type { AgentRegistry } from "../src/agents/executor.js";
 import type { SandboxMode } from "../src/agents/sandbox.js";
@@ -42,6 +44,8 @@ export interface NodeOptions {
   leaseIntervalMs?: number;
   /** Executor silence after which a remote task is presumed lost, ms. Default 10,000. */
   leaseTimeoutMs?: number;
+  /** Bytes the content-addressed store of code and results may hold before unpinned blobs are collected. Default 4 GiB. */
+  blobQuotaBytes?: number;
   /** Security re-check of remote submissions; default: the node's security service (grants, policies, trust). */
   authorize?: AuthorizeSubmit;
   /** Inbound connections per second from one host; raise for many nodes on one machine. */
@@ -89,6 +93,10 @@ export interface CoderClawNode {
   readonly security: NodeSecurity;
   /** Audit log replication with members. */
   readonly auditReplicator: AuditReplicator;
+  /** Tasks that carry code: snapshots sent, workspaces made, results fetched. */
+  readonly workspaces: CodeWorkspaces;
+  /** The blob protocol (byte counters per peer, for tests and benchmarks). */
+  readonly blobs: RunningBlobs;
   /**
    * Found a mesh with this device as founder and admin, and sign its default
    * policy (members may send each other work). Returns the mesh id.

@@ -1,3 +1,4 @@
+import type { TaskWorkspaces } from "../src/engine/execution-environment.js";
 import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
 import { actorIdOf } from "./device-actor.js";
 import { ATTEMPT_OF } from "./scheduling/attempt-metadata.js";
@@ -8,7 +9,7 @@ import type { NodeOptions } from "./node-api.js";
  * this device (its id binds the tasks it runs; its Automerge actor writes their
  * documents), with work from other devices sandboxed unless told otherwise.
  */
-export function openNodeCore(dataDir: string, deviceId: string, options: NodeOptions, report: (error: Error) => void): Promise<LocalCore> {
+export function openNodeCore(dataDir: string, deviceId: string, options: NodeOptions, report: (error: Error) => void, workspaces?: TaskWorkspaces): Promise<LocalCore> {
   return openLocalCore({
     dataDir,
     executorId: deviceId,
@@ -17,6 +18,7 @@ export function openNodeCore(dataDir: string, deviceId: string, options: NodeOpt
     ...(options.maxConcurrentTasks !== undefined && { maxConcurrentTasks: options.maxConcurrentTasks }),
     ...(options.defaultTimeoutMs !== undefined && { defaultTimeoutMs: options.defaultTimeoutMs }),
     sandbox: { mode: options.sandbox ?? "required", ...(options.bwrapPath !== undefined && { bwrap: options.bwrapPath }) },
+    ...(workspaces && { workspaces }),
     // An attempt's keeper mirrors it into the task it replicates: the attempt's own document can wait for its end.
     documentOnlyAtEnd: (request) => request.metadata?.[ATTEMPT_OF] !== undefined,
     onUnreadable: (taskId, error) => report(new Error(`task ${taskId} cannot be read and is left out of listings: ${error.message}`, { cause: error })),

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import ms from "ms";
 import { InvalidInputError } from "../../src/contract/errors.js";
 import { parseRemoteStep, parseRequirements } from "../../src/contract/requirements.js";
@@ -11,6 +12,9 @@ export interface SubmitFlags {
   requires?: string;
   deadline?: string;
   waitForPeer: boolean;
+  /** `--repo` alone is the current directory. */
+  repo?: string | boolean;
+  artifacts?: string[];
 }
 
 /**
@@ -40,5 +44,7 @@ export function submitOptionsFromFlags(flags: SubmitFlags): SubmitOptions {
     ...(requires !== undefined && { requires }),
     ...(flags.deadline !== undefined && { deadline: parseDeadline(flags.deadline) }),
     ...(!flags.waitForPeer && { waitForPeer: false }),
+    ...(flags.repo !== undefined && flags.repo !== false && { repo: resolve(flags.repo === true ? process.cwd() : flags.repo) }),
+    ...(flags.artifacts !== undefined && { artifacts: flags.artifacts }),
   });
 }

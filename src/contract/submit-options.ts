@@ -24,6 +24,20 @@ export const RequirementsSchema: z.ZodType<TaskRequirements> = z.strictObject({
     .optional(),
 });
 
+/** Most artifact patterns one submission may name. */
+export const MAX_ARTIFACT_PATTERNS = 32;
+
+/** Glob patterns of files a task that carries code brings back: relative, inside its workspace. */
+export const ArtifactPatternsSchema = z
+  .array(
+    z
+      .string()
+      .min(1, "must not be empty")
+      .max(256, "must be at most 256 characters")
+      .refine((p) => !p.startsWith("/") && !p.split("/").includes("..") && !p.includes("\0"), "must be a relative pattern inside the workspace, without '..'"),
+  )
+  .max(MAX_ARTIFACT_PATTERNS, `at most ${MAX_ARTIFACT_PATTERNS} patterns`);
+
 /** {@link SubmitOptions} from outside (control socket, HTTP, embedding code); a deadline may come as a date or epoch milliseconds. */
 export const SubmitOptionsSchema = z.strictObject({
   route: RouteSchema.optional(),
@@ -39,7 +53,14 @@ export const SubmitOptionsSchema = z.strictObject({
     .transform((d) => (d instanceof Date ? d : new Date(d)))
     .optional(),
   waitForPeer: z.boolean().optional(),
-});
+  repo: z
+    .string()
+    .min(1)
+    .max(4096, "must be at most 4096 characters")
+    .refine((p) => p.startsWith("/") && !p.includes("\0"), "must be an absolute path")
+    .optional(),
+  artifacts: ArtifactPatternsSchema.optional(),
+}).refine((o) => o.artifacts === undefined || o.repo !== undefined, { error: "needs repo: artifacts come from the workspace of a task that carries code", path: ["artifacts"] });
 
 /** `options` checked against {@link SubmitOptionsSchema}, refused as INVALID_INPUT naming the field. */
 export function parseSubmitOptions(options: unknown): SubmitOptions {
@@ -50,5 +71,7 @@ export function parseSubmitOptions(options: unknown): SubmitOptions {
   if (parsed.requires !== undefined) out.requires = parsed.requires;
   if (parsed.deadline !== undefined) out.deadline = parsed.deadline;
   if (parsed.waitForPeer !== undefined) out.waitForPeer = parsed.waitForPeer;
+  if (parsed.repo !== undefined) out.repo = parsed.repo;
+  if (parsed.artifacts !== undefined) out.artifacts = parsed.artifacts;
   return out;
 }

@@ -203,6 +203,17 @@ export interface SubmitOptions {
    * capable member has a free slot.
    */
   waitForPeer?: boolean;
+  /**
+   * Mesh addition: run the task on a snapshot of this directory (absolute, on
+   * the node that receives the submission): in a git repository its HEAD plus
+   * staged, unstaged and untracked changes, elsewhere its files minus
+   * `.coderclawignore`. The executor works in its own copy; what changed comes
+   * back as a patch (`task diff`, `task apply`). Refused over the HTTP API,
+   * which must not read the node's files for a remote caller.
+   */
+  repo?: string;
+  /** Mesh addition, with `repo`: files of the workspace (glob patterns) brought back with the result. */
+  artifacts?: string[];
 }
 
 /** Lowest {@link SubmitOptions.priority}. */

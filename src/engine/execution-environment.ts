@@ -4,6 +4,22 @@ import type { AgentExecutor } from "../agents/executor.js";
 import { resolveWorkspace } from "../agents/workspace.js";
 import { assertSandboxAvailable, DEFAULT_BWRAP, type SandboxMode, type SandboxSpec } from "../agents/sandbox.js";
 
+/**
+ * Workspaces for tasks that carry code (a snapshot of the submitter's tree):
+ * provided by the node, which fetches and materialises the code and records
+ * what the agent changed.
+ */
+export interface TaskWorkspaces {
+  /** Whether the request carries code (a malformed spec counts: `prepare` refuses it, failing the task). */
+  carriesCode(request: Readonly<TaskSubmitRequest>): boolean;
+  /** The task's own directory, holding its code, ready for its agent; throws to fail the task. */
+  prepare(task: { id: string; request: Readonly<TaskSubmitRequest>; submittedBy?: string }, signal: AbortSignal): Promise<string>;
+  /** After the agent returned: what it changed, recorded with the completion as `data.workspace`. */
+  collect(taskId: string): Promise<unknown>;
+  /** The task's execution is over, whatever its outcome: let go of its directory (its result stays). */
+  release(taskId: string): Promise<void>;
+}
+
 /** Where tasks run and how they are confined; part of `TaskEngineOptions`. */
 export interface ExecutionEnvironmentOptions {
   /** Data directory: per-session workspaces live in `<dataDir>/workspaces`. */
@@ -18,6 +34,8 @@ export interface ExecutionEnvironmentOptions {
    * processes is refused when submitted.
    */
   sandbox?: { mode: SandboxMode; bwrap?: string; hide?: readonly string[] };
+  /** Workspaces of tasks that carry code; without them such a request runs in its session's workspace like any other. */
+  workspaces?: TaskWorkspaces;
 }
 
 /**
@@ -32,6 +50,11 @@ export class ExecutionEnvironment {
   #hidden: string[] | undefined;
 
   constructor(private readonly options: ExecutionEnvironmentOptions) {}
+
+  /** Workspaces of tasks that carry code, when the node provides them. */
+  get workspaces(): TaskWorkspaces | undefined {
+    return this.options.workspaces;
+  }
 
   /** Throws when the request's session or repository may not be used as a workspace. */
   assertWorkspaceAllowed(request: Readonly<TaskSubmitRequest>): void {

@@ -42,32 +42,51 @@ export function startExecution(task: LiveTask, settings: ExecutionSettings, repo
   task.executing = true;
   task.timer = setTimeout(() => controller.abort("timeout" satisfies AbortCause), timeoutOf(agent, settings));
   task.timer.unref();
-  const workspace = settings.environment.workspaceFor(task.request);
-  const sandbox = settings.environment.sandboxFor(task.state, workspace);
-  const ctx: ExecutionContext = {
-    taskId: task.state.id,
-    request: task.request,
-    workspace,
-    ...(sandbox && { sandbox }),
-    signal: controller.signal,
-    progress: (p, message) => reports.progress(task, p, message),
-    output: (chunk) => reports.output(task, chunk),
-    ...(settings.processes === undefined ? {} : { processes: settings.processes }),
-    checkpoint: () =>
-      task.state.status === "waiting" && !controller.signal.aborted
-        ? new Promise<void>((resolve) => task.checkpointWaiters.push(resolve))
-        : Promise.resolve(),
+  const stopped = (): Error => new Error(`stopped before it started (${String(controller.signal.reason)})`);
+  const contextIn = (workspace: string): ExecutionContext => {
+    const sandbox = settings.environment.sandboxFor(task.state, workspace);
+    return {
+      taskId: task.state.id,
+      request: task.request,
+      workspace,
+      ...(sandbox && { sandbox }),
+      signal: controller.signal,
+      progress: (p, message) => reports.progress(task, p, message),
+      output: (chunk) => reports.output(task, chunk),
+      ...(settings.processes === undefined ? {} : { processes: settings.processes }),
+      checkpoint: () =>
+        task.state.status === "waiting" && !controller.signal.aborted
+          ? new Promise<void>((resolve) => task.checkpointWaiters.push(resolve))
+          : Promise.resolve(),
+    };
   };
-  const run = (): Promise<ExecutionResult> => {
-    // Stopped (cancelled, timed out, shut down) while its start was being recorded: the agent never acts.
-    if (controller.signal.aborted) return Promise.reject(new Error(`stopped before it started (${String(controller.signal.reason)})`));
-    try {
-      return Promise.resolve(agent.execute(ctx));
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  };
-  const promise = recorded === undefined ? run() : recorded.then(run);
+  const workspaces = settings.environment.workspaces;
+  let run: () => Promise<ExecutionResult>;
+  if (workspaces?.carriesCode(task.request) === true) {
+    // The code comes first (fetched, materialised, tracked), and what the agent changed is taken before the outcome is told.
+    run = async () => {
+      if (controller.signal.aborted) throw stopped();
+      const workspace = await workspaces.prepare({ id: task.state.id, request: task.request, ...(task.state.submittedBy !== undefined && { submittedBy: task.state.submittedBy }) }, controller.signal);
+      if (controller.signal.aborted) throw stopped();
+      const result = await agent.execute(contextIn(workspace));
+      const changes = await workspaces.collect(task.state.id);
+      const data = result.data === undefined ? {} : typeof result.data === "object" && result.data !== null && !Array.isArray(result.data) ? result.data : { agent: result.data };
+      return { ...result, data: { ...data, workspace: changes } };
+    };
+  } else {
+    const ctx = contextIn(settings.environment.workspaceFor(task.request));
+    run = () => {
+      // Stopped (cancelled, timed out, shut down) while its start was being recorded: the agent never acts.
+      if (controller.signal.aborted) return Promise.reject(stopped());
+      try {
+        return Promise.resolve(agent.execute(ctx));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+  }
+  const started = recorded === undefined ? run() : recorded.then(run);
+  const promise = workspaces?.carriesCode(task.request) === true ? started.finally(() => workspaces.release(task.state.id)) : started;
   promise.then(
     (result) => reports.finished(task, controller, { ok: true, result }),
     (error: unknown) => reports.finished(task, controller, { ok: false, error }),

@@ -4,6 +4,7 @@ import type { AgentRegistry } from "../agents/executor.js";
 import { createBuiltinRegistry } from "../agents/builtin.js";
 import { createProcessRecords, type ProcessRecords } from "../agents/process-records.js";
 import { TaskEngine } from "../engine/task-engine.js";
+import type { TaskWorkspaces } from "../engine/execution-environment.js";
 import { LevelTaskRepository } from "../engine/task-repository.js";
 import { openDatabase, type Database } from "../storage/level-database.js";
 import { LevelDocumentStore } from "../storage/level-document-store.js";
@@ -30,6 +31,8 @@ export interface LocalContext {
   allowRepository?: (path: string, request: Readonly<TaskSubmitRequest>) => boolean;
   /** False: read and queue only, run nothing, recover nothing (see TaskEngineOptions.runTasks). */
   runTasks?: boolean;
+  /** Workspaces of tasks that carry code (see TaskEngineOptions.workspaces). */
+  workspaces?: TaskWorkspaces;
   /** Tasks that get their document only when they end (see TaskEngineOptions.documentOnlyAtEnd). */
   documentOnlyAtEnd?: (request: Readonly<TaskSubmitRequest>) => boolean;
   /** A stored task that cannot be read: listing skips it and reports it here. */
@@ -83,6 +86,7 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
       ...(context.executorId !== undefined && { executorId: context.executorId }),
       ...(context.runTasks !== undefined && { runTasks: context.runTasks }),
       ...(context.onUnreadable && { onUnreadable: context.onUnreadable }),
+      ...(context.workspaces && { workspaces: context.workspaces }),
       ...(context.documentOnlyAtEnd && { documentOnlyAtEnd: context.documentOnlyAtEnd }),
       ...(context.sandbox && { sandbox: context.sandbox }),
       ...(processes !== undefined && { processes }),

@@ -52,13 +52,14 @@ export class LocalTransportAdapter implements TransportAdapter {
    * Runs the task here: the routes `auto` and `local` are the same, and a peer
    * is refused (INVALID_INPUT on `route`). One queue runs tasks in submission
    * order, so `priority` changes nothing here, and `waitForPeer` has no member
-   * to wait for; `requires` and `deadline` need members to place on and are
-   * refused (INVALID_INPUT).
+   * to wait for; `requires` and `deadline` need members to place on, and `repo`
+   * (with `artifacts`) a node that serves and tracks code: all are refused
+   * (INVALID_INPUT).
    */
   async submitTask(request: TaskSubmitRequest, options?: SubmitOptions): Promise<TaskState> {
     const parsed = parseSubmitOptions(options);
     refusePeerRoute(parsed, "LocalTransportAdapter");
-    for (const field of ["requires", "deadline"] as const) {
+    for (const field of ["requires", "deadline", "repo"] as const) {
       if (parsed[field] !== undefined) throw new InvalidInputError(`LocalTransportAdapter runs tasks in this process and has no members to place on: ${field} needs a mesh node (coderclaw start)`, field);
     }
     return (await this.core).engine.submit(request);

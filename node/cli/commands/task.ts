@@ -5,6 +5,7 @@ import { followTask } from "../follow.js";
 import { eventLines, printJson, queueTable, taskDetails, taskTable } from "../output.js";
 import { submitOptionsFromFlags, type SubmitFlags } from "../submit-options.js";
 import { openAccess, type AccessOptions } from "../runtime-access.js";
+import { addTaskChangeCommands } from "./task-changes.js";
 
 /** Run `fn` with the runtime, closing it afterwards; returns the exit code. */
 async function withRuntime(cmd: Command, runTasks: boolean, fn: (adapter: TransportAdapter, kind: string) => Promise<number>): Promise<number> {
@@ -36,6 +37,8 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .option("--requires <list>", "labels and resources the node that runs it must have: gpu,cpu>=4,memoryGiB>=16")
     .option("--deadline <when>", "fail it if it has not started by then: a duration (30m, 2h) or a date")
     .option("--no-wait-for-peer", "refuse at once when no member can start it now, instead of waiting for one")
+    .option("--repo [path]", "send a snapshot of this directory (default: the current one) with the task; the executor works on its own copy, and `task diff` / `task apply` bring the changes back")
+    .option("--artifacts <glob>", "with --repo: files to bring back with the result (repeatable)", (v: string, prev: string[] = []) => [...prev, v])
     .option("--json", "print JSON")
     .action(async (input: string, opts: SubmitFlags & { agent?: string; description?: string; session?: string; wait?: boolean; json?: boolean }, cmd: Command) => {
       const request: TaskSubmitRequest = { input, description: opts.description ?? (input.split("\n")[0]!.slice(0, 200) || "task") };
@@ -159,6 +162,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
       );
     });
 
+  addTaskChangeCommands(task, setExit);
   return task;
 }
 

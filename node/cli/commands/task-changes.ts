@@ -1,0 +1,111 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import type { Command } from "commander";
+import { z } from "zod";
+import { parseInput } from "../../../src/contract/parse-input.js";
+import { EXIT } from "../exit-codes.js";
+import { printJson } from "../output.js";
+import { admin } from "./mesh.js";
+
+const ChangesSchema = z.object({
+  result: z.object({ patchBytes: z.number(), changed: z.object({ added: z.number(), modified: z.number(), deleted: z.number() }), artifacts: z.array(z.object({ path: z.string(), size: z.number() })) }).loose(),
+  patch: z.string(),
+  artifacts: z.array(z.object({ path: z.string(), bytes: z.string() })),
+});
+
+/** What a task that carried code changed, asked of the running node (which fetches it from the executor). */
+async function changesOf(cmd: Command, taskId: string): Promise<{ result: z.infer<typeof ChangesSchema>["result"]; patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
+  const raw = parseInput(ChangesSchema, await admin(cmd, "task.changes", { taskId }, false));
+  return { result: raw.result, patch: Buffer.from(raw.patch, "base64"), artifacts: raw.artifacts.map((a) => ({ path: a.path, bytes: Buffer.from(a.bytes, "base64") })) };
+}
+
+function gitApply(cwd: string, args: string[]): Promise<{ ok: boolean; message: string }> {
+  return new Promise((done) => {
+    execFile("git", ["apply", ...args], { cwd, env: { ...process.env, LC_ALL: "C" } }, (err, stdout, stderr) => done({ ok: err === null, message: `${stdout}${stderr}`.trim() }));
+  });
+}
+
+/** `task diff`, `task apply` and `task artifacts`, added to `coderclaw task`. */
+export function addTaskChangeCommands(task: Command, setExit: (code: number) => void): void {
+  task
+    .command("diff")
+    .description("print what a task that carried code (--repo) changed, as a git patch")
+    .argument("<id>", "task id")
+    .option("--stat", "only how many files were added, modified and deleted")
+    .option("--json", "print JSON")
+    .action(async (id: string, opts: { stat?: boolean; json?: boolean }, cmd: Command) => {
+      const { result, patch } = await changesOf(cmd, id);
+      if (opts.json) printJson({ ...result, patch: patch.toString("utf8") });
+      else if (opts.stat || patch.byteLength === 0) process.stdout.write(`${result.changed.added} added, ${result.changed.modified} modified, ${result.changed.deleted} deleted (${patch.byteLength} bytes of patch)\n`);
+      else process.stdout.write(patch);
+      setExit(EXIT.ok);
+    });
+
+  task
+    .command("apply")
+    .description("apply what a task that carried code changed onto this tree; on a conflict nothing is changed")
+    .argument("<id>", "task id")
+    .option("--repo <path>", "the tree to apply to (default: the current directory)")
+    .option("--check", "only say whether it applies cleanly")
+    .option("--3way", "fall back to a three-way merge where the tree has moved on (git repositories)")
+    .action(async (id: string, opts: { repo?: string; check?: boolean; "3way"?: boolean }, cmd: Command) => {
+      const { patch } = await changesOf(cmd, id);
+      if (patch.byteLength === 0) {
+        process.stdout.write(`task ${id} changed nothing\n`);
+        setExit(EXIT.ok);
+        return;
+      }
+      const cwd = resolve(opts.repo ?? process.cwd());
+      const dir = mkdtempSync(join(tmpdir(), "coderclaw-apply-"));
+      try {
+        const file = join(dir, "changes.patch");
+        writeFileSync(file, patch);
+        const how = opts["3way"] ? ["--3way"] : [];
+        // Checked first as a whole: a patch that does not apply everywhere changes nothing anywhere.
+        const check = await gitApply(cwd, ["--check", ...how, file]);
+        if (!check.ok) {
+          process.stderr.write(`coderclaw: task ${id} does not apply to ${cwd}; nothing was changed:\n${check.message}\n`);
+          setExit(EXIT.taskFailed);
+          return;
+        }
+        if (opts.check) {
+          process.stdout.write(`task ${id} applies cleanly to ${cwd}\n`);
+          setExit(EXIT.ok);
+          return;
+        }
+        const applied = await gitApply(cwd, [...how, file]);
+        if (!applied.ok) {
+          process.stderr.write(`coderclaw: applying task ${id} to ${cwd} failed:\n${applied.message}\n`);
+          setExit(EXIT.taskFailed);
+          return;
+        }
+        process.stdout.write(`applied task ${id} to ${cwd}\n`);
+        setExit(EXIT.ok);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+  task
+    .command("artifacts")
+    .description("write the artifacts a task that carried code brought back (--artifacts GLOB at submit)")
+    .argument("<id>", "task id")
+    .option("--out <dir>", "where to write them (default: ./artifacts-<first 8 of the id>)")
+    .option("--json", "print JSON (paths and sizes)")
+    .action(async (id: string, opts: { out?: string; json?: boolean }, cmd: Command) => {
+      const { result, artifacts } = await changesOf(cmd, id);
+      const out = resolve(opts.out ?? `artifacts-${id.slice(0, 8)}`);
+      // Paths come from a result tree checked when it was read: relative, without '..', through no link.
+      for (const a of artifacts) {
+        const target = join(out, a.path);
+        await mkdir(dirname(target), { recursive: true });
+        await writeFile(target, a.bytes);
+      }
+      if (opts.json) printJson({ out, artifacts: result.artifacts });
+      else process.stdout.write(artifacts.length === 0 ? `task ${id} brought no artifacts back\n` : `${artifacts.length} artifact(s) in ${out}\n`);
+      setExit(EXIT.ok);
+    });
+}

@@ -1,0 +1,38 @@
+import { BLOBS_PROTOCOL, BlobClient, startBlobService, type BlobService } from "../../protocols/blobs/index.js";
+import type { BlobStore } from "../../src/workspace/blob-store.js";
+import { defineService, type DefinedService } from "../services/mesh-service.js";
+import type { SharedTrees } from "./shared-trees.js";
+
+/** The blob protocol as a node runs it: serving the trees shared here to the peers granted them, and fetching for this node. */
+export interface RunningBlobs {
+  readonly service: BlobService;
+  readonly client: BlobClient;
+  membersChanged(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** See {@link RunningBlobs}: blobs are read from the store, and from snapshot sources the node adds to the server. */
+export function blobService(options: { store: BlobStore; shared: SharedTrees }): DefinedService<RunningBlobs> {
+  return defineService(BLOBS_PROTOCOL, async (context) => {
+    const { shared, store } = options;
+    const service = await startBlobService({
+      libp2p: context.libp2p,
+      isMember: context.isMember,
+      authorize: (peer, treeId) => context.isMember(peer) && shared.authorize(peer, treeId),
+      treeBlobs: (treeId) => shared.treeBlobs(treeId),
+      tree: (treeId) => shared.tree(treeId),
+      sources: [store],
+      onError: (peer, error) => context.report(error, peer),
+    });
+    const client = new BlobClient({ libp2p: context.libp2p, onPeerError: (peer, error) => context.report(error, peer) });
+    return {
+      service,
+      client,
+      membersChanged: () => service.membersChanged(),
+      stop: async () => {
+        await client.close();
+        await service.stop();
+      },
+    };
+  });
+}

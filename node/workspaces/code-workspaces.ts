@@ -1,0 +1,229 @@
+import { lstat, readFile, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { join, relative } from "node:path";
+import { glob } from "tinyglobby";
+import type { BlobClient } from "../../protocols/blobs/index.js";
+import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
+import type { TaskSubmitRequest } from "../../src/contract/types.js";
+import type { TaskWorkspaces } from "../../src/engine/execution-environment.js";
+import type { BlobSource } from "../../src/workspace/blob-source.js";
+import type { BlobStore } from "../../src/workspace/blob-store.js";
+import { collectChanges, trackWorkspace, type ChangeTracking } from "../../src/workspace/git-changes.js";
+import { blobsOf, buildManifest, CHUNK_SIZE, decodeManifest, DEFAULT_MANIFEST_LIMITS, encodeManifest, totalSize, treeIdOf, type Manifest, type ManifestEntry, type ManifestLimits } from "../../src/workspace/manifest.js";
+import { materializeTree } from "../../src/workspace/materialize.js";
+import { snapshotDirectory } from "../../src/workspace/snapshot.js";
+import { RESULT_ARTIFACTS_DIR, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
+import type { SharedTrees } from "./shared-trees.js";
+
+/** Dependencies of {@link CodeWorkspaces}. */
+export interface CodeWorkspacesOptions {
+  selfId: string;
+  dataDir: string;
+  store: BlobStore;
+  /** Set once the node's libp2p runs; tasks that carry code from elsewhere fail until then. */
+  client: () => BlobClient | undefined;
+  shared: SharedTrees;
+  /** Serve a snapshot's blobs from its working tree, until the returned function is called. */
+  addSource: (source: BlobSource) => () => void;
+  /** Limits a tree received must keep. */
+  limits?: ManifestLimits;
+  /** Largest artifact brought back, bytes. Default 256 MiB. */
+  maxArtifactBytes?: number;
+}
+
+/** What a task's directory holds while it runs. */
+interface Prepared {
+  dir: string;
+  tracking: ChangeTracking;
+  spec: WorkspaceSpec;
+  requester: string | undefined;
+}
+
+/** Holder names in the blob store: what a running task and a task's result keep from collection. */
+const taskHolder = (taskId: string): string => `task:${taskId}`;
+const resultHolder = (taskId: string): string => `result:${taskId}`;
+
+/**
+ * Tasks that carry code, on both ends. The submitter snapshots a directory and
+ * shares its tree with the members its attempts go to; the executor fetches
+ * what its store lacks, materialises the tree in the task's own directory,
+ * tracks it with git kept outside that directory, and after the agent returns
+ * stores what changed (a patch and the artifacts asked for) as a result tree
+ * that the submitter fetches later.
+ */
+export class CodeWorkspaces implements TaskWorkspaces {
+  readonly #o: CodeWorkspacesOptions;
+  readonly #prepared = new Map<string, Prepared>();
+  readonly #sources: Array<() => void> = [];
+
+  constructor(options: CodeWorkspacesOptions) {
+    this.#o = options;
+  }
+
+  /** Snapshot `dir` for a submission: its tree is shared (to nobody yet) and the spec goes into the signed request. */
+  async snapshot(dir: string, artifacts?: readonly string[]): Promise<WorkspaceSpec> {
+    const cacheFile = join(this.#o.dataDir, "workspaces", "stat-cache", createHash("sha256").update(dir).digest("hex").slice(0, 32));
+    const snap = await snapshotDirectory(dir, { cacheFile, ...(this.#o.limits && { limits: this.#o.limits }) });
+    await this.#o.store.putTree(snap.treeId, snap.bytes);
+    if (!this.#o.shared.has(snap.treeId)) this.#sources.push(this.#o.addSource(snap.sources));
+    this.#o.shared.share(snap.treeId, snap.bytes, blobsOf(snap.manifest), snap.sources);
+    return { tree: snap.treeId, bytes: totalSize(snap.manifest), files: snap.manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
+  }
+
+  /** Let `peer` read the tree a request carries, as its attempt goes there; the spec when `peer` could not read it before. */
+  grantFor(request: Readonly<TaskSubmitRequest>, peer: string): WorkspaceSpec | undefined {
+    if (!this.carriesCode(request)) return undefined;
+    const spec = workspaceSpecOf(request.metadata)!;
+    return this.#o.shared.grant(spec.tree, peer) ? spec : undefined;
+  }
+
+  carriesCode(request: Readonly<TaskSubmitRequest>): boolean {
+    return request.metadata?.[WORKSPACE_KEY] !== undefined;
+  }
+
+  async prepare(task: { id: string; request: Readonly<TaskSubmitRequest>; submittedBy?: string }, signal: AbortSignal): Promise<string> {
+    const spec = workspaceSpecOf(task.request.metadata)!;
+    const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
+    if (spec.bytes > limits.maxTreeBytes) throw new InvalidInputError(`a tree of ${spec.bytes} bytes is over this node's limit of ${limits.maxTreeBytes}`, `metadata.${WORKSPACE_KEY}.bytes`);
+    const from = task.submittedBy;
+    const manifest = decodeManifest(await this.#treeBytes(spec.tree, from, signal), limits);
+    if (totalSize(manifest) !== spec.bytes || manifest.entries.length !== spec.files) {
+      throw new InvalidInputError(`the tree holds ${manifest.entries.length} files of ${totalSize(manifest)} bytes, not the ${spec.files} files of ${spec.bytes} bytes the request was signed with`, `metadata.${WORKSPACE_KEY}`);
+    }
+    const blobs = blobsOf(manifest);
+    await this.#o.store.pin(taskHolder(task.id), blobs);
+    const local = this.#o.shared.source(spec.tree);
+    if (local === undefined) await this.#fetchBlobs(from, spec.tree, blobs, signal);
+    const dir = join(this.#o.dataDir, "workspaces", "tasks", task.id);
+    const gitDir = join(this.#o.dataDir, "workspaces", "git", task.id);
+    // A previous run of this task (before a restart) left its directory: it starts again from the tree.
+    await Promise.all([rm(dir, { recursive: true, force: true }), rm(gitDir, { recursive: true, force: true })]);
+    const read = async (digest: string): Promise<Uint8Array> => {
+      const bytes = (local === undefined ? undefined : await local.read(digest)) ?? (await this.#o.store.read(digest));
+      if (bytes === undefined) throw new CoderClawError("NOT_FOUND", `blob ${digest} of tree ${spec.tree} is not held here`);
+      return bytes;
+    };
+    await materializeTree(manifest, dir, read, { limits });
+    const tracking = await trackWorkspace(dir, gitDir);
+    this.#prepared.set(task.id, { dir, tracking, spec, requester: from });
+    return dir;
+  }
+
+  async collect(taskId: string): Promise<WorkspaceResult> {
+    const prepared = this.#prepared.get(taskId);
+    if (prepared === undefined) throw new CoderClawError("NOT_FOUND", `task ${taskId} has no workspace here`);
+    const changes = await collectChanges(prepared.tracking);
+    const files: Array<{ path: string; bytes: Uint8Array }> = [];
+    if (changes.patch.byteLength > 0) files.push({ path: RESULT_PATCH_PATH, bytes: changes.patch });
+    const artifacts: WorkspaceResult["artifacts"] = [];
+    for (const path of await this.#artifactPaths(prepared)) {
+      const bytes = await readFile(join(prepared.dir, path));
+      files.push({ path: `${RESULT_ARTIFACTS_DIR}/${path}`, bytes });
+      artifacts.push({ path, size: bytes.byteLength });
+    }
+    const tree = await this.#storeTree(taskId, files);
+    if (prepared.requester !== undefined) this.#o.shared.grant(tree, prepared.requester);
+    return { tree, heldBy: this.#o.selfId, base: prepared.spec.tree, patchBytes: changes.patch.byteLength, changed: { added: changes.added, modified: changes.modified, deleted: changes.deleted }, artifacts };
+  }
+
+  async release(taskId: string): Promise<void> {
+    const prepared = this.#prepared.get(taskId);
+    this.#prepared.delete(taskId);
+    await this.#o.store.unpin(taskHolder(taskId)).catch(() => undefined);
+    if (prepared === undefined) return;
+    await Promise.all([rm(prepared.dir, { recursive: true, force: true }), rm(prepared.tracking.gitDir, { recursive: true, force: true })]);
+  }
+
+  /**
+   * The files of a task's result (its patch and artifacts), read here or fetched
+   * from the node that holds them.
+   */
+  async result(result: WorkspaceResult, signal?: AbortSignal): Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
+    const manifest = decodeManifest(await this.#treeBytes(result.tree, result.heldBy === this.#o.selfId ? undefined : result.heldBy, signal));
+    const blobs = blobsOf(manifest);
+    if (result.heldBy !== this.#o.selfId) await this.#fetchBlobs(result.heldBy, result.tree, blobs, signal);
+    const fileOf = async (entry: ManifestEntry): Promise<Buffer> => {
+      if (entry.kind !== "file") throw new CoderClawError("PROTOCOL", `result entry ${entry.path} is not a file`);
+      const parts: Uint8Array[] = [];
+      for (const d of entry.chunks) {
+        const bytes = await this.#o.store.read(d);
+        if (bytes === undefined) throw new CoderClawError("NOT_FOUND", `blob ${d} of result ${result.tree} is not held here`);
+        parts.push(bytes);
+      }
+      return Buffer.concat(parts);
+    };
+    let patch: Buffer = Buffer.alloc(0);
+    const artifacts: Array<{ path: string; bytes: Buffer }> = [];
+    for (const entry of manifest.entries) {
+      if (entry.path === RESULT_PATCH_PATH) patch = await fileOf(entry);
+      else if (entry.path.startsWith(`${RESULT_ARTIFACTS_DIR}/`)) artifacts.push({ path: entry.path.slice(RESULT_ARTIFACTS_DIR.length + 1), bytes: await fileOf(entry) });
+    }
+    return { patch, artifacts };
+  }
+
+  /** Stop serving snapshots' working trees. */
+  close(): void {
+    for (const remove of this.#sources.splice(0)) remove();
+  }
+
+  async #treeBytes(treeId: string, from: string | undefined, signal?: AbortSignal): Promise<Uint8Array> {
+    const held = this.#o.shared.tree(treeId) ?? (await this.#o.store.getTree(treeId));
+    if (held !== undefined) return held;
+    if (from === undefined) throw new CoderClawError("NOT_FOUND", `tree ${treeId} is not held here`);
+    const client = this.#o.client();
+    if (client === undefined) throw new CoderClawError("UNAVAILABLE", "the blob protocol is not running yet");
+    const bytes = await client.fetchTree(from, treeId, signal === undefined ? {} : { signal });
+    await this.#o.store.putTree(treeId, bytes);
+    return bytes;
+  }
+
+  async #fetchBlobs(from: string | undefined, treeId: string, blobs: ReadonlySet<string>, signal?: AbortSignal): Promise<void> {
+    if ((await this.#o.store.missing(blobs)).length === 0) return;
+    if (from === undefined) throw new CoderClawError("NOT_FOUND", `tree ${treeId}: its blobs are not held here`);
+    const client = this.#o.client();
+    if (client === undefined) throw new CoderClawError("UNAVAILABLE", "the blob protocol is not running yet");
+    const got = await client.fetchBlobs(from, treeId, blobs, this.#o.store, signal === undefined ? {} : { signal });
+    if (got.unavailable.length > 0) {
+      throw new CoderClawError("NOT_FOUND", `${from} no longer holds ${got.unavailable.length} blob(s) of tree ${treeId} (a file changed since it was snapshotted?), e.g. ${got.unavailable[0]}`);
+    }
+  }
+
+  /** Regular files the request's artifact patterns match, inside the workspace, within the size limit. */
+  async #artifactPaths(prepared: Prepared): Promise<string[]> {
+    const patterns = prepared.spec.artifacts ?? [];
+    if (patterns.length === 0) return [];
+    const found = await glob(patterns, { cwd: prepared.dir, onlyFiles: true, dot: true, followSymbolicLinks: false, expandDirectories: false });
+    const max = this.#o.maxArtifactBytes ?? 256 * 1024 * 1024;
+    const out: string[] = [];
+    for (const path of found.sort()) {
+      const rel = relative(prepared.dir, join(prepared.dir, path));
+      if (rel.startsWith("..")) continue;
+      const st = await lstat(join(prepared.dir, rel));
+      if (!st.isFile()) continue;
+      if (st.size > max) throw new CoderClawError("QUOTA", `artifact ${rel} is ${st.size} bytes, over the limit of ${max}`);
+      out.push(rel);
+    }
+    return out;
+  }
+
+  /** Store files as a tree (blobs and manifest), kept for the task's result; returns its id. */
+  async #storeTree(taskId: string, files: Array<{ path: string; bytes: Uint8Array }>): Promise<string> {
+    const entries: ManifestEntry[] = [];
+    for (const f of files) {
+      const chunks: string[] = [];
+      for (let off = 0; off < f.bytes.byteLength; off += CHUNK_SIZE) {
+        const part = f.bytes.subarray(off, Math.min(off + CHUNK_SIZE, f.bytes.byteLength));
+        chunks.push(await this.#o.store.put(part));
+      }
+      entries.push({ path: f.path, kind: "file", executable: false, size: f.bytes.byteLength, chunks });
+    }
+    const manifest: Manifest = buildManifest(entries);
+    const bytes = encodeManifest(manifest);
+    const tree = treeIdOf(bytes);
+    await this.#o.store.putTree(tree, bytes);
+    await this.#o.store.pin(resultHolder(taskId), [tree, ...blobsOf(manifest)]);
+    this.#o.shared.share(tree, bytes, blobsOf(manifest));
+    return tree;
+  }
+}
+

@@ -1,0 +1,99 @@
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startNodeProcess, type NodeProcess } from "../../node/cli/node-process.js";
+import { snapshotDirectory } from "../../src/workspace/snapshot.js";
+import { assertBuilt, runCli } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+beforeAll(assertBuilt);
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const git = (cwd: string, ...args: string[]): string => execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.com", ...args], { cwd }).toString();
+
+/** What the agent does to the code it was sent: edits, deletes, adds a text and a binary file, changes a mode, renames, commits some of it. */
+const SCRIPT = [
+  "printf 'edited by the agent\\n' >> a.txt",
+  "rm b.txt",
+  "printf 'new\\n' > src/added.txt",
+  "printf '\\000\\001\\002\\377binary' > image.bin",
+  "chmod +x run.sh",
+  "mv moved.txt src/renamed.txt",
+].join(" && ");
+
+/** The submitter's repository: a commit, then unstaged, staged and untracked changes, and an ignored file. */
+function makeRepository(dir: string): void {
+  git(dir, "init", "-q");
+  writeFileSync(join(dir, "a.txt"), "a\n");
+  writeFileSync(join(dir, "b.txt"), "b\n");
+  writeFileSync(join(dir, "moved.txt"), "a file long enough to be seen as renamed when it moves\n".repeat(4));
+  writeFileSync(join(dir, "run.sh"), "echo run\n");
+  writeFileSync(join(dir, "data.bin"), Buffer.from([0, 1, 2, 3, 254, 255]));
+  writeFileSync(join(dir, ".gitignore"), "*.log\n");
+  mkdirSync(join(dir, "src"));
+  writeFileSync(join(dir, "src", "lib.txt"), "lib\n");
+  git(dir, "add", "-A");
+  git(dir, "commit", "-qm", "base");
+  writeFileSync(join(dir, "a.txt"), "a, unstaged\n");
+  writeFileSync(join(dir, "staged.txt"), "staged\n");
+  git(dir, "add", "staged.txt");
+  writeFileSync(join(dir, "untracked.txt"), "untracked\n");
+  writeFileSync(join(dir, "debug.log"), "ignored, never sent\n");
+}
+
+describe("tasks that carry code (separate processes, real git repositories)", () => {
+  it("the executor works on the submitter's working tree; `task apply` reproduces its final tree exactly", async () => {
+    const homes = [tempDir("cc-code-a-"), tempDir("cc-code-b-"), tempDir("cc-code-repo-")];
+    cleanups.push(() => homes.forEach((h) => h.remove()));
+    const [ha, hb, work] = homes.map((h) => h.path) as [string, string, string];
+    const repo = join(work, "repo");
+    mkdirSync(repo);
+    makeRepository(repo);
+    // What the executor's tree should end as: the same script on a copy of what was sent.
+    const expected = join(work, "expected");
+    cpSync(repo, expected, { recursive: true });
+    execFileSync("sh", ["-c", SCRIPT], { cwd: expected });
+
+    const a: NodeProcess = await startNodeProcess(ha);
+    const b: NodeProcess = await startNodeProcess(hb);
+    cleanups.push(() => a.stop(), () => b.stop());
+    await a.client.admin("mesh.create", { name: "code" });
+    const { invite } = (await a.client.admin("mesh.invite", { level: "trusted", ttlMs: 60_000 })) as { invite: string };
+    await b.client.admin("mesh.join", { invite });
+
+    const submitted = await runCli(["task", "submit", SCRIPT, "--agent", "shell", "--repo", repo, "--route", b.deviceId, "--wait", "--json"], ha, 60_000);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const task = JSON.parse(submitted.stdout) as { id: string; status: string; placement?: { runsOn?: string } };
+    expect(task.status).toBe("completed");
+    expect(task.placement?.runsOn).toBe(b.deviceId);
+
+    const diff = await runCli(["task", "diff", task.id], ha, 30_000);
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(diff.stdout).toContain("deleted file mode 100644");
+    expect(diff.stdout).toContain("old mode 100644\nnew mode 100755");
+    expect(diff.stdout).toContain("GIT binary patch");
+    expect(diff.stdout).toContain("rename to src/renamed.txt");
+    expect(diff.stdout).not.toContain("debug.log");
+
+    const check = await runCli(["task", "apply", task.id, "--repo", repo, "--check"], ha, 30_000);
+    expect(check.code, check.stderr).toBe(0);
+    const applied = await runCli(["task", "apply", task.id, "--repo", repo], ha, 30_000);
+    expect(applied.code, applied.stderr).toBe(0);
+    // The same tree, byte for byte and mode for mode (the ignored file stays out of both).
+    const [got, want] = await Promise.all([snapshotDirectory(repo), snapshotDirectory(expected)]);
+    expect(got.manifest.entries.map((e) => e.path)).toEqual(want.manifest.entries.map((e) => e.path));
+    expect(got.treeId).toBe(want.treeId);
+    expect(readFileSync(join(repo, "debug.log"), "utf8")).toBe("ignored, never sent\n");
+
+    // Applying it again conflicts: refused, and nothing changes.
+    const again = await runCli(["task", "apply", task.id, "--repo", repo], ha, 30_000);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("nothing was changed");
+    expect((await snapshotDirectory(repo)).treeId).toBe(want.treeId);
+  }, 120_000);
+});
