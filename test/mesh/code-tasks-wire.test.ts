@@ -1,0 +1,90 @@
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { AgentExecutor } from "../../src/agents/executor.js";
+import type { CoderClawNode } from "../../node/index.js";
+import { workspaceResultOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
+import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+let stop: (() => Promise<void>) | undefined;
+const dirs: Array<{ remove(): void }> = [];
+afterEach(async () => {
+  await stop?.();
+  stop = undefined;
+  for (const d of dirs.splice(0)) d.remove();
+});
+
+/** Writes a report into its workspace, changing nothing else. */
+const reporter: AgentExecutor = {
+  info: { id: "report", name: "report", description: "", capabilities: [] },
+  resumable: false,
+  retryable: false,
+  availability: () => ({ available: true }),
+  execute: async (ctx) => {
+    mkdirSync(join(ctx.workspace, "out"), { recursive: true });
+    writeFileSync(join(ctx.workspace, "out", "report.txt"), `files: ${readdirSync(join(ctx.workspace, "files")).length}\n`);
+    return { output: "reported" };
+  },
+};
+
+async function completed(node: CoderClawNode, id: string): Promise<{ status: string; error?: string; result?: WorkspaceResult }> {
+  for await (const _ of node.adapter.streamTaskUpdates(id));
+  const state = (await node.adapter.getTaskState(id))!;
+  const done = (await node.adapter.getTaskEvents(id)).findLast((e) => e.status === "completed");
+  return { status: state.status, ...(state.error !== undefined && { error: state.error }), ...(done !== undefined && { result: workspaceResultOf(done.data) }) };
+}
+
+describe("code sent with tasks, on the wire", () => {
+  it("a second send moves the manifest and what changed; artifacts come back; a member the tree was not sent to reads none of it; a spec that lies is refused", async () => {
+    const mesh = await startNodes(3, (i) => ({ agents: i === 1 ? [reporter] : [], options: { sandbox: "off" } }));
+    stop = mesh.stop;
+    const [a, b, c] = mesh.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    await formMesh(mesh.nodes);
+    await eventually(async () => (await a.directory.members()).length === 2, 10_000, "members");
+
+    // A plain directory (no git): 200 files of 10 KiB.
+    const src = tempDir("cc-code-src-");
+    dirs.push(src);
+    mkdirSync(join(src.path, "files"));
+    for (let i = 0; i < 200; i++) writeFileSync(join(src.path, "files", `f${i}.txt`), `${i}`.padEnd(10 * 1024, "x"));
+    const treeBytes = 200 * 10 * 1024;
+    const received = (): number => b.blobs.client.counters(a.peerId).received;
+
+    const first = await a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path, artifacts: ["out/*.txt"] });
+    const one = await completed(a, first.id);
+    expect(one.status, one.error).toBe("completed");
+    const firstBytes = received();
+    expect(firstBytes).toBeGreaterThan(treeBytes);
+    const changes = await a.workspaces.result(one.result!);
+    // The report is the only change, and an artifact too.
+    expect(one.result!.changed).toEqual({ added: 1, modified: 0, deleted: 0 });
+    expect(changes.patch.toString()).toContain("+++ b/out/report.txt");
+    expect(changes.artifacts.map((x) => [x.path, x.bytes.toString()])).toEqual([["out/report.txt", "files: 200\n"]]);
+
+    // One file changes: the second send moves the new manifest and that file, not the tree.
+    writeFileSync(join(src.path, "files", "f7.txt"), "changed".padEnd(10 * 1024, "y"));
+    const second = await a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path });
+    expect((await completed(a, second.id)).status).toBe("completed");
+    const secondBytes = received() - firstBytes;
+    const manifestBytes = (await a.workspaces.snapshot(src.path)).files * 120;
+    expect(secondBytes, `${secondBytes} bytes for a changed file of 10 KiB in a tree of ${treeBytes}`).toBeLessThan(10 * 1024 + manifestBytes + 16 * 1024);
+
+    // C is a member and may learn the tree id (task documents replicate), but the tree was never sent to it.
+    const spec = (await a.adapter.getTaskState(second.id))!.metadata!.workspace as { tree: string; bytes: number; files: number };
+    await expect(c.blobs.client.fetchTree(a.peerId, spec.tree)).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
+
+    // A request whose signed size does not match its tree fails before any agent runs, naming the field; nothing is left behind.
+    const lying = await a.adapter.submitTask({ description: "lies", input: "", agentId: "report", metadata: { workspace: { ...spec, bytes: spec.bytes + 1 } } });
+    const refused = await completed(a, lying.id);
+    expect(refused.status).toBe("failed");
+    expect(refused.error).toMatch(/metadata\.workspace/);
+    const bogus = { description: "bad", input: "", agentId: "report", metadata: { workspace: { tree: "../../etc", bytes: 1, files: 1 } } };
+    await expect(a.adapter.submitTask(bogus)).rejects.toMatchObject({ code: "INVALID_INPUT", field: "metadata.workspace.tree" });
+    // Sent straight to B by a member, it is refused there, where it is read.
+    const direct = await a.client.submit(b.peerId, bogus, undefined, { follow: true });
+    await eventually(async () => (await b.core.engine.getTask(direct.id))?.status === "failed", 10_000, "B fails it");
+    expect((await b.core.engine.getTask(direct.id))?.error).toMatch(/metadata\.workspace\.tree/);
+    expect(readdirSync(join(mesh.homes[1]!, "workspaces", "tasks"))).toEqual([]);
+  }, 60_000);
+});
