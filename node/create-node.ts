@@ -20,6 +20,7 @@ import { listPeers, trackLastSeen } from "./mesh/peer-list.js";
 import { statementSyncService } from "./mesh/statement-sync.js";
 import type { CoderClawNode, NodeOptions } from "./node-api.js";
 import { openBlobStore } from "../src/workspace/blob-store.js";
+import { DEFAULT_MANIFEST_LIMITS } from "../src/workspace/manifest.js";
 import { blobService, type RunningBlobs } from "./workspaces/blob-service.js";
 import { CodeWorkspaces } from "./workspaces/code-workspaces.js";
 import { SharedTrees } from "./workspaces/shared-trees.js";
@@ -65,6 +66,8 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     shared: sharedTrees,
     client: () => blobsRef.current?.client,
     addSource: (source) => blobsRef.current?.service.server.addSource(source) ?? (() => undefined),
+    ...(options.code?.agents !== undefined && { acceptAgents: options.code.agents }),
+    ...(options.code?.maxTreeBytes !== undefined && { limits: { ...DEFAULT_MANIFEST_LIMITS, maxTreeBytes: options.code.maxTreeBytes } }),
   });
   const core = await openNodeCore(dataDir, identity.peerId, options, report("storage"), workspaces).catch(async (err: unknown) => {
     await blobStore.close();

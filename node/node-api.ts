@@ -44,6 +44,8 @@ export interface NodeOptions {
   leaseIntervalMs?: number;
   /** Executor silence after which a remote task is presumed lost, ms. Default 10,000. */
   leaseTimeoutMs?: number;
+  /** Tasks that carry code: the agents that may receive it from other devices (absent: all), and the largest tree sent or received. */
+  code?: { agents?: string[]; maxTreeBytes?: number };
   /** Bytes the content-addressed store of code and results may hold before unpinned blobs are collected. Default 4 GiB. */
   blobQuotaBytes?: number;
   /** Security re-check of remote submissions; default: the node's security service (grants, policies, trust). */

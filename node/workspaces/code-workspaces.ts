@@ -27,6 +27,8 @@ export interface CodeWorkspacesOptions {
   addSource: (source: BlobSource) => () => void;
   /** Limits a tree received must keep. */
   limits?: ManifestLimits;
+  /** Agents that may run tasks carrying code from other devices; absent: every agent. */
+  acceptAgents?: readonly string[];
   /** Largest artifact brought back, bytes. Default 256 MiB. */
   maxArtifactBytes?: number;
 }
@@ -81,10 +83,19 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return request.metadata?.[WORKSPACE_KEY] !== undefined;
   }
 
+  assertAccepted(request: Readonly<TaskSubmitRequest>, submittedBy: string | undefined): void {
+    const spec = workspaceSpecOf(request.metadata)!;
+    const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
+    if (spec.bytes > limits.maxTreeBytes) throw new InvalidInputError(`a tree of ${spec.bytes} bytes is over this node's limit of ${limits.maxTreeBytes} (runtime.yaml code.maxTreeBytes)`, `metadata.${WORKSPACE_KEY}.bytes`);
+    const agent = request.agentId ?? "echo";
+    if (submittedBy !== undefined && this.#o.acceptAgents !== undefined && !this.#o.acceptAgents.includes(agent)) {
+      throw new CoderClawError("PERMISSION_DENIED", `agent ${agent} may not receive code from other devices on this node (runtime.yaml code.agents: ${this.#o.acceptAgents.join(", ") || "none"})`, { field: "agentId" });
+    }
+  }
+
   async prepare(task: { id: string; request: Readonly<TaskSubmitRequest>; submittedBy?: string }, signal: AbortSignal): Promise<string> {
     const spec = workspaceSpecOf(task.request.metadata)!;
     const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
-    if (spec.bytes > limits.maxTreeBytes) throw new InvalidInputError(`a tree of ${spec.bytes} bytes is over this node's limit of ${limits.maxTreeBytes}`, `metadata.${WORKSPACE_KEY}.bytes`);
     const from = task.submittedBy;
     const manifest = decodeManifest(await this.#treeBytes(spec.tree, from, signal), limits);
     if (totalSize(manifest) !== spec.bytes || manifest.entries.length !== spec.files) {

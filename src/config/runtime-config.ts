@@ -53,6 +53,13 @@ export interface RuntimeConfig {
   labels: string[];
   /** Resources this node advertises (`cpu: 8`, `memoryGiB: 32`); a task may require at least an amount (`--requires cpu>=4`). */
   resources: Record<string, number>;
+  /** Tasks that carry code (`task submit --repo`): which agents may receive it here, and how much. */
+  code: {
+    /** Agents that may run tasks carrying code sent by other devices; absent: every agent. */
+    agents?: string[];
+    /** Largest tree sent or received, bytes. */
+    maxTreeBytes: number;
+  };
   http: {
     host: string;
     port: number;
@@ -117,6 +124,8 @@ const SETTINGS = {
       .record(RequirementNameSchema, z.number().min(0, "must be at least 0"))
       .refine((r) => Object.keys(r).length <= MAX_REQUIREMENTS, `at most ${MAX_REQUIREMENTS} resources`),
   },
+  "code.agents": { schema: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, "must be an agent id")).max(256), env: "CODERCLAW_CODE_AGENTS" },
+  "code.maxTreeBytes": { schema: z.number().int().min(1).max(64 * 1024 ** 4), env: "CODERCLAW_CODE_MAX_TREE_BYTES" },
   "http.host": { schema: z.string().min(1).max(255).regex(/^[A-Za-z0-9.:-]+$/, "must be a host name or IP address"), env: "CODERCLAW_HTTP_HOST" },
   "http.port": { schema: z.number().int().min(0).max(65_535), env: "CODERCLAW_HTTP_PORT" },
   "http.tls.cert": { schema: z.string().min(1).max(4096), env: "CODERCLAW_HTTP_TLS_CERT" },
@@ -146,6 +155,7 @@ const DEFAULTS: Partial<Record<SettingKey, unknown>> = {
   "deployment.maxConcurrentTasks": 10,
   labels: [],
   resources: {},
+  "code.maxTreeBytes": 4 * 1024 ** 3,
   "http.host": "127.0.0.1",
   "http.port": 7420,
 };
@@ -315,6 +325,10 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
     },
     labels: get("labels"),
     resources: get("resources"),
+    code: {
+      ...(values.has("code.agents") ? { agents: get<string[]>("code.agents") } : {}),
+      maxTreeBytes: get("code.maxTreeBytes"),
+    },
     http: {
       host: get("http.host"),
       port: get("http.port"),

@@ -12,6 +12,8 @@ import { assertSandboxAvailable, DEFAULT_BWRAP, type SandboxMode, type SandboxSp
 export interface TaskWorkspaces {
   /** Whether the request carries code (a malformed spec counts: `prepare` refuses it, failing the task). */
   carriesCode(request: Readonly<TaskSubmitRequest>): boolean;
+  /** Throws (PERMISSION_DENIED, INVALID_INPUT) when this node takes no such code for this agent: checked when the task is submitted, before it is stored. */
+  assertAccepted(request: Readonly<TaskSubmitRequest>, submittedBy: string | undefined): void;
   /** The task's own directory, holding its code, ready for its agent; throws to fail the task. */
   prepare(task: { id: string; request: Readonly<TaskSubmitRequest>; submittedBy?: string }, signal: AbortSignal): Promise<string>;
   /** After the agent returned: what it changed, recorded with the completion as `data.workspace`. */

@@ -52,6 +52,7 @@ describe("loadRuntimeConfig", () => {
       deployment: { mode: "local-only", allowRemoteSessions: false, maxConcurrentTasks: 10 },
       labels: [],
       resources: {},
+      code: { maxTreeBytes: 4 * 1024 ** 3 },
       http: { host: "127.0.0.1", port: 7420 },
     });
     expect(new Set(Object.values(loaded.sources))).toEqual(new Set(["default"]));

@@ -81,10 +81,23 @@ describe("code sent with tasks, on the wire", () => {
     expect(refused.error).toMatch(/metadata\.workspace/);
     const bogus = { description: "bad", input: "", agentId: "report", metadata: { workspace: { tree: "../../etc", bytes: 1, files: 1 } } };
     await expect(a.adapter.submitTask(bogus)).rejects.toMatchObject({ code: "INVALID_INPUT", field: "metadata.workspace.tree" });
-    // Sent straight to B by a member, it is refused there, where it is read.
-    const direct = await a.client.submit(b.peerId, bogus, undefined, { follow: true });
-    await eventually(async () => (await b.core.engine.getTask(direct.id))?.status === "failed", 10_000, "B fails it");
-    expect((await b.core.engine.getTask(direct.id))?.error).toMatch(/metadata\.workspace\.tree/);
+    // Sent straight to B by a member, it is refused there too, before anything is stored.
+    await expect(a.client.submit(b.peerId, bogus, undefined, { follow: true })).rejects.toMatchObject({ code: "INVALID_INPUT", field: "metadata.workspace.tree" });
     expect(readdirSync(join(mesh.homes[1]!, "workspaces", "tasks"))).toEqual([]);
+  }, 60_000);
+
+  it("a node takes code only for the agents its policy names, and trees only up to its limit: others are refused before anything is fetched", async () => {
+    const mesh = await startNodes(2, (i) => ({ agents: i === 1 ? [reporter] : [], options: { sandbox: "off", ...(i === 1 && { code: { agents: ["report"], maxTreeBytes: 1024 } }) } }));
+    stop = mesh.stop;
+    const [a, b] = mesh.nodes as [CoderClawNode, CoderClawNode];
+    await formMesh(mesh.nodes);
+    await eventually(async () => (await a.directory.members()).length === 1, 10_000, "members");
+    const src = tempDir("cc-code-policy-");
+    dirs.push(src);
+    writeFileSync(join(src.path, "small.txt"), "small\n");
+    await expect(a.adapter.submitTask({ description: "echo", input: "", agentId: "echo" }, { repo: src.path, route: b.peerId })).rejects.toThrow(/agent echo may not receive code from other devices/);
+    writeFileSync(join(src.path, "big.txt"), "x".repeat(4096));
+    await expect(a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path })).rejects.toThrow(/over this node's limit of 1024/);
+    expect(b.blobs.client.counters(a.peerId).received).toBe(0);
   }, 60_000);
 });

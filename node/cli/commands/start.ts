@@ -54,6 +54,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         maxConcurrentTasks: opts.maxConcurrent ?? config.deployment.maxConcurrentTasks,
         labels: config.labels,
         resources: config.resources,
+        code: config.code,
         sandbox: config.security.sandbox,
         workspaceDir: process.cwd(),
         ...(opts.leaseTimeout !== undefined && { leaseTimeoutMs: opts.leaseTimeout, leaseIntervalMs: Math.max(100, Math.floor(opts.leaseTimeout / 5)) }),
