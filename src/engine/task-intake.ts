@@ -33,7 +33,8 @@ export async function takeIn(input: unknown, submittedBy: string | undefined, se
   const availability = await agent.availability();
   if (!availability.available) throw new AgentUnavailableError(agentId, availability.reason);
   settings.environment.assertSandboxFor(agent, submittedBy);
-  settings.environment.workspaces?.assertAccepted(request, submittedBy);
+  const workspaces = settings.environment.workspaces;
+  if (workspaces?.carriesCode(request) === true) workspaces.assertAccepted(request, submittedBy);
 
   return { record: newRecord(request, agentId, submittedBy, settings), agent };
 }
