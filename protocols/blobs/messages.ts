@@ -6,14 +6,14 @@ import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/c
 export const BLOBS_PROTOCOL = "/coderclaw/blobs/1.0.0";
 /** Wire version inside every blob-protocol envelope. */
 export const BLOBS_PROTOCOL_VERSION = 1;
-/** Bytes of a blob or manifest one `data` message carries at most. */
-export const BLOB_CHUNK_BYTES = 64 * 1024;
+/** Bytes of a blob or manifest one `data` message carries at most: large enough that the cost per message is small beside the bytes. */
+export const BLOB_CHUNK_BYTES = 256 * 1024;
 /** Blobs one `get` names at most. */
 export const MAX_ITEMS_PER_GET = 1024;
 /** Largest window of one `get`, and largest grant of one `credit`. */
 export const MAX_WINDOW_BYTES = 16 * 1024 * 1024;
 /** A full chunk plus its envelope, or a `get` of {@link MAX_ITEMS_PER_GET} items. */
-export const MAX_BLOBS_MESSAGE_BYTES = 160 * 1024;
+export const MAX_BLOBS_MESSAGE_BYTES = 320 * 1024;
 
 const rid = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const digest = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex characters");

@@ -347,7 +347,7 @@ describe("blob protocol", () => {
     nodes = await startNodes(2);
     await connectAll(nodes);
     const [server, asker] = nodes as [MeshLibp2p, MeshLibp2p];
-    const first = randomBytes(BLOB_CHUNK_BYTES);
+    const first = randomBytes(64 * 1024);
     const second = randomBytes(1024 * 1024);
     const third = randomBytes(10);
     const byDigest = new Map([first, second, third].map((b) => [sha256Hex(b), b]));
