@@ -22,6 +22,8 @@
 import "../src/polyfills.js";
 
 export { createNode, type CoderClawNode, type NodeOptions, type PeerInfo } from "./create-node.js";
+export { taskChanges, type TaskChanges } from "./workspaces/task-result.js";
+export { CodeWorkspaces } from "./workspaces/code-workspaces.js";
 export { ClusterTransportAdapter, type ClusterParts, type SubmitOptions } from "./cluster-adapter.js";
 export { Membership } from "./mesh/membership.js";
 export { StatementSet, type SetItem, type ItemKind } from "./mesh/statement-set.js";

@@ -117,6 +117,37 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           responses: { "201": json(ref("TaskState"), "The new task"), ...readErrors, ...errorResponses(409) },
         },
       },
+      [`${HTTP_API_PREFIX}/tasks/{id}/patch`]: {
+        get: {
+          operationId: "getTaskPatch",
+          summary: "What a completed task that carried code (`repo`) changed, as a binary-safe git patch (empty when nothing changed); 404 for a task that carried none, 409 before it completed",
+          parameters: [taskIdParameter],
+          responses: { "200": { description: "The patch", content: { "text/x-diff": { schema: { type: "string" } } } }, ...readErrors, ...errorResponses(409) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/tasks/{id}/artifacts`]: {
+        get: {
+          operationId: "listTaskArtifacts",
+          summary: "The artifacts a completed task that carried code brought back (`artifacts` patterns at submission)",
+          parameters: [taskIdParameter],
+          responses: {
+            "200": json(
+              { type: "object", properties: { artifacts: { type: "array", items: { type: "object", properties: { path: { type: "string" }, size: { type: "integer" } }, required: ["path", "size"] } } }, required: ["artifacts"] },
+              "Paths (relative to the task's workspace) and sizes",
+            ),
+            ...readErrors,
+            ...errorResponses(409),
+          },
+        },
+      },
+      [`${HTTP_API_PREFIX}/tasks/{id}/artifacts/{path}`]: {
+        get: {
+          operationId: "getTaskArtifact",
+          summary: "One artifact's bytes",
+          parameters: [taskIdParameter, { name: "path", in: "path", required: true, description: "The artifact's path, as listed", schema: { type: "string" } }],
+          responses: { "200": { description: "The artifact", content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } }, ...readErrors, ...errorResponses(409) },
+        },
+      },
       [`${HTTP_API_PREFIX}/tasks/{id}/history`]: {
         get: {
           operationId: "getTaskHistory",

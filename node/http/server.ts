@@ -69,6 +69,8 @@ export interface HttpTlsOptions {
  */
 export interface HttpServerOptions<TAuth> {
   adapter: TransportAdapter;
+  /** What a task that carried code changed (its patch and artifacts); without it those routes answer 404. */
+  changes?: (taskId: string) => Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }>;
   /**
    * Turns a bearer token (a session token or an OIDC JWT) into a caller context;
    * throws, ideally a CoderClawError UNAUTHENTICATED, when it is invalid or expired.
@@ -134,7 +136,8 @@ declare module "fastify" {
  *
  * Routes (all JSON; errors are `{ error: { code, message, field? } }`):
  * `POST /v1/tasks[?route=]`, `GET /v1/tasks`, `GET /v1/tasks/:id`, `POST /v1/tasks/:id/cancel`, `POST /v1/tasks/:id/retry`,
- * `GET /v1/tasks/:id/history`, `GET /v1/tasks/:id/events` (SSE), `GET /v1/agents`, `GET /v1/skills`,
+ * `GET /v1/tasks/:id/history`, `GET /v1/tasks/:id/events` (SSE), `GET /v1/tasks/:id/patch` (a git patch),
+ * `GET /v1/tasks/:id/artifacts` and `GET /v1/tasks/:id/artifacts/<path>` (bytes), `GET /v1/agents`, `GET /v1/skills`,
  * `GET /v1/status`, `GET /v1/audit`, and unauthenticated `GET /healthz` and
  * `GET /openapi.json`.
  */
@@ -263,6 +266,30 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         const task = await readableTask(request, request.params.id);
         await check(request, "task:cancel", taskResource(task));
         return { cancelled: await adapter.cancelTask(task.id) };
+      });
+
+      const changesOf = async (request: FastifyRequest, id: string): Promise<Awaited<ReturnType<NonNullable<HttpServerOptions<TAuth>["changes"]>>>> => {
+        const task = await readableTask(request, id);
+        if (options.changes === undefined) throw new CoderClawError("NOT_FOUND", "this node keeps no changes of tasks");
+        return options.changes(task.id);
+      };
+
+      api.get<{ Params: { id: string } }>("/tasks/:id/patch", async (request, reply) => {
+        const { patch } = await changesOf(request, request.params.id);
+        return reply.type("text/x-diff; charset=utf-8").send(patch);
+      });
+
+      api.get<{ Params: { id: string } }>("/tasks/:id/artifacts", async (request) => {
+        const { artifacts } = await changesOf(request, request.params.id);
+        return { artifacts: artifacts.map((a) => ({ path: a.path, size: a.bytes.byteLength })) };
+      });
+
+      api.get<{ Params: { id: string; "*": string } }>("/tasks/:id/artifacts/*", async (request, reply) => {
+        const { artifacts } = await changesOf(request, request.params.id);
+        const wanted = request.params["*"];
+        const artifact = artifacts.find((a) => a.path === wanted);
+        if (artifact === undefined) throw new CoderClawError("NOT_FOUND", `task ${request.params.id} brought back no artifact ${wanted.slice(0, 200)}`);
+        return reply.type("application/octet-stream").header("content-disposition", "attachment").send(artifact.bytes);
       });
 
       api.get<{ Params: { id: string } }>("/tasks/:id/history", async (request) => {

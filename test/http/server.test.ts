@@ -67,6 +67,9 @@ describe("HTTP server over real sockets", () => {
         "/v1/tasks/{id}/retry",
         "/v1/tasks/{id}/events",
         "/v1/tasks/{id}/history",
+        "/v1/tasks/{id}/patch",
+        "/v1/tasks/{id}/artifacts",
+        "/v1/tasks/{id}/artifacts/{path}",
       ].sort(),
     );
     expect(Object.keys(doc.paths["/v1/tasks"] ?? {}).sort()).toEqual(["get", "post"]);

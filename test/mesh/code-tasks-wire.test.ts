@@ -4,6 +4,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { AgentExecutor } from "../../src/agents/executor.js";
 import type { CoderClawNode } from "../../node/index.js";
 import { workspaceResultOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
+import { createHttpServer } from "../../node/http/index.js";
+import { taskChanges } from "../../node/workspaces/task-result.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -61,6 +63,17 @@ describe("code sent with tasks, on the wire", () => {
     expect(one.result!.changed).toEqual({ added: 1, modified: 0, deleted: 0 });
     expect(changes.patch.toString()).toContain("+++ b/out/report.txt");
     expect(changes.artifacts.map((x) => [x.path, x.bytes.toString()])).toEqual([["out/report.txt", "files: 200\n"]]);
+    // The same over HTTP.
+    const http = await createHttpServer({ adapter: a.adapter, authenticate: () => ({}), changes: (id) => taskChanges(a.adapter, a.workspaces, id), port: 0 });
+    try {
+      const get = (path: string): Promise<Response> => fetch(`${http.url}/v1/tasks/${first.id}${path}`, { headers: { authorization: "Bearer t" } });
+      expect(await (await get("/patch")).text()).toBe(changes.patch.toString());
+      expect(await (await get("/artifacts")).json()).toEqual({ artifacts: [{ path: "out/report.txt", size: 11 }] });
+      expect(await (await get("/artifacts/out/report.txt")).text()).toBe("files: 200\n");
+      expect((await get("/artifacts/nope.txt")).status).toBe(404);
+    } finally {
+      await http.close();
+    }
 
     // One file changes: the second send moves the new manifest and that file, not the tree.
     writeFileSync(join(src.path, "files", "f7.txt"), "changed".padEnd(10 * 1024, "y"));

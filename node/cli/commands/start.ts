@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { taskChanges } from "../../workspaces/task-result.js";
 import { rmSync, writeFileSync } from "node:fs";
 import { Command } from "commander";
 import { dataPaths, resolveDataDir } from "../../../src/runtime/data-dir.js";
@@ -76,7 +77,7 @@ export function startCommand(setExit: (code: number) => void): Command {
             return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(current) : value;
           },
         });
-        http = await createHttpServer({ adapter: node.adapter, ...httpListenOptions(config.http), ...securityHttpHooks(service, { deviceId: node.peerId }) });
+        http = await createHttpServer({ adapter: node.adapter, changes: (id) => taskChanges(node.adapter, node.workspaces, id), ...httpListenOptions(config.http), ...securityHttpHooks(service, { deviceId: node.peerId }) });
       }
       process.stderr.write(
         [
