@@ -210,7 +210,9 @@ async function startPair(home: string): Promise<Pair> {
     ask,
     nextStart: () => new Promise<number>((resolve) => starts.push(resolve)),
     stop: async () => {
-      await Promise.race([ask({ stop: true }), new Promise((r) => setTimeout(r, 10_000).unref())]).catch(() => undefined);
+      // Waiting for the exit, not just the reply, lets `node --cpu-prof` (which fork passes on) write the executor's profile.
+      const gone = once(child, "exit");
+      await Promise.race([ask({ stop: true }).then(() => gone), new Promise((r) => setTimeout(r, 10_000).unref())]).catch(() => undefined);
       child.kill("SIGKILL");
       await submitter.stop();
     },
