@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { peerIdFromString } from "@libp2p/peer-id";
+import { BLOB_CHUNK_BYTES } from "../protocols/blobs/messages.js";
 import { createBuiltinRegistry } from "../src/agents/builtin.js";
 import type { TaskState } from "../src/contract/types.js";
 import { snapshotDirectory } from "../src/workspace/snapshot.js";
@@ -232,11 +233,11 @@ async function ended(n: CoderClawNode, id: string): Promise<TaskState> {
   return (await n.adapter.getTaskState(id))!;
 }
 
-/** `bytes` on a bare libp2p stream to the executor's sink, in 64 KiB writes (a blob `data` message's size); ms until it has them all. */
+/** `bytes` on a bare libp2p stream to the executor's sink, in writes of a blob `data` message's size; ms until it has them all. */
 async function rawStream(pair: Pair, bytes: number): Promise<number> {
   await pair.ask({ sink: bytes });
   const stream = await pair.submitter.libp2p.dialProtocol(peerIdFromString(pair.executorId), RAW_SINK_PROTOCOL);
-  const ms = await rawSend(stream, bytes, randomBytes(64 * 1024));
+  const ms = await rawSend(stream, bytes, randomBytes(BLOB_CHUNK_BYTES));
   stream.abort(new Error("done"));
   return ms;
 }
