@@ -28,3 +28,36 @@ export async function rawRoundTrips(stream: Stream, count: number): Promise<numb
   }
   return out;
 }
+
+/** Bare sink protocol: takes bytes, and answers one byte once it holds as many as it was told to expect. */
+export const RAW_SINK_PROTOCOL = "/bench/raw-sink/1.0.0";
+
+/** Serve the sink; `expect(n)` arms it for the next `n` bytes on a stream. */
+export async function serveRawSink(libp2p: Libp2p): Promise<{ expect(bytes: number): void }> {
+  let expected = Infinity;
+  await libp2p.handle(RAW_SINK_PROTOCOL, (stream) => {
+    let got = 0;
+    stream.addEventListener("message", (e) => {
+      got += e.data.byteLength;
+      if (got >= expected) {
+        expected = Infinity;
+        stream.send(new Uint8Array([1]));
+      }
+    });
+  });
+  return { expect: (bytes) => void (expected = bytes) };
+}
+
+/** `bytes` on an open sink stream in writes of `chunk`, waiting whenever the stream asks to drain; ms until the sink has them all. */
+export async function rawSend(stream: Stream, bytes: number, chunk: Uint8Array): Promise<number> {
+  const acked = new Promise<void>((resolve) => stream.addEventListener("message", () => resolve(), { once: true }));
+  const t0 = performance.now();
+  for (let sent = 0; sent < bytes; ) {
+    const n = Math.min(chunk.byteLength, bytes - sent);
+    if (stream.writableNeedsDrain) await stream.onDrain();
+    stream.send(n === chunk.byteLength ? chunk : chunk.subarray(0, n));
+    sent += n;
+  }
+  await acked;
+  return performance.now() - t0;
+}

@@ -69,6 +69,28 @@ const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly 
     timeoutMs: 90_000,
     figures: ["makespan.ms", "makespan.ratio", "arrivalToStartMs.p50", "queuedThroughput.allStartedMs", "queuedThroughput.tasksPerSec", "routed.p50Ms", "routed.bareAttemptP50Ms", "routed.ratio"],
   },
+  {
+    name: "workspace",
+    timeoutMs: 90_000,
+    figures: [
+      "tree.shippedBytes",
+      "ship.toStartMs",
+      "ship.transferMs",
+      "ship.mbPerSec",
+      "ship.tcpCopyMbPerSec",
+      "ship.rawLibp2pMbPerSec",
+      "ship.ratioOverTcp",
+      "ship.ratioOverRawLibp2p",
+      "reship.bytesReceived",
+      "reship.bytesOverTree",
+      "snapshot.warmMs",
+      "snapshot.gitStatusMs",
+      "snapshot.ratio",
+      "apply.fetchMs",
+      "apply.applyMs",
+      "apply.patchBytes",
+    ],
+  },
 ];
 
 describe("benchmarks at smoke size", () => {
@@ -80,6 +102,11 @@ describe("benchmarks at smoke size", () => {
       if (name === "mesh") {
         // A lookup that finds nothing would still have a latency.
         expect(result.capability_lookup_auto_found_ratio).toBe(1);
+      }
+      if (name === "workspace") {
+        // The first ship moved the whole tree, the second far less: the figures count real transfers.
+        expect(at(result, "ship.bytesReceived")).toBeGreaterThanOrEqual(at(result, "tree.shippedBytes") as number);
+        expect(at(result, "reship.bytesReceived")).toBeLessThan((at(result, "tree.shippedBytes") as number) / 10);
       }
     });
   }

@@ -1,0 +1,392 @@
+import "../src/polyfills.js";
+import { execFile, fork, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, connect, type AddressInfo, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { peerIdFromString } from "@libp2p/peer-id";
+import { BLOB_CHUNK_BYTES } from "../protocols/blobs/messages.js";
+import { createBuiltinRegistry } from "../src/agents/builtin.js";
+import type { TaskState } from "../src/contract/types.js";
+import { snapshotDirectory } from "../src/workspace/snapshot.js";
+import { workspaceResultOf, workspaceSpecOf } from "../src/workspace/task-spec.js";
+import { createNode, type CoderClawNode } from "../node/create-node.js";
+import { percentile, printResult, sized, SMOKE } from "./report.js";
+import { RAW_SINK_PROTOCOL, rawSend } from "./raw-echo.js";
+import type { Edits, ExecutorRequest, StartedMessage } from "./workspace-executor.js";
+
+/**
+ * `npm run bench:workspace`: tasks that carry code, between two node processes
+ * (this one submits, a forked child executes), each figure beside a baseline
+ * measured in this run:
+ * - shipping a generated git repository (about 200 MB in 20k files: most
+ *   small, some of a few hundred KiB, a few of several MiB, some binary) from
+ *   submit to the task's start on the executor, against a plain TCP copy of
+ *   the same files (`tar -c` into a loopback socket, `tar -x` out of it) and a
+ *   raw libp2p stream of as many bytes between the same two processes, each
+ *   taken before and after the ship (the faster of the two counts);
+ * - shipping it again after one file changed: blob-protocol bytes received by
+ *   the executor over the tree's size;
+ * - a warm snapshot (stat cache filled) against `git status --porcelain`;
+ * - bringing back and applying a result that touches five files.
+ */
+
+const TRACE = process.env.BENCH_TRACE !== undefined;
+const trace = (what: string): void => void (TRACE && process.stderr.write(`${new Date().toISOString()} ${what}\n`));
+
+const MiB = 1024 * 1024;
+const round = (n: number, places = 3): number => Math.round(n * 10 ** places) / 10 ** places;
+const mbPerSec = (bytes: number, ms: number): number => round(bytes / 1e6 / (ms / 1000), 1);
+
+/** Files of the generated tree: how many in each size class, and their size range (log-uniform within it). */
+interface TreeShape {
+  small: { count: number; min: number; max: number };
+  medium: { count: number; min: number; max: number };
+  large: { sizes: number[] };
+}
+
+const SHAPE: TreeShape = SMOKE
+  ? { small: { count: 280, min: 100, max: 16 * 1024 }, medium: { count: 16, min: 64 * 1024, max: 256 * 1024 }, large: { sizes: [1.5 * MiB, 2.5 * MiB] } }
+  : { small: { count: 19_790, min: 100, max: 16 * 1024 }, medium: { count: 200, min: 64 * 1024, max: MiB }, large: { sizes: [4, 5, 6, 7, 8, 4, 5, 6, 7, 8].map((m) => m * MiB) } };
+
+/** Deterministic sizes (mulberry32), so that every run ships the same shape of tree. */
+function sizes(seed: number): (min: number, max: number) => number {
+  let s = seed >>> 0;
+  return (min, max) => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return Math.round(min * Math.pow(max / min, u));
+  };
+}
+
+const TEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ;";
+
+/** Random printable lines: source-like, and unique, so that no two files share a blob. */
+function text(bytes: number): Buffer {
+  const out = randomBytes(bytes);
+  for (let i = 0; i < bytes; i++) out[i] = i % 64 === 63 ? 10 : TEXT.charCodeAt(out[i]! & 63);
+  return out;
+}
+
+/** The i-th small file's path: 100 to a directory, one in 20 binary. */
+const smallPath = (i: number): string => `src/d${String(Math.floor(i / 100)).padStart(3, "0")}/f${String(i).padStart(5, "0")}.${i % 20 === 19 ? "bin" : "txt"}`;
+
+interface GeneratedTree {
+  files: number;
+  bytes: number;
+  binaryFiles: number;
+  largestFileBytes: number;
+}
+
+/** Write a tree of {@link SHAPE} in `dir` and commit it as a git repository. */
+async function generateTree(dir: string): Promise<GeneratedTree> {
+  const size = sizes(17);
+  const files: Array<{ path: string; bytes: number; binary: boolean }> = [{ path: "README.md", bytes: 2048, binary: false }];
+  for (let i = 0; i < SHAPE.small.count; i++) files.push({ path: smallPath(i), bytes: size(SHAPE.small.min, SHAPE.small.max), binary: i % 20 === 19 });
+  for (let i = 0; i < SHAPE.medium.count; i++) {
+    const binary = i % 2 === 1;
+    files.push({ path: `lib/m${String(i).padStart(3, "0")}.${binary ? "bin" : "txt"}`, bytes: size(SHAPE.medium.min, SHAPE.medium.max), binary });
+  }
+  SHAPE.large.sizes.forEach((bytes, i) => files.push({ path: `assets/large-${String(i).padStart(2, "0")}.bin`, bytes, binary: true }));
+  const dirs = new Set(files.map((f) => join(dir, f.path, "..")));
+  for (const d of dirs) mkdirSync(d, { recursive: true });
+  for (const f of files) writeFileSync(join(dir, f.path), f.binary ? randomBytes(f.bytes) : text(f.bytes));
+  await run("git", ["init", "-q"], dir);
+  await run("git", ["add", "-A"], dir);
+  await run("git", ["-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "generated"], dir);
+  return {
+    files: files.length,
+    bytes: files.reduce((n, f) => n + f.bytes, 0),
+    binaryFiles: files.filter((f) => f.binary).length,
+    largestFileBytes: Math.max(...files.map((f) => f.bytes)),
+  };
+}
+
+function run(cmd: string, args: string[], cwd: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd, maxBuffer: 256 * MiB }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout)));
+  });
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+/**
+ * The plain TCP copy: `tar -c` writes straight into one end of a loopback
+ * connection and `tar -x` reads straight from the other (each is handed the
+ * socket as its stdout or stdin, so no JavaScript touches the bytes); ms until
+ * `tar -x` has written everything out.
+ */
+async function tarCopy(tree: string, into: string): Promise<number> {
+  rmSync(into, { recursive: true, force: true });
+  mkdirSync(into);
+  const server = createServer({ pauseOnConnect: true });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  try {
+    const t0 = performance.now();
+    const extracted = new Promise<void>((resolve, reject) => {
+      server.once("connection", (socket: Socket) => {
+        const x = spawn("tar", ["-x", "-C", into], { stdio: [socket, "ignore", "inherit"] });
+        x.once("error", reject);
+        x.once("exit", (code) => {
+          socket.destroy();
+          if (code === 0) resolve();
+          else reject(new Error(`tar -x exited with ${code}`));
+        });
+      });
+    });
+    const socket = connect(port, "127.0.0.1");
+    await once(socket, "connect");
+    const c = spawn("tar", ["-c", "--exclude=./.git", "-C", tree, "."], { stdio: ["ignore", socket, "inherit"] });
+    const [code] = (await once(c, "exit")) as [number | null];
+    if (code !== 0) throw new Error(`tar -c exited with ${code}`);
+    // tar -c has closed its copy; ending ours is what lets tar -x see the end of the stream.
+    socket.end();
+    await extracted;
+    const ms = performance.now() - t0;
+    socket.destroy();
+    return ms;
+  } finally {
+    server.close();
+    rmSync(into, { recursive: true, force: true });
+  }
+}
+
+/** The submitter (this process) and the executor (a forked child), paired. */
+interface Pair {
+  submitter: CoderClawNode;
+  executorId: string;
+  ask<T>(request: DistributiveOmit<ExecutorRequest, "id">): Promise<T>;
+  /** When the next task to start on the executor started there (ms since the epoch). */
+  nextStart(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+async function startPair(home: string): Promise<Pair> {
+  const script = fileURLToPath(new URL("./workspace-executor.js", import.meta.url));
+  const child: ChildProcess = fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const replies = new Map<number, (m: Record<string, unknown>) => void>();
+  const starts: Array<(at: number) => void> = [];
+  let nextId = 1;
+  child.on("message", (m: Record<string, unknown>) => {
+    if (typeof m.started === "string") starts.shift()?.((m as unknown as StartedMessage).at);
+    else if (typeof m.id === "number") replies.get(m.id)?.(m);
+  });
+  const ready = once(child, "message");
+  const exited = once(child, "exit").then(() => {
+    throw new Error("the executor process exited");
+  });
+  exited.catch(() => undefined);
+  await Promise.race([ready, exited]);
+  const ask = async <T>(request: DistributiveOmit<ExecutorRequest, "id">): Promise<T> => {
+    const id = nextId++;
+    const reply = new Promise<Record<string, unknown>>((resolve) => replies.set(id, resolve));
+    child.send({ ...request, id });
+    const m = await Promise.race([reply, exited]);
+    replies.delete(id);
+    if (typeof m.error === "string") throw new Error(`executor: ${m.error}`);
+    return m as T;
+  };
+  const submitter = await createNode({ dataDir: home, mdns: false, agents: createBuiltinRegistry(), maxConcurrentTasks: 4 });
+  await submitter.createMesh("bench");
+  const { invite } = await submitter.pairing.invite("trusted", 60_000);
+  const { peerId } = await ask<{ peerId: string }>({ join: invite });
+  await until(async () => (await submitter.directory.members()).length === 1, "the executor to be a member");
+  return {
+    submitter,
+    executorId: peerId,
+    ask,
+    nextStart: () => new Promise<number>((resolve) => starts.push(resolve)),
+    stop: async () => {
+      // Waiting for the exit, not just the reply, lets `node --cpu-prof` (which fork passes on) write the executor's profile.
+      const gone = once(child, "exit");
+      await Promise.race([ask({ stop: true }).then(() => gone), new Promise((r) => setTimeout(r, 10_000).unref())]).catch(() => undefined);
+      child.kill("SIGKILL");
+      await submitter.stop();
+    },
+  };
+}
+
+async function until(pred: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function ended(n: CoderClawNode, id: string): Promise<TaskState> {
+  for await (const _ of n.adapter.streamTaskUpdates(id));
+  return (await n.adapter.getTaskState(id))!;
+}
+
+/** `bytes` on a bare libp2p stream to the executor's sink, in writes of a blob `data` message's size; ms until it has them all. */
+async function rawStream(pair: Pair, bytes: number): Promise<number> {
+  await pair.ask({ sink: bytes });
+  const stream = await pair.submitter.libp2p.dialProtocol(peerIdFromString(pair.executorId), RAW_SINK_PROTOCOL);
+  const ms = await rawSend(stream, bytes, randomBytes(BLOB_CHUNK_BYTES));
+  stream.abort(new Error("done"));
+  return ms;
+}
+
+interface Counters {
+  sent: number;
+  received: number;
+  firstAt?: number;
+  lastAt?: number;
+}
+
+/**
+ * Submit a task carrying `tree` to the executor and follow it to its end: ms
+ * from submit until the submit call returned (the snapshot), until the first
+ * and last blob-protocol bytes reached the executor, until the task started
+ * there (its workspace materialised and tracked), and until it completed; and
+ * the bytes the executor received and sent under the blob protocol.
+ */
+async function ship(pair: Pair, tree: string, request: { input: string; agentId: string }): Promise<{ figures: Record<string, number>; task: TaskState }> {
+  const a = pair.submitter;
+  const before = await pair.ask<Counters>({ counters: a.peerId });
+  await pair.ask({ watch: a.peerId });
+  const started = pair.nextStart();
+  const t0 = Date.now();
+  const task = await a.adapter.submitTask({ description: "bench:workspace", ...request }, { repo: tree, route: pair.executorId });
+  const submitted = Date.now();
+  const state = await ended(a, task.id);
+  const done = Date.now();
+  if (state.status !== "completed") throw new Error(`task ${task.id} ${state.status}: ${state.error ?? ""}`);
+  const startedAt = await started;
+  const after = await pair.ask<Counters>({ counters: a.peerId });
+  return {
+    task: state,
+    figures: {
+      submitMs: submitted - t0,
+      ...(after.firstAt !== undefined && { firstByteMs: after.firstAt - t0, lastByteMs: after.lastAt! - t0 }),
+      toStartMs: startedAt - t0,
+      toCompletedMs: done - t0,
+      bytesReceived: after.received - before.received,
+      bytesSent: after.sent - before.sent,
+    },
+  };
+}
+
+/** Warm snapshots (after one that fills the stat cache) against `git status --porcelain`, interleaved. */
+async function snapshotAgainstGitStatus(tree: string, cacheFile: string): Promise<Record<string, number>> {
+  const coldMs = await timed(() => snapshotDirectory(tree, { cacheFile }));
+  await run("git", ["status", "--porcelain"], tree);
+  const warm: number[] = [];
+  const status: number[] = [];
+  let hashedFiles = 0;
+  let manifestBytes = 0;
+  for (let i = 0; i < sized(7, 2); i++) {
+    const t0 = performance.now();
+    const snap = await snapshotDirectory(tree, { cacheFile });
+    warm.push(performance.now() - t0);
+    hashedFiles = Math.max(hashedFiles, snap.stats.hashedFiles);
+    manifestBytes = snap.bytes.byteLength;
+    status.push(await timed(() => run("git", ["status", "--porcelain"], tree)));
+  }
+  const warmMs = percentile(warm, 50);
+  const gitStatusMs = percentile(status, 50);
+  return { coldMs: round(coldMs, 1), warmMs, gitStatusMs, ratio: round(warmMs / gitStatusMs), warmHashedFiles: hashedFiles, manifestBytes };
+}
+
+/** A task whose agent edits five files; then its result fetched from the executor and applied as `coderclaw task apply` does (check, then apply). */
+async function applyResult(pair: Pair, tree: string, scratch: string): Promise<Record<string, number>> {
+  const edits: Edits = { modify: ["README.md", smallPath(0), smallPath(1)], remove: smallPath(2), add: "src/added-by-agent.txt" };
+  const { task } = await ship(pair, tree, { input: JSON.stringify(edits), agentId: "bench-edit" });
+  const done = (await pair.submitter.adapter.getTaskEvents(task.id)).findLast((e) => e.status === "completed");
+  const result = workspaceResultOf(done?.data);
+  if (result === undefined) throw new Error(`task ${task.id} completed without a workspace result`);
+  const t0 = performance.now();
+  const changes = await pair.submitter.workspaces.result(result);
+  const fetchMs = performance.now() - t0;
+  const patch = join(scratch, "changes.patch");
+  writeFileSync(patch, changes.patch);
+  const t1 = performance.now();
+  await run("git", ["apply", "--check", patch], tree);
+  await run("git", ["apply", patch], tree);
+  const applyMs = performance.now() - t1;
+  if (existsSync(join(tree, edits.remove)) || !existsSync(join(tree, edits.add))) throw new Error("the applied patch did not reproduce the agent's edits");
+  return { fetchMs: round(fetchMs, 1), applyMs: round(applyMs, 1), totalMs: round(fetchMs + applyMs, 1), patchBytes: changes.patch.byteLength, filesTouched: edits.modify.length + 2 };
+}
+
+const work = mkdtempSync(join(tmpdir(), "cc-bench-ws-"));
+const tree = join(work, "tree");
+try {
+  trace("generating the tree");
+  mkdirSync(tree);
+  const generated = await generateTree(tree);
+  trace(`generated ${generated.files} files, ${generated.bytes} bytes`);
+  mkdirSync(join(work, "submitter"));
+  const pair = await startPair(join(work, "submitter"));
+  try {
+    const tcp: number[] = [];
+    const raw: number[] = [];
+    const baselines = async (): Promise<void> => {
+      tcp.push(await tarCopy(tree, join(work, "tar-copy")));
+      raw.push(await rawStream(pair, generated.bytes));
+      trace(`tcp ${tcp.at(-1)!.toFixed(0)} ms, raw libp2p ${raw.at(-1)!.toFixed(0)} ms`);
+    };
+    await baselines();
+    trace("first ship");
+    const first = await ship(pair, tree, { input: "", agentId: "bench-noop" });
+    trace(JSON.stringify(first.figures));
+    await baselines();
+    const spec = workspaceSpecOf(first.task.metadata);
+    const treeBytes = spec?.bytes ?? generated.bytes;
+
+    appendFileSync(join(tree, smallPath(5000 % SHAPE.small.count)), "one line changed before the second ship\n");
+    trace("second ship");
+    const second = await ship(pair, tree, { input: "", agentId: "bench-noop" });
+    trace(JSON.stringify(second.figures));
+
+    trace("snapshot against git status");
+    const snapshot = await snapshotAgainstGitStatus(tree, join(work, "stat-cache"));
+    trace("apply");
+    const apply = await applyResult(pair, tree, work);
+
+    const tcpMs = Math.min(...tcp);
+    const rawMs = Math.min(...raw);
+    const toStartMs = first.figures.toStartMs!;
+    printResult("workspace", {
+      tree: { ...generated, shippedBytes: treeBytes, shippedFiles: spec?.files ?? generated.files },
+      ship: {
+        ...first.figures,
+        transferMs: first.figures.lastByteMs! - first.figures.firstByteMs!,
+        mbPerSec: mbPerSec(treeBytes, toStartMs),
+        tcpCopyMs: round(tcpMs, 1),
+        tcpCopyRunsMs: tcp.map((ms) => round(ms, 1)),
+        tcpCopyMbPerSec: mbPerSec(treeBytes, tcpMs),
+        rawLibp2pMs: round(rawMs, 1),
+        rawLibp2pRunsMs: raw.map((ms) => round(ms, 1)),
+        rawLibp2pMbPerSec: mbPerSec(treeBytes, rawMs),
+        ratioOverTcp: round(tcpMs / toStartMs),
+        ratioOverRawLibp2p: round(rawMs / toStartMs),
+        wireBytesOverTree: round(first.figures.bytesReceived! / treeBytes, 4),
+      },
+      reship: { ...second.figures, bytesOverTree: round(second.figures.bytesReceived! / treeBytes, 5), manifestBytes: snapshot.manifestBytes },
+      snapshot,
+      apply,
+      targets: { ratioOverTcp: ">= 0.7", reshipBytesOverTree: "<= 0.01", snapshotOverGitStatus: "<= 3" },
+    });
+  } finally {
+    trace("stopping");
+    await pair.stop();
+    trace("stopped");
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
