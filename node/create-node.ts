@@ -87,7 +87,9 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     stack.push(membership.onChange(() => void security.refresh().catch(report("security"))));
     const audit = (e: ServiceAuditEntry): void => void security.recordPeerEvent(e).catch(report("audit"));
     const admission = createAdmission({ members: membership, onError: report("keep-alive") });
-    const replicas = await openTaskReplicas({ core, identity, isMember: admission.isMember, onQuarantined: (id, reason) => audit({ action: "sync.refused", peer: identity.peerId, resource: id, result: "denied", reason }) });
+    // Who may have written a document is a matter of membership, not of who this node talks to now: a member blocked here for a
+    // while (cut off, misbehaving) is still the writer of its documents, and a member relaying them is no offender.
+    const replicas = await openTaskReplicas({ core, identity, isMember: (peer) => membership.isMember(peer), onQuarantined: (id, reason) => audit({ action: "sync.refused", peer: identity.peerId, resource: id, result: "denied", reason }) });
 
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
