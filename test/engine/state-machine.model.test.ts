@@ -45,6 +45,11 @@ function schedule(model: ModelTask[]): void {
   }
 }
 
+/** An agent that cannot resume acts once its task's start is durable: wait (bounded) until every task the model runs has its execution. */
+async function executing(ctl: ExecutionController, model: ModelTask[], ids: string[]): Promise<void> {
+  for (let i = 0; i < 500 && !model.every((t, k) => !t.executing || ctl.isExecuting(ids[k]!)); i++) await new Promise((r) => setTimeout(r, 2));
+}
+
 async function expectRefused(p: Promise<unknown>): Promise<void> {
   const err = await p.then(() => undefined, (e: unknown) => e);
   expect(hasCode(err, "INVALID_TRANSITION")).toBe(true);
@@ -68,6 +73,7 @@ describe("task state machine against a model", () => {
               ids.push(t.id);
               model.push({ status: "pending", resumable: cmd.resumable, executing: false });
               schedule(model);
+              await executing(ctl, model, ids);
             } else if (cmd.kind === "restart") {
               await core.close();
               ctl.reset();
@@ -81,6 +87,7 @@ describe("task state machine against a model", () => {
               }
               core = await open();
               schedule(model);
+              await executing(ctl, model, ids);
             } else {
               const t = model[cmd.task];
               const id = ids[cmd.task];
@@ -99,6 +106,7 @@ describe("task state machine against a model", () => {
                   if (t.status === "waiting") t.held = cmd.kind === "complete" ? "completed" : "failed";
                   else t.status = cmd.kind === "complete" ? "completed" : "failed";
                   schedule(model);
+                  await executing(ctl, model, ids);
                   break;
                 case "pause":
                   if (t.status === "running") {
@@ -128,6 +136,7 @@ describe("task state machine against a model", () => {
                   }
                   await settle();
                   schedule(model);
+                  await executing(ctl, model, ids);
                   break;
                 }
               }
