@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MAX_BLOB_BYTES, MAX_TREE_BYTES } from "../../src/workspace/blob-store.js";
+import { DIGEST_PATTERN } from "../../src/workspace/manifest.js";
 import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/codec.js";
 
 /** Blob exchange: members fetch a tree's manifest and the blobs it names from a member that holds them. */
@@ -16,7 +17,7 @@ export const MAX_WINDOW_BYTES = 16 * 1024 * 1024;
 export const MAX_BLOBS_MESSAGE_BYTES = 320 * 1024;
 
 const rid = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
-const digest = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex characters");
+const digest = z.string().regex(DIGEST_PATTERN, "expected 64 lowercase hex characters");
 
 /** Every message of the blob protocol, both directions; `rid` pairs answers with requests on the shared stream. */
 export const blobsMessageSchema = z.discriminatedUnion("t", [

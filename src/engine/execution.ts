@@ -60,9 +60,9 @@ export function startExecution(task: LiveTask, settings: ExecutionSettings, repo
           : Promise.resolve(),
     };
   };
-  const workspaces = settings.environment.workspaces;
+  const workspaces = settings.environment.workspaces?.carriesCode(task.request) === true ? settings.environment.workspaces : undefined;
   let run: () => Promise<ExecutionResult>;
-  if (workspaces?.carriesCode(task.request) === true) {
+  if (workspaces !== undefined) {
     // The code comes first (fetched, materialised, tracked), and what the agent changed is taken before the outcome is told.
     run = async () => {
       if (controller.signal.aborted) throw stopped();
@@ -86,7 +86,7 @@ export function startExecution(task: LiveTask, settings: ExecutionSettings, repo
     };
   }
   const started = recorded === undefined ? run() : recorded.then(run);
-  const promise = workspaces?.carriesCode(task.request) === true ? started.finally(() => workspaces.release(task.state.id)) : started;
+  const promise = workspaces === undefined ? started : started.finally(() => workspaces.release(task.state.id));
   promise.then(
     (result) => reports.finished(task, controller, { ok: true, result }),
     (error: unknown) => reports.finished(task, controller, { ok: false, error }),

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { CoderClawError } from "../contract/errors.js";
 import { openDatabase, type Database } from "../storage/level-database.js";
 import type { BlobSource } from "./blob-source.js";
+import { DIGEST_PATTERN } from "./manifest.js";
 
 /** Largest blob: the snapshot code cuts files in chunks of this size. */
 export const MAX_BLOB_BYTES = 1024 * 1024;
@@ -13,7 +14,6 @@ export const MAX_TREE_BYTES = 64 * 1024 * 1024;
 /** Default quota of a blob store: 4 GiB. */
 export const DEFAULT_BLOB_QUOTA_BYTES = 4 * 1024 * 1024 * 1024;
 
-const DIGEST = /^[0-9a-f]{64}$/;
 /** Holder names are stored inside LevelDB keys, before a NUL separator. */
 const HOLDER = /^[^\0]{1,256}$/;
 /** An access refreshes a blob's mtime (its place in the LRU order across restarts) at most this often. */
@@ -130,7 +130,7 @@ interface OpenPartial {
 }
 
 function checkDigest(digest: string, what = "digest"): void {
-  if (!DIGEST.test(digest)) throw new CoderClawError("INVALID_INPUT", `${what} must be 64 lowercase hex characters: ${JSON.stringify(digest.slice(0, 80))}`);
+  if (!DIGEST_PATTERN.test(digest)) throw new CoderClawError("INVALID_INPUT", `${what} must be 64 lowercase hex characters: ${JSON.stringify(digest.slice(0, 80))}`);
 }
 
 function checkHolder(holder: string): void {
@@ -184,7 +184,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     }
   }
   for (const name of readdirSync(treeDir)) {
-    if (!DIGEST.test(name)) continue;
+    if (!DIGEST_PATTERN.test(name)) continue;
     const st = statSync(join(treeDir, name));
     found.push([entryKey("tree", name), { digest: name, kind: "tree", size: st.size, used: st.mtimeMs, touched: st.mtimeMs }]);
   }
@@ -364,7 +364,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     },
 
     async read(digest) {
-      if (!DIGEST.test(digest)) return undefined;
+      if (!DIGEST_PATTERN.test(digest)) return undefined;
       const entry = entries.get(digest);
       if (entry === undefined) return undefined;
       let bytes: Uint8Array;
@@ -540,7 +540,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     },
 
     async getTree(treeId) {
-      if (!DIGEST.test(treeId)) return undefined;
+      if (!DIGEST_PATTERN.test(treeId)) return undefined;
       const entry = entries.get(entryKey("tree", treeId));
       if (entry === undefined) return undefined;
       const bytes = await readFile(join(treeDir, treeId)).catch(() => undefined);
@@ -552,7 +552,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
       const result = await evict(quotaBytes);
       const before = Date.now() - partialMaxAgeMs;
       for (const name of await readdir(partialDir)) {
-        if (!DIGEST.test(name) || partials.has(name) || partialLocks.has(name)) continue;
+        if (!DIGEST_PATTERN.test(name) || partials.has(name) || partialLocks.has(name)) continue;
         const st = await stat(join(partialDir, name)).catch(() => undefined);
         if (st === undefined || st.mtimeMs >= before) continue;
         await rm(join(partialDir, name), { force: true });

@@ -115,8 +115,9 @@ export function pathProblem(path: string, maxPathBytes = DEFAULT_MANIFEST_LIMITS
   return undefined;
 }
 
-const DIGEST = /^[0-9a-f]{64}$/;
-const digestSchema = z.string().regex(DIGEST, "is not a lowercase hex SHA-256 digest");
+/** A blob digest or tree id: lowercase hex SHA-256. */
+export const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
+const digestSchema = z.string().regex(DIGEST_PATTERN, "is not a lowercase hex SHA-256 digest");
 const entrySchema = z.discriminatedUnion("kind", [
   z.strictObject({
     path: z.string(),
@@ -196,7 +197,7 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
     if (entry.chunks.length !== expected) {
       throw new InvalidInputError(`${quote(entry.path)} has ${entry.chunks.length} chunks for ${entry.size} bytes (expected ${expected})`, entryField(i, ".chunks"));
     }
-    const bad = entry.chunks.findIndex((digest) => !DIGEST.test(digest));
+    const bad = entry.chunks.findIndex((digest) => !DIGEST_PATTERN.test(digest));
     if (bad >= 0) throw new InvalidInputError(`${quote(entry.path)} has a chunk that is not a lowercase hex SHA-256 digest`, entryField(i, `.chunks[${bad}]`));
     total += entry.size;
     if (total > limits.maxTreeBytes) {

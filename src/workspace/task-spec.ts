@@ -1,15 +1,14 @@
 import { z } from "zod";
 import { parseInput } from "../contract/parse-input.js";
 import { ArtifactPatternsSchema } from "../contract/submit-options.js";
+import { DIGEST_PATTERN } from "./manifest.js";
 
 /** Metadata key under which a task names the code it carries (part of the signed request). */
 export const WORKSPACE_KEY = "workspace";
 
-const DIGEST = /^[0-9a-f]{64}$/;
-
 /** What a task carries: the snapshot's tree, what it weighs, and the artifacts to bring back. */
 export const WorkspaceSpecSchema = z.strictObject({
-  tree: z.string().regex(DIGEST, "must be a tree id (64 lowercase hex characters)"),
+  tree: z.string().regex(DIGEST_PATTERN, "must be a tree id (64 lowercase hex characters)"),
   bytes: z.number().int().nonnegative(),
   files: z.number().int().nonnegative(),
   artifacts: ArtifactPatternsSchema.optional(),
@@ -54,9 +53,9 @@ export const RESULT_PATCH_PATH = "changes.patch";
 export const RESULT_ARTIFACTS_DIR = "artifacts";
 
 const WorkspaceResultSchema = z.object({
-  tree: z.string().regex(DIGEST),
+  tree: z.string().regex(DIGEST_PATTERN),
   heldBy: z.string().min(1).max(128),
-  base: z.string().regex(DIGEST),
+  base: z.string().regex(DIGEST_PATTERN),
   patchBytes: z.number().int().nonnegative(),
   changed: z.object({ added: z.number().int().nonnegative(), modified: z.number().int().nonnegative(), deleted: z.number().int().nonnegative() }),
   artifacts: z.array(z.object({ path: z.string().min(1).max(4096), size: z.number().int().nonnegative() })).max(100_000),
