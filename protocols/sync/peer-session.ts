@@ -127,7 +127,9 @@ export class PeerSession {
     const out: PatchItem[] = [];
     held.forEach(({ id, doc, since }, i) => {
       const signature = signatures[i];
-      if (signature !== undefined) out.push(signedPatch(id, since, since.length === 0 ? A.save(doc) : A.saveSince(doc, since), signature));
+      if (signature === undefined) return;
+      const changes = changesShown(doc, since);
+      if (changes !== undefined) out.push(signedPatch(id, since, changes, signature));
     });
     return out;
   }
@@ -295,6 +297,26 @@ export class PeerSession {
 
   async #sendWants(wants: Array<{ id: string; heads: string[] }>): Promise<void> {
     for (let i = 0; i < wants.length; i += 5000) await this.channel.send({ t: "want", items: wants.slice(i, i + 5000) });
+  }
+}
+
+/**
+ * The changes of `doc` after `since`, ending exactly at the heads `doc` shows
+ * (the heads a patch is signed over); undefined when `since` is not within them.
+ * Automerge saves from the document's backend, which a document object read
+ * before a newer change was applied in place shares: that object keeps showing
+ * the older heads, while saving it would also carry the newer change, not yet
+ * durable, which the receiver then refuses as not ending at the heads signed.
+ * Such an object is saved from a copy taken at the heads it shows.
+ */
+function changesShown(doc: A.Doc<unknown>, since: string[]): Uint8Array | undefined {
+  if (sameHeads(A.getHeads(doc), A.getBackend(doc).getHeads())) return since.length === 0 ? A.save(doc) : A.saveSince(doc, since);
+  const copy = A.clone(doc);
+  try {
+    if (!A.hasHeads(copy, since)) return undefined;
+    return since.length === 0 ? A.save(copy) : A.saveSince(copy, since);
+  } finally {
+    A.free(copy);
   }
 }
 

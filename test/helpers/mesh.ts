@@ -44,11 +44,11 @@ export async function formMesh(nodes: CoderClawNode[], level: "verified" | "trus
   return meshId;
 }
 
-/** Poll until `pred` holds, bounded. */
-export async function eventually(pred: () => Promise<boolean> | boolean, ms = 10_000, what = "condition"): Promise<void> {
+/** Poll until `pred` holds, bounded. `what` may be a function, asked only on failure, so the error can say what was left. */
+export async function eventually(pred: () => Promise<boolean> | boolean, ms = 10_000, what: string | (() => Promise<string> | string) = "condition"): Promise<void> {
   const end = Date.now() + ms;
   while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`${what} not reached within ${ms} ms`);
+    if (Date.now() > end) throw new Error(`${typeof what === "string" ? what : await what()} not reached within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

@@ -16,6 +16,7 @@ import {
 } from "../../../protocols/sync/index.js";
 import { openDatabase, type Database } from "../../../src/storage/level-database.js";
 import { LevelDocumentStore } from "../../../src/storage/level-document-store.js";
+import { WriteBatcher, type WriteOp } from "../../../src/storage/write-batcher.js";
 import { eventually } from "../../helpers/mesh.js";
 import { tempDir } from "../../helpers/temp-dir.js";
 
@@ -36,10 +37,19 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function side(): Promise<Side> {
+/** A batcher whose writes wait while `held` is set: the window in which a change is applied in memory but not yet durable. */
+class GatedBatcher extends WriteBatcher {
+  held: Promise<void> | undefined;
+  override async write(ops: WriteOp[]): Promise<void> {
+    await this.held;
+    return super.write(ops);
+  }
+}
+
+async function side(batcher?: (db: Database) => WriteBatcher): Promise<Side> {
   const dir = tempDir("cc-session-");
   const db = await openDatabase(dir.path);
-  const store = new LevelDocumentStore(db, { path: dir.path });
+  const store = new LevelDocumentStore(db, { path: dir.path, ...(batcher !== undefined && { batcher: batcher(db) }) });
   cleanups.push(async () => {
     await store.close();
     await db.close();
@@ -103,6 +113,33 @@ describe("sync session over an in-memory channel", () => {
     await write(a, "task/live", "completed again");
     await eventually(() => seen.length > 0, 5000, "the change reaches b");
     expect(seen).toEqual([a.identity.peerId]);
+  });
+
+  it("sends a document read while a newer change of it is being written as it was read: changes that end at the heads it signs", async () => {
+    let gate: GatedBatcher | undefined;
+    const a = await side((db) => (gate = new GatedBatcher(db)));
+    const b = await side();
+    await write(a, "task/racing", "pending");
+    const { sessions } = connect(a, b);
+    await eventually(async () => (await b.store.heads("task/racing")) !== undefined, 5000, "first reconciliation");
+    const first = (await b.store.heads("task/racing"))!;
+    // No live push here: b stays at its first version while a writes a second, durable, then a third that waits to be.
+    await write(a, "task/racing", "queued");
+    const durable = (await a.store.heads("task/racing"))!;
+    let open!: () => void;
+    gate!.held = new Promise((r) => (open = r));
+    cleanups.push(async () => open());
+    const writing = write(a, "task/racing", "running");
+    await new Promise((r) => setTimeout(r, 20));
+    await sessions[0].push([{ id: "task/racing", since: first }]);
+    await eventually(async () => b.refused.length > 0 || (await b.store.get<Doc>("task/racing"))?.status === "queued", 5000, "the durable version");
+    expect(b.refused.map((r) => r.reason)).toEqual([]);
+    expect(await b.store.heads("task/racing")).toEqual(durable);
+    open();
+    await writing;
+    await sessions[0].push([{ id: "task/racing", since: durable }]);
+    await eventually(async () => (await b.store.get<Doc>("task/racing"))?.status === "running", 5000, "the durable change");
+    expect(b.refused).toEqual([]);
   });
 
   it("refuses a patch to a document its sender does not write, stores nothing of it, and ends the session", async () => {
