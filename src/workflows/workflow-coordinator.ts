@@ -1,0 +1,364 @@
+import { randomUUID } from "node:crypto";
+import { CoderClawError, NotFoundError } from "../contract/errors.js";
+import type { TaskState, TaskSubmitRequest, TransportAdapter } from "../contract/types.js";
+import { targetOptions, type WorkflowDefinition, type WorkflowStep } from "./definition.js";
+import { fillStepInput } from "./input-template.js";
+import { backoffAfter, newWorkflowRecord, nextRetryAt, stepsToStart, workflowOutcome, type StepAttempt, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
+import type { WorkflowChange, WorkflowStore } from "./workflow-store.js";
+
+/** What a coordinator needs of a runtime: the contract's task calls, and a listing to find a step submitted just before a crash. */
+export type WorkflowRuntime = Pick<TransportAdapter, "submitTask" | "getTaskState" | "streamTaskUpdates" | "cancelTask" | "listTasks">;
+
+/** Dependencies of {@link createWorkflowCoordinator}. */
+export interface WorkflowCoordinatorOptions {
+  runtime: WorkflowRuntime;
+  store: WorkflowStore;
+  now?: () => number;
+  /** Failures of the coordinator's own work (storage, the runtime), with the workflow they concern. */
+  onError?: (workflowId: string, error: Error) => void;
+}
+
+/** Runs workflows: each step as a task of the runtime, as soon as its dependencies completed. */
+export interface WorkflowCoordinator {
+  /** Store a new workflow and start its first steps; resolves with its record once it is durable. */
+  start(definition: WorkflowDefinition, input?: string | Record<string, string>): Promise<WorkflowRecord>;
+  /** Take up every workflow the store holds as running (after a restart); resolves with how many. */
+  resume(): Promise<number>;
+  get(id: string): Promise<WorkflowRecord | undefined>;
+  /** Stored workflows, newest first. */
+  list(): Promise<WorkflowRecord[]>;
+  /** Cancel a running workflow: its running steps' tasks are cancelled, the rest skipped. False when it had ended. */
+  cancel(id: string): Promise<boolean>;
+  /** Resolves with the record once the workflow has ended. */
+  wait(id: string, signal?: AbortSignal): Promise<WorkflowRecord>;
+  /** Stop driving workflows (their tasks keep running; {@link resume} takes them up again). */
+  stop(): Promise<void>;
+}
+
+/** The session of a workflow's steps: they share a workspace, and a step submitted just before a crash is found among them. */
+export function workflowSession(workflowId: string): string {
+  return `workflow-${workflowId}`;
+}
+
+const TERMINAL_TASK = new Set(["completed", "failed", "cancelled"]);
+
+/**
+ * A coordinator over `runtime` and `store`. Everything it decides is written
+ * before it acts on it: a try is recorded (with its idempotency key) before its
+ * task is submitted, the task's id once the runtime took it, and its outcome
+ * before the next step starts. Restarted, it carries on from the record: a try
+ * recorded without a task is looked for among the workflow's session's tasks by
+ * its key and submitted only if absent, a try with a task is followed to its end,
+ * so each step completes once.
+ */
+export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): WorkflowCoordinator {
+  const { runtime, store } = options;
+  const now = options.now ?? Date.now;
+  const runs = new Map<string, WorkflowRun>();
+  let stopped = false;
+
+  const drive = (record: WorkflowRecord): WorkflowRun => {
+    const run = new WorkflowRun(record, { runtime, store, now, onError: (e) => options.onError?.(record.id, e), onEnd: () => runs.delete(record.id) });
+    runs.set(record.id, run);
+    run.pump();
+    return run;
+  };
+
+  return {
+    async start(definition, input = "") {
+      if (stopped) throw new CoderClawError("SHUTTING_DOWN", "the workflow coordinator has stopped");
+      const record = newWorkflowRecord(randomUUID(), definition, input, now());
+      await store.create(record);
+      drive(structuredClone(record));
+      return record;
+    },
+    async resume() {
+      let n = 0;
+      for await (const id of store.ids()) {
+        if (runs.has(id)) continue;
+        const record = await store.get(id).catch((error: Error) => void options.onError?.(id, error));
+        if (record === undefined || record.status !== "running") continue;
+        drive(record).recover();
+        n++;
+      }
+      return n;
+    },
+    async get(id) {
+      return runs.get(id)?.snapshot() ?? (await store.get(id));
+    },
+    async list() {
+      const out: WorkflowRecord[] = [];
+      for await (const id of store.ids()) {
+        const record = runs.get(id)?.snapshot() ?? (await store.get(id).catch(() => undefined));
+        if (record !== undefined) out.push(record);
+      }
+      return out.sort((a, b) => b.createdAt - a.createdAt);
+    },
+    async cancel(id) {
+      const run = runs.get(id);
+      if (run !== undefined) return run.cancel();
+      const record = await store.get(id);
+      if (record === undefined) throw new NotFoundError("workflow", id);
+      return false;
+    },
+    async wait(id, signal) {
+      const run = runs.get(id);
+      if (run !== undefined) return run.ended(signal);
+      const record = await store.get(id);
+      if (record === undefined) throw new NotFoundError("workflow", id);
+      if (record.status !== "running") return record;
+      // Held as running but driven by no one here: taken up, so waiting does not wait for ever.
+      return drive(record).recover().ended(signal);
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all([...runs.values()].map((r) => r.stop()));
+      runs.clear();
+    },
+  };
+}
+
+interface RunDeps {
+  runtime: WorkflowRuntime;
+  store: WorkflowStore;
+  now: () => number;
+  onError: (error: Error) => void;
+  onEnd: () => void;
+}
+
+/** One workflow being driven: its record in memory, written through to the store in order. */
+class WorkflowRun {
+  readonly #record: WorkflowRecord;
+  readonly #deps: RunDeps;
+  readonly #steps: Map<string, WorkflowStep>;
+  /** Steps whose try is being driven by this run. */
+  readonly #active = new Set<string>();
+  readonly #controller = new AbortController();
+  #writes: Promise<void> = Promise.resolve();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #waiters: Array<(r: WorkflowRecord) => void> = [];
+  #stopped = false;
+
+  constructor(record: WorkflowRecord, deps: RunDeps) {
+    this.#record = record;
+    this.#deps = deps;
+    this.#steps = new Map(record.definition.steps.map((s) => [s.id, s]));
+  }
+
+  snapshot(): WorkflowRecord {
+    return structuredClone(this.#record);
+  }
+
+  /** After a restart: every try that was under way is followed again from what the record says of it. */
+  recover(): this {
+    for (const [id, r] of Object.entries(this.#record.steps)) {
+      const attempt = r.attempts[r.attempts.length - 1];
+      if (r.status === "running" && attempt !== undefined && attempt.outcome === undefined) this.#follow(this.#steps.get(id)!, attempt, true);
+    }
+    this.pump();
+    return this;
+  }
+
+  ended(signal?: AbortSignal): Promise<WorkflowRecord> {
+    if (this.#record.status !== "running") return Promise.resolve(this.snapshot());
+    return new Promise((resolve, reject) => {
+      this.#waiters.push(resolve);
+      signal?.addEventListener("abort", () => reject(signal.reason instanceof Error ? signal.reason : new CoderClawError("CANCELLED", "stopped waiting")), { once: true });
+    });
+  }
+
+  /** Start what may start, end the workflow when it has ended, and wake up for the next retry. */
+  pump(): void {
+    if (this.#stopped || this.#record.status !== "running") return;
+    const outcome = workflowOutcome(this.#record);
+    if (outcome !== undefined) {
+      void this.#end(outcome.status, outcome.status === "failed" ? outcome.error : undefined);
+      return;
+    }
+    const t = this.#deps.now();
+    for (const id of stepsToStart(this.#record, t)) if (!this.#active.has(id)) this.#startTry(this.#steps.get(id)!);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    const next = nextRetryAt(this.#record);
+    if (next !== undefined) {
+      this.#timer = setTimeout(() => this.pump(), Math.max(0, next - this.#deps.now()));
+      this.#timer.unref?.();
+    }
+  }
+
+  async cancel(): Promise<boolean> {
+    if (this.#record.status !== "running") return false;
+    await this.#end("cancelled", "cancelled");
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#controller.abort();
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    await this.#writes.catch(() => undefined);
+  }
+
+  #startTry(step: WorkflowStep): void {
+    const r = this.#record.steps[step.id]!;
+    const n = r.attempts.length + 1;
+    const attempt: StepAttempt = { n, key: `${this.#record.id}/${step.id}/${n}`, startedAt: this.#deps.now() };
+    r.status = "running";
+    delete r.retryAt;
+    r.attempts.push(attempt);
+    this.#follow(step, attempt, false);
+  }
+
+  /** Drive one try to its outcome, then record it and move the workflow on. */
+  #follow(step: WorkflowStep, attempt: StepAttempt, recovering: boolean): void {
+    this.#active.add(step.id);
+    const signal = this.#controller.signal;
+    void (async () => {
+      let ended: { outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string };
+      try {
+        if (!recovering) await this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } });
+        const taskId = attempt.taskId ?? (await this.#submit(step, attempt, recovering));
+        if (signal.aborted) return;
+        ended = await this.#outcome(step, attempt, taskId, signal);
+      } catch (err) {
+        if (signal.aborted || this.#stopped) return;
+        if (!(err instanceof CoderClawError) || err.code !== "INVALID_INPUT") {
+          // The coordinator's own trouble (storage, the runtime unreachable): the try is taken up again from its record.
+          this.#deps.onError(err as Error);
+          this.#active.delete(step.id);
+          setTimeout(() => this.#stopped || this.#follow(step, attempt, true), 1000).unref?.();
+          return;
+        }
+        ended = { outcome: "failed", error: err.message };
+      }
+      if (signal.aborted || this.#stopped) return;
+      this.#active.delete(step.id);
+      await this.#settle(step, attempt, ended);
+    })();
+  }
+
+  /** The task of a try: found by its key when it may have been submitted before a crash, else submitted now; its id recorded. */
+  async #submit(step: WorkflowStep, attempt: StepAttempt, recovering: boolean): Promise<string> {
+    const session = workflowSession(this.#record.id);
+    let task: TaskState | undefined;
+    if (recovering) task = (await this.#deps.runtime.listTasks({ sessionId: session })).find((t) => t.metadata?.idempotencyKey === attempt.key);
+    if (task === undefined) {
+      const outputs = new Map<string, string>();
+      for (const [id, r] of Object.entries(this.#record.steps)) if (r.status === "completed" || r.status === "failed") outputs.set(id, r.output ?? "");
+      const input = fillStepInput(step.input, { input: this.#record.input, outputs }, `steps.${step.id}.input`);
+      const request: TaskSubmitRequest = {
+        agentId: step.agent,
+        description: step.description,
+        input,
+        sessionId: session,
+        metadata: { idempotencyKey: attempt.key, workflow: this.#record.id, workflowStep: step.id, workflowAttempt: attempt.n },
+      };
+      task = await this.#deps.runtime.submitTask(request, targetOptions(step.target));
+    }
+    attempt.taskId = task.id;
+    await this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } });
+    return task.id;
+  }
+
+  /** Follow a try's task to its end; past the step's timeout it is cancelled and the try fails. */
+  async #outcome(step: WorkflowStep, attempt: StepAttempt, taskId: string, signal: AbortSignal): Promise<{ outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string }> {
+    const { runtime } = this.#deps;
+    const watch = new AbortController();
+    const stop = (): void => watch.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    let timedOut = false;
+    const timer =
+      step.timeoutMs === undefined
+        ? undefined
+        : setTimeout(
+            () => {
+              timedOut = true;
+              watch.abort();
+            },
+            Math.max(0, attempt.startedAt + step.timeoutMs - this.#deps.now()),
+          );
+    try {
+      for (;;) {
+        const state = await runtime.getTaskState(taskId);
+        if (state === null) return { outcome: "failed", error: `task ${taskId} is not known to the runtime` };
+        if (TERMINAL_TASK.has(state.status)) return state.status === "completed" ? { outcome: "completed", output: state.output ?? "" } : { outcome: state.status as "failed" | "cancelled", error: state.error ?? state.status };
+        try {
+          for await (const e of runtime.streamTaskUpdates(taskId, { signal: watch.signal })) if (TERMINAL_TASK.has(e.status)) break;
+        } catch (err) {
+          if (!watch.signal.aborted) throw err;
+        }
+        if (timedOut) {
+          await runtime.cancelTask(taskId).catch(() => false);
+          return { outcome: "failed", error: `timed out after ${step.timeoutMs} ms` };
+        }
+        if (signal.aborted) throw new CoderClawError("CANCELLED", "stopped");
+      }
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      signal.removeEventListener("abort", stop);
+    }
+  }
+
+  async #settle(step: WorkflowStep, attempt: StepAttempt, ended: { outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string }): Promise<void> {
+    if (this.#record.status !== "running") return;
+    const r = this.#record.steps[step.id]!;
+    attempt.outcome = ended.outcome;
+    attempt.endedAt = this.#deps.now();
+    if (ended.outcome === "completed") {
+      r.status = "completed";
+      r.output = ended.output;
+    } else {
+      attempt.error = ended.error;
+      r.error = ended.error;
+      if (attempt.n < step.retry.attempts && ended.outcome === "failed") {
+        r.status = "retrying";
+        r.retryAt = attempt.endedAt + backoffAfter(step.retry, attempt.n);
+      } else r.status = "failed";
+    }
+    try {
+      await this.#write({ steps: { [step.id]: r } });
+    } catch (err) {
+      this.#deps.onError(err as Error);
+    }
+    this.pump();
+  }
+
+  /** End the workflow: running steps' tasks cancelled, the rest skipped, the end recorded. */
+  async #end(status: "completed" | "failed" | "cancelled", error: string | undefined): Promise<void> {
+    if (this.#record.status !== "running") return;
+    this.#record.status = status;
+    this.#record.endedAt = this.#deps.now();
+    if (error !== undefined) this.#record.error = error;
+    const changed: Record<string, StepRecord> = {};
+    const cancels: Array<Promise<unknown>> = [];
+    for (const [id, r] of Object.entries(this.#record.steps)) {
+      if (r.status === "pending" || r.status === "retrying") {
+        r.status = "skipped";
+        delete r.retryAt;
+        changed[id] = r;
+      } else if (r.status === "running") {
+        r.status = "cancelled";
+        const attempt = r.attempts[r.attempts.length - 1];
+        if (attempt?.taskId !== undefined) cancels.push(this.#deps.runtime.cancelTask(attempt.taskId).catch(() => false));
+        changed[id] = r;
+      }
+    }
+    this.#controller.abort();
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    try {
+      await this.#write({ status, endedAt: this.#record.endedAt, ...(error !== undefined && { error }), steps: changed });
+    } catch (err) {
+      this.#deps.onError(err as Error);
+    }
+    await Promise.all(cancels);
+    this.#deps.onEnd();
+    for (const w of this.#waiters.splice(0)) w(this.snapshot());
+  }
+
+  /** Writes go to the store one after another, each with the values as they stand when it is written. */
+  #write(change: WorkflowChange): Promise<void> {
+    const copy = structuredClone(change);
+    const next = this.#writes.then(() => this.#deps.store.update(this.#record.id, copy));
+    this.#writes = next.catch(() => undefined);
+    return next;
+  }
+}

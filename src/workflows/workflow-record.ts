@@ -1,0 +1,115 @@
+import type { RetryPolicy, WorkflowDefinition } from "./definition.js";
+
+/** Where one step stands. */
+export type StepStatus =
+  /** Waiting for its dependencies. */
+  | "pending"
+  /** A try is under way (or being submitted). */
+  | "running"
+  /** A try failed; the next starts at `retryAt`. */
+  | "retrying"
+  | "completed"
+  | "failed"
+  /** Not run: the workflow failed or was cancelled first. */
+  | "skipped"
+  | "cancelled";
+
+/** One try of a step: an ordinary task. */
+export interface StepAttempt {
+  /** From 1. */
+  n: number;
+  /** The idempotency key the task was submitted under: the same try is never submitted as two tasks. */
+  key: string;
+  /** The task, once the runtime took it. */
+  taskId?: string;
+  startedAt: number;
+  endedAt?: number;
+  outcome?: "completed" | "failed" | "cancelled";
+  error?: string;
+}
+
+/** A step's record. */
+export interface StepRecord {
+  status: StepStatus;
+  attempts: StepAttempt[];
+  output?: string;
+  error?: string;
+  /** When the next try may start, ms since the epoch. */
+  retryAt?: number;
+}
+
+/** Where a workflow stands. */
+export type WorkflowStatus = "running" | "completed" | "failed" | "cancelled";
+
+/** A workflow's durable state: what the coordinator carries on from after a restart. */
+export interface WorkflowRecord {
+  id: string;
+  definition: WorkflowDefinition;
+  /** The workflow's input: text, or named values. */
+  input: string | Record<string, string>;
+  status: WorkflowStatus;
+  createdAt: number;
+  endedAt?: number;
+  error?: string;
+  steps: Record<string, StepRecord>;
+}
+
+const TERMINAL_STEP = new Set<StepStatus>(["completed", "failed", "skipped", "cancelled"]);
+
+/** Whether a step is done, one way or another. */
+export function stepEnded(status: StepStatus): boolean {
+  return TERMINAL_STEP.has(status);
+}
+
+/** A new record: every step pending. */
+export function newWorkflowRecord(id: string, definition: WorkflowDefinition, input: string | Record<string, string>, now: number): WorkflowRecord {
+  const steps: Record<string, StepRecord> = {};
+  for (const step of definition.steps) steps[step.id] = { status: "pending", attempts: [] };
+  return { id, definition, input, status: "running", createdAt: now, steps };
+}
+
+/**
+ * Steps that may start now: pending ones whose dependencies all ended
+ * completed (or failed, for a dependency allowed to fail), and retrying ones
+ * whose wait is over. Nothing starts once the workflow has ended.
+ */
+export function stepsToStart(record: WorkflowRecord, now: number): string[] {
+  if (record.status !== "running") return [];
+  const out: string[] = [];
+  for (const step of record.definition.steps) {
+    const r = record.steps[step.id]!;
+    if (r.status === "retrying" && (r.retryAt ?? 0) <= now) out.push(step.id);
+    if (r.status !== "pending") continue;
+    const ready = step.dependsOn.every((d) => {
+      const dep = record.steps[d]!;
+      return dep.status === "completed" || (dep.status === "failed" && record.definition.steps.find((s) => s.id === d)!.continueOnFailure);
+    });
+    if (ready) out.push(step.id);
+  }
+  return out;
+}
+
+/** The earliest time a retrying step may start, if any waits. */
+export function nextRetryAt(record: WorkflowRecord): number | undefined {
+  let next: number | undefined;
+  for (const r of Object.values(record.steps)) if (r.status === "retrying" && r.retryAt !== undefined) next = next === undefined ? r.retryAt : Math.min(next, r.retryAt);
+  return next;
+}
+
+/** The wait before try `n + 1`, after try `n` (from 1) failed. */
+export function backoffAfter(retry: RetryPolicy, n: number): number {
+  return Math.min(retry.maxBackoffMs, retry.backoffMs * retry.factor ** (n - 1));
+}
+
+/**
+ * How the workflow ends, once it does: failed as soon as a step that may not
+ * fail has failed (its error named), completed once every step ended and none
+ * failed that may not. Undefined while it goes on.
+ */
+export function workflowOutcome(record: WorkflowRecord): { status: "completed" } | { status: "failed"; error: string } | undefined {
+  for (const step of record.definition.steps) {
+    const r = record.steps[step.id]!;
+    if (r.status === "failed" && !step.continueOnFailure) return { status: "failed", error: `step ${step.id} failed: ${r.error ?? "failed"}` };
+  }
+  return Object.values(record.steps).every((r) => stepEnded(r.status)) ? { status: "completed" } : undefined;
+}

@@ -1,0 +1,198 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { createBuiltinRegistry } from "../../src/agents/builtin.js";
+import type { AgentExecutor } from "../../src/agents/executor.js";
+import { openLocalCore, type LocalCore } from "../../src/runtime/local-core.js";
+import { LocalTransportAdapter } from "../../src/transport/local-adapter.js";
+import { CoderClawRuntime } from "../../src/transport/runtime.js";
+import { checkWorkflow, createWorkflowCoordinator, documentWorkflowStore, type StepDraft, type WorkflowCoordinator, type WorkflowRuntime } from "../../src/workflows/index.js";
+import { eventually } from "../helpers/mesh.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+/** Each run's side effect, by input: a second entry for one step is a step completed twice. */
+const effects = new Map<string, number>();
+/** Failures still to give, by input. */
+const failuresLeft = new Map<string, number>();
+
+function agent(id: string, run: (input: string, signal: AbortSignal) => Promise<string>): AgentExecutor {
+  return {
+    info: { id, name: id, description: "", capabilities: [] },
+    resumable: false,
+    retryable: false,
+    availability: () => ({ available: true }),
+    execute: async (ctx) => ({ output: await run(ctx.request.input, ctx.signal) }),
+  };
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(new Error("stopped"));
+    });
+  });
+
+const AGENTS = [
+  agent("work", async (input, signal) => {
+    await sleep(150, signal);
+    effects.set(input, (effects.get(input) ?? 0) + 1);
+    return `did[${input}]`;
+  }),
+  agent("flaky", async (input) => {
+    const left = failuresLeft.get(input) ?? 0;
+    if (left > 0) {
+      failuresLeft.set(input, left - 1);
+      throw new Error(`failing ${left} more`);
+    }
+    return "finally";
+  }),
+  agent("slow", async (_input, signal) => {
+    await sleep(30_000, signal);
+    return "late";
+  }),
+];
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(): Promise<{ core: LocalCore; runtime: CoderClawRuntime; coordinator: (runtime?: WorkflowRuntime) => WorkflowCoordinator; errors: Error[] }> {
+  effects.clear();
+  const dir = tempDir("cc-wf-");
+  const core = await openLocalCore({ dataDir: dir.path, agents: createBuiltinRegistry(AGENTS), maxConcurrentTasks: 8 });
+  const runtime = new CoderClawRuntime(new LocalTransportAdapter(core), "local-only");
+  const errors: Error[] = [];
+  const coordinators: WorkflowCoordinator[] = [];
+  cleanups.push(async () => {
+    for (const c of coordinators) await c.stop();
+    await core.close();
+    dir.remove();
+  });
+  return {
+    core,
+    runtime,
+    errors,
+    coordinator: (r = runtime) => {
+      const c = createWorkflowCoordinator({ runtime: r, store: documentWorkflowStore(core.store), onError: (_id, e) => errors.push(e) });
+      coordinators.push(c);
+      return c;
+    },
+  };
+}
+
+const s = (id: string, more: Partial<StepDraft> = {}): StepDraft => ({ id, agent: "work", input: id, ...more });
+/** Plan, three steps fanned out from it, and a join that reads all three. */
+const FAN = checkWorkflow({
+  name: "fan",
+  steps: [
+    s("plan", { input: "plan ${input}" }),
+    s("a", { dependsOn: ["plan"], input: "a after ${steps.plan.output}" }),
+    s("b", { dependsOn: ["plan"], input: "b after ${steps.plan.output}" }),
+    s("c", { dependsOn: ["plan"], input: "c after ${steps.plan.output}" }),
+    s("join", { dependsOn: ["a", "b", "c"], input: "join ${steps.a.output} ${steps.b.output} ${steps.c.output}" }),
+  ],
+});
+
+function expectOnceEach(): void {
+  expect([...effects.entries()].filter(([, n]) => n !== 1)).toEqual([]);
+  expect(effects.size).toBe(5);
+}
+
+describe("the workflow coordinator over a local runtime", () => {
+  it("runs a fan-out and a join: the three in parallel after the plan, the join with all three outputs", async () => {
+    const { coordinator } = await setup();
+    const c = coordinator();
+    const started = await c.start(FAN, "X");
+    const done = await c.wait(started.id);
+    expect(done.status).toBe("completed");
+    expect(done.steps.join!.output).toBe("did[join did[a after did[plan X]] did[b after did[plan X]] did[c after did[plan X]]]");
+    const tries = ["a", "b", "c"].map((id) => done.steps[id]!.attempts[0]!);
+    // The three ran side by side: each started before any of the others ended.
+    for (const x of tries) for (const y of tries) expect(x.startedAt).toBeLessThan(y.endedAt!);
+    expectOnceEach();
+  });
+
+  it("carries on after its coordinator stops mid-run: a new one over the same store completes it, each step once", async () => {
+    const { coordinator } = await setup();
+    const first = coordinator();
+    const { id } = await first.start(FAN, "Y");
+    await eventually(async () => (await first.get(id))!.steps.a!.attempts[0]?.taskId !== undefined, 10_000, "step a submitted");
+    await first.stop();
+    const second = coordinator();
+    expect(await second.resume()).toBe(1);
+    const done = await second.wait(id);
+    expect(done.status).toBe("completed");
+    expect(done.steps.join!.output).toContain("did[a after did[plan Y]]");
+    expectOnceEach();
+  });
+
+  it("finds by its key a step submitted just before a crash, rather than submitting it again", async () => {
+    const { coordinator, runtime, errors } = await setup();
+    let crashed = false;
+    // The runtime takes step b's task, but the answer never reaches the coordinator (as when it dies right after).
+    const lossy: WorkflowRuntime = {
+      submitTask: async (request, options) => {
+        const task = await runtime.submitTask(request, options);
+        if (!crashed && request.metadata?.workflowStep === "b") {
+          crashed = true;
+          throw new Error("connection lost");
+        }
+        return task;
+      },
+      getTaskState: (taskId) => runtime.getTaskState(taskId),
+      streamTaskUpdates: (taskId, o) => runtime.streamTaskUpdates(taskId, o),
+      cancelTask: (taskId) => runtime.cancelTask(taskId),
+      listTasks: (filter) => runtime.listTasks(filter),
+    };
+    const c = coordinator(lossy);
+    const { id } = await c.start(FAN, "Z");
+    const done = await c.wait(id);
+    expect(crashed).toBe(true);
+    expect(errors.map((e) => e.message)).toEqual(["connection lost"]);
+    expect(done.status).toBe("completed");
+    expect(done.steps.b!.attempts).toHaveLength(1);
+    expectOnceEach();
+  });
+
+  it("retries a failing step with its backoff, keeping every try in its history", async () => {
+    const { coordinator } = await setup();
+    failuresLeft.set("f", 2);
+    const c = coordinator();
+    const def = checkWorkflow({ name: "retry", steps: [s("f", { agent: "flaky", input: "f", retry: { attempts: 3, backoffMs: 200, factor: 2 } })] });
+    const done = await c.wait((await c.start(def)).id);
+    expect(done.status).toBe("completed");
+    const tries = done.steps.f!.attempts;
+    expect(tries.map((t) => t.outcome)).toEqual(["failed", "failed", "completed"]);
+    expect(tries[0]!.error).toMatch(/failing 2 more/);
+    expect(tries[1]!.startedAt - tries[0]!.endedAt!).toBeGreaterThanOrEqual(200);
+    expect(tries[2]!.startedAt - tries[1]!.endedAt!).toBeGreaterThanOrEqual(400);
+  });
+
+  it("fails a step past its timeout, cancels its task, skips what depends on it and fails the workflow", async () => {
+    const { coordinator, runtime } = await setup();
+    const c = coordinator();
+    const def = checkWorkflow({ name: "slow", steps: [s("wait", { agent: "slow", timeoutMs: 300 }), s("after", { dependsOn: ["wait"] })] });
+    const done = await c.wait((await c.start(def)).id);
+    expect(done.status).toBe("failed");
+    expect(done.error).toMatch(/step wait failed: timed out after 300 ms/);
+    expect(done.steps.after!.status).toBe("skipped");
+    const task = await runtime.getTaskState(done.steps.wait!.attempts[0]!.taskId!);
+    await eventually(async () => (await runtime.getTaskState(task!.id))?.status === "cancelled", 5000, "the task cancelled");
+  });
+
+  it("cancels a running workflow: its running step's task is cancelled, the rest skipped", async () => {
+    const { coordinator, runtime } = await setup();
+    const c = coordinator();
+    const def = checkWorkflow({ name: "slow", steps: [s("wait", { agent: "slow" }), s("after", { dependsOn: ["wait"] })] });
+    const { id } = await c.start(def);
+    await eventually(async () => (await c.get(id))!.steps.wait!.attempts[0]?.taskId !== undefined, 10_000, "submitted");
+    expect(await c.cancel(id)).toBe(true);
+    const done = await c.wait(id);
+    expect(done.status).toBe("cancelled");
+    expect(done.steps.wait!.status).toBe("cancelled");
+    expect(done.steps.after!.status).toBe("skipped");
+    expect((await runtime.getTaskState(done.steps.wait!.attempts[0]!.taskId!))!.status).toBe("cancelled");
+    expect(await c.cancel(id)).toBe(false);
+  });
+});
