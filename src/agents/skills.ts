@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { z } from "zod";
 import type { SkillInfo } from "../contract/types.js";
 import { ConfigError, parseYamlSource, validateYaml } from "../config/yaml-source.js";
+import { bundledDir } from "../util/bundled-dir.js";
 import { findOnPath } from "./path-lookup.js";
 
 /** Largest SKILL.md read. */
@@ -58,20 +58,9 @@ export interface SkillDir {
   source: SkillSource;
 }
 
-/**
- * The `skills/` folder shipped with this package, found by walking up from this
- * module to the package root (the depth differs between src/ under vitest and
- * dist/ when built).
- */
+/** The `skills/` folder shipped with this package. */
 export function bundledSkillsDir(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "skills"))) return join(dir, "skills");
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  return undefined;
+  return bundledDir("skills");
 }
 
 /**

@@ -4,3 +4,4 @@ export { createWorkflowCoordinator, workflowSession, type WorkflowCoordinator, t
 export { MAX_WORKFLOW_FILE_BYTES, parseWorkflowFile } from "./workflow-file.js";
 export { backoffAfter, newWorkflowRecord, stepEnded, stepsToStart, workflowOutcome, type StepAttempt, type StepRecord, type StepStatus, type WorkflowRecord, type WorkflowStatus } from "./workflow-record.js";
 export { documentWorkflowStore, WORKFLOW_PREFIX, type WorkflowChange, type WorkflowStore } from "./workflow-store.js";
+export { readWorkflowSource, workflowTemplates, type WorkflowSource } from "./templates.js";
