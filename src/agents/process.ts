@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import { CoderClawError } from "../contract/errors.js";
 import { ExecutionFailedError, abortError } from "./errors.js";
+import { findOnPath } from "./path-lookup.js";
 import type { ProcessRecords } from "./process-records.js";
 import { DEFAULT_OUTPUT_LIMIT, HeadTailBuffer } from "./output-limit.js";
 
@@ -46,6 +47,23 @@ export interface RunProcessResult {
   pid: number;
 }
 
+const SETPRIV = "/usr/bin/setpriv";
+const hasSetpriv = process.platform === "linux" && existsSync(SETPRIV);
+
+/**
+ * `argv` made to die with this process where Linux allows it: a group leader
+ * that outlived a SIGKILLed node would go on with its side effects (a shell
+ * line's next command) until the next start reaps its group, after the task was
+ * already recorded as interrupted, so a retry would do them twice. A sandboxed
+ * run (bubblewrap's --die-with-parent) needs no wrapper.
+ */
+function dyingWithParent(argv: readonly [string, ...string[]], env: Record<string, string>): [string, ...string[]] {
+  const [program, ...args] = argv;
+  // A program that cannot be found is spawned as it is, so the failure to start reads as one.
+  const found = hasSetpriv && !program.endsWith("/bwrap") && program !== "bwrap" ? findOnPath(program, env.PATH) : undefined;
+  return found === undefined ? [...argv] : [SETPRIV, "--pdeathsig", "KILL", "--", found, ...args];
+}
+
 /**
  * Run a program in its own process group and wait until it and its output are
  * done.
@@ -62,10 +80,11 @@ export function runProcess(options: RunProcessOptions): Promise<RunProcessResult
   const grace = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const stdout = new HeadTailBuffer(limit);
   const stderr = new HeadTailBuffer(limit);
-  const [program, ...args] = options.argv;
+  const [program] = options.argv;
+  const [spawned, ...spawnArgs] = dyingWithParent(options.argv, options.env);
 
   return new Promise<RunProcessResult>((resolve, reject) => {
-    const child = spawn(program, args, {
+    const child = spawn(spawned, spawnArgs, {
       cwd: options.cwd,
       env: options.env,
       detached: true,
