@@ -24,6 +24,7 @@ import { DEFAULT_MANIFEST_LIMITS } from "../src/workspace/manifest.js";
 import { blobService, type RunningBlobs } from "./workspaces/blob-service.js";
 import { CodeWorkspaces } from "./workspaces/code-workspaces.js";
 import { SharedTrees } from "./workspaces/shared-trees.js";
+import { createNodeWorkflows } from "./workflows/node-workflows.js";
 import { openNodeCore } from "./node-core.js";
 import { NodeSecurity } from "./security/node-security.js";
 import type { ServiceAuditEntry, ServiceContext } from "./services/mesh-service.js";
@@ -197,6 +198,16 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       workspaces,
       ...(options.leaseTimeoutMs !== undefined && { leaseTimeoutMs: options.leaseTimeoutMs }),
     });
+    const workflows = createNodeWorkflows({
+      adapter,
+      store: core.store,
+      peerId: identity.peerId,
+      authorize: (access) => security.authorizeOwner(access),
+      record: (body) => security.record(body),
+      onError: (error) => options.onError?.("workflows", error),
+    });
+    stack.push(() => workflows.stop());
+    void workflows.resume().catch((error: Error) => options.onError?.("workflows", error));
     let stopping: Promise<void> | undefined;
     return {
       peerId: identity.peerId,
@@ -218,6 +229,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       auditReplicator: auditReplication.running,
       workspaces,
       blobs: blobs.running,
+      workflows,
       createMesh: (name) => foundMesh({ membership, security, identity }, name),
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
       dial: async (addr) => void (await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),

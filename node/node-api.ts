@@ -19,6 +19,7 @@ import type { Quarantine, SyncEngine } from "./sync/index.js";
 import type { NodeSecurity } from "./security/node-security.js";
 import type { TaskClient } from "./tasks/task-client.js";
 import type { AuthorizeSubmit } from "./tasks/task-server.js";
+import type { NodeWorkflows } from "./workflows/node-workflows.js";
 
 export type { PeerInfo } from "./mesh/peer-list.js";
 
@@ -99,6 +100,8 @@ export interface CoderClawNode {
   readonly workspaces: CodeWorkspaces;
   /** The blob protocol (byte counters per peer, for tests and benchmarks). */
   readonly blobs: RunningBlobs;
+  /** Workflows this node coordinates; those it held as running when it stopped are taken up again at start. */
+  readonly workflows: NodeWorkflows;
   /**
    * Found a mesh with this device as founder and admin, and sign its default
    * policy (members may send each other work). Returns the mesh id.

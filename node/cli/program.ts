@@ -8,6 +8,7 @@ import { demoCommand } from "./commands/demo.js";
 import { configCommand } from "./commands/config.js";
 import { auditCommand } from "./commands/audit.js";
 import { policyCommand } from "./commands/policy.js";
+import { workflowCommand } from "./commands/workflow.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 
 /** Build the `coderclaw` command tree. `setExit` records the process exit code. */
@@ -29,6 +30,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(configCommand(setExit));
   program.addCommand(auditCommand(setExit));
   program.addCommand(policyCommand(setExit));
+  program.addCommand(workflowCommand(setExit));
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);
