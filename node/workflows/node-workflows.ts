@@ -53,10 +53,10 @@ export function createNodeWorkflows(deps: NodeWorkflowsDeps): NodeWorkflows {
     ...coordinator,
     async startChecked(definition, input) {
       for (const step of definition.steps) {
-        const decision = await deps.authorize({ action: "task.submit", agentId: step.agent });
+        const decision = await deps.authorize({ action: "task.submit", ...(step.agent !== undefined && { agentId: step.agent }) });
         if (!decision.allowed) {
           await deps.record({ action: "workflow.start", userId: deps.peerId, deviceId: deps.peerId, resource: definition.name, result: "denied", reason: `step ${step.id}: ${decision.reason ?? "denied"}` });
-          throw new CoderClawError("PERMISSION_DENIED", `step ${step.id} (agent ${step.agent}): ${decision.reason ?? "denied"}`);
+          throw new CoderClawError("PERMISSION_DENIED", `step ${step.id} (agent ${step.agent ?? "default"}): ${decision.reason ?? "denied"}`);
         }
       }
       const record = await coordinator.start(definition, input);

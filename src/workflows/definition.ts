@@ -1,5 +1,6 @@
 import { InvalidInputError } from "../contract/errors.js";
 import { MAX_ROUTE_LENGTH, ROUTE_AUTO, ROUTE_LOCAL, type SubmitOptions } from "../contract/types.js";
+import { AGENT_ID_RE } from "../engine/submit-schema.js";
 import { parseStepInput, type InputTemplate } from "./input-template.js";
 
 /** Where a step runs, as a workflow names it. */
@@ -26,8 +27,8 @@ export interface RetryPolicy {
 /** One step of a workflow: an ordinary task, run once its dependencies completed. */
 export interface WorkflowStep {
   id: string;
-  /** The agent that runs it. */
-  agent: string;
+  /** The agent that runs it; absent: the runtime's default agent (as an upstream `remote:` role leaves it to the node that runs it). */
+  agent?: string;
   description: string;
   /** The task's input, with `${input}`, `${input.NAME}` and `${steps.ID.output}` filled in when the step starts. */
   input: InputTemplate;
@@ -56,7 +57,7 @@ const LABEL_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 /** A step as written, before its references are checked (the YAML loader and the API both produce these). */
 export interface StepDraft {
   id: string;
-  agent: string;
+  agent?: string | undefined;
   description?: string | undefined;
   input: string;
   target?: string | undefined;
@@ -153,7 +154,7 @@ export function checkWorkflow(draft: WorkflowDraft): WorkflowDefinition {
 
 function checkStep(s: StepDraft, i: number, index: ReadonlyMap<string, number>): WorkflowStep {
   const at = `steps[${i}]`;
-  if (typeof s.agent !== "string" || s.agent.length === 0 || s.agent.length > 128) throw new InvalidInputError("must name an agent (1-128 characters)", `${at}.agent`);
+  if (s.agent !== undefined && (typeof s.agent !== "string" || !AGENT_ID_RE.test(s.agent))) throw new InvalidInputError("must be a lowercase agent id like 'echo' or 'code-reviewer'", `${at}.agent`);
   if (typeof s.input !== "string") throw new InvalidInputError("must be text", `${at}.input`);
   if (Buffer.byteLength(s.input) > WORKFLOW_LIMITS.inputBytes) throw new InvalidInputError(`over ${WORKFLOW_LIMITS.inputBytes} bytes`, `${at}.input`);
   const input = parseStepInput(s.input, `${at}.input`);
@@ -172,7 +173,7 @@ function checkStep(s: StepDraft, i: number, index: ReadonlyMap<string, number>):
   if (s.timeoutMs !== undefined && (!Number.isFinite(s.timeoutMs) || s.timeoutMs <= 0 || s.timeoutMs > 7 * 24 * 3600_000)) throw new InvalidInputError("must be more than 0 and at most 7 days, in ms", `${at}.timeoutMs`);
   return {
     id: s.id,
-    agent: s.agent,
+    ...(s.agent !== undefined && { agent: s.agent }),
     description: (s.description ?? s.id).slice(0, 1000),
     input,
     target: parseTarget(s.target ?? ROUTE_LOCAL, `${at}.target`),

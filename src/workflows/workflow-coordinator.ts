@@ -246,7 +246,7 @@ class WorkflowRun {
       for (const [id, r] of Object.entries(this.#record.steps)) if (r.status === "completed" || r.status === "failed") outputs.set(id, r.output ?? "");
       const input = fillStepInput(step.input, { input: this.#record.input, outputs }, `steps.${step.id}.input`);
       const request: TaskSubmitRequest = {
-        agentId: step.agent,
+        ...(step.agent !== undefined && { agentId: step.agent }),
         description: step.description,
         input,
         sessionId: session,

@@ -19,7 +19,7 @@ const duration = z.union([z.number().int().nonnegative(), z.string()]).transform
 const stepSchema = z
   .object({
     id: z.string(),
-    agent: z.string(),
+    agent: z.string().optional(),
     description: z.string().optional(),
     input: z.string().default("${input}"),
     target: z.string().optional(),
