@@ -5,3 +5,19 @@
  */
 export const ATTEMPT_OF = "attemptOf";
 export const ATTEMPT = "attempt";
+
+/** The metadata key under which a caller names a submission so that sending it again does not make a second task. */
+export const IDEMPOTENCY_KEY = "idempotencyKey";
+
+/**
+ * The key attempt `n` of a task is submitted to its member under: a member
+ * answers a submission under a key it has seen with the attempt it already
+ * has. Derived from the caller's idempotency key when there is one, so that a
+ * caller that submits again after this node crashed between sending the first
+ * attempt and storing the task (a workflow's coordinator does) reaches the
+ * attempt already running instead of starting the work a second time.
+ */
+export function attemptKey(taskId: string, n: number, request: { metadata?: Record<string, unknown> }): string {
+  const key = request.metadata?.[IDEMPOTENCY_KEY];
+  return typeof key === "string" ? `key:${key}/${n}` : `${taskId}/${n}`;
+}

@@ -1,5 +1,5 @@
 import type { AgentRegistry } from "../../src/agents/executor.js";
-import { ATTEMPT, ATTEMPT_OF } from "./attempt-metadata.js";
+import { ATTEMPT, ATTEMPT_OF, IDEMPOTENCY_KEY, attemptKey } from "./attempt-metadata.js";
 import { AgentUnavailableError, CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
 import type { SubmitOptions, TaskEvent, TaskPlacement, TaskRequirements, TaskState, TaskSubmitRequest } from "../../src/contract/types.js";
 import { ROUTE_AUTO, ROUTE_LOCAL } from "../../src/contract/types.js";
@@ -260,7 +260,7 @@ export class Dispatcher {
   async #sendFirst(request: TaskSubmitRequest, placement: TaskPlacement, peer: string): Promise<TaskState | undefined> {
     const { engine, selfId } = this.#o;
     const id = newTaskId(Date.now(), selfId);
-    const sent = await this.#submitAttempt(peer, this.#attemptRequest(id, 1, request), `${id}/1`, undefined, 1);
+    const sent = await this.#submitAttempt(peer, this.#attemptRequest(id, 1, request), attemptKey(id, 1, request), undefined, 1);
     if ("refused" in sent && sent.refused.code === "BUSY") {
       this.#theirsFull(peer, sent.refused);
       return undefined;
@@ -294,7 +294,8 @@ export class Dispatcher {
       throw new CoderClawError("INVALID_TRANSITION", `task ${taskId} is ${task.status}: only a failed or cancelled task can be retried`);
     }
     const metadata = { ...(request.metadata ?? {}) };
-    for (const k of [ATTEMPT_OF, ATTEMPT, "requester", "retryable"]) delete metadata[k];
+    // A retry is new work by choice: under the old idempotency key it would reach the attempt that failed.
+    for (const k of [ATTEMPT_OF, ATTEMPT, IDEMPOTENCY_KEY, "requester", "retryable"]) delete metadata[k];
     const options: SubmitOptions = {};
     const p = task.placement;
     if (p?.priority !== undefined) options.priority = p.priority;
@@ -454,7 +455,8 @@ export class Dispatcher {
       this.#schedule();
     };
     try {
-      const accepted = alreadyAccepted !== undefined ? { task: alreadyAccepted } : await this.#submitAttempt(peer, this.#attemptRequest(taskId, n, engine.heldRequest(taskId)), `${taskId}/${n}`, controller.signal);
+      const heldRequest = engine.heldRequest(taskId);
+      const accepted = alreadyAccepted !== undefined ? { task: alreadyAccepted } : await this.#submitAttempt(peer, this.#attemptRequest(taskId, n, heldRequest), attemptKey(taskId, n, heldRequest), controller.signal);
       if (controller.signal.aborted) {
         // Cancelled while the member had not answered yet: it may hold the attempt all the same.
         if ("task" in accepted) void this.#o.client.cancel(peer, accepted.task.id).catch((err: unknown) => this.#o.onError?.("dispatch", err as Error));
