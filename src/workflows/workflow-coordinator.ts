@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { CoderClawError, NotFoundError } from "../contract/errors.js";
 import type { TaskState, TaskSubmitRequest, TransportAdapter } from "../contract/types.js";
 import { targetOptions, type WorkflowDefinition, type WorkflowStep } from "./definition.js";
@@ -133,8 +134,11 @@ class WorkflowRun {
   readonly #steps: Map<string, WorkflowStep>;
   /** Steps whose try is being driven by this run. */
   readonly #active = new Set<string>();
-  readonly #controller = new AbortController();
-  #writes: Promise<void> = Promise.resolve();
+  readonly #controller = abortableBy();
+  /** Changes not yet handed to the store, and who waits for them. */
+  #pending: { change: WorkflowChange; waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> } | undefined;
+  /** The write loop, while it runs. */
+  #writes: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #waiters: Array<(r: WorkflowRecord) => void> = [];
   #stopped = false;
@@ -195,7 +199,7 @@ class WorkflowRun {
     this.#stopped = true;
     this.#controller.abort();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    await this.#writes.catch(() => undefined);
+    await this.#writes;
   }
 
   #startTry(step: WorkflowStep): void {
@@ -255,7 +259,8 @@ class WorkflowRun {
       task = await this.#deps.runtime.submitTask(request, targetOptions(step.target));
     }
     attempt.taskId = task.id;
-    await this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } });
+    // Not waited for: a restart that lost it finds the task by its key, and it joins the next write.
+    this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } }).catch((err: Error) => this.#deps.onError(err));
     return task.id;
   }
 
@@ -314,11 +319,8 @@ class WorkflowRun {
         r.retryAt = attempt.endedAt + backoffAfter(step.retry, attempt.n);
       } else r.status = "failed";
     }
-    try {
-      await this.#write({ steps: { [step.id]: r } });
-    } catch (err) {
-      this.#deps.onError(err as Error);
-    }
+    // Not waited for: the steps this lets start write their own start in the same store write, and submit only once it is durable.
+    this.#write({ steps: { [step.id]: r } }).catch((err: Error) => this.#deps.onError(err));
     this.pump();
   }
 
@@ -354,11 +356,43 @@ class WorkflowRun {
     for (const w of this.#waiters.splice(0)) w(this.snapshot());
   }
 
-  /** Writes go to the store one after another, each with the values as they stand when it is written. */
+  /**
+   * Record `change`; resolves once it is durable. Changes made in the same turn
+   * (a fan-out's steps starting, a step ending and the next starting) go to the
+   * store as one write, each value as it stood when its change was made, and
+   * writes go one after another.
+   */
   #write(change: WorkflowChange): Promise<void> {
-    const copy = structuredClone(change);
-    const next = this.#writes.then(() => this.#deps.store.update(this.#record.id, copy));
-    this.#writes = next.catch(() => undefined);
-    return next;
+    const pending = (this.#pending ??= { change: {}, waiters: [] });
+    const { steps, ...head } = structuredClone(change);
+    Object.assign(pending.change, head);
+    if (steps !== undefined) pending.change.steps = { ...(pending.change.steps ?? {}), ...steps };
+    const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
+    this.#writes ??= this.#flush();
+    return written;
   }
+
+  async #flush(): Promise<void> {
+    // The rest of this turn's changes join the write.
+    await new Promise((r) => setImmediate(r));
+    while (this.#pending !== undefined) {
+      const { change, waiters } = this.#pending;
+      this.#pending = undefined;
+      try {
+        await this.#deps.store.update(this.#record.id, change);
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        for (const w of waiters) w.reject(err);
+      }
+    }
+    this.#writes = undefined;
+  }
+
+}
+
+/** A controller whose signal every running step listens to: as many listeners as steps run at once. */
+function abortableBy(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(Infinity, controller.signal);
+  return controller;
 }

@@ -91,6 +91,7 @@ const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly 
       "apply.patchBytes",
     ],
   },
+  { name: "workflow", timeoutMs: 60_000, figures: ["chain.workflowMs", "chain.directMs", "chain.ratio", "fanOut.workflowMs", "fanOut.directMs", "fanOut.ratio"] },
 ];
 
 describe("benchmarks at smoke size", () => {

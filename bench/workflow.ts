@@ -1,0 +1,80 @@
+import "../src/polyfills.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TaskSubmitRequest } from "../src/contract/types.js";
+import { openLocalCore } from "../src/runtime/local-core.js";
+import { LocalTransportAdapter } from "../src/transport/local-adapter.js";
+import { checkWorkflow, createWorkflowCoordinator, documentWorkflowStore, type StepDraft, type WorkflowDefinition } from "../src/workflows/index.js";
+import { percentile, printResult, sized } from "./report.js";
+
+/**
+ * `npm run bench:workflow`: what coordinating costs, against the same no-op
+ * tasks submitted directly to the same runtime, measured in one run:
+ * - a chain of N steps (each after the one before) against N tasks submitted
+ *   one after another, each once the one before completed;
+ * - a fan-out of N steps with no dependencies against N tasks submitted at once.
+ * Each shape runs alternately, workflow then direct, and the medians are compared.
+ */
+
+const N = sized(100, 10);
+const ROUNDS = sized(5, 1);
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "cc-bench-wf-"));
+  const core = await openLocalCore({ dataDir: dir, maxConcurrentTasks: N + 1 });
+  const adapter = new LocalTransportAdapter(core);
+  const coordinator = createWorkflowCoordinator({ runtime: adapter, store: documentWorkflowStore(core.store) });
+  const request = (i: number): TaskSubmitRequest => ({ description: `no-op ${i}`, input: `${i}`, agentId: "echo" });
+  const ended = async (id: string): Promise<void> => {
+    for await (const _ of adapter.streamTaskUpdates(id));
+  };
+
+  const steps = (chained: boolean): WorkflowDefinition =>
+    checkWorkflow({ name: chained ? "chain" : "fan-out", steps: Array.from({ length: N }, (_, i): StepDraft => ({ id: `s${i}`, agent: "echo", input: `${i}`, ...(chained && i > 0 && { dependsOn: [`s${i - 1}`] }) })) });
+  const runWorkflow = async (def: WorkflowDefinition): Promise<number> => {
+    const start = performance.now();
+    const done = await coordinator.wait((await coordinator.start(def)).id);
+    if (done.status !== "completed") throw new Error(`workflow ${def.name} ended ${done.status}: ${done.error}`);
+    return performance.now() - start;
+  };
+  const directChain = async (): Promise<number> => {
+    const start = performance.now();
+    for (let i = 0; i < N; i++) await ended((await adapter.submitTask(request(i))).id);
+    return performance.now() - start;
+  };
+  const directFan = async (): Promise<number> => {
+    const start = performance.now();
+    const tasks = await Promise.all(Array.from({ length: N }, (_, i) => adapter.submitTask(request(i))));
+    await Promise.all(tasks.map((t) => ended(t.id)));
+    return performance.now() - start;
+  };
+
+  try {
+    // Warm-up: V8 and LevelDB reach their steady state before anything is counted.
+    await runWorkflow(steps(true));
+    await directChain();
+    const times = { chain: [] as number[], chainDirect: [] as number[], fan: [] as number[], fanDirect: [] as number[] };
+    for (let r = 0; r < ROUNDS; r++) {
+      times.chain.push(await runWorkflow(steps(true)));
+      times.chainDirect.push(await directChain());
+      times.fan.push(await runWorkflow(steps(false)));
+      times.fanDirect.push(await directFan());
+    }
+    const med = (xs: number[]): number => percentile(xs, 50);
+    const ratio = (a: number, b: number): number => Math.round((a / b) * 100) / 100;
+    printResult("workflow", {
+      steps: N,
+      rounds: ROUNDS,
+      chain: { workflowMs: med(times.chain), directMs: med(times.chainDirect), ratio: ratio(med(times.chain), med(times.chainDirect)) },
+      fanOut: { workflowMs: med(times.fan), directMs: med(times.fanDirect), ratio: ratio(med(times.fan), med(times.fanDirect)) },
+      target: 1.3,
+    });
+  } finally {
+    await coordinator.stop();
+    await core.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
