@@ -52,6 +52,7 @@ describe("coderclaw workflow", () => {
   it("carries on after the node is SIGKILLed while step two runs: restarted, it completes with each step's side effect once", async () => {
     const h = home();
     const effects = join(h, "effects.txt");
+    const go = join(h, "go");
     writeFileSync(effects, "");
     const file = join(h, "chain.yaml");
     writeFileSync(
@@ -65,7 +66,8 @@ describe("coderclaw workflow", () => {
         "  - id: two",
         "    agent: shell",
         "    dependsOn: [one]",
-        `    input: "sleep 2 && echo two >> ${effects}"`,
+        // Step two runs until the test lets it go, so the node is killed while it runs, however slow the machine.
+        `    input: "until [ -f ${go} ]; do sleep 0.1; done; echo two >> ${effects}"`,
         "    retry: { attempts: 2, backoff: 100ms }",
         "  - id: three",
         "    agent: shell",
@@ -79,12 +81,13 @@ describe("coderclaw workflow", () => {
     const run = await runCli(["workflow", "run", file, "--json"], h);
     expect(run.code, run.stderr).toBe(0);
     const { id } = JSON.parse(run.stdout) as { id: string };
-    await eventually(async () => (await show(h, id)).steps.two!.status === "running", 15_000, "step two running");
+    await eventually(async () => (await show(h, id)).steps.two!.status === "running", 30_000, "step two running");
     first.child.kill("SIGKILL");
     await new Promise((r) => first.child.once("exit", r));
 
     const second = await startCli(["start", "--no-mdns"], h, /control socket/);
     cleanups.push(() => second.stop());
+    writeFileSync(go, "");
     const wait = await runCli(["workflow", "show", id, "--wait", "--json"], h, 30_000);
     expect(wait.code, wait.stderr).toBe(0);
     expect((JSON.parse(wait.stdout) as { status: string }).status).toBe("completed");
