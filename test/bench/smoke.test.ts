@@ -91,6 +91,7 @@ const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly 
       "apply.patchBytes",
     ],
   },
+  { name: "scale", timeoutMs: 90_000, figures: ["live.0.bytesPerChange", "live.0.ratioToIdeal", "live.1.ratioToIdeal", "live.3.ratioToIdeal"] },
 ];
 
 describe("benchmarks at smoke size", () => {
@@ -102,6 +103,11 @@ describe("benchmarks at smoke size", () => {
       if (name === "mesh") {
         // A lookup that finds nothing would still have a latency.
         expect(result.capability_lookup_auto_found_ratio).toBe(1);
+      }
+      if (name === "scale") {
+        // Every pair of four connected: each change reaches each member once, not once per relay (that was 3x).
+        const full = (result.live as Array<Record<string, unknown>>).find((r) => r.topology === "full" && r.n === 4);
+        expect(full?.ratioToIdeal).toBeLessThan(1.6);
       }
       if (name === "workspace") {
         // The first ship moved the whole tree, the second far less: the figures count real transfers.
