@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { deviceIdentityFromSeed } from "../identity/index.js";
+import { createBuiltinRegistry } from "../src/agents/builtin.js";
+import { createNode, type CoderClawNode } from "../node/create-node.js";
 import { createMeshLibp2p, type MeshLibp2p } from "../node/libp2p/create-libp2p.js";
 import { createSyncEngine, type SyncEngine } from "../node/sync/sync-engine.js";
 import { createSyncCodec } from "../protocols/sync/messages.js";
@@ -23,6 +25,9 @@ import { percentile, printResult, SMOKE, sized } from "./report.js";
  *   over the changes; each is awaited on every node, then 60 ms of quiet), every
  *   pair connected and in a line, against the ideal of one copy of the signed
  *   patch, as one sync frame, per other member.
+ * - `idle`: whole nodes (every service) in a formed mesh, every pair connected,
+ *   doing nothing: socket bytes and CPU per node per minute, after they
+ *   settled.
  */
 
 /** Bytes handed to every TCP socket of this process. */
@@ -160,12 +165,55 @@ async function liveCost(n: number, topology: "full" | "line", changes: number): 
   }
 }
 
+/**
+ * Socket bytes and CPU per node per minute of `n` whole nodes in a formed mesh,
+ * every pair connected, doing nothing, measured over `windowMs` once they have
+ * been quiet for a while (pairing, first reconciliation).
+ */
+async function idleCost(n: number, windowMs: number, settleMs: number): Promise<Record<string, number>> {
+  const dirs = Array.from({ length: n }, () => mkdtempSync(join(tmpdir(), "coderclaw-bench-scale-")));
+  const nodes: CoderClawNode[] = [];
+  try {
+    for (const dir of dirs) nodes.push(await createNode({ dataDir: dir, mdns: false, agents: createBuiltinRegistry([]), inboundConnectionThreshold: 1000 }));
+    const [founder, ...rest] = nodes;
+    await founder!.createMesh("bench scale");
+    for (const node of rest) await node.pairing.join((await founder!.pairing.invite("trusted", 60_000)).invite);
+    for (const a of nodes) for (const b of nodes) if (a !== b) await a.dial(b.multiaddrs()[0]!).catch(() => undefined);
+    await sleep(settleMs);
+    const bytes0 = socketBytes;
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await sleep(windowMs);
+    const minutes = (performance.now() - t0) / 60_000;
+    const cpu = process.cpuUsage(cpu0);
+    const round = (x: number, places: number): number => Math.round(x * 10 ** places) / 10 ** places;
+    return {
+      n,
+      windowMs,
+      bytesPerNodePerMinute: Math.round((socketBytes - bytes0) / n / minutes),
+      cpuPercentOfACorePerNode: round(((cpu.user + cpu.system) / 1000 / (minutes * 60_000) / n) * 100, 3),
+    };
+  } finally {
+    await Promise.all(nodes.map((node) => node.stop()));
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `--only live,idle`: the parts to run (default all). */
+function parts(): Set<string> {
+  const at = process.argv.indexOf("--only");
+  return new Set(at === -1 ? ["live", "idle"] : (process.argv[at + 1] ?? "").split(","));
+}
+
 async function main(): Promise<void> {
+  const only = parts();
   const sizes = SMOKE ? [2, 4] : [2, 5, 10];
   const changes = sized(30, 4);
   const live: Array<Record<string, number | string>> = [];
-  for (const topology of ["full", "line"] as const) for (const n of sizes) live.push(await liveCost(n, topology, changes));
-  printResult("scale", { live });
+  if (only.has("live")) for (const topology of ["full", "line"] as const) for (const n of sizes) live.push(await liveCost(n, topology, changes));
+  const idle: Array<Record<string, number>> = [];
+  if (only.has("idle")) for (const n of SMOKE ? [3] : [5, 10]) idle.push(await idleCost(n, sized(30_000, 2_000), sized(10_000, 1_000)));
+  printResult("scale", { live, idle });
 }
 
 await main();
