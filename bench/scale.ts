@@ -37,7 +37,7 @@ Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknow
   if (chunk instanceof Uint8Array) socketBytes += chunk.byteLength;
   else if (typeof chunk === "string") socketBytes += Buffer.byteLength(chunk);
   return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-} as typeof Socket.prototype.write;
+};
 
 type Task = { status: A.ImmutableString; progress: number; owner: A.ImmutableString };
 
