@@ -108,7 +108,9 @@ async function liveCost(n: number, topology: "full" | "line", changes: number): 
     for (const [i, j] of linked) for (const [a, b] of [[i, j], [j, i]] as const) allowed.add(`${nodes[a]!.id} ${nodes[b]!.id}`);
     for (const [i, j] of linked) await nodes[i]!.libp2p.dial(nodes[j]!.libp2p.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
     const degree = (i: number): number => linked.filter(([a, b]) => a === i || b === i).length;
-    await until(() => nodes.every((node, i) => node.engine.peers().length === degree(i)), 20_000, "sync sessions");
+    await until(() => nodes.every((node, i) => node.engine.peers().length === degree(i)), 60_000, `sync sessions (${topology}, ${n} nodes)`).catch((error: Error) => {
+      throw new Error(`${error.message}: sessions ${nodes.map((node) => node.engine.peers().length).join(",")}, connections ${nodes.map((node) => node.libp2p.getConnections().length).join(",")}`);
+    });
 
     const ids = nodes.map((_, i) => `task/bench-scale-${i}-${randomBytes(4).toString("hex")}`);
     await Promise.all(
