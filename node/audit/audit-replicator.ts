@@ -35,9 +35,9 @@ export interface AuditReplicator {
 
 /** Deadline of each answer (heads, or one page of entries), ms. */
 const ANSWER_TIMEOUT_MS = 10_000;
-/** A failed pull is tried again after this long, ms, at most {@link PULL_RETRIES} times. */
+/** A failed pull is tried again, as a full comparison, after this long, doubling up to {@link RETRY_MAX_MS}, while the member stays connected. */
 const RETRY_MS = 2_000;
-const PULL_RETRIES = 3;
+const RETRY_MAX_MS = 60_000;
 
 /**
  * Replicates audit logs among members over libp2p (the logic is
@@ -80,7 +80,11 @@ export async function startAuditReplicator(options: AuditReplicatorOptions): Pro
       else await pullChains(requests, audit, heads);
     } catch (err) {
       options.onError?.(peer, err as Error);
-      if (attempt < PULL_RETRIES && !stopped) setTimeout(() => void pullFrom(peer, heads, attempt + 1), RETRY_MS).unref();
+      // Nothing else would bring what this pull was for until the member reconnects or its chains grow again.
+      const again = (): void => {
+        if (!stopped && options.members().includes(peer)) void pullFrom(peer, "all", attempt + 1);
+      };
+      setTimeout(again, Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** attempt)).unref();
     }
   };
   const pullFrom = (peer: string, heads: ChainHeads | "all", attempt = 0): Promise<void> => {
