@@ -1,10 +1,9 @@
 import { Command, Option } from "commander";
-import Table from "cli-table3";
 import { loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js";
-import { CoderClawError } from "../../../src/contract/errors.js";
+import { CoderClawError, InvalidInputError } from "../../../src/contract/errors.js";
 import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
-import { printJson } from "../output.js";
+import { humanTime, printJson, table } from "../output.js";
 import { connectRunningNode, type AccessOptions } from "../runtime-access.js";
 
 /**
@@ -34,7 +33,7 @@ export async function admin(cmd: Command, method: string, params: unknown, offli
 
 function parseTtl(text: string): number {
   const m = /^(\d+)(s|m|h|d)$/.exec(text);
-  if (!m) throw new Error("--ttl must look like 90s, 10m, 2h or 1d");
+  if (!m) throw new InvalidInputError(`--ttl: ${JSON.stringify(text)} is not a duration like 90s, 10m, 2h or 1d`, "ttl");
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
 }
 
@@ -57,7 +56,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       const list = (await admin(cmd, "node.peers", undefined, false)) as Array<{ peerId: string; level: string; latencyMs?: number; addrs: string[]; agents?: string[]; load?: number }>;
       if (opts.json) printJson(list);
       else {
-        const t = new Table({ head: ["peer", "level", "latency", "agents", "load", "address"], style: { head: [] } });
+        const t = table(["peer", "level", "latency", "agents", "load", "address"]);
         for (const p of list) t.push([p.peerId, p.level, p.latencyMs === undefined ? "" : `${p.latencyMs} ms`, (p.agents ?? []).join(", "), p.load ?? "", p.addrs.join(" ")]);
         process.stdout.write(list.length === 0 ? "no peers connected\n" : t.toString() + "\n");
       }
@@ -84,11 +83,11 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
     .option("--json", "print JSON")
     .action(async (opts: { level: string; ttl: string; json?: boolean }, cmd: Command) => {
       const r = (await admin(cmd, "mesh.invite", { level: opts.level, ttlMs: parseTtl(opts.ttl) }, false)) as { invite: string; expiresAt: number };
-      if (opts.json) printJson(r);
+      if (opts.json) printJson({ ...r, expiresAt: new Date(r.expiresAt).toISOString() });
       else {
         process.stdout.write(`${r.invite}\n`);
         if (process.stdout.isTTY) process.stdout.write(renderQr(r.invite) + "\n");
-        process.stderr.write(`single use; expires ${new Date(r.expiresAt).toISOString()}; on the other device: coderclaw mesh join <invite>\n`);
+        process.stderr.write(`single use; expires ${humanTime(r.expiresAt)}; on the other device: coderclaw mesh join <invite>\n`);
       }
       setExit(EXIT.ok);
     });
@@ -123,8 +122,8 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       const list = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; level: string; revoked: boolean; vouchedBy?: string; connected: boolean; self: boolean; lastSeen?: string }>;
       if (opts.json) printJson(list);
       else {
-        const t = new Table({ head: ["device", "level", "vouched by", "connected", "last seen"], style: { head: [] } });
-        for (const d of list) t.push([d.self ? `${d.deviceId} (this device)` : d.deviceId, d.revoked ? "revoked" : d.level, d.vouchedBy ?? (d.level === "trusted" && !d.vouchedBy ? "founder" : ""), d.connected ? "yes" : "", d.lastSeen?.replace("T", " ").slice(0, 19) ?? ""]);
+        const t = table(["device", "level", "vouched by", "connected", "last seen"]);
+        for (const d of list) t.push([d.self ? `${d.deviceId} (this device)` : d.deviceId, d.revoked ? "revoked" : d.level, d.vouchedBy ?? (d.level === "trusted" && !d.vouchedBy ? "founder" : ""), d.connected ? "yes" : "", humanTime(d.lastSeen)]);
         process.stdout.write(t.toString() + "\n");
       }
       setExit(EXIT.ok);
@@ -164,7 +163,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       if (opts.json) printJson(r);
       else {
         process.stdout.write(`${r.token}\n`);
-        process.stderr.write(`expires ${r.expiresAt}; sessions end when the node restarts\n`);
+        process.stderr.write(`expires ${humanTime(r.expiresAt)}; sessions end when the node restarts\n`);
       }
       setExit(EXIT.ok);
     });

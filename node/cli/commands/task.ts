@@ -1,6 +1,7 @@
 import { Command, Option } from "commander";
 import { TASK_STATUSES, type TaskStatus, type TaskSubmitRequest, type TransportAdapter } from "../../../src/contract/types.js";
 import { EXIT } from "../exit-codes.js";
+import { InvalidInputError } from "../../../src/contract/errors.js";
 import { followTask } from "../follow.js";
 import { eventLines, printJson, queueTable, taskDetails, taskTable } from "../output.js";
 import { submitOptionsFromFlags, type SubmitFlags } from "../submit-options.js";
@@ -58,9 +59,9 @@ export function taskCommand(setExit: (code: number) => void): Command {
             return EXIT.ok;
           }
           const mode = opts.json ? "quiet" : process.stderr.isTTY ? "tty" : "lines";
-          const final = await followTask(adapter, accepted.id, mode);
+          const { state: final, error } = await followTask(adapter, accepted.id, mode);
           if (opts.json) printJson(final);
-          else process.stdout.write(final.status === "completed" ? `${final.output ?? ""}\n` : `${final.status}: ${final.error ?? ""}\n`);
+          else process.stdout.write(final.status === "completed" ? `${final.output ?? ""}\n` : `${final.status}: ${error ?? ""}\n`);
           return exitFor(final.status);
         }),
       );
@@ -73,7 +74,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .option("-s, --session <id>", "only tasks of this session")
     .option("-n, --limit <n>", "at most this many", (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new Error("--limit must be a whole number 1..10000");
+      if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new InvalidInputError(`--limit: ${JSON.stringify(v)} is not a whole number 1..10000`, "limit");
       return n;
     }, 50)
     .option("--json", "print JSON")
