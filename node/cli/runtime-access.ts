@@ -55,7 +55,7 @@ export async function openAccess(options: AccessOptions, runTasks: boolean): Pro
   const client = await connectRunningNode(dataDir);
   if (client) return { adapter: client, kind: "node" };
   const [{ loadAgentRegistry }, { LocalTransportAdapter }] = await Promise.all([import("../../src/agents/index.js"), import("../../src/transport/local-adapter.js")]);
-  const agents = loadAgentRegistry({ dataDir, workspaceDir: process.cwd() });
+  const agents = loadAgentRegistry({ dataDir, home: dataDir, workspaceDir: process.cwd() });
   // In a node's home, tasks written here are the node's own: they name its device as executor, so the node
   // runs what is queued and its peers take the documents as signed by it.
   const device = existsSync(deviceKeyPath(dataDir)) ? await loadOrCreateDeviceIdentity(dataDir) : undefined;

@@ -106,6 +106,8 @@ export interface LoadAgentRegistryOptions extends Omit<AgentRegistryOptions, "co
    * of `workspaceDir`; none without one.
    */
   configFiles?: AgentsConfigFile[];
+  /** The CoderClaw home whose runtime.yaml applies when the project has none (`--home`); default `$CODERCLAW_HOME`, else `~/.coderclaw`. */
+  home?: string;
 }
 
 /**
@@ -129,7 +131,7 @@ export function defaultConfigFiles(workspaceDir: string, env: Readonly<Record<st
  */
 export function loadAgentRegistry(options: LoadAgentRegistryOptions): CoderClawAgentRegistry {
   const env = options.env ?? process.env;
-  const files = options.configFiles ?? (options.workspaceDir === undefined ? [] : defaultConfigFiles(options.workspaceDir, env, options.dataDir));
+  const files = options.configFiles ?? (options.workspaceDir === undefined ? [] : defaultConfigFiles(options.workspaceDir, env, options.home));
   const config = loadAgentsConfig(files);
   const llm = resolveLlmProvider(config.llm, env);
   return createAgentRegistry({ ...options, env, commandAgents: config.agents, ...(llm === undefined ? {} : { llm }) });

@@ -71,7 +71,7 @@ export function startCommand(setExit: (code: number) => void): Command {
       const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
       const config = loadRuntimeConfig({ cwd: process.cwd(), home: dataDir, overrides: parseHttpFlag(opts.http) }).config;
       const paths = dataPaths(dataDir);
-      const agents = loadAgentRegistry({ dataDir, workspaceDir: process.cwd() });
+      const agents = loadAgentRegistry({ dataDir, home: dataDir, workspaceDir: process.cwd() });
       const listen = opts.listen.map(parseListenFlag);
       const node = await createNode({
         dataDir,
