@@ -4,9 +4,10 @@ import type { TaskUpdateEvent, TransportAdapter, TaskState } from "../../src/con
 /**
  * Follow a task to its end, showing live progress: a progress bar on a terminal,
  * one plain line per update when piped (or when `quiet` output is wanted for
- * --json, nothing at all). Returns the final state.
+ * --json, nothing at all). Returns the final state, or the state when `signal`
+ * stopped the following.
  */
-export async function followTask(adapter: TransportAdapter, taskId: string, mode: "tty" | "lines" | "quiet"): Promise<FollowResult> {
+export async function followTask(adapter: TransportAdapter, taskId: string, mode: "tty" | "lines" | "quiet", signal?: AbortSignal): Promise<FollowResult> {
   const shown = new Set<string>();
   const stderrShown = new Set<string>();
   // A command's stderr arrives live as `[stderr] line` updates, and its failure repeats the tail of it: each is shown once.
@@ -26,7 +27,7 @@ export async function followTask(adapter: TransportAdapter, taskId: string, mode
   }
   let last: TaskUpdateEvent | undefined;
   try {
-    for await (const u of adapter.streamTaskUpdates(taskId)) {
+    for await (const u of adapter.streamTaskUpdates(taskId, signal && { signal })) {
       last = u;
       if (bar) bar.update(u.progress ?? (bar.getProgress() * 100), { status: u.status, message: (u.message ?? "").replace(/\s+/g, " ").slice(0, 60) });
       else if (mode === "lines") {
@@ -37,19 +38,23 @@ export async function followTask(adapter: TransportAdapter, taskId: string, mode
         process.stderr.write(`${u.status}${u.progress === undefined ? "" : ` ${u.progress}%`}${message ? ` ${message}` : ""}\n`);
       }
     }
+  } catch (err) {
+    if (!signal?.aborted) throw err;
   } finally {
     bar?.stop();
   }
   const state = await adapter.getTaskState(taskId);
   if (!state) throw new Error(`task ${taskId} vanished (last update: ${last?.status ?? "none"})`);
   const error = state.error === undefined ? undefined : unseen(state.error);
-  return { state, ...(error !== undefined && { error }) };
+  return { state, interrupted: signal?.aborted === true, ...(error !== undefined && { error }) };
 }
 
 /** The end of a followed task; `error` is the task's error less what the progress lines already showed. */
 export interface FollowResult {
   state: TaskState;
   error?: string;
+  /** The signal stopped the following before the task ended. */
+  interrupted: boolean;
 }
 
 const STDERR_TAIL = "; stderr ends with:\n";
