@@ -10,7 +10,7 @@ import { auditCommand } from "./commands/audit.js";
 import { policyCommand } from "./commands/policy.js";
 import { workflowCommand } from "./commands/workflow.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
-import { InvalidInputError } from "../../src/contract/errors.js";
+import { CoderClawError } from "../../src/contract/errors.js";
 
 /** Build the `coderclaw` command tree. `setExit` records the process exit code. */
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -58,7 +58,7 @@ function refuseUnservedServer(action: Command): void {
   if (action.optsWithGlobals<{ server?: string }>().server === undefined) return;
   const path = commandPath(action);
   if (SERVED_OVER_HTTP.has(path)) return;
-  throw new InvalidInputError(`--server: the HTTP API does not offer \`${path}\`; run it on the node's machine without --server (served over HTTP: ${[...SERVED_OVER_HTTP].join(", ")})`, "server");
+  throw new CoderClawError("INVALID_INPUT", `--server: the HTTP API does not offer \`${path}\`; run it on the node's machine without --server (served over HTTP: ${[...SERVED_OVER_HTTP].join(", ")})`, { field: "server" });
 }
 
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */

@@ -1,6 +1,6 @@
 import { Command, Option } from "commander";
 import ms from "ms";
-import { InvalidInputError } from "../../../src/contract/errors.js";
+import { CoderClawError } from "../../../src/contract/errors.js";
 import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
 import { admin } from "./mesh.js";
@@ -20,14 +20,14 @@ function isoOption(flag: string, what: string): Option {
     const span = ms(v as ms.StringValue);
     if (typeof span === "number" && Number.isFinite(span) && span > 0) return new Date(Date.now() - span).toISOString();
     const d = /^\d{4}-\d{2}-\d{2}/.test(v) ? new Date(v) : new Date(NaN);
-    if (Number.isNaN(d.getTime())) throw new InvalidInputError(`${name}: ${JSON.stringify(v)} is neither a date (2026-11-24, 2026-11-24T10:00:00Z) nor a duration ago (90s, 5m, 2h, 1d)`, name.slice(2));
+    if (Number.isNaN(d.getTime())) throw new CoderClawError("INVALID_INPUT", `${name}: ${JSON.stringify(v)} is neither a date (2026-11-24, 2026-11-24T10:00:00Z) nor a duration ago (90s, 5m, 2h, 1d)`, { field: name.slice(2) });
     return d.toISOString();
   });
 }
 
 function parseLimit(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new InvalidInputError(`--limit: ${JSON.stringify(v)} is not a whole number 1..100000`, "limit");
+  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new CoderClawError("INVALID_INPUT", `--limit: ${JSON.stringify(v)} is not a whole number 1..100000`, { field: "limit" });
   return n;
 }
 

@@ -1,6 +1,7 @@
 import { Command, Option } from "commander";
-import { loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js";
-import { CoderClawError, InvalidInputError } from "../../../src/contract/errors.js";
+import { isDeviceId, loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js";
+import { resolveIdPrefix } from "../id-prefix.js";
+import { CoderClawError } from "../../../src/contract/errors.js";
 import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
@@ -31,9 +32,16 @@ export async function admin(cmd: Command, method: string, params: unknown, offli
   }
 }
 
+/** A device id from a full id or a unique prefix of one among the devices this node knows. */
+async function resolveDeviceId(cmd: Command, text: string): Promise<string> {
+  if (isDeviceId(text)) return text;
+  const devices = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string }>;
+  return resolveIdPrefix("device", text, devices.map((d) => d.deviceId), isDeviceId);
+}
+
 function parseTtl(text: string): number {
   const m = /^(\d+)(s|m|h|d)$/.exec(text);
-  if (!m) throw new InvalidInputError(`--ttl: ${JSON.stringify(text)} is not a duration like 90s, 10m, 2h or 1d`, "ttl");
+  if (!m) throw new CoderClawError("INVALID_INPUT", `--ttl: ${JSON.stringify(text)} is not a duration like 90s, 10m, 2h or 1d`, { field: "ttl" });
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
 }
 
@@ -131,9 +139,10 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
   devices
     .command("trust")
     .description("vouch for a device at a level (signed by this device)")
-    .argument("<deviceId>", "device id")
+    .argument("<deviceId>", "device id, or a unique prefix of one")
     .addOption(new Option("--level <level>", "level").choices(["verified", "trusted"]).makeOptionMandatory())
-    .action(async (deviceId: string, opts: { level: string }, cmd: Command) => {
+    .action(async (idArg: string, opts: { level: string }, cmd: Command) => {
+      const deviceId = await resolveDeviceId(cmd, idArg);
       const r = (await admin(cmd, "devices.trust", { deviceId, level: opts.level }, true)) as { certificate: string };
       process.stdout.write(`certificate ${r.certificate}\n`);
       setExit(EXIT.ok);
@@ -141,9 +150,10 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
   devices
     .command("revoke")
     .description("revoke a device for good: every node the revocation reaches disconnects and refuses it")
-    .argument("<deviceId>", "device id")
+    .argument("<deviceId>", "device id, or a unique prefix of one")
     .option("--reason <text>", "why", "")
-    .action(async (deviceId: string, opts: { reason: string }, cmd: Command) => {
+    .action(async (idArg: string, opts: { reason: string }, cmd: Command) => {
+      const deviceId = await resolveDeviceId(cmd, idArg);
       const r = (await admin(cmd, "devices.revoke", { deviceId, reason: opts.reason }, true)) as { revocation: string };
       process.stdout.write(`revocation ${r.revocation}\n`);
       setExit(EXIT.ok);

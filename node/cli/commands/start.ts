@@ -6,7 +6,7 @@ import { dataPaths, resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import type { AccessOptions } from "../runtime-access.js";
 import { multiaddr } from "@multiformats/multiaddr";
-import { CoderClawError, InvalidInputError } from "../../../src/contract/errors.js";
+import { CoderClawError } from "../../../src/contract/errors.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -14,7 +14,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 function parseHttpFlag(flag: string | boolean | undefined): { http?: { host: string; port: number } } {
   if (typeof flag !== "string") return {};
   const m = /^(.+):(\d{1,5})$/.exec(flag);
-  if (!m) throw new InvalidInputError(`--http: ${JSON.stringify(flag)} is not host:port, e.g. 127.0.0.1:7420`, "http");
+  if (!m) throw new CoderClawError("INVALID_INPUT", `--http: ${JSON.stringify(flag)} is not host:port, e.g. 127.0.0.1:7420`, { field: "http" });
   return { http: { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) } };
 }
 
@@ -23,12 +23,12 @@ function parseListenFlag(flag: string): string {
   const port = /^(?:(.+):)?(\d{1,5})$/.exec(flag);
   if (port) {
     const host = port[1] ?? "0.0.0.0";
-    throw new InvalidInputError(`--listen: ${JSON.stringify(flag)} is not a multiaddr; for TCP port ${port[2]} write /ip4/${host}/tcp/${port[2]} (0.0.0.0 for every interface, 127.0.0.1 for this machine only)`, "listen");
+    throw new CoderClawError("INVALID_INPUT", `--listen: ${JSON.stringify(flag)} is not a multiaddr; for TCP port ${port[2]} write /ip4/${host}/tcp/${port[2]} (0.0.0.0 for every interface, 127.0.0.1 for this machine only)`, { field: "listen" });
   }
   try {
     return multiaddr(flag).toString();
   } catch (err) {
-    throw new InvalidInputError(`--listen: ${JSON.stringify(flag)} is not a multiaddr (${(err as Error).message}); e.g. /ip4/0.0.0.0/tcp/4001`, "listen");
+    throw new CoderClawError("INVALID_INPUT", `--listen: ${JSON.stringify(flag)} is not a multiaddr (${(err as Error).message}); e.g. /ip4/0.0.0.0/tcp/4001`, { field: "listen" });
   }
 }
 
@@ -51,12 +51,12 @@ export function startCommand(setExit: (code: number) => void): Command {
     .option("--no-mdns", "no LAN discovery by mDNS")
     .option("--max-concurrent <n>", "tasks executing at once", (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidInputError("--max-concurrent must be a whole number 1..1000", "maxConcurrent");
+      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new CoderClawError("INVALID_INPUT", "--max-concurrent must be a whole number 1..1000", { field: "maxConcurrent" });
       return n;
     })
     .option("--lease-timeout <ms>", "executor silence after which a remote task is presumed lost (default 10000)", (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 500 || n > 3_600_000) throw new InvalidInputError("--lease-timeout must be 500..3600000 ms", "leaseTimeout");
+      if (!Number.isInteger(n) || n < 500 || n > 3_600_000) throw new CoderClawError("INVALID_INPUT", "--lease-timeout must be 500..3600000 ms", { field: "leaseTimeout" });
       return n;
     })
     .option("--http [host:port]", "serve the HTTP API (remote-enabled mode); default from runtime.yaml's http section, 127.0.0.1:7420")

@@ -3,8 +3,9 @@ import ms from "ms";
 import { TASK_STATUSES, TERMINAL_STATUSES, type TaskEvent, type TaskStatus, type TaskSubmitRequest, type TaskUpdateEvent, type TransportAdapter } from "../../../src/contract/types.js";
 import { DEFAULT_MAX_INPUT_BYTES } from "../../../src/engine/submit-schema.js";
 import { EXIT } from "../exit-codes.js";
-import { CoderClawError, InvalidInputError } from "../../../src/contract/errors.js";
+import { CoderClawError } from "../../../src/contract/errors.js";
 import { followTask, type FollowResult } from "../follow.js";
+import { resolveIdPrefix } from "../id-prefix.js";
 import { eventLines, printJson, queueTable, taskDetails, taskTable } from "../output.js";
 import { submitOptionsFromFlags, type SubmitFlags } from "../submit-options.js";
 import { openAccess, type AccessOptions } from "../runtime-access.js";
@@ -22,6 +23,15 @@ async function withRuntime(cmd: Command, runTasks: boolean, fn: (adapter: Transp
 
 /** Exit code for a finished task. */
 const exitFor = (status: TaskStatus): number => (status === "completed" ? EXIT.ok : EXIT.taskFailed);
+
+const FULL_TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A task id from a full id or a unique prefix of one (at least 4 characters) among the newest 1000 tasks (what every API lists at once). */
+export async function resolveTaskId(adapter: TransportAdapter, text: string): Promise<string> {
+  if (FULL_TASK_ID.test(text)) return text;
+  const ids = (await adapter.listTasks({ limit: 1000 })).map((t) => t.id);
+  return resolveIdPrefix("task", text, ids, (t) => FULL_TASK_ID.test(t));
+}
 
 /** Ctrl-C as an abort signal, for as long as a command follows a task. */
 function onInterrupt(): { signal: AbortSignal; dispose(): void } {
@@ -64,14 +74,14 @@ async function followToEnd(adapter: TransportAdapter, id: string, kind: string, 
 
 /** Reads a task input from stdin (`task submit -`), refusing more than `maxBytes`. */
 async function readStdin(maxBytes: number): Promise<string> {
-  if (process.stdin.isTTY) throw new InvalidInputError("task submit -: stdin is a terminal; pipe the input in, e.g. `cat prompt.md | coderclaw task submit -`", "input");
+  if (process.stdin.isTTY) throw new CoderClawError("INVALID_INPUT", "task submit -: stdin is a terminal; pipe the input in, e.g. `cat prompt.md | coderclaw task submit -`", { field: "input" });
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
     size += chunk.byteLength;
     if (size > maxBytes) {
       process.stdin.destroy();
-      throw new InvalidInputError(`task submit -: stdin holds more than ${maxBytes} bytes, the largest task input`, "input");
+      throw new CoderClawError("INVALID_INPUT", `task submit -: stdin holds more than ${maxBytes} bytes, the largest task input`, { field: "input" });
     }
     chunks.push(chunk);
   }
@@ -84,16 +94,16 @@ const METADATA_KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 function collectMetadata(pair: string, previous: Record<string, string>): Record<string, string> {
   const eq = pair.indexOf("=");
   const key = eq < 0 ? pair : pair.slice(0, eq);
-  if (eq < 0 || !METADATA_KEY.test(key)) throw new InvalidInputError(`--metadata: ${JSON.stringify(pair)} is not key=value with a key like build.id (letters, digits, _ . -; at most 64)`, "metadata");
-  if (key === "timeoutMs") throw new InvalidInputError("--metadata: use --timeout for timeoutMs", "metadata");
-  if (Object.hasOwn(previous, key)) throw new InvalidInputError(`--metadata: key ${key} given twice`, "metadata");
+  if (eq < 0 || !METADATA_KEY.test(key)) throw new CoderClawError("INVALID_INPUT", `--metadata: ${JSON.stringify(pair)} is not key=value with a key like build.id (letters, digits, _ . -; at most 64)`, { field: "metadata" });
+  if (key === "timeoutMs") throw new CoderClawError("INVALID_INPUT", "--metadata: use --timeout for timeoutMs", { field: "metadata" });
+  if (Object.hasOwn(previous, key)) throw new CoderClawError("INVALID_INPUT", `--metadata: key ${key} given twice`, { field: "metadata" });
   return { ...previous, [key]: pair.slice(eq + 1) };
 }
 
 /** `--timeout`: a positive duration (90s, 10m, 2h). */
 function parseTimeout(text: string): number {
   const span = ms(text as ms.StringValue);
-  if (typeof span !== "number" || !Number.isFinite(span) || span < 1000) throw new InvalidInputError(`--timeout: ${JSON.stringify(text)} is not a duration of at least 1s, e.g. 90s, 10m, 2h`, "timeout");
+  if (typeof span !== "number" || !Number.isFinite(span) || span < 1000) throw new CoderClawError("INVALID_INPUT", `--timeout: ${JSON.stringify(text)} is not a duration of at least 1s, e.g. 90s, 10m, 2h`, { field: "timeout" });
   return span;
 }
 
@@ -155,7 +165,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .option("-s, --session <id>", "only tasks of this session")
     .option("-n, --limit <n>", "at most this many", (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new InvalidInputError(`--limit: ${JSON.stringify(v)} is not a whole number 1..10000`, "limit");
+      if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new CoderClawError("INVALID_INPUT", `--limit: ${JSON.stringify(v)} is not a whole number 1..10000`, { field: "limit" });
       return n;
     }, 50)
     .option("--json", "print JSON")
@@ -175,9 +185,10 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .description("show one task")
     .argument("<id>", "task id")
     .option("--json", "print JSON")
-    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { json?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
+          const id = await resolveTaskId(adapter, idArg);
           const state = await adapter.getTaskState(id);
           if (!state) {
             process.stderr.write(`coderclaw: task not found: ${id}\n`);
@@ -195,9 +206,10 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .description("show a task's full history")
     .argument("<id>", "task id")
     .option("--json", "print JSON")
-    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { json?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
+          const id = await resolveTaskId(adapter, idArg);
           let events;
           if (adapter.getTaskEvents) events = await adapter.getTaskEvents(id);
           else {
@@ -217,9 +229,10 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .argument("<id>", "task id")
     .option("--cancel-on-interrupt", "Ctrl-C cancels the task (without it, the task keeps running)")
     .option("--json", "print the final state as JSON")
-    .action(async (id: string, opts: { json?: boolean; cancelOnInterrupt?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { json?: boolean; cancelOnInterrupt?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter, kind) => {
+          const id = await resolveTaskId(adapter, idArg);
           if ((await adapter.getTaskState(id)) === null) throw new CoderClawError("NOT_FOUND", `no task ${id}`);
           return followToEnd(adapter, id, kind, opts);
         }),
@@ -231,9 +244,10 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .description("a task's history; with -f, then follow it live until it ends")
     .argument("<id>", "task id")
     .option("-f, --follow", "keep following until the task ends (Ctrl-C stops following; the task runs on)")
-    .action(async (id: string, opts: { follow?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { follow?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
+          const id = await resolveTaskId(adapter, idArg);
           const state = await adapter.getTaskState(id);
           if (state === null) throw new CoderClawError("NOT_FOUND", `no task ${id}`);
           const history: Array<TaskEvent | TaskUpdateEvent> = adapter.getTaskEvents ? await adapter.getTaskEvents(id) : [];
@@ -266,9 +280,10 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .description("run a failed or cancelled task again, as a new task that names it; prints the new task's id")
     .argument("<id>", "task id")
     .option("--json", "print JSON")
-    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { json?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
+          const id = await resolveTaskId(adapter, idArg);
           if (!adapter.retryTask) throw new Error("this runtime cannot retry tasks");
           const again = await adapter.retryTask(id);
           if (opts.json) printJson(again);
@@ -283,9 +298,10 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .description("cancel a task; exit 0 when cancelled, 1 when it had already finished")
     .argument("<id>", "task id")
     .option("--json", "print JSON")
-    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { json?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
+          const id = await resolveTaskId(adapter, idArg);
           const cancelled = await adapter.cancelTask(id);
           if (opts.json) printJson({ id, cancelled });
           else process.stdout.write(cancelled ? `cancelled ${id}\n` : `task ${id} had already finished\n`);
