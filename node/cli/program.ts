@@ -32,6 +32,16 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(auditCommand(setExit));
   program.addCommand(policyCommand(setExit));
   program.addCommand(workflowCommand(setExit));
+  program.addCommand(
+    new Command("version")
+      .description("this CLI's version (also --version)")
+      .option("--json", "print JSON")
+      .action((opts: { json?: boolean }) => {
+        if (opts.json) process.stdout.write(JSON.stringify({ version: VERSION, node: process.versions.node }) + "\n");
+        else process.stdout.write(`coderclaw ${VERSION} (node ${process.versions.node})\n`);
+        setExit(EXIT.ok);
+      }),
+  );
   program.hook("preAction", (_root, action) => refuseUnservedServer(action));
   const override = (c: Command): void => {
     c.exitOverride();

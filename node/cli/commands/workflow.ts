@@ -133,8 +133,10 @@ export function workflowCommand(setExit: (code: number) => void): Command {
   workflow
     .command("templates")
     .description("the workflow templates shipped with CoderClaw (copy one to edit it)")
-    .action(() => {
-      process.stdout.write(`${workflowTemplates().join("\n")}\n`);
+    .option("--json", "print JSON")
+    .action((opts: { json?: boolean }) => {
+      if (opts.json) printJson(workflowTemplates());
+      else process.stdout.write(`${workflowTemplates().join("\n")}\n`);
       setExit(EXIT.ok);
     });
   return workflow;
