@@ -1,4 +1,5 @@
 import Table from "cli-table3";
+import ms from "ms";
 import { formatRequirements } from "../../src/contract/requirements.js";
 import type { AgentInfo, SkillInfo, TaskEvent, TaskState, TaskUpdateEvent } from "../../src/contract/types.js";
 
@@ -53,8 +54,8 @@ const short = (peer: string | undefined): string => (peer === undefined ? "" : p
 export function queueTable(tasks: TaskState[], now = Date.now()): string {
   const t = table(["id", "agent", "waits on", "priority", "age", "reason"]);
   for (const task of tasks) {
-    const age = Math.max(0, Math.round((now - task.createdAt.getTime()) / 1000));
-    t.push([task.id, task.agentId ?? "", short(task.executorId), String(task.placement?.priority ?? 0), `${age}s`, task.placement?.reason ?? ""]);
+    const age = Math.max(0, Math.round((now - task.createdAt.getTime()) / 1000) * 1000);
+    t.push([task.id, task.agentId ?? "", short(task.executorId), String(task.placement?.priority ?? 0), ms(age), task.placement?.reason ?? ""]);
   }
   return t.toString();
 }
