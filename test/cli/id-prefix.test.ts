@@ -52,11 +52,15 @@ describe("id prefixes on the command line", () => {
     expect(await runCli(["task", "cancel", one.slice(0, 3)], home)).toMatchObject({ code: 2, stderr: expect.stringContaining("at least 4 characters") });
   });
 
-  it("devices trust takes a prefix of a device id", { timeout: 60_000 }, async () => {
+  it("devices trust and task submit --route take a prefix of a device id", { timeout: 60_000 }, async () => {
     expect((await runCli(["mesh", "create"], home)).code).toBe(0);
     const self = (JSON.parse((await runCli(["id", "--json"], home)).stdout) as { deviceId: string }).deviceId;
     const r = await runCli(["devices", "trust", self.slice(0, 12), "--level", "verified"], home);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`device ${self} is already trusted`);
+    // --route takes one too: the refusal (no node runs here to reach peers) names the full id it resolved to.
+    const routed = await runCli(["task", "submit", "-a", "echo", "x", "--route", self.slice(0, 12)], home);
+    expect(routed.stderr).toContain(JSON.stringify(self));
+    expect(await runCli(["task", "submit", "-a", "echo", "x", "--route", "12D3KooWnothing"], home)).toMatchObject({ code: 2, stderr: expect.stringContaining('no device starts with "12D3KooWnothing"') });
   });
 });

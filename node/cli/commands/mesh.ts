@@ -33,7 +33,7 @@ export async function admin(cmd: Command, method: string, params: unknown, offli
 }
 
 /** A device id from a full id or a unique prefix of one among the devices this node knows. */
-async function resolveDeviceId(cmd: Command, text: string): Promise<string> {
+export async function resolveDeviceId(cmd: Command, text: string): Promise<string> {
   if (isDeviceId(text)) return text;
   const devices = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string }>;
   return resolveIdPrefix("device", text, devices.map((d) => d.deviceId), isDeviceId);

@@ -10,6 +10,8 @@ import { eventLines, printJson, queueTable, taskDetails, taskTable } from "../ou
 import { submitOptionsFromFlags, type SubmitFlags } from "../submit-options.js";
 import { openAccess, type AccessOptions } from "../runtime-access.js";
 import { addTaskChangeCommands } from "./task-changes.js";
+import { resolveDeviceId } from "./mesh.js";
+import { isDeviceId } from "../../../identity/index.js";
 
 /** Run `fn` with the runtime, closing it afterwards; returns the exit code. */
 async function withRuntime(cmd: Command, runTasks: boolean, fn: (adapter: TransportAdapter, kind: string) => Promise<number>): Promise<number> {
@@ -139,7 +141,9 @@ export function taskCommand(setExit: (code: number) => void): Command {
       if (opts.model !== undefined) request.model = opts.model;
       const metadata: Record<string, unknown> = { ...opts.metadata, ...(opts.timeout !== undefined && { timeoutMs: parseTimeout(opts.timeout) }) };
       if (Object.keys(metadata).length > 0) request.metadata = metadata;
-      const options = submitOptionsFromFlags(opts);
+      // A member named by a prefix of its id, as everywhere else; over --server the server's mesh is not this machine's to look up.
+      const byPrefix = !["auto", "local"].includes(opts.route) && !opts.route.startsWith("remote:") && !isDeviceId(opts.route) && cmd.optsWithGlobals<AccessOptions>().server === undefined;
+      const options = submitOptionsFromFlags(byPrefix ? { ...opts, route: await resolveDeviceId(cmd, opts.route) } : opts);
       setExit(
         await withRuntime(cmd, opts.wait === true, async (adapter, kind) => {
           const accepted = await adapter.submitTask(request, options);
