@@ -8,7 +8,7 @@ import type { TaskUpdateEvent, TransportAdapter, TaskState } from "../../src/con
  * stopped the following.
  */
 export async function followTask(adapter: TransportAdapter, taskId: string, mode: "tty" | "lines" | "quiet", signal?: AbortSignal): Promise<FollowResult> {
-  const shown = new Set<string>();
+  let previous: string | undefined;
   const stderrShown = new Set<string>();
   // A command's stderr arrives live as `[stderr] line` updates, and its failure repeats the tail of it: each is shown once.
   const unseen = (message: string): string => {
@@ -32,9 +32,10 @@ export async function followTask(adapter: TransportAdapter, taskId: string, mode
       if (bar) bar.update(u.progress ?? (bar.getProgress() * 100), { status: u.status, message: (u.message ?? "").replace(/\s+/g, " ").slice(0, 60) });
       else if (mode === "lines") {
         const message = u.message === undefined ? "" : unseen(u.message.trimEnd());
-        if (message.startsWith("[stderr] ")) stderrShown.add(message.slice("[stderr] ".length));
-        if (message !== "" && shown.has(message)) continue;
-        shown.add(message);
+        for (const line of message.split("\n")) if (line.startsWith("[stderr] ")) stderrShown.add(line.slice("[stderr] ".length));
+        // The update that ends a task repeats the message of the one before it (a failure's reason): once is enough.
+        if (message !== "" && message === previous) continue;
+        previous = message;
         process.stderr.write(`${u.status}${u.progress === undefined ? "" : ` ${u.progress}%`}${message ? ` ${message}` : ""}\n`);
       }
     }

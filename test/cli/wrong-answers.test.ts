@@ -138,6 +138,9 @@ const rows: Row[] = [
     unchanged: async () => {
       const r = await runCli(["task", "submit", "-a", "shell", "echo oops-on-stderr >&2; exit 3", "--wait"], lone);
       expect((r.stdout + r.stderr).match(/oops-on-stderr/g)).toHaveLength(1);
+      // A line the command printed twice is shown twice: only the repetition by the failure is dropped.
+      const twice = await runCli(["task", "submit", "-a", "shell", "echo same-line >&2; echo same-line >&2; exit 3", "--wait"], lone);
+      expect((twice.stdout + twice.stderr).match(/same-line/g)).toHaveLength(2);
     },
   },
   { name: "status with no node running", run: () => runCli(["status"], lone), code: 3, says: /no node is running on/ },
