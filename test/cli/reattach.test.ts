@@ -61,10 +61,13 @@ describe("re-attach: Ctrl-C stops following, not the task", () => {
     expect(wait).toMatchObject({ code: 0, stdout: "slept 8000 ms\n" });
     const followed = await logs.done;
     expect(followed.code).toBe(0);
-    expect(followed.stdout).toMatch(/status_changed\s+completed/);
+    expect(followed.stdout).toMatch(/^\s*\d+ \S+ \S+\s+completed /m);
     // From the last event seen: no event printed twice.
     const seqs = followed.stdout.trim().split("\n").map((l) => Number(l.trim().split(" ")[0]));
     expect(new Set(seqs).size).toBe(seqs.length);
+    const lines = (await runCli(["task", "logs", id, "--json"], home)).stdout.trim().split("\n").map((l) => JSON.parse(l) as { seq: number; timestamp: string });
+    expect(lines.map((e) => e.seq)).toEqual(seqs);
+    expect(lines[0]!.timestamp).toMatch(/^\d{4}-\d{2}-\d{2}T/);
   });
 
   it("--cancel-on-interrupt cancels the task on Ctrl-C", { timeout: 60_000 }, async () => {

@@ -248,14 +248,19 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .description("a task's history; with -f, then follow it live until it ends")
     .argument("<id>", "task id")
     .option("-f, --follow", "keep following until the task ends (Ctrl-C stops following; the task runs on)")
-    .action(async (idArg: string, opts: { follow?: boolean }, cmd: Command) => {
+    .option("--json", "one JSON object per event and line (JSON Lines), as they come")
+    .action(async (idArg: string, opts: { follow?: boolean; json?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
           const id = await resolveTaskId(adapter, idArg);
           const state = await adapter.getTaskState(id);
           if (state === null) throw new CoderClawError("NOT_FOUND", `no task ${id}`);
           const history: Array<TaskEvent | TaskUpdateEvent> = adapter.getTaskEvents ? await adapter.getTaskEvents(id) : [];
-          if (history.length > 0) process.stdout.write(eventLines(history) + "\n");
+          const print = (events: Array<TaskEvent | TaskUpdateEvent>): void => {
+            if (opts.json) for (const e of events) process.stdout.write(JSON.stringify(e) + "\n");
+            else if (events.length > 0) process.stdout.write(eventLines(events) + "\n");
+          };
+          print(history);
           if (!opts.follow || TERMINAL_STATUSES.has(state.status)) return EXIT.ok;
           const interrupt = onInterrupt();
           let last = state.status;
@@ -263,7 +268,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
           try {
             for await (const u of adapter.streamTaskUpdates(id, { signal: interrupt.signal, ...(afterSeq > 0 && { afterSeq }) })) {
               last = u.status;
-              process.stdout.write(eventLines([u]) + "\n");
+              print([u]);
             }
           } catch (err) {
             if (!interrupt.signal.aborted) throw err;
