@@ -1,4 +1,5 @@
 import { Command, Option } from "commander";
+import ms from "ms";
 import { isDeviceId, loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js";
 import { resolveIdPrefix } from "../id-prefix.js";
 import { CoderClawError } from "../../../src/contract/errors.js";
@@ -39,10 +40,11 @@ export async function resolveDeviceId(cmd: Command, text: string): Promise<strin
   return resolveIdPrefix("device", text, devices.map((d) => d.deviceId), isDeviceId);
 }
 
+/** `--ttl`: a duration in the grammar every CLI duration uses (`ms`: 90s, 10m, 2h, 1d). */
 function parseTtl(text: string): number {
-  const m = /^(\d+)(s|m|h|d)$/.exec(text);
-  if (!m) throw new CoderClawError("INVALID_INPUT", `--ttl: ${JSON.stringify(text)} is not a duration like 90s, 10m, 2h or 1d`, { field: "ttl" });
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
+  const span = ms(text as ms.StringValue);
+  if (typeof span !== "number" || !Number.isFinite(span) || span <= 0) throw new CoderClawError("INVALID_INPUT", `--ttl: ${JSON.stringify(text)} is not a duration like 90s, 10m, 2h or 1d`, { field: "ttl" });
+  return span;
 }
 
 /** `coderclaw id`, `peers`, `mesh ...` and `devices ...`. */
