@@ -233,6 +233,19 @@ export class TrustStore {
     return found;
   }
 
+  /**
+   * Why a revocation of device `target` signed by `issuer` would not take
+   * effect under the rules above, or undefined when it would. Callers refuse
+   * to sign one that would change nothing: a grow-only set cannot take it back.
+   */
+  deviceRevocationRefusal(issuer: string, target: string): string | undefined {
+    const { devices, authorities } = this.revocation();
+    if (devices.has(target)) return `device ${target} is already revoked`;
+    if (target === this.founder) return issuer === target ? undefined : `only the founder can revoke the founder, and ${issuer} is not the founder`;
+    if (issuer === target || authorities.has(issuer)) return undefined;
+    return `${issuer} is not a revocation authority of this mesh (the founder, or a device with a chain of trusted certificates from it)`;
+  }
+
   private revocation(): RevocationState {
     if (this.revocationState !== undefined) return this.revocationState;
     const founder = this.founder;

@@ -107,14 +107,14 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     }
     case "devices.trust": {
       const { deviceId, level } = parseInput(schemas[method], raw);
-      const cert = await m.certify(deviceId, level);
+      const cert = await refusalAudited(node, "trust.certify", deviceId, () => m.certify(deviceId, level));
       await node.security.record({ action: "trust.certify", userId: node.peerId, deviceId: node.peerId, resource: deviceId, result: "allowed", reason: `level ${level}` });
       return { certificate: cert.id };
     }
     case "devices.revoke": {
       const { deviceId, reason } = parseInput(schemas[method], raw);
       if (deviceId === node.peerId) throw new CoderClawError("INVALID_INPUT", "a node cannot revoke itself from its own CLI; revoke it from another member", { field: "deviceId" });
-      const rev = await m.revoke(deviceId, reason);
+      const rev = await refusalAudited(node, "trust.revoke", deviceId, () => m.revoke(deviceId, reason));
       await node.security.record({ action: "trust.revoke", userId: node.peerId, deviceId: node.peerId, resource: deviceId, result: "allowed", reason });
       return { revocation: rev.id };
     }
@@ -127,5 +127,16 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       await node.security.signPolicy(scope, text);
       return { scope, signedBy: node.peerId };
     }
+  }
+}
+
+/** Runs a trust change; a refusal is audited `denied` with its reason before it reaches the caller. */
+async function refusalAudited<T>(node: CoderClawNode, action: string, resource: string, change: () => Promise<T>): Promise<T> {
+  try {
+    return await change();
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    await node.security.record({ action, userId: node.peerId, deviceId: node.peerId, resource, result: "denied", reason });
+    throw err;
   }
 }

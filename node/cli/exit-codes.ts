@@ -11,6 +11,8 @@ export const EXIT = {
   usage: 2,
   /** The environment refused: data directory locked or corrupt, node unreachable, authentication. */
   runtime: 3,
+  /** Ctrl-C while following a task (128 + SIGINT, as shells report it); the task itself may run on. */
+  interrupted: 130,
 } as const;
 
 const USAGE_CODES = new Set(["INVALID_INPUT", "UNKNOWN_AGENT", "AGENT_UNAVAILABLE", "NOT_FOUND", "INVALID_TRANSITION", "CONFIG"]);

@@ -1,4 +1,5 @@
 import Table from "cli-table3";
+import ms from "ms";
 import { formatRequirements } from "../../src/contract/requirements.js";
 import type { AgentInfo, SkillInfo, TaskEvent, TaskState, TaskUpdateEvent } from "../../src/contract/types.js";
 
@@ -7,11 +8,34 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + "\n");
 }
 
-const time = (d: Date | undefined): string => (d ? d.toISOString().replace("T", " ").slice(0, 19) : "");
+/**
+ * Colour only for a person at a terminal: off when stdout is piped, when
+ * `NO_COLOR` is set (no-color.org) or on a dumb terminal.
+ */
+export function colourWanted(stream: NodeJS.WriteStream = process.stdout, env: NodeJS.ProcessEnv = process.env): boolean {
+  return stream.isTTY === true && (env.NO_COLOR ?? "") === "" && env.TERM !== "dumb";
+}
+
+/** A table with the given head; grey borders only where {@link colourWanted}. */
+export function table(head: string[]): Table.Table {
+  return new Table({ head, style: { head: [], border: colourWanted() ? ["grey"] : [] } });
+}
+
+/**
+ * The one time format of human output: ISO 8601 in UTC to the second
+ * (`2026-12-05T09:00:00Z`), whether the source held a Date, epoch ms or an ISO string.
+ */
+export function humanTime(t: Date | number | string | undefined): string {
+  if (t === undefined) return "";
+  const d = t instanceof Date ? t : new Date(t);
+  return Number.isNaN(d.getTime()) ? "" : `${d.toISOString().slice(0, 19)}Z`;
+}
+
+const time = humanTime;
 
 /** A table of tasks, newest first. */
 export function taskTable(tasks: TaskState[]): string {
-  const t = new Table({ head: ["id", "status", "agent", "session", "created", "description", "where / why"], style: { head: [] } });
+  const t = table(["id", "status", "agent", "session", "created", "description", "where / why"]);
   for (const task of tasks) {
     t.push([task.id, task.status, task.agentId ?? "", task.sessionId ?? "", time(task.createdAt), task.description.slice(0, 40), whereOrWhy(task)]);
   }
@@ -28,10 +52,10 @@ const short = (peer: string | undefined): string => (peer === undefined ? "" : p
 
 /** The tasks waiting for a member: on which node, at what priority, for how long, and why. */
 export function queueTable(tasks: TaskState[], now = Date.now()): string {
-  const t = new Table({ head: ["id", "agent", "waits on", "priority", "age", "reason"], style: { head: [] } });
+  const t = table(["id", "agent", "waits on", "priority", "age", "reason"]);
   for (const task of tasks) {
-    const age = Math.max(0, Math.round((now - task.createdAt.getTime()) / 1000));
-    t.push([task.id, task.agentId ?? "", short(task.executorId), String(task.placement?.priority ?? 0), `${age}s`, task.placement?.reason ?? ""]);
+    const age = Math.max(0, Math.round((now - task.createdAt.getTime()) / 1000) * 1000);
+    t.push([task.id, task.agentId ?? "", short(task.executorId), String(task.placement?.priority ?? 0), ms(age), task.placement?.reason ?? ""]);
   }
   return t.toString();
 }
@@ -67,14 +91,14 @@ export function eventLines(events: Array<TaskEvent | TaskUpdateEvent>): string {
     .map((e) => {
       const kind = "type" in e ? e.type : "update";
       const p = e.progress === undefined ? "" : ` ${e.progress}%`;
-      return `${String(e.seq ?? "").padStart(4)} ${e.timestamp.toISOString()} ${kind.padEnd(16)} ${e.status.padEnd(9)}${p}${e.message ? `  ${e.message}` : ""}`;
+      return `${String(e.seq ?? "").padStart(4)} ${humanTime(e.timestamp)} ${kind.padEnd(16)} ${e.status.padEnd(9)}${p}${e.message ? `  ${e.message}` : ""}`;
     })
     .join("\n");
 }
 
 /** Agents with availability and the reason when unavailable. */
 export function agentTable(agents: AgentInfo[]): string {
-  const t = new Table({ head: ["id", "available", "capabilities", "description"], style: { head: [] } });
+  const t = table(["id", "available", "capabilities", "description"]);
   for (const a of agents) {
     t.push([a.id, a.available === false ? `no: ${a.unavailableReason ?? "unavailable"}` : "yes", a.capabilities.join(", "), a.description.slice(0, 50)]);
   }
@@ -83,7 +107,7 @@ export function agentTable(agents: AgentInfo[]): string {
 
 /** Skills with enablement and the missing requirement when disabled. */
 export function skillTable(skills: SkillInfo[]): string {
-  const t = new Table({ head: ["id", "version", "enabled", "dangerous", "description"], style: { head: [] } });
+  const t = table(["id", "version", "enabled", "dangerous", "description"]);
   for (const s of skills) {
     t.push([s.id, s.version, s.enabled ? "yes" : `no: ${s.disabledReason ?? "disabled"}`, s.dangerous ? "yes" : "", s.description.slice(0, 50)]);
   }

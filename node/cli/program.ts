@@ -10,6 +10,7 @@ import { auditCommand } from "./commands/audit.js";
 import { policyCommand } from "./commands/policy.js";
 import { workflowCommand } from "./commands/workflow.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { CoderClawError } from "../../src/contract/errors.js";
 
 /** Build the `coderclaw` command tree. `setExit` records the process exit code. */
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -31,12 +32,43 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(auditCommand(setExit));
   program.addCommand(policyCommand(setExit));
   program.addCommand(workflowCommand(setExit));
+  program.addCommand(
+    new Command("version")
+      .description("this CLI's version (also --version)")
+      .option("--json", "print JSON")
+      .action((opts: { json?: boolean }) => {
+        if (opts.json) process.stdout.write(JSON.stringify({ version: VERSION, node: process.versions.node }) + "\n");
+        else process.stdout.write(`coderclaw ${VERSION} (node ${process.versions.node})\n`);
+        setExit(EXIT.ok);
+      }),
+  );
+  program.hook("preAction", (_root, action) => refuseUnservedServer(action));
   const override = (c: Command): void => {
     c.exitOverride();
     c.commands.forEach(override);
   };
   override(program);
   return program;
+}
+
+/**
+ * The commands the HTTP API serves: they honour `--server`. Every other command
+ * is refused with it, since it would otherwise act on this machine while the
+ * user believes it acted on the server.
+ */
+const SERVED_OVER_HTTP = new Set(["task submit", "task list", "task show", "task events", "task retry", "task cancel", "task wait", "task logs", "queue", "agents", "skills", "status", "audit query"]);
+
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+}
+
+function refuseUnservedServer(action: Command): void {
+  if (action.optsWithGlobals<{ server?: string }>().server === undefined) return;
+  const path = commandPath(action);
+  if (SERVED_OVER_HTTP.has(path)) return;
+  throw new CoderClawError("INVALID_INPUT", `--server: the HTTP API does not offer \`${path}\`; run it on the node's machine without --server (served over HTTP: ${[...SERVED_OVER_HTTP].join(", ")})`, { field: "server" });
 }
 
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */

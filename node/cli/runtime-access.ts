@@ -33,6 +33,14 @@ export async function connectRunningNode(dataDir: string): Promise<ControlClient
   }
 }
 
+/** The HTTP client of `--server URL`, or undefined without the flag. */
+export function serverAdapter(options: AccessOptions): HTTPTransportAdapter | undefined {
+  if (options.server === undefined) return undefined;
+  const token = options.token ?? process.env.CODERCLAW_TOKEN;
+  if (!token) throw new CoderClawError("INVALID_INPUT", "--server needs --token or CODERCLAW_TOKEN", { field: "token" });
+  return new HTTPTransportAdapter({ baseUrl: options.server, token });
+}
+
 /**
  * Reach the runtime the way the README describes:
  * `--server URL` talks HTTP to a remote node; otherwise a node running on this
@@ -41,16 +49,13 @@ export async function connectRunningNode(dataDir: string): Promise<ControlClient
  * when `runTasks` is asked (`task submit --wait`).
  */
 export async function openAccess(options: AccessOptions, runTasks: boolean): Promise<{ adapter: TransportAdapter; kind: AccessKind }> {
-  if (options.server !== undefined) {
-    const token = options.token ?? process.env.CODERCLAW_TOKEN;
-    if (!token) throw new CoderClawError("INVALID_INPUT", "--server needs --token or CODERCLAW_TOKEN", { field: "token" });
-    return { adapter: new HTTPTransportAdapter({ baseUrl: options.server, token }), kind: "server" };
-  }
+  const server = serverAdapter(options);
+  if (server) return { adapter: server, kind: "server" };
   const dataDir = resolveDataDir(options.home);
   const client = await connectRunningNode(dataDir);
   if (client) return { adapter: client, kind: "node" };
   const [{ loadAgentRegistry }, { LocalTransportAdapter }] = await Promise.all([import("../../src/agents/index.js"), import("../../src/transport/local-adapter.js")]);
-  const agents = loadAgentRegistry({ dataDir, workspaceDir: process.cwd() });
+  const agents = loadAgentRegistry({ dataDir, home: dataDir, workspaceDir: process.cwd() });
   // In a node's home, tasks written here are the node's own: they name its device as executor, so the node
   // runs what is queued and its peers take the documents as signed by it.
   const device = existsSync(deviceKeyPath(dataDir)) ? await loadOrCreateDeviceIdentity(dataDir) : undefined;

@@ -1,5 +1,6 @@
 import {
   createMeshGenesis,
+  isDeviceId,
   issueRevocation,
   issueTrustCert,
   meetsTrustLevel,
@@ -147,6 +148,11 @@ export class Membership {
     const meshId = this.requireMesh();
     const own = this.levelOf(this.options.identity.peerId);
     if (!meetsTrustLevel(own, level)) throw new CoderClawError("PERMISSION_DENIED", `this device is ${own} and cannot vouch at ${level}`);
+    if (this.isRevoked(subject)) throw new CoderClawError("INVALID_INPUT", `device ${subject} is revoked; revocation is permanent and a certificate would change nothing`, { field: "deviceId" });
+    const current = this.levelOf(subject);
+    if (current !== level && meetsTrustLevel(current, level)) {
+      throw new CoderClawError("INVALID_INPUT", `device ${subject} is already ${current}; a ${level} certificate would change nothing (a device's level is its best chain)`, { field: "level" });
+    }
     const cert = issueTrustCert(this.options.identity, meshId, subject, level);
     await this.add([cert]);
     return cert;
@@ -155,6 +161,8 @@ export class Membership {
   /** Revoke a device (permanent) or a certificate id. */
   async revoke(target: string, reason: string): Promise<SignedStatement> {
     this.requireMesh();
+    const refusal = isDeviceId(target) ? this.trust?.deviceRevocationRefusal(this.options.identity.peerId, target) : undefined;
+    if (refusal !== undefined) throw new CoderClawError("PERMISSION_DENIED", `the revocation would have no effect: ${refusal}`);
     const revocation = issueRevocation(this.options.identity, target, reason);
     await this.add([revocation]);
     return revocation;

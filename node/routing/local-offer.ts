@@ -2,7 +2,7 @@ import type { LocalCore } from "../../src/runtime/local-core.js";
 import type { LocalCapabilities } from "./capability-directory.js";
 
 /**
- * What a node's runtime offers now, for its capability record: its agents,
+ * What a node's runtime offers now, for its capability record: the agents it can run,
  * their capabilities, and its load (running and queued tasks) against
  * `maxConcurrency`, and the labels and resources its configuration declares.
  * Read again whenever the record is signed or served.
@@ -14,7 +14,14 @@ export function localOffer(
 ): () => LocalCapabilities {
   return () => {
     const counters = core.engine.counters();
-    const agents = core.agents.list();
+    // What it can run now: an agent known unavailable (an LLM role without a provider) is left out. A probe
+    // that answers later (a provider's health) is not awaited here; the executor refuses the task if it fails.
+    const agents = core.agents.list().filter((a) => {
+      const now = a.availability();
+      if (!(now instanceof Promise)) return now.available;
+      now.catch(() => undefined);
+      return true;
+    });
     return {
       agents: agents.map((a) => a.info.id),
       skills: [],

@@ -106,15 +106,17 @@ export interface LoadAgentRegistryOptions extends Omit<AgentRegistryOptions, "co
    * of `workspaceDir`; none without one.
    */
   configFiles?: AgentsConfigFile[];
+  /** The CoderClaw home whose runtime.yaml applies when the project has none (`--home`); default `$CODERCLAW_HOME`, else `~/.coderclaw`. */
+  home?: string;
 }
 
 /**
  * The configuration files for a project directory: the runtime.yaml the runtime
- * configuration uses (`<workspaceDir>/.coderClaw/runtime.yaml`, else the one in
- * the CoderClaw home) and the `team-agents.yaml` beside it.
+ * configuration uses (the nearest `.coderClaw/runtime.yaml` from `workspaceDir`
+ * up, else the one in the CoderClaw home, `home` when given) and the `team-agents.yaml` beside it.
  */
-export function defaultConfigFiles(workspaceDir: string, env: Readonly<Record<string, string | undefined>> = process.env): AgentsConfigFile[] {
-  const runtime = findRuntimeConfigFile(workspaceDir, env) ?? join(workspaceDir, RUNTIME_CONFIG_PATH);
+export function defaultConfigFiles(workspaceDir: string, env: Readonly<Record<string, string | undefined>> = process.env, home?: string): AgentsConfigFile[] {
+  const runtime = findRuntimeConfigFile(workspaceDir, env, home) ?? join(workspaceDir, RUNTIME_CONFIG_PATH);
   return [
     { path: runtime, kind: "runtime" },
     { path: join(dirname(runtime), "team-agents.yaml"), kind: "team" },
@@ -129,7 +131,7 @@ export function defaultConfigFiles(workspaceDir: string, env: Readonly<Record<st
  */
 export function loadAgentRegistry(options: LoadAgentRegistryOptions): CoderClawAgentRegistry {
   const env = options.env ?? process.env;
-  const files = options.configFiles ?? (options.workspaceDir === undefined ? [] : defaultConfigFiles(options.workspaceDir, env));
+  const files = options.configFiles ?? (options.workspaceDir === undefined ? [] : defaultConfigFiles(options.workspaceDir, env, options.home));
   const config = loadAgentsConfig(files);
   const llm = resolveLlmProvider(config.llm, env);
   return createAgentRegistry({ ...options, env, commandAgents: config.agents, ...(llm === undefined ? {} : { llm }) });

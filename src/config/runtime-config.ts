@@ -100,6 +100,8 @@ export interface LoadRuntimeConfigOptions {
   overrides?: RuntimeConfigOverrides;
   /** Read exactly this file (it must exist) instead of searching. */
   file?: string;
+  /** The CoderClaw home searched after the project (`--home`); default `$CODERCLAW_HOME`, else `~/.coderclaw`. */
+  home?: string;
 }
 
 const modeSchema = z.enum(["local-only", "remote-enabled", "distributed-cluster"]);
@@ -205,10 +207,20 @@ function parseEnvValue(key: SettingKey, raw: string): unknown {
   return raw;
 }
 
-/** The runtime.yaml that applies: `<cwd>/.coderClaw/runtime.yaml`, else `<home>/.coderClaw/runtime.yaml`. */
-export function findRuntimeConfigFile(cwd: string, env: Readonly<Record<string, string | undefined>>): string | undefined {
-  const home = env["CODERCLAW_HOME"] ?? join(homedir(), ".coderclaw");
-  return [join(cwd, RUNTIME_CONFIG_PATH), join(home, RUNTIME_CONFIG_PATH)].find((file) => existsSync(file));
+/**
+ * The runtime.yaml that applies, as git finds its repository: the nearest
+ * `.coderClaw/runtime.yaml` in `cwd` or a parent directory, else the one in the
+ * CoderClaw home (`home` when given, as `--home` gives it, else
+ * `$CODERCLAW_HOME`, else `~/.coderclaw`). A project's file wins over the home's.
+ */
+export function findRuntimeConfigFile(cwd: string, env: Readonly<Record<string, string | undefined>>, home?: string): string | undefined {
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    const file = join(dir, RUNTIME_CONFIG_PATH);
+    if (existsSync(file)) return file;
+    if (dirname(dir) === dir) break;
+  }
+  const file = join(home ?? env["CODERCLAW_HOME"] ?? join(homedir(), ".coderclaw"), RUNTIME_CONFIG_PATH);
+  return existsSync(file) ? file : undefined;
 }
 
 function readConfigFile(file: string): string {
@@ -238,7 +250,7 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
     }
   }
 
-  const file = options.file ?? findRuntimeConfigFile(cwd, env);
+  const file = options.file ?? findRuntimeConfigFile(cwd, env, options.home);
   let source: YamlSource | undefined;
   if (file !== undefined) {
     source = parseYamlSource(readConfigFile(file), file, { maxBytes: MAX_RUNTIME_CONFIG_BYTES });

@@ -8,6 +8,8 @@ export class ConfigError extends CoderClawError {
   readonly line: number;
   /** Dotted path of the offending key, e.g. `agents[2].command[1]`; empty for the whole file. */
   readonly key: string;
+  /** Further problems found in the same file, for `coderclaw config check` to list them all. */
+  readonly others: ConfigError[] = [];
 
   constructor(file: string, line: number, key: string, message: string, column = 1) {
     super("CONFIG", `${file}:${line}:${column}: ${key.length > 0 ? `${key}: ` : ""}${message}`, key.length > 0 ? { field: key } : undefined);
@@ -92,12 +94,10 @@ export function validateYaml<S extends z.ZodType>(source: YamlSource, schema: S)
   }
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  if (issue === undefined) throw new ConfigError(source.file, 1 + source.lineOffset, "", "invalid configuration");
-  const path = issue.path;
-  if (issue.code === "unrecognized_keys") {
-    const key = issue.keys[0] ?? "";
-    throw configErrorAt(source, path, "unknown key", key);
-  }
-  throw configErrorAt(source, path, issue.message);
+  const [first, ...rest] = result.error.issues.flatMap((issue) =>
+    issue.code === "unrecognized_keys" ? issue.keys.map((key) => configErrorAt(source, issue.path, "unknown key", key)) : [configErrorAt(source, issue.path, issue.message)],
+  );
+  if (first === undefined) throw new ConfigError(source.file, 1 + source.lineOffset, "", "invalid configuration");
+  first.others.push(...rest);
+  throw first;
 }

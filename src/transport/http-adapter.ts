@@ -51,6 +51,26 @@ const TaskListSchema = z.object({ tasks: z.array(TaskStateSchema) });
 const TaskHistorySchema = z.object({ events: z.array(TaskEventSchema) });
 const AgentListSchema = z.object({ agents: z.array(AgentInfoSchema) });
 const SkillListSchema = z.object({ skills: z.array(SkillInfoSchema) });
+const AuditEntrySchema = z.looseObject({
+  author: z.string(),
+  seq: z.number(),
+  time: z.number(),
+  body: z.looseObject({ action: z.string(), userId: z.string(), deviceId: z.string().optional(), resource: z.string().optional(), result: z.string(), reason: z.string().optional() }),
+});
+const AuditListSchema = z.object({ entries: z.array(AuditEntrySchema).max(10_000) });
+
+/** Filter of {@link HTTPTransportAdapter.getAuditLog}; the server caps `limit` at 10000. */
+export interface AuditLogQuery {
+  userId?: string;
+  action?: string;
+  result?: "allowed" | "denied" | "error";
+  startDate?: Date;
+  endDate?: Date;
+  limit?: number;
+}
+
+/** An audit entry as the HTTP API returns it (signature fields are kept but not checked here). */
+export type AuditLogEntry = z.infer<typeof AuditEntrySchema>;
 
 /** Codes for answers whose body is not ours (a proxy, a closing server). */
 const CODE_BY_STATUS: Readonly<Record<number, ErrorCode>> = {
@@ -163,6 +183,14 @@ export class HTTPTransportAdapter implements TransportAdapter {
 
   async getStatus(): Promise<Omit<RuntimeStatus, "mode">> {
     return RuntimeStatusSchema.parse(await this.#call("GET", "/status"));
+  }
+
+  /** Audit entries of the server's node (`GET /audit`, admins only); the newest `limit`, ordered by time. */
+  async getAuditLog(query: AuditLogQuery = {}): Promise<AuditLogEntry[]> {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, v instanceof Date ? v.toISOString() : String(v));
+    const suffix = params.size === 0 ? "" : `?${params.toString()}`;
+    return AuditListSchema.parse(await this.#call("GET", `/audit${suffix}`)).entries;
   }
 
   /** Aborts open streams and in-flight calls. Idempotent. */

@@ -20,7 +20,7 @@ describe("coderclaw task (no node running: storage and in-process)", () => {
     const r = await runCli(["task", "submit", "hello cli", "--agent", "echo", "--wait"], h);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("hello cli\n");
-    expect(r.stderr).toMatch(/^pending task accepted\nplanning .*\nrunning .*\ncompleted 100% completed\n$/);
+    expect(r.stderr).toMatch(/^task [0-9a-f-]{36}\npending task accepted\nplanning .*\nrunning .*\ncompleted 100% completed\n$/);
   });
 
   it("submit --wait --json prints the final state; a failed task exits 1", async () => {
@@ -44,7 +44,7 @@ describe("coderclaw task (no node running: storage and in-process)", () => {
     expect(agent.stderr).toContain("agent nope");
     const badId = await runCli(["task", "show", "zzz"], h);
     expect(badId.code).toBe(2);
-    expect(badId.stderr).toContain("taskId");
+    expect(badId.stderr).toContain('task "zzz": a prefix needs at least 4 characters');
     const badStatus = await runCli(["task", "list", "--status", "done"], h);
     expect(badStatus.code).toBe(2);
     const huge = await runCli(["task", "submit", "x".repeat(1024 * 1024 + 1)], h).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message }));

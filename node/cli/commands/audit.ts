@@ -1,8 +1,10 @@
 import { Command, Option } from "commander";
-import Table from "cli-table3";
+import ms from "ms";
+import { CoderClawError } from "../../../src/contract/errors.js";
 import { EXIT } from "../exit-codes.js";
-import { printJson } from "../output.js";
+import { humanTime, printJson, table } from "../output.js";
 import { admin } from "./mesh.js";
+import { serverAdapter, type AccessOptions } from "../runtime-access.js";
 
 interface Entry {
   author: string;
@@ -11,12 +13,22 @@ interface Entry {
   body: { action: string; userId: string; deviceId?: string; resource?: string; result: string; reason?: string };
 }
 
+/** A date, or a duration meaning that long ago (`--since 5m`, as `journalctl` and `docker logs` take it). */
 function isoOption(flag: string, what: string): Option {
+  const name = flag.split(" ")[0]!;
   return new Option(flag, what).argParser((v) => {
-    const d = new Date(v);
-    if (Number.isNaN(d.getTime())) throw new Error(`${flag.split(" ")[0]} must be a date, e.g. 2026-11-24 or 2026-11-24T10:00:00Z`);
+    const span = ms(v as ms.StringValue);
+    if (typeof span === "number" && Number.isFinite(span) && span > 0) return new Date(Date.now() - span).toISOString();
+    const d = /^\d{4}-\d{2}-\d{2}/.test(v) ? new Date(v) : new Date(NaN);
+    if (Number.isNaN(d.getTime())) throw new CoderClawError("INVALID_INPUT", `${name}: ${JSON.stringify(v)} is neither a date (2026-11-24, 2026-11-24T10:00:00Z) nor a duration ago (90s, 5m, 2h, 1d)`, { field: name.slice(2) });
     return d.toISOString();
   });
+}
+
+function parseLimit(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new CoderClawError("INVALID_INPUT", `--limit: ${JSON.stringify(v)} is not a whole number 1..100000`, { field: "limit" });
+  return n;
 }
 
 /** `coderclaw audit query` and `coderclaw audit verify`. */
@@ -24,27 +36,37 @@ export function auditCommand(setExit: (code: number) => void): Command {
   const audit = new Command("audit").description("the tamper-evident audit log (this node's and those replicated to it)");
   audit
     .command("query")
-    .description("entries, oldest first")
+    .description("the newest entries (all chains, ordered by time, oldest first)")
     .option("--user <id>", "only this user")
     .option("--action <action>", "only this action, e.g. task.submit")
     .addOption(new Option("--result <result>", "only this result").choices(["allowed", "denied", "error"]))
     .addOption(isoOption("--since <date>", "from this date"))
     .addOption(isoOption("--until <date>", "up to this date"))
-    .option("-n, --limit <n>", "at most this many", (v) => Number(v), 1000)
+    .option("-n, --limit <n>", "the newest this many", parseLimit, 1000)
     .option("--json", "print JSON")
     .action(async (opts: { user?: string; action?: string; result?: string; since?: string; until?: string; limit: number; json?: boolean }, cmd: Command) => {
-      const entries = (await admin(cmd, "audit.query", {
+      const query = {
         limit: opts.limit,
         ...(opts.user && { userId: opts.user }),
         ...(opts.action && { action: opts.action }),
-        ...(opts.result && { result: opts.result }),
+        ...(opts.result && { result: opts.result as "allowed" | "denied" | "error" }),
         ...(opts.since && { startDate: opts.since }),
         ...(opts.until && { endDate: opts.until }),
-      }, true)) as Entry[];
+      };
+      const server = serverAdapter(cmd.optsWithGlobals<AccessOptions>());
+      let entries: Entry[];
+      if (server) {
+        try {
+          const { startDate, endDate, ...rest } = query;
+          entries = await server.getAuditLog({ ...rest, ...(startDate && { startDate: new Date(startDate) }), ...(endDate && { endDate: new Date(endDate) }) });
+        } finally {
+          await server.close();
+        }
+      } else entries = (await admin(cmd, "audit.query", query, true)) as Entry[];
       if (opts.json) printJson(entries);
       else {
-        const t = new Table({ head: ["time", "author", "seq", "action", "user", "resource", "result", "reason"], style: { head: [] } });
-        for (const e of entries) t.push([new Date(e.time).toISOString().slice(0, 19), e.author.slice(-8), e.seq, e.body.action, e.body.userId.slice(-12), e.body.resource ?? "", e.body.result, (e.body.reason ?? "").slice(0, 40)]);
+        const t = table(["time", "author", "seq", "action", "user", "resource", "result", "reason"]);
+        for (const e of entries) t.push([humanTime(e.time), e.author.slice(-8), e.seq, e.body.action, e.body.userId.slice(-12), e.body.resource ?? "", e.body.result, (e.body.reason ?? "").slice(0, 40)]);
         process.stdout.write(entries.length === 0 ? "no entries\n" : t.toString() + "\n");
       }
       setExit(EXIT.ok);

@@ -1,4 +1,7 @@
 import { Command } from "commander";
+import ms from "ms";
+import { resolveDataDir } from "../../../src/runtime/data-dir.js";
+import type { AccessOptions } from "../runtime-access.js";
 import { EXIT } from "../exit-codes.js";
 import { agentTable, printJson, skillTable } from "../output.js";
 import { withRuntime } from "./task.js";
@@ -37,9 +40,17 @@ export function infoCommands(setExit: (code: number) => void): Command[] {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter, kind) => {
-          const s = { ...(await adapter.getStatus()), reachedThrough: kind };
+          const status = await adapter.getStatus();
+          // Without a node, storage was opened by this command: its uptime and health are this process's, not a node's.
+          if (kind === "storage") {
+            const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
+            if (opts.json) printJson({ running: false, dataDir, totalTasks: status.totalTasks, version: status.version });
+            else process.stdout.write(`no node is running on ${dataDir} (start one with \`coderclaw start\`)\n${"totalTasks".padEnd(14)} ${status.totalTasks}\n`);
+            return EXIT.runtime;
+          }
+          const s = { running: true, ...status, reachedThrough: kind };
           if (opts.json) printJson(s);
-          else process.stdout.write(Object.entries(s).map(([k, v]) => `${k.padEnd(14)} ${String(v)}`).join("\n") + "\n");
+          else process.stdout.write(Object.entries(s).map(([k, v]) => `${k.padEnd(14)} ${k === "uptime" ? ms(Number(v)) : String(v)}`).join("\n") + "\n");
           return s.healthy ? EXIT.ok : EXIT.runtime;
         }),
       );

@@ -1,10 +1,11 @@
 import { Command, Option } from "commander";
-import Table from "cli-table3";
-import { loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js";
+import ms from "ms";
+import { isDeviceId, loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js";
+import { resolveIdPrefix } from "../id-prefix.js";
 import { CoderClawError } from "../../../src/contract/errors.js";
 import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
-import { printJson } from "../output.js";
+import { humanTime, printJson, table } from "../output.js";
 import { connectRunningNode, type AccessOptions } from "../runtime-access.js";
 
 /**
@@ -32,10 +33,18 @@ export async function admin(cmd: Command, method: string, params: unknown, offli
   }
 }
 
+/** A device id from a full id or a unique prefix of one among the devices this node knows. */
+export async function resolveDeviceId(cmd: Command, text: string): Promise<string> {
+  if (isDeviceId(text)) return text;
+  const devices = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string }>;
+  return resolveIdPrefix("device", text, devices.map((d) => d.deviceId), isDeviceId);
+}
+
+/** `--ttl`: a duration in the grammar every CLI duration uses (`ms`: 90s, 10m, 2h, 1d). */
 function parseTtl(text: string): number {
-  const m = /^(\d+)(s|m|h|d)$/.exec(text);
-  if (!m) throw new Error("--ttl must look like 90s, 10m, 2h or 1d");
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
+  const span = ms(text as ms.StringValue);
+  if (typeof span !== "number" || !Number.isFinite(span) || span <= 0) throw new CoderClawError("INVALID_INPUT", `--ttl: ${JSON.stringify(text)} is not a duration like 90s, 10m, 2h or 1d`, { field: "ttl" });
+  return span;
 }
 
 /** `coderclaw id`, `peers`, `mesh ...` and `devices ...`. */
@@ -57,7 +66,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       const list = (await admin(cmd, "node.peers", undefined, false)) as Array<{ peerId: string; level: string; latencyMs?: number; addrs: string[]; agents?: string[]; load?: number }>;
       if (opts.json) printJson(list);
       else {
-        const t = new Table({ head: ["peer", "level", "latency", "agents", "load", "address"], style: { head: [] } });
+        const t = table(["peer", "level", "latency", "agents", "load", "address"]);
         for (const p of list) t.push([p.peerId, p.level, p.latencyMs === undefined ? "" : `${p.latencyMs} ms`, (p.agents ?? []).join(", "), p.load ?? "", p.addrs.join(" ")]);
         process.stdout.write(list.length === 0 ? "no peers connected\n" : t.toString() + "\n");
       }
@@ -84,11 +93,11 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
     .option("--json", "print JSON")
     .action(async (opts: { level: string; ttl: string; json?: boolean }, cmd: Command) => {
       const r = (await admin(cmd, "mesh.invite", { level: opts.level, ttlMs: parseTtl(opts.ttl) }, false)) as { invite: string; expiresAt: number };
-      if (opts.json) printJson(r);
+      if (opts.json) printJson({ ...r, expiresAt: new Date(r.expiresAt).toISOString() });
       else {
         process.stdout.write(`${r.invite}\n`);
         if (process.stdout.isTTY) process.stdout.write(renderQr(r.invite) + "\n");
-        process.stderr.write(`single use; expires ${new Date(r.expiresAt).toISOString()}; on the other device: coderclaw mesh join <invite>\n`);
+        process.stderr.write(`single use; expires ${humanTime(r.expiresAt)}; on the other device: coderclaw mesh join <invite>\n`);
       }
       setExit(EXIT.ok);
     });
@@ -123,8 +132,8 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       const list = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; level: string; revoked: boolean; vouchedBy?: string; connected: boolean; self: boolean; lastSeen?: string }>;
       if (opts.json) printJson(list);
       else {
-        const t = new Table({ head: ["device", "level", "vouched by", "connected", "last seen"], style: { head: [] } });
-        for (const d of list) t.push([d.self ? `${d.deviceId} (this device)` : d.deviceId, d.revoked ? "revoked" : d.level, d.vouchedBy ?? (d.level === "trusted" && !d.vouchedBy ? "founder" : ""), d.connected ? "yes" : "", d.lastSeen?.replace("T", " ").slice(0, 19) ?? ""]);
+        const t = table(["device", "level", "vouched by", "connected", "last seen"]);
+        for (const d of list) t.push([d.self ? `${d.deviceId} (this device)` : d.deviceId, d.revoked ? "revoked" : d.level, d.vouchedBy ?? (d.level === "trusted" && !d.vouchedBy ? "founder" : ""), d.connected ? "yes" : "", humanTime(d.lastSeen)]);
         process.stdout.write(t.toString() + "\n");
       }
       setExit(EXIT.ok);
@@ -132,9 +141,10 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
   devices
     .command("trust")
     .description("vouch for a device at a level (signed by this device)")
-    .argument("<deviceId>", "device id")
+    .argument("<deviceId>", "device id, or a unique prefix of one")
     .addOption(new Option("--level <level>", "level").choices(["verified", "trusted"]).makeOptionMandatory())
-    .action(async (deviceId: string, opts: { level: string }, cmd: Command) => {
+    .action(async (idArg: string, opts: { level: string }, cmd: Command) => {
+      const deviceId = await resolveDeviceId(cmd, idArg);
       const r = (await admin(cmd, "devices.trust", { deviceId, level: opts.level }, true)) as { certificate: string };
       process.stdout.write(`certificate ${r.certificate}\n`);
       setExit(EXIT.ok);
@@ -142,9 +152,10 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
   devices
     .command("revoke")
     .description("revoke a device for good: every node the revocation reaches disconnects and refuses it")
-    .argument("<deviceId>", "device id")
+    .argument("<deviceId>", "device id, or a unique prefix of one")
     .option("--reason <text>", "why", "")
-    .action(async (deviceId: string, opts: { reason: string }, cmd: Command) => {
+    .action(async (idArg: string, opts: { reason: string }, cmd: Command) => {
+      const deviceId = await resolveDeviceId(cmd, idArg);
       const r = (await admin(cmd, "devices.revoke", { deviceId, reason: opts.reason }, true)) as { revocation: string };
       process.stdout.write(`revocation ${r.revocation}\n`);
       setExit(EXIT.ok);
@@ -164,7 +175,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       if (opts.json) printJson(r);
       else {
         process.stdout.write(`${r.token}\n`);
-        process.stderr.write(`expires ${r.expiresAt}; sessions end when the node restarts\n`);
+        process.stderr.write(`expires ${humanTime(r.expiresAt)}; sessions end when the node restarts\n`);
       }
       setExit(EXIT.ok);
     });

@@ -5,6 +5,8 @@ import { Command } from "commander";
 import { dataPaths, resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import type { AccessOptions } from "../runtime-access.js";
+import { multiaddr } from "@multiformats/multiaddr";
+import { CoderClawError } from "../../../src/contract/errors.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -12,8 +14,32 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 function parseHttpFlag(flag: string | boolean | undefined): { http?: { host: string; port: number } } {
   if (typeof flag !== "string") return {};
   const m = /^(.+):(\d{1,5})$/.exec(flag);
-  if (!m) throw new Error("--http must look like 127.0.0.1:7420");
+  if (!m) throw new CoderClawError("INVALID_INPUT", `--http: ${JSON.stringify(flag)} is not host:port, e.g. 127.0.0.1:7420`, { field: "http" });
   return { http: { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) } };
+}
+
+/** `--listen` takes a multiaddr; a bare port or host:port is refused with the form that would work. */
+function parseListenFlag(flag: string): string {
+  const port = /^(?:(.+):)?(\d{1,5})$/.exec(flag);
+  if (port) {
+    const host = port[1] ?? "0.0.0.0";
+    throw new CoderClawError("INVALID_INPUT", `--listen: ${JSON.stringify(flag)} is not a multiaddr; for TCP port ${port[2]} write /ip4/${host}/tcp/${port[2]} (0.0.0.0 for every interface, 127.0.0.1 for this machine only)`, { field: "listen" });
+  }
+  try {
+    return multiaddr(flag).toString();
+  } catch (err) {
+    throw new CoderClawError("INVALID_INPUT", `--listen: ${JSON.stringify(flag)} is not a multiaddr (${(err as Error).message}); e.g. /ip4/0.0.0.0/tcp/4001`, { field: "listen" });
+  }
+}
+
+/**
+ * libp2p reports addresses it could not listen on in one long message with a
+ * stack trace per address; the user needs one line per address naming it.
+ */
+function listenFailure(err: unknown): CoderClawError | undefined {
+  const message = err instanceof Error ? err.message : "";
+  const failed = [...message.matchAll(/^\s*(\/\S+): (?:Error: )?(.+)$/gm)].map((m) => `cannot listen on ${m[1]}: ${m[2]!.replace(/^listen /, "")}`);
+  return failed.length === 0 ? undefined : new CoderClawError("UNAVAILABLE", `${failed.join("; ")} (choose another --listen address, or stop what holds it)`, { cause: err });
 }
 
 /** `coderclaw start`: run a mesh node in the foreground until SIGINT/SIGTERM. */
@@ -25,12 +51,12 @@ export function startCommand(setExit: (code: number) => void): Command {
     .option("--no-mdns", "no LAN discovery by mDNS")
     .option("--max-concurrent <n>", "tasks executing at once", (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error("--max-concurrent must be a whole number 1..1000");
+      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new CoderClawError("INVALID_INPUT", "--max-concurrent must be a whole number 1..1000", { field: "maxConcurrent" });
       return n;
     })
     .option("--lease-timeout <ms>", "executor silence after which a remote task is presumed lost (default 10000)", (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 500 || n > 3_600_000) throw new Error("--lease-timeout must be 500..3600000 ms");
+      if (!Number.isInteger(n) || n < 500 || n > 3_600_000) throw new CoderClawError("INVALID_INPUT", "--lease-timeout must be 500..3600000 ms", { field: "leaseTimeout" });
       return n;
     })
     .option("--http [host:port]", "serve the HTTP API (remote-enabled mode); default from runtime.yaml's http section, 127.0.0.1:7420")
@@ -42,15 +68,16 @@ export function startCommand(setExit: (code: number) => void): Command {
         import("../../create-node.js"),
         import("../../../src/config/runtime-config.js"),
       ]);
-      const config = loadRuntimeConfig({ cwd: process.cwd(), overrides: parseHttpFlag(opts.http) }).config;
       const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
+      const config = loadRuntimeConfig({ cwd: process.cwd(), home: dataDir, overrides: parseHttpFlag(opts.http) }).config;
       const paths = dataPaths(dataDir);
-      const agents = loadAgentRegistry({ dataDir, workspaceDir: process.cwd() });
+      const agents = loadAgentRegistry({ dataDir, home: dataDir, workspaceDir: process.cwd() });
+      const listen = opts.listen.map(parseListenFlag);
       const node = await createNode({
         dataDir,
         agents,
         mdns: opts.mdns,
-        ...(opts.listen.length > 0 && { listen: opts.listen }),
+        ...(listen.length > 0 && { listen }),
         ...(opts.bootstrap.length > 0 && { bootstrap: opts.bootstrap }),
         maxConcurrentTasks: opts.maxConcurrent ?? config.deployment.maxConcurrentTasks,
         labels: config.labels,
@@ -61,13 +88,29 @@ export function startCommand(setExit: (code: number) => void): Command {
         ...(opts.leaseTimeout !== undefined && { leaseTimeoutMs: opts.leaseTimeout, leaseIntervalMs: Math.max(100, Math.floor(opts.leaseTimeout / 5)) }),
         onError: (where, err) => process.stderr.write(`[${where}] ${err.message}\n`),
         onPairing: (e) => process.stderr.write(`[pairing] ${e.role} ${e.ok ? "ok" : "refused"}${e.peer ? ` ${e.peer}` : ""}: ${e.detail}\n`),
+      }).catch((err: unknown) => {
+        throw listenFailure(err) ?? err;
       });
       const token = randomBytes(32).toString("hex");
       writeFileSync(paths.controlToken, token + "\n", { mode: 0o600 });
-      const control = await startNodeControl(node, { socketPath: paths.controlSocket, token });
-      const serveHttp = opts.http !== undefined || config.mode === "remote-enabled";
+      // Whatever fails from here on must not leave the node running behind a message: stop it, then report.
+      const stopAll = async (): Promise<void> => {
+        await control?.close();
+        await http?.close();
+        rmSync(paths.controlToken, { force: true });
+        await node.stop();
+      };
+      let control: { close(): Promise<void> } | undefined;
       let http: { url: string; close(): Promise<void> } | undefined;
-      if (serveHttp) {
+      try {
+        control = await startNodeControl(node, { socketPath: paths.controlSocket, token });
+        http = await serveHttpApi();
+      } catch (err) {
+        await stopAll();
+        throw err;
+      }
+      async function serveHttpApi(): Promise<{ url: string; close(): Promise<void> } | undefined> {
+        if (!(opts.http !== undefined || config.mode === "remote-enabled")) return undefined;
         const { createHttpServer, httpListenOptions, securityHttpHooks } = await import("../../http/index.js");
         // The security service is rebuilt when the node founds or joins a mesh; the HTTP hooks follow the current one.
         const service = new Proxy({} as typeof node.security.current, {
@@ -77,7 +120,7 @@ export function startCommand(setExit: (code: number) => void): Command {
             return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(current) : value;
           },
         });
-        http = await createHttpServer({ adapter: node.adapter, changes: (id) => taskChanges(node.adapter, node.workspaces, id), ...httpListenOptions(config.http), ...securityHttpHooks(service, { deviceId: node.peerId }) });
+        return createHttpServer({ adapter: node.adapter, changes: (id) => taskChanges(node.adapter, node.workspaces, id), ...httpListenOptions(config.http), ...securityHttpHooks(service, { deviceId: node.peerId }) });
       }
       process.stderr.write(
         [
@@ -96,10 +139,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         process.once("SIGTERM", resolve);
       });
       process.stderr.write("shutting down...\n");
-      await control.close();
-      await http?.close();
-      rmSync(paths.controlToken, { force: true });
-      await node.stop();
+      await stopAll();
       setExit(EXIT.ok);
     });
 }

@@ -1,11 +1,17 @@
 import { Command, Option } from "commander";
-import { TASK_STATUSES, type TaskStatus, type TaskSubmitRequest, type TransportAdapter } from "../../../src/contract/types.js";
+import ms from "ms";
+import { TASK_STATUSES, TERMINAL_STATUSES, type TaskEvent, type TaskStatus, type TaskSubmitRequest, type TaskUpdateEvent, type TransportAdapter } from "../../../src/contract/types.js";
+import { DEFAULT_MAX_INPUT_BYTES } from "../../../src/engine/submit-schema.js";
 import { EXIT } from "../exit-codes.js";
-import { followTask } from "../follow.js";
+import { CoderClawError } from "../../../src/contract/errors.js";
+import { followTask, type FollowResult } from "../follow.js";
+import { resolveIdPrefix } from "../id-prefix.js";
 import { eventLines, printJson, queueTable, taskDetails, taskTable } from "../output.js";
 import { submitOptionsFromFlags, type SubmitFlags } from "../submit-options.js";
 import { openAccess, type AccessOptions } from "../runtime-access.js";
 import { addTaskChangeCommands } from "./task-changes.js";
+import { resolveDeviceId } from "./mesh.js";
+import { isDeviceId } from "../../../identity/index.js";
 
 /** Run `fn` with the runtime, closing it afterwards; returns the exit code. */
 async function withRuntime(cmd: Command, runTasks: boolean, fn: (adapter: TransportAdapter, kind: string) => Promise<number>): Promise<number> {
@@ -20,6 +26,89 @@ async function withRuntime(cmd: Command, runTasks: boolean, fn: (adapter: Transp
 /** Exit code for a finished task. */
 const exitFor = (status: TaskStatus): number => (status === "completed" ? EXIT.ok : EXIT.taskFailed);
 
+const FULL_TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A task id from a full id or a unique prefix of one (at least 4 characters) among the newest 1000 tasks (what every API lists at once). */
+export async function resolveTaskId(adapter: TransportAdapter, text: string): Promise<string> {
+  if (FULL_TASK_ID.test(text)) return text;
+  const ids = (await adapter.listTasks({ limit: 1000 })).map((t) => t.id);
+  return resolveIdPrefix("task", text, ids, (t) => FULL_TASK_ID.test(t));
+}
+
+/** Ctrl-C as an abort signal, for as long as a command follows a task. */
+function onInterrupt(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const abort = (): void => controller.abort();
+  process.once("SIGINT", abort);
+  return { signal: controller.signal, dispose: () => process.off("SIGINT", abort) };
+}
+
+/**
+ * Follow a task to its end and print its outcome (`--wait`, `task wait`). Ctrl-C
+ * stops following, not the task: it says so and how to re-attach, unless
+ * `--cancel-on-interrupt` asked to cancel it.
+ */
+async function followToEnd(adapter: TransportAdapter, id: string, kind: string, opts: { json?: boolean; cancelOnInterrupt?: boolean }): Promise<number> {
+  const mode = opts.json ? "quiet" : process.stderr.isTTY ? "tty" : "lines";
+  const interrupt = onInterrupt();
+  let followed: FollowResult;
+  try {
+    followed = await followTask(adapter, id, mode, interrupt.signal);
+  } finally {
+    interrupt.dispose();
+  }
+  if (followed.interrupted) {
+    if (opts.cancelOnInterrupt) {
+      const cancelled = await adapter.cancelTask(id);
+      process.stderr.write(cancelled ? `interrupted: cancelled task ${id}\n` : `interrupted: task ${id} had already finished\n`);
+    } else if (kind === "in-process") {
+      process.stderr.write(`interrupted: task ${id} ran in this process (no node runs on this data directory) and stops with it; coderclaw task show ${id}\n`);
+    } else {
+      process.stderr.write(`interrupted: task ${id} keeps running; re-attach with: coderclaw task wait ${id}\n`);
+    }
+    return EXIT.interrupted;
+  }
+  const { state: final, error } = followed;
+  if (opts.json) printJson(final);
+  else process.stdout.write(final.status === "completed" ? `${final.output ?? ""}\n` : `${final.status}: ${error ?? ""}\n`);
+  return exitFor(final.status);
+}
+
+/** Reads a task input from stdin (`task submit -`), refusing more than `maxBytes`. */
+async function readStdin(maxBytes: number): Promise<string> {
+  if (process.stdin.isTTY) throw new CoderClawError("INVALID_INPUT", "task submit -: stdin is a terminal; pipe the input in, e.g. `cat prompt.md | coderclaw task submit -`", { field: "input" });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    if (size > maxBytes) {
+      process.stdin.destroy();
+      throw new CoderClawError("INVALID_INPUT", `task submit -: stdin holds more than ${maxBytes} bytes, the largest task input`, { field: "input" });
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+const METADATA_KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+/** `--metadata key=value`, repeatable; a key given twice or not an identifier is refused. */
+function collectMetadata(pair: string, previous: Record<string, string>): Record<string, string> {
+  const eq = pair.indexOf("=");
+  const key = eq < 0 ? pair : pair.slice(0, eq);
+  if (eq < 0 || !METADATA_KEY.test(key)) throw new CoderClawError("INVALID_INPUT", `--metadata: ${JSON.stringify(pair)} is not key=value with a key like build.id (letters, digits, _ . -; at most 64)`, { field: "metadata" });
+  if (key === "timeoutMs") throw new CoderClawError("INVALID_INPUT", "--metadata: use --timeout for timeoutMs", { field: "metadata" });
+  if (Object.hasOwn(previous, key)) throw new CoderClawError("INVALID_INPUT", `--metadata: key ${key} given twice`, { field: "metadata" });
+  return { ...previous, [key]: pair.slice(eq + 1) };
+}
+
+/** `--timeout`: a positive duration (90s, 10m, 2h). */
+function parseTimeout(text: string): number {
+  const span = ms(text as ms.StringValue);
+  if (typeof span !== "number" || !Number.isFinite(span) || span < 1000) throw new CoderClawError("INVALID_INPUT", `--timeout: ${JSON.stringify(text)} is not a duration of at least 1s, e.g. 90s, 10m, 2h`, { field: "timeout" });
+  return span;
+}
+
 /** `coderclaw task ...` */
 export function taskCommand(setExit: (code: number) => void): Command {
   const task = new Command("task").description("submit, inspect and cancel tasks");
@@ -27,11 +116,15 @@ export function taskCommand(setExit: (code: number) => void): Command {
   task
     .command("submit")
     .description("submit a task; with --wait, follow it to the end and exit 0 (completed) or 1 (failed/cancelled)")
-    .argument("<input>", "the task input (prompt, command, ...)")
+    .argument("<input>", "the task input (prompt, command, ...); - reads it from stdin (at most 1 MiB)")
     .option("-a, --agent <id>", "agent to run it")
     .option("-d, --description <text>", "short description (default: the first line of the input)")
     .option("-s, --session <id>", "session the task belongs to")
     .option("-w, --wait", "follow the task until it ends, with live progress")
+    .option("--cancel-on-interrupt", "with --wait: Ctrl-C cancels the task (without it, the task keeps running and the command to re-attach is printed)")
+    .option("-m, --model <model>", "model for the agent to use (agents that take one)")
+    .option("--timeout <duration>", "stop the task after this long, e.g. 90s, 10m (sets metadata.timeoutMs, which the shell agent honours)")
+    .option("--metadata <key=value>", "metadata for the task (repeatable)", collectMetadata, {})
     .option("-r, --route <where>", "auto (in a mesh: place by capability, slots, labels, latency), local (this node), a mesh member's peer id, or remote:auto[gpu,...]", "auto")
     .option("-p, --priority <n>", "among tasks waiting on the node, higher goes first (-100..100, default 0)")
     .option("--requires <list>", "labels and resources the node that runs it must have: gpu,cpu>=4,memoryGiB>=16")
@@ -40,11 +133,17 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .option("--repo [path]", "send a snapshot of this directory (default: the current one) with the task; the executor works on its own copy, and `task diff` / `task apply` bring the changes back")
     .option("--artifacts <glob>", "with --repo: files to bring back with the result (repeatable)", (v: string, prev: string[] = []) => [...prev, v])
     .option("--json", "print JSON")
-    .action(async (input: string, opts: SubmitFlags & { agent?: string; description?: string; session?: string; wait?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (inputArg: string, opts: SubmitFlags & { agent?: string; description?: string; session?: string; wait?: boolean; json?: boolean; cancelOnInterrupt?: boolean; model?: string; timeout?: string; metadata: Record<string, string> }, cmd: Command) => {
+      const input = inputArg === "-" ? await readStdin(DEFAULT_MAX_INPUT_BYTES) : inputArg;
       const request: TaskSubmitRequest = { input, description: opts.description ?? (input.split("\n")[0]!.slice(0, 200) || "task") };
       if (opts.agent !== undefined) request.agentId = opts.agent;
       if (opts.session !== undefined) request.sessionId = opts.session;
-      const options = submitOptionsFromFlags(opts);
+      if (opts.model !== undefined) request.model = opts.model;
+      const metadata: Record<string, unknown> = { ...opts.metadata, ...(opts.timeout !== undefined && { timeoutMs: parseTimeout(opts.timeout) }) };
+      if (Object.keys(metadata).length > 0) request.metadata = metadata;
+      // A member named by a prefix of its id, as everywhere else; over --server the server's mesh is not this machine's to look up.
+      const byPrefix = !["auto", "local"].includes(opts.route) && !opts.route.startsWith("remote:") && !isDeviceId(opts.route) && cmd.optsWithGlobals<AccessOptions>().server === undefined;
+      const options = submitOptionsFromFlags(byPrefix ? { ...opts, route: await resolveDeviceId(cmd, opts.route) } : opts);
       setExit(
         await withRuntime(cmd, opts.wait === true, async (adapter, kind) => {
           const accepted = await adapter.submitTask(request, options);
@@ -57,11 +156,8 @@ export function taskCommand(setExit: (code: number) => void): Command {
             }
             return EXIT.ok;
           }
-          const mode = opts.json ? "quiet" : process.stderr.isTTY ? "tty" : "lines";
-          const final = await followTask(adapter, accepted.id, mode);
-          if (opts.json) printJson(final);
-          else process.stdout.write(final.status === "completed" ? `${final.output ?? ""}\n` : `${final.status}: ${final.error ?? ""}\n`);
-          return exitFor(final.status);
+          if (!opts.json) process.stderr.write(`task ${accepted.id}\n`);
+          return followToEnd(adapter, accepted.id, kind, opts);
         }),
       );
     });
@@ -73,7 +169,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .option("-s, --session <id>", "only tasks of this session")
     .option("-n, --limit <n>", "at most this many", (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new Error("--limit must be a whole number 1..10000");
+      if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new CoderClawError("INVALID_INPUT", `--limit: ${JSON.stringify(v)} is not a whole number 1..10000`, { field: "limit" });
       return n;
     }, 50)
     .option("--json", "print JSON")
@@ -93,9 +189,10 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .description("show one task")
     .argument("<id>", "task id")
     .option("--json", "print JSON")
-    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { json?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
+          const id = await resolveTaskId(adapter, idArg);
           const state = await adapter.getTaskState(id);
           if (!state) {
             process.stderr.write(`coderclaw: task not found: ${id}\n`);
@@ -113,9 +210,10 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .description("show a task's full history")
     .argument("<id>", "task id")
     .option("--json", "print JSON")
-    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { json?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
+          const id = await resolveTaskId(adapter, idArg);
           let events;
           if (adapter.getTaskEvents) events = await adapter.getTaskEvents(id);
           else {
@@ -130,13 +228,71 @@ export function taskCommand(setExit: (code: number) => void): Command {
     });
 
   task
+    .command("wait")
+    .description("re-attach to a task: follow it to its end with live progress; exit 0 (completed) or 1 (failed/cancelled)")
+    .argument("<id>", "task id")
+    .option("--cancel-on-interrupt", "Ctrl-C cancels the task (without it, the task keeps running)")
+    .option("--json", "print the final state as JSON")
+    .action(async (idArg: string, opts: { json?: boolean; cancelOnInterrupt?: boolean }, cmd: Command) => {
+      setExit(
+        await withRuntime(cmd, false, async (adapter, kind) => {
+          const id = await resolveTaskId(adapter, idArg);
+          if ((await adapter.getTaskState(id)) === null) throw new CoderClawError("NOT_FOUND", `no task ${id}`);
+          return followToEnd(adapter, id, kind, opts);
+        }),
+      );
+    });
+
+  task
+    .command("logs")
+    .description("a task's history; with -f, then follow it live until it ends")
+    .argument("<id>", "task id")
+    .option("-f, --follow", "keep following until the task ends (Ctrl-C stops following; the task runs on)")
+    .option("--json", "one JSON object per event and line (JSON Lines), as they come")
+    .action(async (idArg: string, opts: { follow?: boolean; json?: boolean }, cmd: Command) => {
+      setExit(
+        await withRuntime(cmd, false, async (adapter) => {
+          const id = await resolveTaskId(adapter, idArg);
+          const state = await adapter.getTaskState(id);
+          if (state === null) throw new CoderClawError("NOT_FOUND", `no task ${id}`);
+          const history: Array<TaskEvent | TaskUpdateEvent> = adapter.getTaskEvents ? await adapter.getTaskEvents(id) : [];
+          const print = (events: Array<TaskEvent | TaskUpdateEvent>): void => {
+            if (opts.json) for (const e of events) process.stdout.write(JSON.stringify(e) + "\n");
+            else if (events.length > 0) process.stdout.write(eventLines(events) + "\n");
+          };
+          print(history);
+          if (!opts.follow || TERMINAL_STATUSES.has(state.status)) return EXIT.ok;
+          const interrupt = onInterrupt();
+          let last = state.status;
+          const afterSeq = history.reduce((max, e) => Math.max(max, e.seq ?? 0), 0);
+          try {
+            for await (const u of adapter.streamTaskUpdates(id, { signal: interrupt.signal, ...(afterSeq > 0 && { afterSeq }) })) {
+              last = u.status;
+              print([u]);
+            }
+          } catch (err) {
+            if (!interrupt.signal.aborted) throw err;
+          } finally {
+            interrupt.dispose();
+          }
+          if (interrupt.signal.aborted) {
+            process.stderr.write(`stopped following; task ${id} runs on (coderclaw task logs -f ${id} to follow again)\n`);
+            return EXIT.interrupted;
+          }
+          return exitFor(last);
+        }),
+      );
+    });
+
+  task
     .command("retry")
     .description("run a failed or cancelled task again, as a new task that names it; prints the new task's id")
     .argument("<id>", "task id")
     .option("--json", "print JSON")
-    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { json?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
+          const id = await resolveTaskId(adapter, idArg);
           if (!adapter.retryTask) throw new Error("this runtime cannot retry tasks");
           const again = await adapter.retryTask(id);
           if (opts.json) printJson(again);
@@ -151,9 +307,10 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .description("cancel a task; exit 0 when cancelled, 1 when it had already finished")
     .argument("<id>", "task id")
     .option("--json", "print JSON")
-    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { json?: boolean }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
+          const id = await resolveTaskId(adapter, idArg);
           const cancelled = await adapter.cancelTask(id);
           if (opts.json) printJson({ id, cancelled });
           else process.stdout.write(cancelled ? `cancelled ${id}\n` : `task ${id} had already finished\n`);

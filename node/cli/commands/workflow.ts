@@ -1,9 +1,8 @@
 import { Command } from "commander";
-import Table from "cli-table3";
 import { CoderClawError, InvalidInputError } from "../../../src/contract/errors.js";
 import { readWorkflowSource, workflowTemplates, type WorkflowRecord } from "../../../src/workflows/index.js";
 import { EXIT } from "../exit-codes.js";
-import { printJson } from "../output.js";
+import { humanTime, printJson, table } from "../output.js";
 import type { AccessOptions } from "../runtime-access.js";
 import { admin } from "./mesh.js";
 
@@ -21,10 +20,10 @@ function refuseServer(cmd: Command): void {
   if (cmd.optsWithGlobals<AccessOptions>().server !== undefined) throw new InvalidInputError("workflows are run by this machine's node through its control socket; --server is not supported for them", "--server");
 }
 
-const time = (ms: number | undefined): string => (ms === undefined ? "" : new Date(ms).toISOString().replace("T", " ").slice(0, 19));
+const time = humanTime;
 
 function stepsTable(r: WorkflowRecord): string {
-  const t = new Table({ head: ["step", "agent", "status", "tries", "task", "error"], style: { head: [] } });
+  const t = table(["step", "agent", "status", "tries", "task", "error"]);
   for (const step of r.definition.steps) {
     const s = r.steps[step.id]!;
     const last = s.attempts[s.attempts.length - 1];
@@ -97,7 +96,7 @@ export function workflowCommand(setExit: (code: number) => void): Command {
       const list = (await admin(cmd, "workflow.list", { limit }, false)) as Array<{ id: string; name: string; status: string; createdAt: string; steps: Record<string, number> }>;
       if (opts.json) printJson(list);
       else {
-        const t = new Table({ head: ["id", "name", "status", "created", "steps"], style: { head: [] } });
+        const t = table(["id", "name", "status", "created", "steps"]);
         for (const w of list) t.push([w.id, w.name, w.status, w.createdAt.replace("T", " ").slice(0, 19), Object.entries(w.steps).map(([k, v]) => `${v} ${k}`).join(", ")]);
         process.stdout.write(list.length === 0 ? "no workflows\n" : `${t.toString()}\n`);
       }
@@ -134,8 +133,10 @@ export function workflowCommand(setExit: (code: number) => void): Command {
   workflow
     .command("templates")
     .description("the workflow templates shipped with CoderClaw (copy one to edit it)")
-    .action(() => {
-      process.stdout.write(`${workflowTemplates().join("\n")}\n`);
+    .option("--json", "print JSON")
+    .action((opts: { json?: boolean }) => {
+      if (opts.json) printJson(workflowTemplates());
+      else process.stdout.write(`${workflowTemplates().join("\n")}\n`);
       setExit(EXIT.ok);
     });
   return workflow;

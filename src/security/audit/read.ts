@@ -49,7 +49,11 @@ export class AuditReader {
     this.#ctx = ctx;
   }
 
-  /** Entries matching `filter` across all stored logs, oldest first per author. */
+  /**
+   * Entries matching `filter` across all stored logs, ordered by time (then
+   * author and sequence, so the order is stable); with a limit, the newest
+   * `limit` of them, still oldest first, as `tail` and `git log -n` do.
+   */
   async query(filter: AuditQuery = {}): Promise<AuditEntry[]> {
     await this.#ctx.settled();
     const store = this.#ctx.chains.store;
@@ -75,11 +79,11 @@ export class AuditReader {
           if (filter.result !== undefined && b.result !== filter.result) continue;
           if (entry.time < start || entry.time > end) continue;
           out.push(entry);
-          if (out.length >= limit) return out;
         }
       }
     }
-    return out;
+    out.sort((a, b) => a.time - b.time || (a.author < b.author ? -1 : a.author > b.author ? 1 : a.seq - b.seq));
+    return limit < out.length ? out.slice(out.length - limit) : out;
   }
 
   /**

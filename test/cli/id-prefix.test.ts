@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resolveIdPrefix } from "../../node/cli/id-prefix.js";
+import { assertBuilt, runCli } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const full = (t: string): boolean => t.length === 12;
+
+describe("resolveIdPrefix", () => {
+  const ids = ["aaaa11112222", "aaaa11113333", "bbbb44445555"];
+  it("takes a full id, or a unique prefix of one", () => {
+    expect(resolveIdPrefix("task", "aaaa11112222", ids, full)).toBe("aaaa11112222");
+    expect(resolveIdPrefix("task", "bbbb", ids, full)).toBe("bbbb44445555");
+    expect(resolveIdPrefix("task", "aaaa11113", ids, full)).toBe("aaaa11113333");
+    // A full id the list does not hold is the runtime's to judge.
+    expect(resolveIdPrefix("task", "cccc00000000", ids, full)).toBe("cccc00000000");
+  });
+  it("refuses an ambiguous prefix listing the candidates, one that matches nothing, and one under 4 characters", () => {
+    expect(() => resolveIdPrefix("task", "aaaa", ids, full)).toThrow(/task prefix "aaaa" is ambiguous; it matches 2:\n {2}aaaa11112222\n {2}aaaa11113333/);
+    expect(() => resolveIdPrefix("task", "cccc", ids, full)).toThrow(/no task starts with "cccc"/);
+    expect(() => resolveIdPrefix("task", "bbb", ids, full)).toThrow(/a prefix needs at least 4 characters/);
+  });
+});
+
+describe("id prefixes on the command line", () => {
+  let home: string;
+  const cleanups: Array<() => unknown> = [];
+  beforeAll(() => {
+    assertBuilt();
+    const d = tempDir("cc-prefix-");
+    cleanups.push(() => d.remove());
+    home = d.path;
+  });
+  afterAll(async () => {
+    for (const c of cleanups.splice(0)) await c();
+  });
+
+  it("task show takes a unique prefix; an ambiguous one is refused with exit 2 listing both ids; a short one with exit 2", { timeout: 60_000 }, async () => {
+    const one = (await runCli(["task", "submit", "-a", "echo", "one"], home)).stdout.trim();
+    const two = (await runCli(["task", "submit", "-a", "echo", "two"], home)).stdout.trim();
+    let common = 0;
+    while (one[common] === two[common]) common++;
+    expect(common).toBeGreaterThanOrEqual(4);
+    const unique = one.slice(0, Math.max(common + 1, 4));
+    const shown = await runCli(["task", "show", unique, "--json"], home);
+    expect(shown.code).toBe(0);
+    expect((JSON.parse(shown.stdout) as { id: string }).id).toBe(one);
+
+    const ambiguous = await runCli(["task", "show", one.slice(0, common)], home);
+    expect(ambiguous.code).toBe(2);
+    expect(ambiguous.stderr).toContain(one);
+    expect(ambiguous.stderr).toContain(two);
+    expect(await runCli(["task", "cancel", one.slice(0, 3)], home)).toMatchObject({ code: 2, stderr: expect.stringContaining("at least 4 characters") });
+  });
+
+  it("devices trust and task submit --route take a prefix of a device id", { timeout: 60_000 }, async () => {
+    expect((await runCli(["mesh", "create"], home)).code).toBe(0);
+    const self = (JSON.parse((await runCli(["id", "--json"], home)).stdout) as { deviceId: string }).deviceId;
+    const r = await runCli(["devices", "trust", self.slice(0, 12), "--level", "verified"], home);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`device ${self} is already trusted`);
+    // --route takes one too: the refusal (no node runs here to reach peers) names the full id it resolved to.
+    const routed = await runCli(["task", "submit", "-a", "echo", "x", "--route", self.slice(0, 12)], home);
+    expect(routed.stderr).toContain(JSON.stringify(self));
+    expect(await runCli(["task", "submit", "-a", "echo", "x", "--route", "12D3KooWnothing"], home)).toMatchObject({ code: 2, stderr: expect.stringContaining('no device starts with "12D3KooWnothing"') });
+  });
+});
