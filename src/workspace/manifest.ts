@@ -74,11 +74,6 @@ export function blobDigest(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/** The id of a tree: lowercase hex SHA-256 of its encoded manifest. */
-export function treeIdOf(bytes: Uint8Array): string {
-  return blobDigest(bytes);
-}
-
 // Strings without code units from U+D800 up compare the same by UTF-16 code
 // units as by UTF-8 bytes; only surrogates against U+E000..U+FFFF differ.
 const UTF16_ORDER_DIFFERS = /[\uD800-\uFFFF]/;
@@ -288,17 +283,27 @@ export function encodeManifest(manifest: Manifest, limits: ManifestLimits = DEFA
  * refused as an {@link InvalidInputError} naming the entry and the rule.
  */
 export function decodeManifest(bytes: Uint8Array, limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): Manifest {
+  return sealValidManifest(parseManifestShape(bytes, limits), limits);
+}
+
+/**
+ * The canonical encoding `bytes` read as a manifest's shape (fields and types
+ * only, none of {@link validateManifest}'s rules across entries, which a part
+ * of a tree cannot answer alone); refusals name the field, prefixed by `at`.
+ */
+export function parseManifestShape(bytes: Uint8Array, limits: ManifestLimits, at = ""): Manifest {
+  const where = (field: string): string => (at === "" ? field : `${at}.${field}`);
   let value: unknown;
   try {
     value = decodeCanonical(bytes, { maxBytes: limits.maxManifestBytes, maxDepth: 4 });
   } catch (err) {
-    if (err instanceof DecodeError) throw new InvalidInputError(`not a canonical manifest encoding: ${err.message}`, "manifest");
+    if (err instanceof DecodeError) throw new InvalidInputError(`not a canonical manifest encoding: ${err.message}`, at === "" ? "manifest" : at);
     throw err;
   }
   const raw = value as { entries?: unknown } | null;
   // Counted before the schema walks them, so a flood of entries costs nothing.
   if (raw !== null && typeof raw === "object" && Array.isArray(raw.entries) && raw.entries.length > limits.maxEntries) {
-    throw new InvalidInputError(`${raw.entries.length} entries exceed the limit of ${limits.maxEntries}`, "entries");
+    throw new InvalidInputError(`${raw.entries.length} entries exceed the limit of ${limits.maxEntries}`, where("entries"));
   }
   const parsed = manifestSchema.safeParse(value);
   if (!parsed.success) {
@@ -308,9 +313,14 @@ export function decodeManifest(bytes: Uint8Array, limits: ManifestLimits = DEFAU
     const entry = index === undefined ? undefined : (raw?.entries as { path?: unknown }[] | undefined)?.[index];
     const named = typeof entry?.path === "string" ? ` (entry ${quote(entry.path)})` : "";
     const detail = issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message;
-    throw new InvalidInputError(`${detail}${named}`, field === "" ? "manifest" : field);
+    throw new InvalidInputError(`${detail}${named}`, field === "" ? (at === "" ? "manifest" : at) : where(field));
   }
-  return sealChecked(validateManifest(parsed.data, limits), limits);
+  return parsed.data;
+}
+
+/** Validates a manifest parsed or joined here and seals it, so later checks against the same limits are free. */
+export function sealValidManifest(manifest: Manifest, limits: ManifestLimits): Manifest {
+  return sealChecked(validateManifest(manifest, limits), limits);
 }
 
 /** Every chunk digest the tree's files need, each once. */

@@ -9,14 +9,13 @@ import {
   buildManifest,
   CHUNK_SIZE,
   DEFAULT_MANIFEST_LIMITS,
-  encodeManifest,
   pathProblem,
   symlinkTargetProblem,
-  treeIdOf,
   type Manifest,
   type ManifestEntry,
   type ManifestLimits,
 } from "./manifest.js";
+import { splitManifest, type ManifestPiece } from "./manifest-pieces.js";
 import { mapPool } from "./pool.js";
 import { StatCache, statKey } from "./stat-cache.js";
 import { listTree, type SkippedPath } from "./tree-listing.js";
@@ -42,10 +41,12 @@ export interface SnapshotStats {
 /** A directory captured as a content-addressed tree. */
 export interface Snapshot {
   readonly manifest: Manifest;
-  /** The manifest's canonical encoding; {@link treeId} is its digest. */
-  readonly bytes: Uint8Array;
+  /** The tree id: the digest of {@link index}. */
   readonly treeId: string;
-  /** Reads any blob of the tree from the working tree, as long as its file still holds it. */
+  /** The manifest's index, which lists its {@link pieces} (see manifest-pieces.ts). */
+  readonly index: Uint8Array;
+  readonly pieces: readonly ManifestPiece[];
+  /** Reads any blob of the tree (the manifest's pieces too) from memory or the working tree, as long as its file still holds it. */
   readonly sources: BlobSource;
   /** The HEAD commit, when the directory is the top level of a git repository with one. */
   readonly base: { commit: string } | undefined;
@@ -136,13 +137,14 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   for (const link of links) entries.push({ path: link.path, kind: "symlink", target: link.target });
 
   const manifest = buildManifest(entries, limits);
-  const bytes = encodeManifest(manifest, limits);
+  const { treeId, index, pieces } = splitManifest(manifest, limits);
   await cache.save();
   return {
     manifest,
-    bytes,
-    treeId: treeIdOf(bytes),
-    sources: workingTreeSource(root, manifest),
+    treeId,
+    index,
+    pieces,
+    sources: workingTreeSource(root, manifest, pieces),
     base: listing.base,
     skipped,
     stats: { files, hashedFiles: misses.length, hashedBytes, cachedFiles: cache.hits },
@@ -233,7 +235,8 @@ function dropEscapingLinks(candidates: Candidate[], skipped: SkippedPath[], maxP
   }
 }
 
-function workingTreeSource(root: string, manifest: Manifest): BlobSource {
+function workingTreeSource(root: string, manifest: Manifest, pieces: readonly ManifestPiece[]): BlobSource {
+  const held = new Map(pieces.map((p) => [p.digest, p.bytes]));
   // Built on first use: a snapshot whose blobs the executor holds already is never read here.
   let locations: Map<string, ChunkLocation> | undefined;
   const locate = (digest: string): ChunkLocation | undefined => {
@@ -248,8 +251,10 @@ function workingTreeSource(root: string, manifest: Manifest): BlobSource {
     return locations.get(digest);
   };
   return {
-    has: (digest) => locate(digest) !== undefined,
+    has: (digest) => held.has(digest) || locate(digest) !== undefined,
     read: async (digest) => {
+      const piece = held.get(digest);
+      if (piece !== undefined) return piece;
       const at = locate(digest);
       return at === undefined ? undefined : readVerifiedChunk(at.file, at.offset, at.length, digest);
     },
