@@ -192,20 +192,28 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
     if (entry.chunks.length !== expected) {
       throw new InvalidInputError(`${quote(entry.path)} has ${entry.chunks.length} chunks for ${entry.size} bytes (expected ${expected})`, entryField(i, ".chunks"));
     }
-    const bad = entry.chunks.findIndex((digest) => !DIGEST_PATTERN.test(digest));
+    let bad = -1;
+    for (let c = 0; c < entry.chunks.length && bad < 0; c++) if (!DIGEST_PATTERN.test(entry.chunks[c]!)) bad = c;
     if (bad >= 0) throw new InvalidInputError(`${quote(entry.path)} has a chunk that is not a lowercase hex SHA-256 digest`, entryField(i, `.chunks[${bad}]`));
     total += entry.size;
     if (total > limits.maxTreeBytes) {
       throw new InvalidInputError(`${quote(entry.path)} brings the tree over its limit of ${limits.maxTreeBytes} bytes`, entryField(i, ".size"));
     }
   }
+  // Entries in one directory have the same ancestors: checked once per directory met.
+  let checkedDirectory: string | undefined;
   for (const [i, entry] of entries.entries()) {
-    for (let at = entry.path.indexOf("/"); at >= 0; at = entry.path.indexOf("/", at + 1)) {
-      const ancestor = entry.path.slice(0, at);
-      const kind = kinds.get(ancestor);
-      if (kind !== undefined) {
-        throw new InvalidInputError(`${quote(entry.path)} goes through the ${kind} ${quote(ancestor)}`, entryField(i, ".path"));
+    const slash = entry.path.lastIndexOf("/");
+    const directory = slash < 0 ? "" : entry.path.slice(0, slash);
+    if (directory !== checkedDirectory) {
+      for (let at = entry.path.indexOf("/"); at >= 0; at = entry.path.indexOf("/", at + 1)) {
+        const ancestor = entry.path.slice(0, at);
+        const kind = kinds.get(ancestor);
+        if (kind !== undefined) {
+          throw new InvalidInputError(`${quote(entry.path)} goes through the ${kind} ${quote(ancestor)}`, entryField(i, ".path"));
+        }
       }
+      checkedDirectory = directory;
     }
     if (entry.kind === "symlink") {
       const problem = symlinkTargetProblem(entry.path, entry.target, symlinks, limits.maxPathBytes);
@@ -255,13 +263,11 @@ export function symlinkTargetProblem(path: string, target: string, symlinks: Rea
 
 /** Sorts `entries` into a manifest and validates it; the input order does not matter. */
 export function buildManifest(entries: readonly ManifestEntry[], limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): Manifest {
-  // Whether each path may be compared as a plain string is found once, not per comparison.
-  const keyed = entries.map((entry) => ({ entry: canonicalEntry(entry), plain: !UTF16_ORDER_DIFFERS.test(entry.path) }));
-  keyed.sort((a, b) => {
-    if (!a.plain || !b.plain) return comparePaths(a.entry.path, b.entry.path);
-    return a.entry.path < b.entry.path ? -1 : a.entry.path > b.entry.path ? 1 : 0;
-  });
-  return sealChecked(validateManifest({ version: 1, entries: keyed.map((k) => k.entry) }, limits), limits);
+  const copies = entries.map(canonicalEntry);
+  // Whether the paths may be compared as plain strings is found once, not per comparison.
+  if (copies.some((entry) => UTF16_ORDER_DIFFERS.test(entry.path))) copies.sort((a, b) => comparePaths(a.path, b.path));
+  else copies.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return sealChecked(validateManifest({ version: 1, entries: copies }, limits), limits);
 }
 
 // Only the fields of the format reach the bytes, whatever else the object carries.

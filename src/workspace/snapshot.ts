@@ -209,7 +209,7 @@ async function inspectAll(root: string, paths: readonly string[], skipped: Skipp
       const seen = early.has(path) ? early.get(path) : observe(root, path);
       // Undefined: tracked but deleted in the working tree, so not part of the snapshot.
       if (seen === undefined) continue;
-      if (seen.kind === "file") candidates.push({ path, ...seen });
+      if (seen.kind === "file") candidates.push({ path, kind: "file", size: seen.size, executable: seen.executable, key: seen.key });
       else if (seen.kind === "symlink") {
         const target = readlinkSync(`${root}/${path}`, "buffer");
         if (isUtf8(target)) candidates.push({ path, kind: "symlink", target: target.toString("utf8") });

@@ -77,6 +77,8 @@ export class StatCache {
     if (record.digests.length !== DIGEST_HEX * Math.ceil(size / CHUNK_SIZE) || !DIGESTS.test(record.digests)) return undefined;
     this.hits += 1;
     this.current.set(path, record);
+    // Most files are one chunk: their digest is the record's string as it is.
+    if (record.digests.length === DIGEST_HEX) return [record.digests];
     const chunks: string[] = [];
     for (let at = 0; at < record.digests.length; at += DIGEST_HEX) chunks.push(record.digests.slice(at, at + DIGEST_HEX));
     return chunks;
