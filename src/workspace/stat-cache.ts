@@ -1,7 +1,7 @@
 import type { Stats } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../../identity/atomic-file.js";
-import { CHUNK_SIZE } from "./manifest.js";
+import { CHUNK_SIZE, isDigest } from "./manifest.js";
 
 /**
  * A file is trusted unchanged from its stat only when its last change was
@@ -15,7 +15,6 @@ export const RACY_MARGIN_MS = 2000;
 
 const HEADER = "coderclaw-stat-cache 1";
 const DIGEST_HEX = 64;
-const DIGESTS = /^(?:[0-9a-f]{64})*$/;
 
 /**
  * What changes whenever a file's content can have: size, mtime, ctime, inode
@@ -74,13 +73,14 @@ export class StatCache {
     const record = this.previous.get(path);
     if (record === undefined || record.key !== key) return undefined;
     // A damaged record is a miss, never a broken manifest.
-    if (record.digests.length !== DIGEST_HEX * Math.ceil(size / CHUNK_SIZE) || !DIGESTS.test(record.digests)) return undefined;
+    if (record.digests.length !== DIGEST_HEX * Math.ceil(size / CHUNK_SIZE)) return undefined;
+    // Most files are one chunk: their digest is the record's string as it is.
+    const chunks: string[] = [];
+    if (record.digests.length === DIGEST_HEX) chunks.push(record.digests);
+    else for (let at = 0; at < record.digests.length; at += DIGEST_HEX) chunks.push(record.digests.slice(at, at + DIGEST_HEX));
+    if (!chunks.every(isDigest)) return undefined;
     this.hits += 1;
     this.current.set(path, record);
-    // Most files are one chunk: their digest is the record's string as it is.
-    if (record.digests.length === DIGEST_HEX) return [record.digests];
-    const chunks: string[] = [];
-    for (let at = 0; at < record.digests.length; at += DIGEST_HEX) chunks.push(record.digests.slice(at, at + DIGEST_HEX));
     return chunks;
   }
 

@@ -194,7 +194,10 @@ describe("snapshotDirectory", () => {
     git(dir, "init", "-q");
     await expect(snapshotDirectory(dir, { limits })).rejects.toThrow(/4 paths exceed the limit of 3 entries/);
     write(dir, ".gitignore", "sub/c\nsub/d\n");
-    expect((await snapshotDirectory(dir, { limits })).manifest.entries.map((e) => e.path)).toEqual([".gitignore", "sub/a", "sub/b"]);
+    const snapshot = await snapshotDirectory(dir, { limits });
+    expect(snapshot.manifest.entries.map((e) => e.path)).toEqual([".gitignore", "sub/a", "sub/b"]);
+    // A repository without a commit yet is still a repository, with no base.
+    expect(snapshot.base).toBeUndefined();
   });
 
   it.runIf(process.getuid?.() === 0)("refuses a repository git will not read rather than take it as a plain directory", async () => {
