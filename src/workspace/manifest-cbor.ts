@@ -122,6 +122,29 @@ class Writer {
   }
 
   text(value: string): void {
+    // Short ASCII strings (keys, digests, most paths) are copied here: two
+    // calls into C++ per string cost more than the copy. Anything else, or a
+    // string that turns out not to be ASCII, is written by Buffer.
+    if (value.length < 128) {
+      // Room for the head too, so writing it cannot move the bytes copied first.
+      this.reserve(value.length + 11);
+      const start = this.length;
+      let at = start + (value.length < 24 ? 1 : 2);
+      let ascii = true;
+      for (let i = 0; i < value.length; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 0x80) {
+          ascii = false;
+          break;
+        }
+        this.buffer[at++] = c;
+      }
+      if (ascii) {
+        this.head(3, value.length);
+        this.length = at;
+        return;
+      }
+    }
     const size = Buffer.byteLength(value, "utf8");
     this.head(3, size);
     this.reserve(size);
