@@ -98,7 +98,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const spec = workspaceSpecOf(task.request.metadata)!;
     const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
     const from = task.submittedBy;
-    const manifest = await this.#manifest(spec.tree, from, limits, signal);
+    const manifest = await this.#manifest(spec.tree, from, limits, signal, taskHolder(task.id));
     if (totalSize(manifest) !== spec.bytes || manifest.entries.length !== spec.files) {
       throw new InvalidInputError(`the tree holds ${manifest.entries.length} files of ${totalSize(manifest)} bytes, not the ${spec.files} files of ${spec.bytes} bytes the request was signed with`, `metadata.${WORKSPACE_KEY}`);
     }
@@ -181,10 +181,13 @@ export class CodeWorkspaces implements TaskWorkspaces {
   /**
    * The manifest of `treeId`: its index and the pieces this node lacks are
    * fetched from `from`, so a tree sent again costs the pieces that changed.
+   * With a `holder`, the pieces are pinned for it first, so that a collection
+   * between their fetch and their reading cannot take them.
    */
-  async #manifest(treeId: string, from: string | undefined, limits: ManifestLimits, signal?: AbortSignal): Promise<Manifest> {
+  async #manifest(treeId: string, from: string | undefined, limits: ManifestLimits, signal?: AbortSignal, holder?: string): Promise<Manifest> {
     const index = await this.#treeBytes(treeId, from, signal);
     const digests = decodeManifestIndex(treeId, index, limits);
+    if (holder !== undefined) await this.#o.store.pin(holder, digests);
     const local = this.#o.shared.source(treeId);
     const readAll = (): Promise<Array<Uint8Array | undefined>> => Promise.all(digests.map(async (d) => (local === undefined ? undefined : await local.read(d)) ?? (await this.#o.store.read(d))));
     let pieces = await readAll();

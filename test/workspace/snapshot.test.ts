@@ -270,6 +270,15 @@ describe("snapshotDirectory", () => {
     const afterCorruption = await snapshotDirectory(dir, { cacheFile });
     expect(afterCorruption.stats).toMatchObject({ hashedFiles: 3, cachedFiles: 0 });
     expect(afterCorruption.treeId).toBe(fourth.treeId);
+
+    // A deleted file drops out of the cache; the others, recorded once past the racy margin, stay in it.
+    await sleep(RACY_MARGIN_MS + 100);
+    await snapshotDirectory(dir, { cacheFile });
+    rmSync(join(dir, "f3"));
+    await snapshotDirectory(dir, { cacheFile });
+    const kept = readFileSync(cacheFile, "utf8");
+    expect([kept.includes("f1\0"), kept.includes("f2\0"), kept.includes("f3\0")]).toEqual([true, true, false]);
+    expect((await snapshotDirectory(dir, { cacheFile })).stats).toMatchObject({ hashedFiles: 0, cachedFiles: 2 });
   });
 
   it("snapshots this repository in well under a second on a warm cache", async () => {
