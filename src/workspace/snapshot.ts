@@ -88,6 +88,10 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const listingDone = whenSettled(listed);
   const cache = await StatCache.load(options.cacheFile, root);
   const early = await statWhileListing(root, cache.paths(), listingDone);
+  const earlier = (path: string): Observation | undefined | null => {
+    const n = cache.recordOf(path);
+    return n !== undefined && n < early.length ? early[n] : null;
+  };
   const listing = await listed;
   const skipped = [...listing.skipped];
   const usable = listing.paths.filter((path) => {
@@ -99,7 +103,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     throw new InvalidInputError(`${usable.length} paths exceed the limit of ${limits.maxEntries} entries; ignore some of them`, dir);
   }
 
-  const candidates = await inspectAll(root, usable, skipped, early);
+  const candidates = await inspectAll(root, usable, skipped, earlier);
   let total = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
@@ -183,10 +187,11 @@ function observe(root: string, path: string): Observation | undefined {
  * here is as good as one taken after: each file is described as it was at
  * one moment, which is all a snapshot of a changing tree can promise.
  */
-async function statWhileListing(root: string, known: readonly string[], listed: () => boolean): Promise<Map<string, Observation | undefined>> {
-  const stats = new Map<string, Observation | undefined>();
+async function statWhileListing(root: string, known: readonly string[], listed: () => boolean): Promise<Array<Observation | undefined>> {
+  // By place in `known`, not in a map by path: this is one of the costs that count per file.
+  const stats: Array<Observation | undefined> = [];
   for (let at = 0; at < known.length && !listed(); at += STAT_BATCH) {
-    for (const path of known.slice(at, at + STAT_BATCH)) stats.set(path, observe(root, path));
+    for (let i = at; i < Math.min(known.length, at + STAT_BATCH); i++) stats.push(observe(root, known[i]!));
     await setImmediate();
   }
   return stats;
@@ -201,12 +206,14 @@ function whenSettled(promise: Promise<unknown>): () => boolean {
   return () => settled;
 }
 
-async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], early: ReadonlyMap<string, Observation | undefined>): Promise<Candidate[]> {
+/** Stats `paths`, taking what `earlier` saw (null: not stat'ed yet) instead of a new stat. */
+async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], earlier: (path: string) => Observation | undefined | null): Promise<Candidate[]> {
   const candidates: Candidate[] = [];
   for (let at = 0; at < paths.length; at += STAT_BATCH) {
     if (at > 0) await setImmediate();
     for (const path of paths.slice(at, at + STAT_BATCH)) {
-      const seen = early.has(path) ? early.get(path) : observe(root, path);
+      const before = earlier(path);
+      const seen = before === null ? observe(root, path) : before;
       // Undefined: tracked but deleted in the working tree, so not part of the snapshot.
       if (seen === undefined) continue;
       if (seen.kind === "file") candidates.push({ path, kind: "file", size: seen.size, executable: seen.executable, key: seen.key });

@@ -77,9 +77,16 @@ export class StatCache {
     return new StatCache(file, root, previous, fields);
   }
 
-  /** The paths the cache holds records of, from the last run. */
+  /** The paths the cache holds records of, from the last run, in the order of their record numbers. */
   paths(): string[] {
-    return [...this.previous.keys()];
+    const paths: string[] = new Array<string>(this.used.length);
+    for (let n = 0; n < this.used.length; n++) paths[n] = this.fields[n * 3]!;
+    return paths;
+  }
+
+  /** The record number of `path` (its place in {@link paths}), if the cache holds a record of it. */
+  recordOf(path: string): number | undefined {
+    return this.previous.get(path);
   }
 
   /** The recorded chunk digests of `path` if its {@link statKey} (for `size` bytes) shows it unchanged since, else undefined. */
