@@ -83,7 +83,7 @@ async function repository(dir: string): Promise<{ top: string; commit: string | 
 }
 
 function listGitTree(raw: Buffer, base: { commit: string } | undefined): TreeListing {
-  const seen = new Set<string>();
+  let last: string | undefined;
   const paths: string[] = [];
   const skipped: SkippedPath[] = [];
   // Decoded at once when the whole listing is UTF-8; name by name only when some name is not.
@@ -92,9 +92,10 @@ function listGitTree(raw: Buffer, base: { commit: string } | undefined): TreeLis
     if (path === "") continue;
     if (path.endsWith("/")) {
       skipped.push({ path: path.slice(0, -1), reason: "nested git repository (not descended)" });
-    } else if (!seen.has(path)) {
-      // A conflicted path is listed once per stage.
-      seen.add(path);
+    } else if (path !== last) {
+      // A conflicted path is listed once per stage, its stages one after another
+      // (the index is sorted by path, and an untracked path is never in it).
+      last = path;
       paths.push(path);
     }
   }

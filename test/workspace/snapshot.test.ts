@@ -208,6 +208,25 @@ describe("snapshotDirectory", () => {
     await expect(snapshotDirectory(dir)).rejects.toThrow(/git refuses to read the repository \(it belongs to another user/);
   });
 
+  it("takes a path in a merge conflict once, as the working tree holds it", async () => {
+    const repo = fresh();
+    git(repo, "init", "-q");
+    write(repo, "a.txt", "base\n");
+    write(repo, "z.txt", "z\n");
+    git(repo, "add", "-A");
+    git(repo, "commit", "-qm", "base");
+    git(repo, "checkout", "-qb", "other");
+    write(repo, "a.txt", "other\n");
+    git(repo, "commit", "-qam", "other");
+    git(repo, "checkout", "-q", "main");
+    write(repo, "a.txt", "main\n");
+    git(repo, "commit", "-qam", "main");
+    expect(() => git(repo, "merge", "-q", "other")).toThrow();
+    const snapshot = await snapshotDirectory(repo);
+    expect(snapshot.manifest.entries.map((e) => e.path)).toEqual(["a.txt", "z.txt"]);
+    expect(snapshot.manifest.entries[0]).toEqual(expectedFile(repo, "a.txt"));
+  });
+
   it("refuses a path that is not a directory", async () => {
     const dir = fresh();
     write(dir, "file", "x");
