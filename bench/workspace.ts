@@ -295,7 +295,7 @@ async function snapshotAgainstGitStatus(tree: string, cacheFile: string): Promis
     const snap = await snapshotDirectory(tree, { cacheFile });
     warm.push(performance.now() - t0);
     hashedFiles = Math.max(hashedFiles, snap.stats.hashedFiles);
-    manifestBytes = snap.bytes.byteLength;
+    manifestBytes = snap.index.byteLength + snap.pieces.reduce((n, p) => n + p.bytes.byteLength, 0);
     status.push(await timed(() => run("git", ["status", "--porcelain"], tree)));
   }
   const warmMs = percentile(warm, 50);

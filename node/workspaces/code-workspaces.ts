@@ -9,7 +9,8 @@ import type { TaskWorkspaces } from "../../src/engine/execution-environment.js";
 import type { BlobSource } from "../../src/workspace/blob-source.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { collectChanges, trackWorkspace, type ChangeTracking } from "../../src/workspace/git-changes.js";
-import { blobsOf, buildManifest, CHUNK_SIZE, decodeManifest, DEFAULT_MANIFEST_LIMITS, encodeManifest, totalSize, treeIdOf, type Manifest, type ManifestEntry, type ManifestLimits } from "../../src/workspace/manifest.js";
+import { blobsOf, buildManifest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, totalSize, type Manifest, type ManifestEntry, type ManifestLimits } from "../../src/workspace/manifest.js";
+import { decodeManifestIndex, joinManifest, splitManifest } from "../../src/workspace/manifest-pieces.js";
 import { materializeTree } from "../../src/workspace/materialize.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
 import { RESULT_ARTIFACTS_DIR, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
@@ -66,9 +67,9 @@ export class CodeWorkspaces implements TaskWorkspaces {
   async snapshot(dir: string, artifacts?: readonly string[]): Promise<WorkspaceSpec> {
     const cacheFile = join(this.#o.dataDir, "workspaces", "stat-cache", createHash("sha256").update(dir).digest("hex").slice(0, 32));
     const snap = await snapshotDirectory(dir, { cacheFile, ...(this.#o.limits && { limits: this.#o.limits }) });
-    await this.#o.store.putTree(snap.treeId, snap.bytes);
+    await this.#o.store.putTree(snap.treeId, snap.index);
     if (!this.#o.shared.has(snap.treeId)) this.#sources.push(this.#o.addSource(snap.sources));
-    this.#o.shared.share(snap.treeId, snap.bytes, blobsOf(snap.manifest), snap.sources);
+    this.#o.shared.share(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), snap.sources);
     return { tree: snap.treeId, bytes: totalSize(snap.manifest), files: snap.manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
   }
 
@@ -97,7 +98,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const spec = workspaceSpecOf(task.request.metadata)!;
     const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
     const from = task.submittedBy;
-    const manifest = decodeManifest(await this.#treeBytes(spec.tree, from, signal), limits);
+    const manifest = await this.#manifest(spec.tree, from, limits, signal, taskHolder(task.id));
     if (totalSize(manifest) !== spec.bytes || manifest.entries.length !== spec.files) {
       throw new InvalidInputError(`the tree holds ${manifest.entries.length} files of ${totalSize(manifest)} bytes, not the ${spec.files} files of ${spec.bytes} bytes the request was signed with`, `metadata.${WORKSPACE_KEY}`);
     }
@@ -150,7 +151,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
    * from the node that holds them.
    */
   async result(result: WorkspaceResult, signal?: AbortSignal): Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
-    const manifest = decodeManifest(await this.#treeBytes(result.tree, result.heldBy === this.#o.selfId ? undefined : result.heldBy, signal));
+    const manifest = await this.#manifest(result.tree, result.heldBy === this.#o.selfId ? undefined : result.heldBy, DEFAULT_MANIFEST_LIMITS, signal);
     const blobs = blobsOf(manifest);
     if (result.heldBy !== this.#o.selfId) await this.#fetchBlobs(result.heldBy, result.tree, blobs, signal);
     const fileOf = async (entry: ManifestEntry): Promise<Buffer> => {
@@ -175,6 +176,28 @@ export class CodeWorkspaces implements TaskWorkspaces {
   /** Stop serving snapshots' working trees. */
   close(): void {
     for (const remove of this.#sources.splice(0)) remove();
+  }
+
+  /**
+   * The manifest of `treeId`: its index and the pieces this node lacks are
+   * fetched from `from`, so a tree sent again costs the pieces that changed.
+   * With a `holder`, the pieces are pinned for it first, so that a collection
+   * between their fetch and their reading cannot take them.
+   */
+  async #manifest(treeId: string, from: string | undefined, limits: ManifestLimits, signal?: AbortSignal, holder?: string): Promise<Manifest> {
+    const index = await this.#treeBytes(treeId, from, signal);
+    const digests = decodeManifestIndex(treeId, index, limits);
+    if (holder !== undefined) await this.#o.store.pin(holder, digests);
+    const local = this.#o.shared.source(treeId);
+    const readAll = (): Promise<Array<Uint8Array | undefined>> => Promise.all(digests.map(async (d) => (local === undefined ? undefined : await local.read(d)) ?? (await this.#o.store.read(d))));
+    let pieces = await readAll();
+    if (pieces.includes(undefined)) {
+      await this.#fetchBlobs(from, treeId, new Set(digests), signal);
+      pieces = await readAll();
+    }
+    const lacking = pieces.indexOf(undefined);
+    if (lacking >= 0) throw new CoderClawError("NOT_FOUND", `manifest piece ${digests[lacking]} of tree ${treeId} is not held here`);
+    return joinManifest(treeId, index, pieces as Uint8Array[], limits);
   }
 
   async #treeBytes(treeId: string, from: string | undefined, signal?: AbortSignal): Promise<Uint8Array> {
@@ -229,12 +252,18 @@ export class CodeWorkspaces implements TaskWorkspaces {
       entries.push({ path: f.path, kind: "file", executable: false, size: f.bytes.byteLength, chunks });
     }
     const manifest: Manifest = buildManifest(entries);
-    const bytes = encodeManifest(manifest);
-    const tree = treeIdOf(bytes);
-    await this.#o.store.putTree(tree, bytes);
-    await this.#o.store.pin(resultHolder(taskId), [tree, ...blobsOf(manifest)]);
-    this.#o.shared.share(tree, bytes, blobsOf(manifest));
+    const { treeId: tree, index, pieces } = splitManifest(manifest);
+    for (const piece of pieces) await this.#o.store.putVerified(piece.digest, piece.bytes);
+    await this.#o.store.putTree(tree, index);
+    const blobs = withPieces(blobsOf(manifest), pieces);
+    await this.#o.store.pin(resultHolder(taskId), [tree, ...blobs]);
+    this.#o.shared.share(tree, index, blobs);
     return tree;
   }
 }
 
+/** A tree's blobs and its manifest's pieces: what its server hands out under its id. */
+function withPieces(blobs: Set<string>, pieces: readonly { digest: string }[]): Set<string> {
+  for (const piece of pieces) blobs.add(piece.digest);
+  return blobs;
+}

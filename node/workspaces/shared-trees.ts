@@ -1,6 +1,7 @@
 import type { BlobSource } from "../../src/workspace/blob-source.js";
 
 interface SharedTree {
+  /** The manifest index, whose digest is the tree id. */
   bytes: Uint8Array;
   blobs: ReadonlySet<string>;
   /** Reads the tree's blobs where they live (a snapshot's working tree), when not from the store. */
@@ -17,7 +18,7 @@ interface SharedTree {
 export class SharedTrees {
   readonly #trees = new Map<string, SharedTree>();
 
-  /** Serve `treeId` (its manifest bytes and blob digests), reading blobs from `source` when given. */
+  /** Serve `treeId` (its manifest index and the digests of its blobs and manifest pieces), reading blobs from `source` when given. */
   share(treeId: string, bytes: Uint8Array, blobs: ReadonlySet<string>, source?: BlobSource): void {
     const known = this.#trees.get(treeId);
     if (known !== undefined) {

@@ -22,7 +22,7 @@ export interface BlobServerOptions {
   authorize(peer: string, treeId: string): boolean | Promise<boolean>;
   /** The digests tree `treeId` names, or undefined when it is not known here. */
   treeBlobs(treeId: string): ReadonlySet<string> | undefined | Promise<ReadonlySet<string> | undefined>;
-  /** The manifest bytes of `treeId`, when held. */
+  /** The manifest bytes of `treeId` (its index, which lists its pieces), when held. */
   tree(treeId: string): Uint8Array | undefined | Promise<Uint8Array | undefined>;
   /** Sources blobs are read from, in order; more can be added with {@link BlobServer.addSource}. */
   sources?: readonly BlobSource[];

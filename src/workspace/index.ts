@@ -8,7 +8,6 @@ export {
   CHUNK_SIZE,
   DEFAULT_MANIFEST_LIMITS,
   blobDigest,
-  treeIdOf,
   comparePaths,
   pathProblem,
   symlinkTargetProblem,
@@ -19,6 +18,16 @@ export {
   blobsOf,
   totalSize,
 } from "./manifest.js";
+export {
+  type ManifestPiece,
+  type PiecedManifest,
+  CUT_EVERY,
+  PIECE_TARGET_BYTES,
+  MAX_PIECE_BYTES,
+  splitManifest,
+  decodeManifestIndex,
+  joinManifest,
+} from "./manifest-pieces.js";
 export { type Snapshot, type SnapshotOptions, type SnapshotStats, snapshotDirectory } from "./snapshot.js";
 export { type SkippedPath, IGNORE_FILE } from "./tree-listing.js";
 export { type MaterializeOptions, materializeTree } from "./materialize.js";

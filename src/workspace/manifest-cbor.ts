@@ -1,4 +1,4 @@
-import type { Manifest } from "./manifest.js";
+import type { Manifest, ManifestEntry } from "./manifest.js";
 
 /**
  * Writes the canonical CBOR of a manifest (the bytes identity/canonical.ts's
@@ -9,11 +9,18 @@ import type { Manifest } from "./manifest.js";
  * the two encoders to the same bytes.
  */
 export function writeManifestCbor(manifest: Manifest): Uint8Array {
-  const out = new Writer(sizeBound(manifest));
-  out.head(5, 2);
-  out.text("entries");
-  out.head(4, manifest.entries.length);
-  for (const entry of manifest.entries) {
+  const { body } = writeEntriesCbor(manifest.entries);
+  return wrapEntriesCbor(manifest.entries.length, body, manifest.version);
+}
+
+/**
+ * The entries' encodings back to back, and where each one ends in `body`:
+ * what a manifest of any run of them holds between its head and its tail.
+ */
+export function writeEntriesCbor(entries: readonly ManifestEntry[]): { body: Uint8Array; ends: number[] } {
+  const out = new Writer(sizeBound(entries));
+  const ends: number[] = [];
+  for (const entry of entries) {
     if (entry.kind === "file") {
       out.head(5, 5);
       out.text("kind");
@@ -36,17 +43,28 @@ export function writeManifestCbor(manifest: Manifest): Uint8Array {
       out.text("target");
       out.text(entry.target);
     }
+    ends.push(out.size);
   }
+  return { body: out.view(), ends };
+}
+
+/** The canonical manifest of `count` entries whose encodings are `body` (as {@link writeEntriesCbor} gives them). */
+export function wrapEntriesCbor(count: number, body: Uint8Array, version: number): Uint8Array {
+  const out = new Writer(body.byteLength + 32);
+  out.head(5, 2);
+  out.text("entries");
+  out.head(4, count);
+  out.raw(body);
   out.text("version");
-  out.head(0, manifest.version);
+  out.head(0, version);
   return out.bytes();
 }
 
 // At most 3 UTF-8 bytes per UTF-16 unit, 9 per head, 67 per digest and the
 // keys' own bytes: the writer never has to grow and copy what it wrote.
-function sizeBound(manifest: Manifest): number {
+function sizeBound(entries: readonly ManifestEntry[]): number {
   let bound = 32;
-  for (const entry of manifest.entries) {
+  for (const entry of entries) {
     bound += 64 + 3 * entry.path.length + (entry.kind === "file" ? 67 * entry.chunks.length : 3 * entry.target.length);
   }
   return bound;
@@ -65,6 +83,16 @@ class Writer {
     const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + extra));
     this.buffer.copy(grown, 0, 0, this.length);
     this.buffer = grown;
+  }
+
+  get size(): number {
+    return this.length;
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.reserve(bytes.byteLength);
+    this.buffer.set(bytes, this.length);
+    this.length += bytes.byteLength;
   }
 
   byte(value: number): void {
@@ -94,6 +122,29 @@ class Writer {
   }
 
   text(value: string): void {
+    // Short ASCII strings (keys, digests, most paths) are copied here: two
+    // calls into C++ per string cost more than the copy. Anything else, or a
+    // string that turns out not to be ASCII, is written by Buffer.
+    if (value.length < 128) {
+      // Room for the head too, so writing it cannot move the bytes copied first.
+      this.reserve(value.length + 11);
+      const start = this.length;
+      let at = start + (value.length < 24 ? 1 : 2);
+      let ascii = true;
+      for (let i = 0; i < value.length; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 0x80) {
+          ascii = false;
+          break;
+        }
+        this.buffer[at++] = c;
+      }
+      if (ascii) {
+        this.head(3, value.length);
+        this.length = at;
+        return;
+      }
+    }
     const size = Buffer.byteLength(value, "utf8");
     this.head(3, size);
     this.reserve(size);
@@ -101,6 +152,11 @@ class Writer {
   }
 
   bytes(): Uint8Array {
-    return new Uint8Array(this.buffer.buffer, this.buffer.byteOffset, this.length).slice();
+    return this.view().slice();
+  }
+
+  /** The bytes written, without copying them (they share the writer's buffer). */
+  view(): Uint8Array {
+    return new Uint8Array(this.buffer.buffer, this.buffer.byteOffset, this.length);
   }
 }

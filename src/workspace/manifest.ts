@@ -74,11 +74,6 @@ export function blobDigest(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/** The id of a tree: lowercase hex SHA-256 of its encoded manifest. */
-export function treeIdOf(bytes: Uint8Array): string {
-  return blobDigest(bytes);
-}
-
 // Strings without code units from U+D800 up compare the same by UTF-16 code
 // units as by UTF-8 bytes; only surrogates against U+E000..U+FFFF differ.
 const UTF16_ORDER_DIFFERS = /[\uD800-\uFFFF]/;
@@ -102,7 +97,8 @@ const PLAINLY_SAFE_PATH = new RegExp(`^${PLAINLY_SAFE_SEGMENT}(?:/${PLAINLY_SAFE
  */
 export function pathProblem(path: string, maxPathBytes = DEFAULT_MANIFEST_LIMITS.maxPathBytes): string | undefined {
   if (path === "") return "is empty";
-  if (Buffer.byteLength(path, "utf8") > maxPathBytes) return `is longer than ${maxPathBytes} bytes`;
+  // A UTF-16 unit is at most 3 UTF-8 bytes: most paths need no count.
+  if (path.length * 3 > maxPathBytes && Buffer.byteLength(path, "utf8") > maxPathBytes) return `is longer than ${maxPathBytes} bytes`;
   if (PLAINLY_SAFE_PATH.test(path)) return undefined;
   if (path.startsWith("/")) return "is absolute";
   if (path.includes("\0")) return "contains NUL";
@@ -117,6 +113,20 @@ export function pathProblem(path: string, maxPathBytes = DEFAULT_MANIFEST_LIMITS
 
 /** A blob digest or tree id: lowercase hex SHA-256. */
 export const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
+/**
+ * Whether `text` is a lowercase hex SHA-256 digest: {@link DIGEST_PATTERN}
+ * by hand, several times faster than the regular expression, which counts
+ * once per file in every snapshot.
+ */
+export function isDigest(text: string): boolean {
+  if (text.length !== 64) return false;
+  for (let i = 0; i < 64; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
 const digestSchema = z.string().regex(DIGEST_PATTERN, "is not a lowercase hex SHA-256 digest");
 const entrySchema = z.discriminatedUnion("kind", [
   z.strictObject({
@@ -171,17 +181,21 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
   const kinds = new Map<string, ManifestEntry["kind"]>();
   const symlinks = new Map<string, string>();
   let previous: string | undefined;
+  let previousPlain = true;
   let total = 0;
-  for (const [i, entry] of entries.entries()) {
-    const field = entryField(i, ".path");
+  // Indexed, and the field named only when refused: this runs for every entry of every snapshot.
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
     const problem = pathProblem(entry.path, limits.maxPathBytes);
-    if (problem !== undefined) throw new InvalidInputError(`${quote(entry.path)} ${problem}`, field);
+    if (problem !== undefined) throw new InvalidInputError(`${quote(entry.path)} ${problem}`, entryField(i, ".path"));
+    const plain = !UTF16_ORDER_DIFFERS.test(entry.path);
     if (previous !== undefined) {
-      const order = comparePaths(previous, entry.path);
-      if (order === 0) throw new InvalidInputError(`${quote(entry.path)} appears twice`, field);
-      if (order > 0) throw new InvalidInputError(`${quote(entry.path)} is out of order (entries are sorted bytewise by path)`, field);
+      const order = plain && previousPlain ? (previous < entry.path ? -1 : previous > entry.path ? 1 : 0) : comparePaths(previous, entry.path);
+      if (order === 0) throw new InvalidInputError(`${quote(entry.path)} appears twice`, entryField(i, ".path"));
+      if (order > 0) throw new InvalidInputError(`${quote(entry.path)} is out of order (entries are sorted bytewise by path)`, entryField(i, ".path"));
     }
     previous = entry.path;
+    previousPlain = plain;
     kinds.set(entry.path, entry.kind);
     if (entry.kind === "symlink") {
       symlinks.set(entry.path, entry.target);
@@ -197,20 +211,29 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
     if (entry.chunks.length !== expected) {
       throw new InvalidInputError(`${quote(entry.path)} has ${entry.chunks.length} chunks for ${entry.size} bytes (expected ${expected})`, entryField(i, ".chunks"));
     }
-    const bad = entry.chunks.findIndex((digest) => !DIGEST_PATTERN.test(digest));
+    let bad = -1;
+    for (let c = 0; c < entry.chunks.length && bad < 0; c++) if (!isDigest(entry.chunks[c]!)) bad = c;
     if (bad >= 0) throw new InvalidInputError(`${quote(entry.path)} has a chunk that is not a lowercase hex SHA-256 digest`, entryField(i, `.chunks[${bad}]`));
     total += entry.size;
     if (total > limits.maxTreeBytes) {
       throw new InvalidInputError(`${quote(entry.path)} brings the tree over its limit of ${limits.maxTreeBytes} bytes`, entryField(i, ".size"));
     }
   }
-  for (const [i, entry] of entries.entries()) {
-    for (let at = entry.path.indexOf("/"); at >= 0; at = entry.path.indexOf("/", at + 1)) {
-      const ancestor = entry.path.slice(0, at);
-      const kind = kinds.get(ancestor);
-      if (kind !== undefined) {
-        throw new InvalidInputError(`${quote(entry.path)} goes through the ${kind} ${quote(ancestor)}`, entryField(i, ".path"));
+  // Entries in one directory have the same ancestors: checked once per directory met.
+  let checkedDirectory: string | undefined;
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    const slash = entry.path.lastIndexOf("/");
+    const directory = slash < 0 ? "" : entry.path.slice(0, slash);
+    if (directory !== checkedDirectory) {
+      for (let at = entry.path.indexOf("/"); at >= 0; at = entry.path.indexOf("/", at + 1)) {
+        const ancestor = entry.path.slice(0, at);
+        const kind = kinds.get(ancestor);
+        if (kind !== undefined) {
+          throw new InvalidInputError(`${quote(entry.path)} goes through the ${kind} ${quote(ancestor)}`, entryField(i, ".path"));
+        }
       }
+      checkedDirectory = directory;
     }
     if (entry.kind === "symlink") {
       const problem = symlinkTargetProblem(entry.path, entry.target, symlinks, limits.maxPathBytes);
@@ -260,13 +283,11 @@ export function symlinkTargetProblem(path: string, target: string, symlinks: Rea
 
 /** Sorts `entries` into a manifest and validates it; the input order does not matter. */
 export function buildManifest(entries: readonly ManifestEntry[], limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): Manifest {
-  // Whether each path may be compared as a plain string is found once, not per comparison.
-  const keyed = entries.map((entry) => ({ entry: canonicalEntry(entry), plain: !UTF16_ORDER_DIFFERS.test(entry.path) }));
-  keyed.sort((a, b) => {
-    if (!a.plain || !b.plain) return comparePaths(a.entry.path, b.entry.path);
-    return a.entry.path < b.entry.path ? -1 : a.entry.path > b.entry.path ? 1 : 0;
-  });
-  return sealChecked(validateManifest({ version: 1, entries: keyed.map((k) => k.entry) }, limits), limits);
+  const copies = entries.map(canonicalEntry);
+  // Whether the paths may be compared as plain strings is found once, not per comparison.
+  if (copies.some((entry) => UTF16_ORDER_DIFFERS.test(entry.path))) copies.sort((a, b) => comparePaths(a.path, b.path));
+  else copies.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return sealChecked(validateManifest({ version: 1, entries: copies }, limits), limits);
 }
 
 // Only the fields of the format reach the bytes, whatever else the object carries.
@@ -288,17 +309,27 @@ export function encodeManifest(manifest: Manifest, limits: ManifestLimits = DEFA
  * refused as an {@link InvalidInputError} naming the entry and the rule.
  */
 export function decodeManifest(bytes: Uint8Array, limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): Manifest {
+  return sealValidManifest(parseManifestShape(bytes, limits), limits);
+}
+
+/**
+ * The canonical encoding `bytes` read as a manifest's shape (fields and types
+ * only, none of {@link validateManifest}'s rules across entries, which a part
+ * of a tree cannot answer alone); refusals name the field, prefixed by `at`.
+ */
+export function parseManifestShape(bytes: Uint8Array, limits: ManifestLimits, at = ""): Manifest {
+  const where = (field: string): string => (at === "" ? field : `${at}.${field}`);
   let value: unknown;
   try {
     value = decodeCanonical(bytes, { maxBytes: limits.maxManifestBytes, maxDepth: 4 });
   } catch (err) {
-    if (err instanceof DecodeError) throw new InvalidInputError(`not a canonical manifest encoding: ${err.message}`, "manifest");
+    if (err instanceof DecodeError) throw new InvalidInputError(`not a canonical manifest encoding: ${err.message}`, at === "" ? "manifest" : at);
     throw err;
   }
   const raw = value as { entries?: unknown } | null;
   // Counted before the schema walks them, so a flood of entries costs nothing.
   if (raw !== null && typeof raw === "object" && Array.isArray(raw.entries) && raw.entries.length > limits.maxEntries) {
-    throw new InvalidInputError(`${raw.entries.length} entries exceed the limit of ${limits.maxEntries}`, "entries");
+    throw new InvalidInputError(`${raw.entries.length} entries exceed the limit of ${limits.maxEntries}`, where("entries"));
   }
   const parsed = manifestSchema.safeParse(value);
   if (!parsed.success) {
@@ -308,9 +339,14 @@ export function decodeManifest(bytes: Uint8Array, limits: ManifestLimits = DEFAU
     const entry = index === undefined ? undefined : (raw?.entries as { path?: unknown }[] | undefined)?.[index];
     const named = typeof entry?.path === "string" ? ` (entry ${quote(entry.path)})` : "";
     const detail = issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message;
-    throw new InvalidInputError(`${detail}${named}`, field === "" ? "manifest" : field);
+    throw new InvalidInputError(`${detail}${named}`, field === "" ? (at === "" ? "manifest" : at) : where(field));
   }
-  return sealChecked(validateManifest(parsed.data, limits), limits);
+  return parsed.data;
+}
+
+/** Validates a manifest parsed or joined here and seals it, so later checks against the same limits are free. */
+export function sealValidManifest(manifest: Manifest, limits: ManifestLimits): Manifest {
+  return sealChecked(validateManifest(manifest, limits), limits);
 }
 
 /** Every chunk digest the tree's files need, each once. */

@@ -9,14 +9,13 @@ import {
   buildManifest,
   CHUNK_SIZE,
   DEFAULT_MANIFEST_LIMITS,
-  encodeManifest,
   pathProblem,
   symlinkTargetProblem,
-  treeIdOf,
   type Manifest,
   type ManifestEntry,
   type ManifestLimits,
 } from "./manifest.js";
+import { splitManifest, type ManifestPiece } from "./manifest-pieces.js";
 import { mapPool } from "./pool.js";
 import { StatCache, statKey } from "./stat-cache.js";
 import { listTree, type SkippedPath } from "./tree-listing.js";
@@ -42,10 +41,12 @@ export interface SnapshotStats {
 /** A directory captured as a content-addressed tree. */
 export interface Snapshot {
   readonly manifest: Manifest;
-  /** The manifest's canonical encoding; {@link treeId} is its digest. */
-  readonly bytes: Uint8Array;
+  /** The tree id: the digest of {@link index}. */
   readonly treeId: string;
-  /** Reads any blob of the tree from the working tree, as long as its file still holds it. */
+  /** The manifest's index, which lists its {@link pieces} (see manifest-pieces.ts). */
+  readonly index: Uint8Array;
+  readonly pieces: readonly ManifestPiece[];
+  /** Reads any blob of the tree (the manifest's pieces too) from memory or the working tree, as long as its file still holds it. */
   readonly sources: BlobSource;
   /** The HEAD commit, when the directory is the top level of a git repository with one. */
   readonly base: { commit: string } | undefined;
@@ -87,6 +88,10 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const listingDone = whenSettled(listed);
   const cache = await StatCache.load(options.cacheFile, root);
   const early = await statWhileListing(root, cache.paths(), listingDone);
+  const earlier = (path: string): Observation | undefined | null => {
+    const n = cache.recordOf(path);
+    return n !== undefined && n < early.length ? early[n] : null;
+  };
   const listing = await listed;
   const skipped = [...listing.skipped];
   const usable = listing.paths.filter((path) => {
@@ -98,7 +103,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     throw new InvalidInputError(`${usable.length} paths exceed the limit of ${limits.maxEntries} entries; ignore some of them`, dir);
   }
 
-  const candidates = await inspectAll(root, usable, skipped, early);
+  const candidates = await inspectAll(root, usable, skipped, earlier);
   let total = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
@@ -136,13 +141,14 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   for (const link of links) entries.push({ path: link.path, kind: "symlink", target: link.target });
 
   const manifest = buildManifest(entries, limits);
-  const bytes = encodeManifest(manifest, limits);
+  const { treeId, index, pieces } = splitManifest(manifest, limits);
   await cache.save();
   return {
     manifest,
-    bytes,
-    treeId: treeIdOf(bytes),
-    sources: workingTreeSource(root, manifest),
+    treeId,
+    index,
+    pieces,
+    sources: workingTreeSource(root, manifest, pieces),
     base: listing.base,
     skipped,
     stats: { files, hashedFiles: misses.length, hashedBytes, cachedFiles: cache.hits },
@@ -181,10 +187,11 @@ function observe(root: string, path: string): Observation | undefined {
  * here is as good as one taken after: each file is described as it was at
  * one moment, which is all a snapshot of a changing tree can promise.
  */
-async function statWhileListing(root: string, known: readonly string[], listed: () => boolean): Promise<Map<string, Observation | undefined>> {
-  const stats = new Map<string, Observation | undefined>();
+async function statWhileListing(root: string, known: readonly string[], listed: () => boolean): Promise<Array<Observation | undefined>> {
+  // By place in `known`, not in a map by path: this is one of the costs that count per file.
+  const stats: Array<Observation | undefined> = [];
   for (let at = 0; at < known.length && !listed(); at += STAT_BATCH) {
-    for (const path of known.slice(at, at + STAT_BATCH)) stats.set(path, observe(root, path));
+    for (let i = at; i < Math.min(known.length, at + STAT_BATCH); i++) stats.push(observe(root, known[i]!));
     await setImmediate();
   }
   return stats;
@@ -199,15 +206,17 @@ function whenSettled(promise: Promise<unknown>): () => boolean {
   return () => settled;
 }
 
-async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], early: ReadonlyMap<string, Observation | undefined>): Promise<Candidate[]> {
+/** Stats `paths`, taking what `earlier` saw (null: not stat'ed yet) instead of a new stat. */
+async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], earlier: (path: string) => Observation | undefined | null): Promise<Candidate[]> {
   const candidates: Candidate[] = [];
   for (let at = 0; at < paths.length; at += STAT_BATCH) {
     if (at > 0) await setImmediate();
     for (const path of paths.slice(at, at + STAT_BATCH)) {
-      const seen = early.has(path) ? early.get(path) : observe(root, path);
+      const before = earlier(path);
+      const seen = before === null ? observe(root, path) : before;
       // Undefined: tracked but deleted in the working tree, so not part of the snapshot.
       if (seen === undefined) continue;
-      if (seen.kind === "file") candidates.push({ path, ...seen });
+      if (seen.kind === "file") candidates.push({ path, kind: "file", size: seen.size, executable: seen.executable, key: seen.key });
       else if (seen.kind === "symlink") {
         const target = readlinkSync(`${root}/${path}`, "buffer");
         if (isUtf8(target)) candidates.push({ path, kind: "symlink", target: target.toString("utf8") });
@@ -233,7 +242,8 @@ function dropEscapingLinks(candidates: Candidate[], skipped: SkippedPath[], maxP
   }
 }
 
-function workingTreeSource(root: string, manifest: Manifest): BlobSource {
+function workingTreeSource(root: string, manifest: Manifest, pieces: readonly ManifestPiece[]): BlobSource {
+  const held = new Map(pieces.map((p) => [p.digest, p.bytes]));
   // Built on first use: a snapshot whose blobs the executor holds already is never read here.
   let locations: Map<string, ChunkLocation> | undefined;
   const locate = (digest: string): ChunkLocation | undefined => {
@@ -248,8 +258,10 @@ function workingTreeSource(root: string, manifest: Manifest): BlobSource {
     return locations.get(digest);
   };
   return {
-    has: (digest) => locate(digest) !== undefined,
+    has: (digest) => held.has(digest) || locate(digest) !== undefined,
     read: async (digest) => {
+      const piece = held.get(digest);
+      if (piece !== undefined) return piece;
       const at = locate(digest);
       return at === undefined ? undefined : readVerifiedChunk(at.file, at.offset, at.length, digest);
     },

@@ -1,7 +1,7 @@
 import type { Stats } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../../identity/atomic-file.js";
-import { CHUNK_SIZE } from "./manifest.js";
+import { CHUNK_SIZE, isDigest } from "./manifest.js";
 
 /**
  * A file is trusted unchanged from its stat only when its last change was
@@ -15,7 +15,6 @@ export const RACY_MARGIN_MS = 2000;
 
 const HEADER = "coderclaw-stat-cache 1";
 const DIGEST_HEX = 64;
-const DIGESTS = /^(?:[0-9a-f]{64})*$/;
 
 /**
  * What changes whenever a file's content can have: size, mtime, ctime, inode
@@ -46,39 +45,67 @@ interface CacheRecord {
  * files drop out.
  */
 export class StatCache {
-  private readonly current = new Map<string, CacheRecord>();
+  /** Records made in this run. */
+  private readonly added = new Map<string, CacheRecord>();
+  /** Which of the last run's records were used in this one, by record number. */
+  private readonly used: Uint8Array;
+  private usedCount = 0;
   private recorded = 0;
   /** Look-ups answered from the cache in this run. */
   hits = 0;
 
+  /**
+   * The last run's records stay in the fields of the file as split, found by
+   * path through `previous` (path to record number): no object per record.
+   */
   private constructor(
     private readonly file: string | undefined,
     private readonly root: string,
-    private readonly previous: Map<string, CacheRecord>,
-  ) {}
+    private readonly previous: Map<string, number>,
+    private readonly fields: readonly string[],
+  ) {
+    this.used = new Uint8Array(Math.floor(fields.length / 3));
+  }
 
   /** Loads the cache for `root` from `file` (none: an in-memory cache that saves nothing). */
   static async load(file: string | undefined, root: string): Promise<StatCache> {
     // Read as bytes and decoded at once: a streaming decode of a large cache costs more.
     const text = file === undefined ? "" : await readFile(file).then((bytes) => bytes.toString("utf8"), () => "");
-    return new StatCache(file, root, parseCache(text, root));
+    const fields = splitCache(text, root);
+    const previous = new Map<string, number>();
+    for (let i = 0; i * 3 + 2 < fields.length; i++) previous.set(fields[i * 3]!, i);
+    return new StatCache(file, root, previous, fields);
   }
 
-  /** The paths the cache holds records of, from the last run. */
+  /** The paths the cache holds records of, from the last run, in the order of their record numbers. */
   paths(): string[] {
-    return [...this.previous.keys()];
+    const paths: string[] = new Array<string>(this.used.length);
+    for (let n = 0; n < this.used.length; n++) paths[n] = this.fields[n * 3]!;
+    return paths;
+  }
+
+  /** The record number of `path` (its place in {@link paths}), if the cache holds a record of it. */
+  recordOf(path: string): number | undefined {
+    return this.previous.get(path);
   }
 
   /** The recorded chunk digests of `path` if its {@link statKey} (for `size` bytes) shows it unchanged since, else undefined. */
   lookup(path: string, key: string, size: number): string[] | undefined {
-    const record = this.previous.get(path);
-    if (record === undefined || record.key !== key) return undefined;
+    const n = this.previous.get(path);
+    if (n === undefined || this.fields[n * 3 + 1] !== key) return undefined;
+    const digests = this.fields[n * 3 + 2]!;
     // A damaged record is a miss, never a broken manifest.
-    if (record.digests.length !== DIGEST_HEX * Math.ceil(size / CHUNK_SIZE) || !DIGESTS.test(record.digests)) return undefined;
-    this.hits += 1;
-    this.current.set(path, record);
+    if (digests.length !== DIGEST_HEX * Math.ceil(size / CHUNK_SIZE)) return undefined;
+    // Most files are one chunk: their digest is the record's string as it is.
     const chunks: string[] = [];
-    for (let at = 0; at < record.digests.length; at += DIGEST_HEX) chunks.push(record.digests.slice(at, at + DIGEST_HEX));
+    if (digests.length === DIGEST_HEX) chunks.push(digests);
+    else for (let at = 0; at < digests.length; at += DIGEST_HEX) chunks.push(digests.slice(at, at + DIGEST_HEX));
+    if (!chunks.every(isDigest)) return undefined;
+    this.hits += 1;
+    if (this.used[n] === 0) {
+      this.used[n] = 1;
+      this.usedCount += 1;
+    }
     return chunks;
   }
 
@@ -90,7 +117,7 @@ export class StatCache {
   record(path: string, stat: Stats, statAtMs: number, chunks: readonly string[]): void {
     this.recorded += 1;
     if (stat.ctimeMs >= statAtMs - RACY_MARGIN_MS || stat.mtimeMs >= statAtMs - RACY_MARGIN_MS) return;
-    this.current.set(path, { key: statKey(stat), digests: chunks.join("") });
+    this.added.set(path, { key: statKey(stat), digests: chunks.join("") });
   }
 
   /**
@@ -99,21 +126,24 @@ export class StatCache {
    */
   async save(): Promise<void> {
     if (this.file === undefined) return;
-    if (this.recorded === 0 && this.current.size === this.previous.size) return;
+    if (this.recorded === 0 && this.usedCount === this.previous.size) return;
     const parts = [`${HEADER}\n${JSON.stringify(this.root)}\n`];
-    for (const [path, record] of this.current) parts.push(`${path}\0${record.key}\0${record.digests}\0`);
+    for (let n = 0; n < this.used.length; n++) {
+      const path = this.fields[n * 3]!;
+      if (this.used[n] === 1 && !this.added.has(path)) parts.push(`${path}\0${this.fields[n * 3 + 1]}\0${this.fields[n * 3 + 2]}\0`);
+    }
+    for (const [path, record] of this.added) parts.push(`${path}\0${record.key}\0${record.digests}\0`);
     await writeFileAtomic(this.file, parts.join(""));
   }
 }
 
-function parseCache(text: string, root: string): Map<string, CacheRecord> {
-  const records = new Map<string, CacheRecord>();
+/** The cache file's fields (path, stat key, digests, path, ...) when it is a well-formed cache of `root`, else none. */
+function splitCache(text: string, root: string): string[] {
   const headerEnd = text.indexOf("\n");
   const rootEnd = text.indexOf("\n", headerEnd + 1);
-  if (headerEnd < 0 || rootEnd < 0 || text.slice(0, headerEnd) !== HEADER || text.slice(headerEnd + 1, rootEnd) !== JSON.stringify(root)) return records;
+  if (headerEnd < 0 || rootEnd < 0 || text.slice(0, headerEnd) !== HEADER || text.slice(headerEnd + 1, rootEnd) !== JSON.stringify(root)) return [];
   const fields = text.slice(rootEnd + 1).split("\0");
   // Complete triples, then the empty string after the last NUL.
-  if (fields.length % 3 !== 1 || fields[fields.length - 1] !== "") return records;
-  for (let i = 0; i + 2 < fields.length; i += 3) records.set(fields[i]!, { key: fields[i + 1]!, digests: fields[i + 2]! });
-  return records;
+  if (fields.length % 3 !== 1 || fields[fields.length - 1] !== "") return [];
+  return fields;
 }

@@ -53,24 +53,21 @@ async function git(dir: string, args: string[]): Promise<Buffer> {
  */
 export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY): Promise<TreeListing> {
   const root = await realpath(dir);
-  // All three asked at once: most snapshots are of repositories, and each git
+  // Both asked at once: most snapshots are of repositories, and each git
   // start costs more than the answer. Outside one, the listing fails and is dropped.
-  const [top, listed, head] = await Promise.allSettled([
-    gitTopLevel(root),
-    git(root, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]),
-    headCommit(root),
-  ]);
-  if (top.status === "rejected") throw top.reason;
-  if (top.value === undefined) return listPlainTree(root, maxPaths);
+  const [repo, listed] = await Promise.allSettled([repository(root), git(root, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"])]);
+  if (repo.status === "rejected") throw repo.reason;
+  if (repo.value === undefined) return listPlainTree(root, maxPaths);
   if (listed.status === "rejected") throw listed.reason;
-  const base = top.value === root && head.status === "fulfilled" ? head.value : undefined;
+  const base = repo.value.top === root && repo.value.commit !== undefined ? { commit: repo.value.commit } : undefined;
   return listGitTree(listed.value, base);
 }
 
-async function gitTopLevel(dir: string): Promise<string | undefined> {
+/** The top level of the work tree `dir` is in, and its HEAD commit if it has one; undefined outside a work tree. */
+async function repository(dir: string): Promise<{ top: string; commit: string | undefined } | undefined> {
   let out: string[];
   try {
-    out = (await git(dir, ["rev-parse", "--is-inside-work-tree", "--show-toplevel"])).toString("utf8").split("\n");
+    out = (await git(dir, ["rev-parse", "--is-inside-work-tree", "--show-toplevel", "--verify", "--quiet", "HEAD^{commit}"])).toString("utf8").split("\n");
   } catch (err) {
     // A repository git refuses to read (another user's) must not be taken as a
     // plain directory: that would send its ignored files, node_modules and all.
@@ -78,13 +75,15 @@ async function gitTopLevel(dir: string): Promise<string | undefined> {
     if (stderr.includes("dubious ownership")) {
       throw new InvalidInputError(`git refuses to read the repository (it belongs to another user; see git's safe.directory)`, dir);
     }
-    return undefined;
+    // A repository without a commit yet: git printed the rest before it failed to find HEAD.
+    out = String((err as { stdout?: unknown }).stdout ?? "").split("\n");
   }
-  return out[0] === "true" && out[1] !== undefined ? realpath(out[1]) : undefined;
+  if (out[0] !== "true" || out[1] === undefined || out[1] === "") return undefined;
+  return { top: await realpath(out[1]), commit: /^[0-9a-f]{40,64}$/.test(out[2] ?? "") ? out[2] : undefined };
 }
 
 function listGitTree(raw: Buffer, base: { commit: string } | undefined): TreeListing {
-  const seen = new Set<string>();
+  let last: string | undefined;
   const paths: string[] = [];
   const skipped: SkippedPath[] = [];
   // Decoded at once when the whole listing is UTF-8; name by name only when some name is not.
@@ -93,9 +92,10 @@ function listGitTree(raw: Buffer, base: { commit: string } | undefined): TreeLis
     if (path === "") continue;
     if (path.endsWith("/")) {
       skipped.push({ path: path.slice(0, -1), reason: "nested git repository (not descended)" });
-    } else if (!seen.has(path)) {
-      // A conflicted path is listed once per stage.
-      seen.add(path);
+    } else if (path !== last) {
+      // A conflicted path is listed once per stage, its stages one after another
+      // (the index is sorted by path, and an untracked path is never in it).
+      last = path;
       paths.push(path);
     }
   }
@@ -114,15 +114,6 @@ function splitNames(raw: Buffer, skipped: SkippedPath[]): string[] {
     else skipped.push({ path: bytes.toString("utf8"), reason: "name is not valid UTF-8" });
   }
   return names;
-}
-
-async function headCommit(root: string): Promise<{ commit: string } | undefined> {
-  try {
-    return { commit: (await git(root, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])).toString("utf8").trim() };
-  } catch {
-    // No commit yet.
-    return undefined;
-  }
 }
 
 /** The rules of one ignore file, and the directory (relative to the root) they apply under. */

@@ -6,6 +6,7 @@ import type { CoderClawNode } from "../../node/index.js";
 import { workspaceResultOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
 import { createHttpServer } from "../../node/http/index.js";
 import { taskChanges } from "../../node/workspaces/task-result.js";
+import { PIECE_TARGET_BYTES } from "../../src/workspace/manifest-pieces.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -45,12 +46,12 @@ describe("code sent with tasks, on the wire", () => {
     await formMesh(mesh.nodes);
     await eventually(async () => (await a.directory.members()).length === 2, 10_000, "members");
 
-    // A plain directory (no git): 200 files of 10 KiB.
+    // A plain directory (no git): 1,000 files of 1 KiB, so that the whole manifest (about 120 bytes a file) is many pieces.
     const src = tempDir("cc-code-src-");
     dirs.push(src);
     mkdirSync(join(src.path, "files"));
-    for (let i = 0; i < 200; i++) writeFileSync(join(src.path, "files", `f${i}.txt`), `${i}`.padEnd(10 * 1024, "x"));
-    const treeBytes = 200 * 10 * 1024;
+    for (let i = 0; i < 1000; i++) writeFileSync(join(src.path, "files", `f${i}.txt`), `${i}`.padEnd(1024, "x"));
+    const treeBytes = 1000 * 1024;
     const received = (): number => b.blobs.client.counters(a.peerId).received;
 
     const first = await a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path, artifacts: ["out/*.txt"] });
@@ -62,26 +63,26 @@ describe("code sent with tasks, on the wire", () => {
     // The report is the only change, and an artifact too.
     expect(one.result!.changed).toEqual({ added: 1, modified: 0, deleted: 0 });
     expect(changes.patch.toString()).toContain("+++ b/out/report.txt");
-    expect(changes.artifacts.map((x) => [x.path, x.bytes.toString()])).toEqual([["out/report.txt", "files: 200\n"]]);
+    expect(changes.artifacts.map((x) => [x.path, x.bytes.toString()])).toEqual([["out/report.txt", "files: 1000\n"]]);
     // The same over HTTP.
     const http = await createHttpServer({ adapter: a.adapter, authenticate: () => ({}), changes: (id) => taskChanges(a.adapter, a.workspaces, id), port: 0 });
     try {
       const get = (path: string): Promise<Response> => fetch(`${http.url}/v1/tasks/${first.id}${path}`, { headers: { authorization: "Bearer t" } });
       expect(await (await get("/patch")).text()).toBe(changes.patch.toString());
-      expect(await (await get("/artifacts")).json()).toEqual({ artifacts: [{ path: "out/report.txt", size: 11 }] });
-      expect(await (await get("/artifacts/out/report.txt")).text()).toBe("files: 200\n");
+      expect(await (await get("/artifacts")).json()).toEqual({ artifacts: [{ path: "out/report.txt", size: 12 }] });
+      expect(await (await get("/artifacts/out/report.txt")).text()).toBe("files: 1000\n");
       expect((await get("/artifacts/nope.txt")).status).toBe(404);
     } finally {
       await http.close();
     }
 
-    // One file changes: the second send moves the new manifest and that file, not the tree.
-    writeFileSync(join(src.path, "files", "f7.txt"), "changed".padEnd(10 * 1024, "y"));
+    // One file changes: the second send moves the manifest's index, the one piece of it that changed and that file; not the tree, nor the whole manifest.
+    writeFileSync(join(src.path, "files", "f7.txt"), "changed".padEnd(1024, "y"));
     const second = await a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path });
     expect((await completed(a, second.id)).status).toBe("completed");
     const secondBytes = received() - firstBytes;
-    const manifestBytes = (await a.workspaces.snapshot(src.path)).files * 120;
-    expect(secondBytes, `${secondBytes} bytes for a changed file of 10 KiB in a tree of ${treeBytes}`).toBeLessThan(10 * 1024 + manifestBytes + 16 * 1024);
+    const indexBytes = ((await a.workspaces.snapshot(src.path)).files / 32) * 67;
+    expect(secondBytes, `${secondBytes} bytes for a changed file of 1 KiB in a tree of ${treeBytes}`).toBeLessThan(1024 + indexBytes + PIECE_TARGET_BYTES + 8 * 1024);
 
     // C is a member and may learn the tree id (task documents replicate), but the tree was never sent to it.
     const spec = (await a.adapter.getTaskState(second.id))!.metadata!.workspace as { tree: string; bytes: number; files: number };

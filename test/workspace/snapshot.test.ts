@@ -194,7 +194,10 @@ describe("snapshotDirectory", () => {
     git(dir, "init", "-q");
     await expect(snapshotDirectory(dir, { limits })).rejects.toThrow(/4 paths exceed the limit of 3 entries/);
     write(dir, ".gitignore", "sub/c\nsub/d\n");
-    expect((await snapshotDirectory(dir, { limits })).manifest.entries.map((e) => e.path)).toEqual([".gitignore", "sub/a", "sub/b"]);
+    const snapshot = await snapshotDirectory(dir, { limits });
+    expect(snapshot.manifest.entries.map((e) => e.path)).toEqual([".gitignore", "sub/a", "sub/b"]);
+    // A repository without a commit yet is still a repository, with no base.
+    expect(snapshot.base).toBeUndefined();
   });
 
   it.runIf(process.getuid?.() === 0)("refuses a repository git will not read rather than take it as a plain directory", async () => {
@@ -203,6 +206,25 @@ describe("snapshotDirectory", () => {
     write(dir, "a.txt", "a");
     execFileSync("chown", ["-R", "nobody", dir]);
     await expect(snapshotDirectory(dir)).rejects.toThrow(/git refuses to read the repository \(it belongs to another user/);
+  });
+
+  it("takes a path in a merge conflict once, as the working tree holds it", async () => {
+    const repo = fresh();
+    git(repo, "init", "-q");
+    write(repo, "a.txt", "base\n");
+    write(repo, "z.txt", "z\n");
+    git(repo, "add", "-A");
+    git(repo, "commit", "-qm", "base");
+    git(repo, "checkout", "-qb", "other");
+    write(repo, "a.txt", "other\n");
+    git(repo, "commit", "-qam", "other");
+    git(repo, "checkout", "-q", "main");
+    write(repo, "a.txt", "main\n");
+    git(repo, "commit", "-qam", "main");
+    expect(() => git(repo, "merge", "-q", "other")).toThrow();
+    const snapshot = await snapshotDirectory(repo);
+    expect(snapshot.manifest.entries.map((e) => e.path)).toEqual(["a.txt", "z.txt"]);
+    expect(snapshot.manifest.entries[0]).toEqual(expectedFile(repo, "a.txt"));
   });
 
   it("refuses a path that is not a directory", async () => {
@@ -267,6 +289,15 @@ describe("snapshotDirectory", () => {
     const afterCorruption = await snapshotDirectory(dir, { cacheFile });
     expect(afterCorruption.stats).toMatchObject({ hashedFiles: 3, cachedFiles: 0 });
     expect(afterCorruption.treeId).toBe(fourth.treeId);
+
+    // A deleted file drops out of the cache; the others, recorded once past the racy margin, stay in it.
+    await sleep(RACY_MARGIN_MS + 100);
+    await snapshotDirectory(dir, { cacheFile });
+    rmSync(join(dir, "f3"));
+    await snapshotDirectory(dir, { cacheFile });
+    const kept = readFileSync(cacheFile, "utf8");
+    expect([kept.includes("f1\0"), kept.includes("f2\0"), kept.includes("f3\0")]).toEqual([true, true, false]);
+    expect((await snapshotDirectory(dir, { cacheFile })).stats).toMatchObject({ hashedFiles: 0, cachedFiles: 2 });
   });
 
   it("snapshots this repository in well under a second on a warm cache", async () => {

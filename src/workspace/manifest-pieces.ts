@@ -1,0 +1,161 @@
+import { z } from "zod";
+import { decodeCanonical, encodeCanonical } from "../../identity/canonical.js";
+import { DecodeError } from "../../identity/errors.js";
+import { InvalidInputError } from "../contract/errors.js";
+import { blobDigest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, DIGEST_PATTERN, parseManifestShape, sealValidManifest, validateManifest, type Manifest, type ManifestEntry, type ManifestLimits } from "./manifest.js";
+import { wrapEntriesCbor, writeEntriesCbor } from "./manifest-cbor.js";
+
+/*
+ * A tree travels as an index and pieces. A manifest of 20k files is a few
+ * MB, and sent whole it would dwarf what changed between two sends of the
+ * same tree; so its entries are cut into runs, each encoded as the manifest
+ * of its own entries (a piece, stored and fetched like any blob), and the
+ * tree id is the digest of the index that lists the pieces' digests in order.
+ *
+ * Cuts are content-defined: after an entry whose path hashes to a multiple of
+ * {@link CUT_EVERY} (so a piece holds about that many entries, about 16 KB
+ * at ~125 bytes an entry), or once a piece reaches {@link PIECE_TARGET_BYTES}.
+ * A changed file changes its entry's digests, not its path, so it changes the
+ * one piece that holds it; an added or removed file changes its piece and at
+ * most merges or splits it with a neighbour. Per-directory manifests (a
+ * Merkle tree of directories) would do as well for a change deep in a tree,
+ * but cost a piece per directory, and a flat tree of 20k files would be one
+ * piece again; runs cut by path hash have the same size whatever the shape.
+ * Cutting on a hash of the path alone keeps the cut points where they were
+ * when a file's content changes; the hash is not a security boundary (a
+ * hostile name can only make a piece longer, up to the byte bound).
+ *
+ * The verification chain: the index hashes to the tree id; each piece hashes
+ * to the digest the index lists; the joined entries pass every rule of
+ * {@link validateManifest}; and the pieces are cut exactly where the rule
+ * above cuts that manifest, so a tree has one id and one set of pieces.
+ */
+
+/** About one entry in this many ends a piece. */
+export const CUT_EVERY = 128;
+/** A piece whose entries reach this many bytes ends there, whatever the paths. */
+export const PIECE_TARGET_BYTES = 48 * 1024;
+/** Largest piece: a blob (one piece holds at least one entry, which can be as long as its path and chunk digests). */
+export const MAX_PIECE_BYTES = CHUNK_SIZE;
+
+/** One piece of a manifest: the canonical manifest of a run of its entries, and that encoding's digest. */
+export interface ManifestPiece {
+  readonly digest: string;
+  readonly bytes: Uint8Array;
+}
+
+/** A manifest as it is stored and sent: its index (whose digest is the tree id) and its pieces in order. */
+export interface PiecedManifest {
+  readonly treeId: string;
+  readonly index: Uint8Array;
+  readonly pieces: readonly ManifestPiece[];
+}
+
+const INDEX_VERSION = 1;
+const indexSchema = z.strictObject({
+  version: z.literal(INDEX_VERSION),
+  pieces: z.array(z.string().regex(DIGEST_PATTERN, "is not a lowercase hex SHA-256 digest")),
+});
+
+/**
+ * FNV-1a over the path's UTF-8 bytes, then murmur3's finaliser so the low
+ * bits depend on every byte: the same path cuts the same way everywhere.
+ */
+export function pathCutHash(path: string): number {
+  let h = 0x811c9dc5;
+  // Only code units below 0x80 are their own UTF-8 byte.
+  if (/^[\0-\x7f]*$/.test(path)) {
+    for (let i = 0; i < path.length; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193);
+  } else {
+    for (const byte of Buffer.from(path, "utf8")) h = Math.imul(h ^ byte, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Cuts a valid manifest into its pieces and index; the same manifest always gives the same bytes. */
+export function splitManifest(manifest: Manifest, limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): PiecedManifest {
+  const { entries } = validateManifest(manifest, limits);
+  const { body, ends } = writeEntriesCbor(entries);
+  const pieces: ManifestPiece[] = [];
+  let first = 0;
+  let start = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const end = ends[i]!;
+    if (i + 1 < entries.length && end - start < PIECE_TARGET_BYTES && pathCutHash(entries[i]!.path) % CUT_EVERY !== 0) continue;
+    const bytes = wrapEntriesCbor(i + 1 - first, body.subarray(start, end), manifest.version);
+    if (bytes.byteLength > MAX_PIECE_BYTES) {
+      throw new InvalidInputError(`${JSON.stringify(entries[i]!.path)} makes a manifest piece of ${bytes.byteLength} bytes, over ${MAX_PIECE_BYTES}`, `entries[${i}]`);
+    }
+    pieces.push({ digest: blobDigest(bytes), bytes });
+    first = i + 1;
+    start = end;
+  }
+  const index = encodeCanonical({ version: INDEX_VERSION, pieces: pieces.map((p) => p.digest) });
+  return { treeId: blobDigest(index), index, pieces };
+}
+
+/**
+ * The piece digests a tree's index lists, in order, once the index is known
+ * to hash to `treeId`. Refused as an {@link InvalidInputError} when it does
+ * not, or is not a canonical index within `limits`.
+ */
+export function decodeManifestIndex(treeId: string, index: Uint8Array, limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): string[] {
+  if (blobDigest(index) !== treeId) throw new InvalidInputError(`the index does not hash to tree id ${treeId}`, "index");
+  let value: unknown;
+  try {
+    value = decodeCanonical(index, { maxBytes: limits.maxManifestBytes, maxDepth: 2 });
+  } catch (err) {
+    if (err instanceof DecodeError) throw new InvalidInputError(`not a canonical manifest index: ${err.message}`, "index");
+    throw err;
+  }
+  const raw = value as { pieces?: unknown } | null;
+  // Every piece holds an entry at least: more pieces than entries allowed is refused before the schema walks them.
+  if (raw !== null && typeof raw === "object" && Array.isArray(raw.pieces) && raw.pieces.length > limits.maxEntries) {
+    throw new InvalidInputError(`${raw.pieces.length} pieces exceed the limit of ${limits.maxEntries} entries`, "index.pieces");
+  }
+  const parsed = indexSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("");
+    const detail = issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message;
+    throw new InvalidInputError(detail, `index${field}`);
+  }
+  return parsed.data.pieces;
+}
+
+/**
+ * The manifest of tree `treeId` from its index and its pieces (in the index's
+ * order), checked link by link: see the chain above. A refusal is an
+ * {@link InvalidInputError} naming the piece, or the entry by its place in
+ * the whole tree.
+ */
+export function joinManifest(treeId: string, index: Uint8Array, pieces: readonly Uint8Array[], limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): Manifest {
+  const digests = decodeManifestIndex(treeId, index, limits);
+  if (pieces.length !== digests.length) throw new InvalidInputError(`${pieces.length} pieces given for an index of ${digests.length}`, "index.pieces");
+  const entries: ManifestEntry[] = [];
+  let total = 0;
+  for (const [k, bytes] of pieces.entries()) {
+    const at = `pieces[${k}]`;
+    total += bytes.byteLength;
+    if (total > limits.maxManifestBytes) throw new InvalidInputError(`the pieces exceed the manifest limit of ${limits.maxManifestBytes} bytes`, at);
+    if (blobDigest(bytes) !== digests[k]) throw new InvalidInputError(`the piece does not hash to ${digests[k]}`, at);
+    const piece = parseManifestShape(bytes, limits, at);
+    if (piece.entries.length === 0) throw new InvalidInputError("the piece holds no entry", at);
+    const count = entries.length + piece.entries.length;
+    if (count > limits.maxEntries) throw new InvalidInputError(`${count} entries exceed the limit of ${limits.maxEntries} (counted up to ${at})`, "entries");
+    for (const entry of piece.entries) entries.push(entry);
+  }
+  const manifest = sealValidManifest({ version: 1, entries }, limits);
+  const again = splitManifest(manifest, limits).pieces;
+  const differs = again.findIndex((p, k) => p.digest !== digests[k]);
+  if (differs >= 0 || again.length !== digests.length) {
+    const k = differs >= 0 ? differs : Math.min(again.length, digests.length);
+    throw new InvalidInputError("the manifest is not cut into pieces where its format cuts it", `pieces[${k}]`);
+  }
+  return manifest;
+}
