@@ -100,6 +100,9 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       mdns: options.mdns ?? true,
       ...(options.inboundConnectionThreshold !== undefined && { inboundConnectionThreshold: options.inboundConnectionThreshold }),
       admit: admission.admits,
+      isMember: admission.isMember,
+      ...(options.relay !== undefined && { relay: options.relay }),
+      ...(options.reserveRelay !== undefined && { reserveRelay: options.reserveRelay }),
     });
     stack.push(() => libp2p.stop());
     admission.attach(libp2p);

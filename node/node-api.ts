@@ -32,6 +32,13 @@ export interface NodeOptions {
   bootstrap?: string[];
   /** LAN discovery by mDNS. Default true. */
   mdns?: boolean;
+  /** Serve circuit relay v2 to members, so members behind NATs reach each other through this node. Default false. */
+  relay?: boolean;
+  /**
+   * Also listen through a relay member (`/p2p-circuit`), for members that cannot
+   * dial this node directly. Default: true unless every listen address is loopback.
+   */
+  reserveRelay?: boolean;
   /** Agents this node runs; default the built-in `echo` and `sleep`. */
   agents?: AgentRegistry;
   maxConcurrentTasks?: number;
