@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { parseInvite } from "../../identity/index.js";
 import { eventually } from "../helpers/mesh.js";
 import { startHost, type Host, type HostOptions } from "./hosts.js";
 import { createTopology, namespacesUnavailable, sweepStaleNamespaces } from "./netns.js";
@@ -47,6 +48,7 @@ describe.skipIf(unavailable !== undefined)("relays for members behind NATs", () 
     await eventually(async () => (await r.call<string[]>("reservations")).length === 2, 20_000, async () => `reservations of A and B on R (has ${JSON.stringify(await r.call("reservations"))})`);
     // Each NATed member now listens through R as well, and an invite it makes carries that address.
     for (const h of [a, b]) await eventually(async () => circuit(await h.call<string[]>("addrs")).length > 0, 10_000, `${h.name}'s relayed address`);
+    expect(circuit(parseInvite(await a.call<string>("invite")).addrs)).not.toEqual([]);
     await eventually(async () => (await a.call<boolean>("isMember", { peer: b.peerId })) && (await b.call<boolean>("isMember", { peer: a.peerId })), 20_000, "A and B knowing each other as members");
 
     // 30 lines of 34,952 bytes (and a newline), one a second: 1,048,590 bytes over half a minute.
@@ -63,6 +65,13 @@ describe.skipIf(unavailable !== undefined)("relays for members behind NATs", () 
       expect(c.addr).toContain(`/p2p/${r.peerId}/p2p-circuit`);
       expect(c.limited).toBe(false);
     }
+    // Seeing the path: A's peer list and a ping name R as the relay.
+    const peers = await a.call<Array<{ peerId: string; path: string; via?: string; latencyMs?: number }>>("peers");
+    expect(peers.find((p) => p.peerId === b.peerId)).toMatchObject({ path: "relayed", via: r.peerId, latencyMs: expect.any(Number) });
+    expect(peers.find((p) => p.peerId === r.peerId)).toMatchObject({ path: "direct" });
+    const ping = await a.call<{ path: string; via?: string; rttMs: number[] }>("ping", { peer: b.peerId, count: 3 });
+    expect(ping).toMatchObject({ path: "relayed", via: r.peerId });
+    expect(ping.rttMs).toHaveLength(3);
   });
 
   it("gives a stranger neither a slot nor a hop, even while an invite lets it connect", { timeout: 90_000 }, async () => {
