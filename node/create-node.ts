@@ -104,6 +104,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       isMember: admission.isMember,
       ...(options.relay !== undefined && { relay: options.relay }),
       ...(options.reserveRelay !== undefined && { reserveRelay: options.reserveRelay }),
+      ...(options.holePunch !== undefined && { holePunch: options.holePunch }),
     });
     stack.push(() => libp2p.stop());
     admission.attach(libp2p);

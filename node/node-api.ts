@@ -41,6 +41,8 @@ export interface NodeOptions {
    * dial this node directly. Default: true unless every listen address is loopback.
    */
   reserveRelay?: boolean;
+  /** Replace relayed connections between members by direct ones where their NATs allow (hole punching). Default true. */
+  holePunch?: boolean;
   /** Agents this node runs; default the built-in `echo` and `sleep`. */
   agents?: AgentRegistry;
   maxConcurrentTasks?: number;

@@ -11,6 +11,8 @@ import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import { selectNodeRecord, validateNodeRecord } from "../../protocols/capability/node-record.js";
+import { startHolePunching } from "./hole-punch.js";
+import { SocketAdoption } from "./punched-tcp.js";
 
 /** The private Kademlia protocol: a CoderClaw mesh never joins the public DHT. */
 export const MESH_DHT_PROTOCOL = "/coderclaw/kad/1.0.0";
@@ -57,6 +59,8 @@ export interface MeshLibp2pOptions {
    * reach it. Default: true unless every listen address is loopback.
    */
   reserveRelay?: boolean;
+  /** Replace members' relayed connections by direct ones where their NATs allow (TCP hole punching). Default true. */
+  holePunch?: boolean;
   /** Inbound connections per second accepted from one host. Default 5 (libp2p's); raise for many local nodes. */
   inboundConnectionThreshold?: number;
 }
@@ -75,10 +79,12 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
   const notMember = async (peerId: PeerId): Promise<boolean> => !(await isMember(peerId.toString()));
   const listen = options.listen ?? ["/ip4/127.0.0.1/tcp/0"];
   const reserveRelay = options.reserveRelay ?? !listen.every(isLoopback);
+  const adoption = new SocketAdoption();
   const node = await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: reserveRelay ? [...listen, "/p2p-circuit"] : listen },
-    transports: [tcp(), circuitRelayTransport()],
+    // The adopting transport first: it claims only addresses a punched socket waits for.
+    transports: [adoption.transport(), tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     // A member opens a dozen streams (identify, DHT, ping, sync, caps) the moment its side of a connection is up;
     // on a busy machine they arrive before ours is, and yamux's default of 10 such streams resets the connection.
@@ -117,6 +123,7 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
       await node.dial(peer, { signal: AbortSignal.timeout(10_000) });
     })().catch((err: unknown) => node.logger.forComponent("coderclaw:discovery").trace("dial to discovered %p failed: %e", peer, err));
   });
+  if (options.holePunch !== false) await startHolePunching({ libp2p: node, adoption, isMember });
   await dialBootstrap(node, options.bootstrap ?? []);
   return node;
 }

@@ -19,7 +19,7 @@ export interface Host {
 }
 
 /** Options a host takes: NodeOptions that survive JSON. */
-export type HostOptions = Pick<NodeOptions, "listen" | "bootstrap" | "relay" | "reserveRelay" | "sandbox" | "leaseIntervalMs" | "leaseTimeoutMs"> & {
+export type HostOptions = Pick<NodeOptions, "listen" | "bootstrap" | "relay" | "reserveRelay" | "holePunch" | "sandbox" | "leaseIntervalMs" | "leaseTimeoutMs"> & {
   /** Not a mesh node: bare libp2p without a gater, that asks every relay it meets for a slot. Takes `listen` only. */
   stranger?: boolean;
 };

@@ -14,6 +14,7 @@ import { identify } from "@libp2p/identify";
 import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
+import { peerIdFromString } from "@libp2p/peer-id";
 
 const options = JSON.parse(process.argv[2] ?? "{}");
 const node = options.stranger === true ? await stranger(options.listen) : await meshNode(options);
@@ -67,6 +68,7 @@ const commands = {
   join: async ({ invite }) => void (await node.pairing.join(invite)),
   isMember: ({ peer }) => node.membership.isMember(peer),
   dial: ({ addr }) => node.dial(addr),
+  hangUp: ({ peer }) => node.libp2p.hangUp(peerIdFromString(peer)),
   connections,
   reservations: () => [...(node.libp2p.services.relay?.reservations.keys() ?? [])].map(String),
   peers: () => node.peers(),
