@@ -103,7 +103,9 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
     },
     services: {
       identify: identify(),
-      ping: ping(),
+      // libp2p's connection monitor pings each connection too: with the library's one outbound ping stream per
+      // connection, `coderclaw peers` or `ping` at the moment of a heartbeat would be refused.
+      ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 8 }),
       dht: kadDHT({
         protocol: MESH_DHT_PROTOCOL,
         clientMode: false,

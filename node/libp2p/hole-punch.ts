@@ -12,7 +12,11 @@ export const OBSERVED_ADDR_PROTOCOL = "/coderclaw/observed-addr/1.0.0";
 
 const candidateCodec = createMessageCodec({
   version: 1,
-  schema: z.strictObject({ ip: z.ipv4(), port: z.number().int().min(1024).max(65_535) }),
+  // A member could name any address for this node to open a connection to: never this machine itself, nor a broadcast or multicast one.
+  schema: z.strictObject({
+    ip: z.ipv4().refine((ip) => !/^(0|127|22[4-9]|2[3-5]\d)\./.test(ip), "must be a unicast address of another machine"),
+    port: z.number().int().min(1024).max(65_535),
+  }),
   maxMessageBytes: 128,
 });
 const observedCodec = createMessageCodec({ version: 1, schema: z.strictObject({ ip: z.ipv4() }), maxMessageBytes: 128 });

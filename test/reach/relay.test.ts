@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { parseInvite } from "../../identity/index.js";
 import { eventually } from "../helpers/mesh.js";
 import { startHost, type Host, type HostOptions } from "./hosts.js";
-import { createTopology, namespacesUnavailable, sweepStaleNamespaces, type NatKind } from "./netns.js";
+import { createTopology, namespacesUnavailable, sweepStaleNamespaces } from "./netns.js";
 
 /**
  * Members behind two NATs reach each other through a relay member, in real
@@ -26,12 +26,12 @@ async function host(name: string, ns: string, options: HostOptions): Promise<Hos
   return h;
 }
 
-const circuit = (addrs: string[]): string[] => addrs.filter((a) => a.includes("/p2p-circuit"));
+const circuit = (addrs: readonly string[]): string[] => addrs.filter((a) => a.includes("/p2p-circuit"));
 
 /** R (public, relaying) founds the mesh; A and B, each behind its own NAT, join with R's invite. */
-async function meshBehindNats(nat: NatKind = "cone") {
+async function meshBehindNats() {
   sweepStaleNamespaces();
-  const t = createTopology({ nat });
+  const t = createTopology();
   cleanups.push(t.remove);
   const r = await host("R", t.ns.R, { ...PUBLIC, relay: true });
   await r.call("createMesh", { name: "reach" });
@@ -73,17 +73,6 @@ describe.skipIf(unavailable !== undefined)("relays for members behind NATs", () 
     const ping = await a.call<{ path: string; via?: string; rttMs: number[] }>("ping", { peer: b.peerId, count: 3 });
     expect(ping).toMatchObject({ path: "relayed", via: r.peerId });
     expect(ping.rttMs).toHaveLength(3);
-  });
-
-  it("still carries a task between members behind symmetric NATs (a new outside port per flow)", { timeout: 120_000 }, async () => {
-    const { r, a, b } = await meshBehindNats("symmetric");
-    await eventually(async () => (await a.call<boolean>("isMember", { peer: b.peerId })) && (await b.call<boolean>("isMember", { peer: a.peerId })), 30_000, "A and B knowing each other as members");
-    await eventually(async () => (await r.call<string[]>("reservations")).length === 2, 20_000, "reservations of A and B on R");
-    const script = "i=0; while [ $i -lt 5 ]; do head -c 65535 /dev/zero | tr '\\0' y; echo; i=$((i+1)); sleep 1; done";
-    const result = await a.call<{ status: string; outputBytes: number }>("run", { input: script, route: b.peerId }, 60_000);
-    expect(result, b.log().slice(-2000)).toMatchObject({ status: "completed", outputBytes: 5 * 65_536 });
-    const peers = await a.call<Array<{ peerId: string; path: string; via?: string }>>("peers");
-    expect(peers.find((p) => p.peerId === b.peerId)).toMatchObject({ path: "relayed", via: r.peerId });
   });
 
   it("gives a stranger neither a slot nor a hop, even while an invite lets it connect", { timeout: 90_000 }, async () => {
