@@ -10,7 +10,8 @@ export const PUNCH_PROTOCOL = "/coderclaw/punch/1.0.0";
 /** Asks a peer which address it sees this node's connection come from (its NAT's outside address). */
 export const OBSERVED_ADDR_PROTOCOL = "/coderclaw/observed-addr/1.0.0";
 
-const candidateCodec = createMessageCodec({
+/** The punch protocol's one message: where a side will open its end from, as the other is to dial it. */
+export const punchCandidateCodec = createMessageCodec({
   version: 1,
   // A member could name any address for this node to open a connection to: never this machine itself, nor a broadcast or multicast one.
   schema: z.strictObject({
@@ -64,7 +65,7 @@ export async function startHolePunching(options: HolePunchOptions): Promise<void
     if (!isRelayed(connection) || busy.has(peer) || !(await isMember(peer))) return stream.abort(new Error("no punch wanted here"));
     busy.add(peer);
     try {
-      const channel = new FramedChannel({ stream, codec: candidateCodec, peer });
+      const channel = new FramedChannel({ stream, codec: punchCandidateCodec, peer });
       const theirs = await channel.receive({ timeoutMs: ATTEMPT_MS });
       const ours = await ownCandidate(libp2p, connection);
       await channel.send(ours);
@@ -101,7 +102,7 @@ export async function startHolePunching(options: HolePunchOptions): Promise<void
         try {
           const ours = await ownCandidate(libp2p, relayed);
           const stream = await relayed.newStream(PUNCH_PROTOCOL, { signal: AbortSignal.timeout(ATTEMPT_MS) });
-          const channel = new FramedChannel({ stream, codec: candidateCodec, peer });
+          const channel = new FramedChannel({ stream, codec: punchCandidateCodec, peer });
           await channel.send(ours);
           const theirs = await channel.receive({ timeoutMs: ATTEMPT_MS });
           const direct = await adopt(theirs, ours.port, peer, true);
