@@ -24,6 +24,8 @@ const observedCodec = createMessageCodec({ version: 1, schema: z.strictObject({ 
 
 /** A whole attempt (exchange and simultaneous open) gives up after this; SYNs are retransmitted at 1 s and 3 s within it. */
 const ATTEMPT_MS = 6000;
+/** How long streams on a replaced relayed connection may take to finish before it is cut. */
+const RELAYED_CLOSE_GRACE_MS = 5000;
 /** Attempts per relayed connection, each from a fresh port, as DCUtR makes. */
 const ATTEMPTS = 3;
 
@@ -108,7 +110,10 @@ export async function startHolePunching(options: HolePunchOptions): Promise<void
           const direct = await adopt(theirs, ours.port, peer, true);
           await stream.close().catch(() => undefined);
           log("direct connection to %s at %a replaces the relayed one", peer, direct.remoteAddr);
-          for (const c of libp2p.getConnections(peerId).filter(isRelayed)) await c.close().catch((err: unknown) => c.abort(err as Error));
+          // Streams still open on a relayed connection get a few seconds to finish; new ones go direct.
+          for (const c of libp2p.getConnections(peerId).filter(isRelayed)) {
+            await c.close({ signal: AbortSignal.timeout(RELAYED_CLOSE_GRACE_MS) }).catch((err: unknown) => c.abort(err as Error));
+          }
           return;
         } catch (err) {
           log("punch to %s, attempt %d of %d, failed: %e", peer, attempt, ATTEMPTS, err);

@@ -76,6 +76,18 @@ describe.skipIf(unavailable !== undefined)("hole punching between members behind
     expect(peers.find((p) => p.peerId === b.peerId)).toMatchObject({ path: "direct" });
   });
 
+  it("keeps a task running across the switch from the relayed path to the direct one", { timeout: 180_000 }, async () => {
+    const { a, b, viaR } = await meshBehindNats("cone");
+    await a.call("hangUp", { peer: b.peerId });
+    await b.call("hangUp", { peer: a.peerId });
+    await a.call("dial", { addr: viaR }).catch(() => undefined);
+    // Submitted over the relayed connection; the punch replaces it while the task runs.
+    const script = "i=0; while [ $i -lt 10 ]; do head -c 10000 /dev/zero | tr '\\0' w; echo; i=$((i+1)); sleep 1; done";
+    const result = await a.call<{ status: string; outputBytes: number }>("run", { input: script, route: b.peerId }, 120_000);
+    expect(result, b.log().slice(-3000)).toMatchObject({ status: "completed", outputBytes: 10 * 10_001 });
+    expect(direct(await toPeer(a, b.peerId)).length).toBeGreaterThan(0);
+  });
+
   it("stays relayed behind symmetric NATs, where a task still completes", { timeout: 120_000 }, async () => {
     const { a, b, viaR } = await meshBehindNats("symmetric");
     expect(await tryPunch(a, b, viaR)).toBeUndefined();
