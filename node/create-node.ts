@@ -17,6 +17,7 @@ import { Membership } from "./mesh/membership.js";
 import { meshIdFile } from "./mesh/mesh-id-file.js";
 import { PairingService } from "./mesh/pairing-service.js";
 import { listPeers, trackLastSeen } from "./mesh/peer-list.js";
+import { pingPeer } from "./mesh/peer-ping.js";
 import { statementSyncService } from "./mesh/statement-sync.js";
 import type { CoderClawNode, NodeOptions } from "./node-api.js";
 import { openBlobStore } from "../src/workspace/blob-store.js";
@@ -39,7 +40,7 @@ import { taskServerService } from "./tasks/task-server.js";
 import { auditReplicationService } from "./audit/audit-replicator.js";
 import { capabilityService, localOffer } from "./routing/index.js";
 
-export type { CoderClawNode, NodeOptions, PeerInfo } from "./node-api.js";
+export type { CoderClawNode, NodeOptions, PeerInfo, PingReport } from "./node-api.js";
 
 /**
  * Start a mesh node: device identity, storage and task engine, libp2p behind
@@ -101,6 +102,10 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       mdns: options.mdns ?? true,
       ...(options.inboundConnectionThreshold !== undefined && { inboundConnectionThreshold: options.inboundConnectionThreshold }),
       admit: admission.admits,
+      isMember: admission.isMember,
+      ...(options.relay !== undefined && { relay: options.relay }),
+      ...(options.reserveRelay !== undefined && { reserveRelay: options.reserveRelay }),
+      ...(options.holePunch !== undefined && { holePunch: options.holePunch }),
     });
     stack.push(() => libp2p.stop());
     admission.attach(libp2p);
@@ -234,6 +239,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
       dial: async (addr) => void (await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),
       peers: () => listPeers({ libp2p, directory: directory.running, membership }),
+      ping: (peer, count) => pingPeer(libp2p, peer, count ?? 3),
       lastSeen,
       block: (peer) => block(peer),
       unblock: admission.unblock,

@@ -21,7 +21,7 @@
  */
 import "../src/polyfills.js";
 
-export { createNode, type CoderClawNode, type NodeOptions, type PeerInfo } from "./create-node.js";
+export { createNode, type CoderClawNode, type NodeOptions, type PeerInfo, type PingReport } from "./create-node.js";
 export { taskChanges, type TaskChanges } from "./workspaces/task-result.js";
 export { CodeWorkspaces } from "./workspaces/code-workspaces.js";
 export { ClusterTransportAdapter, type ClusterParts, type SubmitOptions } from "./cluster-adapter.js";

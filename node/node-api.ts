@@ -11,6 +11,7 @@ import type { MeshLibp2p } from "./libp2p/create-libp2p.js";
 import type { Membership } from "./mesh/membership.js";
 import type { PairingService } from "./mesh/pairing-service.js";
 import type { PeerInfo } from "./mesh/peer-list.js";
+import type { PingReport } from "./mesh/peer-ping.js";
 import type { StatementSet } from "./mesh/statement-set.js";
 import type { StatementSync } from "./mesh/statement-sync.js";
 import type { CapabilityDirectory } from "./routing/index.js";
@@ -22,6 +23,7 @@ import type { AuthorizeSubmit } from "./tasks/task-server.js";
 import type { NodeWorkflows } from "./workflows/node-workflows.js";
 
 export type { PeerInfo } from "./mesh/peer-list.js";
+export type { PingReport } from "./mesh/peer-ping.js";
 
 /** Options of {@link createNode}. */
 export interface NodeOptions {
@@ -33,6 +35,15 @@ export interface NodeOptions {
   bootstrap?: string[];
   /** LAN discovery by mDNS. Default true. */
   mdns?: boolean;
+  /** Serve circuit relay v2 to members, so members behind NATs reach each other through this node. Default false. */
+  relay?: boolean;
+  /**
+   * Also listen through a relay member (`/p2p-circuit`), for members that cannot
+   * dial this node directly. Default: true unless every listen address is loopback.
+   */
+  reserveRelay?: boolean;
+  /** Replace relayed connections between members by direct ones where their NATs allow (hole punching). Default true. */
+  holePunch?: boolean;
   /** Agents this node runs; default the built-in `echo` and `sleep`. */
   agents?: AgentRegistry;
   maxConcurrentTasks?: number;
@@ -111,8 +122,10 @@ export interface CoderClawNode {
   multiaddrs(): string[];
   /** Dial a peer by multiaddr (with `/p2p/<id>`). */
   dial(addr: string): Promise<void>;
-  /** Connected peers with their trust level and latency. */
+  /** Connected peers with their trust level, path (direct, or relayed through whom) and latency. */
   peers(): Promise<PeerInfo[]>;
+  /** Ping a peer `count` times (default 3) on the path this node uses for it; dials it first when not connected. */
+  ping(peerId: string, count?: number): Promise<PingReport>;
   /** When each peer was last connected to this node (ms since epoch), since this node started. */
   lastSeen(peerId: string): number | undefined;
   /**

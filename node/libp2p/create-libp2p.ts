@@ -1,4 +1,5 @@
 import { noise } from "@chainsafe/libp2p-noise";
+import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from "@libp2p/circuit-relay-v2";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { identify, type Identify } from "@libp2p/identify";
 import { KEEP_ALIVE, type Libp2p, type PeerId, type PrivateKey } from "@libp2p/interface";
@@ -10,6 +11,8 @@ import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import { selectNodeRecord, validateNodeRecord } from "../../protocols/capability/node-record.js";
+import { startHolePunching } from "./hole-punch.js";
+import { SocketAdoption } from "./punched-tcp.js";
 
 /** The private Kademlia protocol: a CoderClaw mesh never joins the public DHT. */
 export const MESH_DHT_PROTOCOL = "/coderclaw/kad/1.0.0";
@@ -19,6 +22,8 @@ export type MeshServices = {
   dht: KadDHT;
   ping: Ping;
   identify: Identify;
+  /** Present on a node started as a relay for members. */
+  relay?: CircuitRelayService;
 };
 
 /** A started-or-startable libp2p node with the mesh services. */
@@ -44,6 +49,18 @@ export interface MeshLibp2pOptions {
   admit: AdmitPeer;
   /** Validator and selector of `/coderclaw/...` DHT records. Default: signed node records. */
   records?: { validate: ValidateFn; select: SelectFn };
+  /** Members proper (not strangers a pairing door lets in): the only peers a relay serves. Default: {@link admit}. */
+  isMember?: (peerId: string) => boolean;
+  /** Serve circuit relay v2 to members, for members behind NATs. Default false. */
+  relay?: boolean;
+  /**
+   * Listen through relay members too (reserve a slot on one and advertise its
+   * `/p2p-circuit` address), so members that cannot dial this node directly
+   * reach it. Default: true unless every listen address is loopback.
+   */
+  reserveRelay?: boolean;
+  /** Replace members' relayed connections by direct ones where their NATs allow (TCP hole punching). Default true. */
+  holePunch?: boolean;
   /** Inbound connections per second accepted from one host. Default 5 (libp2p's); raise for many local nodes. */
   inboundConnectionThreshold?: number;
 }
@@ -58,10 +75,16 @@ export interface MeshLibp2pOptions {
 export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<MeshLibp2p> {
   const { admit } = options;
   const refuse = async (peerId: PeerId): Promise<boolean> => !(await admit(peerId.toString()));
+  const isMember = options.isMember ?? admit;
+  const notMember = async (peerId: PeerId): Promise<boolean> => !(await isMember(peerId.toString()));
+  const listen = options.listen ?? ["/ip4/127.0.0.1/tcp/0"];
+  const reserveRelay = options.reserveRelay ?? !listen.every(isLoopback);
+  const adoption = new SocketAdoption();
   const node = await createLibp2p({
     privateKey: options.privateKey,
-    addresses: { listen: options.listen ?? ["/ip4/127.0.0.1/tcp/0"] },
-    transports: [tcp()],
+    addresses: { listen: reserveRelay ? [...listen, "/p2p-circuit"] : listen },
+    // The adopting transport first: it claims only addresses a punched socket waits for.
+    transports: [adoption.transport(), tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     // A member opens a dozen streams (identify, DHT, ping, sync, caps) the moment its side of a connection is up;
     // on a busy machine they arrive before ours is, and yamux's default of 10 such streams resets the connection.
@@ -71,13 +94,18 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
       denyDialPeer: refuse,
       denyInboundEncryptedConnection: refuse,
       denyOutboundEncryptedConnection: refuse,
+      // A relay carries members' traffic only: a stranger let in to pair may neither hold a slot nor be joined to anyone.
+      denyInboundRelayReservation: notMember,
+      denyOutboundRelayedConnection: async (source, destination) => (await notMember(source)) || notMember(destination),
     },
     connectionManager: {
       inboundConnectionThreshold: options.inboundConnectionThreshold ?? 5,
     },
     services: {
       identify: identify(),
-      ping: ping(),
+      // libp2p's connection monitor pings each connection too: with the library's one outbound ping stream per
+      // connection, `coderclaw peers` or `ping` at the moment of a heartbeat would be refused.
+      ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 8 }),
       dht: kadDHT({
         protocol: MESH_DHT_PROTOCOL,
         clientMode: false,
@@ -85,6 +113,7 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
         validators: { coderclaw: options.records?.validate ?? validateNodeRecord },
         selectors: { coderclaw: options.records?.select ?? selectNodeRecord },
       }),
+      ...(options.relay === true && { relay: memberRelay() }),
     },
   });
   // libp2p 3 does not dial what discovery (mDNS, DHT walks) finds; members should end up connected.
@@ -96,8 +125,32 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
       await node.dial(peer, { signal: AbortSignal.timeout(10_000) });
     })().catch((err: unknown) => node.logger.forComponent("coderclaw:discovery").trace("dial to discovered %p failed: %e", peer, err));
   });
+  if (options.holePunch !== false) await startHolePunching({ libp2p: node, adoption, isMember });
   await dialBootstrap(node, options.bootstrap ?? []);
   return node;
+}
+
+/** Relay slots one relay holds; each is a member behind a NAT, so a mesh of people's machines stays far below. */
+const RELAY_MAX_RESERVATIONS = 256;
+
+/**
+ * Circuit relay v2 for members. The library's default caps each relayed
+ * connection at 2 minutes and 128 KiB, which suits a public relay serving
+ * strangers a handshake before they punch through; here both ends are proven
+ * members (the gater refuses anyone else a slot or a hop), and a relayed
+ * connection between them may carry a task that runs for hours and streams
+ * megabytes of output, where cutting it off would fail the task. So members'
+ * relayed connections carry no per-connection cap: such a cap would also mark
+ * the connection "limited", on which libp2p runs no protocol that has not
+ * opted in, i.e. none of the mesh's. Hole punching replaces a relayed path by
+ * a direct one where the NATs allow it.
+ */
+function memberRelay(): ReturnType<typeof circuitRelayServer> {
+  return circuitRelayServer({ reservations: { maxReservations: RELAY_MAX_RESERVATIONS, applyDefaultLimit: false } });
+}
+
+function isLoopback(address: string): boolean {
+  return /^\/(ip4\/127\.|ip6\/::1\/|dns[46]?\/localhost\/)/.test(address);
 }
 
 /**

@@ -17,6 +17,20 @@ import type { Membership } from "./membership.js";
 const pairingCodec = createMessageCodec({ version: 1, schema: z.unknown(), maxMessageBytes: 16 * 1024 * 1024 });
 const PAIRING_BUFFER_BYTES = 32 * 1024 * 1024;
 
+/** Addresses an invite carries at most (its wire format's bound). */
+const INVITE_MAX_ADDRS = 16;
+
+/**
+ * The addresses to put in an invite, best first and as many as it carries: a
+ * node on many interfaces that also listens through relays has more than fit,
+ * and a joiner on another machine needs the routable direct ones most, then
+ * relayed ones, loopback last.
+ */
+export function inviteAddresses(addrs: readonly string[]): string[] {
+  const rank = (a: string): number => (/^\/(ip4\/127\.|ip6\/::1\/)/.test(a) ? 2 : a.includes("/p2p-circuit") ? 1 : 0);
+  return [...addrs].sort((a, b) => rank(a) - rank(b)).slice(0, INVITE_MAX_ADDRS);
+}
+
 /** What a completed pairing reports on either side. */
 export interface PairingReport {
   peer: string;
@@ -115,7 +129,7 @@ export class PairingService implements MeshService {
   async invite(level: "verified" | "trusted", ttlMs: number): Promise<{ invite: string; expiresAt: number }> {
     const meshId = this.options.membership.meshId;
     if (!meshId) throw new CoderClawError("INVALID_INPUT", "this node is not in a mesh: run `coderclaw mesh create` first");
-    const addrs = this.libp2p.getMultiaddrs().map((a) => a.toString());
+    const addrs = inviteAddresses(this.libp2p.getMultiaddrs().map((a) => a.toString()));
     if (addrs.length === 0) throw new CoderClawError("UNAVAILABLE", "this node listens on no address a joiner could dial");
     const invite = await this.options.inviteBook.create({ meshId, inviter: this.options.identity.peerId, addrs, level, expiresAt: Date.now() + ttlMs });
     return { invite: encodeInvite(invite), expiresAt: invite.expiresAt };

@@ -49,6 +49,8 @@ export interface RuntimeConfig {
     allowRemoteSessions: boolean;
     maxConcurrentTasks: number;
   };
+  /** Serve circuit relay v2 to members (for members behind NATs); `coderclaw start --relay` too. */
+  relay: boolean;
   /** Labels this node advertises to the mesh; a task may require them (`--requires gpu`). */
   labels: string[];
   /** Resources this node advertises (`cpu: 8`, `memoryGiB: 32`); a task may require at least an amount (`--requires cpu>=4`). */
@@ -120,6 +122,7 @@ const SETTINGS = {
   "deployment.mode": { schema: modeSchema },
   "deployment.allowRemoteSessions": { schema: z.boolean(), env: "CODERCLAW_ALLOW_REMOTE_SESSIONS" },
   "deployment.maxConcurrentTasks": { schema: z.number().int().min(1).max(10_000), env: "CODERCLAW_MAX_CONCURRENT_TASKS" },
+  relay: { schema: z.boolean(), env: "CODERCLAW_RELAY" },
   labels: { schema: z.array(RequirementNameSchema).max(MAX_REQUIREMENTS), env: "CODERCLAW_LABELS" },
   resources: {
     schema: z
@@ -155,6 +158,7 @@ const DEFAULTS: Partial<Record<SettingKey, unknown>> = {
   "security.defaultRoles": ["developer"],
   "security.sandbox": "required",
   "deployment.maxConcurrentTasks": 10,
+  relay: false,
   labels: [],
   resources: {},
   "code.maxTreeBytes": 4 * 1024 ** 3,
@@ -335,6 +339,7 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
       allowRemoteSessions: get("deployment.allowRemoteSessions"),
       maxConcurrentTasks: get("deployment.maxConcurrentTasks"),
     },
+    relay: get("relay"),
     labels: get("labels"),
     resources: get("resources"),
     code: {

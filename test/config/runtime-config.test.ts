@@ -50,6 +50,7 @@ describe("loadRuntimeConfig", () => {
       transport: { type: "local", enabled: true },
       security: { enforceTrust: false, requireAuth: false, defaultRoles: ["developer"], sandbox: "required" },
       deployment: { mode: "local-only", allowRemoteSessions: false, maxConcurrentTasks: 10 },
+      relay: false,
       labels: [],
       resources: {},
       code: { maxTreeBytes: 4 * 1024 ** 3 },

@@ -7,6 +7,7 @@ import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
 import { connectRunningNode, type AccessOptions } from "../runtime-access.js";
+import type { PeerInfo, PingReport } from "../../node-api.js";
 
 /**
  * Run an administrative call on the node of this data directory: the running one
@@ -31,6 +32,10 @@ export async function admin(cmd: Command, method: string, params: unknown, offli
   } finally {
     await node.stop();
   }
+}
+
+function describePath(p: { path: "direct" | "relayed"; via?: string }): string {
+  return p.path === "direct" ? "direct" : `relayed via ${p.via ?? "?"}`;
 }
 
 /** A device id from a full id or a unique prefix of one among the devices this node knows. */
@@ -60,15 +65,43 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
     });
 
   const peers = new Command("peers")
-    .description("connected peers with trust level and latency")
+    .description("connected peers with trust level, path (direct, or relayed through whom), latency and since when")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const list = (await admin(cmd, "node.peers", undefined, false)) as Array<{ peerId: string; level: string; latencyMs?: number; addrs: string[]; agents?: string[]; load?: number }>;
+      const list = (await admin(cmd, "node.peers", undefined, false)) as PeerInfo[];
       if (opts.json) printJson(list);
       else {
-        const t = table(["peer", "level", "latency", "agents", "load", "address"]);
-        for (const p of list) t.push([p.peerId, p.level, p.latencyMs === undefined ? "" : `${p.latencyMs} ms`, (p.agents ?? []).join(", "), p.load ?? "", p.addrs.join(" ")]);
+        const t = table(["peer", "level", "path", "latency", "since", "agents", "load", "address"]);
+        for (const p of list) {
+          t.push([p.peerId, p.level, describePath(p), p.latencyMs === undefined ? "" : `${p.latencyMs} ms`, p.since, (p.agents ?? []).join(", "), p.load ?? "", p.addrs.join(" ")]);
+        }
         process.stdout.write(list.length === 0 ? "no peers connected\n" : t.toString() + "\n");
+      }
+      setExit(EXIT.ok);
+    });
+
+  const ping = new Command("ping")
+    .description("measure the round trip to a peer on the path this node uses for it (direct, or through a relay)")
+    .argument("<peer>", "the peer's device id")
+    .option("-c, --count <n>", "pings to send (1..100)", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error("--count must be a whole number 1..100");
+      return n;
+    }, 3)
+    .option("--json", "print JSON")
+    .action(async (peer: string, opts: { count: number; json?: boolean }, cmd: Command) => {
+      const report = (await admin(cmd, "node.ping", { peer, count: opts.count }, false)) as PingReport;
+      if (opts.json) printJson(report);
+      else {
+        const sorted = [...report.rttMs].sort((a, b) => a - b);
+        process.stdout.write(
+          [
+            `${report.peerId} ${describePath(report)} (${report.addr})`,
+            ...report.rttMs.map((ms, i) => `  ping ${i + 1}: ${ms} ms`),
+            `  min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted[sorted.length - 1]} ms`,
+            "",
+          ].join("\n"),
+        );
       }
       setExit(EXIT.ok);
     });
@@ -180,5 +213,5 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       setExit(EXIT.ok);
     });
 
-  return [id, peers, mesh, devices, session];
+  return [id, peers, ping, mesh, devices, session];
 }

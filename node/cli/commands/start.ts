@@ -49,6 +49,7 @@ export function startCommand(setExit: (code: number) => void): Command {
     .option("--listen <multiaddr>", "listen address (repeatable; default /ip4/127.0.0.1/tcp/0, use /ip4/0.0.0.0/tcp/4001 for a LAN)", collect, [])
     .option("--bootstrap <multiaddr>", "peer to dial at start, with /p2p/<id> (repeatable)", collect, [])
     .option("--no-mdns", "no LAN discovery by mDNS")
+    .option("--relay", "relay for members behind NATs (circuit relay v2, members only; default from runtime.yaml's relay)")
     .option("--max-concurrent <n>", "tasks executing at once", (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1 || n > 1000) throw new CoderClawError("INVALID_INPUT", "--max-concurrent must be a whole number 1..1000", { field: "maxConcurrent" });
@@ -60,7 +61,7 @@ export function startCommand(setExit: (code: number) => void): Command {
       return n;
     })
     .option("--http [host:port]", "serve the HTTP API (remote-enabled mode); default from runtime.yaml's http section, 127.0.0.1:7420")
-    .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; maxConcurrent?: number; leaseTimeout?: number; http?: string | boolean }, cmd: Command) => {
+    .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; relay?: boolean; maxConcurrent?: number; leaseTimeout?: number; http?: string | boolean }, cmd: Command) => {
       // The node stack is loaded only by the commands that run one, so quick commands start quickly.
       const [{ loadAgentRegistry }, { startNodeControl }, { createNode }, { loadRuntimeConfig }] = await Promise.all([
         import("../../../src/agents/index.js"),
@@ -77,6 +78,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         dataDir,
         agents,
         mdns: opts.mdns,
+        relay: opts.relay ?? config.relay,
         ...(listen.length > 0 && { listen }),
         ...(opts.bootstrap.length > 0 && { bootstrap: opts.bootstrap }),
         maxConcurrentTasks: opts.maxConcurrent ?? config.deployment.maxConcurrentTasks,

@@ -1,0 +1,58 @@
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
+import { eventually } from "../helpers/mesh.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+/** `coderclaw peers` and `coderclaw ping` against two running nodes on 127.0.0.1, paired through the CLI. */
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+beforeAll(assertBuilt);
+
+async function node(): Promise<{ home: string; id: string }> {
+  const home = tempDir("cc-ping-");
+  cleanups.push(home.remove);
+  const started = await startCli(["start", "--no-mdns"], home.path, /control socket/);
+  cleanups.push(started.stop);
+  const id = JSON.parse((await runCli(["id", "--json"], home.path)).stdout) as { deviceId: string };
+  return { home: home.path, id: id.deviceId };
+}
+
+describe("coderclaw peers and ping", () => {
+  it("show the path to a member and measure its round trip; a peer that cannot be reached is an error that says so", { timeout: 60_000 }, async () => {
+    const [a, b] = [await node(), await node()];
+    expect((await runCli(["mesh", "create", "--name", "ping"], a.home)).code).toBe(0);
+    const invite = (await runCli(["mesh", "invite", "--level", "trusted"], a.home)).stdout.trim();
+    const joined = await runCli(["mesh", "join", invite], b.home);
+    expect(joined.code, joined.stderr).toBe(0);
+
+    type Peer = { peerId: string; path: string; via?: string; since: string; latencyMs?: number };
+    let peers: Peer[] = [];
+    await eventually(async () => {
+      peers = JSON.parse((await runCli(["peers", "--json"], a.home)).stdout) as Peer[];
+      return peers.some((p) => p.peerId === b.id && p.latencyMs !== undefined);
+    }, 15_000, "B among A's peers with a latency");
+    const toB = peers.find((p) => p.peerId === b.id)!;
+    expect(toB.path).toBe("direct");
+    expect(toB.via).toBeUndefined();
+    expect(Date.now() - Date.parse(toB.since)).toBeLessThan(60_000);
+    const table = await runCli(["peers"], a.home);
+    expect(table.stdout).toMatch(new RegExp(`${b.id}.*direct`));
+
+    const ping = await runCli(["ping", b.id, "--count", "4", "--json"], a.home);
+    expect(ping.code, ping.stderr).toBe(0);
+    const report = JSON.parse(ping.stdout) as { peerId: string; path: string; addr: string; rttMs: number[] };
+    expect(report).toMatchObject({ peerId: b.id, path: "direct" });
+    expect(report.addr).toContain("/ip4/127.0.0.1/");
+    expect(report.rttMs).toHaveLength(4);
+    for (const ms of report.rttMs) expect(ms).toBeGreaterThanOrEqual(0);
+    expect((await runCli(["ping", b.id, "-c", "2"], a.home)).stdout).toMatch(/direct[\s\S]*ping 2: \d+ ms[\s\S]*median/);
+
+    const unknown = "12D3KooWNvSZnPi3RrhrTwEY4LuuBeB6K6facKUCJcyWG1aoDd2p";
+    const refused = await runCli(["ping", unknown, "-c", "1"], a.home);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/dial|gater|reach|no answer|peer/i);
+    expect((await runCli(["ping", b.id, "-c", "0"], a.home)).stderr).toMatch(/--count must be a whole number 1\.\.100/);
+  });
+});

@@ -1,0 +1,126 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { isAlive } from "../helpers/processes.js";
+
+/**
+ * Linux network namespaces for reachability tests: a "public" host R that also
+ * routes between two home routers NA and NB, each with one host behind it (A,
+ * B). Every address is inside these namespaces (10.210/16 outside the routers,
+ * 10.211/16 behind them); nothing reaches the machine's own network.
+ *
+ * ```
+ *  A 10.211.1.2 ── lan│NA│wan 10.210.1.2 ── 10.210.1.1 ┐
+ *                                                      R (forwards; a member listens on both)
+ *  B 10.211.2.2 ── lan│NB│wan 10.210.2.2 ── 10.210.2.1 ┘
+ * ```
+ *
+ * The routers MASQUERADE what leaves by `wan` and silently drop what arrives
+ * there unsolicited, as home routers do: a plain MASQUERADE answers a punch
+ * packet with a reset or an ICMP error, and hole punching could never work.
+ */
+
+/** Namespaces of this suite start with this, then the creating process's pid, so a sweep can tell stale ones. */
+export const NETNS_PREFIX = "ccreach-";
+
+/** What NA and NB do to outgoing flows: keep the source port where they can (cone), or pick a random one each flow (symmetric). */
+export type NatKind = "cone" | "symmetric";
+
+export interface Topology {
+  /** Namespace names. */
+  readonly ns: { R: string; NA: string; NB: string; A: string; B: string };
+  /** Addresses of the hosts: R on each side, A and B behind their routers, and the routers' outside addresses. */
+  readonly addr: { RA: string; RB: string; A: string; B: string; NA: string; NB: string };
+  /** Run a command in a namespace to completion; throws with its stderr on failure. */
+  run(ns: string, argv: string[]): string;
+  /** Remove every namespace of this topology (and with them their links); safe to call twice. */
+  remove(): void;
+}
+
+/** Why this machine cannot run the namespace suite, or undefined when it can. */
+export function namespacesUnavailable(): string | undefined {
+  if (process.platform !== "linux") return "network namespaces need Linux";
+  if (process.getuid?.() !== 0) return "creating network namespaces needs root (CI runs as root)";
+  for (const tool of ["ip", "iptables"]) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) return `\`${tool}\` is missing (apt-get install -y iproute2 iptables; .ci/run does)`;
+  }
+  const probe = `${NETNS_PREFIX}${process.pid}-probe${randomBytes(3).toString("hex")}`;
+  const added = spawnSync("ip", ["netns", "add", probe], { encoding: "utf8" });
+  if (added.status !== 0) return `\`ip netns add\` failed: ${added.stderr.trim()}`;
+  spawnSync("ip", ["netns", "del", probe]);
+  return undefined;
+}
+
+/** Remove namespaces of this suite left by a run whose process is gone (it crashed or was killed). */
+export function sweepStaleNamespaces(): string[] {
+  const listed = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+  const stale = listed
+    .split("\n")
+    .map((line) => line.split(" ")[0] ?? "")
+    .filter((name) => {
+      if (!name.startsWith(NETNS_PREFIX)) return false;
+      const pid = Number(name.slice(NETNS_PREFIX.length).split("-")[0]);
+      return !Number.isInteger(pid) || !isAlive(pid);
+    });
+  for (const name of stale) spawnSync("ip", ["netns", "del", name]);
+  return stale;
+}
+
+function sh(argv: string[]): string {
+  const result = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 10_000 });
+  if (result.status !== 0) throw new Error(`\`${argv.join(" ")}\` failed (${result.status ?? result.signal}): ${result.stderr.trim()}`);
+  return result.stdout;
+}
+
+/**
+ * Creates the topology. On any failure while building it, what was made is
+ * removed before the error is thrown.
+ */
+export function createTopology(options: { nat?: NatKind } = {}): Topology {
+  const tag = `${NETNS_PREFIX}${process.pid}-${randomBytes(3).toString("hex")}`;
+  const ns = { R: `${tag}-R`, NA: `${tag}-NA`, NB: `${tag}-NB`, A: `${tag}-A`, B: `${tag}-B` };
+  const addr = { RA: "10.210.1.1", RB: "10.210.2.1", NA: "10.210.1.2", NB: "10.210.2.2", A: "10.211.1.2", B: "10.211.2.2" };
+  const made: string[] = [];
+  const run = (name: string, argv: string[]): string => sh(["ip", "netns", "exec", name, ...argv]);
+  const remove = (): void => {
+    for (const name of made.splice(0)) spawnSync("ip", ["netns", "del", name]);
+  };
+  try {
+    for (const name of Object.values(ns)) {
+      sh(["ip", "netns", "add", name]);
+      made.push(name);
+      run(name, ["ip", "link", "set", "lo", "up"]);
+    }
+    // Each link is made with its ends already inside their namespaces, so its names never meet the machine's own.
+    const link = (a: string, aIf: string, aAddr: string, b: string, bIf: string, bAddr: string): void => {
+      sh(["ip", "link", "add", aIf, "netns", a, "type", "veth", "peer", "name", bIf, "netns", b]);
+      run(a, ["ip", "addr", "add", `${aAddr}/24`, "dev", aIf]);
+      run(b, ["ip", "addr", "add", `${bAddr}/24`, "dev", bIf]);
+      run(a, ["ip", "link", "set", aIf, "up"]);
+      run(b, ["ip", "link", "set", bIf, "up"]);
+    };
+    link(ns.R, "toa", addr.RA, ns.NA, "wan", addr.NA);
+    link(ns.R, "tob", addr.RB, ns.NB, "wan", addr.NB);
+    link(ns.NA, "lan", "10.211.1.1", ns.A, "eth0", addr.A);
+    link(ns.NB, "lan", "10.211.2.1", ns.B, "eth0", addr.B);
+    run(ns.R, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    run(ns.A, ["ip", "route", "add", "default", "via", "10.211.1.1"]);
+    run(ns.B, ["ip", "route", "add", "default", "via", "10.211.2.1"]);
+    for (const [router, upstream] of [
+      [ns.NA, addr.RA],
+      [ns.NB, addr.RB],
+    ] as const) {
+      run(router, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+      run(router, ["ip", "route", "add", "default", "via", upstream]);
+      const ipt = (...rule: string[]): string => run(router, ["iptables", "-w", ...rule]);
+      ipt("-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE", ...(options.nat === "symmetric" ? ["--random-fully"] : []));
+      for (const chain of ["FORWARD", "INPUT"]) {
+        ipt("-A", chain, "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT");
+        ipt("-A", chain, "-i", "wan", "-j", "DROP");
+      }
+    }
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return { ns, addr, run, remove };
+}
