@@ -111,12 +111,13 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const gitDir = join(this.#o.dataDir, "workspaces", "git", task.id);
     // A previous run of this task (before a restart) left its directory: it starts again from the tree.
     await Promise.all([rm(dir, { recursive: true, force: true }), rm(gitDir, { recursive: true, force: true })]);
-    const read = async (digest: string): Promise<Uint8Array> => {
-      const bytes = (local === undefined ? undefined : await local.read(digest)) ?? (await this.#o.store.read(digest));
+    const fromStore = (digest: string): Uint8Array => {
+      const bytes = this.#o.store.readSync(digest);
       if (bytes === undefined) throw new CoderClawError("NOT_FOUND", `blob ${digest} of tree ${spec.tree} is not held here`);
       return bytes;
     };
-    const tree = await materializeTree(manifest, dir, read, { limits });
+    const read = async (digest: string): Promise<Uint8Array> => (local === undefined ? undefined : await local.read(digest)) ?? fromStore(digest);
+    const tree = await materializeTree(manifest, dir, local === undefined ? fromStore : read, { limits });
     const tracking = await trackWorkspace(dir, gitDir, manifest, tree);
     this.#prepared.set(task.id, { dir, tracking, read, spec, requester: from });
     return dir;

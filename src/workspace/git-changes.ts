@@ -177,7 +177,6 @@ function holdsBase(path: string, seen: Seen, entry: ManifestEntry): boolean {
 
 /** A path as fast-import reads it: C-style quoted. */
 function quote(path: string): string {
-  // eslint-disable-next-line no-control-regex
   return `"${path.replace(/[\\"\u0000-\u001f\u007f]/g, (c) => (c === "\\" || c === '"' ? `\\${c}` : `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`))}"`;
 }
 
