@@ -38,6 +38,8 @@ export interface CodeWorkspacesOptions {
 interface Prepared {
   dir: string;
   tracking: ChangeTracking;
+  /** Reads a blob of the tree the workspace was made from. */
+  read: (digest: string) => Promise<Uint8Array>;
   spec: WorkspaceSpec;
   requester: string | undefined;
 }
@@ -110,21 +112,22 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const gitDir = join(this.#o.dataDir, "workspaces", "git", task.id);
     // A previous run of this task (before a restart) left its directory: it starts again from the tree.
     await Promise.all([rm(dir, { recursive: true, force: true }), rm(gitDir, { recursive: true, force: true })]);
-    const read = async (digest: string): Promise<Uint8Array> => {
-      const bytes = (local === undefined ? undefined : await local.read(digest)) ?? (await this.#o.store.read(digest));
+    const fromStore = (digest: string): Uint8Array => {
+      const bytes = this.#o.store.readSync(digest);
       if (bytes === undefined) throw new CoderClawError("NOT_FOUND", `blob ${digest} of tree ${spec.tree} is not held here`);
       return bytes;
     };
-    await materializeTree(manifest, dir, read, { limits });
-    const tracking = await trackWorkspace(dir, gitDir);
-    this.#prepared.set(task.id, { dir, tracking, spec, requester: from });
+    const read = async (digest: string): Promise<Uint8Array> => (local === undefined ? undefined : await local.read(digest)) ?? fromStore(digest);
+    const tree = await materializeTree(manifest, dir, local === undefined ? fromStore : read, { limits });
+    const tracking = await trackWorkspace(dir, gitDir, manifest, tree);
+    this.#prepared.set(task.id, { dir, tracking, read, spec, requester: from });
     return dir;
   }
 
   async collect(taskId: string): Promise<WorkspaceResult> {
     const prepared = this.#prepared.get(taskId);
     if (prepared === undefined) throw new CoderClawError("NOT_FOUND", `task ${taskId} has no workspace here`);
-    const changes = await collectChanges(prepared.tracking);
+    const changes = await collectChanges(prepared.tracking, prepared.read);
     const files: Array<{ path: string; bytes: Uint8Array }> = [];
     if (changes.patch.byteLength > 0) files.push({ path: RESULT_PATCH_PATH, bytes: changes.patch });
     const artifacts: WorkspaceResult["artifacts"] = [];

@@ -1,4 +1,4 @@
-import { constants, type Stats } from "node:fs";
+import { closeSync, constants, openSync, readSync, type Stats } from "node:fs";
 import { open } from "node:fs/promises";
 import { blobDigest, CHUNK_SIZE } from "./manifest.js";
 
@@ -55,23 +55,25 @@ function sameContentStat(a: Stats, b: Stats): boolean {
 
 /**
  * The `length` bytes at `offset` of the file at `path` if they still hash to
- * `digest`; undefined when the file is gone, shorter, or different now.
+ * `digest`; undefined when the file is gone, shorter, or different now. Read
+ * with synchronous calls: a blob server reads thousands of small files, for
+ * which three round trips through the thread pool each cost more than the read.
  */
-export async function readVerifiedChunk(path: string, offset: number, length: number, digest: string): Promise<Uint8Array | undefined> {
-  let handle;
+export function readVerifiedChunk(path: string, offset: number, length: number, digest: string): Promise<Uint8Array | undefined> {
+  let fd: number;
   try {
-    handle = await open(path, READ_FLAGS);
+    fd = openSync(path, READ_FLAGS);
   } catch {
-    return undefined;
+    return Promise.resolve(undefined);
   }
   try {
     const buffer = Buffer.allocUnsafeSlow(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, offset);
-    if (bytesRead !== length || blobDigest(buffer) !== digest) return undefined;
-    return new Uint8Array(buffer.buffer, buffer.byteOffset, length);
+    const bytesRead = readSync(fd, buffer, 0, length, offset);
+    if (bytesRead !== length || blobDigest(buffer) !== digest) return Promise.resolve(undefined);
+    return Promise.resolve(new Uint8Array(buffer.buffer, buffer.byteOffset, length));
   } catch {
-    return undefined;
+    return Promise.resolve(undefined);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }

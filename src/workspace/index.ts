@@ -30,4 +30,4 @@ export {
 } from "./manifest-pieces.js";
 export { type Snapshot, type SnapshotOptions, type SnapshotStats, snapshotDirectory } from "./snapshot.js";
 export { type SkippedPath, IGNORE_FILE } from "./tree-listing.js";
-export { type MaterializeOptions, materializeTree } from "./materialize.js";
+export { type FileStamp, type MaterializedTree, type MaterializeOptions, materializeTree } from "./materialize.js";

@@ -1,20 +1,45 @@
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import { lstat, mkdir, open, rename, rm, symlink } from "node:fs/promises";
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, symlinkSync, writeSync, type Stats } from "node:fs";
+import { lstat, mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { setImmediate } from "node:timers/promises";
 import { CoderClawError, InvalidInputError } from "../contract/errors.js";
 import { blobDigest, CHUNK_SIZE, comparePaths, DEFAULT_MANIFEST_LIMITS, validateManifest, type Manifest, type ManifestLimits } from "./manifest.js";
-import { mapPool } from "./pool.js";
 
 /** Options of {@link materializeTree}. */
 export interface MaterializeOptions {
   /** Limits the manifest must keep (defaults: {@link DEFAULT_MANIFEST_LIMITS}). */
   readonly limits?: ManifestLimits;
-  /** Files written at once (default 8). */
-  readonly concurrency?: number;
+}
+
+/** What one file or link of a materialised tree looked like right after it was written. */
+export interface FileStamp {
+  readonly size: number;
+  readonly mode: number;
+  readonly ino: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+}
+
+/** A tree as {@link materializeTree} left it. */
+export interface MaterializedTree {
+  /** Every file and link written, by path. */
+  readonly stamps: ReadonlyMap<string, FileStamp>;
+}
+
+/** The stamp of `stat`. */
+export function stampOf(stat: Stats): FileStamp {
+  return { size: stat.size, mode: stat.mode, ino: stat.ino, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs };
 }
 
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/**
+ * Files are written with synchronous calls: for thousands of small files one
+ * call each costs several times less than a round trip through the thread
+ * pool. The event loop is let go after this many files or bytes.
+ */
+const BATCH_FILES = 128;
+const BATCH_BYTES = 8 * 1024 * 1024;
 
 /**
  * Writes the tree of `manifest` into `targetDir`, which must not exist yet,
@@ -23,14 +48,15 @@ const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL |
  * checked against its digest before it is written; files are created
  * exclusively without following links, and links are made last, so no write
  * can land outside the tree. On any failure the partial directory is removed
- * and the error names the entry.
+ * and the error names the entry. Returns each entry's stat as written, for
+ * telling later which files changed.
  */
 export async function materializeTree(
   manifest: Manifest,
   targetDir: string,
-  readBlob: (digest: string) => Promise<Uint8Array>,
+  readBlob: (digest: string) => Uint8Array | Promise<Uint8Array>,
   options: MaterializeOptions = {},
-): Promise<void> {
+): Promise<MaterializedTree> {
   validateManifest(manifest, options.limits ?? DEFAULT_MANIFEST_LIMITS);
   const target = resolve(targetDir);
   const exists = await lstat(target).then(
@@ -44,6 +70,7 @@ export async function materializeTree(
   await mkdir(dirname(target), { recursive: true });
   const partial = `${target}.partial-${randomBytes(6).toString("hex")}`;
   await mkdir(partial, { mode: 0o755 });
+  const stamps = new Map<string, FileStamp>();
   try {
     const directories = new Set<string>();
     for (const entry of manifest.entries) {
@@ -51,49 +78,75 @@ export async function materializeTree(
     }
     // Bytewise order puts every directory after its parent.
     for (const directory of [...directories].sort(comparePaths)) {
-      await mkdir(join(partial, directory), { mode: 0o755 }).catch((err: unknown) => {
+      try {
+        mkdirSync(join(partial, directory), { mode: 0o755 });
+      } catch (err) {
         // A directory is no entry of its own: the first entry under it is named.
         const index = manifest.entries.findIndex((entry) => entry.path.startsWith(`${directory}/`));
         throw failure(index, manifest.entries[index]!.path, err);
-      });
+      }
     }
-    const indexed = manifest.entries.map((entry, index) => ({ entry, index }));
-    await mapPool(indexed, options.concurrency ?? 8, async ({ entry, index }) => {
-      if (entry.kind !== "file") return;
+    let files = 0;
+    let bytes = 0;
+    for (const [index, entry] of manifest.entries.entries()) {
+      if (entry.kind !== "file") continue;
+      if (files >= BATCH_FILES || bytes >= BATCH_BYTES) {
+        await setImmediate();
+        files = 0;
+        bytes = 0;
+      }
+      files++;
+      bytes += entry.size;
       const mode = entry.executable ? 0o755 : 0o644;
-      const handle = await open(join(partial, entry.path), CREATE_FLAGS, mode).catch((err: unknown) => {
-        throw failure(index, entry.path, err);
-      });
-      try {
-        for (const [j, digest] of entry.chunks.entries()) {
-          const bytes = await readBlob(digest).catch((err: unknown) => {
-            throw failure(index, entry.path, err);
-          });
-          const length = Math.min(CHUNK_SIZE, entry.size - j * CHUNK_SIZE);
-          if (bytes.byteLength !== length || blobDigest(bytes) !== digest) {
-            throw new InvalidInputError(`the bytes given for ${digest} do not match it (entry ${JSON.stringify(entry.path)})`, `entries[${index}].chunks[${j}]`);
-          }
-          await handle.write(bytes, 0, length, j * CHUNK_SIZE);
+      const chunks: Uint8Array[] = [];
+      for (const [j, digest] of entry.chunks.entries()) {
+        let chunk: Uint8Array;
+        try {
+          const read = readBlob(digest);
+          chunk = read instanceof Uint8Array ? read : await read;
+        } catch (err) {
+          throw failure(index, entry.path, err);
         }
-        // The process umask must not decide the mode the manifest gives.
-        await handle.chmod(mode);
+        const length = Math.min(CHUNK_SIZE, entry.size - j * CHUNK_SIZE);
+        if (chunk.byteLength !== length || blobDigest(chunk) !== digest) {
+          throw new InvalidInputError(`the bytes given for ${digest} do not match it (entry ${JSON.stringify(entry.path)})`, `entries[${index}].chunks[${j}]`);
+        }
+        chunks.push(chunk);
+      }
+      try {
+        const fd = openSync(join(partial, entry.path), CREATE_FLAGS, mode);
+        try {
+          let at = 0;
+          for (const chunk of chunks) {
+            for (let done = 0; done < chunk.byteLength; ) done += writeSync(fd, chunk, done, chunk.byteLength - done, at + done);
+            at += chunk.byteLength;
+          }
+          // The process umask must not decide the mode the manifest gives.
+          fchmodSync(fd, mode);
+          stamps.set(entry.path, stampOf(fstatSync(fd)));
+        } finally {
+          closeSync(fd);
+        }
       } catch (err) {
         throw failure(index, entry.path, err);
-      } finally {
-        await handle.close();
       }
-    });
-    for (const { entry, index } of indexed) {
+    }
+    for (const [index, entry] of manifest.entries.entries()) {
       if (entry.kind !== "symlink") continue;
-      await symlink(entry.target, join(partial, entry.path)).catch((err: unknown) => {
+      try {
+        const path = join(partial, entry.path);
+        symlinkSync(entry.target, path);
+        stamps.set(entry.path, stampOf(lstatSync(path)));
+      } catch (err) {
         throw failure(index, entry.path, err);
-      });
+      }
     }
     await rename(partial, target);
   } catch (err) {
     await rm(partial, { recursive: true, force: true });
     throw err;
   }
+  return { stamps };
 }
 
 /** An error about entry `index`, naming it; errors that already name their field pass through. */
