@@ -49,7 +49,6 @@ export class AuditLog {
   readonly #chains: Chains;
   readonly #own: OwnChain;
   readonly #reader: AuditReader;
-  readonly #growth = new Set<() => void>();
 
   constructor(options: AuditLogOptions) {
     this.#signer = options.signer;
@@ -70,16 +69,7 @@ export class AuditLog {
 
   /** Appends an entry to this node's log; resolves when it is durable. */
   append(body: AuditBody): Promise<AuditEntry> {
-    return this.#own.append(body).then((entry) => {
-      this.#grew();
-      return entry;
-    });
-  }
-
-  /** Call `listener` whenever a chain grew here (an append became durable, or ingested entries were stored); returns its removal. */
-  onGrow(listener: () => void): () => void {
-    this.#growth.add(listener);
-    return () => void this.#growth.delete(listener);
+    return this.#own.append(body);
   }
 
   /** Entries matching `filter` across all stored logs, oldest first per author. */
@@ -101,10 +91,7 @@ export class AuditLog {
    * as fork evidence, forged ones refused (see {@link ingestEntries}).
    */
   ingest(entries: Iterable<Uint8Array>): Promise<IngestReport> {
-    return ingestEntries({ chains: this.#chains, keyOf: (author) => this.#keyOf(author), foldOwn: () => this.#own.fold() }, entries).then((report) => {
-      if (report.appended > 0) this.#grew();
-      return report;
-    });
+    return ingestEntries({ chains: this.#chains, keyOf: (author) => this.#keyOf(author), foldOwn: () => this.#own.fold() }, entries);
   }
 
   /**
@@ -124,10 +111,6 @@ export class AuditLog {
   async close(): Promise<void> {
     await this.#own.close();
     this.#chains.clear();
-  }
-
-  #grew(): void {
-    for (const listener of this.#growth) listener();
   }
 
   #keyOf(author: string): Uint8Array | undefined {
