@@ -5,8 +5,9 @@ import { startPairSessions } from "../../protocols/framing/pair-sessions.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
 import type { DocumentChange } from "../../src/storage/document-store.js";
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
-import { createLivePush } from "../../protocols/sync/live-push.js";
-import { PeerSession, type RefusedChange } from "../../protocols/sync/peer-session.js";
+import { createLivePush, type LivePush } from "../../protocols/sync/live-push.js";
+import { holdsHeads, PeerSession, type RefusedChange } from "../../protocols/sync/peer-session.js";
+import { createWantTracker } from "../../protocols/sync/want-tracker.js";
 import type { ReplicaAuthority } from "../../protocols/sync/replica-authority.js";
 import type { Quarantine } from "./quarantine.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";
@@ -69,8 +70,9 @@ export interface SyncEngine {
  * Starts document sync: one long-lived stream per member peer, opened by the
  * peer whose id sorts first so each pair shares a single stream; a summary
  * exchange on every (re)connect; live, debounced, batched pushes afterwards.
- * Changes received from one peer are relayed to the others, so members that are
- * not directly connected still converge.
+ * Changes received from one peer are announced to the others and sent to
+ * those that ask, so members that are not directly connected still converge;
+ * each session is told which peers this node syncs with directly.
  */
 export async function createSyncEngine(options: SyncEngineOptions): Promise<SyncEngine> {
   const { libp2p, store, isMember, authority } = options;
@@ -96,14 +98,29 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
     if (count === (options.maxOffences ?? 3)) options.onOffender?.(refused.peer);
   };
 
+  // Made once the sessions exist; a session's first messages may come before.
+  let push: LivePush | undefined;
+  const wants = createWantTracker({ holds: (id, heads) => holdsHeads(store, id, heads) });
+  let neighboursTimer: ReturnType<typeof setTimeout> | undefined;
+  // Sessions open and close in bursts (a node joining, a partition): the peer lists go out once it settles.
+  const neighboursChanged = (): void => {
+    neighboursTimer ??= setTimeout(() => {
+      neighboursTimer = undefined;
+      if (stopped) return;
+      const peers = [...pairs.sessions.keys()];
+      for (const session of pairs.sessions.values()) void session.sendPeers(peers);
+    }, 20);
+  };
+
   const pairs = await startPairSessions<SyncMessage, PeerSession>({
     libp2p,
     protocol: SYNC_PROTOCOL,
     codec,
     settings,
     isMember,
-    open: (channel, initiator) =>
-      new PeerSession(channel, {
+    open: (channel, initiator) => {
+      neighboursChanged();
+      return new PeerSession(channel, {
         store,
         authority,
         prefixes,
@@ -112,14 +129,19 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
         initiator,
         onRefused,
         onError: (error) => report(channel.peer, error),
-      }),
+        wants,
+        onPeers: (removed) => push?.peersLost(channel.peer, removed),
+        onEnded: neighboursChanged,
+      });
+    },
     ...(options.retryMaxMs !== undefined && { retryMaxMs: options.retryMaxMs }),
     onError: report,
   });
 
-  const push = createLivePush({ sessions: pairs.sessions, authority, ...(options.debounceMs !== undefined && { debounceMs: options.debounceMs }) });
+  const live = createLivePush({ sessions: pairs.sessions, authority, ...(options.debounceMs !== undefined && { debounceMs: options.debounceMs }) });
+  push = live;
   const unsubscribe = store.onChange((change: DocumentChange) => {
-    if (!stopped && prefixes.some((p) => change.id.startsWith(p))) push.changed(change);
+    if (!stopped && prefixes.some((p) => change.id.startsWith(p))) live.changed(change);
   });
 
   return {
@@ -130,7 +152,9 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
       if (stopped) return;
       stopped = true;
       unsubscribe();
-      push.stop();
+      live.stop();
+      wants.stop();
+      if (neighboursTimer !== undefined) clearTimeout(neighboursTimer);
       await pairs.stop();
     },
   };

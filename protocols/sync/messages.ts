@@ -6,11 +6,15 @@ import { MAX_BATCH } from "./heads-signature.js";
  * Document sync over one long-lived stream per peer. Version 2: every patch
  * carries its writer's signature over the heads it leads to, and Automerge's
  * own sync exchange is gone (a document has one writer, so two sides never
- * both change one).
+ * both change one). Version 3: a relayed change is announced (`have`) and sent
+ * on `want`, and each side tells the other which peers it syncs with directly
+ * (`peers`), so a change reaches each member about once.
  */
-export const SYNC_PROTOCOL = "/coderclaw/sync/2.0.0";
+export const SYNC_PROTOCOL = "/coderclaw/sync/3.0.0";
 /** Wire version inside every sync message envelope. */
-export const SYNC_VERSION = 2;
+export const SYNC_VERSION = 3;
+/** Most peers one `peers` message names. */
+export const MAX_SYNC_NEIGHBOURS = 1024;
 /** Largest sync frame; one document's patch must fit. */
 export const MAX_SYNC_FRAME_BYTES = 8 * 1024 * 1024;
 
@@ -62,8 +66,24 @@ export const wantMessage = z.object({
   items: z.array(z.object({ id: documentId, heads })).max(10_000),
 });
 
+/** The sender holds these documents at these heads: a peer that lacks them answers with a `want`. */
+export const haveMessage = z.object({
+  t: z.literal("have"),
+  items: z.array(z.object({ id: documentId, heads: heads.min(1) })).max(10_000),
+});
+
+/**
+ * The peers the sender has an open sync session with, sent when a session
+ * starts and whenever that set changes. A writer pushes its own changes to
+ * every one of them, so a relay need not announce that writer's changes to them.
+ */
+export const peersMessage = z.object({
+  t: z.literal("peers"),
+  peers: z.array(deviceId).max(MAX_SYNC_NEIGHBOURS),
+});
+
 /** Any message of the sync protocol. */
-export const syncMessage = z.discriminatedUnion("t", [summaryMessage, entriesMessage, patchMessage, wantMessage]);
+export const syncMessage = z.discriminatedUnion("t", [summaryMessage, entriesMessage, patchMessage, wantMessage, haveMessage, peersMessage]);
 
 /** See {@link syncMessage}. */
 export type SyncMessage = z.infer<typeof syncMessage>;
@@ -71,6 +91,8 @@ export type SummaryMessage = z.infer<typeof summaryMessage>;
 export type EntriesMessage = z.infer<typeof entriesMessage>;
 export type PatchMessage = z.infer<typeof patchMessage>;
 export type WantMessage = z.infer<typeof wantMessage>;
+export type HaveMessage = z.infer<typeof haveMessage>;
+export type PeersMessage = z.infer<typeof peersMessage>;
 
 /** The strict codec of the sync protocol. */
 export function createSyncCodec(maxMessageBytes = MAX_SYNC_FRAME_BYTES): MessageCodec<SyncMessage> {

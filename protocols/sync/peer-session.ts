@@ -2,13 +2,14 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import * as A from "@automerge/automerge";
 import { MalformedFrameError, PeerLimitError } from "../framing/errors.js";
 import type { MessageChannel } from "../framing/message-channel.js";
-import type { EntriesMessage, PatchMessage, SummaryMessage, SyncMessage, WantMessage } from "./messages.js";
+import type { EntriesMessage, HaveMessage, PatchMessage, PeersMessage, SummaryMessage, SyncMessage, WantMessage } from "./messages.js";
 import type { HeadsSignature } from "./heads-signature.js";
 import { sameHeads } from "../../src/storage/document-store.js";
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
 import { docRootListReader, docRootReader, type RootListReader, type RootReader } from "../../src/storage/root-reader.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
 import { ECHO, type Refusal, type ReplicaAuthority } from "./replica-authority.js";
+import type { WantTarget, WantTracker } from "./want-tracker.js";
 
 /** A received change that was not taken, with what came, for the audit log and the quarantine. */
 export interface RefusedChange extends Refusal {
@@ -37,6 +38,16 @@ export interface PeerSessionOptions {
   /** Every refused change; the session is cut after one that is an offence. */
   onRefused: (refused: RefusedChange) => void;
   onError: (error: Error) => void;
+  /**
+   * Shared by a node's sessions, so a change several peers announce is asked
+   * of one. Without it every announcement of a change this side lacks is
+   * answered with a want.
+   */
+  wants?: WantTracker;
+  /** The peer's set of direct sync peers changed; `removed` are those it no longer has. */
+  onPeers?: (removed: string[]) => void;
+  /** The session ended. */
+  onEnded?: () => void;
 }
 
 /** Documents of one patch frame applied per turn of the event loop. */
@@ -44,6 +55,9 @@ const PATCH_ITEMS_PER_TURN = 8;
 
 /** Entries one multi-frame answer may carry; far above any real store prefix, it only stops a peer that never sends `last`. */
 const MAX_PENDING_ENTRIES = 1_000_000;
+
+/** Documents whose heads at the peer are remembered; past it the memory starts again (it only saves announcements). */
+const MAX_KNOWN = 20_000;
 
 /** Changes of one document from `since` to `heads`, in Automerge save format, with its writer's signature. */
 export type PatchItem = PatchMessage["items"][number];
@@ -77,16 +91,62 @@ export class PeerSession {
   readonly #pendingEntries = new Map<string, Array<{ id: string; heads: string[] }>>();
   /** Set when this side cut the session for an offence. */
   #cut = false;
+  /** Heads the peer is known to hold, from what it sent or announced, per document. */
+  readonly #known = new Map<string, readonly string[]>();
+  #neighbours: ReadonlySet<string> = new Set();
+  /** The last `peers` list sent. */
+  #sentPeers = "";
+  readonly #wantTarget: WantTarget;
 
   constructor(channel: MessageChannel<SyncMessage>, options: PeerSessionOptions) {
     this.channel = channel;
     this.#options = options;
+    const session = this;
+    this.#wantTarget = {
+      get closed() {
+        return session.channel.closed;
+      },
+      want: (id) => void this.#enqueue(async () => this.#sendWants([{ id, heads: (await this.#options.store.heads(id)) ?? [] }])),
+    };
   }
 
   /** Send summaries when driving, then process the peer's messages until the channel ends. */
   async run(): Promise<void> {
-    if (this.#options.initiator) await this.#enqueue(() => this.#sendSummaries());
-    for await (const message of this.channel) await this.#enqueue(() => this.#handle(message));
+    try {
+      if (this.#options.initiator) await this.#enqueue(() => this.#sendSummaries());
+      for await (const message of this.channel) await this.#enqueue(() => this.#handle(message));
+    } finally {
+      this.#options.onEnded?.();
+    }
+  }
+
+  /** The peers the peer last said it syncs with directly. */
+  get neighbours(): ReadonlySet<string> {
+    return this.#neighbours;
+  }
+
+  /** True when the peer is known to hold `id` at exactly `heads`. */
+  peerHolds(id: string, heads: readonly string[]): boolean {
+    const known = this.#known.get(id);
+    return known !== undefined && sameHeads(known, heads);
+  }
+
+  /** Announce documents this side holds; the peer asks for those it lacks. Those it is known to hold are left out. */
+  announce(items: ReadonlyArray<{ id: string; heads: string[] }>): Promise<void> {
+    const news = items.filter((item) => !this.peerHolds(item.id, item.heads));
+    if (news.length === 0) return Promise.resolve();
+    return this.#enqueue(async () => {
+      for (let i = 0; i < news.length; i += 5000) await this.channel.send({ t: "have", items: news.slice(i, i + 5000) });
+    });
+  }
+
+  /** Tell the peer which peers this side syncs with directly, when that differs from what it was last told. */
+  sendPeers(peers: readonly string[]): Promise<void> {
+    const list = peers.filter((p) => p !== this.channel.peer).sort();
+    const key = list.join(" ");
+    if (key === this.#sentPeers) return Promise.resolve();
+    this.#sentPeers = key;
+    return this.#enqueue(() => this.channel.send({ t: "peers", peers: list }));
   }
 
   /** Push the changes of each document after `since` (heads the peer is taken to hold), built from the stored document. */
@@ -151,7 +211,36 @@ export class PeerSession {
         return this.#onPatch(message);
       case "want":
         return this.#onWant(message);
+      case "have":
+        return this.#onHave(message);
+      case "peers":
+        return this.#onPeers(message);
     }
+  }
+
+  #learn(id: string, heads: readonly string[]): void {
+    if (this.#known.size >= MAX_KNOWN) this.#known.clear();
+    this.#known.set(id, heads);
+  }
+
+  async #onHave(message: HaveMessage): Promise<void> {
+    const { store } = this.#options;
+    const wants: Array<{ id: string; heads: string[] }> = [];
+    for (const { id, heads } of message.items) {
+      if (!this.#replicated(id)) continue;
+      this.#learn(id, heads);
+      if (await holdsHeads(store, id, heads)) continue;
+      if (this.#options.wants !== undefined) this.#options.wants.announced(id, heads, this.#wantTarget);
+      else wants.push({ id, heads: (await store.heads(id)) ?? [] });
+    }
+    await this.#sendWants(wants);
+  }
+
+  #onPeers(message: PeersMessage): void {
+    const next = new Set(message.peers);
+    const removed = [...this.#neighbours].filter((p) => !next.has(p));
+    this.#neighbours = next;
+    if (removed.length > 0) this.#options.onPeers?.(removed);
   }
 
   #replicated(id: string): boolean {
@@ -213,7 +302,11 @@ export class PeerSession {
   async #onWant(message: WantMessage): Promise<void> {
     const wanted: Array<{ id: string; doc: A.Doc<unknown> | undefined; since: string[] }> = [];
     // A document this side lacks, or holds behind the peer, is the peer's to send.
-    for (const { id, heads } of message.items) if (this.#replicated(id)) wanted.push({ id, doc: await this.#options.store.get<unknown>(id), since: heads });
+    for (const { id, heads } of message.items) {
+      if (!this.#replicated(id)) continue;
+      this.#learn(id, heads);
+      wanted.push({ id, doc: await this.#options.store.get<unknown>(id), since: heads });
+    }
     await this.#sendPatches(this.#patchesOf(wanted));
   }
 
@@ -226,6 +319,10 @@ export class PeerSession {
       // After an offence the rest of the frame is not looked at; a peer that merely ended its side is still heard.
       if (this.#cut) return;
       await this.#applyPatches(message.items.slice(i, i + PATCH_ITEMS_PER_TURN), behind);
+    }
+    for (const item of message.items) {
+      this.#learn(item.id, item.heads);
+      this.#options.wants?.received(item.id);
     }
     await this.#sendWants(behind);
   }
@@ -318,6 +415,15 @@ function changesShown(doc: A.Doc<unknown>, since: string[]): Uint8Array | undefi
   } finally {
     A.free(copy);
   }
+}
+
+/** True when the store holds `id` at or past `heads`. */
+export async function holdsHeads(store: Pick<LevelDocumentStore, "get" | "heads">, id: string, heads: readonly string[]): Promise<boolean> {
+  const stored = await store.heads(id);
+  if (stored === undefined) return false;
+  if (heads.every((h) => stored.includes(h))) return true;
+  const doc = await store.get<unknown>(id);
+  return doc !== undefined && A.hasHeads(doc, [...heads]);
 }
 
 /** Thrown inside a store update to refuse the change it would make; nothing is written. */

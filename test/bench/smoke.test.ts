@@ -92,6 +92,7 @@ const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly 
     ],
   },
   { name: "workflow", timeoutMs: 60_000, figures: ["chain.workflowMs", "chain.directMs", "chain.ratio", "fanOut.workflowMs", "fanOut.directMs", "fanOut.ratio"] },
+  { name: "scale", timeoutMs: 90_000, figures: ["live.0.bytesPerChange", "live.0.ratioToIdeal", "live.1.ratioToIdeal", "live.3.ratioToIdeal"] },
 ];
 
 describe("benchmarks at smoke size", () => {
@@ -103,6 +104,14 @@ describe("benchmarks at smoke size", () => {
       if (name === "mesh") {
         // A lookup that finds nothing would still have a latency.
         expect(result.capability_lookup_auto_found_ratio).toBe(1);
+      }
+      if (name === "scale") {
+        // Every pair of four connected: each change reaches each member once, not once per relay (that was 3x).
+        const full = (result.live as Array<Record<string, unknown>>).find((r) => r.topology === "full" && r.n === 4);
+        expect(full?.ratioToIdeal).toBeLessThan(1.6);
+        // Idle traffic may be nothing at all in a smoke window; only its presence is checked.
+        expect(typeof at(result, "idle.0.bytesPerNodePerMinute")).toBe("number");
+        expect(typeof at(result, "idle.0.cpuPercentOfACorePerNode")).toBe("number");
       }
       if (name === "workspace") {
         // The first ship moved the whole tree, the second far less: the figures count real transfers.

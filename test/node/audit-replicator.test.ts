@@ -2,9 +2,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startAuditReplicator, type AuditReplicator } from "../../node/audit/audit-replicator.js";
 import type { MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
 import { AUDIT_PAGE } from "../../protocols/audit/messages.js";
+import type { ReplicatedLog } from "../../protocols/audit/replication.js";
 import { AuditLog, generateSigner } from "../../src/security/index.js";
 import { tempLevel } from "../security/helpers.js";
-import { connectAll, startNodes, stopAll } from "./helpers.js";
+import { connect, connectAll, eventually, startNodes, stopAll } from "./helpers.js";
 
 let nodes: MeshLibp2p[] = [];
 const cleanups: Array<() => Promise<void>> = [];
@@ -14,7 +15,78 @@ afterEach(async () => {
   nodes = [];
 });
 
+/**
+ * A replicator on each node, with no polling rounds: node i's members are
+ * those `linked(i, j)` allows (and only those may connect), so a chain must be
+ * relayed to reach a node that is not linked to its author. Every heads read
+ * of the logs is counted (a served heads request, or growth to tell of).
+ */
+async function startLogs(count: number, linked: (i: number, j: number) => boolean): Promise<{ logs: AuditLog[]; headsAsked: () => number }> {
+  const ids: string[] = [];
+  nodes = await startNodes(count, { admit: (i) => (peer) => ids.indexOf(peer) === -1 || linked(i, ids.indexOf(peer)) });
+  ids.push(...nodes.map((n) => n.peerId.toString()));
+  const logs: AuditLog[] = [];
+  let asked = 0;
+  for (const [i, node] of nodes.entries()) {
+    const level = await tempLevel();
+    const log = new AuditLog({ db: level.db, signer: generateSigner(), segmentSize: 1000 });
+    const served: ReplicatedLog = {
+      heads: () => {
+        asked++;
+        return log.heads();
+      },
+      exportEntries: (author, after, limit) => log.exportEntries(author, after, limit),
+      ingest: (entries) => log.ingest(entries),
+      onGrow: (listener) => log.onGrow(listener),
+    };
+    const members = (): string[] => nodes.filter((other, j) => j !== i && linked(i, j) && node.getConnections(other.peerId).length > 0).map((n) => n.peerId.toString());
+    const replicator = await startAuditReplicator({ libp2p: node, audit: served, isMember: (peer) => ids.indexOf(peer) !== -1 && linked(i, ids.indexOf(peer)), members, tipDelayMs: 20 });
+    cleanups.push(async () => {
+      await replicator.stop();
+      await log.close();
+      await level.dispose();
+    });
+    logs.push(log);
+  }
+  return { logs, headsAsked: () => asked };
+}
+
 describe("audit replicator", () => {
+  it("pushes what grows: entries reach every node of a line with no polling, relayed hop by hop", async () => {
+    const { logs } = await startLogs(4, (i, j) => Math.abs(i - j) === 1);
+    for (let i = 0; i < 3; i++) await connect(nodes[i]!, nodes[i + 1]!);
+    await Promise.all(logs.map((log, i) => log.append({ action: "task.submit", userId: `u-${i}`, result: "allowed", resource: `task-${i}` })));
+    const complete = async (): Promise<boolean> => (await Promise.all(logs.map(async (log) => (await log.heads()).size))).every((size) => size === 4);
+    await eventually(complete, 10_000, "every chain on every node");
+    await logs[0]!.append({ action: "task.cancel", userId: "u-0", result: "allowed", resource: "task-0" });
+    await eventually(async () => (await logs[3]!.heads()).get(logs[0]!.author)?.seq === 2, 10_000, "the newest entry at the far end");
+    for (const log of logs) expect(await log.verify()).toMatchObject({ ok: true, authors: 4 });
+  });
+
+  it("is quiet while nothing changes, and reconciles on reconnect what grew while apart", async () => {
+    let apart = false;
+    const { logs, headsAsked } = await startLogs(2, () => !apart);
+    const [a, b] = logs as [AuditLog, AuditLog];
+    await a.append({ action: "task.submit", userId: "u", result: "allowed", resource: "task-1" });
+    await connect(nodes[0]!, nodes[1]!);
+    await eventually(async () => (await b.heads()).get(a.author)?.seq === 1, 10_000, "the first entry");
+    await new Promise((r) => setTimeout(r, 500));
+    // Longer than the 5 s rounds that asked every member for every head.
+    const before = headsAsked();
+    await new Promise((r) => setTimeout(r, 6_000));
+    expect(headsAsked()).toBe(before);
+
+    apart = true;
+    await nodes[0]!.hangUp(nodes[1]!.peerId);
+    await eventually(() => nodes[1]!.getConnections(nodes[0]!.peerId).length === 0, 5_000, "the hang-up");
+    await a.append({ action: "task.cancel", userId: "u", result: "allowed", resource: "task-1" });
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await b.heads()).get(a.author)?.seq).toBe(1);
+    apart = false;
+    await connect(nodes[1]!, nodes[0]!);
+    await eventually(async () => (await b.heads()).get(a.author)?.seq === 2, 10_000, "the entry made while apart");
+  }, 20_000);
+
   it("pulls a chain longer than a page, page by page, and the copy verifies", async () => {
     nodes = await startNodes(2);
     await connectAll(nodes);

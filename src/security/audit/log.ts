@@ -49,6 +49,7 @@ export class AuditLog {
   readonly #chains: Chains;
   readonly #own: OwnChain;
   readonly #reader: AuditReader;
+  readonly #growth = new Set<() => void>();
 
   constructor(options: AuditLogOptions) {
     this.#signer = options.signer;
@@ -69,7 +70,16 @@ export class AuditLog {
 
   /** Appends an entry to this node's log; resolves when it is durable. */
   append(body: AuditBody): Promise<AuditEntry> {
-    return this.#own.append(body);
+    return this.#own.append(body).then((entry) => {
+      this.#grew();
+      return entry;
+    });
+  }
+
+  /** Call `listener` whenever a chain grew here (an append became durable, or ingested entries were stored); returns its removal. */
+  onGrow(listener: () => void): () => void {
+    this.#growth.add(listener);
+    return () => void this.#growth.delete(listener);
   }
 
   /** Entries matching `filter` across all stored logs, oldest first per author. */
@@ -91,7 +101,10 @@ export class AuditLog {
    * as fork evidence, forged ones refused (see {@link ingestEntries}).
    */
   ingest(entries: Iterable<Uint8Array>): Promise<IngestReport> {
-    return ingestEntries({ chains: this.#chains, keyOf: (author) => this.#keyOf(author), foldOwn: () => this.#own.fold() }, entries);
+    return ingestEntries({ chains: this.#chains, keyOf: (author) => this.#keyOf(author), foldOwn: () => this.#own.fold() }, entries).then((report) => {
+      if (report.appended > 0) this.#grew();
+      return report;
+    });
   }
 
   /**
@@ -111,6 +124,10 @@ export class AuditLog {
   async close(): Promise<void> {
     await this.#own.close();
     this.#chains.clear();
+  }
+
+  #grew(): void {
+    for (const listener of this.#growth) listener();
   }
 
   #keyOf(author: string): Uint8Array | undefined {

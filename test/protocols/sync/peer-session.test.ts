@@ -14,6 +14,8 @@ import {
   type SyncMessage,
   type WriterRule,
 } from "../../../protocols/sync/index.js";
+import { createWantTracker, type WantTracker } from "../../../protocols/sync/want-tracker.js";
+import { holdsHeads } from "../../../protocols/sync/peer-session.js";
 import { openDatabase, type Database } from "../../../src/storage/level-database.js";
 import { LevelDocumentStore } from "../../../src/storage/level-document-store.js";
 import { WriteBatcher, type WriteOp } from "../../../src/storage/write-batcher.js";
@@ -78,6 +80,33 @@ function connect(a: Side, b: Side): { sessions: [PeerSession, PeerSession]; ends
   return { sessions, ends };
 }
 
+/**
+ * A session of `s` (not driving) with a bare channel end, as a peer that
+ * sends what a test tells it and records what `s` sends; `wants` is shared by
+ * `s`'s sessions.
+ */
+function rawPeer(s: Side, name: string, wants: WantTracker): { end: MessageChannel<SyncMessage>; received: SyncMessage[] } {
+  const ends = memoryChannelPair<SyncMessage>({ codec: createSyncCodec(), peers: [s.identity.peerId, name] });
+  const session = new PeerSession(ends[0], {
+    store: s.store,
+    authority: createReplicaAuthority({ identity: s.identity, db: s.db, rules: [OWNER_RULE], mayWrite: () => true }),
+    prefixes: ["task/"],
+    targetFrameBytes: 64 * 1024,
+    maxEntriesPerFrame: 100,
+    initiator: false,
+    onRefused: (r) => s.refused.push(r),
+    onError: (e) => s.errors.push(e),
+    wants,
+  });
+  void session.run().catch(() => undefined);
+  const received: SyncMessage[] = [];
+  void (async () => {
+    for await (const m of ends[1]) received.push(m);
+  })().catch(() => undefined);
+  cleanups.push(async () => void (await Promise.all(ends.map((e) => e.close()))));
+  return { end: ends[1], received };
+}
+
 const write = (s: Side, id: string, status: string) =>
   s.store.update<Doc>(id, (doc) => A.change(doc ?? A.from<Doc>({ owner: new A.ImmutableString(s.identity.peerId), status: "pending" }, { actor: "aa".repeat(16) }), (d) => void (d.status = status)));
 
@@ -92,7 +121,7 @@ describe("sync session over an in-memory channel", () => {
     expect([a.refused, b.refused, a.errors, b.errors]).toEqual([[], [], [], []]);
   });
 
-  it("pushes live changes as signed patches to every session but the one a change came from", async () => {
+  it("pushes its own live changes as signed patches, and the receiver notes the peer each came from", async () => {
     const [a, b] = [await side(), await side()];
     await write(a, "task/live", "pending");
     const { sessions } = connect(a, b);
@@ -113,6 +142,35 @@ describe("sync session over an in-memory channel", () => {
     await write(a, "task/live", "completed again");
     await eventually(() => seen.length > 0, 5000, "the change reaches b");
     expect(seen).toEqual([a.identity.peerId]);
+  });
+
+  it("asks one of the peers that announce a change it lacks, and another only when the first does not answer", async () => {
+    const [w, x] = [await side(), await side()];
+    await write(w, "task/announced", "running");
+    const doc = (await w.store.get<Doc>("task/announced"))!;
+    const heads = A.getHeads(doc);
+    const wants = createWantTracker({ holds: (id, h) => holdsHeads(x.store, id, h), retryMs: 200 });
+    cleanups.push(async () => wants.stop());
+    const [first, second] = [rawPeer(x, "relay-1", wants), rawPeer(x, "relay-2", wants)];
+    const wanted = (): number => [...first.received, ...second.received].filter((m) => m.t === "want").length;
+
+    await first.end.send({ t: "have", items: [{ id: "task/announced", heads }] });
+    await second.end.send({ t: "have", items: [{ id: "task/announced", heads }] });
+    await eventually(() => wanted() > 0, 5000, "a want");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(first.received.filter((m) => m.t === "want")).toEqual([{ t: "want", items: [{ id: "task/announced", heads: [] }] }]);
+    expect(second.received).toEqual([]);
+
+    // The first relay never answers: past the retry time the second is asked, and its patch is taken.
+    await eventually(() => second.received.some((m) => m.t === "want"), 5000, "the want to the second relay");
+    await second.end.send({ t: "patch", items: [signedPatch("task/announced", [], A.save(doc), signHeads(w.identity, "task/announced", heads))] });
+    await eventually(async () => (await x.store.get<Doc>("task/announced"))?.status === "running", 5000, "the patch taken");
+    // Held now: announcing it again asks nothing.
+    const before = wanted();
+    await first.end.send({ t: "have", items: [{ id: "task/announced", heads }] });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(wanted()).toBe(before);
+    expect([x.refused, x.errors]).toEqual([[], []]);
   });
 
   it("sends a document read while a newer change of it is being written as it was read: changes that end at the heads it signs", async () => {

@@ -1,0 +1,222 @@
+import "../src/polyfills.js";
+import * as A from "@automerge/automerge";
+import { mkdtempSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { deviceIdentityFromSeed } from "../identity/index.js";
+import { createBuiltinRegistry } from "../src/agents/builtin.js";
+import { createNode, type CoderClawNode } from "../node/create-node.js";
+import { createMeshLibp2p, type MeshLibp2p } from "../node/libp2p/create-libp2p.js";
+import { createSyncEngine, type SyncEngine } from "../node/sync/sync-engine.js";
+import { createSyncCodec } from "../protocols/sync/messages.js";
+import { signedPatch } from "../protocols/sync/peer-session.js";
+import { createReplicaAuthority, type WriterRule } from "../protocols/sync/replica-authority.js";
+import { openDatabase, type Database } from "../src/storage/level-database.js";
+import { LevelDocumentStore } from "../src/storage/level-document-store.js";
+import { percentile, printResult, SMOKE, sized } from "./report.js";
+
+/**
+ * What a mesh costs as it grows, all nodes in this process on 127.0.0.1, bytes
+ * counted as written to TCP sockets:
+ * - `live`: mesh-wide bytes per replicated task-document change (the median
+ *   over the changes; each is awaited on every node, then 60 ms of quiet), every
+ *   pair connected and in a line, against the ideal of one copy of the signed
+ *   patch, as one sync frame, per other member.
+ * - `idle`: whole nodes (every service) in a formed mesh, every pair connected,
+ *   doing nothing: socket bytes and CPU per node per minute, after they
+ *   settled.
+ */
+
+/** Bytes handed to every TCP socket of this process. */
+let socketBytes = 0;
+const write = Socket.prototype.write;
+Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]): boolean {
+  if (chunk instanceof Uint8Array) socketBytes += chunk.byteLength;
+  else if (typeof chunk === "string") socketBytes += Buffer.byteLength(chunk);
+  return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+};
+
+type Task = { status: A.ImmutableString; progress: number; owner: A.ImmutableString };
+
+/** Bench documents name their writer in `owner`. */
+const OWNER_RULE: WriterRule = { prefix: "task/", writerOf: (_id, root) => (typeof root("owner") === "string" ? (root("owner") as string) : undefined) };
+
+interface SyncNode {
+  id: string;
+  libp2p: MeshLibp2p;
+  db: Database;
+  store: LevelDocumentStore;
+  engine: SyncEngine;
+  dir: string;
+  sign(bytes: Uint8Array): Uint8Array;
+}
+
+/** `n` nodes running document sync; `linked(a, b)` says whether node ids a and b may connect. */
+async function startSyncNodes(n: number, linked: (a: string, b: string) => boolean): Promise<SyncNode[]> {
+  const nodes: SyncNode[] = [];
+  for (let i = 0; i < n; i++) {
+    const identity = deviceIdentityFromSeed(randomBytes(32));
+    const libp2p = await createMeshLibp2p({ privateKey: identity.privateKey, mdns: false, admit: (peer) => linked(identity.peerId, peer), inboundConnectionThreshold: 10_000 });
+    const dir = mkdtempSync(join(tmpdir(), "coderclaw-bench-scale-"));
+    const db = await openDatabase(dir);
+    const store = new LevelDocumentStore(db, { path: dir });
+    const authority = createReplicaAuthority({ identity, db, rules: [OWNER_RULE], mayWrite: () => true });
+    const engine = await createSyncEngine({ libp2p, store, authority, isMember: () => true });
+    nodes.push({ id: identity.peerId, libp2p, db, store, engine, dir, sign: identity.sign });
+  }
+  return nodes;
+}
+
+async function stopSyncNodes(nodes: SyncNode[]): Promise<void> {
+  for (const node of nodes) {
+    await node.engine.stop();
+    await node.libp2p.stop();
+    await node.db.close();
+    rmSync(node.dir, { recursive: true, force: true });
+  }
+}
+
+async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
+
+/** Pairs of node indexes to connect: every pair, or each node to the next. */
+function links(n: number, topology: "full" | "line"): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (topology === "full" || j === i + 1) out.push([i, j]);
+  return out;
+}
+
+/**
+ * Mesh-wide socket bytes per change of one task document, each change made by
+ * the document's writer and awaited on every node before the next. Each node
+ * writes one document; the writers take turns.
+ */
+async function liveCost(n: number, topology: "full" | "line", changes: number): Promise<Record<string, number | string>> {
+  const linked = links(n, topology);
+  const allowed = new Set<string>();
+  // Only the chosen links carry sync: every other pair refuses the connection.
+  const nodes = await startSyncNodes(n, (a, b) => allowed.has(`${a} ${b}`));
+  try {
+    for (const [i, j] of linked) for (const [a, b] of [[i, j], [j, i]] as const) allowed.add(`${nodes[a]!.id} ${nodes[b]!.id}`);
+    for (const [i, j] of linked) await nodes[i]!.libp2p.dial(nodes[j]!.libp2p.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
+    const degree = (i: number): number => linked.filter(([a, b]) => a === i || b === i).length;
+    await until(() => nodes.every((node, i) => node.engine.peers().length === degree(i)), 60_000, `sync sessions (${topology}, ${n} nodes)`).catch((error: Error) => {
+      throw new Error(`${error.message}: sessions ${nodes.map((node) => node.engine.peers().length).join(",")}, connections ${nodes.map((node) => node.libp2p.getConnections().length).join(",")}`);
+    });
+
+    const ids = nodes.map((_, i) => `task/bench-scale-${i}-${randomBytes(4).toString("hex")}`);
+    await Promise.all(
+      nodes.map((node, i) =>
+        node.store.update<Task>(ids[i]!, () => A.from<Task>({ status: new A.ImmutableString("pending"), progress: 0, owner: new A.ImmutableString(node.id) })),
+      ),
+    );
+    const converged = async (id: string, heads: string[]): Promise<boolean> => {
+      for (const node of nodes) {
+        const held = await node.store.heads(id);
+        if (held === undefined || held.length !== heads.length || !heads.every((h) => held.includes(h))) return false;
+      }
+      return true;
+    };
+    for (let i = 0; i < n; i++) {
+      const heads = (await nodes[i]!.store.heads(ids[i]!))!;
+      await until(() => converged(ids[i]!, heads), 20_000, "first replication");
+    }
+    // Trailing announcements and answers of the first replication.
+    await sleep(300);
+
+    const quiet = 60;
+
+    let patchBytes = 0;
+    const codec = createSyncCodec();
+    const perChange: number[] = [];
+    for (let c = 0; c < changes; c++) {
+      const w = c % n;
+      const writer = nodes[w]!;
+      const id = ids[w]!;
+      const before = (await writer.store.heads(id))!;
+      const start = socketBytes;
+      await writer.store.update<Task>(id, (doc) =>
+        A.change(doc as A.Doc<Task>, (d) => {
+          d.progress = c + 1;
+          d.status = new A.ImmutableString("running");
+        }),
+      );
+      const doc = (await writer.store.get<Task>(id))!;
+      const heads = A.getHeads(doc);
+      // The ideal: one copy of this change, signed, as one sync frame, per other member.
+      const signature = { writer: writer.id, heads, sig: writer.sign(new Uint8Array(32)), index: 0, size: 1, proof: [] };
+      patchBytes += codec.encode({ t: "patch", items: [signedPatch(id, before, A.saveSince(doc, before), signature)] }).byteLength;
+      await until(() => converged(id, heads), 20_000, `change ${c}`);
+      await sleep(quiet);
+      perChange.push(socketBytes - start);
+    }
+    // The median: libp2p's own occasional traffic (pings, identify) falls into a few changes' windows.
+    const bytes = percentile(perChange, 50);
+    const ideal = ((n - 1) * patchBytes) / changes;
+    return { n, topology, changes, bytesPerChange: Math.round(bytes), idealBytesPerChange: Math.round(ideal), ratioToIdeal: Math.round((bytes / ideal) * 100) / 100 };
+  } finally {
+    await stopSyncNodes(nodes);
+  }
+}
+
+/**
+ * Socket bytes and CPU per node per minute of `n` whole nodes in a formed mesh,
+ * every pair connected, doing nothing, measured over `windowMs` once they have
+ * been quiet for a while (pairing, first reconciliation).
+ */
+async function idleCost(n: number, windowMs: number, settleMs: number): Promise<Record<string, number>> {
+  const dirs = Array.from({ length: n }, () => mkdtempSync(join(tmpdir(), "coderclaw-bench-scale-")));
+  const nodes: CoderClawNode[] = [];
+  try {
+    for (const dir of dirs) nodes.push(await createNode({ dataDir: dir, mdns: false, agents: createBuiltinRegistry([]), inboundConnectionThreshold: 1000 }));
+    const [founder, ...rest] = nodes;
+    await founder!.createMesh("bench scale");
+    for (const node of rest) await node.pairing.join((await founder!.pairing.invite("trusted", 60_000)).invite);
+    for (const a of nodes) for (const b of nodes) if (a !== b) await a.dial(b.multiaddrs()[0]!).catch(() => undefined);
+    await sleep(settleMs);
+    const bytes0 = socketBytes;
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await sleep(windowMs);
+    const minutes = (performance.now() - t0) / 60_000;
+    const cpu = process.cpuUsage(cpu0);
+    const round = (x: number, places: number): number => Math.round(x * 10 ** places) / 10 ** places;
+    return {
+      n,
+      windowMs,
+      bytesPerNodePerMinute: Math.round((socketBytes - bytes0) / n / minutes),
+      cpuPercentOfACorePerNode: round(((cpu.user + cpu.system) / 1000 / (minutes * 60_000) / n) * 100, 3),
+    };
+  } finally {
+    await Promise.all(nodes.map((node) => node.stop()));
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `--only live,idle`: the parts to run (default all). */
+function parts(): Set<string> {
+  const at = process.argv.indexOf("--only");
+  return new Set(at === -1 ? ["live", "idle"] : (process.argv[at + 1] ?? "").split(","));
+}
+
+async function main(): Promise<void> {
+  const only = parts();
+  const sizes = SMOKE ? [2, 4] : [2, 5, 10];
+  const changes = sized(30, 4);
+  const live: Array<Record<string, number | string>> = [];
+  if (only.has("live")) for (const topology of ["full", "line"] as const) for (const n of sizes) live.push(await liveCost(n, topology, changes));
+  const idle: Array<Record<string, number>> = [];
+  if (only.has("idle")) for (const n of SMOKE ? [3] : [5, 10]) idle.push(await idleCost(n, sized(30_000, 2_000), sized(10_000, 1_000)));
+  printResult("scale", { live, idle });
+}
+
+await main();
+process.exit(0);
