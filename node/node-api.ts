@@ -47,6 +47,8 @@ export interface NodeOptions {
   /** Agents this node runs; default the built-in `echo` and `sleep`. */
   agents?: AgentRegistry;
   maxConcurrentTasks?: number;
+  /** Bytes of output each task keeps and streams; past it, one marker (runtime.yaml `deployment.maxOutputBytes`). Default 1 MiB. */
+  maxOutputBytes?: number;
   /** Labels this node advertises (`gpu`, `macos`): tasks that require them can be placed here. */
   labels?: string[];
   /** Resources this node advertises (`{ cpu: 8, memoryGiB: 32 }`): tasks that require at least an amount can be placed here. */

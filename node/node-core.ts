@@ -16,6 +16,7 @@ export function openNodeCore(dataDir: string, deviceId: string, options: NodeOpt
     actorId: actorIdOf(deviceId),
     ...(options.agents && { agents: options.agents }),
     ...(options.maxConcurrentTasks !== undefined && { maxConcurrentTasks: options.maxConcurrentTasks }),
+    ...(options.maxOutputBytes !== undefined && { maxOutputBytes: options.maxOutputBytes }),
     ...(options.defaultTimeoutMs !== undefined && { defaultTimeoutMs: options.defaultTimeoutMs }),
     sandbox: { mode: options.sandbox ?? "required", ...(options.bwrapPath !== undefined && { bwrap: options.bwrapPath }) },
     ...(workspaces && { workspaces }),

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_OUTPUT_LIMIT } from "../../src/agents/output-limit.js";
 import { MetadataSchema } from "../../src/contract/metadata.js";
 import { RequirementsSchema } from "../../src/contract/submit-options.js";
 import { TASK_STATUSES, type TaskStatus } from "../../src/contract/types.js";
@@ -8,8 +9,10 @@ import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/c
 export const TASK_PROTOCOL = "/coderclaw/task/1.0.0";
 /** Wire version inside every task-protocol envelope (4: idempotency keys, fencing, acknowledged leases). */
 export const TASK_PROTOCOL_VERSION = 4;
-/** A 1 MiB input plus envelope. */
-export const MAX_TASK_MESSAGE_BYTES = 1280 * 1024;
+/** Largest output a task's state carries on the wire: the largest output limit a node may have, plus room for the limit's marker. */
+export const MAX_WIRE_OUTPUT_BYTES = MAX_OUTPUT_LIMIT + 4096;
+/** A task's final state with the largest output, or a 1 MiB input, plus envelope and a batch of events. */
+export const MAX_TASK_MESSAGE_BYTES = MAX_WIRE_OUTPUT_BYTES + 512 * 1024;
 
 const status = z.enum(TASK_STATUSES as [TaskStatus, ...TaskStatus[]]);
 const rid = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
@@ -66,7 +69,7 @@ export const wireStateSchema = z.strictObject({
   createdAt: ms,
   startedAt: ms.optional(),
   completedAt: ms.optional(),
-  output: text(2 * 1024 * 1024).optional(),
+  output: text(MAX_WIRE_OUTPUT_BYTES).optional(),
   error: text(64 * 1024).optional(),
   progress: z.number().min(0).max(100).optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),

@@ -1,5 +1,7 @@
 /** Default cap on the output an agent keeps: 1 MiB. */
 export const DEFAULT_OUTPUT_LIMIT = 1024 * 1024;
+/** Largest output limit a node may be configured with: a task's final state, output included, must fit one message of the task protocol. */
+export const MAX_OUTPUT_LIMIT = 4 * 1024 * 1024;
 
 /**
  * Keeps at most `limit` bytes of a stream: the first half and the last half.

@@ -44,14 +44,15 @@ export async function executeCommand(ctx: ExecutionContext, spec: CommandSpec): 
     ...(ctx.processes === undefined ? {} : { records: ctx.processes }),
     onLine: (stream, line) => {
       if (streamCut) return;
-      streamed += Buffer.byteLength(line) + 1;
+      // Chunks are raw text that the engine concatenates: each line keeps its newline.
+      const text = stream === "stderr" ? `[stderr] ${line}\n` : `${line}\n`;
+      streamed += Buffer.byteLength(text);
       if (streamed > limit) {
         streamCut = true;
         ctx.output(`[output limit of ${limit} bytes reached: no more lines are streamed; the result keeps the head and the tail]\n`);
         return;
       }
-      // Chunks are raw text that the engine concatenates: each line keeps its newline.
-      ctx.output(stream === "stderr" ? `[stderr] ${line}\n` : `${line}\n`);
+      ctx.output(text);
     },
   });
   const data = {

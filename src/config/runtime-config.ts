@@ -9,6 +9,7 @@
  * validates both.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { MAX_OUTPUT_LIMIT } from "../agents/output-limit.js";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
@@ -48,6 +49,8 @@ export interface RuntimeConfig {
     /** Accept sessions from other machines (HTTP, mesh). Defaults to true unless `local-only`. */
     allowRemoteSessions: boolean;
     maxConcurrentTasks: number;
+    /** Output a task keeps and streams, in bytes: its history and the built-in and command agents' limit. Default 1 MiB. */
+    maxOutputBytes: number;
   };
   /** Serve circuit relay v2 to members (for members behind NATs); `coderclaw start --relay` too. */
   relay: boolean;
@@ -122,6 +125,7 @@ const SETTINGS = {
   "deployment.mode": { schema: modeSchema },
   "deployment.allowRemoteSessions": { schema: z.boolean(), env: "CODERCLAW_ALLOW_REMOTE_SESSIONS" },
   "deployment.maxConcurrentTasks": { schema: z.number().int().min(1).max(10_000), env: "CODERCLAW_MAX_CONCURRENT_TASKS" },
+  "deployment.maxOutputBytes": { schema: z.number().int().min(1024).max(MAX_OUTPUT_LIMIT), env: "CODERCLAW_MAX_OUTPUT_BYTES" },
   relay: { schema: z.boolean(), env: "CODERCLAW_RELAY" },
   labels: { schema: z.array(RequirementNameSchema).max(MAX_REQUIREMENTS), env: "CODERCLAW_LABELS" },
   resources: {
@@ -158,6 +162,7 @@ const DEFAULTS: Partial<Record<SettingKey, unknown>> = {
   "security.defaultRoles": ["developer"],
   "security.sandbox": "required",
   "deployment.maxConcurrentTasks": 10,
+  "deployment.maxOutputBytes": 1024 * 1024,
   relay: false,
   labels: [],
   resources: {},
@@ -338,6 +343,7 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
       mode: get("deployment.mode"),
       allowRemoteSessions: get("deployment.allowRemoteSessions"),
       maxConcurrentTasks: get("deployment.maxConcurrentTasks"),
+      maxOutputBytes: get("deployment.maxOutputBytes"),
     },
     relay: get("relay"),
     labels: get("labels"),

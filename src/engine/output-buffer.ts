@@ -1,12 +1,14 @@
-/** Bytes of output one history entry holds at most. */
+/** Bytes of output one history entry holds at most; a window with more becomes several entries. */
 const MAX_OUTPUT_EVENT_BYTES = 64 * 1024;
-/** Bytes of output a task's history holds at most; what comes later is dropped, and the history says so. */
-const MAX_OUTPUT_HISTORY_BYTES = 1024 * 1024;
+/** Bytes of output a task's history holds at most by default. */
+export const DEFAULT_OUTPUT_HISTORY_BYTES = 1024 * 1024;
 
 /**
  * A task's output on its way into history: chunks that arrive within the
- * coalescing window become one entry, so a chatty process does not write an
- * event per line, and the task's history holds a bounded amount of output.
+ * coalescing window become one entry (several when they exceed an entry's
+ * size), so a chatty process does not write an event per line. Every byte up
+ * to the history budget is kept, in order; past it, one marker says so and the
+ * rest is dropped.
  */
 export class OutputBuffer {
   #chunks: string[] = [];
@@ -17,10 +19,12 @@ export class OutputBuffer {
   /**
    * @param coalesceMs How long the first chunk waits for more before it is emitted.
    * @param emit Records one history entry of output.
+   * @param historyBytes Bytes of output the task's history holds at most.
    */
   constructor(
     private readonly coalesceMs: number,
     private readonly emit: (text: string) => void,
+    private readonly historyBytes = DEFAULT_OUTPUT_HISTORY_BYTES,
   ) {}
 
   /** Buffer a chunk; it is emitted within `coalesceMs`. */
@@ -30,21 +34,26 @@ export class OutputBuffer {
     this.#timer ??= setTimeout(() => this.flush(), this.coalesceMs);
   }
 
-  /** Emit what is buffered as one entry, within the per-task budget. */
+  /** Emit what is buffered, in entries of at most 64 KiB, within the per-task budget. */
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#chunks.length === 0) return;
-    let text = this.#chunks.join("");
+    let rest = Buffer.from(this.#chunks.join(""));
     this.#chunks = [];
-    const budget = Math.min(MAX_OUTPUT_EVENT_BYTES, MAX_OUTPUT_HISTORY_BYTES - this.#bytes);
-    if (Buffer.byteLength(text) > budget) {
-      text = utf8Prefix(text, budget);
-      if (this.#bytes + Buffer.byteLength(text) >= MAX_OUTPUT_HISTORY_BYTES) this.#truncated = true;
+    while (rest.length > 0) {
+      const budget = Math.min(MAX_OUTPUT_EVENT_BYTES, this.historyBytes - this.#bytes);
+      const end = rest.length <= budget ? rest.length : utf8Cut(rest, budget);
+      // Nothing more fits, not even the next whole character.
+      if (end === 0) {
+        this.#truncated = true;
+        break;
+      }
+      this.emit(rest.subarray(0, end).toString("utf8"));
+      this.#bytes += end;
+      rest = rest.subarray(end);
     }
-    this.#bytes += Buffer.byteLength(text);
-    if (text.length > 0) this.emit(text);
-    if (this.#truncated) this.emit(`[output history truncated at ${MAX_OUTPUT_HISTORY_BYTES} bytes]`);
+    if (this.#truncated) this.emit(`[output history truncated at ${this.historyBytes} bytes]`);
   }
 
   /**
@@ -56,11 +65,10 @@ export class OutputBuffer {
   }
 }
 
-/** The longest prefix of `text` that fits in `budget` UTF-8 bytes, cut between characters (never inside one). */
-function utf8Prefix(text: string, budget: number): string {
-  const bytes = Buffer.from(text);
+/** Where to cut `bytes` (UTF-8) to keep at most `budget` of them: between characters, never inside one. */
+function utf8Cut(bytes: Buffer, budget: number): number {
   let end = Math.max(0, Math.min(budget, bytes.length));
   // A continuation byte (10xxxxxx) at the cut means the character it belongs to started before it.
   while (end > 0 && end < bytes.length && (bytes[end]! & 0xc0) === 0x80) end--;
-  return bytes.subarray(0, end).toString("utf8");
+  return end;
 }

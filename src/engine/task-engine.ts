@@ -16,7 +16,7 @@ import { followEvents, toUpdate } from "./event-stream.js";
 import { startExecution, timeoutOf, type AbortCause, type ExecutionReports, type ExecutionSettings } from "./execution.js";
 import { ExecutionEnvironment, type ExecutionEnvironmentOptions } from "./execution-environment.js";
 import { copyState, newLiveTask, type LiveTask, type Outcome } from "./live-task.js";
-import { OutputBuffer } from "./output-buffer.js";
+import { DEFAULT_OUTPUT_HISTORY_BYTES, OutputBuffer } from "./output-buffer.js";
 import { assertTransition, canTransition, isTerminal } from "./state-machine.js";
 import { assertTaskId, DEFAULT_MAX_INPUT_BYTES } from "./submit-schema.js";
 import type { TaskRecord } from "./task-document.js";
@@ -24,6 +24,9 @@ import { TaskPersistence } from "./task-persistence.js";
 import { takeIn, takeInForPlacement, type IntakeSettings } from "./task-intake.js";
 import { ownUnfinishedTasks } from "./task-recovery.js";
 import type { TaskRepository } from "./task-repository.js";
+
+/** History bytes past the output limit, for the marker of an agent that keeps to the limit itself. */
+const AGENT_MARKER_ROOM = 4096;
 
 export { toUpdate };
 export type { AbortCause };
@@ -46,6 +49,12 @@ export interface TaskEngineOptions extends ExecutionEnvironmentOptions {
   shutdownGraceMs?: number;
   /** Output chunks arriving within this window become one history entry. Default 25 ms. */
   outputCoalesceMs?: number;
+  /**
+   * Bytes of output a task's history keeps (and live subscribers receive);
+   * past it, one marker. An agent that stops streaming at this limit itself (the
+   * command agents do) gets room past it for its own marker. Default 1 MiB.
+   */
+  maxOutputBytes?: number;
   /**
    * A task lives as a write-ahead record until it ends or is this old; then its
    * Automerge document is written (and replicates). A short task thus costs one
@@ -664,7 +673,7 @@ export class TaskEngine {
 
   private output(task: LiveTask, chunk: string): void {
     if (isTerminal(task.state.status)) return;
-    task.output ??= new OutputBuffer(this.options.outputCoalesceMs ?? 25, (text) => this.record(task, "output_added", text));
+    task.output ??= new OutputBuffer(this.options.outputCoalesceMs ?? 25, (text) => this.record(task, "output_added", text), (this.options.maxOutputBytes ?? DEFAULT_OUTPUT_HISTORY_BYTES) + AGENT_MARKER_ROOM);
     task.output.add(chunk);
   }
 

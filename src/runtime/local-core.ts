@@ -21,6 +21,8 @@ export interface LocalContext {
   maxConcurrentTasks?: number;
   defaultTimeoutMs?: number;
   maxInputBytes?: number;
+  /** Bytes of output each task keeps and streams (the engine's `maxOutputBytes`). */
+  maxOutputBytes?: number;
   defaultAgentId?: string;
   shutdownGraceMs?: number;
   /** The node's device id, recorded as each task's `executorId`. */
@@ -81,6 +83,7 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
       ...(context.maxConcurrentTasks !== undefined && { maxConcurrentTasks: context.maxConcurrentTasks }),
       ...(context.defaultTimeoutMs !== undefined && { defaultTimeoutMs: context.defaultTimeoutMs }),
       ...(context.maxInputBytes !== undefined && { maxInputBytes: context.maxInputBytes }),
+      ...(context.maxOutputBytes !== undefined && { maxOutputBytes: context.maxOutputBytes }),
       ...(context.defaultAgentId !== undefined && { defaultAgentId: context.defaultAgentId }),
       ...(context.shutdownGraceMs !== undefined && { shutdownGraceMs: context.shutdownGraceMs }),
       ...(context.executorId !== undefined && { executorId: context.executorId }),

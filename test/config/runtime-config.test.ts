@@ -49,7 +49,7 @@ describe("loadRuntimeConfig", () => {
       mode: "local-only",
       transport: { type: "local", enabled: true },
       security: { enforceTrust: false, requireAuth: false, defaultRoles: ["developer"], sandbox: "required" },
-      deployment: { mode: "local-only", allowRemoteSessions: false, maxConcurrentTasks: 10 },
+      deployment: { mode: "local-only", allowRemoteSessions: false, maxConcurrentTasks: 10, maxOutputBytes: 1024 * 1024 },
       relay: false,
       labels: [],
       resources: {},
@@ -76,6 +76,14 @@ describe("loadRuntimeConfig", () => {
     expect(loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_SANDBOX: "required" } }).config.security.sandbox).toBe("required");
     writeFileSync(file, "security:\n  sandbox: maybe\n");
     expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/security\.sandbox/);
+  });
+
+  it("takes deployment.maxOutputBytes up to what one task-protocol message carries (4 MiB), and refuses more naming the key", () => {
+    const file = writeConfig("deployment:\n  maxOutputBytes: 4194304\n");
+    expect(loadRuntimeConfig({ cwd: dir, env: noHome() }).config.deployment.maxOutputBytes).toBe(4 * 1024 * 1024);
+    expect(loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_MAX_OUTPUT_BYTES: "65536" } }).config.deployment.maxOutputBytes).toBe(65536);
+    writeFileSync(file, "deployment:\n  maxOutputBytes: 4194305\n");
+    expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/deployment\.maxOutputBytes/);
   });
 
   it("reads the seed's runtime.yaml and says which line each value came from", () => {
@@ -105,7 +113,7 @@ describe("loadRuntimeConfig", () => {
     const loaded = loadRuntimeConfig({ cwd: dir, env: noHome() });
     expect(loaded.file).toBe(file);
     expect(loaded.config.mode).toBe("remote-enabled");
-    expect(loaded.config.deployment).toEqual({ mode: "remote-enabled", allowRemoteSessions: true, maxConcurrentTasks: 50 });
+    expect(loaded.config.deployment).toEqual({ mode: "remote-enabled", allowRemoteSessions: true, maxConcurrentTasks: 50, maxOutputBytes: 1024 * 1024 });
     expect(loaded.config.http).toEqual({
       host: "127.0.0.1",
       port: 8443,

@@ -72,7 +72,8 @@ export function startCommand(setExit: (code: number) => void): Command {
       const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
       const config = loadRuntimeConfig({ cwd: process.cwd(), home: dataDir, overrides: parseHttpFlag(opts.http) }).config;
       const paths = dataPaths(dataDir);
-      const agents = loadAgentRegistry({ dataDir, home: dataDir, workspaceDir: process.cwd() });
+      const outputLimitBytes = config.deployment.maxOutputBytes;
+      const agents = loadAgentRegistry({ dataDir, home: dataDir, workspaceDir: process.cwd(), shell: { outputLimitBytes }, commandOptions: { outputLimitBytes } });
       const listen = opts.listen.map(parseListenFlag);
       const node = await createNode({
         dataDir,
@@ -82,6 +83,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         ...(listen.length > 0 && { listen }),
         ...(opts.bootstrap.length > 0 && { bootstrap: opts.bootstrap }),
         maxConcurrentTasks: opts.maxConcurrent ?? config.deployment.maxConcurrentTasks,
+        maxOutputBytes: outputLimitBytes,
         labels: config.labels,
         resources: config.resources,
         code: config.code,
