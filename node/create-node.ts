@@ -31,6 +31,7 @@ import { NodeSecurity } from "./security/node-security.js";
 import type { ServiceAuditEntry, ServiceContext } from "./services/mesh-service.js";
 import { serviceList } from "./services/service-list.js";
 import { syncService } from "./sync/sync-engine.js";
+import { createLogPositions } from "../protocols/sync/log-positions.js";
 import { openTaskReplicas } from "./sync/task-replicas.js";
 import { createPeerRateLimiter } from "../protocols/framing/index.js";
 import { createLevelReplayStore } from "./tasks/replay-store.js";
@@ -123,7 +124,8 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       },
     });
     const statements = statementSyncService(membership.set);
-    const sync = syncService({ store: core.store, authority: replicas.authority, quarantine: replicas.quarantine });
+    const positions = createLogPositions(core.db, (ops) => core.store.write(ops), report("sync"));
+    const sync = syncService({ store: core.store, authority: replicas.authority, quarantine: replicas.quarantine, positions });
     const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10, placement), version: VERSION });
     /** The dispatcher, made once the services it needs are running; the task server reaches it through here. */
     const dispatcherRef: { current?: Dispatcher } = {};

@@ -8,6 +8,7 @@ import type { LevelDocumentStore } from "../../src/storage/level-document-store.
 import { createLivePush, type LivePush } from "../../protocols/sync/live-push.js";
 import { holdsHeads, PeerSession, type RefusedChange } from "../../protocols/sync/peer-session.js";
 import { createWantTracker } from "../../protocols/sync/want-tracker.js";
+import type { LogPositions } from "../../protocols/sync/log-positions.js";
 import type { ReplicaAuthority } from "../../protocols/sync/replica-authority.js";
 import type { Quarantine } from "./quarantine.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";
@@ -20,7 +21,7 @@ import { defineService, type DefinedService } from "../services/mesh-service.js"
 export const REPLICATED_PREFIXES = ["task/"] as const;
 
 /** The document store operations sync uses. */
-export type SyncStore = Pick<LevelDocumentStore, "get" | "update" | "receiveNew" | "heads" | "summary" | "bucketEntries" | "onChange">;
+export type SyncStore = Pick<LevelDocumentStore, "get" | "update" | "receiveNew" | "heads" | "summary" | "bucketEntries" | "onChange" | "changedSince" | "logPosition">;
 
 /** Options of {@link createSyncEngine}. */
 export interface SyncEngineOptions {
@@ -52,6 +53,11 @@ export interface SyncEngineOptions {
   maxOffences?: number;
   /** A peer that kept sending forged or malformed changes: the node disconnects it. */
   onOffender?: (peer: string) => void;
+  /**
+   * Where this node stands in each member's change log, so a reconnect asks
+   * only for what changed since. Without it every session compares summaries.
+   */
+  positions?: LogPositions;
 }
 
 /** Replicates documents under the configured prefixes with every connected member. */
@@ -68,8 +74,10 @@ export interface SyncEngine {
 
 /**
  * Starts document sync: one long-lived stream per member peer, opened by the
- * peer whose id sorts first so each pair shares a single stream; a summary
- * exchange on every (re)connect; live, debounced, batched pushes afterwards.
+ * peer whose id sorts first so each pair shares a single stream; on every
+ * (re)connect, each side asks for what changed since the position of the
+ * other's change log it last reconciled to (a summary exchange when it has
+ * none); live, debounced, batched pushes afterwards.
  * Changes received from one peer are announced to the others and sent to
  * those that ask, so members that are not directly connected still converge;
  * each session is told which peers this node syncs with directly.
@@ -132,6 +140,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
         wants,
         onPeers: (removed) => push?.peersLost(channel.peer, removed),
         onEnded: neighboursChanged,
+        ...(options.positions !== undefined && { positions: options.positions }),
       });
     },
     ...(options.retryMaxMs !== undefined && { retryMaxMs: options.retryMaxMs }),
@@ -164,7 +173,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
 export const OFFENDER_BLOCK_MS = 10 * 60_000;
 
 /** What {@link syncService} needs beyond the node's context. */
-export type SyncServiceOptions = Pick<SyncEngineOptions, "store" | "authority" | "prefixes"> & {
+export type SyncServiceOptions = Pick<SyncEngineOptions, "store" | "authority" | "prefixes" | "positions"> & {
   /** Keeps refused changes as evidence. */
   quarantine: Quarantine;
 };

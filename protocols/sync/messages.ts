@@ -8,7 +8,10 @@ import { MAX_BATCH } from "./heads-signature.js";
  * own sync exchange is gone (a document has one writer, so two sides never
  * both change one). Version 3: a relayed change is announced (`have`) and sent
  * on `want`, and each side tells the other which peers it syncs with directly
- * (`peers`), so a change reaches each member about once.
+ * (`peers`), so a change reaches each member about once; and a reconnecting
+ * side asks for what changed since the position of the other's change log it
+ * last reconciled to (`since`, answered by `changed`), comparing whole
+ * summaries only when it has no such position.
  */
 export const SYNC_PROTOCOL = "/coderclaw/sync/3.0.0";
 /** Wire version inside every sync message envelope. */
@@ -82,8 +85,37 @@ export const peersMessage = z.object({
   peers: z.array(deviceId).max(MAX_SYNC_NEIGHBOURS),
 });
 
+const logEpoch = z.string().regex(/^[0-9a-f]{1,64}$/);
+const logSeq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Sent when a session opens: what changed in the receiver's store after
+ * position `seq` of its change log of `epoch`, the position the sender last
+ * reconciled to? No epoch: the sender has no position of the receiver's log.
+ */
+export const sinceMessage = z.object({
+  t: z.literal("since"),
+  epoch: logEpoch.optional(),
+  seq: logSeq,
+});
+
+/**
+ * The answer to `since`: the documents changed after that position, with
+ * their heads now (several frames, the last flagged), reaching position
+ * `upto` of log `epoch`. With `reset`, the position asked is not of this log:
+ * the asker compares summaries, then holds position `upto`.
+ */
+export const changedMessage = z.object({
+  t: z.literal("changed"),
+  epoch: logEpoch,
+  upto: logSeq,
+  reset: z.boolean(),
+  items: z.array(z.object({ id: documentId, heads })).max(10_000),
+  last: z.boolean(),
+});
+
 /** Any message of the sync protocol. */
-export const syncMessage = z.discriminatedUnion("t", [summaryMessage, entriesMessage, patchMessage, wantMessage, haveMessage, peersMessage]);
+export const syncMessage = z.discriminatedUnion("t", [summaryMessage, entriesMessage, patchMessage, wantMessage, haveMessage, peersMessage, sinceMessage, changedMessage]);
 
 /** See {@link syncMessage}. */
 export type SyncMessage = z.infer<typeof syncMessage>;
@@ -93,6 +125,8 @@ export type PatchMessage = z.infer<typeof patchMessage>;
 export type WantMessage = z.infer<typeof wantMessage>;
 export type HaveMessage = z.infer<typeof haveMessage>;
 export type PeersMessage = z.infer<typeof peersMessage>;
+export type SinceMessage = z.infer<typeof sinceMessage>;
+export type ChangedMessage = z.infer<typeof changedMessage>;
 
 /** The strict codec of the sync protocol. */
 export function createSyncCodec(maxMessageBytes = MAX_SYNC_FRAME_BYTES): MessageCodec<SyncMessage> {

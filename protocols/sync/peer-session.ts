@@ -2,7 +2,8 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import * as A from "@automerge/automerge";
 import { MalformedFrameError, PeerLimitError } from "../framing/errors.js";
 import type { MessageChannel } from "../framing/message-channel.js";
-import type { EntriesMessage, HaveMessage, PatchMessage, PeersMessage, SummaryMessage, SyncMessage, WantMessage } from "./messages.js";
+import type { ChangedMessage, EntriesMessage, HaveMessage, PatchMessage, PeersMessage, SinceMessage, SummaryMessage, SyncMessage, WantMessage } from "./messages.js";
+import type { LogPositions } from "./log-positions.js";
 import type { HeadsSignature } from "./heads-signature.js";
 import { sameHeads } from "../../src/storage/document-store.js";
 import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
@@ -22,7 +23,7 @@ export interface RefusedChange extends Refusal {
 
 /** Limits and collaborators of one peer's sync session. */
 export interface PeerSessionOptions {
-  store: Pick<LevelDocumentStore, "get" | "update" | "receiveNew" | "heads" | "summary" | "bucketEntries">;
+  store: Pick<LevelDocumentStore, "get" | "update" | "receiveNew" | "heads" | "summary" | "bucketEntries" | "changedSince" | "logPosition">;
   authority: ReplicaAuthority;
   prefixes: readonly string[];
   /** A patch frame is sent once it holds this many bytes of changes. */
@@ -48,6 +49,24 @@ export interface PeerSessionOptions {
   onPeers?: (removed: string[]) => void;
   /** The session ended. */
   onEnded?: () => void;
+  /**
+   * Where this side stands in each peer's change log. With it, each side asks
+   * the other at the start for what changed since (summaries are compared only
+   * without a position); without it, the initiator compares summaries.
+   */
+  positions?: LogPositions;
+}
+
+/**
+ * A reconciliation to position `upto` of the peer's log under way: settled,
+ * and the position kept, once the summaries asked are answered and every
+ * document asked for is held.
+ */
+interface Round {
+  epoch: string;
+  upto: number;
+  summaries: number;
+  pending: Set<string>;
 }
 
 /** Documents of one patch frame applied per turn of the event loop. */
@@ -97,6 +116,8 @@ export class PeerSession {
   /** The last `peers` list sent. */
   #sentPeers = "";
   readonly #wantTarget: WantTarget;
+  #changed: Array<{ id: string; heads: string[] }> = [];
+  #round: Round | undefined;
 
   constructor(channel: MessageChannel<SyncMessage>, options: PeerSessionOptions) {
     this.channel = channel;
@@ -113,7 +134,8 @@ export class PeerSession {
   /** Send summaries when driving, then process the peer's messages until the channel ends. */
   async run(): Promise<void> {
     try {
-      if (this.#options.initiator) await this.#enqueue(() => this.#sendSummaries());
+      if (this.#options.positions !== undefined) await this.#enqueue(() => this.#sendSince());
+      else if (this.#options.initiator) await this.#enqueue(() => this.#sendSummaries());
       for await (const message of this.channel) await this.#enqueue(() => this.#handle(message));
     } finally {
       this.#options.onEnded?.();
@@ -215,7 +237,63 @@ export class PeerSession {
         return this.#onHave(message);
       case "peers":
         return this.#onPeers(message);
+      case "since":
+        return this.#onSince(message);
+      case "changed":
+        return this.#onChanged(message);
     }
+  }
+
+  async #sendSince(): Promise<void> {
+    const at = this.#options.positions?.get(this.channel.peer);
+    await this.channel.send({ t: "since", ...(at !== undefined && { epoch: at.epoch }), seq: at?.seq ?? 0 });
+  }
+
+  async #onSince(message: SinceMessage): Promise<void> {
+    const { store, prefixes } = this.#options;
+    const answer = message.epoch === undefined ? undefined : await store.changedSince(message.epoch, message.seq, prefixes, this.channel.peer);
+    if (answer === undefined) {
+      const at = store.logPosition();
+      await this.channel.send({ t: "changed", epoch: at.epoch, upto: at.seq, reset: true, items: [], last: true });
+      return;
+    }
+    const { epoch, upto, entries } = answer;
+    for (let i = 0; i === 0 || i < entries.length; i += 5000) {
+      await this.channel.send({ t: "changed", epoch, upto, reset: false, items: entries.slice(i, i + 5000), last: i + 5000 >= entries.length });
+    }
+  }
+
+  async #onChanged(message: ChangedMessage): Promise<void> {
+    for (const item of message.items) this.#changed.push(item);
+    if (this.#changed.length > MAX_PENDING_ENTRIES) {
+      this.channel.abort(new PeerLimitError(`${this.channel.peer} sent more than ${MAX_PENDING_ENTRIES} changed documents without a last frame`, this.channel.peer));
+      return;
+    }
+    if (!message.last) return;
+    const items = this.#changed;
+    this.#changed = [];
+    if (message.reset) {
+      this.#round = { epoch: message.epoch, upto: message.upto, summaries: this.#options.prefixes.length, pending: new Set() };
+      await this.#sendSummaries();
+      return;
+    }
+    const wants: Array<{ id: string; heads: string[] }> = [];
+    for (const { id, heads } of items) {
+      if (!this.#replicated(id)) continue;
+      this.#learn(id, heads);
+      if (!(await holdsHeads(this.#options.store, id, heads))) wants.push({ id, heads: (await this.#options.store.heads(id)) ?? [] });
+    }
+    this.#round = { epoch: message.epoch, upto: message.upto, summaries: 0, pending: new Set(wants.map((w) => w.id)) };
+    await this.#sendWants(wants);
+    this.#settle();
+  }
+
+  /** Keep the peer's log position once the round under way has brought everything it asked for. */
+  #settle(): void {
+    const round = this.#round;
+    if (round === undefined || round.summaries > 0 || round.pending.size > 0) return;
+    this.#round = undefined;
+    this.#options.positions?.set(this.channel.peer, { epoch: round.epoch, seq: round.upto });
   }
 
   #learn(id: string, heads: readonly string[]): void {
@@ -254,8 +332,8 @@ export class PeerSession {
     local.buckets.forEach((digest, i) => {
       if (remote.buckets[i] !== digest) differing.push(i);
     });
-    if (differing.length === 0) return;
-    const entries = await this.#options.store.bucketEntries(remote.prefix, differing);
+    // Answered even when nothing differs: the asker may be waiting to settle a round.
+    const entries = differing.length === 0 ? [] : await this.#options.store.bucketEntries(remote.prefix, differing);
     const max = this.#options.maxEntriesPerFrame;
     for (let i = 0; i === 0 || i < entries.length; i += max) {
       const last = i + max >= entries.length;
@@ -297,6 +375,12 @@ export class PeerSession {
     }
     await this.#sendPatches(this.#patchesOf(offered));
     await this.#sendWants(wants);
+    const round = this.#round;
+    if (round !== undefined && round.summaries > 0) {
+      for (const w of wants) round.pending.add(w.id);
+      round.summaries--;
+      this.#settle();
+    }
   }
 
   async #onWant(message: WantMessage): Promise<void> {
@@ -325,6 +409,11 @@ export class PeerSession {
       this.#options.wants?.received(item.id);
     }
     await this.#sendWants(behind);
+    const round = this.#round;
+    if (round !== undefined && round.pending.size > 0) {
+      for (const item of message.items) if (round.pending.has(item.id) && (await holdsHeads(this.#options.store, item.id, item.heads))) round.pending.delete(item.id);
+      this.#settle();
+    }
   }
 
   async #applyPatches(items: PatchMessage["items"], behind: Array<{ id: string; heads: string[] }>): Promise<void> {

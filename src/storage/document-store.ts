@@ -67,6 +67,24 @@ export interface DocumentStore {
 }
 
 /** See {@link DocumentStore.summary}. */
+/**
+ * Documents a store changed after a position of its change log, with their
+ * heads now; see {@link LevelDocumentStore.changedSince}.
+ */
+export interface ChangedSince {
+  /** The log's epoch: positions of one epoch only compare with each other. */
+  epoch: string;
+  /** The position this answer reaches: every change up to it is in `entries` or was before the position asked. */
+  upto: number;
+  entries: Array<{ id: string; heads: string[] }>;
+}
+
+/** Where a store's change log stands: its epoch and last durable position. */
+export interface LogPosition {
+  epoch: string;
+  seq: number;
+}
+
 export interface StoreSummary {
   prefix: string;
   /** Number of documents under the prefix. */

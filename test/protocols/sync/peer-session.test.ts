@@ -16,6 +16,7 @@ import {
 } from "../../../protocols/sync/index.js";
 import { createWantTracker, type WantTracker } from "../../../protocols/sync/want-tracker.js";
 import { holdsHeads } from "../../../protocols/sync/peer-session.js";
+import { createLogPositions, type LogPositions } from "../../../protocols/sync/log-positions.js";
 import { openDatabase, type Database } from "../../../src/storage/level-database.js";
 import { LevelDocumentStore } from "../../../src/storage/level-document-store.js";
 import { WriteBatcher, type WriteOp } from "../../../src/storage/write-batcher.js";
@@ -60,11 +61,27 @@ async function side(batcher?: (db: Database) => WriteBatcher): Promise<Side> {
   return { identity: deviceIdentityFromSeed(randomBytes(32)), db, store, refused: [], errors: [] };
 }
 
-/** Two sides' sessions over an in-memory channel through the sync codec; `a` drives. */
-function connect(a: Side, b: Side): { sessions: [PeerSession, PeerSession]; ends: [MessageChannel<SyncMessage>, MessageChannel<SyncMessage>] } {
+/** Where a side stands in the other sides' change logs, in its own database. */
+const positionsOf = (s: Side): LogPositions => createLogPositions(s.db, (ops) => s.store.write(ops), (e) => s.errors.push(e));
+
+/**
+ * Two sides' sessions over an in-memory channel through the sync codec; `a`
+ * drives. With `positions`, each side keeps its position in the other's
+ * change log; `sent` records what each side sent.
+ */
+function connect(a: Side, b: Side, positions?: [LogPositions, LogPositions]): { sessions: [PeerSession, PeerSession]; ends: [MessageChannel<SyncMessage>, MessageChannel<SyncMessage>]; sent: [SyncMessage[], SyncMessage[]] } {
   const ends = memoryChannelPair<SyncMessage>({ codec: createSyncCodec(), peers: [a.identity.peerId, b.identity.peerId] });
+  const sent: [SyncMessage[], SyncMessage[]] = [[], []];
+  ends.forEach((end, i) => {
+    const send = end.send.bind(end);
+    end.send = (m: SyncMessage) => {
+      sent[i]!.push(m);
+      return send(m);
+    };
+  });
   const make = (s: Side, channel: MessageChannel<SyncMessage>, initiator: boolean): PeerSession =>
     new PeerSession(channel, {
+      ...(positions !== undefined && { positions: positions[s === a ? 0 : 1] }),
       store: s.store,
       authority: createReplicaAuthority({ identity: s.identity, db: s.db, rules: [OWNER_RULE], mayWrite: () => true }),
       prefixes: ["task/"],
@@ -77,15 +94,15 @@ function connect(a: Side, b: Side): { sessions: [PeerSession, PeerSession]; ends
   const sessions: [PeerSession, PeerSession] = [make(a, ends[0], true), make(b, ends[1], false)];
   for (const session of sessions) void session.run().catch(() => undefined);
   cleanups.push(async () => void (await Promise.all(ends.map((e) => e.close()))));
-  return { sessions, ends };
+  return { sessions, ends, sent };
 }
 
 /**
  * A session of `s` (not driving) with a bare channel end, as a peer that
  * sends what a test tells it and records what `s` sends; `wants` is shared by
- * `s`'s sessions.
+ * `s`'s sessions, `positions` are where `s` stands in its peers' change logs.
  */
-function rawPeer(s: Side, name: string, wants: WantTracker): { end: MessageChannel<SyncMessage>; received: SyncMessage[] } {
+function rawPeer(s: Side, name: string, extra: { wants?: WantTracker; positions?: LogPositions }): { end: MessageChannel<SyncMessage>; received: SyncMessage[]; ends: [MessageChannel<SyncMessage>, MessageChannel<SyncMessage>] } {
   const ends = memoryChannelPair<SyncMessage>({ codec: createSyncCodec(), peers: [s.identity.peerId, name] });
   const session = new PeerSession(ends[0], {
     store: s.store,
@@ -96,7 +113,7 @@ function rawPeer(s: Side, name: string, wants: WantTracker): { end: MessageChann
     initiator: false,
     onRefused: (r) => s.refused.push(r),
     onError: (e) => s.errors.push(e),
-    wants,
+    ...extra,
   });
   void session.run().catch(() => undefined);
   const received: SyncMessage[] = [];
@@ -104,7 +121,7 @@ function rawPeer(s: Side, name: string, wants: WantTracker): { end: MessageChann
     for await (const m of ends[1]) received.push(m);
   })().catch(() => undefined);
   cleanups.push(async () => void (await Promise.all(ends.map((e) => e.close()))));
-  return { end: ends[1], received };
+  return { end: ends[1], received, ends };
 }
 
 const write = (s: Side, id: string, status: string) =>
@@ -151,7 +168,7 @@ describe("sync session over an in-memory channel", () => {
     const heads = A.getHeads(doc);
     const wants = createWantTracker({ holds: (id, h) => holdsHeads(x.store, id, h), retryMs: 200 });
     cleanups.push(async () => wants.stop());
-    const [first, second] = [rawPeer(x, "relay-1", wants), rawPeer(x, "relay-2", wants)];
+    const [first, second] = [rawPeer(x, "relay-1", { wants }), rawPeer(x, "relay-2", { wants })];
     const wanted = (): number => [...first.received, ...second.received].filter((m) => m.t === "want").length;
 
     await first.end.send({ t: "have", items: [{ id: "task/announced", heads }] });
@@ -215,5 +232,66 @@ describe("sync session over an in-memory channel", () => {
     expect(b.refused[0]).toMatchObject({ id: "task/victim", peer: a.identity.peerId, offence: true });
     expect(await b.store.heads("task/victim")).toEqual(held);
     await eventually(() => ends[1].closed, 5000, "the session is cut");
+  });
+});
+
+describe("reconnecting sync sessions that keep their position in each other's change log", () => {
+  const kinds = (messages: SyncMessage[]): string[] => [...new Set(messages.map((m) => m.t))].sort();
+  const changedItems = (messages: SyncMessage[]): number => messages.reduce((n, m) => n + (m.t === "changed" ? m.items.length : 0), 0);
+
+  it("compares summaries once, then asks only for what changed since: nothing changed is one question and one empty answer each way", async () => {
+    const [a, b] = [await side(), await side()];
+    const positions: [LogPositions, LogPositions] = [positionsOf(a), positionsOf(b)];
+    for (let i = 0; i < 300; i++) await write(a, `task/${String(i).padStart(4, "0")}`, `done ${i}`);
+    await write(b, "task/b-own", "done");
+    const first = connect(a, b, positions);
+    await eventually(async () => (await b.store.heads("task/0299")) !== undefined && (await a.store.heads("task/b-own")) !== undefined, 10_000, "first reconciliation");
+    await eventually(() => positions[1].get(a.identity.peerId) !== undefined && positions[0].get(b.identity.peerId) !== undefined, 5000, "positions kept");
+    expect(kinds(first.sent[0])).toContain("summary");
+    await Promise.all(first.ends.map((e) => e.close()));
+
+    // Apart: a changes five documents, b one.
+    for (const i of [3, 150, 299]) await write(a, `task/${String(i).padStart(4, "0")}`, "changed while apart");
+    await write(a, "task/new-1", "new");
+    await write(a, "task/new-2", "new");
+    await write(b, "task/b-own", "changed while apart");
+    const again = connect(a, b, positions);
+    await eventually(async () => (await b.store.get<Doc>("task/new-2"))?.status === "new" && (await a.store.get<Doc>("task/b-own"))?.status === "changed while apart", 10_000, "the changes made apart");
+    expect((await b.store.get<Doc>("task/0150"))?.status).toBe("changed while apart");
+    for (const sent of again.sent) expect(kinds(sent)).not.toContain("summary");
+    expect([changedItems(again.sent[0]), changedItems(again.sent[1])]).toEqual([5, 1]);
+    const answered = again.sent[0].find((m) => m.t === "changed")!;
+    await eventually(() => answered.t === "changed" && positions[1].get(a.identity.peerId)!.seq === answered.upto, 5000, "b's position of a's log moved on");
+    await Promise.all(again.ends.map((e) => e.close()));
+
+    const quiet = connect(a, b, positions);
+    await eventually(() => quiet.sent.every((s) => s.some((m) => m.t === "changed")), 5000, "both answered");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(quiet.sent.map(kinds)).toEqual([["changed", "since"], ["changed", "since"]]);
+    expect([changedItems(quiet.sent[0]), changedItems(quiet.sent[1])]).toEqual([0, 0]);
+    expect([a.refused, b.refused, a.errors, b.errors]).toEqual([[], [], [], []]);
+  });
+
+  it("keeps a position only once every document it asked for is held: a session cut before they came asks again", async () => {
+    const [a, b] = [await side(), await side()];
+    const bPositions = positionsOf(b);
+    await write(a, "task/first", "done");
+    const first = connect(a, b, [positionsOf(a), bPositions]);
+    await eventually(() => bPositions.get(a.identity.peerId) !== undefined, 5000, "b's first position");
+    const kept = bPositions.get(a.identity.peerId)!;
+    await Promise.all(first.ends.map((e) => e.close()));
+    await write(a, "task/second", "done");
+
+    // a answers b's question but never sends the document b asks for.
+    const { end, received: asked, ends } = rawPeer(b, a.identity.peerId, { positions: bPositions });
+    const answer = (await a.store.changedSince(kept.epoch, kept.seq, ["task/"]))!;
+    await end.send({ t: "changed", epoch: answer.epoch, upto: answer.upto, reset: false, items: answer.entries, last: true });
+    await eventually(() => asked.some((m) => m.t === "want"), 5000, "b asks for the document");
+    await Promise.all(ends.map((e) => e.close()));
+    expect(bPositions.get(a.identity.peerId)).toEqual(kept);
+
+    connect(a, b, [positionsOf(a), bPositions]);
+    await eventually(async () => (await b.store.heads("task/second")) !== undefined, 5000, "b asked again and got it");
+    await eventually(() => bPositions.get(a.identity.peerId)!.seq === answer.upto, 5000, "b's position moved on");
   });
 });
