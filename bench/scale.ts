@@ -14,6 +14,7 @@ import { createSyncEngine, type SyncEngine } from "../node/sync/sync-engine.js";
 import { createSyncCodec } from "../protocols/sync/messages.js";
 import { signedPatch } from "../protocols/sync/peer-session.js";
 import { createReplicaAuthority, type WriterRule } from "../protocols/sync/replica-authority.js";
+import { createLogPositions, type LogPositions } from "../protocols/sync/log-positions.js";
 import { openDatabase, type Database } from "../src/storage/level-database.js";
 import { LevelDocumentStore } from "../src/storage/level-document-store.js";
 import { percentile, printResult, SMOKE, sized } from "./report.js";
@@ -28,6 +29,11 @@ import { percentile, printResult, SMOKE, sized } from "./report.js";
  * - `idle`: whole nodes (every service) in a formed mesh, every pair connected,
  *   doing nothing: socket bytes and CPU per node per minute, after they
  *   settled.
+ * - `reconnect`: two sync nodes holding N documents, apart while k of them
+ *   change, then reconnected: socket bytes (the connection's own handshakes
+ *   included) and CPU of both until the changes are held and the log position
+ *   kept; beside it, the same reconnect comparing summaries (what every
+ *   reconnect cost before change logs), measured in the same run.
  */
 
 /** Bytes handed to every TCP socket of this process. */
@@ -46,6 +52,7 @@ const OWNER_RULE: WriterRule = { prefix: "task/", writerOf: (_id, root) => (type
 
 interface SyncNode {
   id: string;
+  positions: SwitchablePositions;
   libp2p: MeshLibp2p;
   db: Database;
   store: LevelDocumentStore;
@@ -64,10 +71,31 @@ async function startSyncNodes(n: number, linked: (a: string, b: string) => boole
     const db = await openDatabase(dir);
     const store = new LevelDocumentStore(db, { path: dir });
     const authority = createReplicaAuthority({ identity, db, rules: [OWNER_RULE], mayWrite: () => true });
-    const engine = await createSyncEngine({ libp2p, store, authority, isMember: () => true });
-    nodes.push({ id: identity.peerId, libp2p, db, store, engine, dir, sign: identity.sign });
+    const positions = switchable(createLogPositions(db, (ops) => store.write(ops), (error) => console.error(error)));
+    const engine = await createSyncEngine({ libp2p, store, authority, isMember: () => true, positions });
+    nodes.push({ id: identity.peerId, positions, libp2p, db, store, engine, dir, sign: identity.sign });
   }
   return nodes;
+}
+
+/** Log positions that can be hidden, so that a reconnect compares summaries as it did before change logs. */
+interface SwitchablePositions extends LogPositions {
+  hidden: boolean;
+  /** Positions kept so far: one more each time a reconciliation settles. */
+  kept: number;
+}
+
+function switchable(positions: LogPositions): SwitchablePositions {
+  const out: SwitchablePositions = {
+    hidden: false,
+    kept: 0,
+    get: (peer) => (out.hidden ? undefined : positions.get(peer)),
+    set: (peer, position) => {
+      out.kept++;
+      positions.set(peer, position);
+    },
+  };
+  return out;
 }
 
 async function stopSyncNodes(nodes: SyncNode[]): Promise<void> {
@@ -78,6 +106,8 @@ async function stopSyncNodes(nodes: SyncNode[]): Promise<void> {
     rmSync(node.dir, { recursive: true, force: true });
   }
 }
+
+const round = (x: number, places: number): number => Math.round(x * 10 ** places) / 10 ** places;
 
 async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -188,7 +218,6 @@ async function idleCost(n: number, windowMs: number, settleMs: number): Promise<
     await sleep(windowMs);
     const minutes = (performance.now() - t0) / 60_000;
     const cpu = process.cpuUsage(cpu0);
-    const round = (x: number, places: number): number => Math.round(x * 10 ** places) / 10 ** places;
     return {
       n,
       windowMs,
@@ -201,10 +230,66 @@ async function idleCost(n: number, windowMs: number, settleMs: number): Promise<
   }
 }
 
-/** `--only live,idle`: the parts to run (default all). */
+/**
+ * Two sync nodes; the first writes `stored` documents and the second takes
+ * them; then, for each k, they are apart while the first changes k documents,
+ * and reconnect, with and without their log positions.
+ */
+async function reconnectCost(stored: number, ks: readonly number[]): Promise<Array<Record<string, number>>> {
+  let apart = false;
+  const nodes = await startSyncNodes(2, () => !apart);
+  const [a, b] = nodes as [SyncNode, SyncNode];
+  try {
+    const ids = Array.from({ length: stored }, (_, i) => `task/bench-reconnect-${String(i).padStart(6, "0")}`);
+    for (let i = 0; i < stored; i += 1000) {
+      await Promise.all(ids.slice(i, i + 1000).map((id) => a.store.update<Task>(id, () => A.from<Task>({ status: new A.ImmutableString("done"), progress: 100, owner: new A.ImmutableString(a.id) }))));
+    }
+    const settled = async (): Promise<boolean> => b.positions.get(a.id)?.seq === a.store.logPosition().seq && a.positions.get(b.id) !== undefined;
+    const connect = async (): Promise<void> => {
+      apart = false;
+      await a.libp2p.dial(b.libp2p.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
+    };
+    await connect();
+    await until(async () => (await b.store.heads(ids.at(-1)!)) !== undefined && (await settled()), 600_000, `${stored} documents replicated`);
+    const out: Array<Record<string, number>> = [];
+    for (const k of ks) {
+      const row: Record<string, number> = { stored, changed: k };
+      for (const how of ["positions", "summaries"] as const) {
+        apart = true;
+        await a.libp2p.hangUp(b.libp2p.peerId);
+        await until(() => a.engine.peers().length === 0 && b.engine.peers().length === 0, 10_000, "sessions closed");
+        const changed = ids.slice(0, k);
+        for (const id of changed) await a.store.update<Task>(id, (doc) => A.change(doc as A.Doc<Task>, (d) => void (d.progress = (d.progress + 1) % 1000)));
+        const want = await Promise.all(changed.map(async (id) => ({ id, heads: (await a.store.heads(id))! })));
+        a.positions.hidden = b.positions.hidden = how === "summaries";
+        const kept = [a.positions.kept, b.positions.kept];
+        const bytes0 = socketBytes;
+        const cpu0 = process.cpuUsage();
+        await connect();
+        const held = async (): Promise<boolean> => (await Promise.all(want.map(async (w) => ((await b.store.heads(w.id)) ?? []).join() === [...w.heads].sort().join()))).every(Boolean);
+        // Both sides settle a reconciliation (keep a position) whether they compared summaries or asked since.
+        await until(async () => a.positions.kept > kept[0]! && b.positions.kept > kept[1]! && (await held()), 120_000, `reconnect with ${k} changed of ${stored}`);
+        // What the connection sends of its own once up (identify, the first ping) counts too.
+        await sleep(200);
+        const cpu = process.cpuUsage(cpu0);
+        row[`${how}Bytes`] = socketBytes - bytes0;
+        row[`${how}CpuMs`] = round((cpu.user + cpu.system) / 1000, 1);
+        a.positions.hidden = b.positions.hidden = false;
+        await until(settled, 30_000, "positions kept again");
+      }
+      row.bytesRatioToSummaries = round(row.positionsBytes! / row.summariesBytes!, 3);
+      out.push(row);
+    }
+    return out;
+  } finally {
+    await stopSyncNodes(nodes);
+  }
+}
+
+/** `--only live,idle,reconnect`: the parts to run (default all). */
 function parts(): Set<string> {
   const at = process.argv.indexOf("--only");
-  return new Set(at === -1 ? ["live", "idle"] : (process.argv[at + 1] ?? "").split(","));
+  return new Set(at === -1 ? ["live", "idle", "reconnect"] : (process.argv[at + 1] ?? "").split(","));
 }
 
 async function main(): Promise<void> {
@@ -215,7 +300,9 @@ async function main(): Promise<void> {
   if (only.has("live")) for (const topology of ["full", "line"] as const) for (const n of sizes) live.push(await liveCost(n, topology, changes));
   const idle: Array<Record<string, number>> = [];
   if (only.has("idle")) for (const n of SMOKE ? [3] : [5, 10]) idle.push(await idleCost(n, sized(30_000, 2_000), sized(10_000, 1_000)));
-  printResult("scale", { live, idle });
+  const reconnect: Array<Record<string, number>> = [];
+  if (only.has("reconnect")) for (const stored of SMOKE ? [300] : [1_000, 10_000, 100_000]) reconnect.push(...(await reconnectCost(stored, SMOKE ? [0, 10] : [0, 10, 1_000])));
+  printResult("scale", { live, idle, reconnect });
 }
 
 await main();

@@ -92,7 +92,7 @@ const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly 
     ],
   },
   { name: "workflow", timeoutMs: 60_000, figures: ["chain.workflowMs", "chain.directMs", "chain.ratio", "fanOut.workflowMs", "fanOut.directMs", "fanOut.ratio"] },
-  { name: "scale", timeoutMs: 90_000, figures: ["live.0.bytesPerChange", "live.0.ratioToIdeal", "live.1.ratioToIdeal", "live.3.ratioToIdeal"] },
+  { name: "scale", timeoutMs: 90_000, figures: ["live.0.bytesPerChange", "live.0.ratioToIdeal", "live.1.ratioToIdeal", "live.3.ratioToIdeal", "reconnect.0.positionsBytes", "reconnect.1.summariesBytes"] },
 ];
 
 describe("benchmarks at smoke size", () => {
@@ -112,6 +112,9 @@ describe("benchmarks at smoke size", () => {
         // Idle traffic may be nothing at all in a smoke window; only its presence is checked.
         expect(typeof at(result, "idle.0.bytesPerNodePerMinute")).toBe("number");
         expect(typeof at(result, "idle.0.cpuPercentOfACorePerNode")).toBe("number");
+        // A reconnect with nothing changed asks since its position: a tenth of comparing summaries, or less.
+        const quiet = (result.reconnect as Array<Record<string, number>>).find((r) => r.changed === 0);
+        expect(quiet?.positionsBytes).toBeLessThan(quiet!.summariesBytes! / 4);
       }
       if (name === "workspace") {
         // The first ship moved the whole tree, the second far less: the figures count real transfers.
