@@ -1,6 +1,6 @@
 import type { PeerId, PrivateKey } from "@libp2p/interface";
 import { setMaxListeners } from "node:events";
-import { askNodeRecord, CAPS_FIRST_REQUEST, capsRequestShape, serveNodeRecord, type AskedRecord } from "../../protocols/capability/exchange.js";
+import { askNodeRecord, CAPS_FIRST_REQUEST, capsRequestShape, RecordWatchers, serveNodeRecord, watchNodeRecord, type AskedRecord } from "../../protocols/capability/exchange.js";
 import { CAPS_PROTOCOL, createCapsCodec, type CapsMessage } from "../../protocols/capability/messages.js";
 import { signNodeRecord, type CapabilityKind, type NodeRecord, type SignedNodeRecord } from "../../protocols/capability/node-record.js";
 import { ChannelClosedError } from "../../protocols/framing/errors.js";
@@ -63,6 +63,8 @@ export interface CapabilityDirectoryOptions {
   directAskMax?: number;
   /** Node record republished this often (load goes stale otherwise). Default 60 s. */
   refreshMs?: number;
+  /** A new record (its load changed, an agent came or went) goes to the members that watch it at most this often. Default 1 s. */
+  pushMs?: number;
   /** After the first DHT provider is found, wait this long for more before ending the query. Default 50 ms. */
   providerGraceMs?: number;
   /** Budget of one DHT publication. Default 10 s. */
@@ -80,7 +82,11 @@ export interface CapabilityDirectory {
   localRecord(): Promise<SignedNodeRecord>;
   /** Nodes offering `id` of `kind`, each at most once, with load and latency. */
   find(kind: CapabilityKind, id: string, options?: FindOptions): Promise<Candidate[]>;
-  /** The signed records of every connected member that answers within `timeoutMs` (default 2 s), with latency. */
+  /**
+   * The signed records of every connected member, with latency: as watched
+   * (pushed by each member when it changes), asked of those not heard from yet,
+   * which answer within `timeoutMs` (default 2 s).
+   */
   members(timeoutMs?: number): Promise<Candidate[]>;
   /** Shorthand for `find("agent", agentId)`. */
   findAgent(agentId: string, options?: FindOptions): Promise<Candidate[]>;
@@ -128,14 +134,20 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
     return record;
   };
 
+  const watchers = new RecordWatchers();
   await handleFramed<CapsMessage>(libp2p, CAPS_PROTOCOL, {
     codec,
     settings,
     maxInboundStreams: 2,
     accept: async (peer) => !stopped && (await isMember(peer)),
     onError: (_peer, error) => report(error),
-    onChannel: (channel) => void serveNodeRecord(channel, localRecord).catch(report),
+    onChannel: (channel) => void serveNodeRecord(channel, localRecord, watchers).catch(report),
   });
+  // Load changes with every task: new records go out at a bounded rate, and only while someone watches.
+  const pushing = setInterval(() => {
+    if (watchers.size > 0) localRecord().then((record) => watchers.push(record), report);
+  }, options.pushMs ?? 1000);
+  pushing.unref();
 
   const pool = new RequestPool<CapsMessage>({
     libp2p,
@@ -150,6 +162,27 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
   /** The peer's record, asked on its caps stream; the lookup's whole budget is the answer's deadline too. */
   const ask = async (peer: PeerId | string, signal: AbortSignal, timeoutMs: number): Promise<AskedRecord> =>
     askNodeRecord(await untilAborted(pool.get(peer), signal), { signal, timeoutMs });
+
+  /** Members' records as they pushed them, while their watch lasts. */
+  const watched = new Map<string, AskedRecord>();
+  const watching = new Set<string>();
+  const watch = (peer: PeerId): void => {
+    const id = peer.toString();
+    if (stopped || watching.has(id)) return;
+    watching.add(id);
+    void (async () => watchNodeRecord(await pool.get(peer), (asked) => watched.set(id, asked), stopping.signal))()
+      .catch((error: unknown) => {
+        if (!stopping.signal.aborted) report(error);
+      })
+      .finally(() => {
+        watching.delete(id);
+        watched.delete(id);
+      });
+  };
+  const cachedCandidate = (peer: PeerId): Candidate | undefined => {
+    const asked = watched.get(peer.toString());
+    return asked === undefined ? undefined : { peerId: asked.record.peerId, record: asked.record, local: false, latencyMs: asked.latencyMs, source: "direct" };
+  };
 
   const connectedMembers = async (): Promise<PeerId[]> => {
     const unique = new Map<string, PeerId>();
@@ -199,8 +232,15 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
       if (offers(record, kind, id)) add([{ peerId: self, record, local: true, latencyMs: 0, source: "local" }]);
     }
     const members = strategy === "dht" ? [] : await connectedMembers();
-    const direct = strategy === "direct" || (strategy === "auto" && members.length <= (options.directAskMax ?? 32));
-    if (direct) add(await askAll(members, kind, id, signal, timeoutMs));
+    // Members watched are known without asking, however many; those not heard from yet are asked while few, and watched from now on.
+    const unheard = members.filter((peer) => {
+      const cached = cachedCandidate(peer);
+      if (cached !== undefined && offers(cached.record, kind, id)) add([cached]);
+      watch(peer);
+      return cached === undefined;
+    });
+    const direct = strategy === "direct" || (strategy === "auto" && unheard.length <= (options.directAskMax ?? 32));
+    if (direct) add(await askAll(unheard, kind, id, signal, timeoutMs));
     if (strategy === "dht" || (strategy === "auto" && [...byPeer.values()].every((c) => c.local))) {
       add(await dht.providers(kind, id, signal, (peer) => resolveProvider(peer, kind, id, signal, timeoutMs)));
     }
@@ -233,8 +273,17 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
 
   const members = async (timeoutMs = 2000): Promise<Candidate[]> => {
     const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), stopping.signal]);
-    const answers = await Promise.allSettled((await connectedMembers()).map((peer) => ask(peer, signal, timeoutMs)));
-    return answers.flatMap((a) => (a.status === "fulfilled" ? [{ peerId: a.value.record.peerId, record: a.value.record, local: false, latencyMs: a.value.latencyMs, source: "direct" as const }] : []));
+    const out: Candidate[] = [];
+    const unheard: PeerId[] = [];
+    for (const peer of await connectedMembers()) {
+      const cached = cachedCandidate(peer);
+      if (cached === undefined) unheard.push(peer);
+      else out.push(cached);
+      watch(peer);
+    }
+    const answers = await Promise.allSettled(unheard.map((peer) => ask(peer, signal, timeoutMs)));
+    for (const a of answers) if (a.status === "fulfilled") out.push({ peerId: a.value.record.peerId, record: a.value.record, local: false, latencyMs: a.value.latencyMs, source: "direct" });
+    return out;
   };
 
   return {
@@ -247,6 +296,7 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
       if (stopped) return;
       stopped = true;
       clearInterval(refresh);
+      clearInterval(pushing);
       libp2p.removeEventListener("peer:connect", onPeer);
       stopping.abort(new Error("capability directory stopped"));
       await inFlight;

@@ -1,4 +1,4 @@
-export { askNodeRecord, CAPS_FIRST_REQUEST, capsRequestShape, serveNodeRecord, type AskedRecord } from "./exchange.js";
+export { askNodeRecord, CAPS_FIRST_REQUEST, capsRequestShape, RecordWatchers, serveNodeRecord, watchNodeRecord, type AskedRecord } from "./exchange.js";
 export { CAPS_PROTOCOL, CAPS_VERSION, capsMessage, createCapsCodec, type CapsMessage } from "./messages.js";
 export {
   capabilityCid,

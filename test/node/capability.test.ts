@@ -2,7 +2,7 @@ import { generateKeyPair } from "@libp2p/crypto/keys";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { afterEach, describe, expect, it } from "vitest";
 import type { MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
-import { createCapabilityDirectory, type CapabilityDirectory, type LocalCapabilities } from "../../node/routing/index.js";
+import { createCapabilityDirectory, type CapabilityDirectory, type CapabilityDirectoryOptions, type LocalCapabilities } from "../../node/routing/index.js";
 import {
   nodeRecordKey,
   openNodeRecord,
@@ -81,7 +81,7 @@ describe("signed node records", () => {
 });
 
 describe("capability directory", () => {
-  async function mesh(n: number, offers: (i: number) => Partial<LocalCapabilities>, members?: (i: number, peer: string) => boolean) {
+  async function mesh(n: number, offers: (i: number) => Partial<LocalCapabilities>, members?: (i: number, peer: string) => boolean, extra: Partial<CapabilityDirectoryOptions> = {}) {
     const keys = await Promise.all(Array.from({ length: n }, () => generateKeyPair("Ed25519")));
     nodes = await startNodes(n, { keys });
     directories = await Promise.all(
@@ -93,6 +93,7 @@ describe("capability directory", () => {
           version: "0.1.0",
           isMember: (peer) => members?.(i, peer) ?? true,
           refreshMs: 3_600_000,
+          ...extra,
         }),
       ),
     );
@@ -130,6 +131,28 @@ describe("capability directory", () => {
     expect(found[0]?.record.skills).toEqual(["git"]);
     const bySkill = await directories[1]!.find("skill", "git", { strategy: "dht", timeoutMs: 10_000 });
     expect(bySkill.map((c) => c.peerId)).toEqual([ids[3]]);
+  });
+
+  it("watches members' records: past directAskMax they are still found without the DHT, and a changed offer arrives within about a second, unasked", async () => {
+    const offered: string[][] = [["echo"], ["echo"], ["echo"], ["echo", "reviewer"], ["echo"]];
+    const ids = await mesh(5, (i) => ({ agents: offered[i]! }), undefined, { directAskMax: 0, pushMs: 200 });
+    await connectAll(nodes);
+    const [first] = directories;
+    // The first look asks (and starts watching) every member.
+    expect((await first!.members()).length).toBe(4);
+    await new Promise((r) => setTimeout(r, 300));
+    const reviewers = await first!.findAgent("reviewer", { timeoutMs: 2_000 });
+    expect(reviewers.map((c) => [c.peerId, c.source])).toEqual([[ids[3], "direct"]]);
+    offered[1] = ["echo", "reviewer"];
+    offered[3] = ["echo"];
+    const started = Date.now();
+    let now: string[] = [];
+    while (Date.now() - started < 3_000) {
+      now = (await first!.findAgent("reviewer", { strategy: "direct", timeoutMs: 500 })).map((c) => c.peerId);
+      if (now.length === 1 && now[0] === ids[1]) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(now).toEqual([ids[1]]);
   });
 
   it("does not answer non-members", async () => {
