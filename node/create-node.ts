@@ -74,6 +74,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     ...(options.code?.agents !== undefined && { acceptAgents: options.code.agents }),
     ...(options.code?.maxTreeBytes !== undefined && { limits: { ...DEFAULT_MANIFEST_LIMITS, maxTreeBytes: options.code.maxTreeBytes } }),
   });
+  await workspaces.sweep().catch(report("workspaces"));
   const core = await openNodeCore(dataDir, identity.peerId, options, report("storage"), workspaces).catch(async (err: unknown) => {
     await blobStore.close();
     throw err;

@@ -1,4 +1,4 @@
-import { lstat, readFile, rm } from "node:fs/promises";
+import { lstat, readdir, readFile, rm } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { join, relative } from "node:path";
 import { glob } from "tinyglobby";
@@ -139,6 +139,30 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const tree = await this.#storeTree(taskId, files);
     if (prepared.requester !== undefined) this.#o.shared.grant(tree, prepared.requester);
     return { tree, heldBy: this.#o.selfId, base: prepared.spec.tree, patchBytes: changes.patch.byteLength, changed: { added: changes.added, modified: changes.modified, deleted: changes.deleted }, artifacts };
+  }
+
+  /**
+   * Drop what tasks no longer running here still hold: pins are durable, so a
+   * process killed between preparing a task's workspace and releasing it left
+   * the task's blobs pinned (out of reach of the quota's eviction), its tree
+   * (perhaps half-made) and its change-tracking repository behind. Run at
+   * start, before any task is prepared; answers how many tasks' pins were
+   * dropped.
+   */
+  async sweep(): Promise<number> {
+    let swept = 0;
+    for (const holder of this.#o.store.holders()) {
+      if (!holder.startsWith("task:") || this.#prepared.has(holder.slice("task:".length))) continue;
+      await this.#o.store.unpin(holder);
+      swept++;
+    }
+    // A task's tree, one half-made (`<id>.partial-<random>`), and its change tracking.
+    for (const kind of ["tasks", "git"]) {
+      const parent = join(this.#o.dataDir, "workspaces", kind);
+      const left = await readdir(parent).catch(() => [] as string[]);
+      await Promise.all(left.filter((name) => !this.#prepared.has(name.replace(/\.partial-[0-9a-f]+$/, ""))).map((name) => rm(join(parent, name), { recursive: true, force: true })));
+    }
+    return swept;
   }
 
   async release(taskId: string): Promise<void> {

@@ -3,10 +3,16 @@ import { MAX_BLOB_BYTES, MAX_TREE_BYTES } from "../../src/workspace/blob-store.j
 import { DIGEST_PATTERN } from "../../src/workspace/manifest.js";
 import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/codec.js";
 
-/** Blob exchange: members fetch a tree's manifest and the blobs it names from a member that holds them. */
-export const BLOBS_PROTOCOL = "/coderclaw/blobs/1.0.0";
+/**
+ * Blob exchange: members fetch a tree's manifest and the blobs it names from a
+ * member that holds them. Version 2: a tree id names an index of manifest
+ * pieces (src/workspace/manifest-pieces.ts), not a whole manifest, so a node
+ * of version 1 could not read what it fetched; it now fails to open the
+ * protocol instead.
+ */
+export const BLOBS_PROTOCOL = "/coderclaw/blobs/2.0.0";
 /** Wire version inside every blob-protocol envelope. */
-export const BLOBS_PROTOCOL_VERSION = 1;
+export const BLOBS_PROTOCOL_VERSION = 2;
 /** Bytes of a blob or manifest one `data` message carries at most: large enough that the cost per message is small beside the bytes. */
 export const BLOB_CHUNK_BYTES = 256 * 1024;
 /** Blobs one `get` names at most. */

@@ -98,6 +98,8 @@ export interface BlobStore extends BlobSource {
   unpin(holder: string): Promise<void>;
   /** The digests `holder` pins. */
   pinnedBy(holder: string): ReadonlySet<string>;
+  /** Every holder that pins something, as kept across restarts. */
+  holders(): string[];
   /** How many holders pin `digest`. */
   refCount(digest: string): number;
   /** Store the manifest `bytes` of tree `treeId` (their SHA-256); throws {@link DigestMismatchError} otherwise. */
@@ -509,13 +511,13 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     async pin(holder, digests) {
       checkHolder(holder);
       let set = holders.get(holder);
-      const added: string[] = [];
+      const adding = new Set<string>();
       for (const digest of digests) {
         checkDigest(digest);
-        if (set?.has(digest) || added.includes(digest)) continue;
-        added.push(digest);
+        if (set?.has(digest) !== true) adding.add(digest);
       }
-      if (added.length === 0) return;
+      if (adding.size === 0) return;
+      const added = [...adding];
       if (set === undefined) holders.set(holder, (set = new Set()));
       // Counted before the write so a gc running meanwhile keeps them; taken back if the write fails.
       for (const digest of added) {
@@ -540,6 +542,8 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
         throw err;
       }
     },
+
+    holders: () => [...holders.keys()],
 
     async unpin(holder) {
       checkHolder(holder);
