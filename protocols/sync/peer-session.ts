@@ -373,9 +373,10 @@ export class PeerSession {
       if (doc !== undefined && A.hasHeads(doc, theirs)) offered.push({ id, doc, since: theirs });
       else if (remoteHeads.has(id)) wants.push({ id, heads: doc === undefined ? [] : A.getHeads(doc) });
     }
-    await this.#sendPatches(this.#patchesOf(offered));
-    await this.#sendWants(wants);
     const round = this.#round;
+    // In a round each side asks for what it lacks; offering what the peer lacks would send it twice, its own round asking too.
+    if (round === undefined) await this.#sendPatches(this.#patchesOf(offered));
+    await this.#sendWants(wants);
     if (round !== undefined && round.summaries > 0) {
       for (const w of wants) round.pending.add(w.id);
       round.summaries--;
