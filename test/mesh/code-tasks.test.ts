@@ -72,7 +72,8 @@ describe("tasks that carry code (separate processes, real git repositories)", ()
     expect(task.status).toBe("completed");
     expect(task.placement?.runsOn).toBe(b.deviceId);
 
-    const diff = await runCli(["task", "diff", task.id], ha, 30_000);
+    // A unique prefix names the task as its full id does.
+    const diff = await runCli(["task", "diff", task.id.slice(0, 8)], ha, 30_000);
     expect(diff.code, diff.stderr).toBe(0);
     expect(diff.stdout).toContain("deleted file mode 100644");
     expect(diff.stdout).toContain("old mode 100644\nnew mode 100755");
@@ -80,7 +81,7 @@ describe("tasks that carry code (separate processes, real git repositories)", ()
     expect(diff.stdout).toContain("rename to src/renamed.txt");
     expect(diff.stdout).not.toContain("debug.log");
 
-    const check = await runCli(["task", "apply", task.id, "--repo", repo, "--check"], ha, 30_000);
+    const check = await runCli(["task", "apply", task.id.slice(0, 10), "--repo", repo, "--check"], ha, 30_000);
     expect(check.code, check.stderr).toBe(0);
     const applied = await runCli(["task", "apply", task.id, "--repo", repo], ha, 30_000);
     expect(applied.code, applied.stderr).toBe(0);

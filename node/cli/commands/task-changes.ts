@@ -16,6 +16,9 @@ const ChangesSchema = z.object({
   artifacts: z.array(z.object({ path: z.string(), bytes: z.string() })),
 });
 
+/** A task's full id from what the user typed: a full id or a unique prefix of one. */
+export type TaskIdResolver = (cmd: Command, text: string) => Promise<string>;
+
 /** What a task that carried code changed, asked of the running node (which fetches it from the executor). */
 async function changesOf(cmd: Command, taskId: string): Promise<{ result: z.infer<typeof ChangesSchema>["result"]; patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
   const raw = parseInput(ChangesSchema, await admin(cmd, "task.changes", { taskId }, false));
@@ -29,15 +32,15 @@ function gitApply(cwd: string, args: string[]): Promise<{ ok: boolean; message: 
 }
 
 /** `task diff`, `task apply` and `task artifacts`, added to `coderclaw task`. */
-export function addTaskChangeCommands(task: Command, setExit: (code: number) => void): void {
+export function addTaskChangeCommands(task: Command, setExit: (code: number) => void, resolveId: TaskIdResolver): void {
   task
     .command("diff")
     .description("print what a task that carried code (--repo) changed, as a git patch")
-    .argument("<id>", "task id")
+    .argument("<id>", "task id, or a unique prefix of one")
     .option("--stat", "only how many files were added, modified and deleted")
     .option("--json", "print JSON")
-    .action(async (id: string, opts: { stat?: boolean; json?: boolean }, cmd: Command) => {
-      const { result, patch } = await changesOf(cmd, id);
+    .action(async (idArg: string, opts: { stat?: boolean; json?: boolean }, cmd: Command) => {
+      const { result, patch } = await changesOf(cmd, await resolveId(cmd, idArg));
       if (opts.json) printJson({ ...result, patch: patch.toString("utf8") });
       else if (opts.stat || patch.byteLength === 0) process.stdout.write(`${result.changed.added} added, ${result.changed.modified} modified, ${result.changed.deleted} deleted (${patch.byteLength} bytes of patch)\n`);
       else process.stdout.write(patch);
@@ -47,11 +50,12 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
   task
     .command("apply")
     .description("apply what a task that carried code changed onto this tree; on a conflict nothing is changed")
-    .argument("<id>", "task id")
+    .argument("<id>", "task id, or a unique prefix of one")
     .option("--repo <path>", "the tree to apply to (default: the current directory)")
     .option("--check", "only say whether it applies cleanly")
     .option("--3way", "fall back to a three-way merge where the tree has moved on (git repositories)")
-    .action(async (id: string, opts: { repo?: string; check?: boolean; "3way"?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { repo?: string; check?: boolean; "3way"?: boolean }, cmd: Command) => {
+      const id = await resolveId(cmd, idArg);
       const { patch } = await changesOf(cmd, id);
       if (patch.byteLength === 0) {
         process.stdout.write(`task ${id} changed nothing\n`);
@@ -92,10 +96,11 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
   task
     .command("artifacts")
     .description("write the artifacts a task that carried code brought back (--artifacts GLOB at submit)")
-    .argument("<id>", "task id")
+    .argument("<id>", "task id, or a unique prefix of one")
     .option("--out <dir>", "where to write them (default: ./artifacts-<first 8 of the id>)")
     .option("--json", "print JSON (paths and sizes)")
-    .action(async (id: string, opts: { out?: string; json?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: { out?: string; json?: boolean }, cmd: Command) => {
+      const id = await resolveId(cmd, idArg);
       const { result, artifacts } = await changesOf(cmd, id);
       const out = resolve(opts.out ?? `artifacts-${id.slice(0, 8)}`);
       // Paths come from a result tree checked when it was read: relative, without '..', through no link.

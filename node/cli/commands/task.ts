@@ -319,7 +319,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
       );
     });
 
-  addTaskChangeCommands(task, setExit);
+  addTaskChangeCommands(task, setExit, async (cmd, text) => (FULL_TASK_ID.test(text) ? text : openAccess(cmd.optsWithGlobals<AccessOptions>(), false).then(async ({ adapter }) => resolveTaskId(adapter, text).finally(() => adapter.close()))));
   return task;
 }
 
