@@ -250,7 +250,7 @@ async function reconnectCost(stored: number, ks: readonly number[]): Promise<Arr
       await a.libp2p.dial(b.libp2p.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
     };
     await connect();
-    await until(async () => (await b.store.heads(ids.at(-1)!)) !== undefined && (await settled()), 600_000, `${stored} documents replicated`);
+    await until(async () => (await b.store.heads(ids.at(-1)!)) !== undefined && (await settled()), 3_600_000, `${stored} documents replicated`);
     const out: Array<Record<string, number>> = [];
     for (const k of ks) {
       const row: Record<string, number> = { stored, changed: k };
@@ -286,6 +286,12 @@ async function reconnectCost(stored: number, ks: readonly number[]): Promise<Arr
   }
 }
 
+/** `--stored 1000,10000,100000`: the store sizes of the reconnect part (default 1,000 and 10,000; 100,000 takes many minutes to replicate first). */
+function storedSizes(): number[] {
+  const at = process.argv.indexOf("--stored");
+  return at === -1 ? [1_000, 10_000] : (process.argv[at + 1] ?? "").split(",").map(Number).filter((n) => Number.isSafeInteger(n) && n > 0);
+}
+
 /** `--only live,idle,reconnect`: the parts to run (default all). */
 function parts(): Set<string> {
   const at = process.argv.indexOf("--only");
@@ -301,7 +307,7 @@ async function main(): Promise<void> {
   const idle: Array<Record<string, number>> = [];
   if (only.has("idle")) for (const n of SMOKE ? [3] : [5, 10]) idle.push(await idleCost(n, sized(30_000, 2_000), sized(10_000, 1_000)));
   const reconnect: Array<Record<string, number>> = [];
-  if (only.has("reconnect")) for (const stored of SMOKE ? [300] : [1_000, 10_000, 100_000]) reconnect.push(...(await reconnectCost(stored, SMOKE ? [0, 10] : [0, 10, 1_000])));
+  if (only.has("reconnect")) for (const stored of SMOKE ? [300] : storedSizes()) reconnect.push(...(await reconnectCost(stored, SMOKE ? [0, 10] : [0, 10, 1_000])));
   printResult("scale", { live, idle, reconnect });
 }
 
