@@ -20,6 +20,12 @@ export interface ExecutionReports {
   output(task: LiveTask, chunk: string): void;
   /** The executor has returned or thrown; `controller` says whether it was aborted, and why. */
   finished(task: LiveTask, controller: AbortController, outcome: Outcome): void;
+  /**
+   * The workspace of a task that carries code is ready: the task runs from now.
+   * The agent starts once the promise resolves (for an agent that cannot
+   * resume, once `running` is durable).
+   */
+  ready(task: LiveTask): Promise<void>;
 }
 
 /** How long the agent's executions may run. */
@@ -63,10 +69,12 @@ export function startExecution(task: LiveTask, settings: ExecutionSettings, repo
   const workspaces = settings.environment.workspaces?.carriesCode(task.request) === true ? settings.environment.workspaces : undefined;
   let run: () => Promise<ExecutionResult>;
   if (workspaces !== undefined) {
-    // The code comes first (fetched, materialised, tracked), and what the agent changed is taken before the outcome is told.
+    // The code comes first (fetched, materialised, tracked; the task is `planning` meanwhile), and what the agent changed is taken before the outcome is told.
     run = async () => {
       if (controller.signal.aborted) throw stopped();
       const workspace = await workspaces.prepare({ id: task.state.id, request: task.request, ...(task.state.submittedBy !== undefined && { submittedBy: task.state.submittedBy }) }, controller.signal);
+      if (controller.signal.aborted) throw stopped();
+      await reports.ready(task);
       if (controller.signal.aborted) throw stopped();
       const result = await agent.execute(contextIn(workspace));
       const changes = await workspaces.collect(task.state.id);

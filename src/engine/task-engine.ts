@@ -128,6 +128,10 @@ export class TaskEngine {
     progress: (task, progress, message) => this.progress(task, progress, message),
     output: (task, chunk) => this.output(task, chunk),
     finished: (task, controller, outcome) => this.finish(task, controller, outcome),
+    ready: (task) => {
+      if (task.state.status === "planning") this.transition(task, "running", `running on agent ${task.agent!.info.id}`);
+      return task.agent?.resumable === true ? Promise.resolve() : this.persistence.durable(task);
+    },
   };
   private running = 0;
   private accepting = true;
@@ -561,6 +565,14 @@ export class TaskEngine {
         case "pending":
           this.queue.push(task);
           break;
+        case "planning":
+          // Its agent never acted (an agent starts only once its task is on record as running): it starts again.
+          if (agent !== undefined) {
+            this.queue.push(task);
+            break;
+          }
+          this.fail(task, `interrupted by restart (agent ${record.state.agentId ?? "?"} is not available here)`);
+          break;
         case "waiting":
           task.orphaned = true;
           break;
@@ -594,7 +606,7 @@ export class TaskEngine {
   private pump(): void {
     while (this.running < this.max && this.queue.length > 0 && this.accepting) {
       const task = this.queue.shift()!;
-      if (task.state.status !== "pending") continue;
+      if (task.state.status !== "pending" && task.state.status !== "planning") continue;
       this.running++;
       this.start(task);
     }
@@ -604,11 +616,12 @@ export class TaskEngine {
   }
 
   private start(task: LiveTask): void {
-    this.transition(task, "planning", "preparing workspace");
+    if (task.state.status === "pending") this.transition(task, "planning", "preparing workspace");
     try {
       const agent = task.agent;
       if (!agent) throw new AgentUnavailableError(task.state.agentId ?? "?", "no such agent on this node", "UNKNOWN_AGENT");
-      this.transition(task, "running", `running on agent ${agent.info.id}`);
+      // A task that carries code runs once its tree is in place (see ExecutionReports.ready).
+      if (this.execution.environment.workspaces?.carriesCode(task.request) !== true) this.transition(task, "running", `running on agent ${agent.info.id}`);
       this.execute(task);
     } catch (err) {
       this.fail(task, (err as Error).message);
