@@ -14,6 +14,7 @@ import {
   TaskSubmitRequestSchema,
   TaskUpdateEventSchema,
 } from "../../src/transport/http-wire.js";
+import { WorkflowStartSchema } from "./workflow-routes.js";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -53,6 +54,8 @@ function queryParameters(schema: z.ZodObject): unknown[] {
 const taskIdParameter = { name: "id", in: "path", required: true, schema: { type: "string" } };
 const json = (schema: JsonSchema, description: string): unknown => ({ description, content: { "application/json": { schema } } });
 const readErrors = errorResponses(400, 401, 403, 404);
+/** A workflow's record (src/workflows/workflow-record.ts): `id`, `definition`, `status`, `steps` by id, times. */
+const workflowRecord: JsonSchema = { type: "object", properties: { id: { type: "string" }, status: { type: "string" }, definition: { type: "object" }, steps: { type: "object" } }, required: ["id", "status", "definition", "steps"] };
 
 let cached: Record<string, unknown> | undefined;
 
@@ -181,6 +184,38 @@ export function buildOpenApiDocument(): Record<string, unknown> {
             ...readErrors,
             ...errorResponses(503),
           },
+        },
+      },
+      [`${HTTP_API_PREFIX}/workflows`]: {
+        post: {
+          operationId: "startWorkflow",
+          summary: "Start a workflow: one of the node's templates by name, or a workflow file's text (YAML, as docs/workflows.md describes); every step must be one the caller may submit, or nothing starts (403 naming the step)",
+          requestBody: { required: true, content: { "application/json": { schema: jsonSchema(WorkflowStartSchema) } } },
+          responses: { "201": json(workflowRecord, "The workflow as started"), ...errorResponses(400, 401, 403, 413, 415, 503) },
+        },
+        get: {
+          operationId: "listWorkflows",
+          summary: "Workflows this node coordinates, newest first (at most 1,000)",
+          responses: { "200": json({ type: "object", properties: { workflows: { type: "array", items: workflowRecord } }, required: ["workflows"] }, "Workflows"), ...errorResponses(401, 403) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/workflows/{id}`]: {
+        get: { operationId: "getWorkflow", summary: "A workflow's record: its definition and each step's state and tries", parameters: [taskIdParameter], responses: { "200": json(workflowRecord, "The workflow"), ...readErrors } },
+      },
+      [`${HTTP_API_PREFIX}/workflows/{id}/cancel`]: {
+        post: {
+          operationId: "cancelWorkflow",
+          summary: "Cancel a running workflow: its running steps' tasks are cancelled, the rest skipped; `cancelled` is false when it had ended",
+          parameters: [taskIdParameter],
+          responses: { "200": json(ref("CancelResult"), "Whether the workflow was cancelled"), ...readErrors },
+        },
+      },
+      [`${HTTP_API_PREFIX}/workflows/{id}/events`]: {
+        get: {
+          operationId: "streamWorkflow",
+          summary: "Server-sent events: an `update` with `{seq, workflow}` (the record) now and after each change, then `end` once the workflow ended",
+          parameters: [taskIdParameter],
+          responses: { "200": { description: "An event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...readErrors },
         },
       },
       [`${HTTP_API_PREFIX}/agents`]: {

@@ -54,7 +54,7 @@ function unverifiedIssuer(jwt: string): string | undefined {
 export function securityHttpHooks(
   service: SecurityService,
   options: SecurityHttpOptions,
-): Required<Pick<HttpServerOptions<SecurityContext>, "authenticate" | "authorize" | "canReadTask" | "sessionIdOf" | "audit">> {
+): Required<Pick<HttpServerOptions<SecurityContext>, "authenticate" | "authorize" | "canReadTask" | "sessionIdOf" | "subjectOf" | "audit">> {
   const providerFor =
     options.providerForIssuer ?? ((issuer: string) => (issuer === GITHUB_ACTIONS_ISSUER ? "github" : "oidc"));
   const maxLogins = options.maxCachedLogins ?? 1000;
@@ -112,6 +112,7 @@ export function securityHttpHooks(
     canReadTask: (ctx, task) => allow(service.canReadTask(ctx, { ...(task.id === undefined ? {} : { id: task.id }), sessionId: task.sessionId })),
 
     sessionIdOf: (ctx) => ctx.sessionId,
+    subjectOf: (ctx) => ctx.userId,
 
     audit: (query) => service.getAuditLog(query),
   };

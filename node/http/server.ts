@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, type FastifyRequest } from "fastify";
 import type { z } from "zod";
 import type { TaskState, TransportAdapter } from "../../src/contract/types.js";
 import { CoderClawError, NotFoundError } from "../../src/contract/errors.js";
@@ -22,6 +22,7 @@ import {
 } from "../../src/transport/http-wire.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { writeSseStream } from "./sse.js";
+import { registerWorkflowRoutes, type HttpWorkflows } from "./workflow-routes.js";
 
 /**
  * What a request asks to do, named after the security service's permissions so
@@ -86,6 +87,10 @@ export interface HttpServerOptions<TAuth> {
   canReadTask?: (ctx: TAuth, task: Extract<HttpResource, { type: "task" }>) => AccessDecision | Promise<AccessDecision>;
   /** The caller's session, stamped on tasks it submits without one so session isolation can apply. */
   sessionIdOf?: (ctx: TAuth) => string | undefined;
+  /** Who the caller is (its user id), named in the audit log of what it starts. */
+  subjectOf?: (ctx: TAuth) => string;
+  /** Serves `/v1/workflows`; those routes answer 404 when absent. */
+  workflows?: HttpWorkflows;
   /** Serves `GET /v1/audit`; the route answers 404 when absent. */
   audit?: (query: HttpAuditQuery, ctx: TAuth) => unknown[] | Promise<unknown[]>;
   /** Default 127.0.0.1: remote exposure is a deliberate configuration choice. */
@@ -298,22 +303,31 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         return { events: await adapter.getTaskEvents(task.id) };
       });
 
-      api.get<{ Params: { id: string }; Querystring: { after?: string } }>("/tasks/:id/events", async (request, reply) => {
-        const afterSeq = resumePosition(request);
-        const task = await readableTask(request, request.params.id);
+      const openSse = async <T extends { seq?: number }>(reply: FastifyReply, source: (signal: AbortSignal) => AsyncIterable<T>): Promise<void> => {
         if (openStreams >= maxSseStreams) throw new CoderClawError("UNAVAILABLE", "too many open event streams; retry later");
         reply.hijack();
         openStreams += 1;
         try {
-          await writeSseStream(
-            reply.raw,
-            (signal) => adapter.streamTaskUpdates(task.id, { ...(afterSeq === undefined ? {} : { afterSeq }), signal }),
-            { heartbeatMs, retryMs: 1000, signal: streams.signal },
-          );
+          await writeSseStream(reply.raw, source, { heartbeatMs, retryMs: 1000, signal: streams.signal });
         } finally {
           openStreams -= 1;
         }
+      };
+
+      api.get<{ Params: { id: string }; Querystring: { after?: string } }>("/tasks/:id/events", async (request, reply) => {
+        const afterSeq = resumePosition(request);
+        const task = await readableTask(request, request.params.id);
+        await openSse(reply, (signal) => adapter.streamTaskUpdates(task.id, { ...(afterSeq === undefined ? {} : { afterSeq }), signal }));
       });
+
+      if (options.workflows !== undefined) {
+        registerWorkflowRoutes(api, {
+          workflows: options.workflows,
+          check,
+          subjectOf: (request) => options.subjectOf?.(ctxOf(request)) ?? "http",
+          stream: (reply, records) => openSse(reply, records),
+        });
+      }
 
       api.get("/agents", async (request) => {
         await check(request, "task:read", { type: "runtime" });

@@ -22,15 +22,15 @@ export function sseFrame(event: string, data: unknown, id?: number): string {
 
 /**
  * Writes `source` to `res` as an SSE stream: one `update` event per task update
- * with `id:` set to its seq, then an `end` event once the source finishes (the task
- * reached a terminal status). Stops promptly when the client goes away or the
+ * (or workflow record) with `id:` set to its seq, then an `end` event once the
+ * source finishes (the task or workflow ended). Stops promptly when the client goes away or the
  * server closes, and never queues more than one frame beyond the socket's buffer:
  * a reader that stops reading stalls the source, and the socket's inactivity
  * timeout eventually drops it.
  */
-export async function writeSseStream(
+export async function writeSseStream<T extends { seq?: number } = TaskUpdateEvent>(
   res: ServerResponse,
-  source: (signal: AbortSignal) => AsyncIterable<TaskUpdateEvent>,
+  source: (signal: AbortSignal) => AsyncIterable<T>,
   options: SseOptions,
 ): Promise<void> {
   const abort = new AbortController();

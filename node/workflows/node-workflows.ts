@@ -25,7 +25,7 @@ export interface NodeWorkflows extends WorkflowCoordinator {
    * (a workflow that would fail half-way on a refusal is refused whole, naming
    * the step); the start is audited.
    */
-  startChecked(definition: WorkflowDefinition, input?: string | Record<string, string>): Promise<WorkflowRecord>;
+  startChecked(definition: WorkflowDefinition, input?: string | Record<string, string>, startedBy?: string): Promise<WorkflowRecord>;
 }
 
 /** A node's workflow coordinator, over its store (`workflow/` documents) and its runtime. */
@@ -51,16 +51,16 @@ export function createNodeWorkflows(deps: NodeWorkflowsDeps): NodeWorkflows {
   const coordinator = createWorkflowCoordinator({ runtime, store: documentWorkflowStore(deps.store), ...(deps.onError !== undefined && { onError: (_id, e) => deps.onError!(e) }) });
   return {
     ...coordinator,
-    async startChecked(definition, input) {
+    async startChecked(definition, input, startedBy = deps.peerId) {
       for (const step of definition.steps) {
         const decision = await deps.authorize({ action: "task.submit", ...(step.agent !== undefined && { agentId: step.agent }) });
         if (!decision.allowed) {
-          await deps.record({ action: "workflow.start", userId: deps.peerId, deviceId: deps.peerId, resource: definition.name, result: "denied", reason: `step ${step.id}: ${decision.reason ?? "denied"}` });
+          await deps.record({ action: "workflow.start", userId: startedBy, deviceId: deps.peerId, resource: definition.name, result: "denied", reason: `step ${step.id}: ${decision.reason ?? "denied"}` });
           throw new CoderClawError("PERMISSION_DENIED", `step ${step.id} (agent ${step.agent ?? "default"}): ${decision.reason ?? "denied"}`);
         }
       }
       const record = await coordinator.start(definition, input);
-      await deps.record({ action: "workflow.start", userId: deps.peerId, deviceId: deps.peerId, resource: record.id, result: "allowed", reason: `${definition.name}, ${definition.steps.length} steps` });
+      await deps.record({ action: "workflow.start", userId: startedBy, deviceId: deps.peerId, resource: record.id, result: "allowed", reason: `${definition.name}, ${definition.steps.length} steps` });
       return record;
     },
   };

@@ -9,10 +9,11 @@ export const WORKFLOW_METHODS = ["workflow.start", "workflow.list", "workflow.ge
 export type WorkflowMethod = (typeof WORKFLOW_METHODS)[number];
 
 const idSchema = z.uuid();
-const inputSchema = z.union([z.string().max(256 * 1024), z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/), z.string().max(256 * 1024)).refine((r) => Object.keys(r).length <= 64, "at most 64 named values")]);
+/** A workflow's input: a text, or named values (`${input.NAME}`). */
+export const WorkflowInputSchema = z.union([z.string().max(256 * 1024), z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/), z.string().max(256 * 1024)).refine((r) => Object.keys(r).length <= 64, "at most 64 named values")]);
 const schemas = {
   // The file travels as text: the node parses it here, at its edge, naming file, line and key.
-  "workflow.start": z.strictObject({ file: z.string().min(1).max(4096), text: z.string().max(MAX_WORKFLOW_FILE_BYTES), input: inputSchema.optional() }),
+  "workflow.start": z.strictObject({ file: z.string().min(1).max(4096), text: z.string().max(MAX_WORKFLOW_FILE_BYTES), input: WorkflowInputSchema.optional() }),
   "workflow.list": z.strictObject({ limit: z.number().int().min(1).max(10_000).optional() }).optional(),
   "workflow.get": z.strictObject({ id: idSchema }),
   "workflow.cancel": z.strictObject({ id: idSchema }),

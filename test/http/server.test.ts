@@ -70,6 +70,10 @@ describe("HTTP server over real sockets", () => {
         "/v1/tasks/{id}/patch",
         "/v1/tasks/{id}/artifacts",
         "/v1/tasks/{id}/artifacts/{path}",
+        "/v1/workflows",
+        "/v1/workflows/{id}",
+        "/v1/workflows/{id}/cancel",
+        "/v1/workflows/{id}/events",
       ].sort(),
     );
     expect(Object.keys(doc.paths["/v1/tasks"] ?? {}).sort()).toEqual(["get", "post"]);

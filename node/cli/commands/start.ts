@@ -124,7 +124,14 @@ export function startCommand(setExit: (code: number) => void): Command {
             return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(current) : value;
           },
         });
-        return createHttpServer({ adapter: node.adapter, changes: (id) => taskChanges(node.adapter, node.workspaces, id), ...httpListenOptions(config.http), ...securityHttpHooks(service, { deviceId: node.peerId }) });
+        const { httpWorkflows } = await import("../../workflows/http-workflows.js");
+        return createHttpServer({
+          adapter: node.adapter,
+          changes: (id) => taskChanges(node.adapter, node.workspaces, id),
+          workflows: httpWorkflows(node.workflows, node.core.store),
+          ...httpListenOptions(config.http),
+          ...securityHttpHooks(service, { deviceId: node.peerId }),
+        });
       }
       process.stderr.write(
         [

@@ -1,0 +1,124 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { CoderClawError, InvalidInputError, NotFoundError } from "../../src/contract/errors.js";
+import { ConfigError } from "../../src/config/yaml-source.js";
+import { WorkflowInputSchema } from "../workflows/workflow-admin.js";
+import { parseInput } from "../../src/contract/parse-input.js";
+import { MAX_WORKFLOW_FILE_BYTES, parseWorkflowFile, readWorkflowSource, workflowTemplates, type WorkflowDefinition, type WorkflowRecord } from "../../src/workflows/index.js";
+
+/** What the HTTP API needs of a node's workflows. */
+export interface HttpWorkflows {
+  /** Start `definition` for `startedBy` (named in the audit log), once the caller was checked for every step. */
+  start(definition: WorkflowDefinition, input: string | Record<string, string> | undefined, startedBy: string): Promise<WorkflowRecord>;
+  list(): Promise<WorkflowRecord[]>;
+  get(id: string): Promise<WorkflowRecord | undefined>;
+  cancel(id: string): Promise<boolean>;
+  /** Call `listener` each time workflow `id` changes; returns the function that stops it. */
+  watch(id: string, listener: () => void): () => void;
+}
+
+/** What the routes need of the server they are added to. */
+export interface WorkflowRouteDeps {
+  workflows: HttpWorkflows;
+  /** Refuses (throws) an action the caller may not take. */
+  check: (request: FastifyRequest, action: "task:submit" | "task:read" | "task:cancel" | "agent:invoke", resource: { type: "task" } | { type: "agent"; id: string }) => Promise<void>;
+  /** Who the caller is, for the audit log. */
+  subjectOf: (request: FastifyRequest) => string;
+  /** Serve `records` as a server-sent event stream on `reply`. */
+  stream: (reply: FastifyReply, records: (signal: AbortSignal) => AsyncIterable<{ seq: number; workflow: WorkflowRecord }>) => Promise<void>;
+}
+
+/** A workflow to start: one of the node's templates by name, or a workflow file's text. */
+export const WorkflowStartSchema = z.union([
+  z.strictObject({ template: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "must be a template name"), input: WorkflowInputSchema.optional() }),
+  z.strictObject({ workflow: z.string().min(1).max(MAX_WORKFLOW_FILE_BYTES), input: WorkflowInputSchema.optional() }),
+]);
+const IdSchema = z.uuid();
+
+/** `/workflows` routes: start, list, read, cancel, and follow a workflow's progress. */
+export function registerWorkflowRoutes(api: FastifyInstance, deps: WorkflowRouteDeps): void {
+  const { workflows, check } = deps;
+  const readable = async (request: FastifyRequest, raw: unknown): Promise<WorkflowRecord> => {
+    await check(request, "task:read", { type: "task" });
+    const id = parseInput(IdSchema, raw, "id");
+    const record = await workflows.get(id);
+    if (record === undefined) throw new NotFoundError("workflow", id);
+    return record;
+  };
+
+  api.post("/workflows", async (request, reply) => {
+    const body = parseInput(WorkflowStartSchema, request.body);
+    let definition: WorkflowDefinition;
+    if ("template" in body) {
+      if (!workflowTemplates().includes(body.template)) throw new CoderClawError("INVALID_INPUT", `no template ${body.template}; templates: ${workflowTemplates().join(", ")}`, { field: "template" });
+      const source = readWorkflowSource(body.template, process.cwd());
+      definition = parseWorkflowFile(source.text, source.file);
+    } else {
+      definition = parsedBody(body.workflow);
+    }
+    // Every step is the caller's submission: refused whole, naming the step, before anything runs.
+    await check(request, "task:submit", { type: "task" });
+    for (const step of definition.steps) {
+      if (step.agent === undefined) continue;
+      await check(request, "agent:invoke", { type: "agent", id: step.agent }).catch((error: Error) => {
+        throw new CoderClawError("PERMISSION_DENIED", `step ${step.id}: ${error.message}`, { field: `steps.${step.id}.agent` });
+      });
+    }
+    const record = await workflows.start(definition, body.input, deps.subjectOf(request));
+    return reply.code(201).header("location", `/v1/workflows/${record.id}`).send(record);
+  });
+
+  api.get("/workflows", async (request) => {
+    await check(request, "task:read", { type: "task" });
+    return { workflows: (await workflows.list()).slice(0, 1000) };
+  });
+
+  api.get<{ Params: { id: string } }>("/workflows/:id", async (request) => readable(request, request.params.id));
+
+  api.post<{ Params: { id: string } }>("/workflows/:id/cancel", async (request) => {
+    const record = await readable(request, request.params.id);
+    await check(request, "task:cancel", { type: "task" });
+    return { cancelled: await workflows.cancel(record.id) };
+  });
+
+  api.get<{ Params: { id: string } }>("/workflows/:id/events", async (request, reply) => {
+    const first = await readable(request, request.params.id);
+    await deps.stream(reply, (signal) => recordsOf(workflows, first, signal));
+  });
+}
+
+/** A workflow file sent as the request's `workflow`: a mistake in it is the caller's, answered 400 naming line and key. */
+function parsedBody(text: string): WorkflowDefinition {
+  try {
+    return parseWorkflowFile(text, "workflow");
+  } catch (error) {
+    if (error instanceof ConfigError) throw new InvalidInputError(error.message, "workflow");
+    throw error;
+  }
+}
+
+/** The workflow's record now and after each change, until it ends or `signal` aborts. */
+async function* recordsOf(workflows: HttpWorkflows, first: WorkflowRecord, signal: AbortSignal): AsyncGenerator<{ seq: number; workflow: WorkflowRecord }> {
+  let seq = 1;
+  let wake: (() => void) | undefined;
+  let changed = false;
+  const stop = workflows.watch(first.id, () => {
+    changed = true;
+    wake?.();
+  });
+  const onAbort = (): void => wake?.();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    let record: WorkflowRecord | undefined = first;
+    while (record !== undefined && !signal.aborted) {
+      yield { seq: seq++, workflow: record };
+      if (record.status !== "running") return;
+      if (!changed) await new Promise<void>((resolve) => (wake = resolve));
+      changed = false;
+      record = await workflows.get(first.id);
+    }
+  } finally {
+    stop();
+    signal.removeEventListener("abort", onAbort);
+  }
+}
