@@ -179,9 +179,17 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
         watched.delete(id);
       });
   };
-  const cachedCandidate = (peer: PeerId): Candidate | undefined => {
-    const asked = watched.get(peer.toString());
-    return asked === undefined ? undefined : { peerId: asked.record.peerId, record: asked.record, local: false, latencyMs: asked.latencyMs, source: "direct" };
+  /** Members' records as watched, and the members not heard from yet; every one is watched from now on. */
+  const fromWatches = (peers: PeerId[]): { cached: Candidate[]; unheard: PeerId[] } => {
+    const cached: Candidate[] = [];
+    const unheard: PeerId[] = [];
+    for (const peer of peers) {
+      const asked = watched.get(peer.toString());
+      if (asked === undefined) unheard.push(peer);
+      else cached.push({ peerId: asked.record.peerId, record: asked.record, local: false, latencyMs: asked.latencyMs, source: "direct" });
+      watch(peer);
+    }
+    return { cached, unheard };
   };
 
   const connectedMembers = async (): Promise<PeerId[]> => {
@@ -233,12 +241,8 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
     }
     const members = strategy === "dht" ? [] : await connectedMembers();
     // Members watched are known without asking, however many; those not heard from yet are asked while few, and watched from now on.
-    const unheard = members.filter((peer) => {
-      const cached = cachedCandidate(peer);
-      if (cached !== undefined && offers(cached.record, kind, id)) add([cached]);
-      watch(peer);
-      return cached === undefined;
-    });
+    const { cached, unheard } = fromWatches(members);
+    add(cached.filter((c) => offers(c.record, kind, id)));
     const direct = strategy === "direct" || (strategy === "auto" && unheard.length <= (options.directAskMax ?? 32));
     if (direct) add(await askAll(unheard, kind, id, signal, timeoutMs));
     if (strategy === "dht" || (strategy === "auto" && [...byPeer.values()].every((c) => c.local))) {
@@ -273,14 +277,7 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
 
   const members = async (timeoutMs = 2000): Promise<Candidate[]> => {
     const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), stopping.signal]);
-    const out: Candidate[] = [];
-    const unheard: PeerId[] = [];
-    for (const peer of await connectedMembers()) {
-      const cached = cachedCandidate(peer);
-      if (cached === undefined) unheard.push(peer);
-      else out.push(cached);
-      watch(peer);
-    }
+    const { cached: out, unheard } = fromWatches(await connectedMembers());
     const answers = await Promise.allSettled(unheard.map((peer) => ask(peer, signal, timeoutMs)));
     for (const a of answers) if (a.status === "fulfilled") out.push({ peerId: a.value.record.peerId, record: a.value.record, local: false, latencyMs: a.value.latencyMs, source: "direct" });
     return out;
