@@ -117,6 +117,8 @@ export class PeerSession {
   #sentPeers = "";
   readonly #wantTarget: WantTarget;
   #changed: Array<{ id: string; heads: string[] }> = [];
+  /** A `since` was sent and its `changed` answer has not ended: only then is a `changed` taken. */
+  #asking = false;
   #round: Round | undefined;
 
   constructor(channel: MessageChannel<SyncMessage>, options: PeerSessionOptions) {
@@ -127,7 +129,7 @@ export class PeerSession {
       get closed() {
         return session.channel.closed;
       },
-      want: (id) => void this.#enqueue(async () => this.#sendWants([{ id, heads: (await this.#options.store.heads(id)) ?? [] }])),
+      want: (id) => void this.#enqueue(async () => this.#sendWants(await this.#wantsFor([id]))),
     };
   }
 
@@ -246,6 +248,7 @@ export class PeerSession {
 
   async #sendSince(): Promise<void> {
     const at = this.#options.positions?.get(this.channel.peer);
+    this.#asking = true;
     await this.channel.send({ t: "since", ...(at !== undefined && { epoch: at.epoch }), seq: at?.seq ?? 0 });
   }
 
@@ -264,12 +267,15 @@ export class PeerSession {
   }
 
   async #onChanged(message: ChangedMessage): Promise<void> {
+    // An answer nobody asked for would make this side compare summaries, or move its position, at the peer's will.
+    if (!this.#asking) return;
     for (const item of message.items) this.#changed.push(item);
     if (this.#changed.length > MAX_PENDING_ENTRIES) {
       this.channel.abort(new PeerLimitError(`${this.channel.peer} sent more than ${MAX_PENDING_ENTRIES} changed documents without a last frame`, this.channel.peer));
       return;
     }
     if (!message.last) return;
+    this.#asking = false;
     const items = this.#changed;
     this.#changed = [];
     if (message.reset) {
@@ -277,12 +283,7 @@ export class PeerSession {
       await this.#sendSummaries();
       return;
     }
-    const wants: Array<{ id: string; heads: string[] }> = [];
-    for (const { id, heads } of items) {
-      if (!this.#replicated(id)) continue;
-      this.#learn(id, heads);
-      if (!(await holdsHeads(this.#options.store, id, heads))) wants.push({ id, heads: (await this.#options.store.heads(id)) ?? [] });
-    }
+    const wants = await this.#wantsFor((await this.#lacking(items)).map((item) => item.id));
     this.#round = { epoch: message.epoch, upto: message.upto, summaries: 0, pending: new Set(wants.map((w) => w.id)) };
     await this.#sendWants(wants);
     this.#settle();
@@ -301,17 +302,29 @@ export class PeerSession {
     this.#known.set(id, heads);
   }
 
-  async #onHave(message: HaveMessage): Promise<void> {
-    const { store } = this.#options;
-    const wants: Array<{ id: string; heads: string[] }> = [];
-    for (const { id, heads } of message.items) {
+  /** Of documents the peer says it holds at these heads, the replicated ones this side lacks; what the peer holds is noted. */
+  async #lacking(items: ReadonlyArray<{ id: string; heads: string[] }>): Promise<Array<{ id: string; heads: string[] }>> {
+    const out: Array<{ id: string; heads: string[] }> = [];
+    for (const { id, heads } of items) {
       if (!this.#replicated(id)) continue;
       this.#learn(id, heads);
-      if (await holdsHeads(store, id, heads)) continue;
-      if (this.#options.wants !== undefined) this.#options.wants.announced(id, heads, this.#wantTarget);
-      else wants.push({ id, heads: (await store.heads(id)) ?? [] });
+      if (!(await holdsHeads(this.#options.store, id, heads))) out.push({ id, heads });
     }
-    await this.#sendWants(wants);
+    return out;
+  }
+
+  /** Wants of `ids`, each from the heads held here (none for a document this side lacks). */
+  async #wantsFor(ids: readonly string[]): Promise<Array<{ id: string; heads: string[] }>> {
+    const out: Array<{ id: string; heads: string[] }> = [];
+    for (const id of ids) out.push({ id, heads: (await this.#options.store.heads(id)) ?? [] });
+    return out;
+  }
+
+  async #onHave(message: HaveMessage): Promise<void> {
+    const lacking = await this.#lacking(message.items);
+    const { wants } = this.#options;
+    if (wants === undefined) return this.#sendWants(await this.#wantsFor(lacking.map((item) => item.id)));
+    for (const { id, heads } of lacking) wants.announced(id, heads, this.#wantTarget);
   }
 
   #onPeers(message: PeersMessage): void {

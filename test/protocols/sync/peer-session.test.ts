@@ -272,6 +272,23 @@ describe("reconnecting sync sessions that keep their position in each other's ch
     expect([a.refused, b.refused, a.errors, b.errors]).toEqual([[], [], [], []]);
   });
 
+  it("takes a changed answer only to its own question: one sent unasked changes no position and asks for nothing", async () => {
+    const [a, b] = [await side(), await side()];
+    const bPositions = positionsOf(b);
+    await write(a, "task/held-by-a", "done");
+    const { end, received } = rawPeer(b, a.identity.peerId, { positions: bPositions });
+    await eventually(() => received.some((m) => m.t === "since"), 5000, "b asks");
+    await end.send({ t: "changed", epoch: "ab12", upto: 3, reset: false, items: [], last: true });
+    await eventually(() => bPositions.get(a.identity.peerId) !== undefined, 5000, "b keeps the position answered");
+    const kept = bPositions.get(a.identity.peerId);
+    // Unasked: a reset that would make b compare summaries, a list that would make it want, a position far ahead.
+    await end.send({ t: "changed", epoch: "ab12", upto: 99, reset: true, items: [], last: true });
+    await end.send({ t: "changed", epoch: "cd34", upto: 1_000_000, reset: false, items: [{ id: "task/held-by-a", heads: (await a.store.heads("task/held-by-a"))! }], last: true });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(received.filter((m) => m.t !== "since").map((m) => m.t)).toEqual([]);
+    expect(bPositions.get(a.identity.peerId)).toEqual(kept);
+  });
+
   it("keeps a position only once every document it asked for is held: a session cut before they came asks again", async () => {
     const [a, b] = [await side(), await side()];
     const bPositions = positionsOf(b);
