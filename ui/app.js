@@ -323,7 +323,11 @@ logoutButton.addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
   showLogin();
 });
-window.addEventListener("hashchange", () => token() && start());
-loginFromLink()
-  .then((ok) => ok && (token() ? start() : showLogin()))
-  .catch((err) => showLogin(err.message));
+function boot() {
+  loginFromLink()
+    .then((ok) => ok && (token() ? start() : showLogin()))
+    .catch((err) => showLogin(err.message));
+}
+// A login link opened in a tab that already shows the dashboard changes only the fragment.
+window.addEventListener("hashchange", () => (location.hash.startsWith("#login=") ? boot() : token() && start()));
+boot();
