@@ -61,9 +61,9 @@ describe("coderclaw ui against a real node started with --http", () => {
       const id = /[0-9a-f-]{36}/.exec(submitted.stdout + submitted.stderr)![0];
       await page.waitForSelector(`tr[data-task="${id}"]`, { timeout: 15_000 });
       await page.click(`tr[data-task="${id}"] a`);
-      await page.waitForFunction(() => document.getElementById("task-status")?.textContent === "running", { timeout: 15_000 });
+      await page.waitForFunction(`document.getElementById("task-status")?.textContent === "running"`, { timeout: 15_000 });
       await page.click("::-p-text(Cancel task)");
-      await page.waitForFunction(() => document.getElementById("task-status")?.textContent === "cancelled", { timeout: 15_000 });
+      await page.waitForFunction(`document.getElementById("task-status")?.textContent === "cancelled"`, { timeout: 15_000 });
       const shown = await runCli(["task", "show", id, "--json"], home.path);
       expect(JSON.parse(shown.stdout)).toMatchObject({ id, status: "cancelled" });
 

@@ -80,7 +80,9 @@ describe.skipIf(CHROMIUM === undefined)("dashboard in Chromium", () => {
 
   beforeAll(async () => {
     engine = await openEngine();
-    server = await startServer(engine.adapter);
+    server = await startServer(engine.adapter, {
+      audit: (query) => [{ timestamp: "2026-12-05T04:00:00.000Z", userId: query.userId ?? "root", action: "task.submit", result: "allowed" }],
+    });
     browser = await puppeteer.launch({ executablePath: CHROMIUM!, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
   }, 60_000);
   afterAll(async () => {
@@ -115,10 +117,10 @@ describe.skipIf(CHROMIUM === undefined)("dashboard in Chromium", () => {
     const id = await engine.startManual("s-alice");
     await page.waitForSelector(`tr[data-task="${id}"]`, { timeout: 10_000 });
     await page.click(`tr[data-task="${id}"] a`);
-    await page.waitForFunction(() => document.getElementById("task-status")?.textContent === "running", { timeout: 10_000 });
+    await page.waitForFunction(`document.getElementById("task-status")?.textContent === "running"`, { timeout: 10_000 });
     await page.click("::-p-text(Cancel task)");
     await eventually(async () => (await engine.adapter.getTaskState(id))?.status === "cancelled");
-    await page.waitForFunction(() => document.getElementById("task-status")?.textContent === "cancelled", { timeout: 10_000 });
+    await page.waitForFunction(`document.getElementById("task-status")?.textContent === "cancelled"`, { timeout: 10_000 });
     await page.close();
   }, 60_000);
 
@@ -126,10 +128,10 @@ describe.skipIf(CHROMIUM === undefined)("dashboard in Chromium", () => {
     for (let i = 0; i < 1000; i += 1) await engine.adapter.submitTask({ description: `bulk ${i}`, input: "x", agentId: "echo", sessionId: "s-alice" });
     const page = await open();
     await logIn(page, TOKENS.alice);
-    await page.waitForFunction(() => /1000 tasks/.test(document.querySelector(".pager span")?.textContent ?? ""), { timeout: 20_000 });
+    await page.waitForFunction(`/1000 tasks/.test(document.querySelector(".pager span")?.textContent ?? "")`, { timeout: 20_000 });
     expect(await page.$$eval("table[aria-label=Tasks] tbody tr", (rows) => rows.length)).toBe(50);
     await page.click("::-p-text(Next)");
-    await page.waitForFunction(() => /page 2 of 20/.test(document.querySelector(".pager span")?.textContent ?? ""));
+    await page.waitForFunction(`/page 2 of 20/.test(document.querySelector(".pager span")?.textContent ?? "")`);
     expect(await page.$$eval("table[aria-label=Tasks] tbody tr", (rows) => rows.length)).toBe(50);
     await page.close();
   }, 120_000);
@@ -137,7 +139,7 @@ describe.skipIf(CHROMIUM === undefined)("dashboard in Chromium", () => {
   it("fits a 390 px screen without sideways scrolling of the page", async () => {
     const page = await open(390);
     await logIn(page, TOKENS.alice);
-    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    const width = (await page.evaluate("document.documentElement.scrollWidth")) as number;
     expect(width).toBeLessThanOrEqual(390);
     await page.close();
   }, 30_000);
@@ -145,9 +147,21 @@ describe.skipIf(CHROMIUM === undefined)("dashboard in Chromium", () => {
   it("an expired session goes back to the login page", async () => {
     const page = await open();
     await logIn(page, TOKENS.alice);
-    await page.evaluate((t) => sessionStorage.setItem("coderclaw.token", t), TOKENS.expired);
+    await page.evaluate(`sessionStorage.setItem("coderclaw.token", ${JSON.stringify(TOKENS.expired)})`);
     await page.waitForSelector("form.login [role=alert]", { timeout: 10_000 });
     expect(await page.$eval("form.login [role=alert]", (e) => e.textContent)).toMatch(/expired/);
+    await page.close();
+  }, 30_000);
+
+  it("queries the audit log by user from the keyboard", async () => {
+    const page = await open();
+    await logIn(page, TOKENS.admin);
+    await page.goto(`${server.url}/#audit`);
+    await page.waitForSelector("table[aria-label='Audit entries'] tbody tr");
+    await page.focus("#audit-userId");
+    await page.keyboard.type("dora");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(`document.querySelector("table[aria-label='Audit entries'] tbody td:nth-child(2)")?.textContent === "dora"`);
     await page.close();
   }, 30_000);
 
