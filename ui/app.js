@@ -293,9 +293,15 @@ async function workflowsView(panel, signal) {
     body.replaceChildren(
       workflows.length === 0 ? h("p", {}, "No workflows.") : "",
       ...workflows.map((w) => h("article", { "aria-label": `Workflow ${w.id}` },
-        h("h3", {}, `${w.definition?.name ?? "workflow"} `, h("span", { class: `status-${w.status}` }, w.status)),
-        h("ol", { class: "steps", "aria-label": "Steps" }, Object.entries(w.steps).map(([name, step]) =>
-          h("li", { class: `status-${step.status}` }, `${name}: ${step.status}`, step.taskId ? h("a", { href: `#task/${step.taskId}` }, " task") : ""))),
+        h("h3", {}, `${w.definition.name} `, h("span", { class: `status-${w.status}` }, w.status)),
+        h("ol", { class: "steps", "aria-label": "Steps" }, w.definition.steps.map((def) => {
+          const step = w.steps[def.id] ?? { status: "pending", attempts: [] };
+          const taskId = step.attempts.at(-1)?.taskId;
+          return h("li", { class: `status-${step.status}`, "data-step": def.id },
+            `${def.id}: ${step.status}`,
+            def.dependsOn?.length ? ` (after ${def.dependsOn.join(", ")})` : "",
+            taskId ? h("a", { href: `#task/${taskId}` }, " task") : "");
+        })),
       )),
     );
   });

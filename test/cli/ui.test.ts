@@ -51,7 +51,7 @@ describe("coderclaw ui against a real node started with --http", () => {
       await browser?.close();
     });
 
-    it("a task submitted from the CLI appears live; cancelled in the UI, the CLI sees it cancelled", async () => {
+    it("a task submitted from the CLI appears live; cancelled in the UI, the CLI sees it cancelled; a workflow shows its step graph as it runs", async () => {
       const page = await browser.newPage();
       const link = (await runCli(["ui", "--url", httpUrl], home.path)).stdout.trim();
       await page.goto(link);
@@ -66,6 +66,13 @@ describe("coderclaw ui against a real node started with --http", () => {
       await page.waitForFunction(`document.getElementById("task-status")?.textContent === "cancelled"`, { timeout: 15_000 });
       const shown = await runCli(["task", "show", id, "--json"], home.path);
       expect(JSON.parse(shown.stdout)).toMatchObject({ id, status: "cancelled" });
+
+      await page.goto(`${httpUrl}/#workflows`);
+      const workflow = ["name: greet-twice", "steps:", "  - id: first", "    agent: echo", "    input: hi", "  - id: second", "    agent: echo", "    dependsOn: [first]", "    input: again", ""].join("\n");
+      const token = (await runCli(["session", "create"], home.path)).stdout.trim();
+      const started = await fetch(`${httpUrl}/v1/workflows`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ workflow }) });
+      expect(started.status).toBe(201);
+      await page.waitForFunction(`document.querySelector("[data-step=second]")?.textContent.startsWith("second: completed (after first)")`, { timeout: 15_000 });
 
       await page.goto(link);
       await page.waitForSelector("form.login [role=alert]");
