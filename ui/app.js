@@ -152,18 +152,34 @@ async function meshView(panel, signal) {
   });
 }
 
-function taskTable(tasks) {
+const TASK_COLUMNS = ["id", "status", "agent", "executor", "session", "created", "description"];
+const QUEUE_COLUMNS = ["id", "agent", "waits on", "priority", "created", "reason", "description"];
+
+function queueRow(t) {
+  return h("tr", { "data-task": t.id },
+    h("td", {}, h("a", { href: `#task/${t.id}` }, t.id.slice(0, 8))),
+    h("td", {}, t.agentId ?? ""),
+    h("td", { class: "wide" }, (t.placement?.runsOn ?? t.executorId ?? "").slice(-8)),
+    h("td", { class: "wide" }, String(t.placement?.priority ?? 0)),
+    h("td", {}, new Date(t.createdAt).toLocaleTimeString()),
+    h("td", { class: "desc" }, t.placement?.reason ?? ""),
+    h("td", { class: "desc" }, t.description),
+  );
+}
+
+function taskTable(tasks, queue) {
+  const columns = queue ? QUEUE_COLUMNS : TASK_COLUMNS;
   return h(
     "div",
     { class: "scroll" },
     h(
       "table",
       { "aria-label": "Tasks" },
-      h("thead", {}, h("tr", {}, ["id", "status", "agent", "executor", "session", "created", "description"].map((c) => h("th", { scope: "col", class: c === "executor" || c === "session" ? "wide" : undefined }, c)))),
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: ["executor", "session", "waits on", "priority"].includes(c) ? "wide" : undefined }, c)))),
       h(
         "tbody",
         {},
-        tasks.map((t) =>
+        tasks.map((t) => queue ? queueRow(t) :
           h("tr", { "data-task": t.id },
             h("td", {}, h("a", { href: `#task/${t.id}` }, t.id.slice(0, 8))),
             statusCell(t.status),
@@ -212,7 +228,7 @@ function pagedTasks(panel, signal, query) {
     prev.disabled = page === 0;
     next.disabled = page >= pages - 1;
     info.textContent = `${shown.length} tasks, page ${page + 1} of ${pages}`;
-    list.replaceChildren(taskTable(shown.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE)));
+    list.replaceChildren(taskTable(shown.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE), query.status === "pending"));
   }
   async function refresh() {
     const params = new URLSearchParams({ limit: "1000" });
@@ -230,7 +246,7 @@ function tasksView(panel, signal) {
 }
 
 function queueView(panel, signal) {
-  panel.append(h("h2", {}, "Queue"), h("p", {}, "Tasks waiting for a node with a free slot; the reason, when a node gave one, is on the task page."));
+  panel.append(h("h2", {}, "Queue"), h("p", {}, "Tasks waiting for a member to run them: where each waits, its priority and why."));
   return pagedTasks(panel, signal, { status: "pending" });
 }
 

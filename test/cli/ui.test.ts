@@ -51,7 +51,7 @@ describe("coderclaw ui against a real node started with --http", () => {
       await browser?.close();
     });
 
-    it("a task submitted from the CLI appears live; cancelled in the UI, the CLI sees it cancelled; a workflow shows its step graph as it runs", async () => {
+    it("a task submitted from the CLI appears live; cancelled in the UI, the CLI sees it cancelled; a workflow shows its step graph as it runs; the queue says why a task waits", async () => {
       const page = await browser.newPage();
       const link = (await runCli(["ui", "--url", httpUrl], home.path)).stdout.trim();
       await page.goto(link);
@@ -73,6 +73,14 @@ describe("coderclaw ui against a real node started with --http", () => {
       const started = await fetch(`${httpUrl}/v1/workflows`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ workflow }) });
       expect(started.status).toBe(201);
       await page.waitForFunction(`document.querySelector("[data-step=second]")?.textContent.startsWith("second: completed (after first)")`, { timeout: 15_000 });
+
+      const queued = await runCli(["task", "submit", "later", "--agent", "echo", "--requires", "gpu"], home.path);
+      expect(queued.code, queued.stderr).toBe(0);
+      const queuedId = /[0-9a-f-]{36}/.exec(queued.stdout + queued.stderr)![0];
+      await page.goto(`${httpUrl}/#queue`);
+      await page.waitForSelector(`tr[data-task="${queuedId}"]`, { timeout: 15_000 });
+      const reason = await page.$eval(`tr[data-task="${queuedId}"] td:nth-child(6)`, (td) => td.textContent);
+      expect(reason).toMatch(/gpu/);
 
       await page.goto(link);
       await page.waitForSelector("form.login [role=alert]");
