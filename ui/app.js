@@ -122,12 +122,9 @@ function start() {
   Promise.resolve(view(panel, controller.signal, arg)).catch(failed);
 }
 
-/** Re-runs `load` every `ms` until the view closes; the first failure that is an expiry ends it. */
+/** Re-runs `load` every `ms` until the view closes (an expiry closes it: failed() shows the login form). */
 function every(ms, signal, load) {
-  const run = () => load().catch((err) => {
-    failed(err);
-    if (err instanceof Unauthenticated) signal.dispatchEvent(new Event("abort"));
-  });
+  const run = () => load().catch(failed);
   const timer = setInterval(run, ms);
   signal.addEventListener("abort", () => clearInterval(timer));
   return run();
