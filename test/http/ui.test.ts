@@ -49,6 +49,10 @@ describe("dashboard routes", () => {
     expect(JSON.stringify(again.body)).toMatch(/already used/);
     const bad = await request(server.url, "POST", "/ui/login", { body: JSON.stringify({ code: "x" }), headers });
     expect(bad.status).toBe(400);
+    // What a page on another site can send without a preflight: a form post.
+    for (const type of ["application/x-www-form-urlencoded", "text/plain"]) {
+      expect((await request(server.url, "POST", "/ui/login", { body: `code=${code}`, headers: { "content-type": type } })).status).toBe(415);
+    }
   });
 });
 
