@@ -23,6 +23,7 @@ import {
 import { buildOpenApiDocument } from "./openapi.js";
 import { writeSseStream } from "./sse.js";
 import { registerWorkflowRoutes, type HttpWorkflows } from "./workflow-routes.js";
+import { registerUiRoutes } from "./ui-routes.js";
 
 /**
  * What a request asks to do, named after the security service's permissions so
@@ -205,6 +206,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
 
   app.get("/healthz", async () => ({ ok: true }));
   app.get("/openapi.json", async () => buildOpenApiDocument());
+  registerUiRoutes(app, { authenticate: options.authenticate });
 
   await app.register(
     async (api) => {

@@ -1,0 +1,183 @@
+import { existsSync, readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { HttpServer } from "../../node/http/index.js";
+import { DASHBOARD_CSP } from "../../node/http/ui-routes.js";
+import { openEngine, type Engine } from "./engine.js";
+import { TOKENS, eventually, request, startServer } from "./helpers.js";
+
+const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
+
+describe("dashboard routes", () => {
+  let engine: Engine;
+  let server: HttpServer;
+  beforeAll(async () => {
+    engine = await openEngine();
+    server = await startServer(engine.adapter);
+  });
+  afterAll(async () => {
+    await server.close();
+    await engine.close();
+  });
+
+  it("serves the page and its assets with a strict CSP and no inline script", async () => {
+    const page = await fetch(`${server.url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toBe(DASHBOARD_CSP);
+    expect(DASHBOARD_CSP).not.toMatch(/unsafe-inline|unsafe-eval/);
+    const html = await page.text();
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    const js = await fetch(`${server.url}/ui/app.js`);
+    expect(js.headers.get("content-type")).toMatch(/^text\/javascript/);
+    expect(js.headers.get("content-security-policy")).toBe(DASHBOARD_CSP);
+    expect((await fetch(`${server.url}/ui/secret.txt`)).status).toBe(404);
+    expect((await fetch(`${server.url}/ui/..%2Fpackage.json`)).status).toBe(404);
+  });
+
+  it("a login link needs a valid token, works once, and never again", async () => {
+    expect((await request(server.url, "POST", "/ui/login-link")).status).toBe(401);
+    expect((await request(server.url, "POST", "/ui/login-link", { token: TOKENS.expired })).status).toBe(401);
+    const link = await request(server.url, "POST", "/ui/login-link", { token: TOKENS.alice });
+    expect(link.status).toBe(200);
+    const { code } = link.body as { code: string };
+    const body = JSON.stringify({ code });
+    const headers = { "content-type": "application/json" };
+    expect(await request(server.url, "POST", "/ui/login", { body, headers })).toMatchObject({ status: 200, body: { token: TOKENS.alice } });
+    const again = await request(server.url, "POST", "/ui/login", { body, headers });
+    expect(again.status).toBe(401);
+    expect(JSON.stringify(again.body)).toMatch(/already used/);
+    const bad = await request(server.url, "POST", "/ui/login", { body: JSON.stringify({ code: "x" }), headers });
+    expect(bad.status).toBe(400);
+    // What a page on another site can send without a preflight: a form post.
+    for (const type of ["application/x-www-form-urlencoded", "text/plain"]) {
+      expect((await request(server.url, "POST", "/ui/login", { body: `code=${code}`, headers: { "content-type": type } })).status).toBe(415);
+    }
+  });
+});
+
+describe("login link expiry", () => {
+  it("refuses a code past its 60 s", async () => {
+    let clock = Date.now();
+    const { registerUiRoutes } = await import("../../node/http/ui-routes.js");
+    const Fastify = (await import("fastify")).default;
+    const app = Fastify();
+    registerUiRoutes(app, { authenticate: () => ({}), now: () => clock });
+    try {
+      const link = await app.inject({ method: "POST", url: "/ui/login-link", headers: { authorization: "Bearer any" } });
+      const { code } = link.json<{ code: string }>();
+      clock += 60_001;
+      const late = await app.inject({ method: "POST", url: "/ui/login", payload: { code } });
+      expect(late.statusCode).not.toBe(200);
+      expect(late.body).toMatch(/expired/);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe.skipIf(CHROMIUM === undefined)("dashboard in Chromium", () => {
+  let engine: Engine;
+  let server: HttpServer;
+  let browser: Browser;
+  const consoleErrors: string[] = [];
+
+  beforeAll(async () => {
+    engine = await openEngine();
+    server = await startServer(engine.adapter, {
+      audit: (query) => [{ timestamp: "2026-12-05T04:00:00.000Z", userId: query.userId ?? "root", action: "task.submit", result: "allowed" }],
+    });
+    browser = await puppeteer.launch({ executablePath: CHROMIUM!, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await server.close();
+    await engine.close();
+  });
+
+  async function open(width = 1200): Promise<Page> {
+    const page = await browser.newPage();
+    await page.setViewport({ width, height: 800 });
+    page.on("console", (m) => {
+      if (m.type() === "error") consoleErrors.push(m.text());
+    });
+    page.on("pageerror", (e) => consoleErrors.push(String(e)));
+    return page;
+  }
+
+  async function logIn(page: Page, token: string): Promise<void> {
+    await page.goto(`${server.url}/`);
+    await page.waitForSelector("#token");
+    await page.type("#token", token);
+    await page.click("form.login button[type=submit]");
+    await page.waitForSelector("nav[role=tablist]");
+  }
+
+  it("logs in with a one-time link, shows a task appear live, and cancels it", async () => {
+    const page = await open();
+    const link = await request(server.url, "POST", "/ui/login-link", { token: TOKENS.alice });
+    await page.goto(`${server.url}/#login=${(link.body as { code: string }).code}`);
+    await page.waitForSelector("table[aria-label=Tasks]");
+    const id = await engine.startManual("s-alice");
+    await page.waitForSelector(`tr[data-task="${id}"]`, { timeout: 10_000 });
+    await page.click(`tr[data-task="${id}"] a`);
+    await page.waitForFunction(`document.getElementById("task-status")?.textContent === "running"`, { timeout: 10_000 });
+    await page.click("::-p-text(Cancel task)");
+    await eventually(async () => (await engine.adapter.getTaskState(id))?.status === "cancelled");
+    await page.waitForFunction(`document.getElementById("task-status")?.textContent === "cancelled"`, { timeout: 10_000 });
+    await page.close();
+  }, 60_000);
+
+  it("pages a long list: the DOM holds one page of rows", async () => {
+    for (let i = 0; i < 1000; i += 1) await engine.adapter.submitTask({ description: `bulk ${i}`, input: "x", agentId: "echo", sessionId: "s-alice" });
+    const page = await open();
+    await logIn(page, TOKENS.alice);
+    await page.waitForFunction(`/1000 tasks/.test(document.querySelector(".pager span")?.textContent ?? "")`, { timeout: 20_000 });
+    expect(await page.$$eval("table[aria-label=Tasks] tbody tr", (rows) => rows.length)).toBe(50);
+    await page.click("::-p-text(Next)");
+    await page.waitForFunction(`/page 2 of 20/.test(document.querySelector(".pager span")?.textContent ?? "")`);
+    expect(await page.$$eval("table[aria-label=Tasks] tbody tr", (rows) => rows.length)).toBe(50);
+    await page.close();
+  }, 120_000);
+
+  it("fits a 390 px screen without sideways scrolling of the page", async () => {
+    const page = await open(390);
+    await logIn(page, TOKENS.alice);
+    const width = (await page.evaluate("document.documentElement.scrollWidth")) as number;
+    expect(width).toBeLessThanOrEqual(390);
+    await page.close();
+  }, 30_000);
+
+  it("an expired session goes back to the login page", async () => {
+    const page = await open();
+    await logIn(page, TOKENS.alice);
+    await page.evaluate(`sessionStorage.setItem("coderclaw.token", ${JSON.stringify(TOKENS.expired)})`);
+    await page.waitForSelector("form.login [role=alert]", { timeout: 10_000 });
+    expect(await page.$eval("form.login [role=alert]", (e) => e.textContent)).toMatch(/expired/);
+    await page.close();
+  }, 30_000);
+
+  it("queries the audit log by user from the keyboard", async () => {
+    const page = await open();
+    await logIn(page, TOKENS.admin);
+    await page.goto(`${server.url}/#audit`);
+    await page.waitForSelector("table[aria-label='Audit entries'] tbody tr");
+    await page.focus("#audit-userId");
+    await page.keyboard.type("dora");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(`document.querySelector("table[aria-label='Audit entries'] tbody td:nth-child(2)")?.textContent === "dora"`);
+    await page.close();
+  }, 30_000);
+
+  it("logged no console errors", () => {
+    // The expired-session test's 401s are the browser's network log, not errors of the page.
+    expect(consoleErrors.filter((e) => !/401/.test(e))).toEqual([]);
+  });
+});
+
+describe("first-load size", () => {
+  it("stays small: HTML, JS and CSS gzipped", () => {
+    const bytes = ["index.html", "app.js", "app.css"].reduce((n, f) => n + gzipSync(readFileSync(new URL(`../../ui/${f}`, import.meta.url))).byteLength, 0);
+    expect(bytes).toBeLessThan(20_000);
+  });
+});
