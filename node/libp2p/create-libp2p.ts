@@ -12,6 +12,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import { selectNodeRecord, validateNodeRecord } from "../../protocols/capability/node-record.js";
 import { startHolePunching } from "./hole-punch.js";
+import { keepOneConnection } from "./one-connection.js";
 import { SocketAdoption } from "./punched-tcp.js";
 
 /** The private Kademlia protocol: a CoderClaw mesh never joins the public DHT. */
@@ -116,6 +117,7 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
       ...(options.relay === true && { relay: memberRelay() }),
     },
   });
+  keepOneConnection(node, { onError: (err) => node.logger.forComponent("coderclaw:connections").trace("closing a second connection failed: %e", err) });
   // libp2p 3 does not dial what discovery (mDNS, DHT walks) finds; members should end up connected.
   node.addEventListener("peer:discovery", (event) => {
     const peer = event.detail.id;

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Libp2p, PeerId, Stream } from "@libp2p/interface";
+import { preferredConnection } from "./connection-choice.js";
 
 /** Options of {@link openStream}. */
 export interface OpenStreamOptions {
@@ -20,14 +21,15 @@ const DEAD_CONNECTION = new Set(["ConnectionClosedError", "MuxerClosedError"]);
  * resets a connection that receives too many streams before it is set up, but
  * libp2p keeps the TCP connection listed as open). libp2p would pick the same
  * connection for every later stream, so such a connection is aborted before the
- * next attempt, which then dials afresh.
+ * next attempt, which then dials afresh. Where two connections to `peer` are
+ * open, the stream goes on the one both ends keep ({@link preferredConnection}).
  */
 export async function openStream(libp2p: Libp2p, peer: PeerId, protocol: string, options: OpenStreamOptions): Promise<Stream> {
   const signal = AbortSignal.timeout(options.timeoutMs);
   const retries = options.retries ?? 3;
   for (let attempt = 0; ; attempt++) {
     try {
-      const connection = await libp2p.dial(peer, { signal });
+      const connection = preferredConnection(libp2p, peer) ?? (await libp2p.dial(peer, { signal }));
       try {
         return await connection.newStream(protocol, { signal });
       } catch (error) {
