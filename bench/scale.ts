@@ -247,7 +247,17 @@ async function reconnectCost(stored: number, ks: readonly number[]): Promise<Arr
     const settled = async (): Promise<boolean> => b.positions.get(a.id)?.seq === a.store.logPosition().seq && a.positions.get(b.id) !== undefined;
     const connect = async (): Promise<void> => {
       apart = false;
-      await a.libp2p.dial(b.libp2p.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
+      // libp2p's reconnect queue may have a redial under way, begun while they were apart: a dial now joins it and
+      // shares its refusal, so try again until a dial of its own runs.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await a.libp2p.dial(b.libp2p.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
+          return;
+        } catch (error) {
+          if ((error as Error).name !== "DialDeniedError" || attempt >= 20) throw error;
+          await sleep(50);
+        }
+      }
     };
     await connect();
     await until(async () => (await b.store.heads(ids.at(-1)!)) !== undefined && (await settled()), 3_600_000, `${stored} documents replicated`);
