@@ -18,6 +18,7 @@ import { createLogPositions, type LogPositions } from "../protocols/sync/log-pos
 import { openDatabase, type Database } from "../src/storage/level-database.js";
 import { LevelDocumentStore } from "../src/storage/level-document-store.js";
 import { percentile, printResult, SMOKE, sized } from "./report.js";
+import { formCost } from "./scale-form.js";
 
 /**
  * What a mesh costs as it grows, all nodes in this process on 127.0.0.1, bytes
@@ -34,6 +35,8 @@ import { percentile, printResult, SMOKE, sized } from "./report.js";
  *   included) and CPU of both until the changes are held and the log position
  *   kept; beside it, the same reconnect comparing summaries (what every
  *   reconnect cost before change logs), measured in the same run.
+ * - `form`: a mesh of n whole nodes in child processes formed by invites
+ *   from a founder, then tasks routed `auto` from it ({@link formCost}).
  */
 
 /** Bytes handed to every TCP socket of this process. */
@@ -302,11 +305,20 @@ function storedSizes(): number[] {
   return at === -1 ? [1_000, 10_000] : (process.argv[at + 1] ?? "").split(",").map(Number).filter((n) => Number.isSafeInteger(n) && n > 0);
 }
 
-/** `--only live,idle,reconnect`: the parts to run (default all). */
+/** `--only live,idle,reconnect,form`: the parts to run (default all). */
 function parts(): Set<string> {
   const at = process.argv.indexOf("--only");
-  return new Set(at === -1 ? ["live", "idle", "reconnect"] : (process.argv[at + 1] ?? "").split(","));
+  return new Set(at === -1 ? ["live", "idle", "reconnect", "form"] : (process.argv[at + 1] ?? "").split(","));
 }
+
+/** `--nodes 5,20,50`: the mesh sizes of the form part (default 5, 20 and 50). */
+function formSizes(): number[] {
+  const at = process.argv.indexOf("--nodes");
+  return at === -1 ? [5, 20, 50] : (process.argv[at + 1] ?? "").split(",").map(Number).filter((n) => Number.isSafeInteger(n) && n > 1);
+}
+
+/** Child processes hosting the nodes of a form run: one per node up to 10 on this 2-core machine, then nodes share them. */
+const FORM_PROCESSES = 10;
 
 async function main(): Promise<void> {
   const only = parts();
@@ -318,7 +330,9 @@ async function main(): Promise<void> {
   if (only.has("idle")) for (const n of SMOKE ? [3] : [5, 10]) idle.push(await idleCost(n, sized(30_000, 2_000), sized(10_000, 1_000)));
   const reconnect: Array<Record<string, number>> = [];
   if (only.has("reconnect")) for (const stored of SMOKE ? [300] : storedSizes()) reconnect.push(...(await reconnectCost(stored, SMOKE ? [0, 10] : [0, 10, 1_000])));
-  printResult("scale", { live, idle, reconnect });
+  const form: Array<Record<string, number>> = [];
+  if (only.has("form")) for (const n of SMOKE ? [3] : formSizes()) form.push(await formCost(n, Math.min(n - 1, FORM_PROCESSES), sized(50, 3)));
+  printResult("scale", { live, idle, reconnect, form });
 }
 
 await main();

@@ -92,7 +92,7 @@ const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly 
     ],
   },
   { name: "workflow", timeoutMs: 60_000, figures: ["chain.workflowMs", "chain.directMs", "chain.ratio", "fanOut.workflowMs", "fanOut.directMs", "fanOut.ratio"] },
-  { name: "scale", timeoutMs: 90_000, figures: ["live.0.bytesPerChange", "live.0.ratioToIdeal", "live.1.ratioToIdeal", "live.3.ratioToIdeal", "reconnect.0.positionsBytes", "reconnect.1.summariesBytes"] },
+  { name: "scale", timeoutMs: 90_000, figures: ["live.0.bytesPerChange", "live.0.ratioToIdeal", "live.1.ratioToIdeal", "live.3.ratioToIdeal", "reconnect.0.positionsBytes", "reconnect.1.summariesBytes", "form.0.formedMs", "form.0.routedP50Ms"] },
 ];
 
 describe("benchmarks at smoke size", () => {
@@ -115,6 +115,8 @@ describe("benchmarks at smoke size", () => {
         // A reconnect with nothing changed asks since its position: a tenth of comparing summaries, or less.
         const quiet = (result.reconnect as Array<Record<string, number>>).find((r) => r.changed === 0);
         expect(quiet?.positionsBytes).toBeLessThan(quiet!.summariesBytes! / 4);
+        // The founder has no agents: every routed task ran on a member.
+        expect(at(result, "form.0.routedExecutors")).toBeGreaterThanOrEqual(1);
       }
       if (name === "workspace") {
         // The first ship moved the whole tree, the second far less: the figures count real transfers.

@@ -1,0 +1,128 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { StaticAgentRegistry } from "../src/agents/builtin.js";
+import { createNode, type CoderClawNode } from "../node/create-node.js";
+import type { HostRequest } from "./mesh-host.js";
+import { percentile } from "./report.js";
+
+/** A child process hosting some of the mesh's nodes. */
+interface Host {
+  child: ChildProcess;
+  ask<T>(m: HostRequest): Promise<T>;
+}
+
+async function startHost(count: number): Promise<{ host: Host; peers: string[] }> {
+  const child = fork(fileURLToPath(new URL("./mesh-host.js", import.meta.url)), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  // One request at a time per host: replies come back in order.
+  let chain: Promise<unknown> = Promise.resolve();
+  const ask = <T>(m: HostRequest): Promise<T> => {
+    const next = chain.then(async () => {
+      const answer = once(child, "message");
+      child.send(m);
+      const [reply] = (await answer) as [T & { error?: string }];
+      if (reply.error !== undefined) throw new Error(`host ${child.pid}: ${reply.error}`);
+      return reply;
+    });
+    chain = next.catch(() => undefined);
+    return next;
+  };
+  await once(child, "message");
+  const { peers } = await ask<{ peers: string[] }>({ start: count });
+  return { host: { child, ask }, peers };
+}
+
+async function stopHost(host: Host): Promise<void> {
+  const exited = once(host.child, "exit");
+  host.child.send({ stop: true } satisfies HostRequest);
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000).unref())]);
+  host.child.kill("SIGKILL");
+}
+
+function membersKnown(node: CoderClawNode): number {
+  return node.membership.devices().filter((d) => node.membership.isMember(d.deviceId)).length;
+}
+
+/**
+ * A mesh of `n` nodes formed the way people form one: a founder in this
+ * process, with no agents of its own, invites every other node in turn; they
+ * run in `processes` child processes (as many as this machine fits, the rest
+ * of the nodes sharing them). Then the founder submits `routed` echo tasks,
+ * route `auto`, one after another: each must be placed on a member from what
+ * the founder knows. Figures: each join's time (p50), the time until every
+ * node knows all n members, each routed task's time from submit to completed
+ * (p50, p99), the members that ran them, and CPU of every process while
+ * forming.
+ */
+export async function formCost(n: number, processes: number, routed: number): Promise<Record<string, number>> {
+  const dir = mkdtempSync(join(tmpdir(), "cc-bench-form-"));
+  const founder = await createNode({ dataDir: dir, mdns: false, agents: new StaticAgentRegistry([]), inboundConnectionThreshold: 1000 });
+  const hosts: Host[] = [];
+  try {
+    await founder.createMesh("bench form");
+    const others = n - 1;
+    const slots: Array<{ host: Host; index: number }> = [];
+    for (let p = 0; p < processes; p++) {
+      const count = Math.floor(others / processes) + (p < others % processes ? 1 : 0);
+      if (count === 0) continue;
+      const { host, peers } = await startHost(count);
+      hosts.push(host);
+      peers.forEach((_, index) => slots.push({ host, index }));
+    }
+    const cpu = async (): Promise<number> => {
+      const c = process.cpuUsage();
+      const children = await Promise.all(hosts.map((h) => h.ask<{ cpuMs: number }>({ cpu: true })));
+      return (c.user + c.system) / 1000 + children.reduce((s, r) => s + r.cpuMs, 0);
+    };
+    const cpu0 = await cpu();
+    const t0 = performance.now();
+    const joins: number[] = [];
+    for (const { host, index } of slots) {
+      const j0 = performance.now();
+      const { invite } = await founder.pairing.invite("trusted", 120_000);
+      await host.ask({ join: { index, invite } });
+      joins.push(performance.now() - j0);
+    }
+    const everyoneKnowsAll = async (): Promise<boolean> => {
+      if (membersKnown(founder) < n) return false;
+      const counts = await Promise.all(hosts.map((h) => h.ask<{ members: number[] }>({ members: true })));
+      return counts.every((c) => c.members.every((m) => m === n));
+    };
+    const deadline = Date.now() + 600_000;
+    while (!(await everyoneKnowsAll())) {
+      if (Date.now() > deadline) throw new Error(`a mesh of ${n} did not form within 10 minutes`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const formedMs = performance.now() - t0;
+    const formCpuMs = (await cpu()) - cpu0;
+    const latencies: number[] = [];
+    const executors = new Set<string>();
+    for (let i = 0; i < routed; i++) {
+      const r0 = performance.now();
+      const task = await founder.adapter.submitTask({ description: "bench form", input: `x${i}`, agentId: "echo" }, { route: "auto" });
+      for await (const u of founder.adapter.streamTaskUpdates(task.id)) if (u.status === "completed" || u.status === "failed" || u.status === "cancelled") break;
+      const done = await founder.adapter.getTaskState(task.id);
+      if (done?.status !== "completed") throw new Error(`routed task ${task.id} ended ${done?.status}: ${done?.error ?? ""}`);
+      latencies.push(performance.now() - r0);
+      if (done.executorId !== undefined) executors.add(done.executorId);
+    }
+    return {
+      n,
+      processes: hosts.length + 1,
+      joinP50Ms: percentile(joins, 50),
+      joinMaxMs: percentile(joins, 100),
+      formedMs: Math.round(formedMs),
+      formCpuMsPerNode: Math.round(formCpuMs / n),
+      routedP50Ms: percentile(latencies, 50),
+      routedP99Ms: percentile(latencies, 99),
+      routedExecutors: executors.size,
+    };
+  } finally {
+    await Promise.all(hosts.map(stopHost));
+    await founder.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
