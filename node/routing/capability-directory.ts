@@ -61,8 +61,10 @@ export interface CapabilityDirectoryOptions {
   isMember: (peerId: string) => boolean | Promise<boolean>;
   /** "auto" asks connected members directly while there are at most this many. Default 32. */
   directAskMax?: number;
-  /** Node record republished this often (load goes stale otherwise). Default 60 s. */
+  /** A changed record (its load, an agent that came or went) goes to the DHT at most this often. Default 60 s. */
   refreshMs?: number;
+  /** An unchanged record goes to the DHT again this often, so that it outlives the peers that held it. Default 30 min. */
+  republishMs?: number;
   /** A new record (its load changed, an agent came or went) goes to the members that watch it at most this often. Default 1 s. */
   pushMs?: number;
   /** After the first DHT provider is found, wait this long for more before ending the query. Default 50 ms. */
@@ -259,14 +261,28 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
 
   let inFlight: Promise<void> | undefined;
   let lastPublish = 0;
+  let published: SignedNodeRecord | undefined;
   const publishInBackground = (): void => {
     if (stopped || inFlight !== undefined) return;
     lastPublish = Date.now();
-    inFlight = publish()
+    inFlight = localRecord()
+      .then(async (record) => {
+        published = record;
+        await publish();
+      })
       .catch(report)
       .finally(() => (inFlight = undefined));
   };
-  const refresh = setInterval(publishInBackground, options.refreshMs ?? 60_000);
+  // Members watch each other's records (pushed as they change); the DHT serves those not heard from yet, and an idle
+  // mesh should be quiet: an unchanged record is not published again until republishMs.
+  const republishMs = options.republishMs ?? 30 * 60_000;
+  const refresh = setInterval(() => {
+    localRecord()
+      .then((record) => {
+        if (record !== published || Date.now() - lastPublish >= republishMs) publishInBackground();
+      })
+      .catch(report);
+  }, options.refreshMs ?? 60_000);
   refresh.unref();
   // A publication made with few peers reaches few; a newly connected peer is a reason to publish again, at a bounded rate.
   const onPeer = (): void => {

@@ -12,6 +12,7 @@ import {
   type NodeRecord,
 } from "../../protocols/capability/index.js";
 import { MalformedFrameError } from "../../protocols/framing/index.js";
+import { eventually } from "../helpers/mesh.js";
 import { connect, connectAll, startNodes, stopAll } from "./helpers.js";
 
 let nodes: MeshLibp2p[] = [];
@@ -153,6 +154,26 @@ describe("capability directory", () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(now).toEqual([ids[1]]);
+  });
+
+  it("puts an unchanged record to the DHT once, not at every refresh; a changed one at the next refresh", async () => {
+    const load = [0, 0];
+    await mesh(2, (i) => ({ agents: ["echo"], load: load[i]! }), undefined, { refreshMs: 100 });
+    await connectAll(nodes);
+    const dht = nodes[1]!.services.dht;
+    const put = dht.put.bind(dht);
+    let puts = 0;
+    dht.put = (...args: Parameters<typeof put>) => {
+      puts++;
+      return put(...args);
+    };
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(puts).toBe(0);
+    load[1] = 3;
+    await eventually(() => puts > 0, 10_000, "the changed record put");
+    expect(puts).toBe(1);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(puts).toBe(1);
   });
 
   it("does not answer non-members", async () => {
