@@ -16,7 +16,7 @@ interface Host {
 }
 
 async function startHost(count: number): Promise<{ host: Host; peers: string[] }> {
-  const child = fork(fileURLToPath(new URL("./mesh-host.js", import.meta.url)), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(fileURLToPath(new URL("./mesh-host.js", import.meta.url)), [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: process.env.CC_HOST_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.CC_HOST_PROF}`] : [] });
   // One request at a time per host: replies come back in order.
   let chain: Promise<unknown> = Promise.resolve();
   const ask = <T>(m: HostRequest): Promise<T> => {
@@ -55,7 +55,8 @@ function membersKnown(node: CoderClawNode): number {
  * the founder knows. Figures: each join's time (p50), the time until every
  * node knows all n members, each routed task's time from submit to completed
  * (p50, p99), the members that ran them, and CPU of every process while
- * forming.
+ * forming. With `CC_HOST_PROF=<dir>` each host process writes its CPU
+ * profile there.
  */
 export async function formCost(n: number, processes: number, routed: number): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), "cc-bench-form-"));

@@ -35,6 +35,21 @@ describe("audit verify checks what storage holds, whatever is missing or garbage
     }
   }
 
+  it("lists in its heads a chain that came after the first time they were asked (they are kept, not read from storage each time)", async () => {
+    const log = new AuditLog({ db: level.db, signer: node, segmentSize: 10 });
+    try {
+      expect([...(await log.heads()).keys()]).toEqual([]);
+      await log.append(body(0));
+      expect(await log.ingest(signedChain(() => other, 3, body))).toMatchObject({ appended: 3, rejected: [] });
+      const heads = await log.heads();
+      expect([...heads.keys()].sort()).toEqual([node.peerId, other.peerId].sort());
+      expect(heads.get(other.peerId)?.seq).toBe(3);
+      expect(heads.get(node.peerId)?.seq).toBe(1);
+    } finally {
+      await log.close();
+    }
+  });
+
   it("verifies a replicated chain whose head record was deleted from its segments, naming an edited entry", async () => {
     await writeChains();
     await tamperSegment(level.db, other.peerId, 1, (d) => flipResult(d, 2, 13, "denied"));

@@ -41,6 +41,8 @@ export interface PreparedWrite {
   ops: BatchOp[];
   /** The segment's chunk count once applied. */
   chunks: number;
+  /** The chain the write extends. */
+  author: string;
 }
 
 /** Automerge document id of a segment: `audit/<author>/<segmentNo>`. */
@@ -70,6 +72,8 @@ export class SegmentStore {
   readonly #kv: KeyValueStore;
   readonly #documents: ChunkedDocuments;
   readonly #write: AuditWrite | undefined;
+  /** Authors with a chain, once read from storage; every write adds its own. */
+  #authors: Promise<Set<string>> | undefined;
 
   constructor(db: AuditDatabase, write?: AuditWrite) {
     this.#sublevel = db.sublevel<string, Uint8Array>("audit", { keyEncoding: "utf8", valueEncoding: "view" });
@@ -102,20 +106,21 @@ export class SegmentStore {
   prepare(author: string, segment: number, doc: A.Doc<SegmentDoc>, chunks: number, head: Uint8Array): PreparedWrite {
     const saved = this.#documents.save(segmentDocId(author, segment), doc, { chunks });
     saved.ops.push({ type: "put", key: headKey(author), value: head });
-    return { ops: saved.ops, chunks: saved.chunks };
+    return { ops: saved.ops, chunks: saved.chunks, author };
   }
 
   /** Applies a prepared write. */
   async write(prepared: PreparedWrite): Promise<void> {
     const sublevel = this.#sublevel;
     await (this.#write === undefined ? this.#kv.batch(prepared.ops) : this.#write(prepared.ops.map((op) => ({ ...op, sublevel }))));
+    if (this.#authors !== undefined) (await this.#authors).add(prepared.author);
   }
 
   /** The write that makes entries durable in the journal, with the chain's new head, before any segment holds them. */
   journalWrite(author: string, entries: readonly JournaledEntry[], head: Uint8Array): PreparedWrite {
     const ops: BatchOp[] = entries.map((e) => ({ type: "put", key: journalKey(author, e.seq), value: Buffer.concat([e.hash, e.bytes]) }));
     ops.push({ type: "put", key: headKey(author), value: head });
-    return { ops, chunks: 0 };
+    return { ops, chunks: 0, author };
   }
 
   /** Journaled entries of an author, by seq. */
@@ -143,6 +148,15 @@ export class SegmentStore {
    * segments, so a chain whose head record is lost is still listed and verified.
    */
   async authors(): Promise<string[]> {
+    // Asked for every tip a member sends (to compare heads): read storage once, then keep the set as writes add to it.
+    this.#authors ??= this.#readAuthors().catch((error: unknown) => {
+      this.#authors = undefined;
+      throw error;
+    });
+    return [...(await this.#authors)].sort();
+  }
+
+  async #readAuthors(): Promise<Set<string>> {
     const authors = new Set<string>();
     for await (const key of this.#kv.keys({ gte: "head/", lt: "head0" })) authors.add(decodeURIComponent(key.slice("head/".length)));
     let key = await this.#firstKeyFrom("audit/");
@@ -152,7 +166,7 @@ export class SegmentStore {
       // Skip the rest of this author's segments in one seek.
       key = await this.#firstKeyFrom(`audit/${encoded}0`);
     }
-    return [...authors].sort();
+    return authors;
   }
 
   async #firstKeyFrom(gte: string): Promise<string | undefined> {
