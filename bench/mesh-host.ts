@@ -2,7 +2,7 @@
  * A process hosting some nodes of the bench:scale `form` part, run with
  * `fork()`: each node has the built-in agents and a temporary home; the parent
  * asks them, over IPC, to join its mesh with an invite, how many members each
- * knows, and for the CPU time of this process.
+ * knows, and for the CPU time and socket bytes of this process.
  */
 import "../src/polyfills.js";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createBuiltinRegistry } from "../src/agents/builtin.js";
 import { createNode, type CoderClawNode } from "../node/create-node.js";
+import { socketBytes } from "./socket-bytes.js";
 
 /** Messages from the parent; each gets one reply. */
 export type HostRequest = { start: number } | { join: { index: number; invite: string } } | { members: true } | { cpu: true } | { stop: true };
@@ -32,7 +33,7 @@ async function answer(m: HostRequest): Promise<unknown> {
   if ("members" in m) return { members: nodes.map(({ node }) => node.membership.devices().filter((d) => node.membership.isMember(d.deviceId)).length) };
   if ("cpu" in m) {
     const c = process.cpuUsage();
-    return { cpuMs: (c.user + c.system) / 1000 };
+    return { cpuMs: (c.user + c.system) / 1000, bytes: socketBytes() };
   }
   await Promise.all(nodes.map(({ node }) => node.stop()));
   for (const { dir } of nodes) rmSync(dir, { recursive: true, force: true });

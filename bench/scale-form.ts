@@ -8,6 +8,7 @@ import { StaticAgentRegistry } from "../src/agents/builtin.js";
 import { createNode, type CoderClawNode } from "../node/create-node.js";
 import type { HostRequest } from "./mesh-host.js";
 import { percentile } from "./report.js";
+import { socketBytes } from "./socket-bytes.js";
 
 /** A child process hosting some of the mesh's nodes. */
 interface Host {
@@ -55,10 +56,11 @@ function membersKnown(node: CoderClawNode): number {
  * the founder knows. Figures: each join's time (p50), the time until every
  * node knows all n members, each routed task's time from submit to completed
  * (p50, p99), the members that ran them, and CPU of every process while
- * forming. With `CC_HOST_PROF=<dir>` each host process writes its CPU
- * profile there.
+ * forming; then, after `settleMs`, the mesh idle for `idleMs`: socket bytes
+ * and CPU per node per minute, every process counted. With
+ * `CC_HOST_PROF=<dir>` each host process writes its CPU profile there.
  */
-export async function formCost(n: number, processes: number, routed: number): Promise<Record<string, number>> {
+export async function formCost(n: number, processes: number, routed: number, settleMs: number, idleMs: number): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), "cc-bench-form-"));
   const founder = await createNode({ dataDir: dir, mdns: false, agents: new StaticAgentRegistry([]), inboundConnectionThreshold: 1000 });
   const hosts: Host[] = [];
@@ -73,11 +75,13 @@ export async function formCost(n: number, processes: number, routed: number): Pr
       hosts.push(host);
       peers.forEach((_, index) => slots.push({ host, index }));
     }
-    const cpu = async (): Promise<number> => {
+    /** CPU time (ms) and socket bytes of every process so far. */
+    const usage = async (): Promise<{ cpuMs: number; bytes: number }> => {
       const c = process.cpuUsage();
-      const children = await Promise.all(hosts.map((h) => h.ask<{ cpuMs: number }>({ cpu: true })));
-      return (c.user + c.system) / 1000 + children.reduce((s, r) => s + r.cpuMs, 0);
+      const children = await Promise.all(hosts.map((h) => h.ask<{ cpuMs: number; bytes: number }>({ cpu: true })));
+      return { cpuMs: (c.user + c.system) / 1000 + children.reduce((s, r) => s + r.cpuMs, 0), bytes: socketBytes() + children.reduce((s, r) => s + r.bytes, 0) };
     };
+    const cpu = async (): Promise<number> => (await usage()).cpuMs;
     const cpu0 = await cpu();
     const t0 = performance.now();
     const joins: number[] = [];
@@ -110,6 +114,12 @@ export async function formCost(n: number, processes: number, routed: number): Pr
       latencies.push(performance.now() - r0);
       if (done.executorId !== undefined) executors.add(done.executorId);
     }
+    await new Promise((r) => setTimeout(r, settleMs));
+    const idle0 = await usage();
+    const i0 = performance.now();
+    await new Promise((r) => setTimeout(r, idleMs));
+    const idle1 = await usage();
+    const minutes = (performance.now() - i0) / 60_000;
     return {
       n,
       processes: hosts.length + 1,
@@ -120,6 +130,8 @@ export async function formCost(n: number, processes: number, routed: number): Pr
       routedP50Ms: percentile(latencies, 50),
       routedP99Ms: percentile(latencies, 99),
       routedExecutors: executors.size,
+      idleBytesPerNodePerMinute: Math.round((idle1.bytes - idle0.bytes) / n / minutes),
+      idleCpuPercentOfACorePerNode: Math.round(((idle1.cpuMs - idle0.cpuMs) / (minutes * 60_000) / n) * 100 * 1000) / 1000,
     };
   } finally {
     await Promise.all(hosts.map(stopHost));

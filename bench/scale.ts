@@ -2,7 +2,6 @@ import "../src/polyfills.js";
 import * as A from "@automerge/automerge";
 import { mkdtempSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -19,6 +18,7 @@ import { openDatabase, type Database } from "../src/storage/level-database.js";
 import { LevelDocumentStore } from "../src/storage/level-document-store.js";
 import { percentile, printResult, SMOKE, sized } from "./report.js";
 import { formCost } from "./scale-form.js";
+import { socketBytes } from "./socket-bytes.js";
 
 /**
  * What a mesh costs as it grows, all nodes in this process on 127.0.0.1, bytes
@@ -38,15 +38,6 @@ import { formCost } from "./scale-form.js";
  * - `form`: a mesh of n whole nodes in child processes formed by invites
  *   from a founder, then tasks routed `auto` from it ({@link formCost}).
  */
-
-/** Bytes handed to every TCP socket of this process. */
-let socketBytes = 0;
-const write = Socket.prototype.write;
-Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]): boolean {
-  if (chunk instanceof Uint8Array) socketBytes += chunk.byteLength;
-  else if (typeof chunk === "string") socketBytes += Buffer.byteLength(chunk);
-  return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-};
 
 type Task = { status: A.ImmutableString; progress: number; owner: A.ImmutableString };
 
@@ -175,7 +166,7 @@ async function liveCost(n: number, topology: "full" | "line", changes: number): 
       const writer = nodes[w]!;
       const id = ids[w]!;
       const before = (await writer.store.heads(id))!;
-      const start = socketBytes;
+      const start = socketBytes();
       await writer.store.update<Task>(id, (doc) =>
         A.change(doc as A.Doc<Task>, (d) => {
           d.progress = c + 1;
@@ -189,7 +180,7 @@ async function liveCost(n: number, topology: "full" | "line", changes: number): 
       patchBytes += codec.encode({ t: "patch", items: [signedPatch(id, before, A.saveSince(doc, before), signature)] }).byteLength;
       await until(() => converged(id, heads), 20_000, `change ${c}`);
       await sleep(quiet);
-      perChange.push(socketBytes - start);
+      perChange.push(socketBytes() - start);
     }
     // The median: libp2p's own occasional traffic (pings, identify) falls into a few changes' windows.
     const bytes = percentile(perChange, 50);
@@ -215,7 +206,7 @@ async function idleCost(n: number, windowMs: number, settleMs: number): Promise<
     for (const node of rest) await node.pairing.join((await founder!.pairing.invite("trusted", 60_000)).invite);
     for (const a of nodes) for (const b of nodes) if (a !== b) await a.dial(b.multiaddrs()[0]!).catch(() => undefined);
     await sleep(settleMs);
-    const bytes0 = socketBytes;
+    const bytes0 = socketBytes();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await sleep(windowMs);
@@ -224,7 +215,7 @@ async function idleCost(n: number, windowMs: number, settleMs: number): Promise<
     return {
       n,
       windowMs,
-      bytesPerNodePerMinute: Math.round((socketBytes - bytes0) / n / minutes),
+      bytesPerNodePerMinute: Math.round((socketBytes() - bytes0) / n / minutes),
       cpuPercentOfACorePerNode: round(((cpu.user + cpu.system) / 1000 / (minutes * 60_000) / n) * 100, 3),
     };
   } finally {
@@ -276,7 +267,7 @@ async function reconnectCost(stored: number, ks: readonly number[]): Promise<Arr
         const want = await Promise.all(changed.map(async (id) => ({ id, heads: (await a.store.heads(id))! })));
         a.positions.hidden = b.positions.hidden = how === "summaries";
         const kept = [a.positions.kept, b.positions.kept];
-        const bytes0 = socketBytes;
+        const bytes0 = socketBytes();
         const cpu0 = process.cpuUsage();
         await connect();
         const held = async (): Promise<boolean> => (await Promise.all(want.map(async (w) => ((await b.store.heads(w.id)) ?? []).join() === [...w.heads].sort().join()))).every(Boolean);
@@ -285,7 +276,7 @@ async function reconnectCost(stored: number, ks: readonly number[]): Promise<Arr
         // What the connection sends of its own once up (identify, the first ping) counts too.
         await sleep(200);
         const cpu = process.cpuUsage(cpu0);
-        row[`${how}Bytes`] = socketBytes - bytes0;
+        row[`${how}Bytes`] = socketBytes() - bytes0;
         row[`${how}CpuMs`] = round((cpu.user + cpu.system) / 1000, 1);
         a.positions.hidden = b.positions.hidden = false;
         await until(settled, 30_000, "positions kept again");
@@ -331,7 +322,7 @@ async function main(): Promise<void> {
   const reconnect: Array<Record<string, number>> = [];
   if (only.has("reconnect")) for (const stored of SMOKE ? [300] : storedSizes()) reconnect.push(...(await reconnectCost(stored, SMOKE ? [0, 10] : [0, 10, 1_000])));
   const form: Array<Record<string, number>> = [];
-  if (only.has("form")) for (const n of SMOKE ? [3] : formSizes()) form.push(await formCost(n, Math.min(n - 1, FORM_PROCESSES), sized(50, 3)));
+  if (only.has("form")) for (const n of SMOKE ? [3] : formSizes()) form.push(await formCost(n, Math.min(n - 1, FORM_PROCESSES), sized(50, 3), sized(20_000, 500), sized(30_000, 1_000)));
   printResult("scale", { live, idle, reconnect, form });
 }
 

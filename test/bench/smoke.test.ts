@@ -117,6 +117,7 @@ describe("benchmarks at smoke size", () => {
         expect(quiet?.positionsBytes).toBeLessThan(quiet!.summariesBytes! / 4);
         // The founder has no agents: every routed task ran on a member.
         expect(at(result, "form.0.routedExecutors")).toBeGreaterThanOrEqual(1);
+        expect(typeof at(result, "form.0.idleBytesPerNodePerMinute")).toBe("number");
       }
       if (name === "workspace") {
         // The first ship moved the whole tree, the second far less: the figures count real transfers.
