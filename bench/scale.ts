@@ -34,7 +34,8 @@ import { socketBytes } from "./socket-bytes.js";
  *   change, then reconnected: socket bytes (the connection's own handshakes
  *   included) and CPU of both until the changes are held and the log position
  *   kept; beside it, the same reconnect comparing summaries (what every
- *   reconnect cost before change logs), measured in the same run.
+ *   reconnect cost before change logs), measured in the same run; beside
+ *   them what the connection alone costs ({@link connectionOnly}).
  * - `form`: a mesh of n whole nodes in child processes formed by invites
  *   from a founder, then tasks routed `auto` from it ({@link formCost}).
  */
@@ -130,9 +131,19 @@ async function liveCost(n: number, topology: "full" | "line", changes: number): 
   const nodes = await startSyncNodes(n, (a, b) => allowed.has(`${a} ${b}`));
   try {
     for (const [i, j] of linked) for (const [a, b] of [[i, j], [j, i]] as const) allowed.add(`${nodes[a]!.id} ${nodes[b]!.id}`);
-    for (const [i, j] of linked) await nodes[i]!.libp2p.dial(nodes[j]!.libp2p.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
+    // Fifty nodes on one event loop: a handshake can time out while the others are busy; such a dial is tried again.
+    for (const [i, j] of linked) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await nodes[i]!.libp2p.dial(nodes[j]!.libp2p.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
+          break;
+        } catch (error) {
+          if (attempt >= 3) throw error;
+        }
+      }
+    }
     const degree = (i: number): number => linked.filter(([a, b]) => a === i || b === i).length;
-    await until(() => nodes.every((node, i) => node.engine.peers().length === degree(i)), 60_000, `sync sessions (${topology}, ${n} nodes)`).catch((error: Error) => {
+    await until(() => nodes.every((node, i) => node.engine.peers().length === degree(i)), 300_000, `sync sessions (${topology}, ${n} nodes)`).catch((error: Error) => {
       throw new Error(`${error.message}: sessions ${nodes.map((node) => node.engine.peers().length).join(",")}, connections ${nodes.map((node) => node.libp2p.getConnections().length).join(",")}`);
     });
 
@@ -225,6 +236,37 @@ async function idleCost(n: number, windowMs: number, settleMs: number): Promise<
 }
 
 /**
+ * What a reconnect costs before any protocol of the mesh speaks: two bare
+ * libp2p nodes of the mesh's stack (TCP, Noise, Yamux, identify, ping, the
+ * DHT) dialling again, socket bytes and CPU until 200 ms after the dial, the
+ * median of `rounds`.
+ */
+async function connectionOnly(rounds: number): Promise<{ bytes: number; cpuMs: number }> {
+  const nodes = await Promise.all([0, 1].map(() => createMeshLibp2p({ privateKey: deviceIdentityFromSeed(randomBytes(32)).privateKey, mdns: false, admit: () => true })));
+  const [a, b] = nodes as [MeshLibp2p, MeshLibp2p];
+  try {
+    const bytes: number[] = [];
+    const cpuMs: number[] = [];
+    for (let i = 0; i <= rounds; i++) {
+      await a.hangUp(b.peerId);
+      await until(() => a.getConnections(b.peerId).length === 0 && b.getConnections(a.peerId).length === 0, 10_000, "bare connection closed");
+      const bytes0 = socketBytes();
+      const cpu0 = process.cpuUsage();
+      await a.dial(b.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
+      await sleep(200);
+      const cpu = process.cpuUsage(cpu0);
+      // The first round warms the code paths up.
+      if (i === 0) continue;
+      bytes.push(socketBytes() - bytes0);
+      cpuMs.push((cpu.user + cpu.system) / 1000);
+    }
+    return { bytes: percentile(bytes, 50), cpuMs: round(percentile(cpuMs, 50), 1) };
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()));
+  }
+}
+
+/**
  * Two sync nodes; the first writes `stored` documents and the second takes
  * them; then, for each k, they are apart while the first changes k documents,
  * and reconnect, with and without their log positions.
@@ -256,8 +298,9 @@ async function reconnectCost(stored: number, ks: readonly number[]): Promise<Arr
     await connect();
     await until(async () => (await b.store.heads(ids.at(-1)!)) !== undefined && (await settled()), 3_600_000, `${stored} documents replicated`);
     const out: Array<Record<string, number>> = [];
+    const bare = await connectionOnly(5);
     for (const k of ks) {
-      const row: Record<string, number> = { stored, changed: k };
+      const row: Record<string, number> = { stored, changed: k, connectionOnlyBytes: bare.bytes, connectionOnlyCpuMs: bare.cpuMs };
       for (const how of ["positions", "summaries"] as const) {
         apart = true;
         await a.libp2p.hangUp(b.libp2p.peerId);
@@ -302,10 +345,10 @@ function parts(): Set<string> {
   return new Set(at === -1 ? ["live", "idle", "reconnect", "form"] : (process.argv[at + 1] ?? "").split(","));
 }
 
-/** `--nodes 5,20,50`: the mesh sizes of the form part (default 5, 20 and 50). */
-function formSizes(): number[] {
+/** `--nodes 5,20,50`: the mesh sizes of the live and form parts (default 2, 5, 10, 20, 50 and 5, 20, 50). */
+function meshSizes(defaults: number[]): number[] {
   const at = process.argv.indexOf("--nodes");
-  return at === -1 ? [5, 20, 50] : (process.argv[at + 1] ?? "").split(",").map(Number).filter((n) => Number.isSafeInteger(n) && n > 1);
+  return at === -1 ? defaults : (process.argv[at + 1] ?? "").split(",").map(Number).filter((n) => Number.isSafeInteger(n) && n > 1);
 }
 
 /** Child processes hosting the nodes of a form run: one per node up to 10 on this 2-core machine, then nodes share them. */
@@ -313,7 +356,7 @@ const FORM_PROCESSES = 10;
 
 async function main(): Promise<void> {
   const only = parts();
-  const sizes = SMOKE ? [2, 4] : [2, 5, 10];
+  const sizes = SMOKE ? [2, 4] : meshSizes([2, 5, 10, 20, 50]);
   const changes = sized(30, 4);
   const live: Array<Record<string, number | string>> = [];
   if (only.has("live")) for (const topology of ["full", "line"] as const) for (const n of sizes) live.push(await liveCost(n, topology, changes));
@@ -322,7 +365,7 @@ async function main(): Promise<void> {
   const reconnect: Array<Record<string, number>> = [];
   if (only.has("reconnect")) for (const stored of SMOKE ? [300] : storedSizes()) reconnect.push(...(await reconnectCost(stored, SMOKE ? [0, 10] : [0, 10, 1_000])));
   const form: Array<Record<string, number>> = [];
-  if (only.has("form")) for (const n of SMOKE ? [3] : formSizes()) form.push(await formCost(n, Math.min(n - 1, FORM_PROCESSES), sized(50, 3), sized(20_000, 500), sized(30_000, 1_000)));
+  if (only.has("form")) for (const n of SMOKE ? [3] : meshSizes([5, 20, 50])) form.push(await formCost(n, Math.min(n - 1, FORM_PROCESSES), sized(50, 3), sized(20_000, 500), sized(30_000, 1_000)));
   printResult("scale", { live, idle, reconnect, form });
 }
 
