@@ -118,6 +118,10 @@ export async function startPairSessions<T, S extends PairSession<T>>(options: Pa
     onConnect: (peerId) => void ensure(peerId),
     onDisconnect: (peerId) => sessions.get(peerId.toString())?.channel.abort(closed("disconnect")),
   });
+  // The topology hears of a peer only once identify tells its protocols; on a loaded machine identify can time out,
+  // and the pair would stay connected without the protocol. The opener tries as soon as a connection is up.
+  const onPeerConnect = (event: CustomEvent<PeerId>): void => void ensure(event.detail);
+  libp2p.addEventListener("peer:connect", onPeerConnect);
   const ensureAll = (): void => {
     for (const connection of libp2p.getConnections()) void ensure(connection.remotePeer);
   };
@@ -134,6 +138,7 @@ export async function startPairSessions<T, S extends PairSession<T>>(options: Pa
     async stop() {
       if (stopped) return;
       stopped = true;
+      libp2p.removeEventListener("peer:connect", onPeerConnect);
       libp2p.unregister(topology);
       await libp2p.unhandle(protocol);
       await Promise.allSettled([...sessions.values()].map((s) => s.channel.close()));
