@@ -139,7 +139,8 @@ async function liveCost(n: number, topology: "full" | "line", changes: number): 
           await nodes[i]!.libp2p.dial(nodes[j]!.libp2p.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
           break;
         } catch (error) {
-          if (attempt >= 3) throw error;
+          if (attempt >= 10) throw error;
+          await sleep(200 * attempt);
         }
       }
     }
