@@ -5,6 +5,8 @@ import type { AuditBody } from "../../src/security/index.js";
 import type { DocumentStore } from "../../src/storage/document-store.js";
 import { createWorkflowCoordinator, documentWorkflowStore, type ApprovalEvent, type WorkflowCoordinator, type WorkflowDefinition, type WorkflowRecord, type WorkflowRuntime } from "../../src/workflows/index.js";
 import { AuditedAdapter } from "../security/audited-adapter.js";
+import { actorIdOf } from "../device-actor.js";
+import { newTaskId } from "../../src/engine/task-id.js";
 
 /** What a node's workflows need of the node. */
 export interface NodeWorkflowsDeps {
@@ -50,7 +52,10 @@ export function createNodeWorkflows(deps: NodeWorkflowsDeps): NodeWorkflows {
     },
     listTasks: (filter) => deps.adapter.listTasks(filter),
   };
-  const coordinator = createWorkflowCoordinator({ runtime, store: documentWorkflowStore(deps.store), ...(deps.onError !== undefined && { onError: (_id, e) => deps.onError!(e) }), ...(deps.onApproval !== undefined && { onApproval: deps.onApproval }) });
+  const coordinator = createWorkflowCoordinator({
+    runtime,
+    store: documentWorkflowStore(deps.store, { actor: actorIdOf(deps.peerId) }),
+    coordinator: { id: deps.peerId, newId: () => newTaskId(Date.now(), deps.peerId) }, ...(deps.onError !== undefined && { onError: (_id, e) => deps.onError!(e) }), ...(deps.onApproval !== undefined && { onApproval: deps.onApproval }) });
   return {
     ...coordinator,
     async startChecked(definition, input, startedBy = deps.peerId) {

@@ -17,6 +17,11 @@ export interface WorkflowCoordinatorOptions {
   now?: () => number;
   /** Failures of the coordinator's own work (storage, the runtime), with the workflow they concern. */
   onError?: (workflowId: string, error: Error) => void;
+  /**
+   * The device coordinating: named in each new record, whose id `newId` binds to
+   * it. Records of other coordinators (replicated here) are shown, never driven.
+   */
+  coordinator?: { id: string; newId: () => string };
   /** Told once an approval request is durable, and once its decision is (a timeout's too). */
   onApproval?: (event: ApprovalEvent) => void;
 }
@@ -81,6 +86,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
   const now = options.now ?? Date.now;
   const runs = new Map<string, WorkflowRun>();
   let stopped = false;
+  const mine = (record: WorkflowRecord): boolean => record.coordinator === undefined || record.coordinator === options.coordinator?.id;
 
   const drive = (record: WorkflowRecord): WorkflowRun => {
     const run = new WorkflowRun(record, { runtime, store, now, onError: (e) => options.onError?.(record.id, e), onApproval: (e) => options.onApproval?.(e), onEnd: () => runs.delete(record.id) });
@@ -92,7 +98,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
   return {
     async start(definition, input = "") {
       if (stopped) throw new CoderClawError("SHUTTING_DOWN", "the workflow coordinator has stopped");
-      const record = newWorkflowRecord(randomUUID(), definition, input, now());
+      const record = newWorkflowRecord(options.coordinator?.newId() ?? randomUUID(), definition, input, now(), options.coordinator?.id);
       await store.create(record);
       drive(structuredClone(record));
       return record;
@@ -102,7 +108,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
       for await (const id of store.ids()) {
         if (runs.has(id)) continue;
         const record = await store.get(id).catch((error: Error) => void options.onError?.(id, error));
-        if (record === undefined || record.status !== "running") continue;
+        if (record === undefined || record.status !== "running" || !mine(record)) continue;
         drive(record).recover();
         n++;
       }
@@ -124,6 +130,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
       if (run !== undefined) return run.cancel();
       const record = await store.get(id);
       if (record === undefined) throw new NotFoundError("workflow", id);
+      if (record.status === "running" && !mine(record)) throw new CoderClawError("INVALID_INPUT", `workflow ${id} is coordinated by ${record.coordinator}: cancel it there`);
       return false;
     },
     async wait(id, signal) {
@@ -132,6 +139,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
       const record = await store.get(id);
       if (record === undefined) throw new NotFoundError("workflow", id);
       if (record.status !== "running") return record;
+      if (!mine(record)) throw new CoderClawError("INVALID_INPUT", `workflow ${id} is coordinated by ${record.coordinator}: follow it there`);
       // Held as running but driven by no one here: taken up, so waiting does not wait for ever.
       return drive(record).recover().ended(signal);
     },

@@ -71,6 +71,8 @@ export type WorkflowStatus = "running" | "completed" | "failed" | "cancelled";
 /** A workflow's durable state: what the coordinator carries on from after a restart. */
 export interface WorkflowRecord {
   id: string;
+  /** The device that coordinates it: the only writer of its document, named by its id's low bits. */
+  coordinator?: string;
   definition: WorkflowDefinition;
   /** The workflow's input: text, or named values. */
   input: string | Record<string, string>;
@@ -89,10 +91,10 @@ export function stepEnded(status: StepStatus): boolean {
 }
 
 /** A new record: every step pending. */
-export function newWorkflowRecord(id: string, definition: WorkflowDefinition, input: string | Record<string, string>, now: number): WorkflowRecord {
+export function newWorkflowRecord(id: string, definition: WorkflowDefinition, input: string | Record<string, string>, now: number, coordinator?: string): WorkflowRecord {
   const steps: Record<string, StepRecord> = {};
   for (const step of definition.steps) steps[step.id] = { status: "pending", attempts: [] };
-  return { id, definition, input, status: "running", createdAt: now, steps };
+  return { id, ...(coordinator !== undefined && { coordinator }), definition, input, status: "running", createdAt: now, steps };
 }
 
 /**
