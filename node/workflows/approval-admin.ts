@@ -26,7 +26,7 @@ export async function runApprovalAdmin(approvals: NodeApprovals, method: Approva
   switch (method) {
     case "approval.list":
       parseInput(schemas[method], raw);
-      return approvals.list().map(approvalSummary);
+      return (await approvals.list()).map(approvalSummary);
     case "approval.decide": {
       const { id, approve, reason } = parseInput(schemas[method], raw);
       return { statement: await approvals.decide(id, approve, reason ?? "") };

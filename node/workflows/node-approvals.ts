@@ -8,7 +8,7 @@ import type { SetItem } from "../mesh/statement-set.js";
 /** What a node's approvals need of the node. */
 export interface NodeApprovalsDeps {
   /** The node's workflows: the requests this node owns. */
-  workflows: Pick<WorkflowCoordinator, "approvals" | "decide" | "get">;
+  workflows: Pick<WorkflowCoordinator, "approvals" | "decide" | "get" | "list">;
   /** The mesh's statement set: decisions travel in it to the node that owns the request. */
   set: { add(items: readonly SetItem[]): Promise<{ refused: Array<{ reason: string }> }>; onAdded(listener: (items: readonly SetItem[]) => void): () => void; statements(): SignedStatement[] };
   /** This device: it signs the decisions made here. */
@@ -31,8 +31,8 @@ export type ApprovalUpdate = ApprovalView & { type: ApprovalEvent["type"] };
 
 /** Approvals as a node sees them: the requests it owns, and decisions signed here for any member's requests. */
 export interface NodeApprovals {
-  /** Open requests this node owns, oldest first. */
-  list(): ApprovalView[];
+  /** Open requests of the workflows this node holds (its own, and those replicated from other members), oldest first. */
+  list(): Promise<ApprovalView[]>;
   /**
    * Sign a decision on the request `ref` names and add it to the mesh's
    * statement set, from where it reaches the request's owner (this node
@@ -115,7 +115,21 @@ export function createNodeApprovals(deps: NodeApprovalsDeps): NodeApprovals {
   });
 
   return {
-    list: () => deps.workflows.approvals().map(viewOf),
+    async list() {
+      const own = deps.workflows.approvals();
+      const held = new Set(own.map((a) => a.request.id));
+      const others: OpenApproval[] = [];
+      // Requests of workflows other members coordinate, as their replicated documents show them.
+      for (const record of await deps.workflows.list()) {
+        if (record.status !== "running" || record.coordinator === undefined || record.coordinator === deps.signer.peerId) continue;
+        for (const step of record.definition.steps) {
+          const request = record.steps[step.id]?.approval;
+          if (request === undefined || request.decision !== undefined || held.has(request.id)) continue;
+          others.push({ workflowId: record.id, workflowName: record.definition.name, stepId: step.id, ...(step.agent !== undefined && { agent: step.agent }), request });
+        }
+      }
+      return [...own, ...others].sort((a, b) => a.request.askedAt - b.request.askedAt).map(viewOf);
+    },
     async decide(ref, approve, reason = "") {
       const { workflowId, stepId, requestId } = parseApprovalRef(ref);
       const meshId = deps.meshId();

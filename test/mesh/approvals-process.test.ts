@@ -60,6 +60,11 @@ describe("an approval across two node processes", () => {
     expect(record.steps.ship).toMatchObject({ status: "pending", reason: "awaiting approval" });
     expect(existsSync(effects)).toBe(false);
 
+    // The admin's node lists the request from the replicated workflow document, and decides it from its CLI.
+    await eventually(async () => {
+      const listed = await runCli(["approvals", "list", "--json"], ha);
+      return listed.code === 0 && (JSON.parse(listed.stdout) as Array<{ id: string }>).some((x) => x.id === request!.id);
+    }, 20_000, "the request listed on A");
     const approved = await runCli(["approvals", "approve", request!.id, "--reason", "go"], ha);
     expect(approved.code, approved.stderr).toBe(0);
     const get = async (): Promise<WorkflowRecord> => (await b.client.admin("workflow.get", { id })) as WorkflowRecord;

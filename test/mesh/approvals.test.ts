@@ -38,14 +38,16 @@ describe("approvals across the mesh (three nodes)", () => {
   it("an admin on another node approves: the owner checks the signed decision and runs the step; a developer's decision is refused and audited", async () => {
     const { admin, developer, owner } = await mesh();
     const { id } = await owner.workflows.startChecked(GATED, "v1");
-    await eventually(() => owner.approvals.list().length === 1, 10_000, "the request asked");
-    const [request] = owner.approvals.list();
+    await eventually(async () => (await owner.approvals.list()).length === 1, 10_000, "the request asked");
+    const [request] = await owner.approvals.list();
     expect((await owner.workflows.get(id))!.steps.deploy).toMatchObject({ status: "pending", reason: "awaiting approval" });
+    // Visible on the other members, from the replicated workflow document.
+    await eventually(async () => (await admin.approvals.list()).some((a) => a.ref === request!.ref), 15_000, "the request listed on the admin's node");
 
     // A member without task:approve signs a decision: it replicates, and the owner refuses it.
     await developer.approvals.decide(request!.ref, true, "me too");
     await eventually(async () => (await owner.security.current.getAuditLog({ action: "approval.decide", result: "denied" })).some((e) => e.body.userId === developer.peerId && /may not approve/.test(e.body.reason ?? "")), 15_000, "the developer's decision refused on the owner");
-    expect(owner.approvals.list()).toHaveLength(1);
+    expect(await owner.approvals.list()).toHaveLength(1);
     expect(runs).toEqual([]);
 
     await admin.approvals.decide(request!.ref, true, "ship it");
@@ -61,13 +63,13 @@ describe("approvals across the mesh (three nodes)", () => {
   it("refuses a decision naming another step of the request, and a new decision on a request decided already", async () => {
     const { admin, owner } = await mesh();
     const { id } = await owner.workflows.startChecked(GATED, "v2");
-    await eventually(() => owner.approvals.list().length === 1, 10_000, "the request asked");
-    const [request] = owner.approvals.list();
+    await eventually(async () => (await owner.approvals.list()).length === 1, 10_000, "the request asked");
+    const [request] = await owner.approvals.list();
     const meshId = owner.membership.meshId!;
     const forged = signApprovalDecision(admin.identity, { meshId, requestId: request!.request.id, workflowId: id, stepId: "other", approve: true, reason: "wrong step" });
     await admin.membership.add([forged]);
     await eventually(async () => (await owner.security.current.getAuditLog({ action: "approval.decide", result: "denied" })).some((e) => /but the request is for workflow/.test(e.body.reason ?? "")), 15_000, "the mismatched decision refused");
-    expect(owner.approvals.list()).toHaveLength(1);
+    expect(await owner.approvals.list()).toHaveLength(1);
 
     await admin.approvals.decide(request!.ref, false, "not now");
     const done = await owner.workflows.wait(id);
