@@ -23,7 +23,8 @@ import { socketBytes } from "./socket-bytes.js";
 /**
  * What a mesh costs as it grows, all nodes in this process on 127.0.0.1, bytes
  * counted as written to TCP sockets:
- * - `live`: mesh-wide bytes per replicated task-document change (the median
+ * - `live`: mesh-wide bytes and CPU (every node of this process, until the
+ *   change is held everywhere) per replicated task-document change (the median
  *   over the changes; each is awaited on every node, then 60 ms of quiet), every
  *   pair connected and in a line, against the ideal of one copy of the signed
  *   patch, as one sync frame, per other member.
@@ -138,7 +139,8 @@ async function liveCost(n: number, topology: "full" | "line", changes: number): 
           await nodes[i]!.libp2p.dial(nodes[j]!.libp2p.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
           break;
         } catch (error) {
-          if (attempt >= 3) throw error;
+          if (attempt >= 10) throw error;
+          await sleep(200 * attempt);
         }
       }
     }
@@ -172,12 +174,14 @@ async function liveCost(n: number, topology: "full" | "line", changes: number): 
     let patchBytes = 0;
     const codec = createSyncCodec();
     const perChange: number[] = [];
+    const cpuPerChange: number[] = [];
     for (let c = 0; c < changes; c++) {
       const w = c % n;
       const writer = nodes[w]!;
       const id = ids[w]!;
       const before = (await writer.store.heads(id))!;
       const start = socketBytes();
+      const cpu0 = process.cpuUsage();
       await writer.store.update<Task>(id, (doc) =>
         A.change(doc as A.Doc<Task>, (d) => {
           d.progress = c + 1;
@@ -190,13 +194,15 @@ async function liveCost(n: number, topology: "full" | "line", changes: number): 
       const signature = { writer: writer.id, heads, sig: writer.sign(new Uint8Array(32)), index: 0, size: 1, proof: [] };
       patchBytes += codec.encode({ t: "patch", items: [signedPatch(id, before, A.saveSince(doc, before), signature)] }).byteLength;
       await until(() => converged(id, heads), 20_000, `change ${c}`);
+      const cpu = process.cpuUsage(cpu0);
+      cpuPerChange.push((cpu.user + cpu.system) / 1000);
       await sleep(quiet);
       perChange.push(socketBytes() - start);
     }
     // The median: libp2p's own occasional traffic (pings, identify) falls into a few changes' windows.
     const bytes = percentile(perChange, 50);
     const ideal = ((n - 1) * patchBytes) / changes;
-    return { n, topology, changes, bytesPerChange: Math.round(bytes), idealBytesPerChange: Math.round(ideal), ratioToIdeal: Math.round((bytes / ideal) * 100) / 100 };
+    return { n, topology, changes, bytesPerChange: Math.round(bytes), idealBytesPerChange: Math.round(ideal), ratioToIdeal: Math.round((bytes / ideal) * 100) / 100, cpuMsPerChange: round(percentile(cpuPerChange, 50), 1) };
   } finally {
     await stopSyncNodes(nodes);
   }

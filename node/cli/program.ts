@@ -60,7 +60,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
  * is refused with it, since it would otherwise act on this machine while the
  * user believes it acted on the server.
  */
-const SERVED_OVER_HTTP = new Set(["task submit", "task list", "task show", "task events", "task retry", "task cancel", "task wait", "task logs", "queue", "agents", "skills", "status", "audit query"]);
+const SERVED_OVER_HTTP = new Set(["task submit", "task list", "task show", "task events", "task retry", "task cancel", "task wait", "task logs", "queue", "agents", "skills", "status", "audit query", "workflow run", "workflow list", "workflow show", "workflow cancel"]);
 
 function commandPath(cmd: Command): string {
   const names: string[] = [];

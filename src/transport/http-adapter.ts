@@ -263,6 +263,15 @@ export class HTTPTransportAdapter implements TransportAdapter {
     }
   }
 
+  /**
+   * Call another route of the same HTTP API (workflows, say) with this client's
+   * token, timeout and error mapping: `path` is below `/v1`, the answer is the
+   * parsed JSON body, and an error answer is thrown as the CoderClawError it names.
+   */
+  async call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+    return this.#call(method, path, body);
+  }
+
   async #call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
     const signal = AbortSignal.any([this.#closed.signal, AbortSignal.timeout(this.#timeoutMs)]);
     const headers: Record<string, string> = { accept: "application/json", authorization: `Bearer ${await this.#token()}` };

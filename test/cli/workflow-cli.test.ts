@@ -49,6 +49,46 @@ describe("coderclaw workflow", () => {
     expect((JSON.parse(list.stdout) as unknown[]).length).toBe(1);
   }, 60_000);
 
+  it("runs, lists, shows and cancels over --server as the session's subject, from a home with no node; a file's mistake is told naming the file", async () => {
+    const h = home();
+    const elsewhere = home();
+    expect((await runCli(["mesh", "create", "--name", "wf over http"], h)).code).toBe(0);
+    const node = await startCli(["start", "--no-mdns", "--http", "127.0.0.1:0"], h, /control socket/);
+    cleanups.push(() => node.stop());
+    const url = /http (http:\/\/\S+)/.exec(node.output())![1]!;
+    const token = (await runCli(["session", "create"], h)).stdout.trim();
+    const server = ["--server", url, "--token", token];
+    const file = join(elsewhere, "hello.yaml");
+    writeFileSync(file, ["name: hello", "steps:", "  - id: greet", "    agent: echo", '    input: "hello ${input}"', ""].join("\n"));
+    const run = await runCli(["workflow", "run", file, "--input", "http", "--wait", "--json", ...server], elsewhere);
+    expect(run.code, run.stderr).toBe(0);
+    const done = JSON.parse(run.stdout) as { id: string; status: string; steps: { greet: { output: string } } };
+    expect(done.status).toBe("completed");
+    expect(done.steps.greet.output).toBe("hello http");
+
+    const list = await runCli(["workflow", "list", "--json", ...server], elsewhere);
+    expect(list.code, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as Array<{ id: string; status: string; steps: Record<string, number> }>).map((w) => [w.id, w.status, w.steps.completed])).toEqual([[done.id, "completed", 1]]);
+    const shown = await runCli(["workflow", "show", done.id, ...server], elsewhere);
+    expect(shown.stdout).toContain(`workflow ${done.id} (hello): completed`);
+
+    writeFileSync(file, ["name: slow", "steps:", "  - id: nap", "    agent: sleep", '    input: "60000 1"', ""].join("\n"));
+    const started = JSON.parse((await runCli(["workflow", "run", file, "--json", ...server], elsewhere)).stdout) as { id: string };
+    await eventually(async () => (await show(h, started.id)).steps.nap!.status === "running", 20_000, "the slow step running");
+    const cancel = await runCli(["workflow", "cancel", started.id, ...server], elsewhere);
+    expect(cancel.code, cancel.stderr).toBe(0);
+    expect((await show(h, started.id)).status).toBe("cancelled");
+    const again = await runCli(["workflow", "cancel", started.id, ...server], elsewhere);
+    expect(again.code).not.toBe(0);
+
+    writeFileSync(file, ["name: broken", "steps:", "  - id: greet", "    agent: echo", "    dependsOn: [nobody]", ""].join("\n"));
+    const bad = await runCli(["workflow", "run", file, ...server], elsewhere);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`${file}:5:`);
+    const noToken = await runCli(["workflow", "list", "--server", url, "--token", "not-a-token"], elsewhere);
+    expect(noToken.code).not.toBe(0);
+  }, 90_000);
+
   it("carries on after the node is SIGKILLed while step two runs: restarted, it completes with each step's side effect once", async () => {
     const h = home();
     const effects = join(h, "effects.txt");

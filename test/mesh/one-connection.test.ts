@@ -1,10 +1,17 @@
+import { generateKeyPair } from "@libp2p/crypto/keys";
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { afterEach, describe, expect, it } from "vitest";
+import type { MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
+import { startNodes as startLibp2p, stopAll } from "../node/helpers.js";
 
 let stop: (() => Promise<void>) | undefined;
+let bare: MeshLibp2p[] = [];
 afterEach(async () => {
   await stop?.();
   stop = undefined;
+  await stopAll(bare);
+  bare = [];
 });
 
 describe("connections between members", () => {
@@ -26,4 +33,35 @@ describe("connections between members", () => {
     );
     expect(pairs()).toEqual([1, 1, 1, 1, 1, 1]);
   }, 60_000);
+
+  it("closes the second connection only once the streams that would not move have ended: a long exchange on it finishes", async () => {
+    const keys = [await generateKeyPair("Ed25519"), await generateKeyPair("Ed25519")];
+    keys.sort((a, b) => (peerIdFromPrivateKey(a).toString() < peerIdFromPrivateKey(b).toString() ? -1 : 1));
+    bare = await startLibp2p(2, { keys });
+    const [lower, higher] = bare as [MeshLibp2p, MeshLibp2p];
+    // An exchange that takes longer than any grace period: the answer comes 4 s after the question.
+    await lower.handle("/test/slow/1.0.0", async (stream) => {
+      for await (const chunk of stream) {
+        await new Promise((r) => setTimeout(r, 4000));
+        stream.send(chunk.subarray());
+        await stream.close();
+        return;
+      }
+    });
+    // The connection both ends keep is the one the lower id dialled; the higher one's, opened next, is retired.
+    await lower.dial(higher.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(5000) });
+    const second = await higher.dial(lower.getMultiaddrs()[0]!, { force: true, signal: AbortSignal.timeout(5000) });
+    expect(higher.getConnections(lower.peerId)).toHaveLength(2);
+    const slow = await second.newStream("/test/slow/1.0.0");
+    const answer = (async () => {
+      slow.send(new Uint8Array([7]));
+      let got: number | undefined;
+      for await (const chunk of slow) got ??= chunk.subarray()[0];
+      await slow.close();
+      return got;
+    })();
+    expect(await answer).toBe(7);
+    await eventually(() => higher.getConnections(lower.peerId).length === 1 && lower.getConnections(higher.peerId).length === 1, 5000, "the second connection closed");
+    expect(second.status).not.toBe("open");
+  }, 30_000);
 });

@@ -3,8 +3,7 @@ import { CoderClawError, InvalidInputError } from "../../../src/contract/errors.
 import { readWorkflowSource, workflowTemplates, type WorkflowRecord } from "../../../src/workflows/index.js";
 import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
-import type { AccessOptions } from "../runtime-access.js";
-import { admin } from "./mesh.js";
+import { workflowAccess, type WorkflowAccess } from "../workflow-access.js";
 
 const WAIT_POLL_MS = 300;
 
@@ -15,9 +14,14 @@ function collectValue(text: string, previous: Record<string, string>): Record<st
   return { ...previous, [text.slice(0, at)]: text.slice(at + 1) };
 }
 
-/** Workflows run by the node itself, so they outlive the command; `--server` is not offered for them yet. */
-function refuseServer(cmd: Command): void {
-  if (cmd.optsWithGlobals<AccessOptions>().server !== undefined) throw new InvalidInputError("workflows are run by this machine's node through its control socket; --server is not supported for them", "--server");
+/** Run `body` with the command's access to the node's workflows, closed afterwards. */
+async function withWorkflows<T>(cmd: Command, body: (workflows: WorkflowAccess) => Promise<T>): Promise<T> {
+  const workflows = workflowAccess(cmd);
+  try {
+    return await body(workflows);
+  } finally {
+    await workflows.close();
+  }
 }
 
 const time = humanTime;
@@ -33,10 +37,10 @@ function stepsTable(r: WorkflowRecord): string {
 }
 
 /** Follow a workflow until it ends, printing each step's changes of status; the exit code says how it ended. */
-async function follow(cmd: Command, id: string, json: boolean, setExit: (code: number) => void): Promise<void> {
+async function follow(workflows: WorkflowAccess, id: string, json: boolean, setExit: (code: number) => void): Promise<void> {
   const seen = new Map<string, string>();
   for (;;) {
-    const r = (await admin(cmd, "workflow.get", { id }, false)) as WorkflowRecord;
+    const r = await workflows.get(id);
     if (!json) {
       for (const step of r.definition.steps) {
         const s = r.steps[step.id]!;
@@ -58,7 +62,7 @@ async function follow(cmd: Command, id: string, json: boolean, setExit: (code: n
 
 /** `coderclaw workflow run|list|show|cancel|templates`. */
 export function workflowCommand(setExit: (code: number) => void): Command {
-  const workflow = new Command("workflow").description("run a graph of steps, each a task, on this machine's node (which keeps it going across restarts)");
+  const workflow = new Command("workflow").description("run a graph of steps, each a task, on this machine's node (which keeps it going across restarts), or on the node of --server");
 
   workflow
     .command("run")
@@ -69,19 +73,20 @@ export function workflowCommand(setExit: (code: number) => void): Command {
     .option("--wait", "follow it to its end; exit 0 if it completed, 1 if not")
     .option("--json", "print JSON")
     .action(async (name: string, opts: { input?: string; set: Record<string, string>; wait?: boolean; json?: boolean }, cmd: Command) => {
-      refuseServer(cmd);
       if (opts.input !== undefined && Object.keys(opts.set).length > 0) throw new InvalidInputError("give the input as text (--input) or as named values (--set), not both", "--set");
       const { file, text } = readWorkflowSource(name, process.cwd());
       const input = Object.keys(opts.set).length > 0 ? opts.set : (opts.input ?? "");
-      const started = (await admin(cmd, "workflow.start", { file, text, input }, false)) as { id: string; name: string };
-      if (!opts.wait) {
-        if (opts.json) printJson(started);
-        else process.stdout.write(`workflow ${started.id} (${started.name}) started; follow it with: coderclaw workflow show ${started.id} --wait\n`);
-        setExit(EXIT.ok);
-        return;
-      }
-      if (!opts.json) process.stdout.write(`workflow ${started.id} (${started.name}) started\n`);
-      await follow(cmd, started.id, opts.json === true, setExit);
+      await withWorkflows(cmd, async (workflows) => {
+        const started = await workflows.start(file, text, input);
+        if (!opts.wait) {
+          if (opts.json) printJson(started);
+          else process.stdout.write(`workflow ${started.id} (${started.name}) started; follow it with: coderclaw workflow show ${started.id} --wait\n`);
+          setExit(EXIT.ok);
+          return;
+        }
+        if (!opts.json) process.stdout.write(`workflow ${started.id} (${started.name}) started\n`);
+        await follow(workflows, started.id, opts.json === true, setExit);
+      });
     });
 
   workflow
@@ -90,10 +95,9 @@ export function workflowCommand(setExit: (code: number) => void): Command {
     .option("-n, --limit <n>", "at most this many", "50")
     .option("--json", "print JSON")
     .action(async (opts: { limit: string; json?: boolean }, cmd: Command) => {
-      refuseServer(cmd);
       const limit = Number(opts.limit);
       if (!Number.isInteger(limit) || limit < 1) throw new InvalidInputError(`"${opts.limit}" is not a positive whole number`, "--limit");
-      const list = (await admin(cmd, "workflow.list", { limit }, false)) as Array<{ id: string; name: string; status: string; createdAt: string; steps: Record<string, number> }>;
+      const list = (await withWorkflows(cmd, (workflows) => workflows.list(limit))) as Array<{ id: string; name: string; status: string; createdAt: string; steps: Record<string, number> }>;
       if (opts.json) printJson(list);
       else {
         const t = table(["id", "name", "status", "created", "steps"]);
@@ -109,26 +113,27 @@ export function workflowCommand(setExit: (code: number) => void): Command {
     .argument("<id>", "workflow id")
     .option("--wait", "follow it to its end")
     .option("--json", "print JSON")
-    .action(async (id: string, opts: { wait?: boolean; json?: boolean }, cmd: Command) => {
-      refuseServer(cmd);
-      if (opts.wait) return follow(cmd, id, opts.json === true, setExit);
-      const r = (await admin(cmd, "workflow.get", { id }, false)) as WorkflowRecord;
-      if (opts.json) printJson(r);
-      else process.stdout.write(`workflow ${r.id} (${r.definition.name}): ${r.status}${r.error !== undefined ? `: ${r.error}` : ""}\n${stepsTable(r)}\n`);
-      setExit(EXIT.ok);
-    });
+    .action(async (id: string, opts: { wait?: boolean; json?: boolean }, cmd: Command) =>
+      withWorkflows(cmd, async (workflows) => {
+        if (opts.wait) return follow(workflows, id, opts.json === true, setExit);
+        const r = await workflows.get(id);
+        if (opts.json) printJson(r);
+        else process.stdout.write(`workflow ${r.id} (${r.definition.name}): ${r.status}${r.error !== undefined ? `: ${r.error}` : ""}\n${stepsTable(r)}\n`);
+        setExit(EXIT.ok);
+      }),
+    );
 
   workflow
     .command("cancel")
     .description("cancel a running workflow: its running steps' tasks are cancelled, the rest skipped")
     .argument("<id>", "workflow id")
-    .action(async (id: string, _opts: unknown, cmd: Command) => {
-      refuseServer(cmd);
-      const { cancelled } = (await admin(cmd, "workflow.cancel", { id }, false)) as { cancelled: boolean };
-      if (!cancelled) throw new CoderClawError("INVALID_TRANSITION", `workflow ${id} had already ended`);
-      process.stdout.write(`workflow ${id} cancelled\n`);
-      setExit(EXIT.ok);
-    });
+    .action(async (id: string, _opts: unknown, cmd: Command) =>
+      withWorkflows(cmd, async (workflows) => {
+        if (!(await workflows.cancel(id))) throw new CoderClawError("INVALID_TRANSITION", `workflow ${id} had already ended`);
+        process.stdout.write(`workflow ${id} cancelled\n`);
+        setExit(EXIT.ok);
+      }),
+    );
 
   workflow
     .command("templates")
