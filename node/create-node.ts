@@ -26,6 +26,7 @@ import { blobService, type RunningBlobs } from "./workspaces/blob-service.js";
 import { CodeWorkspaces } from "./workspaces/code-workspaces.js";
 import { SharedTrees } from "./workspaces/shared-trees.js";
 import { createNodeWorkflows } from "./workflows/node-workflows.js";
+import { createNodeApprovals, type NodeApprovals } from "./workflows/node-approvals.js";
 import { openNodeCore } from "./node-core.js";
 import { NodeSecurity } from "./security/node-security.js";
 import type { ServiceAuditEntry, ServiceContext } from "./services/mesh-service.js";
@@ -213,9 +214,23 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       authorize: (access) => security.authorizeOwner(access),
       record: (body) => security.record(body),
       onError: (error) => options.onError?.("workflows", error),
+      onApproval: (event) => approvals.onEvent(event),
+    });
+    const approvals: NodeApprovals = createNodeApprovals({
+      workflows,
+      set: membership.set,
+      signer: identity,
+      meshId: () => membership.meshId,
+      canApprove: (deviceId) => security.current.checkPermission(security.current.contextForDevice(deviceId, "remote"), "task:approve"),
+      record: (body) => security.record(body),
+      onError: (error) => options.onError?.("approvals", error),
     });
     stack.push(() => workflows.stop());
-    void workflows.resume().catch((error: Error) => options.onError?.("workflows", error));
+    stack.push(() => approvals.close());
+    void workflows
+      .resume()
+      .then(() => approvals.catchUp())
+      .catch((error: Error) => options.onError?.("workflows", error));
     let stopping: Promise<void> | undefined;
     return {
       peerId: identity.peerId,
@@ -238,6 +253,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       workspaces,
       blobs: blobs.running,
       workflows,
+      approvals,
       createMesh: (name) => foundMesh({ membership, security, identity }, name),
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
       dial: async (addr) => void (await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),

@@ -4,6 +4,7 @@ import { parseInput } from "../src/contract/parse-input.js";
 import { parseRepoPolicy, parseTeamPolicy } from "../src/security/policy-file.js";
 import type { CoderClawNode } from "./create-node.js";
 import { isWorkflowMethod, runWorkflowAdmin } from "./workflows/workflow-admin.js";
+import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.js";
 import { taskChanges } from "./workspaces/task-result.js";
 
 /** Administrative calls on a running node, served over the control socket. */
@@ -51,6 +52,7 @@ export function isAdminMethod(method: string): method is AdminMethod {
 /** Runs one administrative call against `node`; parameters are validated here, at the edge. */
 export async function runAdmin(node: CoderClawNode, method: string, raw: unknown): Promise<unknown> {
   if (isWorkflowMethod(method)) return runWorkflowAdmin(node.workflows, method, raw);
+  if (isApprovalMethod(method)) return runApprovalAdmin(node.approvals, method, raw);
   if (!isAdminMethod(method)) throw new InvalidInputError(`unknown administrative call ${method}`, "method");
   const m = node.membership;
   switch (method) {

@@ -21,6 +21,7 @@ import type { NodeSecurity } from "./security/node-security.js";
 import type { TaskClient } from "./tasks/task-client.js";
 import type { AuthorizeSubmit } from "./tasks/task-server.js";
 import type { NodeWorkflows } from "./workflows/node-workflows.js";
+import type { NodeApprovals } from "./workflows/node-approvals.js";
 
 export type { PeerInfo } from "./mesh/peer-list.js";
 export type { PingReport } from "./mesh/peer-ping.js";
@@ -115,6 +116,8 @@ export interface CoderClawNode {
   readonly blobs: RunningBlobs;
   /** Workflows this node coordinates; those it held as running when it stopped are taken up again at start. */
   readonly workflows: NodeWorkflows;
+  /** Approval requests this node owns, and decisions signed here for any member's. */
+  readonly approvals: NodeApprovals;
   /**
    * Found a mesh with this device as founder and admin, and sign its default
    * policy (members may send each other work). Returns the mesh id.

@@ -9,6 +9,7 @@ import { configCommand } from "./commands/config.js";
 import { auditCommand } from "./commands/audit.js";
 import { policyCommand } from "./commands/policy.js";
 import { workflowCommand } from "./commands/workflow.js";
+import { approvalsCommand } from "./commands/approvals.js";
 import { uiCommand } from "./commands/ui.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { CoderClawError } from "../../src/contract/errors.js";
@@ -33,6 +34,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(auditCommand(setExit));
   program.addCommand(policyCommand(setExit));
   program.addCommand(workflowCommand(setExit));
+  program.addCommand(approvalsCommand(setExit));
   program.addCommand(uiCommand(setExit));
   program.addCommand(
     new Command("version")

@@ -54,6 +54,15 @@ function queryParameters(schema: z.ZodObject): unknown[] {
 const taskIdParameter = { name: "id", in: "path", required: true, schema: { type: "string" } };
 const json = (schema: JsonSchema, description: string): unknown => ({ description, content: { "application/json": { schema } } });
 const readErrors = errorResponses(400, 401, 403, 404);
+/** An approval request and the step it gates (src/workflows/workflow-coordinator.ts `OpenApproval`). */
+const approval: JsonSchema = {
+  type: "object",
+  properties: { workflowId: { type: "string" }, workflowName: { type: "string" }, stepId: { type: "string" }, agent: { type: "string" }, request: { type: "object", properties: { id: { type: "string" }, askedAt: { type: "integer" }, deadline: { type: "integer" }, decision: { type: "object" } }, required: ["id", "askedAt", "deadline"] } },
+  required: ["workflowId", "workflowName", "stepId", "request"],
+};
+const approvalDecisionBody: JsonSchema = { type: "object", properties: { reason: { type: "string", maxLength: 1000 } }, additionalProperties: false };
+const approvalIdParameter = { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" }, description: "The request's id (`request.id`)" };
+
 /** A workflow's record (src/workflows/workflow-record.ts): `id`, `definition`, `status`, `steps` by id, times. */
 const workflowRecord: JsonSchema = { type: "object", properties: { id: { type: "string" }, status: { type: "string" }, definition: { type: "object" }, steps: { type: "object" } }, required: ["id", "status", "definition", "steps"] };
 
@@ -216,6 +225,38 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           summary: "Server-sent events: an `update` with `{seq, workflow}` (the record) now and after each change, then `end` once the workflow ended",
           parameters: [taskIdParameter],
           responses: { "200": { description: "An event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...readErrors },
+        },
+      },
+      [`${HTTP_API_PREFIX}/approvals`]: {
+        get: {
+          operationId: "listApprovals",
+          summary: "Approval requests this node's workflows wait on (steps with `approval: required`), oldest first",
+          responses: { "200": json({ type: "object", properties: { approvals: { type: "array", items: approval } }, required: ["approvals"] }, "Open requests"), ...errorResponses(401, 403) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/approvals/{id}/approve`]: {
+        post: {
+          operationId: "approveRequest",
+          summary: "Approve an open request of this node (needs `task:approve`, or admin); the step then runs. 404 for a request not open here (unknown, or decided already)",
+          parameters: [approvalIdParameter],
+          requestBody: { required: false, content: { "application/json": { schema: approvalDecisionBody } } },
+          responses: { "200": json(approval, "The request, decided"), ...errorResponses(400, 401, 403, 404) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/approvals/{id}/deny`]: {
+        post: {
+          operationId: "denyRequest",
+          summary: "Deny an open request of this node (needs `task:approve`, or admin); the step fails. 404 for a request not open here",
+          parameters: [approvalIdParameter],
+          requestBody: { required: false, content: { "application/json": { schema: approvalDecisionBody } } },
+          responses: { "200": json(approval, "The request, decided"), ...errorResponses(400, 401, 403, 404) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/approvals/events`]: {
+        get: {
+          operationId: "streamApprovals",
+          summary: "Server-sent events: an `update` with `{seq, type, approval}` for each open request (`open`), then as requests are `asked` and `decided`",
+          responses: { "200": { description: "An event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errorResponses(401, 403) },
         },
       },
       [`${HTTP_API_PREFIX}/agents`]: {

@@ -104,6 +104,8 @@ export function securityHttpHooks(
           }
           if (resource.type === "task" && resource.sessionId !== undefined) return allow(service.canReadTask(ctx, { sessionId: resource.sessionId }));
           return allow(service.checkPermission(ctx, "task:read"));
+        case "task:approve":
+          return allow(await service.authorize(ctx, { action: "approval.decide", permission: "task:approve" }));
         case "admin:all":
           return allow(await service.authorize(ctx, { action: "audit.query", permission: "admin:all" }));
       }

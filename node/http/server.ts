@@ -23,13 +23,14 @@ import {
 import { buildOpenApiDocument } from "./openapi.js";
 import { writeSseStream } from "./sse.js";
 import { registerWorkflowRoutes, type HttpWorkflows } from "./workflow-routes.js";
+import { registerApprovalRoutes } from "./approval-routes.js";
 import { registerUiRoutes } from "./ui-routes.js";
 
 /**
  * What a request asks to do, named after the security service's permissions so
  * `authorize` can hand them to `checkPermission` unchanged.
  */
-export type HttpAction = "task:submit" | "task:read" | "task:cancel" | "agent:invoke" | "admin:all";
+export type HttpAction = "task:submit" | "task:read" | "task:cancel" | "task:approve" | "agent:invoke" | "admin:all";
 
 /** What the action is about. For tasks, `sessionId` is the task's owner session. */
 export type HttpResource =
@@ -329,6 +330,14 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
           subjectOf: (request) => options.subjectOf?.(ctxOf(request)) ?? "http",
           stream: (reply, records) => openSse(reply, records),
         });
+        if (options.workflows.approvals !== undefined) {
+          registerApprovalRoutes(api, {
+            approvals: options.workflows.approvals,
+            check,
+            subjectOf: (request) => options.subjectOf?.(ctxOf(request)) ?? "http",
+            stream: (reply, events) => openSse(reply, events),
+          });
+        }
       }
 
       api.get("/agents", async (request) => {

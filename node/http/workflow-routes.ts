@@ -3,6 +3,7 @@ import { z } from "zod";
 import { CoderClawError, InvalidInputError, NotFoundError } from "../../src/contract/errors.js";
 import { ConfigError } from "../../src/config/yaml-source.js";
 import { WorkflowInputSchema } from "../workflows/workflow-admin.js";
+import type { HttpApprovals } from "./approval-routes.js";
 import { parseInput } from "../../src/contract/parse-input.js";
 import { MAX_WORKFLOW_FILE_BYTES, parseWorkflowFile, readWorkflowSource, workflowTemplates, type WorkflowDefinition, type WorkflowRecord } from "../../src/workflows/index.js";
 
@@ -15,6 +16,8 @@ export interface HttpWorkflows {
   cancel(id: string): Promise<boolean>;
   /** Call `listener` each time workflow `id` changes; returns the function that stops it. */
   watch(id: string, listener: () => void): () => void;
+  /** The approval requests of these workflows; `/v1/approvals` answers 404 when absent. */
+  approvals?: HttpApprovals;
 }
 
 /** What the routes need of the server they are added to. */

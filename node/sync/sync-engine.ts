@@ -14,11 +14,12 @@ import type { Quarantine } from "./quarantine.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";
 
 /**
- * Namespaces replicated between members by default: task documents. Audit logs
+ * Namespaces replicated between members by default: task documents and
+ * workflow documents (each with one writer, see task-replicas.ts). Audit logs
  * have their own protocol (entries signed one by one), and signed statements
  * theirs (a grow-only set).
  */
-export const REPLICATED_PREFIXES = ["task/"] as const;
+export const REPLICATED_PREFIXES = ["task/", "workflow/"] as const;
 
 /** The document store operations sync uses. */
 export type SyncStore = Pick<LevelDocumentStore, "get" | "update" | "receiveNew" | "heads" | "summary" | "bucketEntries" | "onChange" | "changedSince" | "logPosition">;

@@ -4,6 +4,7 @@ import { quarantineUnsignedReplicas } from "./legacy-replicas.js";
 import { createQuarantine, type Quarantine } from "./quarantine.js";
 import { createReplicaAuthority, type ReplicaAuthority } from "../../protocols/sync/replica-authority.js";
 import { TASK_WRITER_RULE } from "./task-writer-rule.js";
+import { WORKFLOW_WRITER_RULE } from "./workflow-writer-rule.js";
 
 /** Options of {@link openTaskReplicas}. */
 export interface TaskReplicaOptions {
@@ -29,7 +30,7 @@ export interface TaskReplicas {
  */
 export async function openTaskReplicas(options: TaskReplicaOptions): Promise<TaskReplicas> {
   const { core, identity } = options;
-  const rules = [TASK_WRITER_RULE];
+  const rules = [TASK_WRITER_RULE, WORKFLOW_WRITER_RULE];
   const authority = createReplicaAuthority({ identity, db: core.db, rules, mayWrite: options.isMember });
   const quarantine = createQuarantine({ db: core.db, write: (ops) => core.batcher.write(ops) });
   core.repository.screenStored((id, heads, root) => authority.checkStored(id, heads, root));

@@ -17,5 +17,12 @@ export function httpWorkflows(workflows: NodeWorkflows, store: Pick<DocumentStor
     watch: (id, listener) => store.onChange((change) => {
       if (change.id === WORKFLOW_PREFIX + id) listener();
     }),
+    approvals: {
+      list: () => workflows.approvals(),
+      decide: (requestId, decision) => workflows.decide(requestId, decision),
+      watch: (listener) => store.onChange((change) => {
+        if (change.id.startsWith(WORKFLOW_PREFIX)) listener();
+      }),
+    },
   };
 }

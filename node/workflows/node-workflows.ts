@@ -3,8 +3,10 @@ import type { TransportAdapter } from "../../src/contract/types.js";
 import type { TaskAccess } from "../../src/security/service.js";
 import type { AuditBody } from "../../src/security/index.js";
 import type { DocumentStore } from "../../src/storage/document-store.js";
-import { createWorkflowCoordinator, documentWorkflowStore, type WorkflowCoordinator, type WorkflowDefinition, type WorkflowRecord, type WorkflowRuntime } from "../../src/workflows/index.js";
+import { createWorkflowCoordinator, documentWorkflowStore, type ApprovalEvent, type WorkflowCoordinator, type WorkflowDefinition, type WorkflowRecord, type WorkflowRuntime } from "../../src/workflows/index.js";
 import { AuditedAdapter } from "../security/audited-adapter.js";
+import { actorIdOf } from "../device-actor.js";
+import { newTaskId } from "../../src/engine/task-id.js";
 
 /** What a node's workflows need of the node. */
 export interface NodeWorkflowsDeps {
@@ -16,6 +18,8 @@ export interface NodeWorkflowsDeps {
   authorize: (access: TaskAccess) => Promise<{ allowed: boolean; reason?: string }>;
   record: (body: AuditBody) => Promise<unknown>;
   onError?: (error: Error) => void;
+  /** Approval requests asked and decided (see node-approvals.ts). */
+  onApproval?: (event: ApprovalEvent) => void;
 }
 
 /** The workflows a node coordinates: started by its owner, each step authorised and audited as the owner's submission. */
@@ -48,7 +52,10 @@ export function createNodeWorkflows(deps: NodeWorkflowsDeps): NodeWorkflows {
     },
     listTasks: (filter) => deps.adapter.listTasks(filter),
   };
-  const coordinator = createWorkflowCoordinator({ runtime, store: documentWorkflowStore(deps.store), ...(deps.onError !== undefined && { onError: (_id, e) => deps.onError!(e) }) });
+  const coordinator = createWorkflowCoordinator({
+    runtime,
+    store: documentWorkflowStore(deps.store, { actor: actorIdOf(deps.peerId) }),
+    coordinator: { id: deps.peerId, newId: () => newTaskId(Date.now(), deps.peerId) }, ...(deps.onError !== undefined && { onError: (_id, e) => deps.onError!(e) }), ...(deps.onApproval !== undefined && { onApproval: deps.onApproval }) });
   return {
     ...coordinator,
     async startChecked(definition, input, startedBy = deps.peerId) {

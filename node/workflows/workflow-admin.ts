@@ -28,7 +28,7 @@ export function isWorkflowMethod(method: string): method is WorkflowMethod {
 export function workflowSummary(r: WorkflowRecord): Record<string, unknown> {
   const counts: Record<string, number> = {};
   for (const s of Object.values(r.steps)) counts[s.status] = (counts[s.status] ?? 0) + 1;
-  return { id: r.id, name: r.definition.name, status: r.status, createdAt: new Date(r.createdAt).toISOString(), ...(r.endedAt !== undefined && { endedAt: new Date(r.endedAt).toISOString() }), ...(r.error !== undefined && { error: r.error }), steps: counts };
+  return { id: r.id, ...(r.coordinator !== undefined && { coordinator: r.coordinator }), name: r.definition.name, status: r.status, createdAt: new Date(r.createdAt).toISOString(), ...(r.endedAt !== undefined && { endedAt: new Date(r.endedAt).toISOString() }), ...(r.error !== undefined && { error: r.error }), steps: counts };
 }
 
 /** Run one workflow call against `workflows`; parameters are validated here. */

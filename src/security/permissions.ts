@@ -8,6 +8,8 @@ export const PERMISSIONS = [
   "config:read",
   "config:write",
   "admin:all",
+  // After admin:all so the bits of the permissions before it keep their places.
+  "task:approve",
 ] as const;
 
 /** One permission. */

@@ -39,6 +39,8 @@ export interface WorkflowStep {
   timeoutMs?: number;
   /** A failure of this step does not fail the workflow; steps after it still run. */
   continueOnFailure: boolean;
+  /** The step waits for a person's decision before it runs; no decision within `timeoutMs` denies it. */
+  approval?: { timeoutMs: number };
 }
 
 /** A workflow: a graph of steps without cycles, in an order where each step comes after those it depends on. */
@@ -65,6 +67,10 @@ export interface StepDraft {
   retry?: Partial<RetryPolicy> | undefined;
   timeoutMs?: number | undefined;
   continueOnFailure?: boolean | undefined;
+  /** `required`: the step runs only once an approver approved it. */
+  approval?: "required" | undefined;
+  /** How long an approval is waited for before it counts as denied, ms (one hour by default). */
+  approvalTimeoutMs?: number | undefined;
 }
 
 /** A definition as written. */
@@ -119,6 +125,9 @@ export function formatTarget(target: StepTarget): string {
   }
 }
 
+/** How long a step waits for a decision when its workflow does not say. */
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 3600_000;
+
 const DEFAULT_RETRY: RetryPolicy = { attempts: 1, backoffMs: 1000, factor: 2, maxBackoffMs: 60_000 };
 
 /**
@@ -171,6 +180,10 @@ function checkStep(s: StepDraft, i: number, index: ReadonlyMap<string, number>):
   }
   if (!Number.isFinite(retry.factor) || retry.factor < 1 || retry.factor > 10) throw new InvalidInputError("must be from 1 to 10", `${at}.retry.factor`);
   if (s.timeoutMs !== undefined && (!Number.isFinite(s.timeoutMs) || s.timeoutMs <= 0 || s.timeoutMs > 7 * 24 * 3600_000)) throw new InvalidInputError("must be more than 0 and at most 7 days, in ms", `${at}.timeoutMs`);
+  if (s.approval !== undefined && s.approval !== "required") throw new InvalidInputError(`"${String(s.approval).slice(0, 40)}" is not an approval setting: the one there is is "required"`, `${at}.approval`);
+  if (s.approvalTimeoutMs !== undefined && (s.approval === undefined || !Number.isFinite(s.approvalTimeoutMs) || s.approvalTimeoutMs <= 0 || s.approvalTimeoutMs > 7 * 24 * 3600_000)) {
+    throw new InvalidInputError(s.approval === undefined ? "only a step with approval: required waits for a decision" : "must be more than 0 and at most 7 days, in ms", `${at}.approvalTimeoutMs`);
+  }
   return {
     id: s.id,
     ...(s.agent !== undefined && { agent: s.agent }),
@@ -181,6 +194,7 @@ function checkStep(s: StepDraft, i: number, index: ReadonlyMap<string, number>):
     retry,
     ...(s.timeoutMs !== undefined && { timeoutMs: s.timeoutMs }),
     continueOnFailure: s.continueOnFailure ?? false,
+    ...(s.approval === "required" && { approval: { timeoutMs: s.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS } }),
   };
 }
 

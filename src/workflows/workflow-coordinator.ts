@@ -4,7 +4,7 @@ import { CoderClawError, NotFoundError } from "../contract/errors.js";
 import type { TaskState, TaskSubmitRequest, TransportAdapter } from "../contract/types.js";
 import { targetOptions, type WorkflowDefinition, type WorkflowStep } from "./definition.js";
 import { fillStepInput } from "./input-template.js";
-import { backoffAfter, newWorkflowRecord, nextRetryAt, stepsToStart, workflowOutcome, type StepAttempt, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
+import { approvalsToAsk, AWAITING_APPROVAL, backoffAfter, newWorkflowRecord, nextRetryAt, stepsToStart, workflowOutcome, type ApprovalDecision, type ApprovalRequest, type StepAttempt, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
 import type { WorkflowChange, WorkflowStore } from "./workflow-store.js";
 
 /** What a coordinator needs of a runtime: the contract's task calls, and a listing to find a step submitted just before a crash. */
@@ -17,7 +17,27 @@ export interface WorkflowCoordinatorOptions {
   now?: () => number;
   /** Failures of the coordinator's own work (storage, the runtime), with the workflow they concern. */
   onError?: (workflowId: string, error: Error) => void;
+  /**
+   * The device coordinating: named in each new record, whose id `newId` binds to
+   * it. Records of other coordinators (replicated here) are shown, never driven.
+   */
+  coordinator?: { id: string; newId: () => string };
+  /** Told once an approval request is durable, and once its decision is (a timeout's too). */
+  onApproval?: (event: ApprovalEvent) => void;
 }
+
+/** An approval request asked or decided, with the step it gates. */
+export interface ApprovalEvent {
+  type: "asked" | "decided";
+  workflowId: string;
+  workflowName: string;
+  stepId: string;
+  agent?: string;
+  request: ApprovalRequest;
+}
+
+/** An open approval request, as approvers list them. */
+export type OpenApproval = Omit<ApprovalEvent, "type">;
 
 /** Runs workflows: each step as a task of the runtime, as soon as its dependencies completed. */
 export interface WorkflowCoordinator {
@@ -32,6 +52,15 @@ export interface WorkflowCoordinator {
   cancel(id: string): Promise<boolean>;
   /** Resolves with the record once the workflow has ended. */
   wait(id: string, signal?: AbortSignal): Promise<WorkflowRecord>;
+  /** Approval requests waiting for a decision, oldest first. */
+  approvals(): OpenApproval[];
+  /**
+   * Record a decision on an open request and act on it: approved, the step
+   * starts; denied, it fails. Whoever calls this has checked who decided: the
+   * coordinator checks only that the request is open. Refused (NOT_FOUND) for a
+   * request it does not hold open, which covers one decided already.
+   */
+  decide(requestId: string, decision: ApprovalDecision): Promise<OpenApproval>;
   /** Stop driving workflows (their tasks keep running; {@link resume} takes them up again). */
   stop(): Promise<void>;
 }
@@ -57,9 +86,10 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
   const now = options.now ?? Date.now;
   const runs = new Map<string, WorkflowRun>();
   let stopped = false;
+  const mine = (record: WorkflowRecord): boolean => record.coordinator === undefined || record.coordinator === options.coordinator?.id;
 
   const drive = (record: WorkflowRecord): WorkflowRun => {
-    const run = new WorkflowRun(record, { runtime, store, now, onError: (e) => options.onError?.(record.id, e), onEnd: () => runs.delete(record.id) });
+    const run = new WorkflowRun(record, { runtime, store, now, onError: (e) => options.onError?.(record.id, e), onApproval: (e) => options.onApproval?.(e), onEnd: () => runs.delete(record.id) });
     runs.set(record.id, run);
     run.pump();
     return run;
@@ -68,7 +98,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
   return {
     async start(definition, input = "") {
       if (stopped) throw new CoderClawError("SHUTTING_DOWN", "the workflow coordinator has stopped");
-      const record = newWorkflowRecord(randomUUID(), definition, input, now());
+      const record = newWorkflowRecord(options.coordinator?.newId() ?? randomUUID(), definition, input, now(), options.coordinator?.id);
       await store.create(record);
       drive(structuredClone(record));
       return record;
@@ -78,7 +108,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
       for await (const id of store.ids()) {
         if (runs.has(id)) continue;
         const record = await store.get(id).catch((error: Error) => void options.onError?.(id, error));
-        if (record === undefined || record.status !== "running") continue;
+        if (record === undefined || record.status !== "running" || !mine(record)) continue;
         drive(record).recover();
         n++;
       }
@@ -100,6 +130,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
       if (run !== undefined) return run.cancel();
       const record = await store.get(id);
       if (record === undefined) throw new NotFoundError("workflow", id);
+      if (record.status === "running" && !mine(record)) throw new CoderClawError("INVALID_INPUT", `workflow ${id} is coordinated by ${record.coordinator}: cancel it there`);
       return false;
     },
     async wait(id, signal) {
@@ -108,8 +139,16 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
       const record = await store.get(id);
       if (record === undefined) throw new NotFoundError("workflow", id);
       if (record.status !== "running") return record;
+      if (!mine(record)) throw new CoderClawError("INVALID_INPUT", `workflow ${id} is coordinated by ${record.coordinator}: follow it there`);
       // Held as running but driven by no one here: taken up, so waiting does not wait for ever.
       return drive(record).recover().ended(signal);
+    },
+    approvals() {
+      return [...runs.values()].flatMap((r) => r.openApprovals()).sort((a, b) => a.request.askedAt - b.request.askedAt);
+    },
+    async decide(requestId, decision) {
+      for (const run of runs.values()) if (run.holds(requestId)) return run.decide(requestId, decision);
+      throw new NotFoundError("open approval request", requestId);
     },
     async stop() {
       stopped = true;
@@ -124,6 +163,7 @@ interface RunDeps {
   store: WorkflowStore;
   now: () => number;
   onError: (error: Error) => void;
+  onApproval: (event: ApprovalEvent) => void;
   onEnd: () => void;
 }
 
@@ -140,6 +180,8 @@ class WorkflowRun {
   /** The write loop, while it runs. */
   #writes: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Deadlines of open approval requests, by step. */
+  readonly #deadlines = new Map<string, ReturnType<typeof setTimeout>>();
   readonly #waiters: Array<(r: WorkflowRecord) => void> = [];
   #stopped = false;
 
@@ -179,6 +221,8 @@ class WorkflowRun {
       void this.#end(outcome.status, outcome.status === "failed" ? outcome.error : undefined);
       return;
     }
+    for (const id of approvalsToAsk(this.#record)) this.#ask(this.#steps.get(id)!);
+    for (const [id, r] of Object.entries(this.#record.steps)) if (r.approval !== undefined && r.approval.decision === undefined && !this.#deadlines.has(id)) this.#arm(id, r.approval);
     const t = this.#deps.now();
     for (const id of stepsToStart(this.#record, t)) if (!this.#active.has(id)) this.#startTry(this.#steps.get(id)!);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
@@ -199,7 +243,77 @@ class WorkflowRun {
     this.#stopped = true;
     this.#controller.abort();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#disarm();
     await this.#writes;
+  }
+
+  openApprovals(): OpenApproval[] {
+    const out: OpenApproval[] = [];
+    if (this.#record.status !== "running") return out;
+    for (const [id, r] of Object.entries(this.#record.steps)) if (r.approval !== undefined && r.approval.decision === undefined) out.push(this.#approvalOf(id, r.approval));
+    return out;
+  }
+
+  holds(requestId: string): boolean {
+    return this.openApprovals().some((a) => a.request.id === requestId);
+  }
+
+  /** Record the decision, then act on it: the step starts (approved) or fails (denied). */
+  async decide(requestId: string, decision: ApprovalDecision): Promise<OpenApproval> {
+    const entry = Object.entries(this.#record.steps).find(([, r]) => r.approval?.id === requestId && r.approval.decision === undefined);
+    if (entry === undefined || this.#record.status !== "running") throw new NotFoundError("open approval request", requestId);
+    const [stepId, r] = entry;
+    r.approval!.decision = structuredClone(decision);
+    const timer = this.#deadlines.get(stepId);
+    if (timer !== undefined) clearTimeout(timer);
+    this.#deadlines.delete(stepId);
+    delete r.reason;
+    if (!decision.approved) {
+      r.status = "failed";
+      r.error = `approval denied${decision.by === undefined ? "" : ` by ${decision.by}`}: ${decision.reason}`;
+    }
+    await this.#write({ steps: { [stepId]: r } });
+    const event = this.#approvalOf(stepId, r.approval!);
+    this.#deps.onApproval({ type: "decided", ...event });
+    this.pump();
+    return event;
+  }
+
+  /** Ask for a gated step's approval: the request is durable before anyone hears of it. */
+  #ask(step: WorkflowStep): void {
+    const r = this.#record.steps[step.id]!;
+    const askedAt = this.#deps.now();
+    r.approval = { id: randomUUID(), askedAt, deadline: askedAt + step.approval!.timeoutMs };
+    r.reason = AWAITING_APPROVAL;
+    this.#arm(step.id, r.approval);
+    this.#write({ steps: { [step.id]: r } }).then(
+      () => this.#deps.onApproval({ type: "asked", ...this.#approvalOf(step.id, r.approval!) }),
+      (err: Error) => this.#deps.onError(err),
+    );
+  }
+
+  /** No decision by the deadline denies the request (also after a restart: the deadline is recorded). */
+  #arm(stepId: string, request: ApprovalRequest): void {
+    const timer = setTimeout(
+      () => {
+        this.#deadlines.delete(stepId);
+        if (this.#stopped) return;
+        this.decide(request.id, { approved: false, reason: `no decision within ${request.deadline - request.askedAt} ms`, at: this.#deps.now() }).catch(() => undefined);
+      },
+      Math.max(0, request.deadline - this.#deps.now()),
+    );
+    timer.unref?.();
+    this.#deadlines.set(stepId, timer);
+  }
+
+  #disarm(): void {
+    for (const t of this.#deadlines.values()) clearTimeout(t);
+    this.#deadlines.clear();
+  }
+
+  #approvalOf(stepId: string, request: ApprovalRequest): OpenApproval {
+    const step = this.#steps.get(stepId)!;
+    return { workflowId: this.#record.id, workflowName: this.#record.definition.name, stepId, ...(step.agent !== undefined && { agent: step.agent }), request: structuredClone(request) };
   }
 
   #startTry(step: WorkflowStep): void {
@@ -336,6 +450,7 @@ class WorkflowRun {
       if (r.status === "pending" || r.status === "retrying") {
         r.status = "skipped";
         delete r.retryAt;
+        delete r.reason;
         changed[id] = r;
       } else if (r.status === "running") {
         r.status = "cancelled";
@@ -346,6 +461,7 @@ class WorkflowRun {
     }
     this.#controller.abort();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#disarm();
     try {
       await this.#write({ status, endedAt: this.#record.endedAt, ...(error !== undefined && { error }), steps: changed });
     } catch (err) {

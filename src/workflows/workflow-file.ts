@@ -27,6 +27,8 @@ const stepSchema = z
     retry: z.object({ attempts: z.number().int().optional(), backoff: duration.optional(), factor: z.number().optional(), maxBackoff: duration.optional() }).strict().optional(),
     timeout: duration.optional(),
     continueOnFailure: z.boolean().optional(),
+    approval: z.literal("required").optional(),
+    approvalTimeout: duration.optional(),
   })
   .strict();
 
@@ -60,6 +62,8 @@ export function parseWorkflowFile(text: string, file: string): WorkflowDefinitio
       }),
       timeoutMs: s.timeout,
       continueOnFailure: s.continueOnFailure,
+      approval: s.approval,
+      approvalTimeoutMs: s.approvalTimeout,
     })),
   };
   try {
@@ -80,4 +84,4 @@ function fileKeyPath(field: string): Array<string | number> {
   return path;
 }
 
-const FILE_KEYS: Record<string, string> = { timeoutMs: "timeout", backoffMs: "backoff", maxBackoffMs: "maxBackoff" };
+const FILE_KEYS: Record<string, string> = { timeoutMs: "timeout", backoffMs: "backoff", maxBackoffMs: "maxBackoff", approvalTimeoutMs: "approvalTimeout" };

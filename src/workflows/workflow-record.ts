@@ -28,9 +28,36 @@ export interface StepAttempt {
   error?: string;
 }
 
+/** The reason a step gated by an approval gives while it waits for the decision. */
+export const AWAITING_APPROVAL = "awaiting approval";
+
+/** A person's decision on a step's approval request, as the coordinator recorded it. */
+export interface ApprovalDecision {
+  approved: boolean;
+  /** The device whose signed statement carried the decision; absent when the deadline passed without one. */
+  by?: string;
+  reason: string;
+  at: number;
+  /** The id of the signed statement that carried it, when one did. */
+  statementId?: string;
+}
+
+/** A step's request for approval: asked when its dependencies completed, decided once. */
+export interface ApprovalRequest {
+  /** Unguessable and used once: a decision names it, so it cannot be replayed onto another request. */
+  id: string;
+  askedAt: number;
+  /** No decision by then denies it. */
+  deadline: number;
+  decision?: ApprovalDecision;
+}
+
 /** A step's record. */
 export interface StepRecord {
   status: StepStatus;
+  /** Why a pending step does not start although its dependencies are done ({@link AWAITING_APPROVAL}). */
+  reason?: string;
+  approval?: ApprovalRequest;
   attempts: StepAttempt[];
   output?: string;
   error?: string;
@@ -44,6 +71,8 @@ export type WorkflowStatus = "running" | "completed" | "failed" | "cancelled";
 /** A workflow's durable state: what the coordinator carries on from after a restart. */
 export interface WorkflowRecord {
   id: string;
+  /** The device that coordinates it: the only writer of its document, named by its id's low bits. */
+  coordinator?: string;
   definition: WorkflowDefinition;
   /** The workflow's input: text, or named values. */
   input: string | Record<string, string>;
@@ -62,10 +91,10 @@ export function stepEnded(status: StepStatus): boolean {
 }
 
 /** A new record: every step pending. */
-export function newWorkflowRecord(id: string, definition: WorkflowDefinition, input: string | Record<string, string>, now: number): WorkflowRecord {
+export function newWorkflowRecord(id: string, definition: WorkflowDefinition, input: string | Record<string, string>, now: number, coordinator?: string): WorkflowRecord {
   const steps: Record<string, StepRecord> = {};
   for (const step of definition.steps) steps[step.id] = { status: "pending", attempts: [] };
-  return { id, definition, input, status: "running", createdAt: now, steps };
+  return { id, ...(coordinator !== undefined && { coordinator }), definition, input, status: "running", createdAt: now, steps };
 }
 
 /**
@@ -80,13 +109,31 @@ export function stepsToStart(record: WorkflowRecord, now: number): string[] {
     const r = record.steps[step.id]!;
     if (r.status === "retrying" && (r.retryAt ?? 0) <= now) out.push(step.id);
     if (r.status !== "pending") continue;
-    const ready = step.dependsOn.every((d) => {
-      const dep = record.steps[d]!;
-      return dep.status === "completed" || (dep.status === "failed" && record.definition.steps.find((s) => s.id === d)!.continueOnFailure);
-    });
-    if (ready) out.push(step.id);
+    if (step.approval !== undefined && r.approval?.decision?.approved !== true) continue;
+    if (dependenciesDone(record, step.dependsOn)) out.push(step.id);
   }
   return out;
+}
+
+/**
+ * Gated steps whose dependencies are done and that have not asked for their
+ * approval yet: the coordinator asks, and they start once approved.
+ */
+export function approvalsToAsk(record: WorkflowRecord): string[] {
+  if (record.status !== "running") return [];
+  return record.definition.steps
+    .filter((step) => {
+      const r = record.steps[step.id]!;
+      return step.approval !== undefined && r.status === "pending" && r.approval === undefined && dependenciesDone(record, step.dependsOn);
+    })
+    .map((s) => s.id);
+}
+
+function dependenciesDone(record: WorkflowRecord, dependsOn: readonly string[]): boolean {
+  return dependsOn.every((d) => {
+    const dep = record.steps[d]!;
+    return dep.status === "completed" || (dep.status === "failed" && record.definition.steps.find((s) => s.id === d)!.continueOnFailure);
+  });
 }
 
 /** The earliest time a retrying step may start, if any waits. */

@@ -33,6 +33,8 @@ export const WORKFLOW_PREFIX = "workflow/";
 type WorkflowDoc = {
   v: number;
   id: A.ImmutableString;
+  /** Read by the writer rule of replicated workflow documents (node/sync/workflow-writer-rule.ts). */
+  coordinator?: A.ImmutableString;
   fixed: A.ImmutableString;
   status: A.ImmutableString;
   endedAt?: number;
@@ -43,22 +45,28 @@ type WorkflowDoc = {
 const VERSION = 1;
 const str = (s: string): A.ImmutableString => new A.ImmutableString(s);
 
-/** Workflow records kept as documents in `store`, under {@link WORKFLOW_PREFIX}. */
-export function documentWorkflowStore(store: DocumentStore): WorkflowStore {
+/**
+ * Workflow records kept as documents in `store`, under {@link WORKFLOW_PREFIX}.
+ * With `actor`, every change is made as that Automerge actor: a replicated
+ * workflow document is taken only with its coordinator's actor on each change.
+ */
+export function documentWorkflowStore(store: DocumentStore, options: { actor?: string } = {}): WorkflowStore {
+  const { actor } = options;
+  const asWriter = (doc: A.Doc<WorkflowDoc>): A.Doc<WorkflowDoc> => (actor === undefined || A.getActorId(doc) === actor ? doc : A.clone(doc, actor));
   return {
     async create(record) {
-      const { id, definition, input, createdAt, status, steps } = record;
+      const { id, coordinator, definition, input, createdAt, status, steps } = record;
       await store.update<WorkflowDoc>(WORKFLOW_PREFIX + id, (doc) => {
         if (doc !== undefined) throw new InvalidInputError(`workflow ${id} exists already`, "id");
         const stepValues: Record<string, A.ImmutableString> = {};
         for (const [stepId, r] of Object.entries(steps)) stepValues[stepId] = str(JSON.stringify(r));
-        return A.from<WorkflowDoc>({ v: VERSION, id: str(id), fixed: str(JSON.stringify({ definition, input, createdAt })), status: str(status), steps: stepValues });
+        return A.from<WorkflowDoc>({ v: VERSION, id: str(id), ...(coordinator !== undefined && { coordinator: str(coordinator) }), fixed: str(JSON.stringify({ definition, input, createdAt })), status: str(status), steps: stepValues }, actor === undefined ? undefined : { actor: actor as A.ActorId });
       });
     },
     async update(id, change) {
       await store.update<WorkflowDoc>(WORKFLOW_PREFIX + id, (doc) => {
         if (doc === undefined) throw new NotFoundError("workflow", id);
-        return A.change(doc, (d) => {
+        return A.change(asWriter(doc), (d) => {
           if (change.status !== undefined) d.status = str(change.status);
           if (change.endedAt !== undefined) d.endedAt = change.endedAt;
           if (change.error !== undefined) d.error = str(change.error);
@@ -76,6 +84,24 @@ export function documentWorkflowStore(store: DocumentStore): WorkflowStore {
   };
 }
 
+/**
+ * What is wrong with a received workflow document's content, if anything
+ * (`root` reads its top-level scalars): such a document is never stored.
+ */
+export function workflowContentProblem(root: (key: string) => string | number | boolean | null | undefined): string | undefined {
+  if (root("v") !== VERSION) return `unsupported layout version ${String(root("v"))}`;
+  const status = root("status");
+  if (typeof status !== "string" || !["running", "completed", "failed", "cancelled"].includes(status)) return `unknown status ${String(status).slice(0, 40)}`;
+  const fixed = root("fixed");
+  try {
+    const parsed: unknown = typeof fixed === "string" ? JSON.parse(fixed) : undefined;
+    if (typeof parsed !== "object" || parsed === null || !("definition" in parsed)) return "fixed is not a JSON object with a definition";
+  } catch {
+    return "fixed is not JSON";
+  }
+  return undefined;
+}
+
 function readWorkflowDoc(id: string, doc: A.Doc<WorkflowDoc>): WorkflowRecord {
   const corrupt = (why: string): CoderClawError => new CoderClawError("STORAGE_CORRUPT", `workflow document ${id}: ${why}`);
   if (doc.v !== VERSION) throw corrupt(`version ${String(doc.v)}, expected ${VERSION}`);
@@ -89,6 +115,7 @@ function readWorkflowDoc(id: string, doc: A.Doc<WorkflowDoc>): WorkflowRecord {
   }
   return {
     id,
+    ...(doc.coordinator !== undefined && { coordinator: doc.coordinator.toString() }),
     definition: fixed.definition,
     input: fixed.input,
     createdAt: fixed.createdAt,

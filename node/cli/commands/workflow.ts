@@ -31,7 +31,7 @@ function stepsTable(r: WorkflowRecord): string {
   for (const step of r.definition.steps) {
     const s = r.steps[step.id]!;
     const last = s.attempts[s.attempts.length - 1];
-    t.push([step.id, step.agent ?? "(default)", s.status, String(s.attempts.length), last?.taskId ?? "", (s.status === "failed" || s.status === "retrying" ? (s.error ?? "") : "").slice(0, 60)]);
+    t.push([step.id, step.agent ?? "(default)", s.reason === undefined ? s.status : `${s.status} (${s.reason})`, String(s.attempts.length), last?.taskId ?? "", (s.status === "failed" || s.status === "retrying" ? (s.error ?? "") : "").slice(0, 60)]);
   }
   return t.toString();
 }

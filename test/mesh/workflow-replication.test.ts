@@ -1,0 +1,85 @@
+import * as A from "@automerge/automerge";
+import { afterEach, describe, expect, it } from "vitest";
+import type { CoderClawNode } from "../../node/create-node.js";
+import { actorIdOf } from "../../node/device-actor.js";
+import { signedPatch } from "../../node/sync/index.js";
+import { encodeFrame } from "../../protocols/framing/index.js";
+import { createSyncCodec, signHeads, SYNC_PROTOCOL } from "../../protocols/sync/index.js";
+import type { AgentExecutor } from "../../src/agents/executor.js";
+import { newTaskId } from "../../src/engine/task-id.js";
+import { checkWorkflow, documentWorkflowStore, newWorkflowRecord, WORKFLOW_PREFIX } from "../../src/workflows/index.js";
+import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
+
+const work: AgentExecutor = {
+  info: { id: "work", name: "work", description: "", capabilities: [] },
+  resumable: false,
+  retryable: false,
+  availability: () => ({ available: true }),
+  execute: async (ctx) => ({ output: `did[${ctx.request.input}]` }),
+};
+
+const GATED = checkWorkflow({ name: "gated", steps: [{ id: "deploy", agent: "work", input: "deploy ${input}", approval: "required" }] });
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** `from` opens a sync stream of its own to `to` and sends a patch, as modified code would. */
+async function sendPatch(from: CoderClawNode, to: CoderClawNode, patch: ReturnType<typeof signedPatch>): Promise<void> {
+  await from.sync.stop();
+  const codec = createSyncCodec();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const stream = await from.libp2p.dialProtocol(to.libp2p.peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(5_000) });
+      stream.send(encodeFrame(codec.encode({ t: "patch", items: [patch] }), codec.maxMessageBytes));
+      return;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+describe("workflow documents replicate from their coordinator", () => {
+  it("a member shows a workflow another coordinates, waiting for approval, and the decision once made; it never drives it", async () => {
+    const started = await startNodes(3, (i) => ({ agents: i === 2 ? [work] : [] }));
+    cleanups.push(started.stop);
+    await formMesh(started.nodes);
+    const [admin, , owner] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    await eventually(async () => (await owner.security.current.getAuditLog({ action: "grant.add", result: "allowed" })).length >= 2, 15_000, "grants in force on the owner");
+    const { id } = await owner.workflows.startChecked(GATED, "v1");
+    expect(id.endsWith(newTaskId(Date.now(), owner.peerId).slice(-12))).toBe(true);
+    await eventually(async () => (await admin.workflows.get(id))?.steps.deploy?.reason === "awaiting approval", 15_000, "the waiting step replicated to the admin");
+    const seen = (await admin.workflows.list()).find((w) => w.id === id)!;
+    expect(seen).toMatchObject({ coordinator: owner.peerId, status: "running" });
+    await expect(admin.workflows.cancel(id)).rejects.toThrow(/coordinated by/);
+
+    const request = seen.steps.deploy!.approval!.id;
+    await admin.approvals.decide(`${id}/deploy/${request}`, true, "ok");
+    await eventually(async () => (await admin.workflows.get(id))?.status === "completed", 15_000, "the end replicated to the admin");
+    expect((await admin.workflows.get(id))!.steps.deploy!.output).toBe("did[deploy v1]");
+  }, 60_000);
+
+  it("refuses a workflow document a member forges in its coordinator's name, and one it claims under another's id", async () => {
+    const started = await startNodes(3);
+    cleanups.push(started.stop);
+    await formMesh(started.nodes);
+    const [victim, forger, owner] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    // A workflow id of the owner's, written by the forger as the owner's actor and signed by the forger.
+    const ownersId = newTaskId(Date.now(), owner.peerId);
+    const theirs = documentWorkflowStore(forger.core.store, { actor: actorIdOf(owner.peerId) });
+    await theirs.create({ ...newWorkflowRecord(ownersId, GATED, "forged", Date.now()), coordinator: owner.peerId });
+    // And one under the owner's id naming the forger as coordinator, as its own actor.
+    const claimed = newTaskId(Date.now(), owner.peerId);
+    await documentWorkflowStore(forger.core.store, { actor: actorIdOf(forger.peerId) }).create({ ...newWorkflowRecord(claimed, GATED, "claimed", Date.now()), coordinator: forger.peerId });
+    for (const wid of [ownersId, claimed]) {
+      const docId = WORKFLOW_PREFIX + wid;
+      const doc = (await forger.core.store.get<unknown>(docId))!;
+      await sendPatch(forger, victim, signedPatch(docId, [], A.save(doc as A.Doc<unknown>), signHeads(forger.identity, docId, A.getHeads(doc as A.Doc<unknown>))));
+    }
+    await eventually(async () => (await victim.security.current.getAuditLog({ action: "sync.refused", result: "denied" })).filter((e) => e.body.userId === forger.peerId).length >= 2, 15_000, "both refusals audited on the victim");
+    expect(await victim.workflows.get(ownersId)).toBeUndefined();
+    expect(await victim.workflows.get(claimed)).toBeUndefined();
+  }, 60_000);
+});
