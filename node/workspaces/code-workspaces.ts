@@ -64,7 +64,8 @@ const resultHolder = (taskId: string): string => `result:${taskId}`;
 export class CodeWorkspaces implements TaskWorkspaces {
   readonly #o: CodeWorkspacesOptions;
   readonly #prepared = new Map<string, Prepared>();
-  readonly #sources: Array<() => void> = [];
+  /** What stops serving each snapshot's working tree, by tree id. */
+  readonly #sources = new Map<string, () => void>();
 
   constructor(options: CodeWorkspacesOptions) {
     this.#o = options;
@@ -75,8 +76,8 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const cacheFile = join(this.#o.dataDir, "workspaces", "stat-cache", createHash("sha256").update(dir).digest("hex").slice(0, 32));
     const snap = await snapshotDirectory(dir, { cacheFile, ...(this.#o.limits && { limits: this.#o.limits }) });
     await this.#o.store.putTree(snap.treeId, snap.index);
-    if (!this.#o.shared.has(snap.treeId)) this.#sources.push(this.#o.addSource(snap.sources));
-    this.#o.shared.share(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), snap.sources);
+    if (!this.#o.shared.has(snap.treeId)) this.#sources.set(snap.treeId, this.#o.addSource(snap.sources));
+    this.#dropSources(this.#o.shared.share(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), snap.sources));
     return { tree: snap.treeId, bytes: totalSize(snap.manifest), files: snap.manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
   }
 
@@ -247,7 +248,14 @@ export class CodeWorkspaces implements TaskWorkspaces {
 
   /** Stop serving snapshots' working trees. */
   close(): void {
-    for (const remove of this.#sources.splice(0)) remove();
+    this.#dropSources([...this.#sources.keys()]);
+  }
+
+  #dropSources(treeIds: readonly string[]): void {
+    for (const treeId of treeIds) {
+      this.#sources.get(treeId)?.();
+      this.#sources.delete(treeId);
+    }
   }
 
   /**
@@ -330,7 +338,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const blobs = withPieces(blobsOf(manifest), pieces);
     await this.#markResult(taskId, Date.now());
     await this.#o.store.pin(resultHolder(taskId), [tree, ...blobs]);
-    this.#o.shared.share(tree, index, blobs);
+    this.#dropSources(this.#o.shared.share(tree, index, blobs));
     return tree;
   }
 }
