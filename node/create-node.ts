@@ -23,7 +23,7 @@ import type { CoderClawNode, NodeOptions } from "./node-api.js";
 import { openBlobStore } from "../src/workspace/blob-store.js";
 import { DEFAULT_MANIFEST_LIMITS } from "../src/workspace/manifest.js";
 import { blobService, type RunningBlobs } from "./workspaces/blob-service.js";
-import { CodeWorkspaces } from "./workspaces/code-workspaces.js";
+import { CodeWorkspaces, DEFAULT_RESULT_RETENTION_MS } from "./workspaces/code-workspaces.js";
 import { SharedTrees } from "./workspaces/shared-trees.js";
 import { createNodeWorkflows } from "./workflows/node-workflows.js";
 import { createNodeApprovals, type NodeApprovals } from "./workflows/node-approvals.js";
@@ -74,13 +74,18 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     addSource: (source) => blobsRef.current?.service.server.addSource(source) ?? (() => undefined),
     ...(options.code?.agents !== undefined && { acceptAgents: options.code.agents }),
     ...(options.code?.maxTreeBytes !== undefined && { limits: { ...DEFAULT_MANIFEST_LIMITS, maxTreeBytes: options.code.maxTreeBytes } }),
+    ...(options.resultRetentionMs !== undefined && { resultRetentionMs: options.resultRetentionMs }),
   });
   await workspaces.sweep().catch(report("workspaces"));
+  await workspaces.expireResults().catch(report("workspaces"));
   const core = await openNodeCore(dataDir, identity.peerId, options, report("storage"), workspaces).catch(async (err: unknown) => {
     await blobStore.close();
     throw err;
   });
-  const stack: Array<() => unknown> = [() => blobStore.close(), () => core.close(), () => workspaces.close()];
+  // Results expire while the node runs too: checked a few times per retention, at most hourly.
+  const expiry = setInterval(() => void workspaces.expireResults().catch(report("workspaces")), Math.min(3600_000, Math.max(1000, (options.resultRetentionMs ?? DEFAULT_RESULT_RETENTION_MS) / 4)));
+  expiry.unref();
+  const stack: Array<() => unknown> = [() => blobStore.close(), () => core.close(), () => workspaces.close(), () => clearInterval(expiry)];
   const unwind = async (): Promise<void> => {
     for (const release of stack.splice(0).reverse()) await Promise.resolve(release()).catch(() => undefined);
   };

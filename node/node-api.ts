@@ -63,6 +63,8 @@ export interface NodeOptions {
   code?: { agents?: string[]; maxTreeBytes?: number };
   /** Bytes the content-addressed store of code and results may hold before unpinned blobs are collected. Default 4 GiB. */
   blobQuotaBytes?: number;
+  /** How long a task's result (patch, artifacts) stays pinned in that store after the task ends, ms. Default 7 days. */
+  resultRetentionMs?: number;
   /** Security re-check of remote submissions; default: the node's security service (grants, policies, trust). */
   authorize?: AuthorizeSubmit;
   /** Inbound connections per second from one host; raise for many nodes on one machine. */

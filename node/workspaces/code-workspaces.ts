@@ -1,6 +1,6 @@
-import { lstat, readdir, readFile, rm } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { glob } from "tinyglobby";
 import type { BlobClient } from "../../protocols/blobs/index.js";
 import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
@@ -32,7 +32,12 @@ export interface CodeWorkspacesOptions {
   acceptAgents?: readonly string[];
   /** Largest artifact brought back, bytes. Default 256 MiB. */
   maxArtifactBytes?: number;
+  /** How long a task's result (patch and artifacts) stays pinned after it is stored, ms. Default 7 days. */
+  resultRetentionMs?: number;
 }
+
+/** Default of {@link CodeWorkspacesOptions.resultRetentionMs}. */
+export const DEFAULT_RESULT_RETENTION_MS = 7 * 24 * 3600 * 1000;
 
 /** What a task's directory holds while it runs. */
 interface Prepared {
@@ -59,7 +64,8 @@ const resultHolder = (taskId: string): string => `result:${taskId}`;
 export class CodeWorkspaces implements TaskWorkspaces {
   readonly #o: CodeWorkspacesOptions;
   readonly #prepared = new Map<string, Prepared>();
-  readonly #sources: Array<() => void> = [];
+  /** What stops serving each snapshot's working tree, by tree id. */
+  readonly #sources = new Map<string, () => void>();
 
   constructor(options: CodeWorkspacesOptions) {
     this.#o = options;
@@ -70,8 +76,8 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const cacheFile = join(this.#o.dataDir, "workspaces", "stat-cache", createHash("sha256").update(dir).digest("hex").slice(0, 32));
     const snap = await snapshotDirectory(dir, { cacheFile, ...(this.#o.limits && { limits: this.#o.limits }) });
     await this.#o.store.putTree(snap.treeId, snap.index);
-    if (!this.#o.shared.has(snap.treeId)) this.#sources.push(this.#o.addSource(snap.sources));
-    this.#o.shared.share(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), snap.sources);
+    if (!this.#o.shared.has(snap.treeId)) this.#sources.set(snap.treeId, this.#o.addSource(snap.sources));
+    this.#dropSources(this.#o.shared.share(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), snap.sources));
     return { tree: snap.treeId, bytes: totalSize(snap.manifest), files: snap.manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
   }
 
@@ -165,6 +171,46 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return swept;
   }
 
+  /**
+   * Unpin the results stored more than the retention ago (or before `now`
+   * minus it), so the quota's eviction can reclaim them; answers how many were
+   * released. A result's age is the time of the marker file written when it was
+   * kept: pins carry no time, and a result pinned before markers existed gets
+   * one now, so that it lives a full retention from the first expiry run.
+   */
+  async expireResults(now = Date.now()): Promise<number> {
+    const retention = this.#o.resultRetentionMs ?? DEFAULT_RESULT_RETENTION_MS;
+    let released = 0;
+    for (const holder of this.#o.store.holders()) {
+      if (!holder.startsWith("result:")) continue;
+      const taskId = holder.slice("result:".length);
+      const kept = await stat(this.#resultMarker(taskId)).catch(() => undefined);
+      if (kept === undefined) await this.#markResult(taskId, now);
+      else if (now - kept.mtimeMs >= retention) {
+        await this.releaseResult(taskId);
+        released++;
+      }
+    }
+    return released;
+  }
+
+  /** Unpin a task's result now (`task clean`); its blobs go when the quota needs room. */
+  async releaseResult(taskId: string): Promise<void> {
+    await this.#o.store.unpin(resultHolder(taskId));
+    await rm(this.#resultMarker(taskId), { force: true });
+  }
+
+  #resultMarker(taskId: string): string {
+    return join(this.#o.dataDir, "workspaces", "results", createHash("sha256").update(taskId).digest("hex").slice(0, 32));
+  }
+
+  async #markResult(taskId: string, at: number): Promise<void> {
+    const file = this.#resultMarker(taskId);
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, taskId);
+    await utimes(file, at / 1000, at / 1000);
+  }
+
   async release(taskId: string): Promise<void> {
     const prepared = this.#prepared.get(taskId);
     this.#prepared.delete(taskId);
@@ -202,7 +248,14 @@ export class CodeWorkspaces implements TaskWorkspaces {
 
   /** Stop serving snapshots' working trees. */
   close(): void {
-    for (const remove of this.#sources.splice(0)) remove();
+    this.#dropSources([...this.#sources.keys()]);
+  }
+
+  #dropSources(treeIds: readonly string[]): void {
+    for (const treeId of treeIds) {
+      this.#sources.get(treeId)?.();
+      this.#sources.delete(treeId);
+    }
   }
 
   /**
@@ -283,8 +336,9 @@ export class CodeWorkspaces implements TaskWorkspaces {
     for (const piece of pieces) await this.#o.store.putVerified(piece.digest, piece.bytes);
     await this.#o.store.putTree(tree, index);
     const blobs = withPieces(blobsOf(manifest), pieces);
+    await this.#markResult(taskId, Date.now());
     await this.#o.store.pin(resultHolder(taskId), [tree, ...blobs]);
-    this.#o.shared.share(tree, index, blobs);
+    this.#dropSources(this.#o.shared.share(tree, index, blobs));
     return tree;
   }
 }

@@ -17,21 +17,46 @@ interface SharedTree {
  */
 export class SharedTrees {
   readonly #trees = new Map<string, SharedTree>();
+  readonly #maxTrees: number;
 
-  /** Serve `treeId` (its manifest index and the digests of its blobs and manifest pieces), reading blobs from `source` when given. */
-  share(treeId: string, bytes: Uint8Array, blobs: ReadonlySet<string>, source?: BlobSource): void {
+  /** @param maxTrees trees kept at most; the least recently shared or granted go first (a node that submits all day would otherwise keep every manifest in memory). */
+  constructor(maxTrees = 256) {
+    this.#maxTrees = maxTrees;
+  }
+
+  /**
+   * Serve `treeId` (its manifest index and the digests of its blobs and manifest
+   * pieces), reading blobs from `source` when given. Answers the trees no longer
+   * served to make room, for their sources to be dropped.
+   */
+  share(treeId: string, bytes: Uint8Array, blobs: ReadonlySet<string>, source?: BlobSource): string[] {
     const known = this.#trees.get(treeId);
     if (known !== undefined) {
       known.source = source ?? known.source;
-      return;
+      this.#touch(treeId, known);
+      return [];
     }
     this.#trees.set(treeId, { bytes, blobs, source, grantees: new Set() });
+    const dropped: string[] = [];
+    for (const oldest of this.#trees.keys()) {
+      if (this.#trees.size <= this.#maxTrees) break;
+      this.#trees.delete(oldest);
+      dropped.push(oldest);
+    }
+    return dropped;
+  }
+
+  #touch(treeId: string, tree: SharedTree): void {
+    this.#trees.delete(treeId);
+    this.#trees.set(treeId, tree);
   }
 
   /** Let `peer` read `treeId`; true when that is new (the tree is shared here and the peer could not read it yet). */
   grant(treeId: string, peer: string): boolean {
     const tree = this.#trees.get(treeId);
-    if (tree === undefined || tree.grantees.has(peer)) return false;
+    if (tree === undefined) return false;
+    this.#touch(treeId, tree);
+    if (tree.grantees.has(peer)) return false;
     tree.grantees.add(peer);
     return true;
   }

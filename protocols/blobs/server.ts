@@ -1,7 +1,6 @@
 import { CoderClawError } from "../../src/contract/errors.js";
 import { errorToWire } from "../../src/transport/error-wire.js";
 import type { BlobSource } from "../../src/workspace/blob-source.js";
-import { sha256Hex } from "../../src/workspace/blob-store.js";
 import { MalformedFrameError } from "../framing/errors.js";
 import type { MessageChannel } from "../framing/message-channel.js";
 import { ByteWindow } from "./byte-window.js";
@@ -114,7 +113,7 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
     for (const source of sources) {
       if (!(await source.has(digest))) continue;
       const bytes = await source.read(digest);
-      if (bytes !== undefined && sha256Hex(bytes) === digest) return bytes;
+      if (bytes !== undefined) return bytes;
     }
     return undefined;
   };

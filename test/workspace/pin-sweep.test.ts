@@ -43,3 +43,34 @@ describe("leftovers of tasks killed while they ran", () => {
     expect(store.holders()).toEqual(["result:kept"]);
   });
 });
+
+describe("result pins", () => {
+  it("stay until their retention passes, then the quota reclaims them; releaseResult lets one go at once", async () => {
+    const home = tempDir("cc-results-");
+    cleanups.push(() => home.remove());
+    const store = await openBlobStore({ dir: join(home.path, "blobs"), quotaBytes: 3000 });
+    cleanups.push(() => store.close());
+    const retention = 60_000;
+    const ws = new CodeWorkspaces({ selfId: "self", dataDir: home.path, store, shared: new SharedTrees(), client: () => undefined, addSource: () => () => undefined, resultRetentionMs: retention });
+    const results = [randomBytes(1000), randomBytes(1000), randomBytes(1000)];
+    for (const [i, bytes] of results.entries()) {
+      await store.put(bytes);
+      await store.pin(`result:t${i}`, [sha256Hex(bytes)]);
+    }
+    const start = Date.now();
+    // First seen now: each result lives a full retention from here.
+    expect(await ws.expireResults(start)).toBe(0);
+    await expect(store.put(randomBytes(1500))).rejects.toMatchObject({ code: "QUOTA" });
+    expect(await ws.expireResults(start + retention - 1000)).toBe(0);
+
+    await ws.releaseResult("t0");
+    expect(store.holders().sort()).toEqual(["result:t1", "result:t2"]);
+    await expect(store.put(randomBytes(1500))).rejects.toMatchObject({ code: "QUOTA" });
+    await store.put(randomBytes(900));
+
+    expect(await ws.expireResults(start + retention + 1000)).toBe(2);
+    expect(store.holders()).toEqual([]);
+    await store.put(randomBytes(1500));
+    await store.put(randomBytes(1400));
+  });
+});

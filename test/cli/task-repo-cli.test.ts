@@ -1,0 +1,50 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+beforeAll(assertBuilt);
+
+describe("the README's example: a task on the user's repository, from the CLI", () => {
+  it("submit --repo --wait runs on a copy of the tree, `task diff` shows what changed and `task apply` brings it onto the tree", { timeout: 90_000 }, async () => {
+    const dir = tempDir("cc-cli-repo-");
+    cleanups.push(() => dir.remove());
+    const h = join(dir.path, "home");
+    const repo = join(dir.path, "repo");
+    mkdirSync(repo, { recursive: true });
+    const git = (...args: string[]): string => execFileSync("git", ["-c", "user.email=t@t", "-c", "user.name=t", ...args], { cwd: repo, encoding: "utf8" });
+    git("init", "-q");
+    writeFileSync(join(repo, "a.txt"), "hello\n");
+    git("add", ".");
+    git("commit", "-qm", "init");
+    writeFileSync(join(repo, "b.txt"), "untracked\n");
+    const node = await startCli(["start"], h, /control socket/);
+    cleanups.push(() => node.stop());
+
+    const sub = await runCli(["task", "submit", "echo changed >> a.txt && rm b.txt && echo new > c.txt", "--agent", "shell", "--repo", repo, "--wait", "--json"], h, 60_000);
+    expect(sub.code, sub.stderr).toBe(0);
+    const task = JSON.parse(sub.stdout) as { id: string; status: string };
+    expect(task.status).toBe("completed");
+    // The agent ran on a copy: the user's tree is as it was.
+    expect(readFileSync(join(repo, "a.txt"), "utf8")).toBe("hello\n");
+    expect(existsSync(join(repo, "c.txt"))).toBe(false);
+
+    const diff = await runCli(["task", "diff", task.id], h);
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(diff.stdout).toContain("+changed");
+    expect(diff.stdout).toMatch(/deleted file mode 100644[\s\S]*-untracked/);
+    expect(diff.stdout).toMatch(/new file mode 100644[\s\S]*\+new/);
+
+    const apply = await runCli(["task", "apply", task.id, "--repo", repo], h, 30_000);
+    if (apply.code !== 0) throw new Error(apply.stderr);
+    expect(readFileSync(join(repo, "a.txt"), "utf8")).toBe("hello\nchanged\n");
+    expect(readFileSync(join(repo, "c.txt"), "utf8")).toBe("new\n");
+    expect(existsSync(join(repo, "b.txt"))).toBe(false);
+  });
+});
