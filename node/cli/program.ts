@@ -10,6 +10,7 @@ import { auditCommand } from "./commands/audit.js";
 import { policyCommand } from "./commands/policy.js";
 import { workflowCommand } from "./commands/workflow.js";
 import { uiCommand } from "./commands/ui.js";
+import { serviceCommand } from "./commands/service.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 
@@ -34,6 +35,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(policyCommand(setExit));
   program.addCommand(workflowCommand(setExit));
   program.addCommand(uiCommand(setExit));
+  program.addCommand(serviceCommand(setExit));
   program.addCommand(
     new Command("version")
       .description("this CLI's version (also --version)")
