@@ -11,6 +11,7 @@ import { policyCommand } from "./commands/policy.js";
 import { workflowCommand } from "./commands/workflow.js";
 import { uiCommand } from "./commands/ui.js";
 import { serviceCommand } from "./commands/service.js";
+import { completionCommand } from "./commands/completion.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 
@@ -36,6 +37,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(workflowCommand(setExit));
   program.addCommand(uiCommand(setExit));
   program.addCommand(serviceCommand(setExit));
+  program.addCommand(completionCommand(setExit));
   program.addCommand(
     new Command("version")
       .description("this CLI's version (also --version)")
