@@ -6,6 +6,7 @@ import { CoderClawError } from "../../../src/contract/errors.js";
 import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
+import { fieldsOption, printFields } from "../fields.js";
 import { connectRunningNode, type AccessOptions } from "../runtime-access.js";
 import type { PeerInfo, PingReport } from "../../node-api.js";
 
@@ -67,9 +68,11 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
   const peers = new Command("peers")
     .description("connected peers with trust level, path (direct, or relayed through whom), latency and since when")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       const list = (await admin(cmd, "node.peers", undefined, false)) as PeerInfo[];
-      if (opts.json) printJson(list);
+      if (opts.fields) printFields(list, opts.fields, opts.json === true);
+      else if (opts.json) printJson(list);
       else {
         const t = table(["peer", "level", "path", "latency", "since", "agents", "load", "address"]);
         for (const p of list) {
@@ -161,9 +164,11 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
     .command("list")
     .description("devices with level, who vouched and whether connected")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       const list = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; level: string; revoked: boolean; vouchedBy?: string; connected: boolean; self: boolean; lastSeen?: string }>;
-      if (opts.json) printJson(list);
+      if (opts.fields) printFields(list, opts.fields, opts.json === true);
+      else if (opts.json) printJson(list);
       else {
         const t = table(["device", "level", "vouched by", "connected", "last seen"]);
         for (const d of list) t.push([d.self ? `${d.deviceId} (this device)` : d.deviceId, d.revoked ? "revoked" : d.level, d.vouchedBy ?? (d.level === "trusted" && !d.vouchedBy ? "founder" : ""), d.connected ? "yes" : "", humanTime(d.lastSeen)]);
