@@ -12,6 +12,7 @@ import { workflowCommand } from "./commands/workflow.js";
 import { uiCommand } from "./commands/ui.js";
 import { serviceCommand } from "./commands/service.js";
 import { completionCommand } from "./commands/completion.js";
+import { logsCommand } from "./commands/logs.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 
@@ -38,6 +39,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(uiCommand(setExit));
   program.addCommand(serviceCommand(setExit));
   program.addCommand(completionCommand(setExit));
+  program.addCommand(logsCommand(setExit));
   program.addCommand(
     new Command("version")
       .description("this CLI's version (also --version)")
