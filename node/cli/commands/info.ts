@@ -41,6 +41,7 @@ export function infoCommands(setExit: (code: number) => void): Command[] {
     });
   const status = new Command("status")
     .description("runtime status")
+    .addHelpText("after", "\nExamples:\n  coderclaw status\n  coderclaw status --json\n  coderclaw --server https://node.example:7420 --token $T status\n")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       setExit(

@@ -109,7 +109,9 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       setExit(EXIT.ok);
     });
 
-  const mesh = new Command("mesh").description("create, invite to and join a mesh");
+  const mesh = new Command("mesh")
+    .description("create, invite to and join a mesh")
+    .addHelpText("after", "\nExamples:\n  coderclaw mesh create --name home          # on the first device\n  coderclaw mesh invite --level trusted       # prints an invite, valid 10 minutes\n  coderclaw mesh join <invite>                # on the new device\n  coderclaw mesh status\n");
   mesh
     .command("create")
     .description("found a mesh with this device as its first, trusted member")
@@ -159,7 +161,9 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       setExit(EXIT.ok);
     });
 
-  const devices = new Command("devices").description("devices of the mesh and their trust");
+  const devices = new Command("devices")
+    .description("devices of the mesh and their trust")
+    .addHelpText("after", "\nExamples:\n  coderclaw devices list\n  coderclaw devices list --fields deviceId,level,connected\n  coderclaw devices trust <id-or-prefix> --level trusted\n  coderclaw devices revoke <id-or-prefix>\n");
   devices
     .command("list")
     .description("devices with level, who vouched and whether connected")

@@ -112,11 +112,14 @@ function parseTimeout(text: string): number {
 
 /** `coderclaw task ...` */
 export function taskCommand(setExit: (code: number) => void): Command {
-  const task = new Command("task").description("submit, inspect and cancel tasks");
+  const task = new Command("task")
+    .description("submit, inspect and cancel tasks")
+    .addHelpText("after", "\nExamples:\n  coderclaw task submit -a shell 'npm test' --wait\n  coderclaw task list --status running\n  coderclaw task wait 01a2          # a unique prefix of the id is enough\n  coderclaw task logs -f 01a2\n");
 
   task
     .command("submit")
     .description("submit a task; with --wait, follow it to the end and exit 0 (completed) or 1 (failed/cancelled)")
+    .addHelpText("after", "\nExamples:\n  coderclaw task submit -a echo hello --wait\n  coderclaw task submit -a shell 'make test' --repo --wait    # run on a copy of this directory\n  coderclaw task submit -a shell 'nvidia-smi' --requires gpu\n  git diff | coderclaw task submit -a code-reviewer - --wait\n")
     .argument("<input>", "the task input (prompt, command, ...); - reads it from stdin (at most 1 MiB)")
     .option("-a, --agent <id>", "agent to run it")
     .option("-d, --description <text>", "short description (default: the first line of the input)")
