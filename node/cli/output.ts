@@ -16,9 +16,52 @@ export function colourWanted(stream: NodeJS.WriteStream = process.stdout, env: N
   return stream.isTTY === true && (env.NO_COLOR ?? "") === "" && env.TERM !== "dumb";
 }
 
-/** A table with the given head; grey borders only where {@link colourWanted}. */
-export function table(head: string[]): Table.Table {
-  return new Table({ head, style: { head: [], border: colourWanted() ? ["grey"] : [] } });
+/**
+ * A table with the given head; grey borders only where {@link colourWanted}.
+ * On a terminal it is fitted to the terminal's width, wrapping the widest
+ * columns; piped, it keeps every cell on one line for the scripts that read it.
+ */
+export function table(head: string[], width: number | undefined = process.stdout.isTTY ? process.stdout.columns : undefined): Table.Table {
+  const t = new Table({ head, style: { head: [], border: colourWanted() ? ["grey"] : [] } });
+  const render = t.toString.bind(t);
+  t.toString = () => {
+    const widths = width === undefined ? undefined : fittedWidths([head, ...(t as unknown as string[][])], width);
+    if (widths !== undefined) Object.assign(t.options, { colWidths: widths, wordWrap: true, wrapOnWordBoundary: false });
+    return render();
+  };
+  return t;
+}
+
+/** Cells take their text plus one space either side; the borders one column each, plus one. */
+const PADDING = 2;
+const MIN_COLUMN = 3;
+
+/**
+ * Column widths that fit `rows` in `width` columns, or undefined when they fit
+ * already: columns narrower than an even share keep their width, the others
+ * share what remains.
+ */
+function fittedWidths(rows: ReadonlyArray<ReadonlyArray<unknown>>, width: number): number[] | undefined {
+  const columns = Math.max(...rows.map((r) => r.length));
+  const natural = Array.from({ length: columns }, (_, i) => Math.max(...rows.map((r) => Math.max(...String(r[i] ?? "").split("\n").map((l) => l.length)))) + PADDING);
+  let budget = width - (columns + 1);
+  if (natural.reduce((a, b) => a + b, 0) <= budget) return undefined;
+  const widths = new Array<number>(columns).fill(0);
+  let open = natural.map((w, i) => ({ w, i })).sort((x, y) => x.w - y.w);
+  while (open.length > 0) {
+    const share = Math.floor(budget / open.length);
+    const fits = open.filter((c) => c.w <= share);
+    if (fits.length === 0) {
+      open.forEach((c, k) => (widths[c.i] = Math.max(MIN_COLUMN, share + (k < budget - share * open.length ? 1 : 0))));
+      break;
+    }
+    for (const c of fits) {
+      widths[c.i] = c.w;
+      budget -= c.w;
+    }
+    open = open.filter((c) => c.w > share);
+  }
+  return widths;
 }
 
 /**

@@ -11,6 +11,9 @@ import { policyCommand } from "./commands/policy.js";
 import { workflowCommand } from "./commands/workflow.js";
 import { approvalsCommand } from "./commands/approvals.js";
 import { uiCommand } from "./commands/ui.js";
+import { serviceCommand } from "./commands/service.js";
+import { completionCommand } from "./commands/completion.js";
+import { logsCommand } from "./commands/logs.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 
@@ -36,6 +39,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(workflowCommand(setExit));
   program.addCommand(approvalsCommand(setExit));
   program.addCommand(uiCommand(setExit));
+  program.addCommand(serviceCommand(setExit));
+  program.addCommand(completionCommand(setExit));
+  program.addCommand(logsCommand(setExit));
   program.addCommand(
     new Command("version")
       .description("this CLI's version (also --version)")
@@ -68,10 +74,25 @@ function commandPath(cmd: Command): string {
   return names.join(" ");
 }
 
+/**
+ * Commands whose data the HTTP API serves but this CLI reads only from the
+ * local node: the refusal names the route, so a user with only the server can
+ * still get at it.
+ */
+const HTTP_ROUTE_INSTEAD: Record<string, string> = {
+  "task diff": "GET /v1/tasks/<id>/patch",
+  "task apply": "GET /v1/tasks/<id>/patch, then git apply",
+  "task artifacts": "GET /v1/tasks/<id>/artifacts and /v1/tasks/<id>/artifacts/<path>",
+};
+
 function refuseUnservedServer(action: Command): void {
   if (action.optsWithGlobals<{ server?: string }>().server === undefined) return;
   const path = commandPath(action);
   if (SERVED_OVER_HTTP.has(path)) return;
+  const route = HTTP_ROUTE_INSTEAD[path];
+  if (route !== undefined) {
+    throw new CoderClawError("INVALID_INPUT", `--server: \`${path}\` reads the changes from this machine's node, not over HTTP; run it on the node's machine, or fetch ${route} from the server with the token`, { field: "server" });
+  }
   throw new CoderClawError("INVALID_INPUT", `--server: the HTTP API does not offer \`${path}\`; run it on the node's machine without --server (served over HTTP: ${[...SERVED_OVER_HTTP].join(", ")})`, { field: "server" });
 }
 

@@ -4,6 +4,7 @@ import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import type { AccessOptions } from "../runtime-access.js";
 import { EXIT } from "../exit-codes.js";
 import { agentTable, printJson, skillTable } from "../output.js";
+import { fieldsOption, printFields } from "../fields.js";
 import { withRuntime } from "./task.js";
 
 /** `coderclaw agents`, `skills` and `status`. */
@@ -11,11 +12,13 @@ export function infoCommands(setExit: (code: number) => void): Command[] {
   const agents = new Command("agents")
     .description("list agents, with why an agent cannot run here")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
           const list = await adapter.listAgents();
-          if (opts.json) printJson(list);
+          if (opts.fields) printFields(list, opts.fields, opts.json === true);
+          else if (opts.json) printJson(list);
           else process.stdout.write(agentTable(list) + "\n");
           return EXIT.ok;
         }),
@@ -24,11 +27,13 @@ export function infoCommands(setExit: (code: number) => void): Command[] {
   const skills = new Command("skills")
     .description("list skills, with the missing requirement of disabled ones")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
           const list = await adapter.listSkills();
-          if (opts.json) printJson(list);
+          if (opts.fields) printFields(list, opts.fields, opts.json === true);
+          else if (opts.json) printJson(list);
           else process.stdout.write(list.length === 0 ? "no skills\n" : skillTable(list) + "\n");
           return EXIT.ok;
         }),
@@ -36,6 +41,7 @@ export function infoCommands(setExit: (code: number) => void): Command[] {
     });
   const status = new Command("status")
     .description("runtime status")
+    .addHelpText("after", "\nExamples:\n  coderclaw status\n  coderclaw status --json\n  coderclaw --server https://node.example:7420 --token $T status\n")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       setExit(

@@ -6,6 +6,7 @@ import { CoderClawError } from "../../../src/contract/errors.js";
 import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
+import { fieldsOption, printFields } from "../fields.js";
 import { connectRunningNode, type AccessOptions } from "../runtime-access.js";
 import type { PeerInfo, PingReport } from "../../node-api.js";
 
@@ -67,9 +68,11 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
   const peers = new Command("peers")
     .description("connected peers with trust level, path (direct, or relayed through whom), latency and since when")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       const list = (await admin(cmd, "node.peers", undefined, false)) as PeerInfo[];
-      if (opts.json) printJson(list);
+      if (opts.fields) printFields(list, opts.fields, opts.json === true);
+      else if (opts.json) printJson(list);
       else {
         const t = table(["peer", "level", "path", "latency", "since", "agents", "load", "address"]);
         for (const p of list) {
@@ -106,7 +109,9 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       setExit(EXIT.ok);
     });
 
-  const mesh = new Command("mesh").description("create, invite to and join a mesh");
+  const mesh = new Command("mesh")
+    .description("create, invite to and join a mesh")
+    .addHelpText("after", "\nExamples:\n  coderclaw mesh create --name home          # on the first device\n  coderclaw mesh invite --level trusted       # prints an invite, valid 10 minutes\n  coderclaw mesh join <invite>                # on the new device\n  coderclaw mesh status\n");
   mesh
     .command("create")
     .description("found a mesh with this device as its first, trusted member")
@@ -156,14 +161,18 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       setExit(EXIT.ok);
     });
 
-  const devices = new Command("devices").description("devices of the mesh and their trust");
+  const devices = new Command("devices")
+    .description("devices of the mesh and their trust")
+    .addHelpText("after", "\nExamples:\n  coderclaw devices list\n  coderclaw devices list --fields deviceId,level,connected\n  coderclaw devices trust <id-or-prefix> --level trusted\n  coderclaw devices revoke <id-or-prefix>\n");
   devices
     .command("list")
     .description("devices with level, who vouched and whether connected")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       const list = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; level: string; revoked: boolean; vouchedBy?: string; connected: boolean; self: boolean; lastSeen?: string }>;
-      if (opts.json) printJson(list);
+      if (opts.fields) printFields(list, opts.fields, opts.json === true);
+      else if (opts.json) printJson(list);
       else {
         const t = table(["device", "level", "vouched by", "connected", "last seen"]);
         for (const d of list) t.push([d.self ? `${d.deviceId} (this device)` : d.deviceId, d.revoked ? "revoked" : d.level, d.vouchedBy ?? (d.level === "trusted" && !d.vouchedBy ? "founder" : ""), d.connected ? "yes" : "", humanTime(d.lastSeen)]);

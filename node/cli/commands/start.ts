@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { taskChanges } from "../../workspaces/task-result.js";
 import { rmSync, writeFileSync } from "node:fs";
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { dataPaths, resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import type { AccessOptions } from "../runtime-access.js";
 import { multiaddr } from "@multiformats/multiaddr";
 import { CoderClawError } from "../../../src/contract/errors.js";
+import { LOG_LEVELS, openNodeLog, type LogLevel } from "../node-log.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -61,7 +62,14 @@ export function startCommand(setExit: (code: number) => void): Command {
       return n;
     })
     .option("--http [host:port]", "serve the HTTP API (remote-enabled mode); default from runtime.yaml's http section, 127.0.0.1:7420")
-    .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; relay?: boolean; maxConcurrent?: number; leaseTimeout?: number; http?: string | boolean }, cmd: Command) => {
+    .addOption(new Option("--log-level <level>", "what goes to node.log in the data directory (read it with coderclaw logs)").choices(LOG_LEVELS).default("info"))
+    .option("--log-max-bytes <n>", "past this size node.log becomes node.log.1 and a new one starts", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 4096 || n > 2 ** 40) throw new CoderClawError("INVALID_INPUT", `--log-max-bytes: ${JSON.stringify(v)} is not a whole number of bytes, at least 4096`, { field: "logMaxBytes" });
+      return n;
+    }, 10 * 1024 * 1024)
+    .addHelpText("after", "\nExamples:\n  coderclaw start\n  coderclaw start --listen /ip4/0.0.0.0/tcp/4001 --http 127.0.0.1:7420\n  coderclaw start --log-level debug   # then: coderclaw logs -f\n")
+    .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; relay?: boolean; maxConcurrent?: number; leaseTimeout?: number; http?: string | boolean; logLevel: LogLevel; logMaxBytes: number }, cmd: Command) => {
       // The node stack is loaded only by the commands that run one, so quick commands start quickly.
       const [{ loadAgentRegistry }, { startNodeControl }, { createNode }, { loadRuntimeConfig }] = await Promise.all([
         import("../../../src/agents/index.js"),
@@ -72,6 +80,7 @@ export function startCommand(setExit: (code: number) => void): Command {
       const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
       const config = loadRuntimeConfig({ cwd: process.cwd(), home: dataDir, overrides: parseHttpFlag(opts.http) }).config;
       const paths = dataPaths(dataDir);
+      const log = openNodeLog({ dataDir, level: opts.logLevel, maxBytes: opts.logMaxBytes });
       const outputLimitBytes = config.deployment.maxOutputBytes;
       const agents = loadAgentRegistry({ dataDir, home: dataDir, workspaceDir: process.cwd(), shell: { outputLimitBytes }, commandOptions: { outputLimitBytes } });
       const listen = opts.listen.map(parseListenFlag);
@@ -90,10 +99,19 @@ export function startCommand(setExit: (code: number) => void): Command {
         sandbox: config.security.sandbox,
         workspaceDir: process.cwd(),
         ...(opts.leaseTimeout !== undefined && { leaseTimeoutMs: opts.leaseTimeout, leaseIntervalMs: Math.max(100, Math.floor(opts.leaseTimeout / 5)) }),
-        onError: (where, err) => process.stderr.write(`[${where}] ${err.message}\n`),
-        onPairing: (e) => process.stderr.write(`[pairing] ${e.role} ${e.ok ? "ok" : "refused"}${e.peer ? ` ${e.peer}` : ""}: ${e.detail}\n`),
+        onError: (where, err) => {
+          log.logger.error({ where, err: err.message }, "error");
+          process.stderr.write(`[${where}] ${err.message}\n`);
+        },
+        onPairing: (e) => {
+          log.logger.info({ role: e.role, ok: e.ok, peer: e.peer, detail: e.detail }, "pairing");
+          process.stderr.write(`[pairing] ${e.role} ${e.ok ? "ok" : "refused"}${e.peer ? ` ${e.peer}` : ""}: ${e.detail}\n`);
+        },
       }).catch((err: unknown) => {
-        throw listenFailure(err) ?? err;
+        const failure = listenFailure(err) ?? err;
+        log.logger.fatal({ err: failure instanceof Error ? failure.message : String(failure) }, "node did not start");
+        log.close();
+        throw failure;
       });
       const token = randomBytes(32).toString("hex");
       writeFileSync(paths.controlToken, token + "\n", { mode: 0o600 });
@@ -103,6 +121,8 @@ export function startCommand(setExit: (code: number) => void): Command {
         await http?.close();
         rmSync(paths.controlToken, { force: true });
         await node.stop();
+        log.logger.info("stopped");
+        log.close();
       };
       let control: { close(): Promise<void> } | undefined;
       let http: { url: string; close(): Promise<void> } | undefined;
@@ -133,6 +153,7 @@ export function startCommand(setExit: (code: number) => void): Command {
           ...securityHttpHooks(service, { deviceId: node.peerId }),
         });
       }
+      log.logger.info({ deviceId: node.peerId, meshId: node.membership.meshId ?? null, listening: node.multiaddrs().map(String), http: http?.url ?? null }, "started");
       process.stderr.write(
         [
           `coderclaw node ${node.peerId}`,
@@ -150,6 +171,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         process.once("SIGTERM", resolve);
       });
       process.stderr.write("shutting down...\n");
+      log.logger.info("stopping");
       await stopAll();
       setExit(EXIT.ok);
     });

@@ -7,6 +7,7 @@ import { CoderClawError } from "../../../src/contract/errors.js";
 import { followTask, type FollowResult } from "../follow.js";
 import { resolveIdPrefix } from "../id-prefix.js";
 import { eventLines, printJson, queueTable, taskDetails, taskTable } from "../output.js";
+import { fieldsOption, printFields } from "../fields.js";
 import { submitOptionsFromFlags, type SubmitFlags } from "../submit-options.js";
 import { openAccess, type AccessOptions } from "../runtime-access.js";
 import { addTaskChangeCommands } from "./task-changes.js";
@@ -111,11 +112,14 @@ function parseTimeout(text: string): number {
 
 /** `coderclaw task ...` */
 export function taskCommand(setExit: (code: number) => void): Command {
-  const task = new Command("task").description("submit, inspect and cancel tasks");
+  const task = new Command("task")
+    .description("submit, inspect and cancel tasks")
+    .addHelpText("after", "\nExamples:\n  coderclaw task submit -a shell 'npm test' --wait\n  coderclaw task list --status running\n  coderclaw task wait 01a2          # a unique prefix of the id is enough\n  coderclaw task logs -f 01a2\n");
 
   task
     .command("submit")
     .description("submit a task; with --wait, follow it to the end and exit 0 (completed) or 1 (failed/cancelled)")
+    .addHelpText("after", "\nExamples:\n  coderclaw task submit -a echo hello --wait\n  coderclaw task submit -a shell 'make test' --repo --wait    # run on a copy of this directory\n  coderclaw task submit -a shell 'nvidia-smi' --requires gpu\n  git diff | coderclaw task submit -a code-reviewer - --wait\n")
     .argument("<input>", "the task input (prompt, command, ...); - reads it from stdin (at most 1 MiB)")
     .option("-a, --agent <id>", "agent to run it")
     .option("-d, --description <text>", "short description (default: the first line of the input)")
@@ -173,11 +177,14 @@ export function taskCommand(setExit: (code: number) => void): Command {
       return n;
     }, 50)
     .option("--json", "print JSON")
-    .action(async (opts: { status?: TaskStatus; session?: string; limit: number; json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .addHelpText("after", "\nExamples:\n  coderclaw task list --status running\n  coderclaw task list --fields id,status,agentId\n  coderclaw task list --json --fields id,placement.runsOn\n")
+    .action(async (opts: { status?: TaskStatus; session?: string; limit: number; json?: boolean; fields?: string[] }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
           const tasks = await adapter.listTasks({ limit: opts.limit, ...(opts.status && { status: opts.status }), ...(opts.session && { sessionId: opts.session }) });
-          if (opts.json) printJson(tasks);
+          if (opts.fields) printFields(tasks, opts.fields, opts.json === true);
+          else if (opts.json) printJson(tasks);
           else process.stdout.write(tasks.length === 0 ? "no tasks\n" : taskTable(tasks) + "\n");
           return EXIT.ok;
         }),
@@ -328,13 +335,15 @@ export function queueCommand(setExit: (code: number) => void): Command {
   return new Command("queue")
     .description("tasks waiting for a member to run them: where each waits, its priority, age and reason")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
           const waiting = (await adapter.listTasks({ status: "pending", limit: 1000 })).sort(
             (x, y) => (y.placement?.priority ?? 0) - (x.placement?.priority ?? 0) || x.createdAt.getTime() - y.createdAt.getTime(),
           );
-          if (opts.json) printJson(waiting);
+          if (opts.fields) printFields(waiting, opts.fields, opts.json === true);
+          else if (opts.json) printJson(waiting);
           else process.stdout.write(waiting.length === 0 ? "nothing waits\n" : queueTable(waiting) + "\n");
           return EXIT.ok;
         }),

@@ -1,0 +1,90 @@
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assertBuilt, CLI, runCli, startCli } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+/** `start --log-level` writes node.log in the home (pino JSON lines, size-bounded); `logs [-f]` reads it. */
+
+const cleanups: Array<() => unknown> = [];
+const home = (): string => {
+  const d = tempDir("cc-logs-");
+  cleanups.push(d.remove);
+  return d.path;
+};
+beforeAll(() => assertBuilt());
+afterAll(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+type Line = { level: number; msg: string; time: number; deviceId?: string };
+const lines = (path: string): Line[] => readFileSync(path, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Line);
+
+describe("node.log", () => {
+  it("holds structured lines from start to stop, filtered by --log-level; logs prints them for people or as JSON", async () => {
+    const h = home();
+    const node = await startCli(["start", "--no-mdns", "--log-level", "info"], h, /control socket/);
+    const id = (JSON.parse((await runCli(["id", "--json"], h)).stdout) as { deviceId: string }).deviceId;
+    expect(await node.stop()).toBe(0);
+    const written = lines(join(h, "node.log"));
+    expect(written.map((l) => l.msg)).toEqual(["started", "stopping", "stopped"]);
+    expect(written[0]).toMatchObject({ level: 30, deviceId: id });
+
+    const human = await runCli(["logs"], h);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ INFO  started deviceId=${id} `, "m"));
+    const json = await runCli(["logs", "--json", "-n", "1"], h);
+    expect(json.stdout.trim().split("\n").map((l) => (JSON.parse(l) as Line).msg)).toEqual(["stopped"]);
+
+    const quiet = home();
+    const q = await startCli(["start", "--no-mdns", "--log-level", "warn"], quiet, /control socket/);
+    await q.stop();
+    expect(lines(join(quiet, "node.log"))).toEqual([]);
+  }, 60_000);
+
+  it("starts a new file past --log-max-bytes, keeping the previous one as node.log.1", async () => {
+    const h = home();
+    const old = JSON.stringify({ level: 30, time: 0, msg: "old" }) + "\n";
+    writeFileSync(join(h, "node.log"), old.repeat(Math.ceil(5000 / old.length)));
+    const node = await startCli(["start", "--no-mdns", "--log-max-bytes", "4096"], h, /control socket/);
+    await node.stop();
+    expect(lines(join(h, "node.log.1")).every((l) => l.msg === "old")).toBe(true);
+    expect(lines(join(h, "node.log")).map((l) => l.msg)).toEqual(["started", "stopping", "stopped"]);
+    // Fewer lines than asked in node.log: logs reaches into node.log.1.
+    const r = await runCli(["logs", "--json", "-n", "4"], h);
+    expect(r.stdout.trim().split("\n").map((l) => (JSON.parse(l) as Line).msg)).toEqual(["old", "started", "stopping", "stopped"]);
+  }, 60_000);
+
+  it("logs -f prints lines as the node writes them, until Ctrl-C", async () => {
+    const h = home();
+    const node = await startCli(["start", "--no-mdns"], h, /control socket/);
+    const follower = spawn(process.execPath, [CLI, "logs", "-f", "--json"], { env: { ...process.env, CODERCLAW_HOME: h }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    follower.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    await waitFor(() => out.includes('"msg":"started"'));
+    await node.stop();
+    await waitFor(() => out.includes('"msg":"stopped"'));
+    const code = await new Promise<number | null>((resolve) => {
+      follower.once("exit", resolve);
+      follower.kill("SIGINT");
+    });
+    expect(code).toBe(130);
+  }, 60_000);
+
+  it("logs refuses a home with no log, saying where it looked", async () => {
+    const h = home();
+    const r = await runCli(["logs"], h);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`no log yet: ${join(h, "node.log")} does not exist`);
+    expect(existsSync(join(h, "node.log"))).toBe(false);
+  });
+});
+
+async function waitFor(check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
