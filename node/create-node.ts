@@ -10,6 +10,7 @@ import { VERSION } from "../src/version.js";
 import { LEASE_TIMEOUT_MS } from "../protocols/task/lease.js";
 import { ClusterTransportAdapter } from "./cluster-adapter.js";
 import { createMeshLibp2p } from "./libp2p/create-libp2p.js";
+import { startMemberRedial } from "./mesh/member-redial.js";
 import { createAdmission } from "./mesh/admission.js";
 import { foundMesh } from "./security/found-mesh.js";
 import { importLegacyStatements } from "./mesh/legacy-statements.js";
@@ -112,6 +113,14 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     stack.push(() => libp2p.stop());
     admission.attach(libp2p);
     const lastSeen = trackLastSeen(libp2p);
+    const redial = await startMemberRedial({
+      libp2p,
+      members: () => membership.devices().map((d) => d.deviceId),
+      isMember: admission.isMember,
+      file: join(paths.identity, "member-addresses.json"),
+      onError: report("redial"),
+    });
+    stack.push(() => redial.stop());
 
     const pairing = new PairingService({
       identity,
