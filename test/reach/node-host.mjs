@@ -72,6 +72,7 @@ const commands = {
   connections,
   reservations: () => [...(node.libp2p.services.relay?.reservations.keys() ?? [])].map(String),
   peers: () => node.peers(),
+  doctor: () => node.doctor(),
   ping: ({ peer, count }) => node.ping(peer, count),
   /** Submit, follow to the end, and return the final state (output summarised: its length, head and tail). */
   run: async ({ input, route, agentId }) => {
