@@ -19,15 +19,18 @@ export interface Host {
 }
 
 /** Options a host takes: NodeOptions that survive JSON. */
-export type HostOptions = Pick<NodeOptions, "listen" | "bootstrap" | "relay" | "reserveRelay" | "holePunch" | "sandbox" | "leaseIntervalMs" | "leaseTimeoutMs"> & {
+export type HostOptions = Pick<NodeOptions, "listen" | "bootstrap" | "mdns" | "relay" | "reserveRelay" | "holePunch" | "sandbox" | "leaseIntervalMs" | "leaseTimeoutMs"> & {
+  /** A home to start from and keep at stop (a restart); default a fresh one, removed at stop. */
+  home?: string;
   /** Not a mesh node: bare libp2p without a gater, that asks every relay it meets for a slot. Takes `listen` only. */
   stranger?: boolean;
 };
 
 /** Start a node in namespace `ns` from the built package; resolves once it listens. */
 export function startHost(name: string, ns: string, options: HostOptions, readyMs = 20_000): Promise<Host> {
-  const home = tempDir(`cc-reach-${name}-`);
-  const child = spawn("ip", ["netns", "exec", ns, process.execPath, HOST_SCRIPT, JSON.stringify({ ...options, dataDir: home.path })], { stdio: ["pipe", "pipe", "pipe"] });
+  const { home: given, ...nodeOptions } = options;
+  const home = given === undefined ? tempDir(`cc-reach-${name}-`) : { path: given, remove: () => undefined };
+  const child = spawn("ip", ["netns", "exec", ns, process.execPath, HOST_SCRIPT, JSON.stringify({ ...nodeOptions, dataDir: home.path })], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
