@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { eventually } from "../helpers/mesh.js";
-import { startHost, type Host, type HostOptions } from "./hosts.js";
-import { createTopology, namespacesUnavailable, sweepStaleNamespaces, type NatKind } from "./netns.js";
+import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
+import { createTopology, namespacesUnavailable, sweepStaleNamespaces, type NatKind } from "../../bench/reach/netns.js";
 
 /**
  * Hole punching between members behind two NATs, in real network namespaces:

@@ -3,8 +3,8 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "vitest";
 import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
-import { startHost, type Host, type HostOptions } from "./hosts.js";
-import { createLan, namespacesUnavailable, sweepStaleNamespaces } from "./netns.js";
+import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
+import { createLan, namespacesUnavailable, sweepStaleNamespaces } from "../../bench/reach/netns.js";
 
 /**
  * mDNS on a LAN: two members on one segment (network namespaces joined by a

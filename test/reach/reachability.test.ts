@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { DoctorReport } from "../../node/node-api.js";
 import { eventually } from "../helpers/mesh.js";
-import { startHost, type Host, type HostOptions } from "./hosts.js";
-import { createTopology, namespacesUnavailable, sweepStaleNamespaces, type NatKind } from "./netns.js";
+import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
+import { createTopology, namespacesUnavailable, sweepStaleNamespaces, type NatKind } from "../../bench/reach/netns.js";
 
 /**
  * Reachability as members see it, behind real NAT routers: a member's dial

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { eventually } from "../helpers/mesh.js";
-import { startHost, type Host, type HostOptions } from "./hosts.js";
-import { createTopology, namespacesUnavailable, sweepStaleNamespaces } from "./netns.js";
+import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
+import { createTopology, namespacesUnavailable, sweepStaleNamespaces } from "../../bench/reach/netns.js";
 
 /**
  * Members behind NATs are reached again after their network changes or is

@@ -1,6 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { isAlive } from "../helpers/processes.js";
 
 /**
  * Linux network namespaces for reachability tests: a "public" host R that also
@@ -63,6 +62,16 @@ export function sweepStaleNamespaces(): string[] {
     });
   for (const name of stale) spawnSync("ip", ["netns", "del", name]);
   return stale;
+}
+
+/** Whether a process with this pid exists (signal 0 probes without signalling). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function sh(argv: string[]): string {

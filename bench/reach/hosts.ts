@@ -1,16 +1,24 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { NodeOptions } from "../../node/create-node.js";
-import { tempDir } from "../helpers/temp-dir.js";
 
-const HOST_SCRIPT = fileURLToPath(new URL("./node-host.mjs", import.meta.url));
+// Hosts always run the built package (a test imports this file from source, the benchmark from dist/).
+const HOST_SCRIPT = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../../dist/bench/reach/node-host.js" : "./node-host.js", import.meta.url));
 
-/** A mesh node running in a network namespace, driven through node-host.mjs's command line protocol. */
+function tempDir(prefix: string): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A mesh node running in a network namespace, driven through node-host.ts's command line protocol. */
 export interface Host {
   readonly name: string;
   readonly peerId: string;
-  /** Run a command of node-host.mjs; rejects with its error, or after `timeoutMs`. */
+  /** Run a command of node-host.ts; rejects with its error, or after `timeoutMs`. */
   call<T = unknown>(cmd: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<T>;
   /** What the node wrote to stderr, for failure messages. */
   log(): string;
