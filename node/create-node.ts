@@ -9,7 +9,10 @@ import { dataPaths, resolveDataDir } from "../src/runtime/data-dir.js";
 import { VERSION } from "../src/version.js";
 import { LEASE_TIMEOUT_MS } from "../protocols/task/lease.js";
 import { ClusterTransportAdapter } from "./cluster-adapter.js";
-import { createMeshLibp2p } from "./libp2p/create-libp2p.js";
+import { createMeshLibp2p, setRelayServing } from "./libp2p/create-libp2p.js";
+import { startReachability } from "./libp2p/reachability.js";
+import { doctorReport } from "./mesh/doctor.js";
+import { startMemberRedial } from "./mesh/member-redial.js";
 import { createAdmission } from "./mesh/admission.js";
 import { foundMesh } from "./security/found-mesh.js";
 import { importLegacyStatements } from "./mesh/legacy-statements.js";
@@ -118,6 +121,22 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     stack.push(() => libp2p.stop());
     admission.attach(libp2p);
     const lastSeen = trackLastSeen(libp2p);
+    const redial = await startMemberRedial({
+      libp2p,
+      members: () => membership.devices().map((d) => d.deviceId),
+      isMember: admission.isMember,
+      file: join(paths.identity, "member-addresses.json"),
+      onError: report("redial"),
+    });
+    stack.push(() => redial.stop());
+    const relayAuto = options.relay === "auto";
+    const reachability = await startReachability({
+      libp2p,
+      isMember: admission.isMember,
+      // A member others can dial relays for them without being told to; one they cannot reach would only take slots it cannot serve.
+      onChange: (r) => relayAuto && void setRelayServing(libp2p, r.reachability === "public").catch(report("relay")),
+    });
+    stack.push(() => reachability.stop());
 
     const pairing = new PairingService({
       identity,
@@ -264,6 +283,13 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       dial: async (addr) => void (await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),
       peers: () => listPeers({ libp2p, directory: directory.running, membership }),
       ping: (peer, count) => pingPeer(libp2p, peer, count ?? 3),
+      doctor: () =>
+        doctorReport({
+          libp2p,
+          reachability: reachability.current,
+          relayServing: () => libp2p.services.relay !== undefined && (!relayAuto || reachability.current().reachability === "public"),
+          peers: () => listPeers({ libp2p, directory: directory.running, membership }),
+        }),
       lastSeen,
       block: (peer) => block(peer),
       unblock: admission.unblock,

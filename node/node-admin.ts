@@ -8,7 +8,7 @@ import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.j
 import { taskChanges } from "./workspaces/task-result.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign", "task.changes"] as const;
+export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign", "task.changes"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
@@ -31,6 +31,7 @@ const schemas = {
   "audit.verify": z.strictObject({}).optional(),
   "node.id": z.strictObject({}).optional(),
   "node.peers": z.strictObject({}).optional(),
+  "node.doctor": z.strictObject({}).optional(),
   "node.ping": z.strictObject({ peer: deviceSchema, count: z.number().int().min(1).max(100).optional() }),
   "node.dial": z.strictObject({ addr: z.string().min(8).max(512).regex(/\/p2p\//, "must end with /p2p/<peer id>") }),
   "mesh.create": z.strictObject({ name: z.string().min(1).max(128) }),
@@ -85,6 +86,9 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     case "node.peers":
       parseInput(schemas[method], raw);
       return node.peers();
+    case "node.doctor":
+      parseInput(schemas[method], raw);
+      return node.doctor();
     case "node.ping": {
       const { peer, count } = parseInput(schemas[method], raw);
       return node.ping(peer, count);

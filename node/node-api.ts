@@ -12,6 +12,7 @@ import type { Membership } from "./mesh/membership.js";
 import type { PairingService } from "./mesh/pairing-service.js";
 import type { PeerInfo } from "./mesh/peer-list.js";
 import type { PingReport } from "./mesh/peer-ping.js";
+import type { DoctorReport } from "./mesh/doctor.js";
 import type { StatementSet } from "./mesh/statement-set.js";
 import type { StatementSync } from "./mesh/statement-sync.js";
 import type { CapabilityDirectory } from "./routing/index.js";
@@ -25,6 +26,7 @@ import type { NodeApprovals } from "./workflows/node-approvals.js";
 
 export type { PeerInfo } from "./mesh/peer-list.js";
 export type { PingReport } from "./mesh/peer-ping.js";
+export type { DoctorReport } from "./mesh/doctor.js";
 
 /** Options of {@link createNode}. */
 export interface NodeOptions {
@@ -36,8 +38,12 @@ export interface NodeOptions {
   bootstrap?: string[];
   /** LAN discovery by mDNS. Default true. */
   mdns?: boolean;
-  /** Serve circuit relay v2 to members, so members behind NATs reach each other through this node. Default false. */
-  relay?: boolean;
+  /**
+   * Serve circuit relay v2 to members, so members behind NATs reach each other
+   * through this node. `"auto"`: while members can reach this node (a member's
+   * dial back says so). Default false.
+   */
+  relay?: boolean | "auto";
   /**
    * Also listen through a relay member (`/p2p-circuit`), for members that cannot
    * dial this node directly. Default: true unless every listen address is loopback.
@@ -133,6 +139,8 @@ export interface CoderClawNode {
   peers(): Promise<PeerInfo[]>;
   /** Ping a peer `count` times (default 3) on the path this node uses for it; dials it first when not connected. */
   ping(peerId: string, count?: number): Promise<PingReport>;
+  /** Reachability, NAT behaviour as observed, listening addresses, relays and each member's path, with hints. */
+  doctor(): Promise<DoctorReport>;
   /** When each peer was last connected to this node (ms since epoch), since this node started. */
   lastSeen(peerId: string): number | undefined;
   /**

@@ -1,8 +1,8 @@
 import { noise } from "@chainsafe/libp2p-noise";
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from "@libp2p/circuit-relay-v2";
 import { yamux } from "@chainsafe/libp2p-yamux";
-import { identify, type Identify } from "@libp2p/identify";
-import { KEEP_ALIVE, type Libp2p, type PeerId, type PrivateKey } from "@libp2p/interface";
+import { identify, identifyPush, type Identify, type IdentifyPush } from "@libp2p/identify";
+import { KEEP_ALIVE, type Libp2p, type PeerId, type PrivateKey, type Startable } from "@libp2p/interface";
 import { kadDHT, removePublicAddressesMapper, type KadDHT, type SelectFn, type ValidateFn } from "@libp2p/kad-dht";
 import { mdns } from "@libp2p/mdns";
 import { peerIdFromString } from "@libp2p/peer-id";
@@ -23,6 +23,7 @@ export type MeshServices = {
   dht: KadDHT;
   ping: Ping;
   identify: Identify;
+  identifyPush: IdentifyPush;
   /** Present on a node started as a relay for members. */
   relay?: CircuitRelayService;
 };
@@ -52,8 +53,11 @@ export interface MeshLibp2pOptions {
   records?: { validate: ValidateFn; select: SelectFn };
   /** Members proper (not strangers a pairing door lets in): the only peers a relay serves. Default: {@link admit}. */
   isMember?: (peerId: string) => boolean;
-  /** Serve circuit relay v2 to members, for members behind NATs. Default false. */
-  relay?: boolean;
+  /**
+   * Serve circuit relay v2 to members, for members behind NATs. `"auto"`: only
+   * while members can reach this node (see {@link setRelayServing}). Default false.
+   */
+  relay?: boolean | "auto";
   /**
    * Listen through relay members too (reserve a slot on one and advertise its
    * `/p2p-circuit` address), so members that cannot dial this node directly
@@ -104,6 +108,8 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
     },
     services: {
       identify: identify(),
+      // Members learn at once when this node's addresses change (another network) or it starts or stops relaying.
+      identifyPush: identifyPush(),
       // libp2p's connection monitor pings each connection too: with the library's one outbound ping stream per
       // connection, `coderclaw peers` or `ping` at the moment of a heartbeat would be refused.
       ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 8 }),
@@ -114,7 +120,7 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
         validators: { coderclaw: options.records?.validate ?? validateNodeRecord },
         selectors: { coderclaw: options.records?.select ?? selectNodeRecord },
       }),
-      ...(options.relay === true && { relay: memberRelay() }),
+      ...(options.relay !== undefined && options.relay !== false && { relay: memberRelay() }),
     },
   });
   keepOneConnection(node, { onError: (err) => node.logger.forComponent("coderclaw:connections").trace("closing a second connection failed: %e", err) });
@@ -127,9 +133,23 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
       await node.dial(peer, { signal: AbortSignal.timeout(10_000) });
     })().catch((err: unknown) => node.logger.forComponent("coderclaw:discovery").trace("dial to discovered %p failed: %e", peer, err));
   });
+  if (options.relay === "auto") await setRelayServing(node, false);
   if (options.holePunch !== false) await startHolePunching({ libp2p: node, adoption, isMember });
   await dialBootstrap(node, options.bootstrap ?? []);
   return node;
+}
+
+/**
+ * Start or stop serving relay (a node created with `relay: "auto"` starts
+ * stopped). Stopping unregisters the hop protocol, so members' identify shows
+ * it gone; starting registers it again, which identify pushes to connected
+ * members, whose relay transport then asks for a slot. libp2p types the relay
+ * service without its start and stop, which it has.
+ */
+export async function setRelayServing(node: MeshLibp2p, serve: boolean): Promise<void> {
+  const relay = node.services.relay as (CircuitRelayService & Partial<Startable> & { isStarted?: () => boolean }) | undefined;
+  if (relay?.start === undefined || relay.stop === undefined || relay.isStarted?.() === serve) return;
+  await (serve ? relay.start() : relay.stop());
 }
 
 /** Relay slots one relay holds; each is a member behind a NAT, so a mesh of people's machines stays far below. */

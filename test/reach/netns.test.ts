@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
-import { createTopology, namespacesUnavailable, sweepStaleNamespaces, NETNS_PREFIX, type Topology } from "./netns.js";
+import { createTopology, namespacesUnavailable, sweepStaleNamespaces, NETNS_PREFIX, type Topology } from "../../bench/reach/netns.js";
 
 const unavailable = namespacesUnavailable();
 if (unavailable !== undefined) console.warn(`skipping the network namespace suite: ${unavailable}`);

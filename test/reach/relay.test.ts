@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { parseInvite } from "../../identity/index.js";
 import { eventually } from "../helpers/mesh.js";
-import { startHost, type Host, type HostOptions } from "./hosts.js";
-import { createTopology, namespacesUnavailable, sweepStaleNamespaces } from "./netns.js";
+import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
+import { createTopology, namespacesUnavailable, sweepStaleNamespaces } from "../../bench/reach/netns.js";
 
 /**
  * Members behind two NATs reach each other through a relay member, in real

@@ -8,7 +8,7 @@ import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
 import { fieldsOption, printFields } from "../fields.js";
 import { connectRunningNode, type AccessOptions } from "../runtime-access.js";
-import type { PeerInfo, PingReport } from "../../node-api.js";
+import type { DoctorReport, PeerInfo, PingReport } from "../../node-api.js";
 
 /**
  * Run an administrative call on the node of this data directory: the running one
@@ -102,6 +102,32 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
             `${report.peerId} ${describePath(report)} (${report.addr})`,
             ...report.rttMs.map((ms, i) => `  ping ${i + 1}: ${ms} ms`),
             `  min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted[sorted.length - 1]} ms`,
+            "",
+          ].join("\n"),
+        );
+      }
+      setExit(EXIT.ok);
+    });
+
+  const doctor = new Command("doctor")
+    .description("reachability (public / behind NAT / unknown), NAT behaviour as observed, listening addresses, relays and each member's path, with hints")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const r = (await admin(cmd, "node.doctor", undefined, false)) as DoctorReport;
+      if (opts.json) printJson(r);
+      else {
+        const reach = r.reachability;
+        const nat = reach.translated === undefined ? "unknown" : !reach.translated ? "none (address not translated)" : reach.portPreserving === undefined ? "translated, port behaviour unknown" : reach.portPreserving ? "translated, keeps ports (cone)" : "translated, new port per connection (symmetric)";
+        process.stdout.write(
+          [
+            `reachability  ${reach.reachability === "private" ? "behind NAT" : reach.reachability}${reach.by === undefined ? "" : ` (asked ${reach.by} at ${reach.checkedAt})`}`,
+            `observed      ${reach.observedIp ?? "unknown"}`,
+            `NAT           ${nat}`,
+            `listening     ${r.listening.join(" ") || "nothing"}`,
+            `relays        ${r.relaysReserved.join(" ") || "none reserved"}${r.relayServing ? "; serving relay for members" : ""}`,
+            "members",
+            ...(r.members.length === 0 ? ["  none connected"] : r.members.map((m) => `  ${m.peerId} ${describePath(m)}${m.latencyMs === undefined ? "" : ` ${m.latencyMs} ms`} since ${m.since}`)),
+            ...r.hints.map((h) => `hint: ${h}`),
             "",
           ].join("\n"),
         );
@@ -222,5 +248,5 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       setExit(EXIT.ok);
     });
 
-  return [id, peers, ping, mesh, devices, session];
+  return [id, peers, ping, doctor, mesh, devices, session];
 }

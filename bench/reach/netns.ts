@@ -1,6 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { isAlive } from "../helpers/processes.js";
 
 /**
  * Linux network namespaces for reachability tests: a "public" host R that also
@@ -65,6 +64,16 @@ export function sweepStaleNamespaces(): string[] {
   return stale;
 }
 
+/** Whether a process with this pid exists (signal 0 probes without signalling). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function sh(argv: string[]): string {
   const result = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 10_000 });
   if (result.status !== 0) throw new Error(`\`${argv.join(" ")}\` failed (${result.status ?? result.signal}): ${result.stderr.trim()}`);
@@ -117,6 +126,43 @@ export function createTopology(options: { nat?: NatKind } = {}): Topology {
         ipt("-A", chain, "-i", "wan", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT");
         ipt("-A", chain, "-i", "wan", "-j", "DROP");
       }
+    }
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return { ns, addr, run, remove };
+}
+
+/** Two hosts on one LAN segment (a veth pair, 10.212.0.0/24), with a multicast route so mDNS can go out. */
+export interface Lan {
+  readonly ns: { P: string; Q: string };
+  readonly addr: { P: string; Q: string };
+  run(ns: string, argv: string[]): string;
+  remove(): void;
+}
+
+/** Creates a {@link Lan}; on failure, what was made is removed before the error is thrown. */
+export function createLan(): Lan {
+  const tag = `${NETNS_PREFIX}${process.pid}-${randomBytes(3).toString("hex")}`;
+  const ns = { P: `${tag}-P`, Q: `${tag}-Q` };
+  const addr = { P: "10.212.0.2", Q: "10.212.0.3" };
+  const made: string[] = [];
+  const run = (name: string, argv: string[]): string => sh(["ip", "netns", "exec", name, ...argv]);
+  const remove = (): void => {
+    for (const name of made.splice(0)) spawnSync("ip", ["netns", "del", name]);
+  };
+  try {
+    for (const name of Object.values(ns)) {
+      sh(["ip", "netns", "add", name]);
+      made.push(name);
+      run(name, ["ip", "link", "set", "lo", "up"]);
+    }
+    sh(["ip", "link", "add", "eth0", "netns", ns.P, "type", "veth", "peer", "name", "eth0", "netns", ns.Q]);
+    for (const side of ["P", "Q"] as const) {
+      run(ns[side], ["ip", "addr", "add", `${addr[side]}/24`, "dev", "eth0"]);
+      run(ns[side], ["ip", "link", "set", "eth0", "up"]);
+      run(ns[side], ["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"]);
     }
   } catch (err) {
     remove();

@@ -1,16 +1,24 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { NodeOptions } from "../../node/create-node.js";
-import { tempDir } from "../helpers/temp-dir.js";
 
-const HOST_SCRIPT = fileURLToPath(new URL("./node-host.mjs", import.meta.url));
+// Hosts always run the built package (a test imports this file from source, the benchmark from dist/).
+const HOST_SCRIPT = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../../dist/bench/reach/node-host.js" : "./node-host.js", import.meta.url));
 
-/** A mesh node running in a network namespace, driven through node-host.mjs's command line protocol. */
+function tempDir(prefix: string): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A mesh node running in a network namespace, driven through node-host.ts's command line protocol. */
 export interface Host {
   readonly name: string;
   readonly peerId: string;
-  /** Run a command of node-host.mjs; rejects with its error, or after `timeoutMs`. */
+  /** Run a command of node-host.ts; rejects with its error, or after `timeoutMs`. */
   call<T = unknown>(cmd: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<T>;
   /** What the node wrote to stderr, for failure messages. */
   log(): string;
@@ -19,15 +27,18 @@ export interface Host {
 }
 
 /** Options a host takes: NodeOptions that survive JSON. */
-export type HostOptions = Pick<NodeOptions, "listen" | "bootstrap" | "relay" | "reserveRelay" | "holePunch" | "sandbox" | "leaseIntervalMs" | "leaseTimeoutMs"> & {
+export type HostOptions = Pick<NodeOptions, "listen" | "bootstrap" | "mdns" | "relay" | "reserveRelay" | "holePunch" | "sandbox" | "leaseIntervalMs" | "leaseTimeoutMs"> & {
+  /** A home to start from and keep at stop (a restart); default a fresh one, removed at stop. */
+  home?: string;
   /** Not a mesh node: bare libp2p without a gater, that asks every relay it meets for a slot. Takes `listen` only. */
   stranger?: boolean;
 };
 
 /** Start a node in namespace `ns` from the built package; resolves once it listens. */
 export function startHost(name: string, ns: string, options: HostOptions, readyMs = 20_000): Promise<Host> {
-  const home = tempDir(`cc-reach-${name}-`);
-  const child = spawn("ip", ["netns", "exec", ns, process.execPath, HOST_SCRIPT, JSON.stringify({ ...options, dataDir: home.path })], { stdio: ["pipe", "pipe", "pipe"] });
+  const { home: given, ...nodeOptions } = options;
+  const home = given === undefined ? tempDir(`cc-reach-${name}-`) : { path: given, remove: () => undefined };
+  const child = spawn("ip", ["netns", "exec", ns, process.execPath, HOST_SCRIPT, JSON.stringify({ ...nodeOptions, dataDir: home.path })], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();

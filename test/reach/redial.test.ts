@@ -1,0 +1,66 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { eventually } from "../helpers/mesh.js";
+import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
+import { createTopology, namespacesUnavailable, sweepStaleNamespaces } from "../../bench/reach/netns.js";
+
+/**
+ * Members behind NATs are reached again after their network changes or is
+ * cut for longer than libp2p keeps redialling: nobody outside can dial a NATed
+ * member, so it has to dial out again itself, to its relay and its members.
+ */
+const unavailable = namespacesUnavailable();
+if (unavailable !== undefined) console.warn(`skipping the redial suite: ${unavailable}`);
+
+const PUBLIC: HostOptions = { listen: ["/ip4/0.0.0.0/tcp/4001"], sandbox: "off" };
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function host(name: string, ns: string, options: HostOptions): Promise<Host> {
+  const h = await startHost(name, ns, options);
+  cleanups.push(() => h.stop());
+  return h;
+}
+
+/** `from` holds a connection to `to` on which a ping is answered now: a stale one (from an address gone) is not. */
+async function reaches(from: Host, to: Host): Promise<boolean> {
+  const conns = await from.call<Array<{ peer: string }>>("connections");
+  if (!conns.some((c) => c.peer === to.peerId)) return false;
+  return from.call("ping", { peer: to.peerId, count: 1 }, 10_000).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe.skipIf(unavailable !== undefined)("redialling members behind NATs", () => {
+  it("reaches a member again within 30 s after its address changes, and after a 40 s cut", { timeout: 240_000 }, async () => {
+    sweepStaleNamespaces();
+    const t = createTopology();
+    cleanups.push(t.remove);
+    const r = await host("R", t.ns.R, { ...PUBLIC, relay: true });
+    await r.call("createMesh", { name: "redial" });
+    // Without hole punching, so B reaches A only through R and must find A's new relayed path itself.
+    const a = await host("A", t.ns.A, { ...PUBLIC, holePunch: false });
+    const b = await host("B", t.ns.B, { ...PUBLIC, holePunch: false });
+    for (const joiner of [a, b]) await joiner.call("join", { invite: await r.call<string>("invite") });
+    await eventually(async () => (await reaches(r, a)) && (await reaches(b, a)), 30_000, "R and B reaching A");
+
+    // A's network changes: its address is replaced (as a laptop's is on another Wi-Fi); its old flows lead nowhere.
+    t.run(t.ns.A, ["ip", "addr", "del", `${t.addr.A}/24`, "dev", "eth0"]);
+    t.run(t.ns.A, ["ip", "addr", "add", "10.211.1.3/24", "dev", "eth0"]);
+    t.run(t.ns.A, ["ip", "route", "add", "default", "via", "10.211.1.1"]);
+    let changed = Date.now();
+    await eventually(async () => (await reaches(r, a)) && (await reaches(b, a)), 30_000, "R and B reaching A at its new address");
+    expect(Date.now() - changed).toBeLessThan(30_000);
+
+    // A's router drops everything for 40 s, longer than libp2p's redials (1 + 2 + 4 + 8 + 16 s) last.
+    t.run(t.ns.NA, ["iptables", "-w", "-I", "FORWARD", "1", "-j", "DROP"]);
+    await new Promise((resolve) => setTimeout(resolve, 40_000));
+    t.run(t.ns.NA, ["iptables", "-w", "-D", "FORWARD", "1"]);
+    changed = Date.now();
+    await eventually(async () => (await reaches(r, a)) && (await reaches(b, a)), 30_000, async () => `R and B reaching A after the cut; A: ${a.log().slice(-1500)}`);
+    expect(Date.now() - changed).toBeLessThan(30_000);
+  });
+});
