@@ -147,9 +147,14 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
  * service without its start and stop, which it has.
  */
 export async function setRelayServing(node: MeshLibp2p, serve: boolean): Promise<void> {
-  const relay = node.services.relay as (CircuitRelayService & Partial<Startable> & { isStarted?: () => boolean }) | undefined;
-  if (relay?.start === undefined || relay.stop === undefined || relay.isStarted?.() === serve) return;
+  const relay: unknown = node.services.relay;
+  if (!isStartable(relay) || relay.isStarted?.() === serve) return;
   await (serve ? relay.start() : relay.stop());
+}
+
+function isStartable(service: unknown): service is Startable & { isStarted?: () => boolean } {
+  const s = service as Partial<Startable> | undefined;
+  return typeof s?.start === "function" && typeof s.stop === "function";
 }
 
 /** Relay slots one relay holds; each is a member behind a NAT, so a mesh of people's machines stays far below. */

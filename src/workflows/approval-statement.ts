@@ -12,8 +12,8 @@ import { deviceIdSchema, meshIdSchema, registerStatementKind, statementKindSpec,
 export const approvalDecisionSchema = z.strictObject({
   signer: deviceIdSchema,
   meshId: meshIdSchema,
-  requestId: z.string().uuid(),
-  workflowId: z.string().uuid(),
+  requestId: z.uuid(),
+  workflowId: z.uuid(),
   stepId: z.string().min(1).max(64),
   approve: z.boolean(),
   reason: z.string().max(1000),
@@ -41,5 +41,5 @@ export function signApprovalDecision(signer: StatementSigner, decision: Omit<App
 
 /** The statement as an approval decision, when it is one. */
 export function asApprovalDecision(statement: SignedStatement): SignedStatement<"approval-decision"> | undefined {
-  return statement.kind === "approval-decision" ? (statement as SignedStatement<"approval-decision">) : undefined;
+  return statement.kind === "approval-decision" ? (statement) : undefined;
 }
