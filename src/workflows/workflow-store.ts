@@ -60,7 +60,7 @@ export function documentWorkflowStore(store: DocumentStore, options: { actor?: s
         if (doc !== undefined) throw new InvalidInputError(`workflow ${id} exists already`, "id");
         const stepValues: Record<string, A.ImmutableString> = {};
         for (const [stepId, r] of Object.entries(steps)) stepValues[stepId] = str(JSON.stringify(r));
-        return A.from<WorkflowDoc>({ v: VERSION, id: str(id), ...(coordinator !== undefined && { coordinator: str(coordinator) }), fixed: str(JSON.stringify({ definition, input, createdAt })), status: str(status), steps: stepValues }, actor === undefined ? undefined : { actor: actor as A.ActorId });
+        return A.from<WorkflowDoc>({ v: VERSION, id: str(id), ...(coordinator !== undefined && { coordinator: str(coordinator) }), fixed: str(JSON.stringify({ definition, input, createdAt })), status: str(status), steps: stepValues }, actor === undefined ? undefined : { actor: actor });
       });
     },
     async update(id, change) {

@@ -76,7 +76,7 @@ describe("workflow documents replicate from their coordinator", () => {
     for (const wid of [ownersId, claimed]) {
       const docId = WORKFLOW_PREFIX + wid;
       const doc = (await forger.core.store.get<unknown>(docId))!;
-      await sendPatch(forger, victim, signedPatch(docId, [], A.save(doc as A.Doc<unknown>), signHeads(forger.identity, docId, A.getHeads(doc as A.Doc<unknown>))));
+      await sendPatch(forger, victim, signedPatch(docId, [], A.save(doc), signHeads(forger.identity, docId, A.getHeads(doc))));
     }
     await eventually(async () => (await victim.security.current.getAuditLog({ action: "sync.refused", result: "denied" })).filter((e) => e.body.userId === forger.peerId).length >= 2, 15_000, "both refusals audited on the victim");
     expect(await victim.workflows.get(ownersId)).toBeUndefined();
