@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, openSync, renameSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 
@@ -42,6 +42,8 @@ function boundedFile(path: string, previous: string, maxBytes: number): { write(
 /** Open the node's structured log (pino, one JSON object per line) in `dataDir`. */
 export function openNodeLog(options: { dataDir: string; level: LogLevel; maxBytes: number }): { logger: Logger; close(): void } {
   const { current, previous } = logPaths(options.dataDir);
+  // A first start on a new home opens its log before the node creates the directory.
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const file = boundedFile(current, previous, options.maxBytes);
   const logger = pino({ level: options.level, base: { pid: process.pid } }, { write: (line: string) => file.write(line) });
   return { logger, close: () => file.close() };
