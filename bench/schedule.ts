@@ -17,7 +17,10 @@ import { percentile, printResult, sized } from "./report.js";
  * - 1,000 waiting tasks and a capable member joins: until all started and ended;
  * - routed p50 through the submitter's dispatcher (the task kept on the
  *   submitter, run as an attempt, mirrored back) against the attempt alone (a
- *   signed submission straight to the executor, followed to its end).
+ *   signed submission straight to the executor, followed to its end);
+ * - what durable completion costs: the same routed p50 on a pair of nodes that
+ *   tell outcomes before they are durable (as before issue 16), alternated with a
+ *   pair that does not, so that both see the machine at the same moments.
  */
 
 /** The agent only the late member has: quick, so what is measured is the scheduling. */
@@ -116,33 +119,67 @@ async function waitingForArrival(count: number): Promise<{ firstStartMs: number;
   }
 }
 
-/** Sequential echo tasks from A to B: through the dispatcher, and as bare attempts straight to B. */
+/** A submitter A that offers no agent (so every task goes to B) and B; both tell outcomes before they are durable when asked. */
+async function routedPair(announceBeforeDurable: boolean): Promise<[CoderClawNode, CoderClawNode]> {
+  const options = { maxConcurrentTasks: 64, announceBeforeDurable };
+  const a = await node(options, []);
+  const b = await node(options, [onlyLate]);
+  await mesh([a, b]);
+  await until(async () => (await a.directory.members()).length === 1, "members");
+  return [a, b];
+}
+
+/** One echo task from A through its dispatcher to B, followed to its end: milliseconds. */
+async function viaDispatcher(a: CoderClawNode, i: number): Promise<number> {
+  const t = performance.now();
+  const task = await a.adapter.submitTask({ description: "routed", input: `${i}`, agentId: "only-late" });
+  await ended(a, task.id);
+  return performance.now() - t;
+}
+
+/**
+ * Sequential echo tasks from A to B: through the dispatcher, as bare attempts
+ * straight to B, and through the dispatcher of a pair that tells outcomes
+ * before they are durable; alternated, so that all three see the same machine at
+ * the same moments, the first 20 of each warming up.
+ */
 async function routed(): Promise<Record<string, number>> {
   const n = sized(300, 30);
-  // A offers no agent, so every task goes to B.
-  const a = await node({ maxConcurrentTasks: 64 }, []);
-  const b = await node({ maxConcurrentTasks: 64 }, [onlyLate]);
+  const [a, b] = await routedPair(false);
+  const [early, earlyExecutor] = await routedPair(true).catch(async (err: unknown) => {
+    await Promise.all([a.stop(), b.stop()]);
+    throw err;
+  });
   try {
-    await mesh([a, b]);
-    await until(async () => (await a.directory.members()).length === 1, "members");
-    const viaDispatcher: number[] = [];
+    const durable: number[] = [];
     const bare: number[] = [];
+    const notDurable: number[] = [];
     for (let i = 0; i < n + 20; i++) {
-      // Alternated, so that both see the same machine at the same moment; the first 20 of each warm up.
-      let t = performance.now();
-      const task = await a.adapter.submitTask({ description: "routed", input: `${i}`, agentId: "only-late" });
-      await ended(a, task.id);
-      if (i >= 20) viaDispatcher.push(performance.now() - t);
-      t = performance.now();
+      const d = await viaDispatcher(a, i);
+      const t = performance.now();
       const attempt = await a.client.submit(b.peerId, { description: "bare", input: `${i}`, agentId: "only-late" }, undefined, { follow: true });
       for await (const e of a.client.subscribe(b.peerId, attempt.id, 0)) if (isTerminal(e.status)) break;
-      if (i >= 20) bare.push(performance.now() - t);
+      const bareMs = performance.now() - t;
+      const e = await viaDispatcher(early, i);
+      if (i < 20) continue;
+      durable.push(d);
+      bare.push(bareMs);
+      notDurable.push(e);
     }
-    const p50 = percentile(viaDispatcher, 50);
+    const p50 = percentile(durable, 50);
     const bareP50 = percentile(bare, 50);
-    return { p50Ms: p50, p99Ms: percentile(viaDispatcher, 99), bareAttemptP50Ms: bareP50, ratio: Math.round((p50 / bareP50) * 1000) / 1000, tasks: n };
+    const beforeP50 = percentile(notDurable, 50);
+    return {
+      p50Ms: p50,
+      p99Ms: percentile(durable, 99),
+      bareAttemptP50Ms: bareP50,
+      ratio: Math.round((p50 / bareP50) * 1000) / 1000,
+      outcomeBeforeDurableP50Ms: beforeP50,
+      durableCompletionRatio: Math.round((p50 / beforeP50) * 1000) / 1000,
+      tasks: n,
+    };
   } finally {
-    await Promise.all([a.stop(), b.stop()]);
+    await Promise.all([a, b, early, earlyExecutor].map((x) => x.stop()));
   }
 }
 

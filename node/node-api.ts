@@ -90,6 +90,12 @@ export interface NodeOptions {
   onPairing?: (event: { role: "inviter" | "joiner"; ok: boolean; peer?: string; detail: string }) => void;
   /** More mesh protocols this node speaks, started after the built-in ones (see node/services/mesh-service.ts). */
   services?: MeshService[];
+  /**
+   * @internal Tell task outcomes before they are durable, so a crash can take
+   * back a reported result: only for `bench:schedule` to measure what durable
+   * completion costs, in the same run. Never set it in a node that serves anyone.
+   */
+  announceBeforeDurable?: boolean;
 }
 
 /** A running mesh node. */

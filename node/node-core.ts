@@ -20,6 +20,7 @@ export function openNodeCore(dataDir: string, deviceId: string, options: NodeOpt
     ...(options.defaultTimeoutMs !== undefined && { defaultTimeoutMs: options.defaultTimeoutMs }),
     sandbox: { mode: options.sandbox ?? "required", ...(options.bwrapPath !== undefined && { bwrap: options.bwrapPath }) },
     ...(workspaces && { workspaces }),
+    ...(options.announceBeforeDurable === true && { announceBeforeDurable: true }),
     // An attempt's keeper mirrors it into the task it replicates: the attempt's own document can wait for its end.
     documentOnlyAtEnd: (request) => request.metadata?.[ATTEMPT_OF] !== undefined,
     onUnreadable: (taskId, error) => report(new Error(`task ${taskId} cannot be read and is left out of listings: ${error.message}`, { cause: error })),

@@ -78,6 +78,13 @@ export interface TaskEngineOptions extends ExecutionEnvironmentOptions {
   onUnreadable?: (taskId: string, error: Error) => void;
   /** Where executors record the process groups they start, handed to each execution. */
   processes?: ProcessRecords;
+  /**
+   * Tell an outcome before its write is durable, as the engine did before
+   * durable completion: a crash can then take back a result already reported.
+   * Only for measuring what durable completion costs (`bench:schedule` runs
+   * both ways in one run); never in a node that serves anyone. Default false.
+   */
+  announceBeforeDurable?: boolean;
 }
 
 /** Counters for status reporting. */
@@ -718,13 +725,13 @@ export class TaskEngine {
     };
     // A result once reported survives any crash: an outcome is told to anyone (streams, the mesh, readers) only once
     // it is durable. Should its write fail, the engine is unhealthy and the outcome is told all the same, rather than never.
-    if (type === "status_changed" && isTerminal(event.status)) void this.persistence.durable(task).then(announce, announce);
+    if (type === "status_changed" && isTerminal(event.status) && this.options.announceBeforeDurable !== true) void this.persistence.durable(task).then(announce, announce);
     else announce();
   }
 
   /** Wait until what the task tells is durable: a reader never sees an outcome a crash could still take back. */
   private async announced(task: LiveTask): Promise<void> {
-    if (task.announced < task.events.length) await this.persistence.durable(task).catch(() => undefined);
+    if (task.announced < task.events.length && this.options.announceBeforeDurable !== true) await this.persistence.durable(task).catch(() => undefined);
   }
 
   private async requireRecord(taskId: string): Promise<TaskRecord> {

@@ -41,6 +41,8 @@ export interface LocalContext {
   onUnreadable?: (taskId: string, error: Error) => void;
   /** How processes run for work other devices submit (see TaskEngineOptions.sandbox). Default: sandboxed, required. */
   sandbox?: { mode: SandboxMode; bwrap?: string };
+  /** Only to measure what durable completion costs (see TaskEngineOptions.announceBeforeDurable). */
+  announceBeforeDurable?: boolean;
 }
 
 /** The storage and engine of one node, opened together and closed together. */
@@ -93,6 +95,7 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
       ...(context.documentOnlyAtEnd && { documentOnlyAtEnd: context.documentOnlyAtEnd }),
       ...(context.sandbox && { sandbox: context.sandbox }),
       ...(processes !== undefined && { processes }),
+      ...(context.announceBeforeDurable === true && { announceBeforeDurable: true }),
     });
     let closing: Promise<void> | undefined;
     return {

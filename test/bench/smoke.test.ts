@@ -68,7 +68,7 @@ const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly 
   {
     name: "schedule",
     timeoutMs: 90_000,
-    figures: ["makespan.ms", "makespan.ratio", "arrivalToStartMs.p50", "queuedThroughput.allStartedMs", "queuedThroughput.tasksPerSec", "routed.p50Ms", "routed.bareAttemptP50Ms", "routed.ratio"],
+    figures: ["makespan.ms", "makespan.ratio", "arrivalToStartMs.p50", "queuedThroughput.allStartedMs", "queuedThroughput.tasksPerSec", "routed.p50Ms", "routed.bareAttemptP50Ms", "routed.ratio", "routed.outcomeBeforeDurableP50Ms", "routed.durableCompletionRatio"],
   },
   {
     name: "workspace",
