@@ -30,6 +30,9 @@ import { CodeWorkspaces, DEFAULT_RESULT_RETENTION_MS } from "./workspaces/code-w
 import { SharedTrees } from "./workspaces/shared-trees.js";
 import { createNodeWorkflows } from "./workflows/node-workflows.js";
 import { createNodeApprovals, type NodeApprovals } from "./workflows/node-approvals.js";
+import { createTaskApprovals } from "./approvals/task-approvals.js";
+import type { ApprovalStatementDeps } from "./approvals/approval-deps.js";
+import type { ApprovalPolicy, OpenGate } from "../src/engine/approval-gate.js";
 import { openNodeCore } from "./node-core.js";
 import { NodeSecurity } from "./security/node-security.js";
 import type { ServiceAuditEntry, ServiceContext } from "./services/mesh-service.js";
@@ -81,7 +84,10 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
   });
   await workspaces.sweep().catch(report("workspaces"));
   await workspaces.expireResults().catch(report("workspaces"));
-  const core = await openNodeCore(dataDir, identity.peerId, options, report("storage"), workspaces).catch(async (err: unknown) => {
+  // The policy and the approvals service come after the engine: tasks that reach it before (none: nothing listens yet) wait for no one.
+  const approvalHooks: { policy?: ApprovalPolicy; asked?: (gate: OpenGate) => void } = {};
+  const hooks = { approvalPolicy: ((request, by) => approvalHooks.policy?.(request, by)) as ApprovalPolicy, onApprovalNeeded: (gate: OpenGate) => approvalHooks.asked?.(gate) };
+  const core = await openNodeCore(dataDir, identity.peerId, options, report("storage"), workspaces, hooks).catch(async (err: unknown) => {
     await blobStore.close();
     throw err;
   });
@@ -240,17 +246,23 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       onError: (error) => options.onError?.("workflows", error),
       onApproval: (event) => approvals.onEvent(event),
     });
-    const approvals: NodeApprovals = createNodeApprovals({
-      workflows,
+    const approvalDeps: ApprovalStatementDeps = {
       set: membership.set,
       signer: identity,
       meshId: () => membership.meshId,
       canApprove: (deviceId) => security.current.checkPermission(security.current.contextForDevice(deviceId, "remote"), "task:approve"),
       record: (body) => security.record(body),
       onError: (error) => options.onError?.("approvals", error),
-    });
+    };
+    const approvals: NodeApprovals = createNodeApprovals({ ...approvalDeps, workflows });
+    const taskApprovals = createTaskApprovals({ ...approvalDeps, engine: core.engine });
+    // A task waits for a decision when this node's policy says so: its own submissions and what members send it alike.
+    approvalHooks.policy = (request, by) => security.current.approvalFor(request.agentId ?? "echo", by ?? identity.peerId);
+    approvalHooks.asked = (gate) => taskApprovals.asked(gate);
     stack.push(() => workflows.stop());
     stack.push(() => approvals.close());
+    stack.push(() => taskApprovals.close());
+    void taskApprovals.start().catch((error: Error) => options.onError?.("approvals", error));
     void workflows
       .resume()
       .then(() => approvals.catchUp())
@@ -278,6 +290,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       blobs: blobs.running,
       workflows,
       approvals,
+      taskApprovals,
       createMesh: (name) => foundMesh({ membership, security, identity }, name),
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
       dial: async (addr) => void (await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),

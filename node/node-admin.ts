@@ -53,7 +53,7 @@ export function isAdminMethod(method: string): method is AdminMethod {
 /** Runs one administrative call against `node`; parameters are validated here, at the edge. */
 export async function runAdmin(node: CoderClawNode, method: string, raw: unknown): Promise<unknown> {
   if (isWorkflowMethod(method)) return runWorkflowAdmin(node.workflows, method, raw);
-  if (isApprovalMethod(method)) return runApprovalAdmin(node.approvals, method, raw);
+  if (isApprovalMethod(method)) return runApprovalAdmin(node.approvals, node.taskApprovals, method, raw);
   if (!isAdminMethod(method)) throw new InvalidInputError(`unknown administrative call ${method}`, "method");
   const m = node.membership;
   switch (method) {

@@ -23,6 +23,7 @@ import type { TaskClient } from "./tasks/task-client.js";
 import type { AuthorizeSubmit } from "./tasks/task-server.js";
 import type { NodeWorkflows } from "./workflows/node-workflows.js";
 import type { NodeApprovals } from "./workflows/node-approvals.js";
+import type { TaskApprovals } from "./approvals/task-approvals.js";
 
 export type { PeerInfo } from "./mesh/peer-list.js";
 export type { PingReport } from "./mesh/peer-ping.js";
@@ -132,6 +133,8 @@ export interface CoderClawNode {
   readonly workflows: NodeWorkflows;
   /** Approval requests this node owns, and decisions signed here for any member's. */
   readonly approvals: NodeApprovals;
+  /** Tasks that this node's policy holds for an approver's decision, and requests of every member. */
+  readonly taskApprovals: TaskApprovals;
   /**
    * Found a mesh with this device as founder and admin, and sign its default
    * policy (members may send each other work). Returns the mesh id.

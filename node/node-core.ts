@@ -1,4 +1,5 @@
 import type { TaskWorkspaces } from "../src/engine/execution-environment.js";
+import type { ApprovalPolicy, OpenGate } from "../src/engine/approval-gate.js";
 import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
 import { actorIdOf } from "./device-actor.js";
 import { ATTEMPT_OF } from "./scheduling/attempt-metadata.js";
@@ -9,7 +10,13 @@ import type { NodeOptions } from "./node-api.js";
  * this device (its id binds the tasks it runs; its Automerge actor writes their
  * documents), with work from other devices sandboxed unless told otherwise.
  */
-export function openNodeCore(dataDir: string, deviceId: string, options: NodeOptions, report: (error: Error) => void, workspaces?: TaskWorkspaces): Promise<LocalCore> {
+/** Callbacks into parts of the node made after its core (the policy and the approvals service). */
+export interface NodeCoreHooks {
+  approvalPolicy?: ApprovalPolicy;
+  onApprovalNeeded?: (gate: OpenGate) => void;
+}
+
+export function openNodeCore(dataDir: string, deviceId: string, options: NodeOptions, report: (error: Error) => void, workspaces?: TaskWorkspaces, hooks: NodeCoreHooks = {}): Promise<LocalCore> {
   return openLocalCore({
     dataDir,
     executorId: deviceId,
@@ -21,6 +28,8 @@ export function openNodeCore(dataDir: string, deviceId: string, options: NodeOpt
     sandbox: { mode: options.sandbox ?? "required", ...(options.bwrapPath !== undefined && { bwrap: options.bwrapPath }) },
     ...(workspaces && { workspaces }),
     ...(options.announceBeforeDurable === true && { announceBeforeDurable: true }),
+    ...(hooks.approvalPolicy && { approvalPolicy: hooks.approvalPolicy }),
+    ...(hooks.onApprovalNeeded && { onApprovalNeeded: hooks.onApprovalNeeded }),
     // An attempt's keeper mirrors it into the task it replicates: the attempt's own document can wait for its end.
     documentOnlyAtEnd: (request) => request.metadata?.[ATTEMPT_OF] !== undefined,
     onUnreadable: (taskId, error) => report(new Error(`task ${taskId} cannot be read and is left out of listings: ${error.message}`, { cause: error })),

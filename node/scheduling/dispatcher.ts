@@ -478,7 +478,8 @@ export class Dispatcher {
       attempt.attemptId = task.id;
       const retryable = task.metadata?.retryable === true;
       void engine.placeHeld(taskId, { attemptId: task.id }).catch(() => undefined);
-      if (!started) void engine.advanceHeld(taskId, "running", `running on ${peer} as task ${task.id}`).catch(() => undefined);
+      // An attempt still pending there (queued, or held for an approver's decision) is mirrored as it moves on.
+      if (!started && task.status !== "pending") void engine.advanceHeld(taskId, "running", `running on ${peer} as task ${task.id}`).catch(() => undefined);
       // Taken up again (a restart, a retry), the copy resumes after what it already holds.
       const copied = (await engine.getTask(taskId))?.placement?.attemptSeq ?? 0;
       const end = await this.#follow(taskId, peer, task.id, retryable, controller.signal, copied);

@@ -1,23 +1,14 @@
-import { decodeStatement, type SignedStatement, type StatementSigner } from "../../identity/index.js";
+import type { SignedStatement } from "../../identity/index.js";
 import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
 import type { AuditBody } from "../../src/security/index.js";
 import { asApprovalDecision, signApprovalDecision } from "../../src/workflows/approval-statement.js";
 import type { ApprovalEvent, OpenApproval, WorkflowCoordinator } from "../../src/workflows/index.js";
-import type { SetItem } from "../mesh/statement-set.js";
+import { statementsAdded, type ApprovalStatementDeps } from "../approvals/approval-deps.js";
 
 /** What a node's approvals need of the node. */
-export interface NodeApprovalsDeps {
+export interface NodeApprovalsDeps extends ApprovalStatementDeps {
   /** The node's workflows: the requests this node owns. */
   workflows: Pick<WorkflowCoordinator, "approvals" | "decide" | "get" | "list">;
-  /** The mesh's statement set: decisions travel in it to the node that owns the request. */
-  set: { add(items: readonly SetItem[]): Promise<{ refused: Array<{ reason: string }> }>; onAdded(listener: (items: readonly SetItem[]) => void): () => void; statements(): SignedStatement[] };
-  /** This device: it signs the decisions made here. */
-  signer: StatementSigner;
-  meshId: () => string | undefined;
-  /** Whether a device may decide approvals here (`task:approve`, or admin), by this node's own view of its grants. */
-  canApprove: (deviceId: string) => { allowed: boolean; reason?: string };
-  record: (body: AuditBody) => Promise<unknown>;
-  onError?: (error: Error) => void;
 }
 
 /** An approval request and what it is for, as listed and streamed. */
@@ -101,18 +92,7 @@ export function createNodeApprovals(deps: NodeApprovalsDeps): NodeApprovals {
     return run;
   };
 
-  const unsubscribe = deps.set.onAdded((items) => {
-    const statements: SignedStatement[] = [];
-    for (const item of items) {
-      if (item.kind !== "statement") continue;
-      try {
-        statements.push(decodeStatement(item.bytes));
-      } catch {
-        // The set verified it before adding it: a statement that no longer decodes is not a decision to act on.
-      }
-    }
-    void take(statements, false);
-  });
+  const unsubscribe = deps.set.onAdded((items) => void take(statementsAdded(items), false));
 
   return {
     async list() {

@@ -21,6 +21,7 @@ import { assertTransition, canTransition, isTerminal } from "./state-machine.js"
 import { assertTaskId, DEFAULT_MAX_INPUT_BYTES } from "./submit-schema.js";
 import type { TaskRecord } from "./task-document.js";
 import { TaskPersistence } from "./task-persistence.js";
+import { approvedMark, askedMark, openGateIn, type ApprovalPolicy, type ApprovalVerdict, type OpenGate } from "./approval-gate.js";
 import { takeIn, takeInForPlacement, type IntakeSettings } from "./task-intake.js";
 import { ownUnfinishedTasks } from "./task-recovery.js";
 import type { TaskRepository } from "./task-repository.js";
@@ -85,6 +86,14 @@ export interface TaskEngineOptions extends ExecutionEnvironmentOptions {
    * both ways in one run); never in a node that serves anyone. Default false.
    */
   announceBeforeDurable?: boolean;
+  /**
+   * Asked for every task about to be queued here (submitted, or a held task
+   * run here after all): a task it names waits `pending` for a decision
+   * ({@link TaskEngine.decideApproval}) before it may start. Default: none does.
+   */
+  approvalPolicy?: ApprovalPolicy;
+  /** Told of each task that starts to wait for a decision (those still waiting after a restart: see openApprovals). */
+  onApprovalNeeded?: (gate: OpenGate) => void;
 }
 
 /** Counters for status reporting. */
@@ -128,6 +137,8 @@ function errorText(error: unknown): string {
  */
 export class TaskEngine {
   private readonly live = new Map<string, LiveTask>();
+  /** Tasks that wait for a decision before they may be queued. */
+  private readonly gated = new Map<string, { task: LiveTask; gate: OpenGate }>();
   private readonly queue: LiveTask[] = [];
   private readonly persistence: TaskPersistence<LiveTask>;
   private readonly execution: ExecutionSettings;
@@ -207,9 +218,57 @@ export class TaskEngine {
       await this.persistence.durable(task);
       throw admission.error;
     }
+    if (await this.gateIfNeeded(task, options.submittedBy)) return copyState(task.state);
     this.queue.push(task);
     this.pump();
     return copyState(task.state);
+  }
+
+  /**
+   * When the approval policy names the task, keep it out of the queue, waiting
+   * for a decision, and say so durably; true then. Recorded before anyone is
+   * told, so a restart finds it waiting.
+   */
+  private async gateIfNeeded(task: LiveTask, submittedBy: string | undefined): Promise<boolean> {
+    const need = this.options.approvalPolicy?.(task.request, submittedBy);
+    if (need === undefined) return false;
+    const askedAt = Date.now();
+    const gate: OpenGate = { taskId: task.state.id, rule: need.rule, askedAt, deadline: askedAt + need.timeoutMs };
+    this.gated.set(gate.taskId, { task, gate });
+    this.record(task, "progress_updated", `awaiting approval (${need.rule})`, askedMark(gate));
+    await this.persistence.durable(task);
+    this.options.onApprovalNeeded?.({ ...gate });
+    return true;
+  }
+
+  /** The tasks here that wait for a decision, oldest first. */
+  openApprovals(): OpenGate[] {
+    return [...this.gated.values()].map(({ gate }) => ({ ...gate })).sort((a, b) => a.askedAt - b.askedAt);
+  }
+
+  /**
+   * Decide on a task that waits for approval: approved, it is queued (its
+   * approval on record first); denied, it fails with the decision's reason.
+   * False when the task does not wait for a decision (any more). Resolves once
+   * the decision is durable.
+   */
+  async decideApproval(taskId: string, verdict: ApprovalVerdict): Promise<boolean> {
+    const entry = this.gated.get(taskId);
+    if (entry === undefined || entry.task.state.status !== "pending") return false;
+    this.gated.delete(taskId);
+    const { task } = entry;
+    const why = verdict.reason === "" ? "" : `: ${verdict.reason}`;
+    if (verdict.approved) {
+      this.record(task, "progress_updated", `approved by ${verdict.by}${why}`, approvedMark(verdict));
+      await this.persistence.durable(task);
+      this.queue.push(task);
+      this.pump();
+    } else {
+      this.transition(task, "planning", "approval denied");
+      this.fail(task, `approval denied by ${verdict.by}${why}`);
+      await this.persistence.durable(task);
+    }
+    return true;
   }
 
   /**
@@ -285,6 +344,17 @@ export class TaskEngine {
     task.state.placement = { ...task.state.placement, attemptSeq: event.seq };
     if (event.type === "output_added" && event.message !== undefined) this.record(task, "output_added", event.message);
     else if (event.type === "progress_updated" && event.progress !== undefined && task.state.status === "running") this.progress(task, event.progress, event.message);
+    else if (event.type === "progress_updated" && event.message !== undefined && task.state.status === "pending") {
+      // The attempt waits where it was placed (for a slot, or an approver's decision): its word is why this task waits.
+      task.state.placement = { ...task.state.placement, reason: event.message };
+      this.record(task, "progress_updated", event.message);
+    } else if (event.type === "status_changed" && event.status === "running" && task.state.status === "pending") {
+      const placement = { ...task.state.placement };
+      delete placement.reason;
+      task.state.placement = placement;
+      this.transition(task, "planning", event.message ?? "running");
+      this.transition(task, "running", event.message ?? "running", event.data);
+    }
     else if (event.type === "status_changed" && (event.status === "running" || event.status === "waiting") && task.state.status !== event.status && canTransition(task.state.status, event.status)) {
       this.transition(task, event.status, event.message ?? event.status, event.data);
     }
@@ -337,7 +407,7 @@ export class TaskEngine {
       this.execute(task);
     }
     await this.persistence.durable(task);
-    if (status === "pending") {
+    if (status === "pending" && !(await this.gateIfNeeded(task, undefined))) {
       this.queue.push(task);
       this.pump();
     }
@@ -360,6 +430,7 @@ export class TaskEngine {
     if (task === undefined || isTerminal(task.state.status)) return false;
     const at = this.queue.indexOf(task);
     if (at >= 0) this.queue.splice(at, 1);
+    this.gated.delete(taskId);
     if (task.state.status === "pending") this.transition(task, "planning", "stopping");
     this.fail(task, reason);
     task.controller?.abort("cancelled" satisfies AbortCause);
@@ -444,6 +515,7 @@ export class TaskEngine {
     if (!task) return false;
     const at = this.queue.indexOf(task);
     if (at >= 0) this.queue.splice(at, 1);
+    this.gated.delete(taskId);
     this.transition(task, "cancelled", "cancelled by request");
     task.controller?.abort("cancelled" satisfies AbortCause);
     await this.persistence.durable(task);
@@ -569,9 +641,13 @@ export class TaskEngine {
         continue;
       }
       switch (record.state.status) {
-        case "pending":
-          this.queue.push(task);
+        case "pending": {
+          const gate = openGateIn(record.state.id, record.events);
+          if (gate === undefined) this.queue.push(task);
+          // Its approver learns of it from openApprovals(), asked once the node is up.
+          else this.gated.set(gate.taskId, { task, gate });
           break;
+        }
         case "planning":
           // Its agent never acted (an agent starts only once its task is on record as running): it starts again.
           if (agent !== undefined) {

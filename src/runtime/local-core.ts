@@ -11,6 +11,7 @@ import { LevelDocumentStore } from "../storage/level-document-store.js";
 import { WriteBatcher } from "../storage/write-batcher.js";
 import { dataPaths, resolveDataDir } from "./data-dir.js";
 import type { SandboxMode } from "../agents/sandbox.js";
+import type { ApprovalPolicy, OpenGate } from "../engine/approval-gate.js";
 
 /** What a local runtime needs: where its data lives and what it can run. */
 export interface LocalContext {
@@ -41,6 +42,10 @@ export interface LocalContext {
   onUnreadable?: (taskId: string, error: Error) => void;
   /** How processes run for work other devices submit (see TaskEngineOptions.sandbox). Default: sandboxed, required. */
   sandbox?: { mode: SandboxMode; bwrap?: string };
+  /** Tasks that wait for an approver's decision before they start (see TaskEngineOptions.approvalPolicy). */
+  approvalPolicy?: ApprovalPolicy;
+  /** Told of each task that starts to wait for a decision. */
+  onApprovalNeeded?: (gate: OpenGate) => void;
   /** Only to measure what durable completion costs (see TaskEngineOptions.announceBeforeDurable). */
   announceBeforeDurable?: boolean;
 }
@@ -96,6 +101,8 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
       ...(context.sandbox && { sandbox: context.sandbox }),
       ...(processes !== undefined && { processes }),
       ...(context.announceBeforeDurable === true && { announceBeforeDurable: true }),
+      ...(context.approvalPolicy && { approvalPolicy: context.approvalPolicy }),
+      ...(context.onApprovalNeeded && { onApprovalNeeded: context.onApprovalNeeded }),
     });
     let closing: Promise<void> | undefined;
     return {

@@ -2,6 +2,8 @@ import type { SecurityContext, Decision } from "./context.js";
 import { ADMIN_BIT, maskAllows, maskOf, permissionBit, permissionsOf, type Permission, type PermissionMask } from "./permissions.js";
 import { DEFAULT_REPO_POLICY, DEFAULT_TEAM_POLICY, type RepoPolicy, type TeamPolicy } from "./policy-schema.js";
 import { buildRoleTable, type RoleTable } from "./roles.js";
+import { approvalRuleFor, type ApprovalSubject } from "./approval-rules.js";
+import type { ApprovalNeed } from "../engine/approval-gate.js";
 import { meetsTrust, trustRank, type TrustLevel } from "./trust.js";
 
 /** Dependencies of an {@link Authorizer}. */
@@ -90,6 +92,11 @@ export class Authorizer {
     if (forbid !== undefined) return forbid;
     if (!maskAllows(this.#mask(context), permission)) return deny(`no role of ${context.userId} grants ${permission}`);
     return ALLOW;
+  }
+
+  /** Whether the policy makes such a task wait for an approver's decision, and by which rule. */
+  approvalNeeded(subject: ApprovalSubject): ApprovalNeed | undefined {
+    return approvalRuleFor(this.#repo, subject);
   }
 
   /** May the context invoke agent `agentId`? Needs `agent:invoke` and the agent's policy. */

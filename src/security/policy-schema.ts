@@ -1,3 +1,4 @@
+import ms from "ms";
 import { z } from "zod";
 import { PERMISSIONS } from "./permissions.js";
 import { TRUST_LEVELS } from "./trust.js";
@@ -5,6 +6,28 @@ import { TRUST_LEVELS } from "./trust.js";
 const trustLevel = z.enum(TRUST_LEVELS as unknown as readonly ["untrusted", "verified", "trusted"]);
 const permission = z.enum(PERMISSIONS);
 const name = z.string().min(1).max(200);
+
+/** The longest a task may wait for a decision. */
+export const MAX_APPROVAL_TIMEOUT_MS = 7 * 24 * 3600_000;
+
+/** `30m`, `2h`, `1d`: a duration of more than 0 and at most 7 days. */
+const approvalTimeout = z
+  .string()
+  .max(32)
+  .refine((text) => {
+    const n = ms(text as ms.StringValue);
+    return typeof n === "number" && Number.isFinite(n) && n > 0 && n <= MAX_APPROVAL_TIMEOUT_MS;
+  }, "must be a duration such as 30m or 2h, more than 0 and at most 7d");
+
+/**
+ * A rule that makes matching tasks wait for an approver's decision before they
+ * start (`required`; `ask` is the same, in OpenClaw's word); none within
+ * `approvalTimeout` (default 1h) denies.
+ */
+const approvalFields = {
+  approval: z.enum(["required", "ask"]).optional(),
+  approvalTimeout: approvalTimeout.optional(),
+};
 
 /** Schema of `.coderClaw/security.yaml`, the repository policy. Unknown keys are errors: a typo must not silently loosen a policy. */
 export const repoPolicySchema = z.strictObject({
@@ -19,6 +42,8 @@ export const repoPolicySchema = z.strictObject({
       z.strictObject({
         inherits: z.array(name).optional(),
         additionalPermissions: z.array(permission).optional(),
+        /** Tasks submitted by a holder of this role wait for approval. */
+        ...approvalFields,
       }),
     )
     .default({}),
@@ -37,6 +62,7 @@ export const repoPolicySchema = z.strictObject({
         allowedRoles: z.array(name).optional(),
         /** `true` means at least `verified`. */
         requireDeviceTrust: z.union([z.boolean(), trustLevel]).optional(),
+        ...approvalFields,
       }),
     )
     .default({}),
@@ -48,6 +74,8 @@ export const repoPolicySchema = z.strictObject({
         dangerous: z.boolean().default(false),
         requiredPermissions: z.array(permission).optional(),
         allowedRoles: z.array(name).optional(),
+        /** Tasks of an agent that uses this skill wait for approval. */
+        ...approvalFields,
       }),
     )
     .default({}),

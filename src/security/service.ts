@@ -1,3 +1,4 @@
+import type { ApprovalNeed } from "../engine/approval-gate.js";
 import type { AuditLog, AuditQuery, AuditVerifyReport, IngestReport } from "./audit/log.js";
 import type { AuditBody, AuditEntry } from "./audit/entry.js";
 import { Authorizer, type TaskReadDecision } from "./authorizer.js";
@@ -203,6 +204,15 @@ export class SecurityService {
     const decision = this.checkTask(context, access);
     const resource = access.action === "task.cancel" ? access.taskId : (access.agentId ?? "default agent");
     return { decision, recorded: this.audit.append(auditBody(context, access.action, decision, resource)).then(() => undefined) };
+  }
+
+  /**
+   * Whether a task of `agentId` submitted by `deviceId` must wait for an
+   * approver's decision before it starts here, by this node's policy (its
+   * agent's, its agent's skills', the device's roles' rules).
+   */
+  approvalFor(agentId: string, deviceId: string): ApprovalNeed | undefined {
+    return this.#authorizer.approvalNeeded({ agentId, skills: this.#agentSkills(agentId), roles: [...this.grants.rolesOf(deviceId)] });
   }
 
   /** Pure form of {@link authorizeTask}: the same decision, not audited. */

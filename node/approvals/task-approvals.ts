@@ -1,0 +1,192 @@
+import { isDeviceId, type SignedStatement } from "../../identity/index.js";
+import { CoderClawError, InvalidInputError, NotFoundError } from "../../src/contract/errors.js";
+import type { ApprovalVerdict, OpenGate } from "../../src/engine/approval-gate.js";
+import type { TaskEngine } from "../../src/engine/task-engine.js";
+import type { AuditBody } from "../../src/security/index.js";
+import {
+  asTaskApprovalDecision,
+  asTaskApprovalRequest,
+  signTaskApprovalDecision,
+  signTaskApprovalRequest,
+  type TaskApprovalRequestBody,
+} from "../../src/security/task-approval-statements.js";
+import { statementsAdded, type ApprovalStatementDeps } from "./approval-deps.js";
+
+/** What a node's task approvals need of the node. */
+export interface TaskApprovalsDeps extends ApprovalStatementDeps {
+  /** The engine whose tasks wait for decisions (see TaskEngineOptions.approvalPolicy). */
+  engine: Pick<TaskEngine, "openApprovals" | "decideApproval" | "getTask">;
+}
+
+/** A task that waits for a decision somewhere in the mesh, as its holder's request says. */
+export interface TaskApprovalView extends TaskApprovalRequestBody {
+  /** `task/<task id>`: what `approvals approve` and `deny` take, on any member. */
+  ref: string;
+  /** The request statement's id. */
+  statementId: string;
+}
+
+/** Task approvals as a node sees them: the decisions its own tasks wait for, and requests of every member. */
+export interface TaskApprovals {
+  /** The engine's `onApprovalNeeded` goes here: publish the request, audit it, deny it when its time is up. */
+  asked(gate: OpenGate): void;
+  /** Requests of any member that no decision this node accepts has answered and whose time is not up, oldest first. */
+  list(): TaskApprovalView[];
+  /** Sign a decision on the request for `taskId` (from any member) and add it to the mesh's statements. Resolves with its id. */
+  decide(taskId: string, approve: boolean, reason?: string): Promise<string>;
+  /** After a start: ask again for the tasks still waiting, and apply decisions that came meanwhile. */
+  start(): Promise<void>;
+  close(): void;
+}
+
+/** `task/<id>`: the reference of a task approval. */
+export const TASK_APPROVAL_PREFIX = "task/";
+
+/**
+ * A node's approvals of tasks that policy rules hold. The holder of a task
+ * publishes a signed request; a decision is a signed statement naming that
+ * request; the holder applies one only when it names a request it holds open,
+ * in this mesh, signed by a device it finds may approve. Anything else is
+ * refused and audited. No decision before the deadline denies.
+ */
+export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
+  /** Open requests of this node's tasks: task id -> request statement id. */
+  const mine = new Map<string, string>();
+  const timers = new Map<string, NodeJS.Timeout>();
+  let serial: Promise<unknown> = Promise.resolve();
+  let closed = false;
+  const fail = (err: unknown): void => deps.onError?.(err as Error);
+  const self = deps.signer.peerId;
+
+  const audit = (body: Omit<AuditBody, "userId" | "deviceId"> & { by?: string }): Promise<unknown> => {
+    const { by = self, ...rest } = body;
+    return deps.record({ ...rest, userId: by, deviceId: by });
+  };
+
+  const serially = (fn: () => Promise<void>): Promise<void> => {
+    const run = serial.then(fn);
+    serial = run.catch(fail);
+    return run;
+  };
+
+  const conclude = async (taskId: string, verdict: ApprovalVerdict): Promise<void> => {
+    if (!(await deps.engine.decideApproval(taskId, verdict))) return;
+    mine.delete(taskId);
+    clearTimeout(timers.get(taskId));
+    timers.delete(taskId);
+    await audit({ action: "approval.decide", by: verdict.by === "timeout" ? self : verdict.by, resource: `${TASK_APPROVAL_PREFIX}${taskId}`, result: verdict.approved ? "allowed" : "denied", reason: `${verdict.approved ? "approved" : "denied"}: ${verdict.reason}${verdict.statementId === undefined ? "" : ` (statement ${verdict.statementId.slice(0, 16)})`}` });
+  };
+
+  const armTimer = (gate: OpenGate): void => {
+    clearTimeout(timers.get(gate.taskId));
+    const timer = setTimeout(() => void serially(() => conclude(gate.taskId, { approved: false, by: "timeout", reason: `no decision by ${new Date(gate.deadline).toISOString()}` })), Math.max(0, gate.deadline - Date.now()));
+    timer.unref();
+    timers.set(gate.taskId, timer);
+  };
+
+  /** Sign and publish the request for a task of this node that waits. Signing is deterministic: asked again after a restart, it is the same statement. */
+  const publish = async (gate: OpenGate, announce: boolean): Promise<void> => {
+    const meshId = deps.meshId();
+    const task = await deps.engine.getTask(gate.taskId);
+    if (meshId === undefined || task === null) return;
+    // The device that sent it here, else this node's own.
+    const submittedBy = task.submittedBy !== undefined && isDeviceId(task.submittedBy) ? task.submittedBy : self;
+    const request = signTaskApprovalRequest(deps.signer, {
+      meshId,
+      taskId: gate.taskId,
+      agentId: task.agentId ?? "echo",
+      submittedBy,
+      description: task.description.slice(0, 200),
+      rule: gate.rule.slice(0, 300),
+      askedAt: gate.askedAt,
+      deadline: gate.deadline,
+    });
+    mine.set(gate.taskId, request.id);
+    armTimer(gate);
+    const { refused } = await deps.set.add([{ id: request.id, kind: "statement", bytes: request.bytes }]);
+    if (refused.length > 0) throw new CoderClawError("UNAVAILABLE", `the approval request for task ${gate.taskId} was not taken into the mesh's statements: ${refused[0]!.reason}`);
+    if (announce) await audit({ action: "approval.request", resource: `${TASK_APPROVAL_PREFIX}${gate.taskId}`, result: "allowed", reason: `${gate.rule}; decide by ${new Date(gate.deadline).toISOString()} (statement ${request.id.slice(0, 16)})` });
+  };
+
+  /** Act on one decision if it answers a request of this node; `quiet` skips auditing decisions that are no longer news. */
+  const handle = async (st: SignedStatement<"task-approval-decision">, quiet: boolean): Promise<void> => {
+    const { body } = st;
+    const requestId = mine.get(body.taskId);
+    const refuse = (reason: string): Promise<unknown> =>
+      audit({ action: "approval.decide", by: body.signer, resource: `${TASK_APPROVAL_PREFIX}${body.taskId}`, result: "denied", reason: `${reason} (statement ${st.id.slice(0, 16)})` });
+    if (requestId === undefined) {
+      // Not ours, or decided already: only a late decision on one of our own requests is worth a line.
+      if (!quiet && body.meshId === deps.meshId() && (await deps.engine.getTask(body.taskId).catch(() => null)) !== null && requestOf(body.request)?.body.signer === self) await refuse("the request was decided already");
+      return;
+    }
+    if (body.request !== requestId) return void (await refuse(`names request ${body.request.slice(0, 16)}, but task ${body.taskId} waits on request ${requestId.slice(0, 16)}`));
+    if (body.meshId !== deps.meshId()) return void (await refuse(`signed for mesh ${body.meshId}, not this one`));
+    const may = deps.canApprove(body.signer);
+    if (!may.allowed) return void (await refuse(`${body.signer} may not approve: ${may.reason ?? "task:approve not granted"}`));
+    await conclude(body.taskId, { approved: body.approve, by: body.signer, reason: body.reason, statementId: st.id });
+  };
+
+  const requestOf = (id: string): SignedStatement<"task-approval-request"> | undefined => {
+    for (const s of deps.set.statements()) if (s.id === id) return asTaskApprovalRequest(s);
+    return undefined;
+  };
+
+  const take = (statements: Iterable<SignedStatement>, quiet: boolean): Promise<void> =>
+    serially(async () => {
+      for (const s of statements) {
+        const decision = asTaskApprovalDecision(s);
+        if (decision !== undefined) await handle(decision, quiet).catch(fail);
+      }
+    });
+
+  const unsubscribe = deps.set.onAdded((items) => void take(statementsAdded(items), false));
+
+  return {
+    asked(gate) {
+      if (closed) return;
+      void serially(() => publish(gate, true));
+    },
+    list() {
+      const now = Date.now();
+      const meshId = deps.meshId();
+      const requests: Array<SignedStatement<"task-approval-request">> = [];
+      const answered = new Set<string>();
+      for (const s of deps.set.statements()) {
+        const request = asTaskApprovalRequest(s);
+        if (request !== undefined && request.body.meshId === meshId && request.body.deadline > now) requests.push(request);
+        const decision = asTaskApprovalDecision(s);
+        if (decision !== undefined && deps.canApprove(decision.body.signer).allowed) answered.add(decision.body.request);
+      }
+      return requests
+        .filter((r) => !answered.has(r.id) && (r.body.signer !== self || mine.get(r.body.taskId) === r.id))
+        .sort((a, b) => a.body.askedAt - b.body.askedAt)
+        .map((r) => ({ ...r.body, ref: `${TASK_APPROVAL_PREFIX}${r.body.taskId}`, statementId: r.id }));
+    },
+    async decide(taskId, approve, reason = "") {
+      const meshId = deps.meshId();
+      if (meshId === undefined) throw new CoderClawError("INVALID_INPUT", "this node is not in a mesh: a decision is a statement of the mesh");
+      if (reason.length > 1000) throw new InvalidInputError("over 1000 characters", "reason");
+      const request = this.list().find((r) => r.taskId === taskId);
+      if (request === undefined) throw new NotFoundError("approval request", `${TASK_APPROVAL_PREFIX}${taskId}`);
+      const statement = signTaskApprovalDecision(deps.signer, { meshId, request: request.statementId, taskId, approve, reason });
+      const { refused } = await deps.set.add([{ id: statement.id, kind: "statement", bytes: statement.bytes }]);
+      if (refused.length > 0) throw new CoderClawError("PERMISSION_DENIED", `the decision was not taken into the mesh's statements: ${refused[0]!.reason}`);
+      await audit({ action: "approval.sign", resource: request.ref, result: "allowed", reason: `${approve ? "approve" : "deny"}: ${reason}` });
+      // A decision on a task of this node has been acted on (or refused) by the time this resolves.
+      await serial;
+      return statement.id;
+    },
+    async start() {
+      await serially(async () => {
+        for (const gate of deps.engine.openApprovals()) await publish(gate, false).catch(fail);
+      });
+      await take(deps.set.statements(), true);
+    },
+    close() {
+      closed = true;
+      unsubscribe();
+      for (const t of timers.values()) clearTimeout(t);
+      timers.clear();
+    },
+  };
+}

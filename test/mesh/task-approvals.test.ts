@@ -1,0 +1,116 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { AgentExecutor } from "../../src/agents/executor.js";
+import type { TaskState } from "../../src/contract/types.js";
+import { signTaskApprovalDecision } from "../../src/security/task-approval-statements.js";
+import type { CoderClawNode } from "../../node/create-node.js";
+import { runApprovalAdmin } from "../../node/workflows/approval-admin.js";
+import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
+
+/** Runs on the owner only; every run is counted, so a task that ran without approval, or twice, shows. */
+const runs: string[] = [];
+const deploy: AgentExecutor = {
+  info: { id: "deploy", name: "deploy", description: "", capabilities: [] },
+  resumable: false,
+  retryable: false,
+  availability: () => ({ available: true }),
+  execute: async (ctx) => {
+    runs.push(ctx.request.input);
+    return { output: `deployed ${ctx.request.input}` };
+  },
+};
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** The mesh's policy, signed by the admin: members may submit; every `deploy` task waits for a decision, at most `timeout`. */
+const policy = (timeout: string): string => `remote:\n  allow: true\nagentPolicies:\n  deploy:\n    approval: required\n    approvalTimeout: ${timeout}\n`;
+
+/** Founder `admin`, `developer` (no task:approve) and `owner` (runs `deploy`, which the mesh's policy holds for approval). */
+async function mesh(timeout = "1h"): Promise<{ admin: CoderClawNode; developer: CoderClawNode; owner: CoderClawNode }> {
+  runs.length = 0;
+  const started = await startNodes(3, (i) => (i === 2 ? { agents: [deploy] } : {}));
+  cleanups.push(started.stop);
+  await formMesh(started.nodes);
+  const [admin, developer, owner] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+  await eventually(async () => (await owner.security.current.getAuditLog({ action: "grant.add", result: "allowed" })).length >= 2, 15_000, "grants in force on the owner");
+  await admin.security.signPolicy("repo", policy(timeout));
+  await eventually(() => owner.security.current.approvalFor("deploy", developer.peerId) !== undefined, 15_000, "the policy in force on the owner");
+  return { admin, developer, owner };
+}
+
+/** The developer submits a `deploy` task pinned to the owner; it waits there for a decision, listed on every member. */
+async function waitingTask(developer: CoderClawNode, owner: CoderClawNode, admin: CoderClawNode, input: string): Promise<{ task: TaskState; attemptId: string; request: string }> {
+  const task = await developer.adapter.submitTask({ description: `deploy ${input}`, input, agentId: "deploy" }, { route: owner.peerId });
+  await eventually(() => owner.taskApprovals.list().length === 1, 15_000, "the request asked on the owner");
+  const [request] = owner.taskApprovals.list();
+  expect(request).toMatchObject({ agentId: "deploy", rule: "agentPolicies.deploy", submittedBy: developer.peerId, signer: owner.peerId });
+  const attempt = await owner.core.engine.getTask(request!.taskId);
+  expect(attempt).toMatchObject({ status: "pending" });
+  await eventually(() => [admin, developer].every((n) => n.taskApprovals.list().some((r) => r.taskId === request!.taskId)), 15_000, "the request listed on the other members");
+  // The submitter's own view says why its task waits, not that it runs.
+  await eventually(async () => (await developer.adapter.getTaskState(task.id))?.placement?.reason === "awaiting approval (agentPolicies.deploy)", 15_000, "the reason on the submitter");
+  expect((await developer.adapter.getTaskState(task.id))?.status).toBe("pending");
+  return { task, attemptId: request!.taskId, request: request!.statementId };
+}
+
+async function ended(node: CoderClawNode, id: string): Promise<TaskState> {
+  for await (const _ of node.adapter.streamTaskUpdates(id));
+  return (await node.adapter.getTaskState(id))!;
+}
+
+describe("tasks held by an approval rule (three nodes)", () => {
+  it("waits until an admin on another node approves; a developer's decision is refused and audited; it runs once", async () => {
+    const { admin, developer, owner } = await mesh();
+    const { task, attemptId } = await waitingTask(developer, owner, admin, "v1");
+
+    await developer.taskApprovals.decide(attemptId, true, "me too");
+    await eventually(async () => (await owner.security.current.getAuditLog({ action: "approval.decide", result: "denied" })).some((e) => e.body.userId === developer.peerId && /may not approve/.test(e.body.reason ?? "")), 15_000, "the developer's decision refused on the owner");
+    expect(runs).toEqual([]);
+    expect((await owner.core.engine.getTask(attemptId))?.status).toBe("pending");
+
+    // The admin decides as `coderclaw approvals list|approve` does, through the node's admin calls.
+    const listed = (await runApprovalAdmin(admin.approvals, admin.taskApprovals, "approval.list", {})) as Array<Record<string, unknown>>;
+    expect(listed).toEqual([expect.objectContaining({ id: `task/${attemptId}`, agent: "deploy", rule: "agentPolicies.deploy", holder: owner.peerId, submittedBy: developer.peerId })]);
+    await expect(runApprovalAdmin(admin.approvals, admin.taskApprovals, "approval.decide", { id: "task/not-a-task", approve: true })).rejects.toThrow(/task id/);
+    await runApprovalAdmin(admin.approvals, admin.taskApprovals, "approval.decide", { id: `task/${attemptId}`, approve: true, reason: "ship it" });
+    expect((await ended(developer, task.id)).status).toBe("completed");
+    expect(runs).toEqual(["v1"]);
+    expect(owner.taskApprovals.list()).toEqual([]);
+    const events = await owner.core.engine.getTaskEvents(attemptId);
+    expect(events.map((e) => e.message)).toEqual(expect.arrayContaining(["awaiting approval (agentPolicies.deploy)", `approved by ${admin.peerId}: ship it`]));
+    const audit = await owner.security.current.getAuditLog({});
+    expect(audit.some((e) => e.body.action === "approval.request" && e.body.resource === `task/${attemptId}`)).toBe(true);
+    expect(audit.some((e) => e.body.action === "approval.decide" && e.body.result === "allowed" && e.body.userId === admin.peerId)).toBe(true);
+    expect((await owner.security.current.verifyAudit()).ok).toBe(true);
+  }, 90_000);
+
+  it("a denial fails it with the reason; a decision naming another request, or a late one, is refused; nothing runs", async () => {
+    const { admin, developer, owner } = await mesh();
+    const { task, attemptId, request } = await waitingTask(developer, owner, admin, "v2");
+    const forged = signTaskApprovalDecision(admin.identity, { meshId: owner.membership.meshId!, request: "0".repeat(64), taskId: attemptId, approve: true, reason: "other request" });
+    await admin.membership.add([forged]);
+    await eventually(async () => (await owner.security.current.getAuditLog({ action: "approval.decide", result: "denied" })).some((e) => /names request 0000/.test(e.body.reason ?? "")), 15_000, "the decision on another request refused");
+    expect((await owner.core.engine.getTask(attemptId))?.status).toBe("pending");
+
+    await admin.taskApprovals.decide(attemptId, false, "not today");
+    const done = await ended(developer, task.id);
+    expect(done.status).toBe("failed");
+    expect(done.error).toContain("not today");
+    // A second decision on the same request, signed properly, comes too late to change anything.
+    await admin.membership.add([signTaskApprovalDecision(admin.identity, { meshId: owner.membership.meshId!, request, taskId: attemptId, approve: true, reason: "changed my mind" })]);
+    await eventually(async () => (await owner.security.current.getAuditLog({ action: "approval.decide", result: "denied" })).some((e) => /decided already/.test(e.body.reason ?? "")), 15_000, "the late decision refused");
+    expect((await owner.core.engine.getTask(attemptId))?.status).toBe("failed");
+    expect(runs).toEqual([]);
+  }, 90_000);
+
+  it("no decision in time denies it", async () => {
+    const { admin, developer, owner } = await mesh("2s");
+    const { task } = await waitingTask(developer, owner, admin, "v3");
+    const done = await ended(developer, task.id);
+    expect(done.status).toBe("failed");
+    expect(done.error).toMatch(/approval denied by timeout: no decision by/);
+    expect(runs).toEqual([]);
+  }, 90_000);
+});
