@@ -1,6 +1,10 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AgentExecutor } from "../../src/agents/executor.js";
 import type { TaskState } from "../../src/contract/types.js";
+import { tempDir } from "../helpers/temp-dir.js";
+import { createShellAgent } from "../../src/agents/shell.js";
 import { signTaskApprovalDecision } from "../../src/security/task-approval-statements.js";
 import type { CoderClawNode } from "../../node/create-node.js";
 import { runApprovalAdmin } from "../../node/workflows/approval-admin.js";
@@ -27,16 +31,19 @@ afterEach(async () => {
 /** The mesh's policy, signed by the admin: members may submit; every `deploy` task waits for a decision, at most `timeout`. */
 const policy = (timeout: string): string => `remote:\n  allow: true\nagentPolicies:\n  deploy:\n    approval: required\n    approvalTimeout: ${timeout}\n`;
 
-/** Founder `admin`, `developer` (no task:approve) and `owner` (runs `deploy`, which the mesh's policy holds for approval). */
-async function mesh(timeout = "1h"): Promise<{ admin: CoderClawNode; developer: CoderClawNode; owner: CoderClawNode }> {
+/** Developers may run `shell`, and every shell task waits for a decision. */
+const SHELL_POLICY = "remote:\n  allow: true\nskillPolicies:\n  shell-exec:\n    dangerous: true\n    allowedRoles: [developer]\nagentPolicies:\n  shell:\n    approval: required\n";
+
+/** Founder `admin`, `developer` (no task:approve) and `owner` (runs `deploy` and `shell`, which the mesh's policy holds for approval). */
+async function mesh(timeout = "1h", text = policy(timeout)): Promise<{ admin: CoderClawNode; developer: CoderClawNode; owner: CoderClawNode }> {
   runs.length = 0;
-  const started = await startNodes(3, (i) => (i === 2 ? { agents: [deploy] } : {}));
+  const started = await startNodes(3, (i) => (i === 2 ? { agents: [deploy, createShellAgent()], options: { sandbox: "off" } } : {}));
   cleanups.push(started.stop);
   await formMesh(started.nodes);
   const [admin, developer, owner] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
   await eventually(async () => (await owner.security.current.getAuditLog({ action: "grant.add", result: "allowed" })).length >= 2, 15_000, "grants in force on the owner");
-  await admin.security.signPolicy("repo", policy(timeout));
-  await eventually(() => owner.security.current.approvalFor("deploy", developer.peerId) !== undefined, 15_000, "the policy in force on the owner");
+  await admin.security.signPolicy("repo", text);
+  await eventually(() => owner.security.current.approvalFor(text === SHELL_POLICY ? "shell" : "deploy", developer.peerId) !== undefined, 15_000, "the policy in force on the owner");
   return { admin, developer, owner };
 }
 
@@ -112,5 +119,20 @@ describe("tasks held by an approval rule (three nodes)", () => {
     expect(done.status).toBe("failed");
     expect(done.error).toMatch(/approval denied by timeout: no decision by/);
     expect(runs).toEqual([]);
+  }, 90_000);
+
+  it("a shell task matching `agentPolicies.shell` waits, and runs (its side effect once) only once an admin approves", async () => {
+    const { admin, developer, owner } = await mesh("1h", SHELL_POLICY);
+    const dir = tempDir("cc-approval-shell-");
+    cleanups.push(() => dir.remove());
+    const file = join(dir.path, "effects");
+    const task = await developer.adapter.submitTask({ description: "append", input: `echo once >> ${file}`, agentId: "shell" }, { route: owner.peerId });
+    await eventually(() => admin.taskApprovals.list().some((r) => r.agentId === "shell"), 15_000, "the request listed on the admin's node");
+    const [request] = admin.taskApprovals.list();
+    expect(request).toMatchObject({ rule: "agentPolicies.shell", submittedBy: developer.peerId });
+    expect(existsSync(file)).toBe(false);
+    await admin.taskApprovals.decide(request!.taskId, true, "fine");
+    expect((await ended(developer, task.id)).status).toBe("completed");
+    expect(readFileSync(file, "utf8")).toBe("once\n");
   }, 90_000);
 });
