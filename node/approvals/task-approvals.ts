@@ -22,7 +22,7 @@ export interface TaskApprovalsDeps extends ApprovalStatementDeps {
 export interface TaskApprovalView extends TaskApprovalRequestBody {
   /** `task/<task id>`: what `approvals approve` and `deny` take, on any member. */
   ref: string;
-  /** The request statement's id. */
+  /** The request statement's id; empty for this node's own while it is in no mesh (nothing is published then). */
   statementId: string;
 }
 
@@ -34,6 +34,12 @@ export interface TaskApprovals {
   list(): TaskApprovalView[];
   /** Sign a decision on the request for `taskId` (from any member) and add it to the mesh's statements. Resolves with its id. */
   decide(taskId: string, approve: boolean, reason?: string): Promise<string>;
+  /**
+   * Decide a request of this node's own tasks for a caller the HTTP API has
+   * checked for `task:approve` itself: no statement, `by` (the caller) is
+   * recorded as the decider. NOT_FOUND for a task that does not wait here.
+   */
+  decideHere(taskId: string, approve: boolean, by: string, reason?: string): Promise<void>;
   /** After a start: ask again for the tasks still waiting, and apply decisions that came meanwhile. */
   start(): Promise<void>;
   close(): void;
@@ -50,8 +56,8 @@ export const TASK_APPROVAL_PREFIX = "task/";
  * refused and audited. No decision before the deadline denies.
  */
 export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
-  /** Open requests of this node's tasks: task id -> request statement id. */
-  const mine = new Map<string, string>();
+  /** Open requests of this node's tasks, by task id (`statementId` empty while this node is in no mesh). */
+  const mine = new Map<string, TaskApprovalView>();
   const timers = new Map<string, NodeJS.Timeout>();
   let serial: Promise<unknown> = Promise.resolve();
   let closed = false;
@@ -84,34 +90,32 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
     timers.set(gate.taskId, timer);
   };
 
-  /** Sign and publish the request for a task of this node that waits. Signing is deterministic: asked again after a restart, it is the same statement. */
+  /**
+   * Take up a task of this node that waits: arm its deadline and, in a mesh,
+   * sign and publish its request. Signing is deterministic: asked again after a
+   * restart, it is the same statement.
+   */
   const publish = async (gate: OpenGate, announce: boolean): Promise<void> => {
-    const meshId = deps.meshId();
     const task = await deps.engine.getTask(gate.taskId);
-    if (meshId === undefined || task === null) return;
+    if (task === null) return;
+    const meshId = deps.meshId();
     // The device that sent it here, else this node's own.
     const submittedBy = task.submittedBy !== undefined && isDeviceId(task.submittedBy) ? task.submittedBy : self;
-    const request = signTaskApprovalRequest(deps.signer, {
-      meshId,
-      taskId: gate.taskId,
-      agentId: task.agentId ?? "echo",
-      submittedBy,
-      description: task.description.slice(0, 200),
-      rule: gate.rule.slice(0, 300),
-      askedAt: gate.askedAt,
-      deadline: gate.deadline,
-    });
-    mine.set(gate.taskId, request.id);
+    const body = { meshId: meshId ?? "", taskId: gate.taskId, agentId: task.agentId ?? "echo", submittedBy, description: task.description.slice(0, 200), rule: gate.rule.slice(0, 300), askedAt: gate.askedAt, deadline: gate.deadline };
+    const request = meshId === undefined ? undefined : signTaskApprovalRequest(deps.signer, { ...body, meshId });
+    mine.set(gate.taskId, { ...body, signer: self, ref: `${TASK_APPROVAL_PREFIX}${gate.taskId}`, statementId: request?.id ?? "" });
     armTimer(gate);
-    const { refused } = await deps.set.add([{ id: request.id, kind: "statement", bytes: request.bytes }]);
-    if (refused.length > 0) throw new CoderClawError("UNAVAILABLE", `the approval request for task ${gate.taskId} was not taken into the mesh's statements: ${refused[0]!.reason}`);
-    if (announce) await audit({ action: "approval.request", resource: `${TASK_APPROVAL_PREFIX}${gate.taskId}`, result: "allowed", reason: `${gate.rule}; decide by ${new Date(gate.deadline).toISOString()} (statement ${request.id.slice(0, 16)})` });
+    if (request !== undefined) {
+      const { refused } = await deps.set.add([{ id: request.id, kind: "statement", bytes: request.bytes }]);
+      if (refused.length > 0) throw new CoderClawError("UNAVAILABLE", `the approval request for task ${gate.taskId} was not taken into the mesh's statements: ${refused[0]!.reason}`);
+    }
+    if (announce) await audit({ action: "approval.request", resource: `${TASK_APPROVAL_PREFIX}${gate.taskId}`, result: "allowed", reason: `${gate.rule}; decide by ${new Date(gate.deadline).toISOString()}${request === undefined ? "" : ` (statement ${request.id.slice(0, 16)})`}` });
   };
 
   /** Act on one decision if it answers a request of this node; `quiet` skips auditing decisions that are no longer news. */
   const handle = async (st: SignedStatement<"task-approval-decision">, quiet: boolean): Promise<void> => {
     const { body } = st;
-    const requestId = mine.get(body.taskId);
+    const requestId = mine.get(body.taskId)?.statementId;
     const refuse = (reason: string): Promise<unknown> =>
       audit({ action: "approval.decide", by: body.signer, resource: `${TASK_APPROVAL_PREFIX}${body.taskId}`, result: "denied", reason: `${reason} (statement ${st.id.slice(0, 16)})` });
     if (requestId === undefined) {
@@ -149,18 +153,18 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
     list() {
       const now = Date.now();
       const meshId = deps.meshId();
-      const requests: Array<SignedStatement<"task-approval-request">> = [];
+      const others: TaskApprovalView[] = [];
       const answered = new Set<string>();
       for (const s of deps.set.statements()) {
         const request = asTaskApprovalRequest(s);
-        if (request !== undefined && request.body.meshId === meshId && request.body.deadline > now) requests.push(request);
+        // This node's own requests come from what it holds open, not from the set.
+        if (request !== undefined && request.body.signer !== self && request.body.meshId === meshId && request.body.deadline > now) {
+          others.push({ ...request.body, ref: `${TASK_APPROVAL_PREFIX}${request.body.taskId}`, statementId: request.id });
+        }
         const decision = asTaskApprovalDecision(s);
         if (decision !== undefined && deps.canApprove(decision.body.signer).allowed) answered.add(decision.body.request);
       }
-      return requests
-        .filter((r) => !answered.has(r.id) && (r.body.signer !== self || mine.get(r.body.taskId) === r.id))
-        .sort((a, b) => a.body.askedAt - b.body.askedAt)
-        .map((r) => ({ ...r.body, ref: `${TASK_APPROVAL_PREFIX}${r.body.taskId}`, statementId: r.id }));
+      return [...mine.values(), ...others.filter((r) => !answered.has(r.statementId))].sort((a, b) => a.askedAt - b.askedAt);
     },
     async decide(taskId, approve, reason = "") {
       const meshId = deps.meshId();
@@ -175,6 +179,16 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
       // A decision on a task of this node has been acted on (or refused) by the time this resolves.
       await serial;
       return statement.id;
+    },
+    async decideHere(taskId, approve, by, reason = "") {
+      if (reason.length > 1000) throw new InvalidInputError("over 1000 characters", "reason");
+      let found = false;
+      await serially(async () => {
+        if (!mine.has(taskId)) return;
+        found = true;
+        await conclude(taskId, { approved: approve, by, reason });
+      });
+      if (!found) throw new NotFoundError("approval request of this node", `${TASK_APPROVAL_PREFIX}${taskId}`);
     },
     async start() {
       await serially(async () => {

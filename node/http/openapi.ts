@@ -63,6 +63,25 @@ const approval: JsonSchema = {
 const approvalDecisionBody: JsonSchema = { type: "object", properties: { reason: { type: "string", maxLength: 1000 } }, additionalProperties: false };
 const approvalIdParameter = { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" }, description: "The request's id (`request.id`)" };
 
+/** A task's approval request, as its holder signed it (node/approvals/task-approvals.ts). */
+const taskApproval: JsonSchema = {
+  type: "object",
+  properties: {
+    ref: { type: "string", description: "`task/<task id>`, as `coderclaw approvals` takes it" },
+    taskId: { type: "string", format: "uuid" },
+    agentId: { type: "string" },
+    description: { type: "string" },
+    rule: { type: "string", description: "The policy rule that holds it, e.g. `agentPolicies.shell`" },
+    signer: { type: "string", description: "The node that holds the task (and runs it once approved)" },
+    submittedBy: { type: "string" },
+    askedAt: { type: "integer" },
+    deadline: { type: "integer", description: "No decision by then denies it (ms since the epoch)" },
+    statementId: { type: "string" },
+  },
+  required: ["ref", "taskId", "agentId", "rule", "signer", "deadline"],
+};
+const taskApprovalDecided: JsonSchema = { type: "object", properties: { taskId: { type: "string", format: "uuid" }, approved: { type: "boolean" } }, required: ["taskId", "approved"] };
+
 /** A workflow's record (src/workflows/workflow-record.ts): `id`, `definition`, `status`, `steps` by id, times. */
 const workflowRecord: JsonSchema = { type: "object", properties: { id: { type: "string" }, status: { type: "string" }, definition: { type: "object" }, steps: { type: "object" } }, required: ["id", "status", "definition", "steps"] };
 
@@ -257,6 +276,31 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           operationId: "streamApprovals",
           summary: "Server-sent events: an `update` with `{seq, type, approval}` for each open request (`open`), then as requests are `asked` and `decided`",
           responses: { "200": { description: "An event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errorResponses(401, 403) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/task-approvals`]: {
+        get: {
+          operationId: "listTaskApprovals",
+          summary: "Tasks that a policy rule (`approval: required` on an agent, skill or role) holds for a decision, anywhere in the mesh, oldest first",
+          responses: { "200": json({ type: "object", properties: { approvals: { type: "array", items: taskApproval } }, required: ["approvals"] }, "Open requests"), ...errorResponses(401, 403) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/task-approvals/{taskId}/approve`]: {
+        post: {
+          operationId: "approveTask",
+          summary: "Approve a task this node holds for a decision (needs `task:approve`, or admin); it then starts. 404 for a task not waiting here (another member's: decide it with `coderclaw approvals`)",
+          parameters: [{ name: "taskId", in: "path", required: true, schema: { type: "string", format: "uuid" } }],
+          requestBody: { required: false, content: { "application/json": { schema: approvalDecisionBody } } },
+          responses: { "200": json(taskApprovalDecided, "Decided"), ...errorResponses(400, 401, 403, 404) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/task-approvals/{taskId}/deny`]: {
+        post: {
+          operationId: "denyTask",
+          summary: "Deny a task this node holds for a decision (needs `task:approve`, or admin); it fails with the reason. 404 for a task not waiting here",
+          parameters: [{ name: "taskId", in: "path", required: true, schema: { type: "string", format: "uuid" } }],
+          requestBody: { required: false, content: { "application/json": { schema: approvalDecisionBody } } },
+          responses: { "200": json(taskApprovalDecided, "Decided"), ...errorResponses(400, 401, 403, 404) },
         },
       },
       [`${HTTP_API_PREFIX}/agents`]: {

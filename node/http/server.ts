@@ -23,6 +23,7 @@ import {
 import { buildOpenApiDocument } from "./openapi.js";
 import { writeSseStream } from "./sse.js";
 import { registerWorkflowRoutes, type HttpWorkflows } from "./workflow-routes.js";
+import { registerTaskApprovalRoutes, type TaskApprovalRouteDeps } from "./task-approval-routes.js";
 import { registerApprovalRoutes } from "./approval-routes.js";
 import { registerUiRoutes } from "./ui-routes.js";
 
@@ -93,6 +94,8 @@ export interface HttpServerOptions<TAuth> {
   subjectOf?: (ctx: TAuth) => string;
   /** Serves `/v1/workflows`; those routes answer 404 when absent. */
   workflows?: HttpWorkflows;
+  /** Serves `/v1/task-approvals`; those routes answer 404 when absent. */
+  taskApprovals?: TaskApprovalRouteDeps["approvals"];
   /** Serves `GET /v1/audit`; the route answers 404 when absent. */
   audit?: (query: HttpAuditQuery, ctx: TAuth) => unknown[] | Promise<unknown[]>;
   /** Default 127.0.0.1: remote exposure is a deliberate configuration choice. */
@@ -338,6 +341,10 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
             stream: (reply, events) => openSse(reply, events),
           });
         }
+      }
+
+      if (options.taskApprovals !== undefined) {
+        registerTaskApprovalRoutes(api, { approvals: options.taskApprovals, check, subjectOf: (request) => options.subjectOf?.(ctxOf(request)) ?? "http" });
       }
 
       api.get("/agents", async (request) => {

@@ -149,6 +149,7 @@ export function startCommand(setExit: (code: number) => void): Command {
           adapter: node.adapter,
           changes: (id) => taskChanges(node.adapter, node.workspaces, id),
           workflows: httpWorkflows(node.workflows, node.core.store),
+          taskApprovals: node.taskApprovals,
           ...httpListenOptions(config.http),
           ...securityHttpHooks(service, { deviceId: node.peerId }),
         });
