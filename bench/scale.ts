@@ -208,37 +208,61 @@ async function liveCost(n: number, topology: "full" | "line", changes: number): 
   }
 }
 
+/** Socket bytes and CPU per node per minute over `windowMs`, once `settleMs` of quiet has passed. */
+async function quietCost(n: number, windowMs: number, settleMs: number): Promise<{ bytesPerNodePerMinute: number; cpuPercentOfACorePerNode: number }> {
+  await sleep(settleMs);
+  const bytes0 = socketBytes();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await sleep(windowMs);
+  const minutes = (performance.now() - t0) / 60_000;
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    bytesPerNodePerMinute: Math.round((socketBytes() - bytes0) / n / minutes),
+    cpuPercentOfACorePerNode: round(((cpu.user + cpu.system) / 1000 / (minutes * 60_000) / n) * 100, 3),
+  };
+}
+
 /**
  * Socket bytes and CPU per node per minute of `n` whole nodes in a formed mesh,
  * every pair connected, doing nothing, measured over `windowMs` once they have
- * been quiet for a while (pairing, first reconciliation).
+ * been quiet for a while (pairing, first reconciliation); beside it the same
+ * of `n` bare libp2p nodes of the mesh's stack (TCP, Noise, Yamux, identify,
+ * ping, the DHT), every pair connected: what the mesh adds beyond libp2p's own
+ * keep-alives is the difference.
  */
 async function idleCost(n: number, windowMs: number, settleMs: number): Promise<Record<string, number>> {
   const dirs = Array.from({ length: n }, () => mkdtempSync(join(tmpdir(), "coderclaw-bench-scale-")));
   const nodes: CoderClawNode[] = [];
+  let mesh: Awaited<ReturnType<typeof quietCost>>;
   try {
     for (const dir of dirs) nodes.push(await createNode({ dataDir: dir, mdns: false, agents: createBuiltinRegistry([]), inboundConnectionThreshold: 1000 }));
     const [founder, ...rest] = nodes;
     await founder!.createMesh("bench scale");
     for (const node of rest) await node.pairing.join((await founder!.pairing.invite("trusted", 60_000)).invite);
     for (const a of nodes) for (const b of nodes) if (a !== b) await a.dial(b.multiaddrs()[0]!).catch(() => undefined);
-    await sleep(settleMs);
-    const bytes0 = socketBytes();
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    await sleep(windowMs);
-    const minutes = (performance.now() - t0) / 60_000;
-    const cpu = process.cpuUsage(cpu0);
-    return {
-      n,
-      windowMs,
-      bytesPerNodePerMinute: Math.round((socketBytes() - bytes0) / n / minutes),
-      cpuPercentOfACorePerNode: round(((cpu.user + cpu.system) / 1000 / (minutes * 60_000) / n) * 100, 3),
-    };
+    mesh = await quietCost(n, windowMs, settleMs);
   } finally {
     await Promise.all(nodes.map((node) => node.stop()));
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   }
+  const bare = await Promise.all(Array.from({ length: n }, () => createMeshLibp2p({ privateKey: deviceIdentityFromSeed(randomBytes(32)).privateKey, mdns: false, admit: () => true, inboundConnectionThreshold: 1000 })));
+  let libp2p: Awaited<ReturnType<typeof quietCost>>;
+  try {
+    for (const a of bare) for (const b of bare) if (a !== b) await a.dial(b.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
+    libp2p = await quietCost(n, windowMs, settleMs);
+  } finally {
+    await Promise.all(bare.map((b) => b.stop()));
+  }
+  return {
+    n,
+    windowMs,
+    ...mesh,
+    libp2pBytesPerNodePerMinute: libp2p.bytesPerNodePerMinute,
+    libp2pCpuPercentOfACorePerNode: libp2p.cpuPercentOfACorePerNode,
+    beyondLibp2pBytesPerNodePerMinute: mesh.bytesPerNodePerMinute - libp2p.bytesPerNodePerMinute,
+    beyondLibp2pCpuPercentOfACorePerNode: round(mesh.cpuPercentOfACorePerNode - libp2p.cpuPercentOfACorePerNode, 3),
+  };
 }
 
 /**
@@ -351,7 +375,7 @@ function parts(): Set<string> {
   return new Set(at === -1 ? ["live", "idle", "reconnect", "form"] : (process.argv[at + 1] ?? "").split(","));
 }
 
-/** `--nodes 5,20,50`: the mesh sizes of the live and form parts (default 2, 5, 10, 20, 50 and 5, 20, 50). */
+/** `--nodes 5,20,50`: the mesh sizes of the live, idle and form parts (default 2, 5, 10, 20, 50; 5, 10, 20; 5, 20, 50). */
 function meshSizes(defaults: number[]): number[] {
   const at = process.argv.indexOf("--nodes");
   return at === -1 ? defaults : (process.argv[at + 1] ?? "").split(",").map(Number).filter((n) => Number.isSafeInteger(n) && n > 1);
@@ -367,7 +391,7 @@ async function main(): Promise<void> {
   const live: Array<Record<string, number | string>> = [];
   if (only.has("live")) for (const topology of ["full", "line"] as const) for (const n of sizes) live.push(await liveCost(n, topology, changes));
   const idle: Array<Record<string, number>> = [];
-  if (only.has("idle")) for (const n of SMOKE ? [3] : [5, 10]) idle.push(await idleCost(n, sized(30_000, 2_000), sized(10_000, 1_000)));
+  if (only.has("idle")) for (const n of SMOKE ? [3] : meshSizes([5, 10, 20])) idle.push(await idleCost(n, sized(30_000, 2_000), sized(10_000, 1_000)));
   const reconnect: Array<Record<string, number>> = [];
   if (only.has("reconnect")) for (const stored of SMOKE ? [300] : storedSizes()) reconnect.push(...(await reconnectCost(stored, SMOKE ? [0, 10] : [0, 10, 1_000])));
   const form: Array<Record<string, number>> = [];

@@ -113,6 +113,8 @@ describe("benchmarks at smoke size", () => {
         // Idle traffic may be nothing at all in a smoke window; only its presence is checked.
         expect(typeof at(result, "idle.0.bytesPerNodePerMinute")).toBe("number");
         expect(typeof at(result, "idle.0.cpuPercentOfACorePerNode")).toBe("number");
+        expect(typeof at(result, "idle.0.beyondLibp2pBytesPerNodePerMinute")).toBe("number");
+        expect(typeof at(result, "idle.0.libp2pCpuPercentOfACorePerNode")).toBe("number");
         // A reconnect with nothing changed asks since its position: a tenth of comparing summaries, or less.
         const quiet = (result.reconnect as Array<Record<string, number>>).find((r) => r.changed === 0);
         expect(quiet?.positionsBytes).toBeLessThan(quiet!.summariesBytes! / 4);
