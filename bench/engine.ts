@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
 import { isTerminal } from "../src/engine/state-machine.js";
 import { percentile, printResult, sized } from "./report.js";
+import { progressCost } from "./progress-cost.js";
 
 /**
  * Submit `n` no-op tasks with at most `window` submissions in flight. Latency is
@@ -106,8 +107,17 @@ async function main(): Promise<void> {
     await core.close();
 
     const cold = coldStartInChild(dir);
+    const reports = sized(20_000, 500);
+    // Alternated, so that both see the machine alike; the first pair warms up.
+    const progress: Array<Awaited<ReturnType<typeof progressCost>>> = [];
+    for (let i = 0; i < 3; i++) for (const windowMs of [0, 50]) progress.push(await progressCost(reports, windowMs));
+    const medianOf = (windowMs: number): Awaited<ReturnType<typeof progressCost>> => {
+      const runs = progress.slice(2).filter((p) => p.coalesceMs === windowMs).sort((a, b) => a.cpuUsPerReport - b.cpuUsPerReport);
+      return runs[Math.floor(runs.length / 2)]!;
+    };
 
     printResult("engine", {
+      progress: { uncoalesced: medianOf(0), coalesced: medianOf(50), cpuRatio: Math.round((medianOf(50).cpuUsPerReport / medianOf(0).cpuUsPerReport) * 1000) / 1000 },
       noopTasks: measure,
       throughputTasksPerSec: Math.round(measure / small.seconds),
       cpuMsPerTask: small.cpuMsPerTask,

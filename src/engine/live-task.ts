@@ -31,6 +31,8 @@ export interface LiveTask extends PersistedTask {
   listeners: Set<(event: TaskEvent) => void>;
   /** Events told to followers so far: all but an outcome that is not durable yet. */
   announced: number;
+  /** Bare progress that waits for its coalescing window (see TaskEngineOptions.progressCoalesceMs). */
+  progressPending?: { value: number; timer: NodeJS.Timeout };
   /** Created by the task's first output; most tasks have none. */
   output?: OutputBuffer;
   /** Consulted before the task is recorded `completed`: a reason makes it fail with that reason instead (a fenced task). */

@@ -51,6 +51,12 @@ export interface TaskEngineOptions extends ExecutionEnvironmentOptions {
   /** Output chunks arriving within this window become one history entry. Default 25 ms. */
   outputCoalesceMs?: number;
   /**
+   * Progress reported without a message within this window becomes one history
+   * entry with the latest value (a message is recorded at once, after what
+   * waits). 0 records each at once. Default 50 ms.
+   */
+  progressCoalesceMs?: number;
+  /**
    * Bytes of output a task's history keeps (and live subscribers receive);
    * past it, one marker. An agent that stops streaming at this limit itself (the
    * command agents do) gets room past it for its own marker. Default 1 MiB.
@@ -762,9 +768,33 @@ export class TaskEngine {
   private progress(task: LiveTask, progress: number, message?: string): void {
     if (task.state.status !== "running") return;
     const p = Math.max(0, Math.min(100, Number.isFinite(progress) ? progress : 0));
-    if (p === task.state.progress && message === undefined) return;
+    if (message !== undefined) {
+      this.flushProgress(task);
+      task.state.progress = p;
+      this.record(task, "progress_updated", message, undefined, p);
+      return;
+    }
+    if (p === task.state.progress) return;
     task.state.progress = p;
-    this.record(task, "progress_updated", message, undefined, p);
+    const windowMs = this.options.progressCoalesceMs ?? 50;
+    if (windowMs === 0) return void this.record(task, "progress_updated", undefined, undefined, p);
+    // A burst of bare numbers costs one history entry (and one write) per window, with the latest value.
+    if (task.progressPending === undefined) {
+      const timer = setTimeout(() => this.flushProgress(task), windowMs);
+      timer.unref();
+      task.progressPending = { value: p, timer };
+    } else {
+      task.progressPending.value = p;
+    }
+  }
+
+  /** Record the bare progress value that waits for its window, if one does. */
+  private flushProgress(task: LiveTask): void {
+    const pending = task.progressPending;
+    if (pending === undefined) return;
+    clearTimeout(pending.timer);
+    delete task.progressPending;
+    if (task.state.status === "running") this.record(task, "progress_updated", undefined, undefined, pending.value);
   }
 
   private output(task: LiveTask, chunk: string): void {
@@ -775,6 +805,8 @@ export class TaskEngine {
 
   private transition(task: LiveTask, to: TaskStatus, message: string, data?: unknown): void {
     assertTransition(task.state.id, task.state.status, to);
+    // What progress waits for its window goes on record before the task moves on.
+    this.flushProgress(task);
     task.state.status = to;
     const now = new Date();
     if (to === "running" && task.state.startedAt === undefined) task.state.startedAt = now;

@@ -37,7 +37,7 @@ function expectPositive(result: Record<string, unknown>, paths: readonly string[
 }
 
 const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly string[] }> = [
-  { name: "engine", timeoutMs: 60_000, figures: ["throughputTasksPerSec", "cpuMsPerTask", "latencyMs.p50", "flatness.ratio", "coldStart.ms", "coldStart.rssMb"] },
+  { name: "engine", timeoutMs: 60_000, figures: ["throughputTasksPerSec", "cpuMsPerTask", "latencyMs.p50", "flatness.ratio", "coldStart.ms", "coldStart.rssMb", "progress.uncoalesced.cpuUsPerReport", "progress.coalesced.historyEntries", "progress.cpuRatio"] },
   { name: "exec", timeoutMs: 60_000, figures: ["spawnTrue.p50Ms", "shellExecTask.p50Ms", "ratio.taskP50"] },
   { name: "identity", timeoutMs: 60_000, figures: ["verification.ratio", "trust.lookupMsAfterWarmup"] },
   { name: "security", timeoutMs: 60_000, figures: ["permissionChecksPerSecond", "auditAppendsPerSecond", "verifyRatio"] },
