@@ -81,6 +81,30 @@ function sh(argv: string[]): string {
 }
 
 /**
+ * Namespaces named `names`, each with its loopback up, and a `run` inside any of
+ * them; `remove` deletes them. On a failure while making them, what was made is
+ * removed before the error is thrown.
+ */
+function makeNamespaces(names: readonly string[]): { run: (name: string, argv: string[]) => string; remove: () => void } {
+  const made: string[] = [];
+  const run = (name: string, argv: string[]): string => sh(["ip", "netns", "exec", name, ...argv]);
+  const remove = (): void => {
+    for (const name of made.splice(0)) spawnSync("ip", ["netns", "del", name]);
+  };
+  try {
+    for (const name of names) {
+      sh(["ip", "netns", "add", name]);
+      made.push(name);
+      run(name, ["ip", "link", "set", "lo", "up"]);
+    }
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return { run, remove };
+}
+
+/**
  * Creates the topology. On any failure while building it, what was made is
  * removed before the error is thrown.
  */
@@ -88,17 +112,8 @@ export function createTopology(options: { nat?: NatKind } = {}): Topology {
   const tag = `${NETNS_PREFIX}${process.pid}-${randomBytes(3).toString("hex")}`;
   const ns = { R: `${tag}-R`, NA: `${tag}-NA`, NB: `${tag}-NB`, A: `${tag}-A`, B: `${tag}-B` };
   const addr = { RA: "10.210.1.1", RB: "10.210.2.1", NA: "10.210.1.2", NB: "10.210.2.2", A: "10.211.1.2", B: "10.211.2.2" };
-  const made: string[] = [];
-  const run = (name: string, argv: string[]): string => sh(["ip", "netns", "exec", name, ...argv]);
-  const remove = (): void => {
-    for (const name of made.splice(0)) spawnSync("ip", ["netns", "del", name]);
-  };
+  const { run, remove } = makeNamespaces(Object.values(ns));
   try {
-    for (const name of Object.values(ns)) {
-      sh(["ip", "netns", "add", name]);
-      made.push(name);
-      run(name, ["ip", "link", "set", "lo", "up"]);
-    }
     // Each link is made with its ends already inside their namespaces, so its names never meet the machine's own.
     const link = (a: string, aIf: string, aAddr: string, b: string, bIf: string, bAddr: string): void => {
       sh(["ip", "link", "add", aIf, "netns", a, "type", "veth", "peer", "name", bIf, "netns", b]);
@@ -147,17 +162,8 @@ export function createLan(): Lan {
   const tag = `${NETNS_PREFIX}${process.pid}-${randomBytes(3).toString("hex")}`;
   const ns = { P: `${tag}-P`, Q: `${tag}-Q` };
   const addr = { P: "10.212.0.2", Q: "10.212.0.3" };
-  const made: string[] = [];
-  const run = (name: string, argv: string[]): string => sh(["ip", "netns", "exec", name, ...argv]);
-  const remove = (): void => {
-    for (const name of made.splice(0)) spawnSync("ip", ["netns", "del", name]);
-  };
+  const { run, remove } = makeNamespaces(Object.values(ns));
   try {
-    for (const name of Object.values(ns)) {
-      sh(["ip", "netns", "add", name]);
-      made.push(name);
-      run(name, ["ip", "link", "set", "lo", "up"]);
-    }
     sh(["ip", "link", "add", "eth0", "netns", ns.P, "type", "veth", "peer", "name", "eth0", "netns", ns.Q]);
     for (const side of ["P", "Q"] as const) {
       run(ns[side], ["ip", "addr", "add", `${addr[side]}/24`, "dev", "eth0"]);

@@ -4,6 +4,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
 import { createMessageCodec, FramedChannel } from "../../protocols/framing/index.js";
 import type { SocketAdoption } from "./punched-tcp.js";
+import { isRelayed } from "../../protocols/framing/connection-choice.js";
 
 /** Members exchange the outside address and port each will open a TCP connection from. */
 export const PUNCH_PROTOCOL = "/coderclaw/punch/1.0.0";
@@ -133,10 +134,6 @@ export async function startHolePunching(options: HolePunchOptions): Promise<void
       await punch(connection.remotePeer);
     })().catch((err: unknown) => log.error("hole punching failed: %e", err));
   });
-}
-
-function isRelayed(connection: Connection): boolean {
-  return connection.remoteAddr.toString().includes("/p2p-circuit");
 }
 
 /** This node's outside address as the relay of `relayed` sees it, and a free local port to open the punched connection from. */

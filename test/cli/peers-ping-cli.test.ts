@@ -20,7 +20,7 @@ async function node(): Promise<{ home: string; id: string }> {
 }
 
 describe("coderclaw peers and ping", () => {
-  it("show the path to a member and measure its round trip; a peer that cannot be reached is an error that says so", { timeout: 60_000 }, async () => {
+  it("show the path to a member and measure its round trip; a peer that cannot be reached is an error that says so", { timeout: 120_000 }, async () => {
     const [a, b] = [await node(), await node()];
     expect((await runCli(["mesh", "create", "--name", "ping"], a.home)).code).toBe(0);
     const invite = (await runCli(["mesh", "invite", "--level", "trusted"], a.home)).stdout.trim();

@@ -1,35 +1,21 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { eventually } from "../helpers/mesh.js";
-import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
-import { createTopology, namespacesUnavailable, sweepStaleNamespaces, type NatKind } from "../../bench/reach/netns.js";
+import type { Host } from "../../bench/reach/hosts.js";
+import type { NatKind } from "../../bench/reach/netns.js";
+import { PUBLIC, reachHarness, SHELL_FOR_DEVELOPERS } from "../helpers/reach.js";
 
 /**
  * Hole punching between members behind two NATs, in real network namespaces:
  * a relayed connection becomes direct where the NATs keep a flow's source port,
  * and stays relayed (still working) where they do not.
  */
-const unavailable = namespacesUnavailable();
-if (unavailable !== undefined) console.warn(`skipping the hole punching suite: ${unavailable}`);
+const { unavailable, host, topology } = reachHarness("hole punching");
 
-const SHELL_FOR_DEVELOPERS = "remote:\n  allow: true\nskillPolicies:\n  shell-exec:\n    dangerous: true\n    allowedRoles: [developer]\n";
-const PUBLIC: HostOptions = { listen: ["/ip4/0.0.0.0/tcp/4001"], sandbox: "off" };
 type Conn = { peer: string; addr: string };
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function host(name: string, ns: string, options: HostOptions): Promise<Host> {
-  const h = await startHost(name, ns, options);
-  cleanups.push(() => h.stop());
-  return h;
-}
 
 async function meshBehindNats(nat: NatKind) {
-  sweepStaleNamespaces();
-  const t = createTopology({ nat });
-  cleanups.push(t.remove);
+  const t = topology(nat);
   const r = await host("R", t.ns.R, { ...PUBLIC, relay: true });
   await r.call("createMesh", { name: "punch" });
   await r.call("signPolicy", { text: SHELL_FOR_DEVELOPERS });

@@ -1,10 +1,11 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, it } from "vitest";
+import { describe, it } from "vitest";
 import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
-import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
-import { createLan, namespacesUnavailable, sweepStaleNamespaces } from "../../bench/reach/netns.js";
+import type { Host, HostOptions } from "../../bench/reach/hosts.js";
+import { createLan, sweepStaleNamespaces } from "../../bench/reach/netns.js";
+import { reachHarness } from "../helpers/reach.js";
 
 /**
  * mDNS on a LAN: two members on one segment (network namespaces joined by a
@@ -12,19 +13,8 @@ import { createLan, namespacesUnavailable, sweepStaleNamespaces } from "../../be
  * a connection. The restarted member has a new port and no remembered
  * addresses, so nothing but mDNS can bring them together.
  */
-const unavailable = namespacesUnavailable();
-if (unavailable !== undefined) console.warn(`skipping the mDNS suite: ${unavailable}`);
+const { unavailable, cleanups, host } = reachHarness("mDNS");
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function host(name: string, ns: string, options: HostOptions): Promise<Host> {
-  const h = await startHost(name, ns, options);
-  cleanups.push(() => h.stop());
-  return h;
-}
 
 const connectedTo = async (from: Host, to: Host): Promise<boolean> => (await from.call<Array<{ peer: string }>>("connections")).some((c) => c.peer === to.peerId);
 

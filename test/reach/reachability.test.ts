@@ -1,34 +1,20 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { DoctorReport } from "../../node/node-api.js";
 import { eventually } from "../helpers/mesh.js";
-import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
-import { createTopology, namespacesUnavailable, sweepStaleNamespaces, type NatKind } from "../../bench/reach/netns.js";
+import type { NatKind } from "../../bench/reach/netns.js";
+import { PUBLIC, reachHarness } from "../helpers/reach.js";
 
 /**
  * Reachability as members see it, behind real NAT routers: a member's dial
  * back tells R it is public (so R, configured `relay: "auto"`, starts relaying)
  * and tells A it is behind a NAT, which keeps ports (cone) or not (symmetric).
  */
-const unavailable = namespacesUnavailable();
-if (unavailable !== undefined) console.warn(`skipping the reachability suite: ${unavailable}`);
+const { unavailable, host, topology } = reachHarness("reachability");
 
-const PUBLIC: HostOptions = { listen: ["/ip4/0.0.0.0/tcp/4001"], sandbox: "off" };
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function host(name: string, ns: string, options: HostOptions): Promise<Host> {
-  const h = await startHost(name, ns, options);
-  cleanups.push(() => h.stop());
-  return h;
-}
 
 async function meshBehindNat(nat: NatKind) {
-  sweepStaleNamespaces();
-  const t = createTopology({ nat });
-  cleanups.push(t.remove);
+  const t = topology(nat);
   const r = await host("R", t.ns.R, { ...PUBLIC, relay: "auto" });
   await r.call("createMesh", { name: "reach" });
   // No relay until a member has dialled R back.

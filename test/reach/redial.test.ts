@@ -1,28 +1,16 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { eventually } from "../helpers/mesh.js";
-import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
-import { createTopology, namespacesUnavailable, sweepStaleNamespaces } from "../../bench/reach/netns.js";
+import type { Host } from "../../bench/reach/hosts.js";
+import { PUBLIC, reachHarness } from "../helpers/reach.js";
 
 /**
  * Members behind NATs are reached again after their network changes or is
  * cut for longer than libp2p keeps redialling: nobody outside can dial a NATed
  * member, so it has to dial out again itself, to its relay and its members.
  */
-const unavailable = namespacesUnavailable();
-if (unavailable !== undefined) console.warn(`skipping the redial suite: ${unavailable}`);
+const { unavailable, host, topology } = reachHarness("redial");
 
-const PUBLIC: HostOptions = { listen: ["/ip4/0.0.0.0/tcp/4001"], sandbox: "off" };
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function host(name: string, ns: string, options: HostOptions): Promise<Host> {
-  const h = await startHost(name, ns, options);
-  cleanups.push(() => h.stop());
-  return h;
-}
 
 /** `from` holds a connection to `to` on which a ping is answered now: a stale one (from an address gone) is not. */
 async function reaches(from: Host, to: Host): Promise<boolean> {
@@ -36,9 +24,7 @@ async function reaches(from: Host, to: Host): Promise<boolean> {
 
 describe.skipIf(unavailable !== undefined)("redialling members behind NATs", () => {
   it("reaches a member again within 30 s after its address changes, and after a 40 s cut", { timeout: 240_000 }, async () => {
-    sweepStaleNamespaces();
-    const t = createTopology();
-    cleanups.push(t.remove);
+    const t = topology();
     const r = await host("R", t.ns.R, { ...PUBLIC, relay: true });
     await r.call("createMesh", { name: "redial" });
     // Without hole punching, so B reaches A only through R and must find A's new relayed path itself.

@@ -1,38 +1,22 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseInvite } from "../../identity/index.js";
 import { eventually } from "../helpers/mesh.js";
-import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
-import { createTopology, namespacesUnavailable, sweepStaleNamespaces } from "../../bench/reach/netns.js";
+import { PUBLIC, reachHarness, SHELL_FOR_DEVELOPERS } from "../helpers/reach.js";
 
 /**
  * Members behind two NATs reach each other through a relay member, in real
  * network namespaces with real routers (see netns.ts), real node processes
  * started from the built package.
  */
-const unavailable = namespacesUnavailable();
-if (unavailable !== undefined) console.warn(`skipping the relay suite: ${unavailable}`);
+const { unavailable, host, topology } = reachHarness("relay");
 
-const SHELL_FOR_DEVELOPERS = "remote:\n  allow: true\nskillPolicies:\n  shell-exec:\n    dangerous: true\n    allowedRoles: [developer]\n";
-const PUBLIC: HostOptions = { listen: ["/ip4/0.0.0.0/tcp/4001"], sandbox: "off" };
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function host(name: string, ns: string, options: HostOptions): Promise<Host> {
-  const h = await startHost(name, ns, options);
-  cleanups.push(() => h.stop());
-  return h;
-}
 
 const circuit = (addrs: readonly string[]): string[] => addrs.filter((a) => a.includes("/p2p-circuit"));
 
 /** R (public, relaying) founds the mesh; A and B, each behind its own NAT, join with R's invite. */
 async function meshBehindNats() {
-  sweepStaleNamespaces();
-  const t = createTopology();
-  cleanups.push(t.remove);
+  const t = topology();
   const r = await host("R", t.ns.R, { ...PUBLIC, relay: true });
   await r.call("createMesh", { name: "reach" });
   await r.call("signPolicy", { text: SHELL_FOR_DEVELOPERS });
