@@ -52,8 +52,12 @@ export interface RuntimeConfig {
     /** Output a task keeps and streams, in bytes: its history and the built-in and command agents' limit. Default 1 MiB. */
     maxOutputBytes: number;
   };
-  /** Serve circuit relay v2 to members (for members behind NATs); `coderclaw start --relay` too. */
-  relay: boolean;
+  /**
+   * Serve circuit relay v2 to members (for members behind NATs): `true`,
+   * `false`, or `auto` (only while members can dial this node, as they find by
+   * dialling it back); `coderclaw start --relay [auto]` too.
+   */
+  relay: boolean | "auto";
   /** Labels this node advertises to the mesh; a task may require them (`--requires gpu`). */
   labels: string[];
   /** Resources this node advertises (`cpu: 8`, `memoryGiB: 32`); a task may require at least an amount (`--requires cpu>=4`). */
@@ -126,7 +130,7 @@ const SETTINGS = {
   "deployment.allowRemoteSessions": { schema: z.boolean(), env: "CODERCLAW_ALLOW_REMOTE_SESSIONS" },
   "deployment.maxConcurrentTasks": { schema: z.number().int().min(1).max(10_000), env: "CODERCLAW_MAX_CONCURRENT_TASKS" },
   "deployment.maxOutputBytes": { schema: z.number().int().min(1024).max(MAX_OUTPUT_LIMIT), env: "CODERCLAW_MAX_OUTPUT_BYTES" },
-  relay: { schema: z.boolean(), env: "CODERCLAW_RELAY" },
+  relay: { schema: z.union([z.boolean(), z.literal("auto")], { error: "must be true, false or auto" }), env: "CODERCLAW_RELAY" },
   labels: { schema: z.array(RequirementNameSchema).max(MAX_REQUIREMENTS), env: "CODERCLAW_LABELS" },
   resources: {
     schema: z
@@ -205,7 +209,7 @@ function getPath(value: unknown, key: string): unknown {
 
 function parseEnvValue(key: SettingKey, raw: string): unknown {
   const schema = SETTINGS[key].schema;
-  if (schema instanceof z.ZodBoolean) {
+  if (schema instanceof z.ZodBoolean || key === "relay") {
     const v = raw.trim().toLowerCase();
     if (["1", "true", "yes", "on"].includes(v)) return true;
     if (["0", "false", "no", "off"].includes(v)) return false;

@@ -122,6 +122,7 @@ const rows: Row[] = [
   { name: "mesh invite --ttl forever", run: () => runCli(["mesh", "invite", "--ttl", "forever"], a), code: 2, says: /--ttl: "forever" is not a duration/ },
   { name: "devices trust bogus", run: () => runCli(["devices", "trust", "bogus", "--level", "verified"], a), code: 2, says: /no device starts with "bogus"/ },
   { name: "start --listen 4005", run: () => runCli(["start", "--no-mdns", "--listen", "4005"], lone), code: 2, says: /--listen: "4005" is not a multiaddr; for TCP port 4005 write \/ip4\/0\.0\.0\.0\/tcp\/4005/ },
+  { name: "start --relay sometimes", run: () => runCli(["start", "--no-mdns", "--relay", "sometimes"], lone), code: 2, says: /--relay takes true, false or auto, not "sometimes"/ },
   {
     name: "start --listen on a taken port",
     run: () => runCli(["start", "--no-mdns", "--listen", aAddr.replace(/\/p2p\/.*$/, "")], lone),

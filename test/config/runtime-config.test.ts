@@ -78,6 +78,17 @@ describe("loadRuntimeConfig", () => {
     expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/security\.sandbox/);
   });
 
+  it("takes relay as true, false or auto from the file or CODERCLAW_RELAY, and refuses other values naming the key", () => {
+    const file = writeConfig("relay: auto\n");
+    expect(loadRuntimeConfig({ cwd: dir, env: noHome() }).config.relay).toBe("auto");
+    expect(loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_RELAY: "on" } }).config.relay).toBe(true);
+    expect(loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_RELAY: "auto" } }).config.relay).toBe("auto");
+    writeFileSync(file, "relay: sometimes\n");
+    expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/relay.*true, false or auto/s);
+    writeFileSync(file, "relay: false\n");
+    expect(() => loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_RELAY: "maybe" } })).toThrow(/CODERCLAW_RELAY/);
+  });
+
   it("takes deployment.maxOutputBytes up to what one task-protocol message carries (4 MiB), and refuses more naming the key", () => {
     const file = writeConfig("deployment:\n  maxOutputBytes: 4194304\n");
     expect(loadRuntimeConfig({ cwd: dir, env: noHome() }).config.deployment.maxOutputBytes).toBe(4 * 1024 * 1024);
