@@ -72,14 +72,17 @@ export function workflowSession(workflowId: string): string {
 
 const TERMINAL_TASK = new Set(["completed", "failed", "cancelled"]);
 
+/** Progress of a workflow's steps is written at most once per this window (see WorkflowRun's #write), ms. */
+const WRITE_WINDOW_MS = 25;
+
 /**
- * A coordinator over `runtime` and `store`. Everything it decides is written
- * before it acts on it: a try is recorded (with its idempotency key) before its
- * task is submitted, the task's id once the runtime took it, and its outcome
- * before the next step starts. Restarted, it carries on from the record: a try
- * recorded without a task is looked for among the workflow's session's tasks by
- * its key and submitted only if absent, a try with a task is followed to its end,
- * so each step completes once.
+ * A coordinator over `runtime` and `store`. Each try's task is submitted under
+ * an idempotency key made of workflow, step and try number, in the workflow's
+ * own session; the record of the try, its task and its outcome are written as
+ * they happen, in one store write per turn, without holding the next step up.
+ * Restarted, it reads the session's tasks once before anything starts: a try
+ * whose task exists (recorded or not) is followed to its end, a try with none
+ * is submitted, so each step completes once.
  */
 export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): WorkflowCoordinator {
   const { runtime, store } = options;
@@ -88,10 +91,12 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
   let stopped = false;
   const mine = (record: WorkflowRecord): boolean => record.coordinator === undefined || record.coordinator === options.coordinator?.id;
 
-  const drive = (record: WorkflowRecord): WorkflowRun => {
+  /** Drive `record`: a new workflow starts its first steps; one `taken up` after a restart first finds what was under way. */
+  const drive = (record: WorkflowRecord, takenUp: boolean): WorkflowRun => {
     const run = new WorkflowRun(record, { runtime, store, now, onError: (e) => options.onError?.(record.id, e), onApproval: (e) => options.onApproval?.(e), onEnd: () => runs.delete(record.id) });
     runs.set(record.id, run);
-    run.pump();
+    if (takenUp) run.recover();
+    else run.pump();
     return run;
   };
 
@@ -100,7 +105,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
       if (stopped) throw new CoderClawError("SHUTTING_DOWN", "the workflow coordinator has stopped");
       const record = newWorkflowRecord(options.coordinator?.newId() ?? randomUUID(), definition, input, now(), options.coordinator?.id);
       await store.create(record);
-      drive(structuredClone(record));
+      drive(structuredClone(record), false);
       return record;
     },
     async resume() {
@@ -109,7 +114,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
         if (runs.has(id)) continue;
         const record = await store.get(id).catch((error: Error) => void options.onError?.(id, error));
         if (record === undefined || record.status !== "running" || !mine(record)) continue;
-        drive(record).recover();
+        drive(record, true);
         n++;
       }
       return n;
@@ -141,7 +146,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
       if (record.status !== "running") return record;
       if (!mine(record)) throw new CoderClawError("INVALID_INPUT", `workflow ${id} is coordinated by ${record.coordinator}: follow it there`);
       // Held as running but driven by no one here: taken up, so waiting does not wait for ever.
-      return drive(record).recover().ended(signal);
+      return drive(record, true).ended(signal);
     },
     approvals() {
       return [...runs.values()].flatMap((r) => r.openApprovals()).sort((a, b) => a.request.askedAt - b.request.askedAt);
@@ -184,6 +189,12 @@ class WorkflowRun {
   readonly #deadlines = new Map<string, ReturnType<typeof setTimeout>>();
   readonly #waiters: Array<(r: WorkflowRecord) => void> = [];
   #stopped = false;
+  /** A change waiting for its window must be written now. */
+  #urgent = false;
+  /** Ends the wait for the window of the next write, while one is waited for. */
+  #hurry: (() => void) | undefined;
+  /** After a restart: the session's tasks by idempotency key, read once before anything starts. */
+  readonly #submitted = new Map<string, string>();
 
   constructor(record: WorkflowRecord, deps: RunDeps) {
     this.#record = record;
@@ -195,14 +206,27 @@ class WorkflowRun {
     return structuredClone(this.#record);
   }
 
-  /** After a restart: every try that was under way is followed again from what the record says of it. */
-  recover(): this {
-    for (const [id, r] of Object.entries(this.#record.steps)) {
-      const attempt = r.attempts[r.attempts.length - 1];
-      if (r.status === "running" && attempt !== undefined && attempt.outcome === undefined) this.#follow(this.#steps.get(id)!, attempt, true);
-    }
-    this.pump();
-    return this;
+  /**
+   * After a restart: the tasks of the workflow's session are read once, so a
+   * try whose task was submitted but whose start never reached the record is
+   * found by its key rather than submitted again; then every try that was under
+   * way is followed again from what the record says of it, and what may start
+   * starts.
+   */
+  recover(): void {
+    void (async () => {
+      const tasks = await this.#deps.runtime.listTasks({ sessionId: workflowSession(this.#record.id), limit: 10_000 });
+      for (const t of tasks) if (typeof t.metadata?.idempotencyKey === "string") this.#submitted.set(t.metadata.idempotencyKey, t.id);
+      for (const [id, r] of Object.entries(this.#record.steps)) {
+        const attempt = r.attempts[r.attempts.length - 1];
+        if (r.status === "running" && attempt !== undefined && attempt.outcome === undefined) this.#follow(this.#steps.get(id)!, attempt, true);
+      }
+      this.pump();
+    })().catch((err: Error) => {
+      // The runtime could not be read: nothing is started until it can be, so nothing starts twice.
+      this.#deps.onError(err);
+      if (!this.#stopped) setTimeout(() => this.recover(), 1000).unref?.();
+    });
   }
 
   ended(signal?: AbortSignal): Promise<WorkflowRecord> {
@@ -272,7 +296,7 @@ class WorkflowRun {
       r.status = "failed";
       r.error = `approval denied${decision.by === undefined ? "" : ` by ${decision.by}`}: ${decision.reason}`;
     }
-    await this.#write({ steps: { [stepId]: r } });
+    await this.#write({ steps: { [stepId]: r } }, true);
     const event = this.#approvalOf(stepId, r.approval!);
     this.#deps.onApproval({ type: "decided", ...event });
     this.pump();
@@ -286,7 +310,7 @@ class WorkflowRun {
     r.approval = { id: randomUUID(), askedAt, deadline: askedAt + step.approval!.timeoutMs };
     r.reason = AWAITING_APPROVAL;
     this.#arm(step.id, r.approval);
-    this.#write({ steps: { [step.id]: r } }).then(
+    this.#write({ steps: { [step.id]: r } }, true).then(
       () => this.#deps.onApproval({ type: "asked", ...this.#approvalOf(step.id, r.approval!) }),
       (err: Error) => this.#deps.onError(err),
     );
@@ -320,6 +344,9 @@ class WorkflowRun {
     const r = this.#record.steps[step.id]!;
     const n = r.attempts.length + 1;
     const attempt: StepAttempt = { n, key: `${this.#record.id}/${step.id}/${n}`, startedAt: this.#deps.now() };
+    // Submitted before a crash that kept its start from the record: the same try, not a new task.
+    const found = this.#submitted.get(attempt.key);
+    if (found !== undefined) attempt.taskId = found;
     r.status = "running";
     delete r.retryAt;
     r.attempts.push(attempt);
@@ -333,7 +360,8 @@ class WorkflowRun {
     void (async () => {
       let ended: { outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string };
       try {
-        if (!recovering) await this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } });
+        // Not waited for: a restart that lost it finds the task by its key (see recover), and it joins the next write.
+        if (!recovering) this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } }).catch((err: Error) => this.#deps.onError(err));
         const taskId = attempt.taskId ?? (await this.#submit(step, attempt, recovering));
         if (signal.aborted) return;
         ended = await this.#outcome(step, attempt, taskId, signal);
@@ -463,7 +491,7 @@ class WorkflowRun {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#disarm();
     try {
-      await this.#write({ status, endedAt: this.#record.endedAt, ...(error !== undefined && { error }), steps: changed });
+      await this.#write({ status, endedAt: this.#record.endedAt, ...(error !== undefined && { error }), steps: changed }, true);
     } catch (err) {
       this.#deps.onError(err as Error);
     }
@@ -473,27 +501,43 @@ class WorkflowRun {
   }
 
   /**
-   * Record `change`; resolves once it is durable. Changes made in the same turn
-   * (a fan-out's steps starting, a step ending and the next starting) go to the
-   * store as one write, each value as it stood when its change was made, and
-   * writes go one after another.
+   * Record `change`; resolves once it is durable. Changes made within a window
+   * of {@link WRITE_WINDOW_MS} (a fan-out's steps starting, a chain's steps
+   * ending and starting) go to the store as one write, each value as it stood
+   * when its change was made, and writes go one after another. Nothing a
+   * restart needs waits for the window: a try is found by its task's key (see
+   * `recover`); an `urgent` change (an approval asked or decided, the end) is
+   * written without waiting.
    */
-  #write(change: WorkflowChange): Promise<void> {
+  #write(change: WorkflowChange, urgent = false): Promise<void> {
     const pending = (this.#pending ??= { change: {}, waiters: [] });
     const { steps, ...head } = structuredClone(change);
     Object.assign(pending.change, head);
     if (steps !== undefined) pending.change.steps = { ...(pending.change.steps ?? {}), ...steps };
     const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
+    if (urgent) {
+      this.#urgent = true;
+      this.#hurry?.();
+    }
     this.#writes ??= this.#flush();
     return written;
   }
 
   async #flush(): Promise<void> {
-    // The rest of this turn's changes join the write.
-    await new Promise((r) => setImmediate(r));
     while (this.#pending !== undefined) {
+      if (!this.#urgent) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => this.#hurry?.(), WRITE_WINDOW_MS);
+          this.#hurry = () => {
+            clearTimeout(timer);
+            this.#hurry = undefined;
+            resolve();
+          };
+        });
+      }
       const { change, waiters } = this.#pending;
       this.#pending = undefined;
+      this.#urgent = false;
       try {
         await this.#deps.store.update(this.#record.id, change);
         for (const w of waiters) w.resolve();
@@ -503,7 +547,6 @@ class WorkflowRun {
     }
     this.#writes = undefined;
   }
-
 }
 
 /** A controller whose signal every running step listens to: as many listeners as steps run at once. */

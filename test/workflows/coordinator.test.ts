@@ -4,7 +4,7 @@ import type { AgentExecutor } from "../../src/agents/executor.js";
 import { openLocalCore, type LocalCore } from "../../src/runtime/local-core.js";
 import { LocalTransportAdapter } from "../../src/transport/local-adapter.js";
 import { CoderClawRuntime } from "../../src/transport/runtime.js";
-import { checkWorkflow, createWorkflowCoordinator, documentWorkflowStore, type StepDraft, type WorkflowCoordinator, type WorkflowRuntime } from "../../src/workflows/index.js";
+import { checkWorkflow, createWorkflowCoordinator, documentWorkflowStore, type StepDraft, type WorkflowCoordinator, type WorkflowRuntime, type WorkflowStore } from "../../src/workflows/index.js";
 import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -45,6 +45,10 @@ const AGENTS = [
       throw new Error(`failing ${left} more`);
     }
     return "finally";
+  }),
+  agent("tick", async (input) => {
+    effects.set(input, (effects.get(input) ?? 0) + 1);
+    return `t[${input}]`;
   }),
   agent("slow", async (_input, signal) => {
     await sleep(30_000, signal);
@@ -153,6 +157,30 @@ describe("the workflow coordinator over a local runtime", () => {
     expect(done.status).toBe("completed");
     expect(done.steps.b!.attempts).toHaveLength(1);
     expectOnceEach();
+  });
+
+  it("a crash that loses every write still waiting, at any of several points of a fast chain, is taken up by a new coordinator: each step once", async () => {
+    const { core, runtime, coordinator } = await setup();
+    const CHAIN = checkWorkflow({ name: "chain", steps: Array.from({ length: 12 }, (_, i): StepDraft => ({ id: `s${i}`, agent: "tick", input: i === 0 ? "s0" : `s${i} after \${steps.s${i - 1}.output}`, ...(i > 0 && { dependsOn: [`s${i - 1}`] }) })) });
+    for (const writesKept of [0, 1, 2, 3]) {
+      effects.clear();
+      const durable = documentWorkflowStore(core.store);
+      let updates = 0;
+      // The crash: from here on nothing reaches storage, and the coordinator is never heard from again.
+      const dying: WorkflowStore = { ...durable, update: (id, change) => (updates++ < writesKept ? durable.update(id, change) : new Promise<void>(() => undefined)) };
+      const first = createWorkflowCoordinator({ runtime, store: dying });
+      const { id } = await first.start(CHAIN, `run ${writesKept}`);
+      await eventually(() => effects.size >= 2 + writesKept, 10_000, "some steps run");
+      void first.stop();
+      const second = coordinator();
+      await second.resume();
+      const done = await second.wait(id);
+      expect(done.status, `writes kept: ${writesKept}`).toBe("completed");
+      expect(done.steps.s11!.output).toContain("t[s11 after t[s10 after");
+      expect([...effects.entries()].filter(([, n]) => n !== 1), `writes kept: ${writesKept}`).toEqual([]);
+      expect(effects.size).toBe(12);
+      await second.stop();
+    }
   });
 
   it("retries a failing step with its backoff, keeping every try in its history", async () => {
