@@ -72,6 +72,17 @@ interface Round {
 /** Documents of one patch frame applied per turn of the event loop. */
 const PATCH_ITEMS_PER_TURN = 8;
 
+/**
+ * Once this many documents went either way in patches since this side last
+ * asked `since`, and the session was then quiet for {@link REASK_AFTER_QUIET_MS},
+ * the side asks again: the peer's log grew by what it took, and a position
+ * kept current makes the next reconnect's answer (and the scan of the peer's log
+ * behind it) as small as what changed while apart. Fewer cost a reconnect
+ * little, and asking after each would cost every pair two frames per change.
+ */
+const REASK_AFTER_DOCUMENTS = 1000;
+const REASK_AFTER_QUIET_MS = 2000;
+
 /** Entries one multi-frame answer may carry; far above any real store prefix, it only stops a peer that never sends `last`. */
 const MAX_PENDING_ENTRIES = 1_000_000;
 
@@ -120,6 +131,9 @@ export class PeerSession {
   /** A `since` was sent and its `changed` answer has not ended: only then is a `changed` taken. */
   #asking = false;
   #round: Round | undefined;
+  #reask: NodeJS.Timeout | undefined;
+  /** Documents patched either way since this side last asked `since`. */
+  #patchedSinceAsked = 0;
 
   constructor(channel: MessageChannel<SyncMessage>, options: PeerSessionOptions) {
     this.channel = channel;
@@ -140,6 +154,7 @@ export class PeerSession {
       else if (this.#options.initiator) await this.#enqueue(() => this.#sendSummaries());
       for await (const message of this.channel) await this.#enqueue(() => this.#handle(message));
     } finally {
+      clearTimeout(this.#reask);
       this.#options.onEnded?.();
     }
   }
@@ -249,6 +264,7 @@ export class PeerSession {
   async #sendSince(): Promise<void> {
     const at = this.#options.positions?.get(this.channel.peer);
     this.#asking = true;
+    this.#patchedSinceAsked = 0;
     await this.channel.send({ t: "since", ...(at !== undefined && { epoch: at.epoch }), seq: at?.seq ?? 0 });
   }
 
@@ -422,6 +438,7 @@ export class PeerSession {
       this.#learn(item.id, item.heads);
       this.#options.wants?.received(item.id);
     }
+    this.#reaskWhenQuiet(message.items.length);
     await this.#sendWants(behind);
     const round = this.#round;
     if (round !== undefined && round.pending.size > 0) {
@@ -493,6 +510,21 @@ export class PeerSession {
   async #sendPatches(patches: PatchItem[]): Promise<void> {
     const size = (item: PatchItem): number => item.changes.byteLength + item.id.length + item.w.length + 80 + 34 * item.proof.length + 70 * (item.heads.length + item.since.length);
     for (const items of runsBySize(patches, size, this.#options.targetFrameBytes)) await this.channel.send({ t: "patch", items });
+    this.#reaskWhenQuiet(patches.length);
+  }
+
+  /** Count `documents` patched; past {@link REASK_AFTER_DOCUMENTS}, (re)start the wait after which the position is brought up to date. */
+  #reaskWhenQuiet(documents: number): void {
+    this.#patchedSinceAsked += documents;
+    if (this.#options.positions === undefined || this.channel.closed || this.#patchedSinceAsked < REASK_AFTER_DOCUMENTS) return;
+    clearTimeout(this.#reask);
+    this.#reask = setTimeout(() => {
+      this.#reask = undefined;
+      // A question or a round still under way will keep a position of its own.
+      if (this.#asking || this.#round !== undefined || this.channel.closed) return;
+      this.#enqueue(() => this.#sendSince()).catch(() => undefined);
+    }, REASK_AFTER_QUIET_MS);
+    this.#reask.unref();
   }
 
   async #sendWants(wants: Array<{ id: string; heads: string[] }>): Promise<void> {

@@ -272,6 +272,30 @@ describe("reconnecting sync sessions that keep their position in each other's ch
     expect([a.refused, b.refused, a.errors, b.errors]).toEqual([[], [], [], []]);
   });
 
+  it("keeps its position in the peer's log current while live: after a thousand documents patched and a quiet moment it asks again, so a reconnect scans nothing of what the peer took; a few do not make it ask", async () => {
+    const [a, b] = [await side(), await side()];
+    const positions: [LogPositions, LogPositions] = [positionsOf(a), positionsOf(b)];
+    const live = connect(a, b, positions);
+    await eventually(() => positions[0].get(b.identity.peerId) !== undefined, 5000, "a's first position in b's log");
+    const before = positions[0].get(b.identity.peerId)!.seq;
+    // A few changes: no question of their own (each would cost every pair two frames).
+    for (let i = 0; i < 3; i++) await write(a, `task/few-${i}`, "done");
+    await live.sessions[0].push([0, 1, 2].map((i) => ({ id: `task/few-${i}`, since: [] })));
+    await eventually(async () => (await b.store.heads("task/few-2")) !== undefined, 10_000, "b took the few");
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(live.sent[0].filter((m) => m.t === "since")).toHaveLength(1);
+    for (let i = 0; i < 1200; i++) await write(a, `task/${String(i).padStart(4, "0")}`, `done ${i}`);
+    // Pushed live, as a's live push sends its own changes.
+    await live.sessions[0].push(Array.from({ length: 1200 }, (_, i) => ({ id: `task/${String(i).padStart(4, "0")}`, since: [] })));
+    await eventually(async () => (await b.store.heads("task/1199")) !== undefined, 20_000, "b took a's documents");
+    // b's log grew by what it took from a; a's position catches up once the session has been quiet a moment.
+    await eventually(() => positions[0].get(b.identity.peerId)!.seq === b.store.logPosition().seq, 10_000, "a's position at the end of b's log");
+    expect(positions[0].get(b.identity.peerId)!.seq).toBeGreaterThan(before);
+    const { entries } = (await b.store.changedSince(b.store.logPosition().epoch, positions[0].get(b.identity.peerId)!.seq, ["task/"]))!;
+    expect(entries).toEqual([]);
+    await Promise.all(live.ends.map((e) => e.close()));
+  });
+
   it("takes a changed answer only to its own question: one sent unasked changes no position and asks for nothing", async () => {
     const [a, b] = [await side(), await side()];
     const bPositions = positionsOf(b);
