@@ -72,8 +72,14 @@ export function workflowSession(workflowId: string): string {
 
 const TERMINAL_TASK = new Set(["completed", "failed", "cancelled"]);
 
-/** Progress of a workflow's steps is written at most once per this window (see WorkflowRun's #write), ms. */
-const WRITE_WINDOW_MS = 25;
+/**
+ * A workflow's progress is written once its steps have been quiet this long
+ * (see WorkflowRun's #write), ms: a fast chain of steps costs one write, not
+ * one or two per step.
+ */
+const WRITE_QUIET_MS = 25;
+/** ... but no later than this after the first change waiting, so others see a busy workflow move on, ms. */
+const WRITE_WITHIN_MS = 250;
 
 /**
  * A coordinator over `runtime` and `store`. Each try's task is submitted under
@@ -191,8 +197,8 @@ class WorkflowRun {
   #stopped = false;
   /** A change waiting for its window must be written now. */
   #urgent = false;
-  /** Ends the wait for the window of the next write, while one is waited for. */
-  #hurry: (() => void) | undefined;
+  /** Tells the write waiting for quiet that another change came, while one waits. */
+  #nudge: (() => void) | undefined;
   /** After a restart: the session's tasks by idempotency key, read once before anything starts. */
   readonly #submitted = new Map<string, string>();
 
@@ -501,10 +507,11 @@ class WorkflowRun {
   }
 
   /**
-   * Record `change`; resolves once it is durable. Changes made within a window
-   * of {@link WRITE_WINDOW_MS} (a fan-out's steps starting, a chain's steps
-   * ending and starting) go to the store as one write, each value as it stood
-   * when its change was made, and writes go one after another. Nothing a
+   * Record `change`; resolves once it is durable. Changes go to the store
+   * together once the workflow has been quiet {@link WRITE_QUIET_MS}, or
+   * {@link WRITE_WITHIN_MS} after the first of them (a fan-out's steps starting,
+   * a chain's steps ending and starting), each value as it stood when its change
+   * was made, and writes go one after another. Nothing a
    * restart needs waits for the window: a try is found by its task's key (see
    * `recover`); an `urgent` change (an approval asked or decided, the end) is
    * written without waiting.
@@ -515,25 +522,26 @@ class WorkflowRun {
     Object.assign(pending.change, head);
     if (steps !== undefined) pending.change.steps = { ...(pending.change.steps ?? {}), ...steps };
     const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
-    if (urgent) {
-      this.#urgent = true;
-      this.#hurry?.();
-    }
+    if (urgent) this.#urgent = true;
+    this.#nudge?.();
     this.#writes ??= this.#flush();
     return written;
   }
 
   async #flush(): Promise<void> {
     while (this.#pending !== undefined) {
-      if (!this.#urgent) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => this.#hurry?.(), WRITE_WINDOW_MS);
-          this.#hurry = () => {
+      const deadline = Date.now() + WRITE_WITHIN_MS;
+      // Each change waiting restarts the quiet wait, up to the deadline; an urgent one ends it.
+      while (!this.#urgent) {
+        const quiet = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(true), Math.min(WRITE_QUIET_MS, Math.max(0, deadline - Date.now())));
+          this.#nudge = () => {
             clearTimeout(timer);
-            this.#hurry = undefined;
-            resolve();
+            resolve(false);
           };
         });
+        this.#nudge = undefined;
+        if (quiet || Date.now() >= deadline) break;
       }
       const { change, waiters } = this.#pending;
       this.#pending = undefined;
