@@ -18,7 +18,7 @@ import { percentile, printResult, sized } from "./report.js";
  */
 
 const N = sized(100, 10);
-const ROUNDS = sized(5, 1);
+const ROUNDS = sized(15, 1);
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "cc-bench-wf-"));
