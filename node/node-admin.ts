@@ -8,7 +8,7 @@ import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.j
 import { taskChanges } from "./workspaces/task-result.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign", "task.changes"] as const;
+export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign", "task.changes", "task.clean"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
@@ -42,6 +42,7 @@ const schemas = {
   "devices.trust": z.strictObject({ deviceId: deviceSchema, level: levelSchema }),
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
   "task.changes": z.strictObject({ taskId: z.string().min(1).max(128) }),
+  "task.clean": z.strictObject({ taskIds: z.array(z.uuid()).max(10_000).optional(), olderThanMs: z.number().int().min(0).max(10 * 365 * 24 * 3600_000).optional() }),
   "policy.sign": z.strictObject({ scope: z.enum(["repo", "team"]), text: z.string().min(1).max(256 * 1024), file: z.string().min(1).max(4096) }),
 } satisfies Record<AdminMethod, z.ZodType>;
 
@@ -61,6 +62,10 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       // Bytes travel as base64: the control socket speaks JSON lines.
       const { result, patch, artifacts } = await taskChanges(node.adapter, node.workspaces, parseInput(schemas[method], raw).taskId);
       return { result, patch: patch.toString("base64"), artifacts: artifacts.map((a) => ({ path: a.path, bytes: a.bytes.toString("base64") })) };
+    }
+    case "task.clean": {
+      const { taskIds, olderThanMs } = parseInput(schemas[method], raw);
+      return node.workspaces.clean({ ...(taskIds !== undefined && { taskIds }), ...(olderThanMs !== undefined && { olderThanMs }) });
     }
     case "session.create": {
       const { userId, roles, ttlMs } = parseInput(schemas[method], raw);

@@ -72,6 +72,11 @@ export class CodeWorkspaces implements TaskWorkspaces {
   }
 
   /** Snapshot `dir` for a submission: its tree is shared (to nobody yet) and the spec goes into the signed request. */
+  /** This node's device id: the holder named in the results of tasks that ran here. */
+  get selfId(): string {
+    return this.#o.selfId;
+  }
+
   async snapshot(dir: string, artifacts?: readonly string[]): Promise<WorkspaceSpec> {
     const cacheFile = join(this.#o.dataDir, "workspaces", "stat-cache", createHash("sha256").update(dir).digest("hex").slice(0, 32));
     const snap = await snapshotDirectory(dir, { cacheFile, ...(this.#o.limits && { limits: this.#o.limits }) });
@@ -194,7 +199,30 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return released;
   }
 
-  /** Unpin a task's result now (`task clean`); its blobs go when the quota needs room. */
+  /**
+   * `task clean`: release the results of `taskIds` (all results when none is
+   * named), those kept at least `olderThanMs` ago only when that is given, then
+   * remove every blob and tree nothing pins any more. Answers which tasks'
+   * results went and what was freed. A task whose result went can no longer be
+   * diffed or applied.
+   */
+  async clean(options: { taskIds?: readonly string[]; olderThanMs?: number } = {}): Promise<{ released: string[]; removed: number; freedBytes: number }> {
+    const kept = this.#o.store.holders().filter((h) => h.startsWith("result:")).map((h) => h.slice("result:".length));
+    const named = options.taskIds === undefined ? kept : kept.filter((id) => options.taskIds!.includes(id));
+    const released: string[] = [];
+    for (const taskId of named) {
+      if (options.olderThanMs !== undefined) {
+        const at = await stat(this.#resultMarker(taskId)).catch(() => undefined);
+        if (at !== undefined && Date.now() - at.mtimeMs < options.olderThanMs) continue;
+      }
+      await this.releaseResult(taskId);
+      released.push(taskId);
+    }
+    const { removed, freedBytes } = await this.#o.store.gc({ downToBytes: 0 });
+    return { released, removed, freedBytes };
+  }
+
+  /** Unpin a task's result now; its blobs go when the quota needs room (or at `task clean`). */
   async releaseResult(taskId: string): Promise<void> {
     await this.#o.store.unpin(resultHolder(taskId));
     await rm(this.#resultMarker(taskId), { force: true });

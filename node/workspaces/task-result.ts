@@ -22,5 +22,13 @@ export async function taskChanges(adapter: Pick<TransportAdapter, "getTaskState"
   const done = events.findLast((e) => e.type === "status_changed" && e.status === "completed");
   const result = workspaceResultOf(done?.data);
   if (result === undefined) throw new CoderClawError("NOT_FOUND", `task ${taskId} did not carry code (submit it with --repo): it has no changes`);
-  return { result, ...(await workspaces.result(result, signal)) };
+  try {
+    return { result, ...(await workspaces.result(result, signal)) };
+  } catch (err) {
+    // Held here and gone: let go of by `task clean` or after the retention, not lost.
+    if (err instanceof CoderClawError && err.code === "NOT_FOUND" && result.heldBy === workspaces.selfId) {
+      throw new CoderClawError("NOT_FOUND", `task ${taskId}'s result is no longer kept on this node (released by \`coderclaw task clean\`, or older than the result retention)`, { cause: err });
+    }
+    throw err;
+  }
 }

@@ -107,10 +107,11 @@ export interface BlobStore extends BlobSource {
   getTree(treeId: string): Promise<Uint8Array | undefined>;
   /**
    * Remove unpinned blobs and trees, least recently used first, until the
-   * store is within its quota, and partial blobs abandoned for longer than
+   * store holds at most `downToBytes` (default: its quota; 0 removes every
+   * unpinned entry), and partial blobs abandoned for longer than
    * {@link BlobStoreOptions.partialMaxAgeMs} (they do not count against the quota).
    */
-  gc(): Promise<GcResult>;
+  gc(options?: { downToBytes?: number }): Promise<GcResult>;
   /** Bytes and entries held now (blobs and trees). */
   usage(): { bytes: number; entries: number };
   close(): Promise<void>;
@@ -602,8 +603,8 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
       return bytes;
     },
 
-    async gc() {
-      const result = await evict(quotaBytes);
+    async gc(options = {}) {
+      const result = await evict(options.downToBytes ?? quotaBytes);
       const before = Date.now() - partialMaxAgeMs;
       for (const name of await readdir(partialDir)) {
         if (!DIGEST_PATTERN.test(name) || partials.has(name) || partialLocks.has(name)) continue;

@@ -46,5 +46,19 @@ describe("the README's example: a task on the user's repository, from the CLI", 
     expect(readFileSync(join(repo, "a.txt"), "utf8")).toBe("hello\nchanged\n");
     expect(readFileSync(join(repo, "c.txt"), "utf8")).toBe("new\n");
     expect(existsSync(join(repo, "b.txt"))).toBe(false);
+
+    // `task clean`: results younger than asked stay; then this task's result and every blob nothing holds go.
+    const young = await runCli(["task", "clean", "--older-than", "1d", "--json"], h);
+    expect(young.code, young.stderr).toBe(0);
+    expect(JSON.parse(young.stdout)).toMatchObject({ released: [] });
+    expect((await runCli(["task", "clean", "--older-than", "forever"], h)).code).toBe(2);
+    const cleaned = await runCli(["task", "clean", task.id.slice(0, 12), "--json"], h);
+    expect(cleaned.code, cleaned.stderr).toBe(0);
+    const freed = JSON.parse(cleaned.stdout) as { released: string[]; removed: number; freedBytes: number };
+    expect(freed.released).toEqual([task.id]);
+    expect(freed.removed).toBeGreaterThan(0);
+    const gone = await runCli(["task", "diff", task.id], h);
+    expect(gone.code).not.toBe(0);
+    expect(gone.stderr).toMatch(/result is no longer kept on this node \(released by `coderclaw task clean`/);
   });
 });

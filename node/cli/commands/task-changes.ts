@@ -5,6 +5,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
+import ms from "ms";
+import { InvalidInputError } from "../../../src/contract/errors.js";
 import { parseInput } from "../../../src/contract/parse-input.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson } from "../output.js";
@@ -31,8 +33,28 @@ function gitApply(cwd: string, args: string[]): Promise<{ ok: boolean; message: 
   });
 }
 
-/** `task diff`, `task apply` and `task artifacts`, added to `coderclaw task`. */
+const CleanedSchema = z.object({ released: z.array(z.string()), removed: z.number(), freedBytes: z.number() });
+
+/** `task diff`, `task apply`, `task artifacts` and `task clean`, added to `coderclaw task`. */
 export function addTaskChangeCommands(task: Command, setExit: (code: number) => void, resolveId: TaskIdResolver): void {
+  task
+    .command("clean")
+    .description("let go of what tasks that carried code keep on this node: their results (so they can no longer be diffed or applied) and every blob nothing else holds")
+    .argument("[ids...]", "tasks whose results go (full ids or unique prefixes; default: every task's)")
+    .option("--older-than <duration>", "only results kept at least this long (30m, 2h, 7d)", (v: string) => {
+      const n = ms(v as ms.StringValue);
+      if (typeof n !== "number" || !Number.isFinite(n) || n < 0) throw new InvalidInputError(`"${v.slice(0, 40)}" is not a duration such as 30m, 2h or 7d`, "--older-than");
+      return n;
+    })
+    .option("--json", "print JSON")
+    .action(async (idArgs: string[], opts: { olderThan?: number; json?: boolean }, cmd: Command) => {
+      const taskIds = idArgs.length === 0 ? undefined : await Promise.all(idArgs.map((a) => resolveId(cmd, a)));
+      const done = parseInput(CleanedSchema, await admin(cmd, "task.clean", { ...(taskIds !== undefined && { taskIds }), ...(opts.olderThan !== undefined && { olderThanMs: opts.olderThan }) }, false));
+      if (opts.json) printJson(done);
+      else process.stdout.write(`released ${done.released.length} task result${done.released.length === 1 ? "" : "s"}; removed ${done.removed} blobs and trees, ${done.freedBytes} bytes\n`);
+      setExit(EXIT.ok);
+    });
+
   task
     .command("diff")
     .description("print what a task that carried code (--repo) changed, as a git patch")
