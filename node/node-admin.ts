@@ -6,12 +6,16 @@ import type { CoderClawNode } from "./create-node.js";
 import { isWorkflowMethod, runWorkflowAdmin } from "./workflows/workflow-admin.js";
 import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.js";
 import { taskChanges } from "./workspaces/task-result.js";
+import { grantRoles, revokeRole, type RoleAdminDeps } from "./security/role-admin.js";
+import { decodeStatement } from "../identity/index.js";
+import type { RoleGrant } from "../src/security/grants.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign", "task.changes", "task.clean"] as const;
+export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign", "task.changes", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
+const roleName = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, "must be a role name like 'developer'");
 const deviceSchema = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, "must be a device id (a PeerId)");
 const isoDate = z.iso.datetime({ offset: true }).transform((v) => new Date(v));
 const schemas = {
@@ -42,6 +46,9 @@ const schemas = {
   "devices.trust": z.strictObject({ deviceId: deviceSchema, level: levelSchema }),
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
   "task.changes": z.strictObject({ taskId: z.string().min(1).max(128) }),
+  "roles.list": z.strictObject({}).optional(),
+  "roles.grant": z.strictObject({ subject: z.string().min(1).max(256), roles: z.array(roleName).min(1).max(16), ttlMs: z.number().int().min(60_000).max(366 * 24 * 3600_000).optional() }),
+  "roles.revoke": z.strictObject({ subject: z.string().min(1).max(256), role: roleName, reason: z.string().max(256).optional() }),
   "task.clean": z.strictObject({ taskIds: z.array(z.uuid()).max(10_000).optional(), olderThanMs: z.number().int().min(0).max(10 * 365 * 24 * 3600_000).optional() }),
   "policy.sign": z.strictObject({ scope: z.enum(["repo", "team"]), text: z.string().min(1).max(256 * 1024), file: z.string().min(1).max(4096) }),
 } satisfies Record<AdminMethod, z.ZodType>;
@@ -62,6 +69,21 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       // Bytes travel as base64: the control socket speaks JSON lines.
       const { result, patch, artifacts } = await taskChanges(node.adapter, node.workspaces, parseInput(schemas[method], raw).taskId);
       return { result, patch: patch.toString("base64"), artifacts: artifacts.map((a) => ({ path: a.path, bytes: a.bytes.toString("base64") })) };
+    }
+    case "roles.list": {
+      parseInput(schemas[method], raw);
+      const grants = node.security.current.grants;
+      const subjects = new Set([...m.devices().map((d) => d.deviceId), ...[...grants.statements()].map((b) => (decodeStatement(b).body as RoleGrant).subject)]);
+      return [...subjects].sort().map((subject) => ({ subject, roles: [...grants.rolesOf(subject)].sort(), admin: grants.isAdmin(subject), founder: grants.isRootAdmin(subject) })).filter((r) => r.roles.length > 0);
+    }
+    case "roles.grant": {
+      const { subject, roles, ttlMs } = parseInput(schemas[method], raw);
+      const done = await refusalAudited(node, "grant.add", subject, () => grantRoles(roleAdmin(node), subject, roles, ttlMs === undefined ? undefined : Date.now() + ttlMs));
+      return done;
+    }
+    case "roles.revoke": {
+      const { subject, role, reason } = parseInput(schemas[method], raw);
+      return refusalAudited(node, "grant.revoke", subject, () => revokeRole(roleAdmin(node), subject, role, reason ?? ""));
     }
     case "task.clean": {
       const { taskIds, olderThanMs } = parseInput(schemas[method], raw);
@@ -144,6 +166,11 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       return { scope, signedBy: node.peerId };
     }
   }
+}
+
+/** What granting and revoking roles needs of the node, as it is now. */
+function roleAdmin(node: CoderClawNode): RoleAdminDeps {
+  return { signer: node.identity, meshId: node.membership.meshId, security: node.security.current, publish: (statements) => node.membership.add(statements) };
 }
 
 /** Runs a trust change; a refusal is audited `denied` with its reason before it reaches the caller. */

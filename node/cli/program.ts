@@ -10,6 +10,7 @@ import { auditCommand } from "./commands/audit.js";
 import { policyCommand } from "./commands/policy.js";
 import { workflowCommand } from "./commands/workflow.js";
 import { approvalsCommand } from "./commands/approvals.js";
+import { rolesCommand } from "./commands/roles.js";
 import { uiCommand } from "./commands/ui.js";
 import { serviceCommand } from "./commands/service.js";
 import { completionCommand } from "./commands/completion.js";
@@ -38,6 +39,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(policyCommand(setExit));
   program.addCommand(workflowCommand(setExit));
   program.addCommand(approvalsCommand(setExit));
+  program.addCommand(rolesCommand(setExit));
   program.addCommand(uiCommand(setExit));
   program.addCommand(serviceCommand(setExit));
   program.addCommand(completionCommand(setExit));

@@ -211,12 +211,19 @@ export class NodeSecurity {
 
   /** Offer role grants and signed policies (whose text is known) to the service, each once. */
   private async applyStatements(statements: readonly SignedStatement[]): Promise<void> {
-    for (const st of statements) {
+    const grantIds = new Set(statements.filter((st) => (st.kind as string) === "role-grant").map((st) => st.id));
+    // Grants before revocations: a revocation offered before its grant would be kept, but audited as premature.
+    const ordered = [...statements].sort((a, b) => Number((a.kind as string) === "revocation") - Number((b.kind as string) === "revocation"));
+    for (const st of ordered) {
       if (this.applied.has(st.id)) continue;
       const kind = st.kind as string;
       if (kind === "role-grant") {
         this.applied.add(st.id);
         await this.service.addRoleGrant(st.bytes);
+      } else if (kind === "revocation" && grantIds.has((st.body as { target: string }).target)) {
+        // A revocation of a role grant (`roles revoke`); those of devices and certificates are the trust view's.
+        this.applied.add(st.id);
+        await this.service.revokeRoleGrant(st.bytes);
       } else if (kind === "security-policy") {
         const hash = (st.body as { sha256: string }).sha256;
         const text = hash === policyTextHash(DEFAULT_MESH_POLICY) ? DEFAULT_MESH_POLICY : this.options.set.text(hash);

@@ -151,6 +151,20 @@ export class GrantStore {
     return this.#admins.has(subject);
   }
 
+  /** The grants in force for `subject` now (not revoked, not expired, issued by an admin), with their statement ids. */
+  grantsOf(subject: string): Array<{ id: string; grant: RoleGrant }> {
+    const now = this.#now();
+    const admins = this.#admins;
+    return [...this.#grants.values()]
+      .filter((s) => s.body.subject === subject && admins.has(s.body.issuer) && !this.#isRevoked(s.id, s.body) && (s.body.expiresAt === undefined || s.body.expiresAt > now))
+      .map((s) => ({ id: s.id, grant: s.body }));
+  }
+
+  /** True for an admin by construction (the mesh's founder): no revocation of a grant takes that away. */
+  isRootAdmin(subject: string): boolean {
+    return this.#rootAdmins.has(subject);
+  }
+
   /** Canonical bytes of every authentic grant held, in force or not, for replication. */
   statements(): Uint8Array[] {
     return [...this.#grants.values()].map((s) => s.bytes);
