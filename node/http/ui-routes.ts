@@ -25,6 +25,9 @@ const ASSETS: Record<string, string> = {
   "app.css": "text/css; charset=utf-8",
 };
 
+/** Parts of the bundle loaded on demand (esbuild's content-hashed chunk names). */
+const CHUNK = /^chunk-[A-Z0-9]{8}\.js$/;
+
 const CodeSchema = z.strictObject({ code: z.string().regex(/^[A-Za-z0-9_-]{20,64}$/, "must be a login code") });
 
 /** What the dashboard routes need of the server they are added to. */
@@ -79,7 +82,7 @@ export function registerUiRoutes(app: FastifyInstance, deps: UiRouteDeps): void 
 
   app.get("/", async (_request, reply) => send(reply, "index.html", "text/html; charset=utf-8"));
   app.get<{ Params: { name: string } }>("/ui/:name", async (request, reply) => {
-    const type = ASSETS[request.params.name];
+    const type = ASSETS[request.params.name] ?? (CHUNK.test(request.params.name) ? ASSETS["app.js"] : undefined);
     if (type === undefined) throw new CoderClawError("NOT_FOUND", `no dashboard asset ${request.params.name.slice(0, 100)}`);
     return send(reply, request.params.name, type);
   });

@@ -25,17 +25,20 @@ function useHash() {
   return hash;
 }
 
+/** Until the node says what the session may do, no write button shows. */
+const NOTHING = { submit: false, cancel: false, approve: false, admin: false };
+
 function Dashboard({ route, session }) {
   const [error, setError] = useState("");
+  const [may, setMay] = useState(NOTHING);
   const [name, arg] = route.split("/");
   const View = name === "task" ? TaskView : VIEWS[name] ?? TasksView;
-  const value = useMemo(() => ({
-    ...session,
-    fail: (err) => {
-      if (err instanceof Unauthenticated) session.expired();
-      else if (err?.name !== "AbortError") setError(err.message);
-    },
-  }), [session]);
+  const fail = (err) => {
+    if (err instanceof Unauthenticated) session.expired();
+    else if (err?.name !== "AbortError") setError(err.message);
+  };
+  useEffect(() => { session.call("/v1/session").then((s) => setMay(s.may)).catch(fail); }, [session]);
+  const value = useMemo(() => ({ ...session, may, fail }), [session, may]);
   useEffect(() => setError(""), [route]);
   return html`<${Session.Provider} value=${value}>
     <nav role="tablist" aria-label="Views">

@@ -6,7 +6,7 @@ const FIELDS = ["status", "agentId", "executorId", "sessionId", "description", "
 
 /** One task: its fields, live output and events from the SSE stream, Cancel and Retry. */
 export function TaskView({ id }) {
-  const { call, follow, fail } = useSession();
+  const { call, follow, fail, may } = useSession();
   const [task, setTask] = useState(null);
   const [output, setOutput] = useState("");
   const [events, setEvents] = useState([]);
@@ -36,8 +36,8 @@ export function TaskView({ id }) {
     ${task && html`<h2>Task ${task.id}</h2>
       <dl>${FIELDS.filter((k) => task[k] !== undefined).map((k) => html`<dt>${k}</dt><dd id=${`task-${k}`}>${String(task[k])}</dd>`)}</dl>`}
     <div class="pager">
-      <button type="button" disabled=${!task || ["completed", "failed", "cancelled"].includes(status)} onClick=${cancel}>Cancel task</button>
-      <button type="button" disabled=${!["failed", "cancelled"].includes(status)} onClick=${retry}>Retry</button>
+      ${may.cancel && html`<button type="button" disabled=${!task || ["completed", "failed", "cancelled"].includes(status)} onClick=${cancel}>Cancel task</button>`}
+      ${may.submit && html`<button type="button" disabled=${!["failed", "cancelled"].includes(status)} onClick=${retry}>Retry</button>`}
     </div>
     <h3>Output</h3><pre aria-label="Live output" tabindex="0">${output}</pre>
     <h3>Events</h3><ol aria-label="Events">${events.map((e) => html`<li>${e}</li>`)}</ol>`;
