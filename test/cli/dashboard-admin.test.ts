@@ -97,6 +97,29 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     await page.close();
   }, 90_000);
 
+  it("approves a workflow step that waits for a decision, with a reason", async () => {
+    const token = (await runCli(["session", "create"], homeA.path)).stdout.trim();
+    const workflow = ["name: gated", "steps:", "  - id: ship", "    agent: echo", "    input: ship it", "    approval: required", ""].join("\n");
+    const started = await api("/v1/workflows", token, { workflow });
+    expect(started.status).toBe(201);
+    const { id } = (await started.json()) as { id: string };
+    const page = await asAdmin("approvals");
+    const article = await page.waitForSelector("article[data-approval]", { timeout: 15_000 });
+    expect(await article!.evaluate((a) => a.textContent)).toMatch(/gated: step ship/);
+    await shot(page, "approvals");
+    await page.type("article[data-approval] input", "looks right");
+    await page.click("article[data-approval] ::-p-text(Approve)");
+    await page.waitForSelector("::-p-text(Nothing waits for a decision)", { timeout: 15_000 });
+    type Record = { status: string; steps: { ship: { approval: { decision?: { approved: boolean; reason: string } } } } };
+    let record: Record | undefined;
+    await eventually(async () => {
+      record = (await (await api(`/v1/workflows/${id}`, token)).json()) as Record;
+      return record.status === "completed";
+    }, 20_000, "the approved workflow completes");
+    expect(record!.steps.ship.approval.decision).toMatchObject({ approved: true, reason: "looks right" });
+    await page.close();
+  }, 60_000);
+
   it("audit verification names the first tampered entry of the node's chain", async () => {
     const idA = (JSON.parse((await runCli(["id", "--json"], homeA.path)).stdout) as { deviceId: string }).deviceId;
     expect(await a.stop()).toBe(0);

@@ -5,6 +5,7 @@ import { createApi, Unauthenticated } from "./api.js";
 import { html } from "./html.js";
 import { Login, tokenFromLink } from "./login.js";
 import { Session } from "./session.js";
+import { ApprovalsView } from "./views/approvals.js";
 import { AuditView } from "./views/audit.js";
 import { DevicesView } from "./views/devices.js";
 import { MeshView } from "./views/mesh.js";
@@ -13,7 +14,7 @@ import { QueueView, TasksView } from "./views/tasks.js";
 import { WorkflowsView } from "./views/workflows.js";
 
 const TOKEN_KEY = "coderclaw.token";
-const VIEWS = { mesh: MeshView, tasks: TasksView, queue: QueueView, audit: AuditView, workflows: WorkflowsView, devices: DevicesView };
+const VIEWS = { mesh: MeshView, tasks: TasksView, queue: QueueView, approvals: ApprovalsView, audit: AuditView, workflows: WorkflowsView, devices: DevicesView };
 
 function useHash() {
   const [hash, setHash] = useState(location.hash);
