@@ -1,5 +1,6 @@
 import { ClassicLevel } from "classic-level";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { Level } from "level";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
@@ -14,6 +15,10 @@ const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => 
 const SHOTS = new URL("../../test-results/screenshots/", import.meta.url).pathname;
 
 type Started = Awaited<ReturnType<typeof startCli>>;
+
+/** axe-core from node_modules, evaluated in the page: nothing fetched from elsewhere. */
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const VIEWS = ["tasks", "queue", "approvals", "mesh", "devices", "audit", "workflows"] as const;
 
 /**
  * Mesh, Devices and audit verification in the dashboard of a real node, with a second real node paired from it.
@@ -132,6 +137,27 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     expect(await page.$eval(`li[data-author="${idA}"]`, (li) => li.textContent)).toMatch(/first broken entry #1 .*edited/);
     expect(await page.$eval("#audit-verify", (p) => p.textContent)).toMatch(/1 broken/);
     await shot(page, "audit-tampered");
+    await page.close();
+  }, 90_000);
+
+  it("every view has no serious or critical axe-core violation, and each is photographed", async () => {
+    const page = await asAdmin("tasks");
+    const submitted = await runCli(["task", "submit", "hello", "--agent", "echo", "--wait"], homeA.path);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const taskId = /[0-9a-f-]{36}/.exec(submitted.stdout + submitted.stderr)![0];
+    // Runtime.evaluate is not subject to the page's CSP, so the strict policy stays as served.
+    await page.evaluate(AXE);
+    const found: Record<string, string[]> = {};
+    for (const view of [...VIEWS, `task/${taskId}`]) {
+      await page.goto(`${httpUrl}/#${view}`);
+      await page.waitForSelector("section[role=tabpanel] h2");
+      // Let the first poll fill the view before it is checked.
+      await page.waitForNetworkIdle({ idleTime: 300 });
+      const violations = (await page.evaluate(`axe.run(document, { resultTypes: ["violations"] }).then((r) => r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", ")))`)) as string[];
+      if (violations.length > 0) found[view] = violations;
+      await shot(page, view.startsWith("task/") ? "task" : view);
+    }
+    expect(found).toEqual({});
     await page.close();
   }, 90_000);
 });
