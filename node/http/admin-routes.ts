@@ -17,10 +17,12 @@ export interface AdminRouteDeps {
 
 const DeviceIdSchema = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, "must be a device id (a PeerId)");
 const LevelSchema = z.enum(["verified", "trusted"]);
-const RevokeSchema = z.strictObject({ reason: z.string().trim().min(1, "say why the device is revoked").max(1024) });
-const TrustSchema = z.strictObject({ level: LevelSchema });
-/** An invite from the dashboard lives at most a day: long enough to carry to the other machine. */
-const InviteSchema = z.strictObject({ level: LevelSchema, ttlMs: z.number().int().min(60_000).max(24 * 3600 * 1000).default(15 * 60_000) });
+/** Body of `POST /v1/devices/:id/revoke`. */
+export const RevokeSchema = z.strictObject({ reason: z.string().trim().min(1, "say why the device is revoked").max(1024) });
+/** Body of `POST /v1/devices/:id/trust`. */
+export const TrustSchema = z.strictObject({ level: LevelSchema });
+/** Body of `POST /v1/invites`. An invite from the dashboard lives at most a day: long enough to carry to the other machine. */
+export const InviteSchema = z.strictObject({ level: LevelSchema, ttlMs: z.number().int().min(60_000).max(24 * 3600 * 1000).default(15 * 60_000) });
 
 /**
  * Mesh, device and audit-chain routes for the dashboard. Reading the mesh needs
