@@ -84,7 +84,7 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     const row = await page.$eval(`tr[data-member="${idB}"]`, (tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent));
     expect(row.slice(1, 3)).toEqual(["verified", "direct"]);
     expect(await page.$eval("#reachability", (dd) => dd.textContent)).toMatch(/\w/);
-    await shot(page, "mesh");
+    await shot(page, "mesh-member");
 
     await page.goto(`${httpUrl}/#devices`);
     await page.waitForSelector(`tr[data-device="${idB}"] button`);
