@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { parseInput } from "../../src/contract/parse-input.js";
+import type { HttpResource } from "./server.js";
 
 /**
  * A node's administrative calls (the control socket's), run on behalf of an HTTP
@@ -12,7 +13,7 @@ export type HttpNodeAdmin = (method: "node.id" | "node.peers" | "node.doctor" | 
 export interface AdminRouteDeps {
   admin: HttpNodeAdmin;
   /** Refuses (throws) an action the caller may not take; `admin:all` is audited. */
-  check: (request: FastifyRequest, action: "task:read" | "admin:all", resource: { type: "runtime" } | { type: "audit" }) => Promise<void>;
+  check: (request: FastifyRequest, action: "task:read" | "admin:all", resource: { type: "runtime" } | Extract<HttpResource, { type: "admin" }>) => Promise<void>;
 }
 
 const DeviceIdSchema = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, "must be a device id (a PeerId)");
@@ -27,7 +28,8 @@ export const InviteSchema = z.strictObject({ level: LevelSchema, ttlMs: z.number
 /**
  * Mesh, device and audit-chain routes for the dashboard. Reading the mesh needs
  * what reading the runtime needs; every change of trust, an invite and chain
- * verification need `admin:all`, so a read-only session is refused before the node is asked.
+ * verification need `admin:all` (audited under the call's own action, with the
+ * HTTP caller as its user), so a read-only session is refused before the node is asked.
  */
 export function registerAdminRoutes(api: FastifyInstance, deps: AdminRouteDeps): void {
   const { admin, check } = deps;
@@ -48,26 +50,26 @@ export function registerAdminRoutes(api: FastifyInstance, deps: AdminRouteDeps):
   api.post<{ Params: { id: string } }>("/devices/:id/revoke", async (request) => {
     const deviceId = parseInput(DeviceIdSchema, request.params.id, "id");
     const { reason } = parseInput(RevokeSchema, request.body ?? {});
-    await check(request, "admin:all", runtime);
+    await check(request, "admin:all", { type: "admin", action: "trust.revoke" });
     return admin("devices.revoke", { deviceId, reason });
   });
 
   api.post<{ Params: { id: string } }>("/devices/:id/trust", async (request) => {
     const deviceId = parseInput(DeviceIdSchema, request.params.id, "id");
     const { level } = parseInput(TrustSchema, request.body ?? {});
-    await check(request, "admin:all", runtime);
+    await check(request, "admin:all", { type: "admin", action: "trust.certify" });
     return admin("devices.trust", { deviceId, level });
   });
 
   api.post("/invites", async (request, reply) => {
     const { level, ttlMs } = parseInput(InviteSchema, request.body ?? {});
-    await check(request, "admin:all", runtime);
+    await check(request, "admin:all", { type: "admin", action: "mesh.invite" });
     const { invite, expiresAt } = (await admin("mesh.invite", { level, ttlMs })) as { invite: string; expiresAt: number };
     return reply.code(201).send({ invite, level, expiresAt: new Date(expiresAt).toISOString() });
   });
 
   api.get("/audit/verify", async (request) => {
-    await check(request, "admin:all", { type: "audit" });
+    await check(request, "admin:all", { type: "admin", action: "audit.verify" });
     return admin("audit.verify");
   });
 }

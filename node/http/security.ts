@@ -107,7 +107,7 @@ export function securityHttpHooks(
         case "task:approve":
           return allow(await service.authorize(ctx, { action: "approval.decide", permission: "task:approve" }));
         case "admin:all":
-          return allow(await service.authorize(ctx, { action: "audit.query", permission: "admin:all" }));
+          return allow(await service.authorize(ctx, { action: resource.type === "admin" ? resource.action : "audit.query", permission: "admin:all" }));
       }
     },
 

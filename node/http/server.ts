@@ -39,7 +39,9 @@ export type HttpResource =
   | { type: "task"; id?: string; sessionId?: string; agentId?: string }
   | { type: "agent"; id: string }
   | { type: "runtime" }
-  | { type: "audit" };
+  | { type: "audit" }
+  /** A mesh administration call: `action` names it in the audit entry of the decision. */
+  | { type: "admin"; action: "trust.revoke" | "trust.certify" | "mesh.invite" | "audit.verify" };
 
 /** Answer of `authorize`: deny wins, and `reason` is returned to the caller on a 403. */
 export interface AccessDecision {

@@ -99,6 +99,9 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
       const mesh = (await (await api("/v1/mesh", token)).json()) as { members: Array<{ peerId: string }> };
       return !mesh.members.some((m) => m.peerId === idB);
     }, 20_000, "B gone from A's members");
+    // The HTTP decision is audited as the revocation it allowed (not as an audit query), beside the node's own record of it.
+    const audited = (await (await api("/v1/audit?action=trust.revoke", token)).json()) as { entries: unknown[] };
+    expect(audited.entries).toHaveLength(2);
     await page.close();
   }, 90_000);
 
@@ -140,20 +143,30 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     await page.close();
   }, 90_000);
 
-  it("every view has no serious or critical axe-core violation, and each is photographed", async () => {
+  it("the login page and every view have no serious or critical axe-core violation, and each is photographed", async () => {
+    const axeViolations = (page: Page): Promise<string[]> =>
+      page.evaluate(`axe.run(document, { resultTypes: ["violations"] }).then((r) => r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", ")))`) as Promise<string[]>;
+    const login = await browser.newPage();
+    await login.goto(`${httpUrl}/`);
+    await login.waitForSelector("#token");
+    await login.evaluate(AXE);
+    const found: Record<string, string[]> = {};
+    const loginViolations = await axeViolations(login);
+    if (loginViolations.length > 0) found.login = loginViolations;
+    await shot(login, "login");
+    await login.close();
     const page = await asAdmin("tasks");
     const submitted = await runCli(["task", "submit", "hello", "--agent", "echo", "--wait"], homeA.path);
     expect(submitted.code, submitted.stderr).toBe(0);
     const taskId = /[0-9a-f-]{36}/.exec(submitted.stdout + submitted.stderr)![0];
     // Runtime.evaluate is not subject to the page's CSP, so the strict policy stays as served.
     await page.evaluate(AXE);
-    const found: Record<string, string[]> = {};
     for (const view of [...VIEWS, `task/${taskId}`]) {
       await page.goto(`${httpUrl}/#${view}`);
       await page.waitForSelector("section[role=tabpanel] h2");
       // Let the first poll fill the view before it is checked.
       await page.waitForNetworkIdle({ idleTime: 300 });
-      const violations = (await page.evaluate(`axe.run(document, { resultTypes: ["violations"] }).then((r) => r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", ")))`)) as string[];
+      const violations = await axeViolations(page);
       if (violations.length > 0) found[view] = violations;
       await shot(page, view.startsWith("task/") ? "task" : view);
     }
