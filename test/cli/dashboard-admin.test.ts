@@ -79,6 +79,8 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     expect(joined.stdout).toMatch(/comparison code/);
 
     await page.waitForSelector(`tr[data-device="${idB}"]`, { timeout: 20_000 });
+    const code = /comparison code (\S+)/.exec(joined.stdout)![1]!;
+    expect(await page.$eval(`tr[data-device="${idB}"] td.code`, (td) => td.textContent)).toBe(code);
     await page.goto(`${httpUrl}/#mesh`);
     await page.waitForSelector(`tr[data-member="${idB}"]`, { timeout: 20_000 });
     const row = await page.$eval(`tr[data-member="${idB}"]`, (tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent));

@@ -44,7 +44,7 @@ function Invite() {
     ${invite && html`<div class="invite">
       <${invite.QrCode} text=${invite.invite} label="Invite as a QR code" />
       <p>On the new device: <code>coderclaw mesh join</code> with this invite (${invite.level}, works once, until ${new Date(invite.expiresAt).toLocaleString()}).
-        Both sides then show the same comparison code: compare them before trusting the device.</p>
+        Once it joins, its row here shows the comparison code its <code>mesh join</code> printed: they must match.</p>
       <textarea id="invite-text" aria-label="Invite" readonly rows="4">${invite.invite}</textarea>
     </div>`}`;
 }
@@ -55,11 +55,11 @@ export function DevicesView() {
   const [devices, setDevices] = useState([]);
   const load = async () => setDevices((await call("/v1/devices")).devices);
   usePoll(5000, load);
-  const columns = ["device", "trust", "seen", ...(may.admin ? [""] : [])];
+  const columns = ["device", "trust", "seen", "comparison code", ...(may.admin ? [""] : [])];
   return html`<h2>Devices</h2>
     <${Table} label="Devices" columns=${columns}>
       ${devices.map((d) => html`<tr data-device=${d.deviceId}>
-        <td class="desc">${d.deviceId}</td><td>${d.revoked ? "revoked" : d.level}</td><td>${seen(d)}</td>
+        <td class="desc">${d.deviceId}</td><td>${d.revoked ? "revoked" : d.level}</td><td>${seen(d)}</td><td class="code">${d.comparisonCode ?? ""}</td>
         ${may.admin && html`<td>${!d.self && !d.revoked && html`<${Revoke} device=${d} onDone=${load} />`}</td>`}
       </tr>`)}
     <//>
