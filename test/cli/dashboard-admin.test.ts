@@ -82,9 +82,12 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     const code = /comparison code (\S+)/.exec(joined.stdout)![1]!;
     expect(await page.$eval(`tr[data-device="${idB}"] td.code`, (td) => td.textContent)).toBe(code);
     await page.goto(`${httpUrl}/#mesh`);
-    await page.waitForSelector(`tr[data-member="${idB}"]`, { timeout: 20_000 });
+    // The row fills in as B's signed capability record arrives.
+    await page.waitForFunction(`(document.querySelector('tr[data-member="${idB}"] td:nth-child(7)')?.textContent ?? "") !== ""`, { timeout: 20_000 });
     const row = await page.$eval(`tr[data-member="${idB}"]`, (tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent));
-    expect(row.slice(1, 3)).toEqual(["verified", "direct"]);
+    // A verified invite gives the ci role; B's record offers slots (its default concurrency, nothing running).
+    expect(row.slice(1, 4)).toEqual(["verified", "ci", "direct"]);
+    expect(Number(row[6])).toBeGreaterThan(0);
     expect(await page.$eval("#reachability", (dd) => dd.textContent)).toMatch(/\w/);
     await shot(page, "mesh-member");
 

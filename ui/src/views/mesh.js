@@ -3,7 +3,7 @@ import { html } from "../html.js";
 import { usePoll, useSession } from "../session.js";
 import { Table } from "../table.js";
 
-const COLUMNS = ["member", "trust", "path", "RTT", "load", "agents", "last seen"];
+const COLUMNS = ["member", "trust", "roles", "path", "RTT", "load", "free slots", "agents", "last seen"];
 
 function Self({ mesh }) {
   const { self, reachability } = mesh;
@@ -16,23 +16,24 @@ function Self({ mesh }) {
   ${mesh.hints?.length > 0 && html`<ul aria-label="Hints">${mesh.hints.map((h) => html`<li>${h}</li>`)}</ul>`}`;
 }
 
-/** This node (addresses, reachability), its members (trust, path, RTT, load, agents, last seen) and the agents it offers. */
+/** This node (addresses, reachability), its members (trust, roles, path, RTT, load, free slots, agents, last seen) and the agents it offers. */
 export function MeshView() {
   const { call } = useSession();
   const [state, setState] = useState(null);
   usePoll(5000, async () => {
     const [mesh, devices, agents] = await Promise.all([call("/v1/mesh"), call("/v1/devices"), call("/v1/agents")]);
-    setState({ mesh, lastSeen: new Map(devices.devices.map((d) => [d.deviceId, d.lastSeen])), agents: agents.agents });
+    setState({ mesh, devices: new Map(devices.devices.map((d) => [d.deviceId, d])), agents: agents.agents });
   });
   if (state === null) return html`<h2>Mesh</h2>`;
-  const { mesh, lastSeen, agents } = state;
+  const { mesh, devices, agents } = state;
+  const lastSeen = (id) => devices.get(id)?.lastSeen;
   return html`<h2>Mesh</h2><${Self} mesh=${mesh} />
     <h3>Members</h3>
     <${Table} label="Members" columns=${COLUMNS}>
       ${mesh.members.map((m) => html`<tr data-member=${m.peerId}>
-        <td class="desc">${m.peerId}</td><td>${m.level}</td><td>${m.path}${m.via ? ` via ${m.via.slice(-8)}` : ""}</td>
-        <td>${m.latencyMs === undefined ? "" : `${m.latencyMs} ms`}</td><td>${m.load ?? ""}</td>
-        <td>${(m.agents ?? []).join(", ")}</td><td>${lastSeen.get(m.peerId) ? new Date(lastSeen.get(m.peerId)).toLocaleTimeString() : ""}</td>
+        <td class="desc">${m.peerId}</td><td>${m.level}</td><td>${(devices.get(m.peerId)?.roles ?? []).join(", ")}</td><td>${m.path}${m.via ? ` via ${m.via.slice(-8)}` : ""}</td>
+        <td>${m.latencyMs === undefined ? "" : `${m.latencyMs} ms`}</td><td>${m.load ?? ""}</td><td>${m.freeSlots ?? ""}</td>
+        <td>${(m.agents ?? []).join(", ")}</td><td>${lastSeen(m.peerId) ? new Date(lastSeen(m.peerId)).toLocaleTimeString() : ""}</td>
       </tr>`)}
     <//>
     <h3>Agents offered here</h3>
