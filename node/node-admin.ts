@@ -140,7 +140,9 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       return m.devices().map((d) => {
         const self = d.deviceId === node.peerId;
         const last = self ? Date.now() : node.lastSeen(d.deviceId);
-        return { ...d, self, connected: self || connected.has(d.deviceId), ...(last !== undefined && { lastSeen: new Date(last).toISOString() }) };
+        const code = node.pairing.comparisonCodeOf(d.deviceId);
+        const roles = [...node.security.current.grants.rolesOf(d.deviceId)];
+        return { ...d, self, roles, connected: self || connected.has(d.deviceId), ...(last !== undefined && { lastSeen: new Date(last).toISOString() }), ...(code !== undefined && { comparisonCode: code }) };
       });
     }
     case "devices.trust": {

@@ -10,7 +10,9 @@ export {
   type HttpServer,
   type HttpServerOptions,
   type HttpTlsOptions,
+  type SessionPermissions,
 } from "./server.js";
 export { buildOpenApiDocument } from "./openapi.js";
 export { securityHttpHooks, type SecurityHttpOptions } from "./security.js";
 export { httpListenOptions } from "./config.js";
+export type { HttpNodeAdmin } from "./admin-routes.js";

@@ -15,6 +15,7 @@ import {
   TaskUpdateEventSchema,
 } from "../../src/transport/http-wire.js";
 import { WorkflowStartSchema } from "./workflow-routes.js";
+import { InviteSchema, RevokeSchema, TrustSchema } from "./admin-routes.js";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -22,6 +23,19 @@ type JsonSchema = Record<string, unknown>;
 function jsonSchema(schema: z.ZodType): JsonSchema {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { target: "draft-2020-12", io: "input", unrepresentable: "any" });
   return rest;
+}
+
+/** A trust change on one device: its id in the path, a JSON body, and the id of the signed statement it made. */
+function deviceWrite(operationId: string, summary: string, body: z.ZodType, made: string): Record<string, unknown> {
+  return {
+    post: {
+      operationId,
+      summary,
+      parameters: [{ name: "id", in: "path", required: true, description: "A device id (its PeerId)", schema: { type: "string" } }],
+      requestBody: { required: true, content: { "application/json": { schema: jsonSchema(body) } } },
+      responses: { "200": json({ type: "object", properties: { [made]: { type: "string" } }, required: [made] }, "Done"), ...errorResponses(400, 401, 403, 404) },
+    },
+  };
 }
 
 const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
@@ -339,6 +353,44 @@ export function buildOpenApiDocument(): Record<string, unknown> {
             "200": json({ type: "object", properties: { entries: { type: "array", items: {} } }, required: ["entries"] }, "Entries"),
             ...errorResponses(400, 401, 403, 404),
           },
+        },
+      },
+      [`${HTTP_API_PREFIX}/audit/verify`]: {
+        get: {
+          operationId: "verifyAudit",
+          summary: "Verify every stored audit chain (hash, signature, link); `problems` names the first bad entry of each broken chain (needs admin:all)",
+          responses: { "200": json({ type: "object", properties: { ok: { type: "boolean" }, authors: { type: "integer" }, entries: { type: "integer" }, problems: { type: "array", items: {} }, forks: { type: "array", items: {} } }, required: ["ok", "authors", "entries", "problems", "forks"] }, "Report"), ...errorResponses(401, 403, 404) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/session`]: {
+        get: {
+          operationId: "getSession",
+          summary: "The caller: user, roles and which writes it may make (submit, cancel, approve, admin); unaudited, for hiding what would be refused",
+          responses: { "200": json({ type: "object", properties: { userId: { type: "string" }, roles: { type: "array", items: { type: "string" } }, may: { type: "object", additionalProperties: { type: "boolean" } } }, required: ["userId", "roles", "may"] }, "Session"), ...errorResponses(401) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/mesh`]: {
+        get: {
+          operationId: "getMesh",
+          summary: "This node (id, fingerprint, addresses, mesh, level), its reachability and doctor hints, and each connected member: trust level, path (direct or relayed via), RTT, load, agents",
+          responses: { "200": json({ type: "object", properties: { self: {}, reachability: {}, relaysReserved: { type: "array", items: { type: "string" } }, relayServing: { type: "boolean" }, hints: { type: "array", items: { type: "string" } }, members: { type: "array", items: {} } } }, "Mesh"), ...errorResponses(401, 403, 404) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/devices`]: {
+        get: {
+          operationId: "listDevices",
+          summary: "Every device of the mesh: trust level, revoked, connected, last seen",
+          responses: { "200": json({ type: "object", properties: { devices: { type: "array", items: {} } }, required: ["devices"] }, "Devices"), ...errorResponses(401, 403, 404) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/devices/{id}/revoke`]: deviceWrite("revokeDevice", "Revoke a device for good, with a reason (needs admin:all); its connections are dropped", RevokeSchema, "revocation"),
+      [`${HTTP_API_PREFIX}/devices/{id}/trust`]: deviceWrite("trustDevice", "Certify a device at a trust level (needs admin:all)", TrustSchema, "certificate"),
+      [`${HTTP_API_PREFIX}/invites`]: {
+        post: {
+          operationId: "createInvite",
+          summary: "A one-time pairing invite for `coderclaw mesh join` (needs admin:all); default lifetime 15 minutes, at most a day",
+          requestBody: { required: true, content: { "application/json": { schema: jsonSchema(InviteSchema) } } },
+          responses: { "201": json({ type: "object", properties: { invite: { type: "string" }, level: { type: "string" }, expiresAt: { type: "string", format: "date-time" } }, required: ["invite", "level", "expiresAt"] }, "Invite"), ...errorResponses(400, 401, 403, 404) },
         },
       },
       "/healthz": {

@@ -54,7 +54,7 @@ function unverifiedIssuer(jwt: string): string | undefined {
 export function securityHttpHooks(
   service: SecurityService,
   options: SecurityHttpOptions,
-): Required<Pick<HttpServerOptions<SecurityContext>, "authenticate" | "authorize" | "canReadTask" | "sessionIdOf" | "subjectOf" | "audit">> {
+): Required<Pick<HttpServerOptions<SecurityContext>, "authenticate" | "authorize" | "canReadTask" | "sessionIdOf" | "subjectOf" | "audit" | "permissionsOf">> {
   const providerFor =
     options.providerForIssuer ?? ((issuer: string) => (issuer === GITHUB_ACTIONS_ISSUER ? "github" : "oidc"));
   const maxLogins = options.maxCachedLogins ?? 1000;
@@ -107,11 +107,22 @@ export function securityHttpHooks(
         case "task:approve":
           return allow(await service.authorize(ctx, { action: "approval.decide", permission: "task:approve" }));
         case "admin:all":
-          return allow(await service.authorize(ctx, { action: "audit.query", permission: "admin:all" }));
+          return allow(await service.authorize(ctx, { action: resource.type === "admin" ? resource.action : "audit.query", permission: "admin:all" }));
       }
     },
 
     canReadTask: (ctx, task) => allow(service.canReadTask(ctx, { ...(task.id === undefined ? {} : { id: task.id }), sessionId: task.sessionId })),
+
+    permissionsOf: (ctx) => ({
+      userId: ctx.userId,
+      roles: [...ctx.roles],
+      may: {
+        submit: service.checkPermission(ctx, "task:submit").allowed,
+        cancel: service.checkPermission(ctx, "task:cancel").allowed,
+        approve: service.checkPermission(ctx, "task:approve").allowed,
+        admin: service.checkPermission(ctx, "admin:all").allowed,
+      },
+    }),
 
     sessionIdOf: (ctx) => ctx.sessionId,
     subjectOf: (ctx) => ctx.userId,

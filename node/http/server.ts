@@ -25,6 +25,7 @@ import { writeSseStream } from "./sse.js";
 import { registerWorkflowRoutes, type HttpWorkflows } from "./workflow-routes.js";
 import { registerTaskApprovalRoutes, type TaskApprovalRouteDeps } from "./task-approval-routes.js";
 import { registerApprovalRoutes } from "./approval-routes.js";
+import { registerAdminRoutes, type HttpNodeAdmin } from "./admin-routes.js";
 import { registerUiRoutes } from "./ui-routes.js";
 
 /**
@@ -38,12 +39,21 @@ export type HttpResource =
   | { type: "task"; id?: string; sessionId?: string; agentId?: string }
   | { type: "agent"; id: string }
   | { type: "runtime" }
-  | { type: "audit" };
+  | { type: "audit" }
+  /** A mesh administration call: `action` names it in the audit entry of the decision. */
+  | { type: "admin"; action: "trust.revoke" | "trust.certify" | "mesh.invite" | "audit.verify" };
 
 /** Answer of `authorize`: deny wins, and `reason` is returned to the caller on a 403. */
 export interface AccessDecision {
   allowed: boolean;
   reason?: string;
+}
+
+/** Answer of `GET /v1/session`: who the caller is and which writes it may make. */
+export interface SessionPermissions {
+  userId: string;
+  roles: string[];
+  may: Record<"submit" | "cancel" | "approve" | "admin", boolean>;
 }
 
 /** Filter of `GET /v1/audit`, handed to the `audit` dependency. */
@@ -96,6 +106,13 @@ export interface HttpServerOptions<TAuth> {
   workflows?: HttpWorkflows;
   /** Serves `/v1/task-approvals`; those routes answer 404 when absent. */
   taskApprovals?: TaskApprovalRouteDeps["approvals"];
+  /** Serves `/v1/mesh`, `/v1/devices`, `/v1/invites` and `/v1/audit/verify`; those routes answer 404 when absent. */
+  admin?: HttpNodeAdmin;
+  /**
+   * What the caller may do, unaudited, for `GET /v1/session` (the dashboard hides
+   * what would be refused; the server still refuses it).
+   */
+  permissionsOf?: (ctx: TAuth) => SessionPermissions;
   /** Serves `GET /v1/audit`; the route answers 404 when absent. */
   audit?: (query: HttpAuditQuery, ctx: TAuth) => unknown[] | Promise<unknown[]>;
   /** Default 127.0.0.1: remote exposure is a deliberate configuration choice. */
@@ -355,6 +372,14 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       api.get("/skills", async (request) => {
         await check(request, "task:read", { type: "runtime" });
         return { skills: await adapter.listSkills() };
+      });
+
+      if (options.admin !== undefined) registerAdminRoutes(api, { admin: options.admin, check });
+
+      api.get("/session", async (request) => {
+        const ctx = ctxOf(request);
+        const all = { submit: true, cancel: true, approve: true, admin: true };
+        return options.permissionsOf?.(ctx) ?? { userId: options.subjectOf?.(ctx) ?? "http", roles: [], may: all };
       });
 
       api.get("/status", async (request) => {

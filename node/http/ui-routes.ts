@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { z } from "zod";
@@ -25,16 +25,28 @@ const ASSETS: Record<string, string> = {
   "app.css": "text/css; charset=utf-8",
 };
 
+/** Parts of the bundle loaded on demand (esbuild's content-hashed chunk names). */
+const CHUNK = /^chunk-[A-Z0-9]{8}\.js$/;
+
 const CodeSchema = z.strictObject({ code: z.string().regex(/^[A-Za-z0-9_-]{20,64}$/, "must be a login code") });
 
 /** What the dashboard routes need of the server they are added to. */
 export interface UiRouteDeps {
   /** Accepts a bearer token (throws when it is not valid): a login link is only minted for a working session. */
   authenticate: (token: string, request: HttpRequestInfo) => unknown;
-  /** Folder with index.html and the assets; default `dist/ui` next to this module's build. */
+  /** Folder with index.html and the bundled assets; default the build's `dist/ui`. */
   dir?: string;
   /** Clock, for expiry. */
   now?: () => number;
+}
+
+/**
+ * `npm run build` bundles `ui/src` into `dist/ui`; this module runs from `dist/node/http`
+ * once built, and from `node/http` under the tests, which serve the same build.
+ */
+function builtUiDir(): string {
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+  return basename(root) === "dist" ? join(root, "ui") : join(root, "dist", "ui");
 }
 
 /**
@@ -43,7 +55,7 @@ export interface UiRouteDeps {
  * `POST /ui/login` exchanges once, within {@link LOGIN_LINK_TTL_MS}, for that token.
  */
 export function registerUiRoutes(app: FastifyInstance, deps: UiRouteDeps): void {
-  const dir = deps.dir ?? join(dirname(fileURLToPath(import.meta.url)), "..", "..", "ui");
+  const dir = deps.dir ?? builtUiDir();
   const now = deps.now ?? Date.now;
   const pending = new Map<string, { token: string; expiresAt: number }>();
   const files = new Map<string, Buffer>();
@@ -70,7 +82,7 @@ export function registerUiRoutes(app: FastifyInstance, deps: UiRouteDeps): void 
 
   app.get("/", async (_request, reply) => send(reply, "index.html", "text/html; charset=utf-8"));
   app.get<{ Params: { name: string } }>("/ui/:name", async (request, reply) => {
-    const type = ASSETS[request.params.name];
+    const type = ASSETS[request.params.name] ?? (CHUNK.test(request.params.name) ? ASSETS["app.js"] : undefined);
     if (type === undefined) throw new CoderClawError("NOT_FOUND", `no dashboard asset ${request.params.name.slice(0, 100)}`);
     return send(reply, request.params.name, type);
   });

@@ -19,6 +19,8 @@ export interface PeerInfo {
   agents?: string[];
   capabilities?: string[];
   load?: number;
+  /** Slots its record says are not in use (its concurrency less its load). */
+  freeSlots?: number;
 }
 
 /** What {@link listPeers} reads. */
@@ -47,7 +49,7 @@ export async function listPeers({ libp2p, directory, membership }: PeerListSourc
         ...pathOf(conn.remoteAddr.toString()),
         since: new Date(conn.timeline.open).toISOString(),
         ...(latencyMs !== undefined && { latencyMs }),
-        ...(record && { agents: record.agents, capabilities: record.capabilities, load: record.load }),
+        ...(record && { agents: record.agents, capabilities: record.capabilities, load: record.load, freeSlots: Math.max(0, record.maxConcurrency - record.load) }),
       };
     }),
   );

@@ -2,7 +2,7 @@ import http from "node:http";
 import net from "node:net";
 import { CoderClawError } from "../../src/contract/errors.js";
 import type { TransportAdapter } from "../../src/contract/types.js";
-import { createHttpServer, type AccessDecision, type HttpAction, type HttpResource, type HttpServer, type HttpServerOptions } from "../../node/http/index.js";
+import { createHttpServer, type AccessDecision, type HttpAction, type HttpResource, type HttpServer, type HttpServerOptions, type SessionPermissions } from "../../node/http/index.js";
 
 /** Caller context the test authenticator hands out. */
 export interface TestCtx {
@@ -51,12 +51,19 @@ export function authorize(ctx: TestCtx, action: HttpAction, resource: HttpResour
   return { allowed: true };
 }
 
+/** What `GET /v1/session` answers, from the same table as {@link authorize}. */
+export function permissionsOf(ctx: TestCtx): SessionPermissions {
+  const may = (action: HttpAction): boolean => authorize(ctx, action, { type: "runtime" }).allowed;
+  return { userId: ctx.userId, roles: [...ctx.roles], may: { submit: may("task:submit"), cancel: may("task:cancel"), approve: may("task:approve"), admin: may("admin:all") } };
+}
+
 /** Starts the real server on 127.0.0.1:0 with the test's auth. */
 export function startServer(adapter: TransportAdapter, extra: Partial<HttpServerOptions<TestCtx>> = {}): Promise<HttpServer> {
   return createHttpServer<TestCtx>({
     adapter,
     authenticate,
     authorize,
+    permissionsOf,
     sessionIdOf: (ctx) => ctx.sessionId,
     ...extra,
   });

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { taskChanges } from "../../workspaces/task-result.js";
+import { runAdmin } from "../../node-admin.js";
 import { rmSync, writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { dataPaths, resolveDataDir } from "../../../src/runtime/data-dir.js";
@@ -158,6 +159,7 @@ export function startCommand(setExit: (code: number) => void): Command {
           changes: (id) => taskChanges(node.adapter, node.workspaces, id),
           workflows: httpWorkflows(node.workflows, node.core.store),
           taskApprovals: node.taskApprovals,
+          admin: (method, params) => runAdmin(node, method, params),
           ...httpListenOptions(config.http),
           ...securityHttpHooks(service, { deviceId: node.peerId }),
         });

@@ -1,0 +1,181 @@
+import { ClassicLevel } from "classic-level";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import type { Level } from "level";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
+import { eventually } from "../helpers/mesh.js";
+import { tempDir } from "../helpers/temp-dir.js";
+import { flipResult, tamperSegment } from "../security/helpers.js";
+
+const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
+/** Where the dashboard's screenshots go (gitignored; CI's clone keeps it after the run). */
+const SHOTS = new URL("../../test-results/screenshots/", import.meta.url).pathname;
+
+type Started = Awaited<ReturnType<typeof startCli>>;
+
+/** axe-core from node_modules, evaluated in the page: nothing fetched from elsewhere. */
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const VIEWS = ["tasks", "queue", "approvals", "mesh", "devices", "audit", "workflows"] as const;
+
+/**
+ * Mesh, Devices and audit verification in the dashboard of a real node, with a second real node paired from it.
+ * (A read-only session cannot be opened on a real node until roles can be granted from the CLI: that case is in test/http/ui.test.ts.)
+ */
+describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real nodes", () => {
+  const homeA = tempDir("cc-dash-a-");
+  const homeB = tempDir("cc-dash-b-");
+  let a: Started;
+  let httpUrl: string;
+  let browser: Browser;
+  let idB: string;
+  const cleanups: Array<() => Promise<unknown>> = [];
+
+  const startA = async (): Promise<void> => {
+    a = await startCli(["start", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--http", "127.0.0.1:0"], homeA.path, /control socket/);
+    httpUrl = /http (http:\/\/\S+)/.exec(a.output())![1]!;
+  };
+  const asAdmin = async (view: string): Promise<Page> => {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1200, height: 900 });
+    await page.goto((await runCli(["ui", "--url", httpUrl], homeA.path)).stdout.trim());
+    await page.waitForSelector("nav[role=tablist]");
+    await page.goto(`${httpUrl}/#${view}`);
+    return page;
+  };
+  const shot = (page: Page, name: string): Promise<unknown> => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const api = async (path: string, token: string, body?: unknown): Promise<Response> =>
+    fetch(`${httpUrl}${path}`, { method: body === undefined ? "GET" : "POST", headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { "content-type": "application/json" }) }, ...(body !== undefined && { body: JSON.stringify(body) }) });
+
+  beforeAll(async () => {
+    assertBuilt();
+    mkdirSync(SHOTS, { recursive: true });
+    expect((await runCli(["mesh", "create", "--name", "dashboard"], homeA.path)).code).toBe(0);
+    await startA();
+    const b = await startCli(["start", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"], homeB.path, /control socket/);
+    cleanups.push(() => b.stop());
+    idB = (JSON.parse((await runCli(["id", "--json"], homeB.path)).stdout) as { deviceId: string }).deviceId;
+    browser = await puppeteer.launch({ executablePath: CHROMIUM!, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await a?.stop();
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    homeA.remove();
+    homeB.remove();
+  });
+
+  it("pairs a second node from the dashboard's invite (QR code shown), shows it as a member, revokes it with confirmation and it is cut off", async () => {
+    const page = await asAdmin("devices");
+    // The write buttons appear once the node has said what this session may do.
+    await (await page.waitForSelector("::-p-text(Create invite)"))!.click();
+    await page.waitForSelector("svg.qr path");
+    const invite = await page.$eval("#invite-text", (t) => (t as unknown as { value: string }).value);
+    await shot(page, "devices-invite");
+    const joined = await runCli(["mesh", "join", invite], homeB.path);
+    expect(joined.code, joined.stderr).toBe(0);
+    expect(joined.stdout).toMatch(/comparison code/);
+
+    await page.waitForSelector(`tr[data-device="${idB}"]`, { timeout: 20_000 });
+    const code = /comparison code (\S+)/.exec(joined.stdout)![1]!;
+    expect(await page.$eval(`tr[data-device="${idB}"] td.code`, (td) => td.textContent)).toBe(code);
+    await page.goto(`${httpUrl}/#mesh`);
+    // The row fills in as B's signed capability record arrives.
+    await page.waitForFunction(`(document.querySelector('tr[data-member="${idB}"] td:nth-child(7)')?.textContent ?? "") !== ""`, { timeout: 20_000 });
+    const row = await page.$eval(`tr[data-member="${idB}"]`, (tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent));
+    // A verified invite gives the ci role; B's record offers slots (its default concurrency, nothing running).
+    expect(row.slice(1, 4)).toEqual(["verified", "ci", "direct"]);
+    expect(Number(row[6])).toBeGreaterThan(0);
+    expect(await page.$eval("#reachability", (dd) => dd.textContent)).toMatch(/\w/);
+    await shot(page, "mesh-member");
+
+    await page.goto(`${httpUrl}/#devices`);
+    await page.waitForSelector(`tr[data-device="${idB}"] button`);
+    await page.click(`tr[data-device="${idB}"] button`);
+    await page.type(`#reason-${idB}`, "laptop lost");
+    await page.click("::-p-text(Confirm revoke)");
+    await page.waitForFunction(`document.querySelector('tr[data-device="${idB}"] td:nth-child(2)')?.textContent === "revoked"`, { timeout: 15_000 });
+    await shot(page, "devices-revoked");
+    // Cut off: A drops B's connections and no longer lists it as a member.
+    const token = (await runCli(["session", "create"], homeA.path)).stdout.trim();
+    await eventually(async () => {
+      const mesh = (await (await api("/v1/mesh", token)).json()) as { members: Array<{ peerId: string }> };
+      return !mesh.members.some((m) => m.peerId === idB);
+    }, 20_000, "B gone from A's members");
+    // The HTTP decision is audited as the revocation it allowed (not as an audit query), beside the node's own record of it.
+    const audited = (await (await api("/v1/audit?action=trust.revoke", token)).json()) as { entries: unknown[] };
+    expect(audited.entries).toHaveLength(2);
+    await page.close();
+  }, 90_000);
+
+  it("approves a workflow step that waits for a decision, with a reason", async () => {
+    const token = (await runCli(["session", "create"], homeA.path)).stdout.trim();
+    const workflow = ["name: gated", "steps:", "  - id: ship", "    agent: echo", "    input: ship it", "    approval: required", ""].join("\n");
+    const started = await api("/v1/workflows", token, { workflow });
+    expect(started.status).toBe(201);
+    const { id } = (await started.json()) as { id: string };
+    const page = await asAdmin("approvals");
+    const article = await page.waitForSelector("article[data-approval]", { timeout: 15_000 });
+    expect(await article!.evaluate((a) => a.textContent)).toMatch(/gated: step ship/);
+    await shot(page, "approvals");
+    await page.type("article[data-approval] input", "looks right");
+    await page.click("article[data-approval] ::-p-text(Approve)");
+    await page.waitForSelector("::-p-text(Nothing waits for a decision)", { timeout: 15_000 });
+    type Record = { status: string; steps: { ship: { approval: { decision?: { approved: boolean; reason: string } } } } };
+    let record: Record | undefined;
+    await eventually(async () => {
+      record = (await (await api(`/v1/workflows/${id}`, token)).json()) as Record;
+      return record.status === "completed";
+    }, 20_000, "the approved workflow completes");
+    expect(record!.steps.ship.approval.decision).toMatchObject({ approved: true, reason: "looks right" });
+    await page.close();
+  }, 60_000);
+
+  it("audit verification names the first tampered entry of the node's chain", async () => {
+    const idA = (JSON.parse((await runCli(["id", "--json"], homeA.path)).stdout) as { deviceId: string }).deviceId;
+    expect(await a.stop()).toBe(0);
+    const db = new ClassicLevel<string, Uint8Array>(join(homeA.path, "db"), { keyEncoding: "utf8", valueEncoding: "view" });
+    await tamperSegment(db as unknown as Level<string, Uint8Array>, idA, 0, (d) => flipResult(d, 0, 1, "denied"));
+    await db.close();
+    await startA();
+    const page = await asAdmin("audit");
+    await page.waitForSelector(`li[data-author="${idA}"]`, { timeout: 15_000 });
+    expect(await page.$eval(`li[data-author="${idA}"]`, (li) => li.textContent)).toMatch(/first broken entry #1 .*edited/);
+    expect(await page.$eval("#audit-verify", (p) => p.textContent)).toMatch(/1 broken/);
+    await shot(page, "audit-tampered");
+    await page.close();
+  }, 90_000);
+
+  it("the login page and every view have no serious or critical axe-core violation, and each is photographed", async () => {
+    const axeViolations = (page: Page): Promise<string[]> =>
+      page.evaluate(`axe.run(document, { resultTypes: ["violations"] }).then((r) => r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", ")))`) as Promise<string[]>;
+    const login = await browser.newPage();
+    await login.goto(`${httpUrl}/`);
+    await login.waitForSelector("#token");
+    await login.evaluate(AXE);
+    const found: Record<string, string[]> = {};
+    const loginViolations = await axeViolations(login);
+    if (loginViolations.length > 0) found.login = loginViolations;
+    await shot(login, "login");
+    await login.close();
+    const page = await asAdmin("tasks");
+    const submitted = await runCli(["task", "submit", "hello", "--agent", "echo", "--wait"], homeA.path);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const taskId = /[0-9a-f-]{36}/.exec(submitted.stdout + submitted.stderr)![0];
+    // Runtime.evaluate is not subject to the page's CSP, so the strict policy stays as served.
+    await page.evaluate(AXE);
+    for (const view of [...VIEWS, `task/${taskId}`]) {
+      await page.goto(`${httpUrl}/#${view}`);
+      await page.waitForSelector("section[role=tabpanel] h2");
+      // Let the first poll fill the view before it is checked.
+      await page.waitForNetworkIdle({ idleTime: 300 });
+      const violations = await axeViolations(page);
+      if (violations.length > 0) found[view] = violations;
+      await shot(page, view.startsWith("task/") ? "task" : view);
+    }
+    expect(found).toEqual({});
+    await page.close();
+  }, 90_000);
+});

@@ -1,0 +1,82 @@
+// The CoderClaw dashboard: Preact components over the node's HTTP API.
+import { render } from "preact";
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { createApi, Unauthenticated } from "./api.js";
+import { html } from "./html.js";
+import { Login, tokenFromLink } from "./login.js";
+import { Session } from "./session.js";
+import { ApprovalsView } from "./views/approvals.js";
+import { AuditView } from "./views/audit.js";
+import { DevicesView } from "./views/devices.js";
+import { MeshView } from "./views/mesh.js";
+import { TaskView } from "./views/task.js";
+import { QueueView, TasksView } from "./views/tasks.js";
+import { WorkflowsView } from "./views/workflows.js";
+
+const TOKEN_KEY = "coderclaw.token";
+const VIEWS = { mesh: MeshView, tasks: TasksView, queue: QueueView, approvals: ApprovalsView, audit: AuditView, workflows: WorkflowsView, devices: DevicesView };
+
+function useHash() {
+  const [hash, setHash] = useState(location.hash);
+  useEffect(() => {
+    const changed = () => setHash(location.hash);
+    window.addEventListener("hashchange", changed);
+    return () => window.removeEventListener("hashchange", changed);
+  }, []);
+  return hash;
+}
+
+/** Until the node says what the session may do, no write button shows. */
+const NOTHING = { submit: false, cancel: false, approve: false, admin: false };
+
+function Dashboard({ route, session }) {
+  const [error, setError] = useState("");
+  const [may, setMay] = useState(NOTHING);
+  const [name, arg] = route.split("/");
+  const View = name === "task" ? TaskView : VIEWS[name] ?? TasksView;
+  const fail = (err) => {
+    if (err instanceof Unauthenticated) session.expired();
+    else if (err?.name !== "AbortError") setError(err.message);
+  };
+  useEffect(() => { session.call("/v1/session").then((s) => setMay(s.may)).catch(fail); }, [session]);
+  const value = useMemo(() => ({ ...session, may, fail }), [session, may]);
+  useEffect(() => setError(""), [route]);
+  return html`<${Session.Provider} value=${value}>
+    <nav role="tablist" aria-label="Views">
+      ${Object.keys(VIEWS).map((view) => html`<button type="button" role="tab" aria-selected=${String(view === name)} onClick=${() => (location.hash = view)}>${view[0].toUpperCase() + view.slice(1)}</button>`)}
+    </nav>
+    <p id="error" role="alert" class="error">${error}</p>
+    <section role="tabpanel" aria-label=${name}><${View} key=${route} id=${arg} /></section>
+  <//>`;
+}
+
+function App() {
+  const hash = useHash();
+  const [token, setToken] = useState(() => sessionStorage.getItem(TOKEN_KEY));
+  const [message, setMessage] = useState("");
+  const [linking, setLinking] = useState(false);
+  const keep = (value) => {
+    if (value) sessionStorage.setItem(TOKEN_KEY, value);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    setToken(value);
+  };
+  // A login link opened in a tab that already shows the dashboard changes only the fragment.
+  useEffect(() => {
+    if (!hash.startsWith("#login=")) return;
+    setLinking(true);
+    tokenFromLink()
+      .then((value) => keep(value))
+      .catch((err) => { keep(null); setMessage(err.message); })
+      .finally(() => setLinking(false));
+  }, [hash]);
+  const session = useMemo(() => token && {
+    ...createApi(() => sessionStorage.getItem(TOKEN_KEY)),
+    expired: () => { keep(null); setMessage("Your session expired or was refused; log in again."); },
+  }, [token]);
+  const logout = () => { keep(null); setMessage(""); };
+  const route = hash.startsWith("#login=") ? "tasks" : hash.slice(1) || "tasks";
+  return html`<header><h1>CoderClaw</h1>${session && html`<button type="button" onClick=${logout}>Log out</button>`}</header>
+    <main aria-live="polite">${linking ? null : session ? html`<${Dashboard} key=${token} route=${route} session=${session} />` : html`<${Login} message=${message} onToken=${(value) => { setMessage(""); keep(value); }} />`}</main>`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));
