@@ -39,6 +39,15 @@ describe("coderclaw peers and ping", () => {
     expect(Date.now() - Date.parse(toB.since)).toBeLessThan(60_000);
     const table = await runCli(["peers"], a.home);
     expect(table.stdout).toMatch(new RegExp(`${b.id}.*direct`));
+    // status: one screen of this node, its mesh, its peers (with path and load) and its work.
+    const status = await runCli(["status"], a.home);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(new RegExp(`^${a.id} {2}healthy, up \\d+`));
+    expect(status.stdout).toMatch(/^mesh {6}ping \(mesh-[a-z2-7]+\), 2 devices, this one trusted$/m);
+    expect(status.stdout).toMatch(/^tasks {5}0 active, 0 waiting, 0 in all$/m);
+    expect(status.stdout).toMatch(/^listening \/ip4\/127\.0\.0\.1\/tcp\/\d+/m);
+    expect(status.stdout).toMatch(new RegExp(`${b.id}.*direct`));
+    expect(JSON.parse((await runCli(["status", "--json"], a.home)).stdout)).toMatchObject({ running: true, node: { deviceId: a.id }, mesh: { name: "ping", devices: 2 }, peers: [{ peerId: b.id, path: "direct" }] });
 
     const ping = await runCli(["ping", b.id, "--count", "4", "--json"], a.home);
     expect(ping.code, ping.stderr).toBe(0);

@@ -149,7 +149,7 @@ const rows: Row[] = [
     name: "status of a running node: uptime in words, not ms",
     run: () => runCli(["status"], a),
     code: 0,
-    says: /uptime\s+\d+(ms|s|m|h|d)\n/,
+    says: /healthy, up \d+(ms|s|m|h|d), v/,
   },
   {
     name: "peers lists only agents the peer can run now",

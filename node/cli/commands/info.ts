@@ -3,9 +3,43 @@ import ms from "ms";
 import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import type { AccessOptions } from "../runtime-access.js";
 import { EXIT } from "../exit-codes.js";
-import { agentTable, printJson, skillTable } from "../output.js";
+import { agentTable, printJson, skillTable, table } from "../output.js";
+import type { RuntimeStatus, TransportAdapter } from "../../../src/contract/types.js";
+import type { PeerInfo } from "../../mesh/peer-list.js";
+import { admin, describePath } from "./mesh.js";
 import { fieldsOption, printFields } from "../fields.js";
 import { withRuntime } from "./task.js";
+
+/** The node, its mesh, its peers and its running tasks, as `status` shows them on one screen (like `tailscale status`). */
+async function nodeScreen(cmd: Command, adapter: TransportAdapter): Promise<{ json: Record<string, unknown>; text: (s: Pick<RuntimeStatus, "healthy" | "uptime" | "version" | "activeTasks" | "totalTasks">) => string }> {
+  const [id, mesh, peers, running, pending] = await Promise.all([
+    admin(cmd, "node.id", {}, false) as Promise<{ deviceId: string; fingerprint: string; addrs: string[] }>,
+    admin(cmd, "mesh.status", {}, false) as Promise<{ meshId: string | null; name: string | null; devices: number; self: string }>,
+    admin(cmd, "node.peers", {}, false) as Promise<PeerInfo[]>,
+    adapter.listTasks({ status: "running", limit: 20 }),
+    adapter.listTasks({ status: "pending", limit: 1000 }),
+  ]);
+  return {
+    json: { node: id, mesh, peers, runningTasks: running, pendingTasks: pending.length },
+    text: (s) => {
+      const lines = [
+        `${id.deviceId}  ${s.healthy ? "healthy" : "UNHEALTHY"}, up ${ms(s.uptime)}, v${s.version}, fingerprint ${id.fingerprint}`,
+        mesh.meshId === null ? "mesh      none (coderclaw mesh create | mesh join <invite>)" : `mesh      ${mesh.name ?? ""} (${mesh.meshId}), ${mesh.devices} devices, this one ${mesh.self}`,
+        `tasks     ${s.activeTasks} active, ${pending.length} waiting, ${s.totalTasks} in all`,
+        ...id.addrs.map((a, i) => `${i === 0 ? "listening" : "         "} ${a}`),
+      ];
+      const p = table(["peer", "path", "latency", "load", "free slots", "agents"]);
+      for (const peer of peers) p.push([peer.peerId, describePath(peer), peer.latencyMs === undefined ? "" : `${peer.latencyMs} ms`, peer.load ?? "", peer.freeSlots ?? "", (peer.agents ?? []).join(", ")]);
+      lines.push("", peers.length === 0 ? "no peers connected" : p.toString());
+      if (running.length > 0) {
+        const t = table(["running", "agent", "where", "for"]);
+        for (const task of running) t.push([task.id, task.agentId ?? "", task.placement?.runsOn ?? task.executorId ?? "here", task.startedAt === undefined ? "" : ms(Date.now() - task.startedAt.getTime())]);
+        lines.push("", t.toString());
+      }
+      return lines.join("\n") + "\n";
+    },
+  };
+}
 
 /** `coderclaw agents`, `skills` and `status`. */
 export function infoCommands(setExit: (code: number) => void): Command[] {
@@ -55,7 +89,10 @@ export function infoCommands(setExit: (code: number) => void): Command[] {
             return EXIT.runtime;
           }
           const s = { running: true, ...status, reachedThrough: kind };
-          if (opts.json) printJson(s);
+          // Through the node's own socket there is more to show: one screen of this node, its mesh, peers and work.
+          const screen = kind === "node" ? await nodeScreen(cmd, adapter) : undefined;
+          if (opts.json) printJson(screen === undefined ? s : { ...s, ...screen.json });
+          else if (screen !== undefined) process.stdout.write(screen.text(s));
           else process.stdout.write(Object.entries(s).map(([k, v]) => `${k.padEnd(14)} ${k === "uptime" ? ms(Number(v)) : String(v)}`).join("\n") + "\n");
           return s.healthy ? EXIT.ok : EXIT.runtime;
         }),

@@ -35,7 +35,7 @@ export async function admin(cmd: Command, method: string, params: unknown, offli
   }
 }
 
-function describePath(p: { path: "direct" | "relayed"; via?: string }): string {
+export function describePath(p: { path: "direct" | "relayed"; via?: string }): string {
   return p.path === "direct" ? "direct" : `relayed via ${p.via ?? "?"}`;
 }
 
