@@ -68,7 +68,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
  * is refused with it, since it would otherwise act on this machine while the
  * user believes it acted on the server.
  */
-const SERVED_OVER_HTTP = new Set(["task submit", "task list", "task show", "task events", "task retry", "task cancel", "task wait", "task logs", "queue", "agents", "skills", "status", "audit query", "workflow run", "workflow list", "workflow show", "workflow cancel"]);
+const SERVED_OVER_HTTP = new Set(["task submit", "task list", "task show", "task events", "task retry", "task cancel", "task wait", "task logs", "queue", "agents", "skills", "status", "audit query", "workflow run", "workflow list", "workflow show", "workflow cancel", "task diff", "task apply", "task artifacts"]);
 
 function commandPath(cmd: Command): string {
   const names: string[] = [];
@@ -76,25 +76,10 @@ function commandPath(cmd: Command): string {
   return names.join(" ");
 }
 
-/**
- * Commands whose data the HTTP API serves but this CLI reads only from the
- * local node: the refusal names the route, so a user with only the server can
- * still get at it.
- */
-const HTTP_ROUTE_INSTEAD: Record<string, string> = {
-  "task diff": "GET /v1/tasks/<id>/patch",
-  "task apply": "GET /v1/tasks/<id>/patch, then git apply",
-  "task artifacts": "GET /v1/tasks/<id>/artifacts and /v1/tasks/<id>/artifacts/<path>",
-};
-
 function refuseUnservedServer(action: Command): void {
   if (action.optsWithGlobals<{ server?: string }>().server === undefined) return;
   const path = commandPath(action);
   if (SERVED_OVER_HTTP.has(path)) return;
-  const route = HTTP_ROUTE_INSTEAD[path];
-  if (route !== undefined) {
-    throw new CoderClawError("INVALID_INPUT", `--server: \`${path}\` reads the changes from this machine's node, not over HTTP; run it on the node's machine, or fetch ${route} from the server with the token`, { field: "server" });
-  }
   throw new CoderClawError("INVALID_INPUT", `--server: the HTTP API does not offer \`${path}\`; run it on the node's machine without --server (served over HTTP: ${[...SERVED_OVER_HTTP].join(", ")})`, { field: "server" });
 }
 

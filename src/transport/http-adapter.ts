@@ -272,9 +272,30 @@ export class HTTPTransportAdapter implements TransportAdapter {
     return this.#call(method, path, body);
   }
 
+  /** GET a route of the API that answers bytes (a patch, an artifact), at most `maxBytes`. */
+  async fetchBytes(path: string, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
+    const response = await this.#request("GET", path, undefined, "*/*");
+    if (!response.ok) throw await errorFromResponse(response);
+    const declared = Number(response.headers.get("content-length") ?? "0");
+    if (declared > maxBytes) throw new CoderClawError("PROTOCOL", `GET ${path}: ${declared} bytes is over the limit of ${maxBytes}`);
+    const bytes = Buffer.from(await response.arrayBuffer());
+    if (bytes.byteLength > maxBytes) throw new CoderClawError("PROTOCOL", `GET ${path}: over the limit of ${maxBytes} bytes`);
+    return bytes;
+  }
+
   async #call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+    const response = await this.#request(method, path, body, "application/json");
+    if (!response.ok) throw await errorFromResponse(response);
+    try {
+      return await response.json();
+    } catch (err) {
+      throw new CoderClawError("PROTOCOL", `${method} ${path}: answer is not JSON`, { cause: err });
+    }
+  }
+
+  async #request(method: "GET" | "POST", path: string, body: unknown, accept: string): Promise<Response> {
     const signal = AbortSignal.any([this.#closed.signal, AbortSignal.timeout(this.#timeoutMs)]);
-    const headers: Record<string, string> = { accept: "application/json", authorization: `Bearer ${await this.#token()}` };
+    const headers: Record<string, string> = { accept, authorization: `Bearer ${await this.#token()}` };
     let payload: string | undefined;
     if (body !== undefined) {
       headers["content-type"] = "application/json";
@@ -294,12 +315,7 @@ export class HTTPTransportAdapter implements TransportAdapter {
       }
       throw new CoderClawError("UNAVAILABLE", `${method} ${path}: cannot reach ${this.#base}`, { cause: err });
     }
-    if (!response.ok) throw await errorFromResponse(response);
-    try {
-      return await response.json();
-    } catch (err) {
-      throw new CoderClawError("PROTOCOL", `${method} ${path}: answer is not JSON`, { cause: err });
-    }
+    return response;
   }
 }
 

@@ -1,33 +1,67 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assertBuilt, runCli } from "../helpers/cli.js";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
-/**
- * `task diff|apply|artifacts` read a task's changes from this machine's node;
- * with `--server` they would have answered from the local home. They refuse,
- * name the HTTP route that serves the same data, and never reach the server.
- */
-
-let home: { path: string; remove: () => void };
-beforeAll(() => {
-  assertBuilt();
-  home = tempDir("cc-server-changes-");
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
 });
-afterAll(() => home.remove());
+beforeAll(assertBuilt);
 
-// Port 9 (discard) on 127.0.0.1: nothing listens, so any attempt to reach it would show as a connection error.
-const server = ["--server", "http://127.0.0.1:9", "--token", "t"];
+/** A git repository with one commit of `a.txt`. */
+function repository(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const git = (...args: string[]): string => execFileSync("git", ["-c", "user.email=t@t", "-c", "user.name=t", ...args], { cwd: dir, encoding: "utf8" });
+  git("init", "-q");
+  writeFileSync(join(dir, "a.txt"), "hello\n");
+  git("add", ".");
+  git("commit", "-qm", "init");
+  return dir;
+}
 
 describe("task diff|apply|artifacts with --server", () => {
-  it.each([
-    [["task", "diff", "0123abcd"], "GET /v1/tasks/<id>/patch"],
-    [["task", "apply", "0123abcd"], "GET /v1/tasks/<id>/patch, then git apply"],
-    [["task", "artifacts", "0123abcd"], "GET /v1/tasks/<id>/artifacts"],
-  ])("%j refuses with the route to use instead", async (args, route) => {
-    const r = await runCli([...server, ...args], home.path);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`--server: \`${args.slice(0, 2).join(" ")}\` reads the changes from this machine's node, not over HTTP`);
-    expect(r.stderr).toContain(route);
-    expect(r.stdout).toBe("");
+  it("read a task's changes over the node's HTTP API, from a home with no node: the patch, its counts, the artifacts, and apply onto another tree", { timeout: 90_000 }, async () => {
+    const dir = tempDir("cc-server-changes-");
+    cleanups.push(() => dir.remove());
+    const h = join(dir.path, "home");
+    const repo = repository(join(dir.path, "repo"));
+    const node = await startCli(["start", "--no-mdns", "--http", "127.0.0.1:0"], h, /control socket/);
+    cleanups.push(() => node.stop());
+    const url = /http (http:\/\/\S+)/.exec(node.output())![1]!;
+    const token = (await runCli(["session", "create"], h)).stdout.trim();
+    const server = ["--server", url, "--token", token];
+
+    const sub = await runCli(["task", "submit", "echo changed >> a.txt && echo new > c.txt && mkdir -p out && echo report > out/r.txt", "--agent", "shell", "--repo", repo, "--artifacts", "out/**", "--wait", "--json"], h, 60_000);
+    expect(sub.code, sub.stderr).toBe(0);
+    const task = JSON.parse(sub.stdout) as { id: string; status: string };
+    expect(task.status).toBe("completed");
+
+    // Another machine: no node, only the server and a token.
+    const elsewhere = join(dir.path, "elsewhere");
+    mkdirSync(elsewhere);
+    const diff = await runCli([...server, "task", "diff", task.id], elsewhere);
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(diff.stdout).toContain("+changed");
+    expect(diff.stdout).toMatch(/new file mode 100644[\s\S]*\+new/);
+    const stat = await runCli([...server, "task", "diff", task.id, "--stat"], elsewhere);
+    expect(stat.stdout).toMatch(/^2 added, 1 modified, 0 deleted \(\d+ bytes of patch\)$/m);
+
+    const artifacts = join(dir.path, "got");
+    const got = await runCli([...server, "task", "artifacts", task.id, "--out", artifacts], elsewhere);
+    expect(got.code, got.stderr).toBe(0);
+    expect(readFileSync(join(artifacts, "out", "r.txt"), "utf8")).toBe("report\n");
+
+    const other = repository(join(dir.path, "other"));
+    const apply = await runCli([...server, "task", "apply", task.id, "--repo", other], elsewhere, 30_000);
+    expect(apply.code, apply.stderr).toBe(0);
+    expect(readFileSync(join(other, "a.txt"), "utf8")).toBe("hello\nchanged\n");
+    expect(existsSync(join(other, "c.txt"))).toBe(true);
+
+    const badToken = await runCli(["--server", url, "--token", "not-a-token", "task", "diff", task.id], elsewhere);
+    expect(badToken.code).not.toBe(0);
+    expect(badToken.stdout).toBe("");
   });
 });

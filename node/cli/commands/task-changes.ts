@@ -11,6 +11,8 @@ import { parseInput } from "../../../src/contract/parse-input.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson } from "../output.js";
 import { admin } from "./mesh.js";
+import { serverAdapter, type AccessOptions } from "../runtime-access.js";
+import type { HTTPTransportAdapter } from "../../../src/transport/http-adapter.js";
 
 const ChangesSchema = z.object({
   result: z.object({ patchBytes: z.number(), changed: z.object({ added: z.number(), modified: z.number(), deleted: z.number() }), artifacts: z.array(z.object({ path: z.string(), size: z.number() })) }).loose(),
@@ -21,8 +23,37 @@ const ChangesSchema = z.object({
 /** A task's full id from what the user typed: a full id or a unique prefix of one. */
 export type TaskIdResolver = (cmd: Command, text: string) => Promise<string>;
 
-/** What a task that carried code changed, asked of the running node (which fetches it from the executor). */
+const ArtifactListSchema = z.object({ artifacts: z.array(z.object({ path: z.string().min(1).max(4096), size: z.number() })).max(10_000) });
+
+/** How many files a git patch adds, deletes and modifies, read from its headers. */
+function patchCounts(patch: Buffer): { added: number; modified: number; deleted: number } {
+  const text = patch.toString("utf8");
+  const files = (text.match(/^diff --git /gm) ?? []).length;
+  const added = (text.match(/^new file mode /gm) ?? []).length;
+  const deleted = (text.match(/^deleted file mode /gm) ?? []).length;
+  return { added, deleted, modified: files - added - deleted };
+}
+
+/** The same as {@link changesOf}, read from the node's HTTP API (`--server`): the patch, then each artifact. */
+async function changesOverHttp(server: HTTPTransportAdapter, taskId: string): Promise<Awaited<ReturnType<typeof changesOf>>> {
+  const id = encodeURIComponent(taskId);
+  const patch = await server.fetchBytes(`/tasks/${id}/patch`);
+  const { artifacts: listed } = parseInput(ArtifactListSchema, await server.call("GET", `/tasks/${id}/artifacts`));
+  const artifacts = [];
+  for (const a of listed) artifacts.push({ path: a.path, bytes: await server.fetchBytes(`/tasks/${id}/artifacts/${a.path.split("/").map(encodeURIComponent).join("/")}`) });
+  return { result: { patchBytes: patch.byteLength, changed: patchCounts(patch), artifacts: listed }, patch, artifacts };
+}
+
+/** What a task that carried code changed, asked of the running node (which fetches it from the executor), or of `--server`. */
 async function changesOf(cmd: Command, taskId: string): Promise<{ result: z.infer<typeof ChangesSchema>["result"]; patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
+  const server = serverAdapter(cmd.optsWithGlobals<AccessOptions>());
+  if (server !== undefined) {
+    try {
+      return await changesOverHttp(server, taskId);
+    } finally {
+      await server.close();
+    }
+  }
   const raw = parseInput(ChangesSchema, await admin(cmd, "task.changes", { taskId }, false));
   return { result: raw.result, patch: Buffer.from(raw.patch, "base64"), artifacts: raw.artifacts.map((a) => ({ path: a.path, bytes: Buffer.from(a.bytes, "base64") })) };
 }
