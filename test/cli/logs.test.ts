@@ -43,6 +43,17 @@ describe("node.log", () => {
     expect(lines(join(quiet, "node.log"))).toEqual([]);
   }, 60_000);
 
+  it("has a line for each task transition, naming the task and its status", async () => {
+    const h = home();
+    const node = await startCli(["start", "--no-mdns"], h, /control socket/);
+    const sub = await runCli(["task", "submit", "hello", "--agent", "echo", "--wait", "--json"], h);
+    expect(sub.code, sub.stderr).toBe(0);
+    const taskId = (JSON.parse(sub.stdout) as { id: string }).id;
+    expect(await node.stop()).toBe(0);
+    const transitions = (lines(join(h, "node.log")) as Array<Line & { taskId?: string; status?: string }>).filter((l) => l.msg === "task" && l.taskId === taskId).map((l) => l.status);
+    expect(transitions).toEqual(["planning", "running", "completed"]);
+  }, 60_000);
+
   it("starts a new file past --log-max-bytes, keeping the previous one as node.log.1", async () => {
     const h = home();
     const old = JSON.stringify({ level: 30, time: 0, msg: "old" }) + "\n";

@@ -165,6 +165,16 @@ export function startCommand(setExit: (code: number) => void): Command {
         });
       }
       log.logger.info({ deviceId: node.peerId, meshId: node.membership.meshId ?? null, listening: node.multiaddrs().map(String), http: http?.url ?? null }, "started");
+      // One line per task transition and per peer coming or going: what an operator reads back with `coderclaw logs`.
+      const offTasks = node.core.engine.onEvent((taskId, e) => {
+        if (e.type !== "status_changed") return;
+        log.logger.info({ taskId, status: e.status, ...(e.message !== undefined && { detail: e.message.slice(0, 200) }) }, "task");
+      });
+      const peerEvent = (what: "peer connected" | "peer disconnected") => (evt: CustomEvent<{ toString(): string }>) => log.logger.info({ peer: evt.detail.toString() }, what);
+      const onConnect = peerEvent("peer connected");
+      const onDisconnect = peerEvent("peer disconnected");
+      node.libp2p.addEventListener("peer:connect", onConnect);
+      node.libp2p.addEventListener("peer:disconnect", onDisconnect);
       process.stderr.write(
         [
           `coderclaw node ${node.peerId}`,
@@ -182,6 +192,9 @@ export function startCommand(setExit: (code: number) => void): Command {
         process.once("SIGTERM", resolve);
       });
       process.stderr.write("shutting down...\n");
+      offTasks();
+      node.libp2p.removeEventListener("peer:connect", onConnect);
+      node.libp2p.removeEventListener("peer:disconnect", onDisconnect);
       log.logger.info("stopping");
       await stopAll();
       setExit(EXIT.ok);
