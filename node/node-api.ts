@@ -24,6 +24,7 @@ import type { AuthorizeSubmit } from "./tasks/task-server.js";
 import type { NodeWorkflows } from "./workflows/node-workflows.js";
 import type { NodeApprovals } from "./workflows/node-approvals.js";
 import type { TaskApprovals } from "./approvals/task-approvals.js";
+import type { IdentityProvider } from "../src/security/providers.js";
 
 export type { PeerInfo } from "./mesh/peer-list.js";
 export type { PingReport } from "./mesh/peer-ping.js";
@@ -91,6 +92,8 @@ export interface NodeOptions {
   onPairing?: (event: { role: "inviter" | "joiner"; ok: boolean; peer?: string; detail: string }) => void;
   /** More mesh protocols this node speaks, started after the built-in ones (see node/services/mesh-service.ts). */
   services?: MeshService[];
+  /** Identity providers (OIDC, GitHub Actions) whose tokens the HTTP API exchanges for sessions; the local one is always there. */
+  identityProviders?: ReadonlyArray<IdentityProvider<never>>;
   /**
    * @internal Tell task outcomes before they are durable, so a crash can take
    * back a reported result: only for `bench:schedule` to measure what durable

@@ -13,6 +13,7 @@ import {
   signPolicy,
   signRoleGrant,
   type AuditBody,
+  type IdentityProvider,
   type RepoPolicy,
   type TaskAccess,
   type TeamPolicy,
@@ -46,6 +47,8 @@ export interface NodeSecurityOptions {
   write?: (ops: WriteOp[]) => Promise<void>;
   /** The node's agents: the skills a task uses are derived from its agent. */
   agents?: AgentLookup;
+  /** Identity providers besides the local one (OIDC, GitHub Actions): their tokens are exchanged for sessions over HTTP. */
+  providers?: ReadonlyArray<IdentityProvider<never>>;
 }
 
 /**
@@ -111,7 +114,7 @@ export class NodeSecurity {
       rootAdmins: [founder ?? identity.peerId],
       ...(this.repoPolicy && { repoPolicy: this.repoPolicy }),
       ...(this.teamPolicy && { teamPolicy: this.teamPolicy }),
-      providers: [new LocalIdentityProvider()],
+      providers: [new LocalIdentityProvider(), ...(this.options.providers ?? [])],
       agentSkills: agentSkills(this.options.agents),
       deviceStanding: (id) => ({ level: id === identity.peerId && !membership.meshId ? "trusted" : membership.levelOf(id), revoked: membership.isRevoked(id) }),
     });

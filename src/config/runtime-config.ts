@@ -76,6 +76,13 @@ export interface RuntimeConfig {
     tls?: { cert: string; key: string };
     bodyLimit?: number;
   };
+  /** Identity providers whose tokens the HTTP API exchanges for sessions, besides the node's own session tokens. */
+  auth: {
+    /** An OpenID Connect issuer (see `OidcProviderOptions`). */
+    oidc?: z.infer<typeof OidcSchema>;
+    /** GitHub Actions OIDC tokens, accepted by rules on their repository, workflow and ref (see `GitHubProviderOptions`). */
+    github?: z.infer<typeof GitHubSchema>;
+  };
 }
 
 /** Where one effective value came from: `default`, `file:<path>:<line>`, `env:<VAR>` or `flag`. */
@@ -114,6 +121,34 @@ export interface LoadRuntimeConfigOptions {
 }
 
 const modeSchema = z.enum(["local-only", "remote-enabled", "distributed-cluster"]);
+const httpsUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).max(2048);
+const roleList = z.array(z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, "must be a role name like 'ci'")).max(32);
+const OidcSchema = z.strictObject({
+  issuer: z.string().min(1).max(2048),
+  audience: z.union([z.string().min(1).max(512), z.array(z.string().min(1).max(512)).min(1).max(16)]),
+  jwksUrl: httpsUrl,
+  userIdClaim: z.string().min(1).max(128).optional(),
+  rolesClaim: z.string().min(1).max(128).optional(),
+  roleMap: z.record(z.string().min(1).max(256), roleList).optional(),
+});
+const GitHubSchema = z.strictObject({
+  audience: z.string().min(1).max(512),
+  rules: z
+    .array(
+      z.strictObject({
+        repository: z.string().min(1).max(256),
+        workflow: z.string().min(1).max(256).optional(),
+        jobWorkflowRef: z.string().min(1).max(1024).optional(),
+        ref: z.string().min(1).max(256).optional(),
+        identity: z.string().min(1).max(256),
+        roles: roleList.min(1),
+      }),
+    )
+    .min(1)
+    .max(100),
+  issuer: z.string().min(1).max(2048).optional(),
+  jwksUrl: httpsUrl.optional(),
+});
 const roleSchema = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, "must be a role name like 'developer'");
 
 /** Every setting, by dotted path: its schema, default and environment variable. */
@@ -144,6 +179,8 @@ const SETTINGS = {
   "http.tls.cert": { schema: z.string().min(1).max(4096), env: "CODERCLAW_HTTP_TLS_CERT" },
   "http.tls.key": { schema: z.string().min(1).max(4096), env: "CODERCLAW_HTTP_TLS_KEY" },
   "http.bodyLimit": { schema: z.number().int().min(1024).max(64 * 1024 * 1024), env: "CODERCLAW_HTTP_BODY_LIMIT" },
+  "auth.oidc": { schema: OidcSchema },
+  "auth.github": { schema: GitHubSchema },
 } as const satisfies Record<string, { schema: z.ZodType; env?: string }>;
 
 type SettingKey = keyof typeof SETTINGS;
@@ -361,6 +398,10 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
       port: get("http.port"),
       ...(hasCert ? { tls: { cert: pathOf("http.tls.cert"), key: pathOf("http.tls.key") } } : {}),
       ...(values.has("http.bodyLimit") ? { bodyLimit: get<number>("http.bodyLimit") } : {}),
+    },
+    auth: {
+      ...(values.has("auth.oidc") ? { oidc: get<z.infer<typeof OidcSchema>>("auth.oidc") } : {}),
+      ...(values.has("auth.github") ? { github: get<z.infer<typeof GitHubSchema>>("auth.github") } : {}),
     },
   };
 

@@ -9,6 +9,8 @@ import type { AccessOptions } from "../runtime-access.js";
 import { multiaddr } from "@multiformats/multiaddr";
 import { CoderClawError } from "../../../src/contract/errors.js";
 import { LOG_LEVELS, openNodeLog, type LogLevel } from "../node-log.js";
+import type { RuntimeConfig } from "../../../src/config/runtime-config.js";
+import type { IdentityProvider } from "../../../src/security/providers.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -45,6 +47,29 @@ function listenFailure(err: unknown): CoderClawError | undefined {
 }
 
 /** `coderclaw start`: run a mesh node in the foreground until SIGINT/SIGTERM. */
+/** The identity providers runtime.yaml's `auth` declares, for the HTTP API to exchange their tokens for sessions. */
+async function identityProvidersOf(auth: RuntimeConfig["auth"]): Promise<Array<IdentityProvider<never>>> {
+  const providers: Array<IdentityProvider<never>> = [];
+  if (auth.oidc === undefined && auth.github === undefined) return providers;
+  // jose comes with them: loaded only when a provider is declared.
+  const { GitHubActionsIdentityProvider, OidcIdentityProvider } = await import("../../../src/security/providers.js");
+  if (auth.oidc !== undefined) providers.push(new OidcIdentityProvider(withoutUndefined(auth.oidc)));
+  if (auth.github !== undefined) providers.push(new GitHubActionsIdentityProvider(withoutUndefined({ ...auth.github, rules: auth.github.rules.map(withoutUndefined) })));
+  return providers;
+}
+
+/** Which declared provider takes JWTs of `issuer`: GitHub Actions' issuer (or the one `auth.github` names) to `github`, `auth.oidc`'s to `oidc`. */
+function providerForIssuer(auth: RuntimeConfig["auth"], issuer: string, githubIssuer: string): string | undefined {
+  if (auth.github !== undefined && issuer === (auth.github.issuer ?? githubIssuer)) return "github";
+  if (auth.oidc !== undefined && issuer === auth.oidc.issuer) return "oidc";
+  return undefined;
+}
+
+/** The same object without its undefined fields (zod keeps optional keys absent, but the types say `| undefined`). */
+function withoutUndefined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
+}
+
 /** `--relay` alone is on; with a value, `true`/`false`/`auto` (as runtime.yaml's relay). */
 function parseRelayFlag(value: string | boolean): boolean | "auto" {
   if (value === true || value === "true") return true;
@@ -107,6 +132,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         code: config.code,
         sandbox: config.security.sandbox,
         workspaceDir: process.cwd(),
+        identityProviders: await identityProvidersOf(config.auth),
         ...(opts.leaseTimeout !== undefined && { leaseTimeoutMs: opts.leaseTimeout, leaseIntervalMs: Math.max(100, Math.floor(opts.leaseTimeout / 5)) }),
         onError: (where, err) => {
           log.logger.error({ where, err: err.message }, "error");
@@ -154,6 +180,7 @@ export function startCommand(setExit: (code: number) => void): Command {
           },
         });
         const { httpWorkflows } = await import("../../workflows/http-workflows.js");
+        const { GITHUB_ACTIONS_ISSUER } = await import("../../../src/security/providers.js");
         return createHttpServer({
           adapter: node.adapter,
           changes: (id) => taskChanges(node.adapter, node.workspaces, id),
@@ -161,7 +188,7 @@ export function startCommand(setExit: (code: number) => void): Command {
           taskApprovals: node.taskApprovals,
           admin: (method, params) => runAdmin(node, method, params),
           ...httpListenOptions(config.http),
-          ...securityHttpHooks(service, { deviceId: node.peerId }),
+          ...securityHttpHooks(service, { deviceId: node.peerId, providerForIssuer: (issuer) => providerForIssuer(config.auth, issuer, GITHUB_ACTIONS_ISSUER) }),
         });
       }
       log.logger.info({ deviceId: node.peerId, meshId: node.membership.meshId ?? null, listening: node.multiaddrs().map(String), http: http?.url ?? null }, "started");
