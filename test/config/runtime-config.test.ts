@@ -55,6 +55,7 @@ describe("loadRuntimeConfig", () => {
       resources: {},
       code: { maxTreeBytes: 4 * 1024 ** 3 },
       http: { host: "127.0.0.1", port: 7420 },
+      auth: {},
     });
     expect(new Set(Object.values(loaded.sources))).toEqual(new Set(["default"]));
   });
