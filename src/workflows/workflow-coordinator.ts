@@ -518,7 +518,8 @@ class WorkflowRun {
    */
   #write(change: WorkflowChange, urgent = false): Promise<void> {
     const pending = (this.#pending ??= { change: {}, waiters: [] });
-    const { steps, ...head } = structuredClone(change);
+    // Kept by reference and cloned once per flush: the newest state of a step is what gets written.
+    const { steps, ...head } = change;
     Object.assign(pending.change, head);
     if (steps !== undefined) pending.change.steps = { ...(pending.change.steps ?? {}), ...steps };
     const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
@@ -547,7 +548,7 @@ class WorkflowRun {
       this.#pending = undefined;
       this.#urgent = false;
       try {
-        await this.#deps.store.update(this.#record.id, change);
+        await this.#deps.store.update(this.#record.id, structuredClone(change));
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err);
