@@ -83,6 +83,14 @@ export function registerStatementKind<K extends StatementKind>(kind: K, spec: St
   registry.set(kind, spec as unknown as StatementKindSpec<StatementKind>);
 }
 
+/**
+ * {@link registerStatementKind} for a layer's module, which a process may load
+ * twice (two copies of the package): a kind already registered is left as it is.
+ */
+export function registerStatementKindOnce<K extends StatementKind>(kind: K, spec: StatementKindSpec<K>): void {
+  if (!registry.has(kind)) registerStatementKind(kind, spec);
+}
+
 /** The spec of a registered kind, or undefined. */
 export function statementKindSpec(kind: string): StatementKindSpec<StatementKind> | undefined {
   return registry.get(kind);

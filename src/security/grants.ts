@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { decodeStatement, signStatement, type SignedStatement } from "../../identity/statement.js";
-import { deviceIdSchema, meshIdSchema, registerStatementKind, statementKindSpec, timestampSchema } from "../../identity/statement-kinds.js";
+import { deviceIdSchema, meshIdSchema, registerStatementKindOnce, timestampSchema } from "../../identity/statement-kinds.js";
 import type { Signer } from "./keys.js";
 
 /** Body of a `role-grant` statement: `issuer` (an admin) grants `roles` to `subject` (a user id or device id) in `meshId`. */
@@ -22,10 +22,7 @@ declare module "../../identity/statement-kinds.js" {
   }
 }
 
-// Registration is global to the process; a second copy of this module must not throw.
-if (statementKindSpec("role-grant") === undefined) {
-  registerStatementKind("role-grant", { schema: roleGrantSchema, signer: (body) => body.issuer });
-}
+registerStatementKindOnce("role-grant", { schema: roleGrantSchema, signer: (body) => body.issuer });
 
 /** Signs a role grant as `signer`, who becomes its issuer. Returns the statement's canonical bytes, which are what replicates. */
 export function signRoleGrant(signer: Signer, grant: Omit<RoleGrant, "issuer" | "issuedAt"> & { issuedAt?: number }): Uint8Array {

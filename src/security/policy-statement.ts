@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { decodeStatement, signStatement, type SignedStatement } from "../../identity/statement.js";
-import { deviceIdSchema, meshIdSchema, registerStatementKind, statementKindSpec, timestampSchema } from "../../identity/statement-kinds.js";
+import { deviceIdSchema, meshIdSchema, registerStatementKindOnce, timestampSchema } from "../../identity/statement-kinds.js";
 import type { Signer } from "./keys.js";
 
 /**
@@ -28,9 +28,7 @@ declare module "../../identity/statement-kinds.js" {
   }
 }
 
-if (statementKindSpec("security-policy") === undefined) {
-  registerStatementKind("security-policy", { schema: policyStatementSchema, signer: (body) => body.issuer });
-}
+registerStatementKindOnce("security-policy", { schema: policyStatementSchema, signer: (body) => body.issuer });
 
 /** A signed policy as it replicates: the statement and the YAML text it vouches for. */
 export interface SignedPolicy {

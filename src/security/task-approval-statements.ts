@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { signStatement, type SignedStatement, type StatementSigner } from "../../identity/statement.js";
-import { deviceIdSchema, meshIdSchema, registerStatementKind, statementIdSchema, statementKindSpec, timestampSchema } from "../../identity/statement-kinds.js";
+import { deviceIdSchema, meshIdSchema, registerStatementKindOnce, statementIdSchema, timestampSchema } from "../../identity/statement-kinds.js";
 
 /**
  * Body of a `task-approval-request` statement: the node that holds a task
@@ -50,13 +50,8 @@ declare module "../../identity/statement-kinds.js" {
   }
 }
 
-// Registration is global to the process; a second copy of this module must not throw.
-if (statementKindSpec("task-approval-request") === undefined) {
-  registerStatementKind("task-approval-request", { schema: taskApprovalRequestSchema, signer: (body) => body.signer });
-}
-if (statementKindSpec("task-approval-decision") === undefined) {
-  registerStatementKind("task-approval-decision", { schema: taskApprovalDecisionSchema, signer: (body) => body.signer });
-}
+registerStatementKindOnce("task-approval-request", { schema: taskApprovalRequestSchema, signer: (body) => body.signer });
+registerStatementKindOnce("task-approval-decision", { schema: taskApprovalDecisionSchema, signer: (body) => body.signer });
 
 /** Sign a request as the task's holder. Deterministic: the same request signed again has the same id. */
 export function signTaskApprovalRequest(signer: StatementSigner, body: Omit<TaskApprovalRequestBody, "signer">): SignedStatement<"task-approval-request"> {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { signStatement, type SignedStatement, type StatementSigner } from "../../identity/statement.js";
-import { deviceIdSchema, meshIdSchema, registerStatementKind, statementKindSpec, timestampSchema } from "../../identity/statement-kinds.js";
+import { deviceIdSchema, meshIdSchema, registerStatementKindOnce, timestampSchema } from "../../identity/statement-kinds.js";
 
 /**
  * Body of an `approval-decision` statement: `signer` approves or denies one
@@ -29,10 +29,7 @@ declare module "../../identity/statement-kinds.js" {
   }
 }
 
-// Registration is global to the process; a second copy of this module must not throw.
-if (statementKindSpec("approval-decision") === undefined) {
-  registerStatementKind("approval-decision", { schema: approvalDecisionSchema, signer: (body) => body.signer });
-}
+registerStatementKindOnce("approval-decision", { schema: approvalDecisionSchema, signer: (body) => body.signer });
 
 /** Sign a decision as `signer`. */
 export function signApprovalDecision(signer: StatementSigner, decision: Omit<ApprovalDecisionBody, "signer" | "decidedAt"> & { decidedAt?: number }): SignedStatement<"approval-decision"> {
