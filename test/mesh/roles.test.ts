@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { issueRevocation } from "../../identity/index.js";
 import { runAdmin } from "../../node/node-admin.js";
 import type { CoderClawNode } from "../../node/create-node.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
@@ -23,6 +24,15 @@ describe("roles grant and revoke across two nodes", () => {
     expect((await b.security.current.getAuditLog({ action: "grant.add", result: "denied" })).some((e) => e.body.resource === "carol")).toBe(true);
     await expect(runAdmin(a, "roles.grant", { subject: b.peerId, roles: ["wizard"] })).rejects.toThrow(/unknown role wizard/);
     await expect(runAdmin(a, "roles.grant", { subject: b.peerId, roles: ["developer"] })).rejects.toThrow(/holds developer already/);
+
+    // A member that is no admin revokes a grant it did not issue: the revocation replicates and changes nothing anywhere.
+    await runAdmin(a, "roles.grant", { subject: "dave", roles: ["readonly"] });
+    await eventually(() => rolesOn(b, "dave").includes("readonly"), 15_000, "dave's grant in force on b");
+    const [daves] = a.security.current.grants.grantsOf("dave");
+    const forged = issueRevocation(b.identity, daves!.id, "not mine to revoke");
+    await b.membership.add([forged]);
+    await eventually(async () => (await a.security.current.getAuditLog({ action: "grant.revoke", result: "denied" })).some((e) => /may not revoke/.test(e.body.reason ?? "")), 15_000, "the forged revocation refused on a");
+    for (const node of [a, b]) expect(rolesOn(node, "dave")).toEqual(["readonly"]);
 
     await runAdmin(a, "roles.grant", { subject: b.peerId, roles: ["admin", "ci"] });
     await eventually(() => b.security.current.grants.isAdmin(b.peerId), 15_000, "b an admin on b");
