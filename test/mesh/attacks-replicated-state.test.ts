@@ -164,10 +164,16 @@ describe("attack table: replicated task state", () => {
     const task = { id: submitted.placement!.attemptId! };
     await eventually(async () => (await s.m.core.engine.getTask(task.id))?.status === "completed", 10_000, "M holds V's task");
     await s.m.sync.stop();
+    // V is away while F starts: F redials its members as it starts, before any block could be set, and V would hand it the genuine copy.
+    const vId = s.v.peerId;
+    await s.v.stop();
     const f = await createNode(options(s.homes.f, false));
     s.f = f;
     cleanups.push(() => f.stop());
-    f.block(s.v.peerId);
+    f.block(vId);
+    const v = await createNode(options(s.homes.v, true));
+    s.v = v;
+    cleanups.push(() => v.stop());
     await f.dial(s.m.multiaddrs()[0]!);
     await eventually(() => s.m.libp2p.getConnections(f.libp2p.peerId).length > 0, 5_000, "M sees F's connection");
     const docId = taskDocId(task.id);
