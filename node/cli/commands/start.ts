@@ -202,6 +202,12 @@ export function startCommand(setExit: (code: number) => void): Command {
       const onDisconnect = peerEvent("peer disconnected");
       node.libp2p.addEventListener("peer:connect", onConnect);
       node.libp2p.addEventListener("peer:disconnect", onDisconnect);
+      // Listen before the banner: whoever reads it (a supervisor, a test) may signal at once, and a signal with no
+      // listener yet would kill the node without closing LevelDB.
+      const stopRequested = new Promise<void>((resolve) => {
+        process.once("SIGINT", resolve);
+        process.once("SIGTERM", resolve);
+      });
       process.stderr.write(
         [
           `coderclaw node ${node.peerId}`,
@@ -214,10 +220,7 @@ export function startCommand(setExit: (code: number) => void): Command {
           "",
         ].join("\n"),
       );
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", resolve);
-        process.once("SIGTERM", resolve);
-      });
+      await stopRequested;
       process.stderr.write("shutting down...\n");
       offTasks();
       node.libp2p.removeEventListener("peer:connect", onConnect);
