@@ -27,6 +27,7 @@ import { openBlobStore } from "../src/workspace/blob-store.js";
 import { DEFAULT_MANIFEST_LIMITS } from "../src/workspace/manifest.js";
 import { blobService, type RunningBlobs } from "./workspaces/blob-service.js";
 import { CodeWorkspaces, DEFAULT_RESULT_RETENTION_MS } from "./workspaces/code-workspaces.js";
+import { SubmittedTrees } from "./workspaces/submitted-trees.js";
 import { SharedTrees } from "./workspaces/shared-trees.js";
 import { createNodeWorkflows } from "./workflows/node-workflows.js";
 import { createNodeApprovals, type NodeApprovals } from "./workflows/node-approvals.js";
@@ -70,12 +71,14 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
   // every renamed blob whole, and one that power loss empties fails its digest check on read and is fetched again.
   const blobStore = await openBlobStore({ dir: join(dataDir, "blobs"), fsync: false, ...(options.blobQuotaBytes !== undefined && { quotaBytes: options.blobQuotaBytes }) });
   const sharedTrees = new SharedTrees();
+  const submittedTrees = await SubmittedTrees.open(join(dataDir, "workspaces", "submitted"), (file, error) => report("workspaces")(new Error(`${file}: ${error.message}; removed, its tree is no longer served`)));
   const blobsRef: { current?: RunningBlobs } = {};
   const workspaces = new CodeWorkspaces({
     selfId: identity.peerId,
     dataDir,
     store: blobStore,
     shared: sharedTrees,
+    submitted: submittedTrees,
     client: () => blobsRef.current?.client,
     addSource: (source) => blobsRef.current?.service.server.addSource(source) ?? (() => undefined),
     ...(options.code?.agents !== undefined && { acceptAgents: options.code.agents }),
@@ -200,6 +203,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     };
     await services.start(context, (where, error) => options.onError?.(where, error));
     blobsRef.current = blobs.running;
+    await workspaces.restoreServed().catch(report("workspaces"));
     stack.push(membership.onChange(membersChanged));
     membersChanged();
 
@@ -214,8 +218,12 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       reach: async (peer) => void (await libp2p.dial(peerIdFromString(peer), { signal: AbortSignal.timeout(3000) })),
       local: () => placement,
       // A task that carries code lets the member its attempt goes to read that code, and no one else.
-      beforeAttempt: (peer, request) => {
-        const sent = workspaces.grantFor(request, peer);
+      beforeAttempt: async (peer, request) => {
+        const sent = await workspaces.grantFor(request, peer).catch((error: Error) => {
+          // Granted in memory all the same: only a fetch after a restart of this node is refused.
+          report("workspaces")(error);
+          return undefined;
+        });
         if (sent !== undefined) audit({ action: "task.code.send", peer, resource: sent.tree, result: "allowed", reason: `${sent.files} files, ${sent.bytes} bytes` });
       },
       leaseTimeoutMs: options.leaseTimeoutMs ?? LEASE_TIMEOUT_MS,
