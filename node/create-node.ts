@@ -28,6 +28,7 @@ import { DEFAULT_MANIFEST_LIMITS } from "../src/workspace/manifest.js";
 import { blobService, type RunningBlobs } from "./workspaces/blob-service.js";
 import { CodeWorkspaces, DEFAULT_RESULT_RETENTION_MS } from "./workspaces/code-workspaces.js";
 import { SubmittedTrees } from "./workspaces/submitted-trees.js";
+import { announceRelayDoor, RelayDoors } from "./mesh/relay-doors.js";
 import { SharedTrees } from "./workspaces/shared-trees.js";
 import { createNodeWorkflows } from "./workflows/node-workflows.js";
 import { createNodeApprovals, type NodeApprovals } from "./workflows/node-approvals.js";
@@ -115,6 +116,9 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     // while (cut off, misbehaving) is still the writer of its documents, and a member relaying them is no offender.
     const replicas = await openTaskReplicas({ core, identity, isMember: (peer) => membership.isMember(peer), onQuarantined: (id, reason) => audit({ action: "sync.refused", peer: identity.peerId, resource: id, result: "denied", reason }) });
 
+    // Relaying for members' invites: the relay's gater asks it; it runs once libp2p and reachability do.
+    const relayServing = (): boolean => libp2p.services.relay !== undefined && (!relayAuto || reachability.current().reachability === "public");
+    const relayDoors = new RelayDoors({ serving: () => relayServing() });
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
       listen: options.listen ?? ["/ip4/127.0.0.1/tcp/0"],
@@ -123,7 +127,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       ...(options.inboundConnectionThreshold !== undefined && { inboundConnectionThreshold: options.inboundConnectionThreshold }),
       admit: admission.admits,
       isMember: admission.isMember,
-      ...(options.relay !== undefined && { relay: options.relay }),
+      ...(options.relay !== undefined && { relay: options.relay, relayDoorOpen: (member) => relayDoors.isOpen(member) }),
       ...(options.reserveRelay !== undefined && { reserveRelay: options.reserveRelay }),
       ...(options.holePunch !== undefined && { holePunch: options.holePunch }),
     });
@@ -153,6 +157,8 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       inviteBook: await InviteBook.openFile(join(paths.identity, "invites.json")),
       pinMesh: meshId.pin,
       statementsForJoiner: (joiner, level) => security.statementsForJoiner(joiner, level),
+      // A joiner behind another NAT reaches this node only through its relays, which carry strangers to it while it invites.
+      onInvite: async (expiresAt) => void (await announceRelayDoor(libp2p, expiresAt, (relay, error) => report("relay")(new Error(`telling relay ${relay} of the invite: ${error.message}`)))),
       onPairing: (e) => {
         options.onPairing?.(e);
         audit({ action: `pairing.${e.role}`, peer: e.peer ?? "(unknown)", result: e.ok ? "allowed" : "denied", reason: e.detail });
@@ -180,7 +186,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const blobs = blobService({ store: blobStore, shared: sharedTrees });
     const auditReplication = auditReplicationService({ audit: security.audit });
     const connectedMembers = (): string[] => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(admission.isMember);
-    const services = serviceList([pairing, statements, sync, directory, server, client, blobs, auditReplication, ...(options.services ?? [])]);
+    const services = serviceList([pairing, relayDoors, statements, sync, directory, server, client, blobs, auditReplication, ...(options.services ?? [])]);
     stack.push(() => services.stop());
     // A revoked or no-longer-trusted device is cut off wherever the statement reaches; a new member gets every protocol.
     const membersChanged = (): void => {
@@ -308,7 +314,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
         doctorReport({
           libp2p,
           reachability: reachability.current,
-          relayServing: () => libp2p.services.relay !== undefined && (!relayAuto || reachability.current().reachability === "public"),
+          relayServing,
           peers: () => listPeers({ libp2p, directory: directory.running, membership }),
         }),
       lastSeen,

@@ -59,6 +59,8 @@ export interface MeshLibp2pOptions {
    * while members can reach this node (see {@link setRelayServing}). Default false.
    */
   relay?: boolean | "auto";
+  /** A relay carries strangers' connections to a member while this says its door is open (it is inviting). Default never. */
+  relayDoorOpen?: (member: string) => boolean;
   /**
    * Listen through relay members too (reserve a slot on one and advertise its
    * `/p2p-circuit` address), so members that cannot dial this node directly
@@ -103,7 +105,8 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
       denyOutboundEncryptedConnection: refuse,
       // A relay carries members' traffic only: a stranger let in to pair may neither hold a slot nor be joined to anyone.
       denyInboundRelayReservation: notMember,
-      denyOutboundRelayedConnection: async (source, destination) => (await notMember(source)) || notMember(destination),
+      // ... and a stranger to a member that is inviting through this relay (see relay-doors.ts).
+      denyOutboundRelayedConnection: async (source, destination) => (await notMember(destination)) || ((await notMember(source)) && options.relayDoorOpen?.(destination.toString()) !== true),
     },
     connectionManager: {
       addressSorter: reach.sorter,
