@@ -35,17 +35,17 @@ export class RelayDoors implements MeshService {
   readonly protocol = RELAY_DOOR_PROTOCOL;
   readonly #doors = new Map<string, number>();
   readonly #o: RelayDoorsOptions;
-  #bound: { libp2p: MeshLibp2p; closeDoor: () => void } | undefined;
+  #bound: { libp2p: MeshLibp2p; closeDoor: () => void; isMember: (peer: string) => boolean } | undefined;
 
   constructor(options: RelayDoorsOptions) {
     this.#o = options;
   }
 
-  /** May a stranger's connection be relayed to `member` now? */
+  /** May a stranger's connection be relayed to `member` now? Not once `member` is no longer one (revoked meanwhile). */
   isOpen(member: string): boolean {
     const until = this.#doors.get(member);
     if (until === undefined) return false;
-    if (until > this.#now()) return this.#o.serving();
+    if (until > this.#now() && this.#bound?.isMember(member) === true) return this.#o.serving();
     this.#doors.delete(member);
     return false;
   }
@@ -53,7 +53,7 @@ export class RelayDoors implements MeshService {
   async start(context: ServiceContext): Promise<void> {
     const { libp2p } = context;
     const closeDoor = context.openDoor(() => [...this.#doors.keys()].some((member) => this.isOpen(member)));
-    this.#bound = { libp2p, closeDoor };
+    this.#bound = { libp2p, closeDoor, isMember: (peer) => context.isMember(peer) };
     await handleFramed(libp2p, RELAY_DOOR_PROTOCOL, {
       codec: doorCodec,
       maxInboundStreams: 2,
