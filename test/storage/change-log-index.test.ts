@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { openDatabase, type Database } from "../../src/storage/level-database.js";
 import { LevelDocumentStore } from "../../src/storage/level-document-store.js";
+import { countReads } from "../helpers/level-reads.js";
 import { runThenKill } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -155,23 +156,6 @@ describe("the change log's index by origin", () => {
     }
   });
 });
-
-/** Counts entries read through the database's iterators until stopped. */
-function countReads(db: Database): { entries: () => number; stop: () => void } {
-  let entries = 0;
-  const original = db.iterator.bind(db);
-  db.iterator = ((...args: Parameters<Database["iterator"]>) => {
-    const it = original(...args);
-    const next = it.next.bind(it);
-    it.next = (async () => {
-      const entry = await next();
-      if (entry !== undefined) entries++;
-      return entry;
-    });
-    return it;
-  }) as Database["iterator"];
-  return { entries: () => entries, stop: () => void (db.iterator = original) };
-}
 
 /** Run the writing child on `home` until it reports `writes` durable writes, then SIGKILL it. */
 function runWriterThenKill(home: string, writes: number): Promise<void> {
