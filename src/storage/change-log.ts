@@ -3,20 +3,20 @@ import type { Database } from "./level-database.js";
 import type { WriteBatcher, WriteOp } from "./write-batcher.js";
 
 /**
- * The change log: `clog:<position>` names the document changed at that
- * position and the peer it came from, if any; `clog-of:<id>` the position of a
- * document's last change (its older entry is deleted, so the log holds one entry
- * per document), `clog-at` the last position written and `clog-epoch` the log's
- * identity. Its writes go in each batch that writes a document's heads, so the
- * log is exactly as durable as the documents.
+ * The change log: each change of a document gets the next position, and the
+ * document's older entry is deleted, so the log holds one entry per document.
+ * Entries are kept by origin, `clog-by:<peer>\x01<position>` naming the
+ * document (the peer empty for this node's own changes): a peer asking what
+ * changed since its position is not sent what came from itself, and after it
+ * sent this node many documents most of the log past its position is those;
+ * read by origin, the answer skips them without reading them. `clog-of:<id>` is
+ * the key of a document's entry, `clog-at` the last position written and
+ * `clog-epoch` the log's identity. Its writes go in each batch that writes a
+ * document's heads, so the log is exactly as durable as the documents.
  *
- * Beside it, the same entries by origin: `clog-by:<peer>\x01<position>` (the
- * peer empty for this node's own changes) names the document. A peer asking
- * what changed since its position is not sent what came from itself, and after
- * it sent this node many documents most of the log past its position is those:
- * read by origin, the answer skips them without reading them. `clog-by-from`
- * is the position after which every entry is indexed by origin: a log written
- * before the index existed is read whole up to there.
+ * A log written before entries were kept by origin holds them as
+ * `clog:<position>` (the id, then `\x01` and the peer it came from, if any);
+ * `clog-by-from` is the position up to which such entries may remain, read whole.
  */
 const LOG = "clog:";
 const LOG_OF = "clog-of:";
@@ -62,7 +62,7 @@ export interface ChangeLog {
 
 /**
  * The change log of the documents kept in `db`; writes it queues itself (the
- * epoch and where its origin index starts, when new) go through `batcher`
+ * epoch and where entries by origin begin, when new) go through `batcher`
  * ahead of any change it records.
  */
 export function createChangeLog(db: Database, batcher: WriteBatcher): ChangeLog {
@@ -70,12 +70,12 @@ export function createChangeLog(db: Database, batcher: WriteBatcher): ChangeLog 
   const storedEpoch = db.getSync(LOG_EPOCH);
   const epoch = storedEpoch === undefined ? randomBytes(12).toString("hex") : Buffer.from(storedEpoch).toString("utf8");
   const storedFrom = db.getSync(BY_FROM);
-  // A log written before the index: every entry from here on is indexed (any later value would be as right, an
-  // earlier one not), so losing this write to a crash costs only a longer read of the log later.
-  const indexedAfter = storedFrom === undefined ? seq : readPosition(storedFrom);
+  // A log written before entries were kept by origin: every entry from here on is (any later value would be as
+  // right, an earlier one not), so losing this write to a crash costs only a longer read of the log later.
+  const byOriginAfter = storedFrom === undefined ? seq : readPosition(storedFrom);
   const opening: WriteOp[] = [];
   if (storedEpoch === undefined) opening.push({ type: "put", key: LOG_EPOCH, value: Buffer.from(epoch) });
-  if (storedFrom === undefined) opening.push({ type: "put", key: BY_FROM, value: Buffer.from(seqText(indexedAfter)) });
+  if (storedFrom === undefined) opening.push({ type: "put", key: BY_FROM, value: Buffer.from(seqText(byOriginAfter)) });
   // Queued first, so it is written with (or before) the first change this log records.
   if (opening.length > 0) void batcher.write(opening).catch(() => undefined);
 
@@ -84,7 +84,7 @@ export function createChangeLog(db: Database, batcher: WriteBatcher): ChangeLog 
     return { id, from };
   };
 
-  /** Each origin in the index, found by seeking past the previous one. */
+  /** Each origin with entries, found by seeking past the previous one. */
   async function origins(): Promise<string[]> {
     const out: string[] = [];
     const keys = db.keys({ gte: BY, lt: BY + "\uffff" });
@@ -100,7 +100,7 @@ export function createChangeLog(db: Database, batcher: WriteBatcher): ChangeLog 
     return out;
   }
 
-  /** The whole log's entries in (after, upto]: the part written before the index. */
+  /** Entries in (after, upto] of a log written before entries were kept by origin. */
   async function scanLog(after: number, upto: number, keep: (id: string, from: string) => boolean): Promise<LoggedChange[]> {
     const out: LoggedChange[] = [];
     for await (const [key, value] of db.iterator({ gt: logKey(after), lte: logKey(upto) })) {
@@ -124,37 +124,27 @@ export function createChangeLog(db: Database, batcher: WriteBatcher): ChangeLog 
     position: () => readPosition(db.getSync(LOG_AT)),
     record(id, from) {
       const at = ++seq;
-      const origin = from ?? "";
+      const key = byKey(from ?? "", at);
       const ops: WriteOp[] = [
-        { type: "put", key: logKey(at), value: Buffer.from(from === undefined ? id : id + SEP + from) },
-        { type: "put", key: byKey(origin, at), value: Buffer.from(id) },
-        { type: "put", key: LOG_OF + id, value: Buffer.from(logKey(at)) },
+        { type: "put", key, value: Buffer.from(id) },
+        { type: "put", key: LOG_OF + id, value: Buffer.from(key) },
         { type: "put", key: LOG_AT, value: Buffer.from(at.toString(36)) },
       ];
       // Writes of one id are serialised by the store, so the entry read here is the one its last batch wrote.
-      return [...ops, ...previousEntry(id)];
+      const previous = db.getSync(LOG_OF + id);
+      if (previous !== undefined) ops.push({ type: "del", key: Buffer.from(previous).toString("utf8") });
+      return ops;
     },
     forget(id) {
-      const previous = previousEntry(id);
-      return previous.length === 0 ? [] : [...previous, { type: "del", key: LOG_OF + id }];
+      const previous = db.getSync(LOG_OF + id);
+      return previous === undefined ? [] : [{ type: "del", key: Buffer.from(previous).toString("utf8") }, { type: "del", key: LOG_OF + id }];
     },
     async changedAfter(after, upto, prefixes, asker) {
       const wanted = (id: string): boolean => id !== "" && prefixes.some((p) => id.startsWith(p));
-      const out = after < indexedAfter ? await scanLog(after, Math.min(upto, indexedAfter), (id, from) => from !== asker && wanted(id)) : [];
-      const from = Math.max(after, indexedAfter);
+      const out = after < byOriginAfter ? await scanLog(after, Math.min(upto, byOriginAfter), (id, from) => from !== asker && wanted(id)) : [];
+      const from = Math.max(after, byOriginAfter);
       if (from < upto) for (const origin of await origins()) if (origin !== asker) out.push(...(await scanOrigin(origin, from, upto, wanted)));
       return out.sort((a, b) => a.seq - b.seq);
     },
   };
-
-  /** The deletes of `id`'s current entry and its index entry, if it has one. */
-  function previousEntry(id: string): WriteOp[] {
-    const previous = db.getSync(LOG_OF + id);
-    if (previous === undefined) return [];
-    const key = Buffer.from(previous).toString("utf8");
-    const ops: WriteOp[] = [{ type: "del", key }];
-    const entry = db.getSync(key);
-    if (entry !== undefined) ops.push({ type: "del", key: byKey(parse(entry).from, parseInt(key.slice(LOG.length), 36)) });
-    return ops;
-  }
 }

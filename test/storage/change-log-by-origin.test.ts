@@ -33,25 +33,41 @@ const write = (store: LevelDocumentStore, id: string, from: string | undefined):
   store.update<{ n: number }>(id, (d) => (d === undefined ? A.from({ n: 0 }) : A.change(d, (x) => { x.n++; })), from === undefined ? "local" : "remote", from === undefined ? {} : { from });
 
 /**
- * Make the database what a node wrote before the log was indexed by origin:
- * the log alone. Reopened, the store indexes only what comes after.
+ * Make the database what a node wrote before entries were kept by origin:
+ * one log, `clog:<position>` naming the id and the peer it came from. Reopened,
+ * the store keeps what comes after by origin.
  */
-async function unindex(path: string): Promise<void> {
+async function toOldLayout(path: string): Promise<void> {
   const db = await openDatabase(path);
-  const keys: string[] = [];
-  for await (const key of db.keys({ gte: "clog-by", lt: "clog-by\uffff" })) keys.push(key);
-  await db.batch(keys.map((key) => ({ type: "del" as const, key })));
+  const ops: Array<{ type: "put"; key: string; value: Uint8Array } | { type: "del"; key: string }> = [{ type: "del", key: "clog-by-from" }];
+  for (const e of await logEntries(db)) {
+    if (e.key.startsWith("clog:")) continue;
+    const key = `clog:${e.key.slice(e.key.lastIndexOf(SEP) + 1)}`;
+    ops.push({ type: "del", key: e.key }, { type: "put", key, value: Buffer.from(e.from === undefined ? e.id : e.id + SEP + e.from) }, { type: "put", key: `clog-of:${e.id}`, value: Buffer.from(key) });
+  }
+  await db.batch(ops);
   await db.close();
 }
 
-/** The log's entries, read whole: what every answer is checked against. */
-async function logEntries(db: Database): Promise<Array<{ seq: number; id: string; from: string | undefined }>> {
-  const out: Array<{ seq: number; id: string; from: string | undefined }> = [];
+interface Entry {
+  key: string;
+  seq: number;
+  id: string;
+  from: string | undefined;
+}
+
+/** The log's entries, in either layout, read whole: what every answer is checked against. */
+async function logEntries(db: Database): Promise<Entry[]> {
+  const out: Entry[] = [];
   for await (const [key, value] of db.iterator({ gt: "clog:", lt: "clog:\uffff" })) {
     const [id, from] = Buffer.from(value).toString("utf8").split(SEP);
-    out.push({ seq: parseInt(key.slice("clog:".length), 36), id: id!, from });
+    out.push({ key, seq: parseInt(key.slice("clog:".length), 36), id: id!, from });
   }
-  return out;
+  for await (const [key, value] of db.iterator({ gt: "clog-by:", lt: "clog-by:\uffff" })) {
+    const [origin, seq] = key.slice("clog-by:".length).split(SEP);
+    out.push({ key, seq: parseInt(seq!, 36), id: Buffer.from(value).toString("utf8"), from: origin === "" ? undefined : origin });
+  }
+  return out.sort((a, b) => a.seq - b.seq);
 }
 
 /** What a read of the whole log answers: each document last changed after `after` by another than `asker`, in log order. */
@@ -74,20 +90,27 @@ async function answersEveryQuestion(s: Opened): Promise<void> {
   }
 }
 
-/** The index holds exactly the log's entries past where it starts, each under its origin, and nothing else. */
-async function checkIndex(db: Database): Promise<void> {
+/**
+ * The log holds one entry per stored document, the one `clog-of` names, and
+ * nothing else; past where entries by origin began, all are kept by origin.
+ */
+async function checkLog(db: Database): Promise<void> {
   const start = parseInt(Buffer.from(db.getSync("clog-by-from")!).toString("utf8"), 36);
-  const indexed = new Map<number, string>();
-  for await (const [key, value] of db.iterator({ gt: "clog-by:", lt: "clog-by:\uffff" })) {
-    const [origin, seq] = key.slice("clog-by:".length).split(SEP);
-    indexed.set(parseInt(seq!, 36), `${origin} ${Buffer.from(value).toString("utf8")}`);
+  const entries = await logEntries(db);
+  const stored: string[] = [];
+  for await (const key of db.keys({ gt: "heads:", lt: "heads:\uffff" })) stored.push(key.slice("heads:".length));
+  expect(entries.map((e) => e.id).sort()).toEqual(stored.sort());
+  for (const e of entries) {
+    expect(Buffer.from(db.getSync(`clog-of:${e.id}`)!).toString("utf8")).toBe(e.key);
+    if (e.seq > start) expect(e.key.startsWith("clog-by:"), e.key).toBe(true);
   }
-  const logged = new Map((await logEntries(db)).filter((e) => e.seq > start).map((e) => [e.seq, `${e.from ?? ""} ${e.id}`]));
-  expect(new Map([...indexed].sort((a, b) => a[0] - b[0]))).toEqual(logged);
+  const named: string[] = [];
+  for await (const key of db.keys({ gt: "clog-of:", lt: "clog-of:\uffff" })) named.push(key.slice("clog-of:".length));
+  expect(named.sort()).toEqual(stored);
 }
 
-describe("the change log's index by origin", () => {
-  it("answers as a read of the whole log does, for random logs, fresh or indexed part way (property)", async () => {
+describe("the change log kept by origin", () => {
+  it("answers as a read of the whole log does, for random logs, kept by origin from the start or from part way (property)", async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.record({ doc: fc.integer({ min: 0, max: 5 }), origin: fc.integer({ min: 0, max: 2 }), remove: fc.boolean() }), { minLength: 1, maxLength: 25 }),
@@ -98,9 +121,9 @@ describe("the change log's index by origin", () => {
           const cut = upgradeAt === undefined ? -1 : upgradeAt % steps.length;
           for (const [i, { doc, origin, remove }] of steps.entries()) {
             if (i === cut) {
-              // A node upgraded here: what it logged so far was never indexed.
+              // A node upgraded here: what it logged so far is in the old layout.
               await s.close();
-              await unindex(dir.path);
+              await toOldLayout(dir.path);
               s = await openStore(dir.path);
             }
             const id = doc === 5 ? "other/x" : `task/${doc}`;
@@ -108,10 +131,10 @@ describe("the change log's index by origin", () => {
             else await write(s.store, id, ORIGINS[origin]);
           }
           await answersEveryQuestion(s);
-          await checkIndex(s.db);
+          await checkLog(s.db);
           await s.close();
-          // Without the index every question is answered by reading the log: the same answers.
-          await unindex(dir.path);
+          // All in the old layout, every question is answered by reading the whole log: the same answers.
+          await toOldLayout(dir.path);
           s = await openStore(dir.path);
           await answersEveryQuestion(s);
           await s.close();
@@ -138,19 +161,19 @@ describe("the change log's index by origin", () => {
     await s.close();
   });
 
-  it("stays the log's exact index when the writing process is SIGKILLed at any point, upgraded or not", async () => {
+  it("keeps one entry per document, in the layout due, when the writing process is SIGKILLed at any point, upgraded or not", async () => {
     expect(existsSync(built), "run `npm run build` first (npm test does)").toBe(true);
     for (const [round, upgrade] of [[1, false], [2, true], [3, false], [4, true]] as const) {
       const dir = tempDir(); dirs.push(dir);
       if (upgrade) {
         await runWriterThenKill(dir.path, 40);
-        await unindex(dir.path);
+        await toOldLayout(dir.path);
       }
       // Killed after a varying number of durable writes, other writes in flight.
       await runWriterThenKill(dir.path, 30 * round);
       await runWriterThenKill(dir.path, 7 * round);
       const s = await openStore(dir.path);
-      await checkIndex(s.db);
+      await checkLog(s.db);
       await answersEveryQuestion(s);
       await s.close();
     }
