@@ -4,7 +4,7 @@ import { realpath, stat as statPath } from "node:fs/promises";
 import { setImmediate } from "node:timers/promises";
 import { InvalidInputError } from "../contract/errors.js";
 import type { BlobSource } from "./blob-source.js";
-import { hashFileChunks, readVerifiedChunk } from "./file-chunks.js";
+import { hashFileChunks, hashFileChunksSync, readVerifiedChunk, type HashedFile } from "./file-chunks.js";
 import {
   buildManifest,
   CHUNK_SIZE,
@@ -120,23 +120,38 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const fileEntry = (path: string, executable: boolean, size: number, chunks: string[]): void => {
     entries.push({ path, kind: "file", executable, size, chunks });
   };
-  const misses: string[] = [];
+  /** Files to hash: small ones here, one after another; large ones through the thread pool, a few at once. */
+  const small: string[] = [];
+  const large: string[] = [];
   let files = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
     files += 1;
     const chunks = cache.lookup(c.path, c.key, c.size);
-    if (chunks === undefined) misses.push(c.path);
-    else fileEntry(c.path, c.executable, c.size, chunks);
+    if (chunks !== undefined) fileEntry(c.path, c.executable, c.size, chunks);
+    else (c.size <= SYNC_HASH_MAX_BYTES ? small : large).push(c.path);
   }
   let hashedBytes = 0;
-  await mapPool(misses, concurrency, async (path) => {
-    const statAtMs = Date.now();
-    // The file may have changed since it was listed: what was hashed is described.
-    const { stat, chunks } = await hashFileChunks(`${root}/${path}`);
+  // The file may have changed since it was listed: what was hashed is described.
+  const hashed = (path: string, statAtMs: number, { stat, chunks }: HashedFile): void => {
     cache.record(path, stat, statAtMs, chunks);
     hashedBytes += stat.size;
     fileEntry(path, isExecutable(stat), stat.size, chunks);
+  };
+  let since = 0;
+  const scratch = Buffer.allocUnsafe(small.length > 0 ? CHUNK_SIZE : 0);
+  for (const path of small) {
+    const before = hashedBytes;
+    hashed(path, Date.now(), hashFileChunksSync(`${root}/${path}`, scratch));
+    since += 1 + Math.floor((hashedBytes - before) / 4096);
+    if (since >= SYNC_HASH_BATCH) {
+      since = 0;
+      await setImmediate();
+    }
+  }
+  await mapPool(large, concurrency, async (path) => {
+    const statAtMs = Date.now();
+    hashed(path, statAtMs, await hashFileChunks(`${root}/${path}`));
   });
   for (const link of links) entries.push({ path: link.path, kind: "symlink", target: link.target });
 
@@ -151,7 +166,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     sources: workingTreeSource(root, manifest, pieces),
     base: listing.base,
     skipped,
-    stats: { files, hashedFiles: misses.length, hashedBytes, cachedFiles: cache.hits },
+    stats: { files, hashedFiles: small.length + large.length, hashedBytes, cachedFiles: cache.hits },
   };
 }
 
@@ -168,6 +183,10 @@ function specialKind(stat: Stats): string {
 // kernel's cache several times faster than through the thread pool; the event
 // loop is let go between batches.
 const STAT_BATCH = 500;
+/** Files up to this size are hashed with synchronous calls (see hashFileChunksSync). */
+const SYNC_HASH_MAX_BYTES = 256 * 1024;
+/** The event loop is let go after hashing this many files, a file counting once more per 4 KiB it holds (about 2 ms of work). */
+const SYNC_HASH_BATCH = 512;
 
 function isExecutable(stat: Stats): boolean {
   return (stat.mode & 0o100) !== 0;
