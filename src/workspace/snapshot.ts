@@ -6,7 +6,7 @@ import { InvalidInputError } from "../contract/errors.js";
 import type { BlobSource } from "./blob-source.js";
 import { hashFileChunks, hashFileChunksSync, readVerifiedChunk, type HashedFile } from "./file-chunks.js";
 import {
-  buildManifest,
+  buildManifestOfCheckedEntries,
   CHUNK_SIZE,
   DEFAULT_MANIFEST_LIMITS,
   pathProblem,
@@ -68,7 +68,8 @@ interface ChunkLocation {
  */
 type Observation = { kind: "file"; size: number; executable: boolean; key: string } | { kind: "symlink" } | { kind: "special"; reason: string };
 
-type Candidate = { path: string; kind: "file"; size: number; executable: boolean; key: string } | { path: string; kind: "symlink"; target: string };
+/** A file's `record` is its place in the stat cache, found once per file. */
+type Candidate = { path: string; kind: "file"; size: number; executable: boolean; key: string; record: number | undefined } | { path: string; kind: "symlink"; target: string };
 
 /**
  * Captures `dir` as a manifest. In a git work tree that is the working tree
@@ -88,10 +89,6 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const listingDone = whenSettled(listed);
   const cache = await StatCache.load(options.cacheFile, root);
   const early = await statWhileListing(root, cache.paths(), listingDone);
-  const earlier = (path: string): Observation | undefined | null => {
-    const n = cache.recordOf(path);
-    return n !== undefined && n < early.length ? early[n] : null;
-  };
   const listing = await listed;
   const skipped = [...listing.skipped];
   const usable = listing.paths.filter((path) => {
@@ -103,7 +100,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     throw new InvalidInputError(`${usable.length} paths exceed the limit of ${limits.maxEntries} entries; ignore some of them`, dir);
   }
 
-  const candidates = await inspectAll(root, usable, skipped, earlier);
+  const candidates = await inspectAll(root, usable, skipped, (path) => cache.recordOf(path), early);
   let total = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
@@ -127,7 +124,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   for (const c of candidates) {
     if (c.kind !== "file") continue;
     files += 1;
-    const chunks = cache.lookup(c.path, c.key, c.size);
+    const chunks = cache.lookup(c.path, c.key, c.size, c.record);
     if (chunks !== undefined) fileEntry(c.path, c.executable, c.size, chunks);
     else (c.size <= SYNC_HASH_MAX_BYTES ? small : large).push(c.path);
   }
@@ -155,7 +152,8 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   });
   for (const link of links) entries.push({ path: link.path, kind: "symlink", target: link.target });
 
-  const manifest = buildManifest(entries, limits);
+  // Each entry was checked as it was made: paths by pathProblem, links by dropEscapingLinks, digests by the cache or the hash.
+  const manifest = buildManifestOfCheckedEntries(entries, limits);
   const { treeId, index, pieces } = splitManifest(manifest, limits);
   await cache.save();
   return {
@@ -225,17 +223,17 @@ function whenSettled(promise: Promise<unknown>): () => boolean {
   return () => settled;
 }
 
-/** Stats `paths`, taking what `earlier` saw (null: not stat'ed yet) instead of a new stat. */
-async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], earlier: (path: string) => Observation | undefined | null): Promise<Candidate[]> {
+/** Stats `paths`, taking what `early` saw of a path (by its stat cache record) instead of a new stat. */
+async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], recordOf: (path: string) => number | undefined, early: ReadonlyArray<Observation | undefined>): Promise<Candidate[]> {
   const candidates: Candidate[] = [];
   for (let at = 0; at < paths.length; at += STAT_BATCH) {
     if (at > 0) await setImmediate();
     for (const path of paths.slice(at, at + STAT_BATCH)) {
-      const before = earlier(path);
-      const seen = before === null ? observe(root, path) : before;
+      const record = recordOf(path);
+      const seen = record !== undefined && record < early.length ? early[record] : observe(root, path);
       // Undefined: tracked but deleted in the working tree, so not part of the snapshot.
       if (seen === undefined) continue;
-      if (seen.kind === "file") candidates.push({ path, kind: "file", size: seen.size, executable: seen.executable, key: seen.key });
+      if (seen.kind === "file") candidates.push({ path, kind: "file", size: seen.size, executable: seen.executable, key: seen.key, record });
       else if (seen.kind === "symlink") {
         const target = readlinkSync(`${root}/${path}`, "buffer");
         if (isUtf8(target)) candidates.push({ path, kind: "symlink", target: target.toString("utf8") });
