@@ -278,8 +278,24 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     utimes(pathOf(entry.digest, entry.kind), at, at).catch(() => undefined);
   };
 
+  /** Rewrites the packs at least `minDeadFraction` dead; a blob found damaged on the way is gone, as a damaged blob read is. */
+  const compact = async (minDeadFraction: number): Promise<void> => {
+    for (const digest of await packs.compact(minDeadFraction)) {
+      const entry = entries.get(digest);
+      if (entry === undefined) continue;
+      entries.delete(digest);
+      usedBytes -= entry.size;
+    }
+  };
+
+  /**
+   * Removes unpinned entries, least recently used first, down to `targetBytes`;
+   * when packed blobs went, the packs a quarter dead are rewritten, so dead
+   * space stays within a quarter of the packs under the quota's evictions too.
+   */
   const evict = async (targetBytes: number): Promise<GcResult> => {
     const result: GcResult = { removed: 0, freedBytes: 0, partials: 0 };
+    let packed = false;
     for (const [key, entry] of [...entries]) {
       if (usedBytes <= targetBytes) break;
       if ((refs.get(entry.digest) ?? 0) > 0 || entries.get(key) !== entry) continue;
@@ -287,15 +303,20 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
       usedBytes -= entry.size;
       result.removed++;
       result.freedBytes += entry.size;
-      if (entry.packed === true) packs.drop(entry.digest);
-      else await rm(pathOf(entry.digest, entry.kind), { force: true });
+      if (entry.packed === true) {
+        packs.drop(entry.digest);
+        packed = true;
+      } else await rm(pathOf(entry.digest, entry.kind), { force: true });
     }
+    if (packed) await compact(0.25);
     return result;
   };
 
   /** Makes room for `size` more bytes (evicting), or throws QUOTA; the room is counted as used at once. */
   const reserve = async (digest: string, size: number): Promise<void> => {
-    if (usedBytes + size > quotaBytes) await evict(quotaBytes - size);
+    // Writes running meanwhile may take the room an eviction made while it awaited (a file's removal, a pack's rewrite): evict again.
+    let removed = 1;
+    while (usedBytes + size > quotaBytes && removed > 0) ({ removed } = await evict(quotaBytes - size));
     if (usedBytes + size > quotaBytes) {
       throw new CoderClawError("QUOTA", `blob store quota exceeded: storing ${digest} (${size} bytes) needs ${usedBytes + size - quotaBytes} bytes more than the quota of ${quotaBytes} allows, and every other entry is pinned`);
     }
@@ -636,12 +657,8 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
 
     async gc(options = {}) {
       const result = await evict(options.downToBytes ?? quotaBytes);
-      for (const digest of await packs.compact(options.downToBytes === 0 ? 0 : 0.25)) {
-        const entry = entries.get(digest);
-        if (entry === undefined) continue;
-        entries.delete(digest);
-        usedBytes -= entry.size;
-      }
+      // Told to remove everything unpinned (`task clean`), every pack with dead space is rewritten.
+      await compact(options.downToBytes === 0 ? 0 : 0.25);
       const before = Date.now() - partialMaxAgeMs;
       for (const name of await readdir(partialDir)) {
         if (!DIGEST_PATTERN.test(name) || partials.has(name) || partialLocks.has(name)) continue;

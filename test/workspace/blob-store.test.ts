@@ -288,6 +288,15 @@ describe("blob store packs", () => {
     expect(packFiles(dir)).toEqual([]);
   });
 
+  it("evictions to make room under the quota rewrite packs too, so their dead space stays bounded", async () => {
+    const { store, dir } = await fresh(20_000);
+    // Ten rounds of 20 KB through a 20 KB quota: each round evicts the one before.
+    for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 20 }, () => store.put(randomBytes(1000))));
+    const onDisk = packFiles(dir).reduce((n, f) => n + statSync(join(dir, ".packs", f)).size, 0);
+    expect(store.usage().bytes).toBeLessThanOrEqual(20_000);
+    expect(onDisk).toBeLessThanOrEqual(20_000 / 0.75);
+  });
+
   it("a gc that removes less than a quarter of a pack leaves it as it is, unless told to remove everything unpinned", async () => {
     const { store, dir } = await fresh();
     const digests = await Promise.all(Array.from({ length: 10 }, () => store.put(randomBytes(1000))));
