@@ -2,7 +2,7 @@ import { lstat, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from "no
 import { createHash } from "node:crypto";
 import { dirname, join, relative, resolve } from "node:path";
 import { glob } from "tinyglobby";
-import type { BlobClient } from "../../protocols/blobs/index.js";
+import type { BlobClient, BlobSink } from "../../protocols/blobs/index.js";
 import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
 import type { TaskSubmitRequest } from "../../src/contract/types.js";
 import type { TaskWorkspaces } from "../../src/engine/execution-environment.js";
@@ -11,9 +11,10 @@ import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { collectChanges, trackWorkspace, type ChangeTracking } from "../../src/workspace/git-changes.js";
 import { blobsOf, buildManifest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, totalSize, type Manifest, type ManifestEntry, type ManifestLimits } from "../../src/workspace/manifest.js";
 import { decodeManifestIndex, joinManifest, splitManifest } from "../../src/workspace/manifest-pieces.js";
-import { materializeTree } from "../../src/workspace/materialize.js";
+import { materializeTree, type MaterializedTree } from "../../src/workspace/materialize.js";
 import { snapshotDirectory, workingTreeSource } from "../../src/workspace/snapshot.js";
 import { RESULT_ARTIFACTS_DIR, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
+import { BlobArrivals } from "./blob-arrivals.js";
 import type { SharedTrees } from "./shared-trees.js";
 import type { SubmittedTrees } from "./submitted-trees.js";
 
@@ -204,7 +205,6 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const blobs = blobsOf(manifest);
     await this.#o.store.pin(taskHolder(task.id), blobs);
     const local = this.#o.shared.source(spec.tree);
-    if (local === undefined) await this.#fetchBlobs(from, spec.tree, blobs, signal);
     const dir = join(this.#o.dataDir, "workspaces", "tasks", task.id);
     const gitDir = join(this.#o.dataDir, "workspaces", "git", task.id);
     // A previous run of this task (before a restart) left its directory: it starts again from the tree.
@@ -215,7 +215,10 @@ export class CodeWorkspaces implements TaskWorkspaces {
       return bytes;
     };
     const read = async (digest: string): Promise<Uint8Array> => (local === undefined ? undefined : await local.read(digest)) ?? fromStore(digest);
-    const tree = await materializeTree(manifest, dir, local === undefined ? fromStore : read, { limits });
+    const tree =
+      local === undefined
+        ? await this.#fetchInto(manifest, dir, from, spec.tree, blobs, limits, signal)
+        : await materializeTree(manifest, dir, read, { limits, readsVerified: true });
     const tracking = await trackWorkspace(dir, gitDir, manifest, tree);
     this.#prepared.set(task.id, { dir, tracking, read, spec, requester: from });
     return dir;
@@ -407,12 +410,40 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return bytes;
   }
 
-  async #fetchBlobs(from: string | undefined, treeId: string, blobs: ReadonlySet<string>, signal?: AbortSignal): Promise<void> {
+  /**
+   * Fetches the blobs of `manifest` that the store lacks and materialises it
+   * in `dir` at the same time: each file is written as soon as its blobs are
+   * held, so the two overlap instead of one waiting for the other. Either
+   * failing stops the other; the tree is then not made.
+   */
+  async #fetchInto(manifest: Manifest, dir: string, from: string | undefined, treeId: string, blobs: ReadonlySet<string>, limits: ManifestLimits, signal: AbortSignal): Promise<MaterializedTree> {
+    const arrivals = new BlobArrivals(this.#o.store, treeId);
+    const stop = new AbortController();
+    const stopped = AbortSignal.any([signal, stop.signal]);
+    const fetching = this.#fetchBlobs(from, treeId, blobs, stopped, arrivals.sink).then(
+      () => arrivals.end(),
+      (err: unknown) => {
+        arrivals.fail(err instanceof Error ? err : new CoderClawError("UNAVAILABLE", String(err)));
+        throw err;
+      },
+    );
+    const making = materializeTree(manifest, dir, (digest) => arrivals.read(digest), { limits, readsVerified: true });
+    making.catch((err: unknown) => stop.abort(err));
+    // Both settle before a failure is reported: the partial tree is gone by then, and no fetch writes on.
+    const [fetched, made] = await Promise.allSettled([fetching, making]);
+    // A tree that could not be made stopped the fetch: its own error says why.
+    if (made.status === "rejected" && stop.signal.aborted) throw made.reason;
+    if (fetched.status === "rejected") throw fetched.reason;
+    if (made.status === "rejected") throw made.reason;
+    return made.value;
+  }
+
+  async #fetchBlobs(from: string | undefined, treeId: string, blobs: ReadonlySet<string>, signal?: AbortSignal, sink: BlobSink = this.#o.store): Promise<void> {
     if ((await this.#o.store.missing(blobs)).length === 0) return;
     if (from === undefined) throw new CoderClawError("NOT_FOUND", `tree ${treeId}: its blobs are not held here`);
     const client = this.#o.client();
     if (client === undefined) throw new CoderClawError("UNAVAILABLE", "the blob protocol is not running yet");
-    const got = await client.fetchBlobs(from, treeId, blobs, this.#o.store, signal === undefined ? {} : { signal });
+    const got = await client.fetchBlobs(from, treeId, blobs, sink, signal === undefined ? {} : { signal });
     if (got.unavailable.length > 0) {
       throw new CoderClawError("NOT_FOUND", `${from} no longer holds ${got.unavailable.length} blob(s) of tree ${treeId} (a file changed since it was snapshotted?), e.g. ${got.unavailable[0]}`);
     }

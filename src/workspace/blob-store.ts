@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { CoderClawError } from "../contract/errors.js";
 import { openDatabase, type Database } from "../storage/level-database.js";
 import type { BlobSource } from "./blob-source.js";
+import { BlobPacks, PACK_BELOW_BYTES } from "./blob-packs.js";
 import { FileWriter } from "./file-writer.js";
 import { DIGEST_PATTERN } from "./manifest.js";
 
@@ -125,8 +126,10 @@ interface Entry {
   size: number;
   /** Last access, ms since the epoch. */
   used: number;
-  /** Last time the file's mtime was set to record an access. */
+  /** Last time the access was recorded on disk (a file's mtime, a packed blob's index entry). */
   touched: number;
+  /** Stored in a pack (src/workspace/blob-packs.ts) rather than a file of its own. */
+  packed?: true;
 }
 
 interface OpenPartial {
@@ -169,16 +172,20 @@ function pinKey(holder: string, digest: string): string {
 /**
  * Opens the blob store in `options.dir`.
  *
- * Layout: blobs at `<dir>/<2 hex>/<62 hex>`, manifests at `<dir>/.trees/<id>`,
- * partial blobs at `<dir>/.partial/<digest>`, files being written at
- * `<dir>/.tmp/`, and pins in a LevelDB at `<dir>/.pins`. Every file is written
- * to `.tmp`, fsynced and renamed into place, so a process killed at any point
- * leaves either the whole verified file or none (leftovers in `.tmp` are
- * removed at open). Pins live in LevelDB because a holder pins thousands of
+ * Layout: blobs under {@link PACK_BELOW_BYTES} appended to packs at
+ * `<dir>/.packs/<n>.pack` (indexed in the LevelDB, see blob-packs.ts), larger
+ * ones and those completed from partial writes at `<dir>/<2 hex>/<62 hex>`,
+ * manifests at `<dir>/.trees/<id>`, partial blobs at `<dir>/.partial/<digest>`,
+ * files being written at `<dir>/.tmp/`, and pins in a LevelDB at
+ * `<dir>/.pins`. Every file is written to `.tmp`, fsynced and renamed into
+ * place, so a process killed at any point leaves either the whole verified
+ * file or none (leftovers in `.tmp` are removed at open). Pins live in LevelDB because a holder pins thousands of
  * digests at once and an atomic, synced batch makes that one durable step: a
  * holder has all of the digests it pinned in one call or none of them. The
- * reference counts and the LRU order are rebuilt at open from the pins and the
- * files' mtimes.
+ * reference counts and the LRU order are rebuilt at open from the pins, the
+ * files' mtimes and the packed blobs' index entries. Removing a packed blob
+ * leaves dead space in its pack, which {@link BlobStore.gc} reclaims by
+ * rewriting the pack once a quarter of it is dead (any of it, with `downToBytes: 0`).
  */
 export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStore> {
   const { dir } = options;
@@ -208,6 +215,14 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     const st = statSync(join(treeDir, name));
     found.push([entryKey("tree", name), { digest: name, kind: "tree", size: st.size, used: st.mtimeMs, touched: st.mtimeMs }]);
   }
+  const db: Database = await openDatabase(join(dir, ".pins"));
+  const { packs, found: packed } = await BlobPacks.open(join(dir, ".packs"), db, fsync);
+  const asFiles = new Set(found.map(([key]) => key));
+  for (const blob of packed) {
+    // Held both ways only if the packing threshold changed between versions: the file is kept.
+    if (asFiles.has(blob.digest)) packs.drop(blob.digest);
+    else found.push([blob.digest, { digest: blob.digest, kind: "blob", size: blob.size, used: blob.used, touched: blob.used, packed: true }]);
+  }
   found.sort((a, b) => a[1].used - b[1].used);
   let usedBytes = 0;
   for (const [key, entry] of found) {
@@ -215,10 +230,10 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     usedBytes += entry.size;
   }
 
-  const db: Database = await openDatabase(join(dir, ".pins"));
   const holders = new Map<string, Set<string>>();
   const refs = new Map<string, number>();
-  for await (const key of db.keys()) {
+  // Pin keys start with their holder's first character; the pack index's keys start with NUL.
+  for await (const key of db.keys({ gte: "\x01" })) {
     const cut = key.lastIndexOf("\0");
     const holder = key.slice(0, cut);
     const digest = key.slice(cut + 1);
@@ -258,12 +273,29 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     entries.set(key, entry);
     if (now - entry.touched < TOUCH_INTERVAL_MS) return;
     entry.touched = now;
+    if (entry.packed === true) return packs.touch(entry.digest, now);
     const at = new Date(now);
     utimes(pathOf(entry.digest, entry.kind), at, at).catch(() => undefined);
   };
 
+  /** Rewrites the packs at least `minDeadFraction` dead; a blob found damaged on the way is gone, as a damaged blob read is. */
+  const compact = async (minDeadFraction: number): Promise<void> => {
+    for (const digest of await packs.compact(minDeadFraction)) {
+      const entry = entries.get(digest);
+      if (entry === undefined) continue;
+      entries.delete(digest);
+      usedBytes -= entry.size;
+    }
+  };
+
+  /**
+   * Removes unpinned entries, least recently used first, down to `targetBytes`;
+   * when packed blobs went, the packs a quarter dead are rewritten, so dead
+   * space stays within a quarter of the packs under the quota's evictions too.
+   */
   const evict = async (targetBytes: number): Promise<GcResult> => {
     const result: GcResult = { removed: 0, freedBytes: 0, partials: 0 };
+    let packed = false;
     for (const [key, entry] of [...entries]) {
       if (usedBytes <= targetBytes) break;
       if ((refs.get(entry.digest) ?? 0) > 0 || entries.get(key) !== entry) continue;
@@ -271,14 +303,20 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
       usedBytes -= entry.size;
       result.removed++;
       result.freedBytes += entry.size;
-      await rm(pathOf(entry.digest, entry.kind), { force: true });
+      if (entry.packed === true) {
+        packs.drop(entry.digest);
+        packed = true;
+      } else await rm(pathOf(entry.digest, entry.kind), { force: true });
     }
+    if (packed) await compact(0.25);
     return result;
   };
 
   /** Makes room for `size` more bytes (evicting), or throws QUOTA; the room is counted as used at once. */
   const reserve = async (digest: string, size: number): Promise<void> => {
-    if (usedBytes + size > quotaBytes) await evict(quotaBytes - size);
+    // Writes running meanwhile may take the room an eviction made while it awaited (a file's removal, a pack's rewrite): evict again.
+    let removed = 1;
+    while (usedBytes + size > quotaBytes && removed > 0) ({ removed } = await evict(quotaBytes - size));
     if (usedBytes + size > quotaBytes) {
       throw new CoderClawError("QUOTA", `blob store quota exceeded: storing ${digest} (${size} bytes) needs ${usedBytes + size - quotaBytes} bytes more than the quota of ${quotaBytes} allows, and every other entry is pinned`);
     }
@@ -314,6 +352,19 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     if (pending !== undefined) return pending;
     const tmp = join(tmpDir, `${digest}.${(tmpCount++).toString(36)}`);
     const done = (async () => {
+      if (kind === "blob" && bytes.byteLength < PACK_BELOW_BYTES) {
+        await reserve(digest, bytes.byteLength);
+        const now = Date.now();
+        try {
+          packs.append(digest, bytes, now);
+        } catch (err) {
+          usedBytes -= bytes.byteLength;
+          throw err;
+        }
+        entries.set(key, { digest, kind, size: bytes.byteLength, used: now, touched: now, packed: true });
+        if (fsync) await packs.flush();
+        return;
+      }
       if (!fsync && kind === "blob") {
         // Off the event loop, reserving first: the worker renames the file into place.
         await reserve(digest, bytes.byteLength);
@@ -417,19 +468,20 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
       if (!DIGEST_PATTERN.test(digest)) return undefined;
       const entry = entries.get(digest);
       if (entry === undefined) return undefined;
-      let bytes: Uint8Array;
+      let bytes: Uint8Array | undefined;
       try {
-        bytes = readFileSync(blobPath(digest));
+        bytes = entry.packed === true ? packs.read(digest) : readFileSync(blobPath(digest));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
         throw err;
       }
-      if (sha256Hex(bytes) !== digest) {
+      if (bytes === undefined || sha256Hex(bytes) !== digest) {
         // Damaged on disk (or lost to a power cut before it was synced): it reads as missing and can be fetched again.
         if (entries.get(digest) === entry) {
           entries.delete(digest);
           usedBytes -= entry.size;
-          rmSync(blobPath(digest), { force: true });
+          if (entry.packed === true) packs.drop(digest);
+          else rmSync(blobPath(digest), { force: true });
         }
         return undefined;
       }
@@ -605,6 +657,8 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
 
     async gc(options = {}) {
       const result = await evict(options.downToBytes ?? quotaBytes);
+      // Told to remove everything unpinned (`task clean`), every pack with dead space is rewritten.
+      await compact(options.downToBytes === 0 ? 0 : 0.25);
       const before = Date.now() - partialMaxAgeMs;
       for (const name of await readdir(partialDir)) {
         if (!DIGEST_PATTERN.test(name) || partials.has(name) || partialLocks.has(name)) continue;
@@ -626,6 +680,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
       await Promise.allSettled([...partialLocks.values()]);
       await pinWrites;
       await writer.close();
+      await packs.close();
       for (const digest of [...partials.keys()]) {
         const partial = partials.get(digest);
         partials.delete(digest);

@@ -1,4 +1,4 @@
-import { closeSync, constants, openSync, readSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
 import { open } from "node:fs/promises";
 import { blobDigest, CHUNK_SIZE } from "./manifest.js";
 
@@ -47,6 +47,39 @@ export async function hashFileChunks(path: string): Promise<HashedFile> {
     }
   }
 }
+
+/**
+ * {@link hashFileChunks} with synchronous calls, for small files: through the
+ * thread pool, opening, stat'ing twice, reading and closing a file of a few
+ * KiB costs several times what hashing it does, and a cold snapshot does that
+ * for every file of the tree. A fifo put in the file's place since it was
+ * listed is opened without blocking, and then refused. `scratch` (at least
+ * {@link CHUNK_SIZE} bytes) is read into, so that hashing thousands of files
+ * allocates no buffer for each.
+ */
+export function hashFileChunksSync(path: string, scratch: Buffer): HashedFile {
+  for (let attempt = 1; ; attempt += 1) {
+    const fd = openSync(path, SYNC_READ_FLAGS);
+    try {
+      const before = fstatSync(fd);
+      if (!before.isFile()) throw new Error(`${path} is no longer a regular file`);
+      const chunks: string[] = [];
+      for (let offset = 0; offset < before.size; ) {
+        const length = Math.min(CHUNK_SIZE, before.size - offset);
+        if (readSync(fd, scratch, 0, length, offset) !== length) break;
+        chunks.push(blobDigest(scratch.subarray(0, length)));
+        offset += length;
+      }
+      const complete = chunks.length === Math.ceil(before.size / CHUNK_SIZE);
+      if (complete && sameContentStat(before, fstatSync(fd))) return { stat: before, chunks };
+      if (attempt >= ATTEMPTS) throw new Error(`${path} kept changing while it was read`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+const SYNC_READ_FLAGS = READ_FLAGS | constants.O_NONBLOCK;
 
 /** Whether two stats of one file show no change of its content between them. */
 function sameContentStat(a: Stats, b: Stats): boolean {

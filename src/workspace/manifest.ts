@@ -170,8 +170,12 @@ function entryField(index: number, rest = ""): string {
  * Checks every rule a manifest must keep and returns it unchanged; the first
  * broken rule is refused as an {@link InvalidInputError} naming the entry.
  * Builders and decoders share it, so nothing is encoded that a peer would refuse.
+ * With `entriesChecked` the caller vouches for each entry on its own (its
+ * path passed {@link pathProblem}, its digests are well formed, its link
+ * target passed {@link symlinkTargetProblem} against the same links), and only
+ * the rules across entries and the limits are checked here.
  */
-export function validateManifest(manifest: Manifest, limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): Manifest {
+export function validateManifest(manifest: Manifest, limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS, entriesChecked = false): Manifest {
   if (checked.get(manifest) === limits) return manifest;
   const { entries } = manifest;
   if (manifest.version !== 1) throw new InvalidInputError(`unknown manifest version ${String(manifest.version)}`, "version");
@@ -186,7 +190,7 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
   // Indexed, and the field named only when refused: this runs for every entry of every snapshot.
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i]!;
-    const problem = pathProblem(entry.path, limits.maxPathBytes);
+    const problem = entriesChecked ? undefined : pathProblem(entry.path, limits.maxPathBytes);
     if (problem !== undefined) throw new InvalidInputError(`${quote(entry.path)} ${problem}`, entryField(i, ".path"));
     const plain = !UTF16_ORDER_DIFFERS.test(entry.path);
     if (previous !== undefined) {
@@ -212,7 +216,7 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
       throw new InvalidInputError(`${quote(entry.path)} has ${entry.chunks.length} chunks for ${entry.size} bytes (expected ${expected})`, entryField(i, ".chunks"));
     }
     let bad = -1;
-    for (let c = 0; c < entry.chunks.length && bad < 0; c++) if (!isDigest(entry.chunks[c]!)) bad = c;
+    for (let c = 0; c < entry.chunks.length && bad < 0 && !entriesChecked; c++) if (!isDigest(entry.chunks[c]!)) bad = c;
     if (bad >= 0) throw new InvalidInputError(`${quote(entry.path)} has a chunk that is not a lowercase hex SHA-256 digest`, entryField(i, `.chunks[${bad}]`));
     total += entry.size;
     if (total > limits.maxTreeBytes) {
@@ -235,7 +239,7 @@ export function validateManifest(manifest: Manifest, limits: ManifestLimits = DE
       }
       checkedDirectory = directory;
     }
-    if (entry.kind === "symlink") {
+    if (entry.kind === "symlink" && !entriesChecked) {
       const problem = symlinkTargetProblem(entry.path, entry.target, symlinks, limits.maxPathBytes);
       if (problem !== undefined) throw new InvalidInputError(`${quote(entry.path)} -> ${quote(entry.target)} ${problem}`, entryField(i, ".target"));
     }
@@ -283,11 +287,24 @@ export function symlinkTargetProblem(path: string, target: string, symlinks: Rea
 
 /** Sorts `entries` into a manifest and validates it; the input order does not matter. */
 export function buildManifest(entries: readonly ManifestEntry[], limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): Manifest {
-  const copies = entries.map(canonicalEntry);
+  return sortAndSeal(entries.map(canonicalEntry), limits, false);
+}
+
+/**
+ * {@link buildManifest} for entries made by the caller with exactly the
+ * format's fields, each already checked on its own (see `entriesChecked` of
+ * {@link validateManifest}): a snapshot's. They are sorted in place and
+ * frozen, not copied, and only the rules across entries are checked again.
+ */
+export function buildManifestOfCheckedEntries(entries: ManifestEntry[], limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): Manifest {
+  return sortAndSeal(entries, limits, true);
+}
+
+function sortAndSeal(entries: ManifestEntry[], limits: ManifestLimits, entriesChecked: boolean): Manifest {
   // Whether the paths may be compared as plain strings is found once, not per comparison.
-  if (copies.some((entry) => UTF16_ORDER_DIFFERS.test(entry.path))) copies.sort((a, b) => comparePaths(a.path, b.path));
-  else copies.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return sealChecked(validateManifest({ version: 1, entries: copies }, limits), limits);
+  if (entries.some((entry) => UTF16_ORDER_DIFFERS.test(entry.path))) entries.sort((a, b) => comparePaths(a.path, b.path));
+  else entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return sealChecked(validateManifest({ version: 1, entries }, limits, entriesChecked), limits);
 }
 
 // Only the fields of the format reach the bytes, whatever else the object carries.

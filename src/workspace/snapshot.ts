@@ -4,9 +4,9 @@ import { realpath, stat as statPath } from "node:fs/promises";
 import { setImmediate } from "node:timers/promises";
 import { InvalidInputError } from "../contract/errors.js";
 import type { BlobSource } from "./blob-source.js";
-import { hashFileChunks, readVerifiedChunk } from "./file-chunks.js";
+import { hashFileChunks, hashFileChunksSync, readVerifiedChunk, type HashedFile } from "./file-chunks.js";
 import {
-  buildManifest,
+  buildManifestOfCheckedEntries,
   CHUNK_SIZE,
   DEFAULT_MANIFEST_LIMITS,
   pathProblem,
@@ -68,7 +68,8 @@ interface ChunkLocation {
  */
 type Observation = { kind: "file"; size: number; executable: boolean; key: string } | { kind: "symlink" } | { kind: "special"; reason: string };
 
-type Candidate = { path: string; kind: "file"; size: number; executable: boolean; key: string } | { path: string; kind: "symlink"; target: string };
+/** A file's `record` is its place in the stat cache, found once per file. */
+type Candidate = { path: string; kind: "file"; size: number; executable: boolean; key: string; record: number | undefined } | { path: string; kind: "symlink"; target: string };
 
 /**
  * Captures `dir` as a manifest. In a git work tree that is the working tree
@@ -88,10 +89,6 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const listingDone = whenSettled(listed);
   const cache = await StatCache.load(options.cacheFile, root);
   const early = await statWhileListing(root, cache.paths(), listingDone);
-  const earlier = (path: string): Observation | undefined | null => {
-    const n = cache.recordOf(path);
-    return n !== undefined && n < early.length ? early[n] : null;
-  };
   const listing = await listed;
   const skipped = [...listing.skipped];
   const usable = listing.paths.filter((path) => {
@@ -103,7 +100,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     throw new InvalidInputError(`${usable.length} paths exceed the limit of ${limits.maxEntries} entries; ignore some of them`, dir);
   }
 
-  const candidates = await inspectAll(root, usable, skipped, earlier);
+  const candidates = await inspectAll(root, usable, skipped, (path) => cache.recordOf(path), early);
   let total = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
@@ -120,27 +117,43 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const fileEntry = (path: string, executable: boolean, size: number, chunks: string[]): void => {
     entries.push({ path, kind: "file", executable, size, chunks });
   };
-  const misses: string[] = [];
+  /** Files to hash: small ones here, one after another; large ones through the thread pool, a few at once. */
+  const small: string[] = [];
+  const large: string[] = [];
   let files = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
     files += 1;
-    const chunks = cache.lookup(c.path, c.key, c.size);
-    if (chunks === undefined) misses.push(c.path);
-    else fileEntry(c.path, c.executable, c.size, chunks);
+    const chunks = cache.lookup(c.path, c.key, c.size, c.record);
+    if (chunks !== undefined) fileEntry(c.path, c.executable, c.size, chunks);
+    else (c.size <= SYNC_HASH_MAX_BYTES ? small : large).push(c.path);
   }
   let hashedBytes = 0;
-  await mapPool(misses, concurrency, async (path) => {
-    const statAtMs = Date.now();
-    // The file may have changed since it was listed: what was hashed is described.
-    const { stat, chunks } = await hashFileChunks(`${root}/${path}`);
+  // The file may have changed since it was listed: what was hashed is described.
+  const hashed = (path: string, statAtMs: number, { stat, chunks }: HashedFile): void => {
     cache.record(path, stat, statAtMs, chunks);
     hashedBytes += stat.size;
     fileEntry(path, isExecutable(stat), stat.size, chunks);
+  };
+  let since = 0;
+  const scratch = Buffer.allocUnsafe(small.length > 0 ? CHUNK_SIZE : 0);
+  for (const path of small) {
+    const before = hashedBytes;
+    hashed(path, Date.now(), hashFileChunksSync(`${root}/${path}`, scratch));
+    since += 1 + Math.floor((hashedBytes - before) / 4096);
+    if (since >= SYNC_HASH_BATCH) {
+      since = 0;
+      await setImmediate();
+    }
+  }
+  await mapPool(large, concurrency, async (path) => {
+    const statAtMs = Date.now();
+    hashed(path, statAtMs, await hashFileChunks(`${root}/${path}`));
   });
   for (const link of links) entries.push({ path: link.path, kind: "symlink", target: link.target });
 
-  const manifest = buildManifest(entries, limits);
+  // Each entry was checked as it was made: paths by pathProblem, links by dropEscapingLinks, digests by the cache or the hash.
+  const manifest = buildManifestOfCheckedEntries(entries, limits);
   const { treeId, index, pieces } = splitManifest(manifest, limits);
   await cache.save();
   return {
@@ -151,7 +164,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     sources: workingTreeSource(root, manifest, pieces),
     base: listing.base,
     skipped,
-    stats: { files, hashedFiles: misses.length, hashedBytes, cachedFiles: cache.hits },
+    stats: { files, hashedFiles: small.length + large.length, hashedBytes, cachedFiles: cache.hits },
   };
 }
 
@@ -168,6 +181,10 @@ function specialKind(stat: Stats): string {
 // kernel's cache several times faster than through the thread pool; the event
 // loop is let go between batches.
 const STAT_BATCH = 500;
+/** Files up to this size are hashed with synchronous calls (see hashFileChunksSync). */
+const SYNC_HASH_MAX_BYTES = 256 * 1024;
+/** The event loop is let go after hashing this many files, a file counting once more per 4 KiB it holds (about 2 ms of work). */
+const SYNC_HASH_BATCH = 512;
 
 function isExecutable(stat: Stats): boolean {
   return (stat.mode & 0o100) !== 0;
@@ -206,17 +223,17 @@ function whenSettled(promise: Promise<unknown>): () => boolean {
   return () => settled;
 }
 
-/** Stats `paths`, taking what `earlier` saw (null: not stat'ed yet) instead of a new stat. */
-async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], earlier: (path: string) => Observation | undefined | null): Promise<Candidate[]> {
+/** Stats `paths`, taking what `early` saw of a path (by its stat cache record) instead of a new stat. */
+async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], recordOf: (path: string) => number | undefined, early: ReadonlyArray<Observation | undefined>): Promise<Candidate[]> {
   const candidates: Candidate[] = [];
   for (let at = 0; at < paths.length; at += STAT_BATCH) {
     if (at > 0) await setImmediate();
     for (const path of paths.slice(at, at + STAT_BATCH)) {
-      const before = earlier(path);
-      const seen = before === null ? observe(root, path) : before;
+      const record = recordOf(path);
+      const seen = record !== undefined && record < early.length ? early[record] : observe(root, path);
       // Undefined: tracked but deleted in the working tree, so not part of the snapshot.
       if (seen === undefined) continue;
-      if (seen.kind === "file") candidates.push({ path, kind: "file", size: seen.size, executable: seen.executable, key: seen.key });
+      if (seen.kind === "file") candidates.push({ path, kind: "file", size: seen.size, executable: seen.executable, key: seen.key, record });
       else if (seen.kind === "symlink") {
         const target = readlinkSync(`${root}/${path}`, "buffer");
         if (isUtf8(target)) candidates.push({ path, kind: "symlink", target: target.toString("utf8") });

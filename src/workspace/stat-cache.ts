@@ -89,9 +89,12 @@ export class StatCache {
     return this.previous.get(path);
   }
 
-  /** The recorded chunk digests of `path` if its {@link statKey} (for `size` bytes) shows it unchanged since, else undefined. */
-  lookup(path: string, key: string, size: number): string[] | undefined {
-    const n = this.previous.get(path);
+  /**
+   * The recorded chunk digests of `path` if its {@link statKey} (for `size`
+   * bytes) shows it unchanged since, else undefined; `n` is its record number
+   * when the caller found it already ({@link recordOf}).
+   */
+  lookup(path: string, key: string, size: number, n = this.previous.get(path)): string[] | undefined {
     if (n === undefined || this.fields[n * 3 + 1] !== key) return undefined;
     const digests = this.fields[n * 3 + 2]!;
     // A damaged record is a miss, never a broken manifest.

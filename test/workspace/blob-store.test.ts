@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CoderClawError } from "../../src/contract/errors.js";
+import { PACK_BELOW_BYTES } from "../../src/workspace/blob-packs.js";
 import { DigestMismatchError, MAX_BLOB_BYTES, openBlobStore, sha256Hex, type BlobStore } from "../../src/workspace/blob-store.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -39,9 +40,9 @@ function blobFiles(dir: string): string[] {
 }
 
 describe("blob store", () => {
-  it("stores bytes under their SHA-256 at <2 hex>/<62 hex>, once, and reads them back", async () => {
+  it("stores a blob of 64 KiB or more under its SHA-256 at <2 hex>/<62 hex>, once, and reads it back", async () => {
     const { store, dir } = await fresh();
-    const bytes = randomBytes(5000);
+    const bytes = randomBytes(PACK_BELOW_BYTES);
     const digest = await store.put(bytes);
     expect(digest).toBe(sha256Hex(bytes));
     expect(await store.put(bytes)).toBe(digest);
@@ -49,7 +50,7 @@ describe("blob store", () => {
     expect(blobFiles(dir)).toEqual([digest]);
     expect(store.has(digest)).toBe(true);
     expect(same(await store.read(digest), bytes)).toBe(true);
-    expect(store.usage()).toEqual({ bytes: 5000, entries: 1 });
+    expect(store.usage()).toEqual({ bytes: PACK_BELOW_BYTES, entries: 1 });
     const other = sha256Hex(randomBytes(8));
     expect(await store.read(other)).toBeUndefined();
     expect(await store.missing([digest, other, other])).toEqual([other]);
@@ -154,22 +155,22 @@ describe("blob store", () => {
   });
 
   it("least recently used order comes from the files' mtimes after a reopen", async () => {
-    const { store, dir, reopen } = await fresh(6000);
-    const old = await store.put(randomBytes(3000));
-    const recent = await store.put(randomBytes(3000));
+    const { store, dir, reopen } = await fresh(3 * PACK_BELOW_BYTES - 1);
+    const old = await store.put(randomBytes(PACK_BELOW_BYTES));
+    const recent = await store.put(randomBytes(PACK_BELOW_BYTES));
     const past = new Date(Date.now() - 3_600_000);
     const { utimesSync } = await import("node:fs");
     utimesSync(join(dir, old.slice(0, 2), old.slice(2)), past, past);
     const again = await reopen();
-    await again.put(randomBytes(3000));
+    await again.put(randomBytes(PACK_BELOW_BYTES));
     expect(again.has(old)).toBe(false);
     expect(again.has(recent)).toBe(true);
   });
 
   it("drops a blob damaged on disk when it is read, so it reads as missing", async () => {
     const { store, dir } = await fresh();
-    const digest = await store.put(randomBytes(4000));
-    writeFileSync(join(dir, digest.slice(0, 2), digest.slice(2)), randomBytes(4000));
+    const digest = await store.put(randomBytes(PACK_BELOW_BYTES));
+    writeFileSync(join(dir, digest.slice(0, 2), digest.slice(2)), randomBytes(PACK_BELOW_BYTES));
     expect(await store.read(digest)).toBeUndefined();
     expect(store.has(digest)).toBe(false);
     expect(await store.missing([digest])).toEqual([digest]);
@@ -210,5 +211,101 @@ describe("blob store", () => {
     writeFileSync(join(dir, ".tmp", "leftover"), "x");
     await reopen();
     expect(existsSync(join(dir, ".tmp", "leftover"))).toBe(false);
+  });
+});
+
+describe("blob store packs", () => {
+  const packFiles = (dir: string): string[] => readdirSync(join(dir, ".packs")).sort();
+
+  it("appends blobs under 64 KiB to one pack file, indexed: no file per blob, and all read back after a reopen", async () => {
+    const { store, dir, reopen } = await fresh();
+    const blobs = Array.from({ length: 50 }, (_, i) => randomBytes(1 + ((i * 7919) % (PACK_BELOW_BYTES - 1))));
+    const digests = await Promise.all(blobs.map((b) => store.put(b)));
+    expect(blobFiles(dir)).toEqual([]);
+    expect(packFiles(dir)).toEqual(["1.pack"]);
+    const total = blobs.reduce((n, b) => n + b.byteLength, 0);
+    expect(statSync(join(dir, ".packs", "1.pack")).size).toBe(total);
+    expect(store.usage()).toEqual({ bytes: total, entries: 50 });
+    const again = await reopen();
+    expect(again.usage()).toEqual({ bytes: total, entries: 50 });
+    digests.forEach((d, i) => expect(same(again.readSync(d), blobs[i]!), `blob ${i}`).toBe(true));
+    // A reopened store starts a new pack rather than appending to one that may end in a torn write.
+    const more = await again.put(randomBytes(100));
+    expect(packFiles(dir)).toEqual(["1.pack", "2.pack"]);
+    expect(again.has(more)).toBe(true);
+  });
+
+  it("keeps the least recently used order of packed blobs across a reopen", async () => {
+    const { store, reopen } = await fresh(2500);
+    const old = await store.put(randomBytes(1000));
+    // Distinct stamps: within one millisecond the two would tie.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const recent = await store.put(randomBytes(1000));
+    const again = await reopen();
+    await again.put(randomBytes(1000));
+    expect(again.has(old)).toBe(false);
+    expect(again.has(recent)).toBe(true);
+  });
+
+  it("drops a packed blob damaged on disk when it is read, and compaction leaves the damage behind", async () => {
+    const { store, dir, reopen } = await fresh();
+    const good = randomBytes(3000);
+    const keep = await store.put(good);
+    const hurt = await store.put(randomBytes(3000));
+    await store.close();
+    const fd = openSync(join(dir, ".packs", "1.pack"), "r+");
+    writeSync(fd, randomBytes(10), 0, 10, 3000 + 100);
+    closeSync(fd);
+    const again = await reopen();
+    expect(again.readSync(hurt)).toBeUndefined();
+    expect(again.has(hurt)).toBe(false);
+    expect(again.usage()).toEqual({ bytes: 3000, entries: 1 });
+    await again.gc();
+    expect(packFiles(dir)).toEqual(["2.pack"]);
+    expect(statSync(join(dir, ".packs", "2.pack")).size).toBe(3000);
+    expect(same(again.readSync(keep), good)).toBe(true);
+  });
+
+  it("gc rewrites a pack without the blobs it removed; pinned ones stay readable here and after a reopen", async () => {
+    const { store, dir, reopen } = await fresh();
+    const blobs = Array.from({ length: 40 }, (_, i) => randomBytes(500 + i));
+    const digests = await Promise.all(blobs.map((b) => store.put(b)));
+    await store.pin("task", digests.slice(0, 5));
+    const result = await store.gc({ downToBytes: 0 });
+    const kept = blobs.slice(0, 5).reduce((n, b) => n + b.byteLength, 0);
+    expect(result.removed).toBe(35);
+    expect(result.freedBytes).toBe(blobs.slice(5).reduce((n, b) => n + b.byteLength, 0));
+    expect(packFiles(dir)).toEqual(["2.pack"]);
+    expect(statSync(join(dir, ".packs", "2.pack")).size).toBe(kept);
+    digests.slice(0, 5).forEach((d, i) => expect(same(store.readSync(d), blobs[i]!)).toBe(true));
+    expect(store.has(digests[5]!)).toBe(false);
+    const again = await reopen();
+    expect(again.usage()).toEqual({ bytes: kept, entries: 5 });
+    digests.slice(0, 5).forEach((d, i) => expect(same(again.readSync(d), blobs[i]!)).toBe(true));
+    // Once nothing pins them, the last pack goes whole.
+    await again.unpin("task");
+    await again.gc({ downToBytes: 0 });
+    expect(packFiles(dir)).toEqual([]);
+  });
+
+  it("evictions to make room under the quota rewrite packs too, so their dead space stays bounded", async () => {
+    const { store, dir } = await fresh(20_000);
+    // Ten rounds of 20 KB through a 20 KB quota: each round evicts the one before.
+    for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 20 }, () => store.put(randomBytes(1000))));
+    const onDisk = packFiles(dir).reduce((n, f) => n + statSync(join(dir, ".packs", f)).size, 0);
+    expect(store.usage().bytes).toBeLessThanOrEqual(20_000);
+    expect(onDisk).toBeLessThanOrEqual(20_000 / 0.75);
+  });
+
+  it("a gc that removes less than a quarter of a pack leaves it as it is, unless told to remove everything unpinned", async () => {
+    const { store, dir } = await fresh();
+    const digests = await Promise.all(Array.from({ length: 10 }, () => store.put(randomBytes(1000))));
+    await store.pin("task", digests.slice(0, 8));
+    const quotaLike = 9000;
+    expect((await store.gc({ downToBytes: quotaLike })).removed).toBe(1);
+    expect(packFiles(dir)).toEqual(["1.pack"]);
+    expect((await store.gc({ downToBytes: 0 })).removed).toBe(1);
+    expect(packFiles(dir)).toEqual(["2.pack"]);
+    expect(statSync(join(dir, ".packs", "2.pack")).size).toBe(8000);
   });
 });

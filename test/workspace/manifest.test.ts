@@ -7,6 +7,7 @@ import {
   blobDigest,
   blobsOf,
   buildManifest,
+  buildManifestOfCheckedEntries,
   CHUNK_SIZE,
   decodeManifest,
   DEFAULT_MANIFEST_LIMITS,
@@ -113,5 +114,21 @@ describe("hostile manifests are refused when decoded, naming the entry", () => {
     expect((refused as InvalidInputError).field).toMatch(/^entries/);
     // The builder keeps the same rules, so nothing is ever encoded that a peer would refuse.
     expect(() => encodeManifest({ version: 1, entries } as unknown as Manifest, limitsOf(hostile))).toThrow(InvalidInputError);
+  });
+});
+
+describe("a manifest of entries checked one by one (a snapshot's)", () => {
+  const file = (path: string, size = 0): ManifestEntry => ({ path, kind: "file", executable: false, size, chunks: size === 0 ? [] : ["a".repeat(64)] });
+
+  it("gives the bytes buildManifest gives for the same entries", () => {
+    const entries = [file("b/c.txt", 3), file("a.txt"), { path: "l", kind: "symlink" as const, target: "a.txt" }];
+    expect(encodeManifest(buildManifestOfCheckedEntries(entries.map((e) => ({ ...e }))))).toEqual(encodeManifest(buildManifest(entries)));
+  });
+
+  it("still refuses what no single entry shows: a path twice, a path under a file, a tree over its limits", () => {
+    expect(() => buildManifestOfCheckedEntries([file("a"), file("a")])).toThrow(/appears twice/);
+    expect(() => buildManifestOfCheckedEntries([file("a"), file("a/b")])).toThrow(/goes through the file "a"/);
+    const limits = { ...DEFAULT_MANIFEST_LIMITS, maxTreeBytes: 5 };
+    expect(() => buildManifestOfCheckedEntries([file("a", 3), file("b", 3)], limits)).toThrow(/over its limit of 5 bytes/);
   });
 });

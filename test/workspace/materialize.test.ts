@@ -71,6 +71,22 @@ describe("materializeTree", () => {
     expect(listAll(join(base.path, "work"))).toEqual(["tree/", ...listAll(target).map((p) => `tree/${p}`)]);
   });
 
+  it("gives files the manifest's modes whatever the process umask", async () => {
+    const script = new TextEncoder().encode("#!/bin/sh\n");
+    const manifest = buildManifest([fileEntry("run.sh", script, true), fileEntry("plain.txt", script)]);
+    const blobs = blobsFor([script]);
+    const before = process.umask(0o077);
+    try {
+      const { stamps } = await materializeTree(manifest, target, (d) => blobs.get(d)!);
+      expect(lstatSync(join(target, "run.sh")).mode & 0o777).toBe(0o755);
+      expect(lstatSync(join(target, "plain.txt")).mode & 0o777).toBe(0o644);
+      // The stamps describe the files as they were left, mode included.
+      expect(stamps.get("run.sh")!.mode & 0o777).toBe(0o755);
+    } finally {
+      process.umask(before);
+    }
+  });
+
   it("only creates a new directory", async () => {
     mkdirSync(target);
     writeFileSync(join(target, "keep"), "mine");

@@ -1,0 +1,91 @@
+import type { BlobSink } from "../../protocols/blobs/index.js";
+import { CoderClawError } from "../../src/contract/errors.js";
+import type { BlobStore } from "../../src/workspace/blob-store.js";
+
+interface Waiter {
+  resolve: (bytes: Uint8Array) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * Lets a tree be materialised while its blobs are still arriving: {@link sink}
+ * stores each fetched blob in `store` as the fetch hands it over, and
+ * {@link read} answers a blob at once when the store holds it, or when it
+ * arrives. A blob the reader is waiting for is handed over as received
+ * (verified by the store on the way in), not read back. Once the fetch is
+ * over ({@link end}, {@link fail}) a blob still missing fails its reader.
+ */
+export class BlobArrivals {
+  readonly #store: BlobStore;
+  readonly #tree: string;
+  readonly #waiting = new Map<string, Waiter[]>();
+  #over: Error | "done" | undefined;
+
+  constructor(store: BlobStore, tree: string) {
+    this.#store = store;
+    this.#tree = tree;
+  }
+
+  /** Where the fetch puts what it receives: the store, then whoever waits for it. */
+  readonly sink: BlobSink = {
+    missing: (digests) => this.#store.missing(digests),
+    partialOffset: (digest) => this.#store.partialOffset(digest),
+    putVerified: async (digest, bytes) => {
+      await this.#store.putVerified(digest, bytes);
+      this.#arrived(digest, bytes);
+    },
+    appendPartial: async (digest, offset, bytes, options) => {
+      const state = await this.#store.appendPartial(digest, offset, bytes, options);
+      if (state === "complete" && this.#waiting.has(digest)) {
+        const whole = this.#store.readSync(digest);
+        if (whole !== undefined) this.#arrived(digest, whole);
+      }
+      return state;
+    },
+  };
+
+  /** The blob `digest`, checked against it: from the store, or once it arrives. */
+  read(digest: string): Uint8Array | Promise<Uint8Array> {
+    const held = this.#store.readSync(digest);
+    if (held !== undefined) return held;
+    if (this.#over !== undefined) throw this.#missing(digest);
+    return new Promise((resolve, reject) => {
+      const waiters = this.#waiting.get(digest);
+      if (waiters === undefined) this.#waiting.set(digest, [{ resolve, reject }]);
+      else waiters.push({ resolve, reject });
+    });
+  }
+
+  /** The fetch finished: readers of blobs that did not come fail. */
+  end(): void {
+    this.#finish("done");
+  }
+
+  /** The fetch failed with `err`: so does every reader still waiting. */
+  fail(err: Error): void {
+    this.#finish(err);
+  }
+
+  #finish(how: Error | "done"): void {
+    this.#over ??= how;
+    for (const [digest, waiters] of this.#waiting) {
+      const held = this.#store.readSync(digest);
+      for (const waiter of waiters) {
+        if (held !== undefined) waiter.resolve(held);
+        else waiter.reject(how === "done" ? this.#missing(digest) : how);
+      }
+    }
+    this.#waiting.clear();
+  }
+
+  #arrived(digest: string, bytes: Uint8Array): void {
+    const waiters = this.#waiting.get(digest);
+    if (waiters === undefined) return;
+    this.#waiting.delete(digest);
+    for (const waiter of waiters) waiter.resolve(bytes);
+  }
+
+  #missing(digest: string): Error {
+    return this.#over instanceof Error ? this.#over : new CoderClawError("NOT_FOUND", `blob ${digest} of tree ${this.#tree} is not held here`);
+  }
+}
