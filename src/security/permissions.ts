@@ -10,6 +10,8 @@ export const PERMISSIONS = [
   "admin:all",
   // After admin:all so the bits of the permissions before it keep their places.
   "task:approve",
+  // Signing a `publication` of a skill or agent to the mesh registry (issue 23).
+  "registry:publish",
 ] as const;
 
 /** One permission. */
