@@ -30,6 +30,9 @@ import { CodeWorkspaces, DEFAULT_RESULT_RETENTION_MS } from "./workspaces/code-w
 import { SubmittedTrees } from "./workspaces/submitted-trees.js";
 import { announceRelayDoor, RelayDoors } from "./mesh/relay-doors.js";
 import { SharedTrees } from "./workspaces/shared-trees.js";
+import { ServedTrees } from "./registry/served-trees.js";
+import { createNodeRegistry } from "./registry/node-registry.js";
+import { defaultSkillDirs } from "../src/agents/skills.js";
 import { createNodeWorkflows } from "./workflows/node-workflows.js";
 import { createNodeApprovals, type NodeApprovals } from "./workflows/node-approvals.js";
 import { createTaskApprovals } from "./approvals/task-approvals.js";
@@ -73,6 +76,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
   const blobStore = await openBlobStore({ dir: join(dataDir, "blobs"), fsync: false, ...(options.blobQuotaBytes !== undefined && { quotaBytes: options.blobQuotaBytes }) });
   const sharedTrees = new SharedTrees();
   const submittedTrees = await SubmittedTrees.open(join(dataDir, "workspaces", "submitted"), (file, error) => report("workspaces")(new Error(`${file}: ${error.message}; removed, its tree is no longer served`)));
+  const publishedTrees = await ServedTrees.open(blobStore);
   const blobsRef: { current?: RunningBlobs } = {};
   const workspaces = new CodeWorkspaces({
     selfId: identity.peerId,
@@ -183,7 +187,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),
     });
     const client = taskClientService();
-    const blobs = blobService({ store: blobStore, shared: sharedTrees });
+    const blobs = blobService({ store: blobStore, shared: sharedTrees, published: publishedTrees });
     const auditReplication = auditReplicationService({ audit: security.audit });
     const connectedMembers = (): string[] => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(admission.isMember);
     const services = serviceList([pairing, relayDoors, statements, sync, directory, server, client, blobs, auditReplication, ...(options.services ?? [])]);
@@ -276,6 +280,22 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     stack.push(() => workflows.stop());
     stack.push(() => approvals.close());
     stack.push(() => taskApprovals.close());
+    const registry = createNodeRegistry({
+      signer: identity,
+      set: membership.set,
+      meshId: () => membership.meshId,
+      mayPublish: (deviceId) => security.current.checkPermission(security.current.contextForDevice(deviceId, "remote"), "registry:publish"),
+      store: blobStore,
+      served: publishedTrees,
+      client: () => blobsRef.current?.client,
+      connectedMembers,
+      // Where this node looks up the user's skills: an installed skill is found like one copied there by hand.
+      skillsDir: defaultSkillDirs({ dataDir }).find((d) => d.source === "user")!.path,
+      lockFile: join(dataDir, "skills.lock.json"),
+      record: (body) => security.record(body),
+      onError: (error) => options.onError?.("registry", error),
+    });
+    stack.push(() => registry.close());
     void taskApprovals.start().catch((error: Error) => options.onError?.("approvals", error));
     void workflows
       .resume()
@@ -301,10 +321,12 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       security,
       auditReplicator: auditReplication.running,
       workspaces,
+      blobStore,
       blobs: blobs.running,
       workflows,
       approvals,
       taskApprovals,
+      registry,
       createMesh: (name) => foundMesh({ membership, security, identity }, name),
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
       dial: async (addr) => void (await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),

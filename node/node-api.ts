@@ -1,6 +1,8 @@
 import type { Dispatcher } from "./scheduling/dispatcher.js";
 import type { RunningBlobs } from "./workspaces/blob-service.js";
+import type { BlobStore } from "../src/workspace/blob-store.js";
 import type { CodeWorkspaces } from "./workspaces/code-workspaces.js";
+import type { NodeRegistry } from "./registry/node-registry.js";
 import type { DeviceIdentity } from "../identity/index.js";
 import type { AgentRegistry } from "../src/agents/executor.js";
 import type { SandboxMode } from "../src/agents/sandbox.js";
@@ -130,6 +132,8 @@ export interface CoderClawNode {
   readonly auditReplicator: AuditReplicator;
   /** Tasks that carry code: snapshots sent, workspaces made, results fetched. */
   readonly workspaces: CodeWorkspaces;
+  /** The content-addressed store of this node's trees: tasks' code and results, published skills. */
+  readonly blobStore: BlobStore;
   /** The blob protocol (byte counters per peer, for tests and benchmarks). */
   readonly blobs: RunningBlobs;
   /** Workflows this node coordinates; those it held as running when it stopped are taken up again at start. */
@@ -138,6 +142,8 @@ export interface CoderClawNode {
   readonly approvals: NodeApprovals;
   /** Tasks that this node's policy holds for an approver's decision, and requests of every member. */
   readonly taskApprovals: TaskApprovals;
+  /** The mesh's registry of skills: publish, install, list, remove (issue 23). */
+  readonly registry: NodeRegistry;
   /**
    * Found a mesh with this device as founder and admin, and sign its default
    * policy (members may send each other work). Returns the mesh id.

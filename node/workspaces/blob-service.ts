@@ -1,6 +1,7 @@
 import { BLOBS_PROTOCOL, BlobClient, startBlobService, type BlobService } from "../../protocols/blobs/index.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";
+import type { ServedTrees } from "../registry/served-trees.js";
 import type { SharedTrees } from "./shared-trees.js";
 
 /** The blob protocol as a node runs it: serving the trees shared here to the peers granted them, and fetching for this node. */
@@ -11,16 +12,19 @@ export interface RunningBlobs {
   stop(): Promise<void>;
 }
 
-/** See {@link RunningBlobs}: blobs are read from the store, and from snapshot sources the node adds to the server. */
-export function blobService(options: { store: BlobStore; shared: SharedTrees }): DefinedService<RunningBlobs> {
+/**
+ * See {@link RunningBlobs}: blobs are read from the store, and from snapshot sources the node adds to the server.
+ * A task's tree goes to the members granted it; a published tree (`published`) to every member.
+ */
+export function blobService(options: { store: BlobStore; shared: SharedTrees; published: ServedTrees }): DefinedService<RunningBlobs> {
   return defineService(BLOBS_PROTOCOL, async (context) => {
-    const { shared, store } = options;
+    const { shared, store, published } = options;
     const service = await startBlobService({
       libp2p: context.libp2p,
       isMember: context.isMember,
-      authorize: (peer, treeId) => context.isMember(peer) && shared.authorize(peer, treeId),
-      treeBlobs: (treeId) => shared.treeBlobs(treeId),
-      tree: (treeId) => shared.tree(treeId),
+      authorize: (peer, treeId) => context.isMember(peer) && (published.has(treeId) || shared.authorize(peer, treeId)),
+      treeBlobs: (treeId) => shared.treeBlobs(treeId) ?? published.treeBlobs(treeId),
+      tree: (treeId) => shared.tree(treeId) ?? published.tree(treeId),
       sources: [store],
       onError: (peer, error) => context.report(error, peer),
     });

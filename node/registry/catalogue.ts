@@ -1,0 +1,99 @@
+import type { SignedStatement } from "../../identity/index.js";
+import { asPublication, type PublicationBody } from "../../src/registry/publication-statement.js";
+import { compareVersions, type VersionRange } from "../../src/registry/version-range.js";
+import type { AuditBody } from "../../src/security/index.js";
+import { statementsAdded, type ApprovalStatementDeps } from "../approvals/approval-deps.js";
+
+/** A publication this node takes: its statement's id and body. */
+export interface Publication extends PublicationBody {
+  /** The publication statement's id. */
+  id: string;
+}
+
+/** What the catalogue needs of the node. */
+export interface CatalogueDeps {
+  set: Pick<ApprovalStatementDeps["set"], "onAdded" | "statements">;
+  meshId: () => string | undefined;
+  /** Whether a device may publish, by this node's own view of the mesh's grants (`registry:publish`, or admin). */
+  mayPublish: (deviceId: string) => { allowed: boolean; reason?: string };
+  record: (body: AuditBody) => Promise<unknown>;
+  onError?: (error: Error) => void;
+}
+
+/** The mesh's packages as this node sees them: every publication it takes, judged by its own view. */
+export interface Catalogue {
+  /** Publications this node takes, by name, newest version first. */
+  list(kind: PublicationBody["kind"]): Publication[];
+  /** The newest publication of `name` that `range` accepts, or why there is none. */
+  resolve(kind: PublicationBody["kind"], name: string, range: VersionRange): Publication | { missing: string };
+  /** Why this node does not take a publication statement, or undefined when it does. */
+  refusal(statement: SignedStatement<"publication">): string | undefined;
+  close(): void;
+}
+
+/**
+ * The registry's catalogue: publications are statements in the mesh's set,
+ * so every member holds all of them; this node takes one only when it is for
+ * this mesh, its publisher holds `registry:publish` now (by this node's view
+ * of the grants: a relaying member cannot lend it) and no earlier
+ * publication gave the same name and version other content. A refused
+ * publication is audited when it arrives and never listed; one whose
+ * publisher is granted the permission later is taken from then on.
+ */
+export function createCatalogue(deps: CatalogueDeps): Catalogue {
+  const publications = (): Array<SignedStatement<"publication">> => deps.set.statements().flatMap((s) => asPublication(s) ?? []);
+
+  /** The first publication (by time, then id) of each name and version: a later one cannot replace its bytes. */
+  const firstOf = (all: Array<SignedStatement<"publication">>, admitted: (s: SignedStatement<"publication">) => boolean): Map<string, SignedStatement<"publication">> => {
+    const first = new Map<string, SignedStatement<"publication">>();
+    for (const s of all) {
+      if (!admitted(s)) continue;
+      const key = `${s.body.kind}:${s.body.name}@${s.body.version}`;
+      const held = first.get(key);
+      if (held === undefined || s.body.publishedAt < held.body.publishedAt || (s.body.publishedAt === held.body.publishedAt && s.id < held.id)) first.set(key, s);
+    }
+    return first;
+  };
+
+  const standing = (s: SignedStatement<"publication">): string | undefined => {
+    if (s.body.meshId !== deps.meshId()) return `signed for mesh ${s.body.meshId}, not this one`;
+    const may = deps.mayPublish(s.body.publisher);
+    return may.allowed ? undefined : `${s.body.publisher} may not publish: ${may.reason ?? "registry:publish not granted"}`;
+  };
+
+  const refusal = (s: SignedStatement<"publication">): string | undefined => {
+    const why = standing(s);
+    if (why !== undefined) return why;
+    const first = firstOf(publications(), (p) => standing(p) === undefined).get(`${s.body.kind}:${s.body.name}@${s.body.version}`);
+    return first === undefined || first.id === s.id ? undefined : `${s.body.name}@${s.body.version} was published already as tree ${first.body.tree.slice(0, 16)} (statement ${first.id.slice(0, 16)})`;
+  };
+
+  const list = (kind: PublicationBody["kind"]): Publication[] =>
+    [...firstOf(publications(), (s) => s.body.kind === kind && standing(s) === undefined).values()]
+      .map((s) => ({ ...s.body, id: s.id }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : compareVersions(b.version, a.version)));
+
+  const unsubscribe = deps.set.onAdded((items) => {
+    for (const s of statementsAdded(items)) {
+      const publication = asPublication(s);
+      if (publication === undefined) continue;
+      const why = refusal(publication);
+      if (why === undefined) continue;
+      const { publisher, name, version } = publication.body;
+      deps.record({ action: "registry.publication", userId: publisher, deviceId: publisher, resource: `${name}@${version}`, result: "denied", reason: `${why} (statement ${publication.id.slice(0, 16)})` }).catch((err: Error) => deps.onError?.(err));
+    }
+  });
+
+  return {
+    list,
+    refusal,
+    resolve(kind, name, range) {
+      const versions = list(kind).filter((p) => p.name === name);
+      const found = versions.find((p) => range.accepts(p.version));
+      if (found !== undefined) return found;
+      if (versions.length === 0) return { missing: `no ${kind} ${name} is published in this mesh (or none by a device allowed to publish)` };
+      return { missing: `no version of ${name} matches ${range.text}; published: ${versions.map((p) => p.version).join(", ")}` };
+    },
+    close: unsubscribe,
+  };
+}

@@ -1,0 +1,213 @@
+import { randomBytes } from "node:crypto";
+import { readFile, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { writeFileAtomic, type StatementSigner } from "../../identity/index.js";
+import type { BlobClient } from "../../protocols/blobs/index.js";
+import { loadSkill } from "../../src/agents/skills.js";
+import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
+import { emptyLock, formatLockFile, parseLockFile, type LockEntry, type LockFile } from "../../src/registry/lock-file.js";
+import { installFolderName, packageNameSchema } from "../../src/registry/package-name.js";
+import { signPublication } from "../../src/registry/publication-statement.js";
+import { compareVersions, parseRange, parseVersion } from "../../src/registry/version-range.js";
+import type { AuditBody } from "../../src/security/index.js";
+import type { BlobStore } from "../../src/workspace/blob-store.js";
+import { materializeTree } from "../../src/workspace/materialize.js";
+import type { ApprovalStatementDeps } from "../approvals/approval-deps.js";
+import { createCatalogue, type Catalogue, type Publication } from "./catalogue.js";
+import { registryHolder, type ServedTrees } from "./served-trees.js";
+import { captureSkillFolder, SKILL_TREE_LIMITS } from "./skill-folder.js";
+import { fetchTreeFromAny } from "./tree-fetch.js";
+
+/** What a node's registry needs of the node. */
+export interface NodeRegistryDeps {
+  signer: StatementSigner;
+  set: ApprovalStatementDeps["set"];
+  meshId: () => string | undefined;
+  /** Whether a device may publish, by this node's view of the grants. */
+  mayPublish: (deviceId: string) => { allowed: boolean; reason?: string };
+  store: BlobStore;
+  served: ServedTrees;
+  client: () => BlobClient | undefined;
+  /** Members connected now: where a tree can be fetched from. */
+  connectedMembers: () => string[];
+  /** Where installed skills go: a folder the node looks skills up in. */
+  skillsDir: string;
+  /** The lock file: exact versions and trees of what is installed. */
+  lockFile: string;
+  record: (body: AuditBody) => Promise<unknown>;
+  onError?: (error: Error) => void;
+}
+
+/** A skill as `skill install` left it. */
+export interface InstalledSkill extends LockEntry {
+  name: string;
+  dir: string;
+  /** False when the lock file named this tree already: nothing was fetched or written. */
+  changed: boolean;
+}
+
+/** `skill list`: what is installed here (and whether a newer version is published) and what the mesh offers. */
+export interface SkillListing {
+  installed: Array<LockEntry & { name: string; latest?: string; outdated: boolean }>;
+  available: Array<{ name: string; latest: string; versions: string[]; publisher: string; installed?: string }>;
+}
+
+/** The mesh registry as one node runs it: publish, install, list and remove skills. */
+export interface NodeRegistry {
+  readonly catalogue: Catalogue;
+  /** Capture `dir`, keep and serve its tree, sign its publication as `name` at `version` and add it to the mesh's statements. */
+  publishSkill(dir: string, name: string, version: string): Promise<Publication>;
+  /** Install the newest version of `name` that `range` accepts (default `*`); a version older than the locked one only with `downgrade`. */
+  installSkill(name: string, range?: string, options?: { downgrade?: boolean }): Promise<InstalledSkill>;
+  /** Remove an installed skill: its folder, its lock entry, and (unless published here) its blobs' pin. */
+  removeSkill(name: string): Promise<LockEntry>;
+  listSkills(): Promise<SkillListing>;
+  close(): void;
+}
+
+/**
+ * A node's registry (issue 23). Publications are signed statements in the
+ * mesh's set, checked by every receiver (see {@link createCatalogue}); their
+ * trees travel over the blob protocol from any member that holds them, and a
+ * member that installed a tree serves it in turn. Every refusal is audited
+ * with its reason before it reaches the caller.
+ */
+export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
+  const catalogue = createCatalogue(deps);
+  const self = deps.signer.peerId;
+  const staging = join(deps.skillsDir, ".staging");
+  let serial: Promise<unknown> = Promise.resolve();
+  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = serial.then(fn);
+    serial = run.catch(() => undefined);
+    return run;
+  };
+
+  const audit = (action: string, resource: string, result: "allowed" | "denied", reason: string): Promise<unknown> => deps.record({ action, userId: self, deviceId: self, resource, result, reason });
+  /** Runs a registry call; a refusal is audited `denied` with its reason before it reaches the caller. */
+  const audited = async <T>(action: string, resource: string, call: () => Promise<T>): Promise<T> => {
+    try {
+      return await serially(call);
+    } catch (err) {
+      await audit(action, resource, "denied", err instanceof Error ? err.message : String(err));
+      throw err;
+    }
+  };
+
+  const readLock = async (): Promise<LockFile> => {
+    const text = await readFile(deps.lockFile, "utf8").catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return undefined;
+      throw err;
+    });
+    return text === undefined ? emptyLock() : parseLockFile(text, deps.lockFile);
+  };
+  const writeLock = (lock: LockFile): Promise<void> => writeFileAtomic(deps.lockFile, formatLockFile(lock));
+  const publishedHere = (tree: string): boolean => catalogue.list("skill").some((p) => p.tree === tree && p.publisher === self);
+
+  const checkName = (name: string): void => {
+    const parsed = packageNameSchema.safeParse(name);
+    if (!parsed.success) throw new InvalidInputError(`${JSON.stringify(name.slice(0, 100))} ${parsed.error.issues[0]!.message}`, "name");
+  };
+
+  const publishSkill = (dir: string, name: string, version: string): Promise<Publication> =>
+    audited("registry.publish", `${name}@${version}`, async () => {
+      checkName(name);
+      if (parseVersion(version) === undefined) throw new InvalidInputError(`${JSON.stringify(version.slice(0, 40))} is not a version like 1.2.0`, "version");
+      const meshId = deps.meshId();
+      if (meshId === undefined) throw new CoderClawError("INVALID_INPUT", "this node is in no mesh: a publication is made to a mesh");
+      const may = deps.mayPublish(self);
+      if (!may.allowed) throw new CoderClawError("PERMISSION_DENIED", `this device may not publish to the mesh's registry: ${may.reason ?? "registry:publish not granted"}; an admin grants a role with registry:publish`);
+      const taken = catalogue.list("skill").find((p) => p.name === name && p.version === version);
+      if (taken !== undefined) throw new CoderClawError("INVALID_INPUT", `${name}@${version} is published already (tree ${taken.tree.slice(0, 16)}); publish a new version`);
+      const captured = await captureSkillFolder(dir, deps.store);
+      await deps.served.add(captured.treeId, captured.index, captured.blobs);
+      const size = captured.manifest.entries.reduce((n, e) => n + (e.kind === "file" ? e.size : 0), 0);
+      const statement = signPublication(deps.signer, { meshId, kind: "skill", name, version, tree: captured.treeId, size, files: captured.manifest.entries.length });
+      const { refused } = await deps.set.add([{ id: statement.id, kind: "statement", bytes: statement.bytes }]);
+      if (refused.length > 0) throw new CoderClawError("UNAVAILABLE", `the publication was not taken into the mesh's statements: ${refused[0]!.reason}`);
+      await audit("registry.publish", `${name}@${version}`, "allowed", `tree ${captured.treeId.slice(0, 16)}, ${statement.body.files} files, ${size} bytes (statement ${statement.id.slice(0, 16)})`);
+      return { ...statement.body, id: statement.id };
+    });
+
+  /** Write the tree into the skills folder: built aside, checked, then renamed into place over any older version. */
+  const place = async (name: string, held: Awaited<ReturnType<typeof fetchTreeFromAny>>): Promise<string> => {
+    const folder = installFolderName(name);
+    const built = join(staging, `${folder}-${randomBytes(6).toString("hex")}`);
+    await materializeTree(held.manifest, built, (d) => {
+      const bytes = deps.store.readSync(d);
+      if (bytes === undefined) throw new CoderClawError("NOT_FOUND", `blob ${d} of the tree is not held here whole`);
+      return bytes;
+    }, { limits: SKILL_TREE_LIMITS });
+    try {
+      const loaded = loadSkill(built, "user", {});
+      if (loaded.info.disabledReason?.includes("SKILL.md") === true) throw new InvalidInputError(loaded.info.disabledReason.replace(built, folder), "SKILL.md");
+      const target = join(deps.skillsDir, folder);
+      const old = `${built}.old`;
+      await rename(target, old).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "ENOENT") throw err;
+      });
+      await rename(built, target);
+      await rm(old, { recursive: true, force: true });
+      return target;
+    } finally {
+      await rm(built, { recursive: true, force: true });
+    }
+  };
+
+  const installSkill = (name: string, rangeText = "*", options: { downgrade?: boolean } = {}): Promise<InstalledSkill> =>
+    audited("registry.install", `${name}@${rangeText}`, async () => {
+      checkName(name);
+      const found = catalogue.resolve("skill", name, parseRange(rangeText));
+      if ("missing" in found) throw new CoderClawError("NOT_FOUND", found.missing);
+      const lock = await readLock();
+      const locked = lock.skills[name];
+      const dir = join(deps.skillsDir, installFolderName(name));
+      if (locked?.tree === found.tree) return { ...locked, name, dir, changed: false };
+      if (locked !== undefined && compareVersions(found.version, locked.version) < 0 && options.downgrade !== true) {
+        throw new CoderClawError("INVALID_INPUT", `${name} is locked at ${locked.version}; ${found.version} would be a downgrade (pass --downgrade to allow it)`);
+      }
+      const peers = [found.publisher, ...deps.connectedMembers()].filter((p, i, all) => p !== self && all.indexOf(p) === i);
+      const held = await fetchTreeFromAny({ store: deps.store, client: deps.client, limits: SKILL_TREE_LIMITS }, found.tree, peers, registryHolder(found.tree));
+      await place(name, held);
+      const entry: LockEntry = { version: found.version, tree: found.tree, publication: found.id, publisher: found.publisher, installedAt: new Date().toISOString() };
+      await writeLock({ ...lock, skills: { ...lock.skills, [name]: entry } });
+      await deps.served.add(found.tree, held.index, held.blobs);
+      if (locked !== undefined && !publishedHere(locked.tree)) await deps.served.drop(locked.tree);
+      await audit("registry.install", `${name}@${found.version}`, "allowed", `tree ${found.tree.slice(0, 16)} by ${found.publisher} (statement ${found.id.slice(0, 16)})`);
+      return { ...entry, name, dir, changed: true };
+    });
+
+  const removeSkill = (name: string): Promise<LockEntry> =>
+    audited("registry.remove", name, async () => {
+      checkName(name);
+      const lock = await readLock();
+      const locked = lock.skills[name];
+      if (locked === undefined) throw new CoderClawError("NOT_FOUND", `${name} is not installed here (not in ${deps.lockFile})`);
+      const { [name]: _removed, ...rest } = lock.skills;
+      await writeLock({ ...lock, skills: rest });
+      await rm(join(deps.skillsDir, installFolderName(name)), { recursive: true, force: true });
+      if (!publishedHere(locked.tree)) await deps.served.drop(locked.tree);
+      await audit("registry.remove", `${name}@${locked.version}`, "allowed", `tree ${locked.tree.slice(0, 16)}`);
+      return locked;
+    });
+
+  const listSkills = async (): Promise<SkillListing> => {
+    const lock = await readLock();
+    const byName = new Map<string, Publication[]>();
+    for (const p of catalogue.list("skill")) byName.set(p.name, [...(byName.get(p.name) ?? []), p]);
+    const installed = Object.entries(lock.skills).map(([name, entry]) => {
+      const latest = byName.get(name)?.[0]?.version;
+      return { name, ...entry, ...(latest !== undefined && { latest }), outdated: latest !== undefined && compareVersions(latest, entry.version) > 0 };
+    });
+    const available = [...byName.entries()].map(([name, versions]) => ({
+      name,
+      latest: versions[0]!.version,
+      versions: versions.map((p) => p.version),
+      publisher: versions[0]!.publisher,
+      ...(lock.skills[name] !== undefined && { installed: lock.skills[name].version }),
+    }));
+    return { installed, available };
+  };
+
+  return { catalogue, publishSkill, installSkill, removeSkill, listSkills, close: () => catalogue.close() };
+}

@@ -1,0 +1,124 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { encodeCanonical } from "../../identity/canonical.js";
+import type { CoderClawNode } from "../../node/create-node.js";
+import { signPublication } from "../../src/registry/publication-statement.js";
+import { writeManifestCbor } from "../../src/workspace/manifest-cbor.js";
+import { blobDigest } from "../../src/workspace/manifest.js";
+import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A skill folder: SKILL.md, a script, and a data file of `dataBytes` random bytes (several blobs). */
+function skillFolder(name: string, dataBytes: number): { dir: string; files: Record<string, Buffer> } {
+  const tmp = tempDir("cc-skill-");
+  cleanups.push(tmp.remove);
+  const dir = join(tmp.path, name);
+  const files: Record<string, Buffer> = {
+    "SKILL.md": Buffer.from(`---\nname: ${name}\ndescription: finds secrets in a diff\n---\n\nRun scripts/scan.sh on the diff.\n`),
+    "scripts/scan.sh": Buffer.from("#!/bin/sh\ngrep -n SECRET \"$@\"\n"),
+    "data/rules.bin": randomBytes(dataBytes),
+  };
+  for (const [path, bytes] of Object.entries(files)) {
+    mkdirSync(join(dir, path, ".."), { recursive: true });
+    writeFileSync(join(dir, path), bytes);
+  }
+  return { dir, files };
+}
+
+const auditHas = async (node: CoderClawNode, action: string, result: "allowed" | "denied", pattern: RegExp): Promise<boolean> =>
+  (await node.security.current.getAuditLog({ action, result })).some((e) => pattern.test(`${e.body.resource ?? ""} ${e.body.reason ?? ""}`));
+
+const skillsDir = (node: CoderClawNode): string => join(node.dataDir, "skills");
+const lockOf = (node: CoderClawNode): { skills: Record<string, { version: string; tree: string }> } => JSON.parse(readFileSync(join(node.dataDir, "skills.lock.json"), "utf8"));
+
+describe("the mesh registry on three nodes", () => {
+  it("publish on A, install on B, then on C through B with A offline: same bytes, locked; a tampered blob on the only holder is refused", async () => {
+    const started = await startNodes(3);
+    cleanups.push(started.stop);
+    await formMesh(started.nodes);
+    const [a, b, c] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    const scanner = skillFolder("security-scanner", 2_500_000);
+    const other = skillFolder("lint-helper", 1_500_000);
+    const pub = await a.registry.publishSkill(scanner.dir, "team/security-scanner", "1.2.0");
+    const pub2 = await a.registry.publishSkill(other.dir, "team/lint-helper", "0.1.0");
+    expect(pub).toMatchObject({ name: "team/security-scanner", version: "1.2.0", publisher: a.peerId, files: 3 });
+    expect(await auditHas(a, "registry.publish", "allowed", /team\/security-scanner@1\.2\.0/)).toBe(true);
+
+    await eventually(() => b.registry.catalogue.list("skill").length === 2, 15_000, "both publications on b");
+    await b.registry.installSkill("team/security-scanner", "^1.0.0");
+    await b.registry.installSkill("team/lint-helper");
+    await eventually(() => c.registry.catalogue.list("skill").length === 2, 15_000, "both publications on c");
+    await a.stop();
+
+    // The only holder's copy of a lint-helper blob is damaged on disk: it is not served as good bytes, and C installs nothing of it.
+    const damaged = [...b.registry.catalogue.list("skill")].find((p) => p.id === pub2.id)!;
+    const dataDigest = blobDigest(other.files["data/rules.bin"]!.subarray(0, 1024 * 1024));
+    const blobFile = join(b.dataDir, "blobs", dataDigest.slice(0, 2), dataDigest.slice(2));
+    writeFileSync(blobFile, Buffer.alloc(1024 * 1024, 7));
+    await expect(c.registry.installSkill("team/lint-helper")).rejects.toThrow(new RegExp(`no connected member served tree ${damaged.tree}`));
+    expect(existsSync(join(skillsDir(c), "team.lint-helper"))).toBe(false);
+    expect(await auditHas(c, "registry.install", "denied", /team\/lint-helper/)).toBe(true);
+
+    const installed = await c.registry.installSkill("team/security-scanner", "~1.2.0");
+    expect(installed).toMatchObject({ version: "1.2.0", tree: pub.tree, publisher: a.peerId, changed: true });
+    for (const [path, bytes] of Object.entries(scanner.files)) expect(readFileSync(join(skillsDir(c), "team.security-scanner", path)).equals(bytes)).toBe(true);
+    expect(c.blobs.client.counters(b.peerId).received).toBeGreaterThan(2_500_000);
+    expect(lockOf(c).skills["team/security-scanner"]).toMatchObject({ version: "1.2.0", tree: pub.tree });
+    expect(readdirSync(skillsDir(c)).sort()).toEqual([".staging", "team.security-scanner"]);
+    expect((await c.registry.installSkill("team/security-scanner")).changed).toBe(false);
+
+    const listing = await c.registry.listSkills();
+    expect(listing.installed).toMatchObject([{ name: "team/security-scanner", version: "1.2.0", outdated: false }]);
+    expect(listing.available.map((p) => p.name).sort()).toEqual(["team/lint-helper", "team/security-scanner"]);
+    expect(await c.registry.removeSkill("team/security-scanner")).toMatchObject({ version: "1.2.0" });
+    expect(existsSync(join(skillsDir(c), "team.security-scanner"))).toBe(false);
+    expect(lockOf(c).skills).toEqual({});
+  }, 90_000);
+
+  it("a publication by a non-publisher is refused at every receiver; a folder or a tree escaping its folder is refused at publish and at install", async () => {
+    const started = await startNodes(3);
+    cleanups.push(started.stop);
+    const meshId = await formMesh(started.nodes);
+    const [a, b, c] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    const folder = skillFolder("helper", 10);
+
+    // B holds developer only: its CLI refuses before signing, and a publication it signs anyway is refused everywhere.
+    await eventually(() => b.security.current.grants.rolesOf(b.peerId).has("developer"), 15_000, "b's grant on b");
+    await expect(b.registry.publishSkill(folder.dir, "team/helper", "1.0.0")).rejects.toThrow(/may not publish/);
+    expect(await auditHas(b, "registry.publish", "denied", /team\/helper@1\.0\.0/)).toBe(true);
+    const forged = signPublication(b.identity, { meshId, kind: "skill", name: "team/helper", version: "1.0.0", tree: "0".repeat(64), size: 10, files: 1 });
+    await b.membership.add([forged]);
+    for (const node of [a, b, c]) {
+      await eventually(() => auditHas(node, "registry.publication", "denied", new RegExp(`may not publish.*${forged.id.slice(0, 16)}`)), 15_000, `the forged publication refused on ${node === a ? "a" : node === b ? "b" : "c"}`);
+      expect(node.registry.catalogue.list("skill")).toEqual([]);
+    }
+    await expect(c.registry.installSkill("team/helper")).rejects.toThrow(/no skill team\/helper is published/);
+
+    // A link out of the folder: refused at publish, naming it.
+    symlinkSync("../../../etc/passwd", join(folder.dir, "passwd"));
+    await expect(a.registry.publishSkill(folder.dir, "team/helper", "1.0.0")).rejects.toThrow(/"passwd" cannot be published/);
+    expect(await auditHas(a, "registry.publish", "denied", /team\/helper@1\.0\.0.*passwd/)).toBe(true);
+
+    // A tree with a path out of its folder, signed by an admin anyway: every installer refuses it, naming the entry.
+    const piece = writeManifestCbor({ version: 1, entries: [{ path: "../outside.sh", kind: "file", executable: true, size: 0, chunks: [] }] });
+    const index = encodeCanonical({ version: 1, pieces: [blobDigest(piece)] });
+    const tree = blobDigest(index);
+    // C holds it already (no member can serve other bytes under its id, so where it comes from does not matter).
+    await c.blobStore.putVerified(blobDigest(piece), piece);
+    await c.blobStore.putTree(tree, index);
+    const evil = signPublication(a.identity, { meshId, kind: "skill", name: "team/evil", version: "1.0.0", tree, size: 0, files: 1 });
+    await a.membership.add([evil]);
+    await eventually(() => c.registry.catalogue.list("skill").some((p) => p.name === "team/evil"), 15_000, "the evil publication on c");
+    await expect(c.registry.installSkill("team/evil")).rejects.toThrow(/outside\.sh/);
+    expect(await auditHas(c, "registry.install", "denied", /team\/evil.*outside\.sh/)).toBe(true);
+    expect(existsSync(join(skillsDir(c), "team.evil"))).toBe(false);
+    expect(existsSync(join(c.dataDir, "outside.sh"))).toBe(false);
+  }, 90_000);
+});
