@@ -10,6 +10,7 @@ import { auditCommand } from "./commands/audit.js";
 import { policyCommand } from "./commands/policy.js";
 import { workflowCommand } from "./commands/workflow.js";
 import { approvalsCommand } from "./commands/approvals.js";
+import { skillCommand } from "./commands/skill.js";
 import { rolesCommand } from "./commands/roles.js";
 import { uiCommand } from "./commands/ui.js";
 import { serviceCommand } from "./commands/service.js";
@@ -22,7 +23,6 @@ import { CoderClawError } from "../../src/contract/errors.js";
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command("coderclaw")
     .description("CoderClaw: run AI coding-agent tasks locally, on a server, or across a mesh of your machines")
-    .version(VERSION)
     .option("--home <dir>", "data directory (default $CODERCLAW_HOME, else ~/.coderclaw)")
     .option("--server <url>", "talk to a remote node over HTTP instead of this machine's node")
     .option("--token <token>", "bearer token for --server (or CODERCLAW_TOKEN)")
@@ -39,6 +39,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(policyCommand(setExit));
   program.addCommand(workflowCommand(setExit));
   program.addCommand(approvalsCommand(setExit));
+  program.addCommand(skillCommand(setExit));
   program.addCommand(rolesCommand(setExit));
   program.addCommand(uiCommand(setExit));
   program.addCommand(serviceCommand(setExit));
@@ -46,7 +47,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(logsCommand(setExit));
   program.addCommand(
     new Command("version")
-      .description("this CLI's version (also --version)")
+      .description("this CLI's version (also --version or -V, before any command)")
       .option("--json", "print JSON")
       .action((opts: { json?: boolean }) => {
         if (opts.json) process.stdout.write(JSON.stringify({ version: VERSION, node: process.versions.node }) + "\n");
@@ -85,6 +86,12 @@ function refuseUnservedServer(action: Command): void {
 
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */
 export async function runCli(argv: string[]): Promise<number> {
+  // Only before any command: after one, `--version` is that command's (`skill publish --version 1.2.0`), which commander
+  // would hand to the root's version option wherever it appeared.
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    process.stdout.write(`${VERSION}\n`);
+    return EXIT.ok;
+  }
   let code: number = EXIT.ok;
   const program = buildProgram((c) => (code = c));
   try {

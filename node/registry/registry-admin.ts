@@ -1,0 +1,41 @@
+import { z } from "zod";
+import { parseInput } from "../../src/contract/parse-input.js";
+import type { NodeRegistry } from "./node-registry.js";
+
+/** Administrative calls on a node's registry, served over the control socket. */
+export const REGISTRY_METHODS = ["skill.publish", "skill.install", "skill.list", "skill.remove"] as const;
+export type RegistryMethod = (typeof REGISTRY_METHODS)[number];
+
+// Names, versions and ranges are judged by the registry itself, which audits a refusal; here only their size and type.
+const name = z.string().min(1).max(200);
+const schemas = {
+  // The folder is read by the node, on this machine: the control socket is only open to who can read the data directory.
+  "skill.publish": z.strictObject({ dir: z.string().min(1).max(4096), name, version: z.string().min(1).max(64) }),
+  "skill.install": z.strictObject({ name, range: z.string().max(64).optional(), downgrade: z.boolean().optional() }),
+  "skill.list": z.strictObject({}).optional(),
+  "skill.remove": z.strictObject({ name }),
+} satisfies Record<RegistryMethod, z.ZodType>;
+
+/** True when `method` is one of {@link REGISTRY_METHODS}. */
+export function isRegistryMethod(method: string): method is RegistryMethod {
+  return (REGISTRY_METHODS as readonly string[]).includes(method);
+}
+
+/** Run one registry call; parameters are validated here. */
+export async function runRegistryAdmin(registry: NodeRegistry, method: RegistryMethod, raw: unknown): Promise<unknown> {
+  switch (method) {
+    case "skill.publish": {
+      const { dir, name, version } = parseInput(schemas[method], raw);
+      return registry.publishSkill(dir, name, version);
+    }
+    case "skill.install": {
+      const { name, range, downgrade } = parseInput(schemas[method], raw);
+      return registry.installSkill(name, range, downgrade === undefined ? {} : { downgrade });
+    }
+    case "skill.list":
+      parseInput(schemas[method], raw);
+      return registry.listSkills();
+    case "skill.remove":
+      return registry.removeSkill(parseInput(schemas[method], raw).name);
+  }
+}
