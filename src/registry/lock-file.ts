@@ -45,7 +45,9 @@ export function parseLockFile(text: string, file: string): LockFile {
   const parsed = lockSchema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
-  throw new InvalidInputError(`${file}: ${issue.path.join(".") || "(top)"}: ${issue.message}`, `${file}:${issue.path.join(".")}`);
+  // A bad key's own reason is one level down.
+  const reason = issue.code === "invalid_key" ? (issue.issues[0]?.message ?? issue.message) : issue.message;
+  throw new InvalidInputError(reason, `${file}: ${issue.path.join(".") || "(top)"}`);
 }
 
 /** The lock file's text: sorted by name, so the same installs give the same bytes. */

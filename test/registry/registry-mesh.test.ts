@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFil
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeCanonical } from "../../identity/canonical.js";
-import type { CoderClawNode } from "../../node/create-node.js";
+import { createBuiltinRegistry } from "../../src/agents/builtin.js";
+import { createNode, type CoderClawNode } from "../../node/create-node.js";
 import { signPublication } from "../../src/registry/publication-statement.js";
 import { writeManifestCbor } from "../../src/workspace/manifest-cbor.js";
 import { blobDigest } from "../../src/workspace/manifest.js";
@@ -120,5 +121,35 @@ describe("the mesh registry on three nodes", () => {
     expect(await auditHas(c, "registry.install", "denied", /team\/evil.*outside\.sh/)).toBe(true);
     expect(existsSync(join(skillsDir(c), "team.evil"))).toBe(false);
     expect(existsSync(join(c.dataDir, "outside.sh"))).toBe(false);
+  }, 90_000);
+
+  it("versions: the newest a range accepts, a downgrade only when asked, outdated listed; a restarted member still serves what it installed", async () => {
+    const started = await startNodes(3);
+    cleanups.push(started.stop);
+    await formMesh(started.nodes);
+    const [a, b, c] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    const v1 = skillFolder("fmt", 100);
+    await a.registry.publishSkill(v1.dir, "team/fmt", "1.0.0");
+    writeFileSync(join(v1.dir, "SKILL.md"), "---\nname: fmt\ndescription: formats, better\n---\n");
+    const v11 = await a.registry.publishSkill(v1.dir, "team/fmt", "1.1.0");
+    await expect(a.registry.publishSkill(v1.dir, "team/fmt", "1.1.0")).rejects.toThrow(/team\/fmt@1\.1\.0 is published already/);
+    await eventually(() => b.registry.catalogue.list("skill").length === 2 && c.registry.catalogue.list("skill").length === 2, 15_000, "both versions on b and c");
+
+    expect(await b.registry.installSkill("team/fmt", "^1.0.0")).toMatchObject({ version: "1.1.0", tree: v11.tree });
+    await expect(b.registry.installSkill("team/fmt", "1.0.0")).rejects.toThrow(/locked at 1\.1\.0; 1\.0\.0 would be a downgrade/);
+    expect(await auditHas(b, "registry.install", "denied", /team\/fmt@1\.0\.0.*downgrade/)).toBe(true);
+    expect(await b.registry.installSkill("team/fmt", "1.0.0", { downgrade: true })).toMatchObject({ version: "1.0.0", changed: true });
+    expect(readFileSync(join(skillsDir(b), "team.fmt", "SKILL.md"), "utf8")).toMatch(/finds secrets/);
+    expect((await b.registry.listSkills()).installed).toMatchObject([{ name: "team/fmt", version: "1.0.0", latest: "1.1.0", outdated: true }]);
+    expect(await b.registry.installSkill("team/fmt")).toMatchObject({ version: "1.1.0" });
+
+    // B restarts and A goes: C still installs, from B's store.
+    await b.stop();
+    const b2 = await createNode({ dataDir: b.dataDir, mdns: false, agents: createBuiltinRegistry([]) });
+    cleanups.push(() => b2.stop());
+    await a.stop();
+    await c.dial(b2.multiaddrs()[0]!);
+    expect(await c.registry.installSkill("team/fmt", "~1.1.0")).toMatchObject({ version: "1.1.0", tree: v11.tree });
+    expect(c.blobs.client.counters(b2.peerId).received).toBeGreaterThan(0);
   }, 90_000);
 });
