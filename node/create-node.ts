@@ -32,6 +32,7 @@ import { announceRelayDoor, RelayDoors } from "./mesh/relay-doors.js";
 import { SharedTrees } from "./workspaces/shared-trees.js";
 import { ServedTrees } from "./registry/served-trees.js";
 import { createNodeRegistry } from "./registry/node-registry.js";
+import { createRequiredSkills } from "./registry/required-skills.js";
 import { defaultSkillDirs } from "../src/agents/skills.js";
 import { createNodeWorkflows } from "./workflows/node-workflows.js";
 import { createNodeApprovals, type NodeApprovals } from "./workflows/node-approvals.js";
@@ -113,7 +114,9 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     await importLegacyStatements(core.store, membership.set);
     const security = await NodeSecurity.open({ db: core.db, set: membership.set, identity, membership, workspaceDir: options.workspaceDir ?? dataDir, write, agents: core.agents, ...(options.identityProviders && { providers: options.identityProviders }) });
     stack.push(() => security.close());
-    stack.push(membership.onChange(() => void security.refresh().catch(report("security"))));
+    /** Told once the security service has taken a change of the mesh's statements in. */
+    const afterRefresh: Array<() => void> = [];
+    stack.push(membership.onChange(() => void security.refresh().then(() => afterRefresh.forEach((f) => f()), report("security"))));
     const audit = (e: ServiceAuditEntry): void => void security.recordPeerEvent(e).catch(report("audit"));
     const admission = createAdmission({ members: membership, onError: report("keep-alive") });
     // Who may have written a document is a matter of membership, not of who this node talks to now: a member blocked here for a
@@ -292,10 +295,20 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       // Where this node looks up the user's skills: an installed skill is found like one copied there by hand.
       skillsDir: defaultSkillDirs({ dataDir }).find((d) => d.source === "user")!.path,
       lockFile: join(dataDir, "skills.lock.json"),
+      organisation: () => security.current.authorizer,
       record: (body) => security.record(body),
       onError: (error) => options.onError?.("registry", error),
     });
     stack.push(() => registry.close());
+    // A required skill is installed once the policy, its publication and a member holding it are all in reach: any of them may come last.
+    const required = createRequiredSkills({ registry, selfId: identity.peerId, record: (body) => security.record(body), onError: (error) => options.onError?.("registry", error) });
+    const checkRequired = (): void => void required.check();
+    afterRefresh.push(checkRequired);
+    stack.push(membership.set.onAdded(checkRequired));
+    libp2p.addEventListener("peer:connect", checkRequired);
+    stack.push(() => libp2p.removeEventListener("peer:connect", checkRequired));
+    stack.push(() => required.stop());
+    checkRequired();
     void taskApprovals.start().catch((error: Error) => options.onError?.("approvals", error));
     void workflows
       .resume()

@@ -10,6 +10,7 @@ import { installFolderName, packageNameSchema } from "../../src/registry/package
 import { signPublication } from "../../src/registry/publication-statement.js";
 import { compareVersions, parseRange, parseVersion } from "../../src/registry/version-range.js";
 import type { AuditBody } from "../../src/security/index.js";
+import type { Authorizer } from "../../src/security/authorizer.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { materializeTree } from "../../src/workspace/materialize.js";
 import type { ApprovalStatementDeps } from "../approvals/approval-deps.js";
@@ -34,6 +35,8 @@ export interface NodeRegistryDeps {
   skillsDir: string;
   /** The lock file: exact versions and trees of what is installed. */
   lockFile: string;
+  /** The organization policy in force here (signed by an admin, replicated): what it denies and requires. */
+  organisation: () => Pick<Authorizer, "isSkillDenied" | "missingRequiredSkills">;
   record: (body: AuditBody) => Promise<unknown>;
   onError?: (error: Error) => void;
 }
@@ -50,6 +53,8 @@ export interface InstalledSkill extends LockEntry {
 export interface SkillListing {
   installed: Array<LockEntry & { name: string; latest?: string; outdated: boolean }>;
   available: Array<{ name: string; latest: string; versions: string[]; publisher: string; installed?: string }>;
+  /** Published skills the organization policy requires that are not installed here, with what stands in the way. */
+  requiredMissing: Array<{ name: string; problem: string }>;
 }
 
 /** The mesh registry as one node runs it: publish, install, list and remove skills. */
@@ -62,6 +67,8 @@ export interface NodeRegistry {
   /** Remove an installed skill: its folder, its lock entry, and (unless published here) its blobs' pin. */
   removeSkill(name: string): Promise<LockEntry>;
   listSkills(): Promise<SkillListing>;
+  /** Registry names the organization policy requires that the lock file lacks. */
+  missingRequired(): Promise<string[]>;
   close(): void;
 }
 
@@ -104,6 +111,11 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
   const writeLock = (lock: LockFile): Promise<void> => writeFileAtomic(deps.lockFile, formatLockFile(lock));
   const publishedHere = (tree: string): boolean => catalogue.list("skill").some((p) => p.tree === tree && p.publisher === self);
 
+  const refuseDenied = (...names: string[]): void => {
+    const denied = names.find((n) => deps.organisation().isSkillDenied(n));
+    if (denied !== undefined) throw new CoderClawError("PERMISSION_DENIED", `skill ${denied} is denied by the organization policy`);
+  };
+
   const checkName = (name: string): void => {
     const parsed = packageNameSchema.safeParse(name);
     if (!parsed.success) throw new InvalidInputError(`${JSON.stringify(name.slice(0, 100))} ${parsed.error.issues[0]!.message}`, "name");
@@ -119,7 +131,9 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
       if (!may.allowed) throw new CoderClawError("PERMISSION_DENIED", `this device may not publish to the mesh's registry: ${may.reason ?? "registry:publish not granted"}; an admin grants a role with registry:publish`);
       const taken = catalogue.list("skill").find((p) => p.name === name && p.version === version);
       if (taken !== undefined) throw new CoderClawError("INVALID_INPUT", `${name}@${version} is published already (tree ${taken.tree.slice(0, 16)}); publish a new version`);
+      refuseDenied(name);
       const captured = await captureSkillFolder(dir, deps.store);
+      refuseDenied(captured.skillName);
       await deps.served.add(captured.treeId, captured.index, captured.blobs);
       const size = captured.manifest.entries.reduce((n, e) => n + (e.kind === "file" ? e.size : 0), 0);
       const statement = signPublication(deps.signer, { meshId, kind: "skill", name, version, tree: captured.treeId, size, files: captured.manifest.entries.length });
@@ -141,6 +155,7 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
     try {
       const loaded = loadSkill(built, "user", {});
       if (loaded.info.disabledReason?.includes("SKILL.md") === true) throw new InvalidInputError(loaded.info.disabledReason.replace(built, folder), "SKILL.md");
+      refuseDenied(loaded.info.name);
       const target = join(deps.skillsDir, folder);
       const old = `${built}.old`;
       await rename(target, old).catch((err: NodeJS.ErrnoException) => {
@@ -157,6 +172,7 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
   const installSkill = (name: string, rangeText = "*", options: { downgrade?: boolean } = {}): Promise<InstalledSkill> =>
     audited("registry.install", `${name}@${rangeText}`, async () => {
       checkName(name);
+      refuseDenied(name);
       const found = catalogue.resolve("skill", name, parseRange(rangeText));
       if ("missing" in found) throw new CoderClawError("NOT_FOUND", found.missing);
       const lock = await readLock();
@@ -206,8 +222,17 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
       publisher: versions[0]!.publisher,
       ...(lock.skills[name] !== undefined && { installed: lock.skills[name].version }),
     }));
-    return { installed, available };
+    const requiredMissing = (await missingRequired()).map((name) => {
+      const found = catalogue.resolve("skill", name, parseRange("*"));
+      return { name, problem: "missing" in found ? found.missing : deps.organisation().isSkillDenied(name) ? "denied as well as required" : "not installed yet" };
+    });
+    return { installed, available, requiredMissing };
   };
 
-  return { catalogue, publishSkill, installSkill, removeSkill, listSkills, close: () => catalogue.close() };
+  const missingRequired = async (): Promise<string[]> => {
+    const lock = await readLock();
+    return deps.organisation().missingRequiredSkills(Object.keys(lock.skills)).filter((n) => packageNameSchema.safeParse(n).success);
+  };
+
+  return { catalogue, publishSkill, installSkill, removeSkill, listSkills, missingRequired, close: () => catalogue.close() };
 }

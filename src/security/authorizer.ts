@@ -156,6 +156,11 @@ export class Authorizer {
     return { allowed: false, reason: `task ${task.id ?? "(unnamed)"} belongs to another session`, crossSession: true };
   }
 
+  /** Whether the organization policy denies skill `skillId` to everyone (its `deniedSkills`). */
+  isSkillDenied(skillId: string): boolean {
+    return this.#deniedSkills.has(skillId);
+  }
+
   /** Skills the organization requires that `available` lacks; start-up should refuse when non-empty. */
   missingRequiredSkills(available: Iterable<string>): string[] {
     const have = new Set(available);

@@ -1,0 +1,59 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { CoderClawNode } from "../../node/create-node.js";
+import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function skillFolder(skillName: string): string {
+  const tmp = tempDir("cc-skill-");
+  cleanups.push(tmp.remove);
+  const dir = join(tmp.path, skillName);
+  mkdirSync(dir);
+  writeFileSync(join(dir, "SKILL.md"), `---\nname: ${skillName}\ndescription: a skill\n---\n`);
+  return dir;
+}
+
+const locked = (node: CoderClawNode): Record<string, { version: string }> => {
+  try {
+    return (JSON.parse(readFileSync(join(node.dataDir, "skills.lock.json"), "utf8")) as { skills: Record<string, { version: string }> }).skills;
+  } catch {
+    return {};
+  }
+};
+
+const auditHas = async (node: CoderClawNode, action: string, pattern: RegExp): Promise<boolean> =>
+  (await node.security.current.getAuditLog({ action, result: "denied" })).some((e) => pattern.test(`${e.body.resource ?? ""} ${e.body.reason ?? ""}`));
+
+describe("the organization policy and the registry", () => {
+  it("a required skill appears on every member; one that is not published is reported; a denied skill is refused at publish and at install, by name or by its SKILL.md name", async () => {
+    const started = await startNodes(3);
+    cleanups.push(started.stop);
+    await formMesh(started.nodes);
+    const [a, b, c] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    await a.registry.publishSkill(skillFolder("security-scanner"), "team/security-scanner", "1.0.0");
+    await a.registry.publishSkill(skillFolder("shell-exec"), "team/innocent", "1.0.0");
+    await a.registry.publishSkill(skillFolder("legacy"), "team/legacy", "1.0.0");
+    await eventually(() => c.registry.catalogue.list("skill").length === 3, 15_000, "the publications on c");
+
+    await a.security.signPolicy("team", "requiredSkills: [team/security-scanner, team/absent]\ndeniedSkills: [team/legacy, shell-exec]\n");
+    for (const [node, k] of [[a, "a"], [b, "b"], [c, "c"]] as const) {
+      await eventually(() => locked(node)["team/security-scanner"]?.version === "1.0.0", 20_000, `the required skill installed on ${k}`);
+      expect(readFileSync(join(node.dataDir, "skills", "team.security-scanner", "SKILL.md"), "utf8")).toMatch(/name: security-scanner/);
+      await eventually(() => auditHas(node, "registry.required", /team\/absent.*no skill team\/absent is published/), 10_000, `team/absent reported on ${k}`);
+      expect((await node.registry.listSkills()).requiredMissing).toEqual([{ name: "team/absent", problem: expect.stringMatching(/no skill team\/absent is published/) }]);
+    }
+
+    await expect(c.registry.installSkill("team/legacy")).rejects.toThrow(/skill team\/legacy is denied by the organization policy/);
+    await expect(c.registry.installSkill("team/innocent")).rejects.toThrow(/skill shell-exec is denied by the organization policy/);
+    expect(await auditHas(c, "registry.install", /team\/innocent.*shell-exec is denied/)).toBe(true);
+    expect(Object.keys(locked(c))).toEqual(["team/security-scanner"]);
+    await expect(a.registry.publishSkill(skillFolder("shell-exec"), "team/other", "1.0.0")).rejects.toThrow(/skill shell-exec is denied/);
+    expect(await auditHas(a, "registry.publish", /team\/other@1\.0\.0.*shell-exec is denied/)).toBe(true);
+  }, 90_000);
+});
