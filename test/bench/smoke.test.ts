@@ -92,6 +92,7 @@ const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly 
       "apply.patchBytes",
     ],
   },
+  { name: "registry", timeoutMs: 60_000, figures: ["publishMs", "installAllMs", "installPerMemberMs.p50", "rawStreamOneCopyMs", "rawStreamAllCopiesMs", "ratio.installAllOverRawAllCopies", "wireBytesFromPublisher"] },
   { name: "workflow", timeoutMs: 60_000, figures: ["chain.workflowMs", "chain.directMs", "chain.ratio", "fanOut.workflowMs", "fanOut.directMs", "fanOut.ratio"] },
   { name: "scale", timeoutMs: 90_000, figures: ["live.0.bytesPerChange", "live.0.ratioToIdeal", "live.1.ratioToIdeal", "live.3.ratioToIdeal", "reconnect.0.positionsBytes", "reconnect.1.summariesBytes", "form.0.formedMs", "form.0.routedP50Ms"] },
 ];
