@@ -83,7 +83,8 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
   const catalogue = createCatalogue(deps);
   const self = deps.signer.peerId;
   const staging = join(deps.skillsDir, ".staging");
-  let serial: Promise<unknown> = Promise.resolve();
+  // What a process killed while building a folder left aside is removed before the first call.
+  let serial: Promise<unknown> = rm(staging, { recursive: true, force: true }).catch((err: Error) => deps.onError?.(err));
   const serially = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = serial.then(fn);
     serial = run.catch(() => undefined);

@@ -145,8 +145,12 @@ describe("the mesh registry on three nodes", () => {
 
     // B restarts and A goes: C still installs, from B's store.
     await b.stop();
+    // As a kill while a folder was being built would leave it: removed before the restarted node's first registry call.
+    mkdirSync(join(skillsDir(b), ".staging", "team.fmt-0123456789ab"), { recursive: true });
     const b2 = await createNode({ dataDir: b.dataDir, mdns: false, agents: createBuiltinRegistry([]) });
     cleanups.push(() => b2.stop());
+    expect((await b2.registry.installSkill("team/fmt", "1.1.0")).changed).toBe(false);
+    expect(existsSync(join(skillsDir(b), ".staging", "team.fmt-0123456789ab"))).toBe(false);
     await a.stop();
     await c.dial(b2.multiaddrs()[0]!);
     expect(await c.registry.installSkill("team/fmt", "~1.1.0")).toMatchObject({ version: "1.1.0", tree: v11.tree });

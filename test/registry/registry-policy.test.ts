@@ -2,6 +2,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CoderClawNode } from "../../node/create-node.js";
+import type { AgentExecutor } from "../../src/agents/executor.js";
+import { hasCode } from "../../src/contract/errors.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -56,4 +58,32 @@ describe("the organization policy and the registry", () => {
     await expect(a.registry.publishSkill(skillFolder("shell-exec"), "team/other", "1.0.0")).rejects.toThrow(/skill shell-exec is denied/);
     expect(await auditHas(a, "registry.publish", /team\/other@1\.0\.0.*shell-exec is denied/)).toBe(true);
   }, 90_000);
+
+  it("a denied skill is refused at the executor even when the submitter's node allows it", async () => {
+    // Only A holds the agent that uses the skill: B's node, which does not know it, finds nothing to deny.
+    const scanner: AgentExecutor = {
+      info: { id: "scanner", name: "Scanner", description: "scans with the security-scanner skill", capabilities: ["scan"] },
+      resumable: true,
+      retryable: true,
+      skills: ["security-scanner"],
+      availability: () => ({ available: true }),
+      execute: async (ctx) => ({ output: `scanned ${ctx.request.input}` }),
+    };
+    const started = await startNodes(2, (i) => (i === 0 ? { agents: [scanner] } : {}));
+    cleanups.push(started.stop);
+    await formMesh(started.nodes);
+    const [a, b] = started.nodes as [CoderClawNode, CoderClawNode];
+    await eventually(() => b.security.current.grants.rolesOf(b.peerId).has("developer") && a.security.current.grants.rolesOf(b.peerId).has("developer"), 15_000, "b's grant on both");
+    const before = await b.adapter.submitTask({ description: "scan", input: "diff", agentId: "scanner" }, { route: a.peerId });
+    expect(before.placement?.runsOn).toBe(a.peerId);
+
+    const policy = "deniedSkills: [security-scanner]\n";
+    await a.security.signPolicy("team", policy);
+    await eventually(() => b.security.current.authorizer.isSkillDenied("security-scanner"), 15_000, "the policy in force on b");
+    expect(b.security.current.checkTask(b.security.current.contextForDevice(b.peerId, "local"), { action: "task.submit", agentId: "scanner" }).allowed).toBe(true);
+    const denied = await b.adapter.submitTask({ description: "scan", input: "diff", agentId: "scanner" }, { route: a.peerId }).catch((e: unknown) => e);
+    expect(hasCode(denied, "PERMISSION_DENIED"), String(denied)).toBe(true);
+    expect(String((denied as Error).message)).toMatch(/skill security-scanner is denied by the organization policy/);
+    expect(await auditHas(a, "task.submit", /security-scanner is denied by the organization policy/)).toBe(true);
+  }, 60_000);
 });
