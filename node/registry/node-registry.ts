@@ -64,6 +64,8 @@ export interface NodeRegistry {
   publishSkill(dir: string, name: string, version: string): Promise<Publication>;
   /** Install the newest version of `name` that `range` accepts (default `*`); a version older than the locked one only with `downgrade`. */
   installSkill(name: string, range?: string, options?: { downgrade?: boolean }): Promise<InstalledSkill>;
+  /** Install, for each of `names` (default: every installed skill), the newest version the range it was installed with accepts. */
+  updateSkills(names?: readonly string[]): Promise<InstalledSkill[]>;
   /** Remove an installed skill: its folder, its lock entry, and (unless published here) its blobs' pin. */
   removeSkill(name: string): Promise<LockEntry>;
   listSkills(): Promise<SkillListing>;
@@ -174,25 +176,40 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
     audited("registry.install", `${name}@${rangeText}`, async () => {
       checkName(name);
       refuseDenied(name);
-      const found = catalogue.resolve("skill", name, parseRange(rangeText));
+      const range = parseRange(rangeText);
+      const found = catalogue.resolve("skill", name, range);
       if ("missing" in found) throw new CoderClawError("NOT_FOUND", found.missing);
       const lock = await readLock();
       const locked = lock.skills[name];
       const dir = join(deps.skillsDir, installFolderName(name));
-      if (locked?.tree === found.tree) return { ...locked, name, dir, changed: false };
+      if (locked?.tree === found.tree) {
+        if (locked.range !== range.text) await writeLock({ ...lock, skills: { ...lock.skills, [name]: { ...locked, range: range.text } } });
+        return { ...locked, range: range.text, name, dir, changed: false };
+      }
       if (locked !== undefined && compareVersions(found.version, locked.version) < 0 && options.downgrade !== true) {
         throw new CoderClawError("INVALID_INPUT", `${name} is locked at ${locked.version}; ${found.version} would be a downgrade (pass --downgrade to allow it)`);
       }
       const peers = [found.publisher, ...deps.connectedMembers()].filter((p, i, all) => p !== self && all.indexOf(p) === i);
       const held = await fetchTreeFromAny({ store: deps.store, client: deps.client, limits: SKILL_TREE_LIMITS }, found.tree, peers, registryHolder(found.tree));
       await place(name, held);
-      const entry: LockEntry = { version: found.version, tree: found.tree, publication: found.id, publisher: found.publisher, installedAt: new Date().toISOString() };
+      const entry: LockEntry = { version: found.version, tree: found.tree, publication: found.id, publisher: found.publisher, range: range.text, installedAt: new Date().toISOString() };
       await writeLock({ ...lock, skills: { ...lock.skills, [name]: entry } });
       await deps.served.add(found.tree, held.index, held.blobs);
       if (locked !== undefined && !publishedHere(locked.tree)) await deps.served.drop(locked.tree);
       await audit("registry.install", `${name}@${found.version}`, "allowed", `tree ${found.tree.slice(0, 16)} by ${found.publisher} (statement ${found.id.slice(0, 16)})`);
       return { ...entry, name, dir, changed: true };
     });
+
+  const updateSkills = async (names?: readonly string[]): Promise<InstalledSkill[]> => {
+    const lock = await readLock();
+    const done: InstalledSkill[] = [];
+    for (const name of names ?? Object.keys(lock.skills)) {
+      const locked = lock.skills[name];
+      if (locked === undefined) throw new CoderClawError("NOT_FOUND", `${name} is not installed here (not in ${deps.lockFile})`);
+      done.push(await installSkill(name, locked.range));
+    }
+    return done;
+  };
 
   const removeSkill = (name: string): Promise<LockEntry> =>
     audited("registry.remove", name, async () => {
@@ -235,5 +252,5 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
     return deps.organisation().missingRequiredSkills(Object.keys(lock.skills)).filter((n) => packageNameSchema.safeParse(n).success);
   };
 
-  return { catalogue, publishSkill, installSkill, removeSkill, listSkills, missingRequired, close: () => catalogue.close() };
+  return { catalogue, publishSkill, installSkill, updateSkills, removeSkill, listSkills, missingRequired, close: () => catalogue.close() };
 }

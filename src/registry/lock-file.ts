@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { InvalidInputError } from "../contract/errors.js";
 import { packageNameSchema } from "./package-name.js";
-import { VERSION_PATTERN } from "./version-range.js";
+import { parseRange, VERSION_PATTERN } from "./version-range.js";
 
 /** A lock file larger than this is refused rather than read. */
 export const MAX_LOCK_FILE_BYTES = 1024 * 1024;
@@ -14,6 +14,15 @@ export const lockEntrySchema = z.strictObject({
   tree: digest,
   publication: digest,
   publisher: z.string().min(1).max(128),
+  /** The range it was installed with: what `skill update` stays within. */
+  range: z.string().max(64).refine((r) => {
+    try {
+      parseRange(r);
+      return true;
+    } catch {
+      return false;
+    }
+  }, "must be a version range like ^1.2.0"),
   installedAt: z.iso.datetime(),
 });
 

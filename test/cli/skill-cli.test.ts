@@ -36,6 +36,8 @@ describe("coderclaw skill", () => {
 
     const list = JSON.parse((await runCli(["skill", "list", "--json"], home.path)).stdout) as { installed: Array<{ name: string; version: string; outdated: boolean }> };
     expect(list.installed).toEqual([expect.objectContaining({ name: "team/security-scanner", version: "1.2.0", outdated: false })]);
+    const updated = await runCli(["skill", "update"], home.path);
+    expect([updated.code, updated.stdout]).toEqual([0, "team/security-scanner@1.2.0 is the newest * allows\n"]);
     const noMatch = await runCli(["skill", "install", "team/security-scanner@^2.0.0"], home.path);
     expect([noMatch.code, noMatch.stderr]).toEqual([expect.any(Number), expect.stringMatching(/no version of team\/security-scanner matches \^2\.0\.0; published: 1\.2\.0/)]);
     const badName = await runCli(["skill", "publish", folder, "--as", "../evil", "--version", "1.0.0"], home.path);

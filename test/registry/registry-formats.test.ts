@@ -32,11 +32,12 @@ describe("package names and the lock file", () => {
   });
 
   it("round-trips, sorted; a damaged lock file is refused naming file and field", () => {
-    const entry = { version: "1.2.0", tree: "a".repeat(64), publication: "b".repeat(64), publisher: "12D3KooW", installedAt: new Date(0).toISOString() };
+    const entry = { version: "1.2.0", tree: "a".repeat(64), publication: "b".repeat(64), publisher: "12D3KooW", range: "^1.2.0", installedAt: new Date(0).toISOString() };
     const text = formatLockFile({ ...emptyLock(), skills: { "team/z": entry, "team/a": entry } });
     expect(Object.keys(parseLockFile(text, "skills.lock.json").skills)).toEqual(["team/a", "team/z"]);
     expect(() => parseLockFile(text.replace('"1.2.0"', '"1.2"'), "skills.lock.json")).toThrow(/skills\.lock\.json: skills\.team\/a\.version: must be a version/);
     expect(() => parseLockFile("{", "skills.lock.json")).toThrow(/skills\.lock\.json is not JSON/);
+    expect(() => parseLockFile(text.replace('"^1.2.0"', '">=1"'), "skills.lock.json")).toThrow(/range: must be a version range/);
     expect(() => parseLockFile(text.replace("team/a", "../a"), "skills.lock.json")).toThrow(/must be <team>\/<name>/);
   });
 });

@@ -141,7 +141,13 @@ describe("the mesh registry on three nodes", () => {
     expect(await b.registry.installSkill("team/fmt", "1.0.0", { downgrade: true })).toMatchObject({ version: "1.0.0", changed: true });
     expect(readFileSync(join(skillsDir(b), "team.fmt", "SKILL.md"), "utf8")).toMatch(/finds secrets/);
     expect((await b.registry.listSkills()).installed).toMatchObject([{ name: "team/fmt", version: "1.0.0", latest: "1.1.0", outdated: true }]);
-    expect(await b.registry.installSkill("team/fmt")).toMatchObject({ version: "1.1.0" });
+    // `update` stays within the range each skill was installed with: 1.0.0 exactly, then * once installed so.
+    expect(await b.registry.updateSkills()).toMatchObject([{ name: "team/fmt", version: "1.0.0", changed: false }]);
+    expect(await b.registry.installSkill("team/fmt")).toMatchObject({ version: "1.1.0", range: "*" });
+    writeFileSync(join(v1.dir, "CHANGES.md"), "1.2.0: faster\n");
+    const v12 = await a.registry.publishSkill(v1.dir, "team/fmt", "1.2.0");
+    await eventually(() => b.registry.catalogue.list("skill").length === 3, 15_000, "1.2.0 on b");
+    expect(await b.registry.updateSkills(["team/fmt"])).toMatchObject([{ version: "1.2.0", tree: v12.tree, changed: true }]);
 
     // B restarts and A goes: C still installs, from B's store.
     await b.stop();
@@ -149,11 +155,13 @@ describe("the mesh registry on three nodes", () => {
     mkdirSync(join(skillsDir(b), ".staging", "team.fmt-0123456789ab"), { recursive: true });
     const b2 = await createNode({ dataDir: b.dataDir, mdns: false, agents: createBuiltinRegistry([]) });
     cleanups.push(() => b2.stop());
-    expect((await b2.registry.installSkill("team/fmt", "1.1.0")).changed).toBe(false);
+    expect((await b2.registry.installSkill("team/fmt", "1.2.0")).changed).toBe(false);
     expect(existsSync(join(skillsDir(b), ".staging", "team.fmt-0123456789ab"))).toBe(false);
     await a.stop();
     await c.dial(b2.multiaddrs()[0]!);
-    expect(await c.registry.installSkill("team/fmt", "~1.1.0")).toMatchObject({ version: "1.1.0", tree: v11.tree });
+    await eventually(() => c.registry.catalogue.list("skill").length === 3, 15_000, "1.2.0 on c");
+    expect(await c.registry.installSkill("team/fmt", "^1.1.0")).toMatchObject({ version: "1.2.0", tree: v12.tree });
     expect(c.blobs.client.counters(b2.peerId).received).toBeGreaterThan(0);
+    expect(readFileSync(join(skillsDir(c), "team.fmt", "CHANGES.md"), "utf8")).toBe("1.2.0: faster\n");
   }, 90_000);
 });

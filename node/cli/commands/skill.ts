@@ -58,6 +58,18 @@ export function skillCommand(setExit: (code: number) => void): Command {
     });
 
   skill
+    .command("update")
+    .description("install the newest version each installed skill's range accepts (the range it was installed with)")
+    .argument("[names...]", "skills to update (default: every installed one)")
+    .option("--json", "print JSON")
+    .action(async (names: string[], opts: { json?: boolean }, cmd: Command) => {
+      const done = (await admin(cmd, "skill.update", names.length === 0 ? {} : { names }, false)) as InstalledSkill[];
+      if (opts.json) printJson(done);
+      else for (const s of done) process.stdout.write(s.changed ? `updated ${s.name} to ${s.version} (range ${s.range})\n` : `${s.name}@${s.version} is the newest ${s.range} allows\n`);
+      setExit(EXIT.ok);
+    });
+
+  skill
     .command("list")
     .description("skills installed here (and whether a newer version is published) and those the mesh offers")
     .option("--json", "print JSON")
