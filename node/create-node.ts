@@ -288,6 +288,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       set: membership.set,
       meshId: () => membership.meshId,
       mayPublish: (deviceId) => security.current.checkPermission(security.current.contextForDevice(deviceId, "remote"), "registry:publish"),
+      isAdmin: (deviceId) => security.current.grants.isAdmin(deviceId),
       store: blobStore,
       served: publishedTrees,
       client: () => blobsRef.current?.client,

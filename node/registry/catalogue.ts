@@ -1,5 +1,5 @@
 import type { SignedStatement } from "../../identity/index.js";
-import { asPublication, type PublicationBody } from "../../src/registry/publication-statement.js";
+import { asPublication, type PublicationBody, type YankBody } from "../../src/registry/publication-statement.js";
 import { compareVersions, type VersionRange } from "../../src/registry/version-range.js";
 import type { AuditBody } from "../../src/security/index.js";
 import { statementsAdded, type ApprovalStatementDeps } from "../approvals/approval-deps.js";
@@ -8,6 +8,8 @@ import { statementsAdded, type ApprovalStatementDeps } from "../approvals/approv
 export interface Publication extends PublicationBody {
   /** The publication statement's id. */
   id: string;
+  /** Why and by whom it was withdrawn, when a yank this node takes names it. */
+  yanked?: string;
 }
 
 /** What the catalogue needs of the node. */
@@ -16,15 +18,17 @@ export interface CatalogueDeps {
   meshId: () => string | undefined;
   /** Whether a device may publish, by this node's own view of the mesh's grants (`registry:publish`, or admin). */
   mayPublish: (deviceId: string) => { allowed: boolean; reason?: string };
+  /** Whether a device is an admin of the mesh, by this node's view: admins may yank any publication. */
+  isAdmin: (deviceId: string) => boolean;
   record: (body: AuditBody) => Promise<unknown>;
   onError?: (error: Error) => void;
 }
 
 /** The mesh's packages as this node sees them: every publication it takes, judged by its own view. */
 export interface Catalogue {
-  /** Publications this node takes, by name, newest version first. */
+  /** Publications this node takes, by name, newest version first; yanked ones say so. */
   list(kind: PublicationBody["kind"]): Publication[];
-  /** The newest publication of `name` that `range` accepts, or why there is none. */
+  /** The newest publication of `name` that `range` accepts and that is not yanked, or why there is none. */
   resolve(kind: PublicationBody["kind"], name: string, range: VersionRange): Publication | { missing: string };
   /** Why this node does not take a publication statement, or undefined when it does. */
   refusal(statement: SignedStatement<"publication">): string | undefined;
@@ -68,13 +72,33 @@ export function createCatalogue(deps: CatalogueDeps): Catalogue {
     return first === undefined || first.id === s.id ? undefined : `${s.body.name}@${s.body.version} was published already as tree ${first.body.tree.slice(0, 16)} (statement ${first.id.slice(0, 16)})`;
   };
 
-  const list = (kind: PublicationBody["kind"]): Publication[] =>
-    [...firstOf(publications(), (s) => s.body.kind === kind && standing(s) === undefined).values()]
-      .map((s) => ({ ...s.body, id: s.id }))
+  const yanks = (): Array<SignedStatement<"publication-yank">> => deps.set.statements().flatMap((s) => (s.kind === "publication-yank" ? [s] : []));
+
+  /** Why this node does not take a yank of `target`, or undefined when it does. */
+  const yankRefusal = (body: YankBody, target: SignedStatement<"publication"> | undefined): string | undefined => {
+    if (body.meshId !== deps.meshId()) return `signed for mesh ${body.meshId}, not this one`;
+    if (target === undefined) return `names publication ${body.publication.slice(0, 16)}, which this node does not hold`;
+    return body.signer === target.body.publisher || deps.isAdmin(body.signer) ? undefined : `${body.signer} is neither the publisher of ${target.body.name}@${target.body.version} nor an admin`;
+  };
+
+  const list = (kind: PublicationBody["kind"]): Publication[] => {
+    const all = publications();
+    const byId = new Map(all.map((s) => [s.id, s]));
+    const yanked = new Map<string, string>();
+    for (const y of yanks()) if (yankRefusal(y.body, byId.get(y.body.publication)) === undefined) yanked.set(y.body.publication, `yanked by ${y.body.signer}: ${y.body.reason}`);
+    return [...firstOf(all, (s) => s.body.kind === kind && standing(s) === undefined).values()]
+      .map((s) => ({ ...s.body, id: s.id, ...(yanked.has(s.id) && { yanked: yanked.get(s.id)! }) }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : compareVersions(b.version, a.version)));
+  };
 
   const unsubscribe = deps.set.onAdded((items) => {
     for (const s of statementsAdded(items)) {
+      if (s.kind === "publication-yank") {
+        const target = publications().find((p) => p.id === s.body.publication);
+        const why = yankRefusal(s.body, target);
+        if (why !== undefined) deps.record({ action: "registry.yank", userId: s.body.signer, deviceId: s.body.signer, resource: target === undefined ? s.body.publication : `${target.body.name}@${target.body.version}`, result: "denied", reason: `${why} (statement ${s.id.slice(0, 16)})` }).catch((err: Error) => deps.onError?.(err));
+        continue;
+      }
       const publication = asPublication(s);
       if (publication === undefined) continue;
       const why = refusal(publication);
@@ -89,8 +113,10 @@ export function createCatalogue(deps: CatalogueDeps): Catalogue {
     refusal,
     resolve(kind, name, range) {
       const versions = list(kind).filter((p) => p.name === name);
-      const found = versions.find((p) => range.accepts(p.version));
+      const accepted = versions.filter((p) => range.accepts(p.version));
+      const found = accepted.find((p) => p.yanked === undefined);
       if (found !== undefined) return found;
+      if (accepted.length > 0) return { missing: `every version of ${name} that ${range.text} accepts is yanked: ${accepted.map((p) => `${p.version} (${p.yanked!})`).join("; ")}` };
       if (versions.length === 0) return { missing: `no ${kind} ${name} is published in this mesh (or none by a device allowed to publish)` };
       return { missing: `no version of ${name} matches ${range.text}; published: ${versions.map((p) => p.version).join(", ")}` };
     },

@@ -7,7 +7,7 @@ import { loadSkill } from "../../src/agents/skills.js";
 import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
 import { emptyLock, formatLockFile, parseLockFile, type LockEntry, type LockFile } from "../../src/registry/lock-file.js";
 import { installFolderName, packageNameSchema } from "../../src/registry/package-name.js";
-import { signPublication } from "../../src/registry/publication-statement.js";
+import { signPublication, signYank } from "../../src/registry/publication-statement.js";
 import { compareVersions, parseRange, parseVersion } from "../../src/registry/version-range.js";
 import type { AuditBody } from "../../src/security/index.js";
 import type { Authorizer } from "../../src/security/authorizer.js";
@@ -26,6 +26,8 @@ export interface NodeRegistryDeps {
   meshId: () => string | undefined;
   /** Whether a device may publish, by this node's view of the grants. */
   mayPublish: (deviceId: string) => { allowed: boolean; reason?: string };
+  /** Whether a device is an admin of the mesh, by this node's view of the grants. */
+  isAdmin: (deviceId: string) => boolean;
   store: BlobStore;
   served: ServedTrees;
   client: () => BlobClient | undefined;
@@ -51,8 +53,9 @@ export interface InstalledSkill extends LockEntry {
 
 /** `skill list`: what is installed here (and whether a newer version is published) and what the mesh offers. */
 export interface SkillListing {
-  installed: Array<LockEntry & { name: string; latest?: string; outdated: boolean }>;
-  available: Array<{ name: string; latest: string; versions: string[]; publisher: string; installed?: string }>;
+  installed: Array<LockEntry & { name: string; latest?: string; outdated: boolean; yanked?: string }>;
+  /** `latest`: the newest version not yanked (none when every one is); `yanked`: versions withdrawn. */
+  available: Array<{ name: string; latest?: string; versions: string[]; yanked: string[]; publisher: string; installed?: string }>;
   /** Published skills the organization policy requires that are not installed here, with what stands in the way. */
   requiredMissing: Array<{ name: string; problem: string }>;
 }
@@ -64,6 +67,8 @@ export interface NodeRegistry {
   publishSkill(dir: string, name: string, version: string): Promise<Publication>;
   /** Install the newest version of `name` that `range` accepts (default `*`); a version older than the locked one only with `downgrade`. */
   installSkill(name: string, range?: string, options?: { downgrade?: boolean }): Promise<InstalledSkill>;
+  /** Withdraw `name`@`version` (this device must be its publisher or an admin): no longer installed for a range, anywhere. */
+  yankSkill(name: string, version: string, reason: string): Promise<{ yank: string }>;
   /** Install, for each of `names` (default: every installed skill), the newest version the range it was installed with accepts. */
   updateSkills(names?: readonly string[]): Promise<InstalledSkill[]>;
   /** Remove an installed skill: its folder, its lock entry, and (unless published here) its blobs' pin. */
@@ -200,6 +205,21 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
       return { ...entry, name, dir, changed: true };
     });
 
+  const yankSkill = (name: string, version: string, reason: string): Promise<{ yank: string }> =>
+    audited("registry.yank", `${name}@${version}`, async () => {
+      checkName(name);
+      const meshId = deps.meshId();
+      const target = catalogue.list("skill").find((p) => p.name === name && p.version === version);
+      if (meshId === undefined || target === undefined) throw new CoderClawError("NOT_FOUND", `${name}@${version} is not published in this mesh`);
+      if (target.yanked !== undefined) throw new CoderClawError("INVALID_INPUT", `${name}@${version} is ${target.yanked}`);
+      if (target.publisher !== self && !deps.isAdmin(self)) throw new CoderClawError("PERMISSION_DENIED", `only the publisher of ${name}@${version} (${target.publisher}) or an admin yanks it`);
+      const statement = signYank(deps.signer, { meshId, publication: target.id, reason });
+      const { refused } = await deps.set.add([{ id: statement.id, kind: "statement", bytes: statement.bytes }]);
+      if (refused.length > 0) throw new CoderClawError("UNAVAILABLE", `the yank was not taken into the mesh's statements: ${refused[0]!.reason}`);
+      await audit("registry.yank", `${name}@${version}`, "allowed", `${reason} (statement ${statement.id.slice(0, 16)})`);
+      return { yank: statement.id };
+    });
+
   const updateSkills = async (names?: readonly string[]): Promise<InstalledSkill[]> => {
     const lock = await readLock();
     const done: InstalledSkill[] = [];
@@ -229,14 +249,17 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
     const lock = await readLock();
     const byName = new Map<string, Publication[]>();
     for (const p of catalogue.list("skill")) byName.set(p.name, [...(byName.get(p.name) ?? []), p]);
+    const newest = (name: string): Publication | undefined => byName.get(name)?.find((p) => p.yanked === undefined);
     const installed = Object.entries(lock.skills).map(([name, entry]) => {
-      const latest = byName.get(name)?.[0]?.version;
-      return { name, ...entry, ...(latest !== undefined && { latest }), outdated: latest !== undefined && compareVersions(latest, entry.version) > 0 };
+      const latest = newest(name)?.version;
+      const yanked = byName.get(name)?.find((p) => p.id === entry.publication)?.yanked;
+      return { name, ...entry, ...(latest !== undefined && { latest }), outdated: latest !== undefined && compareVersions(latest, entry.version) > 0, ...(yanked !== undefined && { yanked }) };
     });
     const available = [...byName.entries()].map(([name, versions]) => ({
       name,
-      latest: versions[0]!.version,
+      ...(newest(name) !== undefined && { latest: newest(name)!.version }),
       versions: versions.map((p) => p.version),
+      yanked: versions.filter((p) => p.yanked !== undefined).map((p) => p.version),
       publisher: versions[0]!.publisher,
       ...(lock.skills[name] !== undefined && { installed: lock.skills[name].version }),
     }));
@@ -252,5 +275,5 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
     return deps.organisation().missingRequiredSkills(Object.keys(lock.skills)).filter((n) => packageNameSchema.safeParse(n).success);
   };
 
-  return { catalogue, publishSkill, installSkill, updateSkills, removeSkill, listSkills, missingRequired, close: () => catalogue.close() };
+  return { catalogue, publishSkill, installSkill, yankSkill, updateSkills, removeSkill, listSkills, missingRequired, close: () => catalogue.close() };
 }

@@ -3,7 +3,7 @@ import { parseInput } from "../../src/contract/parse-input.js";
 import type { NodeRegistry } from "./node-registry.js";
 
 /** Administrative calls on a node's registry, served over the control socket. */
-export const REGISTRY_METHODS = ["skill.publish", "skill.install", "skill.update", "skill.list", "skill.remove"] as const;
+export const REGISTRY_METHODS = ["skill.publish", "skill.install", "skill.yank", "skill.update", "skill.list", "skill.remove"] as const;
 export type RegistryMethod = (typeof REGISTRY_METHODS)[number];
 
 // Names, versions and ranges are judged by the registry itself, which audits a refusal; here only their size and type.
@@ -12,6 +12,7 @@ const schemas = {
   // The folder is read by the node, on this machine: the control socket is only open to who can read the data directory.
   "skill.publish": z.strictObject({ dir: z.string().min(1).max(4096), name, version: z.string().min(1).max(64) }),
   "skill.install": z.strictObject({ name, range: z.string().max(64).optional(), downgrade: z.boolean().optional() }),
+  "skill.yank": z.strictObject({ name, version: z.string().min(1).max(64), reason: z.string().max(500) }),
   "skill.update": z.strictObject({ names: z.array(name).max(10_000).optional() }).optional(),
   "skill.list": z.strictObject({}).optional(),
   "skill.remove": z.strictObject({ name }),
@@ -32,6 +33,10 @@ export async function runRegistryAdmin(registry: NodeRegistry, method: RegistryM
     case "skill.install": {
       const { name, range, downgrade } = parseInput(schemas[method], raw);
       return registry.installSkill(name, range, downgrade === undefined ? {} : { downgrade });
+    }
+    case "skill.yank": {
+      const { name, version, reason } = parseInput(schemas[method], raw);
+      return registry.yankSkill(name, version, reason);
     }
     case "skill.update":
       return registry.updateSkills(parseInput(schemas[method], raw)?.names);

@@ -42,6 +42,11 @@ describe("coderclaw skill", () => {
     expect([noMatch.code, noMatch.stderr]).toEqual([expect.any(Number), expect.stringMatching(/no version of team\/security-scanner matches \^2\.0\.0; published: 1\.2\.0/)]);
     const badName = await runCli(["skill", "publish", folder, "--as", "../evil", "--version", "1.0.0"], home.path);
     expect([badName.code, badName.stderr]).toEqual([2, expect.stringMatching(/must be <team>\/<name>/)]);
+    const yanked = await runCli(["skill", "yank", "team/security-scanner@1.2.0", "--reason", "leaks tokens"], home.path);
+    expect([yanked.code, yanked.stdout]).toEqual([0, expect.stringMatching(/^yanked team\/security-scanner@1\.2\.0/)]);
+    expect((await runCli(["skill", "list"], home.path)).stdout).toMatch(/team\/security-scanner.*1\.2\.0.*\(all yanked\).*installed, yanked/);
+    const noVersion = await runCli(["skill", "yank", "team/security-scanner", "--reason", "x"], home.path);
+    expect([noVersion.code, noVersion.stderr]).toEqual([2, expect.stringMatching(/names no version/)]);
     const removed = await runCli(["skill", "remove", "team/security-scanner"], home.path);
     expect([removed.code, removed.stdout]).toEqual([0, "removed team/security-scanner@1.2.0\n"]);
   });

@@ -5,9 +5,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { encodeCanonical } from "../../identity/canonical.js";
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import { createNode, type CoderClawNode } from "../../node/create-node.js";
-import { signPublication } from "../../src/registry/publication-statement.js";
+import { signPublication, signYank } from "../../src/registry/publication-statement.js";
 import { writeManifestCbor } from "../../src/workspace/manifest-cbor.js";
 import { blobDigest } from "../../src/workspace/manifest.js";
+import { parseRange } from "../../src/registry/version-range.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -83,7 +84,7 @@ describe("the mesh registry on three nodes", () => {
     expect(lockOf(c).skills).toEqual({});
   }, 90_000);
 
-  it("a publication by a non-publisher is refused at every receiver; a folder or a tree escaping its folder is refused at publish and at install", async () => {
+  it("a publication or a yank by a member not allowed to is refused at every receiver; a yanked version is not installed; a folder or a tree escaping its folder is refused at publish and at install", async () => {
     const started = await startNodes(3);
     cleanups.push(started.stop);
     const meshId = await formMesh(started.nodes);
@@ -101,6 +102,24 @@ describe("the mesh registry on three nodes", () => {
       expect(node.registry.catalogue.list("skill")).toEqual([]);
     }
     await expect(c.registry.installSkill("team/helper")).rejects.toThrow(/no skill team\/helper is published/);
+
+    // A yank by a member that neither published the version nor is an admin changes nothing anywhere; the publisher's own does.
+    const good = skillFolder("helper2", 10);
+    await a.registry.publishSkill(good.dir, "team/helper2", "1.0.0");
+    writeFileSync(join(good.dir, "NOTES.md"), "1.1.0\n");
+    const broken = await a.registry.publishSkill(good.dir, "team/helper2", "1.1.0");
+    await eventually(() => b.registry.catalogue.list("skill").length === 2 && c.registry.catalogue.list("skill").length === 2, 15_000, "helper2 on b and c");
+    await expect(b.registry.yankSkill("team/helper2", "1.1.0", "mine now")).rejects.toThrow(/only the publisher of team\/helper2@1\.1\.0 .* or an admin yanks it/);
+    const forgedYank = signYank(b.identity, { meshId, publication: broken.id, reason: "mine now" });
+    await b.membership.add([forgedYank]);
+    for (const node of [a, c]) await eventually(() => auditHas(node, "registry.yank", "denied", new RegExp(`neither the publisher.*${forgedYank.id.slice(0, 16)}`)), 15_000, "the forged yank refused");
+    expect(c.registry.catalogue.resolve("skill", "team/helper2", parseRange("^1.0.0"))).toMatchObject({ version: "1.1.0" });
+    await a.registry.yankSkill("team/helper2", "1.1.0", "breaks on empty diffs");
+    await eventually(() => c.registry.catalogue.list("skill").some((p) => p.yanked !== undefined), 15_000, "the yank on c");
+    expect(await c.registry.installSkill("team/helper2", "^1.0.0")).toMatchObject({ version: "1.0.0" });
+    await expect(c.registry.installSkill("team/helper2", "1.1.0")).rejects.toThrow(/every version of team\/helper2 that 1\.1\.0 accepts is yanked: 1\.1\.0 \(yanked by .*: breaks on empty diffs\)/);
+    expect(await auditHas(c, "registry.install", "denied", /team\/helper2@1\.1\.0.*yanked/)).toBe(true);
+    expect((await c.registry.listSkills()).available).toMatchObject([{ name: "team/helper2", latest: "1.0.0", yanked: ["1.1.0"] }]);
 
     // A link out of the folder: refused at publish, naming it.
     symlinkSync("../../../etc/passwd", join(folder.dir, "passwd"));

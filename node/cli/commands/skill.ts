@@ -58,6 +58,21 @@ export function skillCommand(setExit: (code: number) => void): Command {
     });
 
   skill
+    .command("yank")
+    .description("withdraw a published version (its publisher or an admin): no member installs it for a range any more")
+    .argument("<name@version>", "e.g. team/security-scanner@1.2.0")
+    .requiredOption("--reason <text>", "why, shown to every member")
+    .option("--json", "print JSON")
+    .action(async (spec: string, opts: { reason: string; json?: boolean }, cmd: Command) => {
+      const { name, range } = splitSpec(spec);
+      if (range === undefined) throw new InvalidInputError(`${JSON.stringify(spec.slice(0, 100))} names no version: use team/name@1.2.0`, "name@version");
+      const done = (await admin(cmd, "skill.yank", { name, version: range, reason: opts.reason }, false)) as { yank: string };
+      if (opts.json) printJson(done);
+      else process.stdout.write(`yanked ${name}@${range} (statement ${done.yank.slice(0, 16)}); every member applies it once it arrives\n`);
+      setExit(EXIT.ok);
+    });
+
+  skill
     .command("update")
     .description("install the newest version each installed skill's range accepts (the range it was installed with)")
     .argument("[names...]", "skills to update (default: every installed one)")
@@ -81,7 +96,7 @@ export function skillCommand(setExit: (code: number) => void): Command {
         const installed = new Map(list.installed.map((s) => [s.name, s]));
         for (const a of list.available) {
           const here = installed.get(a.name);
-          t.push([a.name, here?.version ?? "", a.latest, here === undefined ? "available" : here.outdated ? "outdated" : "installed"]);
+          t.push([a.name, here?.version ?? "", a.latest ?? "(all yanked)", here === undefined ? "available" : here.yanked !== undefined ? "installed, yanked" : here.outdated ? "outdated" : "installed"]);
         }
         for (const s of list.installed) if (!list.available.some((a) => a.name === s.name)) t.push([s.name, s.version, "", "installed (no longer published)"]);
         process.stdout.write(t.length === 0 ? "no skills published in this mesh\n" : `${t.toString()}\n`);
