@@ -33,7 +33,7 @@ import { SharedTrees } from "./workspaces/shared-trees.js";
 import { ServedTrees } from "./registry/served-trees.js";
 import { createNodeRegistry } from "./registry/node-registry.js";
 import { createRequiredSkills } from "./registry/required-skills.js";
-import { defaultSkillDirs } from "../src/agents/skills.js";
+import { defaultSkillDirs, loadSkills } from "../src/agents/skills.js";
 import { createNodeWorkflows } from "./workflows/node-workflows.js";
 import { createNodeApprovals, type NodeApprovals } from "./workflows/node-approvals.js";
 import { createTaskApprovals } from "./approvals/task-approvals.js";
@@ -283,6 +283,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     stack.push(() => workflows.stop());
     stack.push(() => approvals.close());
     stack.push(() => taskApprovals.close());
+    const skillDirs = defaultSkillDirs({ dataDir, ...(options.workspaceDir !== undefined && { workspaceDir: options.workspaceDir }) });
     const registry = createNodeRegistry({
       signer: identity,
       set: membership.set,
@@ -294,7 +295,8 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       client: () => blobsRef.current?.client,
       connectedMembers,
       // Where this node looks up the user's skills: an installed skill is found like one copied there by hand.
-      skillsDir: defaultSkillDirs({ dataDir }).find((d) => d.source === "user")!.path,
+      skillsDir: skillDirs.find((d) => d.source === "user")!.path,
+      skillsFound: () => loadSkills(skillDirs, process.env).map((s) => ({ name: s.info.name, dir: s.dir })),
       lockFile: join(dataDir, "skills.lock.json"),
       organisation: () => security.current.authorizer,
       record: (body) => security.record(body),

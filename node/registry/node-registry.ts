@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readFile, rename, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { writeFileAtomic, type StatementSigner } from "../../identity/index.js";
 import type { BlobClient } from "../../protocols/blobs/index.js";
 import { loadSkill } from "../../src/agents/skills.js";
@@ -35,6 +35,8 @@ export interface NodeRegistryDeps {
   connectedMembers: () => string[];
   /** Where installed skills go: a folder the node looks skills up in. */
   skillsDir: string;
+  /** Skill folders the node finds now, in lookup order: a published skill may not take the name of one of them. */
+  skillsFound: () => Array<{ name: string; dir: string }>;
   /** The lock file: exact versions and trees of what is installed. */
   lockFile: string;
   /** The organization policy in force here (signed by an admin, replicated): what it denies and requires. */
@@ -165,6 +167,10 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
       if (loaded.info.disabledReason?.includes("SKILL.md") === true) throw new InvalidInputError(loaded.info.disabledReason.replace(built, folder), "SKILL.md");
       refuseDenied(loaded.info.name);
       const target = join(deps.skillsDir, folder);
+      // Skills are found by the name in their SKILL.md, the first folder in lookup order winning: a package must not
+      // shadow a skill this node has from elsewhere (a bundled one, another package), nor be shadowed by one.
+      const other = deps.skillsFound().find((s) => s.name === loaded.info.name && resolve(s.dir) !== resolve(target));
+      if (other !== undefined) throw new InvalidInputError(`its SKILL.md names skill ${loaded.info.name}, which ${other.dir} provides here already`, "SKILL.md");
       const old = `${built}.old`;
       await rename(target, old).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== "ENOENT") throw err;

@@ -168,6 +168,14 @@ describe("the mesh registry on three nodes", () => {
     await eventually(() => b.registry.catalogue.list("skill").length === 3, 15_000, "1.2.0 on b");
     expect(await b.registry.updateSkills(["team/fmt"])).toMatchObject([{ version: "1.2.0", tree: v12.tree, changed: true }]);
 
+    // A package may not shadow a skill the node has from elsewhere (here a bundled one), nor another package's.
+    await a.registry.publishSkill(skillFolder("git-status", 10).dir, "team/gs", "1.0.0");
+    await a.registry.publishSkill(skillFolder("fmt", 10).dir, "team/fmt-fork", "1.0.0");
+    await eventually(() => b.registry.catalogue.list("skill").length === 5, 15_000, "the shadowing packages on b");
+    await expect(b.registry.installSkill("team/gs")).rejects.toThrow(/names skill git-status, which .*skills\/git-status provides here already/);
+    await expect(b.registry.installSkill("team/fmt-fork")).rejects.toThrow(/names skill fmt, which .*team\.fmt provides here already/);
+    expect(Object.keys(lockOf(b).skills)).toEqual(["team/fmt"]);
+
     // B restarts and A goes: C still installs, from B's store.
     await b.stop();
     // As a kill while a folder was being built would leave it: removed before the restarted node's first registry call.
@@ -178,7 +186,7 @@ describe("the mesh registry on three nodes", () => {
     expect(existsSync(join(skillsDir(b), ".staging", "team.fmt-0123456789ab"))).toBe(false);
     await a.stop();
     await c.dial(b2.multiaddrs()[0]!);
-    await eventually(() => c.registry.catalogue.list("skill").length === 3, 15_000, "1.2.0 on c");
+    await eventually(() => c.registry.catalogue.list("skill").some((p) => p.name === "team/fmt" && p.version === "1.2.0"), 15_000, "1.2.0 on c");
     expect(await c.registry.installSkill("team/fmt", "^1.1.0")).toMatchObject({ version: "1.2.0", tree: v12.tree });
     expect(c.blobs.client.counters(b2.peerId).received).toBeGreaterThan(0);
     expect(readFileSync(join(skillsDir(c), "team.fmt", "CHANGES.md"), "utf8")).toBe("1.2.0: faster\n");
