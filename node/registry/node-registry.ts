@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFile, rename, rm } from "node:fs/promises";
+import { lstat, readFile, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { writeFileAtomic, type StatementSigner } from "../../identity/index.js";
 import type { BlobClient } from "../../protocols/blobs/index.js";
@@ -193,7 +193,8 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
       const lock = await readLock();
       const locked = lock.skills[name];
       const dir = join(deps.skillsDir, installFolderName(name));
-      if (locked?.tree === found.tree) {
+      // The same tree locked and its folder in place: nothing to do (a folder removed by hand is written again).
+      if (locked?.tree === found.tree && (await lstat(dir).then((st) => st.isDirectory(), () => false))) {
         if (locked.range !== range.text) await writeLock({ ...lock, skills: { ...lock.skills, [name]: { ...locked, range: range.text } } });
         return { ...locked, range: range.text, name, dir, changed: false };
       }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeCanonical } from "../../identity/canonical.js";
@@ -75,6 +75,9 @@ describe("the mesh registry on three nodes", () => {
     expect(lockOf(c).skills["team/security-scanner"]).toMatchObject({ version: "1.2.0", tree: pub.tree });
     expect(readdirSync(skillsDir(c)).sort()).toEqual([".staging", "team.security-scanner"]);
     expect((await c.registry.installSkill("team/security-scanner")).changed).toBe(false);
+    rmSync(join(skillsDir(c), "team.security-scanner"), { recursive: true });
+    expect((await c.registry.installSkill("team/security-scanner")).changed).toBe(true);
+    expect(readFileSync(join(skillsDir(c), "team.security-scanner", "SKILL.md")).equals(scanner.files["SKILL.md"]!)).toBe(true);
 
     const listing = await c.registry.listSkills();
     expect(listing.installed).toMatchObject([{ name: "team/security-scanner", version: "1.2.0", outdated: false }]);
