@@ -53,6 +53,12 @@ export interface InstalledSkill extends LockEntry {
   changed: boolean;
 }
 
+/** Options of {@link NodeRegistry.installSkill}. */
+export interface InstallOptions {
+  downgrade?: boolean;
+  from?: string;
+}
+
 /** `skill list`: what is installed here (and whether a newer version is published) and what the mesh offers. */
 export interface SkillListing {
   installed: Array<LockEntry & { name: string; latest?: string; outdated: boolean; yanked?: string }>;
@@ -67,8 +73,11 @@ export interface NodeRegistry {
   readonly catalogue: Catalogue;
   /** Capture `dir`, keep and serve its tree, sign its publication as `name` at `version` and add it to the mesh's statements. */
   publishSkill(dir: string, name: string, version: string): Promise<Publication>;
-  /** Install the newest version of `name` that `range` accepts (default `*`); a version older than the locked one only with `downgrade`. */
-  installSkill(name: string, range?: string, options?: { downgrade?: boolean }): Promise<InstalledSkill>;
+  /**
+   * Install the newest version of `name` that `range` accepts (default `*`); a version older than the locked one only with
+   * `downgrade`. Fetched from `from` (a connected member) when given, else from the publisher or any connected member.
+   */
+  installSkill(name: string, range?: string, options?: InstallOptions): Promise<InstalledSkill>;
   /** Withdraw `name`@`version` (this device must be its publisher or an admin): no longer installed for a range, anywhere. */
   yankSkill(name: string, version: string, reason: string): Promise<{ yank: string }>;
   /** Install, for each of `names` (default: every installed skill), the newest version the range it was installed with accepts. */
@@ -183,7 +192,7 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
     }
   };
 
-  const installSkill = (name: string, rangeText = "*", options: { downgrade?: boolean } = {}): Promise<InstalledSkill> =>
+  const installSkill = (name: string, rangeText = "*", options: InstallOptions = {}): Promise<InstalledSkill> =>
     audited("registry.install", `${name}@${rangeText}`, async () => {
       checkName(name);
       refuseDenied(name);
@@ -201,7 +210,8 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
       if (locked !== undefined && compareVersions(found.version, locked.version) < 0 && options.downgrade !== true) {
         throw new CoderClawError("INVALID_INPUT", `${name} is locked at ${locked.version}; ${found.version} would be a downgrade (pass --downgrade to allow it)`);
       }
-      const peers = [found.publisher, ...deps.connectedMembers()].filter((p, i, all) => p !== self && all.indexOf(p) === i);
+      if (options.from !== undefined && !deps.connectedMembers().includes(options.from)) throw new InvalidInputError(`${options.from.slice(0, 60)} is not a member connected to this node`, "from");
+      const peers = options.from !== undefined ? [options.from] : [found.publisher, ...deps.connectedMembers()].filter((p, i, all) => p !== self && all.indexOf(p) === i);
       const held = await fetchTreeFromAny({ store: deps.store, client: deps.client, limits: SKILL_TREE_LIMITS }, found.tree, peers, registryHolder(found.tree));
       await place(name, held);
       const entry: LockEntry = { version: found.version, tree: found.tree, publication: found.id, publisher: found.publisher, range: range.text, installedAt: new Date().toISOString() };

@@ -11,7 +11,7 @@ const name = z.string().min(1).max(200);
 const schemas = {
   // The folder is read by the node, on this machine: the control socket is only open to who can read the data directory.
   "skill.publish": z.strictObject({ dir: z.string().min(1).max(4096), name, version: z.string().min(1).max(64) }),
-  "skill.install": z.strictObject({ name, range: z.string().max(64).optional(), downgrade: z.boolean().optional() }),
+  "skill.install": z.strictObject({ name, range: z.string().max(64).optional(), downgrade: z.boolean().optional(), from: z.string().min(1).max(128).optional() }),
   "skill.yank": z.strictObject({ name, version: z.string().min(1).max(64), reason: z.string().max(500) }),
   "skill.update": z.strictObject({ names: z.array(name).max(10_000).optional() }).optional(),
   "skill.list": z.strictObject({}).optional(),
@@ -31,8 +31,8 @@ export async function runRegistryAdmin(registry: NodeRegistry, method: RegistryM
       return registry.publishSkill(dir, name, version);
     }
     case "skill.install": {
-      const { name, range, downgrade } = parseInput(schemas[method], raw);
-      return registry.installSkill(name, range, downgrade === undefined ? {} : { downgrade });
+      const { name, range, downgrade, from } = parseInput(schemas[method], raw);
+      return registry.installSkill(name, range, { ...(downgrade !== undefined && { downgrade }), ...(from !== undefined && { from }) });
     }
     case "skill.yank": {
       const { name, version, reason } = parseInput(schemas[method], raw);

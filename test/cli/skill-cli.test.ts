@@ -26,7 +26,7 @@ describe("coderclaw skill", () => {
     expect(published.code, published.stderr).toBe(0);
     expect(published.stdout).toMatch(/published team\/security-scanner@1\.2\.0: tree [0-9a-f]{64}, 1 files/);
     const wrongMesh = await runCli(["skill", "install", "team/security-scanner", "--registry", "elsewhere"], home.path);
-    expect([wrongMesh.code, wrongMesh.stderr]).toEqual([2, expect.stringMatching(/"elsewhere" is not this node's mesh/)]);
+    expect([wrongMesh.code, wrongMesh.stderr]).toEqual([2, expect.stringMatching(/"elsewhere" is neither this node's mesh/)]);
     const installed = await runCli(["skill", "install", "team/security-scanner", "--registry", "team-registry"], home.path);
     expect(installed.code, installed.stderr).toBe(0);
     expect(installed.stdout).toMatch(/installed team\/security-scanner@1\.2\.0/);

@@ -190,7 +190,8 @@ describe("the mesh registry on three nodes", () => {
     await a.stop();
     await c.dial(b2.multiaddrs()[0]!);
     await eventually(() => c.registry.catalogue.list("skill").some((p) => p.name === "team/fmt" && p.version === "1.2.0"), 15_000, "1.2.0 on c");
-    expect(await c.registry.installSkill("team/fmt", "^1.1.0")).toMatchObject({ version: "1.2.0", tree: v12.tree });
+    await expect(c.registry.installSkill("team/fmt", "^1.1.0", { from: a.peerId })).rejects.toThrow(/is not a member connected to this node/);
+    expect(await c.registry.installSkill("team/fmt", "^1.1.0", { from: b2.peerId })).toMatchObject({ version: "1.2.0", tree: v12.tree });
     expect(c.blobs.client.counters(b2.peerId).received).toBeGreaterThan(0);
     expect(readFileSync(join(skillsDir(c), "team.fmt", "CHANGES.md"), "utf8")).toBe("1.2.0: faster\n");
   }, 90_000);

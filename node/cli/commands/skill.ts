@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { Command } from "commander";
+import { isDeviceId } from "../../../identity/index.js";
 import { InvalidInputError } from "../../../src/contract/errors.js";
 import type { InstalledSkill, SkillListing } from "../../registry/node-registry.js";
 import type { Publication } from "../../registry/catalogue.js";
@@ -8,13 +9,18 @@ import { EXIT } from "../exit-codes.js";
 import { printJson, table } from "../output.js";
 import { admin } from "./mesh.js";
 
-/** `--registry`: in a mesh the registry is the mesh itself, so it may only name this node's mesh (by name or id). */
-async function checkRegistry(cmd: Command, registry: string | undefined): Promise<void> {
-  if (registry === undefined) return;
+/**
+ * `--registry`: in a mesh the registry is the mesh itself, so it names this node's mesh (by name or id), or a member
+ * (device id) to fetch from; the member it returns, if any.
+ */
+async function registryPeer(cmd: Command, registry: string | undefined): Promise<string | undefined> {
+  if (registry === undefined) return undefined;
+  if (isDeviceId(registry)) return registry;
   const status = (await admin(cmd, "mesh.status", {}, false)) as { meshId: string | null; name: string | null };
   if (registry !== status.meshId && registry !== status.name) {
-    throw new InvalidInputError(`${JSON.stringify(registry.slice(0, 80))} is not this node's mesh (${status.name ?? "none"}${status.meshId === null ? "" : `, ${status.meshId}`}): the mesh is the registry`, "--registry");
+    throw new InvalidInputError(`${JSON.stringify(registry.slice(0, 80))} is neither this node's mesh (${status.name ?? "none"}${status.meshId === null ? "" : `, ${status.meshId}`}) nor a device id: the mesh is the registry`, "--registry");
   }
+  return undefined;
 }
 
 /** `team/name@range` as name and range. */
@@ -45,13 +51,13 @@ export function skillCommand(setExit: (code: number) => void): Command {
     .command("install")
     .description("install the newest published version a range accepts (1.2.0, ^1.2.0, ~1.2.0; default: newest), from any member that holds it")
     .argument("<name[@range]>", "e.g. team/security-scanner@^1.2.0")
-    .option("--registry <mesh>", "the mesh to install from: this node's (by name or id)")
+    .option("--registry <mesh|member>", "this node's mesh (by name or id), or a member's device id to fetch from")
     .option("--downgrade", "allow a version older than the one the lock file records")
     .option("--json", "print JSON")
     .action(async (spec: string, opts: { registry?: string; downgrade?: boolean; json?: boolean }, cmd: Command) => {
-      await checkRegistry(cmd, opts.registry);
+      const from = await registryPeer(cmd, opts.registry);
       const { name, range } = splitSpec(spec);
-      const done = (await admin(cmd, "skill.install", { name, ...(range !== undefined && { range }), ...(opts.downgrade === true && { downgrade: true }) }, false)) as InstalledSkill;
+      const done = (await admin(cmd, "skill.install", { name, ...(range !== undefined && { range }), ...(opts.downgrade === true && { downgrade: true }), ...(from !== undefined && { from }) }, false)) as InstalledSkill;
       if (opts.json) printJson(done);
       else process.stdout.write(done.changed ? `installed ${done.name}@${done.version} (tree ${done.tree.slice(0, 16)}) in ${done.dir}\n` : `${done.name}@${done.version} is installed already\n`);
       setExit(EXIT.ok);
