@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CoderClawNode } from "../../node/create-node.js";
+import { runAdmin } from "../../node/node-admin.js";
 import type { AgentExecutor } from "../../src/agents/executor.js";
 import { hasCode } from "../../src/contract/errors.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
@@ -85,5 +86,20 @@ describe("the organization policy and the registry", () => {
     expect(hasCode(denied, "PERMISSION_DENIED"), String(denied)).toBe(true);
     expect(String((denied as Error).message)).toMatch(/skill security-scanner is denied by the organization policy/);
     expect(await auditHas(a, "task.submit", /security-scanner is denied by the organization policy/)).toBe(true);
+  }, 60_000);
+
+  it("a role the policy gives registry:publish lets a member that is no admin publish; every member takes its publication", async () => {
+    const started = await startNodes(3);
+    cleanups.push(started.stop);
+    await formMesh(started.nodes);
+    const [a, b, c] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    await a.security.signPolicy("repo", "remote:\n  allow: true\nroles:\n  publisher:\n    inherits: [developer]\n    additionalPermissions: [registry:publish]\n");
+    await runAdmin(a, "roles.grant", { subject: b.peerId, roles: ["publisher"] });
+    await eventually(() => b.security.current.checkPermission(b.security.current.contextForDevice(b.peerId, "remote"), "registry:publish").allowed, 15_000, "b a publisher on b");
+    expect(b.security.current.grants.isAdmin(b.peerId)).toBe(false);
+    const pub = await b.registry.publishSkill(skillFolder("b-tool"), "team/b-tool", "0.1.0");
+    await eventually(() => c.registry.catalogue.list("skill").some((p) => p.id === pub.id), 15_000, "b's publication taken on c");
+    expect(a.registry.catalogue.list("skill").map((p) => p.id)).toEqual([pub.id]);
+    expect(await c.registry.installSkill("team/b-tool")).toMatchObject({ version: "0.1.0", publisher: b.peerId });
   }, 60_000);
 });
