@@ -39,24 +39,33 @@ export interface Catalogue {
  * The registry's catalogue: publications are statements in the mesh's set,
  * so every member holds all of them; this node takes one only when it is for
  * this mesh, its publisher holds `registry:publish` now (by this node's view
- * of the grants: a relaying member cannot lend it) and no earlier
- * publication gave the same name and version other content. A refused
+ * of the grants: a relaying member cannot lend it) and no other publication
+ * gives the same name and version other content. A refused
  * publication is audited when it arrives and never listed; one whose
  * publisher is granted the permission later is taken from then on.
  */
 export function createCatalogue(deps: CatalogueDeps): Catalogue {
   const publications = (): Array<SignedStatement<"publication">> => deps.set.statements().flatMap((s) => asPublication(s) ?? []);
 
-  /** The first publication (by time, then id) of each name and version: a later one cannot replace its bytes. */
-  const firstOf = (all: Array<SignedStatement<"publication">>, admitted: (s: SignedStatement<"publication">) => boolean): Map<string, SignedStatement<"publication">> => {
-    const first = new Map<string, SignedStatement<"publication">>();
+  /**
+   * Each name and version's publication. Two that give it different content are both refused: which came first
+   * rests on a time their signers chose, so taking either would let a publisher replace another's bytes.
+   */
+  const settle = (all: Array<SignedStatement<"publication">>, admitted: (s: SignedStatement<"publication">) => boolean): Map<string, SignedStatement<"publication"> | { conflict: string }> => {
+    const groups = new Map<string, Array<SignedStatement<"publication">>>();
     for (const s of all) {
       if (!admitted(s)) continue;
       const key = `${s.body.kind}:${s.body.name}@${s.body.version}`;
-      const held = first.get(key);
-      if (held === undefined || s.body.publishedAt < held.body.publishedAt || (s.body.publishedAt === held.body.publishedAt && s.id < held.id)) first.set(key, s);
+      groups.set(key, [...(groups.get(key) ?? []), s]);
     }
-    return first;
+    const settled = new Map<string, SignedStatement<"publication"> | { conflict: string }>();
+    for (const [key, group] of groups) {
+      group.sort((x, y) => x.body.publishedAt - y.body.publishedAt || (x.id < y.id ? -1 : 1));
+      const first = group[0]!;
+      const other = group.find((g) => g.body.tree !== first.body.tree);
+      settled.set(key, other === undefined ? first : { conflict: `${first.body.name}@${first.body.version} is published with different content by ${first.body.publisher} (statement ${first.id.slice(0, 16)}) and by ${other.body.publisher} (statement ${other.id.slice(0, 16)}): neither is taken` });
+    }
+    return settled;
   };
 
   const standing = (s: SignedStatement<"publication">): string | undefined => {
@@ -68,8 +77,8 @@ export function createCatalogue(deps: CatalogueDeps): Catalogue {
   const refusal = (s: SignedStatement<"publication">): string | undefined => {
     const why = standing(s);
     if (why !== undefined) return why;
-    const first = firstOf(publications(), (p) => standing(p) === undefined).get(`${s.body.kind}:${s.body.name}@${s.body.version}`);
-    return first === undefined || first.id === s.id ? undefined : `${s.body.name}@${s.body.version} was published already as tree ${first.body.tree.slice(0, 16)} (statement ${first.id.slice(0, 16)})`;
+    const settled = settle(publications(), (p) => standing(p) === undefined).get(`${s.body.kind}:${s.body.name}@${s.body.version}`);
+    return settled !== undefined && "conflict" in settled ? settled.conflict : undefined;
   };
 
   const yanks = (): Array<SignedStatement<"publication-yank">> => deps.set.statements().flatMap((s) => (s.kind === "publication-yank" ? [s] : []));
@@ -86,7 +95,8 @@ export function createCatalogue(deps: CatalogueDeps): Catalogue {
     const byId = new Map(all.map((s) => [s.id, s]));
     const yanked = new Map<string, string>();
     for (const y of yanks()) if (yankRefusal(y.body, byId.get(y.body.publication)) === undefined) yanked.set(y.body.publication, `yanked by ${y.body.signer}: ${y.body.reason}`);
-    return [...firstOf(all, (s) => s.body.kind === kind && standing(s) === undefined).values()]
+    return [...settle(all, (s) => s.body.kind === kind && standing(s) === undefined).values()]
+      .flatMap((s) => ("conflict" in s ? [] : [s]))
       .map((s) => ({ ...s.body, id: s.id, ...(yanked.has(s.id) && { yanked: yanked.get(s.id)! }) }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : compareVersions(b.version, a.version)));
   };
@@ -117,6 +127,8 @@ export function createCatalogue(deps: CatalogueDeps): Catalogue {
       const found = accepted.find((p) => p.yanked === undefined);
       if (found !== undefined) return found;
       if (accepted.length > 0) return { missing: `every version of ${name} that ${range.text} accepts is yanked: ${accepted.map((p) => `${p.version} (${p.yanked!})`).join("; ")}` };
+      const conflicts = [...settle(publications(), (p) => p.body.kind === kind && p.body.name === name && range.accepts(p.body.version) && standing(p) === undefined).values()].flatMap((c) => ("conflict" in c ? [c.conflict] : []));
+      if (conflicts.length > 0) return { missing: conflicts.join("; ") };
       if (versions.length === 0) return { missing: `no ${kind} ${name} is published in this mesh (or none by a device allowed to publish)` };
       return { missing: `no version of ${name} matches ${range.text}; published: ${versions.map((p) => p.version).join(", ")}` };
     },

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, 
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeCanonical } from "../../identity/canonical.js";
+import { signStatement } from "../../identity/statement.js";
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import { createNode, type CoderClawNode } from "../../node/create-node.js";
 import { signPublication, signYank } from "../../src/registry/publication-statement.js";
@@ -123,6 +124,15 @@ describe("the mesh registry on three nodes", () => {
     await expect(c.registry.installSkill("team/helper2", "1.1.0")).rejects.toThrow(/every version of team\/helper2 that 1\.1\.0 accepts is yanked: 1\.1\.0 \(yanked by .*: breaks on empty diffs\)/);
     expect(await auditHas(c, "registry.install", "denied", /team\/helper2@1\.1\.0.*yanked/)).toBe(true);
     expect((await c.registry.listSkills()).available).toMatchObject([{ name: "team/helper2", latest: "1.0.0", yanked: ["1.1.0"] }]);
+
+    // A publication of the same version with other content, backdated to come "first": neither is taken, anywhere.
+    const backdated = signStatement(a.identity, "publication", { ...signPublication(a.identity, { meshId, kind: "skill", name: "team/helper2", version: "1.0.0", tree: "1".repeat(64), size: 1, files: 1 }).body, publishedAt: 1 });
+    await a.membership.add([backdated]);
+    for (const node of [a, b, c]) {
+      await eventually(() => auditHas(node, "registry.publication", "denied", new RegExp(`published with different content.*${backdated.id.slice(0, 16)}`)), 15_000, "the backdated publication refused");
+    }
+    await expect(b.registry.installSkill("team/helper2", "1.0.0")).rejects.toThrow(/team\/helper2@1\.0\.0 is published with different content/);
+    expect((await c.registry.listSkills()).installed).toMatchObject([{ name: "team/helper2", version: "1.0.0" }]);
 
     // A link out of the folder: refused at publish, naming it.
     symlinkSync("../../../etc/passwd", join(folder.dir, "passwd"));
