@@ -27,6 +27,8 @@ import { openBlobStore } from "../src/workspace/blob-store.js";
 import { DEFAULT_MANIFEST_LIMITS } from "../src/workspace/manifest.js";
 import { blobService, type RunningBlobs } from "./workspaces/blob-service.js";
 import { CodeWorkspaces, DEFAULT_RESULT_RETENTION_MS } from "./workspaces/code-workspaces.js";
+import { SubmittedTrees } from "./workspaces/submitted-trees.js";
+import { announceRelayDoor, RelayDoors } from "./mesh/relay-doors.js";
 import { SharedTrees } from "./workspaces/shared-trees.js";
 import { createNodeWorkflows } from "./workflows/node-workflows.js";
 import { createNodeApprovals, type NodeApprovals } from "./workflows/node-approvals.js";
@@ -70,12 +72,14 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
   // every renamed blob whole, and one that power loss empties fails its digest check on read and is fetched again.
   const blobStore = await openBlobStore({ dir: join(dataDir, "blobs"), fsync: false, ...(options.blobQuotaBytes !== undefined && { quotaBytes: options.blobQuotaBytes }) });
   const sharedTrees = new SharedTrees();
+  const submittedTrees = await SubmittedTrees.open(join(dataDir, "workspaces", "submitted"), (file, error) => report("workspaces")(new Error(`${file}: ${error.message}; removed, its tree is no longer served`)));
   const blobsRef: { current?: RunningBlobs } = {};
   const workspaces = new CodeWorkspaces({
     selfId: identity.peerId,
     dataDir,
     store: blobStore,
     shared: sharedTrees,
+    submitted: submittedTrees,
     client: () => blobsRef.current?.client,
     addSource: (source) => blobsRef.current?.service.server.addSource(source) ?? (() => undefined),
     ...(options.code?.agents !== undefined && { acceptAgents: options.code.agents }),
@@ -112,6 +116,9 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     // while (cut off, misbehaving) is still the writer of its documents, and a member relaying them is no offender.
     const replicas = await openTaskReplicas({ core, identity, isMember: (peer) => membership.isMember(peer), onQuarantined: (id, reason) => audit({ action: "sync.refused", peer: identity.peerId, resource: id, result: "denied", reason }) });
 
+    // Relaying for members' invites: the relay's gater asks it; it runs once libp2p and reachability do.
+    const relayServing = (): boolean => libp2p.services.relay !== undefined && (!relayAuto || reachability.current().reachability === "public");
+    const relayDoors = new RelayDoors({ serving: () => relayServing() });
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
       listen: options.listen ?? ["/ip4/127.0.0.1/tcp/0"],
@@ -120,7 +127,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       ...(options.inboundConnectionThreshold !== undefined && { inboundConnectionThreshold: options.inboundConnectionThreshold }),
       admit: admission.admits,
       isMember: admission.isMember,
-      ...(options.relay !== undefined && { relay: options.relay }),
+      ...(options.relay !== undefined && { relay: options.relay, relayDoorOpen: (member) => relayDoors.isOpen(member) }),
       ...(options.reserveRelay !== undefined && { reserveRelay: options.reserveRelay }),
       ...(options.holePunch !== undefined && { holePunch: options.holePunch }),
     });
@@ -150,6 +157,8 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       inviteBook: await InviteBook.openFile(join(paths.identity, "invites.json")),
       pinMesh: meshId.pin,
       statementsForJoiner: (joiner, level) => security.statementsForJoiner(joiner, level),
+      // A joiner behind another NAT reaches this node only through its relays, which carry strangers to it while it invites.
+      onInvite: async (expiresAt) => void (await announceRelayDoor(libp2p, expiresAt, (relay, error) => report("relay")(new Error(`telling relay ${relay} of the invite: ${error.message}`)))),
       onPairing: (e) => {
         options.onPairing?.(e);
         audit({ action: `pairing.${e.role}`, peer: e.peer ?? "(unknown)", result: e.ok ? "allowed" : "denied", reason: e.detail });
@@ -177,7 +186,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const blobs = blobService({ store: blobStore, shared: sharedTrees });
     const auditReplication = auditReplicationService({ audit: security.audit });
     const connectedMembers = (): string[] => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(admission.isMember);
-    const services = serviceList([pairing, statements, sync, directory, server, client, blobs, auditReplication, ...(options.services ?? [])]);
+    const services = serviceList([pairing, relayDoors, statements, sync, directory, server, client, blobs, auditReplication, ...(options.services ?? [])]);
     stack.push(() => services.stop());
     // A revoked or no-longer-trusted device is cut off wherever the statement reaches; a new member gets every protocol.
     const membersChanged = (): void => {
@@ -200,6 +209,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     };
     await services.start(context, (where, error) => options.onError?.(where, error));
     blobsRef.current = blobs.running;
+    await workspaces.restoreServed().catch(report("workspaces"));
     stack.push(membership.onChange(membersChanged));
     membersChanged();
 
@@ -214,8 +224,12 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       reach: async (peer) => void (await libp2p.dial(peerIdFromString(peer), { signal: AbortSignal.timeout(3000) })),
       local: () => placement,
       // A task that carries code lets the member its attempt goes to read that code, and no one else.
-      beforeAttempt: (peer, request) => {
-        const sent = workspaces.grantFor(request, peer);
+      beforeAttempt: async (peer, request) => {
+        const sent = await workspaces.grantFor(request, peer).catch((error: Error) => {
+          // Granted in memory all the same: only a fetch after a restart of this node is refused.
+          report("workspaces")(error);
+          return undefined;
+        });
         if (sent !== undefined) audit({ action: "task.code.send", peer, resource: sent.tree, result: "allowed", reason: `${sent.files} files, ${sent.bytes} bytes` });
       },
       leaseTimeoutMs: options.leaseTimeoutMs ?? LEASE_TIMEOUT_MS,
@@ -300,7 +314,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
         doctorReport({
           libp2p,
           reachability: reachability.current,
-          relayServing: () => libp2p.services.relay !== undefined && (!relayAuto || reachability.current().reachability === "public"),
+          relayServing,
           peers: () => listPeers({ libp2p, directory: directory.running, membership }),
         }),
       lastSeen,

@@ -42,6 +42,25 @@ export interface WorkflowStep {
   role: string;
   task: string;
   dependsOn?: string[];
+  /**
+   * The step is an approval gate: it runs only once someone approves it
+   * ({@link AgentOrchestrator.approve}, or `coderclaw approvals approve` when a
+   * node runs the workflow); denied, or undecided within `timeoutMs` (default
+   * one hour), it fails.
+   */
+  requestApproval?: boolean | { timeoutMs?: number };
+}
+
+/** A step waiting for a decision, as {@link AgentOrchestrator.getPendingApprovals} lists it. */
+export interface PendingApproval {
+  /** What {@link AgentOrchestrator.approve} and {@link AgentOrchestrator.deny} take. */
+  id: string;
+  workflowId: string;
+  /** The waiting step's task. */
+  taskId: string;
+  description: string;
+  /** When no decision denies it. */
+  deadline: Date;
 }
 
 /** Upstream Phase 1: a workflow and its tasks, kept current while it runs. */
@@ -58,6 +77,9 @@ interface Backend {
   start(draft: WorkflowDraft): Promise<string>;
   get(id: string): Promise<WorkflowRecord>;
   cancel(id: string): Promise<void>;
+  /** Open approval requests of every workflow the backend drives: id, run and step. */
+  approvals(): Promise<Array<{ id: string; runId: string; stepId: string; deadline: number }>>;
+  decide(id: string, approved: boolean, reason: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -95,7 +117,16 @@ export class AgentOrchestrator {
         return ids[at]!;
       });
       const remote = step.role.startsWith("remote:");
-      return { id: ids[i]!, description: step.task.slice(0, 1000), input: contextInput(step, dependsOn, steps, ids), dependsOn, target: remote ? step.role : "local", ...(!remote && { agent: step.role }) };
+      const gate = step.requestApproval === undefined || step.requestApproval === false ? undefined : step.requestApproval === true ? {} : step.requestApproval;
+      return {
+        id: ids[i]!,
+        description: step.task.slice(0, 1000),
+        input: contextInput(step, dependsOn, steps, ids),
+        dependsOn,
+        target: remote ? step.role : "local",
+        ...(!remote && { agent: step.role }),
+        ...(gate !== undefined && { approval: "required" as const, ...(gate.timeoutMs !== undefined && { approvalTimeoutMs: gate.timeoutMs }) }),
+      };
     });
     const draft: WorkflowDraft = { name: "orchestrator workflow", steps: drafts };
     checkWorkflow(draft);
@@ -150,6 +181,36 @@ export class AgentOrchestrator {
     for (const task of entry.view.tasks.values()) if (task.status === "pending" || task.status === "running") task.status = "cancelled";
   }
 
+  /** Steps of this orchestrator's running workflows that wait for a decision, oldest first. */
+  async getPendingApprovals(): Promise<PendingApproval[]> {
+    if (this.#backend === undefined) return [];
+    const open = await (await this.#backend).approvals();
+    const out: PendingApproval[] = [];
+    for (const a of open) {
+      for (const [workflowId, entry] of this.#workflows) {
+        if (entry.runId !== a.runId) continue;
+        const taskId = [...entry.stepOf].find(([, step]) => step === a.stepId)?.[0];
+        if (taskId !== undefined) out.push({ id: a.id, workflowId, taskId, description: entry.view.tasks.get(taskId)!.description, deadline: new Date(a.deadline) });
+      }
+    }
+    return out;
+  }
+
+  /** Let a waiting step run. */
+  async approve(approvalId: string, reason = ""): Promise<void> {
+    await this.#decide(approvalId, true, reason);
+  }
+
+  /** Fail a waiting step (and so its workflow, unless the step may fail). */
+  async deny(approvalId: string, reason = ""): Promise<void> {
+    await this.#decide(approvalId, false, reason);
+  }
+
+  async #decide(approvalId: string, approved: boolean, reason: string): Promise<void> {
+    if (this.#backend === undefined) throw new NotFoundError("open approval request", approvalId);
+    await (await this.#backend).decide(approvalId, approved, reason);
+  }
+
   getAllWorkflows(): Workflow[] {
     return [...this.#workflows.values()].map((e) => e.view);
   }
@@ -176,6 +237,11 @@ export class AgentOrchestrator {
         start: async (draft) => ((await client.admin("workflow.start", { file: "(orchestrator)", text: stringify(draft) })) as { id: string }).id,
         get: async (id) => (await client.admin("workflow.get", { id })) as WorkflowRecord,
         cancel: async (id) => void (await client.admin("workflow.cancel", { id })),
+        approvals: async () =>
+          ((await client.admin("approval.list", {})) as Array<{ id: string; workflow?: string; step?: string; deadline: string }>)
+            .filter((a) => a.workflow !== undefined && a.step !== undefined)
+            .map((a) => ({ id: a.id, runId: a.workflow!, stepId: a.step!, deadline: Date.parse(a.deadline) })),
+        decide: async (id, approve, reason) => void (await client.admin("approval.decide", { id, approve, reason })),
         close: () => client.close(),
       };
     }
@@ -186,6 +252,8 @@ export class AgentOrchestrator {
       start: async (draft) => (await coordinator.start(checkWorkflow(draft))).id,
       get: async (id) => (await coordinator.get(id))!,
       cancel: async (id) => void (await coordinator.cancel(id)),
+      approvals: async () => coordinator.approvals().map((a) => ({ id: a.request.id, runId: a.workflowId, stepId: a.stepId, deadline: a.request.deadline })),
+      decide: async (id, approved, reason) => void (await coordinator.decide(id, { approved, reason, at: Date.now() })),
       close: async () => {
         await coordinator.stop();
         await core.close();

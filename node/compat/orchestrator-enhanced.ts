@@ -7,7 +7,7 @@
 import "../../src/polyfills.js";
 import { AgentOrchestrator } from "./agent-orchestrator.js";
 
-export { AgentOrchestrator as EnhancedAgentOrchestrator, type Task, type TaskStatus, type Workflow, type WorkflowStep } from "./agent-orchestrator.js";
+export { AgentOrchestrator as EnhancedAgentOrchestrator, type PendingApproval, type Task, type TaskStatus, type Workflow, type WorkflowStep } from "./agent-orchestrator.js";
 
 /** Upstream Phase 2's shared instance. */
 export const globalEnhancedOrchestrator = new AgentOrchestrator();

@@ -11,6 +11,7 @@ import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import { selectNodeRecord, validateNodeRecord } from "../../protocols/capability/node-record.js";
+import { AddressReach } from "./address-reach.js";
 import { startHolePunching } from "./hole-punch.js";
 import { keepOneConnection } from "./one-connection.js";
 import { SocketAdoption } from "./punched-tcp.js";
@@ -58,6 +59,8 @@ export interface MeshLibp2pOptions {
    * while members can reach this node (see {@link setRelayServing}). Default false.
    */
   relay?: boolean | "auto";
+  /** A relay carries strangers' connections to a member while this says its door is open (it is inviting). Default never. */
+  relayDoorOpen?: (member: string) => boolean;
   /**
    * Listen through relay members too (reserve a slot on one and advertise its
    * `/p2p-circuit` address), so members that cannot dial this node directly
@@ -85,11 +88,12 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
   const listen = options.listen ?? ["/ip4/127.0.0.1/tcp/0"];
   const reserveRelay = options.reserveRelay ?? !listen.every(isLoopback);
   const adoption = new SocketAdoption();
+  const reach = new AddressReach();
   const node = await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: reserveRelay ? [...listen, "/p2p-circuit"] : listen },
     // The adopting transport first: it claims only addresses a punched socket waits for.
-    transports: [adoption.transport(), tcp(), circuitRelayTransport()],
+    transports: [adoption.transport(), reach.observe(tcp()), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     // A member opens a dozen streams (identify, DHT, ping, sync, caps) the moment its side of a connection is up;
     // on a busy machine they arrive before ours is, and yamux's default of 10 such streams resets the connection.
@@ -101,9 +105,11 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
       denyOutboundEncryptedConnection: refuse,
       // A relay carries members' traffic only: a stranger let in to pair may neither hold a slot nor be joined to anyone.
       denyInboundRelayReservation: notMember,
-      denyOutboundRelayedConnection: async (source, destination) => (await notMember(source)) || notMember(destination),
+      // ... and a stranger to a member that is inviting through this relay (see relay-doors.ts).
+      denyOutboundRelayedConnection: async (source, destination) => (await notMember(destination)) || ((await notMember(source)) && options.relayDoorOpen?.(destination.toString()) !== true),
     },
     connectionManager: {
+      addressSorter: reach.sorter,
       inboundConnectionThreshold: options.inboundConnectionThreshold ?? 5,
     },
     services: {

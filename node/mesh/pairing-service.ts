@@ -50,6 +50,8 @@ export interface PairingServiceOptions {
   pinMesh: (meshId: string) => void;
   /** Statements to file with a new member's certificate (e.g. its role grant), given the invite's level. */
   statementsForJoiner?: (joiner: string, level: "verified" | "trusted") => SignedStatement[];
+  /** Told of each invite made, with its expiry, before the invite is handed out. */
+  onInvite?: (expiresAt: number) => Promise<void>;
   /** Every pairing outcome, success or refusal, for the audit log. */
   onPairing?: (event: { role: "inviter" | "joiner"; ok: boolean; peer?: string; detail: string }) => void;
 }
@@ -66,8 +68,8 @@ export class PairingService implements MeshService {
   private readonly pairing = new Set<string>();
   /** Comparison codes of the devices paired here since start, newest last, for the admin to compare with the joiner's. */
   private readonly codes = new Map<string, string>();
-  /** The inviter this node is joining through, let in before it is a member. */
-  private joiningThrough: string | undefined;
+  /** The inviter this node is joining through, and the relays its invite names, let in before this node is a member. */
+  private joiningThrough = new Set<string>();
   private bound: { libp2p: MeshLibp2p; closeDoor: () => void } | undefined;
 
   constructor(private readonly options: PairingServiceOptions) {}
@@ -103,7 +105,7 @@ export class PairingService implements MeshService {
   async start(context: ServiceContext): Promise<void> {
     const { libp2p } = context;
     const { identity, inviteBook, membership } = this.options;
-    const closeDoor = context.openDoor((peer) => peer === this.joiningThrough || this.hasOpenInvites() || this.isPairing(peer));
+    const closeDoor = context.openDoor((peer) => this.joiningThrough.has(peer) || this.hasOpenInvites() || this.isPairing(peer));
     this.bound = { libp2p, closeDoor };
     await handleFramed(libp2p, PAIRING_PROTOCOL, {
       codec: pairingCodec,
@@ -149,6 +151,7 @@ export class PairingService implements MeshService {
     const addrs = inviteAddresses(this.libp2p.getMultiaddrs().map((a) => a.toString()));
     if (addrs.length === 0) throw new CoderClawError("UNAVAILABLE", "this node listens on no address a joiner could dial");
     const invite = await this.options.inviteBook.create({ meshId, inviter: this.options.identity.peerId, addrs, level, expiresAt: Date.now() + ttlMs });
+    await this.options.onInvite?.(invite.expiresAt);
     return { invite: encodeInvite(invite), expiresAt: invite.expiresAt };
   }
 
@@ -180,7 +183,7 @@ export class PairingService implements MeshService {
       throw new CoderClawError("INVALID_INPUT", `this node is already in mesh ${current}; an invite to ${invite.meshId} cannot be used here`);
     }
     const { libp2p } = this;
-    this.joiningThrough = invite.inviter;
+    this.joiningThrough = new Set([invite.inviter, ...invite.addrs.map((a) => /\/p2p\/([^/]+)\/p2p-circuit/.exec(a)?.[1]).filter((r): r is string => r !== undefined)]);
     try {
       const inviterId = peerIdFromString(invite.inviter);
       await libp2p.peerStore.merge(inviterId, { multiaddrs: invite.addrs.map((a) => multiaddr(a)) });
@@ -201,7 +204,7 @@ export class PairingService implements MeshService {
       this.options.onPairing?.({ role: "joiner", ok: false, peer: invite.inviter, detail: (err as Error).message });
       throw err;
     } finally {
-      this.joiningThrough = undefined;
+      this.joiningThrough = new Set();
     }
   }
 }

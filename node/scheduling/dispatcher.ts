@@ -39,7 +39,7 @@ export interface DispatcherOptions {
   /** Executor silence after which an attempt is presumed lost, ms. */
   leaseTimeoutMs: number;
   /** Told before each attempt is sent to `peer` (a task that carries code lets that member read it). */
-  beforeAttempt?: (peer: string, request: TaskSubmitRequest) => void;
+  beforeAttempt?: (peer: string, request: TaskSubmitRequest) => void | Promise<void>;
   /** Records of members are asked again once older than this while tasks wait, ms. Default 1 s. */
   recordsMaxAgeMs?: number;
   onError?: (where: string, error: Error) => void;
@@ -549,7 +549,7 @@ export class Dispatcher {
       try {
         // An answer that does not come within the lease is in doubt like a lost one: asked again, on a fresh stream.
         const timeoutMs = Math.max(ANSWER_WITHIN_MS, this.#o.leaseTimeoutMs);
-        this.#o.beforeAttempt?.(peer, request);
+        await this.#o.beforeAttempt?.(peer, request);
         return { task: await this.#o.client.submit(peer, request, undefined, { follow: true, key, fenceAfterMs: this.#o.leaseTimeoutMs, timeoutMs }) };
       } catch (err) {
         if (!(err instanceof CoderClawError)) throw err;

@@ -1,6 +1,6 @@
 import { lstat, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { glob } from "tinyglobby";
 import type { BlobClient, BlobSink } from "../../protocols/blobs/index.js";
 import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
@@ -12,10 +12,11 @@ import { collectChanges, trackWorkspace, type ChangeTracking } from "../../src/w
 import { blobsOf, buildManifest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, totalSize, type Manifest, type ManifestEntry, type ManifestLimits } from "../../src/workspace/manifest.js";
 import { decodeManifestIndex, joinManifest, splitManifest } from "../../src/workspace/manifest-pieces.js";
 import { materializeTree, type MaterializedTree } from "../../src/workspace/materialize.js";
-import { snapshotDirectory } from "../../src/workspace/snapshot.js";
+import { snapshotDirectory, workingTreeSource } from "../../src/workspace/snapshot.js";
 import { RESULT_ARTIFACTS_DIR, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
 import { BlobArrivals } from "./blob-arrivals.js";
 import type { SharedTrees } from "./shared-trees.js";
+import type { SubmittedTrees } from "./submitted-trees.js";
 
 /** Dependencies of {@link CodeWorkspaces}. */
 export interface CodeWorkspacesOptions {
@@ -25,6 +26,8 @@ export interface CodeWorkspacesOptions {
   /** Set once the node's libp2p runs; tasks that carry code from elsewhere fail until then. */
   client: () => BlobClient | undefined;
   shared: SharedTrees;
+  /** This node's submissions' trees, served again after a restart. */
+  submitted: SubmittedTrees;
   /** Serve a snapshot's blobs from its working tree, until the returned function is called. */
   addSource: (source: BlobSource) => () => void;
   /** Limits a tree received must keep. */
@@ -53,6 +56,8 @@ interface Prepared {
 /** Holder names in the blob store: what a running task and a task's result keep from collection. */
 const taskHolder = (taskId: string): string => `task:${taskId}`;
 const resultHolder = (taskId: string): string => `result:${taskId}`;
+/** Keeps a submission's tree and manifest pieces, which its working tree cannot give back after a restart. */
+const submittedHolder = (treeId: string): string => `submitted:${treeId}`;
 
 /**
  * Tasks that carry code, on both ends. The submitter snapshots a directory and
@@ -82,16 +87,97 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const cacheFile = join(this.#o.dataDir, "workspaces", "stat-cache", createHash("sha256").update(dir).digest("hex").slice(0, 32));
     const snap = await snapshotDirectory(dir, { cacheFile, ...(this.#o.limits && { limits: this.#o.limits }) });
     await this.#o.store.putTree(snap.treeId, snap.index);
-    if (!this.#o.shared.has(snap.treeId)) this.#sources.set(snap.treeId, this.#o.addSource(snap.sources));
-    this.#dropSources(this.#o.shared.share(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), snap.sources));
+    // On record before the request is signed: a task may wait for a member longer than this process lives.
+    for (const piece of snap.pieces) await this.#o.store.putVerified(piece.digest, piece.bytes);
+    await this.#o.store.pin(submittedHolder(snap.treeId), [snap.treeId, ...snap.pieces.map((p) => p.digest)]);
+    await this.#o.submitted.add(snap.treeId, resolve(dir));
+    this.#serve(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), snap.sources);
     return { tree: snap.treeId, bytes: totalSize(snap.manifest), files: snap.manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
   }
 
-  /** Let `peer` read the tree a request carries, as its attempt goes there; the spec when `peer` could not read it before. */
-  grantFor(request: Readonly<TaskSubmitRequest>, peer: string): WorkspaceSpec | undefined {
+  /**
+   * Let `peer` read the tree a request carries, as its attempt goes there (on
+   * record before it is sent, for a member that fetches after a restart of
+   * this node); the spec when `peer` could not read it before.
+   */
+  async grantFor(request: Readonly<TaskSubmitRequest>, peer: string): Promise<WorkspaceSpec | undefined> {
     if (!this.carriesCode(request)) return undefined;
     const spec = workspaceSpecOf(request.metadata)!;
-    return this.#o.shared.grant(spec.tree, peer) ? spec : undefined;
+    if (!this.#o.shared.grant(spec.tree, peer)) return undefined;
+    await this.#o.submitted.grant(spec.tree, peer);
+    return spec;
+  }
+
+  /**
+   * After a restart, serve again what this node served before: its
+   * submissions' trees, from the directories they were snapshotted from, to
+   * the members granted them, and the results of tasks that ran here, to the
+   * members that asked for them. Run once the blob protocol runs. Answers how
+   * many trees are served. Submissions older than the result retention go.
+   */
+  async restoreServed(now = Date.now()): Promise<number> {
+    return (await this.#restoreSubmitted(now)) + (await this.#restoreResults());
+  }
+
+  async #restoreResults(): Promise<number> {
+    let restored = 0;
+    for (const holder of this.#o.store.holders()) {
+      if (!holder.startsWith("result:")) continue;
+      const served = parseServedResult(await readFile(this.#resultMarker(holder.slice("result:".length)), "utf8").catch(() => ""));
+      const index = served === undefined ? undefined : await this.#o.store.getTree(served.tree);
+      if (served === undefined || index === undefined) continue;
+      const manifest = await this.#manifest(served.tree, undefined, DEFAULT_MANIFEST_LIMITS).catch(() => undefined);
+      if (manifest === undefined) continue;
+      const pieces = decodeManifestIndex(served.tree, index, DEFAULT_MANIFEST_LIMITS).map((digest) => ({ digest }));
+      this.#dropSources(this.#o.shared.share(served.tree, index, withPieces(blobsOf(manifest), pieces)));
+      this.#o.shared.grant(served.tree, served.requester);
+      restored++;
+    }
+    return restored;
+  }
+
+  async #restoreSubmitted(now: number): Promise<number> {
+    const retention = this.#o.resultRetentionMs ?? DEFAULT_RESULT_RETENTION_MS;
+    let restored = 0;
+    for (const record of this.#o.submitted.list()) {
+      const index = now - record.at < retention ? await this.#o.store.getTree(record.tree) : undefined;
+      if (index === undefined) {
+        await this.#forgetSubmitted(record.tree);
+        continue;
+      }
+      const digests = decodeManifestIndex(record.tree, index, DEFAULT_MANIFEST_LIMITS);
+      const read = await Promise.all(digests.map((digest) => this.#o.store.read(digest)));
+      if (read.includes(undefined)) {
+        await this.#forgetSubmitted(record.tree);
+        continue;
+      }
+      const pieces = digests.map((digest, i) => ({ digest, bytes: read[i]! }));
+      const manifest = joinManifest(record.tree, index, read as Uint8Array[], DEFAULT_MANIFEST_LIMITS);
+      this.#serve(record.tree, index, withPieces(blobsOf(manifest), pieces), workingTreeSource(record.dir, manifest, pieces));
+      for (const peer of record.grantees) this.#o.shared.grant(record.tree, peer);
+      restored++;
+    }
+    return restored;
+  }
+
+  /** Stop serving, and forget, this node's submissions' trees recorded before `before`. */
+  async #expireSubmitted(before: number): Promise<void> {
+    for (const record of this.#o.submitted.list()) {
+      if (record.at >= before) break;
+      this.#dropSources([record.tree]);
+      await this.#forgetSubmitted(record.tree);
+    }
+  }
+
+  async #forgetSubmitted(tree: string): Promise<void> {
+    await this.#o.store.unpin(submittedHolder(tree));
+    await this.#o.submitted.remove(tree);
+  }
+
+  /** Share a tree whose blobs `source` reads (a working tree), serving that source while the tree is shared. */
+  #serve(treeId: string, index: Uint8Array, blobs: Set<string>, source: BlobSource): void {
+    if (!this.#o.shared.has(treeId)) this.#sources.set(treeId, this.#o.addSource(source));
+    this.#dropSources(this.#o.shared.share(treeId, index, blobs, source));
   }
 
   carriesCode(request: Readonly<TaskSubmitRequest>): boolean {
@@ -150,7 +236,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
       files.push({ path: `${RESULT_ARTIFACTS_DIR}/${path}`, bytes });
       artifacts.push({ path, size: bytes.byteLength });
     }
-    const tree = await this.#storeTree(taskId, files);
+    const tree = await this.#storeTree(taskId, files, prepared.requester);
     if (prepared.requester !== undefined) this.#o.shared.grant(tree, prepared.requester);
     return { tree, heldBy: this.#o.selfId, base: prepared.spec.tree, patchBytes: changes.patch.byteLength, changed: { added: changes.added, modified: changes.modified, deleted: changes.deleted }, artifacts };
   }
@@ -188,6 +274,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
    */
   async expireResults(now = Date.now()): Promise<number> {
     const retention = this.#o.resultRetentionMs ?? DEFAULT_RESULT_RETENTION_MS;
+    await this.#expireSubmitted(now - retention);
     let released = 0;
     for (const holder of this.#o.store.holders()) {
       if (!holder.startsWith("result:")) continue;
@@ -235,10 +322,11 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return join(this.#o.dataDir, "workspaces", "results", createHash("sha256").update(taskId).digest("hex").slice(0, 32));
   }
 
-  async #markResult(taskId: string, at: number): Promise<void> {
+  /** The marker's time is the result's age; it names the tree and the member it is served to, for after a restart. */
+  async #markResult(taskId: string, at: number, served?: ServedResult): Promise<void> {
     const file = this.#resultMarker(taskId);
     await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, taskId);
+    await writeFile(file, served === undefined ? taskId : JSON.stringify({ taskId, ...served }));
     await utimes(file, at / 1000, at / 1000);
   }
 
@@ -380,7 +468,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
   }
 
   /** Store files as a tree (blobs and manifest), kept for the task's result; returns its id. */
-  async #storeTree(taskId: string, files: Array<{ path: string; bytes: Uint8Array }>): Promise<string> {
+  async #storeTree(taskId: string, files: Array<{ path: string; bytes: Uint8Array }>, requester: string | undefined): Promise<string> {
     const entries: ManifestEntry[] = [];
     for (const f of files) {
       const chunks: string[] = [];
@@ -395,10 +483,27 @@ export class CodeWorkspaces implements TaskWorkspaces {
     for (const piece of pieces) await this.#o.store.putVerified(piece.digest, piece.bytes);
     await this.#o.store.putTree(tree, index);
     const blobs = withPieces(blobsOf(manifest), pieces);
-    await this.#markResult(taskId, Date.now());
+    await this.#markResult(taskId, Date.now(), requester === undefined ? undefined : { tree, requester });
     await this.#o.store.pin(resultHolder(taskId), [tree, ...blobs]);
     this.#dropSources(this.#o.shared.share(tree, index, blobs));
     return tree;
+  }
+}
+
+/** A result tree and the member it is served to, as its marker file holds them. */
+interface ServedResult {
+  tree: string;
+  requester: string;
+}
+
+/** The marker's JSON; a marker written before results were served after restarts holds the task id alone. */
+function parseServedResult(text: string): ServedResult | undefined {
+  if (!text.startsWith("{") || text.length > 4096) return undefined;
+  try {
+    const { tree, requester } = JSON.parse(text) as Partial<ServedResult>;
+    return typeof tree === "string" && /^[0-9a-f]{64}$/.test(tree) && typeof requester === "string" && requester.length <= 128 ? { tree, requester } : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import * as A from "@automerge/automerge";
 import { InvalidInputError, StorageError } from "../contract/errors.js";
 import { ChunkedDocuments, CorruptDocumentError, storedBytes, type ChunkLayout } from "./chunked-documents.js";
@@ -6,6 +6,7 @@ import type { ChangedSince, ChangeOrigin, DocumentChange, DocumentStore, LogPosi
 import { sameHeads, SUMMARY_BUCKETS } from "./document-store.js";
 import type { Database } from "./level-database.js";
 import { readFirstChange } from "./first-change.js";
+import { createChangeLog, type ChangeLog } from "./change-log.js";
 import { levelKeyValues } from "./key-value.js";
 import { docRootListReader, docRootReader, type RootListReader, type RootReader } from "./root-reader.js";
 import { WriteBatcher, type WriteOp } from "./write-batcher.js";
@@ -94,23 +95,6 @@ interface CacheEntry {
 
 const HEADS = "heads:";
 /**
- * The change log: `clog:<position>` names the document changed at that
- * position and the peer it came from, if any; `clog-of:<id>` the position of a document's last change (its older
- * entry is deleted, so the log holds one entry per document), `clog-at` the last
- * position written and `clog-epoch` the log's identity. Written in each batch
- * that writes heads, so the log is exactly as durable as the documents.
- */
-const LOG = "clog:";
-const LOG_OF = "clog-of:";
-const LOG_AT = "clog-at";
-const LOG_EPOCH = "clog-epoch";
-/** Positions as fixed-width base 36, so keys sort as numbers do. */
-const LOG_DIGITS = 11;
-/** Separates a log entry's id from the peer the change came from (control characters never occur in ids). */
-const LOG_FROM = "\u0001";
-const logKey = (seq: number): string => LOG + seq.toString(36).padStart(LOG_DIGITS, "0");
-const readPosition = (bytes: Uint8Array | undefined): number => (bytes === undefined ? 0 : parseInt(Buffer.from(bytes).toString("utf8"), 36) || 0);
-/**
  * Where LevelDocumentStore keeps a document's snapshot and chunks. Control
  * characters never occur in ids (see validateDocumentId), so the separator cannot either.
  */
@@ -161,24 +145,18 @@ export class LevelDocumentStore implements DocumentStore {
   private readonly documents: ChunkedDocuments;
   private readonly maxCached: number;
   private closed = false;
-  /** The change log's last position handed out (written or about to be). */
-  private logSeq: number;
-  private readonly logEpoch: string;
+  private readonly log: ChangeLog;
 
   constructor(private readonly db: Database, private readonly options: LevelDocumentStoreOptions = {}) {
     this.batcher = options.batcher ?? new WriteBatcher(db);
     this.maxCached = options.maxCachedDocs ?? 2000;
     this.documents = new ChunkedDocuments(levelKeyValues(db), DOCUMENT_LAYOUT, options.compactAfterChunks ?? 16);
-    this.logSeq = readPosition(db.getSync(LOG_AT));
-    const epoch = db.getSync(LOG_EPOCH);
-    this.logEpoch = epoch === undefined ? randomBytes(12).toString("hex") : Buffer.from(epoch).toString("utf8");
-    // Queued first, so it is written with (or before) the first change this log records.
-    if (epoch === undefined) void this.batcher.write([{ type: "put", key: LOG_EPOCH, value: Buffer.from(this.logEpoch) }]).catch(() => undefined);
+    this.log = createChangeLog(db, this.batcher);
   }
 
   /** The change log's epoch and last durable position. */
   logPosition(): LogPosition {
-    return { epoch: this.logEpoch, seq: readPosition(this.db.getSync(LOG_AT)) };
+    return { epoch: this.log.epoch, seq: this.log.position() };
   }
 
   /**
@@ -187,34 +165,19 @@ export class LevelDocumentStore implements DocumentStore {
    * `after` lacks at most, leaving out those whose last change came from
    * `asker`. Undefined when the position is not of this log (another epoch, or
    * past its end): the caller must compare everything instead. Costs in
-   * proportion to the documents changed, not to those stored.
+   * proportion to the documents others than the asker changed, not to those
+   * stored nor to those the asker sent.
    */
   async changedSince(epoch: string, after: number, prefixes: readonly string[], asker?: string): Promise<ChangedSince | undefined> {
-    const upto = readPosition(this.db.getSync(LOG_AT));
-    if (epoch !== this.logEpoch || after > upto) return undefined;
+    const upto = this.log.position();
+    if (epoch !== this.log.epoch || after > upto) return undefined;
     const entries: Array<{ id: string; heads: string[] }> = [];
-    for await (const [, value] of this.db.iterator({ gt: logKey(after), lte: logKey(upto) })) {
-      const [id, from] = Buffer.from(value).toString("utf8").split(LOG_FROM);
-      // Its last change came from the asker, which sent it from what it had stored: it holds it.
-      if (id === undefined || (asker !== undefined && from === asker) || !prefixes.some((p) => id.startsWith(p))) continue;
+    // Its last change came from the asker, which sent it from what it had stored: it holds it.
+    for (const { id } of await this.log.changedAfter(after, upto, prefixes, asker)) {
       const heads = this.storedHeads(id);
       if (heads !== undefined) entries.push({ id, heads: decodeHeads(heads) });
     }
     return { epoch, upto, entries };
-  }
-
-  /** The change log's records of a change of `id`, for the batch that writes its heads. */
-  private logOps(id: string, from: string | undefined): WriteOp[] {
-    const key = logKey(++this.logSeq);
-    const ops: WriteOp[] = [
-      { type: "put", key, value: Buffer.from(from === undefined ? id : id + LOG_FROM + from) },
-      { type: "put", key: LOG_OF + id, value: Buffer.from(key) },
-      { type: "put", key: LOG_AT, value: Buffer.from(this.logSeq.toString(36)) },
-    ];
-    // Writes of one id are serialised (see locked), so the entry read here is the one its last batch wrote.
-    const previous = this.db.getSync(LOG_OF + id);
-    if (previous !== undefined) ops.push({ type: "del", key: Buffer.from(previous).toString("utf8") });
-    return ops;
   }
 
   async get<T>(id: string): Promise<A.Doc<T> | undefined> {
@@ -268,7 +231,7 @@ export class LevelDocumentStore implements DocumentStore {
 
   /** Write a new document's bytes as its snapshot, with its heads and `ops`, then tell the listeners. */
   private async storeNew(id: string, bytes: Uint8Array, heads: A.Heads, ops: WriteOp[], origin: ChangeOrigin, from: string | undefined): Promise<void> {
-    await this.batcher.write([this.documents.insert(id, bytes), { type: "put", key: HEADS + id, value: encodeHeads(heads) }, ...this.logOps(id, from), ...ops]);
+    await this.batcher.write([this.documents.insert(id, bytes), { type: "put", key: HEADS + id, value: encodeHeads(heads) }, ...this.log.record(id, from), ...ops]);
     const change: DocumentChange = { id, origin, heads, before: [], changes: bytes, ...(from !== undefined && { from }) };
     for (const listener of this.listeners) listener(change);
   }
@@ -345,9 +308,7 @@ export class LevelDocumentStore implements DocumentStore {
         this.cache.delete(id);
         release(cached.doc, cached.shared);
       }
-      const logged = this.db.getSync(LOG_OF + id);
-      const unlog: WriteOp[] = logged === undefined ? [] : [{ type: "del", key: Buffer.from(logged).toString("utf8") }, { type: "del", key: LOG_OF + id }];
-      await this.batcher.write([...this.documents.remove(stored), { type: "del", key: HEADS + id }, ...unlog, ...derived, ...ops]);
+      await this.batcher.write([...this.documents.remove(stored), { type: "del", key: HEADS + id }, ...this.log.forget(id), ...derived, ...ops]);
       return bytes;
     });
   }
@@ -483,7 +444,7 @@ export class LevelDocumentStore implements DocumentStore {
     }
 
     const { ops, chunks, changes }: { ops: WriteOp[]; chunks: number; changes: Uint8Array } = this.documents.save(id, next, entry);
-    ops.push({ type: "put", key: HEADS + id, value: encodeHeads(heads) }, ...this.logOps(id, extras.from));
+    ops.push({ type: "put", key: HEADS + id, value: encodeHeads(heads) }, ...this.log.record(id, extras.from));
     if (extras.ops) for (const op of extras.ops(next)) ops.push(op);
     for (const [d, was] of derived) for (const op of d.ops(id, was, d.read(docRootReader(next)))) ops.push(op);
 

@@ -28,7 +28,8 @@ export const WORKFLOW_PREFIX = "workflow/";
 /**
  * A workflow as an Automerge document: the fixed part (definition, input) and
  * each step as immutable JSON strings, so a step's update replaces one value
- * rather than growing a text CRDT by every character of an output.
+ * rather than growing a text CRDT by every character of an output. A step
+ * pending and never tried is absent.
  */
 type WorkflowDoc = {
   v: number;
@@ -58,8 +59,9 @@ export function documentWorkflowStore(store: DocumentStore, options: { actor?: s
       const { id, coordinator, definition, input, createdAt, status, steps } = record;
       await store.update<WorkflowDoc>(WORKFLOW_PREFIX + id, (doc) => {
         if (doc !== undefined) throw new InvalidInputError(`workflow ${id} exists already`, "id");
+        // A step not written yet is pending (see readWorkflowDoc): a new workflow of a hundred steps is one value, not a hundred.
         const stepValues: Record<string, A.ImmutableString> = {};
-        for (const [stepId, r] of Object.entries(steps)) stepValues[stepId] = str(JSON.stringify(r));
+        for (const [stepId, r] of Object.entries(steps)) if (!isUntouched(r)) stepValues[stepId] = str(JSON.stringify(r));
         return A.from<WorkflowDoc>({ v: VERSION, id: str(id), ...(coordinator !== undefined && { coordinator: str(coordinator) }), fixed: str(JSON.stringify({ definition, input, createdAt })), status: str(status), steps: stepValues }, actor === undefined ? undefined : { actor: actor });
       });
     },
@@ -102,6 +104,11 @@ export function workflowContentProblem(root: (key: string) => string | number | 
   return undefined;
 }
 
+/** A step as a new workflow holds it, which the document leaves out. */
+function isUntouched(r: StepRecord): boolean {
+  return r.status === "pending" && r.attempts.length === 0 && Object.keys(r).length === 2;
+}
+
 function readWorkflowDoc(id: string, doc: A.Doc<WorkflowDoc>): WorkflowRecord {
   const corrupt = (why: string): CoderClawError => new CoderClawError("STORAGE_CORRUPT", `workflow document ${id}: ${why}`);
   if (doc.v !== VERSION) throw corrupt(`version ${String(doc.v)}, expected ${VERSION}`);
@@ -109,6 +116,7 @@ function readWorkflowDoc(id: string, doc: A.Doc<WorkflowDoc>): WorkflowRecord {
   const steps: Record<string, StepRecord> = {};
   try {
     fixed = JSON.parse(doc.fixed.toString()) as typeof fixed;
+    for (const step of fixed.definition.steps) steps[step.id] = { status: "pending", attempts: [] };
     for (const [stepId, value] of Object.entries(doc.steps)) steps[stepId] = JSON.parse(value.toString()) as StepRecord;
   } catch (err) {
     throw corrupt(`does not read as JSON (${(err as Error).message})`);

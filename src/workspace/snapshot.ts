@@ -259,7 +259,12 @@ function dropEscapingLinks(candidates: Candidate[], skipped: SkippedPath[], maxP
   }
 }
 
-function workingTreeSource(root: string, manifest: Manifest, pieces: readonly ManifestPiece[]): BlobSource {
+/**
+ * Reads a tree's blobs from the directory it was snapshotted from (its
+ * manifest's pieces from memory), each checked against its digest: a file
+ * changed since reads as absent, never as other bytes.
+ */
+export function workingTreeSource(root: string, manifest: Manifest, pieces: readonly ManifestPiece[]): BlobSource {
   const held = new Map(pieces.map((p) => [p.digest, p.bytes]));
   // Built on first use: a snapshot whose blobs the executor holds already is never read here.
   let locations: Map<string, ChunkLocation> | undefined;

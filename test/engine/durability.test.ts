@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import type { TaskEvent, TaskState } from "../../src/contract/types.js";
 import { canTransition } from "../../src/engine/state-machine.js";
+import { runThenKill as runChildThenKill } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const child = fileURLToPath(new URL("../fixtures/durability-child.mjs", import.meta.url));
@@ -18,28 +19,8 @@ interface Stored {
 }
 
 /** Run the child in `mode` until `enough` says so from the lines it printed, then SIGKILL it. */
-async function runThenKill(mode: string, home: string, enough: (line: string) => boolean): Promise<void> {
-  const proc = spawn(process.execPath, [child, mode, home], { stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  let buffer = "";
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the child did not get far enough in time; stderr: ${stderr}`)), 20_000);
-    proc.stdout.on("data", (d: Buffer) => {
-      buffer += d.toString();
-      const lines = buffer.split("\n");
-      buffer = lines.pop()!;
-      if (lines.filter(enough).length > 0) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    proc.on("exit", (code) => reject(new Error(`child exited early with ${code}: ${stderr}`)));
-  });
-  proc.removeAllListeners("exit");
-  const exited = new Promise((r) => proc.on("exit", r));
-  proc.kill("SIGKILL");
-  await exited;
+function runThenKill(mode: string, home: string, enough: (line: string) => boolean): Promise<void> {
+  return runChildThenKill(child, [mode, home], enough);
 }
 
 /** What a restarted process finds in `home` once recovery has finished. */

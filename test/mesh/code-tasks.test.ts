@@ -5,6 +5,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startNodeProcess, type NodeProcess } from "../../node/cli/node-process.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
 import { assertBuilt, runCli } from "../helpers/cli.js";
+import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 beforeAll(assertBuilt);
@@ -46,6 +47,17 @@ function makeRepository(dir: string): void {
   writeFileSync(join(dir, "debug.log"), "ignored, never sent\n");
 }
 
+/** Node processes on homes `ha` (founder) and `hb` (a trusted member), stopped after the test. */
+async function meshOfTwo(ha: string, hb: string): Promise<{ a: NodeProcess; b: NodeProcess }> {
+  const a = await startNodeProcess(ha);
+  const b = await startNodeProcess(hb);
+  cleanups.push(() => a.stop(), () => b.stop());
+  await a.client.admin("mesh.create", { name: "code" });
+  const { invite } = (await a.client.admin("mesh.invite", { level: "trusted", ttlMs: 60_000 })) as { invite: string };
+  await b.client.admin("mesh.join", { invite });
+  return { a, b };
+}
+
 describe("tasks that carry code (separate processes, real git repositories)", () => {
   it("the executor works on the submitter's working tree; `task apply` reproduces its final tree exactly", async () => {
     const homes = [tempDir("cc-code-a-"), tempDir("cc-code-b-"), tempDir("cc-code-repo-")];
@@ -59,12 +71,7 @@ describe("tasks that carry code (separate processes, real git repositories)", ()
     cpSync(repo, expected, { recursive: true });
     execFileSync("sh", ["-c", SCRIPT], { cwd: expected });
 
-    const a: NodeProcess = await startNodeProcess(ha);
-    const b: NodeProcess = await startNodeProcess(hb);
-    cleanups.push(() => a.stop(), () => b.stop());
-    await a.client.admin("mesh.create", { name: "code" });
-    const { invite } = (await a.client.admin("mesh.invite", { level: "trusted", ttlMs: 60_000 })) as { invite: string };
-    await b.client.admin("mesh.join", { invite });
+    const { b } = await meshOfTwo(ha, hb);
 
     const submitted = await runCli(["task", "submit", SCRIPT, "--agent", "shell", "--repo", repo, "--route", b.deviceId, "--wait", "--json"], ha, 60_000);
     expect(submitted.code, submitted.stderr).toBe(0);
@@ -96,5 +103,36 @@ describe("tasks that carry code (separate processes, real git repositories)", ()
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("nothing was changed");
     expect((await snapshotDirectory(repo)).treeId).toBe(want.treeId);
+  }, 120_000);
+
+  it("a task waiting for its executor outlives a SIGKILL of its submitter, which serves the code after its restart; the executor serves the changes after its own", async () => {
+    const homes = [tempDir("cc-code-wait-a-"), tempDir("cc-code-wait-b-"), tempDir("cc-code-wait-repo-")];
+    cleanups.push(() => homes.forEach((h) => h.remove()));
+    const [ha, hb, repo] = homes.map((h) => h.path) as [string, string, string];
+    writeFileSync(join(repo, "kept.txt"), "sent before the crash\n");
+    let { a, b } = await meshOfTwo(ha, hb);
+    cleanups.push(() => a.stop(), () => b.stop());
+    await b.stop();
+
+    // B is away: the task waits for it, and its code is nowhere but in A's working tree and home.
+    const submitted = await runCli(["task", "submit", "cat kept.txt && echo made by the agent > made.txt", "--agent", "shell", "--repo", repo, "--route", b.deviceId, "--json"], ha, 30_000);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const { id } = JSON.parse(submitted.stdout) as { id: string };
+    expect((await a.client.getTaskState(id))?.status).toBe("pending");
+    await a.kill();
+
+    a = await startNodeProcess(ha);
+    b = await startNodeProcess(hb, ["--bootstrap", a.addr]);
+    await eventually(async () => ["completed", "failed"].includes((await a.client.getTaskState(id))?.status ?? ""), 60_000, "the task ended");
+    const done = await a.client.getTaskState(id);
+    expect(done, JSON.stringify(done)).toMatchObject({ status: "completed" });
+    expect(done?.output).toContain("sent before the crash");
+
+    // The changes stay with B until A asks for them: B killed and back, they are still A's to read.
+    await b.kill();
+    b = await startNodeProcess(hb, ["--bootstrap", a.addr]);
+    const diff = await runCli(["task", "diff", id], ha, 30_000);
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(diff.stdout).toContain("+made by the agent");
   }, 120_000);
 });

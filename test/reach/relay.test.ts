@@ -74,4 +74,22 @@ describe.skipIf(unavailable !== undefined)("relays for members behind NATs", () 
     expect(circuit(await stranger.call<string[]>("addrs"))).toEqual([]);
     expect((await r.call<string[]>("reservations")).sort()).toEqual([a.peerId, b.peerId].sort());
   });
+
+  it("pairs a device behind one NAT with an inviter behind another, through the relay the inviter listens on", { timeout: 120_000 }, async () => {
+    const { t, r, a, b } = await meshBehindNats();
+    await eventually(async () => circuit(await a.call<string[]>("addrs")).length > 0, 20_000, "A's relayed address");
+    // J is in B's network: A's LAN address is out of its reach, and only R could carry it to A.
+    const j = await host("J", t.ns.B, { listen: ["/ip4/0.0.0.0/tcp/4003"], sandbox: "off", holePunch: false });
+    await j.call("join", { invite: await a.call<string>("invite") }, 60_000);
+    await eventually(async () => (await a.call<boolean>("isMember", { peer: j.peerId })) && (await r.call<boolean>("isMember", { peer: j.peerId })), 20_000, "J a member on A and R");
+    const toA = (await j.call<Array<{ peer: string; addr: string }>>("connections")).filter((c) => c.peer === a.peerId);
+    expect(toA.every((c) => c.addr.includes(`/p2p/${r.peerId}/p2p-circuit`))).toBe(true);
+
+    // While A invites, R carries strangers to A only: B, which is not inviting, stays out of their reach.
+    await a.call("invite");
+    const stranger = await host("S", t.ns.B, { listen: ["/ip4/0.0.0.0/tcp/4004"], stranger: true });
+    const rAddr = (await r.call<string[]>("addrs")).find((x) => x.includes(t.addr.RB) && !x.includes("p2p-circuit"))!;
+    await stranger.call("dial", { addr: rAddr });
+    await expect(stranger.call("dial", { addr: `${rAddr}/p2p-circuit/p2p/${b.peerId}` })).rejects.toThrow();
+  });
 });

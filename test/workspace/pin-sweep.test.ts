@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CodeWorkspaces } from "../../node/workspaces/code-workspaces.js";
 import { SharedTrees } from "../../node/workspaces/shared-trees.js";
+import { SubmittedTrees } from "../../node/workspaces/submitted-trees.js";
 import { openBlobStore, sha256Hex, type BlobStore } from "../../src/workspace/blob-store.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -12,8 +13,12 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function workspaces(dataDir: string, store: BlobStore): CodeWorkspaces {
-  return new CodeWorkspaces({ selfId: "self", dataDir, store, shared: new SharedTrees(), client: () => undefined, addSource: () => () => undefined });
+const submittedIn = (dataDir: string): Promise<SubmittedTrees> => SubmittedTrees.open(join(dataDir, "workspaces", "submitted"), (file, error) => {
+  throw new Error(`${file}: ${error.message}`);
+});
+
+async function workspaces(dataDir: string, store: BlobStore): Promise<CodeWorkspaces> {
+  return new CodeWorkspaces({ selfId: "self", dataDir, store, shared: new SharedTrees(), submitted: await submittedIn(dataDir), client: () => undefined, addSource: () => () => undefined });
 }
 
 describe("leftovers of tasks killed while they ran", () => {
@@ -34,7 +39,7 @@ describe("leftovers of tasks killed while they ran", () => {
     store = await openBlobStore({ dir });
     cleanups.push(() => store.close());
     expect(store.refCount(sha256Hex(a))).toBe(1);
-    expect(await workspaces(home.path, store).sweep()).toBe(1);
+    expect(await (await workspaces(home.path, store)).sweep()).toBe(1);
     expect([store.refCount(sha256Hex(a)), store.refCount(sha256Hex(b))]).toEqual([0, 1]);
     expect(store.holders()).toEqual(["result:kept"]);
     for (const left of ["git/killed", "tasks/killed", "tasks/other.partial-0a1b2c"]) expect(existsSync(join(home.path, "workspaces", left)), left).toBe(false);
@@ -51,7 +56,7 @@ describe("result pins", () => {
     const store = await openBlobStore({ dir: join(home.path, "blobs"), quotaBytes: 3000 });
     cleanups.push(() => store.close());
     const retention = 60_000;
-    const ws = new CodeWorkspaces({ selfId: "self", dataDir: home.path, store, shared: new SharedTrees(), client: () => undefined, addSource: () => () => undefined, resultRetentionMs: retention });
+    const ws = new CodeWorkspaces({ selfId: "self", dataDir: home.path, store, shared: new SharedTrees(), submitted: await submittedIn(home.path), client: () => undefined, addSource: () => () => undefined, resultRetentionMs: retention });
     const results = [randomBytes(1000), randomBytes(1000), randomBytes(1000)];
     for (const [i, bytes] of results.entries()) {
       await store.put(bytes);

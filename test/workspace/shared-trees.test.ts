@@ -1,8 +1,11 @@
+import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CodeWorkspaces } from "../../node/workspaces/code-workspaces.js";
 import { SharedTrees } from "../../node/workspaces/shared-trees.js";
+import { SubmittedTrees } from "../../node/workspaces/submitted-trees.js";
+import { WORKSPACE_KEY } from "../../src/workspace/task-spec.js";
 import { openBlobStore } from "../../src/workspace/blob-store.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -10,6 +13,8 @@ const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
+
+const submittedIn = (dataDir: string, bad: string[] = []): Promise<SubmittedTrees> => SubmittedTrees.open(join(dataDir, "workspaces", "submitted"), (file) => bad.push(file));
 
 describe("trees served by a submitter", () => {
   it("are bounded: the least recently shared or granted tree stops being served, and its working tree source with it", async () => {
@@ -24,6 +29,7 @@ describe("trees served by a submitter", () => {
       dataDir: home.path,
       store,
       shared,
+      submitted: await submittedIn(home.path),
       client: () => undefined,
       addSource: () => {
         const name = `source${served.size}-${Math.random()}`;
@@ -47,5 +53,60 @@ describe("trees served by a submitter", () => {
     expect(shared.authorize("peer", a.tree)).toBe(true);
     ws.close();
     expect(served.size).toBe(0);
+  });
+
+  it("are served again after a restart, to the members granted them before, from the working tree; a file changed since reads as absent", async () => {
+    const home = tempDir("cc-submitted-");
+    cleanups.push(() => home.remove());
+    const repo = join(home.path, "repo");
+    mkdirSync(repo);
+    writeFileSync(join(repo, "kept.txt"), "kept");
+    writeFileSync(join(repo, "edited.txt"), "before");
+    const open = async () => {
+      const store = await openBlobStore({ dir: join(home.path, "blobs") });
+      const shared = new SharedTrees();
+      const sources: Array<{ read(d: string): Promise<Uint8Array | undefined> }> = [];
+      const ws = new CodeWorkspaces({ selfId: "self", dataDir: home.path, store, shared, submitted: await submittedIn(home.path), client: () => undefined, addSource: (s) => (sources.push(s), () => undefined) });
+      return { store, shared, sources, ws };
+    };
+    const first = await open();
+    const spec = await first.ws.snapshot(repo);
+    const request = { description: "t", input: "", metadata: { [WORKSPACE_KEY]: spec } };
+    expect(await first.ws.grantFor(request, "member-b")).toEqual(spec);
+    // What a member already holds is not granted (nor recorded) twice.
+    expect(await first.ws.grantFor(request, "member-b")).toBeUndefined();
+    await first.store.close();
+
+    // The process is gone: nothing in memory survives. Tree, pieces and grant come from the home.
+    const second = await open();
+    cleanups.push(() => second.store.close());
+    expect(second.shared.has(spec.tree)).toBe(false);
+    expect(await second.ws.restoreServed()).toBe(1);
+    expect(second.shared.authorize("member-b", spec.tree)).toBe(true);
+    expect(second.shared.authorize("member-c", spec.tree)).toBe(false);
+    const digest = (text: string): string => createHash("sha256").update(text).digest("hex");
+    expect(Buffer.from((await second.sources[0]!.read(digest("kept")))!).toString()).toBe("kept");
+    writeFileSync(join(repo, "edited.txt"), "after!");
+    expect(await second.sources[0]!.read(digest("before"))).toBeUndefined();
+
+    // Past the retention the record goes, and the tree is no longer served.
+    expect(await second.ws.restoreServed(Date.now() + 8 * 24 * 3600 * 1000)).toBe(0);
+    const third = await submittedIn(home.path);
+    expect(third.list()).toEqual([]);
+  });
+
+  it("drops a record that does not parse, saying which file, and keeps the others", async () => {
+    const home = tempDir("cc-submitted-bad-");
+    cleanups.push(() => home.remove());
+    const dir = join(home.path, "workspaces", "submitted");
+    mkdirSync(dir, { recursive: true });
+    const tree = "a".repeat(64);
+    writeFileSync(join(dir, `${tree}.json`), JSON.stringify({ version: 1, tree, dir: "/repo", at: 1, grantees: ["p"] }));
+    writeFileSync(join(dir, `${"b".repeat(64)}.json`), JSON.stringify({ version: 1, tree: "b".repeat(64), dir: "relative/path", at: 1, grantees: [] }));
+    writeFileSync(join(dir, `${"c".repeat(64)}.json`), JSON.stringify({ version: 1, tree: tree, dir: "/repo", at: 1, grantees: [] }));
+    const bad: string[] = [];
+    const submitted = await submittedIn(home.path, bad);
+    expect(submitted.list().map((r) => r.tree)).toEqual([tree]);
+    expect(bad.map((f) => f.slice(dir.length + 1, dir.length + 2)).sort()).toEqual(["b", "c"]);
   });
 });

@@ -20,6 +20,7 @@ import { createLogPositions, type LogPositions } from "../../../protocols/sync/l
 import { openDatabase, type Database } from "../../../src/storage/level-database.js";
 import { LevelDocumentStore } from "../../../src/storage/level-document-store.js";
 import { WriteBatcher, type WriteOp } from "../../../src/storage/write-batcher.js";
+import { countReads } from "../../helpers/level-reads.js";
 import { eventually } from "../../helpers/mesh.js";
 import { tempDir } from "../../helpers/temp-dir.js";
 
@@ -294,6 +295,32 @@ describe("reconnecting sync sessions that keep their position in each other's ch
     const { entries } = (await b.store.changedSince(b.store.logPosition().epoch, positions[0].get(b.identity.peerId)!.seq, ["task/"]))!;
     expect(entries).toEqual([]);
     await Promise.all(live.ends.map((e) => e.close()));
+  });
+
+  it("answers a peer whose position fell behind while it sent a thousand documents without reading their entries: a session cut before the quiet re-ask costs the next reconnect only what others changed", async () => {
+    const [a, b] = [await side(), await side()];
+    const positions: [LogPositions, LogPositions] = [positionsOf(a), positionsOf(b)];
+    const live = connect(a, b, positions);
+    await eventually(() => positions[0].get(b.identity.peerId) !== undefined, 5000, "a's first position in b's log");
+    const stale = positions[0].get(b.identity.peerId)!;
+    for (let i = 0; i < 1200; i++) await write(a, `task/${String(i).padStart(4, "0")}`, `done ${i}`);
+    await live.sessions[0].push(Array.from({ length: 1200 }, (_, i) => ({ id: `task/${String(i).padStart(4, "0")}`, since: [] })));
+    await eventually(async () => (await b.store.heads("task/1199")) !== undefined, 20_000, "b took a's documents");
+    // Cut at once: a never asked again, so its position is from before b's log grew by the 1,200.
+    await Promise.all(live.ends.map((e) => e.close()));
+    expect(positions[0].get(b.identity.peerId)).toEqual(stale);
+    await write(b, "task/b-own", "written by b meanwhile");
+
+    const reads = countReads(b.db);
+    const again = connect(a, b, positions);
+    await eventually(async () => (await a.store.heads("task/b-own")) !== undefined && positions[0].get(b.identity.peerId)!.seq === b.store.logPosition().seq, 10_000, "a took b's own and moved on");
+    const read = reads.entries();
+    reads.stop();
+    const answer = again.sent[1].find((m) => m.t === "changed")!;
+    expect(answer.t === "changed" && answer.items.map((item) => item.id)).toEqual(["task/b-own"]);
+    // Of b's log past a's position, 1,201 entries, only b's own was read.
+    expect(read).toBeLessThan(20);
+    expect([a.refused, b.refused, a.errors, b.errors]).toEqual([[], [], [], []]);
   });
 
   it("takes a changed answer only to its own question: one sent unasked changes no position and asks for nothing", async () => {

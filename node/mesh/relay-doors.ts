@@ -1,0 +1,117 @@
+import { peerIdFromString } from "@libp2p/peer-id";
+import { z } from "zod";
+import { createMessageCodec, FramedChannel } from "../../protocols/framing/index.js";
+import { handleFramed } from "../../protocols/framing/pool.js";
+import { isRelayed } from "../../protocols/framing/connection-choice.js";
+import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
+import type { MeshService, ServiceContext } from "../services/mesh-service.js";
+
+/** A member behind a NAT tells the relays it listens through that it is inviting, until when. */
+export const RELAY_DOOR_PROTOCOL = "/coderclaw/relay-door/1.0.0";
+
+/** The longest a door stays open on one message: an invite's longest life. */
+export const MAX_DOOR_MS = 7 * 24 * 3600 * 1000;
+
+const doorCodec = createMessageCodec({ version: 1, schema: z.strictObject({ untilMs: z.number().int().nonnegative() }), maxMessageBytes: 64 });
+
+/** Options of {@link RelayDoors}. */
+export interface RelayDoorsOptions {
+  /** Whether this node relays now (`relay: auto` changes it): only then are doors taken and strangers let in for them. */
+  serving: () => boolean;
+  now?: () => number;
+}
+
+/**
+ * Pairing through a relay. A relay carries members' traffic only, so a joiner
+ * behind one NAT could not reach an inviter behind another: its invite names
+ * the inviter's relayed address, and the relay refused the stranger. Now an
+ * inviting member tells its relays (over its direct connection to each) until
+ * when its invite is open; while a door is open, a relay lets strangers
+ * connect to it and carries their connections to that member only, whose own
+ * gater lets in, for pairing, only who its open invite admits. Strangers still
+ * get no slot, and no hop to any member that is not inviting.
+ */
+export class RelayDoors implements MeshService {
+  readonly protocol = RELAY_DOOR_PROTOCOL;
+  readonly #doors = new Map<string, number>();
+  readonly #o: RelayDoorsOptions;
+  #bound: { libp2p: MeshLibp2p; closeDoor: () => void; isMember: (peer: string) => boolean } | undefined;
+
+  constructor(options: RelayDoorsOptions) {
+    this.#o = options;
+  }
+
+  /** May a stranger's connection be relayed to `member` now? Not once `member` is no longer one (revoked meanwhile). */
+  isOpen(member: string): boolean {
+    const until = this.#doors.get(member);
+    if (until === undefined) return false;
+    if (until > this.#now() && this.#bound?.isMember(member) === true) return this.#o.serving();
+    this.#doors.delete(member);
+    return false;
+  }
+
+  async start(context: ServiceContext): Promise<void> {
+    const { libp2p } = context;
+    const closeDoor = context.openDoor(() => [...this.#doors.keys()].some((member) => this.isOpen(member)));
+    this.#bound = { libp2p, closeDoor, isMember: (peer) => context.isMember(peer) };
+    await handleFramed(libp2p, RELAY_DOOR_PROTOCOL, {
+      codec: doorCodec,
+      maxInboundStreams: 2,
+      // Told over a direct connection by a member: a member's relayed word, or a stranger's, opens nothing.
+      accept: (peer) => this.#o.serving() && context.isMember(peer) && libp2p.getConnections(peerIdFromString(peer)).some((c) => !isRelayed(c)),
+      onChannel: (channel) => {
+        void (async () => {
+          try {
+            const { untilMs } = await channel.receive({ timeoutMs: 5000 });
+            const until = Math.min(untilMs, this.#now() + MAX_DOOR_MS);
+            if (until > this.#now()) this.#doors.set(channel.peer, until);
+            else this.#doors.delete(channel.peer);
+            context.audit({ action: "relay.door", peer: channel.peer, result: "allowed", reason: until > this.#now() ? `open until ${new Date(until).toISOString()}` : "closed" });
+          } catch (err) {
+            context.report(err as Error, channel.peer);
+          } finally {
+            await channel.close().catch(() => undefined);
+          }
+        })();
+      },
+    });
+  }
+
+  async stop(): Promise<void> {
+    const bound = this.#bound;
+    this.#bound = undefined;
+    if (bound === undefined) return;
+    bound.closeDoor();
+    await bound.libp2p.unhandle(RELAY_DOOR_PROTOCOL).catch(() => undefined);
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
+  }
+}
+
+/**
+ * Tell each relay this node listens through that its door is open until
+ * `untilMs`; answers the relays told. A relay that cannot be told is skipped:
+ * the invite's direct addresses may still serve.
+ */
+export async function announceRelayDoor(libp2p: MeshLibp2p, untilMs: number, onError: (relay: string, error: Error) => void): Promise<string[]> {
+  const relays = new Set(libp2p.getMultiaddrs().map((a) => /\/p2p\/([^/]+)\/p2p-circuit/.exec(a.toString())?.[1]).filter((r): r is string => r !== undefined));
+  const told: string[] = [];
+  await Promise.all(
+    [...relays].map(async (relay) => {
+      try {
+        const connection = libp2p.getConnections(peerIdFromString(relay)).find((c) => !isRelayed(c) && c.status === "open");
+        if (connection === undefined) throw new Error("no direct connection to it");
+        const stream = await connection.newStream(RELAY_DOOR_PROTOCOL, { signal: AbortSignal.timeout(5000) });
+        const channel = new FramedChannel({ stream, codec: doorCodec, peer: relay });
+        await channel.send({ untilMs });
+        await channel.close().catch(() => undefined);
+        told.push(relay);
+      } catch (err) {
+        onError(relay, err as Error);
+      }
+    }),
+  );
+  return told;
+}

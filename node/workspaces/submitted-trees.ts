@@ -1,0 +1,114 @@
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { isAbsolute, join } from "node:path";
+import { z } from "zod";
+import { writeFileAtomic } from "../../identity/index.js";
+
+/** A record file is refused beyond this, before it is parsed. */
+const MAX_RECORD_BYTES = 256 * 1024;
+/** Members one tree is granted to at most: far more than attempts a task makes. */
+const MAX_GRANTEES = 256;
+
+const TREE_ID = /^[0-9a-f]{64}$/;
+
+const recordSchema = z.strictObject({
+  version: z.literal(1),
+  tree: z.string().regex(TREE_ID),
+  dir: z.string().min(1).max(4096).refine(isAbsolute, "must be an absolute path"),
+  at: z.number().int().nonnegative(),
+  grantees: z.array(z.string().min(1).max(128)).max(MAX_GRANTEES),
+});
+
+/** What a node needs to serve one of its submissions' trees again after a restart. */
+export type SubmittedTree = Omit<z.infer<typeof recordSchema>, "version">;
+
+/**
+ * The trees of this node's submissions, one small file each in the home: the
+ * directory a tree was snapshotted from and the members granted it. A task
+ * that waits for a capable member, or sits queued on one that has not fetched
+ * its code yet, outlives a restart of its submitter (its state is durable), so
+ * the tree it names must too: after a restart the node serves it again from
+ * the same working tree, each blob checked against its digest, and a file
+ * changed since answers "no longer held" rather than other bytes.
+ */
+export class SubmittedTrees {
+  readonly #dir: string;
+  readonly #records = new Map<string, SubmittedTree>();
+  /** Writes one after another: two renames of one record in flight could land in either order. */
+  #writes: Promise<void> = Promise.resolve();
+
+  private constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  /**
+   * Open the records in `dir`. A record that cannot be read or parsed is
+   * removed and reported through `onBad`: its tree is no longer served, and the
+   * task that needed it fails saying its blobs are not held.
+   */
+  static async open(dir: string, onBad: (file: string, error: Error) => void): Promise<SubmittedTrees> {
+    const trees = new SubmittedTrees(dir);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    for (const name of await readdir(dir)) {
+      const file = join(dir, name);
+      // A write the process did not finish renaming.
+      if (!name.endsWith(".json")) {
+        await rm(file, { force: true });
+        continue;
+      }
+      try {
+        const size = (await stat(file)).size;
+        if (size > MAX_RECORD_BYTES) throw new Error(`over ${MAX_RECORD_BYTES} bytes`);
+        const { version: _version, ...record } = recordSchema.parse(JSON.parse(await readFile(file, "utf8")));
+        if (`${record.tree}.json` !== name) throw new Error(`names tree ${record.tree}`);
+        trees.#records.set(record.tree, record);
+      } catch (error) {
+        onBad(file, error instanceof z.ZodError ? new Error(z.prettifyError(error)) : (error as Error));
+        await rm(file, { force: true });
+      }
+    }
+    return trees;
+  }
+
+  /** Every record, oldest first. */
+  list(): SubmittedTree[] {
+    return [...this.#records.values()].sort((a, b) => a.at - b.at);
+  }
+
+  has(tree: string): boolean {
+    return this.#records.has(tree);
+  }
+
+  /** Record (durably) that `tree` was snapshotted from `dir` now; grants already recorded are kept. */
+  async add(tree: string, dir: string, at = Date.now()): Promise<void> {
+    await this.#write({ tree, dir, at, grantees: this.#records.get(tree)?.grantees ?? [] });
+  }
+
+  /** Record (durably) that `peer` may read `tree`; nothing when `tree` is not a submission's or `peer` had it. */
+  async grant(tree: string, peer: string): Promise<void> {
+    const record = this.#records.get(tree);
+    if (record === undefined || record.grantees.includes(peer)) return;
+    await this.#write({ ...record, grantees: [...record.grantees, peer].slice(-MAX_GRANTEES) });
+  }
+
+  async remove(tree: string): Promise<void> {
+    this.#records.delete(tree);
+    const removal = this.#writes.then(() => rm(this.#file(tree), { force: true }));
+    this.#writes = removal.catch(() => undefined);
+    await removal;
+  }
+
+  async #write(record: SubmittedTree): Promise<void> {
+    this.#records.set(record.tree, record);
+    const write = this.#writes.then(() => {
+      // The newest state when this write's turn comes: a later change may have been queued behind it.
+      const now = this.#records.get(record.tree);
+      return now === undefined ? undefined : writeFileAtomic(this.#file(record.tree), `${JSON.stringify({ version: 1, ...now })}\n`, { mode: 0o600 });
+    });
+    this.#writes = write.catch(() => undefined);
+    await write;
+  }
+
+  #file(tree: string): string {
+    return join(this.#dir, `${tree}.json`);
+  }
+}
