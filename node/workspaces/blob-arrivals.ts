@@ -2,6 +2,9 @@ import type { BlobSink } from "../../protocols/blobs/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 
+/** Bytes of blobs kept for the reader after they arrived ahead of it; past that, it reads them from the store. */
+export const HELD_MAX_BYTES = 64 * 1024 * 1024;
+
 interface Waiter {
   resolve: (bytes: Uint8Array) => void;
   reject: (err: Error) => void;
@@ -11,14 +14,18 @@ interface Waiter {
  * Lets a tree be materialised while its blobs are still arriving: {@link sink}
  * stores each fetched blob in `store` as the fetch hands it over, and
  * {@link read} answers a blob at once when the store holds it, or when it
- * arrives. A blob the reader is waiting for is handed over as received
- * (verified by the store on the way in), not read back. Once the fetch is
- * over ({@link end}, {@link fail}) a blob still missing fails its reader.
+ * arrives. A blob the reader is waiting for, or one that arrived ahead of it
+ * (up to {@link HELD_MAX_BYTES} of them), is handed over as received
+ * (verified by the store on the way in), not read back and hashed again. Once
+ * the fetch is over ({@link end}, {@link fail}) a blob still missing fails its reader.
  */
 export class BlobArrivals {
   readonly #store: BlobStore;
   readonly #tree: string;
   readonly #waiting = new Map<string, Waiter[]>();
+  /** Blobs that arrived before they were asked for, each handed over once. */
+  readonly #held = new Map<string, Uint8Array>();
+  #heldBytes = 0;
   #over: Error | "done" | undefined;
 
   constructor(store: BlobStore, tree: string) {
@@ -46,6 +53,12 @@ export class BlobArrivals {
 
   /** The blob `digest`, checked against it: from the store, or once it arrives. */
   read(digest: string): Uint8Array | Promise<Uint8Array> {
+    const early = this.#held.get(digest);
+    if (early !== undefined) {
+      this.#held.delete(digest);
+      this.#heldBytes -= early.byteLength;
+      return early;
+    }
     const held = this.#store.readSync(digest);
     if (held !== undefined) return held;
     if (this.#over !== undefined) throw this.#missing(digest);
@@ -68,6 +81,10 @@ export class BlobArrivals {
 
   #finish(how: Error | "done"): void {
     this.#over ??= how;
+    if (how !== "done") {
+      this.#held.clear();
+      this.#heldBytes = 0;
+    }
     for (const [digest, waiters] of this.#waiting) {
       const held = this.#store.readSync(digest);
       for (const waiter of waiters) {
@@ -80,7 +97,13 @@ export class BlobArrivals {
 
   #arrived(digest: string, bytes: Uint8Array): void {
     const waiters = this.#waiting.get(digest);
-    if (waiters === undefined) return;
+    if (waiters === undefined) {
+      if (this.#over === undefined && !this.#held.has(digest) && this.#heldBytes + bytes.byteLength <= HELD_MAX_BYTES) {
+        this.#held.set(digest, bytes);
+        this.#heldBytes += bytes.byteLength;
+      }
+      return;
+    }
     this.#waiting.delete(digest);
     for (const waiter of waiters) waiter.resolve(bytes);
   }

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { MAX_BLOB_BYTES, MAX_TREE_BYTES } from "../../src/workspace/blob-store.js";
 import { DIGEST_PATTERN } from "../../src/workspace/manifest.js";
 import { bytesSchema, createMessageCodec, type MessageCodec } from "../framing/codec.js";
+import { readDataMessage, writeDataMessage, type DataLimits } from "./data-frame.js";
 
 /**
  * Blob exchange: members fetch a tree's manifest and the blobs it names from a
@@ -65,7 +66,25 @@ export const blobsMessageSchema = z.discriminatedUnion("t", [
 /** See {@link blobsMessageSchema}. */
 export type BlobsMessage = z.infer<typeof blobsMessageSchema>;
 
-/** The strict codec of the blob protocol. */
+/** Whether the hand-written path can write `m`: anything else is left to the generic encoder, as before. */
+function fitsDataFrame(m: Extract<BlobsMessage, { t: "data" }>): boolean {
+  const count = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
+  return m.bytes.byteLength <= BLOB_CHUNK_BYTES && count(m.rid) && count(m.off) && count(m.size) && DIGEST_PATTERN.test(m.d);
+}
+
+/**
+ * The strict codec of the blob protocol. `data` messages, one per small blob
+ * of a tree, take a hand-written path (data-frame.ts) that writes and accepts
+ * the same canonical bytes; every other message, and a `data` frame in any
+ * other shape, goes through the generic codec.
+ */
 export function createBlobsCodec(): MessageCodec<BlobsMessage> {
-  return createMessageCodec({ version: BLOBS_PROTOCOL_VERSION, schema: blobsMessageSchema, maxMessageBytes: MAX_BLOBS_MESSAGE_BYTES });
+  const generic = createMessageCodec({ version: BLOBS_PROTOCOL_VERSION, schema: blobsMessageSchema, maxMessageBytes: MAX_BLOBS_MESSAGE_BYTES });
+  const limits: DataLimits = { version: BLOBS_PROTOCOL_VERSION, maxOff: MAX_TREE_BYTES, maxBytes: BLOB_CHUNK_BYTES };
+  return {
+    version: generic.version,
+    maxMessageBytes: generic.maxMessageBytes,
+    encode: (m) => (m.t === "data" && fitsDataFrame(m) ? writeDataMessage(BLOBS_PROTOCOL_VERSION, m) : generic.encode(m)),
+    decode: (bytes) => (bytes.byteLength <= MAX_BLOBS_MESSAGE_BYTES ? readDataMessage(bytes, limits) : undefined) ?? generic.decode(bytes),
+  };
 }

@@ -42,6 +42,18 @@ describe("materialising a tree while its blobs arrive", () => {
     files.forEach((bytes) => expect(store.has(blobDigest(bytes))).toBe(true));
   });
 
+  it("hands over a blob that arrived ahead of its reader as received, without reading it back from the store", async () => {
+    const { store, target, manifest, files } = await setup();
+    let readBack = 0;
+    const counted: BlobStore = { ...store, readSync: (d) => (readBack++, store.readSync(d)) };
+    const arrivals = new BlobArrivals(counted, "t");
+    for (const bytes of files) await arrivals.sink.putVerified(blobDigest(bytes), bytes);
+    arrivals.end();
+    await materializeTree(manifest, target, (d) => arrivals.read(d), { readsVerified: true });
+    files.forEach((bytes, i) => expect(readFileSync(join(target, "src", `f${i}.txt`)).equals(bytes)).toBe(true));
+    expect(readBack).toBe(0);
+  });
+
   it("a fetch that fails midway fails the tree with its error and leaves nothing, not even a partial directory", async () => {
     const { store, target, work, manifest, files } = await setup();
     const arrivals = new BlobArrivals(store, "t");
