@@ -107,7 +107,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const membership = await Membership.openStored({ db: core.db, write, identity, pinnedMeshId: meshId.read });
     stack.push(() => membership.close());
     await importLegacyStatements(core.store, membership.set);
-    const security = await NodeSecurity.open({ db: core.db, set: membership.set, identity, membership, workspaceDir: options.workspaceDir ?? dataDir, write, agents: core.agents, ...(options.identityProviders && { providers: options.identityProviders }) });
+    const security = await NodeSecurity.open({ db: core.db, set: membership.set, identity, membership, workspaceDir: options.workspaceDir ?? dataDir, sessionsFile: paths.sessions, write, agents: core.agents, ...(options.identityProviders && { providers: options.identityProviders }) });
     stack.push(() => security.close());
     stack.push(membership.onChange(() => void security.refresh().catch(report("security"))));
     const audit = (e: ServiceAuditEntry): void => void security.recordPeerEvent(e).catch(report("audit"));

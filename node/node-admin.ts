@@ -11,7 +11,7 @@ import { decodeStatement } from "../identity/index.js";
 import type { RoleGrant } from "../src/security/grants.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign", "task.changes", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
+export const ADMIN_METHODS = ["session.create", "session.list", "session.revoke", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign", "task.changes", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
@@ -23,7 +23,10 @@ const schemas = {
     userId: z.string().min(1).max(256).optional(),
     roles: z.array(z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/)).min(1).max(16).optional(),
     ttlMs: z.number().int().min(60_000).max(30 * 24 * 3600 * 1000).optional(),
+    readOnly: z.boolean().optional(),
   }),
+  "session.list": z.strictObject({}).optional(),
+  "session.revoke": z.strictObject({ sessionId: z.uuid(), reason: z.string().max(256).optional() }),
   "audit.query": z.strictObject({
     userId: z.string().min(1).max(256).optional(),
     action: z.string().min(1).max(128).optional(),
@@ -90,14 +93,26 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       return node.workspaces.clean({ ...(taskIds !== undefined && { taskIds }), ...(olderThanMs !== undefined && { olderThanMs }) });
     }
     case "session.create": {
-      const { userId, roles, ttlMs } = parseInput(schemas[method], raw);
+      const { userId, roles, ttlMs, readOnly } = parseInput(schemas[method], raw);
       // Sessions belong to this node's device: HTTP accepts only tokens opened here.
       const user = userId ?? node.peerId;
       // Without explicit roles, the session carries every role the user holds here.
       const held = roles ?? [...node.security.current.grants.rolesOf(user)];
       if (held.length === 0) throw new CoderClawError("PERMISSION_DENIED", `${user} holds no role on this node; an admin grants roles`);
-      const session = await node.security.current.createSession(user, node.peerId, held, ttlMs === undefined ? {} : { ttlMs });
-      return { token: session.token, userId: session.userId, roles: session.roles, expiresAt: new Date(session.expiresAt).toISOString() };
+      const session = await node.security.current.createSession(user, node.peerId, held, { ...(ttlMs !== undefined && { ttlMs }), ...(readOnly === true && { readOnly }) });
+      return { id: session.id, token: session.token, userId: session.userId, roles: session.roles, readOnly: session.readOnly, expiresAt: new Date(session.expiresAt).toISOString() };
+    }
+    case "session.list":
+      parseInput(schemas[method], raw);
+      return node.security.current.sessions.list().map((s) => ({ ...s, issuedAt: new Date(s.issuedAt).toISOString(), expiresAt: new Date(s.expiresAt).toISOString() }));
+    case "session.revoke": {
+      const { sessionId, reason } = parseInput(schemas[method], raw);
+      const state = node.security.current.sessions.list().find((s) => s.id === sessionId)?.state;
+      if (state === undefined) throw new CoderClawError("NOT_FOUND", `no session ${sessionId} on this node (expired ones are forgotten a day after they expire)`);
+      // Revoking what is already over would change nothing: say so rather than answer "revoked".
+      if (state !== "active") throw new CoderClawError("INVALID_INPUT", `session ${sessionId} is already ${state}`, { field: "sessionId" });
+      await node.security.current.revokeSession(sessionId, { userId: node.peerId, deviceId: node.peerId }, reason || "revoked by the node's owner");
+      return { revoked: sessionId };
     }
     case "audit.query": {
       const q = parseInput(schemas[method], raw);

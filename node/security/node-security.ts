@@ -9,12 +9,14 @@ import {
   loadTeamPolicy,
   LocalIdentityProvider,
   SecurityService,
+  openSessionFile,
   policyTextHash,
   signPolicy,
   signRoleGrant,
   type AuditBody,
   type IdentityProvider,
   type RepoPolicy,
+  type SessionPersistence,
   type TaskAccess,
   type TeamPolicy,
 } from "../../src/security/index.js";
@@ -49,6 +51,8 @@ export interface NodeSecurityOptions {
   agents?: AgentLookup;
   /** Identity providers besides the local one (OIDC, GitHub Actions): their tokens are exchanged for sessions over HTTP. */
   providers?: ReadonlyArray<IdentityProvider<never>>;
+  /** The file in the node's home where sessions outlive a restart; without it they end with the process. */
+  sessionsFile?: string;
 }
 
 /**
@@ -56,7 +60,7 @@ export interface NodeSecurityOptions {
  * audit log, the repository and organization policy files, role grants and signed
  * policies replicated through the mesh documents, and device standing from the
  * trust statements. It is rebuilt when the node founds or joins a mesh (sessions
- * do not survive that, as they do not survive a restart).
+ * do not survive that: their tokens name the mesh); they do survive a restart.
  */
 export class NodeSecurity {
   private service!: SecurityService;
@@ -70,6 +74,7 @@ export class NodeSecurity {
     readonly audit: AuditLog,
     private readonly repoPolicy: RepoPolicy | undefined,
     private readonly teamPolicy: TeamPolicy | undefined,
+    private readonly sessions: SessionPersistence | undefined,
   ) {
     // A policy whose text arrives after it takes effect then. Grants and policies themselves come through the
     // membership's change (refresh), which sees them first.
@@ -85,7 +90,8 @@ export class NodeSecurity {
     const team = await loadTeamPolicy(join(dir, "team-policy.yaml"));
     const write = options.write;
     const audit = new AuditLog({ db: options.db, signer: options.identity, ...(write && { write: (ops) => write(ops as WriteOp[]) }) });
-    const s = new NodeSecurity(options, audit, repo, team);
+    const sessions = options.sessionsFile === undefined ? undefined : await openSessionFile(options.sessionsFile);
+    const s = new NodeSecurity(options, audit, repo, team, sessions);
     await s.refresh();
     return s;
   }
@@ -116,6 +122,7 @@ export class NodeSecurity {
       ...(this.teamPolicy && { teamPolicy: this.teamPolicy }),
       providers: [new LocalIdentityProvider(), ...(this.options.providers ?? [])],
       agentSkills: agentSkills(this.options.agents),
+      ...(this.sessions && { sessionPersistence: this.sessions }),
       deviceStanding: (id) => ({ level: id === identity.peerId && !membership.meshId ? "trusted" : membership.levelOf(id), revoked: membership.isRevoked(id) }),
     });
     await this.applyStatements(membership.statements());

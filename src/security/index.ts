@@ -33,5 +33,6 @@ export * from "./audit/verify.js";
 export * from "./audit/log.js";
 export * from "./errors.js";
 export * from "./sessions.js";
+export * from "./session-file.js";
 export * from "./providers.js";
 export * from "./service.js";

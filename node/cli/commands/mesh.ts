@@ -47,7 +47,7 @@ export async function resolveDeviceId(cmd: Command, text: string): Promise<strin
 }
 
 /** `--ttl`: a duration in the grammar every CLI duration uses (`ms`: 90s, 10m, 2h, 1d). */
-function parseTtl(text: string): number {
+export function parseTtl(text: string): number {
   const span = ms(text as ms.StringValue);
   if (typeof span !== "number" || !Number.isFinite(span) || span <= 0) throw new CoderClawError("INVALID_INPUT", `--ttl: ${JSON.stringify(text)} is not a duration like 90s, 10m, 2h or 1d`, { field: "ttl" });
   return span;
@@ -229,24 +229,5 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       setExit(EXIT.ok);
     });
 
-  const session = new Command("session").description("sessions for HTTP clients of this node");
-  session
-    .command("create")
-    .description("open a session on this node and print its bearer token (for --server/--token, or CODERCLAW_TOKEN)")
-    .option("--user <id>", "user id (default: this device)")
-    .option("--roles <list>", "comma-separated roles (default: every role the user holds here)")
-    .option("--ttl <duration>", "lifetime, e.g. 1h", "1h")
-    .option("--json", "print JSON")
-    .action(async (opts: { user?: string; roles?: string; ttl: string; json?: boolean }, cmd: Command) => {
-      const roles = opts.roles?.split(",").map((x) => x.trim()).filter(Boolean);
-      const r = (await admin(cmd, "session.create", { ttlMs: parseTtl(opts.ttl), ...(roles && { roles }), ...(opts.user && { userId: opts.user }) }, false)) as { token: string; expiresAt: string };
-      if (opts.json) printJson(r);
-      else {
-        process.stdout.write(`${r.token}\n`);
-        process.stderr.write(`expires ${humanTime(r.expiresAt)}; sessions end when the node restarts\n`);
-      }
-      setExit(EXIT.ok);
-    });
-
-  return [id, peers, ping, doctor, mesh, devices, session];
+  return [id, peers, ping, doctor, mesh, devices];
 }
