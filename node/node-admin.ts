@@ -7,11 +7,12 @@ import { isWorkflowMethod, runWorkflowAdmin } from "./workflows/workflow-admin.j
 import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.js";
 import { taskChanges } from "./workspaces/task-result.js";
 import { grantRoles, revokeRole, type RoleAdminDeps } from "./security/role-admin.js";
+import { renameDevice } from "./security/device-naming.js";
 import { decodeStatement } from "../identity/index.js";
 import type { RoleGrant } from "../src/security/grants.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["session.create", "session.list", "session.revoke", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign", "task.changes", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
+export const ADMIN_METHODS = ["session.create", "session.list", "session.revoke", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "devices.rename", "policy.sign", "task.changes", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
@@ -48,6 +49,7 @@ const schemas = {
   "devices.list": z.strictObject({}).optional(),
   "devices.trust": z.strictObject({ deviceId: deviceSchema, level: levelSchema }),
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
+  "devices.rename": z.strictObject({ deviceId: deviceSchema, name: z.string().min(1).max(128) }),
   "task.changes": z.strictObject({ taskId: z.string().min(1).max(128) }),
   "roles.list": z.strictObject({}).optional(),
   "roles.grant": z.strictObject({ subject: z.string().min(1).max(256), roles: z.array(roleName).min(1).max(16), ttlMs: z.number().int().min(60_000).max(366 * 24 * 3600_000).optional() }),
@@ -125,9 +127,11 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     case "node.id":
       parseInput(schemas[method], raw);
       return { deviceId: node.peerId, fingerprint: node.identity.fingerprint, addrs: node.multiaddrs(), meshId: m.meshId ?? null, level: m.levelOf(node.peerId) };
-    case "node.peers":
+    case "node.peers": {
       parseInput(schemas[method], raw);
-      return node.peers();
+      const names = node.security.deviceNames();
+      return (await node.peers()).map((p) => ({ ...p, ...(names.has(p.peerId) && { name: names.get(p.peerId) }) }));
+    }
     case "node.doctor":
       parseInput(schemas[method], raw);
       return node.doctor();
@@ -152,12 +156,13 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     case "devices.list": {
       parseInput(schemas[method], raw);
       const connected = new Set(node.libp2p.getConnections().map((c) => c.remotePeer.toString()));
+      const names = node.security.deviceNames();
       return m.devices().map((d) => {
         const self = d.deviceId === node.peerId;
         const last = self ? Date.now() : node.lastSeen(d.deviceId);
         const code = node.pairing.comparisonCodeOf(d.deviceId);
         const roles = [...node.security.current.grants.rolesOf(d.deviceId)];
-        return { ...d, self, roles, connected: self || connected.has(d.deviceId), ...(last !== undefined && { lastSeen: new Date(last).toISOString() }), ...(code !== undefined && { comparisonCode: code }) };
+        return { ...d, ...(names.has(d.deviceId) && { name: names.get(d.deviceId) }), self, roles, connected: self || connected.has(d.deviceId), ...(last !== undefined && { lastSeen: new Date(last).toISOString() }), ...(code !== undefined && { comparisonCode: code }) };
       });
     }
     case "devices.trust": {
@@ -172,6 +177,11 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       const rev = await refusalAudited(node, "trust.revoke", deviceId, () => m.revoke(deviceId, reason));
       await node.security.record({ action: "trust.revoke", userId: node.peerId, deviceId: node.peerId, resource: deviceId, result: "allowed", reason });
       return { revocation: rev.id };
+    }
+    case "devices.rename": {
+      const { deviceId, name } = parseInput(schemas[method], raw);
+      const done = await refusalAudited(node, "device.rename", deviceId, () => renameDevice({ membership: m, security: node.security, identity: node.identity }, deviceId, name));
+      return done;
     }
     case "policy.sign": {
       const { scope, text, file } = parseInput(schemas[method], raw);

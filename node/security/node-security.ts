@@ -5,6 +5,8 @@ import type { Database } from "../../src/storage/level-database.js";
 import type { WriteOp } from "../../src/storage/write-batcher.js";
 import {
   AuditLog,
+  deviceNameRefusal,
+  deviceNames,
   loadRepoPolicy,
   loadTeamPolicy,
   LocalIdentityProvider,
@@ -210,6 +212,11 @@ export class NodeSecurity {
     return [decodeStatement(signRoleGrant(this.options.identity, { subject, roles: ROLES_BY_LEVEL[level], meshId }))];
   }
 
+  /** Each device's name, from the names its own device or an admin signed (see `deviceNames`). */
+  deviceNames(): Map<string, string> {
+    return deviceNames(this.options.membership.statements(), (id) => this.service.grants.isAdmin(id));
+  }
+
   /** True when this device is an admin of its mesh (the founder, by construction). */
   isAdmin(): boolean {
     return this.options.membership.statements().some((s) => s.kind === "mesh-genesis" && s.issuer === this.options.identity.peerId);
@@ -234,6 +241,12 @@ export class NodeSecurity {
         // A revocation of a role grant (`roles revoke`); those of devices and certificates are the trust view's.
         this.applied.add(st.id);
         await this.service.revokeRoleGrant(st.bytes);
+      } else if (kind === "device-name") {
+        // Names count from the statements at each read; this only puts who named whom on record, once.
+        this.applied.add(st.id);
+        const body = (st as SignedStatement<"device-name">).body;
+        const refusal = deviceNameRefusal(body, (id) => this.service.grants.isAdmin(id));
+        await this.service.record({ action: "device.rename", userId: body.issuer, deviceId: body.issuer, resource: body.device, result: refusal === undefined ? "allowed" : "denied", reason: refusal ?? `named ${body.name}` });
       } else if (kind === "security-policy") {
         const hash = (st.body as { sha256: string }).sha256;
         const text = hash === policyTextHash(DEFAULT_MESH_POLICY) ? DEFAULT_MESH_POLICY : this.options.set.text(hash);

@@ -129,7 +129,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .option("-m, --model <model>", "model for the agent to use (agents that take one)")
     .option("--timeout <duration>", "stop the task after this long, e.g. 90s, 10m (sets metadata.timeoutMs, which the shell agent honours)")
     .option("--metadata <key=value>", "metadata for the task (repeatable)", collectMetadata, {})
-    .option("-r, --route <where>", "auto (in a mesh: place by capability, slots, labels, latency), local (this node), a mesh member's peer id, or remote:auto[gpu,...]", "auto")
+    .option("-r, --route <where>", "auto (in a mesh: place by capability, slots, labels, latency), local (this node), a member's device id, name or id prefix, or remote:auto[gpu,...]", "auto")
     .option("-p, --priority <n>", "among tasks waiting on the node, higher goes first (-100..100, default 0)")
     .option("--requires <list>", "labels and resources the node that runs it must have: gpu,cpu>=4,memoryGiB>=16")
     .option("--deadline <when>", "fail it if it has not started by then: a duration (30m, 2h) or a date")
