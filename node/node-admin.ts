@@ -8,7 +8,7 @@ import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.j
 import { taskChanges } from "./workspaces/task-result.js";
 import { grantRoles, revokeRole, type RoleAdminDeps } from "./security/role-admin.js";
 import { renameDevice } from "./security/device-naming.js";
-import { decodeStatement } from "../identity/index.js";
+import { decodeStatement, fingerprintOfPublicKey, publicKeyOfDeviceId } from "../identity/index.js";
 import type { RoleGrant } from "../src/security/grants.js";
 
 /** Administrative calls on a running node, served over the control socket. */
@@ -162,7 +162,8 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
         const last = self ? Date.now() : node.lastSeen(d.deviceId);
         const code = node.pairing.comparisonCodeOf(d.deviceId);
         const roles = [...node.security.current.grants.rolesOf(d.deviceId)];
-        return { ...d, ...(names.has(d.deviceId) && { name: names.get(d.deviceId) }), self, roles, connected: self || connected.has(d.deviceId), ...(last !== undefined && { lastSeen: new Date(last).toISOString() }), ...(code !== undefined && { comparisonCode: code }) };
+        const key = publicKeyOfDeviceId(d.deviceId);
+        return { ...d, ...(names.has(d.deviceId) && { name: names.get(d.deviceId) }), ...(key !== undefined && { fingerprint: fingerprintOfPublicKey(key) }), self, roles, connected: self || connected.has(d.deviceId), ...(last !== undefined && { lastSeen: new Date(last).toISOString() }), ...(code !== undefined && { comparisonCode: code }) };
       });
     }
     case "devices.trust": {

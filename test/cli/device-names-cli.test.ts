@@ -11,11 +11,11 @@ beforeAll(assertBuilt);
 
 const node = (): Promise<{ home: string; id: string }> => startHomeNode("cc-names-", cleanups);
 
-type Device = { deviceId: string; name?: string; revoked: boolean };
+type Device = { deviceId: string; name?: string; fingerprint: string; revoked: boolean };
 const devicesOn = async (home: string): Promise<Device[]> => JSON.parse((await runCli(["devices", "list", "--json"], home)).stdout) as Device[];
 
 describe("device names on the command line", () => {
-  it("a name is usable wherever a device id is (ping, --route, devices revoke); ambiguous and unknown ones are refused; a member cannot rename another", { timeout: 120_000 }, async () => {
+  it("a name or fingerprint prefix is usable wherever a device id is (ping, --route, devices revoke); ambiguous and unknown ones are refused; a member cannot rename another", { timeout: 120_000 }, async () => {
     const [a, b] = [await node(), await node()];
     expect((await runCli(["mesh", "create", "--name", "names"], a.home)).code).toBe(0);
     const invite = (await runCli(["mesh", "invite", "--level", "trusted"], a.home)).stdout.trim();
@@ -33,6 +33,9 @@ describe("device names on the command line", () => {
     const ping = await runCli(["ping", "laptop", "-c", "1", "--json"], a.home);
     expect(ping.code, ping.stderr).toBe(0);
     expect(JSON.parse(ping.stdout)).toMatchObject({ peerId: b.id });
+    // The fingerprint people compare by eye works too, as a prefix.
+    const fingerprint = (await devicesOn(a.home)).find((d) => d.deviceId === b.id)!.fingerprint;
+    expect(JSON.parse((await runCli(["ping", fingerprint.slice(0, 9), "-c", "1", "--json"], a.home)).stdout)).toMatchObject({ peerId: b.id });
     const routed = await runCli(["task", "submit", "named", "-a", "echo", "--route", "LAPTOP", "--wait", "--json"], a.home, 60_000);
     expect(routed.code, routed.stderr).toBe(0);
     expect(routed.stdout).toContain(b.id);

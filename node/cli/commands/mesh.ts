@@ -39,10 +39,10 @@ export function describePath(p: { path: "direct" | "relayed"; via?: string }): s
   return p.path === "direct" ? "direct" : `relayed via ${p.via ?? "?"}`;
 }
 
-/** A device id from a full id, a device's name, or a unique prefix of an id, among the devices this node knows. */
+/** A device id from a full id, a device's name, or a unique prefix of an id or fingerprint, among the devices this node knows. */
 export async function resolveDeviceId(cmd: Command, text: string): Promise<string> {
   if (isDeviceId(text)) return text;
-  const devices = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; name?: string }>;
+  const devices = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; name?: string; fingerprint?: string }>;
   return resolveDevice(text, devices, isDeviceId);
 }
 
