@@ -9,14 +9,14 @@ afterEach(async () => {
 });
 beforeAll(assertBuilt);
 
-const node = (): Promise<{ home: string; id: string }> => startHomeNode("cc-names-", cleanups);
+const node = (startArgs: string[] = []): Promise<{ home: string; id: string; output: string }> => startHomeNode("cc-names-", cleanups, startArgs);
 
 type Device = { deviceId: string; name?: string; fingerprint: string; revoked: boolean };
 const devicesOn = async (home: string): Promise<Device[]> => JSON.parse((await runCli(["devices", "list", "--json"], home)).stdout) as Device[];
 
 describe("device names on the command line", () => {
   it("a name or fingerprint prefix is usable wherever a device id is (ping, --route, devices revoke); ambiguous and unknown ones are refused; a member cannot rename another", { timeout: 120_000 }, async () => {
-    const [a, b] = [await node(), await node()];
+    const [a, b] = [await node(["--http", "127.0.0.1:0"]), await node()];
     expect((await runCli(["mesh", "create", "--name", "names"], a.home)).code).toBe(0);
     const invite = (await runCli(["mesh", "invite", "--level", "trusted"], a.home)).stdout.trim();
     expect((await runCli(["mesh", "join", invite], b.home)).code).toBe(0);
@@ -39,6 +39,12 @@ describe("device names on the command line", () => {
     const routed = await runCli(["task", "submit", "named", "-a", "echo", "--route", "LAPTOP", "--wait", "--json"], a.home, 60_000);
     expect(routed.code, routed.stderr).toBe(0);
     expect(routed.stdout).toContain(b.id);
+    // Over --server, among the server's devices.
+    const url = /http (http:\/\/\S+)/.exec(a.output)![1]!;
+    const token = (await runCli(["session", "create"], a.home)).stdout.trim();
+    const elsewhere = await runCli(["task", "submit", "remote", "-a", "echo", "--route", "laptop", "--wait", "--json", "--server", url, "--token", token], b.home, 60_000);
+    expect(elsewhere.code, elsewhere.stderr).toBe(0);
+    expect(elsewhere.stdout).toContain(b.id);
 
     // Every Ed25519 device id starts with 12D3KooW: a prefix that names both is refused listing them; a name nobody has is refused as such.
     const ambiguous = await runCli(["ping", "12D3KooW"], a.home);

@@ -70,14 +70,15 @@ export function startCli(args: string[], home: string, ready: RegExp, timeoutMs 
 }
 
 /**
- * A node started from the CLI in a fresh temp home (`start --no-mdns`), with its
- * device id; the home's removal and the node's stop go on `cleanups`.
+ * A node started from the CLI in a fresh temp home (`start --no-mdns`, then
+ * `startArgs`), with its device id and what it printed while starting; the home's
+ * removal and the node's stop go on `cleanups`.
  */
-export async function startHomeNode(prefix: string, cleanups: Array<() => unknown>): Promise<{ home: string; id: string }> {
+export async function startHomeNode(prefix: string, cleanups: Array<() => unknown>, startArgs: string[] = []): Promise<{ home: string; id: string; output: string }> {
   const home = tempDir(prefix);
   cleanups.push(home.remove);
-  const started = await startCli(["start", "--no-mdns"], home.path, /control socket/);
+  const started = await startCli(["start", "--no-mdns", ...startArgs], home.path, /control socket/);
   cleanups.push(started.stop);
   const id = JSON.parse((await runCli(["id", "--json"], home.path)).stdout) as { deviceId: string };
-  return { home: home.path, id: id.deviceId };
+  return { home: home.path, id: id.deviceId, output: started.output() };
 }

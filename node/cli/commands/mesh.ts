@@ -1,5 +1,7 @@
 import { Command, Option } from "commander";
 import ms from "ms";
+import { z } from "zod";
+import { parseInput } from "../../../src/contract/parse-input.js";
 import { isDeviceId, loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js";
 import { resolveDevice } from "../id-prefix.js";
 import { CoderClawError } from "../../../src/contract/errors.js";
@@ -7,7 +9,7 @@ import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
 import { fieldsOption, printFields } from "../fields.js";
-import { connectRunningNode, type AccessOptions } from "../runtime-access.js";
+import { connectRunningNode, serverAdapter, type AccessOptions } from "../runtime-access.js";
 import type { DoctorReport, PeerInfo, PingReport } from "../../node-api.js";
 
 /**
@@ -39,10 +41,29 @@ export function describePath(p: { path: "direct" | "relayed"; via?: string }): s
   return p.path === "direct" ? "direct" : `relayed via ${p.via ?? "?"}`;
 }
 
-/** A device id from a full id, a device's name, or a unique prefix of an id or fingerprint, among the devices this node knows. */
+/** What resolving a device needs of a server's `GET /v1/devices` answer. */
+const ServerDevicesSchema = z.object({
+  devices: z.array(z.object({ deviceId: z.string().max(128), name: z.string().max(63).optional(), fingerprint: z.string().max(64).optional() })).max(100_000),
+});
+
+/**
+ * A device id from a full id, a device's name, or a unique prefix of an id or
+ * fingerprint, among the devices of the node the command talks to: with
+ * `--server`, that server's (`GET /v1/devices`), else this machine's node.
+ */
 export async function resolveDeviceId(cmd: Command, text: string): Promise<string> {
   if (isDeviceId(text)) return text;
-  const devices = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; name?: string; fingerprint?: string }>;
+  type Listed = Array<{ deviceId: string; name?: string; fingerprint?: string }>;
+  const server = serverAdapter(cmd.optsWithGlobals<AccessOptions>());
+  let devices: Listed;
+  if (server === undefined) devices = (await admin(cmd, "devices.list", undefined, true)) as Listed;
+  else {
+    try {
+      devices = parseInput(ServerDevicesSchema, await server.call("GET", "/devices"), "GET /v1/devices").devices;
+    } finally {
+      await server.close();
+    }
+  }
   return resolveDevice(text, devices, isDeviceId);
 }
 

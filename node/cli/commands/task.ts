@@ -145,8 +145,8 @@ export function taskCommand(setExit: (code: number) => void): Command {
       if (opts.model !== undefined) request.model = opts.model;
       const metadata: Record<string, unknown> = { ...opts.metadata, ...(opts.timeout !== undefined && { timeoutMs: parseTimeout(opts.timeout) }) };
       if (Object.keys(metadata).length > 0) request.metadata = metadata;
-      // A member named by a prefix of its id, as everywhere else; over --server the server's mesh is not this machine's to look up.
-      const byPrefix = !["auto", "local"].includes(opts.route) && !opts.route.startsWith("remote:") && !isDeviceId(opts.route) && cmd.optsWithGlobals<AccessOptions>().server === undefined;
+      // A member named by its name or a prefix of its id or fingerprint, as everywhere else (over --server, among the server's devices).
+      const byPrefix = !["auto", "local"].includes(opts.route) && !opts.route.startsWith("remote:") && !isDeviceId(opts.route);
       const options = submitOptionsFromFlags(byPrefix ? { ...opts, route: await resolveDeviceId(cmd, opts.route) } : opts);
       setExit(
         await withRuntime(cmd, opts.wait === true, async (adapter, kind) => {
