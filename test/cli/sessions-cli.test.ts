@@ -103,6 +103,14 @@ describe("coderclaw session", () => {
     const remote = await runCli(["session", "list", "--server", url, "--token", full.token], home);
     expect([remote.code, remote.stderr]).toEqual([2, expect.stringMatching(/does not offer `session list`/)]);
 
+    // With the node down, the revocation goes through a node opened for the call (holding the home's lock, so a
+    // start racing it waits its turn or fails on the lock), and holds once the node is back.
+    await node.stop();
+    const offline = await runCli(["session", "revoke", reader.id.slice(0, 6)], home, 30_000);
+    expect(offline.code, offline.stderr).toBe(0);
+    ({ node, url } = await startNode(home));
+    expect(await call(url, reader.token)).toEqual({ status: 401, message: expect.stringMatching(/was revoked/) });
+
     // A sessions file others may write could bring a revoked session back: the node will not start on it.
     await node.stop();
     chmodSync(file, 0o644);

@@ -40,7 +40,7 @@ export function sessionCommand(setExit: (code: number) => void): Command {
     .option("--json", "print JSON")
     .addOption(fieldsOption())
     .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
-      const list = (await admin(cmd, "session.list", undefined, false)) as ListedSession[];
+      const list = (await admin(cmd, "session.list", undefined, true)) as ListedSession[];
       if (opts.fields) printFields(list, opts.fields, opts.json === true);
       else if (opts.json) printJson(list);
       else if (list.length === 0) process.stdout.write("no sessions\n");
@@ -53,13 +53,13 @@ export function sessionCommand(setExit: (code: number) => void): Command {
     });
   session
     .command("revoke")
-    .description("end a session: its token is refused (401) from now on, also after a restart")
+    .description("end a session: its token is refused (401) from now on, also after a restart; works with the node stopped too")
     .argument("<session>", "session id, or a unique prefix of one")
     .option("--reason <text>", "why (kept in the audit log and shown by session list)", "")
     .action(async (idArg: string, opts: { reason: string }, cmd: Command) => {
-      const known = (await admin(cmd, "session.list", undefined, false)) as ListedSession[];
+      const known = (await admin(cmd, "session.list", undefined, true)) as ListedSession[];
       const sessionId = resolveIdPrefix("session", idArg, known.map((s) => s.id), (t) => UUID.test(t));
-      await admin(cmd, "session.revoke", { sessionId, ...(opts.reason && { reason: opts.reason }) }, false);
+      await admin(cmd, "session.revoke", { sessionId, ...(opts.reason && { reason: opts.reason }) }, true);
       process.stdout.write(`revoked session ${sessionId}\n`);
       setExit(EXIT.ok);
     });
