@@ -28,6 +28,7 @@ describe("device names on the command line", () => {
     expect(renamed.stdout).toMatch(new RegExp(`^${b.id} is now laptop \\(was .+\\)$`, "m"));
     await eventually(async () => (await devicesOn(a.home)).find((d) => d.deviceId === b.id)?.name === "laptop", 15_000, "laptop on a");
     expect((await runCli(["devices", "list"], a.home)).stdout).toMatch(new RegExp(`${b.id}[ │]+laptop[ │]+trusted`));
+    expect((await runCli(["status"], a.home)).stdout).toMatch(new RegExp(`${b.id}[ │]+laptop[ │]+direct`));
     await eventually(async () => (JSON.parse((await runCli(["peers", "--json"], a.home)).stdout) as Array<{ peerId: string; name?: string }>).some((p) => p.peerId === b.id && p.name === "laptop"), 15_000, "laptop among a's peers");
 
     const ping = await runCli(["ping", "laptop", "-c", "1", "--json"], a.home);
