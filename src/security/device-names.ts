@@ -9,7 +9,9 @@ import type { Signer } from "./keys.js";
 export const deviceNameSchema = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "a device name is 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
-  .refine((name) => !isDeviceId(name), "a device name cannot be a device id");
+  .refine((name) => !isDeviceId(name), "a device name cannot be a device id")
+  // `--route auto|local` mean placement, so a device by those names could never be routed to by name.
+  .refine((name) => !["auto", "local"].includes(name.toLowerCase()), "a device name cannot be auto or local (they are --route keywords)");
 
 /**
  * Body of a `device-name` statement: `issuer` names `device` in `meshId`. It takes
@@ -69,6 +71,6 @@ export function deviceNames(statements: readonly SignedStatement[], isAdmin: (de
  */
 export function defaultDeviceName(deviceId: string, taken: ReadonlySet<string>, host: string = hostname()): string | undefined {
   const base = host.split(".")[0]!.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 56);
-  if (base === "" || isDeviceId(base)) return undefined;
+  if (!deviceNameSchema.safeParse(base).success) return undefined;
   return taken.has(base.toLowerCase()) ? `${base}-${deviceId.slice(-6)}` : base;
 }

@@ -43,5 +43,6 @@ describe("device names across two nodes", () => {
     await expect(runAdmin(a, "devices.rename", { deviceId: a.peerId, name: "DESK" })).rejects.toThrow(new RegExp(`the name DESK is taken by device ${b.peerId}`));
     await expect(runAdmin(a, "devices.rename", { deviceId: b.peerId, name: "desk" })).rejects.toThrow(/already named desk/);
     await expect(runAdmin(a, "devices.rename", { deviceId: b.peerId, name: "no spaces" })).rejects.toThrow(/a device name is 1-63 letters/);
+    await expect(runAdmin(a, "devices.rename", { deviceId: b.peerId, name: "Local" })).rejects.toThrow(/cannot be auto or local/);
   }, 90_000);
 });
