@@ -51,7 +51,6 @@ export interface SessionClaims {
 /** Result of checking a token. */
 export type TokenCheck = { ok: true; session: Session } | { ok: false; reason: string; sessionId?: string; userId?: string };
 
-
 /** Dependencies of a {@link SessionManager}. */
 export interface SessionManagerOptions {
   /** This node's key; it signs tokens, and only tokens it signed are accepted. */
@@ -127,7 +126,7 @@ export class SessionManager {
     return session;
   }
 
-  /** Every session this node keeps (until its expiry), newest first. */
+  /** Every session this node keeps (until a day past its expiry), newest first. */
   list(): SessionSummary[] {
     const now = this.#now();
     return [...this.#sessions.values()]
