@@ -19,6 +19,7 @@ import { importLegacyStatements } from "./mesh/legacy-statements.js";
 import { Membership } from "./mesh/membership.js";
 import { meshIdFile } from "./mesh/mesh-id-file.js";
 import { PairingService } from "./mesh/pairing-service.js";
+import { defaultNaming } from "./security/device-naming.js";
 import { listPeers, trackLastSeen } from "./mesh/peer-list.js";
 import { pingPeer } from "./mesh/peer-ping.js";
 import { statementSyncService } from "./mesh/statement-sync.js";
@@ -112,11 +113,14 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const membership = await Membership.openStored({ db: core.db, write, identity, pinnedMeshId: meshId.read });
     stack.push(() => membership.close());
     await importLegacyStatements(core.store, membership.set);
-    const security = await NodeSecurity.open({ db: core.db, set: membership.set, identity, membership, workspaceDir: options.workspaceDir ?? dataDir, write, agents: core.agents, ...(options.identityProviders && { providers: options.identityProviders }) });
+    const security = await NodeSecurity.open({ db: core.db, set: membership.set, identity, membership, workspaceDir: options.workspaceDir ?? dataDir, sessionsFile: paths.sessions, write, agents: core.agents, ...(options.identityProviders && { providers: options.identityProviders }) });
     stack.push(() => security.close());
     /** Told once the security service has taken a change of the mesh's statements in. */
     const afterRefresh: Array<() => void> = [];
     stack.push(membership.onChange(() => void security.refresh().then(() => afterRefresh.forEach((f) => f()), report("security"))));
+    const nameSelf = defaultNaming({ membership, security, identity }, report("naming"));
+    stack.push(membership.onChange(nameSelf));
+    nameSelf();
     const audit = (e: ServiceAuditEntry): void => void security.recordPeerEvent(e).catch(report("audit"));
     const admission = createAdmission({ members: membership, onError: report("keep-alive") });
     // Who may have written a document is a matter of membership, not of who this node talks to now: a member blocked here for a

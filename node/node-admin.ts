@@ -8,11 +8,12 @@ import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.j
 import { isRegistryMethod, runRegistryAdmin } from "./registry/registry-admin.js";
 import { taskChanges } from "./workspaces/task-result.js";
 import { grantRoles, revokeRole, type RoleAdminDeps } from "./security/role-admin.js";
-import { decodeStatement } from "../identity/index.js";
+import { renameDevice } from "./security/device-naming.js";
+import { decodeStatement, fingerprintOfPublicKey, publicKeyOfDeviceId } from "../identity/index.js";
 import type { RoleGrant } from "../src/security/grants.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["session.create", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "policy.sign", "task.changes", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
+export const ADMIN_METHODS = ["session.create", "session.list", "session.revoke", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "devices.rename", "policy.sign", "task.changes", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
@@ -24,7 +25,10 @@ const schemas = {
     userId: z.string().min(1).max(256).optional(),
     roles: z.array(z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/)).min(1).max(16).optional(),
     ttlMs: z.number().int().min(60_000).max(30 * 24 * 3600 * 1000).optional(),
+    readOnly: z.boolean().optional(),
   }),
+  "session.list": z.strictObject({}).optional(),
+  "session.revoke": z.strictObject({ sessionId: z.uuid(), reason: z.string().max(256).optional() }),
   "audit.query": z.strictObject({
     userId: z.string().min(1).max(256).optional(),
     action: z.string().min(1).max(128).optional(),
@@ -46,6 +50,7 @@ const schemas = {
   "devices.list": z.strictObject({}).optional(),
   "devices.trust": z.strictObject({ deviceId: deviceSchema, level: levelSchema }),
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
+  "devices.rename": z.strictObject({ deviceId: deviceSchema, name: z.string().min(1).max(128) }),
   "task.changes": z.strictObject({ taskId: z.string().min(1).max(128) }),
   "roles.list": z.strictObject({}).optional(),
   "roles.grant": z.strictObject({ subject: z.string().min(1).max(256), roles: z.array(roleName).min(1).max(16), ttlMs: z.number().int().min(60_000).max(366 * 24 * 3600_000).optional() }),
@@ -92,14 +97,26 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       return node.workspaces.clean({ ...(taskIds !== undefined && { taskIds }), ...(olderThanMs !== undefined && { olderThanMs }) });
     }
     case "session.create": {
-      const { userId, roles, ttlMs } = parseInput(schemas[method], raw);
+      const { userId, roles, ttlMs, readOnly } = parseInput(schemas[method], raw);
       // Sessions belong to this node's device: HTTP accepts only tokens opened here.
       const user = userId ?? node.peerId;
       // Without explicit roles, the session carries every role the user holds here.
       const held = roles ?? [...node.security.current.grants.rolesOf(user)];
       if (held.length === 0) throw new CoderClawError("PERMISSION_DENIED", `${user} holds no role on this node; an admin grants roles`);
-      const session = await node.security.current.createSession(user, node.peerId, held, ttlMs === undefined ? {} : { ttlMs });
-      return { token: session.token, userId: session.userId, roles: session.roles, expiresAt: new Date(session.expiresAt).toISOString() };
+      const session = await node.security.current.createSession(user, node.peerId, held, { ...(ttlMs !== undefined && { ttlMs }), ...(readOnly === true && { readOnly }) });
+      return { id: session.id, token: session.token, userId: session.userId, roles: session.roles, readOnly: session.readOnly, expiresAt: new Date(session.expiresAt).toISOString() };
+    }
+    case "session.list":
+      parseInput(schemas[method], raw);
+      return node.security.current.sessions.list().map((s) => ({ ...s, issuedAt: new Date(s.issuedAt).toISOString(), expiresAt: new Date(s.expiresAt).toISOString() }));
+    case "session.revoke": {
+      const { sessionId, reason } = parseInput(schemas[method], raw);
+      const state = node.security.current.sessions.list().find((s) => s.id === sessionId)?.state;
+      if (state === undefined) throw new CoderClawError("NOT_FOUND", `no session ${sessionId} on this node (expired ones are forgotten a day after they expire)`);
+      // Revoking what is already over would change nothing: say so rather than answer "revoked".
+      if (state !== "active") throw new CoderClawError("INVALID_INPUT", `session ${sessionId} is already ${state}`, { field: "sessionId" });
+      await node.security.current.revokeSession(sessionId, { userId: node.peerId, deviceId: node.peerId }, reason || "revoked by the node's owner");
+      return { revoked: sessionId };
     }
     case "audit.query": {
       const q = parseInput(schemas[method], raw);
@@ -112,9 +129,11 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     case "node.id":
       parseInput(schemas[method], raw);
       return { deviceId: node.peerId, fingerprint: node.identity.fingerprint, addrs: node.multiaddrs(), meshId: m.meshId ?? null, level: m.levelOf(node.peerId) };
-    case "node.peers":
+    case "node.peers": {
       parseInput(schemas[method], raw);
-      return node.peers();
+      const names = node.security.deviceNames();
+      return (await node.peers()).map((p) => ({ ...p, ...(names.has(p.peerId) && { name: names.get(p.peerId) }) }));
+    }
     case "node.doctor":
       parseInput(schemas[method], raw);
       return node.doctor();
@@ -139,12 +158,14 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     case "devices.list": {
       parseInput(schemas[method], raw);
       const connected = new Set(node.libp2p.getConnections().map((c) => c.remotePeer.toString()));
+      const names = node.security.deviceNames();
       return m.devices().map((d) => {
         const self = d.deviceId === node.peerId;
         const last = self ? Date.now() : node.lastSeen(d.deviceId);
         const code = node.pairing.comparisonCodeOf(d.deviceId);
         const roles = [...node.security.current.grants.rolesOf(d.deviceId)];
-        return { ...d, self, roles, connected: self || connected.has(d.deviceId), ...(last !== undefined && { lastSeen: new Date(last).toISOString() }), ...(code !== undefined && { comparisonCode: code }) };
+        const key = publicKeyOfDeviceId(d.deviceId);
+        return { ...d, ...(names.has(d.deviceId) && { name: names.get(d.deviceId) }), ...(key !== undefined && { fingerprint: fingerprintOfPublicKey(key) }), self, roles, connected: self || connected.has(d.deviceId), ...(last !== undefined && { lastSeen: new Date(last).toISOString() }), ...(code !== undefined && { comparisonCode: code }) };
       });
     }
     case "devices.trust": {
@@ -159,6 +180,11 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       const rev = await refusalAudited(node, "trust.revoke", deviceId, () => m.revoke(deviceId, reason));
       await node.security.record({ action: "trust.revoke", userId: node.peerId, deviceId: node.peerId, resource: deviceId, result: "allowed", reason });
       return { revocation: rev.id };
+    }
+    case "devices.rename": {
+      const { deviceId, name } = parseInput(schemas[method], raw);
+      const done = await refusalAudited(node, "device.rename", deviceId, () => renameDevice({ membership: m, security: node.security, identity: node.identity }, deviceId, name));
+      return done;
     }
     case "policy.sign": {
       const { scope, text, file } = parseInput(schemas[method], raw);

@@ -4,6 +4,7 @@ import { queueCommand, taskCommand } from "./commands/task.js";
 import { infoCommands } from "./commands/info.js";
 import { startCommand } from "./commands/start.js";
 import { meshCommands } from "./commands/mesh.js";
+import { sessionCommand } from "./commands/session.js";
 import { demoCommand } from "./commands/demo.js";
 import { configCommand } from "./commands/config.js";
 import { auditCommand } from "./commands/audit.js";
@@ -33,6 +34,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   for (const c of infoCommands(setExit)) program.addCommand(c);
   program.addCommand(startCommand(setExit));
   for (const c of meshCommands(setExit)) program.addCommand(c);
+  program.addCommand(sessionCommand(setExit));
   program.addCommand(demoCommand(setExit));
   program.addCommand(configCommand(setExit));
   program.addCommand(auditCommand(setExit));

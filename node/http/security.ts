@@ -54,7 +54,7 @@ function unverifiedIssuer(jwt: string): string | undefined {
 export function securityHttpHooks(
   service: SecurityService,
   options: SecurityHttpOptions,
-): Required<Pick<HttpServerOptions<SecurityContext>, "authenticate" | "authorize" | "canReadTask" | "sessionIdOf" | "subjectOf" | "audit" | "permissionsOf">> {
+): Required<Pick<HttpServerOptions<SecurityContext>, "authenticate" | "checkWrite" | "authorize" | "canReadTask" | "sessionIdOf" | "subjectOf" | "audit" | "permissionsOf">> {
   const providerFor =
     options.providerForIssuer ?? ((issuer: string) => (issuer === GITHUB_ACTIONS_ISSUER ? "github" : "oidc"));
   const maxLogins = options.maxCachedLogins ?? 1000;
@@ -82,6 +82,8 @@ export function securityHttpHooks(
       const sessionToken = !token.startsWith("cc1.") && JWT.test(token) ? await exchange(token) : token;
       return service.authenticate(sessionToken, { deviceId: options.deviceId, origin: "http" });
     },
+
+    checkWrite: (ctx, what) => service.checkWrite(ctx, what),
 
     authorize: async (ctx, action, resource) => {
       switch (action) {
@@ -116,11 +118,12 @@ export function securityHttpHooks(
     permissionsOf: (ctx) => ({
       userId: ctx.userId,
       roles: [...ctx.roles],
+      // The dashboard shows a read-only session no write it would be refused.
       may: {
-        submit: service.checkPermission(ctx, "task:submit").allowed,
-        cancel: service.checkPermission(ctx, "task:cancel").allowed,
-        approve: service.checkPermission(ctx, "task:approve").allowed,
-        admin: service.checkPermission(ctx, "admin:all").allowed,
+        submit: ctx.readOnly !== true && service.checkPermission(ctx, "task:submit").allowed,
+        cancel: ctx.readOnly !== true && service.checkPermission(ctx, "task:cancel").allowed,
+        approve: ctx.readOnly !== true && service.checkPermission(ctx, "task:approve").allowed,
+        admin: ctx.readOnly !== true && service.checkPermission(ctx, "admin:all").allowed,
       },
     }),
 

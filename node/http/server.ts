@@ -90,6 +90,12 @@ export interface HttpServerOptions<TAuth> {
    * throws, ideally a CoderClawError UNAUTHENTICATED, when it is invalid or expired.
    */
   authenticate: (bearerToken: string, request: HttpRequestInfo) => TAuth | Promise<TAuth>;
+  /**
+   * Asked before every request that is not a read (any method but GET and HEAD),
+   * with `what` as `METHOD /path`: a read-only session is refused here (and the
+   * refusal audited), whichever route it tried. Absent: every caller may write.
+   */
+  checkWrite?: (ctx: TAuth, what: string) => AccessDecision | Promise<AccessDecision>;
   /** Decides each action (and audits it); when absent every authenticated caller may do everything. */
   authorize?: (ctx: TAuth, action: HttpAction, resource: HttpResource) => AccessDecision | Promise<AccessDecision>;
   /**
@@ -234,6 +240,10 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       api.decorateRequest("authContext", null);
       api.addHook("onRequest", async (request) => {
         request.authContext = await authenticateRequest(request, options.authenticate);
+        if (options.checkWrite !== undefined && request.method !== "GET" && request.method !== "HEAD") {
+          const decision = await options.checkWrite(request.authContext as TAuth, `${request.method} ${request.url.split("?")[0] ?? ""}`.slice(0, 300));
+          if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? `${request.method} refused`);
+        }
       });
 
       const ctxOf = (request: FastifyRequest): TAuth => request.authContext as TAuth;

@@ -6,6 +6,8 @@ import type { Membership } from "./membership.js";
 /** A connected peer as `coderclaw peers` shows it. */
 export interface PeerInfo {
   peerId: string;
+  /** The device's name in the mesh (see `devices rename`), when it has one. */
+  name?: string;
   level: string;
   addrs: string[];
   /** How this node reaches the peer now: straight, or through a relay member (`via`). */

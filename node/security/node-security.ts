@@ -5,16 +5,20 @@ import type { Database } from "../../src/storage/level-database.js";
 import type { WriteOp } from "../../src/storage/write-batcher.js";
 import {
   AuditLog,
+  deviceNameRefusal,
+  deviceNames,
   loadRepoPolicy,
   loadTeamPolicy,
   LocalIdentityProvider,
   SecurityService,
+  openSessionFile,
   policyTextHash,
   signPolicy,
   signRoleGrant,
   type AuditBody,
   type IdentityProvider,
   type RepoPolicy,
+  type SessionPersistence,
   type TaskAccess,
   type TeamPolicy,
 } from "../../src/security/index.js";
@@ -49,6 +53,8 @@ export interface NodeSecurityOptions {
   agents?: AgentLookup;
   /** Identity providers besides the local one (OIDC, GitHub Actions): their tokens are exchanged for sessions over HTTP. */
   providers?: ReadonlyArray<IdentityProvider<never>>;
+  /** The file in the node's home where sessions outlive a restart; without it they end with the process. */
+  sessionsFile?: string;
 }
 
 /**
@@ -56,7 +62,7 @@ export interface NodeSecurityOptions {
  * audit log, the repository and organization policy files, role grants and signed
  * policies replicated through the mesh documents, and device standing from the
  * trust statements. It is rebuilt when the node founds or joins a mesh (sessions
- * do not survive that, as they do not survive a restart).
+ * do not survive that: their tokens name the mesh); they do survive a restart.
  */
 export class NodeSecurity {
   private service!: SecurityService;
@@ -70,6 +76,7 @@ export class NodeSecurity {
     readonly audit: AuditLog,
     private readonly repoPolicy: RepoPolicy | undefined,
     private readonly teamPolicy: TeamPolicy | undefined,
+    private readonly sessions: SessionPersistence | undefined,
   ) {
     // A policy whose text arrives after it takes effect then. Grants and policies themselves come through the
     // membership's change (refresh), which sees them first.
@@ -85,7 +92,8 @@ export class NodeSecurity {
     const team = await loadTeamPolicy(join(dir, "team-policy.yaml"));
     const write = options.write;
     const audit = new AuditLog({ db: options.db, signer: options.identity, ...(write && { write: (ops) => write(ops as WriteOp[]) }) });
-    const s = new NodeSecurity(options, audit, repo, team);
+    const sessions = options.sessionsFile === undefined ? undefined : await openSessionFile(options.sessionsFile);
+    const s = new NodeSecurity(options, audit, repo, team, sessions);
     await s.refresh();
     return s;
   }
@@ -116,6 +124,7 @@ export class NodeSecurity {
       ...(this.teamPolicy && { teamPolicy: this.teamPolicy }),
       providers: [new LocalIdentityProvider(), ...(this.options.providers ?? [])],
       agentSkills: agentSkills(this.options.agents),
+      ...(this.sessions && { sessionPersistence: this.sessions }),
       deviceStanding: (id) => ({ level: id === identity.peerId && !membership.meshId ? "trusted" : membership.levelOf(id), revoked: membership.isRevoked(id) }),
     });
     await this.applyStatements(membership.statements());
@@ -203,6 +212,11 @@ export class NodeSecurity {
     return [decodeStatement(signRoleGrant(this.options.identity, { subject, roles: ROLES_BY_LEVEL[level], meshId }))];
   }
 
+  /** Each device's name, from the names its own device or an admin signed (see `deviceNames`). */
+  deviceNames(): Map<string, string> {
+    return deviceNames(this.options.membership.statements(), (id) => this.service.grants.isAdmin(id));
+  }
+
   /** True when this device is an admin of its mesh (the founder, by construction). */
   isAdmin(): boolean {
     return this.options.membership.statements().some((s) => s.kind === "mesh-genesis" && s.issuer === this.options.identity.peerId);
@@ -227,6 +241,12 @@ export class NodeSecurity {
         // A revocation of a role grant (`roles revoke`); those of devices and certificates are the trust view's.
         this.applied.add(st.id);
         await this.service.revokeRoleGrant(st.bytes);
+      } else if (kind === "device-name") {
+        // Names count from the statements at each read; this only puts who named whom on record, once.
+        this.applied.add(st.id);
+        const body = (st as SignedStatement<"device-name">).body;
+        const refusal = deviceNameRefusal(body, (id) => this.service.grants.isAdmin(id));
+        await this.service.record({ action: "device.rename", userId: body.issuer, deviceId: body.issuer, resource: body.device, result: refusal === undefined ? "allowed" : "denied", reason: refusal ?? `named ${body.name}` });
       } else if (kind === "security-policy") {
         const hash = (st.body as { sha256: string }).sha256;
         const text = hash === policyTextHash(DEFAULT_MESH_POLICY) ? DEFAULT_MESH_POLICY : this.options.set.text(hash);

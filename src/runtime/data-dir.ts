@@ -21,6 +21,8 @@ export function dataPaths(dataDir: string) {
     identity: join(dataDir, "identity"),
     controlSocket: join(dataDir, "control.sock"),
     controlToken: join(dataDir, "control.token"),
+    /** Sessions of the HTTP API: hashes of their tokens, expiry, scope and revocation (mode 0600). */
+    sessions: join(dataDir, "sessions.json"),
     /** One record per process group agents are running (see src/agents/process-records.ts). */
     processes: join(dataDir, "run", "processes"),
   };

@@ -15,6 +15,8 @@ export interface SecurityContext {
   deviceTrustLevel: TrustLevel;
   origin: RequestOrigin;
   meshId: string;
+  /** A read-only session's context: it may read, and every change is refused. */
+  readOnly?: boolean;
 }
 
 /** An access decision. `reason` is stable enough to audit and to show to the caller. */

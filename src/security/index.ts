@@ -33,5 +33,7 @@ export * from "./audit/verify.js";
 export * from "./audit/log.js";
 export * from "./errors.js";
 export * from "./sessions.js";
+export * from "./session-file.js";
+export * from "./device-names.js";
 export * from "./providers.js";
 export * from "./service.js";

@@ -12,6 +12,7 @@ import type { SignedPolicy } from "./policy-statement.js";
 import type { Signer } from "./keys.js";
 import type { AuthenticatedIdentity, IdentityProvider } from "./providers.js";
 import { SessionManager, verifyPeerSessionToken, type Session } from "./sessions.js";
+import type { SessionPersistence } from "./session-file.js";
 import type { TrustLevel } from "./trust.js";
 import { agentSkills } from "../agents/agent-skills.js";
 
@@ -47,6 +48,8 @@ export interface SecurityServiceOptions {
    */
   agentSkills?: (agentId: string) => readonly string[];
   sessionTtlMs?: number;
+  /** Where sessions outlive a restart (see `openSessionFile`); without it they end with the process. */
+  sessionPersistence?: SessionPersistence;
   now?: () => number;
 }
 
@@ -113,6 +116,7 @@ export class SecurityService {
       grantedRoles: (userId, deviceId) => new Set([...this.grants.rolesOf(userId), ...this.grants.rolesOf(deviceId)]),
       now: this.#now,
       ...(options.sessionTtlMs === undefined ? {} : { ttlMs: options.sessionTtlMs }),
+      ...(options.sessionPersistence === undefined ? {} : { persistence: options.sessionPersistence }),
     });
     this.#providers = new Map((options.providers ?? []).map((p) => [p.name, p]));
     this.#policies = new PolicySet({ meshId: options.meshId, isAdmin: (id) => this.grants.isAdmin(id), repoPolicy: options.repoPolicy, teamPolicy: options.teamPolicy });
@@ -278,7 +282,19 @@ export class SecurityService {
       await this.#log({ action: "auth.token", userId: session.userId, sessionId: session.id, deviceId: connection.deviceId, result: "denied", reason: `device ${connection.deviceId} is revoked` });
       throw new UnauthenticatedError(`device ${connection.deviceId} is revoked`);
     }
-    return { userId: session.userId, sessionId: session.id, roles: session.roles, deviceId: connection.deviceId, deviceTrustLevel: standing.level, origin: connection.origin, meshId: this.meshId };
+    return { userId: session.userId, sessionId: session.id, roles: session.roles, deviceId: connection.deviceId, deviceTrustLevel: standing.level, origin: connection.origin, meshId: this.meshId, ...(session.readOnly && { readOnly: true }) };
+  }
+
+  /**
+   * Refuses a request that would change something (`what` names it, e.g. `POST
+   * /v1/tasks`) when its context is read-only: the refusal is audited and returned
+   * with its reason. Other contexts pass unaudited: the change's own check audits them.
+   */
+  async checkWrite(context: SecurityContext, what: string): Promise<Decision> {
+    if (context.readOnly !== true) return { allowed: true, reason: "not read-only" };
+    const reason = `session ${context.sessionId ?? "(none)"} is read-only: ${what} would change something, and only reads (GET) are allowed`;
+    await this.#log({ action: "session.write", userId: context.userId, deviceId: context.deviceId, resource: what, result: "denied", reason, ...(context.sessionId === undefined ? {} : { sessionId: context.sessionId }) });
+    return { allowed: false, reason };
   }
 
   /**
@@ -331,7 +347,7 @@ export class SecurityService {
    * Opens a session for a user on a device with `roles`, which must all be granted
    * (by signed grants or by `providerRoles`). Audited; throws {@link PermissionDeniedError}.
    */
-  async createSession(userId: string, deviceId: string, roles: readonly string[], options: { providerRoles?: readonly string[]; ttlMs?: number } = {}): Promise<Session> {
+  async createSession(userId: string, deviceId: string, roles: readonly string[], options: { providerRoles?: readonly string[]; ttlMs?: number; readOnly?: boolean } = {}): Promise<Session> {
     const base = { action: "session.create", userId, deviceId };
     if (this.#deviceStanding(deviceId, "verified").revoked) {
       await this.#log({ ...base, result: "denied", reason: `device ${deviceId} is revoked` });
@@ -339,12 +355,12 @@ export class SecurityService {
     }
     let session: Session;
     try {
-      session = this.sessions.createSession(userId, deviceId, roles, options);
+      session = await this.sessions.createSession(userId, deviceId, roles, options);
     } catch (err) {
       await this.#log({ ...base, result: "denied", reason: (err as PermissionDeniedError).reason ?? (err as Error).message });
       throw err;
     }
-    await this.#log({ ...base, sessionId: session.id, result: "allowed", reason: `roles ${session.roles.join(",")}` });
+    await this.#log({ ...base, sessionId: session.id, result: "allowed", reason: `roles ${session.roles.join(",")}${session.readOnly ? ", read-only" : ""}` });
     return session;
   }
 
@@ -373,7 +389,7 @@ export class SecurityService {
 
   /** Swaps a token for a fresh one; the old one is refused afterwards. Audited. */
   async rotateSession(token: string): Promise<Session> {
-    const check = this.sessions.rotate(token);
+    const check = await this.sessions.rotate(token);
     if (!check.ok) {
       await this.#log({ action: "session.rotate", userId: check.userId ?? "(unknown)", result: "denied", reason: check.reason, ...(check.sessionId === undefined ? {} : { sessionId: check.sessionId }) });
       throw new UnauthenticatedError(check.reason);
@@ -384,7 +400,7 @@ export class SecurityService {
 
   /** Revokes a session; audited under the revoking context's user. */
   async revokeSession(sessionId: string, by: { userId: string; deviceId?: string }, reason = "revoked"): Promise<boolean> {
-    const found = this.sessions.revoke(sessionId, reason);
+    const found = await this.sessions.revoke(sessionId, reason);
     await this.#log({ action: "session.revoke", userId: by.userId, sessionId, result: found ? "allowed" : "error", reason: found ? reason : "unknown session", ...(by.deviceId === undefined ? {} : { deviceId: by.deviceId }) });
     return found;
   }
@@ -395,7 +411,7 @@ export class SecurityService {
    */
   async revokeDevice(deviceId: string, by: { userId: string }, reason = "device revoked"): Promise<void> {
     this.#revokedDevices.add(deviceId);
-    const ended = this.sessions.revokeDevice(deviceId, reason);
+    const ended = await this.sessions.revokeDevice(deviceId, reason);
     await this.#log({ action: "device.revoke", userId: by.userId, deviceId, result: "allowed", reason: `${reason}; ${ended.length} session(s) ended` });
   }
 

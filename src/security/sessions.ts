@@ -1,9 +1,10 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import { fromBase64Url, toBase64Url } from "../../identity/bytes.js";
 import { canonicalDecode, canonicalEncode } from "./canonical.js";
 import { PermissionDeniedError } from "./errors.js";
 import { publicKeyOfDeviceId } from "../../identity/device-id.js";
 import { verifySignature, type Signer } from "./keys.js";
+import type { SessionPersistence, StoredSession } from "./session-file.js";
 
 /** A live session and its bearer token. */
 export interface Session {
@@ -15,6 +16,21 @@ export interface Session {
   token: string;
   issuedAt: number;
   expiresAt: number;
+  /** A read-only session may only read (HTTP: GET routes). */
+  readOnly: boolean;
+}
+
+/** What {@link SessionManager.list} tells of a session; never its token. */
+export interface SessionSummary {
+  id: string;
+  userId: string;
+  deviceId: string;
+  roles: readonly string[];
+  readOnly: boolean;
+  issuedAt: number;
+  expiresAt: number;
+  state: "active" | "expired" | "revoked";
+  revokedBecause?: string;
 }
 
 /** Claims inside a session token (canonical CBOR, signed by the issuing node). */
@@ -35,16 +51,6 @@ export interface SessionClaims {
 /** Result of checking a token. */
 export type TokenCheck = { ok: true; session: Session } | { ok: false; reason: string; sessionId?: string; userId?: string };
 
-interface Record {
-  userId: string;
-  deviceId: string;
-  /** Roles granted by the identity provider at login, on top of signed grants. */
-  providerRoles: ReadonlySet<string>;
-  gen: number;
-  expiresAt: number;
-  revoked?: string;
-}
-
 /** Dependencies of a {@link SessionManager}. */
 export interface SessionManagerOptions {
   /** This node's key; it signs tokens, and only tokens it signed are accepted. */
@@ -54,12 +60,16 @@ export interface SessionManagerOptions {
   grantedRoles: (userId: string, deviceId: string) => ReadonlySet<string>;
   ttlMs?: number;
   now?: () => number;
+  /** Where sessions outlive a restart; without it they live in memory only. */
+  persistence?: SessionPersistence;
 }
 
 const PREFIX = "cc1";
 // Keeps a session signature from ever being valid as a statement or audit entry signature.
 const DOMAIN = new TextEncoder().encode("coderclaw-session-v1\0");
 const MAX_TOKEN_LENGTH = 4096;
+/** How long an expired session stays listed (and known as ended) before it is forgotten. */
+const EXPIRED_KEPT_MS = 24 * 3600_000;
 
 /**
  * Sessions with signed, expiring bearer tokens.
@@ -70,9 +80,12 @@ const MAX_TOKEN_LENGTH = 4096;
  * hot path with the cached node:crypto key, and uses the same canonical CBOR and
  * Ed25519 as every other signed thing in the mesh, with its own domain tag.
  *
- * Session state (generation, revocation) lives in this node's memory: a token for
- * a session this node does not know, e.g. after a restart, is refused, so
- * forgetting fails closed.
+ * Session state (generation, expiry, revocation, scope and the SHA-256 of the
+ * newest token) is kept by this node, in its home when given a persistence, so
+ * sessions survive a restart; a token whose hash is not the one kept is refused.
+ * Every change is durable before the call that made it resolves: a revocation
+ * that was answered holds after any crash. A token for a session this node does
+ * not know is refused, so forgetting fails closed.
  */
 export class SessionManager {
   readonly #signer: Signer;
@@ -80,7 +93,8 @@ export class SessionManager {
   readonly #grantedRoles: (userId: string, deviceId: string) => ReadonlySet<string>;
   readonly #ttlMs: number;
   readonly #now: () => number;
-  readonly #sessions = new Map<string, Record>();
+  readonly #sessions = new Map<string, StoredSession>();
+  readonly #persistence: SessionPersistence | undefined;
 
   constructor(options: SessionManagerOptions) {
     this.#signer = options.signer;
@@ -88,24 +102,46 @@ export class SessionManager {
     this.#grantedRoles = options.grantedRoles;
     this.#ttlMs = options.ttlMs ?? 60 * 60_000;
     this.#now = options.now ?? Date.now;
+    this.#persistence = options.persistence;
+    // Sessions of another mesh could never verify here (the mesh is in their claims).
+    for (const stored of options.persistence?.saved() ?? []) if (stored.meshId === this.#meshId) this.#sessions.set(stored.id, { ...stored });
   }
 
   /**
    * Opens a session holding `roles`. Throws {@link PermissionDeniedError} when a role
    * is neither granted to the user or device nor given by the identity provider.
    */
-  createSession(userId: string, deviceId: string, roles: readonly string[], options: { providerRoles?: readonly string[]; ttlMs?: number } = {}): Session {
-    const providerRoles = new Set(options.providerRoles ?? []);
+  async createSession(userId: string, deviceId: string, roles: readonly string[], options: { providerRoles?: readonly string[]; ttlMs?: number; readOnly?: boolean } = {}): Promise<Session> {
+    const providerRoles = [...new Set(options.providerRoles ?? [])].sort();
     const allowed = this.#allowed(userId, deviceId, providerRoles);
     const excess = [...new Set(roles)].filter((r) => !allowed.has(r)).sort();
     if (excess.length > 0) throw new PermissionDeniedError(`${userId} is not granted role(s) ${excess.join(",")}`);
     if (roles.length === 0) throw new PermissionDeniedError(`a session needs at least one role`);
     const now = this.#now();
-    const record: Record = { userId, deviceId, providerRoles, gen: 1, expiresAt: now + (options.ttlMs ?? this.#ttlMs) };
     const id = randomUUID();
+    const record: StoredSession = { id, meshId: this.#meshId, userId, deviceId, roles: [...new Set(roles)].sort(), providerRoles, gen: 1, issuedAt: now, expiresAt: now + (options.ttlMs ?? this.#ttlMs), tokenHash: "", readOnly: options.readOnly === true };
+    const session = this.#mint(record, now);
     this.#sessions.set(id, record);
-    this.#prune(now);
-    return this.#mint(id, record, [...new Set(roles)].sort(), now);
+    await this.#save();
+    return session;
+  }
+
+  /** Every session this node keeps (until a day past its expiry), newest first. */
+  list(): SessionSummary[] {
+    const now = this.#now();
+    return [...this.#sessions.values()]
+      .sort((a, b) => b.issuedAt - a.issuedAt)
+      .map((r) => ({
+        id: r.id,
+        userId: r.userId,
+        deviceId: r.deviceId,
+        roles: r.roles,
+        readOnly: r.readOnly,
+        issuedAt: r.issuedAt,
+        expiresAt: r.expiresAt,
+        state: r.revoked !== undefined ? "revoked" : r.expiresAt <= now ? "expired" : "active",
+        ...(r.revoked !== undefined && { revokedBecause: r.revoked }),
+      }));
   }
 
   /**
@@ -125,34 +161,38 @@ export class SessionManager {
     if (record === undefined) return { ok: false, reason: `unknown session ${claims.sid}`, ...who };
     if (record.revoked !== undefined) return { ok: false, reason: `session ${claims.sid} was revoked (${record.revoked}); token replayed`, ...who };
     if (claims.gen !== record.gen) return { ok: false, reason: `session ${claims.sid} token was rotated; superseded token replayed`, ...who };
+    if (!sameHash(record.tokenHash, hashToken(token))) return { ok: false, reason: `session ${claims.sid} has no such token`, ...who };
     if (record.expiresAt <= now) return { ok: false, reason: `session ${claims.sid} expired`, ...who };
     if (deviceId !== undefined && deviceId !== claims.dev) return { ok: false, reason: `session ${claims.sid} belongs to device ${claims.dev}, presented by ${deviceId}`, ...who };
     const allowed = this.#allowed(record.userId, record.deviceId, record.providerRoles);
     const roles = claims.roles.filter((r) => allowed.has(r));
-    return { ok: true, session: { id: claims.sid, userId: claims.sub, deviceId: claims.dev, roles, token, issuedAt: claims.iat, expiresAt: claims.exp } };
+    return { ok: true, session: { id: claims.sid, userId: claims.sub, deviceId: claims.dev, roles, token, issuedAt: claims.iat, expiresAt: claims.exp, readOnly: record.readOnly } };
   }
 
   /** Replaces a valid token with a fresh one (new expiry); the old token stops working. */
-  rotate(token: string): TokenCheck {
+  async rotate(token: string): Promise<TokenCheck> {
     const check = this.verify(token);
     if (!check.ok) return check;
-    const record = this.#sessions.get(check.session.id) as Record;
+    const record = this.#sessions.get(check.session.id) as StoredSession;
     const now = this.#now();
     record.gen++;
     record.expiresAt = now + this.#ttlMs;
-    return { ok: true, session: this.#mint(check.session.id, record, [...check.session.roles], now) };
+    const session = this.#mint(record, now, [...check.session.roles]);
+    await this.#save();
+    return { ok: true, session };
   }
 
-  /** Revokes a session; its tokens are refused from now on. Returns false when unknown. */
-  revoke(sessionId: string, reason: string): boolean {
+  /** Revokes a session; its tokens are refused from now on, and after a restart once this resolves. Returns false when unknown. */
+  async revoke(sessionId: string, reason: string): Promise<boolean> {
     const record = this.#sessions.get(sessionId);
     if (record === undefined) return false;
     record.revoked ??= reason;
+    await this.#save();
     return true;
   }
 
   /** Revokes every session opened for a device; returns their ids. */
-  revokeDevice(deviceId: string, reason: string): string[] {
+  async revokeDevice(deviceId: string, reason: string): Promise<string[]> {
     const ids: string[] = [];
     for (const [id, record] of this.#sessions) {
       if (record.deviceId === deviceId && record.revoked === undefined) {
@@ -160,6 +200,7 @@ export class SessionManager {
         ids.push(id);
       }
     }
+    if (ids.length > 0) await this.#save();
     return ids;
   }
 
@@ -169,16 +210,26 @@ export class SessionManager {
     return record !== undefined && (record.revoked !== undefined || record.expiresAt <= this.#now());
   }
 
-  #allowed(userId: string, deviceId: string, providerRoles: ReadonlySet<string>): Set<string> {
+  #allowed(userId: string, deviceId: string, providerRoles: readonly string[]): Set<string> {
     return new Set([...this.#grantedRoles(userId, deviceId), ...providerRoles]);
   }
 
-  #mint(id: string, record: Record, roles: string[], now: number): Session {
-    const claims: SessionClaims = { v: 1, sid: id, sub: record.userId, dev: record.deviceId, roles, mesh: this.#meshId, iss: this.#signer.peerId, iat: now, exp: record.expiresAt, gen: record.gen };
+  /** Signs a token for the record's current generation and keeps its hash in the record. */
+  #mint(record: StoredSession, now: number, roles: string[] = record.roles): Session {
+    const claims: SessionClaims = { v: 1, sid: record.id, sub: record.userId, dev: record.deviceId, roles, mesh: this.#meshId, iss: this.#signer.peerId, iat: now, exp: record.expiresAt, gen: record.gen };
     const bytes = canonicalEncode(claims);
     const sig = this.#signer.sign(concat(DOMAIN, bytes));
     const token = `${PREFIX}.${toBase64Url(bytes)}.${toBase64Url(sig)}`;
-    return { id, userId: record.userId, deviceId: record.deviceId, roles, token, issuedAt: now, expiresAt: record.expiresAt };
+    record.tokenHash = hashToken(token);
+    return { id: record.id, userId: record.userId, deviceId: record.deviceId, roles, token, issuedAt: now, expiresAt: record.expiresAt, readOnly: record.readOnly };
+  }
+
+  // A session expired a while ago can never be used again (its tokens expire with it); it is kept for a
+  // grace period only so that a context built before its expiry is still refused as ended.
+  async #save(): Promise<void> {
+    const now = this.#now();
+    for (const [id, record] of this.#sessions) if (record.expiresAt + EXPIRED_KEPT_MS <= now) this.#sessions.delete(id);
+    await this.#persistence?.save([...this.#sessions.values()]);
   }
 
   #parse(token: string): { claims: SessionClaims } | { ok: false; reason: string } {
@@ -189,12 +240,6 @@ export class SessionManager {
     if (!verifySignature(this.#signer.publicKey, concat(DOMAIN, bytes), sig)) return { ok: false, reason: "session token signature does not verify" };
     if (claims.mesh !== this.#meshId) return { ok: false, reason: `session token is for mesh ${claims.mesh}, not ${this.#meshId}` };
     return { claims };
-  }
-
-  // Expired sessions cannot be used again, so their records only cost memory.
-  #prune(now: number): void {
-    if (this.#sessions.size % 256 !== 0) return;
-    for (const [id, record] of this.#sessions) if (record.expiresAt <= now) this.#sessions.delete(id);
   }
 }
 
@@ -231,6 +276,14 @@ function parseToken(token: string): { claims: SessionClaims; bytes: Uint8Array; 
   } catch {
     return { ok: false, reason: "malformed session token" };
   }
+}
+
+function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("base64url");
+}
+
+function sameHash(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

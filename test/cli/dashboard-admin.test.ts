@@ -81,6 +81,8 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     await page.waitForSelector(`tr[data-device="${idB}"]`, { timeout: 20_000 });
     const code = /comparison code (\S+)/.exec(joined.stdout)![1]!;
     expect(await page.$eval(`tr[data-device="${idB}"] td.code`, (td) => td.textContent)).toBe(code);
+    // B names itself (its hostname) as it joins; the name reaches A and shows beside its id.
+    await page.waitForFunction(`(document.querySelector('tr[data-device="${idB}"] td.name')?.textContent ?? "") !== ""`, { timeout: 20_000 });
     await page.goto(`${httpUrl}/#mesh`);
     // The row fills in as B's signed capability record arrives.
     await page.waitForFunction(`(document.querySelector('tr[data-member="${idB}"] td:nth-child(7)')?.textContent ?? "") !== ""`, { timeout: 20_000 });
@@ -96,7 +98,7 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     await page.click(`tr[data-device="${idB}"] button`);
     await page.type(`#reason-${idB}`, "laptop lost");
     await page.click("::-p-text(Confirm revoke)");
-    await page.waitForFunction(`document.querySelector('tr[data-device="${idB}"] td:nth-child(2)')?.textContent === "revoked"`, { timeout: 15_000 });
+    await page.waitForFunction(`document.querySelector('tr[data-device="${idB}"] td:nth-child(3)')?.textContent === "revoked"`, { timeout: 15_000 });
     await shot(page, "devices-revoked");
     // Cut off: A drops B's connections and no longer lists it as a member.
     const token = (await runCli(["session", "create"], homeA.path)).stdout.trim();

@@ -47,7 +47,7 @@ describe("--fields", () => {
     expect(malformed.stderr).toContain('--fields: "" is not a field name');
   });
 
-  it("works on devices list and peers of a running node", async () => {
+  it("works on devices list, peers, roles list, audit query, workflow list and approvals list of a running node", async () => {
     const h = tempDir("cc-fields-node-");
     cleanups.push(h.remove);
     expect((await runCli(["mesh", "create", "--name", "fields"], h.path)).code).toBe(0);
@@ -60,5 +60,13 @@ describe("--fields", () => {
     const peers = await runCli(["peers", "--json", "--fields", "peerId"], h.path);
     expect(peers.code).toBe(0);
     expect(JSON.parse(peers.stdout)).toEqual([]);
+    // The other listings too: roles, audit entries (dotted into their body), workflows and approvals.
+    expect((await runCli(["roles", "list", "--fields", "subject,roles"], h.path)).stdout).toBe(`${id}\tadmin\n`);
+    const audit = JSON.parse((await runCli(["audit", "query", "--action", "mesh.create", "--json", "--fields", "author,body.action"], h.path)).stdout) as unknown[];
+    expect(audit).toEqual([{ author: id, "body.action": "mesh.create" }]);
+    for (const listing of [["workflow", "list"], ["approvals", "list"]]) {
+      const r = await runCli([...listing, "--json", "--fields", "id"], h.path);
+      expect([r.code, r.stdout.trim()], listing.join(" ")).toEqual([0, "[]"]);
+    }
   }, 60_000);
 });

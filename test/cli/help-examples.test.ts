@@ -22,7 +22,7 @@ beforeAll(async () => {
 afterAll(() => dir.remove());
 
 describe("help examples", () => {
-  it.each([["task"], ["task", "submit"], ["task", "list"], ["mesh"], ["devices"], ["status"], ["start"], ["service", "install"], ["logs"], ["completion"]])("coderclaw %s %s --help", async (...path: string[]) => {
+  it.each([["task"], ["task", "submit"], ["task", "list"], ["mesh"], ["devices"], ["status"], ["start"], ["service", "install"], ["logs"], ["completion"], ["session"]])("coderclaw %s %s --help", async (...path: string[]) => {
     const r = await runCli([...path, "--help"], home);
     expect(r.code).toBe(0);
     const [, examples] = r.stdout.split("\nExamples:\n");

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveIdPrefix } from "../../node/cli/id-prefix.js";
+import { resolveDevice, resolveIdPrefix } from "../../node/cli/id-prefix.js";
 import { assertBuilt, runCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -18,6 +18,24 @@ describe("resolveIdPrefix", () => {
     expect(() => resolveIdPrefix("task", "aaaa", ids, full)).toThrow(/task prefix "aaaa" is ambiguous; it matches 2:\n {2}aaaa11112222\n {2}aaaa11113333/);
     expect(() => resolveIdPrefix("task", "cccc", ids, full)).toThrow(/no task starts with "cccc"/);
     expect(() => resolveIdPrefix("task", "bbb", ids, full)).toThrow(/a prefix needs at least 4 characters/);
+  });
+});
+
+describe("resolveDevice", () => {
+  const devices = [{ deviceId: "aaaa11112222", name: "laptop", fingerprint: "k3xq-7mfa-b2cd-e4fg" }, { deviceId: "aaaa11113333", name: "Desk" }, { deviceId: "bbbb44445555", name: "aaaa" }, { deviceId: "cccc66667777", name: "build" }, { deviceId: "dddd88889999", name: "build" }];
+  it("takes a full id, a name in any case, or a unique prefix of an id or of a fingerprint", () => {
+    expect(resolveDevice("laptop", devices, full)).toBe("aaaa11112222");
+    expect(resolveDevice("desk", devices, full)).toBe("aaaa11113333");
+    expect(resolveDevice("bbbb", devices, full)).toBe("bbbb44445555");
+    expect(resolveDevice("eeee00000000", devices, full)).toBe("eeee00000000");
+    expect(resolveDevice("k3xq-7m", devices, full)).toBe("aaaa11112222");
+    expect(resolveDevice("K3XQ7MFA", devices, full)).toBe("aaaa11112222");
+  });
+  it("refuses a name two devices share, or one that is also another's id prefix, listing the candidates; and a name nobody has", () => {
+    expect(() => resolveDevice("build", devices, full)).toThrow(/device "build" is ambiguous; it names 2 devices:\n {2}cccc66667777 \(build\)\n {2}dddd88889999 \(build\)/);
+    expect(() => resolveDevice("aaaa", devices, full)).toThrow(/it names 3 devices:[\s\S]*bbbb44445555 \(aaaa\)[\s\S]*aaaa11112222 \(laptop\)/);
+    expect(() => resolveDevice("phone", devices, full)).toThrow(/no device of this mesh is named "phone" or has an id or fingerprint starting with it/);
+    expect(() => resolveDevice("ph", devices, full)).toThrow(/an id prefix needs at least 4 characters/);
   });
 });
 
@@ -61,6 +79,6 @@ describe("id prefixes on the command line", () => {
     // --route takes one too: the refusal (no node runs here to reach peers) names the full id it resolved to.
     const routed = await runCli(["task", "submit", "-a", "echo", "x", "--route", self.slice(0, 12)], home);
     expect(routed.stderr).toContain(JSON.stringify(self));
-    expect(await runCli(["task", "submit", "-a", "echo", "x", "--route", "12D3KooWnothing"], home)).toMatchObject({ code: 2, stderr: expect.stringContaining('no device starts with "12D3KooWnothing"') });
+    expect(await runCli(["task", "submit", "-a", "echo", "x", "--route", "12D3KooWnothing"], home)).toMatchObject({ code: 2, stderr: expect.stringContaining('no device of this mesh is named "12D3KooWnothing" or has an id or fingerprint starting with it') });
   });
 });

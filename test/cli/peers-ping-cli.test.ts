@@ -1,7 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
+import { assertBuilt, runCli, startHomeNode } from "../helpers/cli.js";
 import { eventually } from "../helpers/mesh.js";
-import { tempDir } from "../helpers/temp-dir.js";
 
 /** `coderclaw peers` and `coderclaw ping` against two running nodes on 127.0.0.1, paired through the CLI. */
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -10,14 +9,7 @@ afterEach(async () => {
 });
 beforeAll(assertBuilt);
 
-async function node(): Promise<{ home: string; id: string }> {
-  const home = tempDir("cc-ping-");
-  cleanups.push(home.remove);
-  const started = await startCli(["start", "--no-mdns"], home.path, /control socket/);
-  cleanups.push(started.stop);
-  const id = JSON.parse((await runCli(["id", "--json"], home.path)).stdout) as { deviceId: string };
-  return { home: home.path, id: id.deviceId };
-}
+const node = (): Promise<{ home: string; id: string }> => startHomeNode("cc-ping-", cleanups);
 
 describe("coderclaw peers and ping", () => {
   it("show the path to a member and measure its round trip; a peer that cannot be reached is an error that says so", { timeout: 120_000 }, async () => {

@@ -120,7 +120,7 @@ const rows: Row[] = [
   { name: "audit query --since nonsense", run: () => runCli(["audit", "query", "--since", "nonsense"], a), code: 2, says: /--since: "nonsense" is neither a date/ },
   { name: "task list -n abc", run: () => runCli(["task", "list", "-n", "abc"], lone), code: 2, says: /--limit: "abc" is not a whole number/ },
   { name: "mesh invite --ttl forever", run: () => runCli(["mesh", "invite", "--ttl", "forever"], a), code: 2, says: /--ttl: "forever" is not a duration/ },
-  { name: "devices trust bogus", run: () => runCli(["devices", "trust", "bogus", "--level", "verified"], a), code: 2, says: /no device starts with "bogus"/ },
+  { name: "devices trust bogus", run: () => runCli(["devices", "trust", "bogus", "--level", "verified"], a), code: 2, says: /no device of this mesh is named "bogus" or has an id or fingerprint starting with it/ },
   { name: "start --listen 4005", run: () => runCli(["start", "--no-mdns", "--listen", "4005"], lone), code: 2, says: /--listen: "4005" is not a multiaddr; for TCP port 4005 write \/ip4\/0\.0\.0\.0\/tcp\/4005/ },
   { name: "start --relay sometimes", run: () => runCli(["start", "--no-mdns", "--relay", "sometimes"], lone), code: 2, says: /--relay takes true, false or auto, not "sometimes"/ },
   {

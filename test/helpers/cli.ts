@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
+import { tempDir } from "./temp-dir.js";
 
 /** The built CLI entry point; `npm test` builds before running tests. */
 export const CLI = fileURLToPath(new URL("../../dist/node/cli/main.js", import.meta.url));
@@ -66,4 +67,18 @@ export function startCli(args: string[], home: string, ready: RegExp, timeoutMs 
       reject(new Error(`coderclaw ${args.join(" ")} exited with ${code}: ${out}`));
     });
   });
+}
+
+/**
+ * A node started from the CLI in a fresh temp home (`start --no-mdns`, then
+ * `startArgs`), with its device id and what it printed while starting; the home's
+ * removal and the node's stop go on `cleanups`.
+ */
+export async function startHomeNode(prefix: string, cleanups: Array<() => unknown>, startArgs: string[] = []): Promise<{ home: string; id: string; output: string }> {
+  const home = tempDir(prefix);
+  cleanups.push(home.remove);
+  const started = await startCli(["start", "--no-mdns", ...startArgs], home.path, /control socket/);
+  cleanups.push(started.stop);
+  const id = JSON.parse((await runCli(["id", "--json"], home.path)).stdout) as { deviceId: string };
+  return { home: home.path, id: id.deviceId, output: started.output() };
 }

@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { InvalidInputError } from "../../../src/contract/errors.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson, table } from "../output.js";
+import { fieldsOption, printFields } from "../fields.js";
 import type { AccessOptions } from "../runtime-access.js";
 import { admin } from "./mesh.js";
 
@@ -21,10 +22,12 @@ export function approvalsCommand(setExit: (code: number) => void): Command {
     .command("list")
     .description("approval requests: this node's workflow steps, and tasks any member's policy holds")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       refuseServer(cmd);
       const list = (await admin(cmd, "approval.list", {}, false)) as Row[];
-      if (opts.json) printJson(list);
+      if (opts.fields) printFields(list, opts.fields, opts.json === true);
+      else if (opts.json) printJson(list);
       else {
         const t = table(["id", "what", "why", "agent", "denied at"]);
         for (const a of list) {

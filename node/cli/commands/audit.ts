@@ -3,6 +3,7 @@ import ms from "ms";
 import { CoderClawError } from "../../../src/contract/errors.js";
 import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
+import { fieldsOption, printFields } from "../fields.js";
 import { admin } from "./mesh.js";
 import { serverAdapter, type AccessOptions } from "../runtime-access.js";
 
@@ -44,7 +45,8 @@ export function auditCommand(setExit: (code: number) => void): Command {
     .addOption(isoOption("--until <date>", "up to this date"))
     .option("-n, --limit <n>", "the newest this many", parseLimit, 1000)
     .option("--json", "print JSON")
-    .action(async (opts: { user?: string; action?: string; result?: string; since?: string; until?: string; limit: number; json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { user?: string; action?: string; result?: string; since?: string; until?: string; limit: number; json?: boolean; fields?: string[] }, cmd: Command) => {
       const query = {
         limit: opts.limit,
         ...(opts.user && { userId: opts.user }),
@@ -63,7 +65,8 @@ export function auditCommand(setExit: (code: number) => void): Command {
           await server.close();
         }
       } else entries = (await admin(cmd, "audit.query", query, true)) as Entry[];
-      if (opts.json) printJson(entries);
+      if (opts.fields) printFields(entries, opts.fields, opts.json === true);
+      else if (opts.json) printJson(entries);
       else {
         const t = table(["time", "author", "seq", "action", "user", "resource", "result", "reason"]);
         for (const e of entries) t.push([humanTime(e.time), e.author.slice(-8), e.seq, e.body.action, e.body.userId.slice(-12), e.body.resource ?? "", e.body.result, (e.body.reason ?? "").slice(0, 40)]);

@@ -28,8 +28,8 @@ async function nodeScreen(cmd: Command, adapter: TransportAdapter): Promise<{ js
         `tasks     ${s.activeTasks} active, ${pending.length} waiting, ${s.totalTasks} in all`,
         ...id.addrs.map((a, i) => `${i === 0 ? "listening" : "         "} ${a}`),
       ];
-      const p = table(["peer", "path", "latency", "load", "free slots", "agents"]);
-      for (const peer of peers) p.push([peer.peerId, describePath(peer), peer.latencyMs === undefined ? "" : `${peer.latencyMs} ms`, peer.load ?? "", peer.freeSlots ?? "", (peer.agents ?? []).join(", ")]);
+      const p = table(["peer", "name", "path", "latency", "load", "free slots", "agents"]);
+      for (const peer of peers) p.push([peer.peerId, peer.name ?? "", describePath(peer), peer.latencyMs === undefined ? "" : `${peer.latencyMs} ms`, peer.load ?? "", peer.freeSlots ?? "", (peer.agents ?? []).join(", ")]);
       lines.push("", peers.length === 0 ? "no peers connected" : p.toString());
       if (running.length > 0) {
         const t = table(["running", "agent", "where", "for"]);

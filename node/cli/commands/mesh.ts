@@ -1,13 +1,15 @@
 import { Command, Option } from "commander";
 import ms from "ms";
+import { z } from "zod";
+import { parseInput } from "../../../src/contract/parse-input.js";
 import { isDeviceId, loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js";
-import { resolveIdPrefix } from "../id-prefix.js";
+import { resolveDevice } from "../id-prefix.js";
 import { CoderClawError } from "../../../src/contract/errors.js";
 import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
 import { fieldsOption, printFields } from "../fields.js";
-import { connectRunningNode, type AccessOptions } from "../runtime-access.js";
+import { connectRunningNode, serverAdapter, type AccessOptions } from "../runtime-access.js";
 import type { DoctorReport, PeerInfo, PingReport } from "../../node-api.js";
 
 /**
@@ -39,15 +41,34 @@ export function describePath(p: { path: "direct" | "relayed"; via?: string }): s
   return p.path === "direct" ? "direct" : `relayed via ${p.via ?? "?"}`;
 }
 
-/** A device id from a full id or a unique prefix of one among the devices this node knows. */
+/** What resolving a device needs of a server's `GET /v1/devices` answer. */
+const ServerDevicesSchema = z.object({
+  devices: z.array(z.object({ deviceId: z.string().max(128), name: z.string().max(63).optional(), fingerprint: z.string().max(64).optional() })).max(100_000),
+});
+
+/**
+ * A device id from a full id, a device's name, or a unique prefix of an id or
+ * fingerprint, among the devices of the node the command talks to: with
+ * `--server`, that server's (`GET /v1/devices`), else this machine's node.
+ */
 export async function resolveDeviceId(cmd: Command, text: string): Promise<string> {
   if (isDeviceId(text)) return text;
-  const devices = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string }>;
-  return resolveIdPrefix("device", text, devices.map((d) => d.deviceId), isDeviceId);
+  type Listed = Array<{ deviceId: string; name?: string; fingerprint?: string }>;
+  const server = serverAdapter(cmd.optsWithGlobals<AccessOptions>());
+  let devices: Listed;
+  if (server === undefined) devices = (await admin(cmd, "devices.list", undefined, true)) as Listed;
+  else {
+    try {
+      devices = parseInput(ServerDevicesSchema, await server.call("GET", "/devices"), "GET /v1/devices").devices;
+    } finally {
+      await server.close();
+    }
+  }
+  return resolveDevice(text, devices, isDeviceId);
 }
 
 /** `--ttl`: a duration in the grammar every CLI duration uses (`ms`: 90s, 10m, 2h, 1d). */
-function parseTtl(text: string): number {
+export function parseTtl(text: string): number {
   const span = ms(text as ms.StringValue);
   if (typeof span !== "number" || !Number.isFinite(span) || span <= 0) throw new CoderClawError("INVALID_INPUT", `--ttl: ${JSON.stringify(text)} is not a duration like 90s, 10m, 2h or 1d`, { field: "ttl" });
   return span;
@@ -74,9 +95,9 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       if (opts.fields) printFields(list, opts.fields, opts.json === true);
       else if (opts.json) printJson(list);
       else {
-        const t = table(["peer", "level", "path", "latency", "since", "agents", "load", "address"]);
+        const t = table(["peer", "name", "level", "path", "latency", "since", "agents", "load", "address"]);
         for (const p of list) {
-          t.push([p.peerId, p.level, describePath(p), p.latencyMs === undefined ? "" : `${p.latencyMs} ms`, p.since, (p.agents ?? []).join(", "), p.load ?? "", p.addrs.join(" ")]);
+          t.push([p.peerId, p.name ?? "", p.level, describePath(p), p.latencyMs === undefined ? "" : `${p.latencyMs} ms`, p.since, (p.agents ?? []).join(", "), p.load ?? "", p.addrs.join(" ")]);
         }
         process.stdout.write(list.length === 0 ? "no peers connected\n" : t.toString() + "\n");
       }
@@ -85,7 +106,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
 
   const ping = new Command("ping")
     .description("measure the round trip to a peer on the path this node uses for it (direct, or through a relay)")
-    .argument("<peer>", "the peer's device id")
+    .argument("<peer>", "the peer: its device id, name, or a unique prefix of its id")
     .option("-c, --count <n>", "pings to send (1..100)", (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error("--count must be a whole number 1..100");
@@ -93,7 +114,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
     }, 3)
     .option("--json", "print JSON")
     .action(async (peer: string, opts: { count: number; json?: boolean }, cmd: Command) => {
-      const report = (await admin(cmd, "node.ping", { peer, count: opts.count }, false)) as PingReport;
+      const report = (await admin(cmd, "node.ping", { peer: await resolveDeviceId(cmd, peer), count: opts.count }, false)) as PingReport;
       if (opts.json) printJson(report);
       else {
         const sorted = [...report.rttMs].sort((a, b) => a - b);
@@ -189,19 +210,19 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
 
   const devices = new Command("devices")
     .description("devices of the mesh and their trust")
-    .addHelpText("after", "\nExamples:\n  coderclaw devices list\n  coderclaw devices list --fields deviceId,level,connected\n  coderclaw devices trust <id-or-prefix> --level trusted\n  coderclaw devices revoke <id-or-prefix>\n");
+    .addHelpText("after", "\nExamples:\n  coderclaw devices list\n  coderclaw devices list --fields deviceId,level,connected\n  coderclaw devices trust laptop --level trusted\n  coderclaw devices rename 12D3KooWAbc laptop   # by id prefix\n  coderclaw devices revoke laptop --reason lost\n");
   devices
     .command("list")
     .description("devices with level, who vouched and whether connected")
     .option("--json", "print JSON")
     .addOption(fieldsOption())
     .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
-      const list = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; level: string; revoked: boolean; vouchedBy?: string; connected: boolean; self: boolean; lastSeen?: string }>;
+      const list = (await admin(cmd, "devices.list", undefined, true)) as Array<{ deviceId: string; name?: string; level: string; revoked: boolean; vouchedBy?: string; connected: boolean; self: boolean; lastSeen?: string }>;
       if (opts.fields) printFields(list, opts.fields, opts.json === true);
       else if (opts.json) printJson(list);
       else {
-        const t = table(["device", "level", "vouched by", "connected", "last seen"]);
-        for (const d of list) t.push([d.self ? `${d.deviceId} (this device)` : d.deviceId, d.revoked ? "revoked" : d.level, d.vouchedBy ?? (d.level === "trusted" && !d.vouchedBy ? "founder" : ""), d.connected ? "yes" : "", humanTime(d.lastSeen)]);
+        const t = table(["device", "name", "level", "vouched by", "connected", "last seen"]);
+        for (const d of list) t.push([d.self ? `${d.deviceId} (this device)` : d.deviceId, d.name ?? "", d.revoked ? "revoked" : d.level, d.vouchedBy ?? (d.level === "trusted" && !d.vouchedBy ? "founder" : ""), d.connected ? "yes" : "", humanTime(d.lastSeen)]);
         process.stdout.write(t.toString() + "\n");
       }
       setExit(EXIT.ok);
@@ -209,7 +230,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
   devices
     .command("trust")
     .description("vouch for a device at a level (signed by this device)")
-    .argument("<deviceId>", "device id, or a unique prefix of one")
+    .argument("<device>", "device id, name, or a unique prefix of an id")
     .addOption(new Option("--level <level>", "level").choices(["verified", "trusted"]).makeOptionMandatory())
     .action(async (idArg: string, opts: { level: string }, cmd: Command) => {
       const deviceId = await resolveDeviceId(cmd, idArg);
@@ -220,7 +241,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
   devices
     .command("revoke")
     .description("revoke a device for good: every node the revocation reaches disconnects and refuses it")
-    .argument("<deviceId>", "device id, or a unique prefix of one")
+    .argument("<device>", "device id, name, or a unique prefix of an id")
     .option("--reason <text>", "why", "")
     .action(async (idArg: string, opts: { reason: string }, cmd: Command) => {
       const deviceId = await resolveDeviceId(cmd, idArg);
@@ -228,25 +249,19 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       process.stdout.write(`revocation ${r.revocation}\n`);
       setExit(EXIT.ok);
     });
-
-  const session = new Command("session").description("sessions for HTTP clients of this node");
-  session
-    .command("create")
-    .description("open a session on this node and print its bearer token (for --server/--token, or CODERCLAW_TOKEN)")
-    .option("--user <id>", "user id (default: this device)")
-    .option("--roles <list>", "comma-separated roles (default: every role the user holds here)")
-    .option("--ttl <duration>", "lifetime, e.g. 1h", "1h")
+  devices
+    .command("rename")
+    .description("name a device (signed into the mesh's records, so every member shows it): this device, or any as an admin")
+    .argument("<device>", "device id, current name, or a unique prefix of an id")
+    .argument("<name>", "new name: letters, digits, '.', '_' or '-', at most 63")
     .option("--json", "print JSON")
-    .action(async (opts: { user?: string; roles?: string; ttl: string; json?: boolean }, cmd: Command) => {
-      const roles = opts.roles?.split(",").map((x) => x.trim()).filter(Boolean);
-      const r = (await admin(cmd, "session.create", { ttlMs: parseTtl(opts.ttl), ...(roles && { roles }), ...(opts.user && { userId: opts.user }) }, false)) as { token: string; expiresAt: string };
+    .action(async (idArg: string, name: string, opts: { json?: boolean }, cmd: Command) => {
+      const deviceId = await resolveDeviceId(cmd, idArg);
+      const r = (await admin(cmd, "devices.rename", { deviceId, name }, true)) as { device: string; name: string; previous?: string };
       if (opts.json) printJson(r);
-      else {
-        process.stdout.write(`${r.token}\n`);
-        process.stderr.write(`expires ${humanTime(r.expiresAt)}; sessions end when the node restarts\n`);
-      }
+      else process.stdout.write(`${r.device} is now ${r.name}${r.previous === undefined ? "" : ` (was ${r.previous})`}\n`);
       setExit(EXIT.ok);
     });
 
-  return [id, peers, ping, doctor, mesh, devices, session];
+  return [id, peers, ping, doctor, mesh, devices];
 }

@@ -3,6 +3,7 @@ import ms from "ms";
 import { InvalidInputError } from "../../../src/contract/errors.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson, table } from "../output.js";
+import { fieldsOption, printFields } from "../fields.js";
 import type { AccessOptions } from "../runtime-access.js";
 import { admin } from "./mesh.js";
 
@@ -19,10 +20,12 @@ export function rolesCommand(setExit: (code: number) => void): Command {
     .command("list")
     .description("every device and user holding a role here")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       refuseServer(cmd);
       const list = (await admin(cmd, "roles.list", {}, false)) as Array<{ subject: string; roles: string[]; admin: boolean; founder: boolean }>;
-      if (opts.json) printJson(list);
+      if (opts.fields) printFields(list, opts.fields, opts.json === true);
+      else if (opts.json) printJson(list);
       else {
         const t = table(["subject", "roles", "note"]);
         for (const r of list) t.push([r.subject, r.roles.join(", "), r.founder ? "founder" : ""]);

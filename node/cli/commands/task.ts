@@ -129,7 +129,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .option("-m, --model <model>", "model for the agent to use (agents that take one)")
     .option("--timeout <duration>", "stop the task after this long, e.g. 90s, 10m (sets metadata.timeoutMs, which the shell agent honours)")
     .option("--metadata <key=value>", "metadata for the task (repeatable)", collectMetadata, {})
-    .option("-r, --route <where>", "auto (in a mesh: place by capability, slots, labels, latency), local (this node), a mesh member's peer id, or remote:auto[gpu,...]", "auto")
+    .option("-r, --route <where>", "auto (in a mesh: place by capability, slots, labels, latency), local (this node), a member's device id, name or id prefix, or remote:auto[gpu,...]", "auto")
     .option("-p, --priority <n>", "among tasks waiting on the node, higher goes first (-100..100, default 0)")
     .option("--requires <list>", "labels and resources the node that runs it must have: gpu,cpu>=4,memoryGiB>=16")
     .option("--deadline <when>", "fail it if it has not started by then: a duration (30m, 2h) or a date")
@@ -145,8 +145,8 @@ export function taskCommand(setExit: (code: number) => void): Command {
       if (opts.model !== undefined) request.model = opts.model;
       const metadata: Record<string, unknown> = { ...opts.metadata, ...(opts.timeout !== undefined && { timeoutMs: parseTimeout(opts.timeout) }) };
       if (Object.keys(metadata).length > 0) request.metadata = metadata;
-      // A member named by a prefix of its id, as everywhere else; over --server the server's mesh is not this machine's to look up.
-      const byPrefix = !["auto", "local"].includes(opts.route) && !opts.route.startsWith("remote:") && !isDeviceId(opts.route) && cmd.optsWithGlobals<AccessOptions>().server === undefined;
+      // A member named by its name or a prefix of its id or fingerprint, as everywhere else (over --server, among the server's devices).
+      const byPrefix = !["auto", "local"].includes(opts.route) && !opts.route.startsWith("remote:") && !isDeviceId(opts.route);
       const options = submitOptionsFromFlags(byPrefix ? { ...opts, route: await resolveDeviceId(cmd, opts.route) } : opts);
       setExit(
         await withRuntime(cmd, opts.wait === true, async (adapter, kind) => {

@@ -3,6 +3,7 @@ import { CoderClawError, InvalidInputError } from "../../../src/contract/errors.
 import { readWorkflowSource, workflowTemplates, type WorkflowRecord } from "../../../src/workflows/index.js";
 import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
+import { fieldsOption, printFields } from "../fields.js";
 import { workflowAccess, type WorkflowAccess } from "../workflow-access.js";
 
 const WAIT_POLL_MS = 300;
@@ -94,11 +95,13 @@ export function workflowCommand(setExit: (code: number) => void): Command {
     .description("workflows of this node, newest first")
     .option("-n, --limit <n>", "at most this many", "50")
     .option("--json", "print JSON")
-    .action(async (opts: { limit: string; json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { limit: string; json?: boolean; fields?: string[] }, cmd: Command) => {
       const limit = Number(opts.limit);
       if (!Number.isInteger(limit) || limit < 1) throw new InvalidInputError(`"${opts.limit}" is not a positive whole number`, "--limit");
       const list = (await withWorkflows(cmd, (workflows) => workflows.list(limit))) as Array<{ id: string; name: string; status: string; createdAt: string; steps: Record<string, number> }>;
-      if (opts.json) printJson(list);
+      if (opts.fields) printFields(list, opts.fields, opts.json === true);
+      else if (opts.json) printJson(list);
       else {
         const t = table(["id", "name", "status", "created", "steps"]);
         for (const w of list) t.push([w.id, w.name, w.status, w.createdAt.replace("T", " ").slice(0, 19), Object.entries(w.steps).map(([k, v]) => `${v} ${k}`).join(", ")]);

@@ -49,17 +49,17 @@ function Invite() {
     </div>`}`;
 }
 
-/** The mesh's devices: trust, when last seen; revoke and pair for admins. */
+/** The mesh's devices: name, trust, when last seen; revoke and pair for admins. */
 export function DevicesView() {
   const { call, may } = useSession();
   const [devices, setDevices] = useState([]);
   const load = async () => setDevices((await call("/v1/devices")).devices);
   usePoll(5000, load);
-  const columns = ["device", "trust", "seen", "comparison code", ...(may.admin ? [""] : [])];
+  const columns = ["device", "name", "trust", "seen", "comparison code", ...(may.admin ? [""] : [])];
   return html`<h2>Devices</h2>
     <${Table} label="Devices" columns=${columns}>
       ${devices.map((d) => html`<tr data-device=${d.deviceId}>
-        <td class="desc">${d.deviceId}</td><td>${d.revoked ? "revoked" : d.level}</td><td>${seen(d)}</td><td class="code">${d.comparisonCode ?? ""}</td>
+        <td class="desc">${d.deviceId}</td><td class="name">${d.name ?? ""}</td><td>${d.revoked ? "revoked" : d.level}</td><td>${seen(d)}</td><td class="code">${d.comparisonCode ?? ""}</td>
         ${may.admin && html`<td>${!d.self && !d.revoked && html`<${Revoke} device=${d} onDone=${load} />`}</td>`}
       </tr>`)}
     <//>
