@@ -97,7 +97,7 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       const held = roles ?? [...node.security.current.grants.rolesOf(user)];
       if (held.length === 0) throw new CoderClawError("PERMISSION_DENIED", `${user} holds no role on this node; an admin grants roles`);
       const session = await node.security.current.createSession(user, node.peerId, held, ttlMs === undefined ? {} : { ttlMs });
-      return { token: session.token, userId: session.userId, roles: session.roles, expiresAt: new Date(session.expiresAt).toISOString() };
+      return { token: session.token, sessionId: session.id, userId: session.userId, roles: session.roles, expiresAt: new Date(session.expiresAt).toISOString() };
     }
     case "audit.query": {
       const q = parseInput(schemas[method], raw);

@@ -22,7 +22,6 @@ const VIEWS = ["tasks", "queue", "approvals", "mesh", "devices", "audit", "workf
 
 /**
  * Mesh, Devices and audit verification in the dashboard of a real node, with a second real node paired from it.
- * (A read-only session cannot be opened on a real node until roles can be granted from the CLI: that case is in test/http/ui.test.ts.)
  */
 describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real nodes", () => {
   const homeA = tempDir("cc-dash-a-");
@@ -67,7 +66,7 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     homeB.remove();
   });
 
-  it("pairs a second node from the dashboard's invite (QR code shown), shows it as a member, revokes it with confirmation and it is cut off", async () => {
+  it("pairs a second node from the dashboard's invite (QR code shown) and shows it as a direct member", async () => {
     const page = await asAdmin("devices");
     // The write buttons appear once the node has said what this session may do.
     await (await page.waitForSelector("::-p-text(Create invite)"))!.click();
@@ -88,10 +87,86 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     // A verified invite gives the ci role; B's record offers slots (its default concurrency, nothing running).
     expect(row.slice(1, 4)).toEqual(["verified", "ci", "direct"]);
     expect(Number(row[6])).toBeGreaterThan(0);
-    expect(await page.$eval("#reachability", (dd) => dd.textContent)).toMatch(/\w/);
+    // A listens on loopback only: no member can be asked, and the page says why rather than "unknown".
+    expect(await page.$eval("#reachability", (dd) => dd.textContent)).toBe("this machine only (listens on loopback)");
     await shot(page, "mesh-member");
+    await page.close();
+  }, 90_000);
 
+  it("a paired device made read-only with `coderclaw roles` sees no write button, and the node refuses each write (403) and audits it", async () => {
+    // B joined as verified, which gave it ci; the admin makes it read-only.
+    expect((await runCli(["roles", "grant", idB, "readonly"], homeA.path)).code).toBe(0);
+    expect((await runCli(["roles", "revoke", idB, "ci", "--reason", "read only from now on"], homeA.path)).code).toBe(0);
+    const reader = JSON.parse((await runCli(["session", "create", "--user", idB, "--json"], homeA.path)).stdout) as { token: string; sessionId: string; roles: string[] };
+    expect(reader.roles).toEqual(["readonly"]);
+    const admin = (await runCli(["session", "create"], homeA.path)).stdout.trim();
+    // What a reader could act on: a task running in its session, and a workflow step waiting for a decision.
+    const submitted = await api("/v1/tasks?route=local", admin, { description: "a long wait", input: "60000", agentId: "sleep", sessionId: reader.sessionId });
+    expect(submitted.status).toBe(201);
+    const taskId = ((await submitted.json()) as { id: string }).id;
+    const workflow = ["name: held", "steps:", "  - id: deploy", "    agent: echo", "    input: deploy", "    approval: required", ""].join("\n");
+    expect((await api("/v1/workflows", admin, { workflow })).status).toBe(201);
+    let requestId = "";
+    await eventually(async () => {
+      const { approvals } = (await (await api("/v1/approvals", admin)).json()) as { approvals: Array<{ request: { id: string } }> };
+      requestId = approvals[0]?.request.id ?? "";
+      return requestId !== "";
+    }, 15_000, "the held step asks for a decision");
+
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1200, height: 900 });
+    await page.goto(`${httpUrl}/`);
+    await page.waitForSelector("#token");
+    await page.type("#token", reader.token);
+    await page.click("form.login button[type=submit]");
+    // The buttons follow what the node said this session may do: wait for that answer before looking for them.
+    await page.waitForFunction(`document.getElementById("whoami")?.textContent === ${JSON.stringify(`${idB}: readonly`)}`);
+    const writeButtons = (): Promise<string[]> => page.$$eval("main button", (bs) => bs.map((b) => b.textContent ?? "").filter((t) => /Revoke|invite|Cancel|Retry|Approve|Deny/i.test(t)));
     await page.goto(`${httpUrl}/#devices`);
+    await page.waitForSelector(`tr[data-device="${idB}"]`);
+    expect(await writeButtons()).toEqual([]);
+    await page.goto(`${httpUrl}/#approvals`);
+    await page.waitForSelector(`article[data-approval="${requestId}"]`, { timeout: 15_000 });
+    expect(await writeButtons()).toEqual([]);
+    await page.goto(`${httpUrl}/#task/${taskId}`);
+    await page.waitForFunction(`document.getElementById("task-status")?.textContent === "running"`, { timeout: 15_000 });
+    expect(await writeButtons()).toEqual([]);
+    await shot(page, "read-only-task");
+
+    const writes: Array<[string, unknown]> = [
+      [`/v1/devices/${idB}/revoke`, { reason: "x" }],
+      [`/v1/devices/${idB}/trust`, { level: "trusted" }],
+      ["/v1/invites", { level: "trusted" }],
+      [`/v1/tasks/${taskId}/cancel`, {}],
+      [`/v1/tasks/${taskId}/retry`, {}],
+      [`/v1/approvals/${requestId}/approve`, { reason: "x" }],
+      [`/v1/approvals/${requestId}/deny`, { reason: "x" }],
+      [`/v1/task-approvals/${taskId}/approve`, {}],
+    ];
+    for (const [path, body] of writes) expect((await api(path, reader.token, body)).status, path).toBe(403);
+    expect((await api("/v1/audit/verify", reader.token)).status).toBe(403);
+    expect((await api("/v1/audit", reader.token)).status).toBe(403);
+    // Each refusal is in the node's audit log under the action it refused, with the reader as its user.
+    const denied = (await (await api(`/v1/audit?userId=${idB}&result=denied`, admin)).json()) as { entries: Array<{ body: { action: string } }> };
+    expect(denied.entries.map((e) => e.body.action).sort()).toEqual(["approval.decide", "approval.decide", "approval.decide", "audit.query", "audit.verify", "mesh.invite", "task.cancel", "task.submit", "trust.certify", "trust.revoke"]);
+    // Nothing changed: B is still a member, the task runs, the step still waits.
+    const devices = (await (await api("/v1/devices", admin)).json()) as { devices: Array<{ deviceId: string; revoked?: boolean; level: string }> };
+    expect(devices.devices.find((d) => d.deviceId === idB)).toMatchObject({ revoked: false, level: "verified" });
+    expect(((await (await api(`/v1/tasks/${taskId}`, admin)).json()) as { status: string }).status).toBe("running");
+
+    // The same task page for an admin has Cancel (so the checks above can fail); the admin clears what the reader could not.
+    await page.click("::-p-text(Log out)");
+    await page.goto((await runCli(["ui", "--url", httpUrl], homeA.path)).stdout.trim());
+    await page.waitForFunction(`/: admin/.test(document.getElementById("whoami")?.textContent ?? "")`);
+    await page.goto(`${httpUrl}/#task/${taskId}`);
+    await (await page.waitForSelector("::-p-text(Cancel task)"))!.click();
+    await page.waitForFunction(`document.getElementById("task-status")?.textContent === "cancelled"`, { timeout: 15_000 });
+    expect((await api(`/v1/approvals/${requestId}/deny`, admin, { reason: "not today" })).status).toBe(200);
+    await page.close();
+  }, 90_000);
+
+  it("revokes the paired device with a reason and confirmation, and it is cut off", async () => {
+    const page = await asAdmin("devices");
     await page.waitForSelector(`tr[data-device="${idB}"] button`);
     await page.click(`tr[data-device="${idB}"] button`);
     await page.type(`#reason-${idB}`, "laptop lost");

@@ -81,20 +81,13 @@ describe.skipIf(CHROMIUM === undefined)("dashboard in Chromium", () => {
   let server: HttpServer;
   let browser: Browser;
   const consoleErrors: string[] = [];
-  /** What reached the node's admin calls: a refused write must never get there. */
-  const adminCalls: string[] = [];
-  const DEVICE = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
 
   beforeAll(async () => {
     engine = await openEngine();
     server = await startServer(engine.adapter, {
+      // The Audit view also asks for chain verification; the node side runs for real in test/cli/dashboard-admin.test.ts.
+      admin: async (method) => (method === "audit.verify" ? { ok: true, authors: 1, entries: 1, problems: [], forks: [] } : {}),
       audit: (query) => [{ timestamp: "2026-12-05T04:00:00.000Z", userId: query.userId ?? "root", action: "task.submit", result: "allowed" }],
-      // The node side of these calls runs for real in test/cli/dashboard-admin.test.ts; here only who reaches it matters.
-      admin: async (method) => {
-        adminCalls.push(method);
-        if (method === "audit.verify") return { ok: true, authors: 1, entries: 1, problems: [], forks: [] };
-        return method === "devices.list" ? [{ deviceId: DEVICE, level: "trusted", revoked: false, connected: true }] : {};
-      },
     });
     browser = await puppeteer.launch({ executablePath: CHROMIUM!, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
   }, 60_000);
@@ -177,31 +170,6 @@ describe.skipIf(CHROMIUM === undefined)("dashboard in Chromium", () => {
     await page.waitForFunction(`document.querySelector("table[aria-label='Audit entries'] tbody td:nth-child(2)")?.textContent === "dora"`);
     await page.close();
   }, 30_000);
-
-  it("a read-only session sees no write buttons, and the server refuses its writes before the node is asked", async () => {
-    const id = await engine.startManual("s-carol");
-    adminCalls.length = 0;
-    const page = await open();
-    await logIn(page, TOKENS.reader);
-    await page.goto(`${server.url}/#devices`);
-    await page.waitForSelector(`tr[data-device="${DEVICE}"]`);
-    await page.goto(`${server.url}/#task/${id}`);
-    await page.waitForFunction(`document.getElementById("task-status")?.textContent === "running"`, { timeout: 10_000 });
-    expect(await page.$$eval("main button", (bs) => bs.map((b) => b.textContent).filter((t) => /Revoke|invite|Cancel|Retry/i.test(t ?? "")))).toEqual([]);
-    const writes = [[`/v1/devices/${DEVICE}/revoke`, { reason: "x" }], [`/v1/devices/${DEVICE}/trust`, { level: "trusted" }], ["/v1/invites", { level: "trusted" }], [`/v1/tasks/${id}/cancel`, {}]] as const;
-    for (const [path, body] of writes) {
-      expect((await request(server.url, "POST", path, { token: TOKENS.reader, body: JSON.stringify(body) })).status, path).toBe(403);
-    }
-    expect((await request(server.url, "GET", "/v1/audit/verify", { token: TOKENS.reader })).status).toBe(403);
-    expect(adminCalls.filter((m) => m !== "devices.list")).toEqual([]);
-    expect((await engine.adapter.getTaskState(id))?.status).toBe("running");
-    // The same page for an admin has Cancel: the check above can fail.
-    await page.click("::-p-text(Log out)");
-    await logIn(page, TOKENS.admin);
-    await page.goto(`${server.url}/#task/${id}`);
-    await page.waitForSelector("::-p-text(Cancel task)");
-    await page.close();
-  }, 60_000);
 
   it("logged no console errors", () => {
     // The expired-session test's 401s are the browser's network log, not errors of the page.
