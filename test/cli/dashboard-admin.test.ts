@@ -180,24 +180,34 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
       return !mesh.members.some((m) => m.peerId === idB);
     }, 20_000, "B gone from A's members");
     // The HTTP decision is audited as the revocation it allowed (not as an audit query), beside the node's own record of it.
-    const audited = (await (await api("/v1/audit?action=trust.revoke", token)).json()) as { entries: unknown[] };
+    const audited = (await (await api("/v1/audit?action=trust.revoke&result=allowed", token)).json()) as { entries: unknown[] };
     expect(audited.entries).toHaveLength(2);
     await page.close();
   }, 90_000);
 
-  it("approves a workflow step that waits for a decision, with a reason", async () => {
+  it("Approvals follows the node's event streams: a step asked while the page is open appears without a reload or a poll, and is approved with a reason", async () => {
     const token = (await runCli(["session", "create"], homeA.path)).stdout.trim();
+    const page = await asAdmin("approvals");
+    await page.waitForSelector("::-p-text(Nothing waits for a decision)", { timeout: 15_000 });
+    // From here on: every request the page makes, and a mark that a reload would wipe.
+    const requested: string[] = [];
+    page.on("request", (r) => void requested.push(`${r.method()} ${new URL(r.url()).pathname}`));
+    await page.evaluate("window.sameDocument = true");
     const workflow = ["name: gated", "steps:", "  - id: ship", "    agent: echo", "    input: ship it", "    approval: required", ""].join("\n");
     const started = await api("/v1/workflows", token, { workflow });
     expect(started.status).toBe(201);
     const { id } = (await started.json()) as { id: string };
-    const page = await asAdmin("approvals");
     const article = await page.waitForSelector("article[data-approval]", { timeout: 15_000 });
     expect(await article!.evaluate((a) => a.textContent)).toMatch(/gated: step ship/);
+    expect(await page.evaluate("window.sameDocument")).toBe(true);
+    expect(requested).toEqual([]);
     await shot(page, "approvals");
+    const requestId = await article!.evaluate((a) => a.getAttribute("data-approval"));
     await page.type("article[data-approval] input", "looks right");
     await page.click("article[data-approval] ::-p-text(Approve)");
+    // Gone from the page by the stream's "decided", not by asking for the list again.
     await page.waitForSelector("::-p-text(Nothing waits for a decision)", { timeout: 15_000 });
+    expect(requested).toEqual([`POST /v1/approvals/${requestId}/approve`]);
     type Record = { status: string; steps: { ship: { approval: { decision?: { approved: boolean; reason: string } } } } };
     let record: Record | undefined;
     await eventually(async () => {
