@@ -3,8 +3,11 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { Level } from "level";
+// jsqr is CommonJS: its function is module.exports and, as TypeScript sees it, `default` of that.
+import jsQR from "jsqr";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseInvite } from "../../identity/index.js";
 import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
 import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -15,6 +18,31 @@ const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => 
 const SHOTS = new URL("../../test-results/screenshots/", import.meta.url).pathname;
 
 type Started = Awaited<ReturnType<typeof startCli>>;
+
+/** The pixels of a PNG (base64), as the page's own image decoder sees them: RGBA, base64. */
+const PNG_PIXELS = `async (png) => {
+  const image = new Image();
+  image.src = "data:image/png;base64," + png;
+  await image.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = image.naturalWidth;
+  canvas.height = image.naturalHeight;
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0);
+  const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  let binary = "";
+  for (let i = 0; i < rgba.length; i += 0x8000) binary += String.fromCharCode(...rgba.subarray(i, i + 0x8000));
+  return { width: canvas.width, height: canvas.height, pixels: btoa(binary) };
+}`;
+
+/** Decodes the QR code `selector` shows: its screenshot (what the screen has), read by jsQR. */
+async function readQr(page: Page, selector: string): Promise<string> {
+  const png = await (await page.$(selector))!.screenshot({ encoding: "base64" });
+  const { width, height, pixels } = (await page.evaluate(`(${PNG_PIXELS})(${JSON.stringify(png)})`)) as { width: number; height: number; pixels: string };
+  const code = jsQR.default(new Uint8ClampedArray(Buffer.from(pixels, "base64")), width, height);
+  if (code === null) throw new Error(`no QR code found in ${selector} (${width}x${height})`);
+  return code.data;
+}
 
 /** axe-core from node_modules, evaluated in the page: nothing fetched from elsewhere. */
 const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -73,7 +101,12 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     await page.waitForSelector("svg.qr path");
     const invite = await page.$eval("#invite-text", (t) => (t as unknown as { value: string }).value);
     await shot(page, "devices-invite");
-    const joined = await runCli(["mesh", "join", invite], homeB.path);
+    // The QR code as drawn, read back by a decoder: B joins with what a phone camera would read.
+    const scanned = await readQr(page, "svg.qr");
+    expect(scanned).toBe(invite);
+    const idA = (JSON.parse((await runCli(["id", "--json"], homeA.path)).stdout) as { deviceId: string }).deviceId;
+    expect(parseInvite(scanned)).toMatchObject({ inviter: idA, level: "verified" });
+    const joined = await runCli(["mesh", "join", scanned], homeB.path);
     expect(joined.code, joined.stderr).toBe(0);
     expect(joined.stdout).toMatch(/comparison code/);
 
