@@ -35,6 +35,12 @@ export interface InviterContext {
   /** Per-message wait, ms (default 30 s). */
   readonly timeoutMs?: number;
   readonly now?: () => number;
+  /**
+   * Makes the outcome durable (the certificate and what goes with it) before the
+   * welcome is sent, so that a joiner never holds a certificate its inviter lost
+   * in a crash. A failure here ends the pairing without a welcome.
+   */
+  readonly file?: (outcome: PairingOutcome) => Promise<void>;
 }
 
 /** What a successful pairing yields on the inviter's side. */
@@ -85,12 +91,16 @@ export async function handlePairingRequest(channel: PairingChannel, ctx: Inviter
       throw new PairingError("PAIRING_JOINER_UNPROVEN", `the joiner did not prove it holds the key of ${hello.joiner}`);
     }
     const mac = bytesField(proof.mac);
-    const used = await ctx.inviteBook.redeem(inviteId, hello.meshId, hello.joiner, (secret) => checkPairingProof(secret, "joiner", transcript, mac), now());
+    const code = comparisonCode(transcript);
+    // The invite book keeps the code with the redeemed invite: the admin compares it later, maybe after a restart.
+    const used = await ctx.inviteBook.redeem(inviteId, hello.meshId, hello.joiner, (secret) => checkPairingProof(secret, "joiner", transcript, mac), now(), code);
     const issuedAt = now();
     const certificate = issueTrustCert(ctx.identity, invite.meshId, hello.joiner, invite.level, {
       issuedAt,
       ...(ctx.certificateTtlMs === undefined ? {} : { expiresAt: issuedAt + ctx.certificateTtlMs }),
     });
+    const outcome: PairingOutcome = { joiner: hello.joiner, certificate, invite: used, comparisonCode: code };
+    await ctx.file?.(outcome);
     const statements = [...(await ctx.statements())].map((s) => toBase64Url(s.bytes));
     await channel.send({
       type: "welcome",
@@ -98,7 +108,7 @@ export async function handlePairingRequest(channel: PairingChannel, ctx: Inviter
       certificate: toBase64Url(certificate.bytes),
       statements,
     });
-    return { joiner: hello.joiner, certificate, invite: used, comparisonCode: comparisonCode(transcript) };
+    return outcome;
   } catch (err) {
     if (err instanceof InviteError || (err instanceof PairingError && err.code !== "PAIRING_TIMEOUT")) await sendError(channel, err);
     throw err;

@@ -58,6 +58,8 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
   let httpUrl: string;
   let browser: Browser;
   let idB: string;
+  /** The comparison code B's `mesh join` printed. */
+  let code: string;
   const cleanups: Array<() => Promise<unknown>> = [];
 
   const startA = async (): Promise<void> => {
@@ -111,7 +113,7 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     expect(joined.stdout).toMatch(/comparison code/);
 
     await page.waitForSelector(`tr[data-device="${idB}"]`, { timeout: 20_000 });
-    const code = /comparison code (\S+)/.exec(joined.stdout)![1]!;
+    code = /comparison code (\S+)/.exec(joined.stdout)![1]!;
     expect(await page.$eval(`tr[data-device="${idB}"] td.code`, (td) => td.textContent)).toBe(code);
     await page.goto(`${httpUrl}/#mesh`);
     // The row fills in as B's signed capability record arrives.
@@ -258,6 +260,10 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     await tamperSegment(db as unknown as Level<string, Uint8Array>, idA, 0, (d) => flipResult(d, 0, 1, "denied"));
     await db.close();
     await startA();
+    // The comparison code of a pairing outlives a restart of the inviter (the invite book keeps it).
+    const token = (await runCli(["session", "create"], homeA.path)).stdout.trim();
+    const { devices } = (await (await api("/v1/devices", token)).json()) as { devices: Array<{ deviceId: string; comparisonCode?: string }> };
+    expect(devices.find((d) => d.deviceId === idB)?.comparisonCode).toBe(code);
     const page = await asAdmin("audit");
     await page.waitForSelector(`li[data-author="${idA}"]`, { timeout: 15_000 });
     expect(await page.$eval(`li[data-author="${idA}"]`, (li) => li.textContent)).toMatch(/first broken entry #1 .*edited/);
