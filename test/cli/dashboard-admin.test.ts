@@ -10,12 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseInvite } from "../../identity/index.js";
 import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
 import { eventually } from "../helpers/mesh.js";
+import { SCREENSHOTS } from "../helpers/screenshots.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { flipResult, tamperSegment } from "../security/helpers.js";
 
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
-/** Where the dashboard's screenshots go (gitignored; CI's clone keeps it after the run). */
-const SHOTS = new URL("../../test-results/screenshots/", import.meta.url).pathname;
+const SHOTS = new URL(`../../${SCREENSHOTS}`, import.meta.url).pathname;
 
 type Started = Awaited<ReturnType<typeof startCli>>;
 
