@@ -54,6 +54,7 @@ const VIEWS = ["tasks", "queue", "approvals", "mesh", "devices", "audit", "workf
 describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real nodes", () => {
   const homeA = tempDir("cc-dash-a-");
   const homeB = tempDir("cc-dash-b-");
+  const homeC = tempDir("cc-dash-c-");
   let a: Started;
   let httpUrl: string;
   let browser: Browser;
@@ -62,9 +63,12 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
   let code: string;
   const cleanups: Array<() => Promise<unknown>> = [];
 
+  /** A's mesh port, kept across its restarts: an invite made before one names it. */
+  let portA = 0;
   const startA = async (): Promise<void> => {
-    a = await startCli(["start", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--http", "127.0.0.1:0"], homeA.path, /control socket/);
+    a = await startCli(["start", "--no-mdns", "--listen", `/ip4/127.0.0.1/tcp/${portA}`, "--http", "127.0.0.1:0"], homeA.path, /control socket/);
     httpUrl = /http (http:\/\/\S+)/.exec(a.output())![1]!;
+    portA = Number(/listening \/ip4\/127\.0\.0\.1\/tcp\/(\d+)/.exec(a.output())![1]);
   };
   const asAdmin = async (view: string): Promise<Page> => {
     const page = await browser.newPage();
@@ -94,6 +98,7 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     for (const cleanup of cleanups.reverse()) await cleanup();
     homeA.remove();
     homeB.remove();
+    homeC.remove();
   });
 
   it("pairs a second node from the dashboard's invite (QR code shown) and shows it as a direct member", async () => {
@@ -260,16 +265,32 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     await tamperSegment(db as unknown as Level<string, Uint8Array>, idA, 0, (d) => flipResult(d, 0, 1, "denied"));
     await db.close();
     await startA();
-    // The comparison code of a pairing outlives a restart of the inviter (the invite book keeps it).
-    const token = (await runCli(["session", "create"], homeA.path)).stdout.trim();
-    const { devices } = (await (await api("/v1/devices", token)).json()) as { devices: Array<{ deviceId: string; comparisonCode?: string }> };
-    expect(devices.find((d) => d.deviceId === idB)?.comparisonCode).toBe(code);
     const page = await asAdmin("audit");
     await page.waitForSelector(`li[data-author="${idA}"]`, { timeout: 15_000 });
     expect(await page.$eval(`li[data-author="${idA}"]`, (li) => li.textContent)).toMatch(/first broken entry #1 .*edited/);
     expect(await page.$eval("#audit-verify", (p) => p.textContent)).toMatch(/1 broken/);
     await shot(page, "audit-tampered");
     await page.close();
+  }, 90_000);
+
+  it("a restart of the inviter keeps the comparison codes of past pairings, and an invite made before it still pairs after it", async () => {
+    const before = (await runCli(["session", "create"], homeA.path)).stdout.trim();
+    const made = await api("/v1/invites", before, { level: "verified" });
+    expect(made.status).toBe(201);
+    const { invite } = (await made.json()) as { invite: string };
+    expect(await a.stop()).toBe(0);
+    await startA();
+    const token = (await runCli(["session", "create"], homeA.path)).stdout.trim();
+    const codes = async (): Promise<Map<string, string | undefined>> =>
+      new Map(((await (await api("/v1/devices", token)).json()) as { devices: Array<{ deviceId: string; comparisonCode?: string }> }).devices.map((d) => [d.deviceId, d.comparisonCode]));
+    expect((await codes()).get(idB)).toBe(code);
+
+    const c = await startCli(["start", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"], homeC.path, /control socket/);
+    cleanups.push(() => c.stop());
+    const joined = await runCli(["mesh", "join", invite], homeC.path);
+    expect(joined.code, joined.stderr).toBe(0);
+    const idC = (JSON.parse((await runCli(["id", "--json"], homeC.path)).stdout) as { deviceId: string }).deviceId;
+    expect((await codes()).get(idC)).toBe(/comparison code (\S+)/.exec(joined.stdout)![1]);
   }, 90_000);
 
   it("the login page and every view have no serious or critical axe-core violation, and each is photographed", async () => {
