@@ -199,6 +199,8 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     await page.goto((await runCli(["ui", "--url", httpUrl], homeA.path)).stdout.trim());
     await page.waitForFunction(`/: admin/.test(document.getElementById("whoami")?.textContent ?? "")`);
     await page.goto(`${httpUrl}/#task/${taskId}`);
+    // Cancel is disabled until the task has loaded: click it once the page shows the task running.
+    await page.waitForFunction(`document.getElementById("task-status")?.textContent === "running"`, { timeout: 15_000 });
     await (await page.waitForSelector("::-p-text(Cancel task)"))!.click();
     await page.waitForFunction(`document.getElementById("task-status")?.textContent === "cancelled"`, { timeout: 15_000 });
     expect((await api(`/v1/approvals/${requestId}/deny`, admin, { reason: "not today" })).status).toBe(200);
