@@ -133,7 +133,7 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     await page.close();
   }, 90_000);
 
-  it("a paired device made read-only with `coderclaw roles` sees no write button, and the node refuses each write (403) and audits it", async () => {
+  it("a paired device made read-only with `coderclaw roles` sees no write button, and the node refuses each of its 13 write routes and both audit reads (403), auditing each", async () => {
     // B joined as verified, which gave it ci; the admin makes it read-only.
     expect((await runCli(["roles", "grant", idB, "readonly"], homeA.path)).code).toBe(0);
     expect((await runCli(["roles", "revoke", idB, "ci", "--reason", "read only from now on"], homeA.path)).code).toBe(0);
@@ -145,7 +145,9 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     expect(submitted.status).toBe(201);
     const taskId = ((await submitted.json()) as { id: string }).id;
     const workflow = ["name: held", "steps:", "  - id: deploy", "    agent: echo", "    input: deploy", "    approval: required", ""].join("\n");
-    expect((await api("/v1/workflows", admin, { workflow })).status).toBe(201);
+    const held = await api("/v1/workflows", admin, { workflow });
+    expect(held.status).toBe(201);
+    const workflowId = ((await held.json()) as { id: string }).id;
     let requestId = "";
     await eventually(async () => {
       const { approvals } = (await (await api("/v1/approvals", admin)).json()) as { approvals: Array<{ request: { id: string } }> };
@@ -174,6 +176,9 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     await shot(page, "read-only-task");
 
     const writes: Array<[string, unknown]> = [
+      ["/v1/tasks", { description: "not mine to start", input: "x", agentId: "echo" }],
+      ["/v1/workflows", { workflow }],
+      [`/v1/workflows/${workflowId}/cancel`, {}],
       [`/v1/devices/${idB}/revoke`, { reason: "x" }],
       [`/v1/devices/${idB}/trust`, { level: "trusted" }],
       ["/v1/invites", { level: "trusted" }],
@@ -182,17 +187,21 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
       [`/v1/approvals/${requestId}/approve`, { reason: "x" }],
       [`/v1/approvals/${requestId}/deny`, { reason: "x" }],
       [`/v1/task-approvals/${taskId}/approve`, {}],
+      [`/v1/task-approvals/${taskId}/deny`, {}],
     ];
     for (const [path, body] of writes) expect((await api(path, reader.token, body)).status, path).toBe(403);
     expect((await api("/v1/audit/verify", reader.token)).status).toBe(403);
     expect((await api("/v1/audit", reader.token)).status).toBe(403);
     // Each refusal is in the node's audit log under the action it refused, with the reader as its user.
     const denied = (await (await api(`/v1/audit?userId=${idB}&result=denied`, admin)).json()) as { entries: Array<{ body: { action: string } }> };
-    expect(denied.entries.map((e) => e.body.action).sort()).toEqual(["approval.decide", "approval.decide", "approval.decide", "audit.query", "audit.verify", "mesh.invite", "task.cancel", "task.submit", "trust.certify", "trust.revoke"]);
-    // Nothing changed: B is still a member, the task runs, the step still waits.
+    expect(denied.entries.map((e) => e.body.action).sort()).toEqual(["approval.decide", "approval.decide", "approval.decide", "approval.decide", "audit.query", "audit.verify", "mesh.invite", "task.cancel", "task.cancel", "task.submit", "task.submit", "task.submit", "trust.certify", "trust.revoke"]);
+    // Nothing changed: B is still a member, the task runs, the step still waits, nothing new started.
     const devices = (await (await api("/v1/devices", admin)).json()) as { devices: Array<{ deviceId: string; revoked?: boolean; level: string }> };
     expect(devices.devices.find((d) => d.deviceId === idB)).toMatchObject({ revoked: false, level: "verified" });
     expect(((await (await api(`/v1/tasks/${taskId}`, admin)).json()) as { status: string }).status).toBe("running");
+    expect(((await (await api("/v1/approvals", admin)).json()) as { approvals: Array<{ request: { id: string } }> }).approvals.map((x) => x.request.id)).toEqual([requestId]);
+    const { workflows } = (await (await api("/v1/workflows", admin)).json()) as { workflows: Array<{ id: string; status: string; definition: { name: string } }> };
+    expect(workflows.filter((w) => w.definition.name === "held").map((w) => [w.id, w.status])).toEqual([[workflowId, "running"]]);
 
     // The same task page for an admin has Cancel (so the checks above can fail); the admin clears what the reader could not.
     await page.click("::-p-text(Log out)");
