@@ -12,6 +12,8 @@ export interface IssuedInvite extends Invite {
   readonly usedAt?: number;
   /** Device id that redeemed it. */
   readonly usedBy?: string;
+  /** The comparison code of that pairing, which the joiner was shown too. */
+  readonly comparisonCode?: string;
   /** Failed proofs against it so far. */
   readonly failures: number;
 }
@@ -56,6 +58,7 @@ const recordSchema = z.strictObject({
   createdAt: z.number(),
   usedAt: z.number().optional(),
   usedBy: z.string().optional(),
+  comparisonCode: z.string().regex(/^\d{6}$/).optional(),
   failures: z.number().int().min(0),
 });
 
@@ -192,8 +195,9 @@ export class InviteBook {
 
   /**
    * Redeems an invite: `prove` gets the secret and says whether the joiner's
-   * proof matches. Success marks the invite used (by `joiner`) for good; a
-   * failed proof counts against the invite and the global limit.
+   * proof matches. Success marks the invite used (by `joiner`, with the
+   * pairing's `comparisonCode`) for good; a failed proof counts against the
+   * invite and the global limit.
    */
   async redeem(
     inviteId: Uint8Array,
@@ -201,6 +205,7 @@ export class InviteBook {
     joiner: string,
     prove: (secret: Uint8Array) => boolean,
     now: number = Date.now(),
+    comparisonCode?: string,
   ): Promise<IssuedInvite> {
     const id = toHex(inviteId);
     const found = this.lookup(id, meshId, now, joiner);
@@ -215,7 +220,7 @@ export class InviteBook {
       await this.persist();
       throw err;
     }
-    const used: IssuedInvite = { ...found, usedAt: now, usedBy: joiner };
+    const used: IssuedInvite = { ...found, usedAt: now, usedBy: joiner, ...(comparisonCode !== undefined && { comparisonCode }) };
     this.invites.set(id, used);
     await this.persist();
     return used;
@@ -275,6 +280,7 @@ export class InviteBook {
         failures: r.failures,
         ...(r.usedAt === undefined ? {} : { usedAt: r.usedAt }),
         ...(r.usedBy === undefined ? {} : { usedBy: r.usedBy }),
+        ...(r.comparisonCode === undefined ? {} : { comparisonCode: r.comparisonCode }),
       });
     }
     this.failures = state.failures;
@@ -297,6 +303,7 @@ export class InviteBook {
         failures: r.failures,
         ...(r.usedAt === undefined ? {} : { usedAt: r.usedAt }),
         ...(r.usedBy === undefined ? {} : { usedBy: r.usedBy }),
+        ...(r.comparisonCode === undefined ? {} : { comparisonCode: r.comparisonCode }),
       })),
       failures: [...this.failures],
       lockedUntil: this.lockedUntil,

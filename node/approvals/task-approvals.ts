@@ -40,6 +40,8 @@ export interface TaskApprovals {
    * recorded as the decider. NOT_FOUND for a task that does not wait here.
    */
   decideHere(taskId: string, approve: boolean, by: string, reason?: string): Promise<void>;
+  /** Call `listener` whenever a request may have been asked or decided (here or by another member); returns the function that stops it. */
+  watch(listener: () => void): () => void;
   /** After a start: ask again for the tasks still waiting, and apply decisions that came meanwhile. */
   start(): Promise<void>;
   close(): void;
@@ -61,6 +63,10 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
   const timers = new Map<string, NodeJS.Timeout>();
   let serial: Promise<unknown> = Promise.resolve();
   let closed = false;
+  const listeners = new Set<() => void>();
+  const changed = (): void => {
+    for (const listener of listeners) listener();
+  };
   const fail = (err: unknown): void => deps.onError?.(err as Error);
   const self = deps.signer.peerId;
 
@@ -78,6 +84,7 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
   const conclude = async (taskId: string, verdict: ApprovalVerdict): Promise<void> => {
     if (!(await deps.engine.decideApproval(taskId, verdict))) return;
     mine.delete(taskId);
+    changed();
     clearTimeout(timers.get(taskId));
     timers.delete(taskId);
     await audit({ action: "approval.decide", by: verdict.by === "timeout" ? self : verdict.by, resource: `${TASK_APPROVAL_PREFIX}${taskId}`, result: verdict.approved ? "allowed" : "denied", reason: `${verdict.approved ? "approved" : "denied"}: ${verdict.reason}${verdict.statementId === undefined ? "" : ` (statement ${verdict.statementId.slice(0, 16)})`}` });
@@ -105,6 +112,7 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
     const request = meshId === undefined ? undefined : signTaskApprovalRequest(deps.signer, { ...body, meshId });
     mine.set(gate.taskId, { ...body, signer: self, ref: `${TASK_APPROVAL_PREFIX}${gate.taskId}`, statementId: request?.id ?? "" });
     armTimer(gate);
+    changed();
     if (request !== undefined) {
       const { refused } = await deps.set.add([{ id: request.id, kind: "statement", bytes: request.bytes }]);
       if (refused.length > 0) throw new CoderClawError("UNAVAILABLE", `the approval request for task ${gate.taskId} was not taken into the mesh's statements: ${refused[0]!.reason}`);
@@ -143,7 +151,11 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
       }
     });
 
-  const unsubscribe = deps.set.onAdded((items) => void take(statementsAdded(items), false));
+  // Another member's request or a decision changes what waits, even when it is none of this node's tasks.
+  const unsubscribe = deps.set.onAdded((items) => {
+    changed();
+    void take(statementsAdded(items), false);
+  });
 
   return {
     asked(gate) {
@@ -196,8 +208,13 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
       });
       await take(deps.set.statements(), true);
     },
+    watch(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
     close() {
       closed = true;
+      listeners.clear();
       unsubscribe();
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();

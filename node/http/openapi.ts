@@ -288,7 +288,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       [`${HTTP_API_PREFIX}/approvals/events`]: {
         get: {
           operationId: "streamApprovals",
-          summary: "Server-sent events: an `update` with `{seq, type, approval}` for each open request (`open`), then as requests are `asked` and `decided`",
+          summary: "Server-sent events: an `update` with `{seq, type, approval}` for each open request (`open`), one `{seq, type: \"synced\"}` once they are all sent, then as requests are `asked` and `decided`",
           responses: { "200": { description: "An event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errorResponses(401, 403) },
         },
       },
@@ -297,6 +297,13 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           operationId: "listTaskApprovals",
           summary: "Tasks that a policy rule (`approval: required` on an agent, skill or role) holds for a decision, anywhere in the mesh, oldest first",
           responses: { "200": json({ type: "object", properties: { approvals: { type: "array", items: taskApproval } }, required: ["approvals"] }, "Open requests"), ...errorResponses(401, 403) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/task-approvals/events`]: {
+        get: {
+          operationId: "streamTaskApprovals",
+          summary: "Server-sent events over task approvals, as `/approvals/events` (`open`, `synced`, `asked`, `decided`), each `approval` a task approval request",
+          responses: { "200": { description: "An event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errorResponses(401, 403) },
         },
       },
       [`${HTTP_API_PREFIX}/task-approvals/{taskId}/approve`]: {

@@ -371,7 +371,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       }
 
       if (options.taskApprovals !== undefined) {
-        registerTaskApprovalRoutes(api, { approvals: options.taskApprovals, check, subjectOf: (request) => options.subjectOf?.(ctxOf(request)) ?? "http" });
+        registerTaskApprovalRoutes(api, { approvals: options.taskApprovals, check, subjectOf: (request) => options.subjectOf?.(ctxOf(request)) ?? "http", stream: (reply, events) => openSse(reply, events) });
       }
 
       api.get("/agents", async (request) => {

@@ -27,12 +27,17 @@ const answerSchema = z.strictObject({
 });
 /** One codec for both directions: a stream carries one channel, whose decoder sees what either side sends. */
 const dialBackCodec = createMessageCodec({ version: 1, schema: z.union([requestSchema, answerSchema]), maxMessageBytes: 128 });
+const LOOPBACK: ReachabilityReport = { reachability: "loopback" };
 const echoSchema = z.string().regex(/^\d{1,3}(\.\d{1,3}){3} \d{1,5}$/);
 
 /** What this node knows of its reachability, as members see it. */
 export interface ReachabilityReport {
-  /** public: a member opened a connection to a listen port; private: members tried and could not; unknown: none asked yet. */
-  reachability: "public" | "private" | "unknown";
+  /**
+   * public: a member opened a connection to a listen port; private: members tried and could not;
+   * loopback: this node listens on loopback only, so only this machine can reach it (there is nothing to ask);
+   * unknown: none asked yet.
+   */
+  reachability: "public" | "private" | "loopback" | "unknown";
   /** This node's address as the members asked see it. */
   observedIp?: string;
   /** The observed address is none of this machine's own: a NAT (or proxy) translates it. */
@@ -164,7 +169,10 @@ export async function startReachability(options: ReachabilityOptions): Promise<R
   }, LOOK_MS);
   look.unref();
 
-  return { current: () => report, check, stop: () => clearInterval(look) };
+  // Said from the listen addresses of now, not a member's answer: members on this machine reach a loopback node
+  // directly, and "unknown" would read as a check still to come.
+  const current = (): ReachabilityReport => (listenPorts(libp2p).length === 0 ? LOOPBACK : report);
+  return { current, check, stop: () => clearInterval(look) };
 }
 
 /** The remote IPv4 address of a direct connection; undefined for a relayed one. */
@@ -178,7 +186,7 @@ function listenPorts(libp2p: Libp2p): number[] {
   const ports = libp2p
     .getMultiaddrs()
     .map((a) => a.toString())
-    .filter((a) => !a.includes("/p2p-circuit") && !a.startsWith("/ip4/127."))
+    .filter((a) => !a.includes("/p2p-circuit") && !a.startsWith("/ip4/127.") && !a.startsWith("/ip6/::1/"))
     .map((a) => Number(/\/tcp\/(\d+)/.exec(a)?.[1]))
     .filter((p) => p > 0);
   return [...new Set(ports)].slice(0, 4);

@@ -31,8 +31,6 @@ export function inviteAddresses(addrs: readonly string[]): string[] {
   return [...addrs].sort((a, b) => rank(a) - rank(b)).slice(0, INVITE_MAX_ADDRS);
 }
 
-const MAX_REMEMBERED_CODES = 100;
-
 /** What a completed pairing reports on either side. */
 export interface PairingReport {
   peer: string;
@@ -66,24 +64,18 @@ export class PairingService implements MeshService {
   readonly protocol = PAIRING_PROTOCOL;
   /** Peers in the middle of a handshake with us: their invite is already consumed, their certificate not yet filed. */
   private readonly pairing = new Set<string>();
-  /** Comparison codes of the devices paired here since start, newest last, for the admin to compare with the joiner's. */
-  private readonly codes = new Map<string, string>();
   /** The inviter this node is joining through, and the relays its invite names, let in before this node is a member. */
   private joiningThrough = new Set<string>();
   private bound: { libp2p: MeshLibp2p; closeDoor: () => void } | undefined;
 
   constructor(private readonly options: PairingServiceOptions) {}
 
-  /** The comparison code of a device this node paired since it started (the joiner's `mesh join` printed the same). */
+  /**
+   * The comparison code of the latest pairing of `deviceId` with this node (the joiner's
+   * `mesh join` printed the same), from the invite book, which keeps it across restarts.
+   */
   comparisonCodeOf(deviceId: string): string | undefined {
-    return this.codes.get(deviceId);
-  }
-
-  private remember(deviceId: string, code: string): void {
-    this.codes.delete(deviceId);
-    this.codes.set(deviceId, code);
-    // Bounded: only the latest pairings matter to someone comparing codes now.
-    if (this.codes.size > MAX_REMEMBERED_CODES) this.codes.delete(this.codes.keys().next().value!);
+    return this.options.inviteBook.list().findLast((i) => i.usedBy === deviceId && i.comparisonCode !== undefined)?.comparisonCode;
   }
 
   private get libp2p(): MeshLibp2p {
@@ -123,7 +115,6 @@ export class PairingService implements MeshService {
               remotePeer: channel.peer,
             });
             await membership.add([outcome.certificate, ...(this.options.statementsForJoiner?.(outcome.joiner, outcome.invite.level) ?? [])]);
-            this.remember(outcome.joiner, outcome.comparisonCode);
             this.options.onPairing?.({ role: "inviter", ok: true, peer: outcome.joiner, detail: `paired at ${outcome.invite.level}; code ${outcome.comparisonCode}` });
           } catch (err) {
             this.options.onPairing?.({ role: "inviter", ok: false, peer: channel.peer, detail: (err as Error).message });

@@ -85,7 +85,9 @@ export async function handlePairingRequest(channel: PairingChannel, ctx: Inviter
       throw new PairingError("PAIRING_JOINER_UNPROVEN", `the joiner did not prove it holds the key of ${hello.joiner}`);
     }
     const mac = bytesField(proof.mac);
-    const used = await ctx.inviteBook.redeem(inviteId, hello.meshId, hello.joiner, (secret) => checkPairingProof(secret, "joiner", transcript, mac), now());
+    const code = comparisonCode(transcript);
+    // The invite book keeps the code with the redeemed invite: the admin compares it later, maybe after a restart.
+    const used = await ctx.inviteBook.redeem(inviteId, hello.meshId, hello.joiner, (secret) => checkPairingProof(secret, "joiner", transcript, mac), now(), code);
     const issuedAt = now();
     const certificate = issueTrustCert(ctx.identity, invite.meshId, hello.joiner, invite.level, {
       issuedAt,
@@ -98,7 +100,7 @@ export async function handlePairingRequest(channel: PairingChannel, ctx: Inviter
       certificate: toBase64Url(certificate.bytes),
       statements,
     });
-    return { joiner: hello.joiner, certificate, invite: used, comparisonCode: comparisonCode(transcript) };
+    return { joiner: hello.joiner, certificate, invite: used, comparisonCode: code };
   } catch (err) {
     if (err instanceof InviteError || (err instanceof PairingError && err.code !== "PAIRING_TIMEOUT")) await sendError(channel, err);
     throw err;

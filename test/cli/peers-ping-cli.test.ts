@@ -50,15 +50,15 @@ describe("coderclaw peers and ping", () => {
     for (const ms of report.rttMs) expect(ms).toBeGreaterThanOrEqual(0);
     expect((await runCli(["ping", b.id, "-c", "2"], a.home)).stdout).toMatch(/direct[\s\S]*ping 2: \d+ ms[\s\S]*median/);
 
-    // doctor: a node on loopback has nothing to ask members about its reachability, and says how to open it up.
+    // doctor: a node on loopback is reachable from this machine only (nothing to ask members), and says how to open it up.
     const doctor = await runCli(["doctor"], a.home);
     expect(doctor.code, doctor.stderr).toBe(0);
-    expect(doctor.stdout).toMatch(/^reachability {2}unknown$/m);
+    expect(doctor.stdout).toMatch(/^reachability {2}this machine only \(loopback\)$/m);
     expect(doctor.stdout).toMatch(new RegExp(`listening {5}/ip4/127\\.0\\.0\\.1/tcp/\\d+`));
     expect(doctor.stdout).toMatch(new RegExp(`^  ${b.id} direct`, "m"));
     expect(doctor.stdout).toMatch(/hint: this node listens on loopback only: start it with --listen/);
     const doctorJson = JSON.parse((await runCli(["doctor", "--json"], a.home)).stdout) as { reachability: { reachability: string }; relayServing: boolean; members: Array<{ peerId: string; path: string }> };
-    expect(doctorJson).toMatchObject({ reachability: { reachability: "unknown" }, relayServing: false, members: [{ peerId: b.id, path: "direct" }] });
+    expect(doctorJson).toMatchObject({ reachability: { reachability: "loopback" }, relayServing: false, members: [{ peerId: b.id, path: "direct" }] });
 
     const unknown = "12D3KooWNvSZnPi3RrhrTwEY4LuuBeB6K6facKUCJcyWG1aoDd2p";
     const refused = await runCli(["ping", unknown, "-c", "1"], a.home);

@@ -48,10 +48,10 @@ describe("approvals over HTTP", () => {
     const replayed = await post(`/v1/approvals/${open!.request.id}/deny`, TOKENS.admin);
     expect(replayed.status).toBe(404);
 
-    await eventually(() => sse.frames.filter((f) => f.event === "update").length >= 2, 10_000, "asked and decided streamed");
+    await eventually(() => sse.frames.filter((f) => f.event === "update").length >= 3, 10_000, "asked and decided streamed");
     sse.cut();
     const types = sse.frames.filter((f) => f.event === "update").map((f) => (JSON.parse(f.data) as { type: string }).type);
-    expect(types).toEqual(["asked", "decided"]);
+    expect(types).toEqual(["synced", "asked", "decided"]);
     const audit = await node.security.current.getAuditLog({ action: "approval.decide" });
     expect(audit.some((e) => e.body.result === "allowed" && e.body.userId === "root")).toBe(true);
   });

@@ -73,6 +73,7 @@ describe("HTTP server over real sockets", () => {
         "/v1/skills",
         "/v1/status",
         "/v1/task-approvals",
+        "/v1/task-approvals/events",
         "/v1/task-approvals/{taskId}/approve",
         "/v1/task-approvals/{taskId}/deny",
         "/v1/tasks",

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TaskApprovalView } from "../../node/approvals/task-approvals.js";
 import type { HttpServer } from "../../node/http/index.js";
 import type { CoderClawNode } from "../../node/index.js";
-import { startNodes } from "../helpers/mesh.js";
+import { eventually, startNodes } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
-import { authorize, request, startServer, TOKENS } from "./helpers.js";
+import { authorize, openSse, request, startServer, TOKENS } from "./helpers.js";
 
 describe("task approvals over HTTP (a node in no mesh, its own security.yaml)", () => {
   let node: CoderClawNode;
@@ -31,7 +31,9 @@ describe("task approvals over HTTP (a node in no mesh, its own security.yaml)", 
   const post = (path: string, token: string, body: unknown = {}) => request(server.url, "POST", path, { token, body: JSON.stringify(body), headers: { "content-type": "application/json" } });
   const listed = async (): Promise<TaskApprovalView[]> => ((await request(server.url, "GET", "/v1/task-approvals", { token: TOKENS.reader })).body as { approvals: TaskApprovalView[] }).approvals;
 
-  it("lists a held task; a developer may not decide; an admin approves and it runs; a decided or unknown one is 404; bad ids are 400", async () => {
+  it("lists a held task and streams it asked and decided; a developer may not decide; an admin approves and it runs; a decided or unknown one is 404; bad ids are 400", async () => {
+    const sse = openSse(server.url, "/v1/task-approvals/events", TOKENS.reader);
+    await eventually(() => sse.frames.some((f) => f.event === "update"), 10_000, "the stream says it is synced");
     const task = await node.adapter.submitTask({ description: "held", input: "hi", agentId: "echo" });
     expect(task.status).toBe("pending");
     const [open] = await listed();
@@ -48,6 +50,10 @@ describe("task approvals over HTTP (a node in no mesh, its own security.yaml)", 
     for await (const _ of node.adapter.streamTaskUpdates(task.id));
     expect(await node.adapter.getTaskState(task.id)).toMatchObject({ status: "completed", output: "hi" });
     expect(await listed()).toEqual([]);
+    await eventually(() => sse.frames.filter((f) => f.event === "update").length >= 3, 10_000, "asked and decided streamed");
+    sse.cut();
+    const events = sse.frames.filter((f) => f.event === "update").map((f) => JSON.parse(f.data) as { type: string; approval?: TaskApprovalView });
+    expect(events.map((e) => [e.type, e.approval?.taskId])).toEqual([["synced", undefined], ["asked", task.id], ["decided", task.id]]);
     expect((await post(`/v1/task-approvals/${task.id}/deny`, TOKENS.admin)).status).toBe(404);
     const audit = await node.security.current.getAuditLog({ action: "approval.decide" });
     expect(audit.some((e) => e.body.result === "allowed" && e.body.userId === "root" && e.body.resource === `task/${task.id}`)).toBe(true);

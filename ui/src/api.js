@@ -1,3 +1,31 @@
+import { createParser } from "eventsource-parser";
+
+/** Largest event the page takes from a stream: the node's are far smaller, so a bigger one is a broken stream. */
+const MAX_EVENT_CHARS = 1 << 20;
+const RECONNECT_MIN_MS = 1000;
+const RECONNECT_MAX_MS = 30_000;
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** A stream the node refused with a status that another try would not change (404: no such stream here; 403). */
+export class StreamRefused extends Error {
+  constructor(path, status) {
+    super(`stream ${path}: ${status}`);
+    this.status = status;
+  }
+}
+
 /** Thrown when the node refuses the session token: the page goes back to the login form. */
 export class Unauthenticated extends Error {}
 
@@ -21,32 +49,58 @@ export function createApi(token) {
     return data;
   }
 
-  /** Follows a server-sent event stream over fetch, since EventSource cannot send the token header. */
-  async function follow(path, signal, onEvent) {
+  /**
+   * Follows a server-sent event stream over fetch, since EventSource cannot send the token header.
+   * Calls `onOpen` once the node has accepted it, `onEvent(name, data)` for each event before `end`.
+   * Resolves true when the node ended the stream (`end`), false when it was cut.
+   */
+  async function follow(path, signal, onEvent, onOpen) {
     const response = await fetch(path, { headers: headers({ accept: "text/event-stream" }), signal });
     if (response.status === 401) throw new Unauthenticated("session expired");
+    if (response.status >= 400 && response.status < 500) throw new StreamRefused(path, response.status);
     if (!response.ok || response.body === null) throw new Error(`stream ${path}: ${response.status}`);
+    onOpen?.();
+    let ended = false;
+    let broken;
+    const parser = createParser({
+      maxBufferSize: MAX_EVENT_CHARS,
+      onEvent: (e) => {
+        if (e.event === "end") ended = true;
+        else if (!ended) onEvent(e.event ?? "message", JSON.parse(e.data));
+      },
+      onError: (err) => (broken = err),
+    });
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
+    while (!ended) {
       const { value, done } = await reader.read();
-      if (done) return;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const frame = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let event = "message";
-        const data = [];
-        for (const line of frame.split("\n")) {
-          if (line.startsWith("event:")) event = line.slice(6).trim();
-          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
-        }
-        if (data.length > 0) onEvent(event, JSON.parse(data.join("\n")));
-        if (event === "end") return;
+      if (done) return false;
+      parser.feed(value);
+      if (broken !== undefined) throw new Error(`stream ${path}: ${broken.message}`);
+    }
+    await reader.cancel();
+    return true;
+  }
+
+  /**
+   * Follows a stream that lasts as long as the node: when it is cut or cannot be opened, opens it again
+   * after a delay that doubles from 1 s to 30 s (with jitter, so many tabs do not return at once) and
+   * is back to 1 s once the node accepts it. Ends when `signal` aborts; a refused session or stream is thrown.
+   */
+  async function followLive(path, signal, { onOpen, onEvent }) {
+    let delay = RECONNECT_MIN_MS;
+    while (!signal.aborted) {
+      try {
+        await follow(path, signal, onEvent, () => {
+          delay = RECONNECT_MIN_MS;
+          onOpen();
+        });
+      } catch (err) {
+        if (err instanceof Unauthenticated || err instanceof StreamRefused) throw err;
       }
+      await pause(delay * (0.75 + Math.random() / 4), signal);
+      delay = Math.min(delay * 2, RECONNECT_MAX_MS);
     }
   }
 
-  return { call, follow };
+  return { call, follow, followLive };
 }

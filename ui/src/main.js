@@ -31,20 +31,22 @@ const NOTHING = { submit: false, cancel: false, approve: false, admin: false };
 
 function Dashboard({ route, session }) {
   const [error, setError] = useState("");
-  const [may, setMay] = useState(NOTHING);
+  const [who, setWho] = useState(null);
   const [name, arg] = route.split("/");
   const View = name === "task" ? TaskView : VIEWS[name] ?? TasksView;
   const fail = (err) => {
     if (err instanceof Unauthenticated) session.expired();
     else if (err?.name !== "AbortError") setError(err.message);
   };
-  useEffect(() => { session.call("/v1/session").then((s) => setMay(s.may)).catch(fail); }, [session]);
-  const value = useMemo(() => ({ ...session, may, fail }), [session, may]);
+  useEffect(() => { session.call("/v1/session").then(setWho).catch(fail); }, [session]);
+  const may = who?.may ?? NOTHING;
+  const value = useMemo(() => ({ ...session, may, fail }), [session, who]);
   useEffect(() => setError(""), [route]);
   return html`<${Session.Provider} value=${value}>
     <nav role="tablist" aria-label="Views">
       ${Object.keys(VIEWS).map((view) => html`<button type="button" role="tab" aria-selected=${String(view === name)} onClick=${() => (location.hash = view)}>${view[0].toUpperCase() + view.slice(1)}</button>`)}
     </nav>
+    ${who && html`<p id="whoami" class="who">${`${who.userId}: ${who.roles.join(", ") || "no role"}`}</p>`}
     <p id="error" role="alert" class="error">${error}</p>
     <section role="tabpanel" aria-label=${name}><${View} key=${route} id=${arg} /></section>
   <//>`;

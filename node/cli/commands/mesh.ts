@@ -131,7 +131,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
     });
 
   const doctor = new Command("doctor")
-    .description("reachability (public / behind NAT / unknown), NAT behaviour as observed, listening addresses, relays and each member's path, with hints")
+    .description("reachability (public / behind NAT / this machine only / unknown), NAT behaviour as observed, listening addresses, relays and each member's path, with hints")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const r = (await admin(cmd, "node.doctor", undefined, false)) as DoctorReport;
@@ -141,7 +141,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
         const nat = reach.translated === undefined ? "unknown" : !reach.translated ? "none (address not translated)" : reach.portPreserving === undefined ? "translated, port behaviour unknown" : reach.portPreserving ? "translated, keeps ports (cone)" : "translated, new port per connection (symmetric)";
         process.stdout.write(
           [
-            `reachability  ${reach.reachability === "private" ? "behind NAT" : reach.reachability}${reach.by === undefined ? "" : ` (asked ${reach.by} at ${reach.checkedAt})`}`,
+            `reachability  ${reach.reachability === "private" ? "behind NAT" : reach.reachability === "loopback" ? "this machine only (loopback)" : reach.reachability}${reach.by === undefined ? "" : ` (asked ${reach.by} at ${reach.checkedAt})`}`,
             `observed      ${reach.observedIp ?? "unknown"}`,
             `NAT           ${nat}`,
             `listening     ${r.listening.join(" ") || "nothing"}`,

@@ -110,6 +110,13 @@ describe("pairing handshake", () => {
     expect(store.level(laptop.peerId, clock)).toBe("verified");
   });
 
+  test("the comparison code is kept with the redeemed invite, across a reopen of the book", async () => {
+    const { joined, handled } = await pair(await newInvite());
+    if (joined.status !== "fulfilled" || handled.status !== "fulfilled") throw new Error(`pairing failed: ${codeOf(joined)} / ${codeOf(handled)}`);
+    const reopened = await InviteBook.openFile(join(dir, "invites.json"));
+    expect(reopened.list().findLast((i) => i.usedBy === laptop.peerId)?.comparisonCode).toBe(joined.value.comparisonCode);
+  });
+
   test("a trusted invite with a certificate lifetime", async () => {
     const { joined } = await pair(await newInvite("trusted"), laptop, context({ certificateTtlMs: 60_000 }));
     if (joined.status !== "fulfilled") throw new Error(codeOf(joined));

@@ -3,6 +3,8 @@ import { html } from "../html.js";
 import { usePoll, useSession } from "../session.js";
 import { Table } from "../table.js";
 
+const REACH = { public: "public", private: "behind NAT", loopback: "this machine only (listens on loopback)", unknown: "unknown: no member asked yet" };
+
 const COLUMNS = ["member", "trust", "roles", "path", "RTT", "load", "free slots", "agents", "last seen"];
 
 function Self({ mesh }) {
@@ -10,7 +12,7 @@ function Self({ mesh }) {
   return html`<dl>
     <dt>device</dt><dd>${self.deviceId}</dd><dt>fingerprint</dt><dd>${self.fingerprint}</dd>
     <dt>mesh</dt><dd>${self.meshId ?? "none"} (${self.level})</dd>
-    <dt>reachability</dt><dd id="reachability">${reachability?.reachability ?? "unknown"}</dd>
+    <dt>reachability</dt><dd id="reachability">${REACH[reachability?.reachability ?? "unknown"]}${reachability?.by ? ` (asked ${reachability.by.slice(-8)})` : ""}</dd>
     <dt>addresses</dt><dd><ul>${self.addrs.map((a) => html`<li>${String(a)}</li>`)}</ul></dd>
   </dl>
   ${mesh.hints?.length > 0 && html`<ul aria-label="Hints">${mesh.hints.map((h) => html`<li>${h}</li>`)}</ul>`}`;
