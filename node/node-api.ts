@@ -54,7 +54,7 @@ export interface NodeOptions {
   /** Replace relayed connections between members by direct ones where their NATs allow (hole punching). Default true. */
   holePunch?: boolean;
   /**
-   * Ask the home router (UPnP IGD) to forward this node's TCP listen port, and
+   * Ask the home router (UPnP IGD or NAT-PMP) to forward this node's TCP listen port, and
    * advertise the router's public address with the mapped port, so members
    * outside dial this node directly. Default false.
    */

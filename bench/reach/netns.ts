@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { startPortMapper } from "./port-mapper.js";
+import { startPortMapper, type PortMapping } from "./port-mapper.js";
 
 /**
  * Linux network namespaces for reachability tests: a "public" host R that also
@@ -18,7 +18,7 @@ import { startPortMapper } from "./port-mapper.js";
  * The routers MASQUERADE what leaves by `wan` and silently drop what arrives
  * there unsolicited, as home routers do: a plain MASQUERADE answers a punch
  * packet with a reset or an ICMP error, and hole punching could never work.
- * They let in what a port mapping forwards, and with `upnp` they run
+ * They let in what a port mapping forwards, and with `portMapping` they run
  * miniupnpd, which makes such mappings when a host behind them asks.
  */
 
@@ -33,7 +33,7 @@ export interface Topology {
   readonly ns: { R: string; NA: string; NB: string; A: string; B: string };
   /** Addresses of the hosts: R on each side, A and B behind their routers, and the routers' outside addresses. */
   readonly addr: { RA: string; RB: string; A: string; B: string; NA: string; NB: string };
-  /** With `upnp`: the routers' public-looking outside addresses, which their port mappings forward from. */
+  /** With `portMapping`: the routers' public-looking outside addresses, which their port mappings forward from. */
   readonly mappedAddr?: { NA: string; NB: string };
   /** Run a command in a namespace to completion; throws with its stderr on failure. */
   run(ns: string, argv: string[]): string;
@@ -131,8 +131,12 @@ function makeNamespaces(names: readonly string[]): { run: (name: string, argv: s
 export interface TopologyOptions {
   /** What NA and NB do to outgoing flows. Default cone. */
   nat?: NatKind;
-  /** NA and NB run miniupnpd (UPnP IGD, NAT-PMP) for their hosts, on public-looking outside addresses ({@link Topology.mappedAddr}). Default false. */
-  upnp?: boolean;
+  /**
+   * NA and NB run miniupnpd for their hosts, offering UPnP IGD and NAT-PMP
+   * (`upnp`) or NAT-PMP only (`natpmp`), on public-looking outside addresses
+   * ({@link Topology.mappedAddr}). Default none.
+   */
+  portMapping?: PortMapping;
 }
 
 /**
@@ -148,7 +152,7 @@ export function createTopology(options: TopologyOptions = {}): Topology {
   // reports), R one beside it, and both keep the private ones the other tests use: libp2p advertises a public
   // listen address only once AutoNAT has confirmed it, so R's invites carry the private one. No address here leaves
   // these namespaces (none has a link to the machine's own network).
-  const mappedAddr = options.upnp === true ? { NA: "11.210.1.2", NB: "11.210.2.2" } : undefined;
+  const mappedAddr = options.portMapping !== undefined ? { NA: "11.210.1.2", NB: "11.210.2.2" } : undefined;
   const mappedSide = (address: string): string[] => (mappedAddr === undefined ? [] : [address.replace(/^10\./, "11.")]);
   const { run, remove } = makeNamespaces(Object.values(ns));
   try {
@@ -182,7 +186,7 @@ export function createTopology(options: TopologyOptions = {}): Topology {
         if (chain === "FORWARD") ipt("-A", chain, "-i", "wan", "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT");
         ipt("-A", chain, "-i", "wan", "-j", "DROP");
       }
-      if (options.upnp === true) startPortMapper(run, router, lan);
+      if (options.portMapping !== undefined) startPortMapper(run, router, lan, options.portMapping);
     }
   } catch (err) {
     remove();

@@ -4,8 +4,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** Where the port mapper's HTTP (UPnP control) server listens on the router's LAN side; fixed so readiness can be seen. */
-const UPNP_HTTP_PORT = 5000;
+/** What a router's port mapper speaks: UPnP IGD and NAT-PMP, or NAT-PMP only. */
+export type PortMapping = "upnp" | "natpmp";
+
+/** NAT-PMP's server port (RFC 6886), which miniupnpd opens last: once it listens, miniupnpd answers. */
+const NAT_PMP_PORT = 5351;
 
 /** Why a router cannot run a port mapper here, or undefined when it can. */
 export function portMapperUnavailable(): string | undefined {
@@ -19,14 +22,14 @@ export function portMapperUnavailable(): string | undefined {
 }
 
 /**
- * Runs miniupnpd (UPnP IGD and NAT-PMP) in router namespace `ns`, forwarding
+ * Runs miniupnpd (UPnP IGD and NAT-PMP, or NAT-PMP only) in router namespace `ns`, forwarding
  * from `wan` to hosts of `lanSubnet` behind `lan`, each only to itself (secure
  * mode). Its rules go to a table of its own whose chains accept by default: the
  * router's iptables rules still decide, and let through only what a mapping
  * forwards (conntrack state DNAT). Returns once it answers; it runs until its
  * namespace is deleted (which kills what runs inside).
  */
-export function startPortMapper(run: (ns: string, argv: string[]) => string, ns: string, lanSubnet: string): void {
+export function startPortMapper(run: (ns: string, argv: string[]) => string, ns: string, lanSubnet: string, speaks: PortMapping): void {
   const dir = mkdtempSync(join(tmpdir(), "cc-upnp-"));
   try {
     const rules = join(dir, "upnp.nft");
@@ -51,8 +54,8 @@ export function startPortMapper(run: (ns: string, argv: string[]) => string, ns:
       [
         "ext_ifname=wan",
         "listening_ip=lan",
-        `http_port=${UPNP_HTTP_PORT}`,
-        "enable_upnp=yes",
+        "http_port=0",
+        `enable_upnp=${speaks === "upnp" ? "yes" : "no"}`,
         "enable_natpmp=yes",
         "secure_mode=yes",
         "system_uptime=yes",
@@ -69,18 +72,18 @@ export function startPortMapper(run: (ns: string, argv: string[]) => string, ns:
     );
     // Without -d it forks into the background once its configuration is read; the namespace's deletion ends it.
     run(ns, ["miniupnpd", "-f", conf, "-P", join(dir, "miniupnpd.pid")]);
-    waitForListener(run, ns, UPNP_HTTP_PORT);
+    waitForNatPmp(run, ns);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** Polls until something in `ns` listens on TCP `port`; throws after 10 s. */
-function waitForListener(run: (ns: string, argv: string[]) => string, ns: string, port: number): void {
+/** Polls until something in `ns` has NAT-PMP's UDP port open; throws after 10 s. */
+function waitForNatPmp(run: (ns: string, argv: string[]) => string, ns: string): void {
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let tries = 0; tries < 200; tries++) {
-    if (run(ns, ["ss", "-Hltn", `sport = :${port}`]).trim() !== "") return;
+    if (run(ns, ["ss", "-Hlun", `sport = :${NAT_PMP_PORT}`]).trim() !== "") return;
     Atomics.wait(pause, 0, 0, 50);
   }
-  throw new Error(`miniupnpd in ${ns} did not listen on port ${port} within 10 s`);
+  throw new Error(`miniupnpd in ${ns} did not open port ${NAT_PMP_PORT} within 10 s`);
 }

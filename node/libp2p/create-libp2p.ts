@@ -15,6 +15,7 @@ import { selectNodeRecord, validateNodeRecord } from "../../protocols/capability
 import { AddressReach } from "./address-reach.js";
 import { startHolePunching } from "./hole-punch.js";
 import { keepOneConnection } from "./one-connection.js";
+import { routerPortMappingClient } from "./router-port-mapping.js";
 import { SocketAdoption } from "./punched-tcp.js";
 
 /** The private Kademlia protocol: a CoderClaw mesh never joins the public DHT. */
@@ -71,7 +72,7 @@ export interface MeshLibp2pOptions {
   /** Replace members' relayed connections by direct ones where their NATs allow (TCP hole punching). Default true. */
   holePunch?: boolean;
   /**
-   * Ask the router for a port mapping (UPnP IGD) of each TCP listen port and
+   * Ask the router for a port mapping (UPnP IGD or NAT-PMP) of each TCP listen port and
    * advertise the router's public address with the mapped port. Default false.
    */
   upnp?: boolean;
@@ -190,14 +191,14 @@ function memberRelay(): ReturnType<typeof circuitRelayServer> {
 }
 
 /**
- * Port mapping by the home router. The mapped address is confirmed at once:
+ * Port mapping by the home router (UPnP IGD, else NAT-PMP). The mapped address is confirmed at once:
  * the router has made the forward, and AutoNAT would only confirm it once
  * several peers had dialled it, which a mesh of a few machines may never have.
  * The library refuses a private address from the router (a double NAT), where
  * a mapping could not be reached from outside anyway.
  */
 function routerPortMapping(): ReturnType<typeof uPnPNAT> {
-  return uPnPNAT({ autoConfirmAddress: true });
+  return uPnPNAT({ autoConfirmAddress: true, portMappingClient: routerPortMappingClient({ description: "coderclaw" }) });
 }
 
 function isLoopback(address: string): boolean {

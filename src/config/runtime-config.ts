@@ -58,7 +58,7 @@ export interface RuntimeConfig {
    * dialling it back); `coderclaw start --relay [auto]` too.
    */
   relay: boolean | "auto";
-  /** Ask the home router (UPnP IGD) to forward the node's TCP listen port and advertise the mapped public address; `coderclaw start --upnp` too. */
+  /** Ask the home router (UPnP IGD or NAT-PMP) to forward the node's TCP listen port and advertise the mapped public address; `coderclaw start --upnp` too. */
   upnp: boolean;
   /** Labels this node advertises to the mesh; a task may require them (`--requires gpu`). */
   labels: string[];

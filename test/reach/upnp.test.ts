@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { portMapperUnavailable } from "../../bench/reach/port-mapper.js";
+import { portMapperUnavailable, type PortMapping } from "../../bench/reach/port-mapper.js";
 import { eventually } from "../helpers/mesh.js";
 import { PUBLIC, reachHarness, SHELL_FOR_DEVELOPERS } from "../helpers/reach.js";
 
 /**
  * Port mapping by a home router: A, behind a cone NAT router running
- * miniupnpd, asks it to forward its listen port and advertises the router's
- * address with the mapped port, where a member outside dials it directly.
+ * miniupnpd (UPnP IGD and NAT-PMP, or NAT-PMP only), asks it to forward its
+ * listen port and advertises the router's address with the mapped port, where
+ * a member outside dials it directly.
  */
 const { unavailable: noNamespaces, host, topology } = reachHarness("upnp");
 const unavailable = noNamespaces ?? portMapperUnavailable();
@@ -20,8 +21,8 @@ type Connection = { peer: string; addr: string; direction: string; limited: bool
  * behind NA, joins. No relay and no hole punching: the only way from R to A
  * is a port the router forwards.
  */
-async function meshBehindMappingRouter(upnp: boolean) {
-  const t = topology("cone", { upnp: true });
+async function meshBehindMappingRouter(upnp: boolean, portMapping: PortMapping = "upnp") {
+  const t = topology("cone", { portMapping });
   const f = await host("F", t.ns.R, PUBLIC);
   await f.call("createMesh", { name: "upnp" });
   await f.call("signPolicy", { text: SHELL_FOR_DEVELOPERS });
@@ -33,11 +34,11 @@ async function meshBehindMappingRouter(upnp: boolean) {
 }
 
 describe.skipIf(unavailable !== undefined)("UPnP port mapping behind a home router", () => {
-  it("A (upnp on) advertises the router's address with a mapped port; R dials it directly and routes a task over it", { timeout: 120_000 }, async () => {
-    const { t, r, a } = await meshBehindMappingRouter(true);
+  it.each<PortMapping>(["upnp", "natpmp"])("A (upnp on) behind a router speaking %s advertises the router's address with a mapped port; R dials it directly and routes a task over it", { timeout: 120_000 }, async (portMapping) => {
+    const { t, r, a } = await meshBehindMappingRouter(true, portMapping);
     const onRouter = new RegExp(`^/ip4/${t.mappedAddr!.NA.replaceAll(".", "\\.")}/tcp/(\\d+)/p2p/${a.peerId}$`);
     let mapped: string | undefined;
-    await eventually(async () => (mapped = (await a.call<string[]>("addrs")).find((addr) => onRouter.test(addr))) !== undefined, 20_000, async () => `A's mapped address (A has ${JSON.stringify(await a.call("addrs"))}); A: ${a.log().slice(-2000)}`);
+    await eventually(async () => (mapped = (await a.call<string[]>("addrs")).find((addr) => onRouter.test(addr))) !== undefined, 30_000, async () => `A's mapped address (A has ${JSON.stringify(await a.call("addrs"))}); A: ${a.log().slice(-2000)}`);
 
     await r.call("dial", { addr: mapped });
     const toA = (await r.call<Connection[]>("connections")).filter((c) => c.peer === a.peerId);

@@ -92,7 +92,7 @@ export function startCommand(setExit: (code: number) => void): Command {
     .option("--bootstrap <multiaddr>", "peer to dial at start, with /p2p/<id> (repeatable)", collect, [])
     .option("--no-mdns", "no LAN discovery by mDNS")
     .option("--relay [mode]", "relay for members behind NATs (circuit relay v2, members only): on (no value, or true), off (false), or auto (only while members can dial this node); default from runtime.yaml's relay", parseRelayFlag)
-    .option("--upnp [on]", "ask the home router (UPnP IGD) to forward the TCP listen port, and advertise the mapped public address: on (no value, or true) or off (false); default from runtime.yaml's upnp", parseUpnpFlag)
+    .option("--upnp [on]", "ask the home router (UPnP IGD or NAT-PMP) to forward the TCP listen port, and advertise the mapped public address: on (no value, or true) or off (false); default from runtime.yaml's upnp", parseUpnpFlag)
     .option("--max-concurrent <n>", "tasks executing at once", (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1 || n > 1000) throw new CoderClawError("INVALID_INPUT", "--max-concurrent must be a whole number 1..1000", { field: "maxConcurrent" });
