@@ -10,8 +10,6 @@ const NAT_PMP_PROBE_MS = 3000;
 export interface RouterPortMappingOptions {
   /** What the router's mapping table shows as the mapping's owner. */
   description: string;
-  /** The default gateway's IPv4 address, or undefined when there is none; default: read from the system. */
-  defaultGateway?: () => Promise<string | undefined>;
 }
 
 /**
@@ -23,7 +21,6 @@ export interface RouterPortMappingOptions {
  */
 export function routerPortMappingClient(options: RouterPortMappingOptions): UPnPNAT {
   const upnp = upnpNat({ description: options.description });
-  const findDefaultGateway = options.defaultGateway ?? defaultGatewayIPv4;
   // Once yielded, the NAT-PMP gateway belongs to libp2p's port mapper (which stops it); it is offered once,
   // and not looked for again behind a router that answered UPnP.
   let pmpOffered = false;
@@ -31,14 +28,17 @@ export function routerPortMappingClient(options: RouterPortMappingOptions): UPnP
   return {
     getGateway: (descriptor, opts) => upnp.getGateway(descriptor, opts),
     async *findGateways(opts?: FindGatewaysOptions) {
-      const pmp = pmpOffered || upnpFound ? undefined : probeNatPmp(findDefaultGateway, options.description);
+      const pmp = pmpOffered || upnpFound ? undefined : probeNatPmp(options.description);
       for await (const gateway of upnp.findGateways(opts)) {
         upnpFound = true;
         yield gateway;
       }
       const answered = await pmp;
       if (answered === undefined) return;
-      if (upnpFound) {
+      // A search ends when its time is up (a timeout); any other abort is libp2p stopping, and a gateway yielded
+      // then would be adopted by no port mapper and its socket would keep the process alive.
+      const stopped = opts?.signal?.aborted === true && (opts.signal.reason as Error | undefined)?.name !== "TimeoutError";
+      if (upnpFound || stopped) {
         await answered.stop();
         return;
       }
@@ -49,8 +49,8 @@ export function routerPortMappingClient(options: RouterPortMappingOptions): UPnP
 }
 
 /** The default gateway as a NAT-PMP gateway if it answers in time; otherwise undefined (its socket closed). */
-async function probeNatPmp(findDefaultGateway: () => Promise<string | undefined>, description: string): Promise<Gateway | undefined> {
-  const address = await findDefaultGateway().catch(() => undefined);
+async function probeNatPmp(description: string): Promise<Gateway | undefined> {
+  const address = await defaultGatewayIPv4().catch(() => undefined);
   if (address === undefined) return undefined;
   const gateway = pmpNat(address, { description });
   try {

@@ -1,3 +1,8 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { portMapperUnavailable, type PortMapping } from "../../bench/reach/port-mapper.js";
 import { eventually } from "../helpers/mesh.js";
@@ -12,6 +17,8 @@ import { PUBLIC, reachHarness, SHELL_FOR_DEVELOPERS } from "../helpers/reach.js"
 const { unavailable: noNamespaces, host, topology } = reachHarness("upnp");
 const unavailable = noNamespaces ?? portMapperUnavailable();
 if (noNamespaces === undefined && unavailable !== undefined) console.warn(`skipping the upnp suite: ${unavailable}`);
+
+const STOP_CHILD = fileURLToPath(new URL("../fixtures/upnp-stop-child.mjs", import.meta.url));
 
 type Connection = { peer: string; addr: string; direction: string; limited: boolean };
 
@@ -55,5 +62,22 @@ describe.skipIf(unavailable !== undefined)("UPnP port mapping behind a home rout
     expect((await a.call<string[]>("addrs")).filter((addr) => addr.includes(t.mappedAddr!.NA))).toEqual([]);
     await expect(r.call("dial", { addr: `/ip4/${t.mappedAddr!.NA}/tcp/4001/p2p/${a.peerId}` })).rejects.toThrow();
     expect((await r.call<Connection[]>("connections")).filter((c) => c.peer === a.peerId)).toEqual([]);
+  });
+
+  it("a node stopped while it looks for a NAT-PMP router leaves nothing open: its process ends by itself", { timeout: 60_000 }, async () => {
+    const t = topology("cone", { portMapping: "natpmp" });
+    const home = mkdtempSync(join(tmpdir(), "cc-upnp-stop-"));
+    // The first search for a UPnP router lasts 5 s; stopping at 1 s ends it while the NAT-PMP answer is in hand.
+    const child = spawn("ip", ["netns", "exec", t.ns.A, process.execPath, STOP_CHILD, home, "1000"], { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const exit = await new Promise<number | string | null>((resolve) => {
+      const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      child.once("exit", (code, signal) => (clearTimeout(killer), resolve(code ?? signal)));
+    });
+    rmSync(home, { recursive: true, force: true });
+    expect(output).toContain("stopped");
+    expect(exit, output).toBe(0);
   });
 });
