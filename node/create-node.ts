@@ -141,6 +141,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       ...(options.relay !== undefined && { relay: options.relay, relayDoorOpen: (member) => relayDoors.isOpen(member) }),
       ...(options.reserveRelay !== undefined && { reserveRelay: options.reserveRelay }),
       ...(options.holePunch !== undefined && { holePunch: options.holePunch }),
+      ...(options.upnp !== undefined && { upnp: options.upnp }),
     });
     stack.push(() => libp2p.stop());
     admission.attach(libp2p);

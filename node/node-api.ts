@@ -55,6 +55,12 @@ export interface NodeOptions {
   reserveRelay?: boolean;
   /** Replace relayed connections between members by direct ones where their NATs allow (hole punching). Default true. */
   holePunch?: boolean;
+  /**
+   * Ask the home router (UPnP IGD or NAT-PMP) to forward this node's TCP listen port, and
+   * advertise the router's public address with the mapped port, so members
+   * outside dial this node directly. Default false.
+   */
+  upnp?: boolean;
   /** Agents this node runs; default the built-in `echo` and `sleep`. */
   agents?: AgentRegistry;
   maxConcurrentTasks?: number;

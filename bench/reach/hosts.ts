@@ -27,7 +27,7 @@ export interface Host {
 }
 
 /** Options a host takes: NodeOptions that survive JSON. */
-export type HostOptions = Pick<NodeOptions, "listen" | "bootstrap" | "mdns" | "relay" | "reserveRelay" | "holePunch" | "sandbox" | "leaseIntervalMs" | "leaseTimeoutMs"> & {
+export type HostOptions = Pick<NodeOptions, "listen" | "bootstrap" | "mdns" | "relay" | "reserveRelay" | "holePunch" | "upnp" | "sandbox" | "leaseIntervalMs" | "leaseTimeoutMs"> & {
   /** A home to start from and keep at stop (a restart); default a fresh one, removed at stop. */
   home?: string;
   /** Not a mesh node: bare libp2p without a gater, that asks every relay it meets for a slot. Takes `listen` only. */

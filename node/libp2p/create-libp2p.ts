@@ -8,12 +8,14 @@ import { mdns } from "@libp2p/mdns";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { ping, type Ping } from "@libp2p/ping";
 import { tcp } from "@libp2p/tcp";
+import { uPnPNAT } from "@libp2p/upnp-nat";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import { selectNodeRecord, validateNodeRecord } from "../../protocols/capability/node-record.js";
 import { AddressReach } from "./address-reach.js";
 import { startHolePunching } from "./hole-punch.js";
 import { keepOneConnection } from "./one-connection.js";
+import { routerPortMappingClient } from "./router-port-mapping.js";
 import { SocketAdoption } from "./punched-tcp.js";
 
 /** The private Kademlia protocol: a CoderClaw mesh never joins the public DHT. */
@@ -69,6 +71,11 @@ export interface MeshLibp2pOptions {
   reserveRelay?: boolean;
   /** Replace members' relayed connections by direct ones where their NATs allow (TCP hole punching). Default true. */
   holePunch?: boolean;
+  /**
+   * Ask the router for a port mapping (UPnP IGD or NAT-PMP) of each TCP listen port and
+   * advertise the router's public address with the mapped port. Default false.
+   */
+  upnp?: boolean;
   /** Inbound connections per second accepted from one host. Default 5 (libp2p's); raise for many local nodes. */
   inboundConnectionThreshold?: number;
 }
@@ -127,6 +134,7 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
         selectors: { coderclaw: options.records?.select ?? selectNodeRecord },
       }),
       ...(options.relay !== undefined && options.relay !== false && { relay: memberRelay() }),
+      ...(options.upnp === true && { upnp: routerPortMapping() }),
     },
   });
   keepOneConnection(node, { onError: (err) => node.logger.forComponent("coderclaw:connections").trace("closing a second connection failed: %e", err) });
@@ -180,6 +188,17 @@ const RELAY_MAX_RESERVATIONS = 256;
  */
 function memberRelay(): ReturnType<typeof circuitRelayServer> {
   return circuitRelayServer({ reservations: { maxReservations: RELAY_MAX_RESERVATIONS, applyDefaultLimit: false } });
+}
+
+/**
+ * Port mapping by the home router (UPnP IGD, else NAT-PMP). The mapped address is confirmed at once:
+ * the router has made the forward, and AutoNAT would only confirm it once
+ * several peers had dialled it, which a mesh of a few machines may never have.
+ * The library refuses a private address from the router (a double NAT), where
+ * a mapping could not be reached from outside anyway.
+ */
+function routerPortMapping(): ReturnType<typeof uPnPNAT> {
+  return uPnPNAT({ autoConfirmAddress: true, portMappingClient: routerPortMappingClient({ description: "coderclaw" }) });
 }
 
 function isLoopback(address: string): boolean {

@@ -58,6 +58,8 @@ export interface RuntimeConfig {
    * dialling it back); `coderclaw start --relay [auto]` too.
    */
   relay: boolean | "auto";
+  /** Ask the home router (UPnP IGD or NAT-PMP) to forward the node's TCP listen port and advertise the mapped public address; `coderclaw start --upnp` too. */
+  upnp: boolean;
   /** Labels this node advertises to the mesh; a task may require them (`--requires gpu`). */
   labels: string[];
   /** Resources this node advertises (`cpu: 8`, `memoryGiB: 32`); a task may require at least an amount (`--requires cpu>=4`). */
@@ -166,6 +168,7 @@ const SETTINGS = {
   "deployment.maxConcurrentTasks": { schema: z.number().int().min(1).max(10_000), env: "CODERCLAW_MAX_CONCURRENT_TASKS" },
   "deployment.maxOutputBytes": { schema: z.number().int().min(1024).max(MAX_OUTPUT_LIMIT), env: "CODERCLAW_MAX_OUTPUT_BYTES" },
   relay: { schema: z.union([z.boolean(), z.literal("auto")], { error: "must be true, false or auto" }), env: "CODERCLAW_RELAY" },
+  upnp: { schema: z.boolean(), env: "CODERCLAW_UPNP" },
   labels: { schema: z.array(RequirementNameSchema).max(MAX_REQUIREMENTS), env: "CODERCLAW_LABELS" },
   resources: {
     schema: z
@@ -205,6 +208,7 @@ const DEFAULTS: Partial<Record<SettingKey, unknown>> = {
   "deployment.maxConcurrentTasks": 10,
   "deployment.maxOutputBytes": 1024 * 1024,
   relay: false,
+  upnp: false,
   labels: [],
   resources: {},
   "code.maxTreeBytes": 4 * 1024 ** 3,
@@ -387,6 +391,7 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
       maxOutputBytes: get("deployment.maxOutputBytes"),
     },
     relay: get("relay"),
+    upnp: get("upnp"),
     labels: get("labels"),
     resources: get("resources"),
     code: {

@@ -123,6 +123,7 @@ const rows: Row[] = [
   { name: "devices trust bogus", run: () => runCli(["devices", "trust", "bogus", "--level", "verified"], a), code: 2, says: /no device of this mesh is named "bogus" or has an id or fingerprint starting with it/ },
   { name: "start --listen 4005", run: () => runCli(["start", "--no-mdns", "--listen", "4005"], lone), code: 2, says: /--listen: "4005" is not a multiaddr; for TCP port 4005 write \/ip4\/0\.0\.0\.0\/tcp\/4005/ },
   { name: "start --relay sometimes", run: () => runCli(["start", "--no-mdns", "--relay", "sometimes"], lone), code: 2, says: /--relay takes true, false or auto, not "sometimes"/ },
+  { name: "start --upnp sometimes", run: () => runCli(["start", "--no-mdns", "--upnp", "sometimes"], lone), code: 2, says: /--upnp takes true or false, not "sometimes"/ },
   {
     name: "start --listen on a taken port",
     run: () => runCli(["start", "--no-mdns", "--listen", aAddr.replace(/\/p2p\/.*$/, "")], lone),

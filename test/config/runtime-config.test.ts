@@ -51,6 +51,7 @@ describe("loadRuntimeConfig", () => {
       security: { enforceTrust: false, requireAuth: false, defaultRoles: ["developer"], sandbox: "required" },
       deployment: { mode: "local-only", allowRemoteSessions: false, maxConcurrentTasks: 10, maxOutputBytes: 1024 * 1024 },
       relay: false,
+      upnp: false,
       labels: [],
       resources: {},
       code: { maxTreeBytes: 4 * 1024 ** 3 },
@@ -88,6 +89,16 @@ describe("loadRuntimeConfig", () => {
     expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/relay.*true, false or auto/s);
     writeFileSync(file, "relay: false\n");
     expect(() => loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_RELAY: "maybe" } })).toThrow(/CODERCLAW_RELAY/);
+  });
+
+  it("takes upnp as a boolean from the file or CODERCLAW_UPNP, and refuses other values naming the key or variable", () => {
+    const file = writeConfig("upnp: true\n");
+    expect(loadRuntimeConfig({ cwd: dir, env: noHome() }).config.upnp).toBe(true);
+    expect(loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_UPNP: "off" } }).config.upnp).toBe(false);
+    writeFileSync(file, "upnp: sometimes\n");
+    expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/upnp/);
+    writeFileSync(file, "upnp: false\n");
+    expect(() => loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_UPNP: "maybe" } })).toThrow(/CODERCLAW_UPNP/);
   });
 
   it("takes deployment.maxOutputBytes up to what one task-protocol message carries (4 MiB), and refuses more naming the key", () => {

@@ -1,6 +1,6 @@
 import { afterEach } from "vitest";
 import { startHost, type Host, type HostOptions } from "../../bench/reach/hosts.js";
-import { createTopology, namespacesUnavailable, sweepStaleNamespaces, type NatKind, type Topology } from "../../bench/reach/netns.js";
+import { createTopology, namespacesUnavailable, sweepStaleNamespaces, type NatKind, type Topology, type TopologyOptions } from "../../bench/reach/netns.js";
 
 /** A host reachable on every address of its namespace, on the port invites name; unsandboxed (tests run shell tasks as root). */
 export const PUBLIC: HostOptions = { listen: ["/ip4/0.0.0.0/tcp/4001"], sandbox: "off" };
@@ -16,7 +16,7 @@ export interface ReachHarness {
   cleanups: Array<() => Promise<void> | void>;
   host(name: string, ns: string, options: HostOptions): Promise<Host>;
   /** A fresh NAT topology (stale namespaces of killed runs swept first). */
-  topology(nat?: NatKind): Topology;
+  topology(nat?: NatKind, options?: Omit<TopologyOptions, "nat">): Topology;
 }
 
 /** Call once at a suite file's top level: registers the cleanup after each test and says why the suite is skipped, if it is. */
@@ -35,9 +35,9 @@ export function reachHarness(suite: string): ReachHarness {
       cleanups.push(() => h.stop());
       return h;
     },
-    topology(nat) {
+    topology(nat, options = {}) {
       sweepStaleNamespaces();
-      const t = createTopology(nat === undefined ? {} : { nat });
+      const t = createTopology(nat === undefined ? options : { ...options, nat });
       cleanups.push(t.remove);
       return t;
     },

@@ -78,6 +78,13 @@ function parseRelayFlag(value: string | boolean): boolean | "auto" {
   throw new CoderClawError("INVALID_INPUT", `--relay takes true, false or auto, not "${String(value).slice(0, 40)}"`, { field: "relay" });
 }
 
+/** `--upnp` alone is on; with a value, `true` or `false` (as runtime.yaml's upnp). */
+function parseUpnpFlag(value: string | boolean): boolean {
+  if (value === true || value === "true") return true;
+  if (value === "false") return false;
+  throw new CoderClawError("INVALID_INPUT", `--upnp takes true or false, not "${String(value).slice(0, 40)}"`, { field: "upnp" });
+}
+
 export function startCommand(setExit: (code: number) => void): Command {
   return new Command("start")
     .description("run a node in the foreground; other commands on this machine reach it through its control socket")
@@ -85,6 +92,7 @@ export function startCommand(setExit: (code: number) => void): Command {
     .option("--bootstrap <multiaddr>", "peer to dial at start, with /p2p/<id> (repeatable)", collect, [])
     .option("--no-mdns", "no LAN discovery by mDNS")
     .option("--relay [mode]", "relay for members behind NATs (circuit relay v2, members only): on (no value, or true), off (false), or auto (only while members can dial this node); default from runtime.yaml's relay", parseRelayFlag)
+    .option("--upnp [on]", "ask the home router (UPnP IGD or NAT-PMP) to forward the TCP listen port, and advertise the mapped public address: on (no value, or true) or off (false); default from runtime.yaml's upnp", parseUpnpFlag)
     .option("--max-concurrent <n>", "tasks executing at once", (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1 || n > 1000) throw new CoderClawError("INVALID_INPUT", "--max-concurrent must be a whole number 1..1000", { field: "maxConcurrent" });
@@ -103,7 +111,7 @@ export function startCommand(setExit: (code: number) => void): Command {
       return n;
     }, 10 * 1024 * 1024)
     .addHelpText("after", "\nExamples:\n  coderclaw start\n  coderclaw start --listen /ip4/0.0.0.0/tcp/4001 --http 127.0.0.1:7420\n  coderclaw start --log-level debug   # then: coderclaw logs -f\n")
-    .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; relay?: boolean | "auto"; maxConcurrent?: number; leaseTimeout?: number; http?: string | boolean; logLevel: LogLevel; logMaxBytes: number }, cmd: Command) => {
+    .action(async (opts: { listen: string[]; bootstrap: string[]; mdns: boolean; relay?: boolean | "auto"; upnp?: boolean; maxConcurrent?: number; leaseTimeout?: number; http?: string | boolean; logLevel: LogLevel; logMaxBytes: number }, cmd: Command) => {
       // The node stack is loaded only by the commands that run one, so quick commands start quickly.
       const [{ loadAgentRegistry }, { startNodeControl }, { createNode }, { loadRuntimeConfig }] = await Promise.all([
         import("../../../src/agents/index.js"),
@@ -123,6 +131,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         agents,
         mdns: opts.mdns,
         relay: opts.relay ?? config.relay,
+        upnp: opts.upnp ?? config.upnp,
         ...(listen.length > 0 && { listen }),
         ...(opts.bootstrap.length > 0 && { bootstrap: opts.bootstrap }),
         maxConcurrentTasks: opts.maxConcurrent ?? config.deployment.maxConcurrentTasks,
