@@ -68,5 +68,16 @@ describe("--fields", () => {
       const r = await runCli([...listing, "--json", "--fields", "id"], h.path);
       expect([r.code, r.stdout.trim()], listing.join(" ")).toEqual([0, "[]"]);
     }
+    // One-object commands print one row.
+    expect((await runCli(["status", "--fields", "running,reachedThrough"], h.path)).stdout).toBe("true\tnode\n");
+    const mesh = await runCli(["mesh", "status", "--json", "--fields", "meshId"], h.path);
+    expect(mesh.code, mesh.stderr).toBe(0);
+    expect(Object.keys((JSON.parse(mesh.stdout) as Array<Record<string, unknown>>)[0]!)).toEqual(["meshId"]);
   }, 60_000);
+
+  it("works on task show", async () => {
+    const r = await runCli(["task", "show", taskId.slice(0, 8), "--fields", "id,status"], home);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`${taskId}\tcompleted\n`);
+  });
 });

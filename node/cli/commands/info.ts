@@ -77,21 +77,25 @@ export function infoCommands(setExit: (code: number) => void): Command[] {
     .description("runtime status")
     .addHelpText("after", "\nExamples:\n  coderclaw status\n  coderclaw status --json\n  coderclaw --server https://node.example:7420 --token $T status\n")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter, kind) => {
           const status = await adapter.getStatus();
           // Without a node, storage was opened by this command: its uptime and health are this process's, not a node's.
           if (kind === "storage") {
             const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
-            if (opts.json) printJson({ running: false, dataDir, totalTasks: status.totalTasks, version: status.version });
+            const none = { running: false, dataDir, totalTasks: status.totalTasks, version: status.version };
+            if (opts.fields) printFields([none], opts.fields, opts.json === true);
+            else if (opts.json) printJson(none);
             else process.stdout.write(`no node is running on ${dataDir} (start one with \`coderclaw start\`)\n${"totalTasks".padEnd(14)} ${status.totalTasks}\n`);
             return EXIT.runtime;
           }
           const s = { running: true, ...status, reachedThrough: kind };
           // Through the node's own socket there is more to show: one screen of this node, its mesh, peers and work.
           const screen = kind === "node" ? await nodeScreen(cmd, adapter) : undefined;
-          if (opts.json) printJson(screen === undefined ? s : { ...s, ...screen.json });
+          if (opts.fields) printFields([screen === undefined ? s : { ...s, ...screen.json }], opts.fields, opts.json === true);
+          else if (opts.json) printJson(screen === undefined ? s : { ...s, ...screen.json });
           else if (screen !== undefined) process.stdout.write(screen.text(s));
           else process.stdout.write(Object.entries(s).map(([k, v]) => `${k.padEnd(14)} ${k === "uptime" ? ms(Number(v)) : String(v)}`).join("\n") + "\n");
           return s.healthy ? EXIT.ok : EXIT.runtime;

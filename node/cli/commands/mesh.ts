@@ -201,9 +201,11 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
     .command("status")
     .description("this node's mesh")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       const r = await admin(cmd, "mesh.status", undefined, true);
-      if (opts.json) printJson(r);
+      if (opts.fields) printFields([r], opts.fields, opts.json === true);
+      else if (opts.json) printJson(r);
       else process.stdout.write(Object.entries(r as object).map(([k, v]) => `${k.padEnd(8)} ${String(v)}`).join("\n") + "\n");
       setExit(EXIT.ok);
     });

@@ -196,7 +196,8 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .description("show one task")
     .argument("<id>", "task id")
     .option("--json", "print JSON")
-    .action(async (idArg: string, opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action(async (idArg: string, opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       setExit(
         await withRuntime(cmd, false, async (adapter) => {
           const id = await resolveTaskId(adapter, idArg);
@@ -205,7 +206,8 @@ export function taskCommand(setExit: (code: number) => void): Command {
             process.stderr.write(`coderclaw: task not found: ${id}\n`);
             return EXIT.usage;
           }
-          if (opts.json) printJson(state);
+          if (opts.fields) printFields([state], opts.fields, opts.json === true);
+          else if (opts.json) printJson(state);
           else process.stdout.write(taskDetails(state) + "\n");
           return EXIT.ok;
         }),
