@@ -90,8 +90,15 @@ export class Authorizer {
   checkPermission(context: SecurityContext, permission: Permission): Decision {
     const forbid = this.#forbids(context, permission);
     if (forbid !== undefined) return forbid;
-    if (!maskAllows(this.#mask(context), permission)) return deny(`no role of ${context.userId} grants ${permission}`);
+    if (!maskAllows(this.#mask(context), permission)) return deny(this.#noRoleGrants(context, permission));
     return ALLOW;
+  }
+
+  /** The refusal, with the roles that would grant `permission` and how one is given, so the user knows what to ask for. */
+  #noRoleGrants(context: SecurityContext, permission: Permission): string {
+    const granting = this.roles.names.filter((r) => r !== "admin" && maskAllows(this.roles.mask(r), permission)).sort();
+    const how = granting.length === 0 ? "only admin does" : `${granting.join(", ")} would (an admin grants one: coderclaw roles grant ${context.userId} ${granting[0]})`;
+    return `no role of ${context.userId} grants ${permission}; ${how}`;
   }
 
   /** Whether the policy makes such a task wait for an approver's decision, and by which rule. */
@@ -108,7 +115,7 @@ export class Authorizer {
       return deny(`agent ${agentId} requires device trust ${rule.minimumTrust}, device ${context.deviceId} is ${context.deviceTrustLevel}`);
     }
     const mask = this.#mask(context);
-    if (!maskAllows(mask, "agent:invoke")) return deny(`no role of ${context.userId} grants agent:invoke`);
+    if (!maskAllows(mask, "agent:invoke")) return deny(this.#noRoleGrants(context, "agent:invoke"));
     if (rule?.allowedRoles !== undefined && (mask & ADMIN_BIT) === 0 && !this.#holdsAny(context, rule.allowedRoles)) {
       return deny(`agent ${agentId} is restricted to roles ${[...rule.allowedRoles].sort().join(",")}`);
     }
@@ -130,7 +137,7 @@ export class Authorizer {
       return deny(`skill ${skillId} is dangerous and device ${context.deviceId} is ${context.deviceTrustLevel}`);
     }
     const mask = this.#mask(context);
-    if (!maskAllows(mask, "skill:execute")) return deny(`no role of ${context.userId} grants skill:execute`);
+    if (!maskAllows(mask, "skill:execute")) return deny(this.#noRoleGrants(context, "skill:execute"));
     const isAdmin = (mask & ADMIN_BIT) !== 0;
     if (rule !== undefined && !isAdmin) {
       const missing = rule.required & ~mask;

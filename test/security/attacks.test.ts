@@ -99,14 +99,14 @@ describe("attack table", () => {
   it("readonly submitting a task", async () => {
     const { context } = await login("reader", ["readonly"]);
     const decision = await service.authorize(context, { action: "task.submit", permission: "task:submit", resource: "task-1" });
-    expect(decision).toEqual({ allowed: false, reason: "no role of reader grants task:submit" });
+    expect(decision).toEqual({ allowed: false, reason: "no role of reader grants task:submit; ci, ci-runner, developer would (an admin grants one: coderclaw roles grant reader ci)" });
     await expectAudited({ action: "task.submit", userId: "reader" });
     await expect(service.enforce(context, { action: "task.submit", permission: "task:submit" })).rejects.toBeInstanceOf(PermissionDeniedError);
   });
 
   it("ci invoking a dangerous skill, with and without skill:execute", async () => {
     const plain = await login("ci-bot", ["ci"]);
-    expect(await service.authorize(plain.context, { action: "skill.execute", permission: "skill:execute", skillId: "shell" })).toMatchObject({ allowed: false, reason: "no role of ci-bot grants skill:execute" });
+    expect(await service.authorize(plain.context, { action: "skill.execute", permission: "skill:execute", skillId: "shell" })).toMatchObject({ allowed: false, reason: "no role of ci-bot grants skill:execute; ci-runner, developer would (an admin grants one: coderclaw roles grant ci-bot ci-runner)" });
     const runner = await login("ci-bot", ["ci-runner"]);
     expect(await service.authorize(runner.context, { action: "skill.execute", permission: "skill:execute", skillId: "shell" })).toMatchObject({ allowed: false, reason: "skill shell is restricted to roles developer" });
     await expectAudited({ action: "skill.execute", userId: "ci-bot", reason: /restricted to roles developer/ });
@@ -168,7 +168,7 @@ describe("attack table", () => {
     expect((await service.revokeRoleGrant(issueRevocation(owner, grantId(grant), "left", clock).bytes)).status).toBe("accepted");
     const context = await service.authenticate(token, { deviceId: laptop.peerId, origin: "local" });
     expect(context.roles).toEqual([]);
-    expect(await service.authorize(context, { action: "task.submit", permission: "task:submit" })).toMatchObject({ allowed: false, reason: "no role of dev3 grants task:submit" });
+    expect(await service.authorize(context, { action: "task.submit", permission: "task:submit" })).toMatchObject({ allowed: false, reason: "no role of dev3 grants task:submit; ci, ci-runner, developer would (an admin grants one: coderclaw roles grant dev3 ci)" });
     await expectAudited({ action: "task.submit", userId: "dev3" });
     expect(await service.getAuditLog({ action: "grant.revoke", userId: owner.peerId, result: "allowed" })).toHaveLength(1);
   });

@@ -50,7 +50,7 @@ describe("SecurityService.authorizeTask: the skills a task uses come from its ag
     expect(await submit(ctx("dev", ["developer"]), "echo")).toMatchObject({ allowed: true });
     expect(await submit(ctx("dev", ["developer"]), "shell")).toEqual({ allowed: false, reason: "skill shell-exec is dangerous and no role is allowed to run it" });
     expect(await submit(ctx("dev", ["developer"]), "coder")).toEqual({ allowed: false, reason: "skill shell-exec is dangerous and no role is allowed to run it" });
-    expect(await submit(ctx("bot", ["ci"]), "shell")).toEqual({ allowed: false, reason: "no role of bot grants skill:execute" });
+    expect(await submit(ctx("bot", ["ci"]), "shell")).toEqual({ allowed: false, reason: "no role of bot grants skill:execute; developer would (an admin grants one: coderclaw roles grant bot developer)" });
     expect(await submit(ctx(owner.peerId, ["admin"]), "shell")).toMatchObject({ allowed: true });
     expect(await submit({ ...ctx(owner.peerId, ["admin"]), deviceTrustLevel: "untrusted" }, "coder")).toMatchObject({ allowed: false, reason: expect.stringMatching(/dangerous and device .* is untrusted/) });
 
@@ -71,7 +71,7 @@ describe("SecurityService.authorizeTask: the skills a task uses come from its ag
   });
 
   it("a cancel needs task:cancel, whatever the agent", async () => {
-    expect(await service.authorizeTask(ctx("bot", ["ci"]), { action: "task.cancel", taskId: "t1" })).toEqual({ allowed: false, reason: "no role of bot grants task:cancel" });
+    expect(await service.authorizeTask(ctx("bot", ["ci"]), { action: "task.cancel", taskId: "t1" })).toEqual({ allowed: false, reason: "no role of bot grants task:cancel; developer would (an admin grants one: coderclaw roles grant bot developer)" });
     expect(await service.authorizeTask(ctx("dev", ["developer"]), { action: "task.cancel", taskId: "t1" })).toMatchObject({ allowed: true });
   });
 });
