@@ -4,6 +4,7 @@ import { CoderClawError } from "../contract/errors.js";
 import type { AgentExecutor, Availability, ExecutionContext, ExecutionResult } from "./executor.js";
 import { ExecutionFailedError, abortError } from "./errors.js";
 import type { LlmRole } from "./roles.js";
+import { readSse } from "../util/sse-reader.js";
 
 /** Environment variables that configure the LLM provider; they override the config file. */
 export const LLM_ENV = {
@@ -242,30 +243,29 @@ async function readJsonCompletion(response: Response, onText: (text: string) => 
 }
 
 /**
- * Parse a `text/event-stream` of chat completion chunks: `data:` lines carry
- * JSON chunks until `data: [DONE]`; blank lines end events; comments and other
- * fields are skipped. Every read is bounded (line length, total text), so a
- * provider cannot make us hold unbounded memory.
+ * Parse a `text/event-stream` of chat completion chunks: `data:` events carry
+ * JSON chunks until `data: [DONE]`; comments and the fields SSE defines are
+ * skipped, any other line refused. Every read is bounded (event size, total
+ * text), so a provider cannot make us hold unbounded memory.
  */
 async function readEventStream(response: Response, onText: (text: string) => void): Promise<ChatResult> {
-  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = response.body?.getReader();
-  if (reader === undefined) throw protocolError("empty body");
-  const decoder = new TextDecoder("utf-8", { fatal: false });
-  let pending = "";
+  if (response.body === null) throw protocolError("empty body");
   let content = "";
   let finishReason: string | undefined;
-  let eventData: string[] = [];
-  let eventBytes = 0;
   let chunkNo = 0;
-  // Text parsed since the last network read was handed on.
-  let readText = "";
-
-  const handleEvent = (): boolean => {
-    if (eventData.length === 0) return false;
-    const data = eventData.join("\n");
-    eventData = [];
-    eventBytes = 0;
-    if (data.trim() === "[DONE]") return true;
+  const done = (): ChatResult => (finishReason === undefined ? { content } : { content, finishReason });
+  // A provider that only sends keep-alive comments forever is stopped by the task's timeout (the signal).
+  const events = readSse(response.body, {
+    maxEventChars: MAX_SSE_LINE_BYTES,
+    error: protocolError,
+    onUnknownField: (line) => {
+      throw protocolError(`unexpected line: ${line.slice(0, 80)}`);
+    },
+    // A last event may lack its blank line; it still counts.
+    endCompletesEvent: true,
+  });
+  for await (const { data } of events) {
+    if (data.trim() === "[DONE]") return done();
     chunkNo++;
     let json: unknown;
     try {
@@ -279,52 +279,18 @@ async function readEventStream(response: Response, onText: (text: string) => voi
     }
     const parsed = chunkSchema.safeParse(json);
     if (!parsed.success) throw protocolError(`chunk ${chunkNo} has an unexpected shape at '${parsed.error.issues[0]?.path.join(".") ?? "?"}'`);
+    let text = "";
     for (const choice of parsed.data.choices) {
-      const text = choice.delta?.content;
-      if (typeof text === "string") readText += text;
+      if (typeof choice.delta?.content === "string") text += choice.delta.content;
       if (choice.finish_reason) finishReason = choice.finish_reason;
     }
-    return false;
-  };
-  const addData = (line: string): void => {
-    const data = line.slice(line.startsWith("data: ") ? 6 : 5);
-    eventBytes += data.length;
-    if (eventBytes > MAX_SSE_LINE_BYTES) throw protocolError(`an event is over ${MAX_SSE_LINE_BYTES} bytes`);
-    eventData.push(data);
-  };
-
-  // Ends with the stream, [DONE] or a limit; a provider that only sends
-  // keep-alive comments forever is stopped by the task's timeout (the signal).
-  for (;;) {
-    const { done, value } = await reader.read();
-    pending += done ? decoder.decode() : decoder.decode(value, { stream: true });
-    let finished = false;
-    let start = 0;
-    for (let nl = pending.indexOf("\n", start); nl !== -1 && !finished; nl = pending.indexOf("\n", start)) {
-      const line = pending.slice(start, nl).replace(/\r$/, "");
-      start = nl + 1;
-      if (line === "") finished = handleEvent();
-      else if (line.startsWith("data:")) addData(line);
-      else if (!line.startsWith(":") && !/^(event|id|retry):/.test(line)) throw protocolError(`unexpected line: ${line.slice(0, 80)}`);
-    }
-    pending = pending.slice(start);
-    if (readText.length > 0) {
-      content += readText;
-      if (Buffer.byteLength(content) > MAX_COMPLETION_BYTES) throw protocolError(`answer over ${MAX_COMPLETION_BYTES} bytes`);
-      onText(readText);
-      readText = "";
-    }
-    if (finished) break;
-    if (Buffer.byteLength(pending) > MAX_SSE_LINE_BYTES) throw protocolError(`a line is over ${MAX_SSE_LINE_BYTES} bytes`);
-    if (done) {
-      // A last event may lack its blank line; it still counts.
-      if (pending.startsWith("data:")) addData(pending);
-      if (handleEvent() || finishReason !== undefined) break;
-      throw protocolError("the stream ended before [DONE]");
-    }
+    if (text.length === 0) continue;
+    content += text;
+    if (Buffer.byteLength(content) > MAX_COMPLETION_BYTES) throw protocolError(`answer over ${MAX_COMPLETION_BYTES} bytes`);
+    onText(text);
   }
-  await reader.cancel().catch(() => undefined);
-  return finishReason === undefined ? { content } : { content, finishReason };
+  if (finishReason !== undefined) return done();
+  throw protocolError("the stream ended before [DONE]");
 }
 
 /** Why LLM agents are unavailable when no provider is configured. */

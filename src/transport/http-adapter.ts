@@ -13,6 +13,7 @@ import type {
 } from "../contract/types.js";
 import { setMaxListeners } from "node:events";
 import { z } from "zod";
+import { readSse, type SseMessage } from "../util/sse-reader.js";
 import { CoderClawError, type ErrorCode } from "../contract/errors.js";
 import {
   AgentInfoSchema,
@@ -364,55 +365,13 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** One dispatched Server-Sent Event. */
-export interface SseMessage {
-  event: string;
-  data: string;
-  id?: string;
-}
-
 /**
- * Parses a `text/event-stream` body per the WHATWG rules (CRLF, CR or LF line
- * ends, multi-line data, comments). `onBytes` runs on every chunk, heartbeats
- * included, so callers can time out silent streams.
+ * Characters one event of the node's stream may hold: a task's state carries at
+ * most 1 MiB of output, which JSON escaping can make a few times longer.
  */
-export async function* parseSse(body: ReadableStream<Uint8Array>, onBytes: () => void = () => undefined): AsyncGenerator<SseMessage> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let event = "";
-  let data: string[] = [];
-  let id: string | undefined;
-  const reader = body.getReader();
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      onBytes();
-      buffer += decoder.decode(value, { stream: true });
-      for (;;) {
-        const match = /\r\n|\r|\n/.exec(buffer);
-        // A lone trailing CR may be the first half of CRLF: wait for more bytes.
-        if (match === null || (match[0] === "\r" && match.index === buffer.length - 1)) break;
-        const line = buffer.slice(0, match.index);
-        buffer = buffer.slice(match.index + match[0].length);
-        if (line === "") {
-          if (data.length > 0) yield { event: event === "" ? "message" : event, data: data.join("\n"), ...(id === undefined ? {} : { id }) };
-          event = "";
-          data = [];
-          continue;
-        }
-        if (line.startsWith(":")) continue;
-        const colon = line.indexOf(":");
-        const field = colon === -1 ? line : line.slice(0, colon);
-        let value = colon === -1 ? "" : line.slice(colon + 1);
-        if (value.startsWith(" ")) value = value.slice(1);
-        if (field === "event") event = value;
-        else if (field === "data") data.push(value);
-        else if (field === "id" && !value.includes("\0")) id = value;
-      }
-    }
-  } finally {
-    reader.releaseLock();
-    await body.cancel().catch(() => undefined);
-  }
+export const MAX_SSE_EVENT_CHARS = 16 * 1024 * 1024;
+
+/** The events of one of the node's `text/event-stream` bodies; `onBytes` runs on every chunk, heartbeats included. */
+export function parseSse(body: ReadableStream<Uint8Array>, onBytes: () => void = () => undefined): AsyncGenerator<SseMessage> {
+  return readSse(body, { maxEventChars: MAX_SSE_EVENT_CHARS, onBytes, error: (message) => new CoderClawError("PROTOCOL", `the server's event stream: ${message}`) });
 }
