@@ -75,6 +75,12 @@ describe("--fields", () => {
     expect(Object.keys((JSON.parse(mesh.stdout) as Array<Record<string, unknown>>)[0]!)).toEqual(["meshId"]);
   }, 60_000);
 
+  it("works on config show: dotted paths into the effective configuration", async () => {
+    const r = await runCli(["config", "show", "--fields", "config.mode,config.relay"], home);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe("local-only\tfalse\n");
+  });
+
   it("works on task show", async () => {
     const r = await runCli(["task", "show", taskId.slice(0, 8), "--fields", "id,status"], home);
     expect(r.code, r.stderr).toBe(0);

@@ -6,6 +6,7 @@ import type { AccessOptions } from "../runtime-access.js";
 import { CoderClawError } from "../../../src/contract/errors.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson } from "../output.js";
+import { fieldsOption, printFields } from "../fields.js";
 
 /** `coderclaw config check [file]` and `coderclaw config show`. */
 export function configCommand(setExit: (code: number) => void): Command {
@@ -32,9 +33,11 @@ export function configCommand(setExit: (code: number) => void): Command {
     .command("show")
     .description("the effective configuration, with where each value came from (default, file:line, env)")
     .option("--json", "print JSON")
-    .action((opts: { json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .action((opts: { json?: boolean; fields?: string[] }, cmd: Command) => {
       const loaded = loadRuntimeConfig({ cwd: process.cwd(), home: resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home) });
-      if (opts.json) printJson(loaded);
+      if (opts.fields) printFields([loaded], opts.fields, opts.json === true);
+      else if (opts.json) printJson(loaded);
       else process.stdout.write(formatRuntimeConfig(loaded) + "\n");
       setExit(EXIT.ok);
     });
