@@ -203,13 +203,18 @@ describe.skipIf(CHROMIUM === undefined)("Approvals in Chromium when the stream i
     await stopNodes();
   });
 
-  it("reconnects with growing pauses while the server is away, and shows what was asked meanwhile without a reload", async () => {
+  async function loggedInAsAdmin(): Promise<Page> {
     const page = await browser.newPage();
     await page.goto(`${server.url}/`);
     await page.waitForSelector("#token");
     await page.type("#token", TOKENS.admin);
     await page.click("form.login button[type=submit]");
     await page.waitForSelector("nav[role=tablist]");
+    return page;
+  }
+
+  it("reconnects with growing pauses while the server is away, and shows what was asked meanwhile without a reload", async () => {
+    const page = await loggedInAsAdmin();
     await page.goto(`${server.url}/#approvals`);
     await page.waitForSelector("::-p-text(Nothing waits for a decision)");
     await page.evaluate("window.sameDocument = true");
@@ -234,6 +239,25 @@ describe.skipIf(CHROMIUM === undefined)("Approvals in Chromium when the stream i
     await node.workflows.decide(node.workflows.approvals()[0]!.request.id, { approved: false, by: "root", reason: "done", at: Date.now() });
     await node.workflows.wait(id);
     await page.waitForSelector("::-p-text(Nothing waits for a decision)");
+    await page.close();
+  }, 90_000);
+
+  it("a task page whose stream is cut opens it again after the last event it showed: every event once, the end seen", async () => {
+    const page = await loggedInAsAdmin();
+    const task = await node.adapter.submitTask({ description: "steps through a cut", input: "6000 6", agentId: "sleep" });
+    await page.goto(`${server.url}/#task/${task.id}`);
+    await page.waitForFunction(`document.querySelectorAll("ol[aria-label=Events] li").length >= 2`, { timeout: 20_000 });
+    const port = server.port;
+    await server.close();
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    server = await serve(port);
+    await page.waitForFunction(`document.getElementById("task-status")?.textContent === "completed"`, { timeout: 40_000 });
+    const events = [];
+    for await (const e of node.adapter.streamTaskUpdates(task.id)) events.push(e);
+    await page.waitForFunction(`document.querySelectorAll("ol[aria-label=Events] li").length >= ${events.length}`, { timeout: 10_000 });
+    const shown = await page.$$eval("ol[aria-label=Events] li", (items) => items.map((li) => li.textContent));
+    expect(shown).toHaveLength(events.length);
+    expect(shown.at(-1)).toMatch(/completed/);
     await page.close();
   }, 90_000);
 });

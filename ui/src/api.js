@@ -84,16 +84,19 @@ export function createApi(token) {
   /**
    * Follows a stream that lasts as long as the node: when it is cut or cannot be opened, opens it again
    * after a delay that doubles from 1 s to 30 s (with jitter, so many tabs do not return at once) and
-   * is back to 1 s once the node accepts it. Ends when `signal` aborts; a refused session or stream is thrown.
+   * is back to 1 s once the node accepts it. Ends when `signal` aborts, or with `untilEnd` once the node
+   * ends the stream; a refused session or stream is thrown. `path` may be a function, asked at each
+   * opening, so a stream opened again resumes after the last event seen (`?after=<seq>`).
    */
-  async function followLive(path, signal, { onOpen, onEvent }) {
+  async function followLive(path, signal, { onOpen, onEvent, untilEnd = false }) {
     let delay = RECONNECT_MIN_MS;
     while (!signal.aborted) {
       try {
-        await follow(path, signal, onEvent, () => {
+        const ended = await follow(typeof path === "function" ? path() : path, signal, onEvent, () => {
           delay = RECONNECT_MIN_MS;
-          onOpen();
+          onOpen?.();
         });
+        if (ended && untilEnd) return;
       } catch (err) {
         if (err instanceof Unauthenticated || err instanceof StreamRefused) throw err;
       }

@@ -6,7 +6,7 @@ const FIELDS = ["status", "agentId", "executorId", "sessionId", "description", "
 
 /** One task: its fields, live output and events from the SSE stream, Cancel and Retry. */
 export function TaskView({ id }) {
-  const { call, follow, fail, may } = useSession();
+  const { call, followLive, fail, may } = useSession();
   const [task, setTask] = useState(null);
   const [output, setOutput] = useState("");
   const [events, setEvents] = useState([]);
@@ -17,13 +17,17 @@ export function TaskView({ id }) {
   useEffect(() => {
     const controller = new AbortController();
     setEvents([]);
+    // The seq of the last event shown: a stream cut and opened again resumes after it, so nothing shows twice or goes missing.
+    let after;
+    const onEvent = (event, data) => {
+      if (event !== "update") return;
+      if (typeof data.seq === "number") after = data.seq;
+      setEvents((list) => [...list, `${new Date(data.timestamp).toLocaleTimeString()} ${data.status}${data.message ? `: ${data.message}` : ""}`]);
+      if (typeof data.data?.chunk === "string") setOutput((text) => text + data.data.chunk);
+      load().catch(fail);
+    };
     load()
-      .then(() => follow(`/v1/tasks/${id}/events`, controller.signal, (event, data) => {
-        if (event !== "update") return;
-        setEvents((list) => [...list, `${new Date(data.timestamp).toLocaleTimeString()} ${data.status}${data.message ? `: ${data.message}` : ""}`]);
-        if (typeof data.data?.chunk === "string") setOutput((text) => text + data.data.chunk);
-        load().catch(fail);
-      }))
+      .then(() => followLive(() => `/v1/tasks/${id}/events${after === undefined ? "" : `?after=${after}`}`, controller.signal, { onEvent, untilEnd: true }))
       .then(load)
       .catch(fail);
     return () => controller.abort();
