@@ -31,7 +31,8 @@ describe("connections between members", () => {
       20_000,
       "every task completed and replicated to every node",
     );
-    expect(pairs()).toEqual([1, 1, 1, 1, 1, 1]);
+    // A pair that dialled each other again meanwhile holds two until the retired one's streams end (as above).
+    await eventually(() => pairs().every((n) => n === 1), 10_000, () => `one connection per pair after the tasks (have ${pairs().join(",")})`);
   }, 60_000);
 
   it("closes the second connection only once the streams that would not move have ended: a long exchange on it finishes", async () => {
