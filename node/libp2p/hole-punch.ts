@@ -4,7 +4,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
 import { createMessageCodec, FramedChannel } from "../../protocols/framing/index.js";
 import type { SocketAdoption } from "./punched-tcp.js";
-import { isRelayed } from "../../protocols/framing/connection-choice.js";
+import { isRelayed, relayOf } from "../../protocols/framing/connection-choice.js";
 
 /** Members exchange the outside address and port each will open a TCP connection from. */
 export const PUNCH_PROTOCOL = "/coderclaw/punch/1.0.0";
@@ -138,7 +138,7 @@ export async function startHolePunching(options: HolePunchOptions): Promise<void
 
 /** This node's outside address as the relay of `relayed` sees it, and a free local port to open the punched connection from. */
 async function ownCandidate(libp2p: Libp2p, relayed: Connection): Promise<{ ip: string; port: number }> {
-  const relay = /\/p2p\/([^/]+)\/p2p-circuit/.exec(relayed.remoteAddr.toString())?.[1];
+  const relay = relayOf(relayed.remoteAddr.toString());
   const toRelay = libp2p.getConnections().find((c) => c.remotePeer.toString() === relay && !isRelayed(c));
   if (toRelay === undefined) throw new Error(`no direct connection to the relay ${relay ?? "(unnamed)"}`);
   const stream = await toRelay.newStream(OBSERVED_ADDR_PROTOCOL, { signal: AbortSignal.timeout(ATTEMPT_MS) });

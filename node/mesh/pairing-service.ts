@@ -5,6 +5,7 @@ import { z } from "zod";
 import { encodeInvite, parseInvite, type DeviceIdentity, type InviteBook, type SignedStatement } from "../../identity/index.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { createMessageCodec, FramedChannel, handleFramed } from "../../protocols/framing/index.js";
+import { relayOf } from "../../protocols/framing/connection-choice.js";
 import { handlePairingRequest, PAIRING_PROTOCOL, runPairingJoiner } from "../../protocols/pairing/index.js";
 import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
 import type { MeshService, ServiceContext } from "../services/mesh-service.js";
@@ -174,7 +175,7 @@ export class PairingService implements MeshService {
       throw new CoderClawError("INVALID_INPUT", `this node is already in mesh ${current}; an invite to ${invite.meshId} cannot be used here`);
     }
     const { libp2p } = this;
-    this.joiningThrough = new Set([invite.inviter, ...invite.addrs.map((a) => /\/p2p\/([^/]+)\/p2p-circuit/.exec(a)?.[1]).filter((r): r is string => r !== undefined)]);
+    this.joiningThrough = new Set([invite.inviter, ...invite.addrs.map(relayOf).filter((r): r is string => r !== undefined)]);
     try {
       const inviterId = peerIdFromString(invite.inviter);
       await libp2p.peerStore.merge(inviterId, { multiaddrs: invite.addrs.map((a) => multiaddr(a)) });

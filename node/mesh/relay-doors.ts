@@ -2,7 +2,7 @@ import { peerIdFromString } from "@libp2p/peer-id";
 import { z } from "zod";
 import { createMessageCodec, FramedChannel } from "../../protocols/framing/index.js";
 import { handleFramed } from "../../protocols/framing/pool.js";
-import { isRelayed } from "../../protocols/framing/connection-choice.js";
+import { isRelayed, relayOf } from "../../protocols/framing/connection-choice.js";
 import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
 import type { MeshService, ServiceContext } from "../services/mesh-service.js";
 
@@ -96,7 +96,7 @@ export class RelayDoors implements MeshService {
  * the invite's direct addresses may still serve.
  */
 export async function announceRelayDoor(libp2p: MeshLibp2p, untilMs: number, onError: (relay: string, error: Error) => void): Promise<string[]> {
-  const relays = new Set(libp2p.getMultiaddrs().map((a) => /\/p2p\/([^/]+)\/p2p-circuit/.exec(a.toString())?.[1]).filter((r): r is string => r !== undefined));
+  const relays = new Set(libp2p.getMultiaddrs().map((a) => relayOf(a.toString())).filter((r): r is string => r !== undefined));
   const told: string[] = [];
   await Promise.all(
     [...relays].map(async (relay) => {

@@ -5,6 +5,11 @@ export function isRelayed(connection: Connection): boolean {
   return connection.remoteAddr.toString().includes("/p2p-circuit");
 }
 
+/** The relay a `/p2p/<relay>/p2p-circuit/...` address goes through; undefined for a direct address. */
+export function relayOf(address: string): string | undefined {
+  return /\/p2p\/([^/]+)\/p2p-circuit/.exec(address)?.[1];
+}
+
 /**
  * The connection to `peer` both ends agree to use when they hold more than
  * one: two members that dial each other at the same moment each end up with
