@@ -1,6 +1,7 @@
+import type { Connection } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { z } from "zod";
-import { createMessageCodec, FramedChannel } from "../../protocols/framing/index.js";
+import { createMessageCodec, createPeerRateLimiter, FramedChannel } from "../../protocols/framing/index.js";
 import { handleFramed } from "../../protocols/framing/pool.js";
 import { isRelayed, relayOf } from "../../protocols/framing/connection-choice.js";
 import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
@@ -35,6 +36,8 @@ export class RelayDoors implements MeshService {
   readonly protocol = RELAY_DOOR_PROTOCOL;
   readonly #doors = new Map<string, number>();
   readonly #o: RelayDoorsOptions;
+  /** Refusals audited: a burst, then one every 10 s, whoever sends them. */
+  readonly #refusalsAudited = createPeerRateLimiter({ framesPerSecond: 0.1, burst: 20, maxPeers: 1 });
   #bound: { libp2p: MeshLibp2p; closeDoor: () => void; isMember: (peer: string) => boolean } | undefined;
 
   constructor(options: RelayDoorsOptions) {
@@ -57,8 +60,12 @@ export class RelayDoors implements MeshService {
     await handleFramed(libp2p, RELAY_DOOR_PROTOCOL, {
       codec: doorCodec,
       maxInboundStreams: 2,
-      // Told over a direct connection by a member: a member's relayed word, or a stranger's, opens nothing.
-      accept: (peer) => this.#o.serving() && context.isMember(peer) && libp2p.getConnections(peerIdFromString(peer)).some((c) => !isRelayed(c)),
+      accept: (peer, connection) => {
+        const refused = this.#refusal(peer, connection, context);
+        // A stranger let in by another member's door may try as often as it likes: what it leaves in the log is bounded.
+        if (refused !== undefined && this.#refusalsAudited.take("")) context.audit({ action: "relay.door", peer, result: "denied", reason: refused });
+        return refused === undefined;
+      },
       onChannel: (channel) => {
         void (async () => {
           try {
@@ -68,6 +75,7 @@ export class RelayDoors implements MeshService {
             else this.#doors.delete(channel.peer);
             context.audit({ action: "relay.door", peer: channel.peer, result: "allowed", reason: until > this.#now() ? `open until ${new Date(until).toISOString()}` : "closed" });
           } catch (err) {
+            context.audit({ action: "relay.door", peer: channel.peer, result: "denied", reason: (err as Error).message });
             context.report(err as Error, channel.peer);
           } finally {
             await channel.close().catch(() => undefined);
@@ -83,6 +91,19 @@ export class RelayDoors implements MeshService {
     if (bound === undefined) return;
     bound.closeDoor();
     await bound.libp2p.unhandle(RELAY_DOOR_PROTOCOL).catch(() => undefined);
+  }
+
+  /**
+   * Why `peer`'s door message on `connection` opens nothing, if it does not.
+   * Only a member's own word counts, and only over a direct connection: the one
+   * its reservation here rides on, so a member that reaches this node through
+   * another relay does not hold doors on a relay it does not listen through.
+   */
+  #refusal(peer: string, connection: Connection, context: ServiceContext): string | undefined {
+    if (!this.#o.serving()) return "this node does not relay now";
+    if (!context.isMember(peer)) return "not a member";
+    if (isRelayed(connection)) return `over a relayed connection (through ${relayOf(connection.remoteAddr.toString()) ?? "another relay"}), not a direct one`;
+    return undefined;
   }
 
   #now(): number {

@@ -86,8 +86,8 @@ export class ChannelPool<T> {
 export interface HandleFramedOptions<T> {
   codec: MessageCodec<T>;
   settings?: ChannelSettings<T>;
-  /** Asked before anything is read; a refused peer's stream is reset. */
-  accept: (peer: string) => boolean | Promise<boolean>;
+  /** Asked before anything is read, with the connection the stream came on; a refused peer's stream is reset. */
+  accept: (peer: string, connection: Connection) => boolean | Promise<boolean>;
   /** Receives each accepted inbound channel. */
   onChannel: (channel: FramedChannel<T>, connection: Connection) => void;
   /** Concurrent inbound streams of this protocol per connection. Default 4: channels are long-lived. */
@@ -102,7 +102,7 @@ export async function handleFramed<T>(libp2p: Libp2p, protocol: string, options:
     protocol,
     async (stream, connection) => {
       const peer = connection.remotePeer.toString();
-      if (!(await options.accept(peer))) {
+      if (!(await options.accept(peer, connection))) {
         stream.abort(new ChannelClosedError(`${protocol} refused for ${peer}`, { peer }));
         return;
       }
