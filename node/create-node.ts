@@ -2,7 +2,6 @@ import "../src/polyfills.js";
 import { parseInput } from "../src/contract/parse-input.js";
 import { RequirementsSchema } from "../src/contract/submit-options.js";
 import { join } from "node:path";
-import { multiaddr } from "@multiformats/multiaddr";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { InviteBook, loadOrCreateDeviceIdentity } from "../identity/index.js";
 import { dataPaths, resolveDataDir } from "../src/runtime/data-dir.js";
@@ -11,6 +10,8 @@ import { LEASE_TIMEOUT_MS } from "../protocols/task/lease.js";
 import { ClusterTransportAdapter } from "./cluster-adapter.js";
 import { createMeshLibp2p, setRelayServing } from "./libp2p/create-libp2p.js";
 import { startReachability } from "./libp2p/reachability.js";
+import { dialAddress } from "./libp2p/dial-address.js";
+import { PortMappingStatus, type PortMappingReport } from "./libp2p/router-port-mapping.js";
 import { doctorReport } from "./mesh/doctor.js";
 import { startMemberRedial } from "./mesh/member-redial.js";
 import { createAdmission } from "./mesh/admission.js";
@@ -130,6 +131,8 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     // Relaying for members' invites: the relay's gater asks it; it runs once libp2p and reachability do.
     const relayServing = (): boolean => libp2p.services.relay !== undefined && (!relayAuto || reachability.current().reachability === "public");
     const relayDoors = new RelayDoors({ serving: () => relayServing() });
+    const portMappings = new PortMappingStatus();
+    const portMapping = (): PortMappingReport => (options.upnp === true ? portMappings.report() : { state: "off", mappings: [] });
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
       listen: options.listen ?? ["/ip4/127.0.0.1/tcp/0"],
@@ -141,7 +144,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       ...(options.relay !== undefined && { relay: options.relay, relayDoorOpen: (member) => relayDoors.isOpen(member) }),
       ...(options.reserveRelay !== undefined && { reserveRelay: options.reserveRelay }),
       ...(options.holePunch !== undefined && { holePunch: options.holePunch }),
-      ...(options.upnp !== undefined && { upnp: options.upnp }),
+      ...(options.upnp !== undefined && { upnp: options.upnp, portMappingStatus: portMappings }),
     });
     stack.push(() => libp2p.stop());
     admission.attach(libp2p);
@@ -350,7 +353,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       registry,
       createMesh: (name) => foundMesh({ membership, security, identity }, name),
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
-      dial: async (addr) => void (await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),
+      dial: async (addr) => void (await dialAddress(libp2p, addr, AbortSignal.timeout(10_000))),
       peers: () => listPeers({ libp2p, directory: directory.running, membership }),
       ping: (peer, count) => pingPeer(libp2p, peer, count ?? 3),
       doctor: () =>
@@ -358,8 +361,10 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
           libp2p,
           reachability: reachability.current,
           relayServing,
+          portMapping,
           peers: () => listPeers({ libp2p, directory: directory.running, membership }),
         }),
+      portMapping,
       lastSeen,
       block: (peer) => block(peer),
       unblock: admission.unblock,

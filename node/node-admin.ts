@@ -128,7 +128,7 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
       return node.security.current.verifyAudit();
     case "node.id":
       parseInput(schemas[method], raw);
-      return { deviceId: node.peerId, fingerprint: node.identity.fingerprint, addrs: node.multiaddrs(), meshId: m.meshId ?? null, level: m.levelOf(node.peerId) };
+      return { deviceId: node.peerId, fingerprint: node.identity.fingerprint, addrs: node.multiaddrs(), portMapping: node.portMapping(), meshId: m.meshId ?? null, level: m.levelOf(node.peerId) };
     case "node.peers": {
       parseInput(schemas[method], raw);
       const names = node.security.deviceNames();

@@ -15,6 +15,7 @@ import type { PairingService } from "./mesh/pairing-service.js";
 import type { PeerInfo } from "./mesh/peer-list.js";
 import type { PingReport } from "./mesh/peer-ping.js";
 import type { DoctorReport } from "./mesh/doctor.js";
+import type { PortMappingReport } from "./libp2p/router-port-mapping.js";
 import type { StatementSet } from "./mesh/statement-set.js";
 import type { StatementSync } from "./mesh/statement-sync.js";
 import type { CapabilityDirectory } from "./routing/index.js";
@@ -31,6 +32,7 @@ import type { IdentityProvider } from "../src/security/providers.js";
 export type { PeerInfo } from "./mesh/peer-list.js";
 export type { PingReport } from "./mesh/peer-ping.js";
 export type { DoctorReport } from "./mesh/doctor.js";
+export type { PortMappingEntry, PortMappingReport } from "./libp2p/router-port-mapping.js";
 
 /** Options of {@link createNode}. */
 export interface NodeOptions {
@@ -163,8 +165,10 @@ export interface CoderClawNode {
   peers(): Promise<PeerInfo[]>;
   /** Ping a peer `count` times (default 3) on the path this node uses for it; dials it first when not connected. */
   ping(peerId: string, count?: number): Promise<PingReport>;
-  /** Reachability, NAT behaviour as observed, listening addresses, relays and each member's path, with hints. */
+  /** Reachability, NAT behaviour as observed, listening addresses, relays, port mapping and each member's path, with hints. */
   doctor(): Promise<DoctorReport>;
+  /** Ports the home router forwards to this node (option `upnp`): by UPnP or NAT-PMP, external address, lease, state. */
+  portMapping(): PortMappingReport;
   /** When each peer was last connected to this node (ms since epoch), since this node started. */
   lastSeen(peerId: string): number | undefined;
   /**

@@ -38,8 +38,8 @@ export function registerAdminRoutes(api: FastifyInstance, deps: AdminRouteDeps):
   api.get("/mesh", async (request) => {
     await check(request, "task:read", runtime);
     const [self, doctor, members] = await Promise.all([admin("node.id"), admin("node.doctor"), admin("node.peers")]);
-    const { reachability, relaysReserved, relayServing, hints } = doctor as Record<string, unknown>;
-    return { self, reachability, relaysReserved, relayServing, hints, members };
+    const { reachability, relaysReserved, relayServing, portMapping, hints } = doctor as Record<string, unknown>;
+    return { self, reachability, relaysReserved, relayServing, portMapping, hints, members };
   });
 
   api.get("/devices", async (request) => {

@@ -380,7 +380,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         get: {
           operationId: "getMesh",
           summary: "This node (id, fingerprint, addresses, mesh, level), its reachability and doctor hints, and each connected member: trust level, path (direct or relayed via), RTT, load, agents",
-          responses: { "200": json({ type: "object", properties: { self: {}, reachability: {}, relaysReserved: { type: "array", items: { type: "string" } }, relayServing: { type: "boolean" }, hints: { type: "array", items: { type: "string" } }, members: { type: "array", items: {} } } }, "Mesh"), ...errorResponses(401, 403, 404) },
+          responses: { "200": json({ type: "object", properties: { self: {}, reachability: {}, relaysReserved: { type: "array", items: { type: "string" } }, relayServing: { type: "boolean" }, portMapping: { type: "object", description: "ports the home router forwards to this node: state (off, searching, no-router, mapping, mapped, failed) and mappings (by, router, transport, internal, external, leaseSeconds, state, since)" }, hints: { type: "array", items: { type: "string" } }, members: { type: "array", items: {} } } }, "Mesh"), ...errorResponses(401, 403, 404) },
         },
       },
       [`${HTTP_API_PREFIX}/devices`]: {

@@ -15,7 +15,7 @@ import { selectNodeRecord, validateNodeRecord } from "../../protocols/capability
 import { AddressReach } from "./address-reach.js";
 import { startHolePunching } from "./hole-punch.js";
 import { keepOneConnection } from "./one-connection.js";
-import { routerPortMappingClient } from "./router-port-mapping.js";
+import { PortMappingStatus, routerPortMappingClient } from "./router-port-mapping.js";
 import { SocketAdoption } from "./punched-tcp.js";
 
 /** The private Kademlia protocol: a CoderClaw mesh never joins the public DHT. */
@@ -76,6 +76,8 @@ export interface MeshLibp2pOptions {
    * advertise the router's public address with the mapped port. Default false.
    */
   upnp?: boolean;
+  /** With {@link upnp}: where searches for the router and each mapping's outcome are recorded (for `doctor` and `status`). */
+  portMappingStatus?: PortMappingStatus;
   /** Inbound connections per second accepted from one host. Default 5 (libp2p's); raise for many local nodes. */
   inboundConnectionThreshold?: number;
 }
@@ -134,7 +136,7 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
         selectors: { coderclaw: options.records?.select ?? selectNodeRecord },
       }),
       ...(options.relay !== undefined && options.relay !== false && { relay: memberRelay() }),
-      ...(options.upnp === true && { upnp: routerPortMapping() }),
+      ...(options.upnp === true && { upnp: routerPortMapping(options.portMappingStatus ?? new PortMappingStatus()) }),
     },
   });
   keepOneConnection(node, { onError: (err) => node.logger.forComponent("coderclaw:connections").trace("closing a second connection failed: %e", err) });
@@ -197,8 +199,8 @@ function memberRelay(): ReturnType<typeof circuitRelayServer> {
  * The library refuses a private address from the router (a double NAT), where
  * a mapping could not be reached from outside anyway.
  */
-function routerPortMapping(): ReturnType<typeof uPnPNAT> {
-  return uPnPNAT({ autoConfirmAddress: true, portMappingClient: routerPortMappingClient({ description: "coderclaw" }) });
+function routerPortMapping(status: PortMappingStatus): ReturnType<typeof uPnPNAT> {
+  return uPnPNAT({ autoConfirmAddress: true, portMappingClient: routerPortMappingClient({ description: "coderclaw", status }) });
 }
 
 function isLoopback(address: string): boolean {

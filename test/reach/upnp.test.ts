@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { portMapperUnavailable, type PortMapping } from "../../bench/reach/port-mapper.js";
+import type { DoctorReport } from "../../node/node-api.js";
 import { eventually } from "../helpers/mesh.js";
 import { PUBLIC, reachHarness, SHELL_FOR_DEVELOPERS } from "../helpers/reach.js";
 
@@ -46,7 +47,14 @@ describe.skipIf(unavailable !== undefined)("UPnP port mapping behind a home rout
     const onRouter = new RegExp(`^/ip4/${t.mappedAddr!.NA.replaceAll(".", "\\.")}/tcp/(\\d+)/p2p/${a.peerId}$`);
     let mapped: string | undefined;
     await eventually(async () => (mapped = (await a.call<string[]>("addrs")).find((addr) => onRouter.test(addr))) !== undefined, 30_000, async () => `A's mapped address (A has ${JSON.stringify(await a.call("addrs"))}); A: ${a.log().slice(-2000)}`);
+    // doctor (and status) show the mapping: who made it, where it forwards from and to, its lease.
+    const externalPort = onRouter.exec(mapped!)![1];
+    expect((await a.call<DoctorReport>("doctor")).portMapping).toEqual({
+      state: "mapped",
+      mappings: [{ by: portMapping, router: "10.211.1.1", transport: "tcp", internal: `${t.addr.A}:4001`, external: `${t.mappedAddr!.NA}:${externalPort}`, leaseSeconds: portMapping === "upnp" ? 3600 : 3_600_000, state: "mapped", since: expect.any(String) }],
+    });
 
+    // The dial is R's own: one already under way to A (a redial, a discovery) no longer holds it up (node/libp2p/dial-address.ts).
     await r.call("dial", { addr: mapped });
     const toA = (await r.call<Connection[]>("connections")).filter((c) => c.peer === a.peerId);
     expect(toA).toEqual([{ peer: a.peerId, addr: mapped, direction: "outbound", limited: false }]);
@@ -59,9 +67,20 @@ describe.skipIf(unavailable !== undefined)("UPnP port mapping behind a home rout
 
   it("without upnp A advertises no address on the router, and the same dial finds nothing there", { timeout: 120_000 }, async () => {
     const { t, r, a } = await meshBehindMappingRouter(false);
+    expect((await a.call<DoctorReport>("doctor")).portMapping).toEqual({ state: "off", mappings: [] });
     expect((await a.call<string[]>("addrs")).filter((addr) => addr.includes(t.mappedAddr!.NA))).toEqual([]);
     await expect(r.call("dial", { addr: `/ip4/${t.mappedAddr!.NA}/tcp/4001/p2p/${a.peerId}` })).rejects.toThrow();
     expect((await r.call<Connection[]>("connections")).filter((c) => c.peer === a.peerId)).toEqual([]);
+  });
+
+  it("behind a router that maps nothing, A with upnp on says so in doctor, with a hint", { timeout: 60_000 }, async () => {
+    const t = topology("cone");
+    const a = await host("A", t.ns.A, { ...PUBLIC, upnp: true, reserveRelay: false, holePunch: false });
+    let report: DoctorReport | undefined;
+    // The first search: SSDP for 5 s, NAT-PMP asked of the default gateway meanwhile (3 s).
+    await eventually(async () => (report = await a.call<DoctorReport>("doctor")).portMapping.state === "no-router", 20_000, async () => `doctor's port mapping (${JSON.stringify(report?.portMapping)})`);
+    expect(report!.portMapping.mappings).toEqual([]);
+    expect(report!.hints).toContainEqual(expect.stringContaining("no router answered UPnP or NAT-PMP"));
   });
 
   it("a node stopped while it looks for a NAT-PMP router leaves nothing open: its process ends by itself", { timeout: 60_000 }, async () => {

@@ -6,14 +6,15 @@ import { EXIT } from "../exit-codes.js";
 import { agentTable, printJson, skillTable, table } from "../output.js";
 import type { RuntimeStatus, TransportAdapter } from "../../../src/contract/types.js";
 import type { PeerInfo } from "../../mesh/peer-list.js";
-import { admin, describePath } from "./mesh.js";
+import type { PortMappingReport } from "../../libp2p/router-port-mapping.js";
+import { admin, describePath, describePortMapping } from "./mesh.js";
 import { fieldsOption, printFields } from "../fields.js";
 import { withRuntime } from "./task.js";
 
 /** The node, its mesh, its peers and its running tasks, as `status` shows them on one screen (like `tailscale status`). */
 async function nodeScreen(cmd: Command, adapter: TransportAdapter): Promise<{ json: Record<string, unknown>; text: (s: Pick<RuntimeStatus, "healthy" | "uptime" | "version" | "activeTasks" | "totalTasks">) => string }> {
   const [id, mesh, peers, running, pending] = await Promise.all([
-    admin(cmd, "node.id", {}, false) as Promise<{ deviceId: string; fingerprint: string; addrs: string[] }>,
+    admin(cmd, "node.id", {}, false) as Promise<{ deviceId: string; fingerprint: string; addrs: string[]; portMapping: PortMappingReport }>,
     admin(cmd, "mesh.status", {}, false) as Promise<{ meshId: string | null; name: string | null; devices: number; self: string }>,
     admin(cmd, "node.peers", {}, false) as Promise<PeerInfo[]>,
     adapter.listTasks({ status: "running", limit: 20 }),
@@ -27,6 +28,7 @@ async function nodeScreen(cmd: Command, adapter: TransportAdapter): Promise<{ js
         mesh.meshId === null ? "mesh      none (coderclaw mesh create | mesh join <invite>)" : `mesh      ${mesh.name ?? ""} (${mesh.meshId}), ${mesh.devices} devices, this one ${mesh.self}`,
         `tasks     ${s.activeTasks} active, ${pending.length} waiting, ${s.totalTasks} in all`,
         ...id.addrs.map((a, i) => `${i === 0 ? "listening" : "         "} ${a}`),
+        ...(id.portMapping.state === "off" ? [] : describePortMapping(id.portMapping).map((line, i) => `${i === 0 ? "port map " : "         "} ${line}`)),
       ];
       const p = table(["peer", "name", "path", "latency", "load", "free slots", "agents"]);
       for (const peer of peers) p.push([peer.peerId, peer.name ?? "", describePath(peer), peer.latencyMs === undefined ? "" : `${peer.latencyMs} ms`, peer.load ?? "", peer.freeSlots ?? "", (peer.agents ?? []).join(", ")]);

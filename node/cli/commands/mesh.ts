@@ -10,7 +10,7 @@ import { EXIT } from "../exit-codes.js";
 import { humanTime, printJson, table } from "../output.js";
 import { fieldsOption, printFields } from "../fields.js";
 import { connectRunningNode, serverAdapter, type AccessOptions } from "../runtime-access.js";
-import type { DoctorReport, PeerInfo, PingReport } from "../../node-api.js";
+import type { DoctorReport, PeerInfo, PingReport, PortMappingReport } from "../../node-api.js";
 
 /**
  * Run an administrative call on the node of this data directory: the running one
@@ -35,6 +35,13 @@ export async function admin(cmd: Command, method: string, params: unknown, offli
   } finally {
     await node.stop();
   }
+}
+
+/** The router's port mappings, one line each (the first says the state when nothing is mapped). */
+export function describePortMapping(p: PortMappingReport): string[] {
+  const state = { off: "off (start with --upnp to ask the router)", searching: "looking for a router (UPnP, then NAT-PMP)", "no-router": "no router answered UPnP or NAT-PMP", mapping: "a router answered; mapping", mapped: "mapped", failed: "the router refused" }[p.state];
+  const lines = p.mappings.map((m) => `${m.by === "upnp" ? "UPnP" : "NAT-PMP"} router ${m.router}: ${m.external ?? "?"} -> ${m.internal} ${m.transport}, ${m.state}${m.error === undefined ? "" : ` (${m.error})`} since ${m.since}, lease ${m.leaseSeconds} s`);
+  return p.state === "mapped" ? lines : [state, ...lines];
 }
 
 export function describePath(p: { path: "direct" | "relayed"; via?: string }): string {
@@ -146,6 +153,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
             `NAT           ${nat}`,
             `listening     ${r.listening.join(" ") || "nothing"}`,
             `relays        ${r.relaysReserved.join(" ") || "none reserved"}${r.relayServing ? "; serving relay for members" : ""}`,
+            ...describePortMapping(r.portMapping).map((line, i) => `${i === 0 ? "port mapping" : "            "}  ${line}`),
             "members",
             ...(r.members.length === 0 ? ["  none connected"] : r.members.map((m) => `  ${m.peerId} ${describePath(m)}${m.latencyMs === undefined ? "" : ` ${m.latencyMs} ms`} since ${m.since}`)),
             ...r.hints.map((h) => `hint: ${h}`),
