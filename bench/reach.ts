@@ -10,12 +10,16 @@ import { percentile, printResult, sized } from "./report.js";
  *   dials B through R; a success is a direct connection within 10 s) and the
  *   time to it;
  * - time from B's join to a direct connection between A and B (cone NATs);
- * - round trip and routed task p50 over the direct path (cone) and the relayed
- *   one (symmetric NATs, where the path stays relayed).
+ * - round trip, routed task p50 and the throughput of a task's output (1 MB
+ *   printed by a shell task) over the direct path (cone) and the relayed one
+ *   (symmetric NATs, where the path stays relayed).
  */
 
 const TRIES = sized(10, 2);
 const SAMPLES = sized(20, 3);
+/** Lines of 999 characters and a newline a throughput task prints: 1 MB (a task keeps up to 1 MiB of output). */
+const THROUGHPUT_LINES = sized(1000, 100);
+const THROUGHPUT_RUNS = sized(3, 1);
 const SHELL_FOR_DEVELOPERS = "remote:\n  allow: true\nskillPolicies:\n  shell-exec:\n    dangerous: true\n    allowedRoles: [developer]\n";
 const PUBLIC: HostOptions = { listen: ["/ip4/0.0.0.0/tcp/4001"], sandbox: "off" };
 type Conn = { peer: string; addr: string };
@@ -86,6 +90,15 @@ async function measure(nat: NatKind) {
       if (result.status !== "completed") throw new Error(`a routed task over the ${ping.path} path ended ${result.status}`);
       routed.push(performance.now() - started);
     }
+    // Output streamed back over the path: a shell task printing 1 MB, submit -> completed (its start-up cost included).
+    const rates: number[] = [];
+    for (let i = 0; i < THROUGHPUT_RUNS; i++) {
+      const started = performance.now();
+      const input = `i=0; while [ $i -lt ${THROUGHPUT_LINES} ]; do printf '%0999d\\n' 0; i=$((i+1)); done`;
+      const result = await a.call<{ status: string; outputBytes: number }>("run", { input, route: b.peerId }, 120_000);
+      if (result.status !== "completed" || result.outputBytes !== THROUGHPUT_LINES * 1000) throw new Error(`a 1 MB task over the ${ping.path} path ended ${result.status} with ${result.outputBytes} bytes`);
+      rates.push(result.outputBytes / 1e6 / ((performance.now() - started) / 1000));
+    }
     return {
       directSuccessRate: times.length / TRIES,
       timeToDirectP50Ms: times.length > 0 ? percentile(times, 50) : null,
@@ -93,6 +106,7 @@ async function measure(nat: NatKind) {
       path: ping.path,
       rttP50Ms: percentile(ping.rttMs, 50),
       routedTaskP50Ms: percentile(routed, 50),
+      outputMBps: percentile(rates, 50),
     };
   } finally {
     for (const h of hosts.reverse()) await h.stop().catch(() => undefined);
@@ -118,6 +132,8 @@ async function main(): Promise<void> {
     rtt_p50_ms_relayed: symmetric.rttP50Ms,
     routed_task_p50_ms_direct: cone.routedTaskP50Ms,
     routed_task_p50_ms_relayed: symmetric.routedTaskP50Ms,
+    output_mb_per_s_direct: cone.outputMBps,
+    output_mb_per_s_relayed: symmetric.outputMBps,
   });
 }
 

@@ -137,7 +137,7 @@ describe.skipIf(namespacesUnavailable() !== undefined)("the reach benchmark at s
   it("bench:reach runs behind cone and symmetric NATs and prints its figures", { timeout: 185_000 }, async () => {
     const result = await runBench("reach", 180_000);
     expect(result.bench).toBe("reach");
-    expectPositive(result, ["direct_success_rate_cone", "time_to_direct_p50_ms", "join_to_direct_ms", "rtt_p50_ms_direct", "rtt_p50_ms_relayed", "routed_task_p50_ms_direct", "routed_task_p50_ms_relayed"]);
+    expectPositive(result, ["direct_success_rate_cone", "time_to_direct_p50_ms", "join_to_direct_ms", "rtt_p50_ms_direct", "rtt_p50_ms_relayed", "routed_task_p50_ms_direct", "routed_task_p50_ms_relayed", "output_mb_per_s_direct", "output_mb_per_s_relayed"]);
     expect(result.direct_success_rate_symmetric).toBe(0);
     expect(at(result, "cone.path")).toBe("direct");
     expect(at(result, "symmetric.path")).toBe("relayed");
