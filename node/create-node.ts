@@ -2,6 +2,7 @@ import "../src/polyfills.js";
 import { parseInput } from "../src/contract/parse-input.js";
 import { RequirementsSchema } from "../src/contract/submit-options.js";
 import { join } from "node:path";
+import { multiaddr } from "@multiformats/multiaddr";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { InviteBook, loadOrCreateDeviceIdentity } from "../identity/index.js";
 import { dataPaths, resolveDataDir } from "../src/runtime/data-dir.js";
@@ -10,7 +11,6 @@ import { LEASE_TIMEOUT_MS } from "../protocols/task/lease.js";
 import { ClusterTransportAdapter } from "./cluster-adapter.js";
 import { createMeshLibp2p, setRelayServing } from "./libp2p/create-libp2p.js";
 import { startReachability } from "./libp2p/reachability.js";
-import { dialAddress } from "./libp2p/dial-address.js";
 import { PortMappingStatus, type PortMappingReport } from "./libp2p/router-port-mapping.js";
 import { doctorReport } from "./mesh/doctor.js";
 import { startMemberRedial } from "./mesh/member-redial.js";
@@ -353,7 +353,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       registry,
       createMesh: (name) => foundMesh({ membership, security, identity }, name),
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
-      dial: async (addr) => void (await dialAddress(libp2p, addr, AbortSignal.timeout(10_000))),
+      dial: async (addr) => void (await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),
       peers: () => listPeers({ libp2p, directory: directory.running, membership }),
       ping: (peer, count) => pingPeer(libp2p, peer, count ?? 3),
       doctor: () =>

@@ -14,6 +14,7 @@ import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import { createNode, type CoderClawNode, type NodeOptions } from "../../node/create-node.js";
+import { dialAddress } from "./dial-address.js";
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import { createShellAgent } from "../../src/agents/shell.js";
 
@@ -32,7 +33,7 @@ async function meshNode(nodeOptions: NodeOptions): Promise<Hosted> {
     ...nodeOptions,
     onError: (where, err) => void process.stderr.write(`[${where}] ${err.message}\n`),
   });
-  return { peerId: node.peerId, multiaddrs: node.multiaddrs, dial: node.dial, stop: node.stop, libp2p: node.libp2p, node };
+  return { peerId: node.peerId, multiaddrs: node.multiaddrs, dial: async (addr) => void (await dialAddress(node.libp2p, addr, AbortSignal.timeout(10_000))), stop: node.stop, libp2p: node.libp2p, node };
 }
 
 /**

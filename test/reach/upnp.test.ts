@@ -54,7 +54,7 @@ describe.skipIf(unavailable !== undefined)("UPnP port mapping behind a home rout
       mappings: [{ by: portMapping, router: "10.211.1.1", transport: "tcp", internal: `${t.addr.A}:4001`, external: `${t.mappedAddr!.NA}:${externalPort}`, leaseSeconds: portMapping === "upnp" ? 3600 : 3_600_000, state: "mapped", since: expect.any(String) }],
     });
 
-    // The dial is R's own: one already under way to A (a redial, a discovery) no longer holds it up (node/libp2p/dial-address.ts).
+    // This dial does not join one already under way to A (a redial, a discovery) that tries addresses NA drops first (bench/reach/dial-address.ts).
     await r.call("dial", { addr: mapped });
     const toA = (await r.call<Connection[]>("connections")).filter((c) => c.peer === a.peerId);
     expect(toA).toEqual([{ peer: a.peerId, addr: mapped, direction: "outbound", limited: false }]);

@@ -5,15 +5,17 @@ import { CoderClawError } from "../../src/contract/errors.js";
 import { isRelayed } from "../../protocols/framing/connection-choice.js";
 
 /**
- * Dial `addr` itself, now. libp2p joins a dial to a peer with
- * any dial to that peer already under way (a member redial, a discovery, the
- * dispatcher's reach), which first tries its own addresses one after the other
- * and only then the one added: an address asked for by name waited behind one
- * whose packets a NAT drops silently, until the caller's time ran out (seen as
- * R's dial to a member's port-mapped address timing out, test/reach/upnp.test.ts).
- * A direct address is therefore dialled without its peer id, which joins no
- * other dial, and the key the Noise handshake proved is checked against the id
- * it names; the gater still decides on that key as for any dial.
+ * A host's `dial` command: dial `addr` itself, now. libp2p joins a dial to a
+ * peer with any dial to that peer already under way (a member redial, a
+ * discovery, the dispatcher's reach), which first tries its own addresses one
+ * after the other, 6 s each, and only then the one added: a test's dial of one
+ * address waited behind addresses whose packets a NAT drops silently, until its
+ * 10 s ran out (R's dial to A's port-mapped address in test/reach/upnp.test.ts,
+ * about 1 in 15 runs had one under way). A direct address is therefore dialled
+ * without its peer id, which joins no other dial, and the key the Noise
+ * handshake proved is checked against the id it names; the gater still decides
+ * on that key as for any dial. (The node's own `dial` keeps libp2p's way: made
+ * like this, test/mesh/incident-cut.test.ts failed 3 runs in 4, not understood.)
  */
 export async function dialAddress(libp2p: Libp2p, addr: string, signal: AbortSignal): Promise<Connection> {
   const ma = multiaddr(addr);

@@ -7,7 +7,7 @@ import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import { afterEach, describe, expect, it } from "vitest";
-import { dialAddress } from "../../../node/libp2p/dial-address.js";
+import { dialAddress } from "../../bench/reach/dial-address.js";
 
 /**
  * Dialling an address by name, with plain libp2p nodes on 127.0.0.1: another
