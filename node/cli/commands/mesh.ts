@@ -37,6 +37,24 @@ export async function admin(cmd: Command, method: string, params: unknown, offli
   }
 }
 
+/** `coderclaw doctor` as text: one finding a line, then the members, then the hints. */
+export function doctorText(r: DoctorReport): string {
+  const reach = r.reachability;
+  const nat = reach.translated === undefined ? "unknown" : !reach.translated ? "none (address not translated)" : reach.portPreserving === undefined ? "translated, port behaviour unknown" : reach.portPreserving ? "translated, keeps ports (cone)" : "translated, new port per connection (symmetric)";
+  return [
+    `reachability  ${reach.reachability === "private" ? "behind NAT" : reach.reachability === "loopback" ? "this machine only (loopback)" : reach.reachability}${reach.by === undefined ? "" : ` (asked ${reach.by} at ${reach.checkedAt})`}`,
+    `observed      ${reach.observedIp ?? "unknown"}`,
+    `NAT           ${nat}`,
+    `listening     ${r.listening.join(" ") || "nothing"}`,
+    `relays        ${r.relaysReserved.join(" ") || "none reserved"}${r.relayServing ? "; serving relay for members" : ""}`,
+    ...describePortMapping(r.portMapping).map((line, i) => `${i === 0 ? "port mapping" : "            "}  ${line}`),
+    "members",
+    ...(r.members.length === 0 ? ["  none connected"] : r.members.map((m) => `  ${m.peerId} ${describePath(m)}${m.latencyMs === undefined ? "" : ` ${m.latencyMs} ms`} since ${m.since}`)),
+    ...r.hints.map((h) => `hint: ${h}`),
+    "",
+  ].join("\n");
+}
+
 /** The router's port mappings, one line each (the first says the state when nothing is mapped). */
 export function describePortMapping(p: PortMappingReport): string[] {
   const state = { off: "off (start with --upnp to ask the router)", searching: "looking for a router (UPnP, then NAT-PMP)", "no-router": "no router answered UPnP or NAT-PMP", mapping: "a router answered; mapping", mapped: "mapped", failed: "the router refused" }[p.state];
@@ -143,24 +161,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const r = (await admin(cmd, "node.doctor", undefined, false)) as DoctorReport;
       if (opts.json) printJson(r);
-      else {
-        const reach = r.reachability;
-        const nat = reach.translated === undefined ? "unknown" : !reach.translated ? "none (address not translated)" : reach.portPreserving === undefined ? "translated, port behaviour unknown" : reach.portPreserving ? "translated, keeps ports (cone)" : "translated, new port per connection (symmetric)";
-        process.stdout.write(
-          [
-            `reachability  ${reach.reachability === "private" ? "behind NAT" : reach.reachability === "loopback" ? "this machine only (loopback)" : reach.reachability}${reach.by === undefined ? "" : ` (asked ${reach.by} at ${reach.checkedAt})`}`,
-            `observed      ${reach.observedIp ?? "unknown"}`,
-            `NAT           ${nat}`,
-            `listening     ${r.listening.join(" ") || "nothing"}`,
-            `relays        ${r.relaysReserved.join(" ") || "none reserved"}${r.relayServing ? "; serving relay for members" : ""}`,
-            ...describePortMapping(r.portMapping).map((line, i) => `${i === 0 ? "port mapping" : "            "}  ${line}`),
-            "members",
-            ...(r.members.length === 0 ? ["  none connected"] : r.members.map((m) => `  ${m.peerId} ${describePath(m)}${m.latencyMs === undefined ? "" : ` ${m.latencyMs} ms`} since ${m.since}`)),
-            ...r.hints.map((h) => `hint: ${h}`),
-            "",
-          ].join("\n"),
-        );
-      }
+      else process.stdout.write(doctorText(r));
       setExit(EXIT.ok);
     });
 
