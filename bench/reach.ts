@@ -15,7 +15,16 @@ import { percentile, printResult, sized } from "./report.js";
  *   (symmetric NATs, where the path stays relayed).
  */
 
-const TRIES = sized(10, 2);
+/** `--tries <n>` (1-100): hole-punch tries per NAT kind, fewer on a busy machine. Default 10 (2 with `--smoke`). */
+function triesArg(): number | undefined {
+  const at = process.argv.indexOf("--tries");
+  if (at === -1) return undefined;
+  const n = Number(process.argv[at + 1]);
+  if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error(`--tries must be a whole number 1..100 (got ${process.argv[at + 1] ?? "nothing"})`);
+  return n;
+}
+
+const TRIES = triesArg() ?? sized(10, 2);
 const SAMPLES = sized(20, 3);
 /** Lines of 999 characters and a newline a throughput task prints: 1 MB (a task keeps up to 1 MiB of output). */
 const THROUGHPUT_LINES = sized(1000, 100);
