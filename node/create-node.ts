@@ -11,6 +11,7 @@ import { LEASE_TIMEOUT_MS } from "../protocols/task/lease.js";
 import { ClusterTransportAdapter } from "./cluster-adapter.js";
 import { createMeshLibp2p, setRelayServing } from "./libp2p/create-libp2p.js";
 import { startReachability } from "./libp2p/reachability.js";
+import { keepListenPorts, listenWithKeptPorts } from "./libp2p/listen-ports.js";
 import { doctorReport } from "./mesh/doctor.js";
 import { startMemberRedial } from "./mesh/member-redial.js";
 import { createAdmission } from "./mesh/admission.js";
@@ -130,9 +131,11 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     // Relaying for members' invites: the relay's gater asks it; it runs once libp2p and reachability do.
     const relayServing = (): boolean => libp2p.services.relay !== undefined && (!relayAuto || reachability.current().reachability === "public");
     const relayDoors = new RelayDoors({ serving: () => relayServing() });
+    const listenPorts = { file: join(paths.identity, "listen-ports.json"), onError: report("listen") };
+    const listen = options.listen ?? ["/ip4/127.0.0.1/tcp/0"];
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
-      listen: options.listen ?? ["/ip4/127.0.0.1/tcp/0"],
+      listen: await listenWithKeptPorts(listen, listenPorts),
       ...(options.bootstrap && { bootstrap: options.bootstrap }),
       mdns: options.mdns ?? true,
       ...(options.inboundConnectionThreshold !== undefined && { inboundConnectionThreshold: options.inboundConnectionThreshold }),
@@ -144,6 +147,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       ...(options.upnp !== undefined && { upnp: options.upnp }),
     });
     stack.push(() => libp2p.stop());
+    await keepListenPorts(listen, libp2p.getMultiaddrs().map((a) => a.toString()), listenPorts);
     admission.attach(libp2p);
     const lastSeen = trackLastSeen(libp2p);
     const redial = await startMemberRedial({
