@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,8 +11,10 @@ import type { TaskState } from "../../src/contract/types.js";
 import { httpWorkflows } from "../../node/workflows/http-workflows.js";
 import { checkWorkflow } from "../../src/workflows/index.js";
 import { startNodes } from "../helpers/mesh.js";
+import { SCREENSHOTS } from "../helpers/screenshots.js";
 import { TOKENS, eventually, request, startServer } from "./helpers.js";
 
+const SHOTS = new URL(`../../${SCREENSHOTS}`, import.meta.url).pathname;
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
 const GATED = checkWorkflow({ name: "gated", steps: [{ id: "ship", agent: "echo", input: "ship ${input}", approval: "required" }] });
 
@@ -157,6 +160,8 @@ describe.skipIf(CHROMIUM === undefined)("dashboard in Chromium", () => {
       await page.waitForFunction(`document.querySelector(".rows").scrollTop + document.querySelector(".rows").clientHeight < document.querySelector(".rows").scrollHeight - 40 || document.querySelector('tr[data-task="${oldest.id}"]') !== null`, { timeout: 20_000 });
     }
     expect(await page.$eval(".pager span", (e) => e.textContent)).toMatch(/^1000[0-9] tasks$/);
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: join(SHOTS, "tasks-oldest-of-10000.png") });
     console.log(`most task rows in the DOM while scrolling: ${most}`);
     expect(most).toBeGreaterThan(10);
     expect(most).toBeLessThanOrEqual(60);
