@@ -19,11 +19,11 @@ function mergeRange(list, page, upper) {
 
 /**
  * The tasks matching `filters`, newest first, loaded from the node a page at a time
- * (`more()` asks for the next older page), with the newest page and the rows in view
+ * (`more()` asks for the next older page), with the newest `pollSize` and the rows in view
  * (`watch(first, count)`) asked again every `pollMs` so changes and new tasks arrive.
  * `cursor` is undefined until the first page is in, null once the oldest task is.
  */
-export function useTaskPages(filters, { pageSize = 200, pollMs = 2000 } = {}) {
+export function useTaskPages(filters, { pageSize = 200, pollSize = 50, pollMs = 2000 } = {}) {
   const { call, fail } = useSession();
   const [list, setList] = useState({ tasks: [], next: undefined });
   const state = useRef({ list, loading: false, watched: [0, 0], generation: 0 });
@@ -51,8 +51,9 @@ export function useTaskPages(filters, { pageSize = 200, pollMs = 2000 } = {}) {
     const refresh = () => {
       const [first, count] = state.current.watched;
       const tasks = state.current.list.tasks;
-      const asked = [load(null, pageSize)];
-      if (first > pageSize / 2 && first < tasks.length) asked.push(load(positionOf(tasks[first - 1]), count));
+      // Older pages come through `more()` as the list needs them; each round asks again for the newest few and the rows in view.
+      const asked = [load(null, pollSize)];
+      if (first + count > pollSize && first > 0 && first < tasks.length) asked.push(load(positionOf(tasks[first - 1]), count));
       return Promise.all(asked).catch(fail);
     };
     refresh();
