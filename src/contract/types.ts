@@ -158,7 +158,7 @@ export interface TaskPageFilter extends TaskListFilter {
   /** Only tasks older than this position: a page's `next` (`<createdAt ms, 15 digits>:<task id>`). */
   before?: string;
   agentId?: string;
-  /** Part of the executor's peer id. */
+  /** Part of the peer id of the device the task runs on (its placement's `runsOn`, else its `executorId`). */
   executor?: string;
 }
 

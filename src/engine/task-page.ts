@@ -13,5 +13,10 @@ export function matchesPage(task: TaskState, filter: TaskPageFilter): boolean {
   if (filter.status !== undefined && task.status !== filter.status) return false;
   if (filter.sessionId !== undefined && task.sessionId !== filter.sessionId) return false;
   if (filter.agentId !== undefined && task.agentId !== filter.agentId) return false;
-  return filter.executor === undefined || (task.executorId ?? "").includes(filter.executor);
+  return filter.executor === undefined || executorOf(task).includes(filter.executor);
+}
+
+/** The device a task runs or ran on: the member its placement names, else the engine that keeps it. */
+function executorOf(task: TaskState): string {
+  return task.placement?.runsOn ?? task.executorId ?? "";
 }

@@ -13,12 +13,14 @@ const QUEUE_COLUMNS = ["id", "agent", "waits on", "priority", "created", "reason
 const WIDE = ["executor", "session", "waits on", "priority"];
 
 const time = (at) => new Date(at).toLocaleTimeString();
+/** Where a task runs or ran: the member its placement names, else the node that keeps it (what the executor filter matches). */
+const runsOn = (t) => t.placement?.runsOn ?? t.executorId ?? "";
 const idLink = (t) => html`<td><a href=${`#task/${t.id}`}>${t.id.slice(0, 8)}</a></td>`;
 
 function TaskRow({ t }) {
   return html`<tr data-task=${t.id}>
     ${idLink(t)}<td class=${`status-${t.status}`}>${t.status}</td><td>${t.agentId ?? ""}</td>
-    <td class="wide">${(t.executorId ?? "").slice(-8)}</td><td class="wide">${t.sessionId ?? ""}</td>
+    <td class="wide">${runsOn(t).slice(-8)}</td><td class="wide">${t.sessionId ?? ""}</td>
     <td>${time(t.createdAt)}</td><td class="desc">${t.description}</td>
   </tr>`;
 }
@@ -26,7 +28,7 @@ function TaskRow({ t }) {
 function QueueRow({ t }) {
   return html`<tr data-task=${t.id}>
     ${idLink(t)}<td>${t.agentId ?? ""}</td>
-    <td class="wide">${(t.placement?.runsOn ?? t.executorId ?? "").slice(-8)}</td>
+    <td class="wide">${runsOn(t).slice(-8)}</td>
     <td class="wide">${String(t.placement?.priority ?? 0)}</td>
     <td>${time(t.createdAt)}</td><td class="desc">${t.placement?.reason ?? ""}</td><td class="desc">${t.description}</td>
   </tr>`;
