@@ -10,6 +10,7 @@ import { VERSION } from "../src/version.js";
 import { LEASE_TIMEOUT_MS } from "../protocols/task/lease.js";
 import { ClusterTransportAdapter } from "./cluster-adapter.js";
 import { createMeshLibp2p, setRelayServing } from "./libp2p/create-libp2p.js";
+import { dialAddresses } from "./libp2p/dial-addresses.js";
 import { startReachability } from "./libp2p/reachability.js";
 import { keepListenPorts, listenWithKeptPorts } from "./libp2p/listen-ports.js";
 import { doctorReport } from "./mesh/doctor.js";
@@ -354,7 +355,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       registry,
       createMesh: (name) => foundMesh({ membership, security, identity }, name),
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
-      dial: async (addr) => void (await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),
+      dial: async (addr) => void (await dialAddresses(libp2p, multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),
       peers: () => listPeers({ libp2p, directory: directory.running, membership }),
       ping: (peer, count) => pingPeer(libp2p, peer, count ?? 3),
       doctor: () =>
