@@ -47,22 +47,32 @@ const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL |
  * written synchronously once the file is open.
  */
 const CONCURRENT_FILES = 8;
+/**
+ * Files whose blobs are asked for ahead of those being written, and their
+ * bytes at most: while blobs arrive, a file whose blobs came first is written
+ * first, instead of every file waiting for the one before it.
+ */
+const AHEAD_FILES = 1024;
+const AHEAD_BYTES = 64 * 1024 * 1024;
 
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
 
 type FileEntry = Extract<Manifest["entries"][number], { kind: "file" }>;
 
-/** Writes one file of the tree under `partial`, its chunks from `readBlob` checked; answers its stamp. */
-async function writeEntry(partial: string, index: number, entry: FileEntry, readBlob: (digest: string) => Uint8Array | Promise<Uint8Array>, readsVerified: boolean): Promise<FileStamp> {
-  const mode = entry.executable ? 0o755 : 0o644;
+/** What a file waiting for its blobs gets once another file failed: the tree is not made, and that failure is reported. */
+const STOPPED = new Error("stopped: another entry failed");
+
+/** The chunks of file entry `index`, each checked (its length always, its digest unless reads are verified). */
+async function chunksOf(index: number, entry: FileEntry, readBlob: (digest: string) => Uint8Array | Promise<Uint8Array>, readsVerified: boolean, stopped: Promise<never>): Promise<Uint8Array[]> {
   const chunks: Uint8Array[] = [];
   for (const [j, digest] of entry.chunks.entries()) {
     let chunk: Uint8Array;
     try {
       const read = readBlob(digest);
-      chunk = read instanceof Uint8Array ? read : await read;
+      chunk = read instanceof Uint8Array ? read : await Promise.race([read, stopped]);
     } catch (err) {
+      if (err === STOPPED) throw STOPPED;
       throw failure(index, entry.path, err);
     }
     const length = Math.min(CHUNK_SIZE, entry.size - j * CHUNK_SIZE);
@@ -71,6 +81,12 @@ async function writeEntry(partial: string, index: number, entry: FileEntry, read
     }
     chunks.push(chunk);
   }
+  return chunks;
+}
+
+/** Creates file entry `index` under `partial` with `chunks`; answers its stamp. */
+async function createFile(partial: string, index: number, entry: FileEntry, chunks: readonly Uint8Array[]): Promise<FileStamp> {
+  const mode = entry.executable ? 0o755 : 0o644;
   let fd: number;
   try {
     fd = await openAsync(join(partial, entry.path), CREATE_FLAGS, mode);
@@ -95,6 +111,62 @@ async function writeEntry(partial: string, index: number, entry: FileEntry, read
   } finally {
     await closeAsync(fd);
   }
+}
+
+/**
+ * Writes the file entries of `manifest` under `partial`, each as soon as its
+ * blobs are read (up to {@link AHEAD_FILES} ahead), {@link CONCURRENT_FILES}
+ * at a time; the first entry's failure is thrown once every file begun has
+ * settled, so no write lands after the caller removes the partial tree.
+ */
+async function writeFiles(manifest: Manifest, partial: string, readBlob: (digest: string) => Uint8Array | Promise<Uint8Array>, readsVerified: boolean, stamps: Map<string, FileStamp>): Promise<void> {
+  const failures: Array<{ index: number; error: unknown }> = [];
+  let stop!: (err: Error) => void;
+  const stopped = new Promise<never>((_, reject) => (stop = reject));
+  stopped.catch(() => undefined);
+  let ahead = 0;
+  let aheadBytes = 0;
+  const room: Array<() => void> = [];
+  let writing = 0;
+  const turns: Array<() => void> = [];
+  const started: Array<Promise<void>> = [];
+  for (const [index, entry] of manifest.entries.entries()) {
+    if (entry.kind !== "file") continue;
+    while (failures.length === 0 && (ahead >= AHEAD_FILES || (ahead > 0 && aheadBytes + entry.size > AHEAD_BYTES))) await new Promise<void>((resolve) => room.push(resolve));
+    if (failures.length > 0) break;
+    ahead++;
+    aheadBytes += entry.size;
+    started.push(
+      (async () => {
+        try {
+          const chunks = await chunksOf(index, entry, readBlob, readsVerified, stopped);
+          if (writing >= CONCURRENT_FILES) await new Promise<void>((resolve) => turns.push(resolve));
+          else writing++;
+          try {
+            if (failures.length > 0) throw STOPPED;
+            stamps.set(entry.path, await createFile(partial, index, entry, chunks));
+          } finally {
+            // The turn passes straight to a waiting file, or the count goes down.
+            const next = turns.shift();
+            if (next === undefined) writing--;
+            else next();
+          }
+        } catch (error) {
+          if (error !== STOPPED) {
+            failures.push({ index, error });
+            stop(STOPPED);
+          }
+        } finally {
+          ahead--;
+          aheadBytes -= entry.size;
+          room.shift()?.();
+        }
+      })(),
+    );
+  }
+  await Promise.all(started);
+  // Of several failing at once, the first entry's is reported, as a sequential writer would.
+  if (failures.length > 0) throw failures.sort((a, b) => a.index - b.index)[0]!.error;
 }
 
 /**
@@ -142,23 +214,7 @@ export async function materializeTree(
         throw failure(index, manifest.entries[index]!.path, err);
       }
     }
-    const files = [...manifest.entries.entries()].filter(([, entry]) => entry.kind === "file") as Array<[number, FileEntry]>;
-    let next = 0;
-    const failures: Array<{ index: number; error: unknown }> = [];
-    // Each worker takes the next file until none is left or one failed; all are done before the partial tree is removed.
-    const worker = async (): Promise<void> => {
-      while (next < files.length && failures.length === 0) {
-        const [index, entry] = files[next++]!;
-        try {
-          stamps.set(entry.path, await writeEntry(partial, index, entry, readBlob, options.readsVerified === true));
-        } catch (error) {
-          failures.push({ index, error });
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: CONCURRENT_FILES }, worker));
-    // Of several failing at once, the first entry's is reported, as a sequential writer would.
-    if (failures.length > 0) throw failures.sort((a, b) => a.index - b.index)[0]!.error;
+    await writeFiles(manifest, partial, readBlob, options.readsVerified === true, stamps);
     for (const [index, entry] of manifest.entries.entries()) {
       if (entry.kind !== "symlink") continue;
       try {
