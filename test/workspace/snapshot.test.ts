@@ -304,7 +304,12 @@ describe("snapshotDirectory", () => {
     const dir = fresh();
     const cacheFile = join(fresh(), "cache", "stat-cache");
     git(dir, "init", "-q");
-    for (const name of ["a.txt", "b.txt", "c.txt", "d.sh", "e.txt"]) write(dir, name, `content of ${name}\n`);
+    // Written well before the index, so that git trusts their stats (no racily clean entries, which it compares by content).
+    const past = Date.now() / 1000 - 100;
+    for (const name of ["a.txt", "b.txt", "c.txt", "d.sh", "e.txt"]) {
+      write(dir, name, `content of ${name}\n`);
+      utimesSync(join(dir, name), past, past);
+    }
     git(dir, "add", "-A");
     git(dir, "commit", "-qm", "base");
     const first = await snapshotDirectory(dir, { cacheFile });
@@ -327,6 +332,15 @@ describe("snapshotDirectory", () => {
     const third = await snapshotDirectory(dir, { cacheFile, concurrency: 1 });
     expect(third.manifest.entries).toEqual(["a.txt", "b.txt", "c.txt", "d.sh", "e.txt"].map((name) => expectedFile(dir, name)));
     expect(third.stats).toMatchObject({ hashedFiles: 4, cachedFiles: 1 });
+
+    // A repository that tells git to trust less of a stat does not make a rewrite of the same size and mtime pass as clean.
+    git(dir, "config", "core.checkStat", "minimal");
+    git(dir, "config", "core.trustctime", "false");
+    const { atime, mtime } = statSync(join(dir, "a.txt"));
+    write(dir, "a.txt", "CONTENT OF A.TXT\n");
+    utimesSync(join(dir, "a.txt"), atime, mtime);
+    const fourth = await snapshotDirectory(dir, { cacheFile });
+    expect(fourth.manifest.entries[0]).toEqual(expectedFile(dir, "a.txt"));
   });
 
   it("snapshots this repository in well under a second on a warm cache", async () => {
