@@ -70,11 +70,12 @@ export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY)
   // Both asked at once: most snapshots are of repositories, and each git
   // start costs more than the answer. Outside one, the listing fails and is dropped.
   // Modes, ctimes and every stat field are compared whatever the repository says (core.fileMode, core.trustctime,
-  // core.checkStat=minimal would let a rewritten file pass as clean), so an index entry is clean only as a full stat shows.
+  // core.checkStat=minimal would let a rewritten file pass as clean), so an index entry is clean only as a full stat shows;
+  // and no fsmonitor hook stands in for the stats (one that misses a change would hand the old blob to the snapshot).
   const [repo, listed, changed] = await Promise.allSettled([
     repository(root),
     git(root, ["ls-files", "-z", "-v", "-s", "--cached", "--others", "--exclude-standard"]),
-    git(root, ["-c", "core.fileMode=true", "-c", "core.symlinks=true", "-c", "core.trustctime=true", "-c", "core.checkStat=default", "diff-files", "-z", "--name-only"]),
+    git(root, ["-c", "core.fileMode=true", "-c", "core.symlinks=true", "-c", "core.trustctime=true", "-c", "core.checkStat=default", "-c", "core.fsmonitor=false", "diff-files", "-z", "--name-only"]),
   ]);
   if (repo.status === "rejected") throw repo.reason;
   if (repo.value === undefined) return listPlainTree(root, maxPaths);
