@@ -1,5 +1,5 @@
 import { isUtf8 } from "node:buffer";
-import { lstatSync, readlinkSync, type Stats } from "node:fs";
+import { lstatSync, readlinkSync, statSync, type Stats } from "node:fs";
 import { realpath, stat as statPath } from "node:fs/promises";
 import { setImmediate } from "node:timers/promises";
 import { InvalidInputError } from "../contract/errors.js";
@@ -28,6 +28,12 @@ export interface SnapshotOptions {
   readonly limits?: ManifestLimits;
   /** Files hashed or stat'ed at once (default 8). */
   readonly concurrency?: number;
+  /**
+   * At a repository's top level, have git tell which tracked files are
+   * unchanged against its index, taken then by blob id without a stat
+   * (default: when the stat cache holds about 500 files or more).
+   */
+  readonly indexCheck?: boolean;
 }
 
 /** What a snapshot cost: how many files were hashed and how many came from the stat cache. */
@@ -90,7 +96,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const concurrency = options.concurrency ?? 8;
   const root = await realpath(dir).catch(() => dir);
   if (!(await statPath(root).then((s) => s.isDirectory(), () => false))) throw new InvalidInputError(`${dir} is not a directory`, "dir");
-  const listed = listTree(root, limits.maxEntries);
+  const listed = listTree(root, limits.maxEntries, { indexCheck: options.indexCheck ?? cacheBytes(options.cacheFile) >= INDEX_CHECK_CACHE_BYTES });
   // Handled at once, so a failed listing is never an unhandled rejection while the cache loads.
   const listingDone = whenSettled(listed);
   const cache = await StatCache.load(options.cacheFile, root);
@@ -132,6 +138,9 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     if (c.kind !== "file") continue;
     files += 1;
     const chunks = c.chunks ?? cache.lookup(c.path, c.key, c.size, c.record);
+    const indexed = c.chunks === undefined && chunks !== undefined ? clean.get(c.path) : undefined;
+    // Unchanged since its record by stat, and the blob git's index names: the same bytes, kept by blob id from now on.
+    if (indexed !== undefined) cache.recordBlob(c.path, indexed.oid, c.size, chunks!);
     if (chunks !== undefined) fileEntry(c.path, c.executable, c.size, chunks);
     else (c.size <= SYNC_HASH_MAX_BYTES ? small : large).push(c.path);
   }
@@ -176,6 +185,18 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     skipped,
     stats: { files, hashedFiles: small.length + large.length, hashedBytes, cachedFiles: cache.hits },
   };
+}
+
+/**
+ * A stat cache at least this large (about 500 files) has git check the tree
+ * against its index: below it, one more git process costs more than the
+ * stats it would save.
+ */
+const INDEX_CHECK_CACHE_BYTES = 64 * 1024;
+
+/** The size of the stat cache file; 0 when there is none. */
+function cacheBytes(file: string | undefined): number {
+  return file === undefined ? 0 : (statSync(file, { throwIfNoEntry: false })?.size ?? 0);
 }
 
 /** The hash to check a clean index entry's bytes with (a repository's ids are SHA-1 or SHA-256). */

@@ -63,19 +63,24 @@ async function git(dir: string, args: string[]): Promise<Buffer> {
  * drop out when they are stat'ed); elsewhere, every path not excluded by the
  * {@link IGNORE_FILE}s of the tree, read as git reads nested `.gitignore`
  * files. `.git` is never descended into. A plain walk
- * that finds more than `maxPaths` files stops and is refused.
+ * that finds more than `maxPaths` files stops and is refused. With
+ * `indexCheck`, a repository's top level is also checked against git's index
+ * ({@link TreeListing.clean}).
  */
-export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY): Promise<TreeListing> {
+export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY, options: { indexCheck?: boolean } = {}): Promise<TreeListing> {
   const root = await realpath(dir);
-  // Both asked at once: most snapshots are of repositories, and each git
+  // All asked at once: most snapshots are of repositories, and each git
   // start costs more than the answer. Outside one, the listing fails and is dropped.
+  // The index check (`clean`) only when asked: for a small tree one more git costs more than the stats it saves.
   // Modes, ctimes and every stat field are compared whatever the repository says (core.fileMode, core.trustctime,
   // core.checkStat=minimal would let a rewritten file pass as clean), so an index entry is clean only as a full stat shows;
   // and no fsmonitor hook stands in for the stats (one that misses a change would hand the old blob to the snapshot).
   const [repo, listed, changed] = await Promise.allSettled([
     repository(root),
     git(root, ["ls-files", "-z", "-v", "-s", "--cached", "--others", "--exclude-standard"]),
-    git(root, ["-c", "core.fileMode=true", "-c", "core.symlinks=true", "-c", "core.trustctime=true", "-c", "core.checkStat=default", "-c", "core.fsmonitor=false", "diff-files", "-z", "--name-only"]),
+    options.indexCheck === true
+      ? git(root, ["-c", "core.fileMode=true", "-c", "core.symlinks=true", "-c", "core.trustctime=true", "-c", "core.checkStat=default", "-c", "core.fsmonitor=false", "diff-files", "-z", "--name-only"])
+      : Promise.reject(new Error("not asked")),
   ]);
   if (repo.status === "rejected") throw repo.reason;
   if (repo.value === undefined) return listPlainTree(root, maxPaths);

@@ -312,11 +312,11 @@ describe("snapshotDirectory", () => {
     }
     git(dir, "add", "-A");
     git(dir, "commit", "-qm", "base");
-    const first = await snapshotDirectory(dir, { cacheFile });
+    const first = await snapshotDirectory(dir, { cacheFile, indexCheck: true });
     expect(first.stats).toMatchObject({ files: 5, hashedFiles: 5 });
     // Recorded by the blob git names (no racy margin: the bytes were checked against it), so taken without a stat next time.
     expect(readFileSync(cacheFile, "utf8")).toContain(`git ${git(dir, "rev-parse", "HEAD:a.txt")} `);
-    const second = await snapshotDirectory(dir, { cacheFile });
+    const second = await snapshotDirectory(dir, { cacheFile, indexCheck: true });
     expect(second.stats).toMatchObject({ files: 5, hashedFiles: 0, cachedFiles: 5 });
     expect(second.treeId).toBe(first.treeId);
 
@@ -329,7 +329,7 @@ describe("snapshotDirectory", () => {
     // Same size, a new inode: the index's stat no longer matches.
     write(dir, "e.new", "CONTENT OF e.txt\n");
     renameSync(join(dir, "e.new"), join(dir, "e.txt"));
-    const third = await snapshotDirectory(dir, { cacheFile, concurrency: 1 });
+    const third = await snapshotDirectory(dir, { cacheFile, concurrency: 1, indexCheck: true });
     expect(third.manifest.entries).toEqual(["a.txt", "b.txt", "c.txt", "d.sh", "e.txt"].map((name) => expectedFile(dir, name)));
     expect(third.stats).toMatchObject({ hashedFiles: 4, cachedFiles: 1 });
 
@@ -341,8 +341,23 @@ describe("snapshotDirectory", () => {
     await sleep(1100);
     write(dir, "a.txt", "CONTENT OF A.TXT\n");
     utimesSync(join(dir, "a.txt"), atime, mtime);
-    const fourth = await snapshotDirectory(dir, { cacheFile });
+    const fourth = await snapshotDirectory(dir, { cacheFile, indexCheck: true });
     expect(fourth.manifest.entries[0]).toEqual(expectedFile(dir, "a.txt"));
+  });
+
+  it("keeps a file recorded by stat by its blob id once git's index shows it unchanged, without reading it", async () => {
+    const dir = fresh();
+    const cacheFile = join(fresh(), "cache", "stat-cache");
+    git(dir, "init", "-q");
+    write(dir, "kept.txt", "kept\n");
+    git(dir, "add", "-A");
+    git(dir, "commit", "-qm", "base");
+    // Past the racy margin, so that the first snapshot records the file by its stat.
+    await sleep(RACY_MARGIN_MS + 100);
+    expect((await snapshotDirectory(dir, { cacheFile, indexCheck: false })).stats).toMatchObject({ hashedFiles: 1 });
+    expect(readFileSync(cacheFile, "utf8")).not.toContain("git ");
+    expect((await snapshotDirectory(dir, { cacheFile, indexCheck: true })).stats).toMatchObject({ hashedFiles: 0, cachedFiles: 1 });
+    expect(readFileSync(cacheFile, "utf8")).toContain(`git ${git(dir, "rev-parse", "HEAD:kept.txt")} 5`);
   });
 
   it("snapshots this repository in well under a second on a warm cache", async () => {
