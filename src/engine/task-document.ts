@@ -13,6 +13,15 @@ export function taskDocId(taskId: string): string {
   return `task/${taskId}`;
 }
 
+/**
+ * Document id of a task whose document stays on this node (an attempt, which
+ * its submitter mirrors into a task of its own): a namespace no node
+ * replicates, so peers are neither offered it nor take it.
+ */
+export function homeTaskDocId(taskId: string): string {
+  return `task-home/${taskId}`;
+}
+
 type IS = A.ImmutableString;
 
 /**

@@ -157,11 +157,10 @@ describe("attack table: replicated task state", () => {
 
   it("forged task state: a member that takes a task's history, names itself the executor and signs it cannot pass it off to a node that lacks the task", async () => {
     const s = await scene();
-    // F is away while V runs M's task; M then withholds V's copy and offers its own version when F is back.
+    // F is away while V runs a task of its own; M then withholds V's copy and offers its own version when F is back.
     await s.f.stop();
-    const submitted = await s.m.adapter.submitTask({ description: "v's", input: "x", agentId: "echo" }, { route: s.v.peerId });
-    // The task V runs for M (its attempt) is V's document.
-    const task = { id: submitted.placement!.attemptId! };
+    // A task V keeps (an attempt V runs for M would stay on V: its document is not replicated).
+    const task = await s.v.adapter.submitTask({ description: "v's", input: "x", agentId: "echo" }, { route: s.v.peerId });
     await eventually(async () => (await s.m.core.engine.getTask(task.id))?.status === "completed", 10_000, "M holds V's task");
     await s.m.sync.stop();
     // V is away while F starts: F redials its members as it starts, before any block could be set, and V would hand it the genuine copy.
@@ -230,8 +229,10 @@ describe("attack table: replicated task state", () => {
     const sig = signHeads(s.m.identity, taskDocId(taskId), heads);
     for (const to of [s.f, s.v]) await sendAsM(s, to, [{ t: "patch", items: [signedPatch(taskDocId(taskId), [], bytes, sig)] }]);
     for (const node of [s.f, s.v]) await eventually(async () => (await refusalsOf(node, s.m.peerId)) >= 1, 10_000, "refused and audited");
-    const q = await s.v.quarantine.list();
-    expect(q.find((e) => e.id === taskDocId(taskId))?.reason).toMatch(/history entry 0 is not a JSON list/);
+    // The refusal is audited and quarantined side by side: the quarantine's write may land after the audit entry.
+    const kept = async () => (await s.v.quarantine.list()).find((e) => e.id === taskDocId(taskId));
+    await eventually(async () => (await kept()) !== undefined, 10_000, "quarantined on V");
+    expect((await kept())?.reason).toMatch(/history entry 0 is not a JSON list/);
     for (const node of [s.f, s.v]) expect(Array.isArray(await node.adapter.listTasks())).toBe(true);
     const v = await restart(s, "v");
     expect(Array.isArray(await v.adapter.listTasks())).toBe(true);
