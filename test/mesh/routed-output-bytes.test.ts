@@ -52,6 +52,8 @@ describe("a routed task's output on the wire", () => {
     // B's own document of the attempt stays home: it sends C nothing of the output, and A only the task stream.
     expect(total(flows, (from, to) => from === "1" && to === "2"), "bytes B sent C").toBeLessThan(0.05 * OUTPUT_BYTES);
     expect(fromB, "bytes B sent").toBeLessThan(1.25 * OUTPUT_BYTES);
+    // C gets the output once, in A's document of the task, whose history holds it (as JSON: its newlines escaped).
+    expect(toC, "bytes C received").toBeLessThan(1.3 * OUTPUT_BYTES);
 
     // A member still reads the attempt where it runs, on demand.
     const attemptId = done!.placement!.attemptId!;
