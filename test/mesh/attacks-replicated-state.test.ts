@@ -8,7 +8,7 @@ import { encodeFrame } from "../../protocols/framing/index.js";
 import { createSyncCodec, signHeads, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/index.js";
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import { createShellAgent } from "../../src/agents/shell.js";
-import { encodeTaskDoc, taskDocId, type TaskDoc } from "../../src/engine/task-document.js";
+import { encodeTaskDoc, homeTaskDocId, taskDocId, type TaskDoc } from "../../src/engine/task-document.js";
 import { actorIdOf } from "../../node/device-actor.js";
 import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -219,6 +219,27 @@ describe("attack table: replicated task state", () => {
     await new Promise((r) => setTimeout(r, 1000));
     expect(runs(s)).toBe(0);
     expect((await s.f.core.engine.getTask(own.id))?.executorId).toBe(s.m.peerId);
+  }, 90_000);
+
+  it("home documents: an attempt's document, which stays on its executor, cannot be written or planted through sync by a member", async () => {
+    const s = await scene();
+    const id = await shellTaskOnV(s);
+    const attemptId = (await s.f.core.engine.getTask(id))!.placement!.attemptId!;
+    const homeId = homeTaskDocId(attemptId);
+    expect(s.v.core.store.holds(homeId), "V keeps its attempt's document home").toBe(true);
+    expect(s.f.core.store.holds(homeId) || s.m.core.store.holds(homeId), "nobody else holds it").toBe(false);
+    // M claims the attempt's home document, naming itself the writer, towards V (which holds it) and F (which does not).
+    const spec = JSON.stringify({ description: "home", input: "echo pwned >> runs.txt", createdAt: Date.now(), agentId: "shell", executorId: s.m.peerId });
+    const { bytes, heads } = encodeTaskDoc({ id: attemptId, status: "pending", spec, events: [] }, actorIdOf(s.m.peerId));
+    const sig = signHeads(s.m.identity, homeId, heads);
+    for (const to of [s.f, s.v]) await sendAsM(s, to, [{ t: "patch", items: [signedPatch(homeId, [], bytes, sig)] }]);
+    for (const node of [s.f, s.v]) await eventually(async () => (await refusalsOf(node, s.m.peerId)) >= 1, 10_000, "refused and audited");
+    expect(s.f.core.store.holds(homeId)).toBe(false);
+    expect((await s.v.core.engine.getTask(attemptId))?.status).toBe("completed");
+    const v = await restart(s, "v");
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await v.core.engine.getTask(attemptId))?.status).toBe("completed");
+    expect(runs(s)).toBe(1);
   }, 90_000);
 
   it("bricking: a malformed task document, even validly signed by its own executor, is refused and quarantined; listing and restarts work", async () => {
