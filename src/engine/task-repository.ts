@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import * as A from "@automerge/automerge";
 import { CoderClawError } from "../contract/errors.js";
 import { docRootReader, type RootReader } from "../storage/root-reader.js";
-import type { TaskEvent, TaskListFilter, TaskState, TaskStatus, TaskSubmitRequest } from "../contract/types.js";
+import type { TaskEvent, TaskListFilter, TaskPageFilter, TaskState, TaskStatus, TaskSubmitRequest } from "../contract/types.js";
 import type { Database } from "../storage/level-database.js";
 import type { LevelDocumentStore } from "../storage/level-document-store.js";
 import { sameHeads } from "../storage/document-store.js";
@@ -54,6 +54,11 @@ export interface TaskRepository {
   load(taskId: string): Promise<TaskRecord | undefined>;
   /** Ids newest first, from the index that fits the filter (callers re-check the filter on each state). */
   listIds(filter?: TaskListFilter): Promise<string[]>;
+  /**
+   * Up to `limit` ids newest first, older than `before` when given, each with its
+   * position (what `before` takes to go on after it), from the index that fits.
+   */
+  scanIds(filter: Pick<TaskPageFilter, "status" | "sessionId" | "before">, limit: number): Promise<Array<{ id: string; position: string }>>;
   /** Ids of tasks whose stored status is not terminal, oldest first. */
   activeTaskIds(): Promise<string[]>;
   /** Number of tasks ever accepted. */
@@ -113,6 +118,8 @@ const MAX_LIST = 10_000;
 
 const statusOfKey = (id: string): string => `${IDX}st:${id}`;
 const pad = (ms: number): string => ms.toString().padStart(15, "0");
+/** Where the id starts in a position `<pad(createdAt)>:<id>` (ids may hold ':' themselves). */
+const POSITION_ID_AT = 16;
 const statusKey = (s: TaskStatus, createdAt: number, id: string): string => `${IDX}status:${s}:${pad(createdAt)}:${id}`;
 const sessionKey = (sid: string, createdAt: number, id: string): string => `${IDX}session:${sid}:${pad(createdAt)}:${id}`;
 const timeKey = (createdAt: number, id: string): string => `${IDX}time:${pad(createdAt)}:${id}`;
@@ -344,16 +351,22 @@ export class LevelTaskRepository implements TaskRepository {
   }
 
   async listIds(filter: TaskListFilter = {}): Promise<string[]> {
-    const limit = Math.min(filter.limit ?? 100, MAX_LIST);
+    return (await this.scanIds(filter, Math.min(filter.limit ?? 100, MAX_LIST))).map((found) => found.id);
+  }
+
+  async scanIds(filter: Pick<TaskPageFilter, "status" | "sessionId" | "before">, limit: number): Promise<Array<{ id: string; position: string }>> {
     const prefix =
       filter.sessionId !== undefined
         ? `${IDX}session:${filter.sessionId}:`
         : filter.status !== undefined
           ? `${IDX}status:${filter.status}:`
           : `${IDX}time:`;
-    const out: string[] = [];
-    for await (const key of this.db.keys({ gte: prefix, lt: prefix + "\uffff", reverse: true, limit })) {
-      out.push(key.slice(key.lastIndexOf(":") + 1));
+    const out: Array<{ id: string; position: string }> = [];
+    // Every index key ends in `<padded createdAt>:<id>`, so one position orders the same in each of them.
+    const end = filter.before === undefined ? prefix + "\uffff" : prefix + filter.before;
+    for await (const key of this.db.keys({ gte: prefix, lt: end, reverse: true, limit: Math.min(limit, MAX_LIST) })) {
+      const position = key.slice(prefix.length);
+      out.push({ id: position.slice(POSITION_ID_AT), position });
     }
     return out;
   }
