@@ -187,7 +187,7 @@ class WorkflowRun {
   readonly #active = new Set<string>();
   readonly #controller = abortableBy();
   /** Changes not yet handed to the store, and who waits for them. */
-  #pending: { change: WorkflowChange; waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> } | undefined;
+  #pending: { head: Omit<WorkflowChange, "steps">; steps: Map<string, StepRecord>; waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> } | undefined;
   /** The write loop, while it runs. */
   #writes: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -395,7 +395,10 @@ class WorkflowRun {
     if (recovering) task = (await this.#deps.runtime.listTasks({ sessionId: session })).find((t) => t.metadata?.idempotencyKey === attempt.key);
     if (task === undefined) {
       const outputs = new Map<string, string>();
-      for (const [id, r] of Object.entries(this.#record.steps)) if (r.status === "completed" || r.status === "failed") outputs.set(id, r.output ?? "");
+      for (const id of step.input.stepRefs) {
+        const r = this.#record.steps[id];
+        if (r?.status === "completed" || r?.status === "failed") outputs.set(id, r.output ?? "");
+      }
       const input = fillStepInput(step.input, { input: this.#record.input, outputs }, `steps.${step.id}.input`);
       const request: TaskSubmitRequest = {
         ...(step.agent !== undefined && { agentId: step.agent }),
@@ -431,19 +434,20 @@ class WorkflowRun {
           );
     try {
       for (;;) {
-        const state = await runtime.getTaskState(taskId);
-        if (state === null) return { outcome: "failed", error: `task ${taskId} is not known to the runtime` };
-        if (TERMINAL_TASK.has(state.status)) return state.status === "completed" ? { outcome: "completed", output: state.output ?? "" } : { outcome: state.status as "failed" | "cancelled", error: state.error ?? state.status };
+        // The stream replays what happened and ends after the end, so the task's state is read once, when it has ended.
         try {
           for await (const e of runtime.streamTaskUpdates(taskId, { signal: watch.signal })) if (TERMINAL_TASK.has(e.status)) break;
         } catch (err) {
-          if (!watch.signal.aborted) throw err;
+          if (!watch.signal.aborted && !(err instanceof CoderClawError && err.code === "NOT_FOUND")) throw err;
         }
         if (timedOut) {
           await runtime.cancelTask(taskId).catch(() => false);
           return { outcome: "failed", error: `timed out after ${step.timeoutMs} ms` };
         }
         if (signal.aborted) throw new CoderClawError("CANCELLED", "stopped");
+        const state = await runtime.getTaskState(taskId);
+        if (state === null) return { outcome: "failed", error: `task ${taskId} is not known to the runtime` };
+        if (TERMINAL_TASK.has(state.status)) return state.status === "completed" ? { outcome: "completed", output: state.output ?? "" } : { outcome: state.status as "failed" | "cancelled", error: state.error ?? state.status };
       }
     } finally {
       if (timer !== undefined) clearTimeout(timer);
@@ -517,11 +521,11 @@ class WorkflowRun {
    * written without waiting.
    */
   #write(change: WorkflowChange, urgent = false): Promise<void> {
-    const pending = (this.#pending ??= { change: {}, waiters: [] });
+    const pending = (this.#pending ??= { head: {}, steps: new Map<string, StepRecord>(), waiters: [] as Array<{ resolve: () => void; reject: (err: unknown) => void }> });
     // Kept by reference and cloned once per flush: the newest state of a step is what gets written.
     const { steps, ...head } = change;
-    Object.assign(pending.change, head);
-    if (steps !== undefined) pending.change.steps = { ...(pending.change.steps ?? {}), ...steps };
+    Object.assign(pending.head, head);
+    for (const id in steps) pending.steps.set(id, steps[id]!);
     const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
     if (urgent) this.#urgent = true;
     this.#nudge?.();
@@ -544,11 +548,11 @@ class WorkflowRun {
         this.#nudge = undefined;
         if (quiet || Date.now() >= deadline) break;
       }
-      const { change, waiters } = this.#pending;
+      const { head, steps, waiters } = this.#pending;
       this.#pending = undefined;
       this.#urgent = false;
       try {
-        await this.#deps.store.update(this.#record.id, structuredClone(change));
+        await this.#deps.store.update(this.#record.id, structuredClone({ ...head, ...(steps.size > 0 && { steps: Object.fromEntries(steps) }) }));
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err);
