@@ -1,6 +1,7 @@
 import * as A from "@automerge/automerge";
 import { CoderClawError, InvalidInputError, NotFoundError } from "../contract/errors.js";
 import type { DocumentStore } from "../storage/document-store.js";
+import { checkWorkflow, draftOf, type WorkflowDefinition, type WorkflowDraft } from "./definition.js";
 import type { StepRecord, WorkflowRecord } from "./workflow-record.js";
 
 /** Durable workflow records: what a coordinator reads back after a restart. */
@@ -26,14 +27,15 @@ export interface WorkflowChange {
 export const WORKFLOW_PREFIX = "workflow/";
 
 /**
- * A workflow as an Automerge document: the fixed part (definition, input) as
- * one immutable JSON string, and the steps' progress as a list of immutable
+ * A workflow as an Automerge document: the fixed part (the definition as its
+ * compact draft, checked again when read; the input) as one immutable JSON string, and the steps' progress as a list of immutable
  * JSON strings, one per write, each holding the steps that write changed
  * (layout 2). A write is then one Automerge operation however many steps it
  * carries (a hundred steps ending together were a hundred before), and never a
  * text CRDT grown by every character of an output. A step absent from every
  * entry is pending and never tried. Layout 1 kept one value per step in
- * `steps`; such a document is read as it is and written on in layout 2.
+ * `steps` and the whole definition; such a document is read as it is and
+ * written on in layout 2.
  */
 type WorkflowDoc = {
   v: number;
@@ -75,7 +77,7 @@ export function documentWorkflowStore(store: DocumentStore, options: { actor?: s
         // A step not written yet is pending (see readWorkflowDoc): a new workflow of a hundred steps writes none.
         const touched = Object.entries(steps).filter(([, r]) => !isUntouched(r));
         return A.from<WorkflowDoc>(
-          { v: VERSION, id: str(id), ...(coordinator !== undefined && { coordinator: str(coordinator) }), fixed: str(JSON.stringify({ definition, input, createdAt })), status: str(status), log: touched.length === 0 ? [] : [str(JSON.stringify(Object.fromEntries(touched)))] },
+          { v: VERSION, id: str(id), ...(coordinator !== undefined && { coordinator: str(coordinator) }), fixed: str(JSON.stringify({ draft: draftOf(definition), input, createdAt })), status: str(status), log: touched.length === 0 ? [] : [str(JSON.stringify(Object.fromEntries(touched)))] },
           actor === undefined ? undefined : { actor: actor },
         );
       });
@@ -121,10 +123,9 @@ export function workflowContentProblem(root: (key: string) => string | number | 
   if (typeof status !== "string" || !["running", "completed", "failed", "cancelled"].includes(status)) return `unknown status ${String(status).slice(0, 40)}`;
   const fixed = root("fixed");
   try {
-    const parsed: unknown = typeof fixed === "string" ? JSON.parse(fixed) : undefined;
-    if (typeof parsed !== "object" || parsed === null || !("definition" in parsed)) return "fixed is not a JSON object with a definition";
-  } catch {
-    return "fixed is not JSON";
+    readFixed(typeof fixed === "string" ? fixed : "");
+  } catch (err) {
+    return `fixed: ${(err as Error).message}`;
   }
   return undefined;
 }
@@ -132,6 +133,30 @@ export function workflowContentProblem(root: (key: string) => string | number | 
 /** A step as a new workflow holds it, which the document leaves out. */
 function isUntouched(r: StepRecord): boolean {
   return r.status === "pending" && r.attempts.length === 0 && Object.keys(r).length === 2;
+}
+
+type Fixed = Pick<WorkflowRecord, "definition" | "input" | "createdAt">;
+
+/** The fixed part: layout 2's draft is checked as a new workflow's is (an error names the field); layout 1 kept the definition itself. */
+function readFixed(text: string): Fixed {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error("not JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null) throw new Error("not a JSON object");
+  const { draft, definition, input, createdAt } = parsed as { draft?: WorkflowDraft; definition?: WorkflowDefinition; input?: Fixed["input"]; createdAt?: number };
+  if (typeof createdAt !== "number" || (typeof input !== "string" && (typeof input !== "object" || input === null))) throw new Error("no input and creation time");
+  if (draft !== undefined) {
+    try {
+      return { definition: checkWorkflow(draft), input, createdAt };
+    } catch (err) {
+      throw new Error(`draft: ${(err as Error).message}`);
+    }
+  }
+  if (typeof definition !== "object" || definition === null || !Array.isArray(definition.steps)) throw new Error("neither a draft nor a definition");
+  return { definition, input, createdAt };
 }
 
 /** The steps a document records (layout 1's values, then layout 2's entries in order); a step it does not name is absent. */
@@ -152,14 +177,14 @@ function corruptWorkflow(id: string, why: string): CoderClawError {
 
 function readWorkflowDoc(id: string, doc: A.Doc<WorkflowDoc>): WorkflowRecord {
   if (!READABLE_VERSIONS.has(doc.v)) throw corruptWorkflow(id, `version ${String(doc.v)}, expected ${[...READABLE_VERSIONS].join(" or ")}`);
-  let fixed: Pick<WorkflowRecord, "definition" | "input" | "createdAt">;
-  const steps: Record<string, StepRecord> = {};
+  let fixed: Fixed;
   try {
-    fixed = JSON.parse(doc.fixed.toString()) as typeof fixed;
-    for (const step of fixed.definition.steps) steps[step.id] = { status: "pending", attempts: [] };
+    fixed = readFixed(doc.fixed.toString());
   } catch (err) {
-    throw corruptWorkflow(id, `does not read as JSON (${(err as Error).message})`);
+    throw corruptWorkflow(id, `fixed: ${(err as Error).message}`);
   }
+  const steps: Record<string, StepRecord> = {};
+  for (const step of fixed.definition.steps) steps[step.id] = { status: "pending", attempts: [] };
   Object.assign(steps, readSteps(id, doc));
   return {
     id,

@@ -70,11 +70,24 @@ describe("workflow documents", () => {
     await core.store.update<RawDoc & Record<string, unknown>>(`${WORKFLOW_PREFIX}w1`, () =>
       A.from({ v: 1, id: new A.ImmutableString("w1"), fixed: new A.ImmutableString(JSON.stringify({ definition, input: "in", createdAt: 1000 })), status: new A.ImmutableString("running"), steps: { a: new A.ImmutableString(JSON.stringify(a)) } }),
     );
-    expect(workflowContentProblem((k) => (k === "v" ? 1 : k === "status" ? "running" : k === "fixed" ? JSON.stringify({ definition }) : undefined))).toBeUndefined();
+    const raw = (await core.store.get<RawDoc & { fixed: A.ImmutableString; status: A.ImmutableString }>(`${WORKFLOW_PREFIX}w1`))!;
+    expect(workflowContentProblem((k) => (k === "fixed" || k === "status" ? raw[k].toString() : k === "v" ? raw.v : undefined))).toBeUndefined();
     expect((await store.get("w1"))?.steps).toEqual({ ...record.steps, a });
     const b = done("b", "B");
     await store.update("w1", { steps: { b } });
     expect((await store.get("w1"))?.steps).toEqual({ ...record.steps, a, b });
     expect((await core.store.get<RawDoc>(`${WORKFLOW_PREFIX}w1`))!.v).toBe(2);
+  });
+
+  it("keep the definition as its draft, and refuse a received one that does not check, naming the field", async () => {
+    const { core, store } = await openStore();
+    await store.create(newWorkflowRecord("w1", definition, "in", 1000));
+    const fixed = JSON.parse((await core.store.get<{ fixed: A.ImmutableString }>(`${WORKFLOW_PREFIX}w1`))!.fixed.toString()) as { draft: { steps: Array<Record<string, unknown>> } };
+    expect(fixed.draft.steps[1]).toEqual({ id: "b", agent: "echo", input: "b", dependsOn: ["a"] });
+    const root = (f: unknown) => (k: string) => (k === "v" ? 2 : k === "status" ? "running" : k === "fixed" ? JSON.stringify(f) : undefined);
+    expect(workflowContentProblem(root(fixed))).toBeUndefined();
+    fixed.draft.steps[1]!.dependsOn = ["c"];
+    fixed.draft.steps[2]!.dependsOn = ["b"];
+    expect(workflowContentProblem(root(fixed))).toMatch(/^fixed: draft: steps\[\d\]\.dependsOn: the steps depend on each other in a cycle/);
   });
 });
