@@ -41,7 +41,11 @@ export type OpenApproval = Omit<ApprovalEvent, "type">;
 
 /** Runs workflows: each step as a task of the runtime, as soon as its dependencies completed. */
 export interface WorkflowCoordinator {
-  /** Store a new workflow and start its first steps; resolves with its record once it is durable. */
+  /**
+   * Store a new workflow and start its first steps; resolves with its record
+   * once it is durable. The first steps are submitted while the record is
+   * written; should the write fail, their tasks are cancelled and this rejects.
+   */
   start(definition: WorkflowDefinition, input?: string | Record<string, string>): Promise<WorkflowRecord>;
   /** Take up every workflow the store holds as running (after a restart); resolves with how many. */
   resume(): Promise<number>;
@@ -50,7 +54,13 @@ export interface WorkflowCoordinator {
   list(): Promise<WorkflowRecord[]>;
   /** Cancel a running workflow: its running steps' tasks are cancelled, the rest skipped. False when it had ended. */
   cancel(id: string): Promise<boolean>;
-  /** Resolves with the record once the workflow has ended. */
+  /**
+   * Resolves with the record once the workflow has ended: a completed one as
+   * soon as its last step completed, while its end is written (until then
+   * `get` and `list` answer from memory, and a restart finds every step's task
+   * by its key and completes it again, running nothing twice); a failed or
+   * cancelled one once its end is durable, as that end decided what did not run.
+   */
   wait(id: string, signal?: AbortSignal): Promise<WorkflowRecord>;
   /** Approval requests waiting for a decision, oldest first. */
   approvals(): OpenApproval[];
@@ -98,8 +108,8 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
   const mine = (record: WorkflowRecord): boolean => record.coordinator === undefined || record.coordinator === options.coordinator?.id;
 
   /** Drive `record`: a new workflow starts its first steps; one `taken up` after a restart first finds what was under way. */
-  const drive = (record: WorkflowRecord, takenUp: boolean): WorkflowRun => {
-    const run = new WorkflowRun(record, { runtime, store, now, onError: (e) => options.onError?.(record.id, e), onApproval: (e) => options.onApproval?.(e), onEnd: () => runs.delete(record.id) });
+  const drive = (record: WorkflowRecord, takenUp: boolean, created?: Promise<void>): WorkflowRun => {
+    const run = new WorkflowRun(record, { runtime, store, now, onError: (e) => options.onError?.(record.id, e), onApproval: (e) => options.onApproval?.(e), onEnd: () => runs.delete(record.id) }, created);
     runs.set(record.id, run);
     if (takenUp) run.recover();
     else run.pump();
@@ -110,8 +120,14 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
     async start(definition, input = "") {
       if (stopped) throw new CoderClawError("SHUTTING_DOWN", "the workflow coordinator has stopped");
       const record = newWorkflowRecord(options.coordinator?.newId() ?? randomUUID(), definition, input, now(), options.coordinator?.id);
-      await store.create(record);
-      drive(structuredClone(record), false);
+      const created = store.create(record);
+      const run = drive(structuredClone(record), false, created);
+      try {
+        await created;
+      } catch (err) {
+        await run.abandon();
+        throw err;
+      }
       return record;
     },
     async resume() {
@@ -178,6 +194,13 @@ interface RunDeps {
   onEnd: () => void;
 }
 
+/** Changes not yet handed to the store: the head's newest values, each step's newest record, and who waits for them. */
+interface PendingWrite {
+  head: Omit<WorkflowChange, "steps">;
+  steps: Map<string, StepRecord>;
+  waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+}
+
 /** One workflow being driven: its record in memory, written through to the store in order. */
 class WorkflowRun {
   readonly #record: WorkflowRecord;
@@ -187,7 +210,7 @@ class WorkflowRun {
   readonly #active = new Set<string>();
   readonly #controller = abortableBy();
   /** Changes not yet handed to the store, and who waits for them. */
-  #pending: { head: Omit<WorkflowChange, "steps">; steps: Map<string, StepRecord>; waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> } | undefined;
+  #pending: PendingWrite | undefined;
   /** The write loop, while it runs. */
   #writes: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -197,14 +220,21 @@ class WorkflowRun {
   #stopped = false;
   /** A change waiting for its window must be written now. */
   #urgent = false;
-  /** Tells the write waiting for quiet that another change came, while one waits. */
-  #nudge: (() => void) | undefined;
+  /** Ends the wait for quiet, when an urgent change comes. */
+  #wake: (() => void) | undefined;
+  /** When the newest change waiting came (performance.now()). */
+  #lastChangeAt = 0;
   /** After a restart: the session's tasks by idempotency key, read once before anything starts. */
   readonly #submitted = new Map<string, string>();
+  /** The record's creation: no change is written before it is durable. */
+  readonly #created: Promise<void>;
+  /** Its creation failed: every task it submitted is cancelled. */
+  #abandoned = false;
 
-  constructor(record: WorkflowRecord, deps: RunDeps) {
+  constructor(record: WorkflowRecord, deps: RunDeps, created = Promise.resolve()) {
     this.#record = record;
     this.#deps = deps;
+    this.#created = created;
     this.#steps = new Map(record.definition.steps.map((s) => [s.id, s]));
   }
 
@@ -267,6 +297,20 @@ class WorkflowRun {
     if (this.#record.status !== "running") return false;
     await this.#end("cancelled", "cancelled");
     return true;
+  }
+
+  /** The record was never stored: stop, and cancel every task submitted (one still being submitted is cancelled once taken). */
+  async abandon(): Promise<void> {
+    this.#abandoned = true;
+    const cancels: Array<Promise<unknown>> = [];
+    for (const r of Object.values(this.#record.steps)) {
+      const taskId = r.attempts[r.attempts.length - 1]?.taskId;
+      if (r.status === "running" && taskId !== undefined) cancels.push(this.#deps.runtime.cancelTask(taskId).catch(() => false));
+    }
+    this.#pending = undefined;
+    await this.stop();
+    await Promise.all(cancels);
+    this.#deps.onEnd();
   }
 
   async stop(): Promise<void> {
@@ -369,7 +413,11 @@ class WorkflowRun {
         // Not waited for: a restart that lost it finds the task by its key (see recover), and it joins the next write.
         if (!recovering) this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } }).catch((err: Error) => this.#deps.onError(err));
         const taskId = attempt.taskId ?? (await this.#submit(step, attempt, recovering));
-        if (signal.aborted) return;
+        if (signal.aborted) {
+          // Taken while the run was abandoned: cancelled here, as abandon could not know it (a second cancel is refused harmlessly).
+          if (this.#abandoned) await this.#deps.runtime.cancelTask(taskId).catch(() => false);
+          return;
+        }
         ended = await this.#outcome(step, attempt, taskId, signal);
       } catch (err) {
         if (signal.aborted || this.#stopped) return;
@@ -500,6 +548,8 @@ class WorkflowRun {
     this.#controller.abort();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#disarm();
+    // A completed end is what a restart would conclude again from the steps' tasks; a failed or cancelled one is not (see wait).
+    if (status === "completed") for (const w of this.#waiters.splice(0)) w(this.snapshot());
     try {
       await this.#write({ status, endedAt: this.#record.endedAt, ...(error !== undefined && { error }), steps: changed }, true);
     } catch (err) {
@@ -521,44 +571,62 @@ class WorkflowRun {
    * written without waiting.
    */
   #write(change: WorkflowChange, urgent = false): Promise<void> {
-    const pending = (this.#pending ??= { head: {}, steps: new Map<string, StepRecord>(), waiters: [] as Array<{ resolve: () => void; reject: (err: unknown) => void }> });
+    const pending: PendingWrite = (this.#pending ??= { head: {}, steps: new Map(), waiters: [] });
     // Kept by reference and cloned once per flush: the newest state of a step is what gets written.
     const { steps, ...head } = change;
     Object.assign(pending.head, head);
     for (const id in steps) pending.steps.set(id, steps[id]!);
     const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
-    if (urgent) this.#urgent = true;
-    this.#nudge?.();
+    this.#lastChangeAt = performance.now();
+    if (urgent) {
+      this.#urgent = true;
+      this.#wake?.();
+    }
     this.#writes ??= this.#flush();
     return written;
   }
 
   async #flush(): Promise<void> {
     while (this.#pending !== undefined) {
-      const deadline = Date.now() + WRITE_WITHIN_MS;
-      // Each change waiting restarts the quiet wait, up to the deadline; an urgent one ends it.
-      while (!this.#urgent) {
-        const quiet = await new Promise<boolean>((resolve) => {
-          const timer = setTimeout(() => resolve(true), Math.min(WRITE_QUIET_MS, Math.max(0, deadline - Date.now())));
-          this.#nudge = () => {
-            clearTimeout(timer);
-            resolve(false);
-          };
-        });
-        this.#nudge = undefined;
-        if (quiet || Date.now() >= deadline) break;
-      }
+      if (!this.#urgent) await this.#quiet();
       const { head, steps, waiters } = this.#pending;
       this.#pending = undefined;
       this.#urgent = false;
       try {
+        await this.#created;
         await this.#deps.store.update(this.#record.id, structuredClone({ ...head, ...(steps.size > 0 && { steps: Object.fromEntries(steps) }) }));
         for (const w of waiters) w.resolve();
       } catch (err) {
-        for (const w of waiters) w.reject(err);
+        // An abandoned run's changes have nowhere to go, and its start already reported why.
+        for (const w of waiters) if (this.#abandoned) w.resolve();
+        else w.reject(err);
       }
     }
     this.#writes = undefined;
+  }
+
+  /**
+   * Resolves once no change came for {@link WRITE_QUIET_MS}, or
+   * {@link WRITE_WITHIN_MS} after it was called, or at once on an urgent
+   * change. One timer at a time: a busy workflow's changes do not each set one.
+   */
+  #quiet(): Promise<void> {
+    const deadline = performance.now() + WRITE_WITHIN_MS;
+    return new Promise<void>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const check = (): void => {
+        const wait = Math.min(this.#lastChangeAt + WRITE_QUIET_MS, deadline) - performance.now();
+        if (this.#urgent || wait <= 0) done();
+        else timer = setTimeout(check, wait);
+      };
+      this.#wake = done;
+      check();
+    });
   }
 }
 
