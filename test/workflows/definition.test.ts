@@ -110,7 +110,7 @@ describe("workflow definitions", () => {
     );
     fc.assert(
       fc.property(steps, fc.constantFrom("", "what it does"), (drafts, description) => {
-        const valid = drafts.map((d) => (d.approval === undefined ? { ...d, approvalTimeoutMs: undefined } : d)).map((d) => Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined)) as StepDraft);
+        const valid = drafts.map((d) => (d.approval === undefined ? { ...d, approvalTimeoutMs: undefined } : d)).map((d) => Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined)) as unknown as StepDraft);
         const def = checkWorkflow({ name: "w", description, steps: valid });
         expect(checkWorkflow(draftOf(def))).toEqual(def);
       }),
