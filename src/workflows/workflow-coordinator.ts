@@ -206,6 +206,8 @@ class WorkflowRun {
   readonly #record: WorkflowRecord;
   readonly #deps: RunDeps;
   readonly #steps: Map<string, WorkflowStep>;
+  /** The steps that depend on each step. */
+  readonly #dependents = new Map<string, WorkflowStep[]>();
   /** Steps whose try is being driven by this run. */
   readonly #active = new Set<string>();
   readonly #controller = abortableBy();
@@ -236,6 +238,13 @@ class WorkflowRun {
     this.#deps = deps;
     this.#created = created;
     this.#steps = new Map(record.definition.steps.map((s) => [s.id, s]));
+    for (const step of record.definition.steps) {
+      for (const d of step.dependsOn) {
+        const list = this.#dependents.get(d);
+        if (list === undefined) this.#dependents.set(d, [step]);
+        else list.push(step);
+      }
+    }
   }
 
   snapshot(): WorkflowRecord {
@@ -273,18 +282,23 @@ class WorkflowRun {
     });
   }
 
-  /** Start what may start, end the workflow when it has ended, and wake up for the next retry. */
-  pump(): void {
+  /**
+   * Start what may start, end the workflow when it has ended, and wake up for
+   * the next retry. After `settled` ended, only the steps that depend on it can
+   * have become ready (a retry waits for its timer, which looks at every step).
+   */
+  pump(settled?: string): void {
     if (this.#stopped || this.#record.status !== "running") return;
     const outcome = workflowOutcome(this.#record);
     if (outcome !== undefined) {
       void this.#end(outcome.status, outcome.status === "failed" ? outcome.error : undefined);
       return;
     }
-    for (const id of approvalsToAsk(this.#record)) this.#ask(this.#steps.get(id)!);
-    for (const [id, r] of Object.entries(this.#record.steps)) if (r.approval !== undefined && r.approval.decision === undefined && !this.#deadlines.has(id)) this.#arm(id, r.approval);
+    const candidates = settled === undefined ? undefined : (this.#dependents.get(settled) ?? []);
+    for (const id of approvalsToAsk(this.#record, candidates)) this.#ask(this.#steps.get(id)!);
+    if (candidates === undefined) for (const [id, r] of Object.entries(this.#record.steps)) if (r.approval !== undefined && r.approval.decision === undefined && !this.#deadlines.has(id)) this.#arm(id, r.approval);
     const t = this.#deps.now();
-    for (const id of stepsToStart(this.#record, t)) if (!this.#active.has(id)) this.#startTry(this.#steps.get(id)!);
+    for (const id of stepsToStart(this.#record, t, candidates)) if (!this.#active.has(id)) this.#startTry(this.#steps.get(id)!);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     const next = nextRetryAt(this.#record);
     if (next !== undefined) {
@@ -521,7 +535,7 @@ class WorkflowRun {
     }
     // Not waited for: the steps this lets start write their own start in the same store write, and submit only once it is durable.
     this.#write({ steps: { [step.id]: r } }).catch((err: Error) => this.#deps.onError(err));
-    this.pump();
+    this.pump(step.id);
   }
 
   /** End the workflow: running steps' tasks cancelled, the rest skipped, the end recorded. */
