@@ -49,6 +49,7 @@ export interface WorkflowCoordinator {
   start(definition: WorkflowDefinition, input?: string | Record<string, string>): Promise<WorkflowRecord>;
   /** Take up every workflow the store holds as running (after a restart); resolves with how many. */
   resume(): Promise<number>;
+  /** A copy the caller may change, but for its definition, which it shares with the coordinator: read it only. */
   get(id: string): Promise<WorkflowRecord | undefined>;
   /** Stored workflows, newest first. */
   list(): Promise<WorkflowRecord[]>;
@@ -121,7 +122,7 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
       if (stopped) throw new CoderClawError("SHUTTING_DOWN", "the workflow coordinator has stopped");
       const record = newWorkflowRecord(options.coordinator?.newId() ?? randomUUID(), definition, input, now(), options.coordinator?.id);
       const created = store.create(record);
-      const run = drive(structuredClone(record), false, created);
+      const run = drive(copyRecord(record), false, created);
       try {
         await created;
       } catch (err) {
@@ -248,7 +249,7 @@ class WorkflowRun {
   }
 
   snapshot(): WorkflowRecord {
-    return structuredClone(this.#record);
+    return copyRecord(this.#record);
   }
 
   /**
@@ -608,7 +609,8 @@ class WorkflowRun {
       this.#urgent = false;
       try {
         await this.#created;
-        await this.#deps.store.update(this.#record.id, structuredClone({ ...head, ...(steps.size > 0 && { steps: Object.fromEntries(steps) }) }));
+        // The store reads the change before it answers, so the records it names go by reference.
+        await this.#deps.store.update(this.#record.id, { ...head, ...(steps.size > 0 && { steps: Object.fromEntries(steps) }) });
         for (const w of waiters) w.resolve();
       } catch (err) {
         // An abandoned run's changes have nowhere to go, and its start already reported why.
@@ -642,6 +644,15 @@ class WorkflowRun {
       check();
     });
   }
+}
+
+/**
+ * A record the caller may change without touching `record`: its definition,
+ * which nothing changes once checked, is shared (a hundred steps' definition
+ * cost more to copy than their progress).
+ */
+function copyRecord(record: WorkflowRecord): WorkflowRecord {
+  return { ...record, input: structuredClone(record.input), steps: structuredClone(record.steps) };
 }
 
 /** A controller whose signal every running step listens to: as many listeners as steps run at once. */

@@ -8,7 +8,7 @@ import type { StepRecord, WorkflowRecord } from "./workflow-record.js";
 export interface WorkflowStore {
   /** Store a new record; resolves once it is durable. */
   create(record: WorkflowRecord): Promise<void>;
-  /** Change a record's head (status, end) and the steps named; resolves once durable. */
+  /** Change a record's head (status, end) and the steps named; resolves once durable. `change` is read before this returns. */
   update(id: string, change: WorkflowChange): Promise<void>;
   get(id: string): Promise<WorkflowRecord | undefined>;
   /** Every stored workflow's id. */
@@ -83,16 +83,18 @@ export function documentWorkflowStore(store: DocumentStore, options: { actor?: s
       });
     },
     async update(id, change) {
+      // Read now: the caller may change the records it named once this returns.
+      const { status, endedAt, error } = change;
+      const stepsJson = change.steps === undefined || Object.keys(change.steps).length === 0 ? undefined : JSON.stringify(change.steps);
       await store.update<WorkflowDoc>(WORKFLOW_PREFIX + id, (doc) => {
         if (doc === undefined) throw new NotFoundError("workflow", id);
-        const steps = change.steps ?? {};
-        const compact = Object.keys(steps).length > 0 && (doc.log?.length ?? 0) + 1 >= WORKFLOW_LOG_COMPACT_AT;
-        const entry = str(JSON.stringify(compact ? { ...readSteps(id, doc), ...steps } : steps));
+        const compact = stepsJson !== undefined && (doc.log?.length ?? 0) + 1 >= WORKFLOW_LOG_COMPACT_AT;
+        const entry = stepsJson === undefined ? undefined : str(compact ? JSON.stringify({ ...readSteps(id, doc), ...(JSON.parse(stepsJson) as Record<string, StepRecord>) }) : stepsJson);
         return A.change(asWriter(doc), (d) => {
-          if (change.status !== undefined) d.status = str(change.status);
-          if (change.endedAt !== undefined) d.endedAt = change.endedAt;
-          if (change.error !== undefined) d.error = str(change.error);
-          if (Object.keys(steps).length === 0) return;
+          if (status !== undefined) d.status = str(status);
+          if (endedAt !== undefined) d.endedAt = endedAt;
+          if (error !== undefined) d.error = str(error);
+          if (entry === undefined) return;
           if (d.v !== VERSION) d.v = VERSION;
           if (d.log === undefined) d.log = [entry];
           else if (compact) {

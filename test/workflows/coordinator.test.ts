@@ -235,6 +235,8 @@ describe("the workflow coordinator over a local runtime", () => {
     const done = await first.wait(id);
     expect(done.status).toBe("completed");
     expect((await first.get(id))?.status).toBe("completed");
+    done.steps.s0!.status = "failed";
+    expect((await first.get(id))?.steps.s0!.status).toBe("completed");
     expect((await first.list()).find((r) => r.id === id)?.status).toBe("completed");
     expect((await durable.get(id))?.status).toBe("running");
     void first.stop();
