@@ -468,7 +468,8 @@ class WorkflowRun {
         description: step.description,
         input,
         sessionId: session,
-        metadata: { idempotencyKey: attempt.key, workflow: this.#record.id, workflowStep: step.id, workflowAttempt: attempt.n },
+        // The key names workflow, step and try (`<workflow>/<step>/<try>`); every task carries its metadata twice in each write, so nothing more.
+        metadata: { idempotencyKey: attempt.key },
       };
       task = await this.#deps.runtime.submitTask(request, targetOptions(step.target));
     }

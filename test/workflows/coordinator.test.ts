@@ -138,7 +138,7 @@ describe("the workflow coordinator over a local runtime", () => {
     const lossy: WorkflowRuntime = {
       submitTask: async (request, options) => {
         const task = await runtime.submitTask(request, options);
-        if (!crashed && request.metadata?.workflowStep === "b") {
+        if (!crashed && String(request.metadata?.idempotencyKey).endsWith("/b/1")) {
           crashed = true;
           throw new Error("connection lost");
         }
