@@ -322,7 +322,9 @@ class WorkflowRun {
       const taskId = r.attempts[r.attempts.length - 1]?.taskId;
       if (r.status === "running" && taskId !== undefined) cancels.push(this.#deps.runtime.cancelTask(taskId).catch(() => false));
     }
-    this.#pending = undefined;
+    // Its changes have nowhere to go: the write loop drops them at once (see #flush).
+    this.#urgent = true;
+    this.#wake?.();
     await this.stop();
     await Promise.all(cancels);
     this.#deps.onEnd();
@@ -611,10 +613,10 @@ class WorkflowRun {
       try {
         await this.#created;
         // The store reads the change before it answers, so the records it names go by reference.
-        await this.#deps.store.update(this.#record.id, { ...head, ...(steps.size > 0 && { steps: Object.fromEntries(steps) }) });
+        if (!this.#abandoned) await this.#deps.store.update(this.#record.id, { ...head, ...(steps.size > 0 && { steps: Object.fromEntries(steps) }) });
         for (const w of waiters) w.resolve();
       } catch (err) {
-        // An abandoned run's changes have nowhere to go, and its start already reported why.
+        // An abandoned run's record was never stored, and its start reported why.
         for (const w of waiters) if (this.#abandoned) w.resolve();
         else w.reject(err);
       }
