@@ -58,10 +58,11 @@ function membersKnown(node: CoderClawNode): number {
  * node knows all n members, each routed task's time from submit to completed
  * (p50, p99), the members that ran them, and CPU of every process while
  * forming; then, after `settleMs`, the mesh idle for `idleMs`: socket bytes
- * and CPU per node per minute, every process counted. With
+ * and CPU per node per minute, every process counted, in up to `idleWindows`
+ * windows one after another (the first and the last reported). With
  * `CC_HOST_PROF=<dir>` each host process writes its CPU profile there.
  */
-export async function formCost(n: number, processes: number, routed: number, settleMs: number, idleMs: number): Promise<Record<string, number>> {
+export async function formCost(n: number, processes: number, routed: number, settleMs: number, idleMs: number, idleWindows = 1): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), "cc-bench-form-"));
   const founder = await createNode({ dataDir: dir, mdns: false, agents: new StaticAgentRegistry([]), inboundConnectionThreshold: 1000 });
   const hosts: Host[] = [];
@@ -127,11 +128,24 @@ export async function formCost(n: number, processes: number, routed: number, set
       if (done.executorId !== undefined) executors.add(done.executorId);
     }
     await new Promise((r) => setTimeout(r, settleMs));
-    const idle0 = await usage();
-    const i0 = performance.now();
-    await new Promise((r) => setTimeout(r, idleMs));
-    const idle1 = await usage();
-    const minutes = (performance.now() - i0) / 60_000;
+    // Idle windows one after another, until one costs no more than 1.2 times the one before (or `idleWindows` were
+    // measured): whether a large mesh is still converging after forming, or costs this much for good, shows in the trend.
+    const windows: Array<{ bytes: number; cpuPercent: number; afterFormedMs: number }> = [];
+    for (let w = 0; w < idleWindows; w++) {
+      const idle0 = await usage();
+      const i0 = performance.now();
+      await new Promise((r) => setTimeout(r, idleMs));
+      const idle1 = await usage();
+      const minutes = (performance.now() - i0) / 60_000;
+      windows.push({
+        bytes: Math.round((idle1.bytes - idle0.bytes) / n / minutes),
+        cpuPercent: Math.round(((idle1.cpuMs - idle0.cpuMs) / (minutes * 60_000) / n) * 100 * 1000) / 1000,
+        afterFormedMs: Math.round(i0 - t0 - formedMs),
+      });
+      const [before, now] = windows.slice(-2);
+      if (windows.length > 1 && now!.bytes <= before!.bytes * 1.2) break;
+    }
+    const [first, last] = [windows[0]!, windows.at(-1)!];
     return {
       n,
       processes: hosts.length + 1,
@@ -143,8 +157,12 @@ export async function formCost(n: number, processes: number, routed: number, set
       routedP50Ms: percentile(latencies, 50),
       routedP99Ms: percentile(latencies, 99),
       routedExecutors: executors.size,
-      idleBytesPerNodePerMinute: Math.round((idle1.bytes - idle0.bytes) / n / minutes),
-      idleCpuPercentOfACorePerNode: Math.round(((idle1.cpuMs - idle0.cpuMs) / (minutes * 60_000) / n) * 100 * 1000) / 1000,
+      idleBytesPerNodePerMinute: first.bytes,
+      idleCpuPercentOfACorePerNode: first.cpuPercent,
+      idleWindows: windows.length,
+      idleLastStartsAfterFormedMs: last.afterFormedMs,
+      idleLastBytesPerNodePerMinute: last.bytes,
+      idleLastCpuPercentOfACorePerNode: last.cpuPercent,
     };
   } finally {
     await Promise.all(hosts.map(stopHost));

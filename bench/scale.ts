@@ -395,7 +395,7 @@ async function main(): Promise<void> {
   const reconnect: Array<Record<string, number>> = [];
   if (only.has("reconnect")) for (const stored of SMOKE ? [300] : storedSizes()) reconnect.push(...(await reconnectCost(stored, SMOKE ? [0, 10] : [0, 10, 1_000])));
   const form: Array<Record<string, number>> = [];
-  if (only.has("form")) for (const n of SMOKE ? [3] : meshSizes([5, 20, 50])) form.push(await formCost(n, Math.min(n - 1, FORM_PROCESSES), sized(50, 3), sized(20_000, 500), sized(30_000, 1_000)));
+  if (only.has("form")) for (const n of SMOKE ? [3] : meshSizes([5, 20, 50])) form.push(await formCost(n, Math.min(n - 1, FORM_PROCESSES), sized(50, 3), sized(20_000, 500), sized(30_000, 1_000), sized(6, 2)));
   printResult("scale", { live, idle, reconnect, form });
 }
 

@@ -12,6 +12,8 @@ import type {
   SubmitOptions,
   TaskEvent,
   TaskListFilter,
+  TaskPage,
+  TaskPageFilter,
   TaskState,
   TaskSubmitRequest,
   TaskUpdateEvent,
@@ -25,6 +27,9 @@ import { LEASE_TIMEOUT_MS, presumedLost } from "../protocols/task/lease.js";
 import type { Candidate, CapabilityDirectory } from "./routing/index.js";
 import type { Dispatcher } from "./scheduling/dispatcher.js";
 import type { TaskClient } from "./tasks/task-client.js";
+
+/** Attempts (tasks members run for a task kept elsewhere) are listed as their task, not themselves. */
+const notAnAttempt = (t: TaskState): boolean => t.metadata?.[ATTEMPT_OF] === undefined;
 
 /** What the adapter needs of a node. */
 export interface ClusterParts {
@@ -145,7 +150,12 @@ export class ClusterTransportAdapter implements TransportAdapter {
    */
   async listTasks(filter: TaskListFilter = {}): Promise<TaskState[]> {
     const tasks = await this.parts.engine.listTasks(filter);
-    return tasks.filter((t) => t.metadata?.[ATTEMPT_OF] === undefined);
+    return tasks.filter(notAnAttempt);
+  }
+
+  /** A page of {@link listTasks}: attempts are skipped while the page fills. */
+  async listTaskPage(filter: TaskPageFilter): Promise<TaskPage> {
+    return this.parts.engine.listTaskPage(filter, notAnAttempt);
   }
 
   /** Agents of this node, then agents only connected members offer (from their signed records). */

@@ -10,8 +10,10 @@ import { VERSION } from "../src/version.js";
 import { LEASE_TIMEOUT_MS } from "../protocols/task/lease.js";
 import { ClusterTransportAdapter } from "./cluster-adapter.js";
 import { createMeshLibp2p, setRelayServing } from "./libp2p/create-libp2p.js";
+import { dialAddresses } from "./libp2p/dial-addresses.js";
 import { startReachability } from "./libp2p/reachability.js";
 import { PortMappingStatus, type PortMappingReport } from "./libp2p/router-port-mapping.js";
+import { keepListenPorts, listenWithKeptPorts } from "./libp2p/listen-ports.js";
 import { doctorReport } from "./mesh/doctor.js";
 import { startMemberRedial } from "./mesh/member-redial.js";
 import { createAdmission } from "./mesh/admission.js";
@@ -133,9 +135,11 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const relayDoors = new RelayDoors({ serving: () => relayServing() });
     const portMappings = new PortMappingStatus();
     const portMapping = (): PortMappingReport => (options.upnp === true ? portMappings.report() : { state: "off", mappings: [] });
+    const listenPorts = { file: join(paths.identity, "listen-ports.json"), onError: report("listen") };
+    const listen = options.listen ?? ["/ip4/127.0.0.1/tcp/0"];
     const libp2p = await createMeshLibp2p({
       privateKey: identity.privateKey,
-      listen: options.listen ?? ["/ip4/127.0.0.1/tcp/0"],
+      listen: await listenWithKeptPorts(listen, listenPorts),
       ...(options.bootstrap && { bootstrap: options.bootstrap }),
       mdns: options.mdns ?? true,
       ...(options.inboundConnectionThreshold !== undefined && { inboundConnectionThreshold: options.inboundConnectionThreshold }),
@@ -147,6 +151,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       ...(options.upnp !== undefined && { upnp: options.upnp, portMappingStatus: portMappings }),
     });
     stack.push(() => libp2p.stop());
+    await keepListenPorts(listen, libp2p.getMultiaddrs().map((a) => a.toString()), listenPorts);
     admission.attach(libp2p);
     const lastSeen = trackLastSeen(libp2p);
     const redial = await startMemberRedial({
@@ -353,7 +358,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       registry,
       createMesh: (name) => foundMesh({ membership, security, identity }, name),
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
-      dial: async (addr) => void (await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),
+      dial: async (addr) => void (await dialAddresses(libp2p, multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),
       peers: () => listPeers({ libp2p, directory: directory.running, membership }),
       ping: (peer, count) => pingPeer(libp2p, peer, count ?? 3),
       doctor: () =>

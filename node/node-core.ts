@@ -1,5 +1,6 @@
 import type { TaskWorkspaces } from "../src/engine/execution-environment.js";
 import type { ApprovalPolicy, OpenGate } from "../src/engine/approval-gate.js";
+import type { TaskSubmitRequest } from "../src/contract/types.js";
 import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
 import { actorIdOf } from "./device-actor.js";
 import { ATTEMPT_OF } from "./scheduling/attempt-metadata.js";
@@ -16,6 +17,8 @@ export interface NodeCoreHooks {
   onApprovalNeeded?: (gate: OpenGate) => void;
 }
 
+const isAttempt = (request: Readonly<TaskSubmitRequest>): boolean => request.metadata?.[ATTEMPT_OF] !== undefined;
+
 export function openNodeCore(dataDir: string, deviceId: string, options: NodeOptions, report: (error: Error) => void, workspaces?: TaskWorkspaces, hooks: NodeCoreHooks = {}): Promise<LocalCore> {
   return openLocalCore({
     dataDir,
@@ -30,8 +33,10 @@ export function openNodeCore(dataDir: string, deviceId: string, options: NodeOpt
     ...(options.announceBeforeDurable === true && { announceBeforeDurable: true }),
     ...(hooks.approvalPolicy && { approvalPolicy: hooks.approvalPolicy }),
     ...(hooks.onApprovalNeeded && { onApprovalNeeded: hooks.onApprovalNeeded }),
-    // An attempt's keeper mirrors it into the task it replicates: the attempt's own document can wait for its end.
-    documentOnlyAtEnd: (request) => request.metadata?.[ATTEMPT_OF] !== undefined,
+    // An attempt's keeper mirrors it into the task it replicates: the attempt's own document can wait for its end,
+    // and stays here (its output reached the keeper over the task stream; sent again by sync, it crossed the wire twice).
+    documentOnlyAtEnd: isAttempt,
+    homeOnly: isAttempt,
     onUnreadable: (taskId, error) => report(new Error(`task ${taskId} cannot be read and is left out of listings: ${error.message}`, { cause: error })),
   });
 }

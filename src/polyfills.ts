@@ -1,3 +1,5 @@
+import "./v8-workarounds.js";
+
 /**
  * Runtime polyfills that must load before any libp2p module.
  *

@@ -14,8 +14,9 @@ import { isRelayed } from "../../protocols/framing/connection-choice.js";
  * about 1 in 15 runs had one under way). A direct address is therefore dialled
  * without its peer id, which joins no other dial, and the key the Noise
  * handshake proved is checked against the id it names; the gater still decides
- * on that key as for any dial. (The node's own `dial` keeps libp2p's way: made
- * like this, test/mesh/incident-cut.test.ts failed 3 runs in 4, not understood.)
+ * on that key as for any dial. (The node's own `dial` keeps libp2p's way, with
+ * one retry when the joined dial ends for want of addresses, node/libp2p/dial-addresses.ts:
+ * dialling peerless there made test/mesh/incident-cut.test.ts fail 3 runs in 4, not understood.)
  */
 export async function dialAddress(libp2p: Libp2p, addr: string, signal: AbortSignal): Promise<Connection> {
   const ma = multiaddr(addr);

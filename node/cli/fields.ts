@@ -44,17 +44,31 @@ function cell(value: unknown): string {
 }
 
 /**
- * Print only `fields` of each row. A field that no row has is refused (with
- * the fields there are), since an always-empty column is almost surely a typo.
+ * Refuse `fields` of which no row has one: an always-empty column is almost
+ * surely a typo. Says which fields the rows have.
  */
+export function checkFieldsPresent(rows: readonly unknown[], fields: readonly string[]): void {
+  if (rows.length === 0) return;
+  const missing = fields.filter((f) => !rows.some((r) => lookup(r, f).found));
+  if (missing.length > 0) throw new CoderClawError("INVALID_INPUT", `--fields: no row has ${missing.map((m) => JSON.stringify(m)).join(", ")}; fields: ${topLevelKeys(rows).join(", ")}`, { field: "fields" });
+}
+
+/** `fields` of `row` as an object, in the order asked; a field the row lacks is null. */
+export function pickFields(row: unknown, fields: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(fields.map((f) => [f, lookup(row, f).value ?? null]));
+}
+
+/** `fields` of `row` as one tab-separated line, a field it lacks empty. */
+export function fieldsLine(row: unknown, fields: readonly string[]): string {
+  return fields.map((f) => cell(lookup(row, f).value)).join("\t");
+}
+
+/** Print only `fields` of each row (see {@link checkFieldsPresent}). */
 export function printFields(rows: readonly unknown[], fields: readonly string[], json: boolean): void {
-  if (rows.length > 0) {
-    const missing = fields.filter((f) => !rows.some((r) => lookup(r, f).found));
-    if (missing.length > 0) throw new CoderClawError("INVALID_INPUT", `--fields: no row has ${missing.map((m) => JSON.stringify(m)).join(", ")}; fields: ${topLevelKeys(rows).join(", ")}`, { field: "fields" });
-  }
+  checkFieldsPresent(rows, fields);
   if (json) {
-    printJson(rows.map((r) => Object.fromEntries(fields.map((f) => [f, lookup(r, f).value ?? null]))));
+    printJson(rows.map((r) => pickFields(r, fields)));
     return;
   }
-  for (const r of rows) process.stdout.write(fields.map((f) => cell(lookup(r, f).value)).join("\t") + "\n");
+  for (const r of rows) process.stdout.write(fieldsLine(r, fields) + "\n");
 }

@@ -9,11 +9,14 @@ export function printJson(value: unknown): void {
 }
 
 /**
- * Colour only for a person at a terminal: off when stdout is piped, when
- * `NO_COLOR` is set (no-color.org) or on a dumb terminal.
+ * Colour only for a person at a terminal: off when stdout is piped, and
+ * where Node's own terminal check says no (`NO_COLOR`, `NODE_DISABLE_COLORS`,
+ * `FORCE_COLOR=0`, a dumb terminal, a CI without colour). Colour libraries
+ * that sniff the environment would colour piped output under `FORCE_COLOR`
+ * or some CIs; escape codes in a pipe are what scripts must never get.
  */
 export function colourWanted(stream: NodeJS.WriteStream = process.stdout, env: NodeJS.ProcessEnv = process.env): boolean {
-  return stream.isTTY === true && (env.NO_COLOR ?? "") === "" && env.TERM !== "dumb";
+  return stream.isTTY === true && stream.hasColors(env);
 }
 
 /**

@@ -48,6 +48,6 @@ export function registerApprovalRoutes(api: FastifyInstance, deps: ApprovalRoute
 
   api.get("/approvals/events", async (request, reply) => {
     await check(request, "task:read", { type: "task" });
-    await deps.stream(reply, (signal) => approvalEvents(approvals, (a) => a.request.id, signal));
+    await deps.stream(reply, (signal) => approvalEvents(approvals, (a) => a.request.id, (a) => a.request.deadline, signal));
   });
 }

@@ -18,31 +18,61 @@ export interface WatchedRequests<T> {
 /** Serves a stream of events on `reply` (the server's SSE writer, which bounds and ends it). */
 export type ApprovalStreamWriter<T> = (reply: FastifyReply, events: (signal: AbortSignal) => AsyncIterable<ApprovalStreamEvent<T>>) => Promise<void>;
 
-/** The requests open now, `synced`, then each request as it is asked and decided (keyed by `keyOf`), until `signal` aborts. */
-export async function* approvalEvents<T>(requests: WatchedRequests<T>, keyOf: (request: T) => string, signal: AbortSignal): AsyncGenerator<ApprovalStreamEvent<T>> {
+/**
+ * Until when a request waits: past it the request is denied (by its holder's
+ * timer, or by every member's reading of the statement), so the stream takes it
+ * off then, whether or not anything else happens.
+ */
+export type DeadlineOf<T> = (request: T) => number;
+
+/**
+ * The requests open now, `synced`, then each request as it is asked and decided
+ * (keyed by `keyOf`), until `signal` aborts. A request whose deadline has passed
+ * counts as decided: the stream wakes at the earliest deadline it holds.
+ */
+export async function* approvalEvents<T>(requests: WatchedRequests<T>, keyOf: (request: T) => string, deadlineOf: DeadlineOf<T>, signal: AbortSignal): AsyncGenerator<ApprovalStreamEvent<T>> {
   let seq = 1;
   let wake: (() => void) | undefined;
   let changed = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const stop = requests.watch(() => {
     changed = true;
     wake?.();
   });
   const onAbort = (): void => wake?.();
   signal.addEventListener("abort", onAbort, { once: true });
+  const open = (): Map<string, T> => {
+    const now = Date.now();
+    return new Map(requests.list().filter((a) => deadlineOf(a) > now).map((a) => [keyOf(a), a]));
+  };
+  const wakeAtDeadline = (held: Map<string, T>): void => {
+    clearTimeout(timer);
+    if (held.size === 0) return;
+    const next = Math.min(...[...held.values()].map(deadlineOf));
+    // setTimeout takes at most 2^31-1 ms; a later deadline is met by waking again.
+    timer = setTimeout(() => {
+      changed = true;
+      wake?.();
+    }, Math.min(MAX_TIMER_MS, Math.max(0, next - Date.now() + 1)));
+  };
   try {
-    let held = new Map(requests.list().map((a) => [keyOf(a), a]));
+    let held = open();
     for (const a of held.values()) yield { seq: seq++, type: "open", approval: a };
     yield { seq: seq++, type: "synced" };
     while (!signal.aborted) {
+      wakeAtDeadline(held);
       if (!changed) await new Promise<void>((resolve) => (wake = resolve));
       changed = false;
-      const now = new Map(requests.list().map((a) => [keyOf(a), a]));
+      const now = open();
       for (const [id, a] of now) if (!held.has(id)) yield { seq: seq++, type: "asked", approval: a };
       for (const [id, a] of held) if (!now.has(id)) yield { seq: seq++, type: "decided", approval: a };
       held = now;
     }
   } finally {
+    clearTimeout(timer);
     stop();
     signal.removeEventListener("abort", onAbort);
   }
 }
+
+const MAX_TIMER_MS = 2 ** 31 - 1;

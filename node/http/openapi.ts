@@ -8,7 +8,7 @@ import {
   RuntimeStatusSchema,
   SkillInfoSchema,
   TaskEventSchema,
-  TaskListQuerySchema,
+  TaskPageQuerySchema,
   TaskStateSchema,
   TaskSubmitQuerySchema,
   TaskSubmitRequestSchema,
@@ -130,10 +130,16 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         },
         get: {
           operationId: "listTasks",
-          summary: "List tasks the caller may read, most recent first",
-          parameters: queryParameters(TaskListQuerySchema),
+          summary: "List tasks the caller may read, most recent first, a page at a time",
+          description:
+            "A page holds at most `limit` tasks but may hold fewer (agent and executor filters and the caller's rights are checked on each task, and one page looks at a bounded number): " +
+            "ask again with `before` set to the page's `next` until a page has no `next`.",
+          parameters: queryParameters(TaskPageQuerySchema),
           responses: {
-            "200": json({ type: "object", properties: { tasks: { type: "array", items: ref("TaskState") } }, required: ["tasks"] }, "Tasks"),
+            "200": json(
+              { type: "object", properties: { tasks: { type: "array", items: ref("TaskState") }, next: { type: "string", description: "`before` of the next (older) page; absent at the oldest" } }, required: ["tasks"] },
+              "Tasks",
+            ),
             ...errorResponses(400, 401, 403),
           },
         },

@@ -14,7 +14,7 @@ import {
   MAX_INPUT_BYTES,
   SeqSchema,
   TaskIdSchema,
-  TaskListQuerySchema,
+  TaskPageQuerySchema,
   TaskSubmitQuerySchema,
   submitOptionsFromQuery,
   TaskSubmitRequestSchema,
@@ -275,17 +275,17 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       });
 
       api.get("/tasks", async (request) => {
-        const filter = parseInput(TaskListQuerySchema, request.query);
+        const filter = parseInput(TaskPageQuerySchema, request.query);
         await check(request, "task:read", { type: "task", ...(filter.sessionId === undefined ? {} : { sessionId: filter.sessionId }) });
-        const tasks = (await adapter.listTasks(filter)).slice(0, MAX_BATCH_AUTHORIZE);
+        const page = adapter.listTaskPage ? await adapter.listTaskPage(filter) : { tasks: await adapter.listTasks(filter) };
         // Filter per task rather than trusting the query: a session must not see
         // another's tasks just by leaving sessionId out.
         const canRead = options.canReadTask ?? ((ctx: TAuth, resource: HttpResource) => authorize(ctx, "task:read", resource));
         const visible: TaskState[] = [];
-        for (const task of tasks) {
+        for (const task of page.tasks.slice(0, MAX_BATCH_AUTHORIZE)) {
           if ((await canRead(ctxOf(request), taskResource(task))).allowed) visible.push(task);
         }
-        return { tasks: visible };
+        return page.next === undefined ? { tasks: visible } : { tasks: visible, next: page.next };
       });
 
       api.get<{ Params: { id: string } }>("/tasks/:id", async (request) => readableTask(request, request.params.id));

@@ -32,7 +32,7 @@ export function registerTaskApprovalRoutes(api: FastifyInstance, deps: TaskAppro
   });
   api.get("/task-approvals/events", async (request, reply) => {
     await deps.check(request, "task:read", { type: "task" });
-    await deps.stream(reply, (signal) => approvalEvents(deps.approvals, (a) => a.taskId, signal));
+    await deps.stream(reply, (signal) => approvalEvents(deps.approvals, (a) => a.taskId, (a) => a.deadline, signal));
   });
   for (const [verb, approve] of [["approve", true], ["deny", false]] as const) {
     api.post<{ Params: { taskId: string } }>(`/task-approvals/:taskId/${verb}`, async (request) => {

@@ -6,6 +6,7 @@ import { multiaddr, type Multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
 import { writeFileAtomic } from "../../identity/index.js";
 import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
+import { dialAddresses } from "../libp2p/dial-addresses.js";
 
 /** Addresses kept per member, newest first: enough for its interfaces, a relayed address or two, and an old network. */
 const ADDRS_PER_PEER = 16;
@@ -124,7 +125,7 @@ export async function startMemberRedial(options: MemberRedialOptions): Promise<M
         await libp2p.dial(target, { signal: AbortSignal.timeout(8000) });
       } catch (error) {
         if (addrs.length === 0) throw error;
-        await libp2p.dial(addrs, { signal: AbortSignal.timeout(8000) });
+        await dialAddresses(libp2p, addrs, { signal: AbortSignal.timeout(8000) });
       }
     })()
       .then(

@@ -114,8 +114,11 @@ export class PairingService implements MeshService {
               inviteBook,
               statements: () => membership.statements(),
               remotePeer: channel.peer,
+              // Filed before the welcome: a crash after it leaves no joiner holding a certificate (and no role) this node forgot.
+              file: async ({ joiner, certificate, invite }) => {
+                await membership.add([certificate, ...(this.options.statementsForJoiner?.(joiner, invite.level) ?? [])]);
+              },
             });
-            await membership.add([outcome.certificate, ...(this.options.statementsForJoiner?.(outcome.joiner, outcome.invite.level) ?? [])]);
             this.options.onPairing?.({ role: "inviter", ok: true, peer: outcome.joiner, detail: `paired at ${outcome.invite.level}; code ${outcome.comparisonCode}` });
           } catch (err) {
             this.options.onPairing?.({ role: "inviter", ok: false, peer: channel.peer, detail: (err as Error).message });

@@ -7,6 +7,8 @@ import type {
   SubmitOptions,
   TaskEvent,
   TaskListFilter,
+  TaskPage,
+  TaskPageFilter,
   TaskState,
   TaskSubmitRequest,
   TaskUpdateEvent,
@@ -83,6 +85,10 @@ export class AuditedAdapter implements TransportAdapter {
 
   listTasks(filter?: TaskListFilter): Promise<TaskState[]> {
     return this.inner.listTasks(filter);
+  }
+
+  listTaskPage(filter: TaskPageFilter): Promise<TaskPage> {
+    return this.inner.listTaskPage ? this.inner.listTaskPage(filter) : this.inner.listTasks(filter).then((tasks) => ({ tasks }));
   }
 
   listAgents(): Promise<AgentInfo[]> {

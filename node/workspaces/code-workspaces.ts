@@ -89,8 +89,9 @@ export class CodeWorkspaces implements TaskWorkspaces {
     await this.#o.store.putTree(snap.treeId, snap.index);
     // On record before the request is signed: a task may wait for a member longer than this process lives.
     for (const piece of snap.pieces) await this.#o.store.putVerified(piece.digest, piece.bytes);
-    await this.#o.store.pin(submittedHolder(snap.treeId), [snap.treeId, ...snap.pieces.map((p) => p.digest)]);
+    // The record before the pin: a process killed between them leaves a record that a restart pins again or forgets, never a pin nothing expires.
     await this.#o.submitted.add(snap.treeId, resolve(dir));
+    await this.#o.store.pin(submittedHolder(snap.treeId), [snap.treeId, ...snap.pieces.map((p) => p.digest)]);
     this.#serve(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), snap.sources);
     return { tree: snap.treeId, bytes: totalSize(snap.manifest), files: snap.manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
   }
@@ -139,6 +140,10 @@ export class CodeWorkspaces implements TaskWorkspaces {
   async #restoreSubmitted(now: number): Promise<number> {
     const retention = this.#o.resultRetentionMs ?? DEFAULT_RESULT_RETENTION_MS;
     let restored = 0;
+    // Pins with no record: left by a process killed before records came first (nothing else would ever expire them).
+    for (const holder of this.#o.store.holders()) {
+      if (holder.startsWith("submitted:") && !this.#o.submitted.has(holder.slice("submitted:".length))) await this.#o.store.unpin(holder);
+    }
     for (const record of this.#o.submitted.list()) {
       const index = now - record.at < retention ? await this.#o.store.getTree(record.tree) : undefined;
       if (index === undefined) {
@@ -151,6 +156,8 @@ export class CodeWorkspaces implements TaskWorkspaces {
         await this.#forgetSubmitted(record.tree);
         continue;
       }
+      // A record written just before its process was killed has no pin yet.
+      await this.#o.store.pin(submittedHolder(record.tree), [record.tree, ...digests]);
       const pieces = digests.map((digest, i) => ({ digest, bytes: read[i]! }));
       const manifest = joinManifest(record.tree, index, read as Uint8Array[], DEFAULT_MANIFEST_LIMITS);
       this.#serve(record.tree, index, withPieces(blobsOf(manifest), pieces), workingTreeSource(record.dir, manifest, pieces));

@@ -35,6 +35,12 @@ export interface InviterContext {
   /** Per-message wait, ms (default 30 s). */
   readonly timeoutMs?: number;
   readonly now?: () => number;
+  /**
+   * Makes the outcome durable (the certificate and what goes with it) before the
+   * welcome is sent, so that a joiner never holds a certificate its inviter lost
+   * in a crash. A failure here ends the pairing without a welcome.
+   */
+  readonly file?: (outcome: PairingOutcome) => Promise<void>;
 }
 
 /** What a successful pairing yields on the inviter's side. */
@@ -93,6 +99,8 @@ export async function handlePairingRequest(channel: PairingChannel, ctx: Inviter
       issuedAt,
       ...(ctx.certificateTtlMs === undefined ? {} : { expiresAt: issuedAt + ctx.certificateTtlMs }),
     });
+    const outcome: PairingOutcome = { joiner: hello.joiner, certificate, invite: used, comparisonCode: code };
+    await ctx.file?.(outcome);
     const statements = [...(await ctx.statements())].map((s) => toBase64Url(s.bytes));
     await channel.send({
       type: "welcome",
@@ -100,7 +108,7 @@ export async function handlePairingRequest(channel: PairingChannel, ctx: Inviter
       certificate: toBase64Url(certificate.bytes),
       statements,
     });
-    return { joiner: hello.joiner, certificate, invite: used, comparisonCode: code };
+    return outcome;
   } catch (err) {
     if (err instanceof InviteError || (err instanceof PairingError && err.code !== "PAIRING_TIMEOUT")) await sendError(channel, err);
     throw err;

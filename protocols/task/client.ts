@@ -10,6 +10,7 @@ import { FrameTimeoutError, FramingError } from "../framing/errors.js";
 import type { Exchange, RequestChannel, RequestChannelOptions, RequestShape } from "../framing/request-channel.js";
 import { LeaseBook, type Lease } from "./lease.js";
 import { MAX_SUBMITS_PER_MESSAGE, type SubmitEnvelope, type TaskMessage } from "./messages.js";
+import { StreamedOutput } from "./streamed-output.js";
 import { submitSignedBytes } from "./submit-signature.js";
 import { eventFromWire, stateFromWire } from "./wire.js";
 
@@ -204,15 +205,19 @@ export class TaskRequester {
         ended = isTerminal(e.status);
         return [e];
       });
+    // Every event this request carried, seen or not: the executor may leave that output out of the final state.
+    const streamed = new StreamedOutput();
     try {
       if (followed?.accepted !== undefined) {
-        this.#keepFinal(followed.accepted.final);
+        streamed.add(followed.accepted.events);
+        this.#keepFinal(followed.accepted, streamed);
         yield* unseen(followed.accepted.events);
         if (followed.accepted.end) return;
       }
       for (let m = await this.#next(peer, exchange); m !== undefined; m = await this.#next(peer, exchange)) {
         if (m.t === "upd") {
-          this.#keepFinal(m.final);
+          streamed.add(m.events);
+          this.#keepFinal(m, streamed);
           yield* unseen(m.events);
         } else if (m.t === "end") return;
       }
@@ -231,9 +236,13 @@ export class TaskRequester {
     return state;
   }
 
-  #keepFinal(wire: Accepted["final"]): void {
+  #keepFinal(m: Pick<Accepted, "final" | "streamed">, streamed: StreamedOutput): void {
+    const wire = m.final;
     if (wire === undefined) return;
-    this.#finals.set(wire.id, stateFromWire(wire));
+    const output = m.streamed === true ? streamed.text() : wire.output;
+    // Output left out that this end could not keep: none is kept, and the follower asks for the state.
+    if (m.streamed === true && output === undefined) return;
+    this.#finals.set(wire.id, stateFromWire({ ...wire, ...(output !== undefined && { output }) }));
     // Kept for the subscriber that reads it next; one nobody reads goes after the next thousand.
     if (this.#finals.size > MAX_UNCLAIMED_TASKS) this.#finals.delete(this.#finals.keys().next().value!);
   }

@@ -23,14 +23,29 @@ export interface Lease {
   status: TaskStatus;
 }
 
+/** How many recently ended tasks a {@link LeaseBook} remembers, so that a renewal sent before the end and read after it does not lease the task again. */
+export const ENDED_REMEMBERED = 4096;
+
 /** The submitter's record of the leases its executors renewed. */
 export class LeaseBook {
   readonly #leases = new Map<string, Lease>();
+  /**
+   * Tasks that ended here lately, oldest first. An executor reads a task's
+   * status for a renewal round before it sends the round, so a round can say
+   * `running` after the task's end was sent; without this the stale round
+   * would lease an ended task for good. Bounded: a round is in flight for
+   * moments, not for thousands of task ends.
+   */
+  readonly #ended = new Set<string>();
 
   /** The executor vouched for `taskId` now. An ended task needs no lease, and keeping one per task ever submitted would grow without bound. */
   renew(taskId: string, status: TaskStatus): void {
-    if (isTerminal(status)) this.#leases.delete(taskId);
-    else this.#leases.set(taskId, { at: Date.now(), status });
+    if (isTerminal(status)) {
+      this.#leases.delete(taskId);
+      this.#ended.delete(taskId);
+      this.#ended.add(taskId);
+      if (this.#ended.size > ENDED_REMEMBERED) this.#ended.delete(this.#ended.values().next().value as string);
+    } else if (!this.#ended.has(taskId)) this.#leases.set(taskId, { at: Date.now(), status });
   }
 
   /** Record every renewal a `lease` message carries. */

@@ -132,9 +132,13 @@ export const taskMessageSchema = z.discriminatedUnion("t", [
   z.strictObject({ t: z.literal("bool"), rid, value: z.boolean() }),
   z.strictObject({ t: z.literal("history"), rid, events: z.array(wireEventSchema).max(100_000) }),
   /** The answer to a following submit: the task as accepted, its events so far, and whether they already end it. */
-  z.strictObject({ t: z.literal("accepted"), rid, state: wireStateSchema, events: eventBatch, end: z.boolean(), final: wireStateSchema.optional() }),
-  /** `final`: the task's state once its events end it (its output and error), so a follower need not ask for it. */
-  z.strictObject({ t: z.literal("upd"), rid, taskId, events: eventBatch.min(1), final: wireStateSchema.optional() }),
+  z.strictObject({ t: z.literal("accepted"), rid, state: wireStateSchema, events: eventBatch, end: z.boolean(), final: wireStateSchema.optional(), streamed: z.literal(true).optional() }),
+  /**
+   * `final`: the task's state once its events end it (its output and error), so a follower need not ask for it.
+   * `streamed`: `final` leaves out its output, which is the text of every `output_added` event sent on this
+   * request, from the task's first: the follower has it already (see StreamedOutput).
+   */
+  z.strictObject({ t: z.literal("upd"), rid, taskId, events: eventBatch.min(1), final: wireStateSchema.optional(), streamed: z.literal(true).optional() }),
   z.strictObject({ t: z.literal("end"), rid }),
   z.strictObject({ t: z.literal("err"), rid, code: text(64), message: text(4096), field: text(256).optional() }),
   /** Lease renewal: the executor still holds these tasks of the peer it sends to; `round` numbers it for the acknowledgement. */

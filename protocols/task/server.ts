@@ -12,6 +12,7 @@ import type { MessageChannel } from "../framing/message-channel.js";
 import { LEASE_INTERVAL_MS, LeaseRenewals } from "./lease.js";
 import { MAX_EVENTS_PER_MESSAGE, submitEnvelopeSchema, type SubmitEnvelope, type TaskMessage } from "./messages.js";
 import { submitSignedBytes } from "./submit-signature.js";
+import { StreamedOutput } from "./streamed-output.js";
 import { eventToWire, stateToWire } from "./wire.js";
 
 /** How long the answer to a followed submit waits for the task's outcome before it goes with what there is. */
@@ -87,6 +88,15 @@ export interface TaskExecutor {
   serve(channel: MessageChannel<TaskMessage>): Promise<void>;
   /** Stop renewing leases and close every channel served. */
   stop(): Promise<void>;
+}
+
+/**
+ * The final state of a followed task, for the message that ends its stream:
+ * without its output when that is exactly what the stream's events carried.
+ */
+function finalOf(state: TaskState, streamed: StreamedOutput | undefined): { final: ReturnType<typeof stateToWire>; streamed?: true } {
+  if (state.output !== undefined && state.output === streamed?.text()) return { final: stateToWire({ ...state, output: undefined }), streamed: true };
+  return { final: stateToWire(state) };
 }
 
 function errorMessage(rid: number, err: unknown): TaskMessage {
@@ -264,15 +274,18 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
      */
     const follow = async (rid: number, taskId: string, after: number, controller: AbortController, accepted?: TaskState): Promise<void> => {
       let ended = false;
+      // Sent from the first event, this request carries the task's whole output as it streams.
+      const streamed = after === 0 ? new StreamedOutput() : undefined;
       try {
         // The answer to a submit waits a few ms for the outcome (told once durable), so a quick task still travels back in one message.
         const history = engine.streamEvents(taskId, { afterSeq: after, signal: controller.signal });
         for await (const batch of coalesce(history, MAX_EVENTS_PER_MESSAGE, isTerminalEvent, accepted === undefined ? undefined : ACCEPTED_LINGER_MS)) {
           for (const run of runsBySize(batch, eventSize, EVENT_BYTES_PER_MESSAGE)) {
             const events = run.map(eventToWire);
+            streamed?.add(events);
             // The outcome's message carries the final state: its follower need not ask for the output.
             const last = isTerminalEvent(run.at(-1)!) ? await engine.getTask(taskId) : null;
-            const final = last === null ? {} : { final: stateToWire(last) };
+            const final = last === null ? {} : finalOf(last, streamed);
             if (accepted === undefined) {
               await channel.send({ t: "upd", rid, taskId, events, ...final });
               continue;

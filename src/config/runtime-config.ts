@@ -133,15 +133,17 @@ const OidcSchema = z.strictObject({
   rolesClaim: z.string().min(1).max(128).optional(),
   roleMap: z.record(z.string().min(1).max(256), roleList).optional(),
 });
+/** A GitHub rule's pattern of a claim: `*` for any run of characters; no negation. */
+const claimPattern = (max: number) => z.string().min(1).max(max).refine((p) => !p.startsWith("!"), 'may not start with "!": a pattern matches with *, it has no negation');
 const GitHubSchema = z.strictObject({
   audience: z.string().min(1).max(512),
   rules: z
     .array(
       z.strictObject({
-        repository: z.string().min(1).max(256),
-        workflow: z.string().min(1).max(256).optional(),
-        jobWorkflowRef: z.string().min(1).max(1024).optional(),
-        ref: z.string().min(1).max(256).optional(),
+        repository: claimPattern(256),
+        workflow: claimPattern(256).optional(),
+        jobWorkflowRef: claimPattern(1024).optional(),
+        ref: claimPattern(256).optional(),
         identity: z.string().min(1).max(256),
         roles: roleList.min(1),
       }),

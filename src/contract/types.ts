@@ -148,6 +148,27 @@ export interface TaskListFilter {
   limit?: number;
 }
 
+/**
+ * Filter of one page of a task listing. Pages go from newest to oldest; a page
+ * may hold fewer than `limit` tasks (a filter the indexes cannot answer is
+ * checked on each task, and one page looks at a bounded number of them), so
+ * only its `next` says whether older tasks remain.
+ */
+export interface TaskPageFilter extends TaskListFilter {
+  /** Only tasks older than this position: a page's `next` (`<createdAt ms, 15 digits>:<task id>`). */
+  before?: string;
+  agentId?: string;
+  /** Part of the peer id of the device the task runs on (its placement's `runsOn`, else its `executorId`). */
+  executor?: string;
+}
+
+/** One page of a task listing, newest first. */
+export interface TaskPage {
+  tasks: TaskState[];
+  /** Where the next (older) page starts; absent when no older task is left. */
+  next?: string;
+}
+
 /** Options for streaming updates. */
 export interface StreamOptions {
   /** Resume after this sequence number (exclusive): updates with seq <= afterSeq are skipped. */
@@ -280,6 +301,8 @@ export interface TransportAdapter {
   streamTaskUpdates(taskId: string, options?: StreamOptions): AsyncIterable<TaskUpdateEvent>;
   cancelTask(taskId: string): Promise<boolean>;
   listTasks(filter?: TaskListFilter): Promise<TaskState[]>;
+  /** One page of the tasks listed, for lists that reach every task however many there are. */
+  listTaskPage?(filter: TaskPageFilter): Promise<TaskPage>;
   /** Full history so far, without following it; adapters that lack it are read through a stream replay. */
   getTaskEvents?(taskId: string): Promise<TaskEvent[]>;
   listAgents(): Promise<AgentInfo[]>;

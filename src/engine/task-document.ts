@@ -13,6 +13,15 @@ export function taskDocId(taskId: string): string {
   return `task/${taskId}`;
 }
 
+/**
+ * Document id of a task whose document stays on this node (an attempt, which
+ * its submitter mirrors into a task of its own): a namespace no node
+ * replicates, so peers are neither offered it nor take it.
+ */
+export function homeTaskDocId(taskId: string): string {
+  return `task-home/${taskId}`;
+}
+
 type IS = A.ImmutableString;
 
 /**
@@ -78,6 +87,12 @@ interface TaskProgressFields {
   completedAt?: number;
   progress?: number;
   output?: string;
+  /**
+   * Set instead of `output` when the output is exactly the text of the task's
+   * `output_added` events, in order: the document then holds it once (a shell
+   * task's output is what it printed, which its history already holds).
+   */
+  outputInHistory?: true;
   error?: string;
   placement?: MovingPlacement;
 }
@@ -180,13 +195,20 @@ function specOf(record: TaskRecord): string {
   return JSON.stringify(spec);
 }
 
-/** The `run` value of a state, or undefined when none of its fields is set. */
-function runOf(state: TaskState): string | undefined {
+/**
+ * The `run` value of a state, or undefined when none of its fields is set.
+ * `history` gives the text of the task's output events, asked only when the
+ * state has an output.
+ */
+function runOf(state: TaskState, history: () => string): string | undefined {
   const run: TaskProgressFields = {};
   if (state.startedAt !== undefined) run.startedAt = state.startedAt.getTime();
   if (state.completedAt !== undefined) run.completedAt = state.completedAt.getTime();
   if (state.progress !== undefined) run.progress = state.progress;
-  if (state.output !== undefined) run.output = state.output;
+  if (state.output !== undefined) {
+    if (state.output.length > 0 && state.output === history()) run.outputInHistory = true;
+    else run.output = state.output;
+  }
   if (state.error !== undefined) run.error = state.error;
   const placement = movingPlacement(state.placement);
   if (placement !== undefined) run.placement = placement;
@@ -206,6 +228,13 @@ function sameRun(a: TaskState, b: TaskState): boolean {
 
 function encodeEvents(events: readonly TaskEvent[]): string {
   return JSON.stringify(events.map(toStoredEvent));
+}
+
+/** The text of the `output_added` events among `events`, in order. */
+function outputOf(events: ReadonlyArray<{ type: string; message?: string | undefined }>): string {
+  let text = "";
+  for (const e of events) if (e.type === "output_added" && e.message !== undefined) text += e.message;
+  return text;
 }
 
 /**
@@ -228,7 +257,7 @@ export function taskDocRoot(record: TaskRecord): TaskDocRoot {
     spec: specOf(record),
     events: record.events.length > 0 ? [encodeEvents(record.events)] : [],
   };
-  const run = runOf(record.state);
+  const run = runOf(record.state, () => outputOf(record.events));
   if (run !== undefined) root.run = run;
   return root;
 }
@@ -285,24 +314,33 @@ export function encodeTaskDoc(root: TaskDocRoot, actor: string): EncodedTaskDoc 
 export function updateTaskDoc(doc: A.Doc<TaskDoc>, previous: TaskState, state: TaskState, newEvents: readonly TaskEvent[]): A.Doc<TaskDoc> {
   const h = A.getBackend(doc);
   if (previous.status !== state.status) h.put(ROOT, "status", state.status, "str");
+  const events = h.get(ROOT, "events");
+  if (typeof events !== "string") throw corrupt(state.id, "events is not a list");
   if (!sameRun(previous, state)) {
-    const run = runOf(state);
+    const run = runOf(state, () => storedOutput(h, events, state.id) + outputOf(newEvents));
     if (run !== undefined) h.put(ROOT, "run", run, "str");
   }
-  if (newEvents.length > 0) {
-    const events = h.get(ROOT, "events");
-    if (typeof events !== "string") throw corrupt(state.id, "events is not a list");
-    h.insert(events, h.length(events), encodeEvents(newEvents), "str");
-  }
+  if (newEvents.length > 0) h.insert(events, h.length(events), encodeEvents(newEvents), "str");
   if (h.pendingOps() > 0) h.commit(null, changeTime());
   return doc;
+}
+
+/** The text of the output events a document's history list already holds. */
+function storedOutput(h: ReturnType<typeof A.getBackend>, events: string, id: string): string {
+  let text = "";
+  for (let i = 0; i < h.length(events); i++) {
+    const entry = h.get(events, i);
+    if (typeof entry !== "string") throw corrupt(id, `history entry ${i} is not text`);
+    text += outputOf(parseJson<StoredEvent[]>(id, "history entry", entry)!);
+  }
+  return text;
 }
 
 function corrupt(id: string, why: string): CoderClawError {
   return new CoderClawError("STORAGE_CORRUPT", `task document ${id}: ${why}`);
 }
 
-function parseJson<T>(id: string, what: string, raw: IS | undefined): T | undefined {
+function parseJson<T>(id: string, what: string, raw: IS | string | undefined): T | undefined {
   if (raw === undefined) return undefined;
   try {
     return JSON.parse(raw.toString()) as T;
@@ -411,6 +449,7 @@ export function readTaskDoc(doc: A.Doc<TaskDoc>): TaskRecord {
   for (const entry of doc.events ?? []) {
     for (const e of parseJson<StoredEvent[]>(id, "history entry", entry)!) events.push(fromStoredEvent(e));
   }
+  if (run.outputInHistory === true && run.output === undefined) state.output = outputOf(events);
   return { request, state, events };
 }
 

@@ -4,6 +4,8 @@ import type {
   TaskEvent,
   TaskEventType,
   TaskListFilter,
+  TaskPage,
+  TaskPageFilter,
   TaskPlacement,
   TaskState,
   TaskStatus,
@@ -21,6 +23,7 @@ import { assertTransition, canTransition, isTerminal } from "./state-machine.js"
 import { assertTaskId, DEFAULT_MAX_INPUT_BYTES } from "./submit-schema.js";
 import type { TaskRecord } from "./task-document.js";
 import { TaskPersistence } from "./task-persistence.js";
+import { matchesPage, PAGE_SCAN, PAGE_SCAN_BATCH } from "./task-page.js";
 import { approvedMark, askedMark, openGateIn, type ApprovalPolicy, type ApprovalVerdict, type OpenGate } from "./approval-gate.js";
 import { takeIn, takeInForPlacement, type IntakeSettings } from "./task-intake.js";
 import { ownUnfinishedTasks } from "./task-recovery.js";
@@ -492,24 +495,57 @@ export class TaskEngine {
     await this.persistence.drain();
     const out: TaskState[] = [];
     for (const id of await this.options.repository.listIds(filter)) {
-      // Checked per id after the index read: a task leaves memory only once fully persisted.
-      const live = this.live.get(id);
-      let stored: TaskRecord | undefined;
-      try {
-        stored = live ? live : await this.persistence.load(id);
-      } catch (err) {
-        // One unreadable document (a replica some other node wrote badly) must not hide every other task.
-        if (!(err instanceof CoderClawError && err.code === "STORAGE_CORRUPT")) throw err;
-        this.options.onUnreadable?.(id, err);
-        continue;
-      }
-      const state = stored ? copyState(stored.state) : undefined;
-      if (!state) continue;
+      const state = await this.listedState(id);
+      if (state === undefined) continue;
       if (filter.status !== undefined && state.status !== filter.status) continue;
       if (filter.sessionId !== undefined && state.sessionId !== filter.sessionId) continue;
       out.push(state);
     }
     return out;
+  }
+
+  /**
+   * One page of tasks newest first, matching `filter` and `accept`. Looks at no
+   * more than {@link PAGE_SCAN} tasks (or `limit` when larger), so a filter that
+   * few tasks match costs a bounded amount per page; `next` then says where to go on.
+   */
+  async listTaskPage(filter: TaskPageFilter, accept: (task: TaskState) => boolean = () => true): Promise<TaskPage> {
+    await this.persistence.drain();
+    const limit = filter.limit ?? 100;
+    const scan = Math.max(limit, PAGE_SCAN);
+    const tasks: TaskState[] = [];
+    let before = filter.before;
+    let scanned = 0;
+    while (tasks.length < limit && scanned < scan) {
+      const found = await this.options.repository.scanIds({ ...filter, ...(before === undefined ? {} : { before }) }, Math.min(PAGE_SCAN_BATCH, scan - scanned));
+      for (const { id, position } of found) {
+        scanned += 1;
+        before = position;
+        const state = await this.listedState(id);
+        if (state !== undefined && matchesPage(state, filter) && accept(state)) tasks.push(state);
+        if (tasks.length === limit) break;
+      }
+      if (found.length < PAGE_SCAN_BATCH && tasks.length < limit) return { tasks };
+    }
+    if (before === undefined) return { tasks };
+    const older = await this.options.repository.scanIds({ ...filter, before }, 1);
+    return older.length === 0 ? { tasks } : { tasks, next: before };
+  }
+
+  /** A listed task's state: live from memory, else stored; undefined when gone or unreadable. */
+  private async listedState(id: string): Promise<TaskState | undefined> {
+    // Checked per id after the index read: a task leaves memory only once fully persisted.
+    const live = this.live.get(id);
+    let stored: TaskRecord | undefined;
+    try {
+      stored = live ? live : await this.persistence.load(id);
+    } catch (err) {
+      // One unreadable document (a replica some other node wrote badly) must not hide every other task.
+      if (!(err instanceof CoderClawError && err.code === "STORAGE_CORRUPT")) throw err;
+      this.options.onUnreadable?.(id, err);
+      return undefined;
+    }
+    return stored ? copyState(stored.state) : undefined;
   }
 
   /**

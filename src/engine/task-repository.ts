@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import * as A from "@automerge/automerge";
 import { CoderClawError } from "../contract/errors.js";
 import { docRootReader, type RootReader } from "../storage/root-reader.js";
-import type { TaskEvent, TaskListFilter, TaskState, TaskStatus } from "../contract/types.js";
+import type { TaskEvent, TaskListFilter, TaskPageFilter, TaskState, TaskStatus, TaskSubmitRequest } from "../contract/types.js";
 import type { Database } from "../storage/level-database.js";
 import type { LevelDocumentStore } from "../storage/level-document-store.js";
 import { sameHeads } from "../storage/document-store.js";
@@ -13,6 +13,7 @@ import {
   encodeWalRecord,
   readTaskDoc,
   readTaskIndexFields,
+  homeTaskDocId,
   taskDocId,
   taskDocRoot,
   updateTaskDoc,
@@ -53,6 +54,11 @@ export interface TaskRepository {
   load(taskId: string): Promise<TaskRecord | undefined>;
   /** Ids newest first, from the index that fits the filter (callers re-check the filter on each state). */
   listIds(filter?: TaskListFilter): Promise<string[]>;
+  /**
+   * Up to `limit` ids newest first, older than `before` when given, each with its
+   * position (what `before` takes to go on after it), from the index that fits.
+   */
+  scanIds(filter: Pick<TaskPageFilter, "status" | "sessionId" | "before">, limit: number): Promise<Array<{ id: string; position: string }>>;
   /** Ids of tasks whose stored status is not terminal, oldest first. */
   activeTaskIds(): Promise<string[]>;
   /** Number of tasks ever accepted. */
@@ -86,6 +92,12 @@ export type StoredScreen = (docId: string, heads: readonly string[], root: RootR
 export interface LevelTaskRepositoryOptions {
   /** Automerge actor id (hex) of the task documents this node writes. */
   actorId?: string;
+  /**
+   * Tasks whose documents stay on this node: kept under {@link homeTaskDocId},
+   * which no replicated prefix covers, so they are never offered to peers.
+   * Default: none.
+   */
+  homeOnly?: (request: Readonly<TaskSubmitRequest>) => boolean;
 }
 
 const IDX = "idx:";
@@ -106,6 +118,8 @@ const MAX_LIST = 10_000;
 
 const statusOfKey = (id: string): string => `${IDX}st:${id}`;
 const pad = (ms: number): string => ms.toString().padStart(15, "0");
+/** Where the id starts in a position `<pad(createdAt)>:<id>` (ids may hold ':' themselves). */
+const POSITION_ID_AT = 16;
 const statusKey = (s: TaskStatus, createdAt: number, id: string): string => `${IDX}status:${s}:${pad(createdAt)}:${id}`;
 const sessionKey = (sid: string, createdAt: number, id: string): string => `${IDX}session:${sid}:${pad(createdAt)}:${id}`;
 const timeKey = (createdAt: number, id: string): string => `${IDX}time:${pad(createdAt)}:${id}`;
@@ -152,6 +166,7 @@ export class LevelTaskRepository implements TaskRepository {
    * fifth of the cost of creating it.
    */
   private readonly actorId: string;
+  private readonly homeOnly: (request: Readonly<TaskSubmitRequest>) => boolean;
   private screen: StoredScreen | undefined;
 
   private constructor(
@@ -160,6 +175,22 @@ export class LevelTaskRepository implements TaskRepository {
     options: LevelTaskRepositoryOptions,
   ) {
     this.actorId = options.actorId ?? randomBytes(16).toString("hex");
+    this.homeOnly = options.homeOnly ?? (() => false);
+  }
+
+  /**
+   * The id of a task's document: under the replicated prefix unless the task
+   * stays home, and there too for one written there before it stayed home (a
+   * home from an older version), so that one task never has two documents.
+   */
+  private docIdOf(record: TaskRecord): string {
+    const id = taskDocId(record.state.id);
+    return this.homeOnly(record.request) && !this.store.holds(id) ? homeTaskDocId(record.state.id) : id;
+  }
+
+  /** The id of the document stored for `taskId`, if it has one. */
+  private storedDocId(taskId: string): string | undefined {
+    return [taskDocId(taskId), homeTaskDocId(taskId)].find((id) => this.store.holds(id));
   }
 
   /**
@@ -214,7 +245,7 @@ export class LevelTaskRepository implements TaskRepository {
       // A task not stored yet has no persisted state, so it is indexed as new.
       const indexOps = statusIndexOps(state.id, state.createdAt.getTime(), state.sessionId, previous?.status, state.status);
 
-      const id = taskDocId(state.id);
+      const id = this.docIdOf(record);
       if (stored === "doc") {
         const fn = (doc: A.Doc<TaskDoc> | undefined) => updateTaskDoc(doc!, previous!, state, newEvents);
         writes.push(this.store.update<TaskDoc>(id, fn, "local", { ops: () => indexOps, raw: true }));
@@ -242,7 +273,7 @@ export class LevelTaskRepository implements TaskRepository {
       const record = decodeWalRecord(value);
       const ops: WriteOp[] = [{ type: "del", key }];
       const built = encodeTaskDoc(taskDocRoot(record), this.actorId);
-      writes.push(this.store.insert(taskDocId(record.state.id), built.bytes, built.heads, ops));
+      writes.push(this.store.insert(this.docIdOf(record), built.bytes, built.heads, ops));
       n++;
       // Bounded batches keep memory flat however many records a crash left behind.
       if (writes.length >= 500) {
@@ -293,9 +324,10 @@ export class LevelTaskRepository implements TaskRepository {
     // The record first: it is deleted only in the batch that writes the document, so one of the two reads finds the task.
     const wal = await this.db.get(WAL + taskId);
     if (wal !== undefined) return decodeWalRecord(wal);
-    const doc = await this.store.get<TaskDoc>(taskDocId(taskId));
+    const id = this.storedDocId(taskId);
+    const doc = id === undefined ? undefined : await this.store.get<TaskDoc>(id);
     if (doc === undefined) return undefined;
-    const refused = this.screened(taskDocId(taskId), doc);
+    const refused = this.screened(id!, doc);
     if (refused !== undefined) throw new CoderClawError("STORAGE_CORRUPT", `task document ${taskId}: ${refused}`);
     return readTaskDoc(doc);
   }
@@ -319,16 +351,22 @@ export class LevelTaskRepository implements TaskRepository {
   }
 
   async listIds(filter: TaskListFilter = {}): Promise<string[]> {
-    const limit = Math.min(filter.limit ?? 100, MAX_LIST);
+    return (await this.scanIds(filter, Math.min(filter.limit ?? 100, MAX_LIST))).map((found) => found.id);
+  }
+
+  async scanIds(filter: Pick<TaskPageFilter, "status" | "sessionId" | "before">, limit: number): Promise<Array<{ id: string; position: string }>> {
     const prefix =
       filter.sessionId !== undefined
         ? `${IDX}session:${filter.sessionId}:`
         : filter.status !== undefined
           ? `${IDX}status:${filter.status}:`
           : `${IDX}time:`;
-    const out: string[] = [];
-    for await (const key of this.db.keys({ gte: prefix, lt: prefix + "\uffff", reverse: true, limit })) {
-      out.push(key.slice(key.lastIndexOf(":") + 1));
+    const out: Array<{ id: string; position: string }> = [];
+    // Every index key ends in `<padded createdAt>:<id>`, so one position orders the same in each of them.
+    const end = filter.before === undefined ? prefix + "\uffff" : prefix + filter.before;
+    for await (const key of this.db.keys({ gte: prefix, lt: end, reverse: true, limit: Math.min(limit, MAX_LIST) })) {
+      const position = key.slice(prefix.length);
+      out.push({ id: position.slice(POSITION_ID_AT), position });
     }
     return out;
   }
@@ -367,11 +405,14 @@ export class LevelTaskRepository implements TaskRepository {
         seen.add(record.state.id);
         yield record;
       }
-      for await (const docId of repo.store.ids("task/")) {
-        const taskId = docId.slice("task/".length);
-        if (seen.has(taskId)) continue;
-        const record = await repo.load(taskId);
-        if (record) yield record;
+      for (const prefix of [taskDocId(""), homeTaskDocId("")]) {
+        for await (const docId of repo.store.ids(prefix)) {
+          const taskId = docId.slice(prefix.length);
+          if (seen.has(taskId)) continue;
+          seen.add(taskId);
+          const record = await repo.load(taskId);
+          if (record) yield record;
+        }
       }
     };
     for await (const record of records(this, this.db)) {

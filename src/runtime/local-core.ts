@@ -38,6 +38,8 @@ export interface LocalContext {
   workspaces?: TaskWorkspaces;
   /** Tasks that get their document only when they end (see TaskEngineOptions.documentOnlyAtEnd). */
   documentOnlyAtEnd?: (request: Readonly<TaskSubmitRequest>) => boolean;
+  /** Tasks whose documents stay on this node, never replicated (see LevelTaskRepositoryOptions.homeOnly). */
+  homeOnly?: (request: Readonly<TaskSubmitRequest>) => boolean;
   /** A stored task that cannot be read: listing skips it and reports it here. */
   onUnreadable?: (taskId: string, error: Error) => void;
   /** How processes run for work other devices submit (see TaskEngineOptions.sandbox). Default: sandboxed, required. */
@@ -73,7 +75,10 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
     const batcher = new WriteBatcher(db);
     const storeOptions = context.actorId === undefined ? { batcher, path: paths.database } : { batcher, path: paths.database, actorId: context.actorId };
     const store = new LevelDocumentStore(db, storeOptions);
-    const repository = await LevelTaskRepository.open(db, store, context.actorId === undefined ? {} : { actorId: context.actorId });
+    const repository = await LevelTaskRepository.open(db, store, {
+      ...(context.actorId !== undefined && { actorId: context.actorId }),
+      ...(context.homeOnly && { homeOnly: context.homeOnly }),
+    });
     const agents = context.agents ?? createBuiltinRegistry();
     let processes: ProcessRecords | undefined;
     if (context.runTasks !== false) {

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
+import { isMatch } from "matcher";
+import { CoderClawError } from "../contract/errors.js";
 import { UnauthenticatedError } from "./errors.js";
 import { deviceKeyResolver, verifySignature, type KeyResolver } from "./keys.js";
 
@@ -142,7 +144,8 @@ export const GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.co
 
 /**
  * Maps GitHub Actions token claims to an identity. Each given field must match;
- * `*` matches any run of characters (`refs/heads/*`), everything else is literal.
+ * `*` matches any run of characters, `/` included (`refs/heads/*`), everything
+ * else is literal (matched by `matcher`); a pattern may not start with `!`.
  */
 export interface GitHubRule {
   repository: string;
@@ -184,11 +187,15 @@ export class GitHubActionsIdentityProvider implements IdentityProvider<string> {
     this.#options = { ...options, issuer };
     this.#jwks = createRemoteJWKSet(new URL(options.jwksUrl ?? `${issuer}/.well-known/jwks`), { timeoutDuration: 5_000 });
     this.#rules = options.rules.map((rule) => {
-      const checks: Array<[string, RegExp]> = [["repository", glob(rule.repository)]];
-      if (rule.workflow !== undefined) checks.push(["workflow", glob(rule.workflow)]);
-      if (rule.jobWorkflowRef !== undefined) checks.push(["job_workflow_ref", glob(rule.jobWorkflowRef)]);
-      if (rule.ref !== undefined) checks.push(["ref", glob(rule.ref)]);
-      return { rule, test: (claims) => checks.every(([claim, re]) => typeof claims[claim] === "string" && re.test(claims[claim])) };
+      const checks: Array<[string, string]> = [["repository", rule.repository]];
+      if (rule.workflow !== undefined) checks.push(["workflow", rule.workflow]);
+      if (rule.jobWorkflowRef !== undefined) checks.push(["job_workflow_ref", rule.jobWorkflowRef]);
+      if (rule.ref !== undefined) checks.push(["ref", rule.ref]);
+      for (const [claim, pattern] of checks) {
+        // matcher reads a leading "!" as "anything but": a rule that admits every other repository is never what was meant.
+        if (pattern.startsWith("!")) throw new CoderClawError("INVALID_INPUT", `GitHub rule for ${rule.identity}: ${claim} pattern ${JSON.stringify(pattern)} may not start with "!"`, { field: "rules" });
+      }
+      return { rule, test: (claims) => checks.every(([claim, pattern]) => typeof claims[claim] === "string" && isMatch(claims[claim], pattern, { caseSensitive: true })) };
     });
   }
 
@@ -202,9 +209,4 @@ export class GitHubActionsIdentityProvider implements IdentityProvider<string> {
     const roles = [...new Set(matches.flatMap((m) => m.roles))].sort();
     return { userId: matches[0]?.identity as string, provider: "github", roles, claims };
   }
-}
-
-function glob(pattern: string): RegExp {
-  const escaped = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
-  return new RegExp(`^${escaped.join(".*")}$`);
 }

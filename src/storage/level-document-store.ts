@@ -319,6 +319,11 @@ export class LevelDocumentStore implements DocumentStore {
     }
   }
 
+  /** True when a document `id` is stored (or being written), read without loading it. */
+  holds(id: string): boolean {
+    return this.cache.has(id) || this.storedHeads(id) !== undefined;
+  }
+
   async heads(id: string): Promise<A.Heads | undefined> {
     const cached = this.cache.get(id);
     if (cached) return cached.heads;

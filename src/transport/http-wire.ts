@@ -95,6 +95,16 @@ export const TaskListQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
 
+/**
+ * Query of `GET /v1/tasks`: the listing's filter, a page position (`before`, a
+ * page's `next`) and the filters the indexes cannot answer, checked on each task.
+ */
+export const TaskPageQuerySchema = TaskListQuerySchema.extend({
+  before: z.string().max(200).regex(/^\d{15}:[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "must be a page's `next`: <createdAt ms, 15 digits>:<task id>").optional(),
+  agentId: z.string().min(1).max(128).optional(),
+  executor: z.string().min(1).max(128).optional(),
+});
+
 /** Resume position of `GET /v1/tasks/:id/events`, from `?after=` or `Last-Event-ID`. */
 export const SeqSchema = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 

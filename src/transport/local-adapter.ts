@@ -6,6 +6,8 @@ import type {
   SubmitOptions,
   TaskEvent,
   TaskListFilter,
+  TaskPage,
+  TaskPageFilter,
   TaskState,
   TaskSubmitRequest,
   TaskUpdateEvent,
@@ -94,6 +96,10 @@ export class LocalTransportAdapter implements TransportAdapter {
 
   async listTasks(filter?: TaskListFilter): Promise<TaskState[]> {
     return (await this.core).engine.listTasks(filter);
+  }
+
+  async listTaskPage(filter: TaskPageFilter): Promise<TaskPage> {
+    return (await this.core).engine.listTaskPage(filter);
   }
 
   async listAgents(): Promise<AgentInfo[]> {

@@ -198,6 +198,32 @@ function checkStep(s: StepDraft, i: number, index: ReadonlyMap<string, number>):
   };
 }
 
+/**
+ * The draft {@link checkWorkflow} turns back into `definition`, leaving out
+ * what it fills in by default: the compact form a workflow document keeps.
+ */
+export function draftOf(definition: WorkflowDefinition): WorkflowDraft {
+  return {
+    name: definition.name,
+    ...(definition.description !== "" && { description: definition.description }),
+    steps: definition.steps.map((step): StepDraft => {
+      const retry = Object.fromEntries(Object.entries(step.retry).filter(([k, v]) => DEFAULT_RETRY[k as keyof RetryPolicy] !== v));
+      return {
+        id: step.id,
+        ...(step.agent !== undefined && { agent: step.agent }),
+        ...(step.description !== step.id && { description: step.description }),
+        input: step.input.source,
+        ...(step.target.kind !== "local" && { target: formatTarget(step.target) }),
+        ...(step.dependsOn.length > 0 && { dependsOn: step.dependsOn }),
+        ...(Object.keys(retry).length > 0 && { retry }),
+        ...(step.timeoutMs !== undefined && { timeoutMs: step.timeoutMs }),
+        ...(step.continueOnFailure && { continueOnFailure: true }),
+        ...(step.approval !== undefined && { approval: "required", ...(step.approval.timeoutMs !== DEFAULT_APPROVAL_TIMEOUT_MS && { approvalTimeoutMs: step.approval.timeoutMs }) }),
+      };
+    }),
+  };
+}
+
 /** Steps ordered so each follows what it depends on (stable: declaration order otherwise); a cycle is refused naming it. */
 function topologicalOrder(steps: readonly WorkflowStep[]): WorkflowStep[] {
   const byId = new Map(steps.map((s) => [s.id, s]));

@@ -41,16 +41,27 @@ export type OpenApproval = Omit<ApprovalEvent, "type">;
 
 /** Runs workflows: each step as a task of the runtime, as soon as its dependencies completed. */
 export interface WorkflowCoordinator {
-  /** Store a new workflow and start its first steps; resolves with its record once it is durable. */
+  /**
+   * Store a new workflow and start its first steps; resolves with its record
+   * once it is durable. The first steps are submitted while the record is
+   * written; should the write fail, their tasks are cancelled and this rejects.
+   */
   start(definition: WorkflowDefinition, input?: string | Record<string, string>): Promise<WorkflowRecord>;
   /** Take up every workflow the store holds as running (after a restart); resolves with how many. */
   resume(): Promise<number>;
+  /** A copy the caller may change, but for its definition, which it shares with the coordinator: read it only. */
   get(id: string): Promise<WorkflowRecord | undefined>;
   /** Stored workflows, newest first. */
   list(): Promise<WorkflowRecord[]>;
   /** Cancel a running workflow: its running steps' tasks are cancelled, the rest skipped. False when it had ended. */
   cancel(id: string): Promise<boolean>;
-  /** Resolves with the record once the workflow has ended. */
+  /**
+   * Resolves with the record once the workflow has ended: a completed one as
+   * soon as its last step completed, while its end is written (until then
+   * `get` and `list` answer from memory, and a restart finds every step's task
+   * by its key and completes it again, running nothing twice); a failed or
+   * cancelled one once its end is durable, as that end decided what did not run.
+   */
   wait(id: string, signal?: AbortSignal): Promise<WorkflowRecord>;
   /** Approval requests waiting for a decision, oldest first. */
   approvals(): OpenApproval[];
@@ -98,8 +109,8 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
   const mine = (record: WorkflowRecord): boolean => record.coordinator === undefined || record.coordinator === options.coordinator?.id;
 
   /** Drive `record`: a new workflow starts its first steps; one `taken up` after a restart first finds what was under way. */
-  const drive = (record: WorkflowRecord, takenUp: boolean): WorkflowRun => {
-    const run = new WorkflowRun(record, { runtime, store, now, onError: (e) => options.onError?.(record.id, e), onApproval: (e) => options.onApproval?.(e), onEnd: () => runs.delete(record.id) });
+  const drive = (record: WorkflowRecord, takenUp: boolean, created?: Promise<void>): WorkflowRun => {
+    const run = new WorkflowRun(record, { runtime, store, now, onError: (e) => options.onError?.(record.id, e), onApproval: (e) => options.onApproval?.(e), onEnd: () => runs.delete(record.id) }, created);
     runs.set(record.id, run);
     if (takenUp) run.recover();
     else run.pump();
@@ -110,8 +121,14 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
     async start(definition, input = "") {
       if (stopped) throw new CoderClawError("SHUTTING_DOWN", "the workflow coordinator has stopped");
       const record = newWorkflowRecord(options.coordinator?.newId() ?? randomUUID(), definition, input, now(), options.coordinator?.id);
-      await store.create(record);
-      drive(structuredClone(record), false);
+      const created = store.create(record);
+      const run = drive(copyRecord(record), false, created);
+      try {
+        await created;
+      } catch (err) {
+        await run.abandon();
+        throw err;
+      }
       return record;
     },
     async resume() {
@@ -178,16 +195,25 @@ interface RunDeps {
   onEnd: () => void;
 }
 
+/** Changes not yet handed to the store: the head's newest values, each step's newest record, and who waits for them. */
+interface PendingWrite {
+  head: Omit<WorkflowChange, "steps">;
+  steps: Map<string, StepRecord>;
+  waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+}
+
 /** One workflow being driven: its record in memory, written through to the store in order. */
 class WorkflowRun {
   readonly #record: WorkflowRecord;
   readonly #deps: RunDeps;
   readonly #steps: Map<string, WorkflowStep>;
+  /** The steps that depend on each step. */
+  readonly #dependents = new Map<string, WorkflowStep[]>();
   /** Steps whose try is being driven by this run. */
   readonly #active = new Set<string>();
   readonly #controller = abortableBy();
   /** Changes not yet handed to the store, and who waits for them. */
-  #pending: { change: WorkflowChange; waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> } | undefined;
+  #pending: PendingWrite | undefined;
   /** The write loop, while it runs. */
   #writes: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -197,19 +223,33 @@ class WorkflowRun {
   #stopped = false;
   /** A change waiting for its window must be written now. */
   #urgent = false;
-  /** Tells the write waiting for quiet that another change came, while one waits. */
-  #nudge: (() => void) | undefined;
+  /** Ends the wait for quiet, when an urgent change comes. */
+  #wake: (() => void) | undefined;
+  /** When the newest change waiting came (performance.now()). */
+  #lastChangeAt = 0;
   /** After a restart: the session's tasks by idempotency key, read once before anything starts. */
   readonly #submitted = new Map<string, string>();
+  /** The record's creation: no change is written before it is durable. */
+  readonly #created: Promise<void>;
+  /** Its creation failed: every task it submitted is cancelled. */
+  #abandoned = false;
 
-  constructor(record: WorkflowRecord, deps: RunDeps) {
+  constructor(record: WorkflowRecord, deps: RunDeps, created = Promise.resolve()) {
     this.#record = record;
     this.#deps = deps;
+    this.#created = created;
     this.#steps = new Map(record.definition.steps.map((s) => [s.id, s]));
+    for (const step of record.definition.steps) {
+      for (const d of step.dependsOn) {
+        const list = this.#dependents.get(d);
+        if (list === undefined) this.#dependents.set(d, [step]);
+        else list.push(step);
+      }
+    }
   }
 
   snapshot(): WorkflowRecord {
-    return structuredClone(this.#record);
+    return copyRecord(this.#record);
   }
 
   /**
@@ -243,18 +283,23 @@ class WorkflowRun {
     });
   }
 
-  /** Start what may start, end the workflow when it has ended, and wake up for the next retry. */
-  pump(): void {
+  /**
+   * Start what may start, end the workflow when it has ended, and wake up for
+   * the next retry. After `settled` ended, only the steps that depend on it can
+   * have become ready (a retry waits for its timer, which looks at every step).
+   */
+  pump(settled?: string): void {
     if (this.#stopped || this.#record.status !== "running") return;
     const outcome = workflowOutcome(this.#record);
     if (outcome !== undefined) {
       void this.#end(outcome.status, outcome.status === "failed" ? outcome.error : undefined);
       return;
     }
-    for (const id of approvalsToAsk(this.#record)) this.#ask(this.#steps.get(id)!);
-    for (const [id, r] of Object.entries(this.#record.steps)) if (r.approval !== undefined && r.approval.decision === undefined && !this.#deadlines.has(id)) this.#arm(id, r.approval);
+    const candidates = settled === undefined ? undefined : (this.#dependents.get(settled) ?? []);
+    for (const id of approvalsToAsk(this.#record, candidates)) this.#ask(this.#steps.get(id)!);
+    if (candidates === undefined) for (const [id, r] of Object.entries(this.#record.steps)) if (r.approval !== undefined && r.approval.decision === undefined && !this.#deadlines.has(id)) this.#arm(id, r.approval);
     const t = this.#deps.now();
-    for (const id of stepsToStart(this.#record, t)) if (!this.#active.has(id)) this.#startTry(this.#steps.get(id)!);
+    for (const id of stepsToStart(this.#record, t, candidates)) if (!this.#active.has(id)) this.#startTry(this.#steps.get(id)!);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     const next = nextRetryAt(this.#record);
     if (next !== undefined) {
@@ -267,6 +312,22 @@ class WorkflowRun {
     if (this.#record.status !== "running") return false;
     await this.#end("cancelled", "cancelled");
     return true;
+  }
+
+  /** The record was never stored: stop, and cancel every task submitted (one still being submitted is cancelled once taken). */
+  async abandon(): Promise<void> {
+    this.#abandoned = true;
+    const cancels: Array<Promise<unknown>> = [];
+    for (const r of Object.values(this.#record.steps)) {
+      const taskId = r.attempts[r.attempts.length - 1]?.taskId;
+      if (r.status === "running" && taskId !== undefined) cancels.push(this.#deps.runtime.cancelTask(taskId).catch(() => false));
+    }
+    // Its changes have nowhere to go: the write loop drops them at once (see #flush).
+    this.#urgent = true;
+    this.#wake?.();
+    await this.stop();
+    await Promise.all(cancels);
+    this.#deps.onEnd();
   }
 
   async stop(): Promise<void> {
@@ -369,7 +430,11 @@ class WorkflowRun {
         // Not waited for: a restart that lost it finds the task by its key (see recover), and it joins the next write.
         if (!recovering) this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } }).catch((err: Error) => this.#deps.onError(err));
         const taskId = attempt.taskId ?? (await this.#submit(step, attempt, recovering));
-        if (signal.aborted) return;
+        if (signal.aborted) {
+          // Taken while the run was abandoned: cancelled here, as abandon could not know it (a second cancel is refused harmlessly).
+          if (this.#abandoned) await this.#deps.runtime.cancelTask(taskId).catch(() => false);
+          return;
+        }
         ended = await this.#outcome(step, attempt, taskId, signal);
       } catch (err) {
         if (signal.aborted || this.#stopped) return;
@@ -395,14 +460,18 @@ class WorkflowRun {
     if (recovering) task = (await this.#deps.runtime.listTasks({ sessionId: session })).find((t) => t.metadata?.idempotencyKey === attempt.key);
     if (task === undefined) {
       const outputs = new Map<string, string>();
-      for (const [id, r] of Object.entries(this.#record.steps)) if (r.status === "completed" || r.status === "failed") outputs.set(id, r.output ?? "");
+      for (const id of step.input.stepRefs) {
+        const r = this.#record.steps[id];
+        if (r?.status === "completed" || r?.status === "failed") outputs.set(id, r.output ?? "");
+      }
       const input = fillStepInput(step.input, { input: this.#record.input, outputs }, `steps.${step.id}.input`);
       const request: TaskSubmitRequest = {
         ...(step.agent !== undefined && { agentId: step.agent }),
         description: step.description,
         input,
         sessionId: session,
-        metadata: { idempotencyKey: attempt.key, workflow: this.#record.id, workflowStep: step.id, workflowAttempt: attempt.n },
+        // The key names workflow, step and try (`<workflow>/<step>/<try>`); every task carries its metadata twice in each write, so nothing more.
+        metadata: { idempotencyKey: attempt.key },
       };
       task = await this.#deps.runtime.submitTask(request, targetOptions(step.target));
     }
@@ -431,19 +500,20 @@ class WorkflowRun {
           );
     try {
       for (;;) {
-        const state = await runtime.getTaskState(taskId);
-        if (state === null) return { outcome: "failed", error: `task ${taskId} is not known to the runtime` };
-        if (TERMINAL_TASK.has(state.status)) return state.status === "completed" ? { outcome: "completed", output: state.output ?? "" } : { outcome: state.status as "failed" | "cancelled", error: state.error ?? state.status };
+        // The stream replays what happened and ends after the end, so the task's state is read once, when it has ended.
         try {
           for await (const e of runtime.streamTaskUpdates(taskId, { signal: watch.signal })) if (TERMINAL_TASK.has(e.status)) break;
         } catch (err) {
-          if (!watch.signal.aborted) throw err;
+          if (!watch.signal.aborted && !(err instanceof CoderClawError && err.code === "NOT_FOUND")) throw err;
         }
         if (timedOut) {
           await runtime.cancelTask(taskId).catch(() => false);
           return { outcome: "failed", error: `timed out after ${step.timeoutMs} ms` };
         }
         if (signal.aborted) throw new CoderClawError("CANCELLED", "stopped");
+        const state = await runtime.getTaskState(taskId);
+        if (state === null) return { outcome: "failed", error: `task ${taskId} is not known to the runtime` };
+        if (TERMINAL_TASK.has(state.status)) return state.status === "completed" ? { outcome: "completed", output: state.output ?? "" } : { outcome: state.status as "failed" | "cancelled", error: state.error ?? state.status };
       }
     } finally {
       if (timer !== undefined) clearTimeout(timer);
@@ -469,7 +539,7 @@ class WorkflowRun {
     }
     // Not waited for: the steps this lets start write their own start in the same store write, and submit only once it is durable.
     this.#write({ steps: { [step.id]: r } }).catch((err: Error) => this.#deps.onError(err));
-    this.pump();
+    this.pump(step.id);
   }
 
   /** End the workflow: running steps' tasks cancelled, the rest skipped, the end recorded. */
@@ -496,6 +566,8 @@ class WorkflowRun {
     this.#controller.abort();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#disarm();
+    // A completed end is what a restart would conclude again from the steps' tasks; a failed or cancelled one is not (see wait).
+    if (status === "completed") for (const w of this.#waiters.splice(0)) w(this.snapshot());
     try {
       await this.#write({ status, endedAt: this.#record.endedAt, ...(error !== undefined && { error }), steps: changed }, true);
     } catch (err) {
@@ -517,45 +589,73 @@ class WorkflowRun {
    * written without waiting.
    */
   #write(change: WorkflowChange, urgent = false): Promise<void> {
-    const pending = (this.#pending ??= { change: {}, waiters: [] });
+    const pending: PendingWrite = (this.#pending ??= { head: {}, steps: new Map(), waiters: [] });
     // Kept by reference and cloned once per flush: the newest state of a step is what gets written.
     const { steps, ...head } = change;
-    Object.assign(pending.change, head);
-    if (steps !== undefined) pending.change.steps = { ...(pending.change.steps ?? {}), ...steps };
+    Object.assign(pending.head, head);
+    for (const id in steps) pending.steps.set(id, steps[id]!);
     const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
-    if (urgent) this.#urgent = true;
-    this.#nudge?.();
+    this.#lastChangeAt = performance.now();
+    if (urgent) {
+      this.#urgent = true;
+      this.#wake?.();
+    }
     this.#writes ??= this.#flush();
     return written;
   }
 
   async #flush(): Promise<void> {
     while (this.#pending !== undefined) {
-      const deadline = Date.now() + WRITE_WITHIN_MS;
-      // Each change waiting restarts the quiet wait, up to the deadline; an urgent one ends it.
-      while (!this.#urgent) {
-        const quiet = await new Promise<boolean>((resolve) => {
-          const timer = setTimeout(() => resolve(true), Math.min(WRITE_QUIET_MS, Math.max(0, deadline - Date.now())));
-          this.#nudge = () => {
-            clearTimeout(timer);
-            resolve(false);
-          };
-        });
-        this.#nudge = undefined;
-        if (quiet || Date.now() >= deadline) break;
-      }
-      const { change, waiters } = this.#pending;
+      if (!this.#urgent) await this.#quiet();
+      const { head, steps, waiters } = this.#pending;
       this.#pending = undefined;
       this.#urgent = false;
       try {
-        await this.#deps.store.update(this.#record.id, structuredClone(change));
+        await this.#created;
+        // The store reads the change before it answers, so the records it names go by reference.
+        if (!this.#abandoned) await this.#deps.store.update(this.#record.id, { ...head, ...(steps.size > 0 && { steps: Object.fromEntries(steps) }) });
         for (const w of waiters) w.resolve();
       } catch (err) {
-        for (const w of waiters) w.reject(err);
+        // An abandoned run's record was never stored, and its start reported why.
+        for (const w of waiters) if (this.#abandoned) w.resolve();
+        else w.reject(err);
       }
     }
     this.#writes = undefined;
   }
+
+  /**
+   * Resolves once no change came for {@link WRITE_QUIET_MS}, or
+   * {@link WRITE_WITHIN_MS} after it was called, or at once on an urgent
+   * change. One timer at a time: a busy workflow's changes do not each set one.
+   */
+  #quiet(): Promise<void> {
+    const deadline = performance.now() + WRITE_WITHIN_MS;
+    return new Promise<void>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const check = (): void => {
+        const wait = Math.min(this.#lastChangeAt + WRITE_QUIET_MS, deadline) - performance.now();
+        if (this.#urgent || wait <= 0) done();
+        else timer = setTimeout(check, wait);
+      };
+      this.#wake = done;
+      check();
+    });
+  }
+}
+
+/**
+ * A record the caller may change without touching `record`: its definition,
+ * which nothing changes once checked, is shared (a hundred steps' definition
+ * cost more to copy than their progress).
+ */
+function copyRecord(record: WorkflowRecord): WorkflowRecord {
+  return { ...record, input: structuredClone(record.input), steps: structuredClone(record.steps) };
 }
 
 /** A controller whose signal every running step listens to: as many listeners as steps run at once. */

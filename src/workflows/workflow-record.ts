@@ -1,4 +1,4 @@
-import type { RetryPolicy, WorkflowDefinition } from "./definition.js";
+import type { RetryPolicy, WorkflowDefinition, WorkflowStep } from "./definition.js";
 
 /** Where one step stands. */
 export type StepStatus =
@@ -100,12 +100,13 @@ export function newWorkflowRecord(id: string, definition: WorkflowDefinition, in
 /**
  * Steps that may start now: pending ones whose dependencies all ended
  * completed (or failed, for a dependency allowed to fail), and retrying ones
- * whose wait is over. Nothing starts once the workflow has ended.
+ * whose wait is over. Nothing starts once the workflow has ended. With
+ * `among`, only those steps are looked at.
  */
-export function stepsToStart(record: WorkflowRecord, now: number): string[] {
+export function stepsToStart(record: WorkflowRecord, now: number, among: readonly WorkflowStep[] = record.definition.steps): string[] {
   if (record.status !== "running") return [];
   const out: string[] = [];
-  for (const step of record.definition.steps) {
+  for (const step of among) {
     const r = record.steps[step.id]!;
     if (r.status === "retrying" && (r.retryAt ?? 0) <= now) out.push(step.id);
     if (r.status !== "pending") continue;
@@ -117,11 +118,12 @@ export function stepsToStart(record: WorkflowRecord, now: number): string[] {
 
 /**
  * Gated steps whose dependencies are done and that have not asked for their
- * approval yet: the coordinator asks, and they start once approved.
+ * approval yet: the coordinator asks, and they start once approved. With
+ * `among`, only those steps are looked at.
  */
-export function approvalsToAsk(record: WorkflowRecord): string[] {
+export function approvalsToAsk(record: WorkflowRecord, among: readonly WorkflowStep[] = record.definition.steps): string[] {
   if (record.status !== "running") return [];
-  return record.definition.steps
+  return among
     .filter((step) => {
       const r = record.steps[step.id]!;
       return step.approval !== undefined && r.status === "pending" && r.approval === undefined && dependenciesDone(record, step.dependsOn);

@@ -1,13 +1,14 @@
 import * as A from "@automerge/automerge";
 import { CoderClawError, InvalidInputError, NotFoundError } from "../contract/errors.js";
 import type { DocumentStore } from "../storage/document-store.js";
+import { checkWorkflow, draftOf, type WorkflowDefinition, type WorkflowDraft } from "./definition.js";
 import type { StepRecord, WorkflowRecord } from "./workflow-record.js";
 
 /** Durable workflow records: what a coordinator reads back after a restart. */
 export interface WorkflowStore {
   /** Store a new record; resolves once it is durable. */
   create(record: WorkflowRecord): Promise<void>;
-  /** Change a record's head (status, end) and the steps named; resolves once durable. */
+  /** Change a record's head (status, end) and the steps named; resolves once durable. `change` is read before this returns. */
   update(id: string, change: WorkflowChange): Promise<void>;
   get(id: string): Promise<WorkflowRecord | undefined>;
   /** Every stored workflow's id. */
@@ -26,10 +27,15 @@ export interface WorkflowChange {
 export const WORKFLOW_PREFIX = "workflow/";
 
 /**
- * A workflow as an Automerge document: the fixed part (definition, input) and
- * each step as immutable JSON strings, so a step's update replaces one value
- * rather than growing a text CRDT by every character of an output. A step
- * pending and never tried is absent.
+ * A workflow as an Automerge document: the fixed part (the definition as its
+ * compact draft, checked again when read; the input) as one immutable JSON string, and the steps' progress as a list of immutable
+ * JSON strings, one per write, each holding the steps that write changed
+ * (layout 2). A write is then one Automerge operation however many steps it
+ * carries (a hundred steps ending together were a hundred before), and never a
+ * text CRDT grown by every character of an output. A step absent from every
+ * entry is pending and never tried. Layout 1 kept one value per step in
+ * `steps` and the whole definition; such a document is read as it is and
+ * written on in layout 2.
  */
 type WorkflowDoc = {
   v: number;
@@ -40,10 +46,19 @@ type WorkflowDoc = {
   status: A.ImmutableString;
   endedAt?: number;
   error?: A.ImmutableString;
-  steps: Record<string, A.ImmutableString>;
+  /** Layout 1: each step's record. */
+  steps?: Record<string, A.ImmutableString>;
+  /** Layout 2: `{ stepId: StepRecord }` per write, oldest first; read after `steps`. */
+  log?: A.ImmutableString[];
 };
 
-const VERSION = 1;
+const VERSION = 2;
+const READABLE_VERSIONS = new Set([1, VERSION]);
+/**
+ * Once the log holds this many entries, a write replaces them with one entry
+ * of every step: reading a long-lived workflow costs its steps, not its writes.
+ */
+export const WORKFLOW_LOG_COMPACT_AT = 64;
 const str = (s: string): A.ImmutableString => new A.ImmutableString(s);
 
 /**
@@ -59,20 +74,33 @@ export function documentWorkflowStore(store: DocumentStore, options: { actor?: s
       const { id, coordinator, definition, input, createdAt, status, steps } = record;
       await store.update<WorkflowDoc>(WORKFLOW_PREFIX + id, (doc) => {
         if (doc !== undefined) throw new InvalidInputError(`workflow ${id} exists already`, "id");
-        // A step not written yet is pending (see readWorkflowDoc): a new workflow of a hundred steps is one value, not a hundred.
-        const stepValues: Record<string, A.ImmutableString> = {};
-        for (const [stepId, r] of Object.entries(steps)) if (!isUntouched(r)) stepValues[stepId] = str(JSON.stringify(r));
-        return A.from<WorkflowDoc>({ v: VERSION, id: str(id), ...(coordinator !== undefined && { coordinator: str(coordinator) }), fixed: str(JSON.stringify({ definition, input, createdAt })), status: str(status), steps: stepValues }, actor === undefined ? undefined : { actor: actor });
+        // A step not written yet is pending (see readWorkflowDoc): a new workflow of a hundred steps writes none.
+        const touched = Object.entries(steps).filter(([, r]) => !isUntouched(r));
+        return A.from<WorkflowDoc>(
+          { v: VERSION, id: str(id), ...(coordinator !== undefined && { coordinator: str(coordinator) }), fixed: str(JSON.stringify({ draft: draftOf(definition), input, createdAt })), status: str(status), log: touched.length === 0 ? [] : [str(JSON.stringify(Object.fromEntries(touched)))] },
+          actor === undefined ? undefined : { actor: actor },
+        );
       });
     },
     async update(id, change) {
+      // Read now: the caller may change the records it named once this returns.
+      const { status, endedAt, error } = change;
+      const stepsJson = change.steps === undefined || Object.keys(change.steps).length === 0 ? undefined : JSON.stringify(change.steps);
       await store.update<WorkflowDoc>(WORKFLOW_PREFIX + id, (doc) => {
         if (doc === undefined) throw new NotFoundError("workflow", id);
+        const compact = stepsJson !== undefined && (doc.log?.length ?? 0) + 1 >= WORKFLOW_LOG_COMPACT_AT;
+        const entry = stepsJson === undefined ? undefined : str(compact ? JSON.stringify({ ...readSteps(id, doc), ...(JSON.parse(stepsJson) as Record<string, StepRecord>) }) : stepsJson);
         return A.change(asWriter(doc), (d) => {
-          if (change.status !== undefined) d.status = str(change.status);
-          if (change.endedAt !== undefined) d.endedAt = change.endedAt;
-          if (change.error !== undefined) d.error = str(change.error);
-          for (const [stepId, r] of Object.entries(change.steps ?? {})) d.steps[stepId] = str(JSON.stringify(r));
+          if (status !== undefined) d.status = str(status);
+          if (endedAt !== undefined) d.endedAt = endedAt;
+          if (error !== undefined) d.error = str(error);
+          if (entry === undefined) return;
+          if (d.v !== VERSION) d.v = VERSION;
+          if (d.log === undefined) d.log = [entry];
+          else if (compact) {
+            d.log.splice(0, d.log.length, entry);
+            if (d.steps !== undefined) delete d.steps;
+          } else d.log.push(entry);
         });
       });
     },
@@ -91,15 +119,15 @@ export function documentWorkflowStore(store: DocumentStore, options: { actor?: s
  * (`root` reads its top-level scalars): such a document is never stored.
  */
 export function workflowContentProblem(root: (key: string) => string | number | boolean | null | undefined): string | undefined {
-  if (root("v") !== VERSION) return `unsupported layout version ${String(root("v"))}`;
+  const v = root("v");
+  if (typeof v !== "number" || !READABLE_VERSIONS.has(v)) return `unsupported layout version ${String(v)}`;
   const status = root("status");
   if (typeof status !== "string" || !["running", "completed", "failed", "cancelled"].includes(status)) return `unknown status ${String(status).slice(0, 40)}`;
   const fixed = root("fixed");
   try {
-    const parsed: unknown = typeof fixed === "string" ? JSON.parse(fixed) : undefined;
-    if (typeof parsed !== "object" || parsed === null || !("definition" in parsed)) return "fixed is not a JSON object with a definition";
-  } catch {
-    return "fixed is not JSON";
+    readFixed(typeof fixed === "string" ? fixed : "");
+  } catch (err) {
+    return `fixed: ${(err as Error).message}`;
   }
   return undefined;
 }
@@ -109,18 +137,57 @@ function isUntouched(r: StepRecord): boolean {
   return r.status === "pending" && r.attempts.length === 0 && Object.keys(r).length === 2;
 }
 
-function readWorkflowDoc(id: string, doc: A.Doc<WorkflowDoc>): WorkflowRecord {
-  const corrupt = (why: string): CoderClawError => new CoderClawError("STORAGE_CORRUPT", `workflow document ${id}: ${why}`);
-  if (doc.v !== VERSION) throw corrupt(`version ${String(doc.v)}, expected ${VERSION}`);
-  let fixed: Pick<WorkflowRecord, "definition" | "input" | "createdAt">;
+type Fixed = Pick<WorkflowRecord, "definition" | "input" | "createdAt">;
+
+/** The fixed part: layout 2's draft is checked as a new workflow's is (an error names the field); layout 1 kept the definition itself. */
+function readFixed(text: string): Fixed {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error("not JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null) throw new Error("not a JSON object");
+  const { draft, definition, input, createdAt } = parsed as { draft?: WorkflowDraft; definition?: WorkflowDefinition; input?: Fixed["input"]; createdAt?: number };
+  if (typeof createdAt !== "number" || (typeof input !== "string" && (typeof input !== "object" || input === null))) throw new Error("no input and creation time");
+  if (draft !== undefined) {
+    try {
+      return { definition: checkWorkflow(draft), input, createdAt };
+    } catch (err) {
+      throw new Error(`draft: ${(err as Error).message}`);
+    }
+  }
+  if (typeof definition !== "object" || definition === null || !Array.isArray(definition.steps)) throw new Error("neither a draft nor a definition");
+  return { definition, input, createdAt };
+}
+
+/** The steps a document records (layout 1's values, then layout 2's entries in order); a step it does not name is absent. */
+function readSteps(id: string, doc: A.Doc<WorkflowDoc>): Record<string, StepRecord> {
   const steps: Record<string, StepRecord> = {};
   try {
-    fixed = JSON.parse(doc.fixed.toString()) as typeof fixed;
-    for (const step of fixed.definition.steps) steps[step.id] = { status: "pending", attempts: [] };
-    for (const [stepId, value] of Object.entries(doc.steps)) steps[stepId] = JSON.parse(value.toString()) as StepRecord;
+    for (const [stepId, value] of Object.entries(doc.steps ?? {})) steps[stepId] = JSON.parse(value.toString()) as StepRecord;
+    for (const entry of doc.log ?? []) Object.assign(steps, JSON.parse(entry.toString()) as Record<string, StepRecord>);
   } catch (err) {
-    throw corrupt(`does not read as JSON (${(err as Error).message})`);
+    throw corruptWorkflow(id, `does not read as JSON (${(err as Error).message})`);
   }
+  return steps;
+}
+
+function corruptWorkflow(id: string, why: string): CoderClawError {
+  return new CoderClawError("STORAGE_CORRUPT", `workflow document ${id}: ${why}`);
+}
+
+function readWorkflowDoc(id: string, doc: A.Doc<WorkflowDoc>): WorkflowRecord {
+  if (!READABLE_VERSIONS.has(doc.v)) throw corruptWorkflow(id, `version ${String(doc.v)}, expected ${[...READABLE_VERSIONS].join(" or ")}`);
+  let fixed: Fixed;
+  try {
+    fixed = readFixed(doc.fixed.toString());
+  } catch (err) {
+    throw corruptWorkflow(id, `fixed: ${(err as Error).message}`);
+  }
+  const steps: Record<string, StepRecord> = {};
+  for (const step of fixed.definition.steps) steps[step.id] = { status: "pending", attempts: [] };
+  Object.assign(steps, readSteps(id, doc));
   return {
     id,
     ...(doc.coordinator !== undefined && { coordinator: doc.coordinator.toString() }),

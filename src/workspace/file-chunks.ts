@@ -1,3 +1,4 @@
+import { createHash, type Hash } from "node:crypto";
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
 import { open } from "node:fs/promises";
 import { blobDigest, CHUNK_SIZE } from "./manifest.js";
@@ -6,7 +7,17 @@ import { blobDigest, CHUNK_SIZE } from "./manifest.js";
 export interface HashedFile {
   readonly stat: Stats;
   readonly chunks: string[];
+  /** The id git gives the same content as a blob, when asked for. */
+  readonly gitOid?: string;
 }
+
+/** Hashes a file's content as git names a blob: `blob <size>\0` then the bytes. */
+function gitBlobHash(size: number, algorithm: GitHash): Hash {
+  return createHash(algorithm).update(`blob ${size}\0`);
+}
+
+/** The hash a repository names objects with (its ids are 40 or 64 hex digits). */
+export type GitHash = "sha1" | "sha256";
 
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 const ATTEMPTS = 3;
@@ -18,7 +29,7 @@ const ATTEMPTS = 3;
  * {@link ATTEMPTS} tries the call fails rather than describe bytes that never
  * existed together.
  */
-export async function hashFileChunks(path: string): Promise<HashedFile> {
+export async function hashFileChunks(path: string, git?: GitHash): Promise<HashedFile> {
   for (let attempt = 1; ; attempt += 1) {
     const handle = await open(path, READ_FLAGS);
     try {
@@ -27,6 +38,7 @@ export async function hashFileChunks(path: string): Promise<HashedFile> {
       const size = before.size;
       const buffer = Buffer.allocUnsafe(Math.min(size, CHUNK_SIZE));
       const chunks: string[] = [];
+      const oid = git === undefined ? undefined : gitBlobHash(size, git);
       let offset = 0;
       let complete = true;
       while (offset < size) {
@@ -37,10 +49,11 @@ export async function hashFileChunks(path: string): Promise<HashedFile> {
           break;
         }
         chunks.push(blobDigest(buffer.subarray(0, length)));
+        oid?.update(buffer.subarray(0, length));
         offset += length;
       }
       const after = await handle.stat();
-      if (complete && sameContentStat(before, after)) return { stat: before, chunks };
+      if (complete && sameContentStat(before, after)) return { stat: before, chunks, ...(oid !== undefined && { gitOid: oid.digest("hex") }) };
       if (attempt >= ATTEMPTS) throw new Error(`${path} kept changing while it was read`);
     } finally {
       await handle.close();
@@ -57,21 +70,23 @@ export async function hashFileChunks(path: string): Promise<HashedFile> {
  * {@link CHUNK_SIZE} bytes) is read into, so that hashing thousands of files
  * allocates no buffer for each.
  */
-export function hashFileChunksSync(path: string, scratch: Buffer): HashedFile {
+export function hashFileChunksSync(path: string, scratch: Buffer, git?: GitHash): HashedFile {
   for (let attempt = 1; ; attempt += 1) {
     const fd = openSync(path, SYNC_READ_FLAGS);
     try {
       const before = fstatSync(fd);
       if (!before.isFile()) throw new Error(`${path} is no longer a regular file`);
       const chunks: string[] = [];
+      const oid = git === undefined ? undefined : gitBlobHash(before.size, git);
       for (let offset = 0; offset < before.size; ) {
         const length = Math.min(CHUNK_SIZE, before.size - offset);
         if (readSync(fd, scratch, 0, length, offset) !== length) break;
         chunks.push(blobDigest(scratch.subarray(0, length)));
+        oid?.update(scratch.subarray(0, length));
         offset += length;
       }
       const complete = chunks.length === Math.ceil(before.size / CHUNK_SIZE);
-      if (complete && sameContentStat(before, fstatSync(fd))) return { stat: before, chunks };
+      if (complete && sameContentStat(before, fstatSync(fd))) return { stat: before, chunks, ...(oid !== undefined && { gitOid: oid.digest("hex") }) };
       if (attempt >= ATTEMPTS) throw new Error(`${path} kept changing while it was read`);
     } finally {
       closeSync(fd);

@@ -1,10 +1,10 @@
 import { isUtf8 } from "node:buffer";
-import { lstatSync, readlinkSync, type Stats } from "node:fs";
+import { lstatSync, readlinkSync, statSync, type Stats } from "node:fs";
 import { realpath, stat as statPath } from "node:fs/promises";
 import { setImmediate } from "node:timers/promises";
 import { InvalidInputError } from "../contract/errors.js";
 import type { BlobSource } from "./blob-source.js";
-import { hashFileChunks, hashFileChunksSync, readVerifiedChunk, type HashedFile } from "./file-chunks.js";
+import { hashFileChunks, hashFileChunksSync, readVerifiedChunk, type GitHash, type HashedFile } from "./file-chunks.js";
 import {
   buildManifestOfCheckedEntries,
   CHUNK_SIZE,
@@ -18,7 +18,7 @@ import {
 import { splitManifest, type ManifestPiece } from "./manifest-pieces.js";
 import { mapPool } from "./pool.js";
 import { StatCache, statKey } from "./stat-cache.js";
-import { listTree, type SkippedPath } from "./tree-listing.js";
+import { listTree, type IndexedFile, type SkippedPath } from "./tree-listing.js";
 
 /** Options of {@link snapshotDirectory}. */
 export interface SnapshotOptions {
@@ -28,6 +28,12 @@ export interface SnapshotOptions {
   readonly limits?: ManifestLimits;
   /** Files hashed or stat'ed at once (default 8). */
   readonly concurrency?: number;
+  /**
+   * At a repository's top level, have git tell which tracked files are
+   * unchanged against its index, taken then by blob id without a stat
+   * (default: when the stat cache holds about 500 files or more).
+   */
+  readonly indexCheck?: boolean;
 }
 
 /** What a snapshot cost: how many files were hashed and how many came from the stat cache. */
@@ -68,8 +74,14 @@ interface ChunkLocation {
  */
 type Observation = { kind: "file"; size: number; executable: boolean; key: string } | { kind: "symlink" } | { kind: "special"; reason: string };
 
-/** A file's `record` is its place in the stat cache, found once per file. */
-type Candidate = { path: string; kind: "file"; size: number; executable: boolean; key: string; record: number | undefined } | { path: string; kind: "symlink"; target: string };
+/** Not stat'ed while git listed the tree (its record is by git blob id). */
+const NOT_STATED = Symbol("not stated");
+
+/**
+ * A file's `record` is its place in the stat cache, found once per file;
+ * `chunks` are known already for a clean index entry the cache had.
+ */
+type Candidate = { path: string; kind: "file"; size: number; executable: boolean; key: string; record: number | undefined; chunks?: string[] } | { path: string; kind: "symlink"; target: string };
 
 /**
  * Captures `dir` as a manifest. In a git work tree that is the working tree
@@ -84,11 +96,11 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const concurrency = options.concurrency ?? 8;
   const root = await realpath(dir).catch(() => dir);
   if (!(await statPath(root).then((s) => s.isDirectory(), () => false))) throw new InvalidInputError(`${dir} is not a directory`, "dir");
-  const listed = listTree(root, limits.maxEntries);
+  const listed = listTree(root, limits.maxEntries, { indexCheck: options.indexCheck ?? cacheBytes(options.cacheFile) >= INDEX_CHECK_CACHE_BYTES });
   // Handled at once, so a failed listing is never an unhandled rejection while the cache loads.
   const listingDone = whenSettled(listed);
   const cache = await StatCache.load(options.cacheFile, root);
-  const early = await statWhileListing(root, cache.paths(), listingDone);
+  const early = await statWhileListing(root, cache.statPaths(), listingDone);
   const listing = await listed;
   const skipped = [...listing.skipped];
   const usable = listing.paths.filter((path) => {
@@ -100,7 +112,8 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     throw new InvalidInputError(`${usable.length} paths exceed the limit of ${limits.maxEntries} entries; ignore some of them`, dir);
   }
 
-  const candidates = await inspectAll(root, usable, skipped, (path) => cache.recordOf(path), early);
+  const clean = listing.clean ?? new Map<string, IndexedFile>();
+  const candidates = await inspectAll(root, usable, skipped, cache, early, clean);
   let total = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
@@ -124,14 +137,20 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   for (const c of candidates) {
     if (c.kind !== "file") continue;
     files += 1;
-    const chunks = cache.lookup(c.path, c.key, c.size, c.record);
+    const chunks = c.chunks ?? cache.lookup(c.path, c.key, c.size, c.record);
+    const indexed = c.chunks === undefined && chunks !== undefined ? clean.get(c.path) : undefined;
+    // Unchanged since its record by stat, and the blob git's index names: the same bytes, kept by blob id from now on.
+    if (indexed !== undefined) cache.recordBlob(c.path, indexed.oid, c.size, chunks!);
     if (chunks !== undefined) fileEntry(c.path, c.executable, c.size, chunks);
     else (c.size <= SYNC_HASH_MAX_BYTES ? small : large).push(c.path);
   }
   let hashedBytes = 0;
   // The file may have changed since it was listed: what was hashed is described.
-  const hashed = (path: string, statAtMs: number, { stat, chunks }: HashedFile): void => {
-    cache.record(path, stat, statAtMs, chunks);
+  const hashed = (path: string, statAtMs: number, { stat, chunks, gitOid }: HashedFile): void => {
+    const indexed = clean.get(path);
+    // Recorded by blob id only when the bytes read are the blob git's index names.
+    if (indexed !== undefined && gitOid === indexed.oid) cache.recordBlob(path, gitOid, stat.size, chunks);
+    else cache.record(path, stat, statAtMs, chunks);
     hashedBytes += stat.size;
     fileEntry(path, isExecutable(stat), stat.size, chunks);
   };
@@ -139,7 +158,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const scratch = Buffer.allocUnsafe(small.length > 0 ? CHUNK_SIZE : 0);
   for (const path of small) {
     const before = hashedBytes;
-    hashed(path, Date.now(), hashFileChunksSync(`${root}/${path}`, scratch));
+    hashed(path, Date.now(), hashFileChunksSync(`${root}/${path}`, scratch, gitHashOf(clean.get(path))));
     since += 1 + Math.floor((hashedBytes - before) / 4096);
     if (since >= SYNC_HASH_BATCH) {
       since = 0;
@@ -148,7 +167,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   }
   await mapPool(large, concurrency, async (path) => {
     const statAtMs = Date.now();
-    hashed(path, statAtMs, await hashFileChunks(`${root}/${path}`));
+    hashed(path, statAtMs, await hashFileChunks(`${root}/${path}`, gitHashOf(clean.get(path))));
   });
   for (const link of links) entries.push({ path: link.path, kind: "symlink", target: link.target });
 
@@ -166,6 +185,24 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     skipped,
     stats: { files, hashedFiles: small.length + large.length, hashedBytes, cachedFiles: cache.hits },
   };
+}
+
+/**
+ * A stat cache at least this large (about 500 files) has git check the tree
+ * against its index: below it, one more git process costs more than the
+ * stats it would save.
+ */
+const INDEX_CHECK_CACHE_BYTES = 64 * 1024;
+
+/** The size of the stat cache file; 0 when there is none. */
+function cacheBytes(file: string | undefined): number {
+  return file === undefined ? 0 : (statSync(file, { throwIfNoEntry: false })?.size ?? 0);
+}
+
+/** The hash to check a clean index entry's bytes with (a repository's ids are SHA-1 or SHA-256). */
+function gitHashOf(indexed: IndexedFile | undefined): GitHash | undefined {
+  if (indexed === undefined) return undefined;
+  return indexed.oid.length === 64 ? "sha256" : "sha1";
 }
 
 function specialKind(stat: Stats): string {
@@ -204,11 +241,14 @@ function observe(root: string, path: string): Observation | undefined {
  * here is as good as one taken after: each file is described as it was at
  * one moment, which is all a snapshot of a changing tree can promise.
  */
-async function statWhileListing(root: string, known: readonly string[], listed: () => boolean): Promise<Array<Observation | undefined>> {
+async function statWhileListing(root: string, known: ReadonlyArray<string | undefined>, listed: () => boolean): Promise<Array<Observation | undefined | typeof NOT_STATED>> {
   // By place in `known`, not in a map by path: this is one of the costs that count per file.
-  const stats: Array<Observation | undefined> = [];
+  const stats: Array<Observation | undefined | typeof NOT_STATED> = [];
   for (let at = 0; at < known.length && !listed(); at += STAT_BATCH) {
-    for (let i = at; i < Math.min(known.length, at + STAT_BATCH); i++) stats.push(observe(root, known[i]!));
+    for (let i = at; i < Math.min(known.length, at + STAT_BATCH); i++) {
+      const path = known[i];
+      stats.push(path === undefined ? NOT_STATED : observe(root, path));
+    }
     await setImmediate();
   }
   return stats;
@@ -223,14 +263,32 @@ function whenSettled(promise: Promise<unknown>): () => boolean {
   return () => settled;
 }
 
-/** Stats `paths`, taking what `early` saw of a path (by its stat cache record) instead of a new stat. */
-async function inspectAll(root: string, paths: readonly string[], skipped: SkippedPath[], recordOf: (path: string) => number | undefined, early: ReadonlyArray<Observation | undefined>): Promise<Candidate[]> {
+/**
+ * Stats `paths`, taking what `early` saw of a path (by its stat cache record)
+ * instead of a new stat, and a clean index entry's size and chunks from the
+ * cache without any stat.
+ */
+async function inspectAll(
+  root: string,
+  paths: readonly string[],
+  skipped: SkippedPath[],
+  cache: StatCache,
+  early: ReadonlyArray<Observation | undefined | typeof NOT_STATED>,
+  clean: ReadonlyMap<string, IndexedFile>,
+): Promise<Candidate[]> {
   const candidates: Candidate[] = [];
   for (let at = 0; at < paths.length; at += STAT_BATCH) {
     if (at > 0) await setImmediate();
     for (const path of paths.slice(at, at + STAT_BATCH)) {
-      const record = recordOf(path);
-      const seen = record !== undefined && record < early.length ? early[record] : observe(root, path);
+      const record = cache.recordOf(path);
+      const indexed = clean.get(path);
+      const known = indexed === undefined ? undefined : cache.lookupBlob(path, indexed.oid, record);
+      if (known !== undefined) {
+        candidates.push({ path, kind: "file", size: known.size, executable: indexed!.executable, key: "", record, chunks: known.chunks });
+        continue;
+      }
+      const stated = record !== undefined && record < early.length ? early[record] : NOT_STATED;
+      const seen = stated === NOT_STATED ? observe(root, path) : stated;
       // Undefined: tracked but deleted in the working tree, so not part of the snapshot.
       if (seen === undefined) continue;
       if (seen.kind === "file") candidates.push({ path, kind: "file", size: seen.size, executable: seen.executable, key: seen.key, record });

@@ -14,6 +14,8 @@ import { CHUNK_SIZE, isDigest } from "./manifest.js";
 export const RACY_MARGIN_MS = 2000;
 
 const HEADER = "coderclaw-stat-cache 1";
+/** Starts the key of a record by git blob id (a stat key starts with a digit). */
+const GIT_KEY = "git ";
 const DIGEST_HEX = 64;
 
 /**
@@ -77,16 +79,20 @@ export class StatCache {
     return new StatCache(file, root, previous, fields);
   }
 
-  /** The paths the cache holds records of, from the last run, in the order of their record numbers. */
-  paths(): string[] {
-    const paths: string[] = new Array<string>(this.used.length);
-    for (let n = 0; n < this.used.length; n++) paths[n] = this.fields[n * 3]!;
-    return paths;
-  }
-
   /** The record number of `path` (its place in {@link paths}), if the cache holds a record of it. */
   recordOf(path: string): number | undefined {
     return this.previous.get(path);
+  }
+
+  /**
+   * The paths the cache holds records of, from the last run, in the order of
+   * their record numbers; undefined in place of those recorded by git blob id,
+   * which a snapshot of a clean index entry takes without a stat.
+   */
+  statPaths(): Array<string | undefined> {
+    const paths: Array<string | undefined> = new Array<string | undefined>(this.used.length);
+    for (let n = 0; n < this.used.length; n++) paths[n] = this.fields[n * 3 + 1]!.startsWith(GIT_KEY) ? undefined : this.fields[n * 3]!;
+    return paths;
   }
 
   /**
@@ -96,6 +102,24 @@ export class StatCache {
    */
   lookup(path: string, key: string, size: number, n = this.previous.get(path)): string[] | undefined {
     if (n === undefined || this.fields[n * 3 + 1] !== key) return undefined;
+    return this.#chunks(n, size);
+  }
+
+  /**
+   * The size and chunk digests recorded for `path` when its content was the
+   * git blob `oid` (as git's index says it still is), else undefined.
+   */
+  lookupBlob(path: string, oid: string, n = this.previous.get(path)): { size: number; chunks: string[] } | undefined {
+    const key = n === undefined ? undefined : this.fields[n * 3 + 1]!;
+    const prefix = `${GIT_KEY}${oid} `;
+    if (key === undefined || !key.startsWith(prefix)) return undefined;
+    const size = Number(key.slice(prefix.length));
+    if (!Number.isSafeInteger(size) || size < 0) return undefined;
+    const chunks = this.#chunks(n!, size);
+    return chunks === undefined ? undefined : { size, chunks };
+  }
+
+  #chunks(n: number, size: number): string[] | undefined {
     const digests = this.fields[n * 3 + 2]!;
     // A damaged record is a miss, never a broken manifest.
     if (digests.length !== DIGEST_HEX * Math.ceil(size / CHUNK_SIZE)) return undefined;
@@ -121,6 +145,16 @@ export class StatCache {
     this.recorded += 1;
     if (stat.ctimeMs >= statAtMs - RACY_MARGIN_MS || stat.mtimeMs >= statAtMs - RACY_MARGIN_MS) return;
     this.added.set(path, { key: statKey(stat), digests: chunks.join("") });
+  }
+
+  /**
+   * Records the digests of `path`, whose `size` bytes git names blob `oid`
+   * (checked by hashing them as git does): the same content whatever its
+   * stat, so no racy margin applies.
+   */
+  recordBlob(path: string, oid: string, size: number, chunks: readonly string[]): void {
+    this.recorded += 1;
+    this.added.set(path, { key: `${GIT_KEY}${oid} ${size}`, digests: chunks.join("") });
   }
 
   /**

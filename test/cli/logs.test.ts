@@ -83,6 +83,28 @@ describe("node.log", () => {
     expect(code).toBe(130);
   }, 60_000);
 
+  it("logs --fields prints only those fields of each line, a line without one empty, and refuses a field no line has", async () => {
+    const h = home();
+    const at = Date.UTC(2026, 11, 5, 12, 0, 0);
+    const entries = [
+      { level: 30, time: at, pid: 1, hostname: "x", msg: "started" },
+      { level: 30, time: at + 1000, pid: 1, hostname: "x", msg: "task", task: "t-1", status: "completed" },
+    ];
+    writeFileSync(join(h, "node.log"), entries.map((e) => JSON.stringify(e)).join("\n") + "\n{torn");
+    const text = await runCli(["logs", "--fields", "msg,task,status"], h);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toBe("started\t\t\ntask\tt-1\tcompleted\n");
+    const json = await runCli(["logs", "--json", "--fields", "time,task"], h);
+    expect(json.stdout.trim().split("\n").map((l) => JSON.parse(l) as unknown)).toEqual([
+      { time: at, task: null },
+      { time: at + 1000, task: "t-1" },
+    ]);
+    const typo = await runCli(["logs", "--fields", "msg,tsak"], h);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('no row has "tsak"; fields: ');
+    expect(typo.stdout).toBe("");
+  });
+
   it("logs refuses a home with no log, saying where it looked", async () => {
     const h = home();
     const r = await runCli(["logs"], h);

@@ -37,7 +37,7 @@ function run(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise
 
 /** The CLI on a pseudo-terminal: stdout and stderr are the terminal, as for a person. */
 // A terminal as a person has one, whatever the tests run in: CI may set TERM=dumb or NO_COLOR, and the table library turns colour off under CI.
-const onTerminal = (args: string[], env: NodeJS.ProcessEnv = {}) => run(SCRIPT, ["-qfec", [process.execPath, CLI, ...args].map(quote).join(" "), "/dev/null"], { TERM: "xterm-256color", NO_COLOR: "", CI: undefined, ...env });
+const onTerminal = (args: string[], env: NodeJS.ProcessEnv = {}) => run(SCRIPT, ["-qfec", [process.execPath, CLI, ...args].map(quote).join(" "), "/dev/null"], { TERM: "xterm-256color", NO_COLOR: undefined, NODE_DISABLE_COLORS: undefined, FORCE_COLOR: undefined, CI: undefined, ...env });
 const piped = (args: string[], env: NodeJS.ProcessEnv = {}) => run(process.execPath, [CLI, ...args], env);
 
 describe.skipIf(!existsSync(SCRIPT))("on a terminal and through a pipe", () => {

@@ -101,6 +101,11 @@ describe("loadRuntimeConfig", () => {
     expect(() => loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_UPNP: "maybe" } })).toThrow(/CODERCLAW_UPNP/);
   });
 
+  it("refuses a GitHub rule pattern starting with !, naming the rule's key", () => {
+    writeConfig(["auth:", "  github:", "    audience: coderclaw", "    rules:", "      - repository: acme/app", '        ref: "!refs/heads/main"', "        identity: ci", "        roles: [ci]", ""].join("\n"));
+    expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/runtime\.yaml:6:14: auth\.github\.rules\[0\]\.ref: may not start with "!"/);
+  });
+
   it("takes deployment.maxOutputBytes up to what one task-protocol message carries (4 MiB), and refuses more naming the key", () => {
     const file = writeConfig("deployment:\n  maxOutputBytes: 4194304\n");
     expect(loadRuntimeConfig({ cwd: dir, env: noHome() }).config.deployment.maxOutputBytes).toBe(4 * 1024 * 1024);

@@ -38,3 +38,30 @@ export async function runThenKill(script: string, args: readonly string[], enoug
   proc.kill("SIGKILL");
   await exited;
 }
+
+/**
+ * Run `node script ...args` until `due` says so of the lines it printed, then
+ * SIGKILL it `extraMs` later at whatever await it is in. Answers every whole
+ * line it printed (a line cut by the kill reports no finished step); rejects
+ * when it exits by itself.
+ */
+export function killAfterPrinted(script: string, args: readonly string[], due: (lines: string[]) => boolean, extraMs: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let stderr = "";
+    let killing = false;
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (!killing && due(out.split("\n").slice(0, -1))) {
+        killing = true;
+        setTimeout(() => child.kill("SIGKILL"), extraMs);
+      }
+    });
+    child.on("exit", (code, signal) => {
+      if (signal !== "SIGKILL") return reject(new Error(`${script} exited with ${code}: ${stderr}`));
+      resolve(out.split("\n").slice(0, -1));
+    });
+  });
+}

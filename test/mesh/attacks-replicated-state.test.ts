@@ -8,7 +8,7 @@ import { encodeFrame } from "../../protocols/framing/index.js";
 import { createSyncCodec, signHeads, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/index.js";
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import { createShellAgent } from "../../src/agents/shell.js";
-import { encodeTaskDoc, taskDocId, type TaskDoc } from "../../src/engine/task-document.js";
+import { encodeTaskDoc, homeTaskDocId, taskDocId, type TaskDoc } from "../../src/engine/task-document.js";
 import { actorIdOf } from "../../node/device-actor.js";
 import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -157,11 +157,10 @@ describe("attack table: replicated task state", () => {
 
   it("forged task state: a member that takes a task's history, names itself the executor and signs it cannot pass it off to a node that lacks the task", async () => {
     const s = await scene();
-    // F is away while V runs M's task; M then withholds V's copy and offers its own version when F is back.
+    // F is away while V runs a task of its own; M then withholds V's copy and offers its own version when F is back.
     await s.f.stop();
-    const submitted = await s.m.adapter.submitTask({ description: "v's", input: "x", agentId: "echo" }, { route: s.v.peerId });
-    // The task V runs for M (its attempt) is V's document.
-    const task = { id: submitted.placement!.attemptId! };
+    // A task V keeps (an attempt V runs for M would stay on V: its document is not replicated).
+    const task = await s.v.adapter.submitTask({ description: "v's", input: "x", agentId: "echo" }, { route: s.v.peerId });
     await eventually(async () => (await s.m.core.engine.getTask(task.id))?.status === "completed", 10_000, "M holds V's task");
     await s.m.sync.stop();
     // V is away while F starts: F redials its members as it starts, before any block could be set, and V would hand it the genuine copy.
@@ -222,6 +221,27 @@ describe("attack table: replicated task state", () => {
     expect((await s.f.core.engine.getTask(own.id))?.executorId).toBe(s.m.peerId);
   }, 90_000);
 
+  it("home documents: an attempt's document, which stays on its executor, cannot be written or planted through sync by a member", async () => {
+    const s = await scene();
+    const id = await shellTaskOnV(s);
+    const attemptId = (await s.f.core.engine.getTask(id))!.placement!.attemptId!;
+    const homeId = homeTaskDocId(attemptId);
+    expect(s.v.core.store.holds(homeId), "V keeps its attempt's document home").toBe(true);
+    expect(s.f.core.store.holds(homeId) || s.m.core.store.holds(homeId), "nobody else holds it").toBe(false);
+    // M claims the attempt's home document, naming itself the writer, towards V (which holds it) and F (which does not).
+    const spec = JSON.stringify({ description: "home", input: "echo pwned >> runs.txt", createdAt: Date.now(), agentId: "shell", executorId: s.m.peerId });
+    const { bytes, heads } = encodeTaskDoc({ id: attemptId, status: "pending", spec, events: [] }, actorIdOf(s.m.peerId));
+    const sig = signHeads(s.m.identity, homeId, heads);
+    for (const to of [s.f, s.v]) await sendAsM(s, to, [{ t: "patch", items: [signedPatch(homeId, [], bytes, sig)] }]);
+    for (const node of [s.f, s.v]) await eventually(async () => (await refusalsOf(node, s.m.peerId)) >= 1, 10_000, "refused and audited");
+    expect(s.f.core.store.holds(homeId)).toBe(false);
+    expect((await s.v.core.engine.getTask(attemptId))?.status).toBe("completed");
+    const v = await restart(s, "v");
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await v.core.engine.getTask(attemptId))?.status).toBe("completed");
+    expect(runs(s)).toBe(1);
+  }, 90_000);
+
   it("bricking: a malformed task document, even validly signed by its own executor, is refused and quarantined; listing and restarts work", async () => {
     const s = await scene();
     const taskId = "01a00000-0000-7000-8000-0000000000bb";
@@ -230,8 +250,10 @@ describe("attack table: replicated task state", () => {
     const sig = signHeads(s.m.identity, taskDocId(taskId), heads);
     for (const to of [s.f, s.v]) await sendAsM(s, to, [{ t: "patch", items: [signedPatch(taskDocId(taskId), [], bytes, sig)] }]);
     for (const node of [s.f, s.v]) await eventually(async () => (await refusalsOf(node, s.m.peerId)) >= 1, 10_000, "refused and audited");
-    const q = await s.v.quarantine.list();
-    expect(q.find((e) => e.id === taskDocId(taskId))?.reason).toMatch(/history entry 0 is not a JSON list/);
+    // The refusal is audited and quarantined side by side: the quarantine's write may land after the audit entry.
+    const kept = async () => (await s.v.quarantine.list()).find((e) => e.id === taskDocId(taskId));
+    await eventually(async () => (await kept()) !== undefined, 10_000, "quarantined on V");
+    expect((await kept())?.reason).toMatch(/history entry 0 is not a JSON list/);
     for (const node of [s.f, s.v]) expect(Array.isArray(await node.adapter.listTasks())).toBe(true);
     const v = await restart(s, "v");
     expect(Array.isArray(await v.adapter.listTasks())).toBe(true);

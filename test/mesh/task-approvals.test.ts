@@ -9,6 +9,8 @@ import { signTaskApprovalDecision } from "../../src/security/task-approval-state
 import type { CoderClawNode } from "../../node/create-node.js";
 import { runApprovalAdmin } from "../../node/workflows/approval-admin.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
+import type { TaskApprovalView } from "../../node/approvals/task-approvals.js";
+import { authorize, openSse, startServer, TOKENS } from "../http/helpers.js";
 
 /** Runs on the owner only; every run is counted, so a task that ran without approval, or twice, shows. */
 const runs: string[] = [];
@@ -112,13 +114,21 @@ describe("tasks held by an approval rule (three nodes)", () => {
     expect(runs).toEqual([]);
   }, 90_000);
 
-  it("no decision in time denies it", async () => {
+  it("no decision in time denies it, and another member's approvals stream drops it at its deadline with nothing else happening", async () => {
     const { admin, developer, owner } = await mesh("2s");
-    const { task } = await waitingTask(developer, owner, admin, "v3");
+    const server = await startServer(admin.adapter, { taskApprovals: admin.taskApprovals, authorize });
+    cleanups.push(() => server.close());
+    const sse = openSse(server.url, "/v1/task-approvals/events", TOKENS.reader);
+    cleanups.push(() => sse.cut());
+    const updates = (): Array<{ type: string; approval?: TaskApprovalView }> => sse.frames.filter((f) => f.event === "update").map((f) => JSON.parse(f.data) as { type: string; approval?: TaskApprovalView });
+    const { task, attemptId } = await waitingTask(developer, owner, admin, "v3");
     const done = await ended(developer, task.id);
     expect(done.status).toBe("failed");
     expect(done.error).toMatch(/approval denied by timeout: no decision by/);
     expect(runs).toEqual([]);
+    // The owner's timer denies it, which no statement tells the admin's node: only the deadline does.
+    await eventually(() => updates().some((e) => e.type === "decided" && e.approval?.taskId === attemptId), 15_000, "the request leaves the admin's stream");
+    expect(updates().map((e) => e.type)).toEqual(["synced", "asked", "decided"]);
   }, 90_000);
 
   it("a shell task matching `agentPolicies.shell` waits, and runs (its side effect once) only once an admin approves", async () => {

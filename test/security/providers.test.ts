@@ -121,6 +121,25 @@ describe("identity providers against a JWKS server on 127.0.0.1", () => {
       await expect(provider().authenticate(await gh(claims))).rejects.toThrow(reason);
     });
 
+    it("matches * across / and everything else literally, case included", async () => {
+      const p = new GitHubActionsIdentityProvider({
+        audience: AUDIENCE,
+        issuer: GITHUB_ACTIONS_ISSUER,
+        jwksUrl: jwks.url,
+        rules: [{ repository: "acme/app", workflow: "CI [nightly]?", ref: "refs/heads/*", identity: "ci:literal", roles: ["ci"] }],
+      });
+      const login = async (claims: JWTPayload) => p.authenticate(await gh({ repository: "acme/app", ...claims }));
+      expect((await login({ workflow: "CI [nightly]?", ref: "refs/heads/feature/deep/x" })).userId).toBe("ci:literal");
+      await expect(login({ workflow: "CI n?", ref: "refs/heads/main" })).rejects.toThrow(/no GitHub rule matches/);
+      await expect(login({ workflow: "CI [nightly]!", ref: "refs/heads/main" })).rejects.toThrow(/no GitHub rule matches/);
+      await expect(login({ workflow: "ci [nightly]?", ref: "refs/heads/main" })).rejects.toThrow(/no GitHub rule matches/);
+      await expect(login({ workflow: "CI [nightly]?", ref: "refs/tags/v1" })).rejects.toThrow(/no GitHub rule matches/);
+    });
+
+    it("refuses a rule whose pattern starts with !, which would admit everything else", () => {
+      expect(() => new GitHubActionsIdentityProvider({ audience: AUDIENCE, jwksUrl: jwks.url, rules: [{ repository: "!acme/secret", identity: "x", roles: ["ci"] }] })).toThrow(/repository pattern "!acme\/secret" may not start with "!"/);
+    });
+
     it("refuses a token from another issuer", async () => {
       await expect(provider().authenticate(await gh({ repository: "acme/app", workflow: "release", ref: "refs/heads/main" }, { issuer: OIDC_ISSUER }))).rejects.toThrow(/iss/);
     });

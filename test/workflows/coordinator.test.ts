@@ -4,7 +4,7 @@ import type { AgentExecutor } from "../../src/agents/executor.js";
 import { openLocalCore, type LocalCore } from "../../src/runtime/local-core.js";
 import { LocalTransportAdapter } from "../../src/transport/local-adapter.js";
 import { CoderClawRuntime } from "../../src/transport/runtime.js";
-import { checkWorkflow, createWorkflowCoordinator, documentWorkflowStore, type StepDraft, type WorkflowCoordinator, type WorkflowRuntime, type WorkflowStore } from "../../src/workflows/index.js";
+import { checkWorkflow, createWorkflowCoordinator, documentWorkflowStore, workflowSession, type StepDraft, type WorkflowCoordinator, type WorkflowRecord, type WorkflowRuntime, type WorkflowStore } from "../../src/workflows/index.js";
 import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -138,7 +138,7 @@ describe("the workflow coordinator over a local runtime", () => {
     const lossy: WorkflowRuntime = {
       submitTask: async (request, options) => {
         const task = await runtime.submitTask(request, options);
-        if (!crashed && request.metadata?.workflowStep === "b") {
+        if (!crashed && String(request.metadata?.idempotencyKey).endsWith("/b/1")) {
           crashed = true;
           throw new Error("connection lost");
         }
@@ -222,5 +222,73 @@ describe("the workflow coordinator over a local runtime", () => {
     expect(done.steps.after!.status).toBe("skipped");
     expect((await runtime.getTaskState(done.steps.wait!.attempts[0]!.taskId!))!.status).toBe("cancelled");
     expect(await c.cancel(id)).toBe(false);
+  });
+
+  it("answers a completed workflow's wait before its end is durable, from memory meanwhile; a crash then loses nothing: a new coordinator completes it, each step once", async () => {
+    const { core, runtime, coordinator } = await setup();
+    const CHAIN = checkWorkflow({ name: "chain", steps: Array.from({ length: 6 }, (_, i): StepDraft => ({ id: `s${i}`, agent: "tick", input: `s${i}`, ...(i > 0 && { dependsOn: [`s${i - 1}`] }) })) });
+    const durable = documentWorkflowStore(core.store);
+    // No change after the creation ever reaches storage: the end included.
+    const dying: WorkflowStore = { ...durable, update: () => new Promise<void>(() => undefined) };
+    const first = createWorkflowCoordinator({ runtime, store: dying });
+    const { id } = await first.start(CHAIN, "x");
+    const done = await first.wait(id);
+    expect(done.status).toBe("completed");
+    expect((await first.get(id))?.status).toBe("completed");
+    done.steps.s0!.status = "failed";
+    expect((await first.get(id))?.steps.s0!.status).toBe("completed");
+    expect((await first.list()).find((r) => r.id === id)?.status).toBe("completed");
+    expect((await durable.get(id))?.status).toBe("running");
+    void first.stop();
+    const second = coordinator();
+    expect(await second.resume()).toBe(1);
+    const again = await second.wait(id);
+    expect(again.status).toBe("completed");
+    expect(Object.values(again.steps).map((r) => r.attempts.length)).toEqual([1, 1, 1, 1, 1, 1]);
+    expect([...effects.entries()].filter(([, n]) => n !== 1)).toEqual([]);
+    expect(effects.size).toBe(6);
+    await eventually(async () => (await durable.get(id))?.status === "completed", 10_000, "the end stored");
+  });
+
+  it("submits the first steps while the new record is written, and answers start once it is durable", async () => {
+    const { core } = await setup();
+    const durable = documentWorkflowStore(core.store);
+    let release: () => void = () => undefined;
+    const held: WorkflowStore = { ...durable, create: async (record) => {
+      await new Promise<void>((resolve) => (release = resolve));
+      await durable.create(record);
+    } };
+    const c = createWorkflowCoordinator({ runtime: new CoderClawRuntime(new LocalTransportAdapter(core), "local-only"), store: held });
+    cleanups.push(() => c.stop());
+    let started: WorkflowRecord | undefined;
+    const starting = c.start(checkWorkflow({ name: "one", steps: [{ id: "only", agent: "tick", input: "early" }] })).then((r) => (started = r));
+    await eventually(() => effects.get("early") === 1, 10_000, "the step ran while the record was written");
+    expect(started).toBeUndefined();
+    release();
+    const { id } = await starting;
+    expect((await durable.get(id))?.id).toBe(id);
+    expect((await c.wait(id)).status).toBe("completed");
+    expect(effects.get("early")).toBe(1);
+  });
+
+  it("fails start when the new record cannot be written, cancelling the tasks it submitted meanwhile", async () => {
+    const { core, runtime } = await setup();
+    const durable = documentWorkflowStore(core.store);
+    let fail: (err: Error) => void = () => undefined;
+    let created: WorkflowRecord | undefined;
+    const broken: WorkflowStore = { ...durable, create: (record) => {
+      created = record;
+      return new Promise<void>((_, reject) => (fail = reject));
+    } };
+    const c = createWorkflowCoordinator({ runtime, store: broken });
+    cleanups.push(() => c.stop());
+    const starting = c.start(checkWorkflow({ name: "two", steps: [s("a", { agent: "slow" }), s("b", { agent: "slow" })] }));
+    const session = () => runtime.listTasks({ sessionId: workflowSession(created!.id) });
+    await eventually(async () => created !== undefined && (await session()).filter((t) => t.status === "running").length === 2, 10_000, "both steps running");
+    fail(new Error("disk full"));
+    await expect(starting).rejects.toThrow("disk full");
+    await eventually(async () => (await session()).every((t) => t.status === "cancelled"), 10_000, "every step's task cancelled");
+    expect(await c.list()).toEqual([]);
+    expect(await durable.get(created!.id)).toBeUndefined();
   });
 });

@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CoderClawError } from "../../src/contract/errors.js";
-import { checkWorkflow, fillStepInput, parseTarget, targetOptions, type StepDraft } from "../../src/workflows/index.js";
+import { draftOf } from "../../src/workflows/definition.js";
+import { checkWorkflow, fillStepInput, parseTarget, parseWorkflowFile, readWorkflowSource, targetOptions, workflowTemplates, type StepDraft } from "../../src/workflows/index.js";
 
 const step = (id: string, more: Partial<StepDraft> = {}): StepDraft => ({ id, agent: "echo", input: `do ${id}`, ...more });
 
@@ -76,6 +77,44 @@ describe("workflow definitions", () => {
         }
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it("property: a definition's draft checks back into the same definition (the six templates too)", () => {
+    for (const name of workflowTemplates()) {
+      const { file, text } = readWorkflowSource(name, "/nonexistent");
+      const def = parseWorkflowFile(text, file);
+      expect(checkWorkflow(draftOf(def))).toEqual(def);
+    }
+    const steps = fc.integer({ min: 1, max: 8 }).chain((n) =>
+      fc.tuple(
+        ...Array.from({ length: n }, (_, i) =>
+          fc.record(
+            {
+              id: fc.constant(`s${i}`),
+              agent: fc.constantFrom("echo", "code-reviewer"),
+              description: fc.constantFrom(`s${i}`, "review the change", ""),
+              input: fc.constantFrom("x", "${input}", "use ${input.topic}", "$${ literal"),
+              target: fc.constantFrom("local", "remote:auto", "remote:auto[gpu,high-memory]", "remote:12D3KooWabc"),
+              dependsOn: fc.subarray(Array.from({ length: i }, (_, d) => `s${d}`)),
+              retry: fc.record({ attempts: fc.integer({ min: 1, max: 5 }), backoffMs: fc.constantFrom(0, 1000, 250), factor: fc.constantFrom(1, 2, 3), maxBackoffMs: fc.constantFrom(60_000, 5000) }, { requiredKeys: [] }),
+              timeoutMs: fc.integer({ min: 1, max: 100_000 }),
+              continueOnFailure: fc.boolean(),
+              approval: fc.constant("required" as const),
+              approvalTimeoutMs: fc.constantFrom(3600_000, 5000),
+            },
+            { requiredKeys: ["id", "input"] },
+          ),
+        ),
+      ),
+    );
+    fc.assert(
+      fc.property(steps, fc.constantFrom("", "what it does"), (drafts, description) => {
+        const valid = drafts.map((d) => (d.approval === undefined ? { ...d, approvalTimeoutMs: undefined } : d)).map((d) => Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined)) as unknown as StepDraft);
+        const def = checkWorkflow({ name: "w", description, steps: valid });
+        expect(checkWorkflow(draftOf(def))).toEqual(def);
+      }),
+      { numRuns: 300 },
     );
   });
 });

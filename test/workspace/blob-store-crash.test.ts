@@ -1,10 +1,10 @@
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, expect, it } from "vitest";
 import { openBlobStore } from "../../src/workspace/blob-store.js";
+import { killAfterPrinted } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const CHILD = fileURLToPath(new URL("./blob-store-child.mjs", import.meta.url));
@@ -18,25 +18,7 @@ afterEach(async () => {
 
 /** Runs the writer `script` until `due` says so of what it printed, then SIGKILLs it `extraMs` later at whatever await it is in. */
 function runAndKill(dir: string, sync: boolean, due: (lines: string[]) => boolean, extraMs: number, script = CHILD): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, dir, sync ? "sync" : "nosync"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let stderr = "";
-    let killing = false;
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (!killing && due(out.split("\n").slice(0, -1))) {
-        killing = true;
-        setTimeout(() => child.kill("SIGKILL"), extraMs);
-      }
-    });
-    child.on("exit", (code, signal) => {
-      if (signal !== "SIGKILL") return reject(new Error(`writer exited with ${code}: ${stderr}`));
-      // A line cut by the kill is dropped: only whole lines report a finished step.
-      resolve(out.split("\n").slice(0, -1));
-    });
-  });
+  return killAfterPrinted(script, [dir, sync ? "sync" : "nosync"], due, extraMs);
 }
 
 /** A directory for a store the child processes (which load the built code) write to. */

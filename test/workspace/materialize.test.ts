@@ -71,6 +71,24 @@ describe("materializeTree", () => {
     expect(listAll(join(base.path, "work"))).toEqual(["tree/", ...listAll(target).map((p) => `tree/${p}`)]);
   });
 
+  it("writes a file whose blobs came first without waiting for the files before it", async () => {
+    // Blobs arrive by transfer, not in manifest order: here the first ten files' blobs come only once every file's were asked for.
+    const contents = Array.from({ length: 40 }, (_, i) => new TextEncoder().encode(`file ${i}\n`));
+    const manifest = buildManifest(contents.map((bytes, i) => fileEntry(`f${String(i).padStart(2, "0")}.txt`, bytes)));
+    const blobs = blobsFor(contents);
+    const late = new Set(contents.slice(0, 10).map((bytes) => blobDigest(bytes)));
+    const asked = new Set<string>();
+    let allAsked!: () => void;
+    const everyFileAsked = new Promise<void>((resolve) => (allAsked = resolve));
+    await materializeTree(manifest, target, (d) => {
+      asked.add(d);
+      if (asked.size === contents.length) allAsked();
+      return late.has(d) ? everyFileAsked.then(() => blobs.get(d)!) : blobs.get(d)!;
+    });
+    expect(readdirSync(target).length).toBe(40);
+    expect(readFileSync(join(target, "f00.txt"), "utf8")).toBe("file 0\n");
+  });
+
   it("gives files the manifest's modes whatever the process umask", async () => {
     const script = new TextEncoder().encode("#!/bin/sh\n");
     const manifest = buildManifest([fileEntry("run.sh", script, true), fileEntry("plain.txt", script)]);

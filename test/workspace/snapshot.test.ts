@@ -300,6 +300,66 @@ describe("snapshotDirectory", () => {
     expect((await snapshotDirectory(dir, { cacheFile })).stats).toMatchObject({ hashedFiles: 0, cachedFiles: 2 });
   });
 
+  it("in a git repository takes a clean index entry from the cache by its blob id, and reads what git would not see changed", async () => {
+    const dir = fresh();
+    const cacheFile = join(fresh(), "cache", "stat-cache");
+    git(dir, "init", "-q");
+    // Written well before the index, so that git trusts their stats (no racily clean entries, which it compares by content).
+    const past = Date.now() / 1000 - 100;
+    for (const name of ["a.txt", "b.txt", "c.txt", "d.sh", "e.txt"]) {
+      write(dir, name, `content of ${name}\n`);
+      utimesSync(join(dir, name), past, past);
+    }
+    git(dir, "add", "-A");
+    git(dir, "commit", "-qm", "base");
+    const first = await snapshotDirectory(dir, { cacheFile, indexCheck: true });
+    expect(first.stats).toMatchObject({ files: 5, hashedFiles: 5 });
+    // Recorded by the blob git names (no racy margin: the bytes were checked against it), so taken without a stat next time.
+    expect(readFileSync(cacheFile, "utf8")).toContain(`git ${git(dir, "rev-parse", "HEAD:a.txt")} `);
+    const second = await snapshotDirectory(dir, { cacheFile, indexCheck: true });
+    expect(second.stats).toMatchObject({ files: 5, hashedFiles: 0, cachedFiles: 5 });
+    expect(second.treeId).toBe(first.treeId);
+
+    // Changes git's index check would miss (its flags say not to look) or that only a stat shows.
+    git(dir, "update-index", "--assume-unchanged", "b.txt");
+    git(dir, "update-index", "--skip-worktree", "c.txt");
+    write(dir, "b.txt", "b changed behind git's back\n");
+    write(dir, "c.txt", "c changed behind git's back\n");
+    chmodSync(join(dir, "d.sh"), 0o755);
+    // Same size, a new inode: the index's stat no longer matches.
+    write(dir, "e.new", "CONTENT OF e.txt\n");
+    renameSync(join(dir, "e.new"), join(dir, "e.txt"));
+    const third = await snapshotDirectory(dir, { cacheFile, concurrency: 1, indexCheck: true });
+    expect(third.manifest.entries).toEqual(["a.txt", "b.txt", "c.txt", "d.sh", "e.txt"].map((name) => expectedFile(dir, name)));
+    expect(third.stats).toMatchObject({ hashedFiles: 4, cachedFiles: 1 });
+
+    // A repository that tells git to trust less of a stat does not make a rewrite of the same size and mtime pass as clean.
+    git(dir, "config", "core.checkStat", "minimal");
+    git(dir, "config", "core.trustctime", "false");
+    const { atime, mtime } = statSync(join(dir, "a.txt"));
+    // Git compares stat times to the second (unless built with USE_NSEC): the rewrite's ctime must fall in a later second than the index's record.
+    await sleep(1100);
+    write(dir, "a.txt", "CONTENT OF A.TXT\n");
+    utimesSync(join(dir, "a.txt"), atime, mtime);
+    const fourth = await snapshotDirectory(dir, { cacheFile, indexCheck: true });
+    expect(fourth.manifest.entries[0]).toEqual(expectedFile(dir, "a.txt"));
+  });
+
+  it("keeps a file recorded by stat by its blob id once git's index shows it unchanged, without reading it", async () => {
+    const dir = fresh();
+    const cacheFile = join(fresh(), "cache", "stat-cache");
+    git(dir, "init", "-q");
+    write(dir, "kept.txt", "kept\n");
+    git(dir, "add", "-A");
+    git(dir, "commit", "-qm", "base");
+    // Past the racy margin, so that the first snapshot records the file by its stat.
+    await sleep(RACY_MARGIN_MS + 100);
+    expect((await snapshotDirectory(dir, { cacheFile, indexCheck: false })).stats).toMatchObject({ hashedFiles: 1 });
+    expect(readFileSync(cacheFile, "utf8")).not.toContain("git ");
+    expect((await snapshotDirectory(dir, { cacheFile, indexCheck: true })).stats).toMatchObject({ hashedFiles: 0, cachedFiles: 1 });
+    expect(readFileSync(cacheFile, "utf8")).toContain(`git ${git(dir, "rev-parse", "HEAD:kept.txt")} 5`);
+  });
+
   it("snapshots this repository in well under a second on a warm cache", async () => {
     const cacheFile = join(fresh(), "stat-cache.json");
     const cold = await snapshotDirectory(process.cwd(), { cacheFile });

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { CoderClawError } from "../../../src/contract/errors.js";
 import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
+import { checkFieldsPresent, fieldsLine, fieldsOption, pickFields } from "../fields.js";
 import { lastLogLines, logPaths } from "../node-log.js";
 import { humanTime } from "../output.js";
 import type { AccessOptions } from "../runtime-access.js";
@@ -10,18 +11,39 @@ import type { AccessOptions } from "../runtime-access.js";
 const LEVEL_NAMES: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
 const BASE_KEYS = new Set(["level", "time", "pid", "hostname", "msg"]);
 
+/** A line's fields, or undefined for a line that is not a JSON object (a torn last line, or not written by the node). */
+function entryOf(line: string): Record<string, unknown> | undefined {
+  try {
+    const entry: unknown = JSON.parse(line);
+    return entry !== null && typeof entry === "object" && !Array.isArray(entry) ? (entry as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A pino line for a person: time, level, message, then the other fields as key=value. */
 function humanLine(line: string): string {
-  let entry: Record<string, unknown>;
-  try {
-    entry = JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return line;
-  }
+  const entry = entryOf(line);
+  if (entry === undefined) return line;
   const extra = Object.entries(entry)
     .filter(([k]) => !BASE_KEYS.has(k))
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
   return [humanTime(entry.time as number | undefined), (LEVEL_NAMES[entry.level as number] ?? String(entry.level)).padEnd(5), String(entry.msg ?? ""), ...extra].join(" ");
+}
+
+/**
+ * How a line is printed with `--fields`: those fields as a JSON object with
+ * `--json`, else tab-separated with the time for a person. Lines differ in
+ * their fields (a task line has `task`, a peer line `peer`), so a line
+ * without one prints it empty.
+ */
+function fieldsPrinter(fields: readonly string[], json: boolean): (line: string) => string | undefined {
+  return (line) => {
+    const entry = entryOf(line);
+    if (entry === undefined) return undefined;
+    if (json) return JSON.stringify(pickFields(entry, fields));
+    return fieldsLine(typeof entry.time === "number" ? { ...entry, time: new Date(entry.time) } : entry, fields);
+  };
 }
 
 /** `coderclaw logs [-f]`: the node's log file in its home. */
@@ -35,13 +57,22 @@ export function logsCommand(setExit: (code: number) => void): Command {
     }, 50)
     .option("-f, --follow", "then print lines as the node writes them, until Ctrl-C")
     .option("--json", "the lines as written: one JSON object each")
-    .addHelpText("after", "\nExamples:\n  coderclaw logs -n 200\n  coderclaw logs -f\n  coderclaw start --log-level debug\n")
-    .action(async (opts: { lines: number; follow?: boolean; json?: boolean }, cmd: Command) => {
+    .addOption(fieldsOption())
+    .addHelpText("after", "\nExamples:\n  coderclaw logs -n 200\n  coderclaw logs -f\n  coderclaw logs --fields time,msg,task,status\n  coderclaw start --log-level debug\n")
+    .action(async (opts: { lines: number; follow?: boolean; json?: boolean; fields?: string[] }, cmd: Command) => {
       const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
       const { current } = logPaths(dataDir);
       if (!existsSync(current) && !opts.follow) throw new CoderClawError("NOT_FOUND", `no log yet: ${current} does not exist (a node started with \`coderclaw start\` writes it)`);
-      const print = (line: string): void => void process.stdout.write((opts.json ? line : humanLine(line)) + "\n");
-      for (const line of lastLogLines(dataDir, opts.lines, (p) => readFileSync(p, "utf8"))) print(line);
+      const backlog = lastLogLines(dataDir, opts.lines, (p) => readFileSync(p, "utf8"));
+      const fields = opts.fields;
+      // A field that no line shown has is refused as a typo, as on other listings; lines that come later under -f may lack it.
+      if (fields !== undefined) checkFieldsPresent(backlog.flatMap((l) => entryOf(l) ?? []), fields);
+      const shown = fields !== undefined ? fieldsPrinter(fields, opts.json === true) : (line: string) => (opts.json ? line : humanLine(line));
+      const print = (line: string): void => {
+        const text = shown(line);
+        if (text !== undefined) process.stdout.write(text + "\n");
+      };
+      for (const line of backlog) print(line);
       if (!opts.follow) {
         setExit(EXIT.ok);
         return;

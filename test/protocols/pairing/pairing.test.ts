@@ -110,9 +110,14 @@ describe("pairing handshake", () => {
     expect(store.level(laptop.peerId, clock)).toBe("verified");
   });
 
-  test("the comparison code is kept with the redeemed invite, across a reopen of the book", async () => {
-    const { joined, handled } = await pair(await newInvite());
+  test("the outcome is filed before the welcome: a joiner never holds a certificate the inviter did not keep; the code is kept with the invite across a reopen", async () => {
+    const failing = await pair(await newInvite(), laptop, context({ file: () => Promise.reject(new Error("disk full")) }));
+    expect(failing.handled.status).toBe("rejected");
+    expect(failing.joined.status).toBe("rejected");
+    const filed: string[] = [];
+    const { joined, handled } = await pair(await newInvite(), laptop, context({ file: async (outcome) => void filed.push(outcome.certificate.id) }));
     if (joined.status !== "fulfilled" || handled.status !== "fulfilled") throw new Error(`pairing failed: ${codeOf(joined)} / ${codeOf(handled)}`);
+    expect(filed).toEqual([joined.value.certificate.id]);
     const reopened = await InviteBook.openFile(join(dir, "invites.json"));
     expect(reopened.list().findLast((i) => i.usedBy === laptop.peerId)?.comparisonCode).toBe(joined.value.comparisonCode);
   });
