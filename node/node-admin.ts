@@ -68,7 +68,7 @@ export function isAdminMethod(method: string): method is AdminMethod {
 export async function runAdmin(node: CoderClawNode, method: string, raw: unknown): Promise<unknown> {
   if (isWorkflowMethod(method)) return runWorkflowAdmin(node.workflows, method, raw);
   if (isApprovalMethod(method)) return runApprovalAdmin(node.approvals, node.taskApprovals, method, raw);
-  if (isRegistryMethod(method)) return runRegistryAdmin(node.registry, method, raw);
+  if (isRegistryMethod(method)) return runRegistryAdmin(node.registry, node.publishedAgents, method, raw);
   if (!isAdminMethod(method)) throw new InvalidInputError(`unknown administrative call ${method}`, "method");
   const m = node.membership;
   switch (method) {

@@ -1,0 +1,98 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { CoderClawNode } from "../../node/create-node.js";
+import { signPublication } from "../../src/registry/publication-statement.js";
+import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const TEAM_AGENTS = `agents:
+  - id: reviewer
+    name: Reviewer
+    description: reviews what it is given
+    capabilities: [review]
+    labels: [gpu]
+    command: [sh, -c, 'echo "reviewed: $1"', sh, "{input}"]
+    input: arg
+`;
+
+function teamAgentsFile(text: string): string {
+  const tmp = tempDir("cc-agents-");
+  cleanups.push(tmp.remove);
+  const file = join(tmp.path, "team-agents.yaml");
+  writeFileSync(file, text);
+  return file;
+}
+
+const auditHas = async (node: CoderClawNode, action: string, result: "allowed" | "denied", pattern: RegExp): Promise<boolean> =>
+  (await node.security.current.getAuditLog({ action, result })).some((e) => pattern.test(`${e.body.resource ?? ""} ${e.body.reason ?? ""}`));
+
+const stateOf = async (node: CoderClawNode, id: string) => (await node.publishedAgents.states()).find((s) => s.id === id);
+
+describe("agents published to the mesh", () => {
+  it("publish on A: the agent runs on B (which has its label), routed there; C and A list it with the reason; C's record leaves it out", async () => {
+    // Only B declares the label the agent requires.
+    const started = await startNodes(3, (i) => ({ options: { sandbox: "off", ...(i === 1 && { labels: ["gpu"] }) } }));
+    cleanups.push(started.stop);
+    await formMesh(started.nodes);
+    const [a, b, c] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    const file = teamAgentsFile(TEAM_AGENTS);
+
+    const [published] = await a.registry.publishAgents(file, "team");
+    expect(published).toMatchObject({ name: "team/reviewer", version: "1.0.0", kind: "agent", publisher: a.peerId, changed: true });
+    expect(await auditHas(a, "registry.publish", "allowed", /team\/reviewer@1\.0\.0/)).toBe(true);
+    // The same definition again is left as it is; a changed one is the next patch.
+    expect((await a.registry.publishAgents(file, "team"))[0]).toMatchObject({ version: "1.0.0", changed: false });
+
+    await eventually(async () => (await stateOf(b, "reviewer"))?.available === true, 15_000, "reviewer runs on b");
+    await eventually(async () => (await stateOf(c, "reviewer"))?.reason !== undefined, 15_000, "reviewer listed on c");
+    expect(await stateOf(c, "reviewer")).toMatchObject({ name: "team/reviewer", version: "1.0.0", available: false, reason: "this node lacks the label(s) gpu it requires" });
+    expect(await stateOf(a, "reviewer")).toMatchObject({ available: false, reason: "this node lacks the label(s) gpu it requires" });
+    expect((await c.adapter.listAgents()).find((x) => x.id === "reviewer")).toMatchObject({ available: false, unavailableReason: "this node lacks the label(s) gpu it requires" });
+
+    // B offers it in its signed record; C does not.
+    await eventually(async () => (await a.directory.members()).some((m) => m.peerId === b.peerId && m.record.agents.includes("reviewer")), 15_000, "b offers reviewer");
+    expect((await a.directory.members()).find((m) => m.peerId === c.peerId)?.record.agents).not.toContain("reviewer");
+
+    const task = await a.adapter.submitTask({ description: "review", input: "the diff", agentId: "reviewer" });
+    for await (const _ of a.adapter.streamTaskUpdates(task.id));
+    const state = (await a.adapter.getTaskState(task.id))!;
+    expect(state).toMatchObject({ status: "completed", output: "reviewed: the diff\n" });
+    expect(state.placement?.runsOn).toBe(b.peerId);
+
+    // A new definition is the next patch; every member takes the newest.
+    writeFileSync(file, TEAM_AGENTS.replace("reviewed:", "checked:"));
+    expect((await a.registry.publishAgents(file, "team"))[0]).toMatchObject({ version: "1.0.1", changed: true });
+    await eventually(async () => (await stateOf(c, "reviewer"))?.version === "1.0.1", 15_000, "1.0.1 on c");
+    const second = await c.adapter.submitTask({ description: "review", input: "again", agentId: "reviewer" });
+    for await (const _ of c.adapter.streamTaskUpdates(second.id));
+    expect(await c.adapter.getTaskState(second.id)).toMatchObject({ status: "completed", output: "checked: again\n" });
+  }, 90_000);
+
+  it("an agent publication by a member without registry:publish, or one taking the id of a node's own agent, is refused and audited on every node", async () => {
+    const started = await startNodes(3, () => ({ options: { sandbox: "off" } }));
+    cleanups.push(started.stop);
+    const meshId = await formMesh(started.nodes);
+    const [a, b, c] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+
+    await expect(c.registry.publishAgents(teamAgentsFile(TEAM_AGENTS), "team")).rejects.toThrow(/may not publish/);
+    const forged = signPublication(c.identity, { meshId, kind: "agent", name: "team/reviewer", version: "1.0.0", tree: "0".repeat(64), size: 10, files: 1 });
+    await c.membership.add([forged]);
+    for (const node of [a, b, c]) {
+      await eventually(() => auditHas(node, "registry.publication", "denied", new RegExp(`may not publish.*${forged.id.slice(0, 16)}`)), 15_000, "the forged publication refused");
+      expect(await node.publishedAgents.states()).toEqual([]);
+    }
+
+    // `echo` is every node's own: a publication of it is refused by each, never run in its place.
+    const echo = await a.registry.publishAgents(teamAgentsFile(TEAM_AGENTS.replace("id: reviewer", "id: echo")), "team");
+    for (const node of [a, b, c]) {
+      await eventually(() => auditHas(node, "registry.agent", "denied", new RegExp(`team/echo@1\\.0\\.0 .*has an agent echo of its own.*${echo[0]!.id.slice(0, 16)}`)), 15_000, "the echo publication refused");
+      expect(node.core.agents.get("echo")?.info.description).toBe("Returns the task input as its output");
+    }
+  }, 90_000);
+});
