@@ -202,7 +202,12 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),
     });
     const client = taskClientService();
-    const blobs = blobService({ store: blobStore, shared: sharedTrees, published: publishedTrees });
+    const blobs = blobService({
+      store: blobStore,
+      shared: sharedTrees,
+      published: publishedTrees,
+      publishedRefusal: (peer) => security.current.authorizer.trustRefusal(security.current.contextForDevice(peer, "remote")),
+    });
     const auditReplication = auditReplicationService({ audit: security.audit });
     const connectedMembers = (): string[] => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(admission.isMember);
     const services = serviceList([pairing, relayDoors, statements, sync, directory, server, client, blobs, auditReplication, ...(options.services ?? [])]);
