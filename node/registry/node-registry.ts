@@ -116,6 +116,8 @@ export interface NodeRegistry {
   /** Remove an installed skill: its folder, its lock entry, and (unless published here) its blobs' pin. */
   removeSkill(name: string): Promise<LockEntry>;
   listSkills(): Promise<SkillListing>;
+  /** Remove every installed skill the organization policy denies (audited): the policy may come after the install. */
+  removeDenied(): Promise<Array<LockEntry & { name: string; denied: string }>>;
   /** Registry names the organization policy requires that the lock file lacks. */
   missingRequired(): Promise<string[]>;
   close(): void;
@@ -328,12 +330,43 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
       const lock = await readLock();
       const locked = lock.skills[name];
       if (locked === undefined) throw new CoderClawError("NOT_FOUND", `${name} is not installed here (not in ${deps.lockFile})`);
-      const { [name]: _removed, ...rest } = lock.skills;
-      await writeLock({ ...lock, skills: rest });
-      await rm(join(deps.skillsDir, installFolderName(name)), { recursive: true, force: true });
-      if (!publishedHere(locked.tree)) await deps.served.drop(locked.tree);
+      await uninstall(name, locked);
       await audit("registry.remove", `${name}@${locked.version}`, "allowed", `tree ${locked.tree.slice(0, 16)}`);
       return locked;
+    });
+
+  /**
+   * Take an installed skill out: its folder moved aside in one rename before its lock entry goes (a kill in between
+   * leaves no folder where skills are looked up; what is aside goes at the next start), then its blobs' pin unless
+   * published here.
+   */
+  const uninstall = async (name: string, entry: LockEntry): Promise<void> => {
+    const aside = join(staging, `${installFolderName(name)}-removed-${randomBytes(6).toString("hex")}`);
+    await mkdir(staging, { recursive: true });
+    await rename(join(deps.skillsDir, installFolderName(name)), aside).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+    });
+    const lock = await readLock();
+    const { [name]: _removed, ...rest } = lock.skills;
+    await writeLock({ ...lock, skills: rest });
+    await rm(aside, { recursive: true, force: true });
+    if (!publishedHere(entry.tree)) await deps.served.drop(entry.tree);
+  };
+
+  /** Remove each installed skill the organization policy denies, by its registry name or its SKILL.md name. */
+  const removeDenied = (): Promise<Array<LockEntry & { name: string; denied: string }>> =>
+    serially(async () => {
+      const removed: Array<LockEntry & { name: string; denied: string }> = [];
+      for (const [name, entry] of Object.entries((await readLock()).skills)) {
+        const dir = join(deps.skillsDir, installFolderName(name));
+        const skillName = await lstat(dir).then((st) => (st.isDirectory() ? loadSkill(dir, "user", {}).info.name : undefined), () => undefined);
+        const denied = [name, skillName].find((n) => n !== undefined && deps.organisation().isSkillDenied(n));
+        if (denied === undefined) continue;
+        await uninstall(name, entry);
+        await audit("registry.remove", `${name}@${entry.version}`, "allowed", `skill ${denied} is denied by the organization policy: removed (tree ${entry.tree.slice(0, 16)})`);
+        removed.push({ ...entry, name, denied });
+      }
+      return removed;
     });
 
   const listSkills = async (): Promise<SkillListing> => {
@@ -366,5 +399,5 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
     return deps.organisation().missingRequiredSkills(Object.keys(lock.skills)).filter((n) => packageNameSchema.safeParse(n).success);
   };
 
-  return { catalogue, publishSkill, publishAgents, installSkill, yankSkill, updateSkills, removeSkill, listSkills, missingRequired, close: () => catalogue.close() };
+  return { catalogue, publishSkill, publishAgents, installSkill, yankSkill, updateSkills, removeSkill, removeDenied, listSkills, missingRequired, close: () => catalogue.close() };
 }

@@ -29,8 +29,9 @@ function teamAgentsFile(text: string): string {
   return file;
 }
 
+/** Whether `node`'s own log (not the entries replicated to it) holds a matching entry. */
 const auditHas = async (node: CoderClawNode, action: string, result: "allowed" | "denied", pattern: RegExp): Promise<boolean> =>
-  (await node.security.current.getAuditLog({ action, result })).some((e) => pattern.test(`${e.body.resource ?? ""} ${e.body.reason ?? ""}`));
+  (await node.security.current.getAuditLog({ action, result })).some((e) => e.author === node.peerId && pattern.test(`${e.body.resource ?? ""} ${e.body.reason ?? ""}`));
 
 const stateOf = async (node: CoderClawNode, id: string) => (await node.publishedAgents.states()).find((s) => s.id === id);
 

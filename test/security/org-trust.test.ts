@@ -11,8 +11,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** Whether `node`'s own log (not the entries replicated to it) holds a matching entry. */
 const auditHas = async (node: CoderClawNode, action: string, pattern: RegExp): Promise<boolean> =>
-  (await node.security.current.getAuditLog({ action, result: "denied" })).some((e) => pattern.test(`${e.body.resource ?? ""} ${e.body.reason ?? ""}`));
+  (await node.security.current.getAuditLog({ action, result: "denied" })).some((e) => e.author === node.peerId && pattern.test(`${e.body.resource ?? ""} ${e.body.reason ?? ""}`));
 
 /** A project directory whose own team policy asks nothing of a device's trust. */
 function lenientWorkspace(): string {
@@ -44,18 +45,21 @@ describe("the organization's minimumTrustLevel and enforceTrust on every node", 
     for (const node of [b, c]) await eventually(() => refusesC(node), 15_000, "the organization's policy in force");
     const reason = new RegExp(`organization policy requires device trust trusted, device ${c.peerId} is verified`);
 
-    // At submit: C's own node refuses it.
-    const atSubmit = await c.adapter.submitTask({ description: "echo", input: "after", agentId: "echo" }, { route: b.peerId }).catch((e: unknown) => e);
-    expect(hasCode(atSubmit, "PERMISSION_DENIED"), String(atSubmit)).toBe(true);
-    expect(String((atSubmit as Error).message)).toMatch(reason);
+    // At submit: C's own node refuses a request of C's (the decision its HTTP API and control socket take), audited there.
+    const atSubmit = await c.security.current.authorizeTask(c.security.current.contextForDevice(c.peerId, "local"), { action: "task.submit", agentId: "echo" });
+    expect(atSubmit).toMatchObject({ allowed: false, reason: expect.stringMatching(reason) });
     await eventually(() => auditHas(c, "task.submit", reason), 10_000, "the refusal in c's audit log");
 
-    // At the executor: a submission sent to B past C's node's checks is refused there, and audited.
+    // At the executor: C's submissions sent to B (through its node's adapter, or straight over the task protocol) are refused there, and audited.
+    const tasksOnB = (await b.core.engine.listTasks({})).length;
+    const routed = await c.adapter.submitTask({ description: "echo", input: "after", agentId: "echo" }, { route: b.peerId }).catch((e: unknown) => e);
     const atExecutor = await c.client.submit(b.peerId, { description: "sneaky", input: "after", agentId: "echo" }).catch((e: unknown) => e);
-    expect(hasCode(atExecutor, "PERMISSION_DENIED"), String(atExecutor)).toBe(true);
-    expect(String((atExecutor as Error).message)).toMatch(reason);
+    for (const refused of [routed, atExecutor]) {
+      expect(hasCode(refused, "PERMISSION_DENIED"), String(refused)).toBe(true);
+      expect(String((refused as Error).message)).toMatch(reason);
+    }
     await eventually(() => auditHas(b, "task.submit", reason), 10_000, "the refusal in b's audit log");
-    expect((await b.core.engine.listTasks({})).filter((t) => t.description === "sneaky")).toEqual([]);
+    expect((await b.core.engine.listTasks({})).length).toBe(tasksOnB);
 
     // A trusted member is not held back.
     const trusted = await b.adapter.submitTask({ description: "echo", input: "b", agentId: "echo" }, { route: a.peerId });
