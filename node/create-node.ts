@@ -186,7 +186,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const statements = statementSyncService(membership.set);
     const positions = createLogPositions(core.db, (ops) => core.store.write(ops), report("sync"));
     const sync = syncService({ store: core.store, authority: replicas.authority, quarantine: replicas.quarantine, positions });
-    const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10, placement), version: VERSION });
+    const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10, placement, () => publishedRef.current?.unavailable() ?? {}), version: VERSION });
     /** The dispatcher, made once the services it needs are running; the task server reaches it through here. */
     const dispatcherRef: { current?: Dispatcher } = {};
     const server = taskServerService({

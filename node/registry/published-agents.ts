@@ -6,6 +6,7 @@ import { parsePublishedAgent, PUBLISHED_AGENT_FILE } from "../../src/registry/ag
 import type { AuditBody } from "../../src/security/index.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import type { BlobClient } from "../../protocols/blobs/index.js";
+import type { Candidate } from "../routing/capability-directory.js";
 import type { Catalogue, Publication } from "./catalogue.js";
 import { registryHolder, type ServedTrees } from "./served-trees.js";
 import { SKILL_TREE_LIMITS } from "./skill-folder.js";
@@ -48,6 +49,8 @@ export interface PublishedAgents extends Pick<AgentRegistry, "get" | "list"> {
   refresh(): Promise<void>;
   /** Every published agent with whether it runs here, and the reason where not. */
   states(): Promise<PublishedAgentState[]>;
+  /** The published agents that do not run here now, by id, with why (for the node's capability record). */
+  unavailable(): Record<string, string>;
 }
 
 /** The unmet requirements of a published agent on this node, or undefined when it may run here. */
@@ -189,6 +192,14 @@ export function createPublishedAgents(deps: PublishedAgentsDeps): PublishedAgent
     get: (id) => held.get(id)?.executor,
     list: () => [...held.values()].map((h) => h.executor),
     refresh,
+    unavailable: () => {
+      const out: Record<string, string> = {};
+      for (const [id, { executor }] of held) {
+        const now = executor.availability();
+        if (!(now instanceof Promise) && !now.available) out[id] = (now.reason ?? "unavailable").slice(0, 500);
+      }
+      return out;
+    },
     states: () =>
       Promise.all(
         [...held.entries()].map(async ([id, { publication, executor }]) => {
@@ -197,6 +208,26 @@ export function createPublishedAgents(deps: PublishedAgentsDeps): PublishedAgent
         }),
       ),
   };
+}
+
+/** A published agent as `agent list` shows it: here, and on each member by its signed record. */
+export interface MeshAgentState extends PublishedAgentState {
+  members: Array<{ peer: string; runs: boolean; reason?: string }>;
+}
+
+/**
+ * Every published agent with whether it runs here and on each member whose record this node holds: a member
+ * runs it when its record offers it; otherwise its record says why, or (an older node, or one the publication
+ * has not reached yet) nothing.
+ */
+export async function meshAgentListing(agents: Pick<PublishedAgents, "states">, members: () => Promise<Candidate[]>): Promise<MeshAgentState[]> {
+  const records = (await members().catch(() => [] as Candidate[])).filter((m) => !m.local);
+  return (await agents.states()).map((state) => ({
+    ...state,
+    members: records.map(({ peerId, record }) =>
+      record.agents.includes(state.id) ? { peer: peerId, runs: true } : { peer: peerId, runs: false, reason: record.unavailable?.[state.id] ?? "its record does not offer it and says no reason" },
+    ),
+  }));
 }
 
 /** `base` with the published agents after its own; an id of its own always wins. */

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { parseInput } from "../../src/contract/parse-input.js";
 import type { NodeRegistry } from "./node-registry.js";
-import type { PublishedAgents } from "./published-agents.js";
+import type { MeshAgentState } from "./published-agents.js";
 
 /** Administrative calls on a node's registry (skills and published agents), served over the control socket. */
 export const REGISTRY_METHODS = ["skill.publish", "skill.install", "skill.yank", "skill.update", "skill.list", "skill.remove", "agent.publish", "agent.list"] as const;
@@ -28,7 +28,7 @@ export function isRegistryMethod(method: string): method is RegistryMethod {
 }
 
 /** Run one registry call; parameters are validated here. */
-export async function runRegistryAdmin(registry: NodeRegistry, agents: Pick<PublishedAgents, "states">, method: RegistryMethod, raw: unknown): Promise<unknown> {
+export async function runRegistryAdmin(registry: NodeRegistry, listAgents: () => Promise<MeshAgentState[]>, method: RegistryMethod, raw: unknown): Promise<unknown> {
   switch (method) {
     case "skill.publish": {
       const { dir, name, version } = parseInput(schemas[method], raw);
@@ -55,6 +55,6 @@ export async function runRegistryAdmin(registry: NodeRegistry, agents: Pick<Publ
     }
     case "agent.list":
       parseInput(schemas[method], raw);
-      return agents.states();
+      return listAgents();
   }
 }

@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CoderClawNode } from "../../node/create-node.js";
+import { meshAgentListing } from "../../node/registry/published-agents.js";
 import { signPublication } from "../../src/registry/publication-statement.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -58,7 +59,15 @@ describe("agents published to the mesh", () => {
 
     // B offers it in its signed record; C does not.
     await eventually(async () => (await a.directory.members()).some((m) => m.peerId === b.peerId && m.record.agents.includes("reviewer")), 15_000, "b offers reviewer");
-    expect((await a.directory.members()).find((m) => m.peerId === c.peerId)?.record.agents).not.toContain("reviewer");
+    // C's signed record says why it does not; A's listing shows where the agent runs in the mesh and why not elsewhere.
+    await eventually(async () => (await a.directory.members()).find((m) => m.peerId === c.peerId)?.record.unavailable?.reviewer !== undefined, 15_000, "c's record says why");
+    const cRecord = (await a.directory.members()).find((m) => m.peerId === c.peerId)!.record;
+    expect([cRecord.agents.includes("reviewer"), cRecord.unavailable]).toEqual([false, { reviewer: "this node lacks the label(s) gpu it requires" }]);
+    const [listed] = await meshAgentListing(a.publishedAgents, () => a.directory.members());
+    expect(listed!.members.sort((x, y) => (x.peer === b.peerId ? -1 : y.peer === b.peerId ? 1 : 0))).toEqual([
+      { peer: b.peerId, runs: true },
+      { peer: c.peerId, runs: false, reason: "this node lacks the label(s) gpu it requires" },
+    ]);
 
     const task = await a.adapter.submitTask({ description: "review", input: "the diff", agentId: "reviewer" });
     for await (const _ of a.adapter.streamTaskUpdates(task.id));

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { Command } from "commander";
 import type { AgentPublished } from "../../registry/node-registry.js";
-import type { PublishedAgentState } from "../../registry/published-agents.js";
+import type { MeshAgentState } from "../../registry/published-agents.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson, table } from "../output.js";
 import { admin } from "./mesh.js";
@@ -26,14 +26,17 @@ export function agentCommand(setExit: (code: number) => void): Command {
 
   agent
     .command("list")
-    .description("agents published to the mesh, with whether each runs on this node and why not")
+    .description("agents published to the mesh, with whether each runs on this node and on each member, and why not")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const list = (await admin(cmd, "agent.list", {}, false)) as PublishedAgentState[];
+      const list = (await admin(cmd, "agent.list", {}, false)) as MeshAgentState[];
       if (opts.json) printJson(list);
       else {
-        const t = table(["agent", "published as", "publisher", "here"]);
-        for (const a of list) t.push([a.id, `${a.name}@${a.version}`, a.publisher.slice(0, 16), a.available ? "runs here" : `no: ${a.reason ?? "unavailable"}`]);
+        const t = table(["agent", "published as", "publisher", "here", "members"]);
+        for (const a of list) {
+          const runs = a.members.filter((m) => m.runs).length;
+          t.push([a.id, `${a.name}@${a.version}`, a.publisher.slice(0, 16), a.available ? "runs here" : `no: ${a.reason ?? "unavailable"}`, `${runs} of ${a.members.length} run it${runs < a.members.length ? " (--json: why not)" : ""}`]);
+        }
         process.stdout.write(list.length === 0 ? "no agents published in this mesh\n" : `${t.toString()}\n`);
       }
       setExit(EXIT.ok);
