@@ -20,9 +20,14 @@ export interface AgentToPublish {
  * Why a published agent definition may not run as written: its working
  * directory must stay inside the task's workspace, since the publisher does
  * not know the members' disks and a path there would reach outside the
- * task's sandboxed tree.
+ * task's sandboxed tree; and it may not pass members' environment variables
+ * through, which would hand every member's secrets (API keys, tokens) to a
+ * program one publisher chose.
  */
 function publishedAgentProblem(agent: CommandAgentConfig): { key: string; message: string } | undefined {
+  if ((agent.env.pass ?? []).length > 0) {
+    return { key: "env", message: "a published agent may not pass a member's environment variables through (a list); set fixed values with a map, or declare the agent in the member's own configuration" };
+  }
   if (agent.cwd !== undefined && (isAbsolute(agent.cwd) || agent.cwd.split(/[\\/]/).includes(".."))) {
     return { key: "cwd", message: "a published agent's cwd must be a path inside the task's workspace (relative, without ..)" };
   }
