@@ -173,14 +173,20 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
     if (!parsed.success) throw new InvalidInputError(`${JSON.stringify(name.slice(0, 100))} ${parsed.error.issues[0]!.message}`, "name");
   };
 
-  /** What every publication checks first; the mesh it is made to. */
-  const publishable = (kind: Publication["kind"], name: string, version: string): string => {
-    checkName(name);
-    if (parseVersion(version) === undefined) throw new InvalidInputError(`${JSON.stringify(version.slice(0, 40))} is not a version like 1.2.0`, "version");
+  /** The mesh a publication from this device goes to, when this device may publish there. */
+  const mayPublishHere = (): string => {
     const meshId = deps.meshId();
     if (meshId === undefined) throw new CoderClawError("INVALID_INPUT", "this node is in no mesh: a publication is made to a mesh");
     const may = deps.mayPublish(self);
     if (!may.allowed) throw new CoderClawError("PERMISSION_DENIED", `this device may not publish to the mesh's registry: ${may.reason ?? "registry:publish not granted"}; an admin grants a role with registry:publish`);
+    return meshId;
+  };
+
+  /** What every publication checks first; the mesh it is made to. */
+  const publishable = (kind: Publication["kind"], name: string, version: string): string => {
+    checkName(name);
+    if (parseVersion(version) === undefined) throw new InvalidInputError(`${JSON.stringify(version.slice(0, 40))} is not a version like 1.2.0`, "version");
+    const meshId = mayPublishHere();
     const taken = catalogue.list(kind).find((p) => p.name === name && p.version === version);
     if (taken !== undefined) throw new CoderClawError("INVALID_INPUT", `${name}@${version} is published already (tree ${taken.tree.slice(0, 16)}); publish a new version`);
     return meshId;
@@ -220,6 +226,8 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
 
   const publishAgents = (file: string, team: string, version?: string): Promise<AgentPublished[]> =>
     audited("registry.publish", file, async () => {
+      // Before anything is read or stored: a device that may not publish leaves no blobs behind.
+      mayPublishHere();
       const text = await readBounded(file, MAX_CONFIG_BYTES);
       const agents = splitTeamAgents(text, file, team);
       const done: AgentPublished[] = [];
