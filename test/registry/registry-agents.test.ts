@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { CoderClawNode } from "../../node/create-node.js";
+import { createNode, type CoderClawNode } from "../../node/create-node.js";
 import { meshAgentListing } from "../../node/registry/published-agents.js";
 import { signPublication } from "../../src/registry/publication-statement.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
@@ -104,5 +104,30 @@ describe("agents published to the mesh", () => {
       await eventually(() => auditHas(node, "registry.agent", "denied", new RegExp(`team/echo@1\\.0\\.0 .*has an agent echo of its own.*${echo[0]!.id.slice(0, 16)}`)), 15_000, "the echo publication refused");
       expect(node.core.agents.get("echo")?.info.description).toBe("Returns the task input as its output");
     }
+  }, 90_000);
+
+  it("a member that took a published agent still runs it after a restart with the publisher offline, and serves its definition to a member that was offline", async () => {
+    const started = await startNodes(3, () => ({ options: { sandbox: "off" } }));
+    cleanups.push(started.stop);
+    await formMesh(started.nodes);
+    const [a, b, c] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    const noLabel = TEAM_AGENTS.replace("    labels: [gpu]\n", "");
+    await c.stop();
+    await a.registry.publishAgents(teamAgentsFile(noLabel), "team");
+    await eventually(async () => (await stateOf(b, "reviewer"))?.available === true, 15_000, "reviewer on b");
+    await a.stop();
+    await b.stop();
+    const again = await createNode({ dataDir: started.homes[1]!, mdns: false, sandbox: "off" });
+    cleanups.push(() => again.stop());
+    await eventually(async () => (await stateOf(again, "reviewer"))?.available === true, 15_000, "reviewer on b after its restart");
+    const task = await again.adapter.submitTask({ description: "review", input: "offline", agentId: "reviewer" });
+    for await (const _ of again.adapter.streamTaskUpdates(task.id));
+    expect(await again.adapter.getTaskState(task.id)).toMatchObject({ status: "completed", output: "reviewed: offline\n" });
+    // C was offline when it was published: it learns of it and fetches its definition from the restarted B, the publisher being gone.
+    const cAgain = await createNode({ dataDir: started.homes[2]!, mdns: false, sandbox: "off" });
+    cleanups.push(() => cAgain.stop());
+    expect(await stateOf(cAgain, "reviewer")).toBeUndefined();
+    await cAgain.dial(again.multiaddrs()[0]!);
+    await eventually(async () => (await stateOf(cAgain, "reviewer"))?.available === true, 15_000, "reviewer on c, fetched from b");
   }, 90_000);
 });
