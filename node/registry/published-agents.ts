@@ -146,24 +146,38 @@ export function createPublishedAgents(deps: PublishedAgentsDeps): PublishedAgent
 
   const round = async (): Promise<boolean> => {
     const newest = new Map<string, Publication>();
+    const names = new Map<string, Set<string>>();
     for (const p of deps.catalogue.list("agent")) {
+      if (p.yanked !== undefined) continue;
       const id = p.name.slice(p.name.indexOf("/") + 1);
-      if (p.yanked === undefined && !newest.has(id)) newest.set(id, p);
+      names.set(id, (names.get(id) ?? new Set()).add(p.name));
+      if (!newest.has(p.name)) newest.set(p.name, p);
     }
     let changed = false;
     const own = new Set(deps.ownAgentIds());
-    for (const [id, publication] of newest) {
+    const taken = new Map<string, Publication>();
+    for (const publication of newest.values()) {
+      const id = publication.name.slice(publication.name.indexOf("/") + 1);
       if (own.has(id)) {
         await refuse(publication, `this node has an agent ${id} of its own, which a publication does not replace`);
         continue;
       }
+      // Agents are run by id: a second team's publication of the same id would take over the first's tasks, so neither runs.
+      const teams = [...(names.get(id) ?? [])].sort();
+      if (teams.length > 1) {
+        await refuse(publication, `agent id ${id} is published under ${teams.join(" and ")}: neither is run`);
+        continue;
+      }
+      taken.set(id, publication);
+    }
+    for (const [id, publication] of taken) {
       const now = held.get(id);
       if (now !== undefined && now.publication.id === publication.id && now.final) continue;
       held.set(id, { publication, ...(await take(publication)) });
       changed = true;
     }
     for (const [id, { publication }] of held) {
-      if (newest.get(id)?.id === publication.id && !own.has(id)) continue;
+      if (taken.get(id)?.id === publication.id) continue;
       held.delete(id);
       if (publication.publisher !== deps.selfId && ![...held.values()].some((h) => h.publication.tree === publication.tree)) await deps.served.drop(publication.tree);
       changed = true;

@@ -84,7 +84,7 @@ describe("agents published to the mesh", () => {
     expect(await c.adapter.getTaskState(second.id)).toMatchObject({ status: "completed", output: "checked: again\n" });
   }, 90_000);
 
-  it("an agent publication by a member without registry:publish, or one taking the id of a node's own agent, is refused and audited on every node", async () => {
+  it("an agent publication by a member without registry:publish, one taking the id of another team's agent or of a node's own agent, is refused and audited on every node", async () => {
     const started = await startNodes(3, () => ({ options: { sandbox: "off" } }));
     cleanups.push(started.stop);
     const meshId = await formMesh(started.nodes);
@@ -96,6 +96,15 @@ describe("agents published to the mesh", () => {
     for (const node of [a, b, c]) {
       await eventually(() => auditHas(node, "registry.publication", "denied", new RegExp(`may not publish.*${forged.id.slice(0, 16)}`)), 15_000, "the forged publication refused");
       expect(await node.publishedAgents.states()).toEqual([]);
+    }
+
+    // A second team's agent of the same id would take over the first's tasks: neither runs, on any node.
+    const [ours] = await a.registry.publishAgents(teamAgentsFile(TEAM_AGENTS.replace("    labels: [gpu]\n", "")), "team");
+    await eventually(async () => (await stateOf(b, "reviewer"))?.available === true, 15_000, "team/reviewer on b");
+    const [theirs] = await a.registry.publishAgents(teamAgentsFile(TEAM_AGENTS.replace("reviewed:", "stolen:")), "aaa");
+    for (const node of [a, b, c]) {
+      for (const p of [ours!, theirs!]) await eventually(() => auditHas(node, "registry.agent", "denied", new RegExp(`agent id reviewer is published under aaa/reviewer and team/reviewer: neither is run.*${p.id.slice(0, 16)}`)), 15_000, `${p.name} refused`);
+      expect(await stateOf(node, "reviewer")).toBeUndefined();
     }
 
     // `echo` is every node's own: a publication of it is refused by each, never run in its place.
