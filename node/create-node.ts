@@ -37,6 +37,9 @@ import { SharedTrees } from "./workspaces/shared-trees.js";
 import { ServedTrees } from "./registry/served-trees.js";
 import { createNodeRegistry } from "./registry/node-registry.js";
 import { createRequiredSkills } from "./registry/required-skills.js";
+import { createPublishedAgents, withPublishedAgents, type PublishedAgents } from "./registry/published-agents.js";
+import { createBuiltinRegistry } from "../src/agents/builtin.js";
+import { SHELL_EXEC_SKILL } from "../src/agents/shell.js";
 import { defaultSkillDirs, loadSkills } from "../src/agents/skills.js";
 import { createNodeWorkflows } from "./workflows/node-workflows.js";
 import { createNodeApprovals, type NodeApprovals } from "./workflows/node-approvals.js";
@@ -100,7 +103,11 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
   // The policy and the approvals service come after the engine: tasks that reach it before (none: nothing listens yet) wait for no one.
   const approvalHooks: { policy?: ApprovalPolicy; asked?: (gate: OpenGate) => void } = {};
   const hooks = { approvalPolicy: ((request, by) => approvalHooks.policy?.(request, by)) as ApprovalPolicy, onApprovalNeeded: (gate: OpenGate) => approvalHooks.asked?.(gate) };
-  const core = await openNodeCore(dataDir, identity.peerId, options, report("storage"), workspaces, hooks).catch(async (err: unknown) => {
+  // Agents published to the mesh join the node's own once the registry that takes them in runs.
+  const publishedRef: { current?: PublishedAgents } = {};
+  const ownAgents = options.agents ?? createBuiltinRegistry();
+  const agents = withPublishedAgents(ownAgents, () => publishedRef.current);
+  const core = await openNodeCore(dataDir, identity.peerId, { ...options, agents }, report("storage"), workspaces, hooks).catch(async (err: unknown) => {
     await blobStore.close();
     throw err;
   });
@@ -187,7 +194,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     const statements = statementSyncService(membership.set);
     const positions = createLogPositions(core.db, (ops) => core.store.write(ops), report("sync"));
     const sync = syncService({ store: core.store, authority: replicas.authority, quarantine: replicas.quarantine, positions });
-    const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10, placement), version: VERSION });
+    const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10, placement, () => publishedRef.current?.unavailable() ?? {}), version: VERSION });
     /** The dispatcher, made once the services it needs are running; the task server reaches it through here. */
     const dispatcherRef: { current?: Dispatcher } = {};
     const server = taskServerService({
@@ -203,7 +210,12 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),
     });
     const client = taskClientService();
-    const blobs = blobService({ store: blobStore, shared: sharedTrees, published: publishedTrees });
+    const blobs = blobService({
+      store: blobStore,
+      shared: sharedTrees,
+      published: publishedTrees,
+      publishedRefusal: (peer) => security.current.authorizer.trustRefusal(security.current.contextForDevice(peer, "remote")),
+    });
     const auditReplication = auditReplicationService({ audit: security.audit });
     const connectedMembers = (): string[] => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(admission.isMember);
     const services = serviceList([pairing, relayDoors, statements, sync, directory, server, client, blobs, auditReplication, ...(options.services ?? [])]);
@@ -325,6 +337,27 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     stack.push(() => libp2p.removeEventListener("peer:connect", checkRequired));
     stack.push(() => required.stop());
     checkRequired();
+    const published = (publishedRef.current = createPublishedAgents({
+      selfId: identity.peerId,
+      catalogue: registry.catalogue,
+      store: blobStore,
+      served: publishedTrees,
+      client: () => blobsRef.current?.client,
+      connectedMembers,
+      ownAgentIds: () => ownAgents.list().map((a) => a.info.id),
+      skillsHere: () => [SHELL_EXEC_SKILL.name, ...loadSkills(skillDirs, process.env).flatMap((s) => (s.info.enabled ? [s.info.name] : []))],
+      labelsHere: () => placement.labels ?? [],
+      record: (body) => security.record(body),
+      // The capability record lists what runs here: a new agent is offered (or a withdrawn one no longer) at once.
+      onChange: () => void directory.running.publish().catch(report("registry")),
+      onError: report("registry"),
+    }));
+    const refreshAgents = (): void => void published.refresh();
+    afterRefresh.push(refreshAgents);
+    stack.push(membership.set.onAdded(refreshAgents));
+    libp2p.addEventListener("peer:connect", refreshAgents);
+    stack.push(() => libp2p.removeEventListener("peer:connect", refreshAgents));
+    refreshAgents();
     void taskApprovals.start().catch((error: Error) => options.onError?.("approvals", error));
     void workflows
       .resume()
@@ -356,6 +389,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       approvals,
       taskApprovals,
       registry,
+      publishedAgents: published,
       createMesh: (name) => foundMesh({ membership, security, identity }, name),
       multiaddrs: () => libp2p.getMultiaddrs().map((a) => a.toString()),
       dial: async (addr) => void (await dialAddresses(libp2p, multiaddr(addr), { signal: AbortSignal.timeout(10_000) })),

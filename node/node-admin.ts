@@ -6,6 +6,7 @@ import type { CoderClawNode } from "./create-node.js";
 import { isWorkflowMethod, runWorkflowAdmin } from "./workflows/workflow-admin.js";
 import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.js";
 import { isRegistryMethod, runRegistryAdmin } from "./registry/registry-admin.js";
+import { meshAgentListing } from "./registry/published-agents.js";
 import { taskChanges } from "./workspaces/task-result.js";
 import { grantRoles, revokeRole, type RoleAdminDeps } from "./security/role-admin.js";
 import { renameDevice } from "./security/device-naming.js";
@@ -68,7 +69,7 @@ export function isAdminMethod(method: string): method is AdminMethod {
 export async function runAdmin(node: CoderClawNode, method: string, raw: unknown): Promise<unknown> {
   if (isWorkflowMethod(method)) return runWorkflowAdmin(node.workflows, method, raw);
   if (isApprovalMethod(method)) return runApprovalAdmin(node.approvals, node.taskApprovals, method, raw);
-  if (isRegistryMethod(method)) return runRegistryAdmin(node.registry, method, raw);
+  if (isRegistryMethod(method)) return runRegistryAdmin(node.registry, () => meshAgentListing(node.publishedAgents, () => node.directory.members()), method, raw);
   if (!isAdminMethod(method)) throw new InvalidInputError(`unknown administrative call ${method}`, "method");
   const m = node.membership;
   switch (method) {

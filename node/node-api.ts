@@ -3,6 +3,7 @@ import type { RunningBlobs } from "./workspaces/blob-service.js";
 import type { BlobStore } from "../src/workspace/blob-store.js";
 import type { CodeWorkspaces } from "./workspaces/code-workspaces.js";
 import type { NodeRegistry } from "./registry/node-registry.js";
+import type { PublishedAgents } from "./registry/published-agents.js";
 import type { DeviceIdentity } from "../identity/index.js";
 import type { AgentRegistry } from "../src/agents/executor.js";
 import type { SandboxMode } from "../src/agents/sandbox.js";
@@ -152,6 +153,8 @@ export interface CoderClawNode {
   readonly taskApprovals: TaskApprovals;
   /** The mesh's registry of skills: publish, install, list, remove (issue 23). */
   readonly registry: NodeRegistry;
+  /** Agents published to the mesh, as this node takes them in: which run here, and why not where they do not. */
+  readonly publishedAgents: PublishedAgents;
   /**
    * Found a mesh with this device as founder and admin, and sign its default
    * policy (members may send each other work). Returns the mesh id.

@@ -12,6 +12,7 @@ import { policyCommand } from "./commands/policy.js";
 import { workflowCommand } from "./commands/workflow.js";
 import { approvalsCommand } from "./commands/approvals.js";
 import { skillCommand } from "./commands/skill.js";
+import { agentCommand } from "./commands/agent.js";
 import { rolesCommand } from "./commands/roles.js";
 import { uiCommand } from "./commands/ui.js";
 import { serviceCommand } from "./commands/service.js";
@@ -42,6 +43,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(workflowCommand(setExit));
   program.addCommand(approvalsCommand(setExit));
   program.addCommand(skillCommand(setExit));
+  program.addCommand(agentCommand(setExit));
   program.addCommand(rolesCommand(setExit));
   program.addCommand(uiCommand(setExit));
   program.addCommand(serviceCommand(setExit));

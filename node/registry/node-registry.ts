@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { lstat, readFile, rename, rm } from "node:fs/promises";
+import { lstat, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { writeFileAtomic, type StatementSigner } from "../../identity/index.js";
 import type { BlobClient } from "../../protocols/blobs/index.js";
@@ -8,6 +8,8 @@ import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js"
 import { emptyLock, formatLockFile, parseLockFile, type LockEntry, type LockFile } from "../../src/registry/lock-file.js";
 import { installFolderName, packageNameSchema } from "../../src/registry/package-name.js";
 import { signPublication, signYank } from "../../src/registry/publication-statement.js";
+import { PUBLISHED_AGENT_FILE, splitTeamAgents } from "../../src/registry/agent-publication.js";
+import { MAX_CONFIG_BYTES } from "../../src/config/agents-config.js";
 import { compareVersions, parseRange, parseVersion } from "../../src/registry/version-range.js";
 import type { AuditBody } from "../../src/security/index.js";
 import type { Authorizer } from "../../src/security/authorizer.js";
@@ -16,7 +18,7 @@ import { materializeTree } from "../../src/workspace/materialize.js";
 import type { ApprovalStatementDeps } from "../approvals/approval-deps.js";
 import { createCatalogue, type Catalogue, type Publication } from "./catalogue.js";
 import { registryHolder, type ServedTrees } from "./served-trees.js";
-import { captureSkillFolder, SKILL_TREE_LIMITS } from "./skill-folder.js";
+import { captureSkillFolder, captureTree, SKILL_TREE_LIMITS } from "./skill-folder.js";
 import { fetchTreeFromAny } from "./tree-fetch.js";
 
 /** What a node's registry needs of the node. */
@@ -53,6 +55,30 @@ export interface InstalledSkill extends LockEntry {
   changed: boolean;
 }
 
+/** An agent `agent publish` published, or found published already with the same definition (`changed` false). */
+export interface AgentPublished extends Publication {
+  changed: boolean;
+}
+
+/** Bounds of a published agent: one small file. */
+const AGENT_TREE_LIMITS = { ...SKILL_TREE_LIMITS, maxEntries: 1, maxTreeBytes: MAX_CONFIG_BYTES };
+
+/** The next patch version of `version`. */
+function nextPatch(version: string): string {
+  const [major, minor, patch] = parseVersion(version)!;
+  return `${major}.${minor}.${patch + 1}`;
+}
+
+/** The file `file`, refused when over `max` bytes (before reading it) or not a regular file. */
+async function readBounded(file: string, max: number): Promise<string> {
+  const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
+    throw new InvalidInputError(`${file} cannot be read: ${err.code ?? err.message}`, "file");
+  });
+  if (!st.isFile()) throw new InvalidInputError(`${file} is not a file`, "file");
+  if (st.size > max) throw new InvalidInputError(`${file} is ${st.size} bytes, over the limit of ${max}`, "file");
+  return readFile(file, "utf8");
+}
+
 /** Options of {@link NodeRegistry.installSkill}. */
 export interface InstallOptions {
   downgrade?: boolean;
@@ -74,6 +100,11 @@ export interface NodeRegistry {
   /** Capture `dir`, keep and serve its tree, sign its publication as `name` at `version` and add it to the mesh's statements. */
   publishSkill(dir: string, name: string, version: string): Promise<Publication>;
   /**
+   * Publish each agent the team-agents file `file` declares as `<team>/<id>`, at `version` or else the newest
+   * published version's next patch (1.0.0 for a first); an agent whose definition is the newest version's is left as it is.
+   */
+  publishAgents(file: string, team: string, version?: string): Promise<AgentPublished[]>;
+  /**
    * Install the newest version of `name` that `range` accepts (default `*`); a version older than the locked one only with
    * `downgrade`. Fetched from `from` (a connected member) when given, else from the publisher or any connected member.
    */
@@ -85,6 +116,8 @@ export interface NodeRegistry {
   /** Remove an installed skill: its folder, its lock entry, and (unless published here) its blobs' pin. */
   removeSkill(name: string): Promise<LockEntry>;
   listSkills(): Promise<SkillListing>;
+  /** Remove every installed skill the organization policy denies (audited): the policy may come after the install. */
+  removeDenied(): Promise<Array<LockEntry & { name: string; denied: string }>>;
   /** Registry names the organization policy requires that the lock file lacks. */
   missingRequired(): Promise<string[]>;
   close(): void;
@@ -140,26 +173,77 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
     if (!parsed.success) throw new InvalidInputError(`${JSON.stringify(name.slice(0, 100))} ${parsed.error.issues[0]!.message}`, "name");
   };
 
+  /** The mesh a publication from this device goes to, when this device may publish there. */
+  const mayPublishHere = (): string => {
+    const meshId = deps.meshId();
+    if (meshId === undefined) throw new CoderClawError("INVALID_INPUT", "this node is in no mesh: a publication is made to a mesh");
+    const may = deps.mayPublish(self);
+    if (!may.allowed) throw new CoderClawError("PERMISSION_DENIED", `this device may not publish to the mesh's registry: ${may.reason ?? "registry:publish not granted"}; an admin grants a role with registry:publish`);
+    return meshId;
+  };
+
+  /** What every publication checks first; the mesh it is made to. */
+  const publishable = (kind: Publication["kind"], name: string, version: string): string => {
+    checkName(name);
+    if (parseVersion(version) === undefined) throw new InvalidInputError(`${JSON.stringify(version.slice(0, 40))} is not a version like 1.2.0`, "version");
+    const meshId = mayPublishHere();
+    const taken = catalogue.list(kind).find((p) => p.name === name && p.version === version);
+    if (taken !== undefined) throw new CoderClawError("INVALID_INPUT", `${name}@${version} is published already (tree ${taken.tree.slice(0, 16)}); publish a new version`);
+    return meshId;
+  };
+
+  /** Serve a captured tree and sign its publication into the mesh's statements. */
+  const publishCaptured = async (kind: Publication["kind"], name: string, version: string, meshId: string, captured: Awaited<ReturnType<typeof captureTree>>): Promise<Publication> => {
+    await deps.served.add(captured.treeId, captured.index, captured.blobs);
+    const size = captured.manifest.entries.reduce((n, e) => n + (e.kind === "file" ? e.size : 0), 0);
+    const statement = signPublication(deps.signer, { meshId, kind, name, version, tree: captured.treeId, size, files: captured.manifest.entries.length });
+    const { refused } = await deps.set.add([{ id: statement.id, kind: "statement", bytes: statement.bytes }]);
+    if (refused.length > 0) throw new CoderClawError("UNAVAILABLE", `the publication was not taken into the mesh's statements: ${refused[0]!.reason}`);
+    await audit("registry.publish", `${name}@${version}`, "allowed", `${kind}: tree ${captured.treeId.slice(0, 16)}, ${statement.body.files} files, ${size} bytes (statement ${statement.id.slice(0, 16)})`);
+    return { ...statement.body, id: statement.id };
+  };
+
   const publishSkill = (dir: string, name: string, version: string): Promise<Publication> =>
     audited("registry.publish", `${name}@${version}`, async () => {
-      checkName(name);
-      if (parseVersion(version) === undefined) throw new InvalidInputError(`${JSON.stringify(version.slice(0, 40))} is not a version like 1.2.0`, "version");
-      const meshId = deps.meshId();
-      if (meshId === undefined) throw new CoderClawError("INVALID_INPUT", "this node is in no mesh: a publication is made to a mesh");
-      const may = deps.mayPublish(self);
-      if (!may.allowed) throw new CoderClawError("PERMISSION_DENIED", `this device may not publish to the mesh's registry: ${may.reason ?? "registry:publish not granted"}; an admin grants a role with registry:publish`);
-      const taken = catalogue.list("skill").find((p) => p.name === name && p.version === version);
-      if (taken !== undefined) throw new CoderClawError("INVALID_INPUT", `${name}@${version} is published already (tree ${taken.tree.slice(0, 16)}); publish a new version`);
+      const meshId = publishable("skill", name, version);
       refuseDenied(name);
       const captured = await captureSkillFolder(dir, deps.store);
       refuseDenied(captured.skillName);
-      await deps.served.add(captured.treeId, captured.index, captured.blobs);
-      const size = captured.manifest.entries.reduce((n, e) => n + (e.kind === "file" ? e.size : 0), 0);
-      const statement = signPublication(deps.signer, { meshId, kind: "skill", name, version, tree: captured.treeId, size, files: captured.manifest.entries.length });
-      const { refused } = await deps.set.add([{ id: statement.id, kind: "statement", bytes: statement.bytes }]);
-      if (refused.length > 0) throw new CoderClawError("UNAVAILABLE", `the publication was not taken into the mesh's statements: ${refused[0]!.reason}`);
-      await audit("registry.publish", `${name}@${version}`, "allowed", `tree ${captured.treeId.slice(0, 16)}, ${statement.body.files} files, ${size} bytes (statement ${statement.id.slice(0, 16)})`);
-      return { ...statement.body, id: statement.id };
+      return publishCaptured("skill", name, version, meshId, captured);
+    });
+
+  /** One agent's file captured as a tree, written aside in the staging folder first. */
+  const captureAgent = async (text: string): Promise<Awaited<ReturnType<typeof captureTree>>> => {
+    const dir = join(staging, `agent-${randomBytes(6).toString("hex")}`);
+    try {
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, PUBLISHED_AGENT_FILE), text);
+      return await captureTree(dir, deps.store, AGENT_TREE_LIMITS);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+
+  const publishAgents = (file: string, team: string, version?: string): Promise<AgentPublished[]> =>
+    audited("registry.publish", file, async () => {
+      // Before anything is read or stored: a device that may not publish leaves no blobs behind.
+      mayPublishHere();
+      const text = await readBounded(file, MAX_CONFIG_BYTES);
+      const agents = splitTeamAgents(text, file, team);
+      const done: AgentPublished[] = [];
+      for (const agent of agents) {
+        const newest = catalogue.list("agent").find((p) => p.name === agent.name);
+        const captured = await captureAgent(agent.text);
+        // The same definition as the newest version: publishing it again would only add a statement.
+        if (version === undefined && newest?.tree === captured.treeId) {
+          done.push({ ...newest, changed: false });
+          continue;
+        }
+        const next = version ?? (newest === undefined ? "1.0.0" : nextPatch(newest.version));
+        const meshId = publishable("agent", agent.name, next);
+        done.push({ ...(await publishCaptured("agent", agent.name, next, meshId, captured)), changed: true });
+      }
+      return done;
     });
 
   /** Write the tree into the skills folder: built aside, checked, then renamed into place over any older version. */
@@ -254,12 +338,43 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
       const lock = await readLock();
       const locked = lock.skills[name];
       if (locked === undefined) throw new CoderClawError("NOT_FOUND", `${name} is not installed here (not in ${deps.lockFile})`);
-      const { [name]: _removed, ...rest } = lock.skills;
-      await writeLock({ ...lock, skills: rest });
-      await rm(join(deps.skillsDir, installFolderName(name)), { recursive: true, force: true });
-      if (!publishedHere(locked.tree)) await deps.served.drop(locked.tree);
+      await uninstall(name, locked);
       await audit("registry.remove", `${name}@${locked.version}`, "allowed", `tree ${locked.tree.slice(0, 16)}`);
       return locked;
+    });
+
+  /**
+   * Take an installed skill out: its folder moved aside in one rename before its lock entry goes (a kill in between
+   * leaves no folder where skills are looked up; what is aside goes at the next start), then its blobs' pin unless
+   * published here.
+   */
+  const uninstall = async (name: string, entry: LockEntry): Promise<void> => {
+    const aside = join(staging, `${installFolderName(name)}-removed-${randomBytes(6).toString("hex")}`);
+    await mkdir(staging, { recursive: true });
+    await rename(join(deps.skillsDir, installFolderName(name)), aside).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+    });
+    const lock = await readLock();
+    const { [name]: _removed, ...rest } = lock.skills;
+    await writeLock({ ...lock, skills: rest });
+    await rm(aside, { recursive: true, force: true });
+    if (!publishedHere(entry.tree)) await deps.served.drop(entry.tree);
+  };
+
+  /** Remove each installed skill the organization policy denies, by its registry name or its SKILL.md name. */
+  const removeDenied = (): Promise<Array<LockEntry & { name: string; denied: string }>> =>
+    serially(async () => {
+      const removed: Array<LockEntry & { name: string; denied: string }> = [];
+      for (const [name, entry] of Object.entries((await readLock()).skills)) {
+        const dir = join(deps.skillsDir, installFolderName(name));
+        const skillName = await lstat(dir).then((st) => (st.isDirectory() ? loadSkill(dir, "user", {}).info.name : undefined), () => undefined);
+        const denied = [name, skillName].find((n) => n !== undefined && deps.organisation().isSkillDenied(n));
+        if (denied === undefined) continue;
+        await uninstall(name, entry);
+        await audit("registry.remove", `${name}@${entry.version}`, "allowed", `skill ${denied} is denied by the organization policy: removed (tree ${entry.tree.slice(0, 16)})`);
+        removed.push({ ...entry, name, denied });
+      }
+      return removed;
     });
 
   const listSkills = async (): Promise<SkillListing> => {
@@ -292,5 +407,5 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
     return deps.organisation().missingRequiredSkills(Object.keys(lock.skills)).filter((n) => packageNameSchema.safeParse(n).success);
   };
 
-  return { catalogue, publishSkill, installSkill, yankSkill, updateSkills, removeSkill, listSkills, missingRequired, close: () => catalogue.close() };
+  return { catalogue, publishSkill, publishAgents, installSkill, yankSkill, updateSkills, removeSkill, removeDenied, listSkills, missingRequired, close: () => catalogue.close() };
 }

@@ -1,9 +1,10 @@
 import { z } from "zod";
 import { parseInput } from "../../src/contract/parse-input.js";
 import type { NodeRegistry } from "./node-registry.js";
+import type { MeshAgentState } from "./published-agents.js";
 
-/** Administrative calls on a node's registry, served over the control socket. */
-export const REGISTRY_METHODS = ["skill.publish", "skill.install", "skill.yank", "skill.update", "skill.list", "skill.remove"] as const;
+/** Administrative calls on a node's registry (skills and published agents), served over the control socket. */
+export const REGISTRY_METHODS = ["skill.publish", "skill.install", "skill.yank", "skill.update", "skill.list", "skill.remove", "agent.publish", "agent.list"] as const;
 export type RegistryMethod = (typeof REGISTRY_METHODS)[number];
 
 // Names, versions and ranges are judged by the registry itself, which audits a refusal; here only their size and type.
@@ -16,6 +17,9 @@ const schemas = {
   "skill.update": z.strictObject({ names: z.array(name).max(10_000).optional() }).optional(),
   "skill.list": z.strictObject({}).optional(),
   "skill.remove": z.strictObject({ name }),
+  // The file is read by the node, on this machine, as a skill folder is.
+  "agent.publish": z.strictObject({ file: z.string().min(1).max(4096), team: z.string().min(1).max(64), version: z.string().min(1).max(64).optional() }),
+  "agent.list": z.strictObject({}).optional(),
 } satisfies Record<RegistryMethod, z.ZodType>;
 
 /** True when `method` is one of {@link REGISTRY_METHODS}. */
@@ -24,7 +28,7 @@ export function isRegistryMethod(method: string): method is RegistryMethod {
 }
 
 /** Run one registry call; parameters are validated here. */
-export async function runRegistryAdmin(registry: NodeRegistry, method: RegistryMethod, raw: unknown): Promise<unknown> {
+export async function runRegistryAdmin(registry: NodeRegistry, listAgents: () => Promise<MeshAgentState[]>, method: RegistryMethod, raw: unknown): Promise<unknown> {
   switch (method) {
     case "skill.publish": {
       const { dir, name, version } = parseInput(schemas[method], raw);
@@ -45,5 +49,12 @@ export async function runRegistryAdmin(registry: NodeRegistry, method: RegistryM
       return registry.listSkills();
     case "skill.remove":
       return registry.removeSkill(parseInput(schemas[method], raw).name);
+    case "agent.publish": {
+      const { file, team, version } = parseInput(schemas[method], raw);
+      return registry.publishAgents(file, team, version);
+    }
+    case "agent.list":
+      parseInput(schemas[method], raw);
+      return listAgents();
   }
 }

@@ -4,13 +4,13 @@ import type { NodeRegistry } from "./node-registry.js";
 
 /** What keeping required skills installed needs of the node. */
 export interface RequiredSkillsDeps {
-  registry: Pick<NodeRegistry, "missingRequired" | "installSkill" | "catalogue">;
+  registry: Pick<NodeRegistry, "missingRequired" | "installSkill" | "removeDenied" | "catalogue">;
   selfId: string;
   record: (body: AuditBody) => Promise<unknown>;
   onError?: (error: Error) => void;
 }
 
-/** Installs what the organization requires; {@link check} runs whenever something that could change it happened. */
+/** Keeps the installed skills to the organization policy; {@link check} runs whenever something that could change it happened. */
 export interface RequiredSkills {
   /** Install every required registry skill missing here; resolves once this round is done. */
   check(): Promise<void>;
@@ -18,7 +18,9 @@ export interface RequiredSkills {
 }
 
 /**
- * The organization policy's `requiredSkills` that name a registry package
+ * Installed skills the organization policy denies (by registry name or
+ * SKILL.md name) are removed, each audited, whenever the policy arrives
+ * after the install. The organization policy's `requiredSkills` that name a registry package
  * (`team/name`) are installed on every member, newest published version,
  * as soon as the policy, the publication and a member holding the tree are
  * all in reach. A member that cannot says why in its audit log
@@ -37,6 +39,7 @@ export function createRequiredSkills(deps: RequiredSkillsDeps): RequiredSkills {
   };
 
   const round = async (): Promise<void> => {
+    await deps.registry.removeDenied();
     for (const name of await deps.registry.missingRequired()) {
       if (stopped) return;
       const found = deps.registry.catalogue.resolve("skill", name, parseRange("*"));

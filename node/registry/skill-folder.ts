@@ -35,6 +35,14 @@ export async function captureSkillFolder(dir: string, store: BlobStore, limits: 
   const skill = loadSkill(root, "user", {});
   // A requirement this process lacks is the installer's business; a SKILL.md that does not parse is not a skill.
   if (skill.info.disabledReason?.includes("SKILL.md") === true) throw new InvalidInputError(skill.info.disabledReason, "SKILL.md");
+  return { ...(await captureTree(root, store, limits)), skillName: skill.info.name };
+}
+
+/**
+ * Captures the folder `root` as a tree whose blobs are copied into `store`.
+ * Anything the tree could not carry faithfully is refused, naming its path.
+ */
+export async function captureTree(root: string, store: BlobStore, limits: ManifestLimits): Promise<HeldTree & { treeId: string }> {
   const snap = await snapshotDirectory(root, { limits });
   const skipped = snap.skipped[0];
   if (skipped !== undefined) throw new InvalidInputError(`${JSON.stringify(skipped.path)} cannot be published: ${skipped.reason}${snap.skipped.length > 1 ? ` (and ${snap.skipped.length - 1} more)` : ""}`, "dir");
@@ -46,5 +54,5 @@ export async function captureSkillFolder(dir: string, store: BlobStore, limits: 
     await store.putVerified(digest, bytes);
   }
   await store.putTree(snap.treeId, snap.index);
-  return { treeId: snap.treeId, index: snap.index, manifest: snap.manifest, blobs, skillName: skill.info.name };
+  return { treeId: snap.treeId, index: snap.index, manifest: snap.manifest, blobs };
 }

@@ -21,6 +21,8 @@ export interface LocalCapabilities {
   maxConcurrency: number;
   labels?: string[];
   resources?: Record<string, number>;
+  /** Published agents this node does not run, with why. */
+  unavailable?: Record<string, string>;
 }
 
 /** A node that can run what was asked for. */
@@ -123,7 +125,7 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
 
   const localRecord = async (): Promise<SignedNodeRecord> => {
     const caps = options.local();
-    const content = JSON.stringify([caps.agents, caps.skills, caps.capabilities, caps.load, caps.maxConcurrency, caps.labels, caps.resources, options.version]);
+    const content = JSON.stringify([caps.agents, caps.skills, caps.capabilities, caps.load, caps.maxConcurrency, caps.labels, caps.resources, caps.unavailable, options.version]);
     if (signed !== undefined && signed.content === content) return signed.record;
     const now = Date.now();
     // Time-based so a restarted node's record still beats the one it published before.

@@ -14,15 +14,21 @@ export interface RunningBlobs {
 
 /**
  * See {@link RunningBlobs}: blobs are read from the store, and from snapshot sources the node adds to the server.
- * A task's tree goes to the members granted it; a published tree (`published`) to every member.
+ * A task's tree goes to the members granted it; a published tree (`published`) to every member the policies' trust
+ * requirement does not refuse (`publishedRefusal`: why it refuses a member, audited).
  */
-export function blobService(options: { store: BlobStore; shared: SharedTrees; published: ServedTrees }): DefinedService<RunningBlobs> {
+export function blobService(options: { store: BlobStore; shared: SharedTrees; published: ServedTrees; publishedRefusal?: (peer: string) => string | undefined }): DefinedService<RunningBlobs> {
   return defineService(BLOBS_PROTOCOL, async (context) => {
     const { shared, store, published } = options;
+    const mayFetchPublished = (peer: string, treeId: string): boolean => {
+      const refusal = options.publishedRefusal?.(peer);
+      if (refusal !== undefined) context.audit({ action: "registry.fetch", peer, resource: treeId, result: "denied", reason: refusal });
+      return refusal === undefined;
+    };
     const service = await startBlobService({
       libp2p: context.libp2p,
       isMember: context.isMember,
-      authorize: (peer, treeId) => context.isMember(peer) && (published.has(treeId) || shared.authorize(peer, treeId)),
+      authorize: (peer, treeId) => context.isMember(peer) && ((published.has(treeId) && mayFetchPublished(peer, treeId)) || shared.authorize(peer, treeId)),
       treeBlobs: (treeId) => shared.treeBlobs(treeId) ?? published.treeBlobs(treeId),
       tree: (treeId) => shared.tree(treeId) ?? published.tree(treeId),
       sources: [store],

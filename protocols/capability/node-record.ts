@@ -27,6 +27,14 @@ export const nodeRecordSchema = z.object({
     .record(RequirementNameSchema, z.number().min(0))
     .refine((r) => Object.keys(r).length <= MAX_REQUIREMENTS)
     .optional(),
+  /**
+   * Agents published to the mesh that this node does not run, each with why (a label, skill or program it lacks);
+   * absent when none, and in records of older nodes.
+   */
+  unavailable: z
+    .record(name, z.string().max(500))
+    .refine((r) => Object.keys(r).length <= MAX_LIST)
+    .optional(),
   /** Software version of the publishing node. */
   version: z.string().max(64),
   /** Increases with every publication; the highest wins. */

@@ -48,6 +48,8 @@ const commandAgentSchema = z
     capabilities: z.array(text(64)).min(1).max(32),
     /** Skills the agent uses (e.g. `shell-exec` for a coding agent that runs commands): authorised before each task. */
     skills: z.array(text(64)).max(32).optional(),
+    /** Placement labels a node must declare to run the agent (a published agent runs only where they are met). */
+    labels: z.array(text(64)).max(32).optional(),
     command: z.array(z.string().max(4096)).min(1).max(64),
     input: z.enum(["stdin", "arg"]),
     env: envSchema.optional(),
@@ -89,6 +91,8 @@ export interface CommandAgentConfig {
   capabilities: string[];
   /** Skills the agent uses, each authorised before a task of it is accepted. */
   skills?: string[];
+  /** Placement labels a node must declare to run it. */
+  labels?: string[];
   /** Program and arguments; arguments may hold `{input}` and `{description}`. */
   command: [string, ...string[]];
   /** `arg`: the input goes where `{input}` stands; `stdin`: it is written to stdin. */
@@ -183,6 +187,7 @@ function commandAgent(source: YamlSource, index: number, raw: unknown): CommandA
     description: agent.description,
     capabilities: agent.capabilities,
     skills: agent.skills ?? [],
+    ...(agent.labels !== undefined && { labels: agent.labels }),
     command: [program, ...args],
     input: agent.input,
     env,

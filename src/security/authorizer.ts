@@ -163,6 +163,21 @@ export class Authorizer {
     return { allowed: false, reason: `task ${task.id ?? "(unnamed)"} belongs to another session`, crossSession: true };
   }
 
+  /**
+   * Why the organization's or the repository's `enforceTrust` refuses the context's device everything (its trust is
+   * below their `minimumTrustLevel`), or undefined when neither does. What is served to any member without a
+   * permission (published packages) is still refused to such a device.
+   */
+  trustRefusal(context: Pick<SecurityContext, "deviceId" | "deviceTrustLevel">): string | undefined {
+    if (this.#team.enforceTrust && !meetsTrust(context.deviceTrustLevel, this.#team.minimumTrustLevel)) {
+      return `organization policy requires device trust ${this.#team.minimumTrustLevel}, device ${context.deviceId} is ${context.deviceTrustLevel}`;
+    }
+    if (this.#repo.enforceTrust && !meetsTrust(context.deviceTrustLevel, this.#repo.minimumTrustLevel)) {
+      return `repository policy requires device trust ${this.#repo.minimumTrustLevel}, device ${context.deviceId} is ${context.deviceTrustLevel}`;
+    }
+    return undefined;
+  }
+
   /** Whether the organization policy denies skill `skillId` to everyone (its `deniedSkills`). */
   isSkillDenied(skillId: string): boolean {
     return this.#deniedSkills.has(skillId);
@@ -196,12 +211,8 @@ export class Authorizer {
     if (this.#isDeviceRevoked(context.deviceId)) return deny(`device ${context.deviceId} is revoked`);
     if (context.sessionId !== undefined && this.#isSessionEnded(context.sessionId)) return deny(`session ${context.sessionId} has ended`);
     if (trustRank(context.deviceTrustLevel) < 0) return deny(`device ${context.deviceId} has unknown trust level`);
-    if (this.#team.enforceTrust && !meetsTrust(context.deviceTrustLevel, this.#team.minimumTrustLevel)) {
-      return deny(`organization policy requires device trust ${this.#team.minimumTrustLevel}, device ${context.deviceId} is ${context.deviceTrustLevel}`);
-    }
-    if (this.#repo.enforceTrust && !meetsTrust(context.deviceTrustLevel, this.#repo.minimumTrustLevel)) {
-      return deny(`repository policy requires device trust ${this.#repo.minimumTrustLevel}, device ${context.deviceId} is ${context.deviceTrustLevel}`);
-    }
+    const trust = this.trustRefusal(context);
+    if (trust !== undefined) return deny(trust);
     if (context.origin === "remote") {
       if (!this.#remoteAllowed) return deny("remote requests are not allowed by the repository policy");
       if (this.#remoteMask !== undefined && (this.#remoteMask & permissionBit(permission)) === 0) return deny(`remote requests may not use ${permission}`);

@@ -50,4 +50,29 @@ describe("coderclaw skill", () => {
     const removed = await runCli(["skill", "remove", "team/security-scanner"], home.path);
     expect([removed.code, removed.stdout]).toEqual([0, "removed team/security-scanner@1.2.0\n"]);
   });
+
+  it("runs `coderclaw agent publish team-agents.yaml` as written: the agent is listed as running here and offered; a bad file is refused naming file, line and key", { timeout: 60_000 }, async () => {
+    const home = tempDir("cc-cli-agent-");
+    cleanups.push(() => home.remove());
+    const node = await startCli(["start"], home.path, /control socket/);
+    cleanups.push(() => node.stop());
+    expect((await runCli(["mesh", "create", "--name", "team-registry"], home.path)).code).toBe(0);
+    const work = join(home.path, "work");
+    mkdirSync(work, { recursive: true });
+    const agent = (id: string): string => `agents:\n  - id: ${id}\n    name: Reviewer\n    description: reviews\n    capabilities: [review]\n    command: [cat]\n    input: stdin\n`;
+    writeFileSync(join(work, "team-agents.yaml"), agent("reviewer"));
+
+    const published = await runCli(["agent", "publish", "team-agents.yaml"], home.path, 20_000, {}, work);
+    expect([published.code, published.stdout], published.stderr).toEqual([0, expect.stringMatching(/^published team\/reviewer@1\.0\.0 \(statement [0-9a-f]{16}\)\n$/)]);
+    const again = await runCli(["agent", "publish", "team-agents.yaml"], home.path, 20_000, {}, work);
+    expect([again.code, again.stdout]).toEqual([0, "team/reviewer@1.0.0 is published already with this definition\n"]);
+    await expect.poll(async () => (await runCli(["agent", "list"], home.path)).stdout, { timeout: 10_000 }).toMatch(/reviewer\s.*team\/reviewer@1\.0\.0.*runs here/);
+    const agents = JSON.parse((await runCli(["agents", "--json"], home.path)).stdout) as Array<{ id: string; available: boolean }>;
+    expect(agents.find((a) => a.id === "reviewer")).toMatchObject({ available: true });
+
+    writeFileSync(join(work, "team-agents.yaml"), agent("Bad_Id"));
+    const bad = await runCli(["agent", "publish", "team-agents.yaml"], home.path, 20_000, {}, work);
+    expect([bad.code, bad.stderr]).toEqual([expect.any(Number), expect.stringMatching(/team-agents\.yaml:2:\d+: agents\[0\]\.id: a published agent's id must be lowercase/)]);
+    expect(bad.code).not.toBe(0);
+  });
 });

@@ -12,9 +12,9 @@ export function assertBuilt(): void {
 }
 
 /** Run a Node script to completion; bounded in time. */
-export function runScript(script: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runScript(script: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env, cwd?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [script, ...args], { env, stdio: ["ignore", "pipe", "pipe"], ...(cwd !== undefined && { cwd }) });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -31,8 +31,8 @@ export function runScript(script: string, args: string[], timeoutMs: number, env
 }
 
 /** Run the CLI to completion with a data directory; bounded in time. */
-export function runCli(args: string[], home: string, timeoutMs = 20_000, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return runScript(CLI, args, timeoutMs, { ...process.env, CODERCLAW_HOME: home, ...env });
+export function runCli(args: string[], home: string, timeoutMs = 20_000, env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runScript(CLI, args, timeoutMs, { ...process.env, CODERCLAW_HOME: home, ...env }, cwd);
 }
 
 /** Start a long-running CLI command (e.g. `start`) and wait until its stderr shows `ready`. */

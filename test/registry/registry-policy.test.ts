@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CoderClawNode } from "../../node/create-node.js";
@@ -22,6 +22,17 @@ function skillFolder(skillName: string): string {
   return dir;
 }
 
+/** Three nodes in a mesh; A publishes each registry name (version 1.0.0) as a skill of the given SKILL.md name, seen by all. */
+async function meshPublishing(skills: Record<string, string>): Promise<[CoderClawNode, CoderClawNode, CoderClawNode]> {
+  const started = await startNodes(3);
+  cleanups.push(started.stop);
+  await formMesh(started.nodes);
+  const nodes = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+  for (const [name, skillName] of Object.entries(skills)) await nodes[0].registry.publishSkill(skillFolder(skillName), name, "1.0.0");
+  for (const node of nodes) await eventually(() => node.registry.catalogue.list("skill").length === Object.keys(skills).length, 15_000, "the publications");
+  return nodes;
+}
+
 const locked = (node: CoderClawNode): Record<string, { version: string }> => {
   try {
     return (JSON.parse(readFileSync(join(node.dataDir, "skills.lock.json"), "utf8")) as { skills: Record<string, { version: string }> }).skills;
@@ -35,14 +46,7 @@ const auditHas = async (node: CoderClawNode, action: string, pattern: RegExp): P
 
 describe("the organization policy and the registry", () => {
   it("a required skill appears on every member; one that is not published is reported; a denied skill is refused at publish and at install, by name or by its SKILL.md name", async () => {
-    const started = await startNodes(3);
-    cleanups.push(started.stop);
-    await formMesh(started.nodes);
-    const [a, b, c] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
-    await a.registry.publishSkill(skillFolder("security-scanner"), "team/security-scanner", "1.0.0");
-    await a.registry.publishSkill(skillFolder("shell-exec"), "team/innocent", "1.0.0");
-    await a.registry.publishSkill(skillFolder("legacy"), "team/legacy", "1.0.0");
-    await eventually(() => c.registry.catalogue.list("skill").length === 3, 15_000, "the publications on c");
+    const [a, b, c] = await meshPublishing({ "team/security-scanner": "security-scanner", "team/innocent": "shell-exec", "team/legacy": "legacy" });
 
     await a.security.signPolicy("team", "requiredSkills: [team/security-scanner, team/absent]\ndeniedSkills: [team/legacy, shell-exec]\n");
     for (const [node, k] of [[a, "a"], [b, "b"], [c, "c"]] as const) {
@@ -58,6 +62,29 @@ describe("the organization policy and the registry", () => {
     expect(Object.keys(locked(c))).toEqual(["team/security-scanner"]);
     await expect(a.registry.publishSkill(skillFolder("shell-exec"), "team/other", "1.0.0")).rejects.toThrow(/skill shell-exec is denied/);
     expect(await auditHas(a, "registry.publish", /team\/other@1\.0\.0.*shell-exec is denied/)).toBe(true);
+  }, 90_000);
+
+  it("an installed skill that the organization denies later is removed on every member that has it, audited; the others stay", async () => {
+    const [a, b, c] = await meshPublishing({ "team/scanner": "security-scanner", "team/old-linter": "old-linter", "team/formatter": "formatter" });
+    for (const node of [b, c]) {
+      for (const name of ["team/scanner", "team/old-linter", "team/formatter"]) await node.registry.installSkill(name);
+    }
+    const skillsOf = (node: CoderClawNode): string[] => readdirSync(join(node.dataDir, "skills")).filter((f) => !f.startsWith(".")).sort();
+    expect(skillsOf(c)).toEqual(["team.formatter", "team.old-linter", "team.scanner"]);
+
+    // Denied by the name in its SKILL.md (security-scanner) and by its registry name (team/old-linter).
+    await a.security.signPolicy("team", "deniedSkills: [security-scanner, team/old-linter]\n");
+    for (const node of [b, c]) {
+      // Each removal moves the folder, then drops the lock entry, then is audited: wait for the last of them.
+      // The log holds other members' replicated entries too: this node's own.
+      const removals = async (): Promise<string[]> =>
+        (await node.security.current.getAuditLog({ action: "registry.remove", result: "allowed" })).filter((e) => e.author === node.peerId).map((e) => `${e.body.resource ?? ""} ${e.body.reason ?? ""}`);
+      await eventually(async () => (await removals()).length === 2, 15_000, "both denied skills removed and audited");
+      expect(skillsOf(node)).toEqual(["team.formatter"]);
+      expect(Object.keys(locked(node))).toEqual(["team/formatter"]);
+      expect((await removals()).sort()).toEqual([expect.stringMatching(/^team\/old-linter@1\.0\.0 skill team\/old-linter is denied by the organization policy: removed/), expect.stringMatching(/^team\/scanner@1\.0\.0 skill security-scanner is denied by the organization policy: removed/)]);
+    }
+    expect((await c.registry.listSkills()).installed.map((s) => s.name)).toEqual(["team/formatter"]);
   }, 90_000);
 
   it("a denied skill is refused at the executor even when the submitter's node allows it", async () => {
