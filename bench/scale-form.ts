@@ -78,10 +78,16 @@ export async function formCost(n: number, processes: number, routed: number, set
       peers.forEach((_, index) => slots.push({ host, index }));
     }
     /** CPU time (ms) and socket bytes of every process so far. */
-    const usage = async (): Promise<{ cpuMs: number; bytes: number }> => {
+    let founderOpened = 0;
+    founder.libp2p.addEventListener("connection:open", () => void founderOpened++);
+    const usage = async (): Promise<{ cpuMs: number; bytes: number; opened: number }> => {
       const c = process.cpuUsage();
-      const children = await Promise.all(hosts.map((h) => h.ask<{ cpuMs: number; bytes: number }>({ cpu: true })));
-      return { cpuMs: (c.user + c.system) / 1000 + children.reduce((s, r) => s + r.cpuMs, 0), bytes: socketBytes() + children.reduce((s, r) => s + r.bytes, 0) };
+      const children = await Promise.all(hosts.map((h) => h.ask<{ cpuMs: number; bytes: number; opened: number }>({ cpu: true })));
+      return {
+        cpuMs: (c.user + c.system) / 1000 + children.reduce((s, r) => s + r.cpuMs, 0),
+        bytes: socketBytes() + children.reduce((s, r) => s + r.bytes, 0),
+        opened: founderOpened + children.reduce((s, r) => s + r.opened, 0),
+      };
     };
     const cpu = async (): Promise<number> => (await usage()).cpuMs;
     const cpu0 = await cpu();
@@ -130,7 +136,7 @@ export async function formCost(n: number, processes: number, routed: number, set
     await new Promise((r) => setTimeout(r, settleMs));
     // Idle windows one after another, until one costs no more than 1.2 times the one before (or `idleWindows` were
     // measured): whether a large mesh is still converging after forming, or costs this much for good, shows in the trend.
-    const windows: Array<{ bytes: number; cpuPercent: number; afterFormedMs: number }> = [];
+    const windows: Array<{ bytes: number; cpuPercent: number; opened: number; afterFormedMs: number }> = [];
     for (let w = 0; w < idleWindows; w++) {
       const idle0 = await usage();
       const i0 = performance.now();
@@ -140,6 +146,7 @@ export async function formCost(n: number, processes: number, routed: number, set
       windows.push({
         bytes: Math.round((idle1.bytes - idle0.bytes) / n / minutes),
         cpuPercent: Math.round(((idle1.cpuMs - idle0.cpuMs) / (minutes * 60_000) / n) * 100 * 1000) / 1000,
+        opened: Math.round(((idle1.opened - idle0.opened) / n / minutes) * 10) / 10,
         afterFormedMs: Math.round(i0 - t0 - formedMs),
       });
       const [before, now] = windows.slice(-2);
@@ -163,6 +170,8 @@ export async function formCost(n: number, processes: number, routed: number, set
       idleLastStartsAfterFormedMs: last.afterFormedMs,
       idleLastBytesPerNodePerMinute: last.bytes,
       idleLastCpuPercentOfACorePerNode: last.cpuPercent,
+      idleConnectionsOpenedPerNodePerMinute: first.opened,
+      idleLastConnectionsOpenedPerNodePerMinute: last.opened,
     };
   } finally {
     await Promise.all(hosts.map(stopHost));
