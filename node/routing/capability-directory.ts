@@ -122,6 +122,8 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
   let lastSeq = 0;
   let stopped = false;
   const stopping = new AbortController();
+  // Every member's watch of its record listens to it: one per member, however many.
+  setMaxListeners(Infinity, stopping.signal);
 
   const localRecord = async (): Promise<SignedNodeRecord> => {
     const caps = options.local();
@@ -295,6 +297,8 @@ export async function createCapabilityDirectory(options: CapabilityDirectoryOpti
 
   const members = async (timeoutMs = 2000): Promise<Candidate[]> => {
     const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), stopping.signal]);
+    // Handed to every member not heard from, as a lookup's is.
+    setMaxListeners(Infinity, signal);
     const { cached: out, unheard } = fromWatches(await connectedMembers());
     const answers = await Promise.allSettled(unheard.map((peer) => ask(peer, signal, timeoutMs)));
     for (const a of answers) if (a.status === "fulfilled") out.push({ peerId: a.value.record.peerId, record: a.value.record, local: false, latencyMs: a.value.latencyMs, source: "direct" });
