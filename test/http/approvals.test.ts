@@ -28,6 +28,8 @@ describe("approvals over HTTP", () => {
 
   it("lists a waiting request, streams it asked and decided, refuses a developer's decision and takes an admin's", async () => {
     const sse = openSse(server.url, "/v1/approvals/events", TOKENS.reader);
+    // The stream is up (its list of what was open is whole) before anything is asked: else the request comes as open, not asked.
+    await eventually(() => sse.frames.some((f) => f.event === "update" && (JSON.parse(f.data) as { type: string }).type === "synced"), 10_000, "the stream synced");
     const { id } = await node.workflows.startChecked(GATED, "v1");
     await eventually(() => node.workflows.approvals().length === 1, 10_000, "the request asked");
     const listed = await request(server.url, "GET", "/v1/approvals", { token: TOKENS.reader });

@@ -49,6 +49,7 @@ function Spacer({ rows, columns }) {
  */
 function VirtualTasks({ queue }) {
   const [filters, setFilters] = useState({ status: queue ? "pending" : "", agent: "", executor: "", session: "" });
+  const [drafts, setDrafts] = useState({ agent: "", executor: "", session: "" });
   const { tasks, cursor, more, watch } = useTaskPages(filters);
   const box = useRef(null);
   const [view, setView] = useState({ top: 0, height: 600 });
@@ -71,7 +72,10 @@ function VirtualTasks({ queue }) {
   };
   const columns = queue ? QUEUE_COLUMNS : TASK_COLUMNS;
   const Row = queue ? QueueRow : TaskRow;
-  const text = (key, label) => html`<${Field} id=${`filter-${key}`} label=${label}><input id=${`filter-${key}`} type="text" value=${filters[key]} onChange=${set(key)} /><//>`;
+  // What is typed is kept apart from the filter it becomes on change: the list re-renders at every poll, and an input
+  // whose value were the applied filter would be reset to it, losing what a person was typing.
+  const typed = (key) => (e) => setDrafts({ ...drafts, [key]: e.currentTarget.value });
+  const text = (key, label) => html`<${Field} id=${`filter-${key}`} label=${label}><input id=${`filter-${key}`} type="text" value=${drafts[key]} onInput=${typed(key)} onChange=${set(key)} /><//>`;
   return html`
     ${queue ? null : html`<form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
       <${Field} id="filter-status" label="Status"><select id="filter-status" value=${filters.status} onChange=${set("status")}>
