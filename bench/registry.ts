@@ -34,7 +34,7 @@ async function until(pred: () => boolean, ms: number, what: string): Promise<voi
 const home = mkdtempSync(join(tmpdir(), "cc-bench-registry-"));
 const nodes: CoderClawNode[] = [];
 try {
-  for (let i = 0; i <= MEMBERS; i++) nodes.push(await createNode({ dataDir: join(home, `n${i}`), mdns: false, agents: createBuiltinRegistry([]) }));
+  for (let i = 0; i <= MEMBERS; i++) nodes.push(await createNode({ dataDir: join(home, `n${i}`), mdns: false, agents: createBuiltinRegistry([]), inboundConnectionThreshold: 1000 }));
   const [publisher, ...members] = nodes as [CoderClawNode, ...CoderClawNode[]];
   await publisher.createMesh("bench");
   for (const m of members) {
