@@ -64,6 +64,7 @@ export class Authorizer {
   readonly #agents = new Map<string, AgentRule>();
   readonly #skills = new Map<string, SkillRule>();
   readonly #deniedSkills: ReadonlySet<string>;
+  readonly #deniedAgents: ReadonlySet<string>;
 
   constructor(options: AuthorizerOptions) {
     this.#meshId = options.meshId;
@@ -84,6 +85,7 @@ export class Authorizer {
       this.#skills.set(id, { dangerous: p.dangerous, required: maskOf(p.requiredPermissions ?? []), allowedRoles: optionalSet(p.allowedRoles) });
     }
     this.#deniedSkills = new Set(this.#team.deniedSkills);
+    this.#deniedAgents = new Set(this.#team.deniedAgents);
   }
 
   /** May the context use `permission`? */
@@ -106,8 +108,9 @@ export class Authorizer {
     return approvalRuleFor(this.#repo, subject);
   }
 
-  /** May the context invoke agent `agentId`? Needs `agent:invoke` and the agent's policy. */
+  /** May the context invoke agent `agentId`? Not one the organization policy denies; needs `agent:invoke` and the agent's policy. */
   checkAgentAccess(context: SecurityContext, agentId: string): Decision {
+    if (this.#deniedAgents.has(agentId)) return deny(`agent ${agentId} is denied by the organization policy`);
     const forbid = this.#forbids(context, "agent:invoke");
     if (forbid !== undefined) return forbid;
     const rule = this.#agents.get(agentId);

@@ -89,6 +89,8 @@ export const teamPolicySchema = z.strictObject({
   requiredSkills: z.array(name).default([]),
   /** Skills nobody may run, admins included. */
   deniedSkills: z.array(name).default([]),
+  /** Agents nobody may invoke, admins included. */
+  deniedAgents: z.array(name).default([]),
 });
 
 /** A validated repository policy. */

@@ -36,6 +36,7 @@ const arbPolicy = fc.record({
   agentPolicies: fc.dictionary(fc.constantFrom(...AGENTS), fc.record({ allowedRoles: fc.option(fc.subarray(ROLE_NAMES), { nil: undefined }), requireDeviceTrust: fc.option(fc.constantFrom(true, false, "trusted" as const), { nil: undefined }) })),
   skillPolicies: fc.dictionary(fc.constantFrom(...SKILLS), fc.record({ dangerous: fc.boolean(), requiredPermissions: fc.option(fc.subarray([...PERMISSIONS]), { nil: undefined }), allowedRoles: fc.option(fc.subarray(ROLE_NAMES), { nil: undefined }) })),
   deniedSkills: fc.subarray(SKILLS),
+  deniedAgents: fc.subarray(AGENTS),
 });
 
 type PolicyInput = typeof arbPolicy extends fc.Arbitrary<infer T> ? T : never;
@@ -59,7 +60,7 @@ function authorizer(p: PolicyInput, reverse: boolean): Authorizer {
         skillPolicies: order(Object.entries(p.skillPolicies)),
       }),
     ),
-    teamPolicy: teamPolicySchema.parse({ deniedSkills: reverse ? [...p.deniedSkills].reverse() : p.deniedSkills }),
+    teamPolicy: teamPolicySchema.parse({ deniedSkills: reverse ? [...p.deniedSkills].reverse() : p.deniedSkills, deniedAgents: reverse ? [...p.deniedAgents].reverse() : p.deniedAgents }),
   });
 }
 
@@ -95,6 +96,7 @@ describe("decisions", () => {
         const remoteDenied = authorizer({ ...policy, remote: { allow: false, permissions: undefined } }, false);
         expect(remoteDenied.checkPermission({ ...admin, origin: "remote" }, permission).allowed).toBe(false);
         for (const skill of policy.deniedSkills) expect(base.checkSkillAccess(admin, skill).allowed).toBe(false);
+        for (const agent of policy.deniedAgents) expect(base.checkAgentAccess(admin, agent).reason).toBe(`agent ${agent} is denied by the organization policy`);
       }),
       { numRuns: 200 },
     );

@@ -30,7 +30,7 @@ skillPolicies:
 `);
     expect(policy).toMatchObject({ enforceTrust: true, minimumTrustLevel: "trusted", remote: { allow: true }, skillPolicies: { shell: { dangerous: true } } });
     expect(parseRepoPolicy("")).toMatchObject({ enforceTrust: false, minimumTrustLevel: "verified", roles: {}, agentPolicies: {} });
-    expect(parseTeamPolicy("requiredSkills: [lint]\ndeniedSkills: [shell]\n")).toEqual({ enforceTrust: false, minimumTrustLevel: "verified", requiredSkills: ["lint"], deniedSkills: ["shell"] });
+    expect(parseTeamPolicy("requiredSkills: [lint]\ndeniedSkills: [shell]\ndeniedAgents: [shell]\n")).toEqual({ enforceTrust: false, minimumTrustLevel: "verified", requiredSkills: ["lint"], deniedSkills: ["shell"], deniedAgents: ["shell"] });
   });
 
   it.each([
