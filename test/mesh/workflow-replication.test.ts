@@ -25,14 +25,17 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** `from` opens a sync stream of its own to `to` and sends a patch, as modified code would. */
-async function sendPatch(from: CoderClawNode, to: CoderClawNode, patch: ReturnType<typeof signedPatch>): Promise<void> {
-  await from.sync.stop();
+/**
+ * `from` opens a sync stream of its own to `to` and sends patches in one
+ * message, as modified code would. `from`'s own sync must be stopped first, so
+ * that these are the only copies `to` is offered (and refuses, and audits).
+ */
+async function sendPatches(from: CoderClawNode, to: CoderClawNode, items: Array<ReturnType<typeof signedPatch>>): Promise<void> {
   const codec = createSyncCodec();
   for (let attempt = 0; ; attempt++) {
     try {
       const stream = await from.libp2p.dialProtocol(to.libp2p.peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(5_000) });
-      stream.send(encodeFrame(codec.encode({ t: "patch", items: [patch] }), codec.maxMessageBytes));
+      stream.send(encodeFrame(codec.encode({ t: "patch", items }), codec.maxMessageBytes));
       return;
     } catch (err) {
       if (attempt >= 5) throw err;
@@ -66,6 +69,9 @@ describe("workflow documents replicate from their coordinator", () => {
     cleanups.push(started.stop);
     await formMesh(started.nodes);
     const [victim, forger, owner] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    // The forger's node must not push what it writes: each copy refused counts as an offence, and a third
+    // cuts the forger off, which could drop the test's own message before it is read.
+    await forger.sync.stop();
     // A workflow id of the owner's, written by the forger as the owner's actor and signed by the forger.
     const ownersId = newTaskId(Date.now(), owner.peerId);
     const theirs = documentWorkflowStore(forger.core.store, { actor: actorIdOf(owner.peerId) });
@@ -73,11 +79,14 @@ describe("workflow documents replicate from their coordinator", () => {
     // And one under the owner's id naming the forger as coordinator, as its own actor.
     const claimed = newTaskId(Date.now(), owner.peerId);
     await documentWorkflowStore(forger.core.store, { actor: actorIdOf(forger.peerId) }).create({ ...newWorkflowRecord(claimed, GATED, "claimed", Date.now()), coordinator: forger.peerId });
-    for (const wid of [ownersId, claimed]) {
-      const docId = WORKFLOW_PREFIX + wid;
-      const doc = (await forger.core.store.get<unknown>(docId))!;
-      await sendPatch(forger, victim, signedPatch(docId, [], A.save(doc), signHeads(forger.identity, docId, A.getHeads(doc))));
-    }
+    const patches = await Promise.all(
+      [ownersId, claimed].map(async (wid) => {
+        const docId = WORKFLOW_PREFIX + wid;
+        const doc = (await forger.core.store.get<unknown>(docId))!;
+        return signedPatch(docId, [], A.save(doc), signHeads(forger.identity, docId, A.getHeads(doc)));
+      }),
+    );
+    await sendPatches(forger, victim, patches);
     await eventually(async () => (await victim.security.current.getAuditLog({ action: "sync.refused", result: "denied" })).filter((e) => e.body.userId === forger.peerId).length >= 2, 15_000, "both refusals audited on the victim");
     expect(await victim.workflows.get(ownersId)).toBeUndefined();
     expect(await victim.workflows.get(claimed)).toBeUndefined();
