@@ -77,6 +77,11 @@ export async function listenWithKeptPorts(listen: readonly string[], options: Li
   );
 }
 
+function samePorts(a: PortsFile["ports"], b: PortsFile["ports"]): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+
 /**
  * Keep the ports the system gave the port-0 addresses of `listen`, read from
  * the addresses the node listens on (`bound`: `/ip4/<ip>/tcp/<port>`, as
@@ -100,5 +105,7 @@ export async function keepListenPorts(listen: readonly string[], bound: readonly
     if (match) ports[addr] = Number(match[3]);
   }
   if (Object.keys(ports).length === 0) return;
+  // Most starts get the ports they asked for: no fsync'd rewrite of what the file already says.
+  if (samePorts(await readPorts({ file: options.file }), ports)) return;
   await writeFileAtomic(options.file, JSON.stringify({ version: 1, ports } satisfies PortsFile) + "\n");
 }

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -84,5 +84,17 @@ describe("listen ports kept across restarts", () => {
       { file },
     );
     expect((JSON.parse(readFileSync(file, "utf8")) as { ports: unknown }).ports).toEqual({ "/ip4/0.0.0.0/tcp/0": 35000 });
+  });
+
+  it("leaves the file alone when the ports are those it already holds, and rewrites it when one changed", async () => {
+    const file = join(home(), "listen-ports.json");
+    const keep = (port: number) => keepListenPorts(["/ip4/127.0.0.1/tcp/0"], [`/ip4/127.0.0.1/tcp/${port}/p2p/12D3KooWQ`], { file });
+    await keep(35001);
+    const first = statSync(file).ino;
+    await keep(35001);
+    expect(statSync(file).ino).toBe(first);
+    await keep(35002);
+    expect(statSync(file).ino).not.toBe(first);
+    expect((JSON.parse(readFileSync(file, "utf8")) as { ports: unknown }).ports).toEqual({ "/ip4/127.0.0.1/tcp/0": 35002 });
   });
 });
