@@ -21,10 +21,17 @@ function entryOf(line: string): Record<string, unknown> | undefined {
   }
 }
 
+/** A line of the log as read, and its fields once parsed. */
+interface LogLine {
+  text: string;
+  entry: Record<string, unknown> | undefined;
+}
+
+const logLine = (text: string): LogLine => ({ text, entry: entryOf(text) });
+
 /** A pino line for a person: time, level, message, then the other fields as key=value. */
-function humanLine(line: string): string {
-  const entry = entryOf(line);
-  if (entry === undefined) return line;
+function humanLine({ text, entry }: LogLine): string {
+  if (entry === undefined) return text;
   const extra = Object.entries(entry)
     .filter(([k]) => !BASE_KEYS.has(k))
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
@@ -37,9 +44,8 @@ function humanLine(line: string): string {
  * their fields (a task line has `task`, a peer line `peer`), so a line
  * without one prints it empty.
  */
-function fieldsPrinter(fields: readonly string[], json: boolean): (line: string) => string | undefined {
-  return (line) => {
-    const entry = entryOf(line);
+function fieldsPrinter(fields: readonly string[], json: boolean): (line: LogLine) => string | undefined {
+  return ({ entry }) => {
     if (entry === undefined) return undefined;
     if (json) return JSON.stringify(pickFields(entry, fields));
     return fieldsLine(typeof entry.time === "number" ? { ...entry, time: new Date(entry.time) } : entry, fields);
@@ -63,12 +69,12 @@ export function logsCommand(setExit: (code: number) => void): Command {
       const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
       const { current } = logPaths(dataDir);
       if (!existsSync(current) && !opts.follow) throw new CoderClawError("NOT_FOUND", `no log yet: ${current} does not exist (a node started with \`coderclaw start\` writes it)`);
-      const backlog = lastLogLines(dataDir, opts.lines, (p) => readFileSync(p, "utf8"));
+      const backlog = lastLogLines(dataDir, opts.lines, (p) => readFileSync(p, "utf8")).map(logLine);
       const fields = opts.fields;
       // A field that no line shown has is refused as a typo, as on other listings; lines that come later under -f may lack it.
-      if (fields !== undefined) checkFieldsPresent(backlog.flatMap((l) => entryOf(l) ?? []), fields);
-      const shown = fields !== undefined ? fieldsPrinter(fields, opts.json === true) : (line: string) => (opts.json ? line : humanLine(line));
-      const print = (line: string): void => {
+      if (fields !== undefined) checkFieldsPresent(backlog.flatMap((l) => l.entry ?? []), fields);
+      const shown = fields !== undefined ? fieldsPrinter(fields, opts.json === true) : (line: LogLine) => (opts.json ? line.text : humanLine(line));
+      const print = (line: LogLine): void => {
         const text = shown(line);
         if (text !== undefined) process.stdout.write(text + "\n");
       };
@@ -77,7 +83,7 @@ export function logsCommand(setExit: (code: number) => void): Command {
         setExit(EXIT.ok);
         return;
       }
-      setExit(await follow(current, print));
+      setExit(await follow(current, (text) => print(logLine(text))));
     });
 }
 
