@@ -1,5 +1,8 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startPortMapper, type PortMapping } from "./port-mapper.js";
 
 /**
@@ -35,6 +38,11 @@ export interface Topology {
   readonly addr: { RA: string; RB: string; A: string; B: string; NA: string; NB: string };
   /** With `portMapping`: the routers' public-looking outside addresses, which their port mappings forward from. */
   readonly mappedAddr?: { NA: string; NB: string };
+  /**
+   * With `portMapping`: the mappings router NA or NB holds, as its miniupnpd
+   * lists them (see `startPortMapper`); empty before the first.
+   */
+  mappingLeases?(router: "NA" | "NB"): string;
   /** Run a command in a namespace to completion; throws with its stderr on failure. */
   run(ns: string, argv: string[]): string;
   /** Remove every namespace of this topology (and with them their links); safe to call twice. */
@@ -154,7 +162,14 @@ export function createTopology(options: TopologyOptions = {}): Topology {
   // these namespaces (none has a link to the machine's own network).
   const mappedAddr = options.portMapping !== undefined ? { NA: "11.210.1.2", NB: "11.210.2.2" } : undefined;
   const mappedSide = (address: string): string[] => (mappedAddr === undefined ? [] : [address.replace(/^10\./, "11.")]);
-  const { run, remove } = makeNamespaces(Object.values(ns));
+  const namespaces = makeNamespaces(Object.values(ns));
+  const { run } = namespaces;
+  const leaseDir = options.portMapping !== undefined ? mkdtempSync(join(tmpdir(), "cc-upnp-leases-")) : undefined;
+  const leaseFile = (router: "NA" | "NB"): string => join(leaseDir!, `${router}.leases`);
+  const remove = (): void => {
+    namespaces.remove();
+    if (leaseDir !== undefined) rmSync(leaseDir, { recursive: true, force: true });
+  };
   try {
     // Each link is made with its ends already inside their namespaces, so its names never meet the machine's own.
     // Addresses in the order given: the first is what `wan`'s address is to miniupnpd.
@@ -172,9 +187,9 @@ export function createTopology(options: TopologyOptions = {}): Topology {
     run(ns.R, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     run(ns.A, ["ip", "route", "add", "default", "via", "10.211.1.1"]);
     run(ns.B, ["ip", "route", "add", "default", "via", "10.211.2.1"]);
-    for (const [router, upstream, lan] of [
-      [ns.NA, addr.RA, "10.211.1.0/24"],
-      [ns.NB, addr.RB, "10.211.2.0/24"],
+    for (const [name, router, upstream, lan] of [
+      ["NA", ns.NA, addr.RA, "10.211.1.0/24"],
+      ["NB", ns.NB, addr.RB, "10.211.2.0/24"],
     ] as const) {
       run(router, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
       run(router, ["ip", "route", "add", "default", "via", upstream]);
@@ -186,13 +201,19 @@ export function createTopology(options: TopologyOptions = {}): Topology {
         if (chain === "FORWARD") ipt("-A", chain, "-i", "wan", "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT");
         ipt("-A", chain, "-i", "wan", "-j", "DROP");
       }
-      if (options.portMapping !== undefined) startPortMapper(run, router, lan, options.portMapping);
+      if (options.portMapping !== undefined) startPortMapper(run, router, lan, options.portMapping, leaseFile(name));
     }
   } catch (err) {
     remove();
     throw err;
   }
-  return { ns, addr, ...(mappedAddr !== undefined && { mappedAddr }), run, remove };
+  return {
+    ns,
+    addr,
+    ...(mappedAddr !== undefined && { mappedAddr, mappingLeases: (router: "NA" | "NB") => (existsSync(leaseFile(router)) ? readFileSync(leaseFile(router), "utf8") : "") }),
+    run,
+    remove,
+  };
 }
 
 /** Two hosts on one LAN segment (a veth pair, 10.212.0.0/24), with a multicast route so mDNS can go out. */

@@ -27,9 +27,11 @@ export function portMapperUnavailable(): string | undefined {
  * mode). Its rules go to a table of its own whose chains accept by default: the
  * router's iptables rules still decide, and let through only what a mapping
  * forwards (conntrack state DNAT). Returns once it answers; it runs until its
- * namespace is deleted (which kills what runs inside).
+ * namespace is deleted (which kills what runs inside). Its mappings are
+ * listed in `leaseFile`, a line each: `PROTO:external port:internal
+ * address:internal port:expiry (Unix seconds):description`.
  */
-export function startPortMapper(run: (ns: string, argv: string[]) => string, ns: string, lanSubnet: string, speaks: PortMapping): void {
+export function startPortMapper(run: (ns: string, argv: string[]) => string, ns: string, lanSubnet: string, speaks: PortMapping, leaseFile: string): void {
   const dir = mkdtempSync(join(tmpdir(), "cc-upnp-"));
   try {
     const rules = join(dir, "upnp.nft");
@@ -65,6 +67,7 @@ export function startPortMapper(run: (ns: string, argv: string[]) => string, ns:
         "upnp_forward_chain=forward_upnp",
         "upnp_nat_chain=prerouting_upnp",
         "upnp_nat_postrouting_chain=postrouting_upnp",
+        `lease_file=${leaseFile}`,
         `allow 1024-65535 ${lanSubnet} 1024-65535`,
         "deny 0-65535 0.0.0.0/0 0-65535",
         "",

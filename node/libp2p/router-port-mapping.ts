@@ -87,8 +87,8 @@ export class PortMappingStatus {
     if (outcome === "released" && before === undefined) return;
     const entry: PortMappingEntry = {
       ...key,
-      // @achingbrain/nat-port-mapper 4.0.5 puts its lease in ms into NAT-PMP's field in seconds: that is what a router is asked.
-      leaseSeconds: key.by === "natpmp" ? LEASE_MS : LEASE_MS / 1000,
+      // Both kinds ask for the same lease: for NAT-PMP, with patches/@achingbrain+nat-port-mapper+4.0.5.patch.
+      leaseSeconds: LEASE_MS / 1000,
       since: new Date(this.#now()).toISOString(),
       ...(outcome === "released" ? { state: "released", ...(before?.external !== undefined && { external: before.external }) } : "external" in outcome ? { state: "mapped", external: outcome.external } : { state: "failed", error: outcome.error }),
     };

@@ -51,8 +51,13 @@ describe.skipIf(unavailable !== undefined)("UPnP port mapping behind a home rout
     const externalPort = onRouter.exec(mapped!)![1];
     expect((await a.call<DoctorReport>("doctor")).portMapping).toEqual({
       state: "mapped",
-      mappings: [{ by: portMapping, router: "10.211.1.1", transport: "tcp", internal: `${t.addr.A}:4001`, external: `${t.mappedAddr!.NA}:${externalPort}`, leaseSeconds: portMapping === "upnp" ? 3600 : 3_600_000, state: "mapped", since: expect.any(String) }],
+      mappings: [{ by: portMapping, router: "10.211.1.1", transport: "tcp", internal: `${t.addr.A}:4001`, external: `${t.mappedAddr!.NA}:${externalPort}`, leaseSeconds: 3600, state: "mapped", since: expect.any(String) }],
     });
+    // And that is the lease the router holds: it ends an hour from now (NAT-PMP's field is in seconds).
+    const lease = t.mappingLeases!("NA").split("\n").map((line) => line.split(":")).find(([proto, port]) => proto === "TCP" && port === externalPort);
+    expect(lease, t.mappingLeases!("NA")).toBeDefined();
+    expect(Number(lease![4]) - Date.now() / 1000).toBeGreaterThan(3500);
+    expect(Number(lease![4]) - Date.now() / 1000).toBeLessThanOrEqual(3601);
 
     // This dial does not join one already under way to A (a redial, a discovery) that tries addresses NA drops first (bench/reach/dial-address.ts).
     await r.call("dial", { addr: mapped });
