@@ -38,5 +38,6 @@ export function openNodeCore(dataDir: string, deviceId: string, options: NodeOpt
     documentOnlyAtEnd: isAttempt,
     homeOnly: isAttempt,
     onUnreadable: (taskId, error) => report(new Error(`task ${taskId} cannot be read and is left out of listings: ${error.message}`, { cause: error })),
+    onBackgroundError: report,
   });
 }

@@ -354,6 +354,7 @@ export interface TaskIndexFields {
   status: TaskStatus;
   createdAt: number;
   sessionId?: string;
+  agentId?: string;
 }
 
 /**
@@ -375,6 +376,7 @@ export function readTaskIndexFields(root: RootReader): TaskIndexFields | undefin
   if (typeof spec !== "object" || spec === null || typeof spec.createdAt !== "number") return undefined;
   const fields: TaskIndexFields = { status: status as TaskStatus, createdAt: spec.createdAt };
   if (typeof spec.sessionId === "string") fields.sessionId = spec.sessionId;
+  if (typeof spec.agentId === "string") fields.agentId = spec.agentId;
   return fields;
 }
 

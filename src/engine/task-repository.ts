@@ -58,7 +58,7 @@ export interface TaskRepository {
    * Up to `limit` ids newest first, older than `before` when given, each with its
    * position (what `before` takes to go on after it), from the index that fits.
    */
-  scanIds(filter: Pick<TaskPageFilter, "status" | "sessionId" | "before">, limit: number): Promise<Array<{ id: string; position: string }>>;
+  scanIds(filter: Pick<TaskPageFilter, "status" | "sessionId" | "agentId" | "before">, limit: number): Promise<Array<{ id: string; position: string }>>;
   /** Ids of tasks whose stored status is not terminal, oldest first. */
   activeTaskIds(): Promise<string[]>;
   /** Number of tasks ever accepted. */
@@ -112,6 +112,10 @@ function keyedKey(submittedBy: string, key: string): string {
 const KEYED = "key:";
 /** Set once every active task of a home written before admission records existed was sorted out. */
 const ADMISSIONS_KEY = "meta:admissions";
+/** Set once every task stored before the agent index existed is in it; until then an agent filter scans by time. */
+const AGENT_INDEXED_KEY = "meta:agentIndexed";
+/** Tasks of an older home put in the agent index per batch, in the background. */
+const AGENT_BACKFILL_BATCH = 500;
 const COUNT_KEY = "meta:taskCount";
 const ACTIVE: readonly TaskStatus[] = ["pending", "planning", "running", "waiting"];
 const MAX_LIST = 10_000;
@@ -123,23 +127,39 @@ const POSITION_ID_AT = 16;
 const statusKey = (s: TaskStatus, createdAt: number, id: string): string => `${IDX}status:${s}:${pad(createdAt)}:${id}`;
 const sessionKey = (sid: string, createdAt: number, id: string): string => `${IDX}session:${sid}:${pad(createdAt)}:${id}`;
 const timeKey = (createdAt: number, id: string): string => `${IDX}time:${pad(createdAt)}:${id}`;
+const agentKey = (agentId: string, createdAt: number, id: string): string => `${IDX}agent:${agentId}:${pad(createdAt)}:${id}`;
+/**
+ * Agent ids the agent index holds: a key's prefix must name one agent only, so
+ * no `:` (an id another member's document carries may be anything; one outside
+ * this grammar is found by scanning, as before the index).
+ */
+const indexableAgent = (agentId: string | undefined): agentId is string => agentId !== undefined && /^[A-Za-z0-9._/-]{1,128}$/.test(agentId);
 const EMPTY = new Uint8Array(0);
+
+/** A task's fields the indexes are keyed by, fixed when it is accepted. */
+type FixedIndexFields = Pick<TaskIndexFields, "createdAt" | "sessionId" | "agentId">;
 
 /**
  * Index writes that move a task from status `from` (undefined: not indexed yet,
- * so its time and session entries are written too) to `to`; none when unchanged.
+ * so its time, session and agent entries are written too) to `to`; none when unchanged.
  */
-function statusIndexOps(taskId: string, created: number, sessionId: string | undefined, from: TaskStatus | undefined, to: TaskStatus): WriteOp[] {
+function statusIndexOps(taskId: string, fixed: FixedIndexFields, from: TaskStatus | undefined, to: TaskStatus): WriteOp[] {
   if (from === to) return [];
   const ops: WriteOp[] = [];
+  const { createdAt: created, sessionId, agentId } = fixed;
   if (from === undefined) {
     ops.push({ type: "put", key: timeKey(created, taskId), value: EMPTY });
     if (sessionId !== undefined) ops.push({ type: "put", key: sessionKey(sessionId, created, taskId), value: EMPTY });
+    if (indexableAgent(agentId)) ops.push({ type: "put", key: agentKey(agentId, created, taskId), value: EMPTY });
   } else {
     ops.push({ type: "del", key: statusKey(from, created, taskId) });
   }
   ops.push({ type: "put", key: statusKey(to, created, taskId), value: EMPTY }, { type: "put", key: statusOfKey(taskId), value: Buffer.from(to) });
   return ops;
+}
+
+function fixedFieldsOf(state: TaskState): FixedIndexFields {
+  return { createdAt: state.createdAt.getTime(), ...(state.sessionId !== undefined && { sessionId: state.sessionId }), ...(state.agentId !== undefined && { agentId: state.agentId }) };
 }
 
 function encodeCount(n: number): Uint8Array {
@@ -159,6 +179,9 @@ function encodeCount(n: number): Uint8Array {
  */
 export class LevelTaskRepository implements TaskRepository {
   private total = -1;
+  /** Whether every stored task is in the agent index (see {@link backfillAgentIndex}). */
+  private agentIndexed = false;
+  private backfill: { stopped: boolean; done: Promise<void> } | undefined;
 
   /**
    * Actor of the documents this repository creates: the configured one, else one
@@ -200,6 +223,9 @@ export class LevelTaskRepository implements TaskRepository {
   static async open(db: Database, store: LevelDocumentStore, options: LevelTaskRepositoryOptions = {}): Promise<LevelTaskRepository> {
     const repository = new LevelTaskRepository(db, store, options);
     await repository.count();
+    // A new home needs no backfill: every task it stores is indexed as it is written.
+    if (repository.total === 0 && db.getSync(AGENT_INDEXED_KEY) === undefined) await db.put(AGENT_INDEXED_KEY, EMPTY);
+    repository.agentIndexed = db.getSync(AGENT_INDEXED_KEY) !== undefined;
     store.deriveFromRemote<TaskIndexFields>({
       prefix: "task/",
       read: readTaskIndexFields,
@@ -221,9 +247,15 @@ export class LevelTaskRepository implements TaskRepository {
         { type: "del", key: statusOfKey(taskId) },
       ];
       if (before.sessionId !== undefined) ops.push({ type: "del", key: sessionKey(before.sessionId, before.createdAt, taskId) });
+      if (indexableAgent(before.agentId)) ops.push({ type: "del", key: agentKey(before.agentId, before.createdAt, taskId) });
       return ops;
     }
-    const ops = statusIndexOps(taskId, after.createdAt, after.sessionId, before?.status, after.status);
+    const ops = statusIndexOps(taskId, after, before?.status, after.status);
+    // Fixed when a task is accepted; a writer that rewrites it still leaves one entry, under the agent it names now.
+    if (before !== undefined && before.agentId !== after.agentId) {
+      if (indexableAgent(before.agentId)) ops.push({ type: "del", key: agentKey(before.agentId, before.createdAt, taskId) });
+      if (indexableAgent(after.agentId)) ops.push({ type: "put", key: agentKey(after.agentId, after.createdAt, taskId), value: EMPTY });
+    }
     if (before === undefined) ops.push({ type: "put", key: COUNT_KEY, value: encodeCount(++this.total) });
     return ops;
   }
@@ -243,7 +275,7 @@ export class LevelTaskRepository implements TaskRepository {
         if (typeof key === "string" && state.submittedBy !== undefined) plain.push({ type: "put", key: keyedKey(state.submittedBy, key), value: Buffer.from(state.id, "utf8") });
       }
       // A task not stored yet has no persisted state, so it is indexed as new.
-      const indexOps = statusIndexOps(state.id, state.createdAt.getTime(), state.sessionId, previous?.status, state.status);
+      const indexOps = statusIndexOps(state.id, fixedFieldsOf(state), previous?.status, state.status);
 
       const id = this.docIdOf(record);
       if (stored === "doc") {
@@ -354,13 +386,15 @@ export class LevelTaskRepository implements TaskRepository {
     return (await this.scanIds(filter, Math.min(filter.limit ?? 100, MAX_LIST))).map((found) => found.id);
   }
 
-  async scanIds(filter: Pick<TaskPageFilter, "status" | "sessionId" | "before">, limit: number): Promise<Array<{ id: string; position: string }>> {
+  async scanIds(filter: Pick<TaskPageFilter, "status" | "sessionId" | "agentId" | "before">, limit: number): Promise<Array<{ id: string; position: string }>> {
     const prefix =
       filter.sessionId !== undefined
         ? `${IDX}session:${filter.sessionId}:`
-        : filter.status !== undefined
-          ? `${IDX}status:${filter.status}:`
-          : `${IDX}time:`;
+        : this.agentIndexed && indexableAgent(filter.agentId)
+          ? `${IDX}agent:${filter.agentId}:`
+          : filter.status !== undefined
+            ? `${IDX}status:${filter.status}:`
+            : `${IDX}time:`;
     const out: Array<{ id: string; position: string }> = [];
     // Every index key ends in `<padded createdAt>:<id>`, so one position orders the same in each of them.
     const end = filter.before === undefined ? prefix + "\uffff" : prefix + filter.before;
@@ -390,6 +424,52 @@ export class LevelTaskRepository implements TaskRepository {
     return this.total;
   }
 
+  /**
+   * Put the tasks of a home written before the agent index existed into it, a
+   * batch at a time, while the node runs; agent filters scan by time until it is
+   * done. Tasks written meanwhile are indexed as they are written. Resolves when
+   * done, stopped ({@link stopBackfill}) or failed (`onError` told).
+   */
+  backfillAgentIndex(onError: (error: Error) => void = () => {}): Promise<void> {
+    if (this.agentIndexed) return Promise.resolve();
+    if (this.backfill !== undefined) return this.backfill.done;
+    const run = { stopped: false, done: Promise.resolve() };
+    run.done = (async () => {
+      let batch: string[] = [];
+      const flush = async (): Promise<void> => {
+        const ops: WriteOp[] = [];
+        for (const key of batch) {
+          const position = key.slice(`${IDX}time:`.length);
+          const id = position.slice(POSITION_ID_AT);
+          const record = await this.load(id).catch(() => undefined);
+          if (indexableAgent(record?.state.agentId)) ops.push({ type: "put", key: agentKey(record.state.agentId, Number(position.slice(0, 15)), id), value: EMPTY });
+        }
+        batch = [];
+        if (ops.length > 0 && !run.stopped) await this.store.write(ops);
+      };
+      for await (const key of this.db.keys({ gte: `${IDX}time:`, lt: `${IDX}time:\uffff` })) {
+        if (run.stopped) return;
+        batch.push(key);
+        if (batch.length >= AGENT_BACKFILL_BATCH) await flush();
+      }
+      await flush();
+      if (run.stopped) return;
+      await this.store.write([{ type: "put", key: AGENT_INDEXED_KEY, value: EMPTY }], { now: true });
+      this.agentIndexed = true;
+    })().catch((error: Error) => {
+      if (!run.stopped) onError(error);
+    });
+    this.backfill = run;
+    return run.done;
+  }
+
+  /** Stop a {@link backfillAgentIndex} under way (before the database closes); it goes on at the next start. */
+  async stopBackfill(): Promise<void> {
+    if (this.backfill === undefined) return;
+    this.backfill.stopped = true;
+    await this.backfill.done;
+  }
+
   async rebuildIndexes(): Promise<number> {
     const dels: WriteOp[] = [];
     for await (const key of this.db.keys({ gte: IDX, lt: IDX + "\uffff" })) dels.push({ type: "del", key });
@@ -417,16 +497,17 @@ export class LevelTaskRepository implements TaskRepository {
     };
     for await (const record of records(this, this.db)) {
       const { state } = record;
-      ops.push(...statusIndexOps(state.id, state.createdAt.getTime(), state.sessionId, undefined, state.status));
+      ops.push(...statusIndexOps(state.id, fixedFieldsOf(state), undefined, state.status));
       n++;
       if (ops.length >= 3000) {
         await this.db.batch(ops);
         ops = [];
       }
     }
-    ops.push({ type: "put", key: COUNT_KEY, value: encodeCount(n) });
+    ops.push({ type: "put", key: COUNT_KEY, value: encodeCount(n) }, { type: "put", key: AGENT_INDEXED_KEY, value: EMPTY });
     await this.db.batch(ops);
     this.total = n;
+    this.agentIndexed = true;
     return n;
   }
 }

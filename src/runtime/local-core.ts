@@ -42,6 +42,8 @@ export interface LocalContext {
   homeOnly?: (request: Readonly<TaskSubmitRequest>) => boolean;
   /** A stored task that cannot be read: listing skips it and reports it here. */
   onUnreadable?: (taskId: string, error: Error) => void;
+  /** Work the core does in the background that failed (the agent index of an older home). */
+  onBackgroundError?: (error: Error) => void;
   /** How processes run for work other devices submit (see TaskEngineOptions.sandbox). Default: sandboxed, required. */
   sandbox?: { mode: SandboxMode; bwrap?: string };
   /** Tasks that wait for an approver's decision before they start (see TaskEngineOptions.approvalPolicy). */
@@ -109,12 +111,14 @@ export async function openLocalCore(context: LocalContext = {}): Promise<LocalCo
       ...(context.approvalPolicy && { approvalPolicy: context.approvalPolicy }),
       ...(context.onApprovalNeeded && { onApprovalNeeded: context.onApprovalNeeded }),
     });
+    void repository.backfillAgentIndex((error) => context.onBackgroundError?.(new Error(`indexing the tasks by agent: ${error.message}`, { cause: error })));
     let closing: Promise<void> | undefined;
     return {
       dataDir, db, batcher, store, repository, engine, agents,
       close: () =>
         (closing ??= (async () => {
           await engine.shutdown();
+          await repository.stopBackfill();
           await store.close();
           await db.close();
         })()),

@@ -1,26 +1,12 @@
 import * as A from "@automerge/automerge";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { TaskState } from "../../src/contract/types.js";
 import { encodeTaskDoc, taskDocId, taskDocRoot, updateTaskDoc, type TaskDoc, type TaskRecord } from "../../src/engine/task-document.js";
 import { newTaskId } from "../../src/engine/task-id.js";
-import { LevelTaskRepository } from "../../src/engine/task-repository.js";
-import { openDatabase, type Database } from "../../src/storage/level-database.js";
-import { LevelDocumentStore } from "../../src/storage/level-document-store.js";
-import { tempDir } from "../helpers/temp-dir.js";
+import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
+import { repositoryHomes } from "../helpers/task-repositories.js";
 
-const dirs: Array<{ remove: () => void }> = [];
-const opened: Database[] = [];
-afterEach(async () => {
-  for (const db of opened.splice(0)) if (db.status === "open") await db.close();
-  for (const d of dirs.splice(0)) d.remove();
-});
-
-async function open(path: string): Promise<{ db: Database; store: LevelDocumentStore; repository: LevelTaskRepository }> {
-  const db = await openDatabase(path);
-  opened.push(db);
-  const store = new LevelDocumentStore(db, { path });
-  return { db, store, repository: await LevelTaskRepository.open(db, store) };
-}
+const { home, open } = repositoryHomes();
 
 function record(status: TaskState["status"], sessionId?: string): TaskRecord {
   const state: TaskState = { id: newTaskId(), status, description: "from another node", createdAt: new Date() };
@@ -34,9 +20,8 @@ const receive = (store: LevelDocumentStore, doc: A.Doc<TaskDoc>): Promise<unknow
 
 describe("task documents received from other nodes", () => {
   it("are indexed in the same batch as the document: listed right after, and after a crash that follows at once", async () => {
-    const dir = tempDir();
-    dirs.push(dir);
-    const first = await open(dir.path);
+    const dir = home();
+    const first = await open(dir);
     const running = record("running", "s1");
     const doc = A.load<TaskDoc>(encodeTaskDoc(taskDocRoot(running), "0a".repeat(16)).bytes);
     await receive(first.store, doc);
@@ -45,7 +30,7 @@ describe("task documents received from other nodes", () => {
     // No flush, no background work awaited: the process could die here.
     await first.db.close();
 
-    const second = await open(dir.path);
+    const second = await open(dir);
     expect(await second.repository.listIds({ sessionId: "s1" })).toEqual([running.state.id]);
     expect(await second.repository.count()).toBe(1);
 
@@ -56,16 +41,15 @@ describe("task documents received from other nodes", () => {
     expect(await second.repository.count()).toBe(1);
     await second.db.close();
 
-    const third = await open(dir.path);
+    const third = await open(dir);
     expect(await third.repository.listIds({ status: "completed" })).toEqual([running.state.id]);
     expect(await third.repository.rebuildIndexes()).toBe(1);
     expect(await third.repository.listIds({ status: "completed" })).toEqual([running.state.id]);
   });
 
   it("wait for the fields the index needs: a partial document is stored but listed only once it is whole", async () => {
-    const dir = tempDir();
-    dirs.push(dir);
-    const { store, repository } = await open(dir.path);
+    const dir = home();
+    const { store, repository } = await open(dir);
     const whole = record("pending");
     const id = taskDocId(whole.state.id);
     const partial = A.change(A.init<Partial<TaskDoc>>(), (d) => {
