@@ -35,7 +35,7 @@ describe("what doctor and status say of port mapping (test/reach/upnp.test.ts sh
     now += 1000;
     status.record(key, { external: "203.0.113.7:4001" });
     expect(status.report()).toEqual({ state: "mapped", mappings: [{ ...key, leaseSeconds: 3600, state: "mapped", external: "203.0.113.7:4001", since: "2026-12-05T20:00:01.000Z" }] });
-    expect(describePortMapping(status.report())).toEqual(["NAT-PMP router 192.168.1.1: 203.0.113.7:4001 -> 192.168.1.20:4001 tcp, mapped since 2026-12-05T20:00:01.000Z, lease 3600000 s"]);
+    expect(describePortMapping(status.report())).toEqual(["NAT-PMP router 192.168.1.1: 203.0.113.7:4001 -> 192.168.1.20:4001 tcp, mapped since 2026-12-05T20:00:01.000Z, lease 3600 s"]);
     status.record(key, "released");
     expect(status.report().mappings).toEqual([{ ...key, leaseSeconds: 3600, state: "released", external: "203.0.113.7:4001", since: "2026-12-05T20:00:01.000Z" }]);
     expect(describePortMapping(status.report())[0]).toBe("a router answered; mapping");
