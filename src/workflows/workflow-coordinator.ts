@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { CoderClawError, NotFoundError } from "../contract/errors.js";
 import type { TaskState, TaskSubmitRequest, TransportAdapter } from "../contract/types.js";
 import { targetOptions, type WorkflowDefinition, type WorkflowStep } from "./definition.js";
 import { fillStepInput } from "./input-template.js";
-import { approvalsToAsk, AWAITING_APPROVAL, backoffAfter, newWorkflowRecord, nextRetryAt, stepsToStart, workflowOutcome, type ApprovalDecision, type ApprovalRequest, type StepAttempt, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
+import { approvalsToAsk, AWAITING_APPROVAL, backoffAfter, newWorkflowRecord, nextRetryAt, stepEnded, stepsToStart, workflowOutcome, type ApprovalDecision, type ApprovalRequest, type StepAttempt, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
 import type { WorkflowChange, WorkflowStore } from "./workflow-store.js";
 
 /** What a coordinator needs of a runtime: the contract's task calls, and a listing to find a step submitted just before a crash. */
@@ -233,6 +234,10 @@ class WorkflowRun {
   readonly #created: Promise<void>;
   /** Its creation failed: every task it submitted is cancelled. */
   #abandoned = false;
+  /** Every step before this index of the definition has ended; an ended step stays ended, so the check for the end goes on from here. */
+  #endedBefore = 0;
+  /** Its end, while it is being recorded: {@link stop} lets it finish. */
+  #ending: Promise<void> | undefined;
 
   constructor(record: WorkflowRecord, deps: RunDeps, created = Promise.resolve()) {
     this.#record = record;
@@ -290,7 +295,7 @@ class WorkflowRun {
    */
   pump(settled?: string): void {
     if (this.#stopped || this.#record.status !== "running") return;
-    const outcome = workflowOutcome(this.#record);
+    const outcome = this.#endReached(settled);
     if (outcome !== undefined) {
       void this.#end(outcome.status, outcome.status === "failed" ? outcome.error : undefined);
       return;
@@ -306,6 +311,21 @@ class WorkflowRun {
       this.#timer = setTimeout(() => this.pump(), Math.max(0, next - this.#deps.now()));
       this.#timer.unref?.();
     }
+  }
+
+  /**
+   * How the workflow ends, if it has: after `settled` ended only that step can
+   * have failed it (an earlier failure ended it then), and the steps that ended
+   * before are not looked at again, so a hundred steps ending cost a hundred
+   * looks, not ten thousand. Without `settled`, every step is looked at.
+   */
+  #endReached(settled: string | undefined): ReturnType<typeof workflowOutcome> {
+    if (settled === undefined) return workflowOutcome(this.#record);
+    const r = this.#record.steps[settled]!;
+    if (r.status === "failed" && !this.#steps.get(settled)!.continueOnFailure) return { status: "failed", error: `step ${settled} failed: ${r.error ?? "failed"}` };
+    const steps = this.#record.definition.steps;
+    while (this.#endedBefore < steps.length && stepEnded(this.#record.steps[steps[this.#endedBefore]!.id]!.status)) this.#endedBefore++;
+    return this.#endedBefore === steps.length ? { status: "completed" } : undefined;
   }
 
   async cancel(): Promise<boolean> {
@@ -335,6 +355,7 @@ class WorkflowRun {
     this.#controller.abort();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#disarm();
+    await this.#ending;
     await this.#writes;
   }
 
@@ -543,8 +564,13 @@ class WorkflowRun {
   }
 
   /** End the workflow: running steps' tasks cancelled, the rest skipped, the end recorded. */
-  async #end(status: "completed" | "failed" | "cancelled", error: string | undefined): Promise<void> {
-    if (this.#record.status !== "running") return;
+  #end(status: "completed" | "failed" | "cancelled", error: string | undefined): Promise<void> {
+    if (this.#record.status !== "running") return Promise.resolve();
+    this.#ending = this.#recordEnd(status, error);
+    return this.#ending;
+  }
+
+  async #recordEnd(status: "completed" | "failed" | "cancelled", error: string | undefined): Promise<void> {
     this.#record.status = status;
     this.#record.endedAt = this.#deps.now();
     if (error !== undefined) this.#record.error = error;
@@ -567,7 +593,11 @@ class WorkflowRun {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#disarm();
     // A completed end is what a restart would conclude again from the steps' tasks; a failed or cancelled one is not (see wait).
-    if (status === "completed") for (const w of this.#waiters.splice(0)) w(this.snapshot());
+    if (status === "completed") {
+      for (const w of this.#waiters.splice(0)) w(this.snapshot());
+      // Its write (every step's record turned into JSON and an Automerge change) waits for the next turn, not the answer.
+      await nextTurn();
+    }
     try {
       await this.#write({ status, endedAt: this.#record.endedAt, ...(error !== undefined && { error }), steps: changed }, true);
     } catch (err) {
@@ -655,7 +685,16 @@ class WorkflowRun {
  * cost more to copy than their progress).
  */
 function copyRecord(record: WorkflowRecord): WorkflowRecord {
-  return { ...record, input: structuredClone(record.input), steps: structuredClone(record.steps) };
+  const steps: Record<string, StepRecord> = {};
+  for (const id in record.steps) steps[id] = copyStep(record.steps[id]!);
+  return { ...record, input: typeof record.input === "string" ? record.input : { ...record.input }, steps };
+}
+
+/** A step's record copied by hand, field by field: a hundred steps copied at each answer cost several times more through structuredClone. */
+function copyStep(r: StepRecord): StepRecord {
+  const copy: StepRecord = { ...r, attempts: r.attempts.map((a) => ({ ...a })) };
+  if (r.approval !== undefined) copy.approval = { ...r.approval, ...(r.approval.decision !== undefined && { decision: { ...r.approval.decision } }) };
+  return copy;
 }
 
 /** A controller whose signal every running step listens to: as many listeners as steps run at once. */

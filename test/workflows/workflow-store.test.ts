@@ -29,7 +29,7 @@ describe("workflow documents", () => {
     const record = newWorkflowRecord("w1", definition, "in", 1000);
     await store.create(record);
     const raw = (await core.store.get<RawDoc>(`${WORKFLOW_PREFIX}w1`))!;
-    expect(raw.log).toEqual([]);
+    expect(raw.log).toBeUndefined();
     expect(await store.get("w1")).toEqual(record);
 
     const b = done("b", "B");
