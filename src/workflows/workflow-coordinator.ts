@@ -122,7 +122,9 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
     async start(definition, input = "") {
       if (stopped) throw new CoderClawError("SHUTTING_DOWN", "the workflow coordinator has stopped");
       const record = newWorkflowRecord(options.coordinator?.newId() ?? randomUUID(), definition, input, now(), options.coordinator?.id);
-      const created = store.create(record);
+      // Written the turn after the first steps are submitted: their tasks' records, written at the end of this turn,
+      // would otherwise wait behind it for a write of their own.
+      const created = nextTurn().then(() => store.create(record));
       const run = drive(copyRecord(record), false, created);
       try {
         await created;
