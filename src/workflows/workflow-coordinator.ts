@@ -203,6 +203,8 @@ interface PendingWrite {
   head: Omit<WorkflowChange, "steps">;
   steps: Map<string, StepRecord>;
   waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+  /** It holds changes nobody waits for (see WorkflowRun's #note): a failed write is reported once for them. */
+  noted: boolean;
 }
 
 /** One workflow being driven: its record in memory, written through to the store in order. */
@@ -293,7 +295,8 @@ class WorkflowRun {
   /**
    * Start what may start, end the workflow when it has ended, and wake up for
    * the next retry. After `settled` ended, only the steps that depend on it can
-   * have become ready (a retry waits for its timer, which looks at every step).
+   * have become ready (a retry waits for its timer, which looks at every step),
+   * and the next retry changes only when it is to be retried.
    */
   pump(settled?: string): void {
     if (this.#stopped || this.#record.status !== "running") return;
@@ -307,6 +310,8 @@ class WorkflowRun {
     if (candidates === undefined) for (const [id, r] of Object.entries(this.#record.steps)) if (r.approval !== undefined && r.approval.decision === undefined && !this.#deadlines.has(id)) this.#arm(id, r.approval);
     const t = this.#deps.now();
     for (const id of stepsToStart(this.#record, t, candidates)) if (!this.#active.has(id)) this.#startTry(this.#steps.get(id)!);
+    // Only a step that ended to be retried changes which retry is next (a step started here was pending).
+    if (settled !== undefined && this.#record.steps[settled]!.status !== "retrying") return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     const next = nextRetryAt(this.#record);
     if (next !== undefined) {
@@ -451,7 +456,7 @@ class WorkflowRun {
       let ended: { outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string };
       try {
         // Not waited for: a restart that lost it finds the task by its key (see recover), and it joins the next write.
-        if (!recovering) this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } }).catch((err: Error) => this.#deps.onError(err));
+        if (!recovering) this.#note(step.id);
         const taskId = attempt.taskId ?? (await this.#submit(step, attempt, recovering));
         if (signal.aborted) {
           // Taken while the run was abandoned: cancelled here, as abandon could not know it (a second cancel is refused harmlessly).
@@ -500,34 +505,39 @@ class WorkflowRun {
     }
     attempt.taskId = task.id;
     // Not waited for: a restart that lost it finds the task by its key, and it joins the next write.
-    this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } }).catch((err: Error) => this.#deps.onError(err));
+    this.#note(step.id);
     return task.id;
   }
 
   /** Follow a try's task to its end; past the step's timeout it is cancelled and the try fails. */
   async #outcome(step: WorkflowStep, attempt: StepAttempt, taskId: string, signal: AbortSignal): Promise<{ outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string }> {
     const { runtime } = this.#deps;
-    const watch = new AbortController();
-    const stop = (): void => watch.abort();
-    signal.addEventListener("abort", stop, { once: true });
+    // A step with a timeout stops watching at it too; one without watches on the run's signal (a controller and a
+    // listener of its own per step cost more than the rest of following it).
+    let watch: AbortSignal = signal;
     let timedOut = false;
-    const timer =
-      step.timeoutMs === undefined
-        ? undefined
-        : setTimeout(
-            () => {
-              timedOut = true;
-              watch.abort();
-            },
-            Math.max(0, attempt.startedAt + step.timeoutMs - this.#deps.now()),
-          );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stop: (() => void) | undefined;
+    if (step.timeoutMs !== undefined) {
+      const controller = new AbortController();
+      stop = () => controller.abort();
+      signal.addEventListener("abort", stop, { once: true });
+      watch = controller.signal;
+      timer = setTimeout(
+        () => {
+          timedOut = true;
+          controller.abort();
+        },
+        Math.max(0, attempt.startedAt + step.timeoutMs - this.#deps.now()),
+      );
+    }
     try {
       for (;;) {
         // The stream replays what happened and ends after the end, so the task's state is read once, when it has ended.
         try {
-          for await (const e of runtime.streamTaskUpdates(taskId, { signal: watch.signal })) if (TERMINAL_TASK.has(e.status)) break;
+          for await (const e of runtime.streamTaskUpdates(taskId, { signal: watch })) if (TERMINAL_TASK.has(e.status)) break;
         } catch (err) {
-          if (!watch.signal.aborted && !(err instanceof CoderClawError && err.code === "NOT_FOUND")) throw err;
+          if (!watch.aborted && !(err instanceof CoderClawError && err.code === "NOT_FOUND")) throw err;
         }
         if (timedOut) {
           await runtime.cancelTask(taskId).catch(() => false);
@@ -540,7 +550,7 @@ class WorkflowRun {
       }
     } finally {
       if (timer !== undefined) clearTimeout(timer);
-      signal.removeEventListener("abort", stop);
+      if (stop !== undefined) signal.removeEventListener("abort", stop);
     }
   }
 
@@ -560,8 +570,8 @@ class WorkflowRun {
         r.retryAt = attempt.endedAt + backoffAfter(step.retry, attempt.n);
       } else r.status = "failed";
     }
-    // Not waited for: the steps this lets start write their own start in the same store write, and submit only once it is durable.
-    this.#write({ steps: { [step.id]: r } }).catch((err: Error) => this.#deps.onError(err));
+    // Not waited for: the steps this lets start write their own start in the same store write.
+    this.#note(step.id);
     this.pump(step.id);
   }
 
@@ -621,13 +631,12 @@ class WorkflowRun {
    * written without waiting.
    */
   #write(change: WorkflowChange, urgent = false): Promise<void> {
-    const pending: PendingWrite = (this.#pending ??= { head: {}, steps: new Map(), waiters: [] });
+    const pending = this.#changes();
     // Kept by reference and cloned once per flush: the newest state of a step is what gets written.
     const { steps, ...head } = change;
     Object.assign(pending.head, head);
     for (const id in steps) pending.steps.set(id, steps[id]!);
     const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
-    this.#lastChangeAt = performance.now();
     if (urgent) {
       this.#urgent = true;
       this.#wake?.();
@@ -636,10 +645,28 @@ class WorkflowRun {
     return written;
   }
 
+  /**
+   * Record a step's newest state with the next write, as {@link #write} does,
+   * with nobody waiting for it: a step's start, task and end are noted on the
+   * path of every step, and a promise each cost more than the rest of it.
+   */
+  #note(stepId: string): void {
+    const pending = this.#changes();
+    pending.steps.set(stepId, this.#record.steps[stepId]!);
+    pending.noted = true;
+    this.#writes ??= this.#flush();
+  }
+
+  /** The changes waiting for the next write, the newest of them now. */
+  #changes(): PendingWrite {
+    this.#lastChangeAt = performance.now();
+    return (this.#pending ??= { head: {}, steps: new Map(), waiters: [], noted: false });
+  }
+
   async #flush(): Promise<void> {
     while (this.#pending !== undefined) {
       if (!this.#urgent) await this.#quiet();
-      const { head, steps, waiters } = this.#pending;
+      const { head, steps, waiters, noted } = this.#pending;
       this.#pending = undefined;
       this.#urgent = false;
       try {
@@ -651,6 +678,7 @@ class WorkflowRun {
         // An abandoned run's record was never stored, and its start reported why.
         for (const w of waiters) if (this.#abandoned) w.resolve();
         else w.reject(err);
+        if (noted && !this.#abandoned) this.#deps.onError(err as Error);
       }
     }
     this.#writes = undefined;
