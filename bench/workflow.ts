@@ -14,14 +14,18 @@ import { percentile, printResult, sized } from "./report.js";
  * - a chain of N steps (each after the one before) against N tasks submitted
  *   one after another, each once the one before completed;
  * - a fan-out of N steps with no dependencies against N tasks submitted at once.
- * Each shape runs alternately, workflow then direct, and the medians are compared.
+ * Each shape runs alternately, workflow and direct, the one first in one round
+ * second in the next (what one leaves behind, garbage to collect, falls on the
+ * other as often as on itself), and the medians are compared; `pairedRatio` is
+ * the median of each round's own ratio, which a load that changes over the run
+ * moves less.
  * A workflow's time ends when `wait` answers; what the coordinator still writes
  * then (a completed end is written after `wait` answered) is let finish before
  * the next measurement starts, untimed, so no run pays for the one before.
  */
 
 const N = sized(100, 10);
-const ROUNDS = sized(15, 1);
+const ROUNDS = sized(31, 1);
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "cc-bench-wf-"));
@@ -57,29 +61,35 @@ async function main(): Promise<void> {
   };
 
   try {
-    // Warm-up: V8 and LevelDB reach their steady state before anything is counted.
-    await runWorkflow(steps(true));
-    await directChain();
-    const times = { chain: [] as number[], chainDirect: [] as number[], fan: [] as number[], fanDirect: [] as number[] };
     const settled = async (ms: number): Promise<number> => {
       await core.engine.idle();
       return ms;
     };
+    // Warm-up: V8 and LevelDB reach their steady state in all four before anything is counted.
+    for (const run of [() => runWorkflow(steps(true)), directChain, () => runWorkflow(steps(false)), directFan]) await settled(await run());
+    const times = { chain: [] as number[], chainDirect: [] as number[], fan: [] as number[], fanDirect: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
-      times.chain.push(await settled(await runWorkflow(steps(true))));
-      times.chainDirect.push(await settled(await directChain()));
-      times.fan.push(await settled(await runWorkflow(steps(false))));
-      times.fanDirect.push(await settled(await directFan()));
+      const pair = async (workflow: () => Promise<number>, direct: () => Promise<number>): Promise<[number, number]> => {
+        if (r % 2 === 0) return [await settled(await workflow()), await settled(await direct())];
+        const d = await settled(await direct());
+        return [await settled(await workflow()), d];
+      };
+      const [chain, chainDirect] = await pair(() => runWorkflow(steps(true)), directChain);
+      const [fan, fanDirect] = await pair(() => runWorkflow(steps(false)), directFan);
+      times.chain.push(chain);
+      times.chainDirect.push(chainDirect);
+      times.fan.push(fan);
+      times.fanDirect.push(fanDirect);
     }
     const med = (xs: number[]): number => percentile(xs, 50);
     const ratio = (a: number, b: number): number => Math.round((a / b) * 100) / 100;
-    printResult("workflow", {
-      steps: N,
-      rounds: ROUNDS,
-      chain: { workflowMs: med(times.chain), directMs: med(times.chainDirect), ratio: ratio(med(times.chain), med(times.chainDirect)) },
-      fanOut: { workflowMs: med(times.fan), directMs: med(times.fanDirect), ratio: ratio(med(times.fan), med(times.fanDirect)) },
-      target: 1.3,
+    const shape = (workflow: number[], direct: number[]): Record<string, number> => ({
+      workflowMs: med(workflow),
+      directMs: med(direct),
+      ratio: ratio(med(workflow), med(direct)),
+      pairedRatio: ratio(med(workflow.map((w, i) => w / direct[i]!)), 1),
     });
+    printResult("workflow", { steps: N, rounds: ROUNDS, chain: shape(times.chain, times.chainDirect), fanOut: shape(times.fan, times.fanDirect), target: 1.3 });
   } finally {
     await coordinator.stop();
     await core.close();

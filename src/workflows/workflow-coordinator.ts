@@ -359,7 +359,7 @@ class WorkflowRun {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#controller.abort();
+    this.#controller.abort(RUN_OVER);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#disarm();
     await this.#ending;
@@ -601,7 +601,7 @@ class WorkflowRun {
         changed[id] = r;
       }
     }
-    this.#controller.abort();
+    this.#controller.abort(RUN_OVER);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#disarm();
     // A completed end is what a restart would conclude again from the steps' tasks; a failed or cancelled one is not (see wait).
@@ -726,6 +726,12 @@ function copyStep(r: StepRecord): StepRecord {
   if (r.approval !== undefined) copy.approval = { ...r.approval, ...(r.approval.decision !== undefined && { decision: { ...r.approval.decision } }) };
   return copy;
 }
+
+/**
+ * Why a run's signal aborts; nothing reads it but `aborted`. Given, so that
+ * each run's end does not make a DOMException (with its stack) of its own.
+ */
+const RUN_OVER = new CoderClawError("CANCELLED", "the workflow run is over");
 
 /** A controller whose signal every running step listens to: as many listeners as steps run at once. */
 function abortableBy(): AbortController {
