@@ -5,7 +5,7 @@ import { CoderClawError, NotFoundError } from "../contract/errors.js";
 import type { TaskState, TaskSubmitRequest, TransportAdapter } from "../contract/types.js";
 import { targetOptions, type WorkflowDefinition, type WorkflowStep } from "./definition.js";
 import { fillStepInput } from "./input-template.js";
-import { approvalsToAsk, AWAITING_APPROVAL, backoffAfter, newWorkflowRecord, nextRetryAt, stepEnded, stepsToStart, workflowOutcome, type ApprovalDecision, type ApprovalRequest, type StepAttempt, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
+import { approvalsToAsk, AWAITING_APPROVAL, backoffAfter, newWorkflowRecord, nextRetryAt, stepsToStart, workflowOutcome, workflowOutcomeAfter, type ApprovalDecision, type ApprovalRequest, type StepAttempt, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
 import type { WorkflowChange, WorkflowStore } from "./workflow-store.js";
 
 /** What a coordinator needs of a runtime: the contract's task calls, and a listing to find a step submitted just before a crash. */
@@ -320,19 +320,12 @@ class WorkflowRun {
     }
   }
 
-  /**
-   * How the workflow ends, if it has: after `settled` ended only that step can
-   * have failed it (an earlier failure ended it then), and the steps that ended
-   * before are not looked at again, so a hundred steps ending cost a hundred
-   * looks, not ten thousand. Without `settled`, every step is looked at.
-   */
+  /** How the workflow ends, if it has: after `settled` ended, from what that changed (see workflowOutcomeAfter); without, from every step. */
   #endReached(settled: string | undefined): ReturnType<typeof workflowOutcome> {
     if (settled === undefined) return workflowOutcome(this.#record);
-    const r = this.#record.steps[settled]!;
-    if (r.status === "failed" && !this.#steps.get(settled)!.continueOnFailure) return { status: "failed", error: `step ${settled} failed: ${r.error ?? "failed"}` };
-    const steps = this.#record.definition.steps;
-    while (this.#endedBefore < steps.length && stepEnded(this.#record.steps[steps[this.#endedBefore]!.id]!.status)) this.#endedBefore++;
-    return this.#endedBefore === steps.length ? { status: "completed" } : undefined;
+    const { outcome, endedBefore } = workflowOutcomeAfter(this.#record, this.#steps.get(settled)!, this.#endedBefore);
+    this.#endedBefore = endedBefore;
+    return outcome;
   }
 
   async cancel(): Promise<boolean> {
