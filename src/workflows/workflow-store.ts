@@ -104,6 +104,9 @@ export function documentWorkflowStore(store: DocumentStore, options: { actor?: s
           } else d.log.push(entry);
         });
       });
+      // Ended, it is read again only when someone asks: kept in memory, a coordinator's ended workflows would fill the
+      // store's cache (a hundred steps' workflow is ~130 KB there) and every collection of the heap would mark them.
+      if (status !== undefined && status !== "running") store.evict(WORKFLOW_PREFIX + id);
     },
     async get(id) {
       const doc = await store.get<WorkflowDoc>(WORKFLOW_PREFIX + id);
