@@ -14,7 +14,7 @@ import { percentile, printResult, sized } from "./report.js";
  * - a chain of N steps (each after the one before) against N tasks submitted
  *   one after another, each once the one before completed;
  * - a fan-out of N steps with no dependencies against N tasks submitted at once.
- * Each shape runs alternately, workflow and direct, the one first in one round
+ * After the same warm-up of all four ({@link WARM_UP} rounds), each shape runs alternately, workflow and direct, the one first in one round
  * second in the next (what one leaves behind, garbage to collect, falls on the
  * other as often as on itself), and the medians are compared; `pairedRatio` is
  * the median of each round's own ratio, which a load that changes over the run
@@ -28,6 +28,7 @@ import { percentile, printResult, sized } from "./report.js";
 
 const N = sized(100, 10);
 const ROUNDS = sized(31, 1);
+const WARM_UP = sized(20, 1);
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "cc-bench-wf-"));
@@ -78,8 +79,9 @@ async function main(): Promise<void> {
       await core.engine.idle();
       return ms;
     };
-    // Warm-up: V8 and LevelDB reach their steady state in all four before anything is counted.
-    for (const run of [() => runWorkflow(steps(true)), directChain, () => runWorkflow(steps(false)), directFan]) await settled(await run());
+    // Warm-up, the same for all four: V8 compiles the hot paths of both (and tiers up Automerge's WebAssembly) in
+    // background threads for the first few dozen workflows, which on two cores would otherwise be counted.
+    for (let r = 0; r < WARM_UP; r++) for (const run of [() => runWorkflow(steps(true)), directChain, () => runWorkflow(steps(false)), directFan]) await settled(await run());
     const times = { chain: [] as number[], chainDirect: [] as number[], fan: [] as number[], fanDirect: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
       const pair = async (workflow: () => Promise<number>, direct: () => Promise<number>): Promise<[number, number]> => {
