@@ -470,7 +470,7 @@ class WorkflowRun {
       }
       if (signal.aborted || this.#stopped) return;
       this.#active.delete(step.id);
-      await this.#settle(step, attempt, ended);
+      this.#settle(step, attempt, ended);
     })();
   }
 
@@ -547,7 +547,7 @@ class WorkflowRun {
     }
   }
 
-  async #settle(step: WorkflowStep, attempt: StepAttempt, ended: { outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string }): Promise<void> {
+  #settle(step: WorkflowStep, attempt: StepAttempt, ended: { outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string }): void {
     if (this.#record.status !== "running") return;
     const r = this.#record.steps[step.id]!;
     attempt.outcome = ended.outcome;
