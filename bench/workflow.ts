@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { TaskSubmitRequest } from "../src/contract/types.js";
 import { openLocalCore } from "../src/runtime/local-core.js";
 import { LocalTransportAdapter } from "../src/transport/local-adapter.js";
-import { checkWorkflow, createWorkflowCoordinator, documentWorkflowStore, type StepDraft, type WorkflowDefinition } from "../src/workflows/index.js";
+import { checkWorkflow, createWorkflowCoordinator, documentWorkflowStore, type StepDraft, type WorkflowDefinition, type WorkflowStore } from "../src/workflows/index.js";
 import { percentile, printResult, sized } from "./report.js";
 
 /**
@@ -14,20 +14,38 @@ import { percentile, printResult, sized } from "./report.js";
  * - a chain of N steps (each after the one before) against N tasks submitted
  *   one after another, each once the one before completed;
  * - a fan-out of N steps with no dependencies against N tasks submitted at once.
- * Each shape runs alternately, workflow then direct, and the medians are compared.
+ * After the same warm-up of all four ({@link WARM_UP} rounds), each shape runs alternately, workflow and direct, the one first in one round
+ * second in the next (what one leaves behind, garbage to collect, falls on the
+ * other as often as on itself), and the medians are compared; `pairedRatio` is
+ * the median of each round's own ratio, which a load that changes over the run
+ * moves less.
  * A workflow's time ends when `wait` answers; what the coordinator still writes
  * then (a completed end is written after `wait` answered) is let finish before
- * the next measurement starts, untimed, so no run pays for the one before.
+ * the next measurement starts, untimed, so no run pays for the one before: the
+ * store tells when the end is durable (reading the document back to see would
+ * load it again and keep it in memory).
  */
 
 const N = sized(100, 10);
-const ROUNDS = sized(15, 1);
+const ROUNDS = sized(31, 1);
+const WARM_UP = sized(20, 1);
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "cc-bench-wf-"));
   const core = await openLocalCore({ dataDir: dir, maxConcurrentTasks: N + 1 });
   const adapter = new LocalTransportAdapter(core);
-  const store = documentWorkflowStore(core.store);
+  const documents = documentWorkflowStore(core.store);
+  const endsWritten = new Set<string>();
+  let endWritten: (() => void) | undefined;
+  const store: WorkflowStore = {
+    ...documents,
+    async update(id, change) {
+      await documents.update(id, change);
+      if (change.status === undefined || change.status === "running") return;
+      endsWritten.add(id);
+      endWritten?.();
+    },
+  };
   const coordinator = createWorkflowCoordinator({ runtime: adapter, store });
   const request = (i: number): TaskSubmitRequest => ({ description: `no-op ${i}`, input: `${i}`, agentId: "echo" });
   const ended = async (id: string): Promise<void> => {
@@ -41,7 +59,7 @@ async function main(): Promise<void> {
     const done = await coordinator.wait((await coordinator.start(def)).id);
     const ms = performance.now() - start;
     if (done.status !== "completed") throw new Error(`workflow ${def.name} ended ${done.status}: ${done.error}`);
-    while ((await store.get(done.id))?.status === "running") await new Promise((resolve) => setTimeout(resolve, 1));
+    while (!endsWritten.delete(done.id)) await new Promise<void>((resolve) => (endWritten = resolve));
     return ms;
   };
   const directChain = async (): Promise<number> => {
@@ -57,29 +75,36 @@ async function main(): Promise<void> {
   };
 
   try {
-    // Warm-up: V8 and LevelDB reach their steady state before anything is counted.
-    await runWorkflow(steps(true));
-    await directChain();
-    const times = { chain: [] as number[], chainDirect: [] as number[], fan: [] as number[], fanDirect: [] as number[] };
     const settled = async (ms: number): Promise<number> => {
       await core.engine.idle();
       return ms;
     };
+    // Warm-up, the same for all four: V8 compiles the hot paths of both (and tiers up Automerge's WebAssembly) in
+    // background threads for the first few dozen workflows, which on two cores would otherwise be counted.
+    for (let r = 0; r < WARM_UP; r++) for (const run of [() => runWorkflow(steps(true)), directChain, () => runWorkflow(steps(false)), directFan]) await settled(await run());
+    const times = { chain: [] as number[], chainDirect: [] as number[], fan: [] as number[], fanDirect: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
-      times.chain.push(await settled(await runWorkflow(steps(true))));
-      times.chainDirect.push(await settled(await directChain()));
-      times.fan.push(await settled(await runWorkflow(steps(false))));
-      times.fanDirect.push(await settled(await directFan()));
+      const pair = async (workflow: () => Promise<number>, direct: () => Promise<number>): Promise<[number, number]> => {
+        if (r % 2 === 0) return [await settled(await workflow()), await settled(await direct())];
+        const d = await settled(await direct());
+        return [await settled(await workflow()), d];
+      };
+      const [chain, chainDirect] = await pair(() => runWorkflow(steps(true)), directChain);
+      const [fan, fanDirect] = await pair(() => runWorkflow(steps(false)), directFan);
+      times.chain.push(chain);
+      times.chainDirect.push(chainDirect);
+      times.fan.push(fan);
+      times.fanDirect.push(fanDirect);
     }
     const med = (xs: number[]): number => percentile(xs, 50);
     const ratio = (a: number, b: number): number => Math.round((a / b) * 100) / 100;
-    printResult("workflow", {
-      steps: N,
-      rounds: ROUNDS,
-      chain: { workflowMs: med(times.chain), directMs: med(times.chainDirect), ratio: ratio(med(times.chain), med(times.chainDirect)) },
-      fanOut: { workflowMs: med(times.fan), directMs: med(times.fanDirect), ratio: ratio(med(times.fan), med(times.fanDirect)) },
-      target: 1.3,
+    const shape = (workflow: number[], direct: number[]): Record<string, number> => ({
+      workflowMs: med(workflow),
+      directMs: med(direct),
+      ratio: ratio(med(workflow), med(direct)),
+      pairedRatio: ratio(med(workflow.map((w, i) => w / direct[i]!)), 1),
     });
+    printResult("workflow", { steps: N, rounds: ROUNDS, chain: shape(times.chain, times.chainDirect), fanOut: shape(times.fan, times.fanDirect), target: 1.3 });
   } finally {
     await coordinator.stop();
     await core.close();

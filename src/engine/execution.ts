@@ -82,15 +82,12 @@ export function startExecution(task: LiveTask, settings: ExecutionSettings, repo
       return { ...result, data: { ...data, workspace: changes } };
     };
   } else {
-    const ctx = contextIn(settings.environment.workspaceFor(task.request));
-    run = () => {
-      // Stopped (cancelled, timed out, shut down) while its start was being recorded: the agent never acts.
-      if (controller.signal.aborted) return Promise.reject(stopped());
-      try {
-        return Promise.resolve(agent.execute(ctx));
-      } catch (err) {
-        return Promise.reject(err);
-      }
+    const workspace = settings.environment.workspaceFor(task.request);
+    run = async () => {
+      const ctx = contextIn(await workspace);
+      // Stopped (cancelled, timed out, shut down) while its start was being recorded or its workspace made: the agent never acts.
+      if (controller.signal.aborted) throw stopped();
+      return agent.execute(ctx);
     };
   }
   const started = recorded === undefined ? run() : recorded.then(run);

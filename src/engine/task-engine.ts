@@ -216,12 +216,13 @@ export class TaskEngine {
    */
   async submit(input: unknown, options: { admitted?: Promise<unknown>; submittedBy?: string } = {}): Promise<TaskState> {
     if (!this.accepting) throw new CoderClawError("SHUTTING_DOWN", "the runtime is shutting down and accepts no new tasks");
-    const { record, agent } = await takeIn(input, options.submittedBy, this.intake);
+    const { record, agent, workspace } = await takeIn(input, options.submittedBy, this.intake);
     const task = newLiveTask(record, agent, undefined);
     this.record(task, "created", "task accepted");
     this.live.set(task.state.id, task);
     this.total++;
-    const [, admission] = await Promise.all([this.persistence.durable(task), options.admitted?.then(ok, refused)]);
+    // Queued once its workspace is made too: tasks of a new session start together, not each after a wait of its own.
+    const [, admission] = await Promise.all([this.persistence.durable(task), options.admitted?.then(ok, refused), workspace]);
     if (admission && !admission.ok) {
       this.transition(task, "cancelled", `not admitted: ${errorText(admission.error)}`);
       await this.persistence.durable(task);

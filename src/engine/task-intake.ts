@@ -20,11 +20,12 @@ export interface IntakeSettings {
  * agent that runs it. Whatever cannot run here (a malformed request, a session
  * or repository not allowed, an agent missing or unavailable, a sandbox missing
  * for work from another device) is refused before anything is stored: the
- * submitter hears why, and nothing is left to fail later.
+ * submitter hears why, and nothing is left to fail later. `workspace` resolves
+ * once the task's workspace directory, begun now, is made (or could not be).
  *
  * @param submittedBy The device that sent the task from another node, if one did.
  */
-export async function takeIn(input: unknown, submittedBy: string | undefined, settings: IntakeSettings): Promise<{ record: TaskRecord; agent: AgentExecutor }> {
+export async function takeIn(input: unknown, submittedBy: string | undefined, settings: IntakeSettings): Promise<{ record: TaskRecord; agent: AgentExecutor; workspace: Promise<void> }> {
   const request = parseSubmitRequest(input, settings.maxInputBytes);
   settings.environment.assertWorkspaceAllowed(request);
   const agentId = request.agentId ?? settings.defaultAgentId;
@@ -35,8 +36,7 @@ export async function takeIn(input: unknown, submittedBy: string | undefined, se
   settings.environment.assertSandboxFor(agent, submittedBy);
   const workspaces = settings.environment.workspaces;
   if (workspaces?.carriesCode(request) === true) workspaces.assertAccepted(request, submittedBy);
-
-  return { record: newRecord(request, agentId, submittedBy, settings), agent };
+  return { record: newRecord(request, agentId, submittedBy, settings), agent, workspace: settings.environment.prepareWorkspace(request) };
 }
 
 /**

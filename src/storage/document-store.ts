@@ -62,6 +62,13 @@ export interface DocumentStore {
   bucketEntries(prefix: string, buckets: readonly number[]): Promise<Array<{ id: string; heads: Heads }>>;
   /** Subscribe to durable changes; returns an unsubscribe function. */
   onChange(listener: (change: DocumentChange) => void): () => void;
+  /**
+   * Let go of a document's memory now, rather than once it is the least
+   * recently used of too many: for one not expected to be read or changed soon
+   * (an ended workflow's). The next read loads it from storage; a document with
+   * an update under way stays.
+   */
+  evict(id: string): void;
   /** Flush, stop background work and release the underlying database. Idempotent. */
   close(): Promise<void>;
 }

@@ -395,6 +395,13 @@ export class LevelDocumentStore implements DocumentStore {
     return this.batcher.drain();
   }
 
+  evict(id: string): void {
+    const entry = this.cache.get(id);
+    if (entry === undefined || this.locks.has(id)) return;
+    this.cache.delete(id);
+    release(entry.doc, entry.shared);
+  }
+
   /** Number of documents currently held in memory. */
   cachedCount(): number {
     return this.cache.size;

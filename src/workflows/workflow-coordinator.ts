@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { CoderClawError, NotFoundError } from "../contract/errors.js";
 import type { TaskState, TaskSubmitRequest, TransportAdapter } from "../contract/types.js";
 import { targetOptions, type WorkflowDefinition, type WorkflowStep } from "./definition.js";
 import { fillStepInput } from "./input-template.js";
-import { approvalsToAsk, AWAITING_APPROVAL, backoffAfter, newWorkflowRecord, nextRetryAt, stepsToStart, workflowOutcome, type ApprovalDecision, type ApprovalRequest, type StepAttempt, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
+import { approvalsToAsk, AWAITING_APPROVAL, backoffAfter, newWorkflowRecord, nextRetryAt, stepsToStart, workflowOutcome, workflowOutcomeAfter, type ApprovalDecision, type ApprovalRequest, type StepAttempt, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
 import type { WorkflowChange, WorkflowStore } from "./workflow-store.js";
 
 /** What a coordinator needs of a runtime: the contract's task calls, and a listing to find a step submitted just before a crash. */
@@ -121,7 +122,9 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
     async start(definition, input = "") {
       if (stopped) throw new CoderClawError("SHUTTING_DOWN", "the workflow coordinator has stopped");
       const record = newWorkflowRecord(options.coordinator?.newId() ?? randomUUID(), definition, input, now(), options.coordinator?.id);
-      const created = store.create(record);
+      // Written the turn after the first steps are submitted: their tasks' records, written at the end of this turn,
+      // would otherwise wait behind it for a write of their own.
+      const created = nextTurn().then(() => store.create(record));
       const run = drive(copyRecord(record), false, created);
       try {
         await created;
@@ -200,6 +203,8 @@ interface PendingWrite {
   head: Omit<WorkflowChange, "steps">;
   steps: Map<string, StepRecord>;
   waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+  /** It holds changes nobody waits for (see WorkflowRun's #note): a failed write is reported once for them. */
+  noted: boolean;
 }
 
 /** One workflow being driven: its record in memory, written through to the store in order. */
@@ -233,6 +238,10 @@ class WorkflowRun {
   readonly #created: Promise<void>;
   /** Its creation failed: every task it submitted is cancelled. */
   #abandoned = false;
+  /** Every step before this index of the definition has ended; an ended step stays ended, so the check for the end goes on from here. */
+  #endedBefore = 0;
+  /** Its end, while it is being recorded: {@link stop} lets it finish. */
+  #ending: Promise<void> | undefined;
 
   constructor(record: WorkflowRecord, deps: RunDeps, created = Promise.resolve()) {
     this.#record = record;
@@ -286,11 +295,12 @@ class WorkflowRun {
   /**
    * Start what may start, end the workflow when it has ended, and wake up for
    * the next retry. After `settled` ended, only the steps that depend on it can
-   * have become ready (a retry waits for its timer, which looks at every step).
+   * have become ready (a retry waits for its timer, which looks at every step),
+   * and the next retry changes only when it is to be retried.
    */
   pump(settled?: string): void {
     if (this.#stopped || this.#record.status !== "running") return;
-    const outcome = workflowOutcome(this.#record);
+    const outcome = this.#endReached(settled);
     if (outcome !== undefined) {
       void this.#end(outcome.status, outcome.status === "failed" ? outcome.error : undefined);
       return;
@@ -300,12 +310,22 @@ class WorkflowRun {
     if (candidates === undefined) for (const [id, r] of Object.entries(this.#record.steps)) if (r.approval !== undefined && r.approval.decision === undefined && !this.#deadlines.has(id)) this.#arm(id, r.approval);
     const t = this.#deps.now();
     for (const id of stepsToStart(this.#record, t, candidates)) if (!this.#active.has(id)) this.#startTry(this.#steps.get(id)!);
+    // Only a step that ended to be retried changes which retry is next (a step started here was pending).
+    if (settled !== undefined && this.#record.steps[settled]!.status !== "retrying") return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     const next = nextRetryAt(this.#record);
     if (next !== undefined) {
       this.#timer = setTimeout(() => this.pump(), Math.max(0, next - this.#deps.now()));
       this.#timer.unref?.();
     }
+  }
+
+  /** How the workflow ends, if it has: after `settled` ended, from what that changed (see workflowOutcomeAfter); without, from every step. */
+  #endReached(settled: string | undefined): ReturnType<typeof workflowOutcome> {
+    if (settled === undefined) return workflowOutcome(this.#record);
+    const { outcome, endedBefore } = workflowOutcomeAfter(this.#record, this.#steps.get(settled)!, this.#endedBefore);
+    this.#endedBefore = endedBefore;
+    return outcome;
   }
 
   async cancel(): Promise<boolean> {
@@ -332,9 +352,10 @@ class WorkflowRun {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#controller.abort();
+    this.#controller.abort(RUN_OVER);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#disarm();
+    await this.#ending;
     await this.#writes;
   }
 
@@ -428,7 +449,7 @@ class WorkflowRun {
       let ended: { outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string };
       try {
         // Not waited for: a restart that lost it finds the task by its key (see recover), and it joins the next write.
-        if (!recovering) this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } }).catch((err: Error) => this.#deps.onError(err));
+        if (!recovering) this.#note(step.id);
         const taskId = attempt.taskId ?? (await this.#submit(step, attempt, recovering));
         if (signal.aborted) {
           // Taken while the run was abandoned: cancelled here, as abandon could not know it (a second cancel is refused harmlessly).
@@ -449,7 +470,7 @@ class WorkflowRun {
       }
       if (signal.aborted || this.#stopped) return;
       this.#active.delete(step.id);
-      await this.#settle(step, attempt, ended);
+      this.#settle(step, attempt, ended);
     })();
   }
 
@@ -477,34 +498,39 @@ class WorkflowRun {
     }
     attempt.taskId = task.id;
     // Not waited for: a restart that lost it finds the task by its key, and it joins the next write.
-    this.#write({ steps: { [step.id]: this.#record.steps[step.id]! } }).catch((err: Error) => this.#deps.onError(err));
+    this.#note(step.id);
     return task.id;
   }
 
   /** Follow a try's task to its end; past the step's timeout it is cancelled and the try fails. */
   async #outcome(step: WorkflowStep, attempt: StepAttempt, taskId: string, signal: AbortSignal): Promise<{ outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string }> {
     const { runtime } = this.#deps;
-    const watch = new AbortController();
-    const stop = (): void => watch.abort();
-    signal.addEventListener("abort", stop, { once: true });
+    // A step with a timeout stops watching at it too; one without watches on the run's signal (a controller and a
+    // listener of its own per step cost more than the rest of following it).
+    let watch: AbortSignal = signal;
     let timedOut = false;
-    const timer =
-      step.timeoutMs === undefined
-        ? undefined
-        : setTimeout(
-            () => {
-              timedOut = true;
-              watch.abort();
-            },
-            Math.max(0, attempt.startedAt + step.timeoutMs - this.#deps.now()),
-          );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stop: (() => void) | undefined;
+    if (step.timeoutMs !== undefined) {
+      const controller = new AbortController();
+      stop = () => controller.abort();
+      signal.addEventListener("abort", stop, { once: true });
+      watch = controller.signal;
+      timer = setTimeout(
+        () => {
+          timedOut = true;
+          controller.abort();
+        },
+        Math.max(0, attempt.startedAt + step.timeoutMs - this.#deps.now()),
+      );
+    }
     try {
       for (;;) {
         // The stream replays what happened and ends after the end, so the task's state is read once, when it has ended.
         try {
-          for await (const e of runtime.streamTaskUpdates(taskId, { signal: watch.signal })) if (TERMINAL_TASK.has(e.status)) break;
+          for await (const e of runtime.streamTaskUpdates(taskId, { signal: watch })) if (TERMINAL_TASK.has(e.status)) break;
         } catch (err) {
-          if (!watch.signal.aborted && !(err instanceof CoderClawError && err.code === "NOT_FOUND")) throw err;
+          if (!watch.aborted && !(err instanceof CoderClawError && err.code === "NOT_FOUND")) throw err;
         }
         if (timedOut) {
           await runtime.cancelTask(taskId).catch(() => false);
@@ -517,11 +543,11 @@ class WorkflowRun {
       }
     } finally {
       if (timer !== undefined) clearTimeout(timer);
-      signal.removeEventListener("abort", stop);
+      if (stop !== undefined) signal.removeEventListener("abort", stop);
     }
   }
 
-  async #settle(step: WorkflowStep, attempt: StepAttempt, ended: { outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string }): Promise<void> {
+  #settle(step: WorkflowStep, attempt: StepAttempt, ended: { outcome: "completed"; output: string } | { outcome: "failed" | "cancelled"; error: string }): void {
     if (this.#record.status !== "running") return;
     const r = this.#record.steps[step.id]!;
     attempt.outcome = ended.outcome;
@@ -537,14 +563,19 @@ class WorkflowRun {
         r.retryAt = attempt.endedAt + backoffAfter(step.retry, attempt.n);
       } else r.status = "failed";
     }
-    // Not waited for: the steps this lets start write their own start in the same store write, and submit only once it is durable.
-    this.#write({ steps: { [step.id]: r } }).catch((err: Error) => this.#deps.onError(err));
+    // Not waited for: the steps this lets start write their own start in the same store write.
+    this.#note(step.id);
     this.pump(step.id);
   }
 
   /** End the workflow: running steps' tasks cancelled, the rest skipped, the end recorded. */
-  async #end(status: "completed" | "failed" | "cancelled", error: string | undefined): Promise<void> {
-    if (this.#record.status !== "running") return;
+  #end(status: "completed" | "failed" | "cancelled", error: string | undefined): Promise<void> {
+    if (this.#record.status !== "running") return Promise.resolve();
+    this.#ending = this.#recordEnd(status, error);
+    return this.#ending;
+  }
+
+  async #recordEnd(status: "completed" | "failed" | "cancelled", error: string | undefined): Promise<void> {
     this.#record.status = status;
     this.#record.endedAt = this.#deps.now();
     if (error !== undefined) this.#record.error = error;
@@ -563,11 +594,15 @@ class WorkflowRun {
         changed[id] = r;
       }
     }
-    this.#controller.abort();
+    this.#controller.abort(RUN_OVER);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#disarm();
     // A completed end is what a restart would conclude again from the steps' tasks; a failed or cancelled one is not (see wait).
-    if (status === "completed") for (const w of this.#waiters.splice(0)) w(this.snapshot());
+    if (status === "completed") {
+      for (const w of this.#waiters.splice(0)) w(this.snapshot());
+      // Its write (every step's record turned into JSON and an Automerge change) waits for the next turn, not the answer.
+      await nextTurn();
+    }
     try {
       await this.#write({ status, endedAt: this.#record.endedAt, ...(error !== undefined && { error }), steps: changed }, true);
     } catch (err) {
@@ -589,13 +624,12 @@ class WorkflowRun {
    * written without waiting.
    */
   #write(change: WorkflowChange, urgent = false): Promise<void> {
-    const pending: PendingWrite = (this.#pending ??= { head: {}, steps: new Map(), waiters: [] });
+    const pending = this.#changes();
     // Kept by reference and cloned once per flush: the newest state of a step is what gets written.
     const { steps, ...head } = change;
     Object.assign(pending.head, head);
     for (const id in steps) pending.steps.set(id, steps[id]!);
     const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
-    this.#lastChangeAt = performance.now();
     if (urgent) {
       this.#urgent = true;
       this.#wake?.();
@@ -604,10 +638,28 @@ class WorkflowRun {
     return written;
   }
 
+  /**
+   * Record a step's newest state with the next write, as {@link #write} does,
+   * with nobody waiting for it: a step's start, task and end are noted on the
+   * path of every step, and a promise each cost more than the rest of it.
+   */
+  #note(stepId: string): void {
+    const pending = this.#changes();
+    pending.steps.set(stepId, this.#record.steps[stepId]!);
+    pending.noted = true;
+    this.#writes ??= this.#flush();
+  }
+
+  /** The changes waiting for the next write, the newest of them now. */
+  #changes(): PendingWrite {
+    this.#lastChangeAt = performance.now();
+    return (this.#pending ??= { head: {}, steps: new Map(), waiters: [], noted: false });
+  }
+
   async #flush(): Promise<void> {
     while (this.#pending !== undefined) {
       if (!this.#urgent) await this.#quiet();
-      const { head, steps, waiters } = this.#pending;
+      const { head, steps, waiters, noted } = this.#pending;
       this.#pending = undefined;
       this.#urgent = false;
       try {
@@ -619,6 +671,7 @@ class WorkflowRun {
         // An abandoned run's record was never stored, and its start reported why.
         for (const w of waiters) if (this.#abandoned) w.resolve();
         else w.reject(err);
+        if (noted && !this.#abandoned) this.#deps.onError(err as Error);
       }
     }
     this.#writes = undefined;
@@ -655,8 +708,23 @@ class WorkflowRun {
  * cost more to copy than their progress).
  */
 function copyRecord(record: WorkflowRecord): WorkflowRecord {
-  return { ...record, input: structuredClone(record.input), steps: structuredClone(record.steps) };
+  const steps: Record<string, StepRecord> = {};
+  for (const id in record.steps) steps[id] = copyStep(record.steps[id]!);
+  return { ...record, input: typeof record.input === "string" ? record.input : { ...record.input }, steps };
 }
+
+/** A step's record copied by hand, field by field: a hundred steps copied at each answer cost several times more through structuredClone. */
+function copyStep(r: StepRecord): StepRecord {
+  const copy: StepRecord = { ...r, attempts: r.attempts.map((a) => ({ ...a })) };
+  if (r.approval !== undefined) copy.approval = { ...r.approval, ...(r.approval.decision !== undefined && { decision: { ...r.approval.decision } }) };
+  return copy;
+}
+
+/**
+ * Why a run's signal aborts; nothing reads it but `aborted`. Given, so that
+ * each run's end does not make a DOMException (with its stack) of its own.
+ */
+const RUN_OVER = new CoderClawError("CANCELLED", "the workflow run is over");
 
 /** A controller whose signal every running step listens to: as many listeners as steps run at once. */
 function abortableBy(): AbortController {

@@ -162,3 +162,20 @@ export function workflowOutcome(record: WorkflowRecord): { status: "completed" }
   }
   return Object.values(record.steps).every((r) => stepEnded(r.status)) ? { status: "completed" } : undefined;
 }
+
+/**
+ * {@link workflowOutcome} after only step `settled` ended, given that every
+ * step before index `endedBefore` of the definition had ended: only `settled`
+ * can have failed the workflow (an earlier failure ended it then), and the
+ * steps known ended are not looked at again (an ended step stays ended), so a
+ * hundred steps ending cost a hundred looks, not ten thousand. Returns the
+ * outcome and how far the steps have ended now, for the next call.
+ */
+export function workflowOutcomeAfter(record: WorkflowRecord, settled: WorkflowStep, endedBefore: number): { outcome: ReturnType<typeof workflowOutcome>; endedBefore: number } {
+  const r = record.steps[settled.id]!;
+  if (r.status === "failed" && !settled.continueOnFailure) return { outcome: { status: "failed", error: `step ${settled.id} failed: ${r.error ?? "failed"}` }, endedBefore };
+  const steps = record.definition.steps;
+  let i = endedBefore;
+  while (i < steps.length && stepEnded(record.steps[steps[i]!.id]!.status)) i++;
+  return { outcome: i === steps.length ? { status: "completed" } : undefined, endedBefore: i };
+}

@@ -74,10 +74,11 @@ export function documentWorkflowStore(store: DocumentStore, options: { actor?: s
       const { id, coordinator, definition, input, createdAt, status, steps } = record;
       await store.update<WorkflowDoc>(WORKFLOW_PREFIX + id, (doc) => {
         if (doc !== undefined) throw new InvalidInputError(`workflow ${id} exists already`, "id");
-        // A step not written yet is pending (see readWorkflowDoc): a new workflow of a hundred steps writes none.
+        // A step not written yet is pending (see readWorkflowDoc): a new workflow of a hundred steps writes none, and no list
+        // (an empty one costs a third of the document's making); the first write that changes a step makes it.
         const touched = Object.entries(steps).filter(([, r]) => !isUntouched(r));
         return A.from<WorkflowDoc>(
-          { v: VERSION, id: str(id), ...(coordinator !== undefined && { coordinator: str(coordinator) }), fixed: str(JSON.stringify({ draft: draftOf(definition), input, createdAt })), status: str(status), log: touched.length === 0 ? [] : [str(JSON.stringify(Object.fromEntries(touched)))] },
+          { v: VERSION, id: str(id), ...(coordinator !== undefined && { coordinator: str(coordinator) }), fixed: str(JSON.stringify({ draft: draftOf(definition), input, createdAt })), status: str(status), ...(touched.length > 0 && { log: [str(JSON.stringify(Object.fromEntries(touched)))] }) },
           actor === undefined ? undefined : { actor: actor },
         );
       });
@@ -103,6 +104,9 @@ export function documentWorkflowStore(store: DocumentStore, options: { actor?: s
           } else d.log.push(entry);
         });
       });
+      // Ended, it is read again only when someone asks: kept in memory, a coordinator's ended workflows would fill the
+      // store's cache (a hundred steps' workflow is ~130 KB there) and every collection of the heap would mark them.
+      if (status !== undefined && status !== "running") store.evict(WORKFLOW_PREFIX + id);
     },
     async get(id) {
       const doc = await store.get<WorkflowDoc>(WORKFLOW_PREFIX + id);

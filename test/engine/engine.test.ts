@@ -1,4 +1,4 @@
-import { readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createBuiltinRegistry, StaticAgentRegistry } from "../../src/agents/builtin.js";
@@ -64,6 +64,20 @@ describe("task engine", () => {
     expect(written.filter((s) => s === "pending")).toHaveLength(51);
     expect(written.filter((s) => s === "completed")).toHaveLength(51);
     expect(written.filter((s) => s !== "pending" && s !== "completed")).toEqual([]);
+  });
+
+  it("fails a task whose session workspace cannot be made, naming it, and makes it for the session's next task once it can", async () => {
+    const { core: c, dir } = await core();
+    const blocked = join(dir, "workspaces", "blocked");
+    mkdirSync(join(dir, "workspaces"), { recursive: true });
+    writeFileSync(blocked, "a file where the workspace directory goes");
+    const first = await c.engine.submit({ description: "blocked", input: "x", agentId: "echo", sessionId: "blocked" });
+    await waitFor(async () => (await c.engine.getTask(first.id))?.status === "failed");
+    expect((await c.engine.getTask(first.id))?.error).toContain(blocked);
+    rmSync(blocked);
+    const second = await c.engine.submit({ description: "unblocked", input: "y", agentId: "echo", sessionId: "blocked" });
+    await waitFor(async () => (await c.engine.getTask(second.id))?.status === "completed");
+    expect(statSync(blocked).isDirectory()).toBe(true);
   });
 
   it("fails a task that exceeds its timeout, aborting the executor", async () => {

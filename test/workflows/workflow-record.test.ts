@@ -1,9 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkWorkflow, newWorkflowRecord, stepsToStart, workflowOutcome, type StepDraft } from "../../src/workflows/index.js";
+import { checkWorkflow, newWorkflowRecord, stepsToStart, workflowOutcome, workflowOutcomeAfter, type StepDraft } from "../../src/workflows/index.js";
 
 describe("workflow progress", () => {
-  it("property: whatever order tries end in, a step starts only after what it depends on completed, and the workflow ends failed exactly when a step that may not fail failed; what a step's end lets start is found among the steps depending on it", () => {
+  it("property: whatever order tries end in, a step starts only after what it depends on completed, and the workflow ends failed exactly when a step that may not fail failed; what a step's end lets start is found among the steps depending on it, and how the workflow ends from what that end changed", () => {
     const scenario = fc.integer({ min: 1, max: 12 }).chain((n) =>
       fc.record({
         n: fc.constant(n),
@@ -22,6 +22,7 @@ describe("workflow progress", () => {
         const record = newWorkflowRecord("w1", def, "", 0);
         const running: string[] = [];
         const starts = new Map<string, number>();
+        let endedBefore = 0;
         for (let turn = 0; turn < 200 && record.status === "running"; turn++) {
           for (const id of stepsToStart(record, 0)) {
             const step = def.steps.find((s) => s.id === id)!;
@@ -39,6 +40,9 @@ describe("workflow progress", () => {
           const [id] = running.splice(picks[turn % picks.length]! % running.length, 1);
           record.steps[id!]!.status = fails[Number(id!.slice(1))] ? "failed" : "completed";
           expect(stepsToStart(record, 0, def.steps.filter((s) => s.dependsOn.includes(id!)))).toEqual(stepsToStart(record, 0));
+          const after = workflowOutcomeAfter(record, def.steps.find((s) => s.id === id)!, endedBefore);
+          expect(after.outcome).toEqual(workflowOutcome(record));
+          endedBefore = after.endedBefore;
         }
         for (const count of starts.values()) expect(count).toBe(1);
         const mandatoryFailed = def.steps.some((s) => record.steps[s.id]!.status === "failed" && !s.continueOnFailure);

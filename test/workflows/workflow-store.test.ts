@@ -29,13 +29,26 @@ describe("workflow documents", () => {
     const record = newWorkflowRecord("w1", definition, "in", 1000);
     await store.create(record);
     const raw = (await core.store.get<RawDoc>(`${WORKFLOW_PREFIX}w1`))!;
-    expect(raw.log).toEqual([]);
+    expect(raw.log).toBeUndefined();
     expect(await store.get("w1")).toEqual(record);
 
     const b = done("b", "B");
     await store.update("w1", { steps: { b } });
     const read = await store.get("w1");
     expect(read?.steps).toEqual({ a: { status: "pending", attempts: [] }, b, c: { status: "pending", attempts: [] } });
+  });
+
+  it("leave memory once ended, and read back whole from storage", async () => {
+    const { core, store } = await openStore();
+    const cached = core.store.cachedCount();
+    await store.create(newWorkflowRecord("w1", definition, "in", 1000));
+    await store.update("w1", { steps: { a: done("a", "A") } });
+    expect(core.store.cachedCount()).toBe(cached + 1);
+    await store.update("w1", { status: "completed", endedAt: 1003, steps: { b: done("b", "B"), c: done("c", "C") } });
+    expect(core.store.cachedCount()).toBe(cached);
+    const read = await store.get("w1");
+    expect(read?.status).toBe("completed");
+    expect(read?.steps).toEqual({ a: done("a", "A"), b: done("b", "B"), c: done("c", "C") });
   });
 
   it("write the steps of one update as one value, and read later values over earlier ones", async () => {
