@@ -1,0 +1,128 @@
+import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { decodeCanonical, encodeCanonical } from "../../identity/canonical.js";
+import type { CoderClawNode } from "../../node/index.js";
+import { startBlobService } from "../../protocols/blobs/index.js";
+import { workspaceResultOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
+import { grantTaskResult, taskChanges } from "../../node/workspaces/task-result.js";
+import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
+import { reportAgent } from "../helpers/report-agent.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+/** Nodes to stop and directories to remove, last made first. */
+const made: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const undo of made.splice(0).reverse()) await undo();
+});
+
+/** Writes a report into its workspace, changing nothing else. */
+const reporter = reportAgent(() => "reported\n");
+
+async function completedResult(node: CoderClawNode, id: string): Promise<WorkspaceResult> {
+  for await (const _ of node.adapter.streamTaskUpdates(id));
+  const state = (await node.adapter.getTaskState(id))!;
+  expect(state.status, state.error).toBe("completed");
+  return workspaceResultOf((await node.adapter.getTaskEvents(id)).findLast((e) => e.status === "completed")!.data)!;
+}
+
+async function refusals(holder: CoderClawNode, action: string, peer: string): Promise<string[]> {
+  return (await holder.security.current.getAuditLog({ action, result: "denied" })).filter((e) => e.body.userId === peer).map((e) => e.body.reason ?? "");
+}
+
+const HOUR = 3600_000;
+
+describe("a task's trees fetched from any member that holds them, by a grant its submitter signed", () => {
+  it("A submits, B runs, A goes away: C fetches the result and the tree from B with A's grant; no grant, an expired, a forged, a misdirected and another tree's grant are refused and audited on B; a lying holder is cut off and C completes from B; a revoked submitter's grant counts for nothing", async () => {
+    // F founds the mesh (and later turns liar and revokes A); A submits; B runs; C is granted.
+    const mesh = await startNodes(4, (i) => ({ agents: i === 2 ? [reporter] : [], options: { sandbox: "off" } }));
+    made.push(mesh.stop);
+    const [f, a, b, c] = mesh.nodes as [CoderClawNode, CoderClawNode, CoderClawNode, CoderClawNode];
+    await formMesh(mesh.nodes);
+    await eventually(async () => (await a.directory.members()).length === 3, 10_000, "members");
+
+    const src = tempDir("cc-grant-src-");
+    made.push(() => src.remove());
+    const contents = Array.from({ length: 50 }, (_, i) => `${i}`.padEnd(4096, "x"));
+    contents.forEach((text, i) => writeFileSync(join(src.path, `f${i}.txt`), text));
+    const digests = contents.map((text) => createHash("sha256").update(text).digest("hex"));
+    const task = await a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path, route: b.peerId, artifacts: ["out/*.txt"] });
+    const result = await completedResult(a, task.id);
+    expect(result.heldBy).toBe(b.peerId);
+    const spec = (await a.adapter.getTaskState(task.id))!.metadata!.workspace as WorkspaceSpec;
+    // C's own replica, not A's answer: A goes away before C reads the task.
+    await eventually(async () => (await c.core.engine.getTask(task.id))?.status === "completed", 10_000, "the task replicated to C");
+
+    // Every grant A will give is signed while A runs; then A goes away.
+    const { grant } = await grantTaskResult(a.adapter, a.workspaces, task.id, c.peerId, Date.now() + HOUR);
+    const treeGrant = a.workspaces.grant(spec.tree, c.peerId, Date.now() + HOUR);
+    const expired = a.workspaces.grant(result.tree, c.peerId, Date.now() - 1);
+    const forB = a.workspaces.grant(result.tree, b.peerId, Date.now() + HOUR);
+    const forF = a.workspaces.grant(result.tree, f.peerId, Date.now() + HOUR);
+    const { sig, ...signed } = decodeCanonical(grant, { maxBytes: 1024, maxDepth: 2 }) as { sig: Uint8Array };
+    const tampered = encodeCanonical({ ...signed, sig: sig.map((byte, i) => (i === 0 ? byte ^ 1 : byte)) });
+    await expect(grantTaskResult(c.adapter, c.workspaces, task.id, c.peerId, Date.now() + HOUR)).rejects.toThrow(/only its submitter can grant/);
+    const byC = c.workspaces.grant(result.tree, c.peerId, Date.now() + HOUR);
+    await a.stop();
+
+    // Refused on B, each audited there with what was wrong; C fetched nothing.
+    const cases: Array<[string, Uint8Array | undefined, RegExp]> = [
+      ["no grant", undefined, /^no grant$/],
+      ["expired", expired, /expired at/],
+      ["forged: signed by C", byC, new RegExp(`signed by ${c.peerId}, not by the tree's submitter ${a.peerId}`)],
+      ["forged: signature altered", tampered, /signature does not verify/],
+      ["for another grantee", forB, new RegExp(`a grant for ${b.peerId}, presented by ${c.peerId}`)],
+      ["for another tree", treeGrant, new RegExp(`a grant for tree ${spec.tree}, not ${result.tree}`)],
+    ];
+    for (const [what, presented, reason] of cases) {
+      const before = (await refusals(b, "blobs.read", c.peerId)).length;
+      await expect(taskChanges(c.adapter, c.workspaces, task.id, undefined, { holders: [b.peerId], ...(presented && { grant: presented }) }), what).rejects.toThrow(/PERMISSION_DENIED|may not read/);
+      await eventually(async () => (await refusals(b, "blobs.read", c.peerId)).length > before, 10_000, `${what}: audited on B`);
+      expect((await refusals(b, "blobs.read", c.peerId)).at(-1), what).toMatch(reason);
+    }
+    expect(await c.blobStore.getTree(result.tree)).toBeUndefined();
+
+    // F turns liar: it claims the result and sends other bytes. C asks it first, cuts it off, audits it, and completes from B.
+    await f.blobs.service.stop();
+    const index = (await b.blobStore.getTree(result.tree))!;
+    const liar = await startBlobService({
+      libp2p: f.libp2p,
+      isMember: () => true,
+      authorize: () => true,
+      treeBlobs: () => ({ has: () => true }) as unknown as ReadonlySet<string>,
+      tree: () => index,
+      sources: [{ has: () => true, read: async () => new Uint8Array(100).fill(7) }],
+    });
+    try {
+      const changes = await taskChanges(c.adapter, c.workspaces, task.id, undefined, { holders: [f.peerId, b.peerId], grant });
+      expect(changes.patch.toString()).toContain("+++ b/out/report.txt");
+      expect(changes.artifacts.map((x) => [x.path, x.bytes.toString()])).toEqual([["out/report.txt", "reported\n"]]);
+    } finally {
+      await liar.stop();
+    }
+    const cut = await refusals(c, "blobs.fetch", f.peerId);
+    expect(cut.length).toBeGreaterThan(0);
+    expect(cut[0]).toMatch(new RegExp(`cut off: blob [0-9a-f]{64}: the bytes sent by ${f.peerId} do not hash to it`));
+
+    // The snapshot A sent, from its executor, with A's grant for that tree: manifest and blobs, each checked.
+    expect((await c.blobs.client.fetchTree(b.peerId, spec.tree, { grant: treeGrant })).byteLength).toBeGreaterThan(0);
+    expect(await c.blobStore.missing(digests)).toHaveLength(50);
+    const got = await c.blobs.client.fetchBlobs(b.peerId, spec.tree, digests, c.blobStore, { grant: treeGrant });
+    expect(got.fetched).toBe(50);
+    expect(await c.blobStore.missing(digests)).toEqual([]);
+
+    // C serves the result it fetched on to the member A granted it to, A and B aside: F (itself again) fetches it from C.
+    const fromC = await f.blobs.client.fetchTree(c.peerId, result.tree, { grant: forF });
+    expect(createHash("sha256").update(fromC).digest("hex")).toBe(result.tree);
+    await expect(f.blobs.client.fetchTree(c.peerId, result.tree)).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
+
+    // Once A is revoked, A's grants count for nothing anywhere.
+    await f.membership.revoke(a.peerId, "laptop stolen");
+    await eventually(() => b.membership.isRevoked(a.peerId), 10_000, "A's revocation reached B");
+    const before = (await refusals(b, "blobs.read", c.peerId)).length;
+    await expect(c.blobs.client.fetchTree(b.peerId, spec.tree, { grant: treeGrant })).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
+    await eventually(async () => (await refusals(b, "blobs.read", c.peerId)).length > before, 10_000, "the revoked submitter's grant audited on B");
+    expect((await refusals(b, "blobs.read", c.peerId)).at(-1)).toMatch(/which is revoked/);
+  }, 90_000);
+});
