@@ -7,6 +7,7 @@ import type { CoderClawNode } from "../../node/index.js";
 import { startBlobService } from "../../protocols/blobs/index.js";
 import { workspaceResultOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
 import { grantTaskResult, taskChanges } from "../../node/workspaces/task-result.js";
+import { runAdmin } from "../../node/node-admin.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
 import { reportAgent } from "../helpers/report-agent.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -56,6 +57,9 @@ describe("a task's trees fetched from any member that holds them, by a grant its
 
     // Every grant A will give is signed while A runs; then A goes away.
     const { grant } = await grantTaskResult(a.adapter, a.workspaces, task.id, c.peerId, Date.now() + HOUR);
+    // The same through the control socket's call, as `coderclaw task grant <id> --to <C>` makes it.
+    const token = (await runAdmin(a, "task.grant", { taskId: task.id, grantee: c.peerId, ttlMs: HOUR })) as { grant: string; tree: string };
+    expect(token.tree).toBe(result.tree);
     const treeGrant = a.workspaces.grant(spec.tree, c.peerId, Date.now() + HOUR);
     const expired = a.workspaces.grant(result.tree, c.peerId, Date.now() - 1);
     const forB = a.workspaces.grant(result.tree, b.peerId, Date.now() + HOUR);
@@ -95,9 +99,11 @@ describe("a task's trees fetched from any member that holds them, by a grant its
       sources: [{ has: () => true, read: async () => new Uint8Array(100).fill(7) }],
     });
     try {
-      const changes = await taskChanges(c.adapter, c.workspaces, task.id, undefined, { holders: [f.peerId, b.peerId], grant });
-      expect(changes.patch.toString()).toContain("+++ b/out/report.txt");
-      expect(changes.artifacts.map((x) => [x.path, x.bytes.toString()])).toEqual([["out/report.txt", "reported\n"]]);
+      // As `coderclaw task diff <id> --grant <token> --from <F> <B>` on C asks its node.
+      await expect(runAdmin(c, "task.changes", { taskId: task.id, grant: "not a token!" })).rejects.toMatchObject({ code: "INVALID_INPUT", field: "grant" });
+      const changes = (await runAdmin(c, "task.changes", { taskId: task.id, grant: token.grant, from: [f.peerId, b.peerId] })) as { patch: string; artifacts: Array<{ path: string; bytes: string }> };
+      expect(Buffer.from(changes.patch, "base64").toString()).toContain("+++ b/out/report.txt");
+      expect(changes.artifacts.map((x) => [x.path, Buffer.from(x.bytes, "base64").toString()])).toEqual([["out/report.txt", "reported\n"]]);
     } finally {
       await liar.stop();
     }
