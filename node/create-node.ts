@@ -271,6 +271,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
           return undefined;
         });
         if (sent !== undefined) audit({ action: "task.code.send", peer, resource: sent.tree, result: "allowed", reason: `${sent.files} files, ${sent.bytes} bytes` });
+        return workspaces.executorRequest(request, peer);
       },
       leaseTimeoutMs: options.leaseTimeoutMs ?? LEASE_TIMEOUT_MS,
       onError: (where, error) => options.onError?.(where, error),

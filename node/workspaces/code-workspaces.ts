@@ -17,6 +17,7 @@ import { RESULT_ARTIFACTS_DIR, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf
 import type { StatementSigner } from "../../identity/statement.js";
 import type { ServiceAuditEntry } from "../services/mesh-service.js";
 import { BlobArrivals } from "./blob-arrivals.js";
+import { executorGrantOf, withExecutorGrant } from "./executor-grant.js";
 import { fromHolders, holderMisbehaved, holderOrder, type HolderHints } from "./holder-fetch.js";
 import { signTreeGrant } from "./tree-grants.js";
 import type { SharedTrees } from "./shared-trees.js";
@@ -128,6 +129,19 @@ export class CodeWorkspaces implements TaskWorkspaces {
   }
 
   /**
+   * The request as it goes to `peer`: carrying a grant, signed here, that lets
+   * `peer` fetch the tree from any member holding it (the submitter may be gone
+   * by the time it fetches). The grant lasts as long as this node keeps the
+   * submission, and is the same bytes for every send of one attempt.
+   */
+  executorRequest(request: Readonly<TaskSubmitRequest>, peer: string): Readonly<TaskSubmitRequest> {
+    const spec = this.carriesCode(request) ? workspaceSpecOf(request.metadata) : undefined;
+    const record = spec === undefined ? undefined : this.#o.submitted.get(spec.tree);
+    if (spec === undefined || record === undefined || this.#o.signer === undefined) return request;
+    return withExecutorGrant(request, this.grant(spec.tree, peer, record.at + (this.#o.resultRetentionMs ?? DEFAULT_RESULT_RETENTION_MS)));
+  }
+
+  /**
    * After a restart, serve again what this node served before: its
    * submissions' trees, from the directories they were snapshotted from, to
    * the members granted them, and the results of tasks that ran here, to the
@@ -215,6 +229,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const spec = workspaceSpecOf(request.metadata)!;
     const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
     if (spec.bytes > limits.maxTreeBytes) throw new InvalidInputError(`a tree of ${spec.bytes} bytes is over this node's limit of ${limits.maxTreeBytes} (runtime.yaml code.maxTreeBytes)`, `metadata.${WORKSPACE_KEY}.bytes`);
+    executorGrantOf(request.metadata);
     const agent = request.agentId ?? "echo";
     if (submittedBy !== undefined && this.#o.acceptAgents !== undefined && !this.#o.acceptAgents.includes(agent)) {
       throw new CoderClawError("PERMISSION_DENIED", `agent ${agent} may not receive code from other devices on this node (runtime.yaml code.agents: ${this.#o.acceptAgents.join(", ") || "none"})`, { field: "agentId" });
@@ -225,7 +240,12 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const spec = workspaceSpecOf(task.request.metadata)!;
     const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
     const from = task.submittedBy;
-    const manifest = await this.#manifest(spec.tree, from, limits, signal, taskHolder(task.id));
+    const grant = executorGrantOf(task.request.metadata);
+    // With a grant, any member holding the tree may serve it (the submitter first when connected); without, the submitter alone.
+    const holders = from === undefined ? [] : grant === undefined ? [from] : holderOrder({ owner: from }, this.#o.connected?.() ?? [], this.#o.selfId);
+    const fromAny = <T>(what: string, attempt: (peer: string | undefined) => Promise<T>): Promise<T> =>
+      holders.length === 0 ? attempt(undefined) : fromHolders(what, holders, attempt, (peer, error) => this.#holderFailed(peer, spec.tree, error), signal);
+    const manifest = await fromAny(`tree ${spec.tree}`, (peer) => this.#manifest(spec.tree, peer, limits, signal, taskHolder(task.id), grant));
     if (totalSize(manifest) !== spec.bytes || manifest.entries.length !== spec.files) {
       throw new InvalidInputError(`the tree holds ${manifest.entries.length} files of ${totalSize(manifest)} bytes, not the ${spec.files} files of ${spec.bytes} bytes the request was signed with`, `metadata.${WORKSPACE_KEY}`);
     }
@@ -244,7 +264,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const read = async (digest: string): Promise<Uint8Array> => (local === undefined ? undefined : await local.read(digest)) ?? fromStore(digest);
     const tree =
       local === undefined
-        ? await this.#fetchInto(manifest, dir, from, spec.tree, blobs, limits, signal)
+        ? await this.#fetchInto(manifest, dir, spec.tree, (sink, stopped) => fromAny(`the blobs of tree ${spec.tree}`, (peer) => this.#fetchBlobs(peer, spec.tree, blobs, stopped, sink, grant)), limits, signal)
         : await materializeTree(manifest, dir, read, { limits, readsVerified: true });
     const tracking = await trackWorkspace(dir, gitDir, manifest, tree);
     // Another member the submitter grants it to may fetch the tree here while the store keeps its blobs.
@@ -488,11 +508,11 @@ export class CodeWorkspaces implements TaskWorkspaces {
    * held, so the two overlap instead of one waiting for the other. Either
    * failing stops the other; the tree is then not made.
    */
-  async #fetchInto(manifest: Manifest, dir: string, from: string | undefined, treeId: string, blobs: ReadonlySet<string>, limits: ManifestLimits, signal: AbortSignal): Promise<MaterializedTree> {
+  async #fetchInto(manifest: Manifest, dir: string, treeId: string, fetch: (sink: BlobSink, signal: AbortSignal) => Promise<void>, limits: ManifestLimits, signal: AbortSignal): Promise<MaterializedTree> {
     const arrivals = new BlobArrivals(this.#o.store, treeId);
     const stop = new AbortController();
     const stopped = AbortSignal.any([signal, stop.signal]);
-    const fetching = this.#fetchBlobs(from, treeId, blobs, stopped, arrivals.sink).then(
+    const fetching = fetch(arrivals.sink, stopped).then(
       () => arrivals.end(),
       (err: unknown) => {
         arrivals.fail(err instanceof Error ? err : new CoderClawError("UNAVAILABLE", String(err)));

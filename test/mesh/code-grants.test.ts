@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeCanonical, encodeCanonical } from "../../identity/canonical.js";
@@ -8,6 +8,8 @@ import { startBlobService } from "../../protocols/blobs/index.js";
 import { workspaceResultOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
 import { grantTaskResult, taskChanges } from "../../node/workspaces/task-result.js";
 import { runAdmin } from "../../node/node-admin.js";
+import { executorGrantOf, withExecutorGrant } from "../../node/workspaces/executor-grant.js";
+import { readTreeGrant } from "../../node/workspaces/tree-grants.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
 import { reportAgent } from "../helpers/report-agent.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -51,7 +53,9 @@ describe("a task's trees fetched from any member that holds them, by a grant its
     const task = await a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path, route: b.peerId, artifacts: ["out/*.txt"] });
     const result = await completedResult(a, task.id);
     expect(result.heldBy).toBe(b.peerId);
-    const spec = (await a.adapter.getTaskState(task.id))!.metadata!.workspace as WorkspaceSpec;
+    const { metadata, placement } = (await a.adapter.getTaskState(task.id))!;
+    const spec = metadata!.workspace as WorkspaceSpec;
+    const attemptId = placement!.attemptId!;
     // C's own replica, not A's answer: A goes away before C reads the task.
     await eventually(async () => (await c.core.engine.getTask(task.id))?.status === "completed", 10_000, "the task replicated to C");
 
@@ -111,12 +115,17 @@ describe("a task's trees fetched from any member that holds them, by a grant its
     expect(cut.length).toBeGreaterThan(0);
     expect(cut[0]).toMatch(new RegExp(`cut off: blob [0-9a-f]{64}: the bytes sent by ${f.peerId} do not hash to it`));
 
-    // The snapshot A sent, from its executor, with A's grant for that tree: manifest and blobs, each checked.
-    expect((await c.blobs.client.fetchTree(b.peerId, spec.tree, { grant: treeGrant })).byteLength).toBeGreaterThan(0);
+    // The snapshot A sent, from its executor: the attempt B was sent carries A's grant for B, and an attempt A would send C
+    // (its request carrying A's grant for C) is prepared on C from B, every blob checked, A being gone.
+    const sentToB = (await b.core.engine.getTask(attemptId))!.metadata!;
+    expect(readTreeGrant(executorGrantOf(sentToB)!)).toMatchObject({ tree: spec.tree, grantee: b.peerId, issuer: a.peerId });
     expect(await c.blobStore.missing(digests)).toHaveLength(50);
-    const got = await c.blobs.client.fetchBlobs(b.peerId, spec.tree, digests, c.blobStore, { grant: treeGrant });
-    expect(got.fetched).toBe(50);
+    const request = withExecutorGrant({ description: "report", input: "", agentId: "report", metadata: { workspace: spec } }, treeGrant);
+    const dir = await c.workspaces.prepare({ id: "attempt-on-c", request, submittedBy: a.peerId }, AbortSignal.timeout(30_000));
+    expect(readFileSync(join(dir, "f7.txt"), "utf8")).toBe(contents[7]);
     expect(await c.blobStore.missing(digests)).toEqual([]);
+    await c.workspaces.release("attempt-on-c");
+    expect((await c.blobs.client.fetchTree(b.peerId, spec.tree, { grant: treeGrant })).byteLength).toBeGreaterThan(0);
 
     // C serves the result it fetched on to the member A granted it to, A and B aside: F (itself again) fetches it from C.
     const fromC = await f.blobs.client.fetchTree(c.peerId, result.tree, { grant: forF });

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { deviceIdentityFromSeed } from "../../identity/device.js";
 import { decodeCanonical, encodeCanonical } from "../../identity/canonical.js";
+import { executorGrantOf, withExecutorGrant } from "../../node/workspaces/executor-grant.js";
 import { grantedReads } from "../../node/workspaces/grant-reads.js";
 import { SharedTrees } from "../../node/workspaces/shared-trees.js";
 import { grantRefusal, readTreeGrant, signTreeGrant } from "../../node/workspaces/tree-grants.js";
@@ -63,5 +64,14 @@ describe("tree grants", () => {
     // A member asking without end is audited a burst's worth, then rarely.
     for (let i = 0; i < 100; i++) reads(other.peerId, TREE, undefined);
     expect(audited.length).toBeLessThanOrEqual(21);
+  });
+
+  it("an attempt carries its executor's grant in its signed request; a malformed one is refused naming the field", () => {
+    const request = withExecutorGrant({ description: "d", input: "", metadata: { workspace: { tree: TREE, bytes: 1, files: 1 } } }, grant);
+    expect(executorGrantOf(request.metadata)).toEqual(grant);
+    expect(executorGrantOf({})).toBeUndefined();
+    for (const bad of [42, "", "not base64!", "A".repeat(2000)]) {
+      expect(() => executorGrantOf({ workspaceGrant: bad }), String(bad).slice(0, 20)).toThrow(expect.objectContaining({ code: "INVALID_INPUT", field: "metadata.workspaceGrant" }));
+    }
   });
 });
