@@ -245,6 +245,8 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const holders = from === undefined ? [] : grant === undefined ? [from] : holderOrder({ owner: from }, this.#o.connected?.() ?? [], this.#o.selfId);
     const fromAny = <T>(what: string, attempt: (peer: string | undefined) => Promise<T>): Promise<T> =>
       holders.length === 0 ? attempt(undefined) : fromHolders(what, holders, attempt, (peer, error) => this.#holderFailed(peer, spec.tree, error), signal);
+    // A tree held here before this task is not the submitter's to grant: naming a tree id proves nothing of its content.
+    const heldBefore = this.#o.shared.has(spec.tree) || (await this.#o.store.getTree(spec.tree)) !== undefined;
     const manifest = await fromAny(`tree ${spec.tree}`, (peer) => this.#manifest(spec.tree, peer, limits, signal, taskHolder(task.id), grant));
     if (totalSize(manifest) !== spec.bytes || manifest.entries.length !== spec.files) {
       throw new InvalidInputError(`the tree holds ${manifest.entries.length} files of ${totalSize(manifest)} bytes, not the ${spec.files} files of ${spec.bytes} bytes the request was signed with`, `metadata.${WORKSPACE_KEY}`);
@@ -268,7 +270,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
         : await materializeTree(manifest, dir, read, { limits, readsVerified: true });
     const tracking = await trackWorkspace(dir, gitDir, manifest, tree);
     // Another member the submitter grants it to may fetch the tree here while the store keeps its blobs.
-    if (local === undefined && from !== undefined) await this.#shareFetched(spec.tree, blobs, from);
+    if (!heldBefore && from !== undefined) await this.#shareFetched(spec.tree, blobs, from);
     this.#prepared.set(task.id, { dir, tracking, read, spec, requester: from });
     return dir;
   }

@@ -63,10 +63,15 @@ export class SharedTrees {
     return true;
   }
 
-  /** Honour grants `owner` signs for `treeId` (the submitter of the task it belongs to); false when the tree is not shared here. */
+  /**
+   * Honour grants `owner` signs for `treeId` (the submitter of the task it
+   * belongs to); false when the tree is not shared here or has an owner
+   * already. The first owner stays: a member naming in its own submission a
+   * tree this node holds for another must not become able to grant it.
+   */
   own(treeId: string, owner: string): boolean {
     const tree = this.#trees.get(treeId);
-    if (tree === undefined) return false;
+    if (tree === undefined || (tree.owner !== undefined && tree.owner !== owner)) return false;
     tree.owner = owner;
     return true;
   }

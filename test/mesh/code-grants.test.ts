@@ -37,7 +37,7 @@ async function refusals(holder: CoderClawNode, action: string, peer: string): Pr
 const HOUR = 3600_000;
 
 describe("a task's trees fetched from any member that holds them, by a grant its submitter signed", () => {
-  it("A submits, B runs, A goes away: C fetches the result and the tree from B with A's grant; no grant, an expired, a forged, a misdirected and another tree's grant are refused and audited on B; a lying holder is cut off and C completes from B; a revoked submitter's grant counts for nothing", async () => {
+  it("A submits, B runs, A goes away: C fetches the result and the tree from B with A's grant; no grant, an expired, a forged, a misdirected and another tree's grant are refused and audited on B; a member naming the tree in its own submission gains no right to grant it; a lying holder is cut off and C completes from B; a revoked submitter's grant counts for nothing", async () => {
     // F founds the mesh (and later turns liar and revokes A); A submits; B runs; C is granted.
     const mesh = await startNodes(4, (i) => ({ agents: i === 2 ? [reporter] : [], options: { sandbox: "off" } }));
     made.push(mesh.stop);
@@ -90,6 +90,14 @@ describe("a task's trees fetched from any member that holds them, by a grant its
       expect((await refusals(b, "blobs.read", c.peerId)).at(-1), what).toMatch(reason);
     }
     expect(await c.blobStore.getTree(result.tree)).toBeUndefined();
+
+    // F names A's tree (its id replicated with the task) in a submission of its own to B, which holds that tree already:
+    // F does not become a submitter of it there, and a grant F signs for itself is refused and audited.
+    const named = await f.adapter.submitTask({ description: "report", input: "", agentId: "report", metadata: { workspace: spec } }, { route: b.peerId });
+    for await (const _ of f.adapter.streamTaskUpdates(named.id));
+    const selfGranted = f.workspaces.grant(spec.tree, f.peerId, Date.now() + HOUR);
+    await expect(f.blobs.client.fetchTree(b.peerId, spec.tree, { grant: selfGranted })).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
+    await eventually(async () => (await refusals(b, "blobs.read", f.peerId)).some((r) => r.includes(`signed by ${f.peerId}, not by the tree's submitter ${a.peerId}`)), 10_000, "F's own grant refused and audited on B");
 
     // F turns liar: it claims the result and sends other bytes. C asks it first, cuts it off, audits it, and completes from B.
     await f.blobs.service.stop();
