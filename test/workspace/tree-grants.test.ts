@@ -58,6 +58,8 @@ describe("tree grants", () => {
     expect(audited).toEqual([]);
     shared.own(TREE, submitter.peerId);
     expect(reads(grantee.peerId, TREE, grant)).toBe(true);
+    // Its submitter reads it without a grant.
+    expect(reads(submitter.peerId, TREE, undefined)).toBe(true);
     expect(reads(other.peerId, TREE, grant)).toBe(false);
     expect(reads(other.peerId, TREE, undefined)).toBe(false);
     expect(audited).toEqual([`${other.peerId} a grant for ${grantee.peerId}, presented by ${other.peerId}`, `${other.peerId} no grant`]);
