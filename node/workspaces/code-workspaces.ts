@@ -247,7 +247,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
       holders.length === 0 ? attempt(undefined) : fromHolders(what, holders, attempt, (peer, error) => this.#holderFailed(peer, spec.tree, error), signal);
     // A tree held here before this task is not the submitter's to grant: naming a tree id proves nothing of its content.
     const heldBefore = this.#o.shared.has(spec.tree) || (await this.#o.store.getTree(spec.tree)) !== undefined;
-    const manifest = await fromAny(`tree ${spec.tree}`, (peer) => this.#manifest(spec.tree, peer, limits, signal, taskHolder(task.id), grant));
+    const manifest = await fromAny(`tree ${spec.tree}`, (peer) => this.#manifest(spec.tree, peer, limits, { signal, holder: taskHolder(task.id), grant, vouched: true }));
     if (totalSize(manifest) !== spec.bytes || manifest.entries.length !== spec.files) {
       throw new InvalidInputError(`the tree holds ${manifest.entries.length} files of ${totalSize(manifest)} bytes, not the ${spec.files} files of ${spec.bytes} bytes the request was signed with`, `metadata.${WORKSPACE_KEY}`);
     }
@@ -402,7 +402,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
    */
   async result(result: WorkspaceResult, signal?: AbortSignal, from: ResultSources = {}): Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
     const fetchFrom = async (peer: string | undefined): Promise<Manifest> => {
-      const manifest = await this.#manifest(result.tree, peer, DEFAULT_MANIFEST_LIMITS, signal, undefined, from.grant);
+      const manifest = await this.#manifest(result.tree, peer, DEFAULT_MANIFEST_LIMITS, { ...fetchOptions(signal, from.grant) });
       await this.#fetchBlobs(peer, result.tree, blobsOf(manifest), signal, this.#o.store, from.grant);
       return manifest;
     };
@@ -477,8 +477,9 @@ export class CodeWorkspaces implements TaskWorkspaces {
    * With a `holder`, the pieces are pinned for it first, so that a collection
    * between their fetch and their reading cannot take them.
    */
-  async #manifest(treeId: string, from: string | undefined, limits: ManifestLimits, signal?: AbortSignal, holder?: string, grant?: Uint8Array): Promise<Manifest> {
-    const index = await this.#treeBytes(treeId, from, signal, grant);
+  async #manifest(treeId: string, from: string | undefined, limits: ManifestLimits, options: ManifestFetch = {}): Promise<Manifest> {
+    const { signal, holder, grant } = options;
+    const index = await this.#treeBytes(treeId, from, signal, grant, options.vouched === true);
     const digests = decodeManifestIndex(treeId, index, limits);
     if (holder !== undefined) await this.#o.store.pin(holder, digests);
     const local = this.#o.shared.source(treeId);
@@ -493,14 +494,14 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return joinManifest(treeId, index, pieces as Uint8Array[], limits);
   }
 
-  async #treeBytes(treeId: string, from: string | undefined, signal?: AbortSignal, grant?: Uint8Array): Promise<Uint8Array> {
+  async #treeBytes(treeId: string, from: string | undefined, signal?: AbortSignal, grant?: Uint8Array, vouched = false): Promise<Uint8Array> {
     const held = this.#o.shared.tree(treeId) ?? (await this.#o.store.getTree(treeId));
-    if (held !== undefined) return held;
+    if (held !== undefined && !(vouched && from !== undefined)) return held;
     if (from === undefined) throw new CoderClawError("NOT_FOUND", `tree ${treeId} is not held here`);
     const client = this.#o.client();
     if (client === undefined) throw new CoderClawError("UNAVAILABLE", "the blob protocol is not running yet");
     const bytes = await client.fetchTree(from, treeId, fetchOptions(signal, grant));
-    await this.#o.store.putTree(treeId, bytes);
+    if (held === undefined) await this.#o.store.putTree(treeId, bytes);
     return bytes;
   }
 
@@ -599,6 +600,21 @@ function parseServedResult(text: string): ServedResult | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** How {@link CodeWorkspaces} gets a manifest it may lack. */
+interface ManifestFetch {
+  signal?: AbortSignal;
+  /** Pins the manifest's pieces for this holder before they are read. */
+  holder?: string;
+  grant?: Uint8Array;
+  /**
+   * The index is asked of `from` even when held here: a task from another
+   * device runs on a tree only when its submitter (or a holder on its grant)
+   * can serve it. A tree id alone replicates to every member, and this node's
+   * store may hold the tree for someone else.
+   */
+  vouched?: boolean;
 }
 
 /** A fetch's options, without keys for what is absent. */

@@ -93,9 +93,13 @@ describe("a task's trees fetched from any member that holds them, by a grant its
     expect(await c.blobStore.getTree(result.tree)).toBeUndefined();
 
     // F names A's tree (its id replicated with the task) in a submission of its own to B, which holds that tree already:
-    // F does not become a submitter of it there, and a grant F signs for itself is refused and audited.
+    // B asks F for it, F cannot serve it, and the task fails before any agent sees the tree. F does not become a submitter
+    // of the tree on B either: a grant F signs for itself is refused and audited.
     const named = await f.adapter.submitTask({ description: "report", input: "", agentId: "report", metadata: { workspace: { tree: spec.tree, bytes: spec.bytes, files: spec.files } } }, { route: b.peerId });
     for await (const _ of f.adapter.streamTaskUpdates(named.id));
+    const namedState = (await f.adapter.getTaskState(named.id))!;
+    expect(namedState.status).toBe("failed");
+    expect(namedState.error).toContain(`tree ${spec.tree}: no member gave it`);
     const selfGranted = f.workspaces.grant(spec.tree, f.peerId, Date.now() + HOUR);
     await expect(f.blobs.client.fetchTree(b.peerId, spec.tree, { grant: selfGranted })).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
     await eventually(async () => (await refusals(b, "blobs.read", f.peerId)).some((r) => r.includes(`signed by ${f.peerId}, not by the tree's submitter ${a.peerId}`)), 10_000, "F's own grant refused and audited on B");
