@@ -10,8 +10,8 @@ import { meshAgentListing } from "./registry/published-agents.js";
 import { grantTaskResult, taskChanges } from "./workspaces/task-result.js";
 import { grantRoles, revokeRole, type RoleAdminDeps } from "./security/role-admin.js";
 import { renameDevice } from "./security/device-naming.js";
-import { decodeStatement, fingerprintOfPublicKey, fromBase64Url, publicKeyOfDeviceId, toBase64Url } from "../identity/index.js";
-import { MAX_GRANT_BYTES } from "../protocols/blobs/messages.js";
+import { decodeStatement, fingerprintOfPublicKey, publicKeyOfDeviceId, toBase64Url } from "../identity/index.js";
+import { grantTokenBytes } from "./workspaces/executor-grant.js";
 import type { RoleGrant } from "../src/security/grants.js";
 
 /** Administrative calls on a running node, served over the control socket. */
@@ -21,18 +21,6 @@ export type AdminMethod = (typeof ADMIN_METHODS)[number];
 const levelSchema = z.enum(["verified", "trusted"]);
 const roleName = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, "must be a role name like 'developer'");
 const deviceSchema = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, "must be a device id (a PeerId)");
-/** A grant token as `task grant` prints it: base64url of the signed grant, decoded here; what it says is checked by the holder. */
-const grantToken = z
-  .string()
-  .max(Math.ceil((MAX_GRANT_BYTES * 4) / 3))
-  .transform((text, ctx) => {
-    const bytes = fromBase64Url(text);
-    if (bytes === undefined || bytes.byteLength === 0) {
-      ctx.addIssue({ code: "custom", message: "must be a grant token as `coderclaw task grant` prints it (base64url)" });
-      return z.NEVER;
-    }
-    return bytes;
-  });
 const isoDate = z.iso.datetime({ offset: true }).transform((v) => new Date(v));
 const schemas = {
   "session.create": z.strictObject({
@@ -65,7 +53,7 @@ const schemas = {
   "devices.trust": z.strictObject({ deviceId: deviceSchema, level: levelSchema }),
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
   "devices.rename": z.strictObject({ deviceId: deviceSchema, name: z.string().min(1).max(128) }),
-  "task.changes": z.strictObject({ taskId: z.string().min(1).max(128), grant: grantToken.optional(), from: z.array(deviceSchema).min(1).max(16).optional() }),
+  "task.changes": z.strictObject({ taskId: z.string().min(1).max(128), grant: z.string().max(4096).optional(), from: z.array(deviceSchema).min(1).max(16).optional() }),
   "task.grant": z.strictObject({ taskId: z.string().min(1).max(128), grantee: deviceSchema, ttlMs: z.number().int().min(1000).max(365 * 24 * 3600_000) }),
   "roles.list": z.strictObject({}).optional(),
   "roles.grant": z.strictObject({ subject: z.string().min(1).max(256), roles: z.array(roleName).min(1).max(16), ttlMs: z.number().int().min(60_000).max(366 * 24 * 3600_000).optional() }),
@@ -90,7 +78,7 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     case "task.changes": {
       // Bytes travel as base64: the control socket speaks JSON lines.
       const { taskId, grant, from } = parseInput(schemas[method], raw);
-      const { result, patch, artifacts } = await taskChanges(node.adapter, node.workspaces, taskId, undefined, { ...(grant !== undefined && { grant }), ...(from !== undefined && { holders: from }) });
+      const { result, patch, artifacts } = await taskChanges(node.adapter, node.workspaces, taskId, undefined, { ...(grant !== undefined && { grant: grantTokenBytes(grant, "grant") }), ...(from !== undefined && { holders: from }) });
       return { result, patch: patch.toString("base64"), artifacts: artifacts.map((a) => ({ path: a.path, bytes: a.bytes.toString("base64") })) };
     }
     case "task.grant": {

@@ -15,13 +15,21 @@ export const EXECUTOR_GRANT_KEY = "workspaceGrant";
 
 const tokenSchema = z.string().min(1).max(Math.ceil((MAX_GRANT_BYTES * 4) / 3));
 
+/**
+ * The bytes of a grant token (base64url, as `task grant` prints it and a request
+ * carries it); anything else is refused naming `field`. What the grant says is
+ * for the holder to judge.
+ */
+export function grantTokenBytes(raw: unknown, field: string): Uint8Array {
+  const bytes = tokenSchema.safeParse(raw).success ? fromBase64Url(raw as string) : undefined;
+  if (bytes === undefined || bytes.byteLength === 0) throw new InvalidInputError(`must be a grant token (base64url of at most ${MAX_GRANT_BYTES} bytes, as \`coderclaw task grant\` prints it)`, field);
+  return bytes;
+}
+
 /** The grant a request carries for its executor, or undefined; a malformed one is refused naming the field (it came from another device). */
 export function executorGrantOf(metadata: Readonly<Record<string, unknown>> | undefined): Uint8Array | undefined {
   const raw = metadata?.[EXECUTOR_GRANT_KEY];
-  if (raw === undefined) return undefined;
-  const bytes = tokenSchema.safeParse(raw).success ? fromBase64Url(raw as string) : undefined;
-  if (bytes === undefined || bytes.byteLength === 0) throw new InvalidInputError(`must be a grant in base64url of at most ${MAX_GRANT_BYTES} bytes`, `metadata.${EXECUTOR_GRANT_KEY}`);
-  return bytes;
+  return raw === undefined ? undefined : grantTokenBytes(raw, `metadata.${EXECUTOR_GRANT_KEY}`);
 }
 
 /** `request` carrying `grant` for its executor. */

@@ -7,7 +7,9 @@ import type { CoderClawNode } from "../../node/index.js";
 import { startBlobService } from "../../protocols/blobs/index.js";
 import { workspaceResultOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
 import { grantTaskResult, taskChanges } from "../../node/workspaces/task-result.js";
+import { toBase64Url } from "../../identity/bytes.js";
 import { createNode } from "../../node/create-node.js";
+import { createHttpServer } from "../../node/http/index.js";
 import { runAdmin } from "../../node/node-admin.js";
 import { executorGrantOf, withExecutorGrant } from "../../node/workspaces/executor-grant.js";
 import { readTreeGrant } from "../../node/workspaces/tree-grants.js";
@@ -144,6 +146,20 @@ describe("a task's trees fetched from any member that holds them, by a grant its
     const fromC = await f.blobs.client.fetchTree(c.peerId, result.tree, { grant: forF });
     expect(createHash("sha256").update(fromC).digest("hex")).toBe(result.tree);
     await expect(f.blobs.client.fetchTree(c.peerId, result.tree)).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
+
+    // Over F's HTTP API with A's token for F: a token that is none is refused naming the parameter; F fetches the result.
+    const http = await createHttpServer({ adapter: f.adapter, authenticate: () => ({}), changes: (id, sources) => taskChanges(f.adapter, f.workspaces, id, undefined, sources), port: 0 });
+    try {
+      const get = (query: string): Promise<Response> => fetch(`${http.url}/v1/tasks/${task.id}/patch${query}`, { headers: { authorization: "Bearer t" } });
+      const bad = await get("?grant=not%20a%20token");
+      expect(bad.status).toBe(400);
+      expect(await bad.text()).toContain("grant");
+      const patch = await get(`?grant=${toBase64Url(forF)}`);
+      expect(patch.status).toBe(200);
+      expect(await patch.text()).toContain("+++ b/out/report.txt");
+    } finally {
+      await http.close();
+    }
 
     // B restarts: it serves the result again to a member A granted it to (the result's submitter is on record with it).
     await b.stop();
