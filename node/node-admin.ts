@@ -10,7 +10,7 @@ import { meshAgentListing } from "./registry/published-agents.js";
 import { grantTaskResult, taskChanges } from "./workspaces/task-result.js";
 import { grantRoles, revokeRole, type RoleAdminDeps } from "./security/role-admin.js";
 import { renameDevice } from "./security/device-naming.js";
-import { decodeStatement, fingerprintOfPublicKey, publicKeyOfDeviceId, toBase64Url } from "../identity/index.js";
+import { DEVICE_ID_PATTERN, decodeStatement, fingerprintOfPublicKey, publicKeyOfDeviceId, toBase64Url } from "../identity/index.js";
 import { grantTokenBytes } from "./workspaces/executor-grant.js";
 import type { RoleGrant } from "../src/security/grants.js";
 
@@ -21,6 +21,8 @@ export type AdminMethod = (typeof ADMIN_METHODS)[number];
 const levelSchema = z.enum(["verified", "trusted"]);
 const roleName = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, "must be a role name like 'developer'");
 const deviceSchema = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, "must be a device id (a PeerId)");
+/** A device id exactly (what a grant names), not only its alphabet. */
+const deviceIdSchema = z.string().regex(DEVICE_ID_PATTERN, "must be a device id (a PeerId such as 12D3KooW...)");
 const isoDate = z.iso.datetime({ offset: true }).transform((v) => new Date(v));
 const schemas = {
   "session.create": z.strictObject({
@@ -53,8 +55,8 @@ const schemas = {
   "devices.trust": z.strictObject({ deviceId: deviceSchema, level: levelSchema }),
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
   "devices.rename": z.strictObject({ deviceId: deviceSchema, name: z.string().min(1).max(128) }),
-  "task.changes": z.strictObject({ taskId: z.string().min(1).max(128), grant: z.string().max(4096).optional(), from: z.array(deviceSchema).min(1).max(16).optional() }),
-  "task.grant": z.strictObject({ taskId: z.string().min(1).max(128), grantee: deviceSchema, ttlMs: z.number().int().min(1000).max(365 * 24 * 3600_000) }),
+  "task.changes": z.strictObject({ taskId: z.string().min(1).max(128), grant: z.string().max(4096).optional(), from: z.array(deviceIdSchema).min(1).max(16).optional() }),
+  "task.grant": z.strictObject({ taskId: z.string().min(1).max(128), grantee: deviceIdSchema, ttlMs: z.number().int().min(1000).max(365 * 24 * 3600_000) }),
   "roles.list": z.strictObject({}).optional(),
   "roles.grant": z.strictObject({ subject: z.string().min(1).max(256), roles: z.array(roleName).min(1).max(16), ttlMs: z.number().int().min(60_000).max(366 * 24 * 3600_000).optional() }),
   "roles.revoke": z.strictObject({ subject: z.string().min(1).max(256), role: roleName, reason: z.string().max(256).optional() }),

@@ -54,6 +54,9 @@ describe("the README's example: a task on the user's repository, from the CLI", 
     expect(readTreeGrant(fromBase64Url(token.grant)!)).toMatchObject({ tree: token.tree, grantee: other });
     expect(Date.parse(token.expires) - Date.now()).toBeGreaterThan(3600_000);
     expect((await runCli(["task", "grant", task.id, "--to", other, "--for", "forever"], h)).code).toBe(2);
+    const notDevice = await runCli(["task", "grant", task.id, "--to", "12D3KooWAbc"], h);
+    expect(notDevice.code).toBe(2);
+    expect(notDevice.stderr).toMatch(/grantee.*must be a device id/);
     const viaGrant = await runCli(["task", "diff", task.id, "--grant", token.grant, "--from", other], h);
     expect(viaGrant.code, viaGrant.stderr).toBe(0);
     expect(viaGrant.stdout).toBe(diff.stdout);

@@ -35,12 +35,13 @@ function patchCounts(patch: Buffer): { added: number; modified: number; deleted:
 }
 
 /** The same as {@link changesOf}, read from the node's HTTP API (`--server`): the patch, then each artifact. */
-async function changesOverHttp(server: HTTPTransportAdapter, taskId: string): Promise<Awaited<ReturnType<typeof changesOf>>> {
+async function changesOverHttp(server: HTTPTransportAdapter, taskId: string, grant: string | undefined): Promise<Awaited<ReturnType<typeof changesOf>>> {
   const id = encodeURIComponent(taskId);
-  const patch = await server.fetchBytes(`/tasks/${id}/patch`);
-  const { artifacts: listed } = parseInput(ArtifactListSchema, await server.call("GET", `/tasks/${id}/artifacts`));
+  const query = grant === undefined ? "" : `?grant=${encodeURIComponent(grant)}`;
+  const patch = await server.fetchBytes(`/tasks/${id}/patch${query}`);
+  const { artifacts: listed } = parseInput(ArtifactListSchema, await server.call("GET", `/tasks/${id}/artifacts${query}`));
   const artifacts = [];
-  for (const a of listed) artifacts.push({ path: a.path, bytes: await server.fetchBytes(`/tasks/${id}/artifacts/${a.path.split("/").map(encodeURIComponent).join("/")}`) });
+  for (const a of listed) artifacts.push({ path: a.path, bytes: await server.fetchBytes(`/tasks/${id}/artifacts/${a.path.split("/").map(encodeURIComponent).join("/")}${query}`) });
   return { result: { patchBytes: patch.byteLength, changed: patchCounts(patch), artifacts: listed }, patch, artifacts };
 }
 
@@ -61,9 +62,9 @@ function withSources(command: Command): Command {
 async function changesOf(cmd: Command, taskId: string, sources: SourceOptions = {}): Promise<{ result: z.infer<typeof ChangesSchema>["result"]; patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
   const server = serverAdapter(cmd.optsWithGlobals<AccessOptions>());
   if (server !== undefined) {
-    if (sources.grant !== undefined || sources.from !== undefined) throw new InvalidInputError("--grant and --from are for the node on this machine, not --server", sources.grant !== undefined ? "--grant" : "--from");
+    if (sources.from !== undefined) throw new InvalidInputError("--from is for the node on this machine, not --server", "--from");
     try {
-      return await changesOverHttp(server, taskId);
+      return await changesOverHttp(server, taskId, sources.grant);
     } finally {
       await server.close();
     }
