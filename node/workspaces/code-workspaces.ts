@@ -240,14 +240,16 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const spec = workspaceSpecOf(task.request.metadata)!;
     const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
     const from = task.submittedBy;
-    const grant = executorGrantOf(task.request.metadata);
+    const carried = executorGrantOf(task.request.metadata);
+    // The submitter serves its own grantees from its record: the grant goes to other holders only (a node older than grants refuses the field).
+    const grantFor = (peer: string | undefined): Uint8Array | undefined => (peer === from ? undefined : carried);
     // With a grant, any member holding the tree may serve it (the submitter first when connected); without, the submitter alone.
-    const holders = from === undefined ? [] : grant === undefined ? [from] : holderOrder({ owner: from }, this.#o.connected?.() ?? [], this.#o.selfId);
+    const holders = from === undefined ? [] : carried === undefined ? [from] : holderOrder({ owner: from }, this.#o.connected?.() ?? [], this.#o.selfId);
     const fromAny = <T>(what: string, attempt: (peer: string | undefined) => Promise<T>): Promise<T> =>
       holders.length === 0 ? attempt(undefined) : fromHolders(what, holders, attempt, (peer, error) => this.#holderFailed(peer, spec.tree, error), signal);
     // A tree held here before this task is not the submitter's to grant: naming a tree id proves nothing of its content.
     const heldBefore = this.#o.shared.has(spec.tree) || (await this.#o.store.getTree(spec.tree)) !== undefined;
-    const manifest = await fromAny(`tree ${spec.tree}`, (peer) => this.#manifest(spec.tree, peer, limits, { signal, holder: taskHolder(task.id), grant, vouched: true }));
+    const manifest = await fromAny(`tree ${spec.tree}`, (peer) => this.#manifest(spec.tree, peer, limits, { signal, holder: taskHolder(task.id), ...fetchOptions(undefined, grantFor(peer)), vouched: true }));
     if (totalSize(manifest) !== spec.bytes || manifest.entries.length !== spec.files) {
       throw new InvalidInputError(`the tree holds ${manifest.entries.length} files of ${totalSize(manifest)} bytes, not the ${spec.files} files of ${spec.bytes} bytes the request was signed with`, `metadata.${WORKSPACE_KEY}`);
     }
@@ -266,7 +268,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const read = async (digest: string): Promise<Uint8Array> => (local === undefined ? undefined : await local.read(digest)) ?? fromStore(digest);
     const tree =
       local === undefined
-        ? await this.#fetchInto(manifest, dir, spec.tree, (sink, stopped) => fromAny(`the blobs of tree ${spec.tree}`, (peer) => this.#fetchBlobs(peer, spec.tree, blobs, stopped, sink, grant)), limits, signal)
+        ? await this.#fetchInto(manifest, dir, spec.tree, (sink, stopped) => fromAny(`the blobs of tree ${spec.tree}`, (peer) => this.#fetchBlobs(peer, spec.tree, blobs, stopped, sink, grantFor(peer))), limits, signal)
         : await materializeTree(manifest, dir, read, { limits, readsVerified: true });
     const tracking = await trackWorkspace(dir, gitDir, manifest, tree);
     // Another member the submitter grants it to may fetch the tree here while the store keeps its blobs.
@@ -402,8 +404,10 @@ export class CodeWorkspaces implements TaskWorkspaces {
    */
   async result(result: WorkspaceResult, signal?: AbortSignal, from: ResultSources = {}): Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
     const fetchFrom = async (peer: string | undefined): Promise<Manifest> => {
-      const manifest = await this.#manifest(result.tree, peer, DEFAULT_MANIFEST_LIMITS, { ...fetchOptions(signal, from.grant) });
-      await this.#fetchBlobs(peer, result.tree, blobsOf(manifest), signal, this.#o.store, from.grant);
+      // Not to the submitter, which reads its own record (and may be older than grants).
+      const grant = peer === from.owner ? undefined : from.grant;
+      const manifest = await this.#manifest(result.tree, peer, DEFAULT_MANIFEST_LIMITS, fetchOptions(signal, grant));
+      await this.#fetchBlobs(peer, result.tree, blobsOf(manifest), signal, this.#o.store, grant);
       return manifest;
     };
     const held = result.heldBy === this.#o.selfId || (await this.#holdsTree(result.tree));
