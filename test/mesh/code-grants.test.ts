@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeCanonical, encodeCanonical } from "../../identity/canonical.js";
 import type { CoderClawNode } from "../../node/index.js";
-import { startBlobService } from "../../protocols/blobs/index.js";
+import { startBlobService, type BlobService } from "../../protocols/blobs/index.js";
 import { workspaceResultOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
 import { grantTaskResult, taskChanges } from "../../node/workspaces/task-result.js";
 import { toBase64Url } from "../../identity/bytes.js";
@@ -38,6 +38,19 @@ async function refusals(holder: CoderClawNode, action: string, peer: string): Pr
 }
 
 const HOUR = 3600_000;
+
+/** `node` stops serving blobs as a member should and claims every tree: it serves `index` as any tree's manifest and `read` as any blob. */
+async function impostor(node: CoderClawNode, index: Uint8Array, read: () => Promise<Uint8Array | undefined>): Promise<BlobService> {
+  await node.blobs.service.stop();
+  return startBlobService({
+    libp2p: node.libp2p,
+    isMember: () => true,
+    authorize: () => true,
+    treeBlobs: () => ({ has: () => true }) as unknown as ReadonlySet<string>,
+    tree: () => index,
+    sources: [{ has: () => true, read }],
+  });
+}
 
 describe("a task's trees fetched from any member that holds them, by a grant its submitter signed", () => {
   it("A submits, B runs, A goes away: C fetches the result and the tree from B with A's grant; no grant, an expired, a forged, a misdirected and another tree's grant are refused and audited on B; a member naming the tree in its own submission gains no right to grant it; a lying holder is cut off and C completes from B; B serves again after a restart; a revoked submitter's grant counts for nothing", async () => {
@@ -107,16 +120,7 @@ describe("a task's trees fetched from any member that holds them, by a grant its
     await eventually(async () => (await refusals(b, "blobs.read", f.peerId)).some((r) => r.includes(`signed by ${f.peerId}, not by the tree's submitter ${a.peerId}`)), 10_000, "F's own grant refused and audited on B");
 
     // F turns liar: it claims the result and sends other bytes. C asks it first, cuts it off, audits it, and completes from B.
-    await f.blobs.service.stop();
-    const index = (await b.blobStore.getTree(result.tree))!;
-    const liar = await startBlobService({
-      libp2p: f.libp2p,
-      isMember: () => true,
-      authorize: () => true,
-      treeBlobs: () => ({ has: () => true }) as unknown as ReadonlySet<string>,
-      tree: () => index,
-      sources: [{ has: () => true, read: async () => new Uint8Array(100).fill(7) }],
-    });
+    const liar = await impostor(f, (await b.blobStore.getTree(result.tree))!, async () => new Uint8Array(100).fill(7));
     try {
       // As `coderclaw task diff <id> --grant <token> --from <F> <B>` on C asks its node.
       await expect(runAdmin(c, "task.changes", { taskId: task.id, grant: "not a token!" })).rejects.toMatchObject({ code: "INVALID_INPUT", field: "grant" });
@@ -174,5 +178,28 @@ describe("a task's trees fetched from any member that holds them, by a grant its
     await eventually(() => c.membership.isRevoked(a.peerId), 10_000, "A's revocation reached C");
     await expect(f.blobs.client.fetchTree(c.peerId, result.tree, { grant: forF })).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
     await eventually(async () => (await refusals(c, "blobs.read", f.peerId)).some((r) => r.includes("which is revoked")), 10_000, "the revoked submitter's grant audited on C");
+  }, 90_000);
+
+  it("a holder that stalls is cut off at the stall limit, audited, and the fetch goes on from the next holder", async () => {
+    const mesh = await startNodes(3, (i) => ({ agents: i === 1 ? [reporter] : [], options: { sandbox: "off" } }));
+    made.push(mesh.stop);
+    const [a, b, s] = mesh.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    await formMesh(mesh.nodes);
+    await eventually(async () => (await a.directory.members()).length === 2, 10_000, "members");
+    const src = tempDir("cc-grant-stall-");
+    made.push(() => src.remove());
+    writeFileSync(join(src.path, "a.txt"), "a\n");
+    const task = await a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path, route: b.peerId });
+    const result = await completedResult(a, task.id);
+
+    // S claims the result and then sends nothing: A asks it first, cuts it off after the stall limit, and completes from B.
+    const staller = await impostor(s, (await b.blobStore.getTree(result.tree))!, () => new Promise<Uint8Array | undefined>(() => undefined));
+    try {
+      const changes = await taskChanges(a.adapter, a.workspaces, task.id, undefined, { holders: [s.peerId] });
+      expect(changes.patch.toString()).toContain("+++ b/out/report.txt");
+    } finally {
+      await staller.stop();
+    }
+    expect(await refusals(a, "blobs.fetch", s.peerId)).toEqual([expect.stringMatching(/^cut off: .*sent nothing for 10000 ms/)]);
   }, 90_000);
 });
