@@ -86,8 +86,14 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
   const submittedTrees = await SubmittedTrees.open(join(dataDir, "workspaces", "submitted"), (file, error) => report("workspaces")(new Error(`${file}: ${error.message}; removed, its tree is no longer served`)));
   const publishedTrees = await ServedTrees.open(blobStore);
   const blobsRef: { current?: RunningBlobs } = {};
+  /** What the workspaces learn of the mesh once it runs: its id, who is connected, where refusals are audited. */
+  const meshRef: { meshId?: () => string | undefined; connected?: () => string[]; audit?: (entry: ServiceAuditEntry) => void } = {};
   const workspaces = new CodeWorkspaces({
     selfId: identity.peerId,
+    signer: identity,
+    meshId: () => meshRef.meshId?.(),
+    connected: () => meshRef.connected?.() ?? [],
+    audit: (entry) => meshRef.audit?.(entry),
     dataDir,
     store: blobStore,
     shared: sharedTrees,
@@ -214,10 +220,12 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       store: blobStore,
       shared: sharedTrees,
       published: publishedTrees,
+      isRevoked: (deviceId) => membership.isRevoked(deviceId),
       publishedRefusal: (peer) => security.current.authorizer.trustRefusal(security.current.contextForDevice(peer, "remote")),
     });
     const auditReplication = auditReplicationService({ audit: security.audit });
     const connectedMembers = (): string[] => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))].filter(admission.isMember);
+    Object.assign(meshRef, { meshId: () => membership.meshId, connected: connectedMembers, audit });
     const services = serviceList([pairing, relayDoors, statements, sync, directory, server, client, blobs, auditReplication, ...(options.services ?? [])]);
     stack.push(() => services.stop());
     // A revoked or no-longer-trusted device is cut off wherever the statement reaches; a new member gets every protocol.
@@ -263,6 +271,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
           return undefined;
         });
         if (sent !== undefined) audit({ action: "task.code.send", peer, resource: sent.tree, result: "allowed", reason: `${sent.files} files, ${sent.bytes} bytes` });
+        return workspaces.executorRequest(request, peer);
       },
       leaseTimeoutMs: options.leaseTimeoutMs ?? LEASE_TIMEOUT_MS,
       onError: (where, error) => options.onError?.(where, error),

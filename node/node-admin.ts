@@ -7,19 +7,22 @@ import { isWorkflowMethod, runWorkflowAdmin } from "./workflows/workflow-admin.j
 import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.js";
 import { isRegistryMethod, runRegistryAdmin } from "./registry/registry-admin.js";
 import { meshAgentListing } from "./registry/published-agents.js";
-import { taskChanges } from "./workspaces/task-result.js";
+import { grantTaskResult, taskChanges } from "./workspaces/task-result.js";
 import { grantRoles, revokeRole, type RoleAdminDeps } from "./security/role-admin.js";
 import { renameDevice } from "./security/device-naming.js";
-import { decodeStatement, fingerprintOfPublicKey, publicKeyOfDeviceId } from "../identity/index.js";
+import { DEVICE_ID_PATTERN, decodeStatement, fingerprintOfPublicKey, publicKeyOfDeviceId, toBase64Url } from "../identity/index.js";
+import { grantTokenBytes } from "./workspaces/executor-grant.js";
 import type { RoleGrant } from "../src/security/grants.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["session.create", "session.list", "session.revoke", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "devices.rename", "policy.sign", "task.changes", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
+export const ADMIN_METHODS = ["session.create", "session.list", "session.revoke", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "devices.rename", "policy.sign", "task.changes", "task.grant", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
 const roleName = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, "must be a role name like 'developer'");
 const deviceSchema = z.string().min(10).max(128).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, "must be a device id (a PeerId)");
+/** A device id exactly (what a grant names), not only its alphabet. */
+const deviceIdSchema = z.string().regex(DEVICE_ID_PATTERN, "must be a device id (a PeerId such as 12D3KooW...)");
 const isoDate = z.iso.datetime({ offset: true }).transform((v) => new Date(v));
 const schemas = {
   "session.create": z.strictObject({
@@ -52,7 +55,8 @@ const schemas = {
   "devices.trust": z.strictObject({ deviceId: deviceSchema, level: levelSchema }),
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
   "devices.rename": z.strictObject({ deviceId: deviceSchema, name: z.string().min(1).max(128) }),
-  "task.changes": z.strictObject({ taskId: z.string().min(1).max(128) }),
+  "task.changes": z.strictObject({ taskId: z.string().min(1).max(128), grant: z.string().max(4096).optional(), from: z.array(deviceIdSchema).min(1).max(16).optional() }),
+  "task.grant": z.strictObject({ taskId: z.string().min(1).max(128), grantee: deviceIdSchema, ttlMs: z.number().int().min(1000).max(365 * 24 * 3600_000) }),
   "roles.list": z.strictObject({}).optional(),
   "roles.grant": z.strictObject({ subject: z.string().min(1).max(256), roles: z.array(roleName).min(1).max(16), ttlMs: z.number().int().min(60_000).max(366 * 24 * 3600_000).optional() }),
   "roles.revoke": z.strictObject({ subject: z.string().min(1).max(256), role: roleName, reason: z.string().max(256).optional() }),
@@ -75,8 +79,15 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
   switch (method) {
     case "task.changes": {
       // Bytes travel as base64: the control socket speaks JSON lines.
-      const { result, patch, artifacts } = await taskChanges(node.adapter, node.workspaces, parseInput(schemas[method], raw).taskId);
+      const { taskId, grant, from } = parseInput(schemas[method], raw);
+      const { result, patch, artifacts } = await taskChanges(node.adapter, node.workspaces, taskId, undefined, { ...(grant !== undefined && { grant: grantTokenBytes(grant, "grant") }), ...(from !== undefined && { holders: from }) });
       return { result, patch: patch.toString("base64"), artifacts: artifacts.map((a) => ({ path: a.path, bytes: a.bytes.toString("base64") })) };
+    }
+    case "task.grant": {
+      const { taskId, grantee, ttlMs } = parseInput(schemas[method], raw);
+      const expires = Date.now() + ttlMs;
+      const { tree, grant } = await grantTaskResult(node.adapter, node.workspaces, taskId, grantee, expires);
+      return { taskId, tree, grantee, expires: new Date(expires).toISOString(), grant: toBase64Url(grant) };
     }
     case "roles.list": {
       parseInput(schemas[method], raw);

@@ -8,6 +8,7 @@ import {
   RuntimeStatusSchema,
   SkillInfoSchema,
   TaskEventSchema,
+  TaskChangesQuerySchema,
   TaskPageQuerySchema,
   TaskStateSchema,
   TaskSubmitQuerySchema,
@@ -171,8 +172,8 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       [`${HTTP_API_PREFIX}/tasks/{id}/patch`]: {
         get: {
           operationId: "getTaskPatch",
-          summary: "What a completed task that carried code (`repo`) changed, as a binary-safe git patch (empty when nothing changed); 404 for a task that carried none, 409 before it completed",
-          parameters: [taskIdParameter],
+          summary: "What a completed task that carried code (`repo`) changed, as a binary-safe git patch (empty when nothing changed); 404 for a task that carried none, 409 before it completed. `grant`: a token the task's submitter made for this node (`coderclaw task grant`), to fetch the changes from any member holding them",
+          parameters: [taskIdParameter, ...queryParameters(TaskChangesQuerySchema)],
           responses: { "200": { description: "The patch", content: { "text/x-diff": { schema: { type: "string" } } } }, ...readErrors, ...errorResponses(409) },
         },
       },
@@ -180,7 +181,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         get: {
           operationId: "listTaskArtifacts",
           summary: "The artifacts a completed task that carried code brought back (`artifacts` patterns at submission)",
-          parameters: [taskIdParameter],
+          parameters: [taskIdParameter, ...queryParameters(TaskChangesQuerySchema)],
           responses: {
             "200": json(
               { type: "object", properties: { artifacts: { type: "array", items: { type: "object", properties: { path: { type: "string" }, size: { type: "integer" } }, required: ["path", "size"] } } }, required: ["artifacts"] },
@@ -195,7 +196,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         get: {
           operationId: "getTaskArtifact",
           summary: "One artifact's bytes",
-          parameters: [taskIdParameter, { name: "path", in: "path", required: true, description: "The artifact's path, as listed", schema: { type: "string" } }],
+          parameters: [taskIdParameter, { name: "path", in: "path", required: true, description: "The artifact's path, as listed", schema: { type: "string" } }, ...queryParameters(TaskChangesQuerySchema)],
           responses: { "200": { description: "The artifact", content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } }, ...readErrors, ...errorResponses(409) },
         },
       },

@@ -13,6 +13,7 @@ import {
   HTTP_STATUS_BY_CODE,
   MAX_INPUT_BYTES,
   SeqSchema,
+  TaskChangesQuerySchema,
   TaskIdSchema,
   TaskPageQuerySchema,
   TaskSubmitQuerySchema,
@@ -20,6 +21,7 @@ import {
   TaskSubmitRequestSchema,
   type ErrorBody,
 } from "../../src/transport/http-wire.js";
+import { grantTokenBytes } from "../workspaces/executor-grant.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { writeSseStream } from "./sse.js";
 import { registerWorkflowRoutes, type HttpWorkflows } from "./workflow-routes.js";
@@ -84,7 +86,7 @@ export interface HttpTlsOptions {
 export interface HttpServerOptions<TAuth> {
   adapter: TransportAdapter;
   /** What a task that carried code changed (its patch and artifacts); without it those routes answer 404. */
-  changes?: (taskId: string) => Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }>;
+  changes?: (taskId: string, sources: { grant?: Uint8Array }) => Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }>;
   /**
    * Turns a bearer token (a session token or an OIDC JWT) into a caller context;
    * throws, ideally a CoderClawError UNAUTHENTICATED, when it is invalid or expired.
@@ -309,7 +311,9 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       const changesOf = async (request: FastifyRequest, id: string): Promise<Awaited<ReturnType<NonNullable<HttpServerOptions<TAuth>["changes"]>>>> => {
         const task = await readableTask(request, id);
         if (options.changes === undefined) throw new CoderClawError("NOT_FOUND", "this node keeps no changes of tasks");
-        return options.changes(task.id);
+        // `?grant=`: a token the task's submitter made for this node (`coderclaw task grant`), to fetch the changes from any member holding them.
+        const { grant } = parseInput(TaskChangesQuerySchema, request.query);
+        return options.changes(task.id, grant === undefined ? {} : { grant: grantTokenBytes(grant, "grant") });
       };
 
       api.get<{ Params: { id: string } }>("/tasks/:id/patch", async (request, reply) => {

@@ -38,8 +38,8 @@ export interface DispatcherOptions {
   local?: () => { labels?: readonly string[]; resources?: Readonly<Record<string, number>> };
   /** Executor silence after which an attempt is presumed lost, ms. */
   leaseTimeoutMs: number;
-  /** Told before each attempt is sent to `peer` (a task that carries code lets that member read it). */
-  beforeAttempt?: (peer: string, request: TaskSubmitRequest) => void | Promise<void>;
+  /** Told before each attempt is sent to `peer` (a task that carries code lets that member read it); answers the request to send, when it adds to it. */
+  beforeAttempt?: (peer: string, request: TaskSubmitRequest) => TaskSubmitRequest | void | Promise<TaskSubmitRequest | void>;
   /** Records of members are asked again once older than this while tasks wait, ms. Default 1 s. */
   recordsMaxAgeMs?: number;
   onError?: (where: string, error: Error) => void;
@@ -549,8 +549,8 @@ export class Dispatcher {
       try {
         // An answer that does not come within the lease is in doubt like a lost one: asked again, on a fresh stream.
         const timeoutMs = Math.max(ANSWER_WITHIN_MS, this.#o.leaseTimeoutMs);
-        await this.#o.beforeAttempt?.(peer, request);
-        return { task: await this.#o.client.submit(peer, request, undefined, { follow: true, key, fenceAfterMs: this.#o.leaseTimeoutMs, timeoutMs }) };
+        const sent = (await this.#o.beforeAttempt?.(peer, request)) ?? request;
+        return { task: await this.#o.client.submit(peer, sent, undefined, { follow: true, key, fenceAfterMs: this.#o.leaseTimeoutMs, timeoutMs }) };
       } catch (err) {
         if (!(err instanceof CoderClawError)) throw err;
         if (!inDoubt(err) || tried >= tries || signal?.aborted === true || this.#stopped) return { refused: err };

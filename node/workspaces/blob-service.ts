@@ -2,6 +2,7 @@ import { BLOBS_PROTOCOL, BlobClient, startBlobService, type BlobService } from "
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";
 import type { ServedTrees } from "../registry/served-trees.js";
+import { grantedReads } from "./grant-reads.js";
 import type { SharedTrees } from "./shared-trees.js";
 
 /** The blob protocol as a node runs it: serving the trees shared here to the peers granted them, and fetching for this node. */
@@ -14,10 +15,11 @@ export interface RunningBlobs {
 
 /**
  * See {@link RunningBlobs}: blobs are read from the store, and from snapshot sources the node adds to the server.
- * A task's tree goes to the members granted it; a published tree (`published`) to every member the policies' trust
- * requirement does not refuse (`publishedRefusal`: why it refuses a member, audited).
+ * A task's tree goes to the members granted it here, and to a member presenting a grant its submitter signed
+ * (`isRevoked`: a revoked submitter's grants count for nothing); a published tree (`published`) to every member
+ * the policies' trust requirement does not refuse (`publishedRefusal`: why it refuses a member, audited).
  */
-export function blobService(options: { store: BlobStore; shared: SharedTrees; published: ServedTrees; publishedRefusal?: (peer: string) => string | undefined }): DefinedService<RunningBlobs> {
+export function blobService(options: { store: BlobStore; shared: SharedTrees; published: ServedTrees; isRevoked: (deviceId: string) => boolean; publishedRefusal?: (peer: string) => string | undefined }): DefinedService<RunningBlobs> {
   return defineService(BLOBS_PROTOCOL, async (context) => {
     const { shared, store, published } = options;
     const mayFetchPublished = (peer: string, treeId: string): boolean => {
@@ -25,10 +27,11 @@ export function blobService(options: { store: BlobStore; shared: SharedTrees; pu
       if (refusal !== undefined) context.audit({ action: "registry.fetch", peer, resource: treeId, result: "denied", reason: refusal });
       return refusal === undefined;
     };
+    const byGrant = grantedReads({ shared, meshId: () => context.meshId() ?? "", isRevoked: options.isRevoked, audit: context.audit });
     const service = await startBlobService({
       libp2p: context.libp2p,
       isMember: context.isMember,
-      authorize: (peer, treeId) => context.isMember(peer) && ((published.has(treeId) && mayFetchPublished(peer, treeId)) || shared.authorize(peer, treeId)),
+      authorize: (peer, treeId, grant) => context.isMember(peer) && ((published.has(treeId) && mayFetchPublished(peer, treeId)) || shared.authorize(peer, treeId) || byGrant(peer, treeId, grant)),
       treeBlobs: (treeId) => shared.treeBlobs(treeId) ?? published.treeBlobs(treeId),
       tree: (treeId) => shared.tree(treeId) ?? published.tree(treeId),
       sources: [store],

@@ -14,7 +14,12 @@ import { decodeManifestIndex, joinManifest, splitManifest } from "../../src/work
 import { materializeTree, type MaterializedTree } from "../../src/workspace/materialize.js";
 import { snapshotDirectory, workingTreeSource } from "../../src/workspace/snapshot.js";
 import { RESULT_ARTIFACTS_DIR, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
+import type { StatementSigner } from "../../identity/statement.js";
+import type { ServiceAuditEntry } from "../services/mesh-service.js";
 import { BlobArrivals } from "./blob-arrivals.js";
+import { executorGrantOf, withExecutorGrant } from "./executor-grant.js";
+import { fromHolders, holderMisbehaved, holderOrder, type HolderHints } from "./holder-fetch.js";
+import { signTreeGrant } from "./tree-grants.js";
 import type { SharedTrees } from "./shared-trees.js";
 import type { SubmittedTrees } from "./submitted-trees.js";
 
@@ -38,6 +43,20 @@ export interface CodeWorkspacesOptions {
   maxArtifactBytes?: number;
   /** How long a task's result (patch and artifacts) stays pinned after it is stored, ms. Default 7 days. */
   resultRetentionMs?: number;
+  /** Signs grants to this node's trees (its device key); without it none can be made. */
+  signer?: StatementSigner;
+  /** The mesh a grant is signed for. */
+  meshId?: () => string | undefined;
+  /** Members connected now: where else a tree may be fetched from. */
+  connected?: () => string[];
+  /** Records a holder that was cut off while this node fetched from it. */
+  audit?: (entry: ServiceAuditEntry) => void;
+}
+
+/** Where {@link CodeWorkspaces.result} looks for a result it does not hold, and the grant it presents there. */
+export interface ResultSources extends Omit<HolderHints, "heldBy"> {
+  /** Signed by the task's submitter for this node: lets a member other than the submitter and the executor serve it. */
+  grant?: Uint8Array;
 }
 
 /** Default of {@link CodeWorkspacesOptions.resultRetentionMs}. */
@@ -110,6 +129,19 @@ export class CodeWorkspaces implements TaskWorkspaces {
   }
 
   /**
+   * The request as it goes to `peer`: carrying a grant, signed here, that lets
+   * `peer` fetch the tree from any member holding it (the submitter may be gone
+   * by the time it fetches). The grant lasts as long as this node keeps the
+   * submission, and is the same bytes for every send of one attempt.
+   */
+  executorRequest(request: Readonly<TaskSubmitRequest>, peer: string): Readonly<TaskSubmitRequest> {
+    const spec = this.carriesCode(request) ? workspaceSpecOf(request.metadata) : undefined;
+    const record = spec === undefined ? undefined : this.#o.submitted.get(spec.tree);
+    if (spec === undefined || record === undefined || this.#o.signer === undefined) return request;
+    return withExecutorGrant(request, this.grant(spec.tree, peer, record.at + (this.#o.resultRetentionMs ?? DEFAULT_RESULT_RETENTION_MS)));
+  }
+
+  /**
    * After a restart, serve again what this node served before: its
    * submissions' trees, from the directories they were snapshotted from, to
    * the members granted them, and the results of tasks that ran here, to the
@@ -132,6 +164,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
       const pieces = decodeManifestIndex(served.tree, index, DEFAULT_MANIFEST_LIMITS).map((digest) => ({ digest }));
       this.#dropSources(this.#o.shared.share(served.tree, index, withPieces(blobsOf(manifest), pieces)));
       this.#o.shared.grant(served.tree, served.requester);
+      this.#o.shared.own(served.tree, served.requester);
       restored++;
     }
     return restored;
@@ -185,6 +218,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
   #serve(treeId: string, index: Uint8Array, blobs: Set<string>, source: BlobSource): void {
     if (!this.#o.shared.has(treeId)) this.#sources.set(treeId, this.#o.addSource(source));
     this.#dropSources(this.#o.shared.share(treeId, index, blobs, source));
+    this.#o.shared.own(treeId, this.#o.selfId);
   }
 
   carriesCode(request: Readonly<TaskSubmitRequest>): boolean {
@@ -195,6 +229,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const spec = workspaceSpecOf(request.metadata)!;
     const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
     if (spec.bytes > limits.maxTreeBytes) throw new InvalidInputError(`a tree of ${spec.bytes} bytes is over this node's limit of ${limits.maxTreeBytes} (runtime.yaml code.maxTreeBytes)`, `metadata.${WORKSPACE_KEY}.bytes`);
+    executorGrantOf(request.metadata);
     const agent = request.agentId ?? "echo";
     if (submittedBy !== undefined && this.#o.acceptAgents !== undefined && !this.#o.acceptAgents.includes(agent)) {
       throw new CoderClawError("PERMISSION_DENIED", `agent ${agent} may not receive code from other devices on this node (runtime.yaml code.agents: ${this.#o.acceptAgents.join(", ") || "none"})`, { field: "agentId" });
@@ -205,7 +240,16 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const spec = workspaceSpecOf(task.request.metadata)!;
     const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
     const from = task.submittedBy;
-    const manifest = await this.#manifest(spec.tree, from, limits, signal, taskHolder(task.id));
+    const carried = executorGrantOf(task.request.metadata);
+    // The submitter serves its own grantees from its record: the grant goes to other holders only (a node older than grants refuses the field).
+    const grantFor = (peer: string | undefined): Uint8Array | undefined => (peer === from ? undefined : carried);
+    // With a grant, any member holding the tree may serve it (the submitter first when connected); without, the submitter alone.
+    const holders = from === undefined ? [] : carried === undefined ? [from] : holderOrder({ owner: from }, this.#o.connected?.() ?? [], this.#o.selfId);
+    const fromAny = <T>(what: string, attempt: (peer: string | undefined) => Promise<T>): Promise<T> =>
+      holders.length === 0 ? attempt(undefined) : fromHolders(what, holders, attempt, (peer, error) => this.#holderFailed(peer, spec.tree, error), signal);
+    // A tree held here before this task is not the submitter's to grant: naming a tree id proves nothing of its content.
+    const heldBefore = this.#o.shared.has(spec.tree) || (await this.#o.store.getTree(spec.tree)) !== undefined;
+    const manifest = await fromAny(`tree ${spec.tree}`, (peer) => this.#manifest(spec.tree, peer, limits, { signal, holder: taskHolder(task.id), ...fetchOptions(undefined, grantFor(peer)), vouched: true }));
     if (totalSize(manifest) !== spec.bytes || manifest.entries.length !== spec.files) {
       throw new InvalidInputError(`the tree holds ${manifest.entries.length} files of ${totalSize(manifest)} bytes, not the ${spec.files} files of ${spec.bytes} bytes the request was signed with`, `metadata.${WORKSPACE_KEY}`);
     }
@@ -224,9 +268,11 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const read = async (digest: string): Promise<Uint8Array> => (local === undefined ? undefined : await local.read(digest)) ?? fromStore(digest);
     const tree =
       local === undefined
-        ? await this.#fetchInto(manifest, dir, from, spec.tree, blobs, limits, signal)
+        ? await this.#fetchInto(manifest, dir, spec.tree, (sink, stopped) => fromAny(`the blobs of tree ${spec.tree}`, (peer) => this.#fetchBlobs(peer, spec.tree, blobs, stopped, sink, grantFor(peer))), limits, signal)
         : await materializeTree(manifest, dir, read, { limits, readsVerified: true });
     const tracking = await trackWorkspace(dir, gitDir, manifest, tree);
+    // Another member the submitter grants it to may fetch the tree here while the store keeps its blobs.
+    if (!heldBefore && from !== undefined) await this.#shareFetched(spec.tree, blobs, from);
     this.#prepared.set(task.id, { dir, tracking, read, spec, requester: from });
     return dir;
   }
@@ -244,7 +290,10 @@ export class CodeWorkspaces implements TaskWorkspaces {
       artifacts.push({ path, size: bytes.byteLength });
     }
     const tree = await this.#storeTree(taskId, files, prepared.requester);
-    if (prepared.requester !== undefined) this.#o.shared.grant(tree, prepared.requester);
+    if (prepared.requester !== undefined) {
+      this.#o.shared.grant(tree, prepared.requester);
+      this.#o.shared.own(tree, prepared.requester);
+    }
     return { tree, heldBy: this.#o.selfId, base: prepared.spec.tree, patchBytes: changes.patch.byteLength, changed: { added: changes.added, modified: changes.modified, deleted: changes.deleted }, artifacts };
   }
 
@@ -347,12 +396,24 @@ export class CodeWorkspaces implements TaskWorkspaces {
 
   /**
    * The files of a task's result (its patch and artifacts), read here or fetched
-   * from the node that holds them.
+   * from a member that holds them: the submitter when connected, the members
+   * `from` names, the executor, then any other connected member, each checked
+   * blob by blob (a holder sending other bytes is cut off, audited, and the
+   * fetch goes on from the next). A result fetched here is served on to the
+   * members its submitter (`from.owner`) grants it to.
    */
-  async result(result: WorkspaceResult, signal?: AbortSignal): Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
-    const manifest = await this.#manifest(result.tree, result.heldBy === this.#o.selfId ? undefined : result.heldBy, DEFAULT_MANIFEST_LIMITS, signal);
-    const blobs = blobsOf(manifest);
-    if (result.heldBy !== this.#o.selfId) await this.#fetchBlobs(result.heldBy, result.tree, blobs, signal);
+  async result(result: WorkspaceResult, signal?: AbortSignal, from: ResultSources = {}): Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
+    const fetchFrom = async (peer: string | undefined): Promise<Manifest> => {
+      // Not to the submitter, which reads its own record (and may be older than grants).
+      const grant = peer === from.owner ? undefined : from.grant;
+      const manifest = await this.#manifest(result.tree, peer, DEFAULT_MANIFEST_LIMITS, fetchOptions(signal, grant));
+      await this.#fetchBlobs(peer, result.tree, blobsOf(manifest), signal, this.#o.store, grant);
+      return manifest;
+    };
+    const held = result.heldBy === this.#o.selfId || (await this.#holdsTree(result.tree));
+    const holders = holderOrder({ ...from, heldBy: result.heldBy }, this.#o.connected?.() ?? [], this.#o.selfId);
+    const manifest = held ? await fetchFrom(undefined) : await fromHolders(`result ${result.tree}`, holders, fetchFrom, (peer, error) => this.#holderFailed(peer, result.tree, error), signal);
+    if (!held && from.owner !== undefined) await this.#shareFetched(result.tree, blobsOf(manifest), from.owner);
     const fileOf = async (entry: ManifestEntry): Promise<Buffer> => {
       if (entry.kind !== "file") throw new CoderClawError("PROTOCOL", `result entry ${entry.path} is not a file`);
       const parts: Uint8Array[] = [];
@@ -370,6 +431,36 @@ export class CodeWorkspaces implements TaskWorkspaces {
       else if (entry.path.startsWith(`${RESULT_ARTIFACTS_DIR}/`)) artifacts.push({ path: entry.path.slice(RESULT_ARTIFACTS_DIR.length + 1), bytes: await fileOf(entry) });
     }
     return { patch, artifacts };
+  }
+
+  /**
+   * A grant, signed by this node, that lets `grantee` read `tree` (one of this
+   * node's submissions, or the result of one) from any member holding it until
+   * `expires` (Unix ms).
+   */
+  grant(tree: string, grantee: string, expires: number): Uint8Array {
+    if (this.#o.signer === undefined) throw new CoderClawError("UNAVAILABLE", "this node has no device key to sign grants with");
+    return signTreeGrant(this.#o.signer, { mesh: this.#o.meshId?.() ?? "", tree, grantee, expires });
+  }
+
+  /** Whether the tree's manifest and every blob it names are here already. */
+  async #holdsTree(treeId: string): Promise<boolean> {
+    if (this.#o.shared.tree(treeId) === undefined && (await this.#o.store.getTree(treeId)) === undefined) return false;
+    const manifest = await this.#manifest(treeId, undefined, DEFAULT_MANIFEST_LIMITS).catch(() => undefined);
+    return manifest !== undefined && (await this.#o.store.missing(blobsOf(manifest))).length === 0;
+  }
+
+  /** Serve a tree fetched into the store on, to the members `owner` (its submitter) grants it to. */
+  async #shareFetched(treeId: string, blobs: ReadonlySet<string>, owner: string): Promise<void> {
+    const index = await this.#o.store.getTree(treeId);
+    if (index === undefined) return;
+    const pieces = decodeManifestIndex(treeId, index, DEFAULT_MANIFEST_LIMITS).map((digest) => ({ digest }));
+    this.#dropSources(this.#o.shared.share(treeId, index, withPieces(new Set(blobs), pieces)));
+    this.#o.shared.own(treeId, owner);
+  }
+
+  #holderFailed(peer: string, treeId: string, error: Error): void {
+    if (holderMisbehaved(error)) this.#o.audit?.({ action: "blobs.fetch", peer, resource: treeId, result: "denied", reason: `cut off: ${error.message}` });
   }
 
   /** Stop serving snapshots' working trees. */
@@ -390,15 +481,16 @@ export class CodeWorkspaces implements TaskWorkspaces {
    * With a `holder`, the pieces are pinned for it first, so that a collection
    * between their fetch and their reading cannot take them.
    */
-  async #manifest(treeId: string, from: string | undefined, limits: ManifestLimits, signal?: AbortSignal, holder?: string): Promise<Manifest> {
-    const index = await this.#treeBytes(treeId, from, signal);
+  async #manifest(treeId: string, from: string | undefined, limits: ManifestLimits, options: ManifestFetch = {}): Promise<Manifest> {
+    const { signal, holder, grant } = options;
+    const index = await this.#treeBytes(treeId, from, signal, grant, options.vouched === true);
     const digests = decodeManifestIndex(treeId, index, limits);
     if (holder !== undefined) await this.#o.store.pin(holder, digests);
     const local = this.#o.shared.source(treeId);
     const readAll = (): Promise<Array<Uint8Array | undefined>> => Promise.all(digests.map(async (d) => (local === undefined ? undefined : await local.read(d)) ?? (await this.#o.store.read(d))));
     let pieces = await readAll();
     if (pieces.includes(undefined)) {
-      await this.#fetchBlobs(from, treeId, new Set(digests), signal);
+      await this.#fetchBlobs(from, treeId, new Set(digests), signal, this.#o.store, grant);
       pieces = await readAll();
     }
     const lacking = pieces.indexOf(undefined);
@@ -406,14 +498,14 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return joinManifest(treeId, index, pieces as Uint8Array[], limits);
   }
 
-  async #treeBytes(treeId: string, from: string | undefined, signal?: AbortSignal): Promise<Uint8Array> {
+  async #treeBytes(treeId: string, from: string | undefined, signal?: AbortSignal, grant?: Uint8Array, vouched = false): Promise<Uint8Array> {
     const held = this.#o.shared.tree(treeId) ?? (await this.#o.store.getTree(treeId));
-    if (held !== undefined) return held;
+    if (held !== undefined && !(vouched && from !== undefined)) return held;
     if (from === undefined) throw new CoderClawError("NOT_FOUND", `tree ${treeId} is not held here`);
     const client = this.#o.client();
     if (client === undefined) throw new CoderClawError("UNAVAILABLE", "the blob protocol is not running yet");
-    const bytes = await client.fetchTree(from, treeId, signal === undefined ? {} : { signal });
-    await this.#o.store.putTree(treeId, bytes);
+    const bytes = await client.fetchTree(from, treeId, fetchOptions(signal, grant));
+    if (held === undefined) await this.#o.store.putTree(treeId, bytes);
     return bytes;
   }
 
@@ -423,11 +515,11 @@ export class CodeWorkspaces implements TaskWorkspaces {
    * held, so the two overlap instead of one waiting for the other. Either
    * failing stops the other; the tree is then not made.
    */
-  async #fetchInto(manifest: Manifest, dir: string, from: string | undefined, treeId: string, blobs: ReadonlySet<string>, limits: ManifestLimits, signal: AbortSignal): Promise<MaterializedTree> {
+  async #fetchInto(manifest: Manifest, dir: string, treeId: string, fetch: (sink: BlobSink, signal: AbortSignal) => Promise<void>, limits: ManifestLimits, signal: AbortSignal): Promise<MaterializedTree> {
     const arrivals = new BlobArrivals(this.#o.store, treeId);
     const stop = new AbortController();
     const stopped = AbortSignal.any([signal, stop.signal]);
-    const fetching = this.#fetchBlobs(from, treeId, blobs, stopped, arrivals.sink).then(
+    const fetching = fetch(arrivals.sink, stopped).then(
       () => arrivals.end(),
       (err: unknown) => {
         arrivals.fail(err instanceof Error ? err : new CoderClawError("UNAVAILABLE", String(err)));
@@ -445,12 +537,12 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return made.value;
   }
 
-  async #fetchBlobs(from: string | undefined, treeId: string, blobs: ReadonlySet<string>, signal?: AbortSignal, sink: BlobSink = this.#o.store): Promise<void> {
+  async #fetchBlobs(from: string | undefined, treeId: string, blobs: ReadonlySet<string>, signal?: AbortSignal, sink: BlobSink = this.#o.store, grant?: Uint8Array): Promise<void> {
     if ((await this.#o.store.missing(blobs)).length === 0) return;
     if (from === undefined) throw new CoderClawError("NOT_FOUND", `tree ${treeId}: its blobs are not held here`);
     const client = this.#o.client();
     if (client === undefined) throw new CoderClawError("UNAVAILABLE", "the blob protocol is not running yet");
-    const got = await client.fetchBlobs(from, treeId, blobs, sink, signal === undefined ? {} : { signal });
+    const got = await client.fetchBlobs(from, treeId, blobs, sink, fetchOptions(signal, grant));
     if (got.unavailable.length > 0) {
       throw new CoderClawError("NOT_FOUND", `${from} no longer holds ${got.unavailable.length} blob(s) of tree ${treeId} (a file changed since it was snapshotted?), e.g. ${got.unavailable[0]}`);
     }
@@ -512,6 +604,26 @@ function parseServedResult(text: string): ServedResult | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** How {@link CodeWorkspaces} gets a manifest it may lack. */
+interface ManifestFetch {
+  signal?: AbortSignal;
+  /** Pins the manifest's pieces for this holder before they are read. */
+  holder?: string;
+  grant?: Uint8Array;
+  /**
+   * The index is asked of `from` even when held here: a task from another
+   * device runs on a tree only when its submitter (or a holder on its grant)
+   * can serve it. A tree id alone replicates to every member, and this node's
+   * store may hold the tree for someone else.
+   */
+  vouched?: boolean;
+}
+
+/** A fetch's options, without keys for what is absent. */
+function fetchOptions(signal: AbortSignal | undefined, grant: Uint8Array | undefined): { signal?: AbortSignal; grant?: Uint8Array } {
+  return { ...(signal !== undefined && { signal }), ...(grant !== undefined && { grant }) };
 }
 
 /** A tree's blobs and its manifest's pieces: what its server hands out under its id. */

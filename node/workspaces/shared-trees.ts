@@ -7,6 +7,8 @@ interface SharedTree {
   /** Reads the tree's blobs where they live (a snapshot's working tree), when not from the store. */
   source: BlobSource | undefined;
   grantees: Set<string>;
+  /** The device whose submission the tree belongs to: its signed grants let other members read the tree here. */
+  owner: string | undefined;
 }
 
 /**
@@ -36,7 +38,7 @@ export class SharedTrees {
       this.#touch(treeId, known);
       return [];
     }
-    this.#trees.set(treeId, { bytes, blobs, source, grantees: new Set() });
+    this.#trees.set(treeId, { bytes, blobs, source, grantees: new Set(), owner: undefined });
     const dropped: string[] = [];
     for (const oldest of this.#trees.keys()) {
       if (this.#trees.size <= this.#maxTrees) break;
@@ -59,6 +61,23 @@ export class SharedTrees {
     if (tree.grantees.has(peer)) return false;
     tree.grantees.add(peer);
     return true;
+  }
+
+  /**
+   * Honour grants `owner` signs for `treeId` (the submitter of the task it
+   * belongs to); false when the tree is not shared here or has an owner
+   * already. The first owner stays: a member naming in its own submission a
+   * tree this node holds for another must not become able to grant it.
+   */
+  own(treeId: string, owner: string): boolean {
+    const tree = this.#trees.get(treeId);
+    if (tree === undefined || (tree.owner !== undefined && tree.owner !== owner)) return false;
+    tree.owner = owner;
+    return true;
+  }
+
+  ownerOf(treeId: string): string | undefined {
+    return this.#trees.get(treeId)?.owner;
   }
 
   has(treeId: string): boolean {

@@ -78,6 +78,10 @@ export class SubmittedTrees {
     return this.#records.has(tree);
   }
 
+  get(tree: string): SubmittedTree | undefined {
+    return this.#records.get(tree);
+  }
+
   /** Record (durably) that `tree` was snapshotted from `dir` now; grants already recorded are kept. */
   async add(tree: string, dir: string, at = Date.now()): Promise<void> {
     await this.#write({ tree, dir, at, grantees: this.#records.get(tree)?.grantees ?? [] });

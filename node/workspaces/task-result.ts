@@ -1,7 +1,7 @@
 import { CoderClawError } from "../../src/contract/errors.js";
 import type { TaskEvent, TransportAdapter } from "../../src/contract/types.js";
 import { workspaceResultOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
-import type { CodeWorkspaces } from "./code-workspaces.js";
+import type { CodeWorkspaces, ResultSources } from "./code-workspaces.js";
 
 /** What a task that carried code changed: its result record, its patch, and the artifacts it brought back. */
 export interface TaskChanges {
@@ -10,20 +10,18 @@ export interface TaskChanges {
   artifacts: Array<{ path: string; bytes: Buffer }>;
 }
 
+type TaskReads = Pick<TransportAdapter, "getTaskState"> & { getTaskEvents(taskId: string): Promise<TaskEvent[]> };
+
 /**
  * The changes of a completed task that carried code, read from its completion
- * (wherever the task is kept) and fetched from the node that holds them.
+ * (wherever the task is kept) and fetched from a member that holds them (on a
+ * member other than the submitter and the executor, with a grant the
+ * submitter signed: `sources.grant`).
  */
-export async function taskChanges(adapter: Pick<TransportAdapter, "getTaskState"> & { getTaskEvents(taskId: string): Promise<TaskEvent[]> }, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal): Promise<TaskChanges> {
-  const state = await adapter.getTaskState(taskId);
-  if (state === null) throw new CoderClawError("NOT_FOUND", `task not found: ${taskId}`);
-  if (state.status !== "completed") throw new CoderClawError("INVALID_TRANSITION", `task ${taskId} is ${state.status}: only a completed task has changes to show`);
-  const events = await adapter.getTaskEvents(taskId);
-  const done = events.findLast((e) => e.type === "status_changed" && e.status === "completed");
-  const result = workspaceResultOf(done?.data);
-  if (result === undefined) throw new CoderClawError("NOT_FOUND", `task ${taskId} did not carry code (submit it with --repo): it has no changes`);
+export async function taskChanges(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal, sources: Omit<ResultSources, "owner"> = {}): Promise<TaskChanges> {
+  const { result, owner } = await completedResult(adapter, taskId);
   try {
-    return { result, ...(await workspaces.result(result, signal)) };
+    return { result, ...(await workspaces.result(result, signal, { ...sources, owner })) };
   } catch (err) {
     // Held here and gone: let go of by `task clean` or after the retention, not lost.
     if (err instanceof CoderClawError && err.code === "NOT_FOUND" && result.heldBy === workspaces.selfId) {
@@ -31,4 +29,28 @@ export async function taskChanges(adapter: Pick<TransportAdapter, "getTaskState"
     }
     throw err;
   }
+}
+
+/**
+ * A grant, signed here, letting `grantee` fetch the result of task `taskId`
+ * from any member that holds it until `expires` (Unix ms). Only the task's
+ * submitter can make one that holders honour.
+ */
+export async function grantTaskResult(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, grantee: string, expires: number): Promise<{ tree: string; grant: Uint8Array }> {
+  const { result, owner } = await completedResult(adapter, taskId);
+  if (owner !== workspaces.selfId) throw new CoderClawError("PERMISSION_DENIED", `task ${taskId} was submitted by ${owner}: only its submitter can grant its result`);
+  return { tree: result.tree, grant: workspaces.grant(result.tree, grantee, expires) };
+}
+
+/** The result a completed task's completion names, and its submitter (the device whose grants count for it). */
+async function completedResult(adapter: TaskReads, taskId: string): Promise<{ result: WorkspaceResult; owner: string }> {
+  const state = await adapter.getTaskState(taskId);
+  if (state === null) throw new CoderClawError("NOT_FOUND", `task not found: ${taskId}`);
+  if (state.status !== "completed") throw new CoderClawError("INVALID_TRANSITION", `task ${taskId} is ${state.status}: only a completed task has changes to show`);
+  const events = await adapter.getTaskEvents(taskId);
+  const done = events.findLast((e) => e.type === "status_changed" && e.status === "completed");
+  const result = workspaceResultOf(done?.data);
+  if (result === undefined) throw new CoderClawError("NOT_FOUND", `task ${taskId} did not carry code (submit it with --repo): it has no changes`);
+  // An attempt names the member that sent it; a task placed by the node that took it is kept (written) by that node, its submitter.
+  return { result, owner: state.submittedBy ?? state.executorId ?? result.heldBy };
 }

@@ -35,6 +35,8 @@ export interface FetchProgress {
 /** Options of one {@link BlobClient.fetchBlobs}. */
 export interface FetchBlobsOptions {
   signal?: AbortSignal;
+  /** A grant to present with each request, for a peer other than the tree's submitter (node/workspaces/tree-grants.ts). */
+  grant?: Uint8Array;
   onProgress?: (progress: FetchProgress) => void;
 }
 
@@ -126,14 +128,14 @@ export class BlobClient {
   }
 
   /** The manifest of `treeId` from `peer`, checked against the tree id. */
-  async fetchTree(peer: string, treeId: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+  async fetchTree(peer: string, treeId: string, options: { signal?: AbortSignal; grant?: Uint8Array } = {}): Promise<Uint8Array> {
     const requests = await this.#channel(peer);
     const slots = this.#slotsOf(peer);
     await slots.take();
     try {
       let buffer: Uint8Array | undefined;
       let filled = 0;
-      const exchange = this.#watch(requests, (rid) => requests.channel.send({ t: "tree", rid, tree: treeId }), options.signal, (m) => {
+      const exchange = this.#watch(requests, (rid) => requests.channel.send({ t: "tree", rid, tree: treeId, ...(options.grant && { grant: options.grant }) }), options.signal, (m) => {
         if (m.t !== "data") return m.t === "end" ? undefined : `a ${m.t} message in answer to a manifest request`;
         if (m.d !== treeId) return `data of ${m.d} in answer to a request for manifest ${treeId}`;
         if (m.size > MAX_TREE_BYTES) return `a manifest of ${m.size} bytes, above the limit of ${MAX_TREE_BYTES}`;
@@ -189,7 +191,7 @@ export class BlobClient {
         requests,
         (r) => {
           rid = r;
-          return requests.channel.send({ t: "get", rid, tree: treeId, items: batch, window });
+          return requests.channel.send({ t: "get", rid, tree: treeId, items: batch, window, ...(options.grant && { grant: options.grant }) });
         },
         options.signal,
         (m) => {

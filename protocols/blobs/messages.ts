@@ -23,13 +23,18 @@ export const MAX_WINDOW_BYTES = 16 * 1024 * 1024;
 /** A full chunk plus its envelope, or a `get` of {@link MAX_ITEMS_PER_GET} items. */
 export const MAX_BLOBS_MESSAGE_BYTES = 320 * 1024;
 
+/** A grant presented with a request is refused unread beyond this (one is about 250 bytes). */
+export const MAX_GRANT_BYTES = 1024;
+
 const rid = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const digest = z.string().regex(DIGEST_PATTERN, "expected 64 lowercase hex characters");
+/** A grant signed by the tree's submitter, letting the asker read it from a member other than the submitter (node/workspaces/tree-grants.ts). */
+const grant = bytesSchema.refine((b) => b.byteLength <= MAX_GRANT_BYTES, `a grant is at most ${MAX_GRANT_BYTES} bytes`).optional();
 
 /** Every message of the blob protocol, both directions; `rid` pairs answers with requests on the shared stream. */
 export const blobsMessageSchema = z.discriminatedUnion("t", [
   /** Ask for the manifest of `tree`: answered by `data` messages (d = the tree id) up to its size, then `end`. */
-  z.strictObject({ t: z.literal("tree"), rid, tree: digest }),
+  z.strictObject({ t: z.literal("tree"), rid, tree: digest, grant }),
   /**
    * Ask for blobs of `tree`, each from its offset (what the asker already holds of it). The
    * server answers in the order asked: for each blob, `data` from `off` to its end or a
@@ -43,6 +48,7 @@ export const blobsMessageSchema = z.discriminatedUnion("t", [
     tree: digest,
     items: z.array(z.strictObject({ d: digest, off: z.number().int().min(0).max(MAX_BLOB_BYTES) })).min(1).max(MAX_ITEMS_PER_GET),
     window: z.number().int().min(1).max(MAX_WINDOW_BYTES),
+    grant,
   }),
   /** The asker took `bytes` more of the data of `get` `rid`: the server may send that many more. */
   z.strictObject({ t: z.literal("credit"), rid, bytes: z.number().int().min(1).max(MAX_WINDOW_BYTES) }),

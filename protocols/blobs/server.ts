@@ -17,8 +17,8 @@ export const DEFAULT_STALL_MS = 10_000;
 
 /** Options of {@link createBlobServer}. */
 export interface BlobServerOptions {
-  /** Whether `peer` may read tree `treeId` (its manifest and its blobs). */
-  authorize(peer: string, treeId: string): boolean | Promise<boolean>;
+  /** Whether `peer` may read tree `treeId` (its manifest and its blobs), presenting `grant` with its request when it did. */
+  authorize(peer: string, treeId: string, grant?: Uint8Array): boolean | Promise<boolean>;
   /** The digests tree `treeId` names, or undefined when it is not known here. */
   treeBlobs(treeId: string): ReadonlySet<string> | undefined | Promise<ReadonlySet<string> | undefined>;
   /** The manifest bytes of `treeId` (its index, which lists its pieces), when held. */
@@ -141,12 +141,12 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
       );
     };
 
-    const refuseUnlessAllowed = async (treeId: string): Promise<void> => {
-      if (!(await options.authorize(peer, treeId))) throw new CoderClawError("PERMISSION_DENIED", `${peer} may not read tree ${treeId}`);
+    const refuseUnlessAllowed = async (treeId: string, grant: Uint8Array | undefined): Promise<void> => {
+      if (!(await options.authorize(peer, treeId, grant))) throw new CoderClawError("PERMISSION_DENIED", `${peer} may not read tree ${treeId}`);
     };
 
-    const sendTree = async (rid: number, treeId: string, signal: AbortSignal): Promise<void> => {
-      await refuseUnlessAllowed(treeId);
+    const sendTree = async (rid: number, treeId: string, grant: Uint8Array | undefined, signal: AbortSignal): Promise<void> => {
+      await refuseUnlessAllowed(treeId, grant);
       const bytes = await options.tree(treeId);
       if (bytes === undefined) throw new CoderClawError("NOT_FOUND", `tree ${treeId} is not held here`);
       for (let off = 0; off < bytes.byteLength || off === 0; off += BLOB_CHUNK_BYTES) {
@@ -157,7 +157,7 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
 
     /** Sends blobs within the transfer's credit; returns early (the asker asks again for the rest) when credit stops coming. */
     const sendBlobs = async (get: Get, { controller: { signal }, credit }: Transfer): Promise<void> => {
-      await refuseUnlessAllowed(get.tree);
+      await refuseUnlessAllowed(get.tree, get.grant);
       const members = await options.treeBlobs(get.tree);
       for (const { d } of get.items) {
         // The same answer whether or not the blob is held here, so a refusal reveals nothing.
@@ -220,7 +220,7 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
         switch (message.t) {
           case "tree":
             // A manifest is held whole by the asker anyway: it goes without credit, within the peer's window.
-            start(message.rid, Infinity, (transfer) => sendTree(message.rid, message.tree, transfer.controller.signal));
+            start(message.rid, Infinity, (transfer) => sendTree(message.rid, message.tree, message.grant, transfer.controller.signal));
             break;
           case "get":
             start(message.rid, message.window, (transfer) => sendBlobs(message, transfer));

@@ -99,6 +99,9 @@ export const TaskListQuerySchema = z.strictObject({
  * Query of `GET /v1/tasks`: the listing's filter, a page position (`before`, a
  * page's `next`) and the filters the indexes cannot answer, checked on each task.
  */
+/** Query of `GET /v1/tasks/:id/patch` and `.../artifacts`: `grant`, a token the task's submitter made for this node. */
+export const TaskChangesQuerySchema = z.strictObject({ grant: z.string().max(4096).optional() });
+
 export const TaskPageQuerySchema = TaskListQuerySchema.extend({
   before: z.string().max(200).regex(/^\d{15}:[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "must be a page's `next`: <createdAt ms, 15 digits>:<task id>").optional(),
   agentId: z.string().min(1).max(128).optional(),

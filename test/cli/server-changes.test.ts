@@ -54,6 +54,17 @@ describe("task diff|apply|artifacts with --server", () => {
     expect(got.code, got.stderr).toBe(0);
     expect(readFileSync(join(artifacts, "out", "r.txt"), "utf8")).toBe("report\n");
 
+    // A grant token goes to the node as `?grant=` (the node holds the result: nothing is fetched); one that is none is refused,
+    // and `--from` (the node's own choice of holders) is refused with --server.
+    const grant = JSON.parse((await runCli(["task", "grant", task.id, "--to", JSON.parse((await runCli(["id", "--json"], h)).stdout).deviceId, "--json"], h)).stdout) as { grant: string };
+    const withGrant = await runCli([...server, "task", "diff", task.id, "--grant", grant.grant], elsewhere);
+    expect(withGrant.code, withGrant.stderr).toBe(0);
+    expect(withGrant.stdout).toBe(diff.stdout);
+    expect((await runCli([...server, "task", "diff", task.id, "--grant", "not a token"], elsewhere)).code).toBe(2);
+    const from = await runCli([...server, "task", "diff", task.id, "--from", "12D3KooWAbc"], elsewhere);
+    expect(from.code).toBe(2);
+    expect(from.stderr).toMatch(/--from is for the node on this machine/);
+
     const other = repository(join(dir.path, "other"));
     const apply = await runCli([...server, "task", "apply", task.id, "--repo", other], elsewhere, 30_000);
     expect(apply.code, apply.stderr).toBe(0);

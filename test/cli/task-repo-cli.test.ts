@@ -2,6 +2,10 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { deviceIdentityFromSeed } from "../../identity/device.js";
+import { fromBase64Url } from "../../identity/bytes.js";
+import { readTreeGrant } from "../../node/workspaces/tree-grants.js";
 import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -40,6 +44,25 @@ describe("the README's example: a task on the user's repository, from the CLI", 
     expect(diff.stdout).toContain("+changed");
     expect(diff.stdout).toMatch(/deleted file mode 100644[\s\S]*-untracked/);
     expect(diff.stdout).toMatch(/new file mode 100644[\s\S]*\+new/);
+
+    // `task grant`: a token letting another device fetch the result from any member holding it; `--grant` and `--from` are taken by
+    // `task diff` (this node holds the result, so nothing is fetched), and a token that is none is refused at the edge.
+    const other = deviceIdentityFromSeed(randomBytes(32)).peerId;
+    const granted = await runCli(["task", "grant", task.id.slice(0, 12), "--to", other, "--for", "2h", "--json"], h);
+    expect(granted.code, granted.stderr).toBe(0);
+    const token = JSON.parse(granted.stdout) as { grant: string; tree: string; grantee: string; expires: string };
+    expect(readTreeGrant(fromBase64Url(token.grant)!)).toMatchObject({ tree: token.tree, grantee: other });
+    expect(Date.parse(token.expires) - Date.now()).toBeGreaterThan(3600_000);
+    expect((await runCli(["task", "grant", task.id, "--to", other, "--for", "forever"], h)).code).toBe(2);
+    const notDevice = await runCli(["task", "grant", task.id, "--to", "12D3KooWAbc"], h);
+    expect(notDevice.code).toBe(2);
+    expect(notDevice.stderr).toMatch(/grantee.*must be a device id/);
+    const viaGrant = await runCli(["task", "diff", task.id, "--grant", token.grant, "--from", other], h);
+    expect(viaGrant.code, viaGrant.stderr).toBe(0);
+    expect(viaGrant.stdout).toBe(diff.stdout);
+    const badToken = await runCli(["task", "diff", task.id, "--grant", "not a token!"], h);
+    expect(badToken.code).toBe(2);
+    expect(badToken.stderr).toMatch(/grant/);
 
     const apply = await runCli(["task", "apply", task.id, "--repo", repo], h, 30_000);
     if (apply.code !== 0) throw new Error(apply.stderr);

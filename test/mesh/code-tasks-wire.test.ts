@@ -1,13 +1,13 @@
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { AgentExecutor } from "../../src/agents/executor.js";
 import type { CoderClawNode } from "../../node/index.js";
 import { workspaceResultOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
 import { createHttpServer } from "../../node/http/index.js";
 import { taskChanges } from "../../node/workspaces/task-result.js";
 import { PIECE_TARGET_BYTES } from "../../src/workspace/manifest-pieces.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
+import { reportAgent } from "../helpers/report-agent.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 let stop: (() => Promise<void>) | undefined;
@@ -19,17 +19,7 @@ afterEach(async () => {
 });
 
 /** Writes a report into its workspace, changing nothing else. */
-const reporter: AgentExecutor = {
-  info: { id: "report", name: "report", description: "", capabilities: [] },
-  resumable: false,
-  retryable: false,
-  availability: () => ({ available: true }),
-  execute: async (ctx) => {
-    mkdirSync(join(ctx.workspace, "out"), { recursive: true });
-    writeFileSync(join(ctx.workspace, "out", "report.txt"), `files: ${readdirSync(join(ctx.workspace, "files")).length}\n`);
-    return { output: "reported" };
-  },
-};
+const reporter = reportAgent((workspace) => `files: ${readdirSync(join(workspace, "files")).length}\n`);
 
 async function completed(node: CoderClawNode, id: string): Promise<{ status: string; error?: string; result?: WorkspaceResult }> {
   for await (const _ of node.adapter.streamTaskUpdates(id));

@@ -192,7 +192,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         const { GITHUB_ACTIONS_ISSUER } = await import("../../../src/security/providers.js");
         return createHttpServer({
           adapter: node.adapter,
-          changes: (id) => taskChanges(node.adapter, node.workspaces, id),
+          changes: (id, sources) => taskChanges(node.adapter, node.workspaces, id, undefined, sources),
           workflows: httpWorkflows(node.workflows, node.core.store),
           taskApprovals: node.taskApprovals,
           admin: (method, params) => runAdmin(node, method, params),

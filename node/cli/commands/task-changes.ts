@@ -35,27 +35,47 @@ function patchCounts(patch: Buffer): { added: number; modified: number; deleted:
 }
 
 /** The same as {@link changesOf}, read from the node's HTTP API (`--server`): the patch, then each artifact. */
-async function changesOverHttp(server: HTTPTransportAdapter, taskId: string): Promise<Awaited<ReturnType<typeof changesOf>>> {
+async function changesOverHttp(server: HTTPTransportAdapter, taskId: string, grant: string | undefined): Promise<Awaited<ReturnType<typeof changesOf>>> {
   const id = encodeURIComponent(taskId);
-  const patch = await server.fetchBytes(`/tasks/${id}/patch`);
-  const { artifacts: listed } = parseInput(ArtifactListSchema, await server.call("GET", `/tasks/${id}/artifacts`));
+  const query = grant === undefined ? "" : `?grant=${encodeURIComponent(grant)}`;
+  const patch = await server.fetchBytes(`/tasks/${id}/patch${query}`);
+  const { artifacts: listed } = parseInput(ArtifactListSchema, await server.call("GET", `/tasks/${id}/artifacts${query}`));
   const artifacts = [];
-  for (const a of listed) artifacts.push({ path: a.path, bytes: await server.fetchBytes(`/tasks/${id}/artifacts/${a.path.split("/").map(encodeURIComponent).join("/")}`) });
+  for (const a of listed) artifacts.push({ path: a.path, bytes: await server.fetchBytes(`/tasks/${id}/artifacts/${a.path.split("/").map(encodeURIComponent).join("/")}${query}`) });
   return { result: { patchBytes: patch.byteLength, changed: patchCounts(patch), artifacts: listed }, patch, artifacts };
 }
 
-/** What a task that carried code changed, asked of the running node (which fetches it from the executor), or of `--server`. */
-async function changesOf(cmd: Command, taskId: string): Promise<{ result: z.infer<typeof ChangesSchema>["result"]; patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
+/** Where the node looks for a result it does not hold: `--grant` (from `task grant` on the submitter) and `--from` members. */
+interface SourceOptions {
+  grant?: string;
+  from?: string[];
+}
+
+/** `--grant` and `--from`, on each command that reads a task's changes. */
+function withSources(command: Command): Command {
+  return command
+    .option("--grant <token>", "a grant the task's submitter made for this device (`coderclaw task grant <id> --to <this device>` there): fetch the result from any member holding it")
+    .option("--from <device...>", "members to ask for the result first (after the submitter when it is connected)");
+}
+
+/** What a task that carried code changed, asked of the running node (which fetches it from a member that holds it), or of `--server`. */
+async function changesOf(cmd: Command, taskId: string, sources: SourceOptions = {}): Promise<{ result: z.infer<typeof ChangesSchema>["result"]; patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
   const server = serverAdapter(cmd.optsWithGlobals<AccessOptions>());
   if (server !== undefined) {
+    if (sources.from !== undefined) throw new InvalidInputError("--from is for the node on this machine, not --server", "--from");
     try {
-      return await changesOverHttp(server, taskId);
+      return await changesOverHttp(server, taskId, sources.grant);
     } finally {
       await server.close();
     }
   }
-  const raw = parseInput(ChangesSchema, await admin(cmd, "task.changes", { taskId }, false));
+  const raw = parseInput(ChangesSchema, await admin(cmd, "task.changes", { taskId, ...sources }, false));
   return { result: raw.result, patch: Buffer.from(raw.patch, "base64"), artifacts: raw.artifacts.map((a) => ({ path: a.path, bytes: Buffer.from(a.bytes, "base64") })) };
+}
+
+/** The source options given, without keys for those absent. */
+function sourcesOf(opts: SourceOptions): SourceOptions {
+  return { ...(opts.grant !== undefined && { grant: opts.grant }), ...(opts.from !== undefined && { from: opts.from }) };
 }
 
 function gitApply(cwd: string, args: string[]): Promise<{ ok: boolean; message: string }> {
@@ -65,6 +85,16 @@ function gitApply(cwd: string, args: string[]): Promise<{ ok: boolean; message: 
 }
 
 const CleanedSchema = z.object({ released: z.array(z.string()), removed: z.number(), freedBytes: z.number() });
+const GrantSchema = z.object({ taskId: z.string(), tree: z.string(), grantee: z.string(), expires: z.string(), grant: z.string() });
+
+/** A duration option (30m, 2h, 7d) in ms. */
+function duration(flag: string): (v: string) => number {
+  return (v) => {
+    const n = ms(v as ms.StringValue);
+    if (typeof n !== "number" || !Number.isFinite(n) || n < 0) throw new InvalidInputError(`"${v.slice(0, 40)}" is not a duration such as 30m, 2h or 7d`, flag);
+    return n;
+  };
+}
 
 /** `task diff`, `task apply`, `task artifacts` and `task clean`, added to `coderclaw task`. */
 export function addTaskChangeCommands(task: Command, setExit: (code: number) => void, resolveId: TaskIdResolver): void {
@@ -72,11 +102,7 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
     .command("clean")
     .description("let go of what tasks that carried code keep on this node: their results (so they can no longer be diffed or applied) and every blob nothing else holds")
     .argument("[ids...]", "tasks whose results go (full ids or unique prefixes; default: every task's)")
-    .option("--older-than <duration>", "only results kept at least this long (30m, 2h, 7d)", (v: string) => {
-      const n = ms(v as ms.StringValue);
-      if (typeof n !== "number" || !Number.isFinite(n) || n < 0) throw new InvalidInputError(`"${v.slice(0, 40)}" is not a duration such as 30m, 2h or 7d`, "--older-than");
-      return n;
-    })
+    .option("--older-than <duration>", "only results kept at least this long (30m, 2h, 7d)", duration("--older-than"))
     .option("--json", "print JSON")
     .action(async (idArgs: string[], opts: { olderThan?: number; json?: boolean }, cmd: Command) => {
       const taskIds = idArgs.length === 0 ? undefined : await Promise.all(idArgs.map((a) => resolveId(cmd, a)));
@@ -87,29 +113,41 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
     });
 
   task
-    .command("diff")
+    .command("grant")
+    .description("let another device fetch what a task you submitted with --repo changed, from any member that holds it (prints a token for its `task diff|apply|artifacts --grant`)")
+    .argument("<id>", "task id, or a unique prefix of one")
+    .requiredOption("--to <device>", "the device id that may fetch it")
+    .option("--for <duration>", "how long the grant holds (30m, 2h, 7d)", duration("--for"), 24 * 3600_000)
+    .option("--json", "print JSON")
+    .action(async (idArg: string, opts: { to: string; for: number; json?: boolean }, cmd: Command) => {
+      const granted = parseInput(GrantSchema, await admin(cmd, "task.grant", { taskId: await resolveId(cmd, idArg), grantee: opts.to, ttlMs: opts.for }, false));
+      if (opts.json) printJson(granted);
+      else process.stdout.write(`${granted.grant}\n`);
+      setExit(EXIT.ok);
+    });
+
+  withSources(task.command("diff"))
     .description("print what a task that carried code (--repo) changed, as a git patch")
     .argument("<id>", "task id, or a unique prefix of one")
     .option("--stat", "only how many files were added, modified and deleted")
     .option("--json", "print JSON")
-    .action(async (idArg: string, opts: { stat?: boolean; json?: boolean }, cmd: Command) => {
-      const { result, patch } = await changesOf(cmd, await resolveId(cmd, idArg));
+    .action(async (idArg: string, opts: SourceOptions & { stat?: boolean; json?: boolean }, cmd: Command) => {
+      const { result, patch } = await changesOf(cmd, await resolveId(cmd, idArg), sourcesOf(opts));
       if (opts.json) printJson({ ...result, patch: patch.toString("utf8") });
       else if (opts.stat || patch.byteLength === 0) process.stdout.write(`${result.changed.added} added, ${result.changed.modified} modified, ${result.changed.deleted} deleted (${patch.byteLength} bytes of patch)\n`);
       else process.stdout.write(patch);
       setExit(EXIT.ok);
     });
 
-  task
-    .command("apply")
+  withSources(task.command("apply"))
     .description("apply what a task that carried code changed onto this tree; on a conflict nothing is changed")
     .argument("<id>", "task id, or a unique prefix of one")
     .option("--repo <path>", "the tree to apply to (default: the current directory)")
     .option("--check", "only say whether it applies cleanly")
     .option("--3way", "fall back to a three-way merge where the tree has moved on (git repositories)")
-    .action(async (idArg: string, opts: { repo?: string; check?: boolean; "3way"?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: SourceOptions & { repo?: string; check?: boolean; "3way"?: boolean }, cmd: Command) => {
       const id = await resolveId(cmd, idArg);
-      const { patch } = await changesOf(cmd, id);
+      const { patch } = await changesOf(cmd, id, sourcesOf(opts));
       if (patch.byteLength === 0) {
         process.stdout.write(`task ${id} changed nothing\n`);
         setExit(EXIT.ok);
@@ -146,15 +184,14 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
       }
     });
 
-  task
-    .command("artifacts")
+  withSources(task.command("artifacts"))
     .description("write the artifacts a task that carried code brought back (--artifacts GLOB at submit)")
     .argument("<id>", "task id, or a unique prefix of one")
     .option("--out <dir>", "where to write them (default: ./artifacts-<first 8 of the id>)")
     .option("--json", "print JSON (paths and sizes)")
-    .action(async (idArg: string, opts: { out?: string; json?: boolean }, cmd: Command) => {
+    .action(async (idArg: string, opts: SourceOptions & { out?: string; json?: boolean }, cmd: Command) => {
       const id = await resolveId(cmd, idArg);
-      const { result, artifacts } = await changesOf(cmd, id);
+      const { result, artifacts } = await changesOf(cmd, id, sourcesOf(opts));
       const out = resolve(opts.out ?? `artifacts-${id.slice(0, 8)}`);
       // Paths come from a result tree checked when it was read: relative, without '..', through no link.
       for (const a of artifacts) {
