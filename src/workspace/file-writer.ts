@@ -7,7 +7,13 @@ import type { FileStamp } from "./materialize.js";
  * (created exclusively at `create` with `mode`, never through a link, and its
  * stat answered).
  */
-type Job = { id: number; bytes: Uint8Array } & ({ tmp: string; target: string; dir?: string } | { create: string; mode: number });
+type Job = { id: number; bytes: Uint8Array } & Task;
+
+/** What a job does with its bytes: a store's write, a tree's file created, or more bytes at the end of one just created. */
+type Task = { tmp: string; target: string; dir?: string } | { create: string; mode: number } | { append: string };
+
+/** A file up to this size goes to the worker in one job; a larger one a chunk at a time, so that only one chunk is ever copied twice. */
+const ONE_JOB_BYTES = 8 * 1024 * 1024;
 
 interface Done {
   id: number;
@@ -23,6 +29,7 @@ const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
 const CREATE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+const APPEND = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW;
 const writeAll = (fd, bytes) => {
   for (let at = 0; at < bytes.byteLength; ) at += fs.writeSync(fd, bytes, at, bytes.byteLength - at);
 };
@@ -43,12 +50,12 @@ const put = (job) => {
   }
 };
 const create = (job) => {
-  const fd = fs.openSync(job.create, CREATE, job.mode);
+  const fd = job.append === undefined ? fs.openSync(job.create, CREATE, job.mode) : fs.openSync(job.append, APPEND);
   try {
     writeAll(fd, job.bytes);
     // The process umask must not decide the mode asked for; with the usual umask it took nothing, and a file costs one call less.
     let st = fs.fstatSync(fd);
-    if ((st.mode & 0o7777) !== job.mode) {
+    if (job.append === undefined && (st.mode & 0o7777) !== job.mode) {
       fs.fchmodSync(fd, job.mode);
       st = fs.fstatSync(fd);
     }
@@ -61,7 +68,7 @@ parentPort.on("message", (jobs) => {
   const done = [];
   for (const job of jobs) {
     try {
-      done.push(job.create === undefined ? put(job) : create(job));
+      done.push(job.tmp !== undefined ? put(job) : create(job));
     } catch (err) {
       done.push({ id: job.id, error: String((err && err.message) || err), code: err && err.code });
     }
@@ -94,18 +101,16 @@ export class FileWriter {
   /**
    * Creates the file `path`, which must not exist (nor be a link), with the
    * bytes of `chunks` and `mode` whatever the umask; answers its stat as
-   * written. The chunks are copied before this returns, so the caller may
-   * reuse them.
+   * written. The chunks are copied as they go to the worker (all at once up
+   * to 8 MiB, then one by one), never handed over, so they stay the caller's.
    */
   async create(path: string, mode: number, chunks: readonly Uint8Array[]): Promise<FileStamp> {
-    // One buffer of its own per file, handed over rather than cloned: a chunk may be a view into a much larger buffer, all of which a clone would copy.
-    const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-    let at = 0;
-    for (const chunk of chunks) {
-      bytes.set(chunk, at);
-      at += chunk.byteLength;
-    }
-    return (await this.#ask({ create: path, mode }, bytes, true)).stamp!;
+    const size = chunks.reduce((n, c) => n + c.byteLength, 0);
+    if (size <= ONE_JOB_BYTES) return (await this.#ask({ create: path, mode }, joined(chunks, size), true)).stamp!;
+    // Each chunk copied once the one before it is written: a file of a GiB costs a chunk more memory, not a GiB.
+    let done = await this.#ask({ create: path, mode }, joined(chunks.slice(0, 1), chunks[0]!.byteLength), true);
+    for (const chunk of chunks.slice(1)) done = await this.#ask({ append: path }, joined([chunk], chunk.byteLength), true);
+    return done.stamp!;
   }
 
   /** Stops the worker once every write asked for has finished. */
@@ -118,7 +123,7 @@ export class FileWriter {
   }
 
   /** Queues `job` for the worker; `owned` bytes are handed over (their buffer is this writer's own) instead of copied. */
-  #ask(job: { tmp: string; target: string; dir?: string } | { create: string; mode: number }, bytes: Uint8Array, owned: boolean): Promise<Done> {
+  #ask(job: Task, bytes: Uint8Array, owned: boolean): Promise<Done> {
     const worker = this.#start();
     const id = this.#next++;
     if (this.#queued.length === 0) queueMicrotask(() => this.#flush(worker));
@@ -165,4 +170,19 @@ export class FileWriter {
     worker.ref();
     worker.postMessage(jobs, transfer);
   }
+}
+
+/**
+ * The bytes of `chunks` in one buffer of their own, to be handed over rather
+ * than cloned: a chunk may be a view into a much larger buffer, all of which a
+ * clone would copy, and handing over the caller's own would take it away.
+ */
+function joined(chunks: readonly Uint8Array[], size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes;
 }

@@ -30,6 +30,16 @@ describe("FileWriter.create", () => {
     expect(stamp).toEqual({ size: 6, mode: st.mode, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
   });
 
+  it("writes a file larger than one job a chunk at a time, whole and in order, and stamps it as finished", async () => {
+    const { dir, writer } = setup();
+    const chunks = Array.from({ length: 11 }, (_, i) => Buffer.alloc(i === 10 ? 12_345 : 1024 * 1024, i + 1));
+    const stamp = await writer.create(join(dir, "big"), 0o755, chunks);
+    expect(readFileSync(join(dir, "big")).equals(Buffer.concat(chunks))).toBe(true);
+    const st = statSync(join(dir, "big"));
+    expect(stamp).toEqual({ size: 10 * 1024 * 1024 + 12_345, mode: st.mode, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
+    expect(st.mode & 0o777).toBe(0o755);
+  });
+
   it("sets the mode asked for whatever the umask", async () => {
     const { dir, writer } = setup();
     const before = process.umask(0o077);
