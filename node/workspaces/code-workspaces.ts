@@ -254,7 +254,9 @@ export class CodeWorkspaces implements TaskWorkspaces {
       throw new InvalidInputError(`the tree holds ${manifest.entries.length} files of ${totalSize(manifest)} bytes, not the ${spec.files} files of ${spec.bytes} bytes the request was signed with`, `metadata.${WORKSPACE_KEY}`);
     }
     const blobs = blobsOf(manifest);
-    await this.#o.store.pin(taskHolder(task.id), blobs);
+    // The store counts a pin at once and makes it durable meanwhile: the tree is fetched while thousands of pin keys are written, not after.
+    const pinned = this.#o.store.pin(taskHolder(task.id), blobs);
+    pinned.catch(() => undefined);
     const local = this.#o.shared.source(spec.tree);
     const dir = join(this.#o.dataDir, "workspaces", "tasks", task.id);
     const gitDir = join(this.#o.dataDir, "workspaces", "git", task.id);
@@ -270,6 +272,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
       local === undefined
         ? await this.#fetchInto(manifest, dir, spec.tree, (sink, stopped) => fromAny(`the blobs of tree ${spec.tree}`, (peer) => this.#fetchBlobs(peer, spec.tree, blobs, stopped, sink, grantFor(peer))), limits, signal)
         : await materializeTree(manifest, dir, read, { limits, readsVerified: true });
+    await pinned;
     const tracking = await trackWorkspace(dir, gitDir, manifest, tree);
     // Another member the submitter grants it to may fetch the tree here while the store keeps its blobs.
     if (!heldBefore && from !== undefined) await this.#shareFetched(spec.tree, blobs, from);

@@ -173,6 +173,44 @@ export class BlobClient {
     const transfers = this.#options.maxTransfersPerPeer ?? DEFAULT_TRANSFERS_PER_PEER;
     const window = Math.min(MAX_WINDOW_BYTES, Math.floor((this.#options.maxBytesInFlightPerPeer ?? DEFAULT_BYTES_IN_FLIGHT_PER_PEER) / transfers));
     let failure: Error | undefined;
+    /** The blob whose bytes did not verify, cutting the peer off: every transfer cut with it fails for that reason. */
+    let mismatched: DigestMismatchError | undefined;
+    const mismatch = (d: string): DigestMismatchError => (mismatched ??= this.#cutOff(requests, new DigestMismatchError(d, `the bytes sent by ${peer} do not hash to it`)));
+    const stored = (bytes: number, last: boolean): void => {
+      progress.bytes += bytes;
+      result.bytes += bytes;
+      if (last) {
+        progress.done++;
+        result.fetched++;
+      }
+      options.onProgress?.({ ...progress });
+    };
+    /**
+     * Whole blobs handed to the store and not yet written. The transfers read
+     * on (and grant credit) meanwhile, up to the peer's bytes in flight of
+     * them: waiting for each write before the next message held every
+     * transfer to the store's pace, a file created per blob at worst.
+     */
+    const writes = new Set<Promise<void>>();
+    let writingBytes = 0;
+    const writeLimit = window * transfers;
+    /** Hands `bytes` to the store; resolves once the writes in progress are within the limit again. */
+    const storeWhole = async (d: string, bytes: Uint8Array): Promise<void> => {
+      writingBytes += bytes.byteLength;
+      const write: Promise<void> = store.putVerified(d, bytes).then(
+        () => stored(bytes.byteLength, true),
+        (err: unknown) => {
+          failure ??= err instanceof DigestMismatchError ? mismatch(d) : err instanceof Error ? err : new CoderClawError("UNAVAILABLE", String(err));
+        },
+      );
+      writes.add(write);
+      void write.finally(() => {
+        writes.delete(write);
+        writingBytes -= bytes.byteLength;
+      });
+      while (writingBytes > writeLimit && failure === undefined) await Promise.race(writes);
+      if (failure !== undefined) throw failure;
+    };
     /** Resumed blobs that did not verify, asked for again from their start. */
     const retried = new Set<string>();
 
@@ -245,9 +283,14 @@ export class BlobClient {
         const held = pending!;
         pending = undefined;
         const bytes = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks);
+        if (last && held.from === 0) {
+          // Taken from the batch now: a write that fails fails the whole fetch, and the store lacks the blob when it is asked again.
+          at++;
+          await storeWhole(held.d, bytes);
+          return;
+        }
         try {
-          if (last && held.from === 0) await store.putVerified(held.d, bytes);
-          else await store.appendPartial(held.d, held.from, bytes, { last });
+          await store.appendPartial(held.d, held.from, bytes, { last });
         } catch (err) {
           if (!(err instanceof DigestMismatchError)) throw err;
           if (held.from > 0 && !retried.has(held.d)) {
@@ -257,17 +300,11 @@ export class BlobClient {
             queue.push({ d: held.d, off: 0 });
             return;
           }
-          throw this.#cutOff(requests, new DigestMismatchError(held.d, `the bytes sent by ${peer} do not hash to it`));
+          throw mismatch(held.d);
         }
         batch[at]!.off = held.from + bytes.byteLength;
-        progress.bytes += bytes.byteLength;
-        result.bytes += bytes.byteLength;
-        if (last) {
-          at++;
-          progress.done++;
-          result.fetched++;
-        }
-        options.onProgress?.({ ...progress });
+        if (last) at++;
+        stored(bytes.byteLength, last);
       };
       try {
         for await (const m of exchange) {
@@ -284,7 +321,7 @@ export class BlobClient {
         }
       } finally {
         // Kept only from a peer that was not cut off: bytes from one that misbehaved are not worth continuing.
-        if (pending !== undefined && pending.bytes > 0 && exchange.cut === undefined) await save(false).catch(() => undefined);
+        if (pending !== undefined && pending.bytes > 0 && exchange.cut === undefined && mismatched === undefined) await save(false).catch(() => undefined);
         // What the peer did not get to (it ended early, or the exchange failed) is asked for again.
         queue.unshift(...batch.slice(at));
       }
@@ -313,7 +350,7 @@ export class BlobClient {
           if (batch.length > 0) await one(batch);
         } catch (err) {
           if (err instanceof CoderClawError && err.code === "BUSY") await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MS));
-          else failure ??= err instanceof Error ? err : new CoderClawError("PROTOCOL", String(err));
+          else failure ??= mismatched ?? (err instanceof Error ? err : new CoderClawError("PROTOCOL", String(err)));
         } finally {
           asking--;
           slots.give();
@@ -321,7 +358,12 @@ export class BlobClient {
         }
       }
     };
-    await Promise.all(Array.from({ length: transfers }, worker));
+    try {
+      await Promise.all(Array.from({ length: transfers }, worker));
+    } finally {
+      // No write lands after the fetch is over, aborted or not: its caller takes the store's word on what it holds.
+      while (writes.size > 0) await Promise.all(writes);
+    }
     if (failure !== undefined) throw failure;
     return result;
   }

@@ -372,6 +372,26 @@ describe("blob protocol", () => {
     expect(errors).toEqual([server.peerId.toString()]);
   });
 
+  it("reads on while a blob is being stored, so a slow write holds up no other blob of the transfer", async () => {
+    const s = await setup();
+    const tree = await makeTree(s.serverStore, mixedBlobs(40, 0));
+    s.trees.set(tree.id, tree);
+    const mine = await store();
+    // The first blob's write finishes only once every other blob was stored: a fetch that waits for each write before reading on never gets there.
+    const [first, ...rest] = tree.digests as [string, ...string[]];
+    let others!: () => void;
+    const othersStored = new Promise<void>((resolve) => (others = resolve));
+    const held = { ...mine, missing: (d: Iterable<string>) => mine.missing(d), partialOffset: (d: string) => mine.partialOffset(d), appendPartial: mine.appendPartial.bind(mine), putVerified: async (d: string, b: Uint8Array) => {
+      if (d === first) await othersStored;
+      await mine.putVerified(d, b);
+      if (rest.every((r) => mine.has(r))) others();
+    } };
+    const client = new BlobClient({ libp2p: s.clients[0]!, maxTransfersPerPeer: 1 });
+    cleanups.push(() => client.close());
+    expect((await client.fetchBlobs(s.server.peerId.toString(), tree.id, tree.digests, held)).fetched).toBe(40);
+    for (const d of tree.digests) expect(await same(mine, d, (await s.serverStore.read(d))!)).toBe(true);
+  });
+
   it("refuses transfers beyond a peer's allowance with BUSY, and serves the rest", async () => {
     const s = await setup();
     const tree = await makeTree(s.serverStore, mixedBlobs(8, 8));
