@@ -50,17 +50,39 @@ export const entriesMessage = z.object({
   last: z.boolean(),
 });
 
+/** Most texts one patch item leaves out (see protocols/sync/echo-texts.ts). */
+export const MAX_ECHO_REFS = 4096;
+
+/** A text left out of a patch item's changes because the receiver sent it to the sender: `n` bytes at `at` of the changes rebuilt, SHA-256 `h`. */
+const echoRef = z.object({ at: z.number().int().min(0).max(MAX_SYNC_FRAME_BYTES), n: z.number().int().min(1).max(MAX_SYNC_FRAME_BYTES), h: hash });
+
 /**
  * Changes that bring a document from `since` (heads the receiver is known to
  * hold, empty for a document it lacks) to `heads`, in Automerge save format,
  * with the document's writer `w` and its signature over `heads`: `sig` over the
  * root of a batch of `n` documents, this one at position `at`, with the sibling
  * hashes `proof` (see protocols/sync/heads-signature.ts). A relay forwards the
- * writer's signature as it received it.
+ * writer's signature as it received it. With `refs`, `changes` lack texts the
+ * receiver itself sent the sender, which it puts back before reading them.
  */
 export const patchMessage = z.object({
   t: z.literal("patch"),
-  items: z.array(z.object({ id: documentId, since: heads, heads, changes: bytesSchema, w: deviceId, sig: signature, at: z.number().int().min(0), n: z.number().int().min(1).max(MAX_BATCH), proof: z.array(hash).max(21) })).max(10_000),
+  items: z
+    .array(
+      z.object({
+        id: documentId,
+        since: heads,
+        heads,
+        changes: bytesSchema,
+        w: deviceId,
+        sig: signature,
+        at: z.number().int().min(0),
+        n: z.number().int().min(1).max(MAX_BATCH),
+        proof: z.array(hash).max(21),
+        refs: z.array(echoRef).min(1).max(MAX_ECHO_REFS).optional(),
+      }),
+    )
+    .max(10_000),
 });
 
 /** Ask for a patch from `heads` (the sender's current heads, empty when it lacks the document). */

@@ -11,6 +11,8 @@ import { docRootListReader, docRootReader, type RootListReader, type RootReader 
 import { runsBySize } from "../../src/util/runs-by-size.js";
 import { ECHO, type Refusal, type ReplicaAuthority } from "./replica-authority.js";
 import type { WantTarget, WantTracker } from "./want-tracker.js";
+import type { EchoTexts } from "./echo-texts.js";
+import { MAX_SYNC_FRAME_BYTES } from "./messages.js";
 
 /** A received change that was not taken, with what came, for the audit log and the quarantine. */
 export interface RefusedChange extends Refusal {
@@ -55,6 +57,8 @@ export interface PeerSessionOptions {
    * without a position); without it, the initiator compares summaries.
    */
   positions?: LogPositions;
+  /** Texts this side and the peer sent each other (a routed task's output): left out of patches going back, put back on receipt. */
+  echoes?: EchoTexts;
 }
 
 /**
@@ -451,11 +455,21 @@ export class PeerSession {
     const { store, authority } = this.#options;
     const refusals = await Promise.all(
       items.map(async (item): Promise<RefusedChange | undefined> => {
-        const { id, since, heads, changes, w } = item;
+        const { id, since, heads, w } = item;
         const signature = signatureOf(item);
+        let changes = item.changes;
         const refuse = (refusal: Refusal): RefusedChange => ({ ...refusal, id, peer: this.channel.peer, writer: w, changes });
         if (!this.#replicated(id)) return refuse({ reason: `${id} is not a replicated document`, offence: true });
         const storedHeads = await store.heads(id);
+        if (item.refs !== undefined) {
+          const restored = this.#options.echoes?.restore(this.channel.peer, item.changes, item.refs, MAX_SYNC_FRAME_BYTES);
+          // A text referred to that this side no longer holds (forgotten, or never sent): the whole changes are asked for.
+          if (restored === undefined) {
+            behind.push({ id, heads: storedHeads ?? [] });
+            return undefined;
+          }
+          changes = restored;
+        }
         if (storedHeads !== undefined && sameHeads(storedHeads, heads)) return undefined;
         const extendsHeld = storedHeads !== undefined && since.length > 0 && since.every((h) => storedHeads.includes(h));
         const screened = authority.screen(id, signature, storedHeads !== undefined, extendsHeld);
@@ -507,10 +521,21 @@ export class PeerSession {
     }
   }
 
-  async #sendPatches(patches: PatchItem[]): Promise<void> {
+  async #sendPatches(sending: PatchItem[]): Promise<void> {
+    const patches = this.#elided(sending);
     const size = (item: PatchItem): number => item.changes.byteLength + item.id.length + item.w.length + 80 + 34 * item.proof.length + 70 * (item.heads.length + item.since.length);
     for (const items of runsBySize(patches, size, this.#options.targetFrameBytes)) await this.channel.send({ t: "patch", items });
     this.#reaskWhenQuiet(patches.length);
+  }
+
+  /** `patches` without the texts the peer sent this side (each left out once: a want is answered in full). */
+  #elided(patches: PatchItem[]): PatchItem[] {
+    const echoes = this.#options.echoes;
+    if (echoes === undefined) return patches;
+    return patches.map((item) => {
+      const elided = echoes.elide(this.channel.peer, item.changes);
+      return elided === undefined ? item : { ...item, changes: elided.changes, refs: elided.refs };
+    });
   }
 
   /** Count `documents` patched; past {@link REASK_AFTER_DOCUMENTS}, (re)start the wait after which the position is brought up to date. */
