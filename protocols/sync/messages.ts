@@ -30,12 +30,16 @@ const deviceId = z.string().min(1).max(128);
 const signature = bytesSchema.refine((b) => b.byteLength === 64, "expected a 64-byte signature");
 const hash = bytesSchema.refine((b) => b.byteLength === 32, "expected a 32-byte hash");
 
-/** Digest of everything one side holds under a prefix, one hex digest per bucket. */
+/**
+ * Digest of everything one side holds under a prefix, one hex digest per
+ * bucket; `""` for a bucket that holds nothing (a new mesh's summaries are
+ * mostly empty buckets, and every pair of members exchanges them as it forms).
+ */
 export const summaryMessage = z.object({
   t: z.literal("summary"),
   prefix,
   count: z.number().int().min(0),
-  buckets: z.array(z.string().regex(/^[0-9a-f]{64}$/)).length(256),
+  buckets: z.array(z.union([z.literal(""), z.string().regex(/^[0-9a-f]{64}$/)])).length(256),
 });
 
 /**
@@ -105,6 +109,13 @@ export const haveMessage = z.object({
 export const peersMessage = z.object({
   t: z.literal("peers"),
   peers: z.array(deviceId).max(MAX_SYNC_NEIGHBOURS),
+  /**
+   * Set on every message after a session's first: `peers` are those added
+   * since the last message, `gone` those dropped. A list resent whole on each
+   * change cost every member a list of every member per join, to every member.
+   */
+  delta: z.literal(true).optional(),
+  gone: z.array(deviceId).max(MAX_SYNC_NEIGHBOURS).optional(),
 });
 
 const logEpoch = z.string().regex(/^[0-9a-f]{1,64}$/);

@@ -220,6 +220,32 @@ describe("sync session over an in-memory channel", () => {
     expect(b.refused).toEqual([]);
   });
 
+  it("summarises a bucket that holds nothing in one byte, and still finds what differs", async () => {
+    const [a, b] = [await side(), await side()];
+    await write(b, "task/only-b", "done");
+    const { sent } = connect(a, b);
+    await eventually(async () => (await a.store.heads("task/only-b")) !== undefined, 5000, "a takes b's document");
+    const summary = sent[0].find((m) => m.t === "summary")!;
+    expect(createSyncCodec().encode(summary).byteLength).toBeLessThan(400);
+    expect([a.refused, b.refused, a.errors, b.errors]).toEqual([[], [], [], []]);
+  });
+
+  it("tells its direct peers whole once, then only who came and went", async () => {
+    const [a, b] = [await side(), await side()];
+    const { sessions, sent } = connect(a, b);
+    const told = (): SyncMessage[] => sent[0].filter((m) => m.t === "peers");
+    await sessions[0].sendPeers(["x", "y", "z", b.identity.peerId]);
+    await eventually(() => sessions[1].neighbours.size === 3, 5000, "the first list");
+    await sessions[0].sendPeers(["x", "y", "z"]);
+    await sessions[0].sendPeers(["w", "x", "y"]);
+    await eventually(() => sessions[1].neighbours.has("w"), 5000, "the change");
+    expect([...sessions[1].neighbours].sort()).toEqual(["w", "x", "y"]);
+    expect(told()).toEqual([
+      { t: "peers", peers: ["x", "y", "z"] },
+      { t: "peers", peers: ["w"], delta: true, gone: ["z"] },
+    ]);
+  });
+
   it("refuses a patch to a document its sender does not write, stores nothing of it, and ends the session", async () => {
     const [a, b] = [await side(), await side()];
     await write(a, "task/victim", "completed");
