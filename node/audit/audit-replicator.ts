@@ -87,14 +87,19 @@ export async function startAuditReplicator(options: AuditReplicatorOptions): Pro
       pulling.set(h.author, claim);
       return { heads: h, claim, end };
     });
-    // Chains claimed here are pulled before waiting for any other pull, so two pulls never wait for each other.
-    for (const { heads: h, claim, end } of fresh) {
-      try {
-        await pullChains(requests, audit, [h]);
-      } finally {
-        end();
-        if (pulling.get(h.author) === claim) pulling.delete(h.author);
+    const release = ({ heads: h, claim, end }: (typeof fresh)[number]): void => {
+      end();
+      if (pulling.get(h.author) === claim) pulling.delete(h.author);
+    };
+    // Chains claimed here are pulled before waiting for any other pull, so two pulls never wait for each other;
+    // a pull that fails releases every claim it still holds, so those waiting for it ask their own member.
+    try {
+      for (const claimed of fresh) {
+        await pullChains(requests, audit, [claimed.heads]);
+        release(claimed);
       }
+    } finally {
+      for (const claimed of fresh) release(claimed);
     }
     if (covered.length === 0) return;
     await Promise.all(covered.map(({ author }) => pulling.get(author)?.done));
