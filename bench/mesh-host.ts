@@ -11,6 +11,9 @@ import { join } from "node:path";
 import { createBuiltinRegistry } from "../src/agents/builtin.js";
 import { createNode, type CoderClawNode } from "../node/create-node.js";
 import { socketBytes } from "./socket-bytes.js";
+import { messageTally, startMessageTally } from "./message-tally.js";
+
+if (process.env.CC_TALLY === "1") startMessageTally();
 
 /** Messages from the parent; each gets one reply. */
 export type HostRequest = { start: number } | { join: { index: number; invite: string } } | { members: true } | { cpu: true } | { stop: true };
@@ -37,7 +40,7 @@ async function answer(m: HostRequest): Promise<unknown> {
   if ("members" in m) return { members: nodes.map(({ node }) => node.membership.devices().filter((d) => node.membership.isMember(d.deviceId)).length) };
   if ("cpu" in m) {
     const c = process.cpuUsage();
-    return { cpuMs: (c.user + c.system) / 1000, bytes: socketBytes(), opened };
+    return { cpuMs: (c.user + c.system) / 1000, bytes: socketBytes(), opened, tally: messageTally() };
   }
   await Promise.all(nodes.map(({ node }) => node.stop()));
   for (const { dir } of nodes) rmSync(dir, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { createNode, type CoderClawNode } from "../node/create-node.js";
 import type { HostRequest } from "./mesh-host.js";
 import { percentile } from "./report.js";
 import { socketBytes } from "./socket-bytes.js";
+import { messageTally, startMessageTally } from "./message-tally.js";
 
 /** A child process hosting some of the mesh's nodes. */
 interface Host {
@@ -60,9 +61,11 @@ function membersKnown(node: CoderClawNode): number {
  * forming; then, after `settleMs`, the mesh idle for `idleMs`: socket bytes
  * and CPU per node per minute, every process counted, in up to `idleWindows`
  * windows one after another (the first and the last reported). With
- * `CC_HOST_PROF=<dir>` each host process writes its CPU profile there.
+ * `CC_HOST_PROF=<dir>` each host process writes its CPU profile there; with
+ * `CC_TALLY=1` what each part sent, by protocol and message kind, goes to stderr.
  */
 export async function formCost(n: number, processes: number, routed: number, settleMs: number, idleMs: number, idleWindows = 1): Promise<Record<string, number>> {
+  if (process.env.CC_TALLY === "1") startMessageTally();
   const dir = mkdtempSync(join(tmpdir(), "cc-bench-form-"));
   const founder = await createNode({ dataDir: dir, mdns: false, agents: new StaticAgentRegistry([]), inboundConnectionThreshold: 1000 });
   const hosts: Host[] = [];
@@ -80,17 +83,29 @@ export async function formCost(n: number, processes: number, routed: number, set
     /** CPU time (ms) and socket bytes of every process so far. */
     let founderOpened = 0;
     founder.libp2p.addEventListener("connection:open", () => void founderOpened++);
-    const usage = async (): Promise<{ cpuMs: number; bytes: number; opened: number }> => {
+    type Usage = { cpuMs: number; bytes: number; opened: number; tally: Record<string, number> };
+    const usage = async (): Promise<Usage> => {
       const c = process.cpuUsage();
-      const children = await Promise.all(hosts.map((h) => h.ask<{ cpuMs: number; bytes: number; opened: number }>({ cpu: true })));
+      const children = await Promise.all(hosts.map((h) => h.ask<Usage>({ cpu: true })));
+      const tally: Record<string, number> = {};
+      for (const part of [messageTally(), ...children.map((r) => r.tally)]) for (const [k, v] of Object.entries(part)) tally[k] = (tally[k] ?? 0) + v;
       return {
         cpuMs: (c.user + c.system) / 1000 + children.reduce((s, r) => s + r.cpuMs, 0),
         bytes: socketBytes() + children.reduce((s, r) => s + r.bytes, 0),
         opened: founderOpened + children.reduce((s, r) => s + r.opened, 0),
+        tally,
       };
     };
-    const cpu = async (): Promise<number> => (await usage()).cpuMs;
-    const cpu0 = await cpu();
+    /** With `CC_TALLY=1`: what the mesh sent between two usages, by protocol and message kind, in bytes per node per minute, largest first. */
+    const tallied = (from: Usage, to: Usage, minutes: number): Record<string, number> =>
+      Object.fromEntries(
+        Object.entries(to.tally)
+          .map(([k, v]): [string, number] => [k, Math.round((v - (from.tally[k] ?? 0)) / n / minutes)])
+          .filter(([, v]) => v > 0)
+          .sort((x, y) => y[1] - x[1]),
+      );
+    const start = await usage();
+    const cpu0 = start.cpuMs;
     const t0 = performance.now();
     const joins: number[] = [];
     // A join that fails (a handshake timing out on this loaded machine) is tried again with a new invite, as a
@@ -121,7 +136,9 @@ export async function formCost(n: number, processes: number, routed: number, set
       await new Promise((r) => setTimeout(r, 250));
     }
     const formedMs = performance.now() - t0;
-    const formCpuMs = (await cpu()) - cpu0;
+    const formed = await usage();
+    const formCpuMs = formed.cpuMs - cpu0;
+    if (process.env.CC_TALLY === "1") console.error(JSON.stringify({ n, part: "forming", bytesPerNodePerMinute: tallied(start, formed, formedMs / 60_000) }));
     const latencies: number[] = [];
     const executors = new Set<string>();
     for (let i = 0; i < routed; i++) {
@@ -143,6 +160,7 @@ export async function formCost(n: number, processes: number, routed: number, set
       await new Promise((r) => setTimeout(r, idleMs));
       const idle1 = await usage();
       const minutes = (performance.now() - i0) / 60_000;
+      if (process.env.CC_TALLY === "1") console.error(JSON.stringify({ n, part: `idle window ${w + 1}`, afterFormedMs: Math.round(i0 - t0 - formedMs), bytesPerNodePerMinute: tallied(idle0, idle1, minutes) }));
       windows.push({
         bytes: Math.round((idle1.bytes - idle0.bytes) / n / minutes),
         cpuPercent: Math.round(((idle1.cpuMs - idle0.cpuMs) / (minutes * 60_000) / n) * 100 * 1000) / 1000,

@@ -52,6 +52,7 @@ import type { ServiceAuditEntry, ServiceContext } from "./services/mesh-service.
 import { serviceList } from "./services/service-list.js";
 import { syncService } from "./sync/sync-engine.js";
 import { createLogPositions } from "../protocols/sync/log-positions.js";
+import { createEchoTexts } from "../protocols/sync/echo-texts.js";
 import { openTaskReplicas } from "./sync/task-replicas.js";
 import { createPeerRateLimiter } from "../protocols/framing/index.js";
 import { createLevelReplayStore } from "./tasks/replay-store.js";
@@ -199,7 +200,9 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     });
     const statements = statementSyncService(membership.set);
     const positions = createLogPositions(core.db, (ops) => core.store.write(ops), report("sync"));
-    const sync = syncService({ store: core.store, authority: replicas.authority, quarantine: replicas.quarantine, positions });
+    // A routed task's output, streamed from its executor and written into this node's document, is not sent back to it by sync.
+    const echoes = createEchoTexts();
+    const sync = syncService({ store: core.store, authority: replicas.authority, quarantine: replicas.quarantine, positions, echoes });
     const directory = capabilityService({ local: localOffer(core, options.maxConcurrentTasks ?? 10, placement, () => publishedRef.current?.unavailable() ?? {}), version: VERSION });
     /** The dispatcher, made once the services it needs are running; the task server reaches it through here. */
     const dispatcherRef: { current?: Dispatcher } = {};
@@ -213,6 +216,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       replayStore: createLevelReplayStore({ db: core.db, write }),
       // A flooding member is cut off on its own channels; everyone else keeps being served.
       limiter: createPeerRateLimiter({ framesPerSecond: 5000, burst: 10_000 }),
+      onStreamed: (peer, text) => echoes.sent(peer, text),
       ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),
     });
     const client = taskClientService();
@@ -274,6 +278,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
         return workspaces.executorRequest(request, peer);
       },
       leaseTimeoutMs: options.leaseTimeoutMs ?? LEASE_TIMEOUT_MS,
+      onMirrored: (peer, text) => echoes.received(peer, text),
       onError: (where, error) => options.onError?.(where, error),
     }));
     stack.push(() => dispatcher.stop());

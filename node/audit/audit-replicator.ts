@@ -1,7 +1,7 @@
 import type { Libp2p, PeerId } from "@libp2p/interface";
 import { AUDIT_PROTOCOL, createAuditCodec, type AuditMessage } from "../../protocols/audit/messages.js";
-import { auditRequestShape, pullAuditLog, pullChains, serveAuditLog, type ChainHeads, type ReplicatedLog } from "../../protocols/audit/replication.js";
-import { createPeerRateLimiter, handleFramed, RequestPool } from "../../protocols/framing/index.js";
+import { AuditRefusedError, auditRequestShape, pullChains, serveAuditLog, type ChainHeads, type ReplicatedLog } from "../../protocols/audit/replication.js";
+import { createPeerRateLimiter, handleFramed, RequestPool, type RequestChannel } from "../../protocols/framing/index.js";
 import type { AuditLog } from "../../src/security/index.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";
 
@@ -41,7 +41,7 @@ const RETRY_MAX_MS = 60_000;
 
 /**
  * Replicates audit logs among members over libp2p (the logic is
- * {@link serveAuditLog}, {@link pullAuditLog} and {@link pullChains}): it
+ * {@link serveAuditLog} and {@link pullChains}): it
  * serves this node's log to members; on every (re)connect with a member it
  * compares all chain heads once; afterwards, when chains grow here (own
  * appends, or entries ingested from others), it tells connected members which
@@ -70,14 +70,48 @@ export async function startAuditReplicator(options: AuditReplicatorOptions): Pro
   });
   /** Per member, the pulls asked of it, run one after another: a tip that comes during a pull is pulled after it. */
   const chains = new Map<string, Promise<void>>();
+  /**
+   * Per author, the pull of its chain under way, how far it goes, and its end. A joiner compares
+   * heads with every member at once, and every member that took a chain's growth tells the others
+   * of it at about the same moment: a chain a pull under way brings is pulled from nobody else
+   * until that pull ended, and then only what is still missing.
+   */
+  const pulling = new Map<string, { seq: number; done: Promise<void> }>();
+  const pullShared = async (requests: RequestChannel<AuditMessage>, heads: ChainHeads): Promise<void> => {
+    const mine = await audit.heads();
+    const ahead = heads.filter(({ author, seq }) => seq > (mine.get(author)?.seq ?? 0));
+    const covered = ahead.filter(({ author, seq }) => (pulling.get(author)?.seq ?? 0) >= seq);
+    const fresh = ahead.filter((h) => !covered.includes(h)).map((h) => {
+      let end!: () => void;
+      const claim = { seq: h.seq, done: new Promise<void>((resolve) => (end = resolve)) };
+      pulling.set(h.author, claim);
+      return { heads: h, claim, end };
+    });
+    const release = ({ heads: h, claim, end }: (typeof fresh)[number]): void => {
+      end();
+      if (pulling.get(h.author) === claim) pulling.delete(h.author);
+    };
+    // Chains claimed here are pulled before waiting for any other pull, so two pulls never wait for each other;
+    // a pull that fails releases every claim it still holds, so those waiting for it ask their own member.
+    try {
+      for (const claimed of fresh) {
+        await pullChains(requests, audit, [claimed.heads]);
+        release(claimed);
+      }
+    } finally {
+      for (const claimed of fresh) release(claimed);
+    }
+    if (covered.length === 0) return;
+    await Promise.all(covered.map(({ author }) => pulling.get(author)?.done));
+    await pullChains(requests, audit, covered);
+  };
   let stopped = false;
   const pull = async (peer: string, heads: ChainHeads | "all", attempt: number): Promise<void> => {
     if (stopped) return;
     try {
       const requests = await pool.get(peer);
-      if (heads === "all") await pullAuditLog(requests, audit);
       // What arrived meanwhile makes a tipped chain's pull ask nothing.
-      else await pullChains(requests, audit, heads);
+      await pullShared(requests, heads === "all" ? await headsOf(requests) : heads);
     } catch (err) {
       options.onError?.(peer, err as Error);
       // Nothing else would bring what this pull was for until the member reconnects or its chains grow again.
@@ -85,6 +119,16 @@ export async function startAuditReplicator(options: AuditReplicatorOptions): Pro
         if (!stopped && options.members().includes(peer)) void pullFrom(peer, "all", attempt + 1);
       };
       setTimeout(again, Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** attempt)).unref();
+    }
+  };
+  /** A member's chain heads; none when it refuses to say. */
+  const headsOf = async (requests: RequestChannel<AuditMessage>): Promise<ChainHeads> => {
+    try {
+      const answer = await requests.request((rid) => ({ t: "heads", rid }));
+      return answer.t === "heads-ans" ? answer.heads : [];
+    } catch (err) {
+      if (err instanceof AuditRefusedError) return [];
+      throw err;
     }
   };
   const pullFrom = (peer: string, heads: ChainHeads | "all", attempt = 0): Promise<void> => {

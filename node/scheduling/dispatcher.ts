@@ -42,6 +42,8 @@ export interface DispatcherOptions {
   beforeAttempt?: (peer: string, request: TaskSubmitRequest) => TaskSubmitRequest | void | Promise<TaskSubmitRequest | void>;
   /** Records of members are asked again once older than this while tasks wait, ms. Default 1 s. */
   recordsMaxAgeMs?: number;
+  /** Told of each output text an attempt on `peer` streamed here, as it is mirrored into this node's own task document. */
+  onMirrored?: (peer: string, text: string) => void;
   onError?: (where: string, error: Error) => void;
 }
 
@@ -579,6 +581,7 @@ export class Dispatcher {
           heard = Date.now();
           after = e.seq;
           if (isTerminalEvent(e)) return { kind: "ended", outcome: await this.#outcome(peer, attemptId, e, signal) };
+          if (e.type === "output_added" && e.message !== undefined) this.#o.onMirrored?.(peer, e.message);
           if (e.type !== "created" && !engine.mirrorHeld(taskId, e)) {
             this.#cancelAttempt(taskId);
             return { kind: "lost" };

@@ -226,8 +226,15 @@ export class NodeSecurity {
     this.unsubscribe();
   }
 
-  /** Offer role grants and signed policies (whose text is known) to the service, each once. */
+  /**
+   * Offer role grants and signed policies (whose text is known) to the service, each once.
+   * Another device's grant or name that this node accepts is not written to its audit log
+   * unless it names this device: the signed statement, which every member holds, is the
+   * record, and each member logging each member's arrival made every join cost the mesh
+   * a log entry per member, replicated to every member. Refusals are always logged.
+   */
   private async applyStatements(statements: readonly SignedStatement[]): Promise<void> {
+    const self = this.options.identity.peerId;
     const grantIds = new Set(statements.filter((st) => (st.kind as string) === "role-grant").map((st) => st.id));
     // Grants before revocations: a revocation offered before its grant would be kept, but audited as premature.
     const ordered = [...statements].sort((a, b) => Number((a.kind as string) === "revocation") - Number((b.kind as string) === "revocation"));
@@ -236,7 +243,8 @@ export class NodeSecurity {
       const kind = st.kind as string;
       if (kind === "role-grant") {
         this.applied.add(st.id);
-        await this.service.addRoleGrant(st.bytes);
+        const subject = (st.body as { subject?: unknown }).subject;
+        await this.service.addRoleGrant(st.bytes, { recordAccepted: st.issuer === self || subject === self });
       } else if (kind === "revocation" && grantIds.has((st.body as { target: string }).target)) {
         // A revocation of a role grant (`roles revoke`); those of devices and certificates are the trust view's.
         this.applied.add(st.id);
@@ -246,6 +254,7 @@ export class NodeSecurity {
         this.applied.add(st.id);
         const body = (st as SignedStatement<"device-name">).body;
         const refusal = deviceNameRefusal(body, (id) => this.service.grants.isAdmin(id));
+        if (refusal === undefined && body.issuer !== self && body.device !== self) continue;
         await this.service.record({ action: "device.rename", userId: body.issuer, deviceId: body.issuer, resource: body.device, result: refusal === undefined ? "allowed" : "denied", reason: refusal ?? `named ${body.name}` });
       } else if (kind === "security-policy") {
         const hash = (st.body as { sha256: string }).sha256;

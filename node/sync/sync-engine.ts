@@ -11,6 +11,7 @@ import { createWantTracker } from "../../protocols/sync/want-tracker.js";
 import type { LogPositions } from "../../protocols/sync/log-positions.js";
 import type { ReplicaAuthority } from "../../protocols/sync/replica-authority.js";
 import type { Quarantine } from "./quarantine.js";
+import type { EchoTexts } from "../../protocols/sync/echo-texts.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";
 
 /**
@@ -59,6 +60,8 @@ export interface SyncEngineOptions {
    * only for what changed since. Without it every session compares summaries.
    */
   positions?: LogPositions;
+  /** Texts exchanged with each peer outside sync (a routed task's output), left out of patches going back to it. */
+  echoes?: EchoTexts;
 }
 
 /** Replicates documents under the configured prefixes with every connected member. */
@@ -142,6 +145,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
         onPeers: (removed) => push?.peersLost(channel.peer, removed),
         onEnded: neighboursChanged,
         ...(options.positions !== undefined && { positions: options.positions }),
+        ...(options.echoes !== undefined && { echoes: options.echoes }),
       });
     },
     ...(options.retryMaxMs !== undefined && { retryMaxMs: options.retryMaxMs }),
@@ -174,7 +178,7 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
 export const OFFENDER_BLOCK_MS = 10 * 60_000;
 
 /** What {@link syncService} needs beyond the node's context. */
-export type SyncServiceOptions = Pick<SyncEngineOptions, "store" | "authority" | "prefixes" | "positions"> & {
+export type SyncServiceOptions = Pick<SyncEngineOptions, "store" | "authority" | "prefixes" | "positions" | "echoes"> & {
   /** Keeps refused changes as evidence. */
   quarantine: Quarantine;
 };

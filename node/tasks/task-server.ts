@@ -31,6 +31,8 @@ export interface TaskServerDeps {
   /** Where the nonces of taken submissions survive a restart; without one, they live in memory only. */
   replayStore?: ReplayStore;
   limiter?: PeerRateLimiter;
+  /** Told of each output text streamed to a follower (it may come back inside that member's replicated changes). */
+  onStreamed?: (peer: string, text: string) => void;
 }
 
 /** Options of {@link startTaskServer}. */
@@ -88,6 +90,7 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     ...(options.authorizeCancel !== undefined && { authorizeCancel: options.authorizeCancel }),
     ...(options.leaseIntervalMs !== undefined && { leaseIntervalMs: options.leaseIntervalMs }),
     ...(options.limiter !== undefined && { limiter: options.limiter }),
+    ...(options.onStreamed !== undefined && { onStreamed: options.onStreamed }),
     onError: report,
   });
   await handleFramed(options.libp2p, TASK_PROTOCOL, {

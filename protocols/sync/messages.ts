@@ -30,12 +30,16 @@ const deviceId = z.string().min(1).max(128);
 const signature = bytesSchema.refine((b) => b.byteLength === 64, "expected a 64-byte signature");
 const hash = bytesSchema.refine((b) => b.byteLength === 32, "expected a 32-byte hash");
 
-/** Digest of everything one side holds under a prefix, one hex digest per bucket. */
+/**
+ * Digest of everything one side holds under a prefix, one hex digest per
+ * bucket; `""` for a bucket that holds nothing (a new mesh's summaries are
+ * mostly empty buckets, and every pair of members exchanges them as it forms).
+ */
 export const summaryMessage = z.object({
   t: z.literal("summary"),
   prefix,
   count: z.number().int().min(0),
-  buckets: z.array(z.string().regex(/^[0-9a-f]{64}$/)).length(256),
+  buckets: z.array(z.union([z.literal(""), z.string().regex(/^[0-9a-f]{64}$/)])).length(256),
 });
 
 /**
@@ -50,17 +54,39 @@ export const entriesMessage = z.object({
   last: z.boolean(),
 });
 
+/** Most texts one patch item leaves out (see protocols/sync/echo-texts.ts). */
+export const MAX_ECHO_REFS = 4096;
+
+/** A text left out of a patch item's changes because the receiver sent it to the sender: `n` bytes at `at` of the changes rebuilt, SHA-256 `h`. */
+const echoRef = z.object({ at: z.number().int().min(0).max(MAX_SYNC_FRAME_BYTES), n: z.number().int().min(1).max(MAX_SYNC_FRAME_BYTES), h: hash });
+
 /**
  * Changes that bring a document from `since` (heads the receiver is known to
  * hold, empty for a document it lacks) to `heads`, in Automerge save format,
  * with the document's writer `w` and its signature over `heads`: `sig` over the
  * root of a batch of `n` documents, this one at position `at`, with the sibling
  * hashes `proof` (see protocols/sync/heads-signature.ts). A relay forwards the
- * writer's signature as it received it.
+ * writer's signature as it received it. With `refs`, `changes` lack texts the
+ * receiver itself sent the sender, which it puts back before reading them.
  */
 export const patchMessage = z.object({
   t: z.literal("patch"),
-  items: z.array(z.object({ id: documentId, since: heads, heads, changes: bytesSchema, w: deviceId, sig: signature, at: z.number().int().min(0), n: z.number().int().min(1).max(MAX_BATCH), proof: z.array(hash).max(21) })).max(10_000),
+  items: z
+    .array(
+      z.object({
+        id: documentId,
+        since: heads,
+        heads,
+        changes: bytesSchema,
+        w: deviceId,
+        sig: signature,
+        at: z.number().int().min(0),
+        n: z.number().int().min(1).max(MAX_BATCH),
+        proof: z.array(hash).max(21),
+        refs: z.array(echoRef).min(1).max(MAX_ECHO_REFS).optional(),
+      }),
+    )
+    .max(10_000),
 });
 
 /** Ask for a patch from `heads` (the sender's current heads, empty when it lacks the document). */
@@ -83,6 +109,13 @@ export const haveMessage = z.object({
 export const peersMessage = z.object({
   t: z.literal("peers"),
   peers: z.array(deviceId).max(MAX_SYNC_NEIGHBOURS),
+  /**
+   * Set on every message after a session's first: `peers` are those added
+   * since the last message, `gone` those dropped. A list resent whole on each
+   * change cost every member a list of every member per join, to every member.
+   */
+  delta: z.literal(true).optional(),
+  gone: z.array(deviceId).max(MAX_SYNC_NEIGHBOURS).optional(),
 });
 
 const logEpoch = z.string().regex(/^[0-9a-f]{1,64}$/);

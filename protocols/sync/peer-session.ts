@@ -6,11 +6,13 @@ import type { ChangedMessage, EntriesMessage, HaveMessage, PatchMessage, PeersMe
 import type { LogPositions } from "./log-positions.js";
 import type { HeadsSignature } from "./heads-signature.js";
 import { sameHeads } from "../../src/storage/document-store.js";
-import type { LevelDocumentStore } from "../../src/storage/level-document-store.js";
+import { EMPTY_DIGEST, type LevelDocumentStore } from "../../src/storage/level-document-store.js";
 import { docRootListReader, docRootReader, type RootListReader, type RootReader } from "../../src/storage/root-reader.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
 import { ECHO, type Refusal, type ReplicaAuthority } from "./replica-authority.js";
 import type { WantTarget, WantTracker } from "./want-tracker.js";
+import type { EchoTexts } from "./echo-texts.js";
+import { MAX_SYNC_FRAME_BYTES, MAX_SYNC_NEIGHBOURS } from "./messages.js";
 
 /** A received change that was not taken, with what came, for the audit log and the quarantine. */
 export interface RefusedChange extends Refusal {
@@ -55,6 +57,8 @@ export interface PeerSessionOptions {
    * without a position); without it, the initiator compares summaries.
    */
   positions?: LogPositions;
+  /** Texts this side and the peer sent each other (a routed task's output): left out of patches going back, put back on receipt. */
+  echoes?: EchoTexts;
 }
 
 /**
@@ -124,8 +128,8 @@ export class PeerSession {
   /** Heads the peer is known to hold, from what it sent or announced, per document. */
   readonly #known = new Map<string, readonly string[]>();
   #neighbours: ReadonlySet<string> = new Set();
-  /** The last `peers` list sent. */
-  #sentPeers = "";
+  /** The peers last told, once a list was sent. */
+  #sentPeers: Set<string> | undefined;
   readonly #wantTarget: WantTarget;
   #changed: Array<{ id: string; heads: string[] }> = [];
   /** A `since` was sent and its `changed` answer has not ended: only then is a `changed` taken. */
@@ -179,13 +183,16 @@ export class PeerSession {
     });
   }
 
-  /** Tell the peer which peers this side syncs with directly, when that differs from what it was last told. */
+  /** Tell the peer which peers this side syncs with directly, when that differs from what it was last told: whole once, then what changed. */
   sendPeers(peers: readonly string[]): Promise<void> {
-    const list = peers.filter((p) => p !== this.channel.peer).sort();
-    const key = list.join(" ");
-    if (key === this.#sentPeers) return Promise.resolve();
-    this.#sentPeers = key;
-    return this.#enqueue(() => this.channel.send({ t: "peers", peers: list }));
+    const now = new Set(peers.filter((p) => p !== this.channel.peer));
+    const told = this.#sentPeers;
+    this.#sentPeers = now;
+    if (told === undefined) return this.#enqueue(() => this.channel.send({ t: "peers", peers: [...now].sort() }));
+    const added = [...now].filter((p) => !told.has(p)).sort();
+    const gone = [...told].filter((p) => !now.has(p)).sort();
+    if (added.length === 0 && gone.length === 0) return Promise.resolve();
+    return this.#enqueue(() => this.channel.send({ t: "peers", peers: added, delta: true, ...(gone.length > 0 && { gone }) }));
   }
 
   /** Push the changes of each document after `since` (heads the peer is taken to hold), built from the stored document. */
@@ -236,7 +243,7 @@ export class PeerSession {
   async #sendSummaries(): Promise<void> {
     for (const prefix of this.#options.prefixes) {
       const summary = await this.#options.store.summary(prefix);
-      await this.channel.send({ t: "summary", prefix, count: summary.count, buckets: summary.buckets });
+      await this.channel.send({ t: "summary", prefix, count: summary.count, buckets: summary.buckets.map((d) => (d === EMPTY_DIGEST ? "" : d)) });
     }
   }
 
@@ -344,7 +351,11 @@ export class PeerSession {
   }
 
   #onPeers(message: PeersMessage): void {
-    const next = new Set(message.peers);
+    const next = message.delta === true ? new Set(this.#neighbours) : new Set(message.peers);
+    if (message.delta === true) {
+      for (const p of message.gone ?? []) next.delete(p);
+      for (const p of message.peers) if (next.size < MAX_SYNC_NEIGHBOURS) next.add(p);
+    }
     const removed = [...this.#neighbours].filter((p) => !next.has(p));
     this.#neighbours = next;
     if (removed.length > 0) this.#options.onPeers?.(removed);
@@ -359,7 +370,7 @@ export class PeerSession {
     const local = await this.#options.store.summary(remote.prefix);
     const differing: number[] = [];
     local.buckets.forEach((digest, i) => {
-      if (remote.buckets[i] !== digest) differing.push(i);
+      if ((remote.buckets[i] || EMPTY_DIGEST) !== digest) differing.push(i);
     });
     // Answered even when nothing differs: the asker may be waiting to settle a round.
     const entries = differing.length === 0 ? [] : await this.#options.store.bucketEntries(remote.prefix, differing);
@@ -451,11 +462,21 @@ export class PeerSession {
     const { store, authority } = this.#options;
     const refusals = await Promise.all(
       items.map(async (item): Promise<RefusedChange | undefined> => {
-        const { id, since, heads, changes, w } = item;
+        const { id, since, heads, w } = item;
         const signature = signatureOf(item);
+        let changes = item.changes;
         const refuse = (refusal: Refusal): RefusedChange => ({ ...refusal, id, peer: this.channel.peer, writer: w, changes });
         if (!this.#replicated(id)) return refuse({ reason: `${id} is not a replicated document`, offence: true });
         const storedHeads = await store.heads(id);
+        if (item.refs !== undefined) {
+          const restored = this.#options.echoes?.restore(this.channel.peer, item.changes, item.refs, MAX_SYNC_FRAME_BYTES);
+          // A text referred to that this side no longer holds (forgotten, or never sent): the whole changes are asked for.
+          if (restored === undefined) {
+            behind.push({ id, heads: storedHeads ?? [] });
+            return undefined;
+          }
+          changes = restored;
+        }
         if (storedHeads !== undefined && sameHeads(storedHeads, heads)) return undefined;
         const extendsHeld = storedHeads !== undefined && since.length > 0 && since.every((h) => storedHeads.includes(h));
         const screened = authority.screen(id, signature, storedHeads !== undefined, extendsHeld);
@@ -507,10 +528,21 @@ export class PeerSession {
     }
   }
 
-  async #sendPatches(patches: PatchItem[]): Promise<void> {
+  async #sendPatches(sending: PatchItem[]): Promise<void> {
+    const patches = this.#elided(sending);
     const size = (item: PatchItem): number => item.changes.byteLength + item.id.length + item.w.length + 80 + 34 * item.proof.length + 70 * (item.heads.length + item.since.length);
     for (const items of runsBySize(patches, size, this.#options.targetFrameBytes)) await this.channel.send({ t: "patch", items });
     this.#reaskWhenQuiet(patches.length);
+  }
+
+  /** `patches` without the texts the peer sent this side (each left out once: a want is answered in full). */
+  #elided(patches: PatchItem[]): PatchItem[] {
+    const echoes = this.#options.echoes;
+    if (echoes === undefined) return patches;
+    return patches.map((item) => {
+      const elided = echoes.elide(this.channel.peer, item.changes);
+      return elided === undefined ? item : { ...item, changes: elided.changes, refs: elided.refs };
+    });
   }
 
   /** Count `documents` patched; past {@link REASK_AFTER_DOCUMENTS}, (re)start the wait after which the position is brought up to date. */

@@ -79,6 +79,8 @@ export interface TaskExecutorOptions {
   leaseIntervalMs?: number;
   /** Each submission beyond the first of a message spends one of the peer's frames here, as if it had come alone. */
   limiter?: { take(peer: string): boolean };
+  /** Told of each output text streamed to `peer`, before it is sent. */
+  onStreamed?: (peer: string, text: string) => void;
   onError?: (peer: string, error: Error) => void;
 }
 
@@ -283,6 +285,7 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
           for (const run of runsBySize(batch, eventSize, EVENT_BYTES_PER_MESSAGE)) {
             const events = run.map(eventToWire);
             streamed?.add(events);
+            if (options.onStreamed !== undefined) for (const e of events) if (e.type === "output_added" && e.message !== undefined) options.onStreamed(peer, e.message);
             // The outcome's message carries the final state: its follower need not ask for the output.
             const last = isTerminalEvent(run.at(-1)!) ? await engine.getTask(taskId) : null;
             const final = last === null ? {} : finalOf(last, streamed);

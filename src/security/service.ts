@@ -415,10 +415,16 @@ export class SecurityService {
     await this.#log({ action: "device.revoke", userId: by.userId, deviceId, result: "allowed", reason: `${reason}; ${ended.length} session(s) ended` });
   }
 
-  /** Offers a signed role grant (local or replicated). Forged and non-admin grants are ignored and audited as denied. */
-  async addRoleGrant(bytes: Uint8Array, from: { deviceId?: string } = {}): Promise<GrantOutcome> {
+  /**
+   * Offers a signed role grant (local or replicated). Forged and non-admin
+   * grants are ignored and audited as denied; an accepted one is audited unless
+   * `recordAccepted` is false (a grant that neither this device issued nor
+   * names: the signed grant every member holds is its record).
+   */
+  async addRoleGrant(bytes: Uint8Array, from: { deviceId?: string; recordAccepted?: boolean } = {}): Promise<GrantOutcome> {
     const outcome = this.grants.add(bytes);
     if (this.#policies.hasSigned) this.#rebuild();
+    if (outcome.status === "accepted" && from.recordAccepted === false) return outcome;
     await this.#log({
       action: "grant.add",
       userId: outcome.actor ?? "(unknown)",

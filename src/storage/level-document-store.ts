@@ -100,7 +100,8 @@ const HEADS = "heads:";
  */
 export const DOCUMENT_LAYOUT: ChunkLayout = { keyPrefix: "doc:", separator: "\u0001", snapshot: "s", chunk: "c:", chunkDigits: 10 };
 const MAX_ID_LENGTH = 512;
-const EMPTY_DIGEST = createHash("sha256").digest("hex");
+/** The digest a summary gives a bucket that holds no document. */
+export const EMPTY_DIGEST = createHash("sha256").digest("hex");
 
 /** Checks a document id: printable, bounded, namespaced. */
 export function validateDocumentId(id: string): void {

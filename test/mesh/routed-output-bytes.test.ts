@@ -17,7 +17,7 @@ const total = (flows: Map<string, number>, pick: (from: string, to: string) => b
   [...flows].filter(([k]) => pick(...(k.split(">") as [string, string]))).reduce((s, [, n]) => s + n, 0);
 
 describe("a routed task's output on the wire", () => {
-  it("crosses from its executor to its submitter once, and reaches a third member once", async () => {
+  it("crosses from its executor to its submitter once, not back, and reaches a third member once", async () => {
     countSocketFlows();
     // A and C run no shell; B does, so A's task runs on B as an attempt; C only watches.
     const mesh = await startNodes(3, (i) => ({ agents: i === 1 ? [createShellAgent()] : [], options: { sandbox: "off" } }));
@@ -50,6 +50,8 @@ describe("a routed task's output on the wire", () => {
     // B's own document of the attempt stays home: it sends C nothing of the output, and A only the task stream.
     expect(total(flows, (from, to) => from === "1" && to === "2"), "bytes B sent C").toBeLessThan(0.15 * OUTPUT_BYTES);
     expect(fromB, "bytes B sent").toBeLessThan(1.25 * OUTPUT_BYTES);
+    // Nor does the output come back to B inside A's document: B puts back the text it streamed A itself.
+    expect(total(flows, (from, to) => from === "0" && to === "1"), "bytes A sent B").toBeLessThan(0.15 * OUTPUT_BYTES);
     // C gets the output once, in A's document of the task, whose history holds it (as JSON: its newlines escaped).
     expect(toC, "bytes C received").toBeLessThan(1.4 * OUTPUT_BYTES);
 

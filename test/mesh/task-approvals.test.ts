@@ -43,7 +43,7 @@ async function mesh(timeout = "1h", text = policy(timeout)): Promise<{ admin: Co
   cleanups.push(started.stop);
   await formMesh(started.nodes);
   const [admin, developer, owner] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
-  await eventually(async () => (await owner.security.current.getAuditLog({ action: "grant.add", result: "allowed" })).length >= 2, 15_000, "grants in force on the owner");
+  await eventually(async () => owner.security.current.grants.statements().length >= 2, 15_000, "grants in force on the owner");
   await admin.security.signPolicy("repo", text);
   await eventually(() => owner.security.current.approvalFor(text === SHELL_POLICY ? "shell" : "deploy", developer.peerId) !== undefined, 15_000, "the policy in force on the owner");
   return { admin, developer, owner };

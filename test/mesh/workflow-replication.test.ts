@@ -50,7 +50,7 @@ describe("workflow documents replicate from their coordinator", () => {
     cleanups.push(started.stop);
     await formMesh(started.nodes);
     const [admin, , owner] = started.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
-    await eventually(async () => (await owner.security.current.getAuditLog({ action: "grant.add", result: "allowed" })).length >= 2, 15_000, "grants in force on the owner");
+    await eventually(async () => owner.security.current.grants.statements().length >= 2, 15_000, "grants in force on the owner");
     const { id } = await owner.workflows.startChecked(GATED, "v1");
     expect(id.endsWith(newTaskId(Date.now(), owner.peerId).slice(-12))).toBe(true);
     await eventually(async () => (await admin.workflows.get(id))?.steps.deploy?.reason === "awaiting approval", 15_000, "the waiting step replicated to the admin");

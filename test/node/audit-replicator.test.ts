@@ -21,12 +21,13 @@ afterEach(async () => {
  * relayed to reach a node that is not linked to its author. Every heads read
  * of the logs is counted (a served heads request, or growth to tell of).
  */
-async function startLogs(count: number, linked: (i: number, j: number) => boolean): Promise<{ logs: AuditLog[]; headsAsked: () => number }> {
+async function startLogs(count: number, linked: (i: number, j: number) => boolean): Promise<{ logs: AuditLog[]; headsAsked: () => number; exported: () => number }> {
   const ids: string[] = [];
   nodes = await startNodes(count, { admit: (i) => (peer) => ids.indexOf(peer) === -1 || linked(i, ids.indexOf(peer)) });
   ids.push(...nodes.map((n) => n.peerId.toString()));
   const logs: AuditLog[] = [];
   let asked = 0;
+  let exported = 0;
   for (const [i, node] of nodes.entries()) {
     const level = await tempLevel();
     const log = new AuditLog({ db: level.db, signer: generateSigner(), segmentSize: 1000 });
@@ -35,7 +36,11 @@ async function startLogs(count: number, linked: (i: number, j: number) => boolea
         asked++;
         return log.heads();
       },
-      exportEntries: (author, after, limit) => log.exportEntries(author, after, limit),
+      exportEntries: async (author, after, limit) => {
+        const page = await log.exportEntries(author, after, limit);
+        exported += page.length;
+        return page;
+      },
       ingest: (entries) => log.ingest(entries),
       onGrow: (listener) => log.onGrow(listener),
     };
@@ -48,7 +53,7 @@ async function startLogs(count: number, linked: (i: number, j: number) => boolea
     });
     logs.push(log);
   }
-  return { logs, headsAsked: () => asked };
+  return { logs, headsAsked: () => asked, exported: () => exported };
 }
 
 describe("audit replicator", () => {
@@ -61,6 +66,27 @@ describe("audit replicator", () => {
     await logs[0]!.append({ action: "task.cancel", userId: "u-0", result: "allowed", resource: "task-0" });
     await eventually(async () => (await logs[3]!.heads()).get(logs[0]!.author)?.seq === 2, 10_000, "the newest entry at the far end");
     for (const log of logs) expect(await log.verify()).toMatchObject({ ok: true, authors: 4 });
+  });
+
+  it("takes each chain once when it joins, though every member it reaches holds all of them", async () => {
+    const n = 6;
+    let joined = false;
+    // Node 0 joins late; the others already hold every chain.
+    const { logs, exported } = await startLogs(n, (i, j) => joined || (i !== 0 && j !== 0));
+    for (let i = 1; i < n; i++) for (let j = i + 1; j < n; j++) await connect(nodes[i]!, nodes[j]!);
+    const perChain = 200;
+    for (const log of logs.slice(1)) await Promise.all(Array.from({ length: perChain }, (_, k) => log.append({ action: "task.submit", userId: "u", result: "allowed", resource: `task-${k}` })));
+    const holdsAll = async (log: AuditLog): Promise<boolean> => {
+      const heads = await log.heads();
+      return logs.slice(1).every((other) => heads.get(other.author)?.seq === perChain);
+    };
+    for (const log of logs.slice(1)) await eventually(() => holdsAll(log), 15_000, "every chain on every member");
+    const before = exported();
+    joined = true;
+    for (let j = 1; j < n; j++) await connect(nodes[0]!, nodes[j]!);
+    await eventually(() => holdsAll(logs[0]!), 15_000, "every chain on the joiner");
+    // A pull that waits for another under way asks afterwards only for what is still missing: nothing.
+    expect(exported() - before).toBeLessThanOrEqual(1.25 * (n - 1) * perChain);
   });
 
   it("is quiet while nothing changes, and reconciles on reconnect what grew while apart", async () => {

@@ -14,6 +14,7 @@ import {
   type SyncMessage,
   type WriterRule,
 } from "../../../protocols/sync/index.js";
+import { createEchoTexts, type EchoTexts } from "../../../protocols/sync/echo-texts.js";
 import { createWantTracker, type WantTracker } from "../../../protocols/sync/want-tracker.js";
 import { holdsHeads } from "../../../protocols/sync/peer-session.js";
 import { createLogPositions, type LogPositions } from "../../../protocols/sync/log-positions.js";
@@ -70,7 +71,7 @@ const positionsOf = (s: Side): LogPositions => createLogPositions(s.db, (ops) =>
  * drives. With `positions`, each side keeps its position in the other's
  * change log; `sent` records what each side sent.
  */
-function connect(a: Side, b: Side, positions?: [LogPositions, LogPositions]): { sessions: [PeerSession, PeerSession]; ends: [MessageChannel<SyncMessage>, MessageChannel<SyncMessage>]; sent: [SyncMessage[], SyncMessage[]] } {
+function connect(a: Side, b: Side, positions?: [LogPositions, LogPositions], echoes?: [EchoTexts, EchoTexts]): { sessions: [PeerSession, PeerSession]; ends: [MessageChannel<SyncMessage>, MessageChannel<SyncMessage>]; sent: [SyncMessage[], SyncMessage[]] } {
   const ends = memoryChannelPair<SyncMessage>({ codec: createSyncCodec(), peers: [a.identity.peerId, b.identity.peerId] });
   const sent: [SyncMessage[], SyncMessage[]] = [[], []];
   ends.forEach((end, i) => {
@@ -83,6 +84,7 @@ function connect(a: Side, b: Side, positions?: [LogPositions, LogPositions]): { 
   const make = (s: Side, channel: MessageChannel<SyncMessage>, initiator: boolean): PeerSession =>
     new PeerSession(channel, {
       ...(positions !== undefined && { positions: positions[s === a ? 0 : 1] }),
+      ...(echoes !== undefined && { echoes: echoes[s === a ? 0 : 1] }),
       store: s.store,
       authority: createReplicaAuthority({ identity: s.identity, db: s.db, rules: [OWNER_RULE], mayWrite: () => true }),
       prefixes: ["task/"],
@@ -103,7 +105,7 @@ function connect(a: Side, b: Side, positions?: [LogPositions, LogPositions]): { 
  * sends what a test tells it and records what `s` sends; `wants` is shared by
  * `s`'s sessions, `positions` are where `s` stands in its peers' change logs.
  */
-function rawPeer(s: Side, name: string, extra: { wants?: WantTracker; positions?: LogPositions }): { end: MessageChannel<SyncMessage>; received: SyncMessage[]; ends: [MessageChannel<SyncMessage>, MessageChannel<SyncMessage>] } {
+function rawPeer(s: Side, name: string, extra: { wants?: WantTracker; positions?: LogPositions; echoes?: EchoTexts }): { end: MessageChannel<SyncMessage>; received: SyncMessage[]; ends: [MessageChannel<SyncMessage>, MessageChannel<SyncMessage>] } {
   const ends = memoryChannelPair<SyncMessage>({ codec: createSyncCodec(), peers: [s.identity.peerId, name] });
   const session = new PeerSession(ends[0], {
     store: s.store,
@@ -218,6 +220,32 @@ describe("sync session over an in-memory channel", () => {
     expect(b.refused).toEqual([]);
   });
 
+  it("summarises a bucket that holds nothing in one byte, and still finds what differs", async () => {
+    const [a, b] = [await side(), await side()];
+    await write(b, "task/only-b", "done");
+    const { sent } = connect(a, b);
+    await eventually(async () => (await a.store.heads("task/only-b")) !== undefined, 5000, "a takes b's document");
+    const summary = sent[0].find((m) => m.t === "summary")!;
+    expect(createSyncCodec().encode(summary).byteLength).toBeLessThan(400);
+    expect([a.refused, b.refused, a.errors, b.errors]).toEqual([[], [], [], []]);
+  });
+
+  it("tells its direct peers whole once, then only who came and went", async () => {
+    const [a, b] = [await side(), await side()];
+    const { sessions, sent } = connect(a, b);
+    const told = (): SyncMessage[] => sent[0].filter((m) => m.t === "peers");
+    await sessions[0].sendPeers(["x", "y", "z", b.identity.peerId]);
+    await eventually(() => sessions[1].neighbours.size === 3, 5000, "the first list");
+    await sessions[0].sendPeers(["x", "y", "z"]);
+    await sessions[0].sendPeers(["w", "x", "y"]);
+    await eventually(() => sessions[1].neighbours.has("w"), 5000, "the change");
+    expect([...sessions[1].neighbours].sort()).toEqual(["w", "x", "y"]);
+    expect(told()).toEqual([
+      { t: "peers", peers: ["x", "y", "z"] },
+      { t: "peers", peers: ["w"], delta: true, gone: ["z"] },
+    ]);
+  });
+
   it("refuses a patch to a document its sender does not write, stores nothing of it, and ends the session", async () => {
     const [a, b] = [await side(), await side()];
     await write(a, "task/victim", "completed");
@@ -235,6 +263,78 @@ describe("sync session over an in-memory channel", () => {
     await eventually(() => ends[1].closed, 5000, "the session is cut");
   });
 });
+
+describe("sync sessions leaving out texts the receiver sent the sender", () => {
+  /** A text like a command's output, 30 KB, different each time. */
+  const output = (): string => Array.from({ length: 5000 }, () => randomBytes(2).readUInt16BE()).join(" ");
+  const patchesOf = (messages: SyncMessage[]) => messages.flatMap((m) => (m.t === "patch" ? m.items : []));
+  const writeText = (s: Side, id: string, text: string) =>
+    s.store.update<Doc>(id, (doc) => A.change(doc!, (d) => void ((d as unknown as { status: A.ImmutableString }).status = new A.ImmutableString(text))));
+
+  /** A holds task/out, B its replica; each side's echo memory, and what each sent. */
+  async function pair(): Promise<{ a: Side; b: Side; echoes: [EchoTexts, EchoTexts]; sessions: [PeerSession, PeerSession]; sent: [SyncMessage[], SyncMessage[]] }> {
+    const [a, b] = [await side(), await side()];
+    await write(a, "task/out", "running");
+    const echoes: [EchoTexts, EchoTexts] = [createEchoTexts(), createEchoTexts()];
+    const { sessions, sent } = connect(a, b, undefined, echoes);
+    await eventually(async () => (await b.store.heads("task/out")) !== undefined, 5000, "b holds the document");
+    return { a, b, echoes, sessions, sent };
+  }
+
+  it("sends back without the text the receiver sent it, and the receiver rebuilds exactly the writer's signed change", async () => {
+    const { a, b, echoes, sessions, sent } = await pair();
+    const text = output();
+    // B streamed the text to A, which writes it into its own document.
+    echoes[1].sent(a.identity.peerId, text);
+    echoes[0].received(b.identity.peerId, text);
+    const before = (await a.store.heads("task/out"))!;
+    await writeText(a, "task/out", text);
+    await sessions[0].push([{ id: "task/out", since: before }]);
+    await eventually(async () => sameHeadsOf(await b.store.heads("task/out"), await a.store.heads("task/out")), 5000, "b reaches a's heads");
+    expect((await b.store.get<Doc>("task/out"))!.status.toString()).toBe(text);
+    const [item] = patchesOf(sent[0]).slice(-1);
+    expect(item!.refs).toHaveLength(1);
+    expect(item!.changes.byteLength).toBeLessThan(1000);
+    expect([a.refused, b.refused, a.errors, b.errors]).toEqual([[], [], [], []]);
+  });
+
+  it("is asked for the whole change when the receiver no longer holds the text, and then sends it whole", async () => {
+    const { a, b, echoes, sessions, sent } = await pair();
+    const text = output();
+    // A believes B sent it the text; B holds no such memory (restarted, or it went to someone else).
+    echoes[0].received(b.identity.peerId, text);
+    echoes[1].sent("someone-else", text);
+    const before = (await a.store.heads("task/out"))!;
+    await writeText(a, "task/out", text);
+    await sessions[0].push([{ id: "task/out", since: before }]);
+    await eventually(async () => sameHeadsOf(await b.store.heads("task/out"), await a.store.heads("task/out")), 5000, "b reaches a's heads");
+    expect(sent[1].some((m) => m.t === "want")).toBe(true);
+    const patches = patchesOf(sent[0]).slice(-2);
+    expect(patches.map((p) => p.refs === undefined)).toEqual([false, true]);
+    expect([a.refused, b.refused, a.errors, b.errors]).toEqual([[], [], [], []]);
+  });
+
+  it("takes a rebuilt change only with its writer's signature: a member's patch rebuilt from the text refused as any forged one", async () => {
+    const { a, b, echoes } = await pair();
+    const mallory = rawPeer(b, "mallory", { echoes: echoes[1] });
+    const text = output();
+    echoes[1].sent("mallory", text);
+    const victim = (await a.store.get<Doc>("task/out"))!;
+    const forged = A.change(A.clone(victim, { actor: "cc".repeat(16) }), (d) => void ((d as unknown as { status: A.ImmutableString }).status = new A.ImmutableString(text)));
+    const whole = A.saveSince(forged, A.getHeads(victim));
+    const elide = createEchoTexts();
+    elide.received(b.identity.peerId, text);
+    const cut = elide.elide(b.identity.peerId, whole)!;
+    await mallory.end.send({ t: "patch", items: [{ ...signedPatch("task/out", A.getHeads(victim), cut.changes, signHeads(deviceIdentityFromSeed(randomBytes(32)), "task/out", A.getHeads(forged))), refs: cut.refs }] });
+    await eventually(() => b.refused.length > 0, 5000, "refused");
+    expect(b.refused[0]).toMatchObject({ id: "task/out", peer: "mallory", offence: true });
+    // The evidence kept is the change as rebuilt.
+    expect(Buffer.from(b.refused[0]!.changes).equals(Buffer.from(whole))).toBe(true);
+    expect(await b.store.heads("task/out")).toEqual(A.getHeads(victim));
+  });
+});
+
+const sameHeadsOf = (x: string[] | undefined, y: string[] | undefined): boolean => x !== undefined && y !== undefined && [...x].sort().join() === [...y].sort().join();
 
 describe("reconnecting sync sessions that keep their position in each other's change log", () => {
   const kinds = (messages: SyncMessage[]): string[] => [...new Set(messages.map((m) => m.t))].sort();
