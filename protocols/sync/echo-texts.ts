@@ -41,6 +41,12 @@ export interface EchoTextsOptions {
   maxBytes?: number;
   /** A text is forgotten this long after it was remembered. Default 2 minutes. */
   ttlMs?: number;
+  /**
+   * Texts remembered per peer on each side; the peer's oldest go first. Each
+   * patch to a peer is searched for every text held from it, so this bounds
+   * that cost however many small texts a member streams. Default 1,024.
+   */
+  maxTextsPerPeer?: number;
 }
 
 interface Held {
@@ -67,7 +73,11 @@ class TextMemory {
   readonly #order = new Map<Held, true>();
   #bytes = 0;
 
-  constructor(readonly maxBytes: number, readonly ttlMs: number) {}
+  constructor(
+    readonly maxBytes: number,
+    readonly ttlMs: number,
+    readonly maxPerPeer: number,
+  ) {}
 
   add(peer: string, bytes: Buffer): void {
     const now = Date.now();
@@ -76,6 +86,7 @@ class TextMemory {
     const held: Held = { peer, key: digest(bytes).toString("hex"), bytes, at: now };
     const texts = this.#byPeer.get(peer) ?? new Map<string, Held>();
     if (texts.has(held.key)) return;
+    if (texts.size >= this.maxPerPeer) this.drop(texts.values().next().value!);
     texts.set(held.key, held);
     this.#byPeer.set(peer, texts);
     this.#order.set(held, true);
@@ -113,8 +124,9 @@ export function createEchoTexts(options: EchoTextsOptions = {}): EchoTexts {
   const minBytes = options.minBytes ?? 1024;
   const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
   const ttlMs = options.ttlMs ?? 120_000;
-  const sent = new TextMemory(maxBytes, ttlMs);
-  const received = new TextMemory(maxBytes, ttlMs);
+  const perPeer = options.maxTextsPerPeer ?? 1024;
+  const sent = new TextMemory(maxBytes, ttlMs, perPeer);
+  const received = new TextMemory(maxBytes, ttlMs, perPeer);
 
   return {
     sent(peer, text) {

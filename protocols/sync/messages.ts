@@ -11,11 +11,14 @@ import { MAX_BATCH } from "./heads-signature.js";
  * (`peers`), so a change reaches each member about once; and a reconnecting
  * side asks for what changed since the position of the other's change log it
  * last reconciled to (`since`, answered by `changed`), comparing whole
- * summaries only when it has no such position.
+ * summaries only when it has no such position. Version 4: a patch may leave
+ * out texts the receiver itself sent the sender (`refs`), `peers` goes whole
+ * once and then as changes, and an empty summary bucket is `""`; a version 3
+ * node would misread each, so the envelope number changes.
  */
 export const SYNC_PROTOCOL = "/coderclaw/sync/3.0.0";
 /** Wire version inside every sync message envelope. */
-export const SYNC_VERSION = 3;
+export const SYNC_VERSION = 4;
 /** Most peers one `peers` message names. */
 export const MAX_SYNC_NEIGHBOURS = 1024;
 /** Largest sync frame; one document's patch must fit. */

@@ -45,4 +45,14 @@ describe("texts left out of patches to the peer that sent them", () => {
     await new Promise((r) => setTimeout(r, 80));
     expect(texts.elide("B", carrying(second)), "past its age").toBeUndefined();
   });
+
+  it("holds at most so many texts per peer, the peer's oldest going first, so a member streaming many small texts bounds the search of each patch to it", () => {
+    const texts = createEchoTexts({ maxTextsPerPeer: 2 });
+    const [a, b, c] = ["a", "b", "c"].map((tag) => `${tag}${lines(400)}`) as [string, string, string];
+    for (const text of [a, b, c]) texts.received("B", text);
+    texts.received("C", a);
+    const whole = Buffer.concat([carrying(a), carrying(b), carrying(c)]);
+    expect(texts.elide("B", whole)!.refs).toHaveLength(2);
+    expect(texts.elide("C", carrying(a))!.refs, "another peer's texts are its own").toHaveLength(1);
+  });
 });
