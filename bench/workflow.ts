@@ -10,7 +10,12 @@ import { percentile, printResult, sized } from "./report.js";
 
 /**
  * `npm run bench:workflow`: what coordinating costs, against the same no-op
- * tasks submitted directly to the same runtime, measured in one run:
+ * tasks submitted directly to the same runtime, measured in one run. The same
+ * tasks: a workflow's steps are tasks of one session of their own (they share
+ * a workspace, made for the run) carrying an idempotency key, so the direct
+ * tasks of each run are too; `bare` is the same without either (tasks of the
+ * default session), shown beside for what sessions and keys cost the tasks
+ * themselves:
  * - a chain of N steps (each after the one before) against N tasks submitted
  *   one after another, each once the one before completed;
  * - a fan-out of N steps with no dependencies against N tasks submitted at once.
@@ -27,7 +32,7 @@ import { percentile, printResult, sized } from "./report.js";
  */
 
 const N = sized(100, 10);
-const ROUNDS = sized(31, 1);
+const ROUNDS = sized(101, 1);
 const WARM_UP = sized(20, 1);
 
 async function main(): Promise<void> {
@@ -47,7 +52,12 @@ async function main(): Promise<void> {
     },
   };
   const coordinator = createWorkflowCoordinator({ runtime: adapter, store });
-  const request = (i: number): TaskSubmitRequest => ({ description: `no-op ${i}`, input: `${i}`, agentId: "echo" });
+  let runs = 0;
+  /** The requests of one direct run: as a workflow's steps are, or `bare`. */
+  const requests = (bare: boolean): ((i: number) => TaskSubmitRequest) => {
+    const session = `bench-direct-${++runs}`;
+    return (i) => ({ description: `no-op ${i}`, input: `${i}`, agentId: "echo", ...(!bare && { sessionId: session, metadata: { idempotencyKey: `${session}/s${i}/1` } }) });
+  };
   const ended = async (id: string): Promise<void> => {
     for await (const _ of adapter.streamTaskUpdates(id));
   };
@@ -62,12 +72,14 @@ async function main(): Promise<void> {
     while (!endsWritten.delete(done.id)) await new Promise<void>((resolve) => (endWritten = resolve));
     return ms;
   };
-  const directChain = async (): Promise<number> => {
+  const directChain = async (bare = false): Promise<number> => {
+    const request = requests(bare);
     const start = performance.now();
     for (let i = 0; i < N; i++) await ended((await adapter.submitTask(request(i))).id);
     return performance.now() - start;
   };
-  const directFan = async (): Promise<number> => {
+  const directFan = async (bare = false): Promise<number> => {
+    const request = requests(bare);
     const start = performance.now();
     const tasks = await Promise.all(Array.from({ length: N }, (_, i) => adapter.submitTask(request(i))));
     await Promise.all(tasks.map((t) => ended(t.id)));
@@ -81,16 +93,18 @@ async function main(): Promise<void> {
     };
     // Warm-up, the same for all four: V8 compiles the hot paths of both (and tiers up Automerge's WebAssembly) in
     // background threads for the first few dozen workflows, which on two cores would otherwise be counted.
-    for (let r = 0; r < WARM_UP; r++) for (const run of [() => runWorkflow(steps(true)), directChain, () => runWorkflow(steps(false)), directFan]) await settled(await run());
-    const times = { chain: [] as number[], chainDirect: [] as number[], fan: [] as number[], fanDirect: [] as number[] };
+    for (let r = 0; r < WARM_UP; r++) for (const run of [() => runWorkflow(steps(true)), () => directChain(), () => directChain(true), () => runWorkflow(steps(false)), () => directFan(), () => directFan(true)]) await settled(await run());
+    const times = { chain: [] as number[], chainDirect: [] as number[], chainBare: [] as number[], fan: [] as number[], fanDirect: [] as number[], fanBare: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
       const pair = async (workflow: () => Promise<number>, direct: () => Promise<number>): Promise<[number, number]> => {
         if (r % 2 === 0) return [await settled(await workflow()), await settled(await direct())];
         const d = await settled(await direct());
         return [await settled(await workflow()), d];
       };
-      const [chain, chainDirect] = await pair(() => runWorkflow(steps(true)), directChain);
-      const [fan, fanDirect] = await pair(() => runWorkflow(steps(false)), directFan);
+      const [chain, chainDirect] = await pair(() => runWorkflow(steps(true)), () => directChain());
+      times.chainBare.push(await settled(await directChain(true)));
+      const [fan, fanDirect] = await pair(() => runWorkflow(steps(false)), () => directFan());
+      times.fanBare.push(await settled(await directFan(true)));
       times.chain.push(chain);
       times.chainDirect.push(chainDirect);
       times.fan.push(fan);
@@ -98,13 +112,15 @@ async function main(): Promise<void> {
     }
     const med = (xs: number[]): number => percentile(xs, 50);
     const ratio = (a: number, b: number): number => Math.round((a / b) * 100) / 100;
-    const shape = (workflow: number[], direct: number[]): Record<string, number> => ({
+    const shape = (workflow: number[], direct: number[], bare: number[]): Record<string, number> => ({
       workflowMs: med(workflow),
       directMs: med(direct),
       ratio: ratio(med(workflow), med(direct)),
       pairedRatio: ratio(med(workflow.map((w, i) => w / direct[i]!)), 1),
+      bareDirectMs: med(bare),
+      ratioOverBare: ratio(med(workflow), med(bare)),
     });
-    printResult("workflow", { steps: N, rounds: ROUNDS, chain: shape(times.chain, times.chainDirect), fanOut: shape(times.fan, times.fanDirect), target: 1.3 });
+    printResult("workflow", { steps: N, rounds: ROUNDS, chain: shape(times.chain, times.chainDirect, times.chainBare), fanOut: shape(times.fan, times.fanDirect, times.fanBare), target: 1.3 });
   } finally {
     await coordinator.stop();
     await core.close();

@@ -11,12 +11,12 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function openStore() {
+async function openStore(options: { actor?: string } = {}) {
   const dir = tempDir("cc-wf-store-");
   cleanups.push(dir.remove);
   const core = await openLocalCore({ dataDir: dir.path });
   cleanups.push(() => core.close());
-  return { core, store: documentWorkflowStore(core.store) };
+  return { core, store: documentWorkflowStore(core.store, options) };
 }
 
 const definition = checkWorkflow({ name: "three", steps: [{ id: "a", agent: "echo", input: "a" }, { id: "b", agent: "echo", input: "b", dependsOn: ["a"] }, { id: "c", agent: "echo", input: "c", dependsOn: ["a"] }] });
@@ -24,6 +24,19 @@ const done = (id: string, output: string): StepRecord => ({ status: "completed",
 type RawDoc = { v: number; steps?: Record<string, A.ImmutableString>; log?: A.ImmutableString[] };
 
 describe("workflow documents", () => {
+  it("are made as one change of their writer, with the steps already under way, and never over a workflow that exists", async () => {
+    const actor = "ab".repeat(16);
+    const { core, store } = await openStore({ actor });
+    const record = { ...newWorkflowRecord("w2", definition, "in", 1000), coordinator: "12D3KooWcoordinator", steps: { a: done("a", "A"), b: { status: "pending" as const, attempts: [] }, c: { status: "pending" as const, attempts: [] } } };
+    await store.create(record);
+    expect(await store.get("w2")).toEqual(record);
+    const doc = (await core.store.get<RawDoc>(`${WORKFLOW_PREFIX}w2`))!;
+    expect(A.getAllChanges(doc).map((c) => A.decodeChange(c).actor)).toEqual([actor]);
+
+    await expect(store.create({ ...record, input: "other" })).rejects.toThrow(/exists already/);
+    expect((await store.get("w2"))?.input).toBe("in");
+  });
+
   it("hold no value for a step until it changes, and read back every step of the definition", async () => {
     const { core, store } = await openStore();
     const record = newWorkflowRecord("w1", definition, "in", 1000);
