@@ -1,3 +1,4 @@
+import type { Stream } from "@libp2p/interface";
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import type { AgentExecutor } from "../../src/agents/executor.js";
 import { createNode, type CoderClawNode, type NodeOptions } from "../../node/create-node.js";
@@ -50,5 +51,22 @@ export async function eventually(pred: () => Promise<boolean> | boolean, ms = 10
   while (!(await pred())) {
     if (Date.now() > end) throw new Error(`${typeof what === "string" ? what : await what()} not reached within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * A raw stream of `protocol` from `from` to `to`, as modified code would open
+ * one. A connection just made (or one being retired for the pair's other
+ * connection) may refuse a first stream while it settles: the dial is tried
+ * again, as an attacker would, up to six times 200 ms apart.
+ */
+export async function openRawStream(from: CoderClawNode, to: CoderClawNode, protocol: string): Promise<Stream> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await from.libp2p.dialProtocol(to.libp2p.peerId, protocol, { signal: AbortSignal.timeout(5_000) });
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 }

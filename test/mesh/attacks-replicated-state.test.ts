@@ -10,7 +10,7 @@ import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import { createShellAgent } from "../../src/agents/shell.js";
 import { encodeTaskDoc, homeTaskDocId, taskDocId, type TaskDoc } from "../../src/engine/task-document.js";
 import { actorIdOf } from "../../node/device-actor.js";
-import { eventually } from "../helpers/mesh.js";
+import { eventually, openRawStream } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 /**
@@ -94,16 +94,8 @@ async function sendAsM(s: Scene, to: CoderClawNode, messages: SyncMessage[]): Pr
   // and replace the raw stream before its frames are read.
   await s.m.sync.stop();
   const codec = createSyncCodec();
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const stream = await s.m.libp2p.dialProtocol(to.libp2p.peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(5_000) });
-      for (const m of messages) stream.send(encodeFrame(codec.encode(m), codec.maxMessageBytes));
-      return;
-    } catch (err) {
-      if (attempt >= 5) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  const stream = await openRawStream(s.m, to, SYNC_PROTOCOL);
+  for (const m of messages) stream.send(encodeFrame(codec.encode(m), codec.maxMessageBytes));
 }
 
 async function refusalsOf(node: CoderClawNode, sender: string): Promise<number> {

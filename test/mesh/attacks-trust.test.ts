@@ -8,7 +8,7 @@ import { encodeFrame } from "../../protocols/framing/index.js";
 import { createStatementsCodec, STATEMENTS_PROTOCOL, type StatementsMessage } from "../../protocols/statements/index.js";
 import { createSyncCodec, signHeads, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/index.js";
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
-import { eventually } from "../helpers/mesh.js";
+import { eventually, openRawStream } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 /**
@@ -55,16 +55,8 @@ async function mesh(): Promise<{ n: Nodes; homes: Record<Name, string>; links: A
 }
 
 async function send<T>(from: CoderClawNode, to: CoderClawNode, protocol: string, codec: { encode(m: T): Uint8Array; maxMessageBytes: number }, messages: T[]): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const stream = await from.libp2p.dialProtocol(to.libp2p.peerId, protocol, { signal: AbortSignal.timeout(5_000) });
-      for (const m of messages) stream.send(encodeFrame(codec.encode(m), codec.maxMessageBytes));
-      return;
-    } catch (err) {
-      if (attempt >= 5) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  const stream = await openRawStream(from, to, protocol);
+  for (const m of messages) stream.send(encodeFrame(codec.encode(m), codec.maxMessageBytes));
 }
 
 async function audited(node: CoderClawNode, action: string, sender: string): Promise<boolean> {

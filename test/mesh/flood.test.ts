@@ -1,8 +1,7 @@
-import { peerIdFromString } from "@libp2p/peer-id";
 import { afterEach, describe, expect, it } from "vitest";
 import { FramedChannel } from "../../protocols/framing/index.js";
 import { createTaskCodec, MAX_SUBMITS_PER_MESSAGE, TASK_PROTOCOL, type TaskMessage } from "../../protocols/task/index.js";
-import { formMesh, startNodes } from "../helpers/mesh.js";
+import { formMesh, openRawStream, startNodes } from "../helpers/mesh.js";
 
 let stop: (() => Promise<void>) | undefined;
 afterEach(async () => {
@@ -17,7 +16,7 @@ describe("a flooding member", () => {
     const [a, b, c] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0], typeof mesh.nodes[0]];
     await formMesh(mesh.nodes);
 
-    const stream = await b.libp2p.dialProtocol(peerIdFromString(a.peerId), TASK_PROTOCOL);
+    const stream = await openRawStream(b, a, TASK_PROTOCOL);
     const flood = new FramedChannel<TaskMessage>({ stream, codec: createTaskCodec(), peer: a.peerId });
     const closed = new Promise<void>((resolve) => stream.addEventListener("close", () => resolve()));
     // Far beyond the per-peer burst (10,000 frames), as fast as the stream takes them.
@@ -38,7 +37,7 @@ describe("a flooding member", () => {
     const [a, b] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0]];
     await formMesh(mesh.nodes);
 
-    const stream = await b.libp2p.dialProtocol(peerIdFromString(a.peerId), TASK_PROTOCOL);
+    const stream = await openRawStream(b, a, TASK_PROTOCOL);
     const flood = new FramedChannel<TaskMessage>({ stream, codec: createTaskCodec(), peer: a.peerId });
     const closed = new Promise<void>((resolve) => stream.addEventListener("close", () => resolve()));
     // 64 submissions per frame: 1,000 frames, far below the burst of 10,000, carry 64,000 submissions, far past it

@@ -8,7 +8,7 @@ import { createSyncCodec, signHeads, SYNC_PROTOCOL } from "../../protocols/sync/
 import type { AgentExecutor } from "../../src/agents/executor.js";
 import { newTaskId } from "../../src/engine/task-id.js";
 import { checkWorkflow, documentWorkflowStore, newWorkflowRecord, WORKFLOW_PREFIX } from "../../src/workflows/index.js";
-import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
+import { eventually, formMesh, openRawStream, startNodes } from "../helpers/mesh.js";
 
 const work: AgentExecutor = {
   info: { id: "work", name: "work", description: "", capabilities: [] },
@@ -32,16 +32,8 @@ afterEach(async () => {
  */
 async function sendPatches(from: CoderClawNode, to: CoderClawNode, items: Array<ReturnType<typeof signedPatch>>): Promise<void> {
   const codec = createSyncCodec();
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const stream = await from.libp2p.dialProtocol(to.libp2p.peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(5_000) });
-      stream.send(encodeFrame(codec.encode({ t: "patch", items }), codec.maxMessageBytes));
-      return;
-    } catch (err) {
-      if (attempt >= 5) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  const stream = await openRawStream(from, to, SYNC_PROTOCOL);
+  stream.send(encodeFrame(codec.encode({ t: "patch", items }), codec.maxMessageBytes));
 }
 
 describe("workflow documents replicate from their coordinator", () => {
