@@ -6,7 +6,7 @@ import { homeTaskDocId, taskDocId } from "../../src/engine/task-document.js";
 import { LevelTaskRepository } from "../../src/engine/task-repository.js";
 import { openDatabase, type Database } from "../../src/storage/level-database.js";
 import { LevelDocumentStore } from "../../src/storage/level-document-store.js";
-import { ExecutionController, settle } from "../helpers/controlled-agent.js";
+import { ExecutionController } from "../helpers/controlled-agent.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const dirs: Array<{ remove: () => void }> = [];
@@ -73,7 +73,8 @@ describe("tasks whose documents stay home", () => {
 
     // The upgraded node resumes it; its later changes go to the document it has.
     const after = await open(dir.path, home, ctl);
-    await settle();
+    // Recovery starts it again once its workspace is made (off the event loop): a busy machine takes more than a few turns.
+    for (let i = 0; i < 500 && !ctl.isExecuting(task.id); i++) await new Promise((r) => setTimeout(r, 10));
     ctl.complete(task.id, "done");
     await after.engine.idle();
     expect((await after.engine.getTask(task.id))?.output).toBe("done");
