@@ -128,6 +128,9 @@ const statusKey = (s: TaskStatus, createdAt: number, id: string): string => `${I
 const sessionKey = (sid: string, createdAt: number, id: string): string => `${IDX}session:${sid}:${pad(createdAt)}:${id}`;
 const timeKey = (createdAt: number, id: string): string => `${IDX}time:${pad(createdAt)}:${id}`;
 const agentKey = (agentId: string, createdAt: number, id: string): string => `${IDX}agent:${agentId}:${pad(createdAt)}:${id}`;
+/** The agent entry of a task, when its agent id is indexed at all. */
+const agentOp = (type: "put" | "del", fields: Pick<TaskIndexFields, "agentId" | "createdAt">, id: string): WriteOp[] =>
+  indexableAgent(fields.agentId) ? [type === "put" ? { type, key: agentKey(fields.agentId, fields.createdAt, id), value: EMPTY } : { type, key: agentKey(fields.agentId, fields.createdAt, id) }] : [];
 /**
  * Agent ids the agent index holds: a key's prefix must name one agent only, so
  * no `:` (an id another member's document carries may be anything; one outside
@@ -146,11 +149,11 @@ type FixedIndexFields = Pick<TaskIndexFields, "createdAt" | "sessionId" | "agent
 function statusIndexOps(taskId: string, fixed: FixedIndexFields, from: TaskStatus | undefined, to: TaskStatus): WriteOp[] {
   if (from === to) return [];
   const ops: WriteOp[] = [];
-  const { createdAt: created, sessionId, agentId } = fixed;
+  const { createdAt: created, sessionId } = fixed;
   if (from === undefined) {
     ops.push({ type: "put", key: timeKey(created, taskId), value: EMPTY });
     if (sessionId !== undefined) ops.push({ type: "put", key: sessionKey(sessionId, created, taskId), value: EMPTY });
-    if (indexableAgent(agentId)) ops.push({ type: "put", key: agentKey(agentId, created, taskId), value: EMPTY });
+    ops.push(...agentOp("put", fixed, taskId));
   } else {
     ops.push({ type: "del", key: statusKey(from, created, taskId) });
   }
@@ -223,9 +226,12 @@ export class LevelTaskRepository implements TaskRepository {
   static async open(db: Database, store: LevelDocumentStore, options: LevelTaskRepositoryOptions = {}): Promise<LevelTaskRepository> {
     const repository = new LevelTaskRepository(db, store, options);
     await repository.count();
-    // A new home needs no backfill: every task it stores is indexed as it is written.
-    if (repository.total === 0 && db.getSync(AGENT_INDEXED_KEY) === undefined) await db.put(AGENT_INDEXED_KEY, EMPTY);
     repository.agentIndexed = db.getSync(AGENT_INDEXED_KEY) !== undefined;
+    if (!repository.agentIndexed && repository.total === 0) {
+      // A new home needs no backfill: every task it stores is indexed as it is written.
+      await db.put(AGENT_INDEXED_KEY, EMPTY);
+      repository.agentIndexed = true;
+    }
     store.deriveFromRemote<TaskIndexFields>({
       prefix: "task/",
       read: readTaskIndexFields,
@@ -247,15 +253,12 @@ export class LevelTaskRepository implements TaskRepository {
         { type: "del", key: statusOfKey(taskId) },
       ];
       if (before.sessionId !== undefined) ops.push({ type: "del", key: sessionKey(before.sessionId, before.createdAt, taskId) });
-      if (indexableAgent(before.agentId)) ops.push({ type: "del", key: agentKey(before.agentId, before.createdAt, taskId) });
+      ops.push(...agentOp("del", before, taskId));
       return ops;
     }
     const ops = statusIndexOps(taskId, after, before?.status, after.status);
     // Fixed when a task is accepted; a writer that rewrites it still leaves one entry, under the agent it names now.
-    if (before !== undefined && before.agentId !== after.agentId) {
-      if (indexableAgent(before.agentId)) ops.push({ type: "del", key: agentKey(before.agentId, before.createdAt, taskId) });
-      if (indexableAgent(after.agentId)) ops.push({ type: "put", key: agentKey(after.agentId, after.createdAt, taskId), value: EMPTY });
-    }
+    if (before !== undefined && before.agentId !== after.agentId) ops.push(...agentOp("del", before, taskId), ...agentOp("put", after, taskId));
     if (before === undefined) ops.push({ type: "put", key: COUNT_KEY, value: encodeCount(++this.total) });
     return ops;
   }
@@ -442,7 +445,7 @@ export class LevelTaskRepository implements TaskRepository {
           const position = key.slice(`${IDX}time:`.length);
           const id = position.slice(POSITION_ID_AT);
           const record = await this.load(id).catch(() => undefined);
-          if (indexableAgent(record?.state.agentId)) ops.push({ type: "put", key: agentKey(record.state.agentId, Number(position.slice(0, 15)), id), value: EMPTY });
+          if (record !== undefined) ops.push(...agentOp("put", { agentId: record.state.agentId, createdAt: Number(position.slice(0, POSITION_ID_AT - 1)) }, id));
         }
         batch = [];
         if (ops.length > 0 && !run.stopped) await this.store.write(ops);
