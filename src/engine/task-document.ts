@@ -2,7 +2,7 @@ import * as A from "@automerge/automerge";
 import { CoderClawError } from "../contract/errors.js";
 import type { TaskEvent, TaskEventType, TaskPlacement, TaskState, TaskStatus, TaskSubmitRequest } from "../contract/types.js";
 import { TASK_STATUSES } from "../contract/types.js";
-import { changeChunkHash } from "../storage/first-change.js";
+import { changeChunkHash, changeTime, encodeFirstChange, type ChangeOp, type InsertOp } from "../storage/first-change.js";
 import type { RootListReader, RootReader } from "../storage/root-reader.js";
 
 /** Version of the task document layout; documents of another version are refused on read. */
@@ -177,12 +177,6 @@ function fromStoredEvent(s: StoredEvent): TaskEvent {
 const ROOT = "_root";
 const SPEC_TEXT = ["agentId", "sessionId", "parentTaskId", "executorId", "submittedBy"] as const;
 
-/**
- * Change timestamps in seconds, as `A.change` stamps them, so raw and proxied
- * changes carry the same metadata.
- */
-const changeTime = (): number => Math.floor(Date.now() / 1000);
-
 function specOf(record: TaskRecord): string {
   const { state, request } = record;
   const spec: TaskSpec = { description: state.description, input: request.input, createdAt: state.createdAt.getTime() };
@@ -269,10 +263,6 @@ export interface EncodedTaskDoc {
   heads: A.Heads;
 }
 
-/** A list insertion, which the low-level change format names by element rather than key. */
-type InsertOp = Omit<ChangeOp, "key"> & { elemId: string; insert: true };
-type ChangeOp = Parameters<typeof A.encodeChange>[0]["ops"][number];
-
 /**
  * The document of a new task, encoded as its one Automerge change without
  * building the document: creating and saving a document costs ~110 us of wasm
@@ -300,7 +290,7 @@ export function encodeTaskDoc(root: TaskDocRoot, actor: string): EncodedTaskDoc 
     ops.push({ action: "set", obj: list, elemId: after, insert: true, value: entry, pred: [] });
     after = `${ops.length}@${actor}`;
   }
-  const bytes = A.encodeChange({ actor, author: null, seq: 1, startOp: 1, time: changeTime(), message: null, deps: [], ops: ops as ChangeOp[] });
+  const bytes = encodeFirstChange(actor, ops);
   return { bytes, heads: [changeChunkHash(bytes).toString("hex")] };
 }
 

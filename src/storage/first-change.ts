@@ -17,6 +17,26 @@ const MAGIC = [0x85, 0x6f, 0x4a, 0x83];
 const CHANGE_CHUNK = 1;
 const ALLOWED = new Set(["makeMap", "makeList", "makeText", "set"]);
 
+/** An operation of a change encoded with `A.encodeChange`. */
+export type ChangeOp = Parameters<typeof A.encodeChange>[0]["ops"][number];
+/** A list insertion, which the low-level change format names by element rather than key. */
+export type InsertOp = Omit<ChangeOp, "key"> & { elemId: string; insert: true };
+
+/**
+ * Change timestamps in seconds, as `A.change` stamps them, so raw and proxied
+ * changes carry the same metadata.
+ */
+export const changeTime = (): number => Math.floor(Date.now() / 1000);
+
+/**
+ * A new document's first and only change, encoded from its operations by
+ * `actor` without building the document (creating and saving one costs
+ * several times more); such bytes are what {@link readFirstChange} reads.
+ */
+export function encodeFirstChange(actor: string, ops: ReadonlyArray<ChangeOp | InsertOp>): Uint8Array {
+  return A.encodeChange({ actor, author: null, seq: 1, startOp: 1, time: changeTime(), message: null, deps: [], ops: ops as ChangeOp[] });
+}
+
 /**
  * The SHA-256 of an Automerge change chunk after its magic bytes and checksum:
  * the change's hash (a document's head), whose first four bytes are the checksum.

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import * as A from "@automerge/automerge";
 import { CoderClawError, InvalidInputError, NotFoundError } from "../contract/errors.js";
 import type { DocumentStore } from "../storage/document-store.js";
+import { encodeFirstChange, type ChangeOp, type InsertOp } from "../storage/first-change.js";
 import { checkWorkflow, draftOf, type WorkflowDefinition, type WorkflowDraft } from "./definition.js";
 import type { StepRecord, WorkflowRecord } from "./workflow-record.js";
 
@@ -62,9 +63,6 @@ const READABLE_VERSIONS = new Set([1, VERSION]);
 export const WORKFLOW_LOG_COMPACT_AT = 64;
 const str = (s: string): A.ImmutableString => new A.ImmutableString(s);
 
-type ChangeOp = Parameters<typeof A.encodeChange>[0]["ops"][number];
-type InsertOp = Omit<ChangeOp, "key"> & { elemId: string; insert: true };
-
 /**
  * A new workflow document's first change, encoded directly, as a new task's
  * is: `A.from` builds, patches and materialises a document only for it to be
@@ -84,7 +82,7 @@ function encodeNewWorkflowDoc(root: { id: string; coordinator?: string; fixed: s
   }
   set("status", root.status);
   ops.push({ action: "set", obj, key: "v", value: VERSION, datatype: "int", pred: [] });
-  return A.encodeChange({ actor, author: null, seq: 1, startOp: 1, time: Math.floor(Date.now() / 1000), message: null, deps: [], ops: ops as ChangeOp[] });
+  return encodeFirstChange(actor, ops);
 }
 
 /**
