@@ -5,15 +5,24 @@ import type { FileStamp } from "./materialize.js";
  * One file to write on the worker: either a store's (created exclusively at
  * `tmp`, then renamed to `target`; `dir` made first when given) or a tree's
  * (created exclusively at `create` with `mode`, never through a link, and its
- * stat answered).
+ * stat answered). Its bytes are `length` bytes from `at` of the batch's one buffer.
  */
-type Job = { id: number; bytes: Uint8Array } & Task;
+type Job = { id: number; at: number; length: number } & Task;
+
+/** A job queued on this side, with the caller's bytes still in pieces. */
+type Queued = { id: number; chunks: readonly Uint8Array[]; length: number } & Task;
 
 /** What a job does with its bytes: a store's write, a tree's file created, or more bytes at the end of one just created. */
 type Task = { tmp: string; target: string; dir?: string } | { create: string; mode: number } | { append: string };
 
 /** A file up to this size goes to the worker in one job; a larger one a chunk at a time, so that only one chunk is ever copied twice. */
 const ONE_JOB_BYTES = 8 * 1024 * 1024;
+/** Smallest buffer a batch is given. */
+const SMALLEST_BUFFER = 64 * 1024;
+/** Buffers back from the worker kept for later batches, in bytes. */
+const SPARE_BYTES = 32 * 1024 * 1024;
+/** Bytes queued that go to the worker without waiting for the check phase. */
+const FLUSH_BYTES = 16 * 1024 * 1024;
 
 interface Done {
   id: number;
@@ -64,16 +73,19 @@ const create = (job) => {
     fs.closeSync(fd);
   }
 };
-parentPort.on("message", (jobs) => {
+parentPort.on("message", ({ jobs, buffer }) => {
+  const all = new Uint8Array(buffer);
   const done = [];
   for (const job of jobs) {
+    job.bytes = all.subarray(job.at, job.at + job.length);
     try {
       done.push(job.tmp !== undefined ? put(job) : create(job));
     } catch (err) {
       done.push({ id: job.id, error: String((err && err.message) || err), code: err && err.code });
     }
   }
-  parentPort.postMessage(done);
+  // The buffer goes back, to carry a later batch: memory the kernel has to hand out afresh costs more than the copy into it.
+  parentPort.postMessage({ done, buffer }, [buffer]);
 });
 `;
 
@@ -83,19 +95,25 @@ parentPort.on("message", (jobs) => {
  * each on creating the file in the kernel and copying its bytes there; here
  * that runs beside the event loop (on the machine's other core) instead of on
  * it, and without a round trip through libuv's thread pool per call. Writes
- * asked for in one turn of the event loop go to the worker in one message.
+ * asked for before the event loop's next check phase go to the worker in one message,
+ * their bytes copied into one buffer that is handed over: a buffer of its own
+ * per file (zeroed, then handed over or cloned) cost more than writing it.
  */
 export class FileWriter {
   #worker: Worker | undefined;
   #next = 0;
-  #queued: Job[] = [];
-  #transfer: ArrayBuffer[] = [];
+  #queued: Queued[] = [];
+  #queuedBytes = 0;
+  /** Buffers back from the worker, smallest first. */
+  #spares: ArrayBuffer[] = [];
+  /** Batches posted to the worker and not answered yet. */
+  #posted = 0;
   readonly #waiting = new Map<number, { resolve: (done: Done) => void; reject: (err: Error) => void }>();
   readonly #idle: Array<() => void> = [];
 
   /** Resolves once `bytes` are at `target`, written under the temporary name `tmp` first; `dir` (the target's directory) is made first when given. */
   async write(tmp: string, target: string, bytes: Uint8Array, dir?: string): Promise<void> {
-    await this.#ask({ tmp, target, ...(dir !== undefined && { dir }) }, bytes, false);
+    await this.#ask({ tmp, target, ...(dir !== undefined && { dir }) }, [bytes]);
   }
 
   /**
@@ -106,10 +124,10 @@ export class FileWriter {
    */
   async create(path: string, mode: number, chunks: readonly Uint8Array[]): Promise<FileStamp> {
     const size = chunks.reduce((n, c) => n + c.byteLength, 0);
-    if (size <= ONE_JOB_BYTES) return (await this.#ask({ create: path, mode }, joined(chunks, size), true)).stamp!;
+    if (size <= ONE_JOB_BYTES) return (await this.#ask({ create: path, mode }, chunks)).stamp!;
     // Each chunk copied once the one before it is written: a file of a GiB costs a chunk more memory, not a GiB.
-    let done = await this.#ask({ create: path, mode }, joined(chunks.slice(0, 1), chunks[0]!.byteLength), true);
-    for (const chunk of chunks.slice(1)) done = await this.#ask({ append: path }, joined([chunk], chunk.byteLength), true);
+    let done = await this.#ask({ create: path, mode }, chunks.slice(0, 1));
+    for (const chunk of chunks.slice(1)) done = await this.#ask({ append: path }, [chunk]);
     return done.stamp!;
   }
 
@@ -122,13 +140,16 @@ export class FileWriter {
     await worker.terminate();
   }
 
-  /** Queues `job` for the worker; `owned` bytes are handed over (their buffer is this writer's own) instead of copied. */
-  #ask(job: Task, bytes: Uint8Array, owned: boolean): Promise<Done> {
+  /** Queues `job` for the worker with the bytes of `chunks`, which are copied when the batch goes. */
+  #ask(job: Task, chunks: readonly Uint8Array[]): Promise<Done> {
     const worker = this.#start();
     const id = this.#next++;
-    if (this.#queued.length === 0) queueMicrotask(() => this.#flush(worker));
-    this.#queued.push({ ...job, id, bytes });
-    if (owned) this.#transfer.push(bytes.buffer as ArrayBuffer);
+    // One batch at a time goes to the worker: what is asked for meanwhile goes in the next, when the worker answers (a message for every microtask's one or two files cost more than their bytes); the first waits for the loop's check phase, or until it grows large.
+    if (this.#queued.length === 0 && this.#posted === 0) setImmediate(() => this.#flush(worker));
+    const length = chunks.reduce((n, c) => n + c.byteLength, 0);
+    this.#queued.push({ ...job, id, chunks, length });
+    this.#queuedBytes += length;
+    if (this.#queuedBytes >= FLUSH_BYTES) this.#flush(worker);
     return new Promise((resolve, reject) => this.#waiting.set(id, { resolve, reject }));
   }
 
@@ -136,19 +157,26 @@ export class FileWriter {
     if (this.#worker !== undefined) return this.#worker;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref();
-    worker.on("message", (done: Done[]) => {
+    worker.on("message", ({ done, buffer }: { done: Done[]; buffer: ArrayBuffer }) => {
+      this.#spare(buffer);
       for (const answer of done) {
         const waiter = this.#waiting.get(answer.id);
         this.#waiting.delete(answer.id);
         if (answer.error === undefined) waiter?.resolve(answer);
         else waiter?.reject(Object.assign(new Error(answer.error), answer.code === undefined ? {} : { code: answer.code }));
       }
-      if (this.#waiting.size === 0) this.#settled(worker);
+      this.#posted--;
+      if (this.#queued.length > 0) this.#flush(worker);
+      else if (this.#waiting.size === 0) this.#settled(worker);
     });
     worker.on("error", (err) => {
       if (this.#worker === worker) this.#worker = undefined;
       for (const waiter of this.#waiting.values()) waiter.reject(err);
       this.#waiting.clear();
+      // Every job queued or posted was the dead worker's, and is failed above: the next starts afresh.
+      this.#queued = [];
+      this.#queuedBytes = 0;
+      this.#posted = 0;
       this.#settled(worker);
     });
     this.#worker = worker;
@@ -162,27 +190,43 @@ export class FileWriter {
   }
 
   #flush(worker: Worker): void {
-    const jobs = this.#queued;
-    const transfer = this.#transfer;
+    const queued = this.#queued;
     this.#queued = [];
-    this.#transfer = [];
-    if (jobs.length === 0) return;
+    this.#queuedBytes = 0;
+    if (queued.length === 0) return;
+    const all = this.#buffer(queued.reduce((n, q) => n + q.length, 0));
+    let at = 0;
+    const jobs: Job[] = queued.map(({ chunks, ...job }) => {
+      const start = at;
+      for (const chunk of chunks) {
+        all.set(chunk, at);
+        at += chunk.byteLength;
+      }
+      return { ...job, at: start };
+    });
     worker.ref();
-    worker.postMessage(jobs, transfer);
+    this.#posted++;
+    worker.postMessage({ jobs, buffer: all.buffer }, [all.buffer as ArrayBuffer]);
   }
-}
 
-/**
- * The bytes of `chunks` in one buffer of their own, to be handed over rather
- * than cloned: a chunk may be a view into a much larger buffer, all of which a
- * clone would copy, and handing over the caller's own would take it away.
- */
-function joined(chunks: readonly Uint8Array[], size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
+  /**
+   * A buffer of its own (never a pool's: it is handed over) of at least
+   * `bytes`, uninitialised: a spare one back from the worker when it is large
+   * enough, or a new one, rounded up to a power of two from 64 KiB so that a
+   * spare fits the batches that follow.
+   */
+  #buffer(bytes: number): Buffer {
+    const i = this.#spares.findIndex((b) => b.byteLength >= bytes);
+    const spare = i < 0 ? undefined : this.#spares.splice(i, 1)[0]!;
+    return Buffer.from(spare ?? Buffer.allocUnsafeSlow(Math.max(SMALLEST_BUFFER, 2 ** Math.ceil(Math.log2(Math.max(1, bytes))))).buffer);
   }
-  return bytes;
+
+  /** Keeps `buffer`, back from the worker, for a later batch: the largest few, up to {@link SPARE_BYTES} in all. */
+  #spare(buffer: ArrayBuffer): void {
+    if (buffer.byteLength > SPARE_BYTES) return;
+    this.#spares.push(buffer);
+    this.#spares.sort((a, b) => a.byteLength - b.byteLength);
+    let held = this.#spares.reduce((n, b) => n + b.byteLength, 0);
+    while (held > SPARE_BYTES) held -= this.#spares.shift()!.byteLength;
+  }
 }
