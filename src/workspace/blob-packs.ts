@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, fdatasyncSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync, writevSync } from "node:fs";
 import { join } from "node:path";
 import type { Database } from "../storage/level-database.js";
 import { DIGEST_PATTERN } from "./manifest.js";
@@ -17,6 +17,10 @@ const KEY_PREFIX = "\0p";
 const KEY_END = "\0q";
 /** Index value: pack number, offset and size (u32 each), last use (f64, ms since the epoch). */
 const VALUE_BYTES = 20;
+/** Appended bytes held for one write at most this long in bytes: a write per small blob cost more than its bytes. */
+const UNWRITTEN_MAX_BYTES = 4 * 1024 * 1024;
+/** Buffers one `writev` takes at most (Linux's IOV_MAX). */
+const IOV_MAX = 1024;
 
 /** Where a packed blob lies, and when it was last used. */
 interface Location {
@@ -35,6 +39,16 @@ interface Pack {
 }
 
 type IndexOp = { type: "put"; key: string; value: Uint8Array } | { type: "del"; key: string };
+
+/** Blobs appended to a pack in memory, to be written at `offset` in one call. */
+interface Unwritten {
+  n: number;
+  pack: Pack;
+  offset: number;
+  bytes: number;
+  chunks: Uint8Array[];
+  digests: string[];
+}
 
 /** A packed blob found at open. */
 export interface PackedBlob {
@@ -75,6 +89,12 @@ function decode(value: Uint8Array): Location | undefined {
  * just before a kill may lose its index entry (it is then absent and fetched
  * again); with it, {@link flush} makes the bytes and then the entries durable.
  * Readers check every blob against its digest in any case.
+ *
+ * Appends made close together are written with one call, and their index
+ * entries in one batch, when the event loop next gets to its check phase (or
+ * sooner when a reader, a flush or a full buffer asks): a call and a batch per
+ * blob cost several times what its bytes do. A write that fails loses the
+ * blobs it carried ({@link BlobPacksOptions.lost}) before any entry of theirs is written.
  */
 export class BlobPacks {
   readonly #dir: string;
@@ -90,12 +110,15 @@ export class BlobPacks {
   #syncNext = false;
   #pending: Promise<void> | undefined;
   #chain: Promise<void> = Promise.resolve();
+  #unwritten: Unwritten | undefined;
+  readonly #lost: (digests: string[]) => void;
   /** A batch that failed since the last flush: its blobs are readable now and absent after a restart. */
   #failure: Error | undefined;
   /** One compaction at a time. */
   #compacting: Promise<unknown> = Promise.resolve();
 
-  private constructor(dir: string, db: Database, fsync: boolean, next: number) {
+  private constructor(dir: string, db: Database, fsync: boolean, next: number, lost: (digests: string[]) => void) {
+    this.#lost = lost;
     this.#dir = dir;
     this.#db = db;
     this.#fsync = fsync;
@@ -107,8 +130,9 @@ export class BlobPacks {
    * past their pack's end or to a missing pack are removed, and packs no entry
    * points to (a compaction's output left by a kill before its index was
    * swapped, or its input left after) are deleted. Returns every packed blob.
+   * `lost` hears of blobs appended whose bytes could not be written: they are no longer held.
    */
-  static async open(dir: string, db: Database, fsync: boolean): Promise<{ packs: BlobPacks; found: PackedBlob[] }> {
+  static async open(dir: string, db: Database, fsync: boolean, lost: (digests: string[]) => void = () => undefined): Promise<{ packs: BlobPacks; found: PackedBlob[] }> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const files = new Map<number, number>();
     for (const name of readdirSync(dir)) {
@@ -121,7 +145,7 @@ export class BlobPacks {
         closeSync(fd);
       }
     }
-    const packs = new BlobPacks(dir, db, fsync, Math.max(0, ...files.keys()) + 1);
+    const packs = new BlobPacks(dir, db, fsync, Math.max(0, ...files.keys()) + 1, lost);
     const found: PackedBlob[] = [];
     const live = new Map<number, number>();
     for await (const [key, value] of db.iterator({ gte: KEY_PREFIX, lt: KEY_END })) {
@@ -151,20 +175,30 @@ export class BlobPacks {
     return this.#where.has(digest);
   }
 
-  /** Appends `bytes` (the blob `digest`, not held yet) to the open pack; its index entry is written by the next {@link flush}. */
+  /**
+   * Appends `bytes` (the blob `digest`, not held yet) to the open pack; they
+   * are written soon (the caller must not change them meanwhile), and the
+   * index entry after them, by the next {@link flush} at the latest.
+   */
   append(digest: string, bytes: Uint8Array, used: number): void {
     const pack = this.#writable(bytes.byteLength);
-    const at: Location = { pack: this.#active!, offset: pack.size, size: bytes.byteLength, used };
-    for (let done = 0; done < bytes.byteLength; ) done += writeSync(pack.fd, bytes, done, bytes.byteLength - done, at.offset + done);
+    const n = this.#active!;
+    const at: Location = { pack: n, offset: pack.size, size: bytes.byteLength, used };
+    const unwritten = (this.#unwritten ??= { n, pack, offset: pack.size, bytes: 0, chunks: [], digests: [] });
+    unwritten.chunks.push(bytes);
+    unwritten.digests.push(digest);
+    unwritten.bytes += bytes.byteLength;
     pack.size += bytes.byteLength;
     pack.live += bytes.byteLength;
-    this.#dirty.add(at.pack);
+    this.#dirty.add(n);
     this.#where.set(digest, at);
     void this.#queue({ type: "put", key: keyOf(digest), value: encode(at) });
+    if (unwritten.bytes >= UNWRITTEN_MAX_BYTES) this.#write();
   }
 
   /** The bytes stored for `digest` (unchecked: the caller hashes them), or undefined. */
   read(digest: string): Buffer | undefined {
+    if (this.#unwritten !== undefined) this.#write();
     const at = this.#where.get(digest);
     if (at === undefined) return undefined;
     const pack = this.#packs.get(at.pack)!;
@@ -230,6 +264,7 @@ export class BlobPacks {
 
   async close(): Promise<void> {
     await this.#compacting;
+    this.#write();
     await this.flush();
     for (const pack of this.#packs.values()) closeSync(pack.fd);
     this.#packs.clear();
@@ -237,6 +272,7 @@ export class BlobPacks {
   }
 
   async #rewrite(n: number, pack: Pack): Promise<string[]> {
+    this.#write();
     if (this.#active === n) this.#active = undefined;
     const moving = [...this.#where].filter(([, at]) => at.pack === n);
     const damaged: string[] = [];
@@ -280,6 +316,7 @@ export class BlobPacks {
   #writable(bytes: number): Pack {
     const held = this.#active === undefined ? undefined : this.#packs.get(this.#active);
     if (held !== undefined && held.size + bytes <= PACK_MAX_BYTES) return held;
+    this.#write();
     const n = this.#next++;
     const pack: Pack = { fd: openSync(this.#path(n), "wx+", 0o600), size: 0, live: 0 };
     this.#packs.set(n, pack);
@@ -288,15 +325,47 @@ export class BlobPacks {
   }
 
   /**
-   * Index changes are written in order, those made in one turn of the event
-   * loop in one batch: a blob's entry lands after its bytes, and a drop after
-   * the entry it removes. Never rejects: a failure is kept for {@link flush}.
+   * Writes the appended bytes not written yet. On failure their blobs are
+   * forgotten (their index entries, not yet written, with them) and the pack
+   * is written to no more; the failure is kept for {@link flush}.
+   */
+  #write(): void {
+    const unwritten = this.#unwritten;
+    if (unwritten === undefined) return;
+    this.#unwritten = undefined;
+    let done = 0;
+    try {
+      while (done < unwritten.bytes) {
+        const left = unwritten.bytes - done;
+        done += left === unwritten.bytes && unwritten.chunks.length <= IOV_MAX ? writevSync(unwritten.pack.fd, unwritten.chunks, unwritten.offset) : writeSync(unwritten.pack.fd, remainder(unwritten.chunks, done, IOV_MAX), 0, undefined, unwritten.offset + done);
+      }
+    } catch (err) {
+      this.#failure ??= err instanceof Error ? err : new Error(String(err));
+      const gone = new Set(unwritten.digests.map(keyOf));
+      this.#ops = this.#ops.filter((op) => op.type !== "put" || !gone.has(op.key));
+      for (const digest of unwritten.digests) {
+        const at = this.#where.get(digest);
+        if (at === undefined || at.pack !== unwritten.n) continue;
+        this.#where.delete(digest);
+        unwritten.pack.live -= at.size;
+      }
+      if (this.#active === unwritten.n) this.#active = undefined;
+      this.#lost(unwritten.digests);
+    }
+  }
+
+  /**
+   * Index changes are written in order, those made before the event loop's
+   * next check phase in one batch, after the bytes appended meanwhile: a
+   * blob's entry lands after its bytes, and a drop after the entry it removes.
+   * Never rejects: a failure is kept for {@link flush}.
    */
   #queue(op: IndexOp | undefined): Promise<void> {
     if (op !== undefined) this.#ops.push(op);
     if (this.#pending !== undefined) return this.#pending;
-    const run = this.#chain.then(async () => {
+    const run = this.#chain.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(async () => {
       this.#pending = undefined;
+      this.#write();
       const ops = this.#ops;
       const sync = this.#fsync || this.#syncNext;
       this.#ops = [];
@@ -316,4 +385,20 @@ export class BlobPacks {
     this.#chain = run;
     return run;
   }
+}
+
+/** The bytes of `chunks` from byte `from` on, up to `max` chunks of them, in one buffer. */
+function remainder(chunks: readonly Uint8Array[], from: number, max: number): Buffer {
+  const rest: Uint8Array[] = [];
+  let skip = from;
+  for (const chunk of chunks) {
+    if (rest.length === max) break;
+    if (skip >= chunk.byteLength) {
+      skip -= chunk.byteLength;
+      continue;
+    }
+    rest.push(skip > 0 ? chunk.subarray(skip) : chunk);
+    skip = 0;
+  }
+  return Buffer.concat(rest);
 }

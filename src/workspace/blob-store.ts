@@ -216,7 +216,16 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     found.push([entryKey("tree", name), { digest: name, kind: "tree", size: st.size, used: st.mtimeMs, touched: st.mtimeMs }]);
   }
   const db: Database = await openDatabase(join(dir, ".pins"));
-  const { packs, found: packed } = await BlobPacks.open(join(dir, ".packs"), db, fsync);
+  // A pack write that failed (the disk full, say) took blobs the store had counted as held.
+  const lost = (digests: string[]): void => {
+    for (const digest of digests) {
+      const entry = entries.get(digest);
+      if (entry?.packed !== true) continue;
+      entries.delete(digest);
+      usedBytes -= entry.size;
+    }
+  };
+  const { packs, found: packed } = await BlobPacks.open(join(dir, ".packs"), db, fsync, lost);
   const asFiles = new Set(found.map(([key]) => key));
   for (const blob of packed) {
     // Held both ways only if the packing threshold changed between versions: the file is kept.

@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -9,6 +10,7 @@ import { tempDir } from "../helpers/temp-dir.js";
 
 const CHILD = fileURLToPath(new URL("./blob-store-child.mjs", import.meta.url));
 const PACK_CHILD = fileURLToPath(new URL("./blob-packs-child.mjs", import.meta.url));
+const PACK_FULL_CHILD = fileURLToPath(new URL("./blob-packs-full-child.mjs", import.meta.url));
 const BUILT = fileURLToPath(new URL("../../dist/src/workspace/blob-store.js", import.meta.url));
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -112,4 +114,28 @@ it("a store SIGKILLed while it appends to packs or compacts them reopens consist
   await store.gc({ downToBytes: 0 });
   expect(store.usage()).toEqual({ bytes: 0, entries: 0 });
   expect(readdirSync(join(dir.path, ".packs"))).toEqual([]);
+});
+
+it("a pack write the file system refuses loses the blobs it carried, and only them: the store counts, reads and reopens without them", { timeout: 60_000 }, async () => {
+  const dir = storeDir("cc-pack-full-");
+  // Each file may grow to 2 MiB: the first pack fills up after about 40 of the child's 50 KB blobs.
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile("prlimit", [`--fsize=${2 * 1024 * 1024}`, process.execPath, PACK_FULL_CHILD, dir.path], (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  const seen = JSON.parse(out) as { given: string[]; held: string[]; readable: string[]; usage: { bytes: number; entries: number }; afterDigest: string; afterRead: boolean };
+  expect(seen.held.length).toBeGreaterThan(0);
+  expect(seen.held.length).toBeLessThan(seen.given.length);
+  expect(seen.readable).toEqual(seen.held);
+  expect(seen.usage).toEqual({ bytes: seen.held.length * 50_000 + 1000, entries: seen.held.length + 1 });
+  expect(seen.afterRead).toBe(true);
+
+  const store = await openBlobStore({ dir: dir.path, quotaBytes: 1024 * 1024 * 1024 });
+  cleanups.push(() => store.close());
+  for (const digest of seen.given) {
+    const bytes = store.readSync(digest);
+    if (bytes === undefined) continue;
+    expect(createHash("sha256").update(bytes).digest("hex")).toBe(digest);
+    expect(seen.held).toContain(digest);
+  }
+  expect(store.has(seen.afterDigest)).toBe(true);
 });
