@@ -11,6 +11,8 @@ import { BLOBS_PROTOCOL, createBlobsCodec, MAX_ITEMS_PER_GET, MAX_WINDOW_BYTES, 
 import { DEFAULT_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_STALL_MS, DEFAULT_TRANSFERS_PER_PEER } from "./server.js";
 import { PeerByteCounters, type ByteCounters } from "./wire-counters.js";
 
+/** Blobs one `get` of a fetch names at most (the protocol allows {@link MAX_ITEMS_PER_GET}). */
+const BATCH_ITEMS = 128;
 /** How long a transfer the server refused as BUSY waits before asking again, ms. */
 const BUSY_RETRY_MS = 50;
 
@@ -66,7 +68,7 @@ export interface BlobClientOptions {
 }
 
 const shape: RequestShape<BlobsMessage> = {
-  answerTo: (m) => (m.t === "data" || m.t === "miss" || m.t === "end" || m.t === "err" ? m.rid : undefined),
+  answerTo: (m) => (m.t === "data" || m.t === "run" || m.t === "miss" || m.t === "end" || m.t === "err" ? m.rid : undefined),
   failure: (m) => (m.t === "err" ? errorFromWire(m) : undefined),
   ends: (m) => m.t === "end",
   cancel: (rid) => ({ t: "cancel", rid }),
@@ -240,6 +242,19 @@ export class BlobClient {
           }
           const item = batch[cursor];
           if (item === undefined) return `a ${m.t} message after every blob asked for`;
+          if (m.t === "run") {
+            // Each blob of a run as a `data` message of all its bytes would be.
+            for (const [i, d] of m.ds.entries()) {
+              const due = batch[cursor];
+              if (due === undefined) return `a run past every blob asked for`;
+              if (d !== due.d || due.off !== 0 || pos !== 0) return `whole blob ${d} in a run where ${due.d} from byte ${pos} was due`;
+              received += m.sizes[i]!;
+              if (received > granted) return `${received} bytes where ${granted} were granted`;
+              cursor++;
+              pos = batch[cursor]?.off ?? 0;
+            }
+            return undefined;
+          }
           if (m.t === "miss") {
             if (m.d !== item.d || pos !== item.off) return `a miss of ${m.d} where ${item.d} was due`;
           } else if (m.t === "data") {
@@ -276,13 +291,16 @@ export class BlobClient {
       /**
        * The bytes of the blob arriving now, held until it is complete and then
        * stored in one write; a prefix left when the exchange ends early goes to
-       * the store's partial blob, for the next fetch to continue from.
+       * the store's partial blob, for the next fetch to continue from. A blob
+       * whose first message carries all of it (most do) is kept as it came; a
+       * longer one gets a buffer of its size, filled as its messages come
+       * (joined at the end, the pieces were copied into fresh memory at once).
        */
-      let pending: { d: string; from: number; chunks: Uint8Array[]; bytes: number } | undefined;
+      let pending: { d: string; from: number; buffer: Uint8Array; bytes: number } | undefined;
       const save = async (last: boolean): Promise<void> => {
         const held = pending!;
         pending = undefined;
-        const bytes = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks);
+        const bytes = held.bytes === held.buffer.byteLength ? held.buffer : held.buffer.subarray(0, held.bytes);
         if (last && held.from === 0) {
           // Taken from the batch now: a write that fails fails the whole fetch, and the store lacks the blob when it is asked again.
           at++;
@@ -311,9 +329,20 @@ export class BlobClient {
           if (m.t === "miss") {
             result.unavailable.push(m.d);
             at++;
+          } else if (m.t === "run") {
+            credit(m.bytes.byteLength);
+            let from = 0;
+            for (const [i, d] of m.ds.entries()) {
+              const size = m.sizes[i]!;
+              // A copy each: a blob may be held long after the rest of its run is gone.
+              pending = { d, from: 0, buffer: m.bytes.slice(from, from + size), bytes: size };
+              from += size;
+              await save(true);
+            }
           } else if (m.t === "data") {
-            pending ??= { d: m.d, from: m.off, chunks: [], bytes: 0 };
-            pending.chunks.push(m.bytes);
+            // The size was checked on arrival: at most a blob's.
+            pending ??= { d: m.d, from: m.off, buffer: m.off + m.bytes.byteLength === m.size ? m.bytes : Buffer.allocUnsafeSlow(m.size - m.off), bytes: 0 };
+            if (pending.buffer !== m.bytes) pending.buffer.set(m.bytes, pending.bytes);
             pending.bytes += m.bytes.byteLength;
             credit(m.bytes.byteLength);
             if (m.off + m.bytes.byteLength === m.size) await save(true);
@@ -327,8 +356,14 @@ export class BlobClient {
       }
     };
 
-    // Each transfer streams without pause, so batches can be large; two rounds of them keep the transfers busy to the end.
-    const batchSize = Math.min(MAX_ITEMS_PER_GET, Math.max(1, Math.ceil(queue.length / (2 * transfers))));
+    /*
+     * Batches of at most BATCH_ITEMS, taken in turn by the transfers, so that
+     * blobs arrive near the order asked for (a tree's, which its materialising
+     * follows: with a quarter of the tree per transfer, files far ahead waited
+     * for their turn, their blobs held or read back); two rounds of them at
+     * least keep the transfers busy to the end.
+     */
+    const batchSize = Math.min(BATCH_ITEMS, MAX_ITEMS_PER_GET, Math.max(1, Math.ceil(queue.length / (2 * transfers))));
     /** Batches asked for and not finished: what they do not get comes back to the queue. */
     let asking = 0;
     const wake: Array<() => void> = [];

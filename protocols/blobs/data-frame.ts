@@ -1,8 +1,8 @@
 /**
  * The canonical CBOR of a blob-protocol `data` message, written and read by
- * hand. A tree of small files is sent as one `data` message per blob, and the
- * generic codec (cborg, then the schema) cost tens of microseconds for each;
- * this is a few. The bytes are exactly those the generic codec writes, so
+ * hand. Each chunk of a large blob, and each blob sent from an offset, is one
+ * `data` message (small whole blobs go several to a `run`), and the generic
+ * codec (cborg, then the schema) cost tens of microseconds for each; this is a few. The bytes are exactly those the generic codec writes, so
  * nothing changes on the wire: `[version, {d, t, off, rid, size, bytes}]`, map
  * keys in canonical order (shorter first, then bytewise), every length and
  * integer in its shortest form. {@link readDataMessage} takes only that exact
@@ -155,6 +155,6 @@ export function readDataMessage(frame: Uint8Array, limits: DataLimits): DataFiel
   if (size < 0 || size > limits.maxOff || !r.expect(KEY_BYTES)) return undefined;
   const n = r.head(2);
   if (n < 0 || n > limits.maxBytes || r.at + n !== frame.byteLength) return undefined;
-  // A copy, as the generic decoder gives: the frame's buffer is not the message's to keep.
-  return { t: "data", rid, d, off, size, bytes: frame.slice(r.at, r.at + n) };
+  // A view, not a copy: each frame is a buffer of its own (FrameDecoder makes one per frame), used for nothing but this message, and a copy into fresh memory cost more than the bytes' hashing.
+  return { t: "data", rid, d, off, size, bytes: frame.subarray(r.at, r.at + n) };
 }

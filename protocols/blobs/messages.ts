@@ -9,13 +9,16 @@ import { readDataMessage, writeDataMessage, type DataLimits } from "./data-frame
  * member that holds them. Version 2: a tree id names an index of manifest
  * pieces (src/workspace/manifest-pieces.ts), not a whole manifest, so a node
  * of version 1 could not read what it fetched; it now fails to open the
- * protocol instead.
+ * protocol instead. Version 3: whole blobs may come several to a `run`
+ * message, which a node of version 2 would take for a malformed frame.
  */
-export const BLOBS_PROTOCOL = "/coderclaw/blobs/2.0.0";
+export const BLOBS_PROTOCOL = "/coderclaw/blobs/3.0.0";
 /** Wire version inside every blob-protocol envelope. */
-export const BLOBS_PROTOCOL_VERSION = 2;
+export const BLOBS_PROTOCOL_VERSION = 3;
 /** Bytes of a blob or manifest one `data` message carries at most: large enough that the cost per message is small beside the bytes. */
 export const BLOB_CHUNK_BYTES = 256 * 1024;
+/** Blobs one `run` carries at most: its digests then take about 36 KiB beside its bytes. */
+export const MAX_RUN_BLOBS = 512;
 /** Blobs one `get` names at most. */
 export const MAX_ITEMS_PER_GET = 1024;
 /** Largest window of one `get`, and largest grant of one `credit`. */
@@ -63,6 +66,21 @@ export const blobsMessageSchema = z.discriminatedUnion("t", [
     size: z.number().int().min(0).max(MAX_TREE_BYTES),
     bytes: bytesSchema.refine((b) => b.byteLength <= BLOB_CHUNK_BYTES, `a data message carries at most ${BLOB_CHUNK_BYTES} bytes`),
   }),
+  /**
+   * Whole blobs `ds`, next in the order asked for and each asked for from its
+   * start, of `sizes` bytes, one after another in `bytes`: what a `data`
+   * message per blob would say, without a message for each small blob.
+   */
+  z
+    .strictObject({
+      t: z.literal("run"),
+      rid,
+      ds: z.array(digest).min(1).max(MAX_RUN_BLOBS),
+      sizes: z.array(z.number().int().min(0).max(BLOB_CHUNK_BYTES)).min(1).max(MAX_RUN_BLOBS),
+      bytes: bytesSchema.refine((b) => b.byteLength <= BLOB_CHUNK_BYTES, `a run carries at most ${BLOB_CHUNK_BYTES} bytes`),
+    })
+    .refine((m) => m.sizes.length === m.ds.length, { error: "a run has one size per digest", path: ["sizes"] })
+    .refine((m) => m.sizes.reduce((n, size) => n + size, 0) === m.bytes.byteLength, { error: "a run's sizes add up to its bytes", path: ["bytes"] }),
   /** The server holds no valid copy of blob `d` (asked for as part of a tree the asker may read). */
   z.strictObject({ t: z.literal("miss"), rid, d: digest }),
   z.strictObject({ t: z.literal("end"), rid }),

@@ -4,7 +4,7 @@ import type { BlobSource } from "../../src/workspace/blob-source.js";
 import { MalformedFrameError } from "../framing/errors.js";
 import type { MessageChannel } from "../framing/message-channel.js";
 import { ByteWindow } from "./byte-window.js";
-import { BLOB_CHUNK_BYTES, type BlobsMessage } from "./messages.js";
+import { BLOB_CHUNK_BYTES, MAX_RUN_BLOBS, type BlobsMessage } from "./messages.js";
 
 type Get = Extract<BlobsMessage, { t: "get" }>;
 
@@ -83,6 +83,37 @@ class Credit {
   }
 }
 
+/** Whole blobs gathered for one `run` message. */
+class RunBuilder {
+  #ds: string[] = [];
+  #blobs: Uint8Array[] = [];
+  #bytes = 0;
+
+  get count(): number {
+    return this.#ds.length;
+  }
+
+  /** Whether a blob of `size` bytes still goes in. */
+  fits(size: number): boolean {
+    return this.#ds.length < MAX_RUN_BLOBS && this.#bytes + size <= BLOB_CHUNK_BYTES;
+  }
+
+  add(d: string, bytes: Uint8Array): void {
+    this.#ds.push(d);
+    this.#blobs.push(bytes);
+    this.#bytes += bytes.byteLength;
+  }
+
+  /** The `run` message of what was added, which starts a new run. */
+  take(rid: number): Extract<BlobsMessage, { t: "run" }> {
+    const message = { t: "run" as const, rid, ds: this.#ds, sizes: this.#blobs.map((b) => b.byteLength), bytes: Buffer.concat(this.#blobs, this.#bytes) };
+    this.#ds = [];
+    this.#blobs = [];
+    this.#bytes = 0;
+    return message;
+  }
+}
+
 /** One open transfer of a channel. */
 interface Transfer {
   controller: AbortController;
@@ -128,7 +159,7 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
 
     const send = (message: BlobsMessage): Promise<void> => channel.send(message);
     /** Data goes out without waiting for the stream to take it, so chunks flow back to back within the window. */
-    const sendData = async (message: Extract<BlobsMessage, { t: "data" }>, signal: AbortSignal): Promise<void> => {
+    const sendData = async (message: Extract<BlobsMessage, { t: "data" | "run" }>, signal: AbortSignal): Promise<void> => {
       const bytes = message.bytes.byteLength;
       await own.window.take(bytes);
       if (signal.aborted || channel.closed) {
@@ -155,7 +186,12 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
       }
     };
 
-    /** Sends blobs within the transfer's credit; returns early (the asker asks again for the rest) when credit stops coming. */
+    /**
+     * Sends blobs within the transfer's credit; returns early (the asker asks
+     * again for the rest) when credit stops coming. Whole blobs that fit go
+     * several to a `run`, up to a chunk's bytes: small files are most of a
+     * tree, and a message each cost more than their bytes on both sides.
+     */
     const sendBlobs = async (get: Get, { controller: { signal }, credit }: Transfer): Promise<void> => {
       await refuseUnlessAllowed(get.tree, get.grant);
       const members = await options.treeBlobs(get.tree);
@@ -163,14 +199,28 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
         // The same answer whether or not the blob is held here, so a refusal reveals nothing.
         if (members === undefined || !members.has(d)) throw new CoderClawError("PERMISSION_DENIED", `${peer} may not read blob ${d} through tree ${get.tree}`);
       }
+      const run = new RunBuilder();
+      const sendRun = async (): Promise<void> => {
+        if (run.count > 0) await sendData(run.take(get.rid), signal);
+      };
       for (const { d, off: from } of get.items) {
+        // The asker grants credit for what it has taken in: a run held while waiting for credit would wait for ever.
+        if (credit.bytes <= 0) await sendRun();
         if (!(await credit.wait(creditWaitMs, signal))) return;
         const bytes = await readVerified(d);
         if (bytes === undefined) {
+          await sendRun();
           await send({ t: "miss", rid: get.rid, d });
           continue;
         }
         if (from > bytes.byteLength) throw new CoderClawError("INVALID_INPUT", `offset ${from} is beyond the end of blob ${d} (${bytes.byteLength} bytes)`);
+        if (from === 0 && bytes.byteLength <= credit.bytes && bytes.byteLength <= BLOB_CHUNK_BYTES) {
+          if (!run.fits(bytes.byteLength)) await sendRun();
+          credit.spend(bytes.byteLength);
+          run.add(d, bytes);
+          continue;
+        }
+        await sendRun();
         if (bytes.byteLength === 0) {
           await sendData({ t: "data", rid: get.rid, d, off: 0, size: 0, bytes }, signal);
           continue;
@@ -183,6 +233,7 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
           off += n;
         }
       }
+      await sendRun();
     };
 
     const start = (rid: number, window: number, run: (transfer: Transfer) => Promise<void>): void => {

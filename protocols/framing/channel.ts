@@ -114,7 +114,9 @@ export class FramedChannel<T> implements MessageChannel<T> {
     this.#onClose = options.onClose;
     this.stream.addEventListener("message", (event) => {
       const data = event.data;
-      this.#onData(data instanceof Uint8Array ? data : data.subarray());
+      if (data instanceof Uint8Array) return this.#onData(data);
+      // Piece by piece: the decoder takes frames across pieces, and joining them first copied every byte once more.
+      for (const piece of data) this.#onData(piece);
     });
     this.stream.addEventListener("end", () => {
       this.#finish();

@@ -49,7 +49,11 @@ export class FrameDecoder {
     return this.#headerBytes > 0 || this.#body !== undefined;
   }
 
-  /** Consume a chunk; returns the frames it completed. Throws on an oversize or invalid header. */
+  /**
+   * Consume a chunk; returns the frames it completed, each in a buffer of its
+   * own that the decoder never touches again (a codec may hand out views of it).
+   * Throws on an oversize or invalid header.
+   */
   push(chunk: Uint8Array): Uint8Array[] {
     const frames: Uint8Array[] = [];
     let i = 0;

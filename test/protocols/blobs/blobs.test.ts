@@ -332,7 +332,7 @@ describe("blob protocol", () => {
     let ended = false;
     void (async () => {
       for await (const m of channel) {
-        if (m.t === "data") data += m.bytes.byteLength;
+        if (m.t === "data" || m.t === "run") data += m.bytes.byteLength;
         if (m.t === "end") ended = true;
       }
     })().catch(() => undefined);
@@ -342,6 +342,94 @@ describe("blob protocol", () => {
     await eventually(() => data === 150_000, 5_000, "the credit's worth of data");
     await eventually(() => ended, 5_000, "the transfer to end for want of credit");
     expect(data).toBe(150_000);
+  });
+
+  it("sends whole small blobs several to a run, within the credit, in the order asked for", async () => {
+    const s = await setup({ creditWaitMs: 300 });
+    const blobs = Array.from({ length: 300 }, (_, i) => randomBytes(i === 7 ? 0 : 200 + ((i * 7919) % 5000)));
+    const tree = await makeTree(s.serverStore, blobs);
+    s.trees.set(tree.id, tree);
+    const stream = await s.clients[0]!.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
+    const channel = new FramedChannel<BlobsMessage>({ stream, codec: createBlobsCodec(), peer: s.server.peerId.toString() });
+    cleanups.push(() => channel.close());
+    const got: string[] = [];
+    let messages = 0;
+    let data = 0;
+    let ended = false;
+    void (async () => {
+      for await (const m of channel) {
+        if (m.t === "end") ended = true;
+        // A blob larger than the credit left goes alone, in data messages.
+        if (m.t === "data") {
+          data += m.bytes.byteLength;
+          if (m.off + m.bytes.byteLength === m.size) got.push(m.d);
+        }
+        if (m.t !== "run") continue;
+        messages++;
+        data += m.bytes.byteLength;
+        let at = 0;
+        m.ds.forEach((d, i) => {
+          expect(sha256Hex(m.bytes.subarray(at, at + m.sizes[i]!))).toBe(d);
+          at += m.sizes[i]!;
+          got.push(d);
+        });
+      }
+    })().catch(() => undefined);
+    // A window of half the tree: the server stops short of it, whole blobs only, and goes on when credit comes.
+    const half = Math.floor(tree.bytes / 2);
+    await channel.send({ t: "get", rid: 1, tree: tree.id, items: tree.digests.map((d) => ({ d, off: 0 })), window: half });
+    await eventually(() => data === half, 5_000, "the window's worth of the tree");
+    await channel.send({ t: "credit", rid: 1, bytes: tree.bytes });
+    await eventually(() => ended, 5_000, "the transfer to end");
+    expect(got).toEqual(tree.digests);
+    expect(data).toBe(tree.bytes);
+    expect(messages).toBeLessThan(20);
+  });
+
+  it("cuts off a server whose run is out of order, past what was asked, over the credit, in the middle of a blob, malformed or wrong, storing nothing of it", async () => {
+    const blobs = Array.from({ length: 3 }, () => randomBytes(5000));
+    const [a, b, c] = blobs.map(sha256Hex) as [string, string, string];
+    const joined = Buffer.concat(blobs);
+    const forged = randomBytes(5000);
+    const cases: Array<{ name: string; answer: (rid: number) => BlobsMessage[]; refused: RegExp; window?: number }> = [
+      { name: "out of order", answer: (rid) => [{ t: "run", rid, ds: [b, a], sizes: [5000, 5000], bytes: Buffer.concat([blobs[1]!, blobs[0]!]) }], refused: /where .* was due/ },
+      // One transfer asks for two blobs at a time (two rounds of batches for three).
+      { name: "past the blobs asked for", answer: (rid) => [{ t: "run", rid, ds: [a, b, c], sizes: [5000, 5000, 5000], bytes: joined }], refused: /past every blob asked for/ },
+      { name: "over the credit", answer: (rid) => [{ t: "run", rid, ds: [a, b], sizes: [5000, 5000], bytes: joined.subarray(0, 10_000) }], refused: /were granted/, window: 8_000 },
+      { name: "in the middle of a blob", answer: (rid) => [{ t: "data", rid, d: a, off: 0, size: 5000, bytes: blobs[0]!.subarray(0, 100) }, { t: "run", rid, ds: [a], sizes: [4900], bytes: blobs[0]!.subarray(100) }], refused: /was due/ },
+      { name: "sizes that do not add up", answer: (rid) => [{ t: "run", rid, ds: [a, b], sizes: [5000, 4000], bytes: Buffer.concat([blobs[0]!, blobs[1]!]) }], refused: /sizes add up|malformed|invalid/i },
+      { name: "bytes of another blob", answer: (rid) => [{ t: "run", rid, ds: [a, b], sizes: [5000, 5000], bytes: Buffer.concat([blobs[0]!, forged]) }], refused: /do not hash to it/ },
+    ];
+    nodes = await startNodes(1 + cases.length);
+    await connectAll(nodes);
+    const asker = nodes[0]!;
+    const errors: string[] = [];
+    const client = new BlobClient({ libp2p: asker, maxTransfersPerPeer: 1, onPeerError: (peer) => errors.push(peer) });
+    cleanups.push(() => client.close());
+    for (const [i, kase] of cases.entries()) {
+      const server = nodes[i + 1]!;
+      await hostileServer(server, (m, channel) => {
+        if (m.t !== "get") return;
+        void (async () => {
+          for (const message of kase.answer(m.rid)) await channel.send(message);
+          await channel.send({ t: "end", rid: m.rid });
+        })().catch(() => undefined);
+      });
+      const mine = await store();
+      const narrow = kase.window === undefined ? client : new BlobClient({ libp2p: asker, maxTransfersPerPeer: 1, maxBytesInFlightPerPeer: kase.window, onPeerError: (peer) => errors.push(peer) });
+      if (narrow !== client) cleanups.push(() => narrow.close());
+      const err = await narrow.fetchBlobs(server.peerId.toString(), sha256Hex(randomBytes(8)), [a, b, c], mine).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(String(err), kase.name).toMatch(kase.refused);
+      // A malformed frame ends the stream in the framing layer, which reports no peer.
+      if (kase.name !== "sizes that do not add up") expect(errors, kase.name).toContain(server.peerId.toString());
+      // Blobs before the fault may have been stored, and verified; nothing the fault carried is.
+      for (const d of [a, b, c]) if (mine.has(d)) expect(await same(mine, d, blobs[[a, b, c].indexOf(d)]!), kase.name).toBe(true);
+      if (kase.name !== "bytes of another blob") expect(mine.has(c), kase.name).toBe(false);
+      expect(mine.has(sha256Hex(forged)), kase.name).toBe(false);
+    }
   });
 
   it("cuts off a server that sends more than the credit granted while this side is busy storing", async () => {
