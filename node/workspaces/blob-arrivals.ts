@@ -69,6 +69,11 @@ export class BlobArrivals {
     });
   }
 
+  /** Whether `digest` arrived ahead of its reader and is held for it in memory. */
+  holds(digest: string): boolean {
+    return this.#held.has(digest);
+  }
+
   /** The fetch finished: readers of blobs that did not come fail. */
   end(): void {
     this.#finish("done");

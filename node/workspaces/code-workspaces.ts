@@ -12,6 +12,7 @@ import { collectChanges, trackWorkspace, type ChangeTracking } from "../../src/w
 import { blobsOf, buildManifest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, totalSize, type Manifest, type ManifestEntry, type ManifestLimits } from "../../src/workspace/manifest.js";
 import { decodeManifestIndex, joinManifest, splitManifest } from "../../src/workspace/manifest-pieces.js";
 import { materializeTree, type MaterializedTree } from "../../src/workspace/materialize.js";
+import type { CopySource } from "../../src/workspace/file-writer.js";
 import { snapshotDirectory, workingTreeSource } from "../../src/workspace/snapshot.js";
 import { RESULT_ARTIFACTS_DIR, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
 import type { StatementSigner } from "../../identity/statement.js";
@@ -529,7 +530,9 @@ export class CodeWorkspaces implements TaskWorkspaces {
         throw err;
       },
     );
-    const making = materializeTree(manifest, dir, (digest) => arrivals.read(digest), { limits, readsVerified: true });
+    // A blob the store already holds (a tree sent before, most of one sent again) is read and checked by the writer's thread; one that just came is written from memory.
+    const locate = (digest: string): CopySource | undefined => (arrivals.holds(digest) ? undefined : this.#o.store.locate(digest));
+    const making = materializeTree(manifest, dir, (digest) => arrivals.read(digest), { limits, readsVerified: true, locate });
     making.catch((err: unknown) => stop.abort(err));
     // Both settle before a failure is reported: the partial tree is gone by then, and no fetch writes on.
     const [fetched, made] = await Promise.allSettled([fetching, making]);

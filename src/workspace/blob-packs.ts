@@ -211,6 +211,13 @@ export class BlobPacks {
     return bytes;
   }
 
+  /** Where the bytes of `digest` lie on disk, written (as `read` reads them: unchecked), or undefined. */
+  locate(digest: string): { file: string; offset: number; size: number } | undefined {
+    if (this.#unwritten !== undefined) this.#write();
+    const at = this.#where.get(digest);
+    return at === undefined ? undefined : { file: this.#path(at.pack), offset: at.offset, size: at.size };
+  }
+
   /** Records a use of `digest` (its place in the least-recently-used order across restarts). */
   touch(digest: string, used: number): void {
     const at = this.#where.get(digest);

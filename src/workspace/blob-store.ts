@@ -6,7 +6,7 @@ import { CoderClawError } from "../contract/errors.js";
 import { openDatabase, type Database } from "../storage/level-database.js";
 import type { BlobSource } from "./blob-source.js";
 import { BlobPacks, PACK_BELOW_BYTES } from "./blob-packs.js";
-import { FileWriter } from "./file-writer.js";
+import { FileWriter, type CopySource } from "./file-writer.js";
 import { DIGEST_PATTERN } from "./manifest.js";
 
 /** Largest blob: the snapshot code cuts files in chunks of this size. */
@@ -82,6 +82,13 @@ export interface BlobStore extends BlobSource {
   read(digest: string): Promise<Uint8Array | undefined>;
   /** {@link read} in one synchronous call: a blob is at most 1 MiB, read at once from the page cache more often than not. */
   readSync(digest: string): Uint8Array | undefined;
+  /**
+   * Where the blob `digest` lies on disk, for a reader that checks it against
+   * its digest itself (a materialising worker), or undefined when not held.
+   * Counts as a use. The place holds until a garbage collection or a pack's
+   * compaction: a reader that then finds other bytes there reads as {@link read} instead.
+   */
+  locate(digest: string): CopySource | undefined;
   /** Bytes of `digest` received so far by {@link appendPartial}; 0 when none. */
   partialOffset(digest: string): Promise<number>;
   /**
@@ -496,6 +503,16 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
       }
       used(entry);
       return bytes;
+    },
+
+    locate(digest) {
+      if (!DIGEST_PATTERN.test(digest)) return undefined;
+      const entry = entries.get(digest);
+      if (entry === undefined) return undefined;
+      const at = entry.packed === true ? packs.locate(digest) : { file: blobPath(digest), offset: 0, size: entry.size };
+      if (at === undefined) return undefined;
+      used(entry);
+      return { ...at, digest };
     },
 
     has(digest) {

@@ -5,18 +5,35 @@ import type { FileStamp } from "./materialize.js";
  * One file to write on the worker: either a store's (created exclusively at
  * `tmp`, then renamed to `target`; `dir` made first when given) or a tree's
  * (created exclusively at `create` with `mode`, never through a link, and its
- * stat answered). Its bytes are `length` bytes from `at` of the batch's one buffer.
+ * stat answered). Its bytes are `length` bytes from `at` of the batch's one
+ * buffer, or, for a `copy`, read by the worker from its sources.
  */
 type Job = { id: number; at: number; length: number } & Task;
 
 /** A job queued on this side, with the caller's bytes still in pieces. */
 type Queued = { id: number; chunks: readonly Uint8Array[]; length: number } & Task;
 
-/** What a job does with its bytes: a store's write, a tree's file created, or more bytes at the end of one just created. */
-type Task = { tmp: string; target: string; dir?: string } | { create: string; mode: number } | { append: string };
+/**
+ * What a job does with its bytes: a store's write, a tree's file created, more
+ * bytes at the end of one just created, or a tree's file created from sources.
+ */
+type Task = { tmp: string; target: string; dir?: string } | { create: string; mode: number } | { append: string } | { copy: string; mode: number; sources: readonly CopySource[] };
+
+/** Bytes a file is copied from: `size` bytes at `offset` of `file`, which must hash (SHA-256, lowercase hex) to `digest`. */
+export interface CopySource {
+  readonly file: string;
+  readonly offset: number;
+  readonly size: number;
+  readonly digest: string;
+}
+
+/** The code of a {@link FileWriter.copy} whose sources could not be read whole or did not hash to their digests; nothing was created. */
+export const SOURCE_FAILED = "ESOURCE";
 
 /** A file up to this size goes to the worker in one job; a larger one a chunk at a time, so that only one chunk is ever copied twice. */
 const ONE_JOB_BYTES = 8 * 1024 * 1024;
+/** Most bytes one {@link FileWriter.copy} takes: the worker holds them at once. */
+export const MAX_COPY_BYTES = ONE_JOB_BYTES;
 /** Smallest buffer a batch is given. */
 const SMALLEST_BUFFER = 64 * 1024;
 /** Buffers back from the worker kept for later batches, in bytes. */
@@ -37,6 +54,7 @@ interface Done {
 const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
+const crypto = require("node:crypto");
 const CREATE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 const APPEND = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW;
 const writeAll = (fd, bytes) => {
@@ -73,17 +91,50 @@ const create = (job) => {
     fs.closeSync(fd);
   }
 };
+// A copy's sources are read and checked before the file is created: a source that moved or went bad leaves nothing behind.
+let scratch = Buffer.alloc(0);
+const gather = (job, fds) => {
+  // At most 8 MiB (the writer refuses more), so the scratch buffer stays small.
+  const size = job.sources.reduce((n, s) => n + s.size, 0);
+  if (scratch.byteLength < size) scratch = Buffer.allocUnsafeSlow(Math.max(size, 2 * scratch.byteLength));
+  let at = 0;
+  for (const source of job.sources) {
+    let fd = fds.get(source.file);
+    if (fd === undefined) fds.set(source.file, (fd = fs.openSync(source.file, "r")));
+    for (let got = 0; got < source.size; ) {
+      const n = fs.readSync(fd, scratch, at + got, source.size - got, source.offset + got);
+      if (n === 0) throw Object.assign(new Error(source.file + " ends before byte " + (source.offset + source.size)), { code: "ESOURCE" });
+      got += n;
+    }
+    const digest = crypto.createHash("sha256").update(scratch.subarray(at, at + source.size)).digest("hex");
+    if (digest !== source.digest) throw Object.assign(new Error("bytes " + source.offset + "-" + (source.offset + source.size) + " of " + source.file + " do not hash to " + source.digest), { code: "ESOURCE" });
+    at += source.size;
+  }
+  return scratch.subarray(0, size);
+};
 parentPort.on("message", ({ jobs, buffer }) => {
   const all = new Uint8Array(buffer);
   const done = [];
+  const fds = new Map();
   for (const job of jobs) {
-    job.bytes = all.subarray(job.at, job.at + job.length);
     try {
-      done.push(job.tmp !== undefined ? put(job) : create(job));
+      if (job.copy !== undefined) {
+        let bytes;
+        try {
+          bytes = gather(job, fds);
+        } catch (err) {
+          throw Object.assign(new Error(String((err && err.message) || err)), { code: "ESOURCE" });
+        }
+        done.push(create({ ...job, create: job.copy, bytes }));
+      } else {
+        job.bytes = all.subarray(job.at, job.at + job.length);
+        done.push(job.tmp !== undefined ? put(job) : create(job));
+      }
     } catch (err) {
       done.push({ id: job.id, error: String((err && err.message) || err), code: err && err.code });
     }
   }
+  for (const fd of fds.values()) fs.closeSync(fd);
   // The buffer goes back, to carry a later batch: memory the kernel has to hand out afresh costs more than the copy into it.
   parentPort.postMessage({ done, buffer }, [buffer]);
 });
@@ -129,6 +180,18 @@ export class FileWriter {
     let done = await this.#ask({ create: path, mode }, chunks.slice(0, 1));
     for (const chunk of chunks.slice(1)) done = await this.#ask({ append: path }, [chunk]);
     return done.stamp!;
+  }
+
+  /**
+   * Creates the file `path` as {@link create} does, with the bytes of
+   * `sources` read on the worker, each checked against its digest first: the
+   * event loop neither reads nor hashes them. Rejects with code
+   * {@link SOURCE_FAILED}, creating nothing, when a source cannot be read
+   * whole or does not match its digest.
+   */
+  async copy(path: string, mode: number, sources: readonly CopySource[]): Promise<FileStamp> {
+    if (sources.reduce((n, s) => n + s.size, 0) > MAX_COPY_BYTES) throw new RangeError(`a copy takes at most ${MAX_COPY_BYTES} bytes`);
+    return (await this.#ask({ copy: path, mode, sources }, [])).stamp!;
   }
 
   /** Stops the worker once every write asked for has finished. */

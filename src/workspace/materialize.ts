@@ -3,7 +3,7 @@ import { lstatSync, mkdirSync, symlinkSync, type Stats } from "node:fs";
 import { lstat, mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { CoderClawError, InvalidInputError } from "../contract/errors.js";
-import { FileWriter } from "./file-writer.js";
+import { FileWriter, MAX_COPY_BYTES, SOURCE_FAILED, type CopySource } from "./file-writer.js";
 import { blobDigest, CHUNK_SIZE, comparePaths, DEFAULT_MANIFEST_LIMITS, validateManifest, type Manifest, type ManifestLimits } from "./manifest.js";
 
 /** Options of {@link materializeTree}. */
@@ -16,6 +16,13 @@ export interface MaterializeOptions {
    * not hashed again here; their length is still checked. Default false.
    */
   readonly readsVerified?: boolean;
+  /**
+   * Where a blob lies on disk (a blob store's `locate`): a file whose every
+   * chunk is located there is read, checked and written on the writer's
+   * thread, its bytes never on the event loop; one whose bytes there turn out
+   * not to match is read through `readBlob` instead.
+   */
+  readonly locate?: (digest: string) => CopySource | undefined;
 }
 
 /** What one file or link of a materialised tree looked like right after it was written. */
@@ -81,6 +88,28 @@ async function chunksOf(index: number, entry: FileEntry, readBlob: (digest: stri
   return chunks;
 }
 
+/** The places on disk of every chunk of `entry`, each of the chunk's length, or undefined when one is not held so (or the file is too large to copy in one piece). */
+function sourcesOf(entry: FileEntry, locate: (digest: string) => CopySource | undefined): CopySource[] | undefined {
+  if (entry.size > MAX_COPY_BYTES) return undefined;
+  const sources: CopySource[] = [];
+  for (const [j, digest] of entry.chunks.entries()) {
+    const source = locate(digest);
+    if (source === undefined || source.digest !== digest || source.size !== Math.min(CHUNK_SIZE, entry.size - j * CHUNK_SIZE)) return undefined;
+    sources.push(source);
+  }
+  return sources;
+}
+
+/** Creates file entry `index` under `partial` from `sources` on the writer's thread; undefined (nothing created) when a source did not read back whole and true. */
+async function copyFile(writer: FileWriter, partial: string, index: number, entry: FileEntry, sources: readonly CopySource[]): Promise<FileStamp | undefined> {
+  try {
+    return await writer.copy(join(partial, entry.path), entry.executable ? 0o755 : 0o644, sources);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === SOURCE_FAILED) return undefined;
+    throw failure(index, entry.path, err);
+  }
+}
+
 /** Creates file entry `index` under `partial` with `chunks`; answers its stamp. */
 async function createFile(writer: FileWriter, partial: string, index: number, entry: FileEntry, chunks: readonly Uint8Array[]): Promise<FileStamp> {
   try {
@@ -96,7 +125,9 @@ async function createFile(writer: FileWriter, partial: string, index: number, en
  * at a time; the first entry's failure is thrown once every file begun has
  * settled, so no write lands after the caller removes the partial tree.
  */
-async function writeFiles(writer: FileWriter, manifest: Manifest, partial: string, readBlob: (digest: string) => Uint8Array | Promise<Uint8Array>, readsVerified: boolean, stamps: Map<string, FileStamp>): Promise<void> {
+async function writeFiles(writer: FileWriter, manifest: Manifest, partial: string, readBlob: (digest: string) => Uint8Array | Promise<Uint8Array>, options: MaterializeOptions, stamps: Map<string, FileStamp>): Promise<void> {
+  const readsVerified = options.readsVerified === true;
+  const locate = options.locate;
   const failures: Array<{ index: number; error: unknown }> = [];
   let stop!: (err: Error) => void;
   const stopped = new Promise<never>((_, reject) => (stop = reject));
@@ -106,6 +137,20 @@ async function writeFiles(writer: FileWriter, manifest: Manifest, partial: strin
   const room: Array<() => void> = [];
   let writing = 0;
   const turns: Array<() => void> = [];
+  /** Runs `write` as one of the {@link CONCURRENT_FILES} files being written. */
+  const inTurn = async <T>(write: () => Promise<T>): Promise<T> => {
+    if (writing >= CONCURRENT_FILES) await new Promise<void>((resolve) => turns.push(resolve));
+    else writing++;
+    try {
+      if (failures.length > 0) throw STOPPED;
+      return await write();
+    } finally {
+      // The turn passes straight to a waiting file, or the count goes down.
+      const next = turns.shift();
+      if (next === undefined) writing--;
+      else next();
+    }
+  };
   const started: Array<Promise<void>> = [];
   for (const [index, entry] of manifest.entries.entries()) {
     if (entry.kind !== "file") continue;
@@ -116,18 +161,13 @@ async function writeFiles(writer: FileWriter, manifest: Manifest, partial: strin
     started.push(
       (async () => {
         try {
-          const chunks = await chunksOf(index, entry, readBlob, readsVerified, stopped);
-          if (writing >= CONCURRENT_FILES) await new Promise<void>((resolve) => turns.push(resolve));
-          else writing++;
-          try {
-            if (failures.length > 0) throw STOPPED;
-            stamps.set(entry.path, await createFile(writer, partial, index, entry, chunks));
-          } finally {
-            // The turn passes straight to a waiting file, or the count goes down.
-            const next = turns.shift();
-            if (next === undefined) writing--;
-            else next();
+          const sources = locate === undefined ? undefined : sourcesOf(entry, locate);
+          let stamp = sources === undefined ? undefined : await inTurn(() => copyFile(writer, partial, index, entry, sources));
+          if (stamp === undefined) {
+            const chunks = await chunksOf(index, entry, readBlob, readsVerified, stopped);
+            stamp = await inTurn(() => createFile(writer, partial, index, entry, chunks));
           }
+          stamps.set(entry.path, stamp);
         } catch (error) {
           if (error !== STOPPED) {
             failures.push({ index, error });
@@ -193,7 +233,7 @@ export async function materializeTree(
     }
     const writer = new FileWriter();
     try {
-      await writeFiles(writer, manifest, partial, readBlob, options.readsVerified === true, stamps);
+      await writeFiles(writer, manifest, partial, readBlob, options, stamps);
     } finally {
       await writer.close();
     }

@@ -1,7 +1,8 @@
-import { lstatSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { FileWriter } from "../../src/workspace/file-writer.js";
+import { FileWriter, MAX_COPY_BYTES, SOURCE_FAILED } from "../../src/workspace/file-writer.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const cleanups: Array<() => unknown> = [];
@@ -63,5 +64,46 @@ describe("FileWriter.create", () => {
     expect(readFileSync(join(dir, "there"), "utf8")).toBe("kept");
     expect(readFileSync(join(dir, "target"), "utf8")).toBe("kept");
     expect(lstatSync(join(dir, "link")).isSymbolicLink()).toBe(true);
+  });
+});
+
+describe("FileWriter.copy", () => {
+  const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
+
+  it("creates a file from parts of other files, each checked against its digest on the worker", async () => {
+    const { dir, writer } = setup();
+    const pack = Buffer.from("....hello, ....world!");
+    writeFileSync(join(dir, "pack"), pack);
+    const sources = [
+      { file: join(dir, "pack"), offset: 4, size: 6, digest: sha(pack.subarray(4, 10)) },
+      { file: join(dir, "pack"), offset: 15, size: 6, digest: sha(pack.subarray(15, 21)) },
+    ];
+    const stamp = await writer.copy(join(dir, "f"), 0o755, sources);
+    expect(readFileSync(join(dir, "f"), "latin1")).toBe("hello,world!");
+    const st = statSync(join(dir, "f"));
+    expect(st.mode & 0o777).toBe(0o755);
+    expect(stamp).toEqual({ size: 12, mode: st.mode, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
+  });
+
+  it("creates nothing when a source is gone, ends early or holds other bytes than its digest, and says so by its code", async () => {
+    const { dir, writer } = setup();
+    writeFileSync(join(dir, "pack"), "0123456789");
+    const good = { file: join(dir, "pack"), offset: 0, size: 4, digest: sha(Buffer.from("0123")) };
+    const cases = [
+      { name: "gone", source: { ...good, file: join(dir, "missing") } },
+      { name: "ends early", source: { ...good, offset: 8 } },
+      { name: "other bytes", source: { ...good, offset: 1 } },
+    ];
+    for (const { name, source } of cases) {
+      const err = await writer.copy(join(dir, name), 0o644, [good, source]).catch((e: unknown) => e);
+      expect((err as NodeJS.ErrnoException).code, name).toBe(SOURCE_FAILED);
+      expect(existsSync(join(dir, name)), name).toBe(false);
+    }
+    // A target that exists is refused as any create is, with the file system's own code.
+    writeFileSync(join(dir, "there"), "x");
+    const exists = await writer.copy(join(dir, "there"), 0o644, [good]).catch((e: unknown) => e);
+    expect((exists as NodeJS.ErrnoException).code).toBe("EEXIST");
+    expect(readFileSync(join(dir, "there"), "utf8")).toBe("x");
+    await expect(writer.copy(join(dir, "huge"), 0o644, [{ ...good, size: MAX_COPY_BYTES + 1 }])).rejects.toThrow(RangeError);
   });
 });

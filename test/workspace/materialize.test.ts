@@ -1,7 +1,8 @@
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
+import { openBlobStore } from "../../src/workspace/blob-store.js";
 import { materializeTree } from "../../src/workspace/materialize.js";
 import { blobDigest, buildManifest, CHUNK_SIZE, type Manifest } from "../../src/workspace/manifest.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -87,6 +88,45 @@ describe("materializeTree", () => {
     });
     expect(readdirSync(target).length).toBe(40);
     expect(readFileSync(join(target, "f00.txt"), "utf8")).toBe("file 0\n");
+  });
+
+  it("has files whose blobs a store holds read, checked and written off the event loop, and reads a blob whose bytes there went bad the usual way", async () => {
+    const dir = tempDir("cc-materialize-store-");
+    const store = await openBlobStore({ dir: dir.path, fsync: false });
+    try {
+      const contents = Array.from({ length: 30 }, (_, i) => new TextEncoder().encode(`file ${i} `.repeat(i + 1)));
+      const big = new Uint8Array(CHUNK_SIZE + 100).map((_, i) => (i * 13) % 251);
+      const manifest = buildManifest([...contents.map((bytes, i) => fileEntry(`d/f${String(i).padStart(2, "0")}.txt`, bytes, i === 3)), fileEntry("big.bin", big)]);
+      const blobs = blobsFor([...contents, big]);
+      for (const bytes of blobs.values()) await store.put(bytes);
+      const read: string[] = [];
+      const readBlob = (d: string): Uint8Array => {
+        read.push(d);
+        return blobs.get(d)!;
+      };
+      const locate = (d: string) => store.locate(d);
+      const first = await materializeTree(manifest, target, readBlob, { locate });
+      expect(read).toEqual([]);
+      for (const [i, bytes] of contents.entries()) expect(readFileSync(join(target, `d/f${String(i).padStart(2, "0")}.txt`)).equals(bytes)).toBe(true);
+      expect(readFileSync(join(target, "big.bin")).equals(big)).toBe(true);
+      expect(lstatSync(join(target, "d/f03.txt")).mode & 0o777).toBe(0o755);
+      expect(first.stamps.size).toBe(31);
+
+      // The bytes of one packed blob go bad on disk: that file is read through readBlob, every other one as before.
+      const bad = blobDigest(contents[7]!);
+      const at = store.locate(bad)!;
+      const fd = openSync(at.file, "r+");
+      writeSync(fd, Buffer.from("X"), 0, 1, at.offset);
+      closeSync(fd);
+      const again = join(base.path, "work", "again");
+      await materializeTree(manifest, again, readBlob, { locate });
+      expect(read).toEqual([bad]);
+      expect(readFileSync(join(again, "d/f07.txt")).equals(contents[7]!)).toBe(true);
+      expect(readdirSync(join(again, "d")).length).toBe(30);
+    } finally {
+      await store.close();
+      dir.remove();
+    }
   });
 
   it("gives files the manifest's modes whatever the process umask", async () => {
