@@ -38,8 +38,12 @@ export const MAX_COPY_BYTES = ONE_JOB_BYTES;
 const SMALLEST_BUFFER = 64 * 1024;
 /** Buffers back from the worker kept for later batches, in bytes. */
 const SPARE_BYTES = 32 * 1024 * 1024;
-/** Bytes queued that go to the worker without waiting for the check phase. */
+/** Bytes queued that go to a worker at once. */
 const FLUSH_BYTES = 16 * 1024 * 1024;
+/** Jobs queued that go to a worker at once. */
+const BATCH_JOBS = 64;
+/** How long the first job queued waits for others, ms. */
+const GATHER_MS = 1;
 
 interface Done {
   id: number;
@@ -151,16 +155,23 @@ parentPort.on("message", ({ jobs, buffer }) => {
  * per file (zeroed, then handed over or cloned) cost more than writing it.
  */
 export class FileWriter {
-  #worker: Worker | undefined;
+  readonly #threads: number;
+  /** The workers started, each with the batches posted to it and not answered yet. */
+  #workers: Array<{ worker: Worker; posted: number }> = [];
   #next = 0;
   #queued: Queued[] = [];
   #queuedBytes = 0;
-  /** Buffers back from the worker, smallest first. */
+  /** The timer that hands the jobs gathered meanwhile over. */
+  #gather: ReturnType<typeof setTimeout> | undefined;
+  /** Buffers back from the workers, smallest first. */
   #spares: ArrayBuffer[] = [];
-  /** Batches posted to the worker and not answered yet. */
-  #posted = 0;
   readonly #waiting = new Map<number, { resolve: (done: Done) => void; reject: (err: Error) => void }>();
   readonly #idle: Array<() => void> = [];
+
+  /** `threads`: workers writing at once (default 1); a tree of many files is written faster by two where a core is free. */
+  constructor(options: { threads?: number } = {}) {
+    this.#threads = Math.max(1, Math.floor(options.threads ?? 1));
+  }
 
   /** Resolves once `bytes` are at `target`, written under the temporary name `tmp` first; `dir` (the target's directory) is made first when given. */
   async write(tmp: string, target: string, bytes: Uint8Array, dir?: string): Promise<void> {
@@ -194,68 +205,85 @@ export class FileWriter {
     return (await this.#ask({ copy: path, mode, sources }, [])).stamp!;
   }
 
-  /** Stops the worker once every write asked for has finished. */
+  /** Stops the workers once every write asked for has finished. */
   async close(): Promise<void> {
-    const worker = this.#worker;
-    if (worker === undefined) return;
+    if (this.#workers.length === 0) return;
     if (this.#waiting.size > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
-    if (this.#worker === worker) this.#worker = undefined;
-    await worker.terminate();
+    const workers = this.#workers.splice(0);
+    await Promise.all(workers.map(({ worker }) => worker.terminate()));
   }
 
-  /** Queues `job` for the worker with the bytes of `chunks`, which are copied when the batch goes. */
+  /**
+   * Queues `job` with the bytes of `chunks`, which are copied when its batch
+   * goes: once {@link BATCH_JOBS} jobs or {@link FLUSH_BYTES} are queued, or
+   * {@link GATHER_MS} after the first, to a worker with no batch (or, when none
+   * was free, the first to answer). Files asked for one or two at a time, as
+   * blobs arrive, went a message each, which cost more than their bytes.
+   */
   #ask(job: Task, chunks: readonly Uint8Array[]): Promise<Done> {
-    const worker = this.#start();
+    this.#start();
     const id = this.#next++;
-    // One batch at a time goes to the worker: what is asked for meanwhile goes in the next, when the worker answers (a message for every microtask's one or two files cost more than their bytes); the first waits for the loop's check phase, or until it grows large.
-    if (this.#queued.length === 0 && this.#posted === 0) setImmediate(() => this.#flush(worker));
     const length = chunks.reduce((n, c) => n + c.byteLength, 0);
     this.#queued.push({ ...job, id, chunks, length });
     this.#queuedBytes += length;
-    if (this.#queuedBytes >= FLUSH_BYTES) this.#flush(worker);
+    if (this.#queued.length >= BATCH_JOBS || this.#queuedBytes >= FLUSH_BYTES) this.#flush(this.#workers.reduce((a, b) => (b.posted < a.posted ? b : a)));
+    else this.#gather ??= setTimeout(() => {
+      this.#gather = undefined;
+      this.#flushIdle();
+    }, GATHER_MS);
     return new Promise((resolve, reject) => this.#waiting.set(id, { resolve, reject }));
   }
 
-  #start(): Worker {
-    if (this.#worker !== undefined) return this.#worker;
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
-    worker.unref();
-    worker.on("message", ({ done, buffer }: { done: Done[]; buffer: ArrayBuffer }) => {
-      this.#spare(buffer);
-      for (const answer of done) {
-        const waiter = this.#waiting.get(answer.id);
-        this.#waiting.delete(answer.id);
-        if (answer.error === undefined) waiter?.resolve(answer);
-        else waiter?.reject(Object.assign(new Error(answer.error), answer.code === undefined ? {} : { code: answer.code }));
-      }
-      this.#posted--;
-      if (this.#queued.length > 0) this.#flush(worker);
-      else if (this.#waiting.size === 0) this.#settled(worker);
-    });
-    worker.on("error", (err) => {
-      if (this.#worker === worker) this.#worker = undefined;
-      for (const waiter of this.#waiting.values()) waiter.reject(err);
-      this.#waiting.clear();
-      // Every job queued or posted was the dead worker's, and is failed above: the next starts afresh.
-      this.#queued = [];
-      this.#queuedBytes = 0;
-      this.#posted = 0;
-      this.#settled(worker);
-    });
-    this.#worker = worker;
-    return worker;
+  /** Starts the workers not running yet. */
+  #start(): void {
+    while (this.#workers.length < this.#threads) {
+      const worker = new Worker(WORKER_SOURCE, { eval: true });
+      worker.unref();
+      const slot = { worker, posted: 0 };
+      worker.on("message", ({ done, buffer }: { done: Done[]; buffer: ArrayBuffer }) => {
+        this.#spare(buffer);
+        for (const answer of done) {
+          const waiter = this.#waiting.get(answer.id);
+          this.#waiting.delete(answer.id);
+          if (answer.error === undefined) waiter?.resolve(answer);
+          else waiter?.reject(Object.assign(new Error(answer.error), answer.code === undefined ? {} : { code: answer.code }));
+        }
+        slot.posted--;
+        // Jobs left after the gathering time (no worker was free then) go now.
+        if (this.#queued.length > 0 && this.#gather === undefined) this.#flush(slot);
+        else if (slot.posted === 0) worker.unref();
+        if (this.#waiting.size === 0) this.#settled();
+      });
+      worker.on("error", (err) => {
+        // Which jobs the dead worker held is not known here: every job in progress fails, and the workers start afresh.
+        const workers = this.#workers.splice(0);
+        for (const other of workers) if (other !== slot) void other.worker.terminate();
+        for (const waiter of this.#waiting.values()) waiter.reject(err);
+        this.#waiting.clear();
+        this.#queued = [];
+        this.#queuedBytes = 0;
+        this.#settled();
+      });
+      this.#workers.push(slot);
+    }
   }
 
-  /** Nothing is owed any more: the worker no longer keeps the process alive, and a close waiting for it goes on. */
-  #settled(worker: Worker): void {
-    worker.unref();
+  /** Nothing is owed any more: a close waiting for it goes on. */
+  #settled(): void {
     for (const resume of this.#idle.splice(0)) resume();
   }
 
-  #flush(worker: Worker): void {
-    const queued = this.#queued;
-    this.#queued = [];
-    this.#queuedBytes = 0;
+  /** Shares what is queued among the workers with no batch. */
+  #flushIdle(): void {
+    const idle = this.#workers.filter((w) => w.posted === 0);
+    const share = Math.ceil(this.#queued.length / Math.max(1, idle.length));
+    for (const slot of idle) this.#flush(slot, share);
+  }
+
+  /** Hands the first `count` jobs queued (default all) to `slot`'s worker in one batch. */
+  #flush(slot: { worker: Worker; posted: number }, count = this.#queued.length): void {
+    const queued = this.#queued.splice(0, count);
+    this.#queuedBytes -= queued.reduce((n, q) => n + q.length, 0);
     if (queued.length === 0) return;
     const all = this.#buffer(queued.reduce((n, q) => n + q.length, 0));
     let at = 0;
@@ -267,9 +295,9 @@ export class FileWriter {
       }
       return { ...job, at: start };
     });
-    worker.ref();
-    this.#posted++;
-    worker.postMessage({ jobs, buffer: all.buffer }, [all.buffer as ArrayBuffer]);
+    slot.worker.ref();
+    slot.posted++;
+    slot.worker.postMessage({ jobs, buffer: all.buffer }, [all.buffer as ArrayBuffer]);
   }
 
   /**

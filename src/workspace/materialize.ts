@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { lstatSync, mkdirSync, symlinkSync, type Stats } from "node:fs";
 import { lstat, mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -50,10 +51,11 @@ export function stampOf(stat: Stats): FileStamp {
  * what a tree costs: 0.05-2 ms each on this VM's ext4, which (without a
  * journal) skips every inode freed in the last seconds while it looks for a
  * free one. On the event loop, or through libuv's pool with the bytes written
- * from the loop, that kept the loop from receiving blobs; the writer's thread
- * creates, writes and stats each file in one go, a batch per message.
+ * from the loop, that kept the loop from receiving blobs; the writer's threads
+ * (two where a core is free) create, write and stat each file in one go, a
+ * batch per message; enough files are in flight to keep both busy.
  */
-const CONCURRENT_FILES = 64;
+const CONCURRENT_FILES = 256;
 /**
  * Files whose blobs are asked for ahead of those being written, and their
  * bytes at most: while blobs arrive, a file whose blobs came first is written
@@ -231,7 +233,8 @@ export async function materializeTree(
         throw failure(index, manifest.entries[index]!.path, err);
       }
     }
-    const writer = new FileWriter();
+    // Two threads where a core is free: creating and writing files is most of what a tree costs.
+    const writer = new FileWriter({ threads: Math.min(2, availableParallelism()) });
     try {
       await writeFiles(writer, manifest, partial, readBlob, options, stamps);
     } finally {
