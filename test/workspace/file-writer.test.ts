@@ -67,6 +67,27 @@ describe("FileWriter.create", () => {
   });
 });
 
+describe("FileWriter with two threads", () => {
+  it("writes every file asked for, in bursts and one at a time, each whole; a job that fails fails alone", async () => {
+    const dir = tempDir("cc-file-writer-2-");
+    const writer = new FileWriter({ threads: 2 });
+    cleanups.push(() => dir.remove(), () => writer.close());
+    const bytesOf = (i: number): Buffer => Buffer.alloc(1 + ((i * 7919) % 70_000), i % 251);
+    writeFileSync(join(dir.path, "f17"), "there already");
+    // A burst larger than a batch, then files one at a time as blobs would come, then another burst.
+    const burst = (from: number, n: number) => Array.from({ length: n }, (_, k) => writer.create(join(dir.path, `f${from + k}`), 0o644, [bytesOf(from + k)]).then(() => undefined, (e: unknown) => e));
+    const first = burst(0, 300);
+    const single: unknown[] = [];
+    for (let i = 300; i < 340; i++) single.push(await writer.create(join(dir.path, `f${i}`), 0o644, [bytesOf(i)]).then(() => undefined, (e: unknown) => e));
+    const last = burst(340, 260);
+    const outcomes = [...(await Promise.all(first)), ...single, ...(await Promise.all(last))];
+    expect((outcomes[17] as NodeJS.ErrnoException).code).toBe("EEXIST");
+    expect(outcomes.filter((o) => o !== undefined)).toHaveLength(1);
+    expect(readFileSync(join(dir.path, "f17"), "utf8")).toBe("there already");
+    for (let i = 0; i < 600; i++) if (i !== 17) expect(readFileSync(join(dir.path, `f${i}`)).equals(bytesOf(i)), `f${i}`).toBe(true);
+  });
+});
+
 describe("FileWriter.copy", () => {
   const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
 
