@@ -1,7 +1,7 @@
-import type { Connection } from "@libp2p/interface";
+import type { Connection, Libp2p } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { z } from "zod";
-import { createMessageCodec, createPeerRateLimiter, FramedChannel } from "../../protocols/framing/index.js";
+import { ChannelClosedError, createMessageCodec, createPeerRateLimiter, FramedChannel } from "../../protocols/framing/index.js";
 import { handleFramed } from "../../protocols/framing/pool.js";
 import { isRelayed, relayOf } from "../../protocols/framing/connection-choice.js";
 import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
@@ -74,6 +74,8 @@ export class RelayDoors implements MeshService {
             if (until > this.#now()) this.#doors.set(channel.peer, until);
             else this.#doors.delete(channel.peer);
             context.audit({ action: "relay.door", peer: channel.peer, result: "allowed", reason: until > this.#now() ? `open until ${new Date(until).toISOString()}` : "closed" });
+            // The door as recorded: the member knows its message was taken (a member of an older version reads no answer).
+            await channel.send({ untilMs: until > this.#now() ? until : 0 }).catch(() => undefined);
           } catch (err) {
             context.audit({ action: "relay.door", peer: channel.peer, result: "denied", reason: (err as Error).message });
             context.report(err as Error, channel.peer);
@@ -111,6 +113,10 @@ export class RelayDoors implements MeshService {
   }
 }
 
+/** Times a door message is sent to one relay at most, and the pause between two. */
+const DOOR_TRIES = 3;
+const DOOR_RETRY_MS = 250;
+
 /**
  * Tell each relay this node listens through that its door is open until
  * `untilMs`; answers the relays told. A relay that cannot be told is skipped:
@@ -122,12 +128,7 @@ export async function announceRelayDoor(libp2p: MeshLibp2p, untilMs: number, onE
   await Promise.all(
     [...relays].map(async (relay) => {
       try {
-        const connection = libp2p.getConnections(peerIdFromString(relay)).find((c) => !isRelayed(c) && c.status === "open");
-        if (connection === undefined) throw new Error("no direct connection to it");
-        const stream = await connection.newStream(RELAY_DOOR_PROTOCOL, { signal: AbortSignal.timeout(5000) });
-        const channel = new FramedChannel({ stream, codec: doorCodec, peer: relay });
-        await channel.send({ untilMs });
-        await channel.close().catch(() => undefined);
+        await tellRelay(libp2p, relay, untilMs);
         told.push(relay);
       } catch (err) {
         onError(relay, err as Error);
@@ -135,4 +136,38 @@ export async function announceRelayDoor(libp2p: MeshLibp2p, untilMs: number, onE
     }),
   );
   return told;
+}
+
+/**
+ * Sends the door message to `relay` over a direct connection until it is
+ * known taken: the relay answers with the door it recorded (a relay of an
+ * older version ends the stream without an answer, which is taken as done).
+ * A stream refused or reset, or a connection gone, before either (a pair that
+ * just met may retire one of its two connections as the message goes) is
+ * tried again, up to {@link DOOR_TRIES} times; the last failure is thrown.
+ */
+export async function tellRelay(libp2p: Libp2p, relay: string, untilMs: number): Promise<void> {
+  let failure: Error = new Error("not tried");
+  for (let attempt = 0; attempt < DOOR_TRIES; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, DOOR_RETRY_MS));
+    const connection = libp2p.getConnections(peerIdFromString(relay)).find((c) => !isRelayed(c) && c.status === "open");
+    if (connection === undefined) {
+      failure = new Error("no direct connection to it");
+      continue;
+    }
+    let channel: FramedChannel<{ untilMs: number }> | undefined;
+    try {
+      const stream = await connection.newStream(RELAY_DOOR_PROTOCOL, { signal: AbortSignal.timeout(5000) });
+      channel = new FramedChannel({ stream, codec: doorCodec, peer: relay });
+      await channel.send({ untilMs });
+      await channel.receive({ timeoutMs: 5000 });
+      return;
+    } catch (err) {
+      if (err instanceof ChannelClosedError && channel !== undefined && channel.failure === undefined) return;
+      failure = err as Error;
+    } finally {
+      await channel?.close().catch(() => undefined);
+    }
+  }
+  throw failure;
 }
