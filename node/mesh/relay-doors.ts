@@ -1,7 +1,7 @@
 import type { Connection, Libp2p } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { z } from "zod";
-import { ChannelClosedError, createMessageCodec, createPeerRateLimiter, FramedChannel } from "../../protocols/framing/index.js";
+import { ChannelClosedError, createMessageCodec, createPeerRateLimiter, FramedChannel, FrameTimeoutError } from "../../protocols/framing/index.js";
 import { handleFramed } from "../../protocols/framing/pool.js";
 import { isRelayed, relayOf } from "../../protocols/framing/connection-choice.js";
 import type { MeshLibp2p } from "../libp2p/create-libp2p.js";
@@ -116,6 +116,8 @@ export class RelayDoors implements MeshService {
 /** Times a door message is sent to one relay at most, and the pause between two. */
 const DOOR_TRIES = 3;
 const DOOR_RETRY_MS = 250;
+/** How long a relay has to answer a door message, ms: an invite waits for its relays before it is handed out. */
+const DOOR_ANSWER_MS = 2000;
 
 /**
  * Tell each relay this node listens through that its door is open until
@@ -144,7 +146,9 @@ export async function announceRelayDoor(libp2p: MeshLibp2p, untilMs: number, onE
  * older version ends the stream without an answer, which is taken as done).
  * A stream refused or reset, or a connection gone, before either (a pair that
  * just met may retire one of its two connections as the message goes) is
- * tried again, up to {@link DOOR_TRIES} times; the last failure is thrown.
+ * tried again, up to {@link DOOR_TRIES} times; the last failure is thrown. A
+ * relay that neither answers nor ends the stream within {@link DOOR_ANSWER_MS}
+ * fails at once.
  */
 export async function tellRelay(libp2p: Libp2p, relay: string, untilMs: number): Promise<void> {
   let failure: Error = new Error("not tried");
@@ -160,10 +164,12 @@ export async function tellRelay(libp2p: Libp2p, relay: string, untilMs: number):
       const stream = await connection.newStream(RELAY_DOOR_PROTOCOL, { signal: AbortSignal.timeout(5000) });
       channel = new FramedChannel({ stream, codec: doorCodec, peer: relay });
       await channel.send({ untilMs });
-      await channel.receive({ timeoutMs: 5000 });
+      await channel.receive({ timeoutMs: DOOR_ANSWER_MS });
       return;
     } catch (err) {
       if (err instanceof ChannelClosedError && channel !== undefined && channel.failure === undefined) return;
+      // A relay that holds the stream open without answering would do so again: the invite waits no longer for it.
+      if (err instanceof FrameTimeoutError) throw err;
       failure = err as Error;
     } finally {
       await channel?.close().catch(() => undefined);

@@ -15,7 +15,7 @@ afterEach(async () => {
 const codec = createMessageCodec({ version: 1, schema: z.strictObject({ untilMs: z.number().int().nonnegative() }), maxMessageBytes: 64 });
 
 /** A relay's door handler written by hand: `answer(n)` says what the n-th stream (from 0) gets. */
-async function relay(answer: (n: number) => "reset" | "reply" | "silent close"): Promise<{ relay: MeshLibp2p; member: MeshLibp2p; seen: number[] }> {
+async function relay(answer: (n: number) => "reset" | "reply" | "silent close" | "hold"): Promise<{ relay: MeshLibp2p; member: MeshLibp2p; seen: number[] }> {
   nodes = await startNodes(2);
   await connectAll(nodes);
   const [r, member] = nodes as [MeshLibp2p, MeshLibp2p];
@@ -31,6 +31,7 @@ async function relay(answer: (n: number) => "reset" | "reply" | "silent close"):
     void (async () => {
       const { untilMs } = await channel.receive({ timeoutMs: 5000 });
       seen.push(untilMs);
+      if (how === "hold") return;
       if (how === "reply") await channel.send({ untilMs });
       await channel.close();
     })().catch(() => undefined);
@@ -50,6 +51,14 @@ describe("telling a relay of an invite's door", () => {
     await tellRelay(member, r.peerId.toString(), 42);
     await new Promise((resolve) => setTimeout(resolve, 400));
     expect(seen).toEqual([42]);
+  });
+
+  it("fails at once, without trying again, when a relay holds the stream open without answering", async () => {
+    const { relay: r, member, seen } = await relay(() => "hold");
+    const started = Date.now();
+    await expect(tellRelay(member, r.peerId.toString(), 7)).rejects.toThrow(/no message .* within 2000 ms/);
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(seen).toEqual([7]);
   });
 
   it("gives up after three tries, with the last reason", async () => {
