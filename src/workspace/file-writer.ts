@@ -107,11 +107,11 @@ const gather = (job, fds) => {
     if (fd === undefined) fds.set(source.file, (fd = fs.openSync(source.file, "r")));
     for (let got = 0; got < source.size; ) {
       const n = fs.readSync(fd, scratch, at + got, source.size - got, source.offset + got);
-      if (n === 0) throw Object.assign(new Error(source.file + " ends before byte " + (source.offset + source.size)), { code: "ESOURCE" });
+      if (n === 0) throw new Error(source.file + " ends before byte " + (source.offset + source.size));
       got += n;
     }
     const digest = crypto.createHash("sha256").update(scratch.subarray(at, at + source.size)).digest("hex");
-    if (digest !== source.digest) throw Object.assign(new Error("bytes " + source.offset + "-" + (source.offset + source.size) + " of " + source.file + " do not hash to " + source.digest), { code: "ESOURCE" });
+    if (digest !== source.digest) throw new Error("bytes " + source.offset + "-" + (source.offset + source.size) + " of " + source.file + " do not hash to " + source.digest);
     at += source.size;
   }
   return scratch.subarray(0, size);
@@ -127,7 +127,8 @@ parentPort.on("message", ({ jobs, buffer }) => {
         try {
           bytes = gather(job, fds);
         } catch (err) {
-          throw Object.assign(new Error(String((err && err.message) || err)), { code: "ESOURCE" });
+          // Whatever went wrong with a source (gone, short, other bytes) is one answer: read it the other way.
+          throw Object.assign(new Error(String((err && err.message) || err)), { code: ${JSON.stringify(SOURCE_FAILED)} });
         }
         done.push(create({ ...job, create: job.copy, bytes }));
       } else {
@@ -283,9 +284,10 @@ export class FileWriter {
   /** Hands the first `count` jobs queued (default all) to `slot`'s worker in one batch. */
   #flush(slot: { worker: Worker; posted: number }, count = this.#queued.length): void {
     const queued = this.#queued.splice(0, count);
-    this.#queuedBytes -= queued.reduce((n, q) => n + q.length, 0);
     if (queued.length === 0) return;
-    const all = this.#buffer(queued.reduce((n, q) => n + q.length, 0));
+    const bytes = queued.reduce((n, q) => n + q.length, 0);
+    this.#queuedBytes -= bytes;
+    const all = this.#buffer(bytes);
     let at = 0;
     const jobs: Job[] = queued.map(({ chunks, ...job }) => {
       const start = at;
