@@ -198,8 +198,7 @@ export class BlobPacks {
 
   /** The bytes stored for `digest` (unchecked: the caller hashes them), or undefined. */
   read(digest: string): Buffer | undefined {
-    if (this.#unwritten !== undefined) this.#write();
-    const at = this.#where.get(digest);
+    const at = this.#written(digest);
     if (at === undefined) return undefined;
     const pack = this.#packs.get(at.pack)!;
     const bytes = Buffer.allocUnsafe(at.size);
@@ -213,9 +212,17 @@ export class BlobPacks {
 
   /** Where the bytes of `digest` lie on disk, written (as `read` reads them: unchecked), or undefined. */
   locate(digest: string): { file: string; offset: number; size: number } | undefined {
-    if (this.#unwritten !== undefined) this.#write();
-    const at = this.#where.get(digest);
+    const at = this.#written(digest);
     return at === undefined ? undefined : { file: this.#path(at.pack), offset: at.offset, size: at.size };
+  }
+
+  /** Where `digest` lies, its bytes written first if they are among those appended and not written yet (others stay gathered). */
+  #written(digest: string): Location | undefined {
+    const at = this.#where.get(digest);
+    const unwritten = this.#unwritten;
+    if (at !== undefined && unwritten !== undefined && at.pack === unwritten.n && at.offset >= unwritten.offset) this.#write();
+    // A failed write forgets what it carried.
+    return at === undefined ? undefined : this.#where.get(digest);
   }
 
   /** Records a use of `digest` (its place in the least-recently-used order across restarts). */
@@ -340,12 +347,8 @@ export class BlobPacks {
     const unwritten = this.#unwritten;
     if (unwritten === undefined) return;
     this.#unwritten = undefined;
-    let done = 0;
     try {
-      while (done < unwritten.bytes) {
-        const left = unwritten.bytes - done;
-        done += left === unwritten.bytes && unwritten.chunks.length <= IOV_MAX ? writevSync(unwritten.pack.fd, unwritten.chunks, unwritten.offset) : writeSync(unwritten.pack.fd, remainder(unwritten.chunks, done, IOV_MAX), 0, undefined, unwritten.offset + done);
-      }
+      for (let done = 0; done < unwritten.bytes; ) done += writevSync(unwritten.pack.fd, remainder(unwritten.chunks, done, IOV_MAX), unwritten.offset + done);
     } catch (err) {
       this.#failure ??= err instanceof Error ? err : new Error(String(err));
       const gone = new Set(unwritten.digests.map(keyOf));
@@ -394,8 +397,8 @@ export class BlobPacks {
   }
 }
 
-/** The bytes of `chunks` from byte `from` on, up to `max` chunks of them, in one buffer. */
-function remainder(chunks: readonly Uint8Array[], from: number, max: number): Buffer {
+/** Views of the bytes of `chunks` from byte `from` on, up to `max` of them. */
+function remainder(chunks: readonly Uint8Array[], from: number, max: number): Uint8Array[] {
   const rest: Uint8Array[] = [];
   let skip = from;
   for (const chunk of chunks) {
@@ -407,5 +410,5 @@ function remainder(chunks: readonly Uint8Array[], from: number, max: number): Bu
     rest.push(skip > 0 ? chunk.subarray(skip) : chunk);
     skip = 0;
   }
-  return Buffer.concat(rest);
+  return rest;
 }
