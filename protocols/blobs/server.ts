@@ -220,11 +220,8 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
           run.add(d, bytes);
           continue;
         }
+        // What is left does not fit the credit, or starts at an offset (an empty blob always goes in a run).
         await sendRun();
-        if (bytes.byteLength === 0) {
-          await sendData({ t: "data", rid: get.rid, d, off: 0, size: 0, bytes }, signal);
-          continue;
-        }
         for (let off = from; off < bytes.byteLength; ) {
           if (!(await credit.wait(creditWaitMs, signal))) return;
           const n = Math.min(BLOB_CHUNK_BYTES, bytes.byteLength - off, credit.bytes);
