@@ -13,7 +13,8 @@ export const RELAY_DOOR_PROTOCOL = "/coderclaw/relay-door/1.0.0";
 /** The longest a door stays open on one message: an invite's longest life. */
 export const MAX_DOOR_MS = 7 * 24 * 3600 * 1000;
 
-const doorCodec = createMessageCodec({ version: 1, schema: z.strictObject({ untilMs: z.number().int().nonnegative() }), maxMessageBytes: 64 });
+/** The one message of the door protocol, both ways: the member's door, and the relay's answer (the door it recorded, 0 when closed). */
+export const doorCodec = createMessageCodec({ version: 1, schema: z.strictObject({ untilMs: z.number().int().nonnegative() }), maxMessageBytes: 64 });
 
 /** Options of {@link RelayDoors}. */
 export interface RelayDoorsOptions {
@@ -70,12 +71,14 @@ export class RelayDoors implements MeshService {
         void (async () => {
           try {
             const { untilMs } = await channel.receive({ timeoutMs: 5000 });
-            const until = Math.min(untilMs, this.#now() + MAX_DOOR_MS);
-            if (until > this.#now()) this.#doors.set(channel.peer, until);
+            const now = this.#now();
+            const until = Math.min(untilMs, now + MAX_DOOR_MS);
+            const open = until > now;
+            if (open) this.#doors.set(channel.peer, until);
             else this.#doors.delete(channel.peer);
-            context.audit({ action: "relay.door", peer: channel.peer, result: "allowed", reason: until > this.#now() ? `open until ${new Date(until).toISOString()}` : "closed" });
+            context.audit({ action: "relay.door", peer: channel.peer, result: "allowed", reason: open ? `open until ${new Date(until).toISOString()}` : "closed" });
             // The door as recorded: the member knows its message was taken (a member of an older version reads no answer).
-            await channel.send({ untilMs: until > this.#now() ? until : 0 }).catch(() => undefined);
+            await channel.send({ untilMs: open ? until : 0 }).catch(() => undefined);
           } catch (err) {
             context.audit({ action: "relay.door", peer: channel.peer, result: "denied", reason: (err as Error).message });
             context.report(err as Error, channel.peer);

@@ -1,9 +1,8 @@
 import type { Stream } from "@libp2p/interface";
 import { afterEach, describe, expect, it } from "vitest";
 import type { MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
-import { RELAY_DOOR_PROTOCOL, tellRelay } from "../../node/mesh/relay-doors.js";
-import { createMessageCodec, FramedChannel } from "../../protocols/framing/index.js";
-import { z } from "zod";
+import { doorCodec as codec, RELAY_DOOR_PROTOCOL, tellRelay } from "../../node/mesh/relay-doors.js";
+import { FramedChannel } from "../../protocols/framing/index.js";
 import { connectAll, startNodes, stopAll } from "../node/helpers.js";
 
 let nodes: MeshLibp2p[] = [];
@@ -11,8 +10,6 @@ afterEach(async () => {
   await stopAll(nodes);
   nodes = [];
 });
-
-const codec = createMessageCodec({ version: 1, schema: z.strictObject({ untilMs: z.number().int().nonnegative() }), maxMessageBytes: 64 });
 
 /** A relay's door handler written by hand: `answer(n)` says what the n-th stream (from 0) gets. */
 async function relay(answer: (n: number) => "reset" | "reply" | "silent close" | "hold"): Promise<{ relay: MeshLibp2p; member: MeshLibp2p; seen: number[] }> {
