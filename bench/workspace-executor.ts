@@ -4,7 +4,8 @@
  * the tasks that carry code the parent routes to it, and tells the parent when
  * each agent starts (once the task's workspace is ready). It also counts what the
  * parent sends it under the blob protocol and when, and sinks bytes on a bare
- * libp2p protocol for the raw-stream baseline.
+ * libp2p protocol for the raw-stream baseline, and answers the CPU time it has
+ * used (all its threads).
  */
 import "../src/polyfills.js";
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
@@ -29,16 +30,22 @@ export type ExecutorRequest =
   | { id: number; sink: number }
   | { id: number; watch: string }
   | { id: number; counters: string }
+  | { id: number; cpu: true }
   | { id: number; stop: true };
 
-/** Sent unprompted: an agent began work on its task's workspace here, at `at` (ms since the epoch). */
+/** Sent unprompted: an agent began work on its task's workspace here, at `at` (ms since the epoch), when this process had used `cpuMs` of CPU. */
 export interface StartedMessage {
   started: string;
   at: number;
+  cpuMs: number;
 }
 
 const send = (m: unknown): void => void process.send?.(m);
-const started = (taskId: string): void => send({ started: taskId, at: Date.now() } satisfies StartedMessage);
+const cpuMs = (): number => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+const started = (taskId: string): void => send({ started: taskId, at: Date.now(), cpuMs: cpuMs() } satisfies StartedMessage);
 
 /**
  * Does nothing to its workspace: what is measured is the way there. The engine
@@ -97,6 +104,8 @@ process.on("message", (m: ExecutorRequest) => {
       const w = { peer: m.watch, base, last: base, timer: setInterval(() => sample(w), 5) } as NonNullable<typeof watch>;
       watch = w;
       send({ id: m.id });
+    } else if ("cpu" in m) {
+      send({ id: m.id, cpuMs: cpuMs() });
     } else if ("counters" in m) {
       const counters = node.blobs.client.counters(m.counters);
       const w = watch?.peer === m.counters ? watch : undefined;
