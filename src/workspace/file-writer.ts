@@ -40,10 +40,15 @@ const SMALLEST_BUFFER = 64 * 1024;
 const SPARE_BYTES = 32 * 1024 * 1024;
 /** Bytes queued that go to a worker at once. */
 const FLUSH_BYTES = 16 * 1024 * 1024;
-/** Jobs queued that go to a worker at once. */
-const BATCH_JOBS = 64;
+/**
+ * Jobs queued that go to a worker at once. A message costs about a millisecond
+ * of the event loop while a tree is written (waking a busy worker on two busy
+ * cores), whatever it carries: 256 files a message made a ship of 20k files
+ * 5% quicker than 64 (bench:workspace, alternated runs).
+ */
+const BATCH_JOBS = 256;
 /** How long the first job queued waits for others, ms. */
-const GATHER_MS = 1;
+const GATHER_MS = 4;
 
 interface Done {
   id: number;

@@ -102,10 +102,13 @@ function sourcesOf(entry: FileEntry, locate: (digest: string) => CopySource | un
   return sources;
 }
 
+/** `path` (a manifest's: checked to have no empty, `.` or `..` segment, nor a leading `/`) under the absolute directory `dir`, as `join` would give it without normalising it again for each of a tree's files. */
+const under = (dir: string, path: string): string => `${dir}/${path}`;
+
 /** Creates file entry `index` under `partial` from `sources` on the writer's thread; undefined (nothing created) when a source did not read back whole and true. */
 async function copyFile(writer: FileWriter, partial: string, index: number, entry: FileEntry, sources: readonly CopySource[]): Promise<FileStamp | undefined> {
   try {
-    return await writer.copy(join(partial, entry.path), entry.executable ? 0o755 : 0o644, sources);
+    return await writer.copy(under(partial, entry.path), entry.executable ? 0o755 : 0o644, sources);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === SOURCE_FAILED) return undefined;
     throw failure(index, entry.path, err);
@@ -115,7 +118,7 @@ async function copyFile(writer: FileWriter, partial: string, index: number, entr
 /** Creates file entry `index` under `partial` with `chunks`; answers its stamp. */
 async function createFile(writer: FileWriter, partial: string, index: number, entry: FileEntry, chunks: readonly Uint8Array[]): Promise<FileStamp> {
   try {
-    return await writer.create(join(partial, entry.path), entry.executable ? 0o755 : 0o644, chunks);
+    return await writer.create(under(partial, entry.path), entry.executable ? 0o755 : 0o644, chunks);
   } catch (err) {
     throw failure(index, entry.path, err);
   }
