@@ -37,9 +37,9 @@ export class BlobArrivals {
   readonly sink: BlobSink = {
     missing: (digests) => this.#store.missing(digests),
     partialOffset: (digest) => this.#store.partialOffset(digest),
-    putVerified: async (digest, bytes) => {
-      await this.#store.putVerified(digest, bytes);
-      this.#arrived(digest, bytes);
+    putVerifiedAll: async (blobs) => {
+      await this.#store.putVerifiedAll(blobs);
+      for (const [digest, bytes] of blobs) this.#arrived(digest, bytes);
     },
     appendPartial: async (digest, offset, bytes, options) => {
       const state = await this.#store.appendPartial(digest, offset, bytes, options);

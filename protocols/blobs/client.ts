@@ -19,7 +19,8 @@ const BUSY_RETRY_MS = 50;
 /** Where fetched blobs go: the blob store's partial-write API. */
 export interface BlobSink {
   missing(digests: Iterable<string>): Promise<string[]>;
-  putVerified(digest: string, bytes: Uint8Array): Promise<void>;
+  /** Stores whole blobs, each checked against its digest first; one that does not match stores none ({@link DigestMismatchError} names it). */
+  putVerifiedAll(blobs: ReadonlyArray<readonly [digest: string, bytes: Uint8Array]>): Promise<void>;
   partialOffset(digest: string): Promise<number>;
   appendPartial(digest: string, offset: number, bytes: Uint8Array, options?: { last?: boolean }): Promise<"partial" | "complete">;
 }
@@ -178,13 +179,12 @@ export class BlobClient {
     /** The blob whose bytes did not verify, cutting the peer off: every transfer cut with it fails for that reason. */
     let mismatched: DigestMismatchError | undefined;
     const mismatch = (d: string): DigestMismatchError => (mismatched ??= this.#cutOff(requests, new DigestMismatchError(d, `the bytes sent by ${peer} do not hash to it`)));
-    const stored = (bytes: number, last: boolean): void => {
+    /** `bytes` more are stored, completing `blobs` more blobs. */
+    const stored = (bytes: number, blobs: number): void => {
       progress.bytes += bytes;
       result.bytes += bytes;
-      if (last) {
-        progress.done++;
-        result.fetched++;
-      }
+      progress.done += blobs;
+      result.fetched += blobs;
       options.onProgress?.({ ...progress });
     };
     /**
@@ -196,19 +196,21 @@ export class BlobClient {
     const writes = new Set<Promise<void>>();
     let writingBytes = 0;
     const writeLimit = window * transfers;
-    /** Hands `bytes` to the store; resolves once the writes in progress are within the limit again. */
-    const storeWhole = async (d: string, bytes: Uint8Array): Promise<void> => {
-      writingBytes += bytes.byteLength;
-      const write: Promise<void> = store.putVerified(d, bytes).then(
-        () => stored(bytes.byteLength, true),
+    /** Hands whole `blobs` to the store, at once (a run's blobs cost one call); resolves once the writes in progress are within the limit again. */
+    const storeWhole = async (blobs: ReadonlyArray<readonly [string, Uint8Array]>): Promise<void> => {
+      let bytes = 0;
+      for (const [, b] of blobs) bytes += b.byteLength;
+      writingBytes += bytes;
+      const write: Promise<void> = store.putVerifiedAll(blobs).then(
+        () => stored(bytes, blobs.length),
         (err: unknown) => {
-          failure ??= err instanceof DigestMismatchError ? mismatch(d) : err instanceof Error ? err : new CoderClawError("UNAVAILABLE", String(err));
+          failure ??= err instanceof DigestMismatchError ? mismatch(err.digest) : err instanceof Error ? err : new CoderClawError("UNAVAILABLE", String(err));
         },
       );
       writes.add(write);
       void write.finally(() => {
         writes.delete(write);
-        writingBytes -= bytes.byteLength;
+        writingBytes -= bytes;
       });
       while (writingBytes > writeLimit && failure === undefined) await Promise.race(writes);
       if (failure !== undefined) throw failure;
@@ -304,7 +306,7 @@ export class BlobClient {
         if (last && held.from === 0) {
           // Taken from the batch now: a write that fails fails the whole fetch, and the store lacks the blob when it is asked again.
           at++;
-          await storeWhole(held.d, bytes);
+          await storeWhole([[held.d, bytes]]);
           return;
         }
         try {
@@ -322,7 +324,7 @@ export class BlobClient {
         }
         batch[at]!.off = held.from + bytes.byteLength;
         if (last) at++;
-        stored(bytes.byteLength, last);
+        stored(bytes.byteLength, last ? 1 : 0);
       };
       try {
         for await (const m of exchange) {
@@ -331,14 +333,17 @@ export class BlobClient {
             at++;
           } else if (m.t === "run") {
             credit(m.bytes.byteLength);
+            const blobs: Array<[string, Uint8Array]> = [];
             let from = 0;
             for (const [i, d] of m.ds.entries()) {
               const size = m.sizes[i]!;
               // A copy each: a blob may be held long after the rest of its run is gone.
-              pending = { d, from: 0, buffer: m.bytes.slice(from, from + size), bytes: size };
+              blobs.push([d, m.bytes.slice(from, from + size)]);
               from += size;
-              await save(true);
             }
+            // Taken from the batch now, as a whole blob of a data message is.
+            at += blobs.length;
+            await storeWhole(blobs);
           } else if (m.t === "data") {
             // The size was checked on arrival: at most a blob's.
             pending ??= { d: m.d, from: m.off, buffer: m.off + m.bytes.byteLength === m.size ? m.bytes : Buffer.allocUnsafeSlow(m.size - m.off), bytes: 0 };

@@ -7,7 +7,7 @@ import { openDatabase, type Database } from "../storage/level-database.js";
 import type { BlobSource } from "./blob-source.js";
 import { BlobPacks, PACK_BELOW_BYTES } from "./blob-packs.js";
 import { FileWriter, type CopySource } from "./file-writer.js";
-import { DIGEST_PATTERN } from "./manifest.js";
+import { DIGEST_PATTERN, isDigest } from "./manifest.js";
 
 /** Largest blob: the snapshot code cuts files in chunks of this size. */
 export const MAX_BLOB_BYTES = 1024 * 1024;
@@ -75,6 +75,12 @@ export interface BlobStore extends BlobSource {
   put(bytes: Uint8Array): Promise<string>;
   /** Store `bytes` under `digest`; throws {@link DigestMismatchError} naming the digest when they do not hash to it. */
   putVerified(digest: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * {@link putVerified} for several blobs at once, each checked before any is
+   * stored: when one does not hash to its digest, none is stored and
+   * {@link DigestMismatchError} names it.
+   */
+  putVerifiedAll(blobs: ReadonlyArray<readonly [digest: string, bytes: Uint8Array]>): Promise<void>;
   has(digest: string): boolean;
   /** The digests of `digests` this store holds no blob of, in order, each once. */
   missing(digests: Iterable<string>): Promise<string[]>;
@@ -145,8 +151,16 @@ interface OpenPartial {
   size: number;
 }
 
+/** Throws unless `bytes` may be stored as the blob `digest`: its size within the limit, and hashing to it. */
+function verify(digest: string, bytes: Uint8Array): void {
+  checkDigest(digest);
+  if (bytes.byteLength > MAX_BLOB_BYTES) throw new DigestMismatchError(digest, `${bytes.byteLength} bytes exceed the blob limit of ${MAX_BLOB_BYTES}`);
+  const actual = sha256Hex(bytes);
+  if (actual !== digest) throw new DigestMismatchError(digest, `bytes hash to ${actual}`);
+}
+
 function checkDigest(digest: string, what = "digest"): void {
-  if (!DIGEST_PATTERN.test(digest)) throw new CoderClawError("INVALID_INPUT", `${what} must be 64 lowercase hex characters: ${JSON.stringify(digest.slice(0, 80))}`);
+  if (!isDigest(digest)) throw new CoderClawError("INVALID_INPUT", `${what} must be 64 lowercase hex characters: ${JSON.stringify(digest.slice(0, 80))}`);
 }
 
 function checkHolder(holder: string): void {
@@ -360,6 +374,23 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     entries.set(entryKey(kind, digest), { digest, kind, size, used: now, touched: now });
   };
 
+  /**
+   * Appends the small blob `digest` to a pack at once when nothing stands in
+   * the way (not held, not being written, room under the quota, no sync asked
+   * for): the common case of a fetch, without a promise per blob. False when
+   * {@link writeFile} has to do it.
+   */
+  const packAtOnce = (digest: string, bytes: Uint8Array): boolean => {
+    if (fsync || bytes.byteLength >= PACK_BELOW_BYTES || usedBytes + bytes.byteLength > quotaBytes) return false;
+    const key = entryKey("blob", digest);
+    if (entries.has(key) || writing.has(key)) return false;
+    const now = Date.now();
+    packs.append(digest, bytes, now);
+    usedBytes += bytes.byteLength;
+    entries.set(key, { digest, kind: "blob", size: bytes.byteLength, used: now, touched: now, packed: true });
+    return true;
+  };
+
   const writeFile = async (digest: string, kind: Kind, bytes: Uint8Array): Promise<void> => {
     const key = entryKey(kind, digest);
     const existing = entries.get(key);
@@ -469,11 +500,15 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     },
 
     async putVerified(digest, bytes) {
-      checkDigest(digest);
-      if (bytes.byteLength > MAX_BLOB_BYTES) throw new DigestMismatchError(digest, `${bytes.byteLength} bytes exceed the blob limit of ${MAX_BLOB_BYTES}`);
-      const actual = sha256Hex(bytes);
-      if (actual !== digest) throw new DigestMismatchError(digest, `bytes hash to ${actual}`);
+      verify(digest, bytes);
       await writeFile(digest, "blob", bytes);
+    },
+
+    async putVerifiedAll(blobs) {
+      for (const [digest, bytes] of blobs) verify(digest, bytes);
+      const slow: Array<Promise<void>> = [];
+      for (const [digest, bytes] of blobs) if (!packAtOnce(digest, bytes)) slow.push(writeFile(digest, "blob", bytes));
+      await Promise.all(slow);
     },
 
     async read(digest) {
@@ -481,7 +516,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     },
 
     readSync(digest) {
-      if (!DIGEST_PATTERN.test(digest)) return undefined;
+      if (!isDigest(digest)) return undefined;
       const entry = entries.get(digest);
       if (entry === undefined) return undefined;
       let bytes: Uint8Array | undefined;
@@ -506,7 +541,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     },
 
     locate(digest) {
-      if (!DIGEST_PATTERN.test(digest)) return undefined;
+      if (!isDigest(digest)) return undefined;
       const entry = entries.get(digest);
       if (entry === undefined) return undefined;
       const at = entry.packed === true ? packs.locate(digest) : { file: blobPath(digest), offset: 0, size: entry.size };

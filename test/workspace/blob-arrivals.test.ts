@@ -35,7 +35,7 @@ describe("materialising a tree while its blobs arrive", () => {
     const making = materializeTree(manifest, target, (d) => arrivals.read(d), { readsVerified: true });
     await settle();
     // The materialiser waits for f1 while later blobs arrive first.
-    for (const i of [5, 3, 1, 2, 4]) await arrivals.sink.putVerified(blobDigest(files[i]!), files[i]!);
+    for (const i of [5, 3, 1, 2, 4]) await arrivals.sink.putVerifiedAll([[blobDigest(files[i]!), files[i]!]]);
     arrivals.end();
     await making;
     files.forEach((bytes, i) => expect(readFileSync(join(target, "src", `f${i}.txt`)).equals(bytes)).toBe(true));
@@ -47,7 +47,7 @@ describe("materialising a tree while its blobs arrive", () => {
     let readBack = 0;
     const counted: BlobStore = { ...store, readSync: (d) => (readBack++, store.readSync(d)) };
     const arrivals = new BlobArrivals(counted, "t");
-    for (const bytes of files) await arrivals.sink.putVerified(blobDigest(bytes), bytes);
+    for (const bytes of files) await arrivals.sink.putVerifiedAll([[blobDigest(bytes), bytes]]);
     arrivals.end();
     await materializeTree(manifest, target, (d) => arrivals.read(d), { readsVerified: true });
     files.forEach((bytes, i) => expect(readFileSync(join(target, "src", `f${i}.txt`)).equals(bytes)).toBe(true));
@@ -58,8 +58,8 @@ describe("materialising a tree while its blobs arrive", () => {
     const { store, target, work, manifest, files } = await setup();
     const arrivals = new BlobArrivals(store, "t");
     const making = materializeTree(manifest, target, (d) => arrivals.read(d), { readsVerified: true });
-    await arrivals.sink.putVerified(blobDigest(files[0]!), files[0]!);
-    await arrivals.sink.putVerified(blobDigest(files[1]!), files[1]!);
+    await arrivals.sink.putVerifiedAll([[blobDigest(files[0]!), files[0]!]]);
+    await arrivals.sink.putVerifiedAll([[blobDigest(files[1]!), files[1]!]]);
     await settle();
     arrivals.fail(new CoderClawError("UNAVAILABLE", "the peer went away"));
     await expect(making).rejects.toThrow(/the peer went away/);
@@ -71,7 +71,7 @@ describe("materialising a tree while its blobs arrive", () => {
     const { store, target, manifest, files } = await setup();
     const arrivals = new BlobArrivals(store, "t");
     const making = materializeTree(manifest, target, (d) => arrivals.read(d), { readsVerified: true });
-    for (const bytes of files.slice(0, 4)) await arrivals.sink.putVerified(blobDigest(bytes), bytes);
+    for (const bytes of files.slice(0, 4)) await arrivals.sink.putVerifiedAll([[blobDigest(bytes), bytes]]);
     arrivals.end();
     await expect(making).rejects.toThrow(new RegExp(`src/f4.txt.*${blobDigest(files[4]!)} of tree t is not held here`));
     expect(existsSync(target)).toBe(false);
@@ -81,10 +81,27 @@ describe("materialising a tree while its blobs arrive", () => {
     const { store, manifest, files, target } = await setup();
     const arrivals = new BlobArrivals(store, "t");
     const making = materializeTree(manifest, target, (d) => arrivals.read(d), { readsVerified: true });
-    await expect(arrivals.sink.putVerified(blobDigest(files[0]!), files[1]!)).rejects.toThrow(/hash to/);
+    await expect(arrivals.sink.putVerifiedAll([[blobDigest(files[0]!), files[1]!]])).rejects.toThrow(/hash to/);
     arrivals.fail(new CoderClawError("PROTOCOL", "cut off"));
     await expect(making).rejects.toThrow(/cut off/);
     expect(store.has(blobDigest(files[0]!))).toBe(false);
+    expect(existsSync(target)).toBe(false);
+  });
+
+  it("blobs handed over together with one that does not match are none of them stored, nor handed to the reader", async () => {
+    const { store, manifest, files, target } = await setup();
+    const arrivals = new BlobArrivals(store, "t");
+    const making = materializeTree(manifest, target, (d) => arrivals.read(d), { readsVerified: true });
+    const together: Array<[string, Uint8Array]> = [
+      [blobDigest(files[0]!), files[0]!],
+      [blobDigest(files[1]!), files[2]!],
+      [blobDigest(files[3]!), files[3]!],
+    ];
+    await expect(arrivals.sink.putVerifiedAll(together)).rejects.toMatchObject({ digest: blobDigest(files[1]!) });
+    for (const [d] of together) expect(store.has(d)).toBe(false);
+    expect(arrivals.holds(blobDigest(files[0]!))).toBe(false);
+    arrivals.fail(new CoderClawError("PROTOCOL", "cut off"));
+    await expect(making).rejects.toThrow(/cut off/);
     expect(existsSync(target)).toBe(false);
   });
 });

@@ -67,6 +67,39 @@ describe("blob store", () => {
     await expect(store.put(new Uint8Array(MAX_BLOB_BYTES + 1))).rejects.toThrow(/exceeds the limit/);
   });
 
+  it("putVerifiedAll stores small and large blobs at once, a blob held already once, and none of them when one does not match", async () => {
+    const { store, reopen } = await fresh(4 * MAX_BLOB_BYTES);
+    const small = [randomBytes(10), randomBytes(PACK_BELOW_BYTES - 1), new Uint8Array(0)];
+    const large = randomBytes(PACK_BELOW_BYTES + 1);
+    const bad = [...small.map((b) => [sha256Hex(b), b] as const), [sha256Hex(large), randomBytes(PACK_BELOW_BYTES + 1)] as const];
+    const err = await store.putVerifiedAll(bad).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect((err as DigestMismatchError).digest).toBe(sha256Hex(large));
+    expect(store.usage()).toEqual({ bytes: 0, entries: 0 });
+    const all = [...small, large, small[0]!].map((b) => [sha256Hex(b), b] as const);
+    await store.putVerifiedAll(all);
+    const bytes = [...small, large].reduce((n, b) => n + b.byteLength, 0);
+    expect(store.usage()).toEqual({ bytes, entries: 4 });
+    for (const [d, b] of all) expect(same(await store.read(d), b)).toBe(true);
+    const again = await reopen();
+    expect(again.usage()).toEqual({ bytes, entries: 4 });
+    for (const [d, b] of all) expect(same(await again.read(d), b)).toBe(true);
+  });
+
+  it("putVerifiedAll makes room under the quota as putVerified does, and refuses what cannot fit once every other blob is pinned", async () => {
+    const { store } = await fresh(3 * 1000);
+    const old = [randomBytes(1000), randomBytes(1000)];
+    await store.putVerifiedAll(old.map((b) => [sha256Hex(b), b] as const));
+    const next = [randomBytes(1000), randomBytes(1000)];
+    await store.putVerifiedAll(next.map((b) => [sha256Hex(b), b] as const));
+    for (const b of next) expect(store.has(sha256Hex(b))).toBe(true);
+    expect(store.usage().bytes).toBeLessThanOrEqual(3000);
+    await store.pin("task", [...next, ...old].map((b) => sha256Hex(b)));
+    const more = [randomBytes(1000), randomBytes(1000)];
+    await expect(store.putVerifiedAll(more.map((b) => [sha256Hex(b), b] as const))).rejects.toThrow(/quota/);
+    expect(store.usage().bytes).toBeLessThanOrEqual(3000);
+  });
+
   it("stores manifests by tree id, verified, apart from blobs", async () => {
     const { store, reopen } = await fresh();
     const manifest = randomBytes(3 * MAX_BLOB_BYTES);

@@ -450,7 +450,7 @@ describe("blob protocol", () => {
     });
     const mine = await store();
     // A sink as slow as a loaded disk: it takes its time to store the first blob, while the second floods in.
-    const slow = { ...mine, missing: (d: Iterable<string>) => mine.missing(d), partialOffset: (d: string) => mine.partialOffset(d), appendPartial: mine.appendPartial.bind(mine), putVerified: async (d: string, b: Uint8Array) => { await new Promise((r) => setTimeout(r, 300)); await mine.putVerified(d, b); } };
+    const slow = { ...mine, missing: (d: Iterable<string>) => mine.missing(d), partialOffset: (d: string) => mine.partialOffset(d), appendPartial: mine.appendPartial.bind(mine), putVerifiedAll: async (blobs: ReadonlyArray<readonly [string, Uint8Array]>) => { await new Promise((r) => setTimeout(r, 300)); await mine.putVerifiedAll(blobs); } };
     const errors: string[] = [];
     // One transfer with a 128 KiB window, whose first request names the first two blobs.
     const client = new BlobClient({ libp2p: asker, maxTransfersPerPeer: 1, maxBytesInFlightPerPeer: 128 * 1024, onPeerError: (peer) => errors.push(peer) });
@@ -465,14 +465,18 @@ describe("blob protocol", () => {
     const tree = await makeTree(s.serverStore, mixedBlobs(40, 0));
     s.trees.set(tree.id, tree);
     const mine = await store();
-    // The first blob's write finishes only once every other blob was stored: a fetch that waits for each write before reading on never gets there.
+    // The first blob's write finishes only once every other blob was stored (those handed over with it first): a fetch that waits for each write before reading on never gets there.
     const [first, ...rest] = tree.digests as [string, ...string[]];
     let others!: () => void;
     const othersStored = new Promise<void>((resolve) => (others = resolve));
-    const held = { ...mine, missing: (d: Iterable<string>) => mine.missing(d), partialOffset: (d: string) => mine.partialOffset(d), appendPartial: mine.appendPartial.bind(mine), putVerified: async (d: string, b: Uint8Array) => {
-      if (d === first) await othersStored;
-      await mine.putVerified(d, b);
+    const held = { ...mine, missing: (d: Iterable<string>) => mine.missing(d), partialOffset: (d: string) => mine.partialOffset(d), appendPartial: mine.appendPartial.bind(mine), putVerifiedAll: async (blobs: ReadonlyArray<readonly [string, Uint8Array]>) => {
+      await mine.putVerifiedAll(blobs.filter(([d]) => d !== first));
       if (rest.every((r) => mine.has(r))) others();
+      const mineFirst = blobs.filter(([d]) => d === first);
+      if (mineFirst.length > 0) {
+        await othersStored;
+        await mine.putVerifiedAll(mineFirst);
+      }
     } };
     const client = new BlobClient({ libp2p: s.clients[0]!, maxTransfersPerPeer: 1 });
     cleanups.push(() => client.close());
