@@ -1,11 +1,21 @@
 import { createHash, type Hash } from "node:crypto";
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { blobDigest, CHUNK_SIZE } from "./manifest.js";
 
+/** What a snapshot keeps of a file's stat (a `Stats` is one). */
+export interface FileStat {
+  readonly size: number;
+  readonly mode: number;
+  readonly ino: number;
+  readonly dev: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+}
+
 /** A file's chunk digests and the stat they belong to. */
 export interface HashedFile {
-  readonly stat: Stats;
+  readonly stat: FileStat;
   readonly chunks: string[];
   /** The id git gives the same content as a blob, when asked for. */
   readonly gitOid?: string;
@@ -97,7 +107,7 @@ export function hashFileChunksSync(path: string, scratch: Buffer, git?: GitHash)
 const SYNC_READ_FLAGS = READ_FLAGS | constants.O_NONBLOCK;
 
 /** Whether two stats of one file show no change of its content between them. */
-function sameContentStat(a: Stats, b: Stats): boolean {
+function sameContentStat(a: FileStat, b: FileStat): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.dev === b.dev;
 }
 

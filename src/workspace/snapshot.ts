@@ -1,10 +1,12 @@
 import { isUtf8 } from "node:buffer";
+import { availableParallelism } from "node:os";
 import { lstatSync, readlinkSync, statSync, type Stats } from "node:fs";
 import { realpath, stat as statPath } from "node:fs/promises";
 import { setImmediate } from "node:timers/promises";
 import { InvalidInputError } from "../contract/errors.js";
 import type { BlobSource } from "./blob-source.js";
-import { hashFileChunks, hashFileChunksSync, readVerifiedChunk, type GitHash, type HashedFile } from "./file-chunks.js";
+import { hashFileChunks, hashFileChunksSync, readVerifiedChunk, type FileStat, type GitHash, type HashedFile } from "./file-chunks.js";
+import { HashThread } from "./hash-thread.js";
 import {
   buildManifestOfCheckedEntries,
   CHUNK_SIZE,
@@ -131,8 +133,8 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     entries.push({ path, kind: "file", executable, size, chunks });
   };
   /** Files to hash: small ones here, one after another; large ones through the thread pool, a few at once. */
-  const small: string[] = [];
-  const large: string[] = [];
+  const small: Array<{ path: string; size: number }> = [];
+  const large: Array<{ path: string; size: number }> = [];
   let files = 0;
   for (const c of candidates) {
     if (c.kind !== "file") continue;
@@ -142,7 +144,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     // Unchanged since its record by stat, and the blob git's index names: the same bytes, kept by blob id from now on.
     if (indexed !== undefined) cache.recordBlob(c.path, indexed.oid, c.size, chunks!);
     if (chunks !== undefined) fileEntry(c.path, c.executable, c.size, chunks);
-    else (c.size <= SYNC_HASH_MAX_BYTES ? small : large).push(c.path);
+    else (c.size <= SYNC_HASH_MAX_BYTES ? small : large).push({ path: c.path, size: c.size });
   }
   let hashedBytes = 0;
   // The file may have changed since it was listed: what was hashed is described.
@@ -154,21 +156,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     hashedBytes += stat.size;
     fileEntry(path, isExecutable(stat), stat.size, chunks);
   };
-  let since = 0;
-  const scratch = Buffer.allocUnsafe(small.length > 0 ? CHUNK_SIZE : 0);
-  for (const path of small) {
-    const before = hashedBytes;
-    hashed(path, Date.now(), hashFileChunksSync(`${root}/${path}`, scratch, gitHashOf(clean.get(path))));
-    since += 1 + Math.floor((hashedBytes - before) / 4096);
-    if (since >= SYNC_HASH_BATCH) {
-      since = 0;
-      await setImmediate();
-    }
-  }
-  await mapPool(large, concurrency, async (path) => {
-    const statAtMs = Date.now();
-    hashed(path, statAtMs, await hashFileChunks(`${root}/${path}`, gitHashOf(clean.get(path))));
-  });
+  await hashFiles(root, small, large, clean, hashed, concurrency);
   for (const link of links) entries.push({ path: link.path, kind: "symlink", target: link.target });
 
   // Each entry was checked as it was made: paths by pathProblem, links by dropEscapingLinks, digests by the cache or the hash.
@@ -186,6 +174,105 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     stats: { files, hashedFiles: small.length + large.length, hashedBytes, cachedFiles: cache.hits },
   };
 }
+
+/**
+ * Hashes the files `small` (paths under `root`) with synchronous calls,
+ * letting the event loop go every {@link SYNC_HASH_BATCH}, and the `large`
+ * ones through the thread pool, a few at once. Where there are
+ * {@link THREAD_MIN_FILES} small files or more and a second core, a
+ * {@link HashThread} takes slices of them from the end (the large ones first)
+ * while this thread works from the start. A file whose git blob id is to be
+ * checked is hashed here. The first file that cannot be hashed fails the whole.
+ */
+async function hashFiles(
+  root: string,
+  small: ReadonlyArray<{ path: string; size: number }>,
+  large: ReadonlyArray<{ path: string; size: number }>,
+  clean: ReadonlyMap<string, IndexedFile>,
+  hashed: (path: string, statAtMs: number, file: HashedFile) => void,
+  concurrency: number,
+): Promise<void> {
+  const plain = (f: { path: string }): boolean => gitHashOf(clean.get(f.path)) === undefined;
+  const thread = small.length >= THREAD_MIN_FILES && availableParallelism() > 1 ? new HashThread(CHUNK_SIZE) : undefined;
+  /** Hashed here with synchronous calls, from the start; the thread's from the end. */
+  const shared = thread === undefined ? [...small] : [...small.filter((f) => !plain(f)), ...small.filter(plain), ...large.filter(plain)];
+  const own = thread === undefined ? large : large.filter((f) => !plain(f));
+  /** `shared` from `from` up to `to` is nobody's yet; slices of a thread that failed come back here. */
+  let from = 0;
+  let to = shared.length;
+  const returned: string[] = [];
+  let failure: Error | undefined;
+  const inThread = new Set<Promise<void>>();
+  const handOver = (): void => {
+    while (thread !== undefined && thread.queued < 2 && failure === undefined && to - from > THREAD_SLICE && plain(shared[to - 1]!)) {
+      const slice: string[] = [];
+      for (let bytes = 0; slice.length < THREAD_SLICE && bytes < THREAD_SLICE_BYTES && plain(shared[to - 1]!); ) {
+        const file = shared[--to]!;
+        slice.push(file.path);
+        bytes += file.size;
+      }
+      const hashing: Promise<void> = thread.hash(slice.map((path) => `${root}/${path}`)).then(
+        (answers) => {
+          inThread.delete(hashing);
+          for (const [i, answer] of answers.entries()) {
+            if (answer instanceof Error) {
+              failure ??= answer;
+              return;
+            }
+            hashed(slice[i]!, answer.statAtMs, answer);
+          }
+          handOver();
+        },
+        () => {
+          inThread.delete(hashing);
+          returned.push(...slice);
+        },
+      );
+      inThread.add(hashing);
+    }
+  };
+  let since = 0;
+  const scratch = Buffer.allocUnsafe(shared.length > 0 ? CHUNK_SIZE : 0);
+  const here = (path: string): void => {
+    const at = Date.now();
+    const file = hashFileChunksSync(`${root}/${path}`, scratch, gitHashOf(clean.get(path)));
+    hashed(path, at, file);
+    since += 1 + Math.floor(file.stat.size / 4096);
+  };
+  try {
+    handOver();
+    for (;;) {
+      const path = from < to ? shared[from++]!.path : returned.pop();
+      if (path === undefined) {
+        // What the thread still hashes, or gives back if it failed meanwhile.
+        if (inThread.size > 0) await Promise.race(inThread);
+        else break;
+        if (failure !== undefined) break;
+        continue;
+      }
+      here(path);
+      if (since >= SYNC_HASH_BATCH) {
+        since = 0;
+        await setImmediate();
+        if (failure !== undefined) break;
+        handOver();
+      }
+    }
+    if (failure !== undefined) throw failure;
+  } finally {
+    await thread?.close();
+  }
+  await mapPool(own, concurrency, async ({ path }) => {
+    const statAtMs = Date.now();
+    hashed(path, statAtMs, await hashFileChunks(`${root}/${path}`, gitHashOf(clean.get(path))));
+  });
+}
+
+/** Small files to hash before a second thread is worth starting (it costs some tens of ms to start). */
+const THREAD_MIN_FILES = 2048;
+/** Files handed to the hashing thread at once, and their bytes at most (beyond one file): a few ms of its work. */
+const THREAD_SLICE = 256;
+const THREAD_SLICE_BYTES = 8 * 1024 * 1024;
 
 /**
  * A stat cache at least this large (about 500 files) has git check the tree
@@ -223,7 +310,7 @@ const SYNC_HASH_MAX_BYTES = 256 * 1024;
 /** The event loop is let go after hashing this many files, a file counting once more per 4 KiB it holds (about 2 ms of work). */
 const SYNC_HASH_BATCH = 512;
 
-function isExecutable(stat: Stats): boolean {
+function isExecutable(stat: FileStat): boolean {
   return (stat.mode & 0o100) !== 0;
 }
 

@@ -1,4 +1,4 @@
-import type { Stats } from "node:fs";
+import type { FileStat } from "./file-chunks.js";
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../../identity/atomic-file.js";
 import { CHUNK_SIZE, isDigest } from "./manifest.js";
@@ -25,7 +25,7 @@ const DIGEST_HEX = 64;
  * beyond that. (BigInt stats would keep every nanosecond at twice the cost of
  * a warm snapshot, and integers print several times faster than fractions.)
  */
-export function statKey(stat: Stats): string {
+export function statKey(stat: FileStat): string {
   return `${stat.size} ${Math.round(stat.mtimeMs * 1000)} ${Math.round(stat.ctimeMs * 1000)} ${stat.ino} ${stat.dev}`;
 }
 
@@ -141,7 +141,7 @@ export class StatCache {
    * (wall clock); a file changed within {@link RACY_MARGIN_MS} before that is
    * left out.
    */
-  record(path: string, stat: Stats, statAtMs: number, chunks: readonly string[]): void {
+  record(path: string, stat: FileStat, statAtMs: number, chunks: readonly string[]): void {
     this.recorded += 1;
     if (stat.ctimeMs >= statAtMs - RACY_MARGIN_MS || stat.mtimeMs >= statAtMs - RACY_MARGIN_MS) return;
     this.added.set(path, { key: statKey(stat), digests: chunks.join("") });

@@ -1,9 +1,10 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { hashFileChunks, hashFileChunksSync } from "../../src/workspace/file-chunks.js";
+import { HashThread } from "../../src/workspace/hash-thread.js";
 import { CHUNK_SIZE } from "../../src/workspace/manifest.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -36,5 +37,37 @@ describe("hashFileChunksSync", () => {
     const d = dir();
     execFileSync("mkfifo", [join(d, "was-a-file")]);
     expect(() => hashFileChunksSync(join(d, "was-a-file"), Buffer.alloc(CHUNK_SIZE))).toThrow(/no longer a regular file/);
+  });
+});
+
+describe("HashThread", () => {
+  it("answers each file as hashFileChunksSync does, in order, and a file it cannot hash as that file's error", async () => {
+    const d = dir();
+    const scratch = Buffer.alloc(CHUNK_SIZE);
+    const sizes = [["empty", 0], ["small", 5000], ["two-and-a-bit", 2 * CHUNK_SIZE + 3]] as const;
+    for (const [name, size] of sizes) writeFileSync(join(d, name), randomBytes(size));
+    execFileSync("mkfifo", [join(d, "fifo")]);
+    symlinkSync("small", join(d, "link"));
+    const thread = new HashThread(CHUNK_SIZE);
+    try {
+      const before = Date.now();
+      const answers = await thread.hash([...sizes.map(([name]) => join(d, name)), join(d, "fifo"), join(d, "gone"), join(d, "link")]);
+      expect(answers).toHaveLength(6);
+      for (const [i, [name]] of sizes.entries()) {
+        const answer = answers[i]!;
+        if (answer instanceof Error) throw answer;
+        const sync = hashFileChunksSync(join(d, name), scratch);
+        expect(answer.chunks, name).toEqual(sync.chunks);
+        expect(answer.stat).toEqual({ size: sync.stat.size, mode: sync.stat.mode, ino: sync.stat.ino, dev: sync.stat.dev, mtimeMs: sync.stat.mtimeMs, ctimeMs: sync.stat.ctimeMs });
+        expect(answer.statAtMs).toBeGreaterThanOrEqual(before);
+      }
+      expect(String(answers[3])).toMatch(/no longer a regular file/);
+      expect(answers[4]).toMatchObject({ code: "ENOENT" });
+      // Never through a link: the link is refused, not the file it points at hashed.
+      expect(answers[5]).toMatchObject({ code: "ELOOP" });
+      expect(thread.queued).toBe(0);
+    } finally {
+      await thread.close();
+    }
   });
 });

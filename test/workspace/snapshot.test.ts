@@ -360,6 +360,28 @@ describe("snapshotDirectory", () => {
     expect(readFileSync(cacheFile, "utf8")).toContain(`git ${git(dir, "rev-parse", "HEAD:kept.txt")} 5`);
   });
 
+  it("hashes thousands of small files on two threads into the entries one thread gives, and records them all in the stat cache", async () => {
+    const root = fresh();
+    const cacheFile = join(fresh(), "stat-cache");
+    const paths: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const path = `d${i % 7}/f${i}.txt`;
+      write(root, path, randomBytes(i % 50 === 0 ? 0 : 1 + ((i * 7919) % 9000)), i % 11 === 0 ? 0o755 : 0o644);
+      paths.push(path);
+    }
+    write(root, "large.bin", randomBytes(2 * CHUNK_SIZE + 5));
+    paths.push("large.bin");
+    const cold = await snapshotDirectory(root, { cacheFile });
+    expect(cold.stats).toMatchObject({ files: paths.length, hashedFiles: paths.length, cachedFiles: 0 });
+    expect(cold.manifest.entries).toEqual(paths.map((path) => expectedFile(root, path)).sort((a, b) => (a.path < b.path ? -1 : 1)));
+    // Recorded once the files are older than the racy margin: every one of them, whichever thread hashed it.
+    await sleep(RACY_MARGIN_MS + 100);
+    await snapshotDirectory(root, { cacheFile });
+    const warm = await snapshotDirectory(root, { cacheFile });
+    expect(warm.stats).toMatchObject({ files: paths.length, hashedFiles: 0, cachedFiles: paths.length });
+    expect(warm.treeId).toBe(cold.treeId);
+  });
+
   it("snapshots this repository in well under a second on a warm cache", async () => {
     const cacheFile = join(fresh(), "stat-cache.json");
     const cold = await snapshotDirectory(process.cwd(), { cacheFile });
