@@ -43,10 +43,12 @@ const FLUSH_BYTES = 16 * 1024 * 1024;
 /**
  * Jobs queued that go to a worker at once. A message costs about a millisecond
  * of the event loop while a tree is written (waking a busy worker on two busy
- * cores), whatever it carries: 256 files a message made a ship of 20k files
- * 5% quicker than 64 (bench:workspace, alternated runs).
+ * cores), whatever it carries: 128 files a message made a ship of 20k files
+ * 5% quicker than 64 (bench:workspace, alternated runs). Not more: with 256,
+ * the 256 files materialising keeps in flight went to one thread while the
+ * other waited, and a re-ship (files copied from the store) took 30% longer.
  */
-const BATCH_JOBS = 256;
+const BATCH_JOBS = 128;
 /** How long the first job queued waits for others, ms. */
 const GATHER_MS = 4;
 
