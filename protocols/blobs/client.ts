@@ -5,7 +5,7 @@ import { errorFromWire } from "../../src/transport/error-wire.js";
 import { DigestMismatchError, MAX_BLOB_BYTES, MAX_TREE_BYTES, sha256Hex } from "../../src/workspace/blob-store.js";
 import { FramedChannel } from "../framing/channel.js";
 import { openStream } from "../framing/dial.js";
-import { FrameTimeoutError, FramingError, PeerLimitError } from "../framing/errors.js";
+import { FrameTimeoutError, FramingError, PeerLimitError, type FramingFailure } from "../framing/errors.js";
 import { RequestChannel, type RequestShape } from "../framing/request-channel.js";
 import { BLOBS_PROTOCOL, createBlobsCodec, MAX_ITEMS_PER_GET, MAX_WINDOW_BYTES, type BlobsMessage } from "./messages.js";
 import { DEFAULT_BYTES_IN_FLIGHT_PER_PEER, DEFAULT_STALL_MS, DEFAULT_TRANSFERS_PER_PEER } from "./server.js";
@@ -15,6 +15,8 @@ import { PeerByteCounters, type ByteCounters } from "./wire-counters.js";
 const BATCH_ITEMS = 128;
 /** How long a transfer the server refused as BUSY waits before asking again, ms. */
 const BUSY_RETRY_MS = 50;
+/** Failures of the framing layer that the peer's own bytes caused (the others are timeouts, limits this side enforces and reports itself, and closes). */
+const PEER_FAULTS: ReadonlySet<FramingFailure> = new Set(["oversize", "malformed", "version"]);
 
 /** Where fetched blobs go: the blob store's partial-write API. */
 export interface BlobSink {
@@ -511,6 +513,10 @@ export class BlobClient {
     const requests: RequestChannel<BlobsMessage> = new RequestChannel(channel, shape, {
       maxStreams: this.#options.maxTransfersPerPeer ?? DEFAULT_TRANSFERS_PER_PEER,
       onUnsolicited: (m) => this.#cutOff(requests, new PeerLimitError(`${peer} sent a ${m.t} message that answers no request`, peer)),
+      // Bytes the framing layer could not take (a frame too large, malformed, of another version) ended the stream there: the peer sent them, as it sends a blob that does not match.
+      onClose: (error) => {
+        if (error !== undefined && PEER_FAULTS.has(error.reason)) this.#options.onPeerError?.(peer, error);
+      },
     });
     return requests;
   }
