@@ -76,10 +76,14 @@ export class HashThread {
   constructor(chunkSize: number) {
     this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { chunkSize } });
     this.#worker.on("message", (answers: Answer[]) => this.#pending.shift()?.resolve(answers));
-    this.#worker.on("error", (err) => {
-      this.#failed = err;
-      for (const slice of this.#pending.splice(0)) slice.reject(err);
-    });
+    this.#worker.on("error", (err) => this.#fail(err));
+    // A thread that ends without an error (terminated, or out of memory on some versions) answers nothing more.
+    this.#worker.on("exit", (code) => this.#fail(new Error(`the hashing thread exited with code ${code}`)));
+  }
+
+  #fail(err: Error): void {
+    this.#failed ??= err;
+    for (const slice of this.#pending.splice(0)) slice.reject(err);
   }
 
   /** Slices handed over and not answered yet; none once the thread failed. */
@@ -101,8 +105,9 @@ export class HashThread {
     }).then((answers) => answers.map((a) => ("error" in a ? Object.assign(new Error(a.error), a.code === undefined ? {} : { code: a.code }) : a)));
   }
 
-  /** Stops the thread. */
+  /** Stops the thread; slices not answered yet reject. */
   async close(): Promise<void> {
+    this.#fail(new Error("the hashing thread was closed"));
     await this.#worker.terminate();
   }
 }

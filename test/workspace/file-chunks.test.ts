@@ -70,4 +70,20 @@ describe("HashThread", () => {
       await thread.close();
     }
   });
+
+  it("rejects the slices it has not answered when it is closed or its thread ends, and takes no more", async () => {
+    const d = dir();
+    const paths = Array.from({ length: 200 }, (_, i) => {
+      writeFileSync(join(d, `f${i}`), randomBytes(64 * 1024));
+      return join(d, `f${i}`);
+    });
+    const thread = new HashThread(CHUNK_SIZE);
+    const first = thread.hash(paths);
+    const second = thread.hash(paths);
+    await thread.close();
+    await expect(first).rejects.toThrow(/closed/);
+    await expect(second).rejects.toThrow(/closed/);
+    expect(thread.queued).toBe(Number.POSITIVE_INFINITY);
+    await expect(thread.hash(paths)).rejects.toThrow(/failed/);
+  });
 });
