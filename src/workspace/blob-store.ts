@@ -507,8 +507,19 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     async putVerifiedAll(blobs) {
       for (const [digest, bytes] of blobs) verify(digest, bytes);
       const slow: Array<Promise<void>> = [];
-      for (const [digest, bytes] of blobs) if (!packAtOnce(digest, bytes)) slow.push(writeFile(digest, "blob", bytes));
-      await Promise.all(slow);
+      let failed: { error: unknown } | undefined;
+      for (const [digest, bytes] of blobs) {
+        try {
+          if (!packAtOnce(digest, bytes)) slow.push(writeFile(digest, "blob", bytes));
+        } catch (error) {
+          // A pack that cannot be written to (its file could not be opened): the writes begun are still waited for, so none fails unheard.
+          failed = { error };
+          break;
+        }
+      }
+      const settled = await Promise.allSettled(slow);
+      if (failed !== undefined) throw failed.error;
+      for (const outcome of settled) if (outcome.status === "rejected") throw outcome.reason;
     },
 
     async read(digest) {
