@@ -179,10 +179,12 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
  * Hashes the files `small` (paths under `root`) with synchronous calls,
  * letting the event loop go every {@link SYNC_HASH_BATCH}, and the `large`
  * ones through the thread pool, a few at once. Where there are
- * {@link THREAD_MIN_FILES} small files or more and a second core, a
- * {@link HashThread} takes slices of them from the end (the large ones first)
- * while this thread works from the start. A file whose git blob id is to be
- * checked is hashed here. The first file that cannot be hashed fails the whole.
+ * {@link THREAD_MIN_FILES} small files or more and a second core, the large
+ * ones join the small at the end of one list, and a {@link HashThread} takes
+ * slices of it from there (the large first) while this thread hashes from the
+ * start (a large file it reaches before the thread does, synchronously too);
+ * a file whose git blob id is to be checked is hashed here, as before. The
+ * first file found that cannot be hashed fails the whole.
  */
 async function hashFiles(
   root: string,
