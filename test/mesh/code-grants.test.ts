@@ -180,6 +180,35 @@ describe("a task's trees fetched from any member that holds them, by a grant its
     await eventually(async () => (await refusals(c, "blobs.read", f.peerId)).some((r) => r.includes("which is revoked")), 10_000, "the revoked submitter's grant audited on C");
   }, 90_000);
 
+  it("an executor fetches a task's tree from another member that holds it when the submitter cannot serve it, with the grant the task carries, and runs it", async () => {
+    // A submits; B ran the tree before; C runs it now, while A's blob service is down (A's tasks still reach C).
+    const mesh = await startNodes(3, (i) => ({ agents: i > 0 ? [reporter] : [], options: { sandbox: "off" } }));
+    made.push(mesh.stop);
+    const [a, b, c] = mesh.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    await formMesh(mesh.nodes);
+    await eventually(async () => (await a.directory.members()).length === 2, 10_000, "members");
+    const src = tempDir("cc-grant-fallback-");
+    made.push(() => src.remove());
+    const contents = Array.from({ length: 30 }, (_, i) => `${i}`.padEnd(5000, "y"));
+    contents.forEach((text, i) => writeFileSync(join(src.path, `f${i}.txt`), text));
+    const digests = contents.map((text) => createHash("sha256").update(text).digest("hex"));
+    const first = await a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path, route: b.peerId });
+    expect((await completedResult(a, first.id)).heldBy).toBe(b.peerId);
+    expect(await b.blobStore.missing(digests)).toEqual([]);
+
+    await a.blobs.service.stop();
+    const servedBefore = b.blobs.service.counters(c.peerId).sent;
+    const second = await a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path, route: c.peerId, artifacts: ["out/*.txt"] });
+    const result = await completedResult(a, second.id);
+    expect(result.heldBy).toBe(c.peerId);
+    // Every blob of the tree reached C, from B: the grant A put in the request let B serve a member A chose.
+    expect(await c.blobStore.missing(digests)).toEqual([]);
+    expect(b.blobs.service.counters(c.peerId).sent - servedBefore).toBeGreaterThan(contents.length * 5000);
+    const { metadata, placement } = (await a.adapter.getTaskState(second.id))!;
+    const sentToC = (await c.core.engine.getTask(placement!.attemptId!))!.metadata!;
+    expect(readTreeGrant(executorGrantOf(sentToC)!)).toMatchObject({ tree: (metadata!.workspace as WorkspaceSpec).tree, grantee: c.peerId, issuer: a.peerId });
+  }, 90_000);
+
   it("a holder that stalls is cut off at the stall limit, audited, and the fetch goes on from the next holder", async () => {
     const mesh = await startNodes(3, (i) => ({ agents: i === 1 ? [reporter] : [], options: { sandbox: "off" } }));
     made.push(mesh.stop);
