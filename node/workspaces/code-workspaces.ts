@@ -145,12 +145,38 @@ export class CodeWorkspaces implements TaskWorkspaces {
   /**
    * After a restart, serve again what this node served before: its
    * submissions' trees, from the directories they were snapshotted from, to
-   * the members granted them, and the results of tasks that ran here, to the
-   * members that asked for them. Run once the blob protocol runs. Answers how
-   * many trees are served. Submissions older than the result retention go.
+   * the members granted them; the results of tasks that ran here, to the
+   * members that asked for them; and the trees it fetched for another
+   * member's task (a tree it ran, a result it fetched), to the members that
+   * member grants them to, while the store still holds them. Run once the
+   * blob protocol runs. Answers how many trees are served. Submissions and
+   * fetched trees older than the result retention go.
    */
   async restoreServed(now = Date.now()): Promise<number> {
-    return (await this.#restoreSubmitted(now)) + (await this.#restoreResults());
+    return (await this.#restoreSubmitted(now)) + (await this.#restoreResults()) + (await this.#restoreFetched(now));
+  }
+
+  async #restoreFetched(now: number): Promise<number> {
+    const retention = this.#o.resultRetentionMs ?? DEFAULT_RESULT_RETENTION_MS;
+    const dir = join(this.#o.dataDir, "workspaces", "fetched");
+    let restored = 0;
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const file = join(dir, name);
+      const at = (await stat(file).catch(() => undefined))?.mtimeMs;
+      const fetched = at === undefined || now - at >= retention ? undefined : parseFetchedTree(await readFile(file, "utf8").catch(() => ""));
+      const index = fetched === undefined || fetched.tree !== name ? undefined : await this.#o.store.getTree(fetched.tree);
+      const manifest = index === undefined ? undefined : await this.#manifest(name, undefined, DEFAULT_MANIFEST_LIMITS).catch(() => undefined);
+      if (fetched === undefined || index === undefined || manifest === undefined) {
+        // Too old, not a record, or the store let the tree go: nothing to serve.
+        await rm(file, { force: true });
+        continue;
+      }
+      const pieces = decodeManifestIndex(name, index, DEFAULT_MANIFEST_LIMITS).map((digest) => ({ digest }));
+      this.#dropSources(this.#o.shared.share(name, index, withPieces(blobsOf(manifest), pieces)));
+      this.#o.shared.own(name, fetched.owner);
+      restored++;
+    }
+    return restored;
   }
 
   async #restoreResults(): Promise<number> {
@@ -454,13 +480,17 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return manifest !== undefined && (await this.#o.store.missing(blobsOf(manifest))).length === 0;
   }
 
-  /** Serve a tree fetched into the store on, to the members `owner` (its submitter) grants it to. */
+  /** Serve a tree fetched into the store on, to the members `owner` (its submitter) grants it to; on record for after a restart. */
   async #shareFetched(treeId: string, blobs: ReadonlySet<string>, owner: string): Promise<void> {
     const index = await this.#o.store.getTree(treeId);
     if (index === undefined) return;
     const pieces = decodeManifestIndex(treeId, index, DEFAULT_MANIFEST_LIMITS).map((digest) => ({ digest }));
     this.#dropSources(this.#o.shared.share(treeId, index, withPieces(new Set(blobs), pieces)));
-    this.#o.shared.own(treeId, owner);
+    if (!this.#o.shared.own(treeId, owner)) return;
+    // The record's time is its age: a restart serves the tree on for as long as a result is kept.
+    const file = join(this.#o.dataDir, "workspaces", "fetched", treeId);
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, JSON.stringify({ tree: treeId, owner } satisfies FetchedTree));
   }
 
   #holderFailed(peer: string, treeId: string, error: Error): void {
@@ -599,6 +629,23 @@ export class CodeWorkspaces implements TaskWorkspaces {
 interface ServedResult {
   tree: string;
   requester: string;
+}
+
+/** A tree fetched for another member's task, and that member: whose grants let others read it here. */
+interface FetchedTree {
+  tree: string;
+  owner: string;
+}
+
+/** A fetched tree's record, or undefined for anything else. */
+function parseFetchedTree(text: string): FetchedTree | undefined {
+  if (!text.startsWith("{") || text.length > 4096) return undefined;
+  try {
+    const { tree, owner } = JSON.parse(text) as Partial<FetchedTree>;
+    return typeof tree === "string" && /^[0-9a-f]{64}$/.test(tree) && typeof owner === "string" && owner.length > 0 && owner.length <= 128 ? { tree, owner } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The marker's JSON; a marker written before results were served after restarts holds the task id alone. */

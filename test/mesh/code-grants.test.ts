@@ -53,7 +53,7 @@ async function impostor(node: CoderClawNode, index: Uint8Array, read: () => Prom
 }
 
 describe("a task's trees fetched from any member that holds them, by a grant its submitter signed", () => {
-  it("A submits, B runs, A goes away: C fetches the result and the tree from B with A's grant; no grant, an expired, a forged, a misdirected and another tree's grant are refused and audited on B; a member naming the tree in its own submission gains no right to grant it; a lying holder is cut off and C completes from B; B serves again after a restart; a revoked submitter's grant counts for nothing", async () => {
+  it("A submits, B runs, A goes away: C fetches the result and the tree from B with A's grant; no grant, an expired, a forged, a misdirected and another tree's grant are refused and audited on B; a member naming the tree in its own submission gains no right to grant it; a lying holder is cut off and C completes from B; B serves the result and the tree it ran again after a restart; a revoked submitter's grant counts for nothing", async () => {
     // F founds the mesh (and later turns liar and revokes A); A submits; B runs; C is granted.
     const mesh = await startNodes(4, (i) => ({ agents: i === 2 ? [reporter] : [], options: { sandbox: "off" } }));
     made.push(mesh.stop);
@@ -172,6 +172,10 @@ describe("a task's trees fetched from any member that holds them, by a grant its
     await c.dial(b2.multiaddrs()[0]!);
     const again = await c.blobs.client.fetchTree(b2.peerId, result.tree, { grant });
     expect(createHash("sha256").update(again).digest("hex")).toBe(result.tree);
+    // And the tree it ran, fetched from A, to a member A granted that tree to: A's grants for it still count on B.
+    const input = await c.blobs.client.fetchTree(b2.peerId, spec.tree, { grant: treeGrant });
+    expect(createHash("sha256").update(input).digest("hex")).toBe(spec.tree);
+    await expect(c.blobs.client.fetchTree(b2.peerId, spec.tree)).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
 
     // Once A is revoked, A's grants count for nothing anywhere.
     await f.membership.revoke(a.peerId, "laptop stolen");

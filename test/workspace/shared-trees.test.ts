@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CodeWorkspaces } from "../../node/workspaces/code-workspaces.js";
@@ -15,6 +15,15 @@ afterEach(async () => {
 });
 
 const submittedIn = (dataDir: string, bad: string[] = []): Promise<SubmittedTrees> => SubmittedTrees.open(join(dataDir, "workspaces", "submitted"), (file) => bad.push(file));
+
+/** A node's workspaces over the home `dataDir` as a process (re)started there finds them: nothing in memory. */
+async function reopen(dataDir: string) {
+  const store = await openBlobStore({ dir: join(dataDir, "blobs") });
+  const shared = new SharedTrees();
+  const sources: Array<{ read(d: string): Promise<Uint8Array | undefined> }> = [];
+  const ws = new CodeWorkspaces({ selfId: "self", dataDir, store, shared, submitted: await submittedIn(dataDir), client: () => undefined, addSource: (s) => (sources.push(s), () => undefined) });
+  return { store, shared, sources, ws };
+}
 
 describe("trees served by a submitter", () => {
   it("are bounded: the least recently shared or granted tree stops being served, and its working tree source with it", async () => {
@@ -62,13 +71,7 @@ describe("trees served by a submitter", () => {
     mkdirSync(repo);
     writeFileSync(join(repo, "kept.txt"), "kept");
     writeFileSync(join(repo, "edited.txt"), "before");
-    const open = async () => {
-      const store = await openBlobStore({ dir: join(home.path, "blobs") });
-      const shared = new SharedTrees();
-      const sources: Array<{ read(d: string): Promise<Uint8Array | undefined> }> = [];
-      const ws = new CodeWorkspaces({ selfId: "self", dataDir: home.path, store, shared, submitted: await submittedIn(home.path), client: () => undefined, addSource: (s) => (sources.push(s), () => undefined) });
-      return { store, shared, sources, ws };
-    };
+    const open = () => reopen(home.path);
     const first = await open();
     const spec = await first.ws.snapshot(repo);
     const request = { description: "t", input: "", metadata: { [WORKSPACE_KEY]: spec } };
@@ -93,6 +96,40 @@ describe("trees served by a submitter", () => {
     expect(await second.ws.restoreServed(Date.now() + 8 * 24 * 3600 * 1000)).toBe(0);
     const third = await submittedIn(home.path);
     expect(third.list()).toEqual([]);
+  });
+
+  it("a tree fetched for another member's task is served again after a restart, on that member's grants, while its record is young and the store holds it", async () => {
+    const home = tempDir("cc-fetched-");
+    cleanups.push(() => home.remove());
+    const repo = join(home.path, "repo");
+    mkdirSync(repo);
+    writeFileSync(join(repo, "a.txt"), "a");
+    const open = () => reopen(home.path);
+    // A tree in the store, as a fetch leaves one; its submission's own record removed, so only the fetched record speaks for it.
+    const first = await open();
+    const spec = await first.ws.snapshot(repo);
+    await first.store.close();
+    rmSync(join(home.path, "workspaces", "submitted"), { recursive: true, force: true });
+    const fetched = join(home.path, "workspaces", "fetched");
+    mkdirSync(fetched, { recursive: true });
+    const absent = "e".repeat(64);
+    const old = "f".repeat(64);
+    writeFileSync(join(fetched, spec.tree), JSON.stringify({ tree: spec.tree, owner: "member-a" }));
+    writeFileSync(join(fetched, absent), JSON.stringify({ tree: absent, owner: "member-a" }));
+    writeFileSync(join(fetched, old), JSON.stringify({ tree: old, owner: "member-a" }));
+    utimesSync(join(fetched, old), new Date(0), new Date(0));
+    writeFileSync(join(fetched, "not-a-record"), "{ not json");
+
+    const second = await open();
+    cleanups.push(() => second.store.close());
+    expect(await second.ws.restoreServed()).toBe(1);
+    expect(second.shared.ownerOf(spec.tree)).toBe("member-a");
+    // Granted to nobody yet: a member reads it on a grant member-a signs, not on its own say.
+    expect(second.shared.authorize("member-b", spec.tree)).toBe(false);
+    expect(readdirSync(fetched)).toEqual([spec.tree]);
+    // Past the retention it goes too.
+    expect(await second.ws.restoreServed(Date.now() + 8 * 24 * 3600 * 1000)).toBe(0);
+    expect(readdirSync(fetched)).toEqual([]);
   });
 
   it("drops a record that does not parse, saying which file, and keeps the others", async () => {
