@@ -78,11 +78,12 @@ describe("HashThread", () => {
       return join(d, `f${i}`);
     });
     const thread = new HashThread(CHUNK_SIZE);
-    const first = thread.hash(paths);
-    const second = thread.hash(paths);
+    // Their refusals are awaited from before the close, as a caller handles them.
+    const first = expect(thread.hash(paths)).rejects.toThrow(/closed/);
+    const second = expect(thread.hash(paths)).rejects.toThrow(/closed/);
     await thread.close();
-    await expect(first).rejects.toThrow(/closed/);
-    await expect(second).rejects.toThrow(/closed/);
+    await first;
+    await second;
     expect(thread.queued).toBe(Number.POSITIVE_INFINITY);
     await expect(thread.hash(paths)).rejects.toThrow(/failed/);
   });
