@@ -374,6 +374,13 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     entries.set(entryKey(kind, digest), { digest, kind, size, used: now, touched: now });
   };
 
+  /** Appends the small blob `digest` to a pack and holds it from now on; its room under the quota is the caller's to have counted. */
+  const appendPacked = (digest: string, bytes: Uint8Array): void => {
+    const now = Date.now();
+    packs.append(digest, bytes, now);
+    entries.set(entryKey("blob", digest), { digest, kind: "blob", size: bytes.byteLength, used: now, touched: now, packed: true });
+  };
+
   /**
    * Appends the small blob `digest` to a pack at once when nothing stands in
    * the way (not held, not being written, room under the quota, no sync asked
@@ -384,10 +391,8 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     if (fsync || bytes.byteLength >= PACK_BELOW_BYTES || usedBytes + bytes.byteLength > quotaBytes) return false;
     const key = entryKey("blob", digest);
     if (entries.has(key) || writing.has(key)) return false;
-    const now = Date.now();
-    packs.append(digest, bytes, now);
+    appendPacked(digest, bytes);
     usedBytes += bytes.byteLength;
-    entries.set(key, { digest, kind: "blob", size: bytes.byteLength, used: now, touched: now, packed: true });
     return true;
   };
 
@@ -401,14 +406,12 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     const done = (async () => {
       if (kind === "blob" && bytes.byteLength < PACK_BELOW_BYTES) {
         await reserve(digest, bytes.byteLength);
-        const now = Date.now();
         try {
-          packs.append(digest, bytes, now);
+          appendPacked(digest, bytes);
         } catch (err) {
           usedBytes -= bytes.byteLength;
           throw err;
         }
-        entries.set(key, { digest, kind, size: bytes.byteLength, used: now, touched: now, packed: true });
         if (fsync) await packs.flush();
         return;
       }
