@@ -9,7 +9,7 @@ import type { TaskWorkspaces } from "../../src/engine/execution-environment.js";
 import type { BlobSource } from "../../src/workspace/blob-source.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { collectChanges, trackWorkspace, type ChangeTracking } from "../../src/workspace/git-changes.js";
-import { blobsOf, buildManifest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, totalSize, type Manifest, type ManifestEntry, type ManifestLimits } from "../../src/workspace/manifest.js";
+import { blobsOf, buildManifest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, isDigest, totalSize, type Manifest, type ManifestEntry, type ManifestLimits } from "../../src/workspace/manifest.js";
 import { decodeManifestIndex, joinManifest, splitManifest } from "../../src/workspace/manifest-pieces.js";
 import { materializeTree, type MaterializedTree } from "../../src/workspace/materialize.js";
 import type { CopySource } from "../../src/workspace/file-writer.js";
@@ -171,8 +171,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
         await rm(file, { force: true });
         continue;
       }
-      const pieces = decodeManifestIndex(name, index, DEFAULT_MANIFEST_LIMITS).map((digest) => ({ digest }));
-      this.#dropSources(this.#o.shared.share(name, index, withPieces(blobsOf(manifest), pieces)));
+      this.#shareHeld(name, index, blobsOf(manifest));
       this.#o.shared.own(name, fetched.owner);
       restored++;
     }
@@ -188,8 +187,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
       if (served === undefined || index === undefined) continue;
       const manifest = await this.#manifest(served.tree, undefined, DEFAULT_MANIFEST_LIMITS).catch(() => undefined);
       if (manifest === undefined) continue;
-      const pieces = decodeManifestIndex(served.tree, index, DEFAULT_MANIFEST_LIMITS).map((digest) => ({ digest }));
-      this.#dropSources(this.#o.shared.share(served.tree, index, withPieces(blobsOf(manifest), pieces)));
+      this.#shareHeld(served.tree, index, blobsOf(manifest));
       this.#o.shared.grant(served.tree, served.requester);
       this.#o.shared.own(served.tree, served.requester);
       restored++;
@@ -480,12 +478,17 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return manifest !== undefined && (await this.#o.store.missing(blobsOf(manifest))).length === 0;
   }
 
+  /** Serve `treeId` (index `index`, blobs `blobs`) from the store, with its manifest's pieces, to whom it is granted to. */
+  #shareHeld(treeId: string, index: Uint8Array, blobs: Set<string>): void {
+    const pieces = decodeManifestIndex(treeId, index, DEFAULT_MANIFEST_LIMITS).map((digest) => ({ digest }));
+    this.#dropSources(this.#o.shared.share(treeId, index, withPieces(blobs, pieces)));
+  }
+
   /** Serve a tree fetched into the store on, to the members `owner` (its submitter) grants it to; on record for after a restart. */
   async #shareFetched(treeId: string, blobs: ReadonlySet<string>, owner: string): Promise<void> {
     const index = await this.#o.store.getTree(treeId);
     if (index === undefined) return;
-    const pieces = decodeManifestIndex(treeId, index, DEFAULT_MANIFEST_LIMITS).map((digest) => ({ digest }));
-    this.#dropSources(this.#o.shared.share(treeId, index, withPieces(new Set(blobs), pieces)));
+    this.#shareHeld(treeId, index, new Set(blobs));
     if (!this.#o.shared.own(treeId, owner)) return;
     // The record's time is its age: a restart serves the tree on for as long as a result is kept.
     const file = join(this.#o.dataDir, "workspaces", "fetched", treeId);
@@ -639,10 +642,17 @@ interface FetchedTree {
 
 /** A fetched tree's record, or undefined for anything else. */
 function parseFetchedTree(text: string): FetchedTree | undefined {
+  const record = treeRecord(text);
+  const owner = record?.owner;
+  return record !== undefined && typeof owner === "string" && owner.length > 0 && owner.length <= 128 ? { tree: record.tree, owner } : undefined;
+}
+
+/** The fields of a record file's JSON object that names a tree (`tree`, a digest), or undefined for anything else. */
+function treeRecord(text: string): (Record<string, unknown> & { tree: string }) | undefined {
   if (!text.startsWith("{") || text.length > 4096) return undefined;
   try {
-    const { tree, owner } = JSON.parse(text) as Partial<FetchedTree>;
-    return typeof tree === "string" && /^[0-9a-f]{64}$/.test(tree) && typeof owner === "string" && owner.length > 0 && owner.length <= 128 ? { tree, owner } : undefined;
+    const record = JSON.parse(text) as Record<string, unknown>;
+    return typeof record.tree === "string" && isDigest(record.tree) ? (record as Record<string, unknown> & { tree: string }) : undefined;
   } catch {
     return undefined;
   }
@@ -650,13 +660,9 @@ function parseFetchedTree(text: string): FetchedTree | undefined {
 
 /** The marker's JSON; a marker written before results were served after restarts holds the task id alone. */
 function parseServedResult(text: string): ServedResult | undefined {
-  if (!text.startsWith("{") || text.length > 4096) return undefined;
-  try {
-    const { tree, requester } = JSON.parse(text) as Partial<ServedResult>;
-    return typeof tree === "string" && /^[0-9a-f]{64}$/.test(tree) && typeof requester === "string" && requester.length <= 128 ? { tree, requester } : undefined;
-  } catch {
-    return undefined;
-  }
+  const record = treeRecord(text);
+  const requester = record?.requester;
+  return record !== undefined && typeof requester === "string" && requester.length <= 128 ? { tree: record.tree, requester } : undefined;
 }
 
 /** How {@link CodeWorkspaces} gets a manifest it may lack. */
