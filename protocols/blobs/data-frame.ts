@@ -2,8 +2,9 @@
  * The canonical CBOR of a blob-protocol `data` message, written and read by
  * hand. Each chunk of a large blob, and each blob sent from an offset, is one
  * `data` message (small whole blobs go several to a `run`), and the generic
- * codec (cborg, then the schema) cost tens of microseconds for each; this is a few. The bytes are exactly those the generic codec writes, so
- * nothing changes on the wire: `[version, {d, t, off, rid, size, bytes}]`, map
+ * codec (cborg, then the schema) cost tens of microseconds for each; this is
+ * a few. The bytes are exactly those the generic codec writes, so nothing
+ * changes on the wire: `[version, {d, t, off, rid, size, bytes}]`, map
  * keys in canonical order (shorter first, then bytewise), every length and
  * integer in its shortest form. {@link readDataMessage} takes only that exact
  * shape with valid fields and answers undefined for anything else, which the

@@ -158,9 +158,10 @@ parentPort.on("message", ({ jobs, buffer }) => {
  * each on creating the file in the kernel and copying its bytes there; here
  * that runs beside the event loop (on the machine's other core) instead of on
  * it, and without a round trip through libuv's thread pool per call. Writes
- * asked for before the event loop's next check phase go to the worker in one message,
- * their bytes copied into one buffer that is handed over: a buffer of its own
- * per file (zeroed, then handed over or cloned) cost more than writing it.
+ * go to a worker in batches ({@link BATCH_JOBS} jobs, or what was asked for
+ * within {@link GATHER_MS}), a message each, their bytes copied into one
+ * buffer that is handed over: a buffer of its own per file (zeroed, then
+ * handed over or cloned) cost more than writing it.
  */
 export class FileWriter {
   readonly #threads: number;
