@@ -39,6 +39,21 @@ async function refusals(holder: CoderClawNode, action: string, peer: string): Pr
 
 const HOUR = 3600_000;
 
+/**
+ * `count` nodes formed into a mesh (those `runs` names run the report agent,
+ * unsandboxed), once node `viewer` sees every other as a member, and an empty
+ * source directory named from `prefix`; all undone after the test.
+ */
+async function meshWithSource(count: number, runs: (i: number) => boolean, viewer: number, prefix: string): Promise<{ mesh: Awaited<ReturnType<typeof startNodes>>; src: ReturnType<typeof tempDir> }> {
+  const mesh = await startNodes(count, (i) => ({ agents: runs(i) ? [reporter] : [], options: { sandbox: "off" } }));
+  made.push(mesh.stop);
+  await formMesh(mesh.nodes);
+  await eventually(async () => (await mesh.nodes[viewer]!.directory.members()).length === count - 1, 10_000, "members");
+  const src = tempDir(prefix);
+  made.push(() => src.remove());
+  return { mesh, src };
+}
+
 /** `node` stops serving blobs as a member should and claims every tree: it serves `index` as any tree's manifest and `read` as any blob. */
 async function impostor(node: CoderClawNode, index: Uint8Array, read: () => Promise<Uint8Array | undefined>): Promise<BlobService> {
   await node.blobs.service.stop();
@@ -55,14 +70,9 @@ async function impostor(node: CoderClawNode, index: Uint8Array, read: () => Prom
 describe("a task's trees fetched from any member that holds them, by a grant its submitter signed", () => {
   it("A submits, B runs, A goes away: C fetches the result and the tree from B with A's grant; no grant, an expired, a forged, a misdirected and another tree's grant are refused and audited on B; a member naming the tree in its own submission gains no right to grant it; a lying holder is cut off and C completes from B; B serves the result and the tree it ran again after a restart; a revoked submitter's grant counts for nothing", async () => {
     // F founds the mesh (and later turns liar and revokes A); A submits; B runs; C is granted.
-    const mesh = await startNodes(4, (i) => ({ agents: i === 2 ? [reporter] : [], options: { sandbox: "off" } }));
-    made.push(mesh.stop);
+    const { mesh, src } = await meshWithSource(4, (i) => i === 2, 1, "cc-grant-src-");
     const [f, a, b, c] = mesh.nodes as [CoderClawNode, CoderClawNode, CoderClawNode, CoderClawNode];
-    await formMesh(mesh.nodes);
-    await eventually(async () => (await a.directory.members()).length === 3, 10_000, "members");
 
-    const src = tempDir("cc-grant-src-");
-    made.push(() => src.remove());
     const contents = Array.from({ length: 50 }, (_, i) => `${i}`.padEnd(4096, "x"));
     contents.forEach((text, i) => writeFileSync(join(src.path, `f${i}.txt`), text));
     const digests = contents.map((text) => createHash("sha256").update(text).digest("hex"));
@@ -186,13 +196,8 @@ describe("a task's trees fetched from any member that holds them, by a grant its
 
   it("an executor fetches a task's tree from another member that holds it when the submitter cannot serve it, with the grant the task carries, and runs it", async () => {
     // A submits; B ran the tree before; C runs it now, while A's blob service is down (A's tasks still reach C).
-    const mesh = await startNodes(3, (i) => ({ agents: i > 0 ? [reporter] : [], options: { sandbox: "off" } }));
-    made.push(mesh.stop);
+    const { mesh, src } = await meshWithSource(3, (i) => i > 0, 0, "cc-grant-fallback-");
     const [a, b, c] = mesh.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
-    await formMesh(mesh.nodes);
-    await eventually(async () => (await a.directory.members()).length === 2, 10_000, "members");
-    const src = tempDir("cc-grant-fallback-");
-    made.push(() => src.remove());
     const contents = Array.from({ length: 30 }, (_, i) => `${i}`.padEnd(5000, "y"));
     contents.forEach((text, i) => writeFileSync(join(src.path, `f${i}.txt`), text));
     const digests = contents.map((text) => createHash("sha256").update(text).digest("hex"));
@@ -214,13 +219,8 @@ describe("a task's trees fetched from any member that holds them, by a grant its
   }, 90_000);
 
   it("a holder that stalls is cut off at the stall limit, audited, and the fetch goes on from the next holder", async () => {
-    const mesh = await startNodes(3, (i) => ({ agents: i === 1 ? [reporter] : [], options: { sandbox: "off" } }));
-    made.push(mesh.stop);
+    const { mesh, src } = await meshWithSource(3, (i) => i === 1, 0, "cc-grant-stall-");
     const [a, b, s] = mesh.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
-    await formMesh(mesh.nodes);
-    await eventually(async () => (await a.directory.members()).length === 2, 10_000, "members");
-    const src = tempDir("cc-grant-stall-");
-    made.push(() => src.remove());
     writeFileSync(join(src.path, "a.txt"), "a\n");
     const task = await a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path, route: b.peerId });
     const result = await completedResult(a, task.id);
