@@ -13,13 +13,14 @@ import { blobsOf, buildManifest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, isDigest, 
 import { decodeManifestIndex, joinManifest, splitManifest } from "../../src/workspace/manifest-pieces.js";
 import { materializeTree, type MaterializedTree } from "../../src/workspace/materialize.js";
 import type { CopySource } from "../../src/workspace/file-writer.js";
-import { snapshotDirectory, workingTreeSource } from "../../src/workspace/snapshot.js";
+import { snapshotDirectory } from "../../src/workspace/snapshot.js";
 import { RESULT_ARTIFACTS_DIR, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
 import type { StatementSigner } from "../../identity/statement.js";
 import type { ServiceAuditEntry } from "../services/mesh-service.js";
 import { BlobArrivals } from "./blob-arrivals.js";
 import { executorGrantOf, withExecutorGrant } from "./executor-grant.js";
 import { fromHolders, holderMisbehaved, holderOrder, type HolderHints } from "./holder-fetch.js";
+import { keepWorkingOnly, submittedSource } from "./snapshot-content.js";
 import { signTreeGrant } from "./tree-grants.js";
 import type { SharedTrees } from "./shared-trees.js";
 import type { SubmittedTrees } from "./submitted-trees.js";
@@ -76,8 +77,14 @@ interface Prepared {
 /** Holder names in the blob store: what a running task and a task's result keep from collection. */
 const taskHolder = (taskId: string): string => `task:${taskId}`;
 const resultHolder = (taskId: string): string => `result:${taskId}`;
-/** Keeps a submission's tree and manifest pieces, which its working tree cannot give back after a restart. */
+/** Keeps a submission's tree and manifest pieces, which its working tree cannot give back after a restart, and the file chunks kept or recovered for it. */
 const submittedHolder = (treeId: string): string => `submitted:${treeId}`;
+/**
+ * The share of the store's quota one submission may keep of the content only
+ * its working tree holds (see snapshot-content.ts); beyond it, the rest is
+ * served from the working tree only, as long as its files keep it.
+ */
+const KEPT_SHARE_OF_QUOTA = 0.25;
 
 /**
  * Tasks that carry code, on both ends. The submitter snapshots a directory and
@@ -109,10 +116,13 @@ export class CodeWorkspaces implements TaskWorkspaces {
     await this.#o.store.putTree(snap.treeId, snap.index);
     // On record before the request is signed: a task may wait for a member longer than this process lives.
     for (const piece of snap.pieces) await this.#o.store.putVerified(piece.digest, piece.bytes);
+    const kept = await keepWorkingOnly(this.#o.store, snap.root, snap.manifest, snap.inGit, this.#o.store.quotaBytes * KEPT_SHARE_OF_QUOTA);
     // The record before the pin: a process killed between them leaves a record that a restart pins again or forgets, never a pin nothing expires.
-    await this.#o.submitted.add(snap.treeId, resolve(dir));
-    await this.#o.store.pin(submittedHolder(snap.treeId), [snap.treeId, ...snap.pieces.map((p) => p.digest)]);
-    this.#serve(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), snap.sources);
+    await this.#o.submitted.add(snap.treeId, resolve(dir), Date.now(), snap.base?.commit);
+    const holder = submittedHolder(snap.treeId);
+    await this.#o.store.pin(holder, [snap.treeId, ...snap.pieces.map((p) => p.digest), ...kept]);
+    const source = submittedSource(this.#o.store, holder, snap.root, snap.manifest, snap.pieces, { oids: snap.inGit, ...(snap.base && { base: snap.base.commit }) });
+    this.#serve(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), source);
     return { tree: snap.treeId, bytes: totalSize(snap.manifest), files: snap.manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
   }
 
@@ -214,11 +224,14 @@ export class CodeWorkspaces implements TaskWorkspaces {
         await this.#forgetSubmitted(record.tree);
         continue;
       }
-      // A record written just before its process was killed has no pin yet.
-      await this.#o.store.pin(submittedHolder(record.tree), [record.tree, ...digests]);
       const pieces = digests.map((digest, i) => ({ digest, bytes: read[i]! }));
       const manifest = joinManifest(record.tree, index, read as Uint8Array[], DEFAULT_MANIFEST_LIMITS);
-      this.#serve(record.tree, index, withPieces(blobsOf(manifest), pieces), workingTreeSource(record.dir, manifest, pieces));
+      // A record written just before its process was killed has no pin yet; what the submission kept or recovered is among the chunks held.
+      const chunks = [...blobsOf(manifest)];
+      const lacking = new Set(await this.#o.store.missing(chunks));
+      const holder = submittedHolder(record.tree);
+      await this.#o.store.pin(holder, [record.tree, ...digests, ...chunks.filter((d) => !lacking.has(d))]);
+      this.#serve(record.tree, index, withPieces(blobsOf(manifest), pieces), submittedSource(this.#o.store, holder, record.dir, manifest, pieces, { oids: new Map(), ...(record.base !== undefined && { base: record.base }) }));
       for (const peer of record.grantees) this.#o.shared.grant(record.tree, peer);
       restored++;
     }

@@ -16,6 +16,8 @@ const recordSchema = z.strictObject({
   dir: z.string().min(1).max(4096).refine(isAbsolute, "must be an absolute path"),
   at: z.number().int().nonnegative(),
   grantees: z.array(z.string().min(1).max(128)).max(MAX_GRANTEES),
+  /** The commit the snapshot's repository sat on: git holds what its files were then. */
+  base: z.string().regex(/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/).optional(),
 });
 
 /** What a node needs to serve one of its submissions' trees again after a restart. */
@@ -27,8 +29,10 @@ export type SubmittedTree = Omit<z.infer<typeof recordSchema>, "version">;
  * that waits for a capable member, or sits queued on one that has not fetched
  * its code yet, outlives a restart of its submitter (its state is durable), so
  * the tree it names must too: after a restart the node serves it again from
- * the same working tree, each blob checked against its digest, and a file
- * changed since answers "no longer held" rather than other bytes.
+ * the same working tree, each blob checked against its digest; a file
+ * changed since is read back from git (its index, HEAD, or the `base` commit
+ * recorded here) or from what was kept at submit (snapshot-content.ts), and
+ * otherwise answers "no longer held", never other bytes.
  */
 export class SubmittedTrees {
   readonly #dir: string;
@@ -82,9 +86,9 @@ export class SubmittedTrees {
     return this.#records.get(tree);
   }
 
-  /** Record (durably) that `tree` was snapshotted from `dir` now; grants already recorded are kept. */
-  async add(tree: string, dir: string, at = Date.now()): Promise<void> {
-    await this.#write({ tree, dir, at, grantees: this.#records.get(tree)?.grantees ?? [] });
+  /** Record (durably) that `tree` was snapshotted from `dir` now, on commit `base` if in a repository; grants already recorded are kept. */
+  async add(tree: string, dir: string, at = Date.now(), base?: string): Promise<void> {
+    await this.#write({ tree, dir, at, grantees: this.#records.get(tree)?.grantees ?? [], ...(base !== undefined && { base }) });
   }
 
   /** Record (durably) that `peer` may read `tree`; nothing when `tree` is not a submission's or `peer` had it. */

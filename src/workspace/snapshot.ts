@@ -15,6 +15,7 @@ import {
   symlinkTargetProblem,
   type Manifest,
   type ManifestEntry,
+  type ManifestFileEntry,
   type ManifestLimits,
 } from "./manifest.js";
 import { splitManifest, type ManifestPiece } from "./manifest-pieces.js";
@@ -31,9 +32,9 @@ export interface SnapshotOptions {
   /** Files hashed or stat'ed at once (default 8). */
   readonly concurrency?: number;
   /**
-   * At a repository's top level, have git tell which tracked files are
-   * unchanged against its index, taken then by blob id without a stat
-   * (default: when the stat cache holds about 500 files or more).
+   * In a repository, take the tracked files git found unchanged against its
+   * index by blob id, without a stat (default: when the stat cache holds
+   * about 500 files or more).
    */
   readonly indexCheck?: boolean;
 }
@@ -48,6 +49,8 @@ export interface SnapshotStats {
 
 /** A directory captured as a content-addressed tree. */
 export interface Snapshot {
+  /** The directory snapshotted, as its real path. */
+  readonly root: string;
   readonly manifest: Manifest;
   /** The tree id: the digest of {@link index}. */
   readonly treeId: string;
@@ -58,12 +61,19 @@ export interface Snapshot {
   readonly sources: BlobSource;
   /** The HEAD commit, when the directory is the top level of a git repository with one. */
   readonly base: { commit: string } | undefined;
+  /**
+   * Files whose content git's object store holds (tracked, and unchanged
+   * against the index as git saw them while the tree was listed): their blob
+   * ids, by path. Empty outside a repository.
+   */
+  readonly inGit: ReadonlyMap<string, string>;
   /** Paths left out (special files, names a manifest cannot carry, links leaving the tree), with why. */
   readonly skipped: SkippedPath[];
   readonly stats: SnapshotStats;
 }
 
 interface ChunkLocation {
+  readonly entry: ManifestFileEntry;
   readonly file: string;
   readonly offset: number;
   readonly length: number;
@@ -98,7 +108,8 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const concurrency = options.concurrency ?? 8;
   const root = await realpath(dir).catch(() => dir);
   if (!(await statPath(root).then((s) => s.isDirectory(), () => false))) throw new InvalidInputError(`${dir} is not a directory`, "dir");
-  const listed = listTree(root, limits.maxEntries, { indexCheck: options.indexCheck ?? cacheBytes(options.cacheFile) >= INDEX_CHECK_CACHE_BYTES });
+  const indexCheck = options.indexCheck ?? cacheBytes(options.cacheFile) >= INDEX_CHECK_CACHE_BYTES;
+  const listed = listTree(root, limits.maxEntries);
   // Handled at once, so a failed listing is never an unhandled rejection while the cache loads.
   const listingDone = whenSettled(listed);
   const cache = await StatCache.load(options.cacheFile, root);
@@ -114,7 +125,9 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     throw new InvalidInputError(`${usable.length} paths exceed the limit of ${limits.maxEntries} entries; ignore some of them`, dir);
   }
 
-  const clean = listing.clean ?? new Map<string, IndexedFile>();
+  const inGit = listing.clean ?? new Map<string, IndexedFile>();
+  // Below the cache size, checking each clean file's git blob id while hashing it costs more than the stats it saves.
+  const clean = indexCheck ? inGit : new Map<string, IndexedFile>();
   const candidates = await inspectAll(root, usable, skipped, cache, early, clean);
   let total = 0;
   for (const c of candidates) {
@@ -164,12 +177,14 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const { treeId, index, pieces } = splitManifest(manifest, limits);
   await cache.save();
   return {
+    root,
     manifest,
     treeId,
     index,
     pieces,
     sources: workingTreeSource(root, manifest, pieces),
     base: listing.base,
+    inGit: new Map([...inGit].map(([path, file]) => [path, file.oid])),
     skipped,
     stats: { files, hashedFiles: small.length + large.length, hashedBytes, cachedFiles: cache.hits },
   };
@@ -277,9 +292,10 @@ const THREAD_SLICE = 256;
 const THREAD_SLICE_BYTES = 8 * 1024 * 1024;
 
 /**
- * A stat cache at least this large (about 500 files) has git check the tree
- * against its index: below it, one more git process costs more than the
- * stats it would save.
+ * A stat cache at least this large (about 500 files) has the snapshot take
+ * git's clean files by blob id: below it, few have a cache record by blob id,
+ * and the rest would be hashed twice (their git blob id checked too) on the
+ * event loop, for no stat saved.
  */
 const INDEX_CHECK_CACHE_BYTES = 64 * 1024;
 
@@ -409,9 +425,16 @@ function dropEscapingLinks(candidates: Candidate[], skipped: SkippedPath[], maxP
 /**
  * Reads a tree's blobs from the directory it was snapshotted from (its
  * manifest's pieces from memory), each checked against its digest: a file
- * changed since reads as absent, never as other bytes.
+ * changed since reads as absent, never as other bytes, unless `recover`
+ * brings its content back from elsewhere (git's object store) and answers
+ * whether it did, after which the blob is read from `recovered`.
  */
-export function workingTreeSource(root: string, manifest: Manifest, pieces: readonly ManifestPiece[]): BlobSource {
+export function workingTreeSource(
+  root: string,
+  manifest: Manifest,
+  pieces: readonly ManifestPiece[],
+  fallback?: { recover(entry: ManifestFileEntry): Promise<boolean>; recovered(digest: string): Promise<Uint8Array | undefined> },
+): BlobSource {
   const held = new Map(pieces.map((p) => [p.digest, p.bytes]));
   // Built on first use: a snapshot whose blobs the executor holds already is never read here.
   let locations: Map<string, ChunkLocation> | undefined;
@@ -421,7 +444,7 @@ export function workingTreeSource(root: string, manifest: Manifest, pieces: read
       for (const entry of manifest.entries) {
         if (entry.kind !== "file") continue;
         const file = `${root}/${entry.path}`;
-        entry.chunks.forEach((d, i) => locations!.set(d, { file, offset: i * CHUNK_SIZE, length: Math.min(CHUNK_SIZE, entry.size - i * CHUNK_SIZE) }));
+        entry.chunks.forEach((d, i) => locations!.set(d, { entry, file, offset: i * CHUNK_SIZE, length: Math.min(CHUNK_SIZE, entry.size - i * CHUNK_SIZE) }));
       }
     }
     return locations.get(digest);
@@ -432,7 +455,10 @@ export function workingTreeSource(root: string, manifest: Manifest, pieces: read
       const piece = held.get(digest);
       if (piece !== undefined) return piece;
       const at = locate(digest);
-      return at === undefined ? undefined : readVerifiedChunk(at.file, at.offset, at.length, digest);
+      if (at === undefined) return undefined;
+      const bytes = await readVerifiedChunk(at.file, at.offset, at.length, digest);
+      if (bytes !== undefined || fallback === undefined) return bytes;
+      return (await fallback.recover(at.entry)) ? fallback.recovered(digest) : undefined;
     },
   };
 }

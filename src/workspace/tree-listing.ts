@@ -30,8 +30,8 @@ export interface TreeListing {
   /**
    * Tracked regular files that git found unchanged against its index (the
    * index's stat check, racily clean entries compared by content), by path:
-   * their content is the blob the index names, so they need no stat of ours.
-   * Only when the root is a work tree's top level.
+   * their content is the blob the index names, which git's object store
+   * keeps. Only in a git work tree.
    */
   readonly clean?: ReadonlyMap<string, IndexedFile>;
 }
@@ -43,10 +43,13 @@ export interface IndexedFile {
   readonly executable: boolean;
 }
 
-// The listing must describe the directory asked for, not whatever repository
-// a hook or a wrapper pointed git at through its environment; and git's
-// messages must be the untranslated ones this module recognises.
-function gitEnv(): NodeJS.ProcessEnv {
+/**
+ * The environment git runs in here: the listing must describe the directory
+ * asked for, not whatever repository a hook or a wrapper pointed git at
+ * through its environment; and git's messages must be the untranslated ones
+ * this module recognises.
+ */
+export function gitEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: "C" };
   for (const name of ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR", "GIT_PREFIX", "GIT_NAMESPACE"]) delete env[name];
   return env;
@@ -63,32 +66,28 @@ async function git(dir: string, args: string[]): Promise<Buffer> {
  * drop out when they are stat'ed); elsewhere, every path not excluded by the
  * {@link IGNORE_FILE}s of the tree, read as git reads nested `.gitignore`
  * files. `.git` is never descended into. A plain walk
- * that finds more than `maxPaths` files stops and is refused. With
- * `indexCheck`, a repository's top level is also checked against git's index
- * ({@link TreeListing.clean}).
+ * that finds more than `maxPaths` files stops and is refused. In a work tree
+ * the files are also checked against git's index ({@link TreeListing.clean}).
  */
-export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY, options: { indexCheck?: boolean } = {}): Promise<TreeListing> {
+export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY): Promise<TreeListing> {
   const root = await realpath(dir);
   // All asked at once: most snapshots are of repositories, and each git
   // start costs more than the answer. Outside one, the listing fails and is dropped.
-  // The index check (`clean`) only when asked: for a small tree one more git costs more than the stats it saves.
   // Modes, ctimes and every stat field are compared whatever the repository says (core.fileMode, core.trustctime,
   // core.checkStat=minimal would let a rewritten file pass as clean), so an index entry is clean only as a full stat shows;
   // and no fsmonitor hook stands in for the stats (one that misses a change would hand the old blob to the snapshot).
   const [repo, listed, changed] = await Promise.allSettled([
     repository(root),
     git(root, ["ls-files", "-z", "-v", "-s", "--cached", "--others", "--exclude-standard"]),
-    options.indexCheck === true
-      ? git(root, ["-c", "core.fileMode=true", "-c", "core.symlinks=true", "-c", "core.trustctime=true", "-c", "core.checkStat=default", "-c", "core.fsmonitor=false", "diff-files", "-z", "--name-only"])
-      : Promise.reject(new Error("not asked")),
+    // --relative: paths from `root` and only under it, as ls-files names them.
+    git(root, ["-c", "core.fileMode=true", "-c", "core.symlinks=true", "-c", "core.trustctime=true", "-c", "core.checkStat=default", "-c", "core.fsmonitor=false", "diff-files", "-z", "--name-only", "--relative"]),
   ]);
   if (repo.status === "rejected") throw repo.reason;
   if (repo.value === undefined) return listPlainTree(root, maxPaths);
   if (listed.status === "rejected") throw listed.reason;
   const top = repo.value.top === root;
   const base = top && repo.value.commit !== undefined ? { commit: repo.value.commit } : undefined;
-  // diff-files names paths from the top level: below it, the index is not used.
-  return listGitTree(listed.value, base, top && changed.status === "fulfilled" ? changed.value : undefined);
+  return listGitTree(listed.value, base, changed.status === "fulfilled" ? changed.value : undefined);
 }
 
 /** The top level of the work tree `dir` is in, and its HEAD commit if it has one; undefined outside a work tree. */

@@ -64,7 +64,7 @@ describe("trees served by a submitter", () => {
     expect(served.size).toBe(0);
   });
 
-  it("are served again after a restart, to the members granted them before, from the working tree; a file changed since reads as absent", async () => {
+  it("are served again after a restart, to the members granted them before, from the working tree; a file changed since reads as absent there, and its content kept at submit (no repository holds it) is in the store, pinned", async () => {
     const home = tempDir("cc-submitted-");
     cleanups.push(() => home.remove());
     const repo = join(home.path, "repo");
@@ -91,6 +91,8 @@ describe("trees served by a submitter", () => {
     expect(Buffer.from((await second.sources[0]!.read(digest("kept")))!).toString()).toBe("kept");
     writeFileSync(join(repo, "edited.txt"), "after!");
     expect(await second.sources[0]!.read(digest("before"))).toBeUndefined();
+    expect(Buffer.from((await second.store.read(digest("before")))!).toString()).toBe("before");
+    expect(second.store.pinnedBy(`submitted:${spec.tree}`).has(digest("before"))).toBe(true);
 
     // Past the retention the record goes, and the tree is no longer served.
     expect(await second.ws.restoreServed(Date.now() + 8 * 24 * 3600 * 1000)).toBe(0);
@@ -141,9 +143,14 @@ describe("trees served by a submitter", () => {
     writeFileSync(join(dir, `${tree}.json`), JSON.stringify({ version: 1, tree, dir: "/repo", at: 1, grantees: ["p"] }));
     writeFileSync(join(dir, `${"b".repeat(64)}.json`), JSON.stringify({ version: 1, tree: "b".repeat(64), dir: "relative/path", at: 1, grantees: [] }));
     writeFileSync(join(dir, `${"c".repeat(64)}.json`), JSON.stringify({ version: 1, tree: tree, dir: "/repo", at: 1, grantees: [] }));
+    // A base commit is a git object id, never a revision git would interpret (`HEAD`, `--output=...`).
+    writeFileSync(join(dir, `${"d".repeat(64)}.json`), JSON.stringify({ version: 1, tree: "d".repeat(64), dir: "/repo", at: 1, grantees: [], base: "--output=/tmp/x" }));
+    const based = "e".repeat(64);
+    writeFileSync(join(dir, `${based}.json`), JSON.stringify({ version: 1, tree: based, dir: "/repo", at: 2, grantees: [], base: "1".repeat(40) }));
     const bad: string[] = [];
     const submitted = await submittedIn(home.path, bad);
-    expect(submitted.list().map((r) => r.tree)).toEqual([tree]);
-    expect(bad.map((f) => f.slice(dir.length + 1, dir.length + 2)).sort()).toEqual(["b", "c"]);
+    expect(submitted.list().map((r) => r.tree)).toEqual([tree, based]);
+    expect(submitted.get(based)?.base).toBe("1".repeat(40));
+    expect(bad.map((f) => f.slice(dir.length + 1, dir.length + 2)).sort()).toEqual(["b", "c", "d"]);
   });
 });

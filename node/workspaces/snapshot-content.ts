@@ -1,0 +1,75 @@
+import { InvalidInputError } from "../../src/contract/errors.js";
+import type { BlobSource } from "../../src/workspace/blob-source.js";
+import type { BlobStore } from "../../src/workspace/blob-store.js";
+import { readVerifiedChunk } from "../../src/workspace/file-chunks.js";
+import { readFromGit } from "../../src/workspace/git-objects.js";
+import { CHUNK_SIZE, type Manifest, type ManifestFileEntry } from "../../src/workspace/manifest.js";
+import type { ManifestPiece } from "../../src/workspace/manifest-pieces.js";
+import { workingTreeSource } from "../../src/workspace/snapshot.js";
+
+/*
+ * A snapshot is served from the working tree it was taken of, which its user
+ * goes on editing: a task that waits for a busy or offline executor is fetched
+ * minutes or hours later. What git holds (tracked files unchanged against the
+ * index) is read back from git's object store when the file changed since;
+ * the rest (changed, untracked, outside any repository) is stored in the blob
+ * store when the snapshot is submitted, within a budget.
+ */
+
+/**
+ * Stores the chunks of the snapshot's files that only the working tree holds
+ * (not in `inGit`), those the store lacks, in manifest order until `budget`
+ * bytes; answers the digests stored, for the caller to pin. A file whose
+ * bytes no longer match the snapshot changed while it was taken: refused,
+ * naming it (what was stored before stays, unpinned, for the quota to take).
+ */
+export async function keepWorkingOnly(store: BlobStore, root: string, manifest: Manifest, inGit: ReadonlyMap<string, string>, budget: number): Promise<string[]> {
+  const wanted: Array<{ entry: ManifestFileEntry; index: number }> = [];
+  for (const entry of manifest.entries) {
+    if (entry.kind !== "file" || inGit.has(entry.path)) continue;
+    entry.chunks.forEach((_, index) => wanted.push({ entry, index }));
+  }
+  const lacking = new Set(await store.missing(wanted.map((w) => w.entry.chunks[w.index]!)));
+  const kept: string[] = [];
+  let bytes = 0;
+  for (const { entry, index } of wanted) {
+    const digest = entry.chunks[index]!;
+    if (!lacking.delete(digest)) continue;
+    const offset = index * CHUNK_SIZE;
+    const length = Math.min(CHUNK_SIZE, entry.size - offset);
+    if (bytes + length > budget) break;
+    const chunk = await readVerifiedChunk(`${root}/${entry.path}`, offset, length, digest);
+    if (chunk === undefined) throw new InvalidInputError("the file changed while it was snapshotted; submit again", entry.path);
+    await store.putVerified(digest, chunk);
+    kept.push(digest);
+    bytes += length;
+  }
+  return kept;
+}
+
+/**
+ * The blobs of a submitted snapshot: from the working tree while a file still
+ * holds them, else from git's object store (the blob id the snapshot saw, when
+ * known, then the index's, HEAD's and `base`'s version of the path, each
+ * checked chunk by chunk), recovered into the store and pinned for `holder`.
+ * One recovery per file at a time; a file git does not hold reads as absent.
+ */
+export function submittedSource(store: BlobStore, holder: string, root: string, manifest: Manifest, pieces: readonly ManifestPiece[], known: { oids: ReadonlyMap<string, string>; base?: string }): BlobSource {
+  const recoveries = new Map<string, Promise<boolean>>();
+  const recover = (entry: ManifestFileEntry): Promise<boolean> => {
+    let recovery = recoveries.get(entry.path);
+    if (recovery === undefined) {
+      const path = `./${entry.path}`;
+      const oid = known.oids.get(entry.path);
+      const candidates = [...(oid === undefined ? [] : [oid]), `:${path}`, `HEAD:${path}`, ...(known.base === undefined ? [] : [`${known.base}:${path}`])];
+      recovery = readFromGit(root, entry, candidates, async (digest, bytes) => {
+        // Pinned first: a collection between the two must not take it.
+        await store.pin(holder, [digest]);
+        await store.putVerified(digest, bytes);
+      }).catch(() => false);
+      recoveries.set(entry.path, recovery);
+    }
+    return recovery;
+  };
+  return workingTreeSource(root, manifest, pieces, { recover, recovered: (digest) => store.read(digest) });
+}

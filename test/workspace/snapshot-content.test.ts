@@ -1,0 +1,149 @@
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { InvalidInputError } from "../../src/contract/errors.js";
+import { openBlobStore, type BlobStore } from "../../src/workspace/blob-store.js";
+import { readFromGit } from "../../src/workspace/git-objects.js";
+import { blobDigest, CHUNK_SIZE, type ManifestFileEntry } from "../../src/workspace/manifest.js";
+import { snapshotDirectory, type Snapshot } from "../../src/workspace/snapshot.js";
+import { keepWorkingOnly, submittedSource } from "../../node/workspaces/snapshot-content.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+function git(cwd: string, ...args: string[]): string {
+  return execFileSync("git", ["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", ...args], { cwd, encoding: "utf8" }).trim();
+}
+
+const made: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const undo of made.splice(0).reverse()) await undo();
+});
+
+function dir(prefix: string): string {
+  const d = tempDir(prefix);
+  made.push(() => d.remove());
+  return d.path;
+}
+
+async function store(): Promise<BlobStore> {
+  const s = await openBlobStore({ dir: dir("cc-kept-store-") });
+  made.push(() => s.close());
+  return s;
+}
+
+function fileEntry(snap: Snapshot, path: string): ManifestFileEntry {
+  const entry = snap.manifest.entries.find((e) => e.path === path);
+  if (entry?.kind !== "file") throw new Error(`no file ${path}`);
+  return entry;
+}
+
+function chunksOf(bytes: Uint8Array): string[] {
+  const out: string[] = [];
+  for (let at = 0; at < bytes.byteLength; at += CHUNK_SIZE) out.push(blobDigest(bytes.subarray(at, at + CHUNK_SIZE)));
+  return out;
+}
+
+describe("readFromGit", () => {
+  it("reads a changed file's committed content chunk by chunk, each checked; a candidate holding other bytes, an option-like one, one git lacks and a longer one yield nothing", async () => {
+    const root = dir("cc-git-objects-");
+    git(root, "init", "-q");
+    const first = randomBytes(2 * CHUNK_SIZE + 1234);
+    writeFileSync(join(root, "big.bin"), first);
+    git(root, "add", "-A");
+    git(root, "commit", "-qm", "first");
+    const second = Buffer.concat([first.subarray(0, CHUNK_SIZE), randomBytes(CHUNK_SIZE + 1234)]);
+    writeFileSync(join(root, "big.bin"), second);
+    git(root, "commit", "-qam", "second");
+    writeFileSync(join(root, "big.bin"), "changed since");
+    const entry: ManifestFileEntry = { path: "big.bin", kind: "file", executable: false, size: first.byteLength, chunks: chunksOf(first) };
+
+    const taken: string[] = [];
+    const take = async (digest: string, bytes: Uint8Array): Promise<void> => {
+      expect(blobDigest(bytes)).toBe(digest);
+      taken.push(digest);
+    };
+    // HEAD holds the second version: its first chunk matches, its second does not, so it is dropped there and HEAD~1 read whole.
+    expect(await readFromGit(root, entry, ["--help", "0".repeat(40), "HEAD:./big.bin", "HEAD~1:./big.bin"], take)).toBe(true);
+    expect(taken).toEqual([entry.chunks[0], ...entry.chunks]);
+
+    taken.length = 0;
+    expect(await readFromGit(root, entry, ["HEAD:./big.bin", "--help", "no-such-rev:./big.bin"], take)).toBe(false);
+    expect(taken).toEqual([entry.chunks[0]]);
+
+    // The entry's content followed by more bytes is not its content.
+    taken.length = 0;
+    const shorter: ManifestFileEntry = { ...entry, size: CHUNK_SIZE, chunks: [entry.chunks[0]!] };
+    expect(await readFromGit(root, shorter, ["HEAD~1:./big.bin"], take)).toBe(false);
+  });
+});
+
+describe("a submitted snapshot's content", () => {
+  it("survives every change to the working tree, the index and HEAD: what git held is read back from its objects, the rest was kept at submit", async () => {
+    const root = dir("cc-kept-src-");
+    git(root, "init", "-q");
+    const original: Record<string, Buffer> = {
+      "clean.bin": randomBytes(CHUNK_SIZE + 77),
+      "staged.txt": Buffer.from("staged v1\n"),
+      "dirty.txt": Buffer.from("committed\n"),
+      "sub/untracked.bin": randomBytes(3000),
+    };
+    mkdirSync(join(root, "sub"));
+    writeFileSync(join(root, "clean.bin"), original["clean.bin"]!);
+    writeFileSync(join(root, "staged.txt"), "committed\n");
+    writeFileSync(join(root, "dirty.txt"), original["dirty.txt"]!);
+    git(root, "add", "-A");
+    git(root, "commit", "-qm", "base");
+    writeFileSync(join(root, "staged.txt"), original["staged.txt"]!);
+    git(root, "add", "staged.txt");
+    original["dirty.txt"] = Buffer.from("edited, not staged\n");
+    writeFileSync(join(root, "dirty.txt"), original["dirty.txt"]);
+    writeFileSync(join(root, "sub/untracked.bin"), original["sub/untracked.bin"]!);
+
+    const snap = await snapshotDirectory(root);
+    expect([...snap.inGit.keys()].sort()).toEqual(["clean.bin", "staged.txt"]);
+    const blobs = await store();
+    const kept = await keepWorkingOnly(blobs, snap.root, snap.manifest, snap.inGit, Number.POSITIVE_INFINITY);
+    expect(new Set(kept)).toEqual(new Set([...fileEntry(snap, "dirty.txt").chunks, ...fileEntry(snap, "sub/untracked.bin").chunks]));
+    await blobs.pin("submitted:t", kept);
+    const source = submittedSource(blobs, "submitted:t", snap.root, snap.manifest, snap.pieces, { oids: snap.inGit, ...(snap.base && { base: snap.base.commit }) });
+
+    // Everything changes: each file, what is staged (the staged blob is named by nothing any more), and HEAD.
+    for (const path of Object.keys(original)) writeFileSync(join(root, path), `changed ${path}\n`);
+    git(root, "add", "-A");
+    git(root, "commit", "-qm", "after");
+    writeFileSync(join(root, "clean.bin"), "changed again, not staged\n");
+
+    // As the blob server reads: the store first, then the snapshot's source.
+    for (const [path, bytes] of Object.entries(original)) {
+      const entry = fileEntry(snap, path);
+      const read = await Promise.all(entry.chunks.map(async (d) => (await blobs.read(d)) ?? (await source.read(d))));
+      expect(Buffer.concat(read.map((b) => b ?? new Uint8Array())).equals(bytes), path).toBe(true);
+    }
+    // What was recovered from git is pinned for the submission.
+    for (const d of fileEntry(snap, "clean.bin").chunks) expect(blobs.pinnedBy("submitted:t").has(d)).toBe(true);
+  });
+
+  it("outside a repository every file is kept, within the budget; a file changed between the snapshot and its keeping is refused by name", async () => {
+    const root = dir("cc-kept-plain-");
+    const files = Array.from({ length: 4 }, (_, i) => [`f${i}.bin`, randomBytes(CHUNK_SIZE / 2)] as const);
+    for (const [path, bytes] of files) writeFileSync(join(root, path), bytes);
+    const snap = await snapshotDirectory(root);
+    expect(snap.inGit.size).toBe(0);
+
+    const blobs = await store();
+    // Room for two and a half: the third does not fit, and nothing after it is taken.
+    const kept = await keepWorkingOnly(blobs, snap.root, snap.manifest, snap.inGit, 2.5 * (CHUNK_SIZE / 2));
+    expect(kept).toEqual([fileEntry(snap, "f0.bin").chunks[0], fileEntry(snap, "f1.bin").chunks[0]]);
+
+    writeFileSync(join(root, "f3.bin"), "changed");
+    const again = await store();
+    const err = await keepWorkingOnly(again, snap.root, snap.manifest, snap.inGit, Number.POSITIVE_INFINITY).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect(err).toMatchObject({ field: "f3.bin" });
+    expect((err as Error).message).toMatch(/changed while it was snapshotted/);
+    // Kept: the file is restored; the next submission keeps it (and only what the store lacks).
+    writeFileSync(join(root, "f3.bin"), files[3]![1]);
+    expect(await keepWorkingOnly(again, snap.root, snap.manifest, snap.inGit, Number.POSITIVE_INFINITY)).toEqual([fileEntry(snap, "f3.bin").chunks[0]]);
+  });
+});
