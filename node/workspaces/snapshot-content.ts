@@ -2,7 +2,7 @@ import { InvalidInputError } from "../../src/contract/errors.js";
 import type { BlobSource } from "../../src/workspace/blob-source.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { readVerifiedChunk } from "../../src/workspace/file-chunks.js";
-import { readFromGit } from "../../src/workspace/git-objects.js";
+import { GitObjects } from "../../src/workspace/git-objects.js";
 import { CHUNK_SIZE, type Manifest, type ManifestFileEntry } from "../../src/workspace/manifest.js";
 import type { ManifestPiece } from "../../src/workspace/manifest-pieces.js";
 import { workingTreeSource } from "../../src/workspace/snapshot.js";
@@ -56,13 +56,14 @@ export async function keepWorkingOnly(store: BlobStore, root: string, manifest: 
  */
 export function submittedSource(store: BlobStore, holder: string, root: string, manifest: Manifest, pieces: readonly ManifestPiece[], known: { oids: ReadonlyMap<string, string>; base?: string }): BlobSource {
   const recoveries = new Map<string, Promise<boolean>>();
+  const git = new GitObjects(root);
   const recover = (entry: ManifestFileEntry): Promise<boolean> => {
     let recovery = recoveries.get(entry.path);
     if (recovery === undefined) {
       const path = `./${entry.path}`;
       const oid = known.oids.get(entry.path);
       const candidates = [...(oid === undefined ? [] : [oid]), `:${path}`, `HEAD:${path}`, ...(known.base === undefined ? [] : [`${known.base}:${path}`])];
-      recovery = readFromGit(root, entry, candidates, async (digest, bytes) => {
+      recovery = git.read(entry, candidates, async (digest, bytes) => {
         // Pinned first: a collection between the two must not take it.
         await store.pin(holder, [digest]);
         await store.putVerified(digest, bytes);

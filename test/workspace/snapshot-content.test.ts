@@ -1,14 +1,15 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../src/contract/errors.js";
 import { openBlobStore, type BlobStore } from "../../src/workspace/blob-store.js";
-import { readFromGit } from "../../src/workspace/git-objects.js";
+import { GitObjects } from "../../src/workspace/git-objects.js";
 import { blobDigest, CHUNK_SIZE, type ManifestFileEntry } from "../../src/workspace/manifest.js";
 import { snapshotDirectory, type Snapshot } from "../../src/workspace/snapshot.js";
 import { keepWorkingOnly, submittedSource } from "../../node/workspaces/snapshot-content.js";
+import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 function git(cwd: string, ...args: string[]): string {
@@ -38,14 +39,27 @@ function fileEntry(snap: Snapshot, path: string): ManifestFileEntry {
   return entry;
 }
 
+/** `git cat-file --batch` processes running in `cwd`. */
+function batchesIn(cwd: string): number {
+  let n = 0;
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8") === "git\0cat-file\0--batch\0" && realpathSync(`/proc/${pid}/cwd`) === realpathSync(cwd)) n++;
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return n;
+}
+
 function chunksOf(bytes: Uint8Array): string[] {
   const out: string[] = [];
   for (let at = 0; at < bytes.byteLength; at += CHUNK_SIZE) out.push(blobDigest(bytes.subarray(at, at + CHUNK_SIZE)));
   return out;
 }
 
-describe("readFromGit", () => {
-  it("reads a changed file's committed content chunk by chunk, each checked; a candidate holding other bytes, an option-like one, one git lacks and a longer one yield nothing", async () => {
+describe("GitObjects", () => {
+  it("reads a changed file's committed content chunk by chunk, each checked, through one git process; a candidate holding other bytes, an option-like one, one git lacks, a tree and a longer one yield nothing", async () => {
     const root = dir("cc-git-objects-");
     git(root, "init", "-q");
     const first = randomBytes(2 * CHUNK_SIZE + 1234);
@@ -63,18 +77,26 @@ describe("readFromGit", () => {
       expect(blobDigest(bytes)).toBe(digest);
       taken.push(digest);
     };
-    // HEAD holds the second version: its first chunk matches, its second does not, so it is dropped there and HEAD~1 read whole.
-    expect(await readFromGit(root, entry, ["--help", "0".repeat(40), "HEAD:./big.bin", "HEAD~1:./big.bin"], take)).toBe(true);
+    const objects = new GitObjects(root);
+    made.push(() => objects.close());
+    // HEAD holds the second version, as long: its first chunk matches, its second does not, so it is dropped there (the rest read past) and HEAD~1 read whole.
+    expect(await objects.read(entry, ["--help", "0".repeat(40), "HEAD^{tree}", "HEAD:./big.bin", "HEAD~1:./big.bin", "a\nb"], take)).toBe(true);
     expect(taken).toEqual([entry.chunks[0], ...entry.chunks]);
 
     taken.length = 0;
-    expect(await readFromGit(root, entry, ["HEAD:./big.bin", "--help", "no-such-rev:./big.bin"], take)).toBe(false);
+    expect(await objects.read(entry, ["HEAD:./big.bin", "--help", "no-such-rev:./big.bin"], take)).toBe(false);
     expect(taken).toEqual([entry.chunks[0]]);
 
-    // The entry's content followed by more bytes is not its content.
+    // The entry's content followed by more bytes is not its content; reads at once still come back in order.
     taken.length = 0;
     const shorter: ManifestFileEntry = { ...entry, size: CHUNK_SIZE, chunks: [entry.chunks[0]!] };
-    expect(await readFromGit(root, shorter, ["HEAD~1:./big.bin"], take)).toBe(false);
+    const both = await Promise.all([objects.read(shorter, ["HEAD~1:./big.bin"], take), objects.read(entry, ["HEAD~1:./big.bin"], take)]);
+    expect(both).toEqual([false, true]);
+    expect(taken).toEqual(entry.chunks);
+    // Every read above went through one process, which ends with close().
+    expect(batchesIn(root)).toBe(1);
+    objects.close();
+    await eventually(() => batchesIn(root) === 0, 5000, "the batch to end");
   });
 });
 
