@@ -47,30 +47,59 @@ export async function keepWorkingOnly(store: BlobStore, root: string, manifest: 
   return kept;
 }
 
+/** A file being read back from git: the chunks stored so far, and the reads waiting for theirs. */
+interface Recovery {
+  ended: boolean;
+  readonly taken: Set<string>;
+  readonly waiting: Map<string, Array<() => void>>;
+}
+
 /**
  * The blobs of a submitted snapshot: from the working tree while a file still
  * holds them, else from git's object store (the blob id the snapshot saw, when
  * known, then the index's, HEAD's and `base`'s version of the path, each
  * checked chunk by chunk), recovered into the store and pinned for `holder`.
- * One recovery per file at a time; a file git does not hold reads as absent.
+ * A file is read back once; a read of one of its chunks answers as soon as
+ * that chunk is stored (a large file's first chunk does not wait for its
+ * last, so the asker is not left waiting long enough to take the holder for
+ * stalled). A chunk git does not hold reads as absent.
  */
 export function submittedSource(store: BlobStore, holder: string, root: string, manifest: Manifest, pieces: readonly ManifestPiece[], known: { oids: ReadonlyMap<string, string>; base?: string }): BlobSource {
-  const recoveries = new Map<string, Promise<boolean>>();
+  const recoveries = new Map<string, Recovery>();
   const git = new GitObjects(root);
-  const recover = (entry: ManifestFileEntry): Promise<boolean> => {
-    let recovery = recoveries.get(entry.path);
-    if (recovery === undefined) {
-      const path = `./${entry.path}`;
-      const oid = known.oids.get(entry.path);
-      const candidates = [...(oid === undefined ? [] : [oid]), `:${path}`, `HEAD:${path}`, ...(known.base === undefined ? [] : [`${known.base}:${path}`])];
-      recovery = git.read(entry, candidates, async (digest, bytes) => {
+  const wake = (recovery: Recovery, digest: string): void => {
+    for (const resolve of recovery.waiting.get(digest) ?? []) resolve();
+    recovery.waiting.delete(digest);
+  };
+  const start = (entry: ManifestFileEntry): Recovery => {
+    const recovery: Recovery = { ended: false, taken: new Set(), waiting: new Map() };
+    const path = `./${entry.path}`;
+    const oid = known.oids.get(entry.path);
+    const candidates = [...(oid === undefined ? [] : [oid]), `:${path}`, `HEAD:${path}`, ...(known.base === undefined ? [] : [`${known.base}:${path}`])];
+    void git
+      .read(entry, candidates, async (digest, bytes) => {
         // Pinned first: a collection between the two must not take it.
         await store.pin(holder, [digest]);
         await store.putVerified(digest, bytes);
-      }).catch(() => false);
-      recoveries.set(entry.path, recovery);
-    }
+        recovery.taken.add(digest);
+        wake(recovery, digest);
+      })
+      .catch(() => false)
+      .finally(() => {
+        recovery.ended = true;
+        for (const digest of [...recovery.waiting.keys()]) wake(recovery, digest);
+      });
     return recovery;
   };
-  return workingTreeSource(root, manifest, pieces, { recover, recovered: (digest) => store.read(digest) });
+  const recover = async (entry: ManifestFileEntry, digest: string): Promise<Uint8Array | undefined> => {
+    let recovery = recoveries.get(entry.path);
+    if (recovery === undefined) recoveries.set(entry.path, (recovery = start(entry)));
+    if (!recovery.taken.has(digest) && !recovery.ended) {
+      const waiting = recovery.waiting.get(digest) ?? [];
+      recovery.waiting.set(digest, waiting);
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    }
+    return recovery.taken.has(digest) ? store.read(digest) : undefined;
+  };
+  return workingTreeSource(root, manifest, pieces, recover);
 }

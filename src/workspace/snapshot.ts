@@ -425,15 +425,14 @@ function dropEscapingLinks(candidates: Candidate[], skipped: SkippedPath[], maxP
 /**
  * Reads a tree's blobs from the directory it was snapshotted from (its
  * manifest's pieces from memory), each checked against its digest: a file
- * changed since reads as absent, never as other bytes, unless `recover`
- * brings its content back from elsewhere (git's object store) and answers
- * whether it did, after which the blob is read from `recovered`.
+ * changed since reads as absent, never as other bytes, unless `fallback`
+ * brings the blob of that file back from elsewhere (git's object store).
  */
 export function workingTreeSource(
   root: string,
   manifest: Manifest,
   pieces: readonly ManifestPiece[],
-  fallback?: { recover(entry: ManifestFileEntry): Promise<boolean>; recovered(digest: string): Promise<Uint8Array | undefined> },
+  fallback?: (entry: ManifestFileEntry, digest: string) => Promise<Uint8Array | undefined>,
 ): BlobSource {
   const held = new Map(pieces.map((p) => [p.digest, p.bytes]));
   // Built on first use: a snapshot whose blobs the executor holds already is never read here.
@@ -457,8 +456,7 @@ export function workingTreeSource(
       const at = locate(digest);
       if (at === undefined) return undefined;
       const bytes = await readVerifiedChunk(at.file, at.offset, at.length, digest);
-      if (bytes !== undefined || fallback === undefined) return bytes;
-      return (await fallback.recover(at.entry)) ? fallback.recovered(digest) : undefined;
+      return bytes !== undefined || fallback === undefined ? bytes : fallback(at.entry, digest);
     },
   };
 }

@@ -168,4 +168,35 @@ describe("a submitted snapshot's content", () => {
     writeFileSync(join(root, "f3.bin"), files[3]![1]);
     expect(await keepWorkingOnly(again, snap.root, snap.manifest, snap.inGit, Number.POSITIVE_INFINITY)).toEqual([fileEntry(snap, "f3.bin").chunks[0]]);
   });
+
+  it("a read of a large file's first chunk answers once that chunk is back from git, not after the whole file", async () => {
+    const root = dir("cc-kept-large-");
+    git(root, "init", "-q");
+    const bytes = randomBytes(3 * CHUNK_SIZE);
+    writeFileSync(join(root, "large.bin"), bytes);
+    git(root, "add", "-A");
+    git(root, "commit", "-qm", "large");
+    const snap = await snapshotDirectory(root);
+    writeFileSync(join(root, "large.bin"), "changed");
+    const chunks = fileEntry(snap, "large.bin").chunks;
+
+    // The real store, with the last chunk's write held until the gate opens.
+    const real = await store();
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const held: BlobStore = Object.create(real, {
+      putVerified: { value: async (digest: string, b: Uint8Array) => (digest === chunks[2] ? gate.then(() => real.putVerified(digest, b)) : real.putVerified(digest, b)) },
+    }) as BlobStore;
+    const source = submittedSource(held, "submitted:t", snap.root, snap.manifest, snap.pieces, { oids: snap.inGit });
+
+    const first = await source.read(chunks[0]!);
+    expect(first && blobDigest(first)).toBe(chunks[0]);
+    let lastRead = false;
+    const last = source.read(chunks[2]!).then((b) => ((lastRead = true), b));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(lastRead).toBe(false);
+    open();
+    const got = await last;
+    expect(got && blobDigest(got)).toBe(chunks[2]);
+  });
 });
