@@ -103,6 +103,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     addSource: (source) => blobsRef.current?.service.server.addSource(source) ?? (() => undefined),
     ...(options.code?.agents !== undefined && { acceptAgents: options.code.agents }),
     ...(options.code?.maxTreeBytes !== undefined && { limits: { ...DEFAULT_MANIFEST_LIMITS, maxTreeBytes: options.code.maxTreeBytes } }),
+    ...(options.code?.keepBytes !== undefined && { keepBytes: options.code.keepBytes }),
     ...(options.resultRetentionMs !== undefined && { resultRetentionMs: options.resultRetentionMs }),
   });
   await workspaces.sweep().catch(report("workspaces"));

@@ -78,8 +78,8 @@ export interface NodeOptions {
   leaseIntervalMs?: number;
   /** Executor silence after which a remote task is presumed lost, ms. Default 10,000. */
   leaseTimeoutMs?: number;
-  /** Tasks that carry code: the agents that may receive it from other devices (absent: all), and the largest tree sent or received. */
-  code?: { agents?: string[]; maxTreeBytes?: number };
+  /** Tasks that carry code: the agents that may receive it from other devices (absent: all), the largest tree sent or received, and what a submission keeps of its working tree (see RuntimeConfig `code.keepBytes`). */
+  code?: { agents?: string[]; maxTreeBytes?: number; keepBytes?: number };
   /** Bytes the content-addressed store of code and results may hold before unpinned blobs are collected. Default 4 GiB. */
   blobQuotaBytes?: number;
   /** How long a task's result (patch, artifacts) stays pinned in that store after the task ends, ms. Default 7 days. */

@@ -41,6 +41,12 @@ export interface CodeWorkspacesOptions {
   limits?: ManifestLimits;
   /** Agents that may run tasks carrying code from other devices; absent: every agent. */
   acceptAgents?: readonly string[];
+  /**
+   * Bytes of a submission's snapshot that only its working tree holds kept in
+   * the store at submit (snapshot-content.ts). Default a quarter of the
+   * store's quota.
+   */
+  keepBytes?: number;
   /** Largest artifact brought back, bytes. Default 256 MiB. */
   maxArtifactBytes?: number;
   /** How long a task's result (patch and artifacts) stays pinned after it is stored, ms. Default 7 days. */
@@ -80,8 +86,8 @@ const resultHolder = (taskId: string): string => `result:${taskId}`;
 /** Keeps a submission's tree and manifest pieces, which its working tree cannot give back after a restart, and the file chunks kept or recovered for it. */
 const submittedHolder = (treeId: string): string => `submitted:${treeId}`;
 /**
- * The share of the store's quota one submission may keep of the content only
- * its working tree holds (see snapshot-content.ts); beyond it, the rest is
+ * Default share of the store's quota one submission may keep of the content
+ * only its working tree holds (see snapshot-content.ts); beyond it, the rest is
  * served from the working tree only, as long as its files keep it.
  */
 const KEPT_SHARE_OF_QUOTA = 0.25;
@@ -116,7 +122,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
     await this.#o.store.putTree(snap.treeId, snap.index);
     // On record before the request is signed: a task may wait for a member longer than this process lives.
     for (const piece of snap.pieces) await this.#o.store.putVerified(piece.digest, piece.bytes);
-    const kept = await keepWorkingOnly(this.#o.store, snap.root, snap.manifest, snap.inGit, this.#o.store.quotaBytes * KEPT_SHARE_OF_QUOTA);
+    const kept = await keepWorkingOnly(this.#o.store, snap.root, snap.manifest, snap.inGit, this.#o.keepBytes ?? this.#o.store.quotaBytes * KEPT_SHARE_OF_QUOTA);
     // The record before the pin: a process killed between them leaves a record that a restart pins again or forgets, never a pin nothing expires.
     await this.#o.submitted.add(snap.treeId, resolve(dir), Date.now(), snap.base?.commit);
     const holder = submittedHolder(snap.treeId);

@@ -70,6 +70,13 @@ export interface RuntimeConfig {
     agents?: string[];
     /** Largest tree sent or received, bytes. */
     maxTreeBytes: number;
+    /**
+     * Bytes of a submission's snapshot that only its working tree holds
+     * (changed and untracked files, every file outside a repository) kept in
+     * the blob store at submit, so the task runs on them whatever is edited
+     * while it waits; absent: a quarter of the blob store's quota.
+     */
+    keepBytes?: number;
   };
   http: {
     host: string;
@@ -179,6 +186,7 @@ const SETTINGS = {
   },
   "code.agents": { schema: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, "must be an agent id")).max(256), env: "CODERCLAW_CODE_AGENTS" },
   "code.maxTreeBytes": { schema: z.number().int().min(1).max(64 * 1024 ** 4), env: "CODERCLAW_CODE_MAX_TREE_BYTES" },
+  "code.keepBytes": { schema: z.number().int().min(0).max(64 * 1024 ** 4), env: "CODERCLAW_CODE_KEEP_BYTES" },
   "http.host": { schema: z.string().min(1).max(255).regex(/^[A-Za-z0-9.:-]+$/, "must be a host name or IP address"), env: "CODERCLAW_HTTP_HOST" },
   "http.port": { schema: z.number().int().min(0).max(65_535), env: "CODERCLAW_HTTP_PORT" },
   "http.tls.cert": { schema: z.string().min(1).max(4096), env: "CODERCLAW_HTTP_TLS_CERT" },
@@ -399,6 +407,7 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
     code: {
       ...(values.has("code.agents") ? { agents: get<string[]>("code.agents") } : {}),
       maxTreeBytes: get("code.maxTreeBytes"),
+      ...(values.has("code.keepBytes") ? { keepBytes: get<number>("code.keepBytes") } : {}),
     },
     http: {
       host: get("http.host"),

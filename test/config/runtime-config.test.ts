@@ -72,6 +72,14 @@ describe("loadRuntimeConfig", () => {
     expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/resources/);
   });
 
+  it("takes code.keepBytes from the file or CODERCLAW_CODE_KEEP_BYTES (absent by default: the node takes a quarter of its blob quota), and refuses a negative one naming the key", () => {
+    const file = writeConfig("code:\n  keepBytes: 1048576\n");
+    expect(loadRuntimeConfig({ cwd: dir, env: noHome() }).config.code).toEqual({ maxTreeBytes: 4 * 1024 ** 3, keepBytes: 1048576 });
+    expect(loadRuntimeConfig({ cwd: dir, env: { ...noHome(), CODERCLAW_CODE_KEEP_BYTES: "0" } }).config.code.keepBytes).toBe(0);
+    writeFileSync(file, "code:\n  keepBytes: -1\n");
+    expect(() => loadRuntimeConfig({ cwd: dir, env: noHome() })).toThrow(/code\.keepBytes/);
+  });
+
   it("takes security.sandbox from the file or CODERCLAW_SANDBOX, and refuses other values naming the key", () => {
     const file = writeConfig("security:\n  sandbox: off\n");
     expect(loadRuntimeConfig({ cwd: dir, env: noHome() }).config.security.sandbox).toBe("off");

@@ -43,10 +43,10 @@ async function finalState(node: CoderClawNode, id: string): Promise<TaskState> {
 /**
  * A submitter A and an executor B that runs `hashes`, formed into a mesh with
  * B down (a task for `hashes` waits), and an empty git repository; all undone
- * after the test. `bringBack` starts B again from its home, connected to `to`.
+ * after the test. `keepBytes` is A's `code.keepBytes`. `bringBack` starts B again from its home, connected to `to`.
  */
-async function waitingMesh(prefix: string): Promise<{ a: CoderClawNode; homes: string[]; root: string; bringBack(to: CoderClawNode): Promise<void> }> {
-  const mesh = await startNodes(2, (i) => ({ agents: i === 1 ? [hashes] : [], options: { sandbox: "off" } }));
+async function waitingMesh(prefix: string, keepBytes?: number): Promise<{ a: CoderClawNode; homes: string[]; root: string; bringBack(to: CoderClawNode): Promise<void> }> {
+  const mesh = await startNodes(2, (i) => ({ agents: i === 1 ? [hashes] : [], options: { sandbox: "off", ...(i === 0 && keepBytes !== undefined && { code: { keepBytes } }) } }));
   made.push(mesh.stop);
   await formMesh(mesh.nodes);
   await mesh.nodes[1]!.stop();
@@ -127,5 +127,21 @@ describe("a task that carries code runs on the tree as it was submitted", () => 
     const done = await finalState(again, task.id);
     expect(done.status, done.error).toBe("completed");
     expect(JSON.parse(done.output!)).toEqual(hashesOf(snapshotted));
+  }, 60_000);
+
+  it("with code.keepBytes 0 the submitter keeps nothing: an untracked file edited before the fetch fails the task, the one blob missing being its (the changed tracked file came from git)", async () => {
+    const { a, root, bringBack } = await waitingMesh("cc-kept-none-", 0);
+    writeFileSync(join(root, "tracked.txt"), "committed\n");
+    git(root, "add", "-A");
+    git(root, "commit", "-qm", "base");
+    writeFileSync(join(root, "untracked.txt"), "only here\n");
+
+    const task = await a.adapter.submitTask({ description: "hash the tree", input: "", agentId: "hashes" }, { repo: root });
+    writeFileSync(join(root, "tracked.txt"), "changed\n");
+    writeFileSync(join(root, "untracked.txt"), "changed\n");
+    await bringBack(a);
+    const done = await finalState(a, task.id);
+    expect(done.status).toBe("failed");
+    expect(done.error).toMatch(/no longer holds 1 blob\(s\)/);
   }, 60_000);
 });
