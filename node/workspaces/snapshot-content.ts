@@ -23,7 +23,7 @@ import { workingTreeSource } from "../../src/workspace/snapshot.js";
  * bytes no longer match the snapshot changed while it was taken: refused,
  * naming it (what was stored before stays, unpinned, for the quota to take).
  */
-export async function keepWorkingOnly(store: BlobStore, root: string, manifest: Manifest, inGit: ReadonlyMap<string, string>, budget: number): Promise<string[]> {
+export async function keepWorkingOnly(store: BlobStore, root: string, manifest: Manifest, inGit: ReadonlyMap<string, unknown>, budget: number): Promise<string[]> {
   const wanted: Array<{ entry: ManifestFileEntry; index: number }> = [];
   for (const entry of manifest.entries) {
     if (entry.kind !== "file" || inGit.has(entry.path)) continue;
@@ -64,7 +64,7 @@ interface Recovery {
  * last, so the asker is not left waiting long enough to take the holder for
  * stalled). A chunk git does not hold reads as absent.
  */
-export function submittedSource(store: BlobStore, holder: string, root: string, manifest: Manifest, pieces: readonly ManifestPiece[], known: { oids: ReadonlyMap<string, string>; base?: string }): BlobSource {
+export function submittedSource(store: BlobStore, holder: string, root: string, manifest: Manifest, pieces: readonly ManifestPiece[], known: { oids: ReadonlyMap<string, { oid: string }>; base?: string }): BlobSource {
   const recoveries = new Map<string, Recovery>();
   const git = new GitObjects(root);
   const wake = (recovery: Recovery, digest: string): void => {
@@ -74,7 +74,7 @@ export function submittedSource(store: BlobStore, holder: string, root: string, 
   const start = (entry: ManifestFileEntry): Recovery => {
     const recovery: Recovery = { ended: false, taken: new Set(), waiting: new Map() };
     const path = `./${entry.path}`;
-    const oid = known.oids.get(entry.path);
+    const oid = known.oids.get(entry.path)?.oid;
     const candidates = [...(oid === undefined ? [] : [oid]), `:${path}`, `HEAD:${path}`, ...(known.base === undefined ? [] : [`${known.base}:${path}`])];
     void git
       .read(entry, candidates, async (digest, bytes) => {

@@ -63,10 +63,10 @@ export interface Snapshot {
   readonly base: { commit: string } | undefined;
   /**
    * Files whose content git's object store holds (tracked, and unchanged
-   * against the index as git saw them while the tree was listed): their blob
-   * ids, by path. Empty outside a repository.
+   * against the index as git saw them while the tree was listed), with their
+   * blob ids, by path. Empty outside a repository.
    */
-  readonly inGit: ReadonlyMap<string, string>;
+  readonly inGit: ReadonlyMap<string, IndexedFile>;
   /** Paths left out (special files, names a manifest cannot carry, links leaving the tree), with why. */
   readonly skipped: SkippedPath[];
   readonly stats: SnapshotStats;
@@ -184,7 +184,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
     pieces,
     sources: workingTreeSource(root, manifest, pieces),
     base: listing.base,
-    inGit: new Map([...inGit].map(([path, file]) => [path, file.oid])),
+    inGit,
     skipped,
     stats: { files, hashedFiles: small.length + large.length, hashedBytes, cachedFiles: cache.hits },
   };
