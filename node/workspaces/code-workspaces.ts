@@ -122,11 +122,15 @@ export class CodeWorkspaces implements TaskWorkspaces {
     await this.#o.store.putTree(snap.treeId, snap.index);
     // On record before the request is signed: a task may wait for a member longer than this process lives.
     for (const piece of snap.pieces) await this.#o.store.putVerified(piece.digest, piece.bytes);
-    const kept = await keepWorkingOnly(this.#o.store, snap.root, snap.manifest, snap.inGit, this.#o.keepBytes ?? this.#o.store.quotaBytes * KEPT_SHARE_OF_QUOTA);
+    const holder = submittedHolder(snap.treeId);
+    // Pinned before there is a record: a process killed meanwhile leaves pins of a holder without one, which a restart drops.
+    await keepWorkingOnly(this.#o.store, holder, snap.root, snap.manifest, snap.inGit, this.#o.keepBytes ?? this.#o.store.quotaBytes * KEPT_SHARE_OF_QUOTA).catch(async (err: unknown) => {
+      if (!this.#o.submitted.has(snap.treeId)) await this.#o.store.unpin(holder);
+      throw err;
+    });
     // The record before the pin: a process killed between them leaves a record that a restart pins again or forgets, never a pin nothing expires.
     await this.#o.submitted.add(snap.treeId, resolve(dir), Date.now(), snap.base?.commit);
-    const holder = submittedHolder(snap.treeId);
-    await this.#o.store.pin(holder, [snap.treeId, ...snap.pieces.map((p) => p.digest), ...kept]);
+    await this.#o.store.pin(holder, [snap.treeId, ...snap.pieces.map((p) => p.digest)]);
     const source = submittedSource(this.#o.store, holder, snap.root, snap.manifest, snap.pieces, { oids: snap.inGit, ...(snap.base && { base: snap.base.commit }) });
     this.#serve(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), source);
     return { tree: snap.treeId, bytes: totalSize(snap.manifest), files: snap.manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };

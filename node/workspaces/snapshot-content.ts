@@ -1,4 +1,4 @@
-import { InvalidInputError } from "../../src/contract/errors.js";
+import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
 import type { BlobSource } from "../../src/workspace/blob-source.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { readVerifiedChunk } from "../../src/workspace/file-chunks.js";
@@ -17,34 +17,48 @@ import { workingTreeSource } from "../../src/workspace/snapshot.js";
  */
 
 /**
- * Stores the chunks of the snapshot's files that only the working tree holds
- * (not in `inGit`), those the store lacks, in manifest order until `budget`
- * bytes; answers the digests stored, for the caller to pin. A file whose
- * bytes no longer match the snapshot changed while it was taken: refused,
- * naming it (what was stored before stays, unpinned, for the quota to take).
+ * Keeps the chunks of the snapshot's files that only the working tree holds
+ * (not in `inGit`), in manifest order up to `budget` bytes: pins them all for
+ * `holder` first (storing one must not evict another kept a moment before, nor
+ * one the store held already), then stores those the store lacks, until the
+ * quota is full of pinned blobs (keeping is a safeguard: the submission goes
+ * on without the rest). Answers the digests it stored. A file whose bytes no
+ * longer match the snapshot changed while it was taken: refused, naming it
+ * (the caller drops the pins of a submission that never was).
  */
-export async function keepWorkingOnly(store: BlobStore, root: string, manifest: Manifest, inGit: ReadonlyMap<string, unknown>, budget: number): Promise<string[]> {
-  const wanted: Array<{ entry: ManifestFileEntry; index: number }> = [];
-  for (const entry of manifest.entries) {
-    if (entry.kind !== "file" || inGit.has(entry.path)) continue;
-    entry.chunks.forEach((_, index) => wanted.push({ entry, index }));
-  }
-  const lacking = new Set(await store.missing(wanted.map((w) => w.entry.chunks[w.index]!)));
-  const kept: string[] = [];
+export async function keepWorkingOnly(store: BlobStore, holder: string, root: string, manifest: Manifest, inGit: ReadonlyMap<string, unknown>, budget: number): Promise<string[]> {
+  const chosen: Array<{ path: string; digest: string; offset: number; length: number }> = [];
+  const seen = new Set<string>();
   let bytes = 0;
-  for (const { entry, index } of wanted) {
-    const digest = entry.chunks[index]!;
-    if (!lacking.delete(digest)) continue;
-    const offset = index * CHUNK_SIZE;
-    const length = Math.min(CHUNK_SIZE, entry.size - offset);
-    if (bytes + length > budget) break;
-    const chunk = await readVerifiedChunk(`${root}/${entry.path}`, offset, length, digest);
-    if (chunk === undefined) throw new InvalidInputError("the file changed while it was snapshotted; submit again", entry.path);
-    await store.putVerified(digest, chunk);
-    kept.push(digest);
-    bytes += length;
+  choose: for (const entry of manifest.entries) {
+    if (entry.kind !== "file" || inGit.has(entry.path)) continue;
+    for (const [index, digest] of entry.chunks.entries()) {
+      if (seen.has(digest)) continue;
+      const offset = index * CHUNK_SIZE;
+      const length = Math.min(CHUNK_SIZE, entry.size - offset);
+      if (bytes + length > budget) break choose;
+      seen.add(digest);
+      chosen.push({ path: entry.path, digest, offset, length });
+      bytes += length;
+    }
   }
-  return kept;
+  if (chosen.length === 0) return [];
+  await store.pin(holder, seen);
+  const lacking = new Set(await store.missing(seen));
+  const stored: string[] = [];
+  for (const { path, digest, offset, length } of chosen) {
+    if (!lacking.has(digest)) continue;
+    const chunk = await readVerifiedChunk(`${root}/${path}`, offset, length, digest);
+    if (chunk === undefined) throw new InvalidInputError("the file changed while it was snapshotted; submit again", path);
+    try {
+      await store.putVerified(digest, chunk);
+    } catch (err) {
+      if (err instanceof CoderClawError && err.code === "QUOTA") break;
+      throw err;
+    }
+    stored.push(digest);
+  }
+  return stored;
 }
 
 /** A file being read back from git: the chunks stored so far, and the reads waiting for theirs. */

@@ -27,8 +27,8 @@ function dir(prefix: string): string {
   return d.path;
 }
 
-async function store(): Promise<BlobStore> {
-  const s = await openBlobStore({ dir: dir("cc-kept-store-") });
+async function store(quotaBytes?: number): Promise<BlobStore> {
+  const s = await openBlobStore({ dir: dir("cc-kept-store-"), ...(quotaBytes !== undefined && { quotaBytes }) });
   made.push(() => s.close());
   return s;
 }
@@ -125,9 +125,10 @@ describe("a submitted snapshot's content", () => {
     const snap = await snapshotDirectory(root);
     expect([...snap.inGit.keys()].sort()).toEqual(["clean.bin", "staged.txt"]);
     const blobs = await store();
-    const kept = await keepWorkingOnly(blobs, snap.root, snap.manifest, snap.inGit, Number.POSITIVE_INFINITY);
-    expect(new Set(kept)).toEqual(new Set([...fileEntry(snap, "dirty.txt").chunks, ...fileEntry(snap, "sub/untracked.bin").chunks]));
-    await blobs.pin("submitted:t", kept);
+    const kept = await keepWorkingOnly(blobs, "submitted:t", snap.root, snap.manifest, snap.inGit, Number.POSITIVE_INFINITY);
+    const workingOnly = [...fileEntry(snap, "dirty.txt").chunks, ...fileEntry(snap, "sub/untracked.bin").chunks];
+    expect(new Set(kept)).toEqual(new Set(workingOnly));
+    expect(blobs.pinnedBy("submitted:t")).toEqual(new Set(workingOnly));
     const source = submittedSource(blobs, "submitted:t", snap.root, snap.manifest, snap.pieces, { oids: snap.inGit, ...(snap.base && { base: snap.base.commit }) });
 
     // Everything changes: each file, what is staged (the staged blob is named by nothing any more), and HEAD.
@@ -146,7 +147,7 @@ describe("a submitted snapshot's content", () => {
     for (const d of fileEntry(snap, "clean.bin").chunks) expect(blobs.pinnedBy("submitted:t").has(d)).toBe(true);
   });
 
-  it("outside a repository every file is kept, within the budget; a file changed between the snapshot and its keeping is refused by name", async () => {
+  it("outside a repository every file is kept, pinned first, within the budget and the quota; a file changed between the snapshot and its keeping is refused by name", async () => {
     const root = dir("cc-kept-plain-");
     const files = Array.from({ length: 4 }, (_, i) => [`f${i}.bin`, randomBytes(CHUNK_SIZE / 2)] as const);
     for (const [path, bytes] of files) writeFileSync(join(root, path), bytes);
@@ -155,18 +156,24 @@ describe("a submitted snapshot's content", () => {
 
     const blobs = await store();
     // Room for two and a half: the third does not fit, and nothing after it is taken.
-    const kept = await keepWorkingOnly(blobs, snap.root, snap.manifest, snap.inGit, 2.5 * (CHUNK_SIZE / 2));
-    expect(kept).toEqual([fileEntry(snap, "f0.bin").chunks[0], fileEntry(snap, "f1.bin").chunks[0]]);
+    const kept = await keepWorkingOnly(blobs, "submitted:t", snap.root, snap.manifest, snap.inGit, 2.5 * (CHUNK_SIZE / 2));
+    const [f0, f1, , f3] = files.map(([path]) => fileEntry(snap, path).chunks[0]!);
+    expect(kept).toEqual([f0, f1]);
+    expect(blobs.pinnedBy("submitted:t")).toEqual(new Set([f0, f1]));
+
+    // A store whose quota its pins fill: what does not fit is not kept, and the submission is not refused for it.
+    const small = await store(CHUNK_SIZE + CHUNK_SIZE / 4);
+    expect(await keepWorkingOnly(small, "submitted:t", snap.root, snap.manifest, snap.inGit, Number.POSITIVE_INFINITY)).toEqual([f0, f1]);
 
     writeFileSync(join(root, "f3.bin"), "changed");
     const again = await store();
-    const err = await keepWorkingOnly(again, snap.root, snap.manifest, snap.inGit, Number.POSITIVE_INFINITY).catch((e: unknown) => e);
+    const err = await keepWorkingOnly(again, "submitted:t", snap.root, snap.manifest, snap.inGit, Number.POSITIVE_INFINITY).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidInputError);
     expect(err).toMatchObject({ field: "f3.bin" });
     expect((err as Error).message).toMatch(/changed while it was snapshotted/);
-    // Kept: the file is restored; the next submission keeps it (and only what the store lacks).
+    // The file restored, the next submission stores only what the store lacks.
     writeFileSync(join(root, "f3.bin"), files[3]![1]);
-    expect(await keepWorkingOnly(again, snap.root, snap.manifest, snap.inGit, Number.POSITIVE_INFINITY)).toEqual([fileEntry(snap, "f3.bin").chunks[0]]);
+    expect(await keepWorkingOnly(again, "submitted:t", snap.root, snap.manifest, snap.inGit, Number.POSITIVE_INFINITY)).toEqual([f3]);
   });
 
   it("a read of a large file's first chunk answers once that chunk is back from git, not after the whole file", async () => {
