@@ -139,10 +139,16 @@ class Batch {
   /** The next `n` bytes. */
   async take(n: number): Promise<Buffer> {
     await this.#until(() => this.#buffered >= n);
-    const all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
-    const out = Buffer.from(all.subarray(0, n));
-    this.#chunks.length = 0;
-    if (all.byteLength > n) this.#chunks.push(all.subarray(n));
+    // Copied out of as many of the pipe's buffers as it spans, not all that were read ahead.
+    const out = Buffer.allocUnsafe(n);
+    for (let filled = 0; filled < n; ) {
+      const chunk = this.#chunks[0]!;
+      const k = Math.min(chunk.byteLength, n - filled);
+      chunk.copy(out, filled, 0, k);
+      filled += k;
+      if (k === chunk.byteLength) this.#chunks.shift();
+      else this.#chunks[0] = chunk.subarray(k);
+    }
     this.#buffered -= n;
     if (this.#buffered <= READ_AHEAD_BYTES) this.#child.stdout.resume();
     return out;
