@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CoderClawError } from "../../src/contract/errors.js";
@@ -84,6 +84,28 @@ describe("blob store", () => {
     const again = await reopen();
     expect(again.usage()).toEqual({ bytes, entries: 4 });
     for (const [d, b] of all) expect(same(await again.read(d), b)).toBe(true);
+  });
+
+  it("putVerifiedAll that cannot open a pack fails with that error once the writes it began have ended, so a write failing meanwhile is not an unhandled rejection", async () => {
+    const home = tempDir("cc-blob-store-");
+    cleanups.push(() => home.remove());
+    const dir = home.path;
+    // Without fsync a small blob goes straight into a pack (the path that opens one in the call).
+    const store = await openBlobStore({ dir, fsync: false });
+    cleanups.push(() => store.close().catch(() => undefined));
+    // A fresh store opens its first pack on its first small blob; a file where the packs' directory was makes that open fail, even for root.
+    rmSync(join(dir, ".packs"), { recursive: true, force: true });
+    writeFileSync(join(dir, ".packs"), "");
+    // The large blob's own write is begun first, and fails the same way (a file where its directory goes).
+    const large = randomBytes(PACK_BELOW_BYTES + 1);
+    writeFileSync(join(dir, sha256Hex(large).slice(0, 2)), "");
+    const small = randomBytes(100);
+    const err = await store.putVerifiedAll([[sha256Hex(large), large], [sha256Hex(small), small]]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ENOTDIR", path: expect.stringContaining(".packs") });
+    expect(store.has(sha256Hex(large))).toBe(false);
+    expect(store.has(sha256Hex(small))).toBe(false);
+    // Had the large write been left running, its failure would surface now, unheard: vitest fails a run on it.
+    await new Promise((resolve) => setTimeout(resolve, 50));
   });
 
   it("putVerifiedAll makes room under the quota as putVerified does, and refuses what cannot fit once every other blob is pinned", async () => {
