@@ -1,4 +1,4 @@
-import { DecodeError, IdentityError, InviteError } from "../../identity/index.js";
+import { DecodeError, IdentityError, InviteError } from "../../identity/errors.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 
 /** Process exit codes of the CLI; scripts and CI rely on them. */

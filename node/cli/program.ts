@@ -1,28 +1,60 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../../src/version.js";
-import { queueCommand, taskCommand } from "./commands/task.js";
-import { infoCommands } from "./commands/info.js";
-import { startCommand } from "./commands/start.js";
-import { meshCommands } from "./commands/mesh.js";
-import { sessionCommand } from "./commands/session.js";
-import { demoCommand } from "./commands/demo.js";
-import { configCommand } from "./commands/config.js";
-import { auditCommand } from "./commands/audit.js";
-import { policyCommand } from "./commands/policy.js";
-import { workflowCommand } from "./commands/workflow.js";
-import { approvalsCommand } from "./commands/approvals.js";
-import { skillCommand } from "./commands/skill.js";
-import { agentCommand } from "./commands/agent.js";
-import { rolesCommand } from "./commands/roles.js";
-import { uiCommand } from "./commands/ui.js";
-import { serviceCommand } from "./commands/service.js";
-import { completionCommand } from "./commands/completion.js";
-import { logsCommand } from "./commands/logs.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 
-/** Build the `coderclaw` command tree. `setExit` records the process exit code. */
-export function buildProgram(setExit: (code: number) => void): Command {
+type SetExit = (code: number) => void;
+
+/**
+ * The modules of commands, in the order help lists them, by the top-level
+ * names each defines. A command's module imports what it runs (a node, the
+ * engine, YAML, LevelDB...), half a second of loading on a slow machine, so
+ * only the module of the command asked for is loaded; help, completion and a
+ * name no module has load them all. `test/cli/program.test.ts` holds these
+ * names to what the modules define.
+ */
+export const COMMAND_MODULES: ReadonlyArray<{ readonly names: readonly string[]; load(setExit: SetExit): Promise<Command[]> }> = [
+  { names: ["task"], load: async (s) => [(await import("./commands/task.js")).taskCommand(s)] },
+  { names: ["queue"], load: async (s) => [(await import("./commands/task.js")).queueCommand(s)] },
+  { names: ["agents", "skills", "status"], load: async (s) => (await import("./commands/info.js")).infoCommands(s) },
+  { names: ["start"], load: async (s) => [(await import("./commands/start.js")).startCommand(s)] },
+  { names: ["id", "peers", "ping", "doctor", "mesh", "devices"], load: async (s) => (await import("./commands/mesh.js")).meshCommands(s) },
+  { names: ["session"], load: async (s) => [(await import("./commands/session.js")).sessionCommand(s)] },
+  { names: ["demo"], load: async (s) => [(await import("./commands/demo.js")).demoCommand(s)] },
+  { names: ["config"], load: async (s) => [(await import("./commands/config.js")).configCommand(s)] },
+  { names: ["audit"], load: async (s) => [(await import("./commands/audit.js")).auditCommand(s)] },
+  { names: ["policy"], load: async (s) => [(await import("./commands/policy.js")).policyCommand(s)] },
+  { names: ["workflow"], load: async (s) => [(await import("./commands/workflow.js")).workflowCommand(s)] },
+  { names: ["approvals"], load: async (s) => [(await import("./commands/approvals.js")).approvalsCommand(s)] },
+  { names: ["skill"], load: async (s) => [(await import("./commands/skill.js")).skillCommand(s)] },
+  { names: ["agent"], load: async (s) => [(await import("./commands/agent.js")).agentCommand(s)] },
+  { names: ["roles"], load: async (s) => [(await import("./commands/roles.js")).rolesCommand(s)] },
+  { names: ["ui"], load: async (s) => [(await import("./commands/ui.js")).uiCommand(s)] },
+  { names: ["service"], load: async (s) => [(await import("./commands/service.js")).serviceCommand(s)] },
+  { names: ["completion"], load: async (s) => [(await import("./commands/completion.js")).completionCommand(s)] },
+  { names: ["logs"], load: async (s) => [(await import("./commands/logs.js")).logsCommand(s)] },
+];
+
+/** Root options that take a value: what follows them is not the command's name. */
+const ROOT_VALUE_OPTIONS = new Set(["--home", "--server", "--token"]);
+
+/** The command `argv` runs (its first word that is no root option nor an option's value), if any. */
+export function commandNameOf(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (ROOT_VALUE_OPTIONS.has(arg)) i++;
+    else if (!arg.startsWith("-")) return arg;
+  }
+  return undefined;
+}
+
+/**
+ * Build the `coderclaw` command tree. `setExit` records the process exit code.
+ * With `argv`, only the module of the command it names is loaded (every one
+ * when it names none a module has, for help, completion and commander's
+ * suggestions); without, every one.
+ */
+export async function buildProgram(setExit: SetExit, argv?: readonly string[]): Promise<Command> {
   const program = new Command("coderclaw")
     .description("CoderClaw: run AI coding-agent tasks locally, on a server, or across a mesh of your machines")
     .option("--home <dir>", "data directory (default $CODERCLAW_HOME, else ~/.coderclaw)")
@@ -30,25 +62,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--token <token>", "bearer token for --server (or CODERCLAW_TOKEN)")
     .showHelpAfterError()
     .exitOverride();
-  program.addCommand(taskCommand(setExit));
-  program.addCommand(queueCommand(setExit));
-  for (const c of infoCommands(setExit)) program.addCommand(c);
-  program.addCommand(startCommand(setExit));
-  for (const c of meshCommands(setExit)) program.addCommand(c);
-  program.addCommand(sessionCommand(setExit));
-  program.addCommand(demoCommand(setExit));
-  program.addCommand(configCommand(setExit));
-  program.addCommand(auditCommand(setExit));
-  program.addCommand(policyCommand(setExit));
-  program.addCommand(workflowCommand(setExit));
-  program.addCommand(approvalsCommand(setExit));
-  program.addCommand(skillCommand(setExit));
-  program.addCommand(agentCommand(setExit));
-  program.addCommand(rolesCommand(setExit));
-  program.addCommand(uiCommand(setExit));
-  program.addCommand(serviceCommand(setExit));
-  program.addCommand(completionCommand(setExit));
-  program.addCommand(logsCommand(setExit));
+  const name = argv === undefined ? undefined : commandNameOf(argv);
+  const only = COMMAND_MODULES.find((m) => name !== undefined && name !== "completion" && m.names.includes(name));
+  // `version` is this module's own: it needs none of the others.
+  const loading = name === "version" ? [] : only === undefined ? COMMAND_MODULES : [only];
+  for (const commands of await Promise.all(loading.map((m) => m.load(setExit)))) {
+    for (const c of commands) program.addCommand(c);
+  }
   program.addCommand(
     new Command("version")
       .description("this CLI's version (also --version or -V, before any command)")
@@ -97,8 +117,8 @@ export async function runCli(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   let code: number = EXIT.ok;
-  const program = buildProgram((c) => (code = c));
   try {
+    const program = await buildProgram((c) => (code = c), argv);
     await program.parseAsync(argv, { from: "user" });
     return code;
   } catch (err) {
