@@ -57,7 +57,7 @@ export class GitObjects {
   }
 
   async #candidate(entry: ManifestFileEntry, candidate: GitCandidate, take: (digest: string, bytes: Uint8Array) => Promise<void>): Promise<boolean> {
-    if (this.#batch === undefined || this.#batch.ended) this.#batch = new Batch(this.#root, () => (this.#batch = undefined));
+    if (this.#batch === undefined || this.#batch.ended) this.#batch = new Batch(this.#root);
     const batch = this.#batch;
     try {
       const size = await batch.ask(candidate);
@@ -92,14 +92,13 @@ class Batch {
   #buffered = 0;
   #waiting: (() => void) | undefined;
   #idle: NodeJS.Timeout | undefined;
+  /** Set as soon as the process is told to end or ends by itself: a batch ended is never asked again. */
   ended = false;
 
-  constructor(root: string, onEnd: () => void) {
+  constructor(root: string) {
     this.#child = spawn("git", ["cat-file", "--batch"], { cwd: root, env: gitEnv(), stdio: ["pipe", "pipe", "ignore"] });
     const ended = (): void => {
-      if (this.ended) return;
       this.ended = true;
-      onEnd();
       this.#wake();
     };
     this.#child.once("error", ended);
@@ -168,8 +167,10 @@ class Batch {
 
   end(): void {
     clearTimeout(this.#idle);
+    this.ended = true;
     this.#child.stdin.end();
     this.#child.kill();
+    this.#wake();
   }
 
   async #line(): Promise<Buffer> {
