@@ -3,7 +3,7 @@ import type { BlobSource } from "../../src/workspace/blob-source.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { readVerifiedChunk } from "../../src/workspace/file-chunks.js";
 import { GitObjects } from "../../src/workspace/git-objects.js";
-import { CHUNK_SIZE, type Manifest, type ManifestFileEntry } from "../../src/workspace/manifest.js";
+import { CHUNK_SIZE, chunkLength, type Manifest, type ManifestFileEntry } from "../../src/workspace/manifest.js";
 import type { ManifestPiece } from "../../src/workspace/manifest-pieces.js";
 import { workingTreeSource } from "../../src/workspace/snapshot.js";
 
@@ -34,11 +34,10 @@ export async function keepWorkingOnly(store: BlobStore, holder: string, root: st
     if (entry.kind !== "file" || inGit.has(entry.path)) continue;
     for (const [index, digest] of entry.chunks.entries()) {
       if (seen.has(digest)) continue;
-      const offset = index * CHUNK_SIZE;
-      const length = Math.min(CHUNK_SIZE, entry.size - offset);
+      const length = chunkLength(entry.size, index);
       if (bytes + length > budget) break choose;
       seen.add(digest);
-      chosen.push({ path: entry.path, digest, offset, length });
+      chosen.push({ path: entry.path, digest, offset: index * CHUNK_SIZE, length });
       bytes += length;
     }
   }

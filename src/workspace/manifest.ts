@@ -69,6 +69,11 @@ export const DEFAULT_MANIFEST_LIMITS: ManifestLimits = {
 // The OS gives up on symlink chains after 40 hops; so does the containment check.
 const MAX_SYMLINK_HOPS = 40;
 
+/** Bytes of chunk `index` of a file of `size` bytes: {@link CHUNK_SIZE}, less for the last. */
+export function chunkLength(size: number, index: number): number {
+  return Math.min(CHUNK_SIZE, size - index * CHUNK_SIZE);
+}
+
 /** Lowercase hex SHA-256 of `bytes`: the name of a blob. */
 export function blobDigest(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");

@@ -5,7 +5,7 @@ import { lstat, mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { CoderClawError, InvalidInputError } from "../contract/errors.js";
 import { FileWriter, MAX_COPY_BYTES, SOURCE_FAILED, type CopySource } from "./file-writer.js";
-import { blobDigest, CHUNK_SIZE, comparePaths, DEFAULT_MANIFEST_LIMITS, validateManifest, type Manifest, type ManifestLimits } from "./manifest.js";
+import { blobDigest, chunkLength, comparePaths, DEFAULT_MANIFEST_LIMITS, validateManifest, type Manifest, type ManifestLimits } from "./manifest.js";
 
 /** Options of {@link materializeTree}. */
 export interface MaterializeOptions {
@@ -81,8 +81,7 @@ async function chunksOf(index: number, entry: FileEntry, readBlob: (digest: stri
       if (err === STOPPED) throw STOPPED;
       throw failure(index, entry.path, err);
     }
-    const length = Math.min(CHUNK_SIZE, entry.size - j * CHUNK_SIZE);
-    if (chunk.byteLength !== length || (!readsVerified && blobDigest(chunk) !== digest)) {
+    if (chunk.byteLength !== chunkLength(entry.size, j) || (!readsVerified && blobDigest(chunk) !== digest)) {
       throw new InvalidInputError(`the bytes given for ${digest} do not match it (entry ${JSON.stringify(entry.path)})`, `entries[${index}].chunks[${j}]`);
     }
     chunks.push(chunk);
@@ -96,7 +95,7 @@ function sourcesOf(entry: FileEntry, locate: (digest: string) => CopySource | un
   const sources: CopySource[] = [];
   for (const [j, digest] of entry.chunks.entries()) {
     const source = locate(digest);
-    if (source === undefined || source.digest !== digest || source.size !== Math.min(CHUNK_SIZE, entry.size - j * CHUNK_SIZE)) return undefined;
+    if (source === undefined || source.digest !== digest || source.size !== chunkLength(entry.size, j)) return undefined;
     sources.push(source);
   }
   return sources;

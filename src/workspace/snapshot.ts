@@ -10,6 +10,7 @@ import { HashThread } from "./hash-thread.js";
 import {
   buildManifestOfCheckedEntries,
   CHUNK_SIZE,
+  chunkLength,
   DEFAULT_MANIFEST_LIMITS,
   pathProblem,
   symlinkTargetProblem,
@@ -443,7 +444,7 @@ export function workingTreeSource(
       for (const entry of manifest.entries) {
         if (entry.kind !== "file") continue;
         const file = `${root}/${entry.path}`;
-        entry.chunks.forEach((d, i) => locations!.set(d, { entry, file, offset: i * CHUNK_SIZE, length: Math.min(CHUNK_SIZE, entry.size - i * CHUNK_SIZE) }));
+        entry.chunks.forEach((d, i) => locations!.set(d, { entry, file, offset: i * CHUNK_SIZE, length: chunkLength(entry.size, i) }));
       }
     }
     return locations.get(digest);
