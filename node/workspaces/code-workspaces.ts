@@ -237,11 +237,11 @@ export class CodeWorkspaces implements TaskWorkspaces {
       const pieces = digests.map((digest, i) => ({ digest, bytes: read[i]! }));
       const manifest = joinManifest(record.tree, index, read as Uint8Array[], DEFAULT_MANIFEST_LIMITS);
       // A record written just before its process was killed has no pin yet; what the submission kept or recovered is among the chunks held.
-      const chunks = [...blobsOf(manifest)];
+      const chunks = blobsOf(manifest);
       const lacking = new Set(await this.#o.store.missing(chunks));
       const holder = submittedHolder(record.tree);
-      await this.#o.store.pin(holder, [record.tree, ...digests, ...chunks.filter((d) => !lacking.has(d))]);
-      this.#serve(record.tree, index, withPieces(blobsOf(manifest), pieces), submittedSource(this.#o.store, holder, record.dir, manifest, pieces, { oids: new Map(), ...(record.base !== undefined && { base: record.base }) }));
+      await this.#o.store.pin(holder, [record.tree, ...digests, ...[...chunks].filter((d) => !lacking.has(d))]);
+      this.#serve(record.tree, index, withPieces(chunks, pieces), submittedSource(this.#o.store, holder, record.dir, manifest, pieces, { oids: new Map(), ...(record.base !== undefined && { base: record.base }) }));
       for (const peer of record.grantees) this.#o.shared.grant(record.tree, peer);
       restored++;
     }
