@@ -16,6 +16,12 @@ function git(cwd: string, ...args: string[]): string {
   return execFileSync("git", ["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", ...args], { cwd, encoding: "utf8" }).trim();
 }
 
+/** Stages every change under `root` and commits it. */
+function commitAll(root: string, message: string): void {
+  git(root, "add", "-A");
+  git(root, "commit", "-qm", message);
+}
+
 const sha = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
 
 /** Agent `hashes`: answers the SHA-256 of every file of its workspace, by path. */
@@ -68,8 +74,12 @@ async function waitingMesh(prefix: string, keepBytes?: number): Promise<{ a: Cod
 /** Options of a node started again from `dataDir`, as startNodes made it. */
 const restarted = (dataDir: string, agents: AgentExecutor[]): Parameters<typeof createNode>[0] => ({ dataDir, mdns: false, agents: createBuiltinRegistry(agents), sandbox: "off", leaseIntervalMs: 200, leaseTimeoutMs: 1500 });
 
-/** What the `hashes` agent answers for these files. */
-const hashesOf = (files: Record<string, Buffer>): Record<string, string> => Object.fromEntries(Object.entries(files).map(([p, bytes]) => [p, sha(bytes)]));
+/** Follows the task to its end on `node`: it completed, and its agent saw exactly `files` in its workspace. */
+async function expectRanOn(node: CoderClawNode, taskId: string, files: Record<string, Buffer>): Promise<void> {
+  const done = await finalState(node, taskId);
+  expect(done.status, done.error).toBe("completed");
+  expect(JSON.parse(done.output!)).toEqual(Object.fromEntries(Object.entries(files).map(([p, bytes]) => [p, sha(bytes)])));
+}
 
 describe("a task that carries code runs on the tree as it was submitted", () => {
   it("while the task waits for its executor, the submitter edits, stages, commits and adds files: the executor still gets every file as snapshotted, from git's objects or from what was kept at submit", async () => {
@@ -84,8 +94,7 @@ describe("a task that carries code runs on the tree as it was submitted", () => 
     writeFileSync(join(root, "clean.bin"), snapshotted["clean.bin"]!);
     writeFileSync(join(root, "dirty.txt"), "committed\n");
     writeFileSync(join(root, "staged.txt"), "committed\n");
-    git(root, "add", "-A");
-    git(root, "commit", "-qm", "base");
+    commitAll(root, "base");
     writeFileSync(join(root, "staged.txt"), snapshotted["staged.txt"]!);
     git(root, "add", "staged.txt");
     for (const path of ["dirty.txt", "sub/untracked.bin"]) writeFileSync(join(root, path), snapshotted[path]!);
@@ -95,15 +104,12 @@ describe("a task that carries code runs on the tree as it was submitted", () => 
 
     // The submitter goes on working: every file changes, the change is committed, then more changes and a new file.
     for (const path of Object.keys(snapshotted)) writeFileSync(join(root, path), `the submitter's next edit of ${path}\n`);
-    git(root, "add", "-A");
-    git(root, "commit", "-qm", "next");
+    commitAll(root, "next");
     writeFileSync(join(root, "clean.bin"), "and another\n");
     writeFileSync(join(root, "new.txt"), "not in the snapshot\n");
 
     await bringBack(a);
-    const done = await finalState(a, task.id);
-    expect(done.status, done.error).toBe("completed");
-    expect(JSON.parse(done.output!)).toEqual(hashesOf(snapshotted));
+    await expectRanOn(a, task.id, snapshotted);
   }, 60_000);
 
   it("after the submitter restarts, what its repository committed since and what it kept at submit still give the tree as snapshotted", async () => {
@@ -111,29 +117,24 @@ describe("a task that carries code runs on the tree as it was submitted", () => 
     const snapshotted: Record<string, Buffer> = { "clean.bin": randomBytes(CHUNK_SIZE + 3), "dirty.txt": Buffer.from("edited\n"), "untracked.txt": Buffer.from("new\n") };
     writeFileSync(join(root, "clean.bin"), snapshotted["clean.bin"]!);
     writeFileSync(join(root, "dirty.txt"), "committed\n");
-    git(root, "add", "-A");
-    git(root, "commit", "-qm", "base");
+    commitAll(root, "base");
     for (const path of ["dirty.txt", "untracked.txt"]) writeFileSync(join(root, path), snapshotted[path]!);
 
     const task = await a.adapter.submitTask({ description: "hash the tree", input: "", agentId: "hashes" }, { repo: root });
     for (const path of Object.keys(snapshotted)) writeFileSync(join(root, path), `changed ${path}\n`);
-    git(root, "add", "-A");
-    git(root, "commit", "-qm", "next");
+    commitAll(root, "next");
 
     await a.stop();
     const again = await createNode(restarted(homes[0]!, []));
     made.push(() => again.stop());
     await bringBack(again);
-    const done = await finalState(again, task.id);
-    expect(done.status, done.error).toBe("completed");
-    expect(JSON.parse(done.output!)).toEqual(hashesOf(snapshotted));
+    await expectRanOn(again, task.id, snapshotted);
   }, 60_000);
 
   it("with code.keepBytes 0 the submitter keeps nothing: an untracked file edited before the fetch fails the task, the one blob missing being its (the changed tracked file came from git)", async () => {
     const { a, root, bringBack } = await waitingMesh("cc-kept-none-", 0);
     writeFileSync(join(root, "tracked.txt"), "committed\n");
-    git(root, "add", "-A");
-    git(root, "commit", "-qm", "base");
+    commitAll(root, "base");
     writeFileSync(join(root, "untracked.txt"), "only here\n");
 
     const task = await a.adapter.submitTask({ description: "hash the tree", input: "", agentId: "hashes" }, { repo: root });

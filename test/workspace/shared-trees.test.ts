@@ -25,6 +25,16 @@ async function reopen(dataDir: string) {
   return { store, shared, sources, ws };
 }
 
+/** A temporary home, removed after the test, with a directory `repo` in it holding `files` (name to content). */
+function homeWithRepo(prefix: string, files: Record<string, string>): { home: string; repo: string } {
+  const home = tempDir(prefix);
+  cleanups.push(() => home.remove());
+  const repo = join(home.path, "repo");
+  mkdirSync(repo);
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(repo, name), content);
+  return { home: home.path, repo };
+}
+
 describe("trees served by a submitter", () => {
   it("are bounded: the least recently shared or granted tree stops being served, and its working tree source with it", async () => {
     const home = tempDir("cc-shared-");
@@ -65,13 +75,8 @@ describe("trees served by a submitter", () => {
   });
 
   it("are served again after a restart, to the members granted them before, from the working tree; a file changed since reads as absent there, and its content kept at submit (no repository holds it) is in the store, pinned", async () => {
-    const home = tempDir("cc-submitted-");
-    cleanups.push(() => home.remove());
-    const repo = join(home.path, "repo");
-    mkdirSync(repo);
-    writeFileSync(join(repo, "kept.txt"), "kept");
-    writeFileSync(join(repo, "edited.txt"), "before");
-    const open = () => reopen(home.path);
+    const { home, repo } = homeWithRepo("cc-submitted-", { "kept.txt": "kept", "edited.txt": "before" });
+    const open = () => reopen(home);
     const first = await open();
     const spec = await first.ws.snapshot(repo);
     const request = { description: "t", input: "", metadata: { [WORKSPACE_KEY]: spec } };
@@ -96,23 +101,19 @@ describe("trees served by a submitter", () => {
 
     // Past the retention the record goes, and the tree is no longer served.
     expect(await second.ws.restoreServed(Date.now() + 8 * 24 * 3600 * 1000)).toBe(0);
-    const third = await submittedIn(home.path);
+    const third = await submittedIn(home);
     expect(third.list()).toEqual([]);
   });
 
   it("a tree fetched for another member's task is served again after a restart, on that member's grants, while its record is young and the store holds it", async () => {
-    const home = tempDir("cc-fetched-");
-    cleanups.push(() => home.remove());
-    const repo = join(home.path, "repo");
-    mkdirSync(repo);
-    writeFileSync(join(repo, "a.txt"), "a");
-    const open = () => reopen(home.path);
+    const { home, repo } = homeWithRepo("cc-fetched-", { "a.txt": "a" });
+    const open = () => reopen(home);
     // A tree in the store, as a fetch leaves one; its submission's own record removed, so only the fetched record speaks for it.
     const first = await open();
     const spec = await first.ws.snapshot(repo);
     await first.store.close();
-    rmSync(join(home.path, "workspaces", "submitted"), { recursive: true, force: true });
-    const fetched = join(home.path, "workspaces", "fetched");
+    rmSync(join(home, "workspaces", "submitted"), { recursive: true, force: true });
+    const fetched = join(home, "workspaces", "fetched");
     mkdirSync(fetched, { recursive: true });
     const absent = "e".repeat(64);
     const old = "f".repeat(64);
