@@ -100,6 +100,29 @@ describe("GitObjects", () => {
   });
 });
 
+describe("GitObjects after a failed read", () => {
+  it("asks the next candidate of a new process, not of the one it ended", async () => {
+    const root = dir("cc-git-objects-retry-");
+    git(root, "init", "-q");
+    const bytes = randomBytes(CHUNK_SIZE + 10);
+    writeFileSync(join(root, "f.bin"), bytes);
+    git(root, "add", "-A");
+    git(root, "commit", "-qm", "f");
+    const entry: ManifestFileEntry = { path: "f.bin", kind: "file", executable: false, size: bytes.byteLength, chunks: chunksOf(bytes) };
+    const objects = new GitObjects(root);
+    made.push(() => objects.close());
+    let calls = 0;
+    const taken: string[] = [];
+    // The first chunk handed on fails to be taken (a store refusing it, say): that candidate fails and its process is ended.
+    const take = async (digest: string): Promise<void> => {
+      if (calls++ === 0) throw new Error("refused");
+      taken.push(digest);
+    };
+    expect(await objects.read(entry, [git(root, "rev-parse", "HEAD:f.bin"), "HEAD:./f.bin"], take)).toBe(true);
+    expect(taken).toEqual(entry.chunks);
+  });
+});
+
 describe("a submitted snapshot's content", () => {
   it("survives every change to the working tree, the index and HEAD: what git held is read back from its objects, the rest was kept at submit", async () => {
     const root = dir("cc-kept-src-");
