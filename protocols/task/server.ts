@@ -160,7 +160,11 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
       throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? "not allowed");
     }
     const recorded = remembered === undefined ? decision.recorded : decision.recorded === undefined ? remembered : Promise.all([decision.recorded, remembered]).then(() => undefined);
-    return recorded === undefined ? {} : { recorded };
+    if (recorded === undefined) return {};
+    // The engine reports a failed write to whoever submitted; a submission it refuses before it waits for the write (an
+    // unknown agent, a node shutting down) must not leave that failure unhandled, which would end the process.
+    recorded.catch(() => undefined);
+    return { recorded };
   };
 
   const serve = async (channel: MessageChannel<TaskMessage>): Promise<void> => {

@@ -143,6 +143,21 @@ describe("task protocol over an in-memory channel", () => {
     expect(await core.engine.listTasks({})).toEqual([]);
   });
 
+
+  it("a submission the engine refuses before it waits for the audit entry leaves no unhandled rejection when that entry then fails", async () => {
+    // As when the node stops while a member's submission is admitted: the audit log's write fails after the refusal.
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    cleanups.push(() => void process.off("unhandledRejection", onUnhandled));
+    const { requester, executorId, core } = await pair({
+      authorize: () => ({ allowed: true, recorded: new Promise<void>((_, reject) => setTimeout(() => reject(new Error("audit log unavailable")), 50)) }),
+    });
+    await expect(requester.submit(executorId, { description: "no agent", input: "x", agentId: "no-such-agent" })).rejects.toBeInstanceOf(CoderClawError);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(unhandled).toEqual([]);
+    expect(await core.engine.listTasks({})).toEqual([]);
+  });
   it("refuses a replayed submission and a forged signature", async () => {
     const { submitter, raw, core } = await pair();
     const channel = raw();
