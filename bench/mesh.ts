@@ -18,7 +18,7 @@ import { createMessageCodec } from "../protocols/framing/codec.js";
 import { ChannelPool, handleFramed } from "../protocols/framing/pool.js";
 import { openDatabase, type Database } from "../src/storage/level-database.js";
 import { LevelDocumentStore } from "../src/storage/level-document-store.js";
-import { percentile, printResult, sized } from "./report.js";
+import { percentile, printResult, SMOKE, sized } from "./report.js";
 import { measureRoutedTasks } from "./mesh-routed.js";
 import { RAW_ECHO_PROTOCOL, rawRoundTrips, serveRawEcho } from "./raw-echo.js";
 
@@ -348,7 +348,7 @@ async function idleNode(): Promise<void> {
     version: "bench",
     isMember: () => true,
   });
-  await new Promise((r) => setTimeout(r, 2_000));
+  await new Promise((r) => setTimeout(r, sized(2_000, 200)));
   globalThis.gc?.();
   process.stdout.write(JSON.stringify({ rss: process.memoryUsage().rss }) + "\n");
   await directory.stop();
@@ -360,7 +360,7 @@ async function idleNode(): Promise<void> {
 }
 
 async function idleRss(): Promise<number> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--idle-node"], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--idle-node", ...(SMOKE ? ["--smoke"] : [])], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
   await new Promise<void>((resolve, reject) => {
@@ -384,14 +384,14 @@ async function main(): Promise<void> {
   if (run("rtt")) Object.assign(figures, await roundTrips(sized(2_000, 100)));
   if (run("routed")) {
     // As deployed: the executor in a process of its own; the raw round trip crosses the same two processes.
-    const { raw_stream_rtt_p50_ms: rawTwo, ...two } = await measureRoutedTasks({ warmup: sized(3_000, 50), sequential: sized(500, 20), total: sized(3_000, 100), window: 32, processes: 2 });
+    const { raw_stream_rtt_p50_ms: rawTwo, ...two } = await measureRoutedTasks({ warmup: sized(3_000, 10), sequential: sized(500, 10), total: sized(3_000, 40), window: 32, processes: 2 });
     Object.assign(figures, two);
     if (rawTwo !== undefined && two.routed_task_p50_ms !== undefined) {
       figures.raw_stream_rtt_p50_ms_two_processes = rawTwo;
       figures.routed_p50_over_raw_rtt = Math.round((two.routed_task_p50_ms / rawTwo) * 10) / 10;
     }
     // Both nodes on one event loop: every task's audit, storage and replication of both sides compete.
-    const one = await measureRoutedTasks({ warmup: sized(3_000, 50), sequential: sized(300, 20), total: sized(2_000, 100), window: 32, processes: 1 });
+    const one = await measureRoutedTasks({ warmup: sized(3_000, 10), sequential: sized(300, 10), total: sized(2_000, 40), window: 32, processes: 1 });
     for (const [k, v] of Object.entries(one)) figures[`${k}_one_process`] = v;
   }
   if (run("sync")) {
@@ -410,7 +410,7 @@ async function main(): Promise<void> {
     const [u, sg] = [percentile(unsigned, 50), percentile(signedMs, 50)];
     figures.reconnect_sync_signed_over_unsigned = Math.round((sg / u) * 100) / 100;
   }
-  if (run("caps")) Object.assign(figures, await capabilityLookup(sized(20, 8), sized(40, 4)));
+  if (run("caps")) Object.assign(figures, await capabilityLookup(sized(20, 4), sized(40, 4)));
   if (run("rss")) figures.idle_node_rss_mb = await idleRss();
   printResult("mesh", figures);
   // libp2p leaves timers (DHT, reconnect queue) that outlive stop(); the figures are printed.

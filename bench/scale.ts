@@ -391,7 +391,7 @@ async function main(): Promise<void> {
   const live: Array<Record<string, number | string>> = [];
   if (only.has("live")) for (const topology of ["full", "line"] as const) for (const n of sizes) live.push(await liveCost(n, topology, changes));
   const idle: Array<Record<string, number>> = [];
-  if (only.has("idle")) for (const n of SMOKE ? [3] : meshSizes([5, 10, 20])) idle.push(await idleCost(n, sized(30_000, 2_000), sized(10_000, 1_000)));
+  if (only.has("idle")) for (const n of SMOKE ? [3] : meshSizes([5, 10, 20])) idle.push(await idleCost(n, sized(30_000, 1_000), sized(10_000, 500)));
   const reconnect: Array<Record<string, number>> = [];
   if (only.has("reconnect")) for (const stored of SMOKE ? [300] : storedSizes()) reconnect.push(...(await reconnectCost(stored, SMOKE ? [0, 10] : [0, 10, 1_000])));
   const form: Array<Record<string, number>> = [];
