@@ -112,7 +112,12 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
 
   // Made once the sessions exist; a session's first messages may come before.
   let push: LivePush | undefined;
-  const wants = createWantTracker({ holds: (id, heads) => holdsHeads(store, id, heads) });
+  const wants = createWantTracker({
+    holds: (id, heads) => holdsHeads(store, id, heads),
+    onError: (error, peer) => {
+      if (!stopped) report(peer, error);
+    },
+  });
   let neighboursTimer: ReturnType<typeof setTimeout> | undefined;
   // Sessions open and close in bursts (a node joining, a partition): the peer lists go out once it settles.
   const neighboursChanged = (): void => {

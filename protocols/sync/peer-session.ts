@@ -144,6 +144,7 @@ export class PeerSession {
     this.#options = options;
     const session = this;
     this.#wantTarget = {
+      peer: channel.peer,
       get closed() {
         return session.channel.closed;
       },

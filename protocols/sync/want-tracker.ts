@@ -1,5 +1,7 @@
 /** Asks a peer for the changes of a document. */
 export interface WantTarget {
+  /** The peer asked, for reports. */
+  readonly peer: string;
   readonly closed: boolean;
   want(id: string): void;
 }
@@ -10,6 +12,8 @@ export interface WantTrackerOptions {
   holds(id: string, heads: readonly string[]): Promise<boolean>;
   /** An unanswered want is sent again to another announcer after this long. Default 2 s. */
   retryMs?: number;
+  /** The store could not say whether it holds a document (it closed, or failed); that want was dropped. */
+  onError?: (error: Error, peer: string) => void;
 }
 
 /**
@@ -45,7 +49,18 @@ export function createWantTracker(options: WantTrackerOptions): WantTracker {
   const settle = async (id: string, entry: Pending): Promise<void> => {
     if (pending.get(id) !== entry) return;
     clearTimeout(entry.timer);
-    if (await options.holds(id, entry.heads)) {
+    let held: boolean;
+    try {
+      held = await options.holds(id, entry.heads);
+    } catch (error) {
+      // Settling runs from timers and patches nobody awaits: a store that cannot answer (the node
+      // stopping under an arriving patch) must not become an unhandled rejection. The want is dropped;
+      // the next session's reconciliation asks for what is still missing.
+      if (pending.get(id) === entry) pending.delete(id);
+      options.onError?.(error instanceof Error ? error : new Error(String(error)), entry.asked.peer);
+      return;
+    }
+    if (held) {
       if (pending.get(id) === entry) pending.delete(id);
       return;
     }

@@ -193,6 +193,31 @@ describe("sync session over an in-memory channel", () => {
     expect([x.refused, x.errors]).toEqual([[], []]);
   });
 
+  it("drops a pending want, reported and not as an unhandled rejection, when the store closes before the want is settled", async () => {
+    // As when a node stops while a change it asked for is on its way: the retry timer (or the patch) settles the want on a closed store.
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    cleanups.push(async () => void process.off("unhandledRejection", onUnhandled));
+    const [w, x] = [await side(), await side()];
+    await write(w, "task/closing", "running");
+    const heads = A.getHeads((await w.store.get<Doc>("task/closing"))!);
+    const reported: Array<{ error: Error; peer: string }> = [];
+    const wants = createWantTracker({ holds: (id, h) => holdsHeads(x.store, id, h), retryMs: 100, onError: (error, peer) => void reported.push({ error, peer }) });
+    cleanups.push(async () => wants.stop());
+    const relay = rawPeer(x, "relay-1", { wants });
+    await relay.end.send({ t: "have", items: [{ id: "task/closing", heads }] });
+    await eventually(() => relay.received.some((m) => m.t === "want"), 5000, "the want");
+
+    await x.store.close();
+    await x.db.close();
+    await new Promise((r) => setTimeout(r, 400));
+    expect(unhandled).toEqual([]);
+    expect(reported.map((r) => [r.peer, r.error.message])).toEqual([["relay-1", expect.stringMatching(/not open/)]]);
+    // Dropped, not retried: no second want went to the relay.
+    expect(relay.received.filter((m) => m.t === "want")).toHaveLength(1);
+  });
+
   it("sends a document read while a newer change of it is being written as it was read: changes that end at the heads it signs", async () => {
     let gate: GatedBatcher | undefined;
     const a = await side((db) => (gate = new GatedBatcher(db)));
