@@ -11,7 +11,7 @@ import { identify } from "@libp2p/identify";
 import type { Libp2p } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { tcp } from "@libp2p/tcp";
-import { multiaddr } from "@multiformats/multiaddr";
+import { multiaddr, type Multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import { createNode, type CoderClawNode, type NodeOptions } from "../../node/create-node.js";
 import { dialAddress } from "./dial-address.js";
@@ -58,10 +58,27 @@ async function stranger(listen: string[]): Promise<Hosted> {
 }
 
 const host = options.stranger === true ? await stranger(options.listen ?? []) : await meshNode(options);
+const dials = countTransportDials(host.libp2p);
 const mesh = (): CoderClawNode => {
   if (host.node === undefined) throw new Error("not a mesh node");
   return host.node;
 };
+/**
+ * Every dial a transport is asked to make (TCP, relayed), by address, counted
+ * below the dial queue: what a node really tries, retries included, which the
+ * public dial call does not see.
+ */
+function countTransportDials(libp2p: Libp2p): Map<string, number> {
+  const counts = new Map<string, number>();
+  const { transportManager } = (libp2p as unknown as { components: { transportManager: { dial: (ma: Multiaddr, ...rest: unknown[]) => Promise<unknown> } } }).components;
+  const dial = transportManager.dial.bind(transportManager);
+  transportManager.dial = (ma, ...rest) => {
+    counts.set(ma.toString(), (counts.get(ma.toString()) ?? 0) + 1);
+    return dial(ma, ...rest);
+  };
+  return counts;
+}
+
 const send = (value: unknown): void => void process.stdout.write(JSON.stringify(value) + "\n");
 
 const commands: Record<string, (args: Args) => unknown> = {
@@ -80,6 +97,7 @@ const commands: Record<string, (args: Args) => unknown> = {
       direction: c.direction,
       limited: c.limits !== undefined,
     })),
+  dials: () => Object.fromEntries(dials),
   reservations: () => [...(mesh().libp2p.services.relay?.reservations.keys() ?? [])].map(String),
   peers: () => mesh().peers(),
   doctor: () => mesh().doctor(),

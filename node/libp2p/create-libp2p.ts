@@ -1,5 +1,5 @@
 import { noise } from "@chainsafe/libp2p-noise";
-import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from "@libp2p/circuit-relay-v2";
+import { circuitRelayServer, type CircuitRelayService } from "@libp2p/circuit-relay-v2";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { identify, identifyPush, type Identify, type IdentifyPush } from "@libp2p/identify";
 import { KEEP_ALIVE, type Libp2p, type PeerId, type PrivateKey, type Startable } from "@libp2p/interface";
@@ -14,9 +14,11 @@ import { createLibp2p } from "libp2p";
 import { selectNodeRecord, validateNodeRecord } from "../../protocols/capability/node-record.js";
 import { AddressReach } from "./address-reach.js";
 import { startHolePunching } from "./hole-punch.js";
+import { memberRelayTransport } from "./member-relay-transport.js";
 import { keepOneConnection } from "./one-connection.js";
 import { PortMappingStatus, routerPortMappingClient } from "./router-port-mapping.js";
 import { SocketAdoption } from "./punched-tcp.js";
+import { leadsToSelf } from "./self-address.js";
 
 /** The private Kademlia protocol: a CoderClaw mesh never joins the public DHT. */
 export const MESH_DHT_PROTOCOL = "/coderclaw/kad/1.0.0";
@@ -98,11 +100,13 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
   const reserveRelay = options.reserveRelay ?? !listen.every(isLoopback);
   const adoption = new SocketAdoption();
   const reach = new AddressReach();
+  // Set once libp2p exists; no member is dialled before.
+  let self: MeshLibp2p | undefined;
   const node = await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: reserveRelay ? [...listen, "/p2p-circuit"] : listen },
     // The adopting transport first: it claims only addresses a punched socket waits for.
-    transports: [adoption.transport(), reach.observe(tcp()), circuitRelayTransport()],
+    transports: [adoption.transport(), reach.observe(tcp()), memberRelayTransport()],
     connectionEncrypters: [noise()],
     // A member opens a dozen streams (identify, DHT, ping, sync, caps) the moment its side of a connection is up;
     // on a busy machine they arrive before ours is, and yamux's default of 10 such streams resets the connection.
@@ -110,6 +114,7 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
     peerDiscovery: options.mdns === false ? [] : [mdns()],
     connectionGater: {
       denyDialPeer: refuse,
+      denyDialMultiaddr: (address) => self !== undefined && leadsToSelf(address, { peerId: self.peerId.toString(), multiaddrs: () => self?.getMultiaddrs() ?? [] }),
       denyInboundEncryptedConnection: refuse,
       denyOutboundEncryptedConnection: refuse,
       // A relay carries members' traffic only: a stranger let in to pair may neither hold a slot nor be joined to anyone.
@@ -139,6 +144,7 @@ export async function createMeshLibp2p(options: MeshLibp2pOptions): Promise<Mesh
       ...(options.upnp === true && { upnp: routerPortMapping(options.portMappingStatus ?? new PortMappingStatus()) }),
     },
   });
+  self = node;
   keepOneConnection(node, { onError: (err) => node.logger.forComponent("coderclaw:connections").trace("closing a second connection failed: %e", err) });
   // libp2p 3 does not dial what discovery (mDNS, DHT walks) finds; members should end up connected.
   node.addEventListener("peer:discovery", (event) => {

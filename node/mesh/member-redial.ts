@@ -70,6 +70,8 @@ export interface MemberRedial {
  * addresses (its listen addresses from identify, relayed ones among them, and
  * where we reached it), persisted in the home, and dials every unconnected
  * member with a backoff capped at {@link MemberRedialOptions.maxBackoffMs}.
+ * When none of the addresses known works, the member is looked up in the DHT
+ * (the connected members answer with what they know of it) and dialled again.
  * A change of this machine's interface addresses, or a clock jump (sleep),
  * resets the backoffs and checks live connections with a ping: a connection
  * from an address the machine no longer has never closes on its own.
@@ -123,10 +125,16 @@ export async function startMemberRedial(options: MemberRedialOptions): Promise<M
       // The peer store may know addresses the book does not (bootstrap, discovery); each is tried in turn.
       try {
         await libp2p.dial(target, { signal: AbortSignal.timeout(8000) });
+        return;
       } catch (error) {
-        if (addrs.length === 0) throw error;
-        await dialAddresses(libp2p, addrs, { signal: AbortSignal.timeout(8000) });
+        if (addrs.length > 0 && (await dialAddresses(libp2p, addrs, { signal: AbortSignal.timeout(8000) }).then(() => true, () => false))) return;
+        // Where the member listens now may be known only to the members this node reaches: a relayed address
+        // it took after this node last saw it (behind a NAT, the only one that works). The DHT asks them; what
+        // it finds goes into the peer store, and the member is dialled again with it.
+        const found = await libp2p.peerRouting.findPeer(target, { useCache: false, signal: AbortSignal.timeout(8000) }).catch(() => undefined);
+        if (found === undefined || found.multiaddrs.length === 0) throw error;
       }
+      await libp2p.dial(target, { signal: AbortSignal.timeout(8000) });
     })()
       .then(
         () => backoff.delete(peer),

@@ -1,4 +1,5 @@
 import { generateKeyPair } from "@libp2p/crypto/keys";
+import { multiaddr } from "@multiformats/multiaddr";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMeshLibp2p, MESH_DHT_PROTOCOL, type MeshLibp2p } from "../../node/libp2p/create-libp2p.js";
 import { openStream } from "../../protocols/framing/dial.js";
@@ -59,6 +60,37 @@ describe("mesh libp2p assembly", () => {
     });
     nodes.push(joiner);
     await eventually(() => joiner.getPeers().some((p) => p.equals(seed.peerId)), 5_000, "bootstrap connection");
+  });
+});
+
+describe("dials that cannot lead anywhere", () => {
+  it("a node that lacks a relay slot looks for relays among the peers it meets, not by walking the DHT without pause", async () => {
+    // libp2p's relay discovery queried the DHT for random keys in a loop for as long as no relay was found.
+    const walker = await createMeshLibp2p({ privateKey: await generateKeyPair("Ed25519"), mdns: false, admit: () => true, reserveRelay: true, inboundConnectionThreshold: 1000 });
+    nodes = [walker, ...(await startNodes(2))];
+    const routing = walker.peerRouting;
+    const getClosestPeers = routing.getClosestPeers.bind(routing);
+    let queries = 0;
+    routing.getClosestPeers = (...args) => {
+      queries++;
+      return getClosestPeers(...args);
+    };
+    await connect(walker, nodes[1]!);
+    await connect(walker, nodes[2]!);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(queries).toBe(0);
+    expect(walker.getMultiaddrs().some((a) => a.toString().includes("/p2p-circuit"))).toBe(false);
+  });
+
+  it("refuses to dial its own listen port on loopback or a relayed address through itself", async () => {
+    nodes = await startNodes(2);
+    const [a, b] = nodes as [MeshLibp2p, MeshLibp2p];
+    const own = a.getMultiaddrs()[0]!.decapsulate("/p2p");
+    await expect(a.dial(own.encapsulate(`/p2p/${b.peerId.toString()}`), { signal: AbortSignal.timeout(5_000) })).rejects.toThrow(/denied/);
+    await expect(a.dial(a.getMultiaddrs()[0]!.encapsulate(`/p2p-circuit/p2p/${b.peerId.toString()}`), { signal: AbortSignal.timeout(5_000) })).rejects.toThrow(/denied/);
+    // b's own address is dialled as before.
+    await a.dial(multiaddr(b.getMultiaddrs()[0]!.toString()), { signal: AbortSignal.timeout(5_000) });
+    expect(a.getConnections(b.peerId)).toHaveLength(1);
   });
 });
 

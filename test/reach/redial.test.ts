@@ -42,9 +42,18 @@ describe.skipIf(unavailable !== undefined)("redialling members behind NATs", () 
     expect(Date.now() - changed).toBeLessThan(30_000);
 
     // A's router drops everything for 40 s, longer than libp2p's redials (1 + 2 + 4 + 8 + 16 s) last.
+    const before = await r.call<Record<string, number>>("dials");
     t.run(t.ns.NA, ["iptables", "-w", "-I", "FORWARD", "1", "-j", "DROP"]);
     await new Promise((resolve) => setTimeout(resolve, 40_000));
     t.run(t.ns.NA, ["iptables", "-w", "-D", "FORWARD", "1"]);
+    // The relay dials A again as the library and the mesh redial, backing off, not as fast as each try fails
+    // (130 a second before), and never at an address that leads back to itself: A's advertised loopback
+    // address on the relay's own port, or A's relayed address through the relay.
+    const during = Object.entries(await r.call<Record<string, number>>("dials"))
+      .map(([addr, n]) => [addr, n - (before[addr] ?? 0)] as const)
+      .filter(([, n]) => n > 0);
+    expect(during.filter(([addr]) => addr.includes("/127.0.0.1/") || addr.includes(`/p2p/${r.peerId}/p2p-circuit`))).toEqual([]);
+    expect(during.reduce((sum, [, n]) => sum + n, 0)).toBeLessThan(80);
     changed = Date.now();
     await eventually(async () => (await reaches(r, a)) && (await reaches(b, a)), 30_000, async () => `R and B reaching A after the cut; A: ${a.log().slice(-1500)}`);
     expect(Date.now() - changed).toBeLessThan(30_000);
