@@ -1,6 +1,4 @@
 import { createHash } from "node:crypto";
-import { publicKeyFromRaw } from "@libp2p/crypto/keys";
-import { peerIdFromPublicKey } from "@libp2p/peer-id";
 import { toBase32 } from "./bytes.js";
 
 /**
@@ -31,6 +29,23 @@ function base58Decode(text: string): Uint8Array | undefined {
   return Uint8Array.from(bytes.reverse());
 }
 
+function base58Encode(bytes: Uint8Array): string {
+  const digits: number[] = [];
+  for (const byte of bytes) {
+    let carry = byte;
+    for (let i = 0; i < digits.length; i += 1) {
+      carry += digits[i]! << 8;
+      digits[i] = carry % 58;
+      carry = Math.floor(carry / 58);
+    }
+    for (; carry > 0; carry = Math.floor(carry / 58)) digits.push(carry % 58);
+  }
+  let text = "";
+  for (let i = 0; i < bytes.length && bytes[i] === 0; i += 1) text += "1";
+  for (let i = digits.length - 1; i >= 0; i -= 1) text += BASE58[digits[i]!];
+  return text;
+}
+
 // Ids repeat on every statement; libp2p's parser costs about as much as a
 // signature check, so ids are decoded here and remembered (bounded, since
 // hostile input can name any number of them).
@@ -58,9 +73,14 @@ export function isDeviceId(value: string): boolean {
   return publicKeyOfDeviceId(value) !== undefined;
 }
 
-/** The device id (PeerId string) of a raw 32-byte Ed25519 public key. */
+/**
+ * The device id (PeerId string) of a raw 32-byte Ed25519 public key. Encoded
+ * here rather than by libp2p, so that a command line that only checks or
+ * names ids does not load libp2p's key and multiformat modules.
+ */
 export function deviceIdOfPublicKey(publicKey: Uint8Array): string {
-  return peerIdFromPublicKey(publicKeyFromRaw(publicKey)).toString();
+  if (publicKey.length !== 32) throw new RangeError(`an Ed25519 public key is 32 bytes, not ${publicKey.length}`);
+  return base58Encode(Uint8Array.from([...ED25519_PEER_ID_PREFIX, ...publicKey]));
 }
 
 /**

@@ -4,7 +4,6 @@ import { CoderClawError } from "../../src/contract/errors.js";
 import { dataPaths, resolveDataDir } from "../../src/runtime/data-dir.js";
 import { HTTPTransportAdapter } from "../../src/transport/http-adapter.js";
 import { ControlClientAdapter } from "../control/control-client.js";
-import { deviceKeyPath, loadOrCreateDeviceIdentity } from "../../identity/index.js";
 import { actorIdOf } from "../device-actor.js";
 
 /** Global CLI options that say where tasks live. */
@@ -54,7 +53,11 @@ export async function openAccess(options: AccessOptions, runTasks: boolean): Pro
   const dataDir = resolveDataDir(options.home);
   const client = await connectRunningNode(dataDir);
   if (client) return { adapter: client, kind: "node" };
-  const [{ loadAgentRegistry }, { LocalTransportAdapter }] = await Promise.all([import("../../src/agents/index.js"), import("../../src/transport/local-adapter.js")]);
+  const [{ loadAgentRegistry }, { LocalTransportAdapter }, { deviceKeyPath, loadOrCreateDeviceIdentity }] = await Promise.all([
+    import("../../src/agents/index.js"),
+    import("../../src/transport/local-adapter.js"),
+    import("../../identity/device.js"),
+  ]);
   const agents = loadAgentRegistry({ dataDir, home: dataDir, workspaceDir: process.cwd() });
   // In a node's home, tasks written here are the node's own: they name its device as executor, so the node
   // runs what is queued and its peers take the documents as signed by it.

@@ -2,7 +2,9 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { peerIdFromPrivateKey } from "@libp2p/peer-id";
+import { publicKeyFromRaw } from "@libp2p/crypto/keys";
+import { peerIdFromPrivateKey, peerIdFromPublicKey } from "@libp2p/peer-id";
+import fc from "fast-check";
 import { deviceIdOfPublicKey, deviceKeyPath, ed25519, isDeviceId, KeyFileError, loadOrCreateDeviceIdentity, publicKeyOfDeviceId, toHex } from "../../identity/index.js";
 
 let dir: string;
@@ -33,6 +35,22 @@ describe("device identity", () => {
     expect(again.peerId).toBe(first.peerId);
     expect(again.fingerprint).toBe(first.fingerprint);
     expect(first.fingerprint).toMatch(/^[a-z2-7]{4}(-[a-z2-7]{4}){3}$/);
+  });
+
+  test("a public key's device id is libp2p's PeerId of it, and the key is read back from the id", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (key) => {
+        const id = deviceIdOfPublicKey(key);
+        expect(id).toBe(peerIdFromPublicKey(publicKeyFromRaw(key)).toString());
+        expect(toHex(publicKeyOfDeviceId(id)!)).toBe(toHex(key));
+      }),
+      { numRuns: 500 },
+    );
+    // The extremes of the key bytes, where a hand-written base58 carry goes wrong first.
+    for (const key of [new Uint8Array(32), Uint8Array.from({ length: 32 }, (_, i) => (i < 31 ? 0 : 1)), new Uint8Array(32).fill(255)]) {
+      expect(deviceIdOfPublicKey(key)).toBe(peerIdFromPublicKey(publicKeyFromRaw(key)).toString());
+    }
+    expect(() => deviceIdOfPublicKey(new Uint8Array(31))).toThrow(/32 bytes/);
   });
 
   test("the key is the libp2p key and the device id is its PeerId", async () => {

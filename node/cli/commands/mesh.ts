@@ -2,7 +2,7 @@ import { Command, Option } from "commander";
 import ms from "ms";
 import { z } from "zod";
 import { parseInput } from "../../../src/contract/parse-input.js";
-import { isDeviceId, loadOrCreateDeviceIdentity, renderQr } from "../../../identity/index.js";
+import { isDeviceId } from "../../../identity/device-id.js";
 import { resolveDevice } from "../id-prefix.js";
 import { CoderClawError } from "../../../src/contract/errors.js";
 import { resolveDataDir } from "../../../src/runtime/data-dir.js";
@@ -105,6 +105,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
     .description("this device's id (its PeerId) and a short fingerprint to compare by eye")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const { loadOrCreateDeviceIdentity } = await import("../../../identity/device.js");
       const identity = await loadOrCreateDeviceIdentity(resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home));
       if (opts.json) printJson({ deviceId: identity.peerId, fingerprint: identity.fingerprint });
       else process.stdout.write(`${identity.peerId}\nfingerprint ${identity.fingerprint}\n`);
@@ -190,7 +191,7 @@ export function meshCommands(setExit: (code: number) => void): Command[] {
       if (opts.json) printJson({ ...r, expiresAt: new Date(r.expiresAt).toISOString() });
       else {
         process.stdout.write(`${r.invite}\n`);
-        if (process.stdout.isTTY) process.stdout.write(renderQr(r.invite) + "\n");
+        if (process.stdout.isTTY) process.stdout.write((await import("../../../identity/qr.js")).renderQr(r.invite) + "\n");
         process.stderr.write(`single use; expires ${humanTime(r.expiresAt)}; on the other device: coderclaw mesh join <invite>\n`);
       }
       setExit(EXIT.ok);

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { Command } from "commander";
-import { isDeviceId } from "../../../identity/index.js";
+import { isDeviceId } from "../../../identity/device-id.js";
 import { InvalidInputError } from "../../../src/contract/errors.js";
 import type { InstalledSkill, SkillListing } from "../../registry/node-registry.js";
 import type { Publication } from "../../registry/catalogue.js";

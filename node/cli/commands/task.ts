@@ -12,7 +12,7 @@ import { submitOptionsFromFlags, type SubmitFlags } from "../submit-options.js";
 import { openAccess, type AccessOptions } from "../runtime-access.js";
 import { addTaskChangeCommands } from "./task-changes.js";
 import { resolveDeviceId } from "./mesh.js";
-import { isDeviceId } from "../../../identity/index.js";
+import { isDeviceId } from "../../../identity/device-id.js";
 
 /** Run `fn` with the runtime, closing it afterwards; returns the exit code. */
 async function withRuntime(cmd: Command, runTasks: boolean, fn: (adapter: TransportAdapter, kind: string) => Promise<number>): Promise<number> {
