@@ -1,9 +1,9 @@
-import { describe, expect, it } from "vitest";
-import { at, expectPositive, runBench } from "../helpers/bench-smoke.js";
+import { describe, expect } from "vitest";
+import { at, itRunsEachBench, type BenchCase } from "../helpers/bench-smoke.js";
 
 /** The benchmarks of one process or two at smoke size (see test/helpers/bench-smoke.ts); the meshes' are in smoke-mesh.test.ts, reach in smoke-reach.test.ts. */
 
-const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly string[] }> = [
+const CASES: readonly BenchCase[] = [
   { name: "engine", timeoutMs: 60_000, figures: ["throughputTasksPerSec", "cpuMsPerTask", "latencyMs.p50", "flatness.ratio", "coldStart.ms", "coldStart.rssMb", "progress.uncoalesced.cpuUsPerReport", "progress.coalesced.historyEntries", "progress.cpuRatio"] },
   { name: "exec", timeoutMs: 60_000, figures: ["spawnTrue.p50Ms", "shellExecTask.p50Ms", "ratio.taskP50"] },
   { name: "identity", timeoutMs: 60_000, figures: ["verification.ratio", "trust.lookupMsAfterWarmup"] },
@@ -30,23 +30,14 @@ const CASES: ReadonlyArray<{ name: string; timeoutMs: number; figures: readonly 
       "apply.applyMs",
       "apply.patchBytes",
     ],
+    check: (result) => {
+      // The first ship moved the whole tree, the second far less: the figures count real transfers.
+      expect(at(result, "ship.bytesReceived")).toBeGreaterThanOrEqual(at(result, "tree.shippedBytes") as number);
+      expect(at(result, "reship.bytesReceived")).toBeLessThan((at(result, "tree.shippedBytes") as number) / 10);
+    },
   },
   { name: "registry", timeoutMs: 60_000, figures: ["publishMs", "installAllMs", "installPerMemberMs.p50", "rawStreamOneCopyMs", "rawStreamAllCopiesMs", "ratio.installAllOverRawAllCopies", "wireBytesFromPublisher"] },
   { name: "workflow", timeoutMs: 60_000, figures: ["chain.workflowMs", "chain.directMs", "chain.ratio", "fanOut.workflowMs", "fanOut.directMs", "fanOut.ratio"] },
 ];
 
-describe("benchmarks at smoke size", () => {
-  for (const { name, timeoutMs, figures } of CASES) {
-    it(`bench:${name} runs and prints its figures`, { timeout: timeoutMs + 5_000 }, async () => {
-      const result = await runBench(name, timeoutMs);
-      expect(result.bench).toBe(name);
-      expectPositive(result, figures);
-      if (name === "workspace") {
-        // The first ship moved the whole tree, the second far less: the figures count real transfers.
-        expect(at(result, "ship.bytesReceived")).toBeGreaterThanOrEqual(at(result, "tree.shippedBytes") as number);
-        expect(at(result, "reship.bytesReceived")).toBeLessThan((at(result, "tree.shippedBytes") as number) / 10);
-      }
-    });
-  }
-});
-
+describe("benchmarks at smoke size", () => itRunsEachBench(CASES));

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { expect } from "vitest";
+import { expect, it } from "vitest";
 import { runScript } from "./cli.js";
 
 /**
@@ -38,3 +38,23 @@ export function expectPositive(result: Record<string, unknown>, paths: readonly 
   }
 }
 
+
+/** A benchmark run at smoke size, the figures it must print, and what else its result must show. */
+export interface BenchCase {
+  name: string;
+  timeoutMs: number;
+  figures: readonly string[];
+  check?: (result: Record<string, unknown>) => void;
+}
+
+/** One test per case: the benchmark runs, exits, and prints its name and every figure. */
+export function itRunsEachBench(cases: readonly BenchCase[]): void {
+  for (const { name, timeoutMs, figures, check } of cases) {
+    it(`bench:${name} runs and prints its figures`, { timeout: timeoutMs + 5_000 }, async () => {
+      const result = await runBench(name, timeoutMs);
+      expect(result.bench).toBe(name);
+      expectPositive(result, figures);
+      check?.(result);
+    });
+  }
+}
