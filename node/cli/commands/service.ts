@@ -15,7 +15,9 @@ interface TargetOptions {
   system?: boolean;
 }
 
-const CLI_MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
+// The built CLI is one bundle whose chunks sit beside main.js (see \`build:cli\`); compiled module by module (and
+// under the tests) this file is one directory below it.
+const CLI_MAIN = [new URL("main.js", import.meta.url), new URL("../main.js", import.meta.url)].map((url) => fileURLToPath(url)).find((path) => existsSync(path)) ?? fileURLToPath(new URL("../main.js", import.meta.url));
 
 function targetFor(opts: TargetOptions): ServiceTarget {
   const manager = opts.manager ?? (process.platform === "darwin" ? "launchd" : "systemd");
