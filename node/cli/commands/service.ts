@@ -15,9 +15,15 @@ interface TargetOptions {
   system?: boolean;
 }
 
-// The built CLI is one bundle whose chunks sit beside main.js (see \`build:cli\`); compiled module by module (and
-// under the tests) this file is one directory below it.
-const CLI_MAIN = [new URL("main.js", import.meta.url), new URL("../main.js", import.meta.url)].map((url) => fileURLToPath(url)).find((path) => existsSync(path)) ?? fileURLToPath(new URL("../main.js", import.meta.url));
+/**
+ * The CLI's entry: the built CLI is one bundle whose chunks sit beside main.js
+ * (see `build:cli`); compiled module by module (and under the tests) this file
+ * is one directory below it.
+ */
+function cliMain(): string {
+  const beside = fileURLToPath(new URL("main.js", import.meta.url));
+  return existsSync(beside) ? beside : fileURLToPath(new URL("../main.js", import.meta.url));
+}
 
 function targetFor(opts: TargetOptions): ServiceTarget {
   const manager = opts.manager ?? (process.platform === "darwin" ? "launchd" : "systemd");
@@ -87,7 +93,7 @@ export function serviceCommand(setExit: (code: number) => void): Command {
       .action((startArgs: string[], opts: TargetOptions & { print?: boolean; enable: boolean }, cmd: Command) => {
         const target = targetFor(opts);
         const dataDir = resolve(resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home));
-        const text = serviceFileText({ nodePath: process.execPath, cliPath: CLI_MAIN, dataDir, startArgs }, target);
+        const text = serviceFileText({ nodePath: process.execPath, cliPath: cliMain(), dataDir, startArgs }, target);
         if (opts.print) {
           process.stdout.write(text);
           setExit(EXIT.ok);
