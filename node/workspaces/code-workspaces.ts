@@ -14,6 +14,7 @@ import { decodeManifestIndex, joinManifest, splitManifest } from "../../src/work
 import { materializeTree, type MaterializedTree } from "../../src/workspace/materialize.js";
 import type { CopySource } from "../../src/workspace/file-writer.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
+import { SnapshotMemory } from "../../src/workspace/snapshot-memory.js";
 import { RESULT_ARTIFACTS_DIR, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
 import type { StatementSigner } from "../../identity/statement.js";
 import type { ServiceAuditEntry } from "../services/mesh-service.js";
@@ -105,6 +106,8 @@ export class CodeWorkspaces implements TaskWorkspaces {
   readonly #prepared = new Map<string, Prepared>();
   /** What stops serving each snapshot's working tree, by tree id. */
   readonly #sources = new Map<string, () => void>();
+  /** What each snapshot leaves for the next one of the same directory. */
+  readonly #snapshots = new SnapshotMemory();
 
   constructor(options: CodeWorkspacesOptions) {
     this.#o = options;
@@ -118,7 +121,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
 
   async snapshot(dir: string, artifacts?: readonly string[]): Promise<WorkspaceSpec> {
     const cacheFile = join(this.#o.dataDir, "workspaces", "stat-cache", createHash("sha256").update(dir).digest("hex").slice(0, 32));
-    const snap = await snapshotDirectory(dir, { cacheFile, ...(this.#o.limits && { limits: this.#o.limits }) });
+    const snap = await snapshotDirectory(dir, { cacheFile, memory: this.#snapshots, ...(this.#o.limits && { limits: this.#o.limits }) });
     await this.#o.store.putTree(snap.treeId, snap.index);
     // On record before the request is signed: a task may wait for a member longer than this process lives.
     for (const piece of snap.pieces) await this.#o.store.putVerified(piece.digest, piece.bytes);

@@ -29,5 +29,6 @@ export {
   joinManifest,
 } from "./manifest-pieces.js";
 export { type Snapshot, type SnapshotOptions, type SnapshotStats, snapshotDirectory } from "./snapshot.js";
+export { SnapshotMemory } from "./snapshot-memory.js";
 export { type SkippedPath, IGNORE_FILE } from "./tree-listing.js";
 export { type FileStamp, type MaterializedTree, type MaterializeOptions, materializeTree } from "./materialize.js";

@@ -9,46 +9,12 @@ import type { Manifest, ManifestEntry } from "./manifest.js";
  * the two encoders to the same bytes.
  */
 export function writeManifestCbor(manifest: Manifest): Uint8Array {
-  const { body } = writeEntriesCbor(manifest.entries);
-  return wrapEntriesCbor(manifest.entries.length, body, manifest.version);
+  const out = new EntryWriter(sizeBound(manifest.entries));
+  for (const entry of manifest.entries) out.entry(entry);
+  return wrapEntriesCbor(manifest.entries.length, out.view(), manifest.version);
 }
 
-/**
- * The entries' encodings back to back, and where each one ends in `body`:
- * what a manifest of any run of them holds between its head and its tail.
- */
-export function writeEntriesCbor(entries: readonly ManifestEntry[]): { body: Uint8Array; ends: number[] } {
-  const out = new Writer(sizeBound(entries));
-  const ends: number[] = [];
-  for (const entry of entries) {
-    if (entry.kind === "file") {
-      out.head(5, 5);
-      out.text("kind");
-      out.text("file");
-      out.text("path");
-      out.text(entry.path);
-      out.text("size");
-      out.head(0, entry.size);
-      out.text("chunks");
-      out.head(4, entry.chunks.length);
-      for (const digest of entry.chunks) out.text(digest);
-      out.text("executable");
-      out.byte(entry.executable ? 0xf5 : 0xf4);
-    } else {
-      out.head(5, 3);
-      out.text("kind");
-      out.text("symlink");
-      out.text("path");
-      out.text(entry.path);
-      out.text("target");
-      out.text(entry.target);
-    }
-    ends.push(out.size);
-  }
-  return { body: out.view(), ends };
-}
-
-/** The canonical manifest of `count` entries whose encodings are `body` (as {@link writeEntriesCbor} gives them). */
+/** The canonical manifest of `count` entries whose encodings are `body` (as an {@link EntryWriter} wrote them). */
 export function wrapEntriesCbor(count: number, body: Uint8Array, version: number): Uint8Array {
   const out = new Writer(body.byteLength + 32);
   out.head(5, 2);
@@ -87,6 +53,11 @@ class Writer {
 
   get size(): number {
     return this.length;
+  }
+
+  /** Starts again from no bytes, keeping the buffer (what {@link view} gave before is overwritten). */
+  clear(): void {
+    this.length = 0;
   }
 
   raw(bytes: Uint8Array): void {
@@ -158,5 +129,35 @@ class Writer {
   /** The bytes written, without copying them (they share the writer's buffer). */
   view(): Uint8Array {
     return new Uint8Array(this.buffer.buffer, this.buffer.byteOffset, this.length);
+  }
+}
+
+/** Entries' encodings written one after another, growing as needed: what a manifest holds between its head and its tail. */
+export class EntryWriter extends Writer {
+  /** Writes `entry`'s encoding; answers the bytes written so far. */
+  entry(entry: ManifestEntry): number {
+    if (entry.kind === "file") {
+      this.head(5, 5);
+      this.text("kind");
+      this.text("file");
+      this.text("path");
+      this.text(entry.path);
+      this.text("size");
+      this.head(0, entry.size);
+      this.text("chunks");
+      this.head(4, entry.chunks.length);
+      for (const digest of entry.chunks) this.text(digest);
+      this.text("executable");
+      this.byte(entry.executable ? 0xf5 : 0xf4);
+    } else {
+      this.head(5, 3);
+      this.text("kind");
+      this.text("symlink");
+      this.text("path");
+      this.text(entry.path);
+      this.text("target");
+      this.text(entry.target);
+    }
+    return this.size;
   }
 }

@@ -3,7 +3,7 @@ import { decodeCanonical, encodeCanonical } from "../../identity/canonical.js";
 import { DecodeError } from "../../identity/errors.js";
 import { InvalidInputError } from "../contract/errors.js";
 import { blobDigest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, DIGEST_PATTERN, parseManifestShape, sealValidManifest, validateManifest, type Manifest, type ManifestEntry, type ManifestLimits } from "./manifest.js";
-import { wrapEntriesCbor, writeEntriesCbor } from "./manifest-cbor.js";
+import { EntryWriter, wrapEntriesCbor } from "./manifest-cbor.js";
 
 /*
  * A tree travels as an index and pieces. A manifest of 20k files is a few
@@ -79,24 +79,87 @@ export function pathCutHash(path: string): number {
 
 /** Cuts a valid manifest into its pieces and index; the same manifest always gives the same bytes. */
 export function splitManifest(manifest: Manifest, limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS): PiecedManifest {
+  return splitManifestReusing(manifest, limits, undefined).pieced;
+}
+
+/**
+ * A split manifest's pieces with the runs of its entries they hold, for the
+ * next {@link splitManifestReusing} of the same directory.
+ */
+export interface PieceRuns {
+  readonly version: number;
+  readonly entries: readonly ManifestEntry[];
+  readonly runs: readonly PieceRun[];
+}
+
+interface PieceRun {
+  /** Where the piece's entries start in {@link PieceRuns.entries}, and how many it holds. */
+  readonly first: number;
+  readonly count: number;
+  /** Cut after its last entry by that entry's path or the piece's size, not only because the tree ended there. */
+  readonly cutByContent: boolean;
+  readonly piece: ManifestPiece;
+}
+
+/**
+ * {@link splitManifest}, taking from `previous` (what splitting an earlier
+ * manifest gave) each piece whose run of entries is found again unchanged
+ * where a piece starts, instead of encoding and hashing it again: a tree
+ * snapshotted again after a few changes costs what changed. The cut rule
+ * decides a piece from its own entries alone, except that the tree's last
+ * entry always ends one, so a run that ended only there is taken only where
+ * it ends the tree again. The bytes are those splitManifest gives.
+ */
+export function splitManifestReusing(manifest: Manifest, limits: ManifestLimits, previous: PieceRuns | undefined): { pieced: PiecedManifest; runs: PieceRuns } {
   const { entries } = validateManifest(manifest, limits);
-  const { body, ends } = writeEntriesCbor(entries);
+  const before = new Map<string, PieceRun>();
+  if (previous !== undefined && previous.version === manifest.version) for (const run of previous.runs) before.set(previous.entries[run.first]!.path, run);
+  const reusable = (run: PieceRun, at: number): boolean => {
+    const end = at + run.count;
+    if (end > entries.length || !(run.cutByContent || end === entries.length)) return false;
+    for (let k = 0; k < run.count; k++) if (!sameEntry(previous!.entries[run.first + k]!, entries[at + k]!)) return false;
+    return true;
+  };
   const pieces: ManifestPiece[] = [];
-  let first = 0;
-  let start = 0;
-  for (let i = 0; i < entries.length; i++) {
-    const end = ends[i]!;
-    if (i + 1 < entries.length && end - start < PIECE_TARGET_BYTES && pathCutHash(entries[i]!.path) % CUT_EVERY !== 0) continue;
-    const bytes = wrapEntriesCbor(i + 1 - first, body.subarray(start, end), manifest.version);
-    if (bytes.byteLength > MAX_PIECE_BYTES) {
-      throw new InvalidInputError(`${JSON.stringify(entries[i]!.path)} makes a manifest piece of ${bytes.byteLength} bytes, over ${MAX_PIECE_BYTES}`, `entries[${i}]`);
+  const runs: PieceRun[] = [];
+  const out = new EntryWriter(PIECE_TARGET_BYTES * 2);
+  for (let i = 0; i < entries.length; ) {
+    const first = i;
+    const known = before.get(entries[i]!.path);
+    if (known !== undefined && reusable(known, i)) {
+      pieces.push(known.piece);
+      runs.push({ ...known, first });
+      i += known.count;
+      continue;
     }
-    pieces.push({ digest: blobDigest(bytes), bytes });
-    first = i + 1;
-    start = end;
+    out.clear();
+    let cutByContent = false;
+    while (!cutByContent && i < entries.length) {
+      const end = out.entry(entries[i]!);
+      cutByContent = end >= PIECE_TARGET_BYTES || pathCutHash(entries[i]!.path) % CUT_EVERY === 0;
+      i += 1;
+    }
+    const bytes = wrapEntriesCbor(i - first, out.view(), manifest.version);
+    if (bytes.byteLength > MAX_PIECE_BYTES) {
+      throw new InvalidInputError(`${JSON.stringify(entries[i - 1]!.path)} makes a manifest piece of ${bytes.byteLength} bytes, over ${MAX_PIECE_BYTES}`, `entries[${i - 1}]`);
+    }
+    const piece = { digest: blobDigest(bytes), bytes };
+    pieces.push(piece);
+    runs.push({ first, count: i - first, cutByContent, piece });
   }
   const index = encodeCanonical({ version: INDEX_VERSION, pieces: pieces.map((p) => p.digest) });
-  return { treeId: blobDigest(index), index, pieces };
+  return { pieced: { treeId: blobDigest(index), index, pieces }, runs: { version: manifest.version, entries, runs } };
+}
+
+/** Whether two entries encode to the same bytes. */
+function sameEntry(a: ManifestEntry, b: ManifestEntry): boolean {
+  if (a === b) return true;
+  if (a.path !== b.path) return false;
+  if (a.kind === "symlink") return b.kind === "symlink" && a.target === b.target;
+  if (b.kind !== "file") return false;
+  if (a.size !== b.size || a.executable !== b.executable || a.chunks.length !== b.chunks.length) return false;
+  for (let k = 0; k < a.chunks.length; k++) if (a.chunks[k] !== b.chunks[k]) return false;
+  return true;
 }
 
 /**

@@ -19,8 +19,9 @@ import {
   type ManifestFileEntry,
   type ManifestLimits,
 } from "./manifest.js";
-import { splitManifest, type ManifestPiece } from "./manifest-pieces.js";
+import { splitManifestReusing, type ManifestPiece } from "./manifest-pieces.js";
 import { mapPool } from "./pool.js";
+import type { SnapshotMemory } from "./snapshot-memory.js";
 import { StatCache, statKey } from "./stat-cache.js";
 import { listTree, type IndexedFile, type SkippedPath } from "./tree-listing.js";
 
@@ -38,6 +39,8 @@ export interface SnapshotOptions {
    * about 500 files or more).
    */
   readonly indexCheck?: boolean;
+  /** What a long-lived process keeps between snapshots (see {@link SnapshotMemory}); none: each snapshot starts from the cache file. */
+  readonly memory?: SnapshotMemory;
 }
 
 /** What a snapshot cost: how many files were hashed and how many came from the stat cache. */
@@ -94,7 +97,7 @@ const NOT_STATED = Symbol("not stated");
  * A file's `record` is its place in the stat cache, found once per file;
  * `chunks` are known already for a clean index entry the cache had.
  */
-type Candidate = { path: string; kind: "file"; size: number; executable: boolean; key: string; record: number | undefined; chunks?: string[] } | { path: string; kind: "symlink"; target: string };
+type Candidate = { path: string; kind: "file"; size: number; executable: boolean; key: string; record: number | undefined; chunks?: readonly string[] } | { path: string; kind: "symlink"; target: string };
 
 /**
  * Captures `dir` as a manifest. In a git work tree that is the working tree
@@ -110,10 +113,11 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const root = await realpath(dir).catch(() => dir);
   if (!(await statPath(root).then((s) => s.isDirectory(), () => false))) throw new InvalidInputError(`${dir} is not a directory`, "dir");
   const indexCheck = options.indexCheck ?? cacheBytes(options.cacheFile) >= INDEX_CHECK_CACHE_BYTES;
-  const listed = listTree(root, limits.maxEntries);
+  const memory = options.memory?.of(root, options.cacheFile);
+  const listed = listTree(root, limits.maxEntries, memory);
   // Handled at once, so a failed listing is never an unhandled rejection while the cache loads.
   const listingDone = whenSettled(listed);
-  const cache = await StatCache.load(options.cacheFile, root);
+  const cache = await StatCache.load(options.cacheFile, root, memory);
   const early = await statWhileListing(root, cache.statPaths(), listingDone);
   const listing = await listed;
   const skipped = [...listing.skipped];
@@ -143,7 +147,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const links = dropEscapingLinks(candidates, skipped, limits.maxPathBytes);
 
   const entries: ManifestEntry[] = [];
-  const fileEntry = (path: string, executable: boolean, size: number, chunks: string[]): void => {
+  const fileEntry = (path: string, executable: boolean, size: number, chunks: readonly string[]): void => {
     entries.push({ path, kind: "file", executable, size, chunks });
   };
   /** Files to hash: small ones here, one after another; large ones through the thread pool, a few at once. */
@@ -175,7 +179,9 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
 
   // Each entry was checked as it was made: paths by pathProblem, links by dropEscapingLinks, digests by the cache or the hash.
   const manifest = buildManifestOfCheckedEntries(entries, limits);
-  const { treeId, index, pieces } = splitManifest(manifest, limits);
+  const { pieced, runs } = splitManifestReusing(manifest, limits, memory?.runs);
+  const { treeId, index, pieces } = pieced;
+  if (memory !== undefined) memory.runs = runs;
   await cache.save();
   return {
     root,

@@ -1,5 +1,5 @@
 import type { FileStat } from "./file-chunks.js";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { writeFileAtomic } from "../../identity/atomic-file.js";
 import { CHUNK_SIZE, isDigest } from "./manifest.js";
 
@@ -33,6 +33,30 @@ interface CacheRecord {
   readonly key: string;
   /** The chunk digests, concatenated. */
   readonly digests: string;
+  readonly chunks: readonly string[];
+}
+
+/**
+ * A cache's records as loaded or last saved: the fields of the file as split
+ * (path, stat key, digests, path, ...), found by path through `previous`
+ * (path to record number), with no object per record.
+ */
+export interface StatCacheRecords {
+  readonly root: string;
+  readonly fields: readonly string[];
+  readonly previous: ReadonlyMap<string, number>;
+  /** Chunk lists already checked, by record number: handed out again as they are. */
+  readonly chunks: Array<readonly string[] | undefined>;
+}
+
+/**
+ * Where a process keeps a cache's records between snapshots, with the
+ * signature (size, times, inode) of the file they were read from or saved
+ * to: a file that still has that signature is not read and parsed again.
+ */
+export interface KeptStatCache {
+  get(): { readonly signature: string; readonly records: StatCacheRecords } | undefined;
+  set(kept: { readonly signature: string; readonly records: StatCacheRecords }): void;
 }
 
 /**
@@ -55,28 +79,34 @@ export class StatCache {
   private recorded = 0;
   /** Look-ups answered from the cache in this run. */
   hits = 0;
+  private readonly fields: readonly string[];
+  private readonly previous: ReadonlyMap<string, number>;
 
-  /**
-   * The last run's records stay in the fields of the file as split, found by
-   * path through `previous` (path to record number): no object per record.
-   */
   private constructor(
     private readonly file: string | undefined,
-    private readonly root: string,
-    private readonly previous: Map<string, number>,
-    private readonly fields: readonly string[],
+    private readonly records: StatCacheRecords,
+    private readonly kept: KeptStatCache | undefined,
   ) {
-    this.used = new Uint8Array(Math.floor(fields.length / 3));
+    this.fields = records.fields;
+    this.previous = records.previous;
+    this.used = new Uint8Array(Math.floor(this.fields.length / 3));
   }
 
-  /** Loads the cache for `root` from `file` (none: an in-memory cache that saves nothing). */
-  static async load(file: string | undefined, root: string): Promise<StatCache> {
+  /**
+   * Loads the cache for `root` from `file` (none: an in-memory cache that
+   * saves nothing); with `kept`, from the records kept there when the file is
+   * still the one they came from.
+   */
+  static async load(file: string | undefined, root: string, kept?: KeptStatCache): Promise<StatCache> {
+    if (file === undefined) return new StatCache(undefined, recordsOf("", root), undefined);
+    const signature = kept === undefined ? undefined : await signatureOf(file);
+    const held = kept?.get();
+    if (held !== undefined && signature !== undefined && held.signature === signature && held.records.root === root) return new StatCache(file, held.records, kept);
     // Read as bytes and decoded at once: a streaming decode of a large cache costs more.
-    const text = file === undefined ? "" : await readFile(file).then((bytes) => bytes.toString("utf8"), () => "");
-    const fields = splitCache(text, root);
-    const previous = new Map<string, number>();
-    for (let i = 0; i * 3 + 2 < fields.length; i++) previous.set(fields[i * 3]!, i);
-    return new StatCache(file, root, previous, fields);
+    const records = recordsOf(await readFile(file).then((bytes) => bytes.toString("utf8"), () => ""), root);
+    // Stat'ed before the read: a file replaced in between shows another signature next time and is read again.
+    if (signature !== undefined) kept!.set({ signature, records });
+    return new StatCache(file, records, kept);
   }
 
   /** The record number of `path` (its place in {@link paths}), if the cache holds a record of it. */
@@ -100,7 +130,7 @@ export class StatCache {
    * bytes) shows it unchanged since, else undefined; `n` is its record number
    * when the caller found it already ({@link recordOf}).
    */
-  lookup(path: string, key: string, size: number, n = this.previous.get(path)): string[] | undefined {
+  lookup(path: string, key: string, size: number, n = this.previous.get(path)): readonly string[] | undefined {
     if (n === undefined || this.fields[n * 3 + 1] !== key) return undefined;
     return this.#chunks(n, size);
   }
@@ -109,7 +139,7 @@ export class StatCache {
    * The size and chunk digests recorded for `path` when its content was the
    * git blob `oid` (as git's index says it still is), else undefined.
    */
-  lookupBlob(path: string, oid: string, n = this.previous.get(path)): { size: number; chunks: string[] } | undefined {
+  lookupBlob(path: string, oid: string, n = this.previous.get(path)): { size: number; chunks: readonly string[] } | undefined {
     const key = n === undefined ? undefined : this.fields[n * 3 + 1]!;
     const prefix = `${GIT_KEY}${oid} `;
     if (key === undefined || !key.startsWith(prefix)) return undefined;
@@ -119,15 +149,20 @@ export class StatCache {
     return chunks === undefined ? undefined : { size, chunks };
   }
 
-  #chunks(n: number, size: number): string[] | undefined {
-    const digests = this.fields[n * 3 + 2]!;
-    // A damaged record is a miss, never a broken manifest.
-    if (digests.length !== DIGEST_HEX * Math.ceil(size / CHUNK_SIZE)) return undefined;
-    // Most files are one chunk: their digest is the record's string as it is.
-    const chunks: string[] = [];
-    if (digests.length === DIGEST_HEX) chunks.push(digests);
-    else for (let at = 0; at < digests.length; at += DIGEST_HEX) chunks.push(digests.slice(at, at + DIGEST_HEX));
-    if (!chunks.every(isDigest)) return undefined;
+  #chunks(n: number, size: number): readonly string[] | undefined {
+    const count = Math.ceil(size / CHUNK_SIZE);
+    let chunks = this.records.chunks[n];
+    if (chunks === undefined) {
+      const digests = this.fields[n * 3 + 2]!;
+      // A damaged record is a miss, never a broken manifest.
+      if (digests.length !== DIGEST_HEX * count) return undefined;
+      // Most files are one chunk: their digest is the record's string as it is.
+      const list: string[] = [];
+      if (digests.length === DIGEST_HEX) list.push(digests);
+      else for (let at = 0; at < digests.length; at += DIGEST_HEX) list.push(digests.slice(at, at + DIGEST_HEX));
+      if (!list.every(isDigest)) return undefined;
+      chunks = this.records.chunks[n] = Object.freeze(list);
+    } else if (chunks.length !== count) return undefined;
     this.hits += 1;
     if (this.used[n] === 0) {
       this.used[n] = 1;
@@ -144,7 +179,7 @@ export class StatCache {
   record(path: string, stat: FileStat, statAtMs: number, chunks: readonly string[]): void {
     this.recorded += 1;
     if (stat.ctimeMs >= statAtMs - RACY_MARGIN_MS || stat.mtimeMs >= statAtMs - RACY_MARGIN_MS) return;
-    this.added.set(path, { key: statKey(stat), digests: chunks.join("") });
+    this.added.set(path, { key: statKey(stat), digests: chunks.join(""), chunks });
   }
 
   /**
@@ -154,7 +189,7 @@ export class StatCache {
    */
   recordBlob(path: string, oid: string, size: number, chunks: readonly string[]): void {
     this.recorded += 1;
-    this.added.set(path, { key: `${GIT_KEY}${oid} ${size}`, digests: chunks.join("") });
+    this.added.set(path, { key: `${GIT_KEY}${oid} ${size}`, digests: chunks.join(""), chunks });
   }
 
   /**
@@ -164,14 +199,45 @@ export class StatCache {
   async save(): Promise<void> {
     if (this.file === undefined) return;
     if (this.recorded === 0 && this.usedCount === this.previous.size) return;
-    const parts = [`${HEADER}\n${JSON.stringify(this.root)}\n`];
+    const parts = [`${HEADER}\n${JSON.stringify(this.records.root)}\n`];
+    const fields: string[] = [];
+    const chunks: Array<readonly string[] | undefined> = [];
     for (let n = 0; n < this.used.length; n++) {
       const path = this.fields[n * 3]!;
-      if (this.used[n] === 1 && !this.added.has(path)) parts.push(`${path}\0${this.fields[n * 3 + 1]}\0${this.fields[n * 3 + 2]}\0`);
+      if (this.used[n] === 0 || this.added.has(path)) continue;
+      parts.push(`${path}\0${this.fields[n * 3 + 1]}\0${this.fields[n * 3 + 2]}\0`);
+      fields.push(path, this.fields[n * 3 + 1]!, this.fields[n * 3 + 2]!);
+      chunks.push(this.records.chunks[n]);
     }
-    for (const [path, record] of this.added) parts.push(`${path}\0${record.key}\0${record.digests}\0`);
+    for (const [path, record] of this.added) {
+      parts.push(`${path}\0${record.key}\0${record.digests}\0`);
+      fields.push(path, record.key, record.digests);
+      // Hashed here, or taken from a record already checked.
+      chunks.push(Object.freeze(record.chunks));
+    }
     await writeFileAtomic(this.file, parts.join(""));
+    if (this.kept === undefined) return;
+    const signature = await signatureOf(this.file);
+    if (signature !== undefined) this.kept.set({ signature, records: { root: this.records.root, fields, previous: numbered(fields), chunks } });
   }
+}
+
+/** What changes whenever the file is replaced or rewritten; undefined when it cannot be stat'ed. */
+async function signatureOf(file: string): Promise<string | undefined> {
+  const st = await stat(file).catch(() => undefined);
+  return st === undefined ? undefined : `${st.size} ${st.mtimeMs} ${st.ctimeMs} ${st.ino} ${st.dev}`;
+}
+
+function recordsOf(text: string, root: string): StatCacheRecords {
+  const fields = splitCache(text, root);
+  return { root, fields, previous: numbered(fields), chunks: [] };
+}
+
+/** Record numbers by path. */
+function numbered(fields: readonly string[]): Map<string, number> {
+  const previous = new Map<string, number>();
+  for (let i = 0; i * 3 + 2 < fields.length; i++) previous.set(fields[i * 3]!, i);
+  return previous;
 }
 
 /** The cache file's fields (path, stat key, digests, path, ...) when it is a well-formed cache of `root`, else none. */

@@ -36,6 +36,14 @@ export interface TreeListing {
   readonly clean?: ReadonlyMap<string, IndexedFile>;
 }
 
+/**
+ * What git printed for a directory's last listing and what was read from it:
+ * the same bytes next time are the same listing, not parsed again.
+ */
+export interface KeptListing {
+  listing: { readonly raw: Buffer; readonly changed: Buffer | undefined; readonly parsed: Omit<TreeListing, "base"> } | undefined;
+}
+
 /** A file as git's index holds it. */
 export interface IndexedFile {
   /** The git blob id of its content. */
@@ -69,7 +77,7 @@ async function git(dir: string, args: string[]): Promise<Buffer> {
  * that finds more than `maxPaths` files stops and is refused. In a work tree
  * the files are also checked against git's index ({@link TreeListing.clean}).
  */
-export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY): Promise<TreeListing> {
+export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY, kept?: KeptListing): Promise<TreeListing> {
   const root = await realpath(dir);
   // All asked at once: most snapshots are of repositories, and each git
   // start costs more than the answer. Outside one, the listing fails and is dropped.
@@ -87,7 +95,12 @@ export async function listTree(dir: string, maxPaths = Number.POSITIVE_INFINITY)
   if (listed.status === "rejected") throw listed.reason;
   const top = repo.value.top === root;
   const base = top && repo.value.commit !== undefined ? { commit: repo.value.commit } : undefined;
-  return listGitTree(listed.value, base, changed.status === "fulfilled" ? changed.value : undefined);
+  const changedRaw = changed.status === "fulfilled" ? changed.value : undefined;
+  const last = kept?.listing;
+  if (last !== undefined && last.raw.equals(listed.value) && (last.changed === undefined ? changedRaw === undefined : changedRaw?.equals(last.changed) === true)) return { ...last.parsed, base };
+  const parsed = listGitTree(listed.value, changedRaw);
+  if (kept !== undefined) kept.listing = { raw: listed.value, changed: changedRaw, parsed };
+  return { ...parsed, base };
 }
 
 /** The top level of the work tree `dir` is in, and its HEAD commit if it has one; undefined outside a work tree. */
@@ -130,7 +143,7 @@ function indexRecord(record: string): IndexRecord | undefined {
   return { tag: record[0]!, mode: record.slice(2, 8), oid, stage: record[tab - 1]!, path: record.slice(tab + 1) };
 }
 
-function listGitTree(raw: Buffer, base: { commit: string } | undefined, changedRaw: Buffer | undefined): TreeListing {
+function listGitTree(raw: Buffer, changedRaw: Buffer | undefined): Omit<TreeListing, "base"> {
   let last: string | undefined;
   const paths: string[] = [];
   const skipped: SkippedPath[] = [];
@@ -157,7 +170,7 @@ function listGitTree(raw: Buffer, base: { commit: string } | undefined, changedR
       paths.push(path);
     }
   }
-  return { paths, skipped, base, ...(changed !== undefined && { clean }) };
+  return { paths, skipped, ...(changed !== undefined && { clean }) };
 }
 
 /** The path of an `ls-files -v -s` record. */

@@ -2,8 +2,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { encodeCanonical } from "../../identity/canonical.js";
 import { InvalidInputError } from "../../src/contract/errors.js";
-import { blobDigest, buildManifest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, encodeManifest, type ManifestEntry } from "../../src/workspace/manifest.js";
-import { CUT_EVERY, decodeManifestIndex, joinManifest, pathCutHash, PIECE_TARGET_BYTES, splitManifest } from "../../src/workspace/manifest-pieces.js";
+import { blobDigest, buildManifest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, encodeManifest, type Manifest, type ManifestEntry } from "../../src/workspace/manifest.js";
+import { CUT_EVERY, decodeManifestIndex, joinManifest, pathCutHash, PIECE_TARGET_BYTES, splitManifest, splitManifestReusing, type PiecedManifest } from "../../src/workspace/manifest-pieces.js";
 import { HOSTILE_CASES, limitsOf } from "./hostile-manifests.js";
 
 const D = (n: number): string => blobDigest(new Uint8Array([n & 0xff, n >> 8, n >> 16]));
@@ -73,6 +73,52 @@ describe("manifest pieces", () => {
     }
     expect(changed([...entries, file("src/d50/new.txt", 5)])).toBeLessThanOrEqual(2);
     expect(changed(entries.filter((_, i) => i !== 12_345))).toBeLessThanOrEqual(2);
+  });
+
+  it("a split that takes pieces from an earlier one gives the bytes a split from scratch gives, whatever changed in between", () => {
+    type Edit = { at: number; what: "content" | "remove" | "mode" | "insert" | "link" };
+    const edit = fc.record({ at: fc.nat(), what: fc.constantFrom("content", "remove", "mode", "insert", "link") }) as fc.Arbitrary<Edit>;
+    const apply = (entries: ManifestEntry[], edits: Edit[], round: string): ManifestEntry[] => {
+      const out = [...entries];
+      for (const [k, { at, what }] of edits.entries()) {
+        const i = at % (out.length + 1);
+        const old = out[i];
+        if (what === "insert" || old === undefined) out.push(file(`${old?.path ?? "zz/end"}.${round}${k}`, 90_000 + k));
+        else if (what === "remove") out.splice(i, 1);
+        else if (what === "content") out[i] = file(old.path, 80_000 + k);
+        else if (what === "mode" && old.kind === "file") out[i] = { ...old, executable: !old.executable };
+        else out[i] = { path: old.path, kind: "symlink", target: `t${k}` };
+      }
+      return out;
+    };
+    // Compared as bytes: a deep equality walks each byte of each piece as an element.
+    const bytesOf = (split: PiecedManifest): Buffer => Buffer.concat([Buffer.from(split.treeId), split.index, ...split.pieces.flatMap((p) => [Buffer.from(p.digest), p.bytes])]);
+    const expectSame = (split: PiecedManifest, manifest: Manifest): void => expect(bytesOf(split).equals(bytesOf(splitManifest(manifest)))).toBe(true);
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 800 }), fc.array(edit, { maxLength: 6 }), fc.array(edit, { maxLength: 3 }), (count, edits, more) => {
+        const base = buildManifest(tree(count));
+        const { pieced: first, runs } = splitManifestReusing(base, DEFAULT_MANIFEST_LIMITS, undefined);
+        expectSame(first, base);
+        const changed = buildManifest(apply(tree(count), edits, "a"));
+        const again = splitManifestReusing(changed, DEFAULT_MANIFEST_LIMITS, runs);
+        expectSame(again.pieced, changed);
+        const third = buildManifest(apply(apply(tree(count), edits, "a"), more, "b"));
+        expectSame(splitManifestReusing(third, DEFAULT_MANIFEST_LIMITS, again.runs).pieced, third);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it("takes again every piece an unchanged run of entries made, and encodes only the one a changed file is in", () => {
+    const entries = tree(20_000);
+    const { pieced: before, runs } = splitManifestReusing(buildManifest(entries), DEFAULT_MANIFEST_LIMITS, undefined);
+    const same = splitManifestReusing(buildManifest(tree(20_000)), DEFAULT_MANIFEST_LIMITS, runs).pieced;
+    expect(same.pieces.every((p, i) => p === before.pieces[i])).toBe(true);
+    const edited = [...entries];
+    edited[9_999] = file(edited[9_999]!.path, 1_000_000);
+    const after = splitManifestReusing(buildManifest(edited), DEFAULT_MANIFEST_LIMITS, runs).pieced;
+    expect(after.pieces.filter((p) => !before.pieces.includes(p))).toHaveLength(1);
+    expect(after.treeId).toBe(splitManifest(buildManifest(edited)).treeId);
   });
 
   it("a run of paths that never hash to a cut is still cut by size", () => {

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { materializeTree } from "../../src/workspace/materialize.js";
 import { blobDigest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, type ManifestEntry } from "../../src/workspace/manifest.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
+import { SnapshotMemory } from "../../src/workspace/snapshot-memory.js";
 import { RACY_MARGIN_MS } from "../../src/workspace/stat-cache.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -358,6 +359,68 @@ describe("snapshotDirectory", () => {
     expect(readFileSync(cacheFile, "utf8")).not.toContain("git ");
     expect((await snapshotDirectory(dir, { cacheFile, indexCheck: true })).stats).toMatchObject({ hashedFiles: 0, cachedFiles: 1 });
     expect(readFileSync(cacheFile, "utf8")).toContain(`git ${git(dir, "rev-parse", "HEAD:kept.txt")} 5`);
+  });
+
+  it("with a memory kept between snapshots, gives for a changing repository the manifest a snapshot from scratch gives, and reads a cache file another process rewrote", async () => {
+    const dir = fresh();
+    const cacheFile = join(fresh(), "cache", "stat-cache");
+    git(dir, "init", "-q");
+    // Written well before the index, so that git trusts their stats; enough files for several pieces.
+    const past = Date.now() / 1000 - 100;
+    for (let i = 0; i < 700; i++) {
+      write(dir, `src/d${i % 9}/f${i}.txt`, `file ${i}\n`);
+      utimesSync(join(dir, `src/d${i % 9}/f${i}.txt`), past, past);
+    }
+    git(dir, "add", "-A");
+    git(dir, "commit", "-qm", "base");
+    const memory = new SnapshotMemory();
+    const same = async (what: string): Promise<Awaited<ReturnType<typeof snapshotDirectory>>> => {
+      const kept = await snapshotDirectory(dir, { cacheFile, memory, indexCheck: true });
+      const scratch = await snapshotDirectory(dir);
+      expect(kept.manifest.entries, what).toEqual(scratch.manifest.entries);
+      expect(kept.pieces.map((p) => p.digest), what).toEqual(scratch.pieces.map((p) => p.digest));
+      expect(kept.treeId, what).toBe(scratch.treeId);
+      return kept;
+    };
+    const first = await same("first");
+    expect(first.pieces.length).toBeGreaterThan(2);
+    const second = await same("unchanged");
+    expect(second.stats).toMatchObject({ hashedFiles: 0, cachedFiles: 700 });
+    // Every piece taken again as it was, not encoded anew; git's listing, the same bytes, not parsed again.
+    expect(second.pieces.every((p, i) => p === first.pieces[i])).toBe(true);
+    expect(second.inGit).toBe(first.inGit);
+
+    write(dir, "src/d3/f3.txt", "changed\n");
+    const third = await same("one file changed");
+    expect(third.pieces.filter((p) => !second.pieces.includes(p))).toHaveLength(1);
+    expect(third.inGit).not.toBe(second.inGit);
+
+    rmSync(join(dir, "src/d1/f10.txt"));
+    chmodSync(join(dir, "src/d2/f20.txt"), 0o755);
+    renameSync(join(dir, "src/d4/f40.txt"), join(dir, "src/d4/moved.txt"));
+    write(dir, "a-first.txt", "sorts first\n");
+    write(dir, "zz-last.txt", "sorts last, after what ended the tree\n");
+    await same("deleted, chmod, renamed, added first and last");
+    git(dir, "add", "-A");
+    git(dir, "commit", "-qm", "next");
+    await same("committed");
+    rmSync(join(dir, "zz-last.txt"));
+    await same("the last entry removed again");
+
+    // Another inode, same size and mtime.
+    const { atime, mtime } = statSync(join(dir, "src/d5/f50.txt"));
+    write(dir, "src/d5/f50.new", "FILE 50\n");
+    utimesSync(join(dir, "src/d5/f50.new"), atime, mtime);
+    renameSync(join(dir, "src/d5/f50.new"), join(dir, "src/d5/f50.txt"));
+    await same("replaced by a file of the same size and mtime");
+
+    // Another process's rewrite of the cache file wins over what this one keeps: its damaged record is a miss.
+    const hashedBefore = (await same("before the cache file is rewritten")).stats.hashedFiles;
+    const text = readFileSync(cacheFile, "utf8");
+    const digest = (expectedFile(dir, "src/d6/f60.txt") as Extract<ManifestEntry, { kind: "file" }>).chunks[0]!;
+    expect(text).toContain(digest);
+    writeFileSync(cacheFile, text.replace(digest, "z".repeat(64)));
+    expect((await same("cache file rewritten")).stats.hashedFiles).toBe(hashedBefore + 1);
   });
 
   it("hashes thousands of small files on two threads into the entries one thread gives, and records them all in the stat cache", async () => {

@@ -1,0 +1,49 @@
+import type { PieceRuns } from "./manifest-pieces.js";
+import type { KeptStatCache, StatCacheRecords } from "./stat-cache.js";
+import type { KeptListing } from "./tree-listing.js";
+
+/** What the last snapshot of one directory left for the next. */
+export class DirectoryMemory implements KeptStatCache, KeptListing {
+  #cache: { readonly signature: string; readonly records: StatCacheRecords } | undefined;
+  /** The last manifest's pieces, with the runs of entries they hold. */
+  runs: PieceRuns | undefined;
+  listing: KeptListing["listing"];
+
+  get(): { readonly signature: string; readonly records: StatCacheRecords } | undefined {
+    return this.#cache;
+  }
+
+  set(kept: { readonly signature: string; readonly records: StatCacheRecords }): void {
+    this.#cache = kept;
+  }
+}
+
+/**
+ * What a long-lived process (a node) keeps in memory between snapshots of
+ * the same directories, so that a snapshot of a tree that changed little
+ * costs little more than git's own look at it: git's last listing as read
+ * (the same bytes from git are not parsed again), the stat cache's records as
+ * last read or saved (not read and parsed again while the file keeps the
+ * signature it had then), and the last manifest's pieces with the entries
+ * they hold (a piece whose entries come back unchanged is taken as it is,
+ * not encoded and hashed again). Holds the {@link maxDirectories} directories
+ * snapshotted last.
+ */
+export class SnapshotMemory {
+  readonly #directories = new Map<string, DirectoryMemory>();
+
+  constructor(readonly maxDirectories = 8) {}
+
+  /** The memory of `root`'s snapshots with the stat cache `cacheFile`, made the most recent. */
+  of(root: string, cacheFile: string | undefined): DirectoryMemory {
+    const key = `${root}\0${cacheFile ?? ""}`;
+    const memory = this.#directories.get(key) ?? new DirectoryMemory();
+    this.#directories.delete(key);
+    this.#directories.set(key, memory);
+    for (const oldest of this.#directories.keys()) {
+      if (this.#directories.size <= this.maxDirectories) break;
+      this.#directories.delete(oldest);
+    }
+    return memory;
+  }
+}
