@@ -27,12 +27,12 @@ export class DirectoryMemory implements KeptStatCache, KeptListing {
  * signature it had then), and the last manifest's pieces with the entries
  * they hold (a piece whose entries come back unchanged is taken as it is,
  * not encoded and hashed again). Holds the {@link maxDirectories} directories
- * snapshotted last.
+ * snapshotted last: about 10 MB for a tree of 20k files.
  */
 export class SnapshotMemory {
   readonly #directories = new Map<string, DirectoryMemory>();
 
-  constructor(readonly maxDirectories = 8) {}
+  constructor(readonly maxDirectories = 4) {}
 
   /** The memory of `root`'s snapshots with the stat cache `cacheFile`, made the most recent. */
   of(root: string, cacheFile: string | undefined): DirectoryMemory {
