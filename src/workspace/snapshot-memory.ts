@@ -7,6 +7,7 @@ export class DirectoryMemory implements KeptStatCache, KeptListing {
   #cache: { readonly signature: string; readonly records: StatCacheRecords } | undefined;
   /** The last manifest's pieces, with the runs of entries they hold. */
   runs: PieceRuns | undefined;
+  /** Git's last listing of the directory, as printed and as parsed. */
   listing: KeptListing["listing"];
 
   get(): { readonly signature: string; readonly records: StatCacheRecords } | undefined {
