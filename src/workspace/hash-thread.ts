@@ -1,12 +1,16 @@
 import { Worker } from "node:worker_threads";
-import type { FileStat } from "./file-chunks.js";
+import type { FileStat, GitHash } from "./file-chunks.js";
 
-/** What the thread found of one file: its stat, when it was taken (ms since the epoch), and its chunk digests. */
+/** What the thread found of one file: its stat, when it was taken (ms since the epoch), its chunk digests and, when asked for, its git blob id. */
 export interface ThreadHashed {
   readonly stat: FileStat;
   readonly statAtMs: number;
   readonly chunks: string[];
+  readonly gitOid?: string;
 }
+
+/** A file for the thread: its absolute path, and the hash of its git blob id when that is wanted too. */
+export type ThreadFile = string | readonly [path: string, git: GitHash];
 
 type Answer = ThreadHashed | { error: string; code?: string };
 
@@ -23,7 +27,7 @@ const FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_N
 const CHUNK = workerData.chunkSize;
 const scratch = Buffer.allocUnsafe(CHUNK);
 const same = (a, b) => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino && a.dev === b.dev;
-const hash = (path) => {
+const hash = (path, git) => {
   for (let attempt = 1; ; attempt++) {
     const statAtMs = Date.now();
     const fd = fs.openSync(path, FLAGS);
@@ -31,15 +35,17 @@ const hash = (path) => {
       const before = fs.fstatSync(fd);
       if (!before.isFile()) throw new Error(path + " is no longer a regular file");
       const chunks = [];
+      const oid = git === undefined ? undefined : crypto.createHash(git).update("blob " + before.size + "\0");
       for (let offset = 0; offset < before.size; ) {
         const length = Math.min(CHUNK, before.size - offset);
         if (fs.readSync(fd, scratch, 0, length, offset) !== length) break;
         chunks.push(crypto.createHash("sha256").update(scratch.subarray(0, length)).digest("hex"));
+        if (oid !== undefined) oid.update(scratch.subarray(0, length));
         offset += length;
       }
       if (chunks.length === Math.ceil(before.size / CHUNK) && same(before, fs.fstatSync(fd))) {
         const { size, mode, ino, dev, mtimeMs, ctimeMs } = before;
-        return { stat: { size, mode, ino, dev, mtimeMs, ctimeMs }, statAtMs, chunks };
+        return { stat: { size, mode, ino, dev, mtimeMs, ctimeMs }, statAtMs, chunks, ...(oid !== undefined && { gitOid: oid.digest("hex") }) };
       }
       if (attempt >= 3) throw new Error(path + " kept changing while it was read");
     } finally {
@@ -47,10 +53,10 @@ const hash = (path) => {
     }
   }
 };
-parentPort.on("message", (paths) => {
-  parentPort.postMessage(paths.map((path) => {
+parentPort.on("message", (files) => {
+  parentPort.postMessage(files.map((file) => {
     try {
-      return hash(path);
+      return typeof file === "string" ? hash(file) : hash(file[0], file[1]);
     } catch (err) {
       return { error: String((err && err.message) || err), code: err && err.code };
     }
@@ -92,16 +98,16 @@ export class HashThread {
   }
 
   /**
-   * Hashes the files at `paths` (absolute); each answer in order, or the
-   * failure of that file (the caller's to throw, as its own error would
-   * be). Rejects when the thread itself failed: the slice is the caller's to
-   * hash then.
+   * Hashes `files` (absolute paths, each with the hash of its git blob id
+   * when that is wanted too); each answer in order, or the failure of that
+   * file (the caller's to throw, as its own error would be). Rejects when the
+   * thread itself failed: the slice is the caller's to hash then.
    */
-  hash(paths: readonly string[]): Promise<Array<ThreadHashed | Error>> {
+  hash(files: readonly ThreadFile[]): Promise<Array<ThreadHashed | Error>> {
     if (this.#failed !== undefined) return Promise.reject(new Error(`the hashing thread failed: ${this.#failed.message}`));
     return new Promise<Answer[]>((resolve, reject) => {
       this.#pending.push({ resolve, reject });
-      this.#worker.postMessage(paths);
+      this.#worker.postMessage(files);
     }).then((answers) => answers.map((a) => ("error" in a ? Object.assign(new Error(a.error), a.code === undefined ? {} : { code: a.code }) : a)));
   }
 

@@ -6,7 +6,7 @@ import { setImmediate } from "node:timers/promises";
 import { InvalidInputError } from "../contract/errors.js";
 import type { BlobSource } from "./blob-source.js";
 import { hashFileChunks, hashFileChunksSync, readVerifiedChunk, type FileStat, type GitHash, type HashedFile } from "./file-chunks.js";
-import { HashThread } from "./hash-thread.js";
+import { HashThread, type ThreadFile } from "./hash-thread.js";
 import {
   buildManifestOfCheckedEntries,
   CHUNK_SIZE,
@@ -36,7 +36,8 @@ export interface SnapshotOptions {
   /**
    * In a repository, take the tracked files git found unchanged against its
    * index by blob id, without a stat (default: when the stat cache holds
-   * about 500 files or more).
+   * about 500 files or more, or the tree has {@link THREAD_MIN_FILES} files
+   * or more).
    */
   readonly indexCheck?: boolean;
   /** What a long-lived process keeps between snapshots (see {@link SnapshotMemory}); none: each snapshot starts from the cache file. */
@@ -112,7 +113,6 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   const concurrency = options.concurrency ?? 8;
   const root = await realpath(dir).catch(() => dir);
   if (!(await statPath(root).then((s) => s.isDirectory(), () => false))) throw new InvalidInputError(`${dir} is not a directory`, "dir");
-  const indexCheck = options.indexCheck ?? cacheBytes(options.cacheFile) >= INDEX_CHECK_CACHE_BYTES;
   const memory = options.memory?.of(root, options.cacheFile);
   const listed = listTree(root, limits.maxEntries, memory);
   // Handled at once, so a failed listing is never an unhandled rejection while the cache loads.
@@ -131,7 +131,7 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
   }
 
   const inGit = listing.clean ?? new Map<string, IndexedFile>();
-  // Below the cache size, checking each clean file's git blob id while hashing it costs more than the stats it saves.
+  const indexCheck = options.indexCheck ?? (usable.length >= THREAD_MIN_FILES || cacheBytes(options.cacheFile) >= INDEX_CHECK_CACHE_BYTES);
   const clean = indexCheck ? inGit : new Map<string, IndexedFile>();
   const candidates = await inspectAll(root, usable, skipped, cache, early, clean);
   let total = 0;
@@ -205,8 +205,8 @@ export async function snapshotDirectory(dir: string, options: SnapshotOptions = 
  * ones join the small at the end of one list, and a {@link HashThread} takes
  * slices of it from there (the large first) while this thread hashes from the
  * start (a large file it reaches before the thread does, synchronously too);
- * a file whose git blob id is to be checked is hashed here, as before. The
- * first file found that cannot be hashed fails the whole.
+ * either checks a clean file's git blob id as it hashes it. The first file
+ * found that cannot be hashed fails the whole.
  */
 async function hashFiles(
   root: string,
@@ -216,11 +216,10 @@ async function hashFiles(
   hashed: (path: string, statAtMs: number, file: HashedFile) => void,
   concurrency: number,
 ): Promise<void> {
-  const plain = (f: { path: string }): boolean => gitHashOf(clean.get(f.path)) === undefined;
   const thread = small.length >= THREAD_MIN_FILES && availableParallelism() > 1 ? new HashThread(CHUNK_SIZE) : undefined;
   /** Hashed here with synchronous calls, from the start; the thread's from the end. */
-  const shared = thread === undefined ? [...small] : [...small.filter((f) => !plain(f)), ...small.filter(plain), ...large.filter(plain)];
-  const own = thread === undefined ? large : large.filter((f) => !plain(f));
+  const shared = thread === undefined ? [...small] : [...small, ...large];
+  const own = thread === undefined ? large : [];
   /** `shared` from `from` up to `to` is nobody's yet; slices of a thread that failed come back here. */
   let from = 0;
   let to = shared.length;
@@ -228,14 +227,18 @@ async function hashFiles(
   let failure: Error | undefined;
   const inThread = new Set<Promise<void>>();
   const handOver = (): void => {
-    while (thread !== undefined && thread.queued < 2 && failure === undefined && to - from > THREAD_SLICE && plain(shared[to - 1]!)) {
+    while (thread !== undefined && thread.queued < 2 && failure === undefined && to - from > THREAD_SLICE) {
       const slice: string[] = [];
-      for (let bytes = 0; slice.length < THREAD_SLICE && bytes < THREAD_SLICE_BYTES && plain(shared[to - 1]!); ) {
+      for (let bytes = 0; slice.length < THREAD_SLICE && bytes < THREAD_SLICE_BYTES; ) {
         const file = shared[--to]!;
         slice.push(file.path);
         bytes += file.size;
       }
-      const hashing: Promise<void> = thread.hash(slice.map((path) => `${root}/${path}`)).then(
+      const files = slice.map((path): ThreadFile => {
+        const git = gitHashOf(clean.get(path));
+        return git === undefined ? `${root}/${path}` : [`${root}/${path}`, git];
+      });
+      const hashing: Promise<void> = thread.hash(files).then(
         (answers) => {
           inThread.delete(hashing);
           for (const [i, answer] of answers.entries()) {
@@ -302,7 +305,10 @@ const THREAD_SLICE_BYTES = 8 * 1024 * 1024;
  * A stat cache at least this large (about 500 files) has the snapshot take
  * git's clean files by blob id: below it, few have a cache record by blob id,
  * and the rest would be hashed twice (their git blob id checked too) on the
- * event loop, for no stat saved.
+ * event loop, for no stat saved. A tree hashed on two threads checks blob ids
+ * from its first snapshot on: the check costs a second hash of each clean
+ * file, spread over both threads (about a tenth of a cold snapshot), and
+ * spares the next snapshot a stat of every file and a rewrite of the cache.
  */
 const INDEX_CHECK_CACHE_BYTES = 64 * 1024;
 

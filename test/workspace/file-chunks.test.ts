@@ -62,6 +62,11 @@ describe("HashThread", () => {
         expect(answer.statAtMs).toBeGreaterThanOrEqual(before);
       }
       expect(String(answers[3])).toMatch(/no longer a regular file/);
+      // Asked for, a file's git blob id too, as git names its content; only where asked.
+      const withOid = await thread.hash([[join(d, "two-and-a-bit"), "sha1"], [join(d, "empty"), "sha256"], join(d, "small")]);
+      const oid = (path: string, algorithm: "sha1" | "sha256"): string | undefined => hashFileChunksSync(join(d, path), scratch, algorithm).gitOid;
+      expect(withOid.map((a) => (a instanceof Error ? a : a.gitOid))).toEqual([oid("two-and-a-bit", "sha1"), oid("empty", "sha256"), undefined]);
+      expect(oid("two-and-a-bit", "sha1")).toBe(execFileSync("git", ["hash-object", join(d, "two-and-a-bit")], { encoding: "utf8" }).trim());
       expect(answers[4]).toMatchObject({ code: "ENOENT" });
       // Never through a link: the link is refused, not the file it points at hashed.
       expect(answers[5]).toMatchObject({ code: "ELOOP" });

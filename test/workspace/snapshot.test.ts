@@ -445,6 +445,33 @@ describe("snapshotDirectory", () => {
     expect(warm.treeId).toBe(cold.treeId);
   });
 
+  it("records a large repository's clean files by blob id from its first snapshot, hashed on two threads, so the second stats none of them", async () => {
+    const dir = fresh();
+    const cacheFile = join(fresh(), "stat-cache");
+    git(dir, "init", "-q");
+    // Written well before the index, so that git trusts their stats.
+    const past = Date.now() / 1000 - 100;
+    const paths = Array.from({ length: 2500 }, (_, i) => `d${i % 13}/f${i}.txt`);
+    for (const [i, path] of paths.entries()) {
+      write(dir, path, randomBytes(1 + ((i * 7919) % 5000)));
+      utimesSync(join(dir, path), past, past);
+    }
+    git(dir, "add", "-A");
+    git(dir, "commit", "-qm", "base");
+    // Changed after the commit: hashed, but not by the blob id git's index names.
+    write(dir, "d0/f0.txt", "changed since the commit");
+    const first = await snapshotDirectory(dir, { cacheFile });
+    expect(first.stats).toMatchObject({ files: 2500, hashedFiles: 2500 });
+    const records = readFileSync(cacheFile, "utf8");
+    expect(records.split("\0git ").length - 1).toBe(2499);
+    expect(records).toContain(`d0/f13.txt\0git ${git(dir, "rev-parse", "HEAD:d0/f13.txt")} `);
+    expect(records).not.toContain(`d0/f0.txt\0git `);
+    // Every clean file by its blob id, without a stat; the changed one hashed again (written within the racy margin).
+    const second = await snapshotDirectory(dir, { cacheFile });
+    expect(second.stats).toMatchObject({ files: 2500, hashedFiles: 1, cachedFiles: 2499 });
+    expect(second.treeId).toBe(first.treeId);
+  });
+
   it("snapshots this repository in well under a second on a warm cache", async () => {
     const cacheFile = join(fresh(), "stat-cache.json");
     const cold = await snapshotDirectory(process.cwd(), { cacheFile });
