@@ -1,22 +1,15 @@
 import type { PieceRuns } from "./manifest-pieces.js";
-import type { KeptStatCache, StatCacheRecords } from "./stat-cache.js";
+import type { KeptStatCache } from "./stat-cache.js";
 import type { KeptListing } from "./tree-listing.js";
 
 /** What the last snapshot of one directory left for the next. */
 export class DirectoryMemory implements KeptStatCache, KeptListing {
-  #cache: { readonly signature: string; readonly records: StatCacheRecords } | undefined;
+  /** The stat cache's records, with the signature of the file they match. */
+  cache: KeptStatCache["cache"];
   /** The last manifest's pieces, with the runs of entries they hold. */
   runs: PieceRuns | undefined;
   /** Git's last listing of the directory, as printed and as parsed. */
   listing: KeptListing["listing"];
-
-  get(): { readonly signature: string; readonly records: StatCacheRecords } | undefined {
-    return this.#cache;
-  }
-
-  set(kept: { readonly signature: string; readonly records: StatCacheRecords }): void {
-    this.#cache = kept;
-  }
 }
 
 /**

@@ -55,8 +55,7 @@ export interface StatCacheRecords {
  * to: a file that still has that signature is not read and parsed again.
  */
 export interface KeptStatCache {
-  get(): { readonly signature: string; readonly records: StatCacheRecords } | undefined;
-  set(kept: { readonly signature: string; readonly records: StatCacheRecords }): void;
+  cache: { readonly signature: string; readonly records: StatCacheRecords } | undefined;
 }
 
 /**
@@ -79,17 +78,13 @@ export class StatCache {
   private recorded = 0;
   /** Look-ups answered from the cache in this run. */
   hits = 0;
-  private readonly fields: readonly string[];
-  private readonly previous: ReadonlyMap<string, number>;
 
   private constructor(
     private readonly file: string | undefined,
     private readonly records: StatCacheRecords,
     private readonly kept: KeptStatCache | undefined,
   ) {
-    this.fields = records.fields;
-    this.previous = records.previous;
-    this.used = new Uint8Array(Math.floor(this.fields.length / 3));
+    this.used = new Uint8Array(Math.floor(records.fields.length / 3));
   }
 
   /**
@@ -100,18 +95,18 @@ export class StatCache {
   static async load(file: string | undefined, root: string, kept?: KeptStatCache): Promise<StatCache> {
     if (file === undefined) return new StatCache(undefined, recordsOf("", root), undefined);
     const signature = kept === undefined ? undefined : await signatureOf(file);
-    const held = kept?.get();
+    const held = kept?.cache;
     if (held !== undefined && signature !== undefined && held.signature === signature && held.records.root === root) return new StatCache(file, held.records, kept);
     // Read as bytes and decoded at once: a streaming decode of a large cache costs more.
     const records = recordsOf(await readFile(file).then((bytes) => bytes.toString("utf8"), () => ""), root);
     // Stat'ed before the read: a file replaced in between shows another signature next time and is read again.
-    if (signature !== undefined) kept!.set({ signature, records });
+    if (signature !== undefined) kept!.cache = { signature, records };
     return new StatCache(file, records, kept);
   }
 
   /** The record number of `path` (its place in {@link paths}), if the cache holds a record of it. */
   recordOf(path: string): number | undefined {
-    return this.previous.get(path);
+    return this.records.previous.get(path);
   }
 
   /**
@@ -121,7 +116,7 @@ export class StatCache {
    */
   statPaths(): Array<string | undefined> {
     const paths: Array<string | undefined> = new Array<string | undefined>(this.used.length);
-    for (let n = 0; n < this.used.length; n++) paths[n] = this.fields[n * 3 + 1]!.startsWith(GIT_KEY) ? undefined : this.fields[n * 3]!;
+    for (let n = 0; n < this.used.length; n++) paths[n] = this.records.fields[n * 3 + 1]!.startsWith(GIT_KEY) ? undefined : this.records.fields[n * 3]!;
     return paths;
   }
 
@@ -130,8 +125,8 @@ export class StatCache {
    * bytes) shows it unchanged since, else undefined; `n` is its record number
    * when the caller found it already ({@link recordOf}).
    */
-  lookup(path: string, key: string, size: number, n = this.previous.get(path)): readonly string[] | undefined {
-    if (n === undefined || this.fields[n * 3 + 1] !== key) return undefined;
+  lookup(path: string, key: string, size: number, n = this.records.previous.get(path)): readonly string[] | undefined {
+    if (n === undefined || this.records.fields[n * 3 + 1] !== key) return undefined;
     return this.#chunks(n, size);
   }
 
@@ -139,8 +134,8 @@ export class StatCache {
    * The size and chunk digests recorded for `path` when its content was the
    * git blob `oid` (as git's index says it still is), else undefined.
    */
-  lookupBlob(path: string, oid: string, n = this.previous.get(path)): { size: number; chunks: readonly string[] } | undefined {
-    const key = n === undefined ? undefined : this.fields[n * 3 + 1]!;
+  lookupBlob(path: string, oid: string, n = this.records.previous.get(path)): { size: number; chunks: readonly string[] } | undefined {
+    const key = n === undefined ? undefined : this.records.fields[n * 3 + 1]!;
     const prefix = `${GIT_KEY}${oid} `;
     if (key === undefined || !key.startsWith(prefix)) return undefined;
     const size = Number(key.slice(prefix.length));
@@ -153,7 +148,7 @@ export class StatCache {
     const count = Math.ceil(size / CHUNK_SIZE);
     let chunks = this.records.chunks[n];
     if (chunks === undefined) {
-      const digests = this.fields[n * 3 + 2]!;
+      const digests = this.records.fields[n * 3 + 2]!;
       // A damaged record is a miss, never a broken manifest.
       if (digests.length !== DIGEST_HEX * count) return undefined;
       // Most files are one chunk: their digest is the record's string as it is.
@@ -198,27 +193,25 @@ export class StatCache {
    */
   async save(): Promise<void> {
     if (this.file === undefined) return;
-    if (this.recorded === 0 && this.usedCount === this.previous.size) return;
-    const parts = [`${HEADER}\n${JSON.stringify(this.records.root)}\n`];
+    if (this.recorded === 0 && this.usedCount === this.records.previous.size) return;
     const fields: string[] = [];
     const chunks: Array<readonly string[] | undefined> = [];
     for (let n = 0; n < this.used.length; n++) {
-      const path = this.fields[n * 3]!;
+      const path = this.records.fields[n * 3]!;
       if (this.used[n] === 0 || this.added.has(path)) continue;
-      parts.push(`${path}\0${this.fields[n * 3 + 1]}\0${this.fields[n * 3 + 2]}\0`);
-      fields.push(path, this.fields[n * 3 + 1]!, this.fields[n * 3 + 2]!);
+      fields.push(path, this.records.fields[n * 3 + 1]!, this.records.fields[n * 3 + 2]!);
       chunks.push(this.records.chunks[n]);
     }
     for (const [path, record] of this.added) {
-      parts.push(`${path}\0${record.key}\0${record.digests}\0`);
       fields.push(path, record.key, record.digests);
       // Hashed here, or taken from a record already checked.
       chunks.push(Object.freeze(record.chunks));
     }
-    await writeFileAtomic(this.file, parts.join(""));
+    // Every field ends with a NUL, the last one too.
+    await writeFileAtomic(this.file, `${HEADER}\n${JSON.stringify(this.records.root)}\n${fields.join("\0")}${fields.length > 0 ? "\0" : ""}`);
     if (this.kept === undefined) return;
     const signature = await signatureOf(this.file);
-    if (signature !== undefined) this.kept.set({ signature, records: { root: this.records.root, fields, previous: numbered(fields), chunks } });
+    if (signature !== undefined) this.kept.cache = { signature, records: { root: this.records.root, fields, previous: numbered(fields), chunks } };
   }
 }
 
