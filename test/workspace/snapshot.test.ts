@@ -24,6 +24,22 @@ function write(root: string, path: string, content: string | Uint8Array, mode?: 
   if (mode !== undefined) chmodSync(join(root, path), mode);
 }
 
+/**
+ * A new repository in `dir` whose one commit holds `files`, each written well
+ * before the index, so that git trusts their stats (no racily clean entries,
+ * which it compares by content).
+ */
+function committedRepository(dir: string, files: ReadonlyArray<readonly [path: string, content: string | Uint8Array]>): void {
+  git(dir, "init", "-q");
+  const past = Date.now() / 1000 - 100;
+  for (const [path, content] of files) {
+    write(dir, path, content);
+    utimesSync(join(dir, path), past, past);
+  }
+  git(dir, "add", "-A");
+  git(dir, "commit", "-qm", "base");
+}
+
 /** The entry a file on disk should have, computed independently of the snapshot code. */
 function expectedFile(root: string, path: string): ManifestEntry {
   const bytes = readFileSync(join(root, path));
@@ -304,15 +320,7 @@ describe("snapshotDirectory", () => {
   it("in a git repository takes a clean index entry from the cache by its blob id, and reads what git would not see changed", async () => {
     const dir = fresh();
     const cacheFile = join(fresh(), "cache", "stat-cache");
-    git(dir, "init", "-q");
-    // Written well before the index, so that git trusts their stats (no racily clean entries, which it compares by content).
-    const past = Date.now() / 1000 - 100;
-    for (const name of ["a.txt", "b.txt", "c.txt", "d.sh", "e.txt"]) {
-      write(dir, name, `content of ${name}\n`);
-      utimesSync(join(dir, name), past, past);
-    }
-    git(dir, "add", "-A");
-    git(dir, "commit", "-qm", "base");
+    committedRepository(dir, ["a.txt", "b.txt", "c.txt", "d.sh", "e.txt"].map((name) => [name, `content of ${name}\n`]));
     const first = await snapshotDirectory(dir, { cacheFile, indexCheck: true });
     expect(first.stats).toMatchObject({ files: 5, hashedFiles: 5 });
     // Recorded by the blob git names (no racy margin: the bytes were checked against it), so taken without a stat next time.
@@ -364,15 +372,8 @@ describe("snapshotDirectory", () => {
   it("with a memory kept between snapshots, gives for a changing repository the manifest a snapshot from scratch gives, and reads a cache file another process rewrote", async () => {
     const dir = fresh();
     const cacheFile = join(fresh(), "cache", "stat-cache");
-    git(dir, "init", "-q");
-    // Written well before the index, so that git trusts their stats; enough files for several pieces.
-    const past = Date.now() / 1000 - 100;
-    for (let i = 0; i < 700; i++) {
-      write(dir, `src/d${i % 9}/f${i}.txt`, `file ${i}\n`);
-      utimesSync(join(dir, `src/d${i % 9}/f${i}.txt`), past, past);
-    }
-    git(dir, "add", "-A");
-    git(dir, "commit", "-qm", "base");
+    // Enough files for several pieces.
+    committedRepository(dir, Array.from({ length: 700 }, (_, i) => [`src/d${i % 9}/f${i}.txt`, `file ${i}\n`]));
     const memory = new SnapshotMemory();
     const same = async (what: string): Promise<Awaited<ReturnType<typeof snapshotDirectory>>> => {
       const kept = await snapshotDirectory(dir, { cacheFile, memory, indexCheck: true });
@@ -448,16 +449,7 @@ describe("snapshotDirectory", () => {
   it("records a large repository's clean files by blob id from its first snapshot, hashed on two threads, so the second stats none of them", async () => {
     const dir = fresh();
     const cacheFile = join(fresh(), "stat-cache");
-    git(dir, "init", "-q");
-    // Written well before the index, so that git trusts their stats.
-    const past = Date.now() / 1000 - 100;
-    const paths = Array.from({ length: 2500 }, (_, i) => `d${i % 13}/f${i}.txt`);
-    for (const [i, path] of paths.entries()) {
-      write(dir, path, randomBytes(1 + ((i * 7919) % 5000)));
-      utimesSync(join(dir, path), past, past);
-    }
-    git(dir, "add", "-A");
-    git(dir, "commit", "-qm", "base");
+    committedRepository(dir, Array.from({ length: 2500 }, (_, i) => [`d${i % 13}/f${i}.txt`, randomBytes(1 + ((i * 7919) % 5000))]));
     // Changed after the commit: hashed, but not by the blob id git's index names.
     write(dir, "d0/f0.txt", "changed since the commit");
     const first = await snapshotDirectory(dir, { cacheFile });
