@@ -20,6 +20,7 @@ import type { StatementSigner } from "../../identity/statement.js";
 import type { ServiceAuditEntry } from "../services/mesh-service.js";
 import { BlobArrivals } from "./blob-arrivals.js";
 import { executorGrantOf, withExecutorGrant } from "./executor-grant.js";
+import { KeyedTurns } from "../../src/util/keyed-turns.js";
 import { fromHolders, holderMisbehaved, holderOrder, type HolderHints } from "./holder-fetch.js";
 import { keepWorkingOnly, submittedSource } from "./snapshot-content.js";
 import { signTreeGrant } from "./tree-grants.js";
@@ -108,6 +109,8 @@ export class CodeWorkspaces implements TaskWorkspaces {
   readonly #sources = new Map<string, () => void>();
   /** What each snapshot leaves for the next one of the same directory. */
   readonly #snapshots = new SnapshotMemory();
+  /** Submissions of each tree id keeping content and recording themselves, one at a time. */
+  readonly #submitting = new KeyedTurns();
 
   constructor(options: CodeWorkspacesOptions) {
     this.#o = options;
@@ -126,14 +129,18 @@ export class CodeWorkspaces implements TaskWorkspaces {
     // On record before the request is signed: a task may wait for a member longer than this process lives.
     for (const piece of snap.pieces) await this.#o.store.putVerified(piece.digest, piece.bytes);
     const holder = submittedHolder(snap.treeId);
-    // Pinned before there is a record: a process killed meanwhile leaves pins of a holder without one, which a restart drops.
-    await keepWorkingOnly(this.#o.store, holder, snap.root, snap.manifest, snap.inGit, this.#o.keepBytes ?? this.#o.store.quotaBytes * KEPT_SHARE_OF_QUOTA).catch(async (err: unknown) => {
-      if (!this.#o.submitted.has(snap.treeId)) await this.#o.store.unpin(holder);
-      throw err;
+    // One submission of a tree at a time from here: the holder is the tree's, and a second one refused while the
+    // first had kept content and not yet recorded it would drop the first one's pins with its own.
+    await this.#submitting.run(snap.treeId, async () => {
+      // Pinned before there is a record: a process killed meanwhile leaves pins of a holder without one, which a restart drops.
+      await keepWorkingOnly(this.#o.store, holder, snap.root, snap.manifest, snap.inGit, this.#o.keepBytes ?? this.#o.store.quotaBytes * KEPT_SHARE_OF_QUOTA).catch(async (err: unknown) => {
+        if (!this.#o.submitted.has(snap.treeId)) await this.#o.store.unpin(holder);
+        throw err;
+      });
+      // The record before the pin: a process killed between them leaves a record that a restart pins again or forgets, never a pin nothing expires.
+      await this.#o.submitted.add(snap.treeId, resolve(dir), Date.now(), snap.base?.commit);
+      await this.#o.store.pin(holder, [snap.treeId, ...snap.pieces.map((p) => p.digest)]);
     });
-    // The record before the pin: a process killed between them leaves a record that a restart pins again or forgets, never a pin nothing expires.
-    await this.#o.submitted.add(snap.treeId, resolve(dir), Date.now(), snap.base?.commit);
-    await this.#o.store.pin(holder, [snap.treeId, ...snap.pieces.map((p) => p.digest)]);
     const source = submittedSource(this.#o.store, holder, snap.root, snap.manifest, snap.pieces, { oids: snap.inGit, ...(snap.base && { base: snap.base.commit }) });
     this.#serve(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), source);
     return { tree: snap.treeId, bytes: totalSize(snap.manifest), files: snap.manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };

@@ -6,7 +6,7 @@ import { CodeWorkspaces } from "../../node/workspaces/code-workspaces.js";
 import { SharedTrees } from "../../node/workspaces/shared-trees.js";
 import { SubmittedTrees } from "../../node/workspaces/submitted-trees.js";
 import { WORKSPACE_KEY } from "../../src/workspace/task-spec.js";
-import { openBlobStore } from "../../src/workspace/blob-store.js";
+import { openBlobStore, type BlobStore } from "../../src/workspace/blob-store.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -23,6 +23,26 @@ async function reopen(dataDir: string) {
   const sources: Array<{ read(d: string): Promise<Uint8Array | undefined> }> = [];
   const ws = new CodeWorkspaces({ selfId: "self", dataDir, store, shared, submitted: await submittedIn(dataDir), client: () => undefined, addSource: (s) => (sources.push(s), () => undefined) });
   return { store, shared, sources, ws };
+}
+
+/**
+ * Workspaces over `store` whose store runs `hooks.missing` each time it has
+ * told a submission which of the content to keep it lacks (between hashing a
+ * file and reading its bytes again to keep them), and `hooks.storing` to
+ * store each blob (with `put`).
+ */
+function workspacesOver(dataDir: string, store: BlobStore, submitted: SubmittedTrees, hooks: { missing?: () => void | Promise<void>; storing?: (digest: string, put: () => Promise<void>) => Promise<void> }): CodeWorkspaces {
+  const hooked: BlobStore = Object.create(store) as BlobStore;
+  hooked.missing = async (digests) => {
+    const lacking = await store.missing(digests);
+    await hooks.missing?.();
+    return lacking;
+  };
+  hooked.putVerified = async (digest, bytes) => {
+    const put = (): Promise<void> => store.putVerified(digest, bytes);
+    await (hooks.storing === undefined ? put() : hooks.storing(digest, put));
+  };
+  return new CodeWorkspaces({ selfId: "self", dataDir, store: hooked, shared: new SharedTrees(), submitted, client: () => undefined, addSource: () => () => undefined });
 }
 
 /** A temporary home, removed after the test, with a directory `repo` in it holding `files` (name to content). */
@@ -133,6 +153,60 @@ describe("trees served by a submitter", () => {
     // Past the retention it goes too.
     expect(await second.ws.restoreServed(Date.now() + 8 * 24 * 3600 * 1000)).toBe(0);
     expect(readdirSync(fetched)).toEqual([]);
+  });
+
+  it("refuse a submission whose working-tree-only file changed while it was kept, leaving no record and no pins", async () => {
+    const { home, repo } = homeWithRepo("cc-submitted-changed-", { "notes.txt": "as hashed" });
+    const store = await openBlobStore({ dir: join(home, "blobs") });
+    cleanups.push(() => store.close());
+    const submitted = await submittedIn(home);
+    // The file changes after the snapshot hashed it and before its bytes are read to be kept (the store is asked what it lacks in between).
+    const ws = workspacesOver(home, store, submitted, { missing: () => writeFileSync(join(repo, "notes.txt"), "as edited") });
+    await expect(ws.snapshot(repo)).rejects.toThrow(/notes\.txt.*changed while it was snapshotted|changed while it was snapshotted/);
+    expect(store.holders()).toEqual([]);
+    expect(submitted.list()).toEqual([]);
+    expect(store.has(createHash("sha256").update("as hashed").digest("hex"))).toBe(false);
+  });
+
+  it("keep what one submission kept when a second submission of the same tree, made at the same time, finds the file changed", async () => {
+    const { home, repo } = homeWithRepo("cc-submitted-twice-", { "notes.txt": "as hashed" });
+    const store = await openBlobStore({ dir: join(home, "blobs") });
+    cleanups.push(() => store.close());
+    const submitted = await submittedIn(home);
+    const kept = createHash("sha256").update("as hashed").digest("hex");
+    const signal = (): { promise: Promise<void>; fire: () => void } => {
+      let fire!: () => void;
+      const promise = new Promise<void>((resolve) => (fire = resolve));
+      return { promise, fire };
+    };
+    // Each wait ends after a second at most: where the submissions cannot interleave, the signal never comes.
+    const until = (s: { promise: Promise<void> }): Promise<unknown> => Promise.race([s.promise, new Promise((resolve) => setTimeout(resolve, 1_000))]);
+    const secondAsked = signal();
+    const rewritten = signal();
+    const secondEnded = signal();
+    let asked = 0;
+    // The interleaving that was possible: both find the file's content lacking; the first keeps it, the file
+    // changes, the second reads it again and is refused, and only then does the first record its submission.
+    const ws = workspacesOver(home, store, submitted, {
+      missing: async () => {
+        if (++asked !== 2) return;
+        secondAsked.fire();
+        await until(rewritten);
+      },
+      storing: async (digest, put) => {
+        if (digest !== kept) return put();
+        await until(secondAsked);
+        writeFileSync(join(repo, "notes.txt"), "as edited");
+        rewritten.fire();
+        await put();
+        await until(secondEnded);
+      },
+    });
+    const [first] = await Promise.allSettled([ws.snapshot(repo), ws.snapshot(repo).finally(secondEnded.fire)]);
+    expect(first.status).toBe("fulfilled");
+    const spec = (first as PromiseFulfilledResult<{ tree: string }>).value;
+    expect(submitted.has(spec.tree)).toBe(true);
+    expect(store.pinnedBy(`submitted:${spec.tree}`).has(kept)).toBe(true);
   });
 
   it("drops a record that does not parse, saying which file, and keeps the others", async () => {
