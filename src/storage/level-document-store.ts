@@ -10,6 +10,7 @@ import { createChangeLog, type ChangeLog } from "./change-log.js";
 import { levelKeyValues } from "./key-value.js";
 import { docRootListReader, docRootReader, type RootListReader, type RootReader } from "./root-reader.js";
 import { WriteBatcher, type WriteOp } from "./write-batcher.js";
+import { KeyedTurns } from "../util/keyed-turns.js";
 
 /** Options of {@link LevelDocumentStore}. */
 export interface LevelDocumentStoreOptions {
@@ -139,7 +140,8 @@ function release(doc: A.Doc<unknown>, shared: boolean): void {
  */
 export class LevelDocumentStore implements DocumentStore {
   private readonly cache = new Map<string, CacheEntry>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Writes of each document, one after another. */
+  private readonly locks = new KeyedTurns();
   private readonly listeners = new Set<(change: DocumentChange) => void>();
   private readonly derivations = new Set<RemoteDerivation<unknown>>();
   private readonly batcher: WriteBatcher;
@@ -197,20 +199,9 @@ export class LevelDocumentStore implements DocumentStore {
   ): Promise<A.Doc<T> | undefined> {
     validateDocumentId(id);
     this.assertOpen();
-    return this.locked(id, () => this.applyUpdate(id, fn, origin, extras));
+    return this.locks.run(id, () => this.applyUpdate(id, fn, origin, extras));
   }
 
-  /** Run `work` after every earlier write of `id` has settled. */
-  private locked<R>(id: string, work: () => Promise<R>): Promise<R> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const run = prev.then(work, work);
-    this.locks.set(id, run);
-    const release = (): void => {
-      if (this.locks.get(id) === run) this.locks.delete(id);
-    };
-    run.then(release, release);
-    return run;
-  }
 
   /**
    * Store a new document given as saved bytes and heads (built elsewhere, for
@@ -220,7 +211,7 @@ export class LevelDocumentStore implements DocumentStore {
   insert(id: string, bytes: Uint8Array, heads: A.Heads, ops: WriteOp[] = [], origin: ChangeOrigin = "local"): Promise<void> {
     validateDocumentId(id);
     this.assertOpen();
-    return this.locked(id, async () => {
+    return this.locks.run(id, async () => {
       const cached = this.cache.get(id);
       if (cached) {
         this.cache.delete(id);
@@ -240,7 +231,7 @@ export class LevelDocumentStore implements DocumentStore {
   receiveNew(id: string, bytes: Uint8Array, origin: ChangeOrigin = "remote", extras: ReceiveExtras = {}): Promise<boolean> {
     validateDocumentId(id);
     this.assertOpen();
-    return this.locked(id, async () => {
+    return this.locks.run(id, async () => {
       if (this.cache.has(id) || this.storedHeads(id) !== undefined) return false;
       const received = this.checkReceived(id, origin, bytes, extras.check);
       if (received === undefined) return false;
@@ -292,7 +283,7 @@ export class LevelDocumentStore implements DocumentStore {
   remove(id: string, ops: WriteOp[] = []): Promise<Uint8Array | undefined> {
     validateDocumentId(id);
     this.assertOpen();
-    return this.locked(id, async () => {
+    return this.locks.run(id, async () => {
       const stored = await this.documents.read(id);
       if (stored.keys.length === 0 && this.storedHeads(id) === undefined) return undefined;
       const bytes = storedBytes(stored);
@@ -410,7 +401,7 @@ export class LevelDocumentStore implements DocumentStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await Promise.allSettled([...this.locks.values()]);
+    await this.locks.settled();
     await this.batcher.drain();
     this.closed = true;
     for (const entry of this.cache.values()) release(entry.doc, entry.shared);

@@ -8,6 +8,7 @@ import type { BlobSource } from "./blob-source.js";
 import { BlobPacks, PACK_BELOW_BYTES } from "./blob-packs.js";
 import { FileWriter, type CopySource } from "./file-writer.js";
 import { DIGEST_PATTERN, isDigest } from "./manifest.js";
+import { KeyedTurns } from "../util/keyed-turns.js";
 
 /** Largest blob: the snapshot code cuts files in chunks of this size. */
 export const MAX_BLOB_BYTES = 1024 * 1024;
@@ -288,7 +289,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
   /** Files being written get names unique in this process; `.tmp` is emptied at open, and the store has one process at a time. */
   let tmpCount = 0;
   /** One operation at a time on each partial blob. */
-  const partialLocks = new Map<string, Promise<unknown>>();
+  const partialLocks = new KeyedTurns();
   const madeDirs = new Set<string>();
   const writer = new FileWriter();
 
@@ -452,16 +453,6 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     return done;
   };
 
-  const withPartialLock = <T>(digest: string, run: () => Promise<T>): Promise<T> => {
-    const before = partialLocks.get(digest) ?? Promise.resolve();
-    const next = before.then(run, run);
-    const settled = next.catch(() => undefined);
-    partialLocks.set(digest, settled);
-    void settled.then(() => {
-      if (partialLocks.get(digest) === settled) partialLocks.delete(digest);
-    });
-    return next;
-  };
 
   /** The open partial of `digest`, re-hashing what an earlier process left on disk. */
   const openPartial = async (digest: string): Promise<OpenPartial> => {
@@ -591,7 +582,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
 
     appendPartial(digest, offset, bytes, opts = {}) {
       checkDigest(digest);
-      return withPartialLock(digest, async () => {
+      return partialLocks.run(digest, async () => {
         if (store.has(digest)) {
           await dropPartial(digest);
           return "complete" as const;
@@ -633,7 +624,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
 
     discardPartial(digest) {
       checkDigest(digest);
-      return withPartialLock(digest, () => dropPartial(digest));
+      return partialLocks.run(digest, () => dropPartial(digest));
     },
 
     async pin(holder, digests) {
@@ -752,7 +743,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
 
     async close() {
       await Promise.allSettled([...writing.values()]);
-      await Promise.allSettled([...partialLocks.values()]);
+      await partialLocks.settled();
       await pinWrites;
       await writer.close();
       await packs.close();
