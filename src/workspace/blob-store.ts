@@ -19,6 +19,8 @@ export const DEFAULT_BLOB_QUOTA_BYTES = 4 * 1024 * 1024 * 1024;
 
 /** Holder names are stored inside LevelDB keys, before a NUL separator. */
 const HOLDER = /^[^\0]{1,256}$/;
+/** A partial blob counts as at least this against its bound: a file takes a disk block however few bytes it holds. */
+const PARTIAL_BLOCK_BYTES = 4096;
 /** An access refreshes a blob's mtime (its place in the LRU order across restarts) at most this often. */
 const TOUCH_INTERVAL_MS = 60_000;
 
@@ -50,7 +52,10 @@ export interface BlobStoreOptions {
    * finds (it checks every blob against its digest) and drops.
    */
   fsync?: boolean;
-  /** A partial blob not written to for this long is removed by {@link BlobStore.gc}, ms. Default one day. */
+  /**
+   * A partial blob not written to for this long is removed by {@link BlobStore.gc}, ms. Default one day.
+   * Partial blobs take a quarter of the quota at most besides: the least recently written idle ones go to make room.
+   */
   partialMaxAgeMs?: number;
 }
 
@@ -124,7 +129,7 @@ export interface BlobStore extends BlobSource {
    * Remove unpinned blobs and trees, least recently used first, until the
    * store holds at most `downToBytes` (default: its quota; 0 removes every
    * unpinned entry), and partial blobs abandoned for longer than
-   * {@link BlobStoreOptions.partialMaxAgeMs} (they do not count against the quota).
+   * {@link BlobStoreOptions.partialMaxAgeMs} (they have a bound of their own, a quarter of the quota).
    */
   gc(options?: { downToBytes?: number }): Promise<GcResult>;
   /** Bytes and entries held now (blobs and trees). */
@@ -284,8 +289,32 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
   /** Writes in progress by digest: a second write of the same bytes waits for the first. */
   const writing = new Map<string, Promise<void>>();
   const partials = new Map<string, OpenPartial>();
-  /** Partial blobs on disk: a fetch asks for the offset of every blob it lacks, and most have none. */
-  const partialFiles = new Set(readdirSync(partialDir).filter((name) => DIGEST_PATTERN.test(name)));
+  /**
+   * Partial blobs on disk and their sizes, least recently written first: a
+   * fetch asks for the offset of every blob it lacks, and most have none. A
+   * peer can leave the start of every blob of a tree behind, so they are
+   * bounded ({@link makePartialRoom}).
+   */
+  const partialSizes = new Map<string, number>();
+  let partialBytes = 0;
+  const maxPartialBytes = quotaBytes / 4;
+  const charged = (size: number): number => Math.max(size, PARTIAL_BLOCK_BYTES);
+  const forgetPartial = (digest: string): void => {
+    const size = partialSizes.get(digest);
+    if (size === undefined) return;
+    partialSizes.delete(digest);
+    partialBytes -= charged(size);
+  };
+  const notePartial = (digest: string, size: number): void => {
+    forgetPartial(digest);
+    partialSizes.set(digest, size);
+    partialBytes += charged(size);
+  };
+  const leftPartials = readdirSync(partialDir)
+    .filter((name) => DIGEST_PATTERN.test(name))
+    .map((name) => ({ name, st: statSync(join(partialDir, name)) }))
+    .sort((a, b) => a.st.mtimeMs - b.st.mtimeMs);
+  for (const { name, st } of leftPartials) notePartial(name, st.size);
   /** Files being written get names unique in this process; `.tmp` is emptied at open, and the store has one process at a time. */
   let tmpCount = 0;
   /** One operation at a time on each partial blob. */
@@ -465,10 +494,11 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     });
     if (prefix.byteLength > MAX_BLOB_BYTES) {
       await rm(path, { force: true });
+      forgetPartial(digest);
       return openPartial(digest);
     }
     const file = await open(path, "a", 0o600);
-    partialFiles.add(digest);
+    notePartial(digest, prefix.byteLength);
     const partial: OpenPartial = { file, hash: createHash("sha256").update(prefix), size: prefix.byteLength };
     partials.set(digest, partial);
     return partial;
@@ -479,7 +509,26 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     partials.delete(digest);
     await partial?.file.close().catch(() => undefined);
     await rm(join(partialDir, digest), { force: true });
-    partialFiles.delete(digest);
+    forgetPartial(digest);
+  };
+
+  /**
+   * Makes room for partial blob `digest` to grow to `size` bytes within the
+   * partials' bound by removing the least recently written idle ones (each is
+   * only a head start on a fetch); throws QUOTA when that is not enough.
+   * Synchronous, so no append to a partial being removed can slip in.
+   */
+  const makePartialRoom = (digest: string, size: number): void => {
+    const own = partialSizes.get(digest);
+    let over = partialBytes - (own === undefined ? 0 : charged(own)) + charged(size) - maxPartialBytes;
+    for (const [other, otherSize] of partialSizes) {
+      if (over <= 0 || charged(size) > maxPartialBytes) break;
+      if (other === digest || partialLocks.has(other)) continue;
+      rmSync(join(partialDir, other), { force: true });
+      forgetPartial(other);
+      over -= charged(otherSize);
+    }
+    if (over > 0) throw new CoderClawError("QUOTA", `partial blob ${digest}: ${size} bytes do not fit the ${maxPartialBytes} bytes partial blobs may take (a quarter of the quota), ${partialBytes} taken by others being written`);
   };
 
   const store: BlobStore = {
@@ -572,7 +621,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
       checkDigest(digest);
       const held = partials.get(digest);
       if (held !== undefined) return held.size;
-      if (!partialFiles.has(digest)) return 0;
+      if (!partialSizes.has(digest)) return 0;
       try {
         return (await stat(join(partialDir, digest))).size;
       } catch {
@@ -588,37 +637,53 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
           return "complete" as const;
         }
         const partial = await openPartial(digest);
-        if (offset !== partial.size) throw new CoderClawError("INVALID_INPUT", `blob ${digest}: write at offset ${offset} does not continue the partial blob of ${partial.size} bytes`);
-        if (partial.size + bytes.byteLength > MAX_BLOB_BYTES) {
-          await dropPartial(digest);
-          throw new DigestMismatchError(digest, `${partial.size + bytes.byteLength} bytes exceed the blob limit of ${MAX_BLOB_BYTES}`);
-        }
-        await partial.file.write(bytes);
-        partial.hash.update(bytes);
-        partial.size += bytes.byteLength;
-        if (partial.hash.copy().digest("hex") === digest) {
-          partials.delete(digest);
-          try {
-            if (fsync) await partial.file.sync();
-          } finally {
-            await partial.file.close();
+        try {
+          if (offset !== partial.size) throw new CoderClawError("INVALID_INPUT", `blob ${digest}: write at offset ${offset} does not continue the partial blob of ${partial.size} bytes`);
+          if (partial.size + bytes.byteLength > MAX_BLOB_BYTES) {
+            await dropPartial(digest);
+            throw new DigestMismatchError(digest, `${partial.size + bytes.byteLength} bytes exceed the blob limit of ${MAX_BLOB_BYTES}`);
           }
           try {
-            await commit(digest, "blob", partial.size, join(partialDir, digest));
+            makePartialRoom(digest, partial.size + bytes.byteLength);
           } catch (err) {
-            await rm(join(partialDir, digest), { force: true });
+            // Kept, it would fail each fetch that resumes it: the blob is asked for whole instead.
+            await dropPartial(digest);
             throw err;
-          } finally {
-            partialFiles.delete(digest);
           }
-          return "complete" as const;
+          await partial.file.write(bytes);
+          partial.hash.update(bytes);
+          partial.size += bytes.byteLength;
+          notePartial(digest, partial.size);
+          if (partial.hash.copy().digest("hex") === digest) {
+            partials.delete(digest);
+            try {
+              if (fsync) await partial.file.sync();
+            } finally {
+              await partial.file.close();
+            }
+            try {
+              await commit(digest, "blob", partial.size, join(partialDir, digest));
+            } catch (err) {
+              await rm(join(partialDir, digest), { force: true });
+              throw err;
+            } finally {
+              forgetPartial(digest);
+            }
+            return "complete" as const;
+          }
+          if (opts.last === true) {
+            const size = partial.size;
+            await dropPartial(digest);
+            throw new DigestMismatchError(digest, `the ${size} bytes received do not hash to it`);
+          }
+          return "partial" as const;
+        } finally {
+          // Open only while written to: a peer can leave thousands of partial blobs behind, and must not hold a file open for each.
+          if (partials.get(digest) === partial) {
+            partials.delete(digest);
+            await partial.file.close().catch(() => undefined);
+          }
         }
-        if (opts.last === true) {
-          const size = partial.size;
-          await dropPartial(digest);
-          throw new DigestMismatchError(digest, `the ${size} bytes received do not hash to it`);
-        }
-        return "partial" as const;
       });
     },
 
@@ -731,7 +796,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
         const st = await stat(join(partialDir, name)).catch(() => undefined);
         if (st === undefined || st.mtimeMs >= before) continue;
         await rm(join(partialDir, name), { force: true });
-        partialFiles.delete(name);
+        forgetPartial(name);
         result.partials++;
       }
       return result;

@@ -261,6 +261,35 @@ describe("blob store", () => {
     expect(await again.partialOffset(recent)).toBe(5);
   });
 
+  it("partial blobs stay within a quarter of the quota, the least recently written idle ones going first, and hold no file open between writes", async () => {
+    // 100,000 bytes of partials at most, each counted as at least a 4 KiB block.
+    const { store, dir, reopen } = await fresh(400_000);
+    const partialDir = join(dir, ".partial");
+    const openFiles = (): number => readdirSync("/proc/self/fd").length;
+    const onDisk = (): number => readdirSync(partialDir).reduce((n, f) => n + statSync(join(partialDir, f)).size, 0);
+    const before = openFiles();
+    // What a peer that sends the start of every blob of a large tree and never the rest leaves behind.
+    const digests = Array.from({ length: 200 }, () => sha256Hex(randomBytes(8)));
+    for (const d of digests) expect(await store.appendPartial(d, 0, randomBytes(10_000))).toBe("partial");
+    expect(openFiles() - before).toBeLessThan(10);
+    expect(onDisk()).toBeLessThanOrEqual(100_000);
+    expect(await store.partialOffset(digests.at(-1)!)).toBe(10_000);
+    expect(await store.partialOffset(digests[0]!)).toBe(0);
+    // The newest partial still resumes where it stopped.
+    await expect(store.appendPartial(digests.at(-1)!, 10_000, randomBytes(10))).resolves.toBe("partial");
+    // Tiny partials cannot get round the bound by their number.
+    for (let i = 0; i < 200; i++) await store.appendPartial(sha256Hex(randomBytes(8)), 0, randomBytes(1));
+    expect(readdirSync(partialDir).length).toBeLessThanOrEqual(Math.floor(100_000 / 4096));
+    // One partial larger than the whole share is refused and dropped: the fetch starts that blob over instead of failing on it each time.
+    const big = sha256Hex(randomBytes(8));
+    await expect(store.appendPartial(big, 0, randomBytes(150_000))).rejects.toMatchObject({ code: "QUOTA" });
+    expect(await store.partialOffset(big)).toBe(0);
+    // After a restart the partials left are counted again: the bound holds across it.
+    const again = await reopen();
+    for (let i = 0; i < 50; i++) await again.appendPartial(sha256Hex(randomBytes(8)), 0, randomBytes(10_000));
+    expect(onDisk()).toBeLessThanOrEqual(100_000);
+  });
+
   it("removes leftover temporary files at open", async () => {
     const { dir, reopen } = await fresh();
     writeFileSync(join(dir, ".tmp", "leftover"), "x");

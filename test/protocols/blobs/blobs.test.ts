@@ -290,6 +290,36 @@ describe("blob protocol", () => {
     for (const d of digests) expect(await mine.partialOffset(d)).toBe(0);
   });
 
+  it("a server that sends the start of every blob and then misses it leaves partials within a quarter of the asker's quota, and no file open", { timeout: 60_000 }, async () => {
+    nodes = await startNodes(2);
+    await connectAll(nodes);
+    const [server, asker] = nodes as [MeshLibp2p, MeshLibp2p];
+    // Each answer: a miss of the blob resumed (if any), then 10,000 bytes of the next one "of 1 MiB", then the end.
+    await hostileServer(server, (m, channel) => {
+      if (m.t !== "get") return;
+      void (async () => {
+        let i = 0;
+        if (m.items[0]!.off > 0) await channel.send({ t: "miss", rid: m.rid, d: m.items[i++]!.d });
+        const next = m.items[i];
+        if (next !== undefined) await channel.send({ t: "data", rid: m.rid, d: next.d, off: 0, size: 1024 * 1024, bytes: randomBytes(10_000) });
+        await channel.send({ t: "end", rid: m.rid });
+      })().catch(() => undefined);
+    });
+    const client = new BlobClient({ libp2p: asker });
+    cleanups.push(() => client.close());
+    const dir = tempDir("cc-blobs-proto-");
+    const mine = await openBlobStore({ dir: dir.path, fsync: false, quotaBytes: 400_000 });
+    cleanups.push(() => dir.remove(), () => mine.close());
+    const openFiles = (): number => readdirSync("/proc/self/fd").length;
+    const before = openFiles();
+    const digests = Array.from({ length: 200 }, () => sha256Hex(randomBytes(8)));
+    const result = await client.fetchBlobs(server.peerId.toString(), sha256Hex(randomBytes(8)), digests, mine);
+    expect(result.unavailable).toHaveLength(200);
+    const partials = readdirSync(`${dir.path}/.partial`);
+    expect(partials.length * 10_000).toBeLessThanOrEqual(100_000);
+    expect(openFiles() - before).toBeLessThan(20);
+  });
+
   it("cuts off a server that sends what was not asked, answers with nothing, or goes silent mid-transfer", async () => {
     nodes = await startNodes(4);
     await connectAll(nodes);
