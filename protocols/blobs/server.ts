@@ -64,10 +64,10 @@ class Credit {
     this.#bytes -= bytes;
   }
 
-  /** True once there is credit; false when none came within `ms`, or the transfer ended. */
+  /** True once there is credit; false when none came within `ms`, or the transfer ended (credit left or not: a cancelled transfer reads nothing more). */
   async wait(ms: number, signal: AbortSignal): Promise<boolean> {
-    if (this.#bytes > 0) return true;
     if (signal.aborted) return false;
+    if (this.#bytes > 0) return true;
     return new Promise<boolean>((resolve) => {
       const finish = (granted: boolean): void => {
         clearTimeout(timer);
@@ -242,13 +242,13 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
         void send({ t: "err", rid, code: "BUSY", message: `${peer} already has ${maxTransfers} transfers open` }).catch(() => undefined);
         return;
       }
+      // Counted until its run settles, cancelled or not: a peer that cancels each request at once must not have more running than its allowance.
       own.transfers++;
       const transfer: Transfer = { controller: new AbortController(), credit: new Credit(window) };
       const { signal } = transfer.controller;
       open.set(rid, transfer);
       const done = (): void => {
-        if (open.get(rid) !== transfer) return;
-        open.delete(rid);
+        if (open.get(rid) === transfer) open.delete(rid);
         own.transfers--;
       };
       run(transfer).then(
@@ -281,7 +281,6 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
             const transfer = open.get(message.rid);
             if (transfer === undefined) break;
             open.delete(message.rid);
-            own.transfers--;
             transfer.controller.abort();
             break;
           }
@@ -292,8 +291,8 @@ export function createBlobServer(options: BlobServerOptions): BlobServer {
     } catch (err) {
       options.onError?.(peer, err as Error);
     } finally {
+      // Each run gives its place back as it settles, which the abort hastens.
       for (const transfer of open.values()) transfer.controller.abort();
-      own.transfers -= open.size;
       open.clear();
       if (--own.channels === 0 && peers.get(peer) === own) peers.delete(peer);
     }

@@ -540,6 +540,46 @@ describe("blob protocol", () => {
     expect(ended).toEqual(new Set([1, 2, 3, 4]));
   });
 
+  it("a cancelled transfer stops reading and holds its place in the peer's allowance until it has: cancelling opens no more transfers than the allowance", async () => {
+    const s = await setup();
+    // Blobs read from a slow source (a working tree, say), counting the reads in progress.
+    const bytes = new Map(Array.from({ length: 64 }, () => randomBytes(100)).map((b) => [sha256Hex(b), b] as const));
+    const digests = [...bytes.keys()];
+    const manifest = new TextEncoder().encode(JSON.stringify(digests));
+    const tree = { id: sha256Hex(manifest), manifest, digests, bytes: 6400 };
+    s.trees.set(tree.id, tree);
+    let reading = 0;
+    let most = 0;
+    let reads = 0;
+    s.service.server.addSource({
+      has: (d) => bytes.has(d),
+      read: async (d) => {
+        reads++;
+        most = Math.max(most, ++reading);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        reading--;
+        return bytes.get(d);
+      },
+    });
+    const stream = await s.clients[0]!.dialProtocol(s.server.peerId, BLOBS_PROTOCOL);
+    const channel = new FramedChannel<BlobsMessage>({ stream, codec: createBlobsCodec(), peer: s.server.peerId.toString() });
+    cleanups.push(() => channel.close());
+    void (async () => {
+      for await (const _ of channel) {
+        // Drained: what the server answers does not matter here.
+      }
+    })().catch(() => undefined);
+    // Each request asks for the whole tree and is cancelled at once: the server ends it before the next read.
+    for (let rid = 1; rid <= 40; rid++) {
+      await channel.send({ t: "get", rid, tree: tree.id, items: digests.map((d) => ({ d, off: 0 })), window: 1024 * 1024 });
+      await channel.send({ t: "cancel", rid });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(reading).toBe(0);
+    expect(most).toBeLessThanOrEqual(4);
+    expect(reads).toBeLessThanOrEqual(40);
+  });
+
   it("cuts off a peer that stops reading, stalls mid-frame or sends an oversize frame, while another peer is served", { timeout: 60_000 }, async () => {
     const s = await setup({ clients: 4, stallMs: 1_000 });
     const tree = await makeTree(s.serverStore, mixedBlobs(400, 12));
