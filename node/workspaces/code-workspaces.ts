@@ -557,10 +557,36 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const digests = decodeManifestIndex(treeId, index, limits);
     if (holder !== undefined) await this.#o.store.pin(holder, digests);
     const local = this.#o.shared.source(treeId);
-    const readAll = (): Promise<Array<Uint8Array | undefined>> => Promise.all(digests.map(async (d) => (local === undefined ? undefined : await local.read(d)) ?? (await this.#o.store.read(d))));
+    // The index names its pieces, not their sizes: up to 100,000 of up to 1 MiB each. They are read, and fetched, only up to the manifest limit.
+    const tooLarge = (): InvalidInputError => new InvalidInputError(`tree ${treeId}: its pieces come to more than the manifest limit of ${limits.maxManifestBytes} bytes`, "index.pieces");
+    let held = 0;
+    const readAll = async (): Promise<Array<Uint8Array | undefined>> => {
+      const read = await Promise.all(digests.map(async (d) => (local === undefined ? undefined : await local.read(d)) ?? (await this.#o.store.read(d))));
+      held = read.reduce((n, bytes) => n + (bytes?.byteLength ?? 0), 0);
+      if (held > limits.maxManifestBytes) throw tooLarge();
+      return read;
+    };
     let pieces = await readAll();
     if (pieces.includes(undefined)) {
-      await this.#fetchBlobs(from, treeId, new Set(digests), signal, this.#o.store, grant);
+      let fetched = held;
+      const within = (bytes: number): void => {
+        fetched += bytes;
+        if (fetched > limits.maxManifestBytes) throw tooLarge();
+      };
+      const store = this.#o.store;
+      const bounded: BlobSink = {
+        missing: (d) => store.missing(d),
+        partialOffset: (d) => store.partialOffset(d),
+        putVerifiedAll: async (blobs) => {
+          within(blobs.reduce((n, [, bytes]) => n + bytes.byteLength, 0));
+          await store.putVerifiedAll(blobs);
+        },
+        appendPartial: async (d, offset, bytes, options) => {
+          within(bytes.byteLength);
+          return store.appendPartial(d, offset, bytes, options);
+        },
+      };
+      await this.#fetchBlobs(from, treeId, new Set(digests), signal, bounded, grant);
       pieces = await readAll();
     }
     const lacking = pieces.indexOf(undefined);
