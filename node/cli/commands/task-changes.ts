@@ -10,6 +10,7 @@ import { InvalidInputError } from "../../../src/contract/errors.js";
 import { parseInput } from "../../../src/contract/parse-input.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson } from "../output.js";
+import { patchRefusal } from "../patch-refusal.js";
 import { admin } from "./mesh.js";
 import { serverAdapter, type AccessOptions } from "../runtime-access.js";
 import type { HTTPTransportAdapter } from "../../../src/transport/http-adapter.js";
@@ -154,6 +155,12 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
         return;
       }
       const cwd = resolve(opts.repo ?? process.cwd());
+      const refused = await patchRefusal(cwd, patch);
+      if (refused !== undefined) {
+        process.stderr.write(`coderclaw: task ${id}'s patch is refused for ${cwd}; nothing was changed: ${refused}\n`);
+        setExit(EXIT.taskFailed);
+        return;
+      }
       const dir = mkdtempSync(join(tmpdir(), "coderclaw-apply-"));
       try {
         const file = join(dir, "changes.patch");

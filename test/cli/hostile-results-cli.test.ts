@@ -1,0 +1,93 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { assertBuilt, runCli } from "../helpers/cli.js";
+import { tempDir } from "../helpers/temp-dir.js";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+beforeAll(assertBuilt);
+
+const TASK = "0b1c2d3e-4f50-4a61-8b72-93a4b5c6d7e8";
+
+/**
+ * What a node's HTTP API hands out for a task whose executor is hostile: the
+ * patch and artifacts are the executor's bytes, relayed as they were stored.
+ */
+async function resultServer(patch: string, artifacts: Array<{ path: string; bytes: string }> = []): Promise<string> {
+  const server: Server = createServer((req, res) => {
+    const url = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    const base = `/v1/tasks/${TASK}`;
+    if (url === `${base}/patch`) return void res.writeHead(200, { "content-type": "text/x-diff" }).end(patch);
+    if (url === `${base}/artifacts`) return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ artifacts: artifacts.map((a) => ({ path: a.path, size: a.bytes.length })) }));
+    const artifact = artifacts.find((a) => url === `${base}/artifacts/${a.path}`);
+    if (artifact !== undefined) return void res.writeHead(200, { "content-type": "application/octet-stream" }).end(artifact.bytes);
+    res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "NOT_FOUND", message: url } }));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A git repository with one commit of `a.txt`, `.env` ignored and present (a secret a snapshot never sends). */
+function repository(dir: string): { dir: string; git: (...args: string[]) => string } {
+  mkdirSync(dir, { recursive: true });
+  const git = (...args: string[]): string => execFileSync("git", ["-c", "user.email=t@t", "-c", "user.name=t", ...args], { cwd: dir, encoding: "utf8" });
+  git("init", "-q");
+  writeFileSync(join(dir, "a.txt"), "hello\n");
+  writeFileSync(join(dir, ".gitignore"), ".env\n");
+  git("add", ".");
+  git("commit", "-qm", "init");
+  writeFileSync(join(dir, ".env"), "API_KEY=secret\n");
+  return { dir, git };
+}
+
+describe("task apply of a hostile executor's patch (real git, real CLI)", () => {
+  it("refuses a patch that copies a file from outside the tree, from .git or from what the tree ignores, or renames an ignored file, and changes nothing", { timeout: 60_000 }, async () => {
+    const dir = tempDir("cc-hostile-apply-");
+    cleanups.push(() => dir.remove());
+    const secret = join(dir.path, "secret");
+    writeFileSync(secret, "PRIVATE KEY\n");
+    const { dir: repo, git } = repository(join(dir.path, "repo"));
+    const copy = (from: string, to: string): string => `diff --git a/x b/${to}\nsimilarity index 100%\ncopy from ${from}\ncopy to ${to}\n`;
+    const hostile = [
+      // git apply checks neither where a copy's source is nor that the tree holds it.
+      copy("../secret", "stolen.txt"),
+      copy(secret, "stolen.txt"),
+      copy(".git/config", "stolen.txt"),
+      copy('"../secret"', "stolen.txt"),
+      // A file the snapshot never sent, moved to where the next snapshot sends it.
+      copy(".env", "notes.txt"),
+      `diff --git a/.env b/notes.txt\nsimilarity index 100%\nrename from .env\nrename to notes.txt\n`,
+      `diff --git "a/.env" "b/notes.txt"\nsimilarity index 100%\nrename from "\\056env"\nrename to notes.txt\n`,
+      // Ignored files whose content is known (an installed package's): a change git status never shows.
+      `diff --git a/.env b/.env\n--- a/.env\n+++ b/.env\n@@ -1 +1 @@\n-API_KEY=secret\n+API_KEY=mine\n`,
+      // The same as a plain patch's second file, after a git one's hunk.
+      `diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-hello\n+hi\n--- x/.env\n+++ y/.env\n@@ -1 +1 @@\n-API_KEY=secret\n+API_KEY=mine\n`,
+    ];
+    for (const patch of hostile) {
+      const server = ["--server", await resultServer(patch), "--token", "t"];
+      for (const check of [[], ["--check"]]) {
+        const applied = await runCli([...server, "task", "apply", TASK, "--repo", repo, ...check], dir.path);
+        expect(applied.code, `${patch}\n${applied.stdout}`).toBe(1);
+        expect(applied.stderr).toMatch(/nothing was changed/);
+        expect(git("status", "--porcelain", "--ignored")).toBe("!! .env\n");
+        expect(readFileSync(join(repo, ".env"), "utf8")).toBe("API_KEY=secret\n");
+      }
+    }
+    // What an executor's diff does make (a rename of a file the tree holds, changed) still applies.
+    // A removed line "-- a/.env" is "--- a/.env" in its hunk: a line, not a header.
+    writeFileSync(join(repo, "a.txt"), "hello\n-- a/.env\n");
+    git("commit", "-qam", "two lines");
+    const rename = "diff --git a/a.txt b/b.txt\nsimilarity index 60%\nrename from a.txt\nrename to b.txt\n--- a/a.txt\n+++ b/b.txt\n@@ -1,2 +1,2 @@\n hello\n--- a/.env\n+world\n";
+    const ok = await runCli(["--server", await resultServer(rename), "--token", "t", "task", "apply", TASK, "--repo", repo], dir.path);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(readFileSync(join(repo, "b.txt"), "utf8")).toBe("hello\nworld\n");
+    expect(existsSync(join(repo, "a.txt"))).toBe(false);
+  });
+});
