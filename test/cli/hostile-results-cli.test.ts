@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -25,7 +25,8 @@ async function resultServer(patch: string, artifacts: Array<{ path: string; byte
     const base = `/v1/tasks/${TASK}`;
     if (url === `${base}/patch`) return void res.writeHead(200, { "content-type": "text/x-diff" }).end(patch);
     if (url === `${base}/artifacts`) return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ artifacts: artifacts.map((a) => ({ path: a.path, size: a.bytes.length })) }));
-    const artifact = artifacts.find((a) => url === `${base}/artifacts/${a.path}`);
+    // Where the CLI asks for it, '..' resolved by its URL as by any client's.
+    const artifact = artifacts.find((a) => req.url === new URL(`${base}/artifacts/${a.path.split("/").map(encodeURIComponent).join("/")}`, "http://x").pathname);
     if (artifact !== undefined) return void res.writeHead(200, { "content-type": "application/octet-stream" }).end(artifact.bytes);
     res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "NOT_FOUND", message: url } }));
   });
@@ -89,5 +90,42 @@ describe("task apply of a hostile executor's patch (real git, real CLI)", () => 
     expect(ok.code, ok.stderr).toBe(0);
     expect(readFileSync(join(repo, "b.txt"), "utf8")).toBe("hello\nworld\n");
     expect(existsSync(join(repo, "a.txt"))).toBe(false);
+  });
+});
+
+describe("task artifacts of a hostile result (real CLI, real files)", () => {
+  it("refuses names that leave --out, go through a link, name a file twice or write over one, before writing anything", { timeout: 60_000 }, async () => {
+    const dir = tempDir("cc-hostile-artifacts-");
+    cleanups.push(() => dir.remove());
+    const outside = join(dir.path, "outside");
+    mkdirSync(outside);
+    const out = join(dir.path, "out");
+    mkdirSync(out);
+    writeFileSync(join(out, "kept.txt"), "mine\n");
+    symlinkSync(outside, join(out, "link"));
+    const first = { path: "ok/first.txt", bytes: "first\n" };
+    const hostile: Array<Array<{ path: string; bytes: string }>> = [
+      [first, { path: "../escape.txt", bytes: "x" }],
+      [first, { path: join(outside, "abs.txt"), bytes: "x" }],
+      [first, { path: ".git/hooks/pre-commit", bytes: "x" }],
+      [first, { path: "link/through.txt", bytes: "x" }],
+      [first, { path: "kept.txt", bytes: "theirs\n" }],
+      [first, { path: "twice.txt", bytes: "a" }, { path: "twice.txt", bytes: "b" }],
+      [first, { path: "d", bytes: "a" }, { path: "d/x", bytes: "b" }],
+    ];
+    for (const artifacts of hostile) {
+      const server = ["--server", await resultServer("", artifacts), "--token", "t"];
+      const got = await runCli([...server, "task", "artifacts", TASK, "--out", out], dir.path);
+      expect(got.code, `${JSON.stringify(artifacts)}\n${got.stdout}`).toBe(1);
+      expect(got.stderr).toMatch(/nothing was written/);
+      // Not even the artifact named before the bad one.
+      expect(readdirSync(out).sort()).toEqual(["kept.txt", "link"]);
+      expect(readdirSync(outside)).toEqual([]);
+      expect(existsSync(join(dir.path, "escape.txt"))).toBe(false);
+      expect(readFileSync(join(out, "kept.txt"), "utf8")).toBe("mine\n");
+    }
+    const fine = await runCli(["--server", await resultServer("", [first, { path: "ok/second.txt", bytes: "second\n" }]), "--token", "t", "task", "artifacts", TASK, "--out", out], dir.path);
+    expect(fine.code, fine.stderr).toBe(0);
+    expect(readFileSync(join(out, "ok", "second.txt"), "utf8")).toBe("second\n");
   });
 });

@@ -1,8 +1,7 @@
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import ms from "ms";
@@ -10,6 +9,7 @@ import { InvalidInputError } from "../../../src/contract/errors.js";
 import { parseInput } from "../../../src/contract/parse-input.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson } from "../output.js";
+import { artifactWriteProblem, writeArtifacts } from "../artifact-writes.js";
 import { patchRefusal } from "../patch-refusal.js";
 import { admin } from "./mesh.js";
 import { serverAdapter, type AccessOptions } from "../runtime-access.js";
@@ -200,12 +200,13 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
       const id = await resolveId(cmd, idArg);
       const { result, artifacts } = await changesOf(cmd, id, sourcesOf(opts));
       const out = resolve(opts.out ?? `artifacts-${id.slice(0, 8)}`);
-      // Paths come from a result tree checked when it was read: relative, without '..', through no link.
-      for (const a of artifacts) {
-        const target = join(out, a.path);
-        await mkdir(dirname(target), { recursive: true });
-        await writeFile(target, a.bytes);
+      const refused = await artifactWriteProblem(out, artifacts.map((a) => a.path));
+      if (refused !== undefined) {
+        process.stderr.write(`coderclaw: task ${id}'s artifacts are refused; nothing was written: ${refused}\n`);
+        setExit(EXIT.taskFailed);
+        return;
       }
+      await writeArtifacts(out, artifacts);
       if (opts.json) printJson({ out, artifacts: result.artifacts });
       else process.stdout.write(artifacts.length === 0 ? `task ${id} brought no artifacts back\n` : `${artifacts.length} artifact(s) in ${out}\n`);
       setExit(EXIT.ok);
