@@ -93,6 +93,43 @@ describe("task apply of a hostile executor's patch (real git, real CLI)", () => 
   });
 });
 
+describe("task apply --3way (real git, real CLI)", () => {
+  it("refuses a patch that would merge with conflicts, changing nothing (as --check says), and merges one that does not", { timeout: 60_000 }, async () => {
+    const dir = tempDir("cc-apply-3way-");
+    cleanups.push(() => dir.remove());
+    const { dir: repo, git } = repository(join(dir.path, "repo"));
+    writeFileSync(join(repo, "lines.txt"), "one\ntwo\nthree\nfour\nfive\nsix\n");
+    git("add", "lines.txt");
+    git("commit", "-qm", "lines");
+    // The executor's change, against the tree as it was sent: its patch names the blobs it changes, as a result's does.
+    writeFileSync(join(repo, "lines.txt"), "one\nTWO by the task\nthree\nfour\nfive\nsix\n");
+    const patch = git("diff", "--full-index", "--binary");
+    git("checkout", "-q", "--", "lines.txt");
+    const apply = async (...flags: string[]) => runCli(["--server", await resultServer(patch), "--token", "t", "task", "apply", TASK, "--repo", repo, "--3way", ...flags], dir.path);
+
+    // The user changed the same line since: a conflict.
+    writeFileSync(join(repo, "lines.txt"), "one\nTWO by the user\nthree\nfour\nfive\nsix\n");
+    git("commit", "-qam", "user");
+    const before = git("rev-parse", "HEAD:lines.txt").trim();
+    for (const flags of [["--check"], []]) {
+      const refused = await apply(...flags);
+      expect(refused.code, refused.stdout).toBe(1);
+      expect(refused.stderr).toMatch(/conflicts with .*nothing was changed[\s\S]*lines\.txt/);
+      expect(git("status", "--porcelain")).toBe("");
+      expect(git("ls-files", "--stage", "lines.txt")).toMatch(new RegExp(`^100644 ${before} 0\tlines.txt\n$`));
+      expect(readFileSync(join(repo, "lines.txt"), "utf8")).toBe("one\nTWO by the user\nthree\nfour\nfive\nsix\n");
+    }
+
+    // The user changed another line instead: the two merge.
+    git("reset", "-q", "--hard", "HEAD~1");
+    writeFileSync(join(repo, "lines.txt"), "one\ntwo\nthree\nfour\nfive\nSIX by the user\n");
+    git("commit", "-qam", "user elsewhere");
+    const merged = await apply();
+    expect(merged.code, merged.stderr).toBe(0);
+    expect(readFileSync(join(repo, "lines.txt"), "utf8")).toBe("one\nTWO by the task\nthree\nfour\nfive\nSIX by the user\n");
+  });
+});
+
 describe("task artifacts of a hostile result (real CLI, real files)", () => {
   it("refuses names that leave --out, go through a link, name a file twice or write over one, before writing anything", { timeout: 60_000 }, async () => {
     const dir = tempDir("cc-hostile-artifacts-");

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
@@ -79,9 +79,31 @@ function sourcesOf(opts: SourceOptions): SourceOptions {
   return { ...(opts.grant !== undefined && { grant: opts.grant }), ...(opts.from !== undefined && { from: opts.from }) };
 }
 
-function gitApply(cwd: string, args: string[]): Promise<{ ok: boolean; message: string }> {
+function gitApply(cwd: string, args: string[], env: Record<string, string> = {}): Promise<{ ok: boolean; message: string }> {
   return new Promise((done) => {
-    execFile("git", ["apply", ...args], { cwd, env: { ...process.env, LC_ALL: "C" } }, (err, stdout, stderr) => done({ ok: err === null, message: `${stdout}${stderr}`.trim() }));
+    execFile("git", ["apply", ...args], { cwd, env: { ...process.env, LC_ALL: "C", ...env } }, (err, stdout, stderr) => done({ ok: err === null, message: `${stdout}${stderr}`.trim() }));
+  });
+}
+
+/**
+ * What a three-way apply of the patch `file` onto the tree at `cwd` conflicts
+ * on, or undefined when it merges cleanly: the apply is tried on a copy of
+ * the repository's index (made in `scratch`), never on the tree. A three-way
+ * apply works on the index and requires the tree to match it for every path
+ * the patch touches, so the copy's outcome is the tree's.
+ */
+async function threeWayConflicts(cwd: string, file: string, scratch: string): Promise<string | undefined> {
+  const indexPath = await gitOutput(cwd, ["rev-parse", "--path-format=absolute", "--git-path", "index"]);
+  const index = join(scratch, "index");
+  // A repository with nothing staged yet has no index file: git reads a missing one as empty.
+  if (existsSync(indexPath)) copyFileSync(indexPath, index);
+  const tried = await gitApply(cwd, ["--3way", "--cached", file], { GIT_INDEX_FILE: index });
+  return tried.ok ? undefined : tried.message;
+}
+
+function gitOutput(cwd: string, args: string[]): Promise<string> {
+  return new Promise((done, fail) => {
+    execFile("git", args, { cwd, env: { ...process.env, LC_ALL: "C" } }, (err, stdout, stderr) => (err === null ? done(stdout.trim()) : fail(new InvalidInputError(`git ${args[0]} failed in ${cwd}: ${stderr.trim()}`, "repo"))));
   });
 }
 
@@ -170,6 +192,14 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
         const check = await gitApply(cwd, ["--check", ...how, file]);
         if (!check.ok) {
           process.stderr.write(`coderclaw: task ${id} does not apply to ${cwd}; nothing was changed:\n${check.message}\n`);
+          setExit(EXIT.taskFailed);
+          return;
+        }
+        // `--check --3way` passes a patch that would merge with conflicts, and the apply then leaves markers and
+        // unmerged entries: the merge is tried first on a copy of the index, which the tree matches for every path it touches.
+        const conflicts = opts["3way"] ? await threeWayConflicts(cwd, file, dir) : undefined;
+        if (conflicts !== undefined) {
+          process.stderr.write(`coderclaw: task ${id} conflicts with ${cwd}; nothing was changed:\n${conflicts}\n`);
           setExit(EXIT.taskFailed);
           return;
         }
