@@ -12,24 +12,37 @@ function git(cwd: string, args: string[], input?: string): Promise<{ code: numbe
   });
 }
 
+/** Where a tree is in its git work tree: the top level, and the tree's path from there (empty, or ending with `/`). */
+export interface WorkTreePlace {
+  top: string;
+  prefix: string;
+}
+
+/** The git work tree `dir` is in, and where; undefined when it is in none. */
+export async function workTreePlace(dir: string): Promise<WorkTreePlace | undefined> {
+  const r = await git(dir, ["rev-parse", "--show-toplevel", "--show-prefix"]);
+  if (r.code !== 0) return undefined;
+  const [top, prefix] = r.stdout.split("\n");
+  return top === undefined || top === "" ? undefined : { top, prefix: prefix ?? "" };
+}
+
 /**
- * Why a task's result patch must not be applied to the tree at `cwd`, or
- * undefined. The patch is the executor's (another member's) bytes, and a
- * result never does what is refused here, which `git apply` would do: copy a
- * file (git reads a copy's source wherever it points, `../` or an absolute
- * path or `.git/config`, into the tree, where the next snapshot sends it
- * away), or read or write a path the tree ignores (the snapshot sent no
+ * Why a task's result patch must not be applied to the tree at `place` (its
+ * paths are relative to that tree: the directory the task was snapshotted
+ * from), or undefined. The patch is the executor's (another member's) bytes,
+ * and a result never does what is refused here, which `git apply` would do:
+ * copy a file (git reads a copy's source wherever it points, `../` or an
+ * absolute path or `.git/config`, into the tree, where the next snapshot sends
+ * it away), or read or write a path the tree ignores (the snapshot sent no
  * ignored file and the executor leaves new ones out: such a patch renames a
  * `.env` to where a snapshot takes it, or edits `node_modules`, where git
- * shows no change).
+ * shows no change). Outside a git work tree only the first is checked.
  */
-export async function patchRefusal(cwd: string, patch: Uint8Array): Promise<string | undefined> {
+export async function patchRefusal(place: WorkTreePlace | undefined, patch: Uint8Array): Promise<string | undefined> {
   const { paths, copies } = patchPaths(patch);
   if (copies.length > 0) return `it copies "${copies[0]!.slice(0, 200)}" (copy from): a task's result never copies a file, and git apply reads a copy's source wherever it is`;
-  const top = await git(cwd, ["rev-parse", "--show-toplevel"]);
-  // Not a git work tree: there are no ignore rules of git's to hold the patch to.
-  if (top.code !== 0 || paths.length === 0) return undefined;
-  const ignored = await git(top.stdout.trim(), ["check-ignore", "--stdin", "-z"], paths.join("\0") + "\0");
+  if (place === undefined || paths.length === 0) return undefined;
+  const ignored = await git(place.top, ["check-ignore", "--stdin", "-z"], paths.map((p) => place.prefix + p).join("\0") + "\0");
   if (ignored.code === 1) return undefined;
   if (ignored.code === 0) return `it changes "${ignored.stdout.split("\0")[0]!.slice(0, 200)}", which this tree ignores: a task's result never does (its snapshot held no ignored file)`;
   return `git could not tell which of its paths this tree ignores: ${ignored.stderr.slice(0, 500)}`;

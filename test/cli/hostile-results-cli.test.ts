@@ -130,6 +130,38 @@ describe("task apply --3way (real git, real CLI)", () => {
   });
 });
 
+describe("task apply to a tree below its work tree's top (a task submitted with --repo of a subdirectory)", () => {
+  it("places the patch's paths under that directory, with and without --3way, and holds them to the repository's ignore rules there", { timeout: 60_000 }, async () => {
+    const dir = tempDir("cc-apply-below-");
+    cleanups.push(() => dir.remove());
+    const { dir: repo, git } = repository(join(dir.path, "repo"));
+    const pkg = join(repo, "pkg");
+    mkdirSync(pkg);
+    writeFileSync(join(pkg, "x.txt"), "x\n");
+    writeFileSync(join(repo, ".gitignore"), ".env\n/pkg/secret.txt\n");
+    git("add", ".");
+    git("commit", "-qm", "pkg");
+    // The result of a task on a snapshot of pkg/: its paths are relative to pkg/.
+    const patch = "diff --git a/x.txt b/x.txt\n--- a/x.txt\n+++ b/x.txt\n@@ -1 +1 @@\n-x\n+changed by the task\n" + "diff --git a/added.txt b/added.txt\nnew file mode 100644\n--- /dev/null\n+++ b/added.txt\n@@ -0,0 +1 @@\n+new\n";
+    const apply = async (p: string, ...flags: string[]) => runCli(["--server", await resultServer(p), "--token", "t", "task", "apply", TASK, "--repo", pkg, ...flags], dir.path);
+    for (const flags of [[], ["--3way"]]) {
+      const applied = await apply(patch, ...flags);
+      expect(applied.code, applied.stderr).toBe(0);
+      expect(readFileSync(join(pkg, "x.txt"), "utf8")).toBe("changed by the task\n");
+      expect(readFileSync(join(pkg, "added.txt"), "utf8")).toBe("new\n");
+      expect(existsSync(join(repo, "added.txt")) || existsSync(join(repo, "x.txt"))).toBe(false);
+      git("checkout", "-q", "--", ".");
+      git("clean", "-qf", "pkg");
+    }
+    // pkg/secret.txt is ignored from the top: a patch touching secret.txt there is refused.
+    writeFileSync(join(pkg, "secret.txt"), "token\n");
+    const refused = await apply("diff --git a/secret.txt b/secret.txt\n--- a/secret.txt\n+++ b/secret.txt\n@@ -1 +1 @@\n-token\n+mine\n");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/pkg\/secret\.txt", which this tree ignores/);
+    expect(readFileSync(join(pkg, "secret.txt"), "utf8")).toBe("token\n");
+  });
+});
+
 describe("task artifacts of a hostile result (real CLI, real files)", () => {
   it("refuses names that leave --out, go through a link, name a file twice or write over one, before writing anything", { timeout: 60_000 }, async () => {
     const dir = tempDir("cc-hostile-artifacts-");

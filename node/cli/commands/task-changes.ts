@@ -10,7 +10,7 @@ import { parseInput } from "../../../src/contract/parse-input.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson } from "../output.js";
 import { artifactWriteProblem, writeArtifacts } from "../artifact-writes.js";
-import { patchRefusal } from "../patch-refusal.js";
+import { patchRefusal, workTreePlace } from "../patch-refusal.js";
 import { admin } from "./mesh.js";
 import { serverAdapter, type AccessOptions } from "../runtime-access.js";
 import type { HTTPTransportAdapter } from "../../../src/transport/http-adapter.js";
@@ -86,18 +86,18 @@ function gitApply(cwd: string, args: string[], env: Record<string, string> = {})
 }
 
 /**
- * What a three-way apply of the patch `file` onto the tree at `cwd` conflicts
+ * What a three-way apply (`git apply` with `args`, the patch last) at `cwd` conflicts
  * on, or undefined when it merges cleanly: the apply is tried on a copy of
  * the repository's index (made in `scratch`), never on the tree. A three-way
  * apply works on the index and requires the tree to match it for every path
  * the patch touches, so the copy's outcome is the tree's.
  */
-async function threeWayConflicts(cwd: string, file: string, scratch: string): Promise<string | undefined> {
+async function threeWayConflicts(cwd: string, args: string[], scratch: string): Promise<string | undefined> {
   const indexPath = await gitOutput(cwd, ["rev-parse", "--path-format=absolute", "--git-path", "index"]);
   const index = join(scratch, "index");
   // A repository with nothing staged yet has no index file: git reads a missing one as empty.
   if (existsSync(indexPath)) copyFileSync(indexPath, index);
-  const tried = await gitApply(cwd, ["--3way", "--cached", file], { GIT_INDEX_FILE: index });
+  const tried = await gitApply(cwd, ["--3way", "--cached", ...args], { GIT_INDEX_FILE: index });
   return tried.ok ? undefined : tried.message;
 }
 
@@ -165,7 +165,7 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
   withSources(task.command("apply"))
     .description("apply what a task that carried code changed onto this tree; on a conflict nothing is changed")
     .argument("<id>", "task id, or a unique prefix of one")
-    .option("--repo <path>", "the tree to apply to (default: the current directory)")
+    .option("--repo <path>", "the tree to apply to, as the task was submitted with --repo (default: the current directory)")
     .option("--check", "only say whether it applies cleanly")
     .option("--3way", "fall back to a three-way merge where the tree has moved on (git repositories)")
     .action(async (idArg: string, opts: SourceOptions & { repo?: string; check?: boolean; "3way"?: boolean }, cmd: Command) => {
@@ -176,10 +176,16 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
         setExit(EXIT.ok);
         return;
       }
-      const cwd = resolve(opts.repo ?? process.cwd());
-      const refused = await patchRefusal(cwd, patch);
+      const target = resolve(opts.repo ?? process.cwd());
+      // The patch's paths are the snapshot's, relative to the tree it was taken of. git apply takes them from the
+      // top of the work tree and, run below it, skips those outside the directory it runs in without a word:
+      // it runs at the top, the paths placed under the tree's directory there.
+      const place = await workTreePlace(target);
+      const cwd = place?.top ?? target;
+      const placed = place !== undefined && place.prefix !== "" ? [`--directory=${place.prefix}`] : [];
+      const refused = await patchRefusal(place, patch);
       if (refused !== undefined) {
-        process.stderr.write(`coderclaw: task ${id}'s patch is refused for ${cwd}; nothing was changed: ${refused}\n`);
+        process.stderr.write(`coderclaw: task ${id}'s patch is refused for ${target}; nothing was changed: ${refused}\n`);
         setExit(EXIT.taskFailed);
         return;
       }
@@ -187,34 +193,34 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
       try {
         const file = join(dir, "changes.patch");
         writeFileSync(file, patch);
-        const how = opts["3way"] ? ["--3way"] : [];
+        const how = [...placed, ...(opts["3way"] ? ["--3way"] : [])];
         // Checked first as a whole: a patch that does not apply everywhere changes nothing anywhere.
         const check = await gitApply(cwd, ["--check", ...how, file]);
         if (!check.ok) {
-          process.stderr.write(`coderclaw: task ${id} does not apply to ${cwd}; nothing was changed:\n${check.message}\n`);
+          process.stderr.write(`coderclaw: task ${id} does not apply to ${target}; nothing was changed:\n${check.message}\n`);
           setExit(EXIT.taskFailed);
           return;
         }
         // `--check --3way` passes a patch that would merge with conflicts, and the apply then leaves markers and
         // unmerged entries: the merge is tried first on a copy of the index, which the tree matches for every path it touches.
-        const conflicts = opts["3way"] ? await threeWayConflicts(cwd, file, dir) : undefined;
+        const conflicts = opts["3way"] ? await threeWayConflicts(cwd, [...placed, file], dir) : undefined;
         if (conflicts !== undefined) {
-          process.stderr.write(`coderclaw: task ${id} conflicts with ${cwd}; nothing was changed:\n${conflicts}\n`);
+          process.stderr.write(`coderclaw: task ${id} conflicts with ${target}; nothing was changed:\n${conflicts}\n`);
           setExit(EXIT.taskFailed);
           return;
         }
         if (opts.check) {
-          process.stdout.write(`task ${id} applies cleanly to ${cwd}\n`);
+          process.stdout.write(`task ${id} applies cleanly to ${target}\n`);
           setExit(EXIT.ok);
           return;
         }
         const applied = await gitApply(cwd, [...how, file]);
         if (!applied.ok) {
-          process.stderr.write(`coderclaw: applying task ${id} to ${cwd} failed:\n${applied.message}\n`);
+          process.stderr.write(`coderclaw: applying task ${id} to ${target} failed:\n${applied.message}\n`);
           setExit(EXIT.taskFailed);
           return;
         }
-        process.stdout.write(`applied task ${id} to ${cwd}\n`);
+        process.stdout.write(`applied task ${id} to ${target}\n`);
         setExit(EXIT.ok);
       } finally {
         rmSync(dir, { recursive: true, force: true });
