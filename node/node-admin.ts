@@ -7,15 +7,17 @@ import { isWorkflowMethod, runWorkflowAdmin } from "./workflows/workflow-admin.j
 import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.js";
 import { isRegistryMethod, runRegistryAdmin } from "./registry/registry-admin.js";
 import { meshAgentListing } from "./registry/published-agents.js";
-import { grantTaskResult, taskChanges } from "./workspaces/task-result.js";
+import { grantTaskResult, taskChangeBlob, taskChangeFiles } from "./workspaces/task-result.js";
 import { grantRoles, revokeRole, type RoleAdminDeps } from "./security/role-admin.js";
 import { renameDevice } from "./security/device-naming.js";
 import { DEVICE_ID_PATTERN, decodeStatement, fingerprintOfPublicKey, publicKeyOfDeviceId, toBase64Url } from "../identity/index.js";
 import { grantTokenBytes } from "./workspaces/executor-grant.js";
+import type { ResultSources } from "./workspaces/code-workspaces.js";
+import { DIGEST_PATTERN } from "../src/workspace/manifest.js";
 import type { RoleGrant } from "../src/security/grants.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["session.create", "session.list", "session.revoke", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "devices.rename", "policy.sign", "task.changes", "task.grant", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
+export const ADMIN_METHODS = ["session.create", "session.list", "session.revoke", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "devices.rename", "policy.sign", "task.changes", "task.blob", "task.grant", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
@@ -56,6 +58,7 @@ const schemas = {
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
   "devices.rename": z.strictObject({ deviceId: deviceSchema, name: z.string().min(1).max(128) }),
   "task.changes": z.strictObject({ taskId: z.string().min(1).max(128), grant: z.string().max(4096).optional(), from: z.array(deviceIdSchema).min(1).max(16).optional() }),
+  "task.blob": z.strictObject({ taskId: z.string().min(1).max(128), digest: z.string().regex(DIGEST_PATTERN, "must be a blob digest (64 lowercase hex characters)"), grant: z.string().max(4096).optional(), from: z.array(deviceIdSchema).min(1).max(16).optional() }),
   "task.grant": z.strictObject({ taskId: z.string().min(1).max(128), grantee: deviceIdSchema, ttlMs: z.number().int().min(1000).max(365 * 24 * 3600_000) }),
   "roles.list": z.strictObject({}).optional(),
   "roles.grant": z.strictObject({ subject: z.string().min(1).max(256), roles: z.array(roleName).min(1).max(16), ttlMs: z.number().int().min(60_000).max(366 * 24 * 3600_000).optional() }),
@@ -78,10 +81,14 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
   const m = node.membership;
   switch (method) {
     case "task.changes": {
-      // Bytes travel as base64: the control socket speaks JSON lines.
+      // The files without their bytes: a line of the control socket is bounded, a result is not. The bytes follow blob by blob (task.blob).
       const { taskId, grant, from } = parseInput(schemas[method], raw);
-      const { result, patch, artifacts } = await taskChanges(node.adapter, node.workspaces, taskId, undefined, { ...(grant !== undefined && { grant: grantTokenBytes(grant, "grant") }), ...(from !== undefined && { holders: from }) });
-      return { result, patch: patch.toString("base64"), artifacts: artifacts.map((a) => ({ path: a.path, bytes: a.bytes.toString("base64") })) };
+      return taskChangeFiles(node.adapter, node.workspaces, taskId, undefined, resultSources(grant, from));
+    }
+    case "task.blob": {
+      // Bytes travel as base64: the control socket speaks JSON lines (a blob is at most 1 MiB).
+      const { taskId, digest, grant, from } = parseInput(schemas[method], raw);
+      return { bytes: Buffer.from(await taskChangeBlob(node.adapter, node.workspaces, taskId, digest, resultSources(grant, from))).toString("base64") };
     }
     case "task.grant": {
       const { taskId, grantee, ttlMs } = parseInput(schemas[method], raw);
@@ -224,4 +231,9 @@ async function refusalAudited<T>(node: CoderClawNode, action: string, resource: 
     await node.security.record({ action, userId: node.peerId, deviceId: node.peerId, resource, result: "denied", reason });
     throw err;
   }
+}
+
+/** Where the node looks for a result it does not hold, from an administrative call's `grant` (a token) and `from` (members). */
+function resultSources(grant: string | undefined, from: string[] | undefined): Omit<ResultSources, "owner"> {
+  return { ...(grant !== undefined && { grant: grantTokenBytes(grant, "grant") }), ...(from !== undefined && { holders: from }) };
 }

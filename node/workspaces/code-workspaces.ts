@@ -69,6 +69,14 @@ export interface ResultSources extends Omit<HolderHints, "heldBy"> {
   grant?: Uint8Array;
 }
 
+/** A file of a task's result: the patch, or an artifact (its path in the workspace), with its size and chunk digests. */
+export interface ResultFile {
+  readonly kind: "patch" | "artifact";
+  readonly path: string;
+  readonly size: number;
+  readonly chunks: readonly string[];
+}
+
 /** Default of {@link CodeWorkspacesOptions.resultRetentionMs}. */
 export const DEFAULT_RESULT_RETENTION_MS = 7 * 24 * 3600 * 1000;
 
@@ -464,6 +472,20 @@ export class CodeWorkspaces implements TaskWorkspaces {
    * members its submitter (`from.owner`) grants it to.
    */
   async result(result: WorkspaceResult, signal?: AbortSignal, from: ResultSources = {}): Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
+    const files = await this.resultFiles(result, signal, from);
+    const fileOf = async (file: ResultFile): Promise<Buffer> => Buffer.concat(await Promise.all(file.chunks.map((d) => this.resultBlob(result, files, d))));
+    const patch = files.find((f) => f.kind === "patch");
+    const artifacts: Array<{ path: string; bytes: Buffer }> = [];
+    for (const file of files) if (file.kind === "artifact") artifacts.push({ path: file.path, bytes: await fileOf(file) });
+    return { patch: patch === undefined ? Buffer.alloc(0) : await fileOf(patch), artifacts };
+  }
+
+  /**
+   * The files of a task's result (its patch and artifacts) as {@link result}
+   * fetches them, without their bytes: each then read blob by blob
+   * ({@link resultBlob}), so that a result of any size travels in pieces.
+   */
+  async resultFiles(result: WorkspaceResult, signal?: AbortSignal, from: ResultSources = {}): Promise<ResultFile[]> {
     const fetchFrom = async (peer: string | undefined): Promise<Manifest> => {
       // Not to the submitter, which reads its own record (and may be older than grants).
       const grant = peer === from.owner ? undefined : from.grant;
@@ -475,23 +497,21 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const holders = holderOrder({ ...from, heldBy: result.heldBy }, this.#o.connected?.() ?? [], this.#o.selfId);
     const manifest = held ? await fetchFrom(undefined) : await fromHolders(`result ${result.tree}`, holders, fetchFrom, (peer, error) => this.#holderFailed(peer, result.tree, error), signal);
     if (!held && from.owner !== undefined) await this.#shareFetched(result.tree, blobsOf(manifest), from.owner);
-    const fileOf = async (entry: ManifestEntry): Promise<Buffer> => {
-      if (entry.kind !== "file") throw new CoderClawError("PROTOCOL", `result entry ${entry.path} is not a file`);
-      const parts: Uint8Array[] = [];
-      for (const d of entry.chunks) {
-        const bytes = await this.#o.store.read(d);
-        if (bytes === undefined) throw new CoderClawError("NOT_FOUND", `blob ${d} of result ${result.tree} is not held here`);
-        parts.push(bytes);
-      }
-      return Buffer.concat(parts);
-    };
-    let patch: Buffer = Buffer.alloc(0);
-    const artifacts: Array<{ path: string; bytes: Buffer }> = [];
+    const files: ResultFile[] = [];
     for (const entry of manifest.entries) {
-      if (entry.path === RESULT_PATCH_PATH) patch = await fileOf(entry);
-      else if (entry.path.startsWith(`${RESULT_ARTIFACTS_DIR}/`)) artifacts.push({ path: entry.path.slice(RESULT_ARTIFACTS_DIR.length + 1), bytes: await fileOf(entry) });
+      if (entry.kind !== "file") throw new CoderClawError("PROTOCOL", `result entry ${entry.path} is not a file`);
+      if (entry.path === RESULT_PATCH_PATH) files.push({ kind: "patch", path: entry.path, size: entry.size, chunks: entry.chunks });
+      else if (entry.path.startsWith(`${RESULT_ARTIFACTS_DIR}/`)) files.push({ kind: "artifact", path: entry.path.slice(RESULT_ARTIFACTS_DIR.length + 1), size: entry.size, chunks: entry.chunks });
     }
-    return { patch, artifacts };
+    return files;
+  }
+
+  /** One blob of `files` (from {@link resultFiles} of `result`), read here; a digest none of them names is refused. */
+  async resultBlob(result: WorkspaceResult, files: readonly ResultFile[], digest: string): Promise<Uint8Array> {
+    if (!files.some((f) => f.chunks.includes(digest))) throw new InvalidInputError(`blob ${digest} is not one of result ${result.tree}'s`, "digest");
+    const bytes = await this.#o.store.read(digest);
+    if (bytes === undefined) throw new CoderClawError("NOT_FOUND", `blob ${digest} of result ${result.tree} is not held here`);
+    return bytes;
   }
 
   /**

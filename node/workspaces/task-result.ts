@@ -1,7 +1,7 @@
 import { CoderClawError } from "../../src/contract/errors.js";
 import type { TaskEvent, TransportAdapter } from "../../src/contract/types.js";
 import { workspaceResultOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
-import type { CodeWorkspaces, ResultSources } from "./code-workspaces.js";
+import type { CodeWorkspaces, ResultFile, ResultSources } from "./code-workspaces.js";
 
 /** What a task that carried code changed: its result record, its patch, and the artifacts it brought back. */
 export interface TaskChanges {
@@ -20,10 +20,31 @@ type TaskReads = Pick<TransportAdapter, "getTaskState"> & { getTaskEvents(taskId
  */
 export async function taskChanges(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal, sources: Omit<ResultSources, "owner"> = {}): Promise<TaskChanges> {
   const { result, owner } = await completedResult(adapter, taskId);
+  return { result, ...(await releasedAsSuch(taskId, result, workspaces, () => workspaces.result(result, signal, { ...sources, owner }))) };
+}
+
+/**
+ * The files of a completed task's changes, fetched as {@link taskChanges}
+ * fetches them, without their bytes: each is then read blob by blob with
+ * {@link taskChangeBlob} (a blob is at most 1 MiB), so that a result of any
+ * size can travel over a channel of bounded messages.
+ */
+export async function taskChangeFiles(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal, sources: Omit<ResultSources, "owner"> = {}): Promise<{ result: WorkspaceResult; files: ResultFile[] }> {
+  const { result, owner } = await completedResult(adapter, taskId);
+  return { result, files: await releasedAsSuch(taskId, result, workspaces, () => workspaces.resultFiles(result, signal, { ...sources, owner })) };
+}
+
+/** One blob of a completed task's changes (one that {@link taskChangeFiles} names); any other digest is refused. */
+export async function taskChangeBlob(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, digest: string, sources: Omit<ResultSources, "owner"> = {}): Promise<Uint8Array> {
+  const { result, owner } = await completedResult(adapter, taskId);
+  return releasedAsSuch(taskId, result, workspaces, async () => workspaces.resultBlob(result, await workspaces.resultFiles(result, undefined, { ...sources, owner }), digest));
+}
+
+/** What `read` answers; a result held here and gone is said to be released (by `task clean` or after the retention), not lost. */
+async function releasedAsSuch<T>(taskId: string, result: WorkspaceResult, workspaces: CodeWorkspaces, read: () => Promise<T>): Promise<T> {
   try {
-    return { result, ...(await workspaces.result(result, signal, { ...sources, owner })) };
+    return await read();
   } catch (err) {
-    // Held here and gone: let go of by `task clean` or after the retention, not lost.
     if (err instanceof CoderClawError && err.code === "NOT_FOUND" && result.heldBy === workspaces.selfId) {
       throw new CoderClawError("NOT_FOUND", `task ${taskId}'s result is no longer kept on this node (released by \`coderclaw task clean\`, or older than the result retention)`, { cause: err });
     }

@@ -84,4 +84,38 @@ describe("the README's example: a task on the user's repository, from the CLI", 
     expect(gone.code).not.toBe(0);
     expect(gone.stderr).toMatch(/result is no longer kept on this node \(released by `coderclaw task clean`/);
   });
+
+  it("a result larger than a line of the node's control socket (4 MiB) comes back whole: `task diff`, `task apply`, `task artifacts`", { timeout: 90_000 }, async () => {
+    const dir = tempDir("cc-cli-big-result-");
+    cleanups.push(() => dir.remove());
+    const h = join(dir.path, "home");
+    const repo = join(dir.path, "repo");
+    mkdirSync(repo, { recursive: true });
+    const git = (...args: string[]): string => execFileSync("git", ["-c", "user.email=t@t", "-c", "user.name=t", ...args], { cwd: repo, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+    git("init", "-q");
+    writeFileSync(join(repo, "a.txt"), "hello\n");
+    git("add", ".");
+    git("commit", "-qm", "init");
+    // Bytes that do not compress: the patch's binary hunk is as large as the file, and so is the artifact.
+    const seed = randomBytes(6 * 1024 * 1024);
+    writeFileSync(join(repo, "seed.bin"), seed);
+    const node = await startCli(["start"], h, /control socket/);
+    cleanups.push(() => node.stop());
+
+    const sub = await runCli(["task", "submit", "cp seed.bin big.bin && mkdir out && cp seed.bin out/copy.bin", "--agent", "shell", "--repo", repo, "--artifacts", "out/**", "--wait", "--json"], h, 60_000);
+    expect(sub.code, sub.stderr).toBe(0);
+    const task = JSON.parse(sub.stdout) as { id: string };
+    const stat = await runCli(["task", "diff", task.id, "--stat"], h);
+    expect(stat.code, stat.stderr).toBe(0);
+    // big.bin and out/copy.bin, new files.
+    expect(stat.stdout).toMatch(/^2 added, 0 modified, 0 deleted \((\d+) bytes of patch\)/);
+    expect(Number(/\((\d+) bytes/.exec(stat.stdout)![1])).toBeGreaterThan(12 * 1024 * 1024);
+    const apply = await runCli(["task", "apply", task.id, "--repo", repo], h, 30_000);
+    expect(apply.code, apply.stderr).toBe(0);
+    expect(readFileSync(join(repo, "big.bin")).equals(seed)).toBe(true);
+    const out = join(dir.path, "artifacts");
+    const artifacts = await runCli(["task", "artifacts", task.id, "--out", out], h);
+    expect(artifacts.code, artifacts.stderr).toBe(0);
+    expect(readFileSync(join(out, "out", "copy.bin")).equals(seed)).toBe(true);
+  });
 });

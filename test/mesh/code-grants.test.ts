@@ -134,9 +134,18 @@ describe("a task's trees fetched from any member that holds them, by a grant its
     try {
       // As `coderclaw task diff <id> --grant <token> --from <F> <B>` on C asks its node.
       await expect(runAdmin(c, "task.changes", { taskId: task.id, grant: "not a token!" })).rejects.toMatchObject({ code: "INVALID_INPUT", field: "grant" });
-      const changes = (await runAdmin(c, "task.changes", { taskId: task.id, grant: token.grant, from: [f.peerId, b.peerId] })) as { patch: string; artifacts: Array<{ path: string; bytes: string }> };
-      expect(Buffer.from(changes.patch, "base64").toString()).toContain("+++ b/out/report.txt");
-      expect(changes.artifacts.map((x) => [x.path, Buffer.from(x.bytes, "base64").toString()])).toEqual([["out/report.txt", "reported\n"]]);
+      const changes = (await runAdmin(c, "task.changes", { taskId: task.id, grant: token.grant, from: [f.peerId, b.peerId] })) as { files: Array<{ kind: string; path: string; chunks: string[] }> };
+      // The files, then their bytes a blob at a time, as the CLI reads them.
+      const bytesOf = async (chunks: string[]): Promise<string> => {
+        const parts = [];
+        for (const digest of chunks) parts.push(Buffer.from(((await runAdmin(c, "task.blob", { taskId: task.id, digest, grant: token.grant })) as { bytes: string }).bytes, "base64"));
+        return Buffer.concat(parts).toString();
+      };
+      expect(await bytesOf(changes.files.find((x) => x.kind === "patch")!.chunks)).toContain("+++ b/out/report.txt");
+      const artifacts = changes.files.filter((x) => x.kind === "artifact");
+      expect(await Promise.all(artifacts.map(async (x) => [x.path, await bytesOf(x.chunks)]))).toEqual([["out/report.txt", "reported\n"]]);
+      // Only the blobs of the task's result: any other digest is refused.
+      await expect(runAdmin(c, "task.blob", { taskId: task.id, digest: spec.tree, grant: token.grant })).rejects.toMatchObject({ code: "INVALID_INPUT", field: "digest" });
     } finally {
       await liar.stop();
     }

@@ -18,11 +18,19 @@ import type { DoctorReport, PeerInfo, PingReport, PortMappingReport } from "../.
  * process for the call.
  */
 export async function admin(cmd: Command, method: string, params: unknown, offline: boolean): Promise<unknown> {
+  return withAdmin(cmd, offline, (call) => call(method, params));
+}
+
+/** An administrative call, as {@link withAdmin} hands them out. */
+export type AdminCall = (method: string, params: unknown) => Promise<unknown>;
+
+/** As {@link admin}, for `use` to make several calls on one connection (or one node started for them). */
+export async function withAdmin<T>(cmd: Command, offline: boolean, use: (call: AdminCall) => Promise<T>): Promise<T> {
   const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
   const client = await connectRunningNode(dataDir);
   if (client) {
     try {
-      return await client.admin(method, params);
+      return await use((method, params) => client.admin(method, params));
     } finally {
       await client.close();
     }
@@ -31,7 +39,7 @@ export async function admin(cmd: Command, method: string, params: unknown, offli
   const [{ createNode }, { runAdmin }] = await Promise.all([import("../../create-node.js"), import("../../node-admin.js")]);
   const node = await createNode({ dataDir, mdns: false });
   try {
-    return await runAdmin(node, method, params);
+    return await use((method, params) => runAdmin(node, method, params));
   } finally {
     await node.stop();
   }

@@ -1,25 +1,28 @@
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import ms from "ms";
-import { InvalidInputError } from "../../../src/contract/errors.js";
+import { CoderClawError, InvalidInputError } from "../../../src/contract/errors.js";
+import { DIGEST_PATTERN } from "../../../src/workspace/manifest.js";
 import { parseInput } from "../../../src/contract/parse-input.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson } from "../output.js";
 import { artifactWriteProblem, writeArtifacts } from "../artifact-writes.js";
 import { patchRefusal, workTreePlace } from "../patch-refusal.js";
-import { admin } from "./mesh.js";
+import { admin, withAdmin } from "./mesh.js";
 import { serverAdapter, type AccessOptions } from "../runtime-access.js";
 import type { HTTPTransportAdapter } from "../../../src/transport/http-adapter.js";
 
+const ResultFileSchema = z.object({ kind: z.enum(["patch", "artifact"]), path: z.string().min(1).max(4096), size: z.number().int().nonnegative(), chunks: z.array(z.string().regex(DIGEST_PATTERN)).max(1_000_000) });
 const ChangesSchema = z.object({
   result: z.object({ patchBytes: z.number(), changed: z.object({ added: z.number(), modified: z.number(), deleted: z.number() }), artifacts: z.array(z.object({ path: z.string(), size: z.number() })) }).loose(),
-  patch: z.string(),
-  artifacts: z.array(z.object({ path: z.string(), bytes: z.string() })),
+  files: z.array(ResultFileSchema).max(100_000),
 });
+const BlobSchema = z.object({ bytes: z.string() });
 
 /** A task's full id from what the user typed: a full id or a unique prefix of one. */
 export type TaskIdResolver = (cmd: Command, text: string) => Promise<string>;
@@ -70,8 +73,25 @@ async function changesOf(cmd: Command, taskId: string, sources: SourceOptions = 
       await server.close();
     }
   }
-  const raw = parseInput(ChangesSchema, await admin(cmd, "task.changes", { taskId, ...sources }, false));
-  return { result: raw.result, patch: Buffer.from(raw.patch, "base64"), artifacts: raw.artifacts.map((a) => ({ path: a.path, bytes: Buffer.from(a.bytes, "base64") })) };
+  // The node answers the files, then their bytes a blob at a time: a line of its control socket is bounded, a result is not.
+  return withAdmin(cmd, false, async (call) => {
+    const { result, files } = parseInput(ChangesSchema, await call("task.changes", { taskId, ...sources }));
+    const bytesOf = async (file: z.infer<typeof ResultFileSchema>): Promise<Buffer> => {
+      const parts: Buffer[] = [];
+      for (const digest of file.chunks) {
+        const blob = Buffer.from(parseInput(BlobSchema, await call("task.blob", { taskId, digest, ...sources })).bytes, "base64");
+        if (createHash("sha256").update(blob).digest("hex") !== digest) throw new CoderClawError("PROTOCOL", `the node answered other bytes for blob ${digest} of ${file.path}`);
+        parts.push(blob);
+      }
+      const bytes = Buffer.concat(parts);
+      if (bytes.byteLength !== file.size) throw new CoderClawError("PROTOCOL", `${file.path} is ${file.size} bytes, its blobs ${bytes.byteLength}`);
+      return bytes;
+    };
+    const patch = files.find((f) => f.kind === "patch");
+    const artifacts: Array<{ path: string; bytes: Buffer }> = [];
+    for (const file of files) if (file.kind === "artifact") artifacts.push({ path: file.path, bytes: await bytesOf(file) });
+    return { result, patch: patch === undefined ? Buffer.alloc(0) : await bytesOf(patch), artifacts };
+  });
 }
 
 /** The source options given, without keys for those absent. */
