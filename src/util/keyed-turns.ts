@@ -10,14 +10,12 @@ export class KeyedTurns {
   /** Runs `work` once every piece asked for `key` before it has settled; answers what `work` answers. */
   run<T>(key: string, work: () => Promise<T>): Promise<T> {
     const next = (this.#tails.get(key) ?? Promise.resolve()).then(work);
-    const tail = next.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#tails.set(key, tail);
-    void tail.then(() => {
+    const settled = (): void => {
       if (this.#tails.get(key) === tail) this.#tails.delete(key);
-    });
+    };
+    const tail = next.then(settled, settled);
+    this.#tails.set(key, tail);
+    // Released as `work` settles, before whoever awaits `next` goes on: it finds the key free if nothing else was asked for it.
     return next;
   }
 

@@ -56,4 +56,12 @@ describe("KeyedTurns", () => {
     await all;
     expect(settled).toBe(true);
   });
+
+  it("frees a key by the time whoever awaited its last piece goes on", async () => {
+    const turns = new KeyedTurns();
+    await turns.run("k", async () => undefined);
+    expect(turns.has("k")).toBe(false);
+    await turns.run("k", () => Promise.reject(new Error("no"))).catch(() => undefined);
+    expect(turns.has("k")).toBe(false);
+  });
 });
