@@ -650,10 +650,16 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
             await dropPartial(digest);
             throw err;
           }
-          await partial.file.write(bytes);
+          // Counted before the write: appends to other partials meanwhile make room with these bytes taken.
+          notePartial(digest, partial.size + bytes.byteLength);
+          try {
+            await partial.file.write(bytes);
+          } catch (err) {
+            notePartial(digest, partial.size);
+            throw err;
+          }
           partial.hash.update(bytes);
           partial.size += bytes.byteLength;
-          notePartial(digest, partial.size);
           if (partial.hash.copy().digest("hex") === digest) {
             partials.delete(digest);
             try {
