@@ -2,6 +2,7 @@ import { lstat, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from "no
 import { createHash } from "node:crypto";
 import { dirname, join, relative, resolve } from "node:path";
 import { glob } from "tinyglobby";
+import { artifactMatcher } from "../../src/workspace/artifact-match.js";
 import type { BlobClient, BlobSink } from "../../protocols/blobs/index.js";
 import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
 import type { TaskSubmitRequest } from "../../src/contract/types.js";
@@ -670,7 +671,9 @@ export class CodeWorkspaces implements TaskWorkspaces {
   async #artifactPaths(prepared: Prepared): Promise<string[]> {
     const patterns = prepared.spec.artifacts ?? [];
     if (patterns.length === 0) return [];
-    const found = await glob(patterns, { cwd: prepared.dir, onlyFiles: true, dot: true, followSymbolicLinks: false, expandDirectories: false });
+    // Held to the rule the submitter takes names by, too: a file the glob finds that the rule would not name is left behind.
+    const asked = artifactMatcher(patterns);
+    const found = (await glob(patterns, { cwd: prepared.dir, onlyFiles: true, dot: true, followSymbolicLinks: false, expandDirectories: false })).filter((path) => asked(path));
     const max = this.#o.maxArtifactBytes ?? 256 * 1024 * 1024;
     const out: string[] = [];
     for (const path of found.sort()) {

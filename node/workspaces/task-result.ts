@@ -1,6 +1,7 @@
 import { CoderClawError } from "../../src/contract/errors.js";
 import type { TaskEvent, TransportAdapter } from "../../src/contract/types.js";
-import { workspaceResultOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
+import { artifactMatcher } from "../../src/workspace/artifact-match.js";
+import { workspaceResultOf, workspaceSpecOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
 import type { CodeWorkspaces, ResultFile, ResultSources } from "./code-workspaces.js";
 
 /** What a task that carried code changed: its result record, its patch, and the artifacts it brought back. */
@@ -19,8 +20,10 @@ type TaskReads = Pick<TransportAdapter, "getTaskState"> & { getTaskEvents(taskId
  * submitter signed: `sources.grant`).
  */
 export async function taskChanges(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal, sources: Omit<ResultSources, "owner"> = {}): Promise<TaskChanges> {
-  const { result, owner } = await completedResult(adapter, taskId);
-  return { result, ...(await releasedAsSuch(taskId, result, workspaces, () => workspaces.result(result, signal, { ...sources, owner }))) };
+  const { result, owner, patterns } = await completedResult(adapter, taskId);
+  const changes = await releasedAsSuch(taskId, result, workspaces, () => workspaces.result(result, signal, { ...sources, owner }));
+  refuseUnasked(taskId, changes.artifacts, patterns);
+  return { result, ...changes };
 }
 
 /**
@@ -30,8 +33,19 @@ export async function taskChanges(adapter: TaskReads, workspaces: CodeWorkspaces
  * size can travel over a channel of bounded messages.
  */
 export async function taskChangeFiles(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal, sources: Omit<ResultSources, "owner"> = {}): Promise<{ result: WorkspaceResult; files: ResultFile[] }> {
-  const { result, owner } = await completedResult(adapter, taskId);
-  return { result, files: await releasedAsSuch(taskId, result, workspaces, () => workspaces.resultFiles(result, signal, { ...sources, owner })) };
+  const { result, owner, patterns } = await completedResult(adapter, taskId);
+  const files = await releasedAsSuch(taskId, result, workspaces, () => workspaces.resultFiles(result, signal, { ...sources, owner }));
+  refuseUnasked(taskId, files.filter((f) => f.kind === "artifact"), patterns);
+  return { result, files };
+}
+
+/** Refuses a result bringing back a file none of the task's artifact patterns names: the names are its executor's word. */
+function refuseUnasked(taskId: string, artifacts: ReadonlyArray<{ path: string }>, patterns: readonly string[]): void {
+  const asked = artifactMatcher(patterns);
+  const unasked = artifacts.find((a) => !asked(a.path));
+  if (unasked === undefined) return;
+  const named = patterns.length === 0 ? "it was submitted with no artifact patterns" : `none of the artifact patterns it was submitted with names it (${patterns.join(", ")})`;
+  throw new CoderClawError("PROTOCOL", `task ${taskId}'s result brings back "${unasked.path.slice(0, 200)}", and ${named}: refused`);
 }
 
 /** One blob of a completed task's changes (one that {@link taskChangeFiles} names); any other digest is refused. */
@@ -63,8 +77,8 @@ export async function grantTaskResult(adapter: TaskReads, workspaces: CodeWorksp
   return { tree: result.tree, grant: workspaces.grant(result.tree, grantee, expires) };
 }
 
-/** The result a completed task's completion names, and its submitter (the device whose grants count for it). */
-async function completedResult(adapter: TaskReads, taskId: string): Promise<{ result: WorkspaceResult; owner: string }> {
+/** The result a completed task's completion names, its submitter (the device whose grants count for it), and the artifact patterns it was submitted with. */
+async function completedResult(adapter: TaskReads, taskId: string): Promise<{ result: WorkspaceResult; owner: string; patterns: readonly string[] }> {
   const state = await adapter.getTaskState(taskId);
   if (state === null) throw new CoderClawError("NOT_FOUND", `task not found: ${taskId}`);
   if (state.status !== "completed") throw new CoderClawError("INVALID_TRANSITION", `task ${taskId} is ${state.status}: only a completed task has changes to show`);
@@ -73,5 +87,5 @@ async function completedResult(adapter: TaskReads, taskId: string): Promise<{ re
   const result = workspaceResultOf(done?.data);
   if (result === undefined) throw new CoderClawError("NOT_FOUND", `task ${taskId} did not carry code (submit it with --repo): it has no changes`);
   // An attempt names the member that sent it; a task placed by the node that took it is kept (written) by that node, its submitter.
-  return { result, owner: state.submittedBy ?? state.executorId ?? result.heldBy };
+  return { result, owner: state.submittedBy ?? state.executorId ?? result.heldBy, patterns: workspaceSpecOf(state.metadata)?.artifacts ?? [] };
 }

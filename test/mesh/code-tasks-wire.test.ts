@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { CoderClawNode } from "../../node/index.js";
 import { workspaceResultOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
 import { createHttpServer } from "../../node/http/index.js";
-import { taskChanges } from "../../node/workspaces/task-result.js";
+import { taskChangeFiles, taskChanges } from "../../node/workspaces/task-result.js";
 import { PIECE_TARGET_BYTES } from "../../src/workspace/manifest-pieces.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
 import { reportAgent } from "../helpers/report-agent.js";
@@ -65,6 +65,19 @@ describe("code sent with tasks, on the wire", () => {
     } finally {
       await http.close();
     }
+    // The artifacts' names are the executor's word: a result bringing back a file none of the task's patterns names is refused
+    // (as if the executor had brought back out/report.txt for a task that asked for coverage/** alone).
+    const asking = (patterns: string[]) => ({
+      getTaskEvents: (id: string) => a.adapter.getTaskEvents(id),
+      getTaskState: async (id: string) => {
+        const state = (await a.adapter.getTaskState(id))!;
+        return { ...state, metadata: { ...state.metadata, workspace: { ...(state.metadata!.workspace as object), artifacts: patterns } } };
+      },
+    });
+    const unasked = /brings back "out\/report\.txt", and none of the artifact patterns it was submitted with names it \(coverage\/\*\*\): refused/;
+    await expect(taskChanges(asking(["coverage/**"]), a.workspaces, first.id)).rejects.toThrow(unasked);
+    await expect(taskChangeFiles(asking(["coverage/**"]), a.workspaces, first.id)).rejects.toThrow(unasked);
+    expect((await taskChangeFiles(asking(["./out/**"]), a.workspaces, first.id)).files.map((f) => [f.kind, f.path])).toEqual([["artifact", "out/report.txt"], ["patch", "changes.patch"]]);
 
     // One file changes: the second send moves the manifest's index, the one piece of it that changed and that file; not the tree, nor the whole manifest.
     writeFileSync(join(src.path, "files", "f7.txt"), "changed".padEnd(1024, "y"));
