@@ -22,7 +22,7 @@
 import "../src/polyfills.js";
 
 export { createNode, type CoderClawNode, type NodeOptions, type PeerInfo, type PingReport } from "./create-node.js";
-export { grantTaskResult, taskChanges, type TaskChanges } from "./workspaces/task-result.js";
+export { grantTaskResult, openTaskChanges, taskChangeBlob, taskChanges, type OpenedChanges, type TaskChanges } from "./workspaces/task-result.js";
 export { signTreeGrant, readTreeGrant, type TreeGrant } from "./workspaces/tree-grants.js";
 export { CodeWorkspaces } from "./workspaces/code-workspaces.js";
 export { ClusterTransportAdapter, type ClusterParts, type SubmitOptions } from "./cluster-adapter.js";

@@ -7,7 +7,7 @@ import { isWorkflowMethod, runWorkflowAdmin } from "./workflows/workflow-admin.j
 import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.js";
 import { isRegistryMethod, runRegistryAdmin } from "./registry/registry-admin.js";
 import { meshAgentListing } from "./registry/published-agents.js";
-import { grantTaskResult, taskChangeBlob, taskChangeFiles } from "./workspaces/task-result.js";
+import { grantTaskResult, openTaskChanges, taskChangeBlob } from "./workspaces/task-result.js";
 import { grantRoles, revokeRole, type RoleAdminDeps } from "./security/role-admin.js";
 import { renameDevice } from "./security/device-naming.js";
 import { DEVICE_ID_PATTERN, decodeStatement, fingerprintOfPublicKey, publicKeyOfDeviceId, toBase64Url } from "../identity/index.js";
@@ -83,7 +83,8 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     case "task.changes": {
       // The files without their bytes: a line of the control socket is bounded, a result is not. The bytes follow blob by blob (task.blob).
       const { taskId, grant, from } = parseInput(schemas[method], raw);
-      return taskChangeFiles(node.adapter, node.workspaces, taskId, undefined, resultSources(grant, from));
+      const { result, files } = await openTaskChanges(node.adapter, node.workspaces, taskId, undefined, resultSources(grant, from));
+      return { result, files };
     }
     case "task.blob": {
       // Bytes travel as base64: the control socket speaks JSON lines (a blob is at most 1 MiB).

@@ -2,6 +2,7 @@ import { setMaxListeners } from "node:events";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, type FastifyRequest } from "fastify";
 import type { z } from "zod";
 import type { TaskState, TransportAdapter } from "../../src/contract/types.js";
@@ -76,6 +77,14 @@ export interface HttpTlsOptions {
   key: string | Buffer;
 }
 
+/** A file of a task's changes as the HTTP routes send it: the patch or an artifact, its size and the digests of its blobs in order. */
+export interface ChangedFile {
+  readonly kind: "patch" | "artifact";
+  readonly path: string;
+  readonly size: number;
+  readonly chunks: readonly string[];
+}
+
 /**
  * Dependencies and limits of the HTTP server. The server owns no policy: the
  * security service supplies `authenticate`, `authorize` and `audit`, the engine
@@ -85,8 +94,13 @@ export interface HttpTlsOptions {
  */
 export interface HttpServerOptions<TAuth> {
   adapter: TransportAdapter;
-  /** What a task that carried code changed (its patch and artifacts); without it those routes answer 404. */
-  changes?: (taskId: string, sources: { grant?: Uint8Array }) => Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }>;
+  /**
+   * What a task that carried code changed (its patch and artifacts): the files,
+   * and a reader of their blobs, which the routes send on one at a time (a
+   * result can be larger than memory should hold); without it those routes
+   * answer 404.
+   */
+  changes?: (taskId: string, sources: { grant?: Uint8Array }) => Promise<{ files: readonly ChangedFile[]; read(digest: string): Promise<Uint8Array> }>;
   /**
    * Turns a bearer token (a session token or an OIDC JWT) into a caller context;
    * throws, ideally a CoderClawError UNAUTHENTICATED, when it is invalid or expired.
@@ -316,22 +330,35 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         return options.changes(task.id, grant === undefined ? {} : { grant: grantTokenBytes(grant, "grant") });
       };
 
+      /** The bytes of `file`, a blob at a time: the first read before the answer starts, so that a result not held fails as an error, not a cut body. */
+      const bodyOf = async (changes: { read(digest: string): Promise<Uint8Array> }, file: ChangedFile | undefined): Promise<Readable | Buffer> => {
+        if (file === undefined || file.chunks.length === 0) return Buffer.alloc(0);
+        const first = await changes.read(file.chunks[0]!);
+        return Readable.from(
+          (async function* () {
+            yield first;
+            for (const digest of file.chunks.slice(1)) yield await changes.read(digest);
+          })(),
+        );
+      };
+
       api.get<{ Params: { id: string } }>("/tasks/:id/patch", async (request, reply) => {
-        const { patch } = await changesOf(request, request.params.id);
-        return reply.type("text/x-diff; charset=utf-8").send(patch);
+        const changes = await changesOf(request, request.params.id);
+        const patch = changes.files.find((f) => f.kind === "patch");
+        return reply.type("text/x-diff; charset=utf-8").header("content-length", patch?.size ?? 0).send(await bodyOf(changes, patch));
       });
 
       api.get<{ Params: { id: string } }>("/tasks/:id/artifacts", async (request) => {
-        const { artifacts } = await changesOf(request, request.params.id);
-        return { artifacts: artifacts.map((a) => ({ path: a.path, size: a.bytes.byteLength })) };
+        const { files } = await changesOf(request, request.params.id);
+        return { artifacts: files.filter((f) => f.kind === "artifact").map((a) => ({ path: a.path, size: a.size })) };
       });
 
       api.get<{ Params: { id: string; "*": string } }>("/tasks/:id/artifacts/*", async (request, reply) => {
-        const { artifacts } = await changesOf(request, request.params.id);
+        const changes = await changesOf(request, request.params.id);
         const wanted = request.params["*"];
-        const artifact = artifacts.find((a) => a.path === wanted);
+        const artifact = changes.files.find((f) => f.kind === "artifact" && f.path === wanted);
         if (artifact === undefined) throw new CoderClawError("NOT_FOUND", `task ${request.params.id} brought back no artifact ${wanted.slice(0, 200)}`);
-        return reply.type("application/octet-stream").header("content-disposition", "attachment").send(artifact.bytes);
+        return reply.type("application/octet-stream").header("content-disposition", "attachment").header("content-length", artifact.size).send(await bodyOf(changes, artifact));
       });
 
       api.get<{ Params: { id: string } }>("/tasks/:id/history", async (request) => {

@@ -28,15 +28,28 @@ export async function taskChanges(adapter: TaskReads, workspaces: CodeWorkspaces
 
 /**
  * The files of a completed task's changes, fetched as {@link taskChanges}
- * fetches them, without their bytes: each is then read blob by blob with
- * {@link taskChangeBlob} (a blob is at most 1 MiB), so that a result of any
- * size can travel over a channel of bounded messages.
+ * fetches them, without their bytes, and a reader of their blobs (each at
+ * most 1 MiB, checked against its digest; a digest none of the files names is
+ * refused): so that a result of any size can be sent on in pieces (over the
+ * control socket, whose lines are bounded, or as an HTTP body).
  */
-export async function taskChangeFiles(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal, sources: Omit<ResultSources, "owner"> = {}): Promise<{ result: WorkspaceResult; files: ResultFile[] }> {
+export async function openTaskChanges(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal, sources: Omit<ResultSources, "owner"> = {}): Promise<OpenedChanges> {
   const { result, owner, patterns } = await completedResult(adapter, taskId);
   const files = await releasedAsSuch(taskId, result, workspaces, () => workspaces.resultFiles(result, signal, { ...sources, owner }));
   refuseUnasked(taskId, files.filter((f) => f.kind === "artifact"), patterns);
-  return { result, files };
+  return { result, files, read: (digest) => releasedAsSuch(taskId, result, workspaces, () => workspaces.resultBlob(result, files, digest)) };
+}
+
+/** See {@link openTaskChanges}. */
+export interface OpenedChanges {
+  result: WorkspaceResult;
+  files: ResultFile[];
+  read(digest: string): Promise<Uint8Array>;
+}
+
+/** One blob of a completed task's changes (one that {@link openTaskChanges} names), for a caller that keeps nothing between reads. */
+export async function taskChangeBlob(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, digest: string, sources: Omit<ResultSources, "owner"> = {}): Promise<Uint8Array> {
+  return (await openTaskChanges(adapter, workspaces, taskId, undefined, sources)).read(digest);
 }
 
 /** Refuses a result bringing back a file none of the task's artifact patterns names: the names are its executor's word. */
@@ -46,12 +59,6 @@ function refuseUnasked(taskId: string, artifacts: ReadonlyArray<{ path: string }
   if (unasked === undefined) return;
   const named = patterns.length === 0 ? "it was submitted with no artifact patterns" : `none of the artifact patterns it was submitted with names it (${patterns.join(", ")})`;
   throw new CoderClawError("PROTOCOL", `task ${taskId}'s result brings back "${unasked.path.slice(0, 200)}", and ${named}: refused`);
-}
-
-/** One blob of a completed task's changes (one that {@link taskChangeFiles} names); any other digest is refused. */
-export async function taskChangeBlob(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, digest: string, sources: Omit<ResultSources, "owner"> = {}): Promise<Uint8Array> {
-  const { result, owner } = await completedResult(adapter, taskId);
-  return releasedAsSuch(taskId, result, workspaces, async () => workspaces.resultBlob(result, await workspaces.resultFiles(result, undefined, { ...sources, owner }), digest));
 }
 
 /** What `read` answers; a result held here and gone is said to be released (by `task clean` or after the retention), not lost. */

@@ -99,7 +99,7 @@ describe("the README's example: a task on the user's repository, from the CLI", 
     // Bytes that do not compress: the patch's binary hunk is as large as the file, and so is the artifact.
     const seed = randomBytes(6 * 1024 * 1024);
     writeFileSync(join(repo, "seed.bin"), seed);
-    const node = await startCli(["start"], h, /control socket/);
+    const node = await startCli(["start", "--http", "127.0.0.1:0"], h, /control socket/);
     cleanups.push(() => node.stop());
 
     const sub = await runCli(["task", "submit", "cp seed.bin big.bin && mkdir out && cp seed.bin out/copy.bin", "--agent", "shell", "--repo", repo, "--artifacts", "out/**", "--wait", "--json"], h, 60_000);
@@ -117,5 +117,15 @@ describe("the README's example: a task on the user's repository, from the CLI", 
     const artifacts = await runCli(["task", "artifacts", task.id, "--out", out], h);
     expect(artifacts.code, artifacts.stderr).toBe(0);
     expect(readFileSync(join(out, "out", "copy.bin")).equals(seed)).toBe(true);
+
+    // The same through the node's HTTP API, whose routes send a result on a blob at a time.
+    const server = ["--server", /http (http:\/\/\S+)/.exec(node.output())![1]!, "--token", (await runCli(["session", "create"], h)).stdout.trim()];
+    const overHttp = join(dir.path, "over-http");
+    const fetched = await runCli([...server, "task", "artifacts", task.id, "--out", overHttp], h);
+    expect(fetched.code, fetched.stderr).toBe(0);
+    expect(readFileSync(join(overHttp, "out", "copy.bin")).equals(seed)).toBe(true);
+    const httpStat = await runCli([...server, "task", "diff", task.id, "--stat"], h);
+    expect(httpStat.code, httpStat.stderr).toBe(0);
+    expect(httpStat.stdout).toBe(stat.stdout);
   });
 });

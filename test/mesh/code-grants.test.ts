@@ -6,7 +6,7 @@ import { decodeCanonical, encodeCanonical } from "../../identity/canonical.js";
 import type { CoderClawNode } from "../../node/index.js";
 import { startBlobService, type BlobService } from "../../protocols/blobs/index.js";
 import { workspaceResultOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
-import { grantTaskResult, taskChanges } from "../../node/workspaces/task-result.js";
+import { grantTaskResult, openTaskChanges, taskChanges } from "../../node/workspaces/task-result.js";
 import { toBase64Url } from "../../identity/bytes.js";
 import { createNode } from "../../node/create-node.js";
 import { createHttpServer } from "../../node/http/index.js";
@@ -171,7 +171,7 @@ describe("a task's trees fetched from any member that holds them, by a grant its
     await expect(f.blobs.client.fetchTree(c.peerId, result.tree)).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
 
     // Over F's HTTP API with A's token for F: a token that is none is refused naming the parameter; F fetches the result.
-    const http = await createHttpServer({ adapter: f.adapter, authenticate: () => ({}), changes: (id, sources) => taskChanges(f.adapter, f.workspaces, id, undefined, sources), port: 0 });
+    const http = await createHttpServer({ adapter: f.adapter, authenticate: () => ({}), changes: (id, sources) => openTaskChanges(f.adapter, f.workspaces, id, undefined, sources), port: 0 });
     try {
       const get = (query: string): Promise<Response> => fetch(`${http.url}/v1/tasks/${task.id}/patch${query}`, { headers: { authorization: "Bearer t" } });
       const bad = await get("?grant=not%20a%20token");

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { CoderClawNode } from "../../node/index.js";
 import { workspaceResultOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
 import { createHttpServer } from "../../node/http/index.js";
-import { taskChangeFiles, taskChanges } from "../../node/workspaces/task-result.js";
+import { openTaskChanges, taskChanges } from "../../node/workspaces/task-result.js";
 import { PIECE_TARGET_BYTES } from "../../src/workspace/manifest-pieces.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
 import { reportAgent } from "../helpers/report-agent.js";
@@ -55,7 +55,7 @@ describe("code sent with tasks, on the wire", () => {
     expect(changes.patch.toString()).toContain("+++ b/out/report.txt");
     expect(changes.artifacts.map((x) => [x.path, x.bytes.toString()])).toEqual([["out/report.txt", "files: 1000\n"]]);
     // The same over HTTP.
-    const http = await createHttpServer({ adapter: a.adapter, authenticate: () => ({}), changes: (id) => taskChanges(a.adapter, a.workspaces, id), port: 0 });
+    const http = await createHttpServer({ adapter: a.adapter, authenticate: () => ({}), changes: (id) => openTaskChanges(a.adapter, a.workspaces, id), port: 0 });
     try {
       const get = (path: string): Promise<Response> => fetch(`${http.url}/v1/tasks/${first.id}${path}`, { headers: { authorization: "Bearer t" } });
       expect(await (await get("/patch")).text()).toBe(changes.patch.toString());
@@ -76,8 +76,8 @@ describe("code sent with tasks, on the wire", () => {
     });
     const unasked = /brings back "out\/report\.txt", and none of the artifact patterns it was submitted with names it \(coverage\/\*\*\): refused/;
     await expect(taskChanges(asking(["coverage/**"]), a.workspaces, first.id)).rejects.toThrow(unasked);
-    await expect(taskChangeFiles(asking(["coverage/**"]), a.workspaces, first.id)).rejects.toThrow(unasked);
-    expect((await taskChangeFiles(asking(["./out/**"]), a.workspaces, first.id)).files.map((f) => [f.kind, f.path])).toEqual([["artifact", "out/report.txt"], ["patch", "changes.patch"]]);
+    await expect(openTaskChanges(asking(["coverage/**"]), a.workspaces, first.id)).rejects.toThrow(unasked);
+    expect((await openTaskChanges(asking(["./out/**"]), a.workspaces, first.id)).files.map((f) => [f.kind, f.path])).toEqual([["artifact", "out/report.txt"], ["patch", "changes.patch"]]);
 
     // One file changes: the second send moves the manifest's index, the one piece of it that changed and that file; not the tree, nor the whole manifest.
     writeFileSync(join(src.path, "files", "f7.txt"), "changed".padEnd(1024, "y"));
