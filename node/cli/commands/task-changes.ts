@@ -1,8 +1,5 @@
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import ms from "ms";
@@ -11,8 +8,8 @@ import { DIGEST_PATTERN } from "../../../src/workspace/manifest.js";
 import { parseInput } from "../../../src/contract/parse-input.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson } from "../output.js";
-import { artifactWriteProblem, writeArtifacts } from "../artifact-writes.js";
-import { patchRefusal, workTreePlace } from "../patch-refusal.js";
+import { writeResultArtifacts } from "../../workspaces/result-artifacts.js";
+import { applyResultPatch } from "../../workspaces/result-patch.js";
 import { admin, withAdmin } from "./mesh.js";
 import { serverAdapter, type AccessOptions } from "../runtime-access.js";
 import type { HTTPTransportAdapter } from "../../../src/transport/http-adapter.js";
@@ -99,34 +96,6 @@ function sourcesOf(opts: SourceOptions): SourceOptions {
   return { ...(opts.grant !== undefined && { grant: opts.grant }), ...(opts.from !== undefined && { from: opts.from }) };
 }
 
-function gitApply(cwd: string, args: string[], env: Record<string, string> = {}): Promise<{ ok: boolean; message: string }> {
-  return new Promise((done) => {
-    execFile("git", ["apply", ...args], { cwd, env: { ...process.env, LC_ALL: "C", ...env } }, (err, stdout, stderr) => done({ ok: err === null, message: `${stdout}${stderr}`.trim() }));
-  });
-}
-
-/**
- * What a three-way apply (`git apply` with `args`, the patch last) at `cwd` conflicts
- * on, or undefined when it merges cleanly: the apply is tried on a copy of
- * the repository's index (made in `scratch`), never on the tree. A three-way
- * apply works on the index and requires the tree to match it for every path
- * the patch touches, so the copy's outcome is the tree's.
- */
-async function threeWayConflicts(cwd: string, args: string[], scratch: string): Promise<string | undefined> {
-  const indexPath = await gitOutput(cwd, ["rev-parse", "--path-format=absolute", "--git-path", "index"]);
-  const index = join(scratch, "index");
-  // A repository with nothing staged yet has no index file: git reads a missing one as empty.
-  if (existsSync(indexPath)) copyFileSync(indexPath, index);
-  const tried = await gitApply(cwd, ["--3way", "--cached", ...args], { GIT_INDEX_FILE: index });
-  return tried.ok ? undefined : tried.message;
-}
-
-function gitOutput(cwd: string, args: string[]): Promise<string> {
-  return new Promise((done, fail) => {
-    execFile("git", args, { cwd, env: { ...process.env, LC_ALL: "C" } }, (err, stdout, stderr) => (err === null ? done(stdout.trim()) : fail(new InvalidInputError(`git ${args[0]} failed in ${cwd}: ${stderr.trim()}`, "repo"))));
-  });
-}
-
 const CleanedSchema = z.object({ released: z.array(z.string()), removed: z.number(), freedBytes: z.number() });
 const GrantSchema = z.object({ taskId: z.string(), tree: z.string(), grantee: z.string(), expires: z.string(), grant: z.string() });
 
@@ -197,54 +166,20 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
         return;
       }
       const target = resolve(opts.repo ?? process.cwd());
-      // The patch's paths are the snapshot's, relative to the tree it was taken of. git apply takes them from the
-      // top of the work tree and, run below it, skips those outside the directory it runs in without a word:
-      // it runs at the top, the paths placed under the tree's directory there.
-      const place = await workTreePlace(target);
-      const cwd = place?.top ?? target;
-      const placed = place !== undefined && place.prefix !== "" ? [`--directory=${place.prefix}`] : [];
-      const refused = await patchRefusal(place, patch);
-      if (refused !== undefined) {
-        process.stderr.write(`coderclaw: task ${id}'s patch is refused for ${target}; nothing was changed: ${refused}\n`);
+      const outcome = await applyResultPatch(target, patch, { check: opts.check === true, threeWay: opts["3way"] === true });
+      if (!outcome.ok) {
+        const said = {
+          unsafe: `task ${id}'s patch is refused for ${target}; nothing was changed: ${outcome.message}`,
+          "does-not-apply": `task ${id} does not apply to ${target}; nothing was changed:\n${outcome.message}`,
+          conflicts: `task ${id} conflicts with ${target}; nothing was changed:\n${outcome.message}`,
+          failed: `applying task ${id} to ${target} failed:\n${outcome.message}`,
+        }[outcome.why];
+        process.stderr.write(`coderclaw: ${said}\n`);
         setExit(EXIT.taskFailed);
         return;
       }
-      const dir = mkdtempSync(join(tmpdir(), "coderclaw-apply-"));
-      try {
-        const file = join(dir, "changes.patch");
-        writeFileSync(file, patch);
-        const how = [...placed, ...(opts["3way"] ? ["--3way"] : [])];
-        // Checked first as a whole: a patch that does not apply everywhere changes nothing anywhere.
-        const check = await gitApply(cwd, ["--check", ...how, file]);
-        if (!check.ok) {
-          process.stderr.write(`coderclaw: task ${id} does not apply to ${target}; nothing was changed:\n${check.message}\n`);
-          setExit(EXIT.taskFailed);
-          return;
-        }
-        // `--check --3way` passes a patch that would merge with conflicts, and the apply then leaves markers and
-        // unmerged entries: the merge is tried first on a copy of the index, which the tree matches for every path it touches.
-        const conflicts = opts["3way"] ? await threeWayConflicts(cwd, [...placed, file], dir) : undefined;
-        if (conflicts !== undefined) {
-          process.stderr.write(`coderclaw: task ${id} conflicts with ${target}; nothing was changed:\n${conflicts}\n`);
-          setExit(EXIT.taskFailed);
-          return;
-        }
-        if (opts.check) {
-          process.stdout.write(`task ${id} applies cleanly to ${target}\n`);
-          setExit(EXIT.ok);
-          return;
-        }
-        const applied = await gitApply(cwd, [...how, file]);
-        if (!applied.ok) {
-          process.stderr.write(`coderclaw: applying task ${id} to ${target} failed:\n${applied.message}\n`);
-          setExit(EXIT.taskFailed);
-          return;
-        }
-        process.stdout.write(`applied task ${id} to ${target}\n`);
-        setExit(EXIT.ok);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      process.stdout.write(outcome.applied ? `applied task ${id} to ${target}\n` : `task ${id} applies cleanly to ${target}\n`);
+      setExit(EXIT.ok);
     });
 
   withSources(task.command("artifacts"))
@@ -256,13 +191,12 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
       const id = await resolveId(cmd, idArg);
       const { result, artifacts } = await changesOf(cmd, id, sourcesOf(opts));
       const out = resolve(opts.out ?? `artifacts-${id.slice(0, 8)}`);
-      const refused = await artifactWriteProblem(out, artifacts.map((a) => a.path));
+      const refused = await writeResultArtifacts(out, artifacts);
       if (refused !== undefined) {
         process.stderr.write(`coderclaw: task ${id}'s artifacts are refused; nothing was written: ${refused}\n`);
         setExit(EXIT.taskFailed);
         return;
       }
-      await writeArtifacts(out, artifacts);
       if (opts.json) printJson({ out, artifacts: result.artifacts });
       else process.stdout.write(artifacts.length === 0 ? `task ${id} brought no artifacts back\n` : `${artifacts.length} artifact(s) in ${out}\n`);
       setExit(EXIT.ok);

@@ -34,11 +34,19 @@ export async function artifactWriteProblem(out: string, paths: readonly string[]
   return undefined;
 }
 
-/** Writes each artifact under `out`, checked first by {@link artifactWriteProblem}; never over a file or link (created exclusively). */
-export async function writeArtifacts(out: string, artifacts: ReadonlyArray<{ path: string; bytes: Uint8Array }>): Promise<void> {
+/**
+ * Writes a task's artifacts under `out`, all or none: every name is checked
+ * first ({@link artifactWriteProblem}), and a refusal, answered as why,
+ * writes nothing; files are then created exclusively, never over a file or
+ * through a link.
+ */
+export async function writeResultArtifacts(out: string, artifacts: ReadonlyArray<{ path: string; bytes: Uint8Array }>): Promise<string | undefined> {
+  const refused = await artifactWriteProblem(out, artifacts.map((a) => a.path));
+  if (refused !== undefined) return refused;
   for (const a of artifacts) {
     const target = join(out, a.path);
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, a.bytes, { flag: "wx" });
   }
+  return undefined;
 }

@@ -1,0 +1,111 @@
+import { execFile } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { patchPaths } from "../../src/workspace/patch-paths.js";
+
+interface GitRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function git(cwd: string, args: string[], options: { input?: string; env?: Record<string, string> } = {}): Promise<GitRun> {
+  return new Promise((done) => {
+    const child = execFile("git", args, { cwd, env: { ...process.env, LC_ALL: "C", ...options.env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : -1;
+      done({ code, stdout, stderr: stderr.trim() });
+    });
+    child.stdin?.on("error", () => undefined);
+    child.stdin?.end(options.input);
+  });
+}
+
+/** Where a tree is in its git work tree: the top level, and the tree's path from there (empty, or ending with `/`). */
+export interface WorkTreePlace {
+  top: string;
+  prefix: string;
+}
+
+/** The git work tree `dir` is in, and where; undefined when it is in none. */
+export async function workTreePlace(dir: string): Promise<WorkTreePlace | undefined> {
+  const r = await git(dir, ["rev-parse", "--show-toplevel", "--show-prefix"]);
+  if (r.code !== 0) return undefined;
+  const [top, prefix] = r.stdout.split("\n");
+  return top === undefined || top === "" ? undefined : { top, prefix: prefix ?? "" };
+}
+
+/**
+ * Why a task's result patch must not be applied to the tree at `place` (its
+ * paths are relative to that tree: the directory the task was snapshotted
+ * from), or undefined. The patch is the executor's (another member's) bytes,
+ * and a result never does what is refused here, which `git apply` would do:
+ * copy a file (git reads a copy's source wherever it points, `../` or an
+ * absolute path or `.git/config`, into the tree, where the next snapshot sends
+ * it away), or read or write a path the tree ignores (the snapshot sent no
+ * ignored file and the executor leaves new ones out: such a patch renames a
+ * `.env` to where a snapshot takes it, or edits `node_modules`, where git
+ * shows no change). Outside a git work tree only the first is checked.
+ */
+export async function patchRefusal(place: WorkTreePlace | undefined, patch: Uint8Array): Promise<string | undefined> {
+  const { paths, copies } = patchPaths(patch);
+  if (copies.length > 0) return `it copies "${copies[0]!.slice(0, 200)}" (copy from): a task's result never copies a file, and git apply reads a copy's source wherever it is`;
+  if (place === undefined || paths.length === 0) return undefined;
+  const ignored = await git(place.top, ["check-ignore", "--stdin", "-z"], { input: paths.map((p) => place.prefix + p).join("\0") + "\0" });
+  if (ignored.code === 1) return undefined;
+  if (ignored.code === 0) return `it changes "${ignored.stdout.split("\0")[0]!.slice(0, 200)}", which this tree ignores: a task's result never does (its snapshot held no ignored file)`;
+  return `git could not tell which of its paths this tree ignores: ${ignored.stderr.slice(0, 500)}`;
+}
+
+/** What {@link applyResultPatch} did: applied (or, checking only, would apply) cleanly; or why nothing was changed, or what failed. */
+export type PatchOutcome =
+  | { ok: true; applied: boolean }
+  | {
+      ok: false;
+      /** `unsafe`: refused before git ran ({@link patchRefusal}); `does-not-apply`, `conflicts`: found by git before anything changed; `failed`: git's apply itself failed. */
+      why: "unsafe" | "does-not-apply" | "conflicts" | "failed";
+      message: string;
+    };
+
+/**
+ * Applies a task's result patch to the tree at `target`, the directory the
+ * task was submitted with (`--repo`): all of it or, on any refusal, nothing.
+ * The patch is refused first when it does what no result does
+ * ({@link patchRefusal}); then checked whole by `git apply --check`; with
+ * `threeWay`, merged first on a copy of the index, so that a merge that would
+ * conflict changes nothing either (`--check --3way` passes it). Below its
+ * work tree's top the tree's paths are placed under its directory: git apply,
+ * run there, skips every path outside the directory it runs in without a
+ * word. With `check`, stops before applying.
+ */
+export async function applyResultPatch(target: string, patch: Uint8Array, options: { check?: boolean; threeWay?: boolean } = {}): Promise<PatchOutcome> {
+  const tree = resolve(target);
+  const place = await workTreePlace(tree);
+  const refused = await patchRefusal(place, patch);
+  if (refused !== undefined) return { ok: false, why: "unsafe", message: refused };
+  const cwd = place?.top ?? tree;
+  const dir = mkdtempSync(join(tmpdir(), "coderclaw-apply-"));
+  try {
+    const file = join(dir, "changes.patch");
+    writeFileSync(file, patch);
+    const how = [...(place !== undefined && place.prefix !== "" ? [`--directory=${place.prefix}`] : []), ...(options.threeWay === true ? ["--3way"] : [])];
+    const message = (r: GitRun): string => `${r.stdout}${r.stderr}`.trim();
+    const check = await git(cwd, ["apply", "--check", ...how, file]);
+    if (check.code !== 0) return { ok: false, why: "does-not-apply", message: message(check) };
+    if (options.threeWay === true) {
+      // A three-way apply works on the index and needs the tree to match it for every path it touches: a copy of the index answers for the tree.
+      const index = join(dir, "index");
+      const indexPath = await git(cwd, ["rev-parse", "--path-format=absolute", "--git-path", "index"]);
+      if (indexPath.code !== 0) return { ok: false, why: "does-not-apply", message: message(indexPath) };
+      // A repository with nothing staged yet has no index file: git reads a missing one as empty.
+      if (existsSync(indexPath.stdout.trim())) copyFileSync(indexPath.stdout.trim(), index);
+      const merged = await git(cwd, ["apply", "--cached", ...how, file], { env: { GIT_INDEX_FILE: index } });
+      if (merged.code !== 0) return { ok: false, why: "conflicts", message: message(merged) };
+    }
+    if (options.check === true) return { ok: true, applied: false };
+    const applied = await git(cwd, ["apply", ...how, file]);
+    return applied.code === 0 ? { ok: true, applied: true } : { ok: false, why: "failed", message: message(applied) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
