@@ -482,7 +482,6 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
     return done;
   };
 
-
   /** The open partial of `digest`, re-hashing what an earlier process left on disk. */
   const openPartial = async (digest: string): Promise<OpenPartial> => {
     const held = partials.get(digest);
