@@ -3,6 +3,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { patchPaths } from "../../src/workspace/patch-paths.js";
+import { firstIgnoredPath, IGNORE_FILE } from "../../src/workspace/tree-listing.js";
 
 interface GitRun {
   code: number;
@@ -36,21 +37,26 @@ export async function workTreePlace(dir: string): Promise<WorkTreePlace | undefi
 }
 
 /**
- * Why a task's result patch must not be applied to the tree at `place` (its
- * paths are relative to that tree: the directory the task was snapshotted
- * from), or undefined. The patch is the executor's (another member's) bytes,
+ * Why a task's result patch must not be applied to `tree` (its paths are
+ * relative to it: the directory the task was snapshotted from; `place`, where
+ * it is in its git work tree, if it is in one), or undefined. The patch is the executor's (another member's) bytes,
  * and a result never does what is refused here, which `git apply` would do:
  * copy a file (git reads a copy's source wherever it points, `../` or an
  * absolute path or `.git/config`, into the tree, where the next snapshot sends
  * it away), or read or write a path the tree ignores (the snapshot sent no
  * ignored file and the executor leaves new ones out: such a patch renames a
  * `.env` to where a snapshot takes it, or edits `node_modules`, where git
- * shows no change). Outside a git work tree only the first is checked.
+ * shows no change). Outside a git work tree, what its {@link IGNORE_FILE}s
+ * leave out is refused the same way.
  */
-export async function patchRefusal(place: WorkTreePlace | undefined, patch: Uint8Array): Promise<string | undefined> {
+export async function patchRefusal(tree: string, place: WorkTreePlace | undefined, patch: Uint8Array): Promise<string | undefined> {
   const { paths, copies } = patchPaths(patch);
   if (copies.length > 0) return `it copies "${copies[0]!.slice(0, 200)}" (copy from): a task's result never copies a file, and git apply reads a copy's source wherever it is`;
-  if (place === undefined || paths.length === 0) return undefined;
+  if (paths.length === 0) return undefined;
+  if (place === undefined) {
+    const ignored = await firstIgnoredPath(tree, paths);
+    return ignored === undefined ? undefined : `it changes "${ignored.slice(0, 200)}", which this tree's ${IGNORE_FILE} leaves out: a task's result never does (its snapshot held no such file)`;
+  }
   const ignored = await git(place.top, ["check-ignore", "--stdin", "-z"], { input: paths.map((p) => place.prefix + p).join("\0") + "\0" });
   if (ignored.code === 1) return undefined;
   if (ignored.code === 0) return `it changes "${ignored.stdout.split("\0")[0]!.slice(0, 200)}", which this tree ignores: a task's result never does (its snapshot held no ignored file)`;
@@ -81,7 +87,7 @@ export type PatchOutcome =
 export async function applyResultPatch(target: string, patch: Uint8Array, options: { check?: boolean; threeWay?: boolean } = {}): Promise<PatchOutcome> {
   const tree = resolve(target);
   const place = await workTreePlace(tree);
-  const refused = await patchRefusal(place, patch);
+  const refused = await patchRefusal(tree, place, patch);
   if (refused !== undefined) return { ok: false, why: "unsafe", message: refused };
   const cwd = place?.top ?? tree;
   const dir = mkdtempSync(join(tmpdir(), "coderclaw-apply-"));

@@ -1,6 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import { execFile } from "node:child_process";
-import { readdir, readFile, realpath } from "node:fs/promises";
+import { lstat, readdir, readFile, realpath } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import ignoreModule from "ignore";
@@ -212,6 +212,37 @@ function isIgnored(levels: readonly IgnoreLevel[], path: string, directory: bool
     else if (verdict.unignored) ignored = false;
   }
   return ignored;
+}
+
+/**
+ * The first of `paths` (relative to `root`, a tree outside git) that the
+ * tree's {@link IGNORE_FILE}s exclude, by itself or through a directory of
+ * it, as a snapshot of the tree leaves such paths out; undefined when none
+ * is. Ignore files are read as the snapshot reads them: regular files only.
+ */
+export async function firstIgnoredPath(root: string, paths: readonly string[]): Promise<string | undefined> {
+  const levelsAt = new Map<string, Promise<IgnoreLevel | undefined>>();
+  const levelAt = (prefix: string): Promise<IgnoreLevel | undefined> => {
+    let level = levelsAt.get(prefix);
+    if (level === undefined) {
+      const file = join(root, prefix, IGNORE_FILE);
+      level = lstat(file)
+        .then(async (st) => (st.isFile() ? { base: prefix, rules: ignore().add(await readFile(file, "utf8")) } : undefined))
+        .catch(() => undefined);
+      levelsAt.set(prefix, level);
+    }
+    return level;
+  };
+  for (const path of paths) {
+    const parts = path.split("/");
+    const levels: IgnoreLevel[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      const level = await levelAt(parts.slice(0, i).join("/"));
+      if (level !== undefined) levels.push(level);
+      if (isIgnored(levels, parts.slice(0, i + 1).join("/"), i < parts.length - 1)) return path;
+    }
+  }
+  return undefined;
 }
 
 async function listPlainTree(root: string, maxPaths: number): Promise<TreeListing> {

@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { applyResultPatch, writeResultArtifacts } from "../../node/index.js";
+import { snapshotDirectory } from "../../src/workspace/snapshot.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const cleanups: Array<() => void> = [];
@@ -45,6 +46,26 @@ describe("applyResultPatch and writeResultArtifacts (coderclaw/node, for embedde
     git("reset", "-q", "--hard", "HEAD~1");
     expect(await applyResultPatch(repo, patch)).toEqual({ ok: true, applied: true });
     expect(readFileSync(join(repo, "lines.txt"), "utf8")).toBe("one\nTWO by the task\nthree\nfour\nfive\n");
+  });
+
+  it("refuse, outside git, a patch touching what the tree's .coderclawignore files leave out, as a snapshot leaves it out", async () => {
+    const dir = tempDir("cc-result-plain-");
+    cleanups.push(() => dir.remove());
+    const tree = join(dir.path, "tree");
+    mkdirSync(join(tree, "pkg", "build"), { recursive: true });
+    writeFileSync(join(tree, ".coderclawignore"), "*.secret\nbuild/\n");
+    writeFileSync(join(tree, "pkg", ".coderclawignore"), "!kept.secret\n");
+    for (const [path, text] of [["a.txt", "a\n"], ["pkg/x.secret", "s\n"], ["pkg/kept.secret", "k\n"], ["pkg/build/out.txt", "o\n"]] as const) writeFileSync(join(tree, path), text);
+    // What a snapshot of the tree takes.
+    expect((await snapshotDirectory(tree)).manifest.entries.map((e) => e.path)).toEqual([".coderclawignore", "a.txt", "pkg/.coderclawignore", "pkg/kept.secret"]);
+    const edit = (path: string, from: string): Buffer => Buffer.from(`--- a/${path}\n+++ b/${path}\n@@ -1 +1 @@\n-${from}\n+changed\n`);
+    expect(await applyResultPatch(tree, edit("pkg/x.secret", "s"))).toMatchObject({ ok: false, why: "unsafe", message: expect.stringContaining('"pkg/x.secret", which this tree\'s .coderclawignore leaves out') });
+    expect(await applyResultPatch(tree, edit("pkg/build/out.txt", "o"))).toMatchObject({ ok: false, why: "unsafe" });
+    expect(readFileSync(join(tree, "pkg", "x.secret"), "utf8")).toBe("s\n");
+    // A deeper file takes a path back, as it does for the snapshot; what no rule names applies.
+    expect(await applyResultPatch(tree, edit("pkg/kept.secret", "k"))).toEqual({ ok: true, applied: true });
+    expect(await applyResultPatch(tree, edit("a.txt", "a"))).toEqual({ ok: true, applied: true });
+    expect(readFileSync(join(tree, "a.txt"), "utf8")).toBe("changed\n");
   });
 
   it("write artifacts all or none", async () => {
