@@ -61,7 +61,7 @@ export interface AgentPublished extends Publication {
 }
 
 /** Bounds of a published agent: one small file. */
-const AGENT_TREE_LIMITS = { ...SKILL_TREE_LIMITS, maxEntries: 1, maxTreeBytes: MAX_CONFIG_BYTES };
+export const AGENT_TREE_LIMITS = { ...SKILL_TREE_LIMITS, maxEntries: 1, maxTreeBytes: MAX_CONFIG_BYTES };
 
 /** The next patch version of `version`. */
 function nextPatch(version: string): string {

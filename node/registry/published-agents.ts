@@ -1,7 +1,7 @@
 import { createCommandAgent, type CommandAgentOptions } from "../../src/agents/command-agent.js";
 import type { AgentExecutor, AgentRegistry, Availability } from "../../src/agents/executor.js";
 import type { CommandAgentConfig } from "../../src/config/agents-config.js";
-import { AgentUnavailableError } from "../../src/contract/errors.js";
+import { AgentUnavailableError, InvalidInputError } from "../../src/contract/errors.js";
 import { parsePublishedAgent, PUBLISHED_AGENT_FILE } from "../../src/registry/agent-publication.js";
 import type { AuditBody } from "../../src/security/index.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
@@ -9,7 +9,7 @@ import type { BlobClient } from "../../protocols/blobs/index.js";
 import type { Candidate } from "../routing/capability-directory.js";
 import type { Catalogue, Publication } from "./catalogue.js";
 import { registryHolder, type ServedTrees } from "./served-trees.js";
-import { SKILL_TREE_LIMITS } from "./skill-folder.js";
+import { AGENT_TREE_LIMITS } from "./node-registry.js";
 import { fetchTreeFromAny } from "./tree-fetch.js";
 
 /** What a node needs to take in the agents published to its mesh. */
@@ -119,10 +119,21 @@ export function createPublishedAgents(deps: PublishedAgentsDeps): PublishedAgent
   /** The executor for `publication`, and whether trying again could change it (a fetch that failed may succeed later). */
   const take = async (publication: Publication): Promise<{ executor: AgentExecutor; final: boolean }> => {
     const peers = [publication.publisher, ...deps.connectedMembers()].filter((p, i, all) => p !== deps.selfId && all.indexOf(p) === i);
+    // Another publication (a skill, published or installed here) may name the same tree: its pin is not ours to take away.
+    const servedAlready = deps.served.has(publication.tree);
+    const refused = async (err: unknown): Promise<{ executor: AgentExecutor; final: boolean }> => {
+      const reason = `its definition is refused: ${(err as Error).message}`;
+      await refuse(publication, reason);
+      if (!servedAlready) await deps.store.unpin(registryHolder(publication.tree));
+      return { executor: placeholder(publication, reason), final: true };
+    };
     let tree;
     try {
-      tree = await fetchTreeFromAny({ store: deps.store, client: deps.client, limits: SKILL_TREE_LIMITS }, publication.tree, peers, registryHolder(publication.tree));
+      // An agent's limits, not a skill's: every member fetches every agent publication unasked, so a tree bigger than
+      // one definition is refused from its manifest before any of its blobs is fetched.
+      tree = await fetchTreeFromAny({ store: deps.store, client: deps.client, limits: AGENT_TREE_LIMITS }, publication.tree, peers, registryHolder(publication.tree));
     } catch (err) {
+      if (err instanceof InvalidInputError) return refused(err);
       return { executor: placeholder(publication, `its definition is not fetched yet: ${(err as Error).message}`), final: false };
     }
     const where = `${publication.name}@${publication.version}/${PUBLISHED_AGENT_FILE}`;
@@ -137,10 +148,7 @@ export function createPublishedAgents(deps: PublishedAgentsDeps): PublishedAgent
       executor.info.description = `${config.description} (${publication.name}@${publication.version}, published by ${publication.publisher})`;
       return { executor, final: true };
     } catch (err) {
-      const reason = `its definition is refused: ${(err as Error).message}`;
-      await refuse(publication, reason);
-      await deps.store.unpin(registryHolder(publication.tree));
-      return { executor: placeholder(publication, reason), final: true };
+      return refused(err);
     }
   };
 
