@@ -74,10 +74,34 @@ export function createCatalogue(deps: CatalogueDeps): Catalogue {
     return may.allowed ? undefined : `${s.body.publisher} may not publish: ${may.reason ?? "registry:publish not granted"}`;
   };
 
+  /** The devices publishing each name (`kind:name`), among publications whose publisher may publish. */
+  const publishersOf = (all: Array<SignedStatement<"publication">>): Map<string, Set<string>> => {
+    const publishers = new Map<string, Set<string>>();
+    for (const s of all) {
+      if (standing(s) !== undefined) continue;
+      const key = `${s.body.kind}:${s.body.name}`;
+      publishers.set(key, (publishers.get(key) ?? new Set()).add(s.body.publisher));
+    }
+    return publishers;
+  };
+
+  /**
+   * Why a member's publication of a name another device publishes is not taken. Which came first rests on times
+   * the signers chose, so no member owns a name by being first: taking either would let one member publish a newer
+   * version of another's package, which `skill update`, required skills and published agents then take everywhere.
+   * Only an admin's version of such a name is taken.
+   */
+  const foreign = (s: SignedStatement<"publication">, publishers: Map<string, Set<string>>): string | undefined => {
+    if (deps.isAdmin(s.body.publisher)) return undefined;
+    const others = [...(publishers.get(`${s.body.kind}:${s.body.name}`) ?? [])].filter((p) => p !== s.body.publisher);
+    return others.length === 0 ? undefined : `${s.body.name} is published by more than one device (${s.body.publisher} and ${others.join(", ")}): a member's version of a name another device publishes is not taken, only an admin's`;
+  };
+
   const refusal = (s: SignedStatement<"publication">): string | undefined => {
-    const why = standing(s);
+    const publishers = publishersOf(publications());
+    const why = standing(s) ?? foreign(s, publishers);
     if (why !== undefined) return why;
-    const settled = settle(publications(), (p) => standing(p) === undefined).get(`${s.body.kind}:${s.body.name}@${s.body.version}`);
+    const settled = settle(publications(), (p) => standing(p) === undefined && foreign(p, publishers) === undefined).get(`${s.body.kind}:${s.body.name}@${s.body.version}`);
     return settled !== undefined && "conflict" in settled ? settled.conflict : undefined;
   };
 
@@ -95,7 +119,8 @@ export function createCatalogue(deps: CatalogueDeps): Catalogue {
     const byId = new Map(all.map((s) => [s.id, s]));
     const yanked = new Map<string, string>();
     for (const y of yanks()) if (yankRefusal(y.body, byId.get(y.body.publication)) === undefined) yanked.set(y.body.publication, `yanked by ${y.body.signer}: ${y.body.reason}`);
-    return [...settle(all, (s) => s.body.kind === kind && standing(s) === undefined).values()]
+    const publishers = publishersOf(all);
+    return [...settle(all, (s) => s.body.kind === kind && standing(s) === undefined && foreign(s, publishers) === undefined).values()]
       .flatMap((s) => ("conflict" in s ? [] : [s]))
       .map((s) => ({ ...s.body, id: s.id, ...(yanked.has(s.id) && { yanked: yanked.get(s.id)! }) }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : compareVersions(b.version, a.version)));
@@ -127,7 +152,11 @@ export function createCatalogue(deps: CatalogueDeps): Catalogue {
       const found = accepted.find((p) => p.yanked === undefined);
       if (found !== undefined) return found;
       if (accepted.length > 0) return { missing: `every version of ${name} that ${range.text} accepts is yanked: ${accepted.map((p) => `${p.version} (${p.yanked!})`).join("; ")}` };
-      const conflicts = [...settle(publications(), (p) => p.body.kind === kind && p.body.name === name && range.accepts(p.body.version) && standing(p) === undefined).values()].flatMap((c) => ("conflict" in c ? [c.conflict] : []));
+      const all = publications();
+      const publishers = publishersOf(all);
+      const shared = all.map((p) => (p.body.kind === kind && p.body.name === name && standing(p) === undefined ? foreign(p, publishers) : undefined)).find((why) => why !== undefined);
+      if (shared !== undefined) return { missing: shared };
+      const conflicts = [...settle(all, (p) => p.body.kind === kind && p.body.name === name && range.accepts(p.body.version) && standing(p) === undefined && foreign(p, publishers) === undefined).values()].flatMap((c) => ("conflict" in c ? [c.conflict] : []));
       if (conflicts.length > 0) return { missing: conflicts.join("; ") };
       if (versions.length === 0) return { missing: `no ${kind} ${name} is published in this mesh (or none by a device allowed to publish)` };
       return { missing: `no version of ${name} matches ${range.text}; published: ${versions.map((p) => p.version).join(", ")}` };

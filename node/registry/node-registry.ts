@@ -187,6 +187,9 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
     checkName(name);
     if (parseVersion(version) === undefined) throw new InvalidInputError(`${JSON.stringify(version.slice(0, 40))} is not a version like 1.2.0`, "version");
     const meshId = mayPublishHere();
+    // Every receiver refuses a member's version of a name another device publishes (and then that device's as well).
+    const owner = catalogue.list(kind).find((p) => p.name === name && p.publisher !== self);
+    if (owner !== undefined && !deps.isAdmin(self)) throw new CoderClawError("PERMISSION_DENIED", `${name} is published by ${owner.publisher}: only it or an admin publishes its versions`);
     const taken = catalogue.list(kind).find((p) => p.name === name && p.version === version);
     if (taken !== undefined) throw new CoderClawError("INVALID_INPUT", `${name}@${version} is published already (tree ${taken.tree.slice(0, 16)}); publish a new version`);
     return meshId;
