@@ -299,8 +299,17 @@ export function createNodeRegistry(deps: NodeRegistryDeps): NodeRegistry {
       }
       if (options.from !== undefined && !deps.connectedMembers().includes(options.from)) throw new InvalidInputError(`${options.from.slice(0, 60)} is not a member connected to this node`, "from");
       const peers = options.from !== undefined ? [options.from] : [found.publisher, ...deps.connectedMembers()].filter((p, i, all) => p !== self && all.indexOf(p) === i);
-      const held = await fetchTreeFromAny({ store: deps.store, client: deps.client, limits: SKILL_TREE_LIMITS }, found.tree, peers, registryHolder(found.tree));
-      await place(name, held);
+      // A tree this node serves already keeps its pin; one refused or not fetched whole leaves no blobs pinned (and
+      // served after a restart): else every publication a member fails to install, required ones unasked, fills its disk.
+      const servedBefore = deps.served.has(found.tree);
+      let held: Awaited<ReturnType<typeof fetchTreeFromAny>>;
+      try {
+        held = await fetchTreeFromAny({ store: deps.store, client: deps.client, limits: SKILL_TREE_LIMITS }, found.tree, peers, registryHolder(found.tree));
+        await place(name, held);
+      } catch (err) {
+        if (!servedBefore) await deps.store.unpin(registryHolder(found.tree));
+        throw err;
+      }
       const entry: LockEntry = { version: found.version, tree: found.tree, publication: found.id, publisher: found.publisher, range: range.text, installedAt: new Date().toISOString() };
       await writeLock({ ...lock, skills: { ...lock.skills, [name]: entry } });
       await deps.served.add(found.tree, held.index, held.blobs);

@@ -6,6 +6,7 @@ import { encodeCanonical } from "../../identity/canonical.js";
 import { signStatement } from "../../identity/statement.js";
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import { createNode, type CoderClawNode } from "../../node/create-node.js";
+import { registryHolder } from "../../node/registry/served-trees.js";
 import { signPublication, signYank } from "../../src/registry/publication-statement.js";
 import { writeManifestCbor } from "../../src/workspace/manifest-cbor.js";
 import { blobDigest } from "../../src/workspace/manifest.js";
@@ -67,6 +68,8 @@ describe("the mesh registry on three nodes", () => {
     writeFileSync(blobFile, Buffer.alloc(1024 * 1024, 7));
     await expect(c.registry.installSkill("team/lint-helper")).rejects.toThrow(new RegExp(`no connected member served tree ${damaged.tree}`));
     expect(existsSync(join(skillsDir(c), "team.lint-helper"))).toBe(false);
+    // What the failed install fetched is not kept pinned (nor served after a restart): only the audit entry stays.
+    expect(c.blobStore.pinnedBy(registryHolder(damaged.tree)).size).toBe(0);
     expect(await auditHas(c, "registry.install", "denied", /team\/lint-helper/)).toBe(true);
 
     const installed = await c.registry.installSkill("team/security-scanner", "~1.2.0");
@@ -153,6 +156,7 @@ describe("the mesh registry on three nodes", () => {
     expect(await auditHas(c, "registry.install", "denied", /team\/evil.*outside\.sh/)).toBe(true);
     expect(existsSync(join(skillsDir(c), "team.evil"))).toBe(false);
     expect(existsSync(join(c.dataDir, "outside.sh"))).toBe(false);
+    expect(c.blobStore.pinnedBy(registryHolder(tree)).size).toBe(0);
   }, 90_000);
 
   it("versions: the newest a range accepts, a downgrade only when asked, outdated listed; a restarted member still serves what it installed", async () => {
