@@ -18,7 +18,7 @@ import { materializeTree } from "../../src/workspace/materialize.js";
 import type { ApprovalStatementDeps } from "../approvals/approval-deps.js";
 import { createCatalogue, type Catalogue, type Publication } from "./catalogue.js";
 import { registryHolder, type ServedTrees } from "./served-trees.js";
-import { captureSkillFolder, captureTree, SKILL_TREE_LIMITS } from "./skill-folder.js";
+import { AGENT_TREE_LIMITS, captureSkillFolder, captureTree, SKILL_TREE_LIMITS } from "./skill-folder.js";
 import { fetchTreeFromAny } from "./tree-fetch.js";
 
 /** What a node's registry needs of the node. */
@@ -61,7 +61,6 @@ export interface AgentPublished extends Publication {
 }
 
 /** Bounds of a published agent: one small file. */
-export const AGENT_TREE_LIMITS = { ...SKILL_TREE_LIMITS, maxEntries: 1, maxTreeBytes: MAX_CONFIG_BYTES };
 
 /** The next patch version of `version`. */
 function nextPatch(version: string): string {

@@ -9,7 +9,7 @@ import type { BlobClient } from "../../protocols/blobs/index.js";
 import type { Candidate } from "../routing/capability-directory.js";
 import type { Catalogue, Publication } from "./catalogue.js";
 import { registryHolder, type ServedTrees } from "./served-trees.js";
-import { AGENT_TREE_LIMITS } from "./node-registry.js";
+import { AGENT_TREE_LIMITS } from "./skill-folder.js";
 import { fetchTreeFromAny } from "./tree-fetch.js";
 
 /** What a node needs to take in the agents published to its mesh. */

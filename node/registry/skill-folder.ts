@@ -2,6 +2,7 @@ import { lstat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { loadSkill } from "../../src/agents/skills.js";
 import { InvalidInputError } from "../../src/contract/errors.js";
+import { MAX_CONFIG_BYTES } from "../../src/config/agents-config.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { blobsOf, DEFAULT_MANIFEST_LIMITS, type ManifestLimits } from "../../src/workspace/manifest.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
@@ -9,6 +10,9 @@ import type { HeldTree } from "./tree-fetch.js";
 
 /** Bounds of a published skill: a skill is instructions and a few scripts, not a repository. */
 export const SKILL_TREE_LIMITS: ManifestLimits = { ...DEFAULT_MANIFEST_LIMITS, maxEntries: 10_000, maxFileBytes: 64 * 1024 ** 2, maxTreeBytes: 256 * 1024 ** 2, maxManifestBytes: 8 * 1024 ** 2 };
+
+/** Bounds of a published agent: its definition, one file of at most a configuration file's size. */
+export const AGENT_TREE_LIMITS: ManifestLimits = { ...SKILL_TREE_LIMITS, maxEntries: 1, maxTreeBytes: MAX_CONFIG_BYTES };
 
 /** A skill folder captured into the store. */
 export interface CapturedSkill extends HeldTree {
