@@ -71,15 +71,13 @@ describe("task apply of a hostile executor's patch (real git, real CLI)", () => 
       // The same as a plain patch's second file, after a git one's hunk.
       `diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-hello\n+hi\n--- x/.env\n+++ y/.env\n@@ -1 +1 @@\n-API_KEY=secret\n+API_KEY=mine\n`,
     ];
-    for (const patch of hostile) {
-      const server = ["--server", await resultServer(patch), "--token", "t"];
-      for (const check of [[], ["--check"]]) {
-        const applied = await runCli([...server, "task", "apply", TASK, "--repo", repo, ...check], dir.path);
-        expect(applied.code, `${patch}\n${applied.stdout}`).toBe(1);
-        expect(applied.stderr).toMatch(/nothing was changed/);
-        expect(git("status", "--porcelain", "--ignored")).toBe("!! .env\n");
-        expect(readFileSync(join(repo, ".env"), "utf8")).toBe("API_KEY=secret\n");
-      }
+    // Refused before git runs, with --check or without: the two take turns down the table.
+    for (const [i, patch] of hostile.entries()) {
+      const applied = await runCli(["--server", await resultServer(patch), "--token", "t", "task", "apply", TASK, "--repo", repo, ...(i % 2 === 1 ? ["--check"] : [])], dir.path);
+      expect(applied.code, `${patch}\n${applied.stdout}`).toBe(1);
+      expect(applied.stderr).toMatch(/nothing was changed/);
+      expect(git("status", "--porcelain", "--ignored")).toBe("!! .env\n");
+      expect(readFileSync(join(repo, ".env"), "utf8")).toBe("API_KEY=secret\n");
     }
     // What an executor's diff does make (a rename of a file the tree holds, changed) still applies.
     // A removed line "-- a/.env" is "--- a/.env" in its hunk: a line, not a header.

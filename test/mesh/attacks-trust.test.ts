@@ -87,7 +87,8 @@ describe("attack table: trust", () => {
         delete d.s[revocation.id];
         delete d.s[aCert.id];
       });
-      await eventually(() => audited(to, "sync.refused", n.m.peerId), 10_000, "legacy edit refused and audited");
+      // Under a full suite's load the refusal and its audit entry have taken over 10 s to land.
+      await eventually(() => audited(to, "sync.refused", n.m.peerId), 30_000, "legacy edit refused and audited");
     }
     // The new way has no removal: the codec refuses anything but have, ids and items.
     expect(() => createStatementsCodec().decode(createSyncCodec().encode({ t: "want", items: [] }))).toThrow();
