@@ -207,6 +207,8 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
 
     // The same task page for an admin has Cancel (so the checks above can fail); the admin clears what the reader could not.
     await page.click("::-p-text(Log out)");
+    // Logged out for certain (the login form shown) before the link is opened: the link only changes the fragment of this page.
+    await page.waitForSelector("#token");
     await page.goto((await runCli(["ui", "--url", httpUrl], homeA.path)).stdout.trim());
     await page.waitForFunction(`/: admin/.test(document.getElementById("whoami")?.textContent ?? "")`);
     await page.goto(`${httpUrl}/#task/${taskId}`);
