@@ -13,8 +13,10 @@ import { createBuiltinRegistry } from "../src/agents/builtin.js";
 import type { TaskState } from "../src/contract/types.js";
 import { snapshotDirectory } from "../src/workspace/snapshot.js";
 import { SnapshotMemory } from "../src/workspace/snapshot-memory.js";
-import { workspaceResultOf, workspaceSpecOf } from "../src/workspace/task-spec.js";
+import { workspaceSpecOf } from "../src/workspace/task-spec.js";
 import { createNode, type CoderClawNode } from "../node/create-node.js";
+import { applyResultPatch } from "../node/workspaces/result-patch.js";
+import { taskChanges } from "../node/workspaces/task-result.js";
 import { percentile, printResult, sized, SMOKE } from "./report.js";
 import { RAW_SINK_PROTOCOL, rawSend } from "./raw-echo.js";
 import type { Edits, ExecutorRequest, StartedMessage } from "./workspace-executor.js";
@@ -377,22 +379,17 @@ async function snapshotAgainstGitStatus(tree: string, cacheFile: string): Promis
   };
 }
 
-/** A task whose agent edits five files; then its result fetched from the executor and applied as `coderclaw task apply` does (check, then apply). */
-async function applyResult(pair: Pair, tree: string, scratch: string): Promise<Record<string, number>> {
+/** A task whose agent edits five files; then its result fetched from the executor (taskChanges) and applied as `coderclaw task apply` does (applyResultPatch). */
+async function applyResult(pair: Pair, tree: string): Promise<Record<string, number>> {
   const edits: Edits = { modify: ["README.md", smallPath(0), smallPath(1)], remove: smallPath(2), add: "src/added-by-agent.txt" };
   const { task } = await ship(pair, tree, { input: JSON.stringify(edits), agentId: "bench-edit" });
-  const done = (await pair.submitter.adapter.getTaskEvents(task.id)).findLast((e) => e.status === "completed");
-  const result = workspaceResultOf(done?.data);
-  if (result === undefined) throw new Error(`task ${task.id} completed without a workspace result`);
   const t0 = performance.now();
-  const changes = await pair.submitter.workspaces.result(result);
+  const changes = await taskChanges(pair.submitter.adapter, pair.submitter.workspaces, task.id);
   const fetchMs = performance.now() - t0;
-  const patch = join(scratch, "changes.patch");
-  writeFileSync(patch, changes.patch);
   const t1 = performance.now();
-  await run("git", ["apply", "--check", patch], tree);
-  await run("git", ["apply", patch], tree);
+  const applied = await applyResultPatch(tree, changes.patch);
   const applyMs = performance.now() - t1;
+  if (!applied.ok) throw new Error(`the result did not apply (${applied.why}): ${applied.message}`);
   if (existsSync(join(tree, edits.remove)) || !existsSync(join(tree, edits.add))) throw new Error("the applied patch did not reproduce the agent's edits");
   return { fetchMs: round(fetchMs, 1), applyMs: round(applyMs, 1), totalMs: round(fetchMs + applyMs, 1), patchBytes: changes.patch.byteLength, filesTouched: edits.modify.length + 2 };
 }
@@ -430,7 +427,7 @@ try {
     trace("snapshot against git status");
     const snapshot = await snapshotAgainstGitStatus(tree, join(work, "stat-cache"));
     trace("apply");
-    const apply = await applyResult(pair, tree, work);
+    const apply = await applyResult(pair, tree);
 
     const fastest = (runs: Array<{ ms: number; cpuMs: number }>): { ms: number; cpuMs: number } => runs.reduce((a, b) => (b.ms < a.ms ? b : a));
     const { ms: tcpMs, cpuMs: tcpCpuMs } = fastest(tcp);

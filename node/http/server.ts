@@ -23,6 +23,8 @@ import {
   type ErrorBody,
 } from "../../src/transport/http-wire.js";
 import { grantTokenBytes } from "../workspaces/executor-grant.js";
+import type { ResultFile } from "../workspaces/code-workspaces.js";
+import type { OpenedChanges } from "../workspaces/task-result.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { writeSseStream } from "./sse.js";
 import { registerWorkflowRoutes, type HttpWorkflows } from "./workflow-routes.js";
@@ -77,14 +79,6 @@ export interface HttpTlsOptions {
   key: string | Buffer;
 }
 
-/** A file of a task's changes as the HTTP routes send it: the patch or an artifact, its size and the digests of its blobs in order. */
-export interface ChangedFile {
-  readonly kind: "patch" | "artifact";
-  readonly path: string;
-  readonly size: number;
-  readonly chunks: readonly string[];
-}
-
 /**
  * Dependencies and limits of the HTTP server. The server owns no policy: the
  * security service supplies `authenticate`, `authorize` and `audit`, the engine
@@ -100,7 +94,7 @@ export interface HttpServerOptions<TAuth> {
    * result can be larger than memory should hold); without it those routes
    * answer 404.
    */
-  changes?: (taskId: string, sources: { grant?: Uint8Array }) => Promise<{ files: readonly ChangedFile[]; read(digest: string): Promise<Uint8Array> }>;
+  changes?: (taskId: string, sources: { grant?: Uint8Array }) => Promise<Pick<OpenedChanges, "files" | "read">>;
   /**
    * Turns a bearer token (a session token or an OIDC JWT) into a caller context;
    * throws, ideally a CoderClawError UNAUTHENTICATED, when it is invalid or expired.
@@ -331,7 +325,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       };
 
       /** The bytes of `file`, a blob at a time: the first read before the answer starts, so that a result not held fails as an error, not a cut body. */
-      const bodyOf = async (changes: { read(digest: string): Promise<Uint8Array> }, file: ChangedFile | undefined): Promise<Readable | Buffer> => {
+      const bodyOf = async (changes: Pick<OpenedChanges, "read">, file: ResultFile | undefined): Promise<Readable | Buffer> => {
         if (file === undefined || file.chunks.length === 0) return Buffer.alloc(0);
         const first = await changes.read(file.chunks[0]!);
         return Readable.from(

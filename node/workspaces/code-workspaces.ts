@@ -465,26 +465,14 @@ export class CodeWorkspaces implements TaskWorkspaces {
   }
 
   /**
-   * The files of a task's result (its patch and artifacts), read here or fetched
-   * from a member that holds them: the submitter when connected, the members
-   * `from` names, the executor, then any other connected member, each checked
-   * blob by blob (a holder sending other bytes is cut off, audited, and the
-   * fetch goes on from the next). A result fetched here is served on to the
-   * members its submitter (`from.owner`) grants it to.
-   */
-  async result(result: WorkspaceResult, signal?: AbortSignal, from: ResultSources = {}): Promise<{ patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
-    const files = await this.resultFiles(result, signal, from);
-    const fileOf = async (file: ResultFile): Promise<Buffer> => Buffer.concat(await Promise.all(file.chunks.map((d) => this.resultBlob(result, files, d))));
-    const patch = files.find((f) => f.kind === "patch");
-    const artifacts: Array<{ path: string; bytes: Buffer }> = [];
-    for (const file of files) if (file.kind === "artifact") artifacts.push({ path: file.path, bytes: await fileOf(file) });
-    return { patch: patch === undefined ? Buffer.alloc(0) : await fileOf(patch), artifacts };
-  }
-
-  /**
-   * The files of a task's result (its patch and artifacts) as {@link result}
-   * fetches them, without their bytes: each then read blob by blob
-   * ({@link resultBlob}), so that a result of any size travels in pieces.
+   * The files of a task's result (its patch and artifacts), without their
+   * bytes, read here or fetched from a member that holds them: the submitter
+   * when connected, the members `from` names, the executor, then any other
+   * connected member, each checked blob by blob (a holder sending other bytes
+   * is cut off, audited, and the fetch goes on from the next). A result
+   * fetched here is served on to the members its submitter (`from.owner`)
+   * grants it to. Its bytes are then read blob by blob ({@link resultBlob}),
+   * so that a result of any size travels in pieces.
    */
   async resultFiles(result: WorkspaceResult, signal?: AbortSignal, from: ResultSources = {}): Promise<ResultFile[]> {
     const fetchFrom = async (peer: string | undefined): Promise<Manifest> => {

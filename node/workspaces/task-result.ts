@@ -20,10 +20,12 @@ type TaskReads = Pick<TransportAdapter, "getTaskState"> & { getTaskEvents(taskId
  * submitter signed: `sources.grant`).
  */
 export async function taskChanges(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal, sources: Omit<ResultSources, "owner"> = {}): Promise<TaskChanges> {
-  const { result, owner, patterns } = await completedResult(adapter, taskId);
-  const changes = await releasedAsSuch(taskId, result, workspaces, () => workspaces.result(result, signal, { ...sources, owner }));
-  refuseUnasked(taskId, changes.artifacts, patterns);
-  return { result, ...changes };
+  const { result, files, read } = await openTaskChanges(adapter, workspaces, taskId, signal, sources);
+  const bytesOf = async (file: ResultFile): Promise<Buffer> => Buffer.concat(await Promise.all(file.chunks.map(read)));
+  const patch = files.find((f) => f.kind === "patch");
+  const artifacts: TaskChanges["artifacts"] = [];
+  for (const file of files) if (file.kind === "artifact") artifacts.push({ path: file.path, bytes: await bytesOf(file) });
+  return { result, patch: patch === undefined ? Buffer.alloc(0) : await bytesOf(patch), artifacts };
 }
 
 /**

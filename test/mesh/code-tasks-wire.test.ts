@@ -49,7 +49,7 @@ describe("code sent with tasks, on the wire", () => {
     expect(one.status, one.error).toBe("completed");
     const firstBytes = received();
     expect(firstBytes).toBeGreaterThan(treeBytes);
-    const changes = await a.workspaces.result(one.result!);
+    const changes = await taskChanges(a.adapter, a.workspaces, first.id);
     // The report is the only change, and an artifact too.
     expect(one.result!.changed).toEqual({ added: 1, modified: 0, deleted: 0 });
     expect(changes.patch.toString()).toContain("+++ b/out/report.txt");
