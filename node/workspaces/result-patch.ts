@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { patchPaths } from "../../src/workspace/patch-paths.js";
-import { firstIgnoredPath, IGNORE_FILE } from "../../src/workspace/tree-listing.js";
+import { firstIgnoredPath, gitEnv, IGNORE_FILE } from "../../src/workspace/tree-listing.js";
 
 interface GitRun {
   code: number;
@@ -11,9 +11,10 @@ interface GitRun {
   stderr: string;
 }
 
+/** git in the tree asked for (`gitEnv`: not one a GIT_DIR or GIT_INDEX_FILE of the caller's environment points at), its messages untranslated. */
 function git(cwd: string, args: string[], options: { input?: string; env?: Record<string, string> } = {}): Promise<GitRun> {
   return new Promise((done) => {
-    const child = execFile("git", args, { cwd, env: { ...process.env, LC_ALL: "C", ...options.env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile("git", args, { cwd, env: { ...gitEnv(), ...options.env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : -1;
       done({ code, stdout, stderr: stderr.trim() });
     });

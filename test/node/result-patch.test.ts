@@ -48,6 +48,28 @@ describe("applyResultPatch and writeResultArtifacts (coderclaw/node, for embedde
     expect(readFileSync(join(repo, "lines.txt"), "utf8")).toBe("one\nTWO by the task\nthree\nfour\nfive\n");
   });
 
+  it("work on the tree asked for whatever index a GIT_INDEX_FILE in the caller's environment names", async () => {
+    const { repo, git } = repository();
+    // Tracked although the ignore rules name it: an edit of it is a change the snapshot sent, and applies.
+    writeFileSync(join(repo, "build.env"), "tracked\n");
+    writeFileSync(join(repo, ".gitignore"), ".env\n*.env\n");
+    git("add", "-f", "build.env", ".gitignore");
+    git("commit", "-qm", "tracked");
+    const patch = Buffer.from("--- a/build.env\n+++ b/build.env\n@@ -1 +1 @@\n-tracked\n+changed\n");
+    const elsewhere = tempDir("cc-result-env-");
+    cleanups.push(() => elsewhere.remove());
+    const saved = process.env.GIT_INDEX_FILE;
+    // An index that holds nothing: read in place of the repository's, build.env would be untracked, so ignored.
+    process.env.GIT_INDEX_FILE = join(elsewhere.path, "index");
+    try {
+      expect(await applyResultPatch(repo, patch)).toEqual({ ok: true, applied: true });
+    } finally {
+      if (saved === undefined) delete process.env.GIT_INDEX_FILE;
+      else process.env.GIT_INDEX_FILE = saved;
+    }
+    expect(readFileSync(join(repo, "build.env"), "utf8")).toBe("changed\n");
+  });
+
   it("refuse, outside git, a patch touching what the tree's .coderclawignore files leave out, as a snapshot leaves it out", async () => {
     const dir = tempDir("cc-result-plain-");
     cleanups.push(() => dir.remove());
