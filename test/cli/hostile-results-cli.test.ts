@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -6,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { assertBuilt, runCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
+import { helloRepository } from "../helpers/git.js";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -37,13 +37,10 @@ async function resultServer(patch: string, artifacts: Array<{ path: string; byte
 
 /** A git repository with one commit of `a.txt`, `.env` ignored and present (a secret a snapshot never sends). */
 function repository(dir: string): { dir: string; git: (...args: string[]) => string } {
-  mkdirSync(dir, { recursive: true });
-  const git = (...args: string[]): string => execFileSync("git", ["-c", "user.email=t@t", "-c", "user.name=t", ...args], { cwd: dir, encoding: "utf8" });
-  git("init", "-q");
-  writeFileSync(join(dir, "a.txt"), "hello\n");
+  const git = helloRepository(dir);
   writeFileSync(join(dir, ".gitignore"), ".env\n");
-  git("add", ".");
-  git("commit", "-qm", "init");
+  git("add", ".gitignore");
+  git("commit", "-qm", "ignore .env");
   writeFileSync(join(dir, ".env"), "API_KEY=secret\n");
   return { dir, git };
 }

@@ -1,9 +1,9 @@
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
+import { helloRepository } from "../helpers/git.js";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -13,12 +13,7 @@ beforeAll(assertBuilt);
 
 /** A git repository with one commit of `a.txt`. */
 function repository(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  const git = (...args: string[]): string => execFileSync("git", ["-c", "user.email=t@t", "-c", "user.name=t", ...args], { cwd: dir, encoding: "utf8" });
-  git("init", "-q");
-  writeFileSync(join(dir, "a.txt"), "hello\n");
-  git("add", ".");
-  git("commit", "-qm", "init");
+  helloRepository(dir);
   return dir;
 }
 

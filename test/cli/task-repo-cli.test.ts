@@ -1,5 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
@@ -8,6 +7,7 @@ import { fromBase64Url } from "../../identity/bytes.js";
 import { readTreeGrant } from "../../node/workspaces/tree-grants.js";
 import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp-dir.js";
+import { helloRepository } from "../helpers/git.js";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -21,12 +21,7 @@ describe("the README's example: a task on the user's repository, from the CLI", 
     cleanups.push(() => dir.remove());
     const h = join(dir.path, "home");
     const repo = join(dir.path, "repo");
-    mkdirSync(repo, { recursive: true });
-    const git = (...args: string[]): string => execFileSync("git", ["-c", "user.email=t@t", "-c", "user.name=t", ...args], { cwd: repo, encoding: "utf8" });
-    git("init", "-q");
-    writeFileSync(join(repo, "a.txt"), "hello\n");
-    git("add", ".");
-    git("commit", "-qm", "init");
+    helloRepository(repo);
     writeFileSync(join(repo, "b.txt"), "untracked\n");
     const node = await startCli(["start"], h, /control socket/);
     cleanups.push(() => node.stop());
@@ -90,12 +85,7 @@ describe("the README's example: a task on the user's repository, from the CLI", 
     cleanups.push(() => dir.remove());
     const h = join(dir.path, "home");
     const repo = join(dir.path, "repo");
-    mkdirSync(repo, { recursive: true });
-    const git = (...args: string[]): string => execFileSync("git", ["-c", "user.email=t@t", "-c", "user.name=t", ...args], { cwd: repo, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-    git("init", "-q");
-    writeFileSync(join(repo, "a.txt"), "hello\n");
-    git("add", ".");
-    git("commit", "-qm", "init");
+    helloRepository(repo);
     // Bytes that do not compress: the patch's binary hunk is as large as the file, and so is the artifact (3 MiB: 4 MiB in base64, past a line).
     const seed = randomBytes(3 * 1024 * 1024);
     writeFileSync(join(repo, "seed.bin"), seed);

@@ -1,10 +1,10 @@
-import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { applyResultPatch, writeResultArtifacts } from "../../node/index.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
 import { tempDir } from "../helpers/temp-dir.js";
+import { gitIn } from "../helpers/git.js";
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -16,7 +16,7 @@ function repository(): { repo: string; git: (...args: string[]) => string } {
   cleanups.push(() => dir.remove());
   const repo = join(dir.path, "repo");
   mkdirSync(repo);
-  const git = (...args: string[]): string => execFileSync("git", ["-c", "user.email=t@t", "-c", "user.name=t", ...args], { cwd: repo, encoding: "utf8" });
+  const git = gitIn(repo);
   git("init", "-q");
   writeFileSync(join(repo, "lines.txt"), "one\ntwo\nthree\nfour\nfive\n");
   writeFileSync(join(repo, ".gitignore"), ".env\n");
