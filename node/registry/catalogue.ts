@@ -98,10 +98,11 @@ export function createCatalogue(deps: CatalogueDeps): Catalogue {
   };
 
   const refusal = (s: SignedStatement<"publication">): string | undefined => {
-    const publishers = publishersOf(publications());
+    const all = publications();
+    const publishers = publishersOf(all);
     const why = standing(s) ?? foreign(s, publishers);
     if (why !== undefined) return why;
-    const settled = settle(publications(), (p) => standing(p) === undefined && foreign(p, publishers) === undefined).get(`${s.body.kind}:${s.body.name}@${s.body.version}`);
+    const settled = settle(all, (p) => standing(p) === undefined && foreign(p, publishers) === undefined).get(`${s.body.kind}:${s.body.name}@${s.body.version}`);
     return settled !== undefined && "conflict" in settled ? settled.conflict : undefined;
   };
 
