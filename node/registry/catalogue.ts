@@ -93,8 +93,9 @@ export function createCatalogue(deps: CatalogueDeps): Catalogue {
    */
   const foreign = (s: SignedStatement<"publication">, publishers: Map<string, Set<string>>): string | undefined => {
     if (deps.isAdmin(s.body.publisher)) return undefined;
-    const others = [...(publishers.get(`${s.body.kind}:${s.body.name}`) ?? [])].filter((p) => p !== s.body.publisher);
-    return others.length === 0 ? undefined : `${s.body.name} is published by more than one device (${s.body.publisher} and ${others.join(", ")}): a member's version of a name another device publishes is not taken, only an admin's`;
+    const devices = [...(publishers.get(`${s.body.kind}:${s.body.name}`) ?? [])];
+    // Named in one order on every node, whatever order the publications reached it in.
+    return devices.every((p) => p === s.body.publisher) ? undefined : `${s.body.name} is published by more than one device (${devices.sort().join(", ")}): a member's version of a name another device publishes is not taken, only an admin's`;
   };
 
   const refusal = (s: SignedStatement<"publication">): string | undefined => {

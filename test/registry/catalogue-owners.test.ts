@@ -34,6 +34,12 @@ describe("who may publish a new version of a name", () => {
       const found = catalogue.resolve(kind, "team/scanner", parseRange("*"));
       expect(found).not.toMatchObject({ tree: hijack.body.tree });
       expect(catalogue.refusal(hijack)).toMatch(/team\/scanner is published by more than one device/);
+      // Every node decides alike whatever order the statements reached it in, and a replayed one changes nothing.
+      for (const arrived of [[hijack, mine], [mine, hijack, hijack], [hijack, mine, mine]]) {
+        const elsewhere = catalogueOf(arrived).catalogue;
+        expect(elsewhere.list(kind)).toEqual(catalogue.list(kind));
+        expect(elsewhere.resolve(kind, "team/scanner", parseRange("*"))).toEqual(found);
+      }
     }
   });
 
