@@ -23,7 +23,7 @@ import {
   type ErrorBody,
 } from "../../src/transport/http-wire.js";
 import { grantTokenBytes } from "../workspaces/executor-grant.js";
-import type { ResultFile } from "../workspaces/code-workspaces.js";
+import type { ResultFile } from "../workspaces/result-files.js";
 import type { OpenedChanges } from "../workspaces/task-result.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { writeSseStream } from "./sse.js";

@@ -23,6 +23,7 @@ import { BlobArrivals } from "./blob-arrivals.js";
 import { executorGrantOf, withExecutorGrant } from "./executor-grant.js";
 import { KeyedTurns } from "../../src/util/keyed-turns.js";
 import { fromHolders, holderMisbehaved, holderOrder, type HolderHints } from "./holder-fetch.js";
+import { readResultFiles, type ResultFile, type ResultRequest } from "./result-files.js";
 import { keepWorkingOnly, submittedSource } from "./snapshot-content.js";
 import { signTreeGrant } from "./tree-grants.js";
 import type { SharedTrees } from "./shared-trees.js";
@@ -60,22 +61,14 @@ export interface CodeWorkspacesOptions {
   meshId?: () => string | undefined;
   /** Members connected now: where else a tree may be fetched from. */
   connected?: () => string[];
-  /** Records a holder that was cut off while this node fetched from it. */
+  /** Records a holder that was cut off while this node fetched from it, and a result refused. */
   audit?: (entry: ServiceAuditEntry) => void;
 }
 
-/** Where {@link CodeWorkspaces.result} looks for a result it does not hold, and the grant it presents there. */
+/** Where {@link CodeWorkspaces.resultFiles} looks for a result it does not hold, and the grant it presents there. */
 export interface ResultSources extends Omit<HolderHints, "heldBy"> {
   /** Signed by the task's submitter for this node: lets a member other than the submitter and the executor serve it. */
   grant?: Uint8Array;
-}
-
-/** A file of a task's result: the patch, or an artifact (its path in the workspace), with its size and chunk digests. */
-export interface ResultFile {
-  readonly kind: "patch" | "artifact";
-  readonly path: string;
-  readonly size: number;
-  readonly chunks: readonly string[];
 }
 
 /** Default of {@link CodeWorkspacesOptions.resultRetentionMs}. */
@@ -469,30 +462,41 @@ export class CodeWorkspaces implements TaskWorkspaces {
    * bytes, read here or fetched from a member that holds them: the submitter
    * when connected, the members `from` names, the executor, then any other
    * connected member, each checked blob by blob (a holder sending other bytes
-   * is cut off, audited, and the fetch goes on from the next). A result
-   * fetched here is served on to the members its submitter (`from.owner`)
-   * grants it to. Its bytes are then read blob by blob ({@link resultBlob}),
-   * so that a result of any size travels in pieces.
+   * is cut off, audited, and the fetch goes on from the next). The manifest
+   * comes first: a result holding what `request` did not ask for is refused
+   * and audited (naming its executor) before any of its files' bytes are
+   * fetched, and is served to no one. A result fetched here is served on to
+   * the members its submitter (`from.owner`) grants it to. Its bytes are then
+   * read blob by blob ({@link resultBlob}), so that a result of any size
+   * travels in pieces.
    */
-  async resultFiles(result: WorkspaceResult, signal?: AbortSignal, from: ResultSources = {}): Promise<ResultFile[]> {
-    const fetchFrom = async (peer: string | undefined): Promise<Manifest> => {
-      // Not to the submitter, which reads its own record (and may be older than grants).
-      const grant = peer === from.owner ? undefined : from.grant;
-      const manifest = await this.#manifest(result.tree, peer, DEFAULT_MANIFEST_LIMITS, fetchOptions(signal, grant));
-      await this.#fetchBlobs(peer, result.tree, blobsOf(manifest), signal, this.#o.store, grant);
-      return manifest;
+  async resultFiles(result: WorkspaceResult, request: ResultRequest, signal?: AbortSignal, from: ResultSources = {}): Promise<ResultFile[]> {
+    // Not to the submitter, which reads its own record (and may be older than grants).
+    const grantFor = (peer: string): Uint8Array | undefined => (peer === from.owner ? undefined : from.grant);
+    // A holder that failed for the manifest is not asked for the files, and the one that gave it is asked first.
+    const passedOver = new Set<string>();
+    const failed = (peer: string, error: Error): void => {
+      passedOver.add(peer);
+      this.#holderFailed(peer, result.tree, error);
     };
+    const what = `result ${result.tree}`;
     const held = result.heldBy === this.#o.selfId || (await this.#holdsTree(result.tree));
-    const holders = holderOrder({ ...from, heldBy: result.heldBy }, this.#o.connected?.() ?? [], this.#o.selfId);
-    const manifest = held ? await fetchFrom(undefined) : await fromHolders(`result ${result.tree}`, holders, fetchFrom, (peer, error) => this.#holderFailed(peer, result.tree, error), signal);
-    if (!held && from.owner !== undefined) await this.#shareFetched(result.tree, blobsOf(manifest), from.owner);
-    const files: ResultFile[] = [];
-    for (const entry of manifest.entries) {
-      if (entry.kind !== "file") throw new CoderClawError("PROTOCOL", `result entry ${entry.path} is not a file`);
-      if (entry.path === RESULT_PATCH_PATH) files.push({ kind: "patch", path: entry.path, size: entry.size, chunks: entry.chunks });
-      else if (entry.path.startsWith(`${RESULT_ARTIFACTS_DIR}/`)) files.push({ kind: "artifact", path: entry.path.slice(RESULT_ARTIFACTS_DIR.length + 1), size: entry.size, chunks: entry.chunks });
+    let holders = held ? [] : holderOrder({ ...from, heldBy: result.heldBy }, this.#o.connected?.() ?? [], this.#o.selfId);
+    const manifest = held
+      ? await this.#manifest(result.tree, undefined, DEFAULT_MANIFEST_LIMITS)
+      : await fromHolders(what, holders, (peer) => this.#manifest(result.tree, peer, DEFAULT_MANIFEST_LIMITS, fetchOptions(signal, grantFor(peer))), failed, signal);
+    holders = holders.filter((peer) => !passedOver.has(peer));
+    const read = readResultFiles(manifest, request);
+    if ("refusal" in read) {
+      this.#o.audit?.({ action: "task.result", peer: result.heldBy, resource: request.taskId, result: "denied", reason: read.refusal });
+      throw new CoderClawError("PROTOCOL", read.refusal);
     }
-    return files;
+    if (!held) {
+      const blobs = blobsOf(manifest);
+      await fromHolders(what, holders, (peer) => this.#fetchBlobs(peer, result.tree, blobs, signal, this.#o.store, grantFor(peer)), failed, signal);
+      if (from.owner !== undefined) await this.#shareFetched(result.tree, blobs, from.owner);
+    }
+    return read.files;
   }
 
   /** One blob of `files` (from {@link resultFiles} of `result`), read here; a digest none of them names is refused. */

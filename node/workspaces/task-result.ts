@@ -1,8 +1,8 @@
 import { CoderClawError } from "../../src/contract/errors.js";
 import type { TaskEvent, TransportAdapter } from "../../src/contract/types.js";
-import { artifactMatcher } from "../../src/workspace/artifact-match.js";
 import { workspaceResultOf, workspaceSpecOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
-import type { CodeWorkspaces, ResultFile, ResultSources } from "./code-workspaces.js";
+import type { CodeWorkspaces, ResultSources } from "./code-workspaces.js";
+import type { ResultFile } from "./result-files.js";
 
 /** What a task that carried code changed: its result record, its patch, and the artifacts it brought back. */
 export interface TaskChanges {
@@ -37,8 +37,7 @@ export async function taskChanges(adapter: TaskReads, workspaces: CodeWorkspaces
  */
 export async function openTaskChanges(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal, sources: Omit<ResultSources, "owner"> = {}): Promise<OpenedChanges> {
   const { result, owner, patterns } = await completedResult(adapter, taskId);
-  const files = await releasedAsSuch(taskId, result, workspaces, () => workspaces.resultFiles(result, signal, { ...sources, owner }));
-  refuseUnasked(taskId, files.filter((f) => f.kind === "artifact"), patterns);
+  const files = await releasedAsSuch(taskId, result, workspaces, () => workspaces.resultFiles(result, { taskId, artifacts: patterns }, signal, { ...sources, owner }));
   return { result, files, read: (digest) => releasedAsSuch(taskId, result, workspaces, () => workspaces.resultBlob(result, files, digest)) };
 }
 
@@ -52,15 +51,6 @@ export interface OpenedChanges {
 /** One blob of a completed task's changes (one that {@link openTaskChanges} names), for a caller that keeps nothing between reads. */
 export async function taskChangeBlob(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, digest: string, sources: Omit<ResultSources, "owner"> = {}): Promise<Uint8Array> {
   return (await openTaskChanges(adapter, workspaces, taskId, undefined, sources)).read(digest);
-}
-
-/** Refuses a result bringing back a file none of the task's artifact patterns names: the names are its executor's word. */
-function refuseUnasked(taskId: string, artifacts: ReadonlyArray<{ path: string }>, patterns: readonly string[]): void {
-  const asked = artifactMatcher(patterns);
-  const unasked = artifacts.find((a) => !asked(a.path));
-  if (unasked === undefined) return;
-  const named = patterns.length === 0 ? "it was submitted with no artifact patterns" : `none of the artifact patterns it was submitted with names it (${patterns.join(", ")})`;
-  throw new CoderClawError("PROTOCOL", `task ${taskId}'s result brings back "${unasked.path.slice(0, 200)}", and ${named}: refused`);
 }
 
 /** What `read` answers; a result held here and gone is said to be released (by `task clean` or after the retention), not lost. */

@@ -49,6 +49,23 @@ describe("code sent with tasks, on the wire", () => {
     expect(one.status, one.error).toBe("completed");
     const firstBytes = received();
     expect(firstBytes).toBeGreaterThan(treeBytes);
+    // The artifacts' names are the executor's word: a result bringing back a file none of the task's patterns names is refused
+    // (as if the executor had brought back out/report.txt for a task that asked for coverage/** alone), from its manifest:
+    // none of its files' bytes is fetched, and the refusal is audited naming the executor.
+    const asking = (patterns: string[]) => ({
+      getTaskEvents: (id: string) => a.adapter.getTaskEvents(id),
+      getTaskState: async (id: string) => {
+        const state = (await a.adapter.getTaskState(id))!;
+        return { ...state, metadata: { ...state.metadata, workspace: { ...(state.metadata!.workspace as object), artifacts: patterns } } };
+      },
+    });
+    const unasked = /brings back "out\/report\.txt", and none of the artifact patterns it was submitted with names it \(coverage\/\*\*\): refused/;
+    await expect(openTaskChanges(asking(["coverage/**"]), a.workspaces, first.id)).rejects.toThrow(unasked);
+    const resultBlobs = (await b.workspaces.resultFiles(one.result!, { taskId: first.id, artifacts: ["out/*.txt"] })).flatMap((f) => f.chunks);
+    expect(await a.blobStore.missing(resultBlobs)).toEqual(resultBlobs);
+    const audited = await a.security.current.getAuditLog({ action: "task.result", result: "denied" });
+    expect(audited.map((e) => [e.body.userId, e.body.resource, e.body.reason])).toEqual([[b.peerId, first.id, expect.stringMatching(unasked)]]);
+    await expect(taskChanges(asking(["coverage/**"]), a.workspaces, first.id)).rejects.toThrow(unasked);
     const changes = await taskChanges(a.adapter, a.workspaces, first.id);
     // The report is the only change, and an artifact too.
     expect(one.result!.changed).toEqual({ added: 1, modified: 0, deleted: 0 });
@@ -65,17 +82,7 @@ describe("code sent with tasks, on the wire", () => {
     } finally {
       await http.close();
     }
-    // The artifacts' names are the executor's word: a result bringing back a file none of the task's patterns names is refused
-    // (as if the executor had brought back out/report.txt for a task that asked for coverage/** alone).
-    const asking = (patterns: string[]) => ({
-      getTaskEvents: (id: string) => a.adapter.getTaskEvents(id),
-      getTaskState: async (id: string) => {
-        const state = (await a.adapter.getTaskState(id))!;
-        return { ...state, metadata: { ...state.metadata, workspace: { ...(state.metadata!.workspace as object), artifacts: patterns } } };
-      },
-    });
-    const unasked = /brings back "out\/report\.txt", and none of the artifact patterns it was submitted with names it \(coverage\/\*\*\): refused/;
-    await expect(taskChanges(asking(["coverage/**"]), a.workspaces, first.id)).rejects.toThrow(unasked);
+    // Held here now, the result is refused all the same.
     await expect(openTaskChanges(asking(["coverage/**"]), a.workspaces, first.id)).rejects.toThrow(unasked);
     expect((await openTaskChanges(asking(["./out/**"]), a.workspaces, first.id)).files.map((f) => [f.kind, f.path])).toEqual([["artifact", "out/report.txt"], ["patch", "changes.patch"]]);
 
