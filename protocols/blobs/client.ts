@@ -138,24 +138,27 @@ export class BlobClient {
     const slots = this.#slotsOf(peer);
     await slots.take();
     try {
-      let buffer: Uint8Array | undefined;
+      // The size is the server's word: what is held is what came, not what was announced (a server could announce the limit and stall).
+      const parts: Uint8Array[] = [];
+      let size: number | undefined;
       let filled = 0;
       const exchange = this.#watch(requests, (rid) => requests.channel.send({ t: "tree", rid, tree: treeId, ...(options.grant && { grant: options.grant }) }), options.signal, (m) => {
         if (m.t !== "data") return m.t === "end" ? undefined : `a ${m.t} message in answer to a manifest request`;
         if (m.d !== treeId) return `data of ${m.d} in answer to a request for manifest ${treeId}`;
         if (m.size > MAX_TREE_BYTES) return `a manifest of ${m.size} bytes, above the limit of ${MAX_TREE_BYTES}`;
-        buffer ??= new Uint8Array(m.size);
-        if (m.size !== buffer.byteLength || m.off !== filled || filled + m.bytes.byteLength > m.size) return `manifest bytes ${m.off}-${m.off + m.bytes.byteLength} of ${m.size} where ${filled} of ${buffer.byteLength} were due`;
-        buffer.set(m.bytes, filled);
+        size ??= m.size;
+        if (m.size !== size || m.off !== filled || filled + m.bytes.byteLength > m.size) return `manifest bytes ${m.off}-${m.off + m.bytes.byteLength} of ${m.size} where ${filled} of ${size} were due`;
+        parts.push(m.bytes);
         filled += m.bytes.byteLength;
         return undefined;
       });
       for await (const _ of exchange) {
         // Every message was taken in on arrival.
       }
-      if (buffer === undefined || filled !== buffer.byteLength) throw this.#cutOff(requests, new PeerLimitError(`${peer} ended the manifest of ${treeId} after ${filled} bytes`, peer));
-      if (sha256Hex(buffer) !== treeId) throw this.#cutOff(requests, new DigestMismatchError(treeId, `the manifest sent by ${peer} does not hash to its tree id`));
-      return buffer;
+      if (size === undefined || filled !== size) throw this.#cutOff(requests, new PeerLimitError(`${peer} ended the manifest of ${treeId} after ${filled} bytes`, peer));
+      const manifest = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      if (sha256Hex(manifest) !== treeId) throw this.#cutOff(requests, new DigestMismatchError(treeId, `the manifest sent by ${peer} does not hash to its tree id`));
+      return manifest;
     } finally {
       slots.give();
     }

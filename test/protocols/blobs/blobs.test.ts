@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import type { MeshLibp2p } from "../../../node/libp2p/create-libp2p.js";
-import { BLOB_CHUNK_BYTES, BLOBS_PROTOCOL, BlobClient, createBlobsCodec, startBlobService, type BlobService, type BlobsMessage } from "../../../protocols/blobs/index.js";
+import { BLOB_CHUNK_BYTES, BLOBS_PROTOCOL, BlobClient, createBlobsCodec, DEFAULT_TRANSFERS_PER_PEER, startBlobService, type BlobService, type BlobsMessage } from "../../../protocols/blobs/index.js";
 import { encodeFrame, FramedChannel } from "../../../protocols/framing/index.js";
 import { CoderClawError } from "../../../src/contract/errors.js";
-import { DigestMismatchError, openBlobStore, sha256Hex, type BlobStore } from "../../../src/workspace/blob-store.js";
+import { DigestMismatchError, MAX_TREE_BYTES, openBlobStore, sha256Hex, type BlobStore } from "../../../src/workspace/blob-store.js";
 import { tempDir } from "../../helpers/temp-dir.js";
 import { connectAll, eventually, startNodes, stopAll } from "../../node/helpers.js";
 
@@ -352,6 +352,28 @@ describe("blob protocol", () => {
     expect(String((stall as PromiseRejectedResult).reason)).toMatch(/sent nothing for 500 ms/);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(errors.map((e) => e.peer).sort()).toEqual([flooder, staller, idler].map((n) => n.peerId.toString()).sort());
+  });
+
+  it("holds what a server sent of a manifest, not what it announced: a server announcing the limit and stalling costs the asker little", async () => {
+    nodes = await startNodes(2);
+    await connectAll(nodes);
+    const [server, asker] = nodes as [MeshLibp2p, MeshLibp2p];
+    let sent = 0;
+    await hostileServer(server, (m, channel) => {
+      if (m.t === "tree") void channel.send({ t: "data", rid: m.rid, d: m.tree, off: 0, size: MAX_TREE_BYTES, bytes: randomBytes(1000) }).then(() => sent++, () => undefined);
+    });
+    const client = new BlobClient({ libp2p: asker, stallMs: 3000 });
+    cleanups.push(() => client.close());
+    const before = process.memoryUsage().arrayBuffers;
+    // As many manifests at once as the peer's allowance lets run: each announced at the limit, each stalled after 1,000 bytes.
+    const fetches = Array.from({ length: DEFAULT_TRANSFERS_PER_PEER }, () => client.fetchTree(server.peerId.toString(), sha256Hex(randomBytes(8))));
+    const settled = Promise.allSettled(fetches);
+    await eventually(() => sent === fetches.length, 10_000, "the announcements sent");
+    await new Promise((r) => setTimeout(r, 100));
+    const held = process.memoryUsage().arrayBuffers - before;
+    const outcomes = await settled;
+    expect(outcomes.map((o) => String((o as PromiseRejectedResult).reason))).toEqual(fetches.map(() => expect.stringMatching(/sent nothing for 3000 ms/)));
+    expect(held, `${held} bytes held while ${DEFAULT_TRANSFERS_PER_PEER} manifests of ${MAX_TREE_BYTES} bytes were announced`).toBeLessThan(MAX_TREE_BYTES / 2);
   });
 
   it("sends no more than the window and the credit granted, and ends a transfer whose asker stops granting", async () => {
