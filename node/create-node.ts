@@ -32,6 +32,8 @@ import { DEFAULT_MANIFEST_LIMITS } from "../src/workspace/manifest.js";
 import { blobService, type RunningBlobs } from "./workspaces/blob-service.js";
 import { CodeWorkspaces, DEFAULT_RESULT_RETENTION_MS } from "./workspaces/code-workspaces.js";
 import { SubmittedTrees } from "./workspaces/submitted-trees.js";
+import { RecentChanges } from "./workspaces/recent-changes.js";
+import { openTaskChanges } from "./workspaces/task-result.js";
 import { announceRelayDoor, RelayDoors } from "./mesh/relay-doors.js";
 import { SharedTrees } from "./workspaces/shared-trees.js";
 import { ServedTrees } from "./registry/served-trees.js";
@@ -398,6 +400,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       security,
       auditReplicator: auditReplication.running,
       workspaces,
+      changes: new RecentChanges((taskId, sources) => openTaskChanges(adapter, workspaces, taskId, undefined, sources)),
       blobStore,
       blobs: blobs.running,
       workflows,

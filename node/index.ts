@@ -22,7 +22,8 @@
 import "../src/polyfills.js";
 
 export { createNode, type CoderClawNode, type NodeOptions, type PeerInfo, type PingReport } from "./create-node.js";
-export { grantTaskResult, openTaskChanges, taskChangeBlob, taskChanges, type OpenedChanges, type TaskChanges } from "./workspaces/task-result.js";
+export { grantTaskResult, openTaskChanges, taskChanges, type OpenedChanges, type TaskChanges } from "./workspaces/task-result.js";
+export { RecentChanges, type OpenChanges } from "./workspaces/recent-changes.js";
 export { signTreeGrant, readTreeGrant, type TreeGrant } from "./workspaces/tree-grants.js";
 export { CodeWorkspaces } from "./workspaces/code-workspaces.js";
 export type { ResultFile, ResultRequest } from "./workspaces/result-files.js";

@@ -7,7 +7,7 @@ import { isWorkflowMethod, runWorkflowAdmin } from "./workflows/workflow-admin.j
 import { isApprovalMethod, runApprovalAdmin } from "./workflows/approval-admin.js";
 import { isRegistryMethod, runRegistryAdmin } from "./registry/registry-admin.js";
 import { meshAgentListing } from "./registry/published-agents.js";
-import { grantTaskResult, openTaskChanges, taskChangeBlob } from "./workspaces/task-result.js";
+import { grantTaskResult } from "./workspaces/task-result.js";
 import { grantRoles, revokeRole, type RoleAdminDeps } from "./security/role-admin.js";
 import { renameDevice } from "./security/device-naming.js";
 import { DEVICE_ID_PATTERN, decodeStatement, fingerprintOfPublicKey, publicKeyOfDeviceId, toBase64Url } from "../identity/index.js";
@@ -17,7 +17,7 @@ import { DIGEST_PATTERN } from "../src/workspace/manifest.js";
 import type { RoleGrant } from "../src/security/grants.js";
 
 /** Administrative calls on a running node, served over the control socket. */
-export const ADMIN_METHODS = ["session.create", "session.list", "session.revoke", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "devices.rename", "policy.sign", "task.changes", "task.blob", "task.grant", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
+export const ADMIN_METHODS = ["session.create", "session.list", "session.revoke", "audit.query", "audit.verify", "node.id", "node.peers", "node.ping", "node.doctor", "node.dial", "mesh.create", "mesh.invite", "mesh.join", "mesh.status", "devices.list", "devices.trust", "devices.revoke", "devices.rename", "policy.sign", "task.changes", "task.blobs", "task.grant", "task.clean", "roles.list", "roles.grant", "roles.revoke"] as const;
 export type AdminMethod = (typeof ADMIN_METHODS)[number];
 
 const levelSchema = z.enum(["verified", "trusted"]);
@@ -58,7 +58,7 @@ const schemas = {
   "devices.revoke": z.strictObject({ deviceId: deviceSchema, reason: z.string().max(1024) }),
   "devices.rename": z.strictObject({ deviceId: deviceSchema, name: z.string().min(1).max(128) }),
   "task.changes": z.strictObject({ taskId: z.string().min(1).max(128), grant: z.string().max(4096).optional(), from: z.array(deviceIdSchema).min(1).max(16).optional() }),
-  "task.blob": z.strictObject({ taskId: z.string().min(1).max(128), digest: z.string().regex(DIGEST_PATTERN, "must be a blob digest (64 lowercase hex characters)"), grant: z.string().max(4096).optional(), from: z.array(deviceIdSchema).min(1).max(16).optional() }),
+  "task.blobs": z.strictObject({ taskId: z.string().min(1).max(128), digests: z.array(z.string().regex(DIGEST_PATTERN, "must be a blob digest (64 lowercase hex characters)")).min(1).max(4096), grant: z.string().max(4096).optional(), from: z.array(deviceIdSchema).min(1).max(16).optional() }),
   "task.grant": z.strictObject({ taskId: z.string().min(1).max(128), grantee: deviceIdSchema, ttlMs: z.number().int().min(1000).max(365 * 24 * 3600_000) }),
   "roles.list": z.strictObject({}).optional(),
   "roles.grant": z.strictObject({ subject: z.string().min(1).max(256), roles: z.array(roleName).min(1).max(16), ttlMs: z.number().int().min(60_000).max(366 * 24 * 3600_000).optional() }),
@@ -66,6 +66,9 @@ const schemas = {
   "task.clean": z.strictObject({ taskIds: z.array(z.uuid()).max(10_000).optional(), olderThanMs: z.number().int().min(0).max(10 * 365 * 24 * 3600_000).optional() }),
   "policy.sign": z.strictObject({ scope: z.enum(["repo", "team"]), text: z.string().min(1).max(256 * 1024), file: z.string().min(1).max(4096) }),
 } satisfies Record<AdminMethod, z.ZodType>;
+
+/** A `task.blobs` answer stops adding blobs once they come to this many bytes. */
+const BLOBS_ANSWER_BYTES = 1024 * 1024;
 
 /** True when `method` is one of {@link ADMIN_METHODS}. */
 export function isAdminMethod(method: string): method is AdminMethod {
@@ -81,15 +84,25 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
   const m = node.membership;
   switch (method) {
     case "task.changes": {
-      // The files without their bytes: a line of the control socket is bounded, a result is not. The bytes follow blob by blob (task.blob).
+      // The files without their bytes: a line of the control socket is bounded, a result is not. The bytes follow, some blobs a call (task.blobs).
       const { taskId, grant, from } = parseInput(schemas[method], raw);
-      const { result, files } = await openTaskChanges(node.adapter, node.workspaces, taskId, undefined, resultSources(grant, from));
+      const { result, files } = await node.changes.open(taskId, resultSources(grant, from));
       return { result, files };
     }
-    case "task.blob": {
-      // Bytes travel as base64: the control socket speaks JSON lines (a blob is at most 1 MiB).
-      const { taskId, digest, grant, from } = parseInput(schemas[method], raw);
-      return { bytes: Buffer.from(await taskChangeBlob(node.adapter, node.workspaces, taskId, digest, resultSources(grant, from))).toString("base64") };
+    case "task.blobs": {
+      // Bytes travel as base64 in the control socket's JSON lines, which are bounded: the answer holds the first of `digests`
+      // until they come to 1 MiB (a blob is at most 1 MiB, so a line stays under 3 MiB), and the caller asks again for the rest.
+      const { taskId, digests, grant, from } = parseInput(schemas[method], raw);
+      const opened = await node.changes.open(taskId, resultSources(grant, from));
+      const blobs: string[] = [];
+      let bytes = 0;
+      for (const digest of digests) {
+        if (bytes >= BLOBS_ANSWER_BYTES) break;
+        const blob = await opened.read(digest);
+        blobs.push(Buffer.from(blob).toString("base64"));
+        bytes += blob.byteLength;
+      }
+      return { blobs };
     }
     case "task.grant": {
       const { taskId, grantee, ttlMs } = parseInput(schemas[method], raw);
@@ -114,6 +127,8 @@ export async function runAdmin(node: CoderClawNode, method: string, raw: unknown
     }
     case "task.clean": {
       const { taskIds, olderThanMs } = parseInput(schemas[method], raw);
+      // A result released here is fetched again from its holders when next asked for, not answered from what was opened.
+      node.changes.forget();
       return node.workspaces.clean({ ...(taskIds !== undefined && { taskIds }), ...(olderThanMs !== undefined && { olderThanMs }) });
     }
     case "session.create": {

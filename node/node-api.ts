@@ -2,6 +2,7 @@ import type { Dispatcher } from "./scheduling/dispatcher.js";
 import type { RunningBlobs } from "./workspaces/blob-service.js";
 import type { BlobStore } from "../src/workspace/blob-store.js";
 import type { CodeWorkspaces } from "./workspaces/code-workspaces.js";
+import type { RecentChanges } from "./workspaces/recent-changes.js";
 import type { NodeRegistry } from "./registry/node-registry.js";
 import type { PublishedAgents } from "./registry/published-agents.js";
 import type { DeviceIdentity } from "../identity/index.js";
@@ -141,6 +142,12 @@ export interface CoderClawNode {
   readonly auditReplicator: AuditReplicator;
   /** Tasks that carry code: snapshots sent, workspaces made, results fetched. */
   readonly workspaces: CodeWorkspaces;
+  /**
+   * Tasks' changes as the control socket and the HTTP API read them: each
+   * result opened once for a while, so that reading one a file or a blob at a
+   * time costs its manifest once.
+   */
+  readonly changes: RecentChanges;
   /** The content-addressed store of this node's trees: tasks' code and results, published skills. */
   readonly blobStore: BlobStore;
   /** The blob protocol (byte counters per peer, for tests and benchmarks). */

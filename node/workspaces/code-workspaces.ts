@@ -499,9 +499,9 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return read.files;
   }
 
-  /** One blob of `files` (from {@link resultFiles} of `result`), read here; a digest none of them names is refused. */
-  async resultBlob(result: WorkspaceResult, files: readonly ResultFile[], digest: string): Promise<Uint8Array> {
-    if (!files.some((f) => f.chunks.includes(digest))) throw new InvalidInputError(`blob ${digest} is not one of result ${result.tree}'s`, "digest");
+  /** One blob of `result`'s files (`named`: their chunks, from {@link resultFiles}), read here; a digest they do not name is refused. */
+  async resultBlob(result: WorkspaceResult, named: ReadonlySet<string>, digest: string): Promise<Uint8Array> {
+    if (!named.has(digest)) throw new InvalidInputError(`blob ${digest} is not one of result ${result.tree}'s`, "digest");
     const bytes = await this.#o.store.read(digest);
     if (bytes === undefined) throw new CoderClawError("NOT_FOUND", `blob ${digest} of result ${result.tree} is not held here`);
     return bytes;

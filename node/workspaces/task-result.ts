@@ -38,7 +38,8 @@ export async function taskChanges(adapter: TaskReads, workspaces: CodeWorkspaces
 export async function openTaskChanges(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal, sources: Omit<ResultSources, "owner"> = {}): Promise<OpenedChanges> {
   const { result, owner, patterns } = await completedResult(adapter, taskId);
   const files = await releasedAsSuch(taskId, result, workspaces, () => workspaces.resultFiles(result, { taskId, artifacts: patterns }, signal, { ...sources, owner }));
-  return { result, files, read: (digest) => releasedAsSuch(taskId, result, workspaces, () => workspaces.resultBlob(result, files, digest)) };
+  const named = new Set(files.flatMap((f) => f.chunks));
+  return { result, files, read: (digest) => releasedAsSuch(taskId, result, workspaces, () => workspaces.resultBlob(result, named, digest)) };
 }
 
 /** See {@link openTaskChanges}. */
@@ -46,11 +47,6 @@ export interface OpenedChanges {
   result: WorkspaceResult;
   files: ResultFile[];
   read(digest: string): Promise<Uint8Array>;
-}
-
-/** One blob of a completed task's changes (one that {@link openTaskChanges} names), for a caller that keeps nothing between reads. */
-export async function taskChangeBlob(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, digest: string, sources: Omit<ResultSources, "owner"> = {}): Promise<Uint8Array> {
-  return (await openTaskChanges(adapter, workspaces, taskId, undefined, sources)).read(digest);
 }
 
 /** What `read` answers; a result held here and gone is said to be released (by `task clean` or after the retention), not lost. */

@@ -135,17 +135,16 @@ describe("a task's trees fetched from any member that holds them, by a grant its
       // As `coderclaw task diff <id> --grant <token> --from <F> <B>` on C asks its node.
       await expect(runAdmin(c, "task.changes", { taskId: task.id, grant: "not a token!" })).rejects.toMatchObject({ code: "INVALID_INPUT", field: "grant" });
       const changes = (await runAdmin(c, "task.changes", { taskId: task.id, grant: token.grant, from: [f.peerId, b.peerId] })) as { files: Array<{ kind: string; path: string; chunks: string[] }> };
-      // The files, then their bytes a blob at a time, as the CLI reads them.
-      const bytesOf = async (chunks: string[]): Promise<string> => {
-        const parts = [];
-        for (const digest of chunks) parts.push(Buffer.from(((await runAdmin(c, "task.blob", { taskId: task.id, digest, grant: token.grant })) as { bytes: string }).bytes, "base64"));
-        return Buffer.concat(parts).toString();
+      // The files, then their bytes, as the CLI reads them.
+      const bytesOf = async (digests: string[]): Promise<string> => {
+        const { blobs } = (await runAdmin(c, "task.blobs", { taskId: task.id, digests, grant: token.grant })) as { blobs: string[] };
+        return Buffer.concat(blobs.map((b64) => Buffer.from(b64, "base64"))).toString();
       };
       expect(await bytesOf(changes.files.find((x) => x.kind === "patch")!.chunks)).toContain("+++ b/out/report.txt");
       const artifacts = changes.files.filter((x) => x.kind === "artifact");
       expect(await Promise.all(artifacts.map(async (x) => [x.path, await bytesOf(x.chunks)]))).toEqual([["out/report.txt", "reported\n"]]);
       // Only the blobs of the task's result: any other digest is refused.
-      await expect(runAdmin(c, "task.blob", { taskId: task.id, digest: spec.tree, grant: token.grant })).rejects.toMatchObject({ code: "INVALID_INPUT", field: "digest" });
+      await expect(runAdmin(c, "task.blobs", { taskId: task.id, digests: [spec.tree], grant: token.grant })).rejects.toMatchObject({ code: "INVALID_INPUT", field: "digest" });
     } finally {
       await liar.stop();
     }

@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { openTaskChanges } from "../../workspaces/task-result.js";
 import { runAdmin } from "../../node-admin.js";
 import { rmSync, writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
@@ -192,7 +191,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         const { GITHUB_ACTIONS_ISSUER } = await import("../../../src/security/providers.js");
         return createHttpServer({
           adapter: node.adapter,
-          changes: (id, sources) => openTaskChanges(node.adapter, node.workspaces, id, undefined, sources),
+          changes: (id, sources) => node.changes.open(id, sources),
           workflows: httpWorkflows(node.workflows, node.core.store),
           taskApprovals: node.taskApprovals,
           admin: (method, params) => runAdmin(node, method, params),

@@ -19,7 +19,7 @@ const ChangesSchema = z.object({
   result: z.object({ patchBytes: z.number(), changed: z.object({ added: z.number(), modified: z.number(), deleted: z.number() }), artifacts: z.array(z.object({ path: z.string(), size: z.number() })) }).loose(),
   files: z.array(ResultFileSchema).max(100_000),
 });
-const BlobSchema = z.object({ bytes: z.string() });
+const BlobsSchema = z.object({ blobs: z.array(z.string()).min(1).max(4096) });
 
 /** A task's full id from what the user typed: a full id or a unique prefix of one. */
 export type TaskIdResolver = (cmd: Command, text: string) => Promise<string>;
@@ -35,16 +35,19 @@ function patchCounts(patch: Buffer): { added: number; modified: number; deleted:
   return { added, deleted, modified: files - added - deleted };
 }
 
-/** The same as {@link changesOf}, read from the node's HTTP API (`--server`): the patch, then each artifact. */
-async function changesOverHttp(server: HTTPTransportAdapter, taskId: string, grant: string | undefined): Promise<Awaited<ReturnType<typeof changesOf>>> {
+/** The same as {@link changesOf}, read from the node's HTTP API (`--server`): the patch, or the list of artifacts and then each. */
+async function changesOverHttp(server: HTTPTransportAdapter, taskId: string, grant: string | undefined, want: WantedChanges): Promise<Awaited<ReturnType<typeof changesOf>>> {
   const id = encodeURIComponent(taskId);
   const query = grant === undefined ? "" : `?grant=${encodeURIComponent(grant)}`;
-  const patch = await server.fetchBytes(`/tasks/${id}/patch${query}`);
+  const patch = want === "patch" ? await server.fetchBytes(`/tasks/${id}/patch${query}`) : Buffer.alloc(0);
   const { artifacts: listed } = parseInput(ArtifactListSchema, await server.call("GET", `/tasks/${id}/artifacts${query}`));
   const artifacts = [];
-  for (const a of listed) artifacts.push({ path: a.path, bytes: await server.fetchBytes(`/tasks/${id}/artifacts/${a.path.split("/").map(encodeURIComponent).join("/")}${query}`) });
+  if (want === "artifacts") for (const a of listed) artifacts.push({ path: a.path, bytes: await server.fetchBytes(`/tasks/${id}/artifacts/${a.path.split("/").map(encodeURIComponent).join("/")}${query}`) });
   return { result: { patchBytes: patch.byteLength, changed: patchCounts(patch), artifacts: listed }, patch, artifacts };
 }
+
+/** Which bytes of a result a command reads: the patch (`diff`, `apply`) or the artifacts (`artifacts`). */
+type WantedChanges = "patch" | "artifacts";
 
 /** Where the node looks for a result it does not hold: `--grant` (from `task grant` on the submitter) and `--from` members. */
 interface SourceOptions {
@@ -59,35 +62,45 @@ function withSources(command: Command): Command {
     .option("--from <device...>", "members to ask for the result first (after the submitter when it is connected)");
 }
 
-/** What a task that carried code changed, asked of the running node (which fetches it from a member that holds it), or of `--server`. */
-async function changesOf(cmd: Command, taskId: string, sources: SourceOptions = {}): Promise<{ result: z.infer<typeof ChangesSchema>["result"]; patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
+/**
+ * What a task that carried code changed, asked of the running node (which
+ * fetches it from a member that holds it), or of `--server`: the result's
+ * record, and the bytes of the part `want` names (the other comes back empty).
+ */
+async function changesOf(cmd: Command, taskId: string, want: WantedChanges, sources: SourceOptions = {}): Promise<{ result: z.infer<typeof ChangesSchema>["result"]; patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
   const server = serverAdapter(cmd.optsWithGlobals<AccessOptions>());
   if (server !== undefined) {
     if (sources.from !== undefined) throw new InvalidInputError("--from is for the node on this machine, not --server", "--from");
     try {
-      return await changesOverHttp(server, taskId, sources.grant);
+      return await changesOverHttp(server, taskId, sources.grant, want);
     } finally {
       await server.close();
     }
   }
-  // The node answers the files, then their bytes a blob at a time: a line of its control socket is bounded, a result is not.
+  // The node answers the files, then their bytes some blobs at a time: a line of its control socket is bounded, a result is not.
   return withAdmin(cmd, false, async (call) => {
     const { result, files } = parseInput(ChangesSchema, await call("task.changes", { taskId, ...sources }));
-    const bytesOf = async (file: z.infer<typeof ResultFileSchema>): Promise<Buffer> => {
-      const parts: Buffer[] = [];
-      for (const digest of file.chunks) {
-        const blob = Buffer.from(parseInput(BlobSchema, await call("task.blob", { taskId, digest, ...sources })).bytes, "base64");
-        if (createHash("sha256").update(blob).digest("hex") !== digest) throw new CoderClawError("PROTOCOL", `the node answered other bytes for blob ${digest} of ${file.path}`);
-        parts.push(blob);
+    const wanted = files.filter((f) => f.kind === (want === "patch" ? "patch" : "artifact"));
+    const digests = wanted.flatMap((f) => f.chunks);
+    const blobs: Buffer[] = [];
+    while (blobs.length < digests.length) {
+      const asked = digests.slice(blobs.length, blobs.length + 4096);
+      const answered = parseInput(BlobsSchema, await call("task.blobs", { taskId, digests: asked, ...sources })).blobs;
+      if (answered.length > asked.length) throw new CoderClawError("PROTOCOL", `the node answered ${answered.length} blobs for ${asked.length}`);
+      for (const [i, text] of answered.entries()) {
+        const blob = Buffer.from(text, "base64");
+        if (createHash("sha256").update(blob).digest("hex") !== asked[i]) throw new CoderClawError("PROTOCOL", `the node answered other bytes for blob ${asked[i]}`);
+        blobs.push(blob);
       }
-      const bytes = Buffer.concat(parts);
+    }
+    let next = 0;
+    const bytesOf = (file: z.infer<typeof ResultFileSchema>): Buffer => {
+      const bytes = Buffer.concat(blobs.slice(next, (next += file.chunks.length)));
       if (bytes.byteLength !== file.size) throw new CoderClawError("PROTOCOL", `${file.path} is ${file.size} bytes, its blobs ${bytes.byteLength}`);
       return bytes;
     };
-    const patch = files.find((f) => f.kind === "patch");
-    const artifacts: Array<{ path: string; bytes: Buffer }> = [];
-    for (const file of files) if (file.kind === "artifact") artifacts.push({ path: file.path, bytes: await bytesOf(file) });
-    return { result, patch: patch === undefined ? Buffer.alloc(0) : await bytesOf(patch), artifacts };
+    const read = wanted.map((file) => ({ path: file.path, bytes: bytesOf(file) }));
+    return { result, patch: want === "patch" ? (read[0]?.bytes ?? Buffer.alloc(0)) : Buffer.alloc(0), artifacts: want === "artifacts" ? read : [] };
   });
 }
 
@@ -144,7 +157,7 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
     .option("--stat", "only how many files were added, modified and deleted")
     .option("--json", "print JSON")
     .action(async (idArg: string, opts: SourceOptions & { stat?: boolean; json?: boolean }, cmd: Command) => {
-      const { result, patch } = await changesOf(cmd, await resolveId(cmd, idArg), sourcesOf(opts));
+      const { result, patch } = await changesOf(cmd, await resolveId(cmd, idArg), "patch", sourcesOf(opts));
       if (opts.json) printJson({ ...result, patch: patch.toString("utf8") });
       else if (opts.stat || patch.byteLength === 0) process.stdout.write(`${result.changed.added} added, ${result.changed.modified} modified, ${result.changed.deleted} deleted (${patch.byteLength} bytes of patch)\n`);
       else process.stdout.write(patch);
@@ -159,7 +172,7 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
     .option("--3way", "fall back to a three-way merge where the tree has moved on (git repositories)")
     .action(async (idArg: string, opts: SourceOptions & { repo?: string; check?: boolean; "3way"?: boolean }, cmd: Command) => {
       const id = await resolveId(cmd, idArg);
-      const { patch } = await changesOf(cmd, id, sourcesOf(opts));
+      const { patch } = await changesOf(cmd, id, "patch", sourcesOf(opts));
       if (patch.byteLength === 0) {
         process.stdout.write(`task ${id} changed nothing\n`);
         setExit(EXIT.ok);
@@ -189,7 +202,7 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
     .option("--json", "print JSON (paths and sizes)")
     .action(async (idArg: string, opts: SourceOptions & { out?: string; json?: boolean }, cmd: Command) => {
       const id = await resolveId(cmd, idArg);
-      const { result, artifacts } = await changesOf(cmd, id, sourcesOf(opts));
+      const { result, artifacts } = await changesOf(cmd, id, "artifacts", sourcesOf(opts));
       const out = resolve(opts.out ?? `artifacts-${id.slice(0, 8)}`);
       const refused = await writeResultArtifacts(out, artifacts);
       if (refused !== undefined) {
