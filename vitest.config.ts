@@ -5,15 +5,13 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
  * Vitest starts the files it has no timings for (every file of a fresh clone,
  * as in CI) largest first. The reach suites and the bench smokes are small
  * files that run for half a minute to a minute and a half each; started last,
- * the run ended with one of them alone on a worker. They go first, and the
- * lint (a minute of one core) first of all: the reach suites mostly wait on
- * their networks, and left a core half idle for the run's first minute.
+ * the run ended with one of them alone on a worker. They go first.
  */
 class LongFilesFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const sorted = await super.sort(files);
-    const rank = (file: TestSpecification): number => (/[/\\]test[/\\]architecture[/\\]lint\.test\.ts$/.test(file.moduleId) ? 0 : /[/\\]test[/\\](reach|bench)[/\\]/.test(file.moduleId) ? 1 : 2);
-    return [0, 1, 2].flatMap((r) => sorted.filter((file) => rank(file) === r));
+    const long = (file: TestSpecification): boolean => /[/\\]test[/\\](reach|bench)[/\\]/.test(file.moduleId);
+    return [...sorted.filter(long), ...sorted.filter((file) => !long(file))];
   }
 }
 
