@@ -241,10 +241,10 @@ describe("attack table: replicated task state", () => {
     const { bytes, heads } = encodeTaskDoc({ id: taskId, status: "completed", spec, events: ["this is not JSON"] }, actorIdOf(s.m.peerId));
     const sig = signHeads(s.m.identity, taskDocId(taskId), heads);
     for (const to of [s.f, s.v]) await sendAsM(s, to, [{ t: "patch", items: [signedPatch(taskDocId(taskId), [], bytes, sig)] }]);
-    for (const node of [s.f, s.v]) await eventually(async () => (await refusalsOf(node, s.m.peerId)) >= 1, 10_000, "refused and audited");
+    for (const node of [s.f, s.v]) await eventually(async () => (await refusalsOf(node, s.m.peerId)) >= 1, 30_000, "refused and audited");
     // The refusal is audited and quarantined side by side: the quarantine's write may land after the audit entry.
     const kept = async () => (await s.v.quarantine.list()).find((e) => e.id === taskDocId(taskId));
-    await eventually(async () => (await kept()) !== undefined, 10_000, "quarantined on V");
+    await eventually(async () => (await kept()) !== undefined, 30_000, "quarantined on V");
     expect((await kept())?.reason).toMatch(/history entry 0 is not a JSON list/);
     for (const node of [s.f, s.v]) expect(Array.isArray(await node.adapter.listTasks())).toBe(true);
     const v = await restart(s, "v");
