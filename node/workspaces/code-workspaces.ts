@@ -491,8 +491,10 @@ export class CodeWorkspaces implements TaskWorkspaces {
       this.#o.audit?.({ action: "task.result", peer: result.heldBy, resource: request.taskId, result: "denied", reason: read.refusal });
       throw new CoderClawError("PROTOCOL", read.refusal);
     }
-    if (!held) {
-      const blobs = blobsOf(manifest);
+    const blobs = blobsOf(manifest);
+    // A result held here whose blobs have gone since (released, then collected) is refused when listed, not at its first read.
+    if (held) await this.#fetchBlobs(undefined, result.tree, blobs, signal);
+    else {
       await fromHolders(what, holders, (peer) => this.#fetchBlobs(peer, result.tree, blobs, signal, this.#o.store, grantFor(peer)), failed, signal);
       if (from.owner !== undefined) await this.#shareFetched(result.tree, blobs, from.owner);
     }
