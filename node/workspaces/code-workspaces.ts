@@ -480,11 +480,16 @@ export class CodeWorkspaces implements TaskWorkspaces {
       this.#holderFailed(peer, result.tree, error);
     };
     const what = `result ${result.tree}`;
-    const held = result.heldBy === this.#o.selfId || (await this.#holdsTree(result.tree));
+    // Whole here: read once, its blobs checked with it. A result this node made and whose blobs went since (released, then
+    // collected) is read again below, to be refused when listed with why, not at its first read.
+    const whole = await this.#heldManifest(result.tree);
+    const held = whole !== undefined || result.heldBy === this.#o.selfId;
     let holders = held ? [] : holderOrder({ ...from, heldBy: result.heldBy }, this.#o.connected?.() ?? [], this.#o.selfId);
-    const manifest = held
-      ? await this.#manifest(result.tree, undefined, DEFAULT_MANIFEST_LIMITS)
-      : await fromHolders(what, holders, (peer) => this.#manifest(result.tree, peer, DEFAULT_MANIFEST_LIMITS, fetchOptions(signal, grantFor(peer))), failed, signal);
+    const manifest =
+      whole ??
+      (held
+        ? await this.#manifest(result.tree, undefined, DEFAULT_MANIFEST_LIMITS)
+        : await fromHolders(what, holders, (peer) => this.#manifest(result.tree, peer, DEFAULT_MANIFEST_LIMITS, fetchOptions(signal, grantFor(peer))), failed, signal));
     holders = holders.filter((peer) => !passedOver.has(peer));
     const read = readResultFiles(manifest, request);
     if ("refusal" in read) {
@@ -492,7 +497,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
       throw new CoderClawError("PROTOCOL", read.refusal);
     }
     const blobs = blobsOf(manifest);
-    // A result held here whose blobs have gone since (released, then collected) is refused when listed, not at its first read.
+    if (whole !== undefined) return read.files;
     if (held) await this.#fetchBlobs(undefined, result.tree, blobs, signal);
     else {
       await fromHolders(what, holders, (peer) => this.#fetchBlobs(peer, result.tree, blobs, signal, this.#o.store, grantFor(peer)), failed, signal);
@@ -519,11 +524,11 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return signTreeGrant(this.#o.signer, { mesh: this.#o.meshId?.() ?? "", tree, grantee, expires });
   }
 
-  /** Whether the tree's manifest and every blob it names are here already. */
-  async #holdsTree(treeId: string): Promise<boolean> {
-    if (this.#o.shared.tree(treeId) === undefined && (await this.#o.store.getTree(treeId)) === undefined) return false;
+  /** The tree's manifest when it and every blob it names are here already. */
+  async #heldManifest(treeId: string): Promise<Manifest | undefined> {
+    if (this.#o.shared.tree(treeId) === undefined && (await this.#o.store.getTree(treeId)) === undefined) return undefined;
     const manifest = await this.#manifest(treeId, undefined, DEFAULT_MANIFEST_LIMITS).catch(() => undefined);
-    return manifest !== undefined && (await this.#o.store.missing(blobsOf(manifest))).length === 0;
+    return manifest !== undefined && (await this.#o.store.missing(blobsOf(manifest))).length === 0 ? manifest : undefined;
   }
 
   /** Serve `treeId` (index `index`, blobs `blobs`) from the store, with its manifest's pieces, to whom it is granted to. */

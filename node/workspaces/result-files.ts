@@ -26,8 +26,7 @@ export function readResultFiles(manifest: Manifest, request: ResultRequest): { f
   const asked = artifactMatcher(request.artifacts);
   const files: ResultFile[] = [];
   for (const entry of manifest.entries) {
-    const path = entry.path.slice(0, 200);
-    if (entry.kind !== "file") return { refusal: `task ${request.taskId}'s result holds "${path}", which is not a file: refused` };
+    if (entry.kind !== "file") return { refusal: `task ${request.taskId}'s result holds "${entry.path.slice(0, 200)}", which is not a file: refused` };
     if (entry.path === RESULT_PATCH_PATH) files.push({ kind: "patch", path: entry.path, size: entry.size, chunks: entry.chunks });
     else if (entry.path.startsWith(`${RESULT_ARTIFACTS_DIR}/`)) {
       const artifact = entry.path.slice(RESULT_ARTIFACTS_DIR.length + 1);
