@@ -3,11 +3,11 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { openLocalCore, type LocalCore } from "../src/runtime/local-core.js";
 import { isTerminal } from "../src/engine/state-machine.js";
 import { percentile, printResult, sized } from "./report.js";
 import { progressCost } from "./progress-cost.js";
+import { builtBenchScript } from "./built-script.js";
 
 /**
  * Submit `n` no-op tasks with at most `window` submissions in flight. Latency is
@@ -63,7 +63,7 @@ const OPTIONS = { maxConcurrentTasks: 64 };
  * the data directory, not of this one after the whole run.
  */
 function coldStartInChild(dir: string): { ms: number; rssMb: number } {
-  const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), "--cold-start", dir], { encoding: "utf8" });
+  const out = execFileSync(process.execPath, [builtBenchScript("engine.js"), "--cold-start", dir], { encoding: "utf8" });
   return JSON.parse(out) as { ms: number; rssMb: number };
 }
 

@@ -3,13 +3,13 @@ import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { createBuiltinRegistry } from "../src/agents/builtin.js";
 import { createNode, type CoderClawNode } from "../node/create-node.js";
 import { percentile, sized } from "./report.js";
 import { RAW_ECHO_PROTOCOL, rawRoundTrips } from "./raw-echo.js";
 import type { ExecutorRequest } from "./routed-executor.js";
+import { builtBenchScript } from "./built-script.js";
 
 /** Two paired nodes: A submits, B executes. */
 interface RoutedPair {
@@ -56,7 +56,7 @@ async function inOneProcess(): Promise<RoutedPair> {
 
 /** The executor in a child process of its own, as two machines would run them. */
 async function inTwoProcesses(): Promise<RoutedPair> {
-  const script = fileURLToPath(new URL("./routed-executor.js", import.meta.url));
+  const script = builtBenchScript("routed-executor.js");
   const child: ChildProcess = fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const ask = async <T>(m: ExecutorRequest): Promise<T> => {
     const answer = once(child, "message");

@@ -6,7 +6,6 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { createMeshLibp2p, type MeshLibp2p } from "../node/libp2p/create-libp2p.js";
 import { createCapabilityDirectory, type CapabilityDirectory } from "../node/routing/capability-directory.js";
@@ -21,6 +20,7 @@ import { LevelDocumentStore } from "../src/storage/level-document-store.js";
 import { percentile, printResult, SMOKE, sized } from "./report.js";
 import { measureRoutedTasks } from "./mesh-routed.js";
 import { RAW_ECHO_PROTOCOL, rawRoundTrips, serveRawEcho } from "./raw-echo.js";
+import { builtBenchScript } from "./built-script.js";
 
 type Task = { status: A.ImmutableString; note: A.ImmutableString; progress: number; owner: A.ImmutableString };
 
@@ -360,7 +360,7 @@ async function idleNode(): Promise<void> {
 }
 
 async function idleRss(): Promise<number> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--idle-node", ...(SMOKE ? ["--smoke"] : [])], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [builtBenchScript("mesh.js"), "--idle-node", ...(SMOKE ? ["--smoke"] : [])], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
   await new Promise<void>((resolve, reject) => {

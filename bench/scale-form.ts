@@ -3,13 +3,13 @@ import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { StaticAgentRegistry } from "../src/agents/builtin.js";
 import { createNode, type CoderClawNode } from "../node/create-node.js";
 import type { HostRequest } from "./mesh-host.js";
 import { percentile } from "./report.js";
 import { socketBytes } from "./socket-bytes.js";
 import { messageTally, startMessageTally } from "./message-tally.js";
+import { builtBenchScript } from "./built-script.js";
 
 /** A child process hosting some of the mesh's nodes. */
 interface Host {
@@ -18,7 +18,7 @@ interface Host {
 }
 
 async function startHost(count: number): Promise<{ host: Host; peers: string[] }> {
-  const child = fork(fileURLToPath(new URL("./mesh-host.js", import.meta.url)), [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: process.env.CC_HOST_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.CC_HOST_PROF}`] : [] });
+  const child = fork(builtBenchScript("mesh-host.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: process.env.CC_HOST_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.CC_HOST_PROF}`] : [] });
   // One request at a time per host: replies come back in order.
   let chain: Promise<unknown> = Promise.resolve();
   const ask = <T>(m: HostRequest): Promise<T> => {

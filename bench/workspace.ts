@@ -6,7 +6,6 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSy
 import { createServer, connect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { BLOB_CHUNK_BYTES } from "../protocols/blobs/messages.js";
 import { createBuiltinRegistry } from "../src/agents/builtin.js";
@@ -20,6 +19,7 @@ import { taskChanges } from "../node/workspaces/task-result.js";
 import { percentile, printResult, sized, SMOKE } from "./report.js";
 import { RAW_SINK_PROTOCOL, rawSend } from "./raw-echo.js";
 import type { Edits, ExecutorRequest, StartedMessage } from "./workspace-executor.js";
+import { builtBenchScript } from "./built-script.js";
 
 /**
  * `npm run bench:workspace`: tasks that carry code, between two node processes
@@ -226,7 +226,7 @@ function ownCpuMs(): number {
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 async function startPair(home: string): Promise<Pair> {
-  const script = fileURLToPath(new URL("./workspace-executor.js", import.meta.url));
+  const script = builtBenchScript("workspace-executor.js");
   const child: ChildProcess = fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const replies = new Map<number, (m: Record<string, unknown>) => void>();
   const starts: Array<(start: { at: number; cpuMs: number }) => void> = [];

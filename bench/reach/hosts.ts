@@ -3,11 +3,11 @@ import { createInterface } from "node:readline";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { NodeOptions } from "../../node/create-node.js";
+import { builtBenchScript } from "../built-script.js";
 
 // Hosts always run the built package (a test imports this file from source, the benchmark from dist/).
-const HOST_SCRIPT = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "../../dist/bench/reach/node-host.js" : "./node-host.js", import.meta.url));
+const HOST_SCRIPT = builtBenchScript("reach/node-host.js");
 
 function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
