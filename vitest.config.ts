@@ -1,5 +1,6 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
+import { REACH_SUITES } from "./test/slow-suites.js";
 
 /**
  * Vitest starts the files it has no timings for (every file of a fresh clone,
@@ -17,9 +18,13 @@ class LongFilesFirst extends BaseSequencer {
   }
 }
 
+/** `npm test`, and with `CODERCLAW_TEST_SUITES=reach` the suites it leaves to `npm run test:reach` (test/slow-suites.ts) alone. */
+const reach = process.env.CODERCLAW_TEST_SUITES === "reach";
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
+    include: reach ? [...REACH_SUITES] : ["test/**/*.test.ts"],
+    exclude: reach ? configDefaults.exclude : [...configDefaults.exclude, ...REACH_SUITES],
     setupFiles: ["./src/polyfills.ts"],
     pool: "forks",
     // Three on two cores: a file that waits (a 40 s network cut, a 30 s relayed task, a browser) leaves its
