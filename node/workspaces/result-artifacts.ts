@@ -1,4 +1,4 @@
-import { lstat, mkdir, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pathProblem } from "../../src/workspace/manifest.js";
 
@@ -8,8 +8,10 @@ import { pathProblem } from "../../src/workspace/manifest.js";
  * listing is its word only): each is checked as a manifest path is, and none
  * may be written over a file already there or through a link, so that a
  * refusal, found before anything is written, leaves nothing behind.
+ * `alreadyThere` is asked of a regular file found where an artifact goes,
+ * once every directory above it is known to be one: true lets it stay.
  */
-export async function artifactWriteProblem(out: string, paths: readonly string[]): Promise<string | undefined> {
+export async function artifactWriteProblem(out: string, paths: readonly string[], alreadyThere?: (path: string, file: string) => Promise<boolean>): Promise<string | undefined> {
   const files = new Set<string>();
   const dirs = new Set<string>();
   for (const path of paths) {
@@ -27,7 +29,10 @@ export async function artifactWriteProblem(out: string, paths: readonly string[]
       const at = segments.slice(0, i).join("/");
       const found = await lstat(join(out, at)).catch(() => undefined);
       if (found === undefined) break;
-      if (i === segments.length) return `${join(out, at)} exists already: artifacts are not written over files (choose another --out)`;
+      if (i === segments.length) {
+        if (found.isFile() && alreadyThere !== undefined && (await alreadyThere(path, join(out, at)))) break;
+        return `${join(out, at)} exists already${found.isFile() && alreadyThere !== undefined ? " with other bytes" : ""}: artifacts are not written over files (choose another --out)`;
+      }
       if (!found.isDirectory()) return `${join(out, at)} is ${found.isSymbolicLink() ? "a symbolic link" : "not a directory"}: artifact "${path.slice(0, 200)}" would be written through it`;
     }
   }
@@ -38,12 +43,25 @@ export async function artifactWriteProblem(out: string, paths: readonly string[]
  * Writes a task's artifacts under `out`, all or none: every name is checked
  * first ({@link artifactWriteProblem}), and a refusal, answered as why,
  * writes nothing; files are then created exclusively, never over a file or
- * through a link.
+ * through a link. A file already there with the artifact's very bytes is
+ * left as it is, so that the same artifacts can be written again into the
+ * same directory.
  */
 export async function writeResultArtifacts(out: string, artifacts: ReadonlyArray<{ path: string; bytes: Uint8Array }>): Promise<string | undefined> {
-  const refused = await artifactWriteProblem(out, artifacts.map((a) => a.path));
+  const byPath = new Map(artifacts.map((a) => [a.path, a.bytes]));
+  const kept = new Set<string>();
+  const sameBytes = async (path: string, file: string): Promise<boolean> => {
+    const wanted = byPath.get(path);
+    const found = await lstat(file);
+    // Compared only at the artifact's size: a file of another size is refused without being read.
+    if (wanted === undefined || found.size !== wanted.byteLength || !Buffer.from(wanted).equals(await readFile(file))) return false;
+    kept.add(path);
+    return true;
+  };
+  const refused = await artifactWriteProblem(out, artifacts.map((a) => a.path), sameBytes);
   if (refused !== undefined) return refused;
   for (const a of artifacts) {
+    if (kept.has(a.path)) continue;
     const target = join(out, a.path);
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, a.bytes, { flag: "wx" });

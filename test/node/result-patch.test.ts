@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { applyResultPatch, writeResultArtifacts } from "../../node/index.js";
@@ -99,7 +99,26 @@ describe("applyResultPatch and writeResultArtifacts (coderclaw/node, for embedde
     expect(() => readFileSync(join(out, "a", "ok.txt"))).toThrow();
     expect(await writeResultArtifacts(out, [{ path: "a/ok.txt", bytes: bytes("ok") }])).toBeUndefined();
     expect(readFileSync(join(out, "a", "ok.txt"), "utf8")).toBe("ok");
-    expect(await writeResultArtifacts(out, [{ path: "a/ok.txt", bytes: bytes("again") }])).toMatch(/exists already/);
+    expect(await writeResultArtifacts(out, [{ path: "a/ok.txt", bytes: bytes("again") }])).toMatch(/exists already with other bytes/);
     expect(readFileSync(join(out, "a", "ok.txt"), "utf8")).toBe("ok");
+  });
+
+  it("writes the same artifacts again into the same directory, keeping what is there with the same bytes; other bytes, or a link, refuse all", async () => {
+    const dir = tempDir("cc-result-artifacts-");
+    cleanups.push(() => dir.remove());
+    const out = join(dir.path, "out");
+    const bytes = (text: string): Uint8Array => Buffer.from(text);
+    expect(await writeResultArtifacts(out, [{ path: "a/ok.txt", bytes: bytes("ok") }])).toBeUndefined();
+    // Written again with a new one beside it: the first stays as it was, the new one is written.
+    expect(await writeResultArtifacts(out, [{ path: "a/ok.txt", bytes: bytes("ok") }, { path: "b/new.txt", bytes: bytes("new") }])).toBeUndefined();
+    expect(readFileSync(join(out, "a", "ok.txt"), "utf8")).toBe("ok");
+    expect(readFileSync(join(out, "b", "new.txt"), "utf8")).toBe("new");
+    // Same size, other bytes: refused, and the artifact after it is not written either.
+    expect(await writeResultArtifacts(out, [{ path: "a/ok.txt", bytes: bytes("no") }, { path: "c/later.txt", bytes: bytes("later") }])).toMatch(/a\/ok\.txt exists already with other bytes/);
+    expect(() => readFileSync(join(out, "c", "later.txt"))).toThrow();
+    // A link to a file with the very bytes is no file of the artifact's: refused.
+    writeFileSync(join(dir.path, "elsewhere.txt"), "linked");
+    symlinkSync(join(dir.path, "elsewhere.txt"), join(out, "a", "link.txt"));
+    expect(await writeResultArtifacts(out, [{ path: "a/link.txt", bytes: bytes("linked") }])).toMatch(/link\.txt exists already: /);
   });
 });
