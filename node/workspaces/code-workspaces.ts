@@ -496,8 +496,8 @@ export class CodeWorkspaces implements TaskWorkspaces {
       this.#o.audit?.({ action: "task.result", peer: result.heldBy, resource: request.taskId, result: "denied", reason: read.refusal });
       throw new CoderClawError("PROTOCOL", read.refusal);
     }
-    const blobs = blobsOf(manifest);
     if (whole !== undefined) return read.files;
+    const blobs = blobsOf(manifest);
     if (held) await this.#fetchBlobs(undefined, result.tree, blobs, signal);
     else {
       await fromHolders(what, holders, (peer) => this.#fetchBlobs(peer, result.tree, blobs, signal, this.#o.store, grantFor(peer)), failed, signal);

@@ -8,10 +8,11 @@ import { pathProblem } from "../../src/workspace/manifest.js";
  * listing is its word only): each is checked as a manifest path is, and none
  * may be written over a file already there or through a link, so that a
  * refusal, found before anything is written, leaves nothing behind.
- * `alreadyThere` is asked of a regular file found where an artifact goes,
- * once every directory above it is known to be one: true lets it stay.
+ * `alreadyThere` is asked of a regular file found where an artifact goes
+ * (with its size), once every directory above it is known to be one: true
+ * lets it stay.
  */
-export async function artifactWriteProblem(out: string, paths: readonly string[], alreadyThere?: (path: string, file: string) => Promise<boolean>): Promise<string | undefined> {
+export async function artifactWriteProblem(out: string, paths: readonly string[], alreadyThere?: (path: string, file: string, size: number) => Promise<boolean>): Promise<string | undefined> {
   const files = new Set<string>();
   const dirs = new Set<string>();
   for (const path of paths) {
@@ -30,8 +31,9 @@ export async function artifactWriteProblem(out: string, paths: readonly string[]
       const found = await lstat(join(out, at)).catch(() => undefined);
       if (found === undefined) break;
       if (i === segments.length) {
-        if (found.isFile() && alreadyThere !== undefined && (await alreadyThere(path, join(out, at)))) break;
-        return `${join(out, at)} exists already${found.isFile() && alreadyThere !== undefined ? " with other bytes" : ""}: artifacts are not written over files (choose another --out)`;
+        const compared = found.isFile() && alreadyThere !== undefined;
+        if (compared && (await alreadyThere(path, join(out, at), found.size))) break;
+        return `${join(out, at)} exists already${compared ? " with other bytes" : ""}: artifacts are not written over files (choose another --out)`;
       }
       if (!found.isDirectory()) return `${join(out, at)} is ${found.isSymbolicLink() ? "a symbolic link" : "not a directory"}: artifact "${path.slice(0, 200)}" would be written through it`;
     }
@@ -50,11 +52,10 @@ export async function artifactWriteProblem(out: string, paths: readonly string[]
 export async function writeResultArtifacts(out: string, artifacts: ReadonlyArray<{ path: string; bytes: Uint8Array }>): Promise<string | undefined> {
   const byPath = new Map(artifacts.map((a) => [a.path, a.bytes]));
   const kept = new Set<string>();
-  const sameBytes = async (path: string, file: string): Promise<boolean> => {
+  const sameBytes = async (path: string, file: string, size: number): Promise<boolean> => {
     const wanted = byPath.get(path);
-    const found = await lstat(file);
     // Compared only at the artifact's size: a file of another size is refused without being read.
-    if (wanted === undefined || found.size !== wanted.byteLength || !Buffer.from(wanted).equals(await readFile(file))) return false;
+    if (wanted === undefined || size !== wanted.byteLength || !Buffer.from(wanted).equals(await readFile(file))) return false;
     kept.add(path);
     return true;
   };

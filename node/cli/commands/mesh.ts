@@ -37,8 +37,8 @@ export async function withAdmin<T>(cmd: Command, offline: boolean, use: (call: A
   }
   if (!offline) throw new CoderClawError("UNAVAILABLE", "this needs a running node: start one with `coderclaw start`");
   const [{ createNode }, { runAdmin }] = await Promise.all([import("../../create-node.js"), import("../../node-admin.js")]);
-  // Listening on nothing: a node started for one call has no one to serve, and libp2p's debounced address
-  // announcements (a second's timer each, left running by its stop) kept the process alive a second after the call.
+  // Listening on nothing: a node started for one call has no one to serve, and on the default address it took the
+  // port the real node keeps whenever that was free, so a `coderclaw start` at the same moment got another.
   const node = await createNode({ dataDir, mdns: false, listen: [] });
   try {
     return await use((method, params) => runAdmin(node, method, params));
