@@ -81,12 +81,12 @@ export class ClusterTransportAdapter implements TransportAdapter {
     const parsed = parseSubmitRequest(request);
     const parsedOptions = parseSubmitOptions(options);
     if (parsedOptions.route === undefined && this.parts.defaultRoute !== undefined) parsedOptions.route = this.parts.defaultRoute;
-    const { repo, artifacts, ...placement } = parsedOptions;
+    const { repo, artifacts, commits, ...placement } = parsedOptions;
     if (repo !== undefined) {
       if (this.parts.workspaces === undefined) throw new InvalidInputError("this node does not send code with tasks", "repo");
       // The snapshot's tree id goes into the request, which the attempt signs: the executor fetches exactly that tree.
       const spec = await this.parts.workspaces.snapshot(repo, artifacts);
-      parsed.metadata = { ...(parsed.metadata ?? {}), [WORKSPACE_KEY]: spec };
+      parsed.metadata = { ...(parsed.metadata ?? {}), [WORKSPACE_KEY]: commits === true ? { ...spec, commits: true } : spec };
     }
     return this.parts.dispatcher.submit({ ...parsed, agentId: parsed.agentId ?? "echo" }, placement);
   }

@@ -27,7 +27,7 @@ export { RecentChanges, type OpenChanges } from "./workspaces/recent-changes.js"
 export { signTreeGrant, readTreeGrant, type TreeGrant } from "./workspaces/tree-grants.js";
 export { CodeWorkspaces } from "./workspaces/code-workspaces.js";
 export type { ResultFile, ResultRequest } from "./workspaces/result-files.js";
-export { applyResultPatch, patchRefusal, workTreePlace, type PatchOutcome, type WorkTreePlace } from "./workspaces/result-patch.js";
+export { applyResultCommits, applyResultPatch, patchRefusal, workTreePlace, type PatchOutcome, type WorkTreePlace } from "./workspaces/result-patch.js";
 export { artifactWriteProblem, writeResultArtifacts } from "./workspaces/result-artifacts.js";
 export { ClusterTransportAdapter, type ClusterParts, type SubmitOptions } from "./cluster-adapter.js";
 export { Membership } from "./mesh/membership.js";

@@ -15,6 +15,7 @@ export interface SubmitFlags {
   /** `--repo` alone is the current directory. */
   repo?: string | boolean;
   artifacts?: string[];
+  commits?: boolean;
 }
 
 /**
@@ -46,5 +47,6 @@ export function submitOptionsFromFlags(flags: SubmitFlags): SubmitOptions {
     ...(!flags.waitForPeer && { waitForPeer: false }),
     ...(flags.repo !== undefined && flags.repo !== false && { repo: resolve(flags.repo === true ? process.cwd() : flags.repo) }),
     ...(flags.artifacts !== undefined && { artifacts: flags.artifacts }),
+    ...(flags.commits === true && { commits: true }),
   });
 }

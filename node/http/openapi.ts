@@ -177,6 +177,14 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           responses: { "200": { description: "The patch", content: { "text/x-diff": { schema: { type: "string" } } } }, ...readErrors, ...errorResponses(409) },
         },
       },
+      [`${HTTP_API_PREFIX}/tasks/{id}/commits`]: {
+        get: {
+          operationId: "getTaskCommits",
+          summary: "The commits the agent of a completed task submitted with `commits` made in its workspace, as `git format-patch --stdout` writes them (an mbox for `git am`; empty when it made none); 404 and 409 as for the patch",
+          parameters: [taskIdParameter, ...queryParameters(TaskChangesQuerySchema)],
+          responses: { "200": { description: "The commits", content: { "application/mbox": { schema: { type: "string" } } } }, ...readErrors, ...errorResponses(409) },
+        },
+      },
       [`${HTTP_API_PREFIX}/tasks/{id}/artifacts`]: {
         get: {
           operationId: "listTaskArtifacts",

@@ -179,7 +179,7 @@ declare module "fastify" {
  *
  * Routes (all JSON; errors are `{ error: { code, message, field? } }`):
  * `POST /v1/tasks[?route=]`, `GET /v1/tasks`, `GET /v1/tasks/:id`, `POST /v1/tasks/:id/cancel`, `POST /v1/tasks/:id/retry`,
- * `GET /v1/tasks/:id/history`, `GET /v1/tasks/:id/events` (SSE), `GET /v1/tasks/:id/patch` (a git patch),
+ * `GET /v1/tasks/:id/history`, `GET /v1/tasks/:id/events` (SSE), `GET /v1/tasks/:id/patch` (a git patch), `GET /v1/tasks/:id/commits` (the agent's commits, an mbox),
  * `GET /v1/tasks/:id/artifacts` and `GET /v1/tasks/:id/artifacts/<path>` (bytes), `GET /v1/agents`, `GET /v1/skills`,
  * `GET /v1/status`, `GET /v1/audit`, and unauthenticated `GET /healthz` and
  * `GET /openapi.json`.
@@ -340,6 +340,12 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         const changes = await changesOf(request, request.params.id);
         const patch = changes.files.find((f) => f.kind === "patch");
         return reply.type("text/x-diff; charset=utf-8").header("content-length", patch?.size ?? 0).send(await bodyOf(changes, patch));
+      });
+
+      api.get<{ Params: { id: string } }>("/tasks/:id/commits", async (request, reply) => {
+        const changes = await changesOf(request, request.params.id);
+        const commits = changes.files.find((f) => f.kind === "commits");
+        return reply.type("application/mbox").header("content-length", commits?.size ?? 0).send(await bodyOf(changes, commits));
       });
 
       api.get<{ Params: { id: string } }>("/tasks/:id/artifacts", async (request) => {

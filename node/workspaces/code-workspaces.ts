@@ -10,13 +10,15 @@ import type { TaskWorkspaces } from "../../src/engine/execution-environment.js";
 import type { BlobSource } from "../../src/workspace/blob-source.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { collectChanges, trackWorkspace, type ChangeTracking } from "../../src/workspace/git-changes.js";
+import { agentCommits, initAgentRepository } from "../../src/workspace/agent-repository.js";
+import { sandboxArgv, type SandboxSpec } from "../../src/agents/sandbox.js";
 import { blobsOf, buildManifest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, isDigest, totalSize, type Manifest, type ManifestEntry, type ManifestLimits } from "../../src/workspace/manifest.js";
 import { decodeManifestIndex, joinManifest, splitManifest } from "../../src/workspace/manifest-pieces.js";
 import { materializeTree, type MaterializedTree } from "../../src/workspace/materialize.js";
 import type { CopySource } from "../../src/workspace/file-writer.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
 import { SnapshotMemory } from "../../src/workspace/snapshot-memory.js";
-import { RESULT_ARTIFACTS_DIR, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
+import { RESULT_ARTIFACTS_DIR, RESULT_COMMITS_PATH, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
 import type { StatementSigner } from "../../identity/statement.js";
 import type { ServiceAuditEntry } from "../services/mesh-service.js";
 import { BlobArrivals } from "./blob-arrivals.js";
@@ -82,6 +84,8 @@ interface Prepared {
   read: (digest: string) => Promise<Uint8Array>;
   spec: WorkspaceSpec;
   requester: string | undefined;
+  /** For a task submitted with `commits`: the commit holding the snapshot in `<dir>/.git`. */
+  base: string | undefined;
 }
 
 /** Holder names in the blob store: what a running task and a task's result keep from collection. */
@@ -334,18 +338,21 @@ export class CodeWorkspaces implements TaskWorkspaces {
         : await materializeTree(manifest, dir, read, { limits, readsVerified: true });
     await pinned;
     const tracking = await trackWorkspace(dir, gitDir, manifest, tree);
+    const base = spec.commits === true ? await initAgentRepository(dir, spec.tree) : undefined;
     // Another member the submitter grants it to may fetch the tree here while the store keeps its blobs.
     if (!heldBefore && from !== undefined) await this.#shareFetched(spec.tree, blobs, from);
-    this.#prepared.set(task.id, { dir, tracking, read, spec, requester: from });
+    this.#prepared.set(task.id, { dir, tracking, read, spec, requester: from, base });
     return dir;
   }
 
-  async collect(taskId: string): Promise<WorkspaceResult> {
+  async collect(taskId: string, sandbox?: SandboxSpec): Promise<WorkspaceResult> {
     const prepared = this.#prepared.get(taskId);
     if (prepared === undefined) throw new CoderClawError("NOT_FOUND", `task ${taskId} has no workspace here`);
     const changes = await collectChanges(prepared.tracking, prepared.read);
     const files: Array<{ path: string; bytes: Uint8Array }> = [];
     if (changes.patch.byteLength > 0) files.push({ path: RESULT_PATCH_PATH, bytes: changes.patch });
+    const commits = prepared.base === undefined ? undefined : await agentCommits(prepared.dir, prepared.base, (argv) => (sandbox === undefined ? argv : sandboxArgv(sandbox, argv, prepared.dir)));
+    if (commits !== undefined && commits.series.byteLength > 0) files.push({ path: RESULT_COMMITS_PATH, bytes: commits.series });
     const artifacts: WorkspaceResult["artifacts"] = [];
     for (const path of await this.#artifactPaths(prepared)) {
       const bytes = await readFile(join(prepared.dir, path));
@@ -357,7 +364,15 @@ export class CodeWorkspaces implements TaskWorkspaces {
       this.#o.shared.grant(tree, prepared.requester);
       this.#o.shared.own(tree, prepared.requester);
     }
-    return { tree, heldBy: this.#o.selfId, base: prepared.spec.tree, patchBytes: changes.patch.byteLength, changed: { added: changes.added, modified: changes.modified, deleted: changes.deleted }, artifacts };
+    return {
+      tree,
+      heldBy: this.#o.selfId,
+      base: prepared.spec.tree,
+      patchBytes: changes.patch.byteLength,
+      changed: { added: changes.added, modified: changes.modified, deleted: changes.deleted },
+      artifacts,
+      ...(commits !== undefined && { commits: commits.count }),
+    };
   }
 
   /**

@@ -1,10 +1,10 @@
 import { artifactMatcher } from "../../src/workspace/artifact-match.js";
 import type { Manifest } from "../../src/workspace/manifest.js";
-import { RESULT_ARTIFACTS_DIR, RESULT_PATCH_PATH } from "../../src/workspace/task-spec.js";
+import { RESULT_ARTIFACTS_DIR, RESULT_COMMITS_PATH, RESULT_PATCH_PATH } from "../../src/workspace/task-spec.js";
 
-/** A file of a task's result: the patch, or an artifact (its path in the workspace), with its size and chunk digests. */
+/** A file of a task's result: the patch, the agent's commits, or an artifact (its path in the workspace), with its size and chunk digests. */
 export interface ResultFile {
-  readonly kind: "patch" | "artifact";
+  readonly kind: "patch" | "commits" | "artifact";
   readonly path: string;
   readonly size: number;
   readonly chunks: readonly string[];
@@ -28,6 +28,7 @@ export function readResultFiles(manifest: Manifest, request: ResultRequest): { f
   for (const entry of manifest.entries) {
     if (entry.kind !== "file") return { refusal: `task ${request.taskId}'s result holds "${entry.path.slice(0, 200)}", which is not a file: refused` };
     if (entry.path === RESULT_PATCH_PATH) files.push({ kind: "patch", path: entry.path, size: entry.size, chunks: entry.chunks });
+    else if (entry.path === RESULT_COMMITS_PATH) files.push({ kind: "commits", path: entry.path, size: entry.size, chunks: entry.chunks });
     else if (entry.path.startsWith(`${RESULT_ARTIFACTS_DIR}/`)) {
       const artifact = entry.path.slice(RESULT_ARTIFACTS_DIR.length + 1);
       if (!asked(artifact)) return { refusal: `task ${request.taskId}'s result brings back "${artifact.slice(0, 200)}", and ${unaskedBecause(request.artifacts)}: refused` };

@@ -116,3 +116,45 @@ export async function applyResultPatch(target: string, patch: Uint8Array, option
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Makes the agent's commits (`series`, as `git format-patch` wrote them on
+ * the executor) commits of the repository at `target`, on top of its HEAD:
+ * all of them or, on any refusal, nothing. The series is refused first as a
+ * patch is ({@link patchRefusal}: it is the executor's bytes); then `git am`
+ * replays it in a worktree of its own, detached at HEAD, so that a series
+ * that stops halfway changes nothing here; then the branch moves forward to
+ * the result only where the tree's own changes allow (`git merge
+ * --ff-only`, which refuses rather than overwrite them). With `check`,
+ * stops before moving. Answers how many commits came (or would come).
+ */
+export async function applyResultCommits(target: string, series: Uint8Array, options: { check?: boolean; threeWay?: boolean } = {}): Promise<PatchOutcome & { commits?: number }> {
+  const tree = resolve(target);
+  const place = await workTreePlace(tree);
+  if (place === undefined) return { ok: false, why: "does-not-apply", message: `${tree} is in no git repository: commits go onto a branch (apply the patch instead, without --commits)` };
+  const refused = await patchRefusal(tree, place, series);
+  if (refused !== undefined) return { ok: false, why: "unsafe", message: refused };
+  const message = (r: GitRun): string => `${r.stdout}${r.stderr}`.trim();
+  const head = await git(place.top, ["rev-parse", "--verify", "-q", "HEAD"]);
+  if (head.code !== 0) return { ok: false, why: "does-not-apply", message: `${place.top} has no commit yet to put the task's commits on` };
+  const dir = mkdtempSync(join(tmpdir(), "coderclaw-commits-"));
+  const worktree = join(dir, "worktree");
+  try {
+    const file = join(dir, "commits.mbox");
+    writeFileSync(file, series);
+    const added = await git(place.top, ["worktree", "add", "--detach", "-q", worktree, head.stdout.trim()]);
+    if (added.code !== 0) return { ok: false, why: "failed", message: message(added) };
+    const how = [...(place.prefix !== "" ? [`--directory=${place.prefix}`] : []), ...(options.threeWay === true ? ["--3way"] : [])];
+    const am = await git(worktree, ["am", "-q", "--keep-cr", ...how, file]);
+    if (am.code !== 0) return { ok: false, why: options.threeWay === true ? "conflicts" : "does-not-apply", message: message(am) };
+    const tip = (await git(worktree, ["rev-parse", "HEAD"])).stdout.trim();
+    const count = Number((await git(place.top, ["rev-list", "--count", `${head.stdout.trim()}..${tip}`])).stdout.trim());
+    if (options.check === true) return { ok: true, applied: false, commits: count };
+    const moved = await git(place.top, ["merge", "--ff-only", "-q", tip]);
+    return moved.code === 0 ? { ok: true, applied: true, commits: count } : { ok: false, why: "conflicts", message: message(moved) };
+  } finally {
+    await git(place.top, ["worktree", "remove", "--force", worktree]);
+    rmSync(dir, { recursive: true, force: true });
+    await git(place.top, ["worktree", "prune"]);
+  }
+}

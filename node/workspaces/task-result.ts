@@ -4,10 +4,12 @@ import { workspaceResultOf, workspaceSpecOf, type WorkspaceResult } from "../../
 import type { CodeWorkspaces, ResultSources } from "./code-workspaces.js";
 import type { ResultFile } from "./result-files.js";
 
-/** What a task that carried code changed: its result record, its patch, and the artifacts it brought back. */
+/** What a task that carried code changed: its result record, its patch, the agent's commits (empty unless submitted with `commits`), and the artifacts it brought back. */
 export interface TaskChanges {
   result: WorkspaceResult;
   patch: Buffer;
+  /** The commits as `git format-patch --stdout` writes them, for `git am`. */
+  commits: Buffer;
   artifacts: Array<{ path: string; bytes: Buffer }>;
 }
 
@@ -22,10 +24,13 @@ type TaskReads = Pick<TransportAdapter, "getTaskState"> & { getTaskEvents(taskId
 export async function taskChanges(adapter: TaskReads, workspaces: CodeWorkspaces, taskId: string, signal?: AbortSignal, sources: Omit<ResultSources, "owner"> = {}): Promise<TaskChanges> {
   const { result, files, read } = await openTaskChanges(adapter, workspaces, taskId, signal, sources);
   const bytesOf = async (file: ResultFile): Promise<Buffer> => Buffer.concat(await Promise.all(file.chunks.map(read)));
-  const patch = files.find((f) => f.kind === "patch");
+  const bytesOfKind = async (kind: ResultFile["kind"]): Promise<Buffer> => {
+    const file = files.find((f) => f.kind === kind);
+    return file === undefined ? Buffer.alloc(0) : bytesOf(file);
+  };
   const artifacts: TaskChanges["artifacts"] = [];
   for (const file of files) if (file.kind === "artifact") artifacts.push({ path: file.path, bytes: await bytesOf(file) });
-  return { result, patch: patch === undefined ? Buffer.alloc(0) : await bytesOf(patch), artifacts };
+  return { result, patch: await bytesOfKind("patch"), commits: await bytesOfKind("commits"), artifacts };
 }
 
 /**

@@ -60,7 +60,10 @@ export const SubmitOptionsSchema = z.strictObject({
     .refine((p) => p.startsWith("/") && !p.includes("\0"), "must be an absolute path")
     .optional(),
   artifacts: ArtifactPatternsSchema.optional(),
-}).refine((o) => o.artifacts === undefined || o.repo !== undefined, { error: "needs repo: artifacts come from the workspace of a task that carries code", path: ["artifacts"] });
+  commits: z.boolean().optional(),
+})
+  .refine((o) => o.artifacts === undefined || o.repo !== undefined, { error: "needs repo: artifacts come from the workspace of a task that carries code", path: ["artifacts"] })
+  .refine((o) => o.commits !== true || o.repo !== undefined, { error: "needs repo: commits are made in the workspace of a task that carries code", path: ["commits"] });
 
 /** `options` checked against {@link SubmitOptionsSchema}, refused as INVALID_INPUT naming the field. */
 export function parseSubmitOptions(options: unknown): SubmitOptions {
@@ -73,5 +76,6 @@ export function parseSubmitOptions(options: unknown): SubmitOptions {
   if (parsed.waitForPeer !== undefined) out.waitForPeer = parsed.waitForPeer;
   if (parsed.repo !== undefined) out.repo = parsed.repo;
   if (parsed.artifacts !== undefined) out.artifacts = parsed.artifacts;
+  if (parsed.commits === true) out.commits = true;
   return out;
 }

@@ -235,6 +235,13 @@ export interface SubmitOptions {
   repo?: string;
   /** Mesh addition, with `repo`: files of the workspace (glob patterns) brought back with the result. */
   artifacts?: string[];
+  /**
+   * Mesh addition, with `repo`: the workspace is a git repository whose HEAD
+   * holds the snapshot, and the commits the agent makes there come back as a
+   * series (`task diff --commits`, `task apply --commits`), besides the patch
+   * of everything it changed.
+   */
+  commits?: boolean;
 }
 
 /** Lowest {@link SubmitOptions.priority}. */

@@ -17,8 +17,8 @@ export interface TaskWorkspaces {
   assertAccepted(request: Readonly<TaskSubmitRequest>, submittedBy: string | undefined): void;
   /** The task's own directory, holding its code, ready for its agent; throws to fail the task. */
   prepare(task: { id: string; request: Readonly<TaskSubmitRequest>; submittedBy?: string }, signal: AbortSignal): Promise<string>;
-  /** After the agent returned: what it changed, recorded with the completion as `data.workspace`. */
-  collect(taskId: string): Promise<unknown>;
+  /** After the agent returned: what it changed, recorded with the completion as `data.workspace`; `sandbox`, the one the agent ran in, if any. */
+  collect(taskId: string, sandbox?: SandboxSpec): Promise<unknown>;
   /** The task's execution is over, whatever its outcome: let go of its directory (its result stays). */
   release(taskId: string): Promise<void>;
 }

@@ -77,7 +77,7 @@ export function startExecution(task: LiveTask, settings: ExecutionSettings, repo
       await reports.ready(task);
       if (controller.signal.aborted) throw stopped();
       const result = await agent.execute(contextIn(workspace));
-      const changes = await workspaces.collect(task.state.id);
+      const changes = await workspaces.collect(task.state.id, settings.environment.sandboxFor(task.state, workspace));
       const data = result.data === undefined ? {} : typeof result.data === "object" && result.data !== null && !Array.isArray(result.data) ? result.data : { agent: result.data };
       return { ...result, data: { ...data, workspace: changes } };
     };

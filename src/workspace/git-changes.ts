@@ -12,7 +12,7 @@ import { stampOf, type FileStamp, type MaterializedTree } from "./materialize.js
  * lives apart from the workspace (the agent cannot plant hooks, an fsmonitor
  * command or a config there), and no user or system configuration is read.
  */
-const SAFE_CONFIG = [
+export const SAFE_CONFIG = [
   "-c", "core.hooksPath=/dev/null",
   "-c", "core.fsmonitor=false",
   "-c", "core.autocrlf=false",
@@ -56,13 +56,13 @@ function gitEnv(tracking: { workTree: string; gitDir: string }): NodeJS.ProcessE
   };
 }
 
-/** Runs git; `okCodes` are exit codes that are answers, not failures. */
-function git(tracking: { workTree: string; gitDir: string }, args: string[], options: { input?: Buffer; maxBuffer?: number; okCodes?: number[] } = {}): Promise<Buffer> {
+/** Runs git as {@link SAFE_CONFIG} says; `okCodes` are exit codes that are answers, not failures. */
+export function git(tracking: { workTree: string; gitDir: string }, args: string[], options: { input?: Buffer; maxBuffer?: number; okCodes?: number[]; env?: Readonly<Record<string, string>> } = {}): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       "git",
       [...SAFE_CONFIG, ...args],
-      { cwd: tracking.workTree, encoding: "buffer", maxBuffer: options.maxBuffer ?? 64 * 1024 * 1024, env: gitEnv(tracking) },
+      { cwd: tracking.workTree, encoding: "buffer", maxBuffer: options.maxBuffer ?? 64 * 1024 * 1024, env: { ...gitEnv(tracking), ...options.env } },
       (err, stdout, stderr) => {
         const code = (err as { code?: unknown } | null)?.code;
         if (err && !(typeof code === "number" && options.okCodes?.includes(code))) reject(new CoderClawError("EXECUTION_FAILED", `git ${args[0]} in ${tracking.workTree}: ${String(stderr).trim() || err.message}`));

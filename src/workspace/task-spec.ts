@@ -12,6 +12,8 @@ export const WorkspaceSpecSchema = z.strictObject({
   bytes: z.number().int().nonnegative(),
   files: z.number().int().nonnegative(),
   artifacts: ArtifactPatternsSchema.optional(),
+  /** The workspace is a git repository whose HEAD is the snapshot, and the agent's commits come back as a series (`git format-patch`). */
+  commits: z.literal(true).optional(),
 });
 
 /** See {@link WorkspaceSpecSchema}. */
@@ -47,10 +49,14 @@ export interface WorkspaceResult {
   changed: { added: number; modified: number; deleted: number };
   /** Artifacts brought back, by path in the workspace. */
   artifacts: Array<{ path: string; size: number }>;
+  /** For a task submitted with `commits`: how many commits the agent made, which the result holds at {@link RESULT_COMMITS_PATH}. */
+  commits?: number;
 }
 
 export const RESULT_PATCH_PATH = "changes.patch";
 export const RESULT_ARTIFACTS_DIR = "artifacts";
+/** The agent's commits, as `git format-patch --stdout` writes them: an mbox for `git am`. */
+export const RESULT_COMMITS_PATH = "commits.mbox";
 
 const WorkspaceResultSchema = z.object({
   tree: z.string().regex(DIGEST_PATTERN),
@@ -59,6 +65,7 @@ const WorkspaceResultSchema = z.object({
   patchBytes: z.number().int().nonnegative(),
   changed: z.object({ added: z.number().int().nonnegative(), modified: z.number().int().nonnegative(), deleted: z.number().int().nonnegative() }),
   artifacts: z.array(z.object({ path: z.string().min(1).max(4096), size: z.number().int().nonnegative() })).max(100_000),
+  commits: z.number().int().nonnegative().optional(),
 });
 
 /** The result recorded in a completed event's data, or undefined when it records none; refused when malformed (it replicated from elsewhere). */

@@ -79,6 +79,7 @@ describe("HTTP server over real sockets", () => {
         "/v1/tasks",
         "/v1/tasks/{id}",
         "/v1/tasks/{id}/cancel",
+        "/v1/tasks/{id}/commits",
         "/v1/tasks/{id}/retry",
         "/v1/tasks/{id}/events",
         "/v1/tasks/{id}/history",

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -123,5 +124,46 @@ describe("code sent with tasks, on the wire", () => {
     writeFileSync(join(src.path, "big.txt"), "x".repeat(4096));
     await expect(a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path })).rejects.toThrow(/over this node's limit of 1024/);
     expect(b.blobs.client.counters(a.peerId).received).toBe(0);
+  }, 60_000);
+
+  it("commits made by an agent in its workspace come back to embedding code and over HTTP, as one series", async () => {
+    // Agent `commit`: commits a file in its workspace, as a coding agent commits its work.
+    const committer = {
+      ...reportAgent(() => ""),
+      info: { id: "commit", name: "commit", description: "", capabilities: [] },
+      execute: async (ctx: { workspace: string }) => {
+        writeFileSync(join(ctx.workspace, "made.txt"), "made by the agent\n");
+        execFileSync("git", ["add", "made.txt"], { cwd: ctx.workspace });
+        execFileSync("git", ["commit", "-qm", "the agent's work"], { cwd: ctx.workspace });
+        return { output: "committed" };
+      },
+    };
+    const mesh = await startNodes(2, (i) => ({ agents: i === 1 ? [committer] : [], options: { sandbox: "off" } }));
+    stop = mesh.stop;
+    const [a, b] = mesh.nodes as [CoderClawNode, CoderClawNode];
+    await formMesh(mesh.nodes);
+    await eventually(async () => (await a.directory.members()).length === 1, 10_000, "members");
+    const src = tempDir("cc-code-commits-");
+    dirs.push(src);
+    writeFileSync(join(src.path, "a.txt"), "a\n");
+
+    await expect(a.adapter.submitTask({ description: "c", input: "", agentId: "commit" }, { commits: true })).rejects.toMatchObject({ code: "INVALID_INPUT", field: "commits" });
+    const task = await a.adapter.submitTask({ description: "commit", input: "", agentId: "commit" }, { repo: src.path, commits: true, route: b.peerId });
+    const done = await completed(a, task.id);
+    expect(done.status, done.error).toBe("completed");
+    expect(done.result?.commits).toBe(1);
+    const changes = await taskChanges(a.adapter, a.workspaces, task.id);
+    expect(changes.commits.toString()).toMatch(/^From [0-9a-f]{40} /);
+    expect(changes.commits.toString()).toContain("Subject: [PATCH] the agent's work");
+    expect(changes.commits.toString()).toContain("+made by the agent");
+    expect(changes.patch.toString()).toContain("+++ b/made.txt");
+    const http = await createHttpServer({ adapter: a.adapter, authenticate: () => ({}), changes: (id) => openTaskChanges(a.adapter, a.workspaces, id), port: 0 });
+    try {
+      const got = await fetch(`${http.url}/v1/tasks/${task.id}/commits`, { headers: { authorization: "Bearer t" } });
+      expect(got.headers.get("content-type")).toBe("application/mbox");
+      expect(Buffer.from(await got.arrayBuffer())).toEqual(changes.commits);
+    } finally {
+      await http.close();
+    }
   }, 60_000);
 });

@@ -105,6 +105,98 @@ describe("tasks that carry code (separate processes, real git repositories)", ()
     expect((await snapshotDirectory(repo)).treeId).toBe(want.treeId);
   }, 120_000);
 
+  it("with --commits the agent commits in its workspace, and `task apply --commits` makes its commits the submitter's, on top of HEAD", async () => {
+    const homes = [tempDir("cc-commits-a-"), tempDir("cc-commits-b-"), tempDir("cc-commits-repo-")];
+    cleanups.push(() => homes.forEach((h) => h.remove()));
+    const [ha, hb, repo] = homes.map((h) => h.path) as [string, string, string];
+    git(repo, "init", "-q");
+    // `task apply --commits` commits (git am) as the repository's user.
+    git(repo, "config", "user.name", "the user");
+    git(repo, "config", "user.email", "user@example.com");
+    writeFileSync(join(repo, "a.txt"), "a\n");
+    writeFileSync(join(repo, "run.sh"), "echo run\n");
+    git(repo, "add", "-A");
+    git(repo, "commit", "-qm", "base");
+    writeFileSync(join(repo, "notes.txt"), "the user's own untracked file\n");
+    const { b } = await meshOfTwo(ha, hb);
+
+    const script = [
+      "printf 'one more line\\n' >> a.txt",
+      "git commit -qam 'first by the agent'",
+      "printf '\\000\\001\\002\\377binary' > image.bin",
+      "chmod +x run.sh",
+      "git add -A",
+      "git commit -qm 'second: a binary file and a mode'",
+      "printf 'left uncommitted\\n' > wip.txt",
+    ].join(" && ");
+    const submitted = await runCli(["task", "submit", script, "--agent", "shell", "--repo", repo, "--commits", "--route", b.deviceId, "--wait", "--json"], ha, 60_000);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const task = JSON.parse(submitted.stdout) as { id: string; status: string; output?: string };
+    expect(task.status, task.output).toBe("completed");
+
+    const series = await runCli(["task", "diff", task.id, "--commits"], ha, 30_000);
+    expect(series.code, series.stderr).toBe(0);
+    expect(series.stdout).toContain("Subject: [PATCH 1/2] first by the agent");
+    expect(series.stdout).toContain("Subject: [PATCH 2/2] second: a binary file and a mode");
+    expect(series.stdout).toContain("GIT binary patch");
+    expect(series.stdout).not.toContain("wip.txt");
+    const stat = await runCli(["task", "diff", task.id, "--commits", "--stat"], ha, 30_000);
+    expect(stat.stdout).toContain("made 2 commit(s)");
+    // The patch still holds all the agent changed, committed or not.
+    const patch = await runCli(["task", "diff", task.id], ha, 30_000);
+    expect(patch.stdout).toContain("+left uncommitted");
+
+    const head = git(repo, "rev-parse", "HEAD").trim();
+    const check = await runCli(["task", "apply", task.id, "--commits", "--repo", repo, "--check"], ha, 30_000);
+    expect(check.code, check.stderr).toBe(0);
+    expect(git(repo, "rev-parse", "HEAD").trim()).toBe(head);
+    const applied = await runCli(["task", "apply", task.id, "--commits", "--repo", repo], ha, 30_000);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).toContain("2 commit(s)");
+    expect(git(repo, "log", "--format=%an|%s", `${head}..HEAD`).trim().split("\n")).toEqual(["coderclaw agent|second: a binary file and a mode", "coderclaw agent|first by the agent"]);
+    expect(git(repo, "rev-parse", "HEAD~2").trim()).toBe(head);
+    expect(readFileSync(join(repo, "a.txt"), "utf8")).toBe("a\none more line\n");
+    expect(readFileSync(join(repo, "image.bin"))).toEqual(Buffer.concat([Buffer.from([0, 1, 2, 255]), Buffer.from("binary")]));
+    expect(git(repo, "ls-files", "-s", "run.sh")).toMatch(/^100755 /);
+    expect(readFileSync(join(repo, "notes.txt"), "utf8")).toBe("the user's own untracked file\n");
+    expect(git(repo, "worktree", "list").trim().split("\n")).toHaveLength(1);
+
+    // The same commits again do not go onto a HEAD that has them: refused, and nothing moves.
+    const tip = git(repo, "rev-parse", "HEAD").trim();
+    const again = await runCli(["task", "apply", task.id, "--commits", "--repo", repo], ha, 30_000);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("nothing was changed");
+    expect(git(repo, "rev-parse", "HEAD").trim()).toBe(tip);
+    expect(git(repo, "status", "--porcelain").trim()).toBe("?? notes.txt");
+  }, 120_000);
+
+  it("the agent's repository is read in its sandbox: alternates pointing into the executor's hidden home bring nothing of it back", async () => {
+    const homes = [tempDir("cc-commits-steal-a-"), tempDir("cc-commits-steal-b-"), tempDir("cc-commits-steal-repo-")];
+    cleanups.push(() => homes.forEach((h) => h.remove()));
+    const [ha, hb, repo] = homes.map((h) => h.path) as [string, string, string];
+    writeFileSync(join(repo, "a.txt"), "a\n");
+    const { b } = await meshOfTwo(ha, hb);
+    // A repository of the executor's user, in the home its sandbox hides.
+    const secret = join(hb, "secret");
+    mkdirSync(secret);
+    git(secret, "init", "-q");
+    writeFileSync(join(secret, "key.txt"), "the executor's secret\n");
+    const oid = git(secret, "hash-object", "-w", "key.txt").trim();
+
+    // A commit naming the hidden blob, made without reading it (mktree --missing): only a git outside the sandbox could write it into a patch.
+    const script = [
+      `echo ${secret}/.git/objects > .git/objects/info/alternates`,
+      `t=$(printf '100644 blob ${oid}\\tkey.txt\\n' | git mktree --missing)`,
+      "c=$(git commit-tree $t -p HEAD -m steal)",
+      "git update-ref refs/heads/main $c",
+    ].join(" && ");
+    const submitted = await runCli(["task", "submit", script, "--agent", "shell", "--repo", repo, "--commits", "--route", b.deviceId, "--wait", "--json"], ha, 60_000);
+    const task = JSON.parse(submitted.stdout) as { id: string; status: string; error?: string };
+    expect(task.status).toBe("failed");
+    expect(task.error).toContain("the agent's commits could not be read");
+    expect(submitted.stdout + submitted.stderr).not.toContain("the executor's secret");
+  }, 120_000);
+
   it("a task waiting for its executor outlives a SIGKILL of its submitter, which serves the code after its restart; the executor serves the changes after its own", async () => {
     const homes = [tempDir("cc-code-wait-a-"), tempDir("cc-code-wait-b-"), tempDir("cc-code-wait-repo-")];
     cleanups.push(() => homes.forEach((h) => h.remove()));

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { applyResultPatch, writeResultArtifacts } from "../../node/index.js";
+import { applyResultCommits, applyResultPatch, writeResultArtifacts } from "../../node/index.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { gitIn } from "../helpers/git.js";
@@ -120,5 +120,57 @@ describe("applyResultPatch and writeResultArtifacts (coderclaw/node, for embedde
     writeFileSync(join(dir.path, "elsewhere.txt"), "linked");
     symlinkSync(join(dir.path, "elsewhere.txt"), join(out, "a", "link.txt"));
     expect(await writeResultArtifacts(out, [{ path: "a/link.txt", bytes: bytes("linked") }])).toMatch(/link\.txt exists already: /);
+  });
+
+  it("put a task's commits on HEAD all or none: refused as a patch is, replayed apart, moved onto only where the tree's own changes allow", async () => {
+    const { repo, git } = repository();
+    // `git am` commits as the repository's user.
+    git("config", "user.name", "the user");
+    git("config", "user.email", "user@example.com");
+    const head = git("rev-parse", "HEAD").trim();
+    const branch = git("rev-parse", "--abbrev-ref", "HEAD").trim();
+    git("checkout", "-qb", "agent");
+    writeFileSync(join(repo, "lines.txt"), "one\nTWO by the agent\nthree\nfour\nfive\n");
+    git("commit", "-qam", "first");
+    writeFileSync(join(repo, "new.txt"), "new\n");
+    git("add", "new.txt");
+    git("commit", "-qm", "second");
+    const series = Buffer.from(git("format-patch", "--stdout", "--binary", "--full-index", `${head}..agent`));
+    writeFileSync(join(repo, ".env"), "SECRET=1\n");
+    git("add", "-f", ".env");
+    git("commit", "-qm", "plants an ignored file");
+    const ignoredSeries = Buffer.from(git("format-patch", "--stdout", "--binary", "--full-index", "-1"));
+    git("checkout", "-q", branch);
+    git("branch", "-qD", "agent");
+    const worktrees = (): number => git("worktree", "list").trim().split("\n").length;
+
+    const plain = tempDir("cc-result-commits-plain-");
+    cleanups.push(() => plain.remove());
+    expect(await applyResultCommits(plain.path, series)).toMatchObject({ ok: false, why: "does-not-apply", message: expect.stringContaining("is in no git repository") });
+    expect(await applyResultCommits(repo, ignoredSeries)).toMatchObject({ ok: false, why: "unsafe", message: expect.stringContaining('".env"') });
+
+    // The user's uncommitted edit of a line the first commit changes: the series replays, but HEAD cannot move over the edit.
+    writeFileSync(join(repo, "lines.txt"), "one\nTWO by the user\nthree\nfour\nfive\n");
+    expect(await applyResultCommits(repo, series)).toMatchObject({ ok: false, why: "conflicts" });
+    expect(git("rev-parse", "HEAD").trim()).toBe(head);
+    expect(readFileSync(join(repo, "lines.txt"), "utf8")).toBe("one\nTWO by the user\nthree\nfour\nfive\n");
+    git("checkout", "-q", "--", "lines.txt");
+
+    // HEAD moved on under the first commit: the series stops at it, and nothing is left of it.
+    writeFileSync(join(repo, "lines.txt"), "one\nTWO committed meanwhile\nthree\nfour\nfive\n");
+    git("commit", "-qam", "meanwhile");
+    const moved = git("rev-parse", "HEAD").trim();
+    expect(await applyResultCommits(repo, series)).toMatchObject({ ok: false, why: "does-not-apply" });
+    expect(git("rev-parse", "HEAD").trim()).toBe(moved);
+    expect(git("status", "--porcelain")).toBe("");
+    git("reset", "-q", "--hard", head);
+
+    expect(await applyResultCommits(repo, series, { check: true })).toEqual({ ok: true, applied: false, commits: 2 });
+    expect(git("rev-parse", "HEAD").trim()).toBe(head);
+    expect(await applyResultCommits(repo, series)).toEqual({ ok: true, applied: true, commits: 2 });
+    expect(git("log", "--format=%s", `${head}..HEAD`).trim().split("\n")).toEqual(["second", "first"]);
+    expect(readFileSync(join(repo, "new.txt"), "utf8")).toBe("new\n");
+    expect(git("status", "--porcelain")).toBe("");
+    expect(worktrees()).toBe(1);
   });
 });

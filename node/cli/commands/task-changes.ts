@@ -5,18 +5,19 @@ import { z } from "zod";
 import ms from "ms";
 import { CoderClawError, InvalidInputError } from "../../../src/contract/errors.js";
 import { DIGEST_PATTERN } from "../../../src/workspace/manifest.js";
+import { commitsIn } from "../../../src/workspace/agent-repository.js";
 import { parseInput } from "../../../src/contract/parse-input.js";
 import { EXIT } from "../exit-codes.js";
 import { printJson } from "../output.js";
 import { writeResultArtifacts } from "../../workspaces/result-artifacts.js";
-import { applyResultPatch } from "../../workspaces/result-patch.js";
+import { applyResultCommits, applyResultPatch } from "../../workspaces/result-patch.js";
 import { admin, withAdmin } from "./mesh.js";
 import { serverAdapter, type AccessOptions } from "../runtime-access.js";
 import type { HTTPTransportAdapter } from "../../../src/transport/http-adapter.js";
 
-const ResultFileSchema = z.object({ kind: z.enum(["patch", "artifact"]), path: z.string().min(1).max(4096), size: z.number().int().nonnegative(), chunks: z.array(z.string().regex(DIGEST_PATTERN)).max(1_000_000) });
+const ResultFileSchema = z.object({ kind: z.enum(["patch", "commits", "artifact"]), path: z.string().min(1).max(4096), size: z.number().int().nonnegative(), chunks: z.array(z.string().regex(DIGEST_PATTERN)).max(1_000_000) });
 const ChangesSchema = z.object({
-  result: z.object({ patchBytes: z.number(), changed: z.object({ added: z.number(), modified: z.number(), deleted: z.number() }), artifacts: z.array(z.object({ path: z.string(), size: z.number() })) }).loose(),
+  result: z.object({ patchBytes: z.number(), changed: z.object({ added: z.number(), modified: z.number(), deleted: z.number() }), artifacts: z.array(z.object({ path: z.string(), size: z.number() })), commits: z.number().int().nonnegative().optional() }).loose(),
   files: z.array(ResultFileSchema).max(100_000),
 });
 const BlobsSchema = z.object({ blobs: z.array(z.string()).min(1).max(4096) });
@@ -35,19 +36,23 @@ function patchCounts(patch: Buffer): { added: number; modified: number; deleted:
   return { added, deleted, modified: files - added - deleted };
 }
 
-/** The same as {@link changesOf}, read from the node's HTTP API (`--server`): the patch, or the list of artifacts and then each. */
+/** The same as {@link changesOf}, read from the node's HTTP API (`--server`): the patch or the commits, or the list of artifacts and then each. */
 async function changesOverHttp(server: HTTPTransportAdapter, taskId: string, grant: string | undefined, want: WantedChanges): Promise<Awaited<ReturnType<typeof changesOf>>> {
   const id = encodeURIComponent(taskId);
   const query = grant === undefined ? "" : `?grant=${encodeURIComponent(grant)}`;
   const patch = want === "patch" ? await server.fetchBytes(`/tasks/${id}/patch${query}`) : Buffer.alloc(0);
+  const commits = want === "commits" ? await server.fetchBytes(`/tasks/${id}/commits${query}`) : Buffer.alloc(0);
   const { artifacts: listed } = parseInput(ArtifactListSchema, await server.call("GET", `/tasks/${id}/artifacts${query}`));
   const artifacts = [];
   if (want === "artifacts") for (const a of listed) artifacts.push({ path: a.path, bytes: await server.fetchBytes(`/tasks/${id}/artifacts/${a.path.split("/").map(encodeURIComponent).join("/")}${query}`) });
-  return { result: { patchBytes: patch.byteLength, changed: patchCounts(patch), artifacts: listed }, patch, artifacts };
+  return { result: { patchBytes: patch.byteLength, changed: patchCounts(patch), artifacts: listed, ...(want === "commits" && { commits: commitsIn(commits) }) }, patch, commits, artifacts };
 }
 
-/** Which bytes of a result a command reads: the patch (`diff`, `apply`) or the artifacts (`artifacts`). */
-type WantedChanges = "patch" | "artifacts";
+/** Which bytes of a result a command reads: the patch (`diff`, `apply`), the agent's commits (their `--commits`) or the artifacts (`artifacts`). */
+type WantedChanges = "patch" | "commits" | "artifacts";
+
+/** The result file kind each of {@link WantedChanges} reads. */
+const KIND_OF: Readonly<Record<WantedChanges, z.infer<typeof ResultFileSchema>["kind"]>> = { patch: "patch", commits: "commits", artifacts: "artifact" };
 
 /** Where the node looks for a result it does not hold: `--grant` (from `task grant` on the submitter) and `--from` members. */
 interface SourceOptions {
@@ -67,7 +72,7 @@ function withSources(command: Command): Command {
  * fetches it from a member that holds it), or of `--server`: the result's
  * record, and the bytes of the part `want` names (the other comes back empty).
  */
-async function changesOf(cmd: Command, taskId: string, want: WantedChanges, sources: SourceOptions = {}): Promise<{ result: z.infer<typeof ChangesSchema>["result"]; patch: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
+async function changesOf(cmd: Command, taskId: string, want: WantedChanges, sources: SourceOptions = {}): Promise<{ result: z.infer<typeof ChangesSchema>["result"]; patch: Buffer; commits: Buffer; artifacts: Array<{ path: string; bytes: Buffer }> }> {
   const server = serverAdapter(cmd.optsWithGlobals<AccessOptions>());
   if (server !== undefined) {
     if (sources.from !== undefined) throw new InvalidInputError("--from is for the node on this machine, not --server", "--from");
@@ -80,7 +85,7 @@ async function changesOf(cmd: Command, taskId: string, want: WantedChanges, sour
   // The node answers the files, then their bytes some blobs at a time: a line of its control socket is bounded, a result is not.
   return withAdmin(cmd, false, async (call) => {
     const { result, files } = parseInput(ChangesSchema, await call("task.changes", { taskId, ...sources }));
-    const wanted = files.filter((f) => f.kind === (want === "patch" ? "patch" : "artifact"));
+    const wanted = files.filter((f) => f.kind === KIND_OF[want]);
     const digests = wanted.flatMap((f) => f.chunks);
     const blobs: Buffer[] = [];
     while (blobs.length < digests.length) {
@@ -100,8 +105,31 @@ async function changesOf(cmd: Command, taskId: string, want: WantedChanges, sour
       return bytes;
     };
     const read = wanted.map((file) => ({ path: file.path, bytes: bytesOf(file) }));
-    return { result, patch: want === "patch" ? (read[0]?.bytes ?? Buffer.alloc(0)) : Buffer.alloc(0), artifacts: want === "artifacts" ? read : [] };
+    const only = (kind: WantedChanges): Buffer => (want === kind ? (read[0]?.bytes ?? Buffer.alloc(0)) : Buffer.alloc(0));
+    return { result, patch: only("patch"), commits: only("commits"), artifacts: want === "artifacts" ? read : [] };
   });
+}
+
+/** How many commits a task's agent made, in words; `undefined`: it was not submitted with --commits. */
+function commitsSaid(taskId: string, count: number | undefined): string {
+  if (count === undefined) return `task ${taskId} was not submitted with --commits: its agent's work is in its patch (task diff)`;
+  return `task ${taskId}'s agent made ${count} commit(s)`;
+}
+
+/** `task apply --commits`: the agent's commits on top of `target`'s HEAD, or nothing and why; answers the exit code. */
+async function applyCommits(cmd: Command, id: string, target: string, opts: SourceOptions & { check?: boolean; "3way"?: boolean }): Promise<number> {
+  const { result, commits } = await changesOf(cmd, id, "commits", sourcesOf(opts));
+  if (commits.byteLength === 0) {
+    process.stdout.write(`${commitsSaid(id, result.commits)}: nothing to apply\n`);
+    return result.commits === undefined ? EXIT.taskFailed : EXIT.ok;
+  }
+  const outcome = await applyResultCommits(target, commits, { check: opts.check === true, threeWay: opts["3way"] === true });
+  if (!outcome.ok) {
+    process.stderr.write(`coderclaw: task ${id}'s commits ${outcome.why === "unsafe" ? "are refused for" : "do not go onto"} ${target}; nothing was changed:\n${outcome.message}\n`);
+    return EXIT.taskFailed;
+  }
+  process.stdout.write(outcome.applied ? `${outcome.commits} commit(s) of task ${id} are on ${target}'s HEAD\n` : `task ${id}'s ${outcome.commits} commit(s) go onto ${target} cleanly\n`);
+  return EXIT.ok;
 }
 
 /** The source options given, without keys for those absent. */
@@ -155,9 +183,19 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
     .description("print what a task that carried code (--repo) changed, as a git patch")
     .argument("<id>", "task id, or a unique prefix of one")
     .option("--stat", "only how many files were added, modified and deleted")
+    .option("--commits", "the commits its agent made instead (submitted with --commits), as an mbox for `git am`")
     .option("--json", "print JSON")
-    .action(async (idArg: string, opts: SourceOptions & { stat?: boolean; json?: boolean }, cmd: Command) => {
-      const { result, patch } = await changesOf(cmd, await resolveId(cmd, idArg), "patch", sourcesOf(opts));
+    .action(async (idArg: string, opts: SourceOptions & { stat?: boolean; json?: boolean; commits?: boolean }, cmd: Command) => {
+      const id = await resolveId(cmd, idArg);
+      if (opts.commits === true) {
+        const { result, commits } = await changesOf(cmd, id, "commits", sourcesOf(opts));
+        if (opts.json) printJson({ commits: result.commits ?? 0, series: commits.toString("utf8") });
+        else if (opts.stat || commits.byteLength === 0) process.stdout.write(`${commitsSaid(id, result.commits)} (${commits.byteLength} bytes)\n`);
+        else process.stdout.write(commits);
+        setExit(EXIT.ok);
+        return;
+      }
+      const { result, patch } = await changesOf(cmd, id, "patch", sourcesOf(opts));
       if (opts.json) printJson({ ...result, patch: patch.toString("utf8") });
       else if (opts.stat || patch.byteLength === 0) process.stdout.write(`${result.changed.added} added, ${result.changed.modified} modified, ${result.changed.deleted} deleted (${patch.byteLength} bytes of patch)\n`);
       else process.stdout.write(patch);
@@ -170,8 +208,13 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
     .option("--repo <path>", "the tree to apply to, as the task was submitted with --repo (default: the current directory)")
     .option("--check", "only say whether it applies cleanly")
     .option("--3way", "fall back to a three-way merge where the tree has moved on (git repositories)")
-    .action(async (idArg: string, opts: SourceOptions & { repo?: string; check?: boolean; "3way"?: boolean }, cmd: Command) => {
+    .option("--commits", "make the commits its agent made (submitted with --commits) commits of this repository, on top of its HEAD")
+    .action(async (idArg: string, opts: SourceOptions & { repo?: string; check?: boolean; "3way"?: boolean; commits?: boolean }, cmd: Command) => {
       const id = await resolveId(cmd, idArg);
+      if (opts.commits === true) {
+        setExit(await applyCommits(cmd, id, resolve(opts.repo ?? process.cwd()), opts));
+        return;
+      }
       const { patch } = await changesOf(cmd, id, "patch", sourcesOf(opts));
       if (patch.byteLength === 0) {
         process.stdout.write(`task ${id} changed nothing\n`);

@@ -136,6 +136,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
     .option("--no-wait-for-peer", "refuse at once when no member can start it now, instead of waiting for one")
     .option("--repo [path]", "send a snapshot of this directory (default: the current one) with the task; the executor works on its own copy, and `task diff` / `task apply` bring the changes back")
     .option("--artifacts <glob>", "with --repo: files to bring back with the result (repeatable)", (v: string, prev: string[] = []) => [...prev, v])
+    .option("--commits", "with --repo: make the workspace a git repository whose HEAD is the snapshot; the agent's commits come back (task diff|apply --commits)")
     .option("--json", "print JSON")
     .action(async (inputArg: string, opts: SubmitFlags & { agent?: string; description?: string; session?: string; wait?: boolean; json?: boolean; cancelOnInterrupt?: boolean; model?: string; timeout?: string; metadata: Record<string, string> }, cmd: Command) => {
       const input = inputArg === "-" ? await readStdin(DEFAULT_MAX_INPUT_BYTES) : inputArg;
