@@ -21,7 +21,9 @@ const SERIES_TIMEOUT_MS = 120_000;
  */
 export async function initAgentRepository(workTree: string, tree: string): Promise<string> {
   const repo = { workTree, gitDir: join(workTree, ".git") };
-  await git(repo, ["init", "-q", "-b", "main"]);
+  await git(repo, ["init", "-q"]);
+  // Not `init -b`, which git before 2.28 lacks.
+  await git(repo, ["symbolic-ref", "HEAD", "refs/heads/main"]);
   // The sandbox hides every global config: without a name of its own the agent's `git commit` would refuse.
   await git(repo, ["config", "user.name", "coderclaw agent"]);
   await git(repo, ["config", "user.email", "agent@coderclaw.invalid"]);
