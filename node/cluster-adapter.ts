@@ -1,6 +1,7 @@
 import { describeAgent } from "../src/agents/builtin.js";
 import { WORKSPACE_KEY, type WorkspaceSpec } from "../src/workspace/task-spec.js";
 import { ATTEMPT_OF } from "./scheduling/attempt-metadata.js";
+import { EXECUTOR_GRANT_KEY } from "./workspaces/executor-grant.js";
 import type { AgentRegistry } from "../src/agents/executor.js";
 import { CoderClawError, InvalidInputError } from "../src/contract/errors.js";
 import { parseSubmitOptions } from "../src/contract/submit-options.js";
@@ -82,6 +83,12 @@ export class ClusterTransportAdapter implements TransportAdapter {
     const parsedOptions = parseSubmitOptions(options);
     if (parsedOptions.route === undefined && this.parts.defaultRoute !== undefined) parsedOptions.route = this.parts.defaultRoute;
     const { repo, artifacts, commits, ...placement } = parsedOptions;
+    // The code a task carries is this node's to name, from `repo`: a tree id is no secret (task documents replicate), and a
+    // caller naming one would have this node grant its executor a tree it holds for someone else (another user's
+    // submission, a result, a tree fetched for a member), or make a workspace of it here.
+    for (const key of [WORKSPACE_KEY, EXECUTOR_GRANT_KEY]) {
+      if (parsed.metadata?.[key] !== undefined) throw new InvalidInputError(`metadata.${key} is set by the node: submit with repo to send code with a task`, `metadata.${key}`);
+    }
     if (repo !== undefined) {
       if (this.parts.workspaces === undefined) throw new InvalidInputError("this node does not send code with tasks", "repo");
       // The snapshot's tree id goes into the request, which the attempt signs: the executor fetches exactly that tree.

@@ -120,9 +120,10 @@ describe("a task's trees fetched from any member that holds them, by a grant its
     // F names A's tree (its id replicated with the task) in a submission of its own to B, which holds that tree already:
     // B asks F for it, F cannot serve it, and the task fails before any agent sees the tree. F does not become a submitter
     // of the tree on B either: a grant F signs for itself is refused and audited.
-    const named = await f.adapter.submitTask({ description: "report", input: "", agentId: "report", metadata: { workspace: { tree: spec.tree, bytes: spec.bytes, files: spec.files } } }, { route: b.peerId });
-    for await (const _ of f.adapter.streamTaskUpdates(named.id));
-    const namedState = (await f.adapter.getTaskState(named.id))!;
+    // (F's own node refuses a caller naming a tree: F sends the request itself.)
+    const named = await f.client.submit(b.peerId, { description: "report", input: "", agentId: "report", metadata: { workspace: { tree: spec.tree, bytes: spec.bytes, files: spec.files } } });
+    await eventually(async () => ["completed", "failed"].includes((await f.client.get(b.peerId, named.id))?.status ?? ""), 30_000, "F's task ended");
+    const namedState = (await f.client.get(b.peerId, named.id))!;
     expect(namedState.status).toBe("failed");
     expect(namedState.error).toContain(`tree ${spec.tree}: no member gave it`);
     const selfGranted = f.workspaces.grant(spec.tree, f.peerId, Date.now() + HOUR);

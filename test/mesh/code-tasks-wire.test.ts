@@ -99,14 +99,17 @@ describe("code sent with tasks, on the wire", () => {
     const spec = (await a.adapter.getTaskState(second.id))!.metadata!.workspace as { tree: string; bytes: number; files: number };
     await expect(c.blobs.client.fetchTree(a.peerId, spec.tree)).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
 
-    // A request whose signed size does not match its tree fails before any agent runs, naming the field; nothing is left behind.
-    const lying = await a.adapter.submitTask({ description: "lies", input: "", agentId: "report", metadata: { workspace: { ...spec, bytes: spec.bytes + 1 } } });
-    const refused = await completed(a, lying.id);
-    expect(refused.status).toBe("failed");
-    expect(refused.error).toMatch(/metadata\.workspace/);
+    // The code a task carries is the node's to name, from `repo`: a caller (over HTTP, the control socket or embedding code)
+    // naming a tree A holds, its own submission's here, would have A grant it to the executor, which makes a workspace of it.
+    for (const key of ["workspace", "workspaceGrant"]) {
+      await expect(a.adapter.submitTask({ description: "names a tree", input: "", agentId: "report", metadata: { [key]: spec } })).rejects.toMatchObject({ code: "INVALID_INPUT", field: `metadata.${key}` });
+    }
+    // Sent straight to B by a member, a request whose signed size does not match its tree fails before any agent runs,
+    // naming the field; nothing is left behind.
+    const lying = await a.client.submit(b.peerId, { description: "lies", input: "", agentId: "report", metadata: { workspace: { ...spec, bytes: spec.bytes + 1 } } });
+    await eventually(async () => (await a.client.get(b.peerId, lying.id))?.status === "failed", 10_000, "the lying task failed");
+    expect((await a.client.get(b.peerId, lying.id))?.error).toMatch(/metadata\.workspace/);
     const bogus = { description: "bad", input: "", agentId: "report", metadata: { workspace: { tree: "../../etc", bytes: 1, files: 1 } } };
-    await expect(a.adapter.submitTask(bogus)).rejects.toMatchObject({ code: "INVALID_INPUT", field: "metadata.workspace.tree" });
-    // Sent straight to B by a member, it is refused there too, before anything is stored.
     await expect(a.client.submit(b.peerId, bogus, undefined, { follow: true })).rejects.toMatchObject({ code: "INVALID_INPUT", field: "metadata.workspace.tree" });
     expect(readdirSync(join(mesh.homes[1]!, "workspaces", "tasks"))).toEqual([]);
   }, 60_000);
