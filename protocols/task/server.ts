@@ -3,6 +3,7 @@ import { CoderClawError } from "../../src/contract/errors.js";
 import { parseInput } from "../../src/contract/parse-input.js";
 import type { TaskEvent, TaskState, TaskStatus, TaskSubmitRequest } from "../../src/contract/types.js";
 import { isTerminalEvent } from "../../src/engine/state-machine.js";
+import { FENCE_AFTER_MS } from "../../src/engine/task-recovery.js";
 import { errorToWire } from "../../src/transport/error-wire.js";
 import { coalesce } from "../../src/util/coalesce.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
@@ -187,7 +188,12 @@ export function createTaskExecutor(options: TaskExecutorOptions): TaskExecutor {
       const request: TaskSubmitRequest = { ...envelope.request };
       const agent = request.agentId === undefined ? undefined : options.agents.get(request.agentId);
       // The submitter re-routes on a dead executor only when the agent said a retry is safe.
-      request.metadata = { ...(request.metadata ?? {}), requester: peer, retryable: agent?.retryable ?? false, ...(envelope.key !== undefined && { idempotencyKey: envelope.key }) };
+      const retryable = agent?.retryable ?? false;
+      const metadata: Record<string, unknown> = { ...(request.metadata ?? {}), requester: peer, retryable, ...(envelope.key !== undefined && { idempotencyKey: envelope.key }) };
+      // Kept with the task so that recovery after a restart, which has lost the fence, does not run it again.
+      if (retryable && envelope.fenceAfterMs !== undefined) metadata[FENCE_AFTER_MS] = envelope.fenceAfterMs;
+      else delete metadata[FENCE_AFTER_MS];
+      request.metadata = metadata;
       if (envelope.key === undefined) return engine.submit(request, { submittedBy: peer, ...(recorded !== undefined && { admitted: recorded }) });
       // Taken before the task is stored (the engine counts it only once queued): a burst must not all see one slot free.
       if (engine.freeSlots() - promised <= 0) throw new CoderClawError("BUSY", `no free slot: ${engine.slots} of ${engine.slots} in use`);

@@ -26,7 +26,7 @@ import { TaskPersistence } from "./task-persistence.js";
 import { matchesPage, PAGE_SCAN, PAGE_SCAN_BATCH } from "./task-page.js";
 import { approvedMark, askedMark, openGateIn, type ApprovalPolicy, type ApprovalVerdict, type OpenGate } from "./approval-gate.js";
 import { takeIn, takeInForPlacement, type IntakeSettings } from "./task-intake.js";
-import { ownUnfinishedTasks } from "./task-recovery.js";
+import { lostFence, ownUnfinishedTasks } from "./task-recovery.js";
 import type { TaskRepository } from "./task-repository.js";
 
 /** History bytes past the output limit, for the marker of an agent that keeps to the limit itself. */
@@ -681,6 +681,12 @@ export class TaskEngine {
       if (placement !== undefined && (placement.runsOn === undefined || placement.runsOn !== this.options.executorId)) {
         // Placed elsewhere (or still waiting): its dispatcher takes it up again.
         task.delegated = true;
+        continue;
+      }
+      const superseded = lostFence(record);
+      if (superseded !== undefined) {
+        if (record.state.status === "pending") this.transition(task, "planning", "stopping");
+        this.fail(task, superseded);
         continue;
       }
       switch (record.state.status) {

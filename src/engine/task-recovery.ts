@@ -21,3 +21,23 @@ export async function* ownUnfinishedTasks(repository: TaskRepository, executorId
     yield record;
   }
 }
+
+/**
+ * Metadata key under which an executor records the `fenceAfterMs` a submitter
+ * fenced a retryable task with. The fence itself (its timer, the submitter's
+ * acknowledgements) lives in memory and dies with the process.
+ */
+export const FENCE_AFTER_MS = "fenceAfterMs";
+
+/**
+ * Why a recovered task must not run again here, or undefined. A fenced task's
+ * submitter re-places it elsewhere once it heard nothing for its fence, which a
+ * restart may well have outlasted, and no acknowledgement before the restart
+ * says otherwise: started or resumed here now, it could run and finish twice.
+ * Failed as superseded, its submitter places it again itself.
+ */
+export function lostFence(record: TaskRecord): string | undefined {
+  const metadata = record.state.metadata;
+  if (metadata?.retryable !== true || typeof metadata[FENCE_AFTER_MS] !== "number") return undefined;
+  return `superseded: lease lost (this node restarted; ${String(metadata.requester ?? record.state.submittedBy ?? "its submitter")} re-places the task after ${metadata[FENCE_AFTER_MS]} ms)`;
+}
