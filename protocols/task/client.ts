@@ -97,7 +97,7 @@ export class TaskRequester {
       timeoutMs: this.#timeoutMs,
       onUnsolicited: (m, channel) => {
         if (m.t !== "lease") return;
-        this.#leases.renewAll(m);
+        this.#leases.renewAll(m, channel.peer);
         // The executor fences what it cannot get acknowledged: say at once that this round arrived.
         void channel.send({ t: "leased", round: m.round }).catch(() => undefined);
       },
@@ -147,7 +147,7 @@ export class TaskRequester {
     if (!follow) {
       const answer = await answerTo(requests.open(send, { timeoutMs }));
       if (answer?.t !== "state" || answer.state === null) throw new CoderClawError("PROTOCOL", `unexpected answer ${answer?.t ?? "(none)"} to submit`);
-      return this.#accepted(stateFromWire(answer.state));
+      return this.#accepted(stateFromWire(answer.state), peer);
     }
     const followed: Partial<Followed> & { unclaimed: number } = { peer, requests, unclaimed: 0 };
     const exchange = requests.open(send, { stream: true, timeoutMs, onMessage: (m) => this.#hold(followed as Followed, m) });
@@ -158,7 +158,7 @@ export class TaskRequester {
       throw new CoderClawError("PROTOCOL", `unexpected answer ${answer?.t ?? "(none)"} to a followed submit`);
     }
     followed.accepted = answer;
-    const task = this.#accepted(stateFromWire(answer.state));
+    const task = this.#accepted(stateFromWire(answer.state), peer);
     this.#unclaimed.set(task.id, followed as Followed);
     if (this.#unclaimed.size > MAX_UNCLAIMED_TASKS) this.#release(this.#unclaimed.keys().next().value!);
     return task;
@@ -189,6 +189,7 @@ export class TaskRequester {
    */
   async *subscribe(peer: string, taskId: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<TaskEvent> {
     const requests = await this.#channel(peer);
+    this.#leases.executes(taskId, peer);
     const followed = this.#claim(peer, taskId, requests);
     const exchange =
       followed?.exchange ?? requests.open((rid) => requests.channel.send({ t: "sub", rid, taskId, after: afterSeq }), { stream: true, ...(signal !== undefined && { signal }) });
@@ -289,7 +290,8 @@ export class TaskRequester {
     }
   }
 
-  #accepted(state: TaskState): TaskState {
+  #accepted(state: TaskState, peer: string): TaskState {
+    this.#leases.executes(state.id, peer);
     this.#leases.renew(state.id, state.status);
     return state;
   }

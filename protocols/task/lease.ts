@@ -37,20 +37,34 @@ export class LeaseBook {
    * moments, not for thousands of task ends.
    */
   readonly #ended = new Set<string>();
+  /**
+   * The executor of each task this side submitted or follows: a lease round
+   * arrives unsolicited on any member's channel, and only the executor's own
+   * counts. Another member's round would otherwise keep a dead executor's task
+   * alive, so it is never placed again, or end it, so it is placed again while
+   * its executor still runs it.
+   */
+  readonly #executors = new Map<string, string>();
+
+  /** `peer` executes `taskId`: its lease rounds renew the task's lease from now on. */
+  executes(taskId: string, peer: string): void {
+    if (!this.#ended.has(taskId)) this.#executors.set(taskId, peer);
+  }
 
   /** The executor vouched for `taskId` now. An ended task needs no lease, and keeping one per task ever submitted would grow without bound. */
   renew(taskId: string, status: TaskStatus): void {
     if (isTerminal(status)) {
       this.#leases.delete(taskId);
+      this.#executors.delete(taskId);
       this.#ended.delete(taskId);
       this.#ended.add(taskId);
       if (this.#ended.size > ENDED_REMEMBERED) this.#ended.delete(this.#ended.values().next().value as string);
     } else if (!this.#ended.has(taskId)) this.#leases.set(taskId, { at: Date.now(), status });
   }
 
-  /** Record every renewal a `lease` message carries. */
-  renewAll(message: Extract<TaskMessage, { t: "lease" }>): void {
-    for (const t of message.tasks) this.renew(t.id, t.status);
+  /** Record the renewals a `lease` message from `peer` carries of the tasks `peer` executes. */
+  renewAll(message: Extract<TaskMessage, { t: "lease" }>, peer: string): void {
+    for (const t of message.tasks) if (this.#executors.get(t.id) === peer) this.renew(t.id, t.status);
   }
 
   /** The last renewal of `taskId`; undefined if never, or once the task has ended. */

@@ -1,4 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { handleFramed } from "../../protocols/framing/pool.js";
+import { createTaskCodec, TASK_PROTOCOL, type TaskMessage } from "../../protocols/task/messages.js";
+import { presumedLost } from "../../protocols/task/lease.js";
 import type { AgentExecutor } from "../../src/agents/executor.js";
 import type { TaskUpdateEvent } from "../../src/contract/types.js";
 import type { CoderClawNode } from "../../node/index.js";
@@ -95,5 +98,39 @@ describe("executor leases", () => {
     expect((await a.adapter.getTaskState(once.id))?.output).toBe("finished by slow-once");
     // One task, one outcome, wherever it is read.
     await eventually(async () => (await c.adapter.getTaskState(once.id))?.status === "completed", 30_000, "C agrees");
+  }, 60_000);
+
+  it("a member's lease rounds count only for the tasks it executes: it can neither end another executor's task nor keep a dead one's alive", async () => {
+    const mesh = await startNodes(3, (i) => ({ agents: i === 1 ? [slowAgent("slow", true)] : [] }));
+    stop = mesh.stop;
+    const [a, b, m] = mesh.nodes as [CoderClawNode, CoderClawNode, CoderClawNode];
+    await formMesh(mesh.nodes);
+    const ended = await a.client.submit(b.peerId, { description: "ended by M?", input: "x", agentId: "slow" });
+    const kept = await a.client.submit(b.peerId, { description: "kept by M?", input: "x", agentId: "slow" });
+    expect(a.client.leaseOf(ended.id)?.status).toBe("running");
+
+    // M runs modified code: its task server answers every request and, unasked, sends lease rounds naming B's tasks.
+    await m.libp2p.unhandle(TASK_PROTOCOL);
+    const forged: Array<Promise<void>> = [];
+    await handleFramed<TaskMessage>(m.libp2p, TASK_PROTOCOL, {
+      codec: createTaskCodec(),
+      accept: () => true,
+      onChannel: (channel) => {
+        void channel.send({ t: "lease", round: 1, tasks: [{ id: ended.id, status: "completed" }] });
+        const timer = setInterval(() => void channel.send({ t: "lease", round: 2, tasks: [{ id: kept.id, status: "running" }] }).catch(() => undefined), 100);
+        forged.push(
+          (async () => {
+            for await (const message of channel) if (message.t === "get") await channel.send({ t: "state", rid: message.rid, state: null });
+          })().finally(() => clearInterval(timer)),
+        );
+      },
+    });
+    expect(await a.client.get(m.peerId, ended.id)).toBeNull();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a.client.leaseOf(ended.id)?.status, "B's task is still leased by B").toBe("running");
+
+    // B dies: nothing M says keeps its task from being presumed lost once the lease runs out.
+    await b.stop();
+    await eventually(() => presumedLost(a.client.leaseOf(kept.id), 0, 1500), 5_000, "B's task presumed lost");
   }, 60_000);
 });

@@ -11,7 +11,19 @@ describe("LeaseBook", () => {
     book.renew("t1", "running");
     expect(book.of("t1")?.status).toBe("running");
     book.renew("t1", "completed");
-    book.renewAll(round([{ id: "t1", status: "running" }]));
+    book.renewAll(round([{ id: "t1", status: "running" }]), "executor");
+    expect(book.of("t1")).toBeUndefined();
+  });
+
+  it("takes a task's renewals and its end only from the member that executes it", () => {
+    const book = new LeaseBook();
+    book.executes("t1", "executor");
+    book.renew("t1", "running");
+    const first = book.of("t1")!;
+    book.renewAll(round([{ id: "t1", status: "completed" }, { id: "t2", status: "running" }]), "other");
+    expect(book.of("t1")).toBe(first);
+    expect(book.of("t2")).toBeUndefined();
+    book.renewAll(round([{ id: "t1", status: "completed" }]), "executor");
     expect(book.of("t1")).toBeUndefined();
   });
 
