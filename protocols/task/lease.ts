@@ -1,5 +1,6 @@
 import type { TaskStatus } from "../../src/contract/types.js";
 import { isTerminal } from "../../src/engine/state-machine.js";
+import { isTaskIdOf } from "../../src/engine/task-id.js";
 import type { TaskMessage } from "./messages.js";
 
 /**
@@ -46,9 +47,15 @@ export class LeaseBook {
    */
   readonly #executors = new Map<string, string>();
 
-  /** `peer` executes `taskId`: its lease rounds renew the task's lease from now on. */
+  /**
+   * `peer` executes `taskId`: its lease rounds renew the task's lease from now
+   * on. A task id names its executor, so a member answering a submission with
+   * the id of another's task does not take that task's lease over.
+   */
   executes(taskId: string, peer: string): void {
-    if (!this.#ended.has(taskId)) this.#executors.set(taskId, peer);
+    if (this.#ended.has(taskId)) return;
+    const known = this.#executors.get(taskId);
+    if (known === undefined || known === peer || (isTaskIdOf(taskId, peer) && !isTaskIdOf(taskId, known))) this.#executors.set(taskId, peer);
   }
 
   /** The executor vouched for `taskId` now. An ended task needs no lease, and keeping one per task ever submitted would grow without bound. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { ENDED_REMEMBERED, LeaseBook } from "../../../protocols/task/lease.js";
+import { newTaskId } from "../../../src/engine/task-id.js";
 import type { TaskStatus } from "../../../src/contract/types.js";
 
 const round = (tasks: { id: string; status: TaskStatus }[]) => ({ t: "lease" as const, round: 1, tasks });
@@ -25,6 +26,20 @@ describe("LeaseBook", () => {
     expect(book.of("t2")).toBeUndefined();
     book.renewAll(round([{ id: "t1", status: "completed" }]), "executor");
     expect(book.of("t1")).toBeUndefined();
+  });
+
+  it("keeps a task with its executor when another member answers a submission with that task's id", () => {
+    const [executor, other] = ["12D3KooWDLowZGTKvNesreXdpv7krsbJRDNtm7qF7yYEZAcZ8t1S", "12D3KooWJFVtvWAppAZicmUpWSiNiRwKHiCm1SwGEUahVUFLDRCJ"];
+    const id = newTaskId(Date.now(), executor);
+    for (const order of [[executor, other], [other, executor]]) {
+      const book = new LeaseBook();
+      for (const peer of order) book.executes(id, peer);
+      book.renew(id, "running");
+      book.renewAll(round([{ id, status: "completed" }]), other);
+      expect(book.of(id)?.status).toBe("running");
+      book.renewAll(round([{ id, status: "completed" }]), executor);
+      expect(book.of(id)).toBeUndefined();
+    }
   });
 
   it("holds a lease for every task it has not seen end, whatever the order of rounds and ends", () => {
