@@ -108,10 +108,12 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
   const runs = new Map<string, WorkflowRun>();
   let stopped = false;
   const mine = (record: WorkflowRecord): boolean => record.coordinator === undefined || record.coordinator === options.coordinator?.id;
+  // A step's task is written by this node, which names itself its executor; a member's replicated task names that member.
+  const ours = (task: TaskState): boolean => options.coordinator === undefined || task.executorId === undefined || task.executorId === options.coordinator.id;
 
   /** Drive `record`: a new workflow starts its first steps; one `taken up` after a restart first finds what was under way. */
   const drive = (record: WorkflowRecord, takenUp: boolean, created?: Promise<void>): WorkflowRun => {
-    const run = new WorkflowRun(record, { runtime, store, now, onError: (e) => options.onError?.(record.id, e), onApproval: (e) => options.onApproval?.(e), onEnd: () => runs.delete(record.id) }, created);
+    const run = new WorkflowRun(record, { runtime, store, now, onError: (e) => options.onError?.(record.id, e), onApproval: (e) => options.onApproval?.(e), onEnd: () => runs.delete(record.id), ours }, created);
     runs.set(record.id, run);
     if (takenUp) run.recover();
     else run.pump();
@@ -196,6 +198,8 @@ interface RunDeps {
   onError: (error: Error) => void;
   onApproval: (event: ApprovalEvent) => void;
   onEnd: () => void;
+  /** Whether a listed task is one this coordinator's node submitted: the session and keys of others' tasks are theirs to choose. */
+  ours: (task: TaskState) => boolean;
 }
 
 /** Changes not yet handed to the store: the head's newest values, each step's newest record, and who waits for them. */
@@ -271,7 +275,7 @@ class WorkflowRun {
   recover(): void {
     void (async () => {
       const tasks = await this.#deps.runtime.listTasks({ sessionId: workflowSession(this.#record.id), limit: 10_000 });
-      for (const t of tasks) if (typeof t.metadata?.idempotencyKey === "string") this.#submitted.set(t.metadata.idempotencyKey, t.id);
+      for (const t of tasks) if (this.#deps.ours(t) && typeof t.metadata?.idempotencyKey === "string") this.#submitted.set(t.metadata.idempotencyKey, t.id);
       for (const [id, r] of Object.entries(this.#record.steps)) {
         const attempt = r.attempts[r.attempts.length - 1];
         if (r.status === "running" && attempt !== undefined && attempt.outcome === undefined) this.#follow(this.#steps.get(id)!, attempt, true);
@@ -478,7 +482,7 @@ class WorkflowRun {
   async #submit(step: WorkflowStep, attempt: StepAttempt, recovering: boolean): Promise<string> {
     const session = workflowSession(this.#record.id);
     let task: TaskState | undefined;
-    if (recovering) task = (await this.#deps.runtime.listTasks({ sessionId: session })).find((t) => t.metadata?.idempotencyKey === attempt.key);
+    if (recovering) task = (await this.#deps.runtime.listTasks({ sessionId: session })).find((t) => this.#deps.ours(t) && t.metadata?.idempotencyKey === attempt.key);
     if (task === undefined) {
       const outputs = new Map<string, string>();
       for (const id of step.input.stepRefs) {

@@ -1,14 +1,16 @@
 import * as A from "@automerge/automerge";
 import { afterEach, describe, expect, it } from "vitest";
-import type { CoderClawNode } from "../../node/create-node.js";
+import { createNode, type CoderClawNode, type NodeOptions } from "../../node/create-node.js";
 import { actorIdOf } from "../../node/device-actor.js";
 import { signedPatch } from "../../node/sync/index.js";
 import { encodeFrame } from "../../protocols/framing/index.js";
 import { createSyncCodec, signHeads, SYNC_PROTOCOL } from "../../protocols/sync/index.js";
+import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import type { AgentExecutor } from "../../src/agents/executor.js";
 import { newTaskId } from "../../src/engine/task-id.js";
-import { checkWorkflow, documentWorkflowStore, newWorkflowRecord, WORKFLOW_PREFIX } from "../../src/workflows/index.js";
+import { checkWorkflow, documentWorkflowStore, newWorkflowRecord, WORKFLOW_PREFIX, workflowSession } from "../../src/workflows/index.js";
 import { eventually, formMesh, openRawStream, startNodes } from "../helpers/mesh.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const work: AgentExecutor = {
   info: { id: "work", name: "work", description: "", capabilities: [] },
@@ -82,5 +84,39 @@ describe("workflow documents replicate from their coordinator", () => {
     await eventually(async () => (await victim.security.current.getAuditLog({ action: "sync.refused", result: "denied" })).filter((e) => e.body.userId === forger.peerId).length >= 2, 15_000, "both refusals audited on the victim");
     expect(await victim.workflows.get(ownersId)).toBeUndefined();
     expect(await victim.workflows.get(claimed)).toBeUndefined();
+  }, 60_000);
+
+  it("a restarted coordinator takes up only its own tasks: a member's task carrying a step's key and the workflow's session is not taken as that step's", async () => {
+    const dirs = [tempDir("cc-wfr-f-"), tempDir("cc-wfr-m-")];
+    cleanups.push(async () => dirs.forEach((d) => d.remove()));
+    const options = (dataDir: string): NodeOptions => ({ dataDir, mdns: false, agents: createBuiltinRegistry([]), leaseIntervalMs: 200, leaseTimeoutMs: 1500, inboundConnectionThreshold: 100 });
+    let f = await createNode(options(dirs[0]!.path));
+    const m = await createNode(options(dirs[1]!.path));
+    cleanups.push(() => m.stop(), () => f.stop());
+    await formMesh([f, m], "verified");
+    const flow = checkWorkflow({
+      name: "two steps",
+      steps: [
+        { id: "wait", agent: "echo", input: "w ${input}", approval: "required" },
+        { id: "use", agent: "echo", input: "used ${steps.wait.output}", dependsOn: ["wait"] },
+      ],
+    });
+    const { id } = await f.workflows.startChecked(flow, "v1");
+    // M runs a task of its own in the workflow's session, under the key the coordinator's next step will have.
+    const forged = await m.adapter.submitTask({ description: "forged", input: "FORGED", agentId: "echo", sessionId: workflowSession(id), metadata: { idempotencyKey: `${id}/use/1` } }, { route: "local" });
+    await eventually(async () => (await f.core.engine.getTask(forged.id))?.status === "completed", 15_000, "M's task replicated to the coordinator");
+
+    await f.stop();
+    f = await createNode(options(dirs[0]!.path));
+    await f.dial(m.multiaddrs()[0]!);
+    await eventually(async () => (await f.workflows.get(id))?.steps.wait?.approval !== undefined, 15_000, "the step awaiting approval");
+    const request = (await f.workflows.get(id))!.steps.wait!.approval!.id;
+    await f.approvals.decide(`${id}/wait/${request}`, true, "ok");
+    await eventually(async () => (await f.workflows.get(id))?.status !== "running", 15_000, "the workflow ended");
+    const done = (await f.workflows.get(id))!;
+    expect(done.steps.use!.attempts[0]!.taskId).not.toBe(forged.id);
+    expect(done.steps.use!.output).toBe("used w v1");
+    // What a restart after a crash between a try's submission and its record finds its task by.
+    for (const step of Object.values(done.steps)) expect((await f.core.engine.getTask(step.attempts[0]!.taskId!))?.executorId).toBe(f.peerId);
   }, 60_000);
 });
