@@ -456,8 +456,9 @@ class WorkflowRun {
         if (!recovering) this.#note(step.id);
         const taskId = attempt.taskId ?? (await this.#submit(step, attempt, recovering));
         if (signal.aborted) {
-          // Taken while the run was abandoned: cancelled here, as abandon could not know it (a second cancel is refused harmlessly).
-          if (this.#abandoned) await this.#deps.runtime.cancelTask(taskId).catch(() => false);
+          // Taken while the run was abandoned or ended (cancelled, failed): cancelled here, as neither could know it (a second
+          // cancel is refused harmlessly). A stop leaves it running, as it does every step's task.
+          if (this.#abandoned || this.#record.status !== "running") await this.#deps.runtime.cancelTask(taskId).catch(() => false);
           return;
         }
         ended = await this.#outcome(step, attempt, taskId, signal);

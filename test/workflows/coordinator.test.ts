@@ -224,6 +224,33 @@ describe("the workflow coordinator over a local runtime", () => {
     expect(await c.cancel(id)).toBe(false);
   });
 
+  it("a workflow cancelled while a step's task is being placed cancels that task once the runtime took it", async () => {
+    const { runtime, coordinator } = await setup();
+    let release: () => void = () => undefined;
+    let placing = false;
+    // Placement that takes a while, as a route to a remote member does: the task exists only once it answers.
+    const slowPlacement: WorkflowRuntime = {
+      submitTask: async (request, options) => {
+        placing = true;
+        await new Promise<void>((resolve) => (release = resolve));
+        return runtime.submitTask(request, options);
+      },
+      getTaskState: (taskId) => runtime.getTaskState(taskId),
+      streamTaskUpdates: (taskId, o) => runtime.streamTaskUpdates(taskId, o),
+      cancelTask: (taskId) => runtime.cancelTask(taskId),
+      listTasks: (filter) => runtime.listTasks(filter),
+    };
+    const c = coordinator(slowPlacement);
+    const { id } = await c.start(checkWorkflow({ name: "placing", steps: [s("long", { agent: "slow" })] }));
+    await eventually(() => placing, 10_000, "the step being placed");
+    expect(await c.cancel(id)).toBe(true);
+    expect((await c.wait(id)).status).toBe("cancelled");
+    release();
+    const session = () => runtime.listTasks({ sessionId: workflowSession(id) });
+    await eventually(async () => (await session()).length === 1, 10_000, "the task placed");
+    await eventually(async () => (await session())[0]!.status === "cancelled", 10_000, "the placed task of a cancelled workflow cancelled");
+  });
+
   it("answers a completed workflow's wait before its end is durable, from memory meanwhile; a crash then loses nothing: a new coordinator completes it, each step once", async () => {
     const { core, runtime, coordinator } = await setup();
     const CHAIN = checkWorkflow({ name: "chain", steps: Array.from({ length: 6 }, (_, i): StepDraft => ({ id: `s${i}`, agent: "tick", input: `s${i}`, ...(i > 0 && { dependsOn: [`s${i - 1}`] }) })) });
