@@ -85,6 +85,13 @@ export function workflowSession(workflowId: string): string {
 const TERMINAL_TASK = new Set(["completed", "failed", "cancelled"]);
 
 /**
+ * A try's submission answered with one of these was refused for what it is (its input, an agent no one has, a
+ * permission not held): submitted again it would be refused again, so the try fails with the reason, where any
+ * other trouble is the coordinator's own and the try is taken up again.
+ */
+const REFUSALS = new Set<string>(["INVALID_INPUT", "UNKNOWN_AGENT", "PERMISSION_DENIED", "UNAUTHENTICATED"]);
+
+/**
  * A workflow's progress is written once its steps have been quiet this long
  * (see WorkflowRun's #write), ms: a fast chain of steps costs one write, not
  * one or two per step.
@@ -464,7 +471,7 @@ class WorkflowRun {
         ended = await this.#outcome(step, attempt, taskId, signal);
       } catch (err) {
         if (signal.aborted || this.#stopped) return;
-        if (!(err instanceof CoderClawError) || err.code !== "INVALID_INPUT") {
+        if (!(err instanceof CoderClawError) || !REFUSALS.has(err.code)) {
           // The coordinator's own trouble (storage, the runtime unreachable): the try is taken up again from its record.
           this.#deps.onError(err as Error);
           this.#active.delete(step.id);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
+import { CoderClawError } from "../../src/contract/errors.js";
 import type { AgentExecutor } from "../../src/agents/executor.js";
 import { openLocalCore, type LocalCore } from "../../src/runtime/local-core.js";
 import { LocalTransportAdapter } from "../../src/transport/local-adapter.js";
@@ -82,6 +83,17 @@ async function setup(): Promise<{ core: LocalCore; runtime: CoderClawRuntime; co
       coordinators.push(c);
       return c;
     },
+  };
+}
+
+/** `runtime` with its submissions made by `submitTask`: a placement that is slow, or refused. */
+function withSubmit(runtime: WorkflowRuntime, submitTask: WorkflowRuntime["submitTask"]): WorkflowRuntime {
+  return {
+    submitTask,
+    getTaskState: (taskId) => runtime.getTaskState(taskId),
+    streamTaskUpdates: (taskId, o) => runtime.streamTaskUpdates(taskId, o),
+    cancelTask: (taskId) => runtime.cancelTask(taskId),
+    listTasks: (filter) => runtime.listTasks(filter),
   };
 }
 
@@ -229,17 +241,11 @@ describe("the workflow coordinator over a local runtime", () => {
     let release: () => void = () => undefined;
     let placing = false;
     // Placement that takes a while, as a route to a remote member does: the task exists only once it answers.
-    const slowPlacement: WorkflowRuntime = {
-      submitTask: async (request, options) => {
-        placing = true;
-        await new Promise<void>((resolve) => (release = resolve));
-        return runtime.submitTask(request, options);
-      },
-      getTaskState: (taskId) => runtime.getTaskState(taskId),
-      streamTaskUpdates: (taskId, o) => runtime.streamTaskUpdates(taskId, o),
-      cancelTask: (taskId) => runtime.cancelTask(taskId),
-      listTasks: (filter) => runtime.listTasks(filter),
-    };
+    const slowPlacement = withSubmit(runtime, async (request, options) => {
+      placing = true;
+      await new Promise<void>((resolve) => (release = resolve));
+      return runtime.submitTask(request, options);
+    });
     const c = coordinator(slowPlacement);
     const { id } = await c.start(checkWorkflow({ name: "placing", steps: [s("long", { agent: "slow" })] }));
     await eventually(() => placing, 10_000, "the step being placed");
@@ -249,6 +255,27 @@ describe("the workflow coordinator over a local runtime", () => {
     const session = () => runtime.listTasks({ sessionId: workflowSession(id) });
     await eventually(async () => (await session()).length === 1, 10_000, "the task placed");
     await eventually(async () => (await session())[0]!.status === "cancelled", 10_000, "the placed task of a cancelled workflow cancelled");
+  });
+
+  it("a step the runtime refuses (an agent no one has, a submission not permitted) fails with the refusal rather than being submitted again for ever", async () => {
+    const { runtime, coordinator, errors } = await setup();
+    let permitted = true;
+    // The node's owner loses the right to submit the second step's agent while the first runs (a policy published meanwhile).
+    const policed = withSubmit(runtime, async (request, options) => {
+      if (!permitted) throw new CoderClawError("PERMISSION_DENIED", `agent ${request.agentId} denied by policy`);
+      return runtime.submitTask(request, options);
+    });
+    const c = coordinator(policed);
+    const typo = await c.wait((await c.start(checkWorkflow({ name: "typo", steps: [s("a", { agent: "no-such-agent", retry: { attempts: 2, backoffMs: 10 } })] }))).id);
+    expect(typo.status).toBe("failed");
+    expect(typo.steps.a!.attempts.map((t) => t.error)).toEqual([expect.stringMatching(/no-such-agent/), expect.stringMatching(/no-such-agent/)]);
+    const { id } = await c.start(checkWorkflow({ name: "policy", steps: [s("first"), s("second", { dependsOn: ["first"] })] }));
+    await eventually(async () => (await c.get(id))!.steps.first!.attempts[0]?.taskId !== undefined, 10_000, "the first step submitted");
+    permitted = false;
+    const denied = await c.wait(id);
+    expect(denied.status).toBe("failed");
+    expect(denied.error).toMatch(/step second failed: .*denied by policy/);
+    expect(errors).toEqual([]);
   });
 
   it("answers a completed workflow's wait before its end is durable, from memory meanwhile; a crash then loses nothing: a new coordinator completes it, each step once", async () => {
