@@ -76,6 +76,7 @@ export function createNodeApprovals(deps: NodeApprovalsDeps): NodeApprovals {
     }
     if (open.workflowId !== body.workflowId || open.stepId !== body.stepId) return void (await refuse(st, `names workflow ${body.workflowId} step ${body.stepId}, but the request is for workflow ${open.workflowId} step ${open.stepId}`));
     if (body.meshId !== deps.meshId()) return void (await refuse(st, `signed for mesh ${body.meshId}, not this one`));
+    if (body.decidedAt > open.request.deadline) return void (await refuse(st, `decided at ${new Date(body.decidedAt).toISOString()}, after the request's deadline ${new Date(open.request.deadline).toISOString()}`));
     const may = deps.canApprove(body.signer);
     if (!may.allowed) return void (await refuse(st, `${body.signer} may not approve: ${may.reason ?? "task:approve not granted"}`));
     await deps.workflows.decide(body.requestId, { approved: body.approve, by: body.signer, reason: body.reason, at: body.decidedAt, statementId: st.id });

@@ -386,6 +386,9 @@ class WorkflowRun {
     const entry = Object.entries(this.#record.steps).find(([, r]) => r.approval?.id === requestId && r.approval.decision === undefined);
     if (entry === undefined || this.#record.status !== "running") throw new NotFoundError("open approval request", requestId);
     const [stepId, r] = entry;
+    // No decision by the deadline denies: one made after it (a coordinator down then takes it up late, before its timer
+    // fires) is left for the timer, which denies. A timeout's own denial names no one.
+    if (decision.by !== undefined && decision.at > r.approval!.deadline) throw new CoderClawError("INVALID_INPUT", `approval request ${requestId} was decided at ${new Date(decision.at).toISOString()}, after its deadline ${new Date(r.approval!.deadline).toISOString()}`);
     r.approval!.decision = structuredClone(decision);
     const timer = this.#deadlines.get(stepId);
     if (timer !== undefined) clearTimeout(timer);

@@ -70,6 +70,11 @@ describe("approvals across the mesh (three nodes)", () => {
     await admin.membership.add([forged]);
     await eventually(async () => (await owner.security.current.getAuditLog({ action: "approval.decide", result: "denied" })).some((e) => /but the request is for workflow/.test(e.body.reason ?? "")), 15_000, "the mismatched decision refused");
     expect(await owner.approvals.list()).toHaveLength(1);
+    // An approval made after the request's deadline (as when the owner was down then, and takes it up on restart) is none.
+    const late = signApprovalDecision(admin.identity, { meshId, requestId: request!.request.id, workflowId: id, stepId: "deploy", approve: true, reason: "too late", decidedAt: request!.request.deadline + 1 });
+    await admin.membership.add([late]);
+    await eventually(async () => (await owner.security.current.getAuditLog({ action: "approval.decide", result: "denied" })).some((e) => /after the request's deadline/.test(e.body.reason ?? "")), 15_000, "the late decision refused");
+    expect(await owner.approvals.list()).toHaveLength(1);
 
     await admin.approvals.decide(request!.ref, false, "not now");
     const done = await owner.workflows.wait(id);

@@ -130,6 +130,24 @@ describe("approval gates of workflow steps", () => {
     expect(runs).toEqual(["plan", "deploy did[plan]"]);
   });
 
+  it("a coordinator down past a request's deadline: restarted, it refuses an approval made after the deadline, and the deadline denies", async () => {
+    const { coordinator } = await setup();
+    const first = coordinator();
+    const { id } = await first.start(gated(400), "");
+    await eventually(async () => (await first.get(id))!.steps.deploy!.approval !== undefined, 10_000, "the approval asked");
+    const request = (await first.get(id))!.steps.deploy!.approval!;
+    await first.stop();
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, request.deadline - Date.now()) + 100));
+    const second = coordinator();
+    expect(await second.resume()).toBe(1);
+    // The approver's decision comes after the deadline (the coordinator was down then): it is no decision in time.
+    await expect(second.decide(request.id, { approved: true, by: "late", reason: "sorry, late", at: Date.now() })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    const done = await second.wait(id);
+    expect(done.status).toBe("failed");
+    expect(done.steps.deploy!.approval!.decision).toMatchObject({ approved: false, reason: "no decision within 400 ms" });
+    expect(runs).toEqual(["plan"]);
+  });
+
   it("reads approval: required and approvalTimeout from a file, and refuses a timeout on a step without a gate", () => {
     const def = parseWorkflowFile("name: x\nsteps:\n  - id: a\n    approval: required\n    approvalTimeout: 10m\n", "x.yaml");
     expect(def.steps[0]!.approval).toEqual({ timeoutMs: 600_000 });
