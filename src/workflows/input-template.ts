@@ -72,6 +72,9 @@ function mergeText(parts: InputPart[]): InputPart[] {
 export function fillStepInput(template: InputTemplate, values: InputValues, field: string): string {
   let out = "";
   for (const part of template.parts) {
+    // A template that repeats a large value builds a string past what the process can hold (a RangeError, taken
+    // for the coordinator's own trouble and retried for ever) or one no runtime would take: refused as the step's input.
+    if (out.length > MAX_FILLED_INPUT_CHARS) throw new InvalidInputError(`the filled input is over the limit of ${MAX_FILLED_INPUT_CHARS} characters`, field);
     if ("text" in part) out += part.text;
     else if ("step" in part) {
       const output = values.outputs.get(part.step);
@@ -85,5 +88,9 @@ export function fillStepInput(template: InputTemplate, values: InputValues, fiel
       out += named;
     }
   }
+  if (out.length > MAX_FILLED_INPUT_CHARS) throw new InvalidInputError(`the filled input is over the limit of ${MAX_FILLED_INPUT_CHARS} characters`, field);
   return out;
 }
+
+/** Largest step input filled in, in UTF-16 units (each at least one UTF-8 byte): far above a task's input limit (1 MiB by default, and on the mesh's wire), far below a string's. */
+export const MAX_FILLED_INPUT_CHARS = 64 * 1024 * 1024;

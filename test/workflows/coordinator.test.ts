@@ -278,6 +278,17 @@ describe("the workflow coordinator over a local runtime", () => {
     expect(errors).toEqual([]);
   });
 
+  it("a step whose filled input would be gigabytes (an input repeated by its template) fails naming the limit, rather than wedging its workflow", async () => {
+    const { coordinator, errors } = await setup();
+    const c = coordinator();
+    const bomb = checkWorkflow({ name: "bomb", steps: [s("big", { input: "${input}".repeat(4096) })] });
+    const done = await c.wait((await c.start(bomb, "x".repeat(256 * 1024))).id);
+    expect(done.status).toBe("failed");
+    expect(done.steps.big!.error).toMatch(/over the limit of \d+ characters/);
+    expect(done.steps.big!.attempts[0]!.taskId).toBeUndefined();
+    expect(errors).toEqual([]);
+  });
+
   it("answers a completed workflow's wait before its end is durable, from memory meanwhile; a crash then loses nothing: a new coordinator completes it, each step once", async () => {
     const { core, runtime, coordinator } = await setup();
     const CHAIN = checkWorkflow({ name: "chain", steps: Array.from({ length: 6 }, (_, i): StepDraft => ({ id: `s${i}`, agent: "tick", input: `s${i}`, ...(i > 0 && { dependsOn: [`s${i - 1}`] }) })) });
