@@ -186,7 +186,12 @@ function readFixed(text: string): Fixed {
     }
   }
   if (typeof definition !== "object" || definition === null || !Array.isArray(definition.steps)) throw new Error("neither a draft nor a definition");
-  return { definition, input, createdAt };
+  // A received layout 1 document is checked as a draft is: its definition is read by every member's listings.
+  try {
+    return { definition: checkWorkflow(draftOf(definition)), input, createdAt };
+  } catch (err) {
+    throw new Error(`definition: ${(err as Error).message}`);
+  }
 }
 
 /** The steps a document records (layout 1's values, then layout 2's entries in order); a step it does not name is absent. */
@@ -198,7 +203,22 @@ function readSteps(id: string, doc: A.Doc<WorkflowDoc>): Record<string, StepReco
   } catch (err) {
     throw corruptWorkflow(id, `does not read as JSON (${(err as Error).message})`);
   }
+  // A member's document says what its coordinator wrote, which need not be what a coordinator writes: every member's
+  // listings read these fields, so one that is not a step's record makes the document unreadable, not them.
+  for (const [stepId, r] of Object.entries(steps)) if (!isStepRecord(r)) throw corruptWorkflow(id, `step ${stepId.slice(0, 64)}: not a step's record`);
   return steps;
+}
+
+const STEP_STATUSES = new Set(["pending", "running", "retrying", "completed", "failed", "skipped", "cancelled"]);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isTime = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v);
+const optional = (v: unknown, check: (v: unknown) => boolean): boolean => v === undefined || check(v);
+const isText = (v: unknown): boolean => typeof v === "string";
+
+function isStepRecord(r: unknown): boolean {
+  if (!isObject(r) || !STEP_STATUSES.has(r.status as string) || !Array.isArray(r.attempts) || !r.attempts.every(isObject)) return false;
+  if (!optional(r.output, isText) || !optional(r.error, isText) || !optional(r.reason, isText) || !optional(r.retryAt, isTime)) return false;
+  return optional(r.approval, (a) => isObject(a) && isText(a.id) && isTime(a.askedAt) && isTime(a.deadline) && optional(a.decision, isObject));
 }
 
 function corruptWorkflow(id: string, why: string): CoderClawError {

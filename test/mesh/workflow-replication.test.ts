@@ -9,6 +9,9 @@ import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import type { AgentExecutor } from "../../src/agents/executor.js";
 import { newTaskId } from "../../src/engine/task-id.js";
 import { checkWorkflow, documentWorkflowStore, newWorkflowRecord, WORKFLOW_PREFIX, workflowSession } from "../../src/workflows/index.js";
+import { runApprovalAdmin } from "../../node/workflows/approval-admin.js";
+import { runWorkflowAdmin } from "../../node/workflows/workflow-admin.js";
+import type { StepRecord } from "../../src/workflows/workflow-record.js";
 import { eventually, formMesh, openRawStream, startNodes } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -118,5 +121,27 @@ describe("workflow documents replicate from their coordinator", () => {
     expect(done.steps.use!.output).toBe("used w v1");
     // What a restart after a crash between a try's submission and its record finds its task by.
     for (const step of Object.values(done.steps)) expect((await f.core.engine.getTask(step.attempts[0]!.taskId!))?.executorId).toBe(f.peerId);
+  }, 60_000);
+
+  it("a member's own workflow documents holding what no coordinator writes (a step record that is none, an approval with no times, a layout 1 definition that does not check) do not break other members' listings", async () => {
+    const started = await startNodes(2);
+    cleanups.push(started.stop);
+    await formMesh(started.nodes);
+    const [victim, member] = started.nodes as [CoderClawNode, CoderClawNode];
+    const own = documentWorkflowStore(member.core.store, { actor: actorIdOf(member.peerId) });
+    const bad = newTaskId(Date.now(), member.peerId);
+    await own.create({ ...newWorkflowRecord(bad, GATED, "x", Date.now()), coordinator: member.peerId });
+    await own.update(bad, { steps: { deploy: { status: "pending", attempts: [], approval: { id: "r", askedAt: "soon", deadline: "never" } } as unknown as StepRecord, ghost: null as unknown as StepRecord } });
+    const old = newTaskId(Date.now(), member.peerId);
+    const fixed = JSON.stringify({ definition: { name: "old", description: "", steps: [null] }, input: "", createdAt: Date.now() });
+    await member.core.store.update(WORKFLOW_PREFIX + old, () => A.from({ v: 1, id: new A.ImmutableString(old), coordinator: new A.ImmutableString(member.peerId), fixed: new A.ImmutableString(fixed), status: new A.ImmutableString("running") }, { actor: actorIdOf(member.peerId) }));
+    const good = (await member.workflows.startChecked(checkWorkflow({ name: "fine", steps: [{ id: "a", agent: "echo", input: "a" }] }), "")).id;
+    await eventually(async () => (await victim.workflows.get(good).catch(() => undefined))?.status === "completed", 20_000, "the member's documents replicated");
+    await eventually(async () => (await victim.core.store.get(WORKFLOW_PREFIX + bad)) !== undefined, 20_000, "the odd document replicated");
+    const listed = (await runWorkflowAdmin(victim.workflows, "workflow.list", {})) as Array<{ id: string }>;
+    expect(listed.map((w) => w.id)).toContain(good);
+    expect(listed.map((w) => w.id)).not.toContain(bad);
+    expect(await runApprovalAdmin(victim.approvals, victim.taskApprovals, "approval.list", {})).toEqual([]);
+    expect(await victim.core.store.get(WORKFLOW_PREFIX + old)).toBeUndefined();
   }, 60_000);
 });
