@@ -148,7 +148,8 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
       for await (const id of store.ids()) {
         if (runs.has(id)) continue;
         const record = await store.get(id).catch((error: Error) => void options.onError?.(id, error));
-        if (record === undefined || record.status !== "running" || !mine(record)) continue;
+        // Taken up meanwhile (by a wait): two runs of one workflow would each submit its steps.
+        if (record === undefined || record.status !== "running" || !mine(record) || runs.has(id)) continue;
         drive(record, true);
         n++;
       }
@@ -180,8 +181,9 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
       if (record === undefined) throw new NotFoundError("workflow", id);
       if (record.status !== "running") return record;
       if (!mine(record)) throw new CoderClawError("INVALID_INPUT", `workflow ${id} is coordinated by ${record.coordinator}: follow it there`);
-      // Held as running but driven by no one here: taken up, so waiting does not wait for ever.
-      return drive(record, true).ended(signal);
+      // Held as running but driven by no one here: taken up, so waiting does not wait for ever; unless a resume or
+      // another wait took it up while it was read (two runs of one workflow would each submit its steps).
+      return (runs.get(id) ?? drive(record, true)).ended(signal);
     },
     approvals() {
       return [...runs.values()].flatMap((r) => r.openApprovals()).sort((a, b) => a.request.askedAt - b.request.askedAt);

@@ -143,6 +143,29 @@ describe("the workflow coordinator over a local runtime", () => {
     expectOnceEach();
   });
 
+  it("a workflow waited for while a restarted coordinator takes it up is driven once: each step once", async () => {
+    const { core, runtime, coordinator } = await setup();
+    const first = coordinator();
+    const { id } = await first.start(FAN, "W");
+    await eventually(async () => (await first.get(id))!.steps.plan!.attempts[0]?.taskId !== undefined, 10_000, "the plan submitted");
+    await first.stop();
+    const durable = documentWorkflowStore(core.store);
+    // A read of the record that takes a while (a cold disk): both find it running and driven by no one meanwhile.
+    const slowRead: WorkflowStore = { ...durable, get: async (wid) => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return durable.get(wid);
+    } };
+    const second = createWorkflowCoordinator({ runtime, store: slowRead });
+    cleanups.push(() => second.stop());
+    // `workflow show --wait` run as the node starts and takes up what was running.
+    const resumed = second.resume();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const [, done] = await Promise.all([resumed, second.wait(id)]);
+    expect(done.status).toBe("completed");
+    expect(Object.values(done.steps).map((r) => r.attempts.length)).toEqual([1, 1, 1, 1, 1]);
+    expectOnceEach();
+  });
+
   it("finds by its key a step submitted just before a crash, rather than submitting it again", async () => {
     const { coordinator, runtime, errors } = await setup();
     let crashed = false;
