@@ -396,11 +396,14 @@ class WorkflowRun {
     if (timer !== undefined) clearTimeout(timer);
     this.#deadlines.delete(stepId);
     delete r.reason;
-    if (!decision.approved) {
-      r.status = "failed";
-      r.error = `approval denied${decision.by === undefined ? "" : ` by ${decision.by}`}: ${decision.reason}`;
+    // A denial fails the step in memory only once it is durable and acted on at once: failed meanwhile, another step
+    // ending would look only at itself for a failure (see workflowOutcomeAfter) and could complete the workflow.
+    const denied: StepRecord | undefined = decision.approved ? undefined : { ...copyStep(r), status: "failed", error: `approval denied${decision.by === undefined ? "" : ` by ${decision.by}`}: ${decision.reason}` };
+    try {
+      await this.#write({ steps: { [stepId]: denied ?? r } }, true);
+    } finally {
+      if (denied !== undefined) Object.assign(r, { status: denied.status, error: denied.error });
     }
-    await this.#write({ steps: { [stepId]: r } }, true);
     const event = this.#approvalOf(stepId, r.approval!);
     this.#deps.onApproval({ type: "decided", ...event });
     this.pump();

@@ -166,6 +166,35 @@ describe("the workflow coordinator over a local runtime", () => {
     expectOnceEach();
   });
 
+  it("a step denied while another ends fails the workflow, even when that other step was the last to end", async () => {
+    const { core, runtime } = await setup();
+    const durable = documentWorkflowStore(core.store);
+    let release: () => void = () => undefined;
+    let holding = false;
+    // The denial's write is slow (a busy disk) and the other step ends meanwhile.
+    const slowDecision: WorkflowStore = { ...durable, update: async (wid, change) => {
+      if (change.steps?.gate?.approval?.decision !== undefined) {
+        holding = true;
+        await new Promise<void>((resolve) => (release = resolve));
+      }
+      return durable.update(wid, change);
+    } };
+    const c = createWorkflowCoordinator({ runtime, store: slowDecision });
+    cleanups.push(() => c.stop());
+    const def = checkWorkflow({ name: "gate-and-work", steps: [s("gate", { approval: "required" }), s("other")] });
+    const { id } = await c.start(def);
+    await eventually(() => c.approvals().length === 1, 10_000, "the approval asked");
+    const deciding = c.decide(c.approvals()[0]!.request.id, { approved: false, by: "someone", reason: "no", at: Date.now() });
+    await eventually(() => holding, 10_000, "the denial being written");
+    await eventually(async () => (await c.get(id))!.steps.other!.status === "completed", 10_000, "the other step completed");
+    release();
+    await deciding;
+    const done = await c.wait(id);
+    expect(done.steps.gate!.status).toBe("failed");
+    expect(done.status).toBe("failed");
+    expect(done.error).toMatch(/step gate failed: approval denied by someone: no/);
+  });
+
   it("finds by its key a step submitted just before a crash, rather than submitting it again", async () => {
     const { coordinator, runtime, errors } = await setup();
     let crashed = false;
