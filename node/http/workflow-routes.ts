@@ -5,7 +5,7 @@ import { ConfigError } from "../../src/config/yaml-source.js";
 import { WorkflowInputSchema } from "../workflows/workflow-admin.js";
 import type { HttpApprovals } from "./approval-routes.js";
 import { parseInput } from "../../src/contract/parse-input.js";
-import { MAX_WORKFLOW_FILE_BYTES, parseWorkflowFile, readWorkflowSource, workflowTemplates, type WorkflowDefinition, type WorkflowRecord } from "../../src/workflows/index.js";
+import { MAX_WORKFLOW_FILE_BYTES, parseWorkflowFile, readWorkflowTemplate, workflowTemplates, type WorkflowDefinition, type WorkflowRecord } from "../../src/workflows/index.js";
 
 /** What the HTTP API needs of a node's workflows. */
 export interface HttpWorkflows {
@@ -54,7 +54,7 @@ export function registerWorkflowRoutes(api: FastifyInstance, deps: WorkflowRoute
     let definition: WorkflowDefinition;
     if ("template" in body) {
       if (!workflowTemplates().includes(body.template)) throw new CoderClawError("INVALID_INPUT", `no template ${body.template}; templates: ${workflowTemplates().join(", ")}`, { field: "template" });
-      const source = readWorkflowSource(body.template, process.cwd());
+      const source = readWorkflowTemplate(body.template);
       definition = parseWorkflowFile(source.text, source.file);
     } else {
       definition = parsedBody(body.workflow);

@@ -4,4 +4,4 @@ export { createWorkflowCoordinator, workflowSession, type ApprovalEvent, type Op
 export { MAX_WORKFLOW_FILE_BYTES, parseWorkflowFile } from "./workflow-file.js";
 export { approvalsToAsk, AWAITING_APPROVAL, backoffAfter, newWorkflowRecord, stepEnded, stepsToStart, workflowOutcome, workflowOutcomeAfter, type ApprovalDecision, type ApprovalRequest, type StepAttempt, type StepRecord, type StepStatus, type WorkflowRecord, type WorkflowStatus } from "./workflow-record.js";
 export { documentWorkflowStore, WORKFLOW_PREFIX, type WorkflowChange, type WorkflowStore } from "./workflow-store.js";
-export { readWorkflowSource, workflowTemplates, type WorkflowSource } from "./templates.js";
+export { readWorkflowSource, readWorkflowTemplate, workflowTemplates, type WorkflowSource } from "./templates.js";

@@ -26,11 +26,22 @@ export function workflowTemplates(): string[] {
  * the same name; neither is refused listing the templates.
  */
 export function readWorkflowSource(nameOrPath: string, cwd: string): WorkflowSource {
-  const path = resolve(cwd, nameOrPath);
+  return readSource(nameOrPath, resolve(cwd, nameOrPath));
+}
+
+/**
+ * The text of a shipped template, by name alone: what a caller who names a
+ * template (over HTTP) gets, whatever files lie where the node runs.
+ */
+export function readWorkflowTemplate(name: string): WorkflowSource {
+  return readSource(name, undefined);
+}
+
+function readSource(nameOrPath: string, path: string | undefined): WorkflowSource {
   const dir = bundledDir("workflows");
   const template = dir === undefined || !/^[a-z0-9-]+$/.test(nameOrPath) ? undefined : join(dir, `${nameOrPath}.yaml`);
-  const file = existsSync(path) && statSync(path).isFile() ? path : template !== undefined && existsSync(template) ? template : undefined;
-  if (file === undefined) throw new InvalidInputError(`no file ${path} and no template "${nameOrPath.slice(0, 80)}" (templates: ${workflowTemplates().join(", ")})`, "workflow");
+  const file = path !== undefined && existsSync(path) && statSync(path).isFile() ? path : template !== undefined && existsSync(template) ? template : undefined;
+  if (file === undefined) throw new InvalidInputError(`${path === undefined ? "" : `no file ${path} and `}no template "${nameOrPath.slice(0, 80)}" (templates: ${workflowTemplates().join(", ")})`, "workflow");
   const size = statSync(file).size;
   if (size > MAX_WORKFLOW_FILE_BYTES) throw new InvalidInputError(`${file} is ${size} bytes, over the limit of ${MAX_WORKFLOW_FILE_BYTES}`, "workflow");
   return { file, text: readFileSync(file, "utf8") };

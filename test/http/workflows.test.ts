@@ -1,9 +1,12 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HttpServer } from "../../node/http/index.js";
 import type { CoderClawNode } from "../../node/index.js";
 import { httpWorkflows } from "../../node/workflows/http-workflows.js";
 import type { WorkflowRecord } from "../../src/workflows/index.js";
 import { startNodes } from "../helpers/mesh.js";
+import { tempDir } from "../helpers/temp-dir.js";
 import { authorize, openSse, request, startServer, TOKENS } from "./helpers.js";
 
 const WORKFLOW = ["name: greet-twice", "steps:", "  - id: first", "    agent: echo", "    input: 'hello ${input}'", "  - id: second", "    agent: echo", "    dependsOn: [first]", "    input: 'again: ${steps.first.output}'", ""].join("\n");
@@ -65,6 +68,24 @@ describe("workflows over HTTP", () => {
     const unknown = await post(TOKENS.alice, { template: "no-such-template" });
     expect(unknown.status).toBe(400);
     expect((await node.workflows.list()).length).toBe(before);
+  });
+
+  it("starts a template by its name from the node's templates, never from a file of that name where the node runs", async () => {
+    const dir = tempDir("cc-wf-cwd-");
+    const cwd = process.cwd();
+    // A checkout the node was started in, holding a file named like a template.
+    writeFileSync(join(dir.path, "planning"), ["name: from-the-checkout", "steps:", "  - id: run", "    agent: echo", "    input: 'not a template'", ""].join("\n"));
+    process.chdir(dir.path);
+    try {
+      const started = await request(server.url, "POST", "/v1/workflows", { token: TOKENS.alice, body: JSON.stringify({ template: "planning", input: "x" }), headers: { "content-type": "application/json" } });
+      expect(started.status, JSON.stringify(started.body)).toBe(201);
+      const record = started.body as WorkflowRecord;
+      expect(record.definition.name).toBe("planning");
+      await node.workflows.cancel(record.id);
+    } finally {
+      process.chdir(cwd);
+      dir.remove();
+    }
   });
 
   it("cancels a running workflow; another caller's unknown id is a 404", async () => {
