@@ -133,6 +133,9 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
     }
     if (body.request !== requestId) return void (await refuse(`names request ${body.request.slice(0, 16)}, but task ${body.taskId} waits on request ${requestId.slice(0, 16)}`));
     if (body.meshId !== deps.meshId()) return void (await refuse(`signed for mesh ${body.meshId}, not this one`));
+    // No decision by the deadline denies: one made after it, taken up by a holder that restarts before its timer fires, is none.
+    const deadline = mine.get(body.taskId)!.deadline;
+    if (body.decidedAt > deadline) return void (await refuse(`decided at ${new Date(body.decidedAt).toISOString()}, after the request's deadline ${new Date(deadline).toISOString()}`));
     const may = deps.canApprove(body.signer);
     if (!may.allowed) return void (await refuse(`${body.signer} may not approve: ${may.reason ?? "task:approve not granted"}`));
     await conclude(body.taskId, { approved: body.approve, by: body.signer, reason: body.reason, statementId: st.id });
@@ -166,7 +169,8 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
       const now = Date.now();
       const meshId = deps.meshId();
       const others: TaskApprovalView[] = [];
-      const answered = new Set<string>();
+      /** The earliest decision on each request by a device that may approve: one made after the request's deadline answers nothing. */
+      const answered = new Map<string, number>();
       for (const s of deps.set.statements()) {
         const request = asTaskApprovalRequest(s);
         // This node's own requests come from what it holds open, not from the set.
@@ -174,9 +178,9 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
           others.push({ ...request.body, ref: `${TASK_APPROVAL_PREFIX}${request.body.taskId}`, statementId: request.id });
         }
         const decision = asTaskApprovalDecision(s);
-        if (decision !== undefined && deps.canApprove(decision.body.signer).allowed) answered.add(decision.body.request);
+        if (decision !== undefined && deps.canApprove(decision.body.signer).allowed) answered.set(decision.body.request, Math.min(decision.body.decidedAt, answered.get(decision.body.request) ?? Infinity));
       }
-      return [...mine.values(), ...others.filter((r) => !answered.has(r.statementId))].sort((a, b) => a.askedAt - b.askedAt);
+      return [...mine.values(), ...others.filter((r) => !((answered.get(r.statementId) ?? Infinity) <= r.deadline))].sort((a, b) => a.askedAt - b.askedAt);
     },
     async decide(taskId, approve, reason = "") {
       const meshId = deps.meshId();

@@ -6,6 +6,7 @@ import type { TaskState } from "../../src/contract/types.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { createShellAgent } from "../../src/agents/shell.js";
 import { signTaskApprovalDecision } from "../../src/security/task-approval-statements.js";
+import { signStatement } from "../../identity/statement.js";
 import type { CoderClawNode } from "../../node/create-node.js";
 import { runApprovalAdmin } from "../../node/workflows/approval-admin.js";
 import { eventually, formMesh, startNodes } from "../helpers/mesh.js";
@@ -101,6 +102,11 @@ describe("tasks held by an approval rule (three nodes)", () => {
     const forged = signTaskApprovalDecision(admin.identity, { meshId: owner.membership.meshId!, request: "0".repeat(64), taskId: attemptId, approve: true, reason: "other request" });
     await admin.membership.add([forged]);
     await eventually(async () => (await owner.security.current.getAuditLog({ action: "approval.decide", result: "denied" })).some((e) => /names request 0000/.test(e.body.reason ?? "")), 15_000, "the decision on another request refused");
+    expect((await owner.core.engine.getTask(attemptId))?.status).toBe("pending");
+    // An approval made after the request's deadline (as when the holder was down then, and takes it up on restart) is none.
+    const deadline = owner.taskApprovals.list().find((r) => r.taskId === attemptId)!.deadline;
+    await admin.membership.add([signStatement(admin.identity, "task-approval-decision", { signer: admin.peerId, meshId: owner.membership.meshId!, request, taskId: attemptId, approve: true, reason: "too late", decidedAt: deadline + 1 })]);
+    await eventually(async () => (await owner.security.current.getAuditLog({ action: "approval.decide", result: "denied" })).some((e) => /after the request's deadline/.test(e.body.reason ?? "")), 15_000, "the decision made after the deadline refused");
     expect((await owner.core.engine.getTask(attemptId))?.status).toBe("pending");
 
     await admin.taskApprovals.decide(attemptId, false, "not today");
