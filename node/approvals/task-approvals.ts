@@ -2,6 +2,7 @@ import { isDeviceId, type SignedStatement } from "../../identity/index.js";
 import { CoderClawError, InvalidInputError, NotFoundError } from "../../src/contract/errors.js";
 import type { ApprovalVerdict, OpenGate } from "../../src/engine/approval-gate.js";
 import type { TaskEngine } from "../../src/engine/task-engine.js";
+import { isTaskIdOf } from "../../src/engine/task-id.js";
 import type { AuditBody } from "../../src/security/index.js";
 import {
   asTaskApprovalDecision,
@@ -173,8 +174,9 @@ export function createTaskApprovals(deps: TaskApprovalsDeps): TaskApprovals {
       const answered = new Map<string, number>();
       for (const s of deps.set.statements()) {
         const request = asTaskApprovalRequest(s);
-        // This node's own requests come from what it holds open, not from the set.
-        if (request !== undefined && request.body.signer !== self && request.body.meshId === meshId && request.body.deadline > now) {
+        // This node's own requests come from what it holds open, not from the set. Only the device a task's id is bound
+        // to holds it: another member's request for that task is a decoy its holder would refuse every decision on.
+        if (request !== undefined && request.body.signer !== self && request.body.meshId === meshId && request.body.deadline > now && isTaskIdOf(request.body.taskId, request.body.signer)) {
           others.push({ ...request.body, ref: `${TASK_APPROVAL_PREFIX}${request.body.taskId}`, statementId: request.id });
         }
         const decision = asTaskApprovalDecision(s);

@@ -5,7 +5,7 @@ import type { AgentExecutor } from "../../src/agents/executor.js";
 import type { TaskState } from "../../src/contract/types.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { createShellAgent } from "../../src/agents/shell.js";
-import { signTaskApprovalDecision } from "../../src/security/task-approval-statements.js";
+import { signTaskApprovalDecision, signTaskApprovalRequest } from "../../src/security/task-approval-statements.js";
 import { signStatement } from "../../identity/statement.js";
 import type { CoderClawNode } from "../../node/create-node.js";
 import { runApprovalAdmin } from "../../node/workflows/approval-admin.js";
@@ -79,6 +79,12 @@ describe("tasks held by an approval rule (three nodes)", () => {
     await eventually(async () => (await owner.security.current.getAuditLog({ action: "approval.decide", result: "denied" })).some((e) => e.body.userId === developer.peerId && /may not approve/.test(e.body.reason ?? "")), 15_000, "the developer's decision refused on the owner");
     expect(runs).toEqual([]);
     expect((await owner.core.engine.getTask(attemptId))?.status).toBe("pending");
+
+    // The developer publishes a decoy request of its own for the owner's task, asked earlier: were it listed, approvers'
+    // decisions on `task/<id>` would name it, and the owner would refuse every one of them.
+    const decoy = signTaskApprovalRequest(developer.identity, { meshId: owner.membership.meshId!, taskId: attemptId, agentId: "deploy", submittedBy: developer.peerId, description: "decoy", rule: "agentPolicies.deploy", askedAt: 1, deadline: Date.now() + 3600_000 });
+    await developer.membership.add([decoy]);
+    await eventually(() => admin.statementSet.statements().some((st) => st.id === decoy.id), 15_000, "the decoy on the admin's node");
 
     // The admin decides as `coderclaw approvals list|approve` does, through the node's admin calls.
     const listed = (await runApprovalAdmin(admin.approvals, admin.taskApprovals, "approval.list", {})) as Array<Record<string, unknown>>;
