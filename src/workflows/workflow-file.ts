@@ -42,6 +42,11 @@ const fileSchema = z.object({ name: z.string(), description: z.string().optional
 export function parseWorkflowFile(text: string, file: string): WorkflowDefinition {
   const source = parseYamlSource(text, file, { maxBytes: MAX_WORKFLOW_FILE_BYTES });
   const raw = validateYaml(source, fileSchema);
+  // Aliases repeat text without its bytes being in the file: a 1 MiB file could give 500 steps of 200 KiB each, a
+  // workflow document of 100 MB to store and replicate. The steps hold no more than a file may.
+  let inputBytes = 0;
+  for (const s of raw.steps) inputBytes += Buffer.byteLength(s.input);
+  if (inputBytes > MAX_WORKFLOW_FILE_BYTES) throw configErrorAt(source, ["steps"], `inputs of ${inputBytes} bytes, over the ${MAX_WORKFLOW_FILE_BYTES} a workflow file may hold (aliases repeat text)`);
   const draft: WorkflowDraft = {
     name: raw.name,
     description: raw.description,

@@ -34,4 +34,13 @@ describe("workflow files", () => {
   ])("refuse %s naming file, line and key", (_what, text, message) => {
     expect(() => parseWorkflowFile(text, "review.yaml")).toThrow(message);
   });
+  it("refuse a file whose aliases repeat its text into steps holding more than a file may (a 1 MiB file, 100 MB of inputs), and keep small aliases", () => {
+    const big = "x".repeat(200 * 1024);
+    const steps = Array.from({ length: 500 }, (_, i) => `  - id: s${i}\n    agent: echo\n    input: ${i < 5 ? `&a${i} "${big}"` : `*a${i % 5}`}`);
+    const bomb = `name: bomb\nsteps:\n${steps.join("\n")}\n`;
+    expect(Buffer.byteLength(bomb)).toBeLessThan(1024 * 1024);
+    expect(() => parseWorkflowFile(bomb, "bomb.yaml")).toThrow(/bomb\.yaml:\d+:\d+: steps: .*inputs of 102400000 bytes, over the 1048576 a workflow file may hold/);
+    const shared = parseWorkflowFile("name: shared\nsteps:\n  - id: a\n    input: &same 'do it'\n  - id: b\n    input: *same\n", "shared.yaml");
+    expect(shared.steps.map((s) => s.input.source)).toEqual(["do it", "do it"]);
+  });
 });
