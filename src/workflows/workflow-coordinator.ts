@@ -85,6 +85,12 @@ export function workflowSession(workflowId: string): string {
 const TERMINAL_TASK = new Set(["completed", "failed", "cancelled"]);
 
 /**
+ * Every task a workflow's session can hold (500 steps, 20 tries each): a try is looked for by its key among them
+ * all, as a listing's first page (the newest 100) misses a wide fan-out's first steps and one would run twice.
+ */
+const SESSION_TASKS_LIMIT = 10_000;
+
+/**
  * A try's submission answered with one of these was refused for what it is (its input, an agent no one has, a
  * permission not held): submitted again it would be refused again, so the try fails with the reason, where any
  * other trouble is the coordinator's own and the try is taken up again.
@@ -283,7 +289,7 @@ class WorkflowRun {
    */
   recover(): void {
     void (async () => {
-      const tasks = await this.#deps.runtime.listTasks({ sessionId: workflowSession(this.#record.id), limit: 10_000 });
+      const tasks = await this.#deps.runtime.listTasks({ sessionId: workflowSession(this.#record.id), limit: SESSION_TASKS_LIMIT });
       for (const t of tasks) if (this.#deps.ours(t) && typeof t.metadata?.idempotencyKey === "string") this.#submitted.set(t.metadata.idempotencyKey, t.id);
       for (const [id, r] of Object.entries(this.#record.steps)) {
         const attempt = r.attempts[r.attempts.length - 1];
@@ -498,7 +504,7 @@ class WorkflowRun {
   async #submit(step: WorkflowStep, attempt: StepAttempt, recovering: boolean): Promise<string> {
     const session = workflowSession(this.#record.id);
     let task: TaskState | undefined;
-    if (recovering) task = (await this.#deps.runtime.listTasks({ sessionId: session })).find((t) => this.#deps.ours(t) && t.metadata?.idempotencyKey === attempt.key);
+    if (recovering) task = (await this.#deps.runtime.listTasks({ sessionId: session, limit: SESSION_TASKS_LIMIT })).find((t) => this.#deps.ours(t) && t.metadata?.idempotencyKey === attempt.key);
     if (task === undefined) {
       const outputs = new Map<string, string>();
       for (const id of step.input.stepRefs) {

@@ -223,6 +223,28 @@ describe("the workflow coordinator over a local runtime", () => {
     expectOnceEach();
   });
 
+  it("finds by its key a lost submission among more tasks than a listing's first page: a wide fan-out's first step runs once", async () => {
+    const { coordinator, runtime } = await setup();
+    let lost = false;
+    // The runtime takes the first step's task, but the answer never comes; its 119 siblings are submitted meanwhile.
+    const lossy = withSubmit(runtime, async (request, options) => {
+      const task = await runtime.submitTask(request, options);
+      if (!lost && String(request.metadata?.idempotencyKey).endsWith("/s0/1")) {
+        lost = true;
+        throw new Error("connection lost");
+      }
+      return task;
+    });
+    const c = coordinator(lossy);
+    const WIDE = checkWorkflow({ name: "wide", steps: Array.from({ length: 120 }, (_, i): StepDraft => ({ id: `s${i}`, agent: "tick", input: `w${i}` })) });
+    const done = await c.wait((await c.start(WIDE)).id);
+    expect(lost).toBe(true);
+    expect(done.status).toBe("completed");
+    expect(done.steps.s0!.attempts).toHaveLength(1);
+    expect([...effects.entries()].filter(([, n]) => n !== 1)).toEqual([]);
+    expect(effects.size).toBe(120);
+  });
+
   it("a crash that loses every write still waiting, at any of several points of a fast chain, is taken up by a new coordinator: each step once", async () => {
     const { core, runtime, coordinator } = await setup();
     const CHAIN = checkWorkflow({ name: "chain", steps: Array.from({ length: 12 }, (_, i): StepDraft => ({ id: `s${i}`, agent: "tick", input: i === 0 ? "s0" : `s${i} after \${steps.s${i - 1}.output}`, ...(i > 0 && { dependsOn: [`s${i - 1}`] }) })) });
