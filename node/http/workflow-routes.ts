@@ -50,6 +50,8 @@ export function registerWorkflowRoutes(api: FastifyInstance, deps: WorkflowRoute
   };
 
   api.post("/workflows", async (request, reply) => {
+    // Refused before the file is read: parsing a large, deeply nested file is seconds of the node's CPU.
+    await check(request, "task:submit", { type: "task" });
     const body = parseInput(WorkflowStartSchema, request.body);
     let definition: WorkflowDefinition;
     if ("template" in body) {
@@ -60,7 +62,6 @@ export function registerWorkflowRoutes(api: FastifyInstance, deps: WorkflowRoute
       definition = parsedBody(body.workflow);
     }
     // Every step is the caller's submission: refused whole, naming the step, before anything runs.
-    await check(request, "task:submit", { type: "task" });
     for (const step of definition.steps) {
       if (step.agent === undefined) continue;
       await check(request, "agent:invoke", { type: "agent", id: step.agent }).catch((error: Error) => {

@@ -59,6 +59,10 @@ describe("workflows over HTTP", () => {
     const post = (token: string, body: unknown) => request(server.url, "POST", "/v1/workflows", { token, body: JSON.stringify(body), headers: { "content-type": "application/json" } });
     const reader = await post(TOKENS.reader, { workflow: WORKFLOW });
     expect(reader.status).toBe(403);
+    // A caller who may not submit is refused before the node spends its time on the file (a deeply nested 1 MiB of YAML
+    // took seconds of its CPU to refuse as malformed).
+    const nested = await post(TOKENS.reader, { workflow: `name: x\nsteps: ${"[".repeat(400_000)}` });
+    expect(nested.status).toBe(403);
     const sleepy = await post(TOKENS.bob, { workflow: WORKFLOW.replace("dependsOn: [first]\n    input", "dependsOn: [first]\n    input").replace("id: second\n    agent: echo", "id: second\n    agent: sleep") });
     expect(sleepy.status).toBe(403);
     expect(JSON.stringify(sleepy.body)).toContain("step second");
