@@ -24,7 +24,7 @@ export interface HttpWorkflows {
 export interface WorkflowRouteDeps {
   workflows: HttpWorkflows;
   /** Refuses (throws) an action the caller may not take. */
-  check: (request: FastifyRequest, action: "task:submit" | "task:read" | "task:cancel" | "agent:invoke", resource: { type: "task" } | { type: "agent"; id: string }) => Promise<void>;
+  check: (request: FastifyRequest, action: "task:submit" | "task:read" | "task:cancel" | "agent:invoke", resource: { type: "task"; agentId?: string } | { type: "agent"; id: string }) => Promise<void>;
   /** Who the caller is, for the audit log. */
   subjectOf: (request: FastifyRequest) => string;
   /** Serve `records` as a server-sent event stream on `reply`. */
@@ -63,10 +63,15 @@ export function registerWorkflowRoutes(api: FastifyInstance, deps: WorkflowRoute
     }
     // Every step is the caller's submission: refused whole, naming the step, before anything runs.
     for (const step of definition.steps) {
-      if (step.agent === undefined) continue;
-      await check(request, "agent:invoke", { type: "agent", id: step.agent }).catch((error: Error) => {
-        throw new CoderClawError("PERMISSION_DENIED", `step ${step.id}: ${error.message}`, { field: `steps.${step.id}.agent` });
-      });
+      const agentId = step.agent;
+      if (agentId === undefined) continue;
+      // The submit of a step's task names its agent, so its skills are decided too, as for POST /v1/tasks:
+      // the coordinator then submits as this node, whose own rights may be wider than the caller's.
+      await check(request, "task:submit", { type: "task", agentId })
+        .then(() => check(request, "agent:invoke", { type: "agent", id: agentId }))
+        .catch((error: Error) => {
+          throw new CoderClawError("PERMISSION_DENIED", `step ${step.id}: ${error.message}`, { field: `steps.${step.id}.agent` });
+        });
     }
     const record = await workflows.start(definition, body.input, deps.subjectOf(request));
     return reply.code(201).header("location", `/v1/workflows/${record.id}`).send(record);
