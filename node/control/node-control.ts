@@ -9,6 +9,8 @@ export interface NodeControlOptions {
   socketPath: string;
   /** Secret a client presents first, kept in a 0600 file beside the socket. */
   token: string;
+  /** Where the node serves its HTTP API now, if it does: answered to the `http.url` call. */
+  httpUrl?: () => string | undefined;
 }
 
 /**
@@ -23,7 +25,9 @@ export function startNodeControl(node: CoderClawNode, options: NodeControlOption
     socketPath: options.socketPath,
     token: options.token,
     adapter: owned,
-    admin: (method, params) => runAdmin(node, method, params),
+    // `coderclaw ui` hands a session token to the dashboard: only the address the node itself serves may get it,
+    // never a port runtime.yaml names, which another local user may hold.
+    admin: (method, params) => (method === "http.url" ? Promise.resolve({ url: options.httpUrl?.() ?? null }) : runAdmin(node, method, params)),
     authorize: (access) => node.security.authorizeOwner(access),
   });
 }

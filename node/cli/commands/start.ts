@@ -170,7 +170,7 @@ export function startCommand(setExit: (code: number) => void): Command {
       let control: { close(): Promise<void> } | undefined;
       let http: { url: string; close(): Promise<void> } | undefined;
       try {
-        control = await startNodeControl(node, { socketPath: paths.controlSocket, token });
+        control = await startNodeControl(node, { socketPath: paths.controlSocket, token, httpUrl: () => http?.url });
         http = await serveHttpApi();
       } catch (err) {
         await stopAll();

@@ -2,10 +2,8 @@ import { spawn } from "node:child_process";
 import { Command } from "commander";
 import ms from "ms";
 import { CoderClawError } from "../../../src/contract/errors.js";
-import { resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
-import type { AccessOptions } from "../runtime-access.js";
-import { admin } from "./mesh.js";
+import { withAdmin, type AdminCall } from "./mesh.js";
 
 function parseSessionTtl(v: string): number {
   const span = ms(v as ms.StringValue);
@@ -19,13 +17,15 @@ function parseSessionTtl(v: string): number {
 export function uiCommand(setExit: (code: number) => void): Command {
   return new Command("ui")
     .description("print a one-time login link (single use, 60 s) to the dashboard of the running node (start --http)")
-    .option("--url <url>", "the node's HTTP address (default: runtime.yaml's http section)")
+    .option("--url <url>", "the node's HTTP address (default: where the running node serves it)")
     .option("--ttl <duration>", "lifetime of the dashboard session", "8h")
     .option("--open", "also open the link in the desktop's browser")
     .action(async (opts: { url?: string; ttl: string; open?: boolean }, cmd: Command) => {
       const ttlMs = parseSessionTtl(opts.ttl);
-      const base = (opts.url ?? (await configuredUrl(cmd))).replace(/\/+$/, "");
-      const session = (await admin(cmd, "session.create", { ttlMs }, false)) as { token: string };
+      const { base, session } = await withAdmin(cmd, false, async (call) => {
+        const base = (opts.url ?? (await servedUrl(call))).replace(/\/+$/, "");
+        return { base, session: (await call("session.create", { ttlMs })) as { token: string } };
+      });
       let response: Response;
       try {
         response = await fetch(`${base}/ui/login-link`, { method: "POST", headers: { authorization: `Bearer ${session.token}` } });
@@ -45,10 +45,16 @@ export function uiCommand(setExit: (code: number) => void): Command {
     });
 }
 
-async function configuredUrl(cmd: Command): Promise<string> {
-  const { loadRuntimeConfig } = await import("../../../src/config/runtime-config.js");
-  const dataDir = resolveDataDir(cmd.optsWithGlobals<AccessOptions>().home);
-  const { http } = loadRuntimeConfig({ cwd: process.cwd(), home: dataDir }).config;
-  const host = http.host.includes(":") ? `[${http.host}]` : http.host === "0.0.0.0" ? "127.0.0.1" : http.host;
-  return `${http.tls === undefined ? "http" : "https"}://${host}:${http.port}`;
+/**
+ * Where the running node serves its HTTP API, as it says over its control socket: a
+ * token goes nowhere else, since the port runtime.yaml names may be another local
+ * user's while the node serves elsewhere or not at all. A wildcard address is reached on loopback.
+ */
+async function servedUrl(call: AdminCall): Promise<string> {
+  const { url } = (await call("http.url", undefined)) as { url: string | null };
+  if (url === null) throw new CoderClawError("UNAVAILABLE", "the running node serves no HTTP API: start it with --http (or mode: remote-enabled), or pass --url");
+  const served = new URL(url);
+  if (served.hostname === "0.0.0.0") served.hostname = "127.0.0.1";
+  else if (served.hostname === "[::]") served.hostname = "[::1]";
+  return served.origin;
 }
