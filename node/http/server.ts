@@ -372,7 +372,9 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         reply.hijack();
         openStreams += 1;
         try {
-          await writeSseStream(reply.raw, source, { heartbeatMs, retryMs: 1000, signal: streams.signal });
+          // A stream outlives the request's authentication: a session revoked or expired since then ends it.
+          const recheck = async (): Promise<void> => void (await authenticateRequest(reply.request, options.authenticate));
+          await writeSseStream(reply.raw, source, { heartbeatMs, retryMs: 1000, signal: streams.signal, recheck });
         } finally {
           openStreams -= 1;
         }

@@ -12,6 +12,11 @@ export interface SseOptions {
   retryMs: number;
   /** Aborts when the server closes; the stream ends without an `end` event so clients resume elsewhere. */
   signal: AbortSignal;
+  /**
+   * Asked at each heartbeat whether the caller may still follow the stream; a
+   * rejection ends it with an `error` event carrying the reason.
+   */
+  recheck?: () => Promise<void>;
 }
 
 /** Encodes one SSE frame. Data is JSON, so it never contains a raw newline. */
@@ -47,8 +52,21 @@ export async function writeSseStream<T extends { seq?: number } = TaskUpdateEven
   });
   res.write(`retry: ${options.retryMs}\n\n`);
 
+  let rechecking = false;
   const heartbeat = setInterval(() => {
     if (!res.writableNeedDrain && !res.writableEnded) res.write(": heartbeat\n\n");
+    if (options.recheck === undefined || rechecking) return;
+    rechecking = true;
+    options.recheck().then(
+      () => (rechecking = false),
+      (err: unknown) => {
+        // Ended here, before the loop can write again: once aborted it never does. A stream that
+        // ended meanwhile is left alone (a second end would be an error event nobody listens to).
+        if (abort.signal.aborted || res.writableEnded) return;
+        abort.abort();
+        res.end(sseFrame(SSE_EVENTS.error, sseErrorBody(err)));
+      },
+    );
   }, options.heartbeatMs);
   heartbeat.unref();
 

@@ -20,7 +20,7 @@ import { createHttpServer, securityHttpHooks, type HttpServer } from "../../node
 import { meshIdFor, tempLevel } from "../security/helpers.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { openEngine, type Engine } from "./engine.js";
-import { request } from "./helpers.js";
+import { openSse, request } from "./helpers.js";
 
 const MESH = meshIdFor("h");
 const AUDIENCE = "coderclaw";
@@ -199,5 +199,25 @@ describe("HTTP API with the security service", () => {
     expect(audit.status).toBe(200);
     expect((audit.body as { entries: { body: { userId: string } }[] }).entries.map((e) => e.body.userId)).toContain("dev");
     expect((await request(server.url, "GET", "/v1/audit", { token: dev.token })).status).toBe(403);
+  });
+  it("ends a revoked session's open event stream with an UNAUTHENTICATED error, as it refuses its next request", async () => {
+    // A stream is one long request: without this a revoked dashboard kept a task's output, or every approval request, flowing.
+    const streaming = await createHttpServer({ adapter: engine.adapter, sseHeartbeatMs: 50, ...securityHttpHooks(service, { deviceId: node.peerId }) });
+    try {
+      const session = await service.createSession("dev", node.peerId, ["developer"]);
+      const id = await engine.startManual(session.id);
+      const sse = openSse(streaming.url, `/v1/tasks/${id}/events`, session.token);
+      await sse.next(1);
+      expect(streaming.sseStreams()).toBe(1);
+      await service.revokeSession(session.id, { userId: "admin" }, "laptop lost");
+      const ended = await Promise.race([sse.ended.then(() => "ended"), new Promise((r) => setTimeout(() => r("still open"), 3000))]);
+      expect(ended).toBe("ended");
+      expect(sse.frames.at(-1)?.event).toBe("error");
+      expect(JSON.parse(sse.frames.at(-1)!.data)).toMatchObject({ error: { code: "UNAUTHENTICATED" } });
+      expect(streaming.sseStreams()).toBe(0);
+      engine.controller.complete(id, "done");
+    } finally {
+      await streaming.close();
+    }
   });
 });
