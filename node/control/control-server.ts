@@ -143,10 +143,12 @@ export async function startControlServer(options: ControlServerOptions): Promise
           });
         case "retryTask":
           return reply(async () => {
-            // A retry submits the task again: allowed to whoever may submit.
-            await permit({ action: "task.submit" });
+            const { taskId } = parseInput(TaskParamsSchema, raw);
             if (!adapter.retryTask) throw new CoderClawError("UNAVAILABLE", "this runtime cannot retry tasks");
-            return adapter.retryTask(parseInput(TaskParamsSchema, raw).taskId);
+            // A retry submits the same work again: it needs what submitting it needs, its agent's skills included.
+            const agentId = (await adapter.getTaskState(taskId))?.agentId;
+            await permit({ action: "task.submit", ...(agentId !== undefined && { agentId }) });
+            return adapter.retryTask(taskId);
           });
         case "getTaskState":
           return reply(() => adapter.getTaskState(parseInput(TaskParamsSchema, raw).taskId));
