@@ -48,7 +48,9 @@ export async function* approvalEvents<T>(requests: WatchedRequests<T>, keyOf: (r
   const wakeAtDeadline = (held: Map<string, T>): void => {
     clearTimeout(timer);
     if (held.size === 0) return;
-    const next = Math.min(...[...held.values()].map(deadlineOf));
+    // A loop, not Math.min(...all): members add requests to the set, and past ~120,000 arguments a spread throws.
+    let next = Infinity;
+    for (const a of held.values()) next = Math.min(next, deadlineOf(a));
     // setTimeout takes at most 2^31-1 ms; a later deadline is met by waking again.
     timer = setTimeout(() => {
       changed = true;
