@@ -24,6 +24,7 @@ import {
 } from "../../src/transport/http-wire.js";
 import { grantTokenBytes } from "../workspaces/executor-grant.js";
 import type { ResultFile } from "../workspaces/result-files.js";
+import { chunkLength } from "../../src/workspace/manifest.js";
 import type { OpenedChanges } from "../workspaces/task-result.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { writeSseStream } from "./sse.js";
@@ -327,11 +328,21 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       /** The bytes of `file`, a blob at a time: the first read before the answer starts, so that a result not held fails as an error, not a cut body. */
       const bodyOf = async (changes: Pick<OpenedChanges, "read">, file: ResultFile | undefined): Promise<Readable | Buffer> => {
         if (file === undefined || file.chunks.length === 0) return Buffer.alloc(0);
-        const first = await changes.read(file.chunks[0]!);
+        // The answer states the manifest's size as its length. A blob of another length (its digest matches its own
+        // bytes, which a hostile executor chose) would end the body short or run past it, into what the client reads as
+        // the answer to its next request on the connection: refused, which cuts the connection once the answer started.
+        const chunk = async (index: number): Promise<Uint8Array> => {
+          const bytes = await changes.read(file.chunks[index]!);
+          if (bytes.byteLength !== chunkLength(file.size, index)) {
+            throw new CoderClawError("EXECUTION_FAILED", `the result's blob ${file.chunks[index]} of ${file.path} is ${bytes.byteLength} bytes, not the ${chunkLength(file.size, index)} its manifest states`);
+          }
+          return bytes;
+        };
+        const first = await chunk(0);
         return Readable.from(
           (async function* () {
             yield first;
-            for (const digest of file.chunks.slice(1)) yield await changes.read(digest);
+            for (let index = 1; index < file.chunks.length; index++) yield await chunk(index);
           })(),
         );
       };
