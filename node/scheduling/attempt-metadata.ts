@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 /**
  * Metadata keys by which an attempt names the task its keeper holds and its
  * number. The executor stores them like any metadata; the keeper's node and
@@ -17,7 +19,11 @@ export const IDEMPOTENCY_KEY = "idempotencyKey";
  * attempt and storing the task (a workflow's coordinator does) reaches the
  * attempt already running instead of starting the work a second time.
  */
-export function attemptKey(taskId: string, n: number, request: { metadata?: Record<string, unknown> }): string {
+export function attemptKey(taskId: string, n: number, request: { metadata?: Record<string, unknown>; sessionId?: string }): string {
   const key = request.metadata?.[IDEMPOTENCY_KEY];
-  return typeof key === "string" ? `key:${key}/${n}` : `${taskId}/${n}`;
+  if (typeof key !== "string") return `${taskId}/${n}`;
+  // The member indexes keys per submitting node, and every HTTP caller of a node submits as it: scoped to the
+  // session, another caller naming the same key cannot reach this attempt (and read its output through its own task).
+  const scoped = createHash("sha256").update(`${request.sessionId ?? ""}\n${key}`).digest("base64url");
+  return `key:${scoped}/${n}`;
 }
