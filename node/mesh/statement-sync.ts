@@ -1,6 +1,6 @@
 import type { Libp2p } from "@libp2p/interface";
 import { ChannelClosedError } from "../../protocols/framing/errors.js";
-import { createPeerRateLimiter } from "../../protocols/framing/limits.js";
+import { createPeerRateLimiter } from "../../src/util/rate-limiter.js";
 import { startPairSessions, type PairSession } from "../../protocols/framing/pair-sessions.js";
 import { createStatementsCodec, runStatementsSession, sendItems, STATEMENTS_PROTOCOL, type StatementsMessage } from "../../protocols/statements/index.js";
 import { defineService, type DefinedService } from "../services/mesh-service.js";

@@ -4,7 +4,7 @@ import { askNodeRecord, CAPS_FIRST_REQUEST, capsRequestShape, RecordWatchers, se
 import { CAPS_PROTOCOL, createCapsCodec, type CapsMessage } from "../../protocols/capability/messages.js";
 import { signNodeRecord, type CapabilityKind, type NodeRecord, type SignedNodeRecord } from "../../protocols/capability/node-record.js";
 import { ChannelClosedError } from "../../protocols/framing/errors.js";
-import { createPeerRateLimiter, type PeerRateLimiter } from "../../protocols/framing/limits.js";
+import { createPeerRateLimiter, type PeerRateLimiter } from "../../src/util/rate-limiter.js";
 import { handleFramed } from "../../protocols/framing/pool.js";
 import { RequestPool } from "../../protocols/framing/request-pool.js";
 import type { MeshLibp2p } from "../libp2p/create-libp2p.js";

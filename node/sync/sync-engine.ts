@@ -1,6 +1,6 @@
 import type { Libp2p } from "@libp2p/interface";
 import { ChannelClosedError } from "../../protocols/framing/errors.js";
-import { createPeerRateLimiter, type PeerRateLimiter } from "../../protocols/framing/limits.js";
+import { createPeerRateLimiter, type PeerRateLimiter } from "../../src/util/rate-limiter.js";
 import { startPairSessions } from "../../protocols/framing/pair-sessions.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
 import type { DocumentChange } from "../../src/storage/document-store.js";

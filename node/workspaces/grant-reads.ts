@@ -1,4 +1,4 @@
-import { createPeerRateLimiter } from "../../protocols/framing/limits.js";
+import { createPeerRateLimiter } from "../../src/util/rate-limiter.js";
 import type { ServiceAuditEntry } from "../services/mesh-service.js";
 import type { SharedTrees } from "./shared-trees.js";
 import { grantRefusal } from "./tree-grants.js";

@@ -3,7 +3,7 @@ import type { MessageCodec } from "./codec.js";
 import { ChannelClosedError, FrameTimeoutError, FramingError, MalformedFrameError, PeerLimitError } from "./errors.js";
 import { encodeFrame, FrameDecoder } from "./frame.js";
 import type { MessageChannel } from "./message-channel.js";
-import type { PeerRateLimiter } from "./limits.js";
+import type { PeerRateLimiter } from "../../src/util/rate-limiter.js";
 import { runsBySize } from "../../src/util/runs-by-size.js";
 import { TurnBatch } from "../../src/util/turn-batch.js";
 

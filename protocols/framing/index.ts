@@ -11,7 +11,7 @@ export {
   type FramingFailure,
 } from "./errors.js";
 export { encodeFrame, FrameDecoder, varintLength } from "./frame.js";
-export { createPeerRateLimiter, type PeerRateLimiter, type PeerRateLimiterOptions, type PeerRateLimits } from "./limits.js";
+export { createPeerRateLimiter, type PeerRateLimiter, type PeerRateLimiterOptions, type PeerRateLimits } from "../../src/util/rate-limiter.js";
 export { ChannelPool, handleFramed, type ChannelPoolOptions, type ChannelSettings, type HandleFramedOptions } from "./pool.js";
 export { startPairSessions, type PairSession, type PairSessions, type PairSessionsOptions } from "./pair-sessions.js";
 export { memoryChannelPair, type MemoryChannelOptions, type MessageChannel } from "./message-channel.js";

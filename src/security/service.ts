@@ -15,6 +15,7 @@ import { SessionManager, verifyPeerSessionToken, type Session } from "./sessions
 import type { SessionPersistence } from "./session-file.js";
 import type { TrustLevel } from "./trust.js";
 import { agentSkills } from "../agents/agent-skills.js";
+import { createPeerRateLimiter } from "../util/rate-limiter.js";
 
 /** A device's standing, as identity/'s trust store evaluates it. */
 export interface DeviceStanding {
@@ -102,6 +103,16 @@ export class SecurityService {
   readonly #agentSkills: (agentId: string) => readonly string[];
   readonly #revokedDevices = new Set<string>();
   readonly #now: () => number;
+  /**
+   * Refused tokens audited, by origin: a burst of 20, then one every 10 s. Anyone
+   * who reaches the HTTP port can send any token (a web page too, through DNS
+   * rebinding of a loopback bind), and each audited refusal is a signed entry
+   * that replicates to every member: unlimited, a flood of them was a flood of
+   * the mesh's audit logs.
+   */
+  readonly #refusalAudits = createPeerRateLimiter({ framesPerSecond: 0.1, burst: 20, maxPeers: 16, now: () => this.#now() });
+  /** Refusals not audited since the last audited one, by origin. */
+  readonly #unaudited = new Map<string, number>();
 
   constructor(options: SecurityServiceOptions) {
     this.meshId = options.meshId;
@@ -273,13 +284,13 @@ export class SecurityService {
   async authenticate(token: string, connection: Connection): Promise<SecurityContext> {
     const check = this.sessions.verify(token, connection.deviceId);
     if (!check.ok) {
-      await this.#log({ action: "auth.token", userId: check.userId ?? "(unknown)", deviceId: connection.deviceId, result: "denied", reason: check.reason, ...(check.sessionId === undefined ? {} : { sessionId: check.sessionId }) });
+      await this.#logRefusal(connection.origin, { action: "auth.token", userId: check.userId ?? "(unknown)", deviceId: connection.deviceId, result: "denied", reason: check.reason, ...(check.sessionId === undefined ? {} : { sessionId: check.sessionId }) });
       throw new UnauthenticatedError(check.reason);
     }
     const { session } = check;
     const standing = this.#deviceStanding(connection.deviceId, connection.deviceTrustLevel);
     if (standing.revoked) {
-      await this.#log({ action: "auth.token", userId: session.userId, sessionId: session.id, deviceId: connection.deviceId, result: "denied", reason: `device ${connection.deviceId} is revoked` });
+      await this.#logRefusal(connection.origin, { action: "auth.token", userId: session.userId, sessionId: session.id, deviceId: connection.deviceId, result: "denied", reason: `device ${connection.deviceId} is revoked` });
       throw new UnauthenticatedError(`device ${connection.deviceId} is revoked`);
     }
     return { userId: session.userId, sessionId: session.id, roles: session.roles, deviceId: connection.deviceId, deviceTrustLevel: standing.level, origin: connection.origin, meshId: this.meshId, ...(session.readOnly && { readOnly: true }) };
@@ -500,6 +511,17 @@ export class SecurityService {
 
   async #log(body: AuditBody): Promise<void> {
     await this.audit.append(body);
+  }
+
+  /** A refused token's entry, within the allowance of its origin; the next one audited says how many went unaudited meanwhile. */
+  async #logRefusal(origin: RequestOrigin, body: AuditBody & { reason: string }): Promise<void> {
+    if (!this.#refusalAudits.take(origin)) {
+      this.#unaudited.set(origin, (this.#unaudited.get(origin) ?? 0) + 1);
+      return;
+    }
+    const skipped = this.#unaudited.get(origin) ?? 0;
+    this.#unaudited.delete(origin);
+    await this.#log(skipped === 0 ? body : { ...body, reason: `${body.reason} (and ${skipped} refused tokens not audited since the last audited one: over 20 in a burst, or one every 10 s)` });
   }
 }
 

@@ -96,6 +96,19 @@ describe("attack table", () => {
     expect(matching, `no denied audit entry for ${JSON.stringify(query)}`).not.toHaveLength(0);
   };
 
+  it("a flood of bad tokens: a burst of 20 audited, then one every 10 s saying how many went unaudited", async () => {
+    const refused = async (): Promise<number> => (await service.getAuditLog({ action: "auth.token", result: "denied" })).length;
+    for (let i = 0; i < 100; i++) await expect(service.authenticate(`cc1.forged${i}`, { deviceId: laptop.peerId, origin: "http" })).rejects.toBeInstanceOf(UnauthenticatedError);
+    expect(await refused()).toBe(20);
+    clock += 10_000;
+    await expect(service.authenticate("cc1.forged", { deviceId: laptop.peerId, origin: "http" })).rejects.toBeInstanceOf(UnauthenticatedError);
+    expect(await refused()).toBe(21);
+    await expectAudited({ action: "auth.token", reason: /and 80 refused tokens not audited since the last audited one/ });
+    // Another origin has its own allowance: a flood over HTTP does not hide a refusal on the control socket.
+    await expect(service.authenticate("cc1.forged", { deviceId: laptop.peerId, origin: "local" })).rejects.toBeInstanceOf(UnauthenticatedError);
+    expect(await refused()).toBe(22);
+  });
+
   it("readonly submitting a task", async () => {
     const { context } = await login("reader", ["readonly"]);
     const decision = await service.authorize(context, { action: "task.submit", permission: "task:submit", resource: "task-1" });
