@@ -58,7 +58,13 @@ export async function patchRefusal(tree: string, place: WorkTreePlace | undefine
     const ignored = await firstIgnoredPath(tree, paths);
     return ignored === undefined ? undefined : `it changes "${ignored.slice(0, 200)}", which this tree's ${IGNORE_FILE} leaves out: a task's result never does (its snapshot held no such file)`;
   }
-  const ignored = await git(place.top, ["check-ignore", "--stdin", "-z"], { input: paths.map((p) => place.prefix + p).join("\0") + "\0" });
+  return ignoredRefusal(place, paths.map((p) => place.prefix + p));
+}
+
+/** Why a result must not change `paths` (from the work tree's top), one of which the tree ignores, or undefined. */
+async function ignoredRefusal(place: WorkTreePlace, paths: readonly string[]): Promise<string | undefined> {
+  if (paths.length === 0) return undefined;
+  const ignored = await git(place.top, ["check-ignore", "--stdin", "-z"], { input: paths.join("\0") + "\0" });
   if (ignored.code === 1) return undefined;
   if (ignored.code === 0) return `it changes "${ignored.stdout.split("\0")[0]!.slice(0, 200)}", which this tree ignores: a task's result never does (its snapshot held no ignored file)`;
   return `git could not tell which of its paths this tree ignores: ${ignored.stderr.slice(0, 500)}`;
@@ -123,7 +129,8 @@ export async function applyResultPatch(target: string, patch: Uint8Array, option
  * all of them or, on any refusal, nothing. The series is refused first as a
  * patch is ({@link patchRefusal}: it is the executor's bytes); then `git am`
  * replays it in a worktree of its own, detached at HEAD, so that a series
- * that stops halfway changes nothing here; then the branch moves forward to
+ * that stops halfway changes nothing here, and the paths its commits hold
+ * are refused as a patch's are; then the branch moves forward to
  * the result only where the tree's own changes allow (`git merge
  * --ff-only`, which refuses rather than overwrite them). With `check`,
  * stops before moving. Answers how many commits came (or would come).
@@ -148,6 +155,13 @@ export async function applyResultCommits(target: string, series: Uint8Array, opt
     const am = await git(worktree, ["am", "-q", "--keep-cr", ...how, file]);
     if (am.code !== 0) return { ok: false, why: options.threeWay === true ? "conflicts" : "does-not-apply", message: message(am) };
     const tip = (await git(worktree, ["rev-parse", "HEAD"])).stdout.trim();
+    // git am decodes what the check above read as it stood (a base64 or quoted-printable body, a format=flowed one): the paths its commits hold are what it applied.
+    // Plumbing, which no log.* setting of the user's adds lines to (log.showSignature prints gpg's word among the paths).
+    const replayed = await git(worktree, ["rev-list", `${head.stdout.trim()}..${tip}`]);
+    const touched = replayed.code !== 0 ? replayed : await git(worktree, ["diff-tree", "--stdin", "-r", "--no-commit-id", "--name-only", "--no-renames", "-z"], { input: replayed.stdout });
+    if (touched.code !== 0) return { ok: false, why: "failed", message: message(touched) };
+    const committed = await ignoredRefusal(place, touched.stdout.split("\0").filter((p) => p !== ""));
+    if (committed !== undefined) return { ok: false, why: "unsafe", message: committed };
     const count = Number((await git(place.top, ["rev-list", "--count", `${head.stdout.trim()}..${tip}`])).stdout.trim());
     if (options.check === true) return { ok: true, applied: false, commits: count };
     const moved = await git(place.top, ["merge", "--ff-only", "-q", tip]);

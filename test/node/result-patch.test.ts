@@ -174,3 +174,46 @@ describe("applyResultPatch and writeResultArtifacts (coderclaw/node, for embedde
     expect(worktrees()).toBe(1);
   });
 });
+
+describe("applyResultCommits against a crafted series (the executor's bytes)", () => {
+  /** One message of a series whose body (message and patch) `git am` decodes from `encoding` before it applies it. */
+  function encodedMessage(patch: string, encoding: "base64" | "quoted-printable"): Buffer {
+    const body = `an innocent change\n---\n${patch}`;
+    const encoded = encoding === "base64" ? Buffer.from(body).toString("base64").replace(/.{76}/g, "$&\n") : body.replace(/^d/gm, "=64").replace(/^\+/gm, "=2B");
+    return Buffer.from(
+      [
+        "From 0123456789012345678901234567890123456789 Mon Sep 17 00:00:00 2001",
+        "From: agent <agent@example.com>",
+        "Date: Mon, 7 Dec 2026 00:00:00 +0000",
+        "Subject: [PATCH] an innocent change",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=UTF-8",
+        `Content-Transfer-Encoding: ${encoding}`,
+        "",
+        encoded,
+        "",
+      ].join("\n"),
+    );
+  }
+
+  it("a series whose patches are MIME-encoded is refused when they change a path the tree ignores, and the ignored file is left as it was", async () => {
+    const { repo, git } = repository();
+    git("config", "user.name", "the user");
+    git("config", "user.email", "user@example.com");
+    const head = git("rev-parse", "HEAD").trim();
+    writeFileSync(join(repo, ".env"), "SECRET=the user's\n");
+    const planted = "diff --git a/.env b/.env\nnew file mode 100644\n--- /dev/null\n+++ b/.env\n@@ -0,0 +1 @@\n+SECRET=the executor's\n";
+    for (const encoding of ["base64", "quoted-printable"] as const) {
+      for (const check of [true, false]) {
+        expect(await applyResultCommits(repo, encodedMessage(planted, encoding), { check })).toMatchObject({ ok: false, why: "unsafe", message: expect.stringContaining('".env"') });
+        expect(git("rev-parse", "HEAD").trim()).toBe(head);
+        expect(readFileSync(join(repo, ".env"), "utf8")).toBe("SECRET=the user's\n");
+        expect(git("worktree", "list").trim().split("\n")).toHaveLength(1);
+      }
+    }
+    // The same encoding of a change the tree does not ignore goes on as the plain series would.
+    const fine = "diff --git a/lines.txt b/lines.txt\n--- a/lines.txt\n+++ b/lines.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n";
+    expect(await applyResultCommits(repo, encodedMessage(fine, "base64"))).toEqual({ ok: true, applied: true, commits: 1 });
+    expect(readFileSync(join(repo, "lines.txt"), "utf8")).toBe("one\nTWO\nthree\nfour\nfive\n");
+  });
+});
