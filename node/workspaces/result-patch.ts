@@ -152,7 +152,8 @@ export async function applyResultCommits(target: string, series: Uint8Array, opt
     const added = await git(place.top, ["worktree", "add", "--detach", "-q", worktree, head.stdout.trim()]);
     if (added.code !== 0) return { ok: false, why: "failed", message: message(added) };
     const how = [...(place.prefix !== "" ? [`--directory=${place.prefix}`] : []), ...(options.threeWay === true ? ["--3way"] : [])];
-    const am = await git(worktree, ["am", "-q", "--keep-cr", ...how, file]);
+    // Not the format git am would guess: a file opening as a StGit series names other files, anywhere on this machine, for it to apply.
+    const am = await git(worktree, ["am", "-q", "--keep-cr", "--patch-format=mbox", ...how, file]);
     if (am.code !== 0) return { ok: false, why: options.threeWay === true ? "conflicts" : "does-not-apply", message: message(am) };
     const tip = (await git(worktree, ["rev-parse", "HEAD"])).stdout.trim();
     // git am decodes what the check above read as it stood (a base64 or quoted-printable body, a format=flowed one): the paths its commits hold are what it applied.

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { applyResultCommits, applyResultPatch, writeResultArtifacts } from "../../node/index.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
@@ -215,5 +216,25 @@ describe("applyResultCommits against a crafted series (the executor's bytes)", (
     const fine = "diff --git a/lines.txt b/lines.txt\n--- a/lines.txt\n+++ b/lines.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n";
     expect(await applyResultCommits(repo, encodedMessage(fine, "base64"))).toEqual({ ok: true, applied: true, commits: 1 });
     expect(readFileSync(join(repo, "lines.txt"), "utf8")).toBe("one\nTWO\nthree\nfour\nfive\n");
+  });
+
+  it("a series is read as the mbox format-patch writes, never as a StGit series naming other files of this machine for git am to apply", async () => {
+    const { repo, git } = repository();
+    git("config", "user.name", "the user");
+    git("config", "user.email", "user@example.com");
+    const head = git("rev-parse", "HEAD").trim();
+    // A patch already on this machine, outside the repository (another checkout's, a download, an artifact written earlier).
+    const elsewhere = tempDir("cc-result-elsewhere-");
+    cleanups.push(() => elsewhere.remove());
+    const planted = join(elsewhere.path, "planted.patch");
+    writeFileSync(planted, "From: someone <s@example.com>\nSubject: planted\n\ndiff --git a/lines.txt b/lines.txt\n--- a/lines.txt\n+++ b/lines.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+PLANTED\n three\n");
+    // git am reads the series' file in a directory of its own under the system's temporary directory: a name from there reaches the patch.
+    const series = `# This series applies on GIT commit ${head}\n${relative(join(tmpdir(), "coderclaw-commits-dir"), planted)}\n`;
+    for (const check of [true, false]) {
+      expect(await applyResultCommits(repo, Buffer.from(series), { check })).toMatchObject({ ok: false });
+      expect(git("rev-parse", "HEAD").trim()).toBe(head);
+      expect(readFileSync(join(repo, "lines.txt"), "utf8")).toBe("one\ntwo\nthree\nfour\nfive\n");
+      expect(git("worktree", "list").trim().split("\n")).toHaveLength(1);
+    }
   });
 });
