@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { patchPaths } from "../../src/workspace/patch-paths.js";
 import { firstIgnoredPath, gitEnv, IGNORE_FILE } from "../../src/workspace/tree-listing.js";
 
@@ -123,6 +123,44 @@ export async function applyResultPatch(target: string, patch: Uint8Array, option
   }
 }
 
+/** How {@link applyResultCommits} names the directory of its worktree, before its process id. */
+const WORKTREE_PREFIX = "coderclaw-commits-";
+
+/**
+ * Removes the worktrees {@link applyResultCommits} left registered in the
+ * repository at `top` when its process was killed (SIGKILL, or Ctrl-C, which
+ * ends the CLI without its cleanup): git prunes a worktree only once its
+ * directory is gone, and a directory under the temporary directory stays,
+ * a checkout of the repository each. The directory's name holds the process
+ * id: a worktree of a process still running (another apply) is left alone.
+ */
+async function removeAbandonedWorktrees(top: string): Promise<void> {
+  const listed = await git(top, ["worktree", "list", "--porcelain"]);
+  if (listed.code !== 0) return;
+  // git names a worktree by its real path.
+  const temporary = new Set([tmpdir(), realpathSync(tmpdir())]);
+  for (const line of listed.stdout.split("\n")) {
+    if (!line.startsWith("worktree ")) continue;
+    const path = line.slice("worktree ".length);
+    const dir = dirname(path);
+    const pid = new RegExp(`^${WORKTREE_PREFIX}(\\d+)-[^/]+$`).exec(basename(dir))?.[1];
+    if (pid === undefined || basename(path) !== "worktree" || !temporary.has(dirname(dir)) || runs(Number(pid))) continue;
+    // Twice: one killed inside git worktree add is still locked by it.
+    await git(top, ["worktree", "remove", "--force", "--force", path]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Whether a process `pid` runs (one of another user's answers EPERM). */
+function runs(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /**
  * Makes the agent's commits (`series`, as `git format-patch` wrote them on
  * the executor) commits of the repository at `target`, on top of its HEAD:
@@ -144,7 +182,8 @@ export async function applyResultCommits(target: string, series: Uint8Array, opt
   const message = (r: GitRun): string => `${r.stdout}${r.stderr}`.trim();
   const head = await git(place.top, ["rev-parse", "--verify", "-q", "HEAD"]);
   if (head.code !== 0) return { ok: false, why: "does-not-apply", message: `${place.top} has no commit yet to put the task's commits on` };
-  const dir = mkdtempSync(join(tmpdir(), "coderclaw-commits-"));
+  await removeAbandonedWorktrees(place.top);
+  const dir = mkdtempSync(join(tmpdir(), `${WORKTREE_PREFIX}${process.pid}-`));
   const worktree = join(dir, "worktree");
   try {
     const file = join(dir, "commits.mbox");

@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { applyResultCommits, applyResultPatch, writeResultArtifacts } from "../../node/index.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
@@ -237,4 +238,42 @@ describe("applyResultCommits against a crafted series (the executor's bytes)", (
       expect(git("worktree", "list").trim().split("\n")).toHaveLength(1);
     }
   });
+
+  it("a worktree left by an apply killed midway (SIGKILL, Ctrl-C) is removed by the next apply, not left registered with its checkout", async () => {
+    const { repo, git } = repository();
+    git("config", "user.name", "the user");
+    git("config", "user.email", "user@example.com");
+    const head = git("rev-parse", "HEAD").trim();
+    git("checkout", "-qb", "agent");
+    writeFileSync(join(repo, "lines.txt"), "one\nTWO by the agent\nthree\nfour\nfive\n");
+    git("commit", "-qam", "the agent's");
+    const series = join(repo, "..", "commits.mbox");
+    writeFileSync(series, git("format-patch", "--stdout", "--binary", "--full-index", "-1"));
+    git("checkout", "-q", "-");
+    git("branch", "-qD", "agent");
+    // The user's own hook, run by git am: it holds the apply where a kill finds it.
+    const hook = join(repo, ".git", "hooks", "applypatch-msg");
+    const held = join(repo, "..", "held");
+    writeFileSync(hook, `#!/bin/sh\ntouch '${held}'\nsleep 60\n`, { mode: 0o755 });
+    const index = new URL("../../dist/node/index.js", import.meta.url).href;
+    const worktrees = (): string[] => git("worktree", "list", "--porcelain").split("\n").filter((l) => l.startsWith("worktree ")).map((l) => l.slice("worktree ".length));
+    const left = new Set<string>();
+    // Killed as soon as its worktree is registered (while git worktree add still holds it locked, mostly), then while git am runs.
+    for (const killedWhen of [() => worktrees().length > 1, () => existsSync(held)]) {
+      const child = spawn(process.execPath, ["--input-type=module", "-e", `import { applyResultCommits } from ${JSON.stringify(index)}; import { readFileSync } from "node:fs"; await applyResultCommits(${JSON.stringify(repo)}, readFileSync(${JSON.stringify(series)}));`], { detached: true, stdio: "ignore" });
+      const exited = new Promise((r) => child.once("exit", r));
+      const deadline = Date.now() + 30_000;
+      while (!killedWhen() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      process.kill(-child.pid!, "SIGKILL");
+      await exited;
+      for (const path of worktrees().slice(1)) left.add(path);
+    }
+    expect([...left].filter((path) => existsSync(path)).length).toBeGreaterThan(0);
+    rmSync(hook);
+
+    expect(await applyResultCommits(repo, readFileSync(series))).toEqual({ ok: true, applied: true, commits: 1 });
+    expect(git("rev-parse", "HEAD~1").trim()).toBe(head);
+    expect(worktrees()).toEqual([repo]);
+    for (const path of left) expect(existsSync(dirname(path))).toBe(false);
+  }, 60_000);
 });
