@@ -289,6 +289,10 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return request.metadata?.[WORKSPACE_KEY] !== undefined;
   }
 
+  runsProcesses(request: Readonly<TaskSubmitRequest>): boolean {
+    return workspaceSpecOf(request.metadata)?.commits === true;
+  }
+
   assertAccepted(request: Readonly<TaskSubmitRequest>, submittedBy: string | undefined): void {
     const spec = workspaceSpecOf(request.metadata)!;
     const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;

@@ -15,6 +15,8 @@ export interface TaskWorkspaces {
   carriesCode(request: Readonly<TaskSubmitRequest>): boolean;
   /** Throws (PERMISSION_DENIED, INVALID_INPUT) when this node takes no such code for this agent: checked when the task is submitted, before it is stored. */
   assertAccepted(request: Readonly<TaskSubmitRequest>, submittedBy: string | undefined): void;
+  /** Whether the node runs a process of its own in the task's workspace as its agent, in the agent's sandbox (git reading the commits back), whatever the agent runs. */
+  runsProcesses?(request: Readonly<TaskSubmitRequest>): boolean;
   /** The task's own directory, holding its code, ready for its agent; throws to fail the task. */
   prepare(task: { id: string; request: Readonly<TaskSubmitRequest>; submittedBy?: string }, signal: AbortSignal): Promise<string>;
   /** After the agent returned: what it changed, recorded with the completion as `data.workspace`; `sandbox`, the one the agent ran in, if any. */
@@ -64,10 +66,11 @@ export class ExecutionEnvironment {
     this.#workspaceOf(request);
   }
 
-  /** Throws when work another device submitted would run processes without the sandbox it requires. */
-  assertSandboxFor(agent: AgentExecutor, submittedBy: string | undefined): void {
+  /** Throws when work another device submitted would run processes (its agent's, or the node's own in its workspace) without the sandbox it requires. */
+  assertSandboxFor(agent: AgentExecutor, submittedBy: string | undefined, request?: Readonly<TaskSubmitRequest>): void {
     const sandbox = this.#policy();
-    if (submittedBy !== undefined && agent.runsProcesses && sandbox.mode === "required") assertSandboxAvailable(sandbox.bwrap ?? DEFAULT_BWRAP);
+    const runsProcesses = agent.runsProcesses === true || (request !== undefined && this.options.workspaces?.runsProcesses?.(request) === true);
+    if (submittedBy !== undefined && runsProcesses && sandbox.mode === "required") assertSandboxAvailable(sandbox.bwrap ?? DEFAULT_BWRAP);
   }
 
   /**

@@ -33,7 +33,7 @@ export async function takeIn(input: unknown, submittedBy: string | undefined, se
   if (!agent) throw new AgentUnavailableError(agentId, "no such agent on this node", "UNKNOWN_AGENT");
   const availability = await agent.availability();
   if (!availability.available) throw new AgentUnavailableError(agentId, availability.reason);
-  settings.environment.assertSandboxFor(agent, submittedBy);
+  settings.environment.assertSandboxFor(agent, submittedBy, request);
   const workspaces = settings.environment.workspaces;
   if (workspaces?.carriesCode(request) === true) workspaces.assertAccepted(request, submittedBy);
   return { record: newRecord(request, agentId, submittedBy, settings), agent, workspace: settings.environment.prepareWorkspace(request) };

@@ -2,7 +2,8 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { CoderClawNode } from "../../node/index.js";
+import type { CoderClawNode, NodeOptions } from "../../node/index.js";
+import type { AgentExecutor } from "../../src/agents/executor.js";
 import { workspaceResultOf, type WorkspaceResult } from "../../src/workspace/task-spec.js";
 import { createHttpServer } from "../../node/http/index.js";
 import { openTaskChanges, taskChanges } from "../../node/workspaces/task-result.js";
@@ -27,6 +28,18 @@ async function completed(node: CoderClawNode, id: string): Promise<{ status: str
   const state = (await node.adapter.getTaskState(id))!;
   const done = (await node.adapter.getTaskEvents(id)).findLast((e) => e.status === "completed");
   return { status: state.status, ...(state.error !== undefined && { error: state.error }), ...(done !== undefined && { result: workspaceResultOf(done.data) }) };
+}
+
+/** A mesh of a submitter and an executor running `agent` with `options`, and a directory for the submitter's code. */
+async function submitterAndExecutor(agent: AgentExecutor, options: NodeOptions): Promise<{ a: CoderClawNode; b: CoderClawNode; src: { path: string } }> {
+  const mesh = await startNodes(2, (i) => (i === 1 ? { agents: [agent], options } : {}));
+  stop = mesh.stop;
+  const [a, b] = mesh.nodes as [CoderClawNode, CoderClawNode];
+  await formMesh(mesh.nodes);
+  await eventually(async () => (await a.directory.members()).length === 1, 10_000, "members");
+  const src = tempDir("cc-code-");
+  dirs.push(src);
+  return { a, b, src };
 }
 
 describe("code sent with tasks, on the wire", () => {
@@ -115,13 +128,7 @@ describe("code sent with tasks, on the wire", () => {
   }, 60_000);
 
   it("a node takes code only for the agents its policy names, and trees only up to its limit: others are refused before anything is fetched", async () => {
-    const mesh = await startNodes(2, (i) => ({ agents: i === 1 ? [reporter] : [], options: { sandbox: "off", ...(i === 1 && { code: { agents: ["report"], maxTreeBytes: 1024 } }) } }));
-    stop = mesh.stop;
-    const [a, b] = mesh.nodes as [CoderClawNode, CoderClawNode];
-    await formMesh(mesh.nodes);
-    await eventually(async () => (await a.directory.members()).length === 1, 10_000, "members");
-    const src = tempDir("cc-code-policy-");
-    dirs.push(src);
+    const { a, b, src } = await submitterAndExecutor(reporter, { sandbox: "off", code: { agents: ["report"], maxTreeBytes: 1024 } });
     writeFileSync(join(src.path, "small.txt"), "small\n");
     await expect(a.adapter.submitTask({ description: "echo", input: "", agentId: "echo" }, { repo: src.path, route: b.peerId })).rejects.toThrow(/agent echo may not receive code from other devices/);
     writeFileSync(join(src.path, "big.txt"), "x".repeat(4096));
@@ -141,13 +148,7 @@ describe("code sent with tasks, on the wire", () => {
         return { output: "committed" };
       },
     };
-    const mesh = await startNodes(2, (i) => ({ agents: i === 1 ? [committer] : [], options: { sandbox: "off" } }));
-    stop = mesh.stop;
-    const [a, b] = mesh.nodes as [CoderClawNode, CoderClawNode];
-    await formMesh(mesh.nodes);
-    await eventually(async () => (await a.directory.members()).length === 1, 10_000, "members");
-    const src = tempDir("cc-code-commits-");
-    dirs.push(src);
+    const { a, b, src } = await submitterAndExecutor(committer, { sandbox: "off" });
     writeFileSync(join(src.path, "a.txt"), "a\n");
 
     await expect(a.adapter.submitTask({ description: "c", input: "", agentId: "commit" }, { commits: true })).rejects.toMatchObject({ code: "INVALID_INPUT", field: "commits" });
@@ -168,5 +169,18 @@ describe("code sent with tasks, on the wire", () => {
     } finally {
       await http.close();
     }
+  }, 60_000);
+
+  it("with --commits a member's task is refused when it is submitted, not failed once its agent is done, by an executor without the sandbox its commits are read in", async () => {
+    // An agent that runs no process needs no sandbox; reading the commits of its workspace's repository does.
+    const { a, b, src } = await submitterAndExecutor(reporter, { bwrapPath: "/nonexistent/bwrap" });
+    mkdirSync(join(src.path, "files"));
+    writeFileSync(join(src.path, "files", "a.txt"), "a\n");
+
+    await expect(a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path, commits: true, route: b.peerId })).rejects.toThrow(/bubblewrap sandbox.*\/nonexistent\/bwrap is not installed/);
+    expect(await b.core.engine.listTasks()).toEqual([]);
+    // Without --commits the same work runs.
+    const task = await a.adapter.submitTask({ description: "report", input: "", agentId: "report" }, { repo: src.path, route: b.peerId });
+    expect((await completed(a, task.id)).status).toBe("completed");
   }, 60_000);
 });
