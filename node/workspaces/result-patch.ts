@@ -192,7 +192,8 @@ export async function applyResultCommits(target: string, series: Uint8Array, opt
     if (added.code !== 0) return { ok: false, why: "failed", message: message(added) };
     const how = [...(place.prefix !== "" ? [`--directory=${place.prefix}`] : []), ...(options.threeWay === true ? ["--3way"] : [])];
     // Not the format git am would guess: a file opening as a StGit series names other files, anywhere on this machine, for it to apply.
-    const am = await git(worktree, ["am", "-q", "--keep-cr", "--patch-format=mbox", ...how, file]);
+    // mboxrd, as the executor writes it: a message's line that reads as the separator comes escaped.
+    const am = await git(worktree, ["am", "-q", "--keep-cr", "--patch-format=mboxrd", ...how, file]);
     if (am.code !== 0) return { ok: false, why: options.threeWay === true ? "conflicts" : "does-not-apply", message: message(am) };
     const tip = (await git(worktree, ["rev-parse", "HEAD"])).stdout.trim();
     // git am decodes what the check above read as it stood (a base64 or quoted-printable body, a format=flowed one): the paths its commits hold are what it applied.

@@ -36,7 +36,12 @@ export async function initAgentRepository(workTree: string, tree: string): Promi
 /** How a command runs as the agent's processes ran: inside its sandbox when it had one. */
 export type AsTheAgent = (argv: [string, ...string[]]) => [string, ...string[]];
 
-/** The commits an agent made, as `git format-patch` writes them (an mbox for `git am`), and how many. */
+/**
+ * The commits an agent made, as `git format-patch --pretty=mboxrd` writes them
+ * (an mbox for `git am --patch-format=mboxrd`: a line of a message that reads
+ * as the separator is escaped, so it neither splits the series nor counts as a
+ * commit), and how many.
+ */
 export interface AgentCommits {
   series: Buffer;
   count: number;
@@ -54,7 +59,7 @@ const MESSAGE_START = /^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001$/gm;
  * the submitter checks it as it checks a patch before applying it.
  */
 export async function agentCommits(workTree: string, base: string, asTheAgent: AsTheAgent): Promise<AgentCommits> {
-  const [file, ...args] = asTheAgent(["git", ...SAFE_CONFIG, "format-patch", "--stdout", "--binary", "--full-index", "--no-signature", "-M", `${base}..HEAD`, "--"]);
+  const [file, ...args] = asTheAgent(["git", ...SAFE_CONFIG, "format-patch", "--stdout", "--pretty=mboxrd", "--binary", "--full-index", "--no-signature", "-M", `${base}..HEAD`, "--"]);
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_DIR: join(workTree, ".git"), GIT_WORK_TREE: workTree, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", LC_ALL: "C" };
   const series = await new Promise<Buffer>((resolve, reject) => {
     execFile(file, args, { cwd: workTree, encoding: "buffer", env, maxBuffer: MAX_SERIES_BYTES, timeout: SERIES_TIMEOUT_MS, killSignal: "SIGKILL" }, (err, stdout, stderr) => {
