@@ -342,7 +342,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
         : await materializeTree(manifest, dir, read, { limits, readsVerified: true });
     await pinned;
     const tracking = await trackWorkspace(dir, gitDir, manifest, tree);
-    const base = spec.commits === true ? await initAgentRepository(dir, spec.tree) : undefined;
+    const base = spec.commits === true ? await initAgentRepository(dir, spec.tree, signal) : undefined;
     // Another member the submitter grants it to may fetch the tree here while the store keeps its blobs.
     if (!heldBefore && from !== undefined) await this.#shareFetched(spec.tree, blobs, from);
     this.#prepared.set(task.id, { dir, tracking, read, spec, requester: from, base });

@@ -19,18 +19,19 @@ const SERIES_TIMEOUT_MS = 120_000;
  * and diff drivers are config). Answers the commit's id, the base of
  * {@link agentCommits}.
  */
-export async function initAgentRepository(workTree: string, tree: string): Promise<string> {
+export async function initAgentRepository(workTree: string, tree: string, signal?: AbortSignal): Promise<string> {
   const repo = { workTree, gitDir: join(workTree, ".git") };
-  await git(repo, ["init", "-q"]);
+  // Adding a large tree takes a while: a task cancelled meanwhile stops it.
+  const run = (args: string[], env?: Record<string, string>): Promise<Buffer> => git(repo, args, { ...(env !== undefined && { env }), ...(signal !== undefined && { signal }) });
+  await run(["init", "-q"]);
   // Not `init -b`, which git before 2.28 lacks.
-  await git(repo, ["symbolic-ref", "HEAD", "refs/heads/main"]);
+  await run(["symbolic-ref", "HEAD", "refs/heads/main"]);
   // The sandbox hides every global config: without a name of its own the agent's `git commit` would refuse.
-  await git(repo, ["config", "user.name", "coderclaw agent"]);
-  await git(repo, ["config", "user.email", "agent@coderclaw.invalid"]);
-  await git(repo, ["add", "-A", "--force"]);
-  const date = { GIT_AUTHOR_DATE: SNAPSHOT_DATE, GIT_COMMITTER_DATE: SNAPSHOT_DATE };
-  await git(repo, ["commit", "-q", "--allow-empty", "--no-verify", "-m", `coderclaw: the submitted snapshot (tree ${tree})`], { env: date });
-  return (await git(repo, ["rev-parse", "HEAD"])).toString("utf8").trim();
+  await run(["config", "user.name", "coderclaw agent"]);
+  await run(["config", "user.email", "agent@coderclaw.invalid"]);
+  await run(["add", "-A", "--force"]);
+  await run(["commit", "-q", "--allow-empty", "--no-verify", "-m", `coderclaw: the submitted snapshot (tree ${tree})`], { GIT_AUTHOR_DATE: SNAPSHOT_DATE, GIT_COMMITTER_DATE: SNAPSHOT_DATE });
+  return (await run(["rev-parse", "HEAD"])).toString("utf8").trim();
 }
 
 /** How a command runs as the agent's processes ran: inside its sandbox when it had one. */

@@ -57,12 +57,12 @@ function gitEnv(tracking: { workTree: string; gitDir: string }): NodeJS.ProcessE
 }
 
 /** Runs git as {@link SAFE_CONFIG} says; `okCodes` are exit codes that are answers, not failures. */
-export function git(tracking: { workTree: string; gitDir: string }, args: string[], options: { input?: Buffer; maxBuffer?: number; okCodes?: number[]; env?: Readonly<Record<string, string>> } = {}): Promise<Buffer> {
+export function git(tracking: { workTree: string; gitDir: string }, args: string[], options: { input?: Buffer; maxBuffer?: number; okCodes?: number[]; env?: Readonly<Record<string, string>>; signal?: AbortSignal } = {}): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       "git",
       [...SAFE_CONFIG, ...args],
-      { cwd: tracking.workTree, encoding: "buffer", maxBuffer: options.maxBuffer ?? 64 * 1024 * 1024, env: { ...gitEnv(tracking), ...options.env } },
+      { cwd: tracking.workTree, encoding: "buffer", maxBuffer: options.maxBuffer ?? 64 * 1024 * 1024, env: { ...gitEnv(tracking), ...options.env }, ...(options.signal !== undefined && { signal: options.signal }) },
       (err, stdout, stderr) => {
         const code = (err as { code?: unknown } | null)?.code;
         if (err && !(typeof code === "number" && options.okCodes?.includes(code))) reject(new CoderClawError("EXECUTION_FAILED", `git ${args[0]} in ${tracking.workTree}: ${String(stderr).trim() || err.message}`));

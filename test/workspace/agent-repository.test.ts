@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { applyResultCommits } from "../../node/index.js";
@@ -42,5 +42,15 @@ describe("the agent's repository in a task's workspace", () => {
     expect(await applyResultCommits(home, series)).toEqual({ ok: true, applied: true, commits: 1 });
     expect(git("log", "-1", "--format=%an|%B")).toBe(`coderclaw agent|adds b\n\nquoting a series:\n${SEPARATOR}\nand on\n\n`);
     expect(git("show", "HEAD:b.txt")).toBe("by the agent\n");
+  });
+
+  it("stops making the repository when the task is stopped", async () => {
+    const dir = tempDir("cc-agent-repo-stop-");
+    cleanups.push(() => dir.remove());
+    writeFileSync(join(dir.path, "a.txt"), "a\n");
+    const stopped = new AbortController();
+    stopped.abort("cancelled");
+    await expect(initAgentRepository(dir.path, "ab".repeat(32), stopped.signal)).rejects.toThrow();
+    expect(existsSync(join(dir.path, ".git", "HEAD"))).toBe(false);
   });
 });
