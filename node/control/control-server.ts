@@ -37,7 +37,12 @@ export interface ControlServerOptions {
    * (a local-only runtime, which has no roles).
    */
   authorize?: (access: TaskAccess) => Promise<{ allowed: boolean; reason?: string }>;
+  /** How long a connection may take to present the token before it is closed, ms. Default {@link HELLO_TIMEOUT_MS}. */
+  helloTimeoutMs?: number;
 }
+
+/** Default of {@link ControlServerOptions.helloTimeoutMs}: a CLI says hello at once; a connection that never does held a socket for ever. */
+export const HELLO_TIMEOUT_MS = 5000;
 
 /** A running control server. */
 export interface ControlServer {
@@ -77,6 +82,8 @@ export async function startControlServer(options: ControlServerOptions): Promise
     let authed = false;
     let refused = false;
     let buffered = 0;
+    const greeting = setTimeout(() => socket.destroy(), options.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
+    greeting.unref();
     // A socket ended by us, or closed by the client, may still have lines queued in readline
     // or replies in flight: writing after end throws an error that would stop the node.
     const send = (line: ResponseLine | { type: "hello"; ok: boolean; error?: string }): void => {
@@ -109,6 +116,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
           return;
         }
         authed = true;
+        clearTimeout(greeting);
         send({ type: "hello", ok: true });
         return;
       }
@@ -199,6 +207,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
     });
     socket.on("error", () => undefined);
     socket.on("close", () => {
+      clearTimeout(greeting);
       sockets.delete(socket);
       for (const c of streams.values()) c.abort();
     });

@@ -1,9 +1,12 @@
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fileURLToPath } from "node:url";
 import { exitCodeFor } from "../../node/cli/exit-codes.js";
+import { HELLO_TIMEOUT_MS } from "../../node/control/control-server.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { assertBuilt, runCli, runScript, startCli } from "../helpers/cli.js";
+import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const cleanups: Array<() => unknown> = [];
@@ -42,6 +45,30 @@ describe("the control socket of a running node", () => {
     expect(node.child.exitCode).toBeNull();
     const status = await runCli(["status", "--json"], h);
     expect(JSON.parse(status.stdout)).toMatchObject({ healthy: true, reachedThrough: "node" });
+  });
+
+  it("closes a connection that never says hello, and keeps its token file 0600 whatever a file left there had", { timeout: 60_000 }, async () => {
+    const h = home();
+    // Left by a node killed before it removed it, with a mode of its own.
+    writeFileSync(`${h}/control.token`, "old\n", { mode: 0o644 });
+    const node = await startCli(["start", "--no-mdns"], h, /control socket/);
+    cleanups.push(() => node.stop());
+    expect(statSync(`${h}/control.token`).mode & 0o777).toBe(0o600);
+    const started = Date.now();
+    expect(await exchange(`${h}/control.sock`, "")).toBe("");
+    expect(Date.now() - started).toBeLessThan(HELLO_TIMEOUT_MS + 3000);
+    expect(node.child.exitCode).toBeNull();
+    // One that said hello stays open past that time, as a CLI following a task does.
+    const token = readFileSync(`${h}/control.token`, "utf8").trim();
+    const socket = connect(`${h}/control.sock`);
+    cleanups.push(() => socket.destroy());
+    const lines: string[] = [];
+    socket.on("data", (d: Buffer) => lines.push(...d.toString().split("\n").filter((l) => l !== "")));
+    socket.write(`${JSON.stringify({ type: "hello", token })}\n`);
+    await new Promise((r) => setTimeout(r, HELLO_TIMEOUT_MS + 1000));
+    socket.write(`${JSON.stringify({ id: 1, method: "getStatus" })}\n`);
+    await eventually(async () => lines.length === 2, 5000, "the status answered");
+    expect(JSON.parse(lines[1]!)).toMatchObject({ id: 1, result: { healthy: true } });
   });
 });
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { runAdmin } from "../../node-admin.js";
-import { rmSync, writeFileSync } from "node:fs";
+import { chmodSync, rmSync, writeFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { dataPaths, resolveDataDir } from "../../../src/runtime/data-dir.js";
 import { EXIT } from "../exit-codes.js";
@@ -158,6 +158,8 @@ export function startCommand(setExit: (code: number) => void): Command {
       });
       const token = randomBytes(32).toString("hex");
       writeFileSync(paths.controlToken, token + "\n", { mode: 0o600 });
+      // The mode above applies only to a file created now: one left by a node killed before it removed it keeps its own.
+      chmodSync(paths.controlToken, 0o600);
       // Whatever fails from here on must not leave the node running behind a message: stop it, then report.
       const stopAll = async (): Promise<void> => {
         await control?.close();
