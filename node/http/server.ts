@@ -520,7 +520,10 @@ function errorBody(code: string, message: string, field?: string): ErrorBody {
 
 function errorResponse(err: FastifyError | Error, contentType: string | undefined): { status: number; body: ErrorBody } {
   if (err instanceof CoderClawError) {
-    return { status: HTTP_STATUS_BY_CODE[err.code], body: errorBody(err.code, err.message, err.field) };
+    const status = HTTP_STATUS_BY_CODE[err.code];
+    // A broken node (corrupt storage, bad config) says so, not where: its message names paths and internals, which go to its log.
+    if (status === 500) return { status, body: errorBody(err.code, "the node failed to answer; the reason is in its log") };
+    return { status, body: errorBody(err.code, err.message, err.field) };
   }
   const fastifyError = err as Partial<FastifyError>;
   const status = fastifyError.statusCode;

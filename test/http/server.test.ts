@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { httpListenOptions, type HttpServer } from "../../node/http/index.js";
 import { loadRuntimeConfig } from "../../src/config/runtime-config.js";
+import { CoderClawError } from "../../src/contract/errors.js";
 import { openEngine, type Engine } from "./engine.js";
 import { TOKENS, authenticate, eventually, request, startServer, type RawAnswer } from "./helpers.js";
 
@@ -161,6 +162,18 @@ describe("HTTP server over real sockets", () => {
 
     expect((await request(base, "GET", "/healthz")).status).toBe(200);
     expect((await request(base, "POST", "/v1/tasks", { token: alice, body: submitBody() })).status).toBe(201);
+  });
+
+  it("answers a broken node's 500 with its code and no details, which go to its log", async () => {
+    const broken = { ...engine.adapter, getStatus: () => Promise.reject(new CoderClawError("STORAGE_CORRUPT", "/home/user/.coderclaw/tasks/000123.ldb: bad block")) };
+    const other = await startServer(broken);
+    try {
+      const answer = await request(other.url, "GET", "/v1/status", { token: TOKENS.alice });
+      expect(answer.status).toBe(500);
+      expect(answer.body).toEqual({ error: { code: "STORAGE_CORRUPT", message: "the node failed to answer; the reason is in its log" } });
+    } finally {
+      await other.close();
+    }
   });
 
   it("answers a concurrent burst of bad requests correctly and keeps serving good ones", async () => {
