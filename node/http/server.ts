@@ -149,6 +149,8 @@ export interface HttpServerOptions<TAuth> {
   sseHeartbeatMs?: number;
   /** Concurrent SSE streams before new ones get 503. Default 1,000. */
   maxSseStreams?: number;
+  /** Concurrent SSE streams of one session (or, without sessions, one subject) before its new ones get 503. Default 100. */
+  maxSseStreamsPerSession?: number;
   /** A pino-compatible logger; default silent. */
   logger?: FastifyBaseLogger;
 }
@@ -193,6 +195,8 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
   const keepAliveTimeout = options.keepAliveTimeoutMs ?? 5_000;
   const heartbeatMs = options.sseHeartbeatMs ?? 15_000;
   const maxSseStreams = options.maxSseStreams ?? 1000;
+  // One caller could otherwise hold every stream the node serves, and every other client got 503.
+  const maxSseStreamsPerSession = options.maxSseStreamsPerSession ?? 100;
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const authorize = options.authorize ?? (() => ({ allowed: true }));
   const tls = options.tls;
@@ -224,6 +228,8 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
   // One listener per open SSE stream, bounded by maxSseStreams.
   setMaxListeners(0, streams.signal);
   let openStreams = 0;
+  /** Open streams by session (or subject), each present while it has one. */
+  const streamsBySession = new Map<string, number>();
 
   // Fastify parses text/plain bodies into strings by default; every endpoint here takes
   // JSON only, so any other type is refused as 415 rather than failing validation as 400.
@@ -380,14 +386,22 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
 
       const openSse = async <T extends { seq?: number }>(reply: FastifyReply, source: (signal: AbortSignal) => AsyncIterable<T>): Promise<void> => {
         if (openStreams >= maxSseStreams) throw new CoderClawError("UNAVAILABLE", "too many open event streams; retry later");
+        const ctx = ctxOf(reply.request);
+        const caller = options.sessionIdOf?.(ctx) ?? options.subjectOf?.(ctx) ?? "";
+        const held = streamsBySession.get(caller) ?? 0;
+        if (held >= maxSseStreamsPerSession) throw new CoderClawError("UNAVAILABLE", `this session has ${held} event streams open, the most one may; close one, or retry later`);
         reply.hijack();
         openStreams += 1;
+        streamsBySession.set(caller, held + 1);
         try {
           // A stream outlives the request's authentication: a session revoked or expired since then ends it.
           const recheck = async (): Promise<void> => void (await authenticateRequest(reply.request, options.authenticate));
           await writeSseStream(reply.raw, source, { heartbeatMs, retryMs: 1000, signal: streams.signal, recheck });
         } finally {
           openStreams -= 1;
+          const left = (streamsBySession.get(caller) ?? 1) - 1;
+          if (left === 0) streamsBySession.delete(caller);
+          else streamsBySession.set(caller, left);
         }
       };
 

@@ -319,6 +319,32 @@ describe("HTTP server configuration", () => {
     }
   });
 
+  it("refuses a session's event streams beyond its share with 503, while another session's are served", async () => {
+    const engine = await openEngine();
+    const server = await startServer(engine.adapter, { maxSseStreamsPerSession: 1 });
+    const open: AbortController[] = [];
+    const follow = async (taskId: string, token: string): Promise<number> => {
+      const stop = new AbortController();
+      open.push(stop);
+      return (await fetch(`${server.url}/v1/tasks/${taskId}/events`, { headers: { authorization: `Bearer ${token}` }, signal: stop.signal })).status;
+    };
+    try {
+      const alices = await engine.startManual("s-alice");
+      const bobs = await engine.startManual("s-bob");
+      expect(await follow(alices, TOKENS.alice)).toBe(200);
+      expect(expectError(await request(server.url, "GET", `/v1/tasks/${alices}/events`, { token: TOKENS.alice }), 503, "UNAVAILABLE").message).toMatch(/this session has 1 event streams open/);
+      expect(await follow(bobs, TOKENS.bob)).toBe(200);
+      // Its stream closed, the session may open another.
+      open.shift()!.abort();
+      await eventually(async () => server.sseStreams() === 1);
+      expect(await follow(alices, TOKENS.alice)).toBe(200);
+    } finally {
+      for (const stop of open) stop.abort();
+      await server.close();
+      await engine.close();
+    }
+  });
+
   it("refuses event streams beyond maxSseStreams with 503 and a JSON body", async () => {
     const engine = await openEngine();
     const server = await startServer(engine.adapter, { maxSseStreams: 0 });
