@@ -19,6 +19,8 @@ export const DASHBOARD_CSP =
 /** How long a login link works; long enough to click, short enough that a leaked one is stale. */
 export const LOGIN_LINK_TTL_MS = 60_000;
 const MAX_PENDING_LINKS = 1000;
+/** Unused links one token may have: any token's holder could otherwise fill the pool, and `coderclaw ui` was refused. */
+const MAX_PENDING_LINKS_PER_TOKEN = 10;
 
 const ASSETS: Record<string, string> = {
   "app.js": "text/javascript; charset=utf-8",
@@ -101,6 +103,9 @@ export function registerUiRoutes(app: FastifyInstance, deps: UiRouteDeps): void 
       throw new CoderClawError("UNAUTHENTICATED", "invalid token", { cause: err });
     }
     sweep();
+    let mine = 0;
+    for (const link of pending.values()) if (link.token === match[1]) mine++;
+    if (mine >= MAX_PENDING_LINKS_PER_TOKEN) throw new CoderClawError("UNAVAILABLE", `this token has ${mine} unused login links; wait a minute`);
     if (pending.size >= MAX_PENDING_LINKS) throw new CoderClawError("UNAVAILABLE", "too many unused login links; wait a minute");
     const code = randomBytes(24).toString("base64url");
     const expiresAt = now() + LOGIN_LINK_TTL_MS;

@@ -65,6 +65,26 @@ describe("dashboard routes", () => {
   });
 });
 
+describe("login link share", () => {
+  it("gives one token at most 10 unused links, and another token its own", async () => {
+    const { registerUiRoutes } = await import("../../node/http/ui-routes.js");
+    const Fastify = (await import("fastify")).default;
+    const app = Fastify();
+    registerUiRoutes(app, { authenticate: () => ({}) });
+    const link = (token: string) => app.inject({ method: "POST", url: "/ui/login-link", headers: { authorization: `Bearer ${token}` } });
+    try {
+      for (let i = 0; i < 10; i++) expect((await link("flooder")).statusCode).toBe(200);
+      const refused = await link("flooder");
+      // A bare Fastify here: the node's error handler makes it a 503.
+      expect(refused.statusCode).not.toBe(200);
+      expect(refused.body).toMatch(/this token has 10 unused login links/);
+      expect((await link("coderclaw-ui")).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe("login link expiry", () => {
   it("refuses a code past its 60 s", async () => {
     let clock = Date.now();
