@@ -1,9 +1,11 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
+import { eventually } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 /**
@@ -64,5 +66,21 @@ describe("coderclaw ui sends the token only to the running node's HTTP API", () 
     expect(code, run.stdout).toBeDefined();
     const login = await fetch(`${httpUrl}/ui/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ code }) });
     expect(login.status).toBe(200);
+
+    // --open: the browser (here an xdg-open that notes what it was given) gets a page only this user reads, not the
+    // link, whose code any local user reads on a command line.
+    const bin = join(home.path, "bin");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "xdg-open"), `#!/bin/sh\nprintf '%s' "$*" > ${join(home.path, "opened")}\n`, { mode: 0o755 });
+    const opened = await runCli(["ui", "--open"], home.path, 20_000, { PATH: `${bin}:${process.env.PATH ?? ""}` }, home.path);
+    expect(opened.code, opened.stderr).toBe(0);
+    const openCode = /#login=([A-Za-z0-9_-]+)/.exec(opened.stdout)![1]!;
+    await eventually(async () => existsSync(join(home.path, "opened")), 10_000, "xdg-open ran");
+    const argv = readFileSync(join(home.path, "opened"), "utf8");
+    expect(argv).not.toContain(openCode);
+    const page = fileURLToPath(argv);
+    expect(statSync(page).mode & 0o777).toBe(0o600);
+    expect(statSync(dirname(page)).mode & 0o777).toBe(0o700);
+    expect(readFileSync(page, "utf8")).toContain(`url=${httpUrl}/#login=${openCode}`);
   }, 60_000);
 });

@@ -165,7 +165,7 @@ describe("HTTP server over real sockets", () => {
   });
 
   it("answers a broken node's 500 with its code and no details, which go to its log", async () => {
-    const broken = { ...engine.adapter, getStatus: () => Promise.reject(new CoderClawError("STORAGE_CORRUPT", "/home/user/.coderclaw/tasks/000123.ldb: bad block")) };
+    const broken = Object.assign(Object.create(engine.adapter) as typeof engine.adapter, { getStatus: () => Promise.reject(new CoderClawError("STORAGE_CORRUPT", "/home/user/.coderclaw/tasks/000123.ldb: bad block")) });
     const other = await startServer(broken);
     try {
       const answer = await request(other.url, "GET", "/v1/status", { token: TOKENS.alice });

@@ -1,4 +1,8 @@
 import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Command } from "commander";
 import ms from "ms";
 import { CoderClawError } from "../../../src/contract/errors.js";
@@ -40,9 +44,37 @@ export function uiCommand(setExit: (code: number) => void): Command {
       const link = `${base}/#login=${body.code}`;
       process.stdout.write(`${link}\n`);
       process.stderr.write("the link works once, within 60 s\n");
-      if (opts.open) spawn("xdg-open", [link], { stdio: "ignore", detached: true }).on("error", () => process.stderr.write("could not open a browser; open the link yourself\n")).unref();
+      if (opts.open) openPrivately(link);
       setExit(EXIT.ok);
     });
+}
+
+/** The directories of {@link openPrivately}'s pages, under the temporary directory. */
+const PAGE_DIR_PREFIX = "coderclaw-ui-";
+
+/** How long a page {@link openPrivately} wrote is kept: its code is spent or expired by then. */
+const PAGE_KEPT_MS = 120_000;
+
+/**
+ * Opens `link` in the desktop's browser without putting it on a command line,
+ * where every local user reads it (`/proc/<pid>/cmdline` of xdg-open and of
+ * the browser) and could log in with its code first. The browser is given a
+ * page only this user can read, which goes on to the link. Pages older than
+ * their code's life, left by earlier runs, go first.
+ */
+function openPrivately(link: string): void {
+  const now = Date.now();
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(PAGE_DIR_PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    const stat = statSync(dir, { throwIfNoEntry: false });
+    if (stat !== undefined && stat.uid === process.getuid?.() && now - stat.mtimeMs > PAGE_KEPT_MS) rmSync(dir, { recursive: true, force: true });
+  }
+  // mkdtemp makes it 0700.
+  const page = join(mkdtempSync(join(tmpdir(), PAGE_DIR_PREFIX)), "login.html");
+  const attribute = link.replace(/[&"<>]/g, (c) => `&#${c.charCodeAt(0)};`);
+  writeFileSync(page, `<!doctype html><meta charset="utf-8"><meta name="referrer" content="no-referrer"><meta http-equiv="refresh" content="0;url=${attribute}"><title>CoderClaw</title>\n`, { mode: 0o600 });
+  spawn("xdg-open", [pathToFileURL(page).href], { stdio: "ignore", detached: true }).on("error", () => process.stderr.write("could not open a browser; open the link yourself\n")).unref();
 }
 
 /**
