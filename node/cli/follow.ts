@@ -1,5 +1,6 @@
 import cliProgress from "cli-progress";
 import type { TaskUpdateEvent, TransportAdapter, TaskState } from "../../src/contract/types.js";
+import { terminalSafe } from "./terminal-guard.js";
 
 /**
  * Follow a task to its end, showing live progress: a progress bar on a terminal,
@@ -29,14 +30,15 @@ export async function followTask(adapter: TransportAdapter, taskId: string, mode
   try {
     for await (const u of adapter.streamTaskUpdates(taskId, signal && { signal })) {
       last = u;
-      if (bar) bar.update(u.progress ?? (bar.getProgress() * 100), { status: u.status, message: (u.message ?? "").replace(/\s+/g, " ").slice(0, 60) });
+      // The message is the executor's word, shown on stderr, which the terminal guard of stdout does not cover.
+      if (bar) bar.update(u.progress ?? (bar.getProgress() * 100), { status: u.status, message: terminalSafe((u.message ?? "").replace(/\s+/g, " ")).slice(0, 60) });
       else if (mode === "lines") {
         const message = u.message === undefined ? "" : unseen(u.message.trimEnd());
         for (const line of message.split("\n")) if (line.startsWith("[stderr] ")) stderrShown.add(line.slice("[stderr] ".length));
         // The update that ends a task repeats the message of the one before it (a failure's reason): once is enough.
         if (message !== "" && message === previous) continue;
         previous = message;
-        process.stderr.write(`${u.status}${u.progress === undefined ? "" : ` ${u.progress}%`}${message ? ` ${message}` : ""}\n`);
+        process.stderr.write(terminalSafe(`${u.status}${u.progress === undefined ? "" : ` ${u.progress}%`}${message ? ` ${message}` : ""}`) + "\n");
       }
     }
   } catch (err) {

@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 import "../../src/polyfills.js";
 import { runCli } from "./program.js";
+import { guardTerminal } from "./terminal-guard.js";
+
+// What the CLI prints is often other devices' words; on a terminal, nothing of it may act on the terminal.
+// Not stderr, whose progress bars move the cursor: its error line is made safe where it is written.
+guardTerminal(process.stdout);
 
 // A reader that went away (`coderclaw task list | head`) ends the command, as SIGPIPE ends a C program, where an
 // unhandled EPIPE printed a stack. (`start` writes to stderr and its log, never to stdout.)

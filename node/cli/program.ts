@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { VERSION } from "../../src/version.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { CoderClawError } from "../../src/contract/errors.js";
+import { terminalSafe } from "./terminal-guard.js";
 
 type SetExit = (code: number) => void;
 
@@ -126,7 +127,8 @@ export async function runCli(argv: string[]): Promise<number> {
       // Help and version are successful exits; anything else commander refuses is usage.
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    process.stderr.write(`coderclaw: ${err instanceof Error ? err.message : String(err)}\n`);
+    // An error's message may carry another device's words (a task's error, a member's answer).
+    process.stderr.write(`coderclaw: ${terminalSafe(err instanceof Error ? err.message : String(err))}\n`);
     return exitCodeFor(err);
   }
 }

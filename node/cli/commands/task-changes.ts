@@ -14,6 +14,7 @@ import { applyResultCommits, applyResultPatch } from "../../workspaces/result-pa
 import { admin, withAdmin } from "./mesh.js";
 import { serverAdapter, type AccessOptions } from "../runtime-access.js";
 import type { HTTPTransportAdapter } from "../../../src/transport/http-adapter.js";
+import { terminalSafe } from "../terminal-guard.js";
 
 const ResultFileSchema = z.object({ kind: z.enum(["patch", "commits", "artifact"]), path: z.string().min(1).max(4096), size: z.number().int().nonnegative(), chunks: z.array(z.string().regex(DIGEST_PATTERN)).max(1_000_000) });
 const ChangesSchema = z.object({
@@ -125,7 +126,7 @@ async function applyCommits(cmd: Command, id: string, target: string, opts: Sour
   }
   const outcome = await applyResultCommits(target, commits, { check: opts.check === true, threeWay: opts["3way"] === true });
   if (!outcome.ok) {
-    process.stderr.write(`coderclaw: task ${id}'s commits ${outcome.why === "unsafe" ? "are refused for" : "do not go onto"} ${target}; nothing was changed:\n${outcome.message}\n`);
+    process.stderr.write(`coderclaw: task ${id}'s commits ${outcome.why === "unsafe" ? "are refused for" : "do not go onto"} ${target}; nothing was changed:\n${terminalSafe(outcome.message)}\n`);
     return EXIT.taskFailed;
   }
   process.stdout.write(outcome.applied ? `${outcome.commits} commit(s) of task ${id} are on ${target}'s HEAD\n` : `task ${id}'s ${outcome.commits} commit(s) go onto ${target} cleanly\n`);
@@ -230,7 +231,7 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
           conflicts: `task ${id} conflicts with ${target}; nothing was changed:\n${outcome.message}`,
           failed: `applying task ${id} to ${target} failed:\n${outcome.message}`,
         }[outcome.why];
-        process.stderr.write(`coderclaw: ${said}\n`);
+        process.stderr.write(`coderclaw: ${terminalSafe(said)}\n`);
         setExit(EXIT.taskFailed);
         return;
       }
@@ -249,7 +250,7 @@ export function addTaskChangeCommands(task: Command, setExit: (code: number) => 
       const out = resolve(opts.out ?? `artifacts-${id.slice(0, 8)}`);
       const refused = await writeResultArtifacts(out, artifacts);
       if (refused !== undefined) {
-        process.stderr.write(`coderclaw: task ${id}'s artifacts are refused; nothing was written: ${refused}\n`);
+        process.stderr.write(`coderclaw: task ${id}'s artifacts are refused; nothing was written: ${terminalSafe(refused)}\n`);
         setExit(EXIT.taskFailed);
         return;
       }

@@ -13,6 +13,7 @@ import { openAccess, type AccessOptions } from "../runtime-access.js";
 import { addTaskChangeCommands } from "./task-changes.js";
 import { resolveDeviceId } from "./mesh.js";
 import { isDeviceId } from "../../../identity/device-id.js";
+import { terminalSafe } from "../terminal-guard.js";
 
 /** Run `fn` with the runtime, closing it afterwards; returns the exit code. */
 async function withRuntime(cmd: Command, runTasks: boolean, fn: (adapter: TransportAdapter, kind: string) => Promise<number>): Promise<number> {
@@ -157,7 +158,7 @@ export function taskCommand(setExit: (code: number) => void): Command {
             else {
               process.stdout.write(`${accepted.id}\n`);
               if (kind === "storage") process.stderr.write("queued: no node is running on this data directory; it runs at the next `coderclaw start`\n");
-              else if (accepted.placement?.reason !== undefined) process.stderr.write(`pending: ${accepted.placement.reason}\n`);
+              else if (accepted.placement?.reason !== undefined) process.stderr.write(`pending: ${terminalSafe(accepted.placement.reason)}\n`);
             }
             return EXIT.ok;
           }
