@@ -15,7 +15,7 @@ import { SessionManager, verifyPeerSessionToken, type Session } from "./sessions
 import type { SessionPersistence } from "./session-file.js";
 import type { TrustLevel } from "./trust.js";
 import { agentSkills } from "../agents/agent-skills.js";
-import { createPeerRateLimiter } from "../util/rate-limiter.js";
+import { createSampler } from "../util/rate-limiter.js";
 
 /** A device's standing, as identity/'s trust store evaluates it. */
 export interface DeviceStanding {
@@ -110,9 +110,7 @@ export class SecurityService {
    * that replicates to every member: unlimited, a flood of them was a flood of
    * the mesh's audit logs.
    */
-  readonly #refusalAudits = createPeerRateLimiter({ framesPerSecond: 0.1, burst: 20, maxPeers: 16, now: () => this.#now() });
-  /** Refusals not audited since the last audited one, by origin. */
-  readonly #unaudited = new Map<string, number>();
+  readonly #refusalAudits = createSampler({ framesPerSecond: 0.1, burst: 20, maxPeers: 16, now: () => this.#now() });
 
   constructor(options: SecurityServiceOptions) {
     this.meshId = options.meshId;
@@ -515,12 +513,8 @@ export class SecurityService {
 
   /** A refused token's entry, within the allowance of its origin; the next one audited says how many went unaudited meanwhile. */
   async #logRefusal(origin: RequestOrigin, body: AuditBody & { reason: string }): Promise<void> {
-    if (!this.#refusalAudits.take(origin)) {
-      this.#unaudited.set(origin, (this.#unaudited.get(origin) ?? 0) + 1);
-      return;
-    }
-    const skipped = this.#unaudited.get(origin) ?? 0;
-    this.#unaudited.delete(origin);
+    const skipped = this.#refusalAudits(origin);
+    if (skipped === undefined) return;
     await this.#log(skipped === 0 ? body : { ...body, reason: `${body.reason} (and ${skipped} refused tokens not audited since the last audited one: over 20 in a burst, or one every 10 s)` });
   }
 }

@@ -58,3 +58,25 @@ export function createPeerRateLimiter(options: PeerRateLimiterOptions): PeerRate
     },
   };
 }
+
+/**
+ * Lets through what a {@link createPeerRateLimiter} of `options` allows per
+ * key, for records of events that anyone can cause at will (a refusal
+ * audited, say): answers, for one let through, how many of that key were
+ * held back since the last one let through, and undefined for one held back.
+ */
+export function createSampler(options: PeerRateLimiterOptions): (key: string) => number | undefined {
+  const limiter = createPeerRateLimiter(options);
+  const held = new Map<string, number>();
+  return (key) => {
+    if (!limiter.take(key)) {
+      // Bounded as the limiter's buckets are: a key it forgot starts again from nothing held.
+      if (held.size >= (options.maxPeers ?? 4096) && !held.has(key)) held.delete(held.keys().next().value!);
+      held.set(key, (held.get(key) ?? 0) + 1);
+      return undefined;
+    }
+    const skipped = held.get(key) ?? 0;
+    held.delete(key);
+    return skipped;
+  };
+}
