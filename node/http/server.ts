@@ -33,6 +33,7 @@ import { registerTaskApprovalRoutes, type TaskApprovalRouteDeps } from "./task-a
 import { registerApprovalRoutes } from "./approval-routes.js";
 import { registerAdminRoutes, type HttpNodeAdmin } from "./admin-routes.js";
 import { registerUiRoutes } from "./ui-routes.js";
+import { workspaceSpecOf } from "../../src/workspace/task-spec.js";
 
 /**
  * What a request asks to do, named after the security service's permissions so
@@ -360,6 +361,10 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       });
 
       api.get<{ Params: { id: string } }>("/tasks/:id/commits", async (request, reply) => {
+        // Not an empty series: a client would read it as an agent that made no commits.
+        if (workspaceSpecOf((await readableTask(request, request.params.id)).metadata)?.commits !== true) {
+          throw new CoderClawError("NOT_FOUND", `task ${request.params.id} was not submitted with commits: what its agent did is in its patch`);
+        }
         const changes = await changesOf(request, request.params.id);
         const commits = changes.files.find((f) => f.kind === "commits");
         return reply.type("application/mbox").header("content-length", commits?.size ?? 0).send(await bodyOf(changes, commits));

@@ -90,6 +90,10 @@ describe("code sent with tasks, on the wire", () => {
     try {
       const get = (path: string): Promise<Response> => fetch(`${http.url}/v1/tasks/${first.id}${path}`, { headers: { authorization: "Bearer t" } });
       expect(await (await get("/patch")).text()).toBe(changes.patch.toString());
+      // Submitted without commits: none to answer, which an empty series would not say.
+      const noCommits = await get("/commits");
+      expect(noCommits.status).toBe(404);
+      expect(await noCommits.text()).toMatch(/was not submitted with commits/);
       expect(await (await get("/artifacts")).json()).toEqual({ artifacts: [{ path: "out/report.txt", size: 12 }] });
       expect(await (await get("/artifacts/out/report.txt")).text()).toBe("files: 1000\n");
       expect((await get("/artifacts/nope.txt")).status).toBe(404);
