@@ -180,7 +180,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       [`${HTTP_API_PREFIX}/tasks/{id}/commits`]: {
         get: {
           operationId: "getTaskCommits",
-          summary: "The commits the agent of a completed task submitted with `commits` made in its workspace, as `git format-patch --stdout --pretty=mboxrd` writes them (an mbox for `git am --patch-format=mboxrd`; empty when it made none); 404 for a task not submitted with \`commits\` too, and 409 as for the patch",
+          summary: "The commits the agent of a completed task submitted with `commits` made in its workspace, as `git format-patch --stdout --pretty=mboxrd` writes them (an mbox for `git am --patch-format=mboxrd`; empty when it made none); 404 for a task not submitted with `commits` too, and 409 as for the patch",
           parameters: [taskIdParameter, ...queryParameters(TaskChangesQuerySchema)],
           responses: { "200": { description: "The commits", content: { "application/mbox": { schema: { type: "string" } } } }, ...readErrors, ...errorResponses(409) },
         },
