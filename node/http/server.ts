@@ -324,8 +324,10 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         return { cancelled: await adapter.cancelTask(task.id) };
       });
 
-      const changesOf = async (request: FastifyRequest, id: string): Promise<Awaited<ReturnType<NonNullable<HttpServerOptions<TAuth>["changes"]>>>> => {
+      /** The changes of a task the caller may read; `asked`, if given, refuses (throws) for a task whose changes lack what a route serves. */
+      const changesOf = async (request: FastifyRequest, id: string, asked?: (task: TaskState) => void): Promise<Awaited<ReturnType<NonNullable<HttpServerOptions<TAuth>["changes"]>>>> => {
         const task = await readableTask(request, id);
+        asked?.(task);
         if (options.changes === undefined) throw new CoderClawError("NOT_FOUND", "this node keeps no changes of tasks");
         // `?grant=`: a token the task's submitter made for this node (`coderclaw task grant`), to fetch the changes from any member holding them.
         const { grant } = parseInput(TaskChangesQuerySchema, request.query);
@@ -361,11 +363,10 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       });
 
       api.get<{ Params: { id: string } }>("/tasks/:id/commits", async (request, reply) => {
-        // Not an empty series: a client would read it as an agent that made no commits.
-        if (workspaceSpecOf((await readableTask(request, request.params.id)).metadata)?.commits !== true) {
-          throw new CoderClawError("NOT_FOUND", `task ${request.params.id} was not submitted with commits: what its agent did is in its patch`);
-        }
-        const changes = await changesOf(request, request.params.id);
+        const changes = await changesOf(request, request.params.id, (task) => {
+          // Not an empty series: a client would read it as an agent that made no commits.
+          if (workspaceSpecOf(task.metadata)?.commits !== true) throw new CoderClawError("NOT_FOUND", `task ${task.id} was not submitted with commits: what its agent did is in its patch`);
+        });
         const commits = changes.files.find((f) => f.kind === "commits");
         return reply.type("application/mbox").header("content-length", commits?.size ?? 0).send(await bodyOf(changes, commits));
       });

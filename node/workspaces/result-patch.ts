@@ -180,15 +180,16 @@ export async function applyResultCommits(target: string, series: Uint8Array, opt
   const refused = await patchRefusal(tree, place, series);
   if (refused !== undefined) return { ok: false, why: "unsafe", message: refused };
   const message = (r: GitRun): string => `${r.stdout}${r.stderr}`.trim();
-  const head = await git(place.top, ["rev-parse", "--verify", "-q", "HEAD"]);
-  if (head.code !== 0) return { ok: false, why: "does-not-apply", message: `${place.top} has no commit yet to put the task's commits on` };
+  const headAt = await git(place.top, ["rev-parse", "--verify", "-q", "HEAD"]);
+  if (headAt.code !== 0) return { ok: false, why: "does-not-apply", message: `${place.top} has no commit yet to put the task's commits on` };
+  const head = headAt.stdout.trim();
   await removeAbandonedWorktrees(place.top);
   const dir = mkdtempSync(join(tmpdir(), `${WORKTREE_PREFIX}${process.pid}-`));
   const worktree = join(dir, "worktree");
   try {
     const file = join(dir, "commits.mbox");
     writeFileSync(file, series);
-    const added = await git(place.top, ["worktree", "add", "--detach", "-q", worktree, head.stdout.trim()]);
+    const added = await git(place.top, ["worktree", "add", "--detach", "-q", worktree, head]);
     if (added.code !== 0) return { ok: false, why: "failed", message: message(added) };
     const how = [...(place.prefix !== "" ? [`--directory=${place.prefix}`] : []), ...(options.threeWay === true ? ["--3way"] : [])];
     // Not the format git am would guess: a file opening as a StGit series names other files, anywhere on this machine, for it to apply.
@@ -198,12 +199,12 @@ export async function applyResultCommits(target: string, series: Uint8Array, opt
     const tip = (await git(worktree, ["rev-parse", "HEAD"])).stdout.trim();
     // git am decodes what the check above read as it stood (a base64 or quoted-printable body, a format=flowed one): the paths its commits hold are what it applied.
     // Plumbing, which no log.* setting of the user's adds lines to (log.showSignature prints gpg's word among the paths).
-    const replayed = await git(worktree, ["rev-list", `${head.stdout.trim()}..${tip}`]);
+    const replayed = await git(worktree, ["rev-list", `${head}..${tip}`]);
     const touched = replayed.code !== 0 ? replayed : await git(worktree, ["diff-tree", "--stdin", "-r", "--no-commit-id", "--name-only", "--no-renames", "-z"], { input: replayed.stdout });
     if (touched.code !== 0) return { ok: false, why: "failed", message: message(touched) };
     const committed = await ignoredRefusal(place, touched.stdout.split("\0").filter((p) => p !== ""));
     if (committed !== undefined) return { ok: false, why: "unsafe", message: committed };
-    const count = Number((await git(place.top, ["rev-list", "--count", `${head.stdout.trim()}..${tip}`])).stdout.trim());
+    const count = replayed.stdout.split("\n").filter((line) => line !== "").length;
     if (options.check === true) return { ok: true, applied: false, commits: count };
     const moved = await git(place.top, ["merge", "--ff-only", "-q", tip]);
     return moved.code === 0 ? { ok: true, applied: true, commits: count } : { ok: false, why: "conflicts", message: message(moved) };

@@ -8,7 +8,7 @@ import type { ResultFile } from "./result-files.js";
 export interface TaskChanges {
   result: WorkspaceResult;
   patch: Buffer;
-  /** The commits as `git format-patch --stdout` writes them, for `git am`. */
+  /** The commits as `git format-patch --stdout --pretty=mboxrd` writes them, for `git am --patch-format=mboxrd`. */
   commits: Buffer;
   artifacts: Array<{ path: string; bytes: Buffer }>;
 }

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { CoderClawError } from "../contract/errors.js";
-import { git, SAFE_CONFIG } from "./git-changes.js";
+import { git, isolatedGitEnv, SAFE_CONFIG } from "./git-changes.js";
 
 /** The snapshot commit's time: the same tree makes the same commit id on every executor. */
 const SNAPSHOT_DATE = "946684800 +0000";
@@ -61,7 +61,7 @@ const MESSAGE_START = /^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001$/gm;
  */
 export async function agentCommits(workTree: string, base: string, asTheAgent: AsTheAgent): Promise<AgentCommits> {
   const [file, ...args] = asTheAgent(["git", ...SAFE_CONFIG, "format-patch", "--stdout", "--pretty=mboxrd", "--binary", "--full-index", "--no-signature", "-M", `${base}..HEAD`, "--"]);
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", GIT_DIR: join(workTree, ".git"), GIT_WORK_TREE: workTree, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", LC_ALL: "C" };
+  const env = isolatedGitEnv({ workTree, gitDir: join(workTree, ".git") });
   const series = await new Promise<Buffer>((resolve, reject) => {
     execFile(file, args, { cwd: workTree, encoding: "buffer", env, maxBuffer: MAX_SERIES_BYTES, timeout: SERIES_TIMEOUT_MS, killSignal: "SIGKILL" }, (err, stdout, stderr) => {
       if (err === null) resolve(stdout);

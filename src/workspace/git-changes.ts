@@ -45,7 +45,8 @@ export interface ChangeTracking {
   readonly settledMs: number;
 }
 
-function gitEnv(tracking: { workTree: string; gitDir: string }): NodeJS.ProcessEnv {
+/** The environment of git run as {@link SAFE_CONFIG} says: on this work tree and git directory, no user or system configuration, messages untranslated. */
+export function isolatedGitEnv(tracking: { workTree: string; gitDir: string }): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     GIT_DIR: tracking.gitDir,
@@ -62,7 +63,7 @@ export function git(tracking: { workTree: string; gitDir: string }, args: string
     const child = execFile(
       "git",
       [...SAFE_CONFIG, ...args],
-      { cwd: tracking.workTree, encoding: "buffer", maxBuffer: options.maxBuffer ?? 64 * 1024 * 1024, env: { ...gitEnv(tracking), ...options.env }, ...(options.signal !== undefined && { signal: options.signal }) },
+      { cwd: tracking.workTree, encoding: "buffer", maxBuffer: options.maxBuffer ?? 64 * 1024 * 1024, env: { ...isolatedGitEnv(tracking), ...options.env }, ...(options.signal !== undefined && { signal: options.signal }) },
       (err, stdout, stderr) => {
         const code = (err as { code?: unknown } | null)?.code;
         if (err && !(typeof code === "number" && options.okCodes?.includes(code))) reject(new CoderClawError("EXECUTION_FAILED", `git ${args[0]} in ${tracking.workTree}: ${String(stderr).trim() || err.message}`));
@@ -251,7 +252,7 @@ const COMMITTER = "committer coderclaw <coderclaw@localhost> 946684800 +0000\n";
  * in `after`.
  */
 async function importCommits(tracking: ChangeTracking, before: readonly ManifestEntry[], after: readonly string[], readBlob: (digest: string) => Promise<Uint8Array>): Promise<void> {
-  const child = spawn("git", [...SAFE_CONFIG, "fast-import", "--quiet", "--done"], { cwd: tracking.workTree, env: gitEnv(tracking), stdio: ["pipe", "ignore", "pipe"] });
+  const child = spawn("git", [...SAFE_CONFIG, "fast-import", "--quiet", "--done"], { cwd: tracking.workTree, env: isolatedGitEnv(tracking), stdio: ["pipe", "ignore", "pipe"] });
   const stderr: Buffer[] = [];
   child.stderr.on("data", (b: Buffer) => stderr.push(b));
   const exited = new Promise<number | null>((resolve, reject) => {
