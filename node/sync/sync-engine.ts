@@ -1,6 +1,7 @@
 import type { Libp2p } from "@libp2p/interface";
 import { ChannelClosedError } from "../../protocols/framing/errors.js";
-import { createPeerRateLimiter, createSampler, type PeerRateLimiter } from "../../src/util/rate-limiter.js";
+import { createPeerRateLimiter, type PeerRateLimiter } from "../../src/util/rate-limiter.js";
+import { refusalAuditSampler } from "../../src/security/audit/refusal-sampler.js";
 import { startPairSessions } from "../../protocols/framing/pair-sessions.js";
 import { createSyncCodec, SYNC_PROTOCOL, type SyncMessage } from "../../protocols/sync/messages.js";
 import type { DocumentChange } from "../../src/storage/document-store.js";
@@ -195,19 +196,16 @@ export type SyncServiceOptions = Pick<SyncEngineOptions, "store" | "authority" |
  */
 export function syncService(options: SyncServiceOptions): DefinedService<SyncEngine> {
   return defineService(SYNC_PROTOCOL, (context) => {
-    // Each audit entry is signed and replicates to every member, and a member can have thousands of documents refused
-    // at once (one batch signature over changes by non-members): per peer, a burst of 20, then one every 10 s.
-    const audited = createSampler({ framesPerSecond: 0.1, burst: 20, maxPeers: 1024 });
+    // A member can have thousands of documents refused at once (one batch signature over changes by non-members).
+    const audited = refusalAuditSampler({ maxKeys: 1024, what: "refusals of this peer's changes" });
     return createSyncEngine({
       ...options,
       libp2p: context.libp2p,
       isMember: context.isMember,
       onRefused: (r) => {
         options.quarantine.keep({ at: Date.now(), id: r.id, reason: r.reason, peer: r.peer, writer: r.writer, bytes: r.changes }).catch((error: Error) => context.report(error, r.peer));
-        const skipped = audited(r.peer);
-        if (skipped === undefined) return;
-        const reason = skipped === 0 ? r.reason : `${r.reason} (and ${skipped} refusals of this peer's changes not audited since the last audited one: over 20 in a burst, or one every 10 s)`;
-        context.audit({ action: "sync.refused", peer: r.peer, resource: r.id, result: "denied", reason });
+        const reason = audited(r.peer, r.reason);
+        if (reason !== undefined) context.audit({ action: "sync.refused", peer: r.peer, resource: r.id, result: "denied", reason });
       },
       onOffender: (peer) => context.block(peer, OFFENDER_BLOCK_MS),
       onError: (peer, error) => context.report(error, peer),

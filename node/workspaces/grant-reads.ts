@@ -1,4 +1,5 @@
 import { createPeerRateLimiter } from "../../src/util/rate-limiter.js";
+import { REFUSAL_AUDIT_ALLOWANCE } from "../../src/security/audit/refusal-sampler.js";
 import type { ServiceAuditEntry } from "../services/mesh-service.js";
 import type { SharedTrees } from "./shared-trees.js";
 import { grantRefusal } from "./tree-grants.js";
@@ -23,7 +24,7 @@ export interface GrantedReadsOptions {
  * here is refused unaudited, and reads the same to the asker.
  */
 export function grantedReads(options: GrantedReadsOptions): (peer: string, treeId: string, grant: Uint8Array | undefined) => boolean {
-  const audited = createPeerRateLimiter({ framesPerSecond: 0.1, burst: 20, maxPeers: 1 });
+  const audited = createPeerRateLimiter({ ...REFUSAL_AUDIT_ALLOWANCE, maxPeers: 1 });
   const now = options.now ?? Date.now;
   return (peer, treeId, grant) => {
     const owner = options.shared.ownerOf(treeId);

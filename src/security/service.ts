@@ -15,7 +15,7 @@ import { SessionManager, verifyPeerSessionToken, type Session } from "./sessions
 import type { SessionPersistence } from "./session-file.js";
 import type { TrustLevel } from "./trust.js";
 import { agentSkills } from "../agents/agent-skills.js";
-import { createSampler } from "../util/rate-limiter.js";
+import { refusalAuditSampler } from "./audit/refusal-sampler.js";
 
 /** A device's standing, as identity/'s trust store evaluates it. */
 export interface DeviceStanding {
@@ -103,14 +103,8 @@ export class SecurityService {
   readonly #agentSkills: (agentId: string) => readonly string[];
   readonly #revokedDevices = new Set<string>();
   readonly #now: () => number;
-  /**
-   * Refused tokens audited, by origin: a burst of 20, then one every 10 s. Anyone
-   * who reaches the HTTP port can send any token (a web page too, through DNS
-   * rebinding of a loopback bind), and each audited refusal is a signed entry
-   * that replicates to every member: unlimited, a flood of them was a flood of
-   * the mesh's audit logs.
-   */
-  readonly #refusalAudits = createSampler({ framesPerSecond: 0.1, burst: 20, maxPeers: 16, now: () => this.#now() });
+  /** Refused tokens audited, by origin: anyone who reaches the HTTP port can send any token (a web page too, through DNS rebinding of a loopback bind). */
+  readonly #refusalAudits = refusalAuditSampler({ maxKeys: 16, what: "refused tokens", now: () => this.#now() });
 
   constructor(options: SecurityServiceOptions) {
     this.meshId = options.meshId;
@@ -513,9 +507,8 @@ export class SecurityService {
 
   /** A refused token's entry, within the allowance of its origin; the next one audited says how many went unaudited meanwhile. */
   async #logRefusal(origin: RequestOrigin, body: AuditBody & { reason: string }): Promise<void> {
-    const skipped = this.#refusalAudits(origin);
-    if (skipped === undefined) return;
-    await this.#log(skipped === 0 ? body : { ...body, reason: `${body.reason} (and ${skipped} refused tokens not audited since the last audited one: over 20 in a burst, or one every 10 s)` });
+    const reason = this.#refusalAudits(origin, body.reason);
+    if (reason !== undefined) await this.#log({ ...body, reason });
   }
 }
 
