@@ -72,9 +72,6 @@ function mergeText(parts: InputPart[]): InputPart[] {
 export function fillStepInput(template: InputTemplate, values: InputValues, field: string): string {
   let out = "";
   for (const part of template.parts) {
-    // A template that repeats a large value builds a string past what the process can hold (a RangeError, taken
-    // for the coordinator's own trouble and retried for ever) or one no runtime would take: refused as the step's input.
-    if (out.length > MAX_FILLED_INPUT_CHARS) throw new InvalidInputError(`the filled input is over the limit of ${MAX_FILLED_INPUT_CHARS} characters`, field);
     if ("text" in part) out += part.text;
     else if ("step" in part) {
       const output = values.outputs.get(part.step);
@@ -87,8 +84,10 @@ export function fillStepInput(template: InputTemplate, values: InputValues, fiel
       if (named === undefined) throw new InvalidInputError(`the workflow's input has no value "${part.input}" for \${input.${part.input}}`, field);
       out += named;
     }
+    // A template that repeats a large value builds a string past what the process can hold (a RangeError, taken
+    // for the coordinator's own trouble and retried for ever) or one no runtime would take: refused as the step's input.
+    if (out.length > MAX_FILLED_INPUT_CHARS) throw new InvalidInputError(`the filled input is over the limit of ${MAX_FILLED_INPUT_CHARS} characters`, field);
   }
-  if (out.length > MAX_FILLED_INPUT_CHARS) throw new InvalidInputError(`the filled input is over the limit of ${MAX_FILLED_INPUT_CHARS} characters`, field);
   return out;
 }
 

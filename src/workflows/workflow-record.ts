@@ -83,6 +83,14 @@ export interface WorkflowRecord {
   steps: Record<string, StepRecord>;
 }
 
+/** Every {@link StepStatus}: the type makes this list whole, so a status added there is added here. */
+const STEP_STATUSES: Readonly<Record<StepStatus, true>> = { pending: true, running: true, retrying: true, completed: true, failed: true, skipped: true, cancelled: true };
+
+/** Whether `value` is a step's status (read from a document another member wrote). */
+export function isStepStatus(value: unknown): value is StepStatus {
+  return typeof value === "string" && Object.hasOwn(STEP_STATUSES, value);
+}
+
 const TERMINAL_STEP = new Set<StepStatus>(["completed", "failed", "skipped", "cancelled"]);
 
 /** Whether a step is done, one way or another. */

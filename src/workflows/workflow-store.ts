@@ -4,7 +4,7 @@ import { CoderClawError, InvalidInputError, NotFoundError } from "../contract/er
 import type { DocumentStore } from "../storage/document-store.js";
 import { encodeFirstChange, type ChangeOp, type InsertOp } from "../storage/first-change.js";
 import { checkWorkflow, draftOf, type WorkflowDefinition, type WorkflowDraft } from "./definition.js";
-import type { StepRecord, WorkflowRecord } from "./workflow-record.js";
+import { isStepStatus, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
 
 /** Durable workflow records: what a coordinator reads back after a restart. */
 export interface WorkflowStore {
@@ -209,14 +209,13 @@ function readSteps(id: string, doc: A.Doc<WorkflowDoc>): Record<string, StepReco
   return steps;
 }
 
-const STEP_STATUSES = new Set(["pending", "running", "retrying", "completed", "failed", "skipped", "cancelled"]);
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isTime = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v);
 const optional = (v: unknown, check: (v: unknown) => boolean): boolean => v === undefined || check(v);
 const isText = (v: unknown): boolean => typeof v === "string";
 
 function isStepRecord(r: unknown): boolean {
-  if (!isObject(r) || !STEP_STATUSES.has(r.status as string) || !Array.isArray(r.attempts) || !r.attempts.every(isObject)) return false;
+  if (!isObject(r) || !isStepStatus(r.status) || !Array.isArray(r.attempts) || !r.attempts.every(isObject)) return false;
   if (!optional(r.output, isText) || !optional(r.error, isText) || !optional(r.reason, isText) || !optional(r.retryAt, isTime)) return false;
   return optional(r.approval, (a) => isObject(a) && isText(a.id) && isTime(a.askedAt) && isTime(a.deadline) && optional(a.decision, isObject));
 }
