@@ -22,7 +22,11 @@ const SERIES_TIMEOUT_MS = 120_000;
 export async function initAgentRepository(workTree: string, tree: string, signal?: AbortSignal): Promise<string> {
   const repo = { workTree, gitDir: join(workTree, ".git") };
   // Adding a large tree takes a while: a task cancelled meanwhile stops it.
-  const run = (args: string[], env?: Record<string, string>): Promise<Buffer> => git(repo, args, { ...(env !== undefined && { env }), ...(signal !== undefined && { signal }) });
+  // Checked before each command too: a child spawned with a signal already aborted is killed only on the next tick, after it may have written.
+  const run = (args: string[], env?: Record<string, string>): Promise<Buffer> => {
+    signal?.throwIfAborted();
+    return git(repo, args, { ...(env !== undefined && { env }), ...(signal !== undefined && { signal }) });
+  };
   await run(["init", "-q"]);
   // Not `init -b`, which git before 2.28 lacks.
   await run(["symbolic-ref", "HEAD", "refs/heads/main"]);
