@@ -79,21 +79,40 @@ export class ClusterTransportAdapter implements TransportAdapter {
    * {@link SubmitOptions} for priority, requirements, deadline and waiting.
    */
   async submitTask(request: TaskSubmitRequest, options: SubmitOptions = {}): Promise<TaskState> {
+    return this.#submit(request, options, undefined);
+  }
+
+  /**
+   * Submit `request` carrying code uploaded over HTTP rather than read from
+   * a directory here: once the request and `options` are checked (`options`
+   * names no `repo`), `code.adopt` makes the uploaded tree a submission of
+   * this node (CodeUploads.submit) and answers its spec.
+   */
+  async submitUploaded(request: TaskSubmitRequest, options: SubmitOptions, code: { commits?: boolean; adopt: () => Promise<WorkspaceSpec> }): Promise<TaskState> {
+    if (options.repo !== undefined || options.artifacts !== undefined || options.commits !== undefined) throw new InvalidInputError("code uploaded names its own artifacts and commits, and no repo", "repo");
+    return this.#submit(request, options, code);
+  }
+
+  async #submit(request: TaskSubmitRequest, options: SubmitOptions, uploaded: { commits?: boolean; adopt: () => Promise<WorkspaceSpec> } | undefined): Promise<TaskState> {
     const parsed = parseSubmitRequest(request);
     const parsedOptions = parseSubmitOptions(options);
     if (parsedOptions.route === undefined && this.parts.defaultRoute !== undefined) parsedOptions.route = this.parts.defaultRoute;
     const { repo, artifacts, commits, ...placement } = parsedOptions;
-    // The code a task carries is this node's to name, from `repo`: a tree id is no secret (task documents replicate), and a
-    // caller naming one would have this node grant its executor a tree it holds for someone else (another user's
-    // submission, a result, a tree fetched for a member), or make a workspace of it here.
+    // The code a task carries is this node's to name, from `repo` or an upload: a tree id is no secret (task documents
+    // replicate), and a caller naming one would have this node grant its executor a tree it holds for someone else
+    // (another user's submission, a result, a tree fetched for a member), or make a workspace of it here.
     for (const key of [WORKSPACE_KEY, EXECUTOR_GRANT_KEY]) {
       if (parsed.metadata?.[key] !== undefined) throw new InvalidInputError(`metadata.${key} is set by the node: submit with repo to send code with a task`, `metadata.${key}`);
     }
-    if (repo !== undefined) {
-      if (this.parts.workspaces === undefined) throw new InvalidInputError("this node does not send code with tasks", "repo");
-      // The snapshot's tree id goes into the request, which the attempt signs: the executor fetches exactly that tree.
-      const spec = await this.parts.workspaces.snapshot(repo, artifacts);
-      parsed.metadata = { ...(parsed.metadata ?? {}), [WORKSPACE_KEY]: commits === true ? { ...spec, commits: true } : spec };
+    const workspaces = this.parts.workspaces;
+    const code =
+      repo !== undefined
+        ? { commits, adopt: () => (workspaces === undefined ? Promise.reject(new InvalidInputError("this node does not send code with tasks", "repo")) : workspaces.snapshot(repo, artifacts)) }
+        : uploaded;
+    if (code !== undefined) {
+      // The tree id goes into the request, which the attempt signs: the executor fetches exactly that tree.
+      const spec = await code.adopt();
+      parsed.metadata = { ...(parsed.metadata ?? {}), [WORKSPACE_KEY]: code.commits === true ? { ...spec, commits: true } : spec };
     }
     return this.parts.dispatcher.submit({ ...parsed, agentId: parsed.agentId ?? "echo" }, placement);
   }

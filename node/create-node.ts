@@ -32,6 +32,7 @@ import { DEFAULT_MANIFEST_LIMITS } from "../src/workspace/manifest.js";
 import { blobService, type RunningBlobs } from "./workspaces/blob-service.js";
 import { CodeWorkspaces, DEFAULT_RESULT_RETENTION_MS } from "./workspaces/code-workspaces.js";
 import { SubmittedTrees } from "./workspaces/submitted-trees.js";
+import { CodeUploads } from "./workspaces/code-uploads.js";
 import { RecentChanges } from "./workspaces/recent-changes.js";
 import { openTaskChanges } from "./workspaces/task-result.js";
 import { announceRelayDoor, RelayDoors } from "./mesh/relay-doors.js";
@@ -91,6 +92,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
   const blobsRef: { current?: RunningBlobs } = {};
   /** What the workspaces learn of the mesh once it runs: its id, who is connected, where refusals are audited. */
   const meshRef: { meshId?: () => string | undefined; connected?: () => string[]; audit?: (entry: ServiceAuditEntry) => void } = {};
+  const codeLimits = options.code?.maxTreeBytes === undefined ? undefined : { ...DEFAULT_MANIFEST_LIMITS, maxTreeBytes: options.code.maxTreeBytes };
   const workspaces = new CodeWorkspaces({
     selfId: identity.peerId,
     signer: identity,
@@ -104,12 +106,15 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     client: () => blobsRef.current?.client,
     addSource: (source) => blobsRef.current?.service.server.addSource(source) ?? (() => undefined),
     ...(options.code?.agents !== undefined && { acceptAgents: options.code.agents }),
-    ...(options.code?.maxTreeBytes !== undefined && { limits: { ...DEFAULT_MANIFEST_LIMITS, maxTreeBytes: options.code.maxTreeBytes } }),
+    ...(codeLimits !== undefined && { limits: codeLimits }),
     ...(options.code?.keepBytes !== undefined && { keepBytes: options.code.keepBytes }),
     ...(options.resultRetentionMs !== undefined && { resultRetentionMs: options.resultRetentionMs }),
   });
   await workspaces.sweep().catch(report("workspaces"));
   await workspaces.expireResults().catch(report("workspaces"));
+  // Code sent over the HTTP API, per caller (code-uploads.ts).
+  const uploads = new CodeUploads({ store: blobStore, adopt: (tree, manifest, pieces, artifacts) => workspaces.adoptUploaded(tree, manifest, pieces, artifacts), ...(codeLimits !== undefined && { limits: codeLimits }) });
+  await uploads.dropLeftovers().catch(report("workspaces"));
   // The policy and the approvals service come after the engine: tasks that reach it before (none: nothing listens yet) wait for no one.
   const approvalHooks: { policy?: ApprovalPolicy; asked?: (gate: OpenGate) => void } = {};
   const hooks = { approvalPolicy: ((request, by) => approvalHooks.policy?.(request, by)) as ApprovalPolicy, onApprovalNeeded: (gate: OpenGate) => approvalHooks.asked?.(gate) };
@@ -122,7 +127,10 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
     throw err;
   });
   // Results expire while the node runs too: checked a few times per retention, at most hourly.
-  const expiry = setInterval(() => void workspaces.expireResults().catch(report("workspaces")), Math.min(3600_000, Math.max(1000, (options.resultRetentionMs ?? DEFAULT_RESULT_RETENTION_MS) / 4)));
+  const expiry = setInterval(() => {
+    void workspaces.expireResults().catch(report("workspaces"));
+    void uploads.sweep().catch(report("workspaces"));
+  }, Math.min(3600_000, Math.max(1000, (options.resultRetentionMs ?? DEFAULT_RESULT_RETENTION_MS) / 4)));
   expiry.unref();
   const stack: Array<() => unknown> = [() => blobStore.close(), () => core.close(), () => workspaces.close(), () => clearInterval(expiry)];
   const unwind = async (): Promise<void> => {
@@ -400,6 +408,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
       security,
       auditReplicator: auditReplication.running,
       workspaces,
+      uploads,
       changes: new RecentChanges((taskId, sources) => openTaskChanges(adapter, workspaces, taskId, undefined, sources)),
       blobStore,
       blobs: blobs.running,

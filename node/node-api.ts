@@ -1,6 +1,7 @@
 import type { Dispatcher } from "./scheduling/dispatcher.js";
 import type { RunningBlobs } from "./workspaces/blob-service.js";
 import type { BlobStore } from "../src/workspace/blob-store.js";
+import type { CodeUploads } from "./workspaces/code-uploads.js";
 import type { CodeWorkspaces } from "./workspaces/code-workspaces.js";
 import type { RecentChanges } from "./workspaces/recent-changes.js";
 import type { NodeRegistry } from "./registry/node-registry.js";
@@ -142,6 +143,8 @@ export interface CoderClawNode {
   readonly auditReplicator: AuditReplicator;
   /** Tasks that carry code: snapshots sent, workspaces made, results fetched. */
   readonly workspaces: CodeWorkspaces;
+  /** Code sent with tasks over the HTTP API, per caller, until it is submitted. */
+  readonly uploads: CodeUploads;
   /**
    * Tasks' changes as the control socket and the HTTP API read them: each
    * result opened once for a while, so that reading one a file or a blob at a

@@ -16,3 +16,4 @@ export { buildOpenApiDocument } from "./openapi.js";
 export { securityHttpHooks, type SecurityHttpOptions } from "./security.js";
 export { httpListenOptions } from "./config.js";
 export type { HttpNodeAdmin } from "./admin-routes.js";
+export { nodeCodeUploads, type HttpCodeUploads, type HttpServerUploads } from "./upload-routes.js";

@@ -124,7 +124,8 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           summary: "Submit a task",
           description:
             "`route` says where to run it: `auto` (the default; a mesh node routes by capability, trust, load and latency), " +
-            "`local` (this node), or the peer id of a mesh member. A node that cannot honour the route answers 400 with `field: \"route\"`.",
+            "`local` (this node), or the peer id of a mesh member. A node that cannot honour the route answers 400 with `field: \"route\"`. " +
+            "`tree` sends code with the task: a tree this session uploaded (`/v1/blobs`, `/v1/trees/{id}`), which the node keeps as its own submission; any other tree is refused.",
           parameters: queryParameters(TaskSubmitQuerySchema),
           requestBody: { required: true, content: { "application/json": { schema: ref("TaskSubmitRequest") } } },
           responses: { "201": json(ref("TaskState"), "The accepted task"), ...errorResponses(400, 401, 403, 413, 415, 422, 503) },
@@ -183,6 +184,38 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           summary: "The commits the agent of a completed task submitted with `commits` made in its workspace, as `git format-patch --stdout --pretty=mboxrd` writes them (an mbox for `git am --patch-format=mboxrd`; empty when it made none); 404 for a task not submitted with `commits` too, and 409 as for the patch",
           parameters: [taskIdParameter, ...queryParameters(TaskChangesQuerySchema)],
           responses: { "200": { description: "The commits", content: { "application/mbox": { schema: { type: "string" } } } }, ...readErrors, ...errorResponses(409) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/blobs/missing`]: {
+        post: {
+          operationId: "missingBlobs",
+          summary:
+            "Of the digests given (SHA-256, lowercase hex; at most 100,000), those this session has not sent: the blobs of a tree it is about to send that the node still needs from it. " +
+            "What other sessions sent never counts, so the answer says nothing of what the node holds for them",
+          requestBody: { required: true, content: { "application/json": { schema: { type: "object", properties: { digests: { type: "array", items: { type: "string" }, maxItems: 100_000 } }, required: ["digests"] } } } },
+          responses: { "200": json({ type: "object", properties: { missing: { type: "array", items: { type: "string" } } }, required: ["missing"] }, "The digests still needed, each once"), ...errorResponses(400, 401, 403) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/blobs`]: {
+        post: {
+          operationId: "putBlobs",
+          summary:
+            "Blobs of a tree (its files' chunks of at most 1 MiB, and its manifest's pieces), at most 8 MiB a body: each as its 32-byte SHA-256, its length (4 bytes, big-endian) and its bytes. " +
+            "Each is checked against its digest before any is stored; one that does not match refuses the body (400, naming `blobs[i]`). " +
+            "What a session sent and has not submitted is held to a budget (507); it is dropped after an hour without a call, and when the node restarts",
+          requestBody: { required: true, content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
+          responses: { "200": json({ type: "object", properties: { stored: { type: "integer" } }, required: ["stored"] }, "How many blobs the body held"), ...errorResponses(400, 401, 403, 413, 503, 507) },
+        },
+      },
+      [`${HTTP_API_PREFIX}/trees/{id}`]: {
+        put: {
+          operationId: "putTree",
+          summary:
+            "The index of tree `id` (its SHA-256), once this session sent every piece of its manifest and every blob the manifest names; the manifest is checked against the node's limits (paths, links, sizes, entries). " +
+            "Then `POST /v1/tasks?tree=<id>` submits a task carrying it",
+          parameters: [{ name: "id", in: "path", required: true, schema: { type: "string", pattern: "^[0-9a-f]{64}$" } }],
+          requestBody: { required: true, content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
+          responses: { "200": json({ type: "object", properties: { tree: { type: "string" }, files: { type: "integer" }, bytes: { type: "integer" } }, required: ["tree", "files", "bytes"] }, "The tree taken"), ...errorResponses(400, 401, 403, 413) },
         },
       },
       [`${HTTP_API_PREFIX}/tasks/{id}/artifacts`]: {

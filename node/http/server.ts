@@ -5,8 +5,8 @@ import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, type FastifyRequest } from "fastify";
 import type { z } from "zod";
-import type { TaskState, TransportAdapter } from "../../src/contract/types.js";
-import { CoderClawError, NotFoundError } from "../../src/contract/errors.js";
+import type { SubmitOptions, TaskState, TaskSubmitRequest, TransportAdapter } from "../../src/contract/types.js";
+import { CoderClawError, InvalidInputError, NotFoundError } from "../../src/contract/errors.js";
 import { parseInput } from "../../src/contract/parse-input.js";
 import {
   AuditQuerySchema,
@@ -20,7 +20,9 @@ import {
   TaskSubmitQuerySchema,
   submitOptionsFromQuery,
   TaskSubmitRequestSchema,
+  uploadedCodeOf,
   type ErrorBody,
+  type UploadedCode,
 } from "../../src/transport/http-wire.js";
 import { grantTokenBytes } from "../workspaces/executor-grant.js";
 import type { ResultFile } from "../workspaces/result-files.js";
@@ -33,6 +35,7 @@ import { registerTaskApprovalRoutes, type TaskApprovalRouteDeps } from "./task-a
 import { registerApprovalRoutes } from "./approval-routes.js";
 import { registerAdminRoutes, type HttpNodeAdmin } from "./admin-routes.js";
 import { registerUiRoutes } from "./ui-routes.js";
+import { registerUploadRoutes, type HttpCodeUploads } from "./upload-routes.js";
 import { workspaceSpecOf } from "../../src/workspace/task-spec.js";
 
 /**
@@ -120,6 +123,14 @@ export interface HttpServerOptions<TAuth> {
   sessionIdOf?: (ctx: TAuth) => string | undefined;
   /** Who the caller is (its user id), named in the audit log of what it starts. */
   subjectOf?: (ctx: TAuth) => string;
+  /**
+   * Takes code with a task (`/v1/blobs`, `/v1/trees` and `POST /v1/tasks?tree=`); without it those routes
+   * answer 404 and a submission naming a tree is refused.
+   */
+  uploads?: HttpCodeUploads & {
+    /** Submit `request` carrying tree `code.tree`, which `caller` uploaded (CodeUploads.submit, then the node's adapter): see nodeCodeUploads. */
+    submit(caller: string, request: TaskSubmitRequest, options: SubmitOptions, code: UploadedCode): Promise<TaskState>;
+  };
   /** Serves `/v1/workflows`; those routes answer 404 when absent. */
   workflows?: HttpWorkflows;
   /** Serves `/v1/task-approvals`; those routes answer 404 when absent. */
@@ -265,6 +276,8 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       });
 
       const ctxOf = (request: FastifyRequest): TAuth => request.authContext as TAuth;
+      // Whose uploads a request's are: its session's, or (a token without one) its subject's.
+      const callerOf = (request: FastifyRequest): string => options.sessionIdOf?.(ctxOf(request)) ?? options.subjectOf?.(ctxOf(request)) ?? "http";
       const check = async (request: FastifyRequest, action: HttpAction, resource: HttpResource): Promise<void> => {
         const decision = await authorize(ctxOf(request), action, resource);
         if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? `${action} denied`);
@@ -279,7 +292,10 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
 
       api.post("/tasks", async (request, reply) => {
         const body = parseInput(TaskSubmitRequestSchema, request.body);
-        const submitOptions = submitOptionsFromQuery(parseInput(TaskSubmitQuerySchema, request.query));
+        const { tree, artifacts, commits, ...placement } = parseInput(TaskSubmitQuerySchema, request.query);
+        const submitOptions = submitOptionsFromQuery(placement);
+        const code = uploadedCodeOf({ tree, artifacts, commits });
+        if (code !== undefined && options.uploads === undefined) throw new InvalidInputError("this node takes no code over HTTP", "tree");
         const sessionId = body.sessionId ?? options.sessionIdOf?.(ctxOf(request));
         const submit = sessionId === undefined ? body : { ...body, sessionId };
         await check(request, "task:submit", {
@@ -288,7 +304,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
           ...(submit.agentId === undefined ? {} : { agentId: submit.agentId }),
         });
         if (submit.agentId !== undefined) await check(request, "agent:invoke", { type: "agent", id: submit.agentId });
-        const task = await adapter.submitTask(submit, submitOptions);
+        const task = code === undefined ? await adapter.submitTask(submit, submitOptions) : await options.uploads!.submit(callerOf(request), submit, submitOptions, code);
         return reply.code(201).header("location", `${HTTP_API_PREFIX}/tasks/${encodeURIComponent(task.id)}`).send(task);
       });
 
@@ -449,6 +465,19 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       });
 
       if (options.admin !== undefined) registerAdminRoutes(api, { admin: options.admin, check });
+      if (options.uploads !== undefined) {
+        registerUploadRoutes(api, {
+          uploads: options.uploads,
+          // Unaudited when allowed: a tree of 200 MB is some thirty requests, and the submission that names it is audited.
+          // A refusal goes through the audited check, which records it.
+          check: async (request) => {
+            if (options.permissionsOf?.(ctxOf(request)).may.submit === true) return;
+            const sessionId = options.sessionIdOf?.(ctxOf(request));
+            await check(request, "task:submit", { type: "task", ...(sessionId !== undefined && { sessionId }) });
+          },
+          callerOf,
+        });
+      }
 
       api.get("/session", async (request) => {
         const ctx = ctxOf(request);

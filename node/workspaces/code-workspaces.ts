@@ -122,12 +122,12 @@ export class CodeWorkspaces implements TaskWorkspaces {
     this.#o = options;
   }
 
-  /** Snapshot `dir` for a submission: its tree is shared (to nobody yet) and the spec goes into the signed request. */
   /** This node's device id: the holder named in the results of tasks that ran here. */
   get selfId(): string {
     return this.#o.selfId;
   }
 
+  /** Snapshot `dir` for a submission: its tree is shared (to nobody yet) and the spec goes into the signed request. */
   async snapshot(dir: string, artifacts?: readonly string[]): Promise<WorkspaceSpec> {
     const cacheFile = join(this.#o.dataDir, "workspaces", "stat-cache", createHash("sha256").update(dir).digest("hex").slice(0, 32));
     const snap = await snapshotDirectory(dir, { cacheFile, memory: this.#snapshots, ...(this.#o.limits && { limits: this.#o.limits }) });
@@ -150,6 +150,29 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const source = submittedSource(this.#o.store, holder, snap.root, snap.manifest, snap.pieces, { oids: snap.inGit, ...(snap.base && { base: snap.base.commit }) });
     this.#serve(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), source);
     return { tree: snap.treeId, bytes: totalSize(snap.manifest), files: snap.manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
+  }
+
+  /**
+   * Make a tree whose manifest and blobs the store holds (uploaded over HTTP,
+   * code-uploads.ts) a submission of this node, as {@link snapshot} makes a
+   * directory's: every blob pinned for the submission, on record (without a
+   * directory: the store holds it all, across restarts) and shared, to nobody
+   * yet. Answers the spec that goes into the signed request.
+   */
+  async adoptUploaded(tree: string, manifest: Manifest, pieces: readonly string[], artifacts?: readonly string[]): Promise<WorkspaceSpec> {
+    const holder = submittedHolder(tree);
+    const blobs = withPieces(blobsOf(manifest), pieces.map((digest) => ({ digest })));
+    await this.#submitting.run(tree, async () => {
+      // Pinned before there is a record, as a snapshot's kept content is: a process killed between leaves pins a restart drops.
+      await this.#o.store.pin(holder, [tree, ...blobs]);
+      await this.#o.submitted.add(tree, undefined, Date.now());
+    });
+    const index = await this.#o.store.getTree(tree);
+    if (index === undefined) throw new CoderClawError("NOT_FOUND", `tree ${tree} is no longer held here; upload it again`);
+    // A tree this node serves already (the same content submitted from a directory) goes on being served as it is.
+    if (!this.#o.shared.has(tree)) this.#shareHeld(tree, index, blobs);
+    this.#o.shared.own(tree, this.#o.selfId);
+    return { tree, bytes: totalSize(manifest), files: manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
   }
 
   /**
@@ -257,7 +280,15 @@ export class CodeWorkspaces implements TaskWorkspaces {
       const lacking = new Set(await this.#o.store.missing(chunks));
       const holder = submittedHolder(record.tree);
       await this.#o.store.pin(holder, [record.tree, ...digests, ...[...chunks].filter((d) => !lacking.has(d))]);
-      this.#serve(record.tree, index, withPieces(chunks, pieces), submittedSource(this.#o.store, holder, record.dir, manifest, pieces, { oids: new Map(), ...(record.base !== undefined && { base: record.base }) }));
+      if (record.dir === undefined) {
+        // Uploaded: the store holds every blob, or the tree is gone.
+        if (lacking.size > 0) {
+          await this.#forgetSubmitted(record.tree);
+          continue;
+        }
+        this.#shareHeld(record.tree, index, withPieces(chunks, pieces));
+        this.#o.shared.own(record.tree, this.#o.selfId);
+      } else this.#serve(record.tree, index, withPieces(chunks, pieces), submittedSource(this.#o.store, holder, record.dir, manifest, pieces, { oids: new Map(), ...(record.base !== undefined && { base: record.base }) }));
       for (const peer of record.grantees) this.#o.shared.grant(record.tree, peer);
       restored++;
     }

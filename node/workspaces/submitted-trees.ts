@@ -13,7 +13,8 @@ const TREE_ID = /^[0-9a-f]{64}$/;
 const recordSchema = z.strictObject({
   version: z.literal(1),
   tree: z.string().regex(TREE_ID),
-  dir: z.string().min(1).max(4096).refine(isAbsolute, "must be an absolute path"),
+  /** Absent for a tree uploaded over HTTP: the store holds all of it, and there is no working tree to read. */
+  dir: z.string().min(1).max(4096).refine(isAbsolute, "must be an absolute path").optional(),
   at: z.number().int().nonnegative(),
   grantees: z.array(z.string().min(1).max(128)).max(MAX_GRANTEES),
   /** The commit the snapshot's repository sat on: git holds what its files were then. */
@@ -25,7 +26,8 @@ export type SubmittedTree = Omit<z.infer<typeof recordSchema>, "version">;
 
 /**
  * The trees of this node's submissions, one small file each in the home: the
- * directory a tree was snapshotted from and the members granted it. A task
+ * directory a tree was snapshotted from (none for a tree uploaded over HTTP,
+ * which the store holds whole) and the members granted it. A task
  * that waits for a capable member, or sits queued on one that has not fetched
  * its code yet, outlives a restart of its submitter (its state is durable), so
  * the tree it names must too: after a restart the node serves it again from
@@ -86,9 +88,19 @@ export class SubmittedTrees {
     return this.#records.get(tree);
   }
 
-  /** Record (durably) that `tree` was snapshotted from `dir` now, on commit `base` if in a repository; grants already recorded are kept. */
-  async add(tree: string, dir: string, at = Date.now(), base?: string): Promise<void> {
-    await this.#write({ tree, dir, at, grantees: this.#records.get(tree)?.grantees ?? [], ...(base !== undefined && { base }) });
+  /**
+   * Record (durably) that `tree` was snapshotted from `dir` now, on commit
+   * `base` if in a repository (`dir` undefined: uploaded, the store holds it
+   * all); grants already recorded are kept, and so is the directory of a
+   * record that had one.
+   */
+  async add(tree: string, dir: string | undefined, at = Date.now(), base?: string): Promise<void> {
+    const before = this.#records.get(tree);
+    // An upload of a tree also submitted from a directory: that directory still serves what the store let go.
+    const kept = dir === undefined ? before : undefined;
+    const from = dir ?? kept?.dir;
+    const on = base ?? kept?.base;
+    await this.#write({ tree, ...(from !== undefined && { dir: from }), at, grantees: before?.grantees ?? [], ...(on !== undefined && { base: on }) });
   }
 
   /** Record (durably) that `peer` may read `tree`; nothing when `tree` is not a submission's or `peer` had it. */

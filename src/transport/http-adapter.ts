@@ -14,6 +14,8 @@ import type {
 import { setMaxListeners } from "node:events";
 import { z } from "zod";
 import { readSse, type SseMessage } from "../util/sse-reader.js";
+import { parseSubmitOptions } from "../contract/submit-options.js";
+import { uploadSnapshot } from "./code-upload.js";
 import { CoderClawError, type ErrorCode } from "../contract/errors.js";
 import {
   AgentInfoSchema,
@@ -49,6 +51,7 @@ export interface HTTPTransportConfig {
 }
 
 const TaskListSchema = z.object({ tasks: z.array(TaskStateSchema) });
+const MissingSchema = z.object({ missing: z.array(z.string()) });
 const TaskHistorySchema = z.object({ events: z.array(TaskEventSchema) });
 const AgentListSchema = z.object({ agents: z.array(AgentInfoSchema) });
 const SkillListSchema = z.object({ skills: z.array(SkillInfoSchema) });
@@ -138,7 +141,16 @@ export class HTTPTransportAdapter implements TransportAdapter {
 
   /** The server's runtime honours or refuses `options` (a mesh node takes a peer id as route; any node takes `auto` and `local`). */
   async submitTask(request: TaskSubmitRequest, options?: SubmitOptions): Promise<TaskState> {
-    return TaskStateSchema.parse(await this.#call("POST", `/tasks${submitOptionsToQuery(options)}`, request));
+    if (options?.repo === undefined) return TaskStateSchema.parse(await this.#call("POST", `/tasks${submitOptionsToQuery(options)}`, request));
+    // The node must not read its own files for a remote caller: the directory is snapshotted here and its tree sent.
+    const { repo, artifacts, commits, ...placement } = parseSubmitOptions(options);
+    const upload = await uploadSnapshot(repo!, {
+      missing: async (digests) => MissingSchema.parse(await this.#call("POST", "/blobs/missing", { digests })).missing,
+      put: async (body) => void (await this.#call("POST", "/blobs", body)),
+      putTree: async (tree, index) => void (await this.#call("PUT", `/trees/${tree}`, index)),
+    });
+    const code = { tree: upload.tree, ...(artifacts !== undefined && { artifacts }), ...(commits === true && { commits }) };
+    return TaskStateSchema.parse(await this.#call("POST", `/tasks${submitOptionsToQuery(placement, code)}`, request));
   }
 
   /** Submit an ended task again (see `TransportAdapter.retryTask`). */
@@ -284,7 +296,7 @@ export class HTTPTransportAdapter implements TransportAdapter {
     return bytes;
   }
 
-  async #call(method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+  async #call(method: "GET" | "POST" | "PUT", path: string, body?: unknown): Promise<unknown> {
     const response = await this.#request(method, path, body, "application/json");
     if (!response.ok) throw await errorFromResponse(response);
     try {
@@ -294,11 +306,14 @@ export class HTTPTransportAdapter implements TransportAdapter {
     }
   }
 
-  async #request(method: "GET" | "POST", path: string, body: unknown, accept: string): Promise<Response> {
+  async #request(method: "GET" | "POST" | "PUT", path: string, body: unknown, accept: string): Promise<Response> {
     const signal = AbortSignal.any([this.#closed.signal, AbortSignal.timeout(this.#timeoutMs)]);
     const headers: Record<string, string> = { accept, authorization: `Bearer ${await this.#token()}` };
-    let payload: string | undefined;
-    if (body !== undefined) {
+    let payload: string | Uint8Array | undefined;
+    if (body instanceof Uint8Array) {
+      headers["content-type"] = "application/octet-stream";
+      payload = body;
+    } else if (body !== undefined) {
       headers["content-type"] = "application/json";
       payload = JSON.stringify(body);
     }

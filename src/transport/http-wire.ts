@@ -10,9 +10,10 @@ import { z } from "zod";
 import { MetadataSchema } from "../contract/metadata.js";
 import { formatRequirements, parseRequirements } from "../contract/requirements.js";
 import { RouteSchema } from "../contract/route.js";
-import { parseSubmitOptions, RequirementsSchema } from "../contract/submit-options.js";
+import { ArtifactPatternsSchema, parseSubmitOptions, RequirementsSchema } from "../contract/submit-options.js";
 import { MAX_PRIORITY, MIN_PRIORITY, TASK_STATUSES, type SubmitOptions, type TaskStatus } from "../contract/types.js";
-import type { ErrorCode } from "../contract/errors.js";
+import { InvalidInputError, type ErrorCode } from "../contract/errors.js";
+import { parseInput } from "../contract/parse-input.js";
 import { AGENT_ID_RE, DEFAULT_MAX_INPUT_BYTES, SESSION_ID_RE } from "../engine/submit-schema.js";
 
 /** Version prefix of every API route. */
@@ -62,7 +63,33 @@ export const TaskSubmitQuerySchema = z.strictObject({
   requires: z.string().max(4096).describe("labels and resources the node that runs it must have: gpu,cpu>=4").optional(),
   deadline: z.string().max(64).describe("fail the task if it has not started by then: an ISO 8601 date-time or epoch milliseconds").optional(),
   waitForPeer: z.enum(["true", "false"]).describe("false refuses the task at once when no member can start it now (default true: it waits)").optional(),
+  tree: z.string().regex(/^[0-9a-f]{64}$/, "must be a tree id (64 lowercase hex)").describe("code the task carries: a tree this session uploaded (POST /v1/blobs, PUT /v1/trees/<id>)").optional(),
+  artifacts: z
+    .union([z.string(), z.array(z.string())])
+    .transform((a) => (typeof a === "string" ? [a] : a))
+    .describe("with tree, repeatable: files to bring back with the result, as globs inside the workspace")
+    .optional(),
+  commits: z.enum(["true", "false"]).describe("with tree: make the workspace a git repository and bring back the agent's commits").optional(),
 });
+
+/** Code a task submitted over HTTP carries: a tree its caller uploaded, and what comes back from it. */
+export interface UploadedCode {
+  tree: string;
+  artifacts?: string[];
+  commits?: boolean;
+}
+
+/** The code a `POST /v1/tasks` query names, checked as `SubmitOptions` checks `artifacts` and `commits`; undefined when it names none. */
+export function uploadedCodeOf(query: Pick<z.infer<typeof TaskSubmitQuerySchema>, "tree" | "artifacts" | "commits">): UploadedCode | undefined {
+  const { tree, artifacts, commits } = query;
+  if (tree === undefined) {
+    if (artifacts !== undefined) throw new InvalidInputError("needs tree: artifacts come from the workspace of a task that carries code", "artifacts");
+    if (commits === "true") throw new InvalidInputError("needs tree: commits are made in the workspace of a task that carries code", "commits");
+    return undefined;
+  }
+  const patterns = artifacts === undefined ? undefined : parseInput(ArtifactPatternsSchema, artifacts, "artifacts");
+  return { tree, ...(patterns !== undefined && patterns.length > 0 && { artifacts: patterns }), ...(commits === "true" && { commits: true }) };
+}
 
 /** The submit options a `POST /v1/tasks` query asks for, checked as every edge checks them. */
 export function submitOptionsFromQuery(query: z.infer<typeof TaskSubmitQuerySchema>): SubmitOptions {
@@ -75,15 +102,22 @@ export function submitOptionsFromQuery(query: z.infer<typeof TaskSubmitQuerySche
   });
 }
 
-/** The query of `POST /v1/tasks` that carries `options` (what {@link submitOptionsFromQuery} reads back). */
-export function submitOptionsToQuery(options: SubmitOptions | undefined): string {
-  if (options === undefined) return "";
+/**
+ * The query of `POST /v1/tasks` that carries `options` (what {@link submitOptionsFromQuery} reads back) and the
+ * code uploaded for the task (what {@link uploadedCodeOf} reads back); `options.repo` is the caller's to upload.
+ */
+export function submitOptionsToQuery(options: SubmitOptions | undefined, code?: UploadedCode): string {
   const q = new URLSearchParams();
-  if (options.route !== undefined) q.set("route", options.route);
-  if (options.priority !== undefined) q.set("priority", String(options.priority));
-  if (options.requires !== undefined) q.set("requires", formatRequirements(options.requires));
-  if (options.deadline !== undefined) q.set("deadline", String(options.deadline.getTime()));
-  if (options.waitForPeer !== undefined) q.set("waitForPeer", String(options.waitForPeer));
+  if (code !== undefined) {
+    q.set("tree", code.tree);
+    for (const pattern of code.artifacts ?? []) q.append("artifacts", pattern);
+    if (code.commits === true) q.set("commits", "true");
+  }
+  if (options?.route !== undefined) q.set("route", options.route);
+  if (options?.priority !== undefined) q.set("priority", String(options.priority));
+  if (options?.requires !== undefined) q.set("requires", formatRequirements(options.requires));
+  if (options?.deadline !== undefined) q.set("deadline", String(options.deadline.getTime()));
+  if (options?.waitForPeer !== undefined) q.set("waitForPeer", String(options.waitForPeer));
   const text = q.toString();
   return text === "" ? "" : `?${text}`;
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
@@ -17,8 +17,8 @@ function repository(dir: string): string {
   return dir;
 }
 
-describe("task diff|apply|artifacts with --server", () => {
-  it("read a task's changes over the node's HTTP API, from a home with no node: the patch, its counts, the artifacts, and apply onto another tree", { timeout: 90_000 }, async () => {
+describe("task submit --repo and task diff|apply|artifacts with --server", () => {
+  it("read a task's changes over the node's HTTP API, from a home with no node: the patch, its counts, the artifacts, and apply onto another tree; send that machine's own tree with a task, and apply its changes there", { timeout: 90_000 }, async () => {
     const dir = tempDir("cc-server-changes-");
     cleanups.push(() => dir.remove());
     const h = join(dir.path, "home");
@@ -65,6 +65,19 @@ describe("task diff|apply|artifacts with --server", () => {
     expect(apply.code, apply.stderr).toBe(0);
     expect(readFileSync(join(other, "a.txt"), "utf8")).toBe("hello\nchanged\n");
     expect(existsSync(join(other, "c.txt"))).toBe(true);
+
+    // That machine sends its own code with a task: its working tree (a commit and an uncommitted edit) goes over HTTP,
+    // the node reads none of its files, and the change comes back onto it.
+    const mine = repository(join(dir.path, "mine"));
+    writeFileSync(join(mine, "a.txt"), "hello\nmine, not committed\n");
+    const sent = await runCli([...server, "task", "submit", "cat a.txt > seen.txt && echo done >> a.txt", "--agent", "shell", "--repo", mine, "--wait", "--json"], elsewhere, 60_000);
+    expect(sent.code, sent.stderr).toBe(0);
+    const carried = JSON.parse(sent.stdout) as { id: string; status: string };
+    expect(carried.status).toBe("completed");
+    const back = await runCli([...server, "task", "apply", carried.id, "--repo", mine], elsewhere, 30_000);
+    expect(back.code, back.stderr).toBe(0);
+    expect(readFileSync(join(mine, "a.txt"), "utf8")).toBe("hello\nmine, not committed\ndone\n");
+    expect(readFileSync(join(mine, "seen.txt"), "utf8")).toBe("hello\nmine, not committed\n");
 
     const badToken = await runCli(["--server", url, "--token", "not-a-token", "task", "diff", task.id], elsewhere);
     expect(badToken.code).not.toBe(0);

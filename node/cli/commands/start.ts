@@ -180,7 +180,7 @@ export function startCommand(setExit: (code: number) => void): Command {
       }
       async function serveHttpApi(): Promise<{ url: string; close(): Promise<void> } | undefined> {
         if (!(opts.http !== undefined || config.mode === "remote-enabled")) return undefined;
-        const { createHttpServer, httpListenOptions, securityHttpHooks } = await import("../../http/index.js");
+        const { createHttpServer, httpListenOptions, nodeCodeUploads, securityHttpHooks } = await import("../../http/index.js");
         // The security service is rebuilt when the node founds or joins a mesh; the HTTP hooks follow the current one.
         const service = new Proxy({} as typeof node.security.current, {
           get: (_t, key) => {
@@ -194,6 +194,7 @@ export function startCommand(setExit: (code: number) => void): Command {
         return createHttpServer({
           adapter: node.adapter,
           changes: (id, sources) => node.changes.open(id, sources),
+          uploads: nodeCodeUploads(node),
           workflows: httpWorkflows(node.workflows, node.core.store),
           taskApprovals: node.taskApprovals,
           admin: (method, params) => runAdmin(node, method, params),

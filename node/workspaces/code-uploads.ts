@@ -1,0 +1,194 @@
+import { createHash } from "node:crypto";
+import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
+import type { BlobStore } from "../../src/workspace/blob-store.js";
+import { blobDigest, blobsOf, DEFAULT_MANIFEST_LIMITS, totalSize, type Manifest, type ManifestLimits } from "../../src/workspace/manifest.js";
+import { decodeManifestIndex, joinManifest } from "../../src/workspace/manifest-pieces.js";
+import type { WorkspaceSpec } from "../../src/workspace/task-spec.js";
+import { KeyedTurns } from "../../src/util/keyed-turns.js";
+
+/** Dependencies and limits of {@link CodeUploads}. */
+export interface CodeUploadsOptions {
+  store: BlobStore;
+  /** Limits an uploaded tree must keep (the node's runtime.yaml `code` limits). */
+  limits?: ManifestLimits;
+  /** Makes an uploaded tree a submission of this node (CodeWorkspaces.adoptUploaded). */
+  adopt: (tree: string, manifest: Manifest, pieces: readonly string[], artifacts?: readonly string[]) => Promise<WorkspaceSpec>;
+  /** Bytes one caller may hold uploaded and not yet submitted. Default: the tree limit or a quarter of the store's quota, whichever is less. */
+  maxCallerBytes?: number;
+  /** Bytes every caller together may hold uploaded and not yet submitted. Default half the store's quota. */
+  maxTotalBytes?: number;
+  /** An upload left this long without a call of its caller is dropped, ms. Default one hour. */
+  idleMs?: number;
+  now?: () => number;
+}
+
+/** What a tree put with {@link CodeUploads.putTree} holds. */
+export interface UploadedTree {
+  tree: string;
+  files: number;
+  bytes: number;
+}
+
+/** One caller's uploads. */
+interface CallerUploads {
+  readonly holder: string;
+  /** Bytes uploaded since its last submission (what the budget counts). */
+  bytes: number;
+  /** Trees put and not yet submitted, with their manifests and pieces. */
+  readonly trees: Map<string, { manifest: Manifest; pieces: string[] }>;
+  touched: number;
+}
+
+/** Trees one caller may have put and not yet submitted: the oldest goes beyond (each holds its manifest in memory). */
+const MAX_TREES_PER_CALLER = 4;
+
+/** Holder names of uploads in the blob store: all are dropped when the node starts (see {@link CodeUploads.dropLeftovers}). */
+const UPLOAD_HOLDER_PREFIX = "upload:";
+
+/**
+ * Code sent with a task over the HTTP API, where the node must not read a
+ * caller's files itself: the caller snapshots its directory, sends the blobs
+ * the node lacks and the tree's index, then submits naming the tree, which
+ * the node adopts as a submission of its own (CodeWorkspaces.adoptUploaded).
+ *
+ * Everything is per caller (an HTTP session). A blob counts as held for a
+ * caller only once that caller sent its bytes, so {@link missing} tells no
+ * caller what the node holds for another (the store is shared, and a digest
+ * names a file's content), and a tree is adopted only when its caller sent
+ * every blob of it: knowing a tree's digests is not holding its content.
+ * What a caller uploaded stays pinned for it after it submits, so that a
+ * second submission of the same tree, changed a little, sends only what
+ * changed; it is dropped after {@link CodeUploadsOptions.idleMs} without a
+ * call, and when the node restarts.
+ */
+export class CodeUploads {
+  readonly #o: CodeUploadsOptions;
+  readonly #callers = new Map<string, CallerUploads>();
+  /** One call of each caller at a time: a submission resets the caller's holder, which a put must not race. */
+  readonly #turns = new KeyedTurns();
+
+  constructor(options: CodeUploadsOptions) {
+    this.#o = options;
+  }
+
+  /** Drop uploads a previous run of the node left pinned: their callers' sessions hold no state across a restart. */
+  async dropLeftovers(): Promise<void> {
+    for (const holder of this.#o.store.holders()) {
+      if (holder.startsWith(UPLOAD_HOLDER_PREFIX)) await this.#o.store.unpin(holder);
+    }
+  }
+
+  /** The digests of `digests` that `caller` has not sent (whatever the store holds for others), in order, each once. */
+  async missing(caller: string, digests: readonly string[]): Promise<string[]> {
+    return this.#turn(caller, async (uploads) => {
+      const held = this.#o.store.pinnedBy(uploads.holder);
+      return [...new Set(digests)].filter((digest) => !(held.has(digest) && this.#o.store.has(digest)));
+    });
+  }
+
+  /**
+   * Store blobs `caller` sent, each checked against its digest first: one that
+   * does not hash to it refuses them all (naming it), and nothing is stored.
+   * Refused as QUOTA beyond the caller's budget or the node's.
+   */
+  async put(caller: string, blobs: ReadonlyArray<readonly [digest: string, bytes: Uint8Array]>): Promise<void> {
+    for (const [i, [digest, bytes]] of blobs.entries()) {
+      if (blobDigest(bytes) !== digest) throw new InvalidInputError(`the ${bytes.byteLength} bytes sent do not hash to ${digest}`, `blobs[${i}]`);
+    }
+    await this.#turn(caller, async (uploads) => {
+      const held = this.#o.store.pinnedBy(uploads.holder);
+      const fresh = new Map(blobs.filter(([digest]) => !(held.has(digest) && this.#o.store.has(digest))));
+      const adding = [...fresh.values()].reduce((n, bytes) => n + bytes.byteLength, 0);
+      const mine = this.#o.maxCallerBytes ?? Math.min((this.#o.limits ?? DEFAULT_MANIFEST_LIMITS).maxTreeBytes, this.#o.store.quotaBytes / 4);
+      if (uploads.bytes + adding > mine) {
+        throw new CoderClawError("QUOTA", `this session's uploads not yet submitted would come to ${uploads.bytes + adding} bytes, over its limit of ${Math.floor(mine)}: submit the tree sent so far, or wait an hour for it to be dropped`);
+      }
+      const all = this.#o.maxTotalBytes ?? this.#o.store.quotaBytes / 2;
+      const total = [...this.#callers.values()].reduce((n, c) => n + c.bytes, 0);
+      if (total + adding > all) throw new CoderClawError("QUOTA", `uploads not yet submitted on this node would come to ${total + adding} bytes, over its limit of ${Math.floor(all)}; try again later`);
+      // Pinned first, so a collection between the write and the pin cannot take them.
+      await this.#o.store.pin(uploads.holder, fresh.keys());
+      await this.#o.store.putVerifiedAll([...fresh]);
+      uploads.bytes += adding;
+    });
+  }
+
+  /**
+   * Take the index of tree `tree` from `caller`, once every piece of its
+   * manifest and every blob the manifest names is one the caller sent; the
+   * manifest is checked against the node's limits. Refused, naming the piece
+   * or the entry, otherwise.
+   */
+  async putTree(caller: string, tree: string, index: Uint8Array): Promise<UploadedTree> {
+    const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
+    const pieces = decodeManifestIndex(tree, index, limits);
+    return this.#turn(caller, async (uploads) => {
+      const held = this.#o.store.pinnedBy(uploads.holder);
+      const read: Uint8Array[] = [];
+      for (const [k, digest] of pieces.entries()) {
+        const bytes = held.has(digest) ? await this.#o.store.read(digest) : undefined;
+        if (bytes === undefined) throw new InvalidInputError(`piece ${digest} of the manifest was not sent: POST it to /v1/blobs first`, `index.pieces[${k}]`);
+        read.push(bytes);
+      }
+      const manifest = joinManifest(tree, index, read, limits);
+      for (const [i, entry] of manifest.entries.entries()) {
+        if (entry.kind !== "file") continue;
+        const absent = entry.chunks.find((digest) => !(held.has(digest) && this.#o.store.has(digest)));
+        if (absent !== undefined) throw new InvalidInputError(`blob ${absent} of ${JSON.stringify(entry.path)} was not sent: POST it to /v1/blobs first`, `entries[${i}]`);
+      }
+      await this.#o.store.pin(uploads.holder, [tree]);
+      await this.#o.store.putTree(tree, index);
+      uploads.trees.delete(tree);
+      uploads.trees.set(tree, { manifest, pieces });
+      for (const old of [...uploads.trees.keys()].slice(0, -MAX_TREES_PER_CALLER)) uploads.trees.delete(old);
+      return { tree, files: manifest.entries.length, bytes: totalSize(manifest) };
+    });
+  }
+
+  /**
+   * Make tree `tree`, put by `caller`, a submission of this node; answers the
+   * spec its request carries. What the caller holds uploaded becomes that
+   * tree alone (held by the submission too, it no longer counts against the
+   * caller's budget), the base of its next upload.
+   */
+  async submit(caller: string, tree: string, artifacts?: readonly string[]): Promise<WorkspaceSpec> {
+    return this.#turn(caller, async (uploads) => {
+      const put = uploads.trees.get(tree);
+      if (put === undefined) throw new InvalidInputError(`tree ${tree} was not uploaded by this session: PUT /v1/trees/${tree} first`, "tree");
+      const spec = await this.#o.adopt(tree, put.manifest, put.pieces, artifacts);
+      await this.#o.store.unpin(uploads.holder);
+      await this.#o.store.pin(uploads.holder, [...blobsOf(put.manifest), ...put.pieces]);
+      uploads.trees.clear();
+      uploads.bytes = 0;
+      return spec;
+    });
+  }
+
+  /** Drop the uploads of callers idle longer than {@link CodeUploadsOptions.idleMs}; answers how many. */
+  async sweep(): Promise<number> {
+    const now = this.#now();
+    const idle = [...this.#callers].filter(([caller, uploads]) => now - uploads.touched > (this.#o.idleMs ?? 3600_000) && !this.#turns.has(caller));
+    for (const [caller, uploads] of idle) {
+      this.#callers.delete(caller);
+      await this.#o.store.unpin(uploads.holder);
+    }
+    return idle.length;
+  }
+
+  #turn<T>(caller: string, work: (uploads: CallerUploads) => Promise<T>): Promise<T> {
+    return this.#turns.run(caller, async () => {
+      let uploads = this.#callers.get(caller);
+      if (uploads === undefined) {
+        // Hashed: a holder name is stored as a key, and a caller's name is whatever its session's is.
+        uploads = { holder: `${UPLOAD_HOLDER_PREFIX}${createHash("sha256").update(caller).digest("hex").slice(0, 32)}`, bytes: 0, trees: new Map(), touched: 0 };
+        this.#callers.set(caller, uploads);
+      }
+      uploads.touched = this.#now();
+      return work(uploads);
+    });
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
+  }
+}

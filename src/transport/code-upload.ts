@@ -1,0 +1,55 @@
+import { InvalidInputError } from "../contract/errors.js";
+import { encodeBlobFrames, framedLength, MAX_BLOB_FRAMES_BYTES, MAX_MISSING_QUERY } from "../workspace/blob-frames.js";
+import { blobsOf, totalSize } from "../workspace/manifest.js";
+import { snapshotDirectory } from "../workspace/snapshot.js";
+
+/** Where {@link uploadSnapshot} sends a tree: a node's `/v1/blobs` and `/v1/trees` routes. */
+export interface TreeUploadTarget {
+  /** The digests of `digests` the node still needs from this caller. */
+  missing(digests: string[]): Promise<string[]>;
+  /** A body of blobs (blob-frames.ts). */
+  put(body: Uint8Array): Promise<void>;
+  putTree(tree: string, index: Uint8Array): Promise<void>;
+}
+
+/** What {@link uploadSnapshot} sent. */
+export interface TreeUpload {
+  tree: string;
+  files: number;
+  /** Bytes of the tree's files. */
+  treeBytes: number;
+  /** Bytes of blobs sent: what the node lacked of them. */
+  sentBytes: number;
+}
+
+/**
+ * Snapshot `dir` here (as `--repo` does on a node: a git repository's HEAD
+ * and changes, or the files minus `.coderclawignore`) and send the node the
+ * blobs it asks for and the tree's index, for a submission naming the tree.
+ */
+export async function uploadSnapshot(dir: string, target: TreeUploadTarget, options: { cacheFile?: string } = {}): Promise<TreeUpload> {
+  const snap = await snapshotDirectory(dir, options);
+  const digests = [...new Set([...snap.pieces.map((p) => p.digest), ...blobsOf(snap.manifest)])];
+  const missing: string[] = [];
+  for (let i = 0; i < digests.length; i += MAX_MISSING_QUERY) missing.push(...(await target.missing(digests.slice(i, i + MAX_MISSING_QUERY))));
+  let batch: Array<[string, Uint8Array]> = [];
+  let batchBytes = 0;
+  let sentBytes = 0;
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    await target.put(encodeBlobFrames(batch));
+    batch = [];
+    batchBytes = 0;
+  };
+  for (const digest of missing) {
+    const bytes = await snap.sources.read(digest);
+    if (bytes === undefined) throw new InvalidInputError(`a file changed while it was snapshotted (blob ${digest} is no longer there); submit again`, "repo");
+    if (batchBytes + framedLength(bytes.byteLength) > MAX_BLOB_FRAMES_BYTES) await flush();
+    batch.push([digest, bytes]);
+    batchBytes += framedLength(bytes.byteLength);
+    sentBytes += bytes.byteLength;
+  }
+  await flush();
+  await target.putTree(snap.treeId, snap.index);
+  return { tree: snap.treeId, files: snap.manifest.entries.length, treeBytes: totalSize(snap.manifest), sentBytes };
+}

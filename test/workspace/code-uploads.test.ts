@@ -1,0 +1,89 @@
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { CodeUploads } from "../../node/workspaces/code-uploads.js";
+import { openBlobStore, type BlobStore } from "../../src/workspace/blob-store.js";
+import { decodeBlobFrames, encodeBlobFrames } from "../../src/workspace/blob-frames.js";
+import { blobDigest, blobsOf, buildManifest } from "../../src/workspace/manifest.js";
+import { splitManifest } from "../../src/workspace/manifest-pieces.js";
+import { tempDir } from "../helpers/temp-dir.js";
+import fc from "fast-check";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function store(quotaBytes = 64 * 1024 * 1024): Promise<BlobStore> {
+  const dir = tempDir("cc-uploads-");
+  const s = await openBlobStore({ dir: join(dir.path, "blobs"), quotaBytes, fsync: false });
+  cleanups.push(() => dir.remove(), () => s.close());
+  return s;
+}
+
+/** A tree of `files` files of `size` bytes each, with its pieces and blobs. */
+function treeOf(files: number, size: number, seed = 0): { tree: string; index: Uint8Array; blobs: Array<[string, Uint8Array]> } {
+  const contents = Array.from({ length: files }, (_, i) => Buffer.alloc(size, `${seed}:${i}|`));
+  const manifest = buildManifest(contents.map((bytes, i) => ({ kind: "file" as const, path: `f${i}`, executable: false, size: bytes.byteLength, chunks: [blobDigest(bytes)] })));
+  const pieced = splitManifest(manifest);
+  expect(blobsOf(manifest).size).toBe(files);
+  return { tree: pieced.treeId, index: pieced.index, blobs: [...contents.map((b): [string, Uint8Array] => [blobDigest(b), b]), ...pieced.pieces.map((p): [string, Uint8Array] => [p.digest, p.bytes])] };
+}
+
+describe("code uploaded over HTTP, per caller", () => {
+  it("holds each caller to its budget and all callers to the node's; a submission frees the caller's budget and keeps its tree as the base of the next send", async () => {
+    const s = await store();
+    const adopted: string[] = [];
+    const uploads = new CodeUploads({ store: s, maxCallerBytes: 40_000, maxTotalBytes: 60_000, adopt: async (tree, manifest) => (adopted.push(tree), { tree, bytes: 0, files: manifest.entries.length }) });
+    const one = treeOf(3, 10_000);
+    await uploads.put("alice", one.blobs);
+    await expect(uploads.put("alice", treeOf(2, 10_000, 1).blobs)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/this session's uploads .* over its limit of 40000/) });
+    await uploads.put("bob", treeOf(2, 10_000, 2).blobs);
+    // Bob's own budget holds 20,000 more; the node's does not.
+    await expect(uploads.put("bob", treeOf(1, 10_000, 3).blobs)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/on this node .* over its limit of 60000/) });
+    await uploads.putTree("alice", one.tree, one.index);
+    await uploads.submit("alice", one.tree);
+    expect(adopted).toEqual([one.tree]);
+    // Submitted: alice may send again, and what she sent stays hers (nothing missing), not bob's.
+    await uploads.put("alice", treeOf(2, 10_000, 4).blobs);
+    const digests = one.blobs.map(([d]) => d);
+    expect(await uploads.missing("alice", digests)).toEqual([]);
+    expect(await uploads.missing("bob", digests)).toEqual(digests);
+    // A tree is submitted once per put.
+    await expect(uploads.submit("alice", one.tree)).rejects.toMatchObject({ code: "INVALID_INPUT", field: "tree" });
+  });
+
+  it("drops a caller's uploads once idle, and every upload a previous run left pinned", async () => {
+    const s = await store();
+    let now = 0;
+    const uploads = new CodeUploads({ store: s, idleMs: 1000, now: () => now, adopt: () => Promise.reject(new Error("not here")) });
+    const one = treeOf(2, 100);
+    await uploads.put("alice", one.blobs);
+    await uploads.putTree("alice", one.tree, one.index);
+    now = 500;
+    expect(await uploads.sweep()).toBe(0);
+    now = 2000;
+    expect(await uploads.sweep()).toBe(1);
+    expect(s.holders()).toEqual([]);
+    await expect(uploads.submit("alice", one.tree)).rejects.toMatchObject({ field: "tree" });
+
+    await uploads.put("bob", one.blobs);
+    expect(s.holders()).toHaveLength(1);
+    await new CodeUploads({ store: s, adopt: () => Promise.reject(new Error("not here")) }).dropLeftovers();
+    expect(s.holders()).toEqual([]);
+  });
+
+  it("reads back every body of blobs it encodes, and refuses a body cut anywhere inside a frame", () => {
+    const blob = fc.uint8Array({ maxLength: 300 }).map((b): [string, Uint8Array] => [blobDigest(b), b]);
+    fc.assert(
+      fc.property(fc.array(blob, { maxLength: 8 }), fc.nat(), (blobs, cutAt) => {
+        const body = encodeBlobFrames(blobs);
+        expect(decodeBlobFrames(body).map(([d, b]) => [d, Buffer.from(b)])).toEqual(blobs.map(([d, b]) => [d, Buffer.from(b)]));
+        // Cut inside the body: a cut on a frame boundary is a shorter body of whole frames, any other is refused.
+        const at = body.length === 0 ? 0 : cutAt % body.length;
+        const boundaries = new Set(blobs.reduce((ends, [, b]) => [...ends, ends.at(-1)! + 36 + b.byteLength], [0]));
+        if (boundaries.has(at)) expect(decodeBlobFrames(body.subarray(0, at))).toHaveLength([...boundaries].indexOf(at));
+        else expect(() => decodeBlobFrames(body.subarray(0, at))).toThrow(/ends/);
+      }),
+    );
+  });
+});
