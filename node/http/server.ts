@@ -260,6 +260,17 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       .send(errorBody("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`)),
   );
 
+  // Bound to loopback, only loopback names reach the node: a web page whose name an attacker rebinds to 127.0.0.1
+  // (DNS rebinding) sends its own name as Host, and is answered nothing, not even /healthz or the login page.
+  if (isLoopback(host)) {
+    app.addHook("onRequest", async (request, reply) => {
+      const name = hostName(request.headers.host);
+      if (name !== undefined && !isLoopback(name)) {
+        return reply.code(403).type("application/json").send(errorBody("PERMISSION_DENIED", `this node answers ${host} only, not the name ${JSON.stringify(name.slice(0, 100))}: bound to loopback, it takes no other name (DNS rebinding?)`));
+      }
+    });
+  }
+
   app.get("/healthz", async () => ({ ok: true }));
   app.get("/openapi.json", async () => buildOpenApiDocument());
   registerUiRoutes(app, { authenticate: options.authenticate });
@@ -561,6 +572,18 @@ function taskResource(task: TaskState): Extract<HttpResource, { type: "task" }> 
     ...(task.sessionId === undefined ? {} : { sessionId: task.sessionId }),
     ...(task.agentId === undefined ? {} : { agentId: task.agentId }),
   };
+}
+
+/** Whether `name` (a host name or address, IPv6 in brackets or not) is this machine's loopback. */
+function isLoopback(name: string): boolean {
+  const bare = name.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return bare === "localhost" || bare.endsWith(".localhost") || bare === "::1" || /^127(?:\.\d{1,3}){3}$/.test(bare);
+}
+
+/** The name of a Host header, without its port; undefined when there is none (HTTP/1.0). */
+function hostName(header: string | undefined): string | undefined {
+  if (header === undefined || header === "") return undefined;
+  return header.startsWith("[") ? header.slice(0, header.indexOf("]") + 1) : header.replace(/:\d*$/, "");
 }
 
 function errorBody(code: string, message: string, field?: string): ErrorBody {

@@ -44,6 +44,18 @@ describe("HTTP server over real sockets", () => {
     await engine.close();
   });
 
+  it("bound to loopback, answers loopback names only: a page whose name was rebound to 127.0.0.1 gets nothing, not even /healthz", async () => {
+    for (const host of ["evil.example", "evil.example:80", "127.0.0.1.evil.example", "[::2]:1", "[::1"]) {
+      const refused = await request(server.url, "GET", "/healthz", { headers: { host } });
+      expect(expectError(refused, 403, "PERMISSION_DENIED").message, host).toMatch(/bound to loopback, it takes no other name/);
+      expectError(await request(server.url, "GET", "/", { headers: { host } }), 403, "PERMISSION_DENIED");
+      expectError(await request(server.url, "POST", "/v1/tasks", { token: TOKENS.alice, body: submitBody(), headers: { host } }), 403, "PERMISSION_DENIED");
+    }
+    for (const host of ["127.0.0.1", `127.0.0.1:${server.port}`, "localhost:1", "LOCALHOST", "[::1]:8080", "127.1.2.3"]) {
+      expect((await request(server.url, "GET", "/healthz", { headers: { host } })).status, host).toBe(200);
+    }
+  });
+
   it("binds loopback and serves /healthz and /openapi.json without a token", async () => {
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const health = await request(server.url, "GET", "/healthz");
@@ -238,8 +250,8 @@ describe("HTTP server configuration", () => {
         socket.on("error", reject);
       });
     const [midHeaders, midBody] = await Promise.all([
-      stall("GET /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthor"),
-      stall(`POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.alice}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"desc`),
+      stall("GET /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthor"),
+      stall(`POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKENS.alice}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"desc`),
     ]);
     // Node answers a request it never finished receiving with 408 or simply closes; either way the socket is gone.
     expect(midHeaders === "" || midHeaders.startsWith("HTTP/1.1 408")).toBe(true);
