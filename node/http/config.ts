@@ -8,7 +8,7 @@ import type { HttpServerOptions } from "./server.js";
  * section, with the TLS certificate and key read from their files. An unreadable
  * file is a CONFIG error naming its path, so start-up fails before binding.
  */
-export function httpListenOptions(http: RuntimeConfig["http"]): Pick<HttpServerOptions<unknown>, "host" | "port" | "tls" | "bodyLimit"> {
+export function httpListenOptions(http: RuntimeConfig["http"]): Pick<HttpServerOptions<unknown>, "host" | "port" | "tls" | "bodyLimit" | "allowedHosts"> {
   const read = (path: string, what: string): Buffer => {
     try {
       return readFileSync(path);
@@ -21,5 +21,6 @@ export function httpListenOptions(http: RuntimeConfig["http"]): Pick<HttpServerO
     port: http.port,
     ...(http.tls === undefined ? {} : { tls: { cert: read(http.tls.cert, "cert"), key: read(http.tls.key, "key") } }),
     ...(http.bodyLimit === undefined ? {} : { bodyLimit: http.bodyLimit }),
+    ...(http.allowedHosts === undefined ? {} : { allowedHosts: http.allowedHosts }),
   };
 }

@@ -146,6 +146,11 @@ export interface HttpServerOptions<TAuth> {
   audit?: (query: HttpAuditQuery, ctx: TAuth) => unknown[] | Promise<unknown[]>;
   /** Default 127.0.0.1: remote exposure is a deliberate configuration choice. */
   host?: string;
+  /**
+   * Bound to loopback, the server answers only requests whose Host is a loopback name (DNS rebinding): these names
+   * too (a reverse proxy on this machine that passes its own name on). Ignored when bound to another address.
+   */
+  allowedHosts?: readonly string[];
   /** Default 0 (an ephemeral port; read it from `url`). */
   port?: number;
   tls?: HttpTlsOptions;
@@ -263,10 +268,11 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
   // Bound to loopback, only loopback names reach the node: a web page whose name an attacker rebinds to 127.0.0.1
   // (DNS rebinding) sends its own name as Host, and is answered nothing, not even /healthz or the login page.
   if (isLoopback(host)) {
+    const allowed = new Set((options.allowedHosts ?? []).map((name) => name.toLowerCase()));
     app.addHook("onRequest", async (request, reply) => {
       const name = hostName(request.headers.host);
-      if (name !== undefined && !isLoopback(name)) {
-        return reply.code(403).type("application/json").send(errorBody("PERMISSION_DENIED", `this node answers ${host} only, not the name ${JSON.stringify(name.slice(0, 100))}: bound to loopback, it takes no other name (DNS rebinding?)`));
+      if (name !== undefined && !isLoopback(name) && !allowed.has(name.toLowerCase())) {
+        return reply.code(403).type("application/json").send(errorBody("PERMISSION_DENIED", `this node answers ${host} only, not the name ${JSON.stringify(name.slice(0, 100))}: bound to loopback, it takes no other name (DNS rebinding?) but those of runtime.yaml http.allowedHosts`));
       }
     });
   }

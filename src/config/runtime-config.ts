@@ -84,6 +84,8 @@ export interface RuntimeConfig {
     /** Paths to PEM files, resolved against the configuration file's directory. */
     tls?: { cert: string; key: string };
     bodyLimit?: number;
+    /** Host names besides loopback ones that a node bound to loopback answers (a reverse proxy passing its own name on). */
+    allowedHosts?: string[];
   };
   /** Identity providers whose tokens the HTTP API exchanges for sessions, besides the node's own session tokens. */
   auth: {
@@ -192,6 +194,7 @@ const SETTINGS = {
   "http.tls.cert": { schema: z.string().min(1).max(4096), env: "CODERCLAW_HTTP_TLS_CERT" },
   "http.tls.key": { schema: z.string().min(1).max(4096), env: "CODERCLAW_HTTP_TLS_KEY" },
   "http.bodyLimit": { schema: z.number().int().min(1024).max(64 * 1024 * 1024), env: "CODERCLAW_HTTP_BODY_LIMIT" },
+  "http.allowedHosts": { schema: z.array(z.string().regex(/^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:]{2,39}\])$/, "must be a host name, or an IPv6 address in brackets, without a port")).max(64), env: "CODERCLAW_HTTP_ALLOWED_HOSTS" },
   "auth.oidc": { schema: OidcSchema },
   "auth.github": { schema: GitHubSchema },
 } as const satisfies Record<string, { schema: z.ZodType; env?: string }>;
@@ -414,6 +417,7 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
       port: get("http.port"),
       ...(hasCert ? { tls: { cert: pathOf("http.tls.cert"), key: pathOf("http.tls.key") } } : {}),
       ...(values.has("http.bodyLimit") ? { bodyLimit: get<number>("http.bodyLimit") } : {}),
+      ...(values.has("http.allowedHosts") ? { allowedHosts: get<string[]>("http.allowedHosts") } : {}),
     },
     auth: {
       ...(values.has("auth.oidc") ? { oidc: get<z.infer<typeof OidcSchema>>("auth.oidc") } : {}),

@@ -54,6 +54,14 @@ describe("HTTP server over real sockets", () => {
     for (const host of ["127.0.0.1", `127.0.0.1:${server.port}`, "localhost:1", "LOCALHOST", "[::1]:8080", "127.1.2.3"]) {
       expect((await request(server.url, "GET", "/healthz", { headers: { host } })).status, host).toBe(200);
     }
+    // A proxy in front that passes its own name on: named in runtime.yaml, answered.
+    const proxied = await startServer(engine.adapter, { allowedHosts: ["code.example"] });
+    try {
+      expect((await request(proxied.url, "GET", "/healthz", { headers: { host: "CODE.example:443" } })).status).toBe(200);
+      expectError(await request(proxied.url, "GET", "/healthz", { headers: { host: "evil.example" } }), 403, "PERMISSION_DENIED");
+    } finally {
+      await proxied.close();
+    }
   });
 
   it("binds loopback and serves /healthz and /openapi.json without a token", async () => {
