@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { TransportAdapter } from "../../src/contract/types.js";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { dataPaths, resolveDataDir } from "../../src/runtime/data-dir.js";
@@ -37,7 +38,8 @@ export function serverAdapter(options: AccessOptions): HTTPTransportAdapter | un
   if (options.server === undefined) return undefined;
   const token = options.token ?? process.env.CODERCLAW_TOKEN;
   if (!token) throw new CoderClawError("INVALID_INPUT", "--server needs --token or CODERCLAW_TOKEN", { field: "token" });
-  return new HTTPTransportAdapter({ baseUrl: options.server, token });
+  // A snapshot sent with --repo keeps its stat cache in the home, as a node's own does: the next send reads only what changed.
+  return new HTTPTransportAdapter({ baseUrl: options.server, token, snapshotCacheDir: join(dataPaths(resolveDataDir(options.home)).workspaces, "stat-cache") });
 }
 
 /**

@@ -17,6 +17,7 @@ import { decodeManifestIndex, joinManifest, splitManifest } from "../../src/work
 import { materializeTree, type MaterializedTree } from "../../src/workspace/materialize.js";
 import type { CopySource } from "../../src/workspace/file-writer.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
+import { statCacheFile } from "../../src/workspace/stat-cache.js";
 import { SnapshotMemory } from "../../src/workspace/snapshot-memory.js";
 import { RESULT_ARTIFACTS_DIR, RESULT_COMMITS_PATH, RESULT_PATCH_PATH, WORKSPACE_KEY, workspaceSpecOf, type WorkspaceResult, type WorkspaceSpec } from "../../src/workspace/task-spec.js";
 import type { StatementSigner } from "../../identity/statement.js";
@@ -129,7 +130,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
 
   /** Snapshot `dir` for a submission: its tree is shared (to nobody yet) and the spec goes into the signed request. */
   async snapshot(dir: string, artifacts?: readonly string[]): Promise<WorkspaceSpec> {
-    const cacheFile = join(this.#o.dataDir, "workspaces", "stat-cache", createHash("sha256").update(dir).digest("hex").slice(0, 32));
+    const cacheFile = statCacheFile(join(this.#o.dataDir, "workspaces", "stat-cache"), dir);
     const snap = await snapshotDirectory(dir, { cacheFile, memory: this.#snapshots, ...(this.#o.limits && { limits: this.#o.limits }) });
     await this.#o.store.putTree(snap.treeId, snap.index);
     // On record before the request is signed: a task may wait for a member longer than this process lives.

@@ -27,7 +27,7 @@ export interface TreeUpload {
  * and changes, or the files minus `.coderclawignore`) and send the node the
  * blobs it asks for and the tree's index, for a submission naming the tree.
  */
-export async function uploadSnapshot(dir: string, target: TreeUploadTarget, options: { cacheFile?: string } = {}): Promise<TreeUpload> {
+export async function uploadSnapshot(dir: string, options: { cacheFile?: string }, target: TreeUploadTarget): Promise<TreeUpload> {
   const snap = await snapshotDirectory(dir, options);
   const digests = [...new Set([...snap.pieces.map((p) => p.digest), ...blobsOf(snap.manifest)])];
   const missing: string[] = [];

@@ -16,6 +16,7 @@ import { z } from "zod";
 import { readSse, type SseMessage } from "../util/sse-reader.js";
 import { parseSubmitOptions } from "../contract/submit-options.js";
 import { uploadSnapshot } from "./code-upload.js";
+import { statCacheFile } from "../workspace/stat-cache.js";
 import { CoderClawError, type ErrorCode } from "../contract/errors.js";
 import {
   AgentInfoSchema,
@@ -48,6 +49,8 @@ export interface HTTPTransportConfig {
   maxReconnects?: number;
   /** First reconnect delay, doubled per consecutive failure up to 5 s, ms. Default 100. */
   reconnectDelayMs?: number;
+  /** Where snapshots of `SubmitOptions.repo` keep their stat caches, so that a file unchanged since is not read again; none: every file is hashed. */
+  snapshotCacheDir?: string;
 }
 
 const TaskListSchema = z.object({ tasks: z.array(TaskStateSchema) });
@@ -116,6 +119,7 @@ export class HTTPTransportAdapter implements TransportAdapter {
   readonly #maxReconnects: number;
   readonly #reconnectDelayMs: number;
   readonly #closed = new AbortController();
+  readonly #snapshotCacheDir: string | undefined;
 
   constructor(config: HTTPTransportConfig) {
     let base: URL;
@@ -135,6 +139,7 @@ export class HTTPTransportAdapter implements TransportAdapter {
     this.#idleMs = config.streamIdleTimeoutMs ?? 45_000;
     this.#maxReconnects = config.maxReconnects ?? 8;
     this.#reconnectDelayMs = config.reconnectDelayMs ?? 100;
+    this.#snapshotCacheDir = config.snapshotCacheDir;
     // Every open stream and call listens on this signal; hundreds at once are normal, not a leak.
     setMaxListeners(0, this.#closed.signal);
   }
@@ -144,7 +149,7 @@ export class HTTPTransportAdapter implements TransportAdapter {
     if (options?.repo === undefined) return TaskStateSchema.parse(await this.#call("POST", `/tasks${submitOptionsToQuery(options)}`, request));
     // The node must not read its own files for a remote caller: the directory is snapshotted here and its tree sent.
     const { repo, artifacts, commits, ...placement } = parseSubmitOptions(options);
-    const upload = await uploadSnapshot(repo!, {
+    const upload = await uploadSnapshot(repo!, this.#snapshotCacheDir === undefined ? {} : { cacheFile: statCacheFile(this.#snapshotCacheDir, repo!) }, {
       missing: async (digests) => MissingSchema.parse(await this.#call("POST", "/blobs/missing", { digests })).missing,
       put: async (body) => void (await this.#call("POST", "/blobs", body)),
       putTree: async (tree, index) => void (await this.#call("PUT", `/trees/${tree}`, index)),

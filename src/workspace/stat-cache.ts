@@ -1,5 +1,7 @@
 import type { FileStat } from "./file-chunks.js";
+import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { writeFileAtomic } from "../../identity/atomic-file.js";
 import { CHUNK_SIZE, isDigest } from "./manifest.js";
 
@@ -242,4 +244,9 @@ function splitCache(text: string, root: string): string[] {
   // Complete triples, then the empty string after the last NUL.
   if (fields.length % 3 !== 1 || fields[fields.length - 1] !== "") return [];
   return fields;
+}
+
+/** The stat cache file of snapshots of `dir` in `cacheDir`: one per directory, named by a hash of its path. */
+export function statCacheFile(cacheDir: string, dir: string): string {
+  return join(cacheDir, createHash("sha256").update(dir).digest("hex").slice(0, 32));
 }
