@@ -1,5 +1,6 @@
 import { InvalidInputError } from "../contract/errors.js";
 import { MAX_ROUTE_LENGTH, ROUTE_AUTO, ROUTE_LOCAL, type SubmitOptions } from "../contract/types.js";
+import { SHELL_AGENT_ID } from "../agents/shell.js";
 import { AGENT_ID_RE } from "../engine/submit-schema.js";
 import { parseStepInput, type InputTemplate } from "./input-template.js";
 
@@ -30,7 +31,7 @@ export interface WorkflowStep {
   /** The agent that runs it; absent: the runtime's default agent (as an upstream `remote:` role leaves it to the node that runs it). */
   agent?: string;
   description: string;
-  /** The task's input, with `${input}`, `${input.NAME}` and `${steps.ID.output}` filled in when the step starts. */
+  /** The task's input, with `${input}`, `${input.NAME}` and `${steps.ID.output}` filled in when the step starts (for the `shell` agent, each as one word). */
   input: InputTemplate;
   target: StepTarget;
   dependsOn: string[];
@@ -166,7 +167,8 @@ function checkStep(s: StepDraft, i: number, index: ReadonlyMap<string, number>):
   if (s.agent !== undefined && (typeof s.agent !== "string" || !AGENT_ID_RE.test(s.agent))) throw new InvalidInputError("must be a lowercase agent id like 'echo' or 'code-reviewer'", `${at}.agent`);
   if (typeof s.input !== "string") throw new InvalidInputError("must be text", `${at}.input`);
   if (Buffer.byteLength(s.input) > WORKFLOW_LIMITS.inputBytes) throw new InvalidInputError(`over ${WORKFLOW_LIMITS.inputBytes} bytes`, `${at}.input`);
-  const input = parseStepInput(s.input, `${at}.input`);
+  // The shell agent's input is a command line: its values are filled in as words of their own, never as syntax.
+  const input = parseStepInput(s.input, `${at}.input`, { shell: s.agent === SHELL_AGENT_ID });
   const dependsOn = s.dependsOn ?? [];
   if (dependsOn.length > WORKFLOW_LIMITS.dependencies) throw new InvalidInputError(`${dependsOn.length} dependencies, over the limit of ${WORKFLOW_LIMITS.dependencies}`, `${at}.dependsOn`);
   dependsOn.forEach((d, j) => {

@@ -1,20 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CoderClawError } from "../../src/contract/errors.js";
 import { draftOf } from "../../src/workflows/definition.js";
 import { checkWorkflow, fillStepInput, parseTarget, parseWorkflowFile, readWorkflowSource, targetOptions, workflowTemplates, type StepDraft } from "../../src/workflows/index.js";
+import { refusal } from "../helpers/refusal.js";
 
 const step = (id: string, more: Partial<StepDraft> = {}): StepDraft => ({ id, agent: "echo", input: `do ${id}`, ...more });
-
-function refusal(fn: () => unknown): { field: string | undefined; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CoderClawError) return { field: err.field, message: err.message };
-    throw err;
-  }
-  throw new Error("not refused");
-}
 
 describe("workflow definitions", () => {
   it.each([
