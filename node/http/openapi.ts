@@ -97,8 +97,8 @@ const taskApproval: JsonSchema = {
 };
 const taskApprovalDecided: JsonSchema = { type: "object", properties: { taskId: { type: "string", format: "uuid" }, approved: { type: "boolean" } }, required: ["taskId", "approved"] };
 
-/** A workflow's record (src/workflows/workflow-record.ts): `id`, `definition`, `status`, `steps` by id, times. */
-const workflowRecord: JsonSchema = { type: "object", properties: { id: { type: "string" }, status: { type: "string" }, definition: { type: "object" }, steps: { type: "object" } }, required: ["id", "status", "definition", "steps"] };
+/** A workflow's record (src/workflows/workflow-record.ts): `id`, `definition`, `status`, `steps` by id, times, who started it. */
+const workflowRecord: JsonSchema = { type: "object", properties: { id: { type: "string" }, status: { type: "string" }, definition: { type: "object" }, steps: { type: "object" }, startedBy: { type: "object", properties: { subject: { type: "string" }, sessionId: { type: "string" } }, required: ["subject"] } }, required: ["id", "status", "definition", "steps"] };
 
 let cached: Record<string, unknown> | undefined;
 
@@ -285,7 +285,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         },
         get: {
           operationId: "listWorkflows",
-          summary: "Workflows this node coordinates, newest first (at most 1,000)",
+          summary: "Workflows this node coordinates that the caller's session started (every one, with admin:all), newest first (at most 1,000)",
           responses: { "200": json({ type: "object", properties: { workflows: { type: "array", items: workflowRecord } }, required: ["workflows"] }, "Workflows"), ...errorResponses(401, 403) },
         },
       },

@@ -101,6 +101,8 @@ export function securityHttpHooks(
         case "task:cancel":
           return allow(await service.authorizeTask(ctx, { action: "task.cancel", ...(resource.type === "task" && resource.id !== undefined ? { taskId: resource.id } : {}) }));
         case "task:read":
+          // A workflow is its starting session's, as a task is; another session's read is audited as such.
+          if (resource.type === "workflow") return allow(await service.authorizeTaskRead(ctx, { id: resource.id, sessionId: resource.sessionId }, "workflow.read"));
           if (resource.type === "task" && resource.id !== undefined) {
             return allow(await service.authorizeTaskRead(ctx, { id: resource.id, sessionId: resource.sessionId }));
           }

@@ -30,7 +30,7 @@ import { chunkLength } from "../../src/workspace/manifest.js";
 import type { OpenedChanges } from "../workspaces/task-result.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { writeSseStream } from "./sse.js";
-import { registerWorkflowRoutes, type HttpWorkflows } from "./workflow-routes.js";
+import { registerWorkflowRoutes, type HttpWorkflows, type WorkflowResource } from "./workflow-routes.js";
 import { registerTaskApprovalRoutes, type TaskApprovalRouteDeps } from "./task-approval-routes.js";
 import { registerApprovalRoutes } from "./approval-routes.js";
 import { registerAdminRoutes, type HttpNodeAdmin } from "./admin-routes.js";
@@ -50,6 +50,8 @@ export type HttpResource =
   | { type: "agent"; id: string }
   | { type: "runtime" }
   | { type: "audit" }
+  /** A workflow: `sessionId` is the session that started it (see `WorkflowResource`). */
+  | WorkflowResource
   /** A mesh administration call: `action` names it in the audit entry of the decision. */
   | { type: "admin"; action: "trust.revoke" | "trust.certify" | "mesh.invite" | "audit.verify" };
 
@@ -299,6 +301,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         const decision = await authorize(ctxOf(request), action, resource);
         if (!decision.allowed) throw new CoderClawError("PERMISSION_DENIED", decision.reason ?? `${action} denied`);
       };
+      const canRead = options.canReadTask ?? ((ctx: TAuth, resource: HttpResource) => authorize(ctx, "task:read", resource));
       const readableTask = async (request: FastifyRequest, rawId: unknown): Promise<TaskState> => {
         const id = parseInput(TaskIdSchema, rawId, "id");
         const task = await adapter.getTaskState(id);
@@ -331,7 +334,6 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         const page = adapter.listTaskPage ? await adapter.listTaskPage(filter) : { tasks: await adapter.listTasks(filter) };
         // Filter per task rather than trusting the query: a session must not see
         // another's tasks just by leaving sessionId out.
-        const canRead = options.canReadTask ?? ((ctx: TAuth, resource: HttpResource) => authorize(ctx, "task:read", resource));
         const visible: TaskState[] = [];
         for (const task of page.tasks.slice(0, MAX_BATCH_AUTHORIZE)) {
           if ((await canRead(ctxOf(request), taskResource(task))).allowed) visible.push(task);
@@ -454,7 +456,17 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         registerWorkflowRoutes(api, {
           workflows: options.workflows,
           check,
-          subjectOf: (request) => options.subjectOf?.(ctxOf(request)) ?? "http",
+          // A workflow is its starting session's as a task is: the same unaudited check filters both listings.
+          mayRead: async (request, workflow) => {
+            const ctx = ctxOf(request);
+            const { id, sessionId } = workflow;
+            const decision = options.canReadTask === undefined ? await authorize(ctx, "task:read", workflow) : await options.canReadTask(ctx, { type: "task", id, ...(sessionId !== undefined && { sessionId }) });
+            return decision.allowed;
+          },
+          starterOf: (request) => {
+            const sessionId = options.sessionIdOf?.(ctxOf(request));
+            return { subject: options.subjectOf?.(ctxOf(request)) ?? "http", ...(sessionId !== undefined && { sessionId }) };
+          },
           stream: (reply, records) => openSse(reply, records),
         });
         if (options.workflows.approvals !== undefined) {

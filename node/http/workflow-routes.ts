@@ -5,12 +5,12 @@ import { ConfigError } from "../../src/config/yaml-source.js";
 import { WorkflowInputSchema } from "../workflows/workflow-admin.js";
 import type { HttpApprovals } from "./approval-routes.js";
 import { parseInput } from "../../src/contract/parse-input.js";
-import { MAX_WORKFLOW_FILE_BYTES, parseWorkflowFile, readWorkflowTemplate, workflowTemplates, type WorkflowDefinition, type WorkflowRecord } from "../../src/workflows/index.js";
+import { MAX_WORKFLOW_FILE_BYTES, parseWorkflowFile, readWorkflowTemplate, workflowTemplates, type WorkflowDefinition, type WorkflowRecord, type WorkflowStarter } from "../../src/workflows/index.js";
 
 /** What the HTTP API needs of a node's workflows. */
 export interface HttpWorkflows {
-  /** Start `definition` for `startedBy` (named in the audit log), once the caller was checked for every step. */
-  start(definition: WorkflowDefinition, input: string | Record<string, string> | undefined, startedBy: string): Promise<WorkflowRecord>;
+  /** Start `definition` for `startedBy` (named in the audit log, kept in the record), once the caller was checked for every step. */
+  start(definition: WorkflowDefinition, input: string | Record<string, string> | undefined, startedBy: WorkflowStarter): Promise<WorkflowRecord>;
   list(): Promise<WorkflowRecord[]>;
   get(id: string): Promise<WorkflowRecord | undefined>;
   cancel(id: string): Promise<boolean>;
@@ -24,9 +24,11 @@ export interface HttpWorkflows {
 export interface WorkflowRouteDeps {
   workflows: HttpWorkflows;
   /** Refuses (throws) an action the caller may not take. */
-  check: (request: FastifyRequest, action: "task:submit" | "task:read" | "task:cancel" | "agent:invoke", resource: { type: "task"; agentId?: string } | { type: "agent"; id: string }) => Promise<void>;
-  /** Who the caller is, for the audit log. */
-  subjectOf: (request: FastifyRequest) => string;
+  check: (request: FastifyRequest, action: "task:submit" | "task:read" | "task:cancel" | "agent:invoke", resource: { type: "task"; agentId?: string } | { type: "agent"; id: string } | WorkflowResource) => Promise<void>;
+  /** Whether the caller may read a workflow, unaudited: filters a listing, as tasks' are. */
+  mayRead: (request: FastifyRequest, workflow: WorkflowResource) => Promise<boolean>;
+  /** Who the caller is, and its session: the workflow's starter, named in the audit log and kept in its record. */
+  starterOf: (request: FastifyRequest) => WorkflowStarter;
   /** Serve `records` as a server-sent event stream on `reply`. */
   stream: (reply: FastifyReply, records: (signal: AbortSignal) => AsyncIterable<{ seq: number; workflow: WorkflowRecord }>) => Promise<void>;
 }
@@ -38,6 +40,23 @@ export const WorkflowStartSchema = z.union([
 ]);
 const IdSchema = z.uuid();
 
+/**
+ * A workflow as authorisation sees it: `sessionId` is the session that started
+ * it (absent when its coordinator's owner did), which may read and cancel it
+ * as a task's session may the task; any other takes `admin:all`.
+ */
+export interface WorkflowResource {
+  type: "workflow";
+  id: string;
+  sessionId?: string;
+}
+
+/** The resource of `record` for {@link WorkflowRouteDeps.check}. */
+function workflowResource(record: WorkflowRecord): WorkflowResource {
+  const sessionId = record.startedBy?.sessionId;
+  return { type: "workflow", id: record.id, ...(sessionId !== undefined && { sessionId }) };
+}
+
 /** `/workflows` routes: start, list, read, cancel, and follow a workflow's progress. */
 export function registerWorkflowRoutes(api: FastifyInstance, deps: WorkflowRouteDeps): void {
   const { workflows, check } = deps;
@@ -46,6 +65,7 @@ export function registerWorkflowRoutes(api: FastifyInstance, deps: WorkflowRoute
     const id = parseInput(IdSchema, raw, "id");
     const record = await workflows.get(id);
     if (record === undefined) throw new NotFoundError("workflow", id);
+    await check(request, "task:read", workflowResource(record));
     return record;
   };
 
@@ -73,13 +93,18 @@ export function registerWorkflowRoutes(api: FastifyInstance, deps: WorkflowRoute
           throw new CoderClawError("PERMISSION_DENIED", `step ${step.id}: ${error.message}`, { field: `steps.${step.id}.agent` });
         });
     }
-    const record = await workflows.start(definition, body.input, deps.subjectOf(request));
+    const record = await workflows.start(definition, body.input, deps.starterOf(request));
     return reply.code(201).header("location", `/v1/workflows/${record.id}`).send(record);
   });
 
   api.get("/workflows", async (request) => {
     await check(request, "task:read", { type: "task" });
-    return { workflows: (await workflows.list()).slice(0, 1000) };
+    const visible: WorkflowRecord[] = [];
+    for (const record of await workflows.list()) {
+      if (visible.length === 1000) break;
+      if (await deps.mayRead(request, workflowResource(record))) visible.push(record);
+    }
+    return { workflows: visible };
   });
 
   api.get<{ Params: { id: string } }>("/workflows/:id", async (request) => readable(request, request.params.id));

@@ -3,7 +3,7 @@ import type { TransportAdapter } from "../../src/contract/types.js";
 import type { TaskAccess } from "../../src/security/service.js";
 import type { AuditBody } from "../../src/security/index.js";
 import type { DocumentStore } from "../../src/storage/document-store.js";
-import { createWorkflowCoordinator, documentWorkflowStore, type ApprovalEvent, type WorkflowCoordinator, type WorkflowDefinition, type WorkflowRecord, type WorkflowRuntime } from "../../src/workflows/index.js";
+import { createWorkflowCoordinator, documentWorkflowStore, type ApprovalEvent, type WorkflowCoordinator, type WorkflowDefinition, type WorkflowRecord, type WorkflowRuntime, type WorkflowStarter } from "../../src/workflows/index.js";
 import { AuditedAdapter } from "../security/audited-adapter.js";
 import { actorIdOf } from "../device-actor.js";
 import { newTaskId } from "../../src/engine/task-id.js";
@@ -27,9 +27,10 @@ export interface NodeWorkflows extends WorkflowCoordinator {
   /**
    * Start a workflow after checking the owner may submit every one of its steps
    * (a workflow that would fail half-way on a refusal is refused whole, naming
-   * the step); the start is audited.
+   * the step); the start is audited, naming `startedBy` (absent: the owner),
+   * who is kept in the record.
    */
-  startChecked(definition: WorkflowDefinition, input?: string | Record<string, string>, startedBy?: string): Promise<WorkflowRecord>;
+  startChecked(definition: WorkflowDefinition, input?: string | Record<string, string>, startedBy?: WorkflowStarter): Promise<WorkflowRecord>;
 }
 
 /** A node's workflow coordinator, over its store (`workflow/` documents) and its runtime. */
@@ -58,16 +59,17 @@ export function createNodeWorkflows(deps: NodeWorkflowsDeps): NodeWorkflows {
     coordinator: { id: deps.peerId, newId: () => newTaskId(Date.now(), deps.peerId) }, ...(deps.onError !== undefined && { onError: (_id, e) => deps.onError!(e) }), ...(deps.onApproval !== undefined && { onApproval: deps.onApproval }) });
   return {
     ...coordinator,
-    async startChecked(definition, input, startedBy = deps.peerId) {
+    async startChecked(definition, input, startedBy) {
+      const userId = startedBy?.subject ?? deps.peerId;
       for (const step of definition.steps) {
         const decision = await deps.authorize({ action: "task.submit", ...(step.agent !== undefined && { agentId: step.agent }) });
         if (!decision.allowed) {
-          await deps.record({ action: "workflow.start", userId: startedBy, deviceId: deps.peerId, resource: definition.name, result: "denied", reason: `step ${step.id}: ${decision.reason ?? "denied"}` });
+          await deps.record({ action: "workflow.start", userId, deviceId: deps.peerId, resource: definition.name, result: "denied", reason: `step ${step.id}: ${decision.reason ?? "denied"}` });
           throw new CoderClawError("PERMISSION_DENIED", `step ${step.id} (agent ${step.agent ?? "default"}): ${decision.reason ?? "denied"}`);
         }
       }
-      const record = await coordinator.start(definition, input);
-      await deps.record({ action: "workflow.start", userId: startedBy, deviceId: deps.peerId, resource: record.id, result: "allowed", reason: `${definition.name}, ${definition.steps.length} steps` });
+      const record = await coordinator.start(definition, input, startedBy);
+      await deps.record({ action: "workflow.start", userId, deviceId: deps.peerId, resource: record.id, result: "allowed", reason: `${definition.name}, ${definition.steps.length} steps` });
       return record;
     },
   };

@@ -5,7 +5,7 @@ import { CoderClawError, NotFoundError } from "../contract/errors.js";
 import type { TaskState, TaskSubmitRequest, TransportAdapter } from "../contract/types.js";
 import { targetOptions, type WorkflowDefinition, type WorkflowStep } from "./definition.js";
 import { fillStepInput } from "./input-template.js";
-import { approvalsToAsk, AWAITING_APPROVAL, backoffAfter, newWorkflowRecord, nextRetryAt, stepsToStart, workflowOutcome, workflowOutcomeAfter, type ApprovalDecision, type ApprovalRequest, type StepAttempt, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
+import { approvalsToAsk, AWAITING_APPROVAL, backoffAfter, newWorkflowRecord, nextRetryAt, stepsToStart, workflowOutcome, workflowOutcomeAfter, type ApprovalDecision, type ApprovalRequest, type StepAttempt, type StepRecord, type WorkflowRecord, type WorkflowStarter } from "./workflow-record.js";
 import type { WorkflowChange, WorkflowStore } from "./workflow-store.js";
 
 /** What a coordinator needs of a runtime: the contract's task calls, and a listing to find a step submitted just before a crash. */
@@ -46,8 +46,9 @@ export interface WorkflowCoordinator {
    * Store a new workflow and start its first steps; resolves with its record
    * once it is durable. The first steps are submitted while the record is
    * written; should the write fail, their tasks are cancelled and this rejects.
+   * `startedBy` is kept in the record (absent: the coordinator's owner).
    */
-  start(definition: WorkflowDefinition, input?: string | Record<string, string>): Promise<WorkflowRecord>;
+  start(definition: WorkflowDefinition, input?: string | Record<string, string>, startedBy?: WorkflowStarter): Promise<WorkflowRecord>;
   /** Take up every workflow the store holds as running (after a restart); resolves with how many. */
   resume(): Promise<number>;
   /** A copy the caller may change, but for its definition, which it shares with the coordinator: read it only. */
@@ -134,9 +135,9 @@ export function createWorkflowCoordinator(options: WorkflowCoordinatorOptions): 
   };
 
   return {
-    async start(definition, input = "") {
+    async start(definition, input = "", startedBy) {
       if (stopped) throw new CoderClawError("SHUTTING_DOWN", "the workflow coordinator has stopped");
-      const record = newWorkflowRecord(options.coordinator?.newId() ?? randomUUID(), definition, input, now(), options.coordinator?.id);
+      const record = newWorkflowRecord(options.coordinator?.newId() ?? randomUUID(), definition, input, now(), options.coordinator?.id, startedBy);
       // Written the turn after the first steps are submitted: their tasks' records, written at the end of this turn,
       // would otherwise wait behind it for a write of their own.
       const created = nextTurn().then(() => store.create(record));

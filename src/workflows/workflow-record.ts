@@ -68,11 +68,19 @@ export interface StepRecord {
 /** Where a workflow stands. */
 export type WorkflowStatus = "running" | "completed" | "failed" | "cancelled";
 
+/** Who started a workflow: the subject (user id), and the session it used when it came over HTTP. */
+export interface WorkflowStarter {
+  subject: string;
+  sessionId?: string;
+}
+
 /** A workflow's durable state: what the coordinator carries on from after a restart. */
 export interface WorkflowRecord {
   id: string;
   /** The device that coordinates it: the only writer of its document, named by its id's low bits. */
   coordinator?: string;
+  /** Who started it; absent: the coordinator's owner. Over HTTP only its session, and `admin:all`, read or cancel it. */
+  startedBy?: WorkflowStarter;
   definition: WorkflowDefinition;
   /** The workflow's input: text, or named values. */
   input: string | Record<string, string>;
@@ -99,10 +107,10 @@ export function stepEnded(status: StepStatus): boolean {
 }
 
 /** A new record: every step pending. */
-export function newWorkflowRecord(id: string, definition: WorkflowDefinition, input: string | Record<string, string>, now: number, coordinator?: string): WorkflowRecord {
+export function newWorkflowRecord(id: string, definition: WorkflowDefinition, input: string | Record<string, string>, now: number, coordinator?: string, startedBy?: WorkflowStarter): WorkflowRecord {
   const steps: Record<string, StepRecord> = {};
   for (const step of definition.steps) steps[step.id] = { status: "pending", attempts: [] };
-  return { id, ...(coordinator !== undefined && { coordinator }), definition, input, status: "running", createdAt: now, steps };
+  return { id, ...(coordinator !== undefined && { coordinator }), ...(startedBy !== undefined && { startedBy }), definition, input, status: "running", createdAt: now, steps };
 }
 
 /**

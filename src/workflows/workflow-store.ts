@@ -4,7 +4,7 @@ import { CoderClawError, InvalidInputError, NotFoundError } from "../contract/er
 import type { DocumentStore } from "../storage/document-store.js";
 import { encodeFirstChange, type ChangeOp, type InsertOp } from "../storage/first-change.js";
 import { checkWorkflow, draftOf, type WorkflowDefinition, type WorkflowDraft } from "./definition.js";
-import { isStepStatus, type StepRecord, type WorkflowRecord } from "./workflow-record.js";
+import { isStepStatus, type StepRecord, type WorkflowRecord, type WorkflowStarter } from "./workflow-record.js";
 
 /** Durable workflow records: what a coordinator reads back after a restart. */
 export interface WorkflowStore {
@@ -97,12 +97,12 @@ export function documentWorkflowStore(store: DocumentStore, options: { actor?: s
   const asWriter = (doc: A.Doc<WorkflowDoc>): A.Doc<WorkflowDoc> => (actor === undefined || A.getActorId(doc) === actor ? doc : A.clone(doc, actor));
   return {
     async create(record) {
-      const { id, coordinator, definition, input, createdAt, status, steps } = record;
+      const { id, coordinator, startedBy, definition, input, createdAt, status, steps } = record;
       // A step not written yet is pending (see readWorkflowDoc): a new workflow of a hundred steps writes none, and no list
       // (an empty one costs a third of the document's making); the first write that changes a step makes it.
       const touched = Object.entries(steps).filter(([, r]) => !isUntouched(r));
       const bytes = encodeNewWorkflowDoc(
-        { id, ...(coordinator !== undefined && { coordinator }), fixed: JSON.stringify({ draft: draftOf(definition), input, createdAt }), status, ...(touched.length > 0 && { log: JSON.stringify(Object.fromEntries(touched)) }) },
+        { id, ...(coordinator !== undefined && { coordinator }), fixed: JSON.stringify({ draft: draftOf(definition), input, createdAt, ...(startedBy !== undefined && { startedBy }) }), status, ...(touched.length > 0 && { log: JSON.stringify(Object.fromEntries(touched)) }) },
         newActor,
       );
       if (!(await store.receiveNew(WORKFLOW_PREFIX + id, bytes, "local"))) throw new InvalidInputError(`workflow ${id} exists already`, "id");
@@ -165,7 +165,7 @@ function isUntouched(r: StepRecord): boolean {
   return r.status === "pending" && r.attempts.length === 0 && Object.keys(r).length === 2;
 }
 
-type Fixed = Pick<WorkflowRecord, "definition" | "input" | "createdAt">;
+type Fixed = Pick<WorkflowRecord, "definition" | "input" | "createdAt" | "startedBy">;
 
 /** The fixed part: layout 2's draft is checked as a new workflow's is (an error names the field); layout 1 kept the definition itself. */
 function readFixed(text: string): Fixed {
@@ -176,11 +176,14 @@ function readFixed(text: string): Fixed {
     throw new Error("not JSON");
   }
   if (typeof parsed !== "object" || parsed === null) throw new Error("not a JSON object");
-  const { draft, definition, input, createdAt } = parsed as { draft?: WorkflowDraft; definition?: WorkflowDefinition; input?: Fixed["input"]; createdAt?: number };
+  const { draft, definition, input, createdAt, startedBy } = parsed as { draft?: WorkflowDraft; definition?: WorkflowDefinition; input?: Fixed["input"]; createdAt?: number; startedBy?: unknown };
   if (typeof createdAt !== "number" || (typeof input !== "string" && (typeof input !== "object" || input === null))) throw new Error("no input and creation time");
+  // Who started it decides who may read it over HTTP: a value of another shape is refused, not read as no one.
+  if (startedBy !== undefined && !isStarter(startedBy)) throw new Error("startedBy is not a subject and an optional session");
+  const starter = startedBy === undefined ? {} : { startedBy };
   if (draft !== undefined) {
     try {
-      return { definition: checkWorkflow(draft), input, createdAt };
+      return { definition: checkWorkflow(draft), input, createdAt, ...starter };
     } catch (err) {
       throw new Error(`draft: ${(err as Error).message}`);
     }
@@ -188,7 +191,7 @@ function readFixed(text: string): Fixed {
   if (typeof definition !== "object" || definition === null || !Array.isArray(definition.steps)) throw new Error("neither a draft nor a definition");
   // A received layout 1 document is checked as a draft is: its definition is read by every member's listings.
   try {
-    return { definition: checkWorkflow(draftOf(definition)), input, createdAt };
+    return { definition: checkWorkflow(draftOf(definition)), input, createdAt, ...starter };
   } catch (err) {
     throw new Error(`definition: ${(err as Error).message}`);
   }
@@ -213,6 +216,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 const isTime = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v);
 const optional = (v: unknown, check: (v: unknown) => boolean): boolean => v === undefined || check(v);
 const isText = (v: unknown): boolean => typeof v === "string";
+const isStarter = (v: unknown): v is WorkflowStarter => isObject(v) && isText(v.subject) && optional(v.sessionId, isText) && Object.keys(v).every((k) => k === "subject" || k === "sessionId");
 
 function isStepRecord(r: unknown): boolean {
   if (!isObject(r) || !isStepStatus(r.status) || !Array.isArray(r.attempts) || !r.attempts.every(isObject)) return false;
@@ -238,6 +242,7 @@ function readWorkflowDoc(id: string, doc: A.Doc<WorkflowDoc>): WorkflowRecord {
   return {
     id,
     ...(doc.coordinator !== undefined && { coordinator: doc.coordinator.toString() }),
+    ...(fixed.startedBy !== undefined && { startedBy: fixed.startedBy }),
     definition: fixed.definition,
     input: fixed.input,
     createdAt: fixed.createdAt,

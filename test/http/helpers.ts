@@ -48,6 +48,7 @@ export function authorize(ctx: TestCtx, action: HttpAction, resource: HttpResour
   if (resource.type === "task" && resource.sessionId !== undefined && resource.sessionId !== ctx.sessionId) {
     return { allowed: false, reason: "task belongs to another session" };
   }
+  if (resource.type === "workflow" && resource.sessionId !== ctx.sessionId) return { allowed: false, reason: "workflow belongs to another session" };
   return { allowed: true };
 }
 

@@ -42,7 +42,9 @@ describe("workflows over HTTP", () => {
     const records = sse.frames.filter((f) => f.event === "update").map((f) => (JSON.parse(f.data) as { workflow: WorkflowRecord }).workflow);
     expect(sse.frames.at(-1)?.event).toBe("end");
     expect(records.at(-1)?.status).toBe("completed");
-    const read = await request(server.url, "GET", `/v1/workflows/${id}`, { token: TOKENS.reader });
+    // Another session reads it no more than it would one of alice's tasks.
+    expect((await request(server.url, "GET", `/v1/workflows/${id}`, { token: TOKENS.reader })).status).toBe(403);
+    const read = await request(server.url, "GET", `/v1/workflows/${id}`, { token: TOKENS.alice });
     expect(read.status).toBe(200);
     const second = (read.body as WorkflowRecord).steps.second!;
     expect(second.status).toBe("completed");

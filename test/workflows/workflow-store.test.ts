@@ -116,4 +116,16 @@ describe("workflow documents", () => {
     fixed.draft.steps[2]!.dependsOn = ["b"];
     expect(workflowContentProblem(root(fixed))).toMatch(/^fixed: draft: steps\[\d\]\.dependsOn: the steps depend on each other in a cycle/);
   });
+
+  it("keep who started a workflow, and refuse a received starter of another shape rather than read it as no one", async () => {
+    const { core, store } = await openStore();
+    const record = newWorkflowRecord("w1", definition, "in", 1000, undefined, { subject: "alice", sessionId: "s1" });
+    await store.create(record);
+    expect((await store.get("w1"))?.startedBy).toEqual({ subject: "alice", sessionId: "s1" });
+    const fixed = JSON.parse((await core.store.get<{ fixed: A.ImmutableString }>(`${WORKFLOW_PREFIX}w1`))!.fixed.toString()) as Record<string, unknown>;
+    const root = (f: unknown) => (k: string) => (k === "v" ? 2 : k === "status" ? "running" : k === "fixed" ? JSON.stringify(f) : undefined);
+    for (const startedBy of ["alice", { subject: 7 }, { subject: "alice", sessionId: null }, { subject: "alice", role: "admin" }]) {
+      expect(workflowContentProblem(root({ ...fixed, startedBy }))).toMatch(/^fixed: startedBy is not/);
+    }
+  });
 });
