@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 import { z } from "zod";
 import type { EnvGrant } from "../agents/env.js";
 import { ConfigError, configErrorAt, locate, parseYamlSource, validateYaml, type YamlSource } from "./yaml-source.js";
@@ -151,6 +152,28 @@ export function substitute(arg: string, values: Readonly<Record<Placeholder, str
   });
 }
 
+/**
+ * Programs that run one of their arguments as code, by their name, and the
+ * options the code follows (`sh -c CODE`, `bash -lc CODE`, `python3 -c CODE`,
+ * `node -e CODE`): a placeholder inside that code would make a task's input
+ * (a member's or a workflow step's words) code of the agent.
+ */
+const CODE_ARGUMENTS: ReadonlyArray<{ program: RegExp; option: RegExp }> = [
+  { program: /^(sh|bash|dash|zsh|ksh|mksh|ash|busybox)$/, option: /^-[A-Za-z]*c[A-Za-z]*$/ },
+  { program: /^python[0-9.]*$/, option: /^-[A-Za-z]*c$/ },
+  { program: /^(node|nodejs|deno|bun)$/, option: /^(-e|--eval|-p|--print)$/ },
+  { program: /^(perl|ruby)$/, option: /^-[A-Za-z]*[eE]$/ },
+];
+
+/** The index in `args` of an argument a program runs as code, if it holds a placeholder. */
+function placeholderInCode(program: string, args: readonly string[]): number | undefined {
+  const name = basename(program);
+  const rule = CODE_ARGUMENTS.find((r) => r.program.test(name));
+  if (rule === undefined) return undefined;
+  const at = args.findIndex((arg, i) => i > 0 && rule.option.test(args[i - 1]!) && substitute(arg, { input: "\0", description: "\0" }).includes("\0"));
+  return at < 0 ? undefined : at;
+}
+
 function commandAgent(source: YamlSource, index: number, raw: unknown): CommandAgentConfig {
   const path = ["agents", index];
   const parsed = commandAgentSchema.safeParse(raw);
@@ -175,6 +198,10 @@ function commandAgent(source: YamlSource, index: number, raw: unknown): CommandA
   // availability but from the task's workspace when running: refuse the ambiguity.
   if (program.includes("/") && !program.startsWith("/")) {
     throw configErrorAt(source, [...path, "command", 0], "the program must be a name looked up on PATH or an absolute path");
+  }
+  const code = placeholderInCode(program, args);
+  if (code !== undefined) {
+    throw configErrorAt(source, [...path, "command", code + 1], `a placeholder in the code ${basename(program)} runs (after ${args[code - 1]}) would run a task's input as that code: pass it as an argument of its own ([sh, -c, 'tool "$1"', sh, '{input}']) or use input: stdin`);
   }
   if (agent.input === "arg" && !args.some((arg) => substitute(arg, { input: "\0", description: "" }).includes("\0"))) {
     throw configErrorAt(source, [...path, "command"], "input: arg needs an {input} placeholder in the arguments");

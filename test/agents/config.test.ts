@@ -83,6 +83,22 @@ describe("agents configuration", () => {
     expect(err.message).toBe(`${RUNTIME.path}:8:9: agents[0].command[1]: unknown placeholder {foo} (known: {input}, {description})`);
   });
 
+  it.each([
+    ["sh -c", "[sh, -c, 'claude -p {input}']", 2],
+    ["bash -lc, by its path", "[/bin/bash, -lc, 'echo {description}']", 2],
+    ["python3 -c", "[python3, -c, 'print(\"{input}\")']", 2],
+    ["node -e", "[node, --no-warnings, -e, 'run(`{input}`)']", 3],
+  ])("refuses a placeholder in the code of %s, naming the argument", (_what, command, at) => {
+    const err = configError(() => parseAgentsConfig(["agents:", "  - id: x", "    name: X", "    description: d", "    capabilities: [c]", `    command: ${command}`, "    input: arg"].join("\n"), RUNTIME));
+    expect(err.key).toBe(`agents[0].command[${at}]`);
+    expect(err.message).toMatch(/would run a task's input as that code: pass it as an argument of its own/);
+  });
+
+  it("takes a placeholder given to a shell's code as an argument of its own, and literal braces in the code", () => {
+    const command = (line: string) => parseAgentsConfig(["agents:", "  - id: x", "    name: X", "    description: d", "    capabilities: [c]", line, "    input: arg"].join("\n"), RUNTIME).agents[0]!.command;
+    expect(command(`    command: [sh, -c, 'tool "$1" {{input}}', sh, '{input}']`)).toEqual(["sh", "-c", 'tool "$1" {{input}}', "sh", "{input}"]);
+  });
+
   it("names file, line and key for schema errors", () => {
     const base = ["agents:", "  - id: x", "    name: X", "    description: d", "    capabilities: [c]", "    command: [tool, '{input}']"];
     const badInput = configError(() => parseAgentsConfig([...base, "    input: pipe"].join("\n"), RUNTIME));

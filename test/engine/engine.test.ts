@@ -211,7 +211,7 @@ describe("task engine", () => {
 
 describe("work from another device on a node without bubblewrap", () => {
   it("is refused when submitted, before anything is stored, for every agent that runs processes; the node's own work and process-free agents run", async () => {
-    const yaml = ["agents:", "  - id: cmd", "    name: Cmd", "    description: d", "    capabilities: [code-creation]", "    command: [sh, -c, 'echo {input}']", "    input: arg"].join("\n");
+    const yaml = ["agents:", "  - id: cmd", "    name: Cmd", "    description: d", "    capabilities: [code-creation]", "    command: [sh, -c, 'echo \"$1\"', sh, '{input}']", "    input: arg"].join("\n");
     const command = createCommandAgent(parseAgentsConfig(yaml, { path: "runtime.yaml", kind: "runtime" }).agents[0]!);
     const { core: c } = await core({ agents: createBuiltinRegistry([command, createShellAgent()]), sandbox: { mode: "required", bwrap: "/nonexistent/bwrap" } });
     for (const agentId of ["cmd", "shell"]) {
