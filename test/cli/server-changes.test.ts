@@ -41,6 +41,11 @@ describe("task submit --repo and task diff|apply|artifacts with --server", () =>
     expect(diff.code, diff.stderr).toBe(0);
     expect(diff.stdout).toContain("+changed");
     expect(diff.stdout).toMatch(/new file mode 100644[\s\S]*\+new/);
+    // Submitted without --commits: the node on this machine and --server end the same way, saying why.
+    const noCommits = [await runCli(["task", "diff", task.id, "--commits"], h), await runCli([...server, "task", "diff", task.id, "--commits"], elsewhere)];
+    for (const answer of noCommits) expect(answer.stderr).toMatch(/was not submitted with (--)?commits/);
+    expect(noCommits[0]!.code).not.toBe(0);
+    expect(noCommits[1]!.code).toBe(noCommits[0]!.code);
     const stat = await runCli([...server, "task", "diff", task.id, "--stat"], elsewhere);
     expect(stat.stdout).toMatch(/^2 added, 1 modified, 0 deleted \(\d+ bytes of patch\)$/m);
 

@@ -86,6 +86,8 @@ async function changesOf(cmd: Command, taskId: string, want: WantedChanges, sour
   // The node answers the files, then their bytes some blobs at a time: a line of its control socket is bounded, a result is not.
   return withAdmin(cmd, false, async (call) => {
     const { result, files } = parseInput(ChangesSchema, await call("task.changes", { taskId, ...sources }));
+    // As the HTTP API answers 404 for it, so that `--server` and the node on this machine end the same way.
+    if (want === "commits" && result.commits === undefined) throw new CoderClawError("NOT_FOUND", `task ${taskId} was not submitted with --commits: its agent's work is in its patch (task diff)`);
     const wanted = files.filter((f) => f.kind === KIND_OF[want]);
     const digests = wanted.flatMap((f) => f.chunks);
     const blobs: Buffer[] = [];
@@ -111,10 +113,9 @@ async function changesOf(cmd: Command, taskId: string, want: WantedChanges, sour
   });
 }
 
-/** How many commits a task's agent made, in words; `undefined`: it was not submitted with --commits. */
+/** How many commits a task's agent made, in words. */
 function commitsSaid(taskId: string, count: number | undefined): string {
-  if (count === undefined) return `task ${taskId} was not submitted with --commits: its agent's work is in its patch (task diff)`;
-  return `task ${taskId}'s agent made ${count} commit(s)`;
+  return `task ${taskId}'s agent made ${count ?? 0} commit(s)`;
 }
 
 /** `task apply --commits`: the agent's commits on top of `target`'s HEAD, or nothing and why; answers the exit code. */
@@ -122,7 +123,7 @@ async function applyCommits(cmd: Command, id: string, target: string, opts: Sour
   const { result, commits } = await changesOf(cmd, id, "commits", sourcesOf(opts));
   if (commits.byteLength === 0) {
     process.stdout.write(`${commitsSaid(id, result.commits)}: nothing to apply\n`);
-    return result.commits === undefined ? EXIT.taskFailed : EXIT.ok;
+    return EXIT.ok;
   }
   const outcome = await applyResultCommits(target, commits, { check: opts.check === true, threeWay: opts["3way"] === true });
   if (!outcome.ok) {
