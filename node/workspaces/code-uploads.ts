@@ -125,9 +125,13 @@ export class CodeUploads {
     return this.#turn(caller, async (uploads) => {
       const held = this.#o.store.pinnedBy(uploads.holder);
       const read: Uint8Array[] = [];
+      let readBytes = 0;
       for (const [k, digest] of pieces.entries()) {
         const bytes = held.has(digest) ? await this.#o.store.read(digest) : undefined;
         if (bytes === undefined) throw new InvalidInputError(`piece ${digest} of the manifest was not sent: POST it to /v1/blobs first`, `index.pieces[${k}]`);
+        // Bounded as it is read, not after: an index may name one blob of a megabyte 100,000 times.
+        readBytes += bytes.byteLength;
+        if (readBytes > limits.maxManifestBytes) throw new InvalidInputError(`the pieces exceed the manifest limit of ${limits.maxManifestBytes} bytes`, `index.pieces[${k}]`);
         read.push(bytes);
       }
       const manifest = joinManifest(tree, index, read, limits);
