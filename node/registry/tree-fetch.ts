@@ -1,7 +1,7 @@
 import type { BlobClient } from "../../protocols/blobs/index.js";
 import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
-import { decodeManifestIndex, joinManifest } from "../../src/workspace/manifest-pieces.js";
+import { decodeManifestIndex, joinManifest, readPiecesWithin } from "../../src/workspace/manifest-pieces.js";
 import { blobsOf, type Manifest, type ManifestLimits } from "../../src/workspace/manifest.js";
 
 /** A published tree held whole in the store. */
@@ -66,7 +66,7 @@ async function fetchFrom(deps: TreeFetchDeps, treeId: string, peer: string | und
   await store.pin(holder, [treeId]);
   const pieceDigests = decodeManifestIndex(treeId, index, limits);
   await fetchAll(new Set(pieceDigests));
-  const pieces = await Promise.all(pieceDigests.map((d) => store.read(d)));
+  const { pieces } = await readPiecesWithin(pieceDigests, (d) => store.read(d), limits.maxManifestBytes, (k) => new InvalidInputError(`the pieces exceed the manifest limit of ${limits.maxManifestBytes} bytes`, `pieces[${k}]`));
   const lacking = pieces.indexOf(undefined);
   if (lacking >= 0) throw new CoderClawError("NOT_FOUND", `manifest piece ${pieceDigests[lacking]} of tree ${treeId} was not kept`);
   const manifest = joinManifest(treeId, index, pieces as Uint8Array[], limits);

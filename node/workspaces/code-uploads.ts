@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { CoderClawError, InvalidInputError } from "../../src/contract/errors.js";
 import type { BlobStore } from "../../src/workspace/blob-store.js";
 import { blobDigest, blobsOf, DEFAULT_MANIFEST_LIMITS, totalSize, type Manifest, type ManifestLimits } from "../../src/workspace/manifest.js";
-import { decodeManifestIndex, joinManifest } from "../../src/workspace/manifest-pieces.js";
+import { decodeManifestIndex, joinManifest, readPiecesWithin } from "../../src/workspace/manifest-pieces.js";
 import type { WorkspaceSpec } from "../../src/workspace/task-spec.js";
 import { KeyedTurns } from "../../src/util/keyed-turns.js";
 
@@ -124,17 +124,17 @@ export class CodeUploads {
     const pieces = decodeManifestIndex(tree, index, limits);
     return this.#turn(caller, async (uploads) => {
       const held = this.#o.store.pinnedBy(uploads.holder);
-      const read: Uint8Array[] = [];
-      let readBytes = 0;
-      for (const [k, digest] of pieces.entries()) {
-        const bytes = held.has(digest) ? await this.#o.store.read(digest) : undefined;
-        if (bytes === undefined) throw new InvalidInputError(`piece ${digest} of the manifest was not sent: POST it to /v1/blobs first`, `index.pieces[${k}]`);
-        // Bounded as it is read, not after: an index may name one blob of a megabyte 100,000 times.
-        readBytes += bytes.byteLength;
-        if (readBytes > limits.maxManifestBytes) throw new InvalidInputError(`the pieces exceed the manifest limit of ${limits.maxManifestBytes} bytes`, `index.pieces[${k}]`);
-        read.push(bytes);
-      }
-      const manifest = joinManifest(tree, index, read, limits);
+      const { pieces: read } = await readPiecesWithin(
+        pieces,
+        async (digest, k) => {
+          const bytes = held.has(digest) ? await this.#o.store.read(digest) : undefined;
+          if (bytes === undefined) throw new InvalidInputError(`piece ${digest} of the manifest was not sent: POST it to /v1/blobs first`, `index.pieces[${k}]`);
+          return bytes;
+        },
+        limits.maxManifestBytes,
+        (k) => new InvalidInputError(`the pieces exceed the manifest limit of ${limits.maxManifestBytes} bytes`, `index.pieces[${k}]`),
+      );
+      const manifest = joinManifest(tree, index, read as Uint8Array[], limits);
       for (const [i, entry] of manifest.entries.entries()) {
         if (entry.kind !== "file") continue;
         const absent = entry.chunks.find((digest) => !(held.has(digest) && this.#o.store.has(digest)));

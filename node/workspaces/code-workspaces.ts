@@ -13,7 +13,7 @@ import { collectChanges, trackWorkspace, type ChangeTracking } from "../../src/w
 import { agentCommits, initAgentRepository } from "../../src/workspace/agent-repository.js";
 import { sandboxArgv, type SandboxSpec } from "../../src/agents/sandbox.js";
 import { blobsOf, buildManifest, CHUNK_SIZE, DEFAULT_MANIFEST_LIMITS, isDigest, totalSize, type Manifest, type ManifestEntry, type ManifestLimits } from "../../src/workspace/manifest.js";
-import { decodeManifestIndex, joinManifest, splitManifest } from "../../src/workspace/manifest-pieces.js";
+import { decodeManifestIndex, joinManifest, readPiecesWithin, splitManifest } from "../../src/workspace/manifest-pieces.js";
 import { materializeTree, type MaterializedTree } from "../../src/workspace/materialize.js";
 import type { CopySource } from "../../src/workspace/file-writer.js";
 import { snapshotDirectory } from "../../src/workspace/snapshot.js";
@@ -632,10 +632,9 @@ export class CodeWorkspaces implements TaskWorkspaces {
     const tooLarge = (): InvalidInputError => new InvalidInputError(`tree ${treeId}: its pieces come to more than the manifest limit of ${limits.maxManifestBytes} bytes`, "index.pieces");
     let held = 0;
     const readAll = async (): Promise<Array<Uint8Array | undefined>> => {
-      const read = await Promise.all(digests.map(async (d) => (local === undefined ? undefined : await local.read(d)) ?? (await this.#o.store.read(d))));
-      held = read.reduce((n, bytes) => n + (bytes?.byteLength ?? 0), 0);
-      if (held > limits.maxManifestBytes) throw tooLarge();
-      return read;
+      const read = await readPiecesWithin(digests, async (d) => (local === undefined ? undefined : await local.read(d)) ?? (await this.#o.store.read(d)), limits.maxManifestBytes, tooLarge);
+      held = read.bytes;
+      return read.pieces;
     };
     let pieces = await readAll();
     if (pieces.includes(undefined)) {

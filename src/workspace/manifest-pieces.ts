@@ -192,6 +192,29 @@ export function decodeManifestIndex(treeId: string, index: Uint8Array, limits: M
 }
 
 /**
+ * The pieces `digests` lists (undefined where `read` has none), read one at a
+ * time and refused with `tooLarge(k)` at the first that brings them over
+ * `maxBytes`: an index names its pieces, not their sizes, and may name one
+ * of a megabyte 100,000 times. Answers them and the bytes they come to.
+ */
+export async function readPiecesWithin(
+  digests: readonly string[],
+  read: (digest: string, k: number) => Promise<Uint8Array | undefined>,
+  maxBytes: number,
+  tooLarge: (k: number) => Error,
+): Promise<{ pieces: Array<Uint8Array | undefined>; bytes: number }> {
+  const pieces: Array<Uint8Array | undefined> = [];
+  let bytes = 0;
+  for (const [k, digest] of digests.entries()) {
+    const piece = await read(digest, k);
+    bytes += piece?.byteLength ?? 0;
+    if (bytes > maxBytes) throw tooLarge(k);
+    pieces.push(piece);
+  }
+  return { pieces, bytes };
+}
+
+/**
  * The manifest of tree `treeId` from its index and its pieces (in the index's
  * order), checked link by link: see the chain above. A refusal is an
  * {@link InvalidInputError} naming the piece, or the entry by its place in

@@ -6,6 +6,7 @@ import { decodeBlobFrames, encodeBlobFrames } from "../../src/workspace/blob-fra
 import { blobDigest, blobsOf, buildManifest } from "../../src/workspace/manifest.js";
 import { splitManifest } from "../../src/workspace/manifest-pieces.js";
 import { tempDir } from "../helpers/temp-dir.js";
+import { countingReads } from "../helpers/counting-store.js";
 import { encodeCanonical } from "../../identity/canonical.js";
 import { DEFAULT_MANIFEST_LIMITS } from "../../src/workspace/manifest.js";
 import fc from "fast-check";
@@ -56,25 +57,15 @@ describe("code uploaded over HTTP, per caller", () => {
 
   it("reads no more of a tree's pieces than a manifest may hold: an index naming one blob sent a hundred thousand times is refused, not read a hundred thousand times", async () => {
     const s = await store();
-    let readBytes = 0;
-    const counted = new Proxy(s, {
-      get: (target, key) =>
-        key === "read"
-          ? async (digest: string) => {
-              const bytes = await target.read(digest);
-              readBytes += bytes?.byteLength ?? 0;
-              return bytes;
-            }
-          : Reflect.get(target, key),
-    });
+    const counted = countingReads(s);
     const limits = { ...DEFAULT_MANIFEST_LIMITS, maxManifestBytes: 4 * 1024 * 1024 };
-    const uploads = new CodeUploads({ store: counted, limits, adopt: () => Promise.reject(new Error("not here")) });
+    const uploads = new CodeUploads({ store: counted.store, limits, adopt: () => Promise.reject(new Error("not here")) });
     const blob = Buffer.alloc(1024 * 1024, "p");
     await uploads.put("mallory", [[blobDigest(blob), blob]]);
     // Within the index's limits (64 digests); without a bound, 10,000 would be 10 GB read into memory before any check.
     const index = encodeCanonical({ version: 1, pieces: Array.from({ length: 64 }, () => blobDigest(blob)) });
     const refused = await uploads.putTree("mallory", blobDigest(index), index).catch((err: unknown) => err);
-    expect(readBytes).toBeLessThanOrEqual(limits.maxManifestBytes + blob.byteLength);
+    expect(counted.readBytes()).toBeLessThanOrEqual(limits.maxManifestBytes + blob.byteLength);
     expect(refused).toMatchObject({ code: "INVALID_INPUT", field: "index.pieces[4]", message: expect.stringMatching(/manifest limit of 4194304 bytes/) });
   });
 
