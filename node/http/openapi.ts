@@ -202,7 +202,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           summary:
             "Blobs of a tree (its files' chunks of at most 1 MiB, and its manifest's pieces), at most 8 MiB a body: each as its 32-byte SHA-256, its length (4 bytes, big-endian) and its bytes. " +
             "Each is checked against its digest before any is stored; one that does not match refuses the body (400, naming `blobs[i]`). " +
-            "What a session sent and has not submitted is held to a budget (507); it is dropped after an hour without a call, and when the node restarts",
+            "What a session sent and has not submitted is held to a budget, and what every session sent or submitted to the node's (507); it is dropped after an hour without a call, and when the node restarts",
           requestBody: { required: true, content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
           responses: { "200": json({ type: "object", properties: { stored: { type: "integer" } }, required: ["stored"] }, "How many blobs the body held"), ...errorResponses(400, 401, 403, 413, 503, 507) },
         },

@@ -15,8 +15,10 @@ export interface CodeUploadsOptions {
   adopt: (tree: string, manifest: Manifest, pieces: readonly string[], artifacts?: readonly string[]) => Promise<WorkspaceSpec>;
   /** Bytes one caller may hold uploaded and not yet submitted. Default: the tree limit or a quarter of the store's quota, whichever is less. */
   maxCallerBytes?: number;
-  /** Bytes every caller together may hold uploaded and not yet submitted. Default half the store's quota. */
+  /** Bytes every caller together may hold uploaded, submitted or not. Default half the store's quota. */
   maxTotalBytes?: number;
+  /** Bytes the store holds for this node's submissions of uploaded trees (CodeWorkspaces.uploadedBytes), counted against `maxTotalBytes`. */
+  submittedBytes?: () => number;
   /** An upload left this long without a call of its caller is dropped, ms. Default one hour. */
   idleMs?: number;
   now?: () => number;
@@ -105,7 +107,11 @@ export class CodeUploads {
       }
       const all = this.#o.maxTotalBytes ?? this.#o.store.quotaBytes / 2;
       const total = [...this.#callers.values()].reduce((n, c) => n + c.bytes, 0);
-      if (total + adding > all) throw new CoderClawError("QUOTA", `uploads not yet submitted on this node would come to ${total + adding} bytes, over its limit of ${Math.floor(all)}; try again later`);
+      // A submission keeps its tree for the result retention (days) while its session's budget starts again: uncounted, a
+      // session could pin the whole store by sending and submitting in turn. What the store holds bounds them, and is cheap.
+      const submitted = total + adding + this.#o.store.usage().bytes <= all ? 0 : (this.#o.submittedBytes?.() ?? 0);
+      // Not the sum: it would tell a session what the others send.
+      if (total + submitted + adding > all) throw new CoderClawError("QUOTA", `uploads on this node, sent or submitted, would go over its limit of ${Math.floor(all)} bytes; try again later`);
       // Pinned first, so a collection between the write and the pin cannot take them.
       await this.#o.store.pin(uploads.holder, fresh.keys());
       await this.#o.store.putVerifiedAll([...fresh]);

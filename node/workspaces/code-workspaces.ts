@@ -176,6 +176,17 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return { tree, bytes: totalSize(manifest), files: manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
   }
 
+  /** Bytes the store holds for submissions of uploaded trees, each blob once (a tree sent again, changed a little, shares most). */
+  uploadedBytes(): number {
+    const blobs = new Set<string>();
+    for (const record of this.#o.submitted.list()) {
+      if (record.dir === undefined) for (const digest of this.#o.store.pinnedBy(submittedHolder(record.tree))) blobs.add(digest);
+    }
+    let bytes = 0;
+    for (const digest of blobs) bytes += this.#o.store.locate(digest)?.size ?? 0;
+    return bytes;
+  }
+
   /**
    * Let `peer` read the tree a request carries, as its attempt goes there (on
    * record before it is sent, for a member that fetches after a restart of

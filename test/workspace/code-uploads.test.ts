@@ -1,6 +1,9 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CodeUploads } from "../../node/workspaces/code-uploads.js";
+import { CodeWorkspaces } from "../../node/workspaces/code-workspaces.js";
+import { SharedTrees } from "../../node/workspaces/shared-trees.js";
+import { SubmittedTrees } from "../../node/workspaces/submitted-trees.js";
 import { openBlobStore, type BlobStore } from "../../src/workspace/blob-store.js";
 import { decodeBlobFrames, encodeBlobFrames } from "../../src/workspace/blob-frames.js";
 import { blobDigest, blobsOf, buildManifest } from "../../src/workspace/manifest.js";
@@ -42,7 +45,7 @@ describe("code uploaded over HTTP, per caller", () => {
     await expect(uploads.put("alice", treeOf(2, 10_000, 1).blobs)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/this session's uploads .* over its limit of 40000/) });
     await uploads.put("bob", treeOf(2, 10_000, 2).blobs);
     // Bob's own budget holds 20,000 more; the node's does not.
-    await expect(uploads.put("bob", treeOf(1, 10_000, 3).blobs)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/on this node .* over its limit of 60000/) });
+    await expect(uploads.put("bob", treeOf(1, 10_000, 3).blobs)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/on this node, sent or submitted, would go over its limit of 60000/) });
     await uploads.putTree("alice", one.tree, one.index);
     await uploads.submit("alice", one.tree);
     expect(adopted).toEqual([one.tree]);
@@ -67,6 +70,33 @@ describe("code uploaded over HTTP, per caller", () => {
     const refused = await uploads.putTree("mallory", blobDigest(index), index).catch((err: unknown) => err);
     expect(counted.readBytes()).toBeLessThanOrEqual(limits.maxManifestBytes + blob.byteLength);
     expect(refused).toMatchObject({ code: "INVALID_INPUT", field: "index.pieces[4]", message: expect.stringMatching(/manifest limit of 4194304 bytes/) });
+  });
+
+  it("counts what submissions of uploaded trees keep against the node's limit: a session cannot fill the store by submitting what it sent and sending as much again", async () => {
+    const s = await store(400_000);
+    const home = tempDir("cc-uploads-ws-");
+    cleanups.push(() => home.remove());
+    const workspaces = new CodeWorkspaces({
+      selfId: "node",
+      dataDir: home.path,
+      store: s,
+      shared: new SharedTrees(),
+      submitted: await SubmittedTrees.open(join(home.path, "submitted"), () => undefined),
+      client: () => undefined,
+      addSource: () => () => undefined,
+    });
+    const uploads = new CodeUploads({ store: s, adopt: (tree, manifest, pieces) => workspaces.adoptUploaded(tree, manifest, pieces), submittedBytes: () => workspaces.uploadedBytes() });
+    const send = async (seed: number): Promise<void> => {
+      const one = treeOf(9, 10_000, seed);
+      await uploads.put("mallory", one.blobs);
+      await uploads.putTree("mallory", one.tree, one.index);
+      await uploads.submit("mallory", one.tree);
+    };
+    // Each send is within the session's quarter of the quota; the submissions keep them all, for days.
+    await send(1);
+    await send(2);
+    await expect(send(3)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/sent or submitted, would go over its limit of 200000/) });
+    expect(s.usage().bytes).toBeLessThanOrEqual(200_000);
   });
 
   it("drops a caller's uploads once idle, and every upload a previous run left pinned", async () => {
