@@ -30,8 +30,13 @@ export interface TreeUpload {
 export async function uploadSnapshot(dir: string, options: { cacheFile?: string }, target: TreeUploadTarget): Promise<TreeUpload> {
   const snap = await snapshotDirectory(dir, options);
   const digests = [...new Set([...snap.pieces.map((p) => p.digest), ...blobsOf(snap.manifest)])];
-  const missing: string[] = [];
-  for (let i = 0; i < digests.length; i += MAX_MISSING_QUERY) missing.push(...(await target.missing(digests.slice(i, i + MAX_MISSING_QUERY))));
+  // The server's answer is taken as a choice among the digests asked about, each once: a server naming one many times
+  // would have it sent as often, and one naming a digest not asked about would have the snapshot looked up for it.
+  const missing = new Set<string>();
+  for (let i = 0; i < digests.length; i += MAX_MISSING_QUERY) {
+    const asked = new Set(digests.slice(i, i + MAX_MISSING_QUERY));
+    for (const digest of await target.missing([...asked])) if (asked.has(digest)) missing.add(digest);
+  }
   let batch: Array<[string, Uint8Array]> = [];
   let batchBytes = 0;
   let sentBytes = 0;

@@ -1,10 +1,15 @@
-import net from "node:net";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import net, { type AddressInfo } from "node:net";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { HTTPTransportAdapter, parseSse } from "../../src/transport/http-adapter.js";
 import type { HttpServer } from "../../node/http/index.js";
 import { openEngine, type Engine } from "./engine.js";
 import { TOKENS, startServer } from "./helpers.js";
+import { decodeBlobFrames } from "../../src/workspace/blob-frames.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 async function rejection(promise: Promise<unknown>): Promise<CoderClawError> {
   try {
@@ -108,6 +113,46 @@ describe("HTTPTransportAdapter without a server", () => {
   it("refuses a base URL that is not http(s)", () => {
     expect(() => new HTTPTransportAdapter({ baseUrl: "ftp://x", token: "t" })).toThrow(/http\(s\)/);
     expect(() => new HTTPTransportAdapter({ baseUrl: "not a url", token: "t" })).toThrow(CoderClawError);
+  });
+});
+
+describe("HTTPTransportAdapter against a hostile server", () => {
+  it("sends a tree's blobs once each, and only those it asked about, whatever the server answers it is missing", async () => {
+    const src = tempDir("cc-hostile-server-");
+    for (let i = 0; i < 3; i++) writeFileSync(join(src.path, `f${i}.txt`), `${i}`.repeat(10_000));
+    const asked = new Set<string>();
+    const sent: string[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks);
+        const answer = (status: number, value: unknown): void => void res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value));
+        if (req.url === "/v1/blobs/missing") {
+          const { digests } = JSON.parse(body.toString()) as { digests: string[] };
+          for (const d of digests) asked.add(d);
+          // Every blob fifty times over, and one the client never named.
+          return answer(200, { missing: [...Array.from({ length: 50 }, () => digests).flat(), "ab".repeat(32)] });
+        }
+        if (req.url === "/v1/blobs") {
+          for (const [digest] of decodeBlobFrames(body)) sent.push(digest);
+          return answer(200, { stored: 0 });
+        }
+        if (req.url?.startsWith("/v1/trees/") === true) return answer(200, {});
+        return answer(400, { error: { code: "INVALID_INPUT", message: "no task here" } });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const client = new HTTPTransportAdapter({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: "t" });
+    try {
+      await expect(client.submitTask({ description: "d", input: "" }, { repo: src.path })).rejects.toMatchObject({ message: "no task here" });
+      expect(asked.size).toBeGreaterThan(3);
+      expect(sent.toSorted()).toEqual([...asked].toSorted());
+    } finally {
+      await client.close();
+      server.close();
+      src.remove();
+    }
   });
 });
 
