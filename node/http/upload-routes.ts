@@ -43,6 +43,8 @@ export interface UploadRouteDeps {
 
 /** Bodies of blobs being received at once, node-wide: each is held in memory whole until it is checked. */
 const MAX_UPLOADS_IN_FLIGHT = 8;
+/** Of those, one session's: a client sends one body after another, and one stalling eight would keep every other session out. */
+const MAX_UPLOADS_IN_FLIGHT_PER_CALLER = 2;
 /** Largest tree index taken: 100,000 pieces of 32 bytes, and their encoding. */
 const MAX_INDEX_BYTES = 4 * 1024 * 1024;
 
@@ -59,6 +61,8 @@ const MissingSchema = z.strictObject({ digests: z.array(Digest).max(MAX_MISSING_
  */
 export function registerUploadRoutes(api: FastifyInstance, deps: UploadRouteDeps): void {
   let inFlight = 0;
+  /** Bodies being received by caller, each present while it has one. */
+  const inFlightBy = new Map<string, number>();
   void api.register(async (scope) => {
     scope.addContentTypeParser("application/octet-stream", { parseAs: "buffer", bodyLimit: MAX_BLOB_FRAMES_BYTES }, (_request, body, done) => done(null, body));
 
@@ -74,9 +78,18 @@ export function registerUploadRoutes(api: FastifyInstance, deps: UploadRouteDeps
         bodyLimit: MAX_BLOB_FRAMES_BYTES,
         // Counted before the body is read, so that a ninth caller is refused without its body taking memory.
         onRequest: async (request, reply) => {
+          const caller = deps.callerOf(request);
+          const mine = inFlightBy.get(caller) ?? 0;
+          if (mine >= MAX_UPLOADS_IN_FLIGHT_PER_CALLER) throw new CoderClawError("UNAVAILABLE", `this session is sending ${mine} bodies of blobs already; send one after another`);
           if (inFlight >= MAX_UPLOADS_IN_FLIGHT) throw new CoderClawError("UNAVAILABLE", `this node is receiving ${MAX_UPLOADS_IN_FLIGHT} bodies of blobs already; try again shortly`);
           inFlight++;
-          reply.raw.once("close", () => inFlight--);
+          inFlightBy.set(caller, mine + 1);
+          reply.raw.once("close", () => {
+            inFlight--;
+            const left = (inFlightBy.get(caller) ?? 1) - 1;
+            if (left === 0) inFlightBy.delete(caller);
+            else inFlightBy.set(caller, left);
+          });
           await deps.check(request);
         },
       },
