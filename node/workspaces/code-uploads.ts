@@ -176,13 +176,15 @@ export class CodeUploads {
 
   /** Drop the uploads of callers idle longer than {@link CodeUploadsOptions.idleMs}; answers how many. */
   async sweep(): Promise<number> {
-    const now = this.#now();
-    const idle = [...this.#callers].filter(([caller, uploads]) => now - uploads.touched > (this.#o.idleMs ?? 3600_000) && !this.#turns.has(caller));
-    for (const [caller, uploads] of idle) {
+    let dropped = 0;
+    for (const [caller, uploads] of [...this.#callers]) {
+      // Decided for each as it comes: a caller may have called while an earlier one's uploads were being unpinned.
+      if (this.#now() - uploads.touched <= (this.#o.idleMs ?? 3600_000) || this.#turns.has(caller)) continue;
       this.#callers.delete(caller);
       await this.#o.store.unpin(uploads.holder);
+      dropped++;
     }
-    return idle.length;
+    return dropped;
   }
 
   #turn<T>(caller: string, work: (uploads: CallerUploads) => Promise<T>): Promise<T> {

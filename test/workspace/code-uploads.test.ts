@@ -119,6 +119,22 @@ describe("code uploaded over HTTP, per caller", () => {
     expect(s.holders()).toEqual([]);
   });
 
+  it("a sweep leaves alone a caller that called while it ran: what the call sent stays that caller's", async () => {
+    const s = await store();
+    let now = 0;
+    const uploads = new CodeUploads({ store: s, idleMs: 1000, now: () => now, adopt: () => Promise.reject(new Error("not here")) });
+    const [alice, bob] = [treeOf(2, 100, 1), treeOf(2, 100, 2)];
+    await uploads.put("alice", alice.blobs);
+    await uploads.put("bob", bob.blobs);
+    now = 2000;
+    // Bob sends again while the sweep unpins alice's uploads: bob is no longer idle.
+    const swept = uploads.sweep();
+    await uploads.put("bob", bob.blobs);
+    expect(await swept).toBe(1);
+    expect(await uploads.missing("bob", bob.blobs.map(([d]) => d))).toEqual([]);
+    await expect(uploads.putTree("bob", bob.tree, bob.index)).resolves.toMatchObject({ tree: bob.tree });
+  });
+
   it("reads back every body of blobs it encodes, and refuses a body cut anywhere inside a frame", () => {
     const blob = fc.uint8Array({ maxLength: 300 }).map((b): [string, Uint8Array] => [blobDigest(b), b]);
     fc.assert(
