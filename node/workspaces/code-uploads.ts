@@ -36,12 +36,12 @@ interface CallerUploads {
   readonly holder: string;
   /** Bytes uploaded since its last submission (what the budget counts). */
   bytes: number;
-  /** Trees put and not yet submitted, with their manifests and pieces. */
-  readonly trees: Map<string, { manifest: Manifest; pieces: string[] }>;
+  /** Trees put and not yet submitted, with their pieces. */
+  readonly trees: Map<string, string[]>;
   touched: number;
 }
 
-/** Trees one caller may have put and not yet submitted: the oldest goes beyond (each holds its manifest in memory). */
+/** Trees one caller may have put and not yet submitted: the oldest goes beyond. */
 const MAX_TREES_PER_CALLER = 4;
 
 /** Holder names of uploads in the blob store: all are dropped when the node starts (see {@link CodeUploads.dropLeftovers}). */
@@ -101,7 +101,7 @@ export class CodeUploads {
       const held = this.#o.store.pinnedBy(uploads.holder);
       const fresh = new Map(blobs.filter(([digest]) => !(held.has(digest) && this.#o.store.has(digest))));
       const adding = [...fresh.values()].reduce((n, bytes) => n + bytes.byteLength, 0);
-      const mine = this.#o.maxCallerBytes ?? Math.min((this.#o.limits ?? DEFAULT_MANIFEST_LIMITS).maxTreeBytes, this.#o.store.quotaBytes / 4);
+      const mine = this.#o.maxCallerBytes ?? Math.min(this.#limits().maxTreeBytes, this.#o.store.quotaBytes / 4);
       if (uploads.bytes + adding > mine) {
         throw new CoderClawError("QUOTA", `this session's uploads not yet submitted would come to ${uploads.bytes + adding} bytes, over its limit of ${Math.floor(mine)}: submit the tree sent so far, or wait an hour for it to be dropped`);
       }
@@ -126,30 +126,13 @@ export class CodeUploads {
    * or the entry, otherwise.
    */
   async putTree(caller: string, tree: string, index: Uint8Array): Promise<UploadedTree> {
-    const limits = this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
-    const pieces = decodeManifestIndex(tree, index, limits);
+    const pieces = decodeManifestIndex(tree, index, this.#limits());
     return this.#turn(caller, async (uploads) => {
-      const held = this.#o.store.pinnedBy(uploads.holder);
-      const { pieces: read } = await readPiecesWithin(
-        pieces,
-        async (digest, k) => {
-          const bytes = held.has(digest) ? await this.#o.store.read(digest) : undefined;
-          if (bytes === undefined) throw new InvalidInputError(`piece ${digest} of the manifest was not sent: POST it to /v1/blobs first`, `index.pieces[${k}]`);
-          return bytes;
-        },
-        limits.maxManifestBytes,
-        (k) => new InvalidInputError(`the pieces exceed the manifest limit of ${limits.maxManifestBytes} bytes`, `index.pieces[${k}]`),
-      );
-      const manifest = joinManifest(tree, index, read as Uint8Array[], limits);
-      for (const [i, entry] of manifest.entries.entries()) {
-        if (entry.kind !== "file") continue;
-        const absent = entry.chunks.find((digest) => !(held.has(digest) && this.#o.store.has(digest)));
-        if (absent !== undefined) throw new InvalidInputError(`blob ${absent} of ${JSON.stringify(entry.path)} was not sent: POST it to /v1/blobs first`, `entries[${i}]`);
-      }
+      const manifest = await this.#sentManifest(uploads, tree, index, pieces);
       await this.#o.store.pin(uploads.holder, [tree]);
       await this.#o.store.putTree(tree, index);
       uploads.trees.delete(tree);
-      uploads.trees.set(tree, { manifest, pieces });
+      uploads.trees.set(tree, pieces);
       for (const old of [...uploads.trees.keys()].slice(0, -MAX_TREES_PER_CALLER)) uploads.trees.delete(old);
       return { tree, files: manifest.entries.length, bytes: totalSize(manifest) };
     });
@@ -163,15 +146,41 @@ export class CodeUploads {
    */
   async submit(caller: string, tree: string, artifacts?: readonly string[]): Promise<WorkspaceSpec> {
     return this.#turn(caller, async (uploads) => {
-      const put = uploads.trees.get(tree);
-      if (put === undefined) throw new InvalidInputError(`tree ${tree} was not uploaded by this session: PUT /v1/trees/${tree} first`, "tree");
-      const spec = await this.#o.adopt(tree, put.manifest, put.pieces, artifacts);
+      const pieces = uploads.trees.get(tree);
+      const index = pieces === undefined ? undefined : await this.#o.store.getTree(tree);
+      if (pieces === undefined || index === undefined) throw new InvalidInputError(`tree ${tree} was not uploaded by this session: PUT /v1/trees/${tree} first`, "tree");
+      // Joined again rather than kept since the put: a session's four trees would hold four manifests, each up to the manifest limit, in memory.
+      const manifest = await this.#sentManifest(uploads, tree, index, pieces);
+      const spec = await this.#o.adopt(tree, manifest, pieces, artifacts);
       await this.#o.store.unpin(uploads.holder);
-      await this.#o.store.pin(uploads.holder, [...blobsOf(put.manifest), ...put.pieces]);
+      await this.#o.store.pin(uploads.holder, [...blobsOf(manifest), ...pieces]);
       uploads.trees.clear();
       uploads.bytes = 0;
       return spec;
     });
+  }
+
+  /** The manifest of `tree`, every piece and blob of which `uploads`' caller sent; refused, naming the piece or the entry, otherwise. */
+  async #sentManifest(uploads: CallerUploads, tree: string, index: Uint8Array, pieces: readonly string[]): Promise<Manifest> {
+    const limits = this.#limits();
+    const held = this.#o.store.pinnedBy(uploads.holder);
+    const { pieces: read } = await readPiecesWithin(
+      pieces,
+      async (digest, k) => {
+        const bytes = held.has(digest) ? await this.#o.store.read(digest) : undefined;
+        if (bytes === undefined) throw new InvalidInputError(`piece ${digest} of the manifest was not sent: POST it to /v1/blobs first`, `index.pieces[${k}]`);
+        return bytes;
+      },
+      limits.maxManifestBytes,
+      (k) => new InvalidInputError(`the pieces exceed the manifest limit of ${limits.maxManifestBytes} bytes`, `index.pieces[${k}]`),
+    );
+    const manifest = joinManifest(tree, index, read as Uint8Array[], limits);
+    for (const [i, entry] of manifest.entries.entries()) {
+      if (entry.kind !== "file") continue;
+      const absent = entry.chunks.find((digest) => !(held.has(digest) && this.#o.store.has(digest)));
+      if (absent !== undefined) throw new InvalidInputError(`blob ${absent} of ${JSON.stringify(entry.path)} was not sent: POST it to /v1/blobs first`, `entries[${i}]`);
+    }
+    return manifest;
   }
 
   /** Drop the uploads of callers idle longer than {@link CodeUploadsOptions.idleMs}; answers how many. */
@@ -198,6 +207,10 @@ export class CodeUploads {
       uploads.touched = this.#now();
       return work(uploads);
     });
+  }
+
+  #limits(): ManifestLimits {
+    return this.#o.limits ?? DEFAULT_MANIFEST_LIMITS;
   }
 
   #now(): number {

@@ -1,4 +1,6 @@
 import { join } from "node:path";
+import v8 from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterEach, describe, expect, it } from "vitest";
 import { CodeUploads } from "../../node/workspaces/code-uploads.js";
 import { CodeWorkspaces } from "../../node/workspaces/code-workspaces.js";
@@ -118,6 +120,23 @@ describe("code uploaded over HTTP, per caller", () => {
     await new CodeUploads({ store: s, adopt: () => Promise.reject(new Error("not here")) }).dropLeftovers();
     expect(s.holders()).toEqual([]);
   });
+
+  it("keeps no manifest in memory for the trees a session put: four of them, each up to the manifest limit, would be held an hour per session", async () => {
+    const s = await store(256 * 1024 * 1024);
+    const uploads = new CodeUploads({ store: s, adopt: async (tree, manifest, pieces) => ({ tree, bytes: manifest.entries.length, files: pieces.length }) });
+    // Empty files, so the pieces are all there is to send: 20,000 long paths, some 8 MB of manifest a tree.
+    const trees = [1, 2, 3, 4].map((seed) => splitManifest(buildManifest(Array.from({ length: 20_000 }, (_, i) => ({ kind: "file" as const, path: `d${seed}/${"x".repeat(400)}${i}`, executable: false, size: 0, chunks: [] })))));
+    for (const t of trees) await uploads.put("mallory", t.pieces.map((p) => [p.digest, p.bytes]));
+    v8.setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (const t of trees) await uploads.putTree("mallory", t.treeId, t.index);
+    gc();
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(8 * 1024 * 1024);
+    // Joined again from the store when submitted.
+    await expect(uploads.submit("mallory", trees[3]!.treeId)).resolves.toMatchObject({ tree: trees[3]!.treeId, bytes: 20_000 });
+  }, 60_000);
 
   it("a sweep leaves alone a caller that called while it ran: what the call sent stays that caller's", async () => {
     const s = await store();
