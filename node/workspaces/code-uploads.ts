@@ -112,10 +112,17 @@ export class CodeUploads {
       const submitted = total + adding + this.#o.store.usage().bytes <= all ? 0 : (this.#o.submittedBytes?.() ?? 0);
       // Not the sum: it would tell a session what the others send.
       if (total + submitted + adding > all) throw new CoderClawError("QUOTA", `uploads on this node, sent or submitted, would go over its limit of ${Math.floor(all)} bytes; try again later`);
-      // Pinned first, so a collection between the write and the pin cannot take them.
-      await this.#o.store.pin(uploads.holder, fresh.keys());
-      await this.#o.store.putVerifiedAll([...fresh]);
+      // Counted before the writes: other callers' puts run meanwhile, and must see these bytes taken.
       uploads.bytes += adding;
+      try {
+        // Pinned first, so a collection between the write and the pin cannot take them.
+        await this.#o.store.pin(uploads.holder, fresh.keys());
+        await this.#o.store.putVerifiedAll([...fresh]);
+      } catch (err) {
+        // What was stored before the failure stays pinned for the caller, and counted.
+        uploads.bytes -= [...fresh].reduce((n, [digest, bytes]) => n + (this.#o.store.has(digest) ? 0 : bytes.byteLength), 0);
+        throw err;
+      }
     });
   }
 

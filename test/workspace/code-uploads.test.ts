@@ -138,6 +138,15 @@ describe("code uploaded over HTTP, per caller", () => {
     await expect(uploads.submit("mallory", trees[3]!.treeId)).resolves.toMatchObject({ tree: trees[3]!.treeId, bytes: 20_000 });
   }, 60_000);
 
+  it("holds callers sending at once to the node's limit: each counts what the others are still storing", async () => {
+    const s = await store();
+    const uploads = new CodeUploads({ store: s, maxTotalBytes: 30_000, adopt: () => Promise.reject(new Error("not here")) });
+    const sent = await Promise.allSettled([uploads.put("alice", treeOf(2, 10_000, 1).blobs), uploads.put("bob", treeOf(2, 10_000, 2).blobs)]);
+    expect(sent.map((r) => r.status).toSorted()).toEqual(["fulfilled", "rejected"]);
+    // The refused one took no room: what is left fits.
+    await uploads.put("carol", treeOf(1, 5_000, 3).blobs);
+  });
+
   it("a sweep leaves alone a caller that called while it ran: what the call sent stays that caller's", async () => {
     const s = await store();
     let now = 0;
