@@ -193,7 +193,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
             "Of the digests given (SHA-256, lowercase hex; at most 100,000), those this session has not sent: the blobs of a tree it is about to send that the node still needs from it. " +
             "What other sessions sent never counts, so the answer says nothing of what the node holds for them",
           requestBody: { required: true, content: { "application/json": { schema: { type: "object", properties: { digests: { type: "array", items: { type: "string" }, maxItems: 100_000 } }, required: ["digests"] } } } },
-          responses: { "200": json({ type: "object", properties: { missing: { type: "array", items: { type: "string" } } }, required: ["missing"] }, "The digests still needed, each once"), ...errorResponses(400, 401, 403) },
+          responses: { "200": json({ type: "object", properties: { missing: { type: "array", items: { type: "string" } } }, required: ["missing"] }, "The digests still needed, each once"), ...errorResponses(400, 401, 403, 413, 503) },
         },
       },
       [`${HTTP_API_PREFIX}/blobs`]: {
@@ -215,7 +215,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
             "Then `POST /v1/tasks?tree=<id>` submits a task carrying it",
           parameters: [{ name: "id", in: "path", required: true, schema: { type: "string", pattern: "^[0-9a-f]{64}$" } }],
           requestBody: { required: true, content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
-          responses: { "200": json({ type: "object", properties: { tree: { type: "string" }, files: { type: "integer" }, bytes: { type: "integer" } }, required: ["tree", "files", "bytes"] }, "The tree taken"), ...errorResponses(400, 401, 403, 413) },
+          responses: { "200": json({ type: "object", properties: { tree: { type: "string" }, files: { type: "integer" }, bytes: { type: "integer" } }, required: ["tree", "files", "bytes"] }, "The tree taken"), ...errorResponses(400, 401, 403, 413, 503) },
         },
       },
       [`${HTTP_API_PREFIX}/tasks/{id}/artifacts`]: {

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { CoderClawError } from "../../src/contract/errors.js";
 import { parseInput } from "../../src/contract/parse-input.js";
@@ -41,9 +41,12 @@ export interface UploadRouteDeps {
   callerOf: (request: FastifyRequest) => string;
 }
 
-/** Bodies of blobs being received at once, node-wide: each is held in memory whole until it is checked. */
+/**
+ * Requests of these routes being received and answered at once, node-wide: each holds its body in memory whole
+ * (up to 8 MiB of blobs, 7 MiB of digests, 4 MiB of index), a tree's pieces besides.
+ */
 const MAX_UPLOADS_IN_FLIGHT = 8;
-/** Of those, one session's: a client sends one body after another, and one stalling eight would keep every other session out. */
+/** Of those, one session's: a client sends one after another, and one stalling eight would keep every other session out. */
 const MAX_UPLOADS_IN_FLIGHT_PER_CALLER = 2;
 /** Largest tree index taken: 100,000 pieces of 32 bytes, and their encoding. */
 const MAX_INDEX_BYTES = 4 * 1024 * 1024;
@@ -61,48 +64,40 @@ const MissingSchema = z.strictObject({ digests: z.array(Digest).max(MAX_MISSING_
  */
 export function registerUploadRoutes(api: FastifyInstance, deps: UploadRouteDeps): void {
   let inFlight = 0;
-  /** Bodies being received by caller, each present while it has one. */
+  /** Requests being received by caller, each present while it has one. */
   const inFlightBy = new Map<string, number>();
+  // Counted before the body is read, so that a request beyond is refused without its body taking memory.
+  const admit = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const caller = deps.callerOf(request);
+    const mine = inFlightBy.get(caller) ?? 0;
+    if (mine >= MAX_UPLOADS_IN_FLIGHT_PER_CALLER) throw new CoderClawError("UNAVAILABLE", `this session is sending ${mine} uploads already; send one after another`);
+    if (inFlight >= MAX_UPLOADS_IN_FLIGHT) throw new CoderClawError("UNAVAILABLE", `this node is receiving ${MAX_UPLOADS_IN_FLIGHT} uploads already; try again shortly`);
+    inFlight++;
+    inFlightBy.set(caller, mine + 1);
+    reply.raw.once("close", () => {
+      inFlight--;
+      const left = (inFlightBy.get(caller) ?? 1) - 1;
+      if (left === 0) inFlightBy.delete(caller);
+      else inFlightBy.set(caller, left);
+    });
+    await deps.check(request);
+  };
   void api.register(async (scope) => {
     scope.addContentTypeParser("application/octet-stream", { parseAs: "buffer", bodyLimit: MAX_BLOB_FRAMES_BYTES }, (_request, body, done) => done(null, body));
 
-    scope.post("/blobs/missing", { bodyLimit: 72 * MAX_MISSING_QUERY }, async (request) => {
-      await deps.check(request);
+    scope.post("/blobs/missing", { bodyLimit: 72 * MAX_MISSING_QUERY, onRequest: admit }, async (request) => {
       const { digests } = parseInput(MissingSchema, request.body);
       return { missing: await deps.uploads.missing(deps.callerOf(request), digests) };
     });
 
-    scope.post(
-      "/blobs",
-      {
-        bodyLimit: MAX_BLOB_FRAMES_BYTES,
-        // Counted before the body is read, so that a ninth caller is refused without its body taking memory.
-        onRequest: async (request, reply) => {
-          const caller = deps.callerOf(request);
-          const mine = inFlightBy.get(caller) ?? 0;
-          if (mine >= MAX_UPLOADS_IN_FLIGHT_PER_CALLER) throw new CoderClawError("UNAVAILABLE", `this session is sending ${mine} bodies of blobs already; send one after another`);
-          if (inFlight >= MAX_UPLOADS_IN_FLIGHT) throw new CoderClawError("UNAVAILABLE", `this node is receiving ${MAX_UPLOADS_IN_FLIGHT} bodies of blobs already; try again shortly`);
-          inFlight++;
-          inFlightBy.set(caller, mine + 1);
-          reply.raw.once("close", () => {
-            inFlight--;
-            const left = (inFlightBy.get(caller) ?? 1) - 1;
-            if (left === 0) inFlightBy.delete(caller);
-            else inFlightBy.set(caller, left);
-          });
-          await deps.check(request);
-        },
-      },
-      async (request) => {
-        const blobs = decodeBlobFrames(bodyBytes(request.body));
-        await deps.uploads.put(deps.callerOf(request), blobs);
-        return { stored: blobs.length };
-      },
-    );
+    scope.post("/blobs", { bodyLimit: MAX_BLOB_FRAMES_BYTES, onRequest: admit }, async (request) => {
+      const blobs = decodeBlobFrames(bodyBytes(request.body));
+      await deps.uploads.put(deps.callerOf(request), blobs);
+      return { stored: blobs.length };
+    });
 
-    scope.put<{ Params: { id: string } }>("/trees/:id", { bodyLimit: MAX_INDEX_BYTES }, async (request) => {
+    scope.put<{ Params: { id: string } }>("/trees/:id", { bodyLimit: MAX_INDEX_BYTES, onRequest: admit }, async (request) => {
       const tree = parseInput(Digest, request.params.id, "id");
-      await deps.check(request);
       return deps.uploads.putTree(deps.callerOf(request), tree, bodyBytes(request.body));
     });
   });

@@ -34,11 +34,11 @@ async function serve(): Promise<{ url: string; port: number }> {
   return server;
 }
 
-/** A body of blobs begun as `token` and never finished: it holds its place among those being received. */
-function stalled(port: number, token: string): Promise<net.Socket> {
+/** A body (of blobs unless told) begun as `token` and never finished: it holds its place among those being received. */
+function stalled(port: number, token: string, request = "POST /v1/blobs", type = "application/octet-stream"): Promise<net.Socket> {
   return new Promise((resolve) => {
     const socket = net.connect(port, "127.0.0.1", () => {
-      socket.write(`POST /v1/blobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n`);
+      socket.write(`${request} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: ${type}\r\nContent-Length: 1000\r\n\r\n`);
       resolve(socket);
     });
     socket.on("error", () => undefined);
@@ -58,9 +58,18 @@ describe("bodies of blobs being received", () => {
     expect((await send("alice")).status).toBe(200);
     const refused = await send("mallory");
     expect(refused.status).toBe(503);
-    expect(await refused.text()).toMatch(/this session is sending 2 bodies of blobs already/);
+    expect(await refused.text()).toMatch(/this session is sending 2 uploads already/);
     for (const socket of held) socket.destroy();
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect((await send("mallory")).status).toBe(200);
+  });
+
+  it("count a session's questions of what is missing and its trees too, whose bodies are held whole as well", async () => {
+    const server = await serve();
+    await Promise.all([stalled(server.port, "mallory", `PUT /v1/trees/${"ab".repeat(32)}`), stalled(server.port, "mallory", "POST /v1/blobs/missing", "application/json")]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const ask = (token: string): Promise<Response> => fetch(`${server.url}/v1/blobs/missing`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ digests: [] }) });
+    expect((await ask("mallory")).status).toBe(503);
+    expect((await ask("alice")).status).toBe(200);
   });
 });
