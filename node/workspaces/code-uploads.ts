@@ -17,8 +17,8 @@ export interface CodeUploadsOptions {
   maxCallerBytes?: number;
   /** Bytes every caller together may hold uploaded, submitted or not. Default half the store's quota. */
   maxTotalBytes?: number;
-  /** Bytes the store holds for this node's submissions of uploaded trees (CodeWorkspaces.uploadedBytes), counted against `maxTotalBytes`. */
-  submittedBytes?: () => number;
+  /** What the store holds for this node's submissions of uploaded trees (CodeWorkspaces.uploadedHeld), counted against `maxTotalBytes`. */
+  submitted?: () => { bytes: number; blobs: number };
   /** An upload left this long without a call of its caller is dropped, ms. Default one hour. */
   idleMs?: number;
   now?: () => number;
@@ -34,12 +34,19 @@ export interface UploadedTree {
 /** One caller's uploads. */
 interface CallerUploads {
   readonly holder: string;
-  /** Bytes uploaded since its last submission (what the budget counts). */
+  /** Bytes uploaded since its last submission, each blob's cost included (what the budget counts). */
   bytes: number;
   /** Trees put and not yet submitted, with their pieces. */
   readonly trees: Map<string, string[]>;
   touched: number;
 }
+
+/**
+ * What each blob counts for in the budgets besides its bytes: the store keeps an entry and pins of it in memory
+ * (some 700 bytes of heap) and on disk, so that counted by its bytes alone, a budget of megabytes held millions of
+ * blobs of a few bytes, and the node ran out of memory.
+ */
+const BLOB_COST_BYTES = 4096;
 
 /** Trees one caller may have put and not yet submitted: the oldest goes beyond. */
 const MAX_TREES_PER_CALLER = 4;
@@ -100,7 +107,7 @@ export class CodeUploads {
     await this.#turn(caller, async (uploads) => {
       const held = this.#o.store.pinnedBy(uploads.holder);
       const fresh = new Map(blobs.filter(([digest]) => !(held.has(digest) && this.#o.store.has(digest))));
-      const adding = [...fresh.values()].reduce((n, bytes) => n + bytes.byteLength, 0);
+      const adding = [...fresh.values()].reduce((n, bytes) => n + bytes.byteLength + BLOB_COST_BYTES, 0);
       const mine = this.#o.maxCallerBytes ?? Math.min(this.#limits().maxTreeBytes, this.#o.store.quotaBytes / 4);
       if (uploads.bytes + adding > mine) {
         throw new CoderClawError("QUOTA", `this session's uploads not yet submitted would come to ${uploads.bytes + adding} bytes, over its limit of ${Math.floor(mine)}: submit the tree sent so far, or wait an hour for it to be dropped`);
@@ -109,7 +116,9 @@ export class CodeUploads {
       const total = [...this.#callers.values()].reduce((n, c) => n + c.bytes, 0);
       // A submission keeps its tree for the result retention (days) while its session's budget starts again: uncounted, a
       // session could pin the whole store by sending and submitting in turn. What the store holds bounds them, and is cheap.
-      const submitted = total + adding + this.#o.store.usage().bytes <= all ? 0 : (this.#o.submittedBytes?.() ?? 0);
+      const usage = this.#o.store.usage();
+      const kept = total + adding + usage.bytes + usage.entries * BLOB_COST_BYTES <= all ? undefined : this.#o.submitted?.();
+      const submitted = kept === undefined ? 0 : kept.bytes + kept.blobs * BLOB_COST_BYTES;
       // Not the sum: it would tell a session what the others send.
       if (total + submitted + adding > all) throw new CoderClawError("QUOTA", `uploads on this node, sent or submitted, would go over its limit of ${Math.floor(all)} bytes; try again later`);
       // Counted before the writes: other callers' puts run meanwhile, and must see these bytes taken.
@@ -120,7 +129,7 @@ export class CodeUploads {
         await this.#o.store.putVerifiedAll([...fresh]);
       } catch (err) {
         // What was stored before the failure stays pinned for the caller, and counted.
-        uploads.bytes -= [...fresh].reduce((n, [digest, bytes]) => n + (this.#o.store.has(digest) ? 0 : bytes.byteLength), 0);
+        uploads.bytes -= [...fresh].reduce((n, [digest, bytes]) => n + (this.#o.store.has(digest) ? 0 : bytes.byteLength + BLOB_COST_BYTES), 0);
         throw err;
       }
     });

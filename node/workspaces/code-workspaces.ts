@@ -176,15 +176,21 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return { tree, bytes: totalSize(manifest), files: manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
   }
 
-  /** Bytes the store holds for submissions of uploaded trees, each blob once (a tree sent again, changed a little, shares most). */
-  uploadedBytes(): number {
-    const blobs = new Set<string>();
+  /** The blobs the store holds for submissions of uploaded trees, and their bytes, each blob once (a tree sent again, changed a little, shares most). */
+  uploadedHeld(): { bytes: number; blobs: number } {
+    const digests = new Set<string>();
     for (const record of this.#o.submitted.list()) {
-      if (record.dir === undefined) for (const digest of this.#o.store.pinnedBy(submittedHolder(record.tree))) blobs.add(digest);
+      if (record.dir === undefined) for (const digest of this.#o.store.pinnedBy(submittedHolder(record.tree))) digests.add(digest);
     }
     let bytes = 0;
-    for (const digest of blobs) bytes += this.#o.store.locate(digest)?.size ?? 0;
-    return bytes;
+    let blobs = 0;
+    for (const digest of digests) {
+      const at = this.#o.store.locate(digest);
+      if (at === undefined) continue;
+      bytes += at.size;
+      blobs++;
+    }
+    return { bytes, blobs };
   }
 
   /**

@@ -37,17 +37,40 @@ function treeOf(files: number, size: number, seed = 0): { tree: string; index: U
   return { tree: pieced.treeId, index: pieced.index, blobs: [...contents.map((b): [string, Uint8Array] => [blobDigest(b), b]), ...pieced.pieces.map((p): [string, Uint8Array] => [p.digest, p.bytes])] };
 }
 
+/** Uploads into a store of `quotaBytes`, adopted by a real CodeWorkspaces; `send` puts a tree as mallory and submits it. */
+async function submitting(quotaBytes: number): Promise<{ s: BlobStore; uploads: CodeUploads; send: (tree: ReturnType<typeof treeOf>) => Promise<void> }> {
+  const s = await store(quotaBytes);
+  const home = tempDir("cc-uploads-ws-");
+  cleanups.push(() => home.remove());
+  const workspaces = new CodeWorkspaces({
+    selfId: "node",
+    dataDir: home.path,
+    store: s,
+    shared: new SharedTrees(),
+    submitted: await SubmittedTrees.open(join(home.path, "submitted"), () => undefined),
+    client: () => undefined,
+    addSource: () => () => undefined,
+  });
+  const uploads = new CodeUploads({ store: s, adopt: (tree, manifest, pieces) => workspaces.adoptUploaded(tree, manifest, pieces), submitted: () => workspaces.uploadedHeld() });
+  const send = async (one: ReturnType<typeof treeOf>): Promise<void> => {
+    await uploads.put("mallory", one.blobs);
+    await uploads.putTree("mallory", one.tree, one.index);
+    await uploads.submit("mallory", one.tree);
+  };
+  return { s, uploads, send };
+}
+
 describe("code uploaded over HTTP, per caller", () => {
   it("holds each caller to its budget and all callers to the node's; a submission frees the caller's budget and keeps its tree as the base of the next send", async () => {
     const s = await store();
     const adopted: string[] = [];
-    const uploads = new CodeUploads({ store: s, maxCallerBytes: 40_000, maxTotalBytes: 60_000, adopt: async (tree, manifest) => (adopted.push(tree), { tree, bytes: 0, files: manifest.entries.length }) });
+    const uploads = new CodeUploads({ store: s, maxCallerBytes: 60_000, maxTotalBytes: 90_000, adopt: async (tree, manifest) => (adopted.push(tree), { tree, bytes: 0, files: manifest.entries.length }) });
     const one = treeOf(3, 10_000);
     await uploads.put("alice", one.blobs);
-    await expect(uploads.put("alice", treeOf(2, 10_000, 1).blobs)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/this session's uploads .* over its limit of 40000/) });
+    await expect(uploads.put("alice", treeOf(2, 10_000, 1).blobs)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/this session's uploads .* over its limit of 60000/) });
     await uploads.put("bob", treeOf(2, 10_000, 2).blobs);
-    // Bob's own budget holds 20,000 more; the node's does not.
-    await expect(uploads.put("bob", treeOf(1, 10_000, 3).blobs)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/on this node, sent or submitted, would go over its limit of 60000/) });
+    // Bob's own budget holds this one more; the node's does not.
+    await expect(uploads.put("bob", treeOf(1, 10_000, 3).blobs)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/on this node, sent or submitted, would go over its limit of 90000/) });
     await uploads.putTree("alice", one.tree, one.index);
     await uploads.submit("alice", one.tree);
     expect(adopted).toEqual([one.tree]);
@@ -75,30 +98,22 @@ describe("code uploaded over HTTP, per caller", () => {
   });
 
   it("counts what submissions of uploaded trees keep against the node's limit: a session cannot fill the store by submitting what it sent and sending as much again", async () => {
-    const s = await store(400_000);
-    const home = tempDir("cc-uploads-ws-");
-    cleanups.push(() => home.remove());
-    const workspaces = new CodeWorkspaces({
-      selfId: "node",
-      dataDir: home.path,
-      store: s,
-      shared: new SharedTrees(),
-      submitted: await SubmittedTrees.open(join(home.path, "submitted"), () => undefined),
-      client: () => undefined,
-      addSource: () => () => undefined,
-    });
-    const uploads = new CodeUploads({ store: s, adopt: (tree, manifest, pieces) => workspaces.adoptUploaded(tree, manifest, pieces), submittedBytes: () => workspaces.uploadedBytes() });
-    const send = async (seed: number): Promise<void> => {
-      const one = treeOf(9, 10_000, seed);
-      await uploads.put("mallory", one.blobs);
-      await uploads.putTree("mallory", one.tree, one.index);
-      await uploads.submit("mallory", one.tree);
-    };
+    const { s, send } = await submitting(400_000);
     // Each send is within the session's quarter of the quota; the submissions keep them all, for days.
-    await send(1);
-    await send(2);
-    await expect(send(3)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/sent or submitted, would go over its limit of 200000/) });
+    await send(treeOf(6, 10_000, 1));
+    await send(treeOf(6, 10_000, 2));
+    await expect(send(treeOf(6, 10_000, 3))).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/sent or submitted, would go over its limit of 200000/) });
     expect(s.usage().bytes).toBeLessThanOrEqual(200_000);
+  });
+
+  it("counts each blob at 4 KiB at least: a session cannot make the node keep millions of blobs of a few bytes (each an entry and pins in memory), sent or submitted", async () => {
+    const { uploads, send } = await submitting(4 * 1024 * 1024);
+    // 5,000 blobs of 20 bytes: 100 KB of content, 20 MB counted, over the session's 1 MiB.
+    await expect(uploads.put("mallory", treeOf(5000, 20, 1).blobs)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/this session's uploads/) });
+    // 200 a tree, submitted in turn, go over the node's 2 MiB.
+    await send(treeOf(200, 20, 2));
+    await send(treeOf(200, 20, 3));
+    await expect(send(treeOf(200, 20, 4))).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/sent or submitted/) });
   });
 
   it("drops a caller's uploads once idle, and every upload a previous run left pinned", async () => {
@@ -140,7 +155,7 @@ describe("code uploaded over HTTP, per caller", () => {
 
   it("holds callers sending at once to the node's limit: each counts what the others are still storing", async () => {
     const s = await store();
-    const uploads = new CodeUploads({ store: s, maxTotalBytes: 30_000, adopt: () => Promise.reject(new Error("not here")) });
+    const uploads = new CodeUploads({ store: s, maxTotalBytes: 50_000, adopt: () => Promise.reject(new Error("not here")) });
     const sent = await Promise.allSettled([uploads.put("alice", treeOf(2, 10_000, 1).blobs), uploads.put("bob", treeOf(2, 10_000, 2).blobs)]);
     expect(sent.map((r) => r.status).toSorted()).toEqual(["fulfilled", "rejected"]);
     // The refused one took no room: what is left fits.
