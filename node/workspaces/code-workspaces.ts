@@ -315,10 +315,14 @@ export class CodeWorkspaces implements TaskWorkspaces {
 
   /** Stop serving, and forget, this node's submissions' trees recorded before `before`. */
   async #expireSubmitted(before: number): Promise<void> {
-    for (const record of this.#o.submitted.list()) {
-      if (record.at >= before) break;
-      this.#dropSources([record.tree]);
-      await this.#forgetSubmitted(record.tree);
+    for (const listed of this.#o.submitted.list()) {
+      if (listed.at >= before) break;
+      await this.#submitting.run(listed.tree, async () => {
+        // Read again in the tree's turn: the tree may have been submitted again while earlier ones were forgotten.
+        if ((this.#o.submitted.get(listed.tree)?.at ?? before) >= before) return;
+        this.#dropSources([listed.tree]);
+        await this.#forgetSubmitted(listed.tree);
+      });
     }
   }
 

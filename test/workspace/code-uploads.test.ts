@@ -8,12 +8,11 @@ import { SharedTrees } from "../../node/workspaces/shared-trees.js";
 import { SubmittedTrees } from "../../node/workspaces/submitted-trees.js";
 import { openBlobStore, type BlobStore } from "../../src/workspace/blob-store.js";
 import { decodeBlobFrames, encodeBlobFrames } from "../../src/workspace/blob-frames.js";
-import { blobDigest, blobsOf, buildManifest } from "../../src/workspace/manifest.js";
+import { blobDigest, blobsOf, buildManifest, DEFAULT_MANIFEST_LIMITS, type Manifest } from "../../src/workspace/manifest.js";
 import { splitManifest } from "../../src/workspace/manifest-pieces.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { countingReads } from "../helpers/counting-store.js";
 import { encodeCanonical } from "../../identity/canonical.js";
-import { DEFAULT_MANIFEST_LIMITS } from "../../src/workspace/manifest.js";
 import fc from "fast-check";
 
 const cleanups: Array<() => unknown> = [];
@@ -29,27 +28,29 @@ async function store(quotaBytes = 64 * 1024 * 1024): Promise<BlobStore> {
 }
 
 /** A tree of `files` files of `size` bytes each, with its pieces and blobs. */
-function treeOf(files: number, size: number, seed = 0): { tree: string; index: Uint8Array; blobs: Array<[string, Uint8Array]> } {
+function treeOf(files: number, size: number, seed = 0): { tree: string; index: Uint8Array; blobs: Array<[string, Uint8Array]>; manifest: Manifest; pieces: string[] } {
   const contents = Array.from({ length: files }, (_, i) => Buffer.alloc(size, `${seed}:${i}|`));
   const manifest = buildManifest(contents.map((bytes, i) => ({ kind: "file" as const, path: `f${i}`, executable: false, size: bytes.byteLength, chunks: [blobDigest(bytes)] })));
   const pieced = splitManifest(manifest);
   expect(blobsOf(manifest).size).toBe(files);
-  return { tree: pieced.treeId, index: pieced.index, blobs: [...contents.map((b): [string, Uint8Array] => [blobDigest(b), b]), ...pieced.pieces.map((p): [string, Uint8Array] => [p.digest, p.bytes])] };
+  return { tree: pieced.treeId, index: pieced.index, blobs: [...contents.map((b): [string, Uint8Array] => [blobDigest(b), b]), ...pieced.pieces.map((p): [string, Uint8Array] => [p.digest, p.bytes])], manifest, pieces: pieced.pieces.map((p) => p.digest) };
 }
 
 /** Uploads into a store of `quotaBytes`, adopted by a real CodeWorkspaces; `send` puts a tree as mallory and submits it. */
-async function submitting(quotaBytes: number): Promise<{ s: BlobStore; uploads: CodeUploads; send: (tree: ReturnType<typeof treeOf>) => Promise<void> }> {
+async function submitting(quotaBytes: number, resultRetentionMs?: number) {
   const s = await store(quotaBytes);
   const home = tempDir("cc-uploads-ws-");
   cleanups.push(() => home.remove());
+  const submitted = await SubmittedTrees.open(join(home.path, "submitted"), () => undefined);
   const workspaces = new CodeWorkspaces({
     selfId: "node",
     dataDir: home.path,
     store: s,
     shared: new SharedTrees(),
-    submitted: await SubmittedTrees.open(join(home.path, "submitted"), () => undefined),
+    submitted,
     client: () => undefined,
     addSource: () => () => undefined,
+    ...(resultRetentionMs !== undefined && { resultRetentionMs }),
   });
   const uploads = new CodeUploads({ store: s, adopt: (tree, manifest, pieces) => workspaces.adoptUploaded(tree, manifest, pieces), submitted: () => workspaces.uploadedHeld() });
   const send = async (one: ReturnType<typeof treeOf>): Promise<void> => {
@@ -57,7 +58,7 @@ async function submitting(quotaBytes: number): Promise<{ s: BlobStore; uploads: 
     await uploads.putTree("mallory", one.tree, one.index);
     await uploads.submit("mallory", one.tree);
   };
-  return { s, uploads, send };
+  return { s, uploads, send, workspaces, submitted };
 }
 
 describe("code uploaded over HTTP, per caller", () => {
@@ -114,6 +115,21 @@ describe("code uploaded over HTTP, per caller", () => {
     await send(treeOf(200, 20, 2));
     await send(treeOf(200, 20, 3));
     await expect(send(treeOf(200, 20, 4))).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/sent or submitted/) });
+  });
+
+  it("a tree submitted again while older submissions expire stays on record and pinned: the expiry reads each record in its tree's turn", async () => {
+    const { s, send, workspaces, submitted } = await submitting(64 * 1024 * 1024, 50);
+    const [a, b] = [treeOf(1, 100, 1), treeOf(1, 100, 2)];
+    await send(a);
+    await send(b);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // b is submitted again while a's expiry is under way: b's record is new by the time the expiry comes to it.
+    const expiring = workspaces.expireResults();
+    await workspaces.adoptUploaded(b.tree, b.manifest, b.pieces);
+    await expiring;
+    expect(submitted.has(a.tree)).toBe(false);
+    expect(submitted.has(b.tree)).toBe(true);
+    expect(s.pinnedBy(`submitted:${b.tree}`).has(b.tree)).toBe(true);
   });
 
   it("drops a caller's uploads once idle, and every upload a previous run left pinned", async () => {
