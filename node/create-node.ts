@@ -113,7 +113,7 @@ export async function createNode(options: NodeOptions = {}): Promise<CoderClawNo
   await workspaces.sweep().catch(report("workspaces"));
   await workspaces.expireResults().catch(report("workspaces"));
   // Code sent over the HTTP API, per caller (code-uploads.ts).
-  const uploads = new CodeUploads({ store: blobStore, adopt: (tree, manifest, pieces, artifacts) => workspaces.adoptUploaded(tree, manifest, pieces, artifacts), submitted: () => workspaces.uploadedHeld(), ...(codeLimits !== undefined && { limits: codeLimits }) });
+  const uploads = new CodeUploads({ store: blobStore, adopt: (tree, manifest, pieces, artifacts, uploader) => workspaces.adoptUploaded(tree, manifest, pieces, artifacts, uploader), submitted: (uploader) => workspaces.uploadedHeld(uploader), ...(codeLimits !== undefined && { limits: codeLimits }) });
   await uploads.dropLeftovers().catch(report("workspaces"));
   // The policy and the approvals service come after the engine: tasks that reach it before (none: nothing listens yet) wait for no one.
   const approvalHooks: { policy?: ApprovalPolicy; asked?: (gate: OpenGate) => void } = {};

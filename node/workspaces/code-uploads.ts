@@ -12,13 +12,13 @@ export interface CodeUploadsOptions {
   /** Limits an uploaded tree must keep (the node's runtime.yaml `code` limits). */
   limits?: ManifestLimits;
   /** Makes an uploaded tree a submission of this node (CodeWorkspaces.adoptUploaded). */
-  adopt: (tree: string, manifest: Manifest, pieces: readonly string[], artifacts?: readonly string[]) => Promise<WorkspaceSpec>;
+  adopt: (tree: string, manifest: Manifest, pieces: readonly string[], artifacts: readonly string[] | undefined, uploader: string) => Promise<WorkspaceSpec>;
   /** Bytes one caller may hold uploaded and not yet submitted. Default: the tree limit or a quarter of the store's quota, whichever is less. */
   maxCallerBytes?: number;
   /** Bytes every caller together may hold uploaded, submitted or not. Default half the store's quota. */
   maxTotalBytes?: number;
   /** What the store holds for this node's submissions of uploaded trees (CodeWorkspaces.uploadedHeld), counted against `maxTotalBytes`. */
-  submitted?: () => { bytes: number; blobs: number };
+  submitted?: (uploader?: string) => { bytes: number; blobs: number };
   /** An upload left this long without a call of its caller is dropped, ms. Default one hour. */
   idleMs?: number;
   now?: () => number;
@@ -50,6 +50,9 @@ const BLOB_COST_BYTES = 4096;
 
 /** Trees one caller may have put and not yet submitted: the oldest goes beyond. */
 const MAX_TREES_PER_CALLER = 4;
+
+/** The session a holder is, as a submission records who uploaded its tree. */
+const uploaderOf = (holder: string): string => holder.slice(UPLOAD_HOLDER_PREFIX.length);
 
 /** Holder names of uploads in the blob store: all are dropped when the node starts (see {@link CodeUploads.dropLeftovers}). */
 const UPLOAD_HOLDER_PREFIX = "upload:";
@@ -117,6 +120,11 @@ export class CodeUploads {
       // A submission keeps its tree for the result retention (days) while its session's budget starts again: uncounted, a
       // session could pin the whole store by sending and submitting in turn. What the store holds bounds them, and is cheap.
       const usage = this.#o.store.usage();
+      // Its own submissions count against the session's limit too: the node's alone would let one session take all of it for days.
+      const ownKept = uploads.bytes + adding + usage.bytes + usage.entries * BLOB_COST_BYTES <= mine ? undefined : this.#o.submitted?.(uploaderOf(uploads.holder));
+      if (ownKept !== undefined && uploads.bytes + adding + ownKept.bytes + ownKept.blobs * BLOB_COST_BYTES > mine) {
+        throw new CoderClawError("QUOTA", `this session's uploads, sent or submitted, would go over its limit of ${Math.floor(mine)} bytes: a submission keeps its tree for the result retention; try again once older ones expire`);
+      }
       const kept = total + adding + usage.bytes + usage.entries * BLOB_COST_BYTES <= all ? undefined : this.#o.submitted?.();
       const submitted = kept === undefined ? 0 : kept.bytes + kept.blobs * BLOB_COST_BYTES;
       // Not the sum: it would tell a session what the others send.
@@ -167,7 +175,7 @@ export class CodeUploads {
       if (pieces === undefined || index === undefined) throw new InvalidInputError(`tree ${tree} was not uploaded by this session: PUT /v1/trees/${tree} first`, "tree");
       // Joined again rather than kept since the put: a session's four trees would hold four manifests, each up to the manifest limit, in memory.
       const manifest = await this.#sentManifest(uploads, tree, index, pieces);
-      const spec = await this.#o.adopt(tree, manifest, pieces, artifacts);
+      const spec = await this.#o.adopt(tree, manifest, pieces, artifacts, uploaderOf(uploads.holder));
       await this.#o.store.unpin(uploads.holder);
       await this.#o.store.pin(uploads.holder, [...blobsOf(manifest), ...pieces]);
       uploads.trees.clear();

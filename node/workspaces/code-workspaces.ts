@@ -160,13 +160,13 @@ export class CodeWorkspaces implements TaskWorkspaces {
    * directory: the store holds it all, across restarts) and shared, to nobody
    * yet. Answers the spec that goes into the signed request.
    */
-  async adoptUploaded(tree: string, manifest: Manifest, pieces: readonly string[], artifacts?: readonly string[]): Promise<WorkspaceSpec> {
+  async adoptUploaded(tree: string, manifest: Manifest, pieces: readonly string[], artifacts: readonly string[] | undefined, uploader: string): Promise<WorkspaceSpec> {
     const holder = submittedHolder(tree);
     const blobs = withPieces(blobsOf(manifest), pieces.map((digest) => ({ digest })));
     await this.#submitting.run(tree, async () => {
       // Pinned before there is a record, as a snapshot's kept content is: a process killed between leaves pins a restart drops.
       await this.#o.store.pin(holder, [tree, ...blobs]);
-      await this.#o.submitted.add(tree, undefined, Date.now());
+      await this.#o.submitted.add(tree, undefined, Date.now(), undefined, uploader);
     });
     const index = await this.#o.store.getTree(tree);
     if (index === undefined) throw new CoderClawError("NOT_FOUND", `tree ${tree} is no longer held here; upload it again`);
@@ -176,11 +176,14 @@ export class CodeWorkspaces implements TaskWorkspaces {
     return { tree, bytes: totalSize(manifest), files: manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
   }
 
-  /** The blobs the store holds for submissions of uploaded trees, and their bytes, each blob once (a tree sent again, changed a little, shares most). */
-  uploadedHeld(): { bytes: number; blobs: number } {
+  /**
+   * The blobs the store holds for submissions of uploaded trees (those `uploader` sent, when given), and their bytes,
+   * each blob once (a tree sent again, changed a little, shares most).
+   */
+  uploadedHeld(uploader?: string): { bytes: number; blobs: number } {
     const digests = new Set<string>();
     for (const record of this.#o.submitted.list()) {
-      if (record.dir === undefined) for (const digest of this.#o.store.pinnedBy(submittedHolder(record.tree))) digests.add(digest);
+      if (record.dir === undefined && (uploader === undefined || record.uploader === uploader)) for (const digest of this.#o.store.pinnedBy(submittedHolder(record.tree))) digests.add(digest);
     }
     let bytes = 0;
     let blobs = 0;

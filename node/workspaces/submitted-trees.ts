@@ -19,6 +19,8 @@ const recordSchema = z.strictObject({
   grantees: z.array(z.string().min(1).max(128)).max(MAX_GRANTEES),
   /** The commit the snapshot's repository sat on: git holds what its files were then. */
   base: z.string().regex(/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/).optional(),
+  /** Who uploaded the tree over HTTP (a hash of its session): what it keeps submitted counts against its own limit. */
+  uploader: z.string().regex(/^[0-9a-f]{32}$/).optional(),
 });
 
 /** What a node needs to serve one of its submissions' trees again after a restart. */
@@ -90,17 +92,17 @@ export class SubmittedTrees {
 
   /**
    * Record (durably) that `tree` was snapshotted from `dir` now, on commit
-   * `base` if in a repository (`dir` undefined: uploaded, the store holds it
-   * all); grants already recorded are kept, and so is the directory of a
-   * record that had one.
+   * `base` if in a repository (`dir` undefined: uploaded by `uploader`, the
+   * store holds it all); grants already recorded are kept, and so is the
+   * directory of a record that had one.
    */
-  async add(tree: string, dir: string | undefined, at = Date.now(), base?: string): Promise<void> {
+  async add(tree: string, dir: string | undefined, at = Date.now(), base?: string, uploader?: string): Promise<void> {
     const before = this.#records.get(tree);
     // An upload of a tree also submitted from a directory: that directory still serves what the store let go.
     const kept = dir === undefined ? before : undefined;
     const from = dir ?? kept?.dir;
     const on = base ?? kept?.base;
-    await this.#write({ tree, ...(from !== undefined && { dir: from }), at, grantees: before?.grantees ?? [], ...(on !== undefined && { base: on }) });
+    await this.#write({ tree, ...(from !== undefined && { dir: from }), at, grantees: before?.grantees ?? [], ...(on !== undefined && { base: on }), ...(uploader !== undefined && { uploader }) });
   }
 
   /** Record (durably) that `peer` may read `tree`; nothing when `tree` is not a submission's or `peer` had it. */

@@ -52,11 +52,11 @@ async function submitting(quotaBytes: number, resultRetentionMs?: number) {
     addSource: () => () => undefined,
     ...(resultRetentionMs !== undefined && { resultRetentionMs }),
   });
-  const uploads = new CodeUploads({ store: s, adopt: (tree, manifest, pieces) => workspaces.adoptUploaded(tree, manifest, pieces), submitted: () => workspaces.uploadedHeld() });
-  const send = async (one: ReturnType<typeof treeOf>): Promise<void> => {
-    await uploads.put("mallory", one.blobs);
-    await uploads.putTree("mallory", one.tree, one.index);
-    await uploads.submit("mallory", one.tree);
+  const uploads = new CodeUploads({ store: s, adopt: (tree, manifest, pieces, artifacts, uploader) => workspaces.adoptUploaded(tree, manifest, pieces, artifacts, uploader), submitted: (uploader) => workspaces.uploadedHeld(uploader) });
+  const send = async (one: ReturnType<typeof treeOf>, caller = "mallory"): Promise<void> => {
+    await uploads.put(caller, one.blobs);
+    await uploads.putTree(caller, one.tree, one.index);
+    await uploads.submit(caller, one.tree);
   };
   return { s, uploads, send, workspaces, submitted };
 }
@@ -98,12 +98,14 @@ describe("code uploaded over HTTP, per caller", () => {
     expect(refused).toMatchObject({ code: "INVALID_INPUT", field: "index.pieces[4]", message: expect.stringMatching(/manifest limit of 4194304 bytes/) });
   });
 
-  it("counts what submissions of uploaded trees keep against the node's limit: a session cannot fill the store by submitting what it sent and sending as much again", async () => {
+  it("counts what submissions of uploaded trees keep against the session's limit and the node's: a session cannot fill the store, nor take the node's whole share, by submitting what it sent and sending as much again", async () => {
     const { s, send } = await submitting(400_000);
-    // Each send is within the session's quarter of the quota; the submissions keep them all, for days.
+    // Each send is within the session's quarter of the quota; the submissions keep them all, for days: the session's own count
+    // them, so that one session cannot take the node's whole share, and so do the node's.
     await send(treeOf(6, 10_000, 1));
-    await send(treeOf(6, 10_000, 2));
-    await expect(send(treeOf(6, 10_000, 3))).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/sent or submitted, would go over its limit of 200000/) });
+    await expect(send(treeOf(6, 10_000, 2))).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/this session's uploads, sent or submitted, would go over its limit of 100000/) });
+    await send(treeOf(6, 10_000, 3), "bob");
+    await expect(send(treeOf(6, 10_000, 4), "carol")).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/on this node, sent or submitted, would go over its limit of 200000/) });
     expect(s.usage().bytes).toBeLessThanOrEqual(200_000);
   });
 
@@ -111,10 +113,9 @@ describe("code uploaded over HTTP, per caller", () => {
     const { uploads, send } = await submitting(4 * 1024 * 1024);
     // 5,000 blobs of 20 bytes: 100 KB of content, 20 MB counted, over the session's 1 MiB.
     await expect(uploads.put("mallory", treeOf(5000, 20, 1).blobs)).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/this session's uploads/) });
-    // 200 a tree, submitted in turn, go over the node's 2 MiB.
+    // 200 a tree, submitted in turn, go over the session's 1 MiB.
     await send(treeOf(200, 20, 2));
-    await send(treeOf(200, 20, 3));
-    await expect(send(treeOf(200, 20, 4))).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/sent or submitted/) });
+    await expect(send(treeOf(200, 20, 3))).rejects.toMatchObject({ code: "QUOTA", message: expect.stringMatching(/sent or submitted/) });
   });
 
   it("a tree submitted again while older submissions expire stays on record and pinned: the expiry reads each record in its tree's turn", async () => {
@@ -125,7 +126,7 @@ describe("code uploaded over HTTP, per caller", () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     // b is submitted again while a's expiry is under way: b's record is new by the time the expiry comes to it.
     const expiring = workspaces.expireResults();
-    await workspaces.adoptUploaded(b.tree, b.manifest, b.pieces);
+    await workspaces.adoptUploaded(b.tree, b.manifest, b.pieces, undefined, "ab".repeat(16));
     await expiring;
     expect(submitted.has(a.tree)).toBe(false);
     expect(submitted.has(b.tree)).toBe(true);
