@@ -594,8 +594,16 @@ function taskResource(task: TaskState): Extract<HttpResource, { type: "task" }> 
 
 /** Whether `name` (a host name or address, IPv6 in brackets or not) is this machine's loopback. */
 function isLoopback(name: string): boolean {
-  const bare = name.replace(/^\[(.*)\]$/, "$1").toLowerCase();
-  return bare === "localhost" || bare.endsWith(".localhost") || bare === "::1" || /^127(?:\.\d{1,3}){3}$/.test(bare);
+  // A fully qualified name may end in a dot; an IPv6 address may be written long (0:0:0:0:0:0:0:1) or map an IPv4 one.
+  let bare = name.toLowerCase().replace(/\.$/, "");
+  if (bare.startsWith("[")) {
+    try {
+      bare = new URL(`http://${bare}/`).hostname.slice(1, -1);
+    } catch {
+      return false;
+    }
+  }
+  return bare === "localhost" || bare.endsWith(".localhost") || bare === "::1" || /^(?:::ffff:)?127(?:\.\d{1,3}){3}$/.test(bare) || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(bare);
 }
 
 /** The name of a Host header, without its port; undefined when there is none (HTTP/1.0). */

@@ -45,13 +45,13 @@ describe("HTTP server over real sockets", () => {
   });
 
   it("bound to loopback, answers loopback names only: a page whose name was rebound to 127.0.0.1 gets nothing, not even /healthz", async () => {
-    for (const host of ["evil.example", "evil.example:80", "127.0.0.1.evil.example", "[::2]:1", "[::1"]) {
+    for (const host of ["evil.example", "evil.example:80", "127.0.0.1.evil.example", "[::2]:1", "[::1", "[::ffff:8.8.8.8]", "localhost.evil.example"]) {
       const refused = await request(server.url, "GET", "/healthz", { headers: { host } });
       expect(expectError(refused, 403, "PERMISSION_DENIED").message, host).toMatch(/bound to loopback, it takes no other name/);
       expectError(await request(server.url, "GET", "/", { headers: { host } }), 403, "PERMISSION_DENIED");
       expectError(await request(server.url, "POST", "/v1/tasks", { token: TOKENS.alice, body: submitBody(), headers: { host } }), 403, "PERMISSION_DENIED");
     }
-    for (const host of ["127.0.0.1", `127.0.0.1:${server.port}`, "localhost:1", "LOCALHOST", "[::1]:8080", "127.1.2.3"]) {
+    for (const host of ["127.0.0.1", `127.0.0.1:${server.port}`, "localhost:1", "LOCALHOST", "[::1]:8080", "127.1.2.3", "localhost.", "127.0.0.1.:80", "[0:0:0:0:0:0:0:1]", "[::ffff:127.0.0.1]:1"]) {
       expect((await request(server.url, "GET", "/healthz", { headers: { host } })).status, host).toBe(200);
     }
     // A proxy in front that passes its own name on: named in runtime.yaml, answered.
