@@ -110,8 +110,9 @@ export function registerWorkflowRoutes(api: FastifyInstance, deps: WorkflowRoute
   api.get<{ Params: { id: string } }>("/workflows/:id", async (request) => readable(request, request.params.id));
 
   api.post<{ Params: { id: string } }>("/workflows/:id/cancel", async (request) => {
-    const record = await readable(request, request.params.id);
+    // The right to cancel first: a caller without it is refused (and audited) as a cancel, whichever workflow it named.
     await check(request, "task:cancel", { type: "task" });
+    const record = await readable(request, request.params.id);
     return { cancelled: await workflows.cancel(record.id) };
   });
 
