@@ -30,6 +30,8 @@ import { chunkLength } from "../../src/workspace/manifest.js";
 import type { OpenedChanges } from "../workspaces/task-result.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { writeSseStream } from "./sse.js";
+import { createSlots } from "../../src/util/slots.js";
+import { isLoopbackHost } from "../../src/util/loopback.js";
 import { registerWorkflowRoutes, type HttpWorkflows, type WorkflowResource } from "./workflow-routes.js";
 import { registerTaskApprovalRoutes, type TaskApprovalRouteDeps } from "./task-approval-routes.js";
 import { registerApprovalRoutes } from "./approval-routes.js";
@@ -246,9 +248,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
   const streams = new AbortController();
   // One listener per open SSE stream, bounded by maxSseStreams.
   setMaxListeners(0, streams.signal);
-  let openStreams = 0;
-  /** Open streams by session (or subject), each present while it has one. */
-  const streamsBySession = new Map<string, number>();
+  const sseSlots = createSlots(maxSseStreams, maxSseStreamsPerSession);
 
   // Fastify parses text/plain bodies into strings by default; every endpoint here takes
   // JSON only, so any other type is refused as 415 rather than failing validation as 400.
@@ -269,11 +269,11 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
 
   // Bound to loopback, only loopback names reach the node: a web page whose name an attacker rebinds to 127.0.0.1
   // (DNS rebinding) sends its own name as Host, and is answered nothing, not even /healthz or the login page.
-  if (isLoopback(host)) {
+  if (isLoopbackHost(host)) {
     const allowed = new Set((options.allowedHosts ?? []).map((name) => name.toLowerCase()));
     app.addHook("onRequest", async (request, reply) => {
       const name = hostName(request.headers.host);
-      if (name !== undefined && !isLoopback(name) && !allowed.has(name.toLowerCase())) {
+      if (name !== undefined && !isLoopbackHost(name) && !allowed.has(name.toLowerCase())) {
         return reply.code(403).type("application/json").send(errorBody("PERMISSION_DENIED", `this node answers ${host} only, not the name ${JSON.stringify(name.slice(0, 100))}: bound to loopback, it takes no other name (DNS rebinding?) but those of runtime.yaml http.allowedHosts`));
       }
     });
@@ -295,7 +295,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       });
 
       const ctxOf = (request: FastifyRequest): TAuth => request.authContext as TAuth;
-      // Whose uploads a request's are: its session's, or (a token without one) its subject's.
+      // Whose streams and uploads a request's are: its session's, or (a token without one) its subject's.
       const callerOf = (request: FastifyRequest): string => options.sessionIdOf?.(ctxOf(request)) ?? options.subjectOf?.(ctxOf(request)) ?? "http";
       const check = async (request: FastifyRequest, action: HttpAction, resource: HttpResource): Promise<void> => {
         const decision = await authorize(ctxOf(request), action, resource);
@@ -426,23 +426,17 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       });
 
       const openSse = async <T extends { seq?: number }>(reply: FastifyReply, source: (signal: AbortSignal) => AsyncIterable<T>): Promise<void> => {
-        if (openStreams >= maxSseStreams) throw new CoderClawError("UNAVAILABLE", "too many open event streams; retry later");
-        const ctx = ctxOf(reply.request);
-        const caller = options.sessionIdOf?.(ctx) ?? options.subjectOf?.(ctx) ?? "";
-        const held = streamsBySession.get(caller) ?? 0;
-        if (held >= maxSseStreamsPerSession) throw new CoderClawError("UNAVAILABLE", `this session has ${held} event streams open, the most one may; close one, or retry later`);
+        const slot = sseSlots.take(callerOf(reply.request));
+        if ("refused" in slot) {
+          throw new CoderClawError("UNAVAILABLE", slot.refused === "all" ? "too many open event streams; retry later" : `this session has ${slot.held} event streams open, the most one may; close one, or retry later`);
+        }
         reply.hijack();
-        openStreams += 1;
-        streamsBySession.set(caller, held + 1);
         try {
           // A stream outlives the request's authentication: a session revoked or expired since then ends it.
           const recheck = async (): Promise<void> => void (await authenticateRequest(reply.request, options.authenticate));
           await writeSseStream(reply.raw, source, { heartbeatMs, retryMs: 1000, signal: streams.signal, recheck });
         } finally {
-          openStreams -= 1;
-          const left = (streamsBySession.get(caller) ?? 1) - 1;
-          if (left === 0) streamsBySession.delete(caller);
-          else streamsBySession.set(caller, left);
+          slot.release();
         }
       };
 
@@ -547,7 +541,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
   return {
     url: `${tls ? "https" : "http"}://${hostPart}:${port}`,
     port,
-    sseStreams: () => openStreams,
+    sseStreams: () => sseSlots.held(),
     close: () => (closing ??= app.close()),
   };
 }
@@ -590,20 +584,6 @@ function taskResource(task: TaskState): Extract<HttpResource, { type: "task" }> 
     ...(task.sessionId === undefined ? {} : { sessionId: task.sessionId }),
     ...(task.agentId === undefined ? {} : { agentId: task.agentId }),
   };
-}
-
-/** Whether `name` (a host name or address, IPv6 in brackets or not) is this machine's loopback. */
-function isLoopback(name: string): boolean {
-  // A fully qualified name may end in a dot; an IPv6 address may be written long (0:0:0:0:0:0:0:1) or map an IPv4 one.
-  let bare = name.toLowerCase().replace(/\.$/, "");
-  if (bare.startsWith("[")) {
-    try {
-      bare = new URL(`http://${bare}/`).hostname.slice(1, -1);
-    } catch {
-      return false;
-    }
-  }
-  return bare === "localhost" || bare.endsWith(".localhost") || bare === "::1" || /^(?:::ffff:)?127(?:\.\d{1,3}){3}$/.test(bare) || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(bare);
 }
 
 /** The name of a Host header, without its port; undefined when there is none (HTTP/1.0). */

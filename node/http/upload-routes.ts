@@ -4,6 +4,7 @@ import { CoderClawError } from "../../src/contract/errors.js";
 import { parseInput } from "../../src/contract/parse-input.js";
 import { decodeBlobFrames, MAX_BLOB_FRAMES_BYTES, MAX_MISSING_QUERY } from "../../src/workspace/blob-frames.js";
 import { DIGEST_PATTERN } from "../../src/workspace/manifest.js";
+import { createSlots } from "../../src/util/slots.js";
 import type { ClusterTransportAdapter } from "../cluster-adapter.js";
 import type { CodeUploads, UploadedTree } from "../workspaces/code-uploads.js";
 import type { HttpServerOptions } from "./server.js";
@@ -63,23 +64,14 @@ const MissingSchema = z.strictObject({ digests: z.array(Digest).max(MAX_MISSING_
  * of it was sent.
  */
 export function registerUploadRoutes(api: FastifyInstance, deps: UploadRouteDeps): void {
-  let inFlight = 0;
-  /** Requests being received by caller, each present while it has one. */
-  const inFlightBy = new Map<string, number>();
+  const inFlight = createSlots(MAX_UPLOADS_IN_FLIGHT, MAX_UPLOADS_IN_FLIGHT_PER_CALLER);
   // Counted before the body is read, so that a request beyond is refused without its body taking memory.
   const admit = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const caller = deps.callerOf(request);
-    const mine = inFlightBy.get(caller) ?? 0;
-    if (mine >= MAX_UPLOADS_IN_FLIGHT_PER_CALLER) throw new CoderClawError("UNAVAILABLE", `this session is sending ${mine} uploads already; send one after another`);
-    if (inFlight >= MAX_UPLOADS_IN_FLIGHT) throw new CoderClawError("UNAVAILABLE", `this node is receiving ${MAX_UPLOADS_IN_FLIGHT} uploads already; try again shortly`);
-    inFlight++;
-    inFlightBy.set(caller, mine + 1);
-    reply.raw.once("close", () => {
-      inFlight--;
-      const left = (inFlightBy.get(caller) ?? 1) - 1;
-      if (left === 0) inFlightBy.delete(caller);
-      else inFlightBy.set(caller, left);
-    });
+    const slot = inFlight.take(deps.callerOf(request));
+    if ("refused" in slot) {
+      throw new CoderClawError("UNAVAILABLE", slot.refused === "key" ? `this session is sending ${slot.held} uploads already; send one after another` : `this node is receiving ${MAX_UPLOADS_IN_FLIGHT} uploads already; try again shortly`);
+    }
+    reply.raw.once("close", slot.release);
     await deps.check(request);
   };
   void api.register(async (scope) => {

@@ -1,5 +1,6 @@
 import type { Multiaddr } from "@multiformats/multiaddr";
 import { networkInterfaces } from "node:os";
+import { isLoopbackHost } from "../../src/util/loopback.js";
 
 /** What {@link leadsToSelf} knows of this node. */
 export interface SelfAddresses {
@@ -30,7 +31,7 @@ export function leadsToSelf(address: Multiaddr, self: SelfAddresses): boolean {
   if (host === undefined || port === undefined || port.name !== "tcp" || (host.name !== "ip4" && host.name !== "ip6")) return false;
   if (!listenPorts(self.multiaddrs()).has(Number(port.value))) return false;
   const ip = host.value ?? "";
-  return isLoopback(ip) || (self.interfaceAddresses ?? hostAddresses)().has(ip);
+  return isLoopbackHost(ip) || (self.interfaceAddresses ?? hostAddresses)().has(ip);
 }
 
 function listenPorts(addresses: readonly Multiaddr[]): Set<number> {
@@ -42,10 +43,6 @@ function listenPorts(addresses: readonly Multiaddr[]): Set<number> {
     if (tcp?.value !== undefined) ports.add(Number(tcp.value));
   }
   return ports;
-}
-
-function isLoopback(ip: string): boolean {
-  return ip.startsWith("127.") || ip === "::1";
 }
 
 function hostAddresses(): ReadonlySet<string> {

@@ -17,6 +17,7 @@ import type { RuntimeMode } from "../contract/types.js";
 import { CoderClawError } from "../contract/errors.js";
 import { MAX_REQUIREMENTS, RequirementNameSchema } from "../contract/submit-options.js";
 import { parseAgentsConfig } from "./agents-config.js";
+import { isLoopbackHost } from "../util/loopback.js";
 import { ConfigError, configErrorAt, locate, parseYamlSource, validateYaml, type YamlSource } from "./yaml-source.js";
 
 /** Largest runtime.yaml read: 1 MiB. */
@@ -426,7 +427,7 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
   };
 
   const warnings: string[] = [];
-  if (mode !== "local-only" && !isLoopback(config.http.host) && config.http.tls === undefined) {
+  if (mode !== "local-only" && !isLoopbackHost(config.http.host) && config.http.tls === undefined) {
     warnings.push(`http.host ${config.http.host} is reachable from other machines without TLS: bearer tokens would cross the network in clear text`);
   }
   if (mode !== "local-only" && !config.security.requireAuth) {
@@ -437,10 +438,6 @@ export function loadRuntimeConfig(options: LoadRuntimeConfigOptions = {}): Loade
   }
 
   return { config, sources, ...(file === undefined ? {} : { file }), warnings };
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\./.test(host);
 }
 
 /** Result of {@link checkRuntimeConfig}. */
