@@ -107,7 +107,13 @@ export class ClusterTransportAdapter implements TransportAdapter {
     const workspaces = this.parts.workspaces;
     const code =
       repo !== undefined
-        ? { commits, adopt: () => (workspaces === undefined ? Promise.reject(new InvalidInputError("this node does not send code with tasks", "repo")) : workspaces.snapshot(repo, artifacts)) }
+        ? {
+            commits,
+            adopt: async () => {
+              if (workspaces === undefined) throw new InvalidInputError("this node does not send code with tasks", "repo");
+              return workspaces.snapshot(repo, artifacts);
+            },
+          }
         : uploaded;
     if (code !== undefined) {
       // The tree id goes into the request, which the attempt signs: the executor fetches exactly that tree.

@@ -48,6 +48,9 @@ interface CallerUploads {
  */
 const BLOB_COST_BYTES = 4096;
 
+/** `bytes` of `blobs` blobs as the budgets count them. */
+const counted = (bytes: number, blobs: number): number => bytes + blobs * BLOB_COST_BYTES;
+
 /** Trees one caller may have put and not yet submitted: the oldest goes beyond. */
 const MAX_TREES_PER_CALLER = 4;
 
@@ -93,8 +96,8 @@ export class CodeUploads {
   /** The digests of `digests` that `caller` has not sent (whatever the store holds for others), in order, each once. */
   async missing(caller: string, digests: readonly string[]): Promise<string[]> {
     return this.#turn(caller, async (uploads) => {
-      const held = this.#o.store.pinnedBy(uploads.holder);
-      return [...new Set(digests)].filter((digest) => !(held.has(digest) && this.#o.store.has(digest)));
+      const sent = this.#sentBy(uploads);
+      return [...new Set(digests)].filter((digest) => !sent(digest));
     });
   }
 
@@ -108,27 +111,24 @@ export class CodeUploads {
       if (blobDigest(bytes) !== digest) throw new InvalidInputError(`the ${bytes.byteLength} bytes sent do not hash to ${digest}`, `blobs[${i}]`);
     }
     await this.#turn(caller, async (uploads) => {
-      const held = this.#o.store.pinnedBy(uploads.holder);
-      const fresh = new Map(blobs.filter(([digest]) => !(held.has(digest) && this.#o.store.has(digest))));
-      const adding = [...fresh.values()].reduce((n, bytes) => n + bytes.byteLength + BLOB_COST_BYTES, 0);
+      const sent = this.#sentBy(uploads);
+      const fresh = new Map(blobs.filter(([digest]) => !sent(digest)));
+      const adding = [...fresh.values()].reduce((n, bytes) => n + counted(bytes.byteLength, 1), 0);
       const mine = this.#o.maxCallerBytes ?? Math.min(this.#limits().maxTreeBytes, this.#o.store.quotaBytes / 4);
       if (uploads.bytes + adding > mine) {
         throw new CoderClawError("QUOTA", `this session's uploads not yet submitted would come to ${uploads.bytes + adding} bytes, over its limit of ${Math.floor(mine)}: submit the tree sent so far, or wait an hour for it to be dropped`);
       }
-      const all = this.#o.maxTotalBytes ?? this.#o.store.quotaBytes / 2;
-      const total = [...this.#callers.values()].reduce((n, c) => n + c.bytes, 0);
       // A submission keeps its tree for the result retention (days) while its session's budget starts again: uncounted, a
-      // session could pin the whole store by sending and submitting in turn. What the store holds bounds them, and is cheap.
-      const usage = this.#o.store.usage();
-      // Its own submissions count against the session's limit too: the node's alone would let one session take all of it for days.
-      const ownKept = uploads.bytes + adding + usage.bytes + usage.entries * BLOB_COST_BYTES <= mine ? undefined : this.#o.submitted?.(uploaderOf(uploads.holder));
-      if (ownKept !== undefined && uploads.bytes + adding + ownKept.bytes + ownKept.blobs * BLOB_COST_BYTES > mine) {
+      // session could pin the whole store by sending and submitting in turn. Its own submissions count against the
+      // session's limit, so that one session cannot take the node's for days, and everyone's against the node's.
+      const own = uploads.bytes + adding;
+      if (own + this.#submittedWithin(mine, own, uploaderOf(uploads.holder)) > mine) {
         throw new CoderClawError("QUOTA", `this session's uploads, sent or submitted, would go over its limit of ${Math.floor(mine)} bytes: a submission keeps its tree for the result retention; try again once older ones expire`);
       }
-      const kept = total + adding + usage.bytes + usage.entries * BLOB_COST_BYTES <= all ? undefined : this.#o.submitted?.();
-      const submitted = kept === undefined ? 0 : kept.bytes + kept.blobs * BLOB_COST_BYTES;
+      const all = this.#o.maxTotalBytes ?? this.#o.store.quotaBytes / 2;
+      const total = [...this.#callers.values()].reduce((n, c) => n + c.bytes, 0) + adding;
       // Not the sum: it would tell a session what the others send.
-      if (total + submitted + adding > all) throw new CoderClawError("QUOTA", `uploads on this node, sent or submitted, would go over its limit of ${Math.floor(all)} bytes; try again later`);
+      if (total + this.#submittedWithin(all, total) > all) throw new CoderClawError("QUOTA", `uploads on this node, sent or submitted, would go over its limit of ${Math.floor(all)} bytes; try again later`);
       // Counted before the writes: other callers' puts run meanwhile, and must see these bytes taken.
       uploads.bytes += adding;
       try {
@@ -137,7 +137,7 @@ export class CodeUploads {
         await this.#o.store.putVerifiedAll([...fresh]);
       } catch (err) {
         // What was stored before the failure stays pinned for the caller, and counted.
-        uploads.bytes -= [...fresh].reduce((n, [digest, bytes]) => n + (this.#o.store.has(digest) ? 0 : bytes.byteLength + BLOB_COST_BYTES), 0);
+        uploads.bytes -= [...fresh].reduce((n, [digest, bytes]) => n + (this.#o.store.has(digest) ? 0 : counted(bytes.byteLength, 1)), 0);
         throw err;
       }
     });
@@ -188,6 +188,7 @@ export class CodeUploads {
   async #sentManifest(uploads: CallerUploads, tree: string, index: Uint8Array, pieces: readonly string[]): Promise<Manifest> {
     const limits = this.#limits();
     const held = this.#o.store.pinnedBy(uploads.holder);
+    const sent = this.#sentBy(uploads);
     const { pieces: read } = await readPiecesWithin(
       pieces,
       async (digest, k) => {
@@ -201,7 +202,7 @@ export class CodeUploads {
     const manifest = joinManifest(tree, index, read as Uint8Array[], limits);
     for (const [i, entry] of manifest.entries.entries()) {
       if (entry.kind !== "file") continue;
-      const absent = entry.chunks.find((digest) => !(held.has(digest) && this.#o.store.has(digest)));
+      const absent = entry.chunks.find((digest) => !sent(digest));
       if (absent !== undefined) throw new InvalidInputError(`blob ${absent} of ${JSON.stringify(entry.path)} was not sent: POST it to /v1/blobs first`, `entries[${i}]`);
     }
     return manifest;
@@ -231,6 +232,23 @@ export class CodeUploads {
       uploads.touched = this.#now();
       return work(uploads);
     });
+  }
+
+  /** Whether `uploads`' caller sent the blob `digest`: pinned for it, and held (a pin may come before its write). */
+  #sentBy(uploads: CallerUploads): (digest: string) => boolean {
+    const held = this.#o.store.pinnedBy(uploads.holder);
+    return (digest) => held.has(digest) && this.#o.store.has(digest);
+  }
+
+  /**
+   * What the store keeps for submissions of uploaded trees (`uploader`'s alone, when given), as the budgets count it;
+   * 0 when the whole store could not take `pending` over `limit`, which is cheap to tell, while the count is not.
+   */
+  #submittedWithin(limit: number, pending: number, uploader?: string): number {
+    const usage = this.#o.store.usage();
+    if (pending + counted(usage.bytes, usage.entries) <= limit) return 0;
+    const kept = this.#o.submitted?.(uploader);
+    return kept === undefined ? 0 : counted(kept.bytes, kept.blobs);
   }
 
   #limits(): ManifestLimits {

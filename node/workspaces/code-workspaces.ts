@@ -150,7 +150,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
     });
     const source = submittedSource(this.#o.store, holder, snap.root, snap.manifest, snap.pieces, { oids: snap.inGit, ...(snap.base && { base: snap.base.commit }) });
     this.#serve(snap.treeId, snap.index, withPieces(blobsOf(snap.manifest), snap.pieces), source);
-    return { tree: snap.treeId, bytes: totalSize(snap.manifest), files: snap.manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
+    return submissionSpec(snap.treeId, snap.manifest, artifacts);
   }
 
   /**
@@ -173,7 +173,7 @@ export class CodeWorkspaces implements TaskWorkspaces {
     // A tree this node serves already (the same content submitted from a directory) goes on being served as it is.
     if (!this.#o.shared.has(tree)) this.#shareHeld(tree, index, blobs);
     this.#o.shared.own(tree, this.#o.selfId);
-    return { tree, bytes: totalSize(manifest), files: manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
+    return submissionSpec(tree, manifest, artifacts);
   }
 
   /**
@@ -841,6 +841,11 @@ function fetchOptions(signal: AbortSignal | undefined, grant: Uint8Array | undef
 }
 
 /** A tree's blobs and its manifest's pieces: what its server hands out under its id. */
+/** The spec a submission's request carries for tree `tree`: what the executor checks the tree against, and the artifacts asked for. */
+function submissionSpec(tree: string, manifest: Manifest, artifacts: readonly string[] | undefined): WorkspaceSpec {
+  return { tree, bytes: totalSize(manifest), files: manifest.entries.length, ...(artifacts !== undefined && artifacts.length > 0 && { artifacts: [...artifacts] }) };
+}
+
 function withPieces(blobs: Set<string>, pieces: readonly { digest: string }[]): Set<string> {
   for (const piece of pieces) blobs.add(piece.digest);
   return blobs;

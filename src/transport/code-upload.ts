@@ -1,6 +1,6 @@
 import { InvalidInputError } from "../contract/errors.js";
 import { encodeBlobFrames, framedLength, MAX_BLOB_FRAMES_BYTES, MAX_MISSING_QUERY } from "../workspace/blob-frames.js";
-import { blobsOf, totalSize } from "../workspace/manifest.js";
+import { blobsOf } from "../workspace/manifest.js";
 import { snapshotDirectory } from "../workspace/snapshot.js";
 
 /** Where {@link uploadSnapshot} sends a tree: a node's `/v1/blobs` and `/v1/trees` routes. */
@@ -12,22 +12,13 @@ export interface TreeUploadTarget {
   putTree(tree: string, index: Uint8Array): Promise<void>;
 }
 
-/** What {@link uploadSnapshot} sent. */
-export interface TreeUpload {
-  tree: string;
-  files: number;
-  /** Bytes of the tree's files. */
-  treeBytes: number;
-  /** Bytes of blobs sent: what the node lacked of them. */
-  sentBytes: number;
-}
-
 /**
  * Snapshot `dir` here (as `--repo` does on a node: a git repository's HEAD
  * and changes, or the files minus `.coderclawignore`) and send the node the
- * blobs it asks for and the tree's index, for a submission naming the tree.
+ * blobs it asks for and the tree's index; answers the tree's id, for a
+ * submission naming it.
  */
-export async function uploadSnapshot(dir: string, options: { cacheFile?: string }, target: TreeUploadTarget): Promise<TreeUpload> {
+export async function uploadSnapshot(dir: string, options: { cacheFile?: string }, target: TreeUploadTarget): Promise<string> {
   const snap = await snapshotDirectory(dir, options);
   const digests = [...new Set([...snap.pieces.map((p) => p.digest), ...blobsOf(snap.manifest)])];
   // The server's answer is taken as a choice among the digests asked about, each once: a server naming one many times
@@ -39,7 +30,6 @@ export async function uploadSnapshot(dir: string, options: { cacheFile?: string 
   }
   let batch: Array<[string, Uint8Array]> = [];
   let batchBytes = 0;
-  let sentBytes = 0;
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
     await target.put(encodeBlobFrames(batch));
@@ -52,9 +42,8 @@ export async function uploadSnapshot(dir: string, options: { cacheFile?: string 
     if (batchBytes + framedLength(bytes.byteLength) > MAX_BLOB_FRAMES_BYTES) await flush();
     batch.push([digest, bytes]);
     batchBytes += framedLength(bytes.byteLength);
-    sentBytes += bytes.byteLength;
   }
   await flush();
   await target.putTree(snap.treeId, snap.index);
-  return { tree: snap.treeId, files: snap.manifest.entries.length, treeBytes: totalSize(snap.manifest), sentBytes };
+  return snap.treeId;
 }

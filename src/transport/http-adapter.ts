@@ -149,12 +149,12 @@ export class HTTPTransportAdapter implements TransportAdapter {
     if (options?.repo === undefined) return TaskStateSchema.parse(await this.#call("POST", `/tasks${submitOptionsToQuery(options)}`, request));
     // The node must not read its own files for a remote caller: the directory is snapshotted here and its tree sent.
     const { repo, artifacts, commits, ...placement } = parseSubmitOptions(options);
-    const upload = await uploadSnapshot(repo!, this.#snapshotCacheDir === undefined ? {} : { cacheFile: statCacheFile(this.#snapshotCacheDir, repo!) }, {
+    const tree = await uploadSnapshot(repo!, this.#snapshotCacheDir === undefined ? {} : { cacheFile: statCacheFile(this.#snapshotCacheDir, repo!) }, {
       missing: async (digests) => MissingSchema.parse(await this.#call("POST", "/blobs/missing", { digests })).missing,
       put: async (body) => void (await this.#call("POST", "/blobs", body)),
       putTree: async (tree, index) => void (await this.#call("PUT", `/trees/${tree}`, index)),
     });
-    const code = { tree: upload.tree, ...(artifacts !== undefined && { artifacts }), ...(commits === true && { commits }) };
+    const code = { tree, ...(artifacts !== undefined && { artifacts }), ...(commits === true && { commits }) };
     return TaskStateSchema.parse(await this.#call("POST", `/tasks${submitOptionsToQuery(placement, code)}`, request));
   }
 
