@@ -4,7 +4,8 @@
  * the tasks that carry code the parent routes to it, and tells the parent when
  * each agent starts (once the task's workspace is ready). It also counts what the
  * parent sends it under the blob protocol and when, and sinks bytes on a bare
- * libp2p protocol for the raw-stream baseline, and answers the CPU time it has
+ * libp2p protocol for the raw-stream baseline, receives the ship floor
+ * (bench/ship-floor.ts), and answers the CPU time it has
  * used (all its threads).
  */
 import "../src/polyfills.js";
@@ -16,6 +17,7 @@ import { createBuiltinRegistry } from "../src/agents/builtin.js";
 import type { AgentExecutor } from "../src/agents/executor.js";
 import { createNode } from "../node/create-node.js";
 import { serveRawSink } from "./raw-echo.js";
+import { serveShipFloor } from "./ship-floor.js";
 
 /** What the `bench-edit` agent does to its workspace (its task's input, as JSON): paths relative to the root. */
 export interface Edits {
@@ -83,6 +85,7 @@ const dataDir = mkdtempSync(join(tmpdir(), "cc-bench-ws-executor-"));
 const node = await createNode({ dataDir, mdns: false, agents: createBuiltinRegistry([noop, editor]), maxConcurrentTasks: 4 });
 
 const sink = await serveRawSink(node.libp2p);
+await serveShipFloor(node.libp2p, dataDir);
 
 /**
  * When the blob-protocol bytes from one peer first and last grew. Sampled on a

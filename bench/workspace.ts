@@ -1,10 +1,10 @@
 import "../src/polyfills.js";
 import { execFile, fork, spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect, type AddressInfo, type Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { BLOB_CHUNK_BYTES } from "../protocols/blobs/messages.js";
@@ -18,6 +18,7 @@ import { applyResultPatch } from "../node/workspaces/result-patch.js";
 import { taskChanges } from "../node/workspaces/task-result.js";
 import { percentile, printResult, sized, SMOKE } from "./report.js";
 import { RAW_SINK_PROTOCOL, rawSend } from "./raw-echo.js";
+import { SHIP_FLOOR_PROTOCOL, shipFloor, treeFiles } from "./ship-floor.js";
 import type { Edits, ExecutorRequest, StartedMessage } from "./workspace-executor.js";
 import { builtBenchScript } from "./built-script.js";
 
@@ -156,15 +157,29 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
  */
 async function tarCopy(tree: string, into: string): Promise<{ ms: number; cpuMs: number }> {
   mkdirSync(into);
+  return loopbackPipe(["tar", "-c", "--exclude=./.git", "-C", tree, "."], ["tar", "-x", "-C", into]);
+}
+
+/**
+ * `bytes` zero bytes through a loopback socket between two C programs
+ * (`head -c` into it, `cat` out of it to /dev/null): the part of a tar copy's
+ * CPU that is the socket's, which the raw libp2p stream's CPU also holds.
+ */
+async function socketCopy(bytes: number): Promise<{ ms: number; cpuMs: number }> {
+  return loopbackPipe(["head", "-c", String(bytes), "/dev/zero"], ["cat"]);
+}
+
+/** Runs `sender` with a loopback socket as its stdout and `receiver` with the other end as its stdin; ms until the receiver is done, and the CPU both used. */
+async function loopbackPipe(sender: string[], receiver: string[]): Promise<{ ms: number; cpuMs: number }> {
   const server = createServer({ pauseOnConnect: true });
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
   try {
     const t0 = performance.now();
-    const extracted = new Promise<Timed>((resolve, reject) => {
+    const received = new Promise<Timed>((resolve, reject) => {
       server.once("connection", (socket: Socket) => {
-        timedTar(["-x", "-C", into], [socket, "ignore"]).then((x) => {
+        timedCommand(receiver, [socket, "ignore"]).then((x) => {
           socket.destroy();
           resolve(x);
         }, reject);
@@ -172,10 +187,10 @@ async function tarCopy(tree: string, into: string): Promise<{ ms: number; cpuMs:
     });
     const socket = connect(port, "127.0.0.1");
     await once(socket, "connect");
-    const c = await timedTar(["-c", "--exclude=./.git", "-C", tree, "."], ["ignore", socket]);
-    // tar -c has closed its copy; ending ours is what lets tar -x see the end of the stream.
+    const c = await timedCommand(sender, ["ignore", socket]);
+    // The sender has closed its copy; ending ours is what lets the receiver see the end of the stream.
     socket.end();
-    const x = await extracted;
+    const x = await received;
     const ms = performance.now() - t0;
     socket.destroy();
     return { ms, cpuMs: c.cpuMs + x.cpuMs };
@@ -184,24 +199,33 @@ async function tarCopy(tree: string, into: string): Promise<{ ms: number; cpuMs:
   }
 }
 
+/** CPU ms of SHA-256 over every file of `tree` (`.git` left out), read beforehand: what each side of a ship spends hashing, at least. */
+function hashCpuMs(tree: string): number {
+  const contents = treeFiles(tree).map((f) => readFileSync(join(tree, f)));
+  const t0 = process.cpuUsage();
+  for (const bytes of contents) createHash("sha256").update(bytes).digest();
+  const { user, system } = process.cpuUsage(t0);
+  return (user + system) / 1000;
+}
+
 interface Timed {
   cpuMs: number;
 }
 
 /**
- * Runs `tar args` with `stdio` as its stdin and stdout, under a shell that
+ * Runs `command` with `stdio` as its stdin and stdout, under a shell that
  * then prints its children's CPU times (`times`) on stderr; resolves with them
- * once tar succeeded.
+ * once the command succeeded.
  */
-async function timedTar(args: string[], stdio: [Socket | "ignore", Socket | "ignore"]): Promise<Timed> {
-  const child = spawn("bash", ["-c", 'tar "$@"; code=$?; times >&2; exit $code', "bash", ...args], { stdio: [...stdio, "pipe"] });
+async function timedCommand(command: string[], stdio: [Socket | "ignore", Socket | "ignore"]): Promise<Timed> {
+  const child = spawn("bash", ["-c", '"$@"; code=$?; times >&2; exit $code', "bash", ...command], { stdio: [...stdio, "pipe"] });
   let stderr = "";
   child.stderr.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
   const [code] = (await once(child, "close")) as [number | null];
   const lines = stderr.trim().split("\n");
   // `times` prints the shell's own user and system times, then its children's: `0m0.048s 0m0.461s`.
   const children = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/.exec(lines.at(-1) ?? "");
-  if (code !== 0 || children === null) throw new Error(`tar ${args[0]} exited with ${code}: ${lines.slice(0, -2).join(" ")}`);
+  if (code !== 0 || children === null) throw new Error(`${command.slice(0, 2).join(" ")} exited with ${code}: ${lines.slice(0, -2).join(" ")}`);
   const [, um, us, sm, ss] = children.map(Number) as [number, number, number, number, number];
   return { cpuMs: (um * 60 + us + sm * 60 + ss) * 1000 };
 }
@@ -293,6 +317,16 @@ async function rawStream(pair: Pair, bytes: number): Promise<{ ms: number; cpuMs
   const stream = await pair.submitter.libp2p.dialProtocol(peerIdFromString(pair.executorId), RAW_SINK_PROTOCOL);
   const cpu0 = await pair.cpuMs();
   const ms = await rawSend(stream, bytes, randomBytes(BLOB_CHUNK_BYTES));
+  const cpuMs = (await pair.cpuMs()) - cpu0;
+  stream.abort(new Error("done"));
+  return { ms, cpuMs };
+}
+
+/** The ship floor (bench/ship-floor.ts) of `tree` to the executor: ms until it created every file, and the CPU both processes used meanwhile. */
+async function floorShip(pair: Pair, tree: string): Promise<{ ms: number; cpuMs: number }> {
+  const stream = await pair.submitter.libp2p.dialProtocol(peerIdFromString(pair.executorId), SHIP_FLOOR_PROTOCOL);
+  const cpu0 = await pair.cpuMs();
+  const ms = await shipFloor(stream, tree);
   const cpuMs = (await pair.cpuMs()) - cpu0;
   stream.abort(new Error("done"));
   return { ms, cpuMs };
@@ -406,12 +440,17 @@ try {
   try {
     const tcp: Array<{ ms: number; cpuMs: number }> = [];
     const raw: Array<{ ms: number; cpuMs: number }> = [];
+    const floor: Array<{ ms: number; cpuMs: number }> = [];
     const baselines = async (): Promise<void> => {
       tcp.push(await tarCopy(tree, join(work, `tar-copy-${tcp.length}`)));
       raw.push(await rawStream(pair, generated.bytes));
-      trace(`tcp ${tcp.at(-1)!.ms.toFixed(0)} ms (${tcp.at(-1)!.cpuMs.toFixed(0)} ms CPU), raw libp2p ${raw.at(-1)!.ms.toFixed(0)} ms (${raw.at(-1)!.cpuMs.toFixed(0)} ms CPU)`);
+      floor.push(await floorShip(pair, tree));
+      trace(`tcp ${tcp.at(-1)!.ms.toFixed(0)} ms (${tcp.at(-1)!.cpuMs.toFixed(0)} ms CPU), raw libp2p ${raw.at(-1)!.ms.toFixed(0)} ms (${raw.at(-1)!.cpuMs.toFixed(0)} ms CPU), floor ${floor.at(-1)!.ms.toFixed(0)} ms (${floor.at(-1)!.cpuMs.toFixed(0)} ms CPU)`);
     };
     await baselines();
+    const socket = await socketCopy(generated.bytes);
+    const hashMs = hashCpuMs(tree);
+    trace(`socket copy ${socket.ms.toFixed(0)} ms (${socket.cpuMs.toFixed(0)} ms CPU), hashing ${hashMs.toFixed(0)} ms CPU`);
     trace("first ship");
     const first = await ship(pair, tree, { input: "", agentId: "bench-noop" });
     trace(JSON.stringify(first.figures));
@@ -432,6 +471,18 @@ try {
     const fastest = (runs: Array<{ ms: number; cpuMs: number }>): { ms: number; cpuMs: number } => runs.reduce((a, b) => (b.ms < a.ms ? b : a));
     const { ms: tcpMs, cpuMs: tcpCpuMs } = fastest(tcp);
     const { ms: rawMs, cpuMs: rawCpuMs } = fastest(raw);
+    const { ms: floorMs, cpuMs: floorCpuMs } = fastest(floor);
+    const leastCpu = (runs: Array<{ cpuMs: number }>): number => Math.min(...runs.map((r) => r.cpuMs));
+    /**
+     * A lower bound on any ship of this tree here, whatever its code: the
+     * bytes through an encrypted libp2p stream (the raw stream's CPU), the
+     * files read and created (a tar copy's CPU less its socket's, which the
+     * raw stream's holds), hashed by the sender and checked by the receiver,
+     * on every core with nothing else to do. The least CPU of the runs of
+     * each, so the bound is never above what was measured.
+     */
+    const boundCpuMs = leastCpu(raw) + Math.max(0, leastCpu(tcp) - socket.cpuMs) + 2 * hashMs;
+    const boundMs = boundCpuMs / availableParallelism();
     const toStartMs = first.figures.toStartMs!;
     printResult("workspace", {
       tree: { ...generated, shippedBytes: treeBytes, shippedFiles: spec?.files ?? generated.files },
@@ -447,7 +498,16 @@ try {
         rawLibp2pRunsMs: raw.map((r) => round(r.ms, 1)),
         rawLibp2pCpuMs: round(rawCpuMs, 1),
         rawLibp2pMbPerSec: mbPerSec(treeBytes, rawMs),
+        floorMs: round(floorMs, 1),
+        floorRunsMs: floor.map((r) => round(r.ms, 1)),
+        floorCpuMs: round(floorCpuMs, 1),
+        floorRatioOverTcp: round(tcpMs / floorMs),
+        socketCopyCpuMs: round(socket.cpuMs, 1),
+        hashCpuMs: round(hashMs, 1),
+        boundMs: round(boundMs, 1),
+        boundRatioOverTcp: round(tcpMs / boundMs),
         ratioOverTcp: round(tcpMs / toStartMs),
+        ratioOverFloor: round(floorMs / toStartMs),
         ratioOverRawLibp2p: round(rawMs / toStartMs),
         wireBytesOverTree: round(first.figures.bytesReceived! / treeBytes, 4),
       },
