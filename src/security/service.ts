@@ -105,6 +105,12 @@ export class SecurityService {
   readonly #now: () => number;
   /** Refused tokens audited, by origin: anyone who reaches the HTTP port can send any token (a web page too, through DNS rebinding of a loopback bind). */
   readonly #refusalAudits = refusalAuditSampler({ maxKeys: 16, what: "refused tokens", now: () => this.#now() });
+  /**
+   * Denials audited, by caller: a caller may ask for what it may not have as
+   * often as it likes (a read-only token writing in a loop), and each entry is
+   * signed and replicates to every member. Allowed decisions are all audited.
+   */
+  readonly #denialAudits = refusalAuditSampler({ maxKeys: 4096, what: "denials of this caller", now: () => this.#now() });
 
   constructor(options: SecurityServiceOptions) {
     this.meshId = options.meshId;
@@ -210,7 +216,8 @@ export class SecurityService {
   admitTask(context: SecurityContext, access: TaskAccess): { decision: Decision; recorded: Promise<void> } {
     const decision = this.checkTask(context, access);
     const resource = access.action === "task.cancel" ? access.taskId : (access.agentId ?? "default agent");
-    return { decision, recorded: this.audit.append(auditBody(context, access.action, decision, resource)).then(() => undefined) };
+    const body = this.#auditedBody(context, auditBody(context, access.action, decision, resource));
+    return { decision, recorded: body === undefined ? Promise.resolve() : this.audit.append(body).then(() => undefined) };
   }
 
   /**
@@ -296,7 +303,8 @@ export class SecurityService {
   async checkWrite(context: SecurityContext, what: string): Promise<Decision> {
     if (context.readOnly !== true) return { allowed: true, reason: "not read-only" };
     const reason = `session ${context.sessionId ?? "(none)"} is read-only: ${what} would change something, and only reads (GET) are allowed`;
-    await this.#log({ action: "session.write", userId: context.userId, deviceId: context.deviceId, resource: what, result: "denied", reason, ...(context.sessionId === undefined ? {} : { sessionId: context.sessionId }) });
+    const body = this.#auditedBody(context, { action: "session.write", userId: context.userId, deviceId: context.deviceId, resource: what, result: "denied", reason, ...(context.sessionId === undefined ? {} : { sessionId: context.sessionId }) });
+    if (body !== undefined) await this.#log(body);
     return { allowed: false, reason };
   }
 
@@ -493,12 +501,29 @@ export class SecurityService {
   }
 
   async #record<D extends Decision>(context: SecurityContext, action: string, decision: D, resource: string | undefined): Promise<D | Decision> {
+    const body = this.#auditedBody(context, auditBody(context, action, decision, resource));
+    if (body === undefined) return decision;
     try {
-      await this.audit.append(auditBody(context, action, decision, resource));
+      await this.audit.append(body);
       return decision;
     } catch (err) {
       return { allowed: false, reason: `audit log unavailable: ${(err as Error).message}` };
     }
+  }
+
+  /**
+   * `body` as it is to be audited: an allowed decision as it is, a denial
+   * within {@link #denialAudits}'s allowance for its caller (saying how many
+   * went unaudited before it), or undefined for a denial held back. The
+   * caller is what was proven of it: its session, or for a peer's request or
+   * one without a session its device (a peer names the user it acts for, and
+   * could name a new one each time).
+   */
+  #auditedBody(context: SecurityContext, body: AuditBody): AuditBody | undefined {
+    if (body.result !== "denied") return body;
+    const caller = context.origin === "remote" || context.sessionId === undefined ? `device ${context.deviceId}` : `session ${context.sessionId}`;
+    const reason = this.#denialAudits(caller, body.reason ?? "");
+    return reason === undefined ? undefined : { ...body, reason };
   }
 
   async #log(body: AuditBody): Promise<void> {

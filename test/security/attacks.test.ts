@@ -109,6 +109,33 @@ describe("attack table", () => {
     expect(await refused()).toBe(22);
   });
 
+  it("a caller's flood of denied requests: a burst of 20 audited per caller, then one every 10 s saying how many went unaudited; allowed decisions all audited", async () => {
+    const { context: reader } = await login("reader", ["readonly"]);
+    const { context: other } = await login("reader", ["readonly"]);
+    const denied = async (): Promise<number> => (await service.getAuditLog({ result: "denied", userId: "reader" })).length;
+    for (let i = 0; i < 40; i++) expect((await service.authorizeTask(reader, { action: "task.submit", agentId: "shell" })).allowed).toBe(false);
+    for (let i = 0; i < 40; i++) expect((await service.authorize(reader, { action: "admin.config", permission: "admin:all" })).allowed).toBe(false);
+    for (let i = 0; i < 40; i++) expect((await service.checkWrite({ ...reader, readOnly: true }, "POST /v1/tasks")).allowed).toBe(false);
+    expect(await denied()).toBe(20);
+    // Another session of the same user has an allowance of its own: one flooding session does not hide another's denials.
+    expect((await service.authorize(other, { action: "admin.config", permission: "admin:all" })).allowed).toBe(false);
+    expect(await denied()).toBe(21);
+    clock += 10_000;
+    expect((await service.authorize(reader, { action: "admin.config", permission: "admin:all" })).allowed).toBe(false);
+    expect(await denied()).toBe(22);
+    await expectAudited({ userId: "reader", reason: /and 100 denials of this caller not audited since the last audited one/ });
+    // A peer names the user it acts for: naming a new one each time does not buy a new allowance.
+    for (let i = 0; i < 40; i++) {
+      const peer = service.contextForPeer({ userId: `user-${i}`, roles: ["admin"] }, stranger.peerId);
+      expect((await service.authorize(peer, { action: "admin.config", permission: "admin:all" })).allowed).toBe(false);
+    }
+    expect((await service.getAuditLog({ result: "denied" })).filter((e) => e.body.deviceId === stranger.peerId)).toHaveLength(20);
+    const allowed = (await service.getAuditLog({ result: "allowed", userId: "dev" })).length;
+    const { context: dev } = await login("dev", ["developer"]);
+    for (let i = 0; i < 40; i++) expect((await service.authorizeTask(dev, { action: "task.submit" })).allowed).toBe(true);
+    expect((await service.getAuditLog({ result: "allowed", userId: "dev" })).length).toBe(allowed + 41);
+  });
+
   it("readonly submitting a task", async () => {
     const { context } = await login("reader", ["readonly"]);
     const decision = await service.authorize(context, { action: "task.submit", permission: "task:submit", resource: "task-1" });
