@@ -111,6 +111,8 @@ export class SecurityService {
    * signed and replicates to every member. Allowed decisions are all audited.
    */
   readonly #denialAudits = refusalAuditSampler({ maxKeys: 4096, what: "denials of this caller", now: () => this.#now() });
+  /** Denials others recorded ({@link record}), audited by actor and action. */
+  readonly #recordedDenials = refusalAuditSampler({ maxKeys: 4096, what: "such denials", now: () => this.#now() });
 
   constructor(options: SecurityServiceOptions) {
     this.meshId = options.meshId;
@@ -145,7 +147,7 @@ export class SecurityService {
   async applySignedPolicy(policy: SignedPolicy): Promise<PolicyOutcome> {
     const outcome = this.#policies.offer(policy);
     this.#rebuild();
-    await this.#log({ action: "config.policy", userId: outcome.issuer ?? "(unknown)", result: outcome.status === "accepted" ? "allowed" : "denied", reason: `${outcome.status}: ${outcome.reason}` });
+    await this.record({ action: "config.policy", userId: outcome.issuer ?? "(unknown)", result: outcome.status === "accepted" ? "allowed" : "denied", reason: `${outcome.status}: ${outcome.reason}` });
     return outcome;
   }
 
@@ -436,7 +438,7 @@ export class SecurityService {
     const outcome = this.grants.add(bytes);
     if (this.#policies.hasSigned) this.#rebuild();
     if (outcome.status === "accepted" && from.recordAccepted === false) return outcome;
-    await this.#log({
+    await this.record({
       action: "grant.add",
       userId: outcome.actor ?? "(unknown)",
       result: outcome.status === "accepted" ? "allowed" : "denied",
@@ -451,7 +453,7 @@ export class SecurityService {
   async revokeRoleGrant(bytes: Uint8Array): Promise<GrantOutcome> {
     const outcome = this.grants.addRevocation(bytes);
     if (this.#policies.hasSigned) this.#rebuild();
-    await this.#log({
+    await this.record({
       action: "grant.revoke",
       userId: outcome.actor ?? "(unknown)",
       result: outcome.status === "accepted" ? "allowed" : "denied",
@@ -461,9 +463,20 @@ export class SecurityService {
     return outcome;
   }
 
-  /** Appends an entry for something other modules decided (pairing, trust change, config change). */
-  record(body: AuditBody): Promise<AuditEntry> {
-    return this.audit.append(body);
+  /**
+   * Appends an entry for something other modules decided (pairing, trust
+   * change, config change, a peer's statement refused). A denial is audited
+   * within a burst of 20 per actor (`userId`) and action, then one every
+   * 10 s saying how many went unaudited, and resolves undefined when held
+   * back: a member's statement of no effect (a role grant it may not make, a
+   * publication, a rename) is refused on every member, so a member signing
+   * them in a loop would have every node write an entry for each, and every
+   * entry replicates to every member.
+   */
+  async record(body: AuditBody): Promise<AuditEntry | undefined> {
+    if (body.result !== "denied") return this.audit.append(body);
+    const reason = this.#recordedDenials(`${body.action} ${body.userId}`, body.reason ?? "");
+    return reason === undefined ? undefined : this.audit.append({ ...body, reason });
   }
 
   /** Audit entries matching a filter, across this node's and replicated logs. */

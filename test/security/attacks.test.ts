@@ -201,6 +201,24 @@ describe("attack table", () => {
     await expectAudited({ action: "session.create", userId: "reader", reason: /not granted role\(s\) admin/ });
   });
 
+  it("a member's flood of statements of no effect: every node audits a burst of 20 per issuer and action, then one every 10 s saying how many went unaudited", async () => {
+    const ignored = async (issuer: string): Promise<number> => (await service.getAuditLog({ action: "grant.add", result: "denied", userId: issuer })).length;
+    for (let i = 0; i < 60; i++) expect((await service.addRoleGrant(signRoleGrant(stranger, { subject: `victim-${i}`, roles: ["admin"], meshId: MESH }))).status).toBe("ignored");
+    expect(await ignored(stranger.peerId)).toBe(20);
+    // Another issuer's refusals, and another action of the same issuer, are audited apart: the flood hides neither.
+    expect((await service.addRoleGrant(signRoleGrant(laptop, { subject: "dev", roles: ["admin"], meshId: MESH }))).status).toBe("ignored");
+    expect(await ignored(laptop.peerId)).toBe(1);
+    await service.record({ action: "device.rename", userId: stranger.peerId, deviceId: stranger.peerId, resource: laptop.peerId, result: "denied", reason: "only an admin names another device" });
+    expect((await service.getAuditLog({ action: "device.rename", userId: stranger.peerId })).length).toBe(1);
+    clock += 10_000;
+    await service.addRoleGrant(signRoleGrant(stranger, { subject: "victim-last", roles: ["admin"], meshId: MESH }));
+    expect(await ignored(stranger.peerId)).toBe(21);
+    await expectAudited({ action: "grant.add", userId: stranger.peerId, reason: /and 40 such denials not audited since the last audited one/ });
+    // What took effect is always on record.
+    for (let i = 0; i < 30; i++) expect((await service.addRoleGrant(signRoleGrant(owner, { subject: `member-${i}`, roles: ["developer"], meshId: MESH, issuedAt: clock }))).status).toBe("accepted");
+    expect((await service.getAuditLog({ action: "grant.add", result: "allowed", userId: owner.peerId })).length).toBe(34);
+  });
+
   it("a session whose role grant was revoked after it opened", async () => {
     const grant = signRoleGrant(owner, { subject: "dev3", roles: ["developer"], meshId: MESH, issuedAt: clock });
     await service.addRoleGrant(grant);
