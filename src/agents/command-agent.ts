@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from "node:path";
 import type { CommandAgentConfig } from "../config/agents-config.js";
 import { substitute } from "../config/agents-config.js";
-import { AgentUnavailableError } from "../contract/errors.js";
+import { AgentUnavailableError, InvalidInputError } from "../contract/errors.js";
 import type { AgentExecutor, Availability, ExecutionContext, ExecutionResult } from "./executor.js";
 import { scrubEnv } from "./env.js";
 import { findOnPath } from "./path-lookup.js";
@@ -29,6 +29,7 @@ export function createCommandAgent(config: CommandAgentConfig, options: CommandA
   const env = scrubEnv(options.env ?? process.env, config.env);
   const [program, ...args] = config.command;
   const timeoutMs = config.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  const operands = operandArguments(args);
   return {
     info: { id: config.id, name: config.name, description: config.description, capabilities: [...config.capabilities] },
     skills: [...(config.skills ?? [])],
@@ -46,8 +47,14 @@ export function createCommandAgent(config: CommandAgentConfig, options: CommandA
       const path = findOnPath(program, env.PATH);
       if (path === undefined) throw new AgentUnavailableError(config.id, `binary not found on PATH: ${program}`);
       const values = { input: ctx.request.input, description: ctx.request.description };
+      const argv = args.map((arg) => substitute(arg, values));
+      const option = argv.findIndex((arg, i) => operands[i] === true && arg.startsWith("-"));
+      if (option >= 0) {
+        const field = substitute(args[option]!, { input: "\0", description: "" }).includes("\0") ? "input" : "description";
+        throw new InvalidInputError(`starts with "-", which ${program} would read as an option where the agent's command gives it an operand (argument ${option + 1}): reword it, or have the agent's command give it as an option's value (--message={input}) or after "--"`, field);
+      }
       return await executeCommand(ctx, {
-        argv: [path, ...args.map((arg) => substitute(arg, values))],
+        argv: [path, ...argv],
         cwd: config.cwd === undefined ? ctx.workspace : isAbsolute(config.cwd) ? config.cwd : resolve(ctx.workspace, config.cwd),
         env,
         ...(config.input === "stdin" ? { stdin: ctx.request.input } : {}),
@@ -58,4 +65,17 @@ export function createCommandAgent(config: CommandAgentConfig, options: CommandA
       });
     },
   };
+}
+
+/**
+ * Which of `args` a task's words could turn into an option: those with a
+ * placeholder that do not start with "-" themselves (`--message={input}` is
+ * an option's value whatever it holds) and come before any "--". A program
+ * reads an argument starting with "-" as an option, so an input of
+ * `--settings={...}` or `-c key=value` given where the command puts an
+ * operand would set the agent's options for whoever may use the agent.
+ */
+function operandArguments(args: readonly string[]): boolean[] {
+  const end = args.indexOf("--");
+  return args.map((arg, i) => (end < 0 || i < end) && !arg.startsWith("-") && substitute(arg, { input: "\0", description: "\0" }).includes("\0"));
 }

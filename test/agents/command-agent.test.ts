@@ -65,6 +65,25 @@ describe("command agents", () => {
     expect(ctx.outputs).toContain("arg=-p\n");
   });
 
+  it("refuses words that would be an option where the command gives them as an operand, and runs nothing", async () => {
+    // fake-agent reads its input from stdin when its first argument is --stdin: an input of "--stdin" would change what the agent does.
+    const bare = createCommandAgent(agentConfig(["    command: [fake-agent, '{input}', 'about {description}']", "    input: arg"]), { env: { PATH: bin } });
+    const ctx = makeContext({ input: "--stdin" }, join(dir.path, "ws"));
+    const err = await bare.execute(ctx).catch((e: unknown) => e);
+    expect(hasCode(err, "INVALID_INPUT")).toBe(true);
+    expect((err as Error).message).toBe(`input: starts with "-", which fake-agent would read as an option where the agent's command gives it an operand (argument 1): reword it, or have the agent's command give it as an option's value (--message={input}) or after "--"`);
+    expect(ctx.outputs.join("")).not.toContain("arg=");
+    const described = await bare.execute(makeContext({ input: "fix", description: "-x" }, join(dir.path, "ws"))).catch((e: unknown) => e);
+    expect(described).not.toBeInstanceOf(Error);
+    const onlyDescription = createCommandAgent(agentConfig(["    command: [fake-agent, fix, '{description}']", "    input: stdin"]), { env: { PATH: bin } });
+    expect((await onlyDescription.execute(makeContext({ input: "", description: "--version" }, join(dir.path, "ws"))).catch((e: unknown) => e) as Error).message).toMatch(/^description: starts with "-"/);
+    // After "--", or as an option's own value, the same words are one argument of the agent's, as asked.
+    const ended = createCommandAgent(agentConfig(["    command: [fake-agent, --, '{input}']", "    input: arg"]), { env: { PATH: bin } });
+    expect((await ended.execute(makeContext({ input: "--stdin" }, join(dir.path, "ws")))).output).toContain("arg=--\narg=--stdin\n");
+    const valued = createCommandAgent(agentConfig(["    command: [fake-agent, '--message={input}']", "    input: arg"]), { env: { PATH: bin } });
+    expect((await valued.execute(makeContext({ input: "--stdin" }, join(dir.path, "ws")))).output).toContain("arg=--message=--stdin\n");
+  });
+
   it("writes the input to stdin and runs in a cwd relative to the workspace", async () => {
     mkdirSync(join(dir.path, "ws", "repo"));
     const agent = createCommandAgent(agentConfig(["    command: [fake-agent, --stdin]", "    input: stdin", "    cwd: repo"]), {
