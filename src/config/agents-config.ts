@@ -159,19 +159,53 @@ export function substitute(arg: string, values: Readonly<Record<Placeholder, str
  * (a member's or a workflow step's words) code of the agent.
  */
 const CODE_ARGUMENTS: ReadonlyArray<{ program: RegExp; option: RegExp }> = [
-  { program: /^(sh|bash|dash|zsh|ksh|mksh|ash|busybox)$/, option: /^-[A-Za-z]*c[A-Za-z]*$/ },
+  { program: /^(sh|bash|dash|zsh|ksh|mksh|ash|busybox|fish|pwsh|powershell)$/, option: /^(-[A-Za-z]*c[A-Za-z]*|-Command|-command)$/ },
   { program: /^python[0-9.]*$/, option: /^-[A-Za-z]*c$/ },
-  { program: /^(node|nodejs|deno|bun)$/, option: /^(-e|--eval|-p|--print)$/ },
+  { program: /^(node|nodejs|deno|bun)$/, option: /^(-e|--eval|-p|--print|eval)$/ },
   { program: /^(perl|ruby)$/, option: /^-[A-Za-z]*[eE]$/ },
+  { program: /^(php)$/, option: /^-r$/ },
+  { program: /^(lua[0-9.]*|luajit|Rscript|osascript|tclsh|expect)$/, option: /^(-e|-c)$/ },
 ];
 
-/** The index in `args` of an argument a program runs as code, if it holds a placeholder. */
-function placeholderInCode(program: string, args: readonly string[]): number | undefined {
-  const name = basename(program);
-  const rule = CODE_ARGUMENTS.find((r) => r.program.test(name));
-  if (rule === undefined) return undefined;
-  const at = args.findIndex((arg, i) => i > 0 && rule.option.test(args[i - 1]!) && substitute(arg, { input: "\0", description: "\0" }).includes("\0"));
-  return at < 0 ? undefined : at;
+/** awk and its kin run their first operand as their program (unless -f names a file). */
+const AWK = /^(awk|gawk|mawk|nawk|busybox)$/;
+/** Options of awk whose value is the next argument. */
+const AWK_VALUE_OPTIONS = new Set(["-v", "-F", "-f"]);
+/** Options of ssh whose value is the next argument: every argument after the destination is a command the remote shell runs. */
+const SSH_VALUE_OPTIONS = /^-[BbcDEeFIiJLlmOopQRSWw]$/;
+
+const holdsPlaceholder = (arg: string): boolean => substitute(arg, { input: "\0", description: "\0" }).includes("\0");
+
+/**
+ * The index in `args` of an argument some program of the command runs as
+ * code, if it holds a placeholder. Any argument naming an interpreter counts,
+ * not only the program: a wrapper (`env`, `timeout 60`, `nice`, `sudo`,
+ * `xargs`, `find -exec`) runs the interpreter named in its arguments.
+ */
+function placeholderInCode(program: string, args: readonly string[]): { at: number; what: string } | undefined {
+  const names = [program, ...args].map((a) => basename(a));
+  for (let p = 0; p < names.length; p++) {
+    // The arguments of the program at `p` of the command: index i of them is index p + i of `args`.
+    const rest = args.slice(p);
+    const rule = CODE_ARGUMENTS.find((r) => r.program.test(names[p]!));
+    if (rule !== undefined) {
+      const at = rest.findIndex((arg, i) => i > 0 && rule.option.test(rest[i - 1]!) && holdsPlaceholder(arg));
+      if (at >= 0) return { at: p + at, what: `the code of ${names[p]} ${rest[at - 1]}` };
+    }
+    if (AWK.test(names[p]!) && !(names[p] === "busybox" && rest[0] !== "awk")) {
+      const operands = names[p] === "busybox" ? rest.slice(1) : rest;
+      const shift = rest.length - operands.length;
+      if (operands.includes("-f")) continue;
+      const at = operands.findIndex((arg, i) => !arg.startsWith("-") && !AWK_VALUE_OPTIONS.has(operands[i - 1] ?? ""));
+      if (at >= 0 && holdsPlaceholder(operands[at]!)) return { at: p + shift + at, what: `the program of ${names[p]}` };
+    }
+    if (names[p] === "ssh") {
+      const destination = rest.findIndex((arg, i) => !arg.startsWith("-") && !SSH_VALUE_OPTIONS.test(rest[i - 1] ?? ""));
+      const at = destination < 0 ? -1 : rest.findIndex((arg, i) => i > destination && holdsPlaceholder(arg));
+      if (at >= 0) return { at: p + at, what: "the command ssh has the remote shell run" };
+    }
+  }
+  return undefined;
 }
 
 function commandAgent(source: YamlSource, index: number, raw: unknown): CommandAgentConfig {
@@ -201,7 +235,7 @@ function commandAgent(source: YamlSource, index: number, raw: unknown): CommandA
   }
   const code = placeholderInCode(program, args);
   if (code !== undefined) {
-    throw configErrorAt(source, [...path, "command", code + 1], `a placeholder in the code ${basename(program)} runs (after ${args[code - 1]}) would run a task's input as that code: pass it as an argument of its own ([sh, -c, 'tool "$1"', sh, '{input}']) or use input: stdin`);
+    throw configErrorAt(source, [...path, "command", code.at + 1], `a placeholder in ${code.what} would run a task's input as that code: pass it as an argument of its own ([sh, -c, 'tool "$1"', sh, '{input}']) or use input: stdin`);
   }
   if (agent.input === "arg" && !args.some((arg) => substitute(arg, { input: "\0", description: "" }).includes("\0"))) {
     throw configErrorAt(source, [...path, "command"], "input: arg needs an {input} placeholder in the arguments");

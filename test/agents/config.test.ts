@@ -88,10 +88,25 @@ describe("agents configuration", () => {
     ["bash -lc, by its path", "[/bin/bash, -lc, 'echo {description}']", 2],
     ["python3 -c", "[python3, -c, 'print(\"{input}\")']", 2],
     ["node -e", "[node, --no-warnings, -e, 'run(`{input}`)']", 3],
+    ["sh -c behind timeout", "[timeout, '60', sh, -c, 'tool {input}']", 4],
+    ["python3 -c behind env", "[env, FOO=1, /usr/bin/python3, -c, '{input}']", 4],
+    ["sh -c run by find -exec", "[find, ., -exec, sh, -c, 'echo {input}', ';']", 5],
+    ["awk's program", "[awk, -F, ',', '{{print \"{input}\"}}']", 3],
+    ["the remote command of ssh", "[ssh, -p, '22', builder, 'make {description}']", 4],
+    ["php -r", "[php, -r, 'echo \"{input}\";']", 2],
   ])("refuses a placeholder in the code of %s, naming the argument", (_what, command, at) => {
     const err = configError(() => parseAgentsConfig(["agents:", "  - id: x", "    name: X", "    description: d", "    capabilities: [c]", `    command: ${command}`, "    input: arg"].join("\n"), RUNTIME));
     expect(err.key).toBe(`agents[0].command[${at}]`);
     expect(err.message).toMatch(/would run a task's input as that code: pass it as an argument of its own/);
+  });
+
+  it.each([
+    ["a file awk reads", "[awk, '{{print}}', '{input}']"],
+    ["an awk variable's value", "[awk, -v, 'x={input}', '{{print x}}']"],
+    ["a program behind timeout", "[timeout, '60', claude, -p, --, '{input}']"],
+    ["the destination of ssh, alone", "[ssh, '{input}']"],
+  ])("takes a placeholder as %s", (_what, command) => {
+    expect(() => parseAgentsConfig(["agents:", "  - id: x", "    name: X", "    description: d", "    capabilities: [c]", `    command: ${command}`, "    input: arg"].join("\n"), RUNTIME)).not.toThrow();
   });
 
   it("takes a placeholder given to a shell's code as an argument of its own, and literal braces in the code", () => {
