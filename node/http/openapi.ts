@@ -420,8 +420,8 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       [`${HTTP_API_PREFIX}/session`]: {
         get: {
           operationId: "getSession",
-          summary: "The caller: user, roles and which writes it may make (submit, cancel, approve, admin); unaudited, for hiding what would be refused",
-          responses: { "200": json({ type: "object", properties: { userId: { type: "string" }, roles: { type: "array", items: { type: "string" } }, may: { type: "object", additionalProperties: { type: "boolean" } } }, required: ["userId", "roles", "may"] }, "Session"), ...errorResponses(401) },
+          summary: "The caller: user, roles, whether the session is read-only, and which writes it may make (submit, cancel, approve, admin); unaudited, for hiding what would be refused and naming the session the dashboard shows",
+          responses: { "200": json({ type: "object", properties: { userId: { type: "string" }, roles: { type: "array", items: { type: "string" } }, readOnly: { type: "boolean" }, may: { type: "object", additionalProperties: { type: "boolean" } } }, required: ["userId", "roles", "readOnly", "may"] }, "Session"), ...errorResponses(401) },
         },
       },
       [`${HTTP_API_PREFIX}/mesh`]: {

@@ -120,6 +120,7 @@ export function securityHttpHooks(
     permissionsOf: (ctx) => ({
       userId: ctx.userId,
       roles: [...ctx.roles],
+      readOnly: ctx.readOnly === true,
       // The dashboard shows a read-only session no write it would be refused.
       may: {
         submit: ctx.readOnly !== true && service.checkPermission(ctx, "task:submit").allowed,

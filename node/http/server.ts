@@ -67,6 +67,8 @@ export interface AccessDecision {
 export interface SessionPermissions {
   userId: string;
   roles: string[];
+  /** The session may only read: the dashboard says so beside the user, so no one types into it expecting to act. */
+  readOnly: boolean;
   may: Record<"submit" | "cancel" | "approve" | "admin", boolean>;
 }
 
@@ -505,7 +507,7 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
       api.get("/session", async (request) => {
         const ctx = ctxOf(request);
         const all = { submit: true, cancel: true, approve: true, admin: true };
-        return options.permissionsOf?.(ctx) ?? { userId: options.subjectOf?.(ctx) ?? "http", roles: [], may: all };
+        return options.permissionsOf?.(ctx) ?? { userId: options.subjectOf?.(ctx) ?? "http", roles: [], readOnly: false, may: all };
       });
 
       api.get("/status", async (request) => {

@@ -55,7 +55,7 @@ export function authorize(ctx: TestCtx, action: HttpAction, resource: HttpResour
 /** What `GET /v1/session` answers, from the same table as {@link authorize}. */
 export function permissionsOf(ctx: TestCtx): SessionPermissions {
   const may = (action: HttpAction): boolean => authorize(ctx, action, { type: "runtime" }).allowed;
-  return { userId: ctx.userId, roles: [...ctx.roles], may: { submit: may("task:submit"), cancel: may("task:cancel"), approve: may("task:approve"), admin: may("admin:all") } };
+  return { userId: ctx.userId, roles: [...ctx.roles], readOnly: false, may: { submit: may("task:submit"), cancel: may("task:cancel"), approve: may("task:approve"), admin: may("admin:all") } };
 }
 
 /** Starts the real server on 127.0.0.1:0 with the test's auth. */
