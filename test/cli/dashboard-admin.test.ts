@@ -9,6 +9,7 @@ import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseInvite } from "../../identity/index.js";
 import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
+import { openLoginLink } from "../helpers/dashboard.js";
 import { eventually } from "../helpers/mesh.js";
 import { SCREENSHOTS } from "../helpers/screenshots.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -73,7 +74,7 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
   const asAdmin = async (view: string): Promise<Page> => {
     const page = await browser.newPage();
     await page.setViewport({ width: 1200, height: 900 });
-    await page.goto((await runCli(["ui", "--url", httpUrl], homeA.path)).stdout.trim());
+    await openLoginLink(page, (await runCli(["ui", "--url", httpUrl], homeA.path)).stdout.trim());
     await page.waitForSelector("nav[role=tablist]");
     await page.goto(`${httpUrl}/#${view}`);
     return page;
@@ -209,7 +210,7 @@ describe.skipIf(CHROMIUM === undefined)("dashboard admin views against real node
     await page.click("::-p-text(Log out)");
     // Logged out for certain (the login form shown) before the link is opened: the link only changes the fragment of this page.
     await page.waitForSelector("#token");
-    await page.goto((await runCli(["ui", "--url", httpUrl], homeA.path)).stdout.trim());
+    await openLoginLink(page, (await runCli(["ui", "--url", httpUrl], homeA.path)).stdout.trim());
     await page.waitForFunction(`/: admin/.test(document.getElementById("whoami")?.textContent ?? "")`);
     await page.goto(`${httpUrl}/#task/${taskId}`);
     // Cancel is disabled until the task has loaded: click it once the page shows the task running.

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import puppeteer, { type Browser } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertBuilt, runCli, startCli } from "../helpers/cli.js";
+import { openLoginLink } from "../helpers/dashboard.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
@@ -54,7 +55,7 @@ describe("coderclaw ui against a real node started with --http", () => {
     it("a task submitted from the CLI appears live; cancelled in the UI, the CLI sees it cancelled; a workflow shows its step graph as it runs; the queue says why a task waits", async () => {
       const page = await browser.newPage();
       const link = (await runCli(["ui", "--url", httpUrl], home.path)).stdout.trim();
-      await page.goto(link);
+      await openLoginLink(page, link);
       await page.waitForSelector("table[aria-label=Tasks]");
       const submitted = await runCli(["task", "submit", "60000", "--agent", "sleep", "--route", "local"], home.path);
       expect(submitted.code, submitted.stderr).toBe(0);

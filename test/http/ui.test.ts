@@ -10,6 +10,7 @@ import type { CoderClawNode } from "../../node/index.js";
 import type { TaskState } from "../../src/contract/types.js";
 import { httpWorkflows } from "../../node/workflows/http-workflows.js";
 import { checkWorkflow } from "../../src/workflows/index.js";
+import { openLoginLink } from "../helpers/dashboard.js";
 import { startNodes } from "../helpers/mesh.js";
 import { SCREENSHOTS } from "../helpers/screenshots.js";
 import { TOKENS, eventually, request, startServer } from "./helpers.js";
@@ -147,7 +148,7 @@ describe.skipIf(CHROMIUM === undefined)("dashboard in Chromium", () => {
   it("logs in with a one-time link, shows a task appear live, and cancels it", async () => {
     const page = await open();
     const link = await request(server.url, "POST", "/ui/login-link", { token: TOKENS.alice });
-    await page.goto(`${server.url}/#login=${(link.body as { code: string }).code}`);
+    await openLoginLink(page, `${server.url}/#login=${(link.body as { code: string }).code}`);
     await page.waitForSelector("table[aria-label=Tasks]");
     const id = await engine.startManual("s-alice");
     await page.waitForSelector(`tr[data-task="${id}"]`, { timeout: 10_000 });
