@@ -311,7 +311,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       [`${HTTP_API_PREFIX}/approvals`]: {
         get: {
           operationId: "listApprovals",
-          summary: "Approval requests this node's workflows wait on (steps with `approval: required`), oldest first",
+          summary: "Approval requests this node's workflows wait on (steps with `approval: required`), oldest first: all of them to a caller that may decide them (`task:approve`, not read-only) or holds `admin:all`, to any other those of workflows it may read (its session's)",
           responses: { "200": json({ type: "object", properties: { approvals: { type: "array", items: approval } }, required: ["approvals"] }, "Open requests"), ...errorResponses(401, 403) },
         },
       },
@@ -336,7 +336,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       [`${HTTP_API_PREFIX}/approvals/events`]: {
         get: {
           operationId: "streamApprovals",
-          summary: "Server-sent events: an `update` with `{seq, type, approval}` for each open request (`open`), one `{seq, type: \"synced\"}` once they are all sent, then as requests are `asked` and `decided`",
+          summary: "Server-sent events: an `update` with `{seq, type, approval}` for each open request (`open`), one `{seq, type: \"synced\"}` once they are all sent, then as requests are `asked` and `decided`; the requests the caller may see, as `/approvals` lists them",
           responses: { "200": { description: "An event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errorResponses(401, 403) },
         },
       },

@@ -32,7 +32,7 @@ import { buildOpenApiDocument } from "./openapi.js";
 import { writeSseStream } from "./sse.js";
 import { createSlots } from "../../src/util/slots.js";
 import { isLoopbackHost } from "../../src/util/loopback.js";
-import { registerWorkflowRoutes, type HttpWorkflows, type WorkflowResource } from "./workflow-routes.js";
+import { registerWorkflowRoutes, workflowResource, type HttpWorkflows, type WorkflowResource } from "./workflow-routes.js";
 import { registerTaskApprovalRoutes, type TaskApprovalRouteDeps } from "./task-approval-routes.js";
 import { registerApprovalRoutes } from "./approval-routes.js";
 import { registerAdminRoutes, type HttpNodeAdmin } from "./admin-routes.js";
@@ -145,7 +145,9 @@ export interface HttpServerOptions<TAuth> {
   admin?: HttpNodeAdmin;
   /**
    * What the caller may do, unaudited, for `GET /v1/session` (the dashboard hides
-   * what would be refused; the server still refuses it).
+   * what would be refused; the server still refuses it). A caller that `may.approve`
+   * is also shown every approval request; any other, those of what it may read.
+   * Absent: `authorize(ctx, "task:approve")` decides that.
    */
   permissionsOf?: (ctx: TAuth) => SessionPermissions;
   /** Serves `GET /v1/audit`; the route answers 404 when absent. */
@@ -448,28 +450,41 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
         await openSse(reply, (signal) => adapter.streamTaskUpdates(task.id, { ...(afterSeq === undefined ? {} : { afterSeq }), signal }));
       });
 
+      // Whether the caller may decide approval requests, unaudited: it decides what their listings show.
+      const mayDecide = async (request: FastifyRequest): Promise<boolean> => options.permissionsOf?.(ctxOf(request)).may.approve ?? (await authorize(ctxOf(request), "task:approve", { type: "task" })).allowed;
+
       if (options.workflows !== undefined) {
+        const workflows = options.workflows;
+        // A workflow is its starting session's as a task is: the same unaudited check filters both listings.
+        const mayReadWorkflow = async (request: FastifyRequest, workflow: WorkflowResource): Promise<boolean> => {
+          const ctx = ctxOf(request);
+          const { id, sessionId } = workflow;
+          const decision = options.canReadTask === undefined ? await authorize(ctx, "task:read", workflow) : await options.canReadTask(ctx, { type: "task", id, ...(sessionId !== undefined && { sessionId }) });
+          return decision.allowed;
+        };
         registerWorkflowRoutes(api, {
-          workflows: options.workflows,
+          workflows,
           check,
-          // A workflow is its starting session's as a task is: the same unaudited check filters both listings.
-          mayRead: async (request, workflow) => {
-            const ctx = ctxOf(request);
-            const { id, sessionId } = workflow;
-            const decision = options.canReadTask === undefined ? await authorize(ctx, "task:read", workflow) : await options.canReadTask(ctx, { type: "task", id, ...(sessionId !== undefined && { sessionId }) });
-            return decision.allowed;
-          },
+          mayRead: mayReadWorkflow,
           starterOf: (request) => {
             const sessionId = options.sessionIdOf?.(ctxOf(request));
             return { subject: options.subjectOf?.(ctxOf(request)) ?? "http", ...(sessionId !== undefined && { sessionId }) };
           },
           stream: (reply, records) => openSse(reply, records),
         });
-        if (options.workflows.approvals !== undefined) {
+        if (workflows.approvals !== undefined) {
           registerApprovalRoutes(api, {
-            approvals: options.workflows.approvals,
+            approvals: workflows.approvals,
             check,
             subjectOf: (request) => options.subjectOf?.(ctxOf(request)) ?? "http",
+            viewerOf: (request) => ({
+              seesAll: () => mayDecide(request),
+              ownerOf: async (a) => {
+                const record = await workflows.get(a.workflowId);
+                return record === undefined ? undefined : workflowResource(record);
+              },
+              mayRead: (owner) => mayReadWorkflow(request, { ...owner, type: "workflow" }),
+            }),
             stream: (reply, events) => openSse(reply, events),
           });
         }

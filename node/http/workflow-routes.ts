@@ -52,7 +52,7 @@ export interface WorkflowResource {
 }
 
 /** The resource of `record` for {@link WorkflowRouteDeps.check}. */
-function workflowResource(record: WorkflowRecord): WorkflowResource {
+export function workflowResource(record: WorkflowRecord): WorkflowResource {
   const sessionId = record.startedBy?.sessionId;
   return { type: "workflow", id: record.id, ...(sessionId !== undefined && { sessionId }) };
 }

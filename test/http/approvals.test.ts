@@ -27,14 +27,17 @@ describe("approvals over HTTP", () => {
   const post = (path: string, token: string, body: unknown = {}) => request(server.url, "POST", path, { token, body: JSON.stringify(body), headers: { "content-type": "application/json" } });
 
   it("lists a waiting request, streams it asked and decided, refuses a developer's decision and takes an admin's", async () => {
-    const sse = openSse(server.url, "/v1/approvals/events", TOKENS.reader);
+    // An approver's stream: a reader sees only the requests of workflows it may read (test/http/approval-owner.test.ts).
+    const sse = openSse(server.url, "/v1/approvals/events", TOKENS.admin);
     // The stream is up (its list of what was open is whole) before anything is asked: else the request comes as open, not asked.
     await eventually(() => sse.frames.some((f) => f.event === "update" && (JSON.parse(f.data) as { type: string }).type === "synced"), 10_000, "the stream synced");
     const { id } = await node.workflows.startChecked(GATED, "v1");
     await eventually(() => node.workflows.approvals().length === 1, 10_000, "the request asked");
-    const listed = await request(server.url, "GET", "/v1/approvals", { token: TOKENS.reader });
-    const [open] = (listed.body as { approvals: OpenApproval[] }).approvals;
+    const listed = async (token: string): Promise<OpenApproval[]> => ((await request(server.url, "GET", "/v1/approvals", { token })).body as { approvals: OpenApproval[] }).approvals;
+    const [open] = await listed(TOKENS.admin);
     expect(open).toMatchObject({ workflowId: id, stepId: "ship" });
+    // Started by the node's owner, the workflow is no session's: a reader may not read it, nor see its request.
+    expect(await listed(TOKENS.reader)).toEqual([]);
 
     const refused = await post(`/v1/approvals/${open!.request.id}/approve`, TOKENS.alice, { reason: "mine" });
     expect(refused.status).toBe(403);
