@@ -343,14 +343,14 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       [`${HTTP_API_PREFIX}/task-approvals`]: {
         get: {
           operationId: "listTaskApprovals",
-          summary: "Tasks that a policy rule (`approval: required` on an agent, skill or role) holds for a decision, anywhere in the mesh, oldest first",
+          summary: "Tasks that a policy rule (`approval: required` on an agent, skill or role) holds for a decision, anywhere in the mesh, oldest first: all of them to a caller that may decide them (`task:approve`, not read-only) or holds `admin:all`, to any other those of tasks it may read (its session's)",
           responses: { "200": json({ type: "object", properties: { approvals: { type: "array", items: taskApproval } }, required: ["approvals"] }, "Open requests"), ...errorResponses(401, 403) },
         },
       },
       [`${HTTP_API_PREFIX}/task-approvals/events`]: {
         get: {
           operationId: "streamTaskApprovals",
-          summary: "Server-sent events over task approvals, as `/approvals/events` (`open`, `synced`, `asked`, `decided`), each `approval` a task approval request",
+          summary: "Server-sent events over task approvals, as `/approvals/events` (`open`, `synced`, `asked`, `decided`), each `approval` a task approval request; the requests the caller may see, as `/task-approvals` lists them",
           responses: { "200": { description: "An event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errorResponses(401, 403) },
         },
       },

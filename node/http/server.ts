@@ -35,6 +35,9 @@ import { isLoopbackHost } from "../../src/util/loopback.js";
 import { registerWorkflowRoutes, workflowResource, type HttpWorkflows, type WorkflowResource } from "./workflow-routes.js";
 import { registerTaskApprovalRoutes, type TaskApprovalRouteDeps } from "./task-approval-routes.js";
 import { registerApprovalRoutes } from "./approval-routes.js";
+import type { ApprovalStreamEvent, RequestOwner, RequestViewer } from "./approval-stream.js";
+import type { TaskApprovalView } from "../approvals/task-approvals.js";
+import type { OpenApproval } from "../../src/workflows/index.js";
 import { registerAdminRoutes, type HttpNodeAdmin } from "./admin-routes.js";
 import { registerUiRoutes } from "./ui-routes.js";
 import { registerUploadRoutes, type HttpCodeUploads } from "./upload-routes.js";
@@ -452,6 +455,13 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
 
       // Whether the caller may decide approval requests, unaudited: it decides what their listings show.
       const mayDecide = async (request: FastifyRequest): Promise<boolean> => options.permissionsOf?.(ctxOf(request)).may.approve ?? (await authorize(ctxOf(request), "task:approve", { type: "task" })).allowed;
+      /** What the routes of workflow steps' and tasks' approvals share: a caller is shown the requests of what it may read (`ownerOf` each), or all when it may decide them. */
+      const approvalRouteDeps = <T>(ownerOf: (approval: T) => Promise<RequestOwner | undefined>, mayRead: (request: FastifyRequest, owner: RequestOwner) => Promise<boolean>) => ({
+        check,
+        subjectOf: (request: FastifyRequest) => options.subjectOf?.(ctxOf(request)) ?? "http",
+        viewerOf: (request: FastifyRequest): RequestViewer<T> => ({ seesAll: () => mayDecide(request), ownerOf, mayRead: (owner) => mayRead(request, owner) }),
+        stream: (reply: FastifyReply, events: (signal: AbortSignal) => AsyncIterable<ApprovalStreamEvent<T>>) => openSse(reply, events),
+      });
 
       if (options.workflows !== undefined) {
         const workflows = options.workflows;
@@ -473,25 +483,21 @@ export async function createHttpServer<TAuth>(options: HttpServerOptions<TAuth>)
           stream: (reply, records) => openSse(reply, records),
         });
         if (workflows.approvals !== undefined) {
-          registerApprovalRoutes(api, {
-            approvals: workflows.approvals,
-            check,
-            subjectOf: (request) => options.subjectOf?.(ctxOf(request)) ?? "http",
-            viewerOf: (request) => ({
-              seesAll: () => mayDecide(request),
-              ownerOf: async (a) => {
-                const record = await workflows.get(a.workflowId);
-                return record === undefined ? undefined : workflowResource(record);
-              },
-              mayRead: (owner) => mayReadWorkflow(request, { ...owner, type: "workflow" }),
-            }),
-            stream: (reply, events) => openSse(reply, events),
-          });
+          const ownerOf = async (a: OpenApproval): Promise<RequestOwner | undefined> => {
+            const record = await workflows.get(a.workflowId);
+            return record === undefined ? undefined : workflowResource(record);
+          };
+          registerApprovalRoutes(api, { approvals: workflows.approvals, ...approvalRouteDeps(ownerOf, (request, owner) => mayReadWorkflow(request, { ...owner, type: "workflow" })) });
         }
       }
 
       if (options.taskApprovals !== undefined) {
-        registerTaskApprovalRoutes(api, { approvals: options.taskApprovals, check, subjectOf: (request) => options.subjectOf?.(ctxOf(request)) ?? "http", stream: (reply, events) => openSse(reply, events) });
+        // The task's session as a read of the task finds it: another member's task is asked of its holder.
+        const ownerOf = async (a: TaskApprovalView): Promise<RequestOwner | undefined> => {
+          const task = await adapter.getTaskState(a.taskId);
+          return task === null ? undefined : { id: task.id, sessionId: task.sessionId };
+        };
+        registerTaskApprovalRoutes(api, { approvals: options.taskApprovals, ...approvalRouteDeps(ownerOf, async (request, owner) => (await canRead(ctxOf(request), { ...owner, type: "task" })).allowed) });
       }
 
       api.get("/agents", async (request) => {

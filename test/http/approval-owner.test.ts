@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeStatement } from "../../identity/index.js";
+import type { TaskApprovalView } from "../../node/approvals/task-approvals.js";
 import type { CoderClawNode } from "../../node/create-node.js";
 import { createHttpServer, securityHttpHooks, type HttpServer } from "../../node/http/index.js";
 import { httpWorkflows } from "../../node/workflows/http-workflows.js";
@@ -115,6 +116,23 @@ describe("approval requests over HTTP are shown to who may read or decide them",
       keyOf: (a) => a.workflowId,
       decidePath: (a) => `/v1/approvals/${a.request.id}/approve`,
       done: async (id) => expect((await node.workflows.wait(id)).status).toBe("completed"),
+    });
+  }, 60_000);
+
+  it("a task a policy holds for a decision: seen by its session and an approver, by no read-only session", async () => {
+    await onlyOwnerAndApproverSee<TaskApprovalView>({
+      path: "/v1/task-approvals",
+      ask: async () => {
+        const submitted = await post("/v1/tasks?route=local", tokens.alice, { description: "held", input: "hi", agentId: "echo" });
+        expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+        return (submitted.body as { id: string }).id;
+      },
+      keyOf: (t) => t.taskId,
+      decidePath: (t) => `/v1/task-approvals/${t.taskId}/approve`,
+      done: async (id) => {
+        for await (const _ of node.adapter.streamTaskUpdates(id));
+        expect(await node.adapter.getTaskState(id)).toMatchObject({ status: "completed", output: "hi" });
+      },
     });
   }, 60_000);
 });

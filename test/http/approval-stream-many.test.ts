@@ -34,7 +34,8 @@ describe("approvals stream with very many open requests", () => {
   });
 
   it("sends every open request, then synced, and stays open", async () => {
-    const sse = openSse(server.url, "/v1/task-approvals/events", TOKENS.reader);
+    // An approver's stream, which sends every request as listed (a reader's looks up each one's task).
+    const sse = openSse(server.url, "/v1/task-approvals/events", TOKENS.admin);
     await eventually(() => sse.frames.some((f) => f.event !== "update" || f.data.includes('"synced"')), 60_000, "synced or an error");
     await new Promise((r) => setTimeout(r, 200));
     sse.cut();
