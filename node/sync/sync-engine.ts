@@ -122,6 +122,8 @@ export async function createSyncEngine(options: SyncEngineOptions): Promise<Sync
   let neighboursTimer: ReturnType<typeof setTimeout> | undefined;
   // Sessions open and close in bursts (a node joining, a partition): the peer lists go out once it settles.
   const neighboursChanged = (): void => {
+    // Sessions end while the engine stops, after its timer was cleared: none is set then.
+    if (stopped) return;
     neighboursTimer ??= setTimeout(() => {
       neighboursTimer = undefined;
       if (stopped) return;
