@@ -83,9 +83,18 @@ describe("coderclaw ui against a real node started with --http", () => {
       const reason = await page.$eval(`tr[data-task="${queuedId}"] td:nth-child(6)`, (td) => td.textContent);
       expect(reason).toMatch(/gpu/);
 
+      // A spent link says so, and the tab keeps its session: sending someone a used link does not log them out.
+      const stored = (): Promise<string | null> => page.evaluate(`sessionStorage.getItem("coderclaw.token")`) as Promise<string | null>;
+      const held = await stored();
       await page.goto(link);
-      await page.waitForSelector("form.login [role=alert]");
-      expect(await page.$eval("form.login [role=alert]", (e) => e.textContent)).toMatch(/already used/);
+      await page.waitForSelector("#link-notice");
+      expect(await page.$eval("#link-notice", (e) => e.textContent)).toMatch(/already used/);
+      expect(await stored()).toBe(held);
+      expect(held).not.toBeNull();
+      await page.waitForSelector("#whoami");
+      await page.goto(`${httpUrl}/#queue`);
+      await page.waitForSelector(`tr[data-task="${queuedId}"]`, { timeout: 15_000 });
+      expect(await page.$("#link-notice")).toBeNull();
       await page.close();
     }, 90_000);
   });

@@ -65,11 +65,17 @@ function App() {
   // A login link opened in a tab that already shows the dashboard changes only the fragment; the tab enters
   // the link's session only once the person has seen whose it is and said so (LinkPrompt).
   useEffect(() => {
-    if (!hash.startsWith("#login=")) return;
+    // A notice about a link, shown over the dashboard, goes once the person moves on.
+    if (!hash.startsWith("#login=")) {
+      if (sessionStorage.getItem(TOKEN_KEY)) setMessage("");
+      return;
+    }
     setLinking(true);
+    // A link that does not work (used, expired, made up) leaves the tab's own session as it was: anyone could
+    // otherwise log a person out by sending them a spent link.
     offerFromLink(sessionStorage.getItem(TOKEN_KEY))
       .then(setOffer)
-      .catch((err) => { keep(null); setMessage(err.message); })
+      .catch((err) => setMessage(err.message))
       .finally(() => setLinking(false));
   }, [hash]);
   const session = useMemo(() => token && {
@@ -90,7 +96,7 @@ function App() {
       ? html`<${Dashboard} key=${token} route=${route} session=${session} may=${who?.may ?? NOTHING} />`
       : html`<${Login} message=${message} onToken=${(value) => { setMessage(""); keep(value); }} />`;
   return html`<header><h1>CoderClaw</h1>${session && html`<${WhoAmI} who=${who} error=${error} /><button type="button" onClick=${logout}>Log out</button>`}</header>
-    <main aria-live="polite">${linking ? null : content}</main>`;
+    <main aria-live="polite">${session && !offer && message ? html`<p id="link-notice" role="alert" class="error">${message}</p>` : null}${linking ? null : content}</main>`;
 }
 
 render(html`<${App} />`, document.getElementById("app"));
