@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from "node:path";
 import type { CommandAgentConfig } from "../config/agents-config.js";
-import { substitute } from "../config/agents-config.js";
+import { holdsPlaceholder, substitute } from "../config/agents-config.js";
 import { AgentUnavailableError, InvalidInputError } from "../contract/errors.js";
 import type { AgentExecutor, Availability, ExecutionContext, ExecutionResult } from "./executor.js";
 import { scrubEnv } from "./env.js";
@@ -50,7 +50,7 @@ export function createCommandAgent(config: CommandAgentConfig, options: CommandA
       const argv = args.map((arg) => substitute(arg, values));
       const option = argv.findIndex((arg, i) => operands[i] === true && arg.startsWith("-"));
       if (option >= 0) {
-        const field = substitute(args[option]!, { input: "\0", description: "" }).includes("\0") ? "input" : "description";
+        const field = holdsPlaceholder(args[option]!, "input") ? "input" : "description";
         throw new InvalidInputError(`starts with "-", which ${program} would read as an option where the agent's command gives it an operand (argument ${option + 1}): reword it, or have the agent's command give it as an option's value (--message={input}) or after "--"`, field);
       }
       return await executeCommand(ctx, {
@@ -77,5 +77,5 @@ export function createCommandAgent(config: CommandAgentConfig, options: CommandA
  */
 function operandArguments(args: readonly string[]): boolean[] {
   const end = args.indexOf("--");
-  return args.map((arg, i) => (end < 0 || i < end) && !arg.startsWith("-") && substitute(arg, { input: "\0", description: "\0" }).includes("\0"));
+  return args.map((arg, i) => (end < 0 || i < end) && !arg.startsWith("-") && holdsPlaceholder(arg));
 }

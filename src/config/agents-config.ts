@@ -174,7 +174,10 @@ const AWK_VALUE_OPTIONS = new Set(["-v", "-F", "-f"]);
 /** Options of ssh whose value is the next argument: every argument after the destination is a command the remote shell runs. */
 const SSH_VALUE_OPTIONS = /^-[BbcDEeFIiJLlmOopQRSWw]$/;
 
-const holdsPlaceholder = (arg: string): boolean => substitute(arg, { input: "\0", description: "\0" }).includes("\0");
+/** Whether `arg` holds the placeholder `{name}`, or any placeholder when `name` is not given (`{{input}}` is literal text, and holds none). */
+export function holdsPlaceholder(arg: string, name?: Placeholder): boolean {
+  return substitute(arg, { input: name === "description" ? "" : "\0", description: name === "input" ? "" : "\0" }).includes("\0");
+}
 
 /**
  * The index in `args` of an argument some program of the command runs as
@@ -237,7 +240,7 @@ function commandAgent(source: YamlSource, index: number, raw: unknown): CommandA
   if (code !== undefined) {
     throw configErrorAt(source, [...path, "command", code.at + 1], `a placeholder in ${code.what} would run a task's input as that code: pass it as an argument of its own ([sh, -c, 'tool "$1"', sh, '{input}']) or use input: stdin`);
   }
-  if (agent.input === "arg" && !args.some((arg) => substitute(arg, { input: "\0", description: "" }).includes("\0"))) {
+  if (agent.input === "arg" && !args.some((arg) => holdsPlaceholder(arg, "input"))) {
     throw configErrorAt(source, [...path, "command"], "input: arg needs an {input} placeholder in the arguments");
   }
   const env: EnvGrant = agent.env === undefined ? {} : Array.isArray(agent.env) ? { pass: agent.env } : { set: agent.env };
