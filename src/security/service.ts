@@ -474,9 +474,8 @@ export class SecurityService {
    * entry replicates to every member.
    */
   async record(body: AuditBody): Promise<AuditEntry | undefined> {
-    if (body.result !== "denied") return this.audit.append(body);
-    const reason = this.#recordedDenials(`${body.action} ${body.userId}`, body.reason ?? "");
-    return reason === undefined ? undefined : this.audit.append({ ...body, reason });
+    const audited = withinAllowance(this.#recordedDenials, `${body.action} ${body.userId}`, body);
+    return audited === undefined ? undefined : this.audit.append(audited);
   }
 
   /** Audit entries matching a filter, across this node's and replicated logs. */
@@ -533,10 +532,8 @@ export class SecurityService {
    * could name a new one each time).
    */
   #auditedBody(context: SecurityContext, body: AuditBody): AuditBody | undefined {
-    if (body.result !== "denied") return body;
     const caller = context.origin === "remote" || context.sessionId === undefined ? `device ${context.deviceId}` : `session ${context.sessionId}`;
-    const reason = this.#denialAudits(caller, body.reason ?? "");
-    return reason === undefined ? undefined : { ...body, reason };
+    return withinAllowance(this.#denialAudits, caller, body);
   }
 
   async #log(body: AuditBody): Promise<void> {
@@ -545,9 +542,20 @@ export class SecurityService {
 
   /** A refused token's entry, within the allowance of its origin; the next one audited says how many went unaudited meanwhile. */
   async #logRefusal(origin: RequestOrigin, body: AuditBody & { reason: string }): Promise<void> {
-    const reason = this.#refusalAudits(origin, body.reason);
-    if (reason !== undefined) await this.#log({ ...body, reason });
+    const audited = withinAllowance(this.#refusalAudits, origin, body);
+    if (audited !== undefined) await this.#log(audited);
   }
+}
+
+/**
+ * `body` as it is to be audited: anything but a denial as it is; a denial
+ * within `sample`'s allowance for `key`, its reason saying how many went
+ * unaudited before it; undefined for one held back.
+ */
+function withinAllowance(sample: (key: string, reason: string) => string | undefined, key: string, body: AuditBody): AuditBody | undefined {
+  if (body.result !== "denied") return body;
+  const reason = sample(key, body.reason ?? "");
+  return reason === undefined ? undefined : { ...body, reason };
 }
 
 function resourceOf(request: AccessRequest): string | undefined {
