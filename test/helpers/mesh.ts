@@ -1,7 +1,9 @@
 import type { Stream } from "@libp2p/interface";
 import { createBuiltinRegistry } from "../../src/agents/builtin.js";
 import type { AgentExecutor } from "../../src/agents/executor.js";
+import { decodeStatement } from "../../identity/index.js";
 import { createNode, type CoderClawNode, type NodeOptions } from "../../node/create-node.js";
+import { signRoleGrant } from "../../src/security/index.js";
 import { tempDir } from "./temp-dir.js";
 
 /** Nodes on 127.0.0.1 in this process, with temp homes and mDNS off; `stop()` removes everything. */
@@ -69,4 +71,14 @@ export async function openRawStream(from: CoderClawNode, to: CoderClawNode, prot
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+}
+
+/**
+ * A session on `node` for `subject` holding `roles`: the node (its mesh's
+ * founder, so an admin) signs the grant into its statement set, as `coderclaw
+ * roles grant` does, then opens the session. Answers its bearer token.
+ */
+export async function grantedSession(node: CoderClawNode, subject: string, roles: readonly string[], options: { readOnly?: boolean } = {}): Promise<string> {
+  await node.membership.add([decodeStatement(signRoleGrant(node.identity, { subject, roles: [...roles], meshId: node.membership.meshId! }))]);
+  return (await node.security.current.createSession(subject, node.peerId, roles, options)).token;
 }

@@ -1,12 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeStatement } from "../../identity/index.js";
 import type { TaskApprovalView } from "../../node/approvals/task-approvals.js";
 import type { CoderClawNode } from "../../node/create-node.js";
 import { createHttpServer, securityHttpHooks, type HttpServer } from "../../node/http/index.js";
 import { httpWorkflows } from "../../node/workflows/http-workflows.js";
-import { signRoleGrant } from "../../src/security/index.js";
 import type { OpenApproval, WorkflowRecord } from "../../src/workflows/index.js";
-import { eventually, startNodes } from "../helpers/mesh.js";
+import { eventually, grantedSession, startNodes } from "../helpers/mesh.js";
 import { openSse, request, type RawFrame } from "./helpers.js";
 
 const json = { "content-type": "application/json" };
@@ -41,8 +39,7 @@ describe("approval requests over HTTP are shown to who may read or decide them",
     await node.security.signPolicy("repo", policy.join("\n"));
     const service = node.security.current;
     for (const [who, role, readOnly] of [["alice", "developer", false], ["bob", "readonly", true], ["carol", "approver", false]] as const) {
-      await node.membership.add([decodeStatement(signRoleGrant(node.identity, { subject: who, roles: [role], meshId: node.membership.meshId! }))]);
-      tokens[who] = (await service.createSession(who, node.peerId, [role], { readOnly })).token;
+      tokens[who] = await grantedSession(node, who, [role], { readOnly });
     }
     server = await createHttpServer({ adapter: node.adapter, workflows: httpWorkflows(node.workflows, node.core.store), taskApprovals: node.taskApprovals, ...securityHttpHooks(service, { deviceId: node.peerId }) });
   }, 60_000);

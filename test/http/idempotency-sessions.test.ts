@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeStatement } from "../../identity/index.js";
 import type { CoderClawNode } from "../../node/create-node.js";
 import { createHttpServer, securityHttpHooks, type HttpServer } from "../../node/http/index.js";
 import type { TaskState } from "../../src/contract/types.js";
-import { signRoleGrant } from "../../src/security/index.js";
-import { eventually, startNodes } from "../helpers/mesh.js";
+import { eventually, grantedSession, startNodes } from "../helpers/mesh.js";
 import { request } from "./helpers.js";
 
 /**
@@ -31,8 +29,7 @@ describe("idempotency keys over HTTP stay within the caller's session", () => {
     await member.membership.add(a.membership.statements());
     await eventually(() => member.security.current.grants.rolesOf(member.peerId).size > 0, 15_000, "the member's grants");
     for (const subject of ["x", "y"]) {
-      await a.membership.add([decodeStatement(signRoleGrant(a.identity, { subject, roles: ["developer"], meshId: a.membership.meshId! }))]);
-      tokens[subject] = (await a.security.current.createSession(subject, a.peerId, ["developer"])).token;
+      tokens[subject] = await grantedSession(a, subject, ["developer"]);
     }
     server = await createHttpServer({ adapter: a.adapter, ...securityHttpHooks(a.security.current, { deviceId: a.peerId }) });
   }, 60_000);

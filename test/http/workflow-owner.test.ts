@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeStatement } from "../../identity/index.js";
 import type { CoderClawNode } from "../../node/create-node.js";
 import { createHttpServer, securityHttpHooks, type HttpServer } from "../../node/http/index.js";
 import { httpWorkflows } from "../../node/workflows/http-workflows.js";
-import { signRoleGrant } from "../../src/security/index.js";
 import { parseWorkflowFile, type WorkflowRecord } from "../../src/workflows/index.js";
-import { startNodes } from "../helpers/mesh.js";
+import { grantedSession, startNodes } from "../helpers/mesh.js";
 import { openSse, request } from "./helpers.js";
 
 const json = { "content-type": "application/json" };
@@ -30,8 +28,7 @@ describe("workflows over HTTP belong to the session that started them", () => {
     await node.createMesh("workflow-owner");
     const service = node.security.current;
     for (const [who, roles] of [["alice", ["developer"]], ["bob", ["developer"]], ["root", ["admin"]]] as const) {
-      await node.membership.add([decodeStatement(signRoleGrant(node.identity, { subject: who, roles: [...roles], meshId: node.membership.meshId! }))]);
-      tokens[who === "root" ? "admin" : who] = (await service.createSession(who, node.peerId, [...roles])).token;
+      tokens[who === "root" ? "admin" : who] = await grantedSession(node, who, roles);
     }
     server = await createHttpServer({ adapter: node.adapter, workflows: httpWorkflows(node.workflows, node.core.store), ...securityHttpHooks(service, { deviceId: node.peerId }) });
   }, 60_000);
