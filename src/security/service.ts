@@ -466,7 +466,8 @@ export class SecurityService {
   /**
    * Appends an entry for something other modules decided (pairing, trust
    * change, config change, a peer's statement refused). A denial is audited
-   * within a burst of 20 per actor (`userId`) and action, then one every
+   * within a burst of 20 per actor (`userId`; all actors that are no device
+   * of the mesh count as one) and action, then one every
    * 10 s saying how many went unaudited, and resolves undefined when held
    * back: a member's statement of no effect (a role grant it may not make, a
    * publication, a rename) is refused on every member, so a member signing
@@ -474,7 +475,10 @@ export class SecurityService {
    * entry replicates to every member.
    */
   async record(body: AuditBody): Promise<AuditEntry | undefined> {
-    const audited = withinAllowance(this.#recordedDenials, `${body.action} ${body.userId}`, body);
+    // An actor that is no device of the mesh (a key made for the purpose, as many as anyone likes) would otherwise
+    // bring a fresh allowance each: all of them share one per action.
+    const actor = this.#deviceStanding(body.userId, undefined).level === "untrusted" ? "(no device of the mesh)" : body.userId;
+    const audited = withinAllowance(this.#recordedDenials, `${body.action} ${actor}`, body);
     return audited === undefined ? undefined : this.audit.append(audited);
   }
 

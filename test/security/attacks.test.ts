@@ -210,10 +210,15 @@ describe("attack table", () => {
     expect(await ignored(laptop.peerId)).toBe(1);
     await service.record({ action: "device.rename", userId: stranger.peerId, deviceId: stranger.peerId, resource: laptop.peerId, result: "denied", reason: "only an admin names another device" });
     expect((await service.getAuditLog({ action: "device.rename", userId: stranger.peerId })).length).toBe(1);
+    // Keys made for the purpose, one per statement, are no devices of the mesh: they share the stranger's allowance, and bring none of their own.
+    for (let i = 0; i < 40; i++) expect((await service.addRoleGrant(signRoleGrant(generateSigner(), { subject: `victim-${i}`, roles: ["admin"], meshId: MESH }))).status).toBe("ignored");
+    const fromNoDevice = async (): Promise<number> => (await service.getAuditLog({ action: "grant.add", result: "denied" })).filter((e) => e.body.userId !== laptop.peerId).length;
+    expect(await fromNoDevice()).toBe(20);
     clock += 10_000;
     await service.addRoleGrant(signRoleGrant(stranger, { subject: "victim-last", roles: ["admin"], meshId: MESH }));
     expect(await ignored(stranger.peerId)).toBe(21);
-    await expectAudited({ action: "grant.add", userId: stranger.peerId, reason: /and 40 such denials not audited since the last audited one/ });
+    await expectAudited({ action: "grant.add", userId: stranger.peerId, reason: /and 80 such denials not audited since the last audited one/ });
+    expect(await fromNoDevice()).toBe(21);
     // What took effect is always on record.
     for (let i = 0; i < 30; i++) expect((await service.addRoleGrant(signRoleGrant(owner, { subject: `member-${i}`, roles: ["developer"], meshId: MESH, issuedAt: clock }))).status).toBe("accepted");
     expect((await service.getAuditLog({ action: "grant.add", result: "allowed", userId: owner.peerId })).length).toBe(34);
